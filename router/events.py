@@ -1,0 +1,154 @@
+"""The one event schema: what producers (risk, router, executor) write and every consumer reads.
+
+Every struct is strict: decoding a record with an unknown field, a missing field or a wrong type is an
+error, never a silent default (DESIGN rule 2). Optional values are explicit ``None`` and still required
+in the encoded form, so a consumer can tell "not applicable" from "forgotten".
+
+Units are in the names: ``_bps`` basis points, ``_usd`` quote currency, ``_ns`` nanoseconds since the
+epoch, ``_ms`` milliseconds. Costs are signed so that positive is worse for us.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+Side = Literal["buy", "sell"]
+PositionSide = Literal["BOTH", "LONG", "SHORT"]
+Liquidity = Literal["maker", "taker"]
+RoutedAs = Literal["maker", "taker", "mixed", "unfilled"]
+Outcome = Literal["filled", "partial", "unfilled", "rejected"]
+
+SCHEMA_VERSION = 1
+
+
+class _Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every journaled type: immutable, keyword-only, unknown fields rejected."""
+
+
+class Intent(_Record):
+    """An order intent from the trading system, before sizing.
+
+    ``size_hint_usd`` is what the strategy would like; the sizer decides the gross. ``position_side``
+    is ``BOTH`` in one-way mode and ``LONG``/``SHORT`` in hedge mode.
+    """
+
+    intent_id: str
+    symbol: str
+    side: Side
+    size_hint_usd: float
+    tier: str
+    strategy: str
+    reduce_only: bool
+    close_position: bool
+    position_side: PositionSide
+    ts_ns: int
+
+
+class Fill(_Record):
+    """One execution, as the venue reported it; ``trade_id`` makes a fill countable exactly once."""
+
+    trade_id: str
+    client_order_id: str
+    price: float
+    qty: float
+    fee_usd: float
+    liquidity: Liquidity
+    ts_ns: int
+
+
+class RouterEvent(_Record):
+    """The single outcome of routing one order: what was decided, by which policy, and what it cost.
+
+    ``arm`` and ``propensity`` are the logging policy's choice and the probability it had of making it
+    (1.0 for a deterministic policy); ``route_propensity`` is the probability of the maker/taker start
+    given the arm (taker bias). Without them there is no off-policy evaluation.
+    ``slippage_bps`` is the signed distance of the average fill price from the arrival mid (positive =
+    paid more than mid when buying, received less when selling); ``cost_bps`` adds fees (rebates
+    negative). All three are ``None`` only when nothing filled.
+    """
+
+    schema_version: int
+    intent_id: str
+    symbol: str
+    side: Side
+    qty: float
+    reduce_only: bool
+    arrival_bid: float
+    arrival_ask: float
+    arrival_mid: float
+    arrival_ts_ns: int
+    policy_id: str
+    policy_version: int
+    arm: str
+    maker_offset_bps: float
+    taker_bias: float
+    propensity: float
+    route_propensity: float
+    started_maker: bool
+    is_maker_final: bool
+    used_fallback: bool
+    routed_as: RoutedAs
+    outcome: Outcome
+    reprice_count: int
+    cancel_count: int
+    post_only_reject_count: int
+    fills: tuple[Fill, ...]
+    filled_qty: float
+    avg_price: float | None
+    slippage_bps: float | None
+    fees_bps: float | None
+    cost_bps: float | None
+    time_to_fill_ms: float | None
+    realized_pnl_usd: float | None
+    error: str | None
+    finished_ts_ns: int
+
+
+class VetoReason(_Record):
+    """Why a check refused an order: a stable code, the configured threshold and what was observed.
+
+    ``threshold`` is read from config at the moment of the check, never typed into the code, so the
+    message always matches the limit in force (``trade_gt_equity_cap`` with 0.15 and 0.18).
+    """
+
+    code: str
+    threshold: float | str | None
+    observed: float | str | None
+    detail: str
+
+
+class VetoEvent(_Record):
+    """An intent refused before routing, with every reason and the context the decision saw."""
+
+    schema_version: int
+    intent: Intent
+    reasons: tuple[VetoReason, ...]
+    context: dict[str, Any]
+    ts_ns: int
+
+
+class TradeRecord(_Record):
+    """One line per intent for per-trade review: from suggested size to realized PnL."""
+
+    schema_version: int
+    intent_id: str
+    symbol: str
+    tier: str
+    suggested_gross_usd: float
+    clamped_gross_usd: float
+    veto_reasons: tuple[VetoReason, ...]
+    filled_qty: float
+    avg_price: float | None
+    fees_usd: float
+    realized_pnl_usd: float | None
+    ts_ns: int
+
+
+Event = RouterEvent | VetoEvent | TradeRecord
+EVENT_TYPES: dict[str, type[RouterEvent] | type[VetoEvent] | type[TradeRecord]] = {
+    "router": RouterEvent,
+    "veto": VetoEvent,
+    "trade": TradeRecord,
+}

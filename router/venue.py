@@ -1,0 +1,141 @@
+"""The venue protocol: the only surface the router speaks, whether the venue is simulated or live.
+
+Exchange quirks (Binance's GTX time-in-force, hedge-mode ``positionSide``, ``closePosition``) live in
+the adapters' mappings, never in routing logic. Errors are mapped once into the small hierarchy below.
+Time is a venue concern too: the simulated venue's clock advances by replaying the market, the live
+venue's clock is the wall clock, and the router only ever calls ``clock.now_ns()`` and
+``clock.sleep_until(ns)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from router.events import Fill, PositionSide, Side
+
+OrderType = Literal["limit", "market"]
+OrderStatus = Literal["open", "partially_filled", "filled", "canceled", "rejected", "expired"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"filled", "canceled", "rejected", "expired"})
+
+
+@dataclass(frozen=True, slots=True)
+class TopOfBook:
+    """Best bid and ask with their sizes, as of ``ts_ns``."""
+
+    symbol: str
+    bid: float
+    bid_qty: float
+    ask: float
+    ask_qty: float
+    ts_ns: int
+
+    @property
+    def mid(self) -> float:
+        return 0.5 * (self.bid + self.ask)
+
+    @property
+    def spread_bps(self) -> float:
+        return (self.ask - self.bid) / self.mid * 1e4
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A new order. ``client_order_id`` is the idempotency key: the same id is never sent twice.
+
+    ``price`` is required for limit orders and must be ``None`` for market orders. ``post_only``
+    makes a limit order maker-or-reject. ``position_side`` is ``BOTH`` in one-way mode.
+    """
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: float
+    order_type: OrderType
+    price: float | None
+    post_only: bool
+    reduce_only: bool
+    close_position: bool
+    position_side: PositionSide
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """The venue's view of one order. ``fills`` is every fill so far (cumulative, each once)."""
+
+    client_order_id: str
+    symbol: str
+    status: OrderStatus
+    qty: float
+    filled_qty: float
+    price: float | None
+    fills: tuple[Fill, ...]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class VenueError(Exception):
+    """Base of every error a venue raises; adapters map exchange errors into these."""
+
+
+class PostOnlyRejected(VenueError):
+    """A post-only order would have crossed the book at arrival and was refused."""
+
+
+class RateLimited(VenueError):
+    """The venue asked us to slow down; ``retry_after_s`` is its hint when it gave one."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class VenueTimeout(VenueError):
+    """No answer in time: the order may or may not exist; resolve by querying the client order id."""
+
+
+class InsufficientMargin(VenueError):
+    """The account cannot carry the order."""
+
+
+class BelowMinNotional(VenueError):
+    """The order is smaller than the venue accepts."""
+
+
+class OrderNotFound(VenueError):
+    """The venue has no order with that client order id."""
+
+
+class VenueUnavailable(VenueError):
+    """The connection to the venue is down."""
+
+
+class Clock(Protocol):
+    """Time as the router sees it: simulated (replay advances) or wall clock."""
+
+    def now_ns(self) -> int: ...
+
+    def sleep_until(self, ts_ns: int) -> None: ...
+
+
+class Venue(Protocol):
+    """What the router needs of a market: the touch, orders, cancels and order status."""
+
+    name: str
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def top_of_book(self, symbol: str) -> TopOfBook: ...
+
+    def place_order(self, request: OrderRequest) -> OrderState: ...
+
+    def cancel_order(self, symbol: str, client_order_id: str) -> OrderState:
+        """Cancel and return the final state; fills that landed before the cancel are in it."""
+        ...
+
+    def fetch_order(self, symbol: str, client_order_id: str) -> OrderState: ...
+
+    def open_orders(self, symbol: str | None) -> tuple[OrderState, ...]: ...
