@@ -1,0 +1,6 @@
+"""Configuration: default files and the strict loader. Holds no trading code."""
+
+from config.loader import ConfigError, ConfigIssue, load_config, snapshot
+from config.models import ConfigBundle
+
+__all__ = ["ConfigBundle", "ConfigError", "ConfigIssue", "load_config", "snapshot"]

@@ -1,0 +1,274 @@
+"""Strict loading of a configuration directory: every problem is reported with its file and key path.
+
+The load runs in three passes and reports everything it finds, not just the first error:
+1. JSON parse with duplicate-key detection at any depth (``json`` keeps the last duplicate silently);
+2. typed decoding with msgspec (unknown keys, missing keys, wrong types, out-of-range values);
+3. cross-file checks (sizing floors vs min notional, tiers, symbols, arm grid vs policy bounds,
+   concurrency defined in one place only).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from config.models import ConfigBundle, RiskLimits, RouterConfig, StrategyConfig, TunerConfig
+
+DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
+FILES: dict[str, type[msgspec.Struct]] = {
+    "risk_limits.json": RiskLimits,
+    "strategy_config.json": StrategyConfig,
+    "router.json": RouterConfig,
+    "tuner.json": TunerConfig,
+}
+CONCURRENCY_HOME = ("risk_limits.json", "max_concurrent_positions")
+_CONCURRENCY_KEY = re.compile(r"concurren", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem: the file, the key path inside it (``$`` is the root) and what is wrong."""
+
+    file: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.path}: {self.message}"
+
+
+class ConfigError(ValueError):
+    """A configuration directory that must not be traded on; ``issues`` lists every problem."""
+
+    def __init__(self, issues: Iterable[ConfigIssue]) -> None:
+        self.issues = tuple(issues)
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {issue}" for issue in self.issues))
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """Object pairs as parsed, kept in order so duplicates survive until they are reported."""
+
+
+def _parse_json(text: str) -> Any:
+    return json.loads(text, object_pairs_hook=_Pairs)
+
+
+def _find_duplicates(node: Any, path: str) -> list[str]:
+    found: list[str] = []
+    if isinstance(node, _Pairs):
+        seen: set[str] = set()
+        for key, value in node:
+            if key in seen:
+                found.append(f"{path}.{key}")
+            seen.add(key)
+            found.extend(_find_duplicates(value, f"{path}.{key}"))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found.extend(_find_duplicates(item, f"{path}[{index}]"))
+    return found
+
+
+def _to_plain(node: Any) -> Any:
+    if isinstance(node, _Pairs):
+        return {key: _to_plain(value) for key, value in node}
+    if isinstance(node, list):
+        return [_to_plain(item) for item in node]
+    return node
+
+
+_AT = re.compile(r"^(?P<message>.*) - at `(?P<path>[^`]*)`$", re.DOTALL)
+
+
+def _split_msgspec_error(error: msgspec.ValidationError) -> tuple[str, str]:
+    match = _AT.match(str(error))
+    if match is None:
+        return "$", str(error)
+    return match["path"], match["message"]
+
+
+def _lookup(node: Any, path: str) -> Any:
+    for part in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path.removeprefix("$")):
+        key, index = part
+        node = node[key] if key else node[int(index)]
+    return node
+
+
+def _name_dict_keys(raw: dict[str, Any], model: type[msgspec.Struct], path: str, message: str) -> str:
+    """Replace msgspec's ``[...]`` (a dict entry it does not name) by the offending key."""
+    while "[...]" in path:
+        prefix, rest = path.split("[...]", 1)
+        container = _lookup(raw, prefix)
+        culprit = None
+        for key in container:
+            probe = json.loads(json.dumps(raw))
+            narrowed = _lookup(probe, prefix)
+            for other in list(narrowed):
+                if other != key:
+                    del narrowed[other]
+            try:
+                msgspec.convert(probe, model, strict=True)
+            except msgspec.ValidationError as error:
+                if _split_msgspec_error(error)[1] == message:
+                    culprit = key
+                    break
+        if culprit is None:
+            return path
+        path = f"{prefix}.{culprit}{rest}"
+    return path
+
+
+def _decode(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, list[ConfigIssue]]:
+    try:
+        return msgspec.convert(raw, model, strict=True), []
+    except msgspec.ValidationError as error:
+        path, message = _split_msgspec_error(error)
+        if isinstance(raw, dict):
+            path = _name_dict_keys(raw, model, path, message)
+        return None, [ConfigIssue(file, path, message)]
+
+
+def _concurrency_keys(node: Any, path: str) -> list[str]:
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if _CONCURRENCY_KEY.search(key):
+                found.append(f"{path}.{key}")
+            found.extend(_concurrency_keys(value, f"{path}.{key}"))
+    return found
+
+
+def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
+    path = directory / file
+    if not path.is_file():
+        return None, [ConfigIssue(file, "$", f"missing file (looked for {path})")]
+    try:
+        parsed = _parse_json(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return None, [ConfigIssue(file, "$", f"not valid JSON: {error}")]
+    issues = [ConfigIssue(file, dup, "duplicate key") for dup in _find_duplicates(parsed, "$")]
+    return _to_plain(parsed), issues
+
+
+def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
+    """Consistency between files: what each file alone cannot know."""
+    risk, strategy, router, tuner = bundle.risk, bundle.strategy, bundle.router, bundle.tuner
+    issues: list[ConfigIssue] = []
+    universe = strategy.universe
+    for symbol, entry in universe.items():
+        where = f"$.universe.{symbol}"
+        if entry.tier not in risk.tier_caps:
+            issues.append(ConfigIssue("strategy_config.json", f"{where}.tier",
+                                      f"tier {entry.tier!r} has no entry in risk_limits.json tier_caps"))
+        bucket = strategy.sizing.buckets.get(entry.tier)
+        if bucket is None:
+            issues.append(ConfigIssue("strategy_config.json", f"{where}.tier",
+                                      f"tier {entry.tier!r} has no sizing bucket in $.sizing.buckets"))
+        elif bucket.floor_usd < risk.min_notional_usd(symbol):
+            issues.append(ConfigIssue(
+                "strategy_config.json", f"$.sizing.buckets.{entry.tier}.floor_usd",
+                f"sizing floor {bucket.floor_usd} USD is below the min_notional "
+                f"{risk.min_notional_usd(symbol)} USD that applies to {symbol} (risk_limits.json)"))
+    for name, bucket in strategy.sizing.buckets.items():
+        if bucket.floor_usd > bucket.cap_usd:
+            issues.append(ConfigIssue("strategy_config.json", f"$.sizing.buckets.{name}",
+                                      f"floor_usd {bucket.floor_usd} exceeds cap_usd {bucket.cap_usd}"))
+    for section, overrides in (("min_notional.per_symbol_usd", risk.min_notional.per_symbol_usd),
+                               ("leverage.per_symbol", risk.leverage.per_symbol)):
+        for symbol in overrides:
+            if symbol not in universe:
+                issues.append(ConfigIssue("risk_limits.json", f"$.{section}.{symbol}",
+                                          f"{symbol} is not in strategy_config.json universe"))
+    for symbol, entry in universe.items():
+        if entry.market != "spot" and entry.quote not in router.close_position_quotes:
+            issues.append(ConfigIssue(
+                "router.json", "$.close_position_quotes",
+                f"{symbol} is quoted in {entry.quote}, which is not listed: "
+                "its positions could not be closed"))
+        if entry.market not in router.sim_venue.fees:
+            issues.append(ConfigIssue("router.json", "$.sim_venue.fees",
+                                      f"no fee schedule for market {entry.market!r} of {symbol}"))
+    issues.extend(_policy_bound_issues(router))
+    issues.extend(_arm_grid_issues(router, tuner))
+    if tuner.reward_band.min_cost_bps >= tuner.reward_band.max_cost_bps:
+        issues.append(ConfigIssue("tuner.json", "$.reward_band", "min_cost_bps must be below max_cost_bps"))
+    return issues
+
+
+def _policy_bound_issues(router: RouterConfig) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    bounds = router.policy_bounds
+    for knob in msgspec.structs.fields(bounds):
+        band = getattr(bounds, knob.name)
+        if band.min > band.max:
+            issues.append(ConfigIssue("router.json", f"$.policy_bounds.{knob.name}", "min exceeds max"))
+            continue
+        value = getattr(router.static_policy, knob.name)
+        if not band.min <= value <= band.max:
+            issues.append(ConfigIssue("router.json", f"$.static_policy.{knob.name}",
+                                      f"{value} is outside policy_bounds [{band.min}, {band.max}]"))
+    if router.static_policy.min_spread_bps >= router.static_policy.max_spread_bps:
+        issues.append(ConfigIssue("router.json", "$.static_policy.min_spread_bps",
+                                  "must be below max_spread_bps"))
+    return issues
+
+
+def _arm_grid_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    offsets, biases = router.policy_bounds.maker_offset_bps, router.policy_bounds.taker_bias
+    for values, name, band in ((tuner.arms.maker_offsets_bps, "maker_offsets_bps", offsets),
+                               (tuner.arms.taker_biases, "taker_biases", biases)):
+        if not values:
+            issues.append(ConfigIssue("tuner.json", f"$.arms.{name}", "must list at least one value"))
+        if len(set(values)) != len(values):
+            issues.append(ConfigIssue("tuner.json", f"$.arms.{name}", "duplicate values"))
+        for index, value in enumerate(values):
+            if not band.min <= value <= band.max:
+                issues.append(ConfigIssue(
+                    "tuner.json", f"$.arms.{name}[{index}]",
+                    f"{value} is outside router.json policy_bounds [{band.min}, {band.max}]"))
+    return issues
+
+
+def load_config(directory: Path | str | None = None) -> ConfigBundle:
+    """Load and check a configuration directory (the embedded defaults when ``None``).
+
+    Raises ``ConfigError`` listing every problem found, each with its file and key path.
+    """
+    root = DEFAULTS_DIR if directory is None else Path(directory)
+    if not root.is_dir():
+        raise ConfigError([ConfigIssue(str(root), "$", "not a directory")])
+    issues: list[ConfigIssue] = []
+    decoded: dict[str, Any] = {}
+    for file, model in FILES.items():
+        raw, read_issues = _read(root, file)
+        issues.extend(read_issues)
+        if raw is None:
+            continue
+        if file != CONCURRENCY_HOME[0]:
+            issues.extend(
+                ConfigIssue(file, key, f"concurrency is defined in one place only: "
+                                       f"{CONCURRENCY_HOME[0]} $.{CONCURRENCY_HOME[1]}")
+                for key in _concurrency_keys(raw, "$"))
+        value, decode_issues = _decode(file, raw, model)
+        issues.extend(decode_issues)
+        decoded[file] = value
+    if issues:
+        raise ConfigError(issues)
+    bundle = ConfigBundle(risk=decoded["risk_limits.json"], strategy=decoded["strategy_config.json"],
+                          router=decoded["router.json"], tuner=decoded["tuner.json"])
+    cross_issues = cross_check(bundle)
+    if cross_issues:
+        raise ConfigError(cross_issues)
+    return bundle
+
+
+def snapshot(bundle: ConfigBundle) -> dict[str, Any]:
+    """Plain-data copy of the whole configuration, for MLflow params and journals."""
+    return {file.removesuffix(".json"): msgspec.to_builtins(getattr(bundle, attr))
+            for file, attr in zip(FILES, ("risk", "strategy", "router", "tuner"), strict=True)}

@@ -1,0 +1,304 @@
+"""Typed models of the four configuration files: every threshold the system trades on lives here.
+
+Each model is strict (unknown keys rejected, every key required, ranges declared next to the field),
+so a typo or a forgotten knob is a load error rather than a silent default. Fractions are written as
+fractions (0.15 means 15 %), basis points carry ``_bps``, money ``_usd``, durations ``_s`` / ``_ms``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+Fraction = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
+Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+PositiveUsd = Annotated[float, msgspec.Meta(gt=0.0)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0.0)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+Bps = Annotated[float, msgspec.Meta(ge=-1000.0, le=1000.0)]
+Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9_]+$")]
+Leverage = Annotated[float, msgspec.Meta(ge=1.0, le=125.0)]
+
+
+class Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every config section: immutable, all keys required, unknown keys rejected."""
+
+
+# --- risk_limits.json ---------------------------------------------------------------------------
+
+
+class NavFreshness(Model):
+    """How old the NAV may be before orders are refused (fail closed) or only flagged."""
+
+    max_age_s: Annotated[float, msgspec.Meta(gt=0.0)]
+    fail_closed_when_stale: bool
+
+
+class MinNotional(Model):
+    """Smallest order the venue accepts, with per-symbol overrides."""
+
+    default_usd: PositiveUsd
+    per_symbol_usd: dict[Symbol, PositiveUsd]
+
+
+class SymbolCaps(Model):
+    """Per-symbol limits: exposure as a share of NAV and of total gross, and the drawdown cap."""
+
+    max_nav_pct: Fraction
+    notional_share_cap: Fraction
+    max_drawdown_pct: Fraction
+
+
+class TierCap(Model):
+    """Gross exposure of all symbols of one tier, as a share of NAV."""
+
+    max_nav_pct: Fraction
+
+
+class LeverageCaps(Model):
+    """Gross exposure over NAV, globally and per symbol."""
+
+    max_global: Leverage
+    per_symbol: dict[Symbol, Leverage]
+
+
+class CircuitBreakers(Model):
+    """Realized losses (fractions of NAV) after which no new exposure is opened."""
+
+    daily_loss_pct: Fraction
+    weekly_loss_pct: Fraction
+
+
+class Cooldowns(Model):
+    """How long a symbol stays closed to new exposure after a stop."""
+
+    after_stop_s: NonNegative
+
+
+class RiskLimits(Model):
+    """``risk_limits.json``: the limits ``risk.check_order`` enforces; the one home of concurrency."""
+
+    nav: NavFreshness
+    min_notional: MinNotional
+    max_order_notional_usd: PositiveUsd
+    trade_equity_cap_pct: Fraction
+    max_trade_nav_pct: Fraction
+    symbol_caps: SymbolCaps
+    tier_caps: dict[str, TierCap]
+    max_concurrent_positions: PositiveInt
+    max_gross_exposure_nav: Annotated[float, msgspec.Meta(gt=0.0, le=125.0)]
+    leverage: LeverageCaps
+    circuit_breakers: CircuitBreakers
+    cooldowns: Cooldowns
+    max_trades_per_symbol_per_hour: PositiveInt
+    restricted_symbols: tuple[Symbol, ...]
+
+    def min_notional_usd(self, symbol: str) -> float:
+        """The venue floor that applies to ``symbol``."""
+        return self.min_notional.per_symbol_usd.get(symbol, self.min_notional.default_usd)
+
+    def max_leverage(self, symbol: str) -> float:
+        """The tighter of the global and the symbol's leverage cap."""
+        return min(self.leverage.max_global, self.leverage.per_symbol.get(symbol, self.leverage.max_global))
+
+
+# --- strategy_config.json -----------------------------------------------------------------------
+
+Market = Literal["usdm", "spot", "cm"]
+
+
+class UniverseEntry(Model):
+    """A tradable instrument under our name: its venue symbol, risk tier, quote currency and market.
+
+    Our names are unique across markets (``BTCUSDT`` the perpetual, ``BTCUSDT_SPOT`` the spot pair);
+    ``venue_symbol`` is what the exchange calls it.
+    """
+
+    venue_symbol: str
+    tier: str
+    quote: str
+    market: Market
+
+
+class SizingBucket(Model):
+    """Per-tier sizing: the floor must clear the venue's min notional (checked at load)."""
+
+    floor_usd: PositiveUsd
+    cap_usd: PositiveUsd
+
+
+class Sizing(Model):
+    """How the sizer turns a size hint into a gross: a share of NAV, clamped to the tier's bucket."""
+
+    base_nav_pct: Fraction
+    buckets: dict[str, SizingBucket]
+
+
+class Screener(Model):
+    """Signal gates before sizing: the order book must lean with the trade by at least the gate."""
+
+    orderbook_imbalance_gate: Probability
+    require_imbalance_alignment: bool
+
+
+class StrategyConfig(Model):
+    """``strategy_config.json``: the universe, sizing buckets and screener gates."""
+
+    universe: dict[Symbol, UniverseEntry]
+    sizing: Sizing
+    screener: Screener
+
+
+# --- router.json --------------------------------------------------------------------------------
+
+FallbackMode = Literal["taker", "repost", "cancel"]
+PositionMode = Literal["hedge", "one_way"]
+
+
+class Range(Model):
+    """Inclusive bounds for one policy knob."""
+
+    min: float
+    max: float
+
+
+class PolicyBounds(Model):
+    """The box every RouterPolicy (static or learned) must stay inside."""
+
+    maker_offset_bps: Range
+    taker_bias: Range
+    maker_ttl_ms: Range
+    reprice_attempts: Range
+    reprice_step_bps: Range
+    max_taker_slippage_bps: Range
+
+
+class StaticPolicy(Model):
+    """The policy the router runs before (or without) the tuner."""
+
+    maker_first: bool
+    maker_offset_bps: Bps
+    taker_bias: Probability
+    maker_ttl_ms: Annotated[float, msgspec.Meta(gt=0.0)]
+    reprice_attempts: NonNegativeInt
+    reprice_step_bps: NonNegative
+    post_only_retry_limit: NonNegativeInt
+    fallback_mode: FallbackMode
+    max_taker_slippage_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+    min_spread_bps: NonNegative
+    max_spread_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+
+
+class FeeSchedule(Model):
+    """Maker and taker fees of one market (a rebate is a negative maker fee)."""
+
+    maker_fee_bps: Bps
+    taker_fee_bps: Bps
+
+
+class SimVenueSettings(Model):
+    """The simulated venue: latencies and each market's fees."""
+
+    order_entry_latency_ms: NonNegative
+    cancel_latency_ms: NonNegative
+    fees: dict[Market, FeeSchedule]
+
+
+class RouterConfig(Model):
+    """``router.json``: policy bounds, the static policy, position mode and closable quotes."""
+
+    position_mode: PositionMode
+    close_position_quotes: tuple[str, ...]
+    policy_bounds: PolicyBounds
+    static_policy: StaticPolicy
+    sim_venue: SimVenueSettings
+
+
+# --- tuner.json ---------------------------------------------------------------------------------
+
+LearnerName = Literal["thompson", "ucb", "epsilon_greedy", "linucb"]
+
+
+class ArmGridConfig(Model):
+    """The arms every symbol's learner chooses among: the product of offsets and taker biases."""
+
+    maker_offsets_bps: tuple[float, ...]
+    taker_biases: tuple[Probability, ...]
+
+
+class RewardBand(Model):
+    """Costs outside this band are absurd: rejected and counted, never learned."""
+
+    min_cost_bps: float
+    max_cost_bps: float
+
+
+class DriftConfig(Model):
+    """River drift detector on cost residuals that re-opens exploration."""
+
+    detector: Literal["page_hinkley", "adwin"]
+    delta: Annotated[float, msgspec.Meta(gt=0.0)]
+    threshold: Annotated[float, msgspec.Meta(gt=0.0)]
+    min_instances: PositiveInt
+
+
+class GuardrailConfig(Model):
+    """Limits on how a learned policy may move between published versions."""
+
+    max_offset_step_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+    max_bias_step: Fraction
+    min_outcomes_before_move: PositiveInt
+    rollback_window: PositiveInt
+    rollback_margin_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+    drift: DriftConfig
+
+
+class LearnerParams(Model):
+    """Hyper-parameters of every learner, so any of them can be chosen without code changes."""
+
+    thompson_prior_mean_cost_bps: float
+    thompson_prior_strength: Annotated[float, msgspec.Meta(gt=0.0)]
+    thompson_burn_in: NonNegativeInt
+    thompson_propensity_draws: PositiveInt
+    ucb_delta: Annotated[float, msgspec.Meta(gt=0.0)]
+    epsilon: Probability
+    epsilon_decay: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)]
+    linucb_alpha: Annotated[float, msgspec.Meta(gt=0.0)]
+
+
+class PublishConfig(Model):
+    """When the tuner publishes a new policy version for a symbol."""
+
+    every_n_outcomes: PositiveInt
+
+
+class MlflowConfig(Model):
+    """Where policy versions are recorded; ``tracking_uri`` null means the local default store."""
+
+    tracking_uri: str | None
+    experiment: str
+    registered_model_prefix: str
+
+
+class TunerConfig(Model):
+    """``tuner.json``: arms, learner, reward band, guardrails, publishing and MLflow."""
+
+    learner: LearnerName
+    seed: int
+    arms: ArmGridConfig
+    reward_band: RewardBand
+    learner_params: LearnerParams
+    guardrails: GuardrailConfig
+    publish: PublishConfig
+    mlflow: MlflowConfig
+
+
+class ConfigBundle(msgspec.Struct, frozen=True, kw_only=True):
+    """All four files, loaded and cross-checked together."""
+
+    risk: RiskLimits
+    strategy: StrategyConfig
+    router: RouterConfig
+    tuner: TunerConfig
