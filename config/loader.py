@@ -123,14 +123,48 @@ def _name_dict_keys(raw: dict[str, Any], model: type[msgspec.Struct], path: str,
     return path
 
 
-def _decode(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, list[ConfigIssue]]:
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<key>[^`]+)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<key>[^`]+)`$")
+
+
+def _patch(raw: Any, reference: Any, path: str, message: str) -> bool:
+    """Set aside the error at ``path`` so the next decode can find the file's other problems.
+
+    An unknown key is dropped; a bad or missing value is replaced by the embedded default's value.
+    Returns False when there is nothing safe to patch with (the loop then stops).
+    """
+    parent_path, _, last = path.rpartition(".")
     try:
-        return msgspec.convert(raw, model, strict=True), []
-    except msgspec.ValidationError as error:
-        path, message = _split_msgspec_error(error)
-        if isinstance(raw, dict):
-            path = _name_dict_keys(raw, model, path, message)
-        return None, [ConfigIssue(file, path, message)]
+        if (unknown := _UNKNOWN.match(message)) is not None:
+            del _lookup(raw, path)[unknown["key"]]
+            return True
+        if (missing := _MISSING.match(message)) is not None:
+            _lookup(raw, path)[missing["key"]] = _lookup(reference, f"{path}.{missing['key']}")
+            return True
+        if parent_path and "[" not in last:
+            _lookup(raw, parent_path)[last] = _lookup(reference, path)
+            return True
+    except (KeyError, IndexError, TypeError):
+        return False
+    return False
+
+
+def _decode(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, list[ConfigIssue]]:
+    """Decode strictly; on failure keep decoding a patched copy to report every problem in the file."""
+    issues: list[ConfigIssue] = []
+    reference = json.loads((DEFAULTS_DIR / file).read_text(encoding="utf-8"))
+    work = json.loads(json.dumps(raw))
+    while True:
+        try:
+            value = msgspec.convert(work, model, strict=True)
+            return (value if not issues else None), issues
+        except msgspec.ValidationError as error:
+            path, message = _split_msgspec_error(error)
+            if isinstance(work, dict):
+                path = _name_dict_keys(work, model, path, message)
+            issues.append(ConfigIssue(file, path, message))
+            if len(issues) >= 50 or not isinstance(work, dict) or not _patch(work, reference, path, message):
+                return None, issues
 
 
 def _concurrency_keys(node: Any, path: str) -> list[str]:

@@ -147,3 +147,16 @@ def test_missing_file_and_invalid_json(config_dir: Path) -> None:
 def test_directory_that_does_not_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a directory"):
         load_config(tmp_path / "nope")
+
+
+def test_every_problem_in_one_file_is_listed(config_dir: Path) -> None:
+    def break_four_things(d: dict) -> None:
+        d["nav"]["max_age_s"] = -1.0
+        d["leverage"]["max_global"] = "3"
+        d["cooldowns"]["after_stop_minutes"] = 15
+        del d["restricted_symbols"]
+
+    _edit(config_dir, "risk_limits.json", break_four_things)
+    issues = _issues(config_dir)
+    assert [i.split(": ")[1] for i in issues] == ["$.nav.max_age_s", "$.leverage.max_global", "$.cooldowns", "$"]
+    assert "after_stop_minutes" in issues[2] and "restricted_symbols" in issues[3]

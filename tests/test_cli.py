@@ -1,0 +1,42 @@
+"""The command line: exit codes and messages a user and a CI script can rely on."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.loader import DEFAULTS_DIR
+from tuner.cli import main
+
+
+def test_config_check_accepts_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "check"]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_config_check_lists_every_problem_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(DEFAULTS_DIR, tmp_path / "cfg")
+    risk = tmp_path / "cfg" / "risk_limits.json"
+    data = json.loads(risk.read_text())
+    data["max_concurrent_positions"] = 0
+    data["surprise"] = 1
+    risk.write_text(json.dumps(data))
+    assert main(["config", "check", str(tmp_path / "cfg")]) == 1
+    err = capsys.readouterr().err
+    assert "2 problem(s)" in err
+    assert "risk_limits.json: $.max_concurrent_positions: Expected `int` >= 1" in err
+    assert "risk_limits.json: $: Object contains unknown field `surprise`" in err
+
+
+def test_python_dash_m_tuner_is_the_same_entry_point() -> None:
+    done = subprocess.run([sys.executable, "-m", "tuner", "config", "check"], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert "OK" in done.stdout
