@@ -1,0 +1,69 @@
+"""Policy versions in MLflow: publish, aliases, promote and one-step rollback, on a local store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tuner.registry import CHALLENGER, CHAMPION, PolicyRegistry, RegistryError, resolve_tracking_uri
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> PolicyRegistry:
+    root = tmp_path_factory.mktemp("mlflow")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        return PolicyRegistry(f"sqlite:///{root}/store.db", experiment="test", model_prefix="policy")
+
+
+def _publish(registry: PolicyRegistry, symbol: str, offset: float) -> int:
+    published = registry.publish(
+        symbol, {"symbol": symbol, "maker_offset_bps": offset},
+        params={"learner": "thompson", "arm_grid": {"offsets": [0, 1, 2]}},
+        metrics={"cost_bps": 3.0 - offset, "maker_ratio": 0.5},
+        config_snapshot={"risk_limits": {"max_concurrent_positions": 4}})
+    return published.version
+
+
+def test_first_version_is_champion_and_challenger(registry: PolicyRegistry) -> None:
+    version = _publish(registry, "AAAUSDT", 1.0)
+    shown = registry.show("AAAUSDT", CHAMPION)
+    assert shown.version == version
+    assert set(shown.aliases) == {CHAMPION, CHALLENGER}
+    assert shown.policy == {"symbol": "AAAUSDT", "maker_offset_bps": 1.0}
+    assert shown.metrics == {"cost_bps": 2.0, "maker_ratio": 0.5}
+
+
+def test_promote_then_rollback_restores_the_previous_champion(registry: PolicyRegistry) -> None:
+    first = _publish(registry, "BBBUSDT", 1.0)
+    second = _publish(registry, "BBBUSDT", 2.0)
+    assert registry.show("BBBUSDT", CHAMPION).version == first
+    assert registry.show("BBBUSDT", CHALLENGER).version == second
+    assert registry.promote("BBBUSDT").version == second
+    assert registry.show("BBBUSDT", CHAMPION).policy["maker_offset_bps"] == 2.0
+    assert registry.rollback("BBBUSDT").version == first
+    assert registry.rollback("BBBUSDT").version == second, "a second rollback undoes the first"
+    assert [v.version for v in registry.list("BBBUSDT")] == [second, first]
+
+
+def test_errors_name_what_is_missing(registry: PolicyRegistry) -> None:
+    with pytest.raises(RegistryError, match="ZZZUSDT: no policy version 'champion'"):
+        registry.show("ZZZUSDT")
+    with pytest.raises(RegistryError, match="no registered policy"):
+        registry.rollback("ZZZUSDT")
+    _publish(registry, "CCCUSDT", 1.0)
+    with pytest.raises(RegistryError, match="already the champion"):
+        registry.promote("CCCUSDT")
+    with pytest.raises(RegistryError, match="no previous champion"):
+        registry.rollback("CCCUSDT")
+
+
+def test_tracking_uri_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri(None) == "sqlite:///var/mlflow.db"
+    assert (tmp_path / "var").is_dir()
+    assert resolve_tracking_uri("sqlite:///elsewhere/x.db") == "sqlite:///elsewhere/x.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert resolve_tracking_uri("sqlite:///elsewhere/x.db") == "http://127.0.0.1:5000"

@@ -1,0 +1,206 @@
+"""Policy versions in MLflow: one run and one registered model version per published RouterPolicy.
+
+Each symbol has a registered model ``<prefix>-<SYMBOL>``; its versions carry the policy document as
+an artifact (``policy.json``), and the registry aliases say which version acts (``champion``) and
+which is proposed (``challenger``). Promotion and rollback only move aliases, so the router picks up
+a change by re-reading the alias, without a restart. The previous champion is kept in a model tag,
+so a rollback is one step and needs no memory outside MLflow.
+
+MLflow is imported here only: it costs about a second to import and must stay off the routing path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS_CHAMPION_TAG = "previous_champion_version"
+DEFAULT_TRACKING_URI = "sqlite:///var/mlflow.db"
+POLICY_ARTIFACT = "policy.json"
+
+
+def resolve_tracking_uri(configured: str | None) -> str:
+    """``MLFLOW_TRACKING_URI`` wins, then the configured URI, then a local SQLite file under ``./var``."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    uri = configured or DEFAULT_TRACKING_URI
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyVersion:
+    """One registered policy version as the registry knows it."""
+
+    symbol: str
+    version: int
+    run_id: str
+    aliases: tuple[str, ...]
+    policy: dict[str, Any]
+    metrics: dict[str, float]
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be carried out (unknown symbol, version or alias)."""
+
+
+class PolicyRegistry:
+    """Publish, list, promote and roll back per-symbol RouterPolicy versions in MLflow."""
+
+    def __init__(self, tracking_uri: str | None, experiment: str, model_prefix: str) -> None:
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.model_prefix = model_prefix
+        self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        found = self._client.get_experiment_by_name(experiment)
+        if found is None:
+            artifacts = _artifact_root(self.tracking_uri)
+            self._experiment_id = self._client.create_experiment(experiment, artifact_location=artifacts)
+        else:
+            self._experiment_id = found.experiment_id
+
+    def model_name(self, symbol: str) -> str:
+        return f"{self.model_prefix}-{symbol}"
+
+    def publish(
+        self,
+        symbol: str,
+        policy: Mapping[str, Any],
+        *,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float],
+        config_snapshot: Mapping[str, Any],
+        run_name: str | None = None,
+    ) -> PolicyVersion:
+        """Record a new version as an MLflow run, register it and make it the ``challenger``.
+
+        The first version of a symbol also becomes ``champion``: something must act.
+        """
+        run = self._client.create_run(self._experiment_id, run_name=run_name or f"{symbol}-policy",
+                                      tags={"symbol": symbol, "kind": "policy_version"})
+        run_id = run.info.run_id
+        try:
+            flat = {key: _param_text(value) for key, value in params.items()}
+            for key, value in flat.items():
+                self._client.log_param(run_id, key, value)
+            for key, value in metrics.items():
+                self._client.log_metric(run_id, key, float(value))
+            with tempfile.TemporaryDirectory() as scratch:
+                policy_path = Path(scratch) / POLICY_ARTIFACT
+                policy_path.write_text(json.dumps(dict(policy), sort_keys=True, indent=2))
+                config_path = Path(scratch) / "config_snapshot.json"
+                config_path.write_text(json.dumps(dict(config_snapshot), sort_keys=True, indent=2))
+                self._client.log_artifact(run_id, str(policy_path), artifact_path="policy")
+                self._client.log_artifact(run_id, str(config_path), artifact_path="config")
+        except Exception:
+            self._client.set_terminated(run_id, status="FAILED")
+            raise
+        self._client.set_terminated(run_id)
+        name = self.model_name(symbol)
+        self._ensure_model(name)
+        source = f"{run.info.artifact_uri}/policy"
+        created = self._client.create_model_version(name, source=source, run_id=run_id, tags={"symbol": symbol})
+        version = int(created.version)
+        self._client.set_registered_model_alias(name, CHALLENGER, str(version))
+        if self._alias_version(name, CHAMPION) is None:
+            self._client.set_registered_model_alias(name, CHAMPION, str(version))
+        return self.show(symbol, str(version))
+
+    def show(self, symbol: str, ref: str = CHAMPION) -> PolicyVersion:
+        """One version by number or alias (``champion``/``challenger``)."""
+        name = self.model_name(symbol)
+        try:
+            model_version = (self._client.get_model_version(name, ref) if ref.isdigit()
+                             else self._client.get_model_version_by_alias(name, ref))
+        except MlflowException as error:
+            raise RegistryError(f"{symbol}: no policy version {ref!r} in {self.tracking_uri}") from error
+        return self._describe(symbol, model_version)
+
+    def list(self, symbol: str | None = None) -> list[PolicyVersion]:
+        """Every version of one symbol, or of every symbol, newest first."""
+        query = f"name='{self.model_name(symbol)}'" if symbol else f"name LIKE '{self.model_prefix}-%'"
+        found = self._client.search_model_versions(query)
+        described = [self._describe(mv.tags.get("symbol", mv.name.removeprefix(f"{self.model_prefix}-")), mv)
+                     for mv in found]
+        return sorted(described, key=lambda v: (v.symbol, -v.version))
+
+    def promote(self, symbol: str, version: int | None = None) -> PolicyVersion:
+        """Make ``version`` (default: the challenger) the champion; remember the old one for rollback."""
+        name = self.model_name(symbol)
+        target = version if version is not None else self._alias_version(name, CHALLENGER)
+        if target is None:
+            raise RegistryError(f"{symbol}: no challenger to promote")
+        current = self._alias_version(name, CHAMPION)
+        if current == target:
+            raise RegistryError(f"{symbol}: version {target} is already the champion")
+        self.show(symbol, str(target))
+        if current is not None:
+            self._client.set_registered_model_tag(name, PREVIOUS_CHAMPION_TAG, str(current))
+        self._client.set_registered_model_alias(name, CHAMPION, str(target))
+        return self.show(symbol, CHAMPION)
+
+    def rollback(self, symbol: str) -> PolicyVersion:
+        """Move ``champion`` back to the version it replaced."""
+        name = self.model_name(symbol)
+        try:
+            previous = self._client.get_registered_model(name).tags.get(PREVIOUS_CHAMPION_TAG)
+        except MlflowException as error:
+            raise RegistryError(f"{symbol}: no registered policy") from error
+        if previous is None:
+            raise RegistryError(f"{symbol}: no previous champion to roll back to")
+        current = self._alias_version(name, CHAMPION)
+        self._client.set_registered_model_alias(name, CHAMPION, previous)
+        if current is not None:
+            self._client.set_registered_model_tag(name, PREVIOUS_CHAMPION_TAG, str(current))
+        return self.show(symbol, CHAMPION)
+
+    def log_to_run(self, run_id: str, *, metrics: Mapping[str, float], artifact: Mapping[str, Any],
+                   artifact_file: str) -> None:
+        """Attach evaluation results (e.g. OPE) to a policy version's run."""
+        for key, value in metrics.items():
+            self._client.log_metric(run_id, key, float(value))
+        self._client.log_dict(run_id, dict(artifact), artifact_file)
+
+    def _ensure_model(self, name: str) -> None:
+        try:
+            self._client.get_registered_model(name)
+        except MlflowException:
+            self._client.create_registered_model(name)
+
+    def _alias_version(self, name: str, alias: str) -> int | None:
+        try:
+            return int(self._client.get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            return None
+
+    def _describe(self, symbol: str, model_version: Any) -> PolicyVersion:
+        local = mlflow.artifacts.download_artifacts(f"{model_version.source}/{POLICY_ARTIFACT}",
+                                                    tracking_uri=self.tracking_uri)
+        run = self._client.get_run(model_version.run_id)
+        return PolicyVersion(symbol=symbol, version=int(model_version.version), run_id=model_version.run_id,
+                             aliases=tuple(sorted(model_version.aliases)),
+                             policy=json.loads(Path(local).read_text()), metrics=dict(run.data.metrics))
+
+
+def _param_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 6000 else text[:5990] + "...(cut)"
+
+
+def _artifact_root(tracking_uri: str) -> str | None:
+    """Keep artifacts next to a local SQLite store instead of in the working directory's ``mlruns``."""
+    if tracking_uri.startswith("sqlite:///"):
+        return (Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlruns").as_uri()
+    return None
