@@ -1,0 +1,61 @@
+"""Arms and the arm grid: stable ids, validation, bounds."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tuner.arms import Arm, ArmError, ArmGrid
+
+
+def test_arm_id_is_stable_and_rounded() -> None:
+    assert Arm(2.0, 0.1).arm_id == "o2.00_b0.10"
+    assert Arm(2.0, 0.1) == Arm(2.0, 0.1)
+
+
+@pytest.mark.parametrize(("offset", "bias"), [(math.nan, 0.0), (math.inf, 0.0), (1.0, -0.1), (1.0, 1.01),
+                                              (1.0, math.nan)])
+def test_arm_rejects_bad_values(offset: float, bias: float) -> None:
+    with pytest.raises(ArmError):
+        Arm(offset, bias)
+
+
+def test_grid_is_sorted_product() -> None:
+    grid = ArmGrid.from_values([3.0, 1.0], [0.5, 0.0], min_offset_bps=0.0, max_offset_bps=3.0)
+    assert grid.arm_ids == ("o1.00_b0.00", "o1.00_b0.50", "o3.00_b0.00", "o3.00_b0.50")
+    assert len(grid) == 4 and "o3.00_b0.50" in grid and "o9.00_b0.00" not in grid
+    assert grid.index("o3.00_b0.00") == 2
+    with pytest.raises(KeyError):
+        grid.get("o9.00_b0.00")
+
+
+@pytest.mark.parametrize(
+    ("offsets", "biases", "match"),
+    [
+        ([], [0.0], "empty"),
+        ([1.0, math.nan], [0.0], "non-finite"),
+        ([1.0, 1.001], [0.0], "duplicates"),
+        ([1.0], [0.0, 0.0], "duplicates"),
+        ([1.0], [1.5], r"\[0, 1\]"),
+        ([9.0], [0.0], "outside"),
+        ([-1.0], [0.0], "outside"),
+    ],
+)
+def test_grid_rejects_bad_values(offsets: list[float], biases: list[float], match: str) -> None:
+    with pytest.raises(ArmError, match=match):
+        ArmGrid.from_values(offsets, biases, min_offset_bps=0.0, max_offset_bps=5.0)
+
+
+def test_grid_rejects_inverted_or_non_finite_bounds() -> None:
+    with pytest.raises(ArmError):
+        ArmGrid.from_values([1.0], [0.0], min_offset_bps=2.0, max_offset_bps=1.0)
+    with pytest.raises(ArmError):
+        ArmGrid.from_values([1.0], [0.0], min_offset_bps=0.0, max_offset_bps=math.inf)
+
+
+def test_check_in_bounds() -> None:
+    grid = ArmGrid.from_values([1.0], [0.0], min_offset_bps=0.0, max_offset_bps=2.0)
+    grid.check_in_bounds(Arm(2.0, 1.0))
+    with pytest.raises(ArmError):
+        grid.check_in_bounds(Arm(2.5, 0.0))

@@ -1,0 +1,60 @@
+"""The reward filter: -cost_bps for plausible costs, counted rejections for the rest."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from router.events import RouterEvent
+from tuner.reward import RewardFilter
+
+
+def _event(outcome: str, cost_bps: float | None) -> RouterEvent:
+    return RouterEvent(
+        schema_version=1, intent_id="i1", symbol="BTCUSDT", side="buy", qty=1.0, reduce_only=False,
+        arrival_bid=99.0, arrival_ask=101.0, arrival_mid=100.0, arrival_ts_ns=1, policy_id="p",
+        policy_version=1, arm="o1.00_b0.00", maker_offset_bps=1.0, taker_bias=0.0, propensity=0.5,
+        route_propensity=1.0, started_maker=True, is_maker_final=cost_bps is not None,
+        used_fallback=False, routed_as="maker" if cost_bps is not None else "unfilled",
+        outcome=outcome, reprice_count=0, cancel_count=0, post_only_reject_count=0, fills=(),
+        filled_qty=1.0 if cost_bps is not None else 0.0, avg_price=None, slippage_bps=None,
+        fees_bps=None, cost_bps=cost_bps, time_to_fill_ms=None, realized_pnl_usd=None, error=None,
+        finished_ts_ns=2,
+    )
+
+
+def test_reward_is_minus_cost_inside_band() -> None:
+    f = RewardFilter(min_cost_bps=-10.0, max_cost_bps=30.0)
+    assert f.reward_from_cost(2.5) == -2.5
+    assert f.reward_from_cost(-10.0) == 10.0  # band edges are accepted
+    assert f.reward_from_cost(30.0) == -30.0
+    assert f.reward_from_event(_event("filled", 4.0)) == -4.0
+    assert f.reward_from_event(_event("partial", 1.0)) == -1.0
+    assert f.accepted == 5 and f.rejections == {}
+
+
+def test_rejections_are_counted_by_reason() -> None:
+    f = RewardFilter(min_cost_bps=-10.0, max_cost_bps=30.0)
+    for cost in (math.nan, math.inf, -math.inf, -10.5, 31.0, 1e9):
+        assert f.reward_from_cost(cost) is None
+    assert f.reward_from_event(_event("unfilled", None)) is None
+    assert f.reward_from_event(_event("rejected", None)) is None
+    assert f.reward_from_event(_event("filled", math.nan)) is None
+    assert f.rejections == {"non_finite": 4, "below_min": 1, "above_max": 2, "unfilled": 1,
+                            "venue_rejected": 1}
+    assert f.accepted == 0
+
+
+def test_rejections_view_is_a_copy() -> None:
+    f = RewardFilter(min_cost_bps=0.0, max_cost_bps=1.0)
+    f.reward_from_cost(5.0)
+    view = f.rejections
+    f.reward_from_cost(5.0)
+    assert view == {"above_max": 1} and f.rejections == {"above_max": 2}
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(1.0, 1.0), (2.0, 1.0), (math.nan, 1.0), (0.0, math.inf)])
+def test_bad_band_is_refused(lo: float, hi: float) -> None:
+    with pytest.raises(ValueError):
+        RewardFilter(min_cost_bps=lo, max_cost_bps=hi)

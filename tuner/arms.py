@@ -1,0 +1,135 @@
+"""Arms of the tuner: the (maker offset, taker bias) pairs a learner chooses between, and their grid.
+
+An arm id is derived from its values (``o2.00_b0.10``) so the same arm has the same id in every log,
+state file and policy version; the grid rejects values that would collide on that id.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+
+class ArmError(ValueError):
+    """An arm or grid definition is invalid (non-finite, out of bounds, duplicate)."""
+
+
+def arm_id_of(maker_offset_bps: float, taker_bias: float) -> str:
+    """The stable id of an arm: offset and bias rounded to two decimals."""
+    return f"o{maker_offset_bps:.2f}_b{taker_bias:.2f}"
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    """One routing choice: post at ``maker_offset_bps`` from the touch, go taker with ``taker_bias``.
+
+    ``taker_bias`` is the probability that the router starts as taker instead of maker-first.
+    """
+
+    maker_offset_bps: float
+    taker_bias: float
+    arm_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.maker_offset_bps):
+            raise ArmError(f"maker_offset_bps must be finite, got {self.maker_offset_bps!r}")
+        if not (math.isfinite(self.taker_bias) and 0.0 <= self.taker_bias <= 1.0):
+            raise ArmError(f"taker_bias must be in [0, 1], got {self.taker_bias!r}")
+        object.__setattr__(self, "arm_id", arm_id_of(self.maker_offset_bps, self.taker_bias))
+
+
+@dataclass(frozen=True, slots=True)
+class ArmGrid:
+    """The ordered set of arms a symbol's learner may choose from, inside fixed offset bounds.
+
+    Build it with :meth:`from_values` (the Cartesian product of offsets and biases); the order of
+    ``arms`` is stable (offsets, then biases, ascending) because learners index their statistics by it.
+
+    Examples
+    --------
+    >>> grid = ArmGrid.from_values([0.0, 2.0], [0.0, 0.5], min_offset_bps=0.0, max_offset_bps=5.0)
+    >>> grid.arm_ids
+    ('o0.00_b0.00', 'o0.00_b0.50', 'o2.00_b0.00', 'o2.00_b0.50')
+    >>> grid.get("o2.00_b0.50").taker_bias
+    0.5
+    """
+
+    arms: tuple[Arm, ...]
+    min_offset_bps: float
+    max_offset_bps: float
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.min_offset_bps) and math.isfinite(self.max_offset_bps)):
+            raise ArmError("offset bounds must be finite")
+        if self.min_offset_bps > self.max_offset_bps:
+            raise ArmError(f"min_offset_bps {self.min_offset_bps} > max_offset_bps {self.max_offset_bps}")
+        if not self.arms:
+            raise ArmError("an arm grid needs at least one arm")
+        seen: set[str] = set()
+        for arm in self.arms:
+            self.check_in_bounds(arm)
+            if arm.arm_id in seen:
+                raise ArmError(f"duplicate arm {arm.arm_id}")
+            seen.add(arm.arm_id)
+        object.__setattr__(self, "_index", {a.arm_id: i for i, a in enumerate(self.arms)})
+
+    @classmethod
+    def from_values(
+        cls,
+        offsets_bps: Iterable[float],
+        taker_biases: Iterable[float],
+        *,
+        min_offset_bps: float,
+        max_offset_bps: float,
+    ) -> ArmGrid:
+        """Grid of every (offset, bias) pair; raises :class:`ArmError` on bad or duplicate values."""
+        offsets = sorted(_unique_finite(offsets_bps, "offsets_bps"))
+        biases = sorted(_unique_finite(taker_biases, "taker_biases"))
+        arms = tuple(Arm(o, b) for o, b in itertools.product(offsets, biases))
+        return cls(arms=arms, min_offset_bps=min_offset_bps, max_offset_bps=max_offset_bps)
+
+    def check_in_bounds(self, arm: Arm) -> None:
+        """Raise :class:`ArmError` when ``arm``'s offset lies outside this grid's bounds."""
+        if not self.min_offset_bps <= arm.maker_offset_bps <= self.max_offset_bps:
+            raise ArmError(
+                f"arm {arm.arm_id}: maker_offset_bps outside [{self.min_offset_bps}, {self.max_offset_bps}]"
+            )
+
+    @property
+    def arm_ids(self) -> tuple[str, ...]:
+        return tuple(a.arm_id for a in self.arms)
+
+    def index(self, arm_id: str) -> int:
+        """Position of ``arm_id`` in ``arms``; raises ``KeyError`` for an arm not in the grid."""
+        try:
+            return self._index[arm_id]
+        except KeyError:
+            raise KeyError(f"arm {arm_id!r} is not in the grid") from None
+
+    def get(self, arm_id: str) -> Arm:
+        return self.arms[self.index(arm_id)]
+
+    def __contains__(self, arm_id: object) -> bool:
+        return arm_id in self._index
+
+    def __len__(self) -> int:
+        return len(self.arms)
+
+    def __iter__(self) -> Iterator[Arm]:
+        return iter(self.arms)
+
+
+def _unique_finite(values: Iterable[float], name: str) -> list[float]:
+    out = [float(v) for v in values]
+    if not out:
+        raise ArmError(f"{name} is empty")
+    for v in out:
+        if not math.isfinite(v):
+            raise ArmError(f"{name} contains a non-finite value {v!r}")
+    ids = [f"{v:.2f}" for v in out]
+    if len(set(ids)) != len(ids):
+        raise ArmError(f"{name} contains duplicates (at two-decimal precision): {out}")
+    return out

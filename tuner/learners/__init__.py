@@ -1,0 +1,25 @@
+"""Online learners of the tuner: one per file, all on the ``choose`` / ``update`` protocol of ``base``."""
+
+from tuner.learners.base import Choice, Learner, LearnerState, StateMismatchError
+from tuner.learners.context import Context, ContextScales
+from tuner.learners.epsilon_greedy import EpsilonGreedy, EpsilonGreedyState
+from tuner.learners.linucb import LinUCB, LinUCBState
+from tuner.learners.thompson import NormalThompson, ThompsonState
+from tuner.learners.ucb import UCB, UCBState
+
+__all__ = [
+    "UCB",
+    "Choice",
+    "Context",
+    "ContextScales",
+    "EpsilonGreedy",
+    "EpsilonGreedyState",
+    "Learner",
+    "LearnerState",
+    "LinUCB",
+    "LinUCBState",
+    "NormalThompson",
+    "StateMismatchError",
+    "ThompsonState",
+    "UCBState",
+]

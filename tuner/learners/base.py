@@ -1,0 +1,231 @@
+"""The small protocol every learner speaks, and the bookkeeping they share.
+
+One verb pair, as in river: ``choose(context, allowed) -> Choice`` and ``update(arm_id, reward,
+context)``. A :class:`Choice` always carries the probability with which the arm was chosen, because
+off-policy evaluation needs it logged with every decision. Randomness lives in one ``self._rng``
+(a seeded numpy ``Generator``), so a learner restored from :mod:`tuner.state` continues exactly as if
+it had never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import msgspec
+import numpy as np
+
+from tuner.arms import Arm, ArmGrid
+from tuner.learners.context import Context
+
+
+class StateMismatchError(ValueError):
+    """A saved state does not belong to this learner (other kind, arms or parameters)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """An arm and the probability the learner had of choosing it (given the allowed arms)."""
+
+    arm: Arm
+    propensity: float
+
+
+class RngState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The exact state of a numpy ``PCG64`` generator."""
+
+    bit_generator: str
+    state: int
+    inc: int
+    has_uint32: int
+    uinteger: int
+
+
+class LearnerState(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
+    """Fields every saved learner has; subclasses (one per learner, tagged by kind) add their own."""
+
+    arm_ids: tuple[str, ...]
+    params: dict[str, float]
+    rng: RngState
+    counts: tuple[float, ...]
+
+
+class Learner(ABC):
+    """Base of the tuner's learners: validation, burn-in, tie-breaking, counts and the rng.
+
+    ``counts`` are effective sample sizes per arm: whole numbers until :meth:`discount_evidence`
+    scales them down to re-open exploration after a drift.
+    """
+
+    kind: ClassVar[str]
+    state_type: ClassVar[type[LearnerState]]
+    requires_context: ClassVar[bool] = False
+
+    def __init__(self, grid: ArmGrid, *, burn_in: int, seed: int) -> None:
+        if burn_in < 0:
+            raise ValueError(f"burn_in must be >= 0, got {burn_in}")
+        self._grid = grid
+        self._burn_in = burn_in
+        self._rng = np.random.default_rng(seed)
+        self._counts = np.zeros(len(grid))
+
+    @property
+    def grid(self) -> ArmGrid:
+        return self._grid
+
+    def counts(self) -> dict[str, float]:
+        """Effective number of rewards learned per arm."""
+        return dict(zip(self._grid.arm_ids, self._counts.tolist(), strict=True))
+
+    def choose(self, context: Context | None = None, allowed: Collection[str] | None = None) -> Choice:
+        """Pick an arm among ``allowed`` (all arms when ``None``), with its propensity.
+
+        Arms below ``burn_in`` samples are tried first, uniformly at random among themselves.
+        """
+        self._check_context(context)
+        idx = self._allowed_indices(allowed)
+        under = idx[self._counts[idx] < self._burn_in]
+        if under.size:
+            i = int(under[self._rng.integers(under.size)])
+            return Choice(self._grid.arms[i], 1.0 / under.size)
+        i, propensity = self._choose(idx, context)
+        return Choice(self._grid.arms[i], propensity)
+
+    def update(self, arm_id: str, reward: float, context: Context | None = None) -> None:
+        """Learn one reward (``-cost_bps``) for ``arm_id``; filter rewards with ``RewardFilter`` first."""
+        self._check_context(context)
+        if not math.isfinite(reward):
+            raise ValueError(f"reward must be finite, got {reward!r}")
+        i = self._grid.index(arm_id)
+        self._update(i, float(reward), context)
+        self._counts[i] += 1.0
+
+    def expected_reward(self, arm_id: str, context: Context | None = None) -> float | None:
+        """The learner's current estimate of ``arm_id``'s reward, ``None`` before any evidence."""
+        self._check_context(context)
+        return self._expected_reward(self._grid.index(arm_id), context)
+
+    def discount_evidence(self, keep_fraction: float) -> None:
+        """Scale all accumulated evidence by ``keep_fraction`` in (0, 1]: widens exploration again."""
+        if not (math.isfinite(keep_fraction) and 0.0 < keep_fraction <= 1.0):
+            raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction!r}")
+        self._counts *= keep_fraction
+        self._discount(keep_fraction)
+
+    @abstractmethod
+    def params(self) -> dict[str, float]:
+        """The constructor parameters that shape learning (checked when a state is restored)."""
+
+    @abstractmethod
+    def to_state(self) -> LearnerState: ...
+
+    def check_state(self, state: LearnerState) -> None:
+        """Raise :class:`StateMismatchError` unless ``state`` fits this learner; changes nothing."""
+        if not isinstance(state, self.state_type):
+            raise StateMismatchError(f"{self.kind} learner cannot load a {type(state).__name__}")
+        if state.arm_ids != self._grid.arm_ids:
+            raise StateMismatchError(f"saved arms {state.arm_ids} differ from grid {self._grid.arm_ids}")
+        if state.params != self.params():
+            raise StateMismatchError(f"saved params {state.params} differ from configured {self.params()}")
+        if len(state.counts) != len(self._grid):
+            raise StateMismatchError(
+                f"saved counts have {len(state.counts)} arms, the grid has {len(self._grid)}"
+            )
+        self._check_own_state(state)
+
+    def load_state(self, state: LearnerState) -> None:
+        """Replace this learner's evidence and rng with ``state``'s; raises :class:`StateMismatchError`."""
+        self.check_state(state)
+        self._rng.bit_generator.state = {
+            "bit_generator": state.rng.bit_generator,
+            "state": {"state": state.rng.state, "inc": state.rng.inc},
+            "has_uint32": state.rng.has_uint32,
+            "uinteger": state.rng.uinteger,
+        }
+        self._counts = np.array(state.counts, dtype=float)
+        self._apply_own_state(state)
+
+    @abstractmethod
+    def _check_own_state(self, state: Any) -> None:
+        """Check the learner-specific fields of a state of type ``state_type``."""
+
+    @abstractmethod
+    def _apply_own_state(self, state: Any) -> None:
+        """Load the learner-specific fields of a checked state of type ``state_type``."""
+
+    @abstractmethod
+    def _choose(self, idx: np.ndarray, context: Context | None) -> tuple[int, float]: ...
+
+    @abstractmethod
+    def _update(self, i: int, reward: float, context: Context | None) -> None: ...
+
+    @abstractmethod
+    def _expected_reward(self, i: int, context: Context | None) -> float | None: ...
+
+    @abstractmethod
+    def _discount(self, keep_fraction: float) -> None: ...
+
+    def _base_state(self) -> dict[str, Any]:
+        raw = self._rng.bit_generator.state
+        rng = RngState(
+            bit_generator=raw["bit_generator"],
+            state=raw["state"]["state"],
+            inc=raw["state"]["inc"],
+            has_uint32=raw["has_uint32"],
+            uinteger=raw["uinteger"],
+        )
+        return {
+            "arm_ids": self._grid.arm_ids,
+            "params": self.params(),
+            "rng": rng,
+            "counts": tuple(self._counts.tolist()),
+        }
+
+    def _check_context(self, context: Context | None) -> None:
+        if self.requires_context and context is None:
+            raise ValueError(f"{self.kind} learner needs a context")
+
+    def _allowed_indices(self, allowed: Collection[str] | None) -> np.ndarray:
+        if allowed is None:
+            return np.arange(len(self._grid))
+        if not allowed:
+            raise ValueError("allowed arm set is empty: nothing to choose from")
+        unknown = [a for a in allowed if a not in self._grid]
+        if unknown:
+            raise KeyError(f"allowed arms not in the grid: {sorted(unknown)}")
+        return np.array(sorted({self._grid.index(a) for a in allowed}))
+
+    def _argmax_ties(self, idx: np.ndarray, scores: np.ndarray) -> tuple[int, int]:
+        """The best of ``idx`` by ``scores`` (ties broken at random) and how many tied."""
+        best = scores.max()
+        tied = idx[scores == best]
+        return int(tied[self._rng.integers(tied.size)]) if tied.size > 1 else int(tied[0]), int(tied.size)
+
+
+class ArmMoments:
+    """Per-arm running mean and sum of squared deviations (Welford), with fractional weights."""
+
+    def __init__(self, n_arms: int) -> None:
+        self.means = np.zeros(n_arms)
+        self.m2 = np.zeros(n_arms)
+
+    def add(self, i: int, x: float, count_after: float) -> None:
+        """Add ``x`` to arm ``i`` whose effective count, this sample included, is ``count_after``."""
+        delta = x - self.means[i]
+        self.means[i] += delta / count_after
+        self.m2[i] += delta * (x - self.means[i])
+
+    def discount(self, keep_fraction: float) -> None:
+        self.m2 *= keep_fraction
+
+    def check(self, means: tuple[float, ...], m2: tuple[float, ...]) -> None:
+        if len(means) != self.means.size or len(m2) != self.m2.size:
+            raise StateMismatchError("saved moments do not match the number of arms")
+
+    def load(self, means: tuple[float, ...], m2: tuple[float, ...]) -> None:
+        self.check(means, m2)
+        self.means = np.array(means, dtype=float)
+        self.m2 = np.array(m2, dtype=float)
