@@ -1,0 +1,280 @@
+"""The simulated venue: the ``Venue`` protocol over replayed ``MarketTape``s, with latency and fees.
+
+Time is the replay. ``clock.sleep_until(ts)`` moves the market to ``ts``; with no order resting that
+is a constant-time jump (books are looked up by ``searchsorted`` when asked for), and with orders
+resting only the events at or through their prices are examined.
+
+Requests are blocking round trips, like a REST call to a live venue: ``place_order`` advances the
+replay by the entry latency and returns the order as the matching engine left it at arrival, and a
+post-only order that would cross the book *at arrival* raises :class:`PostOnlyRejected` (the order is
+kept with status ``"rejected"``, so ``fetch_order`` also reports it). ``cancel_order`` advances by the
+cancel latency and returns the final state: fills that landed before the cancel took effect (ties go
+to the fill) are in it, and an order that filled completely in the meantime comes back ``"filled"``.
+
+Fees: ``fee_usd = price * qty * fee_bps / 1e4`` per fill, negative for a rebate. That is exact for
+linear contracts and spot. For inverse (COIN-M) contracts it is exact when ``qty`` is expressed in the
+base coin (contracts × contract value / price), since ``price * qty`` is then the USD notional the
+fee is charged on; the venue does not convert contract counts.
+
+Not modelled: positions (reduce-only and close-position requests are refused), self-matching between
+our own orders, and market impact on the replay (see ``sim_taker``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from router.events import Fill, Liquidity
+from router.market.tape import MarketTape
+from router.venue import OrderNotFound, OrderRequest, OrderState, PostOnlyRejected, TopOfBook, VenueError
+from router.venues.sim_book import TapeBook
+from router.venues.sim_config import SimVenueConfig
+from router.venues.sim_order import SimOrder
+from router.venues.sim_taker import taker_walk
+
+
+class ReplayExhausted(VenueError):
+    """The request needs market data past the end of the replay."""
+
+
+class SimClock:
+    """The replay clock of one :class:`SimVenue`: sleeping advances the market."""
+
+    def __init__(self, venue: SimVenue) -> None:
+        self._venue = venue
+
+    def now_ns(self) -> int:
+        return self._venue.now_ns
+
+    def sleep_until(self, ts_ns: int) -> None:
+        self._venue.advance_to(ts_ns)
+
+
+class SimVenue:
+    """A venue that replays one tape per symbol and fills our orders with a queue-position model.
+
+    Parameters
+    ----------
+    tapes:
+        One :class:`MarketTape` per symbol (validated here; symbols must be distinct).
+    config:
+        Fees, latencies and fill-model parameters.
+    start_ns:
+        Replay start; every tape must have a quote at or before it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from router.venues.sim_queue import RiskAverseQueue
+    >>> i64 = lambda *v: np.array(v, dtype=np.int64)
+    >>> tape = MarketTape(symbol="BTCUSDT", market="synthetic", price_scale=10, qty_scale=1000,
+    ...     tick_size=0.1, quote_ts_ns=i64(0, 10_000_000), bid_px=i64(1000, 1000), bid_qty=i64(500, 500),
+    ...     ask_px=i64(1001, 1001), ask_qty=i64(700, 700), trade_ts_ns=i64(), trade_px=i64(),
+    ...     trade_qty=i64(), trade_buyer_maker=np.array([], dtype=bool), depth_ts_ns=i64(),
+    ...     depth_side=np.array([], dtype=np.int8), depth_px=i64(), depth_qty=i64())
+    >>> config = SimVenueConfig(name="sim", maker_fee_bps=-1.0, taker_fee_bps=4.0,
+    ...     order_entry_latency_ms=1.0, cancel_latency_ms=1.0, latency_jitter_ms=0.0,
+    ...     queue_model=RiskAverseQueue(), no_depth_level_qty_ratio=1.0, max_taker_walk_levels=50, seed=7)
+    >>> venue = SimVenue([tape], config, start_ns=0)
+    >>> state = venue.place_order(OrderRequest(client_order_id="a1", symbol="BTCUSDT", side="buy",
+    ...     qty=0.2, order_type="market", price=None, post_only=False, reduce_only=False,
+    ...     close_position=False, position_side="BOTH"))
+    >>> state.status, state.fills[0].price, round(state.fills[0].fee_usd, 6), venue.clock.now_ns()
+    ('filled', 100.1, 0.008008, 1000000)
+    """
+
+    def __init__(self, tapes: Sequence[MarketTape], config: SimVenueConfig, start_ns: int) -> None:
+        if not isinstance(config, SimVenueConfig):
+            raise TypeError(f"config must be a SimVenueConfig, got {type(config).__name__}")
+        if not tapes:
+            raise ValueError("SimVenue needs at least one tape")
+        books: dict[str, TapeBook] = {}
+        for tape in tapes:
+            if tape.symbol in books:
+                raise ValueError(f"two tapes for symbol {tape.symbol!r}")
+            books[tape.symbol] = TapeBook(tape)
+        for book in books.values():
+            first_quote_ns = int(book.quote_ts[0])
+            if start_ns < first_quote_ns:
+                raise ValueError(f"start_ns {start_ns} is before the first quote of {book.symbol} "
+                                 f"({first_quote_ns})")
+        self.name = config.name
+        self._config = config
+        self._books = books
+        self._end_ns = min(book.tape.end_ns for book in books.values())
+        if start_ns > self._end_ns:
+            raise ValueError(f"start_ns {start_ns} is after the end of the replay ({self._end_ns})")
+        self._now_ns = int(start_ns)
+        self._rng = np.random.default_rng(config.seed)
+        self._orders: dict[str, SimOrder] = {}
+        self._resting: dict[str, SimOrder] = {}
+        self._fill_seq = 0
+        self._clock = SimClock(self)
+
+    # ---- clock ----------------------------------------------------------------------------------
+
+    @property
+    def clock(self) -> SimClock:
+        return self._clock
+
+    @property
+    def now_ns(self) -> int:
+        return self._now_ns
+
+    @property
+    def end_ns(self) -> int:
+        """Last time every tape still has data; the replay cannot advance beyond it."""
+        return self._end_ns
+
+    def advance_to(self, ts_ns: int) -> None:
+        """Replay the market to ``ts_ns`` (a time already passed is a no-op), filling resting orders."""
+        if ts_ns <= self._now_ns:
+            return
+        if ts_ns > self._end_ns:
+            raise ReplayExhausted(f"cannot advance to {ts_ns}: the replay ends at {self._end_ns}")
+        for order in list(self._resting.values()):
+            order.advance(ts_ns, self._config.queue_model, self._fill)
+            if order.leaves == 0:
+                del self._resting[order.request.client_order_id]
+        self._now_ns = ts_ns
+
+    # ---- market data ----------------------------------------------------------------------------
+
+    def top_of_book(self, symbol: str) -> TopOfBook:
+        book = self._book(symbol)
+        quote = book.quote_at(self._now_ns)
+        tape = book.tape
+        return TopOfBook(symbol=symbol, bid=quote.bid_px / tape.price_scale, bid_qty=quote.bid_qty / tape.qty_scale,
+                         ask=quote.ask_px / tape.price_scale, ask_qty=quote.ask_qty / tape.qty_scale,
+                         ts_ns=self._now_ns)
+
+    # ---- orders ---------------------------------------------------------------------------------
+
+    def place_order(self, request: OrderRequest) -> OrderState:
+        """Send an order; returns its state at arrival. Raises PostOnlyRejected, ValueError on bad input."""
+        order = self._new_order(request)
+        arrival_ns = self._now_ns + self._latency_ns(self._config.order_entry_latency_ms)
+        self.advance_to(arrival_ns)  # raises ReplayExhausted before the order exists
+        self._orders[request.client_order_id] = order
+        quote = order.book.quote_at(arrival_ns)
+        if order.px is None:
+            self._take(order, None, arrival_ns)
+            return order.state()
+        marketable = order.px >= quote.ask_px if order.is_buy else order.px <= quote.bid_px
+        if marketable and request.post_only:
+            order.status = "rejected"
+            touch = quote.ask_px if order.is_buy else quote.bid_px
+            raise PostOnlyRejected(
+                f"{request.client_order_id}: post-only {request.side} at {request.price} would cross the "
+                f"{'ask' if order.is_buy else 'bid'} {touch / order.book.tape.price_scale} at arrival")
+        if marketable:
+            self._take(order, order.px, arrival_ns)
+            if order.leaves > 0:
+                order.start_resting(arrival_ns, improves_touch=True)  # it just cleared the levels up to px
+                self._resting[request.client_order_id] = order
+            return order.state()
+        improves = order.px > quote.bid_px if order.is_buy else order.px < quote.ask_px
+        order.start_resting(arrival_ns, improves_touch=improves)
+        self._resting[request.client_order_id] = order
+        return order.state()
+
+    def cancel_order(self, symbol: str, client_order_id: str) -> OrderState:
+        """Request a cancel; returns the final state once it took effect (or the order completed)."""
+        order = self._order(symbol, client_order_id)
+        effective_ns = self._now_ns + self._latency_ns(self._config.cancel_latency_ms)
+        self.advance_to(effective_ns)
+        if not order.state().is_terminal:
+            order.status = "canceled"
+            self._resting.pop(client_order_id, None)
+        return order.state()
+
+    def fetch_order(self, symbol: str, client_order_id: str) -> OrderState:
+        return self._order(symbol, client_order_id).state()
+
+    def open_orders(self, symbol: str | None) -> tuple[OrderState, ...]:
+        if symbol is not None:
+            self._book(symbol)
+        return tuple(o.state() for o in self._resting.values() if symbol is None or o.request.symbol == symbol)
+
+    # ---- internals ------------------------------------------------------------------------------
+
+    def _take(self, order: SimOrder, limit_px: int | None, ts_ns: int) -> None:
+        try:
+            plan, _left = taker_walk(order.book, order.is_buy, order.qty, limit_px, ts_ns,
+                                     self._config.no_depth_level_qty_ratio, self._config.max_taker_walk_levels)
+        except VenueError:
+            order.status = "rejected"
+            raise
+        for px, qty in plan:
+            self._fill(order, px, qty, "taker", ts_ns)
+
+    def _fill(self, order: SimOrder, px: int, qty: int, liquidity: Liquidity, ts_ns: int) -> Fill:
+        tape = order.book.tape
+        price = px / tape.price_scale
+        size = qty / tape.qty_scale
+        fee_bps = self._config.maker_fee_bps if liquidity == "maker" else self._config.taker_fee_bps
+        self._fill_seq += 1
+        fill = Fill(trade_id=f"{self.name}-{self._fill_seq}", client_order_id=order.request.client_order_id,
+                    price=price, qty=size, fee_usd=price * size * fee_bps / 1e4, liquidity=liquidity,
+                    ts_ns=ts_ns)
+        order.add_fill(fill, qty)
+        return fill
+
+    def _latency_ns(self, latency_ms: float) -> int:
+        jitter_ms = self._config.latency_jitter_ms
+        extra_ms = float(self._rng.uniform(0.0, jitter_ms)) if jitter_ms > 0 else 0.0
+        return round((latency_ms + extra_ms) * 1e6)
+
+    def _book(self, symbol: str) -> TapeBook:
+        try:
+            return self._books[symbol]
+        except KeyError:
+            raise ValueError(f"unknown symbol {symbol!r}; this venue replays {sorted(self._books)}") from None
+
+    def _order(self, symbol: str, client_order_id: str) -> SimOrder:
+        self._book(symbol)
+        order = self._orders.get(client_order_id)
+        if order is None or order.request.symbol != symbol:
+            raise OrderNotFound(f"no order {client_order_id!r} on {symbol}")
+        return order
+
+    def _new_order(self, request: OrderRequest) -> SimOrder:
+        """Validate a request into a (not yet registered) order; ValueError names what is wrong."""
+        book = self._book(request.symbol)
+        tape = book.tape
+        coid = request.client_order_id
+        if not isinstance(coid, str) or not coid:
+            raise ValueError(f"client_order_id must be a non-empty string, got {coid!r}")
+        if coid in self._orders:
+            raise ValueError(f"duplicate client_order_id {coid!r}: an id is never sent twice")
+        if request.side not in ("buy", "sell"):
+            raise ValueError(f"{coid}: side must be 'buy' or 'sell', got {request.side!r}")
+        if request.reduce_only or request.close_position:
+            raise ValueError(f"{coid}: SimVenue tracks no positions; reduce_only/close_position are unsupported")
+        qty = _to_units(request.qty, tape.qty_scale, f"{coid}: qty")
+        if request.order_type == "market":
+            if request.price is not None or request.post_only:
+                raise ValueError(f"{coid}: a market order takes no price and cannot be post-only")
+            px = None
+        elif request.order_type == "limit":
+            if request.price is None:
+                raise ValueError(f"{coid}: a limit order needs a price")
+            px = _to_units(request.price, tape.price_scale, f"{coid}: price")
+            if px % book.tick_px:
+                raise ValueError(f"{coid}: price {request.price} is not a multiple of the tick {tape.tick_size}")
+        else:
+            raise ValueError(f"{coid}: order_type must be 'limit' or 'market', got {request.order_type!r}")
+        return SimOrder(request=request, book=book, is_buy=request.side == "buy", px=px, qty=qty, status="open")
+
+
+def _to_units(value: float, scale: int, what: str) -> int:
+    """A positive float to a whole number of 1/scale units, refusing values off that grid."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} must be a finite number > 0, got {value!r}")
+    units = round(value * scale)
+    if units < 1 or abs(units - value * scale) > 1e-6 * max(1, units):
+        raise ValueError(f"{what} {value!r} is not a whole number of 1/{scale} units")
+    return int(units)

@@ -1,0 +1,138 @@
+"""One order inside the simulated venue: its fills, its status and, while it rests, its queue position.
+
+A resting order keeps an expected size ahead of it (``front``) at its price. Trades at the price that
+take our side reduce it; once they exhaust it, the excess fills us (partially or fully). Unexplained
+decreases of the displayed level (cancels) move it by the configured queue model. The market trading
+through our price (the other side's touch reaching it, or a trade beyond it) fills whatever is left.
+Our own orders do not interact with each other (no self-match, separate queue estimates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from router.events import Fill, Liquidity
+from router.venue import OrderRequest, OrderState, OrderStatus
+from router.venues.sim_book import TapeBook
+from router.venues.sim_queue import QueueModel, front_after_level_change
+
+FillSink = Callable[["SimOrder", int, int, Liquidity, int], Fill]
+"""Makes (and numbers, and prices the fee of) one fill: (order, price, size, liquidity, ts_ns)."""
+
+_TRADE, _LEVEL = 0, 1
+
+
+@dataclass(slots=True)
+class SimOrder:
+    """Mutable venue-side state of one order; prices and sizes are the tape's scaled integers."""
+
+    request: OrderRequest
+    book: TapeBook
+    is_buy: bool
+    px: int | None
+    qty: int
+    status: OrderStatus
+    filled: int = 0
+    fills: list[Fill] = field(default_factory=list)
+    front: float | None = None  # expected size ahead; None while our level was never displayed
+    level_qty: float | None = None  # last displayed size of our level that we used
+    traded_since_level: float = 0.0  # trades at our level since that observation
+    synced_ns: int = 0  # market events with time <= this have been applied
+
+    @property
+    def leaves(self) -> int:
+        return self.qty - self.filled
+
+    def add_fill(self, fill: Fill, qty: int) -> None:
+        """Record one fill of ``qty`` scaled units and update the status."""
+        if qty <= 0 or qty > self.leaves:
+            raise AssertionError(f"{self.request.client_order_id}: fill of {qty} with {self.leaves} left")
+        self.fills.append(fill)
+        self.filled += qty
+        self.status = "filled" if self.leaves == 0 else "partially_filled"
+
+    def state(self) -> OrderState:
+        req = self.request
+        return OrderState(client_order_id=req.client_order_id, symbol=req.symbol, status=self.status,
+                          qty=req.qty, filled_qty=self.filled / self.book.tape.qty_scale, price=req.price,
+                          fills=tuple(self.fills))
+
+    def start_resting(self, ts_ns: int, improves_touch: bool) -> None:
+        """Estimate the queue ahead at arrival: the displayed size at our price, or 0 if we improve it.
+
+        With usable depth the level's depth size is used (the touch size if depth does not show the
+        touch level); without depth the touch size at the touch, and "unknown" behind it, which becomes
+        the whole displayed size the first time the level is seen (the pessimistic choice).
+        """
+        assert self.px is not None
+        self.synced_ns = ts_ns
+        self.status = "open" if self.filled == 0 else "partially_filled"
+        if improves_touch:
+            self.front = self.level_qty = 0.0
+            return
+        quote = self.book.quote_at(ts_ns)
+        touch_px, touch_qty = (quote.bid_px, quote.bid_qty) if self.is_buy else (quote.ask_px, quote.ask_qty)
+        level: int | None = None
+        if self.book.depth_known_at(ts_ns):
+            level = self.book.level_qty_at(self.is_buy, self.px, ts_ns)
+        if self.px == touch_px and not level:
+            level = touch_qty
+        self.front = self.level_qty = None if level is None else float(level)
+
+    def advance(self, t1_ns: int, queue_model: QueueModel, sink: FillSink) -> None:
+        """Apply the market in (synced_ns, t1_ns] to this resting order, filling it where due."""
+        if t1_ns <= self.synced_ns or self.leaves == 0:
+            return
+        assert self.px is not None
+        t0 = self.synced_ns
+        cross_ns = self.book.first_cross_ns(self.is_buy, self.px, t0, t1_ns)
+        queue_end = t1_ns if cross_ns is None else cross_ns
+        self._apply_queue_events(t0, queue_end, queue_model, sink)
+        if cross_ns is not None and self.leaves > 0:
+            sink(self, self.px, self.leaves, "maker", cross_ns)
+        self.synced_ns = t1_ns
+
+    def _apply_queue_events(self, t0: int, t1: int, queue_model: QueueModel, sink: FillSink) -> None:
+        assert self.px is not None
+        book = self.book
+        trade_ts, trade_qty = book.queue_trades(self.is_buy, self.px, t0, t1)
+        if book.has_depth:
+            level_ts, level_qty = book.depth_level_events(self.is_buy, self.px, t0, t1)
+        else:
+            level_ts, level_qty = book.l1_level_events(self.is_buy, self.px, t0, t1)
+        if len(trade_ts) == 0 and len(level_ts) == 0:
+            return
+        ts = np.concatenate((trade_ts, level_ts))
+        kinds = np.concatenate((np.full(len(trade_ts), _TRADE), np.full(len(level_ts), _LEVEL)))
+        sizes = np.concatenate((trade_qty, level_qty))
+        order = np.lexsort((kinds, ts))  # at equal times a trade precedes the book change it caused
+        for t, kind, size in zip(ts[order].tolist(), kinds[order].tolist(), sizes[order].tolist(), strict=True):
+            if kind == _TRADE:
+                self._on_trade(size, t, sink)
+            else:
+                self._on_level(size, queue_model)
+            if self.leaves == 0:
+                return
+
+    def _on_trade(self, size: int, ts_ns: int, sink: FillSink) -> None:
+        if self.front is None:
+            return  # our level was never displayed: a trade there cannot be placed relative to us
+        self.traded_since_level += size
+        self.front -= size
+        if self.front < 0:
+            take = min(int(-self.front), self.leaves)
+            self.front = 0.0
+            if take > 0:
+                sink(self, self.px, take, "maker", ts_ns)  # type: ignore[arg-type]
+
+    def _on_level(self, new_qty: int, queue_model: QueueModel) -> None:
+        if self.front is None or self.level_qty is None:
+            self.front = self.level_qty = float(new_qty)
+        else:
+            self.front = front_after_level_change(queue_model, self.front, self.level_qty, float(new_qty),
+                                                  self.traded_since_level)
+            self.level_qty = float(new_qty)
+        self.traded_since_level = 0.0
