@@ -1,0 +1,1 @@
+"""Pure functions from RouterEvents and market snapshots to numbers; nothing here writes anything."""

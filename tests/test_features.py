@@ -1,0 +1,96 @@
+"""Features: hand-computed KPIs, expectancy, scores, quality bands and decision contexts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from features.context import decision_context
+from features.effectiveness import router_effectiveness
+from features.expectancy import NS_PER_HOUR, hourly_expectancy
+from features.quality import QualityThresholds, router_quality
+from features.scores import SlippageRegimes, symbol_scores
+from tests.factories import fill, routed
+
+OLD_SYSTEM = QualityThresholds(broken_fallback_ratio=0.9, broken_slippage_bps=20.0, degraded_fallback_ratio=0.6,
+                               degraded_slippage_bps=8.0, good_maker_ratio=0.7, good_fallback_ratio=0.4,
+                               good_slippage_bps=4.0)
+
+
+def _window():
+    maker = routed(fills=(fill(99.99, 1.0, "maker", fee_bps=2.0),))
+    fallback = routed(fills=(fill(99.99, 0.5, "maker", fee_bps=2.0), fill(100.02, 0.5, "taker", fee_bps=5.0)),
+                      used_fallback=True, reprice_count=2)
+    taker = routed(fills=(fill(100.01, 1.0, "taker", fee_bps=5.0),), started_maker=False)
+    missed = routed(fills=(), used_fallback=False)
+    return [maker, fallback, taker, missed]
+
+
+def test_effectiveness_by_hand() -> None:
+    kpis = router_effectiveness(_window(), window=None, reprice_loop_min=2)
+    assert kpis.orders == 4 and kpis.filled_orders == 3 and kpis.maker_started == 3
+    assert kpis.maker_fill_ratio == pytest.approx(1 / 2)
+    assert kpis.fallback_ratio == pytest.approx(1 / 3)
+    slippages = sorted([-1.0, 0.5, 1.0])
+    assert kpis.slippage_p50_bps == pytest.approx(slippages[1])
+    assert kpis.reprice_loop_ratio == pytest.approx(1 / 4)
+    notional = np.array([99.99, 99.99 * 0.5 + 100.02 * 0.5, 100.01])
+    fees = np.array([2.0, (99.99 * 0.5 * 2 + 100.02 * 0.5 * 5) / notional[1], 5.0])
+    assert kpis.fee_drag_bps == pytest.approx(float((fees * notional).sum() / notional.sum()))
+
+
+def test_empty_sets_give_none_not_zero() -> None:
+    kpis = router_effectiveness([routed(fills=(), started_maker=False)], window=None, reprice_loop_min=1)
+    assert kpis.maker_fill_ratio is None and kpis.fallback_ratio is None and kpis.slippage_p50_bps is None
+    assert kpis.mean_cost_bps is None and kpis.fee_drag_bps is None
+
+
+def test_window_and_symbol_filter() -> None:
+    events = [*_window(), routed(symbol="ETHUSDT", fills=(fill(100.0, 1.0),))]
+    assert router_effectiveness(events, window=2, reprice_loop_min=1).orders == 2
+    assert router_effectiveness(events, window=None, reprice_loop_min=1, symbol="ETHUSDT").orders == 1
+    with pytest.raises(ValueError, match="window"):
+        router_effectiveness(events, window=0, reprice_loop_min=1)
+
+
+def test_hourly_expectancy_groups_closing_orders_by_utc_hour() -> None:
+    events = [
+        routed(fills=(fill(100.0, 1.0),), realized_pnl_usd=1.0, finished_ts_ns=3 * NS_PER_HOUR + 5),
+        routed(fills=(fill(100.0, 1.0),), realized_pnl_usd=-0.5, finished_ts_ns=27 * NS_PER_HOUR),
+        routed(fills=(fill(100.0, 1.0),), realized_pnl_usd=None, finished_ts_ns=4 * NS_PER_HOUR),
+    ]
+    [hour] = hourly_expectancy(events)
+    assert (hour.hour, hour.trades) == (3, 2)
+    assert hour.expectancy_bps == pytest.approx(0.5 / 200.0 * 1e4)
+
+
+def test_symbol_scores_sharpe_and_regime() -> None:
+    pnl = [1.0, 2.0, -0.5, 1.5]
+    events = [routed(fills=(fill(100.0, 1.0, fee_bps=1.0),), realized_pnl_usd=p) for p in pnl]
+    [score] = symbol_scores(events, window=10, regimes=SlippageRegimes(1.0, 5.0), reprice_loop_min=1)
+    returns = np.array(pnl) / 100.0
+    assert score.sharpe_per_trade == pytest.approx(returns.mean() / returns.std(ddof=1) * 2.0)
+    assert score.slippage_regime == "calm" and score.fee_drag_bps == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        SlippageRegimes(5.0, 1.0)
+
+
+@pytest.mark.parametrize(("fallback_fills", "expected"), [(0, "good"), (2, "degraded"), (3, "broken")])
+def test_quality_bands_follow_the_thresholds(fallback_fills: int, expected: str) -> None:
+    events = [routed(fills=(fill(99.99, 1.0),)) for _ in range(3 - fallback_fills)]
+    events += [routed(fills=(fill(100.0, 1.0, "taker"),), used_fallback=True) for _ in range(fallback_fills)]
+    kpis = router_effectiveness(events, window=None, reprice_loop_min=1)
+    assert router_quality(kpis, OLD_SYSTEM) == expected
+
+
+def test_decision_context_values_and_bad_input() -> None:
+    ctx = decision_context(bid=99.0, ask=101.0, bid_qty=3.0, ask_qty=1.0, recent_mids=np.array([100.0] * 5),
+                           order_qty=1.5, side="buy", ts_ns=6 * NS_PER_HOUR)
+    assert ctx.spread_bps == pytest.approx(200.0) and ctx.book_imbalance == pytest.approx(0.5)
+    assert ctx.volatility_bps == 0.0 and ctx.size_vs_touch == pytest.approx(0.5)
+    assert ctx.hour_sin == pytest.approx(1.0) and ctx.hour_cos == pytest.approx(0.0, abs=1e-12)
+    assert set(ctx.as_dict()) == {"spread_bps", "volatility_bps", "book_imbalance", "hour_sin", "hour_cos",
+                                  "size_vs_touch"}
+    with pytest.raises(ValueError, match="uncrossed"):
+        decision_context(bid=101.0, ask=100.0, bid_qty=1, ask_qty=1, recent_mids=np.array([]), order_qty=1,
+                         side="buy", ts_ns=0)
