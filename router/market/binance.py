@@ -1,0 +1,466 @@
+"""Loader for recorded Binance public streams (``<local recv ns> <json>`` lines, gzip) into a MarketTape.
+
+Why it is careful: a simulation is only as honest as its book. Depth is rebuilt with Binance's documented
+snapshot-plus-diff procedure (diffs older than the snapshot dropped, the first kept diff must straddle the
+snapshot's ``lastUpdateId``, then each diff must continue the previous one), and a break in the update ids
+is recorded as a gap instead of being papered over. Prices and sizes are parsed from their strings into
+exact scaled integers; no float ever touches a price.
+
+Times: every stream is timed by the exchange event time ``E`` (ms). Spot bookTicker and the spot REST
+snapshot carry no exchange time: they are timed by the local receive time plus the clock offset of that
+file, estimated as the median of ``E - local receive`` over the file's messages that have ``E``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import msgspec
+import numpy as np
+
+from router.market.tape import MarketTape
+
+DATA_DIR_ENV = "ROUTER_TUNER_DATA"
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+_DEFAULT_DATA_DIR = _REPO_ROOT.parent / "shared" / "data" / "binance"
+_FILE_RE = re.compile(r"^(?P<market>usdm|spot|cm)_(?P<symbol>[a-z0-9_]+?)_(?P<day>\d{8})\.jsonl(?:\.gz)?$")
+_FUTURES_MARKETS = frozenset({"usdm", "cm"})
+_MAX_DIGITS = 18  # every 18-digit decimal fits int64
+
+
+class MarketDataError(ValueError):
+    """A recorded market-data file cannot be read as documented; the message names file and line."""
+
+
+# --- wire schemas (unknown fields are ignored: Binance adds fields over time) -------------------------
+class _Line(msgspec.Struct):
+    stream: str | None = None
+    data: msgspec.Raw = msgspec.Raw(b"")
+    lastUpdateId: int | None = None
+    bids: list[tuple[str, str]] | None = None
+    asks: list[tuple[str, str]] | None = None
+    E: int | None = None
+    symbol: str | None = None
+
+
+class _BookTicker(msgspec.Struct):
+    u: int
+    b: str
+    B: str
+    a: str
+    A: str
+    E: int | None = None
+
+
+class _DepthUpdate(msgspec.Struct):
+    E: int
+    U: int
+    u: int
+    b: list[tuple[str, str]]
+    a: list[tuple[str, str]]
+    pu: int | None = None
+
+
+class _Trade(msgspec.Struct):
+    E: int
+    p: str
+    q: str
+    m: bool
+
+
+_LINE = msgspec.json.Decoder(_Line)
+_BOOK_TICKER = msgspec.json.Decoder(_BookTicker)
+_DEPTH = msgspec.json.Decoder(_DepthUpdate)
+_TRADE = msgspec.json.Decoder(_Trade)
+
+
+# --- public API --------------------------------------------------------------------------------------
+def resolve_data_dir(cli_value: str | None) -> Path | None:
+    """The recorded-data folder: explicit value > ``$ROUTER_TUNER_DATA`` > ``../shared/data/binance``
+    beside the repository root when it exists > None. An explicit or env path that is missing is an error."""
+    for source, value in (("argument", cli_value), (DATA_DIR_ENV, os.environ.get(DATA_DIR_ENV))):
+        if value:
+            path = Path(value).expanduser()
+            if not path.is_dir():
+                raise FileNotFoundError(f"market data directory from {source} does not exist: {path}")
+            return path
+    return _DEFAULT_DATA_DIR if _DEFAULT_DATA_DIR.is_dir() else None
+
+
+def discover(data_dir: Path) -> dict[str, list[Path]]:
+    """Map ``"<market>_<symbol>"`` (e.g. ``"usdm_btcusdt"``) to its recorded files, oldest day first."""
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"market data directory does not exist: {data_dir}")
+    found: dict[str, list[tuple[str, Path]]] = {}
+    for path in data_dir.iterdir():
+        match = _FILE_RE.match(path.name)
+        if match and path.is_file():
+            key = f"{match['market']}_{match['symbol']}"
+            found.setdefault(key, []).append((match["day"], path))
+    return {key: [p for _, p in sorted(days)] for key, days in sorted(found.items())}
+
+
+def load_binance(paths: Sequence[Path], *, symbol: str | None = None) -> MarketTape:
+    """Read one symbol's recorded files (one market) as one stream in time order into a validated tape.
+
+    ``symbol`` (e.g. ``"BTCUSDT"``) selects one symbol when the files hold several; without it the files
+    must hold exactly one. Files are ordered by their first receive time, whatever order they are given in.
+    """
+    if not paths:
+        raise ValueError("load_binance needs at least one file")
+    markets = {_market_of(Path(p)) for p in paths}
+    if len(markets) != 1:
+        raise MarketDataError(f"files mix markets {sorted(markets)}: load one market per tape")
+    market = markets.pop()
+    state = _LoadState(market=market, symbol=symbol.upper() if symbol else None, symbol_given=bool(symbol))
+    for path in sorted((Path(p) for p in paths), key=_first_recv_ns):
+        _read_file(path, state)
+    return state.build()
+
+
+# --- internals ---------------------------------------------------------------------------------------
+def _market_of(path: Path) -> str:
+    match = _FILE_RE.match(path.name)
+    if match is None:
+        raise MarketDataError(
+            f"{path}: file name does not match <usdm|spot|cm>_<symbol>_<YYYYMMDD>.jsonl[.gz]")
+    return match["market"]
+
+
+def _open(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _first_recv_ns(path: Path) -> int:
+    with _open(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                return _recv_ns(line.partition(b" ")[0], path, lineno)
+    raise MarketDataError(f"{path}: file is empty")
+
+
+def _recv_ns(raw: bytes, path: Path, lineno: int) -> int:
+    if not raw.isdigit():
+        raise MarketDataError(f"{path}:{lineno}: line must start with '<receive time ns> ', got {raw[:40]!r}")
+    return int(raw)
+
+
+class _BadDecimalError(ValueError):
+    def __init__(self, index: int, text: str) -> None:
+        super().__init__(f"not an unsigned decimal string: {text!r}")
+        self.index = index
+
+
+def _parse_decimals(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``["61800.20", "3"]`` -> digits ``[6180020, 3]`` and decimals ``[2, 0]``, exactly, vectorised.
+
+    Lines were checked to be ASCII, so ``isdigit`` admits only 0-9. Raises _BadDecimalError at the first
+    string that is not an unsigned decimal.
+    """
+    if not texts:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    arr = np.array(texts, dtype=np.dtypes.StringDType())
+    digits = np.strings.replace(arr, ".", "", count=1)
+    dot = np.strings.find(arr, ".")
+    ok = np.strings.isdigit(digits) & (dot != 0) & (np.strings.str_len(digits) <= _MAX_DIGITS)
+    if not ok.all():
+        i = int(np.argmin(ok))
+        raise _BadDecimalError(i, texts[i])
+    decimals = np.where(dot >= 0, np.strings.str_len(arr) - dot - 1, 0).astype(np.int64)
+    return digits.astype(np.int64), decimals
+
+
+@dataclass(slots=True)
+class _DepthMsg:
+    ts_ns: int
+    first_id: int
+    last_id: int
+    prev_last_id: int | None
+    bids: list[tuple[str, str]]
+    asks: list[tuple[str, str]]
+    is_snapshot: bool
+    loc: int
+
+
+@dataclass(slots=True)
+class _LoadState:
+    """Everything read so far; a location ``loc`` is ``file index << 32 | line number``."""
+
+    market: str
+    symbol: str | None
+    symbol_given: bool
+    files: list[Path] = field(default_factory=list)
+    quote_loc: list[int] = field(default_factory=list)
+    quote_recv_ns: list[int] = field(default_factory=list)
+    quote_ts_ns: list[int] = field(default_factory=list)  # -1 until timed by local clock + offset
+    quote_px: list[str] = field(default_factory=list)  # bid, ask interleaved
+    quote_qty: list[str] = field(default_factory=list)
+    trade_loc: list[int] = field(default_factory=list)
+    trade_ts_ns: list[int] = field(default_factory=list)
+    trade_px: list[str] = field(default_factory=list)
+    trade_qty: list[str] = field(default_factory=list)
+    trade_buyer_maker: list[bool] = field(default_factory=list)
+    depth_out: list[_DepthMsg] = field(default_factory=list)
+    depth_pending: list[_DepthMsg] = field(default_factory=list)
+    depth_synced: bool = False
+    depth_awaiting_first: bool = False
+    depth_last_id: int = -1
+    depth_gap_ts_ns: list[int] = field(default_factory=list)
+    file_quote_start: int = 0
+
+    def where(self, loc: int) -> str:
+        return f"{self.files[loc >> 32]}:{loc & 0xFFFFFFFF}"
+
+    @property
+    def futures(self) -> bool:
+        return self.market in _FUTURES_MARKETS
+
+    def check_symbol(self, sym: str) -> bool:
+        """True when the message belongs to the selected symbol (fixing it on first sight)."""
+        if self.symbol is None:
+            self.symbol = sym
+        elif sym != self.symbol:
+            if not self.symbol_given:
+                raise ValueError(f"several symbols ({self.symbol}, {sym}): pass symbol= to choose one")
+            return False
+        return True
+
+    # depth procedure --------------------------------------------------------------------------------
+    def on_diff(self, msg: _DepthMsg) -> None:
+        if not self.depth_synced:
+            self.depth_pending.append(msg)
+        elif self.depth_awaiting_first:
+            self._apply_first(msg)
+        elif (msg.prev_last_id if self.futures else msg.first_id - 1) == self.depth_last_id:
+            self.depth_out.append(msg)
+            self.depth_last_id = msg.last_id
+        else:
+            self._gap(msg)
+
+    def on_snapshot(self, snap: _DepthMsg) -> None:
+        if self.depth_synced:
+            return  # the diff chain is unbroken: the book is already exact, a snapshot adds nothing
+        self.depth_out.append(snap)
+        self.depth_synced, self.depth_awaiting_first = True, True
+        self.depth_last_id = snap.last_id
+        pending, self.depth_pending = self.depth_pending, []
+        for msg in pending:
+            if self.depth_synced:
+                self.on_diff(msg)
+            else:
+                self.depth_pending.append(msg)
+
+    def _apply_first(self, msg: _DepthMsg) -> None:
+        snap_id = self.depth_last_id
+        if msg.last_id < snap_id or (not self.futures and msg.last_id == snap_id):
+            return  # older than the snapshot: already in it
+        target = snap_id if self.futures else snap_id + 1
+        if msg.first_id <= target <= msg.last_id:
+            self.depth_out.append(msg)
+            self.depth_last_id, self.depth_awaiting_first = msg.last_id, False
+        else:
+            self._gap(msg)
+
+    def _gap(self, msg: _DepthMsg) -> None:
+        self.depth_gap_ts_ns.append(msg.ts_ns)
+        self.depth_synced, self.depth_awaiting_first = False, False
+        self.depth_pending = [msg]
+
+    # build ------------------------------------------------------------------------------------------
+    def build(self) -> MarketTape:
+        if self.symbol is None:
+            raise MarketDataError("no market messages found in the given files")
+        quote_px = self._parse(self.quote_px, lambda i: self.quote_loc[i // 2])
+        quote_qty = self._parse(self.quote_qty, lambda i: self.quote_loc[i // 2])
+        trade_px = self._parse(self.trade_px, lambda i: self.trade_loc[i])
+        trade_qty = self._parse(self.trade_qty, lambda i: self.trade_loc[i])
+        bids_asks = [(*m.bids, *m.asks) for m in self.depth_out]
+        level_ends = np.cumsum([len(levels) for levels in bids_asks])
+
+        def depth_loc(i: int) -> int:
+            return self.depth_out[int(np.searchsorted(level_ends, i, side="right"))].loc
+
+        depth_px = self._parse([lv[0] for levels in bids_asks for lv in levels], depth_loc)
+        depth_qty = self._parse([lv[1] for levels in bids_asks for lv in levels], depth_loc)
+        price_cols, price_scale, tick = _rescale([quote_px, trade_px, depth_px], "price", self.symbol)
+        qty_cols, qty_scale, _ = _rescale([quote_qty, trade_qty, depth_qty], "size", self.symbol)
+
+        quote_ts = np.array(self.quote_ts_ns, dtype=np.int64)
+        q_order = np.argsort(quote_ts, kind="stable")
+        trade_ts = np.array(self.trade_ts_ns, dtype=np.int64)
+        t_order = np.argsort(trade_ts, kind="stable")
+        d_ts, d_side, snap_idx = self._depth_rows()
+        tape = MarketTape(
+            symbol=self.symbol, market=self.market, price_scale=price_scale, qty_scale=qty_scale,
+            tick_size=tick,
+            quote_ts_ns=quote_ts[q_order],
+            bid_px=price_cols[0][0::2][q_order], bid_qty=qty_cols[0][0::2][q_order],
+            ask_px=price_cols[0][1::2][q_order], ask_qty=qty_cols[0][1::2][q_order],
+            trade_ts_ns=trade_ts[t_order], trade_px=price_cols[1][t_order], trade_qty=qty_cols[1][t_order],
+            trade_buyer_maker=np.array(self.trade_buyer_maker, dtype=np.bool_)[t_order],
+            depth_ts_ns=d_ts, depth_side=d_side, depth_px=price_cols[2], depth_qty=qty_cols[2],
+            depth_snapshot_idx=snap_idx,
+            depth_gap_ts_ns=np.array(self.depth_gap_ts_ns, dtype=np.int64),
+        )
+        try:
+            return tape.validate()
+        except ValueError as exc:
+            raise MarketDataError(f"loaded tape is invalid: {exc}") from exc
+
+    def _parse(self, texts: list[str], loc_of: Callable[[int], int]) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            return _parse_decimals(texts)
+        except _BadDecimalError as exc:
+            raise MarketDataError(f"{self.where(loc_of(exc.index))}: {exc}") from exc
+
+    def _depth_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-level times and sides; a snapshot is stamped no later than the first diff applied on it."""
+        msgs = self.depth_out
+        ts = [m.ts_ns for m in msgs]
+        for i, m in enumerate(msgs):
+            if m.is_snapshot and i + 1 < len(msgs):
+                ts[i] = min(ts[i], ts[i + 1])
+            if i and ts[i] < ts[i - 1]:
+                if m.is_snapshot:
+                    ts[i] = ts[i - 1]
+                else:
+                    raise MarketDataError(f"{self.where(m.loc)}: depth event time {ts[i]} precedes "
+                                          f"the previous depth event {ts[i - 1]}")
+        per_side = np.array([(len(m.bids), len(m.asks)) for m in msgs], dtype=np.int64).reshape(-1)
+        side = np.repeat(np.tile(np.array([1, -1], dtype=np.int8), len(msgs)), per_side)
+        counts = per_side.reshape(-1, 2).sum(axis=1)
+        row_ts = np.repeat(np.array(ts, dtype=np.int64), counts)
+        starts = np.cumsum(counts) - counts
+        snap_idx = starts[np.array([m.is_snapshot for m in msgs], dtype=bool)]
+        return row_ts, side, snap_idx.astype(np.int64)
+
+
+def _rescale(cols: list[tuple[np.ndarray, np.ndarray]], what: str,
+             symbol: str) -> tuple[list[np.ndarray], int, float]:
+    """Bring every value to one scale: the fewest decimals that represent all of them exactly.
+
+    ``cols`` holds (digits, decimals) pairs. Returns the scaled columns, the scale, and the smallest
+    increment seen (gcd of the values) in units.
+    """
+    max_dec = max((int(dec.max()) for _, dec in cols if len(dec)), default=0)
+    scaled = []
+    for digits, dec in cols:
+        shift = 10 ** (max_dec - dec)
+        if len(digits) and float((digits.astype(np.float64) * shift).max()) >= 2.0**62:
+            raise MarketDataError(f"{symbol}: {what} values do not fit 64-bit integers at {max_dec} decimals")
+        scaled.append(digits * shift)
+    values = np.concatenate(scaled)
+    gcd = int(np.gcd.reduce(values)) if len(values) else 0
+    strip = 0
+    while strip < max_dec and gcd and gcd % 10 ** (strip + 1) == 0:
+        strip += 1
+    div = 10**strip
+    scale = 10 ** (max_dec - strip)
+    tick = (gcd // div) / scale if gcd else 1 / scale
+    return [col // div for col in scaled], scale, tick
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with _open(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                yield lineno, line
+
+
+def _read_file(path: Path, state: _LoadState) -> None:
+    offsets_ns: list[int] = []
+    local_snapshots: list[_DepthMsg] = []
+    state.file_quote_start = len(state.quote_ts_ns)
+    file_loc = len(state.files) << 32
+    state.files.append(path)
+    for lineno, line in _lines(path):
+        loc = file_loc | lineno
+        raw_ts, _, payload = line.partition(b" ")
+        recv_ns = _recv_ns(raw_ts, path, lineno)
+        try:
+            if not payload.isascii():
+                raise ValueError("non-ASCII bytes in line")
+            msg = _LINE.decode(payload)
+            if msg.stream is not None and len(msg.data):
+                _on_stream(msg.stream, msg.data, recv_ns, state, offsets_ns, loc)
+            elif msg.lastUpdateId is not None and msg.bids is not None and msg.asks is not None:
+                if msg.symbol is not None and not state.check_symbol(msg.symbol.upper()):
+                    continue
+                snap = _DepthMsg(
+                    ts_ns=msg.E * 1_000_000 if msg.E is not None else recv_ns, first_id=msg.lastUpdateId,
+                    last_id=msg.lastUpdateId, prev_last_id=None, bids=msg.bids, asks=msg.asks,
+                    is_snapshot=True, loc=loc)
+                if msg.E is None:
+                    local_snapshots.append(snap)
+                state.on_snapshot(snap)
+            else:
+                raise ValueError("neither a combined-stream envelope nor a depth snapshot")
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            if isinstance(exc, MarketDataError):
+                raise
+            raise MarketDataError(f"{path}:{lineno}: {exc}") from exc
+    _apply_clock_offset(path, state, offsets_ns, local_snapshots)
+
+
+def _apply_clock_offset(path: Path, state: _LoadState, offsets_ns: list[int],
+                        local_snapshots: list[_DepthMsg]) -> None:
+    """Time this file's local-clock messages on the exchange clock (see module docstring)."""
+    local_quotes = [i for i in range(state.file_quote_start, len(state.quote_ts_ns))
+                    if state.quote_ts_ns[i] < 0]
+    if not local_quotes and not local_snapshots:
+        return
+    if not offsets_ns:
+        raise MarketDataError(f"{path}: no message with an exchange time to estimate the clock offset from")
+    offset_ns = int(np.median(np.array(offsets_ns, dtype=np.int64)))
+    for i in local_quotes:
+        state.quote_ts_ns[i] = state.quote_recv_ns[i] + offset_ns
+    for snap in local_snapshots:
+        snap.ts_ns += offset_ns
+
+
+def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
+               offsets_ns: list[int], loc: int) -> None:
+    sym, _, kind_full = stream.partition("@")
+    kind = kind_full.partition("@")[0]
+    if not state.check_symbol(sym.upper()):
+        return
+    if kind == "bookTicker":
+        bt = _BOOK_TICKER.decode(data)
+        state.quote_loc.append(loc)
+        state.quote_recv_ns.append(recv_ns)
+        if bt.E is None:
+            state.quote_ts_ns.append(-1)
+        else:
+            ts = bt.E * 1_000_000
+            offsets_ns.append(ts - recv_ns)
+            state.quote_ts_ns.append(ts)
+        state.quote_px += (bt.b, bt.a)
+        state.quote_qty += (bt.B, bt.A)
+    elif kind == "trade":
+        tr = _TRADE.decode(data)
+        ts = tr.E * 1_000_000
+        offsets_ns.append(ts - recv_ns)
+        state.trade_ts_ns.append(ts)
+        state.trade_loc.append(loc)
+        state.trade_px.append(tr.p)
+        state.trade_qty.append(tr.q)
+        state.trade_buyer_maker.append(tr.m)
+    elif kind == "depth":
+        du = _DEPTH.decode(data)
+        if state.futures and du.pu is None:
+            raise ValueError("futures depthUpdate without 'pu'")
+        ts = du.E * 1_000_000
+        offsets_ns.append(ts - recv_ns)
+        state.on_diff(_DepthMsg(ts_ns=ts, first_id=du.U, last_id=du.u, prev_last_id=du.pu, bids=du.b,
+                                asks=du.a, is_snapshot=False, loc=loc))
+    else:
+        raise ValueError(f"unsupported stream {stream!r} (expected bookTicker, depth diffs or trade)")
+
+
+__all__ = ["DATA_DIR_ENV", "MarketDataError", "discover", "load_binance", "resolve_data_dir"]
