@@ -144,10 +144,14 @@ def validate(event: Event) -> None:
 
 def to_json(event: Event) -> bytes:
     """Encode one event as msgspec JSON, refusing any value that would not decode back to itself."""
-    validate(event)
-    data = _ENCODER.encode(event)
     kind = kind_of(event)
-    path = _first_difference(event, from_json(data, kind), "$")
+    _validate_struct(kind, event, "$")
+    data = _ENCODER.encode(event)
+    try:
+        decoded = _DECODERS[kind].decode(data)
+    except msgspec.ValidationError as err:
+        raise _schema_error(kind, err) from err
+    path = _first_difference(event, decoded, "$")
     if path is not None:
         raise SchemaError(kind, path, "value does not round-trip: it is not of the schema's type")
     return data
