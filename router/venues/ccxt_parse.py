@@ -1,0 +1,82 @@
+"""Conversion of ccxt's unified order and trade structures into ``OrderState`` and ``Fill``.
+
+Pure functions: the venue fetches, these translate. Anything the router relies on that ccxt left empty
+(a status, a fee, a maker/taker flag) is an error here, never a guessed default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from router.events import Fill, Liquidity
+from router.venue import OrderState, OrderStatus, VenueError
+
+_CCXT_STATUS: Mapping[str, OrderStatus] = {
+    "closed": "filled",
+    "canceled": "canceled",
+    "expired": "expired",
+    "rejected": "rejected",
+}
+
+FeeToQuote = Callable[[str, float, float], float]
+"""(fee currency, fee amount, fill price) -> fee in the market's quote currency."""
+
+
+def order_status(order: Mapping[str, Any]) -> OrderStatus:
+    """ccxt's ``open`` covers both resting and partly filled orders; ``filled`` tells them apart."""
+    status = order.get("status")
+    if status == "open":
+        return "partially_filled" if (order.get("filled") or 0.0) > 0.0 else "open"
+    if status in _CCXT_STATUS:
+        return _CCXT_STATUS[status]
+    raise VenueError(f"order {order.get('clientOrderId')!r} has unknown status {status!r}")
+
+
+def fill_from_trade(trade: Mapping[str, Any], client_order_id: str, fee_to_quote: FeeToQuote) -> Fill:
+    """One ccxt trade as a ``Fill``: fee converted to quote, signed (a rebate is negative)."""
+    liquidity: Liquidity
+    if trade.get("takerOrMaker") == "maker":
+        liquidity = "maker"
+    elif trade.get("takerOrMaker") == "taker":
+        liquidity = "taker"
+    else:
+        raise VenueError(f"trade {trade.get('id')!r} does not say maker or taker")
+    fee = trade.get("fee")
+    if not fee or fee.get("cost") is None or not fee.get("currency"):
+        raise VenueError(f"trade {trade.get('id')!r} has no fee")
+    price = float(trade["price"])
+    timestamp_ms = trade.get("timestamp")
+    if timestamp_ms is None:
+        raise VenueError(f"trade {trade.get('id')!r} has no timestamp")
+    return Fill(
+        trade_id=str(trade["id"]),
+        client_order_id=client_order_id,
+        price=price,
+        qty=float(trade["amount"]),
+        fee_usd=fee_to_quote(str(fee["currency"]), float(fee["cost"]), price),
+        liquidity=liquidity,
+        ts_ns=int(timestamp_ms) * 1_000_000,
+    )
+
+
+def order_state(
+    order: Mapping[str, Any], symbol: str, client_order_id: str, fills: tuple[Fill, ...]
+) -> OrderState:
+    """The venue's view of one order under the router's symbol and id (checked against ccxt's)."""
+    reported_id = order.get("clientOrderId")
+    if reported_id is not None and reported_id != client_order_id:
+        raise VenueError(f"venue answered for client order id {reported_id!r}, asked {client_order_id!r}")
+    amount = order.get("amount")
+    if amount is None:
+        raise VenueError(f"order {client_order_id!r} has no amount")
+    price = order.get("price")
+    return OrderState(
+        client_order_id=client_order_id,
+        symbol=symbol,
+        status=order_status(order),
+        qty=float(amount),
+        filled_qty=float(order.get("filled") or 0.0),
+        price=float(price) if order.get("type") == "limit" and price is not None else None,
+        fills=fills,
+    )

@@ -1,0 +1,89 @@
+"""Per-exchange quirks of the live venue, as data: the adapter's code never names an exchange.
+
+Each entry says how one ccxt exchange spells what the venue protocol needs (client order ids, post-only,
+reduce-only, hedge-mode position sides, fills by order) and which native error codes mean which
+``router.venue`` error. Adding an exchange is adding an entry, after checking it against its API docs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from router.venue import (
+    BelowMinNotional,
+    InsufficientMargin,
+    OrderNotFound,
+    PostOnlyRejected,
+    VenueError,
+)
+
+
+class DuplicateClientOrderId(VenueError):
+    """The venue already has a live order with this client order id."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeQuirks:
+    """How one exchange spells the venue protocol.
+
+    ``hedge_mode_sends_reduce_only`` is False where the exchange infers reduce-only from the position
+    side in hedge mode and rejects an explicit flag (Binance USDⓈ-M: -1106). ``trades_order_id_param``
+    is the ``fetch_my_trades`` parameter that narrows trades to one order. ``ccxt_options`` are merged
+    into the ccxt client's options (turning off calls the venue does not need).
+    """
+
+    client_order_id_param: str
+    query_client_order_id_param: str
+    post_only_params: Mapping[str, str]
+    reduce_only_params: Mapping[str, str]
+    position_side_param: str
+    hedge_mode_sends_reduce_only: bool
+    trades_order_id_param: str
+    retry_after_header: str
+    error_codes: Mapping[str, type[VenueError]]
+    ccxt_options: Mapping[str, object]
+
+
+BINANCE_USDM = ExchangeQuirks(
+    client_order_id_param="newClientOrderId",
+    query_client_order_id_param="origClientOrderId",
+    post_only_params=MappingProxyType({"timeInForce": "GTX"}),
+    reduce_only_params=MappingProxyType({"reduceOnly": "true"}),
+    position_side_param="positionSide",
+    hedge_mode_sends_reduce_only=False,
+    trades_order_id_param="orderId",
+    retry_after_header="Retry-After",
+    error_codes=MappingProxyType(
+        {
+            "-5022": PostOnlyRejected,  # GTX order would have executed as taker
+            "-2019": InsufficientMargin,  # Margin is insufficient
+            "-2018": InsufficientMargin,  # Balance is insufficient
+            "-4164": BelowMinNotional,  # Order's notional must be no smaller than ...
+            "-2013": OrderNotFound,  # Order does not exist (query)
+            "-2011": OrderNotFound,  # Unknown order sent (cancel)
+            "-4116": DuplicateClientOrderId,  # ClientOrderId is duplicated
+        }
+    ),
+    ccxt_options=MappingProxyType(
+        {
+            # The spot wallet's currency list is a private sapi call the futures venue never needs.
+            "fetchCurrencies": False,
+            # open_orders(None) is a deliberate all-symbols query (reconciliation), not a mistake.
+            "warnOnFetchOpenOrdersWithoutSymbol": False,
+        }
+    ),
+)
+
+QUIRKS: Mapping[str, ExchangeQuirks] = MappingProxyType({"binanceusdm": BINANCE_USDM})
+
+
+def quirks_for(exchange_id: str) -> ExchangeQuirks:
+    """The quirks entry of ``exchange_id``; an exchange without one is refused, not guessed."""
+    try:
+        return QUIRKS[exchange_id]
+    except KeyError:
+        raise ValueError(
+            f"no quirks mapping for exchange {exchange_id!r}; supported: {', '.join(sorted(QUIRKS))}"
+        ) from None

@@ -1,0 +1,529 @@
+"""A local fake of Binance USDⓈ-M futures' REST API, so ccxt's own signing and parsing run without a network.
+
+It answers the real paths with the real payload shapes, checks the HMAC-SHA256 signature that ccxt
+computes (with the fake's secret), keeps a one-level book, orders, trades and positions, enforces the
+rules the venue adapter must respect (post-only GTX crossing -> -5022, hedge mode rejects ``reduceOnly``
+and needs ``positionSide``), and can be scripted to fail the next request on a path in the ways a live
+exchange does: an error code, a 429 with ``Retry-After``, or a timeout before/after the order exists.
+Bound to 127.0.0.1 on an ephemeral port; tests start it as a context manager.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+ORDER_PATH = "/fapi/v1/order"
+
+
+@dataclass(frozen=True)
+class SymbolSpec:
+    """One perpetual's exchangeInfo entry: tick, step and minimum notional as Binance publishes them."""
+
+    symbol: str
+    base: str
+    quote: str
+    tick_size: str
+    step_size: str
+    min_notional: str
+    price_precision: int
+    quantity_precision: int
+
+
+DEFAULT_SYMBOLS = (
+    SymbolSpec("BTCUSDT", "BTC", "USDT", "0.10", "0.001", "100", 2, 3),
+    SymbolSpec("BTCUSDC", "BTC", "USDC", "0.1", "0.001", "5", 1, 3),
+    SymbolSpec("BNBUSDT", "BNB", "USDT", "0.010", "0.01", "5", 3, 2),
+)
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    """Answer the next matching request with a Binance error body and HTTP status."""
+
+    code: int
+    msg: str
+    http_status: int = 400
+
+
+@dataclass(frozen=True)
+class RateLimitReply:
+    """Answer the next matching request with HTTP 429 (or 418) and a ``Retry-After`` header in seconds."""
+
+    retry_after_s: int
+    http_status: int = 429
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Sleep ``seconds`` before answering; ``create_first`` processes an order POST before stalling."""
+
+    seconds: float
+    create_first: bool
+
+
+Fault = ErrorReply | RateLimitReply | Stall
+
+
+@dataclass
+class FakeOrder:
+    order_id: int
+    client_order_id: str
+    symbol: str
+    side: Literal["BUY", "SELL"]
+    position_side: str
+    order_type: str
+    time_in_force: str
+    price: Decimal
+    orig_qty: Decimal
+    reduce_only: bool
+    status: str = "NEW"
+    executed_qty: Decimal = Decimal(0)
+    cum_quote: Decimal = Decimal(0)
+    update_ms: int = 0
+
+
+@dataclass
+class FakeState:
+    """Everything the fake exchange knows; tests read and script it under ``lock``."""
+
+    symbols: dict[str, SymbolSpec]
+    maker_fee_rate: Decimal
+    taker_fee_rate: Decimal
+    hedge_mode: bool = False
+    books: dict[str, tuple[Decimal, Decimal, Decimal, Decimal]] = field(default_factory=dict)
+    orders: dict[str, FakeOrder] = field(default_factory=dict)
+    trades: list[dict[str, Any]] = field(default_factory=list)
+    positions: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    order_posts: Counter[str] = field(default_factory=Counter)
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    faults: dict[tuple[str, str], deque[Fault]] = field(default_factory=dict)
+    fee_asset_override: str | None = None
+    next_id: int = 1000
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+class BinanceUsdmError(Exception):
+    """A request the real exchange would refuse, with its code and message."""
+
+    def __init__(self, code: int, msg: str, http_status: int = 400) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.http_status = http_status
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class FakeBinanceUsdm:
+    """The fake exchange: start it, point ccxt at ``base_url``, script faults, fill orders."""
+
+    def __init__(
+        self,
+        api_key: str,
+        api_secret: str,
+        symbols: tuple[SymbolSpec, ...] = DEFAULT_SYMBOLS,
+        maker_fee_rate: str = "0.0002",
+        taker_fee_rate: str = "0.0005",
+    ) -> None:
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.state = FakeState(
+            symbols={s.symbol: s for s in symbols},
+            maker_fee_rate=Decimal(maker_fee_rate),
+            taker_fee_rate=Decimal(taker_fee_rate),
+        )
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FakeBinanceUsdm:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    # ----- scripting -------------------------------------------------------------------------------
+    def set_book(self, symbol: str, bid: str, bid_qty: str, ask: str, ask_qty: str) -> None:
+        with self.state.lock:
+            self.state.books[symbol] = (Decimal(bid), Decimal(bid_qty), Decimal(ask), Decimal(ask_qty))
+
+    def set_position(self, symbol: str, position_side: str, amount: str) -> None:
+        with self.state.lock:
+            self.state.positions[(symbol, position_side)] = Decimal(amount)
+
+    def fail_next(self, method: str, path: str, fault: Fault) -> None:
+        with self.state.lock:
+            self.state.faults.setdefault((method, path), deque()).append(fault)
+
+    def fill(self, client_order_id: str, qty: str) -> None:
+        """Fill part of a resting order as maker at its limit price (a trade against our quote)."""
+        with self.state.lock:
+            order = self.state.orders[client_order_id]
+            self._execute(order, Decimal(qty), order.price, maker=True)
+
+    def posts_for(self, client_order_id: str) -> int:
+        with self.state.lock:
+            return self.state.order_posts[client_order_id]
+
+    def order_requests(self, method: str) -> list[dict[str, str]]:
+        with self.state.lock:
+            return [p for m, path, p in self.state.requests if m == method and path == ORDER_PATH]
+
+    # ----- matching --------------------------------------------------------------------------------
+    def _execute(self, order: FakeOrder, qty: Decimal, price: Decimal, maker: bool) -> None:
+        st = self.state
+        spec = st.symbols[order.symbol]
+        order.executed_qty += qty
+        order.cum_quote += qty * price
+        order.status = "FILLED" if order.executed_qty == order.orig_qty else "PARTIALLY_FILLED"
+        order.update_ms = _now_ms()
+        rate = st.maker_fee_rate if maker else st.taker_fee_rate
+        commission = qty * price * rate
+        asset = spec.quote
+        if st.fee_asset_override is not None:
+            asset = st.fee_asset_override
+            bnb_bid, _, bnb_ask, _ = st.books[f"{asset}{spec.quote}"]
+            commission = commission / ((bnb_bid + bnb_ask) / 2)
+        st.next_id += 1
+        st.trades.append(
+            {
+                "buyer": order.side == "BUY",
+                "commission": f"{commission:.8f}",
+                "commissionAsset": asset,
+                "id": st.next_id,
+                "maker": maker,
+                "orderId": order.order_id,
+                "price": str(price),
+                "qty": str(qty),
+                "quoteQty": str(qty * price),
+                "realizedPnl": "0",
+                "side": order.side,
+                "positionSide": order.position_side,
+                "symbol": order.symbol,
+                "time": order.update_ms,
+            }
+        )
+        signed = qty if order.side == "BUY" else -qty
+        key = (order.symbol, order.position_side)
+        st.positions[key] = st.positions.get(key, Decimal(0)) + signed
+
+    def _new_order(self, p: dict[str, str]) -> FakeOrder:
+        st = self.state
+        symbol = p["symbol"]
+        if symbol not in st.symbols:
+            raise BinanceUsdmError(-1121, "Invalid symbol.")
+        spec = st.symbols[symbol]
+        cid = p.get("newClientOrderId")
+        if cid is None:
+            raise BinanceUsdmError(-1102, "Mandatory parameter 'newClientOrderId' was not sent (fake requires it).")
+        if cid in st.orders and st.orders[cid].status in ("NEW", "PARTIALLY_FILLED"):
+            raise BinanceUsdmError(-4116, "ClientOrderId is duplicated.")
+        position_side = p.get("positionSide", "BOTH")
+        reduce_only = p.get("reduceOnly", "false").lower() == "true"
+        if st.hedge_mode:
+            if "reduceOnly" in p:
+                raise BinanceUsdmError(-1106, "Parameter 'reduceOnly' sent when not required.")
+            if position_side not in ("LONG", "SHORT"):
+                raise BinanceUsdmError(-4061, "Order's position side does not match user's setting.")
+        elif position_side != "BOTH":
+            raise BinanceUsdmError(-4061, "Order's position side does not match user's setting.")
+        qty = Decimal(p["quantity"])
+        if qty % Decimal(spec.step_size) != 0 or qty <= 0:
+            raise BinanceUsdmError(-1111, "Precision is over the maximum defined for this asset.")
+        bid, _, ask, _ = st.books[symbol]
+        order_type = p["type"]
+        price = Decimal(p["price"]) if order_type == "LIMIT" else (ask if p["side"] == "BUY" else bid)
+        if order_type == "LIMIT" and price % Decimal(spec.tick_size) != 0:
+            raise BinanceUsdmError(-1111, "Precision is over the maximum defined for this asset.")
+        if not reduce_only and qty * price < Decimal(spec.min_notional):
+            raise BinanceUsdmError(
+                -4164,
+                f"Order's notional must be no smaller than {spec.min_notional} (unless you choose reduce only).",
+            )
+        crosses = (p["side"] == "BUY" and price >= ask) or (p["side"] == "SELL" and price <= bid)
+        tif = p.get("timeInForce", "GTC")
+        if tif == "GTX" and crosses:
+            raise BinanceUsdmError(
+                -5022, "Due to the order could not be executed as maker, the Post Only order will be rejected."
+            )
+        st.next_id += 1
+        order = FakeOrder(
+            order_id=st.next_id,
+            client_order_id=cid,
+            symbol=symbol,
+            side=p["side"],  # type: ignore[arg-type]
+            position_side=position_side,
+            order_type=order_type,
+            time_in_force=tif,
+            price=price,
+            orig_qty=qty,
+            reduce_only=reduce_only,
+            update_ms=_now_ms(),
+        )
+        st.orders[cid] = order
+        if crosses:
+            self._execute(order, qty, ask if p["side"] == "BUY" else bid, maker=False)
+        return order
+
+    # ----- payloads --------------------------------------------------------------------------------
+    def _order_json(self, o: FakeOrder) -> dict[str, Any]:
+        avg = o.cum_quote / o.executed_qty if o.executed_qty else Decimal(0)
+        return {
+            "orderId": o.order_id,
+            "symbol": o.symbol,
+            "status": o.status,
+            "clientOrderId": o.client_order_id,
+            "price": str(o.price) if o.order_type == "LIMIT" else "0",
+            "avgPrice": str(avg),
+            "origQty": str(o.orig_qty),
+            "executedQty": str(o.executed_qty),
+            "cumQty": str(o.executed_qty),
+            "cumQuote": str(o.cum_quote),
+            "timeInForce": o.time_in_force,
+            "type": o.order_type,
+            "reduceOnly": o.reduce_only,
+            "closePosition": False,
+            "side": o.side,
+            "positionSide": o.position_side,
+            "stopPrice": "0",
+            "workingType": "CONTRACT_PRICE",
+            "priceProtect": False,
+            "origType": o.order_type,
+            "priceMatch": "NONE",
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+            "goodTillDate": 0,
+            "time": o.update_ms,
+            "updateTime": o.update_ms,
+        }
+
+    def _exchange_info(self) -> dict[str, Any]:
+        symbols = []
+        for s in self.state.symbols.values():
+            symbols.append(
+                {
+                    "symbol": s.symbol,
+                    "pair": s.symbol,
+                    "contractType": "PERPETUAL",
+                    "deliveryDate": 4133404800000,
+                    "onboardDate": 1569398400000,
+                    "status": "TRADING",
+                    "maintMarginPercent": "2.5000",
+                    "requiredMarginPercent": "5.0000",
+                    "baseAsset": s.base,
+                    "quoteAsset": s.quote,
+                    "marginAsset": s.quote,
+                    "pricePrecision": s.price_precision,
+                    "quantityPrecision": s.quantity_precision,
+                    "baseAssetPrecision": 8,
+                    "quotePrecision": 8,
+                    "underlyingType": "COIN",
+                    "underlyingSubType": [],
+                    "triggerProtect": "0.0500",
+                    "liquidationFee": "0.012500",
+                    "marketTakeBound": "0.05",
+                    "maxMoveOrderLimit": 10000,
+                    "filters": [
+                        {"filterType": "PRICE_FILTER", "minPrice": s.tick_size, "maxPrice": "4529764",
+                         "tickSize": s.tick_size},
+                        {"filterType": "LOT_SIZE", "minQty": s.step_size, "maxQty": "1000",
+                         "stepSize": s.step_size},
+                        {"filterType": "MARKET_LOT_SIZE", "minQty": s.step_size, "maxQty": "120",
+                         "stepSize": s.step_size},
+                        {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+                        {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+                        {"filterType": "MIN_NOTIONAL", "notional": s.min_notional},
+                        {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500",
+                         "multiplierDecimal": "4"},
+                    ],
+                    "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT",
+                                   "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
+                    "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+                    "permissionSets": ["GRID", "COPY"],
+                }
+            )
+        return {
+            "timezone": "UTC",
+            "serverTime": _now_ms(),
+            "futuresType": "U_MARGINED",
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "assets": [],
+            "symbols": symbols,
+        }
+
+    def _position_risk(self, symbol: str | None) -> list[dict[str, Any]]:
+        out = []
+        for (sym, side), amt in self.state.positions.items():
+            if symbol is not None and sym != symbol:
+                continue
+            bid, _, ask, _ = self.state.books[sym]
+            mark = (bid + ask) / 2
+            out.append(
+                {
+                    "symbol": sym,
+                    "positionSide": side,
+                    "positionAmt": str(amt),
+                    "entryPrice": str(mark),
+                    "breakEvenPrice": str(mark),
+                    "markPrice": str(mark),
+                    "unRealizedProfit": "0",
+                    "liquidationPrice": "0",
+                    "isolatedMargin": "0",
+                    "notional": str(amt * mark),
+                    "marginAsset": self.state.symbols[sym].quote,
+                    "isolatedWallet": "0",
+                    "initialMargin": "0",
+                    "maintMargin": "0",
+                    "positionInitialMargin": "0",
+                    "openOrderInitialMargin": "0",
+                    "adl": 0,
+                    "bidNotional": "0",
+                    "askNotional": "0",
+                    "updateTime": _now_ms(),
+                }
+            )
+        return out
+
+    def _route(self, method: str, path: str, p: dict[str, str]) -> Any:
+        st = self.state
+        if (method, path) == ("GET", "/fapi/v1/exchangeInfo"):
+            return self._exchange_info()
+        if (method, path) == ("GET", "/fapi/v1/time"):
+            return {"serverTime": _now_ms()}
+        if (method, path) == ("GET", "/fapi/v1/ticker/bookTicker"):
+            bid, bq, ask, aq = st.books[p["symbol"]]
+            return {"symbol": p["symbol"], "bidPrice": str(bid), "bidQty": str(bq), "askPrice": str(ask),
+                    "askQty": str(aq), "time": _now_ms(), "lastUpdateId": st.next_id}
+        if (method, path) == ("GET", "/fapi/v1/depth"):
+            bid, bq, ask, aq = st.books[p["symbol"]]
+            now = _now_ms()
+            return {"lastUpdateId": st.next_id, "E": now, "T": now, "bids": [[str(bid), str(bq)]],
+                    "asks": [[str(ask), str(aq)]]}
+        if (method, path) == ("GET", "/fapi/v1/positionSide/dual"):
+            return {"dualSidePosition": st.hedge_mode}
+        if method == "GET" and path in ("/fapi/v2/positionRisk", "/fapi/v3/positionRisk"):
+            return self._position_risk(p.get("symbol"))
+        if (method, path) == ("GET", "/fapi/v1/leverageBracket"):
+            return [{"symbol": sym, "notionalCoef": 1.0,
+                     "brackets": [{"bracket": 1, "initialLeverage": 125, "notionalCap": 50000,
+                                   "notionalFloor": 0, "maintMarginRatio": 0.004, "cum": 0.0}]}
+                    for sym in st.symbols if p.get("symbol") in (None, sym)]
+        if (method, path) == ("POST", ORDER_PATH):
+            return self._order_json(self._new_order(p))
+        if (method, path) in (("GET", ORDER_PATH), ("DELETE", ORDER_PATH)):
+            order = st.orders.get(p.get("origClientOrderId", ""))
+            if order is None or order.symbol != p.get("symbol"):
+                if method == "GET":
+                    raise BinanceUsdmError(-2013, "Order does not exist.")
+                raise BinanceUsdmError(-2011, "Unknown order sent.")
+            if method == "DELETE":
+                if order.status not in ("NEW", "PARTIALLY_FILLED"):
+                    raise BinanceUsdmError(-2011, "Unknown order sent.")
+                order.status = "CANCELED"
+                order.update_ms = _now_ms()
+            return self._order_json(order)
+        if (method, path) == ("GET", "/fapi/v1/openOrders"):
+            return [self._order_json(o) for o in st.orders.values()
+                    if o.status in ("NEW", "PARTIALLY_FILLED") and p.get("symbol") in (None, o.symbol)]
+        if (method, path) == ("GET", "/fapi/v1/userTrades"):
+            return [t for t in st.trades if t["symbol"] == p["symbol"]
+                    and ("orderId" not in p or str(t["orderId"]) == p["orderId"])]
+        raise BinanceUsdmError(-1000, f"fake has no route for {method} {path}", 404)
+
+    def _check_signature(self, headers: Any, payload: str) -> None:
+        if headers.get("X-MBX-APIKEY") != self.api_key:
+            raise BinanceUsdmError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+        unsigned, sep, signature = payload.rpartition("&signature=")
+        expected = hmac.new(self.api_secret.encode(), unsigned.encode(), hashlib.sha256).hexdigest()
+        if not sep or not hmac.compare_digest(signature, expected):
+            raise BinanceUsdmError(-1022, "Signature for this request is not valid.")
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+
+            def _handle(self, method: str) -> None:
+                split = urlsplit(self.path)
+                payload = split.query
+                if method == "POST":
+                    length = int(self.headers.get("Content-Length", "0"))
+                    payload = self.rfile.read(length).decode()
+                params = dict(parse_qsl(payload, keep_blank_values=True))
+                path = split.path
+                with fake.state.lock:
+                    fake.state.requests.append((method, path, params))
+                    queue = fake.state.faults.get((method, path))
+                    fault = queue.popleft() if queue else None
+                    if method == "POST" and path == ORDER_PATH and "newClientOrderId" in params:
+                        fake.state.order_posts[params["newClientOrderId"]] += 1
+                try:
+                    if "signature=" in payload:
+                        fake._check_signature(self.headers, payload)
+                    elif path in (ORDER_PATH, "/fapi/v1/openOrders", "/fapi/v1/userTrades"):
+                        raise BinanceUsdmError(-1102, "Mandatory parameter 'signature' was not sent.")
+                    if isinstance(fault, ErrorReply):
+                        raise BinanceUsdmError(fault.code, fault.msg, fault.http_status)
+                    if isinstance(fault, RateLimitReply):
+                        self._reply(fault.http_status,
+                                    {"code": -1003, "msg": "Too many requests; current limit is 2400 "
+                                     "requests per minute."},
+                                    {"Retry-After": str(fault.retry_after_s)})
+                        return
+                    if isinstance(fault, Stall):
+                        if fault.create_first:
+                            with fake.state.lock:
+                                fake._route(method, path, params)
+                        time.sleep(fault.seconds)
+                        return
+                    with fake.state.lock:
+                        body = fake._route(method, path, params)
+                    self._reply(200, body)
+                except BinanceUsdmError as err:
+                    self._reply(err.http_status, {"code": err.code, "msg": err.msg})
+
+            def do_GET(self) -> None:
+                self._handle("GET")
+
+            def do_POST(self) -> None:
+                self._handle("POST")
+
+            def do_DELETE(self) -> None:
+                self._handle("DELETE")
+
+        return Handler

@@ -1,0 +1,414 @@
+"""The live ccxt venue against a local fake of Binance USDⓈ-M: ccxt's real signing and parsing, no network."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from router.venue import (
+    BelowMinNotional,
+    InsufficientMargin,
+    OrderNotFound,
+    OrderRequest,
+    PostOnlyRejected,
+    RateLimited,
+    VenueError,
+    VenueTimeout,
+)
+from router.venues.ccxt_config import ApiCredentials, CcxtVenueConfig
+from router.venues.ccxt_quirks import quirks_for
+from router.venues.ccxt_venue import CcxtVenue
+from tests.fakes.binance_usdm import ErrorReply, FakeBinanceUsdm, RateLimitReply, Stall
+
+API_KEY = "PLANTEDkey0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+API_SECRET = "PLANTEDsecret9876543210zyxwvutsrqponmlkjihgfedcbaZYXWVUTSRQPONMLK"
+TIMEOUT_MS = 300
+STALL_S = 0.6
+ORDER = "/fapi/v1/order"
+
+
+class FakeClock:
+    """A clock that records the waits asked of it instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.t_ns = 1_700_000_000_000_000_000
+        self.sleeps_s: list[float] = []
+
+    def now_ns(self) -> int:
+        return self.t_ns
+
+    def sleep_until(self, ts_ns: int) -> None:
+        self.sleeps_s.append((ts_ns - self.t_ns) / 1e9)
+        self.t_ns = max(self.t_ns, ts_ns)
+
+
+def make_config(base_url: str, **overrides: object) -> CcxtVenueConfig:
+    cfg = CcxtVenueConfig(
+        exchange_id="binanceusdm",
+        api_key_env="ROUTER_TUNER_API_KEY",
+        api_secret_env="ROUTER_TUNER_API_SECRET",
+        api_base_url=base_url,
+        request_timeout_ms=TIMEOUT_MS,
+        ccxt_rate_limiter=False,
+        rate_limit_max_retries=3,
+        backoff_initial_ms=100.0,
+        backoff_max_ms=800.0,
+        retry_after_max_s=5.0,
+        top_of_book_source="order_book",
+        order_book_depth=5,
+    )
+    return replace(cfg, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBinanceUsdm]:
+    with FakeBinanceUsdm(API_KEY, API_SECRET) as server:
+        server.set_book("BTCUSDT", "60000.0", "1.5", "60000.1", "2.0")
+        server.set_book("BTCUSDC", "59990.0", "1.0", "59990.1", "1.0")
+        server.set_book("BNBUSDT", "500.00", "10", "500.10", "10")
+        yield server
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def connect(fake: FakeBinanceUsdm, clock: FakeClock, **overrides: object) -> CcxtVenue:
+    env = {"ROUTER_TUNER_API_KEY": API_KEY, "ROUTER_TUNER_API_SECRET": API_SECRET}
+    return CcxtVenue.from_env(make_config(fake.base_url, **overrides), clock, env)
+
+
+@pytest.fixture
+def venue(fake: FakeBinanceUsdm, clock: FakeClock) -> Iterator[CcxtVenue]:
+    v = connect(fake, clock)
+    yield v
+    v.close()
+
+
+def request(cid: str, **kw: object) -> OrderRequest:
+    fields: dict[str, object] = dict(
+        client_order_id=cid, symbol="BTCUSDT", side="buy", qty=0.002, order_type="limit", price=59999.95,
+        post_only=True, reduce_only=False, close_position=False, position_side="BOTH",
+    )
+    fields.update(kw)
+    return OrderRequest(**fields)  # type: ignore[arg-type]
+
+
+# ----- placing ---------------------------------------------------------------------------------------
+def test_post_only_maker_order_is_sent_with_gtx_and_client_order_id(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+    state = venue.place_order(request("mk-1"))
+    assert (state.client_order_id, state.status, state.qty, state.filled_qty, state.fills) == (
+        "mk-1", "open", 0.002, 0.0, ())
+    # A buy is rounded down to the tick (never toward the ask), and the wire carries exact strings.
+    assert state.price == 59999.9
+    sent = fake.order_requests("POST")[-1]
+    assert sent["timeInForce"] == "GTX"
+    assert sent["newClientOrderId"] == "mk-1"
+    assert (sent["price"], sent["quantity"], sent["type"], sent["side"]) == ("59999.9", "0.002", "LIMIT", "BUY")
+    assert "reduceOnly" not in sent and "positionSide" not in sent
+    assert fake.posts_for("mk-1") == 1
+
+
+def test_sell_price_is_rounded_up_and_amount_truncated(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+    venue.place_order(request("mk-2", side="sell", price=60000.13, qty=0.0029))
+    sent = fake.order_requests("POST")[-1]
+    assert (sent["price"], sent["quantity"]) == ("60000.2", "0.002")
+
+
+def test_post_only_that_would_cross_is_mapped_to_post_only_rejected(venue: CcxtVenue) -> None:
+    with pytest.raises(PostOnlyRejected, match="-5022"):
+        venue.place_order(request("mk-x", price=60000.1))
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (ErrorReply(-2019, "Margin is insufficient."), InsufficientMargin),
+        (ErrorReply(-4164, "Order's notional must be no smaller than 100 (unless you choose reduce only)."),
+         BelowMinNotional),
+    ],
+)
+def test_exchange_error_codes_are_mapped(
+    fake: FakeBinanceUsdm, venue: CcxtVenue, reply: ErrorReply, error: type[VenueError]
+) -> None:
+    fake.fail_next("POST", ORDER, reply)
+    with pytest.raises(error, match=str(reply.code)):
+        venue.place_order(request("err-1"))
+
+
+def test_min_notional_enforced_by_the_venue_is_mapped(venue: CcxtVenue) -> None:
+    with pytest.raises(BelowMinNotional):
+        venue.place_order(request("tiny", qty=0.001))  # 60 USDT < 100 USDT minimum on BTCUSDT
+
+
+def test_bad_requests_are_refused_before_sending(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+    with pytest.raises(ValueError, match="price"):
+        venue.place_order(request("b1", price=None))
+    with pytest.raises(ValueError, match="post_only"):
+        venue.place_order(request("b2", order_type="market", price=None))
+    with pytest.raises(ValueError, match="qty"):
+        venue.place_order(request("b3", qty=float("nan")))
+    with pytest.raises(ValueError, match="truncates to zero"):
+        venue.place_order(request("b4", qty=0.0004))
+    with pytest.raises(ValueError, match="one-way"):
+        venue.place_order(request("b5", position_side="LONG"))
+    with pytest.raises(ValueError, match="unknown symbol"):
+        venue.place_order(request("b6", symbol="BTC/USDT:USDT"))
+    assert fake.order_requests("POST") == []
+
+
+# ----- rate limits -----------------------------------------------------------------------------------
+def test_rate_limit_is_backed_off_then_succeeds(fake: FakeBinanceUsdm, venue: CcxtVenue, clock: FakeClock) -> None:
+    fake.fail_next("POST", ORDER, RateLimitReply(retry_after_s=0))
+    fake.fail_next("POST", ORDER, RateLimitReply(retry_after_s=1, http_status=418))
+    state = venue.place_order(request("rl-1"))
+    assert state.status == "open"
+    # Exponential back-off, and the venue's Retry-After wins when it is longer.
+    assert clock.sleeps_s == [0.1, 1.0]
+    assert fake.posts_for("rl-1") == 3
+    assert len([o for o in fake.state.orders.values() if o.client_order_id == "rl-1"]) == 1
+
+
+def test_rate_limit_retries_are_bounded(fake: FakeBinanceUsdm, venue: CcxtVenue, clock: FakeClock) -> None:
+    for _ in range(4):
+        fake.fail_next("POST", ORDER, RateLimitReply(retry_after_s=0))
+    with pytest.raises(RateLimited) as info:
+        venue.place_order(request("rl-2"))
+    assert info.value.retry_after_s == 0.0
+    assert clock.sleeps_s == [0.1, 0.2, 0.4]
+    assert fake.posts_for("rl-2") == 4
+
+
+def test_retry_after_beyond_the_configured_wait_is_raised_not_slept(
+    fake: FakeBinanceUsdm, venue: CcxtVenue, clock: FakeClock
+) -> None:
+    fake.fail_next("GET", "/fapi/v1/depth", RateLimitReply(retry_after_s=120))
+    with pytest.raises(RateLimited) as info:
+        venue.top_of_book("BTCUSDT")
+    assert info.value.retry_after_s == 120.0
+    assert clock.sleeps_s == []
+
+
+# ----- timeouts and idempotency ----------------------------------------------------------------------
+def test_timeout_after_the_order_was_created_finds_it_without_resending(
+    fake: FakeBinanceUsdm, venue: CcxtVenue
+) -> None:
+    fake.fail_next("POST", ORDER, Stall(STALL_S, create_first=True))
+    state = venue.place_order(request("to-1"))
+    assert (state.client_order_id, state.status) == ("to-1", "open")
+    assert fake.posts_for("to-1") == 1
+
+
+def test_timeout_before_the_order_existed_resends_once_with_the_same_id(
+    fake: FakeBinanceUsdm, venue: CcxtVenue
+) -> None:
+    fake.fail_next("POST", ORDER, Stall(STALL_S, create_first=False))
+    state = venue.place_order(request("to-2"))
+    assert state.status == "open"
+    assert fake.posts_for("to-2") == 2
+    assert {p["newClientOrderId"] for p in fake.order_requests("POST")} == {"to-2"}
+
+
+def test_second_timeout_is_raised_and_never_sent_a_third_time(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+    fake.fail_next("POST", ORDER, Stall(STALL_S, create_first=False))
+    fake.fail_next("POST", ORDER, Stall(STALL_S, create_first=False))
+    with pytest.raises(VenueTimeout, match="not resending"):
+        venue.place_order(request("to-3"))
+    assert fake.posts_for("to-3") == 2
+
+
+def test_resend_after_timeout_that_created_late_returns_the_existing_order(
+    fake: FakeBinanceUsdm, venue: CcxtVenue
+) -> None:
+    fake.fail_next("POST", ORDER, Stall(STALL_S, create_first=False))
+    fake.fail_next("POST", ORDER, Stall(STALL_S, create_first=True))
+    state = venue.place_order(request("to-4"))
+    assert state.status == "open"
+    assert fake.posts_for("to-4") == 2
+
+
+# ----- reduce-only and close-position ----------------------------------------------------------------
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "BTCUSDC"])
+@pytest.mark.parametrize(("position_side", "side", "amount"), [("LONG", "sell", "0.005"), ("SHORT", "buy", "-0.005")])
+def test_hedge_mode_reduce_only_sends_position_side_and_no_reduce_only(
+    fake: FakeBinanceUsdm, clock: FakeClock, symbol: str, position_side: str, side: str, amount: str
+) -> None:
+    fake.state.hedge_mode = True
+    fake.set_position(symbol, position_side, amount)
+    venue = connect(fake, clock)
+    assert venue.hedge_mode
+    state = venue.place_order(request(
+        f"hc-{symbol}-{position_side}", symbol=symbol, side=side, qty=0.005, order_type="market", price=None,
+        post_only=False, reduce_only=True, position_side=position_side,
+    ))
+    assert (state.status, state.filled_qty) == ("filled", 0.005)
+    sent = fake.order_requests("POST")[-1]
+    assert sent["positionSide"] == position_side
+    assert "reduceOnly" not in sent
+    assert fake.state.positions[(symbol, position_side)] == 0
+    venue.close()
+
+
+def test_hedge_mode_refuses_one_way_and_opening_side_reduce_only(fake: FakeBinanceUsdm, clock: FakeClock) -> None:
+    fake.state.hedge_mode = True
+    venue = connect(fake, clock)
+    with pytest.raises(ValueError, match="hedge mode"):
+        venue.place_order(request("h1"))
+    with pytest.raises(ValueError, match="needs side sell"):
+        venue.place_order(request("h2", reduce_only=True, position_side="LONG", side="buy"))
+    venue.close()
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "BTCUSDC"])
+def test_one_way_reduce_only_sends_reduce_only(fake: FakeBinanceUsdm, venue: CcxtVenue, symbol: str) -> None:
+    fake.set_position(symbol, "BOTH", "0.004")
+    venue.place_order(request(f"ow-{symbol}", symbol=symbol, side="sell", qty=0.004, order_type="market",
+                              price=None, post_only=False, reduce_only=True))
+    sent = fake.order_requests("POST")[-1]
+    assert sent["reduceOnly"] == "true"
+    assert "positionSide" not in sent
+
+
+def test_close_position_closes_the_venues_whole_position(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+    fake.set_position("BTCUSDC", "BOTH", "-0.007")
+    state = venue.place_order(request("cp-1", symbol="BTCUSDC", side="buy", qty=0.001, order_type="market",
+                                      price=None, post_only=False, close_position=True))
+    assert (state.status, state.qty) == ("filled", 0.007)
+    sent = fake.order_requests("POST")[-1]
+    assert (sent["quantity"], sent["reduceOnly"], sent["side"]) == ("0.007", "true", "BUY")
+    assert fake.state.positions[("BTCUSDC", "BOTH")] == 0
+
+
+def test_close_position_in_hedge_mode_and_bad_paths(fake: FakeBinanceUsdm, clock: FakeClock) -> None:
+    fake.state.hedge_mode = True
+    fake.set_position("BTCUSDT", "LONG", "0.003")
+    fake.set_position("BTCUSDT", "SHORT", "-0.009")
+    venue = connect(fake, clock)
+    close_short = request("cp-2", side="buy", order_type="market", price=None, post_only=False,
+                          close_position=True, position_side="SHORT")
+    assert venue.place_order(close_short).qty == 0.009
+    sent = fake.order_requests("POST")[-1]
+    assert (sent["positionSide"], sent["quantity"]) == ("SHORT", "0.009")
+    assert "reduceOnly" not in sent
+    with pytest.raises(VenueError, match="no open SHORT position"):
+        venue.place_order(replace(close_short, client_order_id="cp-3"))
+    venue.close()
+
+
+def test_close_position_with_the_wrong_side_is_refused(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+    fake.set_position("BTCUSDT", "BOTH", "0.003")
+    with pytest.raises(ValueError, match="needs side sell"):
+        venue.place_order(request("cp-4", side="buy", order_type="market", price=None, post_only=False,
+                                  close_position=True))
+
+
+# ----- fills, queries, cancels -----------------------------------------------------------------------
+def test_partial_fills_are_parsed_with_maker_liquidity_and_quote_fees(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+    venue.place_order(request("pf-1", qty=0.005))
+    fake.fill("pf-1", "0.002")
+    state = venue.fetch_order("BTCUSDT", "pf-1")
+    assert (state.status, state.filled_qty) == ("partially_filled", 0.002)
+    (fill,) = state.fills
+    assert (fill.client_order_id, fill.liquidity, fill.price, fill.qty) == ("pf-1", "maker", 59999.9, 0.002)
+    assert fill.fee_usd == pytest.approx(0.002 * 59999.9 * 0.0002)
+    fake.fill("pf-1", "0.001")
+    canceled = venue.cancel_order("BTCUSDT", "pf-1")
+    assert (canceled.status, canceled.filled_qty) == ("canceled", 0.003)
+    assert [f.qty for f in canceled.fills] == [0.002, 0.001]
+    assert len({f.trade_id for f in canceled.fills}) == 2
+
+
+def test_taker_fill_and_fee_in_a_third_asset_is_converted_to_quote(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+    fake.state.fee_asset_override = "BNB"
+    state = venue.place_order(request("tk-1", qty=0.002, order_type="market", price=None, post_only=False))
+    (fill,) = state.fills
+    assert (state.status, fill.liquidity, fill.price) == ("filled", "taker", 60000.1)
+    # Paid in BNB at the BNB mid, reported back in USDT (to the fake's 8-decimal commission rounding).
+    assert fill.fee_usd == pytest.approx(0.002 * 60000.1 * 0.0005, rel=1e-4)
+
+
+def test_cancel_of_a_filled_order_returns_its_final_state(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+    venue.place_order(request("cf-1"))
+    fake.fill("cf-1", "0.002")
+    state = venue.cancel_order("BTCUSDT", "cf-1")
+    assert (state.status, state.is_terminal, len(state.fills)) == ("filled", True, 1)
+
+
+def test_unknown_orders_are_order_not_found(venue: CcxtVenue) -> None:
+    with pytest.raises(OrderNotFound, match="-2013"):
+        venue.fetch_order("BTCUSDT", "nope")
+    with pytest.raises(OrderNotFound, match="-2013"):
+        venue.cancel_order("BTCUSDT", "nope")
+
+
+def test_open_orders_by_symbol_and_for_all(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+    venue.place_order(request("oo-1"))
+    venue.place_order(request("oo-2", symbol="BTCUSDC", price=59980.0))
+    fake.fill("oo-1", "0.001")
+    assert [s.client_order_id for s in venue.open_orders("BTCUSDC")] == ["oo-2"]
+    states = {s.client_order_id: s for s in venue.open_orders(None)}
+    assert set(states) == {"oo-1", "oo-2"}
+    assert states["oo-1"].symbol == "BTCUSDT" and len(states["oo-1"].fills) == 1
+
+
+@pytest.mark.parametrize("source", ["order_book", "bids_asks"])
+def test_top_of_book_from_either_endpoint(fake: FakeBinanceUsdm, clock: FakeClock, source: str) -> None:
+    venue = connect(fake, clock, top_of_book_source=source)
+    tob = venue.top_of_book("BTCUSDT")
+    assert (tob.symbol, tob.bid, tob.bid_qty, tob.ask, tob.ask_qty) == ("BTCUSDT", 60000.0, 1.5, 60000.1, 2.0)
+    assert tob.ts_ns > 0
+    assert fake.state.requests[-1][1] == ("/fapi/v1/depth" if source == "order_book" else "/fapi/v1/ticker/bookTicker")
+    venue.close()
+
+
+# ----- credentials and redaction ---------------------------------------------------------------------
+def test_key_and_secret_never_reach_logs_or_errors(
+    fake: FakeBinanceUsdm, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    venue = connect(fake, clock)
+    venue.place_order(request("rd-1"))
+    fake.fail_next("POST", ORDER, ErrorReply(-2015, f"Invalid API-key {API_KEY} secret {API_SECRET}", 401))
+    with pytest.raises(VenueError) as info:
+        venue.place_order(request("rd-2"))
+    fake.fail_next("POST", ORDER, RateLimitReply(retry_after_s=0))
+    venue.place_order(request("rd-3"))
+    venue.close()
+    text = caplog.text + str(info.value)
+    assert "X-MBX-APIKEY" in caplog.text  # ccxt's DEBUG request logs were captured ...
+    assert "***" in str(info.value)
+    assert API_KEY not in text and API_SECRET not in text  # ... and masked
+    assert API_KEY[:20] not in text
+
+
+def test_wrong_secret_fails_the_fakes_signature_check(fake: FakeBinanceUsdm, clock: FakeClock) -> None:
+    env = {"K": API_KEY, "S": "not-the-secret"}
+    with pytest.raises(VenueError, match="-1022"):
+        CcxtVenue.from_env(make_config(fake.base_url, api_key_env="K", api_secret_env="S"), clock, env)
+
+
+def test_credentials_come_only_from_named_environment_variables() -> None:
+    with pytest.raises(KeyError, match="ROUTER_TUNER_API_SECRET"):
+        ApiCredentials.from_env("ROUTER_TUNER_API_KEY", "ROUTER_TUNER_API_SECRET", {"ROUTER_TUNER_API_KEY": "k"})
+    creds = ApiCredentials.from_env("A", "B", {"A": API_KEY, "B": API_SECRET})
+    assert API_KEY not in repr(creds) and API_SECRET not in repr(creds)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("request_timeout_ms", 0), ("rate_limit_max_retries", -1), ("backoff_max_ms", 50.0),
+     ("top_of_book_source", "ticker"), ("order_book_depth", 0), ("api_secret_env", "ROUTER_TUNER_API_KEY"),
+     ("retry_after_max_s", float("inf"))],
+)
+def test_config_rejects_bad_values(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field.split("_")[0]):
+        make_config("http://127.0.0.1:1", **{field: value})
+
+
+def test_exchanges_without_a_quirks_entry_are_refused() -> None:
+    with pytest.raises(ValueError, match="no quirks mapping for exchange 'kraken'"):
+        quirks_for("kraken")
