@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from test_sim_venue_support import MS, config, limit, make_tape, market
 
 from router.venue import OrderNotFound, PostOnlyRejected
 from router.venues import (
@@ -15,6 +14,7 @@ from router.venues import (
     SimVenue,
     TakerWalkTooDeep,
 )
+from tests.test_sim_venue_support import MS, config, limit, make_tape, market
 
 FLAT = [(0, 99, 5, 101, 5), (100 * MS, 99, 5, 101, 5)]
 

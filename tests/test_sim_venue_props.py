@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_sim_venue_support import MS, config, limit, make_tape, market
 
 from router.venue import PostOnlyRejected
 from router.venues import LogProbQueue, PowerProbQueue, RiskAverseQueue, SimVenue, SimVenueConfig
 from router.venues.sim_book import TapeBook
 from router.venues.sim_queue import front_after_level_change
+from tests.test_sim_venue_support import MS, config, limit, make_tape, market
 
 DATA = Path("/work/shared/data/binance/usdm_btcusdt_20240808.jsonl.gz")
 
@@ -129,8 +129,8 @@ def test_depth_snapshots_and_gaps() -> None:
     book = TapeBook(tape)
     assert [book.depth_known_at(t) for t in (-1, MS, 3 * MS, 6 * MS)] == [False, True, False, True]
     assert [book.level_qty_at(True, 99, t) for t in (0, MS, 6 * MS)] == [10, 8, 0]
-    ts, qty = book.depth_level_events(True, 99, 0, 10 * MS)
-    assert ts.tolist() == [MS, 5 * MS] and qty.tolist() == [8, 0]
+    events = book.level_cursor(True, 99, 0).take_until(10 * MS, book.window(0, 10 * MS))
+    assert events == ([MS, 5 * MS], [1, 1], [8, 0])
     assert list(book.levels_beyond(True, 100, 6 * MS, 10)) == [(98, 7)]
     # In the gap the taker falls back on the touch plus the impact assumption.
     venue = SimVenue([tape], config(no_depth_level_qty_ratio=1.0, order_entry_latency_ms=0.0), start_ns=3 * MS)

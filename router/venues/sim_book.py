@@ -30,6 +30,85 @@ class Quote:
     ask_qty: int
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Quotes [q0, q1) and trades [r0, r1) with time in (t0, t1], and their price extremes."""
+
+    t0_ns: int
+    t1_ns: int
+    q0: int
+    q1: int
+    r0: int
+    r1: int
+    min_ask: int | None
+    max_ask: int | None
+    min_bid: int | None
+    max_bid: int | None
+    min_trade_px: int | None
+    max_trade_px: int | None
+
+
+class LevelCursor:
+    """The events at one price that can move a resting order's queue, read forward in time.
+
+    Holds the trades at the price that take our side and the depth rows of the level (both already
+    cut out of the tape), plus read positions, so a step with nothing at our price costs two compares.
+    """
+
+    __slots__ = ("_book", "_i_level", "_i_trade", "_is_buy", "_level_qty", "_level_ts", "_px", "_synced_ns",
+                 "_trade_qty", "_trade_ts")
+
+    def __init__(self, book: TapeBook, is_buy: bool, px: int, trade_ts: np.ndarray, trade_qty: np.ndarray,
+                 level_ts: np.ndarray, level_qty: np.ndarray, after_ns: int) -> None:
+        self._book, self._is_buy, self._px = book, is_buy, px
+        self._trade_ts, self._trade_qty = trade_ts, trade_qty
+        self._level_ts, self._level_qty = level_ts, level_qty
+        self._i_trade = int(trade_ts.searchsorted(after_ns, side="right"))
+        self._i_level = int(level_ts.searchsorted(after_ns, side="right"))
+        self._synced_ns = after_ns
+
+    def take_until(self, t1_ns: int, win: Window) -> tuple[list[int], list[int], list[int]] | None:
+        """Events in (last read, t1] as parallel lists (time, kind 0=trade 1=level, size), trades first
+        at equal times; None when there are none. Depth rows where the tape has depth, else L1."""
+        book = self._book
+        i, j = self._i_trade, self._i_level
+        trade_due = i < len(self._trade_ts) and self._trade_ts[i] <= t1_ns
+        if book.has_depth:
+            level_due = j < len(self._level_ts) and self._level_ts[j] <= t1_ns
+            resyncs = book.snapshot_resyncs(self._is_buy, self._px, self._synced_ns, t1_ns) \
+                if book.has_snapshots else []
+        else:
+            resyncs = []
+            # L1 speaks about our level only when our side's touch is at or worse than our price.
+            level_due = (win.min_bid is not None and win.min_bid <= self._px) if self._is_buy else \
+                (win.max_ask is not None and win.max_ask >= self._px)
+        self._synced_ns = t1_ns
+        if not (trade_due or level_due or resyncs):
+            return None
+        i1 = int(self._trade_ts.searchsorted(t1_ns, side="right")) if trade_due else i
+        self._i_trade = i1
+        if book.has_depth:
+            j1 = int(self._level_ts.searchsorted(t1_ns, side="right")) if level_due else j
+            self._i_level = j1
+            level_ts, level_qty = self._level_ts[j:j1], self._level_qty[j:j1]
+            if resyncs:
+                level_ts = np.append(level_ts, [t for t, _ in resyncs])
+                level_qty = np.append(level_qty, [q for _, q in resyncs])
+        elif level_due:
+            level_ts, level_qty = book.l1_level_events(self._is_buy, self._px, win)
+            keep = level_ts <= t1_ns  # the window may run past a cross that ends the order's queue
+            level_ts, level_qty = level_ts[keep], level_qty[keep]
+        else:
+            level_ts, level_qty = self._level_ts[:0], self._level_qty[:0]
+        if i1 == i and len(level_ts) == 0:
+            return None
+        ts = np.concatenate((self._trade_ts[i:i1], level_ts))
+        kinds = np.concatenate((np.zeros(i1 - i, dtype=np.int64), np.ones(len(level_ts), dtype=np.int64)))
+        sizes = np.concatenate((self._trade_qty[i:i1], level_qty))
+        order = np.lexsort((kinds, ts))  # stable: a resync sorts after the depth rows at its own time
+        return ts[order].tolist(), kinds[order].tolist(), sizes[order].tolist()
+
+
 class TapeBook:
     """Time-indexed queries over one validated tape (prices and sizes as the tape's scaled integers)."""
 
@@ -78,8 +157,10 @@ class TapeBook:
         self._side_px = {True: keys[is_bid] >> 1, False: keys[~is_bid] >> 1}
         self._side_seg = {True: (starts[is_bid], ends[is_bid]), False: (starts[~is_bid], ends[~is_bid])}
         self._snap_idx = tape.depth_snapshot_idx
+        self.has_snapshots = len(self._snap_idx) > 0
         self._snap_ts = tape.depth_ts_ns[self._snap_idx] if len(self._snap_idx) else self._snap_idx
         self._gap_ts = tape.depth_gap_ts_ns
+        self._window_memo: Window | None = None
 
     # ---- level 1 --------------------------------------------------------------------------------
 
@@ -91,51 +172,70 @@ class TapeBook:
                              f"{int(self.quote_ts[0])})")
         return Quote(int(self.bid_px[i]), int(self.bid_qty[i]), int(self.ask_px[i]), int(self.ask_qty[i]))
 
-    def first_cross_ns(self, is_buy: bool, px: int, t0_ns: int, t1_ns: int) -> int | None:
-        """Earliest time in (t0, t1] at which the market went through a resting order at ``px``.
+    def window(self, t0_ns: int, t1_ns: int) -> Window:
+        """Index bounds and extremes of the quotes and trades in (t0, t1]; the last one is memoised,
+        since every resting order of a step asks for the same window."""
+        memo = self._window_memo
+        if memo is not None and memo.t0_ns == t0_ns and memo.t1_ns == t1_ns:
+            return memo
+        q0, q1 = self.quote_ts.searchsorted((t0_ns, t1_ns), side="right").tolist()
+        r0, r1 = self.trade_ts.searchsorted((t0_ns, t1_ns), side="right").tolist()
+        win = Window(t0_ns=t0_ns, t1_ns=t1_ns, q0=q0, q1=q1, r0=r0, r1=r1,
+                     min_ask=int(self.ask_px[q0:q1].min()) if q1 > q0 else None,
+                     max_ask=int(self.ask_px[q0:q1].max()) if q1 > q0 else None,
+                     min_bid=int(self.bid_px[q0:q1].min()) if q1 > q0 else None,
+                     max_bid=int(self.bid_px[q0:q1].max()) if q1 > q0 else None,
+                     min_trade_px=int(self.trade_px[r0:r1].min()) if r1 > r0 else None,
+                     max_trade_px=int(self.trade_px[r0:r1].max()) if r1 > r0 else None)
+        self._window_memo = win
+        return win
+
+    def first_cross_ns(self, is_buy: bool, px: int, win: Window) -> int | None:
+        """Earliest time in the window at which the market went through a resting order at ``px``.
 
         For a buy: the best ask at or below ``px``, a trade below ``px``, or a buyer-initiated trade at
         ``px`` (it lifted an ask at our bid, so the seller would have hit us first). Mirrored for a sell.
+        The window's extremes answer "no cross" without touching the arrays, the common case.
         """
-        q0, q1 = np.searchsorted(self.quote_ts, (t0_ns, t1_ns), side="right")
-        t0, t1 = np.searchsorted(self.trade_ts, (t0_ns, t1_ns), side="right")
         best: int | None = None
-        if q1 > q0:
+        q0, q1, r0, r1 = win.q0, win.q1, win.r0, win.r1
+        quote_may_cross = (win.min_ask is not None and win.min_ask <= px) if is_buy else \
+            (win.max_bid is not None and win.max_bid >= px)
+        if quote_may_cross:
             hit = self.ask_px[q0:q1] <= px if is_buy else self.bid_px[q0:q1] >= px
-            k = int(hit.argmax())
-            if hit[k]:
-                best = int(self.quote_ts[q0 + k])
-        if t1 > t0:
-            tpx = self.trade_px[t0:t1]
+            best = int(self.quote_ts[q0 + int(hit.argmax())])
+        trade_may_cross = (win.min_trade_px is not None and win.min_trade_px <= px) if is_buy else \
+            (win.max_trade_px is not None and win.max_trade_px >= px)
+        if trade_may_cross:
+            tpx = self.trade_px[r0:r1]
             if is_buy:
-                hit = (tpx < px) | ((tpx == px) & ~self.trade_buyer_maker[t0:t1])
+                hit = (tpx < px) | ((tpx == px) & ~self.trade_buyer_maker[r0:r1])
             else:
-                hit = (tpx > px) | ((tpx == px) & self.trade_buyer_maker[t0:t1])
+                hit = (tpx > px) | ((tpx == px) & self.trade_buyer_maker[r0:r1])
             k = int(hit.argmax())
             if hit[k]:
-                ts = int(self.trade_ts[t0 + k])
+                ts = int(self.trade_ts[r0 + k])
                 best = ts if best is None else min(best, ts)
         return best
 
-    def queue_trades(self, is_buy: bool, px: int, t0_ns: int, t1_ns: int) -> tuple[np.ndarray, np.ndarray]:
-        """(times, sizes) of trades in (t0, t1] at ``px`` that took resting orders on our side."""
-        a, b = np.searchsorted(self._tp_px, (px, px + 1), side="left")
-        if a == b:
-            return self._tp_ts[:0], self._tp_qty[:0]
-        ts = self._tp_ts[a:b]
-        i, j = np.searchsorted(ts, (t0_ns, t1_ns), side="right")
+    def level_cursor(self, is_buy: bool, px: int, after_ns: int) -> LevelCursor:
+        """A forward-only reader of the events at one of our prices after ``after_ns``."""
+        a, b = self._tp_px.searchsorted((px, px + 1), side="left").tolist()
         # A sell aggressor (buyer is maker) takes bids; a buy aggressor takes asks.
-        ours = self._tp_buyer_maker[a + i:a + j] == is_buy
-        return ts[i:j][ours], self._tp_qty[a + i:a + j][ours]
+        ours = self._tp_buyer_maker[a:b] == is_buy
+        trade_ts, trade_qty = self._tp_ts[a:b][ours], self._tp_qty[a:b][ours]
+        seg = self._segment(is_buy, px) if self.has_depth else None
+        level_ts, level_qty = (self._lvl_ts[seg[0]:seg[1]], self._lvl_qty[seg[0]:seg[1]]) if seg else \
+            (self._lvl_ts[:0], self._lvl_qty[:0])
+        return LevelCursor(self, is_buy, px, trade_ts, trade_qty, level_ts, level_qty, after_ns)
 
-    def l1_level_events(self, is_buy: bool, px: int, t0_ns: int,
-                        t1_ns: int) -> tuple[np.ndarray, np.ndarray]:
-        """(times, displayed size at ``px``) from level-1 quotes in (t0, t1], where L1 tells it.
+    def l1_level_events(self, is_buy: bool, px: int, win: Window) -> tuple[np.ndarray, np.ndarray]:
+        """(times, displayed size at ``px``) from the window's level-1 quotes, where L1 tells it.
 
         When our side's best price is at ``px`` the size is the quoted one; when it is worse than
         ``px`` nobody else is left at ``px`` (size 0); when it is better, L1 says nothing about ``px``.
         """
-        q0, q1 = np.searchsorted(self.quote_ts, (t0_ns, t1_ns), side="right")
+        q0, q1 = win.q0, win.q1
         side_px = self.bid_px[q0:q1] if is_buy else self.ask_px[q0:q1]
         idx = np.flatnonzero(side_px <= px if is_buy else side_px >= px)
         side_qty = (self.bid_qty if is_buy else self.ask_qty)[q0:q1][idx]
@@ -161,24 +261,11 @@ class TapeBook:
             return 0
         return self._segment_qty_before_row(seg[0], seg[1], r)
 
-    def depth_level_events(self, is_bid: bool, px: int, t0_ns: int,
-                           t1_ns: int) -> tuple[np.ndarray, np.ndarray]:
-        """(times, new size) of one level in (t0, t1]: its depth rows, plus a resync after each snapshot."""
-        seg = self._segment(is_bid, px)
-        if seg is None:
-            ts, qty = self._lvl_ts[:0], self._lvl_qty[:0]
-        else:
-            a, b = seg
-            i, j = np.searchsorted(self._lvl_ts[a:b], (t0_ns, t1_ns), side="right")
-            ts, qty = self._lvl_ts[a + i:a + j], self._lvl_qty[a + i:a + j]
-        s0, s1 = np.searchsorted(self._snap_ts, (t0_ns, t1_ns), side="right")
-        if s1 == s0:
-            return ts, qty
-        snap_ts = self._snap_ts[s0:s1]
-        snap_qty = np.array([self.level_qty_at(is_bid, px, int(t)) for t in snap_ts], dtype=np.int64)
-        all_ts = np.concatenate((ts, snap_ts))
-        order = np.argsort(all_ts, kind="stable")  # a resync sorts after the rows at its own time
-        return all_ts[order], np.concatenate((qty, snap_qty))[order]
+    def snapshot_resyncs(self, is_bid: bool, px: int, t0_ns: int, t1_ns: int) -> list[tuple[int, int]]:
+        """(time, size of the level) right after each depth snapshot in (t0, t1]: a snapshot that does not
+        list the level clears it without a row for it."""
+        s0, s1 = self._snap_ts.searchsorted((t0_ns, t1_ns), side="right").tolist()
+        return [(int(t), self.level_qty_at(is_bid, px, int(t))) for t in self._snap_ts[s0:s1]]
 
     def levels_beyond(self, is_bid: bool, px: int, ts_ns: int, max_px_steps: int) -> Iterator[tuple[int, int]]:
         """Non-empty depth levels on one side strictly worse than ``px``, best first, at ``ts_ns``.

@@ -12,17 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from router.events import Fill, Liquidity
 from router.venue import OrderRequest, OrderState, OrderStatus
-from router.venues.sim_book import TapeBook
+from router.venues.sim_book import LevelCursor, TapeBook
 from router.venues.sim_queue import QueueModel, front_after_level_change
 
 FillSink = Callable[["SimOrder", int, int, Liquidity, int], Fill]
 """Makes (and numbers, and prices the fee of) one fill: (order, price, size, liquidity, ts_ns)."""
 
-_TRADE, _LEVEL = 0, 1
+_TRADE = 0  # event kind of LevelCursor.take_until; 1 is a level change
 
 
 @dataclass(slots=True)
@@ -41,6 +39,7 @@ class SimOrder:
     level_qty: float | None = None  # last displayed size of our level that we used
     traded_since_level: float = 0.0  # trades at our level since that observation
     synced_ns: int = 0  # market events with time <= this have been applied
+    cursor: LevelCursor | None = None  # reader of the events at our price, while resting
 
     @property
     def leaves(self) -> int:
@@ -69,6 +68,7 @@ class SimOrder:
         """
         assert self.px is not None
         self.synced_ns = ts_ns
+        self.cursor = self.book.level_cursor(self.is_buy, self.px, ts_ns)
         self.status = "open" if self.filled == 0 else "partially_filled"
         if improves_touch:
             self.front = self.level_qty = 0.0
@@ -86,36 +86,21 @@ class SimOrder:
         """Apply the market in (synced_ns, t1_ns] to this resting order, filling it where due."""
         if t1_ns <= self.synced_ns or self.leaves == 0:
             return
-        assert self.px is not None
-        t0 = self.synced_ns
-        cross_ns = self.book.first_cross_ns(self.is_buy, self.px, t0, t1_ns)
-        queue_end = t1_ns if cross_ns is None else cross_ns
-        self._apply_queue_events(t0, queue_end, queue_model, sink)
+        assert self.px is not None and self.cursor is not None
+        win = self.book.window(self.synced_ns, t1_ns)
+        cross_ns = self.book.first_cross_ns(self.is_buy, self.px, win)
+        events = self.cursor.take_until(t1_ns if cross_ns is None else cross_ns, win)
+        if events is not None:
+            for t, kind, size in zip(*events, strict=True):
+                if kind == _TRADE:
+                    self._on_trade(size, t, sink)
+                else:
+                    self._on_level(size, queue_model)
+                if self.leaves == 0:
+                    break
         if cross_ns is not None and self.leaves > 0:
             sink(self, self.px, self.leaves, "maker", cross_ns)
         self.synced_ns = t1_ns
-
-    def _apply_queue_events(self, t0: int, t1: int, queue_model: QueueModel, sink: FillSink) -> None:
-        assert self.px is not None
-        book = self.book
-        trade_ts, trade_qty = book.queue_trades(self.is_buy, self.px, t0, t1)
-        if book.has_depth:
-            level_ts, level_qty = book.depth_level_events(self.is_buy, self.px, t0, t1)
-        else:
-            level_ts, level_qty = book.l1_level_events(self.is_buy, self.px, t0, t1)
-        if len(trade_ts) == 0 and len(level_ts) == 0:
-            return
-        ts = np.concatenate((trade_ts, level_ts))
-        kinds = np.concatenate((np.full(len(trade_ts), _TRADE), np.full(len(level_ts), _LEVEL)))
-        sizes = np.concatenate((trade_qty, level_qty))
-        order = np.lexsort((kinds, ts))  # at equal times a trade precedes the book change it caused
-        for t, kind, size in zip(ts[order].tolist(), kinds[order].tolist(), sizes[order].tolist(), strict=True):
-            if kind == _TRADE:
-                self._on_trade(size, t, sink)
-            else:
-                self._on_level(size, queue_model)
-            if self.leaves == 0:
-                return
 
     def _on_trade(self, size: int, ts_ns: int, sink: FillSink) -> None:
         if self.front is None:
