@@ -1,0 +1,119 @@
+"""``would_emit``: should a strategy signal become an order? Gates in a fixed order, with full detail.
+
+Stages: ``listing`` (in the universe, the book is the universe's venue symbol, the venue lists it),
+``imbalance`` (the top-of-book imbalance leans with the trade by at least the configured gate),
+``capacity`` (concurrency and tier caps: would even the venue's smallest order fit?), ``sizing``
+(``suggest_gross_usd``) and ``check_order`` at the suggested size. The last two are exactly what the
+executor runs, on a context from the same builder, so screener and executor agree for the same state.
+Reducing signals skip the imbalance gate: a close does not wait for the book to agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from config.models import ConfigBundle
+from risk.caps import TIER_NAV_CAP
+from risk.checks import check_order, max_concurrent_positions
+from risk.context import RiskContext
+from risk.exposure import is_reducing
+from risk.sizer import suggest_gross_usd
+from router.events import Intent, VetoReason
+from router.venue import TopOfBook
+
+Stage = Literal["listing", "imbalance", "capacity", "sizing", "check_order", "emit"]
+
+
+@dataclass(frozen=True, slots=True)
+class MarketView:
+    """What the screener knows of the market: the top of book and whether the venue lists the symbol."""
+
+    book: TopOfBook
+    listed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenDecision:
+    """``emit`` with the sized gross, or the stage that stopped the signal and every reason it gave."""
+
+    emit: bool
+    stage: Stage
+    gross_usd: float | None
+    reasons: tuple[VetoReason, ...]
+    detail: dict[str, Any] = field(hash=False)
+
+
+def book_lean(book: TopOfBook, intent: Intent) -> float | None:
+    """Top-of-book imbalance signed toward the trade: +1 all size on our side, -1 all against.
+
+    ``(bid_qty - ask_qty) / (bid_qty + ask_qty)`` for a buy, its negative for a sell; ``None`` when
+    the book shows no size at all.
+    """
+    total = book.bid_qty + book.ask_qty
+    if total <= 0:
+        return None
+    imbalance = (book.bid_qty - book.ask_qty) / total
+    return imbalance if intent.side == "buy" else -imbalance
+
+
+def _listing_reasons(signal: Intent, market: MarketView, config: ConfigBundle) -> tuple[VetoReason, ...]:
+    entry = config.strategy.universe.get(signal.symbol)
+    if entry is None:
+        return (VetoReason(code="symbol_not_in_universe", threshold="strategy_config.universe",
+                           observed=signal.symbol, detail=f"strategy_config.universe: {signal.symbol}"),)
+    reasons = []
+    if market.book.symbol != entry.venue_symbol:
+        reasons.append(VetoReason(code="book_symbol_mismatch", threshold=entry.venue_symbol,
+                                  observed=market.book.symbol,
+                                  detail=f"strategy_config.universe.{signal.symbol}.venue_symbol"))
+    if not market.listed:
+        reasons.append(VetoReason(code="symbol_not_listed", threshold=entry.venue_symbol, observed="unlisted",
+                                  detail=f"venue does not list {entry.venue_symbol}"))
+    return tuple(reasons)
+
+
+def _imbalance_reasons(signal: Intent, market: MarketView, config: ConfigBundle,
+                       detail: dict[str, Any]) -> tuple[VetoReason, ...]:
+    screener = config.strategy.screener
+    lean = book_lean(market.book, signal)
+    detail["book_lean"] = lean
+    detail["imbalance_gate"] = screener.orderbook_imbalance_gate
+    if is_reducing(signal) or not screener.require_imbalance_alignment:
+        return ()
+    if lean is None:
+        return (VetoReason(code="orderbook_empty", threshold=screener.orderbook_imbalance_gate, observed=None,
+                           detail="strategy_config.screener.orderbook_imbalance_gate: no size on the book"),)
+    if lean >= screener.orderbook_imbalance_gate:
+        return ()
+    return (VetoReason(code="orderbook_imbalance_below_gate", threshold=screener.orderbook_imbalance_gate,
+                       observed=lean, detail="strategy_config.screener.orderbook_imbalance_gate: book leans "
+                                             f"{lean:.4f} with the {signal.side}"),)
+
+
+def would_emit(signal: Intent, market: MarketView, ctx: RiskContext, config: ConfigBundle) -> ScreenDecision:
+    """Run the screener's stages on ``signal`` (an unsized intent) and say whether it becomes an order."""
+    detail: dict[str, Any] = {"symbol": signal.symbol, "reducing": is_reducing(signal)}
+    reasons = _listing_reasons(signal, market, config)
+    if reasons:
+        return ScreenDecision(False, "listing", None, reasons, detail)
+    reasons = _imbalance_reasons(signal, market, config, detail)
+    if reasons:
+        return ScreenDecision(False, "imbalance", None, reasons, detail)
+    probe_usd = config.risk.min_notional_usd(signal.symbol)
+    reasons = tuple(reason for check in (max_concurrent_positions, TIER_NAV_CAP)
+                    if (reason := check(signal, probe_usd, ctx, config.risk)) is not None)
+    if reasons:
+        return ScreenDecision(False, "capacity", None, reasons, detail)
+    size = suggest_gross_usd(signal, ctx, config)
+    detail["sizing"] = {"outcome": size.outcome, "binding": size.binding,
+                        "largest_allowed_usd": size.largest_allowed_usd, "candidates_usd": size.candidates_usd}
+    if size.gross_usd is None:
+        reason = VetoReason(code=size.outcome, threshold=size.min_notional_usd, observed=size.largest_allowed_usd,
+                            detail=f"sizer: {size.outcome} (tightest limit: {size.binding})")
+        return ScreenDecision(False, "sizing", None, (reason,), detail)
+    decision = check_order(signal, size.gross_usd, ctx, config.risk)
+    detail["check_order"] = decision.detail
+    if decision.veto:
+        return ScreenDecision(False, "check_order", size.gross_usd, decision.reasons, detail)
+    return ScreenDecision(True, "emit", size.gross_usd, (), detail)

@@ -1,0 +1,74 @@
+"""``suggest_gross_usd``: the largest gross an intent may trade, under every size cap at once.
+
+Why: the sizer and ``check_order`` share each cap's allowance (``risk.caps``), so a suggestion is never
+vetoed for size. Growing intents start from ``min(size_hint, bucket cap, max(bucket floor, base_nav_pct
+* NAV))`` and are cut to the tightest allowance; below the symbol's min notional the answer is
+``too_small_for_venue`` (so small NAVs do not spam vetoes). Reducing intents are clamped to the position
+they reduce (``close_position`` takes all of it) and have no venue floor (reduce-only is exempt).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from config.models import ConfigBundle
+from risk.caps import SIZE_CAPS
+from risk.context import RiskContext
+from risk.exposure import is_reducing, reducible_usd
+from router.events import Intent
+
+SizeOutcome = Literal["sized", "too_small_for_venue", "nothing_to_reduce", "not_in_universe"]
+
+
+@dataclass(frozen=True, slots=True)
+class SizeSuggestion:
+    """The sizer's answer. ``gross_usd`` is set only when ``outcome == "sized"``.
+
+    ``largest_allowed_usd`` is the tightest candidate (what ``binding`` names), reported for every
+    outcome so a ``too_small_for_venue`` says by how much; ``candidates_usd`` lists every limit looked at.
+    """
+
+    outcome: SizeOutcome
+    gross_usd: float | None
+    largest_allowed_usd: float
+    binding: str
+    min_notional_usd: float
+    candidates_usd: dict[str, float] = field(hash=False)
+
+
+def suggest_gross_usd(intent: Intent, ctx: RiskContext, config: ConfigBundle) -> SizeSuggestion:
+    """Size ``intent`` against ``ctx`` under ``config``'s sizing buckets and risk limits."""
+    if intent.symbol != ctx.symbol:
+        raise ValueError(f"context was built for {ctx.symbol}, intent is for {intent.symbol}")
+    if not (math.isfinite(intent.size_hint_usd) and intent.size_hint_usd >= 0):
+        raise ValueError(f"size_hint_usd must be finite and >= 0, got {intent.size_hint_usd!r}")
+    limits = config.risk
+    floor_usd = limits.min_notional_usd(ctx.symbol)
+    if is_reducing(intent):
+        reducible = reducible_usd(intent, ctx)
+        candidates = {"position": reducible}
+        if not intent.close_position:
+            candidates["size_hint"] = intent.size_hint_usd
+        binding = min(candidates, key=candidates.__getitem__)
+        gross = candidates[binding]
+        if gross <= 0:
+            return SizeSuggestion("nothing_to_reduce", None, gross, binding, floor_usd, candidates)
+        return SizeSuggestion("sized", gross, gross, binding, floor_usd, candidates)
+    bucket = config.strategy.sizing.buckets.get(ctx.tier_name) if ctx.tier_name is not None else None
+    if bucket is None:
+        return SizeSuggestion("not_in_universe", None, 0.0, "universe", floor_usd, {})
+    candidates = {
+        "size_hint": intent.size_hint_usd,
+        "bucket_cap": bucket.cap_usd,
+        "base_nav_pct": max(bucket.floor_usd, config.strategy.sizing.base_nav_pct * ctx.nav_usd),
+    }
+    for cap in SIZE_CAPS:
+        if cap.applies(intent, ctx, limits):
+            candidates[cap.code] = cap.allowance_usd(intent, ctx, limits)
+    binding = min(candidates, key=candidates.__getitem__)
+    largest = candidates[binding]
+    if largest < floor_usd:
+        return SizeSuggestion("too_small_for_venue", None, largest, binding, floor_usd, candidates)
+    return SizeSuggestion("sized", largest, largest, binding, floor_usd, candidates)
