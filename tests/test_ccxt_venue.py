@@ -1,4 +1,4 @@
-"""The live ccxt venue against a local fake of Binance USDⓈ-M: ccxt's real signing and parsing, no network."""
+"""The live ccxt venue against a local Binance USDⓈ-M fake: ccxt's real signing and parsing, no network."""
 
 from __future__ import annotations
 
@@ -91,24 +91,44 @@ def venue(fake: FakeBinanceUsdm, clock: FakeClock) -> Iterator[CcxtVenue]:
 
 def request(cid: str, **kw: object) -> OrderRequest:
     fields: dict[str, object] = dict(
-        client_order_id=cid, symbol="BTCUSDT", side="buy", qty=0.002, order_type="limit", price=59999.95,
-        post_only=True, reduce_only=False, close_position=False, position_side="BOTH",
+        client_order_id=cid,
+        symbol="BTCUSDT",
+        side="buy",
+        qty=0.002,
+        order_type="limit",
+        price=59999.95,
+        post_only=True,
+        reduce_only=False,
+        close_position=False,
+        position_side="BOTH",
     )
     fields.update(kw)
     return OrderRequest(**fields)  # type: ignore[arg-type]
 
 
 # ----- placing ---------------------------------------------------------------------------------------
-def test_post_only_maker_order_is_sent_with_gtx_and_client_order_id(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_post_only_maker_order_is_sent_with_gtx_and_client_order_id(
+    fake: FakeBinanceUsdm, venue: CcxtVenue
+) -> None:
     state = venue.place_order(request("mk-1"))
     assert (state.client_order_id, state.status, state.qty, state.filled_qty, state.fills) == (
-        "mk-1", "open", 0.002, 0.0, ())
+        "mk-1",
+        "open",
+        0.002,
+        0.0,
+        (),
+    )
     # A buy is rounded down to the tick (never toward the ask), and the wire carries exact strings.
     assert state.price == 59999.9
     sent = fake.order_requests("POST")[-1]
     assert sent["timeInForce"] == "GTX"
     assert sent["newClientOrderId"] == "mk-1"
-    assert (sent["price"], sent["quantity"], sent["type"], sent["side"]) == ("59999.9", "0.002", "LIMIT", "BUY")
+    assert (sent["price"], sent["quantity"], sent["type"], sent["side"]) == (
+        "59999.9",
+        "0.002",
+        "LIMIT",
+        "BUY",
+    )
     assert "reduceOnly" not in sent and "positionSide" not in sent
     assert fake.posts_for("mk-1") == 1
 
@@ -128,8 +148,12 @@ def test_post_only_that_would_cross_is_mapped_to_post_only_rejected(venue: CcxtV
     ("reply", "error"),
     [
         (ErrorReply(-2019, "Margin is insufficient."), InsufficientMargin),
-        (ErrorReply(-4164, "Order's notional must be no smaller than 100 (unless you choose reduce only)."),
-         BelowMinNotional),
+        (
+            ErrorReply(
+                -4164, "Order's notional must be no smaller than 100 (unless you choose reduce only)."
+            ),
+            BelowMinNotional,
+        ),
     ],
 )
 def test_exchange_error_codes_are_mapped(
@@ -162,7 +186,9 @@ def test_bad_requests_are_refused_before_sending(fake: FakeBinanceUsdm, venue: C
 
 
 # ----- rate limits -----------------------------------------------------------------------------------
-def test_rate_limit_is_backed_off_then_succeeds(fake: FakeBinanceUsdm, venue: CcxtVenue, clock: FakeClock) -> None:
+def test_rate_limit_is_backed_off_then_succeeds(
+    fake: FakeBinanceUsdm, venue: CcxtVenue, clock: FakeClock
+) -> None:
     fake.fail_next("POST", ORDER, RateLimitReply(retry_after_s=0))
     fake.fail_next("POST", ORDER, RateLimitReply(retry_after_s=1, http_status=418))
     state = venue.place_order(request("rl-1"))
@@ -213,7 +239,9 @@ def test_timeout_before_the_order_existed_resends_once_with_the_same_id(
     assert {p["newClientOrderId"] for p in fake.order_requests("POST")} == {"to-2"}
 
 
-def test_second_timeout_is_raised_and_never_sent_a_third_time(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_second_timeout_is_raised_and_never_sent_a_third_time(
+    fake: FakeBinanceUsdm, venue: CcxtVenue
+) -> None:
     fake.fail_next("POST", ORDER, Stall(STALL_S, create_first=False))
     fake.fail_next("POST", ORDER, Stall(STALL_S, create_first=False))
     with pytest.raises(VenueTimeout, match="not resending"):
@@ -233,7 +261,9 @@ def test_resend_after_timeout_that_created_late_returns_the_existing_order(
 
 # ----- reduce-only and close-position ----------------------------------------------------------------
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "BTCUSDC"])
-@pytest.mark.parametrize(("position_side", "side", "amount"), [("LONG", "sell", "0.005"), ("SHORT", "buy", "-0.005")])
+@pytest.mark.parametrize(
+    ("position_side", "side", "amount"), [("LONG", "sell", "0.005"), ("SHORT", "buy", "-0.005")]
+)
 def test_hedge_mode_reduce_only_sends_position_side_and_no_reduce_only(
     fake: FakeBinanceUsdm, clock: FakeClock, symbol: str, position_side: str, side: str, amount: str
 ) -> None:
@@ -241,10 +271,19 @@ def test_hedge_mode_reduce_only_sends_position_side_and_no_reduce_only(
     fake.set_position(symbol, position_side, amount)
     venue = connect(fake, clock)
     assert venue.hedge_mode
-    state = venue.place_order(request(
-        f"hc-{symbol}-{position_side}", symbol=symbol, side=side, qty=0.005, order_type="market", price=None,
-        post_only=False, reduce_only=True, position_side=position_side,
-    ))
+    state = venue.place_order(
+        request(
+            f"hc-{symbol}-{position_side}",
+            symbol=symbol,
+            side=side,
+            qty=0.005,
+            order_type="market",
+            price=None,
+            post_only=False,
+            reduce_only=True,
+            position_side=position_side,
+        )
+    )
     assert (state.status, state.filled_qty) == ("filled", 0.005)
     sent = fake.order_requests("POST")[-1]
     assert sent["positionSide"] == position_side
@@ -253,7 +292,9 @@ def test_hedge_mode_reduce_only_sends_position_side_and_no_reduce_only(
     venue.close()
 
 
-def test_hedge_mode_refuses_one_way_and_opening_side_reduce_only(fake: FakeBinanceUsdm, clock: FakeClock) -> None:
+def test_hedge_mode_refuses_one_way_and_opening_side_reduce_only(
+    fake: FakeBinanceUsdm, clock: FakeClock
+) -> None:
     fake.state.hedge_mode = True
     venue = connect(fake, clock)
     with pytest.raises(ValueError, match="hedge mode"):
@@ -266,8 +307,18 @@ def test_hedge_mode_refuses_one_way_and_opening_side_reduce_only(fake: FakeBinan
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "BTCUSDC"])
 def test_one_way_reduce_only_sends_reduce_only(fake: FakeBinanceUsdm, venue: CcxtVenue, symbol: str) -> None:
     fake.set_position(symbol, "BOTH", "0.004")
-    venue.place_order(request(f"ow-{symbol}", symbol=symbol, side="sell", qty=0.004, order_type="market",
-                              price=None, post_only=False, reduce_only=True))
+    venue.place_order(
+        request(
+            f"ow-{symbol}",
+            symbol=symbol,
+            side="sell",
+            qty=0.004,
+            order_type="market",
+            price=None,
+            post_only=False,
+            reduce_only=True,
+        )
+    )
     sent = fake.order_requests("POST")[-1]
     assert sent["reduceOnly"] == "true"
     assert "positionSide" not in sent
@@ -275,8 +326,18 @@ def test_one_way_reduce_only_sends_reduce_only(fake: FakeBinanceUsdm, venue: Ccx
 
 def test_close_position_closes_the_venues_whole_position(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
     fake.set_position("BTCUSDC", "BOTH", "-0.007")
-    state = venue.place_order(request("cp-1", symbol="BTCUSDC", side="buy", qty=0.001, order_type="market",
-                                      price=None, post_only=False, close_position=True))
+    state = venue.place_order(
+        request(
+            "cp-1",
+            symbol="BTCUSDC",
+            side="buy",
+            qty=0.001,
+            order_type="market",
+            price=None,
+            post_only=False,
+            close_position=True,
+        )
+    )
     assert (state.status, state.qty) == ("filled", 0.007)
     sent = fake.order_requests("POST")[-1]
     assert (sent["quantity"], sent["reduceOnly"], sent["side"]) == ("0.007", "true", "BUY")
@@ -288,8 +349,15 @@ def test_close_position_in_hedge_mode_and_bad_paths(fake: FakeBinanceUsdm, clock
     fake.set_position("BTCUSDT", "LONG", "0.003")
     fake.set_position("BTCUSDT", "SHORT", "-0.009")
     venue = connect(fake, clock)
-    close_short = request("cp-2", side="buy", order_type="market", price=None, post_only=False,
-                          close_position=True, position_side="SHORT")
+    close_short = request(
+        "cp-2",
+        side="buy",
+        order_type="market",
+        price=None,
+        post_only=False,
+        close_position=True,
+        position_side="SHORT",
+    )
     assert venue.place_order(close_short).qty == 0.009
     sent = fake.order_requests("POST")[-1]
     assert (sent["positionSide"], sent["quantity"]) == ("SHORT", "0.009")
@@ -302,12 +370,15 @@ def test_close_position_in_hedge_mode_and_bad_paths(fake: FakeBinanceUsdm, clock
 def test_close_position_with_the_wrong_side_is_refused(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
     fake.set_position("BTCUSDT", "BOTH", "0.003")
     with pytest.raises(ValueError, match="needs side sell"):
-        venue.place_order(request("cp-4", side="buy", order_type="market", price=None, post_only=False,
-                                  close_position=True))
+        venue.place_order(
+            request("cp-4", side="buy", order_type="market", price=None, post_only=False, close_position=True)
+        )
 
 
 # ----- fills, queries, cancels -----------------------------------------------------------------------
-def test_partial_fills_are_parsed_with_maker_liquidity_and_quote_fees(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_partial_fills_are_parsed_with_maker_liquidity_and_quote_fees(
+    fake: FakeBinanceUsdm, venue: CcxtVenue
+) -> None:
     venue.place_order(request("pf-1", qty=0.005))
     fake.fill("pf-1", "0.002")
     state = venue.fetch_order("BTCUSDT", "pf-1")
@@ -322,7 +393,9 @@ def test_partial_fills_are_parsed_with_maker_liquidity_and_quote_fees(fake: Fake
     assert len({f.trade_id for f in canceled.fills}) == 2
 
 
-def test_taker_fill_and_fee_in_a_third_asset_is_converted_to_quote(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_taker_fill_and_fee_in_a_third_asset_is_converted_to_quote(
+    fake: FakeBinanceUsdm, venue: CcxtVenue
+) -> None:
     fake.state.fee_asset_override = "BNB"
     state = venue.place_order(request("tk-1", qty=0.002, order_type="market", price=None, post_only=False))
     (fill,) = state.fills
@@ -361,7 +434,9 @@ def test_top_of_book_from_either_endpoint(fake: FakeBinanceUsdm, clock: FakeCloc
     tob = venue.top_of_book("BTCUSDT")
     assert (tob.symbol, tob.bid, tob.bid_qty, tob.ask, tob.ask_qty) == ("BTCUSDT", 60000.0, 1.5, 60000.1, 2.0)
     assert tob.ts_ns > 0
-    assert fake.state.requests[-1][1] == ("/fapi/v1/depth" if source == "order_book" else "/fapi/v1/ticker/bookTicker")
+    assert fake.state.requests[-1][1] == (
+        "/fapi/v1/depth" if source == "order_book" else "/fapi/v1/ticker/bookTicker"
+    )
     venue.close()
 
 
@@ -393,16 +468,24 @@ def test_wrong_secret_fails_the_fakes_signature_check(fake: FakeBinanceUsdm, clo
 
 def test_credentials_come_only_from_named_environment_variables() -> None:
     with pytest.raises(KeyError, match="ROUTER_TUNER_API_SECRET"):
-        ApiCredentials.from_env("ROUTER_TUNER_API_KEY", "ROUTER_TUNER_API_SECRET", {"ROUTER_TUNER_API_KEY": "k"})
+        ApiCredentials.from_env(
+            "ROUTER_TUNER_API_KEY", "ROUTER_TUNER_API_SECRET", {"ROUTER_TUNER_API_KEY": "k"}
+        )
     creds = ApiCredentials.from_env("A", "B", {"A": API_KEY, "B": API_SECRET})
     assert API_KEY not in repr(creds) and API_SECRET not in repr(creds)
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("request_timeout_ms", 0), ("rate_limit_max_retries", -1), ("backoff_max_ms", 50.0),
-     ("top_of_book_source", "ticker"), ("order_book_depth", 0), ("api_secret_env", "ROUTER_TUNER_API_KEY"),
-     ("retry_after_max_s", float("inf"))],
+    [
+        ("request_timeout_ms", 0),
+        ("rate_limit_max_retries", -1),
+        ("backoff_max_ms", 50.0),
+        ("top_of_book_source", "ticker"),
+        ("order_book_depth", 0),
+        ("api_secret_env", "ROUTER_TUNER_API_KEY"),
+        ("retry_after_max_s", float("inf")),
+    ],
 )
 def test_config_rejects_bad_values(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field.split("_")[0]):
@@ -412,3 +495,39 @@ def test_config_rejects_bad_values(field: str, value: object) -> None:
 def test_exchanges_without_a_quirks_entry_are_refused() -> None:
     with pytest.raises(ValueError, match="no quirks mapping for exchange 'kraken'"):
         quirks_for("kraken")
+
+
+def test_redacting_filter_masks_args_and_tracebacks(
+    fake: FakeBinanceUsdm, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    venue = connect(fake, clock)
+    log = logging.getLogger("router.venues.ccxt_venue")
+    try:
+        raise RuntimeError(f"boom {API_SECRET}")
+    except RuntimeError:
+        log.exception("failed with key %s", API_KEY)
+    venue.close()
+    assert "failed with key ***" in caplog.text and "boom ***" in caplog.text
+    assert API_KEY not in caplog.text and API_SECRET not in caplog.text
+
+
+def test_duplicate_client_order_id_on_a_first_send_is_an_error(
+    fake: FakeBinanceUsdm, venue: CcxtVenue
+) -> None:
+    venue.place_order(request("dup-1"))
+    with pytest.raises(VenueError, match="-4116"):
+        venue.place_order(request("dup-1"))
+    assert fake.posts_for("dup-1") == 2
+
+
+def test_a_venue_that_fails_to_connect_leaves_no_log_filters(fake: FakeBinanceUsdm, clock: FakeClock) -> None:
+    log = logging.getLogger("router.venues.ccxt_venue")
+    before = list(log.filters)
+    with pytest.raises(VenueError):
+        CcxtVenue.from_env(
+            make_config(fake.base_url, api_key_env="K", api_secret_env="S"),
+            clock,
+            {"K": API_KEY, "S": "not-the-secret"},
+        )
+    assert log.filters == before

@@ -61,7 +61,9 @@ class CcxtVenueConfig:
         if self.backoff_max_ms < self.backoff_initial_ms:
             raise ValueError("backoff_max_ms must be >= backoff_initial_ms")
         if self.top_of_book_source not in ("order_book", "bids_asks"):
-            raise ValueError(f"top_of_book_source must be order_book or bids_asks, got {self.top_of_book_source!r}")
+            raise ValueError(
+                f"top_of_book_source must be order_book or bids_asks, got {self.top_of_book_source!r}"
+            )
         if self.order_book_depth <= 0:
             raise ValueError(f"order_book_depth must be > 0, got {self.order_book_depth}")
 
@@ -77,7 +79,9 @@ class ApiCredentials:
         return "ApiCredentials(api_key=***, api_secret=***)"
 
     @classmethod
-    def from_env(cls, key_env: str, secret_env: str, environ: Mapping[str, str] = os.environ) -> ApiCredentials:
+    def from_env(
+        cls, key_env: str, secret_env: str, environ: Mapping[str, str] = os.environ
+    ) -> ApiCredentials:
         """Read both variables; a missing or empty one is an error that names the variable, not its value."""
         missing = [name for name in (key_env, secret_env) if not environ.get(name)]
         if missing:

@@ -37,8 +37,12 @@ class RedactingFilter(logging.Filter):
         record.msg = self._redactor.redact(record.getMessage())
         record.args = None
         if record.exc_info is not None:
-            record.exc_text = self._redactor.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
+        if record.exc_text:
+            record.exc_text = self._redactor.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._redactor.redact(record.stack_info)
         return True
 
 

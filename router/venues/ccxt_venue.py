@@ -70,6 +70,8 @@ class CcxtVenue:
         self._clock = clock
         self._redactor = SecretRedactor((credentials.api_key, credentials.api_secret))
         self.name = f"ccxt:{config.exchange_id}"
+        self._markets: dict[str, Mapping[str, Any]] = {}
+        self._hedged: bool
         exchange_class = getattr(ccxt, config.exchange_id, None)
         if exchange_class is None:
             raise ValueError(f"ccxt has no exchange {config.exchange_id!r}")
@@ -85,15 +87,24 @@ class CcxtVenue:
         self._log_filters = [
             (log, install_redaction(log, self._redactor)) for log in (logger, self._exchange.logger)
         ]
+        try:
+            self._connect(config)
+        except BaseException:
+            self.close()  # a venue that failed to connect leaves no filters behind
+            raise
+        logger.info("%s connected: %d markets, hedge mode %s", self.name, len(self._markets), self._hedged)
+
+    def _connect(self, config: CcxtVenueConfig) -> None:
         if config.api_base_url is not None:
             self._repoint_api(config.api_base_url)
         if self._exchange.precisionMode not in (ccxt.TICK_SIZE, ccxt.DECIMAL_PLACES):
-            raise ValueError(f"{config.exchange_id}: unsupported ccxt precision mode {self._exchange.precisionMode}")
+            raise ValueError(
+                f"{config.exchange_id}: unsupported ccxt precision mode {self._exchange.precisionMode}"
+            )
         self._call(self._exchange.load_markets)
         self._markets = self._index_markets(self._exchange.markets)
         mode = self._call(self._exchange.fetch_position_mode)
-        self._hedged: bool = bool(mode["hedged"])
-        logger.info("%s connected: %d markets, hedge mode %s", self.name, len(self._markets), self._hedged)
+        self._hedged = bool(mode["hedged"])
 
     @classmethod
     def from_env(
@@ -127,7 +138,12 @@ class CcxtVenue:
             timestamp_ms = book.get("timestamp")
         else:
             ticker = self._call(lambda: self._exchange.fetch_bids_asks([unified]))[unified]
-            bid, bid_qty, ask, ask_qty = ticker["bid"], ticker["bidVolume"], ticker["ask"], ticker["askVolume"]
+            bid, bid_qty, ask, ask_qty = (
+                ticker["bid"],
+                ticker["bidVolume"],
+                ticker["ask"],
+                ticker["askVolume"],
+            )
             if bid is None or ask is None:
                 raise VenueError(f"{symbol}: empty book side")
             timestamp_ms = ticker.get("timestamp")
@@ -150,8 +166,14 @@ class CcxtVenue:
             )
 
         logger.info(
-            "%s place %s %s %s %s @ %s %s", self.name, request.client_order_id, request.symbol,
-            request.side, amount, price, params,
+            "%s place %s %s %s %s @ %s %s",
+            self.name,
+            request.client_order_id,
+            request.symbol,
+            request.side,
+            amount,
+            price,
+            params,
         )
         try:
             order = self._call(send)
@@ -194,7 +216,9 @@ class CcxtVenue:
         if found is not None:
             logger.warning("%s %s: outcome unknown (%s) but the order exists", self.name, cid, first)
             return found
-        logger.warning("%s %s: outcome unknown (%s), order absent: resending once, same id", self.name, cid, first)
+        logger.warning(
+            "%s %s: outcome unknown (%s), order absent: resending once, same id", self.name, cid, first
+        )
         market = self._market(request.symbol)
         try:
             return self._state(self._call(send), request.symbol, cid, market)
@@ -238,7 +262,9 @@ class CcxtVenue:
         if self._hedged and (request.reduce_only or request.close_position):
             closing_side = "sell" if request.position_side == "LONG" else "buy"
             if request.side != closing_side:
-                raise ValueError(f"{cid}: reducing a {request.position_side} position needs side {closing_side}")
+                raise ValueError(
+                    f"{cid}: reducing a {request.position_side} position needs side {closing_side}"
+                )
 
     def _order_params(self, request: OrderRequest) -> dict[str, str]:
         q = self._quirks
@@ -253,7 +279,7 @@ class CcxtVenue:
         return params
 
     def _close_qty(self, request: OrderRequest, market: Mapping[str, Any]) -> float:
-        """The whole open position on the request's side, read from the venue (the router's qty may be stale)."""
+        """The whole open position on the request's side, read from the venue (the router's may be stale)."""
         positions = self._call(lambda: self._exchange.fetch_positions([market["symbol"]]))
         wanted = request.position_side.lower() if self._hedged else None
         for position in positions:
@@ -269,7 +295,9 @@ class CcxtVenue:
                     f" closing it needs side {closing_side}"
                 )
             return float(contracts)
-        raise VenueError(f"{request.client_order_id}: no open {request.position_side} position in {request.symbol}")
+        raise VenueError(
+            f"{request.client_order_id}: no open {request.position_side} position in {request.symbol}"
+        )
 
     def _amount(self, market: Mapping[str, Any], qty: float) -> str:
         try:
@@ -299,7 +327,9 @@ class CcxtVenue:
         return Decimal(1).scaleb(-int(precision))
 
     # ----- parsing ---------------------------------------------------------------------------------
-    def _state(self, order: Mapping[str, Any], symbol: str, cid: str, market: Mapping[str, Any]) -> OrderState:
+    def _state(
+        self, order: Mapping[str, Any], symbol: str, cid: str, market: Mapping[str, Any]
+    ) -> OrderState:
         return order_state(order, symbol, cid, self._fills(order, cid, market))
 
     def _fills(self, order: Mapping[str, Any], cid: str, market: Mapping[str, Any]) -> tuple[Fill, ...]:
@@ -316,9 +346,13 @@ class CcxtVenue:
         def fee_to_quote(currency: str, cost: float, price: float) -> float:
             return self._fee_to_quote(market, quote, currency, cost, price)
 
-        return tuple(fill_from_trade(t, cid, fee_to_quote) for t in sorted(trades, key=lambda t: t["timestamp"]))
+        return tuple(
+            fill_from_trade(t, cid, fee_to_quote) for t in sorted(trades, key=lambda t: t["timestamp"])
+        )
 
-    def _fee_to_quote(self, market: Mapping[str, Any], quote: str, currency: str, cost: float, price: float) -> float:
+    def _fee_to_quote(
+        self, market: Mapping[str, Any], quote: str, currency: str, cost: float, price: float
+    ) -> float:
         if currency in (quote, market.get("settle")):
             return cost
         if currency == market["base"]:
@@ -327,7 +361,9 @@ class CcxtVenue:
         for candidate in self._markets.values():
             if candidate["base"] == currency and candidate["quote"] == quote:
                 return cost * self.top_of_book(candidate["id"]).mid
-        raise VenueError(f"{market['id']}: cannot convert fee in {currency} to {quote}: no {currency}/{quote} market")
+        raise VenueError(
+            f"{market['id']}: cannot convert fee in {currency} to {quote}: no {currency}/{quote} market"
+        )
 
     # ----- plumbing --------------------------------------------------------------------------------
     def _market(self, symbol: str) -> Mapping[str, Any]:

@@ -1,4 +1,4 @@
-"""A local fake of Binance USDⓈ-M futures' REST API, so ccxt's own signing and parsing run without a network.
+"""A local fake of Binance USDⓈ-M futures' REST API: ccxt's own signing and parsing run without a network.
 
 It answers the real paths with the real payload shapes, checks the HMAC-SHA256 signature that ccxt
 computes (with the fake's secret), keeps a one-level book, orders, trades and positions, enforces the
@@ -235,7 +235,9 @@ class FakeBinanceUsdm:
         spec = st.symbols[symbol]
         cid = p.get("newClientOrderId")
         if cid is None:
-            raise BinanceUsdmError(-1102, "Mandatory parameter 'newClientOrderId' was not sent (fake requires it).")
+            raise BinanceUsdmError(
+                -1102, "Mandatory parameter 'newClientOrderId' was not sent (fake requires it)."
+            )
         if cid in st.orders and st.orders[cid].status in ("NEW", "PARTIALLY_FILLED"):
             raise BinanceUsdmError(-4116, "ClientOrderId is duplicated.")
         position_side = p.get("positionSide", "BOTH")
@@ -258,13 +260,15 @@ class FakeBinanceUsdm:
         if not reduce_only and qty * price < Decimal(spec.min_notional):
             raise BinanceUsdmError(
                 -4164,
-                f"Order's notional must be no smaller than {spec.min_notional} (unless you choose reduce only).",
+                f"Order's notional must be no smaller than {spec.min_notional}"
+                " (unless you choose reduce only).",
             )
         crosses = (p["side"] == "BUY" and price >= ask) or (p["side"] == "SELL" and price <= bid)
         tif = p.get("timeInForce", "GTC")
         if tif == "GTX" and crosses:
             raise BinanceUsdmError(
-                -5022, "Due to the order could not be executed as maker, the Post Only order will be rejected."
+                -5022,
+                "Due to the order could not be executed as maker, the Post Only order will be rejected.",
             )
         st.next_id += 1
         order = FakeOrder(
@@ -343,20 +347,43 @@ class FakeBinanceUsdm:
                     "marketTakeBound": "0.05",
                     "maxMoveOrderLimit": 10000,
                     "filters": [
-                        {"filterType": "PRICE_FILTER", "minPrice": s.tick_size, "maxPrice": "4529764",
-                         "tickSize": s.tick_size},
-                        {"filterType": "LOT_SIZE", "minQty": s.step_size, "maxQty": "1000",
-                         "stepSize": s.step_size},
-                        {"filterType": "MARKET_LOT_SIZE", "minQty": s.step_size, "maxQty": "120",
-                         "stepSize": s.step_size},
+                        {
+                            "filterType": "PRICE_FILTER",
+                            "minPrice": s.tick_size,
+                            "maxPrice": "4529764",
+                            "tickSize": s.tick_size,
+                        },
+                        {
+                            "filterType": "LOT_SIZE",
+                            "minQty": s.step_size,
+                            "maxQty": "1000",
+                            "stepSize": s.step_size,
+                        },
+                        {
+                            "filterType": "MARKET_LOT_SIZE",
+                            "minQty": s.step_size,
+                            "maxQty": "120",
+                            "stepSize": s.step_size,
+                        },
                         {"filterType": "MAX_NUM_ORDERS", "limit": 200},
                         {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
                         {"filterType": "MIN_NOTIONAL", "notional": s.min_notional},
-                        {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500",
-                         "multiplierDecimal": "4"},
+                        {
+                            "filterType": "PERCENT_PRICE",
+                            "multiplierUp": "1.0500",
+                            "multiplierDown": "0.9500",
+                            "multiplierDecimal": "4",
+                        },
                     ],
-                    "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT",
-                                   "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
+                    "orderTypes": [
+                        "LIMIT",
+                        "MARKET",
+                        "STOP",
+                        "STOP_MARKET",
+                        "TAKE_PROFIT",
+                        "TAKE_PROFIT_MARKET",
+                        "TRAILING_STOP_MARKET",
+                    ],
                     "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
                     "permissionSets": ["GRID", "COPY"],
                 }
@@ -412,22 +439,48 @@ class FakeBinanceUsdm:
             return {"serverTime": _now_ms()}
         if (method, path) == ("GET", "/fapi/v1/ticker/bookTicker"):
             bid, bq, ask, aq = st.books[p["symbol"]]
-            return {"symbol": p["symbol"], "bidPrice": str(bid), "bidQty": str(bq), "askPrice": str(ask),
-                    "askQty": str(aq), "time": _now_ms(), "lastUpdateId": st.next_id}
+            return {
+                "symbol": p["symbol"],
+                "bidPrice": str(bid),
+                "bidQty": str(bq),
+                "askPrice": str(ask),
+                "askQty": str(aq),
+                "time": _now_ms(),
+                "lastUpdateId": st.next_id,
+            }
         if (method, path) == ("GET", "/fapi/v1/depth"):
             bid, bq, ask, aq = st.books[p["symbol"]]
             now = _now_ms()
-            return {"lastUpdateId": st.next_id, "E": now, "T": now, "bids": [[str(bid), str(bq)]],
-                    "asks": [[str(ask), str(aq)]]}
+            return {
+                "lastUpdateId": st.next_id,
+                "E": now,
+                "T": now,
+                "bids": [[str(bid), str(bq)]],
+                "asks": [[str(ask), str(aq)]],
+            }
         if (method, path) == ("GET", "/fapi/v1/positionSide/dual"):
             return {"dualSidePosition": st.hedge_mode}
         if method == "GET" and path in ("/fapi/v2/positionRisk", "/fapi/v3/positionRisk"):
             return self._position_risk(p.get("symbol"))
         if (method, path) == ("GET", "/fapi/v1/leverageBracket"):
-            return [{"symbol": sym, "notionalCoef": 1.0,
-                     "brackets": [{"bracket": 1, "initialLeverage": 125, "notionalCap": 50000,
-                                   "notionalFloor": 0, "maintMarginRatio": 0.004, "cum": 0.0}]}
-                    for sym in st.symbols if p.get("symbol") in (None, sym)]
+            return [
+                {
+                    "symbol": sym,
+                    "notionalCoef": 1.0,
+                    "brackets": [
+                        {
+                            "bracket": 1,
+                            "initialLeverage": 125,
+                            "notionalCap": 50000,
+                            "notionalFloor": 0,
+                            "maintMarginRatio": 0.004,
+                            "cum": 0.0,
+                        }
+                    ],
+                }
+                for sym in st.symbols
+                if p.get("symbol") in (None, sym)
+            ]
         if (method, path) == ("POST", ORDER_PATH):
             return self._order_json(self._new_order(p))
         if (method, path) in (("GET", ORDER_PATH), ("DELETE", ORDER_PATH)):
@@ -443,11 +496,17 @@ class FakeBinanceUsdm:
                 order.update_ms = _now_ms()
             return self._order_json(order)
         if (method, path) == ("GET", "/fapi/v1/openOrders"):
-            return [self._order_json(o) for o in st.orders.values()
-                    if o.status in ("NEW", "PARTIALLY_FILLED") and p.get("symbol") in (None, o.symbol)]
+            return [
+                self._order_json(o)
+                for o in st.orders.values()
+                if o.status in ("NEW", "PARTIALLY_FILLED") and p.get("symbol") in (None, o.symbol)
+            ]
         if (method, path) == ("GET", "/fapi/v1/userTrades"):
-            return [t for t in st.trades if t["symbol"] == p["symbol"]
-                    and ("orderId" not in p or str(t["orderId"]) == p["orderId"])]
+            return [
+                t
+                for t in st.trades
+                if t["symbol"] == p["symbol"] and ("orderId" not in p or str(t["orderId"]) == p["orderId"])
+            ]
         raise BinanceUsdmError(-1000, f"fake has no route for {method} {path}", 404)
 
     def _check_signature(self, headers: Any, payload: str) -> None:
@@ -500,10 +559,14 @@ class FakeBinanceUsdm:
                     if isinstance(fault, ErrorReply):
                         raise BinanceUsdmError(fault.code, fault.msg, fault.http_status)
                     if isinstance(fault, RateLimitReply):
-                        self._reply(fault.http_status,
-                                    {"code": -1003, "msg": "Too many requests; current limit is 2400 "
-                                     "requests per minute."},
-                                    {"Retry-After": str(fault.retry_after_s)})
+                        self._reply(
+                            fault.http_status,
+                            {
+                                "code": -1003,
+                                "msg": "Too many requests; current limit is 2400 requests per minute.",
+                            },
+                            {"Retry-After": str(fault.retry_after_s)},
+                        )
                         return
                     if isinstance(fault, Stall):
                         if fault.create_first:
