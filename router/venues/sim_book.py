@@ -55,7 +55,7 @@ class LevelCursor:
     cut out of the tape), plus read positions, so a step with nothing at our price costs two compares.
     """
 
-    __slots__ = ("_book", "_i_level", "_i_trade", "_is_buy", "_level_qty", "_level_ts", "_px", "_synced_ns",
+    __slots__ = ("_book", "_i_level", "_i_snap", "_i_trade", "_is_buy", "_level_qty", "_level_ts", "_px",
                  "_trade_qty", "_trade_ts")
 
     def __init__(self, book: TapeBook, is_buy: bool, px: int, trade_ts: np.ndarray, trade_qty: np.ndarray,
@@ -65,7 +65,7 @@ class LevelCursor:
         self._level_ts, self._level_qty = level_ts, level_qty
         self._i_trade = int(trade_ts.searchsorted(after_ns, side="right"))
         self._i_level = int(level_ts.searchsorted(after_ns, side="right"))
-        self._synced_ns = after_ns
+        self._i_snap = int(book.snapshot_ts.searchsorted(after_ns, side="right"))
 
     def take_until(self, t1_ns: int, win: Window) -> tuple[list[int], list[int], list[int]] | None:
         """Events in (last read, t1] as parallel lists (time, kind 0=trade 1=level, size), trades first
@@ -75,14 +75,12 @@ class LevelCursor:
         trade_due = i < len(self._trade_ts) and self._trade_ts[i] <= t1_ns
         if book.has_depth:
             level_due = j < len(self._level_ts) and self._level_ts[j] <= t1_ns
-            resyncs = book.snapshot_resyncs(self._is_buy, self._px, self._synced_ns, t1_ns) \
-                if book.has_snapshots else []
+            resyncs = self._take_resyncs(t1_ns)
         else:
             resyncs = []
             # L1 speaks about our level only when our side's touch is at or worse than our price.
             level_due = (win.min_bid is not None and win.min_bid <= self._px) if self._is_buy else \
                 (win.max_ask is not None and win.max_ask >= self._px)
-        self._synced_ns = t1_ns
         if not (trade_due or level_due or resyncs):
             return None
         i1 = int(self._trade_ts.searchsorted(t1_ns, side="right")) if trade_due else i
@@ -107,6 +105,17 @@ class LevelCursor:
         sizes = np.concatenate((self._trade_qty[i:i1], level_qty))
         order = np.lexsort((kinds, ts))  # stable: a resync sorts after the depth rows at its own time
         return ts[order].tolist(), kinds[order].tolist(), sizes[order].tolist()
+
+    def _take_resyncs(self, t1_ns: int) -> list[tuple[int, int]]:
+        """(time, size of the level) right after each depth snapshot up to t1: a snapshot that does not
+        list the level clears it without a row for it."""
+        snap_ts = self._book.snapshot_ts
+        k = self._i_snap
+        if k == len(snap_ts) or snap_ts[k] > t1_ns:
+            return []
+        k1 = int(snap_ts.searchsorted(t1_ns, side="right"))
+        self._i_snap = k1
+        return [(int(t), self._book.level_qty_at(self._is_buy, self._px, int(t))) for t in snap_ts[k:k1]]
 
 
 class TapeBook:
@@ -157,8 +166,7 @@ class TapeBook:
         self._side_px = {True: keys[is_bid] >> 1, False: keys[~is_bid] >> 1}
         self._side_seg = {True: (starts[is_bid], ends[is_bid]), False: (starts[~is_bid], ends[~is_bid])}
         self._snap_idx = tape.depth_snapshot_idx
-        self.has_snapshots = len(self._snap_idx) > 0
-        self._snap_ts = tape.depth_ts_ns[self._snap_idx] if len(self._snap_idx) else self._snap_idx
+        self.snapshot_ts = tape.depth_ts_ns[self._snap_idx] if len(self._snap_idx) else self._snap_idx
         self._gap_ts = tape.depth_gap_ts_ns
         self._window_memo: Window | None = None
 
@@ -250,8 +258,8 @@ class TapeBook:
         g = int(np.searchsorted(self._gap_ts, ts_ns, side="right")) - 1
         if g < 0:
             return True
-        s = int(np.searchsorted(self._snap_ts, ts_ns, side="right")) - 1
-        return s >= 0 and int(self._snap_ts[s]) >= int(self._gap_ts[g])
+        s = int(np.searchsorted(self.snapshot_ts, ts_ns, side="right")) - 1
+        return s >= 0 and int(self.snapshot_ts[s]) >= int(self._gap_ts[g])
 
     def level_qty_at(self, is_bid: bool, px: int, ts_ns: int) -> int:
         """Displayed depth size at one level after every depth row with time <= ``ts_ns``."""
@@ -260,12 +268,6 @@ class TapeBook:
         if seg is None:
             return 0
         return self._segment_qty_before_row(seg[0], seg[1], r)
-
-    def snapshot_resyncs(self, is_bid: bool, px: int, t0_ns: int, t1_ns: int) -> list[tuple[int, int]]:
-        """(time, size of the level) right after each depth snapshot in (t0, t1]: a snapshot that does not
-        list the level clears it without a row for it."""
-        s0, s1 = self._snap_ts.searchsorted((t0_ns, t1_ns), side="right").tolist()
-        return [(int(t), self.level_qty_at(is_bid, px, int(t))) for t in self._snap_ts[s0:s1]]
 
     def levels_beyond(self, is_bid: bool, px: int, ts_ns: int, max_px_steps: int) -> Iterator[tuple[int, int]]:
         """Non-empty depth levels on one side strictly worse than ``px``, best first, at ``ts_ns``.
