@@ -1,0 +1,319 @@
+"""The routing state machine: one order in, exactly one ``RouterEvent`` out.
+
+States: decide (maker or taker) -> post-only at the offset (post-only rejections re-priced from the new
+touch, bounded) -> wait up to the TTL polling the order -> cancel and re-price toward the touch (bounded)
+-> fall back with the remainder (taker, re-post or cancel). Documented choices:
+
+- Spread clamps: a spread below ``min_spread_bps`` crosses at once (the maker leg earns too little); above
+  ``max_spread_bps`` the touch is not trusted for posting, and the order crosses only if the far touch lies
+  within ``max_taker_slippage_bps`` of the mid, else it is skipped (outcome ``unfilled`` with the reason).
+  A crossed or locked book is never traded on (``unfilled`` with the reason). A forced start has
+  ``route_propensity`` 1.0; a drawn start records the probability of the side drawn.
+- Taker legs are marketable limits at arrival mid +/- ``max_taker_slippage_bps`` (rounded to the tick
+  toward less slippage), so no taker leg costs more than the cap. The venue protocol has no IOC, so an
+  unfilled rest is cancelled at once (counted in ``cancel_count``); anything that fills while it rests is
+  reported with the venue's liquidity flag.
+- Post-only prices are rounded away from crossing and kept at least one tick off the far touch. A post-only
+  order the venue returns as ``rejected``/``expired`` without fills (Binance GTX) counts as a rejection.
+  The rejection budget ``post_only_retry_limit`` is shared by the whole route.
+- Each post-only order gets a fresh TTL; re-prices move the offset by ``reprice_step_bps`` toward (and past)
+  the touch. ``repost`` fallback joins the touch (offset 0) for one more TTL, then cancels.
+  ``used_fallback`` is true when a fallback order was sent.
+- Partial fills: the remainder is the quantity less what every order is known to have filled (the cancel's
+  final state included); fills are counted once by trade id, so the cancel/fill race never re-orders.
+- Venue errors: ``RateLimited`` backs off on the venue clock and retries the same request (bounded); reads
+  also retry ``VenueTimeout``/``VenueUnavailable``. A new order that timed out (or lost its connection) is
+  resolved by fetching its client order id before anything else; only an order the venue does not know is
+  sent again, under a new id (an id never names two orders).
+  ``InsufficientMargin``/``BelowMinNotional`` and other refusals end the route with ``error`` set and outcome
+  ``rejected`` (``partial`` when something already filled). Input errors raise ``RouteRefused`` and a failed
+  arrival-touch read raises the venue error: in both cases nothing was sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, TypeVar
+
+import numpy as np
+
+from router.events import RouterEvent
+from router.policy import RouterPolicy
+from router.route_ledger import RouteLedger
+from router.route_order import (
+    RouteOrder,
+    RouteRefused,
+    RouteSettings,
+    check_order,
+    client_order_id,
+    request,
+    round_price,
+)
+from router.venue import (
+    BelowMinNotional,
+    InsufficientMargin,
+    OrderNotFound,
+    OrderState,
+    OrderType,
+    PostOnlyRejected,
+    RateLimited,
+    TopOfBook,
+    Venue,
+    VenueError,
+    VenueTimeout,
+    VenueUnavailable,
+)
+
+T = TypeVar("T")
+Start = Literal["maker", "taker", "skip"]
+
+
+class _RouteAbort(Exception):
+    """Ends the route early; the message becomes ``RouterEvent.error``."""
+
+    def __init__(self, message: str, *, rejected: bool) -> None:
+        super().__init__(message)
+        self.rejected = rejected
+
+
+def route(order: RouteOrder, policy: RouterPolicy, venue: Venue, *, rng: np.random.Generator,
+          settings: RouteSettings) -> RouterEvent:
+    """Execute ``order`` on ``venue`` under ``policy`` and return its single ``RouterEvent``.
+
+    ``rng`` draws the maker/taker start with probability ``taker_bias``; seed it for reproducible runs.
+    Raises ``RouteRefused`` (nothing sent) for input the router must not send.
+    """
+    if policy.symbol != order.symbol:
+        raise RouteRefused(f"{order.intent_id}: policy {policy.policy_id} routes {policy.symbol}, "
+                           f"not {order.symbol}")
+    check_order(order, settings)
+    return _Route(order, policy, venue, settings).run(rng)
+
+
+def maker_price(order: RouteOrder, touch: TopOfBook, offset_bps: float) -> float:
+    """Post-only price ``offset_bps`` behind our touch, rounded away from crossing, never at the far touch."""
+    tick = order.tick_size
+    if order.side == "buy":
+        price = round_price(touch.bid * (1.0 - offset_bps / 1e4), tick, up=False)
+        return min(price, round_price(touch.ask - tick, tick, up=False))
+    price = round_price(touch.ask * (1.0 + offset_bps / 1e4), tick, up=True)
+    return max(price, round_price(touch.bid + tick, tick, up=True))
+
+
+def taker_limit_price(order: RouteOrder, arrival_mid: float, max_slippage_bps: float) -> float:
+    """Marketable limit at arrival mid +/- the slippage cap, rounded toward less slippage."""
+    if order.side == "buy":
+        return round_price(arrival_mid * (1.0 + max_slippage_bps / 1e4), order.tick_size, up=False)
+    return round_price(arrival_mid * (1.0 - max_slippage_bps / 1e4), order.tick_size, up=True)
+
+
+class _Route:
+    """One run of the state machine; all mutable state lives in the ledger and the leg counter."""
+
+    def __init__(self, order: RouteOrder, policy: RouterPolicy, venue: Venue, settings: RouteSettings) -> None:
+        self.order, self.policy, self.venue, self.settings = order, policy, venue, settings
+        self.clock = venue.clock
+        self.legs = 0
+
+    def run(self, rng: np.random.Generator) -> RouterEvent:
+        arrival_ts_ns = self.clock.now_ns()
+        touch = self._retrying(lambda: self.venue.top_of_book(self.order.symbol), idempotent=True)
+        self.ledger = RouteLedger(order=self.order, arrival=touch, arrival_ts_ns=arrival_ts_ns)
+        try:
+            start = self._decide(touch, rng)
+            if start == "maker":
+                self.ledger.started_maker = True
+                self._maker_phase()
+            elif start == "taker":
+                self._taker_leg()
+        except _RouteAbort as abort:
+            self.ledger.error = str(abort)
+            self.ledger.rejected = abort.rejected
+        return self.ledger.to_event(self.policy, self.clock.now_ns())
+
+    # --- decisions ------------------------------------------------------------------------------
+
+    def _decide(self, touch: TopOfBook, rng: np.random.Generator) -> Start:
+        policy = self.policy
+        if not touch.ask > touch.bid > 0.0:
+            self.ledger.error = f"crossed_or_locked_book(bid={touch.bid}, ask={touch.ask})"
+            return "skip"
+        spread_bps = touch.spread_bps
+        if not policy.maker_first or spread_bps < policy.min_spread_bps:
+            return "taker"
+        if spread_bps > policy.max_spread_bps:
+            if spread_bps / 2.0 <= policy.max_taker_slippage_bps:
+                return "taker"
+            self.ledger.error = (f"spread_too_wide(spread_bps={spread_bps:.3f} > max_spread_bps="
+                                 f"{policy.max_spread_bps}, half spread beyond max_taker_slippage_bps="
+                                 f"{policy.max_taker_slippage_bps})")
+            return "skip"
+        go_taker = bool(rng.random() < policy.taker_bias)
+        self.ledger.route_propensity = policy.taker_bias if go_taker else 1.0 - policy.taker_bias
+        return "taker" if go_taker else "maker"
+
+    def _maker_phase(self) -> None:
+        offset_bps = self.policy.maker_offset_bps
+        while self.ledger.remaining_qty() > 0.0:
+            state = self._post(offset_bps)
+            if state is None:
+                break
+            self._rest(state)
+            if self.ledger.remaining_qty() <= 0.0 or self.ledger.reprice_count >= self.policy.reprice_attempts:
+                break
+            self.ledger.reprice_count += 1
+            offset_bps -= self.policy.reprice_step_bps
+        self._fallback()
+
+    def _fallback(self) -> None:
+        if self.ledger.remaining_qty() <= 0.0 or self.policy.fallback_mode == "cancel":
+            return
+        self.ledger.used_fallback = True
+        if self.policy.fallback_mode == "taker":
+            self._taker_leg()
+            return
+        state = self._post(0.0)
+        if state is not None:
+            self._rest(state)
+
+    # --- legs -------------------------------------------------------------------------------------
+
+    def _post(self, offset_bps: float) -> OrderState | None:
+        """A resting post-only order for the remainder, or ``None`` once the rejection budget is spent."""
+        while True:
+            touch = self._retrying(lambda: self.venue.top_of_book(self.order.symbol), idempotent=True)
+            if not touch.ask > touch.bid > 0.0:
+                raise _RouteAbort(f"crossed_or_locked_book(bid={touch.bid}, ask={touch.ask}) while re-pricing",
+                                  rejected=False)
+            try:
+                state = self._place("limit", maker_price(self.order, touch, offset_bps), post_only=True)
+            except PostOnlyRejected:
+                state = None
+            if state is not None and not (state.status in ("rejected", "expired") and not state.fills):
+                return state
+            self.ledger.post_only_reject_count += 1
+            if self.ledger.post_only_reject_count > self.policy.post_only_retry_limit:
+                return None
+
+    def _rest(self, state: OrderState) -> None:
+        """Wait up to the TTL for fills, polling; cancel whatever still rests."""
+        ttl_ns = int(self.policy.maker_ttl_ms * 1e6)
+        poll_ns = int(self.settings.poll_interval_ms * 1e6)
+        deadline_ns = self.clock.now_ns() + ttl_ns
+        while not state.is_terminal and self.clock.now_ns() < deadline_ns:
+            self.clock.sleep_until(min(self.clock.now_ns() + poll_ns, deadline_ns))
+            state = self._fetch(state.client_order_id)
+        if not state.is_terminal:
+            self._cancel(state.client_order_id)
+
+    def _taker_leg(self) -> None:
+        price = taker_limit_price(self.order, self.ledger.arrival.mid, self.policy.max_taker_slippage_bps)
+        state = self._place("limit", price, post_only=False)
+        if state.status == "rejected":
+            self.ledger.error = f"taker leg {state.client_order_id} rejected by the venue"
+        if not state.is_terminal:
+            self._cancel(state.client_order_id)
+
+    # --- venue calls ------------------------------------------------------------------------------
+
+    def _place(self, order_type: OrderType, price: float | None, *, post_only: bool) -> OrderState:
+        """Send one order for the remainder; a timeout is resolved by its client order id first."""
+        qty = self.ledger.remaining_qty()
+        for _ in range(self.settings.max_venue_retries + 1):
+            self.legs += 1
+            client_id = client_order_id(self.order.intent_id, self.legs)
+            req = request(self.order, client_id=client_id, qty=qty, order_type=order_type, price=price,
+                          post_only=post_only)
+            try:
+                state = self._retrying(lambda req=req: self.venue.place_order(req), idempotent=False)
+            except (VenueTimeout, VenueUnavailable):
+                found = self._resolve(client_id)
+                if found is None:
+                    continue
+                state = found
+            except PostOnlyRejected:
+                raise
+            except (InsufficientMargin, BelowMinNotional) as exc:
+                raise _RouteAbort(f"{type(exc).__name__}: {exc}", rejected=True) from exc
+            except RateLimited as exc:
+                raise _RouteAbort(f"RateLimited after {self.settings.max_venue_retries} retries: {exc}",
+                                  rejected=False) from exc
+            except VenueError as exc:
+                raise _RouteAbort(f"{type(exc).__name__}: {exc}", rejected=True) from exc
+            self.ledger.observe(state)
+            return state
+        raise _RouteAbort(f"order not placed: {self.settings.max_venue_retries + 1} attempts timed out and "
+                          f"the venue knew none of them (last id {client_id})", rejected=False)
+
+    def _resolve(self, client_id: str) -> OrderState | None:
+        """The state of an order whose placement timed out, or ``None`` if the venue never got it."""
+        try:
+            return self._retrying(lambda: self.venue.fetch_order(self.order.symbol, client_id),
+                                  idempotent=True)
+        except OrderNotFound:
+            return None
+        except VenueError as exc:
+            raise _RouteAbort(f"order {client_id} unresolved after a timeout: {type(exc).__name__}: {exc}",
+                              rejected=False) from exc
+
+    def _fetch(self, client_id: str) -> OrderState:
+        try:
+            state = self._retrying(lambda: self.venue.fetch_order(self.order.symbol, client_id),
+                                   idempotent=True)
+        except VenueError as exc:
+            raise _RouteAbort(f"status of {client_id} unknown: {type(exc).__name__}: {exc}",
+                              rejected=False) from exc
+        self.ledger.observe(state)
+        return state
+
+    def _cancel(self, client_id: str) -> OrderState:
+        """Cancel and return the final state (fills that raced the cancel included, each once)."""
+        self.ledger.cancel_count += 1
+        retries = self.settings.max_venue_retries
+        for _ in range(retries + 1):
+            try:
+                state = self._retrying(lambda: self.venue.cancel_order(self.order.symbol, client_id),
+                                       idempotent=False)
+            except (VenueTimeout, VenueUnavailable, OrderNotFound):
+                state = self._fetch(client_id)
+                if not state.is_terminal:
+                    continue
+            except VenueError as exc:
+                raise _RouteAbort(f"cancel of {client_id} failed, order may still rest: "
+                                  f"{type(exc).__name__}: {exc}", rejected=False) from exc
+            break
+        else:
+            raise _RouteAbort(f"cancel of {client_id} not confirmed after {retries + 1} attempts; "
+                              f"order may still rest", rejected=False)
+        self.ledger.observe(state)
+        poll_ns = int(self.settings.poll_interval_ms * 1e6)
+        for _ in range(retries):
+            if state.is_terminal:
+                return state
+            self.clock.sleep_until(self.clock.now_ns() + poll_ns)
+            state = self._fetch(client_id)
+        if not state.is_terminal:
+            raise _RouteAbort(f"cancel of {client_id} acknowledged but not final after {retries} polls",
+                              rejected=False)
+        return state
+
+    def _retrying(self, call: Callable[[], T], *, idempotent: bool) -> T:
+        """``call()``, backing off on the venue clock after rate limits; reads also retry lost answers.
+
+        A write (place, cancel) is not repeated after a timeout or a dropped connection: its effect is
+        unknown and the caller resolves it by client order id instead.
+        """
+        retryable: tuple[type[VenueError], ...] = (RateLimited,)
+        if idempotent:
+            retryable = (RateLimited, VenueUnavailable, VenueTimeout)
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except retryable as exc:
+                if attempt >= self.settings.max_venue_retries:
+                    raise
+                hint_s = exc.retry_after_s if isinstance(exc, RateLimited) else None
+                delay_ms = hint_s * 1e3 if hint_s is not None else self.settings.rate_limit_backoff_ms * 2**attempt
+                self.clock.sleep_until(self.clock.now_ns() + int(delay_ms * 1e6))
+                attempt += 1
