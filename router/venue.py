@@ -104,6 +104,10 @@ class BelowMinNotional(VenueError):
     """The order is smaller than the venue accepts."""
 
 
+class InvalidOrder(VenueError):
+    """The request itself is malformed for this venue (bad quantity, price, symbol or flags)."""
+
+
 class OrderNotFound(VenueError):
     """The venue has no order with that client order id."""
 
