@@ -160,20 +160,29 @@ class _BadDecimalError(ValueError):
 def _parse_decimals(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """``["61800.20", "3"]`` -> digits ``[6180020, 3]`` and decimals ``[2, 0]``, exactly, vectorised.
 
-    Lines were checked to be ASCII, so ``isdigit`` admits only 0-9. Raises _BadDecimalError at the first
-    string that is not an unsigned decimal.
+    The strings become rows of ASCII bytes, read column by column (Horner's rule). Lines were checked to
+    be ASCII. Raises _BadDecimalError at the first string that is not an unsigned decimal (digits with at
+    most one '.', not leading) of at most 18 digits.
     """
     if not texts:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    arr = np.array(texts, dtype=np.dtypes.StringDType())
-    digits = np.strings.replace(arr, ".", "", count=1)
-    dot = np.strings.find(arr, ".")
-    ok = np.strings.isdigit(digits) & (dot != 0) & (np.strings.str_len(digits) <= _MAX_DIGITS)
+    raw = np.array(texts, dtype=np.bytes_)
+    chars = np.ascontiguousarray(raw.view(np.uint8).reshape(len(texts), raw.dtype.itemsize).T)
+    is_digit = (chars >= ord("0")) & (chars <= ord("9"))
+    is_dot = chars == ord(".")
+    is_pad = chars == 0
+    n_digits = is_digit.sum(axis=0)
+    ok = ((is_digit | is_dot | is_pad).all(axis=0) & (is_dot.sum(axis=0) <= 1) & (n_digits >= 1)
+          & (n_digits <= _MAX_DIGITS) & ~is_dot[0] & (is_pad[:-1] <= is_pad[1:]).all(axis=0))
     if not ok.all():
         i = int(np.argmin(ok))
         raise _BadDecimalError(i, texts[i])
-    decimals = np.where(dot >= 0, np.strings.str_len(arr) - dot - 1, 0).astype(np.int64)
-    return digits.astype(np.int64), decimals
+    value = np.zeros(len(texts), dtype=np.int64)
+    for col, digit in zip(chars, is_digit, strict=True):
+        value = np.where(digit, value * 10 + (col - ord("0")), value)
+    length = len(chars) - is_pad.sum(axis=0)
+    decimals = np.where(is_dot.any(axis=0), length - 1 - is_dot.argmax(axis=0), 0).astype(np.int64)
+    return value, decimals
 
 
 @dataclass(slots=True)
