@@ -181,7 +181,7 @@ class _Route:
     def _post(self, offset_bps: float) -> OrderState | None:
         """A resting post-only order for the remainder, or ``None`` once the rejection budget is spent."""
         while True:
-            touch = self._retrying(lambda: self.venue.top_of_book(self.order.symbol), idempotent=True)
+            touch = self._touch()
             if not touch.ask > touch.bid > 0.0:
                 raise _RouteAbort(f"crossed_or_locked_book(bid={touch.bid}, ask={touch.ask}) while re-pricing",
                                   rejected=False)
@@ -244,6 +244,13 @@ class _Route:
             return state
         raise _RouteAbort(f"order not placed: {self.settings.max_venue_retries + 1} attempts timed out and "
                           f"the venue knew none of them (last id {client_id})", rejected=False)
+
+    def _touch(self) -> TopOfBook:
+        try:
+            return self._retrying(lambda: self.venue.top_of_book(self.order.symbol), idempotent=True)
+        except VenueError as exc:
+            raise _RouteAbort(f"touch unavailable while re-pricing: {type(exc).__name__}: {exc}",
+                              rejected=False) from exc
 
     def _resolve(self, client_id: str) -> OrderState | None:
         """The state of an order whose placement timed out, or ``None`` if the venue never got it."""
