@@ -114,6 +114,10 @@ def test_key_mismatch_version_and_garbage_are_refused(tmp_path: Path) -> None:
     del ls["XRPUSDT"]
     with pytest.raises(StateFileError, match="XRPUSDT"):
         restore_state(path, ls)
+    path.write_text(path.read_text().replace('"PCG64"', '"MT19937"', 1))
+    with pytest.raises(StateMismatchError, match="random generator"):
+        restore_state(path, learners())
+    save_state(path, learners())
     path.write_text(path.read_text().replace('"format_version":1', '"format_version":99'))
     with pytest.raises(StateFileError, match="version 99"):
         restore_state(path, learners())

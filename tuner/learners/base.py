@@ -130,6 +130,8 @@ class Learner(ABC):
             raise StateMismatchError(f"saved arms {state.arm_ids} differ from grid {self._grid.arm_ids}")
         if state.params != self.params():
             raise StateMismatchError(f"saved params {state.params} differ from configured {self.params()}")
+        if state.rng.bit_generator != self._rng.bit_generator.state["bit_generator"]:
+            raise StateMismatchError(f"saved random generator is {state.rng.bit_generator}")
         if len(state.counts) != len(self._grid):
             raise StateMismatchError(
                 f"saved counts have {len(state.counts)} arms, the grid has {len(self._grid)}"
