@@ -201,7 +201,7 @@ class _Route:
         poll_ns = int(self.settings.poll_interval_ms * 1e6)
         deadline_ns = self.clock.now_ns() + ttl_ns
         while not state.is_terminal and self.clock.now_ns() < deadline_ns:
-            self.clock.sleep_until(min(self.clock.now_ns() + poll_ns, deadline_ns))
+            self._sleep_until(min(self.clock.now_ns() + poll_ns, deadline_ns))
             state = self._fetch(state.client_order_id)
         if not state.is_terminal:
             self._cancel(state.client_order_id)
@@ -244,6 +244,13 @@ class _Route:
             return state
         raise _RouteAbort(f"order not placed: {self.settings.max_venue_retries + 1} attempts timed out and "
                           f"the venue knew none of them (last id {client_id})", rejected=False)
+
+    def _sleep_until(self, ts_ns: int) -> None:
+        """Wait on the venue clock; a simulated clock may fail (its replay ended) and that ends the route."""
+        try:
+            self.clock.sleep_until(ts_ns)
+        except VenueError as exc:
+            raise _RouteAbort(f"clock stopped: {type(exc).__name__}: {exc}", rejected=False) from exc
 
     def _touch(self) -> TopOfBook:
         try:
@@ -297,7 +304,7 @@ class _Route:
         for _ in range(retries):
             if state.is_terminal:
                 return state
-            self.clock.sleep_until(self.clock.now_ns() + poll_ns)
+            self._sleep_until(self.clock.now_ns() + poll_ns)
             state = self._fetch(client_id)
         if not state.is_terminal:
             raise _RouteAbort(f"cancel of {client_id} acknowledged but not final after {retries} polls",

@@ -21,6 +21,7 @@ from router.venue import (
     OrderState,
     RateLimited,
     TopOfBook,
+    VenueError,
     VenueTimeout,
     VenueUnavailable,
 )
@@ -448,3 +449,26 @@ def test_expired_post_only_counts_as_a_rejection(router_config: RouterConfig) ->
                           taker_fee_bps=5.0, entry_latency_ns=LATENCY_NS, cancel_latency_ns=LATENCY_NS)
     event = run(router_config, v)
     assert event.post_only_reject_count == 1 and event.outcome == "filled" and len(v.requests) == 2
+
+
+class _EndingClock:
+    """A replay clock that cannot pass ``end_ns`` (as a simulated venue's replay ends)."""
+
+    def __init__(self, end_ns: int) -> None:
+        self._now_ns, self._end_ns = 0, end_ns
+
+    def now_ns(self) -> int:
+        return self._now_ns
+
+    def sleep_until(self, ts_ns: int) -> None:
+        if ts_ns > self._end_ns:
+            raise VenueError(f"replay ends at {self._end_ns}")
+        self._now_ns = max(self._now_ns, ts_ns)
+
+
+def test_a_clock_that_stops_ends_the_route_with_one_event(router_config: RouterConfig) -> None:
+    v = venue()
+    v._clock = _EndingClock(500 * MS)  # type: ignore[assignment]
+    event = run(router_config, v)
+    assert event.outcome == "unfilled" and event.error is not None and "clock stopped" in event.error
+    assert len(v.requests) == 1
