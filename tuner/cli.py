@@ -1,52 +1,37 @@
 """The ``router-tuner`` command line: one entry point that wires the packages together.
 
-Each sub-command imports its module only when it runs, so ``router-tuner config check`` does not pay
-for MLflow or ccxt imports.
+Each command lives in its owner's ``cli`` module, which exposes ``add_arguments(parser)``
+and ``run(args) -> exit code`` and imports heavy libraries (MLflow, ccxt) only inside ``run``, so
+``router-tuner config check`` stays fast. To add a command, add one line to ``COMMANDS``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Sequence
+import importlib
+from collections.abc import Sequence
 
-Command = Callable[[argparse.Namespace], int]
-
-
-def _config_check(args: argparse.Namespace) -> int:
-    from config import ConfigError, load_config
-    from config.loader import DEFAULTS_DIR
-
-    directory = args.dir if args.dir is not None else DEFAULTS_DIR
-    try:
-        bundle = load_config(directory)
-    except ConfigError as error:
-        print(f"config check: {directory}: {len(error.issues)} problem(s)", file=sys.stderr)
-        for issue in error.issues:
-            print(f"  {issue}", file=sys.stderr)
-        return 1
-    print(f"config check: {directory}: OK ({len(bundle.strategy.universe)} symbols, "
-          f"learner {bundle.tuner.learner}, max {bundle.risk.max_concurrent_positions} concurrent positions)")
-    return 0
+# command name -> (module with add_arguments/run, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("config.cli", "configuration tools: `config check [DIR]`"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="router-tuner", description="Adaptive maker/taker order router with an online tuner.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    config = commands.add_parser("config", help="configuration tools")
-    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
-    check = config_commands.add_parser("check", help="validate a config directory; non-zero exit on errors")
-    check.add_argument("dir", nargs="?", default=None, help="config directory (default: embedded defaults)")
-    check.set_defaults(handler=_config_check)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler: Command = args.handler
-    return handler(args)
+    return int(args.run(args))
 
 
 if __name__ == "__main__":
