@@ -65,6 +65,8 @@ from router.venue import (
 )
 
 T = TypeVar("T")
+_RETRY_WRITE: tuple[type[VenueError], ...] = (RateLimited,)
+_RETRY_READ: tuple[type[VenueError], ...] = (RateLimited, VenueUnavailable, VenueTimeout)
 Start = Literal["maker", "taker", "skip"]
 
 
@@ -123,7 +125,7 @@ class _Route:
             start = self._decide(touch, rng)
             if start == "maker":
                 self.ledger.started_maker = True
-                self._maker_phase()
+                self._maker_phase(touch)
             elif start == "taker":
                 self._taker_leg()
         except _RouteAbort as abort:
@@ -152,10 +154,12 @@ class _Route:
         self.ledger.route_propensity = policy.taker_bias if go_taker else 1.0 - policy.taker_bias
         return "taker" if go_taker else "maker"
 
-    def _maker_phase(self) -> None:
+    def _maker_phase(self, arrival: TopOfBook) -> None:
         offset_bps = self.policy.maker_offset_bps
+        touch: TopOfBook | None = arrival  # the first order prices off the arrival touch: no second read
         while self.ledger.remaining_qty() > 0.0:
-            state = self._post(offset_bps)
+            state = self._post(offset_bps, touch)
+            touch = None
             if state is None:
                 break
             self._rest(state)
@@ -172,16 +176,20 @@ class _Route:
         if self.policy.fallback_mode == "taker":
             self._taker_leg()
             return
-        state = self._post(0.0)
+        state = self._post(0.0, None)
         if state is not None:
             self._rest(state)
 
     # --- legs -------------------------------------------------------------------------------------
 
-    def _post(self, offset_bps: float) -> OrderState | None:
-        """A resting post-only order for the remainder, or ``None`` once the rejection budget is spent."""
+    def _post(self, offset_bps: float, touch: TopOfBook | None) -> OrderState | None:
+        """A resting post-only order for the remainder, or ``None`` once the rejection budget is spent.
+
+        ``touch`` is a touch just read (the arrival's); otherwise, and after every rejection, it is re-read.
+        """
         while True:
-            touch = self._touch()
+            if touch is None:
+                touch = self._touch()
             if not touch.ask > touch.bid > 0.0:
                 raise _RouteAbort(f"crossed_or_locked_book(bid={touch.bid}, ask={touch.ask}) while re-pricing",
                                   rejected=False)
@@ -194,6 +202,7 @@ class _Route:
             self.ledger.post_only_reject_count += 1
             if self.ledger.post_only_reject_count > self.policy.post_only_retry_limit:
                 return None
+            touch = None
 
     def _rest(self, state: OrderState) -> None:
         """Wait up to the TTL for fills, polling; cancel whatever still rests."""
@@ -317,9 +326,7 @@ class _Route:
         A write (place, cancel) is not repeated after a timeout or a dropped connection: its effect is
         unknown and the caller resolves it by client order id instead.
         """
-        retryable: tuple[type[VenueError], ...] = (RateLimited,)
-        if idempotent:
-            retryable = (RateLimited, VenueUnavailable, VenueTimeout)
+        retryable = _RETRY_READ if idempotent else _RETRY_WRITE
         attempt = 0
         while True:
             try:

@@ -36,17 +36,21 @@ class RouteLedger:
 
     def observe(self, state: OrderState) -> None:
         """Record an order state: new fills once each, and the order's filled quantity (never lowered)."""
+        client_id = state.client_order_id
+        known = self._filled_by_order.get(client_id, 0.0)
+        new_qty = 0.0
         for fill in state.fills:
             if fill.trade_id in self._trade_ids:
                 continue
-            if fill.client_order_id != state.client_order_id:
+            if fill.client_order_id != client_id:
                 raise ValueError(f"venue reported fill {fill.trade_id} of {fill.client_order_id} "
-                                 f"under order {state.client_order_id}")
+                                 f"under order {client_id}")
             self._trade_ids.add(fill.trade_id)
             self.fills.append(fill)
-        fill_sum = sum(f.qty for f in self.fills if f.client_order_id == state.client_order_id)
-        known = self._filled_by_order.get(state.client_order_id, 0.0)
-        self._filled_by_order[state.client_order_id] = max(known, fill_sum, state.filled_qty)
+            new_qty += fill.qty
+        if new_qty or state.filled_qty > known:
+            fill_sum = sum(f.qty for f in self.fills if f.client_order_id == client_id)
+            self._filled_by_order[client_id] = max(known, fill_sum, state.filled_qty)
 
     @property
     def filled_qty(self) -> float:

@@ -8,6 +8,7 @@ is touched; everything after the first venue call ends in exactly one ``RouterEv
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -166,6 +167,7 @@ def request(order: RouteOrder, *, client_id: str, qty: float, order_type: OrderT
                         position_side=order.position_side)
 
 
+@functools.lru_cache(maxsize=256)
 def _decimals(step: float) -> int:
     exponent = Decimal(repr(step)).normalize().as_tuple().exponent
     return max(0, -int(exponent))
