@@ -10,18 +10,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from router.market.binance import MarketDataError, discover, load_binance, resolve_data_dir
+from router.market.binance import MarketDataError, _parse_decimals, discover, load_binance, resolve_data_dir
 from router.market.book import iter_book_tops
 from router.market.tape import MarketTape
 
 # Facts of the recorded files: README line counts (approx.), stream counts and Binance's tick sizes.
-REAL = {
-    "usdm_btcusdt": dict(lines=94_000, quotes=66_089, trades=21_313, depth_msgs=6_551, tick=Decimal("0.1")),
-    "usdm_ethusdt": dict(lines=75_000, quotes=53_992, trades=14_076, depth_msgs=6_586, tick=Decimal("0.01")),
-    "spot_btcusdt": dict(lines=41_000, quotes=28_040, trades=9_757, depth_msgs=3_451, tick=Decimal("0.01")),
-    "spot_ethusdt": dict(lines=35_000, quotes=24_077, trades=6_106, depth_msgs=3_434, tick=Decimal("0.01")),
-    "cm_btcusd_perp": dict(lines=48_000, quotes=19_136, trades=2_286, depth_msgs=26_847, tick=Decimal("0.1")),
-    "cm_ethusd_perp": dict(lines=40_000, quotes=15_812, trades=1_732, depth_msgs=22_909, tick=Decimal("0.01")),
+REAL: dict[str, dict[str, object]] = {
+    "usdm_btcusdt": dict(
+        lines=94_000, quotes=66_089, trades=21_313, depth_msgs=6_551, tick=Decimal("0.1")),
+    "usdm_ethusdt": dict(
+        lines=75_000, quotes=53_992, trades=14_076, depth_msgs=6_586, tick=Decimal("0.01")),
+    "spot_btcusdt": dict(
+        lines=41_000, quotes=28_040, trades=9_757, depth_msgs=3_451, tick=Decimal("0.01")),
+    "spot_ethusdt": dict(
+        lines=35_000, quotes=24_077, trades=6_106, depth_msgs=3_434, tick=Decimal("0.01")),
+    "cm_btcusd_perp": dict(
+        lines=48_000, quotes=19_136, trades=2_286, depth_msgs=26_847, tick=Decimal("0.1")),
+    "cm_ethusd_perp": dict(
+        lines=40_000, quotes=15_812, trades=1_732, depth_msgs=22_909, tick=Decimal("0.01")),
 }
 
 
@@ -230,7 +236,8 @@ def test_missing_message_across_files_is_a_gap(tmp_path: Path) -> None:
 
 
 def test_symbol_selection(tmp_path: Path) -> None:
-    msgs = [*_futures_stream(), _ticker("othusdt", 9, "5.0", "5.1"), _trade("othusdt", 9, "5.1", "1.000", True)]
+    msgs = [*_futures_stream(), _ticker("othusdt", 9, "5.0", "5.1"),
+            _trade("othusdt", 9, "5.1", "1.000", True)]
     path = _write(tmp_path / "usdm_mixed_20240101.jsonl.gz", msgs)
     with pytest.raises(MarketDataError, match="several symbols"):
         load_binance([path])
@@ -250,10 +257,16 @@ def test_symbol_selection(tmp_path: Path) -> None:
         '"A":"1","E":1}}', "not an unsigned decimal"),
     (9, '1700000000000000000 {"stream":"tstusdt@depth@0ms","data":{"E":1700000000009,"U":113,"u":113,'
         '"pu":112,"b":[["1.2.3","1"]],"a":[]}}', "not an unsigned decimal"),
+    (9, '1700000000000000000 {"stream":"tstusdt@depth@0ms","data":{"E":1700000000009,"U":113,"u":113,'
+        '"pu":112,"b":[["1.0"]],"a":[]}}', "depth levels are not"),
     (3, '1700000000000000000 {"stream":"tstusdt@depth@0ms","data":{"E":1,"U":1,"u":2,"b":[],"a":[]}}',
      "without 'pu'"),
+    (3, '1700000000000000000 {"stream":"tstusdt@trade","data":{"E":1,"p":"1.0","q":"1","m":true,'
+        '"x":"\u00e9"}}',
+     "non-ASCII|not an unsigned"),
 ])
-def test_malformed_lines_name_file_and_line(tmp_path: Path, line_no: int, bad_line: str, message: str) -> None:
+def test_malformed_lines_name_file_and_line(tmp_path: Path, line_no: int, bad_line: str,
+                                            message: str) -> None:
     path = _write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", _futures_stream())
     with gzip.open(path, "rt") as fh:
         lines = fh.read().splitlines()
@@ -263,6 +276,23 @@ def test_malformed_lines_name_file_and_line(tmp_path: Path, line_no: int, bad_li
     with pytest.raises(MarketDataError, match=message) as err:
         load_binance([path])
     assert f"{path}:{line_no}:" in str(err.value)
+
+
+@pytest.mark.parametrize(("text", "digits", "decimals"), [
+    ("61800.20", 6180020, 2), ("3", 3, 0), ("0.00000001", 1, 8),
+    ("123456789012345678", 123456789012345678, 0),
+])
+def test_decimal_parsing_is_exact(text: str, digits: int, decimals: int) -> None:
+    got_digits, got_decimals = _parse_decimals(["1.5", text])
+    assert (int(got_digits[1]), int(got_decimals[1])) == (digits, decimals)
+
+
+@pytest.mark.parametrize("text", ["1.2.3", ".5", "", "1e5", "-1", "1 2", "1234567890123456789", "1\x002",
+                                  "+1"])
+def test_decimal_parsing_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="not an unsigned decimal") as err:
+        _parse_decimals(["1.5", text])
+    assert err.value.index == 1  # type: ignore[attr-defined]
 
 
 def test_bad_inputs(tmp_path: Path) -> None:
