@@ -26,7 +26,8 @@ from router.venues import PowerProbQueue, SimVenue, SimVenueConfig
 
 CONFIG = SimVenueConfig(name="bench", maker_fee_bps=-0.5, taker_fee_bps=4.5, order_entry_latency_ms=5.0,
                         cancel_latency_ms=5.0, latency_jitter_ms=1.0, queue_model=PowerProbQueue(power=2.0),
-                        no_depth_level_qty_ratio=1.0, max_taker_walk_levels=200, seed=11)
+                        no_depth_level_qty_ratio=1.0, max_taker_walk_levels=200, seed=11,
+                        position_mode="one_way")
 
 
 def step_grid(tape: MarketTape, start_ns: int, end_ns: int, step_ms: float) -> np.ndarray:

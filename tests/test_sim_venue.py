@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from router.venue import OrderNotFound, PostOnlyRejected
+from router.venue import InvalidOrder, OrderNotFound, PostOnlyRejected
 from router.venues import (
     PowerProbQueue,
     ReplayExhausted,
@@ -204,35 +204,41 @@ def test_multiple_symbols_share_one_clock() -> None:
 
 def test_request_errors() -> None:
     venue = SimVenue([make_tape(FLAT)], config(), start_ns=0)
-    with pytest.raises(ValueError, match="unknown symbol"):
+    with pytest.raises(InvalidOrder, match="is unknown"):
         venue.top_of_book("XRPUSDT")
-    with pytest.raises(ValueError, match="unknown symbol"):
+    with pytest.raises(InvalidOrder, match="is unknown"):
         venue.place_order(limit("u", "buy", 1, 99, symbol="XRPUSDT"))
-    with pytest.raises(ValueError, match="unknown symbol"):
+    with pytest.raises(InvalidOrder, match="is unknown"):
         venue.open_orders("XRPUSDT")
     with pytest.raises(OrderNotFound):
         venue.fetch_order("BTCUSDT", "nope")
     with pytest.raises(OrderNotFound):
         venue.cancel_order("BTCUSDT", "nope")
     venue.place_order(limit("d", "buy", 1, 99))
-    with pytest.raises(ValueError, match="duplicate client_order_id"):
+    with pytest.raises(InvalidOrder, match="client_order_id 'd' is a duplicate"):
         venue.place_order(limit("d", "buy", 1, 98))
     for bad_qty in (0, -1, float("nan"), float("inf"), 0.5):
-        with pytest.raises(ValueError, match="qty"):
+        with pytest.raises(InvalidOrder, match="qty"):
             venue.place_order(limit(f"q{bad_qty}", "buy", bad_qty, 99))
-    with pytest.raises(ValueError, match="price"):
+    with pytest.raises(InvalidOrder, match=r"price 99\.5 is not a whole number"):
         venue.place_order(limit("p1", "buy", 1, 99.5))
-    with pytest.raises(ValueError, match="price"):
+    with pytest.raises(InvalidOrder, match="price must be a finite number > 0"):
         venue.place_order(limit("p2", "buy", 1, -99))
-    with pytest.raises(ValueError, match="side"):
+    with pytest.raises(InvalidOrder, match="side must be 'buy' or 'sell'"):
         venue.place_order(limit("p3", "hold", 1, 99))
     req = market("m1", "buy", 1)
-    with pytest.raises(ValueError, match="no price"):
+    with pytest.raises(InvalidOrder, match="price must be None for a market order"):
         venue.place_order(type(req)(**{**_fields(req), "price": 100.0}))
-    with pytest.raises(ValueError, match="needs a price"):
+    with pytest.raises(InvalidOrder, match="post_only needs a limit order"):
+        venue.place_order(type(req)(**{**_fields(req), "post_only": True}))
+    with pytest.raises(InvalidOrder, match="price is required for a limit order"):
         venue.place_order(type(req)(**{**_fields(req), "order_type": "limit"}))
-    with pytest.raises(ValueError, match="reduce_only"):
-        venue.place_order(type(req)(**{**_fields(req), "reduce_only": True}))
+    with pytest.raises(InvalidOrder, match="order_type must be 'limit' or 'market'"):
+        venue.place_order(type(req)(**{**_fields(req), "order_type": "stop"}))
+    with pytest.raises(InvalidOrder, match="reduce_only must be a bool"):
+        venue.place_order(type(req)(**{**_fields(req), "reduce_only": 1}))
+    with pytest.raises(InvalidOrder, match="position_side LONG is not allowed in one-way"):
+        venue.place_order(type(req)(**{**_fields(req), "position_side": "LONG"}))
     assert [s.client_order_id for s in venue.open_orders(None)] == ["d"]  # nothing bad was registered
 
 

@@ -37,7 +37,8 @@ def make_tape(quotes: Sequence[tuple[int, int, int, int, int]],
 
 BASE_CONFIG = SimVenueConfig(name="sim", maker_fee_bps=-1.0, taker_fee_bps=5.0, order_entry_latency_ms=1.0,
                              cancel_latency_ms=1.0, latency_jitter_ms=0.0, queue_model=PowerProbQueue(power=1.0),
-                             no_depth_level_qty_ratio=1.0, max_taker_walk_levels=20, seed=1)
+                             no_depth_level_qty_ratio=1.0, max_taker_walk_levels=20, seed=1,
+                             position_mode="one_way")
 
 
 def config(queue_model: QueueModel | None = None, **changes: object) -> SimVenueConfig:

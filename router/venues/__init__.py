@@ -2,6 +2,7 @@
 
 from router.venues.sim import ReplayExhausted, SimClock, SimVenue
 from router.venues.sim_config import SimVenueConfig
+from router.venues.sim_position import ReduceOnlyRejected
 from router.venues.sim_queue import LogProbQueue, PowerProbQueue, QueueModel, RiskAverseQueue
 from router.venues.sim_taker import TakerWalkTooDeep
 
@@ -9,6 +10,7 @@ __all__ = [
     "LogProbQueue",
     "PowerProbQueue",
     "QueueModel",
+    "ReduceOnlyRejected",
     "ReplayExhausted",
     "RiskAverseQueue",
     "SimClock",

@@ -16,23 +16,44 @@ linear contracts and spot. For inverse (COIN-M) contracts it is exact when ``qty
 base coin (contracts × contract value / price), since ``price * qty`` is then the USD notional the
 fee is charged on; the venue does not convert contract counts.
 
-Not modelled: positions (reduce-only and close-position requests are refused), self-matching between
-our own orders, and market impact on the replay (see ``sim_taker``).
+Positions follow Binance USDⓈ-M (see ``sim_position``): every fill moves the position of its symbol
+and position side. A reducing order (hedge: sell LONG / buy SHORT; one-way: ``reduce_only``) is
+rejected at arrival with :class:`ReduceOnlyRejected` when its position is flat or on the side the
+order would increase (Binance -2022); one larger than the position fills only the position and the
+rest expires (status ``"expired"``); a resting one whose position goes flat or flips expires then.
+``close_position`` mirrors the live ccxt venue, which reads the position when the request is sent and
+places a reducing order of exactly that size: the request's ``qty`` is ignored (any finite number >= 0)
+and the returned state reports the position size as ``qty``; with no position nothing is placed and
+:class:`ReduceOnlyRejected` is raised. Malformed requests raise :class:`~router.venue.InvalidOrder`
+naming the field; ``ValueError`` is kept for bad construction (config, tapes).
+
+Not modelled: margin and liquidation, self-matching between our own orders, and market impact on the
+replay (see ``sim_taker``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from router.events import Fill, Liquidity
+from router.events import Fill, Liquidity, PositionSide
 from router.market.tape import MarketTape
-from router.venue import OrderNotFound, OrderRequest, OrderState, PostOnlyRejected, TopOfBook, VenueError
+from router.venue import (
+    InvalidOrder,
+    OrderNotFound,
+    OrderRequest,
+    OrderState,
+    PostOnlyRejected,
+    TopOfBook,
+    VenueError,
+)
 from router.venues.sim_book import TapeBook
 from router.venues.sim_config import SimVenueConfig
 from router.venues.sim_order import SimOrder
+from router.venues.sim_position import ReduceOnlyRejected, SimPositions
 from router.venues.sim_taker import taker_walk
 
 
@@ -77,13 +98,21 @@ class SimVenue:
     ...     depth_side=np.array([], dtype=np.int8), depth_px=i64(), depth_qty=i64())
     >>> config = SimVenueConfig(name="sim", maker_fee_bps=-1.0, taker_fee_bps=4.0,
     ...     order_entry_latency_ms=1.0, cancel_latency_ms=1.0, latency_jitter_ms=0.0,
-    ...     queue_model=RiskAverseQueue(), no_depth_level_qty_ratio=1.0, max_taker_walk_levels=50, seed=7)
+    ...     queue_model=RiskAverseQueue(), no_depth_level_qty_ratio=1.0, max_taker_walk_levels=50, seed=7,
+    ...     position_mode="one_way")
     >>> venue = SimVenue([tape], config, start_ns=0)
     >>> state = venue.place_order(OrderRequest(client_order_id="a1", symbol="BTCUSDT", side="buy",
     ...     qty=0.2, order_type="market", price=None, post_only=False, reduce_only=False,
     ...     close_position=False, position_side="BOTH"))
     >>> state.status, state.fills[0].price, round(state.fills[0].fee_usd, 6), venue.clock.now_ns()
     ('filled', 100.1, 0.008008, 1000000)
+    >>> venue.positions("BTCUSDT")
+    {'BOTH': 0.2}
+    >>> closed = venue.place_order(OrderRequest(client_order_id="a2", symbol="BTCUSDT", side="sell",
+    ...     qty=5.0, order_type="market", price=None, post_only=False, reduce_only=True,
+    ...     close_position=False, position_side="BOTH"))
+    >>> closed.status, closed.filled_qty, venue.positions("BTCUSDT")
+    ('expired', 0.2, {'BOTH': 0.0})
     """
 
     def __init__(self, tapes: Sequence[MarketTape], config: SimVenueConfig, start_ns: int) -> None:
@@ -111,6 +140,8 @@ class SimVenue:
         self._rng = np.random.default_rng(config.seed)
         self._orders: dict[str, SimOrder] = {}
         self._resting: dict[str, SimOrder] = {}
+        self._positions = SimPositions(config.position_mode, books)
+        self._claims: list[tuple[int, int, SimOrder, int, int, Liquidity]] = []
         self._fill_seq = 0
         self._clock = SimClock(self)
 
@@ -136,9 +167,16 @@ class SimVenue:
         if ts_ns > self._end_ns:
             raise ReplayExhausted(f"cannot advance to {ts_ns}: the replay ends at {self._end_ns}")
         for order in list(self._resting.values()):
-            order.advance(ts_ns, self._config.queue_model, self._fill)
+            order.advance(ts_ns, self._config.queue_model, self._claim)
             if order.leaves == 0:
                 del self._resting[order.request.client_order_id]
+        if self._claims:
+            # Settle in time order (ties: the order they were claimed in): a reducing order's fill
+            # depends on what the others did to the position before it.
+            claims = sorted(self._claims, key=lambda c: (c[0], c[1]))
+            self._claims.clear()
+            for claim_ts, _seq, order, px, qty, liquidity in claims:
+                self._settle(order, px, qty, liquidity, claim_ts)
         self._now_ns = ts_ns
 
     # ---- market data ----------------------------------------------------------------------------
@@ -151,14 +189,36 @@ class SimVenue:
                          ask=quote.ask_px / tape.price_scale, ask_qty=quote.ask_qty / tape.qty_scale,
                          ts_ns=self._now_ns)
 
+    # ---- positions ------------------------------------------------------------------------------
+
+    def positions(self, symbol: str) -> dict[PositionSide, float]:
+        """Signed position amounts of ``symbol`` by position side (Binance ``positionAmt``: short < 0).
+
+        ``{"BOTH": amount}`` in one-way mode, ``{"LONG": >= 0, "SHORT": <= 0}`` in hedge mode.
+        """
+        scale = self._book(symbol).tape.qty_scale
+        return {side: units / scale for side, units in self._positions.amounts_units(symbol).items()}
+
     # ---- orders ---------------------------------------------------------------------------------
 
     def place_order(self, request: OrderRequest) -> OrderState:
-        """Send an order; returns its state at arrival. Raises PostOnlyRejected, ValueError on bad input."""
+        """Send an order; returns its state at arrival.
+
+        Raises InvalidOrder on a malformed request (nothing is registered), ReduceOnlyRejected when a
+        reducing order finds nothing to reduce, PostOnlyRejected when a post-only order would cross.
+        """
         order = self._new_order(request)
         arrival_ns = self._now_ns + self._latency_ns(self._config.order_entry_latency_ms)
         self.advance_to(arrival_ns)  # raises ReplayExhausted before the order exists
+        request = order.request  # a close_position request carries the position size read at sending
         self._orders[request.client_order_id] = order
+        reducing = self._positions.is_reducing(request)
+        if reducing and self._positions.reducible_units(request) == 0:
+            order.status = "rejected"
+            amount = self._positions.amount_units(request) / order.book.tape.qty_scale
+            raise ReduceOnlyRejected(
+                f"{request.client_order_id}: reducing {request.side} on position_side {request.position_side} "
+                f"rejected at arrival: the position is {amount} (nothing to reduce in that direction)")
         quote = order.book.quote_at(arrival_ns)
         if order.px is None:
             self._take(order, None, arrival_ns)
@@ -202,14 +262,48 @@ class SimVenue:
     # ---- internals ------------------------------------------------------------------------------
 
     def _take(self, order: SimOrder, limit_px: int | None, ts_ns: int) -> None:
+        """Walk the book for what the order may fill now; a reducing order only walks its position."""
+        want = order.leaves
+        if self._positions.is_reducing(order.request):
+            want = min(want, self._positions.reducible_units(order.request))
         try:
-            plan, _left = taker_walk(order.book, order.is_buy, order.qty, limit_px, ts_ns,
+            plan, _left = taker_walk(order.book, order.is_buy, want, limit_px, ts_ns,
                                      self._config.no_depth_level_qty_ratio, self._config.max_taker_walk_levels)
         except VenueError:
             order.status = "rejected"
             raise
         for px, qty in plan:
-            self._fill(order, px, qty, "taker", ts_ns)
+            order.claim(qty)
+            self._settle(order, px, qty, "taker", ts_ns)
+        self._expire_if_stranded(order)
+
+    def _claim(self, order: SimOrder, px: int, qty: int, liquidity: Liquidity, ts_ns: int) -> None:
+        """Queue a resting order's claim; ``advance_to`` settles the step's claims in time order."""
+        self._claims.append((ts_ns, len(self._claims), order, px, qty, liquidity))
+
+    def _settle(self, order: SimOrder, px: int, qty: int, liquidity: Liquidity, ts_ns: int) -> None:
+        """Turn a claim into a fill and a position change; a reducing order is capped at its position."""
+        request = order.request
+        granted = 0 if order.status == "expired" else qty
+        reducing = self._positions.is_reducing(request)
+        if reducing and granted:
+            granted = min(granted, self._positions.reducible_units(request))
+        order.settle(qty, self._fill(order, px, granted, liquidity, ts_ns) if granted else None, granted)
+        if granted:
+            before, after = self._positions.apply_fill(request, granted)
+            if after == 0 or (after > 0) != (before > 0):
+                for resting in list(self._resting.values()):
+                    if resting.request.symbol == request.symbol:
+                        self._expire_if_stranded(resting)
+        if reducing:
+            self._expire_if_stranded(order)
+
+    def _expire_if_stranded(self, order: SimOrder) -> None:
+        """Expire a reducing order with units left whose position has nothing left for it to reduce."""
+        if order.leaves > 0 and self._positions.is_reducing(order.request) \
+                and self._positions.reducible_units(order.request) == 0:
+            order.expire()
+            self._resting.pop(order.request.client_order_id, None)
 
     def _fill(self, order: SimOrder, px: int, qty: int, liquidity: Liquidity, ts_ns: int) -> Fill:
         tape = order.book.tape
@@ -217,11 +311,8 @@ class SimVenue:
         size = qty / tape.qty_scale
         fee_bps = self._config.maker_fee_bps if liquidity == "maker" else self._config.taker_fee_bps
         self._fill_seq += 1
-        fill = Fill(trade_id=f"{self.name}-{self._fill_seq}", client_order_id=order.request.client_order_id,
-                    price=price, qty=size, fee_usd=price * size * fee_bps / 1e4, liquidity=liquidity,
-                    ts_ns=ts_ns)
-        order.add_fill(fill, qty)
-        return fill
+        return Fill(trade_id=f"{self.name}-{self._fill_seq}", client_order_id=order.request.client_order_id,
+                    price=price, qty=size, fee_usd=price * size * fee_bps / 1e4, liquidity=liquidity, ts_ns=ts_ns)
 
     def _latency_ns(self, latency_ms: float) -> int:
         jitter_ms = self._config.latency_jitter_ms
@@ -232,7 +323,7 @@ class SimVenue:
         try:
             return self._books[symbol]
         except KeyError:
-            raise ValueError(f"unknown symbol {symbol!r}; this venue replays {sorted(self._books)}") from None
+            raise InvalidOrder(f"symbol {symbol!r} is unknown; this venue replays {sorted(self._books)}") from None
 
     def _order(self, symbol: str, client_order_id: str) -> SimOrder:
         self._book(symbol)
@@ -242,39 +333,66 @@ class SimVenue:
         return order
 
     def _new_order(self, request: OrderRequest) -> SimOrder:
-        """Validate a request into a (not yet registered) order; ValueError names what is wrong."""
+        """Validate a request into a (not yet registered) order; InvalidOrder names the field at fault.
+
+        A ``close_position`` request comes back with ``qty`` set to its position's size at sending, as
+        the live venue reads it; ReduceOnlyRejected when there is no such position.
+        """
         book = self._book(request.symbol)
         tape = book.tape
         coid = request.client_order_id
         if not isinstance(coid, str) or not coid:
-            raise ValueError(f"client_order_id must be a non-empty string, got {coid!r}")
+            raise InvalidOrder(f"client_order_id must be a non-empty string, got {coid!r}")
         if coid in self._orders:
-            raise ValueError(f"duplicate client_order_id {coid!r}: an id is never sent twice")
+            raise InvalidOrder(f"client_order_id {coid!r} is a duplicate: an id is never sent twice")
         if request.side not in ("buy", "sell"):
-            raise ValueError(f"{coid}: side must be 'buy' or 'sell', got {request.side!r}")
-        if request.reduce_only or request.close_position:
-            raise ValueError(f"{coid}: SimVenue tracks no positions; reduce_only/close_position are unsupported")
+            raise InvalidOrder(f"{coid}: side must be 'buy' or 'sell', got {request.side!r}")
+        for flag in ("post_only", "reduce_only", "close_position"):
+            if not isinstance(getattr(request, flag), bool):
+                raise InvalidOrder(f"{coid}: {flag} must be a bool, got {getattr(request, flag)!r}")
+        self._positions.check_request(request)
+        if request.close_position:
+            request = self._sized_close(request, tape.qty_scale)
         qty = _to_units(request.qty, tape.qty_scale, f"{coid}: qty")
         if request.order_type == "market":
-            if request.price is not None or request.post_only:
-                raise ValueError(f"{coid}: a market order takes no price and cannot be post-only")
+            if request.price is not None:
+                raise InvalidOrder(f"{coid}: price must be None for a market order, got {request.price!r}")
+            if request.post_only:
+                raise InvalidOrder(f"{coid}: post_only needs a limit order, got order_type 'market'")
             px = None
         elif request.order_type == "limit":
             if request.price is None:
-                raise ValueError(f"{coid}: a limit order needs a price")
+                raise InvalidOrder(f"{coid}: price is required for a limit order")
             px = _to_units(request.price, tape.price_scale, f"{coid}: price")
             if px % book.tick_px:
-                raise ValueError(f"{coid}: price {request.price} is not a multiple of the tick {tape.tick_size}")
+                raise InvalidOrder(f"{coid}: price {request.price} is not a multiple of the tick {tape.tick_size}")
         else:
-            raise ValueError(f"{coid}: order_type must be 'limit' or 'market', got {request.order_type!r}")
+            raise InvalidOrder(f"{coid}: order_type must be 'limit' or 'market', got {request.order_type!r}")
         return SimOrder(request=request, book=book, is_buy=request.side == "buy", px=px, qty=qty, status="open")
+
+    def _sized_close(self, request: OrderRequest, qty_scale: int) -> OrderRequest:
+        """The close request with ``qty`` = the whole position it closes (the request's own qty is ignored)."""
+        coid = request.client_order_id
+        if isinstance(request.qty, bool) or not isinstance(request.qty, int | float) \
+                or not math.isfinite(request.qty) or request.qty < 0:
+            raise InvalidOrder(f"{coid}: qty must be a finite number >= 0 (ignored by close_position), "
+                               f"got {request.qty!r}")
+        amount = self._positions.amount_units(request)
+        if amount == 0:
+            raise ReduceOnlyRejected(f"{coid}: close_position: no open {request.position_side} position in "
+                                     f"{request.symbol}")
+        needed = "sell" if amount > 0 else "buy"
+        if request.side != needed:
+            raise InvalidOrder(f"{coid}: side {request.side} cannot close_position: the {request.position_side} "
+                               f"position is {amount / qty_scale}, closing it needs side {needed}")
+        return dataclasses.replace(request, qty=abs(amount) / qty_scale)
 
 
 def _to_units(value: float, scale: int, what: str) -> int:
-    """A positive float to a whole number of 1/scale units, refusing values off that grid."""
+    """A positive float to a whole number of 1/scale units; InvalidOrder for values off that grid."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{what} must be a finite number > 0, got {value!r}")
+        raise InvalidOrder(f"{what} must be a finite number > 0, got {value!r}")
     units = round(value * scale)
     if units < 1 or abs(units - value * scale) > 1e-6 * max(1, units):
-        raise ValueError(f"{what} {value!r} is not a whole number of 1/{scale} units")
+        raise InvalidOrder(f"{what} {value!r} is not a whole number of 1/{scale} units")
     return int(units)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from config.models import PositionMode
+from router.venues.sim_position import POSITION_MODES
 from router.venues.sim_queue import LogProbQueue, PowerProbQueue, QueueModel, RiskAverseQueue
 
 _QUEUE_MODEL_TYPES = (PowerProbQueue, LogProbQueue, RiskAverseQueue)
@@ -37,6 +39,11 @@ class SimVenueConfig:
         book (a simulated order that large is a caller bug, not a fill).
     seed:
         Seed of the one random generator (latency jitter); the replay is deterministic given it.
+    position_mode:
+        ``"hedge"`` (LONG and SHORT positions per symbol) or ``"one_way"`` (one net position, BOTH).
+        One mode for the whole venue, as Binance USDⓈ-M applies ``dualSidePosition`` to every symbol
+        and ``router.json`` has one ``position_mode``: a per-symbol mode would simulate an account
+        that cannot exist live.
     """
 
     name: str
@@ -49,6 +56,7 @@ class SimVenueConfig:
     no_depth_level_qty_ratio: float
     max_taker_walk_levels: int
     seed: int
+    position_mode: PositionMode
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -74,6 +82,9 @@ class SimVenueConfig:
                              f"got {self.max_taker_walk_levels!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"SimVenueConfig.seed must be an int >= 0, got {self.seed!r}")
+        if self.position_mode not in POSITION_MODES:
+            raise ValueError(f"SimVenueConfig.position_mode must be one of {POSITION_MODES}, "
+                             f"got {self.position_mode!r}")
 
 
 def _is_real(value: object) -> bool:

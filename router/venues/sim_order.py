@@ -5,6 +5,10 @@ take our side reduce it; once they exhaust it, the excess fills us (partially or
 decreases of the displayed level (cancels) move it by the configured queue model. The market trading
 through our price (the other side's touch reaching it, or a trade beyond it) fills whatever is left.
 Our own orders do not interact with each other (no self-match, separate queue estimates).
+
+The queue logic *claims* what the market would fill; the venue then *settles* each claim (in time
+order across orders, since a reducing order's fill depends on the position the others left), either
+granting it as a ``Fill`` or, for a reducing order with nothing left to reduce, expiring the order.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from router.venue import OrderRequest, OrderState, OrderStatus
 from router.venues.sim_book import LevelCursor, TapeBook
 from router.venues.sim_queue import QueueModel, front_after_level_change
 
-FillSink = Callable[["SimOrder", int, int, Liquidity, int], Fill]
-"""Makes (and numbers, and prices the fee of) one fill: (order, price, size, liquidity, ts_ns)."""
+FillSink = Callable[["SimOrder", int, int, Liquidity, int], None]
+"""Receives one claim the order has just made: (order, price, size, liquidity, ts_ns)."""
 
 _TRADE = 0  # event kind of LevelCursor.take_until; 1 is a level change
+_CLOSED: frozenset[OrderStatus] = frozenset({"canceled", "expired", "rejected"})
 
 
 @dataclass(slots=True)
@@ -34,6 +39,7 @@ class SimOrder:
     qty: int
     status: OrderStatus
     filled: int = 0
+    claimed: int = 0  # filled by the queue logic, not yet settled by the venue
     fills: list[Fill] = field(default_factory=list)
     front: float | None = None  # expected size ahead; None while our level was never displayed
     level_qty: float | None = None  # last displayed size of our level that we used
@@ -43,15 +49,29 @@ class SimOrder:
 
     @property
     def leaves(self) -> int:
-        return self.qty - self.filled
+        """Units that may still be claimed: none once canceled, expired or rejected."""
+        return 0 if self.status in _CLOSED else self.qty - self.filled - self.claimed
 
-    def add_fill(self, fill: Fill, qty: int) -> None:
-        """Record one fill of ``qty`` scaled units and update the status."""
+    def claim(self, qty: int) -> None:
+        """Reserve ``qty`` units the market filled, until the venue settles them."""
         if qty <= 0 or qty > self.leaves:
-            raise AssertionError(f"{self.request.client_order_id}: fill of {qty} with {self.leaves} left")
-        self.fills.append(fill)
-        self.filled += qty
-        self.status = "filled" if self.leaves == 0 else "partially_filled"
+            raise AssertionError(f"{self.request.client_order_id}: claim of {qty} with {self.leaves} left")
+        self.claimed += qty
+
+    def settle(self, claimed: int, fill: Fill | None, granted: int) -> None:
+        """Resolve a claim of ``claimed`` units: ``granted`` of them became ``fill``, the rest lapse."""
+        if claimed <= 0 or claimed > self.claimed or not 0 <= granted <= claimed or (fill is None) != (granted == 0):
+            raise AssertionError(f"{self.request.client_order_id}: settle {granted}/{claimed} of {self.claimed}")
+        self.claimed -= claimed
+        if fill is not None:
+            self.fills.append(fill)
+            self.filled += granted
+        if self.status not in _CLOSED and self.filled > 0:
+            self.status = "filled" if self.filled == self.qty else "partially_filled"
+
+    def expire(self) -> None:
+        """End the order; claims still pending will be settled with nothing granted."""
+        self.status = "expired"
 
     def state(self) -> OrderState:
         req = self.request
@@ -99,7 +119,7 @@ class SimOrder:
                 if self.leaves == 0:
                     break
         if cross_ns is not None and self.leaves > 0:
-            sink(self, self.px, self.leaves, "maker", cross_ns)
+            self._claim(self.px, self.leaves, cross_ns, sink)
         self.synced_ns = t1_ns
 
     def _on_trade(self, size: int, ts_ns: int, sink: FillSink) -> None:
@@ -111,7 +131,11 @@ class SimOrder:
             take = min(int(-self.front), self.leaves)
             self.front = 0.0
             if take > 0:
-                sink(self, self.px, take, "maker", ts_ns)  # type: ignore[arg-type]
+                self._claim(self.px, take, ts_ns, sink)  # type: ignore[arg-type]
+
+    def _claim(self, px: int, qty: int, ts_ns: int, sink: FillSink) -> None:
+        self.claim(qty)
+        sink(self, px, qty, "maker", ts_ns)
 
     def _on_level(self, new_qty: int, queue_model: QueueModel) -> None:
         if self.front is None or self.level_qty is None:
