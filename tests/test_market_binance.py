@@ -328,3 +328,11 @@ def test_resolve_data_dir_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert resolve_data_dir(None) == (default if default.is_dir() else None)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         discover(tmp_path / "nothing")
+
+
+def test_continuation_file_alone_has_no_depth(tmp_path: Path) -> None:
+    """Diffs with no snapshot to build on cannot make a book: the tape carries quotes and trades only."""
+    msgs = [m for m in _futures_stream() if "lastUpdateId" not in m]
+    tape = load_binance([_write(tmp_path / "usdm_tstusdt_20240102.jsonl.gz", msgs)])
+    assert len(tape.depth_ts_ns) == 0 and len(tape.depth_snapshot_idx) == 0
+    assert len(tape.quote_ts_ns) == 2 and len(tape.trade_ts_ns) == 1
