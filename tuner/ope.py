@@ -271,9 +271,8 @@ def evaluate(
             raise ValueError(
                 f"estimators {[e.name for e in estimators if e.needs_reward_model]} need a reward_model"
             )
-        prediction = reward_model.fit_predict(log)
-        q_logged = prediction.q_hat[rows, log.actions]
-        q_pi = np.einsum("nk,nk->n", pi, prediction.q_hat)
+        prediction = reward_model.fit_predict(log, pi)
+        q_logged, q_pi = prediction.at_logged, prediction.under_policy
     inputs = OpeInputs(weights=weights, rewards=log.rewards, q_hat_logged=q_logged, q_hat_pi=q_pi)
     resampler = BlockBootstrap(log.n, bootstrap)
     common = _common_fields(log, pi, weights, weight_quantiles, bootstrap)
@@ -372,7 +371,11 @@ def effective_sample_size(weights: np.ndarray) -> float:
 def support_gap(log: LoggedBandit, pi: np.ndarray) -> tuple[Literal["logging_pi", "arms_logged"], np.ndarray]:
     """Per event, the candidate's probability mass on actions outside the logging policy's support."""
     if log.logging_pi is not None:
-        return "logging_pi", np.einsum("nk,nk->n", pi, (log.logging_pi == 0.0).astype(float))
+        unsupported = log.logging_pi == 0.0
+        gap = np.zeros(log.n)
+        rows = np.flatnonzero(unsupported.any(axis=1))  # usually few: skip the full (n, K) product
+        gap[rows] = np.einsum("nk,nk->n", pi[rows], unsupported[rows])
+        return "logging_pi", gap
     never_logged = np.bincount(log.actions, minlength=log.n_arms) == 0
     return "arms_logged", pi[:, never_logged].sum(axis=1)
 
