@@ -34,8 +34,8 @@ from tuner.ope import (
 )
 from tuner.ope_bootstrap import BootstrapConfig
 from tuner.ope_log import LoggedBandit
-from tuner.ope_reward_model import PerArmRidgeModel
 from tuner.ope_replay import replay
+from tuner.ope_reward_model import PerArmRidgeModel
 
 N_FEATURES = 4
 EXPLORATION = 0.2
@@ -55,7 +55,9 @@ def simulate(n: int, n_arms: int, seed: int) -> tuple[LoggedBandit, np.ndarray]:
     """A log with context-dependent costs and propensities, and a contextual candidate policy."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, N_FEATURES))
-    mean_cost_bps = rng.uniform(1.0, 6.0, size=n_arms) + x @ rng.normal(scale=0.5, size=(n_arms, N_FEATURES)).T
+    mean_cost_bps = (
+        rng.uniform(1.0, 6.0, size=n_arms) + x @ rng.normal(scale=0.5, size=(n_arms, N_FEATURES)).T
+    )
     logging_pi = (1.0 - EXPLORATION) * softmax(-mean_cost_bps) + EXPLORATION / n_arms
     actions = (logging_pi.cumsum(axis=1) > rng.random((n, 1))).argmax(axis=1)
     rows = np.arange(n)
@@ -82,7 +84,9 @@ def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--arms", type=int, default=15)
     parser.add_argument("--resamples", type=int, default=1000)
@@ -92,7 +96,9 @@ def main() -> None:
     args = parser.parse_args()
 
     log, pi = simulate(args.events, args.arms, args.seed)
-    boot = BootstrapConfig(n_resamples=args.resamples, ci_level=0.95, seed=args.seed, max_blocks=args.max_blocks)
+    boot = BootstrapConfig(
+        n_resamples=args.resamples, ci_level=0.95, seed=args.seed, max_blocks=args.max_blocks
+    )
     model = PerArmRidgeModel(l2=RIDGE_L2)
     estimators: list[Estimator] = [
         IPS(),
@@ -107,7 +113,9 @@ def main() -> None:
     rows = np.arange(log.n)
 
     t_mean, _ = best_of(args.repeats, lambda: float(log.rewards.mean()))
-    t_ips, _ = best_of(args.repeats, lambda: float(np.mean(pi[rows, log.actions] / log.propensities * log.rewards)))
+    t_ips, _ = best_of(
+        args.repeats, lambda: float(np.mean(pi[rows, log.actions] / log.propensities * log.rewards))
+    )
 
     def run(selected: list[Estimator]) -> Any:
         return evaluate(log, pi, selected, bootstrap=boot, reward_model=model, weight_quantiles=QUANTILES)
