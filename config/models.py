@@ -206,14 +206,115 @@ class SimVenueSettings(Model):
     fees: dict[Market, FeeSchedule]
 
 
+# --- router.json: the main job (``router-tuner simulate``) ---------------------------------------
+
+
+class RoutingLoop(Model):
+    """Venue-interaction knobs of the routing loop in the simulation (``RouteSettings``)."""
+
+    poll_interval_ms: Annotated[float, msgspec.Meta(gt=0.0)]
+    max_venue_retries: NonNegativeInt
+    rate_limit_backoff_ms: Annotated[float, msgspec.Meta(gt=0.0)]
+
+
+class SimFillModel(Model):
+    """Fill-model knobs of the simulated venue that ``sim_venue`` (fees, latencies) does not hold."""
+
+    latency_jitter_ms: NonNegative
+    queue_power: Annotated[float, msgspec.Meta(gt=0.0)]
+    no_depth_level_qty_ratio: Annotated[float, msgspec.Meta(gt=0.0)]
+    max_taker_walk_levels: PositiveInt
+
+
+class IntentStream(Model):
+    """The seeded stream of small, independent intents every simulated policy routes.
+
+    Intents are spread evenly (with seeded jitter) over each tape after ``warmup_ms`` and before the
+    last ``tail_ms``; each is routed on one of several venue replays ("lanes") started at different
+    times, so that consecutive intents on one lane are at least ``lane_min_gap_ms`` apart (longer than
+    any route) and every policy sees the same arrival times.
+    """
+
+    orders_per_symbol: PositiveInt
+    notional_min_usd: PositiveUsd
+    notional_max_usd: PositiveUsd
+    buy_share: Probability
+    warmup_ms: NonNegative
+    tail_ms: NonNegative
+    lane_min_gap_ms: Annotated[float, msgspec.Meta(gt=0.0)]
+    context_quotes: Annotated[int, msgspec.Meta(ge=3)]
+    inverse_contract_value_usd: dict[Symbol, PositiveUsd]
+
+
+class RulePolicyConfig(Model):
+    """The old system's rule policy: router quality over a window drives maker-first, taker bias, offset.
+
+    broken -> taker only; degraded -> ``degraded_taker_bias`` and the offset steps toward the touch;
+    good -> maker-first without taker bias and the offset steps away from it; neutral/unknown keep the
+    current knobs. The offset starts at ``base_offset_bps`` and stays in [min, max].
+    """
+
+    window: PositiveInt
+    reprice_loop_min: PositiveInt
+    broken_fallback_ratio: Probability
+    broken_slippage_bps: Bps
+    degraded_fallback_ratio: Probability
+    degraded_slippage_bps: Bps
+    good_maker_ratio: Probability
+    good_fallback_ratio: Probability
+    good_slippage_bps: Bps
+    base_offset_bps: Bps
+    min_offset_bps: Bps
+    max_offset_bps: Bps
+    offset_step_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+    degraded_taker_bias: Probability
+
+
+class SyntheticMarketConfig(Model):
+    """The synthetic market replayed when no recorded data is found (one tape per listed symbol)."""
+
+    symbols: dict[Symbol, float]
+    duration_s: Annotated[float, msgspec.Meta(gt=0.0)]
+    tick_size: Annotated[float, msgspec.Meta(gt=0.0)]
+    spread_ticks: PositiveInt
+    volatility_bps_per_sqrt_s: NonNegative
+    quote_interval_ms: Annotated[float, msgspec.Meta(gt=0.0)]
+    trade_rate_per_s: NonNegative
+    mean_trade_qty: Annotated[float, msgspec.Meta(gt=0.0)]
+    qty_step: Annotated[float, msgspec.Meta(gt=0.0)]
+    touch_qty: Annotated[float, msgspec.Meta(gt=0.0)]
+    sweep_decay_per_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+
+
+class SimulationBootstrap(Model):
+    """Bootstrap of the report's confidence intervals (mean cost and OPE)."""
+
+    n_resamples: Annotated[int, msgspec.Meta(ge=2)]
+    ci_level: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
+    max_blocks: Annotated[int, msgspec.Meta(ge=2)]
+
+
+class SimulationConfig(Model):
+    """``router.json`` ``simulation``: everything the main job runs on besides the policies themselves."""
+
+    intents: IntentStream
+    routing: RoutingLoop
+    fill_model: SimFillModel
+    markout_horizon_ms: Annotated[float, msgspec.Meta(gt=0.0)]
+    rule_policy: RulePolicyConfig
+    synthetic_market: SyntheticMarketConfig
+    bootstrap: SimulationBootstrap
+
+
 class RouterConfig(Model):
-    """``router.json``: policy bounds, the static policy, position mode and closable quotes."""
+    """``router.json``: policy bounds, the static policy, position mode, closable quotes, the simulation."""
 
     position_mode: PositionMode
     close_position_quotes: tuple[str, ...]
     policy_bounds: PolicyBounds
     static_policy: StaticPolicy
     sim_venue: SimVenueSettings
+    simulation: SimulationConfig
 
 
 # --- tuner.json ---------------------------------------------------------------------------------
@@ -235,13 +336,26 @@ class RewardBand(Model):
     max_cost_bps: float
 
 
-class DriftConfig(Model):
-    """River drift detector on cost residuals that re-opens exploration."""
+class PageHinkleyDrift(Model, tag="page_hinkley", tag_field="detector"):
+    """``river.drift.PageHinkley`` on cost residuals (bps), watching shifts both ways."""
 
-    detector: Literal["page_hinkley", "adwin"]
     delta: Annotated[float, msgspec.Meta(gt=0.0)]
     threshold: Annotated[float, msgspec.Meta(gt=0.0)]
     min_instances: PositiveInt
+    alpha: Fraction
+
+
+class AdwinDrift(Model, tag="adwin", tag_field="detector"):
+    """``river.drift.ADWIN`` on cost residuals (bps)."""
+
+    delta: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
+    clock: PositiveInt
+    grace_period: PositiveInt
+    min_window_length: PositiveInt
+
+
+DriftConfig = PageHinkleyDrift | AdwinDrift
+"""River drift detector on cost residuals that re-opens exploration; ``detector`` selects the kind."""
 
 
 class GuardrailConfig(Model):
@@ -253,25 +367,53 @@ class GuardrailConfig(Model):
     rollback_window: PositiveInt
     rollback_margin_bps: Annotated[float, msgspec.Meta(gt=0.0)]
     drift: DriftConfig
+    drift_keep_fraction: Fraction
+
+
+class ContextScalesConfig(Model):
+    """Typical magnitudes that bring the contextual learner's raw features to order one."""
+
+    spread_scale_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+    volatility_scale_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+    size_vs_touch_scale: Annotated[float, msgspec.Meta(gt=0.0)]
 
 
 class LearnerParams(Model):
-    """Hyper-parameters of every learner, so any of them can be chosen without code changes."""
+    """Hyper-parameters of every learner, so any of them can be chosen without code changes.
 
+    ``burn_in_per_arm`` rewards are collected for each arm before a learner's own rule is used.
+    """
+
+    burn_in_per_arm: NonNegativeInt
     thompson_prior_mean_cost_bps: float
     thompson_prior_strength: Annotated[float, msgspec.Meta(gt=0.0)]
-    thompson_burn_in: NonNegativeInt
-    thompson_propensity_draws: PositiveInt
+    thompson_prior_noise_std_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+    thompson_prior_noise_pseudo_count: Annotated[float, msgspec.Meta(gt=0.0)]
+    thompson_propensity_draws: Annotated[int, msgspec.Meta(ge=2)]
     ucb_delta: Annotated[float, msgspec.Meta(gt=0.0)]
+    ucb_min_noise_std_bps: Annotated[float, msgspec.Meta(gt=0.0)]
     epsilon: Probability
+    epsilon_min: Probability
     epsilon_decay: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)]
     linucb_alpha: Annotated[float, msgspec.Meta(gt=0.0)]
+    linucb_ridge: Annotated[float, msgspec.Meta(gt=0.0)]
+    linucb_prior_mean_cost_bps: float
+    linucb_context_scales: ContextScalesConfig
+
+    def __post_init__(self) -> None:
+        if self.epsilon_min > self.epsilon:
+            raise ValueError(f"epsilon_min {self.epsilon_min} must not exceed epsilon {self.epsilon}")
 
 
 class PublishConfig(Model):
-    """When the tuner publishes a new policy version for a symbol."""
+    """When the tuner publishes a new policy version for a symbol.
+
+    On schedule every ``every_n_outcomes`` learned outcomes, or earlier when the learner's best arm is
+    expected to beat the published arm by at least ``min_improvement_bps`` (always within the guardrails).
+    """
 
     every_n_outcomes: PositiveInt
+    min_improvement_bps: Annotated[float, msgspec.Meta(gt=0.0)]
 
 
 class MlflowConfig(Model):
