@@ -8,11 +8,15 @@ the direct method shows and the doubly robust estimator corrects with the known 
 
 from __future__ import annotations
 
+import doctest
+import importlib
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tuner.ope import (
     IPS,
@@ -372,3 +376,57 @@ def test_bad_calls_are_refused() -> None:
         BootstrapConfig(n_resamples=1, ci_level=0.95, seed=0, max_blocks=10)
     with pytest.raises(ValueError, match="ci_level"):
         BootstrapConfig(n_resamples=100, ci_level=1.0, seed=0, max_blocks=10)
+
+
+def test_reward_models_on_hand_examples() -> None:
+    log = LoggedBandit(
+        actions=np.array([0, 0, 1, 1]),
+        propensities=np.full(4, 0.5),
+        rewards=np.array([-1.0, -3.0, -4.0, -6.0]),
+        arm_ids=("a", "b", "c"),
+        contexts=np.array([[0.0], [1.0], [0.0], [1.0]]),
+    )
+    on_c = fixed_arm_policy(log, "c")
+    mean = PerArmMeanModel().fit_predict(log, on_c)
+    assert mean.at_logged.tolist() == [-2.0, -2.0, -5.0, -5.0]
+    assert mean.under_policy.tolist() == [-3.5] * 4  # arm c has no data: the pooled mean
+    assert mean.arms_without_data == ("c",)
+    # Noise-free linear rewards: the ridge fit recovers them as the penalty vanishes.
+    ridge = PerArmRidgeModel(l2=1e-9).fit_predict(log, fixed_arm_policy(log, "b"))
+    assert ridge.at_logged == pytest.approx(log.rewards, abs=1e-6)
+    assert ridge.under_policy == pytest.approx([-4.0, -6.0, -4.0, -6.0], abs=1e-6)
+    assert ridge.arms_without_data == ("c",)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=2**32 - 1),
+    st.lists(st.floats(min_value=0.05, max_value=1.0), min_size=2, max_size=6),
+)
+def test_the_logging_policy_evaluated_against_itself_is_its_on_policy_value(
+    seed: int, raw: list[float]
+) -> None:
+    rng = np.random.default_rng(seed)
+    probs = np.array(raw) / sum(raw)
+    n = 50
+    actions = rng.choice(probs.size, size=n, p=probs)
+    log = LoggedBandit(
+        actions=actions,
+        propensities=probs[actions],
+        rewards=rng.normal(size=n),
+        arm_ids=tuple(f"a{i}" for i in range(probs.size)),
+    )
+    pi = np.broadcast_to(probs, (n, probs.size))
+    est = evaluate(log, pi, [IPS(), SNIPS()], bootstrap=BOOT, reward_model=None, weight_quantiles=(0.5,))
+    for name in ("ips", "snips"):
+        assert est[name].value == pytest.approx(log.rewards.mean())
+        assert est[name].ci_low <= est[name].value <= est[name].ci_high
+    assert est["ips"].ess == pytest.approx(n)
+    assert est["ips"].weight_max == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", ["tuner.ope", "tuner.ope_log"])
+def test_docstring_examples_run(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0, f"{name} has no example"
+    assert result.failed == 0

@@ -253,6 +253,17 @@ def evaluate(
 
     ``reward_model`` is required when an estimator needs one (DM and the DR family).
     ``weight_quantiles`` (each in [0, 1]) are the importance-weight quantiles to report.
+
+    Examples
+    --------
+    >>> from tuner.ope_policy import fixed_arm_policy
+    >>> log = LoggedBandit(actions=np.array([0, 1, 0, 1]), propensities=np.full(4, 0.5),
+    ...                    rewards=np.array([-2.0, -5.0, -1.0, -4.0]), arm_ids=("maker", "taker"))
+    >>> boot = BootstrapConfig(n_resamples=200, ci_level=0.9, seed=0, max_blocks=1000)
+    >>> out = evaluate(log, fixed_arm_policy(log, "maker"), [IPS(), SNIPS()], bootstrap=boot,
+    ...                reward_model=None, weight_quantiles=(0.5,))
+    >>> out["ips"].value, out["snips"].value, out["ips"].ess, out["ips"].logging_value
+    (-1.5, -1.5, 2.0, -3.0)
     """
     if not estimators:
         raise ValueError("no estimators to run")
