@@ -13,6 +13,10 @@ distribution (``LoggedBandit.logging_pi``) the gap is judged per event (candidat
 logging probability 0). Otherwise it is judged per log: candidate mass on arms never logged at all.
 The per-log check misses arms the logging policy takes only in some contexts, so supply
 ``logging_pi`` whenever the logging policy can be replayed.
+
+Intervals resample the per-event terms with the reward model held fixed (fitted once on the whole log),
+as the Open Bandit Pipeline does: they leave out the model's own fitting noise, which is small next to
+the importance-weighted residuals for the per-arm models used here.
 """
 
 from __future__ import annotations
