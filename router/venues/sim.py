@@ -82,7 +82,7 @@ class SimVenue:
     tapes:
         One :class:`MarketTape` per symbol (validated here; symbols must be distinct).
     config:
-        Fees, latencies and fill-model parameters.
+        Fees, latencies, fill-model parameters and the account's position mode.
     start_ns:
         Replay start; every tape must have a quote at or before it.
 
