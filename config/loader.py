@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from config.models import ConfigBundle, RiskLimits, RouterConfig, StrategyConfig, TunerConfig
+from config.models import ConfigBundle, ExecutorConfig, RiskLimits, RouterConfig, StrategyConfig, TunerConfig
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 FILES: dict[str, type[msgspec.Struct]] = {
@@ -26,6 +26,7 @@ FILES: dict[str, type[msgspec.Struct]] = {
     "strategy_config.json": StrategyConfig,
     "router.json": RouterConfig,
     "tuner.json": TunerConfig,
+    "executor.json": ExecutorConfig,
 }
 CONCURRENCY_HOME = ("risk_limits.json", "max_concurrent_positions")
 _CONCURRENCY_KEY = re.compile(r"concurren", re.IGNORECASE)
@@ -229,6 +230,7 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                                       f"no fee schedule for market {entry.market!r} of {symbol}"))
     issues.extend(_policy_bound_issues(router))
     issues.extend(_arm_grid_issues(router, tuner))
+    issues.extend(_executor_issues(bundle))
     if tuner.reward_band.min_cost_bps >= tuner.reward_band.max_cost_bps:
         issues.append(ConfigIssue("tuner.json", "$.reward_band", "min_cost_bps must be below max_cost_bps"))
     return issues
@@ -249,6 +251,42 @@ def _policy_bound_issues(router: RouterConfig) -> list[ConfigIssue]:
     if router.static_policy.min_spread_bps >= router.static_policy.max_spread_bps:
         issues.append(ConfigIssue("router.json", "$.static_policy.min_spread_bps",
                                   "must be below max_spread_bps"))
+    return issues
+
+
+def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
+    """Instruments must be tradable symbols under their own venue name; probes must outrun route retries."""
+    executor, universe = bundle.executor, bundle.strategy.universe
+    issues: list[ConfigIssue] = []
+    for symbol in executor.instruments:
+        entry = universe.get(symbol)
+        if entry is None:
+            issues.append(ConfigIssue("executor.json", f"$.instruments.{symbol}",
+                                      f"{symbol} is not in strategy_config.json universe"))
+        elif entry.venue_symbol != symbol:
+            issues.append(ConfigIssue("executor.json", f"$.instruments.{symbol}",
+                                      f"the executor trades symbols under their venue name; {symbol} is "
+                                      f"{entry.venue_symbol} at the venue"))
+    for symbol in executor.paper.synthetic:
+        if symbol not in executor.instruments:
+            issues.append(ConfigIssue("executor.json", f"$.paper.synthetic.{symbol}",
+                                      f"{symbol} has no entry in $.instruments"))
+    reconcile, route = executor.reconcile, executor.route
+    if reconcile.probe_gap_legs <= route.max_venue_retries + 1:
+        issues.append(ConfigIssue("executor.json", "$.reconcile.probe_gap_legs",
+                                  f"must exceed route.max_venue_retries + 1 = {route.max_venue_retries + 1}: "
+                                  "a route can skip that many client order ids in a row"))
+    if reconcile.max_legs_per_intent < reconcile.probe_gap_legs:
+        issues.append(ConfigIssue("executor.json", "$.reconcile.max_legs_per_intent",
+                                  "must be at least probe_gap_legs"))
+    regimes = executor.health.slippage_regimes
+    if regimes.calm_below_bps >= regimes.stressed_above_bps:
+        issues.append(ConfigIssue("executor.json", "$.health.slippage_regimes",
+                                  "calm_below_bps must be below stressed_above_bps"))
+    if executor.live.backoff_max_ms < executor.live.backoff_initial_ms:
+        issues.append(ConfigIssue("executor.json", "$.live.backoff_max_ms", "must be >= backoff_initial_ms"))
+    if not executor.prometheus.host:
+        issues.append(ConfigIssue("executor.json", "$.prometheus.host", "must name an address to bind"))
     return issues
 
 
@@ -295,7 +333,8 @@ def load_config(directory: Path | str | None = None) -> ConfigBundle:
     if issues:
         raise ConfigError(issues)
     bundle = ConfigBundle(risk=decoded["risk_limits.json"], strategy=decoded["strategy_config.json"],
-                          router=decoded["router.json"], tuner=decoded["tuner.json"])
+                          router=decoded["router.json"], tuner=decoded["tuner.json"],
+                          executor=decoded["executor.json"])
     cross_issues = cross_check(bundle)
     if cross_issues:
         raise ConfigError(cross_issues)
@@ -305,4 +344,4 @@ def load_config(directory: Path | str | None = None) -> ConfigBundle:
 def snapshot(bundle: ConfigBundle) -> dict[str, Any]:
     """Plain-data copy of the whole configuration, for MLflow params and journals."""
     return {file.removesuffix(".json"): msgspec.to_builtins(getattr(bundle, attr))
-            for file, attr in zip(FILES, ("risk", "strategy", "router", "tuner"), strict=True)}
+            for file, attr in zip(FILES, ("risk", "strategy", "router", "tuner", "executor"), strict=True)}

@@ -1,4 +1,4 @@
-"""Typed models of the four configuration files: every threshold the system trades on lives here.
+"""Typed models of the five configuration files: every threshold the system trades on lives here.
 
 Each model is strict (unknown keys rejected, every key required, ranges declared next to the field),
 so a typo or a forgotten knob is a load error rather than a silent default. Fractions are written as
@@ -437,10 +437,148 @@ class TunerConfig(Model):
     mlflow: MlflowConfig
 
 
+# --- executor.json ------------------------------------------------------------------------------
+
+QueueModelName = Literal["risk_averse", "log_prob"]
+
+
+class Instrument(Model):
+    """Venue increments the executor converts a sized gross into a quantity with."""
+
+    tick_size: Annotated[float, msgspec.Meta(gt=0.0)]
+    qty_step: Annotated[float, msgspec.Meta(gt=0.0)]
+
+
+class RouteLoopSettings(Model):
+    """How the router polls and retries the venue (``RouteSettings`` beyond position mode and quotes)."""
+
+    poll_interval_ms: Annotated[float, msgspec.Meta(gt=0.0)]
+    max_venue_retries: NonNegativeInt
+    rate_limit_backoff_ms: Annotated[float, msgspec.Meta(gt=0.0)]
+
+
+class ReconcileSettings(Model):
+    """Restart and after-error settlement: how far past the last known leg ids are probed.
+
+    ``probe_gap_legs`` consecutive unknown client order ids end the probe of an intent's legs; it must
+    exceed ``route.max_venue_retries + 1`` (the most ids a route can skip in a row after timeouts).
+    """
+
+    probe_gap_legs: PositiveInt
+    max_legs_per_intent: PositiveInt
+    position_qty_tolerance: NonNegative
+
+
+class QualityBands(Model):
+    """Fallback ratio / median slippage bands of ``features.quality.router_quality``."""
+
+    broken_fallback_ratio: Probability
+    broken_slippage_bps: float
+    degraded_fallback_ratio: Probability
+    degraded_slippage_bps: float
+    good_maker_ratio: Probability
+    good_fallback_ratio: Probability
+    good_slippage_bps: float
+
+
+class SlippageRegimeBands(Model):
+    """Median slippage limits between calm, normal and stressed (``features.scores``)."""
+
+    calm_below_bps: float
+    stressed_above_bps: float
+
+
+class HealthSettings(Model):
+    """What the health snapshot looks at and how often it is published when nothing happens."""
+
+    interval_s: Annotated[float, msgspec.Meta(gt=0.0)]
+    window_events: PositiveInt
+    sharpe_window: Annotated[int, msgspec.Meta(ge=2)]
+    reprice_loop_min: PositiveInt
+    quality: QualityBands
+    slippage_regimes: SlippageRegimeBands
+
+
+class AlertThresholds(Model):
+    """When health raises an alert; ratio alerts wait for ``min_orders`` orders in the window."""
+
+    stale_nav_s: Annotated[float, msgspec.Meta(gt=0.0)]
+    fallback_ratio: Probability
+    slippage_p50_bps: float
+    min_orders: PositiveInt
+    veto_storm_count: PositiveInt
+    veto_storm_window_s: Annotated[float, msgspec.Meta(gt=0.0)]
+
+
+class PrometheusSettings(Model):
+    """The metrics endpoint; ``port`` 0 asks the OS for a free port (tests)."""
+
+    enabled: bool
+    host: str
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)]
+
+
+class LiveVenueSettings(Model):
+    """The live ccxt venue (``router.venues.ccxt_config.CcxtVenueConfig``); keys come from the environment."""
+
+    exchange_id: str
+    api_key_env: str
+    api_secret_env: str
+    api_base_url: str | None
+    request_timeout_ms: PositiveInt
+    ccxt_rate_limiter: bool
+    rate_limit_max_retries: NonNegativeInt
+    backoff_initial_ms: NonNegative
+    backoff_max_ms: NonNegative
+    retry_after_max_s: NonNegative
+    top_of_book_source: Literal["order_book", "bids_asks"]
+    order_book_depth: PositiveInt
+
+
+class SyntheticSymbol(Model):
+    """One symbol of the paper-mode synthetic market (``router.market.synthetic``)."""
+
+    mid0: Annotated[float, msgspec.Meta(gt=0.0)]
+    spread_ticks: PositiveInt
+    volatility_bps_per_sqrt_s: NonNegative
+    quote_interval_ms: Annotated[float, msgspec.Meta(gt=0.0)]
+    trade_rate_per_s: NonNegative
+    mean_trade_qty: Annotated[float, msgspec.Meta(gt=0.0)]
+    touch_qty: Annotated[float, msgspec.Meta(gt=0.0)]
+    sweep_decay_per_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+
+
+class PaperSettings(Model):
+    """Paper mode: the simulated venue's fill model over recorded tapes or the synthetic market."""
+
+    duration_s: Annotated[float, msgspec.Meta(gt=0.0)]
+    seed: NonNegativeInt
+    latency_jitter_ms: NonNegative
+    queue_model: QueueModelName
+    no_depth_level_qty_ratio: Annotated[float, msgspec.Meta(gt=0.0)]
+    max_taker_walk_levels: PositiveInt
+    synthetic: dict[Symbol, SyntheticSymbol]
+
+
+class ExecutorConfig(Model):
+    """``executor.json``: the live loop's instruments, routing loop, reconciliation, telemetry and venues."""
+
+    starting_wallet_usd: PositiveUsd
+    instruments: dict[Symbol, Instrument]
+    route: RouteLoopSettings
+    reconcile: ReconcileSettings
+    health: HealthSettings
+    alerts: AlertThresholds
+    prometheus: PrometheusSettings
+    live: LiveVenueSettings
+    paper: PaperSettings
+
+
 class ConfigBundle(msgspec.Struct, frozen=True, kw_only=True):
-    """All four files, loaded and cross-checked together."""
+    """All five files, loaded and cross-checked together."""
 
     risk: RiskLimits
     strategy: StrategyConfig
     router: RouterConfig
     tuner: TunerConfig
+    executor: ExecutorConfig

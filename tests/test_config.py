@@ -36,7 +36,7 @@ def test_defaults_load_and_snapshot_round_trips_to_plain_data() -> None:
     bundle = load_config()
     assert bundle.risk.max_concurrent_positions >= 1
     snap = snapshot(bundle)
-    assert set(snap) == {"risk_limits", "strategy_config", "router", "tuner"}
+    assert set(snap) == {"risk_limits", "strategy_config", "router", "tuner", "executor"}
     json.dumps(snap)
 
 
