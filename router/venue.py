@@ -108,6 +108,10 @@ class InvalidOrder(VenueError):
     """The request itself is malformed for this venue (bad quantity, price, symbol or flags)."""
 
 
+class ReduceOnlyRejected(InvalidOrder):
+    """A reducing order found nothing to reduce, or would have increased the position (Binance -2022)."""
+
+
 class OrderNotFound(VenueError):
     """The venue has no order with that client order id."""
 

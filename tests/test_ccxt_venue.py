@@ -11,10 +11,12 @@ import pytest
 from router.venue import (
     BelowMinNotional,
     InsufficientMargin,
+    InvalidOrder,
     OrderNotFound,
     OrderRequest,
     PostOnlyRejected,
     RateLimited,
+    ReduceOnlyRejected,
     VenueError,
     VenueTimeout,
 )
@@ -170,15 +172,15 @@ def test_min_notional_enforced_by_the_venue_is_mapped(venue: CcxtVenue) -> None:
 
 
 def test_bad_requests_are_refused_before_sending(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
-    with pytest.raises(ValueError, match="price"):
+    with pytest.raises(InvalidOrder, match="price"):
         venue.place_order(request("b1", price=None))
-    with pytest.raises(ValueError, match="post_only"):
+    with pytest.raises(InvalidOrder, match="post_only"):
         venue.place_order(request("b2", order_type="market", price=None))
-    with pytest.raises(ValueError, match="qty"):
+    with pytest.raises(InvalidOrder, match="qty"):
         venue.place_order(request("b3", qty=float("nan")))
-    with pytest.raises(ValueError, match="truncates to zero"):
+    with pytest.raises(InvalidOrder, match="truncates to zero"):
         venue.place_order(request("b4", qty=0.0004))
-    with pytest.raises(ValueError, match="one-way"):
+    with pytest.raises(InvalidOrder, match="one-way"):
         venue.place_order(request("b5", position_side="LONG"))
     with pytest.raises(ValueError, match="unknown symbol"):
         venue.place_order(request("b6", symbol="BTC/USDT:USDT"))
@@ -297,9 +299,9 @@ def test_hedge_mode_refuses_one_way_and_opening_side_reduce_only(
 ) -> None:
     fake.state.hedge_mode = True
     venue = connect(fake, clock)
-    with pytest.raises(ValueError, match="hedge mode"):
+    with pytest.raises(InvalidOrder, match="hedge mode"):
         venue.place_order(request("h1"))
-    with pytest.raises(ValueError, match="needs side sell"):
+    with pytest.raises(InvalidOrder, match="needs side sell"):
         venue.place_order(request("h2", reduce_only=True, position_side="LONG", side="buy"))
     venue.close()
 
@@ -362,14 +364,14 @@ def test_close_position_in_hedge_mode_and_bad_paths(fake: FakeBinanceUsdm, clock
     sent = fake.order_requests("POST")[-1]
     assert (sent["positionSide"], sent["quantity"]) == ("SHORT", "0.009")
     assert "reduceOnly" not in sent
-    with pytest.raises(VenueError, match="no open SHORT position"):
+    with pytest.raises(ReduceOnlyRejected, match="no open SHORT position"):
         venue.place_order(replace(close_short, client_order_id="cp-3"))
     venue.close()
 
 
 def test_close_position_with_the_wrong_side_is_refused(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
     fake.set_position("BTCUSDT", "BOTH", "0.003")
-    with pytest.raises(ValueError, match="needs side sell"):
+    with pytest.raises(InvalidOrder, match="needs side sell"):
         venue.place_order(
             request("cp-4", side="buy", order_type="market", price=None, post_only=False, close_position=True)
         )

@@ -1,8 +1,8 @@
 """Venues behind the ``router.venue.Venue`` protocol: the simulated replay venue (``sim``)."""
 
+from router.venue import ReduceOnlyRejected
 from router.venues.sim import ReplayExhausted, SimClock, SimVenue
 from router.venues.sim_config import SimVenueConfig
-from router.venues.sim_position import ReduceOnlyRejected
 from router.venues.sim_queue import LogProbQueue, PowerProbQueue, QueueModel, RiskAverseQueue
 from router.venues.sim_taker import TakerWalkTooDeep
 

@@ -16,6 +16,7 @@ from router.venue import (
     InsufficientMargin,
     OrderNotFound,
     PostOnlyRejected,
+    ReduceOnlyRejected,
     VenueError,
 )
 
@@ -61,6 +62,7 @@ BINANCE_USDM = ExchangeQuirks(
             "-2019": InsufficientMargin,  # Margin is insufficient
             "-2018": InsufficientMargin,  # Balance is insufficient
             "-4164": BelowMinNotional,  # Order's notional must be no smaller than ...
+            "-2022": ReduceOnlyRejected,  # ReduceOnly Order is rejected
             "-2013": OrderNotFound,  # Order does not exist (query)
             "-2011": OrderNotFound,  # Unknown order sent (cancel)
             "-4116": DuplicateClientOrderId,  # ClientOrderId is duplicated

@@ -24,10 +24,12 @@ import ccxt
 from router.events import Fill
 from router.venue import (
     Clock,
+    InvalidOrder,
     OrderNotFound,
     OrderRequest,
     OrderState,
     RateLimited,
+    ReduceOnlyRejected,
     TopOfBook,
     VenueError,
     VenueTimeout,
@@ -245,24 +247,24 @@ class CcxtVenue:
     def _validate(self, request: OrderRequest) -> None:
         cid = request.client_order_id
         if not cid:
-            raise ValueError("client_order_id is required")
+            raise InvalidOrder("client_order_id is required")
         if not math.isfinite(request.qty) or (request.qty <= 0 and not request.close_position):
-            raise ValueError(f"{cid}: qty must be finite and > 0, got {request.qty}")
+            raise InvalidOrder(f"{cid}: qty must be finite and > 0, got {request.qty}")
         if request.order_type == "limit":
             if request.price is None or not math.isfinite(request.price) or request.price <= 0:
-                raise ValueError(f"{cid}: a limit order needs a finite price > 0, got {request.price}")
+                raise InvalidOrder(f"{cid}: a limit order needs a finite price > 0, got {request.price}")
         elif request.price is not None:
-            raise ValueError(f"{cid}: a market order must not carry a price")
+            raise InvalidOrder(f"{cid}: a market order must not carry a price")
         if request.post_only and request.order_type != "limit":
-            raise ValueError(f"{cid}: post_only needs a limit order")
+            raise InvalidOrder(f"{cid}: post_only needs a limit order")
         if self._hedged and request.position_side == "BOTH":
-            raise ValueError(f"{cid}: account is in hedge mode, position_side must be LONG or SHORT")
+            raise InvalidOrder(f"{cid}: account is in hedge mode, position_side must be LONG or SHORT")
         if not self._hedged and request.position_side != "BOTH":
-            raise ValueError(f"{cid}: account is in one-way mode, position_side must be BOTH")
+            raise InvalidOrder(f"{cid}: account is in one-way mode, position_side must be BOTH")
         if self._hedged and (request.reduce_only or request.close_position):
             closing_side = "sell" if request.position_side == "LONG" else "buy"
             if request.side != closing_side:
-                raise ValueError(
+                raise InvalidOrder(
                     f"{cid}: reducing a {request.position_side} position needs side {closing_side}"
                 )
 
@@ -290,12 +292,12 @@ class CcxtVenue:
                 continue
             closing_side = "sell" if position.get("side") == "long" else "buy"
             if request.side != closing_side:
-                raise ValueError(
+                raise InvalidOrder(
                     f"{request.client_order_id}: position is {position.get('side')},"
                     f" closing it needs side {closing_side}"
                 )
             return float(contracts)
-        raise VenueError(
+        raise ReduceOnlyRejected(
             f"{request.client_order_id}: no open {request.position_side} position in {request.symbol}"
         )
 
@@ -305,7 +307,7 @@ class CcxtVenue:
         except ccxt.InvalidOrder:
             amount = "0"  # ccxt refuses amounts below one step instead of truncating them to zero
         if Decimal(amount) <= 0:
-            raise ValueError(f"{market['id']}: qty {qty} truncates to zero at the venue's step")
+            raise InvalidOrder(f"{market['id']}: qty {qty} truncates to zero at the venue's step")
         return amount
 
     def _passive_price(self, market: Mapping[str, Any], request: OrderRequest) -> str:
@@ -315,7 +317,7 @@ class CcxtVenue:
         rounding = ROUND_FLOOR if request.side == "buy" else ROUND_CEILING
         rounded = (price / tick).to_integral_value(rounding=rounding) * tick
         if rounded <= 0:
-            raise ValueError(f"{request.client_order_id}: price {request.price} rounds to zero")
+            raise InvalidOrder(f"{request.client_order_id}: price {request.price} rounds to zero")
         return str(self._exchange.price_to_precision(market["symbol"], format(rounded, "f")))
 
     def _tick(self, market: Mapping[str, Any]) -> Decimal:

@@ -47,13 +47,14 @@ from router.venue import (
     OrderRequest,
     OrderState,
     PostOnlyRejected,
+    ReduceOnlyRejected,
     TopOfBook,
     VenueError,
 )
 from router.venues.sim_book import TapeBook
 from router.venues.sim_config import SimVenueConfig
 from router.venues.sim_order import SimOrder
-from router.venues.sim_position import ReduceOnlyRejected, SimPositions
+from router.venues.sim_position import SimPositions
 from router.venues.sim_taker import taker_walk
 
 

@@ -23,10 +23,6 @@ from router.venue import InvalidOrder, OrderRequest
 POSITION_MODES: tuple[PositionMode, ...] = ("hedge", "one_way")
 
 
-class ReduceOnlyRejected(InvalidOrder):
-    """A reducing order found nothing to reduce, or would have increased the position (Binance -2022)."""
-
-
 class SimPositions:
     """Signed per-symbol positions under one account-wide position mode, in integer quantity units."""
 
