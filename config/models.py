@@ -209,14 +209,6 @@ class SimVenueSettings(Model):
 # --- router.json: the main job (``router-tuner simulate``) ---------------------------------------
 
 
-class RoutingLoop(Model):
-    """Venue-interaction knobs of the routing loop in the simulation (``RouteSettings``)."""
-
-    poll_interval_ms: Annotated[float, msgspec.Meta(gt=0.0)]
-    max_venue_retries: NonNegativeInt
-    rate_limit_backoff_ms: Annotated[float, msgspec.Meta(gt=0.0)]
-
-
 class SimFillModel(Model):
     """Fill-model knobs of the simulated venue that ``sim_venue`` (fees, latencies) does not hold."""
 
@@ -295,10 +287,13 @@ class SimulationBootstrap(Model):
 
 
 class SimulationConfig(Model):
-    """``router.json`` ``simulation``: everything the main job runs on besides the policies themselves."""
+    """``router.json`` ``simulation``: what the main job runs on besides the policies themselves.
+
+    The routing loop's knobs (poll interval, retries, back-off) are ``executor.json`` ``route``: the
+    simulation routes exactly as the live loop does.
+    """
 
     intents: IntentStream
-    routing: RoutingLoop
     fill_model: SimFillModel
     markout_horizon_ms: Annotated[float, msgspec.Meta(gt=0.0)]
     rule_policy: RulePolicyConfig
