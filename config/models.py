@@ -419,8 +419,29 @@ class MlflowConfig(Model):
     registered_model_prefix: str
 
 
+OpeEstimatorName = Literal["ips", "snips", "dm", "dr", "sndr", "switch_dr", "dr_shrinkage"]
+
+
+class OpeConfig(Model):
+    """Offline policy evaluation: which estimators, how their intervals are drawn, weight clipping.
+
+    ``clip_threshold`` null means IPS weights are not clipped; when set, the clipped IPS is reported
+    next to the plain one, never instead of it.
+    """
+
+    estimators: tuple[OpeEstimatorName, ...]
+    bootstrap_resamples: Annotated[int, msgspec.Meta(ge=2)]
+    ci_level: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
+    bootstrap_max_blocks: Annotated[int, msgspec.Meta(ge=2)]
+    clip_threshold: Annotated[float, msgspec.Meta(gt=0.0)] | None
+    switch_tau: Annotated[float, msgspec.Meta(gt=0.0)]
+    shrinkage_lambda: Annotated[float, msgspec.Meta(gt=0.0)]
+    ridge_l2: Annotated[float, msgspec.Meta(gt=0.0)]
+    weight_quantiles: tuple[Probability, ...]
+
+
 class TunerConfig(Model):
-    """``tuner.json``: arms, learner, reward band, guardrails, publishing and MLflow."""
+    """``tuner.json``: arms, learner, reward band, guardrails, publishing, MLflow and OPE."""
 
     learner: LearnerName
     seed: int
@@ -430,6 +451,7 @@ class TunerConfig(Model):
     guardrails: GuardrailConfig
     publish: PublishConfig
     mlflow: MlflowConfig
+    ope: OpeConfig
 
 
 # --- executor.json ------------------------------------------------------------------------------
