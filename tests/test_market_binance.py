@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from router.market.binance import MarketDataError, _parse_decimals, discover, load_binance, resolve_data_dir
+from router.market.binance import MarketDataError, discover, load_binance, parse_decimals, resolve_data_dir
 from router.market.book import iter_book_tops
 from router.market.tape import MarketTape
 
@@ -283,7 +283,7 @@ def test_malformed_lines_name_file_and_line(tmp_path: Path, line_no: int, bad_li
     ("123456789012345678", 123456789012345678, 0),
 ])
 def test_decimal_parsing_is_exact(text: str, digits: int, decimals: int) -> None:
-    got_digits, got_decimals = _parse_decimals(["1.5", text])
+    got_digits, got_decimals = parse_decimals(["1.5", text])
     assert (int(got_digits[1]), int(got_decimals[1])) == (digits, decimals)
 
 
@@ -291,7 +291,7 @@ def test_decimal_parsing_is_exact(text: str, digits: int, decimals: int) -> None
                                   "+1"])
 def test_decimal_parsing_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="not an unsigned decimal") as err:
-        _parse_decimals(["1.5", text])
+        parse_decimals(["1.5", text])
     assert err.value.index == 1  # type: ignore[attr-defined]
 
 

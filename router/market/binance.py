@@ -155,17 +155,19 @@ def _recv_ns(raw: bytes, path: Path, lineno: int) -> int:
     return int(raw)
 
 
-class _BadDecimalError(ValueError):
+class BadDecimalError(ValueError):
+    """A string is not an unsigned decimal; ``index`` is its position in the batch."""
+
     def __init__(self, index: int, text: str) -> None:
         super().__init__(f"not an unsigned decimal string: {text!r}")
         self.index = index
 
 
-def _parse_decimals(texts: Sequence[str] | Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+def parse_decimals(texts: Sequence[str] | Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """``["61800.20", "3"]`` -> digits ``[6180020, 3]`` and decimals ``[2, 0]``, exactly, vectorised.
 
     The strings become rows of ASCII bytes, read column by column (Horner's rule). Lines were checked to
-    be ASCII. Raises _BadDecimalError at the first string that is not an unsigned decimal (digits with at
+    be ASCII. Raises BadDecimalError at the first string that is not an unsigned decimal (digits with at
     most one '.', not leading) of at most 18 digits.
     """
     if not texts:
@@ -180,7 +182,7 @@ def _parse_decimals(texts: Sequence[str] | Sequence[bytes]) -> tuple[np.ndarray,
           & (n_digits <= _MAX_DIGITS) & ~is_dot[0] & (is_pad[:-1] <= is_pad[1:]).all(axis=0))
     if not ok.all():
         i = int(np.argmin(ok))
-        raise _BadDecimalError(i, texts[i])
+        raise BadDecimalError(i, texts[i])
     value = np.zeros(len(texts), dtype=np.int64)
     for col, digit in zip(chars, is_digit, strict=True):
         value = np.where(digit, value * 10 + (col - ord("0")), value)
@@ -306,8 +308,8 @@ class _LoadState:
         strings = _QUOTED.findall(b",".join(raw for m in self.depth_out for raw in (m.bids, m.asks)))
         depth_px = self._parse(strings[0::2], depth_loc)
         depth_qty = self._parse(strings[1::2], depth_loc)
-        price_cols, price_scale, tick = _rescale([quote_px, trade_px, depth_px], "price", self.symbol)
-        qty_cols, qty_scale, _ = _rescale([quote_qty, trade_qty, depth_qty], "size", self.symbol)
+        price_cols, price_scale, tick = rescale_decimals([quote_px, trade_px, depth_px], "price", self.symbol)
+        qty_cols, qty_scale, _ = rescale_decimals([quote_qty, trade_qty, depth_qty], "size", self.symbol)
 
         quote_ts = np.array(self.quote_ts_ns, dtype=np.int64)
         q_order = np.argsort(quote_ts, kind="stable")
@@ -334,8 +336,8 @@ class _LoadState:
     def _parse(self, texts: Sequence[str] | Sequence[bytes],
                loc_of: Callable[[int], int]) -> tuple[np.ndarray, np.ndarray]:
         try:
-            return _parse_decimals(texts)
-        except _BadDecimalError as exc:
+            return parse_decimals(texts)
+        except BadDecimalError as exc:
             raise MarketDataError(f"{self.where(loc_of(exc.index))}: {exc}") from exc
 
     def _depth_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -361,8 +363,8 @@ class _LoadState:
         return row_ts, side, snap_idx.astype(np.int64)
 
 
-def _rescale(cols: list[tuple[np.ndarray, np.ndarray]], what: str,
-             symbol: str) -> tuple[list[np.ndarray], int, float]:
+def rescale_decimals(cols: list[tuple[np.ndarray, np.ndarray]], what: str,
+                     symbol: str) -> tuple[list[np.ndarray], int, float]:
     """Bring every value to one scale: the fewest decimals that represent all of them exactly.
 
     ``cols`` holds (digits, decimals) pairs. Returns the scaled columns, the scale, and the smallest
@@ -491,4 +493,5 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         raise ValueError(f"unsupported stream {stream!r} (expected bookTicker, depth diffs or trade)")
 
 
-__all__ = ["DATA_DIR_ENV", "MarketDataError", "discover", "load_binance", "resolve_data_dir"]
+__all__ = ["DATA_DIR_ENV", "BadDecimalError", "MarketDataError", "discover", "load_binance", "parse_decimals",
+           "rescale_decimals", "resolve_data_dir"]
