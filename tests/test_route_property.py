@@ -1,7 +1,8 @@
 """Property: every routed order yields exactly one complete, self-consistent RouterEvent.
 
-Random policies inside the configured bounds, random market paths (touch walks, scripted fills) and
-random venue faults, on the scripted venue.
+Random policies inside the configured bounds, on two venues: the scripted venue (random touch walks,
+scripted fills and venue faults) and the simulated venue replaying random synthetic markets (queue
+model, latencies), where the events must also agree with the venue's own positions.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from config.loader import load_config
 from router.events import RouterEvent
+from router.market.synthetic import SyntheticMarketSpec, generate
 from router.policy import RouterPolicy
 from router.route import route
 from router.route_order import RouteOrder, RouteSettings
@@ -23,11 +25,17 @@ from router.venue import (
     BelowMinNotional,
     InsufficientMargin,
     OrderNotFound,
+    OrderRequest,
+    OrderState,
     RateLimited,
+    TopOfBook,
     VenueError,
     VenueTimeout,
     VenueUnavailable,
 )
+from router.venues.sim import SimClock, SimVenue
+from router.venues.sim_config import SimVenueConfig
+from router.venues.sim_queue import RiskAverseQueue
 
 MS = 1_000_000
 TICK = 0.01
@@ -108,6 +116,69 @@ def test_every_routed_order_yields_one_complete_event(policy: RouterPolicy, quot
         assert venue.requests == []
         return
     _assert_complete(event, order, policy, venue)
+
+
+class _Recording:
+    """Delegates to a venue and records every order request, as the scripted venue does itself."""
+
+    def __init__(self, venue: SimVenue) -> None:
+        self.inner, self.name, self.requests = venue, venue.name, list[OrderRequest]()
+
+    @property
+    def clock(self) -> SimClock:
+        return self.inner.clock
+
+    def top_of_book(self, symbol: str) -> TopOfBook:
+        return self.inner.top_of_book(symbol)
+
+    def place_order(self, request: OrderRequest) -> OrderState:
+        self.requests.append(request)
+        return self.inner.place_order(request)
+
+    def cancel_order(self, symbol: str, client_order_id: str) -> OrderState:
+        return self.inner.cancel_order(symbol, client_order_id)
+
+    def fetch_order(self, symbol: str, client_order_id: str) -> OrderState:
+        return self.inner.fetch_order(symbol, client_order_id)
+
+    def open_orders(self, symbol: str | None) -> tuple[OrderState, ...]:
+        return self.inner.open_orders(symbol)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(policy=policies(), spread_ticks=st.integers(1, 30), volatility=_in(0.0, 30.0), trade_rate=_in(0.0, 20.0),
+       sweep_decay=_in(0.05, 2.0), market_seed=st.integers(0, 2**31), sides=st.lists(
+           st.sampled_from(["buy", "sell"]), min_size=1, max_size=4), qty_lots=st.integers(1, 3000),
+       seed=st.integers(0, 2**32 - 1))
+def test_every_order_on_the_simulated_venue_yields_one_complete_event(
+        policy: RouterPolicy, spread_ticks: int, volatility: float, trade_rate: float, sweep_decay: float,
+        market_seed: int, sides: list[str], qty_lots: int, seed: int) -> None:
+    spec = SyntheticMarketSpec(symbol="BTCUSDT", start_ns=0, duration_s=120.0, mid0=100.0, tick_size=TICK,
+                               spread_ticks=spread_ticks, volatility_bps_per_sqrt_s=volatility,
+                               quote_interval_ms=100.0, trade_rate_per_s=trade_rate, mean_trade_qty=0.5,
+                               qty_step=STEP, touch_qty=2.0, sweep_decay_per_bps=sweep_decay, seed=market_seed)
+    config = SimVenueConfig(name="sim", maker_fee_bps=-0.5, taker_fee_bps=4.0, order_entry_latency_ms=5.0,
+                            cancel_latency_ms=5.0, latency_jitter_ms=2.0, queue_model=RiskAverseQueue(),
+                            no_depth_level_qty_ratio=1.0, max_taker_walk_levels=50, seed=seed % 1000,
+                            position_mode="hedge")
+    sim = SimVenue([generate(spec)], config, start_ns=0)
+    venue = _Recording(sim)
+    rng = np.random.default_rng(seed)
+    bought = sold = 0.0
+    for index, side in enumerate(sides):
+        order = RouteOrder(intent_id=f"sim{index}", symbol="BTCUSDT", side=side,  # type: ignore[arg-type]
+                           qty=round(qty_lots * STEP, 3), reduce_only=False, close_position=False,
+                           position_side="LONG" if side == "buy" else "SHORT", quote="USDT", tick_size=TICK,
+                           qty_step=STEP)
+        venue.requests.clear()  # the checks read this route's requests
+        event = route(order, policy, venue, rng=rng, settings=SETTINGS)  # type: ignore[arg-type]
+        _assert_complete(event, order, policy, venue)  # type: ignore[arg-type]
+        bought += event.filled_qty if side == "buy" else 0.0
+        sold += event.filled_qty if side == "sell" else 0.0
+    positions = sim.positions("BTCUSDT")
+    assert math.isclose(positions["LONG"], bought, abs_tol=1e-9)
+    assert math.isclose(positions["SHORT"], -sold, abs_tol=1e-9)
+    assert sim.open_orders("BTCUSDT") == ()  # nothing left resting behind a finished route
 
 
 def _assert_complete(event: RouterEvent, order: RouteOrder, policy: RouterPolicy, venue: ScriptedVenue) -> None:
