@@ -84,6 +84,28 @@ def route(order: RouteOrder, policy: RouterPolicy, venue: Venue, *, rng: np.rand
 
     ``rng`` draws the maker/taker start with probability ``taker_bias``; seed it for reproducible runs.
     Raises ``RouteRefused`` (nothing sent) for input the router must not send.
+
+    Examples
+    --------
+    A buy posted 1 bp behind the bid is half filled while resting, re-priced once, and the rest crosses
+    after the TTL:
+
+    >>> from config.loader import load_config
+    >>> from router.route_scripted import Quote, ScriptedFill, ScriptedVenue
+    >>> router = load_config().router
+    >>> venue = ScriptedVenue("BTCUSDT", [Quote(0, 100.00, 100.10, 5.0, 5.0)],
+    ...     fills=[ScriptedFill(300_000_000, 0.5)], faults=[], maker_fee_bps=2.0, taker_fee_bps=5.0,
+    ...     entry_latency_ns=10_000_000, cancel_latency_ns=10_000_000)
+    >>> order = RouteOrder(intent_id="i1", symbol="BTCUSDT", side="buy", qty=1.0, reduce_only=False,
+    ...     close_position=False, position_side="LONG", quote="USDT", tick_size=0.01, qty_step=0.001)
+    >>> policy = RouterPolicy.from_static("BTCUSDT", router).with_arm("a", 1.0, 0.0, 1.0, 1)
+    >>> settings = RouteSettings.from_config(router, poll_interval_ms=100.0, max_venue_retries=2,
+    ...     rate_limit_backoff_ms=50.0)
+    >>> event = route(order, policy, venue, rng=np.random.default_rng(7), settings=settings)
+    >>> event.routed_as, event.outcome, event.used_fallback, [(f.liquidity, f.price, f.qty) for f in event.fills]
+    ('mixed', 'filled', True, [('maker', 99.99, 0.5), ('taker', 100.1, 0.5)])
+    >>> event.reprice_count, event.cancel_count, round(event.cost_bps, 2)
+    (1, 2, 3.0)
     """
     if policy.symbol != order.symbol:
         raise RouteRefused(f"{order.intent_id}: policy {policy.policy_id} routes {policy.symbol}, "

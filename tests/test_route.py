@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import doctest
+import importlib
 
 import numpy as np
 import pytest
@@ -472,3 +474,10 @@ def test_a_clock_that_stops_ends_the_route_with_one_event(router_config: RouterC
     event = run(router_config, v)
     assert event.outcome == "unfilled" and event.error is not None and "clock stopped" in event.error
     assert len(v.requests) == 1
+
+
+@pytest.mark.parametrize("name", ["router.policy", "router.route", "router.route_scripted"])
+def test_docstring_examples_run(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0, f"{name} has no example"
+    assert result.failed == 0
