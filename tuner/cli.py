@@ -14,6 +14,7 @@ from collections.abc import Sequence
 # command name -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("config.cli", "configuration tools: `config check [DIR]`"),
+    "ope": ("tuner.ope_cli", "score a candidate policy on a journal's logged router events"),
 }
 
 
