@@ -11,7 +11,7 @@ import pytest
 
 from config.loader import load_config
 from config.models import RouterConfig
-from router.events import PositionSide, RouterEvent, Side
+from router.events import Intent, PositionSide, RouterEvent, Side
 from router.policy import RouterPolicy
 from router.route import maker_price, route, taker_limit_price
 from router.route_order import RouteOrder, RouteRefused, RouteSettings, client_order_id
@@ -481,3 +481,12 @@ def test_docstring_examples_run(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0, f"{name} has no example"
     assert result.failed == 0
+
+
+def test_route_order_from_intent_keeps_the_intent_flags() -> None:
+    intent = Intent(intent_id="x7", symbol="BTCUSDC", side="sell", size_hint_usd=500.0, tier="CORE", strategy="s",
+                    reduce_only=True, close_position=False, position_side="LONG", ts_ns=1)
+    built = RouteOrder.from_intent(intent, qty=0.25, quote="USDC", tick_size=0.1, qty_step=0.001)
+    assert (built.intent_id, built.symbol, built.side, built.qty, built.reduce_only, built.close_position,
+            built.position_side, built.quote, built.is_close) == (
+        "x7", "BTCUSDC", "sell", 0.25, True, False, "LONG", "USDC", True)
