@@ -71,3 +71,20 @@ def test_table_output_and_errors(journal_path: Path, tmp_path: Path, capsys: pyt
     assert "no such policy file" in capsys.readouterr().err
     assert main(["ope", "--journal", str(journal_path), "--candidate", "o1.00_b0.00", "--symbol", "ETHUSDT"]) == 2
     assert "no router events for ETHUSDT" in capsys.readouterr().err
+
+
+def test_mlflow_candidate_is_scored_and_logged_to_its_run(journal_path: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from tuner.registry import PolicyRegistry
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    registry = PolicyRegistry(uri, "router-tuner", "router-policy")
+    version = registry.publish("BTCUSDT", {"maker_offset_bps": 1.0, "taker_bias": 0.0}, params={}, metrics={},
+                               config_snapshot={})
+    result = _run_json(capsys, "--journal", str(journal_path), "--candidate", "BTCUSDT@champion",
+                       "--tracking-uri", uri)
+    assert result["candidate"]["candidate_arm"] == "o1.00_b0.00" and result["candidate"]["symbol"] == "BTCUSDT"
+    logged = registry.show("BTCUSDT", str(version.version)).metrics
+    assert logged["ope_dr_cost_bps"] == pytest.approx(-result["candidate"]["estimates"]["dr"]["value"])
