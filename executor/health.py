@@ -1,0 +1,84 @@
+"""The execution health snapshot: NAV and its age, router KPIs, rolling Sharpe, policy quality, intel.
+
+Pure computation over what the executor holds (portfolio, recent RouterEvents, recent veto times, the
+current policy per symbol); the KPIs come from ``features`` so health, alerts and the tuner agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from config.models import HealthSettings
+from executor.records import HealthSnapshot, HourExpectancy, SymbolHealth
+from features.effectiveness import router_effectiveness
+from features.expectancy import hourly_expectancy
+from features.quality import QualityThresholds, router_quality
+from features.scores import SlippageRegimes, symbol_scores
+from risk.portfolio import PortfolioState
+from risk.units import NS_PER_S
+from router.events import RouterEvent
+from router.policy import RouterPolicy
+
+
+def rolling_sharpe(events: Sequence[RouterEvent], window: int) -> float | None:
+    """Per-trade Sharpe of realized PnL per notional over the last ``window`` closing orders."""
+    returns = [e.realized_pnl_usd / (e.avg_price * e.filled_qty) for e in events
+               if e.realized_pnl_usd is not None and e.avg_price is not None and e.filled_qty > 0]
+    tail = np.asarray(returns[-window:], dtype=float)
+    if tail.size < 2:
+        return None
+    spread = float(tail.std(ddof=1))
+    return None if spread == 0.0 else float(tail.mean() / spread * np.sqrt(tail.size))
+
+
+def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[RouterEvent],
+                   veto_ts_ns: Sequence[int], policies: Mapping[str, RouterPolicy], settings: HealthSettings,
+                   veto_storm_window_s: float) -> HealthSnapshot:
+    """Health at ``now_ns`` over the last ``settings.window_events`` router events; one row per policy symbol."""
+    window = list(events)[-settings.window_events:]
+    kpis = router_effectiveness(window, window=None, reprice_loop_min=settings.reprice_loop_min)
+    bands = settings.quality
+    thresholds = QualityThresholds(
+        broken_fallback_ratio=bands.broken_fallback_ratio, broken_slippage_bps=bands.broken_slippage_bps,
+        degraded_fallback_ratio=bands.degraded_fallback_ratio, degraded_slippage_bps=bands.degraded_slippage_bps,
+        good_maker_ratio=bands.good_maker_ratio, good_fallback_ratio=bands.good_fallback_ratio,
+        good_slippage_bps=bands.good_slippage_bps)
+    regimes = SlippageRegimes(calm_below_bps=settings.slippage_regimes.calm_below_bps,
+                              stressed_above_bps=settings.slippage_regimes.stressed_above_bps)
+    scores = {s.symbol: s for s in symbol_scores(window, window=settings.window_events, regimes=regimes,
+                                                  reprice_loop_min=settings.reprice_loop_min)} if window else {}
+    symbols = []
+    for symbol, policy in sorted(policies.items()):
+        score = scores.get(symbol)
+        symbols.append(SymbolHealth(
+            symbol=symbol, policy_id=policy.policy_id, policy_version=policy.version, arm=policy.arm,
+            quality=router_quality(score.router, thresholds) if score is not None else "unknown",
+            orders=score.router.orders if score is not None else 0,
+            sharpe_per_trade=score.sharpe_per_trade if score is not None else None,
+            fee_drag_bps=score.fee_drag_bps if score is not None else None,
+            slippage_regime=score.slippage_regime if score is not None else None))
+    storm_since_ns = now_ns - int(veto_storm_window_s * NS_PER_S)
+    positions = portfolio.legs
+    return HealthSnapshot(
+        ts_ns=now_ns,
+        nav_usd=portfolio.nav_usd,
+        wallet_balance_usd=portfolio.wallet_balance_usd,
+        nav_age_s=max(0, now_ns - portfolio.nav_ts_ns) / NS_PER_S,
+        open_positions=len(positions),
+        gross_exposure_usd=float(sum(abs(leg.qty) * portfolio.mark(symbol) for (symbol, _), leg in positions.items())),
+        orders_in_window=kpis.orders,
+        maker_ratio=kpis.maker_fill_ratio,
+        fallback_ratio=kpis.fallback_ratio,
+        slippage_p25_bps=kpis.slippage_p25_bps,
+        slippage_p50_bps=kpis.slippage_p50_bps,
+        slippage_p75_bps=kpis.slippage_p75_bps,
+        fee_drag_bps=kpis.fee_drag_bps,
+        rolling_sharpe=rolling_sharpe(window, settings.sharpe_window),
+        window_realized_pnl_usd=float(sum(e.realized_pnl_usd for e in window if e.realized_pnl_usd is not None)),
+        vetoes_in_storm_window=sum(1 for ts in veto_ts_ns if ts >= storm_since_ns),
+        symbols=tuple(symbols),
+        expectancy=tuple(HourExpectancy(hour=h.hour, trades=h.trades, expectancy_bps=h.expectancy_bps)
+                         for h in hourly_expectancy(window)),
+    )

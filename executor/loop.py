@@ -1,0 +1,331 @@
+"""The executor loop: intent -> screener -> sizer -> check_order -> router -> positions -> journal.
+
+The one place where risk, router, journal and positions meet (DESIGN: the executor holds no routing or
+risk logic). For each intent, one ``RiskContext`` is built by ``RiskContext.from_state`` from the live
+portfolio, and the screener (``would_emit``), the sizer and ``check_order`` all judge that same context;
+only an intent that passed ``check_order`` is submitted. Before the first order of an intent leaves, a
+``Submission`` is committed to the executor store, so a restart finds orders that were in flight
+(``start`` reconciles before anything is sent). Each intent ends in one journal batch: a VetoEvent or a
+RouterEvent (with ``realized_pnl_usd`` when it reduced exposure, see ``executor.positions``), plus its
+TradeRecord; an intent with a TradeRecord is never processed again.
+
+A route that ended with an error may leave an order resting: its legs are settled by client order id
+(cancelled, fills counted) before the outcome is journaled. When that is impossible (venue unreachable)
+the loop raises ``ExecutorHalted``; a restart settles the intent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from config.models import ConfigBundle
+from executor.intents import IntentSource
+from executor.journal import Journal
+from executor.outcomes import reason, routed_trade, veto_outcome
+from executor.positions import apply_fills
+from executor.reconcile import (
+    PositionReader,
+    ReconcileError,
+    check_positions,
+    classify_open_orders,
+    replay_journal,
+)
+from executor.records import Submission
+from executor.settle import SettleError, settle_orders, settled_event
+from executor.store import ExecutorStore
+from executor.telemetry import Telemetry
+from risk.checks import check_order
+from risk.context import RiskContext
+from risk.exposure import is_reducing
+from risk.screener import MarketView, would_emit
+from risk.sizer import suggest_gross_usd
+from router.events import Intent, RouterEvent, TradeRecord, VetoReason
+from router.policy import RouterPolicy
+from router.route import route
+from router.route_order import RouteOrder, RouteRefused, RouteSettings, floor_qty
+from router.venue import TopOfBook, Venue, VenueError
+
+logger = logging.getLogger(__name__)
+
+PolicyFor = Callable[[str], RouterPolicy]
+
+
+class ExecutorHalted(RuntimeError):
+    """The loop cannot go on safely (an intent's orders are unsettled); restart to reconcile."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartReport:
+    """What ``Executor.start`` found: replayed events, recovered in-flight intents, foreign orders."""
+
+    replayed_router_events: int
+    done_intents: int
+    recovered_intent_ids: tuple[str, ...]
+    cancelled_orders: int
+    foreign_open_orders: tuple[str, ...]
+    positions_checked: bool
+
+
+class Executor:
+    """Runs intents through risk and the router on one venue, journaling every outcome.
+
+    Parameters
+    ----------
+    config:
+        The loaded configuration bundle (risk limits, universe, router, executor).
+    venue:
+        Where orders go (simulated or live); its clock is the loop's clock.
+    journal, store:
+        The event journal and the executor store, both opened for writing by this process only.
+    policy_for:
+        The symbol's current ``RouterPolicy`` (static or the tuner's), asked once per intent.
+    rng:
+        Draws the router's maker/taker start; seed it for reproducible runs.
+    venue_positions:
+        Reads the venue's positions per symbol for the restart check, or ``None`` when the venue
+        cannot report them (then positions come from the journal alone, and ``start`` says so).
+    telemetry:
+        The health/alerts publisher.
+    """
+
+    def __init__(self, *, config: ConfigBundle, venue: Venue, journal: Journal, store: ExecutorStore,
+                 policy_for: PolicyFor, rng: np.random.Generator, venue_positions: PositionReader | None,
+                 telemetry: Telemetry) -> None:
+        self.config = config
+        self.venue = venue
+        self.journal = journal
+        self.store = store
+        self.policy_for = policy_for
+        self.rng = rng
+        self.venue_positions = venue_positions
+        self.telemetry = telemetry
+        ex = config.executor
+        self.route_settings = RouteSettings.from_config(
+            config.router, poll_interval_ms=ex.route.poll_interval_ms, max_venue_retries=ex.route.max_venue_retries,
+            rate_limit_backoff_ms=ex.route.rate_limit_backoff_ms)
+        self.portfolio = replay_journal(router_events=(), vetoes=(), trades=(), submissions={},
+                                        wallet_balance_usd=ex.starting_wallet_usd, now_ns=0).portfolio
+        self.policies: dict[str, RouterPolicy] = {}
+        self._done: set[str] = set()
+        self._started = False
+
+    # --- start ------------------------------------------------------------------------------------
+
+    def start(self) -> StartReport:
+        """Reconcile journal, store and venue (see ``executor.reconcile``); nothing is sent before this."""
+        ex = self.config.executor
+        now_ns = self.venue.clock.now_ns()
+        submissions = self.store.submissions()
+        replayed = replay_journal(router_events=self.journal.read("router"), vetoes=self.journal.read("veto"),
+                                  trades=self.journal.read("trade"), submissions=submissions,
+                                  wallet_balance_usd=ex.starting_wallet_usd, now_ns=now_ns)
+        self.portfolio = replayed.portfolio
+        self._done = set(replayed.done_intent_ids)
+        self.telemetry.seed(replayed.router_events[-ex.health.window_events:], replayed.veto_ts_ns)
+        recovered: list[str] = []
+        cancelled = 0
+        for intent_id, submission in submissions.items():
+            if intent_id not in self._done:
+                cancelled += self._recover(submission)
+                recovered.append(intent_id)
+        try:
+            open_orders = self.venue.open_orders(None)
+        except VenueError as exc:
+            raise ReconcileError(f"open orders unavailable: {type(exc).__name__}: {exc}") from exc
+        foreign = classify_open_orders(open_orders, submissions=submissions,
+                                       done_intent_ids=frozenset(self._done))
+        for state in foreign:
+            logger.warning("foreign open order %s on %s left alone", state.client_order_id, state.symbol)
+        if self.venue_positions is not None:
+            check_positions(self.portfolio, self.venue_positions, ex.instruments,
+                            tolerance=ex.reconcile.position_qty_tolerance)
+        else:
+            logger.warning("venue %s reports no positions: positions rebuilt from the journal only", self.venue.name)
+        self._started = True
+        for symbol in ex.instruments:
+            self.policies[symbol] = self.policy_for(symbol)
+        self._refresh_marks(self.venue.clock.now_ns(), None)
+        self.telemetry.maybe_publish(self.venue.clock.now_ns(), self.portfolio, self.policies)
+        return StartReport(replayed_router_events=len(replayed.router_events), done_intents=len(self._done),
+                           recovered_intent_ids=tuple(recovered), cancelled_orders=cancelled,
+                           foreign_open_orders=tuple(s.client_order_id for s in foreign),
+                           positions_checked=self.venue_positions is not None)
+
+    def _recover(self, submission: Submission) -> int:
+        """Settle an intent that was in flight at the crash and journal what it did; returns cancels."""
+        intent, ex = submission.intent, self.config.executor
+        try:
+            settlement = settle_orders(self.venue, symbol=intent.symbol, intent_id=intent.intent_id,
+                                       probe_gap_legs=ex.reconcile.probe_gap_legs,
+                                       max_legs=ex.reconcile.max_legs_per_intent)
+        except SettleError as exc:
+            raise ReconcileError(str(exc)) from exc
+        order = self._route_order(intent, submission.qty, submission.quote, submission.tick_size, submission.qty_step)
+        arrival = TopOfBook(symbol=intent.symbol, bid=submission.arrival_bid, bid_qty=0.0,
+                            ask=submission.arrival_ask, ask_qty=0.0, ts_ns=submission.arrival_ts_ns)
+        event = settled_event(order=order, policy=RouterPolicy(**submission.policy), arrival=arrival,
+                              arrival_ts_ns=submission.arrival_ts_ns, states=settlement.states,
+                              finished_ts_ns=self.venue.clock.now_ns(), routed=None,
+                              note=(f"recovered_after_restart: {len(settlement.states)} orders found, "
+                                    f"{settlement.cancelled} cancelled; route counters unknown"))
+        self._finish_routed(intent, event, submission.suggested_gross_usd, submission.clamped_gross_usd)
+        logger.info("recovered in-flight intent %s: %d orders, filled %s", intent.intent_id,
+                    len(settlement.states), event.filled_qty)
+        return settlement.cancelled
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    def run(self, source: IntentSource, *, idle_poll_s: float, should_stop: Callable[[], bool]) -> int:
+        """Process intents until the source is exhausted or ``should_stop()``; publishes health when idle."""
+        processed = 0
+        while not should_stop() and not source.exhausted:
+            intent = source.next_intent(idle_poll_s)
+            if intent is not None:
+                self.process(intent)
+                processed += 1
+            self.publish_if_due()
+        return processed
+
+    def publish_if_due(self) -> None:
+        """Refresh marks and publish health if the timer is due (called on idle polls too)."""
+        now_ns = self.venue.clock.now_ns()
+        if self.telemetry.maybe_publish(now_ns, self.portfolio, self.policies) is not None:
+            return
+        self._refresh_marks(now_ns, None)
+
+    def process(self, intent: Intent) -> TradeRecord | None:
+        """Run one intent to its journaled outcome; ``None`` if it was already processed."""
+        if not self._started:
+            raise RuntimeError("Executor.start() must reconcile with the venue before any intent is processed")
+        if intent.intent_id in self._done:
+            self.telemetry.metrics.intents.labels("duplicate").inc()
+            return None
+        now_ns = self.venue.clock.now_ns()
+        instrument = self.config.executor.instruments.get(intent.symbol)
+        if instrument is None:
+            return self._veto(intent, (reason("symbol_not_tradable", "executor.instruments", intent.symbol,
+                                              f"executor.instruments: no tick/lot for {intent.symbol}"),),
+                              {"stage": "executor"}, now_ns, 0.0)
+        try:
+            book = self.venue.top_of_book(intent.symbol)
+        except VenueError as exc:
+            return self._veto(intent, (reason("book_unavailable", None, type(exc).__name__, str(exc)),),
+                              {"stage": "executor"}, now_ns, 0.0)
+        self._refresh_marks(now_ns, book)
+        ctx = RiskContext.from_state(self.portfolio, symbol=intent.symbol,
+                                     universe=self.config.strategy.universe, now_ns=now_ns)
+        screen = would_emit(intent, MarketView(book=book, listed=True), ctx, self.config)
+        if not screen.emit:
+            return self._veto(intent, screen.reasons, {"stage": screen.stage, **screen.detail}, now_ns,
+                              screen.gross_usd or 0.0)
+        size = suggest_gross_usd(intent, ctx, self.config)
+        if size.gross_usd is None:
+            return self._veto(intent, (reason(size.outcome, size.min_notional_usd, size.largest_allowed_usd,
+                                              f"sizer: {size.outcome} (tightest: {size.binding})"),),
+                              {"stage": "sizing"}, now_ns, 0.0)
+        decision = check_order(intent, size.gross_usd, ctx, self.config.risk)
+        if decision.veto:
+            return self._veto(intent, decision.reasons, {"stage": "check_order", **decision.detail}, now_ns,
+                              size.gross_usd)
+        qty = self._order_qty(intent, size.gross_usd, book, ctx, instrument.qty_step)
+        if qty < instrument.qty_step:
+            return self._veto(intent, (reason("qty_below_lot_step", instrument.qty_step, qty,
+                                              f"executor.instruments.{intent.symbol}.qty_step"),),
+                              {"stage": "lot", "gross_usd": size.gross_usd}, now_ns, size.gross_usd)
+        policy = self.policy_for(intent.symbol)
+        self.policies[intent.symbol] = policy
+        quote = self.config.strategy.universe[intent.symbol].quote
+        try:
+            order = self._route_order(intent, qty, quote, instrument.tick_size, instrument.qty_step)
+        except RouteRefused as exc:
+            return self._veto(intent, (reason("route_refused", None, None, str(exc)),), {"stage": "route"},
+                              now_ns, size.gross_usd)
+        clamped_usd = qty * book.mid
+        self.store.record_submission(Submission(
+            intent=intent, qty=qty, suggested_gross_usd=size.gross_usd, clamped_gross_usd=clamped_usd, quote=quote,
+            tick_size=instrument.tick_size, qty_step=instrument.qty_step, policy=asdict(policy),
+            arrival_bid=book.bid, arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=now_ns))
+        try:
+            event = route(order, policy, self.venue, rng=self.rng, settings=self.route_settings)
+        except RouteRefused as exc:
+            return self._veto(intent, (reason("route_refused", None, None, str(exc)),), {"stage": "route"},
+                              now_ns, size.gross_usd)
+        except VenueError as exc:  # the arrival touch read failed: nothing was sent
+            return self._veto(intent, (reason("venue_error_before_send", None, type(exc).__name__, str(exc)),),
+                              {"stage": "route"}, now_ns, size.gross_usd)
+        if event.error is not None:
+            event = self._settle_after_error(order, policy, event)
+        return self._finish_routed(intent, event, size.gross_usd, clamped_usd)
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _settle_after_error(self, order: RouteOrder, policy: RouterPolicy, event: RouterEvent) -> RouterEvent:
+        ex = self.config.executor
+        try:
+            settlement = settle_orders(self.venue, symbol=order.symbol, intent_id=order.intent_id,
+                                       probe_gap_legs=ex.reconcile.probe_gap_legs,
+                                       max_legs=ex.reconcile.max_legs_per_intent)
+        except SettleError as exc:
+            raise ExecutorHalted(f"intent {order.intent_id} left unsettled after a route error "
+                                 f"({event.error}): {exc}") from exc
+        arrival = TopOfBook(symbol=event.symbol, bid=event.arrival_bid, bid_qty=0.0, ask=event.arrival_ask,
+                            ask_qty=0.0, ts_ns=event.arrival_ts_ns)
+        return settled_event(order=order, policy=policy, arrival=arrival, arrival_ts_ns=event.arrival_ts_ns,
+                             states=settlement.states, finished_ts_ns=self.venue.clock.now_ns(), routed=event,
+                             note=f"settled: {len(settlement.states)} orders found, {settlement.cancelled} cancelled")
+
+    def _finish_routed(self, intent: Intent, event: RouterEvent, suggested_usd: float,
+                       clamped_usd: float) -> TradeRecord:
+        realized = apply_fills(self.portfolio, symbol=intent.symbol, side=intent.side,
+                               position_side=intent.position_side, fills=event.fills)
+        event = msgspec.structs.replace(event, realized_pnl_usd=realized)
+        trade = routed_trade(intent, event, suggested_gross_usd=suggested_usd, clamped_gross_usd=clamped_usd)
+        self.journal.append_many((event, trade))
+        self._done.add(intent.intent_id)
+        self.telemetry.observe_router_event(event)
+        self.telemetry.metrics.intents.labels("routed").inc()
+        return trade
+
+    def _veto(self, intent: Intent, reasons: tuple[VetoReason, ...], context: dict[str, Any], now_ns: int,
+              suggested_usd: float) -> TradeRecord:
+        veto, trade = veto_outcome(intent, reasons, context, ts_ns=now_ns, suggested_gross_usd=suggested_usd)
+        self.journal.append_many((veto, trade))
+        self._done.add(intent.intent_id)
+        self.telemetry.observe_veto(veto)
+        self.telemetry.metrics.intents.labels("vetoed").inc()
+        return trade
+
+    def _order_qty(self, intent: Intent, gross_usd: float, book: TopOfBook, ctx: RiskContext,
+                   qty_step: float) -> float:
+        """Quantity for ``gross_usd`` at the mid on the lot grid; a reducing order never exceeds its leg."""
+        leg = ctx.leg(intent.position_side)
+        if is_reducing(intent) and leg is not None:
+            if intent.close_position:
+                return abs(leg.qty)
+            return min(floor_qty(gross_usd / book.mid, qty_step), floor_qty(abs(leg.qty), qty_step))
+        return floor_qty(gross_usd / book.mid, qty_step)
+
+    def _route_order(self, intent: Intent, qty: float, quote: str, tick_size: float, qty_step: float) -> RouteOrder:
+        return RouteOrder.from_intent(intent, qty=qty, quote=quote, tick_size=tick_size, qty_step=qty_step)
+
+    def _refresh_marks(self, now_ns: int, book: TopOfBook | None) -> None:
+        """Mark every open leg (and the book just read) at the mid; on a failed read NAV ages instead."""
+        symbols = {symbol for symbol, _ in self.portfolio.legs}
+        prices: dict[str, float] = {}
+        if book is not None:
+            prices[book.symbol] = book.mid
+        try:
+            for symbol in sorted(symbols - prices.keys()):
+                prices[symbol] = self.venue.top_of_book(symbol).mid
+        except VenueError as exc:
+            logger.warning("marks not refreshed (NAV ages): %s: %s", type(exc).__name__, exc)
+            return
+        if all(math.isfinite(p) and p > 0 for p in prices.values()):
+            self.portfolio.mark_to_market(prices, now_ns)

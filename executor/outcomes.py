@@ -1,0 +1,48 @@
+"""Building the journaled outcome of an intent: a VetoEvent or a RouterEvent, and its TradeRecord."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from router.events import SCHEMA_VERSION, Intent, RouterEvent, TradeRecord, VetoEvent, VetoReason
+
+
+def json_native(value: Any) -> Any:
+    """A JSON-exact copy of a decision detail: tuples become lists, non-finite floats their repr."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, tuple | list):
+        return [json_native(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): json_native(item) for key, item in value.items()}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
+
+
+def veto_outcome(intent: Intent, reasons: tuple[VetoReason, ...], context: Mapping[str, Any], *, ts_ns: int,
+                 suggested_gross_usd: float) -> tuple[VetoEvent, TradeRecord]:
+    """The veto and its one-line trade record (nothing filled, nothing clamped)."""
+    veto = VetoEvent(schema_version=SCHEMA_VERSION, intent=intent, reasons=reasons,
+                     context=json_native(dict(context)), ts_ns=ts_ns)
+    trade = TradeRecord(schema_version=SCHEMA_VERSION, intent_id=intent.intent_id, symbol=intent.symbol,
+                        tier=intent.tier, suggested_gross_usd=suggested_gross_usd, clamped_gross_usd=0.0,
+                        veto_reasons=reasons, filled_qty=0.0, avg_price=None, fees_usd=0.0,
+                        realized_pnl_usd=None, ts_ns=ts_ns)
+    return veto, trade
+
+
+def routed_trade(intent: Intent, event: RouterEvent, *, suggested_gross_usd: float,
+                 clamped_gross_usd: float) -> TradeRecord:
+    """The trade record of a routed intent: sizes from the risk core, fills and PnL from its RouterEvent."""
+    return TradeRecord(schema_version=SCHEMA_VERSION, intent_id=intent.intent_id, symbol=intent.symbol,
+                       tier=intent.tier, suggested_gross_usd=suggested_gross_usd,
+                       clamped_gross_usd=clamped_gross_usd, veto_reasons=(), filled_qty=event.filled_qty,
+                       avg_price=event.avg_price, fees_usd=sum(f.fee_usd for f in event.fills),
+                       realized_pnl_usd=event.realized_pnl_usd, ts_ns=event.finished_ts_ns)
+
+
+def reason(code: str, threshold: float | str | None, observed: float | str | None, detail: str) -> VetoReason:
+    return VetoReason(code=code, threshold=threshold, observed=observed, detail=detail)

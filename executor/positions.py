@@ -1,0 +1,43 @@
+"""Applying fills to the portfolio, and realized PnL per reducing fill.
+
+Method: **average cost**, per symbol and position side (``risk.portfolio.PortfolioState.apply_fill``):
+a fill that adds to a leg moves its average entry price; a fill that reduces it realizes
+``closed_qty * (price - entry) * direction``; every fill's fee is charged to the wallet. An order's
+``realized_pnl_usd`` is the sum over its fills of realized PnL net of each fill's fee, and is set only
+when at least one fill reduced exposure (an order that only opens has no realized PnL, its fees are in
+``TradeRecord.fees_usd`` and the wallet). One-way mode: a fill through zero closes the old leg at its
+entry and opens the rest at the fill price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from risk.portfolio import PortfolioState
+from router.events import Fill, PositionSide, Side
+
+
+def apply_fills(portfolio: PortfolioState, *, symbol: str, side: Side, position_side: PositionSide,
+                fills: Iterable[Fill]) -> float | None:
+    """Apply ``fills`` in order; returns realized PnL net of fees if any fill reduced exposure, else None.
+
+    A fill already applied (same ``trade_id``) is skipped, so re-applying an order's fills is harmless.
+    """
+    realized = 0.0
+    reduced = False
+    for fill in fills:
+        leg = portfolio.legs.get((symbol, position_side))
+        before = 0.0 if leg is None else leg.qty
+        net = portfolio.apply_fill(symbol=symbol, side=side, position_side=position_side, fill=fill)
+        if net is None:
+            continue
+        realized += net
+        signed = fill.qty if side == "buy" else -fill.qty
+        if before != 0.0 and (before > 0) != (signed > 0):
+            reduced = True
+    return realized if reduced else None
+
+
+def fills_qty_by_leg(portfolio: PortfolioState) -> dict[tuple[str, PositionSide], float]:
+    """Signed quantity of every open leg (what the venue's positions must equal)."""
+    return {key: leg.qty for key, leg in portfolio.legs.items()}

@@ -1,0 +1,91 @@
+"""Restart reconciliation: rebuild the portfolio from the journal, then settle with the venue before sending.
+
+Order of work (``Executor.start``): (1) replay every journaled RouterEvent's fills, in journal order, onto
+a fresh ``PortfolioState`` (the submission record gives each intent's position side); (2) every
+submitted intent without a trade record was in flight when the process died: its legs are found by
+client order id, cancelled if still resting, and its fills journaled as a RouterEvent with
+``error="recovered_after_restart..."`` — it is never sent again; (3) open orders at the venue are
+matched to intents by client order id prefix: one of ours that is already journaled is an error, a
+foreign one is reported and left alone; (4) when the venue reports positions, each leg must equal the
+journal's within ``reconcile.position_qty_tolerance``, else the executor refuses to start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from executor.positions import apply_fills
+from executor.records import Submission
+from risk.portfolio import PortfolioState
+from router.events import PositionSide, RouterEvent, TradeRecord, VetoEvent
+from router.route_order import client_order_id
+from router.venue import OrderState
+
+PositionReader = Callable[[str], Mapping[PositionSide, float]]
+
+
+class ReconcileError(RuntimeError):
+    """Journal, store and venue disagree in a way the executor must not trade through."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayedJournal:
+    """What the journal says: the rebuilt portfolio, finished intents, recent events and veto times."""
+
+    portfolio: PortfolioState
+    done_intent_ids: frozenset[str]
+    router_events: tuple[RouterEvent, ...]
+    veto_ts_ns: tuple[int, ...]
+
+
+def replay_journal(*, router_events: Iterable[RouterEvent], vetoes: Iterable[VetoEvent],
+                   trades: Iterable[TradeRecord], submissions: Mapping[str, Submission],
+                   wallet_balance_usd: float, now_ns: int) -> ReplayedJournal:
+    """Rebuild positions and realized PnL by applying every journaled fill in journal order."""
+    portfolio = PortfolioState(wallet_balance_usd=wallet_balance_usd, nav_ts_ns=now_ns)
+    events = tuple(router_events)
+    for event in events:
+        submission = submissions.get(event.intent_id)
+        if submission is None:
+            raise ReconcileError(f"journaled router event {event.intent_id} has no submission record: "
+                                 "its position side is unknown (journal and executor store do not match)")
+        apply_fills(portfolio, symbol=event.symbol, side=event.side,
+                    position_side=submission.intent.position_side, fills=event.fills)
+    return ReplayedJournal(portfolio=portfolio, done_intent_ids=frozenset(t.intent_id for t in trades),
+                           router_events=events, veto_ts_ns=tuple(v.ts_ns for v in vetoes))
+
+
+def intent_prefix(intent_id: str) -> str:
+    """The part of every client order id of ``intent_id`` before ``-<leg>``."""
+    return client_order_id(intent_id, 1).rsplit("-", 1)[0]
+
+
+def classify_open_orders(open_orders: Iterable[OrderState], *, submissions: Mapping[str, Submission],
+                         done_intent_ids: frozenset[str]) -> tuple[OrderState, ...]:
+    """Foreign open orders (not ours); raises ``ReconcileError`` for an open order of a finished intent."""
+    by_prefix = {intent_prefix(intent_id): intent_id for intent_id in submissions}
+    foreign = []
+    for state in open_orders:
+        intent_id = by_prefix.get(state.client_order_id.rsplit("-", 1)[0])
+        if intent_id is None:
+            foreign.append(state)
+        elif intent_id in done_intent_ids:
+            raise ReconcileError(f"order {state.client_order_id} of finished intent {intent_id} is still "
+                                 f"{state.status} at the venue: its fills would escape the journal")
+    return tuple(foreign)
+
+
+def check_positions(portfolio: PortfolioState, read: PositionReader, symbols: Iterable[str], *,
+                    tolerance: float) -> None:
+    """Every leg the venue reports must equal the journal's; raises ``ReconcileError`` listing mismatches."""
+    mismatches = []
+    for symbol in sorted(set(symbols) | {s for s, _ in portfolio.legs}):
+        venue_legs = read(symbol)
+        ours = {side: leg.qty for (s, side), leg in portfolio.legs.items() if s == symbol}
+        for side in sorted(set(venue_legs) | set(ours)):
+            venue_qty, our_qty = venue_legs.get(side, 0.0), ours.get(side, 0.0)
+            if abs(venue_qty - our_qty) > tolerance:
+                mismatches.append(f"{symbol} {side}: venue {venue_qty!r}, journal {our_qty!r}")
+    if mismatches:
+        raise ReconcileError("positions differ from the journal: " + "; ".join(mismatches))

@@ -1,0 +1,100 @@
+"""Executor-side records: the submission written before anything is sent, health snapshots and alerts.
+
+They live in the executor's own store (``executor.store``), not in the event journal: the journal holds
+one outcome per intent (router, veto, trade), while these are the executor's bookkeeping (what may exist
+at the venue) and its telemetry (many snapshots per day, none tied to an intent).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from router.events import Intent
+
+
+class _Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Immutable, keyword-only, unknown fields rejected (same discipline as ``router.events``)."""
+
+
+class Submission(_Record):
+    """An intent that passed the risk core and is about to be routed, written durably before any send.
+
+    After a crash, a submission without a trade record in the journal names an intent whose orders may
+    exist at the venue: their client order ids are ``client_order_id(intent_id, 1..)``. ``policy`` is the
+    ``RouterPolicy`` the route ran under (as plain fields), the arrival touch is the executor's read.
+    """
+
+    intent: Intent
+    qty: float
+    suggested_gross_usd: float
+    clamped_gross_usd: float
+    quote: str
+    tick_size: float
+    qty_step: float
+    policy: dict[str, Any]
+    arrival_bid: float
+    arrival_ask: float
+    arrival_ts_ns: int
+    ts_ns: int
+
+
+class SymbolHealth(_Record):
+    """One symbol's current policy and its quality over the health window."""
+
+    symbol: str
+    policy_id: str
+    policy_version: int
+    arm: str
+    quality: str
+    orders: int
+    sharpe_per_trade: float | None
+    fee_drag_bps: float | None
+    slippage_regime: str | None
+
+
+class HourExpectancy(_Record):
+    """Realized PnL per notional of closing orders in one UTC hour (``features.expectancy``)."""
+
+    hour: int
+    trades: int
+    expectancy_bps: float
+
+
+class HealthSnapshot(_Record):
+    """Execution health at ``ts_ns``: NAV and its age, router KPIs over the window, intel per symbol.
+
+    Ratios and quartiles are ``None`` when the window has nothing to compute them from (never 0).
+    ``rolling_sharpe`` is per closing order over the last ``health.sharpe_window`` closing orders (the
+    definition of ``features.scores``); ``window_realized_pnl_usd`` sums the window's router events.
+    """
+
+    ts_ns: int
+    nav_usd: float
+    wallet_balance_usd: float
+    nav_age_s: float
+    open_positions: int
+    gross_exposure_usd: float
+    orders_in_window: int
+    maker_ratio: float | None
+    fallback_ratio: float | None
+    slippage_p25_bps: float | None
+    slippage_p50_bps: float | None
+    slippage_p75_bps: float | None
+    fee_drag_bps: float | None
+    rolling_sharpe: float | None
+    window_realized_pnl_usd: float
+    vetoes_in_storm_window: int
+    symbols: tuple[SymbolHealth, ...]
+    expectancy: tuple[HourExpectancy, ...]
+
+
+class Alert(_Record):
+    """A threshold from ``executor.json`` that health crossed: the config path, the limit and the value."""
+
+    code: str
+    threshold: float
+    observed: float
+    detail: str
+    ts_ns: int

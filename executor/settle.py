@@ -1,0 +1,89 @@
+"""Settling an intent's orders by client order id: find every leg, cancel what still rests, count every fill.
+
+Used after a route that ended with an error (an order may still rest) and on restart for an intent that
+was submitted but has no outcome in the journal (it was in flight when the process died). Leg ids are
+``client_order_id(intent_id, k)`` for k = 1, 2, ...; a route skips an id only when a send timed out and
+the venue did not know it, at most ``max_venue_retries + 1`` in a row, so probing stops after
+``probe_gap_legs`` consecutive unknown ids (config guarantees the gap is larger). Nothing is ever sent
+here except cancels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from router.events import RouterEvent
+from router.policy import RouterPolicy
+from router.route_ledger import RouteLedger
+from router.route_order import RouteOrder, client_order_id
+from router.venue import OrderNotFound, OrderState, TopOfBook, Venue, VenueError
+
+
+class SettleError(RuntimeError):
+    """An intent's orders could not be settled (venue unreachable, leg cap reached): do not trade on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """The final states of an intent's orders and how many were cancelled here."""
+
+    states: tuple[OrderState, ...]
+    cancelled: int
+
+
+def settle_orders(venue: Venue, *, symbol: str, intent_id: str, probe_gap_legs: int,
+                  max_legs: int) -> Settlement:
+    """Fetch every leg of ``intent_id``; cancel any that is not terminal. Raises ``SettleError``."""
+    states: list[OrderState] = []
+    cancelled = 0
+    misses = 0
+    for leg in range(1, max_legs + 1):
+        cid = client_order_id(intent_id, leg)
+        try:
+            state = venue.fetch_order(symbol, cid)
+        except OrderNotFound:
+            misses += 1
+            if misses >= probe_gap_legs:
+                return Settlement(tuple(states), cancelled)
+            continue
+        except VenueError as exc:
+            raise SettleError(f"{intent_id}: leg {cid} unknown: {type(exc).__name__}: {exc}") from exc
+        misses = 0
+        if not state.is_terminal:
+            try:
+                state = venue.cancel_order(symbol, cid)
+                cancelled += 1
+                if not state.is_terminal:
+                    state = venue.fetch_order(symbol, cid)
+            except VenueError as exc:
+                raise SettleError(f"{intent_id}: cancel of {cid} failed: {type(exc).__name__}: {exc}") from exc
+            if not state.is_terminal:
+                raise SettleError(f"{intent_id}: {cid} still {state.status} after its cancel")
+        states.append(state)
+    raise SettleError(f"{intent_id}: more than reconcile.max_legs_per_intent={max_legs} legs probed")
+
+
+def settled_event(*, order: RouteOrder, policy: RouterPolicy, arrival: TopOfBook, arrival_ts_ns: int,
+                  states: tuple[OrderState, ...], finished_ts_ns: int, note: str,
+                  routed: RouterEvent | None) -> RouterEvent:
+    """The intent's RouterEvent from every leg's final state (fills once each by trade id).
+
+    ``routed`` is the router's own event when the route returned (its counters and flags are kept and
+    its fills are a subset of the legs' fills); ``None`` after a crash, when only the venue's states are
+    known: then ``started_maker`` and the counters are unknown and left false/zero, and ``note`` says so.
+    """
+    ledger = RouteLedger(order=order, arrival=arrival, arrival_ts_ns=arrival_ts_ns)
+    if routed is not None:
+        ledger.reprice_count, ledger.cancel_count = routed.reprice_count, routed.cancel_count
+        ledger.post_only_reject_count = routed.post_only_reject_count
+        ledger.started_maker, ledger.used_fallback = routed.started_maker, routed.used_fallback
+        ledger.route_propensity = routed.route_propensity
+        ledger.rejected = routed.outcome == "rejected"
+        for fill in routed.fills:  # keep the router's fill order; the states add what it never saw
+            ledger.observe(OrderState(client_order_id=fill.client_order_id, symbol=order.symbol,
+                                      status="open", qty=order.qty, filled_qty=0.0, price=None, fills=(fill,)))
+    for state in states:
+        ledger.observe(state)
+    previous = routed.error if routed is not None else None
+    ledger.error = note if previous is None else f"{previous}; {note}"
+    return ledger.to_event(policy, finished_ts_ns)

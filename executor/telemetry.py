@@ -1,0 +1,73 @@
+"""Telemetry publisher: keeps the recent events health needs and publishes to the store and Prometheus.
+
+``maybe_publish`` is called by the loop after every intent and on every idle poll; it publishes when
+``health.interval_s`` has passed since the last publish, so health reports on idle days too, and every
+publish writes the snapshot and its alerts to the executor store as well as the metrics.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+
+from config.models import ExecutorConfig
+from executor.alerts import evaluate_alerts
+from executor.health import compute_health
+from executor.metrics import ExecutorMetrics
+from executor.records import Alert, HealthSnapshot
+from executor.store import ExecutorStore
+from risk.portfolio import PortfolioState
+from risk.units import NS_PER_S
+from router.events import RouterEvent, VetoEvent
+from router.policy import RouterPolicy
+
+
+class Telemetry:
+    """Recent router events and veto times, the publish timer, and the two sinks."""
+
+    def __init__(self, *, config: ExecutorConfig, store: ExecutorStore, metrics: ExecutorMetrics) -> None:
+        self._config = config
+        self._store = store
+        self.metrics = metrics
+        self._events: deque[RouterEvent] = deque(maxlen=max(config.health.window_events,
+                                                            config.health.sharpe_window))
+        self._veto_ts_ns: deque[int] = deque()
+        self._interval_ns = int(config.health.interval_s * NS_PER_S)
+        self._next_publish_ns: int | None = None
+        self.last: tuple[HealthSnapshot, tuple[Alert, ...]] | None = None
+
+    def seed(self, events: Iterable[RouterEvent], veto_ts_ns: Iterable[int]) -> None:
+        """Recent history from the journal after a restart (metrics counters start from zero)."""
+        self._events.extend(events)
+        self._veto_ts_ns.extend(sorted(veto_ts_ns))
+
+    def observe_router_event(self, event: RouterEvent) -> None:
+        self._events.append(event)
+        self.metrics.observe_router_event(event)
+
+    def observe_veto(self, veto: VetoEvent) -> None:
+        self._veto_ts_ns.append(veto.ts_ns)
+        self.metrics.observe_veto(veto)
+
+    def maybe_publish(self, now_ns: int, portfolio: PortfolioState,
+                      policies: Mapping[str, RouterPolicy]) -> HealthSnapshot | None:
+        """Publish if the timer is due (always on the first call)."""
+        if self._next_publish_ns is not None and now_ns < self._next_publish_ns:
+            return None
+        return self.publish(now_ns, portfolio, policies)
+
+    def publish(self, now_ns: int, portfolio: PortfolioState,
+                policies: Mapping[str, RouterPolicy]) -> HealthSnapshot:
+        storm_window_ns = int(self._config.alerts.veto_storm_window_s * NS_PER_S)
+        while self._veto_ts_ns and self._veto_ts_ns[0] < now_ns - storm_window_ns:
+            self._veto_ts_ns.popleft()
+        health = compute_health(now_ns=now_ns, portfolio=portfolio, events=tuple(self._events),
+                                veto_ts_ns=tuple(self._veto_ts_ns), policies=policies,
+                                settings=self._config.health,
+                                veto_storm_window_s=self._config.alerts.veto_storm_window_s)
+        alerts = evaluate_alerts(health, self._config.alerts)
+        self._store.append_health(health, alerts)
+        self.metrics.observe_health(health, alerts)
+        self._next_publish_ns = now_ns + self._interval_ns
+        self.last = (health, alerts)
+        return health
