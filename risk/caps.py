@@ -1,12 +1,17 @@
 """Size caps: limits on an order's gross, each defined once and used by both the sizer and the check.
 
-Why one object per cap: the sizer's suggestion must never be vetoed for size. Each ``SizeCap`` knows the
-largest gross it allows (``allowance_usd``); the check vetoes ``gross_usd > allowance_usd`` and the sizer
-takes the minimum of the same allowances, so the two agree to the last bit.
+Why one object per cap: the sizer's suggestion must never be vetoed for size, and a veto must never
+report an observed value that does not break its threshold. So each ``SizeCap`` decides on exactly the
+figure it reports (``observed > threshold``, both in the threshold's units), and its ``allowance_usd``
+(the largest gross that does not breach) is derived from that same predicate: a closed-form estimate,
+then walked down past any float rounding. The sizer takes the minimum of the allowances; since each
+``observed`` grows with the gross, the minimum passes every cap to the last bit.
 
 Convention: a cap is inclusive. An order that lands exactly on the cap passes; one beyond it is vetoed.
 Exposure caps (symbol, share, tier, gross, leverage) only limit the *increase* of exposure: a growing
 order may always use its shrink room (see ``risk.exposure``), and reducing intents skip them entirely.
+The notional share cap is the symbol's share of the portfolio's gross budget
+(``max_gross_exposure_nav * NAV``), not of today's gross, so the first position is not refused.
 """
 
 from __future__ import annotations
@@ -33,22 +38,46 @@ def ratio(numerator: float, denominator: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class SizeCap:
-    """One cap: its veto code, where its threshold lives, the gross it allows and what it observes."""
+    """One cap: its veto code, where its threshold lives, what it observes and a first guess of its room.
+
+    ``threshold`` returns ``None`` when the cap is not configured for this context (no tier, no
+    per-symbol override); ``exposure`` caps breach only when the order raises exposure at all.
+    """
 
     code: str
     applies_to: Applies
+    exposure: bool
     threshold_path: Callable[[Intent, RiskContext, RiskLimits], str]
-    threshold: Callable[[Intent, RiskContext, RiskLimits], float]
-    allowance_usd: Callable[[Intent, RiskContext, RiskLimits], float]
+    threshold: Callable[[Intent, RiskContext, RiskLimits], float | None]
+    estimate_usd: Callable[[Intent, RiskContext, RiskLimits, float], float]
     observed: Callable[[Intent, float, RiskContext, RiskLimits], float]
 
     def applies(self, intent: Intent, ctx: RiskContext, limits: RiskLimits) -> bool:
-        return is_reducing(intent) == (self.applies_to == "reducing") and not math.isinf(
-            self.allowance_usd(intent, ctx, limits))
+        return (is_reducing(intent) == (self.applies_to == "reducing")
+                and self.threshold(intent, ctx, limits) is not None)
+
+    def breached(self, intent: Intent, gross_usd: float, ctx: RiskContext, limits: RiskLimits) -> bool:
+        """True when ``gross_usd`` breaks this cap (assumes ``applies``)."""
+        if self.exposure and exposure_increase_usd(intent, gross_usd, ctx) <= 0:
+            return False
+        threshold = self.threshold(intent, ctx, limits)
+        return threshold is not None and self.observed(intent, gross_usd, ctx, limits) > threshold
+
+    def allowance_usd(self, intent: Intent, ctx: RiskContext, limits: RiskLimits) -> float:
+        """The largest gross that does not breach (assumes ``applies``); <= 0 means none does."""
+        threshold = self.threshold(intent, ctx, limits)
+        if threshold is None:
+            return math.inf
+        allowance = self.estimate_usd(intent, ctx, limits, threshold)
+        step = math.ulp(allowance)
+        while allowance > 0 and self.breached(intent, allowance, ctx, limits):
+            allowance = max(0.0, allowance - step)  # rounding left the estimate a few ulps high
+            step += step
+        return allowance
 
     def __call__(self, intent: Intent, gross_usd: float, ctx: RiskContext,
                  limits: RiskLimits) -> VetoReason | None:
-        if not self.applies(intent, ctx, limits) or gross_usd <= self.allowance_usd(intent, ctx, limits):
+        if not self.applies(intent, ctx, limits) or not self.breached(intent, gross_usd, ctx, limits):
             return None
         threshold = self.threshold(intent, ctx, limits)
         observed = self.observed(intent, gross_usd, ctx, limits)
@@ -56,115 +85,89 @@ class SizeCap:
                           detail=f"{self.threshold_path(intent, ctx, limits)}: {observed:.6g} > {threshold:.6g}")
 
 
-def _exposure_allowance(intent: Intent, ctx: RiskContext, cap_usd: float, used_usd: float) -> float:
-    return shrink_room_usd(intent, ctx) + max(cap_usd - used_usd, 0.0)
-
-
 def _fixed_path(path: str) -> Callable[[Intent, RiskContext, RiskLimits], str]:
     return lambda intent, ctx, limits: path
 
 
-MAX_ORDER_NOTIONAL = SizeCap(
-    code="order_gt_max_notional", applies_to="growing",
-    threshold_path=_fixed_path("risk_limits.max_order_notional_usd"),
-    threshold=lambda i, c, lim: lim.max_order_notional_usd,
-    allowance_usd=lambda i, c, lim: lim.max_order_notional_usd,
-    observed=lambda i, g, c, lim: g)
+def _trade_cap(code: str, path: str, threshold: Callable[[RiskLimits], float],
+               denominator: Callable[[RiskContext], float]) -> SizeCap:
+    """A cap on the order alone: ``gross / denominator <= threshold``."""
+    return SizeCap(
+        code=code, applies_to="growing", exposure=False, threshold_path=_fixed_path(path),
+        threshold=lambda i, c, lim: threshold(lim),
+        estimate_usd=lambda i, c, lim, cap: cap * denominator(c),
+        observed=lambda i, g, c, lim: ratio(g, denominator(c)))
 
-TRADE_EQUITY_CAP = SizeCap(
-    code="trade_gt_equity_cap", applies_to="growing",
-    threshold_path=_fixed_path("risk_limits.trade_equity_cap_pct"),
-    threshold=lambda i, c, lim: lim.trade_equity_cap_pct,
-    allowance_usd=lambda i, c, lim: lim.trade_equity_cap_pct * c.equity_usd,
-    observed=lambda i, g, c, lim: ratio(g, c.equity_usd))
 
-MAX_TRADE_NAV = SizeCap(
-    code="trade_gt_nav_cap", applies_to="growing",
-    threshold_path=_fixed_path("risk_limits.max_trade_nav_pct"),
-    threshold=lambda i, c, lim: lim.max_trade_nav_pct,
-    allowance_usd=lambda i, c, lim: lim.max_trade_nav_pct * c.nav_usd,
-    observed=lambda i, g, c, lim: ratio(g, c.nav_usd))
+def _exposure_cap(code: str, path: Callable[[Intent, RiskContext, RiskLimits], str],
+                  threshold: Callable[[Intent, RiskContext, RiskLimits], float | None],
+                  used_usd: Callable[[RiskContext], float],
+                  denominator: Callable[[RiskContext, RiskLimits], float]) -> SizeCap:
+    """A cap on exposure after the order: ``(used + increase) / denominator <= threshold``."""
+    return SizeCap(
+        code=code, applies_to="growing", exposure=True, threshold_path=path, threshold=threshold,
+        estimate_usd=lambda i, c, lim, cap: shrink_room_usd(i, c) + max(cap * denominator(c, lim) - used_usd(c), 0.0),
+        observed=lambda i, g, c, lim: ratio(used_usd(c) + exposure_increase_usd(i, g, c), denominator(c, lim)))
 
-SYMBOL_NAV_CAP = SizeCap(
-    code="symbol_gt_nav_cap", applies_to="growing",
-    threshold_path=_fixed_path("risk_limits.symbol_caps.max_nav_pct"),
-    threshold=lambda i, c, lim: lim.symbol_caps.max_nav_pct,
-    allowance_usd=lambda i, c, lim: _exposure_allowance(
-        i, c, lim.symbol_caps.max_nav_pct * c.nav_usd, c.symbol_gross_notional_usd),
-    observed=lambda i, g, c, lim: ratio(c.symbol_gross_notional_usd + exposure_increase_usd(i, g, c), c.nav_usd))
+
+def _nav(ctx: RiskContext, limits: RiskLimits) -> float:
+    return ctx.nav_usd
 
 
 def _gross_budget_usd(ctx: RiskContext, limits: RiskLimits) -> float:
     return limits.max_gross_exposure_nav * ctx.nav_usd
 
 
-SYMBOL_SHARE_CAP = SizeCap(
-    code="symbol_gt_notional_share_cap", applies_to="growing",
-    threshold_path=_fixed_path("risk_limits.symbol_caps.notional_share_cap"),
-    threshold=lambda i, c, lim: lim.symbol_caps.notional_share_cap,
-    allowance_usd=lambda i, c, lim: _exposure_allowance(
-        i, c, lim.symbol_caps.notional_share_cap * _gross_budget_usd(c, lim), c.symbol_gross_notional_usd),
-    observed=lambda i, g, c, lim: ratio(c.symbol_gross_notional_usd + exposure_increase_usd(i, g, c),
-                                        _gross_budget_usd(c, lim)))
-
-
-def _tier_cap_pct(ctx: RiskContext, limits: RiskLimits) -> float | None:
+def _tier_cap_pct(intent: Intent, ctx: RiskContext, limits: RiskLimits) -> float | None:
+    """``None`` without a tier: ``unknown_tier`` vetoes such an intent instead."""
     cap = limits.tier_caps.get(ctx.tier_name) if ctx.tier_name is not None else None
     return None if cap is None else cap.max_nav_pct
 
 
-def _tier_allowance(intent: Intent, ctx: RiskContext, limits: RiskLimits) -> float:
-    cap_pct = _tier_cap_pct(ctx, limits)
-    if cap_pct is None:  # no tier: ``unknown_tier`` vetoes the intent instead
-        return math.inf
-    return _exposure_allowance(intent, ctx, cap_pct * ctx.nav_usd, ctx.current_tier_gross_notional)
+MAX_ORDER_NOTIONAL = SizeCap(
+    code="order_gt_max_notional", applies_to="growing", exposure=False,
+    threshold_path=_fixed_path("risk_limits.max_order_notional_usd"),
+    threshold=lambda i, c, lim: lim.max_order_notional_usd,
+    estimate_usd=lambda i, c, lim, cap: cap,
+    observed=lambda i, g, c, lim: g)
 
+TRADE_EQUITY_CAP = _trade_cap("trade_gt_equity_cap", "risk_limits.trade_equity_cap_pct",
+                              lambda lim: lim.trade_equity_cap_pct, lambda c: c.equity_usd)
 
-TIER_NAV_CAP = SizeCap(
-    code="tier_gt_nav_cap", applies_to="growing",
-    threshold_path=lambda i, c, lim: f"risk_limits.tier_caps.{c.tier_name}.max_nav_pct",
-    threshold=lambda i, c, lim: lim.tier_caps[str(c.tier_name)].max_nav_pct,
-    allowance_usd=_tier_allowance,
-    observed=lambda i, g, c, lim: ratio(c.current_tier_gross_notional + exposure_increase_usd(i, g, c),
-                                        c.nav_usd))
+MAX_TRADE_NAV = _trade_cap("trade_gt_nav_cap", "risk_limits.max_trade_nav_pct",
+                           lambda lim: lim.max_trade_nav_pct, lambda c: c.nav_usd)
 
-GROSS_EXPOSURE_CAP = SizeCap(
-    code="gross_gt_nav_cap", applies_to="growing",
-    threshold_path=_fixed_path("risk_limits.max_gross_exposure_nav"),
-    threshold=lambda i, c, lim: lim.max_gross_exposure_nav,
-    allowance_usd=lambda i, c, lim: _exposure_allowance(
-        i, c, lim.max_gross_exposure_nav * c.nav_usd, c.gross_exposure_usd),
-    observed=lambda i, g, c, lim: ratio(c.gross_exposure_usd + exposure_increase_usd(i, g, c), c.nav_usd))
+SYMBOL_NAV_CAP = _exposure_cap(
+    "symbol_gt_nav_cap", _fixed_path("risk_limits.symbol_caps.max_nav_pct"),
+    lambda i, c, lim: lim.symbol_caps.max_nav_pct, lambda c: c.symbol_gross_notional_usd, _nav)
 
-GLOBAL_LEVERAGE_CAP = SizeCap(
-    code="leverage_gt_global_cap", applies_to="growing",
-    threshold_path=_fixed_path("risk_limits.leverage.max_global"),
-    threshold=lambda i, c, lim: lim.leverage.max_global,
-    allowance_usd=lambda i, c, lim: _exposure_allowance(
-        i, c, lim.leverage.max_global * c.nav_usd, c.gross_exposure_usd),
-    observed=lambda i, g, c, lim: ratio(c.gross_exposure_usd + exposure_increase_usd(i, g, c), c.nav_usd))
+SYMBOL_SHARE_CAP = _exposure_cap(
+    "symbol_gt_notional_share_cap", _fixed_path("risk_limits.symbol_caps.notional_share_cap"),
+    lambda i, c, lim: lim.symbol_caps.notional_share_cap, lambda c: c.symbol_gross_notional_usd,
+    _gross_budget_usd)
 
+TIER_NAV_CAP = _exposure_cap(
+    "tier_gt_nav_cap", lambda i, c, lim: f"risk_limits.tier_caps.{c.tier_name}.max_nav_pct",
+    _tier_cap_pct, lambda c: c.current_tier_gross_notional, _nav)
 
-def _symbol_leverage_allowance(intent: Intent, ctx: RiskContext, limits: RiskLimits) -> float:
-    cap = limits.leverage.per_symbol.get(ctx.symbol)
-    if cap is None:  # no override: the global cap on total gross already bounds this symbol
-        return math.inf
-    return _exposure_allowance(intent, ctx, cap * ctx.nav_usd, ctx.symbol_gross_notional_usd)
+GROSS_EXPOSURE_CAP = _exposure_cap(
+    "gross_gt_nav_cap", _fixed_path("risk_limits.max_gross_exposure_nav"),
+    lambda i, c, lim: lim.max_gross_exposure_nav, lambda c: c.gross_exposure_usd, _nav)
 
+GLOBAL_LEVERAGE_CAP = _exposure_cap(
+    "leverage_gt_global_cap", _fixed_path("risk_limits.leverage.max_global"),
+    lambda i, c, lim: lim.leverage.max_global, lambda c: c.gross_exposure_usd, _nav)
 
-SYMBOL_LEVERAGE_CAP = SizeCap(
-    code="symbol_leverage_gt_cap", applies_to="growing",
-    threshold_path=lambda i, c, lim: f"risk_limits.leverage.per_symbol.{c.symbol}",
-    threshold=lambda i, c, lim: lim.leverage.per_symbol[c.symbol],
-    allowance_usd=_symbol_leverage_allowance,
-    observed=lambda i, g, c, lim: ratio(c.symbol_gross_notional_usd + exposure_increase_usd(i, g, c),
-                                        c.nav_usd))
+# Only symbols with an override: without one, the global cap on total gross already bounds the symbol.
+SYMBOL_LEVERAGE_CAP = _exposure_cap(
+    "symbol_leverage_gt_cap", lambda i, c, lim: f"risk_limits.leverage.per_symbol.{c.symbol}",
+    lambda i, c, lim: lim.leverage.per_symbol.get(c.symbol), lambda c: c.symbol_gross_notional_usd, _nav)
 
 REDUCE_WITHIN_POSITION = SizeCap(
-    code="reduce_only_exceeds_position", applies_to="reducing",
+    code="reduce_only_exceeds_position", applies_to="reducing", exposure=False,
     threshold_path=_fixed_path("context.position_gross_notional_usd"),
     threshold=lambda i, c, lim: reducible_usd(i, c),
-    allowance_usd=lambda i, c, lim: reducible_usd(i, c),
+    estimate_usd=lambda i, c, lim, cap: cap,
     observed=lambda i, g, c, lim: g)
 
 SIZE_CAPS: tuple[SizeCap, ...] = (
