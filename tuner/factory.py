@@ -1,0 +1,82 @@
+"""Building the tuner's parts from configuration: the arm grid, a learner, the guardrails, the reward filter.
+
+Every value comes from ``tuner.json`` (learner, grid, hyper-parameters, steps, drift) or ``router.json``
+(the policy bounds the guardrails enforce), so the same files always build the same tuner. Each symbol's
+learner gets its own seed, derived from the configured seed and the symbol name, so symbols explore
+independently and a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from config.models import PageHinkleyDrift, RouterConfig, TunerConfig
+from tuner.arms import ArmGrid
+from tuner.guardrails import AdwinParams, Guardrails, PageHinkleyParams
+from tuner.learners import UCB, ContextScales, EpsilonGreedy, Learner, LinUCB, NormalThompson
+from tuner.reward import RewardFilter
+
+
+def build_grid(tuner: TunerConfig, router: RouterConfig) -> ArmGrid:
+    """The configured arms, inside ``router.json``'s maker offset bounds."""
+    band = router.policy_bounds.maker_offset_bps
+    return ArmGrid.from_values(tuner.arms.maker_offsets_bps, tuner.arms.taker_biases,
+                               min_offset_bps=band.min, max_offset_bps=band.max)
+
+
+def symbol_seed(seed: int, symbol: str) -> int:
+    """A per-symbol seed: the configured seed mixed with a stable hash of the symbol (not ``hash()``)."""
+    if not symbol:
+        raise ValueError("symbol must be a non-empty string")
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, zlib.crc32(symbol.encode())]).generate_state(1)[0])
+
+
+def build_learner(tuner: TunerConfig, grid: ArmGrid, seed: int) -> Learner:
+    """The learner named by ``tuner.learner`` with its hyper-parameters; rewards are ``-cost_bps``."""
+    p = tuner.learner_params
+    burn_in = p.burn_in_per_arm
+    if tuner.learner == "thompson":
+        return NormalThompson(grid, prior_mean_reward=-p.thompson_prior_mean_cost_bps,
+                              prior_mean_pseudo_count=p.thompson_prior_strength,
+                              prior_noise_std=p.thompson_prior_noise_std_bps,
+                              prior_noise_pseudo_count=p.thompson_prior_noise_pseudo_count,
+                              burn_in=burn_in, propensity_draws=p.thompson_propensity_draws, seed=seed)
+    if tuner.learner == "ucb":
+        return UCB(grid, delta=p.ucb_delta, min_noise_std=p.ucb_min_noise_std_bps, burn_in=burn_in, seed=seed)
+    if tuner.learner == "epsilon_greedy":
+        return EpsilonGreedy(grid, epsilon=p.epsilon, decay=p.epsilon_decay, min_epsilon=p.epsilon_min,
+                             burn_in=burn_in, seed=seed)
+    if tuner.learner == "linucb":
+        s = p.linucb_context_scales
+        scales = ContextScales(spread_scale_bps=s.spread_scale_bps, volatility_scale_bps=s.volatility_scale_bps,
+                               size_vs_touch_scale=s.size_vs_touch_scale)
+        return LinUCB(grid, scales=scales, alpha=p.linucb_alpha, ridge=p.linucb_ridge,
+                      prior_mean_reward=-p.linucb_prior_mean_cost_bps, burn_in=burn_in, seed=seed)
+    raise ValueError(f"unknown learner {tuner.learner!r}")
+
+
+def build_guardrails(tuner: TunerConfig, router: RouterConfig) -> Guardrails:
+    """Bounds from ``router.json``'s policy bounds; steps, rollback and drift from ``tuner.json``."""
+    g = tuner.guardrails
+    offsets, biases = router.policy_bounds.maker_offset_bps, router.policy_bounds.taker_bias
+    detector: PageHinkleyParams | AdwinParams
+    if isinstance(g.drift, PageHinkleyDrift):
+        detector = PageHinkleyParams(min_instances=g.drift.min_instances, delta=g.drift.delta,
+                                     threshold=g.drift.threshold, alpha=g.drift.alpha)
+    else:
+        detector = AdwinParams(delta=g.drift.delta, clock=g.drift.clock, grace_period=g.drift.grace_period,
+                               min_window_length=g.drift.min_window_length)
+    return Guardrails(
+        min_offset_bps=offsets.min, max_offset_bps=offsets.max,
+        min_taker_bias=biases.min, max_taker_bias=biases.max,
+        max_step_offset_bps=g.max_offset_step_bps, max_step_taker_bias=g.max_bias_step,
+        min_outcomes_before_move=g.min_outcomes_before_move, rollback_window=g.rollback_window,
+        rollback_margin_bps=g.rollback_margin_bps, drift=detector, drift_keep_fraction=g.drift_keep_fraction,
+    )
+
+
+def build_reward_filter(tuner: TunerConfig) -> RewardFilter:
+    """A fresh filter over the configured plausible cost band (its counters start at zero)."""
+    return RewardFilter(min_cost_bps=tuner.reward_band.min_cost_bps, max_cost_bps=tuner.reward_band.max_cost_bps)

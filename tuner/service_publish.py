@@ -1,0 +1,161 @@
+"""Where the tuner's policy versions go: a small publisher protocol, an MLflow one and an in-memory one.
+
+The tuner hands a publisher one :class:`PolicyRecord` per new version: the policy, why it was published,
+the learner and its hyper-parameters, the arm grid, the guardrails and the metrics of the period that
+led to it. :class:`MlflowPublisher` records it as an MLflow run and registered model version (with the
+risk and router configuration it runs under); :class:`InMemoryPublisher` keeps it in a list for
+simulations and tests. MLflow is imported only when an :class:`MlflowPublisher` is built, never on the
+decision path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from config.loader import snapshot
+from config.models import ConfigBundle
+from router.policy import RouterPolicy
+from tuner.arms import ArmGrid
+from tuner.guardrails import Guardrails
+
+if TYPE_CHECKING:
+    from tuner.registry import PolicyRegistry
+
+PublishReason = Literal["schedule", "significant_change", "rollback"]
+
+CHAMPION_ALIAS = "champion"
+"""Same value as ``tuner.registry.CHAMPION``; repeated so this module does not import MLflow."""
+
+
+@dataclass(frozen=True, slots=True)
+class VersionMetrics:
+    """What the period under the previous version showed, and what the learner expects of the new one.
+
+    ``cost_bps`` is the mean learned cost (reward-filtered) of the orders routed under the previous
+    version, exploration included; ``maker_ratio`` and ``fallback_ratio`` are shares of all its routed
+    orders (unfilled and rejected included) that ended maker-only or used the fallback leg.
+    ``regret_bps`` is a plug-in estimate of what that period's choices gave up per learned order:
+    the mean over those orders of (best arm's estimated reward - the chosen arm's estimated reward),
+    with every estimate the learner's current posterior (or running) mean, the best taken over arms
+    inside the bounds that have evidence; for a contextual learner the estimates are at the period's
+    mean context. It inherits the estimates' error (optimistic early, when means are noisy).
+    ``expected_cost_bps`` is the learner's estimate for the new version's arm.
+    """
+
+    outcomes: int
+    events: int
+    cost_bps: float
+    maker_ratio: float
+    fallback_ratio: float
+    regret_bps: float
+    expected_cost_bps: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {f.name: float(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRecord:
+    """One published version with everything needed to reproduce and judge it."""
+
+    policy: RouterPolicy
+    reason: PublishReason
+    previous_version: int
+    learner: str
+    learner_params: Mapping[str, float]
+    grid: ArmGrid
+    guardrails: Guardrails
+    metrics: VersionMetrics
+
+    def params(self) -> dict[str, Any]:
+        """Plain-data parameters: learner, hyper-parameters, arm grid, guardrails, version lineage."""
+        return {
+            "symbol": self.policy.symbol,
+            "policy_id": self.policy.policy_id,
+            "policy_version": self.policy.version,
+            "previous_version": self.previous_version,
+            "reason": self.reason,
+            "arm": self.policy.arm,
+            "learner": self.learner,
+            "learner_params": dict(self.learner_params),
+            "arm_grid": {
+                "maker_offsets_bps": sorted({a.maker_offset_bps for a in self.grid}),
+                "taker_biases": sorted({a.taker_bias for a in self.grid}),
+                "arm_ids": list(self.grid.arm_ids),
+            },
+            "guardrails": dataclasses.asdict(self.guardrails),
+        }
+
+
+class PolicyPublisher(Protocol):
+    """Records a new policy version; raises when it could not (the tuner then keeps its old version)."""
+
+    def publish(self, record: PolicyRecord) -> None: ...
+
+
+class InMemoryPublisher:
+    """Keeps every record in order, for simulations and tests; a rollback version becomes champion at once."""
+
+    def __init__(self) -> None:
+        self.records: list[PolicyRecord] = []
+        self._champion: dict[str, RouterPolicy] = {}
+
+    def publish(self, record: PolicyRecord) -> None:
+        self.records.append(record)
+        symbol = record.policy.symbol
+        if symbol not in self._champion or record.reason == "rollback":
+            self._champion[symbol] = record.policy
+
+    def versions(self, symbol: str) -> list[RouterPolicy]:
+        """Every policy published for ``symbol``, oldest first."""
+        return [r.policy for r in self.records if r.policy.symbol == symbol]
+
+    def champion(self, symbol: str) -> RouterPolicy:
+        """The acting version as a registry would have it (first version, or the latest rollback)."""
+        try:
+            return self._champion[symbol]
+        except KeyError:
+            raise KeyError(f"{symbol}: nothing published") from None
+
+
+class MlflowPublisher:
+    """Publishes each version to the MLflow registry, with the configuration it runs under.
+
+    Params: the record's :meth:`PolicyRecord.params` plus ``risk_limits`` and ``router`` (the risk and
+    executor configuration, as JSON text); metrics: :class:`VersionMetrics`; artifacts: the policy
+    document and the full config snapshot. A ``rollback`` version is promoted to ``champion`` at once:
+    it returns to knobs that already proved themselves, and the router must stop running the degraded
+    ones without waiting for a person or an OPE gate. Other versions become ``challenger``.
+    """
+
+    def __init__(self, registry: PolicyRegistry, bundle: ConfigBundle) -> None:
+        self._registry = registry
+        self._snapshot = snapshot(bundle)
+
+    @classmethod
+    def from_config(cls, bundle: ConfigBundle, tracking_uri: str | None = None) -> MlflowPublisher:
+        """A publisher on the registry named by ``tuner.json`` (``tracking_uri`` overrides its URI)."""
+        from tuner.registry import PolicyRegistry
+
+        mlflow_config = bundle.tuner.mlflow
+        registry = PolicyRegistry(tracking_uri if tracking_uri is not None else mlflow_config.tracking_uri,
+                                  experiment=mlflow_config.experiment,
+                                  model_prefix=mlflow_config.registered_model_prefix)
+        return cls(registry, bundle)
+
+    @property
+    def registry(self) -> PolicyRegistry:
+        return self._registry
+
+    def publish(self, record: PolicyRecord) -> None:
+        policy = record.policy
+        params = {**record.params(), "risk_limits": self._snapshot["risk_limits"],
+                  "router": self._snapshot["router"]}
+        published = self._registry.publish(
+            policy.symbol, policy.as_params(), params=params, metrics=record.metrics.as_dict(),
+            config_snapshot=self._snapshot, run_name=f"{policy.symbol}-v{policy.version}-{record.reason}")
+        if record.reason == "rollback" and CHAMPION_ALIAS not in published.aliases:
+            self._registry.promote(policy.symbol, published.version)

@@ -1,0 +1,346 @@
+"""One symbol's tuner: decides the acting policy per order and learns from the outcome, within guardrails.
+
+Two verbs, as everywhere in the tuner:
+
+* :meth:`SymbolTuner.decide` ``(context) -> RouterPolicy``: the learner picks an arm among the arms the
+  guardrails allow (inside the bounds and within one step of the published version), and the result is
+  the published policy carrying that arm and its propensity; ``route()`` logs both in the RouterEvent.
+* :meth:`SymbolTuner.observe` ``(event, context) -> ObserveResult``: the reward filter (absurd or
+  unfilled outcomes are counted, never learned), the drift monitor (re-opens exploration), the learner
+  update, the rollback monitor and the publishing rule.
+
+Publishing: a new version is considered every ``every_n_outcomes`` learned outcomes (the schedule) or as
+soon as the learner's best arm is expected to beat the published arm by ``min_improvement_bps`` (a
+significant change), never before ``min_outcomes_before_move`` outcomes since the last version, and
+always clamped to one step. A version is on probation while a :class:`RollbackMonitor` compares its
+rolling live cost with the last good version's mean cost; when worse by more than the margin, the tuner
+publishes a new version carrying the last good version's knobs (reason ``rollback``). Version numbers only
+grow, so every RouterEvent's (policy id, version) names exactly one set of knobs.
+
+Not thread-safe: one caller (the executor loop or the simulation) drives a tuner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import msgspec
+
+from config.models import PolicyBounds
+from router.events import RouterEvent
+from router.policy import STATIC_ARM, RouterPolicy
+from tuner.arms import Arm, ArmGrid, arm_id_of
+from tuner.guardrails import DriftMonitor, Guardrails, RollbackMonitor, allowed_arm_ids, should_publish
+from tuner.learners import Context, Learner
+from tuner.reward import RewardFilter
+from tuner.service_period import PeriodStats
+from tuner.service_publish import PolicyPublisher, PolicyRecord, PublishReason, VersionMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveResult:
+    """What one outcome did: learned or not, drift, and the version it caused to be published, if any."""
+
+    learned: bool
+    drift_detected: bool
+    rolled_back: bool
+    published: RouterPolicy | None
+
+
+class SymbolTunerState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A tuner's own state (the learner's is saved by ``tuner.state``): versions, counters, baselines."""
+
+    policy: RouterPolicy
+    last_good: RouterPolicy | None
+    last_good_cost_bps: float | None
+    on_probation: bool
+    outcomes_since_publish: int
+    outcomes_since_review: int
+    period: PeriodStats
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRule:
+    """When to consider a new version: every ``every_n_outcomes`` or on ``min_improvement_bps`` gain."""
+
+    every_n_outcomes: int
+    min_improvement_bps: float
+
+    def __post_init__(self) -> None:
+        if self.every_n_outcomes < 1:
+            raise ValueError(f"every_n_outcomes must be >= 1, got {self.every_n_outcomes}")
+        if not (math.isfinite(self.min_improvement_bps) and self.min_improvement_bps > 0):
+            raise ValueError(f"min_improvement_bps must be finite and > 0, got {self.min_improvement_bps}")
+
+
+class SymbolTuner:
+    """Per-symbol learner, guardrails and published version; see the module docstring for the rules.
+
+    Parameters
+    ----------
+    policy
+        The version to start from (the static policy as version 0, or a restored version); its
+        ``symbol`` is the tuner's symbol.
+    bounds
+        ``router.json`` policy bounds; every acting and published policy is validated against them.
+    learner, guardrails, reward_filter
+        Built by :mod:`tuner.factory` from ``tuner.json``; the learner's grid is the arm grid.
+    publish_rule
+        Schedule and significance of new versions.
+    publisher
+        Receives every new version (:class:`~tuner.service_publish.PolicyPublisher`).
+    """
+
+    def __init__(
+        self,
+        policy: RouterPolicy,
+        *,
+        bounds: PolicyBounds,
+        learner: Learner,
+        guardrails: Guardrails,
+        reward_filter: RewardFilter,
+        publish_rule: PublishRule,
+        publisher: PolicyPublisher,
+    ) -> None:
+        policy.validate(bounds)
+        self.symbol = policy.symbol
+        self._bounds = bounds
+        self._learner = learner
+        self._grid: ArmGrid = learner.grid
+        self._guardrails = guardrails
+        self._reward_filter = reward_filter
+        self._rule = publish_rule
+        self._publisher = publisher
+        self._drift = DriftMonitor.from_guardrails(guardrails, learner)
+        self._in_bounds = allowed_arm_ids(self._grid, guardrails, None)
+        self._in_bounds_set = frozenset(self._in_bounds)
+        self._off_grid = 0
+        self._last_good: RouterPolicy | None = None
+        self._last_good_cost_bps: float | None = None
+        self._rollback: RollbackMonitor | None = None
+        self._outcomes_since_publish = 0
+        self._outcomes_since_review = 0
+        self._period = PeriodStats.empty()
+        self._estimate_cache: dict[str, float] | None = None
+        self._set_policy(policy)
+
+    # --- the two verbs ---------------------------------------------------------------------------
+
+    def decide(self, context: Context | None) -> RouterPolicy:
+        """The policy to route one order with: the published version carrying the learner's arm.
+
+        ``context`` is required by a contextual learner and ignored by the others.
+        """
+        choice = self._learner.choose(context, self._allowed)
+        arm = choice.arm
+        acting = dataclasses.replace(self._policy, arm=arm.arm_id, maker_offset_bps=arm.maker_offset_bps,
+                                     taker_bias=arm.taker_bias, propensity=choice.propensity)
+        return acting.validate(self._bounds)
+
+    def observe(self, event: RouterEvent, context: Context | None) -> ObserveResult:
+        """Learn from one routed order (with the context it was decided in) and publish when due.
+
+        Raises ``ValueError`` for another symbol's event or an event whose arm id does not match its
+        knobs. A publisher error propagates; the outcome is learned already and the version is
+        considered again on the next outcome.
+        """
+        if event.symbol != self.symbol:
+            raise ValueError(f"{self.symbol} tuner got an event of {event.symbol} ({event.intent_id})")
+        arm_id = self._learnable_arm(event)
+        self._period.add_event(event)
+        if arm_id is None:
+            self._off_grid += 1
+            return ObserveResult(learned=False, drift_detected=False, rolled_back=False, published=None)
+        reward = self._reward_filter.reward_from_event(event)
+        if reward is None:
+            return ObserveResult(learned=False, drift_detected=False, rolled_back=False, published=None)
+        drift = self._drift.observe(arm_id, reward, context)
+        self._learner.update(arm_id, reward, context)
+        self._refresh_estimate(arm_id, drift)
+        cost_bps = -reward
+        self._period.add_learned(arm_id, cost_bps, context)
+        self._outcomes_since_publish += 1
+        self._outcomes_since_review += 1
+        if self._rollback is not None and self._rollback.observe(cost_bps):
+            return ObserveResult(learned=True, drift_detected=drift, rolled_back=True,
+                                 published=self._roll_back())
+        return ObserveResult(learned=True, drift_detected=drift, rolled_back=False, published=self._maybe_publish())
+
+    # --- read-only views -------------------------------------------------------------------------
+
+    @property
+    def policy(self) -> RouterPolicy:
+        """The published version the tuner explores around (propensity 1.0: its default arm)."""
+        return self._policy
+
+    @property
+    def learner(self) -> Learner:
+        return self._learner
+
+    @property
+    def allowed_arm_ids(self) -> tuple[str, ...]:
+        """Arms :meth:`decide` may choose now: inside the bounds, within one step of the published arm."""
+        return self._allowed
+
+    @property
+    def rejections(self) -> dict[str, int]:
+        """Outcomes not learned, by reason: the reward filter's plus ``off_grid`` (arm not in the grid)."""
+        out = dict(self._reward_filter.rejections)
+        if self._off_grid:
+            out["off_grid"] = self._off_grid
+        return out
+
+    @property
+    def drifts_detected(self) -> int:
+        return self._drift.drifts_detected
+
+    @property
+    def outcomes_since_publish(self) -> int:
+        return self._outcomes_since_publish
+
+    # --- persistence -----------------------------------------------------------------------------
+
+    def to_state(self) -> SymbolTunerState:
+        """The tuner's own state; the rollback and drift windows are not kept (they warm up again)."""
+        return SymbolTunerState(
+            policy=self._policy, last_good=self._last_good, last_good_cost_bps=self._last_good_cost_bps,
+            on_probation=self._rollback is not None,
+            outcomes_since_publish=self._outcomes_since_publish,
+            outcomes_since_review=self._outcomes_since_review,
+            period=msgspec.structs.replace(self._period, pulls=dict(self._period.pulls),
+                                           context_sums=list(self._period.context_sums)),
+        )
+
+    def load_state(self, state: SymbolTunerState) -> None:
+        """Continue from ``state`` (saved by :meth:`to_state` for the same symbol and bounds)."""
+        for policy in (state.policy, state.last_good):
+            if policy is not None:
+                if policy.symbol != self.symbol:
+                    raise ValueError(f"{self.symbol} tuner cannot load a state of {policy.symbol}")
+                policy.validate(self._bounds)
+        if (state.last_good is None) != (state.last_good_cost_bps is None):
+            raise ValueError(f"{self.symbol}: last good version and its cost must be saved together")
+        if state.on_probation and state.last_good_cost_bps is None:
+            raise ValueError(f"{self.symbol}: a version on probation needs a last good version to return to")
+        self._set_policy(state.policy)
+        self._last_good = state.last_good
+        self._last_good_cost_bps = state.last_good_cost_bps
+        self._rollback = (RollbackMonitor.from_guardrails(self._guardrails, state.last_good_cost_bps)
+                          if state.on_probation and state.last_good_cost_bps is not None else None)
+        self._outcomes_since_publish = state.outcomes_since_publish
+        self._outcomes_since_review = state.outcomes_since_review
+        self._period = msgspec.structs.replace(state.period, pulls=dict(state.period.pulls),
+                                               context_sums=list(state.period.context_sums))
+        self._estimate_cache = None
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _set_policy(self, policy: RouterPolicy) -> None:
+        self._policy = policy
+        self._current_arm = Arm(policy.maker_offset_bps, policy.taker_bias)
+        self._allowed = allowed_arm_ids(self._grid, self._guardrails, self._current_arm)
+
+    def _learnable_arm(self, event: RouterEvent) -> str | None:
+        arm_id = arm_id_of(event.maker_offset_bps, event.taker_bias)
+        if event.arm not in (arm_id, STATIC_ARM):
+            raise ValueError(f"{self.symbol} event {event.intent_id}: arm {event.arm!r} does not match its "
+                             f"knobs (maker_offset_bps={event.maker_offset_bps}, taker_bias={event.taker_bias})")
+        return arm_id if arm_id in self._grid else None
+
+    def _estimates(self) -> dict[str, float]:
+        """Expected reward of every in-bounds arm with evidence (contextual: at the period's mean context).
+
+        A non-contextual learner's update changes only the updated arm's estimate, so those are cached
+        and refreshed per arm (all of them after a drift discount); a contextual learner's estimates
+        move with the mean context and are recomputed.
+        """
+        if not self._learner.requires_context:
+            if self._estimate_cache is None:
+                self._estimate_cache = self._compute_estimates(None)
+            return self._estimate_cache
+        context = self._period.mean_context()
+        return {} if context is None else self._compute_estimates(context)
+
+    def _compute_estimates(self, context: Context | None) -> dict[str, float]:
+        counts = self._learner.counts()
+        out: dict[str, float] = {}
+        for arm_id in self._in_bounds:
+            if counts[arm_id] > 0:
+                value = self._learner.expected_reward(arm_id, context)
+                if value is not None:
+                    out[arm_id] = value
+        return out
+
+    def _refresh_estimate(self, arm_id: str, drift: bool) -> None:
+        if drift:
+            self._estimate_cache = None
+        elif self._estimate_cache is not None and arm_id in self._in_bounds_set:
+            value = self._learner.expected_reward(arm_id, None)
+            if value is not None:
+                self._estimate_cache[arm_id] = value
+
+    def _maybe_publish(self) -> RouterPolicy | None:
+        if self._outcomes_since_publish < self._guardrails.min_outcomes_before_move:
+            return None
+        estimates = self._estimates()
+        if not estimates:
+            return None
+        best_id = max(estimates, key=estimates.__getitem__)
+        current = estimates.get(self._current_arm.arm_id)
+        reason: PublishReason | None = None
+        if self._outcomes_since_review >= self._rule.every_n_outcomes:
+            reason = "schedule"
+            self._outcomes_since_review = 0
+        elif current is not None and estimates[best_id] - current >= self._rule.min_improvement_bps:
+            reason = "significant_change"
+        if reason is None:
+            return None
+        decision = should_publish(self._current_arm, self._grid.get(best_id), self._outcomes_since_publish,
+                                  self._grid, self._guardrails)
+        if not decision.publish:
+            return None
+        return self._publish(decision.arm, decision.arm.arm_id, reason, estimates)
+
+    def _roll_back(self) -> RouterPolicy:
+        if self._last_good is None:
+            raise RuntimeError(f"{self.symbol}: rollback monitor active without a last good version")
+        target = self._last_good
+        arm = Arm(target.maker_offset_bps, target.taker_bias)
+        return self._publish(arm, target.arm, "rollback", self._estimates())
+
+    def _publish(self, arm: Arm, arm_label: str, reason: PublishReason, estimates: dict[str, float]) -> RouterPolicy:
+        new = self._policy.with_arm(arm_label, maker_offset_bps=arm.maker_offset_bps, taker_bias=arm.taker_bias,
+                                    propensity=1.0, version=self._policy.version + 1).validate(self._bounds)
+        record = PolicyRecord(policy=new, reason=reason, previous_version=self._policy.version,
+                              learner=self._learner.kind, learner_params=self._learner.params(), grid=self._grid,
+                              guardrails=self._guardrails, metrics=self._metrics(arm, estimates))
+        self._publisher.publish(record)
+        if reason == "rollback":
+            self._last_good, self._last_good_cost_bps, self._rollback = None, None, None
+        else:
+            if self._rollback is None or self._rollback.live_mean_cost_bps is not None:
+                # the outgoing version proved itself (initial, restored by a rollback, or a full clean window)
+                self._last_good, self._last_good_cost_bps = self._policy, self._period.mean_cost_bps
+            if self._last_good_cost_bps is not None:
+                self._rollback = RollbackMonitor.from_guardrails(self._guardrails, self._last_good_cost_bps)
+        self._set_policy(new)
+        self._outcomes_since_publish = 0
+        self._outcomes_since_review = 0
+        self._period = PeriodStats.empty()
+        return new
+
+    def _metrics(self, arm: Arm, estimates: dict[str, float]) -> VersionMetrics:
+        period = self._period
+        best = max(estimates.values()) if estimates else math.nan
+        pulled = [(estimates[a], n) for a, n in period.pulls.items() if a in estimates]
+        n_pulled = sum(n for _, n in pulled)
+        regret = sum((best - value) * n for value, n in pulled) / n_pulled if n_pulled else math.nan
+        expected = estimates.get(arm.arm_id)
+        return VersionMetrics(
+            outcomes=period.learned, events=period.events,
+            cost_bps=period.mean_cost_bps if period.mean_cost_bps is not None else math.nan,
+            maker_ratio=period.maker_ratio, fallback_ratio=period.fallback_ratio, regret_bps=regret,
+            expected_cost_bps=-expected if expected is not None else math.nan,
+        )
