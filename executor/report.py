@@ -1,0 +1,163 @@
+"""The simulation report: a Markdown summary, an HTML page with the PNG plots, and the JSON summary.
+
+``summary_dict`` is the one source of the numbers: the ``--json`` line, the MLflow summary artifact,
+the tables of both documents and the printed table all read it.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from executor import report_plots
+from executor.simulation import SimulationResult
+from executor.simulation_policies import FIXED_PREFIX
+
+ROLLING_WINDOW_ORDERS = 25
+"""Orders per point of the cost-over-time plot (presentation only; no trading decision reads it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Paths of what :func:`write_report` wrote."""
+
+    html: Path
+    markdown: Path
+    plots: tuple[Path, ...]
+
+
+def summary_dict(result: SimulationResult) -> dict[str, Any]:
+    """Per symbol and policy: orders, mean cost with CI, maker and fallback ratio, markout; OPE rows."""
+    symbols: dict[str, Any] = {}
+    for symbol, sym in result.symbols.items():
+        symbols[symbol] = {
+            "market": sym.market.market, "lanes": sym.lanes, "best_fixed_arm": sym.best_fixed,
+            "policies": {name: {k: v for k, v in s.to_dict().items() if k not in ("symbol", "policy")}
+                         for name, s in sym.summaries.items()},
+        }
+    return {
+        "seed": result.options.seed, "orders_per_symbol": result.options.orders_per_symbol,
+        "data_source": result.data_source, "arms": list(result.arm_ids), "symbols": symbols,
+        "ope": [c.to_dict() for sym in result.symbols.values() for c in sym.ope],
+    }
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def table_rows(result: SimulationResult) -> tuple[list[str], list[list[str]]]:
+    """The headline table: mean cost (bps) per symbol for the compared policies."""
+    first = next(iter(result.symbols))
+    columns = [n if not n.startswith(FIXED_PREFIX) else "best fixed arm"
+               for n in report_plots.compared_policies(result, first)]
+    rows = []
+    for symbol, sym in result.symbols.items():
+        names = report_plots.compared_policies(result, symbol)
+        rows.append([symbol, *[_fmt(sym.summaries[n].mean_cost_bps) for n in names],
+                     sym.best_fixed.removeprefix(FIXED_PREFIX)])
+    return ["symbol", *columns, "best arm"], rows
+
+
+def text_table(result: SimulationResult) -> str:
+    """The printed per-symbol table of mean cost."""
+    header, rows = table_rows(result)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def _detail_rows(result: SimulationResult) -> list[list[str]]:
+    rows = []
+    for symbol, sym in result.symbols.items():
+        for name in report_plots.compared_policies(result, symbol):
+            s = sym.summaries[name]
+            rows.append([symbol, name, str(s.orders), str(s.filled), _fmt(s.mean_cost_bps),
+                         f"[{_fmt(s.cost_ci_low_bps)}, {_fmt(s.cost_ci_high_bps)}]", _fmt(s.maker_ratio),
+                         _fmt(s.fallback_ratio), _fmt(s.mean_slippage_bps), _fmt(s.mean_markout_bps)])
+    return rows
+
+
+_DETAIL_HEADER = ["symbol", "policy", "orders", "filled", "mean cost bps", "95% CI", "maker ratio",
+                  "fallback ratio", "slippage bps", "markout bps"]
+_OPE_HEADER = ["symbol", "learner", "final arm", "logged", "truth (on-policy) bps", "estimator", "estimate bps",
+               "CI", "ESS"]
+
+
+def _ope_rows(result: SimulationResult) -> list[list[str]]:
+    rows = []
+    for sym in result.symbols.values():
+        for c in sym.ope:
+            truth = f"{c.truth_cost_bps:.2f} [{c.truth_ci_low_bps:.2f}, {c.truth_ci_high_bps:.2f}]"
+            for name, est in c.estimates.items():
+                rows.append([c.symbol, c.learner, c.arm, str(c.logged_events), truth, name, _fmt(est["cost_bps"]),
+                             f"[{_fmt(est['ci_low_bps'])}, {_fmt(est['ci_high_bps'])}]", _fmt(est["ess"], 1)])
+    return rows
+
+
+def _notes(result: SimulationResult) -> list[str]:
+    sym = next(iter(result.symbols.values()))
+    return [
+        f"Data: {result.data_source}. Seed {result.options.seed}, {result.options.orders_per_symbol} orders per "
+        f"symbol, routed on {sym.lanes} venue replays (lanes) per symbol and policy, started at different times "
+        "so consecutive orders of one lane never overlap; every policy routes the same intents.",
+        "Cost = RouterEvent.cost_bps against the arrival mid, fees and the fallback leg included; "
+        "markout = mid move against us after the last fill (positive is adverse).",
+        "The best fixed arm is chosen in hindsight on the same intents it is scored on: an oracle, "
+        "optimistic by construction; regret is measured against it.",
+        "Inverse (COIN-M) contracts are simulated in contract counts; costs in bps are exact, USD fees are not.",
+    ]
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_report(result: SimulationResult, out_dir: Path) -> Report:
+    """Write the PNGs, ``report.html`` and ``report.md`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = [
+        ("Cost per order over time", report_plots.cost_over_time(result, out_dir / "cost_over_time.png",
+                                                                 ROLLING_WINDOW_ORDERS)),
+        ("Cumulative regret vs the best fixed arm", report_plots.regret(result, out_dir / "regret.png")),
+        ("Arm heat map per symbol", report_plots.arm_heatmap(result, out_dir / "arm_heatmap.png")),
+        ("Maker ratio and fallback ratio", report_plots.maker_fallback(result, out_dir / "maker_fallback.png")),
+        ("Slippage distribution", report_plots.slippage(result, out_dir / "slippage.png")),
+    ]
+    ope_plot = report_plots.ope(result, out_dir / "ope.png")
+    if ope_plot is not None:
+        plots.append(("OPE estimates vs on-policy value", ope_plot))
+    header, rows = table_rows(result)
+    ope_rows = _ope_rows(result)
+    notes = _notes(result)
+    md = ["# router-tuner simulation report", "", *[f"- {n}" for n in notes], "",
+          "## Mean cost per order (bps)", "", _md_table(header, rows), "",
+          "## Per policy", "", _md_table(_DETAIL_HEADER, _detail_rows(result)), "",
+          "## Offline policy evaluation", "",
+          _md_table(_OPE_HEADER, ope_rows) if ope_rows else "No learner ran: nothing to evaluate off-policy.", "",
+          "## Plots", "", *[f"![{title}]({p.name})" for title, p in plots], ""]
+    md_path = out_dir / "report.md"
+    md_path.write_text("\n".join(md))
+    style = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto}table{border-collapse:collapse;"
+             "margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
+             "img{max-width:100%;border:1px solid #eee}")
+    body = [f"<h1>router-tuner simulation report</h1><ul>{''.join(f'<li>{html.escape(n)}</li>' for n in notes)}</ul>",
+            "<h2>Mean cost per order (bps)</h2>", _html_table(header, rows),
+            "<h2>Per policy</h2>", _html_table(_DETAIL_HEADER, _detail_rows(result)),
+            "<h2>Offline policy evaluation</h2>",
+            _html_table(_OPE_HEADER, ope_rows) if ope_rows else "<p>No learner ran: nothing to evaluate.</p>",
+            *[f"<h2>{html.escape(t)}</h2><img src='{p.name}' alt='{html.escape(t)}'>" for t, p in plots]]
+    html_path = out_dir / "report.html"
+    html_path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>router-tuner simulation</title>"
+                         f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+    return Report(html=html_path, markdown=md_path, plots=tuple(p for _, p in plots))

@@ -1,0 +1,130 @@
+"""The main job's core: replay every market, route the same intents under every policy, collect results.
+
+Data flow: markets (recorded, else synthetic) -> one seeded intent stream per symbol -> for each policy
+(always-taker, static, rule, every fixed arm of the tuner grid) a ``PolicyRun`` on fresh venue replays ->
+summaries, the best fixed arm in hindsight and regret against it. Journal and MLflow logging, and the
+report, are separate steps (``simulation_io``, ``report``) so this part stays a pure function of its
+inputs and is testable without either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from config.models import ConfigBundle
+from executor.simulation_intents import SimIntent, intent_stream
+from executor.simulation_market import (
+    SimMarket,
+    check_simulation_config,
+    recorded_markets,
+    synthetic_markets,
+)
+from executor.simulation_policies import (
+    ALWAYS_TAKER,
+    FIXED_PREFIX,
+    RULE,
+    STATIC,
+    PolicySource,
+    RulePolicy,
+    always_taker,
+    fixed_arm,
+    static,
+)
+from executor.simulation_results import (
+    OpeComparison,
+    PolicySummary,
+    best_fixed_arm,
+    bootstrap_config,
+    summarize,
+)
+from executor.simulation_runner import PolicyRun, run_policy
+from router.market.binance import resolve_data_dir
+from tuner.arms import ArmGrid
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationOptions:
+    """What to simulate: symbols (None = all found), orders per symbol, seed and the data directory."""
+
+    symbols: tuple[str, ...] | None
+    orders_per_symbol: int
+    seed: int
+    data_dir: str | None
+
+    def __post_init__(self) -> None:
+        if self.orders_per_symbol < 1:
+            raise ValueError(f"orders per symbol must be >= 1, got {self.orders_per_symbol}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+
+
+@dataclass(slots=True)
+class SymbolResult:
+    """One symbol: its intents, every policy's run and summary, and the best fixed arm in hindsight."""
+
+    market: SimMarket
+    intents: list[SimIntent]
+    runs: dict[str, PolicyRun] = field(default_factory=dict)
+    summaries: dict[str, PolicySummary] = field(default_factory=dict)
+    best_fixed: str = ""
+    ope: list[OpeComparison] = field(default_factory=list)
+
+    @property
+    def lanes(self) -> int:
+        return max(i.lane for i in self.intents) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    """Everything the journal, MLflow and the report need."""
+
+    options: SimulationOptions
+    data_source: str
+    symbols: dict[str, SymbolResult]
+    arm_ids: tuple[str, ...]
+
+
+def load_markets(config: ConfigBundle, options: SimulationOptions) -> tuple[list[SimMarket], str]:
+    """Recorded markets when a data directory is found, else the synthetic market (the caller warns)."""
+    data_dir = resolve_data_dir(options.data_dir)
+    if data_dir is None:
+        return synthetic_markets(config, options.symbols, options.seed), "synthetic"
+    return recorded_markets(config, data_dir, options.symbols), f"recorded:{Path(data_dir).resolve()}"
+
+
+def baseline_sources(symbol: str, config: ConfigBundle, grid: ArmGrid) -> dict[str, PolicySource]:
+    """Every non-learning policy by report name: always-taker, static, rule, then each fixed arm."""
+    sources: dict[str, PolicySource] = {
+        ALWAYS_TAKER: always_taker(symbol, config.router),
+        STATIC: static(symbol, config.router),
+        RULE: RulePolicy(symbol, config.router, config.router.simulation.rule_policy),
+    }
+    for arm in grid:
+        sources[f"{FIXED_PREFIX}{arm.arm_id}"] = fixed_arm(symbol, config.router, arm)
+    return sources
+
+
+def count_routes(markets: Sequence[SimMarket], options: SimulationOptions, n_policies: int) -> int:
+    return len(markets) * options.orders_per_symbol * n_policies
+
+
+def simulate(config: ConfigBundle, markets: Sequence[SimMarket], options: SimulationOptions, grid: ArmGrid, *,
+             data_source: str, progress: Callable[[int], None] | None = None) -> SimulationResult:
+    """Route every symbol's intent stream under every baseline policy and summarise the runs."""
+    sim = config.router.simulation
+    band = config.router.policy_bounds.maker_offset_bps
+    check_simulation_config(sim, band.min, band.max)
+    boot = bootstrap_config(sim.bootstrap, options.seed)
+    results: dict[str, SymbolResult] = {}
+    for market in markets:
+        intents = intent_stream(market, options.orders_per_symbol, sim.intents, seed=options.seed)
+        result = SymbolResult(market=market, intents=intents)
+        for name, source in baseline_sources(market.symbol, config, grid).items():
+            run = run_policy(market, intents, source, name, config=config, seed=options.seed, progress=progress)
+            result.runs[name] = run
+            result.summaries[name] = summarize(run, boot)
+        result.best_fixed = best_fixed_arm(result.summaries)
+        results[market.symbol] = result
+    return SimulationResult(options=options, data_source=data_source, symbols=results, arm_ids=grid.arm_ids)
