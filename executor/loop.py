@@ -38,7 +38,7 @@ from executor.reconcile import (
     replay_journal,
 )
 from executor.records import Submission
-from executor.settle import SettleError, settle_orders, settled_event
+from executor.settle import SettleError, SettleRetry, settle_orders, settled_event
 from executor.store import ExecutorStore
 from executor.telemetry import Telemetry
 from risk.checks import check_order
@@ -112,6 +112,7 @@ class Executor:
             rate_limit_backoff_ms=ex.route.rate_limit_backoff_ms)
         self.portfolio = replay_journal(router_events=(), vetoes=(), trades=(), submissions={},
                                         wallet_balance_usd=ex.starting_wallet_usd, now_ns=0).portfolio
+        self._settle_retry = SettleRetry(retries=ex.route.max_venue_retries, backoff_ms=ex.route.rate_limit_backoff_ms)
         self.policies: dict[str, RouterPolicy] = {}
         self._done: set[str] = set()
         self._started = False
@@ -164,7 +165,8 @@ class Executor:
         try:
             settlement = settle_orders(self.venue, symbol=intent.symbol, intent_id=intent.intent_id,
                                        probe_gap_legs=ex.reconcile.probe_gap_legs,
-                                       max_legs=ex.reconcile.max_legs_per_intent)
+                                       max_legs=ex.reconcile.max_legs_per_intent,
+                                       retry=self._settle_retry)
         except SettleError as exc:
             raise ReconcileError(str(exc)) from exc
         order = self._route_order(intent, submission.qty, submission.quote, submission.tick_size, submission.qty_step)
@@ -175,7 +177,8 @@ class Executor:
                               finished_ts_ns=self.venue.clock.now_ns(), routed=None,
                               note=(f"recovered_after_restart: {len(settlement.states)} orders found, "
                                     f"{settlement.cancelled} cancelled; route counters unknown"))
-        self._finish_routed(intent, event, submission.suggested_gross_usd, submission.clamped_gross_usd)
+        self._finish_routed(intent, event, submission.suggested_gross_usd, submission.clamped_gross_usd,
+                            submission.qty_step)
         logger.info("recovered in-flight intent %s: %d orders, filled %s", intent.intent_id,
                     len(settlement.states), event.filled_qty)
         return settlement.cancelled
@@ -262,7 +265,7 @@ class Executor:
                               {"stage": "route"}, now_ns, size.gross_usd)
         if event.error is not None:
             event = self._settle_after_error(order, policy, event)
-        return self._finish_routed(intent, event, size.gross_usd, clamped_usd)
+        return self._finish_routed(intent, event, size.gross_usd, clamped_usd, instrument.qty_step)
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -271,7 +274,8 @@ class Executor:
         try:
             settlement = settle_orders(self.venue, symbol=order.symbol, intent_id=order.intent_id,
                                        probe_gap_legs=ex.reconcile.probe_gap_legs,
-                                       max_legs=ex.reconcile.max_legs_per_intent)
+                                       max_legs=ex.reconcile.max_legs_per_intent,
+                                       retry=self._settle_retry)
         except SettleError as exc:
             raise ExecutorHalted(f"intent {order.intent_id} left unsettled after a route error "
                                  f"({event.error}): {exc}") from exc
@@ -281,10 +285,10 @@ class Executor:
                              states=settlement.states, finished_ts_ns=self.venue.clock.now_ns(), routed=event,
                              note=f"settled: {len(settlement.states)} orders found, {settlement.cancelled} cancelled")
 
-    def _finish_routed(self, intent: Intent, event: RouterEvent, suggested_usd: float,
-                       clamped_usd: float) -> TradeRecord:
+    def _finish_routed(self, intent: Intent, event: RouterEvent, suggested_usd: float, clamped_usd: float,
+                       qty_step: float) -> TradeRecord:
         realized = apply_fills(self.portfolio, symbol=intent.symbol, side=intent.side,
-                               position_side=intent.position_side, fills=event.fills)
+                               position_side=intent.position_side, fills=event.fills, qty_step=qty_step)
         event = msgspec.structs.replace(event, realized_pnl_usd=realized)
         trade = routed_trade(intent, event, suggested_gross_usd=suggested_usd, clamped_gross_usd=clamped_usd)
         self.journal.append_many((event, trade))

@@ -22,9 +22,20 @@ def json_native(value: Any) -> Any:
     return repr(value)
 
 
+def _schema_number(value: float | str | None) -> float | str | None:
+    """``VetoReason`` numbers are floats in the schema; a check that reports an int (a count) is widened."""
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def normalized_reason(veto_reason: VetoReason) -> VetoReason:
+    return VetoReason(code=veto_reason.code, threshold=_schema_number(veto_reason.threshold),
+                      observed=_schema_number(veto_reason.observed), detail=veto_reason.detail)
+
+
 def veto_outcome(intent: Intent, reasons: tuple[VetoReason, ...], context: Mapping[str, Any], *, ts_ns: int,
                  suggested_gross_usd: float) -> tuple[VetoEvent, TradeRecord]:
     """The veto and its one-line trade record (nothing filled, nothing clamped)."""
+    reasons = tuple(normalized_reason(r) for r in reasons)
     veto = VetoEvent(schema_version=SCHEMA_VERSION, intent=intent, reasons=reasons,
                      context=json_native(dict(context)), ts_ns=ts_ns)
     trade = TradeRecord(schema_version=SCHEMA_VERSION, intent_id=intent.intent_id, symbol=intent.symbol,

@@ -51,7 +51,8 @@ def replay_journal(*, router_events: Iterable[RouterEvent], vetoes: Iterable[Vet
             raise ReconcileError(f"journaled router event {event.intent_id} has no submission record: "
                                  "its position side is unknown (journal and executor store do not match)")
         apply_fills(portfolio, symbol=event.symbol, side=event.side,
-                    position_side=submission.intent.position_side, fills=event.fills)
+                    position_side=submission.intent.position_side, fills=event.fills,
+                    qty_step=submission.qty_step)
     return ReplayedJournal(portfolio=portfolio, done_intent_ids=frozenset(t.intent_id for t in trades),
                            router_events=events, veto_ts_ns=tuple(v.ts_ns for v in vetoes))
 

@@ -10,13 +10,26 @@ here except cancels.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from router.events import RouterEvent
 from router.policy import RouterPolicy
 from router.route_ledger import RouteLedger
 from router.route_order import RouteOrder, client_order_id
-from router.venue import OrderNotFound, OrderState, TopOfBook, Venue, VenueError
+from router.venue import (
+    OrderNotFound,
+    OrderState,
+    RateLimited,
+    TopOfBook,
+    Venue,
+    VenueError,
+    VenueTimeout,
+    VenueUnavailable,
+)
+
+T = TypeVar("T")
 
 
 class SettleError(RuntimeError):
@@ -31,8 +44,51 @@ class Settlement:
     cancelled: int
 
 
-def settle_orders(venue: Venue, *, symbol: str, intent_id: str, probe_gap_legs: int,
-                  max_legs: int) -> Settlement:
+_TRANSIENT: tuple[type[VenueError], ...] = (VenueTimeout, VenueUnavailable, RateLimited)
+
+
+@dataclass(frozen=True, slots=True)
+class SettleRetry:
+    """Transient venue errors (timeout, disconnect, 429) are retried ``retries`` times, backing off on the
+    venue clock by ``backoff_ms * 2**n`` (the router's own retry settings)."""
+
+    retries: int
+    backoff_ms: float
+
+
+def _with_retries(venue: Venue, call: Callable[[], T], retry: SettleRetry) -> T:
+    for attempt in range(retry.retries + 1):
+        try:
+            return call()
+        except _TRANSIENT:
+            if attempt == retry.retries:
+                raise
+            venue.clock.sleep_until(venue.clock.now_ns() + int(retry.backoff_ms * 2**attempt * 1e6))
+    raise AssertionError("unreachable")
+
+
+def _final_state(venue: Venue, symbol: str, cid: str, retry: SettleRetry) -> tuple[OrderState, bool]:
+    """The order's terminal state, cancelling it if it still rests; returns (state, cancelled here)."""
+    state = _with_retries(venue, lambda: venue.fetch_order(symbol, cid), retry)
+    cancelled = False
+    for _ in range(retry.retries + 1):
+        if state.is_terminal:
+            return state, cancelled
+        try:
+            state = venue.cancel_order(symbol, cid)
+            cancelled = True
+        except (*_TRANSIENT, OrderNotFound):
+            pass  # the cancel's effect is unknown: read the order again
+        if not state.is_terminal:
+            venue.clock.sleep_until(venue.clock.now_ns() + int(retry.backoff_ms * 1e6))
+            state = _with_retries(venue, lambda: venue.fetch_order(symbol, cid), retry)
+    if not state.is_terminal:
+        raise SettleError(f"{cid} still {state.status} after {retry.retries + 1} cancels")
+    return state, cancelled
+
+
+def settle_orders(venue: Venue, *, symbol: str, intent_id: str, probe_gap_legs: int, max_legs: int,
+                  retry: SettleRetry) -> Settlement:
     """Fetch every leg of ``intent_id``; cancel any that is not terminal. Raises ``SettleError``."""
     states: list[OrderState] = []
     cancelled = 0
@@ -40,25 +96,16 @@ def settle_orders(venue: Venue, *, symbol: str, intent_id: str, probe_gap_legs: 
     for leg in range(1, max_legs + 1):
         cid = client_order_id(intent_id, leg)
         try:
-            state = venue.fetch_order(symbol, cid)
+            state, was_cancelled = _final_state(venue, symbol, cid, retry)
         except OrderNotFound:
             misses += 1
             if misses >= probe_gap_legs:
                 return Settlement(tuple(states), cancelled)
             continue
         except VenueError as exc:
-            raise SettleError(f"{intent_id}: leg {cid} unknown: {type(exc).__name__}: {exc}") from exc
+            raise SettleError(f"{intent_id}: leg {cid} unresolved: {type(exc).__name__}: {exc}") from exc
         misses = 0
-        if not state.is_terminal:
-            try:
-                state = venue.cancel_order(symbol, cid)
-                cancelled += 1
-                if not state.is_terminal:
-                    state = venue.fetch_order(symbol, cid)
-            except VenueError as exc:
-                raise SettleError(f"{intent_id}: cancel of {cid} failed: {type(exc).__name__}: {exc}") from exc
-            if not state.is_terminal:
-                raise SettleError(f"{intent_id}: {cid} still {state.status} after its cancel")
+        cancelled += was_cancelled
         states.append(state)
     raise SettleError(f"{intent_id}: more than reconcile.max_legs_per_intent={max_legs} legs probed")
 
