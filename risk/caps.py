@@ -36,6 +36,15 @@ def ratio(numerator: float, denominator: float) -> float:
     return math.inf if numerator > 0 else 0.0
 
 
+def reportable(value: float) -> float | str:
+    """A VetoReason value the journal can hold: ``"inf"`` when NAV, equity or budget is not positive.
+
+    The event codec refuses non-finite floats (JSON would turn them into null), so the one infinite
+    observation a check can make is written as the string ``"inf"``.
+    """
+    return value if math.isfinite(value) else "inf"
+
+
 @dataclass(frozen=True, slots=True)
 class SizeCap:
     """One cap: its veto code, where its threshold lives, what it observes and a first guess of its room.
@@ -81,8 +90,9 @@ class SizeCap:
             return None
         threshold = self.threshold(intent, ctx, limits)
         observed = self.observed(intent, gross_usd, ctx, limits)
-        return VetoReason(code=self.code, threshold=threshold, observed=observed,
-                          detail=f"{self.threshold_path(intent, ctx, limits)}: {observed:.6g} > {threshold:.6g}")
+        path = self.threshold_path(intent, ctx, limits)
+        return VetoReason(code=self.code, threshold=threshold, observed=reportable(observed),
+                          detail=f"{path}: {observed:.6g} > {threshold:.6g}")
 
 
 def _fixed_path(path: str) -> Callable[[Intent, RiskContext, RiskLimits], str]:
@@ -106,8 +116,10 @@ def _exposure_cap(code: str, path: Callable[[Intent, RiskContext, RiskLimits], s
     """A cap on exposure after the order: ``(used + increase) / denominator <= threshold``."""
     return SizeCap(
         code=code, applies_to="growing", exposure=True, threshold_path=path, threshold=threshold,
-        estimate_usd=lambda i, c, lim, cap: shrink_room_usd(i, c) + max(cap * denominator(c, lim) - used_usd(c), 0.0),
-        observed=lambda i, g, c, lim: ratio(used_usd(c) + exposure_increase_usd(i, g, c), denominator(c, lim)))
+        estimate_usd=lambda i, c, lim, cap: (shrink_room_usd(i, c)
+                                             + max(cap * denominator(c, lim) - used_usd(c), 0.0)),
+        observed=lambda i, g, c, lim: ratio(used_usd(c) + exposure_increase_usd(i, g, c),
+                                            denominator(c, lim)))
 
 
 def _nav(ctx: RiskContext, limits: RiskLimits) -> float:

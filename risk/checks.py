@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.models import RiskLimits
-from risk.caps import SIZE_CAPS, ratio
+from risk.caps import SIZE_CAPS, ratio, reportable
 from risk.context import RiskContext
 from risk.exposure import exposure_increase_usd, is_reducing, opens_new_position, reducible_usd
 from risk.units import NS_PER_S
@@ -56,7 +56,8 @@ def restricted_symbol(intent: Intent, gross_usd: float, ctx: RiskContext,
     if is_reducing(intent) or ctx.symbol not in limits.restricted_symbols:
         return None
     return VetoReason(code="restricted_symbol", threshold=",".join(limits.restricted_symbols),
-                      observed=ctx.symbol, detail=f"risk_limits.restricted_symbols: {ctx.symbol} is restricted")
+                      observed=ctx.symbol,
+                      detail=f"risk_limits.restricted_symbols: {ctx.symbol} is restricted")
 
 
 def nav_stale(intent: Intent, gross_usd: float, ctx: RiskContext, limits: RiskLimits) -> VetoReason | None:
@@ -74,7 +75,8 @@ def daily_loss_breaker(intent: Intent, gross_usd: float, ctx: RiskContext,
     if is_reducing(intent) or observed <= limits.circuit_breakers.daily_loss_pct:
         return None
     return VetoReason(code="daily_loss_circuit_breaker", threshold=limits.circuit_breakers.daily_loss_pct,
-                      observed=observed, detail="risk_limits.circuit_breakers.daily_loss_pct: breaker tripped")
+                      observed=reportable(observed),
+                      detail="risk_limits.circuit_breakers.daily_loss_pct: breaker tripped")
 
 
 def weekly_loss_breaker(intent: Intent, gross_usd: float, ctx: RiskContext,
@@ -84,16 +86,19 @@ def weekly_loss_breaker(intent: Intent, gross_usd: float, ctx: RiskContext,
     if is_reducing(intent) or observed <= limits.circuit_breakers.weekly_loss_pct:
         return None
     return VetoReason(code="weekly_loss_circuit_breaker", threshold=limits.circuit_breakers.weekly_loss_pct,
-                      observed=observed, detail="risk_limits.circuit_breakers.weekly_loss_pct: breaker tripped")
+                      observed=reportable(observed),
+                      detail="risk_limits.circuit_breakers.weekly_loss_pct: breaker tripped")
 
 
-def symbol_drawdown(intent: Intent, gross_usd: float, ctx: RiskContext, limits: RiskLimits) -> VetoReason | None:
+def symbol_drawdown(intent: Intent, gross_usd: float, ctx: RiskContext,
+                    limits: RiskLimits) -> VetoReason | None:
     """The symbol's realized drawdown over the trailing day, as a fraction of NAV."""
     observed = ratio(ctx.symbol_drawdown_usd, ctx.nav_usd)
     if is_reducing(intent) or observed <= limits.symbol_caps.max_drawdown_pct:
         return None
     return VetoReason(code="symbol_drawdown_cap", threshold=limits.symbol_caps.max_drawdown_pct,
-                      observed=observed, detail=f"risk_limits.symbol_caps.max_drawdown_pct: {ctx.symbol}")
+                      observed=reportable(observed),
+                      detail=f"risk_limits.symbol_caps.max_drawdown_pct: {ctx.symbol}")
 
 
 def cooldown_after_stop(intent: Intent, gross_usd: float, ctx: RiskContext,
@@ -104,17 +109,20 @@ def cooldown_after_stop(intent: Intent, gross_usd: float, ctx: RiskContext,
     elapsed_s = (ctx.now_ns - ctx.last_stop_ns) / NS_PER_S
     if elapsed_s >= limits.cooldowns.after_stop_s:
         return None
-    return VetoReason(code="cooldown_after_stop", threshold=limits.cooldowns.after_stop_s, observed=elapsed_s,
-                      detail=f"risk_limits.cooldowns.after_stop_s: {ctx.symbol} stopped {elapsed_s:.6g} s ago")
+    return VetoReason(code="cooldown_after_stop", threshold=limits.cooldowns.after_stop_s,
+                      observed=elapsed_s,
+                      detail=f"risk_limits.cooldowns.after_stop_s: {ctx.symbol} stopped {elapsed_s:.6g}s ago")
 
 
-def trades_per_hour(intent: Intent, gross_usd: float, ctx: RiskContext, limits: RiskLimits) -> VetoReason | None:
+def trades_per_hour(intent: Intent, gross_usd: float, ctx: RiskContext,
+                    limits: RiskLimits) -> VetoReason | None:
     """This order plus the symbol's orders in the last hour may not exceed the hourly cap."""
     observed = ctx.trades_last_hour + 1
     if is_reducing(intent) or observed <= limits.max_trades_per_symbol_per_hour:
         return None
-    return VetoReason(code="trades_per_hour_cap", threshold=limits.max_trades_per_symbol_per_hour,
-                      observed=observed, detail=f"risk_limits.max_trades_per_symbol_per_hour: {ctx.symbol}")
+    return VetoReason(code="trades_per_hour_cap", threshold=float(limits.max_trades_per_symbol_per_hour),
+                      observed=float(observed),
+                      detail=f"risk_limits.max_trades_per_symbol_per_hour: {ctx.symbol}")
 
 
 def max_concurrent_positions(intent: Intent, gross_usd: float, ctx: RiskContext,
@@ -123,8 +131,9 @@ def max_concurrent_positions(intent: Intent, gross_usd: float, ctx: RiskContext,
     observed = ctx.open_positions_count + 1
     if not opens_new_position(intent, ctx) or observed <= limits.max_concurrent_positions:
         return None
-    return VetoReason(code="max_concurrent_positions", threshold=limits.max_concurrent_positions,
-                      observed=observed, detail="risk_limits.max_concurrent_positions: would open one more")
+    return VetoReason(code="max_concurrent_positions", threshold=float(limits.max_concurrent_positions),
+                      observed=float(observed),
+                      detail="risk_limits.max_concurrent_positions: would open one more")
 
 
 def min_notional(intent: Intent, gross_usd: float, ctx: RiskContext, limits: RiskLimits) -> VetoReason | None:
@@ -147,7 +156,10 @@ CHECKS: tuple[Check, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class RiskDecision:
-    """The verdict on one sized intent: ``veto`` iff any reason; ``detail`` is what the checks saw."""
+    """The verdict on one sized intent: ``veto`` iff any reason; ``detail`` is what the checks saw.
+
+    ``detail`` holds JSON-native values only (it goes into ``VetoEvent.context`` as is).
+    """
 
     veto: bool
     reasons: tuple[VetoReason, ...]
@@ -164,10 +176,12 @@ def check_order(intent: Intent, gross_usd: float, ctx: RiskContext, limits: Risk
         raise ValueError(f"context was built for {ctx.symbol}, intent is for {intent.symbol}")
     if not (math.isfinite(gross_usd) and gross_usd > 0):
         raise ValueError(f"gross_usd must be positive and finite, got {gross_usd!r}")
+    gross_usd = float(gross_usd)
     if any((leg.position_side == "BOTH") != (intent.position_side == "BOTH")
            for leg in ctx.positions if leg.symbol == ctx.symbol):
         raise ValueError(f"{intent.position_side} intent against the other position mode on {ctx.symbol}")
-    reasons = tuple(reason for check in CHECKS if (reason := check(intent, gross_usd, ctx, limits)) is not None)
+    reasons = tuple(reason for check in CHECKS
+                    if (reason := check(intent, gross_usd, ctx, limits)) is not None)
     stale = ctx.nav_age_s > limits.nav.max_age_s
     detail: dict[str, Any] = {
         "gross_usd": gross_usd,
@@ -181,7 +195,7 @@ def check_order(intent: Intent, gross_usd: float, ctx: RiskContext, limits: Risk
         "tier_name": ctx.tier_name,
         "current_tier_gross_notional": ctx.current_tier_gross_notional,
         "gross_exposure_usd": ctx.gross_exposure_usd,
-        "warnings": ("nav_stale",) if stale and not limits.nav.fail_closed_when_stale else (),
+        "warnings": ["nav_stale"] if stale and not limits.nav.fail_closed_when_stale else [],
         "checks_run": len(CHECKS),
     }
     return RiskDecision(veto=bool(reasons), reasons=reasons, detail=detail)

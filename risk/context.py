@@ -69,7 +69,8 @@ class RiskContext:
             if name != "nav_usd" and name != "equity_usd" and value < 0:
                 raise ValueError(f"RiskContext.{name} must be >= 0, got {value!r}")
         if self.open_positions_count != len(self.positions):
-            raise ValueError(f"open_positions_count {self.open_positions_count} != {len(self.positions)} legs")
+            raise ValueError(
+                f"open_positions_count {self.open_positions_count} != {len(self.positions)} legs")
         if self.trades_last_hour < 0:
             raise ValueError("trades_last_hour must be >= 0")
         modes = {leg.position_side == "BOTH" for leg in self.positions if leg.symbol == self.symbol}

@@ -107,9 +107,11 @@ def would_emit(signal: Intent, market: MarketView, ctx: RiskContext, config: Con
         return ScreenDecision(False, "capacity", None, reasons, detail)
     size = suggest_gross_usd(signal, ctx, config)
     detail["sizing"] = {"outcome": size.outcome, "binding": size.binding,
-                        "largest_allowed_usd": size.largest_allowed_usd, "candidates_usd": size.candidates_usd}
+                        "largest_allowed_usd": size.largest_allowed_usd,
+                        "candidates_usd": size.candidates_usd}
     if size.gross_usd is None:
-        reason = VetoReason(code=size.outcome, threshold=size.min_notional_usd, observed=size.largest_allowed_usd,
+        reason = VetoReason(code=size.outcome, threshold=size.min_notional_usd,
+                            observed=size.largest_allowed_usd,
                             detail=f"sizer: {size.outcome} (tightest limit: {size.binding})")
         return ScreenDecision(False, "sizing", None, (reason,), detail)
     decision = check_order(signal, size.gross_usd, ctx, config.risk)
