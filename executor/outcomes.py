@@ -51,7 +51,7 @@ def routed_trade(intent: Intent, event: RouterEvent, *, suggested_gross_usd: flo
     return TradeRecord(schema_version=SCHEMA_VERSION, intent_id=intent.intent_id, symbol=intent.symbol,
                        tier=intent.tier, suggested_gross_usd=suggested_gross_usd,
                        clamped_gross_usd=clamped_gross_usd, veto_reasons=(), filled_qty=event.filled_qty,
-                       avg_price=event.avg_price, fees_usd=sum(f.fee_usd for f in event.fills),
+                       avg_price=event.avg_price, fees_usd=float(sum(f.fee_usd for f in event.fills)),
                        realized_pnl_usd=event.realized_pnl_usd, ts_ns=event.finished_ts_ns)
 
 

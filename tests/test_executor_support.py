@@ -31,7 +31,7 @@ def _replace(struct: Any, **changes: Any) -> Any:
 
 def executor_config(*, position_mode: str = "hedge", duration_s: float = 900.0, max_positions: int = 4,
                     trades_per_hour: int = 10_000, health_interval_s: float = 60.0,
-                    veto_storm_count: int = 50) -> ConfigBundle:
+                    veto_storm_count: int = 50, route_retries: int = 3) -> ConfigBundle:
     """Defaults with no imbalance gate (synthetic books are symmetric), a short paper market, port 0."""
     base = load_config()
     strategy = _replace(base.strategy, screener=_replace(base.strategy.screener, require_imbalance_alignment=False))
@@ -40,7 +40,8 @@ def executor_config(*, position_mode: str = "hedge", duration_s: float = 900.0, 
     executor = _replace(ex, paper=_replace(ex.paper, duration_s=duration_s),
                         prometheus=_replace(ex.prometheus, port=0),
                         health=_replace(ex.health, interval_s=health_interval_s),
-                        alerts=_replace(ex.alerts, veto_storm_count=veto_storm_count))
+                        alerts=_replace(ex.alerts, veto_storm_count=veto_storm_count),
+                        route=_replace(ex.route, max_venue_retries=route_retries))
     router = _replace(base.router, position_mode=position_mode)
     return _replace(base, strategy=strategy, risk=risk, executor=executor, router=router)
 
