@@ -312,3 +312,20 @@ def test_cli_rejects_bad_arguments_with_exit_2(argv: list[str], message: str, tm
 def test_read_recording_without_chunks_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(RecordingError, match="no recorded chunks for 'BTCUSDT'"):
         read_recording(tmp_path, "BTCUSDT")
+
+
+def test_quote_burst_is_conflated_to_real_quotes_in_order(rest: FakeBinanceUsdm, ws: FakeBinanceWs,
+                                                          tmp_path: Path) -> None:
+    """The documented ccxt limit: quotes read together reach the recorder as the latest one; none invented."""
+    run = Running(_config(tmp_path, ("BTCUSDT",)), rest, ws.ws_url)
+    ws.wait_subscribed(_streams("BTCUSDT"), timeout_s=10)
+    burst = _quotes("BTCUSDT", 40, "61800.2", T0_MS)
+    ws.push("btcusdt@bookTicker", burst, 0)
+    _wait(lambda: run.recorder._symbols["BTCUSDT"].buffer.quote_ts_ns[-1:] == [burst[-1]["E"] * 1_000_000],
+          "the burst's last quote")
+    run.stop()
+    tape = read_recording(tmp_path, "BTCUSDT")
+    by_ts = {m["E"] * 1_000_000: m for m in burst}
+    stored = [by_ts[int(ts)] for ts in tape.quote_ts_ns]  # every stored quote is one that was sent
+    assert stored == sorted(stored, key=lambda m: m["E"]) and stored[-1] is burst[-1]
+    _assert_quotes(tape, stored)
