@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 PublishReason = Literal["schedule", "significant_change", "rollback"]
 
+CONFIG_PARAM_SECTIONS = ("risk_limits", "router", "executor")
+"""Config sections logged as params of every version: what the policy's costs depend on."""
+
 CHAMPION_ALIAS = "champion"
 """Same value as ``tuner.registry.CHAMPION``; repeated so this module does not import MLflow."""
 
@@ -124,8 +127,8 @@ class InMemoryPublisher:
 class MlflowPublisher:
     """Publishes each version to the MLflow registry, with the configuration it runs under.
 
-    Params: the record's :meth:`PolicyRecord.params` plus ``risk_limits`` and ``router`` (the risk and
-    executor configuration, as JSON text); metrics: :class:`VersionMetrics`; artifacts: the policy
+    Params: the record's :meth:`PolicyRecord.params` plus the risk, router and executor configuration
+    (:data:`CONFIG_PARAM_SECTIONS`, as JSON text); metrics: :class:`VersionMetrics`; artifacts: the policy
     document and the full config snapshot. A ``rollback`` version is promoted to ``champion`` at once:
     it returns to knobs that already proved themselves, and the router must stop running the degraded
     ones without waiting for a person or an OPE gate. Other versions become ``challenger``.
@@ -152,8 +155,7 @@ class MlflowPublisher:
 
     def publish(self, record: PolicyRecord) -> None:
         policy = record.policy
-        params = {**record.params(), "risk_limits": self._snapshot["risk_limits"],
-                  "router": self._snapshot["router"]}
+        params = {**record.params(), **{key: self._snapshot[key] for key in CONFIG_PARAM_SECTIONS}}
         published = self._registry.publish(
             policy.symbol, policy.as_params(), params=params, metrics=record.metrics.as_dict(),
             config_snapshot=self._snapshot, run_name=f"{policy.symbol}-v{policy.version}-{record.reason}")

@@ -1,0 +1,110 @@
+"""Policy sources: the static policy, and the registry champion hot-swapped after promote/rollback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.loader import load_config
+from router.policy import PolicyError, RouterPolicy
+from tuner.policy_source import RegistryPolicySource, StaticPolicySource, policy_from_document
+
+BUNDLE = load_config()
+BOUNDS = BUNDLE.router.policy_bounds
+SYMBOL = "BTCUSDT"
+BASE = RouterPolicy.from_static(SYMBOL, BUNDLE.router, policy_id=f"tuner-{SYMBOL}")
+
+
+def version(n: int, offset_bps: float) -> RouterPolicy:
+    return replace(BASE, version=n, arm=f"o{offset_bps:.2f}_b0.00", maker_offset_bps=offset_bps)
+
+
+def test_policy_document_round_trips_and_bad_documents_are_refused() -> None:
+    doc = version(3, 2.0).as_params()
+    assert policy_from_document(doc, SYMBOL, BOUNDS) == version(3, 2.0)
+    with pytest.raises(PolicyError, match="not a RouterPolicy document"):
+        policy_from_document({k: v for k, v in doc.items() if k != "taker_bias"}, SYMBOL, BOUNDS)
+    with pytest.raises(PolicyError, match="not a RouterPolicy document"):
+        policy_from_document({**doc, "surprise": 1}, SYMBOL, BOUNDS)
+    with pytest.raises(PolicyError, match="not a RouterPolicy document"):
+        policy_from_document({**doc, "fallback_mode": "yolo"}, SYMBOL, BOUNDS)
+    with pytest.raises(PolicyError, match="is for ETHUSDT"):
+        policy_from_document({**doc, "symbol": "ETHUSDT"}, SYMBOL, BOUNDS)
+    with pytest.raises(PolicyError, match="outside policy_bounds"):
+        policy_from_document({**doc, "maker_offset_bps": 50.0}, SYMBOL, BOUNDS)
+
+
+def test_static_source_serves_the_configured_policy() -> None:
+    source = StaticPolicySource(BUNDLE.router, [SYMBOL, "ETHUSDT"])
+    assert source.current(SYMBOL) == RouterPolicy.from_static(SYMBOL, BUNDLE.router)
+    with pytest.raises(KeyError, match="no policy for SOLUSDT"):
+        source.current("SOLUSDT")
+    with pytest.raises(ValueError, match="at least one symbol"):
+        StaticPolicySource(BUNDLE.router, [])
+
+
+@dataclass
+class Shown:
+    policy: dict[str, Any]
+
+
+class FakeRegistry:
+    """Serves a settable champion document and counts reads; ``fail`` makes reads raise."""
+
+    def __init__(self, policy: RouterPolicy) -> None:
+        self.document = policy.as_params()
+        self.reads = 0
+        self.fail = False
+
+    def show(self, symbol: str, ref: str) -> Shown:
+        assert ref == "champion"
+        self.reads += 1
+        if self.fail:
+            raise ConnectionError("store unreachable")
+        return Shown(dict(self.document))
+
+
+def test_registry_source_rereads_at_most_every_refresh_s_and_keeps_the_last_champion_on_errors() -> None:
+    now = [100.0]
+    registry = FakeRegistry(version(1, 1.0))
+    source = RegistryPolicySource(registry, [SYMBOL], BOUNDS, refresh_s=5.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert source.current(SYMBOL).version == 1 and registry.reads == 1
+    registry.document = version(2, 2.0).as_params()
+    now[0] = 104.9
+    assert source.current(SYMBOL).version == 1 and registry.reads == 1
+    now[0] = 105.0
+    assert source.current(SYMBOL).version == 2 and registry.reads == 2
+    registry.fail = True
+    now[0] = 111.0
+    assert source.current(SYMBOL).version == 2 and source.refresh_errors == 1
+    registry.fail = False
+    registry.document = {**version(3, 2.0).as_params(), "maker_offset_bps": 99.0}
+    now[0] = 117.0
+    assert source.current(SYMBOL).version == 2 and source.refresh_errors == 2, "out-of-bounds champion refused"
+    with pytest.raises(KeyError, match="no policy for ETHUSDT"):
+        source.current("ETHUSDT")
+    with pytest.raises(ValueError, match="refresh_s"):
+        RegistryPolicySource(registry, [SYMBOL], BOUNDS, refresh_s=-1.0)  # type: ignore[arg-type]
+
+
+def test_router_hot_swaps_after_promote_and_rollback_on_a_real_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from tuner.registry import PolicyRegistry, RegistryError
+
+    registry = PolicyRegistry(f"sqlite:///{tmp_path}/store.db", experiment="test", model_prefix="policy")
+    with pytest.raises(RegistryError):
+        RegistryPolicySource(registry, [SYMBOL], BOUNDS, refresh_s=0.0)
+    for n, offset in ((1, 1.0), (2, 2.0)):
+        registry.publish(SYMBOL, version(n, offset).as_params(), params={"learner": "thompson"},
+                         metrics={"cost_bps": 1.0}, config_snapshot={})
+    source = RegistryPolicySource(registry, [SYMBOL], BOUNDS, refresh_s=0.0)
+    assert source.current(SYMBOL) == version(1, 1.0), "the first version is the champion"
+    registry.promote(SYMBOL)
+    assert source.current(SYMBOL) == version(2, 2.0)
+    registry.rollback(SYMBOL)
+    assert source.current(SYMBOL) == version(1, 1.0)
