@@ -185,23 +185,36 @@ class Executor:
 
     # --- the loop ---------------------------------------------------------------------------------
 
-    def run(self, source: IntentSource, *, idle_poll_s: float, should_stop: Callable[[], bool]) -> int:
-        """Process intents until the source is exhausted or ``should_stop()``; publishes health when idle."""
+    def run(self, source: IntentSource, *, idle_poll_s: float, should_stop: Callable[[], bool],
+            on_idle: Callable[[], None] | None) -> int:
+        """Process intents until the source is exhausted or ``should_stop()``; publishes health when idle.
+
+        ``on_idle`` runs after a poll that brought nothing (paper mode advances the replay clock there;
+        a live venue's wall clock moves by itself, so live passes ``None``).
+        """
         processed = 0
         while not should_stop() and not source.exhausted:
             intent = source.next_intent(idle_poll_s)
             if intent is not None:
                 self.process(intent)
                 processed += 1
+            elif on_idle is not None:
+                on_idle()
             self.publish_if_due()
         return processed
 
-    def publish_if_due(self) -> None:
-        """Refresh marks and publish health if the timer is due (called on idle polls too)."""
+    def publish_now(self) -> None:
+        """Refresh marks and publish health regardless of the timer (e.g. at shutdown)."""
         now_ns = self.venue.clock.now_ns()
-        if self.telemetry.maybe_publish(now_ns, self.portfolio, self.policies) is not None:
-            return
         self._refresh_marks(now_ns, None)
+        self.telemetry.publish(now_ns, self.portfolio, self.policies)
+
+    def publish_if_due(self) -> None:
+        """Publish health if the timer is due (called on idle polls too), with marks refreshed first."""
+        now_ns = self.venue.clock.now_ns()
+        if self.telemetry.due(now_ns):
+            self._refresh_marks(now_ns, None)
+            self.telemetry.publish(now_ns, self.portfolio, self.policies)
 
     def process(self, intent: Intent) -> TradeRecord | None:
         """Run one intent to its journaled outcome; ``None`` if it was already processed."""

@@ -49,10 +49,14 @@ class Telemetry:
         self._veto_ts_ns.append(veto.ts_ns)
         self.metrics.observe_veto(veto)
 
+    def due(self, now_ns: int) -> bool:
+        """True when ``health.interval_s`` has passed since the last publish (or nothing was published)."""
+        return self._next_publish_ns is None or now_ns >= self._next_publish_ns
+
     def maybe_publish(self, now_ns: int, portfolio: PortfolioState,
                       policies: Mapping[str, RouterPolicy]) -> HealthSnapshot | None:
         """Publish if the timer is due (always on the first call)."""
-        if self._next_publish_ns is not None and now_ns < self._next_publish_ns:
+        if not self.due(now_ns):
             return None
         return self.publish(now_ns, portfolio, policies)
 

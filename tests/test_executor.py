@@ -182,11 +182,11 @@ def test_jsonl_and_queue_sources_feed_the_loop(tmp_path: Path) -> None:
     path = tmp_path / "intents.jsonl"
     path.write_bytes(b"".join(to_json_intent(intent(f"f{k}", size_hint_usd=200.0)) + b"\n" for k in range(3)))
     source = JsonlIntentSource(path, follow=False)
-    assert executor.run(source, idle_poll_s=0.0, should_stop=lambda: False) == 3
+    assert executor.run(source, idle_poll_s=0.0, should_stop=lambda: False, on_idle=None) == 3
     queue = QueueIntentSource()
     queue.put(intent("q1", size_hint_usd=200.0))
     queue.close()
-    assert executor.run(queue, idle_poll_s=0.01, should_stop=lambda: False) == 1
+    assert executor.run(queue, idle_poll_s=0.01, should_stop=lambda: False, on_idle=None) == 1
     assert {t.intent_id for t in journal.read("trade")} == {"f0", "f1", "f2", "q1"}
 
 

@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("router.market.record_cli", "record live quotes and trades into Parquet tapes (ccxt.pro)"),
     "ope": ("tuner.ope_cli", "score a candidate policy on a journal's logged router events"),
     "simulate": ("executor.simulate_cli", "the main job: replay markets, compare routing policies, write the report"),
+    "live": ("executor.live_cli", "run the executor: `live --venue binanceusdm --config DIR` (paper unless --live)"),
+    "health": ("executor.health_cli", "print the executor's latest health snapshot and alerts"),
 }
 
 
