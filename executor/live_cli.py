@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 source.close()
             executor.publish_now()
-            print(f"done: {processed} intents processed", flush=True)
+            print(f"done: {processed} new intents processed", flush=True)
     except (ReconcileError, ExecutorHalted) as error:
         print(f"live: stopped: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

@@ -187,7 +187,9 @@ class Executor:
 
     def run(self, source: IntentSource, *, idle_poll_s: float, should_stop: Callable[[], bool],
             on_idle: Callable[[], None] | None) -> int:
-        """Process intents until the source is exhausted or ``should_stop()``; publishes health when idle.
+        """Process intents until the source is exhausted or ``should_stop()``; returns how many were new.
+
+        Health is published on the timer between intents and on idle polls.
 
         ``on_idle`` runs after a poll that brought nothing (paper mode advances the replay clock there;
         a live venue's wall clock moves by itself, so live passes ``None``).
@@ -196,8 +198,7 @@ class Executor:
         while not should_stop() and not source.exhausted:
             intent = source.next_intent(idle_poll_s)
             if intent is not None:
-                self.process(intent)
-                processed += 1
+                processed += self.process(intent) is not None
             elif on_idle is not None:
                 on_idle()
             self.publish_if_due()
