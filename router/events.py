@@ -67,6 +67,8 @@ class RouterEvent(_Record):
     ``slippage_bps`` is the signed distance of the average fill price from the arrival mid (positive =
     paid more than mid when buying, received less when selling); ``cost_bps`` adds fees (rebates
     negative). All three are ``None`` only when nothing filled.
+    ``reduce_only``, ``close_position`` and ``position_side`` are the flags the order was routed with,
+    so a consumer never infers a close or a hedge side from the fills.
     """
 
     schema_version: int
@@ -75,6 +77,8 @@ class RouterEvent(_Record):
     side: Side
     qty: float
     reduce_only: bool
+    close_position: bool
+    position_side: PositionSide
     arrival_bid: float
     arrival_ask: float
     arrival_mid: float

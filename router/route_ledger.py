@@ -81,7 +81,8 @@ class RouteLedger:
             time_to_fill_ms = (max(f.ts_ns for f in fills) - self.arrival_ts_ns) / 1e6
         return RouterEvent(
             schema_version=SCHEMA_VERSION, intent_id=order.intent_id, symbol=order.symbol, side=order.side,
-            qty=order.qty, reduce_only=order.reduce_only, arrival_bid=arrival.bid, arrival_ask=arrival.ask,
+            qty=order.qty, reduce_only=order.reduce_only, close_position=order.close_position,
+            position_side=order.position_side, arrival_bid=arrival.bid, arrival_ask=arrival.ask,
             arrival_mid=arrival.mid, arrival_ts_ns=self.arrival_ts_ns, policy_id=policy.policy_id,
             policy_version=policy.version, arm=policy.arm, maker_offset_bps=policy.maker_offset_bps,
             taker_bias=policy.taker_bias, propensity=policy.propensity, route_propensity=self.route_propensity,

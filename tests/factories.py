@@ -27,7 +27,8 @@ def routed(
     routed_as = "unfilled" if not fills else ("mixed" if len(makers) > 1 else makers.pop())
     return RouterEvent(
         schema_version=SCHEMA_VERSION, intent_id=intent_id, symbol=symbol, side=side,  # type: ignore[arg-type]
-        qty=qty, reduce_only=False, arrival_bid=mid - spread / 2, arrival_ask=mid + spread / 2, arrival_mid=mid,
+        qty=qty, reduce_only=False, close_position=False, position_side="BOTH", arrival_bid=mid - spread / 2,
+        arrival_ask=mid + spread / 2, arrival_mid=mid,
         arrival_ts_ns=arrival_ts_ns, policy_id="p", policy_version=1, arm=arm, maker_offset_bps=1.0,
         taker_bias=0.0, propensity=propensity, route_propensity=1.0, started_maker=started_maker,
         is_maker_final=bool(fills) and all(f.liquidity == "maker" for f in fills), used_fallback=used_fallback,

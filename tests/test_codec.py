@@ -117,7 +117,8 @@ FILL = Fill(trade_id="t1", client_order_id="c1", price=100.5, qty=0.25, fee_usd=
 def router_event(**overrides: Any) -> RouterEvent:
     fields: dict[str, Any] = dict(
         schema_version=SCHEMA_VERSION, intent_id="i1", symbol="BTC/USDT:USDT", side="buy", qty=0.25,
-        reduce_only=False, arrival_bid=100.0, arrival_ask=101.0, arrival_mid=100.5,
+        reduce_only=False, close_position=False, position_side="SHORT", arrival_bid=100.0, arrival_ask=101.0,
+        arrival_mid=100.5,
         arrival_ts_ns=1_700_000_000_000_000_000, policy_id="static", policy_version=3, arm="o2_b0",
         maker_offset_bps=2.0, taker_bias=0.0, propensity=0.9, route_propensity=1.0, started_maker=True,
         is_maker_final=True, used_fallback=False, routed_as="maker", outcome="filled", reprice_count=0,
@@ -152,6 +153,13 @@ def router_json(**changes: Any) -> bytes:
     return msgspec.json.encode(record)
 
 
+def test_routed_flags_round_trip_through_json_and_dataframes() -> None:
+    event = router_event(reduce_only=True, close_position=True, position_side="SHORT")
+    assert from_json(to_json(event), "router") == event
+    (back,) = from_dataframe(to_dataframe([event]), "router")
+    assert (back.reduce_only, back.close_position, back.position_side) == (True, True, "SHORT")
+
+
 def test_kind_of_maps_types_and_refuses_others() -> None:
     assert kind_of(router_event()) == "router"
     assert kind_of(veto_event()) == "veto"
@@ -177,6 +185,10 @@ def test_unknown_kind_is_rejected() -> None:
         (router_json(fills=[{**msgspec.to_builtins(FILL), "venue": 1}]), "$.fills[0].venue", "unknown field"),
         (router_json(fills=[{"trade_id": "t"}]), "$.fills[0].client_order_id", "missing required field"),
         (router_json(ts_ns=1), "$.ts_ns", "unknown field"),
+        (router_json(close_position=...), "$.close_position", "missing required field `close_position`"),
+        (router_json(position_side=...), "$.position_side", "missing required field `position_side`"),
+        (router_json(position_side="NET"), "$.position_side", "Invalid enum value 'NET'"),
+        (router_json(close_position="false"), "$.close_position", "Expected `bool`, got `str`"),
         (router_json(arrival_mid=1.5).replace(b":1.5,", b":1e400,"), "$.arrival_mid", "out of range"),
         (router_json(finished_ts_ns=2**63), "$.finished_ts_ns", "outside int64"),
         (b'{"qty": ', "$", "truncated"),

@@ -40,7 +40,8 @@ def routed(intent_id: str, finished_ts_ns: int = 2_000) -> RouterEvent:
                 fee_usd=-0.0, liquidity="maker", ts_ns=finished_ts_ns - 1)
     return RouterEvent(
         schema_version=SCHEMA_VERSION, intent_id=intent_id, symbol="ETH/USDC:USDC", side="sell", qty=1.0,
-        reduce_only=True, arrival_bid=0.29, arrival_ask=0.31, arrival_mid=0.3, arrival_ts_ns=finished_ts_ns - 10,
+        reduce_only=True, close_position=True, position_side="LONG", arrival_bid=0.29, arrival_ask=0.31,
+        arrival_mid=0.3, arrival_ts_ns=finished_ts_ns - 10,
         policy_id="bandit", policy_version=7, arm="o1_b0.2", maker_offset_bps=1.0, taker_bias=0.2,
         propensity=0.125, route_propensity=0.8, started_maker=True, is_maker_final=True, used_fallback=False,
         routed_as="maker", outcome="filled", reprice_count=1, cancel_count=1, post_only_reject_count=0,

@@ -28,7 +28,8 @@ ARMS = ("o0.00_b0.00", "o2.00_b0.00", "o4.00_b0.50")
 def router_event(**overrides: Any) -> RouterEvent:
     fields: dict[str, Any] = dict(
         schema_version=SCHEMA_VERSION, intent_id="i1", symbol="BTC/USDT:USDT", side="buy", qty=0.01,
-        reduce_only=False, arrival_bid=99.0, arrival_ask=101.0, arrival_mid=100.0,
+        reduce_only=False, close_position=False, position_side="BOTH", arrival_bid=99.0, arrival_ask=101.0,
+        arrival_mid=100.0,
         arrival_ts_ns=3_600_000_000_123,
         policy_id="p", policy_version=1, arm=ARMS[1], maker_offset_bps=2.0, taker_bias=0.0, propensity=0.25,
         route_propensity=1.0, started_maker=True, is_maker_final=True, used_fallback=False, routed_as="maker",

@@ -13,6 +13,7 @@ from tuner.reward import RewardFilter
 def _event(outcome: str, cost_bps: float | None) -> RouterEvent:
     return RouterEvent(
         schema_version=1, intent_id="i1", symbol="BTCUSDT", side="buy", qty=1.0, reduce_only=False,
+        close_position=False, position_side="BOTH",
         arrival_bid=99.0, arrival_ask=101.0, arrival_mid=100.0, arrival_ts_ns=1, policy_id="p",
         policy_version=1, arm="o1.00_b0.00", maker_offset_bps=1.0, taker_bias=0.0, propensity=0.5,
         route_propensity=1.0, started_maker=True, is_maker_final=cost_bps is not None,
