@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.context import decision_context
+from features.context import Context, decision_context
 from features.effectiveness import router_effectiveness
 from features.expectancy import NS_PER_HOUR, hourly_expectancy
 from features.quality import QualityThresholds, router_quality
@@ -85,12 +85,19 @@ def test_quality_bands_follow_the_thresholds(fallback_fills: int, expected: str)
 
 def test_decision_context_values_and_bad_input() -> None:
     ctx = decision_context(bid=99.0, ask=101.0, bid_qty=3.0, ask_qty=1.0, recent_mids=np.array([100.0] * 5),
-                           order_qty=1.5, side="buy", ts_ns=6 * NS_PER_HOUR)
+                           order_qty=1.5, side="buy", ts_ns=30 * NS_PER_HOUR + NS_PER_HOUR // 2)
     assert ctx.spread_bps == pytest.approx(200.0) and ctx.book_imbalance == pytest.approx(0.5)
     assert ctx.volatility_bps == 0.0 and ctx.size_vs_touch == pytest.approx(0.5)
-    assert ctx.hour_sin == pytest.approx(1.0) and ctx.hour_cos == pytest.approx(0.0, abs=1e-12)
-    assert set(ctx.as_dict()) == {"spread_bps", "volatility_bps", "book_imbalance", "hour_sin", "hour_cos",
-                                  "size_vs_touch"}
+    assert ctx.hour == pytest.approx(6.5)
+    mids = np.array([100.0, 101.0, 100.0, 101.0])
+    moving = decision_context(bid=99.0, ask=101.0, bid_qty=1.0, ask_qty=1.0, recent_mids=mids, order_qty=1.0,
+                              side="sell", ts_ns=0)
+    assert moving.volatility_bps == pytest.approx(float(np.std(np.diff(np.log(mids))) * 1e4))
     with pytest.raises(ValueError, match="uncrossed"):
         decision_context(bid=101.0, ask=100.0, bid_qty=1, ask_qty=1, recent_mids=np.array([]), order_qty=1,
                          side="buy", ts_ns=0)
+    with pytest.raises(ValueError, match="both sides"):
+        decision_context(bid=99.0, ask=100.0, bid_qty=0.0, ask_qty=1, recent_mids=np.array([]), order_qty=1,
+                         side="buy", ts_ns=0)
+    with pytest.raises(ValueError, match="book_imbalance"):
+        Context(spread_bps=1.0, volatility_bps=0.0, book_imbalance=1.5, hour=0.0, size_vs_touch=0.1)

@@ -1,7 +1,8 @@
 """Online learners of the tuner: one per file, all on the ``choose`` / ``update`` protocol of ``base``."""
 
+from features.context import Context
 from tuner.learners.base import Choice, Learner, LearnerState, StateMismatchError
-from tuner.learners.context import Context, ContextScales
+from tuner.learners.context import ContextScales
 from tuner.learners.epsilon_greedy import EpsilonGreedy, EpsilonGreedyState
 from tuner.learners.linucb import LinUCB, LinUCBState
 from tuner.learners.thompson import NormalThompson, ThompsonState

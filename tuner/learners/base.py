@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 import msgspec
 import numpy as np
 
+from features.context import Context
 from tuner.arms import Arm, ArmGrid
-from tuner.learners.context import Context
 
 
 class StateMismatchError(ValueError):

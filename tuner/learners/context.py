@@ -1,4 +1,4 @@
-"""The market context a contextual learner conditions on, and its encoding into a feature vector.
+"""How a contextual learner encodes the market context (``features.context.Context``) into features.
 
 The hour is encoded on the unit circle (sin, cos) so 23:00 and 00:00 are neighbours; bps features are
 divided by configured scales so a ridge penalty treats them alike.
@@ -11,35 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from features.context import Context
+
 N_FEATURES = 7
 """Intercept, spread, volatility, book imbalance, sin(hour), cos(hour), size vs touch."""
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What the market looked like when the order arrived.
-
-    ``book_imbalance`` is (bid size - ask size) / (bid size + ask size) at the touch, in [-1, 1];
-    ``hour`` is the UTC hour of day in [0, 24) (fractions allowed); ``size_vs_touch`` is order size
-    over the size resting at the touch on our side.
-    """
-
-    spread_bps: float
-    volatility_bps: float
-    book_imbalance: float
-    hour: float
-    size_vs_touch: float
-
-    def __post_init__(self) -> None:
-        for name in ("spread_bps", "volatility_bps", "book_imbalance", "hour", "size_vs_touch"):
-            if not math.isfinite(getattr(self, name)):
-                raise ValueError(f"context {name} must be finite, got {getattr(self, name)!r}")
-        if self.spread_bps < 0 or self.volatility_bps < 0 or self.size_vs_touch < 0:
-            raise ValueError(f"spread, volatility and size_vs_touch must be >= 0: {self}")
-        if not -1.0 <= self.book_imbalance <= 1.0:
-            raise ValueError(f"book_imbalance must be in [-1, 1], got {self.book_imbalance}")
-        if not 0.0 <= self.hour < 24.0:
-            raise ValueError(f"hour must be in [0, 24), got {self.hour}")
 
 
 @dataclass(frozen=True, slots=True)

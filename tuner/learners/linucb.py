@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 
+from features.context import Context
 from tuner.arms import ArmGrid
 from tuner.learners.base import Learner, LearnerState, StateMismatchError
-from tuner.learners.context import N_FEATURES, Context, ContextScales
+from tuner.learners.context import N_FEATURES, ContextScales
 
 
 class LinUCBState(LearnerState, frozen=True, tag="linucb"):
@@ -53,7 +54,8 @@ class LinUCB(Learner):
     Examples
     --------
     >>> from tuner.arms import ArmGrid
-    >>> from tuner.learners.context import Context, ContextScales
+    >>> from features.context import Context
+    >>> from tuner.learners.context import ContextScales
     >>> grid = ArmGrid.from_values([0.0, 2.0], [0.0], min_offset_bps=0.0, max_offset_bps=5.0)
     >>> lin = LinUCB(grid, scales=ContextScales(5.0, 10.0, 1.0), alpha=0.5, ridge=1.0,
     ...              prior_mean_reward=-3.0, burn_in=1, seed=0)

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
+from features.context import Context
 from tuner.arms import ArmGrid
 from tuner.learners.base import ArmMoments, Learner, LearnerState
-from tuner.learners.context import Context
 
 
 class UCBState(LearnerState, frozen=True, tag="ucb"):
