@@ -28,11 +28,11 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
+from router.atomic_file import atomic_path
 from router.codec import SchemaError, from_json, kind_of, to_dataframe, to_json
 from router.events import EVENT_TYPES, SCHEMA_VERSION, Event, RouterEvent, TradeRecord, VetoEvent
 
@@ -321,23 +321,8 @@ class Journal:
         reader never sees a half-written export. The whole kind is held in memory while writing.
         """
         frame = to_dataframe(list(self.read(kind)), kind=kind)
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            frame.to_parquet(tmp_name, index=False)
-            with open(tmp_name, "rb") as tmp:
-                os.fsync(tmp.fileno())
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        with atomic_path(path) as temporary:
+            frame.to_parquet(temporary, index=False)
         return len(frame)
 
     # ---- lifetime --------------------------------------------------------------------------------------

@@ -17,14 +17,13 @@ existing files continues where the saved run stopped; without files it starts fr
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import msgspec
 
 from config.models import ConfigBundle
+from router.atomic_file import write_bytes_atomic
 from router.events import RouterEvent
 from router.policy import RouterPolicy
 from tuner.factory import build_grid, build_guardrails, build_learner, build_reward_filter, symbol_seed
@@ -120,7 +119,7 @@ class TunerService:
         save_state(path, {symbol: tuner.learner for symbol, tuner in self._tuners.items()})
         doc = _TunersFile(format_version=TUNERS_FORMAT_VERSION,
                           symbols={symbol: tuner.to_state() for symbol, tuner in self._tuners.items()})
-        _write_atomic(tuners_state_path(path), msgspec.json.encode(doc))
+        write_bytes_atomic(tuners_state_path(path), msgspec.json.encode(doc))
 
     def restore(self) -> None:
         """Load both state files; raises :class:`StateFileError` when one is missing or does not fit."""
@@ -146,16 +145,3 @@ class TunerService:
         if self._state_path is None:
             raise ValueError("this tuner service has no state_path")
         return self._state_path
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -11,13 +11,12 @@ and then ``os.replace``-d over the target, so a crash leaves either the old or t
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
+from router.atomic_file import write_bytes_atomic
 from tuner.learners import EpsilonGreedyState, Learner, LinUCBState, ThompsonState, UCBState
 
 STATE_FORMAT_VERSION = 1
@@ -47,17 +46,7 @@ def save_state(path: Path, learners: Mapping[str, Learner]) -> None:
         learners={key: learner.to_state() for key, learner in learners.items()},
     )
     payload = msgspec.json.encode(doc)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, payload)
 
 
 def restore_state(path: Path, learners: Mapping[str, Learner]) -> None:

@@ -14,14 +14,13 @@ encoding makes the unused columns nearly free.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from router.atomic_file import atomic_path
 from router.market.tape import MarketTape
 
 FORMAT_VERSION = 1
@@ -73,15 +72,8 @@ def write_tape(tape: MarketTape, path: Path) -> None:
         "depth_gap_ts_ns": tape.depth_gap_ts_ns.tolist(),
     }
     table = pa.table(columns, schema=_SCHEMA.with_metadata({METADATA_KEY: json.dumps(meta).encode()}))
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        pq.write_table(table, temporary)
 
 
 def read_tape(path: Path) -> MarketTape:
