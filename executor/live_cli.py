@@ -33,6 +33,7 @@ from executor.store import ExecutorStore
 from executor.telemetry import Telemetry
 from risk.units import NS_PER_S
 from router.venue import Venue, VenueError
+from router.venues.sim import ReplayExhausted
 
 DEFAULT_STORE = Path("var/executor.sqlite")
 logger = logging.getLogger("executor.live")
@@ -120,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
             try:
                 processed = executor.run(source, idle_poll_s=args.idle_poll_s,
                                          should_stop=lambda: stopping["flag"], on_idle=on_idle)
+            except ReplayExhausted as error:  # paper only: the recorded or synthetic market ran out
+                print(f"live: paper market ended: {error}", file=sys.stderr)
+                return 0
             finally:
                 source.close()
             executor.publish_now()
