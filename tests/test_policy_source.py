@@ -49,22 +49,35 @@ def test_static_source_serves_the_configured_policy() -> None:
 @dataclass
 class Shown:
     policy: dict[str, Any]
+    version: int
 
 
 class FakeRegistry:
-    """Serves a settable champion document and counts reads; ``fail`` makes reads raise."""
+    """Serves a settable champion; counts alias lookups and document downloads; ``fail`` makes both raise."""
 
     def __init__(self, policy: RouterPolicy) -> None:
         self.document = policy.as_params()
+        self.registry_version = 1
         self.reads = 0
+        self.lookups = 0
         self.fail = False
+
+    def publish_champion(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.registry_version += 1
+
+    def champion_version(self, symbol: str) -> int:
+        self.lookups += 1
+        if self.fail:
+            raise ConnectionError("store unreachable")
+        return self.registry_version
 
     def show(self, symbol: str, ref: str) -> Shown:
         assert ref == "champion"
         self.reads += 1
         if self.fail:
             raise ConnectionError("store unreachable")
-        return Shown(dict(self.document))
+        return Shown(dict(self.document), self.registry_version)
 
 
 def test_registry_source_rereads_at_most_every_refresh_s_and_keeps_the_last_champion_on_errors() -> None:
@@ -72,17 +85,20 @@ def test_registry_source_rereads_at_most_every_refresh_s_and_keeps_the_last_cham
     registry = FakeRegistry(version(1, 1.0))
     source = RegistryPolicySource(registry, [SYMBOL], BOUNDS, refresh_s=5.0, clock=lambda: now[0])  # type: ignore[arg-type]
     assert source.current(SYMBOL).version == 1 and registry.reads == 1
-    registry.document = version(2, 2.0).as_params()
-    now[0] = 104.9
+    now[0] = 106.0
+    assert source.current(SYMBOL).version == 1 and (registry.lookups, registry.reads) == (1, 1), \
+        "an unchanged champion is not downloaded again"
+    registry.publish_champion(version(2, 2.0).as_params())
+    now[0] = 110.9
     assert source.current(SYMBOL).version == 1 and registry.reads == 1
-    now[0] = 105.0
+    now[0] = 111.0
     assert source.current(SYMBOL).version == 2 and registry.reads == 2
     registry.fail = True
-    now[0] = 111.0
+    now[0] = 116.0
     assert source.current(SYMBOL).version == 2 and source.refresh_errors == 1
     registry.fail = False
-    registry.document = {**version(3, 2.0).as_params(), "maker_offset_bps": 99.0}
-    now[0] = 117.0
+    registry.publish_champion({**version(3, 2.0).as_params(), "maker_offset_bps": 99.0})
+    now[0] = 122.0
     assert source.current(SYMBOL).version == 2 and source.refresh_errors == 2, "out-of-bounds champion refused"
     with pytest.raises(KeyError, match="no policy for ETHUSDT"):
         source.current("ETHUSDT")

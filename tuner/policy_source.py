@@ -95,10 +95,11 @@ class RegistryPolicySource:
         self._refresh_s = float(refresh_s)
         self._clock = clock
         self._policies: dict[str, RouterPolicy] = {}
+        self._versions: dict[str, int] = {}
         self._read_at: dict[str, float] = {}
         self.refresh_errors = 0
         for symbol in symbols:
-            self._policies[symbol] = self._read(symbol)
+            self._read(symbol)
             self._read_at[symbol] = self._clock()
         if not self._policies:
             raise ValueError("a policy source needs at least one symbol")
@@ -111,12 +112,16 @@ class RegistryPolicySource:
         if now - self._read_at[symbol] >= self._refresh_s:
             self._read_at[symbol] = now
             try:
-                self._policies[symbol] = self._read(symbol)
+                if self._registry.champion_version(symbol) != self._versions[symbol]:
+                    self._read(symbol)
             except Exception as error:  # the store is outside our process: keep routing on the last champion
                 self.refresh_errors += 1
                 log.warning("%s: champion re-read failed, keeping %s v%d: %s", symbol,
                             self._policies[symbol].policy_id, self._policies[symbol].version, error)
         return self._policies[symbol]
 
-    def _read(self, symbol: str) -> RouterPolicy:
-        return policy_from_document(self._registry.show(symbol, CHAMPION_ALIAS).policy, symbol, self._bounds)
+    def _read(self, symbol: str) -> None:
+        """Download the champion's policy document; only when its version changed after the first read."""
+        champion = self._registry.show(symbol, CHAMPION_ALIAS)
+        self._policies[symbol] = policy_from_document(champion.policy, symbol, self._bounds)
+        self._versions[symbol] = champion.version

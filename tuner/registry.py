@@ -128,6 +128,10 @@ class PolicyRegistry:
             raise RegistryError(f"{symbol}: no policy version {ref!r} in {self.tracking_uri}") from error
         return self._describe(symbol, model_version)
 
+    def champion_version(self, symbol: str) -> int | None:
+        """The champion's version number only (one alias lookup, no artifact download)."""
+        return self._alias_version(self.model_name(symbol), CHAMPION)
+
     def list(self, symbol: str | None = None) -> list[PolicyVersion]:
         """Every version of one symbol, or of every symbol, newest first."""
         query = f"name='{self.model_name(symbol)}'" if symbol else f"name LIKE '{self.model_prefix}-%'"
