@@ -76,7 +76,7 @@ def _baseline_request(policy: RouterPolicy, n: int) -> list[int]:
         start = time.perf_counter_ns()
         touch = venue.top_of_book(order.symbol)
         request(order, client_id=client_order_id(order.intent_id, 1), qty=order.qty, order_type="limit",
-                price=maker_price(order, touch, policy.maker_offset_bps), post_only=True)
+                price=maker_price(order, touch, policy.maker_offset_bps), time_in_force="GTC", post_only=True)
         out.append(time.perf_counter_ns() - start)
     return out
 
@@ -94,7 +94,7 @@ def _by_hand_taker_fallback(policy: RouterPolicy, settings: RouteSettings, index
     order = _order(index)
     touch = venue.top_of_book(order.symbol)
     maker = request(order, client_id=client_order_id(order.intent_id, 1), qty=order.qty, order_type="limit",
-                    price=maker_price(order, touch, policy.maker_offset_bps), post_only=True)
+                    price=maker_price(order, touch, policy.maker_offset_bps), time_in_force="GTC", post_only=True)
     venue.place_order(maker)
     deadline = venue.clock.now_ns() + int(policy.maker_ttl_ms * MS)
     while venue.clock.now_ns() < deadline:
@@ -102,7 +102,8 @@ def _by_hand_taker_fallback(policy: RouterPolicy, settings: RouteSettings, index
         venue.fetch_order(order.symbol, maker.client_order_id)
     venue.cancel_order(order.symbol, maker.client_order_id)
     taker = request(order, client_id=client_order_id(order.intent_id, 2), qty=order.qty, order_type="limit",
-                    price=taker_limit_price(order, touch.mid, policy.max_taker_slippage_bps), post_only=False)
+                    price=taker_limit_price(order, touch.mid, policy.max_taker_slippage_bps), time_in_force="IOC",
+                    post_only=False)
     venue.place_order(taker)
 
 

@@ -67,7 +67,8 @@ def venue_pass(venue: SimVenue, tape: MarketTape, grid: np.ndarray, resting: int
             working[slot] = coid = f"o{sent}"
             try:
                 venue.place_order(OrderRequest(client_order_id=coid, symbol=tape.symbol, side=side, qty=0.001,
-                                               order_type="limit", price=price, post_only=True, reduce_only=False,
+                                               order_type="limit", price=price, time_in_force="GTC",
+                                               post_only=True, reduce_only=False,
                                                close_position=False, position_side="BOTH"))
             except PostOnlyRejected:
                 rejected += 1

@@ -9,10 +9,13 @@ touch, bounded) -> wait up to the TTL polling the order -> cancel and re-price t
   within ``max_taker_slippage_bps`` of the mid, else it is skipped (outcome ``unfilled`` with the reason).
   A crossed or locked book is never traded on (``unfilled`` with the reason). A forced start has
   ``route_propensity`` 1.0; a drawn start records the probability of the side drawn.
-- Taker legs are marketable limits at arrival mid +/- ``max_taker_slippage_bps`` (rounded to the tick
-  toward less slippage), so no taker leg costs more than the cap. The venue protocol has no IOC, so an
-  unfilled rest is cancelled at once (counted in ``cancel_count``); anything that fills while it rests is
-  reported with the venue's liquidity flag.
+- Taker legs are IOC marketable limits at arrival mid +/- ``max_taker_slippage_bps`` (rounded to the tick
+  toward less slippage), so no taker leg costs more than the cap: the venue fills what the book offers
+  within the cap and expires the rest, so nothing rests and nothing is cancelled (``cancel_count`` counts
+  only real cancels). A venue that acknowledges an IOC before matching it is polled until the order is
+  final, and cancelled (counted) only if it still reports it live after ``max_venue_retries`` polls. A
+  taker leg that fills nothing sets ``error`` to
+  ``taker_leg_unfilled_within_slippage_cap(<max_taker_slippage_bps>bps)``.
 - Post-only prices are rounded away from crossing and kept at least one tick off the far touch. A post-only
   order the venue returns as ``rejected``/``expired`` without fills (Binance GTX) counts as a rejection.
   The rejection budget ``post_only_retry_limit`` is shared by the whole route.
@@ -57,6 +60,7 @@ from router.venue import (
     OrderType,
     PostOnlyRejected,
     RateLimited,
+    TimeInForce,
     TopOfBook,
     Venue,
     VenueError,
@@ -216,7 +220,8 @@ class _Route:
                 raise _RouteAbort(f"crossed_or_locked_book(bid={touch.bid}, ask={touch.ask}) while re-pricing",
                                   rejected=False)
             try:
-                state = self._place("limit", maker_price(self.order, touch, offset_bps), post_only=True)
+                state = self._place("limit", maker_price(self.order, touch, offset_bps), time_in_force="GTC",
+                                    post_only=True)
             except PostOnlyRejected:
                 state = None
             if state is not None and not (state.status in ("rejected", "expired") and not state.fills):
@@ -238,23 +243,38 @@ class _Route:
             self._cancel(state.client_order_id)
 
     def _taker_leg(self) -> None:
-        price = taker_limit_price(self.order, self.ledger.arrival.mid, self.policy.max_taker_slippage_bps)
-        state = self._place("limit", price, post_only=False)
+        """One IOC limit for the remainder, capped at ``max_taker_slippage_bps`` from the arrival mid."""
+        cap_bps = self.policy.max_taker_slippage_bps
+        price = taker_limit_price(self.order, self.ledger.arrival.mid, cap_bps)
+        state = self._place("limit", price, time_in_force="IOC", post_only=False)
         if state.status == "rejected":
             self.ledger.error = f"taker leg {state.client_order_id} rejected by the venue"
-        if not state.is_terminal:
-            self._cancel(state.client_order_id)
+            return
+        state = self._final_ioc(state)
+        if state.filled_qty <= 0.0 and not state.fills:
+            self.ledger.error = f"taker_leg_unfilled_within_slippage_cap({cap_bps}bps)"
+
+    def _final_ioc(self, state: OrderState) -> OrderState:
+        """The final state of an IOC order: polled while the venue still matches it, cancelled if it lingers."""
+        poll_ns = int(self.settings.poll_interval_ms * 1e6)
+        for _ in range(self.settings.max_venue_retries):
+            if state.is_terminal:
+                return state
+            self._sleep_until(self.clock.now_ns() + poll_ns)
+            state = self._fetch(state.client_order_id)
+        return state if state.is_terminal else self._cancel(state.client_order_id)
 
     # --- venue calls ------------------------------------------------------------------------------
 
-    def _place(self, order_type: OrderType, price: float | None, *, post_only: bool) -> OrderState:
+    def _place(self, order_type: OrderType, price: float | None, *, time_in_force: TimeInForce,
+               post_only: bool) -> OrderState:
         """Send one order for the remainder; a timeout is resolved by its client order id first."""
         qty = self.ledger.remaining_qty()
         for _ in range(self.settings.max_venue_retries + 1):
             self.legs += 1
             client_id = client_order_id(self.order.intent_id, self.legs)
             req = request(self.order, client_id=client_id, qty=qty, order_type=order_type, price=price,
-                          post_only=post_only)
+                          time_in_force=time_in_force, post_only=post_only)
             try:
                 state = self._retrying(lambda req=req: self.venue.place_order(req), idempotent=False)
             except (VenueTimeout, VenueUnavailable):

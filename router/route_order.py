@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from config.models import PositionMode, RouterConfig
 from router.events import Intent, PositionSide, Side
-from router.venue import OrderRequest, OrderType
+from router.venue import OrderRequest, OrderType, TimeInForce
 
 _CLIENT_ID_CHARS = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 CLIENT_ORDER_ID_MAX_LEN = 36
@@ -159,10 +159,10 @@ def client_order_id(intent_id: str, leg: int) -> str:
 
 
 def request(order: RouteOrder, *, client_id: str, qty: float, order_type: OrderType, price: float | None,
-            post_only: bool) -> OrderRequest:
+            time_in_force: TimeInForce, post_only: bool) -> OrderRequest:
     """The venue request for one leg: the order's reduce/close flags and position side are passed as is."""
     return OrderRequest(client_order_id=client_id, symbol=order.symbol, side=order.side, qty=qty,
-                        order_type=order_type, price=price, post_only=post_only,
+                        order_type=order_type, price=price, time_in_force=time_in_force, post_only=post_only,
                         reduce_only=order.reduce_only, close_position=order.close_position,
                         position_side=order.position_side)
 

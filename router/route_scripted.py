@@ -3,8 +3,9 @@
 It exists to test and benchmark the routing state machine against known truth: the test decides where
 the touch is at each instant, when a resting order gets filled, and which call fails how. Matching is
 deliberately simple (no queue model; that is the simulated venue's job): a post-only order that would
-cross at arrival is rejected, a marketable limit takes the far touch up to its size, a resting order
-fills fully when a later touch trades through it and partially when a ``ScriptedFill`` says so.
+cross at arrival is rejected, a marketable limit takes the far touch up to its size, an IOC or market
+order expires what the touch did not fill, a resting (GTC) order fills fully when a later touch trades
+through it and partially when a ``ScriptedFill`` says so.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from router.venue import (
     PostOnlyRejected,
     TopOfBook,
     VenueError,
+    check_time_in_force,
 )
 
 
@@ -144,6 +146,7 @@ class ScriptedVenue:
     def place_order(self, request: OrderRequest) -> OrderState:
         self._check_symbol(request.symbol)
         self.requests.append(request)
+        check_time_in_force(request)
         self._fault("place", lambda: self._accept(request))
         return self._accept(request).state()
 
@@ -184,8 +187,8 @@ class ScriptedVenue:
         if crosses:
             far_px, far_qty = (q.ask, q.ask_qty) if request.side == "buy" else (q.bid, q.bid_qty)
             self._fill(order, min(order.left_qty, far_qty), far_px, "taker")
-            if request.order_type == "market" and order.left_qty > 0:
-                order.status = "expired"
+        if request.time_in_force == "IOC" and order.left_qty > 0:
+            order.status = "expired"  # an IOC (market orders are IOC) never rests
         return order
 
     def _do_cancel(self, client_order_id: str) -> _Order:

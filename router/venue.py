@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 from router.events import Fill, PositionSide, Side
 
 OrderType = Literal["limit", "market"]
+TimeInForce = Literal["GTC", "IOC"]
 OrderStatus = Literal["open", "partially_filled", "filled", "canceled", "rejected", "expired"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"filled", "canceled", "rejected", "expired"})
 
@@ -45,6 +46,11 @@ class OrderRequest:
 
     ``price`` is required for limit orders and must be ``None`` for market orders. ``post_only``
     makes a limit order maker-or-reject. ``position_side`` is ``BOTH`` in one-way mode.
+
+    ``time_in_force`` says whether the order may rest: ``GTC`` rests until filled or canceled, ``IOC``
+    fills what it can at arrival (up to its limit price) and expires the rest, never resting. It is
+    always stated, because the two differ in what the caller must clean up (see
+    :func:`check_time_in_force` for the combinations venues accept).
     """
 
     client_order_id: str
@@ -53,10 +59,27 @@ class OrderRequest:
     qty: float
     order_type: OrderType
     price: float | None
+    time_in_force: TimeInForce
     post_only: bool
     reduce_only: bool
     close_position: bool
     position_side: PositionSide
+
+
+def check_time_in_force(request: OrderRequest) -> None:
+    """Refuse time-in-force combinations that contradict the order (raises :class:`InvalidOrder`).
+
+    A market order never rests, so it must say ``IOC``; a post-only order is a resting maker order, so
+    it must say ``GTC`` (Binance spells that pair GTX). Every venue applies the same rule.
+    """
+    cid = request.client_order_id
+    tif = request.time_in_force
+    if tif not in ("GTC", "IOC"):
+        raise InvalidOrder(f"{cid}: time_in_force must be 'GTC' or 'IOC', got {tif!r}")
+    if request.order_type == "market" and tif != "IOC":
+        raise InvalidOrder(f"{cid}: a market order never rests: time_in_force must be 'IOC', got {tif!r}")
+    if request.post_only and tif != "GTC":
+        raise InvalidOrder(f"{cid}: a post-only order rests as maker: time_in_force must be 'GTC', got {tif!r}")
 
 
 @dataclass(frozen=True, slots=True)

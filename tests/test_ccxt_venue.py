@@ -6,8 +6,13 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
+from config.loader import load_config
+from router.policy import RouterPolicy
+from router.route import route
+from router.route_order import RouteOrder, RouteSettings
 from router.venue import (
     BelowMinNotional,
     InsufficientMargin,
@@ -105,6 +110,7 @@ def request(cid: str, **kw: object) -> OrderRequest:
         position_side="BOTH",
     )
     fields.update(kw)
+    fields.setdefault("time_in_force", "IOC" if fields["order_type"] == "market" else "GTC")
     return OrderRequest(**fields)  # type: ignore[arg-type]
 
 
@@ -533,3 +539,80 @@ def test_a_venue_that_fails_to_connect_leaves_no_log_filters(fake: FakeBinanceUs
             {"K": API_KEY, "S": "not-the-secret"},
         )
     assert log.filters == before
+
+
+# ----- time in force ---------------------------------------------------------------------------------
+def ioc(cid: str, **kw: object) -> OrderRequest:
+    fields: dict[str, object] = dict(price=60003.0, post_only=False, time_in_force="IOC", qty=0.005)
+    fields.update(kw)
+    return request(cid, **fields)
+
+
+def test_ioc_takes_the_touch_within_its_limit_and_expires_the_rest(
+    fake: FakeBinanceUsdm, venue: CcxtVenue
+) -> None:
+    fake.set_book("BTCUSDT", "60000.0", "1.5", "60000.1", "0.003")
+    state = venue.place_order(ioc("ioc-1"))
+    sent = fake.order_requests("POST")[-1]
+    assert (sent["timeInForce"], sent["type"], sent["price"]) == ("IOC", "LIMIT", "60003")
+    assert (state.status, state.qty, state.filled_qty, state.is_terminal) == ("expired", 0.005, 0.003, True)
+    (fill,) = state.fills
+    assert (fill.client_order_id, fill.liquidity, fill.price, fill.qty) == ("ioc-1", "taker", 60000.1, 0.003)
+    assert fill.fee_usd == pytest.approx(0.003 * 60000.1 * 0.0005)
+    assert venue.open_orders("BTCUSDT") == () and venue.fetch_order("BTCUSDT", "ioc-1") == state
+    assert fake.order_requests("DELETE") == []
+
+
+def test_ioc_the_touch_covers_is_filled(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+    state = venue.place_order(ioc("ioc-2", side="sell", price=59999.0))
+    assert (fake.order_requests("POST")[-1]["timeInForce"], state.status, state.filled_qty) == ("IOC", "filled", 0.005)
+    assert [(f.price, f.liquidity) for f in state.fills] == [(60000.0, "taker")]
+
+
+def test_ioc_that_cannot_trade_expires_with_nothing(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+    state = venue.place_order(ioc("ioc-3", price=59999.0))
+    assert (state.status, state.filled_qty, state.fills) == ("expired", 0.0, ())
+    assert venue.open_orders(None) == ()
+
+
+def test_time_in_force_on_the_wire_per_order_kind(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+    venue.place_order(request("gtc-1", post_only=False, time_in_force="GTC"))
+    venue.place_order(request("gtx-1"))
+    venue.place_order(request("mkt-1", order_type="market", price=None, post_only=False))
+    gtc, gtx, mkt = fake.order_requests("POST")[-3:]
+    assert (gtc["timeInForce"], gtx["timeInForce"]) == ("GTC", "GTX")
+    assert "timeInForce" not in mkt  # a market order is IOC by nature; Binance takes no time in force on it
+    assert quirks_for("binanceusdm").time_in_force_params["IOC"] == {"timeInForce": "IOC"}
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"post_only": True, "time_in_force": "IOC"}, "post-only order rests as maker"),
+        ({"order_type": "market", "price": None, "post_only": False, "time_in_force": "GTC"}, "never rests"),
+        ({"post_only": False, "time_in_force": "FOK"}, "must be 'GTC' or 'IOC'"),
+    ],
+)
+def test_contradictory_time_in_force_is_refused_before_sending(
+    fake: FakeBinanceUsdm, venue: CcxtVenue, kw: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidOrder, match=message):
+        venue.place_order(request("tif-bad", **kw))
+    assert fake.order_requests("POST") == []
+
+
+def test_router_taker_leg_is_one_ioc_without_a_cancel(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+    fake.set_book("BTCUSDT", "60000.0", "1.5", "60000.1", "0.002")  # a thin ask: the IOC fills part of it
+    router = load_config().router
+    policy = replace(RouterPolicy.from_static("BTCUSDT", router), taker_bias=1.0)
+    settings = RouteSettings(position_mode="one_way", close_position_quotes=router.close_position_quotes,
+                             poll_interval_ms=10.0, max_venue_retries=2, rate_limit_backoff_ms=10.0)
+    order = RouteOrder(intent_id="rt1", symbol="BTCUSDT", side="buy", qty=0.005, reduce_only=False,
+                       close_position=False, position_side="BOTH", quote="USDT", tick_size=0.1, qty_step=0.001)
+    event = route(order, policy, venue, rng=np.random.default_rng(0), settings=settings)
+    (sent,) = fake.order_requests("POST")
+    # mid 60000.05 + 15 bps = 60090.05..., floored to the tick
+    assert (sent["timeInForce"], sent["price"], sent["newClientOrderId"]) == ("IOC", "60090", "rt1-1")
+    assert fake.order_requests("DELETE") == [] and event.cancel_count == 0
+    assert (event.outcome, event.routed_as, event.filled_qty, event.error) == ("partial", "taker", 0.002, None)
+    assert (event.close_position, event.position_side) == (False, "BOTH")

@@ -330,18 +330,81 @@ def test_crossed_book_is_never_traded(router_config: RouterConfig) -> None:
     assert v.requests == [] and event.outcome == "unfilled" and "crossed_or_locked_book" in (event.error or "")
 
 
-def test_taker_leg_never_pays_beyond_the_cap(router_config: RouterConfig) -> None:
-    # The market runs away during the maker TTL: the capped taker limit rests, is cancelled, nothing fills.
+def test_taker_leg_never_pays_beyond_the_cap_and_says_why_it_is_unfilled(router_config: RouterConfig) -> None:
+    # The market runs away during the maker TTL: the capped IOC taker limit fills nothing and expires.
     v = venue([BASE_QUOTE, Quote(500 * MS, 100.5, 100.6, 5.0, 5.0)])
     event = run(router_config, v, policy(router_config, reprice_attempts=0))
-    assert v.requests[-1].price == 100.2 and event.outcome == "unfilled" and event.used_fallback
-    assert event.cancel_count == 2 and event.error is None
+    maker, taker = v.requests
+    assert (taker.price, taker.time_in_force, taker.post_only) == (100.2, "IOC", False)
+    assert v.fetch_order("BTCUSDT", taker.client_order_id).status == "expired"
+    assert event.outcome == "unfilled" and event.used_fallback and event.fills == ()
+    assert v.cancels == [maker.client_order_id] and event.cancel_count == 1  # only the maker leg's real cancel
+    assert event.error == "taker_leg_unfilled_within_slippage_cap(15.0bps)"
 
 
-def test_taker_leg_partial_from_thin_touch_cancels_the_rest(router_config: RouterConfig) -> None:
+def test_unfilled_taker_reason_names_the_configured_cap(router_config: RouterConfig) -> None:
+    # Straight taker; the ask jumps beyond mid + 8 bps while the order is in flight.
+    v = venue([BASE_QUOTE, Quote(5 * MS, 100.3, 100.4, 5.0, 5.0)])
+    event = run(router_config, v, policy(router_config, taker_bias=1.0, max_taker_slippage_bps=8.0))
+    (taker,) = v.requests
+    assert (taker.price, taker.time_in_force) == (100.13, "IOC")  # 100.05 * 1.0008 = 100.130..., floored
+    assert (event.outcome, event.started_maker, event.cancel_count, event.filled_qty) == ("unfilled", False, 0, 0.0)
+    assert event.error == "taker_leg_unfilled_within_slippage_cap(8.0bps)"
+
+
+def test_taker_leg_partial_from_thin_touch_expires_the_rest(router_config: RouterConfig) -> None:
     v = venue([Quote(0, 100.0, 100.1, 5.0, 0.4)])
     event = run(router_config, v, policy(router_config, taker_bias=1.0))
-    assert event.outcome == "partial" and event.filled_qty == pytest.approx(0.4) and event.cancel_count == 1
+    (taker,) = v.requests
+    assert taker.time_in_force == "IOC" and v.cancels == []
+    assert v.fetch_order("BTCUSDT", taker.client_order_id).status == "expired"
+    assert event.outcome == "partial" and event.filled_qty == pytest.approx(0.4) and event.cancel_count == 0
+    assert event.error is None  # something filled: the outcome says partial
+
+
+def test_maker_legs_are_gtc_post_only_and_taker_legs_ioc(router_config: RouterConfig) -> None:
+    v = venue(fills=[ScriptedFill(200 * MS, 0.3)])
+    event = run(router_config, v, policy(router_config, reprice_attempts=1))
+    assert [(r.post_only, r.time_in_force) for r in v.requests] == [(True, "GTC"), (True, "GTC"), (False, "IOC")]
+    assert event.cancel_count == 2 and v.cancels == [r.client_order_id for r in v.requests[:2]]
+
+
+class _AckFirstVenue(ScriptedVenue):
+    """Answers an IOC order ``open`` (acknowledged, not yet matched) and shows its final state ``acks`` fetches
+    later, as a live venue answering before its matching engine may."""
+
+    def __init__(self, *args: object, acks: int, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.acks = acks
+
+    def place_order(self, request: OrderRequest) -> OrderState:
+        state = super().place_order(request)
+        return dataclasses.replace(state, status="open", filled_qty=0.0, fills=()) if request.time_in_force == \
+            "IOC" else state
+
+    def fetch_order(self, symbol: str, client_order_id: str) -> OrderState:
+        state = super().fetch_order(symbol, client_order_id)
+        if state.client_order_id == self.requests[-1].client_order_id and self.acks > 0:
+            self.acks -= 1
+            return dataclasses.replace(state, status="open", filled_qty=0.0, fills=())
+        return state
+
+    def cancel_order(self, symbol: str, client_order_id: str) -> OrderState:
+        self.acks = 0
+        return super().cancel_order(symbol, client_order_id)
+
+
+@pytest.mark.parametrize(("acks", "cancels"), [(0, 0), (1, 0), (5, 1)])
+def test_an_acknowledged_ioc_is_polled_to_its_end_and_cancelled_only_if_it_lingers(
+        router_config: RouterConfig, acks: int, cancels: int) -> None:
+    v = _AckFirstVenue("BTCUSDT", [BASE_QUOTE], fills=[], faults=[], maker_fee_bps=2.0, taker_fee_bps=5.0,
+                       entry_latency_ns=LATENCY_NS, cancel_latency_ns=LATENCY_NS, acks=acks)
+    event = run(router_config, v, policy(router_config, taker_bias=1.0))
+    (taker,) = v.requests
+    assert len(v.cancels) == cancels == event.cancel_count
+    assert event.outcome == "filled" and event.filled_qty == 1.0
+    assert event.fills[0].client_order_id == taker.client_order_id
+    assert event.error is None
 
 
 @pytest.mark.parametrize(("mode", "expected_requests"), [("cancel", 1), ("repost", 2)])
@@ -376,7 +439,8 @@ def test_reduce_only_close_in_hedge_mode(router_config: RouterConfig, symbol: st
     event = run(router_config, v, policy(router_config, symbol), o)
     (req,) = v.requests
     assert (req.reduce_only, req.close_position, req.position_side, req.side) == (True, True, position_side, side)
-    assert event.reduce_only and event.outcome == "filled"
+    assert (event.reduce_only, event.close_position, event.position_side) == (True, True, position_side)
+    assert event.outcome == "filled"
 
 
 def test_reduce_only_in_one_way_mode(router_config: RouterConfig) -> None:
@@ -385,6 +449,7 @@ def test_reduce_only_in_one_way_mode(router_config: RouterConfig) -> None:
     event = run(router_config, v, o=o, position_mode="one_way")
     (req,) = v.requests
     assert (req.reduce_only, req.close_position, req.position_side) == (True, False, "BOTH")
+    assert (event.reduce_only, event.close_position, event.position_side) == (True, False, "BOTH")
     assert event.outcome == "filled"
 
 

@@ -124,8 +124,31 @@ def test_cancel_fill_race(router_config: RouterConfig) -> None:
 
 def test_taker_leg_is_capped_when_the_market_runs_away(router_config: RouterConfig) -> None:
     quotes = [*FLAT, (1000, 100.50, 1.0, 100.60, 5.0)]
-    event = run(router_config, sim(tape(quotes)), reprice_attempts=0)
-    assert event.outcome == "unfilled" and event.used_fallback and event.cancel_count == 2
+    venue = sim(tape(quotes))
+    event = run(router_config, venue, reprice_attempts=0)
+    assert event.outcome == "unfilled" and event.used_fallback and event.cancel_count == 1  # the maker leg only
+    assert event.error == "taker_leg_unfilled_within_slippage_cap(15.0bps)"
+    taker = venue.fetch_order("BTCUSDT", "s1-2")
+    assert (taker.status, taker.price, taker.fills) == ("expired", 100.2, ())
+    assert venue.open_orders(None) == ()
+
+
+def test_straight_taker_is_one_ioc_that_walks_up_to_the_cap(router_config: RouterConfig) -> None:
+    # Thin touch (0.4) and no depth: each tick beyond holds 0.4 (ratio 1.0); the 15 bp cap is 100.20.
+    venue = sim(tape([(0, 100.00, 1.0, 100.10, 0.4)]))
+    event = run(router_config, venue, taker_bias=1.0)
+    assert [(f.price, f.qty) for f in event.fills] == [(100.10, 0.4), (100.11, 0.4), (100.12, pytest.approx(0.2))]
+    assert (event.outcome, event.routed_as, event.cancel_count, event.error) == ("filled", "taker", 0, None)
+    assert venue.fetch_order("BTCUSDT", "s1-1").status == "filled" and venue.open_orders(None) == ()
+
+
+def test_taker_ioc_capped_at_the_touch_fills_it_and_expires_the_rest(router_config: RouterConfig) -> None:
+    # A 5 bp cap puts the limit at 100.10 (100.05 * 1.0005, floored): only the touch's 0.4 is within it.
+    venue = sim(tape([(0, 100.00, 1.0, 100.10, 0.4)]))
+    event = run(router_config, venue, taker_bias=1.0, max_taker_slippage_bps=5.0)
+    assert [(f.price, f.qty, f.liquidity) for f in event.fills] == [(100.10, 0.4, "taker")]
+    assert (event.outcome, event.cancel_count, event.error) == ("partial", 0, None)
+    assert venue.fetch_order("BTCUSDT", "s1-1").status == "expired" and venue.open_orders(None) == ()
 
 
 def test_replay_ending_mid_route_still_yields_one_event(router_config: RouterConfig) -> None:
@@ -157,6 +180,8 @@ def test_close_in_hedge_mode(router_config: RouterConfig, symbol: str, quote: st
                                                     close_position=close_position, intent_id="close"),
                  reprice_attempts=0)
     assert closed.outcome == "filled" and closed.reduce_only == (not close_position)
+    assert (closed.close_position, closed.position_side) == (close_position, position_side)
+    assert (opened.reduce_only, opened.close_position, opened.position_side) == (False, False, position_side)
     assert closed.started_maker and closed.used_fallback and closed.routed_as == "taker"
     assert venue.positions(symbol)[position_side] == 0.0
 

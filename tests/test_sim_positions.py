@@ -23,7 +23,8 @@ def order(coid: str, side: str, qty: float, *, position_side: PositionSide = "BO
           reduce_only: bool = False, close_position: bool = False, symbol: str = "BTCUSDT") -> OrderRequest:
     """A market order, or a plain (not post-only) limit order when ``price`` is given."""
     return OrderRequest(client_order_id=coid, symbol=symbol, side=side, qty=qty,  # type: ignore[arg-type]
-                        order_type="market" if price is None else "limit", price=price, post_only=False,
+                        order_type="market" if price is None else "limit", price=price,
+                        time_in_force="IOC" if price is None else "GTC", post_only=False,
                         reduce_only=reduce_only, close_position=close_position, position_side=position_side)
 
 

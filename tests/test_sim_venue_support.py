@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from router.market.tape import MarketTape
-from router.venue import OrderRequest
+from router.venue import OrderRequest, TimeInForce
 from router.venues import PowerProbQueue, QueueModel, SimVenueConfig
 
 MS = 1_000_000
@@ -48,13 +48,14 @@ def config(queue_model: QueueModel | None = None, **changes: object) -> SimVenue
 
 
 def limit(coid: str, side: str, qty: float, price: float, post_only: bool = True,
-          symbol: str = "BTCUSDT") -> OrderRequest:
+          symbol: str = "BTCUSDT", time_in_force: TimeInForce = "GTC") -> OrderRequest:
     return OrderRequest(client_order_id=coid, symbol=symbol, side=side, qty=qty,  # type: ignore[arg-type]
-                        order_type="limit", price=price, post_only=post_only, reduce_only=False,
+                        order_type="limit", price=price, time_in_force=time_in_force, post_only=post_only,
+                        reduce_only=False,
                         close_position=False, position_side="BOTH")
 
 
 def market(coid: str, side: str, qty: float, symbol: str = "BTCUSDT") -> OrderRequest:
     return OrderRequest(client_order_id=coid, symbol=symbol, side=side, qty=qty,  # type: ignore[arg-type]
-                        order_type="market", price=None, post_only=False, reduce_only=False,
+                        order_type="market", price=None, time_in_force="IOC", post_only=False, reduce_only=False,
                         close_position=False, position_side="BOTH")

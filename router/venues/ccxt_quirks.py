@@ -17,6 +17,7 @@ from router.venue import (
     OrderNotFound,
     PostOnlyRejected,
     ReduceOnlyRejected,
+    TimeInForce,
     VenueError,
 )
 
@@ -29,6 +30,9 @@ class DuplicateClientOrderId(VenueError):
 class ExchangeQuirks:
     """How one exchange spells the venue protocol.
 
+    ``time_in_force_params`` spell each time in force of a plain limit order; a post-only order sends
+    ``post_only_params`` instead (Binance: the GTX time in force is its post-only GTC) and a market
+    order sends none (it is IOC by nature; Binance answers -1106 to a time in force on it).
     ``hedge_mode_sends_reduce_only`` is False where the exchange infers reduce-only from the position
     side in hedge mode and rejects an explicit flag (Binance USDⓈ-M: -1106). ``trades_order_id_param``
     is the ``fetch_my_trades`` parameter that narrows trades to one order. ``ccxt_options`` are merged
@@ -38,6 +42,7 @@ class ExchangeQuirks:
     client_order_id_param: str
     query_client_order_id_param: str
     post_only_params: Mapping[str, str]
+    time_in_force_params: Mapping[TimeInForce, Mapping[str, str]]
     reduce_only_params: Mapping[str, str]
     position_side_param: str
     hedge_mode_sends_reduce_only: bool
@@ -51,6 +56,12 @@ BINANCE_USDM = ExchangeQuirks(
     client_order_id_param="newClientOrderId",
     query_client_order_id_param="origClientOrderId",
     post_only_params=MappingProxyType({"timeInForce": "GTX"}),
+    time_in_force_params=MappingProxyType(
+        {
+            "GTC": MappingProxyType({"timeInForce": "GTC"}),
+            "IOC": MappingProxyType({"timeInForce": "IOC"}),  # fills what it can, status EXPIRED for the rest
+        }
+    ),
     reduce_only_params=MappingProxyType({"reduceOnly": "true"}),
     position_side_param="positionSide",
     hedge_mode_sends_reduce_only=False,

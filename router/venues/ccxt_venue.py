@@ -34,6 +34,7 @@ from router.venue import (
     VenueError,
     VenueTimeout,
     VenueUnavailable,
+    check_time_in_force,
 )
 from router.venues.ccxt_config import ApiCredentials, CcxtVenueConfig
 from router.venues.ccxt_errors import is_rate_limit, map_ccxt_error, retry_after_s
@@ -257,6 +258,7 @@ class CcxtVenue:
             raise InvalidOrder(f"{cid}: a market order must not carry a price")
         if request.post_only and request.order_type != "limit":
             raise InvalidOrder(f"{cid}: post_only needs a limit order")
+        check_time_in_force(request)
         if self._hedged and request.position_side == "BOTH":
             raise InvalidOrder(f"{cid}: account is in hedge mode, position_side must be LONG or SHORT")
         if not self._hedged and request.position_side != "BOTH":
@@ -273,6 +275,8 @@ class CcxtVenue:
         params: dict[str, str] = {q.client_order_id_param: request.client_order_id}
         if request.post_only:
             params.update(q.post_only_params)
+        elif request.order_type == "limit":
+            params.update(q.time_in_force_params[request.time_in_force])
         if request.position_side != "BOTH":
             params[q.position_side_param] = request.position_side
         reducing = request.reduce_only or request.close_position

@@ -10,6 +10,8 @@ post-only order that would cross the book *at arrival* raises :class:`PostOnlyRe
 kept with status ``"rejected"``, so ``fetch_order`` also reports it). ``cancel_order`` advances by the
 cancel latency and returns the final state: fills that landed before the cancel took effect (ties go
 to the fill) are in it, and an order that filled completely in the meantime comes back ``"filled"``.
+An IOC limit order walks the book at arrival up to its limit price (``sim_taker``) and expires what is
+left: ``"filled"``, or ``"expired"`` with whatever it filled; it never rests. Market orders are IOC.
 
 Fees: ``fee_usd = price * qty * fee_bps / 1e4`` per fill, negative for a rebate. That is exact for
 linear contracts and spot. For inverse (COIN-M) contracts it is exact when ``qty`` is expressed in the
@@ -50,6 +52,7 @@ from router.venue import (
     ReduceOnlyRejected,
     TopOfBook,
     VenueError,
+    check_time_in_force,
 )
 from router.venues.sim_book import TapeBook
 from router.venues.sim_config import SimVenueConfig
@@ -103,14 +106,14 @@ class SimVenue:
     ...     position_mode="one_way")
     >>> venue = SimVenue([tape], config, start_ns=0)
     >>> state = venue.place_order(OrderRequest(client_order_id="a1", symbol="BTCUSDT", side="buy",
-    ...     qty=0.2, order_type="market", price=None, post_only=False, reduce_only=False,
+    ...     qty=0.2, order_type="market", price=None, time_in_force="IOC", post_only=False, reduce_only=False,
     ...     close_position=False, position_side="BOTH"))
     >>> state.status, state.fills[0].price, round(state.fills[0].fee_usd, 6), venue.clock.now_ns()
     ('filled', 100.1, 0.008008, 1000000)
     >>> venue.positions("BTCUSDT")
     {'BOTH': 0.2}
     >>> closed = venue.place_order(OrderRequest(client_order_id="a2", symbol="BTCUSDT", side="sell",
-    ...     qty=5.0, order_type="market", price=None, post_only=False, reduce_only=True,
+    ...     qty=5.0, order_type="market", price=None, time_in_force="IOC", post_only=False, reduce_only=True,
     ...     close_position=False, position_side="BOTH"))
     >>> closed.status, closed.filled_qty, venue.positions("BTCUSDT")
     ('expired', 0.2, {'BOTH': 0.0})
@@ -231,11 +234,17 @@ class SimVenue:
             raise PostOnlyRejected(
                 f"{request.client_order_id}: post-only {request.side} at {request.price} would cross the "
                 f"{'ask' if order.is_buy else 'bid'} {touch / order.book.tape.price_scale} at arrival")
+        ioc = request.time_in_force == "IOC"
         if marketable:
             self._take(order, order.px, arrival_ns)
-            if order.leaves > 0:
+            if order.leaves > 0 and ioc:
+                order.expire()
+            elif order.leaves > 0:
                 order.start_resting(arrival_ns, improves_touch=True)  # it just cleared the levels up to px
                 self._resting[request.client_order_id] = order
+            return order.state()
+        if ioc:
+            order.expire()  # nothing to take within the limit at arrival, and an IOC never rests
             return order.state()
         improves = order.px > quote.bid_px if order.is_buy else order.px < quote.ask_px
         order.start_resting(arrival_ns, improves_touch=improves)
@@ -369,6 +378,7 @@ class SimVenue:
                 raise InvalidOrder(f"{coid}: price {request.price} is not a multiple of the tick {tape.tick_size}")
         else:
             raise InvalidOrder(f"{coid}: order_type must be 'limit' or 'market', got {request.order_type!r}")
+        check_time_in_force(request)
         return SimOrder(request=request, book=book, is_buy=request.side == "buy", px=px, qty=qty, status="open")
 
     def _sized_close(self, request: OrderRequest, qty_scale: int) -> OrderRequest:

@@ -3,7 +3,9 @@
 It answers the real paths with the real payload shapes, checks the HMAC-SHA256 signature that ccxt
 computes (with the fake's secret), keeps a one-level book, orders, trades and positions, enforces the
 rules the venue adapter must respect (post-only GTX crossing -> -5022, hedge mode rejects ``reduceOnly``
-and needs ``positionSide``), and can be scripted to fail the next request on a path in the ways a live
+and needs ``positionSide``), honours ``timeInForce=IOC`` as Binance does (takes the touch's displayed size
+up to the limit price, answers ``EXPIRED`` with the ``executedQty`` for the rest; the book is a snapshot the
+test sets, fills do not deplete it), and can be scripted to fail the next request on a path in the ways a live
 exchange does: an error code, a 429 with ``Retry-After``, or a timeout before/after the order exists.
 Bound to 127.0.0.1 on an ephemeral port; tests start it as a context manager.
 """
@@ -264,7 +266,11 @@ class FakeBinanceUsdm:
                 " (unless you choose reduce only).",
             )
         crosses = (p["side"] == "BUY" and price >= ask) or (p["side"] == "SELL" and price <= bid)
+        if order_type == "MARKET" and "timeInForce" in p:
+            raise BinanceUsdmError(-1106, "Parameter 'timeInForce' sent when not required.")
         tif = p.get("timeInForce", "GTC")
+        if tif not in ("GTC", "IOC", "GTX"):
+            raise BinanceUsdmError(-1115, "Invalid timeInForce.")
         if tif == "GTX" and crosses:
             raise BinanceUsdmError(
                 -5022,
@@ -285,9 +291,22 @@ class FakeBinanceUsdm:
             update_ms=_now_ms(),
         )
         st.orders[cid] = order
-        if crosses:
+        if tif == "IOC":
+            self._match_ioc(order, crosses)
+        elif crosses:
             self._execute(order, qty, ask if p["side"] == "BUY" else bid, maker=False)
         return order
+
+    def _match_ioc(self, order: FakeOrder, crosses: bool) -> None:
+        """Binance IOC: take the touch's displayed size up to the limit, expire the rest (status EXPIRED)."""
+        bid, bid_qty, ask, ask_qty = self.state.books[order.symbol]
+        touch_px, touch_qty = (ask, ask_qty) if order.side == "BUY" else (bid, bid_qty)
+        take = min(order.orig_qty, touch_qty) if crosses else Decimal(0)
+        if take > 0:
+            self._execute(order, take, touch_px, maker=False)
+        if order.executed_qty < order.orig_qty:
+            order.status = "EXPIRED"
+            order.update_ms = _now_ms()
 
     # ----- payloads --------------------------------------------------------------------------------
     def _order_json(self, o: FakeOrder) -> dict[str, Any]:
