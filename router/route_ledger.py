@@ -7,6 +7,7 @@ counted exactly once and the remainder is computed from what really filled.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from router.events import SCHEMA_VERSION, Fill, Outcome, RoutedAs, RouterEvent
@@ -54,7 +55,7 @@ class RouteLedger:
 
     @property
     def filled_qty(self) -> float:
-        return sum(f.qty for f in self.fills)
+        return math.fsum(f.qty for f in self.fills)
 
     def remaining_qty(self) -> float:
         """What may still be ordered: the quantity less the most any order is known to have filled.
@@ -68,8 +69,8 @@ class RouteLedger:
         """The single outcome of this route; costs are ``None`` only when nothing filled."""
         order, arrival = self.order, self.arrival
         fills = tuple(self.fills)
-        filled_qty = sum(f.qty for f in fills)
-        maker_qty = sum(f.qty for f in fills if f.liquidity == "maker")
+        filled_qty = math.fsum(f.qty for f in fills)
+        maker_qty = math.fsum(f.qty for f in fills if f.liquidity == "maker")
         avg_price = slippage_bps = fees_bps = cost_bps = time_to_fill_ms = None
         if fills:
             notional = sum(f.price * f.qty for f in fills)

@@ -11,6 +11,7 @@ import pytest
 
 from config.loader import load_config
 from config.models import RouterConfig
+from router.codec import from_json, to_json
 from router.events import Intent, PositionSide, RouterEvent, Side
 from router.policy import RouterPolicy
 from router.route import maker_price, route, taker_limit_price
@@ -218,6 +219,8 @@ def test_rate_limit_beyond_the_retry_budget_ends_unfilled_with_the_error(router_
     event = run(router_config, v)
     assert (event.outcome, event.filled_qty, event.fills) == ("unfilled", 0.0, ())
     assert event.error is not None and "RateLimited" in event.error
+    assert type(event.filled_qty) is float, "an int 0 would be refused by the journal's strict codec"
+    assert from_json(to_json(event), "router") == event
 
 
 def test_timeout_on_an_accepted_order_is_resolved_by_client_id(router_config: RouterConfig) -> None:
