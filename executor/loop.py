@@ -303,8 +303,7 @@ class Executor:
                        qty_step: float) -> TradeRecord:
         realized = apply_fills(self.portfolio, symbol=intent.symbol, side=intent.side,
                                position_side=intent.position_side, fills=event.fills, qty_step=qty_step)
-        # float(): the router's ledger reports an unfilled order's filled_qty as int 0, which the schema refuses
-        event = msgspec.structs.replace(event, realized_pnl_usd=realized, filled_qty=float(event.filled_qty))
+        event = msgspec.structs.replace(event, realized_pnl_usd=realized)
         trade = routed_trade(intent, event, suggested_gross_usd=suggested_usd, clamped_gross_usd=clamped_usd)
         self.journal.append_many((event, trade))
         self._done.add(intent.intent_id)
