@@ -18,7 +18,8 @@ Guarantees:
   ``<path>.lock`` (released by the kernel if the process dies). Any number of ``readonly=True`` journals
   may read concurrently, from any process.
 
-Index columns per kind: ``symbol``, ``ts_ns`` and ``intent_id`` come from the event; for a router event
+Index columns per kind: ``symbol``, ``ts_ns`` and ``intent_id`` come from the event (trade, shadow and
+arm-safety records carry all three); for a router event
 ``ts_ns`` is ``finished_ts_ns`` (when the outcome was known), for a veto the intent's symbol and id with
 the veto's ``ts_ns``.
 """
@@ -34,11 +35,21 @@ from types import TracebackType
 
 from router.atomic_file import atomic_path
 from router.codec import SchemaError, from_json, kind_of, to_dataframe, to_json
-from router.events import EVENT_TYPES, SCHEMA_VERSION, Event, RouterEvent, TradeRecord, VetoEvent
+from router.events import (
+    EVENT_TYPES,
+    SCHEMA_VERSION,
+    ArmSafetyEvent,
+    Event,
+    RouterEvent,
+    ShadowDecision,
+    TradeRecord,
+    VetoEvent,
+)
 
 DEFAULT_PATH = Path("var/journal.sqlite")
 DEFAULT_BUSY_TIMEOUT_MS = 5_000
-JOURNAL_FORMAT_VERSION = 1
+JOURNAL_FORMAT_VERSION = 2
+"""2: the ``shadow`` and ``arm_safety`` kinds (the kind CHECK of a version-1 file refuses them)."""
 
 _KINDS_SQL = ", ".join(f"'{kind}'" for kind in sorted(EVENT_TYPES))
 _SCHEMA_SQL = f"""
@@ -95,7 +106,7 @@ def _index_columns(event: Event) -> tuple[str, int, str]:
         return event.symbol, event.finished_ts_ns, event.intent_id
     if isinstance(event, VetoEvent):
         return event.intent.symbol, event.ts_ns, event.intent.intent_id
-    if isinstance(event, TradeRecord):
+    if isinstance(event, (TradeRecord, ShadowDecision, ArmSafetyEvent)):
         return event.symbol, event.ts_ns, event.intent_id
     raise TypeError(f"not a journaled event type: {type(event).__name__}")
 
@@ -106,7 +117,7 @@ def _check_kind(kind: str) -> None:
 
 
 class Journal:
-    """An append-only SQLite journal of router, veto and trade events (see the module docstring).
+    """An append-only SQLite journal of router, veto, trade, shadow and arm-safety events (see the module docstring).
 
     Parameters
     ----------

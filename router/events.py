@@ -150,9 +150,67 @@ class TradeRecord(_Record):
     ts_ns: int
 
 
-Event = RouterEvent | VetoEvent | TradeRecord
-EVENT_TYPES: dict[str, type[RouterEvent] | type[VetoEvent] | type[TradeRecord]] = {
+class ShadowDecision(_Record):
+    """What a symbol's tuner in shadow mode would have done for one order, beside what was done.
+
+    The acting policy (the champion) routes the order; the learner only proposes. ``proposed_arm`` and
+    ``proposed_propensity`` are the learner's choice and its probability among the arms it may
+    choose; ``acting_arm`` is the grid arm of the acting policy's knobs and ``agrees`` whether the two
+    match. ``ts_ns`` is when the proposal was made (before routing).
+    """
+
+    schema_version: int
+    intent_id: str
+    symbol: str
+    ts_ns: int
+    acting_policy_id: str
+    acting_policy_version: int
+    acting_arm: str
+    acting_propensity: float
+    proposed_arm: str
+    proposed_propensity: float
+    agrees: bool
+    learner: str
+
+
+ArmSafetyAction = Literal["excluded", "reopened"]
+
+
+class ArmSafetyChange(_Record):
+    """One arm leaving or re-entering the set a tuner may choose from, and why.
+
+    ``reason`` is a stable code naming the configured limit (``fallback_ratio_gt(0.6)``) or ``drift``;
+    ``threshold`` and ``observed`` are the limit in force and the arm's observed value (``None`` for
+    a re-opening).
+    """
+
+    arm: str
+    action: ArmSafetyAction
+    reason: str
+    threshold: float | None
+    observed: float | None
+
+
+class ArmSafetyEvent(_Record):
+    """The arm exclusions and re-openings that one routed order's outcome caused in its symbol's tuner.
+
+    ``intent_id`` is the order whose outcome triggered the changes (one record per outcome at most).
+    """
+
+    schema_version: int
+    intent_id: str
+    symbol: str
+    ts_ns: int
+    changes: tuple[ArmSafetyChange, ...]
+
+
+Event = RouterEvent | VetoEvent | TradeRecord | ShadowDecision | ArmSafetyEvent
+EVENT_TYPES: dict[
+    str, type[RouterEvent] | type[VetoEvent] | type[TradeRecord] | type[ShadowDecision] | type[ArmSafetyEvent]
+] = {
     "router": RouterEvent,
     "veto": VetoEvent,
     "trade": TradeRecord,
+    "shadow": ShadowDecision,
+    "arm_safety": ArmSafetyEvent,
 }

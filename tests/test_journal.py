@@ -14,6 +14,7 @@ import pytest
 
 import executor.journal as journal_module
 from executor.journal import (
+    JOURNAL_FORMAT_VERSION,
     CorruptRow,
     DuplicateEvent,
     Journal,
@@ -181,7 +182,8 @@ def test_other_schema_versions_are_refused(path: Path, readonly: bool) -> None:
         pass
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE journal_schema SET event_schema_version = ?", (SCHEMA_VERSION + 1,))
-    with pytest.raises(JournalVersionError, match=f"this code uses format 1 with event schema {SCHEMA_VERSION}"):
+    expected = f"this code uses format {JOURNAL_FORMAT_VERSION} with event schema {SCHEMA_VERSION}"
+    with pytest.raises(JournalVersionError, match=expected):
         Journal(path, readonly=readonly)
 
 
