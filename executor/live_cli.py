@@ -4,8 +4,9 @@ Paper mode (the default) routes on the simulated venue over recorded tapes (``--
 market of ``executor.json``; its clock is the replay, advanced by the idle poll while no intent comes.
 Live mode needs both ``--live`` and the API key variables named in ``executor.json`` (``live``); the
 keys are read from the environment only and never printed. Before the first intent the executor
-reconciles with the venue (see ``executor.reconcile``); health is published every ``health.interval_s``
-to the executor store and, when enabled, to a Prometheus endpoint whose URL is printed on stdout.
+reconciles open orders and positions with the venue, in both modes (see ``executor.reconcile``); health
+is published every ``health.interval_s`` to the executor store and, when enabled, to a Prometheus
+endpoint whose URL is printed on stdout.
 Exit codes: 0 done, 1 configuration or reconciliation refused, 2 bad arguments.
 """
 
@@ -54,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _venue(args: argparse.Namespace,
-           config: ConfigBundle) -> tuple[Venue, PositionReader | None, Callable[[], None] | None]:
-    """The venue, its position reader (paper only) and the idle hook that advances a paper clock."""
+           config: ConfigBundle) -> tuple[Venue, PositionReader, Callable[[], None] | None]:
+    """The venue, its position reader and the idle hook that advances a paper clock (paper only)."""
     if args.live:
         if args.venue != config.executor.live.exchange_id:
             raise ValueError(f"--venue {args.venue} but executor.json live.exchange_id is "
@@ -66,7 +67,7 @@ def _venue(args: argparse.Namespace,
         if venue.hedge_mode != (config.router.position_mode == "hedge"):
             raise ValueError(f"account hedge mode is {venue.hedge_mode}, router.json position_mode is "
                              f"{config.router.position_mode}")
-        return venue, None, None
+        return venue, venue.positions, None
     from executor.venues import paper_venue, synthetic_tapes
     from router.market.parquet import read_tape
 

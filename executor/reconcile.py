@@ -20,7 +20,7 @@ from executor.records import Submission
 from risk.portfolio import PortfolioState
 from router.events import PositionSide, RouterEvent, TradeRecord, VetoEvent
 from router.route_order import client_order_id
-from router.venue import OrderState
+from router.venue import OrderState, VenueError
 
 PositionReader = Callable[[str], Mapping[PositionSide, float]]
 
@@ -79,10 +79,16 @@ def classify_open_orders(open_orders: Iterable[OrderState], *, submissions: Mapp
 
 def check_positions(portfolio: PortfolioState, read: PositionReader, symbols: Iterable[str], *,
                     tolerance: float) -> None:
-    """Every leg the venue reports must equal the journal's; raises ``ReconcileError`` listing mismatches."""
+    """Every leg the venue reports must equal the journal's; raises ``ReconcileError`` listing mismatches.
+
+    A venue that cannot report a symbol's positions is a ``ReconcileError`` too: unchecked is not equal.
+    """
     mismatches = []
     for symbol in sorted(set(symbols) | {s for s, _ in portfolio.legs}):
-        venue_legs = read(symbol)
+        try:
+            venue_legs = read(symbol)
+        except VenueError as exc:
+            raise ReconcileError(f"{symbol} positions unavailable: {type(exc).__name__}: {exc}") from exc
         ours = {side: leg.qty for (s, side), leg in portfolio.legs.items() if s == symbol}
         for side in sorted(set(venue_legs) | set(ours)):
             venue_qty, our_qty = venue_legs.get(side, 0.0), ours.get(side, 0.0)

@@ -26,6 +26,7 @@ from router.venue import (
     VenueTimeout,
 )
 from router.venues.ccxt_config import ApiCredentials, CcxtVenueConfig
+from router.venues.ccxt_parse import position_amounts
 from router.venues.ccxt_quirks import quirks_for
 from router.venues.ccxt_venue import CcxtVenue
 from tests.fakes.binance_usdm import ErrorReply, FakeBinanceUsdm, RateLimitReply, Stall
@@ -616,3 +617,70 @@ def test_router_taker_leg_is_one_ioc_without_a_cancel(fake: FakeBinanceUsdm, ven
     assert fake.order_requests("DELETE") == [] and event.cancel_count == 0
     assert (event.outcome, event.routed_as, event.filled_qty, event.error) == ("partial", "taker", 0.002, None)
     assert (event.close_position, event.position_side) == (False, "BOTH")
+
+
+# ----- positions -------------------------------------------------------------------------------------
+def test_positions_one_way_are_signed_both_legs_like_the_sim_venue(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+    assert venue.positions("BTCUSDT") == {"BOTH": 0.0}  # nothing listed is flat, with the one-way key
+    venue.place_order(request("ps-1", qty=0.003, order_type="market", price=None, post_only=False))
+    fake.set_position("BTCUSDC", "BOTH", "-0.007")
+    assert venue.positions("BTCUSDT") == {"BOTH": 0.003}
+    assert venue.positions("BTCUSDC") == {"BOTH": -0.007}
+    fake.set_position("BTCUSDC", "BOTH", "0")  # a closed position's row stays, flat
+    assert venue.positions("BTCUSDC") == {"BOTH": 0.0}
+    assert fake.state.requests[-1][1] == "/fapi/v3/positionRisk"
+
+
+def test_positions_hedge_mode_report_long_and_short_legs(fake: FakeBinanceUsdm, clock: FakeClock) -> None:
+    fake.state.hedge_mode = True
+    venue = connect(fake, clock)
+    assert venue.positions("BTCUSDT") == {"LONG": 0.0, "SHORT": 0.0}
+    fake.set_position("BTCUSDT", "LONG", "0.003")
+    fake.set_position("BTCUSDT", "SHORT", "-0.009")
+    fake.set_position("BTCUSDT", "BOTH", "0")  # the unused one-way row of a hedge account
+    fake.set_position("BNBUSDT", "SHORT", "-1.5")
+    assert venue.positions("BTCUSDT") == {"LONG": 0.003, "SHORT": -0.009}
+    assert venue.positions("BNBUSDT") == {"LONG": 0.0, "SHORT": -1.5}
+    venue.close()
+
+
+def test_positions_refuse_what_cannot_be_placed(fake: FakeBinanceUsdm, clock: FakeClock) -> None:
+    fake.state.hedge_mode = True
+    venue = connect(fake, clock)
+    fake.set_position("BTCUSDT", "BOTH", "0.002")  # the account left hedge mode after we connected
+    with pytest.raises(VenueError, match="BTCUSDT: open long position is one-way but the account was hedge"):
+        venue.positions("BTCUSDT")
+    with pytest.raises(ValueError, match="unknown symbol 'ETHUSDT'"):
+        venue.positions("ETHUSDT")
+    fake.fail_next("GET", "/fapi/v3/positionRisk", ErrorReply(-2015, "Invalid API-key", 401))
+    with pytest.raises(VenueError):
+        venue.positions("BNBUSDT")
+    venue.close()
+
+
+def test_positions_back_off_a_rate_limit(fake: FakeBinanceUsdm, venue: CcxtVenue, clock: FakeClock) -> None:
+    fake.set_position("BTCUSDT", "BOTH", "0.004")
+    fake.fail_next("GET", "/fapi/v3/positionRisk", RateLimitReply(retry_after_s=1))
+    assert venue.positions("BTCUSDT") == {"BOTH": 0.004}
+    assert clock.sleeps_s == [1.0]
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"contracts": None}, "without a contracts amount"),
+        ({"side": None}, "has side None"),
+    ],
+)
+def test_position_rows_without_amount_or_side_are_errors(row: dict[str, object], message: str) -> None:
+    base = {"symbol": "BTC/USDT:USDT", "contracts": 0.002, "side": "long", "hedged": False, "info": {}}
+    with pytest.raises(VenueError, match=message):
+        position_amounts([{**base, **row}], "BTCUSDT", "BTC/USDT:USDT", False)
+
+
+def test_a_leg_reported_twice_is_an_error() -> None:
+    row = {"symbol": "BTC/USDT:USDT", "contracts": 0.002, "side": "short", "hedged": True, "info": {}}
+    with pytest.raises(VenueError, match="SHORT position twice"):
+        position_amounts([row, row], "BTCUSDT", "BTC/USDT:USDT", True)
+    other = {**row, "symbol": "BNB/USDT:USDT"}
+    assert position_amounts([row, other], "BTCUSDT", "BTC/USDT:USDT", True) == {"LONG": 0.0, "SHORT": -0.002}

@@ -1,4 +1,4 @@
-"""Conversion of ccxt's unified order and trade structures into ``OrderState`` and ``Fill``.
+"""Conversion of ccxt's unified order, trade and position structures into ``OrderState``, ``Fill`` and amounts.
 
 Pure functions: the venue fetches, these translate. Anything the router relies on that ccxt left empty
 (a status, a fee, a maker/taker flag) is an error here, never a guessed default.
@@ -6,10 +6,10 @@ Pure functions: the venue fetches, these translate. Anything the router relies o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from router.events import Fill, Liquidity
+from router.events import Fill, Liquidity, PositionSide
 from router.venue import OrderState, OrderStatus, VenueError
 
 _CCXT_STATUS: Mapping[str, OrderStatus] = {
@@ -80,3 +80,41 @@ def order_state(
         price=float(price) if order.get("type") == "limit" and price is not None else None,
         fills=fills,
     )
+
+
+def position_amounts(
+    positions: Iterable[Mapping[str, Any]], symbol: str, unified_symbol: str, hedged: bool
+) -> dict[PositionSide, float]:
+    """Signed amounts of one symbol by position side, as ``SimVenue.positions`` reports them.
+
+    ``{"BOTH": amount}`` for a one-way account, ``{"LONG": >= 0, "SHORT": <= 0}`` for a hedge-mode one;
+    a side the venue does not list is flat. Amounts are ccxt ``contracts`` (the order amount unit), signed
+    by ccxt's ``side``. Rows are picked by ccxt's ``unified_symbol``; errors name the market id ``symbol``.
+    A non-flat row that contradicts the account's position mode, has no side, or repeats a leg is an
+    error: reconciliation must not trade on a position it cannot place.
+    """
+    sides: tuple[PositionSide, ...] = ("LONG", "SHORT") if hedged else ("BOTH",)
+    amounts: dict[PositionSide, float] = dict.fromkeys(sides, 0.0)
+    seen: set[PositionSide] = set()
+    for position in positions:
+        if position.get("symbol") != unified_symbol:
+            continue
+        contracts = position.get("contracts")
+        if contracts is None:
+            raise VenueError(f"{symbol}: position without a contracts amount: {position.get('info')!r}")
+        if float(contracts) == 0.0:
+            continue  # flat rows carry no side (and a hedge account also lists its unused BOTH row)
+        side = position.get("side")
+        if side not in ("long", "short"):
+            raise VenueError(f"{symbol}: open position of {contracts} contracts has side {side!r}")
+        if bool(position.get("hedged")) != hedged:
+            raise VenueError(
+                f"{symbol}: open {side} position is {'hedge' if position.get('hedged') else 'one-way'}"
+                f" but the account was {'hedge' if hedged else 'one-way'} mode at connection"
+            )
+        leg: PositionSide = ("LONG" if side == "long" else "SHORT") if hedged else "BOTH"
+        if leg in seen:
+            raise VenueError(f"{symbol}: the venue reported the {leg} position twice")
+        seen.add(leg)
+        amounts[leg] = float(contracts) if side == "long" else -float(contracts)
+    return amounts

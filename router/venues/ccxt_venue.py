@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import ccxt
 
-from router.events import Fill
+from router.events import Fill, PositionSide
 from router.venue import (
     Clock,
     InvalidOrder,
@@ -38,7 +38,7 @@ from router.venue import (
 )
 from router.venues.ccxt_config import ApiCredentials, CcxtVenueConfig
 from router.venues.ccxt_errors import is_rate_limit, map_ccxt_error, retry_after_s
-from router.venues.ccxt_parse import fill_from_trade, order_state
+from router.venues.ccxt_parse import fill_from_trade, order_state, position_amounts
 from router.venues.ccxt_quirks import DuplicateClientOrderId, quirks_for
 from router.venues.ccxt_redact import SecretRedactor, install_redaction
 
@@ -153,6 +153,18 @@ class CcxtVenue:
         # The exchange's own time when it gives one; otherwise the moment we received the answer.
         ts_ns = int(timestamp_ms) * 1_000_000 if timestamp_ms is not None else self._clock.now_ns()
         return TopOfBook(symbol, float(bid), float(bid_qty), float(ask), float(ask_qty), ts_ns)
+
+    # ----- positions -------------------------------------------------------------------------------
+    def positions(self, symbol: str) -> dict[PositionSide, float]:
+        """Signed position amounts of ``symbol`` by position side, with ``SimVenue.positions``' keys and signs.
+
+        ``{"BOTH": amount}`` in one-way mode, ``{"LONG": >= 0, "SHORT": <= 0}`` in hedge mode (the mode read
+        at connection), from ccxt ``fetch_positions`` (Binance USDⓈ-M: ``positionRisk``). Restart
+        reconciliation compares these with the journal, so an unreadable position raises ``VenueError``.
+        """
+        unified = self._market(symbol)["symbol"]
+        rows = self._call(lambda: self._exchange.fetch_positions([unified]))
+        return position_amounts(rows, symbol, unified, self._hedged)
 
     # ----- orders ----------------------------------------------------------------------------------
     def place_order(self, request: OrderRequest) -> OrderState:
