@@ -565,6 +565,17 @@ class SyntheticSymbol(Model):
     sweep_decay_per_bps: Annotated[float, msgspec.Meta(gt=0.0)]
 
 
+class PolicySourceSettings(Model):
+    """Where the live loop's policies come from when ``router-tuner live --policy-source registry`` is chosen.
+
+    ``registry_refresh_s`` is the least time between two reads of a symbol's ``champion`` alias, so a
+    ``policy promote`` or ``rollback`` reaches the running executor within that time, without a restart
+    (0 re-reads before every order, one MLflow round trip each).
+    """
+
+    registry_refresh_s: NonNegative
+
+
 class PaperSettings(Model):
     """Paper mode: the simulated venue's fill model over recorded tapes or the synthetic market."""
 
@@ -588,6 +599,7 @@ class ExecutorConfig(Model):
     alerts: AlertThresholds
     prometheus: PrometheusSettings
     live: LiveVenueSettings
+    policy_source: PolicySourceSettings
     paper: PaperSettings
 
 
