@@ -440,8 +440,86 @@ class OpeConfig(Model):
     weight_quantiles: tuple[Probability, ...]
 
 
+class ShadowConfig(Model):
+    """When a symbol in shadow mode may go live on its own.
+
+    Every ``gate_every_n_outcomes`` learned outcomes, once ``min_outcomes`` are learned, the gate asks:
+    did the learner's proposals agree with the acting policy on at least ``min_agreement`` of the last
+    ``agreement_window`` orders, and is the OPE lower bound of the learner's best arm, on the last
+    ``ope_window_events`` routed orders, at most ``max_shortfall_bps`` below the acting policy's value?
+    """
+
+    agreement_window: PositiveInt
+    min_agreement: Fraction
+    min_outcomes: PositiveInt
+    gate_every_n_outcomes: PositiveInt
+    ope_window_events: Annotated[int, msgspec.Meta(ge=2)]
+    max_shortfall_bps: NonNegative
+
+
+class BudgetConfig(Model):
+    """Per-symbol cap on the expected extra cost of exploring instead of exploiting.
+
+    An arm's extra cost is the upper bound (``confidence_z`` standard errors) of its cost minus the
+    exploited arm's, from at least ``min_samples_for_bound`` outcomes (``untried_extra_cost_bps`` below
+    that; per-order standard deviations are floored at ``min_cost_std_bps``). Exploring an arm is
+    allowed only while the mean charge per order stays within ``max_extra_cost_bps_per_order`` and
+    the day's charge in USD within ``max_extra_cost_usd_per_day``.
+    """
+
+    max_extra_cost_bps_per_order: NonNegative
+    max_extra_cost_usd_per_day: NonNegative
+    confidence_z: Annotated[float, msgspec.Meta(gt=0.0)]
+    min_samples_for_bound: Annotated[int, msgspec.Meta(ge=2)]
+    untried_extra_cost_bps: NonNegative
+    min_cost_std_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+
+
+class SafetyConfig(Model):
+    """Per-arm limits: an arm whose last ``window`` outcomes (at least ``min_outcomes``) break one is excluded.
+
+    ``max_fallback_ratio`` is the share of routed orders that used the taker fallback; slippage and
+    cost are means in bps of the filled ones. An excluded arm re-opens when the drift detector fires.
+    """
+
+    window: PositiveInt
+    min_outcomes: PositiveInt
+    max_fallback_ratio: Probability
+    max_slippage_bps: float
+    max_cost_bps: float
+
+    def __post_init__(self) -> None:
+        if self.min_outcomes > self.window:
+            raise ValueError(f"min_outcomes {self.min_outcomes} cannot exceed window {self.window}")
+
+
+class PromotionConfig(Model):
+    """``policy promote``: the challenger's OPE lower bound on the last ``recent_window_s`` of routed orders
+    must beat the acting policy's on-policy value by ``margin_bps``, with at least
+    ``min_effective_sample_size`` effective events behind the estimate."""
+
+    recent_window_s: Annotated[float, msgspec.Meta(gt=0.0)]
+    margin_bps: NonNegative
+    min_effective_sample_size: Annotated[float, msgspec.Meta(gt=0.0)]
+
+
+class DeploymentConfig(Model):
+    """How learned policies reach real orders: shadow mode, exploration budget, arm safety, promotion.
+
+    ``shadow_symbols`` start in shadow mode (the champion acts, the learner proposes); the others start
+    live. ``gate_estimator`` is the OPE estimator whose lower bound the go-live and promotion gates use.
+    """
+
+    shadow_symbols: tuple[Symbol, ...]
+    gate_estimator: OpeEstimatorName
+    shadow: ShadowConfig
+    budget: BudgetConfig
+    safety: SafetyConfig
+    promotion: PromotionConfig
+
+
 class TunerConfig(Model):
-    """``tuner.json``: arms, learner, reward band, guardrails, publishing, MLflow and OPE."""
+    """``tuner.json``: arms, learner, reward band, guardrails, publishing, MLflow, OPE and deployment."""
 
     learner: LearnerName
     seed: int
@@ -452,6 +530,7 @@ class TunerConfig(Model):
     publish: PublishConfig
     mlflow: MlflowConfig
     ope: OpeConfig
+    deployment: DeploymentConfig
 
 
 # --- executor.json ------------------------------------------------------------------------------
