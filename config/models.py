@@ -290,7 +290,9 @@ class SimulationConfig(Model):
     """``router.json`` ``simulation``: what the main job runs on besides the policies themselves.
 
     The routing loop's knobs (poll interval, retries, back-off) are ``executor.json`` ``route``: the
-    simulation routes exactly as the live loop does.
+    simulation routes exactly as the live loop does. ``registered_model_prefix`` names the MLflow models
+    the simulated learners' final policies are registered under (``<prefix>-<learner>-<SYMBOL>``): apart
+    from ``tuner.json``'s live models, so a simulation never becomes a live symbol's champion.
     """
 
     intents: IntentStream
@@ -299,6 +301,7 @@ class SimulationConfig(Model):
     rule_policy: RulePolicyConfig
     synthetic_market: SyntheticMarketConfig
     bootstrap: SimulationBootstrap
+    registered_model_prefix: Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
 
 class RouterConfig(Model):

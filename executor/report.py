@@ -14,6 +14,7 @@ from typing import Any
 from executor import report_plots
 from executor.simulation import SimulationResult
 from executor.simulation_policies import FIXED_PREFIX
+from executor.simulation_results import cumulative_regret_bps
 
 ROLLING_WINDOW_ORDERS = 25
 """Orders per point of the cost-over-time plot (presentation only; no trading decision reads it)."""
@@ -29,18 +30,25 @@ class Report:
 
 
 def summary_dict(result: SimulationResult) -> dict[str, Any]:
-    """Per symbol and policy: orders, mean cost with CI, maker and fallback ratio, markout; OPE rows."""
+    """Per symbol and policy: orders, mean cost with CI, maker and fallback ratio, markout, regret against
+    the best fixed arm; per learner its greedy and published arm and arm shares; the OPE rows."""
     symbols: dict[str, Any] = {}
     for symbol, sym in result.symbols.items():
+        best = sym.runs[sym.best_fixed]
+        policies: dict[str, Any] = {}
+        for name, s in sym.summaries.items():
+            row = {k: v for k, v in s.to_dict().items() if k not in ("symbol", "policy")}
+            row["regret_vs_best_fixed_bps"] = float(cumulative_regret_bps(sym.runs[name], best)[-1])
+            policies[name] = row
         symbols[symbol] = {
             "market": sym.market.market, "lanes": sym.lanes, "best_fixed_arm": sym.best_fixed,
-            "policies": {name: {k: v for k, v in s.to_dict().items() if k not in ("symbol", "policy")}
-                         for name, s in sym.summaries.items()},
+            "policies": policies,
+            "learners": {name: outcome.to_dict() for name, outcome in sym.learners.items()},
         }
     return {
         "seed": result.options.seed, "orders_per_symbol": result.options.orders_per_symbol,
-        "data_source": result.data_source, "arms": list(result.arm_ids), "symbols": symbols,
-        "ope": [c.to_dict() for sym in result.symbols.values() for c in sym.ope],
+        "data_source": result.data_source, "arms": list(result.arm_ids), "learners": list(result.options.learners),
+        "symbols": symbols, "ope": [c.to_dict() for sym in result.symbols.values() for c in sym.ope],
     }
 
 
@@ -72,18 +80,33 @@ def text_table(result: SimulationResult) -> str:
 def _detail_rows(result: SimulationResult) -> list[list[str]]:
     rows = []
     for symbol, sym in result.symbols.items():
+        best = sym.runs[sym.best_fixed]
         for name in report_plots.compared_policies(result, symbol):
             s = sym.summaries[name]
+            regret = float(cumulative_regret_bps(sym.runs[name], best)[-1])
             rows.append([symbol, name, str(s.orders), str(s.filled), _fmt(s.mean_cost_bps),
                          f"[{_fmt(s.cost_ci_low_bps)}, {_fmt(s.cost_ci_high_bps)}]", _fmt(s.maker_ratio),
-                         _fmt(s.fallback_ratio), _fmt(s.mean_slippage_bps), _fmt(s.mean_markout_bps)])
+                         _fmt(s.fallback_ratio), _fmt(s.mean_slippage_bps), _fmt(s.mean_markout_bps),
+                         _fmt(regret, 1)])
     return rows
 
 
 _DETAIL_HEADER = ["symbol", "policy", "orders", "filled", "mean cost bps", "95% CI", "maker ratio",
-                  "fallback ratio", "slippage bps", "markout bps"]
-_OPE_HEADER = ["symbol", "learner", "final arm", "logged", "truth (on-policy) bps", "estimator", "estimate bps",
-               "CI", "ESS"]
+                  "fallback ratio", "slippage bps", "markout bps", "regret vs best fixed (sum bps)"]
+_LEARNER_HEADER = ["symbol", "learner", "greedy arm", "published arm", "version", "versions", "rollbacks",
+                   "drifts", "most chosen arm (share)"]
+_OPE_HEADER = ["symbol", "learner", "greedy arm", "logged", "truth (fixed run) bps", "estimator", "estimate bps",
+               "CI", "covers truth", "ESS"]
+
+
+def _learner_rows(result: SimulationResult) -> list[list[str]]:
+    rows = []
+    for symbol, sym in result.symbols.items():
+        for name, o in sym.learners.items():
+            top = max(o.arm_shares, key=o.arm_shares.__getitem__)
+            rows.append([symbol, name, o.greedy_arm, o.final_arm, str(o.final_version), str(o.versions_published),
+                         str(o.rollbacks), str(o.drifts_detected), f"{top} ({o.arm_shares[top]:.0%})"])
+    return rows
 
 
 def _ope_rows(result: SimulationResult) -> list[list[str]]:
@@ -91,10 +114,22 @@ def _ope_rows(result: SimulationResult) -> list[list[str]]:
     for sym in result.symbols.values():
         for c in sym.ope:
             truth = f"{c.truth_cost_bps:.2f} [{c.truth_ci_low_bps:.2f}, {c.truth_ci_high_bps:.2f}]"
-            for name, est in c.estimates.items():
-                rows.append([c.symbol, c.learner, c.arm, str(c.logged_events), truth, name, _fmt(est["cost_bps"]),
-                             f"[{_fmt(est['ci_low_bps'])}, {_fmt(est['ci_high_bps'])}]", _fmt(est["ess"], 1)])
+            for name, est in c.estimates_bps().items():
+                rows.append([c.symbol, c.learner, c.arm, str(c.report.n_events), truth, name, _fmt(est["cost_bps"]),
+                             f"[{_fmt(est['ci_low_bps'])}, {_fmt(est['ci_high_bps'])}]",
+                             "yes" if est["covers_truth"] else "no", _fmt(est["ess"], 1)])
     return rows
+
+
+def ope_coverage(result: SimulationResult) -> dict[str, tuple[int, int]]:
+    """Per estimator: (intervals covering the truth, intervals) over every symbol and learner."""
+    out: dict[str, tuple[int, int]] = {}
+    for sym in result.symbols.values():
+        for c in sym.ope:
+            for name, est in c.estimates_bps().items():
+                hit, total = out.get(name, (0, 0))
+                out[name] = (hit + int(est["covers_truth"]), total + 1)
+    return out
 
 
 def _notes(result: SimulationResult) -> list[str]:
@@ -107,6 +142,13 @@ def _notes(result: SimulationResult) -> list[str]:
         "markout = mid move against us after the last fill (positive is adverse).",
         "The best fixed arm is chosen in hindsight on the same intents it is scored on: an oracle, "
         "optimistic by construction; regret is measured against it.",
+        "Learners: the tuner service (guardrails, reward filter, drift, rollback, publishing) with each learner; "
+        "its greedy arm is the arm it expects to be cheapest at the end; its published arm moves at most one "
+        "guardrail step per version.",
+        "OPE: every configured estimator (the `router-tuner ope` code) scores always playing a learner's greedy "
+        "arm on that learner's own log (its logged propensities); the truth is that arm's own fixed-arm run "
+        "on the same intents. A learner that exploits leaves little evidence on other arms, so wide or "
+        "missed intervals are a finding about the log, not a rounding error.",
         "Inverse (COIN-M) contracts are simulated in contract counts; costs in bps are exact, USD fees are not.",
     ]
 
@@ -124,39 +166,49 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def write_report(result: SimulationResult, out_dir: Path) -> Report:
-    """Write the PNGs, ``report.html`` and ``report.md`` into ``out_dir``."""
+    """Write the PNGs, ``report.html`` and ``report.md`` into ``out_dir``; raises on a result without symbols."""
+    if not result.symbols:
+        raise ValueError("the simulation result holds no symbol: nothing to report")
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = [
+        ("Mean cost per order with 95% CI", report_plots.mean_cost(result, out_dir / "mean_cost.png")),
         ("Cost per order over time", report_plots.cost_over_time(result, out_dir / "cost_over_time.png",
                                                                  ROLLING_WINDOW_ORDERS)),
         ("Cumulative regret vs the best fixed arm", report_plots.regret(result, out_dir / "regret.png")),
-        ("Arm heat map per symbol", report_plots.arm_heatmap(result, out_dir / "arm_heatmap.png")),
+        ("Fixed-arm mean cost per symbol", report_plots.fixed_arm_costs(result, out_dir / "fixed_arm_costs.png")),
         ("Maker ratio and fallback ratio", report_plots.maker_fallback(result, out_dir / "maker_fallback.png")),
         ("Slippage distribution", report_plots.slippage(result, out_dir / "slippage.png")),
     ]
-    ope_plot = report_plots.ope(result, out_dir / "ope.png")
-    if ope_plot is not None:
-        plots.append(("OPE estimates vs on-policy value", ope_plot))
+    learner_plots = [("Learners' arm choices per symbol (share of orders)",
+                      report_plots.arm_heatmap(result, out_dir / "arm_heatmap.png")),
+                     ("OPE of each learner's greedy arm vs its on-policy value",
+                      report_plots.ope(result, out_dir / "ope.png"))]
+    plots += [(title, path) for title, path in learner_plots if path is not None]
     header, rows = table_rows(result)
-    ope_rows = _ope_rows(result)
-    notes = _notes(result)
-    md = ["# router-tuner simulation report", "", *[f"- {n}" for n in notes], "",
-          "## Mean cost per order (bps)", "", _md_table(header, rows), "",
-          "## Per policy", "", _md_table(_DETAIL_HEADER, _detail_rows(result)), "",
-          "## Offline policy evaluation", "",
-          _md_table(_OPE_HEADER, ope_rows) if ope_rows else "No learner ran: nothing to evaluate off-policy.", "",
-          "## Plots", "", *[f"![{title}]({p.name})" for title, p in plots], ""]
+    sections = [
+        ("Mean cost per order (bps)", header, rows, ""),
+        ("Per policy", _DETAIL_HEADER, _detail_rows(result), ""),
+        ("Learners", _LEARNER_HEADER, _learner_rows(result), "No learner ran."),
+        ("Offline policy evaluation", _OPE_HEADER, _ope_rows(result),
+         "No learner ran: nothing to evaluate off-policy."),
+    ]
+    coverage = ", ".join(f"{name} {hit}/{total}" for name, (hit, total) in ope_coverage(result).items())
+    notes = [*_notes(result), *([f"OPE intervals covering the truth: {coverage}."] if coverage else [])]
+    md = ["# router-tuner simulation report", "", *[f"- {n}" for n in notes], ""]
+    for title, head, section_rows, empty in sections:
+        md += [f"## {title}", "", _md_table(head, section_rows) if section_rows else empty, ""]
+    md += ["## Plots", "", *[f"![{title}]({p.name})" for title, p in plots], ""]
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(md))
     style = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto}table{border-collapse:collapse;"
              "margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
              "img{max-width:100%;border:1px solid #eee}")
-    body = [f"<h1>router-tuner simulation report</h1><ul>{''.join(f'<li>{html.escape(n)}</li>' for n in notes)}</ul>",
-            "<h2>Mean cost per order (bps)</h2>", _html_table(header, rows),
-            "<h2>Per policy</h2>", _html_table(_DETAIL_HEADER, _detail_rows(result)),
-            "<h2>Offline policy evaluation</h2>",
-            _html_table(_OPE_HEADER, ope_rows) if ope_rows else "<p>No learner ran: nothing to evaluate.</p>",
-            *[f"<h2>{html.escape(t)}</h2><img src='{p.name}' alt='{html.escape(t)}'>" for t, p in plots]]
+    body = [f"<h1>router-tuner simulation report</h1><ul>{''.join(f'<li>{html.escape(n)}</li>' for n in notes)}"
+                 "</ul>"]
+    for title, head, section_rows, empty in sections:
+        body += [f"<h2>{html.escape(title)}</h2>",
+                 _html_table(head, section_rows) if section_rows else f"<p>{html.escape(empty)}</p>"]
+    body += [f"<h2>{html.escape(t)}</h2><img src='{p.name}' alt='{html.escape(t)}'>" for t, p in plots]
     html_path = out_dir / "report.html"
     html_path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>router-tuner simulation</title>"
                          f"<style>{style}</style></head><body>{''.join(body)}</body></html>")

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from executor.simulation import SimulationResult
-from executor.simulation_policies import FIXED_PREFIX
+from executor.simulation_policies import FIXED_PREFIX, LEARNER_PREFIX
 from executor.simulation_results import costs, cumulative_regret_bps
 
 
@@ -22,17 +22,19 @@ def compared_policies(result: SimulationResult, symbol: str) -> list[str]:
     return [*names[:3], sym.best_fixed, *names[3:]]
 
 
-def _grid(n: int) -> tuple[plt.Figure, np.ndarray]:
+def _grid(n: int, width: float = 5.2, height: float = 3.6) -> tuple[plt.Figure, list[plt.Axes]]:
+    """Up to three panels a row, one per symbol; unused panels hidden."""
     cols = min(3, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
-    return fig, axes.flat
+    return fig, list(axes.flat[:n])
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig: plt.Figure, path: Path, tight: bool = True) -> Path:
+    if tight:
+        fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
@@ -71,7 +73,68 @@ def regret(result: SimulationResult, path: Path) -> Path:
     return _save(fig, path)
 
 
-def arm_heatmap(result: SimulationResult, path: Path) -> Path:
+def _interval(ax: plt.Axes, value: float, low: float, high: float, y: float, colour: object, *,
+              label: str | None, size: float = 5) -> None:
+    """A point with its interval drawn as a line (a bootstrap interval need not contain the point)."""
+    ax.hlines(y, low, high, color=colour, lw=1.2)
+    ax.plot([value], [y], "o", color=colour, ms=size, label=label)
+
+
+def mean_cost(result: SimulationResult, path: Path) -> Path:
+    """Mean cost per order (bps) with its bootstrap interval, per symbol and compared policy."""
+    fig, axes = _grid(len(result.symbols))
+    for ax, (symbol, sym) in zip(axes, result.symbols.items(), strict=False):
+        names = [n for n in compared_policies(result, symbol) if sym.summaries[n].mean_cost_bps is not None]
+        for y, name in enumerate(names):
+            s = sym.summaries[name]
+            low = s.cost_ci_low_bps if s.cost_ci_low_bps is not None else s.mean_cost_bps
+            high = s.cost_ci_high_bps if s.cost_ci_high_bps is not None else s.mean_cost_bps
+            colour = "black" if name == sym.best_fixed else ("tab:blue" if name.startswith(LEARNER_PREFIX)
+                                                              else "tab:grey")
+            _interval(ax, s.mean_cost_bps, low, high, y, colour, label=None)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("mean cost bps (95% CI; lower is better)")
+        ax.set_title(f"{symbol}")
+        ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def arm_heatmap(result: SimulationResult, path: Path) -> Path | None:
+    """Share of each learner's orders routed with each arm: one row per (symbol, learner), one column per
+    arm; the best fixed arm in hindsight is boxed red, each learner's final greedy arm is starred.
+    None when no learner ran."""
+    if not result.options.learners:
+        return None
+    arms = list(result.arm_ids)
+    rows = [(symbol, name) for symbol, sym in result.symbols.items() for name in sym.learners]
+    shares = np.array([[result.symbols[s].learners[n].arm_shares[a] for a in arms] for s, n in rows])
+    fig, ax = plt.subplots(figsize=(3.0 + 0.6 * len(arms), 1.5 + 0.28 * len(rows)))
+    image = ax.imshow(shares, aspect="auto", cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(arms)), arms, rotation=60, fontsize=7)
+    ax.set_yticks(range(len(rows)), [f"{s} {n}" for s, n in rows], fontsize=7)
+    for r, (symbol, name) in enumerate(rows):
+        for c in range(len(arms)):
+            if shares[r, c] >= 0.005:
+                ax.text(c, r, f"{100 * shares[r, c]:.0f}", ha="center", va="center", fontsize=6,
+                        color="white" if shares[r, c] > 0.5 else "black")
+        outcome = result.symbols[symbol].learners[name]
+        ax.plot(arms.index(outcome.greedy_arm) + 0.32, r, marker="*", color="orange", ms=8,
+                markeredgecolor="black", mew=0.4, ls="none")
+    start = 0
+    for sym in result.symbols.values():
+        n = len(sym.learners)
+        best = arms.index(sym.best_fixed.removeprefix(FIXED_PREFIX))
+        ax.add_patch(plt.Rectangle((best - 0.5, start - 0.5), 1, n, fill=False, edgecolor="red", lw=1.8))
+        if start:
+            ax.axhline(start - 0.5, color="black", lw=0.8)
+        start += n
+    fig.colorbar(image, ax=ax, label="share of the learner's orders (numbers: %)")
+    ax.set_title("learners' arm choices (red box: best fixed arm in hindsight; star: final greedy arm)", fontsize=9)
+    return _save(fig, path)
+
+
+def fixed_arm_costs(result: SimulationResult, path: Path) -> Path:
     """Mean cost of every fixed arm per symbol (rows symbols, columns arms, coloured by excess over the
     row's best); the best arm is boxed."""
     symbols = list(result.symbols)
@@ -81,7 +144,7 @@ def arm_heatmap(result: SimulationResult, path: Path) -> Path:
         for c, arm in enumerate(arms):
             value = result.symbols[symbol].summaries[f"{FIXED_PREFIX}{arm}"].mean_cost_bps
             grid[r, c] = np.nan if value is None else value
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(arms), 1.2 + 0.5 * len(symbols)))
+    fig, ax = plt.subplots(figsize=(2.5 + 0.7 * len(arms), 1.8 + 0.5 * len(symbols)))
     excess = grid - np.nanmin(grid, axis=1, keepdims=True)  # per symbol: spot and perp fees differ by 5 bps
     image = ax.imshow(excess, aspect="auto", cmap="viridis_r")
     ax.set_xticks(range(len(arms)), arms, rotation=60, fontsize=7)
@@ -90,9 +153,10 @@ def arm_heatmap(result: SimulationResult, path: Path) -> Path:
         c = arms.index(result.symbols[symbol].best_fixed.removeprefix(FIXED_PREFIX))
         ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="red", lw=2))
         for cc in range(len(arms)):
-            ax.text(cc, r, f"{grid[r, cc]:.1f}", ha="center", va="center", fontsize=6, color="black")
+            ax.text(cc, r, f"{grid[r, cc]:.1f}", ha="center", va="center", fontsize=6,
+                    color="white" if excess[r, cc] > 0.6 * np.nanmax(excess) else "black")
     fig.colorbar(image, ax=ax, label="bps above the symbol's best arm")
-    ax.set_title("fixed arm mean cost bps (colour: excess over the row's best; red: best in hindsight)")
+    ax.set_title("fixed-arm mean cost bps (colour: excess over the row's best; red: best in hindsight)", fontsize=9)
     return _save(fig, path)
 
 
@@ -127,25 +191,34 @@ def slippage(result: SimulationResult, path: Path) -> Path:
 
 
 def ope(result: SimulationResult, path: Path) -> Path | None:
-    """OPE estimates (with intervals) of each learner's final arm beside its fixed-arm truth; None if no OPE."""
-    rows = [c for sym in result.symbols.values() for c in sym.ope]
-    if not rows:
+    """Per symbol: each estimator's cost estimate (with interval) of each learner's greedy arm, beside the
+    arm's on-policy value from its own fixed run (black bar: the truth's interval, black line: its mean).
+    None when no learner ran."""
+    with_ope = {symbol: sym for symbol, sym in result.symbols.items() if sym.ope}
+    if not with_ope:
         return None
-    fig, ax = plt.subplots(figsize=(8, 0.6 + 0.45 * len(rows) * 5))
-    y = 0
-    labels = []
-    for comp in rows:
-        ax.errorbar(comp.truth_cost_bps, y, xerr=[[comp.truth_cost_bps - comp.truth_ci_low_bps],
-                    [comp.truth_ci_high_bps - comp.truth_cost_bps]], fmt="s", color="black")
-        labels.append(f"{comp.symbol} {comp.learner} {comp.arm}: on-policy (truth)")
-        y += 1
-        for name, est in comp.estimates.items():
-            ax.errorbar(est["cost_bps"], y, xerr=[[est["cost_bps"] - est["ci_low_bps"]],
-                        [est["ci_high_bps"] - est["cost_bps"]]], fmt="o")
-            labels.append(f"  {name}")
-            y += 1
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("cost bps")
-    ax.set_title("OPE of each learner's final arm vs that arm's on-policy value")
-    return _save(fig, path)
+    fig, axes = _grid(len(with_ope), height=0.9 + 0.75 * max(len(s.ope) for s in with_ope.values()))
+    names = list(next(iter(with_ope.values())).ope[0].report.estimates)
+    colours = plt.get_cmap("tab10")
+    for ax, (symbol, sym) in zip(axes, with_ope.items(), strict=False):
+        labels = []
+        for g, comp in enumerate(sym.ope):
+            ax.fill_betweenx([g - 0.42, g + 0.42], comp.truth_ci_low_bps, comp.truth_ci_high_bps, color="black",
+                             alpha=0.12, lw=0)
+            ax.plot([comp.truth_cost_bps] * 2, [g - 0.42, g + 0.42], color="black", lw=1.6)
+            for k, (name, est) in enumerate(comp.estimates_bps().items()):
+                y = g - 0.35 + 0.7 * k / max(1, len(names) - 1)
+                _interval(ax, est["cost_bps"], est["ci_low_bps"], est["ci_high_bps"], y, colours(k % 10),
+                          label=name if g == 0 else None, size=3)
+            labels.append(f"{comp.learner.removeprefix(LEARNER_PREFIX)}\n{comp.arm}")
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("cost bps of always playing the greedy arm")
+        ax.set_title(f"{symbol}: OPE (dots) vs fixed-run truth (black)", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    handles, legend_labels = next(iter(axes)).get_legend_handles_labels()
+    fig.legend(handles, legend_labels, loc="lower center", ncol=min(8, len(names)), fontsize=7)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,10 +1,11 @@
 """The main job's core: replay every market, route the same intents under every policy, collect results.
 
 Data flow: markets (recorded, else synthetic) -> one seeded intent stream per symbol -> for each policy
-(always-taker, static, rule, every fixed arm of the tuner grid) a ``PolicyRun`` on fresh venue replays ->
-summaries, the best fixed arm in hindsight and regret against it. Journal and MLflow logging, and the
-report, are separate steps (``simulation_io``, ``report``) so this part stays a pure function of its
-inputs and is testable without either.
+(always-taker, static, rule, every fixed arm of the tuner grid, the tuner with each learner) a
+``PolicyRun`` on fresh venue replays -> summaries, the best fixed arm in hindsight, regret against it, and
+OPE of each learner's greedy arm on that learner's own log beside the arm's fixed-run value (known
+truth). Journal and MLflow logging, and the report, are separate steps (``simulation_io``, ``report``)
+so this part stays a pure function of its inputs and is testable without either.
 """
 
 from __future__ import annotations
@@ -15,6 +16,15 @@ from pathlib import Path
 
 from config.models import ConfigBundle
 from executor.simulation_intents import SimIntent, intent_stream
+from executor.simulation_learners import (
+    LEARNERS,
+    LearnerOutcome,
+    LearnerRun,
+    learner_outcome,
+    learner_policy_name,
+    learner_runs,
+    mean_context,
+)
 from executor.simulation_market import (
     SimMarket,
     check_simulation_config,
@@ -37,6 +47,7 @@ from executor.simulation_results import (
     PolicySummary,
     best_fixed_arm,
     bootstrap_config,
+    ope_vs_truth,
     summarize,
 )
 from executor.simulation_runner import PolicyRun, run_policy
@@ -46,29 +57,35 @@ from tuner.arms import ArmGrid
 
 @dataclass(frozen=True, slots=True)
 class SimulationOptions:
-    """What to simulate: symbols (None = all found), orders per symbol, seed and the data directory."""
+    """What to simulate: symbols (None = all found), orders per symbol, seed, data directory, learners."""
 
     symbols: tuple[str, ...] | None
     orders_per_symbol: int
     seed: int
     data_dir: str | None
+    learners: tuple[str, ...]
 
     def __post_init__(self) -> None:
         if self.orders_per_symbol < 1:
             raise ValueError(f"orders per symbol must be >= 1, got {self.orders_per_symbol}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+        unknown = sorted(set(self.learners) - set(LEARNERS))
+        if unknown or len(set(self.learners)) != len(self.learners):
+            raise ValueError(f"learners must be distinct names from {LEARNERS}, got {self.learners}")
 
 
 @dataclass(slots=True)
 class SymbolResult:
-    """One symbol: its intents, every policy's run and summary, and the best fixed arm in hindsight."""
+    """One symbol: its intents, every policy's run and summary, the best fixed arm in hindsight, and per
+    learner its outcome (greedy arm, versions, arm shares) and the OPE of its greedy arm."""
 
     market: SimMarket
     intents: list[SimIntent]
     runs: dict[str, PolicyRun] = field(default_factory=dict)
     summaries: dict[str, PolicySummary] = field(default_factory=dict)
     best_fixed: str = ""
+    learners: dict[str, LearnerOutcome] = field(default_factory=dict)
     ope: list[OpeComparison] = field(default_factory=list)
 
     @property
@@ -78,12 +95,13 @@ class SymbolResult:
 
 @dataclass(frozen=True, slots=True)
 class SimulationResult:
-    """Everything the journal, MLflow and the report need."""
+    """Everything the journal, MLflow and the report need (``learner_runs``: the tuners and their versions)."""
 
     options: SimulationOptions
     data_source: str
     symbols: dict[str, SymbolResult]
     arm_ids: tuple[str, ...]
+    learner_runs: tuple[LearnerRun, ...]
 
 
 def load_markets(config: ConfigBundle, options: SimulationOptions) -> tuple[list[SimMarket], str]:
@@ -106,25 +124,39 @@ def baseline_sources(symbol: str, config: ConfigBundle, grid: ArmGrid) -> dict[s
     return sources
 
 
-def count_routes(markets: Sequence[SimMarket], options: SimulationOptions, n_policies: int) -> int:
+def count_routes(markets: Sequence[SimMarket], options: SimulationOptions, grid: ArmGrid) -> int:
+    """Orders the simulation will route: every symbol, every baseline and fixed arm, every learner."""
+    n_policies = 3 + len(grid) + len(options.learners)
     return len(markets) * options.orders_per_symbol * n_policies
 
 
 def simulate(config: ConfigBundle, markets: Sequence[SimMarket], options: SimulationOptions, grid: ArmGrid, *,
              data_source: str, progress: Callable[[int], None] | None = None) -> SimulationResult:
-    """Route every symbol's intent stream under every baseline policy and summarise the runs."""
+    """Route every symbol's intent stream under every baseline and learner; summarise, pick, evaluate."""
     sim = config.router.simulation
     band = config.router.policy_bounds.maker_offset_bps
     check_simulation_config(sim, band.min, band.max)
     boot = bootstrap_config(sim.bootstrap, options.seed)
+    tuners = learner_runs(config, options.learners, [m.symbol for m in markets], options.seed)
     results: dict[str, SymbolResult] = {}
     for market in markets:
         intents = intent_stream(market, options.orders_per_symbol, sim.intents, seed=options.seed)
         result = SymbolResult(market=market, intents=intents)
-        for name, source in baseline_sources(market.symbol, config, grid).items():
+        sources: dict[str, PolicySource] = dict(baseline_sources(market.symbol, config, grid))
+        sources.update({learner_policy_name(t.learner): t.source(market.symbol) for t in tuners})
+        for name, source in sources.items():
             run = run_policy(market, intents, source, name, config=config, seed=options.seed, progress=progress)
             result.runs[name] = run
             result.summaries[name] = summarize(run, boot)
         result.best_fixed = best_fixed_arm(result.summaries)
+        context = mean_context([i.context for i in intents])
+        for tuner in tuners:
+            outcome = learner_outcome(tuner, market.symbol, result.runs[learner_policy_name(tuner.learner)].events,
+                                      grid.arm_ids, context)
+            result.learners[tuner.learner] = outcome
+            result.ope.append(ope_vs_truth(result.runs[outcome.policy], outcome.greedy_arm,
+                                           result.summaries[f"{FIXED_PREFIX}{outcome.greedy_arm}"],
+                                           config.tuner.ope, seed=options.seed))
         results[market.symbol] = result
-    return SimulationResult(options=options, data_source=data_source, symbols=results, arm_ids=grid.arm_ids)
+    return SimulationResult(options=options, data_source=data_source, symbols=results, arm_ids=grid.arm_ids,
+                            learner_runs=tuple(tuners))

@@ -1,8 +1,10 @@
-"""Where a simulation is recorded: every RouterEvent in a journal, one MLflow parent run per simulation.
+"""Where a simulation is recorded: every RouterEvent in a journal, one MLflow parent run per simulation,
+and each learner's final policy as a registered model version.
 
 The journal is the simulation's own file (``<out>/simulation.sqlite``), replaced at each run: the
 journal is append-only and its intent ids are unique, so two simulations cannot share one file.
-MLflow is imported only inside :func:`log_to_mlflow` (it costs about a second to import).
+MLflow (and ``tuner.registry``, which imports it) is imported only inside the MLflow functions: it costs
+about a second to import and ``--no-mlflow`` runs never pay it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from config.loader import snapshot
 from config.models import ConfigBundle
 from executor.journal import Journal
 from executor.simulation import SimulationResult
-from tuner.registry import resolve_tracking_uri
 
 JOURNAL_NAME = "simulation.sqlite"
 _METRIC_CHARS = re.compile(r"[^A-Za-z0-9_.\-/ ]")
@@ -40,33 +41,82 @@ def metric_name(*parts: str) -> str:
     return "/".join(_METRIC_CHARS.sub("_", p) for p in parts)
 
 
+def register_final_policies(result: SimulationResult, config: ConfigBundle,
+                            tracking_uri: str) -> list[dict[str, Any]]:
+    """Register each learner's last published version per symbol as an MLflow model version.
+
+    Models are ``<simulation.registered_model_prefix>-<learner>-<SYMBOL>``, never the live models of
+    ``tuner.json``, through the same :class:`MlflowPublisher` the live tuner uses (params, metrics, the
+    policy and config snapshot). A symbol whose tuner never published is listed with ``version`` None.
+    """
+    from tuner.registry import CHALLENGER, PolicyRegistry
+    from tuner.service_publish import MlflowPublisher
+
+    prefix = config.router.simulation.registered_model_prefix
+    live_prefix = config.tuner.mlflow.registered_model_prefix
+    if prefix == live_prefix or prefix.startswith(f"{live_prefix}-"):
+        raise ValueError(f"router.json simulation.registered_model_prefix {prefix!r} would mix simulated versions "
+                         f"into the live models of tuner.json mlflow.registered_model_prefix {live_prefix!r}")
+    rows: list[dict[str, Any]] = []
+    for run in result.learner_runs:
+        registry = PolicyRegistry(tracking_uri, experiment=config.tuner.mlflow.experiment,
+                                  model_prefix=f"{prefix}-{run.learner}")
+        publisher = MlflowPublisher(registry, config)
+        for symbol in result.symbols:
+            record = run.final_record(symbol)
+            row: dict[str, Any] = {"learner": run.learner, "symbol": symbol, "model": registry.model_name(symbol),
+                                   "policy_version": None, "arm": None, "registered_version": None}
+            if record is not None:
+                publisher.publish(record)
+                registered = registry.show(symbol, CHALLENGER)  # publish makes the new version challenger
+                row.update(policy_version=record.policy.version, arm=record.policy.arm,
+                           registered_version=registered.version)
+            rows.append(row)
+    return rows
+
+
+def _metrics(result: SimulationResult, summary: dict[str, Any]) -> dict[str, float]:
+    """Per symbol and policy: cost, ratios, markout, regret; per OPE row: each estimate and the truth."""
+    metrics: dict[str, float] = {}
+    for symbol, sym in summary["symbols"].items():
+        for policy, row in sym["policies"].items():
+            for key in ("mean_cost_bps", "maker_ratio", "fallback_ratio", "mean_markout_bps",
+                        "regret_vs_best_fixed_bps"):
+                if row[key] is not None:
+                    metrics[metric_name(key, symbol, policy)] = float(row[key])
+    for comp in summary["ope"]:
+        metrics[metric_name("ope_truth_cost_bps", comp["symbol"], comp["learner"])] = comp["truth_cost_bps"]
+        for estimator, est in comp["estimates"].items():
+            metrics[metric_name("ope_cost_bps", comp["symbol"], comp["learner"], estimator)] = est["cost_bps"]
+    return metrics
+
+
 def log_to_mlflow(result: SimulationResult, config: ConfigBundle, summary: dict[str, Any],
-                  artifacts: list[Path]) -> str:
-    """One parent run: options and seed as params, the config snapshot and report as artifacts,
-    per-symbol/per-policy metrics. Returns the run id."""
+                  artifacts: list[Path]) -> tuple[str, list[dict[str, Any]]]:
+    """One parent run: options and seed as params, the config snapshot, summary and report as artifacts,
+    per-symbol/per-policy metrics; then the learners' final policies as registered versions (listed in the
+    run's ``policy_versions.json``). Returns the run id and the registered versions."""
     import mlflow
 
-    mlflow.set_tracking_uri(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
+    from tuner.registry import resolve_tracking_uri
+
+    tracking_uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(config.tuner.mlflow.experiment)
     options = result.options
     with mlflow.start_run(run_name=f"simulate-seed{options.seed}") as run:
         mlflow.set_tag("job", "simulate")
         mlflow.log_params({"seed": options.seed, "orders_per_symbol": options.orders_per_symbol,
                            "symbols": ",".join(result.symbols), "data_source": result.data_source[:480],
-                           "arms": len(result.arm_ids)})
+                           "arms": len(result.arm_ids), "learners": ",".join(options.learners)})
         mlflow.log_dict(snapshot(config), "config_snapshot.json")
         mlflow.log_dict(summary, "summary.json")
-        metrics: dict[str, float] = {}
-        for symbol, sym in result.symbols.items():
-            for policy, s in sym.summaries.items():
-                for key in ("mean_cost_bps", "maker_ratio", "fallback_ratio", "mean_markout_bps"):
-                    value = getattr(s, key)
-                    if value is not None:
-                        metrics[metric_name(key, symbol, policy)] = float(value)
-        mlflow.log_metrics(metrics)
+        mlflow.log_metrics(_metrics(result, summary))
         for path in artifacts:
             mlflow.log_artifact(str(path), artifact_path="report")
-        return str(run.info.run_id)
+        versions = register_final_policies(result, config, tracking_uri)
+        mlflow.log_dict({"policy_versions": versions}, "policy_versions.json")
+        return str(run.info.run_id), versions
 
 
 def json_line(summary: dict[str, Any]) -> str:

@@ -18,15 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from config.models import SimulationBootstrap
+from config.models import OpeConfig, SimulationBootstrap
 from executor.simulation_policies import FIXED_PREFIX
 from executor.simulation_runner import PolicyRun
 from router.events import RouterEvent
-from tuner.ope import IPS, SNIPS, DirectMethod, DoublyRobust, OpeEstimate, evaluate
+from tuner.ope import OpeEstimate
 from tuner.ope_bootstrap import BlockBootstrap, BootstrapConfig
-from tuner.ope_log import LoggedBandit
-from tuner.ope_policy import fixed_arm_policy
-from tuner.ope_reward_model import PerArmMeanModel
+from tuner.ope_run import CandidateReport, evaluate_candidate
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,29 +94,45 @@ def best_fixed_arm(summaries: Mapping[str, PolicySummary]) -> str:
 
 def cumulative_regret_bps(run: PolicyRun, best: PolicyRun) -> np.ndarray:
     """Sum over intents of (this policy's cost - the best fixed arm's cost); orders unfilled in either add 0."""
+    if len(run.events) != len(best.events):
+        raise ValueError(f"{run.policy} routed {len(run.events)} orders, {best.policy} {len(best.events)}: "
+                         "regret needs the same intents")
     diff = costs(run.events) - costs(best.events)
     return np.cumsum(np.where(np.isfinite(diff), diff, 0.0))
 
 
 @dataclass(frozen=True, slots=True)
 class OpeComparison:
-    """OPE of a learner's final greedy arm on the learner's own log, beside that arm's measured value.
+    """OPE of a learner's greedy arm on the learner's own log, beside that arm's measured value.
 
-    Values are costs in bps (minus the estimators' reward). ``truth`` is the mean cost of the arm's own
-    fixed-arm run on the same intents (known truth), with its interval.
+    ``report`` is exactly what ``router-tuner ope`` computes (:func:`tuner.ope_run.evaluate_candidate`);
+    the truth is the mean cost of the arm's own fixed-arm run on the same intents, with its interval.
+    Values here are costs in bps (the estimators' reward negated), lower is better.
     """
 
     symbol: str
     learner: str
     arm: str
-    logged_events: int
-    estimates: dict[str, dict[str, Any]]
+    report: CandidateReport
     truth_cost_bps: float
     truth_ci_low_bps: float
     truth_ci_high_bps: float
 
+    def estimates_bps(self) -> dict[str, dict[str, Any]]:
+        """Per estimator: cost estimate and interval in bps, ESS, weighted events, support gap, coverage."""
+        out = {}
+        for name, estimate in self.report.estimates.items():
+            cost = _as_cost(estimate)
+            cost["covers_truth"] = bool(cost["ci_low_bps"] <= self.truth_cost_bps <= cost["ci_high_bps"])
+            out[name] = cost
+        return out
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"symbol": self.symbol, "learner": self.learner, "arm": self.arm,
+                "logged_events": self.report.n_events, "skipped_unfilled": self.report.skipped_unfilled,
+                "logging_cost_bps": _as_cost(self.report.logging), "estimates": self.estimates_bps(),
+                "truth_cost_bps": self.truth_cost_bps, "truth_ci_low_bps": self.truth_ci_low_bps,
+                "truth_ci_high_bps": self.truth_ci_high_bps}
 
 
 def _as_cost(estimate: OpeEstimate) -> dict[str, Any]:
@@ -127,15 +141,12 @@ def _as_cost(estimate: OpeEstimate) -> dict[str, Any]:
             "support_gap_share": estimate.support_gap_share}
 
 
-def ope_against_truth(learner_run: PolicyRun, arm_ids: Sequence[str], greedy_arm: str, truth: PolicySummary,
-                      bootstrap: BootstrapConfig) -> OpeComparison:
-    """IPS, SNIPS, DM and DR of always playing ``greedy_arm``, from the learner's logged propensities."""
+def ope_vs_truth(learner_run: PolicyRun, arm: str, truth: PolicySummary, config: OpeConfig, *,
+                 seed: int) -> OpeComparison:
+    """The configured estimators of always playing ``arm`` on ``learner_run``'s log, beside ``truth``."""
     if truth.mean_cost_bps is None or truth.cost_ci_low_bps is None or truth.cost_ci_high_bps is None:
-        raise ValueError(f"the fixed run of {greedy_arm} on {truth.symbol} filled nothing: no truth to compare")
-    log = LoggedBandit.from_events(learner_run.events, arm_ids)
-    results = evaluate(log, fixed_arm_policy(log, greedy_arm), [IPS(), SNIPS(), DirectMethod(), DoublyRobust()],
-                       bootstrap=bootstrap, reward_model=PerArmMeanModel(), weight_quantiles=(0.5, 0.99))
-    return OpeComparison(symbol=learner_run.symbol, learner=learner_run.policy, arm=greedy_arm, logged_events=log.n,
-                         estimates={name: _as_cost(est) for name, est in results.items()},
+        raise ValueError(f"the fixed run of {arm} on {truth.symbol} filled nothing: no truth to compare")
+    report = evaluate_candidate(learner_run.events, arm, config, seed=seed, symbol=learner_run.symbol)
+    return OpeComparison(symbol=learner_run.symbol, learner=learner_run.policy, arm=arm, report=report,
                          truth_cost_bps=truth.mean_cost_bps, truth_ci_low_bps=truth.cost_ci_low_bps,
                          truth_ci_high_bps=truth.cost_ci_high_bps)
