@@ -1,5 +1,9 @@
 """``router-tuner live``: run the executor on intents from a JSONL file, paper by default, live on request.
 
+Policies come from ``--policy-source``: ``static`` (the default, router.json) or ``registry`` (each
+symbol's MLflow champion, re-read every ``policy_source.registry_refresh_s`` so a promote or rollback
+reaches the running executor without a restart).
+
 Paper mode (the default) routes on the simulated venue over recorded tapes (``--tape``) or the synthetic
 market of ``executor.json``; its clock is the replay, advanced by the idle poll while no intent comes.
 Live mode needs both ``--live`` and the API key variables named in ``executor.json`` (``live``); the
@@ -35,8 +39,10 @@ from executor.telemetry import Telemetry
 from risk.units import NS_PER_S
 from router.venue import Venue, VenueError
 from router.venues.sim import ReplayExhausted
+from tuner.policy_source import PolicySource, RegistryPolicySource, StaticPolicySource
 
 DEFAULT_STORE = Path("var/executor.sqlite")
+POLICY_SOURCES = ("static", "registry")
 logger = logging.getLogger("executor.live")
 
 
@@ -52,6 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--live", action="store_true", help="trade on the live venue (needs API keys in env)")
     parser.add_argument("--seed", type=int, required=False, help="router rng seed (default: executor.paper.seed)")
     parser.add_argument("--idle-poll-s", type=float, default=1.0, help="wait per poll for a new intent")
+    parser.add_argument("--policy-source", choices=POLICY_SOURCES, default="static",
+                        help="where each symbol's RouterPolicy comes from (default: static): 'static' is router.json "
+                             "static_policy; 'registry' is the MLflow champion of every executor.instruments "
+                             "symbol (tuner.json mlflow, MLFLOW_TRACKING_URI wins), re-read every "
+                             "executor.json policy_source.registry_refresh_s so promote/rollback needs no restart")
 
 
 def _venue(args: argparse.Namespace,
@@ -78,6 +89,32 @@ def _venue(args: argparse.Namespace,
     return venue, venue.positions, lambda: venue.clock.sleep_until(venue.clock.now_ns() + step_ns)
 
 
+def policy_source(choice: str, config: ConfigBundle) -> PolicySource:
+    """The executor's policies: router.json's static policy, or the registry champions hot-swapped.
+
+    ``registry`` needs a reachable store (else ``RegistryError``), a champion for every
+    ``executor.instruments`` symbol (``RegistryError`` naming the first one missing), and refuses a
+    champion outside ``router.json`` ``policy_bounds`` (``PolicyError``).
+    """
+    symbols = sorted(config.executor.instruments)
+    if choice == "static":
+        return StaticPolicySource(config.router, symbols)
+    if choice != "registry":
+        raise ValueError(f"policy source must be one of {POLICY_SOURCES}, got {choice!r}")
+    from mlflow.exceptions import MlflowException  # MLflow costs about a second to import: only when asked for
+
+    from tuner.registry import PolicyRegistry, RegistryError
+
+    mlflow_config = config.tuner.mlflow
+    try:
+        registry = PolicyRegistry(mlflow_config.tracking_uri, experiment=mlflow_config.experiment,
+                                  model_prefix=mlflow_config.registered_model_prefix)
+    except MlflowException as error:
+        raise RegistryError(f"MLflow store unusable: {error}") from error
+    return RegistryPolicySource(registry, symbols, config.router.policy_bounds,
+                                refresh_s=config.executor.policy_source.registry_refresh_s)
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.idle_poll_s <= 0:
@@ -89,13 +126,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"live: {error}", file=sys.stderr)
         return 1
     try:
+        policies = policy_source(args.policy_source, config)
+    except (RuntimeError, ValueError) as error:  # RegistryError, PolicyError: no champion or an unusable one
+        print(f"live: policy source not started: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    try:
         venue, positions, on_idle = _venue(args, config)
     except (KeyError, ValueError, VenueError) as error:
         print(f"live: venue not started: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    from tuner.policy_source import StaticPolicySource
-
-    policies = StaticPolicySource(config.router, config.executor.instruments)
     stopping = {"flag": False}
 
     def stop(signum: int, _frame: object) -> None:
