@@ -7,7 +7,9 @@ only an intent that passed ``check_order`` is submitted. Before the first order 
 ``Submission`` is committed to the executor store, so a restart finds orders that were in flight
 (``start`` reconciles before anything is sent). Each intent ends in one journal batch: a VetoEvent or a
 RouterEvent (with ``realized_pnl_usd`` when it reduced exposure, see ``executor.positions``), plus its
-TradeRecord; an intent with a TradeRecord is never processed again.
+TradeRecord; an intent with a TradeRecord is never processed again. A stop intent (``is_stop``) must be
+``reduce_only`` or ``close_position``; its fills start the symbol's ``cooldowns.after_stop_s``, which
+``check_order`` enforces.
 
 A route that ended with an error may leave an order resting: its legs are settled by client order id
 (cancelled, fills counted) before the outcome is journaled. When that is impossible (venue unreachable)
@@ -35,6 +37,7 @@ from executor.reconcile import (
     ReconcileError,
     check_positions,
     classify_open_orders,
+    record_stop_fills,
     replay_journal,
 )
 from executor.records import Submission
@@ -230,6 +233,11 @@ class Executor:
             return self._veto(intent, (reason("symbol_not_tradable", "executor.instruments", intent.symbol,
                                               f"executor.instruments: no tick/lot for {intent.symbol}"),),
                               {"stage": "executor"}, now_ns, 0.0)
+        if intent.is_stop and not (intent.reduce_only or intent.close_position):
+            return self._veto(intent, (reason("stop_not_reducing", None, f"{intent.side} {intent.position_side}",
+                                              "a stop must take exposure off: mark it reduce_only or "
+                                              "close_position"),),
+                              {"stage": "executor"}, now_ns, 0.0)
         try:
             book = self.venue.top_of_book(intent.symbol)
         except VenueError as exc:
@@ -303,6 +311,7 @@ class Executor:
                        qty_step: float) -> TradeRecord:
         realized = apply_fills(self.portfolio, symbol=intent.symbol, side=intent.side,
                                position_side=intent.position_side, fills=event.fills, qty_step=qty_step)
+        record_stop_fills(self.portfolio, intent, event.fills)
         event = msgspec.structs.replace(event, realized_pnl_usd=realized)
         trade = routed_trade(intent, event, suggested_gross_usd=suggested_usd, clamped_gross_usd=clamped_usd)
         self.journal.append_many((event, trade))

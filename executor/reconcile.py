@@ -1,7 +1,8 @@
 """Restart reconciliation: rebuild the portfolio from the journal, then settle with the venue before sending.
 
 Order of work (``Executor.start``): (1) replay every journaled RouterEvent's fills, in journal order, onto
-a fresh ``PortfolioState`` (the submission record gives each intent's position side); (2) every
+a fresh ``PortfolioState`` (the submission record gives each intent's position side, and whether it was
+a stop whose fills start a cooldown); (2) every
 submitted intent without a trade record was in flight when the process died: its legs are found by
 client order id, cancelled if still resting, and its fills journaled as a RouterEvent with
 ``error="recovered_after_restart..."`` — it is never sent again; (3) open orders at the venue are
@@ -12,13 +13,13 @@ journal's within ``reconcile.position_qty_tolerance``, else the executor refuses
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from executor.positions import apply_fills
 from executor.records import Submission
 from risk.portfolio import PortfolioState
-from router.events import PositionSide, RouterEvent, TradeRecord, VetoEvent
+from router.events import Fill, Intent, PositionSide, RouterEvent, TradeRecord, VetoEvent
 from router.route_order import client_order_id
 from router.venue import OrderState, VenueError
 
@@ -53,8 +54,18 @@ def replay_journal(*, router_events: Iterable[RouterEvent], vetoes: Iterable[Vet
         apply_fills(portfolio, symbol=event.symbol, side=event.side,
                     position_side=submission.intent.position_side, fills=event.fills,
                     qty_step=submission.qty_step)
+        record_stop_fills(portfolio, submission.intent, event.fills)
     return ReplayedJournal(portfolio=portfolio, done_intent_ids=frozenset(t.intent_id for t in trades),
                            router_events=events, veto_ts_ns=tuple(v.ts_ns for v in vetoes))
+
+
+def record_stop_fills(portfolio: PortfolioState, intent: Intent, fills: Sequence[Fill]) -> None:
+    """A stop intent that filled starts its symbol's cooldown at its last fill (none without a fill).
+
+    Shared by the loop and the journal replay, so a restart inside ``cooldowns.after_stop_s`` keeps it.
+    """
+    if intent.is_stop and fills:
+        portfolio.record_stop(intent.symbol, max(fill.ts_ns for fill in fills))
 
 
 def intent_prefix(intent_id: str) -> str:

@@ -31,7 +31,9 @@ class Intent(_Record):
     """An order intent from the trading system, before sizing.
 
     ``size_hint_usd`` is what the strategy would like; the sizer decides the gross. ``position_side``
-    is ``BOTH`` in one-way mode and ``LONG``/``SHORT`` in hedge mode.
+    is ``BOTH`` in one-way mode and ``LONG``/``SHORT`` in hedge mode. ``is_stop`` says the strategy's
+    stop fired: the order takes exposure off, and once it fills the symbol accepts no new exposure for
+    ``risk_limits.cooldowns.after_stop_s`` (always stated, so a stop cannot go unnoticed by default).
     """
 
     intent_id: str
@@ -43,6 +45,7 @@ class Intent(_Record):
     reduce_only: bool
     close_position: bool
     position_side: PositionSide
+    is_stop: bool
     ts_ns: int
 
 

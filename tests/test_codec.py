@@ -132,7 +132,8 @@ def router_event(**overrides: Any) -> RouterEvent:
 
 def veto_event(**overrides: Any) -> VetoEvent:
     intent = Intent(intent_id="i2", symbol="ETH/USDT:USDT", side="sell", size_hint_usd=500.0, tier="t1",
-                    strategy="s", reduce_only=False, close_position=False, position_side="BOTH", ts_ns=5)
+                    strategy="s", reduce_only=False, close_position=False, position_side="BOTH", is_stop=False,
+                    ts_ns=5)
     fields: dict[str, Any] = dict(
         schema_version=SCHEMA_VERSION, intent=intent,
         reasons=(VetoReason(code="trade_gt_equity_cap", threshold=0.15, observed=0.18, detail="15%"),),

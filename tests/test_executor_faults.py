@@ -41,7 +41,7 @@ def random_intents(rng: np.random.Generator, n: int, position_mode: str) -> list
         intents.append(Intent(intent_id=f"r{k}", symbol=SYMBOLS[int(rng.integers(2))], side=side,
                               size_hint_usd=float(rng.uniform(120.0, 600.0)), tier="CORE", strategy="random",
                               reduce_only=reduce_only, close_position=close, position_side=position_side,
-                              ts_ns=T0_NS + k))
+                              is_stop=False, ts_ns=T0_NS + k))
     return intents
 
 

@@ -73,7 +73,7 @@ def build_executor(config: ConfigBundle, venue: Any, tmp_path: Path, *, seed: in
 
 def intent(intent_id: str, *, symbol: str = "BTCUSDT", side: str = "buy", size_hint_usd: float = 500.0,
            position_side: str = "LONG", reduce_only: bool = False, close_position: bool = False,
-           ts_ns: int = T0_NS) -> Intent:
+           is_stop: bool = False, ts_ns: int = T0_NS) -> Intent:
     return Intent(intent_id=intent_id, symbol=symbol, side=side, size_hint_usd=size_hint_usd, tier="CORE",
                   strategy="test", reduce_only=reduce_only, close_position=close_position,
-                  position_side=position_side, ts_ns=ts_ns)
+                  position_side=position_side, is_stop=is_stop, ts_ns=ts_ns)

@@ -53,7 +53,8 @@ def routed(intent_id: str, finished_ts_ns: int = 2_000) -> RouterEvent:
 
 def vetoed(intent_id: str, ts_ns: int = 3_000) -> VetoEvent:
     intent = Intent(intent_id=intent_id, symbol="SOL/USDT", side="buy", size_hint_usd=50.0, tier="t2",
-                    strategy="mr", reduce_only=False, close_position=False, position_side="LONG", ts_ns=ts_ns - 5)
+                    strategy="mr", reduce_only=False, close_position=False, position_side="LONG", is_stop=False,
+                    ts_ns=ts_ns - 5)
     reason = VetoReason(code="symbol_notional_cap", threshold=1_000.0, observed="1200.5", detail="cap 1000")
     return VetoEvent(schema_version=SCHEMA_VERSION, intent=intent, reasons=(reason,),
                      context={"open_positions_count": 3, "nav_age_ms": 1.5, "tags": ["a", None]}, ts_ns=ts_ns)

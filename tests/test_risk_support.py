@@ -20,7 +20,7 @@ def make_intent(**changes: Any) -> Intent:
     fields: dict[str, Any] = {
         "intent_id": "i-1", "symbol": "BTCUSDT", "side": "buy", "size_hint_usd": 1_000.0, "tier": "CORE",
         "strategy": "test", "reduce_only": False, "close_position": False, "position_side": "BOTH",
-        "ts_ns": NOW_NS,
+        "is_stop": False, "ts_ns": NOW_NS,
     }
     fields.update(changes)
     return Intent(**fields)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import doctest
 import importlib
+import math
 
 import numpy as np
 import pytest
@@ -73,7 +74,7 @@ def run(router_config: RouterConfig, v: ScriptedVenue, pol: RouterPolicy | None 
 
 def assert_complete(event: RouterEvent, v: ScriptedVenue) -> None:
     """Invariants every event must satisfy, whatever happened."""
-    assert event.filled_qty == sum(f.qty for f in event.fills)
+    assert event.filled_qty == math.fsum(f.qty for f in event.fills)
     assert event.filled_qty <= event.qty + 1e-12
     assert len({f.trade_id for f in event.fills}) == len(event.fills)
     ids = [r.client_order_id for r in v.requests]
@@ -553,7 +554,7 @@ def test_docstring_examples_run(name: str) -> None:
 
 def test_route_order_from_intent_keeps_the_intent_flags() -> None:
     intent = Intent(intent_id="x7", symbol="BTCUSDC", side="sell", size_hint_usd=500.0, tier="CORE", strategy="s",
-                    reduce_only=True, close_position=False, position_side="LONG", ts_ns=1)
+                    reduce_only=True, close_position=False, position_side="LONG", is_stop=False, ts_ns=1)
     built = RouteOrder.from_intent(intent, qty=0.25, quote="USDC", tick_size=0.1, qty_step=0.001)
     assert (built.intent_id, built.symbol, built.side, built.qty, built.reduce_only, built.close_position,
             built.position_side, built.quote, built.is_close) == (
