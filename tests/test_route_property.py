@@ -189,7 +189,7 @@ def _assert_complete(event: RouterEvent, order: RouteOrder, policy: RouterPolicy
     assert len(trade_ids) == len(set(trade_ids))
     sent = {r.client_order_id: r for r in venue.requests}
     assert all(f.client_order_id in sent for f in event.fills)
-    assert event.filled_qty == sum(f.qty for f in event.fills)
+    assert event.filled_qty == math.fsum(f.qty for f in event.fills)  # the ledger's exactly rounded sum
     assert event.filled_qty <= order.qty + 1e-9
     # a client order id never names two different orders
     for request in venue.requests:

@@ -7,6 +7,7 @@ Prices are in cents (tick 0.01), sizes in thousandths. Latencies are 10 ms each 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -69,7 +70,7 @@ def run(router_config: RouterConfig, venue: SimVenue, order: RouteOrder | None =
         router_config, poll_interval_ms=100.0, max_venue_retries=2, rate_limit_backoff_ms=50.0),
         position_mode=position_mode)
     event = route(order, policy, venue, rng=np.random.default_rng(0), settings=settings)
-    assert event.filled_qty == sum(f.qty for f in event.fills) <= order.qty + 1e-12
+    assert event.filled_qty == math.fsum(f.qty for f in event.fills) <= order.qty + 1e-12
     assert len({f.trade_id for f in event.fills}) == len(event.fills)
     return event
 
