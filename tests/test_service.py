@@ -29,7 +29,6 @@ from tuner.learners import Context
 from tuner.service import TunerService
 from tuner.service_period import PeriodStats
 from tuner.service_publish import InMemoryPublisher
-from tuner.service_symbol import SymbolTunerState
 
 SYMBOL = "BTCUSDT"
 TEMPLATE = routed(symbol=SYMBOL, fills=(fill(100.0, 1.0),))
@@ -172,8 +171,9 @@ def test_rollback_from_a_restored_probation_state_returns_to_the_last_good_knobs
     base = tuner.policy
     good = base.with_arm("o2.00_b0.00", maker_offset_bps=2.0, taker_bias=0.0, propensity=1.0, version=3)
     bad = good.with_arm("o4.00_b0.00", maker_offset_bps=4.0, taker_bias=0.0, propensity=1.0, version=4)
-    tuner.load_state(SymbolTunerState(policy=bad, last_good=good, last_good_cost_bps=1.0, on_probation=True,
-                                      outcomes_since_publish=0, outcomes_since_review=0, period=PeriodStats.empty()))
+    tuner.load_state(msgspec.structs.replace(tuner.to_state(), policy=bad, last_good=good, last_good_cost_bps=1.0,
+                                             on_probation=True, outcomes_since_publish=0, outcomes_since_review=0,
+                                             period=PeriodStats.empty()))
     results = [service.observe(event_for(service.decide(SYMBOL, None), 1.9), None) for _ in range(10)]
     assert not any(r.rolled_back for r in results), "0.9 bps worse is inside the 1.0 bps margin"
     results = [service.observe(event_for(service.decide(SYMBOL, None), 3.0), None) for _ in range(10)]

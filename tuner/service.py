@@ -8,6 +8,20 @@ Usage, from the executor loop or a simulation::
     service.observe(event, context)                       # learn, guard, maybe publish a new version
     service.save()                                        # also done after every published version
 
+A symbol listed in ``tuner.json`` ``deployment.shadow_symbols`` starts in shadow mode: the caller routes
+with the champion (e.g. a :class:`~tuner.policy_source.RegistryPolicySource`) and journals what the
+learner would have done::
+
+    if service.mode(symbol) == "shadow":
+        policy = champion.current(symbol)
+        journal.append(service.shadow(symbol, context, policy, intent_id=intent.intent_id, ts_ns=now_ns))
+    else:
+        policy = service.decide(symbol, context)
+    event = route(..., policy, ...)
+    result = service.observe(event, context)             # learns the arm taken, in both modes
+    if result.safety is not None:
+        journal.append(result.safety)                    # arm exclusions / re-openings
+
 State is two files written atomically: the learners' evidence at ``state_path`` (:mod:`tuner.state`)
 and the tuners' versions and counters next to it (``<stem>.tuners.json``). They are written learners
 first; a crash between the two writes leaves the learners at most one save ahead of the counters,
@@ -24,15 +38,19 @@ import msgspec
 
 from config.models import ConfigBundle
 from router.atomic_file import write_bytes_atomic
-from router.events import RouterEvent
+from router.events import RouterEvent, ShadowDecision
 from router.policy import RouterPolicy
+from tuner.budget import BudgetLimits, BudgetReport, ExplorationBudget
 from tuner.factory import build_grid, build_guardrails, build_learner, build_reward_filter, symbol_seed
 from tuner.learners import Context
+from tuner.safety import ArmSafety, SafetyLimits
 from tuner.service_publish import PolicyPublisher
-from tuner.service_symbol import ObserveResult, PublishRule, SymbolTuner, SymbolTunerState
+from tuner.service_symbol import ObserveResult, PublishRule, SymbolTuner, SymbolTunerState, TunerMode
+from tuner.shadow import ShadowEvaluation, ShadowMonitor, ShadowRule
 from tuner.state import StateFileError, restore_state, save_state
 
-TUNERS_FORMAT_VERSION = 1
+TUNERS_FORMAT_VERSION = 2
+"""2: mode, shadow agreement, exploration budget and arm safety state per symbol."""
 
 
 class _TunersFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -72,20 +90,33 @@ class TunerService:
             raise ValueError(f"symbols not in strategy_config.json universe: {unknown}")
         if len(set(wanted)) != len(wanted):
             raise ValueError(f"duplicate symbols: {wanted}")
+        deployment = bundle.tuner.deployment
+        unknown_shadow = sorted(set(deployment.shadow_symbols) - set(bundle.strategy.universe))
+        if unknown_shadow:
+            raise ValueError(f"tuner.json deployment.shadow_symbols not in the universe: {unknown_shadow}")
+        budget_limits = BudgetLimits.from_config(deployment.budget)
+        safety_limits = SafetyLimits.from_config(deployment.safety)
+        shadow_rule = ShadowRule.from_config(deployment)
         tuner_config, router = bundle.tuner, bundle.router
         rule = PublishRule(every_n_outcomes=tuner_config.publish.every_n_outcomes,
                            min_improvement_bps=tuner_config.publish.min_improvement_bps)
         tuners: dict[str, SymbolTuner] = {}
         for symbol in wanted:
             grid = build_grid(tuner_config, router)
+            seed = symbol_seed(tuner_config.seed, symbol)
+            mode: TunerMode = "shadow" if symbol in deployment.shadow_symbols else "live"
             tuners[symbol] = SymbolTuner(
                 RouterPolicy.from_static(symbol, router, policy_id=f"tuner-{symbol}"),
                 bounds=router.policy_bounds,
-                learner=build_learner(tuner_config, grid, symbol_seed(tuner_config.seed, symbol)),
+                learner=build_learner(tuner_config, grid, seed),
                 guardrails=build_guardrails(tuner_config, router),
                 reward_filter=build_reward_filter(tuner_config),
                 publish_rule=rule,
                 publisher=publisher,
+                budget=ExplorationBudget(budget_limits),
+                safety=ArmSafety(safety_limits),
+                shadow=ShadowMonitor(symbol, shadow_rule, tuner_config.ope, seed=seed),
+                mode=mode,
             )
         service = cls(tuners, state_path)
         if state_path is not None and (Path(state_path).exists() or tuners_state_path(Path(state_path)).exists()):
@@ -106,10 +137,33 @@ class TunerService:
         """The acting policy for one order of ``symbol`` (see :meth:`SymbolTuner.decide`)."""
         return self.tuner(symbol).decide(context)
 
+    def shadow(self, symbol: str, context: Context | None, acting: RouterPolicy, *, intent_id: str,
+               ts_ns: int) -> ShadowDecision:
+        """The shadow record of one order routed with ``acting`` (see :meth:`SymbolTuner.shadow`)."""
+        return self.tuner(symbol).shadow(context, acting, intent_id=intent_id, ts_ns=ts_ns)
+
+    def mode(self, symbol: str) -> TunerMode:
+        """``shadow`` (route with the champion, call :meth:`shadow`) or ``live`` (route :meth:`decide`)."""
+        return self.tuner(symbol).mode
+
+    def go_live(self, symbol: str) -> None:
+        """Move ``symbol`` from shadow to live (the command path); saves the state when it has a path."""
+        self.tuner(symbol).go_live()
+        if self._state_path is not None:
+            self.save()
+
+    def evaluate_shadow(self, symbol: str) -> ShadowEvaluation:
+        """The go-live gate of ``symbol`` now (agreement, OPE of the learner's best arm), without acting on it."""
+        return self.tuner(symbol).evaluate_shadow()
+
+    def budget_report(self, symbol: str) -> BudgetReport:
+        """What health reads of ``symbol``'s exploration budget."""
+        return self.tuner(symbol).budget_report()
+
     def observe(self, event: RouterEvent, context: Context | None) -> ObserveResult:
-        """Learn one outcome in its symbol's tuner; saves the state when a version was published."""
+        """Learn one outcome in its symbol's tuner; saves the state when a version was published or it went live."""
         result = self.tuner(event.symbol).observe(event, context)
-        if result.published is not None and self._state_path is not None:
+        if (result.published is not None or result.went_live) and self._state_path is not None:
             self.save()
         return result
 

@@ -17,6 +17,14 @@ rolling live cost with the last good version's mean cost; when worse by more tha
 publishes a new version carrying the last good version's knobs (reason ``rollback``). Version numbers only
 grow, so every RouterEvent's (policy id, version) names exactly one set of knobs.
 
+Deployment (see :mod:`tuner.shadow`, :mod:`tuner.budget`, :mod:`tuner.safety`): a tuner is ``live`` (its
+choices are routed) or in ``shadow`` mode (the caller routes with the champion and :meth:`SymbolTuner.shadow`
+journals what the learner would have chosen). Both modes learn from every routed order, on the arm that
+was taken; a shadow tuner neither publishes nor rolls back (its versions would not act) and goes live by
+:meth:`SymbolTuner.go_live` or when its gate passes. Every choice is made among the arms the guardrails
+allow minus those the safety bounds exclude (the published arm when that leaves none); a live choice is
+further limited to the arms the exploration budget can pay for. A drift re-opens excluded arms.
+
 Not thread-safe: one caller (the executor loop or the simulation) drives a tuner.
 """
 
@@ -25,28 +33,46 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Literal, TypeVar
 
 import msgspec
 
 from config.models import PolicyBounds
-from router.events import RouterEvent
+from router.events import SCHEMA_VERSION, ArmSafetyChange, ArmSafetyEvent, RouterEvent, ShadowDecision
 from router.policy import STATIC_ARM, RouterPolicy
 from tuner.arms import Arm, ArmGrid, arm_id_of
+from tuner.budget import BudgetReport, BudgetState, ExplorationBudget
 from tuner.guardrails import DriftMonitor, Guardrails, RollbackMonitor, allowed_arm_ids, should_publish
-from tuner.learners import Context, Learner
+from tuner.learners import Choice, Context, Learner
 from tuner.reward import RewardFilter
+from tuner.safety import ArmSafety, SafetyState
 from tuner.service_period import PeriodStats
 from tuner.service_publish import PolicyPublisher, PolicyRecord, PublishReason, VersionMetrics
+from tuner.shadow import ShadowEvaluation, ShadowMonitor, ShadowState
+
+TunerMode = Literal["shadow", "live"]
+_S = TypeVar("_S", bound=msgspec.Struct)
+
+
+class ShadowModeError(RuntimeError):
+    """A live-only call on a tuner in shadow mode (or the reverse): its choices are not routed."""
 
 
 @dataclass(frozen=True, slots=True)
 class ObserveResult:
-    """What one outcome did: learned or not, drift, and the version it caused to be published, if any."""
+    """What one outcome did: learned or not, drift, the version it caused to be published, if any.
+
+    ``safety`` holds the arm exclusions and re-openings the outcome caused (journal it);
+    ``gate`` the shadow go-live check it triggered, and ``went_live`` whether that check passed.
+    """
 
     learned: bool
     drift_detected: bool
     rolled_back: bool
     published: RouterPolicy | None
+    safety: ArmSafetyEvent | None
+    gate: ShadowEvaluation | None
+    went_live: bool
 
 
 class SymbolTunerState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -59,6 +85,11 @@ class SymbolTunerState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     outcomes_since_publish: int
     outcomes_since_review: int
     period: PeriodStats
+    mode: TunerMode
+    shadow_outcomes: int
+    shadow: ShadowState
+    budget: BudgetState
+    safety: SafetyState
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +122,10 @@ class SymbolTuner:
         Schedule and significance of new versions.
     publisher
         Receives every new version (:class:`~tuner.service_publish.PolicyPublisher`).
+    budget, safety, shadow
+        Exploration budget, per-arm safety bounds and shadow monitor of this symbol.
+    mode
+        ``shadow`` (the champion acts) or ``live`` (this tuner's choices are routed).
     """
 
     def __init__(
@@ -103,7 +138,15 @@ class SymbolTuner:
         reward_filter: RewardFilter,
         publish_rule: PublishRule,
         publisher: PolicyPublisher,
+        budget: ExplorationBudget,
+        safety: ArmSafety,
+        shadow: ShadowMonitor,
+        mode: TunerMode,
     ) -> None:
+        if mode not in ("shadow", "live"):
+            raise ValueError(f"mode must be 'shadow' or 'live', got {mode!r}")
+        if shadow.symbol != policy.symbol:
+            raise ValueError(f"shadow monitor of {shadow.symbol} given to the {policy.symbol} tuner")
         policy.validate(bounds)
         self.symbol = policy.symbol
         self._bounds = bounds
@@ -124,6 +167,12 @@ class SymbolTuner:
         self._outcomes_since_review = 0
         self._period = PeriodStats.empty()
         self._estimate_cache: dict[str, float] | None = None
+        self._budget = budget
+        self._safety = safety
+        self._shadow = shadow
+        self._mode: TunerMode = mode
+        self._shadow_outcomes = 0
+        self._safety_fallbacks = 0
         self._set_policy(policy)
 
     # --- the two verbs ---------------------------------------------------------------------------
@@ -131,13 +180,49 @@ class SymbolTuner:
     def decide(self, context: Context | None) -> RouterPolicy:
         """The policy to route one order with: the published version carrying the learner's arm.
 
-        ``context`` is required by a contextual learner and ignored by the others.
+        ``context`` is required by a contextual learner and ignored by the others. Raises
+        :class:`ShadowModeError` in shadow mode: route with the champion and call :meth:`shadow`.
         """
-        choice = self._learner.choose(context, self._allowed)
+        if self._mode != "live":
+            raise ShadowModeError(f"{self.symbol} is in shadow mode: route with the champion and call shadow()")
+        choosable = self._choosable(deciding=True)
+        affordable = self._budget.affordable(choosable, self._exploit_reference(choosable))
+        choice = self._learner.choose(context, affordable)
         arm = choice.arm
         acting = dataclasses.replace(self._policy, arm=arm.arm_id, maker_offset_bps=arm.maker_offset_bps,
                                      taker_bias=arm.taker_bias, propensity=choice.propensity)
         return acting.validate(self._bounds)
+
+    def shadow(self, context: Context | None, acting: RouterPolicy, *, intent_id: str,
+               ts_ns: int) -> ShadowDecision:
+        """What the learner would route for this order, beside ``acting`` (which the caller routes, unchanged).
+
+        The proposal is chosen among the arms the guardrails and safety bounds allow (no budget: a
+        shadow proposal spends nothing); journal the returned record. Raises :class:`ShadowModeError`
+        when the tuner is live.
+        """
+        if self._mode != "shadow":
+            raise ShadowModeError(f"{self.symbol} is live: its own decide() routes")
+        proposal: Choice = self._learner.choose(context, self._choosable(deciding=True))
+        return self._shadow.record(proposal, acting, learner=self._learner.kind, intent_id=intent_id, ts_ns=ts_ns)
+
+    def go_live(self) -> None:
+        """Switch from shadow to live: from the next order this tuner's choices are routed.
+
+        The period counters restart, so the first live version's metrics are live ones only.
+        """
+        if self._mode == "live":
+            raise ShadowModeError(f"{self.symbol} is live already")
+        self._mode = "live"
+        self._period = PeriodStats.empty()
+        self._outcomes_since_review = 0
+
+    def evaluate_shadow(self, candidate_arm: str | None = None) -> ShadowEvaluation:
+        """The go-live gate now: agreement and the OPE value of ``candidate_arm`` on the recent log.
+
+        ``None`` scores the learner's best arm, the one the automatic gate uses.
+        """
+        return self._shadow.evaluate(self.best_arm_id() if candidate_arm is None else candidate_arm)
 
     def observe(self, event: RouterEvent, context: Context | None) -> ObserveResult:
         """Learn from one routed order (with the context it was decided in) and publish when due.
@@ -152,23 +237,74 @@ class SymbolTuner:
         self._period.add_event(event)
         if arm_id is None:
             self._off_grid += 1
-            return ObserveResult(learned=False, drift_detected=False, rolled_back=False, published=None)
+            return _nothing_learned()
+        changes: list[ArmSafetyChange] = []
+        if self._mode == "live":
+            choosable = self._choosable()
+            self._budget.charge(arm_id, self._exploit_reference(choosable),
+                                notional_usd=event.qty * event.arrival_mid, ts_ns=event.finished_ts_ns)
+        else:
+            self._shadow.add_event(event)
         reward = self._reward_filter.reward_from_event(event)
+        slippage_bps = event.slippage_bps if reward is not None and event.slippage_bps is not None else None
+        excluded = self._safety.observe_outcome(arm_id, used_fallback=event.used_fallback, slippage_bps=slippage_bps,
+                                                cost_bps=-reward if reward is not None else None)
+        if excluded is not None:
+            changes.append(excluded)
         if reward is None:
-            return ObserveResult(learned=False, drift_detected=False, rolled_back=False, published=None)
+            return dataclasses.replace(_nothing_learned(), safety=self._safety_event(event, changes))
         drift = self._drift.observe(arm_id, reward, context)
+        if drift:
+            changes.extend(self._safety.reopen_all())
         self._learner.update(arm_id, reward, context)
         self._refresh_estimate(arm_id, drift)
         cost_bps = -reward
+        self._budget.record_cost(arm_id, cost_bps)
         self._period.add_learned(arm_id, cost_bps, context)
+        safety = self._safety_event(event, changes)
+        if self._mode == "shadow":
+            return self._observe_shadow(drift, safety)
         self._outcomes_since_publish += 1
         self._outcomes_since_review += 1
         if self._rollback is not None and self._rollback.observe(cost_bps):
-            return ObserveResult(learned=True, drift_detected=drift, rolled_back=True,
-                                 published=self._roll_back())
-        return ObserveResult(learned=True, drift_detected=drift, rolled_back=False, published=self._maybe_publish())
+            return ObserveResult(learned=True, drift_detected=drift, rolled_back=True, published=self._roll_back(),
+                                 safety=safety, gate=None, went_live=False)
+        return ObserveResult(learned=True, drift_detected=drift, rolled_back=False, published=self._maybe_publish(),
+                             safety=safety, gate=None, went_live=False)
 
     # --- read-only views -------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> TunerMode:
+        return self._mode
+
+    @property
+    def agreement(self) -> float | None:
+        """Shadow agreement over the last window of proposals (``None`` before the first)."""
+        return self._shadow.agreement
+
+    @property
+    def excluded_arms(self) -> dict[str, ArmSafetyChange]:
+        """Arms the safety bounds exclude now, each with its reason, limit and observed value."""
+        return self._safety.excluded
+
+    @property
+    def safety_fallbacks(self) -> int:
+        """Choices made on the published arm because the safety bounds excluded every allowed arm."""
+        return self._safety_fallbacks
+
+    def budget_report(self) -> BudgetReport:
+        """The exploration budget: caps, charged bps per order and USD today, how often it bound."""
+        return self._budget.report()
+
+    def exploit_arm_id(self) -> str:
+        """The arm the budget treats as exploitation now (its charge is zero)."""
+        return self._exploit_reference(self._choosable())
+
+    def best_arm_id(self) -> str:
+        """The learner's best in-bounds arm by expected reward (the published arm before any evidence)."""
+        estimates = self._estimates()
+        return max(estimates, key=estimates.__getitem__) if estimates else self._current_arm.arm_id
 
     @property
     def policy(self) -> RouterPolicy:
@@ -211,6 +347,10 @@ class SymbolTuner:
             outcomes_since_review=self._outcomes_since_review,
             period=msgspec.structs.replace(self._period, pulls=dict(self._period.pulls),
                                            context_sums=list(self._period.context_sums)),
+            mode=self._mode, shadow_outcomes=self._shadow_outcomes,
+            shadow=_copy(self._shadow.state, ShadowState),
+            budget=_copy(self._budget.state, BudgetState),
+            safety=_copy(self._safety.state, SafetyState),
         )
 
     def load_state(self, state: SymbolTunerState) -> None:
@@ -234,8 +374,45 @@ class SymbolTuner:
         self._period = msgspec.structs.replace(state.period, pulls=dict(state.period.pulls),
                                                context_sums=list(state.period.context_sums))
         self._estimate_cache = None
+        self._mode = state.mode  # the saved mode wins over the configured start mode: going live is one-way
+        self._shadow_outcomes = state.shadow_outcomes
+        self._shadow = ShadowMonitor(self.symbol, self._shadow.rule, self._shadow.ope_config, seed=self._shadow.seed,
+                                     state=_copy(state.shadow, ShadowState))
+        self._budget = ExplorationBudget(self._budget.limits, _copy(state.budget, BudgetState))
+        self._safety = ArmSafety(self._safety.limits, _copy(state.safety, SafetyState))
 
     # --- internals -------------------------------------------------------------------------------
+
+    def _choosable(self, *, deciding: bool = False) -> tuple[str, ...]:
+        """Allowed arms the safety bounds leave; the published arm alone when they leave none.
+
+        ``deciding`` counts such a fallback (once per decision, not again when its outcome is observed).
+        """
+        choosable = self._safety.choosable(self._allowed)
+        if choosable:
+            return choosable
+        self._safety_fallbacks += int(deciding)
+        return (self._current_arm.arm_id,)
+
+    def _exploit_reference(self, choosable: tuple[str, ...]) -> str:
+        return self._budget.exploit_arm(choosable, self._current_arm.arm_id)
+
+    def _safety_event(self, event: RouterEvent, changes: list[ArmSafetyChange]) -> ArmSafetyEvent | None:
+        if not changes:
+            return None
+        return ArmSafetyEvent(schema_version=SCHEMA_VERSION, intent_id=event.intent_id, symbol=self.symbol,
+                              ts_ns=event.finished_ts_ns, changes=tuple(changes))
+
+    def _observe_shadow(self, drift: bool, safety: ArmSafetyEvent | None) -> ObserveResult:
+        """After a learned outcome in shadow mode: no publishing, no rollback; the go-live gate when due."""
+        self._shadow_outcomes += 1
+        gate = None
+        if self._shadow.gate_due(self._shadow_outcomes):
+            gate = self.evaluate_shadow()
+            if gate.passes:
+                self.go_live()
+        return ObserveResult(learned=True, drift_detected=drift, rolled_back=False, published=None, safety=safety,
+                             gate=gate, went_live=gate is not None and gate.passes)
 
     def _set_policy(self, policy: RouterPolicy) -> None:
         self._policy = policy
@@ -344,3 +521,13 @@ class SymbolTuner:
             maker_ratio=period.maker_ratio, fallback_ratio=period.fallback_ratio, regret_bps=regret,
             expected_cost_bps=-expected if expected is not None else math.nan,
         )
+
+
+def _nothing_learned() -> ObserveResult:
+    return ObserveResult(learned=False, drift_detected=False, rolled_back=False, published=None, safety=None,
+                         gate=None, went_live=False)
+
+
+def _copy(state: msgspec.Struct, kind: type[_S]) -> _S:
+    """A deep copy of a saved sub-state, so the tuner never mutates the struct it was given."""
+    return msgspec.json.decode(msgspec.json.encode(state), type=kind)
