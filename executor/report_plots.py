@@ -197,7 +197,7 @@ def ope(result: SimulationResult, path: Path) -> Path | None:
     with_ope = {symbol: sym for symbol, sym in result.symbols.items() if sym.ope}
     if not with_ope:
         return None
-    fig, axes = _grid(len(with_ope), height=0.9 + 0.75 * max(len(s.ope) for s in with_ope.values()))
+    fig, axes = _grid(len(with_ope), height=0.9 + 0.85 * max(len(s.ope) for s in with_ope.values()))
     names = list(next(iter(with_ope.values())).ope[0].report.estimates)
     colours = plt.get_cmap("tab10")
     for ax, (symbol, sym) in zip(axes, with_ope.items(), strict=False):
@@ -210,7 +210,9 @@ def ope(result: SimulationResult, path: Path) -> Path | None:
                 y = g - 0.35 + 0.7 * k / max(1, len(names) - 1)
                 _interval(ax, est["cost_bps"], est["ci_low_bps"], est["ci_high_bps"], y, colours(k % 10),
                           label=name if g == 0 else None, size=3)
-            labels.append(f"{comp.learner.removeprefix(LEARNER_PREFIX)}\n{comp.arm}")
+            learner = comp.learner.removeprefix(LEARNER_PREFIX)
+            share = sym.learners[learner].arm_shares[comp.arm]
+            labels.append(f"{learner}\n{comp.arm}\n({share:.0%} of its log)")
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.invert_yaxis()
         ax.set_xlabel("cost bps of always playing the greedy arm")
