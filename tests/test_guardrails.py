@@ -79,17 +79,18 @@ _bias = st.integers(min_value=0, max_value=20).map(lambda i: i / 20)
 @given(
     offsets=st.lists(_lattice, min_size=1, max_size=8, unique=True),
     biases=st.lists(_bias, min_size=1, max_size=5, unique=True),
-    lo=_lattice, width=_lattice, blo=_bias, bwidth=_bias,
+    lo=_lattice, width=_lattice, blo_i=st.integers(0, 20), bwidth_i=st.integers(0, 20),
     step_o=st.integers(1, 12).map(lambda i: i / 4), step_b=st.integers(1, 10).map(lambda i: i / 20),
     proposals=st.lists(st.tuples(st.integers(0, 100), st.integers(0, 100)), min_size=1, max_size=15),
 )
 def test_published_arms_stay_in_bounds_and_within_one_step(
-    offsets: list[float], biases: list[float], lo: float, width: float, blo: float, bwidth: float,
+    offsets: list[float], biases: list[float], lo: float, width: float, blo_i: int, bwidth_i: int,
     step_o: float, step_b: float, proposals: list[tuple[int, int]],
 ) -> None:
+    # Bias bounds are built from whole twentieths, as a user writes them (0.4, not 0.05 + 0.35 in floats).
     grid = ArmGrid.from_values(offsets, biases, min_offset_bps=0.0, max_offset_bps=10.0)
-    g = rails(min_offset_bps=lo, max_offset_bps=lo + width, min_taker_bias=blo,
-              max_taker_bias=min(1.0, blo + bwidth), max_step_offset_bps=step_o, max_step_taker_bias=step_b,
+    g = rails(min_offset_bps=lo, max_offset_bps=lo + width, min_taker_bias=blo_i / 20,
+              max_taker_bias=min(1.0, (blo_i + bwidth_i) / 20), max_step_offset_bps=step_o, max_step_taker_bias=step_b,
               min_outcomes_before_move=0)
     inside = [a for a in grid if g.in_bounds(a)]
     if not inside:
