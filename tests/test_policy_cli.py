@@ -1,4 +1,7 @@
-"""``router-tuner policy list|show|promote|rollback`` against a temporary SQLite MLflow store."""
+"""``router-tuner policy list|show|promote|rollback`` against a temporary SQLite MLflow store.
+
+Promotion here is forced; the OPE gate is tested in ``test_promotion``.
+"""
 
 from __future__ import annotations
 
@@ -48,7 +51,8 @@ def test_list_show_promote_rollback(store: str, capsys: pytest.CaptureFixture[st
     assert champion["version"] == 1 and "champion" in champion["aliases"]
     [second] = _json(capsys, ["policy", "show", "--symbol", "BTCUSDT", "--version", "2", *common])
     assert second["policy"]["maker_offset_bps"] == 2.0 and second["metrics"] == {"cost_bps": 1.0}
-    [promoted] = _json(capsys, ["policy", "promote", "--symbol", "BTCUSDT", *common])
+    [promoted] = _json(capsys, ["policy", "promote", "--symbol", "BTCUSDT", "--force", "--who", "test",
+                                "--why", "alias move", *common])
     assert promoted["version"] == 2 and "champion" in promoted["aliases"]
     [back] = _json(capsys, ["policy", "rollback", "--symbol", "BTCUSDT", *common])
     assert back["version"] == 1
@@ -63,7 +67,8 @@ def test_list_show_promote_rollback(store: str, capsys: pytest.CaptureFixture[st
 def test_errors_exit_non_zero_with_the_reason(store: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policy", "show", "--symbol", "ETHUSDT", "--tracking-uri", store]) == 1
     assert "ETHUSDT: no policy version 'champion'" in capsys.readouterr().err
-    assert main(["policy", "promote", "--symbol", "BTCUSDT", "--version", "1", "--tracking-uri", store]) == 1
+    assert main(["policy", "promote", "--symbol", "BTCUSDT", "--version", "1", "--tracking-uri", store,
+                 "--force", "--who", "test", "--why", "already champion"]) == 1
     assert "already the champion" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["policy", "show", "--tracking-uri", store])  # --symbol is required

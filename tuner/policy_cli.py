@@ -1,9 +1,15 @@
-"""``router-tuner policy list|show|promote|rollback``: the policy versions in the MLflow registry.
+"""``router-tuner policy list|show|promote|rollback|go-live``: the policy versions in the MLflow registry.
 
 The tracking URI is ``--tracking-uri`` when given, else ``MLFLOW_TRACKING_URI``, else ``tuner.json``'s
 ``mlflow.tracking_uri``, else the local SQLite default (see :func:`tuner.registry.resolve_tracking_uri`).
-``promote`` is the plain alias move (the challenger, or ``--version``, becomes champion); ``rollback``
-moves the champion back to the version it replaced. MLflow is imported inside :func:`run` only.
+
+``promote`` moves the challenger (or ``--version``) to champion only when it clears the OPE gate of
+:mod:`tuner.promotion` on the recent router events of ``--journal`` (exit 1 with the reason when it does
+not); ``--force --who NAME --why TEXT`` skips the gate and records who and why as MLflow tags on the
+version and its run. ``rollback`` moves the champion back to the version it replaced; a router reading
+the champion (``RegistryPolicySource``) follows both without a restart. ``go-live`` asks the tuner to
+take a symbol out of shadow mode (a registered-model tag the tuner service follows). MLflow is imported
+inside :func:`run` only.
 """
 
 from __future__ import annotations
@@ -14,12 +20,16 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from config.loader import DEFAULTS_DIR, ConfigError, load_config
+from config.models import ConfigBundle
+from executor.journal import JournalError
+from router.events import RouterEvent
 
 if TYPE_CHECKING:
-    from tuner.registry import PolicyVersion
+    from tuner.registry import PolicyRegistry, PolicyVersion
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,12 +39,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "show": "show one version (--version N, default the champion)",
         "promote": "make the challenger (or --version N) the champion",
         "rollback": "move the champion back to the version it replaced",
+        "go-live": "take a symbol out of shadow mode (--who and --why are recorded)",
     }
     for name, help_text in specs.items():
         sub = actions.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--symbol", required=name != "list", default=None, help="symbol, e.g. BTCUSDT")
         if name in ("show", "promote"):
             sub.add_argument("--version", type=int, default=None, help="registered version number")
+        if name == "promote":
+            sub.add_argument("--journal", default=None, help="journal whose recent router events the OPE gate reads")
+            sub.add_argument("--force", action="store_true", help="promote without the OPE gate (needs --who, --why)")
+        if name in ("promote", "go-live"):
+            sub.add_argument("--who", default=None, help="who decides (recorded in MLflow)")
+            sub.add_argument("--why", default=None, help="why (recorded in MLflow)")
         sub.add_argument("--json", action="store_true", help="print JSON instead of text")
         sub.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (overrides env and config)")
         sub.add_argument("--config", default=None, help="config directory (default: embedded defaults)")
@@ -46,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
         bundle = load_config(directory)
     except ConfigError as error:
         print(f"policy: {error}", file=sys.stderr)
+        return 2
+    usage = _usage_error(args)
+    if usage is not None:
+        print(f"policy {args.policy_command}: {usage}", file=sys.stderr)
         return 2
     from tuner.registry import PolicyRegistry, RegistryError
 
@@ -59,10 +80,16 @@ def run(args: argparse.Namespace) -> int:
         elif args.policy_command == "show":
             versions = [registry.show(args.symbol, str(args.version) if args.version is not None else "champion")]
         elif args.policy_command == "promote":
-            versions = [registry.promote(args.symbol, args.version)]
+            promoted = _promote(args, registry, bundle)
+            if promoted is None:
+                return 1
+            versions = [promoted]
+        elif args.policy_command == "go-live":
+            registry.request_go_live(args.symbol, who=args.who, why=args.why)
+            versions = [registry.show(args.symbol, "champion")]
         else:
             versions = [registry.rollback(args.symbol)]
-    except RegistryError as error:
+    except (RegistryError, JournalError, FileNotFoundError) as error:
         print(f"policy {args.policy_command}: {error}", file=sys.stderr)
         return 1
     if args.json:
@@ -71,6 +98,35 @@ def run(args: argparse.Namespace) -> int:
         for version in versions:
             print(_as_text(version, detailed=args.policy_command != "list"))
     return 0
+
+
+def _usage_error(args: argparse.Namespace) -> str | None:
+    """What is missing from a promote or go-live command line, if anything."""
+    needs_person = args.policy_command == "go-live" or (args.policy_command == "promote" and args.force)
+    if needs_person and not (args.who and args.who.strip() and args.why and args.why.strip()):
+        return "needs --who NAME and --why TEXT (recorded in MLflow)"
+    if args.policy_command == "promote" and not args.force and args.journal is None:
+        return "needs --journal PATH (the OPE gate scores the challenger on its recent orders) or --force"
+    return None
+
+
+def _promote(args: argparse.Namespace, registry: PolicyRegistry, bundle: ConfigBundle) -> PolicyVersion | None:
+    """Forced, or gated on the journal's recent events; ``None`` (reason on stderr) when the gate refuses."""
+    from executor.journal import Journal
+    from tuner.promotion import PromotionRule, force_promote, promote_if_better
+
+    if args.force:
+        return force_promote(registry, args.symbol, who=args.who, why=args.why, version=args.version)
+    with Journal(Path(args.journal), readonly=True) as journal:
+        events = [e for e in journal.read("router", symbol=args.symbol) if isinstance(e, RouterEvent)]
+    tuner = bundle.tuner
+    verdict, promoted = promote_if_better(registry, args.symbol, events, PromotionRule.from_config(tuner.deployment),
+                                          tuner.ope, seed=tuner.seed, version=args.version)
+    if promoted is None:
+        print(f"policy promote: refused: {verdict.reason}", file=sys.stderr)
+    else:
+        print(f"policy promote: {verdict.reason}", file=sys.stderr)
+    return promoted
 
 
 @contextlib.contextmanager

@@ -26,6 +26,8 @@ from mlflow.exceptions import MlflowException
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION_TAG = "previous_champion_version"
+DEPLOYMENT_MODE_TAG = "deployment_mode"
+"""Registered-model tag a person sets to ``live`` (``policy go-live``) to take a symbol out of shadow mode."""
 DEFAULT_TRACKING_URI = "sqlite:///var/mlflow.db"
 POLICY_ARTIFACT = "policy.json"
 
@@ -169,6 +171,37 @@ class PolicyRegistry:
         if current is not None:
             self._client.set_registered_model_tag(name, PREVIOUS_CHAMPION_TAG, str(current))
         return self.show(symbol, CHAMPION)
+
+    def tag_version(self, symbol: str, version: int, tags: Mapping[str, str]) -> None:
+        """Record ``tags`` on a model version and on its run (e.g. why it was promoted, and by whom)."""
+        name = self.model_name(symbol)
+        target = self.show(symbol, str(version))
+        for key, value in tags.items():
+            self._client.set_model_version_tag(name, str(version), key, value)
+            self._client.set_tag(target.run_id, key, value)
+
+    def version_tags(self, symbol: str, version: int) -> dict[str, str]:
+        """The tags of one model version."""
+        try:
+            return dict(self._client.get_model_version(self.model_name(symbol), str(version)).tags)
+        except MlflowException as error:
+            raise RegistryError(f"{symbol}: no policy version {version}") from error
+
+    def request_go_live(self, symbol: str, *, who: str, why: str) -> None:
+        """Ask the tuner to take ``symbol`` out of shadow mode; who and why are kept as model tags."""
+        name = self.model_name(symbol)
+        for key, value in ((DEPLOYMENT_MODE_TAG, "live"), ("go_live_by", who), ("go_live_why", why)):
+            try:
+                self._client.set_registered_model_tag(name, key, value)
+            except MlflowException as error:
+                raise RegistryError(f"{symbol}: no registered policy to take live") from error
+
+    def deployment_mode(self, symbol: str) -> str | None:
+        """``live`` once :meth:`request_go_live` was called for ``symbol``, else ``None``."""
+        try:
+            return self._client.get_registered_model(self.model_name(symbol)).tags.get(DEPLOYMENT_MODE_TAG)
+        except MlflowException:
+            return None
 
     def log_to_run(self, run_id: str, *, metrics: Mapping[str, float], artifact: Mapping[str, Any],
                    artifact_file: str) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
@@ -51,6 +52,12 @@ from tuner.state import StateFileError, restore_state, save_state
 
 TUNERS_FORMAT_VERSION = 2
 """2: mode, shadow agreement, exploration budget and arm safety state per symbol."""
+
+
+class ModeSource(Protocol):
+    """Where a person's go-live request is read from (the policy registry's model tag)."""
+
+    def deployment_mode(self, symbol: str) -> str | None: ...
 
 
 class _TunersFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -151,6 +158,16 @@ class TunerService:
         self.tuner(symbol).go_live()
         if self._state_path is not None:
             self.save()
+
+    def follow_go_live_requests(self, modes: ModeSource) -> list[str]:
+        """Take live every shadow symbol ``modes`` marks ``live`` (``policy go-live``); returns those symbols.
+
+        Call it off the decision path (the executor's idle hook): it reads the registry once per symbol.
+        """
+        moved = [s for s, t in self._tuners.items() if t.mode == "shadow" and modes.deployment_mode(s) == "live"]
+        for symbol in moved:
+            self.go_live(symbol)
+        return moved
 
     def evaluate_shadow(self, symbol: str) -> ShadowEvaluation:
         """The go-live gate of ``symbol`` now (agreement, OPE of the learner's best arm), without acting on it."""

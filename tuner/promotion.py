@@ -1,0 +1,157 @@
+"""OPE-gated promotion: the challenger becomes champion only when the logs say it is better, or a person says so.
+
+The gate reads the symbol's recent routed orders (those that finished within ``recent_window_s`` of the
+latest one: a replay of an old journal judges as of its own end), scores the challenger's arm on them
+with :func:`tuner.ope_run.evaluate_candidate`, and passes when the configured ``gate_estimator``'s lower
+confidence bound beats the acting policy's on-policy value on the same orders by ``margin_bps``, with
+at least ``min_effective_sample_size`` effective events behind the estimate. The acting policy's value
+is the log's own mean reward: what the champion (with any exploration around it) actually earned.
+
+Every promotion leaves its reason on the promoted model version and its run as MLflow tags: the gate's
+numbers when it passed, or who forced it and why. A refused promotion changes nothing in the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from config.models import DeploymentConfig, OpeConfig
+from router.events import RouterEvent
+from tuner.arms import arm_id_of
+from tuner.ope import OpeEstimate
+from tuner.ope_run import evaluate_candidate
+from tuner.shadow import pick_estimate
+
+if TYPE_CHECKING:
+    from tuner.registry import PolicyRegistry, PolicyVersion
+
+_NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionRule:
+    """``tuner.json`` ``deployment.promotion`` plus the gate estimator."""
+
+    recent_window_s: float
+    margin_bps: float
+    min_effective_sample_size: float
+    gate_estimator: str
+
+    def __post_init__(self) -> None:
+        if not self.recent_window_s > 0:
+            raise ValueError(f"recent_window_s must be > 0, got {self.recent_window_s!r}")
+        if not self.margin_bps >= 0:
+            raise ValueError(f"margin_bps must be >= 0, got {self.margin_bps!r}")
+        if not self.min_effective_sample_size > 0:
+            raise ValueError(f"min_effective_sample_size must be > 0, got {self.min_effective_sample_size!r}")
+
+    @classmethod
+    def from_config(cls, deployment: DeploymentConfig) -> PromotionRule:
+        p = deployment.promotion
+        return cls(recent_window_s=p.recent_window_s, margin_bps=p.margin_bps,
+                   min_effective_sample_size=p.min_effective_sample_size, gate_estimator=deployment.gate_estimator)
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionVerdict:
+    """The gate's decision on one candidate arm, with the numbers it was made on (rewards: higher is better)."""
+
+    symbol: str
+    candidate_arm: str
+    n_events: int
+    estimate: OpeEstimate | None
+    champion_value: OpeEstimate | None
+    margin_bps: float
+    passes: bool
+    reason: str
+
+    def tags(self) -> dict[str, str]:
+        """MLflow tags recording the decision on the promoted version."""
+        out = {"promotion": "ope_gate", "promotion_reason": self.reason, "promotion_events": str(self.n_events),
+               "promotion_margin_bps": f"{self.margin_bps:g}"}
+        if self.estimate is not None and self.champion_value is not None:
+            out |= {"promotion_estimator": self.estimate.estimator,
+                    "promotion_ci_low": f"{self.estimate.ci_low:.6g}",
+                    "promotion_champion_value": f"{self.champion_value.value:.6g}"}
+        return out
+
+
+def recent_events(events: Iterable[RouterEvent], symbol: str, window_s: float) -> list[RouterEvent]:
+    """``symbol``'s events that finished within ``window_s`` of its latest one, in their order."""
+    mine = [e for e in events if e.symbol == symbol]
+    if not mine:
+        return []
+    since_ns = max(e.finished_ts_ns for e in mine) - int(window_s * _NS_PER_S)
+    return [e for e in mine if e.finished_ts_ns >= since_ns]
+
+
+def judge(events: Sequence[RouterEvent], candidate_arm: str, symbol: str, rule: PromotionRule, ope: OpeConfig,
+          *, seed: int) -> PromotionVerdict:
+    """Whether ``candidate_arm`` clears the gate on ``events`` (already the recent window of ``symbol``)."""
+
+    def verdict(passes: bool, reason: str, estimate: OpeEstimate | None = None,
+                champion: OpeEstimate | None = None, n: int = 0) -> PromotionVerdict:
+        return PromotionVerdict(symbol=symbol, candidate_arm=candidate_arm, n_events=n, estimate=estimate,
+                                champion_value=champion, margin_bps=rule.margin_bps, passes=passes, reason=reason)
+
+    try:
+        report = evaluate_candidate(events, candidate_arm, ope, seed=seed, symbol=symbol)
+    except ValueError as error:
+        return verdict(False, f"ope: {error}")
+    estimate = pick_estimate(report.estimates, rule.gate_estimator)
+    champion, n = report.logging, report.n_events
+    if estimate.ess < rule.min_effective_sample_size:
+        return verdict(False, f"effective sample size {estimate.ess:.1f} < {rule.min_effective_sample_size:g}",
+                       estimate, champion, n)
+    needed = champion.value + rule.margin_bps
+    if estimate.ci_low <= needed:
+        return verdict(False, f"{estimate.estimator} lower bound {estimate.ci_low:.3f} does not beat the champion's "
+                              f"{champion.value:.3f} + {rule.margin_bps:g} bps", estimate, champion, n)
+    return verdict(True, f"{estimate.estimator} lower bound {estimate.ci_low:.3f} > champion {champion.value:.3f} "
+                         f"+ {rule.margin_bps:g} bps", estimate, champion, n)
+
+
+def candidate_arm_of(version: PolicyVersion) -> str:
+    """The grid arm id of a registered version's knobs (a rollback version is labelled ``static``)."""
+    policy = version.policy
+    return arm_id_of(float(policy["maker_offset_bps"]), float(policy["taker_bias"]))
+
+
+def promote_if_better(registry: PolicyRegistry, symbol: str, events: Iterable[RouterEvent], rule: PromotionRule,
+                      ope: OpeConfig, *, seed: int, version: int | None = None
+                      ) -> tuple[PromotionVerdict, PolicyVersion | None]:
+    """Promote the challenger (or ``version``) when it clears the gate on ``events``; tags the decision.
+
+    Returns the verdict and the new champion, or ``None`` when refused (the registry is unchanged).
+    """
+    from tuner.registry import CHALLENGER
+
+    target = registry.show(symbol, str(version) if version is not None else CHALLENGER)
+    window = recent_events(events, symbol, rule.recent_window_s)
+    decision = judge(window, candidate_arm_of(target), symbol, rule, ope, seed=seed)
+    if not decision.passes:
+        return decision, None
+    promoted = registry.promote(symbol, target.version)
+    registry.tag_version(symbol, promoted.version, decision.tags())
+    return decision, promoted
+
+
+def force_promote(registry: PolicyRegistry, symbol: str, *, who: str, why: str,
+                  version: int | None = None) -> PolicyVersion:
+    """Promote without the gate; who and why are recorded as tags on the version and its run."""
+    _require_text(who=who, why=why)
+    promoted = registry.promote(symbol, version)
+    registry.tag_version(symbol, promoted.version, forced_tags(who=who, why=why))
+    return promoted
+
+
+def forced_tags(*, who: str, why: str) -> Mapping[str, str]:
+    return {"promotion": "forced", "promotion_forced_by": who, "promotion_forced_why": why}
+
+
+def _require_text(**values: str) -> None:
+    for name, value in values.items():
+        if not value.strip():
+            raise ValueError(f"{name} must name a person and a reason, got {value!r}")
