@@ -64,6 +64,8 @@ def test_an_unsafe_arm_is_excluded_journaled_and_reopened_after_drift(tmp_path: 
     reopened = [c for r in records for c in r.changes if c.action == "reopened"]
     assert [c.arm for c in reopened] == [BAD_ARM] and reopened[0].reason == "drift"
     assert BAD_ARM in route({BAD_ARM: 1.0}, 300), "a re-opened arm is routed again"
+    health = service.health(SYMBOL)
+    assert health.mode == "live" and health.excluded_arms == tuner.excluded_arms and health.budget.orders == 1800
 
     with Journal(tmp_path / "journal.sqlite") as journal:
         journal.append_many(records)
@@ -80,7 +82,7 @@ def test_fallback_ratio_excludes_and_excluding_everything_falls_back_to_the_publ
     assert {c.reason for c in tuner.excluded_arms.values()} == {"fallback_ratio_gt(0.5)"}
     policy = service.decide(SYMBOL, None)
     assert (policy.maker_offset_bps, policy.taker_bias) == (tuner.policy.maker_offset_bps, tuner.policy.taker_bias)
-    assert tuner.safety_fallbacks >= 1
+    assert tuner.safety_fallbacks >= 1 and service.health(SYMBOL).safety_fallbacks == tuner.safety_fallbacks
 
 
 def test_slippage_limit_and_unfilled_orders() -> None:

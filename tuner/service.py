@@ -32,6 +32,7 @@ existing files continues where the saved run stopped; without files it starts fr
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -39,7 +40,7 @@ import msgspec
 
 from config.models import ConfigBundle
 from router.atomic_file import write_bytes_atomic
-from router.events import RouterEvent, ShadowDecision
+from router.events import ArmSafetyChange, RouterEvent, ShadowDecision
 from router.policy import RouterPolicy
 from tuner.budget import BudgetLimits, BudgetReport, ExplorationBudget
 from tuner.factory import build_grid, build_guardrails, build_learner, build_reward_filter, symbol_seed
@@ -52,6 +53,18 @@ from tuner.state import StateFileError, restore_state, save_state
 
 TUNERS_FORMAT_VERSION = 2
 """2: mode, shadow agreement, exploration budget and arm safety state per symbol."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentHealth:
+    """What health shows of one symbol's deployment: mode, shadow agreement, budget, excluded arms."""
+
+    symbol: str
+    mode: TunerMode
+    agreement: float | None
+    budget: BudgetReport
+    excluded_arms: dict[str, ArmSafetyChange]
+    safety_fallbacks: int
 
 
 class ModeSource(Protocol):
@@ -176,6 +189,13 @@ class TunerService:
     def budget_report(self, symbol: str) -> BudgetReport:
         """What health reads of ``symbol``'s exploration budget."""
         return self.tuner(symbol).budget_report()
+
+    def health(self, symbol: str) -> DeploymentHealth:
+        """Mode, agreement, budget and excluded arms (with reasons) of ``symbol``, for health and reports."""
+        tuner = self.tuner(symbol)
+        return DeploymentHealth(symbol=symbol, mode=tuner.mode, agreement=tuner.agreement,
+                                budget=tuner.budget_report(), excluded_arms=tuner.excluded_arms,
+                                safety_fallbacks=tuner.safety_fallbacks)
 
     def observe(self, event: RouterEvent, context: Context | None) -> ObserveResult:
         """Learn one outcome in its symbol's tuner; saves the state when a version was published or it went live."""
