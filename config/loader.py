@@ -233,6 +233,14 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
     issues.extend(_executor_issues(bundle))
     if tuner.reward_band.min_cost_bps >= tuner.reward_band.max_cost_bps:
         issues.append(ConfigIssue("tuner.json", "$.reward_band", "min_cost_bps must be below max_cost_bps"))
+    deployment = tuner.deployment
+    if deployment.gate_estimator not in tuner.ope.estimators:
+        issues.append(ConfigIssue("tuner.json", "$.deployment.gate_estimator",
+                                  f"{deployment.gate_estimator!r} is not among $.ope.estimators "
+                                  f"{list(tuner.ope.estimators)}: the gates could not be computed"))
+    issues.extend(ConfigIssue("tuner.json", f"$.deployment.shadow_symbols[{i}]",
+                              f"{symbol} is not in strategy_config.json universe")
+                  for i, symbol in enumerate(deployment.shadow_symbols) if symbol not in universe)
     return issues
 
 

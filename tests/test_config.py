@@ -160,3 +160,16 @@ def test_every_problem_in_one_file_is_listed(config_dir: Path) -> None:
     issues = _issues(config_dir)
     assert [i.split(": ")[1] for i in issues] == ["$.nav.max_age_s", "$.leverage.max_global", "$.cooldowns", "$"]
     assert "after_stop_minutes" in issues[2] and "restricted_symbols" in issues[3]
+
+
+def test_gate_estimator_must_be_computed_and_shadow_symbols_traded(config_dir: Path) -> None:
+    def edit(d: dict) -> None:
+        d["ope"]["estimators"] = ["ips", "snips"]
+        d["deployment"]["gate_estimator"] = "dr"
+        d["deployment"]["shadow_symbols"] = ["BTCUSDT", "DOGEUSDT"]
+
+    _edit(config_dir, "tuner.json", edit)
+    assert _issues(config_dir) == [
+        "tuner.json: $.deployment.gate_estimator: 'dr' is not among $.ope.estimators ['ips', 'snips']: "
+        "the gates could not be computed",
+        "tuner.json: $.deployment.shadow_symbols[1]: DOGEUSDT is not in strategy_config.json universe"]

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 # command name -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("config.cli", "configuration tools: `config check [DIR]`"),
-    "policy": ("tuner.policy_cli", "policy versions in MLflow: `policy list|show|promote|rollback`"),
+    "policy": ("tuner.policy_cli",
+               "policy versions in MLflow: `policy list|show|promote|rollback|go-live` (promote is OPE-gated)"),
     "record": ("router.market.record_cli", "record live quotes and trades into Parquet tapes (ccxt.pro)"),
     "ope": ("tuner.ope_cli", "score a candidate policy on a journal's logged router events"),
     "simulate": ("executor.simulate_cli", "the main job: replay markets, compare routing policies, write the report"),
