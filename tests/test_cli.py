@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from config.loader import DEFAULTS_DIR
+from tests.conftest import edit_config
 from tuner.cli import main
 
 
@@ -19,16 +17,9 @@ def test_config_check_accepts_the_defaults(capsys: pytest.CaptureFixture[str]) -
     assert "OK" in capsys.readouterr().out
 
 
-def test_config_check_lists_every_problem_and_fails(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    shutil.copytree(DEFAULTS_DIR, tmp_path / "cfg")
-    risk = tmp_path / "cfg" / "risk_limits.json"
-    data = json.loads(risk.read_text())
-    data["max_concurrent_positions"] = 0
-    data["surprise"] = 1
-    risk.write_text(json.dumps(data))
-    assert main(["config", "check", str(tmp_path / "cfg")]) == 1
+def test_config_check_lists_every_problem_and_fails(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    edit_config(config_dir, "risk_limits.json", lambda d: d.update(max_concurrent_positions=0, surprise=1))
+    assert main(["config", "check", str(config_dir)]) == 1
     err = capsys.readouterr().err
     assert "2 problem(s)" in err
     assert "risk_limits.json: $.max_concurrent_positions: Expected `int` >= 1" in err

@@ -3,33 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from config import ConfigError, load_config, snapshot
-from config.loader import DEFAULTS_DIR
-
-
-@pytest.fixture
-def config_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "cfg"
-    shutil.copytree(DEFAULTS_DIR, target)
-    return target
-
-
-def _edit(directory: Path, file: str, edit) -> None:
-    path = directory / file
-    data = json.loads(path.read_text())
-    edit(data)
-    path.write_text(json.dumps(data))
-
-
-def _issues(directory: Path) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load_config(directory)
-    return [str(issue) for issue in caught.value.issues]
+from tests.conftest import config_issues, edit_config
 
 
 def test_defaults_load_and_snapshot_round_trips_to_plain_data() -> None:
@@ -44,102 +23,102 @@ def test_duplicate_key_deep_inside_names_file_and_path(config_dir: Path) -> None
     path = config_dir / "risk_limits.json"
     text = path.read_text().replace('"max_nav_pct": 0.25,', '"max_nav_pct": 0.25, "max_nav_pct": 0.5,')
     path.write_text(text)
-    assert _issues(config_dir) == ["risk_limits.json: $.symbol_caps.max_nav_pct: duplicate key"]
+    assert config_issues(config_dir) == ["risk_limits.json: $.symbol_caps.max_nav_pct: duplicate key"]
 
 
 def test_duplicate_key_at_top_level_is_found(config_dir: Path) -> None:
     path = config_dir / "tuner.json"
     doubled = path.read_text().replace('"learner": "thompson",', '"learner": "thompson", "learner": "ucb",')
     path.write_text(doubled)
-    assert _issues(config_dir) == ["tuner.json: $.learner: duplicate key"]
+    assert config_issues(config_dir) == ["tuner.json: $.learner: duplicate key"]
 
 
 def test_unknown_key_is_named(config_dir: Path) -> None:
-    _edit(config_dir, "router.json", lambda d: d["static_policy"].update(maker_ofset_bps=1.0))
-    [issue] = _issues(config_dir)
+    edit_config(config_dir, "router.json", lambda d: d["static_policy"].update(maker_ofset_bps=1.0))
+    [issue] = config_issues(config_dir)
     assert issue.startswith("router.json: $.static_policy:") and "maker_ofset_bps" in issue
 
 
 def test_missing_key_is_named(config_dir: Path) -> None:
-    _edit(config_dir, "risk_limits.json", lambda d: d["nav"].pop("max_age_s"))
-    [issue] = _issues(config_dir)
+    edit_config(config_dir, "risk_limits.json", lambda d: d["nav"].pop("max_age_s"))
+    [issue] = config_issues(config_dir)
     assert issue.startswith("risk_limits.json: $.nav:") and "max_age_s" in issue
 
 
 def test_wrong_type_names_the_key_path(config_dir: Path) -> None:
-    _edit(config_dir, "risk_limits.json", lambda d: d.update(max_concurrent_positions="4"))
-    assert _issues(config_dir) == [
+    edit_config(config_dir, "risk_limits.json", lambda d: d.update(max_concurrent_positions="4"))
+    assert config_issues(config_dir) == [
         "risk_limits.json: $.max_concurrent_positions: Expected `int`, got `str`"]
 
 
 def test_wrong_type_inside_a_map_names_the_entry(config_dir: Path) -> None:
-    _edit(config_dir, "risk_limits.json", lambda d: d["min_notional"]["per_symbol_usd"].update(ETHUSDT="20"))
-    assert _issues(config_dir) == [
+    edit_config(config_dir, "risk_limits.json", lambda d: d["min_notional"]["per_symbol_usd"].update(ETHUSDT="20"))
+    assert config_issues(config_dir) == [
         "risk_limits.json: $.min_notional.per_symbol_usd.ETHUSDT: Expected `float`, got `str`"]
 
 
 def test_out_of_range_value(config_dir: Path) -> None:
-    _edit(config_dir, "risk_limits.json", lambda d: d.update(trade_equity_cap_pct=1.5))
-    [issue] = _issues(config_dir)
+    edit_config(config_dir, "risk_limits.json", lambda d: d.update(trade_equity_cap_pct=1.5))
+    [issue] = config_issues(config_dir)
     assert issue.startswith("risk_limits.json: $.trade_equity_cap_pct:") and "<= 1.0" in issue
 
 
 def test_sizing_floor_under_min_notional_names_both_files(config_dir: Path) -> None:
-    _edit(config_dir, "strategy_config.json", lambda d: d["sizing"]["buckets"]["CORE"].update(floor_usd=50.0))
-    issues = _issues(config_dir)
+    edit_config(config_dir, "strategy_config.json", lambda d: d["sizing"]["buckets"]["CORE"].update(floor_usd=50.0))
+    issues = config_issues(config_dir)
     assert "strategy_config.json: $.sizing.buckets.CORE.floor_usd: sizing floor 50.0 USD is below the " \
            "min_notional 100.0 USD that applies to BTCUSDT (risk_limits.json)" in issues
 
 
 def test_concurrency_outside_its_home_is_refused(config_dir: Path) -> None:
-    _edit(config_dir, "strategy_config.json", lambda d: d["sizing"].update(max_concurrent_positions=8))
-    issues = _issues(config_dir)
+    edit_config(config_dir, "strategy_config.json", lambda d: d["sizing"].update(max_concurrent_positions=8))
+    issues = config_issues(config_dir)
     assert any(i.startswith("strategy_config.json: $.sizing.max_concurrent_positions: concurrency is "
                             "defined in one place only") for i in issues)
 
 
 def test_errors_from_several_files_are_all_reported(config_dir: Path) -> None:
-    _edit(config_dir, "tuner.json", lambda d: d.update(learner="magic"))
-    _edit(config_dir, "router.json", lambda d: d.update(position_mode="both"))
-    issues = _issues(config_dir)
+    edit_config(config_dir, "tuner.json", lambda d: d.update(learner="magic"))
+    edit_config(config_dir, "router.json", lambda d: d.update(position_mode="both"))
+    issues = config_issues(config_dir)
     assert [i.split(":")[0] for i in issues] == ["router.json", "tuner.json"]
 
 
 def test_cross_file_arm_outside_policy_bounds(config_dir: Path) -> None:
-    _edit(config_dir, "tuner.json", lambda d: d["arms"].update(maker_offsets_bps=[0.0, 12.0]))
-    assert _issues(config_dir) == [
+    edit_config(config_dir, "tuner.json", lambda d: d["arms"].update(maker_offsets_bps=[0.0, 12.0]))
+    assert config_issues(config_dir) == [
         "tuner.json: $.arms.maker_offsets_bps[1]: 12.0 is outside router.json policy_bounds [-1.0, 10.0]"]
 
 
 def test_static_policy_outside_bounds(config_dir: Path) -> None:
-    _edit(config_dir, "router.json", lambda d: d["static_policy"].update(maker_ttl_ms=50.0))
-    assert _issues(config_dir) == [
+    edit_config(config_dir, "router.json", lambda d: d["static_policy"].update(maker_ttl_ms=50.0))
+    assert config_issues(config_dir) == [
         "router.json: $.static_policy.maker_ttl_ms: 50.0 is outside policy_bounds [100.0, 30000.0]"]
 
 
 def test_quote_without_close_position_support(config_dir: Path) -> None:
-    _edit(config_dir, "router.json", lambda d: d.update(close_position_quotes=["USDT", "USD"]))
-    issues = _issues(config_dir)
+    edit_config(config_dir, "router.json", lambda d: d.update(close_position_quotes=["USDT", "USD"]))
+    issues = config_issues(config_dir)
     assert any("BTCUSDC is quoted in USDC" in i for i in issues)
 
 
 def test_tier_without_cap_or_bucket(config_dir: Path) -> None:
-    _edit(config_dir, "strategy_config.json", lambda d: d["universe"]["BTCUSDT"].update(tier="ALT"))
-    issues = _issues(config_dir)
+    edit_config(config_dir, "strategy_config.json", lambda d: d["universe"]["BTCUSDT"].update(tier="ALT"))
+    issues = config_issues(config_dir)
     assert "strategy_config.json: $.universe.BTCUSDT.tier: tier 'ALT' has no entry in risk_limits.json " \
            "tier_caps" in issues
 
 
 def test_override_for_symbol_outside_universe(config_dir: Path) -> None:
-    _edit(config_dir, "risk_limits.json", lambda d: d["leverage"]["per_symbol"].update(DOGEUSDT=2.0))
-    assert _issues(config_dir) == [
+    edit_config(config_dir, "risk_limits.json", lambda d: d["leverage"]["per_symbol"].update(DOGEUSDT=2.0))
+    assert config_issues(config_dir) == [
         "risk_limits.json: $.leverage.per_symbol.DOGEUSDT: DOGEUSDT is not in strategy_config.json universe"]
 
 
 def test_missing_file_and_invalid_json(config_dir: Path) -> None:
     (config_dir / "tuner.json").unlink()
     (config_dir / "router.json").write_text("{not json")
-    issues = _issues(config_dir)
+    issues = config_issues(config_dir)
     assert issues[0].startswith("router.json: $: not valid JSON")
     assert issues[1].startswith("tuner.json: $: missing file")
 
@@ -156,8 +135,8 @@ def test_every_problem_in_one_file_is_listed(config_dir: Path) -> None:
         d["cooldowns"]["after_stop_minutes"] = 15
         del d["restricted_symbols"]
 
-    _edit(config_dir, "risk_limits.json", break_four_things)
-    issues = _issues(config_dir)
+    edit_config(config_dir, "risk_limits.json", break_four_things)
+    issues = config_issues(config_dir)
     assert [i.split(": ")[1] for i in issues] == ["$.nav.max_age_s", "$.leverage.max_global", "$.cooldowns", "$"]
     assert "after_stop_minutes" in issues[2] and "restricted_symbols" in issues[3]
 
@@ -168,8 +147,8 @@ def test_gate_estimator_must_be_computed_and_shadow_symbols_traded(config_dir: P
         d["deployment"]["gate_estimator"] = "dr"
         d["deployment"]["shadow_symbols"] = ["BTCUSDT", "DOGEUSDT"]
 
-    _edit(config_dir, "tuner.json", edit)
-    assert _issues(config_dir) == [
+    edit_config(config_dir, "tuner.json", edit)
+    assert config_issues(config_dir) == [
         "tuner.json: $.deployment.gate_estimator: 'dr' is not among $.ope.estimators ['ips', 'snips']: "
         "the gates could not be computed",
         "tuner.json: $.deployment.shadow_symbols[1]: DOGEUSDT is not in strategy_config.json universe"]

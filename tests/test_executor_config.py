@@ -2,34 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
-import pytest
-
-from config import ConfigError, load_config, snapshot
-from config.loader import DEFAULTS_DIR
-
-
-@pytest.fixture
-def config_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "cfg"
-    shutil.copytree(DEFAULTS_DIR, target)
-    return target
-
-
-def _edit(directory: Path, edit) -> None:
-    path = directory / "executor.json"
-    data = json.loads(path.read_text())
-    edit(data)
-    path.write_text(json.dumps(data))
-
-
-def _issues(directory: Path) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load_config(directory)
-    return [str(issue) for issue in caught.value.issues]
+from config import load_config, snapshot
+from tests.conftest import config_issues, edit_config
 
 
 def test_defaults_load_with_executor_section_in_the_snapshot() -> None:
@@ -40,25 +16,27 @@ def test_defaults_load_with_executor_section_in_the_snapshot() -> None:
 
 def test_missing_executor_file_is_named(config_dir: Path) -> None:
     (config_dir / "executor.json").unlink()
-    [issue] = _issues(config_dir)
+    [issue] = config_issues(config_dir)
     assert issue.startswith("executor.json: $: missing file")
 
 
 def test_instrument_outside_the_universe_is_refused(config_dir: Path) -> None:
-    _edit(config_dir, lambda d: d["instruments"].update(DOGEUSDT={"tick_size": 0.0001, "qty_step": 1.0}))
-    assert _issues(config_dir) == [
+    edit_config(config_dir, "executor.json",
+                lambda d: d["instruments"].update(DOGEUSDT={"tick_size": 0.0001, "qty_step": 1.0}))
+    assert config_issues(config_dir) == [
         "executor.json: $.instruments.DOGEUSDT: DOGEUSDT is not in strategy_config.json universe"]
 
 
 def test_instrument_traded_under_another_venue_name_is_refused(config_dir: Path) -> None:
-    _edit(config_dir, lambda d: d["instruments"].update(BTCUSDT_SPOT={"tick_size": 0.01, "qty_step": 0.0001}))
-    [issue] = _issues(config_dir)
+    edit_config(config_dir, "executor.json",
+                lambda d: d["instruments"].update(BTCUSDT_SPOT={"tick_size": 0.01, "qty_step": 0.0001}))
+    [issue] = config_issues(config_dir)
     assert "BTCUSDT_SPOT is BTCUSDT at the venue" in issue
 
 
 def test_probe_gap_must_outrun_route_retries(config_dir: Path) -> None:
-    _edit(config_dir, lambda d: d["reconcile"].update(probe_gap_legs=4))
-    [issue] = _issues(config_dir)
+    edit_config(config_dir, "executor.json", lambda d: d["reconcile"].update(probe_gap_legs=4))
+    [issue] = config_issues(config_dir)
     assert issue.startswith("executor.json: $.reconcile.probe_gap_legs: must exceed route.max_venue_retries + 1 = 4")
 
 
@@ -66,7 +44,7 @@ def test_unknown_and_out_of_range_keys_are_named(config_dir: Path) -> None:
     def edit(data: dict) -> None:
         data["alerts"]["fallback_ratio"] = 1.5
         data["health"]["interval_sec"] = 5
-    _edit(config_dir, edit)
-    issues = _issues(config_dir)
+    edit_config(config_dir, "executor.json", edit)
+    issues = config_issues(config_dir)
     assert any(i.startswith("executor.json: $.alerts.fallback_ratio:") for i in issues)
     assert any(i.startswith("executor.json: $.health:") and "interval_sec" in i for i in issues)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import json
-import shutil
 from pathlib import Path
 
 import msgspec
 import pytest
 
 from config import ConfigError, load_config
-from config.loader import DEFAULTS_DIR
 from risk import MarketView, PortfolioState, RiskContext, check_order, suggest_gross_usd, would_emit
 from router.events import Fill
 from router.venue import TopOfBook
+from tests.conftest import edit_config
 from tests.test_risk_support import BUNDLE, LIMITS, NOW_NS, leg, limits_with, make_ctx, make_intent
 
 RISK_DIR = Path(__file__).resolve().parents[1] / "risk"
@@ -119,22 +117,8 @@ def test_the_scan_would_catch_a_module_level_cap() -> None:
 
 # 5. Sizing floors below the venue's min notional, and orders sized under it.
 
-@pytest.fixture
-def config_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "cfg"
-    shutil.copytree(DEFAULTS_DIR, target)
-    return target
-
-
-def _edit(directory: Path, file: str, edit) -> None:
-    path = directory / file
-    data = json.loads(path.read_text())
-    edit(data)
-    path.write_text(json.dumps(data))
-
-
 def test_a_sizing_floor_below_min_notional_is_refused_at_load(config_dir: Path) -> None:
-    _edit(config_dir, "strategy_config.json", lambda d: d["sizing"]["buckets"]["CORE"].update(floor_usd=50.0))
+    edit_config(config_dir, "strategy_config.json", lambda d: d["sizing"]["buckets"]["CORE"].update(floor_usd=50.0))
     with pytest.raises(ConfigError, match=r"floor_usd: sizing floor 50.0 USD is below the min_notional 100.0"):
         load_config(config_dir)
 
@@ -160,7 +144,7 @@ def test_a_duplicated_concurrency_key_is_refused(config_dir: Path) -> None:
 
 
 def test_concurrency_in_a_second_file_is_refused(config_dir: Path) -> None:
-    _edit(config_dir, "strategy_config.json", lambda d: d["screener"].update(max_concurrent=6))
+    edit_config(config_dir, "strategy_config.json", lambda d: d["screener"].update(max_concurrent=6))
     with pytest.raises(ConfigError, match="concurrency is defined in one place only"):
         load_config(config_dir)
 

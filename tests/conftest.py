@@ -1,0 +1,37 @@
+"""Fixtures shared by several test files: a writable copy of the default configuration."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config import ConfigError, load_config
+from config.loader import DEFAULTS_DIR
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """A copy of the embedded default configuration that a test may edit."""
+    target = tmp_path / "cfg"
+    shutil.copytree(DEFAULTS_DIR, target)
+    return target
+
+
+def edit_config(directory: Path, file: str, edit: Callable[[Any], None]) -> None:
+    """Apply ``edit`` to the parsed JSON of ``file`` and write it back."""
+    path = directory / file
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def config_issues(directory: Path) -> list[str]:
+    """The problems a load of ``directory`` reports (the load must fail)."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(directory)
+    return [str(issue) for issue in caught.value.issues]
