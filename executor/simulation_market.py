@@ -1,7 +1,9 @@
 """The markets the main job replays: recorded Binance tapes by default, the synthetic market otherwise.
 
 Each tape is relabelled with our symbol name (``BTCUSDT_SPOT`` for the spot pair, as in
-``strategy_config.json``), so policies, events and reports speak one name per instrument. A missing
+``strategy_config.json``), so policies, events and reports speak one name per instrument. Each market's
+venue tables (:class:`~router.venues.sim_book.TapeBook`) are built once here and shared, read-only, by
+every venue replay of it (every lane of every policy). A missing
 data directory is not an error: the synthetic market is used and the caller says so loudly.
 """
 
@@ -18,24 +20,31 @@ from config.models import ConfigBundle, Market, SimFillModel, SimulationConfig
 from router.market.binance import discover, load_binance
 from router.market.synthetic import SyntheticMarketSpec, generate
 from router.market.tape import MarketTape
+from router.venues.sim_book import TapeBook
 from router.venues.sim_config import SimVenueConfig
 from router.venues.sim_queue import PowerProbQueue
 
 
 @dataclass(frozen=True, slots=True)
 class SimMarket:
-    """One instrument to simulate: its tape (under our symbol), market, quote and order-size facts.
+    """One instrument to simulate: its venue tables (under our symbol), market, quote and order-size facts.
 
-    ``contract_value_usd`` is set for inverse (COIN-M) contracts, whose quantities are contract counts.
+    ``book`` is built once per market and shared by every venue that replays it; ``tape`` is its
+    read-only tape. ``contract_value_usd`` is set for inverse (COIN-M) contracts, whose quantities are
+    contract counts.
     """
 
     symbol: str
     market: Market
     quote: str
-    tape: MarketTape
+    book: TapeBook
     qty_step: float
     contract_value_usd: float | None
     source: str
+
+    @property
+    def tape(self) -> MarketTape:
+        return self.book.tape
 
     def mid_at(self, ts_ns: np.ndarray) -> np.ndarray:
         """Mid price of the last quote at or before each time (the first quote before the tape starts)."""
@@ -63,7 +72,7 @@ def _market(config: ConfigBundle, symbol: str, tape: MarketTape, source: str) ->
                              f"inverse_contract_value_usd needs its contract value")
         contract_value = contracts[symbol]
     return SimMarket(symbol=symbol, market=entry.market, quote=entry.quote,
-                     tape=dataclasses.replace(tape, symbol=symbol), qty_step=1.0 / tape.qty_scale,
+                     book=TapeBook(dataclasses.replace(tape, symbol=symbol)), qty_step=1.0 / tape.qty_scale,
                      contract_value_usd=contract_value, source=source)
 
 

@@ -1,6 +1,7 @@
 """Route one market's intent stream under one policy on the simulated venue, lane by lane in time order.
 
-Each lane is its own ``SimVenue`` replay started at its first intent. Intents are routed in arrival order
+Each lane is its own ``SimVenue`` replay started at its first intent, over the market's shared
+``TapeBook`` (built once per market, never per lane or policy). Intents are routed in arrival order
 across lanes and every outcome is fed back to the policy before its next decision. A route that ends
 after the next intent of its lane should arrive makes that intent start late; late starts are counted
 (``late_starts``) and the gap in config is chosen so that it does not happen with the default policies.
@@ -63,7 +64,7 @@ def run_policy(market: SimMarket, intents: Sequence[SimIntent], source: PolicySo
     for intent in sorted(intents, key=lambda x: x.arrival_ns):
         venue = venues.get(intent.lane)
         if venue is None:
-            venue = SimVenue([market.tape], venue_config(config, market, seed=seed * 1009 + intent.lane),
+            venue = SimVenue([market.book], venue_config(config, market, seed=seed * 1009 + intent.lane),
                              start_ns=intent.arrival_ns)
             venues[intent.lane] = venue
         if venue.now_ns > intent.arrival_ns:

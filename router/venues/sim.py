@@ -29,6 +29,12 @@ and the returned state reports the position size as ``qty``; with no position no
 :class:`ReduceOnlyRejected` is raised. Malformed requests raise :class:`~router.venue.InvalidOrder`
 naming the field; ``ValueError`` is kept for bad construction (config, tapes).
 
+Tables: a venue queries each tape through a :class:`~router.venues.sim_book.TapeBook`. Given a
+``MarketTape`` it builds its own; given a prebuilt ``TapeBook`` it shares it, since a book is immutable
+(read-only arrays, no per-venue state). Build one book per tape and pass it to every venue that replays
+that tape (lanes, policies): the tables are paid for once, and each venue keeps only its own orders,
+positions, clock and cursors.
+
 Not modelled: margin and liquidation, self-matching between our own orders, and market impact on the
 replay (see ``sim_taker``).
 """
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -54,7 +61,7 @@ from router.venue import (
     VenueError,
     check_time_in_force,
 )
-from router.venues.sim_book import TapeBook
+from router.venues.sim_book import TapeBook, WindowMemo
 from router.venues.sim_config import SimVenueConfig
 from router.venues.sim_order import SimOrder
 from router.venues.sim_position import SimPositions
@@ -66,16 +73,26 @@ class ReplayExhausted(VenueError):
 
 
 class SimClock:
-    """The replay clock of one :class:`SimVenue`: sleeping advances the market."""
+    """The replay clock of one :class:`SimVenue`: sleeping advances the market.
+
+    It refers to its venue weakly, so a venue and its clock form no reference cycle and a finished
+    venue is freed as soon as its last user lets go of it (not at the next full garbage collection).
+    """
 
     def __init__(self, venue: SimVenue) -> None:
-        self._venue = venue
+        self._venue = weakref.ref(venue)
 
     def now_ns(self) -> int:
-        return self._venue.now_ns
+        return self._live_venue().now_ns
 
     def sleep_until(self, ts_ns: int) -> None:
-        self._venue.advance_to(ts_ns)
+        self._live_venue().advance_to(ts_ns)
+
+    def _live_venue(self) -> SimVenue:
+        venue = self._venue()
+        if venue is None:
+            raise RuntimeError("the SimVenue of this clock no longer exists: keep the venue while using its clock")
+        return venue
 
 
 class SimVenue:
@@ -84,7 +101,8 @@ class SimVenue:
     Parameters
     ----------
     tapes:
-        One :class:`MarketTape` per symbol (validated here; symbols must be distinct).
+        Per symbol (symbols must be distinct) a :class:`MarketTape`, whose tables this venue builds
+        for itself (the tape is validated), or a prebuilt :class:`TapeBook` of it, shared as is.
     config:
         Fees, latencies, fill-model parameters and the account's position mode.
     start_ns:
@@ -117,18 +135,30 @@ class SimVenue:
     ...     close_position=False, position_side="BOTH"))
     >>> closed.status, closed.filled_qty, venue.positions("BTCUSDT")
     ('expired', 0.2, {'BOTH': 0.0})
+
+    Venues replaying the same tape share one prebuilt book; their orders and positions stay apart:
+
+    >>> book = TapeBook(tape)
+    >>> lane_a, lane_b = SimVenue([book], config, start_ns=0), SimVenue([book], config, start_ns=0)
+    >>> _ = lane_a.place_order(OrderRequest(client_order_id="a1", symbol="BTCUSDT", side="buy",
+    ...     qty=0.2, order_type="market", price=None, time_in_force="IOC", post_only=False, reduce_only=False,
+    ...     close_position=False, position_side="BOTH"))
+    >>> lane_a.positions("BTCUSDT"), lane_b.positions("BTCUSDT"), lane_b.clock.now_ns()
+    ({'BOTH': 0.2}, {'BOTH': 0.0}, 0)
     """
 
-    def __init__(self, tapes: Sequence[MarketTape], config: SimVenueConfig, start_ns: int) -> None:
+    def __init__(self, tapes: Sequence[MarketTape | TapeBook], config: SimVenueConfig, start_ns: int) -> None:
         if not isinstance(config, SimVenueConfig):
             raise TypeError(f"config must be a SimVenueConfig, got {type(config).__name__}")
         if not tapes:
             raise ValueError("SimVenue needs at least one tape")
         books: dict[str, TapeBook] = {}
         for tape in tapes:
+            if not isinstance(tape, MarketTape | TapeBook):
+                raise TypeError(f"tapes must hold MarketTape or TapeBook objects, got {type(tape).__name__}")
             if tape.symbol in books:
                 raise ValueError(f"two tapes for symbol {tape.symbol!r}")
-            books[tape.symbol] = TapeBook(tape)
+            books[tape.symbol] = tape if isinstance(tape, TapeBook) else TapeBook(tape)
         for book in books.values():
             first_quote_ns = int(book.quote_ts[0])
             if start_ns < first_quote_ns:
@@ -146,6 +176,7 @@ class SimVenue:
         self._resting: dict[str, SimOrder] = {}
         self._positions = SimPositions(config.position_mode, books)
         self._claims: list[tuple[int, int, SimOrder, int, int, Liquidity]] = []
+        self._windows = WindowMemo()
         self._fill_seq = 0
         self._clock = SimClock(self)
 
@@ -171,7 +202,7 @@ class SimVenue:
         if ts_ns > self._end_ns:
             raise ReplayExhausted(f"cannot advance to {ts_ns}: the replay ends at {self._end_ns}")
         for order in list(self._resting.values()):
-            order.advance(ts_ns, self._config.queue_model, self._claim)
+            order.advance(ts_ns, self._config.queue_model, self._claim, self._windows)
             if order.leaves == 0:
                 del self._resting[order.request.client_order_id]
         if self._claims:

@@ -1,5 +1,10 @@
 """Read-only, precomputed views of one ``MarketTape`` that the simulated venue queries by time.
 
+A :class:`TapeBook` is built once per tape and is immutable: every array it holds is read-only
+(``flags.writeable = False``) and it keeps no per-venue state, so one book is shared by every venue that
+replays the tape (each lane and each policy of the main job). What belongs to one venue (orders, cursors,
+positions, clock, the memo of the last window asked for) lives in the venue, never here.
+
 Nothing here replays event by event: the book at time ``t`` is found by ``searchsorted``, the depth
 at one price by a per-level view (depth rows sorted by level, then by arrival), and a resting order's
 relevant events by a vectorised scan of the window it has not seen yet. The venue therefore pays for
@@ -12,6 +17,7 @@ level-1 quotes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -119,7 +125,11 @@ class LevelCursor:
 
 
 class TapeBook:
-    """Time-indexed queries over one validated tape (prices and sizes as the tape's scaled integers)."""
+    """Time-indexed queries over one validated tape (prices and sizes as the tape's scaled integers).
+
+    Immutable once built, so it may be shared by any number of venues. ``tape`` is the same tape with
+    read-only views of its columns (no copy): build the book from a tape nobody writes into afterwards.
+    """
 
     def __init__(self, tape: MarketTape) -> None:
         tape.validate()
@@ -129,6 +139,7 @@ class TapeBook:
         if tick_px < 1 or abs(tick_px - tape.tick_size * tape.price_scale) > 1e-6 * tick_px:
             raise ValueError(f"{tape.symbol}: tick_size {tape.tick_size} is not a whole number of "
                              f"1/{tape.price_scale} price units")
+        tape = _read_only_tape(tape)
         self.tape = tape
         self.symbol = tape.symbol
         self.tick_px = int(tick_px)
@@ -139,6 +150,8 @@ class TapeBook:
         self.trade_qty, self.trade_buyer_maker = tape.trade_qty, tape.trade_buyer_maker
         self._init_trades_by_price()
         self._init_depth_levels()
+        for value in vars(self).values():
+            _freeze(value)
 
     # ---- precomputation -------------------------------------------------------------------------
 
@@ -162,13 +175,13 @@ class TapeBook:
         keys, starts = np.unique(self._lvl_key, return_index=True)
         ends = np.append(starts[1:], len(self._lvl_key))
         is_bid = (keys & 1) == 1
-        # Per side: level prices ascending with their segment bounds in the level view.
-        self._side_px = {True: keys[is_bid] >> 1, False: keys[~is_bid] >> 1}
-        self._side_seg = {True: (starts[is_bid], ends[is_bid]), False: (starts[~is_bid], ends[~is_bid])}
+        # Per side, indexed by is_bid (False: asks, True: bids): level prices ascending with their
+        # segment bounds in the level view.
+        self._side_px = (keys[~is_bid] >> 1, keys[is_bid] >> 1)
+        self._side_seg = ((starts[~is_bid], ends[~is_bid]), (starts[is_bid], ends[is_bid]))
         self._snap_idx = tape.depth_snapshot_idx
         self.snapshot_ts = tape.depth_ts_ns[self._snap_idx] if len(self._snap_idx) else self._snap_idx
         self._gap_ts = tape.depth_gap_ts_ns
-        self._window_memo: Window | None = None
 
     # ---- level 1 --------------------------------------------------------------------------------
 
@@ -181,11 +194,8 @@ class TapeBook:
         return Quote(int(self.bid_px[i]), int(self.bid_qty[i]), int(self.ask_px[i]), int(self.ask_qty[i]))
 
     def window(self, t0_ns: int, t1_ns: int) -> Window:
-        """Index bounds and extremes of the quotes and trades in (t0, t1]; the last one is memoised,
-        since every resting order of a step asks for the same window."""
-        memo = self._window_memo
-        if memo is not None and memo.t0_ns == t0_ns and memo.t1_ns == t1_ns:
-            return memo
+        """Index bounds and extremes of the quotes and trades in (t0, t1] (a venue memoises the last
+        one per book in its :class:`WindowMemo`)."""
         q0, q1 = self.quote_ts.searchsorted((t0_ns, t1_ns), side="right").tolist()
         r0, r1 = self.trade_ts.searchsorted((t0_ns, t1_ns), side="right").tolist()
         win = Window(t0_ns=t0_ns, t1_ns=t1_ns, q0=q0, q1=q1, r0=r0, r1=r1,
@@ -195,7 +205,6 @@ class TapeBook:
                      max_bid=int(self.bid_px[q0:q1].max()) if q1 > q0 else None,
                      min_trade_px=int(self.trade_px[r0:r1].min()) if r1 > r0 else None,
                      max_trade_px=int(self.trade_px[r0:r1].max()) if r1 > r0 else None)
-        self._window_memo = win
         return win
 
     def first_cross_ns(self, is_buy: bool, px: int, win: Window) -> int | None:
@@ -309,6 +318,47 @@ class TapeBook:
         if s >= 0 and int(self._lvl_row[last]) < int(self._snap_idx[s]):
             return 0  # the level was cleared by a later snapshot that did not list it
         return int(self._lvl_qty[last])
+
+
+class WindowMemo:
+    """One venue's memo of the last window asked of each book: every resting order of a step asks for
+    the same one. Kept per venue so that the shared :class:`TapeBook` holds no mutable state."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[str, Window] = {}
+
+    def window(self, book: TapeBook, t0_ns: int, t1_ns: int) -> Window:
+        """``book.window(t0_ns, t1_ns)``, computed once for consecutive asks of the same bounds."""
+        last = self._last.get(book.symbol)
+        if last is not None and last.t0_ns == t0_ns and last.t1_ns == t1_ns:
+            return last
+        win = book.window(t0_ns, t1_ns)
+        self._last[book.symbol] = win
+        return win
+
+
+def _read_only_tape(tape: MarketTape) -> MarketTape:
+    """The tape with every column replaced by a read-only view of it (the caller's arrays are untouched)."""
+    columns = {f.name: _read_only_view(getattr(tape, f.name)) for f in dataclasses.fields(tape)
+               if isinstance(getattr(tape, f.name), np.ndarray)}
+    return dataclasses.replace(tape, **columns)
+
+
+def _read_only_view(arr: np.ndarray) -> np.ndarray:
+    view = arr.view()
+    view.flags.writeable = False
+    return view
+
+
+def _freeze(value: object) -> None:
+    """Make the arrays of one book attribute read-only (arrays, and tuples of them, nested)."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, tuple):
+        for item in value:
+            _freeze(item)
 
 
 def _level_key(px: np.ndarray, is_bid: np.ndarray) -> np.ndarray:

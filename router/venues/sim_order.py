@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from router.events import Fill, Liquidity
 from router.venue import OrderRequest, OrderState, OrderStatus
-from router.venues.sim_book import LevelCursor, TapeBook
+from router.venues.sim_book import LevelCursor, TapeBook, WindowMemo
 from router.venues.sim_queue import QueueModel, front_after_level_change
 
 FillSink = Callable[["SimOrder", int, int, Liquidity, int], None]
@@ -102,12 +102,15 @@ class SimOrder:
             level = touch_qty
         self.front = self.level_qty = None if level is None else float(level)
 
-    def advance(self, t1_ns: int, queue_model: QueueModel, sink: FillSink) -> None:
-        """Apply the market in (synced_ns, t1_ns] to this resting order, filling it where due."""
+    def advance(self, t1_ns: int, queue_model: QueueModel, sink: FillSink, windows: WindowMemo) -> None:
+        """Apply the market in (synced_ns, t1_ns] to this resting order, filling it where due.
+
+        ``windows`` is the venue's memo of the book's windows (shared by the orders of one step).
+        """
         if t1_ns <= self.synced_ns or self.leaves == 0:
             return
         assert self.px is not None and self.cursor is not None
-        win = self.book.window(self.synced_ns, t1_ns)
+        win = windows.window(self.book, self.synced_ns, t1_ns)
         cross_ns = self.book.first_cross_ns(self.is_buy, self.px, win)
         events = self.cursor.take_until(t1_ns if cross_ns is None else cross_ns, win)
         if events is not None:
