@@ -168,12 +168,11 @@ class TapeBook:
         self._depth_ts = tape.depth_ts_ns
         key = _level_key(tape.depth_px, tape.depth_side > 0)
         order = np.lexsort((np.arange(len(key)), key))
-        self._lvl_key = key[order]
-        self._lvl_row = order.astype(np.int64)
+        self._lvl_row = order.astype(np.int64, copy=False)
         self._lvl_ts = tape.depth_ts_ns[order]
         self._lvl_qty = tape.depth_qty[order]
-        keys, starts = np.unique(self._lvl_key, return_index=True)
-        ends = np.append(starts[1:], len(self._lvl_key))
+        keys, starts = np.unique(key[order], return_index=True)  # the sorted keys are not kept: segments say it
+        ends = np.append(starts[1:], len(order))
         is_bid = (keys & 1) == 1
         # Per side, indexed by is_bid (False: asks, True: bids): level prices ascending with their
         # segment bounds in the level view.
