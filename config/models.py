@@ -599,7 +599,11 @@ class HealthSettings(Model):
 
 
 class AlertThresholds(Model):
-    """When health raises an alert; ratio alerts wait for ``min_orders`` orders in the window."""
+    """When health raises an alert; ratio alerts wait for ``min_orders`` orders in the window.
+
+    ``tuner_budget_used_ratio``: a tuned symbol's exploration budget alert fires when either charge
+    (bps per order, USD today) reaches this share of its ``tuner.json`` cap.
+    """
 
     stale_nav_s: Annotated[float, msgspec.Meta(gt=0.0)]
     fallback_ratio: Probability
@@ -607,6 +611,7 @@ class AlertThresholds(Model):
     min_orders: PositiveInt
     veto_storm_count: PositiveInt
     veto_storm_window_s: Annotated[float, msgspec.Meta(gt=0.0)]
+    tuner_budget_used_ratio: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
 
 
 class PrometheusSettings(Model):
@@ -658,6 +663,21 @@ class PolicySourceSettings(Model):
     registry_refresh_s: NonNegative
 
 
+class AdaptiveSettings(Model):
+    """``router-tuner live --policy-source tuner``: where the tuner's state lives and how often it is saved.
+
+    ``tuner_state_path`` is the checkpoint manifest (the learners' and tuners' files sit beside it);
+    ``checkpoint_every_n_events`` how many journaled router events may pass between two checkpoints
+    (a restart re-learns the journaled events after the last checkpoint, so any value loses nothing;
+    a larger one saves disk writes and replays more at start); ``context_mids`` how many recent mids
+    per symbol the decision context's volatility is computed from.
+    """
+
+    tuner_state_path: str
+    checkpoint_every_n_events: PositiveInt
+    context_mids: Annotated[int, msgspec.Meta(ge=3)]
+
+
 class PaperSettings(Model):
     """Paper mode: the simulated venue's fill model over recorded tapes or the synthetic market."""
 
@@ -682,6 +702,7 @@ class ExecutorConfig(Model):
     prometheus: PrometheusSettings
     live: LiveVenueSettings
     policy_source: PolicySourceSettings
+    adaptive: AdaptiveSettings
     paper: PaperSettings
 
 
