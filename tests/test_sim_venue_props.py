@@ -129,8 +129,10 @@ def test_depth_snapshots_and_gaps() -> None:
     book = TapeBook(tape)
     assert [book.depth_known_at(t) for t in (-1, MS, 3 * MS, 6 * MS)] == [False, True, False, True]
     assert [book.level_qty_at(True, 99, t) for t in (0, MS, 6 * MS)] == [10, 8, 0]
-    events = book.level_cursor(True, 99, 0).take_until(10 * MS, book.window(0, 10 * MS))
+    events = book.level_cursor(True, 99, 0).take_until(10 * MS, book.window(0, 10 * MS, True))
     assert events == ([MS, 5 * MS], [1, 1], [8, 0])
+    with pytest.raises(ValueError, match="a buy window asked about a sell order"):
+        book.first_cross_ns(False, 101, book.window(0, 10 * MS, True))
     assert list(book.levels_beyond(True, 100, 6 * MS, 10)) == [(98, 7)]
     # In the gap the taker falls back on the touch plus the impact assumption.
     venue = SimVenue([tape], config(no_depth_level_qty_ratio=1.0, order_entry_latency_ms=0.0), start_ns=3 * MS)

@@ -38,20 +38,25 @@ class Quote:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """Quotes [q0, q1) and trades [r0, r1) with time in (t0, t1], and their price extremes."""
+    """Quotes [q0, q1) and trades [r0, r1) with time in (t0, t1], and the price extremes that matter to
+    a resting order of one side (``is_buy``); None where the window has nothing to take them from.
+
+    ``cross_touch_px``: the other side's most aggressive touch (lowest ask for a buy, highest bid for a
+    sell); ``cross_trade_px``: the most aggressive trade price (lowest for a buy, highest for a sell);
+    ``own_touch_px``: our side's least aggressive touch (lowest bid for a buy, highest ask for a sell),
+    only on a tape without depth, where level-1 quotes stand in for the level (None with depth).
+    """
 
     t0_ns: int
     t1_ns: int
+    is_buy: bool
     q0: int
     q1: int
     r0: int
     r1: int
-    min_ask: int | None
-    max_ask: int | None
-    min_bid: int | None
-    max_bid: int | None
-    min_trade_px: int | None
-    max_trade_px: int | None
+    cross_touch_px: int | None
+    cross_trade_px: int | None
+    own_touch_px: int | None
 
 
 class LevelCursor:
@@ -85,8 +90,8 @@ class LevelCursor:
         else:
             resyncs = []
             # L1 speaks about our level only when our side's touch is at or worse than our price.
-            level_due = (win.min_bid is not None and win.min_bid <= self._px) if self._is_buy else \
-                (win.max_ask is not None and win.max_ask >= self._px)
+            own = win.own_touch_px
+            level_due = own is not None and (own <= self._px if self._is_buy else own >= self._px)
         if not (trade_due or level_due or resyncs):
             return None
         i1 = int(self._trade_ts.searchsorted(t1_ns, side="right")) if trade_due else i
@@ -192,19 +197,21 @@ class TapeBook:
                              f"{int(self.quote_ts[0])})")
         return Quote(int(self.bid_px[i]), int(self.bid_qty[i]), int(self.ask_px[i]), int(self.ask_qty[i]))
 
-    def window(self, t0_ns: int, t1_ns: int) -> Window:
-        """Index bounds and extremes of the quotes and trades in (t0, t1] (a venue memoises the last
-        one per book in its :class:`WindowMemo`)."""
+    def window(self, t0_ns: int, t1_ns: int, is_buy: bool) -> Window:
+        """Index bounds of the quotes and trades in (t0, t1] and the extremes a resting order of that
+        side needs (only those: this runs at every step of every resting order). A venue memoises the
+        last one per book and side in its :class:`WindowMemo`."""
         q0, q1 = self.quote_ts.searchsorted((t0_ns, t1_ns), side="right").tolist()
         r0, r1 = self.trade_ts.searchsorted((t0_ns, t1_ns), side="right").tolist()
-        win = Window(t0_ns=t0_ns, t1_ns=t1_ns, q0=q0, q1=q1, r0=r0, r1=r1,
-                     min_ask=int(self.ask_px[q0:q1].min()) if q1 > q0 else None,
-                     max_ask=int(self.ask_px[q0:q1].max()) if q1 > q0 else None,
-                     min_bid=int(self.bid_px[q0:q1].min()) if q1 > q0 else None,
-                     max_bid=int(self.bid_px[q0:q1].max()) if q1 > q0 else None,
-                     min_trade_px=int(self.trade_px[r0:r1].min()) if r1 > r0 else None,
-                     max_trade_px=int(self.trade_px[r0:r1].max()) if r1 > r0 else None)
-        return win
+        cross_touch = own_touch = cross_trade = None
+        if q1 > q0:
+            cross_touch = int(self.ask_px[q0:q1].min()) if is_buy else int(self.bid_px[q0:q1].max())
+            if not self.has_depth:
+                own_touch = int(self.bid_px[q0:q1].min()) if is_buy else int(self.ask_px[q0:q1].max())
+        if r1 > r0:
+            cross_trade = int(self.trade_px[r0:r1].min()) if is_buy else int(self.trade_px[r0:r1].max())
+        return Window(t0_ns=t0_ns, t1_ns=t1_ns, is_buy=is_buy, q0=q0, q1=q1, r0=r0, r1=r1,
+                      cross_touch_px=cross_touch, cross_trade_px=cross_trade, own_touch_px=own_touch)
 
     def first_cross_ns(self, is_buy: bool, px: int, win: Window) -> int | None:
         """Earliest time in the window at which the market went through a resting order at ``px``.
@@ -213,15 +220,17 @@ class TapeBook:
         ``px`` (it lifted an ask at our bid, so the seller would have hit us first). Mirrored for a sell.
         The window's extremes answer "no cross" without touching the arrays, the common case.
         """
+        if win.is_buy != is_buy:
+            raise ValueError(f"{self.symbol}: a {'buy' if win.is_buy else 'sell'} window asked about a "
+                             f"{'buy' if is_buy else 'sell'} order")
         best: int | None = None
         q0, q1, r0, r1 = win.q0, win.q1, win.r0, win.r1
-        quote_may_cross = (win.min_ask is not None and win.min_ask <= px) if is_buy else \
-            (win.max_bid is not None and win.max_bid >= px)
+        touch, trade = win.cross_touch_px, win.cross_trade_px
+        quote_may_cross = touch is not None and (touch <= px if is_buy else touch >= px)
         if quote_may_cross:
             hit = self.ask_px[q0:q1] <= px if is_buy else self.bid_px[q0:q1] >= px
             best = int(self.quote_ts[q0 + int(hit.argmax())])
-        trade_may_cross = (win.min_trade_px is not None and win.min_trade_px <= px) if is_buy else \
-            (win.max_trade_px is not None and win.max_trade_px >= px)
+        trade_may_cross = trade is not None and (trade <= px if is_buy else trade >= px)
         if trade_may_cross:
             tpx = self.trade_px[r0:r1]
             if is_buy:
@@ -320,21 +329,23 @@ class TapeBook:
 
 
 class WindowMemo:
-    """One venue's memo of the last window asked of each book: every resting order of a step asks for
-    the same one. Kept per venue so that the shared :class:`TapeBook` holds no mutable state."""
+    """One venue's memo of the last window asked of each book per side: every resting order of a side
+    asks for the same one in a step. Kept per venue so that the shared :class:`TapeBook` holds no
+    mutable state."""
 
     __slots__ = ("_last",)
 
     def __init__(self) -> None:
-        self._last: dict[str, Window] = {}
+        self._last: dict[tuple[str, bool], Window] = {}
 
-    def window(self, book: TapeBook, t0_ns: int, t1_ns: int) -> Window:
-        """``book.window(t0_ns, t1_ns)``, computed once for consecutive asks of the same bounds."""
-        last = self._last.get(book.symbol)
+    def window(self, book: TapeBook, t0_ns: int, t1_ns: int, is_buy: bool) -> Window:
+        """``book.window(t0_ns, t1_ns, is_buy)``, computed once for consecutive asks of the same bounds."""
+        key = (book.symbol, is_buy)
+        last = self._last.get(key)
         if last is not None and last.t0_ns == t0_ns and last.t1_ns == t1_ns:
             return last
-        win = book.window(t0_ns, t1_ns)
-        self._last[book.symbol] = win
+        win = book.window(t0_ns, t1_ns, is_buy)
+        self._last[key] = win
         return win
 
 

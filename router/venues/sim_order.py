@@ -110,7 +110,7 @@ class SimOrder:
         if t1_ns <= self.synced_ns or self.leaves == 0:
             return
         assert self.px is not None and self.cursor is not None
-        win = windows.window(self.book, self.synced_ns, t1_ns)
+        win = windows.window(self.book, self.synced_ns, t1_ns, self.is_buy)
         cross_ns = self.book.first_cross_ns(self.is_buy, self.px, win)
         events = self.cursor.take_until(t1_ns if cross_ns is None else cross_ns, win)
         if events is not None:
