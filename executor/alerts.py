@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from config.models import AlertThresholds
+from executor.adaptive_records import TunerHealth
 from executor.records import Alert, HealthSnapshot
 
 
@@ -27,4 +28,30 @@ def evaluate_alerts(health: HealthSnapshot, limits: AlertThresholds) -> tuple[Al
         raise_alert("veto_storm", float(limits.veto_storm_count), float(health.vetoes_in_storm_window),
                     f"executor.alerts.veto_storm_count: {health.vetoes_in_storm_window} vetoes in "
                     f"{limits.veto_storm_window_s:.6g} s")
+    return tuple(alerts)
+
+
+def evaluate_tuner_alerts(tuner: TunerHealth, limits: AlertThresholds) -> tuple[Alert, ...]:
+    """Per tuned symbol: the exploration budget nearly spent, or every allowed arm excluded by safety bounds.
+
+    The budget alert fires when either charge reaches ``tuner_budget_used_ratio`` of its ``tuner.json``
+    cap (a cap of 0 is spent as soon as anything was charged); exclusion needs no threshold.
+    """
+    alerts: list[Alert] = []
+    ratio = limits.tuner_budget_used_ratio
+    for row in tuner.symbols:
+        for name, charged, cap in (("bps_per_order", row.budget_charged_bps_per_order, row.budget_max_bps_per_order),
+                                   ("usd_per_day", row.budget_charged_usd_today, row.budget_max_usd_per_day)):
+            used = charged / cap if cap > 0 else (1.0 if charged > 0 else 0.0)
+            if used >= ratio:
+                alerts.append(Alert(code=f"tuner_budget_exhausted:{row.symbol}", threshold=ratio, observed=used,
+                                    detail=(f"executor.alerts.tuner_budget_used_ratio: {row.symbol} exploration "
+                                            f"budget {name} {charged:.6g} of {cap:.6g} (tuner.json "
+                                            f"deployment.budget)"), ts_ns=tuner.ts_ns))
+        if row.all_arms_excluded:
+            reasons = ", ".join(f"{arm.arm}: {arm.reason}" for arm in row.excluded_arms)
+            alerts.append(Alert(code=f"tuner_all_arms_excluded:{row.symbol}", threshold=float(row.allowed_arms),
+                                observed=float(len(row.excluded_arms)),
+                                detail=(f"{row.symbol}: every allowed arm excluded by tuner.json deployment.safety "
+                                        f"({reasons}); routing the published arm"), ts_ns=tuner.ts_ns))
     return tuple(alerts)

@@ -1,8 +1,12 @@
 """``router-tuner live``: run the executor on intents from a JSONL file, paper by default, live on request.
 
-Policies come from ``--policy-source``: ``static`` (the default, router.json) or ``registry`` (each
+Policies come from ``--policy-source``: ``static`` (the default, router.json), ``registry`` (each
 symbol's MLflow champion, re-read every ``policy_source.registry_refresh_s`` so a promote or rollback
-reaches the running executor without a restart).
+reaches the running executor without a restart) or ``tuner`` (adaptive routing, ``executor.adaptive``:
+the tuner picks each symbol's arm per intent and learns every RouterEvent, publishing versions to
+MLflow, or to memory with ``--no-mlflow``; shadow symbols of ``tuner.json`` act with the registry
+champion, or the static policy with ``--no-mlflow``; its state is checkpointed at ``--tuner-state``,
+default ``executor.json`` ``adaptive.tuner_state_path``, so a restart continues learning).
 
 Paper mode (the default) routes on the simulated venue over recorded tapes (``--tape``) or the synthetic
 market of ``executor.json``; its clock is the replay, advanced by the idle poll while no intent comes.
@@ -22,12 +26,16 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from config.loader import ConfigError, load_config
 from config.models import ConfigBundle
+from executor.adaptive import AdaptiveRouting, AdaptiveStateAhead
+from executor.adaptive_checkpoint import TunerCheckpoint
 from executor.intents import JsonlIntentSource
 from executor.journal import DEFAULT_PATH as DEFAULT_JOURNAL
 from executor.journal import Journal
@@ -40,9 +48,14 @@ from risk.units import NS_PER_S
 from router.venue import Venue, VenueError
 from router.venues.sim import ReplayExhausted
 from tuner.policy_source import PolicySource, RegistryPolicySource, StaticPolicySource
+from tuner.service import ModeSource
+from tuner.service_publish import InMemoryPublisher, PolicyPublisher
+
+if TYPE_CHECKING:
+    from tuner.registry import PolicyRegistry
 
 DEFAULT_STORE = Path("var/executor.sqlite")
-POLICY_SOURCES = ("static", "registry")
+POLICY_SOURCES = ("static", "registry", "tuner")
 logger = logging.getLogger("executor.live")
 
 
@@ -62,7 +75,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where each symbol's RouterPolicy comes from (default: static): 'static' is router.json "
                              "static_policy; 'registry' is the MLflow champion of every executor.instruments "
                              "symbol (tuner.json mlflow, MLFLOW_TRACKING_URI wins), re-read every "
-                             "executor.json policy_source.registry_refresh_s so promote/rollback needs no restart")
+                             "executor.json policy_source.registry_refresh_s so promote/rollback needs no restart; "
+                             "'tuner' routes with the online tuner (adaptive routing, versions published to MLflow)")
+    parser.add_argument("--no-mlflow", action="store_true",
+                        help="with --policy-source tuner: publish versions in memory only, shadow symbols act with "
+                             "the static policy, no go-live requests are read")
+    parser.add_argument("--tuner-state", type=Path, required=False,
+                        help="with --policy-source tuner: checkpoint manifest of the tuner state "
+                             "(default: executor.json adaptive.tuner_state_path)")
 
 
 def _venue(args: argparse.Namespace,
@@ -89,30 +109,65 @@ def _venue(args: argparse.Namespace,
     return venue, venue.positions, lambda: venue.clock.sleep_until(venue.clock.now_ns() + step_ns)
 
 
-def policy_source(choice: str, config: ConfigBundle) -> PolicySource:
+def policy_source(choice: str, config: ConfigBundle, symbols: list[str] | None = None) -> PolicySource:
     """The executor's policies: router.json's static policy, or the registry champions hot-swapped.
 
-    ``registry`` needs a reachable store (else ``RegistryError``), a champion for every
-    ``executor.instruments`` symbol (``RegistryError`` naming the first one missing), and refuses a
-    champion outside ``router.json`` ``policy_bounds`` (``PolicyError``).
+    ``symbols`` defaults to every ``executor.instruments`` symbol. ``registry`` needs a reachable
+    store (else ``RegistryError``), a champion for every symbol (``RegistryError`` naming the first one
+    missing), and refuses a champion outside ``router.json`` ``policy_bounds`` (``PolicyError``).
     """
-    symbols = sorted(config.executor.instruments)
+    served = sorted(config.executor.instruments) if symbols is None else symbols
     if choice == "static":
-        return StaticPolicySource(config.router, symbols)
+        return StaticPolicySource(config.router, served)
     if choice != "registry":
-        raise ValueError(f"policy source must be one of {POLICY_SOURCES}, got {choice!r}")
+        raise ValueError(f"policy source must be one of ('static', 'registry') (tuner: tuner_wiring), got {choice!r}")
+    return RegistryPolicySource(_registry(config), served, config.router.policy_bounds,
+                                refresh_s=config.executor.policy_source.registry_refresh_s)
+
+
+def _registry(config: ConfigBundle) -> PolicyRegistry:
+    """The policy registry of ``tuner.json`` (MLflow is imported here, only when a registry is asked for)."""
     from mlflow.exceptions import MlflowException  # MLflow costs about a second to import: only when asked for
 
     from tuner.registry import PolicyRegistry, RegistryError
 
     mlflow_config = config.tuner.mlflow
     try:
-        registry = PolicyRegistry(mlflow_config.tracking_uri, experiment=mlflow_config.experiment,
-                                  model_prefix=mlflow_config.registered_model_prefix)
+        return PolicyRegistry(mlflow_config.tracking_uri, experiment=mlflow_config.experiment,
+                              model_prefix=mlflow_config.registered_model_prefix)
     except MlflowException as error:
         raise RegistryError(f"MLflow store unusable: {error}") from error
-    return RegistryPolicySource(registry, symbols, config.router.policy_bounds,
-                                refresh_s=config.executor.policy_source.registry_refresh_s)
+
+
+@dataclass(frozen=True, slots=True)
+class TunerWiring:
+    """What ``--policy-source tuner`` needs besides the journal: publisher, champion and go-live source."""
+
+    publisher: PolicyPublisher
+    champion: PolicySource
+    modes: ModeSource | None
+
+
+def tuner_wiring(config: ConfigBundle, *, use_mlflow: bool) -> TunerWiring:
+    """Publisher and champion of adaptive routing.
+
+    With MLflow, versions go to the registry of ``tuner.json`` (``MLFLOW_TRACKING_URI`` wins), shadow
+    symbols act with their registry champion (``RegistryError`` when one has none) and go-live
+    requests are read from the registry. Without, versions stay in memory, shadow symbols act with the
+    static policy and only the automatic go-live gate moves a symbol live.
+    """
+    symbols = sorted(config.executor.instruments)
+    shadow = [s for s in symbols if s in config.tuner.deployment.shadow_symbols]
+    if not use_mlflow:
+        return TunerWiring(publisher=InMemoryPublisher(), champion=StaticPolicySource(config.router, symbols),
+                           modes=None)
+    from tuner.service_publish import MlflowPublisher
+
+    registry = _registry(config)
+    champion: PolicySource = (RegistryPolicySource(registry, shadow, config.router.policy_bounds,
+                                                   refresh_s=config.executor.policy_source.registry_refresh_s)
+                              if shadow else StaticPolicySource(config.router, symbols))
+    return TunerWiring(publisher=MlflowPublisher(registry, config), champion=champion, modes=registry)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,8 +180,16 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"live: {error}", file=sys.stderr)
         return 1
+    if args.policy_source != "tuner" and (args.no_mlflow or args.tuner_state is not None):
+        print("live: --no-mlflow and --tuner-state need --policy-source tuner", file=sys.stderr)
+        return 2
+    wiring: TunerWiring | None = None
     try:
-        policies = policy_source(args.policy_source, config)
+        if args.policy_source == "tuner":
+            wiring = tuner_wiring(config, use_mlflow=not args.no_mlflow)
+            policies: PolicySource = wiring.champion
+        else:
+            policies = policy_source(args.policy_source, config)
     except (RuntimeError, ValueError) as error:  # RegistryError, PolicyError: no champion or an unusable one
         print(f"live: policy source not started: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
@@ -151,10 +214,23 @@ def run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else config.executor.paper.seed
     try:
         with Journal(args.journal) as journal, ExecutorStore(args.store) as store:
+            adaptive = None
+            if wiring is not None:
+                state_path = (args.tuner_state if args.tuner_state is not None
+                              else Path(config.executor.adaptive.tuner_state_path))
+                try:
+                    adaptive = AdaptiveRouting.open(
+                        bundle=config, publisher=wiring.publisher, champion=wiring.champion,
+                        checkpoint=TunerCheckpoint(state_path), journal_router_events=journal.count("router"),
+                        modes=wiring.modes)
+                except ValueError as error:  # StateFileError, or a state ahead of this journal
+                    print(f"live: tuner state not restored: {type(error).__name__}: {error}", file=sys.stderr)
+                    return 1
             executor = Executor(config=config, venue=venue, journal=journal, store=store,
-                                policy_for=policies.current, rng=np.random.default_rng(seed),
-                                venue_positions=positions,
-                                telemetry=Telemetry(config=config.executor, store=store, metrics=metrics))
+                                policy_for=adaptive.current if adaptive is not None else policies.current,
+                                rng=np.random.default_rng(seed), venue_positions=positions,
+                                telemetry=Telemetry(config=config.executor, store=store, metrics=metrics),
+                                adaptive=adaptive)
             report = executor.start()
             print(f"started: {report}", flush=True)
             source = JsonlIntentSource(args.intents, follow=args.follow)
@@ -167,8 +243,10 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 source.close()
             executor.publish_now()
+            if adaptive is not None:
+                adaptive.checkpoint()
             print(f"done: {processed} new intents processed", flush=True)
-    except (ReconcileError, ExecutorHalted) as error:
+    except (ReconcileError, ExecutorHalted, AdaptiveStateAhead) as error:
         print(f"live: stopped: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     finally:

@@ -11,6 +11,12 @@ TradeRecord; an intent with a TradeRecord is never processed again. A stop inten
 ``reduce_only`` or ``close_position``; its fills start the symbol's ``cooldowns.after_stop_s``, which
 ``check_order`` enforces.
 
+With adaptive routing (``adaptive``, ``--policy-source tuner``) the tuner decides each intent's policy
+with the decision context at arrival, the decision is stored with the Submission, and the RouterEvent
+is learned before its batch is journaled, the shadow proposal and arm-safety changes in the same batch;
+``start`` re-learns journaled events the tuner's last checkpoint does not include before it recovers
+in-flight intents (``executor.adaptive`` documents the ordering that keeps learning exactly-once).
+
 A route that ended with an error may leave an order resting: its legs are settled by client order id
 (cancelled, fills counted) before the outcome is journaled. When that is impossible (venue unreachable)
 the loop raises ``ExecutorHalted``; a restart settles the intent.
@@ -28,6 +34,8 @@ import msgspec
 import numpy as np
 
 from config.models import ConfigBundle
+from executor.adaptive import AdaptiveRouting, CatchUp
+from executor.adaptive_records import DecisionRecord, TunerHealth
 from executor.intents import IntentSource
 from executor.journal import Journal
 from executor.outcomes import reason, routed_trade, veto_outcome
@@ -74,6 +82,7 @@ class StartReport:
     cancelled_orders: int
     foreign_open_orders: tuple[str, ...]
     positions_checked: bool
+    tuner_catch_up: CatchUp | None
 
 
 class Executor:
@@ -96,11 +105,14 @@ class Executor:
         cannot report them (then positions come from the journal alone, and ``start`` says so).
     telemetry:
         The health/alerts publisher.
+    adaptive:
+        The tuner deciding and learning each intent's policy (``policy_for`` then only names the acting
+        version in health before a symbol's first order), or ``None`` to route with ``policy_for``.
     """
 
     def __init__(self, *, config: ConfigBundle, venue: Venue, journal: Journal, store: ExecutorStore,
                  policy_for: PolicyFor, rng: np.random.Generator, venue_positions: PositionReader | None,
-                 telemetry: Telemetry) -> None:
+                 telemetry: Telemetry, adaptive: AdaptiveRouting | None) -> None:
         self.config = config
         self.venue = venue
         self.journal = journal
@@ -109,6 +121,7 @@ class Executor:
         self.rng = rng
         self.venue_positions = venue_positions
         self.telemetry = telemetry
+        self.adaptive = adaptive
         ex = config.executor
         self.route_settings = RouteSettings.from_config(
             config.router, poll_interval_ms=ex.route.poll_interval_ms, max_venue_retries=ex.route.max_venue_retries,
@@ -133,11 +146,16 @@ class Executor:
         self.portfolio = replayed.portfolio
         self._done = set(replayed.done_intent_ids)
         self.telemetry.seed(replayed.router_events[-ex.health.window_events:], replayed.veto_ts_ns)
+        decisions = self.store.decisions() if self.adaptive is not None else {}
+        catch_up = None
+        if self.adaptive is not None:
+            catch_up = self.adaptive.catch_up(replayed.router_events, decisions)
+            logger.info("tuner caught up with the journal: %s", catch_up)
         recovered: list[str] = []
         cancelled = 0
         for intent_id, submission in submissions.items():
             if intent_id not in self._done:
-                cancelled += self._recover(submission)
+                cancelled += self._recover(submission, decisions.get(intent_id))
                 recovered.append(intent_id)
         try:
             open_orders = self.venue.open_orders(None)
@@ -156,13 +174,14 @@ class Executor:
         for symbol in ex.instruments:
             self.policies[symbol] = self.policy_for(symbol)
         self._refresh_marks(self.venue.clock.now_ns(), None)
-        self.telemetry.maybe_publish(self.venue.clock.now_ns(), self.portfolio, self.policies)
+        now_ns = self.venue.clock.now_ns()
+        self.telemetry.maybe_publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
         return StartReport(replayed_router_events=len(replayed.router_events), done_intents=len(self._done),
                            recovered_intent_ids=tuple(recovered), cancelled_orders=cancelled,
                            foreign_open_orders=tuple(s.client_order_id for s in foreign),
-                           positions_checked=self.venue_positions is not None)
+                           positions_checked=self.venue_positions is not None, tuner_catch_up=catch_up)
 
-    def _recover(self, submission: Submission) -> int:
+    def _recover(self, submission: Submission, decision: DecisionRecord | None) -> int:
         """Settle an intent that was in flight at the crash and journal what it did; returns cancels."""
         intent, ex = submission.intent, self.config.executor
         try:
@@ -181,7 +200,7 @@ class Executor:
                               note=(f"recovered_after_restart: {len(settlement.states)} orders found, "
                                     f"{settlement.cancelled} cancelled; route counters unknown"))
         self._finish_routed(intent, event, submission.suggested_gross_usd, submission.clamped_gross_usd,
-                            submission.qty_step)
+                            submission.qty_step, decision)
         logger.info("recovered in-flight intent %s: %d orders, filled %s", intent.intent_id,
                     len(settlement.states), event.filled_qty)
         return settlement.cancelled
@@ -192,7 +211,8 @@ class Executor:
             on_idle: Callable[[], None] | None) -> int:
         """Process intents until the source is exhausted or ``should_stop()``; returns how many were new.
 
-        Health is published on the timer between intents and on idle polls.
+        Health is published on the timer between intents and on idle polls; with adaptive routing the
+        same timer polls the registry for go-live requests.
 
         ``on_idle`` runs after a poll that brought nothing (paper mode advances the replay clock there;
         a live venue's wall clock moves by itself, so live passes ``None``).
@@ -211,14 +231,21 @@ class Executor:
         """Refresh marks and publish health regardless of the timer (e.g. at shutdown)."""
         now_ns = self.venue.clock.now_ns()
         self._refresh_marks(now_ns, None)
-        self.telemetry.publish(now_ns, self.portfolio, self.policies)
+        self.telemetry.publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
 
     def publish_if_due(self) -> None:
-        """Publish health if the timer is due (called on idle polls too), with marks refreshed first."""
+        """Publish health if the timer is due (called on idle polls too), with marks refreshed first.
+
+        With adaptive routing, shadow symbols marked ``live`` in the registry go live first, so the
+        snapshot shows the move.
+        """
         now_ns = self.venue.clock.now_ns()
         if self.telemetry.due(now_ns):
+            if self.adaptive is not None:
+                for symbol in self.adaptive.poll_go_live():
+                    self.policies[symbol] = self.adaptive.current(symbol)
             self._refresh_marks(now_ns, None)
-            self.telemetry.publish(now_ns, self.portfolio, self.policies)
+            self.telemetry.publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
 
     def process(self, intent: Intent) -> TradeRecord | None:
         """Run one intent to its journaled outcome; ``None`` if it was already processed."""
@@ -264,19 +291,27 @@ class Executor:
             return self._veto(intent, (reason("qty_below_lot_step", instrument.qty_step, qty,
                                               f"executor.instruments.{intent.symbol}.qty_step"),),
                               {"stage": "lot", "gross_usd": size.gross_usd}, now_ns, size.gross_usd)
-        policy = self.policy_for(intent.symbol)
-        self.policies[intent.symbol] = policy
         quote = self.config.strategy.universe[intent.symbol].quote
         try:
             order = self._route_order(intent, qty, quote, instrument.tick_size, instrument.qty_step)
         except RouteRefused as exc:
             return self._veto(intent, (reason("route_refused", None, None, str(exc)),), {"stage": "route"},
                               now_ns, size.gross_usd)
+        decision: DecisionRecord | None = None
+        if self.adaptive is None:
+            policy = self.policy_for(intent.symbol)
+        else:
+            try:
+                policy, decision = self.adaptive.decide(intent, book, order_qty=qty, now_ns=now_ns)
+            except ValueError as exc:  # a touch without size on a side, or crossed: no context to decide in
+                return self._veto(intent, (reason("decision_context_unavailable", None, None, str(exc)),),
+                                  {"stage": "tuner"}, now_ns, size.gross_usd)
+        self.policies[intent.symbol] = policy
         clamped_usd = qty * book.mid
         self.store.record_submission(Submission(
             intent=intent, qty=qty, suggested_gross_usd=size.gross_usd, clamped_gross_usd=clamped_usd, quote=quote,
             tick_size=instrument.tick_size, qty_step=instrument.qty_step, policy=asdict(policy),
-            arrival_bid=book.bid, arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=now_ns))
+            arrival_bid=book.bid, arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=now_ns), decision=decision)
         try:
             event = route(order, policy, self.venue, rng=self.rng, settings=self.route_settings)
         except RouteRefused as exc:
@@ -287,7 +322,7 @@ class Executor:
                               {"stage": "route"}, now_ns, size.gross_usd)
         if event.error is not None:
             event = self._settle_after_error(order, policy, event)
-        return self._finish_routed(intent, event, size.gross_usd, clamped_usd, instrument.qty_step)
+        return self._finish_routed(intent, event, size.gross_usd, clamped_usd, instrument.qty_step, decision)
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -308,13 +343,23 @@ class Executor:
                              note=f"settled: {len(settlement.states)} orders found, {settlement.cancelled} cancelled")
 
     def _finish_routed(self, intent: Intent, event: RouterEvent, suggested_usd: float, clamped_usd: float,
-                       qty_step: float) -> TradeRecord:
+                       qty_step: float, decision: DecisionRecord | None) -> TradeRecord:
+        """Apply fills, learn (adaptive), journal event, trade and the tuner's records in one batch."""
         realized = apply_fills(self.portfolio, symbol=intent.symbol, side=intent.side,
                                position_side=intent.position_side, fills=event.fills, qty_step=qty_step)
         record_stop_fills(self.portfolio, intent, event.fills)
         event = msgspec.structs.replace(event, realized_pnl_usd=realized)
         trade = routed_trade(intent, event, suggested_gross_usd=suggested_usd, clamped_gross_usd=clamped_usd)
-        self.journal.append_many((event, trade))
+        if self.adaptive is None:
+            self.journal.append_many((event, trade))
+        else:
+            pending = self.adaptive.learn(event, decision)
+            try:
+                self.journal.append_many((event, trade, *pending.records))
+            except BaseException:
+                self.adaptive.journal_failed()
+                raise
+            self.adaptive.committed(pending)
         self._done.add(intent.intent_id)
         self.telemetry.observe_router_event(event)
         self.telemetry.metrics.intents.labels("routed").inc()
@@ -342,8 +387,14 @@ class Executor:
     def _route_order(self, intent: Intent, qty: float, quote: str, tick_size: float, qty_step: float) -> RouteOrder:
         return RouteOrder.from_intent(intent, qty=qty, quote=quote, tick_size=tick_size, qty_step=qty_step)
 
+    def _tuner_health(self, now_ns: int) -> TunerHealth | None:
+        return self.adaptive.health(now_ns) if self.adaptive is not None else None
+
     def _refresh_marks(self, now_ns: int, book: TopOfBook | None) -> None:
-        """Mark every open leg (and the book just read) at the mid; on a failed read NAV ages instead."""
+        """Mark every open leg (and the book just read) at the mid; on a failed read NAV ages instead.
+
+        The mids read here also feed the tuner's decision context (recent mids) with adaptive routing.
+        """
         symbols = {symbol for symbol, _ in self.portfolio.legs}
         prices: dict[str, float] = {}
         if book is not None:
@@ -356,3 +407,8 @@ class Executor:
             return
         if all(math.isfinite(p) and p > 0 for p in prices.values()):
             self.portfolio.mark_to_market(prices, now_ns)
+            if self.adaptive is not None:
+                arrival = book.symbol if book is not None else None
+                for symbol, mid in sorted(prices.items()):
+                    if symbol != arrival:  # decide() notes the arrival mid itself
+                        self.adaptive.note_mid(symbol, mid)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from executor.adaptive_records import TunerHealth
 from executor.records import Alert, HealthSnapshot
 from router.events import RouterEvent, VetoEvent
 
@@ -69,6 +70,26 @@ class ExecutorMetrics:
                                 registry=r)
         self.alert_active = Gauge("executor_alert_active", "1 while the alert holds", ("code",), registry=r)
         self.alerts_raised = Counter("executor_alerts", "alerts raised", ("code",), registry=r)
+        self.tuner_live = Gauge("tuner_live", "1 when the tuner routes the symbol, 0 in shadow mode", ("symbol",),
+                                registry=r)
+        self.tuner_agreement = Gauge("tuner_shadow_agreement", "shadow agreement over the window (NaN before any)",
+                                     ("symbol",), registry=r)
+        self.tuner_policy_version = Gauge("tuner_policy_version", "the tuner's published version",
+                                          ("symbol", "policy_id", "arm"), registry=r)
+        self.tuner_learned = Gauge("tuner_learned_outcomes", "outcomes the tuner learned", ("symbol",), registry=r)
+        self.tuner_budget = Gauge("tuner_budget", "exploration budget charged and its cap",
+                                  ("symbol", "measure"), registry=r)
+        self.tuner_budget_blocked = Gauge("tuner_budget_blocked_decisions", "decisions where the budget removed arms",
+                                          ("symbol",), registry=r)
+        self.tuner_excluded_arm = Gauge("tuner_excluded_arm", "1 per arm excluded by the safety bounds",
+                                        ("symbol", "arm", "reason"), registry=r)
+        self.tuner_all_excluded = Gauge("tuner_all_arms_excluded", "1 when every allowed arm is excluded",
+                                        ("symbol",), registry=r)
+        self.tuner_drifts = Gauge("tuner_drifts_detected", "drifts detected since start", ("symbol",), registry=r)
+        self.tuner_rejections = Gauge("tuner_rejected_outcomes", "outcomes not learned, by reason",
+                                      ("symbol", "reason"), registry=r)
+        self.tuner_events_learned = Gauge("tuner_router_events_learned", "journal position the tuner learned up to",
+                                          registry=r)
 
     def observe_router_event(self, event: RouterEvent) -> None:
         s = event.symbol
@@ -117,6 +138,30 @@ class ExecutorMetrics:
         for alert in alerts:
             self.alert_active.labels(alert.code).set(1)
             self.alerts_raised.labels(alert.code).inc()
+
+    def observe_tuner_health(self, tuner: TunerHealth) -> None:
+        """Set the tuner gauges from the tuner block of one health publish."""
+        self.tuner_events_learned.set(tuner.router_events_learned)
+        for gauge in (self.tuner_policy_version, self.tuner_excluded_arm, self.tuner_rejections):
+            gauge.clear()
+        for row in tuner.symbols:
+            s = row.symbol
+            self.tuner_live.labels(s).set(1 if row.mode == "live" else 0)
+            self.tuner_agreement.labels(s).set(float("nan") if row.agreement is None else row.agreement)
+            self.tuner_policy_version.labels(s, row.policy_id, row.published_arm).set(row.policy_version)
+            self.tuner_learned.labels(s).set(row.learned_outcomes)
+            for measure, value in (("charged_bps_per_order", row.budget_charged_bps_per_order),
+                                   ("max_bps_per_order", row.budget_max_bps_per_order),
+                                   ("charged_usd_today", row.budget_charged_usd_today),
+                                   ("max_usd_per_day", row.budget_max_usd_per_day)):
+                self.tuner_budget.labels(s, measure).set(value)
+            self.tuner_budget_blocked.labels(s).set(row.budget_blocked_decisions)
+            for arm in row.excluded_arms:
+                self.tuner_excluded_arm.labels(s, arm.arm, arm.reason).set(1)
+            self.tuner_all_excluded.labels(s).set(1 if row.all_arms_excluded else 0)
+            self.tuner_drifts.labels(s).set(row.drifts_detected)
+            for reason, count in row.rejections.items():
+                self.tuner_rejections.labels(s, reason).set(count)
 
     def serve(self, host: str, port: int) -> tuple[int, object]:
         """Start the HTTP endpoint; returns (bound port, server). ``server.shutdown()`` stops it."""

@@ -2,8 +2,11 @@
 
 One SQLite file in WAL mode with ``synchronous=FULL``: a submission is on disk before its first order
 leaves, which is what lets a restarted executor find an order that was in flight when it died instead
-of sending it again. Health and alerts are appended on every publish so ``router-tuner health`` and
-dashboards read the same numbers Prometheus served. Opened by one executor at a time (``flock`` on
+of sending it again. With adaptive routing, the tuner's ``DecisionRecord`` (decision context, shadow
+proposal) is written in the same transaction, so a restart can learn the intent's outcome with the
+context it was decided in (``executor.adaptive``). Health and alerts (and the tuner block of health)
+are appended on every publish so ``router-tuner health`` and dashboards read the same numbers
+Prometheus served. Opened by one executor at a time (``flock`` on
 ``<path>.lock``); readers open it ``readonly``.
 """
 
@@ -18,6 +21,7 @@ from types import TracebackType
 
 import msgspec
 
+from executor.adaptive_records import DecisionRecord, TunerHealth
 from executor.records import Alert, HealthSnapshot, Submission
 
 _SCHEMA_SQL = (
@@ -25,6 +29,9 @@ _SCHEMA_SQL = (
     "ts_ns INTEGER NOT NULL, payload TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, payload TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, code TEXT NOT NULL, "
+    "payload TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS decisions (intent_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, payload TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS tuner_health (health_id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, "
     "payload TEXT NOT NULL)",
 )
 
@@ -61,15 +68,36 @@ class ExecutorStore:
 
     # --- submissions ------------------------------------------------------------------------------
 
-    def record_submission(self, submission: Submission) -> None:
-        """Durably record that ``submission`` is about to be routed; an intent is submitted once."""
+    def record_submission(self, submission: Submission, *, decision: DecisionRecord | None) -> None:
+        """Durably record that ``submission`` is about to be routed, with the tuner's decision if one was made.
+
+        One transaction: both rows or neither. An intent is submitted once (``ValueError`` otherwise).
+        """
         intent = submission.intent
+        if decision is not None and (decision.intent_id, decision.symbol) != (intent.intent_id, intent.symbol):
+            raise ValueError(f"decision of {decision.symbol}/{decision.intent_id} stored with the submission of "
+                             f"{intent.symbol}/{intent.intent_id}")
+        self._conn.execute("BEGIN IMMEDIATE")
         try:
             self._conn.execute("INSERT INTO submissions VALUES (?, ?, ?, ?)",
                                (intent.intent_id, intent.symbol, submission.ts_ns,
                                 msgspec.json.encode(submission).decode()))
+            if decision is not None:
+                self._conn.execute("INSERT INTO decisions VALUES (?, ?, ?)",
+                                   (intent.intent_id, intent.symbol, msgspec.json.encode(decision).decode()))
+            self._conn.execute("COMMIT")
         except sqlite3.IntegrityError as err:
+            self._conn.execute("ROLLBACK")
             raise ValueError(f"intent {intent.intent_id!r} was already submitted") from err
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def decisions(self) -> dict[str, DecisionRecord]:
+        """Every stored tuner decision by intent id."""
+        rows = self._conn.execute("SELECT payload FROM decisions ORDER BY rowid").fetchall()
+        decoded = (msgspec.json.decode(payload, type=DecisionRecord, strict=True) for (payload,) in rows)
+        return {decision.intent_id: decision for decision in decoded}
 
     def submissions(self) -> dict[str, Submission]:
         """Every submission by intent id, in submission order."""
@@ -79,12 +107,15 @@ class ExecutorStore:
 
     # --- telemetry --------------------------------------------------------------------------------
 
-    def append_health(self, snapshot: HealthSnapshot, alerts: tuple[Alert, ...]) -> None:
-        """One snapshot and the alerts it raised, in one transaction."""
+    def append_health(self, snapshot: HealthSnapshot, alerts: tuple[Alert, ...], tuner: TunerHealth | None) -> None:
+        """One snapshot, the alerts it raised and its tuner block (adaptive routing only), in one transaction."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn.execute("INSERT INTO health (ts_ns, payload) VALUES (?, ?)",
-                               (snapshot.ts_ns, msgspec.json.encode(snapshot).decode()))
+            cursor = self._conn.execute("INSERT INTO health (ts_ns, payload) VALUES (?, ?)",
+                                        (snapshot.ts_ns, msgspec.json.encode(snapshot).decode()))
+            if tuner is not None:
+                self._conn.execute("INSERT INTO tuner_health VALUES (?, ?, ?)",
+                                   (cursor.lastrowid, tuner.ts_ns, msgspec.json.encode(tuner).decode()))
             self._conn.executemany("INSERT INTO alerts (ts_ns, code, payload) VALUES (?, ?, ?)",
                                    [(a.ts_ns, a.code, msgspec.json.encode(a).decode()) for a in alerts])
             self._conn.execute("COMMIT")
@@ -95,6 +126,15 @@ class ExecutorStore:
     def latest_health(self) -> HealthSnapshot | None:
         row = self._conn.execute("SELECT payload FROM health ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else msgspec.json.decode(row[0], type=HealthSnapshot, strict=True)
+
+    def latest_tuner_health(self) -> TunerHealth | None:
+        """The tuner block of the latest snapshot; ``None`` when that snapshot had none (not adaptive)."""
+        if self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tuner_health'"
+                              ).fetchone() is None:
+            return None  # a store written before adaptive routing existed, opened read-only
+        row = self._conn.execute("SELECT t.payload FROM tuner_health t WHERE t.health_id = "
+                                 "(SELECT MAX(id) FROM health)").fetchone()
+        return None if row is None else msgspec.json.decode(row[0], type=TunerHealth, strict=True)
 
     def health_count(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM health").fetchone()[0])

@@ -2,7 +2,9 @@
 
 ``maybe_publish`` is called by the loop after every intent and on every idle poll; it publishes when
 ``health.interval_s`` has passed since the last publish, so health reports on idle days too, and every
-publish writes the snapshot and its alerts to the executor store as well as the metrics.
+publish writes the snapshot and its alerts to the executor store as well as the metrics. With adaptive
+routing the caller passes the tuner block (``executor.adaptive_health``): it is stored with the snapshot,
+mirrored in the tuner gauges, and its alerts (budget, all arms excluded) join the snapshot's.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 
 from config.models import ExecutorConfig
-from executor.alerts import evaluate_alerts
+from executor.adaptive_records import TunerHealth
+from executor.alerts import evaluate_alerts, evaluate_tuner_alerts
 from executor.health import compute_health
 from executor.metrics import ExecutorMetrics
 from executor.records import Alert, HealthSnapshot
@@ -35,6 +38,7 @@ class Telemetry:
         self._interval_ns = int(config.health.interval_s * NS_PER_S)
         self._next_publish_ns: int | None = None
         self.last: tuple[HealthSnapshot, tuple[Alert, ...]] | None = None
+        self.last_tuner: TunerHealth | None = None
 
     def seed(self, events: Iterable[RouterEvent], veto_ts_ns: Iterable[int]) -> None:
         """Recent history from the journal after a restart (metrics counters start from zero)."""
@@ -53,15 +57,16 @@ class Telemetry:
         """True when ``health.interval_s`` has passed since the last publish (or nothing was published)."""
         return self._next_publish_ns is None or now_ns >= self._next_publish_ns
 
-    def maybe_publish(self, now_ns: int, portfolio: PortfolioState,
-                      policies: Mapping[str, RouterPolicy]) -> HealthSnapshot | None:
+    def maybe_publish(self, now_ns: int, portfolio: PortfolioState, policies: Mapping[str, RouterPolicy],
+                      tuner: TunerHealth | None) -> HealthSnapshot | None:
         """Publish if the timer is due (always on the first call)."""
         if not self.due(now_ns):
             return None
-        return self.publish(now_ns, portfolio, policies)
+        return self.publish(now_ns, portfolio, policies, tuner)
 
-    def publish(self, now_ns: int, portfolio: PortfolioState,
-                policies: Mapping[str, RouterPolicy]) -> HealthSnapshot:
+    def publish(self, now_ns: int, portfolio: PortfolioState, policies: Mapping[str, RouterPolicy],
+                tuner: TunerHealth | None) -> HealthSnapshot:
+        """Compute health (plus the tuner block when given), store it, set the gauges, raise the alerts."""
         storm_window_ns = int(self._config.alerts.veto_storm_window_s * NS_PER_S)
         while self._veto_ts_ns and self._veto_ts_ns[0] < now_ns - storm_window_ns:
             self._veto_ts_ns.popleft()
@@ -70,8 +75,12 @@ class Telemetry:
                                 settings=self._config.health,
                                 veto_storm_window_s=self._config.alerts.veto_storm_window_s)
         alerts = evaluate_alerts(health, self._config.alerts)
-        self._store.append_health(health, alerts)
+        if tuner is not None:
+            alerts += evaluate_tuner_alerts(tuner, self._config.alerts)
+            self.metrics.observe_tuner_health(tuner)
+        self._store.append_health(health, alerts, tuner)
         self.metrics.observe_health(health, alerts)
         self._next_publish_ns = now_ns + self._interval_ns
         self.last = (health, alerts)
+        self.last_tuner = tuner
         return health

@@ -67,7 +67,7 @@ def build_executor(config: ConfigBundle, venue: Any, tmp_path: Path, *, seed: in
                         policy_for=policy_for or static_policies(config, maker_ttl_ms=500.0),
                         rng=np.random.default_rng(seed),
                         venue_positions=venue.positions if with_positions else None,
-                        telemetry=telemetry)
+                        telemetry=telemetry, adaptive=None)
     return executor, journal, store
 
 

@@ -76,7 +76,7 @@ def test_stale_nav_alert_reaches_store_and_metrics(tmp_path: Path) -> None:
     executor.process(intent("open", size_hint_usd=300.0))
     stale_s = config.executor.alerts.stale_nav_s
     venue.clock.sleep_until(venue.clock.now_ns() + int((stale_s + 5) * NS_PER_S))
-    health = executor.telemetry.publish(venue.clock.now_ns(), executor.portfolio, executor.policies)
+    health = executor.telemetry.publish(venue.clock.now_ns(), executor.portfolio, executor.policies, None)
     assert health.nav_age_s > stale_s
     assert [a.code for a in store.alerts()] == ["stale_nav"]
     registry = executor.telemetry.metrics.registry
