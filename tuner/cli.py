@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "policy": ("tuner.policy_cli",
                "policy versions in MLflow: `policy list|show|promote|rollback|go-live` (promote is OPE-gated)"),
     "record": ("router.market.record_cli", "record live quotes and trades into Parquet tapes (ccxt.pro)"),
+    "journal": ("executor.journal_cli", "inspect a journal: `journal count|export`"),
     "ope": ("tuner.ope_cli", "score a candidate policy on a journal's logged router events"),
     "simulate": ("executor.simulate_cli", "the main job: replay markets, compare routing policies, write the report"),
     "live": ("executor.live_cli", "run the executor: `live --venue binanceusdm --config DIR` (paper unless --live)"),
