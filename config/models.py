@@ -286,6 +286,23 @@ class SimulationBootstrap(Model):
     max_blocks: Annotated[int, msgspec.Meta(ge=2)]
 
 
+class ShadowScenarioConfig(Model):
+    """``router.json`` ``simulation.shadow_scenario``: the main job runs the tuner in shadow mode, then live.
+
+    On each listed symbol that is simulated, the acting champion is the static policy mixed with
+    ``champion_explore_share`` of uniform exploration over the arms the tuner may choose from the static
+    policy (its propensities logged): a champion that never explores gives the shadow learner no evidence
+    on the arms it proposes, so agreement and the OPE gate could never pass. The tuner (``tuner.json``
+    learner) goes live when its go-live gate passes (``tuner.json`` ``deployment.shadow``) or, when it
+    has not passed after ``command_go_live_after_share`` of the symbol's orders, by the go-live command
+    (``null``: by the gate only, possibly never).
+    """
+
+    symbols: tuple[Symbol, ...]
+    champion_explore_share: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
+    command_go_live_after_share: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] | None
+
+
 class SimulationConfig(Model):
     """``router.json`` ``simulation``: what the main job runs on besides the policies themselves.
 
@@ -301,6 +318,7 @@ class SimulationConfig(Model):
     rule_policy: RulePolicyConfig
     synthetic_market: SyntheticMarketConfig
     bootstrap: SimulationBootstrap
+    shadow_scenario: ShadowScenarioConfig
     registered_model_prefix: Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
 
