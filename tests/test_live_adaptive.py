@@ -258,3 +258,35 @@ def test_the_decision_is_stored_with_the_submission_in_one_transaction(tmp_path:
     with pytest.raises(ValueError, match="already submitted"):
         executor.store.record_submission(submission, decision=decisions["i0"])
     assert set(executor.store.decisions()) == {"i0", "i1", "i2"}
+
+
+class GoLiveRequests:
+    """The registry's go-live tags (``policy go-live``), as ``TunerService.follow_go_live_requests`` reads them."""
+
+    def __init__(self) -> None:
+        self.modes: dict[str, str] = {}
+
+    def deployment_mode(self, symbol: str) -> str | None:
+        return self.modes.get(symbol)
+
+
+def test_a_go_live_request_is_followed_on_the_health_timer(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = adaptive_config(shadow=True)
+    executor, adaptive = adaptive_executor(config, make_paper_venue(config), tmp_path)
+    requests = GoLiveRequests()
+    adaptive._modes = requests  # what live_cli wires to the MLflow registry
+    executor.start()
+    run_intents(executor, range(10))
+    assert adaptive.service.mode(SYMBOL) == "shadow" and executor.journal.count("shadow") == 10
+    requests.modes[SYMBOL] = "live"
+    generation = TunerCheckpoint(tmp_path / "tuner_state.json").manifest.generation
+    with caplog.at_level("INFO", logger="executor.adaptive"):
+        executor.telemetry._next_publish_ns = None  # the health timer is due
+        executor.publish_if_due()
+    assert f"{SYMBOL}: shadow -> live (registry go-live request)" in caplog.text
+    tuner = executor.store.latest_tuner_health()
+    assert tuner is not None and tuner.symbols[0].mode == "live"
+    assert TunerCheckpoint(tmp_path / "tuner_state.json").manifest.generation == generation + 1
+    run_intents(executor, range(10, 14))
+    assert executor.journal.count("shadow") == 10  # live now: the tuner's own choices route, no proposals
+    assert all(e.policy_id == f"tuner-{SYMBOL}" for e in list(executor.journal.read("router"))[10:])
