@@ -18,7 +18,15 @@ from typing import Any
 
 import msgspec
 
-from config.models import ConfigBundle, ExecutorConfig, RiskLimits, RouterConfig, StrategyConfig, TunerConfig
+from config.models import (
+    MARKET_CONTRACT_TYPE,
+    ConfigBundle,
+    ExecutorConfig,
+    RiskLimits,
+    RouterConfig,
+    StrategyConfig,
+    TunerConfig,
+)
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 FILES: dict[str, type[msgspec.Struct]] = {
@@ -225,6 +233,11 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                 "router.json", "$.close_position_quotes",
                 f"{symbol} is quoted in {entry.quote}, which is not listed: "
                 "its positions could not be closed"))
+        if MARKET_CONTRACT_TYPE[entry.market] != entry.contract_type:
+            issues.append(ConfigIssue(
+                "strategy_config.json", f"$.universe.{symbol}.contract_type",
+                f"market {entry.market!r} trades {MARKET_CONTRACT_TYPE[entry.market]} contracts, "
+                f"got {entry.contract_type!r}"))
         if entry.market not in router.sim_venue.fees:
             issues.append(ConfigIssue("router.json", "$.sim_venue.fees",
                                       f"no fee schedule for market {entry.market!r} of {symbol}"))

@@ -107,19 +107,29 @@ class RiskLimits(Model):
 # --- strategy_config.json -----------------------------------------------------------------------
 
 Market = Literal["usdm", "spot", "cm"]
+ContractType = Literal["linear", "inverse", "spot"]
+ContractSize = Annotated[float, msgspec.Meta(gt=0.0, le=1e6)]
+
+MARKET_CONTRACT_TYPE: dict[str, ContractType] = {"usdm": "linear", "cm": "inverse", "spot": "spot"}
+"""The contract type each market trades (checked at load): Binance COIN-M is inverse, USDⓈ-M linear."""
 
 
 class UniverseEntry(Model):
-    """A tradable instrument under our name: its venue symbol, risk tier, quote currency and market.
+    """A tradable instrument under our name: venue symbol, risk tier, quote, market and contract spec.
 
     Our names are unique across markets (``BTCUSDT`` the perpetual, ``BTCUSDT_SPOT`` the spot pair);
-    ``venue_symbol`` is what the exchange calls it.
+    ``venue_symbol`` is what the exchange calls it. The contract spec says what an order quantity is:
+    for ``linear`` and ``spot`` a quantity of ``contract_size`` base-coin units per unit (usually 1.0),
+    for ``inverse`` a number of contracts worth ``contract_size`` USD each (BTCUSD_PERP 100, ETHUSD_PERP
+    10). USD notionals are derived from it by :func:`router.contract.notional_usd`, never as qty x price.
     """
 
     venue_symbol: str
     tier: str
     quote: str
     market: Market
+    contract_type: ContractType
+    contract_size: ContractSize
 
 
 class SizingBucket(Model):

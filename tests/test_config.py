@@ -152,3 +152,38 @@ def test_gate_estimator_must_be_computed_and_shadow_symbols_traded(config_dir: P
         "tuner.json: $.deployment.gate_estimator: 'dr' is not among $.ope.estimators ['ips', 'snips']: "
         "the gates could not be computed",
         "tuner.json: $.deployment.shadow_symbols[1]: DOGEUSDT is not in strategy_config.json universe"]
+
+
+def test_universe_contract_spec_is_loaded() -> None:
+    universe = load_config().strategy.universe
+    assert (universe["BTCUSD_PERP"].contract_type, universe["BTCUSD_PERP"].contract_size) == ("inverse", 100.0)
+    assert (universe["ETHUSD_PERP"].contract_type, universe["ETHUSD_PERP"].contract_size) == ("inverse", 10.0)
+    assert (universe["BTCUSDT"].contract_type, universe["BTCUSDT_SPOT"].contract_type) == ("linear", "spot")
+
+
+def test_coin_m_entry_must_be_inverse(config_dir: Path) -> None:
+    edit_config(config_dir, "strategy_config.json",
+                lambda d: d["universe"]["BTCUSD_PERP"].update(contract_type="linear"))
+    assert config_issues(config_dir) == [
+        "strategy_config.json: $.universe.BTCUSD_PERP.contract_type: market 'cm' trades inverse contracts, "
+        "got 'linear'"]
+
+
+def test_linear_market_cannot_be_inverse(config_dir: Path) -> None:
+    edit_config(config_dir, "strategy_config.json", lambda d: d["universe"]["BTCUSDT"].update(contract_type="inverse"))
+    assert config_issues(config_dir) == [
+        "strategy_config.json: $.universe.BTCUSDT.contract_type: market 'usdm' trades linear contracts, "
+        "got 'inverse'"]
+
+
+@pytest.mark.parametrize("size", [0.0, -100.0, 2e6])
+def test_contract_size_is_ranged(config_dir: Path, size: float) -> None:
+    edit_config(config_dir, "strategy_config.json", lambda d: d["universe"]["ETHUSD_PERP"].update(contract_size=size))
+    [issue] = config_issues(config_dir)
+    assert issue.startswith("strategy_config.json: $.universe.ETHUSD_PERP.contract_size:")
+
+
+def test_contract_size_is_required(config_dir: Path) -> None:
+    edit_config(config_dir, "strategy_config.json", lambda d: d["universe"]["ETHUSDT"].pop("contract_size"))
+    [issue] = config_issues(config_dir)
+    assert "contract_size" in issue and "ETHUSDT" in issue
