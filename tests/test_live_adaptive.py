@@ -290,3 +290,16 @@ def test_a_go_live_request_is_followed_on_the_health_timer(tmp_path: Path, caplo
     run_intents(executor, range(10, 14))
     assert executor.journal.count("shadow") == 10  # live now: the tuner's own choices route, no proposals
     assert all(e.policy_id == f"tuner-{SYMBOL}" for e in list(executor.journal.read("router"))[10:])
+
+
+def test_live_cli_refuses_tuner_flags_without_the_tuner_source(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from tuner.cli import main as cli_main
+
+    args = ["live", "--venue", "binanceusdm", "--config", str(Path(__file__).parents[1] / "config" / "defaults"),
+            "--intents", str(tmp_path / "none.jsonl"), "--journal", str(tmp_path / "j.sqlite"),
+            "--store", str(tmp_path / "s.sqlite")]
+    assert cli_main([*args, "--no-mlflow"]) == 2
+    assert "--no-mlflow and --tuner-state need --policy-source tuner" in capsys.readouterr().err
+    assert cli_main([*args, "--policy-source", "static", "--tuner-state", str(tmp_path / "t.json")]) == 2
+    assert not (tmp_path / "j.sqlite").exists()
