@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from router.contract import ContractSpec
 from router.events import RouterEvent
 from router.policy import RouterPolicy
 from router.route_ledger import RouteLedger
@@ -112,14 +113,17 @@ def settle_orders(venue: Venue, *, symbol: str, intent_id: str, probe_gap_legs: 
 
 def settled_event(*, order: RouteOrder, policy: RouterPolicy, arrival: TopOfBook, arrival_ts_ns: int,
                   states: tuple[OrderState, ...], finished_ts_ns: int, note: str,
-                  routed: RouterEvent | None) -> RouterEvent:
+                  routed: RouterEvent | None, contract: ContractSpec | None = None) -> RouterEvent:
     """The intent's RouterEvent from every leg's final state (fills once each by trade id).
 
     ``routed`` is the router's own event when the route returned (its counters and flags are kept and
     its fills are a subset of the legs' fills); ``None`` after a crash, when only the venue's states are
     known: then ``started_maker`` and the counters are unknown and left false/zero, and ``note`` says so.
+    ``contract``: the venue's contract spec (``router.contract.venue_contract``), needed for a correct
+    ``fees_bps`` on inverse contracts; ``None`` takes quantities as base-coin units, as before the spec
+    existed (the live loop does not pass it yet).
     """
-    ledger = RouteLedger(order=order, arrival=arrival, arrival_ts_ns=arrival_ts_ns)
+    ledger = RouteLedger(order=order, arrival=arrival, arrival_ts_ns=arrival_ts_ns, contract=contract)
     if routed is not None:
         ledger.reprice_count, ledger.cancel_count = routed.reprice_count, routed.cancel_count
         ledger.post_only_reject_count = routed.post_only_reject_count

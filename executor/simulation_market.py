@@ -120,6 +120,7 @@ def venue_config(config: ConfigBundle, market: SimMarket, *, seed: int) -> SimVe
     fill: SimFillModel = config.router.simulation.fill_model
     return SimVenueConfig(
         name=f"sim-{market.market}", maker_fee_bps=fees.maker_fee_bps, taker_fee_bps=fees.taker_fee_bps,
+        contracts={market.symbol: config.strategy.universe[market.symbol]},
         order_entry_latency_ms=sim.order_entry_latency_ms, cancel_latency_ms=sim.cancel_latency_ms,
         latency_jitter_ms=fill.latency_jitter_ms, queue_model=PowerProbQueue(power=fill.queue_power),
         no_depth_level_qty_ratio=fill.no_depth_level_qty_ratio, max_taker_walk_levels=fill.max_taker_walk_levels,

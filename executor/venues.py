@@ -48,6 +48,7 @@ def paper_venue(config: ConfigBundle, tapes: Sequence[MarketTape], *, name: str)
     paper = config.executor.paper
     sim_config = SimVenueConfig(
         name=name, maker_fee_bps=fees.maker_fee_bps, taker_fee_bps=fees.taker_fee_bps,
+        contracts={tape.symbol: universe[tape.symbol] for tape in tapes},
         order_entry_latency_ms=config.router.sim_venue.order_entry_latency_ms,
         cancel_latency_ms=config.router.sim_venue.cancel_latency_ms, latency_jitter_ms=paper.latency_jitter_ms,
         queue_model=_QUEUE_MODELS[paper.queue_model](), no_depth_level_qty_ratio=paper.no_depth_level_qty_ratio,

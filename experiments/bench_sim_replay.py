@@ -14,20 +14,29 @@ every stream's times plus a sum of every size column. Both rates count the tape'
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections.abc import Callable
 
 import numpy as np
 
+from config import load_config
 from router.market.binance import discover, load_binance, resolve_data_dir
 from router.market.tape import MarketTape
 from router.venue import OrderRequest, PostOnlyRejected
 from router.venues import PowerProbQueue, SimVenue, SimVenueConfig
 
-CONFIG = SimVenueConfig(name="bench", maker_fee_bps=-0.5, taker_fee_bps=4.5, order_entry_latency_ms=5.0,
-                        cancel_latency_ms=5.0, latency_jitter_ms=1.0, queue_model=PowerProbQueue(power=2.0),
-                        no_depth_level_qty_ratio=1.0, max_taker_walk_levels=200, seed=11,
-                        position_mode="one_way")
+CONFIG = SimVenueConfig(name="bench", maker_fee_bps=-0.5, taker_fee_bps=4.5, contracts={},
+                        order_entry_latency_ms=5.0, cancel_latency_ms=5.0, latency_jitter_ms=1.0,
+                        queue_model=PowerProbQueue(power=2.0), no_depth_level_qty_ratio=1.0,
+                        max_taker_walk_levels=200, seed=11, position_mode="one_way")
+
+
+def with_contract(tape: MarketTape) -> SimVenueConfig:
+    """``CONFIG`` with the contract spec of the recorded tape's universe entry (its venue symbol and market)."""
+    [entry] = [e for e in load_config().strategy.universe.values()
+               if e.venue_symbol == tape.symbol and e.market == tape.market]
+    return dataclasses.replace(CONFIG, contracts={tape.symbol: entry})
 
 
 def step_grid(tape: MarketTape, start_ns: int, end_ns: int, step_ms: float) -> np.ndarray:
@@ -99,6 +108,7 @@ def main() -> None:
     if data_dir is None:
         raise SystemExit("no recorded data folder found; pass --data-dir")
     tape = load_binance(discover(data_dir)[args.tape])
+    config = with_contract(tape)
     start_ns, end_ns = int(tape.quote_ts_ns[0]), tape.end_ns
     grid = step_grid(tape, start_ns, end_ns, args.step_ms)
     n_events = sum(int(((ts > start_ns) & (ts <= int(grid[-1]))).sum())
@@ -108,10 +118,10 @@ def main() -> None:
     base_s, _ = best_of(args.repeats, lambda: None, lambda _: baseline_pass(tape, grid))
     base_rate = n_events / base_s
     print(f"baseline numpy pass            {base_rate / 1e6:10.1f} M events/s")
-    build_s, _ = best_of(args.repeats, lambda: None, lambda _: SimVenue([tape], CONFIG, start_ns=start_ns))
+    build_s, _ = best_of(args.repeats, lambda: None, lambda _: SimVenue([tape], config, start_ns=start_ns))
     print(f"venue precompute (per tape)    {build_s * 1e3:10.1f} ms (not in the rates below)")
     for resting in (0, args.resting):
-        secs, out = best_of(args.repeats, lambda: SimVenue([tape], CONFIG, start_ns=start_ns),
+        secs, out = best_of(args.repeats, lambda: SimVenue([tape], config, start_ns=start_ns),
                             lambda v, r=resting: venue_pass(v, tape, grid, r))  # type: ignore[misc]
         sent, rejected, fills = out  # type: ignore[misc]
         rate = n_events / secs

@@ -40,6 +40,7 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
+from router.contract import venue_contract
 from router.events import RouterEvent
 from router.policy import RouterPolicy
 from router.route_ledger import RouteLedger
@@ -146,7 +147,8 @@ class _Route:
     def run(self, rng: np.random.Generator) -> RouterEvent:
         arrival_ts_ns = self.clock.now_ns()
         touch = self._retrying(lambda: self.venue.top_of_book(self.order.symbol), idempotent=True)
-        self.ledger = RouteLedger(order=self.order, arrival=touch, arrival_ts_ns=arrival_ts_ns)
+        self.ledger = RouteLedger(order=self.order, arrival=touch, arrival_ts_ns=arrival_ts_ns,
+                                  contract=venue_contract(self.venue, self.order.symbol))
         try:
             start = self._decide(touch, rng)
             if start == "maker":

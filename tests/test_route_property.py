@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.loader import load_config
+from router.contract import Contract
 from router.events import RouterEvent
 from router.market.synthetic import SyntheticMarketSpec, generate
 from router.policy import RouterPolicy
@@ -157,7 +158,8 @@ def test_every_order_on_the_simulated_venue_yields_one_complete_event(
                                spread_ticks=spread_ticks, volatility_bps_per_sqrt_s=volatility,
                                quote_interval_ms=100.0, trade_rate_per_s=trade_rate, mean_trade_qty=0.5,
                                qty_step=STEP, touch_qty=2.0, sweep_decay_per_bps=sweep_decay, seed=market_seed)
-    config = SimVenueConfig(name="sim", maker_fee_bps=-0.5, taker_fee_bps=4.0, order_entry_latency_ms=5.0,
+    config = SimVenueConfig(name="sim", maker_fee_bps=-0.5, taker_fee_bps=4.0,
+                            contracts={"BTCUSDT": Contract("linear", 1.0)}, order_entry_latency_ms=5.0,
                             cancel_latency_ms=5.0, latency_jitter_ms=2.0, queue_model=RiskAverseQueue(),
                             no_depth_level_qty_ratio=1.0, max_taker_walk_levels=50, seed=seed % 1000,
                             position_mode="hedge")

@@ -15,6 +15,7 @@ import pytest
 
 from config.loader import load_config
 from config.models import PositionMode, RouterConfig
+from router.contract import Contract
 from router.events import PositionSide, RouterEvent, Side
 from router.market.tape import MarketTape
 from router.policy import RouterPolicy
@@ -52,7 +53,8 @@ def tape(quotes: list[QuoteRow], trades: Sequence[TradeRow] = (), end_ms: int = 
 
 
 def sim(market: MarketTape, position_mode: PositionMode = "hedge") -> SimVenue:
-    config = SimVenueConfig(name="sim", maker_fee_bps=2.0, taker_fee_bps=5.0, order_entry_latency_ms=10.0,
+    config = SimVenueConfig(name="sim", maker_fee_bps=2.0, taker_fee_bps=5.0,
+                            contracts={market.symbol: Contract("linear", 1.0)}, order_entry_latency_ms=10.0,
                             cancel_latency_ms=10.0, latency_jitter_ms=0.0, queue_model=RiskAverseQueue(),
                             no_depth_level_qty_ratio=1.0, max_taker_walk_levels=50, seed=7,
                             position_mode=position_mode)

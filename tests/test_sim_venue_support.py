@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from router.contract import Contract
 from router.market.tape import MarketTape
 from router.venue import OrderRequest, TimeInForce
 from router.venues import PowerProbQueue, QueueModel, SimVenueConfig
@@ -35,7 +36,10 @@ def make_tape(quotes: Sequence[tuple[int, int, int, int, int]],
                       depth_snapshot_idx=i64(snapshot_idx), depth_gap_ts_ns=i64(gap_ts))
 
 
-BASE_CONFIG = SimVenueConfig(name="sim", maker_fee_bps=-1.0, taker_fee_bps=5.0, order_entry_latency_ms=1.0,
+LINEAR = Contract("linear", 1.0)
+BASE_CONFIG = SimVenueConfig(name="sim", maker_fee_bps=-1.0, taker_fee_bps=5.0,
+                             contracts={"BTCUSDT": LINEAR, "BTCUSDC": LINEAR, "ETHUSDT": LINEAR},
+                             order_entry_latency_ms=1.0,
                              cancel_latency_ms=1.0, latency_jitter_ms=0.0, queue_model=PowerProbQueue(power=1.0),
                              no_depth_level_qty_ratio=1.0, max_taker_walk_levels=20, seed=1,
                              position_mode="one_way")

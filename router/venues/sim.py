@@ -13,10 +13,11 @@ to the fill) are in it, and an order that filled completely in the meantime come
 An IOC limit order walks the book at arrival up to its limit price (``sim_taker``) and expires what is
 left: ``"filled"``, or ``"expired"`` with whatever it filled; it never rests. Market orders are IOC.
 
-Fees: ``fee_usd = price * qty * fee_bps / 1e4`` per fill, negative for a rebate. That is exact for
-linear contracts and spot. For inverse (COIN-M) contracts it is exact when ``qty`` is expressed in the
-base coin (contracts × contract value / price), since ``price * qty`` is then the USD notional the
-fee is charged on; the venue does not convert contract counts.
+Fees: ``fee_usd = notional_usd(contract, price, qty) * fee_bps / 1e4`` per fill, negative for a rebate,
+with the symbol's contract spec from the config (:mod:`router.contract`): ``price * qty`` on linear
+contracts and spot, ``contracts * contract_size`` on inverse (COIN-M) contracts, whose ``qty`` is a number
+of contracts (Binance charges the fee in coin; its USD value at the fill price is this). The venue states
+its specs (``contract(symbol)``) so the route's ``fees_bps`` divides by the same notional.
 
 Positions follow Binance USDⓈ-M (see ``sim_position``): every fill moves the position of its symbol
 and position side. A reducing order (hedge: sell LONG / buy SHORT; one-way: ``reduce_only``) is
@@ -48,6 +49,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from router.contract import ContractSpec, notional_usd
 from router.events import Fill, Liquidity, PositionSide
 from router.market.tape import MarketTape
 from router.venue import (
@@ -111,6 +113,7 @@ class SimVenue:
     Examples
     --------
     >>> import numpy as np
+    >>> from router.contract import Contract
     >>> from router.venues.sim_queue import RiskAverseQueue
     >>> i64 = lambda *v: np.array(v, dtype=np.int64)
     >>> tape = MarketTape(symbol="BTCUSDT", market="synthetic", price_scale=10, qty_scale=1000,
@@ -119,7 +122,8 @@ class SimVenue:
     ...     trade_qty=i64(), trade_buyer_maker=np.array([], dtype=bool), depth_ts_ns=i64(),
     ...     depth_side=np.array([], dtype=np.int8), depth_px=i64(), depth_qty=i64())
     >>> config = SimVenueConfig(name="sim", maker_fee_bps=-1.0, taker_fee_bps=4.0,
-    ...     order_entry_latency_ms=1.0, cancel_latency_ms=1.0, latency_jitter_ms=0.0,
+    ...     contracts={"BTCUSDT": Contract("linear", 1.0)}, order_entry_latency_ms=1.0, cancel_latency_ms=1.0,
+    ...     latency_jitter_ms=0.0,
     ...     queue_model=RiskAverseQueue(), no_depth_level_qty_ratio=1.0, max_taker_walk_levels=50, seed=7,
     ...     position_mode="one_way")
     >>> venue = SimVenue([tape], config, start_ns=0)
@@ -159,6 +163,9 @@ class SimVenue:
             if tape.symbol in books:
                 raise ValueError(f"two tapes for symbol {tape.symbol!r}")
             books[tape.symbol] = tape if isinstance(tape, TapeBook) else TapeBook(tape)
+        no_spec = sorted(set(books) - set(config.contracts))
+        if no_spec:
+            raise ValueError(f"SimVenueConfig.contracts has no contract spec for {no_spec}")
         for book in books.values():
             first_quote_ns = int(book.quote_ts[0])
             if start_ns < first_quote_ns:
@@ -223,6 +230,11 @@ class SimVenue:
         return TopOfBook(symbol=symbol, bid=quote.bid_px / tape.price_scale, bid_qty=quote.bid_qty / tape.qty_scale,
                          ask=quote.ask_px / tape.price_scale, ask_qty=quote.ask_qty / tape.qty_scale,
                          ts_ns=self._now_ns)
+
+    def contract(self, symbol: str) -> ContractSpec:
+        """The contract spec ``symbol`` trades under (what one unit of ``qty`` is worth)."""
+        self._book(symbol)
+        return self._config.contracts[symbol]
 
     # ---- positions ------------------------------------------------------------------------------
 
@@ -353,7 +365,9 @@ class SimVenue:
         fee_bps = self._config.maker_fee_bps if liquidity == "maker" else self._config.taker_fee_bps
         self._fill_seq += 1
         return Fill(trade_id=f"{self.name}-{self._fill_seq}", client_order_id=order.request.client_order_id,
-                    price=price, qty=size, fee_usd=price * size * fee_bps / 1e4, liquidity=liquidity, ts_ns=ts_ns)
+                    price=price, qty=size,
+                    fee_usd=notional_usd(self._config.contracts[order.request.symbol], price, size) * fee_bps / 1e4,
+                    liquidity=liquidity, ts_ns=ts_ns)
 
     def _latency_ns(self, latency_ms: float) -> int:
         jitter_ms = self._config.latency_jitter_ms

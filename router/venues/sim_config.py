@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from config.models import PositionMode
+from router.contract import ContractSpec, check_contract
 from router.venues.sim_position import POSITION_MODES
 from router.venues.sim_queue import LogProbQueue, PowerProbQueue, QueueModel, RiskAverseQueue
 
@@ -21,8 +23,12 @@ class SimVenueConfig:
     name:
         The venue's name as the router and the journal see it (e.g. ``"sim-binance-usdm"``).
     maker_fee_bps, taker_fee_bps:
-        Fee rates per fill, ``fee_usd = price * qty * bps / 1e4``; negative is a rebate (maker only
-        in practice, but both are allowed to be negative for exotic fee tiers).
+        Fee rates per fill, ``fee_usd = notional_usd(contract, price, qty) * bps / 1e4``; negative is a
+        rebate (maker only in practice, but both are allowed to be negative for exotic fee tiers).
+    contracts:
+        Per symbol the contract spec (``strategy_config.json`` universe entry or a
+        :class:`~router.contract.Contract`): what a quantity is worth in USD. Every replayed symbol needs
+        one; on inverse contracts ``qty`` is a number of contracts.
     order_entry_latency_ms:
         Time from ``place_order`` to the matching engine; ``place_order`` advances the replay by it.
     cancel_latency_ms:
@@ -49,6 +55,7 @@ class SimVenueConfig:
     name: str
     maker_fee_bps: float
     taker_fee_bps: float
+    contracts: Mapping[str, ContractSpec]
     order_entry_latency_ms: float
     cancel_latency_ms: float
     latency_jitter_ms: float
@@ -66,6 +73,11 @@ class SimVenueConfig:
             if not _is_real(value) or abs(value) > 1e3:
                 raise ValueError(f"SimVenueConfig.{field_name} must be a finite number in [-1000, 1000] bps, "
                                  f"got {value!r}")
+        if not isinstance(self.contracts, Mapping):
+            raise ValueError(f"SimVenueConfig.contracts must map symbols to contract specs, got {self.contracts!r}")
+        for symbol, spec in self.contracts.items():
+            check_contract(getattr(spec, "contract_type", None), getattr(spec, "contract_size", None),
+                           where=f"SimVenueConfig.contracts[{symbol!r}]")
         for field_name in ("order_entry_latency_ms", "cancel_latency_ms", "latency_jitter_ms"):
             value = getattr(self, field_name)
             if not _is_real(value) or value < 0:

@@ -1,0 +1,115 @@
+"""What an order quantity is worth in USD: the one place a USD notional is derived from (price, qty).
+
+Why one function: on inverse (COIN-M) contracts the quantity is a number of contracts of a fixed USD
+value, so ``qty * price`` is not a notional at all (one BTCUSD_PERP contract at 60,000 would count as
+60,000 USD instead of 100). Every budget, fee and feature that needs USD calls :func:`notional_usd`.
+
+Formulas (``contract_size`` from ``strategy_config.json`` universe):
+
+* ``linear`` (USDⓈ-M) and ``spot``: ``qty * contract_size * price`` (qty in units of ``contract_size``
+  base coin, usually 1.0, so ``qty * price``);
+* ``inverse`` (COIN-M): ``qty * contract_size`` (contracts times USD per contract), whatever the price.
+
+Lives in ``router/`` (not ``features/``) because the simulated venue needs it for fees and ``router``
+must not import the layers that read its events.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Protocol, get_args, runtime_checkable
+
+from config.models import ContractType
+
+CONTRACT_TYPES: tuple[ContractType, ...] = get_args(ContractType)
+
+
+class ContractSpec(Protocol):
+    """What a quantity means: ``config.models.UniverseEntry`` satisfies it, so does :class:`Contract`."""
+
+    @property
+    def contract_type(self) -> ContractType: ...
+
+    @property
+    def contract_size(self) -> float: ...
+
+
+class Contract:
+    """A standalone contract spec (for venues and tests that have no universe entry), validated.
+
+    Examples
+    --------
+    >>> notional_usd(Contract("inverse", 100.0), price=61_234.5, qty=3)
+    300.0
+    >>> notional_usd(Contract("linear", 1.0), price=2_000.0, qty=0.5)
+    1000.0
+    """
+
+    __slots__ = ("contract_size", "contract_type")
+
+    def __init__(self, contract_type: ContractType, contract_size: float) -> None:
+        check_contract(contract_type, contract_size, where="Contract")
+        self.contract_type: ContractType = contract_type
+        self.contract_size: float = float(contract_size)
+
+    def __repr__(self) -> str:
+        return f"Contract({self.contract_type!r}, {self.contract_size!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Contract) and (self.contract_type, self.contract_size) == (
+            other.contract_type, other.contract_size)
+
+    def __hash__(self) -> int:
+        return hash((self.contract_type, self.contract_size))
+
+
+def check_contract(contract_type: object, contract_size: object, *, where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` unless the type is known and the size finite and > 0."""
+    if contract_type not in CONTRACT_TYPES:
+        raise ValueError(f"{where}: contract_type must be one of {CONTRACT_TYPES}, got {contract_type!r}")
+    if isinstance(contract_size, bool) or not isinstance(contract_size, int | float) \
+            or not math.isfinite(contract_size) or contract_size <= 0:
+        raise ValueError(f"{where}: contract_size must be a finite number > 0, got {contract_size!r}")
+
+
+def notional_usd(spec: ContractSpec, price: float, qty: float) -> float:
+    """USD notional of ``qty`` (venue units: base coin for linear/spot, contracts for inverse) at ``price``.
+
+    Pure; ``price`` must be finite and > 0 (also for inverse, where it does not change the result, so a
+    bad price is never hidden) and ``qty`` finite (signed quantities give signed notionals).
+    """
+    if not (isinstance(price, int | float) and math.isfinite(price) and price > 0):
+        raise ValueError(f"price must be a finite number > 0, got {price!r}")
+    if not (isinstance(qty, int | float) and math.isfinite(qty)):
+        raise ValueError(f"qty must be a finite number, got {qty!r}")
+    if spec.contract_type == "inverse":
+        return qty * spec.contract_size
+    if spec.contract_type in ("linear", "spot"):
+        return qty * spec.contract_size * price
+    raise ValueError(f"unknown contract_type {spec.contract_type!r}")
+
+
+def contract_of(contracts: Mapping[str, ContractSpec], symbol: str) -> ContractSpec:
+    """The spec of ``symbol`` in a per-symbol mapping; ``KeyError`` naming the known symbols otherwise."""
+    try:
+        return contracts[symbol]
+    except KeyError:
+        raise KeyError(f"no contract spec for {symbol!r}; known: {sorted(contracts)}") from None
+
+
+@runtime_checkable
+class StatesContracts(Protocol):
+    """A venue that states each symbol's contract spec (the simulated venue does, from its config)."""
+
+    def contract(self, symbol: str) -> ContractSpec: ...
+
+
+def venue_contract(venue: object, symbol: str) -> ContractSpec | None:
+    """``symbol``'s spec if ``venue`` states contract specs, else ``None``.
+
+    ``None`` means the venue does not say: quantities are taken as base-coin units (linear/spot), which is
+    what every venue without :class:`StatesContracts` trades today (the ccxt venue's COIN-M support would
+    add ``contract(symbol)`` from the exchange's market info).
+    """
+    return venue.contract(symbol) if isinstance(venue, StatesContracts) else None

@@ -1,0 +1,125 @@
+"""USD notionals per contract spec: linear/spot qty x price, inverse (COIN-M) contracts x USD per contract.
+
+Covers the one formula (router.contract), the simulated venue's fee in USD, the route's fees_bps (a ratio,
+unchanged by the fee fix) and the config entries the simulation hands to the venue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import msgspec
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from config import load_config
+from executor.simulation_market import synthetic_markets, venue_config
+from router.contract import Contract, notional_usd, venue_contract
+from router.events import Fill
+from router.policy import RouterPolicy
+from router.route import route
+from router.route_ledger import RouteLedger
+from router.route_order import RouteOrder, RouteSettings
+from router.venue import TopOfBook
+from router.venues.sim import SimVenue
+from tests.test_route_sim import tape
+from tests.test_sim_venue_support import config as sim_config
+from tests.test_sim_venue_support import make_tape, market
+
+BTCUSD_PERP = Contract("inverse", 100.0)
+
+
+def test_notional_by_hand_for_each_contract_type() -> None:
+    assert notional_usd(BTCUSD_PERP, price=61_234.5, qty=3) == 300.0  # 3 contracts of 100 USD
+    assert notional_usd(Contract("inverse", 10.0), price=3_000.0, qty=7) == 70.0
+    assert notional_usd(Contract("linear", 1.0), price=60_000.0, qty=0.002) == pytest.approx(120.0)
+    assert notional_usd(Contract("spot", 1.0), price=2_500.0, qty=0.4) == pytest.approx(1_000.0)
+    assert notional_usd(Contract("linear", 0.001), price=60_000.0, qty=5) == pytest.approx(300.0)
+    assert notional_usd(load_config().strategy.universe["BTCUSD_PERP"], price=50_000.0, qty=4) == 400.0
+
+
+@given(price=st.floats(1e-6, 1e7), contracts=st.integers(-10_000, 10_000))
+def test_inverse_notional_ignores_price(price: float, contracts: int) -> None:
+    assert notional_usd(BTCUSD_PERP, price, contracts) == contracts * 100.0
+
+
+@pytest.mark.parametrize("price, qty", [(0.0, 1.0), (-1.0, 1.0), (float("nan"), 1.0), (100.0, float("inf"))])
+def test_notional_refuses_bad_price_or_qty_even_for_inverse(price: float, qty: float) -> None:
+    with pytest.raises(ValueError, match=r"price|qty"):
+        notional_usd(BTCUSD_PERP, price, qty)
+
+
+@pytest.mark.parametrize("kind, size", [("quanto", 1.0), ("inverse", 0.0), ("linear", -1.0), ("spot", True)])
+def test_contract_refuses_bad_spec(kind: str, size: float) -> None:
+    with pytest.raises(ValueError, match=r"contract_type|contract_size"):
+        Contract(kind, size)  # type: ignore[arg-type]
+
+
+def test_sim_venue_config_needs_a_valid_spec_for_every_symbol() -> None:
+    with pytest.raises(ValueError, match=r"contracts\['BTCUSDT'\].*contract_size"):
+        sim_config(contracts={"BTCUSDT": msgspec.structs.replace(load_config().strategy.universe["BTCUSDT"],
+                                                                 contract_size=-1.0)})
+    flat = make_tape([(0, 100, 10, 101, 10), (100_000_000, 100, 10, 101, 10)], symbol="ETHUSD_PERP")
+    with pytest.raises(ValueError, match=r"no contract spec for \['ETHUSD_PERP'\]"):
+        SimVenue([flat], sim_config(), start_ns=0)
+
+
+def test_sim_fee_usd_of_an_inverse_fill_is_contracts_times_contract_value() -> None:
+    flat = make_tape([(0, 60_000, 50, 60_001, 50), (100_000_000, 60_000, 50, 60_001, 50)], symbol="BTCUSD_PERP")
+    venue = SimVenue([flat], sim_config(contracts={"BTCUSD_PERP": BTCUSD_PERP}, taker_fee_bps=5.0), start_ns=0)
+    [fill] = venue.place_order(market("m1", "buy", 3, symbol="BTCUSD_PERP")).fills
+    assert (fill.qty, fill.price) == (3, 60_001)
+    assert fill.fee_usd == pytest.approx(3 * 100 * 5.0 / 1e4)  # 0.15 USD, not 3 * 60,001 * 5 bps = 90 USD
+    assert venue.contract("BTCUSD_PERP") is BTCUSD_PERP and venue_contract(venue, "BTCUSD_PERP") is BTCUSD_PERP
+
+
+def _ledger_event(contract: Contract | None, fills: tuple[Fill, ...]) -> tuple[float | None, float | None]:
+    order = RouteOrder(intent_id="i1", symbol="BTCUSD_PERP", side="buy", qty=3.0, reduce_only=False,
+                       close_position=False, position_side="BOTH", quote="USD", tick_size=0.1, qty_step=1.0)
+    arrival = TopOfBook(symbol="BTCUSD_PERP", bid=59_990.0, bid_qty=5.0, ask=60_010.0, ask_qty=5.0, ts_ns=0)
+    ledger = RouteLedger(order=order, arrival=arrival, arrival_ts_ns=0, contract=contract)
+    ledger.fills.extend(fills)
+    policy = RouterPolicy.from_static("BTCUSD_PERP", load_config().router)
+    event = ledger.to_event(policy, finished_ts_ns=1)
+    return event.fees_bps, event.cost_bps
+
+
+def test_route_fees_bps_stays_the_fee_rate_on_inverse_contracts() -> None:
+    fills = (Fill(trade_id="t1", client_order_id="i1-1", price=60_010.0, qty=2.0, fee_usd=2 * 100 * 5e-4,
+                  liquidity="taker", ts_ns=1),
+             Fill(trade_id="t2", client_order_id="i1-1", price=60_020.0, qty=1.0, fee_usd=1 * 100 * 5e-4,
+                  liquidity="taker", ts_ns=1))
+    fees_bps, cost_bps = _ledger_event(BTCUSD_PERP, fills)
+    assert fees_bps == pytest.approx(5.0)
+    slippage_bps = (60_010.0 * 2 + 60_020.0) / 3 / 60_000.0 * 1e4 - 1e4
+    assert cost_bps == pytest.approx(slippage_bps + 5.0)
+    wrong_fees_bps, _ = _ledger_event(None, fills)  # a USD fee over price x contracts is no ratio
+    assert wrong_fees_bps == pytest.approx(5.0 * 100 / 60_013.3, rel=1e-3)
+
+
+def test_routed_cost_bps_on_coin_m_is_unchanged_by_the_usd_fee() -> None:
+    """The same taker route on a BTCUSD_PERP tape: fees_bps is the taker rate, as before the fix."""
+    router = load_config().router
+    rows = [(0, 60_000.0, 50.0, 60_001.0, 50.0)]
+    venue = SimVenue([tape(rows, symbol="BTCUSD_PERP")],
+                     sim_config(contracts={"BTCUSD_PERP": BTCUSD_PERP}, taker_fee_bps=5.0, maker_fee_bps=-1.0),
+                     start_ns=0)
+    order = RouteOrder(intent_id="c1", symbol="BTCUSD_PERP", side="buy", qty=4.0, reduce_only=False,
+                       close_position=False, position_side="BOTH", quote="USD", tick_size=0.01, qty_step=1.0)
+    policy = dataclasses.replace(RouterPolicy.from_static("BTCUSD_PERP", router), taker_bias=1.0)
+    settings = RouteSettings.from_config(router, poll_interval_ms=100.0, max_venue_retries=2,
+                                         rate_limit_backoff_ms=50.0)
+    settings = dataclasses.replace(settings, position_mode="one_way")
+    event = route(order, policy, venue, rng=np.random.default_rng(0), settings=settings)
+    assert event.routed_as == "taker" and event.filled_qty == 4.0
+    assert sum(f.fee_usd for f in event.fills) == pytest.approx(4 * 100 * 5.0 / 1e4)
+    assert event.fees_bps == pytest.approx(5.0)
+    assert event.cost_bps == pytest.approx(event.slippage_bps + 5.0)
+
+
+def test_simulation_hands_the_universe_spec_to_the_venue() -> None:
+    bundle = load_config()
+    [eth] = synthetic_markets(bundle, ["ETHUSDT"], seed=1)
+    assert venue_config(bundle, eth, seed=0).contracts == {"ETHUSDT": bundle.strategy.universe["ETHUSDT"]}
