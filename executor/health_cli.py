@@ -12,6 +12,7 @@ from pathlib import Path
 
 import msgspec
 
+from executor.adaptive_health import render_tuner_health
 from executor.live_cli import DEFAULT_STORE
 from executor.records import HealthSnapshot
 from executor.store import ExecutorStore
@@ -55,10 +56,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"health: {args.store} has no health snapshot yet", file=sys.stderr)
             return 1
         alerts = list(store.alerts(since_ns=health.ts_ns - int(args.alerts_since_s * NS_PER_S)))
+        tuner = store.latest_tuner_health()
     if args.json:
-        print(msgspec.json.encode({"health": health, "alerts": alerts}).decode())
+        print(msgspec.json.encode({"health": health, "tuner": tuner, "alerts": alerts}).decode())
         return 0
     print(render(health))
+    if tuner is not None:
+        print(render_tuner_health(tuner))
     for alert in alerts:
         print(f"ALERT {alert.code}: {alert.observed:.6g} vs {alert.threshold:.6g} ({alert.detail})")
     return 0

@@ -102,9 +102,13 @@ def _venue(args: argparse.Namespace,
     from executor.venues import paper_venue, synthetic_tapes
     from router.market.parquet import read_tape
 
+    run_started_ns = time.time_ns()
     tapes = ([read_tape(path) for path in args.tape] if args.tape
-             else synthetic_tapes(config, start_ns=time.time_ns()))
-    venue = paper_venue(config, tapes, name=f"paper-{args.venue}")
+             else synthetic_tapes(config, start_ns=run_started_ns))
+    # The run's start time is in the venue name because the paper venue numbers its fills from 1 in every
+    # process: without it a restarted run would reuse trade ids the journal already holds, and positions
+    # would skip those fills as already applied.
+    venue = paper_venue(config, tapes, name=f"paper-{args.venue}-{run_started_ns}")
     step_ns = int(args.idle_poll_s * NS_PER_S)
     return venue, venue.positions, lambda: venue.clock.sleep_until(venue.clock.now_ns() + step_ns)
 

@@ -59,7 +59,8 @@ def _learnable(config: Any, events: list[RouterEvent]) -> int:
     return sum(reward_filter.reward_from_event(e) is not None for e in events)
 
 
-def test_paper_run_learns_the_cheaper_arm_and_publishes_to_mlflow(tmp_path: Path) -> None:
+def test_paper_run_learns_the_cheaper_arm_and_publishes_to_mlflow(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     config = adaptive_config()
     publisher = MlflowPublisher.from_config(config, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
     executor, adaptive = adaptive_executor(config, make_paper_venue(config), tmp_path, publisher=publisher)
@@ -95,6 +96,10 @@ def test_paper_run_learns_the_cheaper_arm_and_publishes_to_mlflow(tmp_path: Path
     metrics = generate_latest(executor.telemetry.metrics.registry).decode()
     assert f'tuner_live{{symbol="{SYMBOL}"}} 1.0' in metrics
     assert f'tuner_learned_outcomes{{symbol="{SYMBOL}"}} {float(row.learned_outcomes)}' in metrics
+    from tuner.cli import main as cli_main
+
+    assert cli_main(["health", "--store", str(tmp_path / "executor.sqlite")]) == 0
+    assert "mode live" in capsys.readouterr().out, "router-tuner health prints the tuner block"
 
 
 def test_shadow_mode_sends_exactly_what_the_champion_alone_sends(tmp_path: Path) -> None:
