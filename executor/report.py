@@ -15,6 +15,7 @@ from executor import report_plots
 from executor.simulation import SimulationResult
 from executor.simulation_policies import FIXED_PREFIX
 from executor.simulation_results import cumulative_regret_bps
+from executor.simulation_shadow import CHAMPION_SAME_ORDERS, LIVE_PHASE, STATIC_SAME_ORDERS
 
 ROLLING_WINDOW_ORDERS = 25
 """Orders per point of the cost-over-time plot (presentation only; no trading decision reads it)."""
@@ -49,6 +50,9 @@ def summary_dict(result: SimulationResult) -> dict[str, Any]:
         "seed": result.options.seed, "orders_per_symbol": result.options.orders_per_symbol,
         "data_source": result.data_source, "arms": list(result.arm_ids), "learners": list(result.options.learners),
         "symbols": symbols, "ope": [c.to_dict() for sym in result.symbols.values() for c in sym.ope],
+        "shadow": {"symbols": {symbol: sym.shadow.to_dict() for symbol, sym in result.symbols.items()
+                               if sym.shadow is not None},
+                   "not_simulated": list(result.shadow_not_simulated)},
     }
 
 
@@ -121,6 +125,64 @@ def _ope_rows(result: SimulationResult) -> list[list[str]]:
     return rows
 
 
+_SHADOW_HEADER = ["symbol", "learner", "went live", "after orders", "agreement at go-live", "candidate arm",
+                  "OPE at go-live bps (CI)", "champion in OPE window bps (CI)", "learner live bps (CI)",
+                  "champion same orders bps (CI)", "static same orders bps (CI)", "shadow = champion alone",
+                  "budget-blocked decisions"]
+
+
+def _ci(value: float | None, low: float | None, high: float | None) -> str:
+    return f"{_fmt(value)} [{_fmt(low)}, {_fmt(high)}]"
+
+
+def _shadow_rows(result: SimulationResult) -> list[list[str]]:
+    """Per scenario symbol: how and when it went live, the OPE value then, and the live costs beside it."""
+    rows = []
+    for symbol, sym in result.symbols.items():
+        if sym.shadow is None:
+            continue
+        block = sym.shadow.to_dict()
+        at = block["at_go_live"] or {}
+        est, acting = at.get("estimate"), at.get("acting")
+        costs = block["costs"]
+
+        def cost(name: str, data: dict[str, Any] = costs) -> str:
+            c = data.get(name)
+            return "n/a" if c is None else _ci(c["mean_cost_bps"], c["ci_low_bps"], c["ci_high_bps"])
+
+        rows.append([symbol, block["learner"], block["went_live_by"] or "never", str(block["went_live_after_orders"]),
+                     _fmt(at.get("agreement"), 3), at.get("candidate_arm", "n/a"),
+                     "n/a" if est is None else _ci(est["cost_bps"], est["ci_low_bps"], est["ci_high_bps"]),
+                     "n/a" if acting is None else _ci(acting["cost_bps"], acting["ci_low_bps"], acting["ci_high_bps"]),
+                     cost(LIVE_PHASE), cost(CHAMPION_SAME_ORDERS), cost(STATIC_SAME_ORDERS),
+                     "yes" if block["shadow_phase_matches_champion"] else "NO",
+                     f"{block['budget']['blocked_decisions']}/{block['live_orders']}"])
+    return rows
+
+
+def _shadow_notes(result: SimulationResult) -> list[str]:
+    scenarios = [sym.shadow.scenario for sym in result.symbols.values() if sym.shadow is not None]
+    notes = []
+    if scenarios:
+        s = scenarios[0]
+        command = (f"by the go-live command after {s.command_go_live_after_orders} orders when the gate has not "
+                   "passed by then" if s.command_go_live_after_orders is not None else "never by command")
+        notes.append(
+            f"Shadow scenario: the tuner ({s.learner}) first watches a champion that routes the static policy with "
+            f"{s.champion_explore_share:.0%} uniform exploration over the arms the tuner may choose from it "
+            "(propensities logged). Why exploring: against a champion that always takes one arm the learner "
+            "proposes arms it never saw, agreement stays near 0 and OPE has no support for any other arm. "
+            f"It goes live automatically when the go-live gate passes (agreement and the {s.gate_estimator} lower "
+            f"bound, tuner.json deployment.shadow), else {command}: the apprentice gate asks the learner to agree "
+            "with the champion, so a learner that believes another arm is cheaper does not pass it on its own. "
+            "'OPE at go-live' is the gate's estimate of the learner's best arm at the switch, on the champion's "
+            "log; the live costs are measured on the orders after the switch, the champion's and the static "
+            "policy's on exactly the same orders.")
+    if result.shadow_not_simulated:
+        notes.append(f"Shadow scenario symbols not simulated in this run: {', '.join(result.shadow_not_simulated)}.")
+    return notes
+
+
 def ope_coverage(result: SimulationResult) -> dict[str, tuple[int, int]]:
     """Per estimator: (intervals covering the truth, intervals) over every symbol and learner."""
     out: dict[str, tuple[int, int]] = {}
@@ -182,7 +244,11 @@ def write_report(result: SimulationResult, out_dir: Path) -> Report:
     learner_plots = [("Learners' arm choices per symbol (share of orders)",
                       report_plots.arm_heatmap(result, out_dir / "arm_heatmap.png")),
                      ("OPE of each learner's greedy arm vs its on-policy value",
-                      report_plots.ope(result, out_dir / "ope.png"))]
+                      report_plots.ope(result, out_dir / "ope.png")),
+                     ("Shadow scenario: agreement over time",
+                      report_plots.shadow_agreement(result, out_dir / "shadow_agreement.png")),
+                     ("Shadow scenario: OPE value at go-live vs cost achieved live",
+                      report_plots.shadow_costs(result, out_dir / "shadow_costs.png"))]
     plots += [(title, path) for title, path in learner_plots if path is not None]
     header, rows = table_rows(result)
     sections = [
@@ -191,9 +257,12 @@ def write_report(result: SimulationResult, out_dir: Path) -> Report:
         ("Learners", _LEARNER_HEADER, _learner_rows(result), "No learner ran."),
         ("Offline policy evaluation", _OPE_HEADER, _ope_rows(result),
          "No learner ran: nothing to evaluate off-policy."),
+        ("Shadow scenario: shadow first, then live", _SHADOW_HEADER, _shadow_rows(result),
+         "No shadow scenario ran (router.json simulation.shadow_scenario.symbols, --shadow-symbols)."),
     ]
     coverage = ", ".join(f"{name} {hit}/{total}" for name, (hit, total) in ope_coverage(result).items())
-    notes = [*_notes(result), *([f"OPE intervals covering the truth: {coverage}."] if coverage else [])]
+    notes = [*_notes(result), *([f"OPE intervals covering the truth: {coverage}."] if coverage else []),
+             *_shadow_notes(result)]
     md = ["# router-tuner simulation report", "", *[f"- {n}" for n in notes], ""]
     for title, head, section_rows, empty in sections:
         md += [f"## {title}", "", _md_table(head, section_rows) if section_rows else empty, ""]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -13,6 +14,13 @@ import numpy as np
 from executor.simulation import SimulationResult
 from executor.simulation_policies import FIXED_PREFIX, LEARNER_PREFIX
 from executor.simulation_results import costs, cumulative_regret_bps
+from executor.simulation_shadow import (
+    CHAMPION_ALL_ORDERS,
+    CHAMPION_SAME_ORDERS,
+    LIVE_PHASE,
+    STATIC_SAME_ORDERS,
+    rolling_agreement,
+)
 
 
 def compared_policies(result: SimulationResult, symbol: str) -> list[str]:
@@ -224,3 +232,79 @@ def ope(result: SimulationResult, path: Path) -> Path | None:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def shadow_agreement(result: SimulationResult, path: Path) -> Path | None:
+    """Per shadow scenario: rolling agreement of the learner's proposals with the champion's arm (over the
+    gate's window) and overall, the gate checks (green passed, red failed), the threshold and the switch to
+    live. None when no scenario ran."""
+    scenarios = [sym.shadow.scenario for sym in result.symbols.values() if sym.shadow is not None]
+    if not scenarios:
+        return None
+    fig, axes = _grid(len(scenarios), width=6.0)
+    for ax, s in zip(axes, scenarios, strict=False):
+        x = np.arange(1, len(s.decisions) + 1)
+        agrees = np.array([d.agrees for d in s.decisions], dtype=float)
+        ax.plot(x, rolling_agreement(s.decisions, s.agreement_window), lw=1.4,
+                label=f"agreement, last {s.agreement_window} proposals")
+        ax.plot(x, np.cumsum(agrees) / x, lw=1.0, ls="--", label="agreement since start")
+        ax.axhline(s.min_agreement, color="grey", ls=":", lw=1.0, label=f"gate threshold {s.min_agreement:g}")
+        for check in s.gate_checks:
+            value = check.evaluation.agreement if check.evaluation.agreement is not None else 0.0
+            colour = "tab:green" if check.evaluation.passes else "tab:red"
+            ax.plot([check.after_orders], [value], "o", ms=6, color=colour)
+        ax.plot([], [], "o", color="tab:red", label="gate check (red failed, green passed)")
+        total = len(s.run.events)
+        if s.went_live_by is not None:
+            ax.axvline(s.shadow_orders, color="black", lw=1.2)
+            ax.axvspan(s.shadow_orders, total, color="tab:blue", alpha=0.08, label="learner acts live")
+            ax.text(s.shadow_orders, 1.02, f" go-live by {s.went_live_by}", fontsize=7, va="bottom")
+        ax.set_xlim(0, total)
+        ax.set_ylim(0, 1.1)
+        ax.set_xlabel("order (arrival order)")
+        ax.set_ylabel("share of proposals = champion's arm")
+        ax.set_title(f"{s.symbol}: shadow {s.learner} vs exploring champion", fontsize=9)
+        ax.legend(fontsize=7, loc="center right")
+    return _save(fig, path)
+
+
+def shadow_costs(result: SimulationResult, path: Path) -> Path | None:
+    """Per shadow scenario: the gate's OPE cost of the learner's best arm at go-live (with CI), the champion's
+    on-policy value in the same window, then the measured cost of the learner live and of the champion and
+    the static policy on exactly the live phase's orders. None when no scenario ran."""
+    outcomes = [sym.shadow for sym in result.symbols.values() if sym.shadow is not None]
+    if not outcomes:
+        return None
+    fig, axes = _grid(len(outcomes), width=6.4, height=3.2)
+    for ax, outcome in zip(axes, outcomes, strict=False):
+        s, block = outcome.scenario, outcome.to_dict()
+        rows: list[tuple[str, dict[str, float] | None, str]] = []
+        at = block["at_go_live"]
+        if at is not None:
+            rows.append((f"OPE at go-live\n({s.gate_estimator}, {at['candidate_arm']})",
+                         _as_interval(at["estimate"], "cost_bps"), "tab:orange"))
+            rows.append(("champion in OPE window\n(on-policy)", _as_interval(at["acting"], "cost_bps"), "tab:grey"))
+        labels = {LIVE_PHASE: ("learner live", "tab:blue"), CHAMPION_SAME_ORDERS: ("champion, same orders", "black"),
+                  STATIC_SAME_ORDERS: ("static, same orders", "tab:grey"),
+                  CHAMPION_ALL_ORDERS: ("champion, all orders", "silver")}
+        for name, (label, colour) in labels.items():
+            rows.append((label, _as_interval(block["costs"].get(name), "mean_cost_bps"), colour))
+        drawn = [(label, iv, colour) for label, iv, colour in rows if iv is not None]
+        for y, (_, iv, colour) in enumerate(drawn):
+            _interval(ax, iv["value"], iv["low"], iv["high"], y, colour, label=None, size=6)
+        ax.set_yticks(range(len(drawn)), [label for label, _, _ in drawn], fontsize=7)
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_xlabel("cost bps (95% CI; lower is better)")
+        live = f"live after {s.shadow_orders} orders by {s.went_live_by}" if s.went_live_by else "never went live"
+        ax.set_title(f"{s.symbol}: shadow {s.learner}, {live}", fontsize=9)
+    return _save(fig, path)
+
+
+def _as_interval(row: dict[str, Any] | None, key: str) -> dict[str, float] | None:
+    """``{"value", "low", "high"}`` of a cost row of the shadow block (None when it has no value)."""
+    if row is None or row.get(key) is None:
+        return None
+    value = float(row[key])
+    low, high = row.get("ci_low_bps"), row.get("ci_high_bps")
+    return {"value": value, "low": value if low is None else float(low), "high": value if high is None else float(high)}

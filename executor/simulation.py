@@ -4,7 +4,8 @@ Data flow: markets (recorded, else synthetic) -> one seeded intent stream per sy
 (always-taker, static, rule, every fixed arm of the tuner grid, the tuner with each learner) a
 ``PolicyRun`` on fresh venue replays -> summaries, the best fixed arm in hindsight, regret against it, and
 OPE of each learner's greedy arm on that learner's own log beside the arm's fixed-run value (known
-truth). Journal and MLflow logging, and the report, are separate steps (``simulation_io``, ``report``)
+truth); on the shadow scenario's symbols, the tuner watching an exploring champion and then acting live.
+Journal and MLflow logging, and the report, are separate steps (``simulation_io``, ``report``)
 so this part stays a pure function of its inputs and is testable without either.
 """
 
@@ -51,19 +52,22 @@ from executor.simulation_results import (
     summarize,
 )
 from executor.simulation_runner import PolicyRun, run_policy
+from executor.simulation_shadow import ShadowOutcome, run_shadow_scenario, shadow_outcome
 from router.market.binance import resolve_data_dir
 from tuner.arms import ArmGrid
 
 
 @dataclass(frozen=True, slots=True)
 class SimulationOptions:
-    """What to simulate: symbols (None = all found), orders per symbol, seed, data directory, learners."""
+    """What to simulate: symbols (None = all found), orders per symbol, seed, data directory, learners, and
+    the symbols that also run the shadow scenario (``simulation_shadow``; empty: no scenario)."""
 
     symbols: tuple[str, ...] | None
     orders_per_symbol: int
     seed: int
     data_dir: str | None
     learners: tuple[str, ...]
+    shadow_symbols: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.orders_per_symbol < 1:
@@ -73,12 +77,15 @@ class SimulationOptions:
         unknown = sorted(set(self.learners) - set(LEARNERS))
         if unknown or len(set(self.learners)) != len(self.learners):
             raise ValueError(f"learners must be distinct names from {LEARNERS}, got {self.learners}")
+        if len(set(self.shadow_symbols)) != len(self.shadow_symbols):
+            raise ValueError(f"shadow scenario symbols must be distinct, got {self.shadow_symbols}")
 
 
 @dataclass(slots=True)
 class SymbolResult:
     """One symbol: its intents, every policy's run and summary, the best fixed arm in hindsight, and per
-    learner its outcome (greedy arm, versions, arm shares) and the OPE of its greedy arm."""
+    learner its outcome (greedy arm, versions, arm shares) and the OPE of its greedy arm; ``shadow`` is the
+    shadow scenario's outcome when this symbol ran it."""
 
     market: SimMarket
     intents: list[SimIntent]
@@ -87,6 +94,7 @@ class SymbolResult:
     best_fixed: str = ""
     learners: dict[str, LearnerOutcome] = field(default_factory=dict)
     ope: list[OpeComparison] = field(default_factory=list)
+    shadow: ShadowOutcome | None = None
 
     @property
     def lanes(self) -> int:
@@ -95,13 +103,20 @@ class SymbolResult:
 
 @dataclass(frozen=True, slots=True)
 class SimulationResult:
-    """Everything the journal, MLflow and the report need (``learner_runs``: the tuners and their versions)."""
+    """Everything the journal, MLflow and the report need (``learner_runs``: the tuners and their versions).
+
+    Shadow scenario symbols that were not simulated are ``shadow_not_simulated``: the report says so.
+    """
 
     options: SimulationOptions
     data_source: str
     symbols: dict[str, SymbolResult]
     arm_ids: tuple[str, ...]
     learner_runs: tuple[LearnerRun, ...]
+
+    @property
+    def shadow_not_simulated(self) -> tuple[str, ...]:
+        return tuple(s for s in self.options.shadow_symbols if s not in self.symbols)
 
 
 def load_markets(config: ConfigBundle, options: SimulationOptions) -> tuple[list[SimMarket], str]:
@@ -125,9 +140,11 @@ def baseline_sources(symbol: str, config: ConfigBundle, grid: ArmGrid) -> dict[s
 
 
 def count_routes(markets: Sequence[SimMarket], options: SimulationOptions, grid: ArmGrid) -> int:
-    """Orders the simulation will route: every symbol, every baseline and fixed arm, every learner."""
+    """Orders the simulation will route: every symbol, every baseline and fixed arm, every learner, and per
+    shadow scenario symbol the scenario and its champion-only run."""
     n_policies = 3 + len(grid) + len(options.learners)
-    return len(markets) * options.orders_per_symbol * n_policies
+    n_shadow = 2 * sum(m.symbol in options.shadow_symbols for m in markets)
+    return (len(markets) * n_policies + n_shadow) * options.orders_per_symbol
 
 
 def simulate(config: ConfigBundle, markets: Sequence[SimMarket], options: SimulationOptions, grid: ArmGrid, *,
@@ -157,6 +174,9 @@ def simulate(config: ConfigBundle, markets: Sequence[SimMarket], options: Simula
             result.ope.append(ope_vs_truth(result.runs[outcome.policy], outcome.greedy_arm,
                                            result.summaries[f"{FIXED_PREFIX}{outcome.greedy_arm}"],
                                            config.tuner.ope, seed=options.seed))
+        if market.symbol in options.shadow_symbols:
+            scenario = run_shadow_scenario(market, intents, config, seed=options.seed, progress=progress)
+            result.shadow = shadow_outcome(scenario, result.runs[STATIC], boot)
         results[market.symbol] = result
     return SimulationResult(options=options, data_source=data_source, symbols=results, arm_ids=grid.arm_ids,
                             learner_runs=tuple(tuners))

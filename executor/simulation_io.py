@@ -24,7 +24,8 @@ _METRIC_CHARS = re.compile(r"[^A-Za-z0-9_.\-/ ]")
 
 
 def write_journal(result: SimulationResult, out_dir: Path) -> Path:
-    """Journal every policy's events (intent ids are ``<policy>:<symbol>:<n>``); returns the file."""
+    """Journal every policy's events (intent ids are ``<policy>:<symbol>:<n>``) and, per shadow scenario, its
+    routed orders, the champion-only run, the shadow proposals and the arm-safety changes; returns the file."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / JOURNAL_NAME
     for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
@@ -33,6 +34,10 @@ def write_journal(result: SimulationResult, out_dir: Path) -> Path:
         for symbol_result in result.symbols.values():
             for run in symbol_result.runs.values():
                 journal.append_many(run.events)
+            if symbol_result.shadow is not None:
+                scenario = symbol_result.shadow.scenario
+                journal.append_many([*scenario.run.events, *scenario.champion_run.events, *scenario.decisions,
+                                     *scenario.safety_events])
     return path
 
 
@@ -88,6 +93,14 @@ def _metrics(result: SimulationResult, summary: dict[str, Any]) -> dict[str, flo
         metrics[metric_name("ope_truth_cost_bps", comp["symbol"], comp["learner"])] = comp["truth_cost_bps"]
         for estimator, est in comp["estimates"].items():
             metrics[metric_name("ope_cost_bps", comp["symbol"], comp["learner"], estimator)] = est["cost_bps"]
+    for symbol, block in summary["shadow"]["symbols"].items():
+        for phase, row in block["costs"].items():
+            if row["mean_cost_bps"] is not None:
+                metrics[metric_name("shadow_cost_bps", symbol, phase)] = float(row["mean_cost_bps"])
+        if block["at_go_live"] is not None and block["at_go_live"]["estimate"] is not None:
+            metrics[metric_name("shadow_ope_at_go_live_cost_bps", symbol)] = block["at_go_live"]["estimate"]["cost_bps"]
+        if block["went_live_after_orders"] is not None:
+            metrics[metric_name("shadow_went_live_after_orders", symbol)] = float(block["went_live_after_orders"])
     return metrics
 
 

@@ -122,7 +122,7 @@ class OpeComparison:
         """Per estimator: cost estimate and interval in bps, ESS, weighted events, support gap, coverage."""
         out = {}
         for name, estimate in self.report.estimates.items():
-            cost = _as_cost(estimate)
+            cost = as_cost(estimate)
             cost["covers_truth"] = bool(cost["ci_low_bps"] <= self.truth_cost_bps <= cost["ci_high_bps"])
             out[name] = cost
         return out
@@ -130,12 +130,13 @@ class OpeComparison:
     def to_dict(self) -> dict[str, Any]:
         return {"symbol": self.symbol, "learner": self.learner, "arm": self.arm,
                 "logged_events": self.report.n_events, "skipped_unfilled": self.report.skipped_unfilled,
-                "logging_cost_bps": _as_cost(self.report.logging), "estimates": self.estimates_bps(),
+                "logging_cost_bps": as_cost(self.report.logging), "estimates": self.estimates_bps(),
                 "truth_cost_bps": self.truth_cost_bps, "truth_ci_low_bps": self.truth_ci_low_bps,
                 "truth_ci_high_bps": self.truth_ci_high_bps}
 
 
-def _as_cost(estimate: OpeEstimate) -> dict[str, Any]:
+def as_cost(estimate: OpeEstimate) -> dict[str, Any]:
+    """An estimate as a cost in bps (the reward negated, so the interval bounds swap), with its diagnostics."""
     return {"cost_bps": -estimate.value, "ci_low_bps": -estimate.ci_high, "ci_high_bps": -estimate.ci_low,
             "ess": estimate.ess, "n_nonzero_weight": estimate.n_nonzero_weight,
             "support_gap_share": estimate.support_gap_share}

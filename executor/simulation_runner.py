@@ -20,6 +20,7 @@ from executor.simulation_intents import NS_PER_MS, SimIntent
 from executor.simulation_market import SimMarket, venue_config
 from executor.simulation_policies import PolicySource
 from router.events import RouterEvent
+from router.policy import RouterPolicy
 from router.route import route
 from router.route_order import RouteOrder, RouteSettings
 from router.venues.sim import SimVenue
@@ -53,9 +54,29 @@ def route_settings(config: ConfigBundle) -> RouteSettings:
                                      rate_limit_backoff_ms=loop.rate_limit_backoff_ms)
 
 
+Decide = Callable[[SimIntent, RouteOrder, int], RouterPolicy]
+"""``(intent, order, now_ns) -> policy``: the policy to route one order with, decided at ``now_ns``."""
+Observe = Callable[[SimIntent, RouterEvent], None]
+"""``(intent, event)``: one routed order's outcome, fed back before the next decision."""
+
+
 def run_policy(market: SimMarket, intents: Sequence[SimIntent], source: PolicySource, policy_name: str, *,
                config: ConfigBundle, seed: int, progress: Callable[[int], None] | None = None) -> PolicyRun:
     """Route every intent under ``source``; ``progress(1)`` is called after each order."""
+    return route_intents(market, intents, policy_name,
+                         decide=lambda intent, order, now_ns: source.decide(intent.context),
+                         observe=lambda intent, event: source.observe(event, intent.context),
+                         config=config, seed=seed, progress=progress)
+
+
+def route_intents(market: SimMarket, intents: Sequence[SimIntent], policy_name: str, *, decide: Decide,
+                  observe: Observe, config: ConfigBundle, seed: int,
+                  progress: Callable[[int], None] | None = None) -> PolicyRun:
+    """Route every intent in arrival order with ``decide``, calling ``observe`` after each order.
+
+    The lower-level form of :func:`run_policy` for callers that need the order (intent id) and the
+    decision time, e.g. a shadow proposal journaled beside the acting policy.
+    """
     settings = route_settings(config)
     venues: dict[int, SimVenue] = {}
     events: list[RouterEvent] = []
@@ -75,10 +96,10 @@ def run_policy(market: SimMarket, intents: Sequence[SimIntent], source: PolicySo
                            qty=intent.qty, reduce_only=False, close_position=False,
                            position_side=_opening_side(intent, config), quote=market.quote,
                            tick_size=market.tape.tick_size, qty_step=market.qty_step)
-        policy = source.decide(intent.context)
+        policy = decide(intent, order, venue.now_ns)
         event = route(order, policy, venue, rng=np.random.default_rng(intent_seed(seed, market.symbol, intent.index)),
                       settings=settings)
-        source.observe(event, intent.context)
+        observe(intent, event)
         events.append(event)
         if progress is not None:
             progress(1)
