@@ -54,9 +54,9 @@ def _write_intents(path: Path, ks: range) -> None:
 
 def _start(tmp_path: Path, config_dir: Path, run: int, *, follow: bool) -> tuple[subprocess.Popen, Path, Path]:
     out, err = tmp_path / f"out{run}.txt", tmp_path / f"err{run}.txt"
-    # a paper venue numbers its fills "<name>-<seq>" from 1 in every process: a per-run name keeps the
-    # restarted venue's trade ids from colliding with journaled ones (which positions would skip as seen)
-    args = [sys.executable, "-m", "tuner.cli", "live", "--venue", f"binanceusdm-run{run}", "--config", str(config_dir),
+    # the same --venue name in every run: the paper venue's trade ids carry the run start, so a restarted
+    # venue never reuses journaled ones (positions would skip those fills as already applied)
+    args = [sys.executable, "-m", "tuner.cli", "live", "--venue", "binanceusdm", "--config", str(config_dir),
             "--intents", str(tmp_path / "intents.jsonl"), "--journal", str(tmp_path / "journal.sqlite"),
             "--store", str(tmp_path / "executor.sqlite"), "--idle-poll-s", "0.05", "--policy-source", "tuner",
             "--no-mlflow", "--tuner-state", str(tmp_path / "state" / "tuner_state.json"), "--seed", "5"]
