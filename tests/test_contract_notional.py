@@ -24,9 +24,12 @@ from router.route_ledger import RouteLedger
 from router.route_order import RouteOrder, RouteSettings
 from router.venue import TopOfBook
 from router.venues.sim import SimVenue
+from tests.factories import fill, routed
 from tests.test_route_sim import tape
 from tests.test_sim_venue_support import config as sim_config
 from tests.test_sim_venue_support import make_tape, market
+from tuner.service import TunerService
+from tuner.service_publish import InMemoryPublisher
 
 BTCUSD_PERP = Contract("inverse", 100.0)
 
@@ -123,3 +126,35 @@ def test_simulation_hands_the_universe_spec_to_the_venue() -> None:
     bundle = load_config()
     [eth] = synthetic_markets(bundle, ["ETHUSDT"], seed=1)
     assert venue_config(bundle, eth, seed=0).contracts == {"ETHUSDT": bundle.strategy.universe["ETHUSDT"]}
+
+
+def _charged_notional_usd(symbol: str, qty: float, mid: float) -> float:
+    service = TunerService.from_config(load_config(), [symbol], InMemoryPublisher())
+    tuner = service.tuner(symbol)
+    assert tuner.mode == "live"
+    policy = tuner.decide(None)
+    contracts = (fill(mid, qty, fee_bps=0.0),)
+    event = msgspec.structs.replace(routed(symbol=symbol, qty=qty, mid=mid, fills=contracts), arm=policy.arm,
+                                    policy_id=policy.policy_id, policy_version=policy.version,
+                                    maker_offset_bps=policy.maker_offset_bps, taker_bias=policy.taker_bias,
+                                    propensity=policy.propensity)
+    tuner.observe(event, None)
+    budget = tuner.to_state().budget
+    assert budget.notional_orders == 1
+    return budget.notional_sum_usd
+
+
+def test_budget_charges_a_coin_m_order_its_usd_notional() -> None:
+    """3 BTCUSD_PERP contracts are 300 USD of exploration notional, not 3 x 60,000."""
+    assert _charged_notional_usd("BTCUSD_PERP", qty=3.0, mid=60_000.0) == 300.0
+    assert _charged_notional_usd("ETHUSD_PERP", qty=5.0, mid=3_000.0) == 50.0
+    assert _charged_notional_usd("BTCUSDT", qty=0.005, mid=60_000.0) == pytest.approx(300.0)
+
+
+def test_tuner_refuses_a_bad_contract_spec() -> None:
+    bundle = load_config()
+    entry = msgspec.structs.replace(bundle.strategy.universe["BTCUSD_PERP"], contract_size=0.0)
+    universe = {**bundle.strategy.universe, "BTCUSD_PERP": entry}
+    bad = msgspec.structs.replace(bundle, strategy=msgspec.structs.replace(bundle.strategy, universe=universe))
+    with pytest.raises(ValueError, match="BTCUSD_PERP tuner: contract_size"):
+        TunerService.from_config(bad, ["BTCUSD_PERP"], InMemoryPublisher())

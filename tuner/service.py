@@ -137,6 +137,7 @@ class TunerService:
                 safety=ArmSafety(safety_limits),
                 shadow=ShadowMonitor(symbol, shadow_rule, tuner_config.ope, seed=seed),
                 mode=mode,
+                contract=bundle.strategy.universe[symbol],
             )
         service = cls(tuners, state_path)
         if state_path is not None and (Path(state_path).exists() or tuners_state_path(Path(state_path)).exists()):

@@ -38,6 +38,7 @@ from typing import Literal, TypeVar
 import msgspec
 
 from config.models import PolicyBounds
+from router.contract import ContractSpec, check_contract, notional_usd
 from router.events import SCHEMA_VERSION, ArmSafetyChange, ArmSafetyEvent, RouterEvent, ShadowDecision
 from router.policy import STATIC_ARM, RouterPolicy
 from tuner.arms import Arm, ArmGrid, arm_id_of
@@ -126,6 +127,9 @@ class SymbolTuner:
         Exploration budget, per-arm safety bounds and shadow monitor of this symbol.
     mode
         ``shadow`` (the champion acts) or ``live`` (this tuner's choices are routed).
+    contract
+        The symbol's contract spec (its ``strategy_config.json`` universe entry): the budget charges each
+        order its USD notional, which on inverse contracts is contracts x USD per contract, not qty x price.
     """
 
     def __init__(
@@ -142,13 +146,17 @@ class SymbolTuner:
         safety: ArmSafety,
         shadow: ShadowMonitor,
         mode: TunerMode,
+        contract: ContractSpec,
     ) -> None:
         if mode not in ("shadow", "live"):
             raise ValueError(f"mode must be 'shadow' or 'live', got {mode!r}")
         if shadow.symbol != policy.symbol:
             raise ValueError(f"shadow monitor of {shadow.symbol} given to the {policy.symbol} tuner")
         policy.validate(bounds)
+        check_contract(getattr(contract, "contract_type", None), getattr(contract, "contract_size", None),
+                       where=f"{policy.symbol} tuner")
         self.symbol = policy.symbol
+        self._contract = contract
         self._bounds = bounds
         self._learner = learner
         self._grid: ArmGrid = learner.grid
@@ -242,7 +250,8 @@ class SymbolTuner:
         if self._mode == "live":
             choosable = self._choosable()
             self._budget.charge(arm_id, self._exploit_reference(choosable),
-                                notional_usd=event.qty * event.arrival_mid, ts_ns=event.finished_ts_ns)
+                                notional_usd=notional_usd(self._contract, event.arrival_mid, event.qty),
+                                ts_ns=event.finished_ts_ns)
         else:
             self._shadow.add_event(event)
         reward = self._reward_filter.reward_from_event(event)
