@@ -254,6 +254,9 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
     issues.extend(ConfigIssue("tuner.json", f"$.deployment.shadow_symbols[{i}]",
                               f"{symbol} is not in strategy_config.json universe")
                   for i, symbol in enumerate(deployment.shadow_symbols) if symbol not in universe)
+    issues.extend(ConfigIssue("router.json", f"$.simulation.shadow_scenario.symbols[{i}]",
+                              f"{symbol} is not in strategy_config.json universe")
+                  for i, symbol in enumerate(router.simulation.shadow_scenario.symbols) if symbol not in universe)
     return issues
 
 

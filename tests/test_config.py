@@ -141,6 +141,12 @@ def test_every_problem_in_one_file_is_listed(config_dir: Path) -> None:
     assert "after_stop_minutes" in issues[2] and "restricted_symbols" in issues[3]
 
 
+def test_shadow_scenario_symbols_must_be_in_the_universe(config_dir: Path) -> None:
+    edit_config(config_dir, "router.json", lambda d: d["simulation"]["shadow_scenario"].update(symbols=["XRPUSDT"]))
+    assert config_issues(config_dir) == [
+        "router.json: $.simulation.shadow_scenario.symbols[0]: XRPUSDT is not in strategy_config.json universe"]
+
+
 def test_gate_estimator_must_be_computed_and_shadow_symbols_traded(config_dir: Path) -> None:
     def edit(d: dict) -> None:
         d["ope"]["estimators"] = ["ips", "snips"]
