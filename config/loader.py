@@ -291,6 +291,10 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
             issues.append(ConfigIssue("executor.json", f"$.instruments.{symbol}",
                                       f"the executor trades symbols under their venue name; {symbol} is "
                                       f"{entry.venue_symbol} at the venue"))
+        elif entry.contract_type == "inverse":
+            issues.append(ConfigIssue("executor.json", f"$.instruments.{symbol}",
+                                      f"{symbol} is an inverse contract: the executor sizes orders and books PnL "
+                                      f"for linear contracts only, so it refuses to trade it"))
     for symbol in executor.paper.synthetic:
         if symbol not in executor.instruments:
             issues.append(ConfigIssue("executor.json", f"$.paper.synthetic.{symbol}",

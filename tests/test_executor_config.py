@@ -27,6 +27,13 @@ def test_instrument_outside_the_universe_is_refused(config_dir: Path) -> None:
         "executor.json: $.instruments.DOGEUSDT: DOGEUSDT is not in strategy_config.json universe"]
 
 
+def test_inverse_instrument_is_refused_by_the_executor(config_dir: Path) -> None:
+    edit_config(config_dir, "executor.json",
+                lambda d: d["instruments"].update(BTCUSD_PERP={"tick_size": 0.1, "qty_step": 1.0}))
+    [issue] = config_issues(config_dir)
+    assert issue.startswith("executor.json: $.instruments.BTCUSD_PERP: BTCUSD_PERP is an inverse contract")
+
+
 def test_instrument_traded_under_another_venue_name_is_refused(config_dir: Path) -> None:
     edit_config(config_dir, "executor.json",
                 lambda d: d["instruments"].update(BTCUSDT_SPOT={"tick_size": 0.01, "qty_step": 0.0001}))
