@@ -234,7 +234,8 @@ class IntentStream(Model):
     Intents are spread evenly (with seeded jitter) over each tape after ``warmup_ms`` and before the
     last ``tail_ms``; each is routed on one of several venue replays ("lanes") started at different
     times, so that consecutive intents on one lane are at least ``lane_min_gap_ms`` apart (longer than
-    any route) and every policy sees the same arrival times.
+    any route) and every policy sees the same arrival times. An inverse contract's USD value (the unit
+    its intents are sized in) is the universe entry's ``contract_size``, nowhere else.
     """
 
     orders_per_symbol: PositiveInt
@@ -245,7 +246,6 @@ class IntentStream(Model):
     tail_ms: NonNegative
     lane_min_gap_ms: Annotated[float, msgspec.Meta(gt=0.0)]
     context_quotes: Annotated[int, msgspec.Meta(ge=3)]
-    inverse_contract_value_usd: dict[Symbol, PositiveUsd]
 
 
 class RulePolicyConfig(Model):

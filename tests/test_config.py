@@ -176,10 +176,22 @@ def test_coin_m_entry_must_be_inverse(config_dir: Path) -> None:
 
 
 def test_linear_market_cannot_be_inverse(config_dir: Path) -> None:
+    """Both checks speak: the market trades linear contracts, and the executor (which lists BTCUSDT) refuses
+    inverse ones."""
     edit_config(config_dir, "strategy_config.json", lambda d: d["universe"]["BTCUSDT"].update(contract_type="inverse"))
     assert config_issues(config_dir) == [
         "strategy_config.json: $.universe.BTCUSDT.contract_type: market 'usdm' trades linear contracts, "
-        "got 'inverse'"]
+        "got 'inverse'",
+        "executor.json: $.instruments.BTCUSDT: BTCUSDT is an inverse contract: the executor sizes orders and "
+        "books PnL for linear contracts only, so it refuses to trade it"]
+
+
+def test_router_json_has_no_second_home_for_contract_values(config_dir: Path) -> None:
+    """An inverse contract's USD value lives in the universe only (DESIGN rule 5): the old key is unknown."""
+    edit_config(config_dir, "router.json", lambda d: d["simulation"]["intents"].update(
+        inverse_contract_value_usd={"BTCUSD_PERP": 100.0}))
+    [issue] = config_issues(config_dir)
+    assert "router.json" in issue and "inverse_contract_value_usd" in issue
 
 
 @pytest.mark.parametrize("size", [0.0, -100.0, 2e6])
