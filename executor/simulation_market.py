@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from config.models import ConfigBundle, Market, SimFillModel, SimulationConfig
+from router.contract import ContractSpec
 from router.market.binance import discover, load_binance
 from router.market.synthetic import SyntheticMarketSpec, generate
 from router.market.tape import MarketTape
@@ -30,8 +31,8 @@ class SimMarket:
     """One instrument to simulate: its venue tables (under our symbol), market, quote and order-size facts.
 
     ``book`` is built once per market and shared by every venue that replays it; ``tape`` is its
-    read-only tape. ``contract_value_usd`` is set for inverse (COIN-M) contracts, whose quantities are
-    contract counts.
+    read-only tape. ``contract`` is the symbol's ``strategy_config.json`` universe entry, the one source
+    of what a quantity is worth (:func:`router.contract.notional_usd`).
     """
 
     symbol: str
@@ -39,12 +40,17 @@ class SimMarket:
     quote: str
     book: TapeBook
     qty_step: float
-    contract_value_usd: float | None
+    contract: ContractSpec
     source: str
 
     @property
     def tape(self) -> MarketTape:
         return self.book.tape
+
+    @property
+    def contract_value_usd(self) -> float | None:
+        """USD per contract on inverse (COIN-M) contracts, whose quantities are contract counts; else ``None``."""
+        return self.contract.contract_size if self.contract.contract_type == "inverse" else None
 
     def mid_at(self, ts_ns: np.ndarray) -> np.ndarray:
         """Mid price of the last quote at or before each time (the first quote before the tape starts)."""
@@ -64,16 +70,9 @@ def _our_symbol(config: ConfigBundle, venue_symbol: str, market: str) -> str:
 
 def _market(config: ConfigBundle, symbol: str, tape: MarketTape, source: str) -> SimMarket:
     entry = config.strategy.universe[symbol]
-    contracts = config.router.simulation.intents.inverse_contract_value_usd
-    contract_value = None
-    if entry.market == "cm":
-        if symbol not in contracts:
-            raise ValueError(f"{symbol} is an inverse contract: router.json simulation.intents."
-                             f"inverse_contract_value_usd needs its contract value")
-        contract_value = contracts[symbol]
     return SimMarket(symbol=symbol, market=entry.market, quote=entry.quote,
                      book=TapeBook(dataclasses.replace(tape, symbol=symbol)), qty_step=1.0 / tape.qty_scale,
-                     contract_value_usd=contract_value, source=source)
+                     contract=entry, source=source)
 
 
 def recorded_markets(config: ConfigBundle, data_dir: Path, symbols: Sequence[str] | None) -> list[SimMarket]:
@@ -120,7 +119,7 @@ def venue_config(config: ConfigBundle, market: SimMarket, *, seed: int) -> SimVe
     fill: SimFillModel = config.router.simulation.fill_model
     return SimVenueConfig(
         name=f"sim-{market.market}", maker_fee_bps=fees.maker_fee_bps, taker_fee_bps=fees.taker_fee_bps,
-        contracts={market.symbol: config.strategy.universe[market.symbol]},
+        contracts={market.symbol: market.contract},
         order_entry_latency_ms=sim.order_entry_latency_ms, cancel_latency_ms=sim.cancel_latency_ms,
         latency_jitter_ms=fill.latency_jitter_ms, queue_model=PowerProbQueue(power=fill.queue_power),
         no_depth_level_qty_ratio=fill.no_depth_level_qty_ratio, max_taker_walk_levels=fill.max_taker_walk_levels,

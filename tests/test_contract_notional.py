@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from config import load_config
+from config.models import ConfigBundle
 from executor.simulation_market import synthetic_markets, venue_config
 from router.contract import Contract, notional_usd, venue_contract
 from router.events import Fill
@@ -158,3 +159,27 @@ def test_tuner_refuses_a_bad_contract_spec() -> None:
     bad = msgspec.structs.replace(bundle, strategy=msgspec.structs.replace(bundle.strategy, universe=universe))
     with pytest.raises(ValueError, match="BTCUSD_PERP tuner: contract_size"):
         TunerService.from_config(bad, ["BTCUSD_PERP"], InMemoryPublisher())
+
+
+def _with_inverse_synthetic(contract_size: float) -> ConfigBundle:
+    """The default config with a synthetic BTCUSD_PERP market whose universe entry is ``contract_size`` USD."""
+    bundle = load_config()
+    universe = {**bundle.strategy.universe, "BTCUSD_PERP": msgspec.structs.replace(
+        bundle.strategy.universe["BTCUSD_PERP"], contract_size=contract_size)}
+    sim = bundle.router.simulation
+    synthetic = msgspec.structs.replace(sim.synthetic_market, symbols={"BTCUSD_PERP": 60_000.0})
+    router = msgspec.structs.replace(bundle.router, simulation=msgspec.structs.replace(sim, synthetic_market=synthetic))
+    return msgspec.structs.replace(bundle, router=router,
+                                   strategy=msgspec.structs.replace(bundle.strategy, universe=universe))
+
+
+@pytest.mark.parametrize("contract_size", [100.0, 50.0])
+def test_simulated_inverse_market_reads_its_contract_value_from_the_universe(contract_size: float) -> None:
+    """One source of truth (DESIGN rule 5): changing the universe's contract_size is all it takes."""
+    bundle = _with_inverse_synthetic(contract_size)
+    [btc] = synthetic_markets(bundle, ["BTCUSD_PERP"], seed=1)
+    assert btc.contract is bundle.strategy.universe["BTCUSD_PERP"]
+    assert btc.contract_value_usd == contract_size
+    assert venue_config(bundle, btc, seed=0).contracts["BTCUSD_PERP"].contract_size == contract_size
+    [eth] = synthetic_markets(load_config(), ["ETHUSDT"], seed=1)
+    assert eth.contract_value_usd is None  # linear quantities are base coin, not contracts
