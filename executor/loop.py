@@ -33,7 +33,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from config.models import ConfigBundle
+from config.models import ConfigBundle, ContractType
 from executor.adaptive import AdaptiveRouting, CatchUp
 from executor.adaptive_records import DecisionRecord, TunerHealth
 from executor.intents import IntentSource
@@ -57,6 +57,7 @@ from risk.context import RiskContext
 from risk.exposure import is_reducing
 from risk.screener import MarketView, would_emit
 from risk.sizer import suggest_gross_usd
+from router.contract import ContractSpec, notional_usd, venue_contract
 from router.events import Intent, RouterEvent, TradeRecord, VetoReason
 from router.policy import RouterPolicy
 from router.route import route
@@ -66,6 +67,8 @@ from router.venue import TopOfBook, Venue, VenueError
 logger = logging.getLogger(__name__)
 
 PolicyFor = Callable[[str], RouterPolicy]
+LINEAR_SIZED: tuple[ContractType, ...] = ("linear", "spot")
+"""Contract types whose quantity the executor sizes as gross USD over the unit's USD value."""
 
 
 class ExecutorHalted(RuntimeError):
@@ -197,6 +200,7 @@ class Executor:
         event = settled_event(order=order, policy=RouterPolicy(**submission.policy), arrival=arrival,
                               arrival_ts_ns=submission.arrival_ts_ns, states=settlement.states,
                               finished_ts_ns=self.venue.clock.now_ns(), routed=None,
+                              contract=venue_contract(self.venue, intent.symbol),
                               note=(f"recovered_after_restart: {len(settlement.states)} orders found, "
                                     f"{settlement.cancelled} cancelled; route counters unknown"))
         self._finish_routed(intent, event, submission.suggested_gross_usd, submission.clamped_gross_usd,
@@ -286,12 +290,13 @@ class Executor:
         if decision.veto:
             return self._veto(intent, decision.reasons, {"stage": "check_order", **decision.detail}, now_ns,
                               size.gross_usd)
-        qty = self._order_qty(intent, size.gross_usd, book, ctx, instrument.qty_step)
+        contract = self.config.strategy.universe[intent.symbol]
+        qty = self._order_qty(intent, size.gross_usd, book, ctx, instrument.qty_step, contract)
         if qty < instrument.qty_step:
             return self._veto(intent, (reason("qty_below_lot_step", instrument.qty_step, qty,
                                               f"executor.instruments.{intent.symbol}.qty_step"),),
                               {"stage": "lot", "gross_usd": size.gross_usd}, now_ns, size.gross_usd)
-        quote = self.config.strategy.universe[intent.symbol].quote
+        quote = contract.quote
         try:
             order = self._route_order(intent, qty, quote, instrument.tick_size, instrument.qty_step)
         except RouteRefused as exc:
@@ -307,7 +312,7 @@ class Executor:
                 return self._veto(intent, (reason("decision_context_unavailable", None, None, str(exc)),),
                                   {"stage": "tuner"}, now_ns, size.gross_usd)
         self.policies[intent.symbol] = policy
-        clamped_usd = qty * book.mid
+        clamped_usd = notional_usd(contract, book.mid, qty)
         self.store.record_submission(Submission(
             intent=intent, qty=qty, suggested_gross_usd=size.gross_usd, clamped_gross_usd=clamped_usd, quote=quote,
             tick_size=instrument.tick_size, qty_step=instrument.qty_step, policy=asdict(policy),
@@ -340,6 +345,7 @@ class Executor:
                             ask_qty=0.0, ts_ns=event.arrival_ts_ns)
         return settled_event(order=order, policy=policy, arrival=arrival, arrival_ts_ns=event.arrival_ts_ns,
                              states=settlement.states, finished_ts_ns=self.venue.clock.now_ns(), routed=event,
+                             contract=venue_contract(self.venue, order.symbol),
                              note=f"settled: {len(settlement.states)} orders found, {settlement.cancelled} cancelled")
 
     def _finish_routed(self, intent: Intent, event: RouterEvent, suggested_usd: float, clamped_usd: float,
@@ -375,14 +381,23 @@ class Executor:
         return trade
 
     def _order_qty(self, intent: Intent, gross_usd: float, book: TopOfBook, ctx: RiskContext,
-                   qty_step: float) -> float:
-        """Quantity for ``gross_usd`` at the mid on the lot grid; a reducing order never exceeds its leg."""
+                   qty_step: float, contract: ContractSpec) -> float:
+        """Quantity for ``gross_usd`` at the mid on the lot grid; a reducing order never exceeds its leg.
+
+        Linear and spot only: one unit of quantity is worth ``notional_usd(contract, mid, 1)`` USD (the mid
+        on a contract of one base unit). The executor's positions and PnL are linear too, which is why the
+        config refuses inverse instruments for it (``config.loader``); an inverse spec here is a bug.
+        """
+        if contract.contract_type not in LINEAR_SIZED:
+            raise ValueError(f"{intent.symbol}: the executor sizes {LINEAR_SIZED} contracts only, got "
+                             f"{contract.contract_type!r} (the config must refuse it)")
+        unit_usd = notional_usd(contract, book.mid, 1.0)
         leg = ctx.leg(intent.position_side)
         if is_reducing(intent) and leg is not None:
             if intent.close_position:
                 return abs(leg.qty)
-            return min(floor_qty(gross_usd / book.mid, qty_step), floor_qty(abs(leg.qty), qty_step))
-        return floor_qty(gross_usd / book.mid, qty_step)
+            return min(floor_qty(gross_usd / unit_usd, qty_step), floor_qty(abs(leg.qty), qty_step))
+        return floor_qty(gross_usd / unit_usd, qty_step)
 
     def _route_order(self, intent: Intent, qty: float, quote: str, tick_size: float, qty_step: float) -> RouteOrder:
         return RouteOrder.from_intent(intent, qty=qty, quote=quote, tick_size=tick_size, qty_step=qty_step)

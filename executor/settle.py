@@ -113,15 +113,14 @@ def settle_orders(venue: Venue, *, symbol: str, intent_id: str, probe_gap_legs: 
 
 def settled_event(*, order: RouteOrder, policy: RouterPolicy, arrival: TopOfBook, arrival_ts_ns: int,
                   states: tuple[OrderState, ...], finished_ts_ns: int, note: str,
-                  routed: RouterEvent | None, contract: ContractSpec | None = None) -> RouterEvent:
+                  routed: RouterEvent | None, contract: ContractSpec) -> RouterEvent:
     """The intent's RouterEvent from every leg's final state (fills once each by trade id).
 
     ``routed`` is the router's own event when the route returned (its counters and flags are kept and
     its fills are a subset of the legs' fills); ``None`` after a crash, when only the venue's states are
     known: then ``started_maker`` and the counters are unknown and left false/zero, and ``note`` says so.
-    ``contract``: the venue's contract spec (``router.contract.venue_contract``), needed for a correct
-    ``fees_bps`` on inverse contracts; ``None`` takes quantities as base-coin units, as before the spec
-    existed (the live loop does not pass it yet).
+    ``contract``: the venue's contract spec (``router.contract.venue_contract``), the route's own: the
+    event's ``fees_bps`` divides the fees by the fills' USD notional under it.
     """
     ledger = RouteLedger(order=order, arrival=arrival, arrival_ts_ns=arrival_ts_ns, contract=contract)
     if routed is not None:

@@ -10,15 +10,16 @@ Formulas (``contract_size`` from ``strategy_config.json`` universe):
   base coin, usually 1.0, so ``qty * price``);
 * ``inverse`` (COIN-M): ``qty * contract_size`` (contracts times USD per contract), whatever the price.
 
-Lives in ``router/`` (not ``features/``) because the simulated venue needs it for fees and ``router``
-must not import the layers that read its events.
+Every venue states the spec of each symbol it trades (``Venue.contract``); the router asks it through
+:func:`venue_contract`, which refuses a venue that cannot say. Lives in ``router/`` (not ``features/``)
+because the venues need it for fees and ``router`` must not import the layers that read its events.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Protocol, get_args, runtime_checkable
+from typing import Protocol, get_args
 
 from config.models import ContractType
 
@@ -98,18 +99,20 @@ def contract_of(contracts: Mapping[str, ContractSpec], symbol: str) -> ContractS
         raise KeyError(f"no contract spec for {symbol!r}; known: {sorted(contracts)}") from None
 
 
-@runtime_checkable
-class StatesContracts(Protocol):
-    """A venue that states each symbol's contract spec (the simulated venue does, from its config)."""
+def venue_contract(venue: object, symbol: str) -> ContractSpec:
+    """``symbol``'s contract spec as ``venue`` states it (``Venue.contract``), validated.
 
-    def contract(self, symbol: str) -> ContractSpec: ...
-
-
-def venue_contract(venue: object, symbol: str) -> ContractSpec | None:
-    """``symbol``'s spec if ``venue`` states contract specs, else ``None``.
-
-    ``None`` means the venue does not say: quantities are taken as base-coin units (linear/spot), which is
-    what every venue without :class:`StatesContracts` trades today (the ccxt venue's COIN-M support would
-    add ``contract(symbol)`` from the exchange's market info).
+    There is no default: a venue that cannot say what a quantity is worth is an error, never a silent
+    linear guess (a COIN-M quantity taken as base coin misstates every fee ratio and notional by the
+    contract value over the price). Raises ``TypeError`` for an object without ``contract(symbol)`` and
+    ``ValueError`` for a spec that is not one; the venue's own errors (unknown symbol, unsupported
+    market) propagate.
     """
-    return venue.contract(symbol) if isinstance(venue, StatesContracts) else None
+    stated_by = getattr(venue, "contract", None)
+    if not callable(stated_by):
+        raise TypeError(f"venue {getattr(venue, 'name', venue)!r} does not state contract specs "
+                        f"(Venue.contract(symbol)): refusing to guess what a {symbol} quantity is worth")
+    spec = stated_by(symbol)
+    check_contract(getattr(spec, "contract_type", None), getattr(spec, "contract_size", None),
+                   where=f"venue {getattr(venue, 'name', venue)!r} contract({symbol!r})")
+    return spec

@@ -29,8 +29,10 @@ touch, bounded) -> wait up to the TTL polling the order -> cancel and re-price t
   resolved by fetching its client order id before anything else; only an order the venue does not know is
   sent again, under a new id (an id never names two orders).
   ``InsufficientMargin``/``BelowMinNotional`` and other refusals end the route with ``error`` set and outcome
-  ``rejected`` (``partial`` when something already filled). Input errors raise ``RouteRefused`` and a failed
-  arrival-touch read raises the venue error: in both cases nothing was sent.
+  ``rejected`` (``partial`` when something already filled). Input errors raise ``RouteRefused``; a venue
+  that cannot state the symbol's contract spec (``Venue.contract``) raises its error (or ``TypeError`` /
+  ``ValueError`` from :func:`~router.contract.venue_contract`), and a failed arrival-touch read raises the
+  venue error: in every case nothing was sent.
 """
 
 from __future__ import annotations
@@ -98,7 +100,8 @@ def route(order: RouteOrder, policy: RouterPolicy, venue: Venue, *, rng: np.rand
     >>> from config.loader import load_config
     >>> from router.route_scripted import Quote, ScriptedFill, ScriptedVenue
     >>> router = load_config().router
-    >>> venue = ScriptedVenue("BTCUSDT", [Quote(0, 100.00, 100.10, 5.0, 5.0)],
+    >>> from router.contract import Contract
+    >>> venue = ScriptedVenue("BTCUSDT", [Quote(0, 100.00, 100.10, 5.0, 5.0)], contract=Contract("linear", 1.0),
     ...     fills=[ScriptedFill(300_000_000, 0.5)], faults=[], maker_fee_bps=2.0, taker_fee_bps=5.0,
     ...     entry_latency_ns=10_000_000, cancel_latency_ns=10_000_000)
     >>> order = RouteOrder(intent_id="i1", symbol="BTCUSDT", side="buy", qty=1.0, reduce_only=False,
@@ -145,10 +148,10 @@ class _Route:
         self.legs = 0
 
     def run(self, rng: np.random.Generator) -> RouterEvent:
+        contract = venue_contract(self.venue, self.order.symbol)
         arrival_ts_ns = self.clock.now_ns()
         touch = self._retrying(lambda: self.venue.top_of_book(self.order.symbol), idempotent=True)
-        self.ledger = RouteLedger(order=self.order, arrival=touch, arrival_ts_ns=arrival_ts_ns,
-                                  contract=venue_contract(self.venue, self.order.symbol))
+        self.ledger = RouteLedger(order=self.order, arrival=touch, arrival_ts_ns=arrival_ts_ns, contract=contract)
         try:
             start = self._decide(touch, rng)
             if start == "maker":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from router.contract import ContractSpec, notional_usd
+from router.contract import ContractSpec, check_contract, notional_usd
 from router.events import SCHEMA_VERSION, Fill, Outcome, RoutedAs, RouterEvent
 from router.policy import RouterPolicy
 from router.route_order import RouteOrder, floor_qty
@@ -21,15 +21,15 @@ from router.venue import OrderState, TopOfBook
 class RouteLedger:
     """Everything a route has seen and done, in order; turned into one ``RouterEvent`` at the end.
 
-    ``contract`` is the instrument's contract spec when the venue states it: ``fees_bps`` is the fills'
-    fees over their USD notional (:func:`~router.contract.notional_usd`), so it stays a ratio on inverse
-    contracts, whose ``price * qty`` is not a notional. ``None``: quantities are base-coin units.
+    ``contract`` is the instrument's contract spec as the venue states it (required, validated):
+    ``fees_bps`` is the fills' fees over their USD notional (:func:`~router.contract.notional_usd`), so it
+    stays a ratio on inverse contracts, whose ``price * qty`` is not a notional.
     """
 
     order: RouteOrder
     arrival: TopOfBook
     arrival_ts_ns: int
-    contract: ContractSpec | None
+    contract: ContractSpec
     fills: list[Fill] = field(default_factory=list)
     reprice_count: int = 0
     cancel_count: int = 0
@@ -41,6 +41,10 @@ class RouteLedger:
     rejected: bool = False
     _trade_ids: set[str] = field(default_factory=set)
     _filled_by_order: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_contract(getattr(self.contract, "contract_type", None), getattr(self.contract, "contract_size", None),
+                       where=f"RouteLedger({self.order.symbol}).contract")
 
     def observe(self, state: OrderState) -> None:
         """Record an order state: new fills once each, and the order's filled quantity (never lowered)."""
@@ -84,8 +88,7 @@ class RouteLedger:
             avg_price = notional / filled_qty
             sign = 1.0 if order.side == "buy" else -1.0
             slippage_bps = sign * (avg_price - arrival.mid) / arrival.mid * 1e4
-            fee_base_usd = notional if self.contract is None else math.fsum(
-                notional_usd(self.contract, f.price, f.qty) for f in fills)
+            fee_base_usd = math.fsum(notional_usd(self.contract, f.price, f.qty) for f in fills)
             fees_bps = sum(f.fee_usd for f in fills) / fee_base_usd * 1e4
             cost_bps = slippage_bps + fees_bps
             time_to_fill_ms = (max(f.ts_ns for f in fills) - self.arrival_ts_ns) / 1e6

@@ -5,7 +5,8 @@ the touch is at each instant, when a resting order gets filled, and which call f
 deliberately simple (no queue model; that is the simulated venue's job): a post-only order that would
 cross at arrival is rejected, a marketable limit takes the far touch up to its size, an IOC or market
 order expires what the touch did not fill, a resting (GTC) order fills fully when a later touch trades
-through it and partially when a ``ScriptedFill`` says so.
+through it and partially when a ``ScriptedFill`` says so. Fees are charged on the USD notional of the
+contract spec the test gives (:func:`router.contract.notional_usd`), as the simulated venue does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from router.contract import ContractSpec, check_contract, notional_usd
 from router.events import Fill, Liquidity
 from router.venue import (
     OrderNotFound,
@@ -104,18 +106,25 @@ class ScriptedVenue:
 
     Examples
     --------
-    >>> venue = ScriptedVenue("BTCUSDT", [Quote(0, 100.0, 100.1, 5.0, 5.0)], fills=[], faults=[],
-    ...                       maker_fee_bps=2.0, taker_fee_bps=5.0, entry_latency_ns=0, cancel_latency_ns=0)
+    >>> from router.contract import Contract
+    >>> venue = ScriptedVenue("BTCUSDT", [Quote(0, 100.0, 100.1, 5.0, 5.0)], contract=Contract("linear", 1.0),
+    ...                       fills=[], faults=[], maker_fee_bps=2.0, taker_fee_bps=5.0, entry_latency_ns=0,
+    ...                       cancel_latency_ns=0)
     >>> venue.top_of_book("BTCUSDT").mid
     100.05
+    >>> venue.contract("BTCUSDT")
+    Contract('linear', 1.0)
     """
 
     name = "scripted"
 
-    def __init__(self, symbol: str, quotes: Iterable[Quote], *, fills: Iterable[ScriptedFill],
+    def __init__(self, symbol: str, quotes: Iterable[Quote], *, contract: ContractSpec, fills: Iterable[ScriptedFill],
                  faults: Iterable[Fault], maker_fee_bps: float, taker_fee_bps: float, entry_latency_ns: int,
                  cancel_latency_ns: int, start_ns: int = 0) -> None:
+        check_contract(getattr(contract, "contract_type", None), getattr(contract, "contract_size", None),
+                       where=f"ScriptedVenue({symbol}) contract")
         self.symbol = symbol
+        self._contract = contract
         self._quotes = sorted(quotes, key=lambda q: q.ts_ns)
         if not self._quotes:
             raise ValueError("ScriptedVenue needs at least one quote")
@@ -135,6 +144,11 @@ class ScriptedVenue:
         return self._clock
 
     # --- protocol ---------------------------------------------------------------------------------
+
+    def contract(self, symbol: str) -> ContractSpec:
+        """The spec given at construction; fees are charged on its USD notional."""
+        self._check_symbol(symbol)
+        return self._contract
 
     def top_of_book(self, symbol: str) -> TopOfBook:
         self._check_symbol(symbol)
@@ -228,8 +242,9 @@ class ScriptedVenue:
             return
         self._trade_seq += 1
         fee_bps = self.maker_fee_bps if liquidity == "maker" else self.taker_fee_bps
+        fee_usd = notional_usd(self._contract, price, qty) * fee_bps / 1e4
         order.fills.append(Fill(trade_id=f"T{self._trade_seq}", client_order_id=order.request.client_order_id,
-                                price=price, qty=qty, fee_usd=price * qty * fee_bps / 1e4, liquidity=liquidity,
+                                price=price, qty=qty, fee_usd=fee_usd, liquidity=liquidity,
                                 ts_ns=self._clock.now_ns() if ts_ns is None else ts_ns))
         order.status = "filled" if math.isclose(order.left_qty, 0.0, abs_tol=1e-12) else "partially_filled"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from router.contract import ContractSpec
 from router.events import Fill, PositionSide, Side
 
 OrderType = Literal["limit", "market"]
@@ -152,12 +153,20 @@ class Clock(Protocol):
 
 
 class Venue(Protocol):
-    """What the router needs of a market: the touch, orders, cancels and order status."""
+    """What the router needs of a market: what a quantity is worth, the touch, orders, cancels, status."""
 
     name: str
 
     @property
     def clock(self) -> Clock: ...
+
+    def contract(self, symbol: str) -> ContractSpec:
+        """The contract spec ``symbol`` trades under (linear/spot: base units, inverse: USD contracts).
+
+        Required: fees in bps and every USD notional derive from it (``router.contract.notional_usd``);
+        a venue that cannot say raises rather than let a quantity pass for base coin.
+        """
+        ...
 
     def top_of_book(self, symbol: str) -> TopOfBook: ...
 

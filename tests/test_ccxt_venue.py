@@ -6,10 +6,12 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 
+import ccxt
 import numpy as np
 import pytest
 
 from config.loader import load_config
+from router.contract import Contract, notional_usd, venue_contract
 from router.policy import RouterPolicy
 from router.route import route
 from router.route_order import RouteOrder, RouteSettings
@@ -26,7 +28,7 @@ from router.venue import (
     VenueTimeout,
 )
 from router.venues.ccxt_config import ApiCredentials, CcxtVenueConfig
-from router.venues.ccxt_parse import position_amounts
+from router.venues.ccxt_parse import contract_of_market, position_amounts
 from router.venues.ccxt_quirks import quirks_for
 from router.venues.ccxt_venue import CcxtVenue
 from tests.fakes.binance_usdm import ErrorReply, FakeBinanceUsdm, RateLimitReply, Stall
@@ -684,3 +686,54 @@ def test_a_leg_reported_twice_is_an_error() -> None:
         position_amounts([row, row], "BTCUSDT", "BTC/USDT:USDT", True)
     other = {**row, "symbol": "BNB/USDT:USDT"}
     assert position_amounts([row, other], "BTCUSDT", "BTC/USDT:USDT", True) == {"LONG": 0.0, "SHORT": -0.002}
+
+
+# ----- contract specs --------------------------------------------------------------------------------
+def test_venue_states_usdm_symbols_as_linear_contracts_of_one_base_unit(
+    fake: FakeBinanceUsdm, venue: CcxtVenue
+) -> None:
+    """USDⓈ-M exchangeInfo publishes no contractSize and margins in the quote: ccxt reads linear, size 1."""
+    for symbol in ("BTCUSDT", "BTCUSDC", "BNBUSDT"):
+        assert venue.contract(symbol) == Contract("linear", 1.0)
+    assert venue_contract(venue, "BTCUSDT") == Contract("linear", 1.0)
+    with pytest.raises(ValueError, match="unknown symbol 'ETHUSD_PERP'"):
+        venue.contract("ETHUSD_PERP")
+
+
+def _coin_m_entry(fake: FakeBinanceUsdm) -> dict[str, object]:
+    """A COIN-M (``/dapi``) exchangeInfo entry: quoted in USD, margined in BTC, 100 USD per contract."""
+    [usdm] = [s for s in fake._exchange_info()["symbols"] if s["symbol"] == "BTCUSDT"]
+    return {**usdm, "symbol": "BTCUSD_PERP", "pair": "BTCUSD", "quoteAsset": "USD", "marginAsset": "BTC",
+            "contractSize": 100}
+
+
+def test_coin_m_market_parsed_by_ccxt_is_an_inverse_contract_of_its_size(fake: FakeBinanceUsdm) -> None:
+    market = ccxt.binancecoinm().parse_market(_coin_m_entry(fake))
+    assert contract_of_market(market) == Contract("inverse", 100.0)
+    assert notional_usd(contract_of_market(market), price=60_000.0, qty=3) == 300.0
+
+
+def test_spot_market_parsed_by_ccxt_is_spot_of_one_base_unit() -> None:
+    client = ccxt.binance()
+    client.options.update(crossMarginPairsData=[], isolatedMarginPairsData=[])
+    market = client.parse_market({"symbol": "BTCUSDT", "status": "TRADING", "baseAsset": "BTC", "quoteAsset": "USDT",
+                                  "baseAssetPrecision": 8, "quotePrecision": 8, "filters": [], "permissions": [],
+                                  "permissionSets": [["SPOT"]], "isMarginTradingAllowed": False})
+    assert contract_of_market(market) == Contract("spot", 1.0)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"contractSize": None}, "no contractSize"),
+        ({"type": "option", "option": True}, "neither spot nor"),
+        ({"contract": False}, "neither spot nor"),
+        ({"linear": False, "inverse": False, "settle": "ETH"}, "neither its quote"),
+    ],
+)
+def test_markets_without_a_usable_contract_spec_are_venue_errors(
+    fake: FakeBinanceUsdm, change: dict[str, object], message: str
+) -> None:
+    market = {**ccxt.binancecoinm().parse_market(_coin_m_entry(fake)), **change}
+    with pytest.raises(VenueError, match=message):
+        contract_of_market(market)

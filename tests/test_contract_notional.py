@@ -99,8 +99,8 @@ def test_route_fees_bps_stays_the_fee_rate_on_inverse_contracts() -> None:
     assert fees_bps == pytest.approx(5.0)
     slippage_bps = (60_010.0 * 2 + 60_020.0) / 3 / 60_000.0 * 1e4 - 1e4
     assert cost_bps == pytest.approx(slippage_bps + 5.0)
-    wrong_fees_bps, _ = _ledger_event(None, fills)  # a USD fee over price x contracts is no ratio
-    assert wrong_fees_bps == pytest.approx(5.0 * 100 / 60_013.3, rel=1e-3)
+    with pytest.raises(ValueError, match="contract_type"):  # no spec, no silent price x contracts guess
+        _ledger_event(None, fills)
 
 
 def test_routed_cost_bps_on_coin_m_is_unchanged_by_the_usd_fee() -> None:

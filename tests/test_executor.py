@@ -13,6 +13,7 @@ from executor.intents import JsonlIntentSource, QueueIntentSource
 from risk.checks import RiskDecision, check_order
 from risk.context import RiskContext
 from router.codec import to_json
+from router.contract import ContractSpec
 from router.events import Intent, TradeRecord
 from router.venue import OrderRequest, OrderState
 from tests.test_executor_support import T0_NS, build_executor, executor_config, intent, make_paper_venue
@@ -29,6 +30,9 @@ class SpyVenue:
     @property
     def clock(self):
         return self.inner.clock
+
+    def contract(self, symbol: str) -> ContractSpec:
+        return self.inner.contract(symbol)
 
     def place_order(self, request: OrderRequest) -> OrderState:
         self.placed.append(request)

@@ -19,6 +19,7 @@ from executor.adaptive_health import render_tuner_health
 from executor.adaptive_records import ExcludedArm, TunerHealth, TunerSymbolHealth
 from executor.alerts import evaluate_tuner_alerts
 from executor.store import ExecutorStore
+from router.contract import ContractSpec
 from router.events import RouterEvent
 from router.venue import OrderRequest, OrderState
 from tests.test_executor_support import build_executor, make_paper_venue
@@ -41,6 +42,9 @@ class RecordingVenue:
     @property
     def clock(self) -> Any:
         return self.inner.clock
+
+    def contract(self, symbol: str) -> ContractSpec:
+        return self.inner.contract(symbol)
 
     def place_order(self, request: OrderRequest) -> OrderState:
         self.placed.append(request)

@@ -154,7 +154,8 @@ def test_rollback_reaches_the_router_within_one_decision(store: str, capsys: pyt
                                          rate_limit_backoff_ms=50.0)
 
     def one_order(i: int) -> RouterEvent:
-        venue = ScriptedVenue("ETHUSDT", [Quote(0, 100.0, 100.1, 5.0, 5.0)], fills=[], faults=[],
+        venue = ScriptedVenue("ETHUSDT", [Quote(0, 100.0, 100.1, 5.0, 5.0)],
+                              contract=BUNDLE.strategy.universe["ETHUSDT"], fills=[], faults=[],
                               maker_fee_bps=-0.5, taker_fee_bps=4.0, entry_latency_ns=0, cancel_latency_ns=0)
         order = RouteOrder(intent_id=f"r{i}", symbol="ETHUSDT", side="buy", qty=1.0, reduce_only=False,
                            close_position=False, position_side="LONG", quote="USDT", tick_size=0.01, qty_step=0.001)

@@ -13,14 +13,17 @@ import pytest
 from config.loader import load_config
 from config.models import RouterConfig
 from router.codec import from_json, to_json
+from router.contract import Contract, ContractSpec
 from router.events import Intent, PositionSide, RouterEvent, Side
 from router.policy import RouterPolicy
 from router.route import maker_price, route, taker_limit_price
+from router.route_ledger import RouteLedger
 from router.route_order import RouteOrder, RouteRefused, RouteSettings, client_order_id
-from router.route_scripted import Fault, Quote, ScriptedFill, ScriptedVenue
+from router.route_scripted import Fault, Quote, ScriptedClock, ScriptedFill, ScriptedVenue
 from router.venue import (
     BelowMinNotional,
     InsufficientMargin,
+    OrderNotFound,
     OrderRequest,
     OrderState,
     RateLimited,
@@ -33,6 +36,7 @@ from router.venue import (
 MS = 1_000_000
 LATENCY_NS = 10 * MS
 BASE_QUOTE = Quote(0, 100.00, 100.10, 5.0, 5.0)
+LINEAR = Contract("linear", 1.0)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +65,7 @@ def order(symbol: str = "BTCUSDT", side: Side = "buy", qty: float = 1.0, *, redu
 
 def venue(quotes: list[Quote] | None = None, fills: list[ScriptedFill] | None = None,
           faults: list[Fault] | None = None, symbol: str = "BTCUSDT") -> ScriptedVenue:
-    return ScriptedVenue(symbol, quotes or [BASE_QUOTE], fills=fills or [], faults=faults or [],
+    return ScriptedVenue(symbol, quotes or [BASE_QUOTE], contract=LINEAR, fills=fills or [], faults=faults or [],
                          maker_fee_bps=2.0, taker_fee_bps=5.0, entry_latency_ns=LATENCY_NS,
                          cancel_latency_ns=LATENCY_NS)
 
@@ -193,8 +197,9 @@ class _DuplicatingVenue(ScriptedVenue):
 
 
 def test_duplicate_fill_reports_are_counted_once(router_config: RouterConfig) -> None:
-    v = _DuplicatingVenue("BTCUSDT", [BASE_QUOTE], fills=[ScriptedFill(150 * MS, 0.4), ScriptedFill(400 * MS, 0.6)],
-                          faults=[], maker_fee_bps=2.0, taker_fee_bps=5.0, entry_latency_ns=LATENCY_NS,
+    v = _DuplicatingVenue("BTCUSDT", [BASE_QUOTE], contract=LINEAR,
+                          fills=[ScriptedFill(150 * MS, 0.4), ScriptedFill(400 * MS, 0.6)], faults=[],
+                          maker_fee_bps=2.0, taker_fee_bps=5.0, entry_latency_ns=LATENCY_NS,
                           cancel_latency_ns=LATENCY_NS)
     event = run(router_config, v)
     assert [f.trade_id for f in event.fills] == ["T1", "T2"] and event.filled_qty == pytest.approx(1.0)
@@ -401,8 +406,8 @@ class _AckFirstVenue(ScriptedVenue):
 @pytest.mark.parametrize(("acks", "cancels"), [(0, 0), (1, 0), (5, 1)])
 def test_an_acknowledged_ioc_is_polled_to_its_end_and_cancelled_only_if_it_lingers(
         router_config: RouterConfig, acks: int, cancels: int) -> None:
-    v = _AckFirstVenue("BTCUSDT", [BASE_QUOTE], fills=[], faults=[], maker_fee_bps=2.0, taker_fee_bps=5.0,
-                       entry_latency_ns=LATENCY_NS, cancel_latency_ns=LATENCY_NS, acks=acks)
+    v = _AckFirstVenue("BTCUSDT", [BASE_QUOTE], contract=LINEAR, fills=[], faults=[], maker_fee_bps=2.0,
+                       taker_fee_bps=5.0, entry_latency_ns=LATENCY_NS, cancel_latency_ns=LATENCY_NS, acks=acks)
     event = run(router_config, v, policy(router_config, taker_bias=1.0))
     (taker,) = v.requests
     assert len(v.cancels) == cancels == event.cancel_count
@@ -516,8 +521,9 @@ class _GtxExpiringVenue(ScriptedVenue):
 
 def test_expired_post_only_counts_as_a_rejection(router_config: RouterConfig) -> None:
     quotes = [BASE_QUOTE, Quote(5 * MS, 99.90, 99.98, 5.0, 5.0)]
-    v = _GtxExpiringVenue("BTCUSDT", quotes, fills=[ScriptedFill(300 * MS, 1.0)], faults=[], maker_fee_bps=2.0,
-                          taker_fee_bps=5.0, entry_latency_ns=LATENCY_NS, cancel_latency_ns=LATENCY_NS)
+    v = _GtxExpiringVenue("BTCUSDT", quotes, contract=LINEAR, fills=[ScriptedFill(300 * MS, 1.0)], faults=[],
+                          maker_fee_bps=2.0, taker_fee_bps=5.0, entry_latency_ns=LATENCY_NS,
+                          cancel_latency_ns=LATENCY_NS)
     event = run(router_config, v)
     assert event.post_only_reject_count == 1 and event.outcome == "filled" and len(v.requests) == 2
 
@@ -559,3 +565,75 @@ def test_route_order_from_intent_keeps_the_intent_flags() -> None:
     assert (built.intent_id, built.symbol, built.side, built.qty, built.reduce_only, built.close_position,
             built.position_side, built.quote, built.is_close) == (
         "x7", "BTCUSDC", "sell", 0.25, True, False, "LONG", "USDC", True)
+
+
+# --- contract specs: every venue states one, the router refuses a venue that cannot -----------------
+
+class _NoContractVenue:
+    """A venue that implements everything but ``contract``: the router must refuse it, not guess linear."""
+
+    def __init__(self, inner: ScriptedVenue) -> None:
+        self.inner, self.name = inner, "no-contract"
+
+    @property
+    def clock(self) -> ScriptedClock:
+        return self.inner.clock
+
+    def top_of_book(self, symbol: str) -> TopOfBook:
+        return self.inner.top_of_book(symbol)
+
+    def place_order(self, request: OrderRequest) -> OrderState:
+        return self.inner.place_order(request)
+
+
+_RawSpec = dataclasses.make_dataclass("_RawSpec", ["contract_type", "contract_size"])
+"""A spec-shaped record that skips :class:`Contract`'s validation, to hand venues bad specs."""
+
+
+class _BadContractVenue(ScriptedVenue):
+    """States a spec that is none (an unknown type)."""
+
+    def contract(self, symbol: str) -> ContractSpec:
+        return _RawSpec("quanto", 1.0)
+
+
+def test_route_refuses_a_venue_that_states_no_contract_and_sends_nothing(router_config: RouterConfig) -> None:
+    inner = venue()
+    with pytest.raises(TypeError, match="does not state contract specs"):
+        run(router_config, _NoContractVenue(inner))  # type: ignore[arg-type]
+    assert inner.requests == []
+
+
+def test_route_refuses_a_venue_that_states_an_invalid_contract(router_config: RouterConfig) -> None:
+    v = _BadContractVenue("BTCUSDT", [BASE_QUOTE], contract=LINEAR, fills=[], faults=[], maker_fee_bps=2.0,
+                          taker_fee_bps=5.0, entry_latency_ns=LATENCY_NS, cancel_latency_ns=LATENCY_NS)
+    with pytest.raises(ValueError, match=r"contract\('BTCUSDT'\).*contract_type"):
+        run(router_config, v)
+    assert v.requests == []
+
+
+def test_ledger_refuses_a_missing_contract() -> None:
+    touch = TopOfBook(symbol="BTCUSDT", bid=100.0, bid_qty=1.0, ask=100.1, ask_qty=1.0, ts_ns=0)
+    with pytest.raises(ValueError, match=r"RouteLedger\(BTCUSDT\).contract: contract_type"):
+        RouteLedger(order=order(), arrival=touch, arrival_ts_ns=0, contract=None)  # type: ignore[arg-type]
+
+
+def test_scripted_venue_states_its_contract_and_refuses_a_bad_one() -> None:
+    assert venue().contract("BTCUSDT") is LINEAR
+    with pytest.raises(OrderNotFound):
+        venue().contract("ETHUSDT")
+    with pytest.raises(ValueError, match="ScriptedVenue\\(BTCUSDT\\) contract: contract_size"):
+        ScriptedVenue("BTCUSDT", [BASE_QUOTE], contract=_RawSpec("linear", 0.0), fills=[], faults=[],
+                      maker_fee_bps=2.0, taker_fee_bps=5.0, entry_latency_ns=0, cancel_latency_ns=0)
+
+
+def test_inverse_scripted_route_charges_fees_on_contract_notional(router_config: RouterConfig) -> None:
+    """3 BTCUSD_PERP contracts of 100 USD crossed at 60,001: fee 3 x 100 x 5 bps = 0.15 USD, fees_bps 5."""
+    quote = Quote(0, 60_000.0, 60_001.0, 50.0, 50.0)
+    v = ScriptedVenue("BTCUSD_PERP", [quote], contract=Contract("inverse", 100.0), fills=[], faults=[],
+                      maker_fee_bps=2.0, taker_fee_bps=5.0, entry_latency_ns=LATENCY_NS, cancel_latency_ns=LATENCY_NS)
+    o = dataclasses.replace(order("BTCUSD_PERP", qty=3.0, quote="USD"), qty_step=1.0)
+    event = run(router_config, v, policy(router_config, "BTCUSD_PERP", taker_bias=1.0), o)
+    assert event.routed_as == "taker" and event.filled_qty == 3.0
+    assert sum(f.fee_usd for f in event.fills) == pytest.approx(0.15)
+    assert event.fees_bps == pytest.approx(5.0)

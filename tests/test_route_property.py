@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.loader import load_config
-from router.contract import Contract
+from router.contract import Contract, ContractSpec
 from router.events import RouterEvent
 from router.market.synthetic import SyntheticMarketSpec, generate
 from router.policy import RouterPolicy
@@ -41,6 +41,7 @@ from router.venues.sim_queue import RiskAverseQueue
 MS = 1_000_000
 TICK = 0.01
 STEP = 0.001
+LINEAR = Contract("linear", 1.0)
 CONFIG = load_config().router
 BOUNDS = CONFIG.policy_bounds
 SETTINGS = RouteSettings.from_config(CONFIG, poll_interval_ms=50.0, max_venue_retries=2, rate_limit_backoff_ms=20.0)
@@ -105,7 +106,7 @@ faults = st.builds(Fault, op=st.sampled_from(["place", "cancel", "fetch", "touch
 def test_every_routed_order_yields_one_complete_event(policy: RouterPolicy, quotes: list[Quote],
                                                       fills: list[ScriptedFill], fault_list: list[Fault],
                                                       side: str, qty_lots: int, seed: int) -> None:
-    venue = ScriptedVenue("BTCUSDT", quotes, fills=fills, faults=fault_list, maker_fee_bps=-0.5,
+    venue = ScriptedVenue("BTCUSDT", quotes, contract=LINEAR, fills=fills, faults=fault_list, maker_fee_bps=-0.5,
                           taker_fee_bps=4.0, entry_latency_ns=5 * MS, cancel_latency_ns=5 * MS)
     order = RouteOrder(intent_id=f"prop{seed}", symbol="BTCUSDT", side=side, qty=round(qty_lots * STEP, 3),  # type: ignore[arg-type]
                        reduce_only=False, close_position=False, position_side="LONG" if side == "buy" else "SHORT",
@@ -128,6 +129,9 @@ class _Recording:
     @property
     def clock(self) -> SimClock:
         return self.inner.clock
+
+    def contract(self, symbol: str) -> ContractSpec:
+        return self.inner.contract(symbol)
 
     def top_of_book(self, symbol: str) -> TopOfBook:
         return self.inner.top_of_book(symbol)

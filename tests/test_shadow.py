@@ -53,7 +53,8 @@ def route_orders(bundle: ConfigBundle, service: TunerService | None, orders: int
     acting = champion(bundle)
     for i in range(orders):
         fills = [ScriptedFill(300_000_000, 1.0)] if market_rng.random() < 0.6 else []
-        venue = ScriptedVenue(SYMBOL, [Quote(0, 100.0, 100.1, 5.0, 5.0)], fills=fills, faults=[],
+        venue = ScriptedVenue(SYMBOL, [Quote(0, 100.0, 100.1, 5.0, 5.0)],
+                              contract=bundle.strategy.universe[SYMBOL], fills=fills, faults=[],
                               maker_fee_bps=-0.5, taker_fee_bps=4.0, entry_latency_ns=10_000_000,
                               cancel_latency_ns=10_000_000)
         order = RouteOrder(intent_id=f"i{i}", symbol=SYMBOL, side="buy", qty=1.0, reduce_only=False,

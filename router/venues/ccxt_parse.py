@@ -1,4 +1,5 @@
-"""Conversion of ccxt's unified order, trade and position structures into ``OrderState``, ``Fill`` and amounts.
+"""Conversion of ccxt's unified market, order, trade and position structures into ``Contract``,
+``OrderState``, ``Fill`` and amounts.
 
 Pure functions: the venue fetches, these translate. Anything the router relies on that ccxt left empty
 (a status, a fee, a maker/taker flag) is an error here, never a guessed default.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from router.contract import Contract
 from router.events import Fill, Liquidity, PositionSide
 from router.venue import OrderState, OrderStatus, VenueError
 
@@ -21,6 +23,30 @@ _CCXT_STATUS: Mapping[str, OrderStatus] = {
 
 FeeToQuote = Callable[[str, float, float], float]
 """(fee currency, fee amount, fill price) -> fee in the market's quote currency."""
+
+
+def contract_of_market(market: Mapping[str, Any]) -> Contract:
+    """The contract spec of a ccxt unified market: ``spot`` (size 1), or ``linear``/``inverse`` perps and
+    futures with ccxt's ``contractSize`` (Binance USDⓈ-M: 1 base unit; COIN-M: USD per contract).
+
+    A market that is neither (an option, a quanto contract) or a contract without a size raises
+    ``VenueError``: the router must know what a quantity is worth before it sends one.
+    """
+    market_id = market.get("id")
+    if market.get("spot"):
+        return Contract("spot", 1.0)
+    if not market.get("contract") or market.get("option"):
+        raise VenueError(f"{market_id}: market type {market.get('type')!r} is neither spot nor a linear or "
+                         f"inverse contract; no contract spec")
+    size = market.get("contractSize")
+    if size is None:
+        raise VenueError(f"{market_id}: the venue publishes no contractSize for this contract")
+    if market.get("linear") and not market.get("inverse"):
+        return Contract("linear", float(size))
+    if market.get("inverse") and not market.get("linear"):
+        return Contract("inverse", float(size))
+    raise VenueError(f"{market_id}: contract settles in {market.get('settle')!r}, neither its quote "
+                     f"{market.get('quote')!r} (linear) nor its base {market.get('base')!r} (inverse)")
 
 
 def order_status(order: Mapping[str, Any]) -> OrderStatus:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import ccxt
 
+from router.contract import ContractSpec
 from router.events import Fill, PositionSide
 from router.venue import (
     Clock,
@@ -38,7 +39,7 @@ from router.venue import (
 )
 from router.venues.ccxt_config import ApiCredentials, CcxtVenueConfig
 from router.venues.ccxt_errors import is_rate_limit, map_ccxt_error, retry_after_s
-from router.venues.ccxt_parse import fill_from_trade, order_state, position_amounts
+from router.venues.ccxt_parse import contract_of_market, fill_from_trade, order_state, position_amounts
 from router.venues.ccxt_quirks import DuplicateClientOrderId, quirks_for
 from router.venues.ccxt_redact import SecretRedactor, install_redaction
 
@@ -131,6 +132,11 @@ class CcxtVenue:
         self._log_filters = []
 
     # ----- market data -----------------------------------------------------------------------------
+    def contract(self, symbol: str) -> ContractSpec:
+        """The symbol's contract spec from the exchange's market info (``linear``/``inverse``/``spot``,
+        ``contractSize``); ``VenueError`` when the market states none the router can use."""
+        return contract_of_market(self._market(symbol))
+
     def top_of_book(self, symbol: str) -> TopOfBook:
         unified = self._market(symbol)["symbol"]
         if self._config.top_of_book_source == "order_book":

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from router.contract import ContractSpec
 from router.events import PositionSide
 from router.venue import (
     Clock,
@@ -58,6 +59,10 @@ class FaultyVenue:
         if hit:
             self.faults[kind] += 1
         return bool(hit)
+
+    def contract(self, symbol: str) -> ContractSpec:
+        """The wrapped venue's spec: static facts, never faulted (a live venue reads them at connection)."""
+        return self.inner.contract(symbol)
 
     def top_of_book(self, symbol: str) -> TopOfBook:
         if self._draw("disconnect"):
