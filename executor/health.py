@@ -18,6 +18,7 @@ from features.quality import QualityThresholds, router_quality
 from features.scores import SlippageRegimes, symbol_scores
 from risk.portfolio import PortfolioState
 from risk.units import NS_PER_S
+from router.contract import ContractSpec
 from router.events import RouterEvent
 from router.policy import RouterPolicy
 
@@ -35,10 +36,13 @@ def rolling_sharpe(events: Sequence[RouterEvent], window: int) -> float | None:
 
 def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[RouterEvent],
                    veto_ts_ns: Sequence[int], policies: Mapping[str, RouterPolicy], settings: HealthSettings,
-                   veto_storm_window_s: float) -> HealthSnapshot:
-    """Health at ``now_ns`` over the last ``settings.window_events`` router events; one row per policy symbol."""
+                   veto_storm_window_s: float, contracts: Mapping[str, ContractSpec]) -> HealthSnapshot:
+    """Health at ``now_ns`` over the last ``settings.window_events`` router events; one row per policy symbol.
+
+    ``contracts``: each symbol's contract spec (the config universe), for the features' USD notionals.
+    """
     window = list(events)[-settings.window_events:]
-    kpis = router_effectiveness(window, window=None, reprice_loop_min=settings.reprice_loop_min)
+    kpis = router_effectiveness(window, contracts=contracts, window=None, reprice_loop_min=settings.reprice_loop_min)
     bands = settings.quality
     thresholds = QualityThresholds(
         broken_fallback_ratio=bands.broken_fallback_ratio, broken_slippage_bps=bands.broken_slippage_bps,
@@ -47,8 +51,9 @@ def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[R
         good_slippage_bps=bands.good_slippage_bps)
     regimes = SlippageRegimes(calm_below_bps=settings.slippage_regimes.calm_below_bps,
                               stressed_above_bps=settings.slippage_regimes.stressed_above_bps)
-    scores = {s.symbol: s for s in symbol_scores(window, window=settings.window_events, regimes=regimes,
-                                                  reprice_loop_min=settings.reprice_loop_min)} if window else {}
+    scores = {s.symbol: s for s in symbol_scores(window, contracts=contracts, window=settings.window_events,
+                                                  regimes=regimes, reprice_loop_min=settings.reprice_loop_min)
+              } if window else {}
     symbols = []
     for symbol, policy in sorted(policies.items()):
         score = scores.get(symbol)
@@ -80,5 +85,5 @@ def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[R
         vetoes_in_storm_window=sum(1 for ts in veto_ts_ns if ts >= storm_since_ns),
         symbols=tuple(symbols),
         expectancy=tuple(HourExpectancy(hour=h.hour, trades=h.trades, expectancy_bps=h.expectancy_bps)
-                         for h in hourly_expectancy(window)),
+                         for h in hourly_expectancy(window, contracts=contracts)),
     )

@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    metrics = ExecutorMetrics()
+    metrics = ExecutorMetrics(config.strategy.universe)
     server = None
     if config.executor.prometheus.enabled:
         port, server = metrics.serve(config.executor.prometheus.host, config.executor.prometheus.port)
@@ -233,7 +233,8 @@ def run(args: argparse.Namespace) -> int:
             executor = Executor(config=config, venue=venue, journal=journal, store=store,
                                 policy_for=adaptive.current if adaptive is not None else policies.current,
                                 rng=np.random.default_rng(seed), venue_positions=positions,
-                                telemetry=Telemetry(config=config.executor, store=store, metrics=metrics),
+                                telemetry=Telemetry(config=config.executor, store=store, metrics=metrics,
+                                                    contracts=config.strategy.universe),
                                 adaptive=adaptive)
             report = executor.start()
             print(f"started: {report}", flush=True)

@@ -7,10 +7,13 @@ and returns the bound port. Label values are symbols, reason codes and policy id
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from executor.adaptive_records import TunerHealth
 from executor.records import Alert, HealthSnapshot
+from router.contract import ContractSpec, contract_of, notional_usd
 from router.events import RouterEvent, VetoEvent
 
 _HEALTH_GAUGES: tuple[tuple[str, str], ...] = (
@@ -33,15 +36,20 @@ _HEALTH_GAUGES: tuple[tuple[str, str], ...] = (
 
 
 class ExecutorMetrics:
-    """All executor metrics on one registry."""
+    """All executor metrics on one registry.
 
-    def __init__(self) -> None:
+    ``contracts`` maps each symbol to its contract spec (the config universe): the filled-notional counter
+    counts USD (:func:`router.contract.notional_usd`), not ``price * qty``.
+    """
+
+    def __init__(self, contracts: Mapping[str, ContractSpec]) -> None:
+        self._contracts = contracts
         self.registry = CollectorRegistry()
         r = self.registry
         self.router_orders = Counter("router_orders", "router events by outcome",
                                      ("symbol", "routed_as", "outcome"), registry=r)
         self.router_fills = Counter("router_fills", "fills by liquidity", ("symbol", "liquidity"), registry=r)
-        self.router_filled_notional = Counter("router_filled_notional_usd", "filled notional", ("symbol",),
+        self.router_filled_notional = Counter("router_filled_notional_usd", "filled USD notional", ("symbol",),
                                               registry=r)
         self.router_fees = Counter("router_fees_usd", "fees paid", ("symbol",), registry=r)
         self.router_rebates = Counter("router_rebates_usd", "rebates received", ("symbol",), registry=r)
@@ -96,7 +104,8 @@ class ExecutorMetrics:
         self.router_orders.labels(s, event.routed_as, event.outcome).inc()
         for fill in event.fills:
             self.router_fills.labels(s, fill.liquidity).inc()
-            self.router_filled_notional.labels(s).inc(fill.price * fill.qty)
+            usd = notional_usd(contract_of(self._contracts, s), fill.price, fill.qty)
+            self.router_filled_notional.labels(s).inc(usd)
             if fill.fee_usd >= 0:
                 self.router_fees.labels(s).inc(fill.fee_usd)
             else:

@@ -132,7 +132,8 @@ def baseline_sources(symbol: str, config: ConfigBundle, grid: ArmGrid) -> dict[s
     sources: dict[str, PolicySource] = {
         ALWAYS_TAKER: always_taker(symbol, config.router),
         STATIC: static(symbol, config.router),
-        RULE: RulePolicy(symbol, config.router, config.router.simulation.rule_policy),
+        RULE: RulePolicy(symbol, config.router, config.router.simulation.rule_policy,
+                         contract=config.strategy.universe[symbol]),
     }
     for arm in grid:
         sources[f"{FIXED_PREFIX}{arm.arm_id}"] = fixed_arm(symbol, config.router, arm)

@@ -14,6 +14,7 @@ from typing import Protocol
 from config.models import RouterConfig, RulePolicyConfig
 from features.effectiveness import router_effectiveness
 from features.quality import Quality, QualityThresholds, router_quality
+from router.contract import ContractSpec
 from router.events import RouterEvent
 from router.policy import RouterPolicy
 from tuner.arms import Arm
@@ -73,10 +74,12 @@ class RulePolicy:
     toward the touch; good -> maker-first, no taker bias, the offset one step away from the touch;
     neutral keeps the knobs; unknown (no maker order in the window, e.g. after broken) returns to the base
     knobs, so a broken spell is re-tested rather than kept forever. Each change is a new version.
+    ``contract`` is the symbol's spec (its universe entry), for the USD notionals of the KPIs.
     """
 
-    def __init__(self, symbol: str, router: RouterConfig, rule: RulePolicyConfig) -> None:
+    def __init__(self, symbol: str, router: RouterConfig, rule: RulePolicyConfig, *, contract: ContractSpec) -> None:
         self._rule = rule
+        self._contracts = {symbol: contract}
         self._bounds = router.policy_bounds
         self._thresholds = QualityThresholds(
             broken_fallback_ratio=rule.broken_fallback_ratio, broken_slippage_bps=rule.broken_slippage_bps,
@@ -100,7 +103,8 @@ class RulePolicy:
         self._window.append(event)
         if len(self._window) < self._rule.window:
             return
-        kpis = router_effectiveness(self._window, window=None, reprice_loop_min=self._rule.reprice_loop_min)
+        kpis = router_effectiveness(self._window, contracts=self._contracts, window=None,
+                                    reprice_loop_min=self._rule.reprice_loop_min)
         self._window = []
         quality = router_quality(kpis, self._thresholds)
         self.qualities.append(quality)

@@ -21,15 +21,21 @@ from executor.records import Alert, HealthSnapshot
 from executor.store import ExecutorStore
 from risk.portfolio import PortfolioState
 from risk.units import NS_PER_S
+from router.contract import ContractSpec
 from router.events import RouterEvent, VetoEvent
 from router.policy import RouterPolicy
 
 
 class Telemetry:
-    """Recent router events and veto times, the publish timer, and the two sinks."""
+    """Recent router events and veto times, the publish timer, and the two sinks.
 
-    def __init__(self, *, config: ExecutorConfig, store: ExecutorStore, metrics: ExecutorMetrics) -> None:
+    ``contracts`` maps each symbol to its contract spec (the config universe): health's notionals use it.
+    """
+
+    def __init__(self, *, config: ExecutorConfig, store: ExecutorStore, metrics: ExecutorMetrics,
+                 contracts: Mapping[str, ContractSpec]) -> None:
         self._config = config
+        self._contracts = contracts
         self._store = store
         self.metrics = metrics
         self._events: deque[RouterEvent] = deque(maxlen=max(config.health.window_events,
@@ -73,7 +79,8 @@ class Telemetry:
         health = compute_health(now_ns=now_ns, portfolio=portfolio, events=tuple(self._events),
                                 veto_ts_ns=tuple(self._veto_ts_ns), policies=policies,
                                 settings=self._config.health,
-                                veto_storm_window_s=self._config.alerts.veto_storm_window_s)
+                                veto_storm_window_s=self._config.alerts.veto_storm_window_s,
+                                contracts=self._contracts)
         alerts = evaluate_alerts(health, self._config.alerts)
         if tuner is not None:
             alerts += evaluate_tuner_alerts(tuner, self._config.alerts)

@@ -4,19 +4,21 @@ Definitions (one place, so every consumer agrees):
 - ``maker_fill_ratio``: of the orders that started as maker and filled anything, the share that filled
   entirely as maker (``is_maker_final``);
 - ``fallback_ratio``: of the orders that started as maker, the share that used the fallback leg;
-- slippage quartiles and ``fee_drag_bps``: over filled orders, fee drag weighted by filled notional;
+- slippage quartiles and ``fee_drag_bps``: over filled orders, fee drag weighted by filled USD notional
+  (contract notional: contracts x USD per contract on inverse symbols);
 - ``reprice_loop_ratio``: share of orders that re-priced at least ``reprice_loop_min`` times.
 A ratio over an empty set is ``None``, never 0: "no maker orders" is not "no maker fills".
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from features.frame import EventArrays
+from router.contract import ContractSpec
 from router.events import RouterEvent
 
 
@@ -74,10 +76,14 @@ def effectiveness_of(arrays: EventArrays, *, reprice_loop_min: int) -> RouterEff
 
 
 def router_effectiveness(
-    events: Sequence[RouterEvent], *, window: int | None, reprice_loop_min: int, symbol: str | None = None
+    events: Sequence[RouterEvent], *, contracts: Mapping[str, ContractSpec], window: int | None,
+    reprice_loop_min: int, symbol: str | None = None
 ) -> RouterEffectiveness:
-    """KPIs over the last ``window`` events (all when ``None``), optionally of one symbol."""
-    arrays = EventArrays.from_events(events)
+    """KPIs over the last ``window`` events (all when ``None``), optionally of one symbol.
+
+    ``contracts``: each symbol's contract spec (the config universe), for the USD notional fee drag weighs by.
+    """
+    arrays = EventArrays.from_events(events, contracts)
     if symbol is not None:
         arrays = arrays.select(arrays.symbol == symbol)
     if window is not None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from features.frame import EventArrays
+from router.contract import ContractSpec
 from router.events import RouterEvent
 
 NS_PER_HOUR = 3_600 * 1_000_000_000
@@ -24,9 +25,13 @@ class HourlyExpectancy:
     expectancy_bps: float
 
 
-def hourly_expectancy(events: Sequence[RouterEvent]) -> list[HourlyExpectancy]:
-    """Hours with at least one order that realized PnL (closed exposure), in hour order."""
-    arrays = EventArrays.from_events(events)
+def hourly_expectancy(events: Sequence[RouterEvent], *,
+                      contracts: Mapping[str, ContractSpec]) -> list[HourlyExpectancy]:
+    """Hours with at least one order that realized PnL (closed exposure), in hour order.
+
+    Notional is USD under each symbol's contract spec (``contracts``, the config universe).
+    """
+    arrays = EventArrays.from_events(events, contracts)
     closing = np.isfinite(arrays.realized_pnl_usd) & (arrays.notional_usd > 0)
     hours = (arrays.finished_ts_ns[closing] // NS_PER_HOUR) % 24
     pnl = arrays.realized_pnl_usd[closing]

@@ -1,12 +1,18 @@
-"""Columnar view of RouterEvents: the arrays every feature is computed from, built once per call."""
+"""Columnar view of RouterEvents: the arrays every feature is computed from, built once per call.
+
+``notional_usd`` is each event's filled USD notional under its symbol's contract spec
+(:func:`router.contract.notional_usd`: ``price * qty`` on linear and spot, contracts times USD per
+contract on inverse), so fee drag, expectancy and per-trade returns are ratios to real USD on COIN-M too.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from router.contract import ContractSpec, contract_of, notional_usd
 from router.events import RouterEvent
 
 
@@ -34,7 +40,16 @@ class EventArrays:
     finished_ts_ns: np.ndarray
 
     @classmethod
-    def from_events(cls, events: Sequence[RouterEvent]) -> EventArrays:
+    def from_events(cls, events: Sequence[RouterEvent], contracts: Mapping[str, ContractSpec]) -> EventArrays:
+        """Columns of ``events``; ``contracts`` maps each symbol to its spec (the config universe), and a
+        symbol without one raises ``KeyError`` rather than pass ``price * qty`` off as a notional."""
+
+        def filled_notional_usd(event: RouterEvent) -> float:
+            if not event.fills:
+                return 0.0
+            spec = contract_of(contracts, event.symbol)
+            return sum(notional_usd(spec, f.price, f.qty) for f in event.fills)
+
         def maker_share(event: RouterEvent) -> float:
             if event.filled_qty <= 0:
                 return np.nan
@@ -46,7 +61,7 @@ class EventArrays:
             is_maker_final=np.array([e.is_maker_final for e in events], dtype=bool),
             used_fallback=np.array([e.used_fallback for e in events], dtype=bool),
             filled=np.array([e.filled_qty > 0 for e in events], dtype=bool),
-            notional_usd=np.array([sum(f.price * f.qty for f in e.fills) for e in events], dtype=np.float64),
+            notional_usd=np.array([filled_notional_usd(e) for e in events], dtype=np.float64),
             maker_qty_share=np.array([maker_share(e) for e in events], dtype=np.float64),
             slippage_bps=_optional([e.slippage_bps for e in events]),
             fees_bps=_optional([e.fees_bps for e in events]),

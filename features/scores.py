@@ -7,13 +7,14 @@ irregular in time, and an annualisation would invent a frequency.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from features.effectiveness import RouterEffectiveness, effectiveness_of
 from features.frame import EventArrays
+from router.contract import ContractSpec
 from router.events import RouterEvent
 
 
@@ -56,12 +57,13 @@ def _sharpe(returns: np.ndarray) -> float | None:
 
 
 def symbol_scores(
-    events: Sequence[RouterEvent], *, window: int, regimes: SlippageRegimes, reprice_loop_min: int
+    events: Sequence[RouterEvent], *, contracts: Mapping[str, ContractSpec], window: int, regimes: SlippageRegimes,
+    reprice_loop_min: int
 ) -> list[SymbolScore]:
-    """A score per symbol over its last ``window`` events, sorted by symbol."""
+    """A score per symbol over its last ``window`` events, sorted by symbol (``contracts``: specs per symbol)."""
     if window < 1:
         raise ValueError(f"window must be at least 1, got {window}")
-    arrays = EventArrays.from_events(events)
+    arrays = EventArrays.from_events(events, contracts)
     scores = []
     for symbol in sorted(set(arrays.symbol.tolist())):
         rows = np.flatnonzero(arrays.symbol == symbol)[-window:]

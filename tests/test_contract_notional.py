@@ -7,6 +7,7 @@ unchanged by the fee fix) and the config entries the simulation hands to the ven
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import msgspec
 import numpy as np
@@ -16,9 +17,11 @@ from hypothesis import strategies as st
 
 from config import load_config
 from config.models import ConfigBundle
+from executor.metrics import ExecutorMetrics
 from executor.simulation_market import synthetic_markets, venue_config
+from risk.context import RiskContext
 from router.contract import Contract, notional_usd, venue_contract
-from router.events import Fill
+from router.events import Fill, RouterEvent
 from router.policy import RouterPolicy
 from router.route import route
 from router.route_ledger import RouteLedger
@@ -26,6 +29,7 @@ from router.route_order import RouteOrder, RouteSettings
 from router.venue import TopOfBook
 from router.venues.sim import SimVenue
 from tests.factories import fill, routed
+from tests.test_executor_support import build_executor, executor_config, intent, make_paper_venue
 from tests.test_route_sim import tape
 from tests.test_sim_venue_support import config as sim_config
 from tests.test_sim_venue_support import make_tape, market
@@ -183,3 +187,35 @@ def test_simulated_inverse_market_reads_its_contract_value_from_the_universe(con
     assert venue_config(bundle, btc, seed=0).contracts["BTCUSD_PERP"].contract_size == contract_size
     [eth] = synthetic_markets(load_config(), ["ETHUSDT"], seed=1)
     assert eth.contract_value_usd is None  # linear quantities are base coin, not contracts
+
+
+def _coin_m_event(contracts: float, price: float) -> RouterEvent:
+    fills = (Fill(trade_id="t1", client_order_id="c1-1", price=price, qty=contracts, fee_usd=contracts * 100 * 5e-4,
+                  liquidity="taker", ts_ns=0),)
+    return routed(symbol="BTCUSD_PERP", qty=contracts, mid=price, fills=fills)
+
+
+def test_prometheus_filled_notional_counts_contract_usd() -> None:
+    universe = load_config().strategy.universe
+    metrics = ExecutorMetrics(universe)
+    metrics.observe_router_event(_coin_m_event(3.0, 60_000.0))
+    metrics.observe_router_event(routed(symbol="BTCUSDT", qty=0.01, mid=60_000.0, fills=(fill(60_000.0, 0.01),)))
+    sample = metrics.registry.get_sample_value
+    assert sample("router_filled_notional_usd_total", {"symbol": "BTCUSD_PERP"}) == 300.0  # not 180,000
+    assert sample("router_filled_notional_usd_total", {"symbol": "BTCUSDT"}) == pytest.approx(600.0)
+    with pytest.raises(KeyError, match="no contract spec for 'BTCUSD_PERP'"):
+        ExecutorMetrics({"BTCUSDT": universe["BTCUSDT"]}).observe_router_event(_coin_m_event(1.0, 60_000.0))
+
+
+def test_executor_sizes_linear_through_the_spec_and_refuses_inverse(tmp_path: Path) -> None:
+    """gross / USD per unit: a linear contract of 0.001 base units at 60,000 is 60 USD per unit."""
+    config = executor_config()
+    executor, _, _ = build_executor(config, make_paper_venue(config), tmp_path)
+    ctx = RiskContext.from_state(executor.portfolio, symbol="BTCUSDT", universe=config.strategy.universe, now_ns=0)
+    book = TopOfBook(symbol="BTCUSDT", bid=59_999.0, bid_qty=1.0, ask=60_001.0, ask_qty=1.0, ts_ns=0)
+    buy = intent("q1", symbol="BTCUSDT", side="buy", size_hint_usd=300.0)
+    qty = executor._order_qty(buy, 300.0, book, ctx, 0.001, Contract("linear", 1.0))
+    assert qty == pytest.approx(0.005)
+    assert executor._order_qty(buy, 300.0, book, ctx, 1.0, Contract("linear", 0.001)) == 5.0
+    with pytest.raises(ValueError, match=r"sizes \('linear', 'spot'\) contracts only, got 'inverse'"):
+        executor._order_qty(buy, 300.0, book, ctx, 1.0, BTCUSD_PERP)
