@@ -211,7 +211,7 @@ def _notes(result: SimulationResult) -> list[str]:
         "arm on that learner's own log (its logged propensities); the truth is that arm's own fixed-arm run "
         "on the same intents. A learner that exploits leaves little evidence on other arms, so wide or "
         "missed intervals are a finding about the log, not a rounding error.",
-        "Inverse (COIN-M) contracts are simulated in contract counts; costs in bps are exact, USD fees are not.",
+        "Inverse (COIN-M) contracts are simulated in contract counts; USD amounts use each contract's USD value.",
     ]
 
 

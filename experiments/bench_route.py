@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from config.loader import load_config
+from router.contract import Contract
 from router.policy import RouterPolicy
 from router.route import maker_price, route, taker_limit_price
 from router.route_order import RouteOrder, RouteSettings, client_order_id, request
@@ -43,7 +44,7 @@ class _TimedVenue(ScriptedVenue):
 
 def _venue(fills: list[ScriptedFill]) -> _TimedVenue:
     return _TimedVenue("BTCUSDT", [QUOTE], fills=fills, faults=[], maker_fee_bps=2.0, taker_fee_bps=5.0,
-                       entry_latency_ns=10 * MS, cancel_latency_ns=10 * MS)
+                       entry_latency_ns=10 * MS, cancel_latency_ns=10 * MS, contract=Contract("linear", 1.0))
 
 
 def _order(index: int) -> RouteOrder:
