@@ -85,6 +85,7 @@ class OpeInputs:
     rewards: np.ndarray
     q_hat_logged: np.ndarray | None
     q_hat_pi: np.ndarray | None
+    dm_components: list[Component] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +163,8 @@ class DirectMethod:
         return "dm"
 
     def terms(self, inputs: OpeInputs) -> Terms:
+        if inputs.dm_components is not None:
+            return Terms(list(inputs.dm_components))
         return Terms([(_model(inputs)[1], None)])
 
 
@@ -288,7 +291,8 @@ def evaluate(
             )
         prediction = reward_model.fit_predict(log, pi)
         q_logged, q_pi = prediction.at_logged, prediction.under_policy
-    inputs = OpeInputs(weights=weights, rewards=log.rewards, q_hat_logged=q_logged, q_hat_pi=q_pi)
+    inputs = OpeInputs(weights=weights, rewards=log.rewards, q_hat_logged=q_logged, q_hat_pi=q_pi,
+                       dm_components=prediction.dm_components if prediction is not None else None)
     resampler = BlockBootstrap(log.n, bootstrap)
     common = _common_fields(log, pi, weights, weight_quantiles, bootstrap)
     support_note = _support_note(common)
@@ -300,6 +304,9 @@ def evaluate(
         model_name = None
         if estimator.needs_reward_model and prediction is not None and reward_model is not None:
             model_name = reward_model.name
+            if isinstance(estimator, DirectMethod) and prediction.dm_components is None:
+                notes.append(f"dm interval holds the {reward_model.name} reward model fixed: "
+                             "it leaves out the model's own estimation error")
             if prediction.arms_without_data:
                 notes.append(
                     f"reward model has no data for arms {list(prediction.arms_without_data)}: "

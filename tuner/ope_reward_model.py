@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from tuner.ope_bootstrap import Component
 from tuner.ope_log import LoggedBandit
 
 
@@ -28,6 +29,9 @@ class RewardPrediction:
     at_logged: np.ndarray
     under_policy: np.ndarray
     arms_without_data: tuple[str, ...]
+    dm_components: list[Component] | None
+    """The direct-method value as bootstrap components that refit the model in every resample, so its
+    interval carries the model's estimation error; ``None`` when the model can only be held fixed."""
 
 
 class RewardModel(Protocol):
@@ -54,8 +58,27 @@ class PerArmMeanModel:
         missing = counts == 0
         means = np.where(missing, log.rewards.mean(), sums / np.maximum(counts, 1))
         return RewardPrediction(
-            at_logged=means[log.actions], under_policy=pi @ means, arms_without_data=_names(log, missing)
+            at_logged=means[log.actions], under_policy=pi @ means, arms_without_data=_names(log, missing),
+            dm_components=self._dm_components(log, pi, missing),
         )
+
+    @staticmethod
+    def _dm_components(log: LoggedBandit, pi: np.ndarray, missing: np.ndarray) -> list[Component]:
+        """DM = sum over arms of (mean candidate probability) x (arm's mean reward), one ratio per arm.
+
+        Each arm's mean is a ratio of sums over events, so the bootstrap re-estimates it in every
+        resample; an arm without data takes the pooled mean, itself re-estimated. The candidate's mean
+        probabilities are held at their full-log values (exact for context-free candidates).
+        """
+        mean_pi = np.asarray(pi.mean(axis=0), dtype=float)
+        components: list[Component] = []
+        for arm in np.flatnonzero(mean_pi > 0.0):
+            if missing[arm]:
+                components.append((mean_pi[arm] * log.rewards, None))
+            else:
+                taken = (log.actions == arm).astype(float)
+                components.append((mean_pi[arm] * taken * log.rewards, taken))
+        return components
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +123,7 @@ class PerArmRidgeModel:
             at_logged=np.einsum("dn,nd->n", features, coefs[log.actions]),
             under_policy=np.einsum("dn,dn->n", features, coefs.T @ pi.T),  # (d, n): 3x faster than pi @ coefs
             arms_without_data=_names(log, missing),
+            dm_components=None,
         )
 
     @staticmethod
