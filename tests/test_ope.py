@@ -449,7 +449,9 @@ def test_dm_interval_refits_per_arm_means_and_covers_a_context_free_truth() -> N
     assert covered >= 17
 
 
-def test_dm_with_a_ridge_model_says_its_interval_holds_the_model_fixed() -> None:
+def test_estimates_whose_interval_holds_the_model_fixed_say_so() -> None:
     sim = simulate(0)
     dm = run(sim, [DirectMethod()], model=PerArmRidgeModel(l2=1.0))["dm"]
     assert any("holds the per_arm_ridge(l2=1) reward model fixed" in note for note in dm.notes)
+    dr = run(sim, [DoublyRobust()], model=PerArmMeanModel())["dr"]
+    assert any("dr interval holds the per_arm_mean reward model fixed" in note for note in dr.notes)

@@ -304,9 +304,10 @@ def evaluate(
         model_name = None
         if estimator.needs_reward_model and prediction is not None and reward_model is not None:
             model_name = reward_model.name
-            if isinstance(estimator, DirectMethod) and prediction.dm_components is None:
-                notes.append(f"dm interval holds the {reward_model.name} reward model fixed: "
-                             "it leaves out the model's own estimation error")
+            if not isinstance(estimator, DirectMethod) or prediction.dm_components is None:
+                notes.append(f"{estimator.name} interval holds the {reward_model.name} reward model fixed: "
+                             "it leaves out the model's own estimation error (too narrow when few logged "
+                             "events carry weight, e.g. a deterministic logging policy)")
             if prediction.arms_without_data:
                 notes.append(
                     f"reward model has no data for arms {list(prediction.arms_without_data)}: "
