@@ -111,10 +111,11 @@ def log_to_mlflow(result: SimulationResult, config: ConfigBundle, summary: dict[
     run's ``policy_versions.json``). Returns the run id and the registered versions."""
     import mlflow
 
-    from tuner.registry import resolve_tracking_uri
+    from tuner.registry import ensure_experiment, resolve_tracking_uri
 
     tracking_uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
+    ensure_experiment(mlflow.MlflowClient(tracking_uri=tracking_uri), tracking_uri, config.tuner.mlflow.experiment)
     mlflow.set_experiment(config.tuner.mlflow.experiment)
     options = result.options
     with mlflow.start_run(run_name=f"simulate-seed{options.seed}") as run:

@@ -37,7 +37,8 @@ def test_simulate_logs_a_parent_run_and_registers_final_policies(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("ROUTER_TUNER_DATA", "")
     monkeypatch.setattr("router.market.binance._DEFAULT_DATA_DIR", tmp_path / "none")
-    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # not the store's folder: artifacts must follow the store, not the cwd
     code = main(["simulate", "--orders", "40", "--symbols", "BTCUSDT", "--seed", "5", "--out", str(tmp_path / "out"),
                  "--config", str(fast_publishing_config), "--learners", "ucb,epsilon_greedy", "--json"])
     assert code == 0
@@ -63,6 +64,11 @@ def test_simulate_logs_a_parent_run_and_registers_final_policies(
         assert v["model"] == f"{prefix}-{v['learner']}-BTCUSDT"
     live = PolicyRegistry(uri, experiment="router-tuner", model_prefix="router-policy")
     assert live.list() == []  # a simulation never touches the live models
+    experiment = client.get_experiment_by_name("router-tuner")
+    assert experiment.artifact_location == (tmp_path / "mlruns").as_uri(), "artifacts sit beside the store"
+    assert not (tmp_path / "cwd" / "mlruns").exists()
+    assert main(["policy", "list", "--config", str(fast_publishing_config)]) == 0
+    assert "no policy versions named router-policy-*" in capsys.readouterr().err
 
 
 def test_simulation_prefix_must_not_shadow_live_models(tmp_path: Path) -> None:

@@ -92,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
     except (RegistryError, JournalError, FileNotFoundError) as error:
         print(f"policy {args.policy_command}: {error}", file=sys.stderr)
         return 1
+    if not versions:
+        print(f"policy list: no policy versions named {mlflow_config.registered_model_prefix}-* in "
+              f"{registry.tracking_uri} (the simulation registers its learners' policies under "
+              f"{bundle.router.simulation.registered_model_prefix}-*)", file=sys.stderr)
     if args.json:
         print(json.dumps([_as_dict(v) for v in versions], indent=2, sort_keys=True))
     else:

@@ -66,12 +66,7 @@ class PolicyRegistry:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.model_prefix = model_prefix
         self._client = MlflowClient(tracking_uri=self.tracking_uri)
-        found = self._client.get_experiment_by_name(experiment)
-        if found is None:
-            artifacts = _artifact_root(self.tracking_uri)
-            self._experiment_id = self._client.create_experiment(experiment, artifact_location=artifacts)
-        else:
-            self._experiment_id = found.experiment_id
+        self._experiment_id = ensure_experiment(self._client, self.tracking_uri, experiment)
 
     def model_name(self, symbol: str) -> str:
         return f"{self.model_prefix}-{symbol}"
@@ -229,6 +224,18 @@ class PolicyRegistry:
         return PolicyVersion(symbol=symbol, version=int(model_version.version), run_id=model_version.run_id,
                              aliases=tuple(sorted(model_version.aliases)),
                              policy=json.loads(Path(local).read_text()), metrics=dict(run.data.metrics))
+
+
+def ensure_experiment(client: MlflowClient, tracking_uri: str, name: str) -> str:
+    """The experiment's id, creating it with its artifacts beside a local SQLite store when it is new.
+
+    Every writer of the project's experiment goes through here, so artifacts never land in whatever
+    directory the process happened to start in.
+    """
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    return str(client.create_experiment(name, artifact_location=_artifact_root(tracking_uri)))
 
 
 def _param_text(value: Any) -> str:
