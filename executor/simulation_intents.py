@@ -18,11 +18,10 @@ import numpy as np
 
 from config.models import IntentStream
 from executor.simulation_market import SimMarket
+from features.context import Context, decision_context
 from router.events import Side
-from tuner.learners.context import Context
 
 NS_PER_MS = 1_000_000
-NS_PER_HOUR = 3_600 * 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +84,9 @@ def arrival_context(market: SimMarket, ts_ns: int, qty: float, is_buy: bool, n_q
     tape = market.tape
     end = int(np.searchsorted(tape.quote_ts_ns, ts_ns, side="right"))
     i = max(end - 1, 0)
-    bid, ask = tape.bid_px[i] / tape.price_scale, tape.ask_px[i] / tape.price_scale
-    bid_qty, ask_qty = tape.bid_qty[i] / tape.qty_scale, tape.ask_qty[i] / tape.qty_scale
     lo = max(0, end - n_quotes)
-    mids = (tape.bid_px[lo:end] + tape.ask_px[lo:end]) / 2.0
-    volatility = float(np.std(np.diff(np.log(mids))) * 1e4) if mids.size >= 3 else 0.0
-    mid = 0.5 * (bid + ask)
-    resting = bid_qty if is_buy else ask_qty
-    return Context(spread_bps=float(max(0.0, (ask - bid) / mid * 1e4)), volatility_bps=volatility,
-                   book_imbalance=float((bid_qty - ask_qty) / (bid_qty + ask_qty)) if bid_qty + ask_qty > 0 else 0.0,
-                   hour=(ts_ns % (24 * NS_PER_HOUR)) / NS_PER_HOUR,
-                   size_vs_touch=float(qty / resting) if resting > 0 else 0.0)
+    return decision_context(
+        bid=tape.bid_px[i] / tape.price_scale, ask=tape.ask_px[i] / tape.price_scale,
+        bid_qty=tape.bid_qty[i] / tape.qty_scale, ask_qty=tape.ask_qty[i] / tape.qty_scale,
+        recent_mids=(tape.bid_px[lo:end] + tape.ask_px[lo:end]) / 2.0, order_qty=qty,
+        side="buy" if is_buy else "sell", ts_ns=ts_ns)
