@@ -74,6 +74,11 @@ def check_contract(contract_type: object, contract_size: object, *, where: str) 
         raise ValueError(f"{where}: contract_size must be a finite number > 0, got {contract_size!r}")
 
 
+def check_spec(spec: object, *, where: str) -> None:
+    """:func:`check_contract` on an object claiming to be a :class:`ContractSpec` (missing attributes fail)."""
+    check_contract(getattr(spec, "contract_type", None), getattr(spec, "contract_size", None), where=where)
+
+
 def notional_usd(spec: ContractSpec, price: float, qty: float) -> float:
     """USD notional of ``qty`` (venue units: base coin for linear/spot, contracts for inverse) at ``price``.
 
@@ -113,6 +118,5 @@ def venue_contract(venue: object, symbol: str) -> ContractSpec:
         raise TypeError(f"venue {getattr(venue, 'name', venue)!r} does not state contract specs "
                         f"(Venue.contract(symbol)): refusing to guess what a {symbol} quantity is worth")
     spec = stated_by(symbol)
-    check_contract(getattr(spec, "contract_type", None), getattr(spec, "contract_size", None),
-                   where=f"venue {getattr(venue, 'name', venue)!r} contract({symbol!r})")
+    check_spec(spec, where=f"venue {getattr(venue, 'name', venue)!r} contract({symbol!r})")
     return spec

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from router.contract import ContractSpec, check_contract, notional_usd
+from router.contract import ContractSpec, check_spec, notional_usd
 from router.events import SCHEMA_VERSION, Fill, Outcome, RoutedAs, RouterEvent
 from router.policy import RouterPolicy
 from router.route_order import RouteOrder, floor_qty
@@ -43,8 +43,7 @@ class RouteLedger:
     _filled_by_order: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_contract(getattr(self.contract, "contract_type", None), getattr(self.contract, "contract_size", None),
-                       where=f"RouteLedger({self.order.symbol}).contract")
+        check_spec(self.contract, where=f"RouteLedger({self.order.symbol}).contract")
 
     def observe(self, state: OrderState) -> None:
         """Record an order state: new fills once each, and the order's filled quantity (never lowered)."""

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from router.contract import ContractSpec, check_contract, notional_usd
+from router.contract import ContractSpec, check_spec, notional_usd
 from router.events import Fill, Liquidity
 from router.venue import (
     OrderNotFound,
@@ -121,8 +121,7 @@ class ScriptedVenue:
     def __init__(self, symbol: str, quotes: Iterable[Quote], *, contract: ContractSpec, fills: Iterable[ScriptedFill],
                  faults: Iterable[Fault], maker_fee_bps: float, taker_fee_bps: float, entry_latency_ns: int,
                  cancel_latency_ns: int, start_ns: int = 0) -> None:
-        check_contract(getattr(contract, "contract_type", None), getattr(contract, "contract_size", None),
-                       where=f"ScriptedVenue({symbol}) contract")
+        check_spec(contract, where=f"ScriptedVenue({symbol}) contract")
         self.symbol = symbol
         self._contract = contract
         self._quotes = sorted(quotes, key=lambda q: q.ts_ns)

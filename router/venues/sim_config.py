@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from config.models import PositionMode
-from router.contract import ContractSpec, check_contract
+from router.contract import ContractSpec, check_spec
 from router.venues.sim_position import POSITION_MODES
 from router.venues.sim_queue import LogProbQueue, PowerProbQueue, QueueModel, RiskAverseQueue
 
@@ -76,8 +76,7 @@ class SimVenueConfig:
         if not isinstance(self.contracts, Mapping):
             raise ValueError(f"SimVenueConfig.contracts must map symbols to contract specs, got {self.contracts!r}")
         for symbol, spec in self.contracts.items():
-            check_contract(getattr(spec, "contract_type", None), getattr(spec, "contract_size", None),
-                           where=f"SimVenueConfig.contracts[{symbol!r}]")
+            check_spec(spec, where=f"SimVenueConfig.contracts[{symbol!r}]")
         for field_name in ("order_entry_latency_ms", "cancel_latency_ms", "latency_jitter_ms"):
             value = getattr(self, field_name)
             if not _is_real(value) or value < 0:
