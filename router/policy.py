@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
+from typing import get_args
 
 from config.models import FallbackMode, PolicyBounds, RouterConfig
 
 STATIC_ARM = "static"
 """Arm id of the configured static policy; its propensity is 1.0 (a deterministic logging policy)."""
 
-_FALLBACK_MODES: frozenset[str] = frozenset({"taker", "repost", "cancel"})
+_FALLBACK_MODES: frozenset[str] = frozenset(get_args(FallbackMode))
 _BOUNDED_KNOBS: tuple[str, ...] = (
     "maker_offset_bps", "taker_bias", "maker_ttl_ms", "reprice_attempts", "reprice_step_bps",
     "max_taker_slippage_bps",
