@@ -42,6 +42,18 @@ class Context:
             raise ValueError(f"hour must be in [0, 24), got {self.hour}")
 
 
+def hour_on_circle(hour: float) -> tuple[float, float]:
+    """(sin, cos) of the hour of day on the unit circle, so 23:00 and 00:00 are neighbours."""
+    angle = 2.0 * math.pi * hour / 24.0
+    return math.sin(angle), math.cos(angle)
+
+
+def hour_from_circle(sin_hour: float, cos_hour: float) -> float:
+    """The hour in [0, 24) pointing along (sin, cos): the circular mean of hours when given mean sin/cos."""
+    hour = (math.atan2(sin_hour, cos_hour) * 24.0 / (2.0 * math.pi)) % 24.0
+    return hour if hour < 24.0 else 0.0
+
+
 def decision_context(
     *, bid: float, ask: float, bid_qty: float, ask_qty: float, recent_mids: np.ndarray, order_qty: float,
     side: str, ts_ns: int,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from config import load_config
-from features.context import Context, decision_context
+from features.context import Context, decision_context, hour_from_circle, hour_on_circle
 from features.effectiveness import router_effectiveness
 from features.expectancy import NS_PER_HOUR, hourly_expectancy
 from features.quality import QualityThresholds, router_quality
@@ -146,3 +148,16 @@ def test_features_refuse_a_symbol_without_a_contract_spec() -> None:
         router_effectiveness(events, contracts=UNIVERSE, window=None, reprice_loop_min=1)
     assert router_effectiveness([routed(symbol="DOGEUSDT")], contracts=UNIVERSE, window=None,
                                 reprice_loop_min=1).orders == 1  # nothing filled: no notional to value
+
+
+@given(hour=st.floats(min_value=0.0, max_value=24.0, exclude_max=True))
+def test_hour_on_circle_round_trips(hour: float) -> None:
+    back = hour_from_circle(*hour_on_circle(hour))
+    assert 0.0 <= back < 24.0
+    assert min(abs(back - hour), 24.0 - abs(back - hour)) < 1e-9
+
+
+def test_hour_from_circle_is_the_circular_mean() -> None:
+    sins, coss = zip(*(hour_on_circle(h) for h in (23.0, 1.0)), strict=True)
+    assert hour_from_circle(sum(sins) / 2, sum(coss) / 2) == pytest.approx(0.0, abs=1e-9)
+    assert hour_on_circle(6.0) == pytest.approx((1.0, 0.0))

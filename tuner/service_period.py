@@ -6,12 +6,10 @@ of the next version (:class:`tuner.service_publish.VersionMetrics`) are computed
 
 from __future__ import annotations
 
-import math
-
 import msgspec
 
+from features.context import Context, hour_from_circle, hour_on_circle
 from router.events import RouterEvent
-from tuner.learners import Context
 
 _CONTEXT_FIELDS = 6
 """Running sums of spread, volatility, imbalance, sin(hour), cos(hour) and size vs touch."""
@@ -46,9 +44,8 @@ class PeriodStats(msgspec.Struct, forbid_unknown_fields=True):
         self.cost_sum_bps += cost_bps
         self.pulls[arm_id] = self.pulls.get(arm_id, 0) + 1
         if context is not None:
-            angle = 2.0 * math.pi * context.hour / 24.0
-            values = (context.spread_bps, context.volatility_bps, context.book_imbalance, math.sin(angle),
-                      math.cos(angle), context.size_vs_touch)
+            values = (context.spread_bps, context.volatility_bps, context.book_imbalance,
+                      *hour_on_circle(context.hour), context.size_vs_touch)
             self.contexts += 1
             for i, value in enumerate(values):
                 self.context_sums[i] += value
@@ -70,6 +67,5 @@ class PeriodStats(msgspec.Struct, forbid_unknown_fields=True):
         if not self.contexts:
             return None
         spread, vol, imbalance, sin_h, cos_h, size = (s / self.contexts for s in self.context_sums)
-        hour = (math.atan2(sin_h, cos_h) * 24.0 / (2.0 * math.pi)) % 24.0
         return Context(spread_bps=spread, volatility_bps=vol, book_imbalance=max(-1.0, min(1.0, imbalance)),
-                       hour=hour if hour < 24.0 else 0.0, size_vs_touch=size)
+                       hour=hour_from_circle(sin_h, cos_h), size_vs_touch=size)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.context import Context
+from features.context import Context, hour_on_circle
 
 N_FEATURES = 7
 """Intercept, spread, volatility, book imbalance, sin(hour), cos(hour), size vs touch."""
@@ -33,15 +33,15 @@ class ContextScales:
 
     def encode(self, context: Context) -> np.ndarray:
         """The feature vector (length :data:`N_FEATURES`, intercept first)."""
-        angle = 2.0 * math.pi * context.hour / 24.0
+        sin_hour, cos_hour = hour_on_circle(context.hour)
         return np.array(
             [
                 1.0,
                 context.spread_bps / self.spread_scale_bps,
                 context.volatility_bps / self.volatility_scale_bps,
                 context.book_imbalance,
-                math.sin(angle),
-                math.cos(angle),
+                sin_hour,
+                cos_hour,
                 context.size_vs_touch / self.size_vs_touch_scale,
             ]
         )
