@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NS_PER_HOUR = 3_600 * 1_000_000_000
+from risk.units import NS_PER_S, S_PER_HOUR
+
+NS_PER_HOUR = NS_PER_S * S_PER_HOUR
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from features.context import NS_PER_HOUR
 from features.frame import EventArrays
 from router.contract import ContractSpec
 from router.events import RouterEvent
-
-NS_PER_HOUR = 3_600 * 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)

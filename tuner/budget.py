@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import msgspec
 
 from config.models import BudgetConfig
+from risk.units import NS_PER_S, S_PER_DAY
 
-_NS_PER_DAY = 86_400 * 10**9
+_NS_PER_DAY = NS_PER_S * S_PER_DAY
 _BPS = 1e-4
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from config.models import DeploymentConfig, OpeConfig
+from risk.units import NS_PER_S
 from router.events import RouterEvent
 from tuner.arms import arm_id_of
 from tuner.ope import OpeEstimate
@@ -27,7 +28,6 @@ from tuner.shadow import pick_estimate
 if TYPE_CHECKING:
     from tuner.registry import PolicyRegistry, PolicyVersion
 
-_NS_PER_S = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +83,7 @@ def recent_events(events: Iterable[RouterEvent], symbol: str, window_s: float) -
     mine = [e for e in events if e.symbol == symbol]
     if not mine:
         return []
-    since_ns = max(e.finished_ts_ns for e in mine) - int(window_s * _NS_PER_S)
+    since_ns = max(e.finished_ts_ns for e in mine) - int(window_s * NS_PER_S)
     return [e for e in mine if e.finished_ts_ns >= since_ns]
 
 
