@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
+from decimal import Decimal
 
 import ccxt
 import numpy as np
@@ -28,7 +29,7 @@ from router.venue import (
     VenueTimeout,
 )
 from router.venues.ccxt_config import ApiCredentials, CcxtVenueConfig
-from router.venues.ccxt_parse import contract_of_market, position_amounts
+from router.venues.ccxt_parse import contract_of_market, position_amounts, price_tick
 from router.venues.ccxt_quirks import quirks_for
 from router.venues.ccxt_venue import CcxtVenue
 from tests.fakes.binance_usdm import ErrorReply, FakeBinanceUsdm, RateLimitReply, Stall
@@ -737,3 +738,13 @@ def test_markets_without_a_usable_contract_spec_are_venue_errors(
     market = {**ccxt.binancecoinm().parse_market(_coin_m_entry(fake)), **change}
     with pytest.raises(VenueError, match=message):
         contract_of_market(market)
+
+
+def test_price_tick_is_exact_in_both_ccxt_precision_modes_and_refuses_the_rest() -> None:
+    market = {"id": "BTCUSDT", "precision": {"price": 0.1}}
+    assert price_tick(market, ccxt.TICK_SIZE) == Decimal("0.1")
+    assert price_tick({"id": "X", "precision": {"price": 3}}, ccxt.DECIMAL_PLACES) == Decimal("0.001")
+    with pytest.raises(VenueError, match="no price precision"):
+        price_tick({"id": "X", "precision": {"price": None}}, ccxt.TICK_SIZE)
+    with pytest.raises(VenueError, match="unsupported ccxt precision mode"):
+        price_tick(market, ccxt.SIGNIFICANT_DIGITS)

@@ -38,6 +38,8 @@ from router.market.parquet import read_tape
 from router.market.record_buffer import RecordingError, SymbolBuffer
 from router.market.record_chunks import ChunkWriter, chunk_paths
 from router.market.record_fields import RecordFields, record_fields_for
+from router.venue import VenueError
+from router.venues.ccxt_parse import price_tick
 
 StreamKind = Literal["quotes", "trades"]
 _MARKET_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -286,14 +288,10 @@ def _market_for(exchange: ccxt.pro.Exchange, market_id: str) -> Mapping[str, Any
 
 
 def _tick_size(exchange: ccxt.pro.Exchange, market: Mapping[str, Any]) -> float:
-    precision = market["precision"]["price"]
-    if precision is None:
-        raise RecordingError(f"{exchange.id}: market {market['id']} publishes no price precision")
-    if exchange.precisionMode == ccxt.TICK_SIZE:
-        return float(precision)
-    if exchange.precisionMode == ccxt.DECIMAL_PLACES:
-        return 10.0 ** -int(precision)
-    raise RecordingError(f"{exchange.id}: unsupported ccxt precision mode {exchange.precisionMode}")
+    try:
+        return float(price_tick(market, exchange.precisionMode))
+    except VenueError as exc:
+        raise RecordingError(f"{exchange.id}: {exc}") from exc
 
 
 def _last_recorded_ns(symbol_dir: Path) -> int | None:

@@ -8,7 +8,10 @@ Pure functions: the venue fetches, these translate. Anything the router relies o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from typing import Any
+
+import ccxt
 
 from router.contract import Contract
 from router.events import Fill, Liquidity, PositionSide
@@ -47,6 +50,21 @@ def contract_of_market(market: Mapping[str, Any]) -> Contract:
         return Contract("inverse", float(size))
     raise VenueError(f"{market_id}: contract settles in {market.get('settle')!r}, neither its quote "
                      f"{market.get('quote')!r} (linear) nor its base {market.get('base')!r} (inverse)")
+
+
+def price_tick(market: Mapping[str, Any], precision_mode: int) -> Decimal:
+    """The market's price tick, exact: ccxt states it as a tick (``TICK_SIZE``) or a number of decimals.
+
+    ``VenueError`` when the market publishes no price precision or the exchange uses another mode.
+    """
+    precision = market["precision"]["price"]
+    if precision is None:
+        raise VenueError(f"{market['id']}: venue publishes no price precision")
+    if precision_mode == ccxt.TICK_SIZE:
+        return Decimal(str(precision))
+    if precision_mode == ccxt.DECIMAL_PLACES:
+        return Decimal(1).scaleb(-int(precision))
+    raise VenueError(f"{market['id']}: unsupported ccxt precision mode {precision_mode}")
 
 
 def order_status(order: Mapping[str, Any]) -> OrderStatus:

@@ -39,7 +39,7 @@ from router.venue import (
 )
 from router.venues.ccxt_config import ApiCredentials, CcxtVenueConfig
 from router.venues.ccxt_errors import is_rate_limit, map_ccxt_error, retry_after_s
-from router.venues.ccxt_parse import contract_of_market, fill_from_trade, order_state, position_amounts
+from router.venues.ccxt_parse import contract_of_market, fill_from_trade, order_state, position_amounts, price_tick
 from router.venues.ccxt_quirks import DuplicateClientOrderId, quirks_for
 from router.venues.ccxt_redact import SecretRedactor, install_redaction
 
@@ -334,21 +334,13 @@ class CcxtVenue:
 
     def _passive_price(self, market: Mapping[str, Any], request: OrderRequest) -> str:
         """Round to the tick away from the touch, so rounding never turns a maker price into a taker one."""
-        tick = self._tick(market)
+        tick = price_tick(market, self._exchange.precisionMode)
         price = Decimal(str(request.price))
         rounding = ROUND_FLOOR if request.side == "buy" else ROUND_CEILING
         rounded = (price / tick).to_integral_value(rounding=rounding) * tick
         if rounded <= 0:
             raise InvalidOrder(f"{request.client_order_id}: price {request.price} rounds to zero")
         return str(self._exchange.price_to_precision(market["symbol"], format(rounded, "f")))
-
-    def _tick(self, market: Mapping[str, Any]) -> Decimal:
-        precision = market["precision"]["price"]
-        if precision is None:
-            raise VenueError(f"{market['id']}: venue publishes no price precision")
-        if self._exchange.precisionMode == ccxt.TICK_SIZE:
-            return Decimal(str(precision))
-        return Decimal(1).scaleb(-int(precision))
 
     # ----- parsing ---------------------------------------------------------------------------------
     def _state(
