@@ -63,10 +63,6 @@ class RouteLedger:
             fill_sum = sum(f.qty for f in self.fills if f.client_order_id == client_id)
             self._filled_by_order[client_id] = max(known, fill_sum, state.filled_qty)
 
-    @property
-    def filled_qty(self) -> float:
-        return math.fsum(f.qty for f in self.fills)
-
     def remaining_qty(self) -> float:
         """What may still be ordered: the quantity less the most any order is known to have filled.
 
