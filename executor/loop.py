@@ -2,9 +2,10 @@
 
 The one place where risk, router, journal and positions meet (DESIGN: the executor holds no routing or
 risk logic). For each intent, one ``RiskContext`` is built by ``RiskContext.from_state`` from the live
-portfolio, and the screener (``would_emit``), the sizer and ``check_order`` all judge that same context;
-only an intent that passed ``check_order`` is submitted. Before the first order of an intent leaves, a
-``Submission`` is committed to the executor store, so a restart finds orders that were in flight
+portfolio, and the screener (``would_emit``) judges it: its last two stages are the sizer and
+``check_order`` on that same context, so only an intent that passed ``check_order`` is submitted.
+Before the first order of an intent leaves, a ``Submission`` is committed to the executor store, so a
+restart finds orders that were in flight
 (``start`` reconciles before anything is sent). Each intent ends in one journal batch: a VetoEvent or a
 RouterEvent (with ``realized_pnl_usd`` when it reduced exposure, see ``executor.positions``), plus its
 TradeRecord; an intent with a TradeRecord is never processed again. A stop intent (``is_stop``) must be
@@ -52,11 +53,9 @@ from executor.records import Submission
 from executor.settle import SettleError, SettleRetry, settle_orders, settled_event
 from executor.store import ExecutorStore
 from executor.telemetry import Telemetry
-from risk.checks import check_order
 from risk.context import RiskContext
 from risk.exposure import is_reducing
 from risk.screener import MarketView, would_emit
-from risk.sizer import suggest_gross_usd
 from router.contract import ContractSpec, notional_usd, venue_contract
 from router.events import Intent, RouterEvent, TradeRecord, VetoReason
 from router.policy import RouterPolicy
@@ -281,27 +280,21 @@ class Executor:
         if not screen.emit:
             return self._veto(intent, screen.reasons, {"stage": screen.stage, **screen.detail}, now_ns,
                               screen.gross_usd or 0.0)
-        size = suggest_gross_usd(intent, ctx, self.config)
-        if size.gross_usd is None:
-            return self._veto(intent, (reason(size.outcome, size.min_notional_usd, size.largest_allowed_usd,
-                                              f"sizer: {size.outcome} (tightest: {size.binding})"),),
-                              {"stage": "sizing"}, now_ns, 0.0)
-        decision = check_order(intent, size.gross_usd, ctx, self.config.risk)
-        if decision.veto:
-            return self._veto(intent, decision.reasons, {"stage": "check_order", **decision.detail}, now_ns,
-                              size.gross_usd)
+        gross_usd = screen.gross_usd  # sized by suggest_gross_usd and passed by check_order inside would_emit
+        if gross_usd is None:
+            raise RuntimeError(f"would_emit emitted {intent.intent_id} without a size (ScreenDecision contract)")
         contract = self.config.strategy.universe[intent.symbol]
-        qty = self._order_qty(intent, size.gross_usd, book, ctx, instrument.qty_step, contract)
+        qty = self._order_qty(intent, gross_usd, book, ctx, instrument.qty_step, contract)
         if qty < instrument.qty_step:
             return self._veto(intent, (reason("qty_below_lot_step", instrument.qty_step, qty,
                                               f"executor.instruments.{intent.symbol}.qty_step"),),
-                              {"stage": "lot", "gross_usd": size.gross_usd}, now_ns, size.gross_usd)
+                              {"stage": "lot", "gross_usd": gross_usd}, now_ns, gross_usd)
         quote = contract.quote
         try:
             order = self._route_order(intent, qty, quote, instrument.tick_size, instrument.qty_step)
         except RouteRefused as exc:
             return self._veto(intent, (reason("route_refused", None, None, str(exc)),), {"stage": "route"},
-                              now_ns, size.gross_usd)
+                              now_ns, gross_usd)
         decision: DecisionRecord | None = None
         if self.adaptive is None:
             policy = self.policy_for(intent.symbol)
@@ -310,24 +303,24 @@ class Executor:
                 policy, decision = self.adaptive.decide(intent, book, order_qty=qty, now_ns=now_ns)
             except ValueError as exc:  # a touch without size on a side, or crossed: no context to decide in
                 return self._veto(intent, (reason("decision_context_unavailable", None, None, str(exc)),),
-                                  {"stage": "tuner"}, now_ns, size.gross_usd)
+                                  {"stage": "tuner"}, now_ns, gross_usd)
         self.policies[intent.symbol] = policy
         clamped_usd = notional_usd(contract, book.mid, qty)
         self.store.record_submission(Submission(
-            intent=intent, qty=qty, suggested_gross_usd=size.gross_usd, clamped_gross_usd=clamped_usd, quote=quote,
+            intent=intent, qty=qty, suggested_gross_usd=gross_usd, clamped_gross_usd=clamped_usd, quote=quote,
             tick_size=instrument.tick_size, qty_step=instrument.qty_step, policy=asdict(policy),
             arrival_bid=book.bid, arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=now_ns), decision=decision)
         try:
             event = route(order, policy, self.venue, rng=self.rng, settings=self.route_settings)
         except RouteRefused as exc:
             return self._veto(intent, (reason("route_refused", None, None, str(exc)),), {"stage": "route"},
-                              now_ns, size.gross_usd)
+                              now_ns, gross_usd)
         except VenueError as exc:  # the arrival touch read failed: nothing was sent
             return self._veto(intent, (reason("venue_error_before_send", None, type(exc).__name__, str(exc)),),
-                              {"stage": "route"}, now_ns, size.gross_usd)
+                              {"stage": "route"}, now_ns, gross_usd)
         if event.error is not None:
             event = self._settle_after_error(order, policy, event)
-        return self._finish_routed(intent, event, size.gross_usd, clamped_usd, instrument.qty_step, decision)
+        return self._finish_routed(intent, event, gross_usd, clamped_usd, instrument.qty_step, decision)
 
     # --- helpers ----------------------------------------------------------------------------------
 

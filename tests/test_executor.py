@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-import executor.loop as loop_module
+import risk.screener as screener_module
 from executor.intents import JsonlIntentSource, QueueIntentSource
 from risk.checks import RiskDecision, check_order
 from risk.context import RiskContext
@@ -69,7 +69,7 @@ def test_every_order_at_the_venue_passed_check_order_with_a_full_context(tmp_pat
         checks[intent_.intent_id].append((ctx, decision))
         return decision
 
-    monkeypatch.setattr(loop_module, "check_order", spy)
+    monkeypatch.setattr(screener_module, "check_order", spy)
     executor.start()
     for k in range(40):
         sell = k % 4 == 3
