@@ -207,6 +207,13 @@ class Learner(ABC):
         return int(tied[self._rng.integers(tied.size)]) if tied.size > 1 else int(tied[0]), int(tied.size)
 
 
+class MomentsState(LearnerState, frozen=True):
+    """Fields of a learner whose evidence is per-arm reward moments (:class:`MomentsLearner`)."""
+
+    means: tuple[float, ...]
+    m2: tuple[float, ...]
+
+
 class ArmMoments:
     """Per-arm running mean and sum of squared deviations (Welford), with fractional weights."""
 
@@ -231,3 +238,41 @@ class ArmMoments:
         self.check(means, m2)
         self.means = np.array(means, dtype=float)
         self.m2 = np.array(m2, dtype=float)
+
+
+class MomentsLearner(Learner):
+    """A learner whose evidence is each arm's reward moments: one :class:`ArmMoments` and its state.
+
+    The update, the drift discount and the saving of the moments are the same for every such learner
+    (UCB, Thompson, epsilon-greedy), so they live here once; subclasses add their choice rule.
+    """
+
+    state_type: ClassVar[type[MomentsState]]
+
+    def __init__(self, grid: ArmGrid, *, burn_in: int, seed: int) -> None:
+        super().__init__(grid, burn_in=burn_in, seed=seed)
+        self._moments = ArmMoments(len(grid))
+
+    def _update(self, i: int, reward: float, context: Context | None) -> None:
+        self._moments.add(i, reward, self._counts[i] + 1.0)
+
+    def _expected_reward(self, i: int, context: Context | None) -> float | None:
+        """The sample mean of arm ``i``'s rewards, ``None`` before its first."""
+        return float(self._moments.means[i]) if self._counts[i] > 0 else None
+
+    def _discount(self, keep_fraction: float) -> None:
+        self._moments.discount(keep_fraction)
+
+    def _moments_state(self) -> dict[str, Any]:
+        """The base state plus the moments: the fields of a :class:`MomentsState`."""
+        return {
+            **self._base_state(),
+            "means": tuple(self._moments.means.tolist()),
+            "m2": tuple(self._moments.m2.tolist()),
+        }
+
+    def _check_own_state(self, state: MomentsState) -> None:
+        self._moments.check(state.means, state.m2)
+
+    def _apply_own_state(self, state: MomentsState) -> None:
+        self._moments.load(state.means, state.m2)

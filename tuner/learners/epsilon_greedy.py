@@ -8,16 +8,14 @@ import numpy as np
 
 from features.context import Context
 from tuner.arms import ArmGrid
-from tuner.learners.base import ArmMoments, Learner, LearnerState
+from tuner.learners.base import MomentsLearner, MomentsState
 
 
-class EpsilonGreedyState(LearnerState, frozen=True, tag="epsilon_greedy"):
-    means: tuple[float, ...]
-    m2: tuple[float, ...]
+class EpsilonGreedyState(MomentsState, frozen=True, tag="epsilon_greedy"):
     decay_steps: float
 
 
-class EpsilonGreedy(Learner):
+class EpsilonGreedy(MomentsLearner):
     """With probability epsilon a uniformly random allowed arm, otherwise the best mean (ties at random).
 
     epsilon = max(``min_epsilon``, ``epsilon`` * exp(-``decay`` * steps)) as in river's
@@ -72,7 +70,6 @@ class EpsilonGreedy(Learner):
         self._decay = float(decay)
         self._min_epsilon = float(min_epsilon)
         self._decay_steps = 0.0
-        self._moments = ArmMoments(len(grid))
 
     def params(self) -> dict[str, float]:
         return {
@@ -99,27 +96,16 @@ class EpsilonGreedy(Learner):
         return i, propensity
 
     def _update(self, i: int, reward: float, context: Context | None) -> None:
-        self._moments.add(i, reward, self._counts[i] + 1.0)
+        super()._update(i, reward, context)
         self._decay_steps += 1.0
 
-    def _expected_reward(self, i: int, context: Context | None) -> float | None:
-        return float(self._moments.means[i]) if self._counts[i] > 0 else None
-
     def _discount(self, keep_fraction: float) -> None:
-        self._moments.discount(keep_fraction)
+        super()._discount(keep_fraction)
         self._decay_steps *= keep_fraction
 
     def to_state(self) -> EpsilonGreedyState:
-        return EpsilonGreedyState(
-            **self._base_state(),
-            means=tuple(self._moments.means.tolist()),
-            m2=tuple(self._moments.m2.tolist()),
-            decay_steps=self._decay_steps,
-        )
-
-    def _check_own_state(self, state: EpsilonGreedyState) -> None:
-        self._moments.check(state.means, state.m2)
+        return EpsilonGreedyState(**self._moments_state(), decay_steps=self._decay_steps)
 
     def _apply_own_state(self, state: EpsilonGreedyState) -> None:
-        self._moments.load(state.means, state.m2)
+        super()._apply_own_state(state)
         self._decay_steps = state.decay_steps

@@ -8,15 +8,14 @@ import numpy as np
 
 from features.context import Context
 from tuner.arms import ArmGrid
-from tuner.learners.base import ArmMoments, Learner, LearnerState
+from tuner.learners.base import MomentsLearner, MomentsState
 
 
-class ThompsonState(LearnerState, frozen=True, tag="thompson"):
-    means: tuple[float, ...]
-    m2: tuple[float, ...]
+class ThompsonState(MomentsState, frozen=True, tag="thompson"):
+    pass
 
 
-class NormalThompson(Learner):
+class NormalThompson(MomentsLearner):
     """Thompson sampling on the posterior of each arm's *mean* reward (Normal-Inverse-Gamma prior).
 
     river's ``ThompsonSampling(proba.Gaussian())`` samples from the spread of the rewards rather than
@@ -101,7 +100,6 @@ class NormalThompson(Learner):
         self._sigma0 = float(prior_noise_std)
         self._nu0 = float(prior_noise_pseudo_count)
         self._propensity_draws = propensity_draws
-        self._moments = ArmMoments(len(grid))
 
     def params(self) -> dict[str, float]:
         return {
@@ -135,25 +133,10 @@ class NormalThompson(Learner):
         propensity = float(np.count_nonzero(winners == acting)) / self._propensity_draws
         return int(idx[acting]), propensity
 
-    def _update(self, i: int, reward: float, context: Context | None) -> None:
-        self._moments.add(i, reward, self._counts[i] + 1.0)
-
     def _expected_reward(self, i: int, context: Context | None) -> float | None:
+        """The posterior mean (the prior mean before any evidence)."""
         loc, _, _ = self.posterior(np.array([i]))
         return float(loc[0])
 
-    def _discount(self, keep_fraction: float) -> None:
-        self._moments.discount(keep_fraction)
-
     def to_state(self) -> ThompsonState:
-        return ThompsonState(
-            **self._base_state(),
-            means=tuple(self._moments.means.tolist()),
-            m2=tuple(self._moments.m2.tolist()),
-        )
-
-    def _check_own_state(self, state: ThompsonState) -> None:
-        self._moments.check(state.means, state.m2)
-
-    def _apply_own_state(self, state: ThompsonState) -> None:
-        self._moments.load(state.means, state.m2)
+        return ThompsonState(**self._moments_state())

@@ -8,15 +8,14 @@ import numpy as np
 
 from features.context import Context
 from tuner.arms import ArmGrid
-from tuner.learners.base import ArmMoments, Learner, LearnerState
+from tuner.learners.base import MomentsLearner, MomentsState
 
 
-class UCBState(LearnerState, frozen=True, tag="ucb"):
-    means: tuple[float, ...]
-    m2: tuple[float, ...]
+class UCBState(MomentsState, frozen=True, tag="ucb"):
+    pass
 
 
-class UCB(Learner):
+class UCB(MomentsLearner):
     """Upper confidence bound: the arm with the best mean plus ``delta * noise * sqrt(2 ln N / n)``.
 
     Why not ``river.bandit.UCB``: with a ``proba`` reward object it has no exploration bonus, and with
@@ -67,7 +66,6 @@ class UCB(Learner):
                 raise ValueError(f"{name} must be finite and > 0, got {value!r}")
         self._delta = float(delta)
         self._min_noise_std = float(min_noise_std)
-        self._moments = ArmMoments(len(grid))
 
     def params(self) -> dict[str, float]:
         return {"delta": self._delta, "min_noise_std": self._min_noise_std, "burn_in": float(self._burn_in)}
@@ -87,24 +85,5 @@ class UCB(Learner):
         i, ties = self._argmax_ties(idx, scores)
         return i, 1.0 / ties
 
-    def _update(self, i: int, reward: float, context: Context | None) -> None:
-        self._moments.add(i, reward, self._counts[i] + 1.0)
-
-    def _expected_reward(self, i: int, context: Context | None) -> float | None:
-        return float(self._moments.means[i]) if self._counts[i] > 0 else None
-
-    def _discount(self, keep_fraction: float) -> None:
-        self._moments.discount(keep_fraction)
-
     def to_state(self) -> UCBState:
-        return UCBState(
-            **self._base_state(),
-            means=tuple(self._moments.means.tolist()),
-            m2=tuple(self._moments.m2.tolist()),
-        )
-
-    def _check_own_state(self, state: UCBState) -> None:
-        self._moments.check(state.means, state.m2)
-
-    def _apply_own_state(self, state: UCBState) -> None:
-        self._moments.load(state.means, state.m2)
+        return UCBState(**self._moments_state())
