@@ -1,7 +1,9 @@
 """Rebuild the price-level book from a MarketTape's depth rows.
 
-Why here: the tape stores depth as absolute level changes plus snapshot and gap markers; this is the one
-place that turns them back into a book, so the simulator and the tests agree on what the book was.
+Why here: the tape stores depth as absolute level changes plus snapshot and gap markers; this rebuilds
+the book row by row, the plain reference the loader tests check tapes against. The simulated venue does
+not replay rows: :class:`router.venues.sim_book.TapeBook` answers the same questions by ``searchsorted``
+under the same tape contract.
 """
 
 from __future__ import annotations
