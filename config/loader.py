@@ -161,7 +161,7 @@ def _patch(raw: Any, reference: Any, path: str, message: str) -> bool:
 def _decode(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, list[ConfigIssue]]:
     """Decode strictly; on failure keep decoding a patched copy to report every problem in the file."""
     issues: list[ConfigIssue] = []
-    reference = json.loads((DEFAULTS_DIR / file).read_text(encoding="utf-8"))
+    reference: Any = None
     work = json.loads(json.dumps(raw))
     while True:
         try:
@@ -172,6 +172,8 @@ def _decode(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, list
             if isinstance(work, dict):
                 path = _name_dict_keys(work, model, path, message)
             issues.append(ConfigIssue(file, path, message))
+            if reference is None:  # the embedded default is read only when there is something to patch
+                reference = json.loads((DEFAULTS_DIR / file).read_text(encoding="utf-8"))
             if len(issues) >= 50 or not isinstance(work, dict) or not _patch(work, reference, path, message):
                 return None, issues
 
