@@ -50,7 +50,7 @@ from executor.reconcile import (
     replay_journal,
 )
 from executor.records import Submission
-from executor.settle import SettleError, SettleRetry, settle_orders, settled_event
+from executor.settle import SettleError, Settlement, SettleRetry, settle_orders, settled_event
 from executor.store import ExecutorStore
 from executor.telemetry import Telemetry
 from risk.context import RiskContext
@@ -68,6 +68,11 @@ logger = logging.getLogger(__name__)
 PolicyFor = Callable[[str], RouterPolicy]
 LINEAR_SIZED: tuple[ContractType, ...] = ("linear", "spot")
 """Contract types whose quantity the executor sizes as gross USD over the unit's USD value."""
+
+
+def _arrival_touch(symbol: str, bid: float, ask: float, ts_ns: int) -> TopOfBook:
+    """The arrival touch a settled event is measured against; its sizes were not recorded (zero)."""
+    return TopOfBook(symbol=symbol, bid=bid, bid_qty=0.0, ask=ask, ask_qty=0.0, ts_ns=ts_ns)
 
 
 class ExecutorHalted(RuntimeError):
@@ -185,17 +190,14 @@ class Executor:
 
     def _recover(self, submission: Submission, decision: DecisionRecord | None) -> int:
         """Settle an intent that was in flight at the crash and journal what it did; returns cancels."""
-        intent, ex = submission.intent, self.config.executor
+        intent = submission.intent
         try:
-            settlement = settle_orders(self.venue, symbol=intent.symbol, intent_id=intent.intent_id,
-                                       probe_gap_legs=ex.reconcile.probe_gap_legs,
-                                       max_legs=ex.reconcile.max_legs_per_intent,
-                                       retry=self._settle_retry)
+            settlement = self._settle(intent.symbol, intent.intent_id)
         except SettleError as exc:
             raise ReconcileError(str(exc)) from exc
         order = self._route_order(intent, submission.qty, submission.quote, submission.tick_size, submission.qty_step)
-        arrival = TopOfBook(symbol=intent.symbol, bid=submission.arrival_bid, bid_qty=0.0,
-                            ask=submission.arrival_ask, ask_qty=0.0, ts_ns=submission.arrival_ts_ns)
+        arrival = _arrival_touch(intent.symbol, submission.arrival_bid, submission.arrival_ask,
+                                 submission.arrival_ts_ns)
         event = settled_event(order=order, policy=RouterPolicy(**submission.policy), arrival=arrival,
                               arrival_ts_ns=submission.arrival_ts_ns, states=settlement.states,
                               finished_ts_ns=self.venue.clock.now_ns(), routed=None,
@@ -324,18 +326,20 @@ class Executor:
 
     # --- helpers ----------------------------------------------------------------------------------
 
+    def _settle(self, symbol: str, intent_id: str) -> Settlement:
+        """Settle every leg of ``intent_id`` under ``executor.reconcile`` (raises ``SettleError``)."""
+        reconcile = self.config.executor.reconcile
+        return settle_orders(self.venue, symbol=symbol, intent_id=intent_id,
+                             probe_gap_legs=reconcile.probe_gap_legs, max_legs=reconcile.max_legs_per_intent,
+                             retry=self._settle_retry)
+
     def _settle_after_error(self, order: RouteOrder, policy: RouterPolicy, event: RouterEvent) -> RouterEvent:
-        ex = self.config.executor
         try:
-            settlement = settle_orders(self.venue, symbol=order.symbol, intent_id=order.intent_id,
-                                       probe_gap_legs=ex.reconcile.probe_gap_legs,
-                                       max_legs=ex.reconcile.max_legs_per_intent,
-                                       retry=self._settle_retry)
+            settlement = self._settle(order.symbol, order.intent_id)
         except SettleError as exc:
             raise ExecutorHalted(f"intent {order.intent_id} left unsettled after a route error "
                                  f"({event.error}): {exc}") from exc
-        arrival = TopOfBook(symbol=event.symbol, bid=event.arrival_bid, bid_qty=0.0, ask=event.arrival_ask,
-                            ask_qty=0.0, ts_ns=event.arrival_ts_ns)
+        arrival = _arrival_touch(event.symbol, event.arrival_bid, event.arrival_ask, event.arrival_ts_ns)
         return settled_event(order=order, policy=policy, arrival=arrival, arrival_ts_ns=event.arrival_ts_ns,
                              states=settlement.states, finished_ts_ns=self.venue.clock.now_ns(), routed=event,
                              contract=venue_contract(self.venue, order.symbol),
