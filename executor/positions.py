@@ -57,7 +57,3 @@ def _decimals(step: float) -> int:
     exponent = Decimal(repr(step)).normalize().as_tuple().exponent
     return max(0, -int(exponent))
 
-
-def fills_qty_by_leg(portfolio: PortfolioState) -> dict[tuple[str, PositionSide], float]:
-    """Signed quantity of every open leg (what the venue's positions must equal)."""
-    return {key: leg.qty for key, leg in portfolio.legs.items()}
