@@ -14,6 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import get_args
 
 from config.models import PositionMode, RouterConfig
 from router.events import Intent, PositionSide, Side
@@ -51,9 +52,9 @@ class RouteOrder:
         if not self.intent_id or not self.symbol or not self.quote:
             raise RouteRefused(f"intent_id, symbol and quote must be non-empty, got "
                                f"{self.intent_id!r}, {self.symbol!r}, {self.quote!r}")
-        if self.side not in ("buy", "sell"):
+        if self.side not in get_args(Side):
             raise RouteRefused(f"{self.intent_id}: side must be 'buy' or 'sell', got {self.side!r}")
-        if self.position_side not in ("BOTH", "LONG", "SHORT"):
+        if self.position_side not in get_args(PositionSide):
             raise RouteRefused(f"{self.intent_id}: position_side must be BOTH, LONG or SHORT, "
                                f"got {self.position_side!r}")
         for name in ("qty", "tick_size", "qty_step"):
@@ -99,7 +100,7 @@ class RouteSettings:
     rate_limit_backoff_ms: float
 
     def __post_init__(self) -> None:
-        if self.position_mode not in ("hedge", "one_way"):
+        if self.position_mode not in get_args(PositionMode):
             raise ValueError(f"RouteSettings.position_mode must be 'hedge' or 'one_way', "
                              f"got {self.position_mode!r}")
         for name in ("poll_interval_ms", "rate_limit_backoff_ms"):

@@ -46,11 +46,12 @@ import dataclasses
 import math
 import weakref
 from collections.abc import Sequence
+from typing import get_args
 
 import numpy as np
 
 from router.contract import ContractSpec, notional_usd
-from router.events import Fill, Liquidity, PositionSide
+from router.events import Fill, Liquidity, PositionSide, Side
 from router.market.tape import MarketTape
 from router.venue import (
     InvalidOrder,
@@ -400,7 +401,7 @@ class SimVenue:
             raise InvalidOrder(f"client_order_id must be a non-empty string, got {coid!r}")
         if coid in self._orders:
             raise InvalidOrder(f"client_order_id {coid!r} is a duplicate: an id is never sent twice")
-        if request.side not in ("buy", "sell"):
+        if request.side not in get_args(Side):
             raise InvalidOrder(f"{coid}: side must be 'buy' or 'sell', got {request.side!r}")
         for flag in ("post_only", "reduce_only", "close_position"):
             if not isinstance(getattr(request, flag), bool):

@@ -15,12 +15,13 @@ never makes it change sign; what it cannot fill expires (Binance reports such or
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import get_args
 
 from config.models import PositionMode
 from router.events import PositionSide
 from router.venue import InvalidOrder, OrderRequest
 
-POSITION_MODES: tuple[PositionMode, ...] = ("hedge", "one_way")
+POSITION_MODES: tuple[PositionMode, ...] = get_args(PositionMode)
 
 
 class SimPositions:
@@ -36,7 +37,7 @@ class SimPositions:
     def check_request(self, request: OrderRequest) -> None:
         """Refuse a request whose position side or flags contradict the mode (Binance -4061 and kin)."""
         coid = request.client_order_id
-        if request.position_side not in ("BOTH", "LONG", "SHORT"):
+        if request.position_side not in get_args(PositionSide):
             raise InvalidOrder(f"{coid}: position_side must be BOTH, LONG or SHORT, got {request.position_side!r}")
         if self.mode == "one_way":
             if request.position_side != "BOTH":
