@@ -19,14 +19,12 @@ import msgspec
 
 from config.models import PolicyBounds, RouterConfig
 from router.policy import PolicyError, RouterPolicy
+from tuner.registry_aliases import CHAMPION
 
 if TYPE_CHECKING:
     from tuner.registry import PolicyRegistry
 
 log = logging.getLogger(__name__)
-
-CHAMPION_ALIAS = "champion"
-"""Same value as ``tuner.registry.CHAMPION``; repeated so this module does not import MLflow."""
 
 
 class PolicySource(Protocol):
@@ -122,6 +120,6 @@ class RegistryPolicySource:
 
     def _read(self, symbol: str) -> None:
         """Download the champion's policy document; only when its version changed after the first read."""
-        champion = self._registry.show(symbol, CHAMPION_ALIAS)
+        champion = self._registry.show(symbol, CHAMPION)
         self._policies[symbol] = policy_from_document(champion.policy, symbol, self._bounds)
         self._versions[symbol] = champion.version

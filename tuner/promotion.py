@@ -23,6 +23,7 @@ from router.events import RouterEvent
 from tuner.arms import arm_id_of
 from tuner.ope import OpeEstimate
 from tuner.ope_run import evaluate_candidate
+from tuner.registry_aliases import CHALLENGER
 from tuner.shadow import pick_estimate
 
 if TYPE_CHECKING:
@@ -126,8 +127,6 @@ def promote_if_better(registry: PolicyRegistry, symbol: str, events: Iterable[Ro
 
     Returns the verdict and the new champion, or ``None`` when refused (the registry is unchanged).
     """
-    from tuner.registry import CHALLENGER
-
     target = registry.show(symbol, str(version) if version is not None else CHALLENGER)
     window = recent_events(events, symbol, rule.recent_window_s)
     decision = judge(window, candidate_arm_of(target), symbol, rule, ope, seed=seed)

@@ -23,8 +23,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+from tuner.registry_aliases import CHALLENGER, CHAMPION
+
 PREVIOUS_CHAMPION_TAG = "previous_champion_version"
 DEPLOYMENT_MODE_TAG = "deployment_mode"
 """Registered-model tag a person sets to ``live`` (``policy go-live``) to take a symbol out of shadow mode."""

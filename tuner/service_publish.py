@@ -20,6 +20,7 @@ from config.models import ConfigBundle
 from router.policy import RouterPolicy
 from tuner.arms import ArmGrid
 from tuner.guardrails import Guardrails
+from tuner.registry_aliases import CHAMPION
 
 if TYPE_CHECKING:
     from tuner.registry import PolicyRegistry
@@ -28,9 +29,6 @@ PublishReason = Literal["schedule", "significant_change", "rollback"]
 
 CONFIG_PARAM_SECTIONS = ("risk_limits", "router", "executor")
 """Config sections logged as params of every version: what the policy's costs depend on."""
-
-CHAMPION_ALIAS = "champion"
-"""Same value as ``tuner.registry.CHAMPION``; repeated so this module does not import MLflow."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,5 +157,5 @@ class MlflowPublisher:
         published = self._registry.publish(
             policy.symbol, policy.as_params(), params=params, metrics=record.metrics.as_dict(),
             config_snapshot=self._snapshot, run_name=f"{policy.symbol}-v{policy.version}-{record.reason}")
-        if record.reason == "rollback" and CHAMPION_ALIAS not in published.aliases:
+        if record.reason == "rollback" and CHAMPION not in published.aliases:
             self._registry.promote(policy.symbol, published.version)
