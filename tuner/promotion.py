@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from tuner.registry import PolicyRegistry, PolicyVersion
 
 
-
 @dataclass(frozen=True, slots=True)
 class PromotionRule:
     """``tuner.json`` ``deployment.promotion`` plus the gate estimator."""
