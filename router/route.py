@@ -254,6 +254,7 @@ class _Route:
         state = self._place("limit", price, time_in_force="IOC", post_only=False)
         if state.status == "rejected":
             self.ledger.error = f"taker leg {state.client_order_id} rejected by the venue"
+            self.ledger.rejected = True
             return
         state = self._final_ioc(state)
         if state.filled_qty <= 0.0 and not state.fills:

@@ -637,3 +637,22 @@ def test_inverse_scripted_route_charges_fees_on_contract_notional(router_config:
     assert event.routed_as == "taker" and event.filled_qty == 3.0
     assert sum(f.fee_usd for f in event.fills) == pytest.approx(0.15)
     assert event.fees_bps == pytest.approx(5.0)
+
+
+class _RejectingTakerVenue(ScriptedVenue):
+    """Answers every IOC order with status ``rejected`` and no fills (a refusal reported as a state)."""
+
+    def place_order(self, request: OrderRequest) -> OrderState:
+        if request.time_in_force != "IOC":
+            return super().place_order(request)
+        self.requests.append(request)
+        return OrderState(request.client_order_id, request.symbol, "rejected", request.qty, 0.0, request.price, ())
+
+
+def test_taker_leg_the_venue_rejects_ends_the_route_rejected(router_config: RouterConfig) -> None:
+    v = _RejectingTakerVenue("BTCUSDT", [BASE_QUOTE], contract=LINEAR, fills=[], faults=[], maker_fee_bps=2.0,
+                             taker_fee_bps=5.0, entry_latency_ns=LATENCY_NS, cancel_latency_ns=LATENCY_NS)
+    event = run(router_config, v, pol=policy(router_config, maker_first=False))
+    assert_complete(event, v)
+    assert (event.outcome, event.routed_as, event.started_maker) == ("rejected", "unfilled", False)
+    assert event.error == "taker leg i1-1 rejected by the venue" and len(v.requests) == 1
