@@ -84,8 +84,6 @@ def evaluate_candidate(
         raise ValueError(f"candidate arm {candidate_arm} was never taken with a fill in this log, so it has "
                          f"no support and cannot be scored; arms logged: {', '.join(arm_ids) or 'none'}")
     log = LoggedBandit.from_events(chosen, arm_ids)
-    if log.n == 0:
-        raise ValueError("every event is unfilled: nothing has a cost to learn from")
     bootstrap = bootstrap_from_config(config, seed)
     estimates = evaluate(log, fixed_arm_policy(log, candidate_arm), estimators_from_config(config),
                          bootstrap=bootstrap, reward_model=PerArmMeanModel(),
