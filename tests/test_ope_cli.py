@@ -88,3 +88,10 @@ def test_mlflow_candidate_is_scored_and_logged_to_its_run(journal_path: Path, tm
     assert result["candidate"]["candidate_arm"] == "o1.00_b0.00" and result["candidate"]["symbol"] == "BTCUSDT"
     logged = registry.show("BTCUSDT", str(version.version)).metrics
     assert logged["ope_dr_cost_bps"] == pytest.approx(-result["candidate"]["estimates"]["dr"]["value"])
+
+
+def test_bad_config_directory_is_a_clean_error(journal_path: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ope", "--journal", str(journal_path), "--candidate", "o1.00_b0.00",
+                 "--config", str(tmp_path / "no-such-dir")]) == 2
+    assert "ope: invalid configuration" in capsys.readouterr().err

@@ -9,6 +9,7 @@ scored on the same events, so the two can be compared side by side.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -67,13 +68,19 @@ def _table(report: Any, title: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from config import load_config
+    from config import ConfigError, load_config
     from executor.journal import Journal
     from tuner.ope_run import evaluate_candidate
 
-    bundle = load_config(args.config)
+    try:
+        bundle = load_config(args.config)
+    except ConfigError as error:
+        print(f"ope: {error}", file=sys.stderr)
+        return 2
 
+    @functools.cache
     def registry() -> Any:
+        """One registry for the whole command (candidate, baseline and the run it logs to)."""
         from tuner.registry import PolicyRegistry
 
         uri = args.tracking_uri or bundle.tuner.mlflow.tracking_uri
