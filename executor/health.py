@@ -23,10 +23,14 @@ from router.events import RouterEvent
 from router.policy import RouterPolicy
 
 
+def is_closing(event: RouterEvent) -> bool:
+    """A filled order that reduced exposure: it has realized PnL and a notional to divide it by."""
+    return event.realized_pnl_usd is not None and event.avg_price is not None and event.filled_qty > 0
+
+
 def rolling_sharpe(events: Sequence[RouterEvent], window: int) -> float | None:
     """Per-trade Sharpe of realized PnL per notional over the last ``window`` closing orders."""
-    returns = [e.realized_pnl_usd / (e.avg_price * e.filled_qty) for e in events
-               if e.realized_pnl_usd is not None and e.avg_price is not None and e.filled_qty > 0]
+    returns = [e.realized_pnl_usd / (e.avg_price * e.filled_qty) for e in events if is_closing(e)]
     tail = np.asarray(returns[-window:], dtype=float)
     if tail.size < 2:
         return None
@@ -35,11 +39,14 @@ def rolling_sharpe(events: Sequence[RouterEvent], window: int) -> float | None:
 
 
 def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[RouterEvent],
-                   veto_ts_ns: Sequence[int], policies: Mapping[str, RouterPolicy], settings: HealthSettings,
-                   veto_storm_window_s: float, contracts: Mapping[str, ContractSpec]) -> HealthSnapshot:
+                   closing_events: Sequence[RouterEvent], veto_ts_ns: Sequence[int],
+                   policies: Mapping[str, RouterPolicy], settings: HealthSettings, veto_storm_window_s: float,
+                   contracts: Mapping[str, ContractSpec]) -> HealthSnapshot:
     """Health at ``now_ns`` over the last ``settings.window_events`` router events; one row per policy symbol.
 
-    ``contracts``: each symbol's contract spec (the config universe), for the features' USD notionals.
+    ``closing_events``: the recent closing orders (``is_closing``), however far back, of which the rolling
+    Sharpe takes the last ``settings.sharpe_window``. ``contracts``: each symbol's contract spec (the
+    config universe), for the features' USD notionals.
     """
     window = list(events)[-settings.window_events:]
     kpis = router_effectiveness(window, contracts=contracts, window=None, reprice_loop_min=settings.reprice_loop_min)
@@ -80,7 +87,7 @@ def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[R
         slippage_p50_bps=kpis.slippage_p50_bps,
         slippage_p75_bps=kpis.slippage_p75_bps,
         fee_drag_bps=kpis.fee_drag_bps,
-        rolling_sharpe=rolling_sharpe(window, settings.sharpe_window),
+        rolling_sharpe=rolling_sharpe(closing_events, settings.sharpe_window),
         window_realized_pnl_usd=float(sum(e.realized_pnl_usd for e in window if e.realized_pnl_usd is not None)),
         vetoes_in_storm_window=sum(1 for ts in veto_ts_ns if ts >= storm_since_ns),
         symbols=tuple(symbols),

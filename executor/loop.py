@@ -152,7 +152,7 @@ class Executor:
                                   wallet_balance_usd=ex.starting_wallet_usd, now_ns=now_ns)
         self.portfolio = replayed.portfolio
         self._done = set(replayed.done_intent_ids)
-        self.telemetry.seed(replayed.router_events[-ex.health.window_events:], replayed.veto_ts_ns)
+        self.telemetry.seed(replayed.router_events, replayed.veto_ts_ns)
         decisions = self.store.decisions() if self.adaptive is not None else {}
         catch_up = None
         if self.adaptive is not None:

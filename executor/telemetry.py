@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from config.models import ExecutorConfig
 from executor.adaptive_records import TunerHealth
 from executor.alerts import evaluate_alerts, evaluate_tuner_alerts
-from executor.health import compute_health
+from executor.health import compute_health, is_closing
 from executor.metrics import ExecutorMetrics
 from executor.records import Alert, HealthSnapshot
 from executor.store import ExecutorStore
@@ -38,8 +38,8 @@ class Telemetry:
         self._contracts = contracts
         self._store = store
         self.metrics = metrics
-        self._events: deque[RouterEvent] = deque(maxlen=max(config.health.window_events,
-                                                            config.health.sharpe_window))
+        self._events: deque[RouterEvent] = deque(maxlen=config.health.window_events)
+        self._closing: deque[RouterEvent] = deque(maxlen=config.health.sharpe_window)
         self._veto_ts_ns: deque[int] = deque()
         self._interval_ns = int(config.health.interval_s * NS_PER_S)
         self._next_publish_ns: int | None = None
@@ -47,13 +47,24 @@ class Telemetry:
         self.last_tuner: TunerHealth | None = None
 
     def seed(self, events: Iterable[RouterEvent], veto_ts_ns: Iterable[int]) -> None:
-        """Recent history from the journal after a restart (metrics counters start from zero)."""
-        self._events.extend(events)
+        """Recent history from the journal after a restart (metrics counters start from zero).
+
+        ``events`` in journal order; the windows keep what they need (the last closing orders may lie
+        far before the last ``window_events`` events, so pass them all).
+        """
+        for event in events:
+            self._remember(event)
         self._veto_ts_ns.extend(sorted(veto_ts_ns))
 
     def observe_router_event(self, event: RouterEvent) -> None:
-        self._events.append(event)
+        self._remember(event)
         self.metrics.observe_router_event(event)
+
+    def _remember(self, event: RouterEvent) -> None:
+        """The health window of router events, and apart from it the last closing orders (rolling Sharpe)."""
+        self._events.append(event)
+        if is_closing(event):
+            self._closing.append(event)
 
     def observe_veto(self, veto: VetoEvent) -> None:
         self._veto_ts_ns.append(veto.ts_ns)
@@ -77,6 +88,7 @@ class Telemetry:
         while self._veto_ts_ns and self._veto_ts_ns[0] < now_ns - storm_window_ns:
             self._veto_ts_ns.popleft()
         health = compute_health(now_ns=now_ns, portfolio=portfolio, events=tuple(self._events),
+                                closing_events=tuple(self._closing),
                                 veto_ts_ns=tuple(self._veto_ts_ns), policies=policies,
                                 settings=self._config.health,
                                 veto_storm_window_s=self._config.alerts.veto_storm_window_s,

@@ -164,3 +164,33 @@ def test_live_cli_refuses_live_without_keys_and_runs_paper(tmp_path: Path, capsy
     assert "metrics: http://127.0.0.1:" in out and "done: 1 new intents processed" in out
     with Journal(tmp_path / "j.sqlite", readonly=True) as journal:
         assert [t.intent_id for t in journal.read("trade")] == ["c1"]
+
+
+def test_rolling_sharpe_spans_sharpe_window_closing_orders_beyond_the_health_window(tmp_path: Path) -> None:
+    """``health.sharpe_window`` counts closing orders, not router events: opening orders after the last
+    close, more than ``window_events`` of them, must not hide the closes from the rolling Sharpe."""
+    base = executor_config()
+    config = msgspec.structs.replace(base, executor=msgspec.structs.replace(
+        base.executor, health=msgspec.structs.replace(base.executor.health, window_events=4, sharpe_window=3)))
+    venue = make_paper_venue(config)
+    executor, journal, _ = build_executor(config, venue, tmp_path)
+    executor.start()
+    for k in range(3):
+        for j in range(2):
+            executor.process(intent(f"o{k}{j}", size_hint_usd=300.0))
+        venue.clock.sleep_until(venue.clock.now_ns() + 20 * NS_PER_S)
+        executor.process(intent(f"c{k}", side="sell", close_position=True, size_hint_usd=0.0))
+    for j in range(config.executor.health.window_events):
+        executor.process(intent(f"tail{j}", size_hint_usd=300.0))
+    closing = [e for e in journal.read("router") if e.realized_pnl_usd is not None]
+    assert len(closing) == 3
+    expected = rolling_sharpe(closing, config.executor.health.sharpe_window)
+    assert expected is not None
+    health = executor.telemetry.publish(venue.clock.now_ns(), executor.portfolio, executor.policies, None)
+    assert health.rolling_sharpe == pytest.approx(expected)
+    executor.journal.close()
+    executor.store.close()
+    again, _, _ = build_executor(config, make_paper_venue(config), tmp_path, with_positions=False)
+    again.start()
+    assert again.telemetry.last is not None
+    assert again.telemetry.last[0].rolling_sharpe == pytest.approx(expected)  # seeded from the journal
