@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tuner.arms import Arm, ArmError, ArmGrid
+from tuner.arms import Arm, ArmError, ArmGrid, arm_id_of_policy
 
 
 def test_arm_id_is_stable_and_rounded() -> None:
@@ -59,3 +59,11 @@ def test_check_in_bounds() -> None:
     grid.check_in_bounds(Arm(2.0, 1.0))
     with pytest.raises(ArmError):
         grid.check_in_bounds(Arm(2.5, 0.0))
+
+
+def test_arm_id_of_policy_reads_the_knobs_not_the_label() -> None:
+    assert arm_id_of_policy({"maker_offset_bps": 1.5, "taker_bias": 0.25, "arm": "static"}, "v3") == "o1.50_b0.25"
+    with pytest.raises(ArmError, match="v3: not a RouterPolicy document"):
+        arm_id_of_policy({"maker_offset_bps": 1.5}, "v3")
+    with pytest.raises(ArmError, match="v3: not a RouterPolicy document"):
+        arm_id_of_policy({"maker_offset_bps": "wide", "taker_bias": 0.0}, "v3")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class ArmError(ValueError):
@@ -19,6 +20,19 @@ class ArmError(ValueError):
 def arm_id_of(maker_offset_bps: float, taker_bias: float) -> str:
     """The stable id of an arm: offset and bias rounded to two decimals."""
     return f"o{maker_offset_bps:.2f}_b{taker_bias:.2f}"
+
+
+def arm_id_of_policy(document: Mapping[str, Any], where: str) -> str:
+    """The arm id of a policy document's knobs (``RouterPolicy.as_params()``, as the registry stores it).
+
+    A rollback version is labelled ``static`` but carries real knobs, so the id comes from the knobs,
+    never from the document's ``arm`` label. Raises :class:`ArmError` naming ``where`` when a knob is
+    missing or not a number.
+    """
+    try:
+        return arm_id_of(float(document["maker_offset_bps"]), float(document["taker_bias"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ArmError(f"{where}: not a RouterPolicy document (needs maker_offset_bps and taker_bias)") from error
 
 
 @dataclass(frozen=True, slots=True)

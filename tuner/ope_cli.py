@@ -30,27 +30,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
-def _arm_of_policy(policy: dict[str, Any], where: str) -> str:
-    from tuner.arms import arm_id_of
-
-    try:
-        return arm_id_of(float(policy["maker_offset_bps"]), float(policy["taker_bias"]))
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{where}: not a RouterPolicy document (needs maker_offset_bps and taker_bias)") \
-            from error
-
-
 def _resolve(ref: str, registry_factory: Any) -> tuple[str, str | None, str | None]:
     """(arm id, symbol or None, MLflow run id or None) of a candidate reference."""
+    from tuner.arms import arm_id_of_policy
+
     path = Path(ref)
     if path.suffix == ".json" or path.is_file():
         if not path.is_file():
             raise ValueError(f"{ref}: no such policy file")
-        return _arm_of_policy(json.loads(path.read_text()), ref), None, None
+        return arm_id_of_policy(json.loads(path.read_text()), ref), None, None
     match = _MLFLOW_REF.match(ref)
     if match is not None and ("@" in ref or "/" in ref):
         version = registry_factory().show(match["symbol"], match["alias"] or match["version"])
-        return _arm_of_policy(version.policy, ref), match["symbol"], version.run_id
+        return arm_id_of_policy(version.policy, ref), match["symbol"], version.run_id
     return ref, None, None
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from config.models import DeploymentConfig, OpeConfig
 from risk.units import NS_PER_S
 from router.events import RouterEvent
-from tuner.arms import arm_id_of
+from tuner.arms import arm_id_of_policy
 from tuner.ope import OpeEstimate
 from tuner.ope_run import evaluate_candidate
 from tuner.registry_aliases import CHALLENGER
@@ -115,8 +115,7 @@ def judge(events: Sequence[RouterEvent], candidate_arm: str, symbol: str, rule: 
 
 def candidate_arm_of(version: PolicyVersion) -> str:
     """The grid arm id of a registered version's knobs (a rollback version is labelled ``static``)."""
-    policy = version.policy
-    return arm_id_of(float(policy["maker_offset_bps"]), float(policy["taker_bias"]))
+    return arm_id_of_policy(version.policy, f"{version.symbol} policy version {version.version}")
 
 
 def promote_if_better(registry: PolicyRegistry, symbol: str, events: Iterable[RouterEvent], rule: PromotionRule,
