@@ -26,13 +26,13 @@ the veto's ``ts_ns``.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
+from executor.file_lock import lock_for_writing
 from router.atomic_file import atomic_path
 from router.codec import SchemaError, from_json, kind_of, to_dataframe, to_json
 from router.events import (
@@ -163,15 +163,10 @@ class Journal:
     # ---- opening ---------------------------------------------------------------------------------------
 
     def _take_writer_lock(self) -> int:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return lock_for_writing(self.path)
         except BlockingIOError:
-            os.close(fd)
-            raise JournalLocked(f"{self.path} is already open for writing ({lock_path} is locked)") from None
-        return fd
+            raise JournalLocked(f"{self.path} is already open for writing ({self.path.name}.lock is locked)") from None
 
     def _open_writer(self, busy_timeout_ms: int) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None)

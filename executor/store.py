@@ -12,7 +12,6 @@ Prometheus served. Opened by one executor at a time (``flock`` on
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from types import TracebackType
 import msgspec
 
 from executor.adaptive_records import DecisionRecord, TunerHealth
+from executor.file_lock import lock_for_writing
 from executor.records import Alert, HealthSnapshot, Submission
 
 _SCHEMA_SQL = (
@@ -52,19 +52,28 @@ class ExecutorStore:
                 raise FileNotFoundError(f"no executor store at {self.path}")
             self._conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._lock_fd = lock_for_writing(self.path)
         except BlockingIOError:
-            os.close(fd)
             raise StoreLocked(f"{self.path} is already open by another executor") from None
-        self._lock_fd = fd
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = FULL")
-        for statement in _SCHEMA_SQL:
-            self._conn.execute(statement)
+        try:
+            self._conn = self._open_writer()
+        except BaseException:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            raise
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            for statement in _SCHEMA_SQL:
+                conn.execute(statement)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     # --- submissions ------------------------------------------------------------------------------
 
@@ -148,6 +157,7 @@ class ExecutorStore:
     # --- lifetime ---------------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Close the connection and release the writer lock; closing twice is harmless."""
         self._conn.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)

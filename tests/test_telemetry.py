@@ -194,3 +194,13 @@ def test_rolling_sharpe_spans_sharpe_window_closing_orders_beyond_the_health_win
     again.start()
     assert again.telemetry.last is not None
     assert again.telemetry.last[0].rolling_sharpe == pytest.approx(expected)  # seeded from the journal
+
+
+def test_a_store_that_fails_to_open_releases_its_writer_lock(tmp_path: Path) -> None:
+    path = tmp_path / "executor.sqlite"
+    path.write_bytes(b"not a database, but long enough for SQLite to read its header" * 4)
+    with pytest.raises(Exception, match="not a database"):
+        ExecutorStore(path)
+    path.unlink()
+    with ExecutorStore(path) as store:  # the failed open left no lock behind
+        assert store.health_count() == 0
