@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
+from experiments.timing import best_of
 from router.market.binance import discover, load_binance, resolve_data_dir
 
 
@@ -38,15 +37,6 @@ def _json_loads(path: Path) -> None:
             json.loads(payload)
 
 
-def _best_s(fn: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="recorded data folder (default: $ROUTER_TUNER_DATA or ../shared)")
@@ -63,9 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     totals = {"lines": 0, "loader": 0.0, "json": 0.0, "gunzip": 0.0}
     for key, files in discover(data_dir).items():
         lines = sum(_count_lines(p) for p in files)
-        loader_s = _best_s(lambda files=files: load_binance(files), args.repeats)
-        json_s = _best_s(lambda files=files: [_json_loads(p) for p in files], args.repeats)
-        gunzip_s = _best_s(lambda files=files: [_gunzip_split(p) for p in files], args.repeats)
+        loader_s, _ = best_of(args.repeats, lambda files=files: load_binance(files))
+        json_s, _ = best_of(args.repeats, lambda files=files: [_json_loads(p) for p in files])
+        gunzip_s, _ = best_of(args.repeats, lambda files=files: [_gunzip_split(p) for p in files])
         for name, value in (("lines", lines), ("loader", loader_s), ("json", json_s), ("gunzip", gunzip_s)):
             totals[name] += value
         print(f"{key:<18} {lines:>7} {lines / loader_s:>11,.0f} {lines / json_s:>15,.0f} "

@@ -14,12 +14,11 @@ Every printed time is the fastest of ``--repeats`` runs; ratios are time / basel
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from experiments.timing import best_of
 from tuner.ope import (
     IPS,
     SNIPS,
@@ -72,15 +71,6 @@ def simulate(n: int, n_arms: int, seed: int) -> tuple[LoggedBandit, np.ndarray]:
     )
     candidate = softmax(-2.0 * mean_cost_bps + x @ rng.normal(size=(N_FEATURES, n_arms)))
     return log, candidate
-
-
-def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def main() -> None:

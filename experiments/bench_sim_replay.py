@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
-from collections.abc import Callable
 
 import numpy as np
 
 from config import load_config
+from experiments.timing import best_of
 from router.market.binance import discover, load_binance, resolve_data_dir
 from router.market.tape import MarketTape
 from router.venue import OrderRequest, PostOnlyRejected
@@ -85,17 +84,6 @@ def venue_pass(venue: SimVenue, tape: MarketTape, grid: np.ndarray, resting: int
     return sent, rejected, fills
 
 
-def best_of(repeats: int, setup: Callable[[], object], fn: Callable[[object], object]) -> tuple[float, object]:
-    """Fastest of ``repeats`` timed calls of ``fn(setup())``; the setup is not timed."""
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        arg = setup()
-        t0 = time.perf_counter()
-        out = fn(arg)
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tape", default="usdm_btcusdt", help="<market>_<symbol> of a recorded file set")
@@ -115,15 +103,14 @@ def main() -> None:
                    for ts in (tape.quote_ts_ns, tape.trade_ts_ns, tape.depth_ts_ns))
     print(f"tape {tape.symbol} ({tape.market}): {n_events:,} market events over "
           f"{(int(grid[-1]) - start_ns) / 1e9:.0f} s, {len(grid):,} steps of {args.step_ms:g} ms")
-    base_s, _ = best_of(args.repeats, lambda: None, lambda _: baseline_pass(tape, grid))
+    base_s, _ = best_of(args.repeats, lambda: baseline_pass(tape, grid))
     base_rate = n_events / base_s
     print(f"baseline numpy pass            {base_rate / 1e6:10.1f} M events/s")
-    build_s, _ = best_of(args.repeats, lambda: None, lambda _: SimVenue([tape], config, start_ns=start_ns))
+    build_s, _ = best_of(args.repeats, lambda: SimVenue([tape], config, start_ns=start_ns))
     print(f"venue precompute (per tape)    {build_s * 1e3:10.1f} ms (not in the rates below)")
     for resting in (0, args.resting):
-        secs, out = best_of(args.repeats, lambda: SimVenue([tape], config, start_ns=start_ns),
-                            lambda v, r=resting: venue_pass(v, tape, grid, r))  # type: ignore[misc]
-        sent, rejected, fills = out  # type: ignore[misc]
+        secs, (sent, rejected, fills) = best_of(args.repeats, lambda v, r=resting: venue_pass(v, tape, grid, r),
+                                                setup=lambda: SimVenue([tape], config, start_ns=start_ns))
         rate = n_events / secs
         print(f"venue, {resting} resting orders      {rate / 1e6:10.2f} M events/s  ratio to baseline "
               f"{rate / base_rate:.4f}  ({secs * 1e3:.0f} ms; {sent} orders sent, {rejected} post-only "

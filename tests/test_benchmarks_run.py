@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from experiments.timing import best_of
 from router.market.binance import resolve_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,3 +39,17 @@ def test_benchmark_runs_and_prints_its_ratio(name: str, args: list[str], needs_d
                           env={**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert ratio_line in done.stdout, done.stdout[-2000:]
+
+
+def test_best_of_times_only_the_run_and_returns_its_result() -> None:
+    calls: list[str] = []
+
+    def setup() -> int:
+        calls.append("setup")
+        return 7
+
+    seconds, out = best_of(3, lambda x: calls.append("run") or x * 2, setup=setup)
+    assert out == 14 and seconds >= 0.0 and calls == ["setup", "run"] * 3
+    assert best_of(1, lambda: "plain")[1] == "plain"
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        best_of(0, lambda: None)
