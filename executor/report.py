@@ -16,6 +16,7 @@ from executor.simulation import SimulationResult
 from executor.simulation_policies import FIXED_PREFIX
 from executor.simulation_results import cumulative_regret_bps
 from executor.simulation_shadow import CHAMPION_SAME_ORDERS, LIVE_PHASE, STATIC_SAME_ORDERS
+from router.atomic_file import write_bytes_atomic
 
 ROLLING_WINDOW_ORDERS = 25
 """Orders per point of the cost-over-time plot (presentation only; no trading decision reads it)."""
@@ -268,7 +269,7 @@ def write_report(result: SimulationResult, out_dir: Path) -> Report:
         md += [f"## {title}", "", _md_table(head, section_rows) if section_rows else empty, ""]
     md += ["## Plots", "", *[f"![{title}]({p.name})" for title, p in plots], ""]
     md_path = out_dir / "report.md"
-    md_path.write_text("\n".join(md))
+    write_bytes_atomic(md_path, "\n".join(md).encode())
     style = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto}table{border-collapse:collapse;"
              "margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
              "img{max-width:100%;border:1px solid #eee}")
@@ -279,6 +280,7 @@ def write_report(result: SimulationResult, out_dir: Path) -> Report:
                  _html_table(head, section_rows) if section_rows else f"<p>{html.escape(empty)}</p>"]
     body += [f"<h2>{html.escape(t)}</h2><img src='{p.name}' alt='{html.escape(t)}'>" for t, p in plots]
     html_path = out_dir / "report.html"
-    html_path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>router-tuner simulation</title>"
-                         f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+    write_bytes_atomic(html_path, (f"<!doctype html><html><head><meta charset='utf-8'><title>router-tuner "
+                                   f"simulation</title><style>{style}</style></head><body>{''.join(body)}</body>"
+                                   "</html>").encode())
     return Report(html=html_path, markdown=md_path, plots=tuple(p for _, p in plots))

@@ -21,6 +21,7 @@ from executor.simulation_shadow import (
     STATIC_SAME_ORDERS,
     rolling_agreement,
 )
+from router.atomic_file import atomic_path
 
 
 def compared_policies(result: SimulationResult, symbol: str) -> list[str]:
@@ -41,10 +42,14 @@ def _grid(n: int, width: float = 5.2, height: float = 3.6) -> tuple[plt.Figure, 
 
 
 def _save(fig: plt.Figure, path: Path, tight: bool = True) -> Path:
-    if tight:
-        fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    """Write ``fig`` as PNG atomically (a rerun never leaves half an image) and release it, even on failure."""
+    try:
+        if tight:
+            fig.tight_layout()
+        with atomic_path(path) as temporary:
+            fig.savefig(temporary, dpi=90, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
