@@ -60,3 +60,13 @@ def test_partial_or_foreign_state_is_refused(tmp_path: Path) -> None:
         TunerService.from_config(bundle, [SYMBOL], InMemoryPublisher(), state_path=path)
     with pytest.raises(ValueError, match="no state_path"):
         TunerService.from_config(bundle, [SYMBOL], InMemoryPublisher()).save()
+
+
+def test_tuners_file_of_another_format_version_says_so(tmp_path: Path) -> None:
+    bundle = tuned_bundle()
+    path = tmp_path / "tuner.json"
+    service = TunerService.from_config(bundle, [SYMBOL], InMemoryPublisher(), state_path=path)
+    service.save()
+    tuners_state_path(path).write_text('{"format_version":1,"symbols":{"BTCUSDT":{"policy":null}}}')
+    with pytest.raises(StateFileError, match="format version 1, this code reads 2"):
+        TunerService.from_config(bundle, [SYMBOL], InMemoryPublisher(), state_path=path)

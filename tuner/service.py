@@ -49,7 +49,7 @@ from tuner.safety import ArmSafety, SafetyLimits
 from tuner.service_publish import PolicyPublisher
 from tuner.service_symbol import ObserveResult, PublishRule, SymbolTuner, SymbolTunerState, TunerMode
 from tuner.shadow import ShadowEvaluation, ShadowMonitor, ShadowRule
-from tuner.state import StateFileError, restore_state, save_state
+from tuner.state import StateFileError, read_versioned, restore_state, save_state
 
 TUNERS_FORMAT_VERSION = 2
 """2: mode, shadow agreement, exploration budget and arm safety state per symbol."""
@@ -220,13 +220,7 @@ class TunerService:
         for needed in (path, side):
             if not needed.exists():
                 raise StateFileError(f"{needed}: missing (learner and tuner state are saved together)")
-        try:
-            doc = msgspec.json.decode(side.read_bytes(), type=_TunersFile)
-        except msgspec.DecodeError as exc:
-            raise StateFileError(f"{side}: {exc}") from exc
-        if doc.format_version != TUNERS_FORMAT_VERSION:
-            raise StateFileError(f"{side}: format version {doc.format_version}, this code reads "
-                                 f"{TUNERS_FORMAT_VERSION}")
+        doc = read_versioned(side, _TunersFile, TUNERS_FORMAT_VERSION)
         if set(doc.symbols) != set(self._tuners):
             raise StateFileError(f"{side}: symbols {sorted(doc.symbols)} differ from {sorted(self._tuners)}")
         restore_state(path, {symbol: tuner.learner for symbol, tuner in self._tuners.items()})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
@@ -22,6 +23,7 @@ from tuner.learners import EpsilonGreedyState, Learner, LinUCBState, ThompsonSta
 STATE_FORMAT_VERSION = 1
 
 AnyLearnerState = ThompsonState | UCBState | EpsilonGreedyState | LinUCBState
+_Doc = TypeVar("_Doc", bound=msgspec.Struct)
 
 
 class StateFileError(ValueError):
@@ -55,17 +57,7 @@ def restore_state(path: Path, learners: Mapping[str, Learner]) -> None:
     Every state is checked against its learner (kind, arms, parameters) before any learner is changed,
     so a mismatch leaves all learners untouched.
     """
-    raw = Path(path).read_bytes()
-    try:
-        version = msgspec.json.decode(raw, type=_Header).format_version
-    except msgspec.DecodeError as exc:
-        raise StateFileError(f"{path}: not a tuner state file: {exc}") from exc
-    if version != STATE_FORMAT_VERSION:
-        raise StateFileError(f"{path}: format version {version}, this code reads {STATE_FORMAT_VERSION}")
-    try:
-        doc = msgspec.json.decode(raw, type=TunerStateFile)
-    except msgspec.ValidationError as exc:
-        raise StateFileError(f"{path}: {exc}") from exc
+    doc = read_versioned(Path(path), TunerStateFile, STATE_FORMAT_VERSION)
     if set(doc.learners) != set(learners):
         raise StateFileError(
             f"{path}: keys differ: missing in file {sorted(set(learners) - set(doc.learners))}, "
@@ -75,3 +67,22 @@ def restore_state(path: Path, learners: Mapping[str, Learner]) -> None:
         learner.check_state(doc.learners[key])
     for key, learner in learners.items():
         learner.load_state(doc.learners[key])
+
+
+def read_versioned(path: Path, doc_type: type[_Doc], format_version: int) -> _Doc:
+    """Decode a state file whose ``format_version`` must equal ``format_version``, strictly.
+
+    The version is read first, so a file of another version is refused as such rather than as a
+    document with unexpected fields. Raises :class:`StateFileError` for every way the file does not fit.
+    """
+    raw = path.read_bytes()
+    try:
+        found = msgspec.json.decode(raw, type=_Header).format_version
+    except msgspec.DecodeError as exc:
+        raise StateFileError(f"{path}: not a tuner state file: {exc}") from exc
+    if found != format_version:
+        raise StateFileError(f"{path}: format version {found}, this code reads {format_version}")
+    try:
+        return msgspec.json.decode(raw, type=doc_type)
+    except msgspec.DecodeError as exc:
+        raise StateFileError(f"{path}: {exc}") from exc
