@@ -15,7 +15,7 @@ keys are read from the environment only and never printed. Before the first inte
 reconciles open orders and positions with the venue, in both modes (see ``executor.reconcile``); health
 is published every ``health.interval_s`` to the executor store and, when enabled, to a Prometheus
 endpoint whose URL is printed on stdout.
-Exit codes: 0 done, 1 configuration or reconciliation refused, 2 bad arguments.
+Exit codes: 0 done, 1 configuration or reconciliation refused, 2 bad arguments (an unreadable intents file).
 """
 
 from __future__ import annotations
@@ -187,6 +187,19 @@ def run(args: argparse.Namespace) -> int:
     if args.policy_source != "tuner" and (args.no_mlflow or args.tuner_state is not None):
         print("live: --no-mlflow and --tuner-state need --policy-source tuner", file=sys.stderr)
         return 2
+    try:  # before anything touches the venue: a missing file must not surface after reconciliation
+        source = JsonlIntentSource(args.intents, follow=args.follow)
+    except OSError as error:
+        print(f"live: intents not readable: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    try:
+        return _serve(args, config, source)
+    finally:
+        source.close()
+
+
+def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSource) -> int:
+    """Policies, venue, metrics, journal and store around the executor loop; returns the exit code."""
     wiring: TunerWiring | None = None
     try:
         if args.policy_source == "tuner":
@@ -238,15 +251,12 @@ def run(args: argparse.Namespace) -> int:
                                 adaptive=adaptive)
             report = executor.start()
             print(f"started: {report}", flush=True)
-            source = JsonlIntentSource(args.intents, follow=args.follow)
             try:
                 processed = executor.run(source, idle_poll_s=args.idle_poll_s,
                                          should_stop=lambda: stopping["flag"], on_idle=on_idle)
             except ReplayExhausted as error:  # paper only: the recorded or synthetic market ran out
                 print(f"live: paper market ended: {error}", file=sys.stderr)
                 return 0
-            finally:
-                source.close()
             executor.publish_now()
             if adaptive is not None:
                 adaptive.checkpoint()

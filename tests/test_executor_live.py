@@ -108,3 +108,13 @@ def test_live_restart_refuses_when_the_venue_cannot_report_positions(
     err = capsys.readouterr().err
     assert "ReconcileError: BTCUSDT positions unavailable: VenueError" in err
     assert not fake.order_requests("POST")
+
+
+def test_live_refuses_an_unreadable_intents_file_before_touching_the_venue(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = live_config_dir(tmp_path, fake.base_url)
+    assert cli_main(live_args(tmp_path, cfg, tmp_path / "missing.jsonl")) == 2
+    assert "live: intents not readable: FileNotFoundError" in capsys.readouterr().err
+    assert not fake.order_requests("POST") and not fake.order_requests("DELETE")
+    assert not (tmp_path / "journal.sqlite").exists()
