@@ -81,6 +81,7 @@ def test_mlflow_candidate_is_scored_and_logged_to_its_run(journal_path: Path, tm
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     registry = PolicyRegistry(uri, "router-tuner", "router-policy")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/elsewhere.db")  # --tracking-uri wins
     version = registry.publish("BTCUSDT", {"maker_offset_bps": 1.0, "taker_bias": 0.0}, params={}, metrics={},
                                config_snapshot={})
     result = _run_json(capsys, "--journal", str(journal_path), "--candidate", "BTCUSDT@champion",

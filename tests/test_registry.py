@@ -67,3 +67,4 @@ def test_tracking_uri_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert resolve_tracking_uri("sqlite:///elsewhere/x.db") == "sqlite:///elsewhere/x.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert resolve_tracking_uri("sqlite:///elsewhere/x.db") == "http://127.0.0.1:5000"
+    assert resolve_tracking_uri("sqlite:///elsewhere/x.db", override="http://10.0.0.1:5000") == "http://10.0.0.1:5000"

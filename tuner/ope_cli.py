@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--symbol", default=None, help="only this symbol's events (default: the MLflow "
                                                        "reference's symbol, else all)")
     parser.add_argument("--config", default=None, help="config directory (default: embedded defaults)")
-    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (overrides tuner.json)")
+    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (overrides env and config)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -75,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
         """One registry for the whole command (candidate, baseline and the run it logs to)."""
         from tuner.registry import PolicyRegistry
 
-        uri = args.tracking_uri or bundle.tuner.mlflow.tracking_uri
-        return PolicyRegistry(uri, bundle.tuner.mlflow.experiment, bundle.tuner.mlflow.registered_model_prefix)
+        mlflow_config = bundle.tuner.mlflow
+        return PolicyRegistry(mlflow_config.tracking_uri, mlflow_config.experiment,
+                              mlflow_config.registered_model_prefix, override_uri=args.tracking_uri)
 
     if not args.journal.is_file():
         print(f"ope: no journal at {args.journal}", file=sys.stderr)

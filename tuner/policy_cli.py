@@ -15,11 +15,8 @@ inside :func:`run` only.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,9 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from tuner.registry import PolicyRegistry, RegistryError
 
     mlflow_config = bundle.tuner.mlflow
-    with _env_override("MLFLOW_TRACKING_URI", args.tracking_uri):
-        registry = PolicyRegistry(mlflow_config.tracking_uri, experiment=mlflow_config.experiment,
-                                  model_prefix=mlflow_config.registered_model_prefix)
+    registry = PolicyRegistry(mlflow_config.tracking_uri, experiment=mlflow_config.experiment,
+                              model_prefix=mlflow_config.registered_model_prefix, override_uri=args.tracking_uri)
     try:
         if args.policy_command == "list":
             versions = registry.list(args.symbol)
@@ -131,23 +127,6 @@ def _promote(args: argparse.Namespace, registry: PolicyRegistry, bundle: ConfigB
     else:
         print(f"policy promote: {verdict.reason}", file=sys.stderr)
     return promoted
-
-
-@contextlib.contextmanager
-def _env_override(name: str, value: str | None) -> Iterator[None]:
-    """``--tracking-uri`` must beat the environment, which the registry consults first: set it briefly."""
-    if value is None:
-        yield
-        return
-    before = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
 
 
 def _as_dict(version: PolicyVersion) -> dict[str, Any]:

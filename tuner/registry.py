@@ -32,8 +32,11 @@ DEFAULT_TRACKING_URI = "sqlite:///var/mlflow.db"
 POLICY_ARTIFACT = "policy.json"
 
 
-def resolve_tracking_uri(configured: str | None) -> str:
-    """``MLFLOW_TRACKING_URI`` wins, then the configured URI, then a local SQLite file under ``./var``."""
+def resolve_tracking_uri(configured: str | None, *, override: str | None = None) -> str:
+    """``override`` (a command's ``--tracking-uri``) wins, then ``MLFLOW_TRACKING_URI``, then the configured
+    URI, then a local SQLite file under ``./var``."""
+    if override:
+        return override
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
@@ -62,8 +65,10 @@ class RegistryError(RuntimeError):
 class PolicyRegistry:
     """Publish, list, promote and roll back per-symbol RouterPolicy versions in MLflow."""
 
-    def __init__(self, tracking_uri: str | None, experiment: str, model_prefix: str) -> None:
-        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+    def __init__(self, tracking_uri: str | None, experiment: str, model_prefix: str, *,
+                 override_uri: str | None = None) -> None:
+        """``tracking_uri`` is the configured URI; ``override_uri`` (a command line's) beats the environment."""
+        self.tracking_uri = resolve_tracking_uri(tracking_uri, override=override_uri)
         self.model_prefix = model_prefix
         self._client = MlflowClient(tracking_uri=self.tracking_uri)
         self._experiment_id = ensure_experiment(self._client, self.tracking_uri, experiment)

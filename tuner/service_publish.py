@@ -138,13 +138,12 @@ class MlflowPublisher:
 
     @classmethod
     def from_config(cls, bundle: ConfigBundle, tracking_uri: str | None = None) -> MlflowPublisher:
-        """A publisher on the registry named by ``tuner.json`` (``tracking_uri`` overrides its URI)."""
+        """A publisher on the registry named by ``tuner.json`` (``tracking_uri`` overrides it and the environment)."""
         from tuner.registry import PolicyRegistry
 
         mlflow_config = bundle.tuner.mlflow
-        registry = PolicyRegistry(tracking_uri if tracking_uri is not None else mlflow_config.tracking_uri,
-                                  experiment=mlflow_config.experiment,
-                                  model_prefix=mlflow_config.registered_model_prefix)
+        registry = PolicyRegistry(mlflow_config.tracking_uri, experiment=mlflow_config.experiment,
+                                  model_prefix=mlflow_config.registered_model_prefix, override_uri=tracking_uri)
         return cls(registry, bundle)
 
     @property
