@@ -28,13 +28,18 @@ from router.events import Intent, VetoReason
 Check = Callable[[Intent, float, RiskContext, RiskLimits], VetoReason | None]
 
 
+def not_in_universe(symbol: str) -> VetoReason:
+    """The veto of a symbol the configured universe does not list (screener and ``unknown_tier`` alike)."""
+    return VetoReason(code="symbol_not_in_universe", threshold="strategy_config.universe", observed=symbol,
+                      detail=f"strategy_config.universe: {symbol} is not listed")
+
+
 def unknown_tier(intent: Intent, gross_usd: float, ctx: RiskContext, limits: RiskLimits) -> VetoReason | None:
     """The symbol must be in the universe and its tier must have a cap."""
     if is_reducing(intent):
         return None
     if ctx.tier_name is None:
-        return VetoReason(code="symbol_not_in_universe", threshold="strategy_config.universe",
-                          observed=ctx.symbol, detail=f"strategy_config.universe: {ctx.symbol} is not listed")
+        return not_in_universe(ctx.symbol)
     if ctx.tier_name not in limits.tier_caps:
         return VetoReason(code="tier_without_cap", threshold=",".join(sorted(limits.tier_caps)),
                           observed=ctx.tier_name, detail=f"risk_limits.tier_caps: no cap for {ctx.tier_name}")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from config.models import ConfigBundle
 from risk.caps import TIER_NAV_CAP
-from risk.checks import check_order, max_concurrent_positions
+from risk.checks import check_order, max_concurrent_positions, not_in_universe
 from risk.context import RiskContext
 from risk.exposure import is_reducing
 from risk.sizer import suggest_gross_usd
@@ -60,8 +60,7 @@ def book_lean(book: TopOfBook, intent: Intent) -> float | None:
 def _listing_reasons(signal: Intent, market: MarketView, config: ConfigBundle) -> tuple[VetoReason, ...]:
     entry = config.strategy.universe.get(signal.symbol)
     if entry is None:
-        return (VetoReason(code="symbol_not_in_universe", threshold="strategy_config.universe",
-                           observed=signal.symbol, detail=f"strategy_config.universe: {signal.symbol}"),)
+        return (not_in_universe(signal.symbol),)
     reasons = []
     if market.book.symbol != entry.venue_symbol:
         reasons.append(VetoReason(code="book_symbol_mismatch", threshold=entry.venue_symbol,
