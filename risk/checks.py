@@ -73,37 +73,37 @@ def nav_stale(intent: Intent, gross_usd: float, ctx: RiskContext, limits: RiskLi
                       detail=f"risk_limits.nav.max_age_s: NAV is {ctx.nav_age_s:.6g} s old")
 
 
+def _nav_fraction_veto(intent: Intent, ctx: RiskContext, *, amount_usd: float, cap: float, code: str,
+                       detail: str) -> VetoReason | None:
+    """Veto a growing intent when ``amount_usd`` over NAV exceeds ``cap`` (NAV <= 0 is infinitely over)."""
+    observed = ratio(amount_usd, ctx.nav_usd)
+    if is_reducing(intent) or observed <= cap:
+        return None
+    return VetoReason(code=code, threshold=cap, observed=reportable(observed), detail=detail)
+
+
 def daily_loss_breaker(intent: Intent, gross_usd: float, ctx: RiskContext,
                        limits: RiskLimits) -> VetoReason | None:
     """Circuit breaker: realized loss over the trailing day as a fraction of NAV."""
-    observed = ratio(ctx.daily_realized_loss_usd, ctx.nav_usd)
-    if is_reducing(intent) or observed <= limits.circuit_breakers.daily_loss_pct:
-        return None
-    return VetoReason(code="daily_loss_circuit_breaker", threshold=limits.circuit_breakers.daily_loss_pct,
-                      observed=reportable(observed),
-                      detail="risk_limits.circuit_breakers.daily_loss_pct: breaker tripped")
+    return _nav_fraction_veto(intent, ctx, amount_usd=ctx.daily_realized_loss_usd,
+                              cap=limits.circuit_breakers.daily_loss_pct, code="daily_loss_circuit_breaker",
+                              detail="risk_limits.circuit_breakers.daily_loss_pct: breaker tripped")
 
 
 def weekly_loss_breaker(intent: Intent, gross_usd: float, ctx: RiskContext,
                         limits: RiskLimits) -> VetoReason | None:
     """Circuit breaker: realized loss over the trailing week as a fraction of NAV."""
-    observed = ratio(ctx.weekly_realized_loss_usd, ctx.nav_usd)
-    if is_reducing(intent) or observed <= limits.circuit_breakers.weekly_loss_pct:
-        return None
-    return VetoReason(code="weekly_loss_circuit_breaker", threshold=limits.circuit_breakers.weekly_loss_pct,
-                      observed=reportable(observed),
-                      detail="risk_limits.circuit_breakers.weekly_loss_pct: breaker tripped")
+    return _nav_fraction_veto(intent, ctx, amount_usd=ctx.weekly_realized_loss_usd,
+                              cap=limits.circuit_breakers.weekly_loss_pct, code="weekly_loss_circuit_breaker",
+                              detail="risk_limits.circuit_breakers.weekly_loss_pct: breaker tripped")
 
 
 def symbol_drawdown(intent: Intent, gross_usd: float, ctx: RiskContext,
                     limits: RiskLimits) -> VetoReason | None:
     """The symbol's realized drawdown over the trailing day, as a fraction of NAV."""
-    observed = ratio(ctx.symbol_drawdown_usd, ctx.nav_usd)
-    if is_reducing(intent) or observed <= limits.symbol_caps.max_drawdown_pct:
-        return None
-    return VetoReason(code="symbol_drawdown_cap", threshold=limits.symbol_caps.max_drawdown_pct,
-                      observed=reportable(observed),
-                      detail=f"risk_limits.symbol_caps.max_drawdown_pct: {ctx.symbol}")
+    return _nav_fraction_veto(intent, ctx, amount_usd=ctx.symbol_drawdown_usd,
+                              cap=limits.symbol_caps.max_drawdown_pct, code="symbol_drawdown_cap",
+                              detail=f"risk_limits.symbol_caps.max_drawdown_pct: {ctx.symbol}")
 
 
 def cooldown_after_stop(intent: Intent, gross_usd: float, ctx: RiskContext,
