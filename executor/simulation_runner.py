@@ -46,6 +46,16 @@ def intent_seed(seed: int, symbol: str, index: int) -> list[int]:
     return [seed, zlib.crc32(symbol.encode()), index]
 
 
+def sim_intent_id(policy_tag: str, symbol: str, index: int) -> str:
+    """A simulated order's intent id, ``<policy>:<symbol>:<index>`` (:func:`intent_index` reads it back)."""
+    return f"{policy_tag}:{symbol}:{index}"
+
+
+def intent_index(event: RouterEvent) -> int:
+    """The index of the simulated intent ``event`` routed (the last field of its intent id)."""
+    return int(event.intent_id.rsplit(":", 1)[1])
+
+
 def route_settings(config: ConfigBundle) -> RouteSettings:
     """The live loop's settings (``executor.json`` ``route``): the simulation routes as production does."""
     loop = config.executor.route
@@ -92,8 +102,8 @@ def route_intents(market: SimMarket, intents: Sequence[SimIntent], policy_name: 
             late += 1
         else:
             venue.clock.sleep_until(intent.arrival_ns)
-        order = RouteOrder(intent_id=f"{tag}:{market.symbol}:{intent.index}", symbol=market.symbol, side=intent.side,
-                           qty=intent.qty, reduce_only=False, close_position=False,
+        order = RouteOrder(intent_id=sim_intent_id(tag, market.symbol, intent.index), symbol=market.symbol,
+                           side=intent.side, qty=intent.qty, reduce_only=False, close_position=False,
                            position_side=_opening_side(intent, config), quote=market.quote,
                            tick_size=market.tape.tick_size, qty_step=market.qty_step)
         policy = decide(intent, order, venue.now_ns)
@@ -103,7 +113,7 @@ def route_intents(market: SimMarket, intents: Sequence[SimIntent], policy_name: 
         events.append(event)
         if progress is not None:
             progress(1)
-    events.sort(key=lambda e: int(e.intent_id.rsplit(":", 1)[1]))
+    events.sort(key=intent_index)
     horizon_ns = round(config.router.simulation.markout_horizon_ms * NS_PER_MS)
     return PolicyRun(symbol=market.symbol, policy=policy_name, events=tuple(events),
                      markout_bps=markouts(market, events, horizon_ns), late_starts=late)

@@ -31,7 +31,7 @@ from config.models import ConfigBundle, RouterConfig
 from executor.simulation_intents import SimIntent
 from executor.simulation_market import SimMarket
 from executor.simulation_results import PolicySummary, as_cost, summarize
-from executor.simulation_runner import PolicyRun, intent_seed, route_intents
+from executor.simulation_runner import PolicyRun, intent_index, intent_seed, route_intents
 from router.events import ArmSafetyEvent, RouterEvent, ShadowDecision
 from router.policy import RouterPolicy
 from router.route_order import RouteOrder
@@ -148,11 +148,7 @@ class ShadowScenario:
 
     def phase_events(self, run: PolicyRun, *, live: bool) -> tuple[RouterEvent, ...]:
         """``run``'s events on the live phase's intents (``live``) or the shadow phase's."""
-        return tuple(e for e in run.events if (_index(e) in self.shadow_intents) != live)
-
-
-def _index(event: RouterEvent) -> int:
-    return int(event.intent_id.rsplit(":", 1)[1])
+        return tuple(e for e in run.events if (intent_index(e) in self.shadow_intents) != live)
 
 
 class _Driver:
@@ -234,9 +230,9 @@ def sent_fingerprint(event: RouterEvent) -> tuple[object, ...]:
 
 def shadow_phase_matches_champion(scenario: ShadowScenario) -> bool:
     """Whether every shadow-phase order sent and got exactly what the champion alone did on that intent."""
-    champion = {_index(e): sent_fingerprint(e) for e in scenario.champion_run.events}
-    shadow = [e for e in scenario.run.events if _index(e) in scenario.shadow_intents]
-    return all(sent_fingerprint(e) == champion[_index(e)] for e in shadow)
+    champion = {intent_index(e): sent_fingerprint(e) for e in scenario.champion_run.events}
+    shadow = [e for e in scenario.run.events if intent_index(e) in scenario.shadow_intents]
+    return all(sent_fingerprint(e) == champion[intent_index(e)] for e in shadow)
 
 
 def rolling_agreement(decisions: Sequence[ShadowDecision], window: int) -> np.ndarray:

@@ -20,7 +20,7 @@ from executor.report import summary_dict, write_report
 from executor.simulation import SimulationOptions, simulate
 from executor.simulation_intents import intent_stream
 from executor.simulation_market import synthetic_markets
-from executor.simulation_runner import route_intents
+from executor.simulation_runner import intent_index, route_intents
 from executor.simulation_shadow import (
     CHAMPION_ALL_ORDERS,
     CHAMPION_SAME_ORDERS,
@@ -78,11 +78,11 @@ def test_shadow_phase_sends_exactly_what_the_champion_alone_sends(config, market
     champion = champion_for(SYMBOL, config, seed=5)
     alone = route_intents(market, intents, "alone", decide=lambda intent, order, now_ns: champion.decide(intent.index),
                           observe=lambda intent, event: None, config=config, seed=5)
-    by_index = {int(e.intent_id.rsplit(":", 1)[1]): e for e in alone.events}
-    shadow = [e for e in scenario.run.events if int(e.intent_id.rsplit(":", 1)[1]) in scenario.shadow_intents]
+    by_index = {intent_index(e): e for e in alone.events}
+    shadow = [e for e in scenario.run.events if intent_index(e) in scenario.shadow_intents]
     assert len(shadow) == scenario.shadow_orders > 0
     for event in shadow:
-        other = by_index[int(event.intent_id.rsplit(":", 1)[1])]
+        other = by_index[intent_index(event)]
         assert (event.arm, event.propensity, event.maker_offset_bps, event.taker_bias) == (
             other.arm, other.propensity, other.maker_offset_bps, other.taker_bias)
         assert [(f.price, f.qty, f.liquidity, f.ts_ns) for f in event.fills] == [
