@@ -50,6 +50,7 @@ from executor.reconcile import (
     replay_journal,
 )
 from executor.records import Submission
+from executor.route_config import route_settings
 from executor.settle import SettleError, Settlement, SettleRetry, settle_orders, settled_event
 from executor.store import ExecutorStore
 from executor.telemetry import Telemetry
@@ -60,7 +61,7 @@ from router.contract import ContractSpec, notional_usd, venue_contract
 from router.events import Intent, RouterEvent, TradeRecord, VetoReason
 from router.policy import RouterPolicy
 from router.route import route
-from router.route_order import RouteOrder, RouteRefused, RouteSettings, floor_qty
+from router.route_order import RouteOrder, RouteRefused, floor_qty
 from router.venue import TopOfBook, Venue, VenueError
 
 logger = logging.getLogger(__name__)
@@ -130,9 +131,7 @@ class Executor:
         self.telemetry = telemetry
         self.adaptive = adaptive
         ex = config.executor
-        self.route_settings = RouteSettings.from_config(
-            config.router, poll_interval_ms=ex.route.poll_interval_ms, max_venue_retries=ex.route.max_venue_retries,
-            rate_limit_backoff_ms=ex.route.rate_limit_backoff_ms)
+        self.route_settings = route_settings(config)
         self.portfolio = replay_journal(router_events=(), vetoes=(), trades=(), submissions={},
                                         wallet_balance_usd=ex.starting_wallet_usd, now_ns=0).portfolio
         self._settle_retry = SettleRetry(retries=ex.route.max_venue_retries, backoff_ms=ex.route.rate_limit_backoff_ms)

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from config.models import ConfigBundle
+from executor.route_config import route_settings
 from executor.simulation_intents import NS_PER_MS, SimIntent
 from executor.simulation_market import SimMarket, venue_config
 from executor.simulation_policies import PolicySource
 from router.events import RouterEvent
 from router.policy import RouterPolicy
 from router.route import route
-from router.route_order import RouteOrder, RouteSettings
+from router.route_order import RouteOrder
 from router.venues.sim import SimVenue
 
 
@@ -54,14 +55,6 @@ def sim_intent_id(policy_tag: str, symbol: str, index: int) -> str:
 def intent_index(event: RouterEvent) -> int:
     """The index of the simulated intent ``event`` routed (the last field of its intent id)."""
     return int(event.intent_id.rsplit(":", 1)[1])
-
-
-def route_settings(config: ConfigBundle) -> RouteSettings:
-    """The live loop's settings (``executor.json`` ``route``): the simulation routes as production does."""
-    loop = config.executor.route
-    return RouteSettings.from_config(config.router, poll_interval_ms=loop.poll_interval_ms,
-                                     max_venue_retries=loop.max_venue_retries,
-                                     rate_limit_backoff_ms=loop.rate_limit_backoff_ms)
 
 
 Decide = Callable[[SimIntent, RouteOrder, int], RouterPolicy]
