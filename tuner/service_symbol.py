@@ -38,7 +38,7 @@ from typing import Literal, TypeVar
 import msgspec
 
 from config.models import PolicyBounds
-from router.contract import ContractSpec, check_contract, notional_usd
+from router.contract import ContractSpec, check_spec, notional_usd
 from router.events import SCHEMA_VERSION, ArmSafetyChange, ArmSafetyEvent, RouterEvent, ShadowDecision
 from router.policy import STATIC_ARM, RouterPolicy
 from tuner.arms import Arm, ArmGrid, arm_id_of
@@ -153,8 +153,7 @@ class SymbolTuner:
         if shadow.symbol != policy.symbol:
             raise ValueError(f"shadow monitor of {shadow.symbol} given to the {policy.symbol} tuner")
         policy.validate(bounds)
-        check_contract(getattr(contract, "contract_type", None), getattr(contract, "contract_size", None),
-                       where=f"{policy.symbol} tuner")
+        check_spec(contract, where=f"{policy.symbol} tuner")
         self.symbol = policy.symbol
         self._contract = contract
         self._bounds = bounds
