@@ -68,3 +68,19 @@ def test_tracking_uri_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert resolve_tracking_uri("sqlite:///elsewhere/x.db") == "http://127.0.0.1:5000"
     assert resolve_tracking_uri("sqlite:///elsewhere/x.db", override="http://10.0.0.1:5000") == "http://10.0.0.1:5000"
+
+
+def test_a_store_outage_is_not_read_as_a_missing_champion(registry: PolicyRegistry,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.exceptions import MlflowException
+
+    _publish(registry, "DDDUSDT", 1.0)
+
+    def outage(*args: object, **kwargs: object) -> None:
+        raise MlflowException("database is locked", error_code="INTERNAL_ERROR")
+
+    monkeypatch.setattr(registry._client, "get_model_version_by_alias", outage)
+    with pytest.raises(MlflowException, match="database is locked"):
+        registry.champion_version("DDDUSDT")
+    with pytest.raises(MlflowException, match="database is locked"):
+        registry.publish("DDDUSDT", {"maker_offset_bps": 2.0}, params={}, metrics={}, config_snapshot={})

@@ -127,6 +127,8 @@ class PolicyRegistry:
             model_version = (self._client.get_model_version(name, ref) if ref.isdigit()
                              else self._client.get_model_version_by_alias(name, ref))
         except MlflowException as error:
+            if not _is_missing(error):
+                raise
             raise RegistryError(f"{symbol}: no policy version {ref!r} in {self.tracking_uri}") from error
         return self._describe(symbol, model_version)
 
@@ -163,6 +165,8 @@ class PolicyRegistry:
         try:
             previous = self._client.get_registered_model(name).tags.get(PREVIOUS_CHAMPION_TAG)
         except MlflowException as error:
+            if not _is_missing(error):
+                raise
             raise RegistryError(f"{symbol}: no registered policy") from error
         if previous is None:
             raise RegistryError(f"{symbol}: no previous champion to roll back to")
@@ -185,6 +189,8 @@ class PolicyRegistry:
         try:
             return dict(self._client.get_model_version(self.model_name(symbol), str(version)).tags)
         except MlflowException as error:
+            if not _is_missing(error):
+                raise
             raise RegistryError(f"{symbol}: no policy version {version}") from error
 
     def request_go_live(self, symbol: str, *, who: str, why: str) -> None:
@@ -194,13 +200,17 @@ class PolicyRegistry:
             try:
                 self._client.set_registered_model_tag(name, key, value)
             except MlflowException as error:
+                if not _is_missing(error):
+                    raise
                 raise RegistryError(f"{symbol}: no registered policy to take live") from error
 
     def deployment_mode(self, symbol: str) -> str | None:
         """``live`` once :meth:`request_go_live` was called for ``symbol``, else ``None``."""
         try:
             return self._client.get_registered_model(self.model_name(symbol)).tags.get(DEPLOYMENT_MODE_TAG)
-        except MlflowException:
+        except MlflowException as error:
+            if not _is_missing(error):
+                raise
             return None
 
     def log_to_run(self, run_id: str, *, metrics: Mapping[str, float], artifact: Mapping[str, Any],
@@ -213,13 +223,17 @@ class PolicyRegistry:
     def _ensure_model(self, name: str) -> None:
         try:
             self._client.get_registered_model(name)
-        except MlflowException:
+        except MlflowException as error:
+            if not _is_missing(error):
+                raise
             self._client.create_registered_model(name)
 
     def _alias_version(self, name: str, alias: str) -> int | None:
         try:
             return int(self._client.get_model_version_by_alias(name, alias).version)
-        except MlflowException:
+        except MlflowException as error:
+            if not _is_missing(error):
+                raise
             return None
 
     def _describe(self, symbol: str, model_version: Any) -> PolicyVersion:
@@ -229,6 +243,17 @@ class PolicyRegistry:
         return PolicyVersion(symbol=symbol, version=int(model_version.version), run_id=model_version.run_id,
                              aliases=tuple(sorted(model_version.aliases)),
                              policy=json.loads(Path(local).read_text()), metrics=dict(run.data.metrics))
+
+
+def _is_missing(error: MlflowException) -> bool:
+    """True when MLflow says the model, version or alias does not exist; False for any other failure.
+
+    Only absence may read as "no champion": a store that is down must fail loudly, or a publish during an
+    outage would crown a new champion. MLflow reports a missing alias as INVALID_PARAMETER_VALUE.
+    """
+    if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    return error.error_code == "INVALID_PARAMETER_VALUE" and "not found" in error.message
 
 
 def ensure_experiment(client: MlflowClient, tracking_uri: str, name: str) -> str:
