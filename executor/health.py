@@ -15,10 +15,10 @@ from executor.records import HealthSnapshot, HourExpectancy, SymbolHealth
 from features.effectiveness import router_effectiveness
 from features.expectancy import hourly_expectancy
 from features.quality import QualityThresholds, router_quality
-from features.scores import SlippageRegimes, symbol_scores
+from features.scores import SlippageRegimes, sharpe_per_trade, symbol_scores
 from risk.portfolio import PortfolioState
 from risk.units import NS_PER_S
-from router.contract import ContractSpec
+from router.contract import ContractSpec, notional_usd
 from router.events import RouterEvent
 from router.policy import RouterPolicy
 
@@ -28,14 +28,12 @@ def is_closing(event: RouterEvent) -> bool:
     return event.realized_pnl_usd is not None and event.avg_price is not None and event.filled_qty > 0
 
 
-def rolling_sharpe(events: Sequence[RouterEvent], window: int) -> float | None:
-    """Per-trade Sharpe of realized PnL per notional over the last ``window`` closing orders."""
-    returns = [e.realized_pnl_usd / (e.avg_price * e.filled_qty) for e in events if is_closing(e)]
-    tail = np.asarray(returns[-window:], dtype=float)
-    if tail.size < 2:
-        return None
-    spread = float(tail.std(ddof=1))
-    return None if spread == 0.0 else float(tail.mean() / spread * np.sqrt(tail.size))
+def rolling_sharpe(events: Sequence[RouterEvent], window: int,
+                   contracts: Mapping[str, ContractSpec]) -> float | None:
+    """Per-trade Sharpe of realized PnL per USD notional over the last ``window`` closing orders."""
+    returns = [e.realized_pnl_usd / notional_usd(contracts[e.symbol], e.avg_price, e.filled_qty)
+               for e in events if is_closing(e)]
+    return sharpe_per_trade(np.asarray(returns[-window:], dtype=float))
 
 
 def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[RouterEvent],
@@ -87,7 +85,7 @@ def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[R
         slippage_p50_bps=kpis.slippage_p50_bps,
         slippage_p75_bps=kpis.slippage_p75_bps,
         fee_drag_bps=kpis.fee_drag_bps,
-        rolling_sharpe=rolling_sharpe(closing_events, settings.sharpe_window),
+        rolling_sharpe=rolling_sharpe(closing_events, settings.sharpe_window, contracts),
         window_realized_pnl_usd=float(sum(e.realized_pnl_usd for e in window if e.realized_pnl_usd is not None)),
         vetoes_in_storm_window=sum(1 for ts in veto_ts_ns if ts >= storm_since_ns),
         symbols=tuple(symbols),

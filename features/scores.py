@@ -49,7 +49,11 @@ class SymbolScore:
     router: RouterEffectiveness
 
 
-def _sharpe(returns: np.ndarray) -> float | None:
+def sharpe_per_trade(returns: np.ndarray) -> float | None:
+    """Mean over standard deviation of per-trade returns, times the square root of their count.
+
+    ``None`` with fewer than two returns or none of them different: there is no spread to scale by.
+    """
     if returns.size < 2:
         return None
     spread = returns.std(ddof=1)
@@ -73,7 +77,7 @@ def symbol_scores(
         closing = np.isfinite(mine.realized_pnl_usd) & (mine.notional_usd > 0)
         returns = mine.realized_pnl_usd[closing] / mine.notional_usd[closing]
         router = effectiveness_of(mine, reprice_loop_min=reprice_loop_min)
-        scores.append(SymbolScore(symbol=symbol, closing_trades=int(closing.sum()), sharpe_per_trade=_sharpe(returns),
-                                  fee_drag_bps=router.fee_drag_bps,
+        scores.append(SymbolScore(symbol=symbol, closing_trades=int(closing.sum()),
+                                  sharpe_per_trade=sharpe_per_trade(returns), fee_drag_bps=router.fee_drag_bps,
                                   slippage_regime=regimes.classify(router.slippage_p50_bps), router=router))
     return scores

@@ -48,7 +48,7 @@ def test_alerts_fire_at_the_configured_thresholds_and_name_them() -> None:
 
 
 def test_rolling_sharpe_needs_two_closing_orders() -> None:
-    assert rolling_sharpe((), 10) is None
+    assert rolling_sharpe((), 10, {}) is None
 
 
 def test_health_publishes_on_a_timer_even_when_idle(tmp_path: Path) -> None:
@@ -184,7 +184,7 @@ def test_rolling_sharpe_spans_sharpe_window_closing_orders_beyond_the_health_win
         executor.process(intent(f"tail{j}", size_hint_usd=300.0))
     closing = [e for e in journal.read("router") if e.realized_pnl_usd is not None]
     assert len(closing) == 3
-    expected = rolling_sharpe(closing, config.executor.health.sharpe_window)
+    expected = rolling_sharpe(closing, config.executor.health.sharpe_window, config.strategy.universe)
     assert expected is not None
     health = executor.telemetry.publish(venue.clock.now_ns(), executor.portfolio, executor.policies, None)
     assert health.rolling_sharpe == pytest.approx(expected)
