@@ -30,11 +30,12 @@ class Leg:
 
 @dataclass(frozen=True, slots=True)
 class LoggedFill:
-    """One applied fill, kept for a week for loss windows, drawdowns and trade counts."""
+    """One applied fill, kept for a week for loss windows, drawdowns, trade counts and duplicate detection."""
 
     ts_ns: int
     symbol: str
     client_order_id: str
+    trade_id: str
     realized_pnl_usd: float
 
 
@@ -111,10 +112,13 @@ class PortfolioState:
         self.wallet_balance_usd += net
         self.marks.setdefault(symbol, fill.price)
         self._seen_trade_ids.add(fill.trade_id)
-        self.fill_log.append(LoggedFill(fill.ts_ns, symbol, fill.client_order_id, net))
+        self.fill_log.append(LoggedFill(fill.ts_ns, symbol, fill.client_order_id, fill.trade_id, net))
         horizon_ns = fill.ts_ns - S_PER_WEEK * NS_PER_S
         if self.fill_log[0].ts_ns < horizon_ns:
+            # Trade ids are remembered as long as their fills are logged (a week), so the set stays bounded
+            # on a long live run; a venue repeats a fill within seconds, never a week later.
             self.fill_log = [entry for entry in self.fill_log if entry.ts_ns >= horizon_ns]
+            self._seen_trade_ids = {entry.trade_id for entry in self.fill_log}
         return net
 
     # --- derived ----------------------------------------------------------------------------------

@@ -129,3 +129,14 @@ def test_context_refuses_inconsistent_values(field: str, value: float, message: 
 def test_context_refuses_mixed_position_modes_on_its_symbol() -> None:
     with pytest.raises(ValueError, match="one-way and hedge"):
         make_ctx((leg(position_side="BOTH"), leg(position_side="LONG")))
+
+
+def test_trade_ids_are_remembered_as_long_as_their_fills_are_logged() -> None:
+    state = PortfolioState(wallet_balance_usd=10_000.0, nav_ts_ns=NOW_NS)
+    week_ns = 7 * 24 * 3_600 * 1_000_000_000
+    state.apply_fill(symbol="BTCUSDT", side="buy", position_side="LONG", fill=fill("old", 100.0, 1.0))
+    assert state.apply_fill(symbol="BTCUSDT", side="buy", position_side="LONG", fill=fill("old", 100.0, 1.0)) is None
+    later = NOW_NS + week_ns + 1
+    state.apply_fill(symbol="BTCUSDT", side="buy", position_side="LONG", fill=fill("new", 100.0, 1.0, ts_ns=later))
+    assert [entry.trade_id for entry in state.fill_log] == ["new"]
+    assert state._seen_trade_ids == {"new"}, "ids leave with their week-old fills: the set stays bounded"
