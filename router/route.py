@@ -67,6 +67,7 @@ from router.venue import (
     TopOfBook,
     Venue,
     VenueError,
+    VenueProtocolError,
     VenueTimeout,
     VenueUnavailable,
 )
@@ -297,10 +298,17 @@ class _Route:
                                   rejected=False) from exc
             except VenueError as exc:
                 raise _RouteAbort(f"{type(exc).__name__}: {exc}", rejected=True) from exc
-            self.ledger.observe(state)
+            self._observe(state)
             return state
         raise _RouteAbort(f"order not placed: {self.settings.max_venue_retries + 1} attempts timed out and "
                           f"the venue knew none of them (last id {client_id})", rejected=False)
+
+    def _observe(self, state: OrderState) -> None:
+        """Record a state; a venue that breaks its own protocol ends the route (the event keeps the error)."""
+        try:
+            self.ledger.observe(state)
+        except VenueProtocolError as exc:
+            raise _RouteAbort(f"VenueProtocolError: {exc}; order may still rest", rejected=False) from exc
 
     def _sleep_until(self, ts_ns: int) -> None:
         """Wait on the venue clock; a simulated clock may fail (its replay ended) and that ends the route."""
@@ -334,7 +342,7 @@ class _Route:
         except VenueError as exc:
             raise _RouteAbort(f"status of {client_id} unknown: {type(exc).__name__}: {exc}",
                               rejected=False) from exc
-        self.ledger.observe(state)
+        self._observe(state)
         return state
 
     def _cancel(self, client_id: str) -> OrderState:
@@ -356,7 +364,7 @@ class _Route:
         else:
             raise _RouteAbort(f"cancel of {client_id} not confirmed after {retries + 1} attempts; "
                               f"order may still rest", rejected=False)
-        self.ledger.observe(state)
+        self._observe(state)
         poll_ns = int(self.settings.poll_interval_ms * 1e6)
         for _ in range(retries):
             if state.is_terminal:

@@ -14,7 +14,7 @@ from router.contract import ContractSpec, check_spec, notional_usd
 from router.events import SCHEMA_VERSION, Fill, Outcome, RoutedAs, RouterEvent
 from router.policy import RouterPolicy
 from router.route_order import RouteOrder, floor_qty
-from router.venue import OrderState, TopOfBook
+from router.venue import OrderState, TopOfBook, VenueProtocolError
 
 
 @dataclass(slots=True)
@@ -54,8 +54,8 @@ class RouteLedger:
             if fill.trade_id in self._trade_ids:
                 continue
             if fill.client_order_id != client_id:
-                raise ValueError(f"venue reported fill {fill.trade_id} of {fill.client_order_id} "
-                                 f"under order {client_id}")
+                raise VenueProtocolError(f"venue reported fill {fill.trade_id} of {fill.client_order_id} "
+                                         f"under order {client_id}")
             self._trade_ids.add(fill.trade_id)
             self.fills.append(fill)
             new_qty += fill.qty

@@ -128,6 +128,10 @@ class BelowMinNotional(VenueError):
     """The order is smaller than the venue accepts."""
 
 
+class VenueProtocolError(VenueError):
+    """The venue answered something its own protocol rules out (e.g. a fill reported under another order)."""
+
+
 class InvalidOrder(VenueError):
     """The request itself is malformed for this venue (bad quantity, price, symbol or flags)."""
 

@@ -7,6 +7,7 @@ import doctest
 import importlib
 import math
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -656,3 +657,21 @@ def test_taker_leg_the_venue_rejects_ends_the_route_rejected(router_config: Rout
     assert_complete(event, v)
     assert (event.outcome, event.routed_as, event.started_maker) == ("rejected", "unfilled", False)
     assert event.error == "taker leg i1-1 rejected by the venue" and len(v.requests) == 1
+
+
+class _MislabellingVenue(ScriptedVenue):
+    """Reports every fill under a client order id that is not the order's own: a protocol violation."""
+
+    def fetch_order(self, symbol: str, client_order_id: str) -> OrderState:
+        state = super().fetch_order(symbol, client_order_id)
+        fills = tuple(msgspec.structs.replace(f, client_order_id="someone-else") for f in state.fills)
+        return dataclasses.replace(state, fills=fills)
+
+
+def test_a_fill_reported_under_another_order_ends_the_route_with_one_event(router_config: RouterConfig) -> None:
+    v = _MislabellingVenue("BTCUSDT", [BASE_QUOTE], contract=LINEAR, fills=[ScriptedFill(500 * MS, 1.0)], faults=[],
+                           maker_fee_bps=2.0, taker_fee_bps=5.0, entry_latency_ns=LATENCY_NS,
+                           cancel_latency_ns=LATENCY_NS)
+    event = run(router_config, v)
+    assert event.error is not None and event.error.startswith("VenueProtocolError: venue reported fill")
+    assert "order may still rest" in event.error and event.fills == () and event.outcome == "unfilled"
