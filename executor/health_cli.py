@@ -7,15 +7,15 @@ Reads the store read-only, so it runs while the executor writes. ``--json`` prin
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 
 import msgspec
 
 from executor.adaptive_health import render_tuner_health
-from executor.live_cli import DEFAULT_STORE
 from executor.records import HealthSnapshot
-from executor.store import ExecutorStore
+from executor.store import DEFAULT_STORE, ExecutorStore
 from risk.units import NS_PER_S
 
 
@@ -50,13 +50,17 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as error:
         print(f"health: {error}", file=sys.stderr)
         return 1
-    with store:
-        health = store.latest_health()
-        if health is None:
-            print(f"health: {args.store} has no health snapshot yet", file=sys.stderr)
-            return 1
-        alerts = list(store.alerts(since_ns=health.ts_ns - int(args.alerts_since_s * NS_PER_S)))
-        tuner = store.latest_tuner_health()
+    try:
+        with store:
+            health = store.latest_health()
+            if health is None:
+                print(f"health: {args.store} has no health snapshot yet", file=sys.stderr)
+                return 1
+            alerts = list(store.alerts(since_ns=health.ts_ns - int(args.alerts_since_s * NS_PER_S)))
+            tuner = store.latest_tuner_health()
+    except sqlite3.DatabaseError as error:
+        print(f"health: {args.store} is not a readable executor store: {error}", file=sys.stderr)
+        return 1
     if args.json:
         print(msgspec.json.encode({"health": health, "tuner": tuner, "alerts": alerts}).decode())
         return 0

@@ -42,7 +42,7 @@ from executor.journal import Journal
 from executor.loop import Executor, ExecutorHalted
 from executor.metrics import ExecutorMetrics
 from executor.reconcile import PositionReader, ReconcileError
-from executor.store import ExecutorStore
+from executor.store import DEFAULT_STORE, ExecutorStore
 from executor.telemetry import Telemetry
 from risk.units import NS_PER_S
 from router.venue import Venue, VenueError
@@ -54,7 +54,6 @@ from tuner.service_publish import InMemoryPublisher, PolicyPublisher
 if TYPE_CHECKING:
     from tuner.registry import PolicyRegistry
 
-DEFAULT_STORE = Path("var/executor.sqlite")
 POLICY_SOURCES = ("static", "registry", "tuner")
 logger = logging.getLogger("executor.live")
 

@@ -36,6 +36,9 @@ _SCHEMA_SQL = (
 )
 
 
+DEFAULT_STORE = Path("var/executor.sqlite")
+
+
 class StoreLocked(RuntimeError):
     """Another executor already writes this store."""
 

@@ -31,3 +31,20 @@ def test_python_dash_m_tuner_is_the_same_entry_point() -> None:
                           check=False)
     assert done.returncode == 0, done.stderr
     assert "OK" in done.stdout
+
+
+def test_only_the_chosen_command_is_imported() -> None:
+    """`config check` must not pay for river, MLflow or ccxt: only the chosen command's module loads."""
+    probe = ("import sys; from tuner.cli import main; code = main(['config', 'check']); "
+             "print(code, sorted(m for m in ('river', 'mlflow', 'ccxt', 'executor.live_cli') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_help_lists_every_command_without_importing_them(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("config", "policy", "record", "journal", "ope", "simulate", "live", "health"))

@@ -1,14 +1,16 @@
 """The ``router-tuner`` command line: one entry point that wires the packages together.
 
-Each command lives in its owner's ``cli`` module, which exposes ``add_arguments(parser)``
-and ``run(args) -> exit code`` and imports heavy libraries (MLflow, ccxt) only inside ``run``, so
-``router-tuner config check`` stays fast. To add a command, add one line to ``COMMANDS``.
+Each command lives in its owner's ``cli`` module, which exposes ``add_arguments(parser)`` and
+``run(args) -> exit code``. Only the module of the command being run is imported (the overview in
+``--help`` comes from ``COMMANDS``), so ``router-tuner config check`` does not pay for river, MLflow or
+ccxt. To add a command, add one line to ``COMMANDS``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
 
 # command name -> (module with add_arguments/run, one-line help)
@@ -25,20 +27,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(selected: str | None) -> argparse.ArgumentParser:
+    """The parser, with the arguments of the ``selected`` command only (``None``: the overview)."""
     parser = argparse.ArgumentParser(
         prog="router-tuner", description="Adaptive maker/taker order router with an online tuner.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        if name == selected:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub)
+            sub.set_defaults(run=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    selected = next((a for a in arguments if not a.startswith("-")), None)
+    args = build_parser(selected if selected in COMMANDS else None).parse_args(arguments)
     return int(args.run(args))
 
 
