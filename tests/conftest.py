@@ -30,6 +30,18 @@ def edit_config(directory: Path, file: str, edit: Callable[[Any], None]) -> None
     path.write_text(json.dumps(data))
 
 
+def default_registry(uri: str) -> Any:
+    """The policy registry at ``uri`` under the default tuner.json experiment and model prefix.
+
+    ``uri`` is passed as the override, so an ``MLFLOW_TRACKING_URI`` in the environment cannot redirect it.
+    """
+    from tuner.registry import PolicyRegistry
+
+    mlflow = load_config().tuner.mlflow
+    return PolicyRegistry(None, experiment=mlflow.experiment, model_prefix=mlflow.registered_model_prefix,
+                          override_uri=uri)
+
+
 def config_issues(directory: Path) -> list[str]:
     """The problems a load of ``directory`` reports (the load must fail)."""
     with pytest.raises(ConfigError) as caught:

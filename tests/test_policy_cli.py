@@ -13,6 +13,7 @@ import pytest
 
 from config.loader import load_config
 from router.policy import RouterPolicy
+from tests.conftest import default_registry
 from tuner.cli import main
 
 BUNDLE = load_config()
@@ -21,13 +22,8 @@ BUNDLE = load_config()
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A store with two BTCUSDT versions, published under tuner.json's experiment and model prefix."""
-    from tuner.registry import PolicyRegistry
-
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/store.db"
-    config = BUNDLE.tuner.mlflow
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        registry = PolicyRegistry(uri, experiment=config.experiment, model_prefix=config.registered_model_prefix)
+    registry = default_registry(uri)
     base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
     for n, offset in ((1, 1.0), (2, 2.0)):
         policy = replace(base, version=n, arm=f"o{offset:.2f}_b0.00", maker_offset_bps=offset)

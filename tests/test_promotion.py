@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import msgspec
 import numpy as np
@@ -18,6 +17,7 @@ from router.policy import RouterPolicy
 from router.route import RouteSettings, route
 from router.route_order import RouteOrder
 from router.route_scripted import Quote, ScriptedVenue
+from tests.conftest import default_registry
 from tests.test_service import event_for
 from tuner.cli import main
 from tuner.policy_source import RegistryPolicySource
@@ -25,9 +25,6 @@ from tuner.promotion import PromotionRule, judge, recent_events
 from tuner.service import TunerService
 from tuner.service_publish import InMemoryPublisher
 from tuner.shadow import with_shadow_symbols
-
-if TYPE_CHECKING:
-    from tuner.registry import PolicyRegistry
 
 BUNDLE = load_config()
 OPE = msgspec.structs.replace(BUNDLE.tuner.ope, bootstrap_resamples=200)
@@ -84,25 +81,13 @@ def test_recent_means_the_configured_window_before_the_latest_event() -> None:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Champion v1 (1 bp behind) and challenger v2 (2 bps behind) for BTCUSDT and ETHUSDT."""
-    from tuner.registry import PolicyRegistry
-
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/store.db"
-    config = BUNDLE.tuner.mlflow
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        registry = PolicyRegistry(uri, experiment=config.experiment, model_prefix=config.registered_model_prefix)
+    registry = default_registry(uri)
     for symbol in ("BTCUSDT", "ETHUSDT"):
         for version, knobs in ((1, CHAMPION), (2, CHALLENGER)):
             registry.publish(symbol, policy(symbol, version, knobs).as_params(), params={"learner": "thompson"},
                              metrics={}, config_snapshot={})
     return uri
-
-
-def registry_at(uri: str) -> PolicyRegistry:
-    from tuner.registry import PolicyRegistry
-
-    config = BUNDLE.tuner.mlflow
-    return PolicyRegistry(uri, experiment=config.experiment, model_prefix=config.registered_model_prefix)
 
 
 def journal_with(path: Path, events: list[RouterEvent]) -> Path:
@@ -118,7 +103,7 @@ def test_promote_is_refused_then_accepted_on_the_logs_and_force_records_who_and_
     worse = journal_with(tmp_path / "worse.sqlite", logged("BTCUSDT", 600, 3.5, seed=4))
     assert main(["policy", "promote", *common, "--journal", str(worse)]) == 1
     assert "refused: snips lower bound" in capsys.readouterr().err
-    registry = registry_at(store)
+    registry = default_registry(store)
     assert registry.champion_version("BTCUSDT") == 1, "a refused promotion changes nothing"
 
     better = journal_with(tmp_path / "better.sqlite", logged("BTCUSDT", 600, 1.0, seed=4))
@@ -148,7 +133,7 @@ def test_promote_is_refused_then_accepted_on_the_logs_and_force_records_who_and_
 def test_rollback_reaches_the_router_within_one_decision(store: str, capsys: pytest.CaptureFixture[str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    registry = registry_at(store)
+    registry = default_registry(store)
     source = RegistryPolicySource(registry, ["ETHUSDT"], BUNDLE.router.policy_bounds, refresh_s=0.0)
     settings = RouteSettings.from_config(BUNDLE.router, poll_interval_ms=100.0, max_venue_retries=2,
                                          rate_limit_backoff_ms=50.0)
@@ -172,7 +157,7 @@ def test_rollback_reaches_the_router_within_one_decision(store: str, capsys: pyt
 def test_go_live_command_takes_a_shadow_symbol_live(store: str, capsys: pytest.CaptureFixture[str],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    registry = registry_at(store)
+    registry = default_registry(store)
     service = TunerService.from_config(with_shadow_symbols(BUNDLE, ("BTCUSDT", "ETHUSDT")), ["BTCUSDT", "ETHUSDT"],
                                        InMemoryPublisher())
     assert service.follow_go_live_requests(registry) == []
