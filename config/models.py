@@ -651,7 +651,7 @@ class PrometheusSettings(Model):
 
 
 class LiveVenueSettings(Model):
-    """The live ccxt venue (``router.venues.ccxt_config.CcxtVenueConfig``); keys come from the environment."""
+    """The live ccxt venue (``router.venues.ccxt.config.CcxtVenueConfig``); keys come from the environment."""
 
     exchange_id: str
     api_key_env: str

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from config.models import AlertThresholds
-from executor.adaptive_records import TunerHealth
+from executor.adaptive.records import TunerHealth
 from executor.records import Alert, HealthSnapshot
 
 

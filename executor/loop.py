@@ -16,7 +16,7 @@ With adaptive routing (``adaptive``, ``--policy-source tuner``) the tuner decide
 with the decision context at arrival, the decision is stored with the Submission, and the RouterEvent
 is learned before its batch is journaled, the shadow proposal and arm-safety changes in the same batch;
 ``start`` re-learns journaled events the tuner's last checkpoint does not include before it recovers
-in-flight intents (``executor.adaptive`` documents the ordering that keeps learning exactly-once).
+in-flight intents (``executor.adaptive.routing`` documents the ordering that keeps learning exactly-once).
 
 A route that ended with an error may leave an order resting: its legs are settled by client order id
 (cancelled, fills counted) before the outcome is journaled. When that is impossible (venue unreachable)
@@ -35,8 +35,8 @@ import msgspec
 import numpy as np
 
 from config.models import ConfigBundle, ContractType
-from executor.adaptive import AdaptiveRouting, CatchUp
-from executor.adaptive_records import DecisionRecord, TunerHealth
+from executor.adaptive.records import DecisionRecord, TunerHealth
+from executor.adaptive.routing import AdaptiveRouting, CatchUp
 from executor.intents import IntentSource
 from executor.journal import Journal
 from executor.outcomes import reason, routed_trade, veto_outcome
@@ -60,8 +60,8 @@ from risk.screener import MarketView, would_emit
 from router.contract import ContractSpec, notional_usd, venue_contract
 from router.events import Intent, RouterEvent, TradeRecord, VetoReason
 from router.policy import RouterPolicy
-from router.route import route
-from router.route_order import RouteOrder, RouteRefused, floor_qty
+from router.routing.machine import route
+from router.routing.order import RouteOrder, RouteRefused, floor_qty
 from router.venue import TopOfBook, Venue, VenueError
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from executor.adaptive_records import TunerHealth
+from executor.adaptive.records import TunerHealth
 from executor.records import Alert, HealthSnapshot
 from router.contract import ContractSpec, contract_of, notional_usd
 from router.events import RouterEvent, VetoEvent

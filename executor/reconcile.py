@@ -20,7 +20,7 @@ from executor.positions import apply_fills
 from executor.records import Submission
 from risk.portfolio import PortfolioState
 from router.events import Fill, Intent, PositionSide, RouterEvent, TradeRecord, VetoEvent
-from router.route_order import client_order_id
+from router.routing.order import client_order_id
 from router.venue import OrderState, VenueError
 
 PositionReader = Callable[[str], Mapping[PositionSide, float]]

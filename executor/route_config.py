@@ -4,7 +4,7 @@ live loop and the simulation, so the simulation routes exactly as production doe
 from __future__ import annotations
 
 from config.models import ConfigBundle
-from router.route_order import RouteSettings
+from router.routing.order import RouteSettings
 
 
 def route_settings(config: ConfigBundle) -> RouteSettings:

@@ -17,8 +17,8 @@ from typing import TypeVar
 from router.contract import ContractSpec
 from router.events import RouterEvent
 from router.policy import RouterPolicy
-from router.route_ledger import RouteLedger
-from router.route_order import RouteOrder, client_order_id
+from router.routing.ledger import RouteLedger
+from router.routing.order import RouteOrder, client_order_id
 from router.venue import (
     OrderNotFound,
     OrderState,

@@ -4,7 +4,7 @@ One SQLite file in WAL mode with ``synchronous=FULL``: a submission is on disk b
 leaves, which is what lets a restarted executor find an order that was in flight when it died instead
 of sending it again. With adaptive routing, the tuner's ``DecisionRecord`` (decision context, shadow
 proposal) is written in the same transaction, so a restart can learn the intent's outcome with the
-context it was decided in (``executor.adaptive``). Health and alerts (and the tuner block of health)
+context it was decided in (``executor.adaptive.routing``). Health and alerts (and the tuner block of health)
 are appended on every publish so ``router-tuner health`` and dashboards read the same numbers
 Prometheus served. Opened by one executor at a time (``flock`` on
 ``<path>.lock``); readers open it ``readonly``.
@@ -20,7 +20,7 @@ from types import TracebackType
 
 import msgspec
 
-from executor.adaptive_records import DecisionRecord, TunerHealth
+from executor.adaptive.records import DecisionRecord, TunerHealth
 from executor.file_lock import lock_for_writing
 from executor.records import Alert, HealthSnapshot, Submission
 

@@ -3,7 +3,7 @@
 ``maybe_publish`` is called by the loop after every intent and on every idle poll; it publishes when
 ``health.interval_s`` has passed since the last publish, so health reports on idle days too, and every
 publish writes the snapshot and its alerts to the executor store as well as the metrics. With adaptive
-routing the caller passes the tuner block (``executor.adaptive_health``): it is stored with the snapshot,
+routing the caller passes the tuner block (``executor.adaptive.health``): it is stored with the snapshot,
 mirrored in the tuner gauges, and its alerts (budget, all arms excluded) join the snapshot's.
 """
 
@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 
 from config.models import ExecutorConfig
-from executor.adaptive_records import TunerHealth
+from executor.adaptive.records import TunerHealth
 from executor.alerts import evaluate_alerts, evaluate_tuner_alerts
 from executor.health import compute_health, is_closing
 from executor.metrics import ExecutorMetrics

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 from config.models import ConfigBundle
 from router.market.synthetic import SyntheticMarketSpec, generate
 from router.market.tape import MarketTape
-from router.venues.sim import SimVenue
-from router.venues.sim_config import SimVenueConfig
-from router.venues.sim_queue import LogProbQueue, QueueModel, RiskAverseQueue
+from router.venues.sim.config import SimVenueConfig
+from router.venues.sim.queue import LogProbQueue, QueueModel, RiskAverseQueue
+from router.venues.sim.venue import SimVenue
 
 if TYPE_CHECKING:
-    from router.venues.ccxt_venue import CcxtVenue
+    from router.venues.ccxt.venue import CcxtVenue
 
 _QUEUE_MODELS: dict[str, type[QueueModel]] = {"risk_averse": RiskAverseQueue, "log_prob": LogProbQueue}
 
@@ -59,8 +59,8 @@ def paper_venue(config: ConfigBundle, tapes: Sequence[MarketTape], *, name: str)
 
 def live_venue(config: ConfigBundle, environ: Mapping[str, str] = os.environ) -> CcxtVenue:
     """The ccxt venue of ``executor.live``; raises ``KeyError`` naming a missing key variable."""
-    from router.venues.ccxt_config import CcxtVenueConfig
-    from router.venues.ccxt_venue import CcxtVenue, WallClock
+    from router.venues.ccxt.config import CcxtVenueConfig
+    from router.venues.ccxt.venue import CcxtVenue, WallClock
 
     live = config.executor.live
     venue_config = CcxtVenueConfig(

@@ -2,7 +2,7 @@
 
 The gate reads the symbol's recent routed orders (those that finished within ``recent_window_s`` of the
 latest one: a replay of an old journal judges as of its own end), scores the challenger's arm on them
-with :func:`tuner.ope_run.evaluate_candidate`, and passes when the configured ``gate_estimator``'s lower
+with :func:`tuner.ope.run.evaluate_candidate`, and passes when the configured ``gate_estimator``'s lower
 confidence bound beats the acting policy's on-policy value on the same orders by ``margin_bps``, with
 at least ``min_effective_sample_size`` effective events behind the estimate. The acting policy's value
 is the log's own mean reward: what the champion (with any exploration around it) actually earned.
@@ -21,8 +21,8 @@ from config.models import DeploymentConfig, OpeConfig
 from risk.units import NS_PER_S
 from router.events import RouterEvent
 from tuner.arms import arm_id_of_policy
-from tuner.ope import OpeEstimate
-from tuner.ope_run import evaluate_candidate
+from tuner.ope.estimators import OpeEstimate
+from tuner.ope.run import evaluate_candidate
 from tuner.registry_aliases import CHALLENGER
 from tuner.shadow import pick_estimate
 

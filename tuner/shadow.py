@@ -1,6 +1,6 @@
 """Shadow ("apprentice") mode of one symbol: the champion acts, the learner proposes, agreement is tracked.
 
-In shadow mode a :class:`~tuner.service_symbol.SymbolTuner` never chooses what is routed. For every order
+In shadow mode a :class:`~tuner.service.symbol.SymbolTuner` never chooses what is routed. For every order
 the caller routes with the acting (champion) policy, and the tuner's learner makes the choice it would
 have made live; :class:`ShadowMonitor` turns the two into a :class:`~router.events.ShadowDecision` for
 the journal and keeps the agreement over the last ``agreement_window`` orders.
@@ -13,7 +13,7 @@ refuses arms the log never took.
 
 The go-live gate (every ``gate_every_n_outcomes`` learned outcomes, after ``min_outcomes``) asks that
 the agreement over a full window reach ``min_agreement`` and that the OPE lower bound (the configured
-``gate_estimator``, via :func:`tuner.ope_run.evaluate_candidate`) of the learner's best arm on the last
+``gate_estimator``, via :func:`tuner.ope.run.evaluate_candidate`) of the learner's best arm on the last
 ``ope_window_events`` routed orders be at most ``max_shortfall_bps`` below the acting policy's own value
 on the same orders. The learner's best arm is the knob set it would publish: the candidate going live.
 The event window lives in memory; after a restart it refills before the gate can pass.
@@ -31,8 +31,8 @@ from router.events import SCHEMA_VERSION, RouterEvent, ShadowDecision
 from router.policy import RouterPolicy
 from tuner.arms import arm_id_of
 from tuner.learners import Choice
-from tuner.ope import OpeEstimate
-from tuner.ope_run import estimators_from_config, evaluate_candidate
+from tuner.ope.estimators import OpeEstimate
+from tuner.ope.run import estimators_from_config, evaluate_candidate
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 Why here: the tape stores depth as absolute level changes plus snapshot and gap markers; this rebuilds
 the book row by row, the plain reference the loader tests check tapes against. The simulated venue does
-not replay rows: :class:`router.venues.sim_book.TapeBook` answers the same questions by ``searchsorted``
+not replay rows: :class:`router.venues.sim.book.TapeBook` answers the same questions by ``searchsorted``
 under the same tape contract.
 """
 

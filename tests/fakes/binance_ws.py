@@ -83,7 +83,7 @@ class FakeBinanceWs:
         """Send each payload to the connections subscribed to ``stream``, ``pace_s`` apart; return sockets hit.
 
         Pacing matters for quotes: ccxt hands a ticker watcher the latest quote per wake-up, so quotes sent
-        back to back in one read may be conflated (see ``router.market.record``).
+        back to back in one read may be conflated (see ``router.market.record.recorder``).
         """
         return asyncio.run_coroutine_threadsafe(self._push(stream, list(payloads), pace_s), self._loop).result(
             timeout=60)

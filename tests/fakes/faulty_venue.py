@@ -22,7 +22,7 @@ from router.venue import (
     VenueTimeout,
     VenueUnavailable,
 )
-from router.venues.sim import SimVenue
+from router.venues.sim.venue import SimVenue
 
 
 @dataclass(frozen=True)

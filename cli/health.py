@@ -1,0 +1,72 @@
+"""``router-tuner health``: print the latest health snapshot and recent alerts from the executor store.
+
+Reads the store read-only, so it runs while the executor writes. ``--json`` prints the snapshot as JSON
+(for scripts); the default is one aligned line per figure. Exit 1 when no snapshot was published yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from pathlib import Path
+
+import msgspec
+
+from executor.adaptive.health import render_tuner_health
+from executor.records import HealthSnapshot
+from executor.store import DEFAULT_STORE, ExecutorStore
+from risk.units import NS_PER_S
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"executor store (default {DEFAULT_STORE})")
+    parser.add_argument("--alerts-since-s", type=float, default=86_400.0,
+                        help="show alerts raised this many seconds before the snapshot")
+    parser.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+
+
+def render(health: HealthSnapshot) -> str:
+    """The snapshot as aligned ``name  value`` lines, symbols and expectancy below."""
+    def fmt(value: object) -> str:
+        if value is None:
+            return "n/a"
+        return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+    lines = [f"{name:<26}{fmt(getattr(health, name))}" for name in health.__struct_fields__
+             if name not in ("symbols", "expectancy")]
+    for row in health.symbols:
+        lines.append(f"symbol {row.symbol:<19}policy {row.policy_id} v{row.policy_version} arm {row.arm} "
+                     f"quality {row.quality} orders {row.orders} sharpe {fmt(row.sharpe_per_trade)} "
+                     f"fee_drag_bps {fmt(row.fee_drag_bps)} regime {fmt(row.slippage_regime)}")
+    for hour in health.expectancy:
+        lines.append(f"expectancy hour {hour.hour:02d}         {hour.trades} trades, {hour.expectancy_bps:.3f} bps")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        store = ExecutorStore(args.store, readonly=True)
+    except FileNotFoundError as error:
+        print(f"health: {error}", file=sys.stderr)
+        return 1
+    try:
+        with store:
+            health = store.latest_health()
+            if health is None:
+                print(f"health: {args.store} has no health snapshot yet", file=sys.stderr)
+                return 1
+            alerts = list(store.alerts(since_ns=health.ts_ns - int(args.alerts_since_s * NS_PER_S)))
+            tuner = store.latest_tuner_health()
+    except sqlite3.DatabaseError as error:
+        print(f"health: {args.store} is not a readable executor store: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(msgspec.json.encode({"health": health, "tuner": tuner, "alerts": alerts}).decode())
+        return 0
+    print(render(health))
+    if tuner is not None:
+        print(render_tuner_health(tuner))
+    for alert in alerts:
+        print(f"ALERT {alert.code}: {alert.observed:.6g} vs {alert.threshold:.6g} ({alert.detail})")
+    return 0

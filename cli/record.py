@@ -1,0 +1,117 @@
+"""``router-tuner record``: record live quotes and trades of some symbols into Parquet tapes (ccxt.pro).
+
+ccxt is imported inside ``run`` so the rest of the command line stays fast. ``--api-url``/``--ws-url``
+re-point the exchange's REST and websocket hosts (keeping ccxt's paths): for a proxy, or a local fake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_FLUSH_INTERVAL_S = 60.0
+DEFAULT_PROGRESS_INTERVAL_S = 10.0
+DEFAULT_RECONNECT_INITIAL_MS = 250.0
+DEFAULT_RECONNECT_MAX_MS = 30_000.0
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 20
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--venue", required=True, help="ccxt exchange id with a recording mapping (binanceusdm)")
+    parser.add_argument("--symbols", required=True, help="comma-separated exchange market ids: BTCUSDT,ETHUSDT")
+    parser.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: recordings/<venue>-<UTC start time>); one sub-folder "
+                             "per symbol of chunk-NNNNNN.parquet files; an existing folder is resumed")
+    parser.add_argument("--flush-seconds", type=float, default=DEFAULT_FLUSH_INTERVAL_S,
+                        help="write a chunk per symbol this often; a crash loses at most this much "
+                             "(default: %(default)s)")
+    parser.add_argument("--progress-seconds", type=float, default=DEFAULT_PROGRESS_INTERVAL_S,
+                        help="print messages/s per symbol to stderr this often (default: %(default)s)")
+    parser.add_argument("--reconnect-initial-ms", type=float, default=DEFAULT_RECONNECT_INITIAL_MS,
+                        help="first reconnect delay, doubled per failure (default: %(default)s)")
+    parser.add_argument("--reconnect-max-ms", type=float, default=DEFAULT_RECONNECT_MAX_MS,
+                        help="reconnect delay cap (default: %(default)s)")
+    parser.add_argument("--max-failures", type=int, default=DEFAULT_MAX_CONSECUTIVE_FAILURES,
+                        help="give up after this many connection failures in a row (default: %(default)s)")
+    parser.add_argument("--api-url", default=None, help="re-point REST endpoints to this base URL")
+    parser.add_argument("--ws-url", default=None, help="re-point websocket endpoints to this base URL")
+
+
+def run(args: argparse.Namespace) -> int:
+    import ccxt.pro
+
+    from router.market.record.fields import record_fields_for
+    from router.market.record.recorder import Recorder, RecorderConfig, RecordingError, RecordingSummary
+    from router.venues.ccxt.quirks import quirks_for
+
+    symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
+    out = args.out or Path("recordings") / f"{args.venue}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    try:
+        config = RecorderConfig(
+            exchange_id=args.venue, symbols=symbols, out_dir=out, duration_s=args.seconds,
+            flush_interval_s=args.flush_seconds, progress_interval_s=args.progress_seconds,
+            reconnect_initial_ms=args.reconnect_initial_ms, reconnect_max_ms=args.reconnect_max_ms,
+            max_consecutive_failures=args.max_failures)
+        record_fields_for(args.venue)  # refuse an exchange without a raw-field mapping before connecting
+        exchange_class = getattr(ccxt.pro, args.venue, None)
+        if exchange_class is None:
+            raise ValueError(f"ccxt.pro has no websocket exchange {args.venue!r}")
+        exchange = exchange_class({"options": dict(quirks_for(args.venue).ccxt_options)})
+        repoint_urls(exchange.urls, args.api_url, args.ws_url)
+        recorder = Recorder(config, exchange, sys.stderr)
+    except ValueError as exc:
+        print(f"record: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> RecordingSummary:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            return await recorder.run(stop)
+        finally:
+            await exchange.close()
+
+    try:
+        summary = asyncio.run(main())
+    except (RecordingError, ccxt.BaseError) as exc:
+        print(f"record: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    for name, stats in summary.stats.items():
+        print(f"{name}: {stats.quotes} quotes, {stats.trades} trades, {stats.gaps} gaps, "
+              f"{summary.rejected[name]} rejected, {stats.chunks} chunks -> {summary.out_dir / name}")
+    return 0
+
+
+def repoint_urls(urls: dict[str, Any], api_url: str | None, ws_url: str | None) -> None:
+    """Send ccxt's REST (``urls['api'][name]``) and websocket (``urls['api']['ws']``, nested) endpoints to
+    other hosts, keeping each endpoint's path; None leaves that kind alone."""
+    api = urls["api"]
+    if not isinstance(api, dict):
+        raise ValueError("ccxt urls['api'] is not a mapping; cannot re-point it")
+    for key, url in api.items():
+        if key == "ws":
+            if ws_url is not None:
+                _repoint_tree(url, ws_url)
+        elif isinstance(url, str) and api_url is not None:
+            api[key] = _rebase(url, api_url)
+
+
+def _repoint_tree(node: dict[str, Any], base_url: str) -> None:
+    for key, url in node.items():
+        if isinstance(url, dict):
+            _repoint_tree(url, base_url)
+        elif isinstance(url, str):
+            node[key] = _rebase(url, base_url)
+
+
+def _rebase(url: str, base_url: str) -> str:
+    parts = url.split("/", 3)  # scheme:, '', host, path
+    return base_url.rstrip("/") + ("/" + parts[3] if len(parts) > 3 else "")

@@ -1,0 +1,114 @@
+"""``router-tuner simulate``: the main job (what ``make run`` runs).
+
+Replays the recorded markets (or, loudly, the synthetic market when no data directory is found) with a
+seeded stream of small intents, routes the same intents under always-taker, the static policy, the old
+rule policy, every fixed arm of the tuner grid and the tuner with each learner, scores each learner's
+greedy arm off-policy on its own log beside that arm's fixed run, runs the shadow scenario (the tuner
+watches an exploring champion, goes live, then acts) on its symbols, journals every RouterEvent, logs one
+MLflow run (and registers the learners' final policies) and writes the report. Prints the per-symbol
+table of mean cost; with ``--json`` the last stdout line is one JSON object with every number of the
+report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, get_args
+
+from config.models import LearnerName
+
+LEARNERS: tuple[str, ...] = get_args(LearnerName)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--symbols", nargs="+", default=None,
+                        help="our symbol names (e.g. BTCUSDT ETHUSDT_SPOT); default: every recorded market")
+    parser.add_argument("--orders", type=int, default=None,
+                        help="orders per symbol (default: router.json simulation.intents.orders_per_symbol)")
+    parser.add_argument("--seed", type=int, default=None, help="seed (default: tuner.json seed)")
+    parser.add_argument("--data", default=None,
+                        help="recorded data directory (default: $ROUTER_TUNER_DATA, then ../shared/data/binance)")
+    parser.add_argument("--out", default="var", help="output directory for journal and report (default: var)")
+    parser.add_argument("--config", default=None, help="configuration directory (default: the embedded defaults)")
+    parser.add_argument("--learners", default=",".join(LEARNERS),
+                        help=f"comma-separated learners to run the tuner with (default: {','.join(LEARNERS)})")
+    parser.add_argument("--shadow-symbols", nargs="*", default=None,
+                        help="symbols that also run the shadow scenario (none after the flag: no scenario; "
+                             "default: router.json simulation.shadow_scenario.symbols)")
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON line last on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from config.loader import load_config
+    from simulation.job import SimulationOptions, count_routes, load_markets, simulate
+    from simulation.learners import parse_learners
+    from simulation.recording import json_line, log_to_mlflow, write_journal
+    from simulation.report.page import summary_dict, text_table, write_report
+    from tuner.factory import build_grid
+
+    try:
+        learners = parse_learners(args.learners)
+    except ValueError as error:
+        print(f"router-tuner simulate: --learners: {error}", file=sys.stderr)
+        return 2
+    config = load_config(args.config)
+    options = SimulationOptions(
+        symbols=tuple(args.symbols) if args.symbols else None,
+        orders_per_symbol=(args.orders if args.orders is not None
+                           else config.router.simulation.intents.orders_per_symbol),
+        seed=args.seed if args.seed is not None else config.tuner.seed, data_dir=args.data, learners=learners,
+        shadow_symbols=tuple(args.shadow_symbols if args.shadow_symbols is not None
+                             else config.router.simulation.shadow_scenario.symbols))
+    markets, source = load_markets(config, options)
+    if source == "synthetic":
+        print("WARNING: no recorded market data found (--data, $ROUTER_TUNER_DATA, ../shared/data/binance): "
+              "simulating the SYNTHETIC market of router.json simulation.synthetic_market", file=sys.stderr)
+    grid = build_grid(config.tuner, config.router)
+    total = count_routes(markets, options, grid)
+    with tqdm(total=total, desc="routing", unit="order", file=sys.stderr, mininterval=0.5) as bar:
+        result = simulate(config, markets, options, grid, data_source=source, progress=bar.update)
+    out = Path(args.out)
+    journal = write_journal(result, out)
+    report = write_report(result, out / "report")
+    summary = summary_dict(result)
+    summary["journal"] = str(journal)
+    summary["report"] = str(report.html)
+    if not args.no_mlflow:
+        run_id, versions = log_to_mlflow(result, config, summary, [report.html, report.markdown, *report.plots])
+        summary["mlflow_run_id"] = run_id
+        summary["policy_versions"] = versions
+    print(f"mean cost per order (bps), {options.orders_per_symbol} orders per symbol, seed {options.seed}, "
+          f"data {source}:")
+    print(text_table(result))
+    for symbol, block in summary["shadow"]["symbols"].items():
+        print(f"shadow scenario {symbol}: {_shadow_line(block)}")
+    if result.shadow_not_simulated:
+        print(f"shadow scenario symbols not simulated: {', '.join(result.shadow_not_simulated)}")
+    print(f"journal: {journal}\nreport: {report.html}")
+    if args.json:
+        print(json_line(summary))
+    return 0
+
+
+def _shadow_line(block: dict[str, Any]) -> str:
+    """One printed line of a shadow scenario: the switch, the OPE value then, the live costs after it."""
+    if block["went_live_by"] is None:
+        return f"never went live ({block['shadow_orders']} orders in shadow)"
+    at = block["at_go_live"]
+    est = at["estimate"]
+    ope = "n/a" if est is None else f"{est['cost_bps']:.2f} [{est['ci_low_bps']:.2f}, {est['ci_high_bps']:.2f}]"
+    costs = block["costs"]
+    live, champ = costs["learner_live"], costs["champion_same_orders"]
+    return (f"live after {block['went_live_after_orders']} orders by {block['went_live_by']} "
+            f"(agreement {_fmt(at['agreement'])}); OPE of {at['candidate_arm']} then {ope} bps; "
+            f"learner live {_fmt(live['mean_cost_bps'])} bps vs champion {_fmt(champ['mean_cost_bps'])} bps "
+            f"on the same {live['orders']} orders")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

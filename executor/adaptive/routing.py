@@ -1,0 +1,273 @@
+"""Adaptive routing: the tuner chooses each symbol's arm per intent and learns every RouterEvent exactly once.
+
+The executor loop (``--policy-source tuner``) asks :meth:`AdaptiveRouting.decide` for the policy of an
+intent that passed risk, routes it, and hands the RouterEvent to :meth:`AdaptiveRouting.learn`, which
+observes it in the tuner (in memory) and returns the records to journal beside it (the shadow proposal,
+the arm-safety changes). The loop journals them with the RouterEvent and TradeRecord in one batch and
+then calls :meth:`AdaptiveRouting.committed`.
+
+Ordering, and why nothing is learned twice or lost:
+
+1. ``decide`` builds the decision context (``features.context.decision_context``, from the arrival touch
+   and the mids this object has seen) and asks the tuner (``decide`` when live; the champion acts and
+   ``shadow`` proposes when in shadow mode). The loop writes the returned ``DecisionRecord`` to the
+   executor store in the same transaction as the intent's Submission, before any order leaves.
+2. After routing: ``learn`` observes (memory only), the loop journals the batch, ``committed`` counts the
+   event as learned and writes a checkpoint when due (every ``checkpoint_every_n_events``, and at once
+   after a published version or a symbol going live). The tuner itself never writes state here: the
+   service runs without a state path, and :class:`~executor.adaptive.checkpoint.TunerCheckpoint` saves
+   the state together with ``router_events_learned``, the number of journaled RouterEvents it includes.
+3. The saved state is therefore never ahead of the journal, only behind it. On start, the executor
+   replays the journal: :meth:`catch_up` observes every RouterEvent after position
+   ``router_events_learned`` (with the context from its DecisionRecord) without journaling anything
+   again (its shadow and safety records are in the journal already). An intent that was in flight at
+   the crash was never observed nor journaled; recovery journals its settled RouterEvent through the
+   normal ``learn``/``committed`` path, with the proposal kept in its DecisionRecord.
+
+A RouterEvent without a DecisionRecord (routed under another policy source) is counted in the journal
+position but not learned; a fresh state starts at the journal's current end. If the journal append
+after ``learn`` fails, this object refuses to decide or checkpoint again (its memory is ahead of the
+journal): the process must restart and catch up from the last checkpoint.
+
+What is not exactly replayed: shadow agreement and the learners' random draws of decisions made after
+the last checkpoint (the proposals are in the journal, the agreement window misses them); a version
+published between the last checkpoint and a crash is published again on catch-up (at-least-once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from config.models import AdaptiveSettings, ConfigBundle
+from executor.adaptive.checkpoint import TunerCheckpoint
+from executor.adaptive.health import tuner_health
+from executor.adaptive.records import DecisionRecord, TunerHealth
+from features.context import decision_context
+from router.events import ArmSafetyEvent, Intent, RouterEvent, ShadowDecision
+from router.policy import RouterPolicy
+from router.venue import TopOfBook
+from tuner.policy_source import PolicySource
+from tuner.service.publish import PolicyPublisher
+from tuner.service.tuner_service import ModeSource, TunerService
+
+logger = logging.getLogger(__name__)
+
+
+class AdaptiveStateAhead(RuntimeError):
+    """An observed event was not journaled: the tuner's memory is ahead of the journal; restart to catch up."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLearn:
+    """One observed RouterEvent waiting for its journal commit, with the records to journal beside it."""
+
+    intent_id: str
+    records: tuple[ShadowDecision | ArmSafetyEvent, ...]
+    force_checkpoint: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    """What :meth:`AdaptiveRouting.catch_up` did: journaled events re-learned, and those it could not learn."""
+
+    relearned: int
+    without_decision: int
+
+
+class AdaptiveRouting:
+    """The tuner service in the executor loop; see the module docstring for the call order.
+
+    Parameters
+    ----------
+    service
+        The tuner service, built without a state path (checkpoints write its state).
+    champion
+        Acting policy of shadow symbols: the registry champion, or the static policy without MLflow.
+    checkpoint
+        Where state is saved with its journal position.
+    router_events_learned
+        Journal position the service's state includes (from the checkpoint, or the journal's end).
+    settings
+        ``executor.json`` ``adaptive``.
+    modes
+        The registry's go-live requests (``policy go-live``), ``None`` without MLflow.
+    """
+
+    def __init__(self, *, service: TunerService, champion: PolicySource, checkpoint: TunerCheckpoint,
+                 router_events_learned: int, settings: AdaptiveSettings, modes: ModeSource | None) -> None:
+        self.service = service
+        self._champion = champion
+        self._checkpoint = checkpoint
+        self._learned_position = router_events_learned
+        self._since_checkpoint = 0
+        self._settings = settings
+        self._modes = modes
+        self._mids: dict[str, deque[float]] = {s: deque(maxlen=settings.context_mids) for s in service.symbols}
+        self._last_arm: dict[str, str] = {}
+        self._pending: PendingLearn | None = None
+        self._poisoned = False
+        self.go_live_poll_errors = 0
+
+    @classmethod
+    def open(cls, *, bundle: ConfigBundle, publisher: PolicyPublisher, champion: PolicySource,
+             checkpoint: TunerCheckpoint, journal_router_events: int, modes: ModeSource | None) -> AdaptiveRouting:
+        """Restore the last checkpoint (or start fresh at the journal's end, checkpointed at once)."""
+        symbols = sorted(bundle.executor.instruments)
+        restored = checkpoint.restore(bundle, symbols, publisher)
+        if restored.manifest is not None and restored.manifest.router_events_learned > journal_router_events:
+            raise ValueError(f"{checkpoint.path} has learned {restored.manifest.router_events_learned} router "
+                             f"events but the journal holds {journal_router_events}: state of another journal?")
+        position = (restored.manifest.router_events_learned if restored.manifest is not None
+                    else journal_router_events)
+        adaptive = cls(service=restored.service, champion=champion, checkpoint=checkpoint,
+                       router_events_learned=position, settings=bundle.executor.adaptive, modes=modes)
+        if restored.manifest is None:
+            adaptive.checkpoint()
+        return adaptive
+
+    # --- deciding ---------------------------------------------------------------------------------
+
+    def current(self, symbol: str) -> RouterPolicy:
+        """The symbol's acting version for health: the tuner's published one (live) or the champion (shadow)."""
+        if self.service.mode(symbol) == "shadow":
+            return self._champion.current(symbol)
+        return self.service.tuner(symbol).policy
+
+    def note_mid(self, symbol: str, mid: float) -> None:
+        """Remember a mid the executor read; the context's volatility comes from the last few."""
+        mids = self._mids.get(symbol)
+        if mids is not None:
+            mids.append(mid)
+
+    def decide(self, intent: Intent, book: TopOfBook, *, order_qty: float,
+               now_ns: int) -> tuple[RouterPolicy, DecisionRecord]:
+        """The policy to route ``intent`` with, and the record to store with its Submission.
+
+        Raises ``ValueError`` when the touch cannot give a context (empty side, crossed book).
+        """
+        self._require_consistent()
+        symbol = intent.symbol
+        self.note_mid(symbol, book.mid)
+        context = decision_context(bid=book.bid, ask=book.ask, bid_qty=book.bid_qty, ask_qty=book.ask_qty,
+                                   recent_mids=np.fromiter(self._mids[symbol], dtype=np.float64),
+                                   order_qty=order_qty, side=intent.side, ts_ns=now_ns)
+        mode = self.service.mode(symbol)
+        shadow: ShadowDecision | None = None
+        if mode == "shadow":
+            policy = self._champion.current(symbol)
+            shadow = self.service.shadow(symbol, context, policy, intent_id=intent.intent_id, ts_ns=now_ns)
+        else:
+            policy = self.service.decide(symbol, context)
+        return policy, DecisionRecord(intent_id=intent.intent_id, symbol=symbol, mode=mode, context=context,
+                                      shadow=shadow)
+
+    # --- learning ---------------------------------------------------------------------------------
+
+    def learn(self, event: RouterEvent, decision: DecisionRecord | None) -> PendingLearn:
+        """Observe ``event`` (memory only); journal the returned records with it, then call :meth:`committed`."""
+        self._require_consistent()
+        if decision is None:
+            pending = PendingLearn(intent_id=event.intent_id, records=(), force_checkpoint=False)
+        else:
+            records, force = self._observe(event, decision)
+            if decision.shadow is not None:
+                records = (decision.shadow, *records)
+            self._last_arm[event.symbol] = event.arm
+            pending = PendingLearn(intent_id=event.intent_id, records=records, force_checkpoint=force)
+        self._pending = pending
+        return pending
+
+    def committed(self, pending: PendingLearn) -> None:
+        """The batch of ``pending`` is in the journal: count it and checkpoint when due."""
+        if self._pending is not pending:
+            raise RuntimeError(f"committed({pending.intent_id}) without a matching learn()")
+        self._pending = None
+        self._learned_position += 1
+        self._since_checkpoint += 1
+        if pending.force_checkpoint or self._since_checkpoint >= self._settings.checkpoint_every_n_events:
+            self.checkpoint()
+
+    def journal_failed(self) -> None:
+        """The journal append after :meth:`learn` failed: never decide nor checkpoint again in this process."""
+        self._poisoned = True
+
+    def catch_up(self, events: Sequence[RouterEvent], decisions: Mapping[str, DecisionRecord]) -> CatchUp:
+        """Re-learn the journaled RouterEvents after the checkpoint's position (start only; journals nothing)."""
+        self._require_consistent()
+        relearned = missing = 0
+        for event in events[self._learned_position:]:
+            decision = decisions.get(event.intent_id)
+            if decision is None:
+                missing += 1
+            else:
+                self._observe(event, decision)
+                self._last_arm[event.symbol] = event.arm
+                relearned += 1
+            self._learned_position += 1
+        for event in events[-self._settings.context_mids:]:
+            self.note_mid(event.symbol, event.arrival_mid)
+        if relearned or missing:
+            self.checkpoint()
+        return CatchUp(relearned=relearned, without_decision=missing)
+
+    def checkpoint(self) -> None:
+        """Save the tuner state with the journal position it includes (refused when memory is ahead)."""
+        self._require_consistent()
+        self._checkpoint.save(self.service, router_events_learned=self._learned_position)
+        self._since_checkpoint = 0
+
+    # --- the health timer -------------------------------------------------------------------------
+
+    def poll_go_live(self) -> list[str]:
+        """Take live every shadow symbol the registry marks ``live``; checkpoint and log each move."""
+        if self._modes is None:
+            return []
+        self._require_consistent()
+        try:
+            moved = self.service.follow_go_live_requests(self._modes)
+        except Exception as error:  # the registry is outside the process: keep routing, count and log
+            self.go_live_poll_errors += 1
+            logger.warning("go-live requests not read: %s: %s", type(error).__name__, error)
+            return []
+        for symbol in moved:
+            logger.info("%s: shadow -> live (registry go-live request)", symbol)
+        if moved:
+            self.checkpoint()
+        return moved
+
+    def health(self, now_ns: int) -> TunerHealth:
+        manifest = self._checkpoint.manifest
+        return tuner_health(self.service, last_arms=self._last_arm, now_ns=now_ns,
+                            router_events_learned=self._learned_position,
+                            checkpoint_generation=manifest.generation if manifest is not None else 0)
+
+    @property
+    def router_events_learned(self) -> int:
+        return self._learned_position
+
+    # --- internals --------------------------------------------------------------------------------
+
+    def _observe(self, event: RouterEvent, decision: DecisionRecord) -> tuple[tuple[ArmSafetyEvent, ...], bool]:
+        if decision.intent_id != event.intent_id or decision.symbol != event.symbol:
+            raise ValueError(f"decision of {decision.symbol}/{decision.intent_id} given for event of "
+                             f"{event.symbol}/{event.intent_id}")
+        result = self.service.observe(event, decision.context)
+        if result.went_live:
+            logger.info("%s: shadow -> live (go-live gate passed: %s)", event.symbol,
+                        result.gate.reason if result.gate is not None else "")
+        if result.published is not None:
+            logger.info("%s: published %s v%d arm %s", event.symbol, result.published.policy_id,
+                        result.published.version, result.published.arm)
+        records = (result.safety,) if result.safety is not None else ()
+        return records, result.published is not None or result.went_live
+
+    def _require_consistent(self) -> None:
+        if self._poisoned:
+            raise AdaptiveStateAhead("a learned event was not journaled: restart to catch up from the checkpoint")
+        if self._pending is not None:
+            raise AdaptiveStateAhead(f"event of {self._pending.intent_id} learned but not committed to the journal")

@@ -1,0 +1,153 @@
+"""Routing decision latency and routes per second of the state machine, on the scripted venue.
+
+Run: ``python -m experiments.bench.route [--routes N] [--seed S] [--poll-ms P]``.
+
+Decision latency is the wall time from calling ``route`` to the first ``place_order`` reaching the
+venue (arrival touch read, policy checks, maker/taker draw, pricing, request building). The baseline,
+measured in the same run, is pricing and building that first ``OrderRequest`` alone (``maker_price`` +
+``request``), so the ratio shows what the state machine adds on top of the unavoidable work. Routes per
+second are whole routes end to end in three shapes: a maker fill found at the first poll, a TTL expiry
+with a taker fallback (every poll of the TTL included), and a straight taker; the baseline there is the
+same scripted venue driven through the same calls by hand, without the router.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from config.loader import load_config
+from router.contract import Contract
+from router.policy import RouterPolicy
+from router.routing.machine import maker_price, route, taker_limit_price
+from router.routing.order import RouteOrder, RouteSettings, client_order_id, request
+from router.routing.scripted import Quote, ScriptedFill, ScriptedVenue
+from router.venue import OrderRequest, OrderState
+
+MS = 1_000_000
+QUOTE = Quote(0, 100.00, 100.10, 5.0, 5.0)
+
+
+class _TimedVenue(ScriptedVenue):
+    """Notes the wall time of the first order request."""
+
+    first_request_ns: int | None = None
+
+    def place_order(self, request: OrderRequest) -> OrderState:
+        if self.first_request_ns is None:
+            self.first_request_ns = time.perf_counter_ns()
+        return super().place_order(request)
+
+
+def _venue(fills: list[ScriptedFill]) -> _TimedVenue:
+    return _TimedVenue("BTCUSDT", [QUOTE], fills=fills, faults=[], maker_fee_bps=2.0, taker_fee_bps=5.0,
+                       entry_latency_ns=10 * MS, cancel_latency_ns=10 * MS, contract=Contract("linear", 1.0))
+
+
+def _order(index: int) -> RouteOrder:
+    return RouteOrder(intent_id=f"bench{index}", symbol="BTCUSDT", side="buy", qty=1.0, reduce_only=False,
+                      close_position=False, position_side="LONG", quote="USDT", tick_size=0.01, qty_step=0.001)
+
+
+def _pct(values_ns: list[int]) -> tuple[float, float]:
+    arr = np.asarray(values_ns, dtype=np.float64) / 1e3
+    return float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
+
+
+def _decision_latency(policy: RouterPolicy, settings: RouteSettings, n: int, seed: int) -> list[int]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        venue = _venue([ScriptedFill(50 * MS, 1.0)])
+        start = time.perf_counter_ns()
+        route(_order(i), policy, venue, rng=rng, settings=settings)
+        assert venue.first_request_ns is not None
+        out.append(venue.first_request_ns - start)
+    return out
+
+
+def _baseline_request(policy: RouterPolicy, n: int) -> list[int]:
+    out = []
+    for i in range(n):
+        venue = _venue([])
+        order = _order(i)
+        start = time.perf_counter_ns()
+        touch = venue.top_of_book(order.symbol)
+        request(order, client_id=client_order_id(order.intent_id, 1), qty=order.qty, order_type="limit",
+                price=maker_price(order, touch, policy.maker_offset_bps), time_in_force="GTC", post_only=True)
+        out.append(time.perf_counter_ns() - start)
+    return out
+
+
+def _routes_per_s(run_one: Callable[[int], None], n: int) -> float:
+    start = time.perf_counter()
+    for i in range(n):
+        run_one(i)
+    return n / (time.perf_counter() - start)
+
+
+def _by_hand_taker_fallback(policy: RouterPolicy, settings: RouteSettings, index: int) -> None:
+    """The venue calls a TTL-expiry route makes, without the router: the venue's own share of the cost."""
+    venue = _venue([])
+    order = _order(index)
+    touch = venue.top_of_book(order.symbol)
+    maker = request(order, client_id=client_order_id(order.intent_id, 1), qty=order.qty, order_type="limit",
+                    price=maker_price(order, touch, policy.maker_offset_bps), time_in_force="GTC", post_only=True)
+    venue.place_order(maker)
+    deadline = venue.clock.now_ns() + int(policy.maker_ttl_ms * MS)
+    while venue.clock.now_ns() < deadline:
+        venue.clock.sleep_until(min(venue.clock.now_ns() + int(settings.poll_interval_ms * MS), deadline))
+        venue.fetch_order(order.symbol, maker.client_order_id)
+    venue.cancel_order(order.symbol, maker.client_order_id)
+    taker = request(order, client_id=client_order_id(order.intent_id, 2), qty=order.qty, order_type="limit",
+                    price=taker_limit_price(order, touch.mid, policy.max_taker_slippage_bps), time_in_force="IOC",
+                    post_only=False)
+    venue.place_order(taker)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--routes", type=int, default=5000, help="routes per measurement")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--poll-ms", type=float, default=100.0, help="status poll cadence (simulated ms)")
+    args = parser.parse_args(argv)
+    config = load_config().router
+    settings = RouteSettings.from_config(config, poll_interval_ms=args.poll_ms, max_venue_retries=2,
+                                         rate_limit_backoff_ms=50.0)
+    maker_policy = RouterPolicy.from_static("BTCUSDT", config)
+    fallback_policy = RouterPolicy(**{**maker_policy.as_params(), "reprice_attempts": 0})  # type: ignore[arg-type]
+    taker_policy = RouterPolicy(**{**maker_policy.as_params(), "taker_bias": 1.0})  # type: ignore[arg-type]
+    n = args.routes
+
+    _decision_latency(maker_policy, settings, min(n, 500), args.seed)  # warm-up
+    decision = _pct(_decision_latency(maker_policy, settings, n, args.seed))
+    baseline = _pct(_baseline_request(maker_policy, n))
+    print(f"routing decision latency, intent -> first order request, n={n} (scripted venue, wall clock)")
+    print(f"  route():               p50 {decision[0]:8.1f} us   p99 {decision[1]:8.1f} us")
+    print(f"  baseline (touch + price + OrderRequest only): p50 {baseline[0]:6.1f} us   p99 {baseline[1]:6.1f} us")
+    print(f"  ratio route/baseline:  p50 {decision[0] / baseline[0]:6.2f}x  p99 {decision[1] / baseline[1]:6.2f}x")
+
+    rng = np.random.default_rng(args.seed)
+    shapes = {
+        "maker fill at first poll": lambda i: route(_order(i), maker_policy, _venue([ScriptedFill(50 * MS, 1.0)]),
+                                                    rng=rng, settings=settings),
+        "TTL expiry -> taker fallback": lambda i: route(_order(i), fallback_policy, _venue([]), rng=rng,
+                                                        settings=settings),
+        "straight taker": lambda i: route(_order(i), taker_policy, _venue([]), rng=rng, settings=settings),
+    }
+    hand = _routes_per_s(lambda i: _by_hand_taker_fallback(fallback_policy, settings, i), n)
+    polls = int(fallback_policy.maker_ttl_ms / args.poll_ms)
+    print(f"\nroutes per second, n={n} each (TTL {fallback_policy.maker_ttl_ms:.0f} ms, poll {args.poll_ms:.0f} ms "
+          f"-> {polls} polls per expiry)")
+    for name, run_one in shapes.items():
+        print(f"  {name:30s} {_routes_per_s(run_one, n):10.0f} routes/s")
+    fallback_rate = _routes_per_s(shapes["TTL expiry -> taker fallback"], n)
+    print(f"  baseline: same venue calls by hand   {hand:10.0f} routes/s")
+    print(f"  ratio TTL-expiry route / by-hand calls: {fallback_rate / hand:5.2f}x throughput")
+
+
+if __name__ == "__main__":
+    main()

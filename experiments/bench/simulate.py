@@ -1,0 +1,144 @@
+"""Wall time and peak memory of the main job, ``router-tuner simulate``, against loading its tapes alone.
+
+Run: ``.venv/bin/python -m experiments.bench.simulate [--orders N] [--learners a,b] [--symbols S ...]
+[--data DIR] [--repeats 1] [--save-json PATH] [--compare-json PATH]``
+
+Each measurement is a fresh child process of this checkout's interpreter, timed around its life and
+read back with ``os.wait4`` (peak resident set size of that child alone):
+
+- baseline: import the job's modules, load the configuration and the markets the job would replay,
+  exit (what every run pays before routing a single order);
+- job: ``python -m cli.main simulate --no-mlflow --json`` with the given options, into a temporary
+  output folder.
+
+Prints both and the ratios job / baseline. The job's JSON line without its output paths (``journal``,
+``report``) is identified by its SHA-256, so runs of two versions of the code with the same seed can be
+checked for identical results; ``--save-json`` writes that line and ``--compare-json`` checks it exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from router.market.binance import resolve_data_dir
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OUTPUT_PATH_KEYS = ("journal", "report")
+"""Keys of the JSON line that name where this run wrote its files; they differ between runs by design."""
+
+LOAD_ONLY = """
+import sys
+from config.loader import load_config
+from simulation.job import SimulationOptions, load_markets
+from simulation.learners import parse_learners
+data, learners, symbols = sys.argv[1] or None, sys.argv[2], sys.argv[3:]
+config = load_config()
+options = SimulationOptions(symbols=tuple(symbols) or None, orders_per_symbol=1, seed=config.tuner.seed,
+                            data_dir=data, learners=parse_learners(learners))
+markets, source = load_markets(config, options)
+print(source, len(markets), sum(m.tape.n_events for m in markets))
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildRun:
+    """One child process: wall seconds, peak RSS in MB, and its stdout."""
+
+    wall_s: float
+    peak_rss_mb: float
+    stdout: str
+
+
+def run_child(argv: list[str]) -> ChildRun:
+    """Run ``argv`` from the repository root; raise with its stderr tail when it fails."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=out, stderr=err)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall_s = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])} ... exited with {proc.returncode}:\n{stderr[-2000:]}")
+    return ChildRun(wall_s=wall_s, peak_rss_mb=usage.ru_maxrss / 1024.0, stdout=stdout)  # ru_maxrss: KiB on Linux
+
+
+def best_of(repeats: int, argv: list[str]) -> ChildRun:
+    """The fastest of ``repeats`` runs (peak RSS is that run's; it varies little between runs)."""
+    runs = [run_child(argv) for _ in range(repeats)]
+    return min(runs, key=lambda r: r.wall_s)
+
+
+def result_line(stdout: str) -> str:
+    """The job's JSON line with the output paths removed, re-serialised canonically."""
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    for key in OUTPUT_PATH_KEYS:
+        summary.pop(key, None)
+    return json.dumps(summary, sort_keys=True, separators=(",", ":"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=None,
+                        help="orders per symbol (default: router.json simulation.intents.orders_per_symbol)")
+    parser.add_argument("--learners", default=None, help="comma-separated learners (default: the job's default)")
+    parser.add_argument("--symbols", nargs="+", default=None, help="our symbol names (default: every market)")
+    parser.add_argument("--data", default=None, help="recorded data folder (default: see the binance loader)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each child; the fastest is reported")
+    parser.add_argument("--save-json", type=Path, default=None, help="write the job's JSON line (paths removed)")
+    parser.add_argument("--compare-json", type=Path, default=None,
+                        help="exit 1 unless the job's JSON line (paths removed) equals this file's")
+    args = parser.parse_args()
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats must be >= 1, got {args.repeats}")
+    data_dir = resolve_data_dir(args.data)
+    data = "" if data_dir is None else str(data_dir.resolve())
+    learners_arg = args.learners
+    if learners_arg is None:
+        from simulation.learners import LEARNERS
+        learners_arg = ",".join(LEARNERS)
+    symbols = list(args.symbols or [])
+
+    baseline = best_of(args.repeats, [sys.executable, "-c", LOAD_ONLY, data, learners_arg, *symbols])
+    source, n_markets, n_events = baseline.stdout.split()
+    with tempfile.TemporaryDirectory() as out_dir:
+        job_argv = [sys.executable, "-m", "cli.main", "simulate", "--no-mlflow", "--json", "--out", out_dir,
+                    "--learners", learners_arg]
+        job_argv += ["--data", data] if data else []
+        job_argv += ["--orders", str(args.orders)] if args.orders is not None else []
+        job_argv += ["--symbols", *symbols] if symbols else []
+        job = best_of(args.repeats, job_argv)
+    line = result_line(job.stdout)
+    orders = json.loads(line)["orders_per_symbol"]
+    print(f"checkout {REPO_ROOT}; data {source}: {n_markets} markets, {int(n_events):,} market events; "
+          f"{orders} orders per symbol, learners {learners_arg}; best of {args.repeats}")
+    print(f"{'':28}{'wall s':>10}{'peak RSS MB':>14}")
+    print(f"{'baseline: load the tapes':28}{baseline.wall_s:10.2f}{baseline.peak_rss_mb:14.0f}")
+    print(f"{'job: router-tuner simulate':28}{job.wall_s:10.2f}{job.peak_rss_mb:14.0f}")
+    wall_ratio, rss_ratio = job.wall_s / baseline.wall_s, job.peak_rss_mb / baseline.peak_rss_mb
+    print(f"{'ratio job / baseline':28}{wall_ratio:10.2f}{rss_ratio:14.2f}")
+    print(f"result sha256 (JSON line without {', '.join(OUTPUT_PATH_KEYS)}): "
+          f"{hashlib.sha256(line.encode()).hexdigest()}")
+    if args.save_json is not None:
+        args.save_json.write_text(line + "\n")
+    if args.compare_json is not None:
+        expected = args.compare_json.read_text().strip()
+        same = expected == line
+        print(f"identical to {args.compare_json}: {same}")
+        if not same:
+            raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""A recording on disk: one folder per symbol, one Parquet tape per flush, merged back into one tape.
+
+Layout: ``<out>/<SYMBOL>/chunk-<NNNNNN>.parquet``, numbered in flush order, each a complete tape in the
+project's format (``router.market.parquet``) written atomically (temp file + rename). A crash therefore
+loses only what was not yet flushed, at most one flush interval; a half-written temp file (``.chunk-*``)
+is never read. ``read_recording`` merges a symbol's chunks: one integer scale (the finest of the chunks),
+each stream sorted by exchange time, gap markers kept.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from router.market.parquet import read_tape, write_tape
+from router.market.record.buffer import RecordingError
+from router.market.tape import MarketTape
+
+_CHUNK_RE = re.compile(r"^chunk-(\d{6,})\.parquet$")
+_STREAM_COLUMNS = {
+    "quote_ts_ns": ("bid_px", "bid_qty", "ask_px", "ask_qty"),
+    "trade_ts_ns": ("trade_px", "trade_qty", "trade_buyer_maker"),
+}
+_PRICE_COLUMNS = frozenset({"bid_px", "ask_px", "trade_px"})
+_QTY_COLUMNS = frozenset({"bid_qty", "ask_qty", "trade_qty"})
+
+
+def chunk_paths(symbol_dir: Path) -> list[Path]:
+    """The chunk files of one symbol's folder, in flush order (empty when the folder does not exist)."""
+    if not symbol_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in symbol_dir.iterdir() if (m := _CHUNK_RE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+class ChunkWriter:
+    """Writes one symbol's chunks, continuing the numbering of chunks already in its folder."""
+
+    def __init__(self, out_dir: Path, symbol: str) -> None:
+        self.dir = Path(out_dir) / symbol
+        self.dir.mkdir(parents=True, exist_ok=True)
+        existing = chunk_paths(self.dir)
+        self.resumed = bool(existing)
+        self._next = int(_CHUNK_RE.match(existing[-1].name).group(1)) + 1 if existing else 0  # type: ignore[union-attr]
+
+    def write(self, tape: MarketTape) -> Path:
+        """Write ``tape`` as the next chunk (atomically) and return its path."""
+        path = self.dir / f"chunk-{self._next:06d}.parquet"
+        write_tape(tape, path)
+        self._next += 1
+        return path
+
+
+def read_recording(out_dir: Path, symbol: str) -> MarketTape:
+    """Merge the chunks of ``symbol`` under ``out_dir`` into one validated tape.
+
+    RecordingError when there are no chunks or the chunks disagree on symbol or market.
+    """
+    symbol_dir = Path(out_dir) / symbol
+    paths = chunk_paths(symbol_dir)
+    if not paths:
+        raise RecordingError(f"no recorded chunks for {symbol!r} in {symbol_dir}")
+    tapes = [read_tape(p) for p in paths]
+    for path, tape in zip(paths, tapes, strict=True):
+        if (tape.symbol, tape.market) != (symbol, tapes[0].market):
+            raise RecordingError(f"{path}: chunk holds {tape.market}/{tape.symbol}, "
+                                 f"expected {tapes[0].market}/{symbol}")
+        if len(tape.depth_ts_ns):
+            raise RecordingError(f"{path}: chunk has depth rows; recordings hold quotes and trades only")
+    price_scale = max(t.price_scale for t in tapes)
+    qty_scale = max(t.qty_scale for t in tapes)
+    for path, tape in zip(paths, tapes, strict=True):
+        if price_scale % tape.price_scale or qty_scale % tape.qty_scale:
+            raise RecordingError(f"{path}: scales {tape.price_scale}/{tape.qty_scale} do not divide the "
+                                 f"recording's {price_scale}/{qty_scale}")
+    merged: dict[str, np.ndarray] = {}
+    for ts_name, cols in _STREAM_COLUMNS.items():
+        ts = np.concatenate([getattr(t, ts_name) for t in tapes])
+        order = np.argsort(ts, kind="stable")
+        merged[ts_name] = ts[order]
+        for col in cols:
+            parts = [_rescaled(t, col, price_scale, qty_scale) for t in tapes]
+            merged[col] = np.concatenate(parts)[order]
+    empty = np.empty(0, dtype=np.int64)
+    return MarketTape(
+        symbol=symbol, market=tapes[0].market, price_scale=price_scale, qty_scale=qty_scale,
+        # A tick change during the recording: the finest tick is the one every recorded price is on.
+        tick_size=min(t.tick_size for t in tapes),
+        depth_ts_ns=empty, depth_side=np.empty(0, dtype=np.int8), depth_px=empty.copy(), depth_qty=empty.copy(),
+        depth_gap_ts_ns=np.sort(np.concatenate([t.depth_gap_ts_ns for t in tapes])),
+        **merged,
+    ).validate()
+
+
+def _rescaled(tape: MarketTape, col: str, price_scale: int, qty_scale: int) -> np.ndarray:
+    values = getattr(tape, col)
+    if col in _PRICE_COLUMNS:
+        return values * (price_scale // tape.price_scale)
+    if col in _QTY_COLUMNS:
+        return values * (qty_scale // tape.qty_scale)
+    return values

@@ -1,0 +1,150 @@
+"""One order inside the simulated venue: its fills, its status and, while it rests, its queue position.
+
+A resting order keeps an expected size ahead of it (``front``) at its price. Trades at the price that
+take our side reduce it; once they exhaust it, the excess fills us (partially or fully). Unexplained
+decreases of the displayed level (cancels) move it by the configured queue model. The market trading
+through our price (the other side's touch reaching it, or a trade beyond it) fills whatever is left.
+Our own orders do not interact with each other (no self-match, separate queue estimates).
+
+The queue logic *claims* what the market would fill; the venue then *settles* each claim (in time
+order across orders, since a reducing order's fill depends on the position the others left), either
+granting it as a ``Fill`` or, for a reducing order with nothing left to reduce, expiring the order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from router.events import Fill, Liquidity
+from router.venue import OrderRequest, OrderState, OrderStatus
+from router.venues.sim.book import LevelCursor, TapeBook, WindowMemo
+from router.venues.sim.queue import QueueModel, front_after_level_change
+
+FillSink = Callable[["SimOrder", int, int, Liquidity, int], None]
+"""Receives one claim the order has just made: (order, price, size, liquidity, ts_ns)."""
+
+_TRADE = 0  # event kind of LevelCursor.take_until; 1 is a level change
+_CLOSED: frozenset[OrderStatus] = frozenset({"canceled", "expired", "rejected"})
+
+
+@dataclass(slots=True)
+class SimOrder:
+    """Mutable venue-side state of one order; prices and sizes are the tape's scaled integers."""
+
+    request: OrderRequest
+    book: TapeBook
+    is_buy: bool
+    px: int | None
+    qty: int
+    status: OrderStatus
+    filled: int = 0
+    claimed: int = 0  # filled by the queue logic, not yet settled by the venue
+    fills: list[Fill] = field(default_factory=list)
+    front: float | None = None  # expected size ahead; None while our level was never displayed
+    level_qty: float | None = None  # last displayed size of our level that we used
+    traded_since_level: float = 0.0  # trades at our level since that observation
+    synced_ns: int = 0  # market events with time <= this have been applied
+    cursor: LevelCursor | None = None  # reader of the events at our price, while resting
+
+    @property
+    def leaves(self) -> int:
+        """Units that may still be claimed: none once canceled, expired or rejected."""
+        return 0 if self.status in _CLOSED else self.qty - self.filled - self.claimed
+
+    def claim(self, qty: int) -> None:
+        """Reserve ``qty`` units the market filled, until the venue settles them."""
+        if qty <= 0 or qty > self.leaves:
+            raise AssertionError(f"{self.request.client_order_id}: claim of {qty} with {self.leaves} left")
+        self.claimed += qty
+
+    def settle(self, claimed: int, fill: Fill | None, granted: int) -> None:
+        """Resolve a claim of ``claimed`` units: ``granted`` of them became ``fill``, the rest lapse."""
+        if claimed <= 0 or claimed > self.claimed or not 0 <= granted <= claimed or (fill is None) != (granted == 0):
+            raise AssertionError(f"{self.request.client_order_id}: settle {granted}/{claimed} of {self.claimed}")
+        self.claimed -= claimed
+        if fill is not None:
+            self.fills.append(fill)
+            self.filled += granted
+        if self.status not in _CLOSED and self.filled > 0:
+            self.status = "filled" if self.filled == self.qty else "partially_filled"
+
+    def expire(self) -> None:
+        """End the order; claims still pending will be settled with nothing granted."""
+        self.status = "expired"
+
+    def state(self) -> OrderState:
+        req = self.request
+        return OrderState(client_order_id=req.client_order_id, symbol=req.symbol, status=self.status,
+                          qty=req.qty, filled_qty=self.filled / self.book.tape.qty_scale, price=req.price,
+                          fills=tuple(self.fills))
+
+    def start_resting(self, ts_ns: int, improves_touch: bool) -> None:
+        """Estimate the queue ahead at arrival: the displayed size at our price, or 0 if we improve it.
+
+        With usable depth the level's depth size is used (the touch size if depth does not show the
+        touch level); without depth the touch size at the touch, and "unknown" behind it, which becomes
+        the whole displayed size the first time the level is seen (the pessimistic choice).
+        """
+        assert self.px is not None
+        self.synced_ns = ts_ns
+        self.cursor = self.book.level_cursor(self.is_buy, self.px, ts_ns)
+        self.status = "open" if self.filled == 0 else "partially_filled"
+        if improves_touch:
+            self.front = self.level_qty = 0.0
+            return
+        quote = self.book.quote_at(ts_ns)
+        touch_px, touch_qty = (quote.bid_px, quote.bid_qty) if self.is_buy else (quote.ask_px, quote.ask_qty)
+        level: int | None = None
+        if self.book.depth_known_at(ts_ns):
+            level = self.book.level_qty_at(self.is_buy, self.px, ts_ns)
+        if self.px == touch_px and not level:
+            level = touch_qty
+        self.front = self.level_qty = None if level is None else float(level)
+
+    def advance(self, t1_ns: int, queue_model: QueueModel, sink: FillSink, windows: WindowMemo) -> None:
+        """Apply the market in (synced_ns, t1_ns] to this resting order, filling it where due.
+
+        ``windows`` is the venue's memo of the book's windows (shared by the orders of one step).
+        """
+        if t1_ns <= self.synced_ns or self.leaves == 0:
+            return
+        assert self.px is not None and self.cursor is not None
+        win = windows.window(self.book, self.synced_ns, t1_ns, self.is_buy)
+        cross_ns = self.book.first_cross_ns(self.is_buy, self.px, win)
+        events = self.cursor.take_until(t1_ns if cross_ns is None else cross_ns, win)
+        if events is not None:
+            for t, kind, size in zip(*events, strict=True):
+                if kind == _TRADE:
+                    self._on_trade(size, t, sink)
+                else:
+                    self._on_level(size, queue_model)
+                if self.leaves == 0:
+                    break
+        if cross_ns is not None and self.leaves > 0:
+            self._claim(self.px, self.leaves, cross_ns, sink)
+        self.synced_ns = t1_ns
+
+    def _on_trade(self, size: int, ts_ns: int, sink: FillSink) -> None:
+        if self.front is None:
+            return  # our level was never displayed: a trade there cannot be placed relative to us
+        self.traded_since_level += size
+        self.front -= size
+        if self.front < 0:
+            take = min(int(-self.front), self.leaves)
+            self.front = 0.0
+            if take > 0:
+                self._claim(self.px, take, ts_ns, sink)  # type: ignore[arg-type]
+
+    def _claim(self, px: int, qty: int, ts_ns: int, sink: FillSink) -> None:
+        self.claim(qty)
+        sink(self, px, qty, "maker", ts_ns)
+
+    def _on_level(self, new_qty: int, queue_model: QueueModel) -> None:
+        if self.front is None or self.level_qty is None:
+            self.front = self.level_qty = float(new_qty)
+        else:
+            self.front = front_after_level_change(queue_model, self.front, self.level_qty, float(new_qty),
+                                                  self.traded_since_level)
+            self.level_qty = float(new_qty)
+        self.traded_since_level = 0.0

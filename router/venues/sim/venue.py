@@ -1,0 +1,455 @@
+"""The simulated venue: the ``Venue`` protocol over replayed ``MarketTape``s, with latency and fees.
+
+Time is the replay. ``clock.sleep_until(ts)`` moves the market to ``ts``; with no order resting that
+is a constant-time jump (books are looked up by ``searchsorted`` when asked for), and with orders
+resting only the events at or through their prices are examined.
+
+Requests are blocking round trips, like a REST call to a live venue: ``place_order`` advances the
+replay by the entry latency and returns the order as the matching engine left it at arrival, and a
+post-only order that would cross the book *at arrival* raises :class:`PostOnlyRejected` (the order is
+kept with status ``"rejected"``, so ``fetch_order`` also reports it). ``cancel_order`` advances by the
+cancel latency and returns the final state: fills that landed before the cancel took effect (ties go
+to the fill) are in it, and an order that filled completely in the meantime comes back ``"filled"``.
+An IOC limit order walks the book at arrival up to its limit price (``router.venues.sim.taker``) and expires what is
+left: ``"filled"``, or ``"expired"`` with whatever it filled; it never rests. Market orders are IOC.
+
+Fees: ``fee_usd = notional_usd(contract, price, qty) * fee_bps / 1e4`` per fill, negative for a rebate,
+with the symbol's contract spec from the config (:mod:`router.contract`): ``price * qty`` on linear
+contracts and spot, ``contracts * contract_size`` on inverse (COIN-M) contracts, whose ``qty`` is a number
+of contracts (Binance charges the fee in coin; its USD value at the fill price is this). The venue states
+its specs (``contract(symbol)``) so the route's ``fees_bps`` divides by the same notional.
+
+Positions follow Binance USDⓈ-M (see ``router.venues.sim.position``): every fill moves the position of its symbol
+and position side. A reducing order (hedge: sell LONG / buy SHORT; one-way: ``reduce_only``) is
+rejected at arrival with :class:`ReduceOnlyRejected` when its position is flat or on the side the
+order would increase (Binance -2022); one larger than the position fills only the position and the
+rest expires (status ``"expired"``); a resting one whose position goes flat or flips expires then.
+``close_position`` mirrors the live ccxt venue, which reads the position when the request is sent and
+places a reducing order of exactly that size: the request's ``qty`` is ignored (any finite number >= 0)
+and the returned state reports the position size as ``qty``; with no position nothing is placed and
+:class:`ReduceOnlyRejected` is raised. Malformed requests raise :class:`~router.venue.InvalidOrder`
+naming the field; ``ValueError`` is kept for bad construction (config, tapes).
+
+Tables: a venue queries each tape through a :class:`~router.venues.sim.book.TapeBook`. Given a
+``MarketTape`` it builds its own; given a prebuilt ``TapeBook`` it shares it, since a book is immutable
+(read-only arrays, no per-venue state). Build one book per tape and pass it to every venue that replays
+that tape (lanes, policies): the tables are paid for once, and each venue keeps only its own orders,
+positions, clock and cursors.
+
+Not modelled: margin and liquidation, self-matching between our own orders, and market impact on the
+replay (see ``router.venues.sim.taker``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import weakref
+from collections.abc import Sequence
+from typing import get_args
+
+import numpy as np
+
+from router.contract import ContractSpec, notional_usd
+from router.events import Fill, Liquidity, PositionSide, Side
+from router.market.tape import MarketTape
+from router.venue import (
+    InvalidOrder,
+    OrderNotFound,
+    OrderRequest,
+    OrderState,
+    PostOnlyRejected,
+    ReduceOnlyRejected,
+    TopOfBook,
+    VenueError,
+    check_time_in_force,
+)
+from router.venues.sim.book import TapeBook, WindowMemo
+from router.venues.sim.config import SimVenueConfig
+from router.venues.sim.order import SimOrder
+from router.venues.sim.position import SimPositions
+from router.venues.sim.taker import taker_walk
+
+
+class ReplayExhausted(VenueError):
+    """The request needs market data past the end of the replay."""
+
+
+class SimClock:
+    """The replay clock of one :class:`SimVenue`: sleeping advances the market.
+
+    It refers to its venue weakly, so a venue and its clock form no reference cycle and a finished
+    venue is freed as soon as its last user lets go of it (not at the next full garbage collection).
+    """
+
+    def __init__(self, venue: SimVenue) -> None:
+        self._venue = weakref.ref(venue)
+
+    def now_ns(self) -> int:
+        return self._live_venue().now_ns
+
+    def sleep_until(self, ts_ns: int) -> None:
+        self._live_venue().advance_to(ts_ns)
+
+    def _live_venue(self) -> SimVenue:
+        venue = self._venue()
+        if venue is None:
+            raise RuntimeError("the SimVenue of this clock no longer exists: keep the venue while using its clock")
+        return venue
+
+
+class SimVenue:
+    """A venue that replays one tape per symbol and fills our orders with a queue-position model.
+
+    Parameters
+    ----------
+    tapes:
+        Per symbol (symbols must be distinct) a :class:`MarketTape`, whose tables this venue builds
+        for itself (the tape is validated), or a prebuilt :class:`TapeBook` of it, shared as is.
+    config:
+        Fees, latencies, fill-model parameters and the account's position mode.
+    start_ns:
+        Replay start; every tape must have a quote at or before it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from router.contract import Contract
+    >>> from router.venues.sim.queue import RiskAverseQueue
+    >>> i64 = lambda *v: np.array(v, dtype=np.int64)
+    >>> tape = MarketTape(symbol="BTCUSDT", market="synthetic", price_scale=10, qty_scale=1000,
+    ...     tick_size=0.1, quote_ts_ns=i64(0, 10_000_000), bid_px=i64(1000, 1000), bid_qty=i64(500, 500),
+    ...     ask_px=i64(1001, 1001), ask_qty=i64(700, 700), trade_ts_ns=i64(), trade_px=i64(),
+    ...     trade_qty=i64(), trade_buyer_maker=np.array([], dtype=bool), depth_ts_ns=i64(),
+    ...     depth_side=np.array([], dtype=np.int8), depth_px=i64(), depth_qty=i64())
+    >>> config = SimVenueConfig(name="sim", maker_fee_bps=-1.0, taker_fee_bps=4.0,
+    ...     contracts={"BTCUSDT": Contract("linear", 1.0)}, order_entry_latency_ms=1.0, cancel_latency_ms=1.0,
+    ...     latency_jitter_ms=0.0,
+    ...     queue_model=RiskAverseQueue(), no_depth_level_qty_ratio=1.0, max_taker_walk_levels=50, seed=7,
+    ...     position_mode="one_way")
+    >>> venue = SimVenue([tape], config, start_ns=0)
+    >>> state = venue.place_order(OrderRequest(client_order_id="a1", symbol="BTCUSDT", side="buy",
+    ...     qty=0.2, order_type="market", price=None, time_in_force="IOC", post_only=False, reduce_only=False,
+    ...     close_position=False, position_side="BOTH"))
+    >>> state.status, state.fills[0].price, round(state.fills[0].fee_usd, 6), venue.clock.now_ns()
+    ('filled', 100.1, 0.008008, 1000000)
+    >>> venue.positions("BTCUSDT")
+    {'BOTH': 0.2}
+    >>> closed = venue.place_order(OrderRequest(client_order_id="a2", symbol="BTCUSDT", side="sell",
+    ...     qty=5.0, order_type="market", price=None, time_in_force="IOC", post_only=False, reduce_only=True,
+    ...     close_position=False, position_side="BOTH"))
+    >>> closed.status, closed.filled_qty, venue.positions("BTCUSDT")
+    ('expired', 0.2, {'BOTH': 0.0})
+
+    Venues replaying the same tape share one prebuilt book; their orders and positions stay apart:
+
+    >>> book = TapeBook(tape)
+    >>> lane_a, lane_b = SimVenue([book], config, start_ns=0), SimVenue([book], config, start_ns=0)
+    >>> _ = lane_a.place_order(OrderRequest(client_order_id="a1", symbol="BTCUSDT", side="buy",
+    ...     qty=0.2, order_type="market", price=None, time_in_force="IOC", post_only=False, reduce_only=False,
+    ...     close_position=False, position_side="BOTH"))
+    >>> lane_a.positions("BTCUSDT"), lane_b.positions("BTCUSDT"), lane_b.clock.now_ns()
+    ({'BOTH': 0.2}, {'BOTH': 0.0}, 0)
+    """
+
+    def __init__(self, tapes: Sequence[MarketTape | TapeBook], config: SimVenueConfig, start_ns: int) -> None:
+        if not isinstance(config, SimVenueConfig):
+            raise TypeError(f"config must be a SimVenueConfig, got {type(config).__name__}")
+        if not tapes:
+            raise ValueError("SimVenue needs at least one tape")
+        books: dict[str, TapeBook] = {}
+        for tape in tapes:
+            if not isinstance(tape, MarketTape | TapeBook):
+                raise TypeError(f"tapes must hold MarketTape or TapeBook objects, got {type(tape).__name__}")
+            if tape.symbol in books:
+                raise ValueError(f"two tapes for symbol {tape.symbol!r}")
+            books[tape.symbol] = tape if isinstance(tape, TapeBook) else TapeBook(tape)
+        no_spec = sorted(set(books) - set(config.contracts))
+        if no_spec:
+            raise ValueError(f"SimVenueConfig.contracts has no contract spec for {no_spec}")
+        for book in books.values():
+            first_quote_ns = int(book.quote_ts[0])
+            if start_ns < first_quote_ns:
+                raise ValueError(f"start_ns {start_ns} is before the first quote of {book.symbol} "
+                                 f"({first_quote_ns})")
+        self.name = config.name
+        self._config = config
+        self._books = books
+        self._end_ns = min(book.tape.end_ns for book in books.values())
+        if start_ns > self._end_ns:
+            raise ValueError(f"start_ns {start_ns} is after the end of the replay ({self._end_ns})")
+        self._now_ns = int(start_ns)
+        self._rng = np.random.default_rng(config.seed)
+        self._orders: dict[str, SimOrder] = {}
+        self._resting: dict[str, SimOrder] = {}
+        self._positions = SimPositions(config.position_mode, books)
+        self._claims: list[tuple[int, int, SimOrder, int, int, Liquidity]] = []
+        self._windows = WindowMemo()
+        self._fill_seq = 0
+        self._clock = SimClock(self)
+
+    # ---- clock ----------------------------------------------------------------------------------
+
+    @property
+    def clock(self) -> SimClock:
+        return self._clock
+
+    @property
+    def now_ns(self) -> int:
+        return self._now_ns
+
+    @property
+    def end_ns(self) -> int:
+        """Last time every tape still has data; the replay cannot advance beyond it."""
+        return self._end_ns
+
+    def advance_to(self, ts_ns: int) -> None:
+        """Replay the market to ``ts_ns`` (a time already passed is a no-op), filling resting orders."""
+        if ts_ns <= self._now_ns:
+            return
+        if ts_ns > self._end_ns:
+            raise ReplayExhausted(f"cannot advance to {ts_ns}: the replay ends at {self._end_ns}")
+        for order in list(self._resting.values()):
+            order.advance(ts_ns, self._config.queue_model, self._claim, self._windows)
+            if order.leaves == 0:
+                del self._resting[order.request.client_order_id]
+        if self._claims:
+            # Settle in time order (ties: the order they were claimed in): a reducing order's fill
+            # depends on what the others did to the position before it.
+            claims = sorted(self._claims, key=lambda c: (c[0], c[1]))
+            self._claims.clear()
+            for claim_ts, _seq, order, px, qty, liquidity in claims:
+                self._settle(order, px, qty, liquidity, claim_ts)
+        self._now_ns = ts_ns
+
+    # ---- market data ----------------------------------------------------------------------------
+
+    def top_of_book(self, symbol: str) -> TopOfBook:
+        book = self._book(symbol)
+        quote = book.quote_at(self._now_ns)
+        tape = book.tape
+        return TopOfBook(symbol=symbol, bid=quote.bid_px / tape.price_scale, bid_qty=quote.bid_qty / tape.qty_scale,
+                         ask=quote.ask_px / tape.price_scale, ask_qty=quote.ask_qty / tape.qty_scale,
+                         ts_ns=self._now_ns)
+
+    def contract(self, symbol: str) -> ContractSpec:
+        """The contract spec ``symbol`` trades under (what one unit of ``qty`` is worth)."""
+        self._book(symbol)
+        return self._config.contracts[symbol]
+
+    # ---- positions ------------------------------------------------------------------------------
+
+    def positions(self, symbol: str) -> dict[PositionSide, float]:
+        """Signed position amounts of ``symbol`` by position side (Binance ``positionAmt``: short < 0).
+
+        ``{"BOTH": amount}`` in one-way mode, ``{"LONG": >= 0, "SHORT": <= 0}`` in hedge mode.
+        """
+        scale = self._book(symbol).tape.qty_scale
+        return {side: units / scale for side, units in self._positions.amounts_units(symbol).items()}
+
+    # ---- orders ---------------------------------------------------------------------------------
+
+    def place_order(self, request: OrderRequest) -> OrderState:
+        """Send an order; returns its state at arrival.
+
+        Raises InvalidOrder on a malformed request (nothing is registered), ReduceOnlyRejected when a
+        reducing order finds nothing to reduce, PostOnlyRejected when a post-only order would cross.
+        """
+        order = self._new_order(request)
+        arrival_ns = self._now_ns + self._latency_ns(self._config.order_entry_latency_ms)
+        self.advance_to(arrival_ns)  # raises ReplayExhausted before the order exists
+        request = order.request  # a close_position request carries the position size read at sending
+        self._orders[request.client_order_id] = order
+        reducing = self._positions.is_reducing(request)
+        if reducing and self._positions.reducible_units(request) == 0:
+            order.status = "rejected"
+            amount = self._positions.amount_units(request) / order.book.tape.qty_scale
+            raise ReduceOnlyRejected(
+                f"{request.client_order_id}: reducing {request.side} on position_side {request.position_side} "
+                f"rejected at arrival: the position is {amount} (nothing to reduce in that direction)")
+        quote = order.book.quote_at(arrival_ns)
+        if order.px is None:
+            self._take(order, None, arrival_ns)
+            return order.state()
+        marketable = order.px >= quote.ask_px if order.is_buy else order.px <= quote.bid_px
+        if marketable and request.post_only:
+            order.status = "rejected"
+            touch = quote.ask_px if order.is_buy else quote.bid_px
+            raise PostOnlyRejected(
+                f"{request.client_order_id}: post-only {request.side} at {request.price} would cross the "
+                f"{'ask' if order.is_buy else 'bid'} {touch / order.book.tape.price_scale} at arrival")
+        ioc = request.time_in_force == "IOC"
+        if marketable:
+            self._take(order, order.px, arrival_ns)
+            if order.leaves > 0 and ioc:
+                order.expire()
+            elif order.leaves > 0:
+                order.start_resting(arrival_ns, improves_touch=True)  # it just cleared the levels up to px
+                self._resting[request.client_order_id] = order
+            return order.state()
+        if ioc:
+            order.expire()  # nothing to take within the limit at arrival, and an IOC never rests
+            return order.state()
+        improves = order.px > quote.bid_px if order.is_buy else order.px < quote.ask_px
+        order.start_resting(arrival_ns, improves_touch=improves)
+        self._resting[request.client_order_id] = order
+        return order.state()
+
+    def cancel_order(self, symbol: str, client_order_id: str) -> OrderState:
+        """Request a cancel; returns the final state once it took effect (or the order completed)."""
+        order = self._order(symbol, client_order_id)
+        effective_ns = self._now_ns + self._latency_ns(self._config.cancel_latency_ms)
+        self.advance_to(effective_ns)
+        if not order.state().is_terminal:
+            order.status = "canceled"
+            self._resting.pop(client_order_id, None)
+        return order.state()
+
+    def fetch_order(self, symbol: str, client_order_id: str) -> OrderState:
+        return self._order(symbol, client_order_id).state()
+
+    def open_orders(self, symbol: str | None) -> tuple[OrderState, ...]:
+        if symbol is not None:
+            self._book(symbol)
+        return tuple(o.state() for o in self._resting.values() if symbol is None or o.request.symbol == symbol)
+
+    # ---- internals ------------------------------------------------------------------------------
+
+    def _take(self, order: SimOrder, limit_px: int | None, ts_ns: int) -> None:
+        """Walk the book for what the order may fill now; a reducing order only walks its position."""
+        want = order.leaves
+        if self._positions.is_reducing(order.request):
+            want = min(want, self._positions.reducible_units(order.request))
+        try:
+            plan, _left = taker_walk(order.book, order.is_buy, want, limit_px, ts_ns,
+                                     self._config.no_depth_level_qty_ratio, self._config.max_taker_walk_levels)
+        except VenueError:
+            order.status = "rejected"
+            raise
+        for px, qty in plan:
+            order.claim(qty)
+            self._settle(order, px, qty, "taker", ts_ns)
+        self._expire_if_stranded(order)
+
+    def _claim(self, order: SimOrder, px: int, qty: int, liquidity: Liquidity, ts_ns: int) -> None:
+        """Queue a resting order's claim; ``advance_to`` settles the step's claims in time order."""
+        self._claims.append((ts_ns, len(self._claims), order, px, qty, liquidity))
+
+    def _settle(self, order: SimOrder, px: int, qty: int, liquidity: Liquidity, ts_ns: int) -> None:
+        """Turn a claim into a fill and a position change; a reducing order is capped at its position."""
+        request = order.request
+        granted = 0 if order.status == "expired" else qty
+        reducing = self._positions.is_reducing(request)
+        if reducing and granted:
+            granted = min(granted, self._positions.reducible_units(request))
+        order.settle(qty, self._fill(order, px, granted, liquidity, ts_ns) if granted else None, granted)
+        if granted:
+            before, after = self._positions.apply_fill(request, granted)
+            if after == 0 or (after > 0) != (before > 0):
+                for resting in list(self._resting.values()):
+                    if resting.request.symbol == request.symbol:
+                        self._expire_if_stranded(resting)
+        if reducing:
+            self._expire_if_stranded(order)
+
+    def _expire_if_stranded(self, order: SimOrder) -> None:
+        """Expire a reducing order with units left whose position has nothing left for it to reduce."""
+        if order.leaves > 0 and self._positions.is_reducing(order.request) \
+                and self._positions.reducible_units(order.request) == 0:
+            order.expire()
+            self._resting.pop(order.request.client_order_id, None)
+
+    def _fill(self, order: SimOrder, px: int, qty: int, liquidity: Liquidity, ts_ns: int) -> Fill:
+        tape = order.book.tape
+        price = px / tape.price_scale
+        size = qty / tape.qty_scale
+        fee_bps = self._config.maker_fee_bps if liquidity == "maker" else self._config.taker_fee_bps
+        self._fill_seq += 1
+        return Fill(trade_id=f"{self.name}-{self._fill_seq}", client_order_id=order.request.client_order_id,
+                    price=price, qty=size,
+                    fee_usd=notional_usd(self._config.contracts[order.request.symbol], price, size) * fee_bps / 1e4,
+                    liquidity=liquidity, ts_ns=ts_ns)
+
+    def _latency_ns(self, latency_ms: float) -> int:
+        jitter_ms = self._config.latency_jitter_ms
+        extra_ms = float(self._rng.uniform(0.0, jitter_ms)) if jitter_ms > 0 else 0.0
+        return round((latency_ms + extra_ms) * 1e6)
+
+    def _book(self, symbol: str) -> TapeBook:
+        try:
+            return self._books[symbol]
+        except KeyError:
+            raise InvalidOrder(f"symbol {symbol!r} is unknown; this venue replays {sorted(self._books)}") from None
+
+    def _order(self, symbol: str, client_order_id: str) -> SimOrder:
+        self._book(symbol)
+        order = self._orders.get(client_order_id)
+        if order is None or order.request.symbol != symbol:
+            raise OrderNotFound(f"no order {client_order_id!r} on {symbol}")
+        return order
+
+    def _new_order(self, request: OrderRequest) -> SimOrder:
+        """Validate a request into a (not yet registered) order; InvalidOrder names the field at fault.
+
+        A ``close_position`` request comes back with ``qty`` set to its position's size at sending, as
+        the live venue reads it; ReduceOnlyRejected when there is no such position.
+        """
+        book = self._book(request.symbol)
+        tape = book.tape
+        coid = request.client_order_id
+        if not isinstance(coid, str) or not coid:
+            raise InvalidOrder(f"client_order_id must be a non-empty string, got {coid!r}")
+        if coid in self._orders:
+            raise InvalidOrder(f"client_order_id {coid!r} is a duplicate: an id is never sent twice")
+        if request.side not in get_args(Side):
+            raise InvalidOrder(f"{coid}: side must be 'buy' or 'sell', got {request.side!r}")
+        for flag in ("post_only", "reduce_only", "close_position"):
+            if not isinstance(getattr(request, flag), bool):
+                raise InvalidOrder(f"{coid}: {flag} must be a bool, got {getattr(request, flag)!r}")
+        self._positions.check_request(request)
+        if request.close_position:
+            request = self._sized_close(request, tape.qty_scale)
+        qty = _to_units(request.qty, tape.qty_scale, f"{coid}: qty")
+        if request.order_type == "market":
+            if request.price is not None:
+                raise InvalidOrder(f"{coid}: price must be None for a market order, got {request.price!r}")
+            if request.post_only:
+                raise InvalidOrder(f"{coid}: post_only needs a limit order, got order_type 'market'")
+            px = None
+        elif request.order_type == "limit":
+            if request.price is None:
+                raise InvalidOrder(f"{coid}: price is required for a limit order")
+            px = _to_units(request.price, tape.price_scale, f"{coid}: price")
+            if px % book.tick_px:
+                raise InvalidOrder(f"{coid}: price {request.price} is not a multiple of the tick {tape.tick_size}")
+        else:
+            raise InvalidOrder(f"{coid}: order_type must be 'limit' or 'market', got {request.order_type!r}")
+        check_time_in_force(request)
+        return SimOrder(request=request, book=book, is_buy=request.side == "buy", px=px, qty=qty, status="open")
+
+    def _sized_close(self, request: OrderRequest, qty_scale: int) -> OrderRequest:
+        """The close request with ``qty`` = the whole position it closes (the request's own qty is ignored)."""
+        coid = request.client_order_id
+        if isinstance(request.qty, bool) or not isinstance(request.qty, int | float) \
+                or not math.isfinite(request.qty) or request.qty < 0:
+            raise InvalidOrder(f"{coid}: qty must be a finite number >= 0 (ignored by close_position), "
+                               f"got {request.qty!r}")
+        amount = self._positions.amount_units(request)
+        if amount == 0:
+            raise ReduceOnlyRejected(f"{coid}: close_position: no open {request.position_side} position in "
+                                     f"{request.symbol}")
+        needed = "sell" if amount > 0 else "buy"
+        if request.side != needed:
+            raise InvalidOrder(f"{coid}: side {request.side} cannot close_position: the {request.position_side} "
+                               f"position is {amount / qty_scale}, closing it needs side {needed}")
+        return dataclasses.replace(request, qty=abs(amount) / qty_scale)
+
+
+def _to_units(value: float, scale: int, what: str) -> int:
+    """A positive float to a whole number of 1/scale units; InvalidOrder for values off that grid."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise InvalidOrder(f"{what} must be a finite number > 0, got {value!r}")
+    units = round(value * scale)
+    if units < 1 or abs(units - value * scale) > 1e-6 * max(1, units):
+        raise InvalidOrder(f"{what} {value!r} is not a whole number of 1/{scale} units")
+    return int(units)

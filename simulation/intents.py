@@ -1,0 +1,92 @@
+"""The seeded intent stream of the main job: the SAME small orders for every policy that is compared.
+
+Why lanes: a route blocks on the venue clock for up to a few seconds (TTL, re-price, fallback), so one
+replay of a six-minute tape holds only about a hundred sequential orders. Intents are therefore spread
+evenly over the tape (one per slot, at a seeded time inside its slot) and dealt round-robin to ``lanes``
+venue replays started at different times; consecutive intents of one lane are at least
+``lane_min_gap_ms`` apart, so every policy sees each intent at the same arrival time. Orders are small
+(``notional_min_usd``..``notional_max_usd``) so they do not move the market, which the replay does not
+model anyway.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from config.models import IntentStream
+from features.context import Context, decision_context
+from router.events import Side
+from simulation.markets import SimMarket
+
+NS_PER_MS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SimIntent:
+    """One order to route: arrival time, side, venue quantity, the lane it is replayed on, its context."""
+
+    index: int
+    symbol: str
+    side: Side
+    qty: float
+    notional_usd: float
+    arrival_ns: int
+    lane: int
+    context: Context
+
+
+def lane_count(n_orders: int, window_ns: int, lane_min_gap_ms: float) -> int:
+    """Lanes needed so that intents ``lanes`` slots apart are at least the minimum gap apart.
+
+    Two intents ``L`` slots apart, each anywhere in its slot, are at least ``(L - 1)`` slots apart.
+    """
+    slot_ns = window_ns / n_orders
+    return max(1, math.ceil(lane_min_gap_ms * NS_PER_MS / slot_ns) + 1)
+
+
+def intent_stream(market: SimMarket, n_orders: int, stream: IntentStream, *, seed: int) -> list[SimIntent]:
+    """``n_orders`` intents over ``market``'s tape, deterministic for ``seed``; raises if the tape is too short."""
+    if n_orders < 1:
+        raise ValueError(f"n_orders must be >= 1, got {n_orders}")
+    tape = market.tape
+    first_ns = int(tape.quote_ts_ns[0]) + round(stream.warmup_ms * NS_PER_MS)
+    last_ns = int(tape.quote_ts_ns[-1]) - round(stream.tail_ms * NS_PER_MS)
+    window_ns = last_ns - first_ns
+    if window_ns <= 0:
+        raise ValueError(f"{market.symbol}: the tape ({(tape.end_ns - tape.start_ns) / 1e9:.1f} s) is shorter than "
+                         f"warmup_ms + tail_ms of router.json simulation.intents")
+    lanes = lane_count(n_orders, window_ns, stream.lane_min_gap_ms)
+    rng = np.random.default_rng(seed)
+    slot_ns = window_ns / n_orders
+    arrivals = (first_ns + (np.arange(n_orders) + rng.random(n_orders)) * slot_ns).astype(np.int64)
+    is_buy = rng.random(n_orders) < stream.buy_share
+    notional = rng.uniform(stream.notional_min_usd, stream.notional_max_usd, n_orders)
+    mids = market.mid_at(arrivals)
+    if market.contract_value_usd is not None:
+        qty = np.maximum(1, np.floor(notional / market.contract_value_usd)).astype(float)  # contracts
+        notional = qty * market.contract_value_usd
+    else:
+        qty = np.maximum(1, np.floor(notional / mids / market.qty_step)) * market.qty_step
+        notional = qty * mids
+    decimals = max(0, -math.floor(math.log10(market.qty_step)))
+    return [SimIntent(index=i, symbol=market.symbol, side="buy" if is_buy[i] else "sell",
+                      qty=round(float(qty[i]), decimals), notional_usd=float(notional[i]), arrival_ns=int(arrivals[i]),
+                      lane=i % lanes, context=arrival_context(market, int(arrivals[i]), float(qty[i]),
+                                                              bool(is_buy[i]), stream.context_quotes))
+            for i in range(n_orders)]
+
+
+def arrival_context(market: SimMarket, ts_ns: int, qty: float, is_buy: bool, n_quotes: int) -> Context:
+    """What a contextual learner may know at arrival: the touch and the last ``n_quotes`` mids (no outcome)."""
+    tape = market.tape
+    end = int(np.searchsorted(tape.quote_ts_ns, ts_ns, side="right"))
+    i = max(end - 1, 0)
+    lo = max(0, end - n_quotes)
+    return decision_context(
+        bid=tape.bid_px[i] / tape.price_scale, ask=tape.ask_px[i] / tape.price_scale,
+        bid_qty=tape.bid_qty[i] / tape.qty_scale, ask_qty=tape.ask_qty[i] / tape.qty_scale,
+        recent_mids=(tape.bid_px[lo:end] + tape.ask_px[lo:end]) / 2.0, order_qty=qty,
+        side="buy" if is_buy else "sell", ts_ns=ts_ns)

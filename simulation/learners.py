@@ -1,0 +1,166 @@
+"""The adaptive tuner inside the main job: one ``TunerService`` per learner, driven through ``PolicySource``.
+
+Each learner named on the command line gets its own service (``tuner.json`` with ``learner`` and ``seed``
+replaced), publishing into an :class:`InMemoryPublisher` while the simulation runs: MLflow stays off the
+routing path, and the final versions are registered afterwards (``simulation.recording``). After a run the
+learner's *greedy arm* (highest expected reward among arms it has evidence on; a contextual learner at the
+mean arrival context) is the candidate that OPE scores on the learner's own log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import get_args
+
+import msgspec
+import numpy as np
+
+from config.models import ConfigBundle, LearnerName
+from router.events import RouterEvent
+from router.policy import RouterPolicy
+from simulation.policies import LEARNER_PREFIX
+from tuner.learners import Context, Learner
+from tuner.service.publish import InMemoryPublisher, PolicyRecord
+from tuner.service.tuner_service import TunerService
+
+LEARNERS: tuple[str, ...] = get_args(LearnerName)
+"""Every learner ``tuner.json`` can name (``config.models.LearnerName``), in the order the report shows them."""
+
+
+def parse_learners(text: str) -> tuple[str, ...]:
+    """``"thompson,ucb"`` -> ``("thompson", "ucb")``; unknown, empty or repeated names are an error."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise ValueError(f"no learner named in {text!r}; choose from {', '.join(LEARNERS)}")
+    unknown = [n for n in names if n not in LEARNERS]
+    if unknown:
+        raise ValueError(f"unknown learner(s) {unknown}; choose from {', '.join(LEARNERS)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"learner named twice in {text!r}")
+    return names
+
+
+def learner_policy_name(learner: str) -> str:
+    """The report's name of a learner's policy (``learner:thompson``)."""
+    return f"{LEARNER_PREFIX}{learner}"
+
+
+class LearnerSource:
+    """One symbol's tuner as a :class:`~simulation.policies.PolicySource`."""
+
+    def __init__(self, service: TunerService, symbol: str) -> None:
+        self._service = service
+        self._symbol = symbol
+
+    def decide(self, context: Context) -> RouterPolicy:
+        return self._service.decide(self._symbol, context)
+
+    def observe(self, event: RouterEvent, context: Context) -> None:
+        self._service.observe(event, context)
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerRun:
+    """One learner's tuners over every simulated symbol and the versions they published."""
+
+    learner: str
+    service: TunerService
+    publisher: InMemoryPublisher
+
+    def source(self, symbol: str) -> LearnerSource:
+        return LearnerSource(self.service, symbol)
+
+    def final_record(self, symbol: str) -> PolicyRecord | None:
+        """The last version published for ``symbol`` (None: the tuner never moved off the static policy)."""
+        records = [r for r in self.publisher.records if r.policy.symbol == symbol]
+        return records[-1] if records else None
+
+
+def learner_runs(config: ConfigBundle, learners: Sequence[str], symbols: Sequence[str], seed: int) -> list[LearnerRun]:
+    """A fresh service per learner over ``symbols``; the simulation seed replaces ``tuner.json`` ``seed``."""
+    runs = []
+    for learner in learners:
+        tuner = msgspec.structs.replace(config.tuner, learner=learner, seed=seed)
+        bundle = msgspec.structs.replace(config, tuner=tuner)
+        publisher = InMemoryPublisher()
+        service = TunerService.from_config(bundle, symbols, publisher, state_path=None)
+        runs.append(LearnerRun(learner=learner, service=service, publisher=publisher))
+    return runs
+
+
+def mean_context(contexts: Sequence[Context]) -> Context:
+    """Field-wise mean of arrival contexts (the point a contextual learner's greedy arm is read at)."""
+    if not contexts:
+        raise ValueError("no contexts to average")
+    fields = ("spread_bps", "volatility_bps", "book_imbalance", "hour", "size_vs_touch")
+    means = {name: float(np.mean([getattr(c, name) for c in contexts])) for name in fields}
+    return Context(**means)
+
+
+def greedy_arm(learner: Learner, context: Context | None) -> str:
+    """The arm with the highest expected reward among arms with evidence (ties: the first in grid order)."""
+    counts = learner.counts()
+    ctx = context if learner.requires_context else None
+    best_id, best_value = None, -np.inf
+    for arm_id in learner.grid.arm_ids:
+        if counts[arm_id] <= 0:
+            continue
+        value = learner.expected_reward(arm_id, ctx)
+        if value is not None and value > best_value:
+            best_id, best_value = arm_id, value
+    if best_id is None:
+        raise ValueError(f"{learner.kind} learner has no evidence on any arm: no greedy arm")
+    return best_id
+
+
+def arm_shares(events: Sequence[RouterEvent], arm_ids: Sequence[str]) -> dict[str, float]:
+    """Share of orders routed with each arm (arms never chosen get 0.0)."""
+    if not events:
+        raise ValueError("no events to count arm choices in")
+    counts = {arm: 0 for arm in arm_ids}
+    for event in events:
+        if event.arm not in counts:
+            raise ValueError(f"event {event.intent_id} has arm {event.arm!r} outside the grid")
+        counts[event.arm] += 1
+    return {arm: n / len(events) for arm, n in counts.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerOutcome:
+    """What one learner ended with on one symbol.
+
+    ``greedy_arm`` is what the learner believes best at the end (the OPE candidate); ``final_arm`` and
+    ``final_version`` are the last published version's (``static`` / 0 when it never published: the
+    guardrails move a version at most one step at a time, so the two can differ). ``arm_shares`` is the
+    share of orders routed with each arm, exploration included.
+    """
+
+    learner: str
+    policy: str
+    greedy_arm: str
+    final_arm: str
+    final_version: int
+    versions_published: int
+    rollbacks: int
+    drifts_detected: int
+    rejections: dict[str, int]
+    arm_shares: dict[str, float]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"greedy_arm": self.greedy_arm, "final_arm": self.final_arm, "final_version": self.final_version,
+                "versions_published": self.versions_published, "rollbacks": self.rollbacks,
+                "drifts_detected": self.drifts_detected, "rejections": dict(self.rejections),
+                "arm_shares": dict(self.arm_shares)}
+
+
+def learner_outcome(run: LearnerRun, symbol: str, events: Sequence[RouterEvent], arm_ids: Sequence[str],
+                    context: Context) -> LearnerOutcome:
+    """Summarise ``run``'s tuner of ``symbol`` after it routed ``events`` (``context``: the mean arrival)."""
+    tuner = run.service.tuner(symbol)
+    records = [r for r in run.publisher.records if r.policy.symbol == symbol]
+    return LearnerOutcome(
+        learner=run.learner, policy=learner_policy_name(run.learner), greedy_arm=greedy_arm(tuner.learner, context),
+        final_arm=tuner.policy.arm, final_version=tuner.policy.version, versions_published=len(records),
+        rollbacks=sum(r.reason == "rollback" for r in records), drifts_detected=tuner.drifts_detected,
+        rejections=tuner.rejections, arm_shares=arm_shares(events, arm_ids))

@@ -1,0 +1,140 @@
+"""The markets the main job replays: recorded Binance tapes by default, the synthetic market otherwise.
+
+Each tape is relabelled with our symbol name (``BTCUSDT_SPOT`` for the spot pair, as in
+``strategy_config.json``), so policies, events and reports speak one name per instrument. Each market's
+venue tables (:class:`~router.venues.sim.book.TapeBook`) are built once here and shared, read-only, by
+every venue replay of it (every lane of every policy). A missing
+data directory is not an error: the synthetic market is used and the caller says so loudly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from config.models import ConfigBundle, Market, SimFillModel, SimulationConfig
+from router.contract import ContractSpec
+from router.market.binance import discover, load_binance
+from router.market.synthetic import SyntheticMarketSpec, generate
+from router.market.tape import MarketTape
+from router.venues.sim.book import TapeBook
+from router.venues.sim.config import SimVenueConfig
+from router.venues.sim.queue import PowerProbQueue
+
+
+@dataclass(frozen=True, slots=True)
+class SimMarket:
+    """One instrument to simulate: its venue tables (under our symbol), market, quote and order-size facts.
+
+    ``book`` is built once per market and shared by every venue that replays it; ``tape`` is its
+    read-only tape. ``contract`` is the symbol's ``strategy_config.json`` universe entry, the one source
+    of what a quantity is worth (:func:`router.contract.notional_usd`).
+    """
+
+    symbol: str
+    market: Market
+    quote: str
+    book: TapeBook
+    qty_step: float
+    contract: ContractSpec
+    source: str
+
+    @property
+    def tape(self) -> MarketTape:
+        return self.book.tape
+
+    @property
+    def contract_value_usd(self) -> float | None:
+        """USD per contract on inverse (COIN-M) contracts, whose quantities are contract counts; else ``None``."""
+        return self.contract.contract_size if self.contract.contract_type == "inverse" else None
+
+    def mid_at(self, ts_ns: np.ndarray) -> np.ndarray:
+        """Mid price of the last quote at or before each time (the first quote before the tape starts)."""
+        tape = self.tape
+        i = np.clip(np.searchsorted(tape.quote_ts_ns, ts_ns, side="right") - 1, 0, len(tape.quote_ts_ns) - 1)
+        return (tape.bid_px[i] + tape.ask_px[i]) / (2.0 * tape.price_scale)
+
+
+def _our_symbol(config: ConfigBundle, venue_symbol: str, market: str) -> str:
+    matches = [name for name, entry in config.strategy.universe.items()
+               if entry.venue_symbol == venue_symbol and entry.market == market]
+    if len(matches) != 1:
+        raise ValueError(f"recorded {market} {venue_symbol} maps to {len(matches)} universe entries "
+                         f"({matches}) in strategy_config.json: need exactly one")
+    return matches[0]
+
+
+def _market(config: ConfigBundle, symbol: str, tape: MarketTape, source: str) -> SimMarket:
+    entry = config.strategy.universe[symbol]
+    return SimMarket(symbol=symbol, market=entry.market, quote=entry.quote,
+                     book=TapeBook(dataclasses.replace(tape, symbol=symbol)), qty_step=1.0 / tape.qty_scale,
+                     contract=entry, source=source)
+
+
+def recorded_markets(config: ConfigBundle, data_dir: Path, symbols: Sequence[str] | None) -> list[SimMarket]:
+    """Every recorded market in ``data_dir`` (or the ``symbols`` asked for, by our names)."""
+    found = discover(data_dir)
+    if not found:
+        raise FileNotFoundError(f"no recorded Binance files in {data_dir}")
+    by_symbol: dict[str, list[Path]] = {}
+    for key, paths in found.items():
+        market, venue_symbol = key.split("_", 1)
+        by_symbol[_our_symbol(config, venue_symbol.upper(), market)] = paths
+    wanted = list(by_symbol) if symbols is None else list(symbols)
+    unknown = sorted(set(wanted) - set(by_symbol))
+    if unknown:
+        raise ValueError(f"no recorded data for {unknown} in {data_dir}; recorded: {sorted(by_symbol)}")
+    return [_market(config, s, load_binance(by_symbol[s]), f"recorded:{by_symbol[s][0].name}") for s in wanted]
+
+
+def synthetic_markets(config: ConfigBundle, symbols: Sequence[str] | None, seed: int) -> list[SimMarket]:
+    """The configured synthetic market, one seeded tape per symbol (symbols must be in the universe)."""
+    spec = config.router.simulation.synthetic_market
+    wanted = list(spec.symbols) if symbols is None else list(symbols)
+    unknown = sorted(set(wanted) - set(spec.symbols))
+    if unknown:
+        raise ValueError(f"no synthetic market for {unknown}; router.json simulation.synthetic_market lists "
+                         f"{sorted(spec.symbols)}")
+    markets = []
+    for k, symbol in enumerate(wanted):
+        if symbol not in config.strategy.universe:
+            raise ValueError(f"synthetic symbol {symbol} is not in strategy_config.json universe")
+        tape = generate(SyntheticMarketSpec(
+            symbol=symbol, start_ns=0, duration_s=spec.duration_s, mid0=spec.symbols[symbol],
+            tick_size=spec.tick_size, spread_ticks=spec.spread_ticks,
+            volatility_bps_per_sqrt_s=spec.volatility_bps_per_sqrt_s, quote_interval_ms=spec.quote_interval_ms,
+            trade_rate_per_s=spec.trade_rate_per_s, mean_trade_qty=spec.mean_trade_qty, qty_step=spec.qty_step,
+            touch_qty=spec.touch_qty, sweep_decay_per_bps=spec.sweep_decay_per_bps, seed=seed * 1000 + k))
+        markets.append(_market(config, symbol, tape, "synthetic"))
+    return markets
+
+
+def venue_config(config: ConfigBundle, market: SimMarket, *, seed: int) -> SimVenueConfig:
+    """The simulated venue of ``market``: fees and latencies from ``sim_venue``, fill model from ``simulation``."""
+    sim, fees = config.router.sim_venue, config.router.sim_venue.fees[market.market]
+    fill: SimFillModel = config.router.simulation.fill_model
+    return SimVenueConfig(
+        name=f"sim-{market.market}", maker_fee_bps=fees.maker_fee_bps, taker_fee_bps=fees.taker_fee_bps,
+        contracts={market.symbol: market.contract},
+        order_entry_latency_ms=sim.order_entry_latency_ms, cancel_latency_ms=sim.cancel_latency_ms,
+        latency_jitter_ms=fill.latency_jitter_ms, queue_model=PowerProbQueue(power=fill.queue_power),
+        no_depth_level_qty_ratio=fill.no_depth_level_qty_ratio, max_taker_walk_levels=fill.max_taker_walk_levels,
+        seed=seed, position_mode=config.router.position_mode)
+
+
+def check_simulation_config(sim: SimulationConfig, bounds_min_offset_bps: float, bounds_max_offset_bps: float) -> None:
+    """Cross-checks of the ``simulation`` section that its types cannot express; raises ``ValueError``."""
+    intents, rule = sim.intents, sim.rule_policy
+    if intents.notional_min_usd > intents.notional_max_usd:
+        raise ValueError(f"simulation.intents: notional_min_usd {intents.notional_min_usd} exceeds "
+                         f"notional_max_usd {intents.notional_max_usd}")
+    if not rule.min_offset_bps <= rule.base_offset_bps <= rule.max_offset_bps:
+        raise ValueError(f"simulation.rule_policy: need min_offset_bps <= base_offset_bps <= max_offset_bps, got "
+                         f"{rule.min_offset_bps}, {rule.base_offset_bps}, {rule.max_offset_bps}")
+    if rule.min_offset_bps < bounds_min_offset_bps or rule.max_offset_bps > bounds_max_offset_bps:
+        raise ValueError(f"simulation.rule_policy offsets [{rule.min_offset_bps}, {rule.max_offset_bps}] leave "
+                         f"policy_bounds.maker_offset_bps [{bounds_min_offset_bps}, {bounds_max_offset_bps}]")

@@ -1,0 +1,138 @@
+"""Where a simulation is recorded: every RouterEvent in a journal, one MLflow parent run per simulation,
+and each learner's final policy as a registered model version.
+
+The journal is the simulation's own file (``<out>/simulation.sqlite``), replaced at each run: the
+journal is append-only and its intent ids are unique, so two simulations cannot share one file.
+MLflow (and ``tuner.registry``, which imports it) is imported only inside the MLflow functions: it costs
+about a second to import and ``--no-mlflow`` runs never pay it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from config.loader import snapshot
+from config.models import ConfigBundle
+from executor.journal import Journal
+from simulation.job import SimulationResult
+
+JOURNAL_NAME = "simulation.sqlite"
+_METRIC_CHARS = re.compile(r"[^A-Za-z0-9_.\-/ ]")
+
+
+def write_journal(result: SimulationResult, out_dir: Path) -> Path:
+    """Journal every policy's events (intent ids are ``<policy>:<symbol>:<n>``) and, per shadow scenario, its
+    routed orders, the champion-only run, the shadow proposals and the arm-safety changes; returns the file."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / JOURNAL_NAME
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    with Journal(path) as journal:
+        for symbol_result in result.symbols.values():
+            for run in symbol_result.runs.values():
+                journal.append_many(run.events)
+            if symbol_result.shadow is not None:
+                scenario = symbol_result.shadow.scenario
+                journal.append_many([*scenario.run.events, *scenario.champion_run.events, *scenario.decisions,
+                                     *scenario.safety_events])
+    return path
+
+
+def metric_name(*parts: str) -> str:
+    """An MLflow-safe metric name (``cost_bps/BTCUSDT/fixed_o1.00_b0.00``)."""
+    return "/".join(_METRIC_CHARS.sub("_", p) for p in parts)
+
+
+def register_final_policies(result: SimulationResult, config: ConfigBundle,
+                            tracking_uri: str) -> list[dict[str, Any]]:
+    """Register each learner's last published version per symbol as an MLflow model version.
+
+    Models are ``<simulation.registered_model_prefix>-<learner>-<SYMBOL>``, never the live models of
+    ``tuner.json``, through the same :class:`MlflowPublisher` the live tuner uses (params, metrics, the
+    policy and config snapshot). A symbol whose tuner never published is listed with ``version`` None.
+    """
+    from tuner.registry import CHALLENGER, PolicyRegistry
+    from tuner.service.publish import MlflowPublisher
+
+    prefix = config.router.simulation.registered_model_prefix
+    live_prefix = config.tuner.mlflow.registered_model_prefix
+    if prefix == live_prefix or prefix.startswith(f"{live_prefix}-"):
+        raise ValueError(f"router.json simulation.registered_model_prefix {prefix!r} would mix simulated versions "
+                         f"into the live models of tuner.json mlflow.registered_model_prefix {live_prefix!r}")
+    rows: list[dict[str, Any]] = []
+    for run in result.learner_runs:
+        registry = PolicyRegistry(tracking_uri, experiment=config.tuner.mlflow.experiment,
+                                  model_prefix=f"{prefix}-{run.learner}")
+        publisher = MlflowPublisher(registry, config)
+        for symbol in result.symbols:
+            record = run.final_record(symbol)
+            row: dict[str, Any] = {"learner": run.learner, "symbol": symbol, "model": registry.model_name(symbol),
+                                   "policy_version": None, "arm": None, "registered_version": None}
+            if record is not None:
+                publisher.publish(record)
+                registered = registry.show(symbol, CHALLENGER)  # publish makes the new version challenger
+                row.update(policy_version=record.policy.version, arm=record.policy.arm,
+                           registered_version=registered.version)
+            rows.append(row)
+    return rows
+
+
+def _metrics(result: SimulationResult, summary: dict[str, Any]) -> dict[str, float]:
+    """Per symbol and policy: cost, ratios, markout, regret; per OPE row: each estimate and the truth."""
+    metrics: dict[str, float] = {}
+    for symbol, sym in summary["symbols"].items():
+        for policy, row in sym["policies"].items():
+            for key in ("mean_cost_bps", "maker_ratio", "fallback_ratio", "mean_markout_bps",
+                        "regret_vs_best_fixed_bps"):
+                if row[key] is not None:
+                    metrics[metric_name(key, symbol, policy)] = float(row[key])
+    for comp in summary["ope"]:
+        metrics[metric_name("ope_truth_cost_bps", comp["symbol"], comp["learner"])] = comp["truth_cost_bps"]
+        for estimator, est in comp["estimates"].items():
+            metrics[metric_name("ope_cost_bps", comp["symbol"], comp["learner"], estimator)] = est["cost_bps"]
+    for symbol, block in summary["shadow"]["symbols"].items():
+        for phase, row in block["costs"].items():
+            if row["mean_cost_bps"] is not None:
+                metrics[metric_name("shadow_cost_bps", symbol, phase)] = float(row["mean_cost_bps"])
+        if block["at_go_live"] is not None and block["at_go_live"]["estimate"] is not None:
+            metrics[metric_name("shadow_ope_at_go_live_cost_bps", symbol)] = block["at_go_live"]["estimate"]["cost_bps"]
+        if block["went_live_after_orders"] is not None:
+            metrics[metric_name("shadow_went_live_after_orders", symbol)] = float(block["went_live_after_orders"])
+    return metrics
+
+
+def log_to_mlflow(result: SimulationResult, config: ConfigBundle, summary: dict[str, Any],
+                  artifacts: list[Path]) -> tuple[str, list[dict[str, Any]]]:
+    """One parent run: options and seed as params, the config snapshot, summary and report as artifacts,
+    per-symbol/per-policy metrics; then the learners' final policies as registered versions (listed in the
+    run's ``policy_versions.json``). Returns the run id and the registered versions."""
+    import mlflow
+
+    from tuner.registry import ensure_experiment, resolve_tracking_uri
+
+    tracking_uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    ensure_experiment(mlflow.MlflowClient(tracking_uri=tracking_uri), tracking_uri, config.tuner.mlflow.experiment)
+    mlflow.set_experiment(config.tuner.mlflow.experiment)
+    options = result.options
+    with mlflow.start_run(run_name=f"simulate-seed{options.seed}") as run:
+        mlflow.set_tag("job", "simulate")
+        mlflow.log_params({"seed": options.seed, "orders_per_symbol": options.orders_per_symbol,
+                           "symbols": ",".join(result.symbols), "data_source": result.data_source[:480],
+                           "arms": len(result.arm_ids), "learners": ",".join(options.learners)})
+        mlflow.log_dict(snapshot(config), "config_snapshot.json")
+        mlflow.log_dict(summary, "summary.json")
+        mlflow.log_metrics(_metrics(result, summary))
+        for path in artifacts:
+            mlflow.log_artifact(str(path), artifact_path="report")
+        versions = register_final_policies(result, config, tracking_uri)
+        mlflow.log_dict({"policy_versions": versions}, "policy_versions.json")
+        return str(run.info.run_id), versions
+
+
+def json_line(summary: dict[str, Any]) -> str:
+    """The ``--json`` line: one JSON object, no newlines inside."""
+    return json.dumps(summary, separators=(",", ":"), allow_nan=False)

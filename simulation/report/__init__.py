@@ -1,0 +1,1 @@
+"""The simulation report: the HTML/Markdown page (`page`) and its plots (`plots`)."""

@@ -1,0 +1,286 @@
+"""The simulation report: a Markdown summary, an HTML page with the PNG plots, and the JSON summary.
+
+``summary_dict`` is the one source of the numbers: the ``--json`` line, the MLflow summary artifact,
+the tables of both documents and the printed table all read it.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from router.atomic_file import write_bytes_atomic
+from simulation.job import SimulationResult
+from simulation.policies import FIXED_PREFIX
+from simulation.report import plots as report_plots
+from simulation.results import cumulative_regret_bps
+from simulation.shadow import CHAMPION_SAME_ORDERS, LIVE_PHASE, STATIC_SAME_ORDERS
+
+ROLLING_WINDOW_ORDERS = 25
+"""Orders per point of the cost-over-time plot (presentation only; no trading decision reads it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Paths of what :func:`write_report` wrote."""
+
+    html: Path
+    markdown: Path
+    plots: tuple[Path, ...]
+
+
+def summary_dict(result: SimulationResult) -> dict[str, Any]:
+    """Per symbol and policy: orders, mean cost with CI, maker and fallback ratio, markout, regret against
+    the best fixed arm; per learner its greedy and published arm and arm shares; the OPE rows."""
+    symbols: dict[str, Any] = {}
+    for symbol, sym in result.symbols.items():
+        best = sym.runs[sym.best_fixed]
+        policies: dict[str, Any] = {}
+        for name, s in sym.summaries.items():
+            row = {k: v for k, v in s.to_dict().items() if k not in ("symbol", "policy")}
+            row["regret_vs_best_fixed_bps"] = float(cumulative_regret_bps(sym.runs[name], best)[-1])
+            policies[name] = row
+        symbols[symbol] = {
+            "market": sym.market.market, "lanes": sym.lanes, "best_fixed_arm": sym.best_fixed,
+            "policies": policies,
+            "learners": {name: outcome.to_dict() for name, outcome in sym.learners.items()},
+        }
+    return {
+        "seed": result.options.seed, "orders_per_symbol": result.options.orders_per_symbol,
+        "data_source": result.data_source, "arms": list(result.arm_ids), "learners": list(result.options.learners),
+        "symbols": symbols, "ope": [c.to_dict() for sym in result.symbols.values() for c in sym.ope],
+        "shadow": {"symbols": {symbol: sym.shadow.to_dict() for symbol, sym in result.symbols.items()
+                               if sym.shadow is not None},
+                   "not_simulated": list(result.shadow_not_simulated)},
+    }
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def table_rows(result: SimulationResult) -> tuple[list[str], list[list[str]]]:
+    """The headline table: mean cost (bps) per symbol for the compared policies."""
+    first = next(iter(result.symbols))
+    columns = [n if not n.startswith(FIXED_PREFIX) else "best fixed arm"
+               for n in report_plots.compared_policies(result, first)]
+    rows = []
+    for symbol, sym in result.symbols.items():
+        names = report_plots.compared_policies(result, symbol)
+        rows.append([symbol, *[_fmt(sym.summaries[n].mean_cost_bps) for n in names],
+                     sym.best_fixed.removeprefix(FIXED_PREFIX)])
+    return ["symbol", *columns, "best arm"], rows
+
+
+def text_table(result: SimulationResult) -> str:
+    """The printed per-symbol table of mean cost."""
+    header, rows = table_rows(result)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def _detail_rows(result: SimulationResult) -> list[list[str]]:
+    rows = []
+    for symbol, sym in result.symbols.items():
+        best = sym.runs[sym.best_fixed]
+        for name in report_plots.compared_policies(result, symbol):
+            s = sym.summaries[name]
+            regret = float(cumulative_regret_bps(sym.runs[name], best)[-1])
+            rows.append([symbol, name, str(s.orders), str(s.filled), _fmt(s.mean_cost_bps),
+                         f"[{_fmt(s.cost_ci_low_bps)}, {_fmt(s.cost_ci_high_bps)}]", _fmt(s.maker_ratio),
+                         _fmt(s.fallback_ratio), _fmt(s.mean_slippage_bps), _fmt(s.mean_markout_bps),
+                         _fmt(regret, 1)])
+    return rows
+
+
+_DETAIL_HEADER = ["symbol", "policy", "orders", "filled", "mean cost bps", "95% CI", "maker ratio",
+                  "fallback ratio", "slippage bps", "markout bps", "regret vs best fixed (sum bps)"]
+_LEARNER_HEADER = ["symbol", "learner", "greedy arm", "published arm", "version", "versions", "rollbacks",
+                   "drifts", "most chosen arm (share)"]
+_OPE_HEADER = ["symbol", "learner", "greedy arm", "logged", "truth (fixed run) bps", "estimator", "estimate bps",
+               "CI", "covers truth", "ESS"]
+
+
+def _learner_rows(result: SimulationResult) -> list[list[str]]:
+    rows = []
+    for symbol, sym in result.symbols.items():
+        for name, o in sym.learners.items():
+            top = max(o.arm_shares, key=o.arm_shares.__getitem__)
+            rows.append([symbol, name, o.greedy_arm, o.final_arm, str(o.final_version), str(o.versions_published),
+                         str(o.rollbacks), str(o.drifts_detected), f"{top} ({o.arm_shares[top]:.0%})"])
+    return rows
+
+
+def _ope_rows(result: SimulationResult) -> list[list[str]]:
+    rows = []
+    for sym in result.symbols.values():
+        for c in sym.ope:
+            truth = f"{c.truth_cost_bps:.2f} [{c.truth_ci_low_bps:.2f}, {c.truth_ci_high_bps:.2f}]"
+            for name, est in c.estimates_bps().items():
+                rows.append([c.symbol, c.learner, c.arm, str(c.report.n_events), truth, name, _fmt(est["cost_bps"]),
+                             f"[{_fmt(est['ci_low_bps'])}, {_fmt(est['ci_high_bps'])}]",
+                             "yes" if est["covers_truth"] else "no", _fmt(est["ess"], 1)])
+    return rows
+
+
+_SHADOW_HEADER = ["symbol", "learner", "went live", "after orders", "agreement at go-live", "candidate arm",
+                  "OPE at go-live bps (CI)", "champion in OPE window bps (CI)", "learner live bps (CI)",
+                  "champion same orders bps (CI)", "static same orders bps (CI)", "shadow = champion alone",
+                  "budget-blocked decisions"]
+
+
+def _ci(value: float | None, low: float | None, high: float | None) -> str:
+    return f"{_fmt(value)} [{_fmt(low)}, {_fmt(high)}]"
+
+
+def _shadow_rows(result: SimulationResult) -> list[list[str]]:
+    """Per scenario symbol: how and when it went live, the OPE value then, and the live costs beside it."""
+    rows = []
+    for symbol, sym in result.symbols.items():
+        if sym.shadow is None:
+            continue
+        block = sym.shadow.to_dict()
+        at = block["at_go_live"] or {}
+        est, acting = at.get("estimate"), at.get("acting")
+        costs = block["costs"]
+
+        def cost(name: str, data: dict[str, Any] = costs) -> str:
+            c = data.get(name)
+            return "n/a" if c is None else _ci(c["mean_cost_bps"], c["ci_low_bps"], c["ci_high_bps"])
+
+        rows.append([symbol, block["learner"], block["went_live_by"] or "never", str(block["went_live_after_orders"]),
+                     _fmt(at.get("agreement"), 3), at.get("candidate_arm", "n/a"),
+                     "n/a" if est is None else _ci(est["cost_bps"], est["ci_low_bps"], est["ci_high_bps"]),
+                     "n/a" if acting is None else _ci(acting["cost_bps"], acting["ci_low_bps"], acting["ci_high_bps"]),
+                     cost(LIVE_PHASE), cost(CHAMPION_SAME_ORDERS), cost(STATIC_SAME_ORDERS),
+                     "yes" if block["shadow_phase_matches_champion"] else "NO",
+                     f"{block['budget']['blocked_decisions']}/{block['live_orders']}"])
+    return rows
+
+
+def _shadow_notes(result: SimulationResult) -> list[str]:
+    scenarios = [sym.shadow.scenario for sym in result.symbols.values() if sym.shadow is not None]
+    notes = []
+    if scenarios:
+        s = scenarios[0]
+        command = (f"by the go-live command after {s.command_go_live_after_orders} orders when the gate has not "
+                   "passed by then" if s.command_go_live_after_orders is not None else "never by command")
+        notes.append(
+            f"Shadow scenario: the tuner ({s.learner}) first watches a champion that routes the static policy with "
+            f"{s.champion_explore_share:.0%} uniform exploration over the arms the tuner may choose from it "
+            "(propensities logged). Why exploring: against a champion that always takes one arm the learner "
+            "proposes arms it never saw, agreement stays near 0 and OPE has no support for any other arm. "
+            f"It goes live automatically when the go-live gate passes (agreement and the {s.gate_estimator} lower "
+            f"bound, tuner.json deployment.shadow), else {command}: the apprentice gate asks the learner to agree "
+            "with the champion, so a learner that believes another arm is cheaper does not pass it on its own. "
+            "'OPE at go-live' is the gate's estimate of the learner's best arm at the switch, on the champion's "
+            "log; the live costs are measured on the orders after the switch, the champion's and the static "
+            "policy's on exactly the same orders.")
+    if result.shadow_not_simulated:
+        notes.append(f"Shadow scenario symbols not simulated in this run: {', '.join(result.shadow_not_simulated)}.")
+    return notes
+
+
+def ope_coverage(result: SimulationResult) -> dict[str, tuple[int, int]]:
+    """Per estimator: (intervals covering the truth, intervals) over every symbol and learner."""
+    out: dict[str, tuple[int, int]] = {}
+    for sym in result.symbols.values():
+        for c in sym.ope:
+            for name, est in c.estimates_bps().items():
+                hit, total = out.get(name, (0, 0))
+                out[name] = (hit + int(est["covers_truth"]), total + 1)
+    return out
+
+
+def _notes(result: SimulationResult) -> list[str]:
+    sym = next(iter(result.symbols.values()))
+    return [
+        f"Data: {result.data_source}. Seed {result.options.seed}, {result.options.orders_per_symbol} orders per "
+        f"symbol, routed on {sym.lanes} venue replays (lanes) per symbol and policy, started at different times "
+        "so consecutive orders of one lane never overlap; every policy routes the same intents.",
+        "Cost = RouterEvent.cost_bps against the arrival mid, fees and the fallback leg included; "
+        "markout = mid move against us after the last fill (positive is adverse).",
+        "The best fixed arm is chosen in hindsight on the same intents it is scored on: an oracle, "
+        "optimistic by construction; regret is measured against it.",
+        "Learners: the tuner service (guardrails, reward filter, drift, rollback, publishing) with each learner; "
+        "its greedy arm is the arm it expects to be cheapest at the end; its published arm moves at most one "
+        "guardrail step per version.",
+        "OPE: every configured estimator (the `router-tuner ope` code) scores always playing a learner's greedy "
+        "arm on that learner's own log (its logged propensities); the truth is that arm's own fixed-arm run "
+        "on the same intents. A learner that exploits leaves little evidence on other arms, so wide or "
+        "missed intervals are a finding about the log, not a rounding error.",
+        "Inverse (COIN-M) contracts are simulated in contract counts; USD amounts use each contract's USD value.",
+    ]
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_report(result: SimulationResult, out_dir: Path) -> Report:
+    """Write the PNGs, ``report.html`` and ``report.md`` into ``out_dir``; raises on a result without symbols."""
+    if not result.symbols:
+        raise ValueError("the simulation result holds no symbol: nothing to report")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = [
+        ("Mean cost per order with 95% CI", report_plots.mean_cost(result, out_dir / "mean_cost.png")),
+        ("Cost per order over time", report_plots.cost_over_time(result, out_dir / "cost_over_time.png",
+                                                                 ROLLING_WINDOW_ORDERS)),
+        ("Cumulative regret vs the best fixed arm", report_plots.regret(result, out_dir / "regret.png")),
+        ("Fixed-arm mean cost per symbol", report_plots.fixed_arm_costs(result, out_dir / "fixed_arm_costs.png")),
+        ("Maker ratio and fallback ratio", report_plots.maker_fallback(result, out_dir / "maker_fallback.png")),
+        ("Slippage distribution", report_plots.slippage(result, out_dir / "slippage.png")),
+    ]
+    learner_plots = [("Learners' arm choices per symbol (share of orders)",
+                      report_plots.arm_heatmap(result, out_dir / "arm_heatmap.png")),
+                     ("OPE of each learner's greedy arm vs its on-policy value",
+                      report_plots.ope(result, out_dir / "ope.png")),
+                     ("Shadow scenario: agreement over time",
+                      report_plots.shadow_agreement(result, out_dir / "shadow_agreement.png")),
+                     ("Shadow scenario: OPE value at go-live vs cost achieved live",
+                      report_plots.shadow_costs(result, out_dir / "shadow_costs.png"))]
+    plots += [(title, path) for title, path in learner_plots if path is not None]
+    header, rows = table_rows(result)
+    sections = [
+        ("Mean cost per order (bps)", header, rows, ""),
+        ("Per policy", _DETAIL_HEADER, _detail_rows(result), ""),
+        ("Learners", _LEARNER_HEADER, _learner_rows(result), "No learner ran."),
+        ("Offline policy evaluation", _OPE_HEADER, _ope_rows(result),
+         "No learner ran: nothing to evaluate off-policy."),
+        ("Shadow scenario: shadow first, then live", _SHADOW_HEADER, _shadow_rows(result),
+         "No shadow scenario ran (router.json simulation.shadow_scenario.symbols, --shadow-symbols)."),
+    ]
+    coverage = ", ".join(f"{name} {hit}/{total}" for name, (hit, total) in ope_coverage(result).items())
+    notes = [*_notes(result), *([f"OPE intervals covering the truth: {coverage}."] if coverage else []),
+             *_shadow_notes(result)]
+    md = ["# router-tuner simulation report", "", *[f"- {n}" for n in notes], ""]
+    for title, head, section_rows, empty in sections:
+        md += [f"## {title}", "", _md_table(head, section_rows) if section_rows else empty, ""]
+    md += ["## Plots", "", *[f"![{title}]({p.name})" for title, p in plots], ""]
+    md_path = out_dir / "report.md"
+    write_bytes_atomic(md_path, "\n".join(md).encode())
+    style = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto}table{border-collapse:collapse;"
+             "margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
+             "img{max-width:100%;border:1px solid #eee}")
+    body = [f"<h1>router-tuner simulation report</h1><ul>{''.join(f'<li>{html.escape(n)}</li>' for n in notes)}"
+                 "</ul>"]
+    for title, head, section_rows, empty in sections:
+        body += [f"<h2>{html.escape(title)}</h2>",
+                 _html_table(head, section_rows) if section_rows else f"<p>{html.escape(empty)}</p>"]
+    body += [f"<h2>{html.escape(t)}</h2><img src='{p.name}' alt='{html.escape(t)}'>" for t, p in plots]
+    html_path = out_dir / "report.html"
+    write_bytes_atomic(html_path, (f"<!doctype html><html><head><meta charset='utf-8'><title>router-tuner "
+                                   f"simulation</title><style>{style}</style></head><body>{''.join(body)}</body>"
+                                   "</html>").encode())
+    return Report(html=html_path, markdown=md_path, plots=tuple(p for _, p in plots))

@@ -1,0 +1,153 @@
+"""Numbers of the main job: per symbol and policy summaries, the best fixed arm in hindsight, regret, OPE.
+
+Definitions (the report and the JSON line use exactly these):
+- ``mean_cost_bps``: mean ``RouterEvent.cost_bps`` (fees and the fallback leg included) over filled orders,
+  with a bootstrap interval; unfilled orders have no cost and are counted in ``unfilled``;
+- ``maker_ratio``: share of filled orders that filled entirely as maker;
+- ``fallback_ratio``: share of all orders that sent a fallback order;
+- ``markout_bps``: mean mid move against us after the last fill (positive = adverse selection).
+The best fixed arm is the fixed arm with the lowest mean cost on the SAME intents it is compared on:
+a hindsight oracle, not a policy anyone could have run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from config.models import OpeConfig, SimulationBootstrap
+from router.events import RouterEvent
+from simulation.policies import FIXED_PREFIX
+from simulation.runner import PolicyRun
+from tuner.ope.bootstrap import BlockBootstrap, BootstrapConfig
+from tuner.ope.estimators import OpeEstimate
+from tuner.ope.run import CandidateReport, evaluate_candidate
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySummary:
+    """One policy on one symbol."""
+
+    symbol: str
+    policy: str
+    orders: int
+    filled: int
+    unfilled: int
+    mean_cost_bps: float | None
+    cost_ci_low_bps: float | None
+    cost_ci_high_bps: float | None
+    maker_ratio: float | None
+    fallback_ratio: float
+    mean_slippage_bps: float | None
+    mean_markout_bps: float | None
+    late_starts: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def costs(events: Sequence[RouterEvent]) -> np.ndarray:
+    """Per-order cost in bps, NaN where nothing filled."""
+    return np.array([np.nan if e.cost_bps is None else e.cost_bps for e in events], dtype=float)
+
+
+def bootstrap_config(config: SimulationBootstrap, seed: int) -> BootstrapConfig:
+    return BootstrapConfig(n_resamples=config.n_resamples, ci_level=config.ci_level, seed=seed,
+                           max_blocks=config.max_blocks)
+
+
+def summarize(run: PolicyRun, bootstrap: BootstrapConfig) -> PolicySummary:
+    """The summary of one run; the interval is a (block) bootstrap of the mean over filled orders."""
+    cost = costs(run.events)
+    filled_mask = np.isfinite(cost)
+    filled = cost[filled_mask]
+    low = high = mean = None
+    if filled.size:
+        mean = float(filled.mean())
+        if filled.size >= 2:
+            low, high = BlockBootstrap(filled.size, bootstrap).interval([(filled, None)])
+        else:
+            low = high = mean
+    filled_events = [e for e in run.events if e.cost_bps is not None]
+    slippage = np.array([e.slippage_bps for e in filled_events], dtype=float)
+    markout = run.markout_bps[np.isfinite(run.markout_bps)]
+    return PolicySummary(
+        symbol=run.symbol, policy=run.policy, orders=len(run.events), filled=int(filled.size),
+        unfilled=len(run.events) - int(filled.size), mean_cost_bps=mean, cost_ci_low_bps=low, cost_ci_high_bps=high,
+        maker_ratio=(float(np.mean([e.is_maker_final for e in filled_events])) if filled_events else None),
+        fallback_ratio=float(np.mean([e.used_fallback for e in run.events])) if run.events else 0.0,
+        mean_slippage_bps=float(slippage.mean()) if slippage.size else None,
+        mean_markout_bps=float(markout.mean()) if markout.size else None, late_starts=run.late_starts)
+
+
+def best_fixed_arm(summaries: Mapping[str, PolicySummary]) -> str:
+    """Name of the fixed-arm policy with the lowest mean cost (ties: the first in name order)."""
+    fixed = {name: s.mean_cost_bps for name, s in summaries.items()
+             if name.startswith(FIXED_PREFIX) and s.mean_cost_bps is not None}
+    if not fixed:
+        raise ValueError("no fixed-arm run with a filled order: cannot pick the best fixed arm")
+    return min(sorted(fixed), key=lambda name: fixed[name])
+
+
+def cumulative_regret_bps(run: PolicyRun, best: PolicyRun) -> np.ndarray:
+    """Sum over intents of (this policy's cost - the best fixed arm's cost); orders unfilled in either add 0."""
+    if len(run.events) != len(best.events):
+        raise ValueError(f"{run.policy} routed {len(run.events)} orders, {best.policy} {len(best.events)}: "
+                         "regret needs the same intents")
+    diff = costs(run.events) - costs(best.events)
+    return np.cumsum(np.where(np.isfinite(diff), diff, 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class OpeComparison:
+    """OPE of a learner's greedy arm on the learner's own log, beside that arm's measured value.
+
+    ``report`` is exactly what ``router-tuner ope`` computes (:func:`tuner.ope.run.evaluate_candidate`);
+    the truth is the mean cost of the arm's own fixed-arm run on the same intents, with its interval.
+    Values here are costs in bps (the estimators' reward negated), lower is better.
+    """
+
+    symbol: str
+    learner: str
+    arm: str
+    report: CandidateReport
+    truth_cost_bps: float
+    truth_ci_low_bps: float
+    truth_ci_high_bps: float
+
+    def estimates_bps(self) -> dict[str, dict[str, Any]]:
+        """Per estimator: cost estimate and interval in bps, ESS, weighted events, support gap, coverage."""
+        out = {}
+        for name, estimate in self.report.estimates.items():
+            cost = as_cost(estimate)
+            cost["covers_truth"] = bool(cost["ci_low_bps"] <= self.truth_cost_bps <= cost["ci_high_bps"])
+            out[name] = cost
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"symbol": self.symbol, "learner": self.learner, "arm": self.arm,
+                "logged_events": self.report.n_events, "skipped_unfilled": self.report.skipped_unfilled,
+                "logging_cost_bps": as_cost(self.report.logging), "estimates": self.estimates_bps(),
+                "truth_cost_bps": self.truth_cost_bps, "truth_ci_low_bps": self.truth_ci_low_bps,
+                "truth_ci_high_bps": self.truth_ci_high_bps}
+
+
+def as_cost(estimate: OpeEstimate) -> dict[str, Any]:
+    """An estimate as a cost in bps (the reward negated, so the interval bounds swap), with its diagnostics."""
+    return {"cost_bps": -estimate.value, "ci_low_bps": -estimate.ci_high, "ci_high_bps": -estimate.ci_low,
+            "ess": estimate.ess, "n_nonzero_weight": estimate.n_nonzero_weight,
+            "support_gap_share": estimate.support_gap_share}
+
+
+def ope_vs_truth(learner_run: PolicyRun, arm: str, truth: PolicySummary, config: OpeConfig, *,
+                 seed: int) -> OpeComparison:
+    """The configured estimators of always playing ``arm`` on ``learner_run``'s log, beside ``truth``."""
+    if truth.mean_cost_bps is None or truth.cost_ci_low_bps is None or truth.cost_ci_high_bps is None:
+        raise ValueError(f"the fixed run of {arm} on {truth.symbol} filled nothing: no truth to compare")
+    report = evaluate_candidate(learner_run.events, arm, config, seed=seed, symbol=learner_run.symbol)
+    return OpeComparison(symbol=learner_run.symbol, learner=learner_run.policy, arm=arm, report=report,
+                         truth_cost_bps=truth.mean_cost_bps, truth_ci_low_bps=truth.cost_ci_low_bps,
+                         truth_ci_high_bps=truth.cost_ci_high_bps)

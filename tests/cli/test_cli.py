@@ -1,0 +1,50 @@
+"""The command line: exit codes and messages a user and a CI script can rely on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from tests.conftest import edit_config
+
+
+def test_config_check_accepts_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "check"]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_config_check_lists_every_problem_and_fails(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    edit_config(config_dir, "risk_limits.json", lambda d: d.update(max_concurrent_positions=0, surprise=1))
+    assert main(["config", "check", str(config_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "2 problem(s)" in err
+    assert "risk_limits.json: $.max_concurrent_positions: Expected `int` >= 1" in err
+    assert "risk_limits.json: $: Object contains unknown field `surprise`" in err
+
+
+def test_python_dash_m_cli_is_the_same_entry_point() -> None:
+    done = subprocess.run([sys.executable, "-m", "cli", "config", "check"], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert "OK" in done.stdout
+
+
+def test_only_the_chosen_command_is_imported() -> None:
+    """`config check` must not pay for river, MLflow or ccxt: only the chosen command's module loads."""
+    probe = ("import sys; from cli.main import main; code = main(['config', 'check']); "
+             "print(code, sorted(m for m in ('river', 'mlflow', 'ccxt', 'cli.live') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_help_lists_every_command_without_importing_them(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("config", "policy", "record", "journal", "ope", "simulate", "live", "health"))

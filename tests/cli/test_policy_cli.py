@@ -1,0 +1,80 @@
+"""``router-tuner policy list|show|promote|rollback`` against a temporary SQLite MLflow store.
+
+Promotion here is forced; the OPE gate is tested in ``test_promotion``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from config.loader import load_config
+from router.policy import RouterPolicy
+from tests.conftest import default_registry
+
+BUNDLE = load_config()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A store with two BTCUSDT versions, published under tuner.json's experiment and model prefix."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/store.db"
+    registry = default_registry(uri)
+    base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
+    for n, offset in ((1, 1.0), (2, 2.0)):
+        policy = replace(base, version=n, arm=f"o{offset:.2f}_b0.00", maker_offset_bps=offset)
+        registry.publish("BTCUSDT", policy.as_params(), params={"learner": "thompson"},
+                         metrics={"cost_bps": 3.0 - offset}, config_snapshot={})
+    return uri
+
+
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> list[dict]:
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_list_show_promote_rollback(store: str, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////nonexistent/ignored.db")  # --tracking-uri wins
+    common = ["--tracking-uri", store, "--json"]
+    listed = _json(capsys, ["policy", "list", *common])
+    assert [(v["symbol"], v["version"]) for v in listed] == [("BTCUSDT", 2), ("BTCUSDT", 1)]
+    [champion] = _json(capsys, ["policy", "show", "--symbol", "BTCUSDT", *common])
+    assert champion["version"] == 1 and "champion" in champion["aliases"]
+    [second] = _json(capsys, ["policy", "show", "--symbol", "BTCUSDT", "--version", "2", *common])
+    assert second["policy"]["maker_offset_bps"] == 2.0 and second["metrics"] == {"cost_bps": 1.0}
+    [promoted] = _json(capsys, ["policy", "promote", "--symbol", "BTCUSDT", "--force", "--who", "test",
+                                "--why", "alias move", *common])
+    assert promoted["version"] == 2 and "champion" in promoted["aliases"]
+    [back] = _json(capsys, ["policy", "rollback", "--symbol", "BTCUSDT", *common])
+    assert back["version"] == 1
+    assert main(["policy", "show", "--symbol", "BTCUSDT", "--tracking-uri", store]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("BTCUSDT v1 [champion] policy tuner-BTCUSDT v1 arm o1.00_b0.00") and "cost_bps=2" in text
+    import os
+
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:////nonexistent/ignored.db", "environment restored"
+
+
+def test_errors_exit_non_zero_with_the_reason(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "show", "--symbol", "ETHUSDT", "--tracking-uri", store]) == 1
+    assert "ETHUSDT: no policy version 'champion'" in capsys.readouterr().err
+    assert main(["policy", "promote", "--symbol", "BTCUSDT", "--version", "1", "--tracking-uri", store,
+                 "--force", "--who", "test", "--why", "already champion"]) == 1
+    assert "already the champion" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["policy", "show", "--tracking-uri", store])  # --symbol is required
+    assert main(["policy", "list", "--config", "/nonexistent", "--tracking-uri", store]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+def test_default_uri_comes_from_the_environment(store: str, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    listed = _json(capsys, ["policy", "list", "--symbol", "BTCUSDT", "--json"])
+    assert len(listed) == 2

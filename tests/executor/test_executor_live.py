@@ -1,0 +1,120 @@
+"""The live CLI on the local Binance USDⓈ-M fake (in process, ccxt's real signing): restart reconciliation
+reads the venue's positions through ``CcxtVenue.positions`` and refuses to start when they disagree with
+the journal."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from cli.main import main as cli_main
+from config.loader import DEFAULTS_DIR
+from executor.journal import Journal
+from tests.executor.test_executor_support import intent
+from tests.fakes.binance_usdm import FakeBinanceUsdm
+
+API_KEY = "PLANTEDkeyLive4Xq8Zt2Wm6Rp0Yv3Nb7Hc1Ds5Fg9"
+API_SECRET = "PLANTEDsecretLive2Kj6Lh0Mg4Nf8Pd2Qs6Rt0Uv4"
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def edit_json(path: Path, change: Callable[[dict], None]) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def live_config_dir(tmp_path: Path, base_url: str) -> Path:
+    """Defaults trading BTCUSDT only on the fake, straight taker (one IOC, no resting maker leg)."""
+    target = tmp_path / "cfg"
+    shutil.copytree(DEFAULTS_DIR, target)
+
+    def executor(d: dict) -> None:
+        d["instruments"] = {"BTCUSDT": {"tick_size": 0.1, "qty_step": 0.001}}
+        d["paper"]["synthetic"] = {"BTCUSDT": d["paper"]["synthetic"]["BTCUSDT"]}
+        d["prometheus"]["port"] = 0
+        d["route"]["poll_interval_ms"] = 20.0
+        d["live"].update(api_base_url=base_url, api_key_env="RT_LIVE_KEY", api_secret_env="RT_LIVE_SECRET",
+                         ccxt_rate_limiter=False, request_timeout_ms=3000, top_of_book_source="order_book")
+
+    edit_json(target / "executor.json", executor)
+    edit_json(target / "router.json", lambda d: d["static_policy"].update(taker_bias=1.0))
+    edit_json(target / "strategy_config.json", lambda d: d["screener"].update(require_imbalance_alignment=False))
+    return target
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBinanceUsdm]:
+    monkeypatch.setenv("RT_LIVE_KEY", API_KEY)
+    monkeypatch.setenv("RT_LIVE_SECRET", API_SECRET)
+    with FakeBinanceUsdm(API_KEY, API_SECRET) as server:
+        server.state.hedge_mode = True
+        server.set_book("BTCUSDT", "60000.0", "5", "60000.1", "5")
+        yield server
+
+
+def live_args(tmp_path: Path, cfg: Path, intents: Path) -> list[str]:
+    return ["live", "--venue", "binanceusdm", "--config", str(cfg), "--live", "--intents", str(intents),
+            "--journal", str(tmp_path / "journal.sqlite"), "--store", str(tmp_path / "executor.sqlite"),
+            "--idle-poll-s", "0.05"]
+
+
+def test_live_restart_checks_venue_positions_against_the_journal(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = live_config_dir(tmp_path, fake.base_url)
+    intents = tmp_path / "intents.jsonl"
+    intents.write_bytes(msgspec.json.encode(intent("lv1", size_hint_usd=300.0)) + b"\n")
+    args = live_args(tmp_path, cfg, intents)
+
+    assert cli_main(args) == 0, capsys.readouterr().err
+    assert "positions_checked=True" in capsys.readouterr().out
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        (event,) = journal.read("router")
+    assert event.filled_qty > 0 and event.routed_as == "taker"
+    with fake.state.lock:
+        assert fake.state.positions[("BTCUSDT", "LONG")] == Decimal(str(event.filled_qty))
+
+    # the venue agrees with the journal: the restart starts (lv1 is already done, nothing is sent)
+    posts_before = len(fake.order_requests("POST"))
+    assert cli_main(args) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "positions_checked=True" in out and "done: 0 new intents processed" in out
+    assert len(fake.order_requests("POST")) == posts_before
+
+    # someone traded on the account while we were down: the restart refuses before sending anything
+    fake.set_position("BTCUSDT", "SHORT", "-0.002")
+    assert cli_main(args) == 1
+    err = capsys.readouterr().err
+    assert "ReconcileError: positions differ from the journal: BTCUSDT SHORT: venue -0.002, journal 0.0" in err
+    assert len(fake.order_requests("POST")) == posts_before
+
+
+def test_live_restart_refuses_when_the_venue_cannot_report_positions(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = live_config_dir(tmp_path, fake.base_url)
+    intents = tmp_path / "intents.jsonl"
+    intents.write_bytes(b"")
+    fake.set_position("BTCUSDT", "BOTH", "0.003")  # a one-way position on a hedge account: unplaceable
+    assert cli_main(live_args(tmp_path, cfg, intents)) == 1
+    err = capsys.readouterr().err
+    assert "ReconcileError: BTCUSDT positions unavailable: VenueError" in err
+    assert not fake.order_requests("POST")
+
+
+def test_live_refuses_an_unreadable_intents_file_before_touching_the_venue(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = live_config_dir(tmp_path, fake.base_url)
+    assert cli_main(live_args(tmp_path, cfg, tmp_path / "missing.jsonl")) == 2
+    assert "live: intents not readable: FileNotFoundError" in capsys.readouterr().err
+    assert not fake.order_requests("POST") and not fake.order_requests("DELETE")
+    assert not (tmp_path / "journal.sqlite").exists()

@@ -1,0 +1,139 @@
+"""SIGKILL the executor running ``--policy-source tuner`` (a real subprocess) between two tuner
+checkpoints, append more intents, restart: the restarted tuner re-learns exactly the journaled events
+its last checkpoint did not include, so its learned outcomes equal the journal's learnable events
+(none learned twice, none lost), and learning goes on from there."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from config.loader import load_config
+from executor.adaptive.checkpoint import TunerCheckpoint
+from executor.journal import Journal, JournalError
+from executor.store import ExecutorStore
+from tests.conftest import edit_config
+from tests.executor.test_live_adaptive_support import SYMBOL, round_trip
+from tuner.factory import build_reward_filter
+from tuner.service.publish import InMemoryPublisher
+
+REPO = Path(__file__).resolve().parents[2]
+CHECKPOINT_EVERY = 25
+FIRST, SECOND = 120, 60  # intents before the kill, intents appended for the restart
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _configure(config_dir: Path) -> None:
+    def executor(d: dict) -> None:
+        d["instruments"] = {SYMBOL: d["instruments"][SYMBOL]}
+        d["paper"]["synthetic"] = {SYMBOL: d["paper"]["synthetic"][SYMBOL]}
+        d["paper"]["duration_s"] = 3600.0
+        d["prometheus"]["enabled"] = False
+        d["health"]["interval_s"] = 5.0
+        d["adaptive"]["checkpoint_every_n_events"] = CHECKPOINT_EVERY
+
+    edit_config(config_dir, "executor.json", executor)
+    edit_config(config_dir, "risk_limits.json", lambda d: d.update(max_trades_per_symbol_per_hour=100_000))
+    edit_config(config_dir, "strategy_config.json", lambda d: d["screener"].update(require_imbalance_alignment=False))
+
+
+def _write_intents(path: Path, ks: range) -> None:
+    with path.open("ab") as handle:
+        for k in ks:
+            handle.write(msgspec.json.encode(round_trip(k)) + b"\n")
+
+
+def _start(tmp_path: Path, config_dir: Path, run: int, *, follow: bool) -> tuple[subprocess.Popen, Path, Path]:
+    out, err = tmp_path / f"out{run}.txt", tmp_path / f"err{run}.txt"
+    # the same --venue name in every run: the paper venue's trade ids carry the run start, so a restarted
+    # venue never reuses journaled ones (positions would skip those fills as already applied)
+    args = [sys.executable, "-m", "cli.main", "live", "--venue", "binanceusdm", "--config", str(config_dir),
+            "--intents", str(tmp_path / "intents.jsonl"), "--journal", str(tmp_path / "journal.sqlite"),
+            "--store", str(tmp_path / "executor.sqlite"), "--idle-poll-s", "0.05", "--policy-source", "tuner",
+            "--no-mlflow", "--tuner-state", str(tmp_path / "state" / "tuner_state.json"), "--seed", "5"]
+    proc = subprocess.Popen([*args, "--follow"] if follow else args, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=out.open("wb"), stderr=err.open("wb"))
+    return proc, out, err
+
+
+def _wait(what: str, condition: Callable[[], bool], proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"executor exited ({proc.returncode}) while waiting for {what}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _trades(journal_path: Path) -> int:
+    try:
+        with Journal(journal_path, readonly=True) as journal:
+            return journal.count("trade")
+    except (FileNotFoundError, JournalError):  # not created yet, or its schema not yet written
+        return 0
+
+
+def test_sigkill_between_checkpoints_then_restart_learns_every_event_once(config_dir: Path, tmp_path: Path) -> None:
+    _configure(config_dir)
+    config = load_config(config_dir)
+    journal_path, state_path = tmp_path / "journal.sqlite", tmp_path / "state" / "tuner_state.json"
+    _write_intents(tmp_path / "intents.jsonl", range(FIRST))
+    proc, _, err1 = _start(tmp_path, config_dir, 1, follow=True)
+    try:
+        _wait("first intents journaled", lambda: _trades(journal_path) == FIRST, proc)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, err1.read_text()
+    at_kill = TunerCheckpoint(state_path).manifest
+    with Journal(journal_path, readonly=True) as journal:
+        journaled_at_kill = journal.count("router")
+    assert at_kill is not None and journaled_at_kill == FIRST
+    assert at_kill.router_events_learned == FIRST - FIRST % CHECKPOINT_EVERY  # the kill fell between checkpoints
+
+    _write_intents(tmp_path / "intents.jsonl", range(FIRST, FIRST + SECOND))
+    proc2, out2, err2 = _start(tmp_path, config_dir, 2, follow=False)
+    try:
+        assert proc2.wait(timeout=40) == 0, err2.read_text()
+    finally:
+        if proc2.poll() is None:
+            proc2.kill()
+    expected = f"tuner_catch_up=CatchUp(relearned={FIRST - at_kill.router_events_learned}, without_decision=0)"
+    assert expected in out2.read_text()
+
+    with Journal(journal_path, readonly=True) as journal:
+        events = list(journal.read("router"))
+        arm_safety = {e.intent_id for e in journal.read("arm_safety")}
+    assert [e.intent_id for e in events] == [f"i{k}" for k in range(FIRST + SECOND)]  # each routed once
+    assert arm_safety <= {e.intent_id for e in events}
+    final = TunerCheckpoint(state_path)
+    assert final.manifest is not None and final.manifest.router_events_learned == FIRST + SECOND
+    restored = final.restore(config, [SYMBOL], InMemoryPublisher()).service
+    budget = restored.tuner(SYMBOL).to_state().budget
+    reward_filter = build_reward_filter(config.tuner)
+    learnable = [e for e in events if reward_filter.reward_from_event(e) is not None]
+    assert sum(budget.cost_n.values()) == len(learnable) > FIRST  # no event learned twice, none lost
+    for arm in {e.arm for e in learnable}:
+        assert budget.cost_n[arm] == sum(e.arm == arm for e in learnable)
+    with ExecutorStore(tmp_path / "executor.sqlite", readonly=True) as store:
+        tuner = store.latest_tuner_health()  # health published at shutdown carries the tuner block
+    assert tuner is not None and tuner.router_events_learned == FIRST + SECOND
+    assert tuner.symbols[0].learned_outcomes == len(learnable) and tuner.symbols[0].mode == "live"
+    # only the last checkpoint generation is left on disk
+    assert sorted(p.name for p in state_path.parent.iterdir()) == sorted(
+        [state_path.name, f"tuner_state.g{final.manifest.generation}.json",
+         f"tuner_state.g{final.manifest.generation}.tuners.json"])

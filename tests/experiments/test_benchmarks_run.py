@@ -1,0 +1,55 @@
+"""Every benchmark still runs (tiny sizes, no timing asserted): a benchmark that rots is not measured."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments.bench.timing import best_of
+from router.market.binance import resolve_data_dir
+
+REPO = Path(__file__).resolve().parents[2]
+HAS_DATA = resolve_data_dir(None) is not None
+
+# (benchmark, tiny arguments, needs the recorded data, a line its ratio report must contain)
+CASES = [
+    ("route", ["--routes", "200"], False, "ratio route/baseline"),
+    ("learners", ["--decisions", "200", "--warmup", "50", "--propensity-draws", "10"], False,
+     "LinUCB vs river LinUCBDisjoint"),
+    ("ope", ["--events", "20000", "--resamples", "50", "--max-blocks", "100", "--repeats", "1"], False,
+     "all 8 estimators in one evaluate call"),
+    ("sim_replay", ["--repeats", "1"], True, "ratio to baseline"),
+    ("market_load", ["--repeats", "1"], True, "loader/json"),
+    ("simulate", ["--orders", "20", "--learners", "thompson", "--symbols", "BTCUSDT"], True,
+     "ratio job / baseline"),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "needs_data", "ratio_line"), CASES, ids=[c[0] for c in CASES])
+def test_benchmark_runs_and_prints_its_ratio(name: str, args: list[str], needs_data: bool, ratio_line: str,
+                                             tmp_path: Path) -> None:
+    if needs_data and not HAS_DATA:
+        pytest.skip("recorded market data not found (../shared/data/binance or ROUTER_TUNER_DATA)")
+    done = subprocess.run([sys.executable, "-m", f"experiments.bench.{name}", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=240, check=False,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert ratio_line in done.stdout, done.stdout[-2000:]
+
+
+def test_best_of_times_only_the_run_and_returns_its_result() -> None:
+    calls: list[str] = []
+
+    def setup() -> int:
+        calls.append("setup")
+        return 7
+
+    seconds, out = best_of(3, lambda x: calls.append("run") or x * 2, setup=setup)
+    assert out == 14 and seconds >= 0.0 and calls == ["setup", "run"] * 3
+    assert best_of(1, lambda: "plain")[1] == "plain"
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        best_of(0, lambda: None)

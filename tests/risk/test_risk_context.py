@@ -1,0 +1,142 @@
+"""PortfolioState bookkeeping and the one builder, ``RiskContext.from_state``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from risk import PortfolioState, RiskContext
+from router.events import Fill
+from tests.risk.test_risk_support import BUNDLE, NOW_NS, leg, make_ctx
+
+S = 1_000_000_000
+UNIVERSE = BUNDLE.strategy.universe
+
+
+def fill(trade_id: str, price: float, qty: float, *, fee: float = 0.0, ts_ns: int = NOW_NS,
+         order: str = "o-1") -> Fill:
+    return Fill(trade_id=trade_id, client_order_id=order, price=price, qty=qty, fee_usd=fee,
+                liquidity="maker", ts_ns=ts_ns)
+
+
+def state(balance: float = 100_000.0) -> PortfolioState:
+    return PortfolioState(wallet_balance_usd=balance, nav_ts_ns=NOW_NS)
+
+
+def test_open_add_reduce_and_flip_realize_pnl_net_of_fees() -> None:
+    p = state()
+    p.apply_fill(symbol="BTCUSDT", side="buy", position_side="BOTH", fill=fill("t1", 100.0, 1.0))
+    p.apply_fill(symbol="BTCUSDT", side="buy", position_side="BOTH", fill=fill("t2", 200.0, 1.0))
+    assert p.legs[("BTCUSDT", "BOTH")].entry_price == 150.0
+    net = p.apply_fill(symbol="BTCUSDT", side="sell", position_side="BOTH", fill=fill("t3", 170.0, 1.0, fee=2.0))
+    assert net == pytest.approx(18.0)
+    net = p.apply_fill(symbol="BTCUSDT", side="sell", position_side="BOTH", fill=fill("t4", 160.0, 3.0))
+    assert net == pytest.approx(10.0)
+    assert p.legs[("BTCUSDT", "BOTH")].qty == -2.0 and p.legs[("BTCUSDT", "BOTH")].entry_price == 160.0
+    assert p.wallet_balance_usd == pytest.approx(100_028.0)
+    p.mark_to_market({"BTCUSDT": 150.0}, NOW_NS)
+    assert p.nav_usd == pytest.approx(100_028.0 + 20.0)
+
+
+def test_closing_a_leg_removes_it_and_duplicate_trade_ids_count_once() -> None:
+    p = state()
+    p.apply_fill(symbol="ETHUSDT", side="buy", position_side="LONG", fill=fill("t1", 10.0, 2.0))
+    assert p.apply_fill(symbol="ETHUSDT", side="buy", position_side="LONG", fill=fill("t1", 10.0, 2.0)) is None
+    p.apply_fill(symbol="ETHUSDT", side="sell", position_side="LONG", fill=fill("t2", 11.0, 2.0))
+    assert p.legs == {} and p.wallet_balance_usd == pytest.approx(100_002.0)
+
+
+def test_hedge_leg_cannot_flip_and_bad_fills_are_refused() -> None:
+    p = state()
+    p.apply_fill(symbol="ETHUSDT", side="buy", position_side="LONG", fill=fill("t1", 10.0, 1.0))
+    with pytest.raises(ValueError, match="flip the LONG leg"):
+        p.apply_fill(symbol="ETHUSDT", side="sell", position_side="LONG", fill=fill("t2", 10.0, 2.0))
+    with pytest.raises(ValueError, match="positive"):
+        p.apply_fill(symbol="ETHUSDT", side="buy", position_side="LONG", fill=fill("t3", 0.0, 1.0))
+    with pytest.raises(ValueError, match="finite"):
+        p.apply_fill(symbol="ETHUSDT", side="buy", position_side="LONG", fill=fill("t4", float("nan"), 1.0))
+    with pytest.raises(ValueError, match="positive finite price"):
+        p.mark_to_market({"ETHUSDT": -1.0}, NOW_NS)
+
+
+def test_from_state_aggregates_positions_tiers_and_nav() -> None:
+    p = state()
+    p.apply_fill(symbol="BTCUSDT", side="buy", position_side="BOTH", fill=fill("a", 100.0, 10.0))
+    p.apply_fill(symbol="ETHUSDT", side="sell", position_side="BOTH", fill=fill("b", 50.0, 10.0))
+    p.apply_fill(symbol="BTCUSDT_SPOT", side="buy", position_side="BOTH", fill=fill("c", 100.0, 3.0))
+    p.mark_to_market({"BTCUSDT": 110.0, "ETHUSDT": 50.0, "BTCUSDT_SPOT": 110.0}, NOW_NS - 5 * S)
+    ctx = RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS)
+    assert ctx.open_positions_count == 3 and ctx.tier_name == "CORE"
+    assert ctx.symbol_gross_notional_usd == pytest.approx(1_100.0)
+    assert ctx.current_tier_gross_notional == pytest.approx(1_600.0)
+    assert ctx.gross_exposure_usd == pytest.approx(1_930.0)
+    assert ctx.nav_usd == pytest.approx(100_130.0) and ctx.equity_usd == 100_000.0
+    assert ctx.nav_age_s == 5.0 and ctx.leverage_in_use == pytest.approx(1_930.0 / 100_130.0)
+    spot = RiskContext.from_state(p, symbol="BTCUSDT_SPOT", universe=UNIVERSE, now_ns=NOW_NS)
+    assert spot.tier_name == "SPOT" and spot.current_tier_gross_notional == pytest.approx(330.0)
+
+
+def test_from_state_windows_losses_drawdown_trades_and_stops() -> None:
+    p = state()
+    day_ago = NOW_NS - 86_400 * S
+    sym = {"symbol": "BTCUSDT", "position_side": "BOTH"}
+    p.apply_fill(side="buy", fill=fill("w1", 100.0, 1.0, ts_ns=day_ago - 3_600 * S, order="o1"), **sym)
+    p.apply_fill(side="sell", fill=fill("w2", 50.0, 1.0, ts_ns=day_ago - 60 * S, order="o2"), **sym)
+    p.apply_fill(side="buy", fill=fill("d1", 100.0, 1.0, ts_ns=NOW_NS - 7_200 * S, order="o3"), **sym)
+    p.apply_fill(side="sell", fill=fill("d2", 130.0, 1.0, ts_ns=NOW_NS - 3_000 * S, order="o4"), **sym)
+    p.apply_fill(side="buy", fill=fill("d3", 100.0, 1.0, ts_ns=NOW_NS - 60 * S, order="o5"), **sym)
+    p.apply_fill(side="sell", fill=fill("d4", 95.0, 0.5, ts_ns=NOW_NS - 30 * S, order="o6"), **sym)
+    p.apply_fill(side="sell", fill=fill("d5", 95.0, 0.5, ts_ns=NOW_NS - 20 * S, order="o6"), **sym)
+    p.record_stop("BTCUSDT", NOW_NS - 10 * S)
+    p.mark_to_market({"BTCUSDT": 100.0}, NOW_NS)
+    ctx = RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS)
+    assert ctx.weekly_realized_loss_usd == pytest.approx(25.0)  # -50 + 30 - 5 over the week
+    assert ctx.daily_realized_loss_usd == 0.0  # +30 - 5 over the day
+    assert ctx.symbol_drawdown_usd == pytest.approx(5.0)  # peak +30, now +25
+    assert ctx.trades_last_hour == 3  # o4, o5, o6 (two fills, one order)
+    assert ctx.last_stop_ns == NOW_NS - 10 * S and ctx.open_positions_count == 0
+
+
+def test_from_state_needs_marks_and_flags_symbols_outside_the_universe() -> None:
+    p = state()
+    p.apply_fill(symbol="BTCUSDT", side="buy", position_side="BOTH", fill=fill("a", 100.0, 1.0))
+    p.marks.clear()
+    with pytest.raises(ValueError, match="no mark for BTCUSDT"):
+        RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS)
+    ctx = RiskContext.from_state(state(), symbol="DOGEUSDT", universe=UNIVERSE, now_ns=NOW_NS)
+    assert ctx.tier_name is None and ctx.current_tier_gross_notional == 0.0
+
+
+def test_every_context_field_is_required() -> None:
+    full = dataclasses.asdict(make_ctx())
+    full["positions"] = ()
+    for name in full:
+        partial = {k: v for k, v in full.items() if k != name}
+        with pytest.raises(TypeError, match=name):
+            RiskContext(**partial)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("nav_usd", float("nan"), "finite"), ("gross_exposure_usd", -1.0, ">= 0"),
+    ("trades_last_hour", -1, "trades_last_hour"), ("open_positions_count", 3, "open_positions_count"),
+])
+def test_context_refuses_inconsistent_values(field: str, value: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_ctx(**{field: value})
+
+
+def test_context_refuses_mixed_position_modes_on_its_symbol() -> None:
+    with pytest.raises(ValueError, match="one-way and hedge"):
+        make_ctx((leg(position_side="BOTH"), leg(position_side="LONG")))
+
+
+def test_trade_ids_are_remembered_as_long_as_their_fills_are_logged() -> None:
+    state = PortfolioState(wallet_balance_usd=10_000.0, nav_ts_ns=NOW_NS)
+    week_ns = 7 * 24 * 3_600 * 1_000_000_000
+    state.apply_fill(symbol="BTCUSDT", side="buy", position_side="LONG", fill=fill("old", 100.0, 1.0))
+    assert state.apply_fill(symbol="BTCUSDT", side="buy", position_side="LONG", fill=fill("old", 100.0, 1.0)) is None
+    later = NOW_NS + week_ns + 1
+    state.apply_fill(symbol="BTCUSDT", side="buy", position_side="LONG", fill=fill("new", 100.0, 1.0, ts_ns=later))
+    assert [entry.trade_id for entry in state.fill_log] == ["new"]
+    assert state._seen_trade_ids == {"new"}, "ids leave with their week-old fills: the set stays bounded"

@@ -1,0 +1,85 @@
+"""``router-tuner simulate`` with MLflow on a temporary SQLite store: one parent run with per-symbol/per-policy
+metrics and the report as artifacts, and each learner's final policy as a registered version under the
+simulation's own model prefix (never the live models)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import msgspec
+import pytest
+from mlflow import MlflowClient
+
+from cli.main import main
+from config.loader import DEFAULTS_DIR, load_config
+from simulation.job import SimulationOptions, SimulationResult
+from simulation.recording import register_final_policies
+from tuner.registry import PolicyRegistry
+
+
+@pytest.fixture()
+def fast_publishing_config(tmp_path: Path) -> Path:
+    """The defaults with a tuner that may publish after 10 outcomes, so a short run registers versions."""
+    root = tmp_path / "config"
+    shutil.copytree(DEFAULTS_DIR, root)
+    tuner = json.loads((root / "tuner.json").read_text())
+    tuner["guardrails"]["min_outcomes_before_move"] = 10
+    tuner["publish"]["every_n_outcomes"] = 15
+    (root / "tuner.json").write_text(json.dumps(tuner))
+    return root
+
+
+def test_simulate_logs_a_parent_run_and_registers_final_policies(
+        tmp_path: Path, fast_publishing_config: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("ROUTER_TUNER_DATA", "")
+    monkeypatch.setattr("router.market.binance._DEFAULT_DATA_DIR", tmp_path / "none")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # not the store's folder: artifacts must follow the store, not the cwd
+    code = main(["simulate", "--orders", "40", "--symbols", "BTCUSDT", "--seed", "5", "--out", str(tmp_path / "out"),
+                 "--config", str(fast_publishing_config), "--learners", "ucb,epsilon_greedy", "--json"])
+    assert code == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(line["mlflow_run_id"])
+    assert run.data.tags["job"] == "simulate" and run.data.params["learners"] == "ucb,epsilon_greedy"
+    metrics = run.data.metrics
+    assert "mean_cost_bps/BTCUSDT/learner_ucb" in metrics and "mean_cost_bps/BTCUSDT/static" in metrics
+    assert "regret_vs_best_fixed_bps/BTCUSDT/learner_epsilon_greedy" in metrics
+    assert "ope_cost_bps/BTCUSDT/learner_ucb/dr" in metrics and "ope_truth_cost_bps/BTCUSDT/learner_ucb" in metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    assert {"report/report.html", "report/report.md", "report/ope.png", "report/arm_heatmap.png"} <= artifacts
+    versions = line["policy_versions"]
+    assert {(v["learner"], v["symbol"]) for v in versions} == {("ucb", "BTCUSDT"), ("epsilon_greedy", "BTCUSDT")}
+    published = [v for v in versions if v["registered_version"] is not None]
+    assert published, "with publishing after 10 outcomes at least one learner registers its final policy"
+    prefix = load_config(fast_publishing_config).router.simulation.registered_model_prefix
+    for v in published:
+        registry = PolicyRegistry(uri, experiment="router-tuner", model_prefix=f"{prefix}-{v['learner']}")
+        shown = registry.show("BTCUSDT", str(v["registered_version"]))
+        assert shown.policy["arm"] == v["arm"] and shown.policy["version"] == v["policy_version"]
+        assert v["model"] == f"{prefix}-{v['learner']}-BTCUSDT"
+    live = PolicyRegistry(uri, experiment="router-tuner", model_prefix="router-policy")
+    assert live.list() == []  # a simulation never touches the live models
+    experiment = client.get_experiment_by_name("router-tuner")
+    assert experiment.artifact_location == (tmp_path / "mlruns").as_uri(), "artifacts sit beside the store"
+    assert not (tmp_path / "cwd" / "mlruns").exists()
+    assert main(["policy", "list", "--config", str(fast_publishing_config)]) == 0
+    assert "no policy versions named router-policy-*" in capsys.readouterr().err
+
+
+def test_simulation_prefix_must_not_shadow_live_models(tmp_path: Path) -> None:
+    config = load_config()
+    clash = msgspec.structs.replace(config.router.simulation,
+                                    registered_model_prefix=f"{config.tuner.mlflow.registered_model_prefix}-sim")
+    bad = msgspec.structs.replace(config, router=msgspec.structs.replace(config.router, simulation=clash))
+    with pytest.raises(ValueError, match="live models"):
+        register_final_policies(_empty_result(), bad, f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+def _empty_result() -> SimulationResult:
+    options = SimulationOptions(symbols=None, orders_per_symbol=1, seed=0, data_dir=None, learners=())
+    return SimulationResult(options=options, data_source="synthetic", symbols={}, arm_ids=(), learner_runs=())

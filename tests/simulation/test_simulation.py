@@ -1,0 +1,191 @@
+"""The main job on a small synthetic market: deterministic, learners and OPE included, the JSON line schema,
+baselines and bad input."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cli.main import main
+from config.loader import load_config
+from simulation.intents import intent_stream, lane_count
+from simulation.job import SimulationOptions, load_markets, simulate
+from simulation.learners import LEARNERS, arm_shares, greedy_arm, parse_learners
+from simulation.markets import synthetic_markets
+from simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, RULE, STATIC
+from simulation.report.page import summary_dict
+from simulation.results import ope_vs_truth
+from tuner.factory import build_grid, build_learner
+
+ORDERS = 40
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config()
+
+
+@pytest.fixture(scope="module")
+def result(config):
+    options = SimulationOptions(symbols=("BTCUSDT",), orders_per_symbol=ORDERS, seed=3, data_dir=None,
+                                learners=LEARNERS)
+    markets = synthetic_markets(config, options.symbols, options.seed)
+    return simulate(config, markets, options, build_grid(config.tuner, config.router), data_source="synthetic")
+
+
+def test_same_seed_same_results(config, result) -> None:
+    options = result.options
+    again = simulate(config, synthetic_markets(config, options.symbols, options.seed), options,
+                     build_grid(config.tuner, config.router), data_source="synthetic")
+    assert summary_dict(again) == summary_dict(result)
+
+
+def test_every_policy_routes_the_same_intents(result) -> None:
+    sym = result.symbols["BTCUSDT"]
+    assert {STATIC, ALWAYS_TAKER, RULE} <= set(sym.runs)
+    assert len(sym.runs) == 3 + len(result.arm_ids) + len(LEARNERS)
+    arrivals = {tuple(e.arrival_ts_ns for e in run.events) for run in sym.runs.values()}
+    sides = {tuple(e.side for e in run.events) for run in sym.runs.values()}
+    assert len(arrivals) == 1 and len(sides) == 1
+    assert all(run.late_starts == 0 for run in sym.runs.values())
+
+
+def test_baselines_behave_as_named(result) -> None:
+    s = result.symbols["BTCUSDT"].summaries
+    assert s[ALWAYS_TAKER].maker_ratio == 0.0 and s[ALWAYS_TAKER].fallback_ratio == 0.0
+    taker_fee = load_config().router.sim_venue.fees["usdm"].taker_fee_bps
+    assert s[ALWAYS_TAKER].mean_cost_bps == pytest.approx(taker_fee, abs=2.0)
+    best = result.symbols["BTCUSDT"].best_fixed
+    fixed = [v.mean_cost_bps for k, v in s.items() if k.startswith("fixed:")]
+    assert s[best].mean_cost_bps == min(fixed)
+    assert s[STATIC].cost_ci_low_bps <= s[STATIC].mean_cost_bps <= s[STATIC].cost_ci_high_bps
+
+
+def test_learners_route_with_logged_propensities(result) -> None:
+    sym = result.symbols["BTCUSDT"]
+    assert list(sym.learners) == list(LEARNERS)
+    for name, outcome in sym.learners.items():
+        events = sym.runs[outcome.policy].events
+        assert len(events) == ORDERS and all(0.0 < e.propensity <= 1.0 for e in events)
+        assert all(e.arm in result.arm_ids for e in events)
+        assert sum(outcome.arm_shares.values()) == pytest.approx(1.0)
+        assert outcome.arm_shares[outcome.greedy_arm] > 0.0  # the greedy arm has evidence in the log
+        assert outcome.policy == f"learner:{name}" and outcome.final_version >= 0
+
+
+def test_ope_scores_each_greedy_arm_beside_its_fixed_run(config, result) -> None:
+    sym = result.symbols["BTCUSDT"]
+    assert [c.learner for c in sym.ope] == [f"learner:{n}" for n in LEARNERS]
+    for comp in sym.ope:
+        truth = sym.summaries[f"{FIXED_PREFIX}{comp.arm}"]
+        assert comp.truth_cost_bps == truth.mean_cost_bps and comp.arm == sym.learners[
+            comp.learner.removeprefix("learner:")].greedy_arm
+        estimates = comp.estimates_bps()
+        assert {"ips", "snips", "dm", "dr"} <= set(estimates)
+        for est in estimates.values():
+            assert np.isfinite(est["cost_bps"]) and est["ci_low_bps"] <= est["ci_high_bps"]
+            assert est["covers_truth"] == (est["ci_low_bps"] <= comp.truth_cost_bps <= est["ci_high_bps"])
+        # the learner's own value from the log is its measured mean cost
+        assert comp.report.logging.value == pytest.approx(-sym.summaries[comp.learner].mean_cost_bps)
+
+
+def test_ope_refuses_an_arm_without_truth_or_support(config, result) -> None:
+    sym = result.symbols["BTCUSDT"]
+    comp = sym.ope[0]
+    run, truth = sym.runs[comp.learner], sym.summaries[f"{FIXED_PREFIX}{comp.arm}"]
+    with pytest.raises(ValueError, match="filled nothing"):
+        ope_vs_truth(run, comp.arm, replace(truth, mean_cost_bps=None), config.tuner.ope, seed=1)
+    never = next(a for a in result.arm_ids if sym.learners[comp.learner.removeprefix("learner:")].arm_shares[a] == 0)
+    with pytest.raises(ValueError, match="no support"):
+        ope_vs_truth(run, never, sym.summaries[f"{FIXED_PREFIX}{never}"], config.tuner.ope, seed=1)
+
+
+def test_learner_helpers_refuse_bad_input(config, result) -> None:
+    assert parse_learners(" ucb,thompson ") == ("ucb", "thompson")
+    for bad, match in (("", "no learner"), ("ucb,sarsa", "unknown"), ("ucb,ucb", "twice")):
+        with pytest.raises(ValueError, match=match):
+            parse_learners(bad)
+    with pytest.raises(ValueError, match="learners must be"):
+        SimulationOptions(symbols=None, orders_per_symbol=5, seed=1, data_dir=None, learners=("sarsa",))
+    grid = build_grid(config.tuner, config.router)
+    with pytest.raises(ValueError, match="no evidence"):
+        greedy_arm(build_learner(config.tuner, grid, seed=1), None)
+    events = result.symbols["BTCUSDT"].runs[STATIC].events
+    with pytest.raises(ValueError, match="outside the grid"):
+        arm_shares(events, grid.arm_ids)
+    with pytest.raises(ValueError, match="no events"):
+        arm_shares([], grid.arm_ids)
+
+
+def test_intent_stream_lanes_keep_the_minimum_gap(config) -> None:
+    market = synthetic_markets(config, ("ETHUSDT",), 1)[0]
+    stream = config.router.simulation.intents
+    intents = intent_stream(market, 200, stream, seed=5)
+    assert intents == intent_stream(market, 200, stream, seed=5)
+    for lane in {i.lane for i in intents}:
+        times = np.array([i.arrival_ns for i in intents if i.lane == lane])
+        assert np.diff(times).min() >= stream.lane_min_gap_ms * 1e6
+    assert all(i.qty > 0 and i.side in ("buy", "sell") for i in intents)
+    assert lane_count(10, 100_000_000_000, 6000.0) == 2
+
+
+def test_bad_input_is_refused(config) -> None:
+    with pytest.raises(ValueError, match="orders per symbol"):
+        SimulationOptions(symbols=None, orders_per_symbol=0, seed=1, data_dir=None, learners=LEARNERS)
+    with pytest.raises(ValueError, match="no synthetic market"):
+        synthetic_markets(config, ("DOGEUSDT",), 1)
+    with pytest.raises(FileNotFoundError):
+        load_markets(config, SimulationOptions(symbols=None, orders_per_symbol=5, seed=1, data_dir="/nonexistent",
+                                               learners=LEARNERS))
+    market = synthetic_markets(config, ("BTCUSDT",), 1)[0]
+    with pytest.raises(ValueError, match="n_orders"):
+        intent_stream(market, 0, config.router.simulation.intents, seed=1)
+
+
+@pytest.fixture()
+def no_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTER_TUNER_DATA", "")
+    monkeypatch.setattr("router.market.binance._DEFAULT_DATA_DIR", tmp_path / "none")
+
+
+def test_cli_json_line_schema(tmp_path: Path, no_data: None, capsys) -> None:
+    code = main(["simulate", "--orders", "30", "--symbols", "ETHUSDT", "--seed", "4", "--out", str(tmp_path),
+                 "--no-mlflow", "--json", "--learners", "thompson,linucb"])
+    captured = capsys.readouterr()
+    assert code == 0 and "SYNTHETIC" in captured.err
+    line = json.loads(captured.out.strip().splitlines()[-1])
+    assert line["seed"] == 4 and line["data_source"] == "synthetic" and line["learners"] == ["thompson", "linucb"]
+    assert "mlflow_run_id" not in line
+    sym = line["symbols"]["ETHUSDT"]
+    policies = sym["policies"]
+    for name in (STATIC, ALWAYS_TAKER, RULE, sym["best_fixed_arm"], "learner:thompson", "learner:linucb"):
+        row = policies[name]
+        assert row["orders"] == 30
+        for key in ("mean_cost_bps", "cost_ci_low_bps", "cost_ci_high_bps", "maker_ratio", "fallback_ratio",
+                    "regret_vs_best_fixed_bps"):
+            assert key in row
+    assert policies[sym["best_fixed_arm"]]["regret_vs_best_fixed_bps"] == 0.0
+    assert set(sym["learners"]) == {"thompson", "linucb"}
+    assert {"greedy_arm", "final_arm", "versions_published", "arm_shares"} <= set(sym["learners"]["thompson"])
+    assert [row["learner"] for row in line["ope"]] == ["learner:thompson", "learner:linucb"]
+    for row in line["ope"]:
+        assert row["symbol"] == "ETHUSDT" and row["arm"] == sym["learners"][row["learner"][8:]]["greedy_arm"]
+        assert row["truth_cost_bps"] == policies[f"{FIXED_PREFIX}{row['arm']}"]["mean_cost_bps"]
+        assert row["truth_ci_low_bps"] <= row["truth_cost_bps"] <= row["truth_ci_high_bps"]
+        assert {"ips", "snips", "dm", "dr"} <= set(row["estimates"])
+        for est in row["estimates"].values():
+            assert {"cost_bps", "ci_low_bps", "ci_high_bps", "ess", "covers_truth"} <= set(est)
+        assert "cost_bps" in row["logging_cost_bps"]
+    assert "learner:thompson" in captured.out.splitlines()[1]  # the printed per-symbol table
+    assert (tmp_path / "simulation.sqlite").stat().st_size > 0
+    assert (tmp_path / "report" / "report.html").exists()
+
+
+def test_cli_refuses_unknown_learner(tmp_path: Path, capsys) -> None:
+    code = main(["simulate", "--learners", "thompson,sarsa", "--out", str(tmp_path), "--no-mlflow"])
+    assert code == 2 and "unknown learner" in capsys.readouterr().err
+    assert not (tmp_path / "simulation.sqlite").exists()

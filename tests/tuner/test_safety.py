@@ -1,0 +1,113 @@
+"""Per-arm safety bounds: an arm breaking a limit is excluded (and journaled), and re-opens after a drift."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import itertools
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+
+from config.models import ConfigBundle
+from executor.journal import Journal
+from router.events import ArmSafetyEvent
+from tests.tuner.test_service import SYMBOL, event_for, new_service, tuned_bundle
+from tuner.arms import Arm
+from tuner.safety import ArmSafety, SafetyLimits
+
+BAD_ARM = "o2.00_b0.00"
+
+
+def safety_bundle(**safety: float) -> ConfigBundle:
+    bundle = tuned_bundle(min_outcomes=10_000, every_n=10_000)
+    deployment = bundle.tuner.deployment
+    limits = msgspec.structs.replace(deployment.safety, **safety)
+    budget = msgspec.structs.replace(deployment.budget, max_extra_cost_bps_per_order=1e6,
+                                     max_extra_cost_usd_per_day=1e9)
+    deployment = msgspec.structs.replace(deployment, safety=limits, budget=budget)
+    return msgspec.structs.replace(bundle, tuner=msgspec.structs.replace(bundle.tuner, deployment=deployment))
+
+
+def test_an_unsafe_arm_is_excluded_journaled_and_reopened_after_drift(tmp_path: Path) -> None:
+    service, _ = new_service(safety_bundle(window=10, min_outcomes=3, max_cost_bps=8.0))
+    tuner = service.tuner(SYMBOL)
+    rng = np.random.default_rng(5)
+    records: list[ArmSafetyEvent] = []
+    ids = itertools.count()
+
+    def route(cost_of: dict[str, float], orders: int) -> list[str]:
+        arms = []
+        for _ in range(orders):
+            policy = service.decide(SYMBOL, None)
+            arm = Arm(policy.maker_offset_bps, policy.taker_bias).arm_id
+            arms.append(arm)
+            event = msgspec.structs.replace(event_for(policy, cost_of.get(arm, 2.0) + rng.normal(0.0, 1.0)),
+                                            intent_id=f"i{next(ids)}")
+            result = service.observe(event, None)
+            if result.safety is not None:
+                records.append(result.safety)
+        return arms
+
+    route({BAD_ARM: 14.0}, 600)
+    assert BAD_ARM in tuner.excluded_arms
+    exclusion = tuner.excluded_arms[BAD_ARM]
+    assert (exclusion.reason, exclusion.threshold) == ("cost_bps_gt(8)", 8.0) and exclusion.observed > 8.0
+    assert [c.arm for r in records for c in r.changes] == [BAD_ARM]
+    assert BAD_ARM not in route({BAD_ARM: 14.0}, 300), "an excluded arm is never routed"
+
+    # the market changes: the excluded arm is now the cheapest, every other arm costs more
+    route({BAD_ARM: 1.0, **{a: 6.0 for a in tuner.learner.grid.arm_ids if a != BAD_ARM}}, 600)
+    assert tuner.drifts_detected >= 1 and BAD_ARM not in tuner.excluded_arms
+    reopened = [c for r in records for c in r.changes if c.action == "reopened"]
+    assert [c.arm for c in reopened] == [BAD_ARM] and reopened[0].reason == "drift"
+    assert BAD_ARM in route({BAD_ARM: 1.0}, 300), "a re-opened arm is routed again"
+    health = service.health(SYMBOL)
+    assert health.mode == "live" and health.excluded_arms == tuner.excluded_arms and health.budget.orders == 1800
+
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        journal.append_many(records)
+        assert list(journal.read("arm_safety", symbol=SYMBOL)) == records
+
+
+def test_fallback_ratio_excludes_and_excluding_everything_falls_back_to_the_published_arm() -> None:
+    service, _ = new_service(safety_bundle(window=10, min_outcomes=5, max_fallback_ratio=0.5))
+    tuner = service.tuner(SYMBOL)
+    for _ in range(400):
+        policy = service.decide(SYMBOL, None)
+        service.observe(event_for(policy, 2.0, maker=False), None)  # every order fell back to taker
+    assert set(tuner.excluded_arms) == set(tuner.allowed_arm_ids)
+    assert {c.reason for c in tuner.excluded_arms.values()} == {"fallback_ratio_gt(0.5)"}
+    policy = service.decide(SYMBOL, None)
+    assert (policy.maker_offset_bps, policy.taker_bias) == (tuner.policy.maker_offset_bps, tuner.policy.taker_bias)
+    assert tuner.safety_fallbacks >= 1 and service.health(SYMBOL).safety_fallbacks == tuner.safety_fallbacks
+
+
+def test_slippage_limit_and_unfilled_orders() -> None:
+    safety = ArmSafety(SafetyLimits(window=5, min_outcomes=3, max_fallback_ratio=1.0, max_slippage_bps=4.0,
+                                    max_cost_bps=100.0))
+    for _ in range(4):
+        assert safety.observe_outcome("a", used_fallback=False, slippage_bps=None, cost_bps=None) is None
+    assert safety.choosable(["a"]) == ("a",), "unfilled orders say nothing about slippage or cost"
+    changes = [safety.observe_outcome("a", used_fallback=False, slippage_bps=5.0, cost_bps=5.0) for _ in range(3)]
+    assert changes[:2] == [None, None] and changes[2] is not None
+    assert (changes[2].reason, changes[2].observed) == ("slippage_bps_gt(4)", 5.0)
+
+
+def test_bad_limits_and_values_are_refused() -> None:
+    with pytest.raises(ValueError, match="min_outcomes <= window"):
+        SafetyLimits(window=3, min_outcomes=4, max_fallback_ratio=0.5, max_slippage_bps=1.0, max_cost_bps=1.0)
+    with pytest.raises(ValueError, match="max_fallback_ratio"):
+        SafetyLimits(window=3, min_outcomes=2, max_fallback_ratio=1.5, max_slippage_bps=1.0, max_cost_bps=1.0)
+    safety = ArmSafety(SafetyLimits(window=3, min_outcomes=2, max_fallback_ratio=0.5, max_slippage_bps=1.0,
+                                    max_cost_bps=1.0))
+    with pytest.raises(ValueError, match="cost_bps must be finite"):
+        safety.observe_outcome("a", used_fallback=False, slippage_bps=0.0, cost_bps=float("nan"))
+
+
+@pytest.mark.parametrize("name", ["tuner.safety", "tuner.budget"])
+def test_docstring_examples_run(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0

@@ -1,0 +1,124 @@
+"""Publishing: each record carries the full params and metrics; the MLflow publisher adds the config snapshot.
+
+The MLflow publisher is tested against a recording registry here (no store, no MLflow import); the real
+registry round trip is in ``test_policy_source``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+import numpy as np
+import pytest
+
+from config.loader import snapshot
+from config.models import AdwinDrift
+from tests.tuner.test_service import SYMBOL, drive, model_cost, new_service, tuned_bundle
+from tuner.factory import build_grid, build_guardrails, build_learner, build_reward_filter, symbol_seed
+from tuner.guardrails import AdwinParams, PageHinkleyParams
+from tuner.learners import UCB, EpsilonGreedy, LinUCB, NormalThompson
+from tuner.registry import PolicyVersion
+from tuner.service.publish import MlflowPublisher, PolicyRecord
+
+
+class RecordingRegistry:
+    """Stands in for ``PolicyRegistry``: remembers publish/promote calls, numbers versions from 1."""
+
+    def __init__(self) -> None:
+        self.published: list[dict[str, Any]] = []
+        self.promoted: list[tuple[str, int]] = []
+
+    def publish(self, symbol: str, policy: Mapping[str, Any], *, params: Mapping[str, Any],
+                metrics: Mapping[str, float], config_snapshot: Mapping[str, Any], run_name: str) -> PolicyVersion:
+        self.published.append({"symbol": symbol, "policy": dict(policy), "params": dict(params),
+                               "metrics": dict(metrics), "config_snapshot": config_snapshot, "run_name": run_name})
+        version = len(self.published)
+        aliases = ("challenger", "champion") if version == 1 else ("challenger",)
+        return PolicyVersion(symbol, version, f"run{version}", aliases, dict(policy), dict(metrics))
+
+    def promote(self, symbol: str, version: int | None = None) -> PolicyVersion:
+        assert version is not None
+        self.promoted.append((symbol, version))
+        return PolicyVersion(symbol, version, f"run{version}", ("champion",), {}, {})
+
+
+def _first_record() -> PolicyRecord:
+    service, publisher = new_service(tuned_bundle(min_outcomes=30, every_n=30))
+    rng = np.random.default_rng(8)
+    while not publisher.records:
+        drive(service, 1, model_cost, rng)
+    return publisher.records[0]
+
+
+def test_record_carries_learner_grid_guardrails_and_finite_metrics() -> None:
+    record = _first_record()
+    params = record.params()
+    assert params["learner"] == "thompson" and params["policy_version"] == 1 and params["previous_version"] == 0
+    assert set(params["learner_params"]) == {"prior_mean_reward", "prior_mean_pseudo_count", "prior_noise_std",
+                                             "prior_noise_pseudo_count", "burn_in", "propensity_draws"}
+    assert params["arm_grid"]["maker_offsets_bps"] == [0.0, 0.5, 1.0, 2.0, 4.0]
+    assert len(params["arm_grid"]["arm_ids"]) == 15
+    assert params["guardrails"]["max_step_offset_bps"] == 2.0 and "drift" in params["guardrails"]
+    metrics = record.metrics.as_dict()
+    assert set(metrics) == {"outcomes", "events", "cost_bps", "maker_ratio", "fallback_ratio", "regret_bps",
+                            "expected_cost_bps"}
+    assert all(math.isfinite(v) for v in metrics.values())
+    assert metrics["regret_bps"] >= 0.0 and metrics["maker_ratio"] == 1.0 and metrics["fallback_ratio"] == 0.0
+
+
+def test_mlflow_publisher_sends_params_metrics_policy_and_config_snapshot() -> None:
+    bundle = tuned_bundle(min_outcomes=30, every_n=30)
+    registry = RecordingRegistry()
+    publisher = MlflowPublisher(registry, bundle)  # type: ignore[arg-type]
+    record = _first_record()
+    publisher.publish(record)
+    [call] = registry.published
+    assert call["symbol"] == SYMBOL and call["policy"] == record.policy.as_params()
+    for section in ("risk_limits", "router", "executor"):
+        assert call["params"][section] == snapshot(bundle)[section]
+    assert call["params"]["learner"] == "thompson" and "arm_grid" in call["params"]
+    assert call["metrics"] == record.metrics.as_dict()
+    assert call["config_snapshot"] == snapshot(bundle)
+    assert registry.promoted == []
+    rollback = PolicyRecord(**{**{f: getattr(record, f) for f in record.__slots__}, "reason": "rollback"})
+    publisher.publish(rollback)
+    assert registry.promoted == [(SYMBOL, 2)], "a rollback version acts at once"
+
+
+def test_mlflow_is_not_imported_by_the_service_path() -> None:
+    import subprocess
+
+    code = ("import sys; import tuner.service.tuner_service, tuner.service.publish, tuner.policy_source, "
+            "tuner.factory; "
+            "print('mlflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("kind, cls", [("thompson", NormalThompson), ("ucb", UCB),
+                                       ("epsilon_greedy", EpsilonGreedy), ("linucb", LinUCB)])
+def test_factory_builds_each_configured_learner(kind: str, cls: type) -> None:
+    tuner = tuned_bundle(learner=kind).tuner
+    router = tuned_bundle().router
+    learner = build_learner(tuner, build_grid(tuner, router), symbol_seed(tuner.seed, SYMBOL))
+    assert isinstance(learner, cls) and learner.params()["burn_in"] == tuner.learner_params.burn_in_per_arm
+
+
+def test_factory_guardrails_take_bounds_from_router_and_drift_from_tuner() -> None:
+    bundle = tuned_bundle()
+    rails = build_guardrails(bundle.tuner, bundle.router)
+    assert (rails.min_offset_bps, rails.max_offset_bps) == (-1.0, 10.0)
+    assert isinstance(rails.drift, PageHinkleyParams) and rails.drift.threshold == 200.0
+    adwin = AdwinDrift(delta=0.002, clock=32, grace_period=10, min_window_length=5)
+    tuner = msgspec.structs.replace(bundle.tuner, guardrails=msgspec.structs.replace(bundle.tuner.guardrails,
+                                                                                     drift=adwin))
+    assert build_guardrails(tuner, bundle.router).drift == AdwinParams(0.002, 32, 10, 5)
+    band = build_reward_filter(bundle.tuner)
+    assert (band.min_cost_bps, band.max_cost_bps) == (-50.0, 200.0)
+    assert symbol_seed(7, "BTCUSDT") == symbol_seed(7, "BTCUSDT") != symbol_seed(7, "ETHUSDT")
+    with pytest.raises(ValueError, match="non-empty"):
+        symbol_seed(7, "")

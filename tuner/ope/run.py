@@ -1,0 +1,93 @@
+"""Score one candidate arm on logged RouterEvents with the configured estimators, beside the log's own value.
+
+This is the one place that turns ``tuner.json``'s ``ope`` section into estimator objects, so the
+``ope`` command, the simulation and promotion gates all report the same numbers the same way.
+Values are rewards (minus cost in bps): higher is better. ``cost_bps`` views are their negation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from config.models import OpeConfig
+from router.events import RouterEvent
+from tuner.ope.bootstrap import BootstrapConfig
+from tuner.ope.estimators import (
+    IPS,
+    SNIPS,
+    DirectMethod,
+    DoublyRobust,
+    DRShrinkage,
+    Estimator,
+    OpeEstimate,
+    SelfNormalizedDR,
+    SwitchDR,
+    evaluate,
+    on_policy_value,
+)
+from tuner.ope.log import LoggedBandit
+from tuner.ope.policy import fixed_arm_policy
+from tuner.ope.reward_model import PerArmMeanModel
+
+
+def estimators_from_config(config: OpeConfig) -> list[Estimator]:
+    """The configured estimators; a clipped IPS is added beside the plain one when clipping is set."""
+    built: dict[str, Estimator] = {
+        "ips": IPS(), "snips": SNIPS(), "dm": DirectMethod(), "dr": DoublyRobust(), "sndr": SelfNormalizedDR(),
+        "switch_dr": SwitchDR(config.switch_tau), "dr_shrinkage": DRShrinkage(config.shrinkage_lambda),
+    }
+    chosen = [built[name] for name in config.estimators]
+    if config.clip_threshold is not None and "ips" in config.estimators:
+        chosen.append(IPS(clip_threshold=config.clip_threshold))
+    return chosen
+
+
+def bootstrap_from_config(config: OpeConfig, seed: int) -> BootstrapConfig:
+    return BootstrapConfig(n_resamples=config.bootstrap_resamples, ci_level=config.ci_level, seed=seed,
+                           max_blocks=config.bootstrap_max_blocks)
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateReport:
+    """A candidate arm's estimates and the logging policy's on-policy value on the same events."""
+
+    candidate_arm: str
+    symbol: str | None
+    n_events: int
+    skipped_unfilled: int
+    arm_ids: tuple[str, ...]
+    logging: OpeEstimate
+    estimates: dict[str, OpeEstimate]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"candidate_arm": self.candidate_arm, "symbol": self.symbol, "n_events": self.n_events,
+                "skipped_unfilled": self.skipped_unfilled, "arm_ids": list(self.arm_ids),
+                "logging": self.logging.to_dict(),
+                "estimates": {name: est.to_dict() for name, est in self.estimates.items()}}
+
+
+def evaluate_candidate(
+    events: Sequence[RouterEvent], candidate_arm: str, config: OpeConfig, *, seed: int, symbol: str | None
+) -> CandidateReport:
+    """Every configured estimator's value of always choosing ``candidate_arm`` on ``events``.
+
+    A candidate arm the log never took has no support: no estimator can score it from this log, and
+    that is an error that names the arms the log does hold.
+    """
+    chosen = [e for e in events if symbol is None or e.symbol == symbol]
+    if not chosen:
+        raise ValueError(f"no router events{f' for {symbol}' if symbol else ''} to evaluate on")
+    arm_ids = tuple(sorted({e.arm for e in chosen if e.cost_bps is not None}))
+    if candidate_arm not in arm_ids:
+        raise ValueError(f"candidate arm {candidate_arm} was never taken with a fill in this log, so it has "
+                         f"no support and cannot be scored; arms logged: {', '.join(arm_ids) or 'none'}")
+    log = LoggedBandit.from_events(chosen, arm_ids)
+    bootstrap = bootstrap_from_config(config, seed)
+    estimates = evaluate(log, fixed_arm_policy(log, candidate_arm), estimators_from_config(config),
+                         bootstrap=bootstrap, reward_model=PerArmMeanModel(),
+                         weight_quantiles=config.weight_quantiles)
+    return CandidateReport(candidate_arm=candidate_arm, symbol=symbol, n_events=log.n,
+                           skipped_unfilled=log.skipped_unfilled, arm_ids=arm_ids,
+                           logging=on_policy_value(log, bootstrap=bootstrap), estimates=estimates)

@@ -1,0 +1,541 @@
+"""One symbol's tuner: decides the acting policy per order and learns from the outcome, within guardrails.
+
+Two verbs, as everywhere in the tuner:
+
+* :meth:`SymbolTuner.decide` ``(context) -> RouterPolicy``: the learner picks an arm among the arms the
+  guardrails allow (inside the bounds and within one step of the published version), and the result is
+  the published policy carrying that arm and its propensity; ``route()`` logs both in the RouterEvent.
+* :meth:`SymbolTuner.observe` ``(event, context) -> ObserveResult``: the reward filter (absurd or
+  unfilled outcomes are counted, never learned), the drift monitor (re-opens exploration), the learner
+  update, the rollback monitor and the publishing rule.
+
+Publishing: a new version is considered every ``every_n_outcomes`` learned outcomes (the schedule) or as
+soon as the learner's best arm is expected to beat the published arm by ``min_improvement_bps`` (a
+significant change), never before ``min_outcomes_before_move`` outcomes since the last version, and
+always clamped to one step. A version is on probation while a :class:`RollbackMonitor` compares its
+rolling live cost with the last good version's mean cost; when worse by more than the margin, the tuner
+publishes a new version carrying the last good version's knobs (reason ``rollback``). Version numbers only
+grow, so every RouterEvent's (policy id, version) names exactly one set of knobs.
+
+Deployment (see :mod:`tuner.shadow`, :mod:`tuner.budget`, :mod:`tuner.safety`): a tuner is ``live`` (its
+choices are routed) or in ``shadow`` mode (the caller routes with the champion and :meth:`SymbolTuner.shadow`
+journals what the learner would have chosen). Both modes learn from every routed order, on the arm that
+was taken; a shadow tuner neither publishes nor rolls back (its versions would not act) and goes live by
+:meth:`SymbolTuner.go_live` or when its gate passes. Every choice is made among the arms the guardrails
+allow minus those the safety bounds exclude (the published arm when that leaves none); a live choice is
+further limited to the arms the exploration budget can pay for. A drift re-opens excluded arms.
+
+Not thread-safe: one caller (the executor loop or the simulation) drives a tuner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import msgspec
+
+from config.models import PolicyBounds
+from router.contract import ContractSpec, check_spec, notional_usd
+from router.events import SCHEMA_VERSION, ArmSafetyChange, ArmSafetyEvent, RouterEvent, ShadowDecision
+from router.policy import STATIC_ARM, RouterPolicy
+from tuner.arms import Arm, ArmGrid, arm_id_of
+from tuner.budget import BudgetReport, BudgetState, ExplorationBudget
+from tuner.guardrails import DriftMonitor, Guardrails, RollbackMonitor, allowed_arm_ids, should_publish
+from tuner.learners import Choice, Context, Learner
+from tuner.reward import RewardFilter
+from tuner.safety import ArmSafety, SafetyState
+from tuner.service.period import PeriodStats
+from tuner.service.publish import PolicyPublisher, PolicyRecord, PublishReason, VersionMetrics
+from tuner.shadow import ShadowEvaluation, ShadowMonitor, ShadowState
+
+TunerMode = Literal["shadow", "live"]
+_S = TypeVar("_S", bound=msgspec.Struct)
+
+
+class ShadowModeError(RuntimeError):
+    """A live-only call on a tuner in shadow mode (or the reverse): its choices are not routed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveResult:
+    """What one outcome did: learned or not, drift, the version it caused to be published, if any.
+
+    ``safety`` holds the arm exclusions and re-openings the outcome caused (journal it);
+    ``gate`` the shadow go-live check it triggered, and ``went_live`` whether that check passed.
+    """
+
+    learned: bool
+    drift_detected: bool
+    rolled_back: bool
+    published: RouterPolicy | None
+    safety: ArmSafetyEvent | None
+    gate: ShadowEvaluation | None
+    went_live: bool
+
+
+class SymbolTunerState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A tuner's own state (the learner's is saved by ``tuner.state``): versions, counters, baselines."""
+
+    policy: RouterPolicy
+    last_good: RouterPolicy | None
+    last_good_cost_bps: float | None
+    on_probation: bool
+    outcomes_since_publish: int
+    outcomes_since_review: int
+    period: PeriodStats
+    mode: TunerMode
+    shadow_outcomes: int
+    shadow: ShadowState
+    budget: BudgetState
+    safety: SafetyState
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRule:
+    """When to consider a new version: every ``every_n_outcomes`` or on ``min_improvement_bps`` gain."""
+
+    every_n_outcomes: int
+    min_improvement_bps: float
+
+    def __post_init__(self) -> None:
+        if self.every_n_outcomes < 1:
+            raise ValueError(f"every_n_outcomes must be >= 1, got {self.every_n_outcomes}")
+        if not (math.isfinite(self.min_improvement_bps) and self.min_improvement_bps > 0):
+            raise ValueError(f"min_improvement_bps must be finite and > 0, got {self.min_improvement_bps}")
+
+
+class SymbolTuner:
+    """Per-symbol learner, guardrails and published version; see the module docstring for the rules.
+
+    Parameters
+    ----------
+    policy
+        The version to start from (the static policy as version 0, or a restored version); its
+        ``symbol`` is the tuner's symbol.
+    bounds
+        ``router.json`` policy bounds; every acting and published policy is validated against them.
+    learner, guardrails, reward_filter
+        Built by :mod:`tuner.factory` from ``tuner.json``; the learner's grid is the arm grid.
+    publish_rule
+        Schedule and significance of new versions.
+    publisher
+        Receives every new version (:class:`~tuner.service.publish.PolicyPublisher`).
+    budget, safety, shadow
+        Exploration budget, per-arm safety bounds and shadow monitor of this symbol.
+    mode
+        ``shadow`` (the champion acts) or ``live`` (this tuner's choices are routed).
+    contract
+        The symbol's contract spec (its ``strategy_config.json`` universe entry): the budget charges each
+        order its USD notional, which on inverse contracts is contracts x USD per contract, not qty x price.
+    """
+
+    def __init__(
+        self,
+        policy: RouterPolicy,
+        *,
+        bounds: PolicyBounds,
+        learner: Learner,
+        guardrails: Guardrails,
+        reward_filter: RewardFilter,
+        publish_rule: PublishRule,
+        publisher: PolicyPublisher,
+        budget: ExplorationBudget,
+        safety: ArmSafety,
+        shadow: ShadowMonitor,
+        mode: TunerMode,
+        contract: ContractSpec,
+    ) -> None:
+        if mode not in ("shadow", "live"):
+            raise ValueError(f"mode must be 'shadow' or 'live', got {mode!r}")
+        if shadow.symbol != policy.symbol:
+            raise ValueError(f"shadow monitor of {shadow.symbol} given to the {policy.symbol} tuner")
+        policy.validate(bounds)
+        check_spec(contract, where=f"{policy.symbol} tuner")
+        self.symbol = policy.symbol
+        self._contract = contract
+        self._bounds = bounds
+        self._learner = learner
+        self._grid: ArmGrid = learner.grid
+        self._guardrails = guardrails
+        self._reward_filter = reward_filter
+        self._rule = publish_rule
+        self._publisher = publisher
+        self._drift = DriftMonitor.from_guardrails(guardrails, learner)
+        self._in_bounds = allowed_arm_ids(self._grid, guardrails, None)
+        self._in_bounds_set = frozenset(self._in_bounds)
+        self._off_grid = 0
+        self._last_good: RouterPolicy | None = None
+        self._last_good_cost_bps: float | None = None
+        self._rollback: RollbackMonitor | None = None
+        self._outcomes_since_publish = 0
+        self._outcomes_since_review = 0
+        self._period = PeriodStats.empty()
+        self._estimate_cache: dict[str, float] | None = None
+        self._budget = budget
+        self._safety = safety
+        self._shadow = shadow
+        self._mode: TunerMode = mode
+        self._shadow_outcomes = 0
+        self._safety_fallbacks = 0
+        self._set_policy(policy)
+
+    # --- the two verbs ---------------------------------------------------------------------------
+
+    def decide(self, context: Context | None) -> RouterPolicy:
+        """The policy to route one order with: the published version carrying the learner's arm.
+
+        ``context`` is required by a contextual learner and ignored by the others. Raises
+        :class:`ShadowModeError` in shadow mode: route with the champion and call :meth:`shadow`.
+        """
+        if self._mode != "live":
+            raise ShadowModeError(f"{self.symbol} is in shadow mode: route with the champion and call shadow()")
+        choosable = self._choosable(deciding=True)
+        affordable = self._budget.affordable(choosable, self._exploit_reference(choosable))
+        choice = self._learner.choose(context, affordable)
+        arm = choice.arm
+        acting = dataclasses.replace(self._policy, arm=arm.arm_id, maker_offset_bps=arm.maker_offset_bps,
+                                     taker_bias=arm.taker_bias, propensity=choice.propensity)
+        return acting.validate(self._bounds)
+
+    def shadow(self, context: Context | None, acting: RouterPolicy, *, intent_id: str,
+               ts_ns: int) -> ShadowDecision:
+        """What the learner would route for this order, beside ``acting`` (which the caller routes, unchanged).
+
+        The proposal is chosen among the arms the guardrails and safety bounds allow (no budget: a
+        shadow proposal spends nothing); journal the returned record. Raises :class:`ShadowModeError`
+        when the tuner is live.
+        """
+        if self._mode != "shadow":
+            raise ShadowModeError(f"{self.symbol} is live: its own decide() routes")
+        proposal: Choice = self._learner.choose(context, self._choosable(deciding=True))
+        return self._shadow.record(proposal, acting, learner=self._learner.kind, intent_id=intent_id, ts_ns=ts_ns)
+
+    def go_live(self) -> None:
+        """Switch from shadow to live: from the next order this tuner's choices are routed.
+
+        The period counters restart, so the first live version's metrics are live ones only.
+        """
+        if self._mode == "live":
+            raise ShadowModeError(f"{self.symbol} is live already")
+        self._mode = "live"
+        self._period = PeriodStats.empty()
+        self._outcomes_since_review = 0
+
+    def evaluate_shadow(self, candidate_arm: str | None = None) -> ShadowEvaluation:
+        """The go-live gate now: agreement and the OPE value of ``candidate_arm`` on the recent log.
+
+        ``None`` scores the learner's best arm, the one the automatic gate uses.
+        """
+        return self._shadow.evaluate(self.best_arm_id() if candidate_arm is None else candidate_arm)
+
+    def observe(self, event: RouterEvent, context: Context | None) -> ObserveResult:
+        """Learn from one routed order (with the context it was decided in) and publish when due.
+
+        Raises ``ValueError`` for another symbol's event or an event whose arm id does not match its
+        knobs. A publisher error propagates; the outcome is learned already and the version is
+        considered again on the next outcome.
+        """
+        if event.symbol != self.symbol:
+            raise ValueError(f"{self.symbol} tuner got an event of {event.symbol} ({event.intent_id})")
+        arm_id = self._learnable_arm(event)
+        self._period.add_event(event)
+        if arm_id is None:
+            self._off_grid += 1
+            return _nothing_learned()
+        changes: list[ArmSafetyChange] = []
+        if self._mode == "live":
+            choosable = self._choosable()
+            self._budget.charge(arm_id, self._exploit_reference(choosable),
+                                notional_usd=notional_usd(self._contract, event.arrival_mid, event.qty),
+                                ts_ns=event.finished_ts_ns)
+        else:
+            self._shadow.add_event(event)
+        reward = self._reward_filter.reward_from_event(event)
+        slippage_bps = event.slippage_bps if reward is not None and event.slippage_bps is not None else None
+        excluded = self._safety.observe_outcome(arm_id, used_fallback=event.used_fallback, slippage_bps=slippage_bps,
+                                                cost_bps=-reward if reward is not None else None)
+        if excluded is not None:
+            changes.append(excluded)
+        if reward is None:
+            return dataclasses.replace(_nothing_learned(), safety=self._safety_event(event, changes))
+        drift = self._drift.observe(arm_id, reward, context)
+        if drift:
+            changes.extend(self._safety.reopen_all())
+        self._learner.update(arm_id, reward, context)
+        self._refresh_estimate(arm_id, drift)
+        cost_bps = -reward
+        self._budget.record_cost(arm_id, cost_bps)
+        self._period.add_learned(arm_id, cost_bps, context)
+        safety = self._safety_event(event, changes)
+        if self._mode == "shadow":
+            return self._observe_shadow(drift, safety)
+        self._outcomes_since_publish += 1
+        self._outcomes_since_review += 1
+        if self._rollback is not None and self._rollback.observe(cost_bps):
+            return ObserveResult(learned=True, drift_detected=drift, rolled_back=True, published=self._roll_back(),
+                                 safety=safety, gate=None, went_live=False)
+        return ObserveResult(learned=True, drift_detected=drift, rolled_back=False, published=self._maybe_publish(),
+                             safety=safety, gate=None, went_live=False)
+
+    # --- read-only views -------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> TunerMode:
+        return self._mode
+
+    @property
+    def agreement(self) -> float | None:
+        """Shadow agreement over the last window of proposals (``None`` before the first)."""
+        return self._shadow.agreement
+
+    @property
+    def excluded_arms(self) -> dict[str, ArmSafetyChange]:
+        """Arms the safety bounds exclude now, each with its reason, limit and observed value."""
+        return self._safety.excluded
+
+    @property
+    def safety_fallbacks(self) -> int:
+        """Choices made on the published arm because the safety bounds excluded every allowed arm."""
+        return self._safety_fallbacks
+
+    def budget_report(self) -> BudgetReport:
+        """The exploration budget: caps, charged bps per order and USD today, how often it bound."""
+        return self._budget.report()
+
+    def exploit_arm_id(self) -> str:
+        """The arm the budget treats as exploitation now (its charge is zero)."""
+        return self._exploit_reference(self._choosable())
+
+    def best_arm_id(self) -> str:
+        """The learner's best in-bounds arm by expected reward (the published arm before any evidence)."""
+        estimates = self._estimates()
+        return max(estimates, key=estimates.__getitem__) if estimates else self._current_arm.arm_id
+
+    @property
+    def policy(self) -> RouterPolicy:
+        """The published version the tuner explores around (propensity 1.0: its default arm)."""
+        return self._policy
+
+    @property
+    def learner(self) -> Learner:
+        return self._learner
+
+    @property
+    def allowed_arm_ids(self) -> tuple[str, ...]:
+        """Arms :meth:`decide` may choose now: inside the bounds, within one step of the published arm."""
+        return self._allowed
+
+    @property
+    def rejections(self) -> dict[str, int]:
+        """Outcomes not learned, by reason: the reward filter's plus ``off_grid`` (arm not in the grid)."""
+        out = dict(self._reward_filter.rejections)
+        if self._off_grid:
+            out["off_grid"] = self._off_grid
+        return out
+
+    @property
+    def drifts_detected(self) -> int:
+        return self._drift.drifts_detected
+
+    @property
+    def outcomes_since_publish(self) -> int:
+        return self._outcomes_since_publish
+
+    # --- persistence -----------------------------------------------------------------------------
+
+    def to_state(self) -> SymbolTunerState:
+        """The tuner's own state; the rollback and drift windows are not kept (they warm up again)."""
+        return SymbolTunerState(
+            policy=self._policy, last_good=self._last_good, last_good_cost_bps=self._last_good_cost_bps,
+            on_probation=self._rollback is not None,
+            outcomes_since_publish=self._outcomes_since_publish,
+            outcomes_since_review=self._outcomes_since_review,
+            period=msgspec.structs.replace(self._period, pulls=dict(self._period.pulls),
+                                           context_sums=list(self._period.context_sums)),
+            mode=self._mode, shadow_outcomes=self._shadow_outcomes,
+            shadow=_copy(self._shadow.state, ShadowState),
+            budget=_copy(self._budget.state, BudgetState),
+            safety=_copy(self._safety.state, SafetyState),
+        )
+
+    def load_state(self, state: SymbolTunerState) -> None:
+        """Continue from ``state`` (saved by :meth:`to_state` for the same symbol and bounds)."""
+        for policy in (state.policy, state.last_good):
+            if policy is not None:
+                if policy.symbol != self.symbol:
+                    raise ValueError(f"{self.symbol} tuner cannot load a state of {policy.symbol}")
+                policy.validate(self._bounds)
+        if (state.last_good is None) != (state.last_good_cost_bps is None):
+            raise ValueError(f"{self.symbol}: last good version and its cost must be saved together")
+        if state.on_probation and state.last_good_cost_bps is None:
+            raise ValueError(f"{self.symbol}: a version on probation needs a last good version to return to")
+        self._set_policy(state.policy)
+        self._last_good = state.last_good
+        self._last_good_cost_bps = state.last_good_cost_bps
+        self._rollback = (RollbackMonitor.from_guardrails(self._guardrails, state.last_good_cost_bps)
+                          if state.on_probation and state.last_good_cost_bps is not None else None)
+        self._outcomes_since_publish = state.outcomes_since_publish
+        self._outcomes_since_review = state.outcomes_since_review
+        self._period = msgspec.structs.replace(state.period, pulls=dict(state.period.pulls),
+                                               context_sums=list(state.period.context_sums))
+        self._estimate_cache = None
+        self._mode = state.mode  # the saved mode wins over the configured start mode: going live is one-way
+        self._shadow_outcomes = state.shadow_outcomes
+        self._shadow = ShadowMonitor(self.symbol, self._shadow.rule, self._shadow.ope_config, seed=self._shadow.seed,
+                                     state=_copy(state.shadow, ShadowState))
+        self._budget = ExplorationBudget(self._budget.limits, _copy(state.budget, BudgetState))
+        self._safety = ArmSafety(self._safety.limits, _copy(state.safety, SafetyState))
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _choosable(self, *, deciding: bool = False) -> tuple[str, ...]:
+        """Allowed arms the safety bounds leave; the published arm alone when they leave none.
+
+        ``deciding`` counts such a fallback (once per decision, not again when its outcome is observed).
+        """
+        choosable = self._safety.choosable(self._allowed)
+        if choosable:
+            return choosable
+        self._safety_fallbacks += int(deciding)
+        return (self._current_arm.arm_id,)
+
+    def _exploit_reference(self, choosable: tuple[str, ...]) -> str:
+        return self._budget.exploit_arm(choosable, self._current_arm.arm_id)
+
+    def _safety_event(self, event: RouterEvent, changes: list[ArmSafetyChange]) -> ArmSafetyEvent | None:
+        if not changes:
+            return None
+        return ArmSafetyEvent(schema_version=SCHEMA_VERSION, intent_id=event.intent_id, symbol=self.symbol,
+                              ts_ns=event.finished_ts_ns, changes=tuple(changes))
+
+    def _observe_shadow(self, drift: bool, safety: ArmSafetyEvent | None) -> ObserveResult:
+        """After a learned outcome in shadow mode: no publishing, no rollback; the go-live gate when due."""
+        self._shadow_outcomes += 1
+        gate = None
+        if self._shadow.gate_due(self._shadow_outcomes):
+            gate = self.evaluate_shadow()
+            if gate.passes:
+                self.go_live()
+        return ObserveResult(learned=True, drift_detected=drift, rolled_back=False, published=None, safety=safety,
+                             gate=gate, went_live=gate is not None and gate.passes)
+
+    def _set_policy(self, policy: RouterPolicy) -> None:
+        self._policy = policy
+        self._current_arm = Arm(policy.maker_offset_bps, policy.taker_bias)
+        self._allowed = allowed_arm_ids(self._grid, self._guardrails, self._current_arm)
+
+    def _learnable_arm(self, event: RouterEvent) -> str | None:
+        arm_id = arm_id_of(event.maker_offset_bps, event.taker_bias)
+        if event.arm not in (arm_id, STATIC_ARM):
+            raise ValueError(f"{self.symbol} event {event.intent_id}: arm {event.arm!r} does not match its "
+                             f"knobs (maker_offset_bps={event.maker_offset_bps}, taker_bias={event.taker_bias})")
+        return arm_id if arm_id in self._grid else None
+
+    def _estimates(self) -> dict[str, float]:
+        """Expected reward of every in-bounds arm with evidence (contextual: at the period's mean context).
+
+        A non-contextual learner's update changes only the updated arm's estimate, so those are cached
+        and refreshed per arm (all of them after a drift discount); a contextual learner's estimates
+        move with the mean context and are recomputed.
+        """
+        if not self._learner.requires_context:
+            if self._estimate_cache is None:
+                self._estimate_cache = self._compute_estimates(None)
+            return self._estimate_cache
+        context = self._period.mean_context()
+        return {} if context is None else self._compute_estimates(context)
+
+    def _compute_estimates(self, context: Context | None) -> dict[str, float]:
+        counts = self._learner.counts()
+        out: dict[str, float] = {}
+        for arm_id in self._in_bounds:
+            if counts[arm_id] > 0:
+                value = self._learner.expected_reward(arm_id, context)
+                if value is not None:
+                    out[arm_id] = value
+        return out
+
+    def _refresh_estimate(self, arm_id: str, drift: bool) -> None:
+        if drift:
+            self._estimate_cache = None
+        elif self._estimate_cache is not None and arm_id in self._in_bounds_set:
+            value = self._learner.expected_reward(arm_id, None)
+            if value is not None:
+                self._estimate_cache[arm_id] = value
+
+    def _maybe_publish(self) -> RouterPolicy | None:
+        if self._outcomes_since_publish < self._guardrails.min_outcomes_before_move:
+            return None
+        estimates = self._estimates()
+        if not estimates:
+            return None
+        best_id = max(estimates, key=estimates.__getitem__)
+        current = estimates.get(self._current_arm.arm_id)
+        reason: PublishReason | None = None
+        if self._outcomes_since_review >= self._rule.every_n_outcomes:
+            reason = "schedule"
+            self._outcomes_since_review = 0
+        elif current is not None and estimates[best_id] - current >= self._rule.min_improvement_bps:
+            reason = "significant_change"
+        if reason is None:
+            return None
+        decision = should_publish(self._current_arm, self._grid.get(best_id), self._outcomes_since_publish,
+                                  self._grid, self._guardrails)
+        if not decision.publish:
+            return None
+        return self._publish(decision.arm, decision.arm.arm_id, reason, estimates)
+
+    def _roll_back(self) -> RouterPolicy:
+        if self._last_good is None:
+            raise RuntimeError(f"{self.symbol}: rollback monitor active without a last good version")
+        target = self._last_good
+        arm = Arm(target.maker_offset_bps, target.taker_bias)
+        return self._publish(arm, target.arm, "rollback", self._estimates())
+
+    def _publish(self, arm: Arm, arm_label: str, reason: PublishReason, estimates: dict[str, float]) -> RouterPolicy:
+        new = self._policy.with_arm(arm_label, maker_offset_bps=arm.maker_offset_bps, taker_bias=arm.taker_bias,
+                                    propensity=1.0, version=self._policy.version + 1).validate(self._bounds)
+        record = PolicyRecord(policy=new, reason=reason, previous_version=self._policy.version,
+                              learner=self._learner.kind, learner_params=self._learner.params(), grid=self._grid,
+                              guardrails=self._guardrails, metrics=self._metrics(arm, estimates))
+        self._publisher.publish(record)
+        if reason == "rollback":
+            self._last_good, self._last_good_cost_bps, self._rollback = None, None, None
+        else:
+            if self._rollback is None or self._rollback.live_mean_cost_bps is not None:
+                # the outgoing version proved itself (initial, restored by a rollback, or a full clean window)
+                self._last_good, self._last_good_cost_bps = self._policy, self._period.mean_cost_bps
+            if self._last_good_cost_bps is not None:
+                self._rollback = RollbackMonitor.from_guardrails(self._guardrails, self._last_good_cost_bps)
+        self._set_policy(new)
+        self._outcomes_since_publish = 0
+        self._outcomes_since_review = 0
+        self._period = PeriodStats.empty()
+        return new
+
+    def _metrics(self, arm: Arm, estimates: dict[str, float]) -> VersionMetrics:
+        period = self._period
+        best = max(estimates.values()) if estimates else math.nan
+        pulled = [(estimates[a], n) for a, n in period.pulls.items() if a in estimates]
+        n_pulled = sum(n for _, n in pulled)
+        regret = sum((best - value) * n for value, n in pulled) / n_pulled if n_pulled else math.nan
+        expected = estimates.get(arm.arm_id)
+        return VersionMetrics(
+            outcomes=period.learned, events=period.events,
+            cost_bps=period.mean_cost_bps if period.mean_cost_bps is not None else math.nan,
+            maker_ratio=period.maker_ratio, fallback_ratio=period.fallback_ratio, regret_bps=regret,
+            expected_cost_bps=-expected if expected is not None else math.nan,
+        )
+
+
+def _nothing_learned() -> ObserveResult:
+    return ObserveResult(learned=False, drift_detected=False, rolled_back=False, published=None, safety=None,
+                         gate=None, went_live=False)
+
+
+def _copy(state: msgspec.Struct, kind: type[_S]) -> _S:
+    """A deep copy of a saved sub-state, so the tuner never mutates the struct it was given."""
+    return msgspec.json.decode(msgspec.json.encode(state), type=kind)
