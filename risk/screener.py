@@ -1,6 +1,8 @@
 """``would_emit``: should a strategy signal become an order? Gates in a fixed order, with full detail.
 
-Stages: ``listing`` (in the universe, the book is the universe's venue symbol, the venue lists it),
+Stages: ``intent`` (the intent itself is tradeable: a finite, non-negative size hint, a position side of
+the account's position mode on that symbol), ``listing`` (in the universe, the book is the universe's
+venue symbol, the venue lists it),
 ``imbalance`` (the top-of-book imbalance leans with the trade by at least the configured gate),
 ``capacity`` (concurrency and tier caps: would even the venue's smallest order fit?), ``sizing``
 (``suggest_gross_usd``) and ``check_order`` at the suggested size. The last two are exactly what the
@@ -10,6 +12,7 @@ Reducing signals skip the imbalance gate: a close does not wait for the book to 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,7 +25,7 @@ from risk.sizer import suggest_gross_usd
 from router.events import Intent, VetoReason
 from router.venue import TopOfBook
 
-Stage = Literal["listing", "imbalance", "capacity", "sizing", "check_order", "emit"]
+Stage = Literal["intent", "listing", "imbalance", "capacity", "sizing", "check_order", "emit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,21 @@ def book_lean(book: TopOfBook, intent: Intent) -> float | None:
         return None
     imbalance = (book.bid_qty - book.ask_qty) / total
     return imbalance if intent.side == "buy" else -imbalance
+
+
+def _intent_reasons(signal: Intent, ctx: RiskContext) -> tuple[VetoReason, ...]:
+    """What makes a decodable intent untradeable before any limit is looked at: the sizer and
+    ``check_order`` refuse such input by raising, so the screener turns it into a veto first."""
+    reasons = []
+    if not (math.isfinite(signal.size_hint_usd) and signal.size_hint_usd >= 0):
+        reasons.append(VetoReason(code="invalid_size_hint", threshold=0.0, observed=signal.size_hint_usd,
+                                  detail="intent.size_hint_usd must be finite and >= 0"))
+    if any((leg.position_side == "BOTH") != (signal.position_side == "BOTH")
+           for leg in ctx.positions if leg.symbol == ctx.symbol):
+        mode = "one-way (BOTH)" if signal.position_side != "BOTH" else "hedge (LONG/SHORT)"
+        reasons.append(VetoReason(code="position_mode_mismatch", threshold=mode, observed=signal.position_side,
+                                  detail=f"{ctx.symbol} is held in {mode} mode; intent.position_side must match"))
+    return tuple(reasons)
 
 
 def _listing_reasons(signal: Intent, market: MarketView, config: ConfigBundle) -> tuple[VetoReason, ...]:
@@ -93,6 +111,9 @@ def _imbalance_reasons(signal: Intent, market: MarketView, config: ConfigBundle,
 def would_emit(signal: Intent, market: MarketView, ctx: RiskContext, config: ConfigBundle) -> ScreenDecision:
     """Run the screener's stages on ``signal`` (an unsized intent) and say whether it becomes an order."""
     detail: dict[str, Any] = {"symbol": signal.symbol, "reducing": is_reducing(signal)}
+    reasons = _intent_reasons(signal, ctx)
+    if reasons:
+        return ScreenDecision(False, "intent", None, reasons, detail)
     reasons = _listing_reasons(signal, market, config)
     if reasons:
         return ScreenDecision(False, "listing", None, reasons, detail)

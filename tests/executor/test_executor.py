@@ -215,3 +215,16 @@ def test_router_events_name_the_policy_they_ran_under(tmp_path: Path) -> None:
     [event] = list(journal.read("router"))
     assert (event.policy_id, event.arm, event.propensity) == ("static-BTCUSDT", "static", 1.0)
     assert event.error is None and event.outcome in ("filled", "partial", "unfilled")
+
+
+def test_a_poison_size_hint_is_a_journaled_veto_and_the_loop_goes_on(tmp_path: Path) -> None:
+    config = executor_config()
+    venue = SpyVenue(make_paper_venue(config), {})
+    executor, journal, _store = build_executor(config, venue, tmp_path)
+    executor.start()
+    executor.process(intent("poison", size_hint_usd=-500.0))
+    assert venue.placed == []
+    executor.process(intent("after", size_hint_usd=300.0))
+    vetoes = {v.intent.intent_id: v for v in journal.read("veto")}
+    assert [r.code for r in vetoes["poison"].reasons] == ["invalid_size_hint"]
+    assert {t.intent_id for t in journal.read("trade")} == {"poison", "after"}

@@ -150,3 +150,19 @@ def test_sizing_and_check_order_stages() -> None:
     assert (stale.stage, stale.gross_usd, stale.reasons[0].code) == ("check_order", 1_000.0, "nav_stale")
     restricted = bundle_with(risk=limits_with(restricted_symbols=("BTCUSDT",)))
     assert would_emit(make_intent(), market(), make_ctx(), restricted).reasons[0].code == "restricted_symbol"
+
+
+@pytest.mark.parametrize("hint", [-500.0, float("nan"), float("inf"), float("-inf")])
+def test_a_size_hint_the_sizer_cannot_take_is_an_intent_veto(hint: float) -> None:
+    decision = would_emit(make_intent(size_hint_usd=hint), market(), make_ctx(), BUNDLE)
+    assert (decision.emit, decision.stage, [r.code for r in decision.reasons]) == (
+        False, "intent", ["invalid_size_hint"])
+
+
+@pytest.mark.parametrize(("held", "asked"), [("LONG", "BOTH"), ("BOTH", "LONG"), ("SHORT", "BOTH")])
+def test_a_position_side_of_the_other_position_mode_is_an_intent_veto(held: str, asked: str) -> None:
+    ctx = make_ctx((leg(position_side=held),))
+    decision = would_emit(make_intent(position_side=asked), market(), ctx, BUNDLE)
+    assert (decision.emit, decision.stage, [r.code for r in decision.reasons]) == (
+        False, "intent", ["position_mode_mismatch"])
+    assert decision.reasons[0].observed == asked
