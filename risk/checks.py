@@ -21,7 +21,13 @@ from typing import Any
 from config.models import RiskLimits
 from risk.caps import SIZE_CAPS, ratio, reportable
 from risk.context import RiskContext
-from risk.exposure import exposure_increase_usd, is_reducing, opens_new_position, reducible_usd
+from risk.exposure import (
+    against_position_mode,
+    exposure_increase_usd,
+    is_reducing,
+    opens_new_position,
+    reducible_usd,
+)
 from risk.units import NS_PER_S
 from router.events import Intent, VetoReason
 
@@ -182,8 +188,7 @@ def check_order(intent: Intent, gross_usd: float, ctx: RiskContext, limits: Risk
     if not (math.isfinite(gross_usd) and gross_usd > 0):
         raise ValueError(f"gross_usd must be positive and finite, got {gross_usd!r}")
     gross_usd = float(gross_usd)
-    if any((leg.position_side == "BOTH") != (intent.position_side == "BOTH")
-           for leg in ctx.positions if leg.symbol == ctx.symbol):
+    if against_position_mode(intent, ctx):
         raise ValueError(f"{intent.position_side} intent against the other position mode on {ctx.symbol}")
     reasons = tuple(reason for check in CHECKS
                     if (reason := check(intent, gross_usd, ctx, limits)) is not None)

@@ -9,6 +9,8 @@ Reducing intents are bounded by the position they reduce and never flip it. Ever
 
 from __future__ import annotations
 
+import math
+
 from risk.context import RiskContext
 from router.events import Intent
 
@@ -18,6 +20,17 @@ def is_reducing(intent: Intent) -> bool:
     closing_hedge_side = ((intent.position_side == "LONG" and intent.side == "sell")
                           or (intent.position_side == "SHORT" and intent.side == "buy"))
     return intent.reduce_only or intent.close_position or closing_hedge_side
+
+
+def has_valid_size_hint(intent: Intent) -> bool:
+    """A size hint the sizer can take: finite and not negative."""
+    return math.isfinite(intent.size_hint_usd) and intent.size_hint_usd >= 0
+
+
+def against_position_mode(intent: Intent, ctx: RiskContext) -> bool:
+    """True when a leg held on the symbol is of the other position mode (one-way BOTH vs hedge LONG/SHORT)."""
+    return any((leg.position_side == "BOTH") != (intent.position_side == "BOTH")
+               for leg in ctx.positions if leg.symbol == ctx.symbol)
 
 
 def position_notional_usd(intent: Intent, ctx: RiskContext) -> float:

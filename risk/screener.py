@@ -12,7 +12,6 @@ Reducing signals skip the imbalance gate: a close does not wait for the book to 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,7 +19,7 @@ from config.models import ConfigBundle
 from risk.caps import TIER_NAV_CAP
 from risk.checks import check_order, max_concurrent_positions, not_in_universe
 from risk.context import RiskContext
-from risk.exposure import is_reducing
+from risk.exposure import against_position_mode, has_valid_size_hint, is_reducing
 from risk.sizer import suggest_gross_usd
 from router.events import Intent, VetoReason
 from router.venue import TopOfBook
@@ -64,11 +63,10 @@ def _intent_reasons(signal: Intent, ctx: RiskContext) -> tuple[VetoReason, ...]:
     """What makes a decodable intent untradeable before any limit is looked at: the sizer and
     ``check_order`` refuse such input by raising, so the screener turns it into a veto first."""
     reasons = []
-    if not (math.isfinite(signal.size_hint_usd) and signal.size_hint_usd >= 0):
+    if not has_valid_size_hint(signal):
         reasons.append(VetoReason(code="invalid_size_hint", threshold=0.0, observed=signal.size_hint_usd,
                                   detail="intent.size_hint_usd must be finite and >= 0"))
-    if any((leg.position_side == "BOTH") != (signal.position_side == "BOTH")
-           for leg in ctx.positions if leg.symbol == ctx.symbol):
+    if against_position_mode(signal, ctx):
         mode = "one-way (BOTH)" if signal.position_side != "BOTH" else "hedge (LONG/SHORT)"
         reasons.append(VetoReason(code="position_mode_mismatch", threshold=mode, observed=signal.position_side,
                                   detail=f"{ctx.symbol} is held in {mode} mode; intent.position_side must match"))

@@ -9,14 +9,13 @@ they reduce (``close_position`` takes all of it) and have no venue floor (reduce
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 from config.models import ConfigBundle
 from risk.caps import SIZE_CAPS
 from risk.context import RiskContext
-from risk.exposure import is_reducing, reducible_usd
+from risk.exposure import has_valid_size_hint, is_reducing, reducible_usd
 from router.events import Intent
 
 SizeOutcome = Literal["sized", "too_small_for_venue", "nothing_to_reduce", "not_in_universe"]
@@ -42,7 +41,7 @@ def suggest_gross_usd(intent: Intent, ctx: RiskContext, config: ConfigBundle) ->
     """Size ``intent`` against ``ctx`` under ``config``'s sizing buckets and risk limits."""
     if intent.symbol != ctx.symbol:
         raise ValueError(f"context was built for {ctx.symbol}, intent is for {intent.symbol}")
-    if not (math.isfinite(intent.size_hint_usd) and intent.size_hint_usd >= 0):
+    if not has_valid_size_hint(intent):
         raise ValueError(f"size_hint_usd must be finite and >= 0, got {intent.size_hint_usd!r}")
     limits = config.risk
     floor_usd = limits.min_notional_usd(ctx.symbol)
