@@ -320,11 +320,14 @@ class SimulationConfig(Model):
     simulation routes exactly as the live loop does. ``registered_model_prefix`` names the MLflow models
     the simulated learners' final policies are registered under (``<prefix>-<learner>-<SYMBOL>``): apart
     from ``tuner.json``'s live models, so a simulation never becomes a live symbol's champion.
+    ``oracle_segments`` is how many consecutive blocks of intents the per-segment oracle picks its best
+    fixed arm in (an upper benchmark that may switch arm with the regime).
     """
 
     intents: IntentStream
     fill_model: SimFillModel
     markout_horizon_ms: Annotated[float, msgspec.Meta(gt=0.0)]
+    oracle_segments: Annotated[int, msgspec.Meta(ge=1, le=1000)]
     rule_policy: RulePolicyConfig
     synthetic_market: SyntheticMarketConfig
     bootstrap: SimulationBootstrap
@@ -345,7 +348,7 @@ class RouterConfig(Model):
 
 # --- tuner.json ---------------------------------------------------------------------------------
 
-LearnerName = Literal["thompson", "ucb", "epsilon_greedy", "linucb"]
+LearnerName = Literal["structured", "thompson", "ucb", "epsilon_greedy", "linucb"]
 
 
 class ArmGridConfig(Model):
@@ -404,6 +407,25 @@ class ContextScalesConfig(Model):
     size_vs_touch_scale: Annotated[float, msgspec.Meta(gt=0.0)]
 
 
+class StructuredParams(Model):
+    """The structured learner (``tuner.learners.structured``): bootstrap replicas, memory, shrinkage, priors.
+
+    ``forgetting_window`` is the effective memory in outcomes (each outcome discounts all evidence by
+    ``1 - 1/forgetting_window``); ``shrinkage`` is how many pseudo-observations of the curve shared
+    across offsets each offset's own evidence is pulled towards. The cost priors follow from the symbol's
+    market fees in ``router.json`` ``sim_venue.fees`` (the fee schedule the product knows), plus
+    ``prior_fallback_drift_bps`` for the market's move before a fallback, each worth ``prior_strength``
+    observations.
+    """
+
+    replicas: Annotated[int, msgspec.Meta(ge=2, le=1024)]
+    forgetting_window: Annotated[float, msgspec.Meta(gt=1.0, le=1e9)]
+    shrinkage: Annotated[float, msgspec.Meta(ge=0.0, le=1e6)]
+    prior_fallback_drift_bps: Annotated[float, msgspec.Meta(ge=0.0, le=100.0)]
+    prior_fill_probability: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
+    prior_strength: Annotated[float, msgspec.Meta(gt=0.0, le=1e6)]
+
+
 class LearnerParams(Model):
     """Hyper-parameters of every learner, so any of them can be chosen without code changes.
 
@@ -425,6 +447,7 @@ class LearnerParams(Model):
     linucb_ridge: Annotated[float, msgspec.Meta(gt=0.0)]
     linucb_prior_mean_cost_bps: float
     linucb_context_scales: ContextScalesConfig
+    structured: StructuredParams
 
     def __post_init__(self) -> None:
         if self.epsilon_min > self.epsilon:
@@ -510,7 +533,10 @@ class SafetyConfig(Model):
     """Per-arm limits: an arm whose last ``window`` outcomes (at least ``min_outcomes``) break one is excluded.
 
     ``max_fallback_ratio`` is the share of routed orders that used the taker fallback; slippage and
-    cost are means in bps of the filled ones. An excluded arm re-opens when the drift detector fires.
+    cost are means in bps of the filled ones. An excluded arm is probed again after
+    ``reprobe_after_outcomes`` outcomes of the symbol (doubling per repeated exclusion, up to
+    ``max_reprobe_after_outcomes``), and every excluded arm re-opens when the symbol's maker fill rate moves
+    by more than ``regime_fill_rate_change`` or the drift detector fires.
     """
 
     window: PositiveInt
@@ -518,8 +544,14 @@ class SafetyConfig(Model):
     max_fallback_ratio: Probability
     max_slippage_bps: float
     max_cost_bps: float
+    reprobe_after_outcomes: PositiveInt
+    max_reprobe_after_outcomes: PositiveInt
+    regime_fill_rate_change: Fraction
 
     def __post_init__(self) -> None:
+        if self.reprobe_after_outcomes > self.max_reprobe_after_outcomes:
+            raise ValueError(f"reprobe_after_outcomes {self.reprobe_after_outcomes} cannot exceed "
+                             f"max_reprobe_after_outcomes {self.max_reprobe_after_outcomes}")
         if self.min_outcomes > self.window:
             raise ValueError(f"min_outcomes {self.min_outcomes} cannot exceed window {self.window}")
 

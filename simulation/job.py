@@ -103,7 +103,8 @@ class SymbolResult:
 
 @dataclass(frozen=True, slots=True)
 class SimulationResult:
-    """Everything the journal, MLflow and the report need (``learner_runs``: the tuners and their versions).
+    """Everything the journal, MLflow and the report need (``learner_runs``: the tuners and their versions;
+    ``default_learner``: the one ``tuner.json`` names, which ``live --policy-source tuner`` runs).
 
     Shadow scenario symbols that were not simulated are ``shadow_not_simulated``: the report says so.
     """
@@ -113,6 +114,8 @@ class SimulationResult:
     symbols: dict[str, SymbolResult]
     arm_ids: tuple[str, ...]
     learner_runs: tuple[LearnerRun, ...]
+    default_learner: str
+    oracle_segments: int
 
     @property
     def shadow_not_simulated(self) -> tuple[str, ...]:
@@ -180,4 +183,5 @@ def simulate(config: ConfigBundle, markets: Sequence[SimMarket], options: Simula
             result.shadow = shadow_outcome(scenario, result.runs[STATIC], boot)
         results[market.symbol] = result
     return SimulationResult(options=options, data_source=data_source, symbols=results, arm_ids=grid.arm_ids,
-                            learner_runs=tuple(tuners))
+                            learner_runs=tuple(tuners), default_learner=config.tuner.learner,
+                            oracle_segments=sim.oracle_segments)

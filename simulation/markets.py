@@ -113,6 +113,13 @@ def synthetic_markets(config: ConfigBundle, symbols: Sequence[str] | None, seed:
     return markets
 
 
+def synthetic_market_from_tape(config: ConfigBundle, symbol: str, tape: MarketTape, *, source: str) -> SimMarket:
+    """A market to simulate from a tape drawn elsewhere (e.g. ``generate_regimes``); ``symbol`` in the universe."""
+    if symbol not in config.strategy.universe:
+        raise ValueError(f"synthetic symbol {symbol} is not in strategy_config.json universe")
+    return _market(config, symbol, tape, source)
+
+
 def venue_config(config: ConfigBundle, market: SimMarket, *, seed: int) -> SimVenueConfig:
     """The simulated venue of ``market``: fees and latencies from ``sim_venue``, fill model from ``simulation``."""
     sim, fees = config.router.sim_venue, config.router.sim_venue.fees[market.market]

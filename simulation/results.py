@@ -101,6 +101,46 @@ def cumulative_regret_bps(run: PolicyRun, best: PolicyRun) -> np.ndarray:
     return np.cumsum(np.where(np.isfinite(diff), diff, 0.0))
 
 
+def regret_by_quarter_bps(run: PolicyRun, best: PolicyRun) -> list[float]:
+    """Mean regret per order against the best fixed arm in each quarter of the run (in intent order): a
+    learner that learns shows it shrinking. Orders unfilled in either run count 0, as in the sum."""
+    if len(run.events) < 4:
+        raise ValueError(f"{run.policy}: need at least 4 orders for quarters, got {len(run.events)}")
+    diff = costs(run.events) - costs(best.events)
+    return [float(np.mean(np.where(np.isfinite(q), q, 0.0))) for q in np.array_split(diff, 4)]
+
+
+def segment_oracle_cost_bps(runs: Mapping[str, PolicyRun], segments: int) -> float:
+    """Mean cost of the per-segment oracle: the intents cut into ``segments`` consecutive blocks, and in each
+    the fixed arm that was cheapest on that block in hindsight.
+
+    It can switch arm when the market changes, so it bounds from below what any policy choosing among the
+    grid's arms, one regime at a time, could have reached; with one segment it is the best fixed arm.
+    """
+    fixed = {name: costs(run.events) for name, run in runs.items() if name.startswith(FIXED_PREFIX)}
+    if not fixed:
+        raise ValueError("no fixed-arm runs: no oracle")
+    matrix = np.vstack(list(fixed.values()))
+    blocks = np.array_split(np.arange(matrix.shape[1]), min(segments, matrix.shape[1]))
+    total, filled = 0.0, 0
+    for block in blocks:
+        part = matrix[:, block]
+        means = np.array([np.nanmean(row) if np.isfinite(row).any() else np.inf for row in part])
+        best = part[int(np.argmin(means))]
+        total += float(np.nansum(best))
+        filled += int(np.isfinite(best).sum())
+    if filled == 0:
+        raise ValueError("no fixed-arm run filled an order: no oracle")
+    return total / filled
+
+
+def captured_share(policy_cost_bps: float, taker_cost_bps: float, reference_cost_bps: float) -> float | None:
+    """Share of the always-taker -> reference gap that a policy captures (1.0 = as cheap as the reference);
+    ``None`` when the reference is not cheaper than taking (no gap to capture)."""
+    gap = taker_cost_bps - reference_cost_bps
+    return (taker_cost_bps - policy_cost_bps) / gap if gap > 1e-9 else None
+
+
 @dataclass(frozen=True, slots=True)
 class OpeComparison:
     """OPE of a learner's greedy arm on the learner's own log, beside that arm's measured value.

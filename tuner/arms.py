@@ -99,10 +99,17 @@ class ArmGrid:
         min_offset_bps: float,
         max_offset_bps: float,
     ) -> ArmGrid:
-        """Grid of every (offset, bias) pair; raises :class:`ArmError` on bad or duplicate values."""
+        """Grid of every (offset, bias) pair, with taker bias 1.0 as ONE arm; raises :class:`ArmError` on bad
+        or duplicate values.
+
+        An order with taker bias 1.0 never posts, so its offset changes nothing: one arm stands for all of
+        them (at the offset nearest the touch, the smaller on a tie), instead of identical arms learned
+        one by one.
+        """
         offsets = sorted(_unique_finite(offsets_bps, "offsets_bps"))
         biases = sorted(_unique_finite(taker_biases, "taker_biases"))
-        arms = tuple(Arm(o, b) for o, b in itertools.product(offsets, biases))
+        taker_offset = min(offsets, key=lambda o: (abs(o), o))
+        arms = tuple(Arm(o, b) for o, b in itertools.product(offsets, biases) if b < 1.0 or o == taker_offset)
         return cls(arms=arms, min_offset_bps=min_offset_bps, max_offset_bps=max_offset_bps)
 
     def check_in_bounds(self, arm: Arm) -> None:

@@ -19,7 +19,7 @@ evidence is discounted on drift), and a day is the UTC day of the last observed 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -121,23 +121,33 @@ class ExplorationBudget:
     def state(self) -> BudgetState:
         return self._s
 
-    def exploit_arm(self, allowed: Sequence[str], published_arm: str) -> str:
+    def exploit_arm(self, allowed: Sequence[str], published_arm: str,
+                    expected_cost_bps: Mapping[str, float] | None = None) -> str:
         """The arm exploiting would pick among ``allowed``: lowest mean cost with enough outcomes.
 
         Before any allowed arm has ``min_samples_for_bound`` outcomes, the published arm when allowed,
-        else the first allowed arm.
+        else the first allowed arm. With ``expected_cost_bps`` (the learner's posterior cost of every arm),
+        the allowed arm it expects to be cheapest.
         """
         if not allowed:
             raise ValueError("no allowed arm to exploit")
+        if expected_cost_bps is not None:
+            return min(allowed, key=lambda a: expected_cost_bps[a])
         known = [a for a in allowed if self._s.cost_n.get(a, 0) >= self.limits.min_samples_for_bound]
         if known:
             return min(known, key=lambda a: self._s.cost_mean_bps[a])
         return published_arm if published_arm in allowed else allowed[0]
 
-    def extra_cost_bps(self, arm: str, exploit: str) -> float:
-        """Upper bound of the extra cost of routing ``arm`` instead of ``exploit`` (0 for the same arm)."""
+    def extra_cost_bps(self, arm: str, exploit: str, expected_cost_bps: Mapping[str, float] | None = None) -> float:
+        """Upper bound of the extra cost of routing ``arm`` instead of ``exploit`` (0 for the same arm).
+
+        With ``expected_cost_bps`` (a learner's posterior cost of every arm, tried or not) the charge is
+        what exploring is expected to cost under that posterior: the difference of the two expected costs.
+        """
         if arm == exploit:
             return 0.0
+        if expected_cost_bps is not None:
+            return max(0.0, expected_cost_bps[arm] - expected_cost_bps[exploit])
         need = self.limits.min_samples_for_bound
         n_arm, n_ref = self._s.cost_n.get(arm, 0), self._s.cost_n.get(exploit, 0)
         if n_arm < need or n_ref < need:
@@ -146,13 +156,14 @@ class ExplorationBudget:
         spread = math.sqrt(self._std_error_sq(arm) + self._std_error_sq(exploit))
         return max(0.0, difference + self.limits.confidence_z * spread)
 
-    def affordable(self, allowed: Sequence[str], published_arm: str) -> tuple[str, ...]:
+    def affordable(self, allowed: Sequence[str], published_arm: str,
+                   expected_cost_bps: Mapping[str, float] | None = None) -> tuple[str, ...]:
         """The arms of ``allowed`` whose charge fits both caps, in their order; the exploited arm always."""
-        exploit = self.exploit_arm(allowed, published_arm)
+        exploit = self.exploit_arm(allowed, published_arm, expected_cost_bps)
         mean_notional = (self._s.notional_sum_usd / self._s.notional_orders if self._s.notional_orders else None)
         out = []
         for arm in allowed:
-            extra = self.extra_cost_bps(arm, exploit)
+            extra = self.extra_cost_bps(arm, exploit, expected_cost_bps)
             if extra == 0.0:
                 out.append(arm)
                 continue
@@ -166,7 +177,8 @@ class ExplorationBudget:
             self._s.blocked_decisions += 1
         return tuple(out)
 
-    def charge(self, arm: str, exploit: str, *, notional_usd: float, ts_ns: int) -> float:
+    def charge(self, arm: str, exploit: str, expected_cost_bps: Mapping[str, float] | None = None, *,
+               notional_usd: float, ts_ns: int) -> float:
         """Charge one routed order of ``arm`` (exploiting ``exploit``); returns the charge in bps.
 
         Call before :meth:`record_cost` of the same order, with the arms the decision saw.
@@ -176,7 +188,7 @@ class ExplorationBudget:
         day = ts_ns // _NS_PER_DAY
         if self._s.day is None or day > self._s.day:
             self._s.day, self._s.charged_usd_today = day, 0.0
-        extra = self.extra_cost_bps(arm, exploit)
+        extra = self.extra_cost_bps(arm, exploit, expected_cost_bps)
         self._s.orders += 1
         self._s.charged_bps += extra
         self._s.charged_usd_today += extra * _BPS * notional_usd

@@ -12,10 +12,10 @@ import zlib
 
 import numpy as np
 
-from config.models import PageHinkleyDrift, RouterConfig, TunerConfig
+from config.models import FeeSchedule, PageHinkleyDrift, RouterConfig, TunerConfig
 from tuner.arms import ArmGrid
 from tuner.guardrails import AdwinParams, Guardrails, PageHinkleyParams
-from tuner.learners import UCB, ContextScales, EpsilonGreedy, Learner, LinUCB, NormalThompson
+from tuner.learners import UCB, ContextScales, EpsilonGreedy, Learner, LinUCB, NormalThompson, StructuredThompson
 from tuner.reward import RewardFilter
 
 
@@ -33,10 +33,20 @@ def symbol_seed(seed: int, symbol: str) -> int:
     return int(np.random.SeedSequence([seed & 0xFFFFFFFF, zlib.crc32(symbol.encode())]).generate_state(1)[0])
 
 
-def build_learner(tuner: TunerConfig, grid: ArmGrid, seed: int) -> Learner:
-    """The learner named by ``tuner.learner`` with its hyper-parameters; rewards are ``-cost_bps``."""
+def build_learner(tuner: TunerConfig, grid: ArmGrid, seed: int, fees: FeeSchedule) -> Learner:
+    """The learner named by ``tuner.learner`` with its hyper-parameters; rewards are ``-cost_bps``.
+
+    ``fees`` is the symbol's market fee schedule, from which the structured learner's priors follow.
+    """
     p = tuner.learner_params
     burn_in = p.burn_in_per_arm
+    if tuner.learner == "structured":
+        s = p.structured
+        return StructuredThompson(grid, replicas=s.replicas, forgetting_window=s.forgetting_window,
+                                  shrinkage=s.shrinkage, maker_fee_bps=fees.maker_fee_bps,
+                                  taker_fee_bps=fees.taker_fee_bps, prior_fallback_drift_bps=s.prior_fallback_drift_bps,
+                                  prior_fill_probability=s.prior_fill_probability, prior_strength=s.prior_strength,
+                                  burn_in=burn_in, seed=seed)
     if tuner.learner == "thompson":
         return NormalThompson(grid, prior_mean_reward=-p.thompson_prior_mean_cost_bps,
                               prior_mean_pseudo_count=p.thompson_prior_strength,

@@ -8,10 +8,18 @@ last ``window`` routed orders (once ``min_outcomes`` are in), the arm is exclude
 * the mean slippage of its filled orders exceeds ``max_slippage_bps``, or
 * the mean cost of its filled orders exceeds ``max_cost_bps``
 
-(slippage and cost only with ``min_outcomes`` filled orders). An excluded arm stays out until the
-drift detector fires (the market changed, the evidence is stale): then every excluded arm re-opens with
-an empty window. Each exclusion and re-opening is an :class:`~router.events.ArmSafetyChange` whose
-reason names the configured limit, for the journal and for health.
+(slippage and cost only with ``min_outcomes`` filled orders). An exclusion is judged on a recent window
+and is not forever, because a quiet stretch that makes every maker arm fall back ends:
+
+* it expires after ``reprobe_after_outcomes`` outcomes of the symbol, doubling with each exclusion of
+  the same arm in a row (up to ``max_reprobe_after_outcomes``); the arm re-opens with an empty window
+  and is probed again (the exploration budget prices what that costs) — reason ``reprobe``;
+* every excluded arm re-opens at once when the market's regime changes: the symbol's maker fill rate
+  over its last ``window`` maker-first orders moved by more than ``regime_fill_rate_change`` since the
+  exclusion — reason ``regime``; and when the drift detector fires — reason ``drift``.
+
+Each exclusion and re-opening is an :class:`~router.events.ArmSafetyChange` whose reason names the
+configured limit, for the journal and for health.
 """
 
 from __future__ import annotations
@@ -35,8 +43,16 @@ class SafetyLimits:
     max_fallback_ratio: float
     max_slippage_bps: float
     max_cost_bps: float
+    reprobe_after_outcomes: int
+    max_reprobe_after_outcomes: int
+    regime_fill_rate_change: float
 
     def __post_init__(self) -> None:
+        if not 1 <= self.reprobe_after_outcomes <= self.max_reprobe_after_outcomes:
+            raise ValueError(f"need 1 <= reprobe_after_outcomes <= max_reprobe_after_outcomes, got "
+                             f"{self.reprobe_after_outcomes} and {self.max_reprobe_after_outcomes}")
+        if not 0.0 < self.regime_fill_rate_change <= 1.0:
+            raise ValueError(f"regime_fill_rate_change must be in (0, 1], got {self.regime_fill_rate_change!r}")
         if not 1 <= self.min_outcomes <= self.window:
             raise ValueError(f"need 1 <= min_outcomes <= window, got {self.min_outcomes} and {self.window}")
         if not 0.0 <= self.max_fallback_ratio <= 1.0:
@@ -49,7 +65,9 @@ class SafetyLimits:
     def from_config(cls, config: SafetyConfig) -> SafetyLimits:
         return cls(window=config.window, min_outcomes=config.min_outcomes,
                    max_fallback_ratio=config.max_fallback_ratio, max_slippage_bps=config.max_slippage_bps,
-                   max_cost_bps=config.max_cost_bps)
+                   max_cost_bps=config.max_cost_bps, reprobe_after_outcomes=config.reprobe_after_outcomes,
+                   max_reprobe_after_outcomes=config.max_reprobe_after_outcomes,
+                   regime_fill_rate_change=config.regime_fill_rate_change)
 
 
 class ArmOutcome(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
@@ -65,6 +83,11 @@ class SafetyState(msgspec.Struct, forbid_unknown_fields=True):
 
     recent: dict[str, list[ArmOutcome]]
     excluded: dict[str, ArmSafetyChange]
+    outcomes: int = 0
+    reopen_at: dict[str, int] = msgspec.field(default_factory=dict)
+    strikes: dict[str, int] = msgspec.field(default_factory=dict)
+    fill_rate_at_exclusion: dict[str, float] = msgspec.field(default_factory=dict)
+    maker_fills: list[bool] = msgspec.field(default_factory=list)
 
     @classmethod
     def empty(cls) -> SafetyState:
@@ -77,14 +100,16 @@ class ArmSafety:
     Examples
     --------
     >>> limits = SafetyLimits(window=4, min_outcomes=2, max_fallback_ratio=0.5, max_slippage_bps=5.0,
-    ...                       max_cost_bps=8.0)
+    ...                       max_cost_bps=8.0, reprobe_after_outcomes=1, max_reprobe_after_outcomes=12,
+    ...                       regime_fill_rate_change=0.3)
     >>> safety = ArmSafety(limits)
     >>> safety.observe_outcome("a", used_fallback=True, slippage_bps=1.0, cost_bps=2.0)
     >>> change = safety.observe_outcome("a", used_fallback=True, slippage_bps=1.0, cost_bps=2.0)
     >>> change.reason, change.observed, safety.choosable(["a", "b"])
     ('fallback_ratio_gt(0.5)', 1.0, ('b',))
-    >>> [c.arm for c in safety.reopen_all()], safety.choosable(["a", "b"])
-    (['a'], ('a', 'b'))
+    >>> safety.observe_outcome("b", used_fallback=False, slippage_bps=0.0, cost_bps=1.0)
+    >>> [(c.arm, c.reason) for c in safety.reopen_due()], safety.choosable(["a", "b"])
+    ([('a', 'reprobe')], ('a', 'b'))
     """
 
     def __init__(self, limits: SafetyLimits, state: SafetyState | None = None) -> None:
@@ -105,15 +130,21 @@ class ArmSafety:
         return tuple(a for a in allowed if a not in self._s.excluded)
 
     def observe_outcome(self, arm: str, *, used_fallback: bool, slippage_bps: float | None,
-                        cost_bps: float | None) -> ArmSafetyChange | None:
+                        cost_bps: float | None, maker_filled: bool | None = None) -> ArmSafetyChange | None:
         """Add one routed order of ``arm``; returns the exclusion it caused, if any.
 
         Pass slippage and cost only for orders whose reward was accepted (``None`` otherwise), so an
-        absurd or unfilled outcome counts for the fallback ratio only.
+        absurd or unfilled outcome counts for the fallback ratio only. ``maker_filled`` (for an order that
+        started maker-first: did the post-only leg fill it all) feeds the symbol's maker fill rate, the
+        regime signal; ``None`` for a taker start. Call :meth:`reopen_due` after each outcome.
         """
         for name, value in (("slippage_bps", slippage_bps), ("cost_bps", cost_bps)):
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{name} must be finite or None, got {value!r}")
+        self._s.outcomes += 1
+        if maker_filled is not None:
+            self._s.maker_fills.append(maker_filled)
+            del self._s.maker_fills[:-self.limits.window]
         recent = self._s.recent.setdefault(arm, [])
         recent.append(ArmOutcome(used_fallback=used_fallback, slippage_bps=slippage_bps, cost_bps=cost_bps))
         del recent[:-self.limits.window]
@@ -121,17 +152,47 @@ class ArmSafety:
             return None
         change = self._breach(arm, recent)
         if change is not None:
-            self._s.excluded[arm] = change
+            self._exclude(arm, change)
         return change
+
+    def maker_fill_rate(self) -> float | None:
+        """Share of the symbol's last ``window`` maker-first orders that filled on the maker leg."""
+        fills = self._s.maker_fills
+        return sum(fills) / len(fills) if len(fills) >= self.limits.min_outcomes else None
+
+    def reopen_due(self) -> list[ArmSafetyChange]:
+        """Re-open the arms whose exclusion expired (``reprobe``), or all of them when the regime changed."""
+        rate = self.maker_fill_rate()
+        if rate is not None and any(abs(rate - before) > self.limits.regime_fill_rate_change
+                                    for before in self._s.fill_rate_at_exclusion.values()):
+            return self._reopen(list(self._s.excluded), "regime")
+        due = [arm for arm in self._s.excluded if self._s.outcomes >= self._s.reopen_at.get(arm, 0)]
+        return self._reopen(due, "reprobe")
 
     def reopen_all(self) -> list[ArmSafetyChange]:
         """Re-open every excluded arm with an empty window (call when drift is detected)."""
-        changes = [ArmSafetyChange(arm=arm, action="reopened", reason="drift", threshold=None, observed=None)
-                   for arm in self._s.excluded]
-        for change in changes:
-            self._s.recent.pop(change.arm, None)
-        self._s.excluded.clear()
-        return changes
+        return self._reopen(list(self._s.excluded), "drift")
+
+    def _exclude(self, arm: str, change: ArmSafetyChange) -> None:
+        strikes = self._s.strikes.get(arm, 0) + 1
+        wait = min(self.limits.reprobe_after_outcomes * 2 ** (strikes - 1), self.limits.max_reprobe_after_outcomes)
+        self._s.excluded[arm] = change
+        self._s.strikes[arm] = strikes
+        self._s.reopen_at[arm] = self._s.outcomes + wait
+        rate = self.maker_fill_rate()
+        if rate is not None:
+            self._s.fill_rate_at_exclusion[arm] = rate
+
+    def _reopen(self, arms: list[str], reason: str) -> list[ArmSafetyChange]:
+        for arm in arms:
+            del self._s.excluded[arm]
+            self._s.recent.pop(arm, None)
+            self._s.reopen_at.pop(arm, None)
+            self._s.fill_rate_at_exclusion.pop(arm, None)
+            if reason != "reprobe":
+                self._s.strikes.pop(arm, None)  # new evidence, not the same arm failing again
+        return [ArmSafetyChange(arm=arm, action="reopened", reason=reason, threshold=None, observed=None)
+                for arm in arms]
 
     def _breach(self, arm: str, recent: list[ArmOutcome]) -> ArmSafetyChange | None:
         limits = self.limits

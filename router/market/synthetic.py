@@ -17,7 +17,9 @@ Model (all parameters in ``SyntheticMarketSpec``):
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,3 +137,28 @@ def generate(spec: SyntheticMarketSpec) -> MarketTape:
         depth_ts_ns=empty, depth_side=np.empty(0, dtype=np.int8), depth_px=empty.copy(),
         depth_qty=empty.copy(),
     ).validate()
+
+
+def generate_regimes(specs: Sequence[SyntheticMarketSpec]) -> MarketTape:
+    """One tape through several regimes in turn (e.g. quiet, active, quiet): each spec's segment starts where
+    the previous one ended, at its last mid, so only the regime's activity and volatility change.
+
+    The specs must agree on symbol, tick size and lot; each segment is drawn from its own seed.
+    """
+    if not specs:
+        raise ValueError("need at least one regime")
+    first = specs[0]
+    for spec in specs[1:]:
+        if (spec.symbol, spec.tick_size, spec.qty_step) != (first.symbol, first.tick_size, first.qty_step):
+            raise ValueError("regimes must share symbol, tick_size and qty_step")
+    segments: list[MarketTape] = []
+    start_ns, mid0 = first.start_ns, first.mid0
+    for spec in specs:
+        tape = generate(dataclasses.replace(spec, start_ns=start_ns, mid0=mid0))
+        segments.append(tape)
+        start_ns = int(tape.quote_ts_ns[-1]) + round(spec.quote_interval_ms * 1_000_000)
+        mid0 = float(tape.bid_px[-1] + tape.ask_px[-1]) / (2.0 * tape.price_scale)
+    columns = ("quote_ts_ns", "bid_px", "bid_qty", "ask_px", "ask_qty", "trade_ts_ns", "trade_px", "trade_qty",
+               "trade_buyer_maker", "depth_ts_ns", "depth_side", "depth_px", "depth_qty")
+    joined = {name: np.concatenate([getattr(t, name) for t in segments]) for name in columns}
+    return dataclasses.replace(segments[0], **joined).validate()

@@ -13,9 +13,14 @@ from typing import Any
 
 from router.atomic_file import write_bytes_atomic
 from simulation.job import SimulationResult
-from simulation.policies import FIXED_PREFIX
+from simulation.policies import ALWAYS_TAKER, FIXED_PREFIX
 from simulation.report import plots as report_plots
-from simulation.results import cumulative_regret_bps
+from simulation.results import (
+    captured_share,
+    cumulative_regret_bps,
+    regret_by_quarter_bps,
+    segment_oracle_cost_bps,
+)
 from simulation.shadow import CHAMPION_SAME_ORDERS, LIVE_PHASE, STATIC_SAME_ORDERS
 
 ROLLING_WINDOW_ORDERS = 25
@@ -37,24 +42,41 @@ def summary_dict(result: SimulationResult) -> dict[str, Any]:
     symbols: dict[str, Any] = {}
     for symbol, sym in result.symbols.items():
         best = sym.runs[sym.best_fixed]
+        oracle = oracle_costs(result, symbol)
+        taker = sym.summaries[ALWAYS_TAKER].mean_cost_bps
         policies: dict[str, Any] = {}
         for name, s in sym.summaries.items():
             row = {k: v for k, v in s.to_dict().items() if k not in ("symbol", "policy")}
             row["regret_vs_best_fixed_bps"] = float(cumulative_regret_bps(sym.runs[name], best)[-1])
+            row["regret_per_order_by_quarter_bps"] = regret_by_quarter_bps(sym.runs[name], best)
+            for key, reference in oracle.items():
+                row[f"captured_share_of_taker_to_{key}_gap"] = (
+                    None if s.mean_cost_bps is None or taker is None or reference is None
+                    else captured_share(s.mean_cost_bps, taker, reference))
             policies[name] = row
         symbols[symbol] = {
             "market": sym.market.market, "lanes": sym.lanes, "best_fixed_arm": sym.best_fixed,
+            "oracle": {**{f"{key}_cost_bps": value for key, value in oracle.items()},
+                       "segments": result.oracle_segments},
             "policies": policies,
             "learners": {name: outcome.to_dict() for name, outcome in sym.learners.items()},
         }
     return {
         "seed": result.options.seed, "orders_per_symbol": result.options.orders_per_symbol,
         "data_source": result.data_source, "arms": list(result.arm_ids), "learners": list(result.options.learners),
+        "default_learner": result.default_learner,
         "symbols": symbols, "ope": [c.to_dict() for sym in result.symbols.values() for c in sym.ope],
         "shadow": {"symbols": {symbol: sym.shadow.to_dict() for symbol, sym in result.symbols.items()
                                if sym.shadow is not None},
                    "not_simulated": list(result.shadow_not_simulated)},
     }
+
+
+def oracle_costs(result: SimulationResult, symbol: str) -> dict[str, float | None]:
+    """The two hindsight benchmarks of ``symbol``: the best fixed arm and the per-segment oracle (bps)."""
+    sym = result.symbols[symbol]
+    return {"best_fixed": sym.summaries[sym.best_fixed].mean_cost_bps,
+            "segment_oracle": segment_oracle_cost_bps(sym.runs, result.oracle_segments)}
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -99,7 +121,8 @@ def _detail_rows(result: SimulationResult) -> list[list[str]]:
 _DETAIL_HEADER = ["symbol", "policy", "orders", "filled", "mean cost bps", "95% CI", "maker ratio",
                   "fallback ratio", "slippage bps", "markout bps", "regret vs best fixed (sum bps)"]
 _LEARNER_HEADER = ["symbol", "learner", "greedy arm", "published arm", "version", "versions", "rollbacks",
-                   "drifts", "most chosen arm (share)"]
+                   "drifts", "most chosen arm (share)", "regret per order by quarter (bps)",
+                   "captured share of taker -> best fixed / -> segment oracle"]
 _OPE_HEADER = ["symbol", "learner", "greedy arm", "logged", "truth (fixed run) bps", "estimator", "estimate bps",
                "CI", "covers truth", "ESS"]
 
@@ -109,8 +132,14 @@ def _learner_rows(result: SimulationResult) -> list[list[str]]:
     for symbol, sym in result.symbols.items():
         for name, o in sym.learners.items():
             top = max(o.arm_shares, key=o.arm_shares.__getitem__)
+            quarters = regret_by_quarter_bps(sym.runs[o.policy], sym.runs[sym.best_fixed])
+            taker, own = sym.summaries[ALWAYS_TAKER].mean_cost_bps, sym.summaries[o.policy].mean_cost_bps
+            shares = [None if taker is None or own is None or ref is None else captured_share(own, taker, ref)
+                      for ref in oracle_costs(result, symbol).values()]
             rows.append([symbol, name, o.greedy_arm, o.final_arm, str(o.final_version), str(o.versions_published),
-                         str(o.rollbacks), str(o.drifts_detected), f"{top} ({o.arm_shares[top]:.0%})"])
+                         str(o.rollbacks), str(o.drifts_detected), f"{top} ({o.arm_shares[top]:.0%})",
+                         " / ".join(f"{q:+.2f}" for q in quarters),
+                         " / ".join("n/a" if v is None else f"{v:.0%}" for v in shares)])
     return rows
 
 

@@ -28,7 +28,7 @@ def test_duplicate_key_deep_inside_names_file_and_path(config_dir: Path) -> None
 
 def test_duplicate_key_at_top_level_is_found(config_dir: Path) -> None:
     path = config_dir / "tuner.json"
-    doubled = path.read_text().replace('"learner": "thompson",', '"learner": "thompson", "learner": "ucb",')
+    doubled = path.read_text().replace('"learner": "structured",', '"learner": "structured", "learner": "ucb",')
     path.write_text(doubled)
     assert config_issues(config_dir) == ["tuner.json: $.learner: duplicate key"]
 

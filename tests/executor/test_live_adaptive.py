@@ -81,7 +81,7 @@ def test_paper_run_learns_the_cheaper_arm_and_publishes_to_mlflow(tmp_path: Path
     static_cost = sum(mean_cost["o1.00_b0.00"]) / len(mean_cost["o1.00_b0.00"])
     late = Counter(e.arm for e in events[-150:])
     # the synthetic market fills deep passive orders: wider offsets are cheaper, and the tuner moves there
-    assert sum(_offset(e.arm) for e in events[-150:]) > 1.5 * sum(_offset(e.arm) for e in events[:150])
+    assert sum(_offset(e.arm) for e in events[-150:]) / 150 > 2.0 * _offset("o1.00_b0.00"), "well past static"
     cheaper = {arm for arm, costs in mean_cost.items() if sum(costs) / len(costs) < static_cost - 0.5}
     assert sum(late[arm] for arm in cheaper) / 150 > 0.6
     # every decision logged its propensity; versions were published to the MLflow registry
@@ -171,15 +171,17 @@ def test_crash_between_learning_and_journaling_learns_each_event_once(tmp_path: 
     with pytest.raises(AdaptiveStateAhead):
         adaptive.checkpoint()  # memory is ahead of the journal: it must never be saved
     manifest = TunerCheckpoint(tmp_path / "tuner_state.json").manifest
-    assert manifest is not None and manifest.router_events_learned == 56  # last multiple of 7
+    assert manifest is not None
+    learned = manifest.router_events_learned  # the last multiple of 7, or a later version's forced checkpoint
+    assert 56 <= learned < 60
     executor.journal.inner.close()
     executor.store.close()
 
-    # restart on the same venue (as a live exchange would be): catch up 4 events, recover the in-flight one
+    # restart on the same venue (as a live exchange would be): catch up to 60 events, recover the in-flight one
     restarted, adaptive2 = adaptive_executor(config, venue, tmp_path)
     report = restarted.start()
     assert report.recovered_intent_ids == ("i60",)
-    assert report.tuner_catch_up is not None and report.tuner_catch_up.relearned == 4
+    assert report.tuner_catch_up is not None and report.tuner_catch_up.relearned == 60 - learned
     run_intents(restarted, range(61, 100))
     events = list(restarted.journal.read("router"))
     assert [e.intent_id for e in events] == [f"i{k}" for k in range(100)]

@@ -62,6 +62,7 @@ def test_report_without_learners_says_so(tmp_path: Path) -> None:
 def test_report_refuses_an_empty_result(tmp_path: Path) -> None:
     result = _result(())
     empty = type(result)(options=result.options, data_source="synthetic", symbols={}, arm_ids=result.arm_ids,
-                         learner_runs=())
+                         learner_runs=(), default_learner=result.default_learner,
+                         oracle_segments=result.oracle_segments)
     with pytest.raises(ValueError, match="no symbol"):
         write_report(empty, tmp_path)

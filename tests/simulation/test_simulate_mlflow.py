@@ -82,4 +82,5 @@ def test_simulation_prefix_must_not_shadow_live_models(tmp_path: Path) -> None:
 
 def _empty_result() -> SimulationResult:
     options = SimulationOptions(symbols=None, orders_per_symbol=1, seed=0, data_dir=None, learners=())
-    return SimulationResult(options=options, data_source="synthetic", symbols={}, arm_ids=(), learner_runs=())
+    return SimulationResult(options=options, data_source="synthetic", symbols={}, arm_ids=(), learner_runs=(),
+                            default_learner="structured", oracle_segments=1)

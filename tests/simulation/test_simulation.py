@@ -99,9 +99,11 @@ def test_ope_refuses_an_arm_without_truth_or_support(config, result) -> None:
     run, truth = sym.runs[comp.learner], sym.summaries[f"{FIXED_PREFIX}{comp.arm}"]
     with pytest.raises(ValueError, match="filled nothing"):
         ope_vs_truth(run, comp.arm, replace(truth, mean_cost_bps=None), config.tuner.ope, seed=1)
-    never = next(a for a in result.arm_ids if sym.learners[comp.learner.removeprefix("learner:")].arm_shares[a] == 0)
+    never = comp.arm  # the learner's log without that arm's orders has no support for it
+    kept = [i for i, e in enumerate(run.events) if e.arm != never]
+    unsupported = replace(run, events=tuple(run.events[i] for i in kept), markout_bps=run.markout_bps[kept])
     with pytest.raises(ValueError, match="no support"):
-        ope_vs_truth(run, never, sym.summaries[f"{FIXED_PREFIX}{never}"], config.tuner.ope, seed=1)
+        ope_vs_truth(unsupported, never, sym.summaries[f"{FIXED_PREFIX}{never}"], config.tuner.ope, seed=1)
 
 
 def test_learner_helpers_refuse_bad_input(config, result) -> None:
@@ -113,7 +115,7 @@ def test_learner_helpers_refuse_bad_input(config, result) -> None:
         SimulationOptions(symbols=None, orders_per_symbol=5, seed=1, data_dir=None, learners=("sarsa",))
     grid = build_grid(config.tuner, config.router)
     with pytest.raises(ValueError, match="no evidence"):
-        greedy_arm(build_learner(config.tuner, grid, seed=1), None)
+        greedy_arm(build_learner(config.tuner, grid, seed=1, fees=config.router.sim_venue.fees["usdm"]), None)
     events = result.symbols["BTCUSDT"].runs[STATIC].events
     with pytest.raises(ValueError, match="outside the grid"):
         arm_shares(events, grid.arm_ids)

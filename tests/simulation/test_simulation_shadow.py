@@ -176,7 +176,7 @@ def test_cli_json_line_shadow_block(tmp_path: Path, no_data: None, capsys) -> No
     shadow = line["shadow"]
     assert shadow["not_simulated"] == ["BTCUSD_PERP"] and set(shadow["symbols"]) == {"ETHUSDT"}
     block = shadow["symbols"]["ETHUSDT"]
-    assert block["learner"] == "thompson" and block["orders"] == 40
+    assert block["learner"] == line["default_learner"] == "structured" and block["orders"] == 40
     assert block["went_live_by"] == "command" and block["went_live_after_orders"] == block["shadow_orders"] == 20
     assert block["live_orders"] == 20 and block["shadow_records"] == 20
     assert block["shadow_phase_matches_champion"] is True
@@ -196,7 +196,7 @@ def test_cli_json_line_shadow_block(tmp_path: Path, no_data: None, capsys) -> No
     with Journal(tmp_path / "simulation.sqlite", readonly=True) as journal:
         assert journal.count("shadow") == 20
         intent_ids = {e.intent_id for e in journal.read("router", symbol="ETHUSDT")}
-    assert sum(i.startswith("shadow_thompson:") for i in intent_ids) == 40
+    assert sum(i.startswith("shadow_structured:") for i in intent_ids) == 40
     assert sum(i.startswith("champion:") for i in intent_ids) == 40
 
 

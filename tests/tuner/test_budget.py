@@ -24,11 +24,15 @@ def true_cost_bps(arm: Arm) -> float:
 
 
 def budget_bundle(per_order_bps: float, usd_per_day: float) -> ConfigBundle:
+    """Thompson sampling on a grid with bias-0.5 mixtures, whose bound-based charges these tests pin down."""
     bundle = tuned_bundle(min_outcomes=100, every_n=300)
     deployment = bundle.tuner.deployment
     budget = msgspec.structs.replace(deployment.budget, max_extra_cost_bps_per_order=per_order_bps,
                                      max_extra_cost_usd_per_day=usd_per_day)
-    tuner = msgspec.structs.replace(bundle.tuner, deployment=msgspec.structs.replace(deployment, budget=budget))
+    arms = msgspec.structs.replace(bundle.tuner.arms, taker_biases=(0.0, 0.5, 1.0))
+    guardrails = msgspec.structs.replace(bundle.tuner.guardrails, max_bias_step=0.5)
+    tuner = msgspec.structs.replace(bundle.tuner, arms=arms, guardrails=guardrails,
+                                    deployment=msgspec.structs.replace(deployment, budget=budget))
     return msgspec.structs.replace(bundle, tuner=tuner)
 
 

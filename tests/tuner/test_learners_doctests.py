@@ -15,6 +15,7 @@ MODULES = [
     "tuner.learners.ucb",
     "tuner.learners.epsilon_greedy",
     "tuner.learners.linucb",
+    "tuner.learners.structured",
 ]
 
 

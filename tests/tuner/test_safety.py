@@ -19,12 +19,14 @@ from tuner.arms import Arm
 from tuner.safety import ArmSafety, SafetyLimits
 
 BAD_ARM = "o2.00_b0.00"
+REPROBE = {"reprobe_after_outcomes": 1000, "max_reprobe_after_outcomes": 1000, "regime_fill_rate_change": 1.0}
+"""Re-probing and regime re-opening out of the way, for tests of the limits themselves."""
 
 
 def safety_bundle(**safety: float) -> ConfigBundle:
     bundle = tuned_bundle(min_outcomes=10_000, every_n=10_000)
     deployment = bundle.tuner.deployment
-    limits = msgspec.structs.replace(deployment.safety, **safety)
+    limits = msgspec.structs.replace(deployment.safety, **{**REPROBE, **safety})
     budget = msgspec.structs.replace(deployment.budget, max_extra_cost_bps_per_order=1e6,
                                      max_extra_cost_usd_per_day=1e9)
     deployment = msgspec.structs.replace(deployment, safety=limits, budget=budget)
@@ -87,7 +89,7 @@ def test_fallback_ratio_excludes_and_excluding_everything_falls_back_to_the_publ
 
 def test_slippage_limit_and_unfilled_orders() -> None:
     safety = ArmSafety(SafetyLimits(window=5, min_outcomes=3, max_fallback_ratio=1.0, max_slippage_bps=4.0,
-                                    max_cost_bps=100.0))
+                                    max_cost_bps=100.0, **REPROBE))
     for _ in range(4):
         assert safety.observe_outcome("a", used_fallback=False, slippage_bps=None, cost_bps=None) is None
     assert safety.choosable(["a"]) == ("a",), "unfilled orders say nothing about slippage or cost"
@@ -98,13 +100,57 @@ def test_slippage_limit_and_unfilled_orders() -> None:
 
 def test_bad_limits_and_values_are_refused() -> None:
     with pytest.raises(ValueError, match="min_outcomes <= window"):
-        SafetyLimits(window=3, min_outcomes=4, max_fallback_ratio=0.5, max_slippage_bps=1.0, max_cost_bps=1.0)
+        SafetyLimits(window=3, min_outcomes=4, max_fallback_ratio=0.5, max_slippage_bps=1.0, max_cost_bps=1.0,
+                     **REPROBE)
     with pytest.raises(ValueError, match="max_fallback_ratio"):
-        SafetyLimits(window=3, min_outcomes=2, max_fallback_ratio=1.5, max_slippage_bps=1.0, max_cost_bps=1.0)
+        SafetyLimits(window=3, min_outcomes=2, max_fallback_ratio=1.5, max_slippage_bps=1.0, max_cost_bps=1.0,
+                     **REPROBE)
     safety = ArmSafety(SafetyLimits(window=3, min_outcomes=2, max_fallback_ratio=0.5, max_slippage_bps=1.0,
-                                    max_cost_bps=1.0))
+                                    max_cost_bps=1.0, **REPROBE))
     with pytest.raises(ValueError, match="cost_bps must be finite"):
         safety.observe_outcome("a", used_fallback=False, slippage_bps=0.0, cost_bps=float("nan"))
+
+
+def test_an_exclusion_expires_and_doubles_when_the_arm_fails_its_reprobe() -> None:
+    safety = ArmSafety(SafetyLimits(window=4, min_outcomes=2, max_fallback_ratio=0.5, max_slippage_bps=50.0,
+                                    max_cost_bps=50.0, reprobe_after_outcomes=10, max_reprobe_after_outcomes=25,
+                                    regime_fill_rate_change=1.0))
+
+    def fail(arm: str) -> None:
+        for _ in range(2):
+            safety.observe_outcome(arm, used_fallback=True, slippage_bps=1.0, cost_bps=5.0)
+
+    def wait(outcomes: int) -> list[str]:
+        reopened = []
+        for _ in range(outcomes):
+            safety.observe_outcome("b", used_fallback=False, slippage_bps=0.0, cost_bps=1.0)
+            reopened += [(c.arm, c.reason) for c in safety.reopen_due()]
+        return reopened
+
+    fail("a")
+    assert safety.choosable(["a", "b"]) == ("b",)
+    assert wait(9) == [] and wait(1) == [("a", "reprobe")], "re-probed after 10 outcomes of the symbol"
+    fail("a")
+    assert wait(19) == [] and wait(1) == [("a", "reprobe")], "failing the probe doubles the wait"
+    fail("a")
+    assert wait(24) == [] and wait(1) == [("a", "reprobe")], "the wait is capped"
+
+
+def test_a_change_of_the_maker_fill_rate_reopens_every_exclusion_without_a_drift_alarm() -> None:
+    safety = ArmSafety(SafetyLimits(window=20, min_outcomes=5, max_fallback_ratio=0.8, max_slippage_bps=50.0,
+                                    max_cost_bps=50.0, reprobe_after_outcomes=10_000, max_reprobe_after_outcomes=10_000,
+                                    regime_fill_rate_change=0.3))
+    for arm in ("deep", "touch"):  # a quiet market: every maker leg falls back
+        for _ in range(5):
+            safety.observe_outcome(arm, used_fallback=True, slippage_bps=1.0, cost_bps=5.0, maker_filled=False)
+            assert safety.reopen_due() == []
+    assert set(safety.excluded) == {"deep", "touch"} and safety.maker_fill_rate() == 0.0
+    reopened = []
+    for _ in range(20):  # activity returns: the arms still open fill on the maker leg again
+        safety.observe_outcome("near", used_fallback=False, slippage_bps=0.0, cost_bps=1.0, maker_filled=True)
+        reopened += safety.reopen_due()
+    assert sorted(c.arm for c in reopened) == ["deep", "touch"] and {c.reason for c in reopened} == {"regime"}
+    assert safety.excluded == {}
 
 
 @pytest.mark.parametrize("name", ["tuner.safety", "tuner.budget"])

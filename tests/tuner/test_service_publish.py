@@ -61,7 +61,7 @@ def test_record_carries_learner_grid_guardrails_and_finite_metrics() -> None:
     assert set(params["learner_params"]) == {"prior_mean_reward", "prior_mean_pseudo_count", "prior_noise_std",
                                              "prior_noise_pseudo_count", "burn_in", "propensity_draws"}
     assert params["arm_grid"]["maker_offsets_bps"] == [0.0, 0.5, 1.0, 2.0, 4.0]
-    assert len(params["arm_grid"]["arm_ids"]) == 15
+    assert len(params["arm_grid"]["arm_ids"]) == 6, "five maker offsets and one taker arm"
     assert params["guardrails"]["max_step_offset_bps"] == 2.0 and "drift" in params["guardrails"]
     metrics = record.metrics.as_dict()
     assert set(metrics) == {"outcomes", "events", "cost_bps", "maker_ratio", "fallback_ratio", "regret_bps",
@@ -104,7 +104,8 @@ def test_mlflow_is_not_imported_by_the_service_path() -> None:
 def test_factory_builds_each_configured_learner(kind: str, cls: type) -> None:
     tuner = tuned_bundle(learner=kind).tuner
     router = tuned_bundle().router
-    learner = build_learner(tuner, build_grid(tuner, router), symbol_seed(tuner.seed, SYMBOL))
+    learner = build_learner(tuner, build_grid(tuner, router), symbol_seed(tuner.seed, SYMBOL),
+                            router.sim_venue.fees["usdm"])
     assert isinstance(learner, cls) and learner.params()["burn_in"] == tuner.learner_params.burn_in_per_arm
 
 

@@ -25,7 +25,7 @@ from tuner.service.symbol import ShadowModeError
 from tuner.service.tuner_service import TunerService
 from tuner.shadow import ShadowRule, with_shadow_symbols
 
-CHAMPION_ARM = "o1.00_b0.50"
+CHAMPION_ARM = "o0.50_b0.00"
 
 
 def shadow_bundle(**shadow: float) -> ConfigBundle:
@@ -39,7 +39,7 @@ def shadow_bundle(**shadow: float) -> ConfigBundle:
 
 def champion(bundle: ConfigBundle) -> RouterPolicy:
     return RouterPolicy.from_static(SYMBOL, bundle.router, policy_id="router-policy").with_arm(
-        CHAMPION_ARM, 1.0, 0.5, 1.0, 3)
+        CHAMPION_ARM, 0.5, 0.0, 1.0, 3)
 
 
 def route_orders(bundle: ConfigBundle, service: TunerService | None, orders: int, seed: int
@@ -178,4 +178,4 @@ def test_bad_shadow_configuration_is_refused() -> None:
     other = RouterPolicy.from_static("ETHUSDT", bundle.router)
     with pytest.raises(ValueError, match="acting policy of ETHUSDT"):
         service.shadow(SYMBOL, None, other, intent_id="i", ts_ns=0)
-    assert Arm(1.0, 0.5).arm_id == CHAMPION_ARM
+    assert Arm(0.5, 0.0).arm_id == CHAMPION_ARM

@@ -27,6 +27,22 @@ class StateMismatchError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class RouteOutcome:
+    """How a routed order ended, beyond its cost: what a structured learner splits the cost by.
+
+    ``started_maker``: the order began with a post-only leg (not straight taker);
+    ``maker_filled``: that leg filled the whole order, so no taker fallback was needed.
+    """
+
+    started_maker: bool
+    maker_filled: bool
+
+    def __post_init__(self) -> None:
+        if self.maker_filled and not self.started_maker:
+            raise ValueError("an order that started as taker cannot have filled on a maker leg")
+
+
+@dataclass(frozen=True, slots=True)
 class Choice:
     """An arm and the probability the learner had of choosing it (given the allowed arms)."""
 
@@ -63,6 +79,10 @@ class Learner(ABC):
     kind: ClassVar[str]
     state_type: ClassVar[type[LearnerState]]
     requires_context: ClassVar[bool] = False
+    needs_outcome: ClassVar[bool] = False
+    prices_untried_arms: ClassVar[bool] = False
+    """True when :meth:`expected_reward` is an informed estimate for every arm, tried or not (a model
+    shared across arms), so the exploration budget may price exploring by it."""
 
     def __init__(self, grid: ArmGrid, *, burn_in: int, seed: int) -> None:
         if burn_in < 0:
@@ -94,13 +114,20 @@ class Learner(ABC):
         i, propensity = self._choose(idx, context)
         return Choice(self._grid.arms[i], propensity)
 
-    def update(self, arm_id: str, reward: float, context: Context | None = None) -> None:
-        """Learn one reward (``-cost_bps``) for ``arm_id``; filter rewards with ``RewardFilter`` first."""
+    def update(self, arm_id: str, reward: float, context: Context | None = None,
+               outcome: RouteOutcome | None = None) -> None:
+        """Learn one reward (``-cost_bps``) for ``arm_id``; filter rewards with ``RewardFilter`` first.
+
+        ``outcome`` (how the order ended) is required by a learner with ``needs_outcome`` and ignored
+        by the others.
+        """
         self._check_context(context)
         if not math.isfinite(reward):
             raise ValueError(f"reward must be finite, got {reward!r}")
+        if self.needs_outcome and outcome is None:
+            raise ValueError(f"{self.kind} learner learns from how an order ended: pass its RouteOutcome")
         i = self._grid.index(arm_id)
-        self._update(i, float(reward), context)
+        self._update(i, float(reward), context, outcome)
         self._counts[i] += 1.0
 
     def expected_reward(self, arm_id: str, context: Context | None = None) -> float | None:
@@ -162,7 +189,7 @@ class Learner(ABC):
     def _choose(self, idx: np.ndarray, context: Context | None) -> tuple[int, float]: ...
 
     @abstractmethod
-    def _update(self, i: int, reward: float, context: Context | None) -> None: ...
+    def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None: ...
 
     @abstractmethod
     def _expected_reward(self, i: int, context: Context | None) -> float | None: ...
@@ -253,7 +280,7 @@ class MomentsLearner(Learner):
         super().__init__(grid, burn_in=burn_in, seed=seed)
         self._moments = ArmMoments(len(grid))
 
-    def _update(self, i: int, reward: float, context: Context | None) -> None:
+    def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
         self._moments.add(i, reward, self._counts[i] + 1.0)
 
     def _expected_reward(self, i: int, context: Context | None) -> float | None:

@@ -8,7 +8,7 @@ import numpy as np
 
 from features.context import Context
 from tuner.arms import ArmGrid
-from tuner.learners.base import MomentsLearner, MomentsState
+from tuner.learners.base import MomentsLearner, MomentsState, RouteOutcome
 
 
 class EpsilonGreedyState(MomentsState, frozen=True, tag="epsilon_greedy"):
@@ -95,8 +95,8 @@ class EpsilonGreedy(MomentsLearner):
         propensity = eps / idx.size + ((1.0 - eps) / greedy.size if i in greedy else 0.0)
         return i, propensity
 
-    def _update(self, i: int, reward: float, context: Context | None) -> None:
-        super()._update(i, reward, context)
+    def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
+        super()._update(i, reward, context, outcome)
         self._decay_steps += 1.0
 
     def _discount(self, keep_fraction: float) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 
 from features.context import Context
 from tuner.arms import ArmGrid
-from tuner.learners.base import Learner, LearnerState, StateMismatchError
+from tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
 from tuner.learners.context import N_FEATURES, ContextScales
 
 
@@ -130,7 +130,7 @@ class LinUCB(Learner):
         i, ties = self._argmax_ties(idx, scores)
         return i, 1.0 / ties
 
-    def _update(self, i: int, reward: float, context: Context | None) -> None:
+    def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
         x = self._features(context)
         a_inv_x = self._a_inv[i] @ x
         self._a_inv[i] -= np.outer(a_inv_x, a_inv_x) / (1.0 + x @ a_inv_x)

@@ -44,7 +44,7 @@ from router.policy import STATIC_ARM, RouterPolicy
 from tuner.arms import Arm, ArmGrid, arm_id_of
 from tuner.budget import BudgetReport, BudgetState, ExplorationBudget
 from tuner.guardrails import DriftMonitor, Guardrails, RollbackMonitor, allowed_arm_ids, should_publish
-from tuner.learners import Choice, Context, Learner
+from tuner.learners import Choice, Context, Learner, RouteOutcome
 from tuner.reward import RewardFilter
 from tuner.safety import ArmSafety, SafetyState
 from tuner.service.period import PeriodStats
@@ -193,7 +193,8 @@ class SymbolTuner:
         if self._mode != "live":
             raise ShadowModeError(f"{self.symbol} is in shadow mode: route with the champion and call shadow()")
         choosable = self._choosable(deciding=True)
-        affordable = self._budget.affordable(choosable, self._exploit_reference(choosable))
+        priced = self._posterior_costs()
+        affordable = self._budget.affordable(choosable, self._exploit_reference(choosable, priced), priced)
         choice = self._learner.choose(context, affordable)
         arm = choice.arm
         acting = dataclasses.replace(self._policy, arm=arm.arm_id, maker_offset_bps=arm.maker_offset_bps,
@@ -248,23 +249,27 @@ class SymbolTuner:
         changes: list[ArmSafetyChange] = []
         if self._mode == "live":
             choosable = self._choosable()
-            self._budget.charge(arm_id, self._exploit_reference(choosable),
+            priced = self._posterior_costs()
+            self._budget.charge(arm_id, self._exploit_reference(choosable, priced), priced,
                                 notional_usd=notional_usd(self._contract, event.arrival_mid, event.qty),
                                 ts_ns=event.finished_ts_ns)
         else:
             self._shadow.add_event(event)
         reward = self._reward_filter.reward_from_event(event)
         slippage_bps = event.slippage_bps if reward is not None and event.slippage_bps is not None else None
+        outcome = route_outcome(event)
         excluded = self._safety.observe_outcome(arm_id, used_fallback=event.used_fallback, slippage_bps=slippage_bps,
-                                                cost_bps=-reward if reward is not None else None)
+                                                cost_bps=-reward if reward is not None else None,
+                                                maker_filled=outcome.maker_filled if outcome.started_maker else None)
         if excluded is not None:
             changes.append(excluded)
+        changes.extend(self._safety.reopen_due())
         if reward is None:
             return dataclasses.replace(_nothing_learned(), safety=self._safety_event(event, changes))
         drift = self._drift.observe(arm_id, reward, context)
         if drift:
             changes.extend(self._safety.reopen_all())
-        self._learner.update(arm_id, reward, context)
+        self._learner.update(arm_id, reward, context, outcome)
         self._refresh_estimate(arm_id, drift)
         cost_bps = -reward
         self._budget.record_cost(arm_id, cost_bps)
@@ -307,7 +312,7 @@ class SymbolTuner:
 
     def exploit_arm_id(self) -> str:
         """The arm the budget treats as exploitation now (its charge is zero)."""
-        return self._exploit_reference(self._choosable())
+        return self._exploit_reference(self._choosable(), self._posterior_costs())
 
     def best_arm_id(self) -> str:
         """The learner's best in-bounds arm by expected reward (the published arm before any evidence)."""
@@ -402,8 +407,15 @@ class SymbolTuner:
         self._safety_fallbacks += int(deciding)
         return (self._current_arm.arm_id,)
 
-    def _exploit_reference(self, choosable: tuple[str, ...]) -> str:
-        return self._budget.exploit_arm(choosable, self._current_arm.arm_id)
+    def _exploit_reference(self, choosable: tuple[str, ...], priced: dict[str, float] | None) -> str:
+        return self._budget.exploit_arm(choosable, self._current_arm.arm_id, priced)
+
+    def _posterior_costs(self) -> dict[str, float] | None:
+        """Expected cost of every in-bounds arm under a learner that prices untried arms (else ``None``):
+        the budget then charges exploring by what it is expected to cost, not by a flat bound."""
+        if not self._learner.prices_untried_arms:
+            return None
+        return {arm_id: -value for arm_id, value in self._compute_estimates(None, require_evidence=False).items()}
 
     def _safety_event(self, event: RouterEvent, changes: list[ArmSafetyChange]) -> ArmSafetyEvent | None:
         if not changes:
@@ -425,7 +437,10 @@ class SymbolTuner:
     def _set_policy(self, policy: RouterPolicy) -> None:
         self._policy = policy
         self._current_arm = Arm(policy.maker_offset_bps, policy.taker_bias)
-        self._allowed = allowed_arm_ids(self._grid, self._guardrails, self._current_arm)
+        # a learner whose exploration the budget prices by its own posterior explores every in-bounds arm
+        # (the budget bounds what that costs); the others explore within one step of the published arm
+        near = None if self._learner.prices_untried_arms else self._current_arm
+        self._allowed = allowed_arm_ids(self._grid, self._guardrails, near)
 
     def _learnable_arm(self, event: RouterEvent) -> str | None:
         arm_id = arm_id_of(event.maker_offset_bps, event.taker_bias)
@@ -448,11 +463,11 @@ class SymbolTuner:
         context = self._period.mean_context()
         return {} if context is None else self._compute_estimates(context)
 
-    def _compute_estimates(self, context: Context | None) -> dict[str, float]:
+    def _compute_estimates(self, context: Context | None, *, require_evidence: bool = True) -> dict[str, float]:
         counts = self._learner.counts()
         out: dict[str, float] = {}
         for arm_id in self._in_bounds:
-            if counts[arm_id] > 0:
+            if counts[arm_id] > 0 or not require_evidence:
                 value = self._learner.expected_reward(arm_id, context)
                 if value is not None:
                     out[arm_id] = value
@@ -539,3 +554,10 @@ def _nothing_learned() -> ObserveResult:
 def _copy(state: msgspec.Struct, kind: type[_S]) -> _S:
     """A deep copy of a saved sub-state, so the tuner never mutates the struct it was given."""
     return msgspec.json.decode(msgspec.json.encode(state), type=kind)
+
+
+def route_outcome(event: RouterEvent) -> RouteOutcome:
+    """How ``event``'s order ended, for a learner that splits cost by it: a maker start, and whether the
+    post-only leg filled it all (no taker fallback)."""
+    return RouteOutcome(started_maker=event.started_maker,
+                        maker_filled=event.started_maker and event.is_maker_final and not event.used_fallback)

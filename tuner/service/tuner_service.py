@@ -128,7 +128,8 @@ class TunerService:
             tuners[symbol] = SymbolTuner(
                 RouterPolicy.from_static(symbol, router, policy_id=f"tuner-{symbol}"),
                 bounds=router.policy_bounds,
-                learner=build_learner(tuner_config, grid, seed),
+                learner=build_learner(tuner_config, grid, seed,
+                                      router.sim_venue.fees[bundle.strategy.universe[symbol].market]),
                 guardrails=build_guardrails(tuner_config, router),
                 reward_filter=build_reward_filter(tuner_config),
                 publish_rule=rule,

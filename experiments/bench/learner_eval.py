@@ -1,0 +1,165 @@
+"""Does a learner beat the static policy on data it was not tuned on? A held-out evaluation of the tuner.
+
+Run: ``.venv/bin/python -m experiments.bench.learner_eval [--part holdout|tune|all] [--orders 800]
+[--learners structured,thompson] [--seeds 7,8] [--no-regimes] [--set learner.key=value ...]``
+
+How the data is split, so that tuning is honest: hyper-parameters are chosen on the synthetic market
+and on the FIRST half of each bundled recording (``--part tune``); the figures quoted in the README are
+from the SECOND half (``--part holdout``), where every policy routes the same ``--orders`` intents, and
+from a regime-switching market (quiet, active, quiet synthetic regimes, the shape real markets take
+within hours). Each part routes the same intents under always-taker, the static policy, every fixed arm
+of the grid (the best one is chosen in hindsight on these very intents: an oracle) and each learner;
+per market it prints mean cost (bps, fees and fallback included), the gap of each learner to the best
+fixed arm and to static, and the share of the taker -> best-fixed gap the learner captures.
+
+Baselines measured in the same run: always-taker and static are the reference points, so no figure
+depends on the speed or noise of the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+import msgspec
+import numpy as np
+
+from config.loader import load_config
+from config.models import ConfigBundle
+from router.market.binance import resolve_data_dir
+from router.market.synthetic import SyntheticMarketSpec, generate_regimes
+from simulation.intents import SimIntent, intent_stream
+from simulation.job import baseline_sources
+from simulation.learners import learner_policy_name, learner_runs, parse_learners
+from simulation.markets import SimMarket, recorded_markets, synthetic_market_from_tape
+from simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, STATIC
+from simulation.runner import run_policy
+from tuner.factory import build_grid
+
+REGIMES = (("quiet", 0.05, 300.0), ("active", 4.0, 300.0), ("quiet", 0.05, 300.0))
+"""(name, trade rate as a multiple of the configured synthetic market's, duration in s) of each regime."""
+REGIME_SYMBOL = "BTCUSDT"
+
+
+@dataclass(frozen=True, slots=True)
+class MarketScore:
+    """Mean cost per policy on one market part, and the learners' standing against the baselines."""
+
+    label: str
+    costs: dict[str, float]
+
+    @property
+    def best_fixed(self) -> str:
+        fixed = {k: v for k, v in self.costs.items() if k.startswith(FIXED_PREFIX)}
+        return min(sorted(fixed), key=fixed.__getitem__)
+
+    def captured(self, policy: str) -> float:
+        """Share of the always-taker -> best-fixed gap that ``policy`` captures (1.0 = as good as the best)."""
+        gap = self.costs[ALWAYS_TAKER] - self.costs[self.best_fixed]
+        return (self.costs[ALWAYS_TAKER] - self.costs[policy]) / gap if gap > 1e-9 else float("nan")
+
+
+def part_intents(market: SimMarket, orders: int, config: ConfigBundle, seed: int, part: str) -> list[SimIntent]:
+    """``orders`` intents over the whole tape (``all``) or over its first (``tune``) / second half (``holdout``)."""
+    stream = config.router.simulation.intents
+    if part == "all":
+        return intent_stream(market, orders, stream, seed=seed)
+    both = intent_stream(market, 2 * orders, stream, seed=seed)
+    split_ns = both[orders].arrival_ns
+    return [i for i in both if (i.arrival_ns < split_ns) == (part == "tune")]
+
+
+def regime_market(config: ConfigBundle, seed: int) -> SimMarket:
+    """The configured synthetic market of ``REGIME_SYMBOL`` going through ``REGIMES`` in turn."""
+    spec = config.router.simulation.synthetic_market
+    specs = [SyntheticMarketSpec(
+        symbol=REGIME_SYMBOL, start_ns=0, duration_s=duration, mid0=spec.symbols[REGIME_SYMBOL],
+        tick_size=spec.tick_size, spread_ticks=spec.spread_ticks,
+        volatility_bps_per_sqrt_s=spec.volatility_bps_per_sqrt_s,
+        quote_interval_ms=spec.quote_interval_ms, trade_rate_per_s=spec.trade_rate_per_s * rate,
+        mean_trade_qty=spec.mean_trade_qty, qty_step=spec.qty_step, touch_qty=spec.touch_qty,
+        sweep_decay_per_bps=spec.sweep_decay_per_bps, seed=seed * 100 + k)
+        for k, (_, rate, duration) in enumerate(REGIMES)]
+    return synthetic_market_from_tape(config, REGIME_SYMBOL, generate_regimes(specs), source="regimes")
+
+
+def score(market: SimMarket, intents: list[SimIntent], config: ConfigBundle, learners: tuple[str, ...], seed: int,
+          label: str) -> MarketScore:
+    """Route ``intents`` under the baselines, every fixed arm and each learner (fresh tuners)."""
+    grid = build_grid(config.tuner, config.router)
+    sources = {k: v for k, v in baseline_sources(market.symbol, config, grid).items() if k != "rule"}
+    for run in learner_runs(config, learners, [market.symbol], seed):
+        sources[learner_policy_name(run.learner)] = run.source(market.symbol)
+    costs = {}
+    for name, source in sources.items():
+        events = run_policy(market, intents, source, name, config=config, seed=seed).events
+        costs[name] = float(np.mean([e.cost_bps for e in events if e.cost_bps is not None]))
+    return MarketScore(label=label, costs=costs)
+
+
+def with_settings(config: ConfigBundle, settings: list[str]) -> ConfigBundle:
+    """``learner_params.structured.forgetting_window=400``-style overrides of ``tuner.json`` (for tuning)."""
+    document = msgspec.to_builtins(config.tuner)
+    for setting in settings:
+        path, _, value = setting.partition("=")
+        *parents, leaf = path.split(".")
+        node = document
+        for key in parents:
+            node = node[key]
+        if leaf not in node:
+            raise SystemExit(f"learner_eval: --set {setting}: no key {path!r} in tuner.json")
+        node[leaf] = type(node[leaf])(value) if node[leaf] is not None else float(value)
+    tuner = msgspec.convert(document, type=type(config.tuner))
+    return msgspec.structs.replace(config, tuner=tuner)
+
+
+def print_scores(scores: list[MarketScore], learners: tuple[str, ...]) -> None:
+    names = [learner_policy_name(n) for n in learners]
+    print(f"{'market':>26} {'taker':>6} {'static':>6} {'best':>6} {'best arm':>12} "
+          + " ".join(f"{n.split(':')[1][:10]:>10} {'-best':>6} {'-stat':>6} {'capt':>5}" for n in names))
+    for s in scores:
+        c = s.costs
+        row = f"{s.label:>26} {c[ALWAYS_TAKER]:6.2f} {c[STATIC]:6.2f} {c[s.best_fixed]:6.2f} {s.best_fixed[6:]:>12} "
+        row += " ".join(f"{c[n]:10.2f} {c[n] - c[s.best_fixed]:+6.2f} {c[n] - c[STATIC]:+6.2f} {s.captured(n):5.0%}"
+                        for n in names)
+        print(row)
+    for n in names:
+        vs_best = np.array([s.costs[n] - s.costs[s.best_fixed] for s in scores])
+        vs_static = np.array([s.costs[n] - s.costs[STATIC] for s in scores])
+        print(f"{n}: mean vs best fixed {vs_best.mean():+.3f} bps (worst {vs_best.max():+.3f}); mean vs static "
+              f"{vs_static.mean():+.3f} bps (worst {vs_static.max():+.3f})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=("holdout", "tune", "all"), default="holdout")
+    parser.add_argument("--orders", type=int, default=800)
+    parser.add_argument("--learners", default="structured,thompson")
+    parser.add_argument("--seeds", default="7")
+    parser.add_argument("--no-regimes", action="store_true", help="skip the regime-switching market")
+    parser.add_argument("--set", action="append", default=[], help="tuner.json override, dotted path=value")
+    args = parser.parse_args(argv)
+    learners = parse_learners(args.learners)
+    config = with_settings(load_config(), args.set)
+    data_dir = resolve_data_dir(None)
+    if data_dir is None:
+        print("learner_eval: no recorded data found (../shared/data/binance)", file=sys.stderr)
+        return 2
+    markets = recorded_markets(config, data_dir, None)
+    scores = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for market in markets:
+            intents = part_intents(market, args.orders, config, seed, args.part)
+            scores.append(score(market, intents, config, learners, seed, f"{market.symbol}/{args.part}/s{seed}"))
+            print(f"  done {scores[-1].label}", file=sys.stderr, flush=True)
+        if not args.no_regimes:
+            market = regime_market(config, seed)
+            intents = part_intents(market, args.orders, config, seed, "all")
+            scores.append(score(market, intents, config, learners, seed, f"regimes/s{seed}"))
+    print_scores(scores, learners)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

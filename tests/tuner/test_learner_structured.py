@@ -1,0 +1,168 @@
+"""The structured learner on markets whose optimal offset is known in closed form."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tuner.arms import Arm, ArmGrid
+from tuner.learners import RouteOutcome, StructuredThompson
+
+GRID = ArmGrid.from_values([0.0, 0.5, 1.0, 2.0, 4.0], [0.0, 1.0], min_offset_bps=-1.0, max_offset_bps=10.0)
+TAKER = "o0.00_b1.00"
+
+
+@dataclass(frozen=True)
+class KnownMarket:
+    """Posting d bps behind the touch fills within the TTL with p(d) = 1 - exp(-rate * exp(-decay * d));
+    a fill costs ``maker_fee - d``, a fallback ``taker_fee + drift``, a straight taker ``taker_fee``
+    (plus noise): the expected cost of every arm, hence the optimal one, is known exactly."""
+
+    rate: float
+    decay: float = 0.8
+    maker_fee: float = 2.0
+    taker_fee: float = 5.0
+    drift: float = 1.5
+    noise: float = 1.0
+
+    def fill_probability(self, d: float) -> float:
+        return 1.0 - math.exp(-self.rate * math.exp(-self.decay * d))
+
+    def expected_cost(self, arm: Arm) -> float:
+        p = self.fill_probability(arm.maker_offset_bps)
+        maker = p * (self.maker_fee - arm.maker_offset_bps) + (1 - p) * (self.taker_fee + self.drift)
+        return arm.taker_bias * self.taker_fee + (1 - arm.taker_bias) * maker
+
+    def best_arm(self) -> str:
+        return min(GRID, key=self.expected_cost).arm_id
+
+    def route(self, arm: Arm, rng: np.random.Generator) -> tuple[float, RouteOutcome]:
+        if rng.random() < arm.taker_bias:
+            return self.taker_fee + rng.normal(0, self.noise), RouteOutcome(started_maker=False, maker_filled=False)
+        filled = bool(rng.random() < self.fill_probability(arm.maker_offset_bps))
+        cost = (self.maker_fee - arm.maker_offset_bps) if filled else (self.taker_fee + self.drift)
+        return cost + rng.normal(0, self.noise), RouteOutcome(started_maker=True, maker_filled=filled)
+
+
+ACTIVE = KnownMarket(rate=1.5)   # the touch fills 78% of the time: posting wins
+QUIET = KnownMarket(rate=0.05)   # almost nothing fills: every maker leg pays the fallback, taker wins
+
+
+PRIORS = {"maker_fee_bps": 2.0, "taker_fee_bps": 5.0, "prior_fallback_drift_bps": 1.0,
+          "prior_fill_probability": 0.5, "prior_strength": 1.0}
+
+
+def make(*, window: float = 600.0, seed: int = 3, burn_in: int = 3) -> StructuredThompson:
+    return StructuredThompson(GRID, replicas=32, forgetting_window=window, shrinkage=10.0, burn_in=burn_in, seed=seed,
+                              **PRIORS)
+
+
+def drive(learner: StructuredThompson, market: KnownMarket, orders: int, rng: np.random.Generator,
+          allowed: list[str] | None = None) -> list[str]:
+    chosen = []
+    for _ in range(orders):
+        arm = learner.choose(None, allowed).arm
+        cost, outcome = market.route(arm, rng)
+        learner.update(arm.arm_id, -cost, None, outcome)
+        chosen.append(arm.arm_id)
+    return chosen
+
+
+def test_the_known_markets_have_different_optimal_arms() -> None:
+    assert ACTIVE.best_arm() != QUIET.best_arm() and QUIET.best_arm() == TAKER
+    costs = sorted(ACTIVE.expected_cost(a) for a in GRID)
+    assert costs[1] - costs[0] > 0.1, "the optimum is distinct enough to be learned in a test"
+
+
+@pytest.mark.parametrize("market", [ACTIVE, QUIET], ids=["active", "quiet"])
+def test_it_converges_to_the_optimal_arm_and_its_cost(market: KnownMarket) -> None:
+    learner = make(window=math.inf)
+    chosen = drive(learner, market, 1500, np.random.default_rng(1))
+    best = market.best_arm()
+    assert chosen[-500:].count(best) / 500 > 0.7
+    estimate = -learner.expected_reward(best)
+    assert estimate == pytest.approx(market.expected_cost(GRID.get(best)), abs=0.3)
+
+
+def test_an_offset_never_tried_is_priced_by_its_neighbours() -> None:
+    learner = make(window=math.inf, burn_in=5)
+    drive(learner, ACTIVE, 1500, np.random.default_rng(2), allowed=["o0.00_b0.00", "o2.00_b0.00"])
+    assert learner.counts()["o1.00_b0.00"] == 0 and learner.prices_untried_arms
+    untried = GRID.get("o1.00_b0.00")
+    assert -learner.expected_reward(untried.arm_id) == pytest.approx(ACTIVE.expected_cost(untried), abs=0.5)
+    assert learner.fill_probability(1.0) == pytest.approx(ACTIVE.fill_probability(1.0), abs=0.15)
+
+
+def test_it_follows_a_market_that_goes_quiet() -> None:
+    learner = make(window=300.0)
+    rng = np.random.default_rng(4)
+    drive(learner, ACTIVE, 1000, rng)
+    assert learner.choice_probabilities()[ACTIVE.best_arm()] > 0.5
+    after = drive(learner, QUIET, 800, rng)
+    assert after[-300:].count(TAKER) / 300 > 0.7, "old evidence is forgotten: the learner moves to taking"
+
+
+def test_propensities_sum_to_one_and_match_the_empirical_choice_rate() -> None:
+    learner = make()
+    drive(learner, ACTIVE, 60, np.random.default_rng(5))
+    allowed = ["o0.00_b0.00", "o0.50_b0.00", "o1.00_b0.00", TAKER]
+    probabilities = learner.choice_probabilities(allowed)
+    assert set(probabilities) == set(allowed) and sum(probabilities.values()) == pytest.approx(1.0)
+    draws = [learner.choose(None, allowed) for _ in range(6000)]
+    for arm_id, p in probabilities.items():
+        share = sum(c.arm.arm_id == arm_id for c in draws) / len(draws)
+        assert share == pytest.approx(p, abs=0.025)
+    assert all(c.propensity == probabilities[c.arm.arm_id] for c in draws), "the logged propensity is exact"
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), steps=st.lists(st.tuples(st.floats(-20, 60), st.booleans(), st.booleans()),
+                                                  min_size=1, max_size=60),
+       allowed=st.sets(st.sampled_from(GRID.arm_ids), min_size=1))
+def test_every_choice_is_allowed_with_a_propensity_in_0_1(seed: int, steps: list[tuple[float, bool, bool]],
+                                                          allowed: set[str]) -> None:
+    learner = make(seed=seed, burn_in=1)
+    for cost, maker, filled in steps:
+        choice = learner.choose(None, allowed)
+        assert choice.arm.arm_id in allowed and 0.0 < choice.propensity <= 1.0
+        started_maker = maker and choice.arm.taker_bias < 1.0
+        learner.update(choice.arm.arm_id, -cost, None,
+                       RouteOutcome(started_maker=started_maker, maker_filled=started_maker and filled))
+    costs = learner.expected_costs_bps()
+    assert costs.shape == (32, len(GRID)) and np.isfinite(costs).all()
+
+
+def test_a_restored_state_continues_exactly() -> None:
+    first = make(seed=9)
+    rng = np.random.default_rng(6)
+    drive(first, ACTIVE, 300, rng)
+    second = make(seed=1)
+    second.load_state(first.to_state())
+    a = drive(first, ACTIVE, 100, np.random.default_rng(7))
+    b = drive(second, ACTIVE, 100, np.random.default_rng(7))
+    assert a == b and np.array_equal(first.expected_costs_bps(), second.expected_costs_bps())
+
+
+def test_bad_parameters_and_outcomes_are_refused() -> None:
+    with pytest.raises(ValueError, match="replicas"):
+        StructuredThompson(GRID, replicas=1, forgetting_window=10.0, shrinkage=1.0, burn_in=0, seed=1, **PRIORS)
+    with pytest.raises(ValueError, match="forgetting_window"):
+        StructuredThompson(GRID, replicas=4, forgetting_window=1.0, shrinkage=1.0, burn_in=0, seed=1, **PRIORS)
+    learner = make()
+    with pytest.raises(ValueError, match="RouteOutcome"):
+        learner.update("o0.00_b0.00", -2.0)
+    with pytest.raises(ValueError, match="taker only"):
+        learner.update(TAKER, -5.0, None, RouteOutcome(started_maker=True, maker_filled=False))
+    with pytest.raises(ValueError, match="started as taker"):
+        RouteOutcome(started_maker=False, maker_filled=True)
+
+
+def test_the_grid_has_one_taker_arm_whatever_the_offsets() -> None:
+    grid = ArmGrid.from_values([-0.5, 0.5, 2.0], [0.0, 1.0], min_offset_bps=-1.0, max_offset_bps=5.0)
+    assert [a.arm_id for a in grid if a.taker_bias == 1.0] == ["o-0.50_b1.00"]
+    assert len(grid) == 4

@@ -1,0 +1,283 @@
+"""Structured Thompson sampling: the cost of posting at offset d is learned in pieces shared across offsets.
+
+An arm (offset d, taker bias b) costs ``b * C_taker + (1 - b) * [p(d) C_fill(d) + (1 - p(d)) C_fallback(d)]``:
+the probability that the post-only leg fills the order within its TTL, the cost when it does (the
+maker fee minus the price improvement, plus whatever the re-prices gave away) and the cost when it does
+not (the taker fallback after the market ran away). Each piece is a smooth function of d, so an order
+routed at one offset teaches the learner about its neighbours: the fill probability is a logistic curve
+in d (never increasing with d), the two conditional costs are lines in d, and each offset's own
+evidence is shrunk towards the curve by ``shrinkage`` pseudo-observations. With its own data an offset
+follows its data; without, the curve speaks for it. Taker bias 1.0 is one arm whatever its offset.
+
+Exploration is Thompson sampling by the online bootstrap (Eckles & Kaptein 2014): ``replicas`` copies
+of the statistics, each fed every outcome with a Poisson(1) weight. A decision picks one replica at
+random and routes the arm that replica expects to be cheapest, so the propensity is exact and cheap:
+the share of replicas whose cheapest allowed arm is the chosen one. Every statistic is discounted by
+``1 - 1/forgetting_window`` per outcome, so a market that changes is followed and an arm that has not
+been tried for a while is tried again.
+
+References
+----------
+Cont, R. & Kukanov, A. (2017). Optimal order placement in limit order markets. Quantitative Finance 17(1).
+Eckles, D. & Kaptein, M. (2014). Thompson sampling with the online bootstrap. arXiv:1410.4009.
+Garivier, A. & Moulines, E. (2011). On upper-confidence bound policies for switching bandit problems.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from typing import Any
+
+import numpy as np
+
+from features.context import Context
+from tuner.arms import ArmGrid
+from tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
+
+_STAT_FIELDS = ("posted", "filled", "fill_cost", "fallback_cost", "taker", "taker_cost")
+_EMPIRICAL_LOGIT_HALF = 0.5
+"""Haldane's correction: the empirical logit of f fills in n posts is log((f + 1/2) / (n - f + 1/2))."""
+
+
+class StructuredState(LearnerState, frozen=True, tag="structured"):
+    """Per replica (rows) and offset (columns) discounted statistics, flattened row-major."""
+
+    posted: tuple[float, ...]
+    filled: tuple[float, ...]
+    fill_cost: tuple[float, ...]
+    fallback_cost: tuple[float, ...]
+    taker: tuple[float, ...]
+    taker_cost: tuple[float, ...]
+
+
+class StructuredThompson(Learner):
+    """Thompson sampling over a shared model of fill probability, fill cost and fallback cost per offset.
+
+    Parameters
+    ----------
+    grid
+        The arms; a taker bias strictly between 0 and 1 is learned as the mixture it is.
+    replicas
+        Bootstrap replicas (>= 2); the propensity resolution is 1 / replicas.
+    forgetting_window
+        Effective memory in outcomes: every statistic is multiplied by ``1 - 1/forgetting_window`` per
+        outcome (``inf`` never forgets).
+    shrinkage
+        Pseudo-observations of the fitted curve added to each offset's own evidence.
+    maker_fee_bps, taker_fee_bps
+        The symbol's fee schedule: the priors follow from it (a taker leg costs the taker fee, a fill at the
+        touch the maker fee and one bp less per bp further, a fallback the taker fee plus
+        ``prior_fallback_drift_bps``), each worth ``prior_strength`` observations until evidence arrives.
+    prior_fallback_drift_bps
+        Prior adverse move of the market before a maker leg falls back (bps, >= 0).
+    prior_fill_probability
+        Prior fill probability of a post-only leg, worth ``prior_strength`` posts.
+    prior_strength
+        Weight of the priors, in observations (> 0).
+    burn_in
+        Outcomes per arm before sampling starts (arms below are tried first).
+    seed
+        Seed of the learner's one random generator.
+
+    Examples
+    --------
+    >>> from tuner.arms import ArmGrid
+    >>> from tuner.learners.base import RouteOutcome
+    >>> grid = ArmGrid.from_values([0.0, 2.0], [0.0, 1.0], min_offset_bps=0.0, max_offset_bps=5.0)
+    >>> grid.arm_ids
+    ('o0.00_b0.00', 'o0.00_b1.00', 'o2.00_b0.00')
+    >>> learner = StructuredThompson(grid, replicas=16, forgetting_window=math.inf, shrinkage=5.0,
+    ...                              maker_fee_bps=2.0, taker_fee_bps=5.0, prior_fallback_drift_bps=1.0,
+    ...                              prior_fill_probability=0.5, prior_strength=1.0, burn_in=2, seed=7)
+    >>> rng = np.random.default_rng(1)
+    >>> for _ in range(300):
+    ...     arm = learner.choose().arm
+    ...     if arm.taker_bias == 1.0:
+    ...         learner.update(arm.arm_id, -5.0, outcome=RouteOutcome(started_maker=False, maker_filled=False))
+    ...     else:   # the touch fills 80% at 2 bps, 2 bps behind it fills 20% at 0 bps; a fallback costs 6
+    ...         filled = rng.random() < (0.8 if arm.maker_offset_bps == 0.0 else 0.2)
+    ...         cost = (2.0 - arm.maker_offset_bps) if filled else 6.0
+    ...         learner.update(arm.arm_id, -cost, outcome=RouteOutcome(started_maker=True, maker_filled=filled))
+    >>> choice = learner.choose()
+    >>> choice.arm.arm_id, choice.propensity > 0.8
+    ('o0.00_b0.00', True)
+    """
+
+    kind = "structured"
+    state_type = StructuredState
+    needs_outcome = True
+    prices_untried_arms = True
+
+    def __init__(self, grid: ArmGrid, *, replicas: int, forgetting_window: float, shrinkage: float,
+                 maker_fee_bps: float, taker_fee_bps: float, prior_fallback_drift_bps: float,
+                 prior_fill_probability: float, prior_strength: float, burn_in: int, seed: int) -> None:
+        super().__init__(grid, burn_in=burn_in, seed=seed)
+        if replicas < 2:
+            raise ValueError(f"replicas must be >= 2, got {replicas}")
+        if not forgetting_window > 1.0:
+            raise ValueError(f"forgetting_window must be > 1 (or inf), got {forgetting_window!r}")
+        if not (math.isfinite(shrinkage) and shrinkage >= 0.0):
+            raise ValueError(f"shrinkage must be finite and >= 0, got {shrinkage!r}")
+        for name, value in (("maker_fee_bps", maker_fee_bps), ("taker_fee_bps", taker_fee_bps)):
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be finite, got {value!r}")
+        if not (math.isfinite(prior_fallback_drift_bps) and prior_fallback_drift_bps >= 0.0):
+            raise ValueError(f"prior_fallback_drift_bps must be finite and >= 0, got {prior_fallback_drift_bps!r}")
+        if not 0.0 < prior_fill_probability < 1.0:
+            raise ValueError(f"prior_fill_probability must be in (0, 1), got {prior_fill_probability!r}")
+        if not (math.isfinite(prior_strength) and prior_strength > 0.0):
+            raise ValueError(f"prior_strength must be finite and > 0, got {prior_strength!r}")
+        self._replicas = replicas
+        self._window = float(forgetting_window)
+        self._keep = 1.0 - 1.0 / self._window
+        self._shrinkage = float(shrinkage)
+        self._maker_fee, self._taker_fee = float(maker_fee_bps), float(taker_fee_bps)
+        self._fallback_drift = float(prior_fallback_drift_bps)
+        self._prior_fill = float(prior_fill_probability)
+        self._prior_strength = float(prior_strength)
+        self._offsets = np.array(sorted({a.maker_offset_bps for a in grid if a.taker_bias < 1.0}), dtype=float)
+        column = {d: j for j, d in enumerate(self._offsets.tolist())}
+        self._arm_column = np.array([column.get(a.maker_offset_bps, 0) if a.taker_bias < 1.0 else 0 for a in grid])
+        self._arm_bias = np.array([a.taker_bias for a in grid], dtype=float)
+        shape = (replicas, max(1, self._offsets.size))
+        self._posted, self._filled = np.zeros(shape), np.zeros(shape)
+        self._fill_cost, self._fallback_cost = np.zeros(shape), np.zeros(shape)
+        self._taker, self._taker_cost = np.zeros(replicas), np.zeros(replicas)
+        self._costs = self._expected_costs()
+
+    def params(self) -> dict[str, float]:
+        return {"replicas": float(self._replicas), "forgetting_window": self._window, "shrinkage": self._shrinkage,
+                "maker_fee_bps": self._maker_fee, "taker_fee_bps": self._taker_fee,
+                "prior_fallback_drift_bps": self._fallback_drift, "prior_fill_probability": self._prior_fill,
+                "prior_strength": self._prior_strength, "burn_in": float(self._burn_in)}
+
+    def expected_costs_bps(self) -> np.ndarray:
+        """Each replica's expected cost of each arm, shape (replicas, arms): the posterior sample."""
+        return self._costs.copy()
+
+    def fill_probability(self, offset_bps: float) -> float:
+        """The posterior mean probability that a post at ``offset_bps`` (a grid offset) fills in its TTL."""
+        j = int(np.flatnonzero(self._offsets == offset_bps)[0]) if offset_bps in self._offsets else None
+        if j is None:
+            raise KeyError(f"{offset_bps} bps is not a maker offset of the grid {self._offsets.tolist()}")
+        return float(self._fill_probabilities()[:, j].mean())
+
+    # --- Learner hooks ---------------------------------------------------------------------------
+
+    def choice_probabilities(self, allowed: Collection[str] | None = None) -> dict[str, float]:
+        """The exact probability of each allowed arm at the next sampled decision (after burn-in): the
+        share of replicas that expect it to be cheapest. They sum to one."""
+        idx = self._allowed_indices(allowed)
+        best = self._costs[:, idx].argmin(axis=1)
+        shares = np.bincount(best, minlength=idx.size) / self._replicas
+        return {self._grid.arms[i].arm_id: float(share) for i, share in zip(idx.tolist(), shares, strict=True)}
+
+    def _choose(self, idx: np.ndarray, context: Context | None) -> tuple[int, float]:
+        best = self._costs[:, idx].argmin(axis=1)
+        acting = int(best[self._rng.integers(self._replicas)])
+        return int(idx[acting]), float(np.count_nonzero(best == acting)) / self._replicas
+
+    def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
+        if outcome is None:
+            raise ValueError("structured learner needs the order's RouteOutcome")
+        cost = -reward
+        weight = self._rng.poisson(1.0, self._replicas).astype(float)
+        self._scale(self._keep)
+        if not outcome.started_maker:
+            self._taker += weight
+            self._taker_cost += weight * cost
+        else:
+            if self._arm_bias[i] >= 1.0:
+                raise ValueError(f"arm {self._grid.arms[i].arm_id} is taker only: it cannot start as maker")
+            j = self._arm_column[i]
+            self._posted[:, j] += weight
+            if outcome.maker_filled:
+                self._filled[:, j] += weight
+                self._fill_cost[:, j] += weight * cost
+            else:
+                self._fallback_cost[:, j] += weight * cost
+        self._costs = self._expected_costs()
+
+    def _expected_reward(self, i: int, context: Context | None) -> float | None:
+        """Minus the mean over replicas of the arm's expected cost: informed for untried arms too."""
+        return -float(self._costs[:, i].mean())
+
+    def _discount(self, keep_fraction: float) -> None:
+        self._scale(keep_fraction)
+        self._costs = self._expected_costs()
+
+    def to_state(self) -> StructuredState:
+        stats = {name: tuple(getattr(self, f"_{name}").ravel().tolist()) for name in _STAT_FIELDS}
+        return StructuredState(**self._base_state(), **stats)
+
+    def _check_own_state(self, state: Any) -> None:
+        for name in _STAT_FIELDS:
+            if len(getattr(state, name)) != getattr(self, f"_{name}").size:
+                raise StateMismatchError(f"saved {name} has {len(getattr(state, name))} values, "
+                                         f"expected {getattr(self, f'_{name}').size}")
+
+    def _apply_own_state(self, state: Any) -> None:
+        for name in _STAT_FIELDS:
+            current = getattr(self, f"_{name}")
+            setattr(self, f"_{name}", np.array(getattr(state, name), dtype=float).reshape(current.shape))
+        self._costs = self._expected_costs()
+
+    # --- the model -------------------------------------------------------------------------------
+
+    def _scale(self, factor: float) -> None:
+        for name in _STAT_FIELDS:
+            getattr(self, f"_{name}")[...] *= factor
+
+    def _fill_probabilities(self) -> np.ndarray:
+        """Per replica and offset: the offset's fills shrunk towards a logistic curve in the offset."""
+        posted, filled = self._posted, self._filled
+        p_hat = (filled + _EMPIRICAL_LOGIT_HALF) / (posted + 2.0 * _EMPIRICAL_LOGIT_HALF)
+        logit = np.log(p_hat / (1.0 - p_hat))
+        prior_logit = math.log(self._prior_fill / (1.0 - self._prior_fill))
+        intercept, slope = _ridge_line(self._offsets, logit * posted * p_hat * (1.0 - p_hat),
+                                       posted * p_hat * (1.0 - p_hat), intercept_prior=prior_logit,
+                                       slope_prior=0.0, strength=self._prior_strength * self._prior_fill
+                                       * (1.0 - self._prior_fill))
+        slope = np.minimum(slope, 0.0)  # a post further from the touch never fills more often
+        curve = 1.0 / (1.0 + np.exp(-(intercept[:, None] + slope[:, None] * self._offsets[None, :])))
+        return (filled + self._shrinkage * curve) / (posted + self._shrinkage)
+
+    def _conditional_cost(self, weight: np.ndarray, cost_sum: np.ndarray, intercept_prior: float,
+                          slope_prior: float) -> np.ndarray:
+        """Mean cost per offset given the leg's outcome, shrunk towards a line in the offset."""
+        intercept, slope = _ridge_line(self._offsets, cost_sum, weight, intercept_prior=intercept_prior,
+                                       slope_prior=slope_prior, strength=self._prior_strength)
+        line = intercept[:, None] + slope[:, None] * self._offsets[None, :]
+        return (cost_sum + self._shrinkage * line) / (weight + self._shrinkage)
+
+    def _expected_costs(self) -> np.ndarray:
+        taker = (self._taker_cost + self._prior_strength * self._taker_fee) / (self._taker + self._prior_strength)
+        if self._offsets.size == 0:
+            return np.repeat(taker[:, None], len(self._grid), axis=1)
+        p_fill = self._fill_probabilities()
+        # a fill one bp further from the touch is one bp cheaper; a fallback does not care where we posted
+        fill = self._conditional_cost(self._filled, self._fill_cost, self._maker_fee, slope_prior=-1.0)
+        fallback = self._conditional_cost(self._posted - self._filled, self._fallback_cost,
+                                          self._taker_fee + self._fallback_drift, slope_prior=0.0)
+        maker = p_fill * fill + (1.0 - p_fill) * fallback
+        return self._arm_bias[None, :] * taker[:, None] + (1.0 - self._arm_bias[None, :]) * maker[:, self._arm_column]
+
+
+def _ridge_line(x: np.ndarray, weighted_y: np.ndarray, weight: np.ndarray, *, intercept_prior: float,
+                slope_prior: float, strength: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the weighted least-squares line through (x, y) with a ridge pull towards the prior line.
+
+    ``weighted_y`` is ``weight * y`` (so a point without weight needs no y). The prior acts as
+    ``strength`` pseudo-observations of the prior line at x = 0 and at x = 1, which keeps the fit
+    defined with evidence at one offset or none.
+    """
+    sw = weight.sum(axis=1) + 2.0 * strength
+    sx = (weight * x).sum(axis=1) + strength
+    sxx = (weight * x * x).sum(axis=1) + strength
+    sy = weighted_y.sum(axis=1) + strength * (2.0 * intercept_prior + slope_prior)
+    sxy = (weighted_y * x).sum(axis=1) + strength * (intercept_prior + slope_prior)
+    det = sw * sxx - sx * sx
+    slope = (sw * sxy - sx * sy) / det
+    intercept = (sy - slope * sx) / sw
+    return intercept, slope
