@@ -25,10 +25,16 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from router.events import RouterEvent
+    from tuner.ope.compare import Comparison
+    from tuner.ope.cost import CostInterval
 
 _MLFLOW_REF = re.compile(r"^(?P<symbol>[A-Z0-9_]+)(?:@(?P<alias>[a-z_]+)|/(?P<version>\d+))$")
 _LOGGING_POLICY = re.compile(r"^(?P<id>[^:\s].*?)(?::(?P<version>\d+))?$")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +71,7 @@ class _Filters:
     policy_id: str | None
     policy_version: int | None
 
-    def keeps(self, event: Any) -> bool:
+    def keeps(self, event: RouterEvent) -> bool:
         return ((self.since_ns is None or event.arrival_ts_ns >= self.since_ns)
                 and (self.until_ns is None or event.arrival_ts_ns < self.until_ns)
                 and (self.policy_id is None or event.policy_id == self.policy_id)
@@ -109,7 +115,7 @@ def _time_ns(text: str | None, flag: str) -> int | None:
         raise ValueError(f"{flag} {text!r}: not an ISO-8601 time (e.g. 2024-08-08T23:55:00Z)") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1_000
+    return (moment - _EPOCH) // dt.timedelta(microseconds=1) * 1_000
 
 
 def _filters(args: argparse.Namespace) -> _Filters:
@@ -126,7 +132,7 @@ def _filters(args: argparse.Namespace) -> _Filters:
     return _Filters(since_ns, until_ns, policy_id, policy_version)
 
 
-def _symbols(args: argparse.Namespace, refs: Sequence[tuple[str, _Ref]], events: Sequence[Any]) -> list[str]:
+def _symbols(args: argparse.Namespace, refs: Sequence[tuple[str, _Ref]], events: Sequence[RouterEvent]) -> list[str]:
     """The symbols to score: the one asked for or implied by the refs (which must agree), else every one logged."""
     asked = {("--symbol", args.symbol)} if args.symbol else set()
     asked |= {(flag, ref.symbol) for flag, ref in refs if ref.symbol is not None}
@@ -137,14 +143,15 @@ def _symbols(args: argparse.Namespace, refs: Sequence[tuple[str, _Ref]], events:
     return sorted(named) if named else sorted({e.symbol for e in events})
 
 
-def _row(name: str, cost: Any, base: Any, diff: Any, ess: float, gap: float | None) -> str:
+def _row(name: str, cost: CostInterval, base: CostInterval | None, diff: CostInterval | None, ess: float,
+         gap: float | None) -> str:
     cells = [f"{v:>10.3f}" if v is not None else f"{'-':>10}" for v in (
         cost.cost_bps, cost.ci_low_bps, cost.ci_high_bps, base.cost_bps if base is not None else None,
         *((diff.cost_bps, diff.ci_low_bps, diff.ci_high_bps) if diff is not None else (None, None, None)))]
     return f"  {name:<16}{''.join(cells)}{ess:>9.1f}{gap or 0.0:>13.3f}"
 
 
-def _table(comparison: Any) -> str:
+def _table(comparison: Comparison) -> str:
     from tuner.ope.cost import CostInterval
 
     cand, base = comparison.candidate, comparison.baseline
@@ -209,15 +216,16 @@ def _runtime_errors() -> tuple[type[Exception], ...]:
     return MlflowException, sqlite3.Error
 
 
-def _read_journal(path: Path, symbol: str | None) -> list[Any]:
+def _read_journal(path: Path, symbol: str | None) -> list[RouterEvent]:
     """The journal's router events; a file that is not an SQLite database is bad input, a locked one is not."""
     import sqlite3
 
     from executor.journal import Journal
+    from router.events import RouterEvent
 
     try:
         with Journal(path, readonly=True) as journal:
-            return list(journal.read("router", symbol=symbol))
+            return [e for e in journal.read("router", symbol=symbol) if isinstance(e, RouterEvent)]
     except sqlite3.DatabaseError as error:
         if isinstance(error, sqlite3.OperationalError):
             raise
