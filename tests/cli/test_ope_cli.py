@@ -99,6 +99,10 @@ def test_time_window_and_logging_policy_filters(journal_path: Path, capsys: pyte
     (only,) = window["results"]
     assert only["candidate"]["n_events"] == 300  # [300 s, 600 s): naive times are UTC
     assert window["filters"]["since"] == "2024-08-09T00:05:00Z"
+    one_micro_late = _run_json(capsys, *base, "--since", "2024-08-09T00:00:00.000001+00:00")
+    assert one_micro_late["results"][0]["candidate"]["n_events"] == N - 1  # exact to the microsecond
+    other_zone = _run_json(capsys, *base, "--since", "2024-08-09T02:05:00+02:00", "--until", "2024-08-09T00:10:00Z")
+    assert other_zone["results"][0]["candidate"]["n_events"] == 300
     by_policy = _run_json(capsys, *base, "--logging-policy", "pB")
     assert by_policy["results"][0]["candidate"]["n_events"] == N // 2
     assert _run_json(capsys, *base, "--logging-policy", "pA:1")["results"][0]["candidate"]["n_events"] == N // 2
