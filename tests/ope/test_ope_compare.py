@@ -17,6 +17,7 @@ from tuner.ope.cost import CostInterval, cost_view
 from tuner.ope.estimators import IPS, SNIPS, evaluate_with_components, on_policy_components, paired_interval
 from tuner.ope.log import LoggedBandit
 from tuner.ope.policy import fixed_arm_policy
+from tuner.ope.run import evaluate_candidate
 
 OPE = load_config(None).tuner.ope
 BOOT = BootstrapConfig(n_resamples=300, ci_level=0.95, seed=3, max_blocks=10_000)
@@ -135,3 +136,14 @@ def test_compare_scores_only_its_symbol() -> None:
     result = compare([*btc, *eth], ARMS[1], None, OPE, seed=1, symbol="ETHUSDT", min_effective_sample_size=100)
     assert result.candidate.n_events == 900
     assert result.to_dict()["candidate"]["estimates"]["snips"]["cost_bps"] == pytest.approx(11.0, abs=0.3)
+
+
+def test_shared_resamples_are_the_ones_a_fresh_draw_would_give_and_must_fit_the_log() -> None:
+    events = _uniform_log(400, dict(zip(ARMS, (3.0, 1.0, 2.0), strict=True)))
+    alone = evaluate_candidate(events, ARMS[0], OPE, seed=1, symbol="BTCUSDT")
+    shared = evaluate_candidate(events, ARMS[0], OPE, seed=1, symbol="BTCUSDT", resamples=alone.resamples)
+    assert shared.resamples is alone.resamples and shared == alone
+    with pytest.raises(ValueError, match="shared resamples were drawn for 400 events"):
+        evaluate_candidate(events[:300], ARMS[0], OPE, seed=1, symbol="BTCUSDT", resamples=alone.resamples)
+    with pytest.raises(ValueError, match="shared resamples"):
+        evaluate_candidate(events, ARMS[0], OPE, seed=2, symbol="BTCUSDT", resamples=alone.resamples)

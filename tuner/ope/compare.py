@@ -15,10 +15,9 @@ from typing import Any
 
 from config.models import OpeConfig
 from router.events import RouterEvent
-from tuner.ope.bootstrap import BlockBootstrap
 from tuner.ope.cost import CostInterval
 from tuner.ope.estimators import paired_interval
-from tuner.ope.run import CandidateReport, bootstrap_from_config, evaluate_candidate
+from tuner.ope.run import CandidateReport, evaluate_candidate
 
 ON_POLICY = "on_policy"
 
@@ -56,14 +55,13 @@ def compare(events: Sequence[RouterEvent], candidate_arm: str, baseline_arm: str
     Without a baseline arm the difference is against the logging policy's on-policy value.
     """
     candidate = evaluate_candidate(events, candidate_arm, config, seed=seed, symbol=symbol)
-    baseline = (evaluate_candidate(events, baseline_arm, config, seed=seed, symbol=symbol)
-                if baseline_arm is not None else None)
-    resamples = BlockBootstrap(candidate.n_events, bootstrap_from_config(config, seed))
+    baseline = (evaluate_candidate(events, baseline_arm, config, seed=seed, symbol=symbol,
+                                   resamples=candidate.resamples) if baseline_arm is not None else None)
     differences = {}
     for name in candidate.estimates:
         against = baseline.components[name] if baseline is not None else candidate.components[ON_POLICY]
         differences[name] = CostInterval.from_reward(*paired_interval(candidate.components[name], against,
-                                                                      resamples))
+                                                                      candidate.resamples))
     warnings = log_warnings(candidate) + arm_warnings(candidate, min_effective_sample_size)
     if baseline is not None:
         warnings += [f"baseline {w}" for w in arm_warnings(baseline, min_effective_sample_size)]

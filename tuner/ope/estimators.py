@@ -284,9 +284,11 @@ def evaluate_with_components(
     bootstrap: BootstrapConfig,
     reward_model: RewardModel | None,
     weight_quantiles: Sequence[float],
+    resamples: BlockBootstrap | None = None,
 ) -> tuple[dict[str, OpeEstimate], dict[str, list[Component]]]:
     """:func:`evaluate` and each estimator's per-event components, for intervals of differences
-    (:func:`paired_interval`) drawn on the very resamples the estimates' intervals were."""
+    (:func:`paired_interval`) drawn on the very resamples the estimates' intervals were (pass
+    ``resamples`` to share them with other evaluations of the same log)."""
     if not estimators:
         raise ValueError("no estimators to run")
     names = [e.name for e in estimators]
@@ -308,7 +310,7 @@ def evaluate_with_components(
         q_logged, q_pi = prediction.at_logged, prediction.under_policy
     inputs = OpeInputs(weights=weights, rewards=log.rewards, q_hat_logged=q_logged, q_hat_pi=q_pi,
                        dm_components=prediction.dm_components if prediction is not None else None)
-    resampler = BlockBootstrap(log.n, bootstrap)
+    resampler = BlockBootstrap.shared(log.n, bootstrap, resamples)
     common = _common_fields(log, pi, weights, weight_quantiles, bootstrap)
     support_note = _support_note(common)
     results: dict[str, OpeEstimate] = {}
@@ -362,10 +364,11 @@ def paired_interval(minuend: Sequence[Component], subtrahend: Sequence[Component
     return point_value(combined), low, high
 
 
-def on_policy_value(log: LoggedBandit, *, bootstrap: BootstrapConfig) -> OpeEstimate:
+def on_policy_value(log: LoggedBandit, *, bootstrap: BootstrapConfig,
+                    resamples: BlockBootstrap | None = None) -> OpeEstimate:
     """The logging policy's own mean reward on the log: the baseline a candidate must beat."""
     rewards = log.rewards
-    low, high = BlockBootstrap(log.n, bootstrap).interval(on_policy_components(log))
+    low, high = BlockBootstrap.shared(log.n, bootstrap, resamples).interval(on_policy_components(log))
     value = float(rewards.mean())
     return OpeEstimate(
         estimator="on_policy",

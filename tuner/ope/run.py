@@ -14,7 +14,7 @@ from typing import Any
 
 from config.models import OpeConfig
 from router.events import RouterEvent
-from tuner.ope.bootstrap import BootstrapConfig, Component
+from tuner.ope.bootstrap import BlockBootstrap, BootstrapConfig, Component
 from tuner.ope.cost import cost_view
 from tuner.ope.estimators import (
     IPS,
@@ -57,8 +57,9 @@ class CandidateReport:
     """A candidate arm's estimates and the logging policy's on-policy value on the same events.
 
     ``deterministic_log`` is true when every logged propensity is 1 (the logging policy never explored).
-    ``components`` are each estimator's per-event terms (``"on_policy"`` for the log's own value), kept to
-    draw paired intervals of differences (:mod:`tuner.ope.compare`); they are not part of the report.
+    ``components`` are each estimator's per-event terms (``"on_policy"`` for the log's own value) and
+    ``resamples`` the bootstrap every interval was drawn on, kept to draw paired intervals of differences
+    (:mod:`tuner.ope.compare`); they are not part of the report.
     """
 
     candidate_arm: str
@@ -68,8 +69,9 @@ class CandidateReport:
     arm_ids: tuple[str, ...]
     logging: OpeEstimate
     estimates: dict[str, OpeEstimate]
-    deterministic_log: bool = False
-    components: dict[str, list[Component]] = field(default_factory=dict, compare=False, repr=False)
+    deterministic_log: bool
+    components: dict[str, list[Component]] = field(compare=False, repr=False)
+    resamples: BlockBootstrap = field(compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, in cost bps (lower is better)."""
@@ -80,9 +82,13 @@ class CandidateReport:
 
 
 def evaluate_candidate(
-    events: Sequence[RouterEvent], candidate_arm: str, config: OpeConfig, *, seed: int, symbol: str | None
+    events: Sequence[RouterEvent], candidate_arm: str, config: OpeConfig, *, seed: int, symbol: str | None,
+    resamples: BlockBootstrap | None = None,
 ) -> CandidateReport:
     """Every configured estimator's value of always choosing ``candidate_arm`` on ``events``.
+
+    ``resamples`` (another report's, on the same events) makes both reports' intervals paired without
+    drawing the bootstrap twice.
 
     A candidate arm the log never took has no support: no estimator can score it from this log, and
     that is an error that names the arms the log does hold.
@@ -96,11 +102,12 @@ def evaluate_candidate(
                          f"no support and cannot be scored; arms logged: {', '.join(arm_ids) or 'none'}")
     log = LoggedBandit.from_events(chosen, arm_ids)
     bootstrap = bootstrap_from_config(config, seed)
+    resamples = BlockBootstrap.shared(log.n, bootstrap, resamples)
     estimates, components = evaluate_with_components(
         log, fixed_arm_policy(log, candidate_arm), estimators_from_config(config), bootstrap=bootstrap,
-        reward_model=PerArmMeanModel(), weight_quantiles=config.weight_quantiles)
+        reward_model=PerArmMeanModel(), weight_quantiles=config.weight_quantiles, resamples=resamples)
     return CandidateReport(candidate_arm=candidate_arm, symbol=symbol, n_events=log.n,
                            skipped_unfilled=log.skipped_unfilled, arm_ids=arm_ids,
-                           logging=on_policy_value(log, bootstrap=bootstrap), estimates=estimates,
-                           deterministic_log=bool((log.propensities == 1.0).all()),
-                           components={**components, "on_policy": on_policy_components(log)})
+                           logging=on_policy_value(log, bootstrap=bootstrap, resamples=resamples),
+                           estimates=estimates, deterministic_log=bool((log.propensities == 1.0).all()),
+                           components={**components, "on_policy": on_policy_components(log)}, resamples=resamples)
