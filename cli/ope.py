@@ -1,68 +1,180 @@
-"""``router-tuner ope``: score a candidate policy on a journal's logged router events.
+"""``router-tuner ope``: score a candidate policy on a journal's logged router events, one symbol at a time.
 
 ``--candidate`` is an arm id (``o1.00_b0.00``), a policy JSON file (a RouterPolicy document, as the
 registry stores it), or an MLflow reference ``SYMBOL@ALIAS`` / ``SYMBOL/VERSION``. With an MLflow
 candidate the result is also logged to that version's run. ``--baseline`` takes the same forms and is
-scored on the same events, so the two can be compared side by side.
+scored on the same events; without it the baseline is the logging policy's own (on-policy) value.
+
+Per symbol, never pooled: a policy's cost is a fact about one market (spot pays 10 bps taker, perpetuals
+5), so an average over markets is a number about the mix of the log, not about the policy. The symbol is
+``--symbol``, else the candidate's own (an MLflow reference or a policy file that names one), else every
+symbol in the log, each scored on its own events. ``--since``/``--until`` (ISO-8601, UTC when no zone is
+given; on the order's arrival time) and ``--logging-policy ID[:VERSION]`` narrow the events.
+Every number printed or returned is a cost in bps (lower is better); ``diff`` is candidate minus baseline
+with its paired bootstrap interval (negative: the candidate is cheaper).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import functools
 import json
 import re
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from router.events import RouterEvent
+    from tuner.ope.compare import Comparison
+    from tuner.ope.cost import CostInterval
 
 _MLFLOW_REF = re.compile(r"^(?P<symbol>[A-Z0-9_]+)(?:@(?P<alias>[a-z_]+)|/(?P<version>\d+))$")
+_LOGGING_POLICY = re.compile(r"^(?P<id>[^:\s].*?)(?::(?P<version>\d+))?$")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--journal", required=True, type=Path, help="journal SQLite file with router events")
     parser.add_argument("--candidate", required=True, help="arm id, policy JSON file, or SYMBOL@ALIAS|SYMBOL/N")
-    parser.add_argument("--baseline", default=None, help="a second policy to score on the same events")
-    parser.add_argument("--symbol", default=None, help="only this symbol's events (default: the MLflow "
-                                                       "reference's symbol, else all)")
+    parser.add_argument("--baseline", default=None,
+                        help="a second policy scored on the same events (default: the logging policy's own value)")
+    parser.add_argument("--symbol", default=None, help="only this symbol (default: the candidate's symbol, else "
+                                                       "each symbol of the log on its own)")
+    parser.add_argument("--since", default=None, help="only orders that arrived at or after this ISO-8601 time")
+    parser.add_argument("--until", default=None, help="only orders that arrived before this ISO-8601 time")
+    parser.add_argument("--logging-policy", default=None, metavar="ID[:VERSION]",
+                        help="only orders routed by this policy id (and version)")
     parser.add_argument("--config", default=None, help="config directory (default: embedded defaults)")
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (overrides env and config)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
-def _resolve(ref: str, registry_factory: Any) -> tuple[str, str | None, str | None]:
-    """(arm id, symbol or None, MLflow run id or None) of a candidate reference."""
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    """A resolved ``--candidate``/``--baseline``: its arm, the symbol it belongs to, its MLflow run."""
+
+    arm: str
+    symbol: str | None
+    run_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Filters:
+    """The event filters of one command line (times in ns on the arrival clock, half-open window)."""
+
+    since_ns: int | None
+    until_ns: int | None
+    policy_id: str | None
+    policy_version: int | None
+
+    def keeps(self, event: RouterEvent) -> bool:
+        return ((self.since_ns is None or event.arrival_ts_ns >= self.since_ns)
+                and (self.until_ns is None or event.arrival_ts_ns < self.until_ns)
+                and (self.policy_id is None or event.policy_id == self.policy_id)
+                and (self.policy_version is None or event.policy_version == self.policy_version))
+
+
+def _resolve(ref: str, registry_factory: Any) -> _Ref:
+    """The arm, symbol and MLflow run of a candidate reference; ValueError when it names nothing."""
     from tuner.arms import arm_id_of_policy
 
     path = Path(ref)
     if path.suffix == ".json" or path.is_file():
         if not path.is_file():
             raise ValueError(f"{ref}: no such policy file")
-        return arm_id_of_policy(json.loads(path.read_text()), ref), None, None
+        try:
+            document = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{ref}:{error.lineno}: not JSON ({error.msg})") from None
+        if not isinstance(document, dict):
+            raise ValueError(f"{ref}: not a RouterPolicy document (a JSON object)")
+        symbol = document.get("symbol")
+        return _Ref(arm_id_of_policy(document, ref), symbol if isinstance(symbol, str) else None, None)
     match = _MLFLOW_REF.match(ref)
     if match is not None and ("@" in ref or "/" in ref):
-        version = registry_factory().show(match["symbol"], match["alias"] or match["version"])
-        return arm_id_of_policy(version.policy, ref), match["symbol"], version.run_id
-    return ref, None, None
+        from tuner.registry import RegistryError
+
+        try:
+            version = registry_factory().show(match["symbol"], match["alias"] or match["version"])
+        except RegistryError as error:
+            raise ValueError(f"{ref}: {error} (see `router-tuner policy list`)") from None
+        return _Ref(arm_id_of_policy(version.policy, ref), match["symbol"], version.run_id)
+    return _Ref(ref, None, None)
 
 
-def _table(report: Any, title: str) -> str:
-    lines = [f"{title}: arm {report.candidate_arm} on {report.n_events} filled events "
-             f"({report.skipped_unfilled} unfilled skipped), symbol {report.symbol or 'all'}",
-             f"  {'estimator':<16}{'cost_bps':>10}{'ci_low':>10}{'ci_high':>10}{'ess':>10}{'support_gap':>13}"]
-    rows = [report.logging, *report.estimates.values()]
-    for est in rows:
-        lines.append(f"  {est.estimator:<16}{-est.value:>10.3f}{-est.ci_high:>10.3f}{-est.ci_low:>10.3f}"
-                     f"{est.ess:>10.1f}{est.support_gap_share if est.support_gap_share is not None else 0:>13.3f}")
-    notes = sorted({note for est in rows for note in est.notes})
-    lines.extend(f"  note: {note}" for note in notes)
+def _time_ns(text: str | None, flag: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: not an ISO-8601 time (e.g. 2024-08-08T23:55:00Z)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return (moment - _EPOCH) // dt.timedelta(microseconds=1) * 1_000
+
+
+def _filters(args: argparse.Namespace) -> _Filters:
+    since_ns, until_ns = _time_ns(args.since, "--since"), _time_ns(args.until, "--until")
+    if since_ns is not None and until_ns is not None and since_ns >= until_ns:
+        raise ValueError(f"--since {args.since} is not before --until {args.until}: the window is empty")
+    policy_id = policy_version = None
+    if args.logging_policy is not None:
+        match = _LOGGING_POLICY.match(args.logging_policy)
+        if match is None:
+            raise ValueError(f"--logging-policy {args.logging_policy!r}: expected ID or ID:VERSION")
+        policy_id = match["id"]
+        policy_version = int(match["version"]) if match["version"] else None
+    return _Filters(since_ns, until_ns, policy_id, policy_version)
+
+
+def _symbols(args: argparse.Namespace, refs: Sequence[tuple[str, _Ref]], events: Sequence[RouterEvent]) -> list[str]:
+    """The symbols to score: the one asked for or implied by the refs (which must agree), else every one logged."""
+    asked = {("--symbol", args.symbol)} if args.symbol else set()
+    asked |= {(flag, ref.symbol) for flag, ref in refs if ref.symbol is not None}
+    named = {symbol for _, symbol in asked}
+    if len(named) > 1:
+        raise ValueError("symbols disagree: " + ", ".join(f"{flag} is {symbol}" for flag, symbol in sorted(asked))
+                         + "; score one symbol at a time")
+    return sorted(named) if named else sorted({e.symbol for e in events})
+
+
+def _row(name: str, cost: CostInterval, base: CostInterval | None, diff: CostInterval | None, ess: float,
+         gap: float | None) -> str:
+    cells = [f"{v:>10.3f}" if v is not None else f"{'-':>10}" for v in (
+        cost.cost_bps, cost.ci_low_bps, cost.ci_high_bps, base.cost_bps if base is not None else None,
+        *((diff.cost_bps, diff.ci_low_bps, diff.ci_high_bps) if diff is not None else (None, None, None)))]
+    return f"  {name:<16}{''.join(cells)}{ess:>9.1f}{gap or 0.0:>13.3f}"
+
+
+def _table(comparison: Comparison) -> str:
+    from tuner.ope.cost import CostInterval
+
+    cand, base = comparison.candidate, comparison.baseline
+    against = f"baseline {base.candidate_arm}" if base is not None else "the logging policy (on_policy)"
+    lines = [f"{comparison.symbol}: candidate {cand.candidate_arm} vs {against} on {cand.n_events} filled "
+             f"events ({cand.skipped_unfilled} unfilled skipped); cost in bps, lower is better, "
+             f"diff = candidate - baseline (paired)",
+             f"  {'estimator':<16}{'cost_bps':>10}{'ci_low':>10}{'ci_high':>10}{'base_bps':>10}{'diff_bps':>10}"
+             f"{'diff_low':>10}{'diff_high':>10}{'ess':>9}{'support_gap':>13}",
+             _row(cand.logging.estimator, CostInterval.of(cand.logging), None, None, cand.logging.ess, None)]
+    for name, est in cand.estimates.items():
+        base_cost = CostInterval.of(base.estimates[name]) if base is not None else CostInterval.of(cand.logging)
+        lines.append(_row(name, CostInterval.of(est), base_cost, comparison.differences[name], est.ess,
+                          est.support_gap_share))
+    lines.extend(f"  warning: {w}" for w in comparison.warnings)
+    reports = [cand] if base is None else [cand, base]
+    lines.extend(f"  note: {note}" for note in sorted({n for r in reports for e in r.estimates.values()
+                                                       for n in e.notes}))
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     from config import ConfigError, load_config
-    from executor.journal import Journal
-    from tuner.ope.run import evaluate_candidate
 
     try:
         bundle = load_config(args.config)
@@ -80,32 +192,84 @@ def run(args: argparse.Namespace) -> int:
                               mlflow_config.registered_model_prefix, override_uri=args.tracking_uri)
 
     if not args.journal.is_file():
-        print(f"ope: no journal at {args.journal}", file=sys.stderr)
+        print(f"ope: no journal at {args.journal}: pass the SQLite journal a run wrote (e.g. var/simulation.sqlite)",
+              file=sys.stderr)
         return 2
+    from executor.journal import JournalError
+
     try:
-        candidate_arm, ref_symbol, run_id = _resolve(args.candidate, registry)
-        symbol = args.symbol or ref_symbol
-        with Journal(args.journal, readonly=True) as journal:
-            events = list(journal.read("router", symbol=symbol))
-        seed = bundle.tuner.seed
-        candidate = evaluate_candidate(events, candidate_arm, bundle.tuner.ope, seed=seed, symbol=symbol)
-        baseline = None
-        if args.baseline is not None:
-            baseline_arm, _, _ = _resolve(args.baseline, registry)
-            baseline = evaluate_candidate(events, baseline_arm, bundle.tuner.ope, seed=seed, symbol=symbol)
-    except (ValueError, OSError) as error:
+        return _score(args, bundle, registry)
+    except (ValueError, OSError, JournalError) as error:
         print(f"ope: {error}", file=sys.stderr)
         return 2
-    result = {"candidate": candidate.to_dict(), "baseline": baseline.to_dict() if baseline else None}
-    if run_id is not None:
-        metrics = {f"ope_{name}_cost_bps": -est.value for name, est in candidate.estimates.items()}
-        registry().log_to_run(run_id, metrics=metrics, artifact=result, artifact_file="ope/ope_report.json")
+    except _runtime_errors() as error:
+        print(f"ope: failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+def _runtime_errors() -> tuple[type[Exception], ...]:
+    """Failures of the world, not of the input (evaluated only while handling one: MLflow imports slowly)."""
+    import sqlite3
+
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException, sqlite3.Error
+
+
+def _read_journal(path: Path, symbol: str | None) -> list[RouterEvent]:
+    """The journal's router events; a file that is not an SQLite database is bad input, a locked one is not."""
+    import sqlite3
+
+    from executor.journal import Journal
+    from router.events import RouterEvent
+
+    try:
+        with Journal(path, readonly=True) as journal:
+            return [e for e in journal.read("router", symbol=symbol) if isinstance(e, RouterEvent)]
+    except sqlite3.DatabaseError as error:
+        if isinstance(error, sqlite3.OperationalError):
+            raise
+        raise ValueError(f"{path}: not a journal ({error})") from None
+
+
+def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
+    from tuner.ope.compare import compare
+
+    filters = _filters(args)
+    candidate = _resolve(args.candidate, registry)
+    baseline = _resolve(args.baseline, registry) if args.baseline is not None else None
+    refs = [("--candidate", candidate)] + ([("--baseline", baseline)] if baseline is not None else [])
+    logged = _read_journal(args.journal, args.symbol or candidate.symbol)
+    events = [e for e in logged if filters.keeps(e)]
+    symbols = _symbols(args, refs, events)
+    if not events or not symbols:
+        where = f" for {symbols[0]}" if symbols else ""
+        raise ValueError(f"no router events{where} in {args.journal} match the filters "
+                         f"({len(logged)} before --since/--until/--logging-policy)")
+    results, skipped = [], []
+    for symbol in symbols:
+        try:
+            results.append(compare(events, candidate.arm, baseline.arm if baseline else None, bundle.tuner.ope,
+                                   seed=bundle.tuner.seed, symbol=symbol,
+                                   min_effective_sample_size=bundle.tuner.deployment.promotion.min_effective_sample_size))
+        except ValueError as error:
+            skipped.append({"symbol": symbol, "reason": str(error)})
+    if not results:
+        raise ValueError("nothing could be scored: " + "; ".join(f"{s['symbol']}: {s['reason']}" for s in skipped))
+    output = {"cost_unit": "bps", "results": [r.to_dict() for r in results], "skipped": skipped,
+              "filters": {"symbol": args.symbol, "since": args.since, "until": args.until,
+                          "logging_policy": args.logging_policy}}
+    if candidate.run_id is not None:
+        (only,) = results
+        metrics = {f"ope_{name}_cost_bps": -est.value for name, est in only.candidate.estimates.items()}
+        metrics |= {f"ope_{name}_diff_cost_bps": diff.cost_bps for name, diff in only.differences.items()}
+        registry().log_to_run(candidate.run_id, metrics=metrics, artifact=output, artifact_file="ope/ope_report.json")
     if args.json:
-        print(json.dumps(result, sort_keys=True))
-    else:
-        print(_table(candidate, "candidate"))
-        if baseline is not None:
-            print(_table(baseline, "baseline"))
-        if run_id is not None:
-            print(f"logged to MLflow run {run_id}")
+        print(json.dumps(output, sort_keys=True))
+        return 0
+    print("\n\n".join(_table(r) for r in results))
+    for s in skipped:
+        print(f"{s['symbol']}: not scored: {s['reason']}")
+    if candidate.run_id is not None:
+        print(f"logged to MLflow run {candidate.run_id}")
     return 0

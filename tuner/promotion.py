@@ -6,6 +6,8 @@ with :func:`tuner.ope.run.evaluate_candidate`, and passes when the configured ``
 confidence bound beats the acting policy's on-policy value on the same orders by ``margin_bps``, with
 at least ``min_effective_sample_size`` effective events behind the estimate. The acting policy's value
 is the log's own mean reward: what the champion (with any exploration around it) actually earned.
+Reasons and tags speak cost in bps (lower is better), as every OPE output does: the rule reads "the
+challenger's cost upper bound is below the champion's cost minus the margin" (:mod:`tuner.ope.cost`).
 
 Every promotion leaves its reason on the promoted model version and its run as MLflow tags: the gate's
 numbers when it passed, or who forced it and why. A refused promotion changes nothing in the registry.
@@ -21,6 +23,7 @@ from config.models import DeploymentConfig, OpeConfig
 from risk.units import NS_PER_S
 from router.events import RouterEvent
 from tuner.arms import arm_id_of_policy
+from tuner.ope.cost import CostInterval
 from tuner.ope.estimators import OpeEstimate
 from tuner.ope.run import evaluate_candidate
 from tuner.registry_aliases import CHALLENGER
@@ -56,7 +59,8 @@ class PromotionRule:
 
 @dataclass(frozen=True, slots=True)
 class PromotionVerdict:
-    """The gate's decision on one candidate arm, with the numbers it was made on (rewards: higher is better)."""
+    """The gate's decision on one candidate arm, with the estimates it was made on (``OpeEstimate`` holds
+    rewards; ``reason`` and ``tags`` state them as costs in bps)."""
 
     symbol: str
     candidate_arm: str
@@ -72,9 +76,11 @@ class PromotionVerdict:
         out = {"promotion": "ope_gate", "promotion_reason": self.reason, "promotion_events": str(self.n_events),
                "promotion_margin_bps": f"{self.margin_bps:g}"}
         if self.estimate is not None and self.champion_value is not None:
+            cost = CostInterval.of(self.estimate)
             out |= {"promotion_estimator": self.estimate.estimator,
-                    "promotion_ci_low": f"{self.estimate.ci_low:.6g}",
-                    "promotion_champion_value": f"{self.champion_value.value:.6g}"}
+                    "promotion_cost_bps": f"{cost.cost_bps:.6g}",
+                    "promotion_cost_ci_high_bps": f"{cost.ci_high_bps:.6g}",
+                    "promotion_champion_cost_bps": f"{-self.champion_value.value:.6g}"}
         return out
 
 
@@ -105,12 +111,14 @@ def judge(events: Sequence[RouterEvent], candidate_arm: str, symbol: str, rule: 
     if estimate.ess < rule.min_effective_sample_size:
         return verdict(False, f"effective sample size {estimate.ess:.1f} < {rule.min_effective_sample_size:g}",
                        estimate, champion, n)
-    needed = champion.value + rule.margin_bps
-    if estimate.ci_low <= needed:
-        return verdict(False, f"{estimate.estimator} lower bound {estimate.ci_low:.3f} does not beat the champion's "
-                              f"{champion.value:.3f} + {rule.margin_bps:g} bps", estimate, champion, n)
-    return verdict(True, f"{estimate.estimator} lower bound {estimate.ci_low:.3f} > champion {champion.value:.3f} "
-                         f"+ {rule.margin_bps:g} bps", estimate, champion, n)
+    upper_bps, champion_bps = CostInterval.of(estimate).ci_high_bps, -champion.value
+    needed_bps = champion_bps - rule.margin_bps
+    versus = (f"the champion's {champion_bps:.3f} bps - {rule.margin_bps:g} bps margin = {needed_bps:.3f} bps "
+              f"(cost, lower is better)")
+    if upper_bps >= needed_bps:
+        return verdict(False, f"{estimate.estimator} cost upper bound {upper_bps:.3f} bps does not beat {versus}",
+                       estimate, champion, n)
+    return verdict(True, f"{estimate.estimator} cost upper bound {upper_bps:.3f} bps < {versus}", estimate, champion, n)
 
 
 def candidate_arm_of(version: PolicyVersion) -> str:

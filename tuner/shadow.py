@@ -12,11 +12,12 @@ deterministic champion therefore teaches the learner about its own arm only, and
 refuses arms the log never took.
 
 The go-live gate (every ``gate_every_n_outcomes`` learned outcomes, after ``min_outcomes``) asks that
-the agreement over a full window reach ``min_agreement`` and that the OPE lower bound (the configured
-``gate_estimator``, via :func:`tuner.ope.run.evaluate_candidate`) of the learner's best arm on the last
-``ope_window_events`` routed orders be at most ``max_shortfall_bps`` below the acting policy's own value
-on the same orders. The learner's best arm is the knob set it would publish: the candidate going live.
-The event window lives in memory; after a restart it refills before the gate can pass.
+the agreement over a full window reach ``min_agreement`` and that the OPE cost upper bound (the
+configured ``gate_estimator``, via :func:`tuner.ope.run.evaluate_candidate`) of the learner's best arm on
+the last ``ope_window_events`` routed orders be at most ``max_shortfall_bps`` above the acting policy's
+own cost on the same orders (reasons in cost bps, lower is better). The learner's best arm is the knob
+set it would publish: the candidate going live. The event window lives in memory; after a restart it
+refills before the gate can pass.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from router.events import SCHEMA_VERSION, RouterEvent, ShadowDecision
 from router.policy import RouterPolicy
 from tuner.arms import arm_id_of
 from tuner.learners import Choice
+from tuner.ope.cost import CostInterval
 from tuner.ope.estimators import OpeEstimate
 from tuner.ope.run import estimators_from_config, evaluate_candidate
 
@@ -177,12 +179,15 @@ class ShadowMonitor:
             return verdict(False, f"agreement window {window}/{self.rule.agreement_window} not full", estimate, acting)
         if agreement < self.rule.min_agreement:
             return verdict(False, f"agreement {agreement:.3f} < {self.rule.min_agreement:g}", estimate, acting)
-        floor = acting.value - self.rule.max_shortfall_bps
-        if estimate.ci_low < floor:
-            return verdict(False, f"{estimate.estimator} lower bound {estimate.ci_low:.3f} < acting value "
-                                  f"{acting.value:.3f} - {self.rule.max_shortfall_bps:g} bps", estimate, acting)
+        upper_bps, acting_bps = CostInterval.of(estimate).ci_high_bps, -acting.value
+        ceiling_bps = acting_bps + self.rule.max_shortfall_bps
+        versus = (f"the acting policy's {acting_bps:.3f} bps + {self.rule.max_shortfall_bps:g} bps allowed shortfall "
+                  f"= {ceiling_bps:.3f} bps (cost, lower is better)")
+        if upper_bps > ceiling_bps:
+            return verdict(False, f"{estimate.estimator} cost upper bound {upper_bps:.3f} bps > {versus}",
+                           estimate, acting)
         return verdict(True, f"agreement {agreement:.3f} >= {self.rule.min_agreement:g} and {estimate.estimator} "
-                             f"lower bound {estimate.ci_low:.3f} >= {floor:.3f}", estimate, acting)
+                             f"cost upper bound {upper_bps:.3f} bps <= {versus}", estimate, acting)
 
 
 def with_shadow_symbols(bundle: ConfigBundle, symbols: tuple[str, ...]) -> ConfigBundle:

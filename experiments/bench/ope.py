@@ -20,6 +20,7 @@ import numpy as np
 
 from experiments.bench.timing import best_of
 from tuner.ope.bootstrap import BootstrapConfig
+from tuner.ope.cost import CostInterval
 from tuner.ope.estimators import (
     IPS,
     SNIPS,
@@ -114,15 +115,16 @@ def main() -> None:
           f"<= {args.max_blocks:,} blocks, best of {args.repeats}")  # fmt: skip
     print(f"baseline numpy mean of rewards: {t_mean * 1e3:8.2f} ms")
     print(f"baseline IPS point, no CI:      {t_ips * 1e3:8.2f} ms")
-    print(f"{'estimator':<16}{'alone ms':>10}{'x mean':>9}{'x IPS':>8}   value [95% CI]          ESS")
+    print(f"{'estimator':<16}{'alone ms':>10}{'x mean':>9}{'x IPS':>8}   cost bps [95% CI]       ESS")
     for estimator in estimators:
         t, out = best_of(args.repeats, lambda e=estimator: run([e]))
-        r = out[estimator.name]
+        r, c = out[estimator.name], CostInterval.of(out[estimator.name])
         print(f"{estimator.name:<16}{t * 1e3:10.1f}{t / t_mean:9.0f}{t / t_ips:8.1f}   "
-              f"{r.value:7.3f} [{r.ci_low:7.3f}, {r.ci_high:7.3f}] {r.ess:10.0f}")  # fmt: skip
+              f"{c.cost_bps:7.3f} [{c.ci_low_bps:7.3f}, {c.ci_high_bps:7.3f}] {r.ess:10.0f}")  # fmt: skip
     t_base, base = best_of(args.repeats, lambda: on_policy_value(log, bootstrap=boot))
+    c = CostInterval.of(base)
     print(f"{'on_policy':<16}{t_base * 1e3:10.1f}{t_base / t_mean:9.0f}{t_base / t_ips:8.1f}   "
-          f"{base.value:7.3f} [{base.ci_low:7.3f}, {base.ci_high:7.3f}]")  # fmt: skip
+          f"{c.cost_bps:7.3f} [{c.ci_low_bps:7.3f}, {c.ci_high_bps:7.3f}]")  # fmt: skip
     t_all, _ = best_of(args.repeats, lambda: run(estimators))
     print(f"all {len(estimators)} estimators in one evaluate call: {t_all:.2f} s "
           f"({t_all / t_mean:.0f}x numpy mean, {t_all / t_ips:.1f}x IPS without CI)")  # fmt: skip

@@ -6,6 +6,16 @@ snapshot's ``lastUpdateId``, then each diff must continue the previous one), and
 is recorded as a gap instead of being papered over. Prices and sizes are parsed from their strings into
 exact scaled integers; no float ever touches a price.
 
+Streams: ``bookTicker``, ``depth`` diffs (and the REST snapshot line) and ``trade`` build the book and
+the trades; ``markPrice`` is kept as the tape's mark series. ``aggTrade`` and ``forceOrder`` (per symbol
+or the all-market ``!forceOrder@arr``) are counted and skipped: trades already come from ``trade`` and
+liquidations are not replayed. A stream this loader does not know is counted, skipped and warned about
+rather than refused: it cannot change a book built from the streams above, and a capture with one more
+stream should still load; a load that finds no ``bookTicker`` at all is refused, so a capture missing
+what the simulator needs never passes silently. :class:`router.market.summary.LoadSummary` says what was
+used and skipped per stream. Skipped streams never feed the clock-offset estimate, so a tape is the
+same with or without them.
+
 Times: every stream is timed by the exchange event time ``E`` (ms). Spot bookTicker and the spot REST
 snapshot carry no exchange time: they are timed by the local receive time plus the clock offset of that
 file, estimated as the median of ``E - local receive`` over the file's messages that have ``E``.
@@ -14,6 +24,7 @@ file, estimated as the median of ``E - local receive`` over the file's messages 
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +35,10 @@ from typing import IO
 import msgspec
 import numpy as np
 
+from router.market.summary import KNOWN_SKIPPED_STREAMS, LoadSummary
 from router.market.tape import MarketTape
+
+logger = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "ROUTER_TUNER_DATA"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +92,30 @@ class _Trade(msgspec.Struct):
     m: bool
 
 
+class _MarkPrice(msgspec.Struct):
+    E: int
+    p: str
+
+
+class _Timed(msgspec.Struct):
+    """The part of a skipped stream's message we check: it is a timed event, as documented."""
+
+    E: int
+
+
+class _ForceOrderDetail(msgspec.Struct):
+    s: str
+
+
+class _ForceOrder(msgspec.Struct):
+    E: int
+    o: _ForceOrderDetail
+
+
 _LINE = msgspec.json.Decoder(_Line)
+_MARK_PRICE = msgspec.json.Decoder(_MarkPrice)
+_TIMED = msgspec.json.Decoder(_Timed)
+_FORCE_ORDER = msgspec.json.Decoder(_ForceOrder)
 _BOOK_TICKER = msgspec.json.Decoder(_BookTicker)
 _DEPTH = msgspec.json.Decoder(_DepthUpdate)
 _TRADE = msgspec.json.Decoder(_Trade)
@@ -110,12 +147,32 @@ def discover(data_dir: Path) -> dict[str, list[Path]]:
     return {key: [p for _, p in sorted(days)] for key, days in sorted(found.items())}
 
 
+@dataclass(frozen=True, slots=True)
+class LoadedRecording:
+    """A validated tape and what its load read, used and skipped per stream."""
+
+    tape: MarketTape
+    summary: LoadSummary
+
+
 def load_binance(paths: Sequence[Path], *, symbol: str | None = None) -> MarketTape:
     """Read one symbol's recorded files (one market) as one stream in time order into a validated tape.
 
     ``symbol`` (e.g. ``"BTCUSDT"``) selects one symbol when the files hold several; without it the files
     must hold exactly one. Files are ordered by their first receive time, whatever order they are given in.
+    The load summary is logged (INFO; WARNING when unknown streams were skipped); :func:`read_binance`
+    returns it.
     """
+    loaded = read_binance(paths, symbol=symbol)
+    if loaded.summary.unknown:
+        logger.warning("%s", loaded.summary.describe())
+    else:
+        logger.info("%s", loaded.summary.describe())
+    return loaded.tape
+
+
+def read_binance(paths: Sequence[Path], *, symbol: str | None = None) -> LoadedRecording:
+    """:func:`load_binance` with its :class:`LoadSummary`."""
     if not paths:
         raise ValueError("load_binance needs at least one file")
     markets = {_market_of(Path(p)) for p in paths}
@@ -125,7 +182,7 @@ def load_binance(paths: Sequence[Path], *, symbol: str | None = None) -> MarketT
     state = _LoadState(market=market, symbol=symbol.upper() if symbol else None, symbol_given=bool(symbol))
     for path in sorted((Path(p) for p in paths), key=_first_recv_ns):
         _read_file(path, state)
-    return state.build()
+    return LoadedRecording(state.build(), state.summarise())
 
 
 # --- internals ---------------------------------------------------------------------------------------
@@ -221,6 +278,10 @@ class _LoadState:
     trade_px: list[str] = field(default_factory=list)
     trade_qty: list[str] = field(default_factory=list)
     trade_buyer_maker: list[bool] = field(default_factory=list)
+    mark_loc: list[int] = field(default_factory=list)
+    mark_ts_ns: list[int] = field(default_factory=list)
+    mark_px: list[str] = field(default_factory=list)
+    summary: LoadSummary = field(default_factory=LoadSummary)
     depth_out: list[_DepthMsg] = field(default_factory=list)
     depth_pending: list[_DepthMsg] = field(default_factory=list)
     depth_synced: bool = False
@@ -243,8 +304,17 @@ class _LoadState:
         elif sym != self.symbol:
             if not self.symbol_given:
                 raise ValueError(f"several symbols ({self.symbol}, {sym}): pass symbol= to choose one")
+            self.summary.other_symbols += 1
             return False
         return True
+
+    def summarise(self) -> LoadSummary:
+        """The summary of everything read, with the depth diffs that went on the tape."""
+        summary = self.summary
+        summary.symbol, summary.market, summary.files = self.symbol or "", self.market, len(self.files)
+        summary.depth_applied = sum(not m.is_snapshot for m in self.depth_out)
+        summary.depth_gaps = len(self.depth_gap_ts_ns)
+        return summary
 
     # depth procedure --------------------------------------------------------------------------------
     def on_diff(self, msg: _DepthMsg) -> None:
@@ -291,6 +361,9 @@ class _LoadState:
     def build(self) -> MarketTape:
         if self.symbol is None:
             raise MarketDataError("no market messages found in the given files")
+        if not self.quote_ts_ns:
+            raise MarketDataError(f"no bookTicker messages for {self.symbol} in {', '.join(map(str, self.files))}: "
+                                  f"the simulator needs level-1 quotes ({self.summarise().describe()})")
         quote_px = self._parse(self.quote_px, lambda i: self.quote_loc[i // 2])
         quote_qty = self._parse(self.quote_qty, lambda i: self.quote_loc[i // 2])
         trade_px = self._parse(self.trade_px, lambda i: self.trade_loc[i])
@@ -327,11 +400,19 @@ class _LoadState:
             depth_ts_ns=d_ts, depth_side=d_side, depth_px=price_cols[2], depth_qty=qty_cols[2],
             depth_snapshot_idx=snap_idx,
             depth_gap_ts_ns=np.array(self.depth_gap_ts_ns, dtype=np.int64),
+            **self._marks(),
         )
         try:
             return tape.validate()
         except ValueError as exc:
             raise MarketDataError(f"loaded tape is invalid: {exc}") from exc
+
+    def _marks(self) -> dict[str, np.ndarray]:
+        """Mark prices in time order, as floats in price units (exact digits checked, off-tick allowed)."""
+        digits, decimals = self._parse(self.mark_px, lambda i: self.mark_loc[i])
+        ts = np.array(self.mark_ts_ns, dtype=np.int64)
+        order = np.argsort(ts, kind="stable")
+        return {"mark_ts_ns": ts[order], "mark_px": (digits / 10.0 ** decimals)[order]}
 
     def _parse(self, texts: Sequence[str] | Sequence[bytes],
                loc_of: Callable[[int], int]) -> tuple[np.ndarray, np.ndarray]:
@@ -422,6 +503,7 @@ def _read_file(path: Path, state: _LoadState) -> None:
             elif msg.lastUpdateId is not None and len(msg.bids) and len(msg.asks):
                 if msg.symbol is not None and not state.check_symbol(msg.symbol.upper()):
                     continue
+                state.summary.read["snapshot"] += 1
                 snap = _DepthMsg(
                     ts_ns=msg.E * 1_000_000 if msg.E is not None else recv_ns, first_id=msg.lastUpdateId,
                     last_id=msg.lastUpdateId, prev_last_id=None, bids=bytes(msg.bids), asks=bytes(msg.asks),
@@ -458,9 +540,25 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
                offsets_ns: list[int], loc: int) -> None:
     sym, _, kind_full = stream.partition("@")
     kind = kind_full.partition("@")[0]
+    if sym.startswith("!"):
+        _on_all_market(stream, sym[1:], data, state)
+        return
     if not state.check_symbol(sym.upper()):
         return
-    if kind == "bookTicker":
+    if kind in KNOWN_SKIPPED_STREAMS:
+        (_FORCE_ORDER if kind == "forceOrder" else _TIMED).decode(data)
+        state.summary.skipped[kind] += 1
+        return
+    if kind not in _USED_KINDS:
+        state.summary.unknown[kind_full or stream] += 1
+        return
+    state.summary.read[kind] += 1
+    if kind == "markPrice":
+        mark = _MARK_PRICE.decode(data)
+        state.mark_loc.append(loc)
+        state.mark_ts_ns.append(mark.E * 1_000_000)
+        state.mark_px.append(mark.p)
+    elif kind == "bookTicker":
         bt = _BOOK_TICKER.decode(data)
         state.quote_loc.append(loc)
         state.quote_recv_ns.append(recv_ns)
@@ -489,9 +587,19 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         offsets_ns.append(ts - recv_ns)
         state.on_diff(_DepthMsg(ts_ns=ts, first_id=du.U, last_id=du.u, prev_last_id=du.pu, bids=bytes(du.b),
                                 asks=bytes(du.a), is_snapshot=False, loc=loc))
+
+
+_USED_KINDS = frozenset({"bookTicker", "trade", "depth", "markPrice"})
+
+
+def _on_all_market(stream: str, name: str, data: msgspec.Raw, state: _LoadState) -> None:
+    """An all-market stream (``!forceOrder@arr``): every symbol's events, none of them used; counted."""
+    if name == "forceOrder":
+        _FORCE_ORDER.decode(data)  # checked to be a liquidation event; its symbol may be any market's
+        state.summary.skipped[stream] += 1
     else:
-        raise ValueError(f"unsupported stream {stream!r} (expected bookTicker, depth diffs or trade)")
+        state.summary.unknown[stream] += 1
 
 
-__all__ = ["DATA_DIR_ENV", "BadDecimalError", "MarketDataError", "discover", "load_binance", "parse_decimals",
-           "rescale_decimals", "resolve_data_dir"]
+__all__ = ["DATA_DIR_ENV", "BadDecimalError", "LoadedRecording", "MarketDataError", "discover", "load_binance",
+           "parse_decimals", "read_binance", "rescale_decimals", "resolve_data_dir"]

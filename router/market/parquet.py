@@ -1,10 +1,12 @@
 """The project's Parquet format for a MarketTape: one file per tape, exact round trip.
 
-Layout (format version 1): one table whose ``stream`` column (``"quote"``, ``"trade"`` or ``"depth"``)
-says which columns of a row are set; the others are null. Rows are the quotes in tape order, then the
-trades, then the depth rows, so each stream reads back in its own order without sorting.
-Columns: ``stream``, ``ts_ns``, ``bid_px``, ``bid_qty``, ``ask_px``, ``ask_qty`` (quotes), ``trade_px``,
-``trade_qty``, ``trade_buyer_maker`` (trades), ``depth_side``, ``depth_px``, ``depth_qty`` (depth).
+Layout (format version 2): one table whose ``stream`` column (``"quote"``, ``"trade"``, ``"depth"`` or
+``"mark"``) says which columns of a row are set; the others are null. Rows are the quotes in tape order,
+then the trades, the depth rows and the mark prices, so each stream reads back in its own order without
+sorting. Columns: ``stream``, ``ts_ns``, ``bid_px``, ``bid_qty``, ``ask_px``, ``ask_qty`` (quotes),
+``trade_px``, ``trade_qty``, ``trade_buyer_maker`` (trades), ``depth_side``, ``depth_px``, ``depth_qty``
+(depth), ``mark_px`` (marks, float64 price units). Version 1 files (no marks, no ``mark_px`` column) are
+still read, with an empty mark series.
 The schema metadata key ``router_tuner.market_tape`` holds JSON: format_version, symbol, market,
 price_scale, qty_scale, tick_size, depth_snapshot_idx, depth_gap_ts_ns.
 Why one file with a stream column: one artifact per tape to move, hash and log, and Parquet's null
@@ -23,22 +25,26 @@ import pyarrow.parquet as pq
 from router.atomic_file import atomic_path
 from router.market.tape import MarketTape
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 METADATA_KEY = b"router_tuner.market_tape"
-_STREAMS = ("quote", "trade", "depth")
-_SCHEMA = pa.schema([
+_STREAMS = ("quote", "trade", "depth", "mark")
+_SCHEMA_V1 = pa.schema([
     ("stream", pa.string()),
     ("ts_ns", pa.int64()),
     ("bid_px", pa.int64()), ("bid_qty", pa.int64()), ("ask_px", pa.int64()), ("ask_qty", pa.int64()),
     ("trade_px", pa.int64()), ("trade_qty", pa.int64()), ("trade_buyer_maker", pa.bool_()),
     ("depth_side", pa.int8()), ("depth_px", pa.int64()), ("depth_qty", pa.int64()),
 ])
+_SCHEMA = _SCHEMA_V1.append(pa.field("mark_px", pa.float64()))
+_STREAMS_BY_VERSION = {1: _STREAMS[:3], 2: _STREAMS}
+_SCHEMA_BY_VERSION = {1: _SCHEMA_V1, 2: _SCHEMA}
 _COLUMNS_BY_STREAM = {
     "quote": ("bid_px", "bid_qty", "ask_px", "ask_qty"),
     "trade": ("trade_px", "trade_qty", "trade_buyer_maker"),
     "depth": ("depth_side", "depth_px", "depth_qty"),
+    "mark": ("mark_px",),
 }
-_TS_BY_STREAM = {"quote": "quote_ts_ns", "trade": "trade_ts_ns", "depth": "depth_ts_ns"}
+_TS_BY_STREAM = {"quote": "quote_ts_ns", "trade": "trade_ts_ns", "depth": "depth_ts_ns", "mark": "mark_ts_ns"}
 
 
 class TapeFormatError(ValueError):
@@ -84,21 +90,23 @@ def read_tape(path: Path) -> MarketTape:
     except (pa.ArrowInvalid, OSError) as exc:
         raise TapeFormatError(f"{path}: not a readable Parquet file: {exc}") from exc
     meta = _metadata(path, table.schema)
-    if table.schema.remove_metadata() != _SCHEMA:
+    version = int(meta["format_version"])
+    schema, streams = _SCHEMA_BY_VERSION[version], _STREAMS_BY_VERSION[version]
+    if table.schema.remove_metadata() != schema:
         raise TapeFormatError(f"{path}: columns {table.schema.names} with types "
-                              f"{[str(t) for t in table.schema.types]} do not match format {FORMAT_VERSION}: "
-                              f"{_SCHEMA.names}")
+                              f"{[str(t) for t in table.schema.types]} do not match format {version}: "
+                              f"{schema.names}")
     stream = table.column("stream").to_numpy(zero_copy_only=False)
-    unknown = set(np.unique(stream).tolist()) - set(_STREAMS)
+    unknown = set(np.unique(stream).tolist()) - set(streams)
     if unknown:
         raise TapeFormatError(f"{path}: unknown stream values {sorted(map(str, unknown))}")
     arrays: dict[str, np.ndarray] = {}
-    for s in _STREAMS:
+    for s in streams:
         rows = table.filter(pa.array(stream == s))
         arrays[_TS_BY_STREAM[s]] = _column(path, rows, "ts_ns", s, np.int64)
         for name in _COLUMNS_BY_STREAM[s]:
-            arrays[name] = _column(path, rows, name, s, _SCHEMA.field(name).type.to_pandas_dtype())
-        for other in _STREAMS:
+            arrays[name] = _column(path, rows, name, s, schema.field(name).type.to_pandas_dtype())
+        for other in streams:
             for name in _COLUMNS_BY_STREAM[other] if other != s else ():
                 if rows.column(name).null_count != rows.num_rows:
                     raise TapeFormatError(f"{path}: {s} rows carry {other} column {name}")
@@ -119,8 +127,9 @@ def _metadata(path: Path, schema: pa.Schema) -> dict[str, object]:
         raise TapeFormatError(f"{path}: no {METADATA_KEY.decode()} metadata: not a MarketTape file")
     meta = json.loads(raw)
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
-        raise TapeFormatError(f"{path}: format version {version!r}, this reader reads {FORMAT_VERSION}")
+    if version not in _SCHEMA_BY_VERSION:
+        raise TapeFormatError(f"{path}: format version {version!r}, this reader reads "
+                              f"{', '.join(map(str, sorted(_SCHEMA_BY_VERSION)))}")
     expected = {"format_version": int, "symbol": str, "market": str, "price_scale": int, "qty_scale": int,
                 "tick_size": float, "depth_snapshot_idx": list, "depth_gap_ts_ns": list}
     for key, typ in expected.items():

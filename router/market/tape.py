@@ -2,8 +2,10 @@
 
 Prices and sizes are integers in units of ``1/price_scale`` and ``1/qty_scale`` so that a replay never
 moves a price off its tick through float rounding; ``price()`` / ``qty()`` convert for analytics.
-Each stream (level-1 quotes, trades, depth changes) is its own set of equal-length arrays sorted by time.
-Times are nanoseconds since the epoch on the exchange clock where the source message has one.
+Each stream (level-1 quotes, trades, depth changes, mark prices) is its own set of equal-length arrays
+sorted by time. Times are nanoseconds since the epoch on the exchange clock where the source message has one.
+Mark prices are the one exception to integer prices: an exchange's mark is an index-derived number that is
+not on the tick (``"61800.12345678"``), never a venue price, so it is a float in price units.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ def _empty_i64() -> np.ndarray:
     return _EMPTY_I64.copy()
 
 
+def _empty_f64() -> np.ndarray:
+    return np.empty(0, dtype=np.float64)
+
+
 @dataclass(frozen=True, slots=True)
 class MarketTape:
     """One symbol's market, columnar, sorted by time (exchange time where the message has one).
@@ -27,6 +33,10 @@ class MarketTape:
     before the row at each index in ``depth_snapshot_idx`` (the rows of a full snapshot start there) and
     treats the book as unknown from each time in ``depth_gap_ts_ns`` until the next snapshot (a gap in the
     exchange's update ids: the diffs after it cannot be applied and are not on the tape).
+
+    ``mark_ts_ns`` / ``mark_px`` are the exchange's mark prices (futures ``markPrice`` stream), empty when
+    the source has none. They are kept for marking positions, not replayed: ``start_ns``, ``end_ns`` and
+    ``n_events`` count quotes, trades and depth only, so a tape with marks replays like one without.
     """
 
     symbol: str
@@ -49,6 +59,8 @@ class MarketTape:
     depth_qty: np.ndarray
     depth_snapshot_idx: np.ndarray = field(default_factory=_empty_i64)
     depth_gap_ts_ns: np.ndarray = field(default_factory=_empty_i64)
+    mark_ts_ns: np.ndarray = field(default_factory=_empty_i64)
+    mark_px: np.ndarray = field(default_factory=_empty_f64)
 
     def price(self, x: int | np.ndarray) -> float | np.ndarray:
         """Scaled integer price(s) to float price units (analytics only)."""
@@ -98,6 +110,10 @@ class MarketTape:
         _check_group(self.symbol, "depth", self.depth_ts_ns,
                      {"depth_px": self.depth_px, "depth_qty": self.depth_qty}, np.int64)
         _check_group(self.symbol, "depth", self.depth_ts_ns, {"depth_side": self.depth_side}, np.int8)
+        _check_group(self.symbol, "mark", self.mark_ts_ns, {"mark_px": self.mark_px}, np.float64)
+        if len(self.mark_px) and not (np.isfinite(self.mark_px) & (self.mark_px > 0)).all():
+            raise ValueError(f"{self.symbol}: mark_px has a non-positive or non-finite price at index "
+                             f"{int(np.argmin(np.isfinite(self.mark_px) & (self.mark_px > 0)))}")
         for name, arr in (("bid_qty", self.bid_qty), ("ask_qty", self.ask_qty),
                           ("trade_qty", self.trade_qty), ("depth_qty", self.depth_qty)):
             _check_nonnegative(self.symbol, name, arr)

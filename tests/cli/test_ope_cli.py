@@ -1,10 +1,12 @@
-"""``router-tuner ope`` on a journal logged by a known random policy: estimates cover the true cost."""
+"""``router-tuner ope`` on journals logged by known random policies: per symbol, cost in bps, paired differences,
+filters, warnings, and one clear line with exit 2 on every bad input."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -13,20 +15,27 @@ from executor.journal import Journal
 from tests.factories import fill, routed
 
 TRUE_COST_BPS = {"o0.00_b0.00": 3.0, "o1.00_b0.00": 1.0, "o2.00_b0.00": 2.0}
+ETH_EXTRA_BPS = 10.0  # ETHUSDT costs 10 bps more on every arm: pooling would blur two markets into one number
+N = 2000
+T0_NS = 1_723_161_600_000_000_000  # 2024-08-09T00:00:00Z
 
 
 @pytest.fixture(scope="module")
 def journal_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """2,000 orders logged by a uniform random choice over three arms, with Normal noise around each arm's cost."""
+    """N orders per symbol logged by a uniform random choice over three arms (Normal noise around each arm's
+    cost), one per second; the first half by policy ``pA`` version 1, the second half by ``pB`` version 2."""
     rng = np.random.default_rng(11)
     arms = list(TRUE_COST_BPS)
     events = []
-    for i in range(2000):
-        arm = arms[int(rng.integers(len(arms)))]
-        cost_bps = TRUE_COST_BPS[arm] + float(rng.normal(0.0, 2.0))
-        price = 100.0 * (1 + cost_bps / 1e4)
-        events.append(routed(intent_id=f"i{i}", arm=arm, propensity=1 / 3,
-                             fills=(fill(price, 1.0, trade_id=f"t{i}"),)))
+    for symbol, extra in (("BTCUSDT", 0.0), ("ETHUSDT", ETH_EXTRA_BPS)):
+        for i in range(N):
+            arm = arms[int(rng.integers(len(arms)))]
+            cost_bps = TRUE_COST_BPS[arm] + extra + float(rng.normal(0.0, 2.0))
+            price = 100.0 * (1 + cost_bps / 1e4)
+            event = routed(intent_id=f"{symbol}-{i}", symbol=symbol, arm=arm, propensity=1 / 3,
+                           arrival_ts_ns=T0_NS + i * 1_000_000_000, fills=(fill(price, 1.0, trade_id=f"t{i}"),))
+            policy = ("pA", 1) if i < N // 2 else ("pB", 2)
+            events.append(msgspec.structs.replace(event, policy_id=policy[0], policy_version=policy[1]))
     path = tmp_path_factory.mktemp("ope") / "journal.sqlite"
     with Journal(path) as journal:
         journal.append_many(events)
@@ -38,39 +47,141 @@ def _run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
+def _by_symbol(result: dict) -> dict[str, dict]:
+    return {r["symbol"]: r for r in result["results"]}
+
+
+def _fails(capsys: pytest.CaptureFixture[str], *args: str, code: int = 2) -> str:
+    """Run ``ope`` expecting ``code``; return its one stderr line (MLflow's own INFO logging aside)."""
+    assert main(["ope", *args]) == code
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.strip().splitlines() if " INFO mlflow." not in line]
+    assert len(lines) == 1 and lines[0].startswith("ope: ") and "Traceback" not in captured.err, captured.err
+    return lines[0]
+
+
 def test_estimates_cover_the_true_cost_of_the_candidate(journal_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     result = _run_json(capsys, "--journal", str(journal_path), "--candidate", "o1.00_b0.00",
-                       "--baseline", "o0.00_b0.00")
-    for report, arm in ((result["candidate"], "o1.00_b0.00"), (result["baseline"], "o0.00_b0.00")):
-        assert report["n_events"] == 2000
+                       "--baseline", "o0.00_b0.00", "--symbol", "BTCUSDT")
+    (only,) = result["results"]
+    assert result["cost_unit"] == "bps" and only["baseline_label"] == "o0.00_b0.00"
+    for report, arm in ((only["candidate"], "o1.00_b0.00"), (only["baseline"], "o0.00_b0.00")):
+        assert report["n_events"] == N
         for name in ("ips", "snips", "dr"):
             estimate = report["estimates"][name]
-            assert estimate["ci_low"] <= -TRUE_COST_BPS[arm] <= estimate["ci_high"], (arm, name, estimate)
-        assert report["logging"]["value"] == pytest.approx(-2.0, abs=0.2)
-    assert "ips_clip50" in result["candidate"]["estimates"]
+            assert estimate["ci_low_bps"] <= TRUE_COST_BPS[arm] <= estimate["ci_high_bps"], (arm, name, estimate)
+            assert "value" not in estimate
+        assert report["logging"]["cost_bps"] == pytest.approx(2.0, abs=0.2)
+    assert "ips_clip50" in only["candidate"]["estimates"]
+    # candidate - baseline: about -2 bps, with its own paired interval that excludes 0
+    for name in ("ips", "snips", "dr"):
+        diff = only["difference"][name]
+        assert diff["ci_low_bps"] <= -2.0 <= diff["ci_high_bps"] < 0, (name, diff)
+    assert only["warnings"] == []
+
+
+def test_every_symbol_is_scored_on_its_own_by_default(journal_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    results = _by_symbol(_run_json(capsys, "--journal", str(journal_path), "--candidate", "o1.00_b0.00"))
+    assert sorted(results) == ["BTCUSDT", "ETHUSDT"]
+    for symbol, extra in (("BTCUSDT", 0.0), ("ETHUSDT", ETH_EXTRA_BPS)):
+        report = results[symbol]["candidate"]
+        assert report["n_events"] == N and report["symbol"] == symbol
+        assert report["estimates"]["snips"]["cost_bps"] == pytest.approx(1.0 + extra, abs=0.3)
+        assert results[symbol]["baseline"] is None and results[symbol]["baseline_label"] == "on_policy"
+        assert results[symbol]["difference"]["snips"]["cost_bps"] == pytest.approx(-1.0, abs=0.3)
+
+
+def test_time_window_and_logging_policy_filters(journal_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--journal", str(journal_path), "--candidate", "o1.00_b0.00", "--symbol", "BTCUSDT"]
+    window = _run_json(capsys, *base, "--since", "2024-08-09T00:05:00Z", "--until", "2024-08-09T00:10:00")
+    (only,) = window["results"]
+    assert only["candidate"]["n_events"] == 300  # [300 s, 600 s): naive times are UTC
+    assert window["filters"]["since"] == "2024-08-09T00:05:00Z"
+    one_micro_late = _run_json(capsys, *base, "--since", "2024-08-09T00:00:00.000001+00:00")
+    assert one_micro_late["results"][0]["candidate"]["n_events"] == N - 1  # exact to the microsecond
+    other_zone = _run_json(capsys, *base, "--since", "2024-08-09T02:05:00+02:00", "--until", "2024-08-09T00:10:00Z")
+    assert other_zone["results"][0]["candidate"]["n_events"] == 300
+    by_policy = _run_json(capsys, *base, "--logging-policy", "pB")
+    assert by_policy["results"][0]["candidate"]["n_events"] == N // 2
+    assert _run_json(capsys, *base, "--logging-policy", "pA:1")["results"][0]["candidate"]["n_events"] == N // 2
+    assert "no router events for BTCUSDT" in _fails(capsys, *base, "--logging-policy", "pA:2")
+    assert "match the filters (2000 before" in _fails(capsys, *base, "--since", "2030-01-01")
+    assert "not an ISO-8601 time" in _fails(capsys, *base, "--since", "yesterday")
+    assert "the window is empty" in _fails(capsys, *base, "--since", "2024-08-09T01:00", "--until", "2024-08-09")
 
 
 def test_policy_file_candidate_and_unsupported_arm(journal_path: Path, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     policy = tmp_path / "policy.json"
-    policy.write_text(json.dumps({"maker_offset_bps": 2.0, "taker_bias": 0.0}))
+    policy.write_text(json.dumps({"symbol": "ETHUSDT", "maker_offset_bps": 2.0, "taker_bias": 0.0}))
     result = _run_json(capsys, "--journal", str(journal_path), "--candidate", str(policy))
-    assert result["candidate"]["candidate_arm"] == "o2.00_b0.00"
-    assert main(["ope", "--journal", str(journal_path), "--candidate", "o4.00_b0.00"]) == 2
-    assert "o4.00_b0.00 was never taken with a fill in this log" in capsys.readouterr().err
+    (only,) = result["results"]  # the file's symbol: never scored on BTCUSDT's events
+    assert only["symbol"] == "ETHUSDT" and only["candidate"]["candidate_arm"] == "o2.00_b0.00"
+    assert only["candidate"]["n_events"] == N
+    line = _fails(capsys, "--journal", str(journal_path), "--candidate", str(policy), "--symbol", "BTCUSDT")
+    assert "symbols disagree: --candidate is ETHUSDT, --symbol is BTCUSDT" in line
+    line = _fails(capsys, "--journal", str(journal_path), "--candidate", "o4.00_b0.00")
+    assert "nothing could be scored: BTCUSDT: candidate arm o4.00_b0.00 was never taken with a fill" in line
+    (tmp_path / "bad.json").write_text("{\n  oops")
+    assert "bad.json:2: not JSON" in _fails(capsys, "--journal", str(journal_path), "--candidate",
+                                            str(tmp_path / "bad.json"))
+    (tmp_path / "knobless.json").write_text("{}")
+    assert "not a RouterPolicy document" in _fails(capsys, "--journal", str(journal_path), "--candidate",
+                                                   str(tmp_path / "knobless.json"))
 
 
-def test_table_output_and_errors(journal_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_table_shows_costs_differences_and_warnings(journal_path: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ope", "--journal", str(journal_path), "--candidate", "o1.00_b0.00"]) == 0
     out = capsys.readouterr().out
-    assert "on_policy" in out and "snips" in out and "cost_bps" in out
-    assert main(["ope", "--journal", str(tmp_path / "none.sqlite"), "--candidate", "x"]) == 2
-    assert "no journal" in capsys.readouterr().err
-    assert main(["ope", "--journal", str(journal_path), "--candidate", str(tmp_path / "missing.json")]) == 2
-    assert "no such policy file" in capsys.readouterr().err
-    assert main(["ope", "--journal", str(journal_path), "--candidate", "o1.00_b0.00", "--symbol", "ETHUSDT"]) == 2
-    assert "no router events for ETHUSDT" in capsys.readouterr().err
+    assert out.startswith("BTCUSDT: candidate o1.00_b0.00 vs the logging policy (on_policy) on 2000 filled events")
+    assert "\nETHUSDT: candidate o1.00_b0.00" in out
+    for column in ("cost_bps", "base_bps", "diff_bps", "diff_low", "diff_high", "ess", "support_gap"):
+        assert column in out
+    snips = next(line.split() for line in out.splitlines() if line.strip().startswith("snips"))
+    cost, low, high, base, diff = map(float, snips[1:6])
+    assert low < cost < high and cost == pytest.approx(1.0, abs=0.3) and base == pytest.approx(2.0, abs=0.2)
+    assert diff == pytest.approx(cost - base, abs=1e-3)
+    deterministic = tmp_path / "deterministic.sqlite"
+    with Journal(deterministic) as journal:
+        journal.append_many([routed(intent_id=f"d{i}", arm="o1.00_b0.00" if i < 150 else "o2.00_b0.00",
+                                    fills=(fill(100.01, 1.0, trade_id=f"d{i}"),)) for i in range(300)])
+    assert main(["ope", "--journal", str(deterministic), "--candidate", "o1.00_b0.00"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: deterministic log: every logged propensity is 1" in out
+    assert "warning: low effective sample size for o1.00_b0.00" not in out  # ESS 150 >= 100
+
+
+def test_bad_inputs_end_in_one_line_with_exit_2(journal_path: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert "no journal at" in _fails(capsys, "--journal", str(tmp_path / "none.sqlite"), "--candidate", "x")
+    assert "no such policy file" in _fails(capsys, "--journal", str(journal_path), "--candidate",
+                                           str(tmp_path / "missing.json"))
+    assert "no router events for SOLUSDT" in _fails(capsys, "--journal", str(journal_path), "--candidate",
+                                                    "o1.00_b0.00", "--symbol", "SOLUSDT")
+    not_a_journal = tmp_path / "notes.sqlite"
+    not_a_journal.write_bytes(b"hello")
+    assert str(not_a_journal) in _fails(capsys, "--journal", str(not_a_journal), "--candidate", "o1.00_b0.00")
+    assert "expected ID or ID:VERSION" in _fails(capsys, "--journal", str(journal_path), "--candidate",
+                                                 "o1.00_b0.00", "--logging-policy", ":3")
+
+
+def test_missing_mlflow_model_or_alias_is_exit_2(journal_path: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from tuner.registry import PolicyRegistry
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    PolicyRegistry(uri, "router-tuner", "router-policy").publish(
+        "BTCUSDT", {"maker_offset_bps": 1.0, "taker_bias": 0.0}, params={}, metrics={}, config_snapshot={})
+    base = ["--journal", str(journal_path), "--tracking-uri", uri]
+    line = _fails(capsys, *base, "--candidate", "ETHUSDT@champion")
+    assert "ETHUSDT@champion: ETHUSDT: no policy version 'champion'" in line and "policy list" in line
+    assert "no policy version 'nosuch'" in _fails(capsys, *base, "--candidate", "BTCUSDT@nosuch")
+    assert "no policy version '7'" in _fails(capsys, *base, "--candidate", "o1.00_b0.00", "--baseline", "BTCUSDT/7")
 
 
 def test_mlflow_candidate_is_scored_and_logged_to_its_run(journal_path: Path, tmp_path: Path,
@@ -86,9 +197,12 @@ def test_mlflow_candidate_is_scored_and_logged_to_its_run(journal_path: Path, tm
                                config_snapshot={})
     result = _run_json(capsys, "--journal", str(journal_path), "--candidate", "BTCUSDT@champion",
                        "--tracking-uri", uri)
-    assert result["candidate"]["candidate_arm"] == "o1.00_b0.00" and result["candidate"]["symbol"] == "BTCUSDT"
+    (only,) = result["results"]  # the reference's symbol only
+    assert only["candidate"]["candidate_arm"] == "o1.00_b0.00" and only["candidate"]["symbol"] == "BTCUSDT"
     logged = registry.show("BTCUSDT", str(version.version)).metrics
-    assert logged["ope_dr_cost_bps"] == pytest.approx(-result["candidate"]["estimates"]["dr"]["value"])
+    assert logged["ope_dr_cost_bps"] == pytest.approx(only["candidate"]["estimates"]["dr"]["cost_bps"])
+    assert logged["ope_dr_cost_bps"] > 0
+    assert logged["ope_dr_diff_cost_bps"] == pytest.approx(only["difference"]["dr"]["cost_bps"])
 
 
 def test_bad_config_directory_is_a_clean_error(journal_path: Path, tmp_path: Path,

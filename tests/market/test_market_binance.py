@@ -248,7 +248,9 @@ def test_symbol_selection(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("line_no", "bad_line", "message"), [
     (3, "not-a-time {}", "line must start with"),
     (3, "1700000000000000000 {not json", "malformed|JSON"),
-    (3, '1700000000000000000 {"stream":"tstusdt@aggTrade","data":{}}', "unsupported stream"),
+    (3, '1700000000000000000 {"stream":"tstusdt@aggTrade","data":{}}', "missing required field `E`"),
+    (3, '1700000000000000000 {"stream":"tstusdt@forceOrder","data":{"E":1,"o":{}}}', "`s`"),
+    (3, '1700000000000000000 {"stream":"tstusdt@markPrice@1s","data":{"E":1,"p":"-1"}}', "not an unsigned"),
     (3, '1700000000000000000 {"foo":1}', "neither a combined-stream envelope nor a depth snapshot"),
     (3, '1700000000000000000 {"stream":"tstusdt@trade","data":{"E":1,"p":"1.0","m":true}}', "q"),
     (3, '1700000000000000000 {"stream":"tstusdt@trade","data":{"E":1,"p":"1e5","q":"1","m":true}}',

@@ -102,9 +102,9 @@ def test_foreign_or_damaged_files_are_rejected(tmp_path: Path) -> None:
         read_tape(tmp_path / "junk.parquet")
     with pytest.raises(TapeFormatError, match="not a MarketTape file"):
         read_tape(_rewrite(tmp_path / "nometa.parquet", table.replace_schema_metadata({})))
-    future = table.replace_schema_metadata({METADATA_KEY: json.dumps(meta | {"format_version": 2})})
-    with pytest.raises(TapeFormatError, match="format version 2"):
-        read_tape(_rewrite(tmp_path / "v2.parquet", future))
+    future = table.replace_schema_metadata({METADATA_KEY: json.dumps(meta | {"format_version": 3})})
+    with pytest.raises(TapeFormatError, match="format version 3, this reader reads 1, 2"):
+        read_tape(_rewrite(tmp_path / "v3.parquet", future))
     no_scale = {k: v for k, v in meta.items() if k != "qty_scale"}
     with pytest.raises(TapeFormatError, match="'qty_scale' missing"):
         read_tape(_rewrite(tmp_path / "noscale.parquet",
@@ -132,3 +132,27 @@ def test_foreign_or_damaged_files_are_rejected(tmp_path: Path) -> None:
         read_tape(_rewrite(tmp_path / "crossed.parquet",
                            table.set_column(table.schema.get_field_index("ask_px"), "ask_px",
                                             pa.array(crossed, pa.int64()))))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(marks=st.lists(st.tuples(st.integers(0, 2**62), st.floats(1e-8, 1e7, allow_nan=False)), max_size=30))
+def test_mark_prices_round_trip_exactly(marks: list[tuple[int, float]], tmp_path: Path) -> None:
+    marks.sort(key=lambda m: m[0])
+    tape = dataclasses.replace(_small_tape(), mark_ts_ns=np.array([t for t, _ in marks], dtype=np.int64),
+                               mark_px=np.array([p for _, p in marks], dtype=np.float64))
+    write_tape(tape, tmp_path / "marks.parquet")
+    _assert_equal(read_tape(tmp_path / "marks.parquet"), tape)
+
+
+def test_format_1_files_are_still_read_with_no_marks(tmp_path: Path) -> None:
+    """A tape written before marks existed (format 1: no mark_px column, no mark rows) reads unchanged."""
+    tape = _small_tape()
+    write_tape(tape, tmp_path / "v2.parquet")
+    table = pq.read_table(tmp_path / "v2.parquet")
+    meta = json.loads(table.schema.metadata[METADATA_KEY]) | {"format_version": 1}
+    old = table.drop_columns(["mark_px"]).replace_schema_metadata({METADATA_KEY: json.dumps(meta)})
+    _assert_equal(read_tape(_rewrite(tmp_path / "v1.parquet", old)), tape)
+    stream = old.column("stream").to_pylist()
+    stream[0] = "mark"
+    with pytest.raises(TapeFormatError, match=r"unknown stream values \['mark'\]"):
+        read_tape(_rewrite(tmp_path / "v1mark.parquet", old.set_column(0, "stream", pa.array(stream, pa.string()))))

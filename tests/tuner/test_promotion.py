@@ -57,11 +57,21 @@ def test_the_gate_passes_only_a_challenger_whose_lower_bound_clears_the_margin()
     better = judge(logged("BTCUSDT", 1000, 1.0, seed=1), "o2.00_b0.00", "BTCUSDT", RULE, OPE, seed=3)
     assert better.passes and better.estimate is not None and better.champion_value is not None
     assert better.estimate.ci_low > better.champion_value.value + RULE.margin_bps
-    assert better.tags()["promotion"] == "ope_gate" and "promotion_ci_low" in better.tags()
+    tags = better.tags()
+    assert tags["promotion"] == "ope_gate"
+    # every number a person reads is a cost in bps: the challenger ~1 bp, the champion's log ~2.4 bps
+    assert float(tags["promotion_cost_bps"]) == pytest.approx(1.0, abs=0.3)
+    assert float(tags["promotion_cost_ci_high_bps"]) == pytest.approx(-better.estimate.ci_low, rel=1e-5)
+    assert float(tags["promotion_champion_cost_bps"]) == pytest.approx(-better.champion_value.value, rel=1e-5)
+    assert float(tags["promotion_champion_cost_bps"]) > 2.0
+    upper, champion = float(tags["promotion_cost_ci_high_bps"]), float(tags["promotion_champion_cost_bps"])
+    assert better.reason == (f"snips cost upper bound {upper:.3f} bps < the champion's {champion:.3f} bps - 0.25 bps "
+                             f"margin = {champion - 0.25:.3f} bps (cost, lower is better)")
+    assert "-" not in better.reason.split("bound ")[1].split(" ")[0], "no negative rewards in the message"
 
     # the challenger is better by ~0.3 bps of reward over the log: its lower bound cannot clear 0.25 bps on top
     close = judge(logged("BTCUSDT", 1000, 2.6, seed=1), "o2.00_b0.00", "BTCUSDT", RULE, OPE, seed=3)
-    assert not close.passes and "does not beat the champion" in close.reason
+    assert not close.passes and "cost upper bound" in close.reason and "does not beat the champion's" in close.reason
 
     thin = dataclasses.replace(RULE, min_effective_sample_size=10_000.0)
     assert "effective sample size" in judge(logged("BTCUSDT", 1000, 1.0, seed=1), "o2.00_b0.00", "BTCUSDT",
@@ -102,7 +112,7 @@ def test_promote_is_refused_then_accepted_on_the_logs_and_force_records_who_and_
     common = ["--symbol", "BTCUSDT", "--tracking-uri", store]
     worse = journal_with(tmp_path / "worse.sqlite", logged("BTCUSDT", 600, 3.5, seed=4))
     assert main(["policy", "promote", *common, "--journal", str(worse)]) == 1
-    assert "refused: snips lower bound" in capsys.readouterr().err
+    assert "refused: snips cost upper bound" in capsys.readouterr().err
     registry = default_registry(store)
     assert registry.champion_version("BTCUSDT") == 1, "a refused promotion changes nothing"
 
@@ -110,7 +120,8 @@ def test_promote_is_refused_then_accepted_on_the_logs_and_force_records_who_and_
     assert main(["policy", "promote", *common, "--journal", str(better)]) == 0
     assert registry.champion_version("BTCUSDT") == 2
     tags = registry.version_tags("BTCUSDT", 2)
-    assert tags["promotion"] == "ope_gate" and float(tags["promotion_ci_low"]) > float(tags["promotion_champion_value"])
+    assert tags["promotion"] == "ope_gate"
+    assert float(tags["promotion_cost_ci_high_bps"]) < float(tags["promotion_champion_cost_bps"]) - 0.25
 
     eth = ["--symbol", "ETHUSDT", "--tracking-uri", store]
     assert main(["policy", "promote", *eth]) == 2

@@ -126,6 +126,8 @@ def test_a_symbol_goes_live_when_agreement_and_the_ope_bound_pass() -> None:
     gate = tuner.evaluate_shadow()
     assert gate.candidate_arm == "o1.00_b0.00" and gate.estimate is not None and gate.acting_value is not None
     assert gate.estimate.ci_low >= gate.acting_value.value - 0.5 and gate.agreement is not None
+    upper, acting = -gate.estimate.ci_low, -gate.acting_value.value  # the reason speaks cost in bps
+    assert f"cost upper bound {upper:.3f} bps <= the acting policy's {acting:.3f} bps + 0.5 bps" in gate.reason
     assert gate.agreement >= 0.7
     assert service.decide(SYMBOL, None).symbol == SYMBOL
     with pytest.raises(ShadowModeError, match="is live"):

@@ -73,6 +73,21 @@ class BlockBootstrap:
     def config(self) -> BootstrapConfig:
         return self._config
 
+    @property
+    def n(self) -> int:
+        return self._n
+
+    @classmethod
+    def shared(cls, n: int, config: BootstrapConfig, given: BlockBootstrap | None) -> BlockBootstrap:
+        """``given`` when it resamples ``n`` events under ``config`` (so intervals drawn on it stay paired),
+        a new one when ``given`` is ``None``; ValueError when it was built for another log or config."""
+        if given is None:
+            return cls(n, config)
+        if given.n != n or given.config != config:
+            raise ValueError(f"shared resamples were drawn for {given.n} events under {given.config}, "
+                             f"not {n} under {config}")
+        return given
+
     def interval(self, components: Sequence[Component]) -> tuple[float, float]:
         """Percentile interval of the estimator over the resamples (NaN resamples with no weight dropped)."""
         columns: list[np.ndarray] = []

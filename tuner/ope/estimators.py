@@ -272,6 +272,23 @@ def evaluate(
     >>> out["ips"].value, out["snips"].value, out["ips"].ess, out["ips"].logging_value
     (-1.5, -1.5, 2.0, -3.0)
     """
+    return evaluate_with_components(log, pi, estimators, bootstrap=bootstrap, reward_model=reward_model,
+                                    weight_quantiles=weight_quantiles)[0]
+
+
+def evaluate_with_components(
+    log: LoggedBandit,
+    pi: np.ndarray,
+    estimators: Sequence[Estimator],
+    *,
+    bootstrap: BootstrapConfig,
+    reward_model: RewardModel | None,
+    weight_quantiles: Sequence[float],
+    resamples: BlockBootstrap | None = None,
+) -> tuple[dict[str, OpeEstimate], dict[str, list[Component]]]:
+    """:func:`evaluate` and each estimator's per-event components, for intervals of differences
+    (:func:`paired_interval`) drawn on the very resamples the estimates' intervals were (pass
+    ``resamples`` to share them with other evaluations of the same log)."""
     if not estimators:
         raise ValueError("no estimators to run")
     names = [e.name for e in estimators]
@@ -293,12 +310,14 @@ def evaluate(
         q_logged, q_pi = prediction.at_logged, prediction.under_policy
     inputs = OpeInputs(weights=weights, rewards=log.rewards, q_hat_logged=q_logged, q_hat_pi=q_pi,
                        dm_components=prediction.dm_components if prediction is not None else None)
-    resampler = BlockBootstrap(log.n, bootstrap)
+    resampler = BlockBootstrap.shared(log.n, bootstrap, resamples)
     common = _common_fields(log, pi, weights, weight_quantiles, bootstrap)
     support_note = _support_note(common)
     results: dict[str, OpeEstimate] = {}
+    components: dict[str, list[Component]] = {}
     for estimator in estimators:
         terms = estimator.terms(inputs)
+        components[estimator.name] = terms.components
         low, high = resampler.interval(terms.components)
         notes = list(support_note)
         model_name = None
@@ -324,13 +343,32 @@ def evaluate(
             notes=tuple(notes),
             **common,
         )
-    return results
+    return results, components
 
 
-def on_policy_value(log: LoggedBandit, *, bootstrap: BootstrapConfig) -> OpeEstimate:
+def on_policy_components(log: LoggedBandit) -> list[Component]:
+    """The on-policy value's components: the plain mean of the logged rewards."""
+    return [(log.rewards, None)]
+
+
+def paired_interval(minuend: Sequence[Component], subtrahend: Sequence[Component],
+                    bootstrap: BlockBootstrap) -> tuple[float, float, float]:
+    """``minuend - subtrahend`` (two estimators' values on one log) and its percentile interval.
+
+    Paired: both are recomputed on each of the same resamples and differenced there, so what they share
+    (the same events, the same lucky or unlucky blocks) cancels. The difference of two separate
+    intervals would ignore that and be far too wide (or, for anti-correlated estimates, too narrow).
+    """
+    combined = [*minuend, *((-num, den) for num, den in subtrahend)]
+    low, high = bootstrap.interval(combined)
+    return point_value(combined), low, high
+
+
+def on_policy_value(log: LoggedBandit, *, bootstrap: BootstrapConfig,
+                    resamples: BlockBootstrap | None = None) -> OpeEstimate:
     """The logging policy's own mean reward on the log: the baseline a candidate must beat."""
     rewards = log.rewards
-    low, high = BlockBootstrap(log.n, bootstrap).interval([(rewards, None)])
+    low, high = BlockBootstrap.shared(log.n, bootstrap, resamples).interval(on_policy_components(log))
     value = float(rewards.mean())
     return OpeEstimate(
         estimator="on_policy",

@@ -2,18 +2,20 @@
 
 This is the one place that turns ``tuner.json``'s ``ope`` section into estimator objects, so the
 ``ope`` command, the simulation and promotion gates all report the same numbers the same way.
-Values are rewards (minus cost in bps): higher is better. ``cost_bps`` views are their negation.
+Values are rewards (minus cost in bps): higher is better; ``to_dict`` and everything shown to people is
+in cost bps (:mod:`tuner.ope.cost`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from config.models import OpeConfig
 from router.events import RouterEvent
-from tuner.ope.bootstrap import BootstrapConfig
+from tuner.ope.bootstrap import BlockBootstrap, BootstrapConfig, Component
+from tuner.ope.cost import cost_view
 from tuner.ope.estimators import (
     IPS,
     SNIPS,
@@ -24,7 +26,8 @@ from tuner.ope.estimators import (
     OpeEstimate,
     SelfNormalizedDR,
     SwitchDR,
-    evaluate,
+    evaluate_with_components,
+    on_policy_components,
     on_policy_value,
 )
 from tuner.ope.log import LoggedBandit
@@ -51,7 +54,13 @@ def bootstrap_from_config(config: OpeConfig, seed: int) -> BootstrapConfig:
 
 @dataclass(frozen=True, slots=True)
 class CandidateReport:
-    """A candidate arm's estimates and the logging policy's on-policy value on the same events."""
+    """A candidate arm's estimates and the logging policy's on-policy value on the same events.
+
+    ``deterministic_log`` is true when every logged propensity is 1 (the logging policy never explored).
+    ``components`` are each estimator's per-event terms (``"on_policy"`` for the log's own value) and
+    ``resamples`` the bootstrap every interval was drawn on, kept to draw paired intervals of differences
+    (:mod:`tuner.ope.compare`); they are not part of the report.
+    """
 
     candidate_arm: str
     symbol: str | None
@@ -60,18 +69,26 @@ class CandidateReport:
     arm_ids: tuple[str, ...]
     logging: OpeEstimate
     estimates: dict[str, OpeEstimate]
+    deterministic_log: bool
+    components: dict[str, list[Component]] = field(compare=False, repr=False)
+    resamples: BlockBootstrap = field(compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, in cost bps (lower is better)."""
         return {"candidate_arm": self.candidate_arm, "symbol": self.symbol, "n_events": self.n_events,
                 "skipped_unfilled": self.skipped_unfilled, "arm_ids": list(self.arm_ids),
-                "logging": self.logging.to_dict(),
-                "estimates": {name: est.to_dict() for name, est in self.estimates.items()}}
+                "deterministic_log": self.deterministic_log, "logging": cost_view(self.logging),
+                "estimates": {name: cost_view(est) for name, est in self.estimates.items()}}
 
 
 def evaluate_candidate(
-    events: Sequence[RouterEvent], candidate_arm: str, config: OpeConfig, *, seed: int, symbol: str | None
+    events: Sequence[RouterEvent], candidate_arm: str, config: OpeConfig, *, seed: int, symbol: str | None,
+    resamples: BlockBootstrap | None = None,
 ) -> CandidateReport:
     """Every configured estimator's value of always choosing ``candidate_arm`` on ``events``.
+
+    ``resamples`` (another report's, on the same events) makes both reports' intervals paired without
+    drawing the bootstrap twice.
 
     A candidate arm the log never took has no support: no estimator can score it from this log, and
     that is an error that names the arms the log does hold.
@@ -85,9 +102,12 @@ def evaluate_candidate(
                          f"no support and cannot be scored; arms logged: {', '.join(arm_ids) or 'none'}")
     log = LoggedBandit.from_events(chosen, arm_ids)
     bootstrap = bootstrap_from_config(config, seed)
-    estimates = evaluate(log, fixed_arm_policy(log, candidate_arm), estimators_from_config(config),
-                         bootstrap=bootstrap, reward_model=PerArmMeanModel(),
-                         weight_quantiles=config.weight_quantiles)
+    resamples = BlockBootstrap.shared(log.n, bootstrap, resamples)
+    estimates, components = evaluate_with_components(
+        log, fixed_arm_policy(log, candidate_arm), estimators_from_config(config), bootstrap=bootstrap,
+        reward_model=PerArmMeanModel(), weight_quantiles=config.weight_quantiles, resamples=resamples)
     return CandidateReport(candidate_arm=candidate_arm, symbol=symbol, n_events=log.n,
                            skipped_unfilled=log.skipped_unfilled, arm_ids=arm_ids,
-                           logging=on_policy_value(log, bootstrap=bootstrap), estimates=estimates)
+                           logging=on_policy_value(log, bootstrap=bootstrap, resamples=resamples),
+                           estimates=estimates, deterministic_log=bool((log.propensities == 1.0).all()),
+                           components={**components, "on_policy": on_policy_components(log)}, resamples=resamples)

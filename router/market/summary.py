@@ -1,0 +1,59 @@
+"""What a recorded-data load read, used and skipped, per stream: the one line a person checks before trusting it.
+
+Why it exists: a capture often carries more than the simulator reads (``markPrice@1s``, ``aggTrade``,
+``forceOrder``, or a stream we have never seen). Skipping them silently would hide a capture that lacks
+what the book needs; refusing them would make every richer capture unusable. So each is counted, and the
+summary says which streams built the tape and which were skipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+USED_STREAMS = ("bookTicker", "depth", "snapshot", "trade", "markPrice")
+"""Streams the tape is built from (``snapshot`` is the REST depth snapshot line)."""
+KNOWN_SKIPPED_STREAMS = ("aggTrade", "forceOrder")
+"""Documented Binance streams the simulator does not need: counted and skipped, never an error."""
+
+
+@dataclass(slots=True)
+class LoadSummary:
+    """Per-stream message counts of one load (messages of the loaded symbol; others only counted).
+
+    ``read`` counts every message of a used stream, ``depth_applied`` the depth diffs that went on the
+    tape (the rest were older than a snapshot or waited past a gap), ``skipped`` the known streams the
+    simulator does not read, ``unknown`` streams this loader does not know (skipped with a warning:
+    they cannot change a book built from the used streams), and ``other_symbols`` messages of symbols
+    not selected.
+    """
+
+    symbol: str = ""
+    market: str = ""
+    files: int = 0
+    read: Counter[str] = field(default_factory=Counter)
+    depth_applied: int = 0
+    depth_gaps: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    unknown: Counter[str] = field(default_factory=Counter)
+    other_symbols: int = 0
+
+    def describe(self) -> str:
+        """One line: ``usdm BTCUSDT, 1 file: used bookTicker 66089, ...; skipped aggTrade 900``."""
+        used = ", ".join(f"{name} {self.read[name]}" + (
+            f" ({self.depth_applied} applied, {self.depth_gaps} gaps)" if name == "depth" else "")
+            for name in USED_STREAMS if self.read[name])
+        parts = [f"{self.market} {self.symbol}, {self.files} file{'s' if self.files != 1 else ''}: "
+                 f"used {used or 'nothing'}"]
+        if self.skipped:
+            parts.append("skipped " + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items())))
+        if self.unknown:
+            parts.append("skipped unknown streams " + ", ".join(f"{k} {v}" for k, v in sorted(self.unknown.items())))
+        if self.other_symbols:
+            parts.append(f"skipped {self.other_symbols} messages of other symbols")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"symbol": self.symbol, "market": self.market, "files": self.files, "read": dict(self.read),
+                "depth_applied": self.depth_applied, "depth_gaps": self.depth_gaps,
+                "skipped": dict(self.skipped), "unknown": dict(self.unknown), "other_symbols": self.other_symbols}
