@@ -388,7 +388,11 @@ DriftConfig = PageHinkleyDrift | AdwinDrift
 
 
 class GuardrailConfig(Model):
-    """Limits on how a learned policy may move between published versions."""
+    """Limits on how a learned policy may move between published versions.
+
+    ``drift`` watches cost residuals, ``fill_drift`` the maker-fill residuals of a learner that predicts
+    fills (the structured learner); either firing discounts the evidence to ``drift_keep_fraction``.
+    """
 
     max_offset_step_bps: Annotated[float, msgspec.Meta(gt=0.0)]
     max_bias_step: Fraction
@@ -396,6 +400,7 @@ class GuardrailConfig(Model):
     rollback_window: PositiveInt
     rollback_margin_bps: Annotated[float, msgspec.Meta(gt=0.0)]
     drift: DriftConfig
+    fill_drift: DriftConfig
     drift_keep_fraction: Fraction
 
 

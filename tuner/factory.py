@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 
-from config.models import FeeSchedule, PageHinkleyDrift, RouterConfig, TunerConfig
+from config.models import DriftConfig, FeeSchedule, PageHinkleyDrift, RouterConfig, TunerConfig
 from tuner.arms import ArmGrid
 from tuner.guardrails import AdwinParams, Guardrails, PageHinkleyParams
 from tuner.learners import UCB, ContextScales, EpsilonGreedy, Learner, LinUCB, NormalThompson, StructuredThompson
@@ -71,20 +71,23 @@ def build_guardrails(tuner: TunerConfig, router: RouterConfig) -> Guardrails:
     """Bounds from ``router.json``'s policy bounds; steps, rollback and drift from ``tuner.json``."""
     g = tuner.guardrails
     offsets, biases = router.policy_bounds.maker_offset_bps, router.policy_bounds.taker_bias
-    detector: PageHinkleyParams | AdwinParams
-    if isinstance(g.drift, PageHinkleyDrift):
-        detector = PageHinkleyParams(min_instances=g.drift.min_instances, delta=g.drift.delta,
-                                     threshold=g.drift.threshold, alpha=g.drift.alpha)
-    else:
-        detector = AdwinParams(delta=g.drift.delta, clock=g.drift.clock, grace_period=g.drift.grace_period,
-                               min_window_length=g.drift.min_window_length)
     return Guardrails(
         min_offset_bps=offsets.min, max_offset_bps=offsets.max,
         min_taker_bias=biases.min, max_taker_bias=biases.max,
         max_step_offset_bps=g.max_offset_step_bps, max_step_taker_bias=g.max_bias_step,
         min_outcomes_before_move=g.min_outcomes_before_move, rollback_window=g.rollback_window,
-        rollback_margin_bps=g.rollback_margin_bps, drift=detector, drift_keep_fraction=g.drift_keep_fraction,
+        rollback_margin_bps=g.rollback_margin_bps, drift=drift_params(g.drift), fill_drift=drift_params(g.fill_drift),
+        drift_keep_fraction=g.drift_keep_fraction,
     )
+
+
+def drift_params(config: DriftConfig) -> PageHinkleyParams | AdwinParams:
+    """The river detector a ``tuner.json`` drift block names, with its parameters."""
+    if isinstance(config, PageHinkleyDrift):
+        return PageHinkleyParams(min_instances=config.min_instances, delta=config.delta,
+                                 threshold=config.threshold, alpha=config.alpha)
+    return AdwinParams(delta=config.delta, clock=config.clock, grace_period=config.grace_period,
+                       min_window_length=config.min_window_length)
 
 
 def build_reward_filter(tuner: TunerConfig) -> RewardFilter:

@@ -16,7 +16,7 @@ from river import drift
 
 from features.context import Context
 from tuner.arms import Arm, ArmGrid
-from tuner.learners.base import Learner
+from tuner.learners.base import Learner, RouteOutcome
 
 _FLOAT_TOLERANCE = 1e-9
 """Numerical slack for comparing grid values (0.3 - 0.1 != 0.2 in floats); not a trading threshold."""
@@ -73,7 +73,8 @@ class Guardrails:
     the number of learned outcomes since the last version before another may be published;
     the rollback fires when the mean live cost over ``rollback_window`` outcomes exceeds the last good
     version's baseline by more than ``rollback_margin_bps``; on drift, learners keep
-    ``drift_keep_fraction`` of their evidence.
+    ``drift_keep_fraction`` of their evidence. ``drift`` watches cost residuals; ``fill_drift`` watches
+    the maker-fill residuals of a learner that predicts fills (the regime signal: activity at the touch).
     """
 
     min_offset_bps: float
@@ -86,6 +87,7 @@ class Guardrails:
     rollback_window: int
     rollback_margin_bps: float
     drift: PageHinkleyParams | AdwinParams
+    fill_drift: PageHinkleyParams | AdwinParams
     drift_keep_fraction: float
 
     def __post_init__(self) -> None:
@@ -235,42 +237,56 @@ class RollbackMonitor:
 
 
 class DriftMonitor:
-    """Watches a learner's reward residuals with a river drift detector; on drift, re-opens exploration.
+    """Watches a learner's residuals with river drift detectors; on drift, re-opens exploration.
 
-    The residual is the observed reward minus the learner's current estimate for that arm (and
-    context), so it is centred on zero while the world matches the learner. A detected shift means the
-    evidence is stale: the learner keeps only ``keep_fraction`` of it (wider posteriors, higher epsilon,
-    larger UCB bonuses), and the detector restarts. Call :meth:`observe` *before* the learner's
-    ``update`` with the same reward. The detector is not persisted: after a restart it warms up again.
+    The cost residual is the observed reward minus the learner's current estimate for that arm (and
+    context), so it is centred on zero while the world matches the learner. For a learner that predicts
+    maker fills (:meth:`~tuner.learners.base.Learner.fill_residual`), a second detector watches whether the
+    post-only leg filled minus the predicted probability: a market going quiet or busy moves that long
+    before the noisy costs do. A detected shift means the evidence is stale: the learner keeps only
+    ``keep_fraction`` of it (wider posteriors, higher epsilon, larger UCB bonuses), and both detectors
+    restart. Call :meth:`observe` *before* the learner's ``update`` with the same reward. The detectors are
+    not persisted: after a restart they warm up again.
     """
 
-    def __init__(self, params: PageHinkleyParams | AdwinParams, learner: Learner, keep_fraction: float) -> None:
+    def __init__(self, params: PageHinkleyParams | AdwinParams, learner: Learner, keep_fraction: float,
+                 fill_params: PageHinkleyParams | AdwinParams | None = None) -> None:
         if not (math.isfinite(keep_fraction) and 0.0 < keep_fraction <= 1.0):
             raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction!r}")
         self._params = params
+        self._fill_params = fill_params
         self._learner = learner
         self._keep_fraction = keep_fraction
         self._detector = params.build()
+        self._fill_detector = fill_params.build() if fill_params is not None else None
         self.drifts_detected = 0
 
     @classmethod
     def from_guardrails(cls, guardrails: Guardrails, learner: Learner) -> DriftMonitor:
-        return cls(guardrails.drift, learner, guardrails.drift_keep_fraction)
+        return cls(guardrails.drift, learner, guardrails.drift_keep_fraction, guardrails.fill_drift)
 
-    def observe(self, arm_id: str, reward: float, context: Context | None = None) -> bool:
-        """Feed one reward's residual; returns ``True`` when a drift was detected (and acted on)."""
+    def observe(self, arm_id: str, reward: float, context: Context | None = None,
+                outcome: RouteOutcome | None = None) -> bool:
+        """Feed one outcome's residuals; returns ``True`` when a drift was detected (and acted on)."""
         if not math.isfinite(reward):
             raise ValueError(f"reward must be finite, got {reward!r}")
+        fill_residual = self._learner.fill_residual(arm_id, outcome) if outcome is not None else None
+        if fill_residual is not None and self._fill_detector is not None:
+            self._fill_detector.update(fill_residual)
+            if self._fill_detector.drift_detected:
+                return self._drifted()
         if self._learner.counts()[arm_id] <= 0:
             return False
         expected = self._learner.expected_reward(arm_id, context)
         if expected is None:
             return False
         self._detector.update(reward - expected)
-        if not self._detector.drift_detected:
-            return False
+        return self._drifted() if self._detector.drift_detected else False
+
+    def _drifted(self) -> bool:
         self._learner.discount_evidence(self._keep_fraction)
         self._detector = self._params.build()
+        self._fill_detector = self._fill_params.build() if self._fill_params is not None else None
         self.drifts_detected += 1
         return True
 

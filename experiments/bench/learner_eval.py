@@ -34,10 +34,12 @@ from simulation.job import baseline_sources
 from simulation.learners import learner_policy_name, learner_runs, parse_learners
 from simulation.markets import SimMarket, recorded_markets, synthetic_market_from_tape
 from simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, STATIC
+from simulation.results import costs as run_costs
+from simulation.results import segment_oracle_cost_bps
 from simulation.runner import run_policy
 from tuner.factory import build_grid
 
-REGIMES = (("quiet", 0.05, 300.0), ("active", 4.0, 300.0), ("quiet", 0.05, 300.0))
+REGIMES = (("quiet", 0.1, 300.0), ("active", 8.0, 300.0), ("quiet", 0.1, 300.0))
 """(name, trade rate as a multiple of the configured synthetic market's, duration in s) of each regime."""
 REGIME_SYMBOL = "BTCUSDT"
 
@@ -48,6 +50,8 @@ class MarketScore:
 
     label: str
     costs: dict[str, float]
+    oracle_cost: float
+    """The per-segment oracle: the best fixed arm of each third of the intents, in hindsight."""
 
     @property
     def best_fixed(self) -> str:
@@ -91,11 +95,10 @@ def score(market: SimMarket, intents: list[SimIntent], config: ConfigBundle, lea
     sources = {k: v for k, v in baseline_sources(market.symbol, config, grid).items() if k != "rule"}
     for run in learner_runs(config, learners, [market.symbol], seed):
         sources[learner_policy_name(run.learner)] = run.source(market.symbol)
-    costs = {}
-    for name, source in sources.items():
-        events = run_policy(market, intents, source, name, config=config, seed=seed).events
-        costs[name] = float(np.mean([e.cost_bps for e in events if e.cost_bps is not None]))
-    return MarketScore(label=label, costs=costs)
+    runs = {name: run_policy(market, intents, source, name, config=config, seed=seed)
+            for name, source in sources.items()}
+    costs = {name: float(np.nanmean(run_costs(run.events))) for name, run in runs.items()}
+    return MarketScore(label=label, costs=costs, oracle_cost=segment_oracle_cost_bps(runs, len(REGIMES)))
 
 
 def with_settings(config: ConfigBundle, settings: list[str]) -> ConfigBundle:
@@ -116,11 +119,12 @@ def with_settings(config: ConfigBundle, settings: list[str]) -> ConfigBundle:
 
 def print_scores(scores: list[MarketScore], learners: tuple[str, ...]) -> None:
     names = [learner_policy_name(n) for n in learners]
-    print(f"{'market':>26} {'taker':>6} {'static':>6} {'best':>6} {'best arm':>12} "
+    print(f"{'market':>26} {'taker':>6} {'static':>6} {'oracle':>6} {'best':>6} {'best arm':>12} "
           + " ".join(f"{n.split(':')[1][:10]:>10} {'-best':>6} {'-stat':>6} {'capt':>5}" for n in names))
     for s in scores:
         c = s.costs
-        row = f"{s.label:>26} {c[ALWAYS_TAKER]:6.2f} {c[STATIC]:6.2f} {c[s.best_fixed]:6.2f} {s.best_fixed[6:]:>12} "
+        row = (f"{s.label:>26} {c[ALWAYS_TAKER]:6.2f} {c[STATIC]:6.2f} {s.oracle_cost:6.2f} {c[s.best_fixed]:6.2f} "
+               f"{s.best_fixed[6:]:>12} ")
         row += " ".join(f"{c[n]:10.2f} {c[n] - c[s.best_fixed]:+6.2f} {c[n] - c[STATIC]:+6.2f} {s.captured(n):5.0%}"
                         for n in names)
         print(row)
@@ -138,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learners", default="structured,thompson")
     parser.add_argument("--seeds", default="7")
     parser.add_argument("--no-regimes", action="store_true", help="skip the regime-switching market")
+    parser.add_argument("--no-recorded", action="store_true", help="only the regime-switching market")
     parser.add_argument("--set", action="append", default=[], help="tuner.json override, dotted path=value")
     args = parser.parse_args(argv)
     learners = parse_learners(args.learners)
@@ -146,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if data_dir is None:
         print("learner_eval: no recorded data found (../shared/data/binance)", file=sys.stderr)
         return 2
-    markets = recorded_markets(config, data_dir, None)
+    markets = [] if args.no_recorded else recorded_markets(config, data_dir, None)
     scores = []
     for seed in (int(s) for s in args.seeds.split(",")):
         for market in markets:

@@ -32,7 +32,8 @@ PH = PageHinkleyParams(min_instances=30, delta=0.05, threshold=25.0, alpha=0.999
 def rails(**overrides: object) -> Guardrails:
     base = Guardrails(min_offset_bps=0.0, max_offset_bps=4.0, min_taker_bias=0.0, max_taker_bias=0.5,
                       max_step_offset_bps=1.0, max_step_taker_bias=0.1, min_outcomes_before_move=50,
-                      rollback_window=20, rollback_margin_bps=1.0, drift=PH, drift_keep_fraction=0.2)
+                      rollback_window=20, rollback_margin_bps=1.0, drift=PH, fill_drift=PH,
+                      drift_keep_fraction=0.2)
     return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 
 

@@ -135,6 +135,11 @@ class Learner(ABC):
         self._check_context(context)
         return self._expected_reward(self._grid.index(arm_id), context)
 
+    def fill_residual(self, arm_id: str, outcome: RouteOutcome) -> float | None:
+        """Whether the post-only leg filled (1/0) minus the probability the learner predicted for it;
+        ``None`` for a learner that does not model fills, or an order that started as taker."""
+        return None
+
     def discount_evidence(self, keep_fraction: float) -> None:
         """Scale all accumulated evidence by ``keep_fraction`` in (0, 1]: widens exploration again."""
         if not (math.isfinite(keep_fraction) and 0.0 < keep_fraction <= 1.0):

@@ -165,6 +165,12 @@ class StructuredThompson(Learner):
 
     # --- Learner hooks ---------------------------------------------------------------------------
 
+    def fill_residual(self, arm_id: str, outcome: RouteOutcome) -> float | None:
+        if not outcome.started_maker:
+            return None
+        arm = self._grid.get(arm_id)
+        return float(outcome.maker_filled) - self.fill_probability(arm.maker_offset_bps)
+
     def choice_probabilities(self, allowed: Collection[str] | None = None) -> dict[str, float]:
         """The exact probability of each allowed arm at the next sampled decision (after burn-in): the
         share of replicas that expect it to be cheapest. They sum to one."""

@@ -266,7 +266,7 @@ class SymbolTuner:
         changes.extend(self._safety.reopen_due())
         if reward is None:
             return dataclasses.replace(_nothing_learned(), safety=self._safety_event(event, changes))
-        drift = self._drift.observe(arm_id, reward, context)
+        drift = self._drift.observe(arm_id, reward, context, outcome)
         if drift:
             changes.extend(self._safety.reopen_all())
         self._learner.update(arm_id, reward, context, outcome)
