@@ -540,8 +540,9 @@ class SafetyConfig(Model):
     ``max_fallback_ratio`` is the share of routed orders that used the taker fallback; slippage and
     cost are means in bps of the filled ones. An excluded arm is probed again after
     ``reprobe_after_outcomes`` outcomes of the symbol (doubling per repeated exclusion, up to
-    ``max_reprobe_after_outcomes``), and every excluded arm re-opens when the symbol's maker fill rate moves
-    by more than ``regime_fill_rate_change`` or the drift detector fires.
+    ``max_reprobe_after_outcomes``) on a trial judged after ``reprobe_min_outcomes`` outcomes, and every
+    excluded arm re-opens when the symbol's maker fill rate moves by more than ``regime_fill_rate_change`` or
+    a drift detector fires.
     """
 
     window: PositiveInt
@@ -551,9 +552,13 @@ class SafetyConfig(Model):
     max_cost_bps: float
     reprobe_after_outcomes: PositiveInt
     max_reprobe_after_outcomes: PositiveInt
+    reprobe_min_outcomes: PositiveInt
     regime_fill_rate_change: Fraction
 
     def __post_init__(self) -> None:
+        if self.reprobe_min_outcomes > self.min_outcomes:
+            raise ValueError(f"reprobe_min_outcomes {self.reprobe_min_outcomes} cannot exceed min_outcomes "
+                             f"{self.min_outcomes}")
         if self.reprobe_after_outcomes > self.max_reprobe_after_outcomes:
             raise ValueError(f"reprobe_after_outcomes {self.reprobe_after_outcomes} cannot exceed "
                              f"max_reprobe_after_outcomes {self.max_reprobe_after_outcomes}")

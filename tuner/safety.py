@@ -13,7 +13,8 @@ and is not forever, because a quiet stretch that makes every maker arm fall back
 
 * it expires after ``reprobe_after_outcomes`` outcomes of the symbol, doubling with each exclusion of
   the same arm in a row (up to ``max_reprobe_after_outcomes``); the arm re-opens with an empty window
-  and is probed again (the exploration budget prices what that costs) — reason ``reprobe``;
+  and is probed again — reason ``reprobe`` — on a short trial: it is judged again after only
+  ``reprobe_min_outcomes`` outcomes, so an arm that still breaks its limit costs a few orders per probe;
 * every excluded arm re-opens at once when the market's regime changes: the symbol's maker fill rate
   over its last ``window`` maker-first orders moved by more than ``regime_fill_rate_change`` since the
   exclusion — reason ``regime``; and when the drift detector fires — reason ``drift``.
@@ -45,9 +46,13 @@ class SafetyLimits:
     max_cost_bps: float
     reprobe_after_outcomes: int
     max_reprobe_after_outcomes: int
+    reprobe_min_outcomes: int
     regime_fill_rate_change: float
 
     def __post_init__(self) -> None:
+        if not 1 <= self.reprobe_min_outcomes <= self.min_outcomes:
+            raise ValueError(f"need 1 <= reprobe_min_outcomes <= min_outcomes, got {self.reprobe_min_outcomes} "
+                             f"and {self.min_outcomes}")
         if not 1 <= self.reprobe_after_outcomes <= self.max_reprobe_after_outcomes:
             raise ValueError(f"need 1 <= reprobe_after_outcomes <= max_reprobe_after_outcomes, got "
                              f"{self.reprobe_after_outcomes} and {self.max_reprobe_after_outcomes}")
@@ -67,6 +72,7 @@ class SafetyLimits:
                    max_fallback_ratio=config.max_fallback_ratio, max_slippage_bps=config.max_slippage_bps,
                    max_cost_bps=config.max_cost_bps, reprobe_after_outcomes=config.reprobe_after_outcomes,
                    max_reprobe_after_outcomes=config.max_reprobe_after_outcomes,
+                   reprobe_min_outcomes=config.reprobe_min_outcomes,
                    regime_fill_rate_change=config.regime_fill_rate_change)
 
 
@@ -101,7 +107,7 @@ class ArmSafety:
     --------
     >>> limits = SafetyLimits(window=4, min_outcomes=2, max_fallback_ratio=0.5, max_slippage_bps=5.0,
     ...                       max_cost_bps=8.0, reprobe_after_outcomes=1, max_reprobe_after_outcomes=12,
-    ...                       regime_fill_rate_change=0.3)
+    ...                       reprobe_min_outcomes=1, regime_fill_rate_change=0.3)
     >>> safety = ArmSafety(limits)
     >>> safety.observe_outcome("a", used_fallback=True, slippage_bps=1.0, cost_bps=2.0)
     >>> change = safety.observe_outcome("a", used_fallback=True, slippage_bps=1.0, cost_bps=2.0)
@@ -148,9 +154,11 @@ class ArmSafety:
         recent = self._s.recent.setdefault(arm, [])
         recent.append(ArmOutcome(used_fallback=used_fallback, slippage_bps=slippage_bps, cost_bps=cost_bps))
         del recent[:-self.limits.window]
-        if arm in self._s.excluded or len(recent) < self.limits.min_outcomes:
+        on_trial = self._s.strikes.get(arm, 0) > 0
+        needed = self.limits.reprobe_min_outcomes if on_trial else self.limits.min_outcomes
+        if arm in self._s.excluded or len(recent) < needed:
             return None
-        change = self._breach(arm, recent)
+        change = self._breach(arm, recent, needed)
         if change is not None:
             self._exclude(arm, change)
         return change
@@ -194,15 +202,15 @@ class ArmSafety:
         return [ArmSafetyChange(arm=arm, action="reopened", reason=reason, threshold=None, observed=None)
                 for arm in arms]
 
-    def _breach(self, arm: str, recent: list[ArmOutcome]) -> ArmSafetyChange | None:
+    def _breach(self, arm: str, recent: list[ArmOutcome], needed: int) -> ArmSafetyChange | None:
         limits = self.limits
         fallback_ratio = sum(o.used_fallback for o in recent) / len(recent)
         checks: list[tuple[str, float, float]] = [("fallback_ratio", fallback_ratio, limits.max_fallback_ratio)]
         slippages = [o.slippage_bps for o in recent if o.slippage_bps is not None]
         costs = [o.cost_bps for o in recent if o.cost_bps is not None]
-        if len(slippages) >= limits.min_outcomes:
+        if len(slippages) >= needed:
             checks.append(("slippage_bps", sum(slippages) / len(slippages), limits.max_slippage_bps))
-        if len(costs) >= limits.min_outcomes:
+        if len(costs) >= needed:
             checks.append(("cost_bps", sum(costs) / len(costs), limits.max_cost_bps))
         for name, observed, threshold in checks:
             if observed > threshold:

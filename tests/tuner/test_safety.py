@@ -19,7 +19,8 @@ from tuner.arms import Arm
 from tuner.safety import ArmSafety, SafetyLimits
 
 BAD_ARM = "o2.00_b0.00"
-REPROBE = {"reprobe_after_outcomes": 1000, "max_reprobe_after_outcomes": 1000, "regime_fill_rate_change": 1.0}
+REPROBE = {"reprobe_after_outcomes": 1000, "max_reprobe_after_outcomes": 1000, "reprobe_min_outcomes": 1,
+           "regime_fill_rate_change": 1.0}
 """Re-probing and regime re-opening out of the way, for tests of the limits themselves."""
 
 
@@ -114,7 +115,7 @@ def test_bad_limits_and_values_are_refused() -> None:
 def test_an_exclusion_expires_and_doubles_when_the_arm_fails_its_reprobe() -> None:
     safety = ArmSafety(SafetyLimits(window=4, min_outcomes=2, max_fallback_ratio=0.5, max_slippage_bps=50.0,
                                     max_cost_bps=50.0, reprobe_after_outcomes=10, max_reprobe_after_outcomes=25,
-                                    regime_fill_rate_change=1.0))
+                                    reprobe_min_outcomes=1, regime_fill_rate_change=1.0))
 
     def fail(arm: str) -> None:
         for _ in range(2):
@@ -130,16 +131,17 @@ def test_an_exclusion_expires_and_doubles_when_the_arm_fails_its_reprobe() -> No
     fail("a")
     assert safety.choosable(["a", "b"]) == ("b",)
     assert wait(9) == [] and wait(1) == [("a", "reprobe")], "re-probed after 10 outcomes of the symbol"
-    fail("a")
+    safety.observe_outcome("a", used_fallback=True, slippage_bps=1.0, cost_bps=5.0)
+    assert "a" in safety.excluded, "on its trial one outcome over the limit excludes the arm again"
     assert wait(19) == [] and wait(1) == [("a", "reprobe")], "failing the probe doubles the wait"
-    fail("a")
+    safety.observe_outcome("a", used_fallback=True, slippage_bps=1.0, cost_bps=5.0)
     assert wait(24) == [] and wait(1) == [("a", "reprobe")], "the wait is capped"
 
 
 def test_a_change_of_the_maker_fill_rate_reopens_every_exclusion_without_a_drift_alarm() -> None:
     safety = ArmSafety(SafetyLimits(window=20, min_outcomes=5, max_fallback_ratio=0.8, max_slippage_bps=50.0,
                                     max_cost_bps=50.0, reprobe_after_outcomes=10_000, max_reprobe_after_outcomes=10_000,
-                                    regime_fill_rate_change=0.3))
+                                    reprobe_min_outcomes=5, regime_fill_rate_change=0.3))
     for arm in ("deep", "touch"):  # a quiet market: every maker leg falls back
         for _ in range(5):
             safety.observe_outcome(arm, used_fallback=True, slippage_bps=1.0, cost_bps=5.0, maker_filled=False)

@@ -247,7 +247,7 @@ class StructuredThompson(Learner):
                                        * (1.0 - self._prior_fill))
         slope = np.minimum(slope, 0.0)  # a post further from the touch never fills more often
         curve = 1.0 / (1.0 + np.exp(-(intercept[:, None] + slope[:, None] * self._offsets[None, :])))
-        return (filled + self._shrinkage * curve) / (posted + self._shrinkage)
+        return _shrunk(filled, posted, curve, self._shrinkage)
 
     def _conditional_cost(self, weight: np.ndarray, cost_sum: np.ndarray, intercept_prior: float,
                           slope_prior: float) -> np.ndarray:
@@ -255,7 +255,7 @@ class StructuredThompson(Learner):
         intercept, slope = _ridge_line(self._offsets, cost_sum, weight, intercept_prior=intercept_prior,
                                        slope_prior=slope_prior, strength=self._prior_strength)
         line = intercept[:, None] + slope[:, None] * self._offsets[None, :]
-        return (cost_sum + self._shrinkage * line) / (weight + self._shrinkage)
+        return _shrunk(cost_sum, weight, line, self._shrinkage)
 
     def _expected_costs(self) -> np.ndarray:
         taker = (self._taker_cost + self._prior_strength * self._taker_fee) / (self._taker + self._prior_strength)
@@ -268,6 +268,14 @@ class StructuredThompson(Learner):
                                           self._taker_fee + self._fallback_drift, slope_prior=0.0)
         maker = p_fill * fill + (1.0 - p_fill) * fallback
         return self._arm_bias[None, :] * taker[:, None] + (1.0 - self._arm_bias[None, :]) * maker[:, self._arm_column]
+
+
+def _shrunk(total: np.ndarray, weight: np.ndarray, curve: np.ndarray, shrinkage: float) -> np.ndarray:
+    """``(total + shrinkage * curve) / (weight + shrinkage)``: an offset's own mean pulled towards the curve,
+    and the curve itself where the offset has no evidence at all (also with no shrinkage)."""
+    denominator = weight + shrinkage
+    mean = np.divide(total + shrinkage * curve, denominator, out=curve.copy(), where=denominator > 0.0)
+    return np.asarray(mean)
 
 
 def _ridge_line(x: np.ndarray, weighted_y: np.ndarray, weight: np.ndarray, *, intercept_prior: float,
