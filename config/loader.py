@@ -10,6 +10,7 @@ The load runs in three passes and reports everything it finds, not just the firs
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -158,6 +159,17 @@ def _patch(raw: Any, reference: Any, path: str, message: str) -> bool:
     return False
 
 
+def _explain(work: Any, path: str, message: str) -> str:
+    """Say so when the value is NaN or infinite (``NaN``, ``Infinity``, ``1e400`` in the file)."""
+    try:
+        value = _lookup(work, path)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return message
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a finite number: {message[:1].lower()}{message[1:]}"
+    return message
+
+
 def _decode(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, list[ConfigIssue]]:
     """Decode strictly; on failure keep decoding a patched copy to report every problem in the file."""
     issues: list[ConfigIssue] = []
@@ -171,7 +183,7 @@ def _decode(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, list
             path, message = _split_msgspec_error(error)
             if isinstance(work, dict):
                 path = _name_dict_keys(work, model, path, message)
-            issues.append(ConfigIssue(file, path, message))
+            issues.append(ConfigIssue(file, path, _explain(work, path, message)))
             if reference is None:  # the embedded default is read only when there is something to patch
                 reference = json.loads((DEFAULTS_DIR / file).read_text(encoding="utf-8"))
             if len(issues) >= 50 or not isinstance(work, dict) or not _patch(work, reference, path, message):
