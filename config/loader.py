@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import msgspec.inspect
 
 from config.models import (
     MARKET_CONTRACT_TYPE,
@@ -25,6 +26,7 @@ from config.models import (
     ExecutorConfig,
     RiskLimits,
     RouterConfig,
+    StaticPolicy,
     StrategyConfig,
     TunerConfig,
 )
@@ -231,16 +233,6 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                 "strategy_config.json", f"$.sizing.buckets.{entry.tier}.floor_usd",
                 f"sizing floor {bucket.floor_usd} USD is below the min_notional "
                 f"{risk.min_notional_usd(symbol)} USD that applies to {symbol} (risk_limits.json)"))
-    for name, bucket in strategy.sizing.buckets.items():
-        if bucket.floor_usd > bucket.cap_usd:
-            issues.append(ConfigIssue("strategy_config.json", f"$.sizing.buckets.{name}",
-                                      f"floor_usd {bucket.floor_usd} exceeds cap_usd {bucket.cap_usd}"))
-    for section, overrides in (("min_notional.per_symbol_usd", risk.min_notional.per_symbol_usd),
-                               ("leverage.per_symbol", risk.leverage.per_symbol)):
-        for symbol in overrides:
-            if symbol not in universe:
-                issues.append(ConfigIssue("risk_limits.json", f"$.{section}.{symbol}",
-                                          f"{symbol} is not in strategy_config.json universe"))
     for symbol, entry in universe.items():
         if entry.market != "spot" and entry.quote not in router.close_position_quotes:
             issues.append(ConfigIssue(
@@ -258,19 +250,76 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
     issues.extend(_policy_bound_issues(router))
     issues.extend(_arm_grid_issues(router, tuner))
     issues.extend(_executor_issues(bundle))
-    if tuner.reward_band.min_cost_bps >= tuner.reward_band.max_cost_bps:
-        issues.append(ConfigIssue("tuner.json", "$.reward_band", "min_cost_bps must be below max_cost_bps"))
     deployment = tuner.deployment
     if deployment.gate_estimator not in tuner.ope.estimators:
         issues.append(ConfigIssue("tuner.json", "$.deployment.gate_estimator",
                                   f"{deployment.gate_estimator!r} is not among $.ope.estimators "
                                   f"{list(tuner.ope.estimators)}: the gates could not be computed"))
-    issues.extend(ConfigIssue("tuner.json", f"$.deployment.shadow_symbols[{i}]",
-                              f"{symbol} is not in strategy_config.json universe")
-                  for i, symbol in enumerate(deployment.shadow_symbols) if symbol not in universe)
-    issues.extend(ConfigIssue("router.json", f"$.simulation.shadow_scenario.symbols[{i}]",
-                              f"{symbol} is not in strategy_config.json universe")
-                  for i, symbol in enumerate(router.simulation.shadow_scenario.symbols) if symbol not in universe)
+    issues.extend(_symbol_reference_issues(bundle))
+    issues.extend(_order_issues(bundle))
+    return issues
+
+
+def _symbol_references(bundle: ConfigBundle) -> list[tuple[str, str, Iterable[str]]]:
+    """(file, key path, symbols) of every symbol list that must name universe symbols."""
+    risk, router = bundle.risk, bundle.router
+    return [("risk_limits.json", "$.min_notional.per_symbol_usd", risk.min_notional.per_symbol_usd),
+            ("risk_limits.json", "$.leverage.per_symbol", risk.leverage.per_symbol),
+            ("risk_limits.json", "$.restricted_symbols", risk.restricted_symbols),
+            ("tuner.json", "$.deployment.shadow_symbols", bundle.tuner.deployment.shadow_symbols),
+            ("router.json", "$.simulation.shadow_scenario.symbols", router.simulation.shadow_scenario.symbols),
+            ("router.json", "$.simulation.synthetic_market.symbols", router.simulation.synthetic_market.symbols)]
+
+
+def _symbol_reference_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
+    """A symbol named outside the universe is a typo that silently does nothing (a restriction not applied)."""
+    universe = bundle.strategy.universe
+    issues: list[ConfigIssue] = []
+    for file, path, symbols in _symbol_references(bundle):
+        keyed = isinstance(symbols, dict)
+        for index, symbol in enumerate(symbols):
+            if symbol not in universe:
+                where = f"{path}.{symbol}" if keyed else f"{path}[{index}]"
+                issues.append(ConfigIssue(file, where, f"{symbol} is not in strategy_config.json universe"))
+    return issues
+
+
+def _ordered_pairs(bundle: ConfigBundle) -> list[tuple[str, str, str, float, str, float, bool]]:
+    """(file, section path, low key, low, high key, high, strict) of every pair that must be in order."""
+    risk, router, tuner, executor = bundle.risk, bundle.router, bundle.tuner, bundle.executor
+    rule, intents, band = router.simulation.rule_policy, router.simulation.intents, tuner.reward_band
+    regimes, live, static = executor.health.slippage_regimes, executor.live, router.static_policy
+    breakers = risk.circuit_breakers
+    pairs = [(f"$.sizing.buckets.{name}", "floor_usd", bucket.floor_usd, "cap_usd", bucket.cap_usd, False)
+             for name, bucket in bundle.strategy.sizing.buckets.items()]
+    return [
+        *(("strategy_config.json", *pair) for pair in pairs),
+        ("risk_limits.json", "$.circuit_breakers", "daily_loss_pct", breakers.daily_loss_pct,
+         "weekly_loss_pct", breakers.weekly_loss_pct, False),
+        ("router.json", "$.static_policy", "min_spread_bps", static.min_spread_bps,
+         "max_spread_bps", static.max_spread_bps, True),
+        ("router.json", "$.simulation.intents", "notional_min_usd", intents.notional_min_usd,
+         "notional_max_usd", intents.notional_max_usd, False),
+        ("router.json", "$.simulation.rule_policy", "min_offset_bps", rule.min_offset_bps,
+         "base_offset_bps", rule.base_offset_bps, False),
+        ("router.json", "$.simulation.rule_policy", "base_offset_bps", rule.base_offset_bps,
+         "max_offset_bps", rule.max_offset_bps, False),
+        ("tuner.json", "$.reward_band", "min_cost_bps", band.min_cost_bps, "max_cost_bps", band.max_cost_bps, True),
+        ("executor.json", "$.health.slippage_regimes", "calm_below_bps", regimes.calm_below_bps,
+         "stressed_above_bps", regimes.stressed_above_bps, True),
+        ("executor.json", "$.live", "backoff_initial_ms", live.backoff_initial_ms,
+         "backoff_max_ms", live.backoff_max_ms, False),
+    ]
+
+
+def _order_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
+    """A lower end above its upper end (a floor over its cap, a daily loss limit over the weekly one)."""
+    issues: list[ConfigIssue] = []
+    for file, section, low_key, low, high_key, high, strict in _ordered_pairs(bundle):
+        if low > high or (strict and low == high):
+            relation = "below" if strict else "at most"
+            issues.append(ConfigIssue(file, f"{section}.{low_key}",
+                                      f"{low} must be {relation} {high_key} {high}"))
     return issues
 
 
@@ -282,14 +331,28 @@ def _policy_bound_issues(router: RouterConfig) -> list[ConfigIssue]:
         if band.min > band.max:
             issues.append(ConfigIssue("router.json", f"$.policy_bounds.{knob.name}", "min exceeds max"))
             continue
+        outside = _outside_declared_range(StaticPolicy, knob.name, band.min, band.max)
+        if outside is not None:
+            issues.append(ConfigIssue("router.json", f"$.policy_bounds.{knob.name}", outside))
+            continue
         value = getattr(router.static_policy, knob.name)
         if not band.min <= value <= band.max:
             issues.append(ConfigIssue("router.json", f"$.static_policy.{knob.name}",
                                       f"{value} is outside policy_bounds [{band.min}, {band.max}]"))
-    if router.static_policy.min_spread_bps >= router.static_policy.max_spread_bps:
-        issues.append(ConfigIssue("router.json", "$.static_policy.min_spread_bps",
-                                  "must be below max_spread_bps"))
     return issues
+
+
+def _outside_declared_range(model: type[msgspec.Struct], name: str, low: float, high: float) -> str | None:
+    """Why [low, high] does not fit the range ``model.name`` declares, or None when it fits."""
+    info = next(f.type for f in msgspec.inspect.type_info(model).fields if f.name == name)
+    assert isinstance(info, (msgspec.inspect.FloatType, msgspec.inspect.IntType))
+    floor = info.ge if info.ge is not None else info.gt
+    ceiling = info.le if info.le is not None else info.lt
+    too_low = floor is not None and (low < floor or (info.gt is not None and low <= floor))
+    too_high = ceiling is not None and (high > ceiling or (info.lt is not None and high >= ceiling))
+    if too_low or too_high:
+        return f"[{low}, {high}] is outside the range static_policy.{name} may take [{floor}, {ceiling}]"
+    return None
 
 
 def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
@@ -321,12 +384,6 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
     if reconcile.max_legs_per_intent < reconcile.probe_gap_legs:
         issues.append(ConfigIssue("executor.json", "$.reconcile.max_legs_per_intent",
                                   "must be at least probe_gap_legs"))
-    regimes = executor.health.slippage_regimes
-    if regimes.calm_below_bps >= regimes.stressed_above_bps:
-        issues.append(ConfigIssue("executor.json", "$.health.slippage_regimes",
-                                  "calm_below_bps must be below stressed_above_bps"))
-    if executor.live.backoff_max_ms < executor.live.backoff_initial_ms:
-        issues.append(ConfigIssue("executor.json", "$.live.backoff_max_ms", "must be >= backoff_initial_ms"))
     if not executor.prometheus.host:
         issues.append(ConfigIssue("executor.json", "$.prometheus.host", "must name an address to bind"))
     return issues
