@@ -30,6 +30,7 @@ from config.models import (
     StrategyConfig,
     TunerConfig,
 )
+from config.redact import find_secrets, redact
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 FILES: dict[str, type[msgspec.Struct]] = {
@@ -426,8 +427,10 @@ def load_config(directory: Path | str | None = None) -> ConfigBundle:
                 ConfigIssue(file, key, f"concurrency is defined in one place only: "
                                        f"{CONCURRENCY_HOME[0]} $.{CONCURRENCY_HOME[1]}")
                 for key in _concurrency_keys(raw, "$"))
+        secrets = _secret_issues(file, raw)
         value, decode_issues = _decode(file, raw, model)
-        issues.extend(decode_issues)
+        issues.extend(secrets)  # a pasted key also breaks a name pattern: one issue per key path, the clearer one
+        issues.extend(issue for issue in decode_issues if issue.path not in {s.path for s in secrets})
         decoded[file] = value
     if issues:
         raise ConfigError(issues)
@@ -440,7 +443,15 @@ def load_config(directory: Path | str | None = None) -> ConfigBundle:
     return bundle
 
 
+def _secret_issues(file: str, raw: Any) -> list[ConfigIssue]:
+    """Values that look like secrets, named by key path only (the value is never repeated)."""
+    return [ConfigIssue(file, path, f"{reason}: secrets do not belong in config files (they are copied to MLflow "
+                                    f"and logs); put it in an environment variable and write the variable's "
+                                    f"name here (as executor.json live.api_key_env does)")
+            for path, reason in find_secrets(raw)]
+
+
 def snapshot(bundle: ConfigBundle) -> dict[str, Any]:
-    """Plain-data copy of the whole configuration, for MLflow params and journals."""
-    return {file.removesuffix(".json"): msgspec.to_builtins(getattr(bundle, attr))
-            for file, attr in zip(FILES, ("risk", "strategy", "router", "tuner", "executor"), strict=True)}
+    """Plain-data copy of the whole configuration, for MLflow params and journals; secret-looking values masked."""
+    return redact({file.removesuffix(".json"): msgspec.to_builtins(getattr(bundle, attr))
+                   for file, attr in zip(FILES, ("risk", "strategy", "router", "tuner", "executor"), strict=True)})

@@ -23,6 +23,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from config.redact import redact
 from tuner.registry_aliases import CHALLENGER, CHAMPION
 
 PREVIOUS_CHAMPION_TAG = "previous_champion_version"
@@ -88,7 +89,8 @@ class PolicyRegistry:
     ) -> PolicyVersion:
         """Record a new version as an MLflow run, register it and make it the ``challenger``.
 
-        The first version of a symbol also becomes ``champion``: something must act.
+        The first version of a symbol also becomes ``champion``: something must act. The config snapshot is
+        written through :func:`config.redact.redact`, whoever built it: a pasted key never reaches MLflow.
         """
         run = self._client.create_run(self._experiment_id, run_name=run_name or f"{symbol}-policy",
                                       tags={"symbol": symbol, "kind": "policy_version"})
@@ -103,7 +105,7 @@ class PolicyRegistry:
                 policy_path = Path(scratch) / POLICY_ARTIFACT
                 policy_path.write_text(json.dumps(dict(policy), sort_keys=True, indent=2))
                 config_path = Path(scratch) / "config_snapshot.json"
-                config_path.write_text(json.dumps(dict(config_snapshot), sort_keys=True, indent=2))
+                config_path.write_text(json.dumps(redact(dict(config_snapshot)), sort_keys=True, indent=2))
                 self._client.log_artifact(run_id, str(policy_path), artifact_path="policy")
                 self._client.log_artifact(run_id, str(config_path), artifact_path="config")
         except Exception:
