@@ -87,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
     summary["journal"] = str(journal)
     summary["report"] = str(report.html)
     if not args.no_mlflow:
+        from tuner.registry import open_client, resolve_tracking_uri
+
+        # the first open of a new local store creates its schema: one process at a time (issue 13)
+        open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
         run_id, versions = log_to_mlflow(result, config, summary, [report.html, report.markdown, *report.plots])
         summary["mlflow_run_id"] = run_id
         summary["policy_versions"] = versions

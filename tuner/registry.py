@@ -11,10 +11,12 @@ MLflow is imported here only: it costs about a second to import and must stay of
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,7 +73,7 @@ class PolicyRegistry:
         """``tracking_uri`` is the configured URI; ``override_uri`` (a command line's) beats the environment."""
         self.tracking_uri = resolve_tracking_uri(tracking_uri, override=override_uri)
         self.model_prefix = model_prefix
-        self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        self._client = open_client(self.tracking_uri)
         self._experiment_id = ensure_experiment(self._client, self.tracking_uri, experiment)
 
     def model_name(self, symbol: str) -> str:
@@ -256,6 +258,33 @@ def _is_missing(error: MlflowException) -> bool:
     if error.error_code == "RESOURCE_DOES_NOT_EXIST":
         return True
     return error.error_code == "INVALID_PARAMETER_VALUE" and "not found" in error.message
+
+
+STORE_LOCK_SUFFIX = ".create.lock"
+
+
+@contextmanager
+def _store_creation_lock(tracking_uri: str) -> Iterator[None]:
+    """Hold ``<db>.create.lock`` (a blocking ``flock``, released by the kernel if the process dies) while a
+    local SQLite store is opened; other URIs need no lock (a server serialises its own schema)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + STORE_LOCK_SUFFIX), "a+b") as lock_file:
+        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)  # waits for the process creating the store
+        yield
+
+
+def open_client(tracking_uri: str) -> MlflowClient:
+    """An MLflow client on ``tracking_uri``, its store created (or migrated) by one process at a time.
+
+    Opening a new SQLite store creates and migrates its schema; two processes doing it at once crash one
+    ("duplicate column name"). Every process that may be first to open the store comes through here.
+    """
+    with _store_creation_lock(tracking_uri):
+        return MlflowClient(tracking_uri=tracking_uri)
 
 
 def ensure_experiment(client: MlflowClient, tracking_uri: str, name: str) -> str:
