@@ -238,3 +238,14 @@ def test_the_real_process_prints_one_line_and_debug_shows_the_traceback(tmp_path
 def test_each_kind_of_failure_has_its_code_and_one_line(error: BaseException, code: int, text: str) -> None:
     got_code, line = describe_failure(error)
     assert got_code == code and line.startswith(text) and "\n" not in line
+
+
+def test_every_listed_failure_names_a_class_that_exists() -> None:
+    """The table names classes as text (so ``cli.main`` imports nothing heavy): a rename must fail here."""
+    import importlib
+
+    from cli.main import FAILURES
+
+    for name in FAILURES:
+        module, _, qualname = name.rpartition(".")
+        assert isinstance(getattr(importlib.import_module(module), qualname), type), name
