@@ -1,18 +1,19 @@
 """``router-tuner health``: print the latest health snapshot and recent alerts from the executor store.
 
 Reads the store read-only, so it runs while the executor writes. ``--json`` prints the snapshot as JSON
-(for scripts); the default is one aligned line per figure. Exit 1 when no snapshot was published yet.
+(for scripts); the default is one aligned line per figure. Exit 1 when no snapshot was published yet (no
+store, or an empty one) or the store is locked, 2 when it is not an executor store (one line, ``cli.main``).
 """
 
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from pathlib import Path
 
 import msgspec
 
+from cli.main import reading
 from executor.adaptive.health import render_tuner_health
 from executor.records import HealthSnapshot
 from executor.store import DEFAULT_STORE, ExecutorStore
@@ -45,22 +46,17 @@ def render(health: HealthSnapshot) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        store = ExecutorStore(args.store, readonly=True)
-    except FileNotFoundError as error:
-        print(f"health: {error}", file=sys.stderr)
+    if not args.store.is_file():  # like an empty store: the executor has not published anything here yet
+        print(f"router-tuner health: no executor store at {args.store} yet: run `router-tuner live --store "
+              f"{args.store}` first, or point --store at its store", file=sys.stderr)
         return 1
-    try:
-        with store:
-            health = store.latest_health()
-            if health is None:
-                print(f"health: {args.store} has no health snapshot yet", file=sys.stderr)
-                return 1
-            alerts = list(store.alerts(since_ns=health.ts_ns - int(args.alerts_since_s * NS_PER_S)))
-            tuner = store.latest_tuner_health()
-    except sqlite3.DatabaseError as error:
-        print(f"health: {args.store} is not a readable executor store: {error}", file=sys.stderr)
-        return 1
+    with reading("executor store", args.store), ExecutorStore(args.store, readonly=True) as store:
+        health = store.latest_health()
+        if health is None:
+            print(f"router-tuner health: {args.store} has no health snapshot yet", file=sys.stderr)
+            return 1
+        alerts = list(store.alerts(since_ns=health.ts_ns - int(args.alerts_since_s * NS_PER_S)))
+        tuner = store.latest_tuner_health()
     if args.json:
         print(msgspec.json.encode({"health": health, "tuner": tuner, "alerts": alerts}).decode())
         return 0

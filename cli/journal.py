@@ -2,14 +2,16 @@
 
 ``journal count`` prints how many records of each kind it holds; ``journal export`` writes one kind to
 Parquet (the codec's DataFrame layout, nested fields as JSON text) for analysis in pandas or elsewhere.
+Failures end in one line naming the journal (``cli.main``): exit 2 for a missing, foreign, corrupt or
+truncated file or an unwritable ``--out``, 1 for a journal locked by another process.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from cli.main import probe_writable, reading
 from router.events import EVENT_TYPES
 
 
@@ -24,20 +26,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from executor.journal import Journal, JournalError
+    from executor.journal import Journal
 
-    if not args.journal.is_file():
-        print(f"journal: no journal at {args.journal}", file=sys.stderr)
-        return 2
-    try:
-        with Journal(args.journal, readonly=True) as journal:
-            if args.journal_command == "count":
-                for kind in sorted(EVENT_TYPES):
-                    print(f"{kind:<12}{journal.count(kind):>10}")
-                return 0
-            rows = journal.export_parquet(args.kind, args.out)
-    except JournalError as error:
-        print(f"journal: {args.journal}: {error}", file=sys.stderr)
-        return 1
+    if args.journal_command == "export":
+        probe_writable(args.out.parent)
+    with reading("journal", args.journal), Journal(args.journal, readonly=True) as journal:
+        if args.journal_command == "count":
+            for kind in sorted(EVENT_TYPES):
+                print(f"{kind:<12}{journal.count(kind):>10}")
+            return 0
+        rows = journal.export_parquet(args.kind, args.out)
     print(f"journal: wrote {rows} {args.kind} records to {args.out}")
     return 0

@@ -4,14 +4,31 @@ Each command lives in its owner's ``cli`` module, which exposes ``add_arguments(
 ``run(args) -> exit code``. Only the module of the command being run is imported (the overview in
 ``--help`` comes from ``COMMANDS``), so ``router-tuner config check`` does not pay for river, MLflow or
 ccxt. To add a command, add one line to ``COMMANDS``.
+
+Failures are handled here, once: whatever a command raises ends in one line on stderr,
+``router-tuner COMMAND: [what PATH: ]problem; what to do``, and an exit code — ``2`` for bad input (an
+argument, a configuration, an intents line, a file that is not what it should be, a place that cannot be
+written), ``1`` for a runtime failure (a lock held by another process, a full disk, a venue or MLflow
+refusing), ``130`` for Ctrl-C. ``--debug`` (before the command) re-raises instead, with the traceback.
+Commands raise :class:`BadInput` for input they refuse, and wrap file access in :func:`reading` so the
+line names the file (SQLite errors do not).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
+
+BAD_INPUT = 2
+RUNTIME_FAILURE = 1
+INTERRUPTED = 130
 
 # command name -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -27,10 +44,115 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class BadInput(Exception):
+    """Input a command refuses (an argument, a file's content): exit 2 with this message."""
+
+
+@contextmanager
+def reading(what: str, path: object) -> Iterator[None]:
+    """Name ``what path`` in the failure line of any error raised inside (``journal var/x.sqlite: ...``).
+
+    Nested, the innermost name wins: it is the file the failing step was about.
+    """
+    try:
+        yield
+    except Exception as error:
+        if not getattr(error, "__notes__", None):
+            error.add_note(f"{what} {path}")
+        raise
+
+
+def probe_writable(directory: Path) -> None:
+    """Create ``directory`` and write a scratch file in it, so an unwritable output fails before the work."""
+    with reading("output directory", directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+
+
+def _sqlite(error: Exception) -> tuple[int, str]:
+    text = str(error)
+    if "locked" in text or "busy" in text:
+        return RUNTIME_FAILURE, f"{text}: another process holds it; retry when that process is done"
+    if "unable to open" in text or "readonly" in text:
+        return BAD_INPUT, f"{text}: check the path and that it can be written"
+    if "no such table" in text:
+        return BAD_INPUT, f"{text}: not a file router-tuner wrote for this command; point at the right file"
+    return BAD_INPUT, (f"{text}: not a readable SQLite database (corrupt, truncated or another kind of file); "
+                       "restore it from a copy or point at the right file")
+
+
+def _os(error: Exception) -> tuple[int, str]:
+    assert isinstance(error, OSError)
+    where = f": {error.filename}" if error.filename else ""
+    text = f"{error.strerror or error}{where}"
+    if isinstance(error, (PermissionError, FileExistsError, IsADirectoryError, NotADirectoryError)) \
+            or error.errno == errno.EROFS:
+        return BAD_INPUT, f"{text}: choose a location that can be written (or read), or fix its permissions"
+    if isinstance(error, FileNotFoundError):
+        return BAD_INPUT, f"{text}: check the path"
+    if error.errno == errno.ENOSPC:
+        return RUNTIME_FAILURE, f"{text}: the disk is full; free space and rerun"
+    return RUNTIME_FAILURE, text
+
+
+def _config(error: Exception) -> tuple[int, str]:
+    issues = getattr(error, "issues", ())
+    first = f", first: {issues[0]}" if issues else ""
+    return BAD_INPUT, (f"{len(issues)} configuration problem(s){first}; "
+                       "`router-tuner config check DIR` lists them all")
+
+
+def _hint(code: int, advice: str) -> Callable[[Exception], tuple[int, str]]:
+    return lambda error: (code, f"{error}; {advice}" if advice else str(error))
+
+
+_MLFLOW_ADVICE = "check the MLflow store (--tracking-uri, MLFLOW_TRACKING_URI or tuner.json mlflow)"
+FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
+    "cli.main.BadInput": _hint(BAD_INPUT, ""),
+    "config.loader.ConfigError": _config,
+    "executor.intents.IntentFormatError": _hint(BAD_INPUT, "fix or remove that line"),
+    "executor.journal.JournalLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
+    "executor.store.StoreLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
+    "executor.journal.JournalVersionError": _hint(BAD_INPUT, "point at a journal written by router-tuner"),
+    "executor.journal.CorruptRow": _hint(BAD_INPUT, "the journal is damaged; restore it from a copy"),
+    "executor.journal.JournalError": _hint(RUNTIME_FAILURE, ""),
+    "tuner.registry.RegistryError": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
+    "mlflow.exceptions.MlflowException": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
+    "router.venue.VenueError": _hint(RUNTIME_FAILURE, "the venue refused or did not answer; retry later"),
+    "sqlite3.DatabaseError": _sqlite,
+    "builtins.OSError": _os,
+}
+"""Exception class (module.qualname) -> (exit code, message); the first class along the MRO that is listed wins."""
+
+
+def describe_failure(error: BaseException) -> tuple[int, str]:
+    """The exit code and the one line a failure ends in (notes from :func:`reading` name the file first)."""
+    if isinstance(error, KeyboardInterrupt):
+        return INTERRUPTED, "interrupted"
+    describe = next((FAILURES[name] for cls in type(error).__mro__
+                     if (name := f"{cls.__module__}.{cls.__qualname__}") in FAILURES), None)
+    if describe is None:
+        code, text = RUNTIME_FAILURE, (f"unexpected {type(error).__name__}: {error} "
+                                       "(rerun with --debug for the traceback, and report it)")
+    else:
+        code, text = describe(error)
+    notes = getattr(error, "__notes__", [])
+    line = ": ".join([*notes, text])
+    return code, " ".join(line.split())
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block), exit 2 like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(selected: str | None) -> argparse.ArgumentParser:
     """The parser, with the arguments of the ``selected`` command only (``None``: the overview)."""
-    parser = argparse.ArgumentParser(
-        prog="router-tuner", description="Adaptive maker/taker order router with an online tuner.")
+    parser = _Parser(prog="router-tuner", description="Adaptive maker/taker order router with an online tuner.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure instead of one line")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
@@ -45,7 +167,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     selected = next((a for a in arguments if not a.startswith("-")), None)
     args = build_parser(selected if selected in COMMANDS else None).parse_args(arguments)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except (Exception, KeyboardInterrupt) as error:
+        if args.debug:
+            raise
+        code, line = describe_failure(error)
+        print(f"router-tuner {args.command}: {line}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

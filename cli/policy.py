@@ -9,7 +9,8 @@ not); ``--force --who NAME --why TEXT`` skips the gate and records who and why a
 version and its run. ``rollback`` moves the champion back to the version it replaced; a router reading
 the champion (``RegistryPolicySource``) follows both without a restart. ``go-live`` asks the tuner to
 take a symbol out of shadow mode (a registered-model tag the tuner service follows). MLflow is imported
-inside :func:`run` only.
+inside :func:`run` only. Failures end in one line (``cli.main``): exit 2 for a bad config or command line,
+1 when the registry refuses (no such version, already champion) or the OPE gate does.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from config.loader import DEFAULTS_DIR, ConfigError, load_config
+from cli.main import BadInput, reading
+from config.loader import DEFAULTS_DIR, load_config
 from config.models import ConfigBundle
-from executor.journal import JournalError
 from router.events import RouterEvent
 
 if TYPE_CHECKING:
@@ -55,39 +56,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    directory = args.config if args.config is not None else DEFAULTS_DIR
-    try:
-        bundle = load_config(directory)
-    except ConfigError as error:
-        print(f"policy: {error}", file=sys.stderr)
-        return 2
+    bundle = load_config(args.config if args.config is not None else DEFAULTS_DIR)
     usage = _usage_error(args)
     if usage is not None:
-        print(f"policy {args.policy_command}: {usage}", file=sys.stderr)
-        return 2
-    from tuner.registry import PolicyRegistry, RegistryError
+        raise BadInput(f"{args.policy_command} {usage}")
+    from tuner.registry import PolicyRegistry
 
     mlflow_config = bundle.tuner.mlflow
     registry = PolicyRegistry(mlflow_config.tracking_uri, experiment=mlflow_config.experiment,
                               model_prefix=mlflow_config.registered_model_prefix, override_uri=args.tracking_uri)
-    try:
-        if args.policy_command == "list":
-            versions = registry.list(args.symbol)
-        elif args.policy_command == "show":
-            versions = [registry.show(args.symbol, str(args.version) if args.version is not None else "champion")]
-        elif args.policy_command == "promote":
-            promoted = _promote(args, registry, bundle)
-            if promoted is None:
-                return 1
-            versions = [promoted]
-        elif args.policy_command == "go-live":
-            registry.request_go_live(args.symbol, who=args.who, why=args.why)
-            versions = [registry.show(args.symbol, "champion")]
-        else:
-            versions = [registry.rollback(args.symbol)]
-    except (RegistryError, JournalError, FileNotFoundError) as error:
-        print(f"policy {args.policy_command}: {error}", file=sys.stderr)
-        return 1
+    if args.policy_command == "list":
+        versions = registry.list(args.symbol)
+    elif args.policy_command == "show":
+        versions = [registry.show(args.symbol, str(args.version) if args.version is not None else "champion")]
+    elif args.policy_command == "promote":
+        promoted = _promote(args, registry, bundle)
+        if promoted is None:
+            return 1
+        versions = [promoted]
+    elif args.policy_command == "go-live":
+        registry.request_go_live(args.symbol, who=args.who, why=args.why)
+        versions = [registry.show(args.symbol, "champion")]
+    else:
+        versions = [registry.rollback(args.symbol)]
     if not versions:
         print(f"policy list: no policy versions named {mlflow_config.registered_model_prefix}-* in "
               f"{registry.tracking_uri} (the simulation registers its learners' policies under "
@@ -117,7 +108,7 @@ def _promote(args: argparse.Namespace, registry: PolicyRegistry, bundle: ConfigB
 
     if args.force:
         return force_promote(registry, args.symbol, who=args.who, why=args.why, version=args.version)
-    with Journal(Path(args.journal), readonly=True) as journal:
+    with reading("journal", args.journal), Journal(Path(args.journal), readonly=True) as journal:
         events = [e for e in journal.read("router", symbol=args.symbol) if isinstance(e, RouterEvent)]
     tuner = bundle.tuner
     verdict, promoted = promote_if_better(registry, args.symbol, events, PromotionRule.from_config(tuner.deployment),

@@ -8,15 +8,19 @@ watches an exploring champion, goes live, then acts) on its symbols, journals ev
 MLflow run (and registers the learners' final policies) and writes the report. Prints the per-symbol
 table of mean cost; with ``--json`` the last stdout line is one JSON object with every number of the
 report.
+Bad arguments (an unknown symbol, ``--orders 0``, an unwritable ``--out``) end in one line and exit 2 before
+anything runs (``cli.main``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, get_args
 
+from cli.main import BadInput, probe_writable
 from config.models import LearnerName
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
@@ -25,9 +29,9 @@ LEARNERS: tuple[str, ...] = get_args(LearnerName)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--symbols", nargs="+", default=None,
                         help="our symbol names (e.g. BTCUSDT ETHUSDT_SPOT); default: every recorded market")
-    parser.add_argument("--orders", type=int, default=None,
+    parser.add_argument("--orders", type=_at_least(1), default=None,
                         help="orders per symbol (default: router.json simulation.intents.orders_per_symbol)")
-    parser.add_argument("--seed", type=int, default=None, help="seed (default: tuner.json seed)")
+    parser.add_argument("--seed", type=_at_least(0), default=None, help="seed (default: tuner.json seed)")
     parser.add_argument("--data", default=None,
                         help="recorded data directory (default: $ROUTER_TUNER_DATA, then ../shared/data/binance)")
     parser.add_argument("--out", default="var", help="output directory for journal and report (default: var)")
@@ -54,9 +58,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         learners = parse_learners(args.learners)
     except ValueError as error:
-        print(f"router-tuner simulate: --learners: {error}", file=sys.stderr)
-        return 2
+        raise BadInput(f"--learners: {error}") from None
     config = load_config(args.config)
+    _check_symbols(args, config.strategy.universe)
+    out = Path(args.out)
+    probe_writable(out)  # before the long run, not after it
     options = SimulationOptions(
         symbols=tuple(args.symbols) if args.symbols else None,
         orders_per_symbol=(args.orders if args.orders is not None
@@ -64,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed if args.seed is not None else config.tuner.seed, data_dir=args.data, learners=learners,
         shadow_symbols=tuple(args.shadow_symbols if args.shadow_symbols is not None
                              else config.router.simulation.shadow_scenario.symbols))
-    markets, source = load_markets(config, options)
+    try:
+        markets, source = load_markets(config, options)
+    except ValueError as error:  # a symbol without recorded data, an unreadable tape
+        raise BadInput(f"--symbols/--data: {error}") from None
     if source == "synthetic":
         print("WARNING: no recorded market data found (--data, $ROUTER_TUNER_DATA, ../shared/data/binance): "
               "simulating the SYNTHETIC market of router.json simulation.synthetic_market", file=sys.stderr)
@@ -72,13 +81,16 @@ def run(args: argparse.Namespace) -> int:
     total = count_routes(markets, options, grid)
     with tqdm(total=total, desc="routing", unit="order", file=sys.stderr, mininterval=0.5) as bar:
         result = simulate(config, markets, options, grid, data_source=source, progress=bar.update)
-    out = Path(args.out)
     journal = write_journal(result, out)
     report = write_report(result, out / "report")
     summary = summary_dict(result)
     summary["journal"] = str(journal)
     summary["report"] = str(report.html)
     if not args.no_mlflow:
+        from tuner.registry import open_client, resolve_tracking_uri
+
+        # the first open of a new local store creates its schema: one process at a time (issue 13)
+        open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
         run_id, versions = log_to_mlflow(result, config, summary, [report.html, report.markdown, *report.plots])
         summary["mlflow_run_id"] = run_id
         summary["policy_versions"] = versions
@@ -93,6 +105,28 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json_line(summary))
     return 0
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum`` (argparse turns the error into exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _check_symbols(args: argparse.Namespace, universe: Mapping[str, object]) -> None:
+    """Symbols named on the command line must be ours: a typo is refused before anything runs."""
+    for flag, symbols in (("--symbols", args.symbols), ("--shadow-symbols", args.shadow_symbols)):
+        unknown = [symbol for symbol in symbols or () if symbol not in universe]
+        if unknown:
+            raise BadInput(f"{flag} {' '.join(unknown)}: not in strategy_config.json universe; "
+                           f"choose from {' '.join(sorted(universe))}")
 
 
 def _shadow_line(block: dict[str, Any]) -> str:

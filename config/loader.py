@@ -10,6 +10,7 @@ The load runs in three passes and reports everything it finds, not just the firs
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import msgspec.inspect
 
 from config.models import (
     MARKET_CONTRACT_TYPE,
@@ -24,9 +26,11 @@ from config.models import (
     ExecutorConfig,
     RiskLimits,
     RouterConfig,
+    StaticPolicy,
     StrategyConfig,
     TunerConfig,
 )
+from config.redact import find_secrets, redact
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 FILES: dict[str, type[msgspec.Struct]] = {
@@ -158,6 +162,17 @@ def _patch(raw: Any, reference: Any, path: str, message: str) -> bool:
     return False
 
 
+def _explain(work: Any, path: str, message: str) -> str:
+    """Say so when the value is NaN or infinite (``NaN``, ``Infinity``, ``1e400`` in the file)."""
+    try:
+        value = _lookup(work, path)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return message
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a finite number: {message[:1].lower()}{message[1:]}"
+    return message
+
+
 def _decode(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, list[ConfigIssue]]:
     """Decode strictly; on failure keep decoding a patched copy to report every problem in the file."""
     issues: list[ConfigIssue] = []
@@ -171,7 +186,7 @@ def _decode(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, list
             path, message = _split_msgspec_error(error)
             if isinstance(work, dict):
                 path = _name_dict_keys(work, model, path, message)
-            issues.append(ConfigIssue(file, path, message))
+            issues.append(ConfigIssue(file, path, _explain(work, path, message)))
             if reference is None:  # the embedded default is read only when there is something to patch
                 reference = json.loads((DEFAULTS_DIR / file).read_text(encoding="utf-8"))
             if len(issues) >= 50 or not isinstance(work, dict) or not _patch(work, reference, path, message):
@@ -219,16 +234,6 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                 "strategy_config.json", f"$.sizing.buckets.{entry.tier}.floor_usd",
                 f"sizing floor {bucket.floor_usd} USD is below the min_notional "
                 f"{risk.min_notional_usd(symbol)} USD that applies to {symbol} (risk_limits.json)"))
-    for name, bucket in strategy.sizing.buckets.items():
-        if bucket.floor_usd > bucket.cap_usd:
-            issues.append(ConfigIssue("strategy_config.json", f"$.sizing.buckets.{name}",
-                                      f"floor_usd {bucket.floor_usd} exceeds cap_usd {bucket.cap_usd}"))
-    for section, overrides in (("min_notional.per_symbol_usd", risk.min_notional.per_symbol_usd),
-                               ("leverage.per_symbol", risk.leverage.per_symbol)):
-        for symbol in overrides:
-            if symbol not in universe:
-                issues.append(ConfigIssue("risk_limits.json", f"$.{section}.{symbol}",
-                                          f"{symbol} is not in strategy_config.json universe"))
     for symbol, entry in universe.items():
         if entry.market != "spot" and entry.quote not in router.close_position_quotes:
             issues.append(ConfigIssue(
@@ -246,19 +251,76 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
     issues.extend(_policy_bound_issues(router))
     issues.extend(_arm_grid_issues(router, tuner))
     issues.extend(_executor_issues(bundle))
-    if tuner.reward_band.min_cost_bps >= tuner.reward_band.max_cost_bps:
-        issues.append(ConfigIssue("tuner.json", "$.reward_band", "min_cost_bps must be below max_cost_bps"))
     deployment = tuner.deployment
     if deployment.gate_estimator not in tuner.ope.estimators:
         issues.append(ConfigIssue("tuner.json", "$.deployment.gate_estimator",
                                   f"{deployment.gate_estimator!r} is not among $.ope.estimators "
                                   f"{list(tuner.ope.estimators)}: the gates could not be computed"))
-    issues.extend(ConfigIssue("tuner.json", f"$.deployment.shadow_symbols[{i}]",
-                              f"{symbol} is not in strategy_config.json universe")
-                  for i, symbol in enumerate(deployment.shadow_symbols) if symbol not in universe)
-    issues.extend(ConfigIssue("router.json", f"$.simulation.shadow_scenario.symbols[{i}]",
-                              f"{symbol} is not in strategy_config.json universe")
-                  for i, symbol in enumerate(router.simulation.shadow_scenario.symbols) if symbol not in universe)
+    issues.extend(_symbol_reference_issues(bundle))
+    issues.extend(_order_issues(bundle))
+    return issues
+
+
+def _symbol_references(bundle: ConfigBundle) -> list[tuple[str, str, Iterable[str]]]:
+    """(file, key path, symbols) of every symbol list that must name universe symbols."""
+    risk, router = bundle.risk, bundle.router
+    return [("risk_limits.json", "$.min_notional.per_symbol_usd", risk.min_notional.per_symbol_usd),
+            ("risk_limits.json", "$.leverage.per_symbol", risk.leverage.per_symbol),
+            ("risk_limits.json", "$.restricted_symbols", risk.restricted_symbols),
+            ("tuner.json", "$.deployment.shadow_symbols", bundle.tuner.deployment.shadow_symbols),
+            ("router.json", "$.simulation.shadow_scenario.symbols", router.simulation.shadow_scenario.symbols),
+            ("router.json", "$.simulation.synthetic_market.symbols", router.simulation.synthetic_market.symbols)]
+
+
+def _symbol_reference_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
+    """A symbol named outside the universe is a typo that silently does nothing (a restriction not applied)."""
+    universe = bundle.strategy.universe
+    issues: list[ConfigIssue] = []
+    for file, path, symbols in _symbol_references(bundle):
+        keyed = isinstance(symbols, dict)
+        for index, symbol in enumerate(symbols):
+            if symbol not in universe:
+                where = f"{path}.{symbol}" if keyed else f"{path}[{index}]"
+                issues.append(ConfigIssue(file, where, f"{symbol} is not in strategy_config.json universe"))
+    return issues
+
+
+def _ordered_pairs(bundle: ConfigBundle) -> list[tuple[str, str, str, float, str, float, bool]]:
+    """(file, section path, low key, low, high key, high, strict) of every pair that must be in order."""
+    risk, router, tuner, executor = bundle.risk, bundle.router, bundle.tuner, bundle.executor
+    rule, intents, band = router.simulation.rule_policy, router.simulation.intents, tuner.reward_band
+    regimes, live, static = executor.health.slippage_regimes, executor.live, router.static_policy
+    breakers = risk.circuit_breakers
+    pairs = [(f"$.sizing.buckets.{name}", "floor_usd", bucket.floor_usd, "cap_usd", bucket.cap_usd, False)
+             for name, bucket in bundle.strategy.sizing.buckets.items()]
+    return [
+        *(("strategy_config.json", *pair) for pair in pairs),
+        ("risk_limits.json", "$.circuit_breakers", "daily_loss_pct", breakers.daily_loss_pct,
+         "weekly_loss_pct", breakers.weekly_loss_pct, False),
+        ("router.json", "$.static_policy", "min_spread_bps", static.min_spread_bps,
+         "max_spread_bps", static.max_spread_bps, True),
+        ("router.json", "$.simulation.intents", "notional_min_usd", intents.notional_min_usd,
+         "notional_max_usd", intents.notional_max_usd, False),
+        ("router.json", "$.simulation.rule_policy", "min_offset_bps", rule.min_offset_bps,
+         "base_offset_bps", rule.base_offset_bps, False),
+        ("router.json", "$.simulation.rule_policy", "base_offset_bps", rule.base_offset_bps,
+         "max_offset_bps", rule.max_offset_bps, False),
+        ("tuner.json", "$.reward_band", "min_cost_bps", band.min_cost_bps, "max_cost_bps", band.max_cost_bps, True),
+        ("executor.json", "$.health.slippage_regimes", "calm_below_bps", regimes.calm_below_bps,
+         "stressed_above_bps", regimes.stressed_above_bps, True),
+        ("executor.json", "$.live", "backoff_initial_ms", live.backoff_initial_ms,
+         "backoff_max_ms", live.backoff_max_ms, False),
+    ]
+
+
+def _order_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
+    """A lower end above its upper end (a floor over its cap, a daily loss limit over the weekly one)."""
+    issues: list[ConfigIssue] = []
+    for file, section, low_key, low, high_key, high, strict in _ordered_pairs(bundle):
+        if low > high or (strict and low == high):
+            relation = "below" if strict else "at most"
+            issues.append(ConfigIssue(file, f"{section}.{low_key}",
+                                      f"{low} must be {relation} {high_key} {high}"))
     return issues
 
 
@@ -270,14 +332,28 @@ def _policy_bound_issues(router: RouterConfig) -> list[ConfigIssue]:
         if band.min > band.max:
             issues.append(ConfigIssue("router.json", f"$.policy_bounds.{knob.name}", "min exceeds max"))
             continue
+        outside = _outside_declared_range(StaticPolicy, knob.name, band.min, band.max)
+        if outside is not None:
+            issues.append(ConfigIssue("router.json", f"$.policy_bounds.{knob.name}", outside))
+            continue
         value = getattr(router.static_policy, knob.name)
         if not band.min <= value <= band.max:
             issues.append(ConfigIssue("router.json", f"$.static_policy.{knob.name}",
                                       f"{value} is outside policy_bounds [{band.min}, {band.max}]"))
-    if router.static_policy.min_spread_bps >= router.static_policy.max_spread_bps:
-        issues.append(ConfigIssue("router.json", "$.static_policy.min_spread_bps",
-                                  "must be below max_spread_bps"))
     return issues
+
+
+def _outside_declared_range(model: type[msgspec.Struct], name: str, low: float, high: float) -> str | None:
+    """Why [low, high] does not fit the range ``model.name`` declares, or None when it fits."""
+    info = next(f.type for f in msgspec.inspect.type_info(model).fields if f.name == name)
+    assert isinstance(info, (msgspec.inspect.FloatType, msgspec.inspect.IntType))
+    floor = info.ge if info.ge is not None else info.gt
+    ceiling = info.le if info.le is not None else info.lt
+    too_low = floor is not None and (low < floor or (info.gt is not None and low <= floor))
+    too_high = ceiling is not None and (high > ceiling or (info.lt is not None and high >= ceiling))
+    if too_low or too_high:
+        return f"[{low}, {high}] is outside the range static_policy.{name} may take [{floor}, {ceiling}]"
+    return None
 
 
 def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
@@ -309,12 +385,6 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
     if reconcile.max_legs_per_intent < reconcile.probe_gap_legs:
         issues.append(ConfigIssue("executor.json", "$.reconcile.max_legs_per_intent",
                                   "must be at least probe_gap_legs"))
-    regimes = executor.health.slippage_regimes
-    if regimes.calm_below_bps >= regimes.stressed_above_bps:
-        issues.append(ConfigIssue("executor.json", "$.health.slippage_regimes",
-                                  "calm_below_bps must be below stressed_above_bps"))
-    if executor.live.backoff_max_ms < executor.live.backoff_initial_ms:
-        issues.append(ConfigIssue("executor.json", "$.live.backoff_max_ms", "must be >= backoff_initial_ms"))
     if not executor.prometheus.host:
         issues.append(ConfigIssue("executor.json", "$.prometheus.host", "must name an address to bind"))
     return issues
@@ -357,8 +427,10 @@ def load_config(directory: Path | str | None = None) -> ConfigBundle:
                 ConfigIssue(file, key, f"concurrency is defined in one place only: "
                                        f"{CONCURRENCY_HOME[0]} $.{CONCURRENCY_HOME[1]}")
                 for key in _concurrency_keys(raw, "$"))
+        secrets = _secret_issues(file, raw)
         value, decode_issues = _decode(file, raw, model)
-        issues.extend(decode_issues)
+        issues.extend(secrets)  # a pasted key also breaks a name pattern: one issue per key path, the clearer one
+        issues.extend(issue for issue in decode_issues if issue.path not in {s.path for s in secrets})
         decoded[file] = value
     if issues:
         raise ConfigError(issues)
@@ -371,7 +443,15 @@ def load_config(directory: Path | str | None = None) -> ConfigBundle:
     return bundle
 
 
+def _secret_issues(file: str, raw: Any) -> list[ConfigIssue]:
+    """Values that look like secrets, named by key path only (the value is never repeated)."""
+    return [ConfigIssue(file, path, f"{reason}: secrets do not belong in config files (they are copied to MLflow "
+                                    f"and logs); put it in an environment variable and write the variable's "
+                                    f"name here (as executor.json live.api_key_env does)")
+            for path, reason in find_secrets(raw)]
+
+
 def snapshot(bundle: ConfigBundle) -> dict[str, Any]:
-    """Plain-data copy of the whole configuration, for MLflow params and journals."""
-    return {file.removesuffix(".json"): msgspec.to_builtins(getattr(bundle, attr))
-            for file, attr in zip(FILES, ("risk", "strategy", "router", "tuner", "executor"), strict=True)}
+    """Plain-data copy of the whole configuration, for MLflow params and journals; secret-looking values masked."""
+    return redact({file.removesuffix(".json"): msgspec.to_builtins(getattr(bundle, attr))
+                   for file, attr in zip(FILES, ("risk", "strategy", "router", "tuner", "executor"), strict=True)})

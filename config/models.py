@@ -11,15 +11,49 @@ from typing import Annotated, Literal
 
 import msgspec
 
+# Every number has a finite range declared with its type, so a typo (``1e30``, ``Infinity``, ``NaN``) is a
+# load error instead of a limit switched off; tests/config/test_ranges.py walks every numeric field and fails
+# on one without both bounds. The bounds are "absurd beyond this", not tuning advice.
+MAX_USD = 1e9
+MAX_BPS = 1000.0
+MAX_SECONDS = 30 * 86_400.0
+MAX_MS = 3_600_000.0
+MAX_COUNT = 1_000_000
+MAX_RETRIES = 100
+MAX_SCALE = 1e6
+
 Fraction = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
 Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-PositiveUsd = Annotated[float, msgspec.Meta(gt=0.0)]
-NonNegative = Annotated[float, msgspec.Meta(ge=0.0)]
-PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
-NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
-Bps = Annotated[float, msgspec.Meta(ge=-1000.0, le=1000.0)]
+OpenFraction = Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
+PositiveUsd = Annotated[float, msgspec.Meta(gt=0.0, le=MAX_USD)]
+NonNegativeUsd = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_USD)]
+Bps = Annotated[float, msgspec.Meta(ge=-MAX_BPS, le=MAX_BPS)]
+PositiveBps = Annotated[float, msgspec.Meta(gt=0.0, le=MAX_BPS)]
+NonNegativeBps = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_BPS)]
+Seconds = Annotated[float, msgspec.Meta(gt=0.0, le=MAX_SECONDS)]
+NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_SECONDS)]
+Millis = Annotated[float, msgspec.Meta(gt=0.0, le=MAX_MS)]
+NonNegativeMillis = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_MS)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNT)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
+SampleCount = Annotated[int, msgspec.Meta(ge=2, le=MAX_COUNT)]
+Retries = Annotated[int, msgspec.Meta(ge=0, le=MAX_RETRIES)]
+Seed = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+Scale = Annotated[float, msgspec.Meta(gt=0.0, le=MAX_SCALE)]
+"""A positive dimensionless hyper-parameter (prior strength, ridge, clip threshold)."""
+Price = Annotated[float, msgspec.Meta(gt=0.0, le=1e7)]
+Quantity = Annotated[float, msgspec.Meta(gt=0.0, le=1e9)]
+RatePerS = Annotated[float, msgspec.Meta(ge=0.0, le=1e5)]
+TickSize = Annotated[float, msgspec.Meta(ge=1e-12, le=1e4)]
+QtyStep = Annotated[float, msgspec.Meta(ge=1e-12, le=1e6)]
+LevelQtyRatio = Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)]
+SweepDecay = Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)]
+PolicyKnob = Annotated[float, msgspec.Meta(ge=-MAX_SCALE, le=MAX_SCALE)]
+"""A ``policy_bounds`` end; each static-policy knob's own range is tighter (checked at load)."""
 Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9_]+$")]
 Leverage = Annotated[float, msgspec.Meta(ge=1.0, le=125.0)]
+EnvVarName = Annotated[str, msgspec.Meta(pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=64)]
+"""The *name* of an environment variable holding a secret, never the secret itself."""
 
 
 class Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -32,7 +66,7 @@ class Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 class NavFreshness(Model):
     """How old the NAV may be before orders are refused (fail closed) or only flagged."""
 
-    max_age_s: Annotated[float, msgspec.Meta(gt=0.0)]
+    max_age_s: Annotated[float, msgspec.Meta(gt=0.0, le=3600.0)]
     fail_closed_when_stale: bool
 
 
@@ -74,7 +108,7 @@ class CircuitBreakers(Model):
 class Cooldowns(Model):
     """How long a symbol stays closed to new exposure after a stop."""
 
-    after_stop_s: NonNegative
+    after_stop_s: NonNegativeSeconds
 
 
 class RiskLimits(Model):
@@ -87,7 +121,7 @@ class RiskLimits(Model):
     max_trade_nav_pct: Fraction
     symbol_caps: SymbolCaps
     tier_caps: dict[str, TierCap]
-    max_concurrent_positions: PositiveInt
+    max_concurrent_positions: Annotated[int, msgspec.Meta(ge=1, le=1000)]
     max_gross_exposure_nav: Annotated[float, msgspec.Meta(gt=0.0, le=125.0)]
     leverage: LeverageCaps
     circuit_breakers: CircuitBreakers
@@ -170,8 +204,8 @@ PositionMode = Literal["hedge", "one_way"]
 class Range(Model):
     """Inclusive bounds for one policy knob."""
 
-    min: float
-    max: float
+    min: PolicyKnob
+    max: PolicyKnob
 
 
 class PolicyBounds(Model):
@@ -191,14 +225,14 @@ class StaticPolicy(Model):
     maker_first: bool
     maker_offset_bps: Bps
     taker_bias: Probability
-    maker_ttl_ms: Annotated[float, msgspec.Meta(gt=0.0)]
-    reprice_attempts: NonNegativeInt
-    reprice_step_bps: NonNegative
-    post_only_retry_limit: NonNegativeInt
+    maker_ttl_ms: Millis
+    reprice_attempts: Retries
+    reprice_step_bps: NonNegativeBps
+    post_only_retry_limit: Retries
     fallback_mode: FallbackMode
-    max_taker_slippage_bps: Annotated[float, msgspec.Meta(gt=0.0)]
-    min_spread_bps: NonNegative
-    max_spread_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+    max_taker_slippage_bps: PositiveBps
+    min_spread_bps: NonNegativeBps
+    max_spread_bps: PositiveBps
 
 
 class FeeSchedule(Model):
@@ -211,8 +245,8 @@ class FeeSchedule(Model):
 class SimVenueSettings(Model):
     """The simulated venue: latencies and each market's fees."""
 
-    order_entry_latency_ms: NonNegative
-    cancel_latency_ms: NonNegative
+    order_entry_latency_ms: NonNegativeMillis
+    cancel_latency_ms: NonNegativeMillis
     fees: dict[Market, FeeSchedule]
 
 
@@ -222,9 +256,9 @@ class SimVenueSettings(Model):
 class SimFillModel(Model):
     """Fill-model knobs of the simulated venue that ``sim_venue`` (fees, latencies) does not hold."""
 
-    latency_jitter_ms: NonNegative
-    queue_power: Annotated[float, msgspec.Meta(gt=0.0)]
-    no_depth_level_qty_ratio: Annotated[float, msgspec.Meta(gt=0.0)]
+    latency_jitter_ms: NonNegativeMillis
+    queue_power: Annotated[float, msgspec.Meta(gt=0.0, le=10.0)]
+    no_depth_level_qty_ratio: LevelQtyRatio
     max_taker_walk_levels: PositiveInt
 
 
@@ -242,10 +276,10 @@ class IntentStream(Model):
     notional_min_usd: PositiveUsd
     notional_max_usd: PositiveUsd
     buy_share: Probability
-    warmup_ms: NonNegative
-    tail_ms: NonNegative
-    lane_min_gap_ms: Annotated[float, msgspec.Meta(gt=0.0)]
-    context_quotes: Annotated[int, msgspec.Meta(ge=3)]
+    warmup_ms: NonNegativeMillis
+    tail_ms: NonNegativeMillis
+    lane_min_gap_ms: Millis
+    context_quotes: Annotated[int, msgspec.Meta(ge=3, le=MAX_COUNT)]
 
 
 class RulePolicyConfig(Model):
@@ -268,32 +302,32 @@ class RulePolicyConfig(Model):
     base_offset_bps: Bps
     min_offset_bps: Bps
     max_offset_bps: Bps
-    offset_step_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+    offset_step_bps: PositiveBps
     degraded_taker_bias: Probability
 
 
 class SyntheticMarketConfig(Model):
     """The synthetic market replayed when no recorded data is found (one tape per listed symbol)."""
 
-    symbols: dict[Symbol, float]
-    duration_s: Annotated[float, msgspec.Meta(gt=0.0)]
-    tick_size: Annotated[float, msgspec.Meta(gt=0.0)]
+    symbols: dict[Symbol, Price]
+    duration_s: Seconds
+    tick_size: TickSize
     spread_ticks: PositiveInt
-    volatility_bps_per_sqrt_s: NonNegative
-    quote_interval_ms: Annotated[float, msgspec.Meta(gt=0.0)]
-    trade_rate_per_s: NonNegative
-    mean_trade_qty: Annotated[float, msgspec.Meta(gt=0.0)]
-    qty_step: Annotated[float, msgspec.Meta(gt=0.0)]
-    touch_qty: Annotated[float, msgspec.Meta(gt=0.0)]
-    sweep_decay_per_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+    volatility_bps_per_sqrt_s: NonNegativeBps
+    quote_interval_ms: Millis
+    trade_rate_per_s: RatePerS
+    mean_trade_qty: Quantity
+    qty_step: QtyStep
+    touch_qty: Quantity
+    sweep_decay_per_bps: SweepDecay
 
 
 class SimulationBootstrap(Model):
     """Bootstrap of the report's confidence intervals (mean cost and OPE)."""
 
-    n_resamples: Annotated[int, msgspec.Meta(ge=2)]
-    ci_level: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
-    max_blocks: Annotated[int, msgspec.Meta(ge=2)]
+    n_resamples: SampleCount
+    ci_level: OpenFraction
+    max_blocks: SampleCount
 
 
 class ShadowScenarioConfig(Model):
@@ -309,8 +343,8 @@ class ShadowScenarioConfig(Model):
     """
 
     symbols: tuple[Symbol, ...]
-    champion_explore_share: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
-    command_go_live_after_share: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] | None
+    champion_explore_share: OpenFraction
+    command_go_live_after_share: OpenFraction | None
 
 
 class SimulationConfig(Model):
@@ -326,7 +360,7 @@ class SimulationConfig(Model):
 
     intents: IntentStream
     fill_model: SimFillModel
-    markout_horizon_ms: Annotated[float, msgspec.Meta(gt=0.0)]
+    markout_horizon_ms: Millis
     oracle_segments: Annotated[int, msgspec.Meta(ge=1, le=1000)]
     rule_policy: RulePolicyConfig
     synthetic_market: SyntheticMarketConfig
@@ -354,22 +388,22 @@ LearnerName = Literal["structured", "thompson", "ucb", "epsilon_greedy", "linucb
 class ArmGridConfig(Model):
     """The arms every symbol's learner chooses among: the product of offsets and taker biases."""
 
-    maker_offsets_bps: tuple[float, ...]
+    maker_offsets_bps: tuple[Bps, ...]
     taker_biases: tuple[Probability, ...]
 
 
 class RewardBand(Model):
     """Costs outside this band are absurd: rejected and counted, never learned."""
 
-    min_cost_bps: float
-    max_cost_bps: float
+    min_cost_bps: Bps
+    max_cost_bps: Bps
 
 
 class PageHinkleyDrift(Model, tag="page_hinkley", tag_field="detector"):
     """``river.drift.PageHinkley`` on cost residuals (bps), watching shifts both ways."""
 
-    delta: Annotated[float, msgspec.Meta(gt=0.0)]
-    threshold: Annotated[float, msgspec.Meta(gt=0.0)]
+    delta: Scale
+    threshold: Scale
     min_instances: PositiveInt
     alpha: Fraction
 
@@ -377,7 +411,7 @@ class PageHinkleyDrift(Model, tag="page_hinkley", tag_field="detector"):
 class AdwinDrift(Model, tag="adwin", tag_field="detector"):
     """``river.drift.ADWIN`` on cost residuals (bps)."""
 
-    delta: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
+    delta: OpenFraction
     clock: PositiveInt
     grace_period: PositiveInt
     min_window_length: PositiveInt
@@ -394,11 +428,11 @@ class GuardrailConfig(Model):
     fills (the structured learner); either firing discounts the evidence to ``drift_keep_fraction``.
     """
 
-    max_offset_step_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+    max_offset_step_bps: PositiveBps
     max_bias_step: Fraction
     min_outcomes_before_move: PositiveInt
     rollback_window: PositiveInt
-    rollback_margin_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+    rollback_margin_bps: PositiveBps
     drift: DriftConfig
     fill_drift: DriftConfig
     drift_keep_fraction: Fraction
@@ -407,9 +441,9 @@ class GuardrailConfig(Model):
 class ContextScalesConfig(Model):
     """Typical magnitudes that bring the contextual learner's raw features to order one."""
 
-    spread_scale_bps: Annotated[float, msgspec.Meta(gt=0.0)]
-    volatility_scale_bps: Annotated[float, msgspec.Meta(gt=0.0)]
-    size_vs_touch_scale: Annotated[float, msgspec.Meta(gt=0.0)]
+    spread_scale_bps: PositiveBps
+    volatility_scale_bps: PositiveBps
+    size_vs_touch_scale: Scale
 
 
 class StructuredParams(Model):
@@ -438,19 +472,19 @@ class LearnerParams(Model):
     """
 
     burn_in_per_arm: NonNegativeInt
-    thompson_prior_mean_cost_bps: float
-    thompson_prior_strength: Annotated[float, msgspec.Meta(gt=0.0)]
-    thompson_prior_noise_std_bps: Annotated[float, msgspec.Meta(gt=0.0)]
-    thompson_prior_noise_pseudo_count: Annotated[float, msgspec.Meta(gt=0.0)]
-    thompson_propensity_draws: Annotated[int, msgspec.Meta(ge=2)]
-    ucb_delta: Annotated[float, msgspec.Meta(gt=0.0)]
-    ucb_min_noise_std_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+    thompson_prior_mean_cost_bps: Bps
+    thompson_prior_strength: Scale
+    thompson_prior_noise_std_bps: PositiveBps
+    thompson_prior_noise_pseudo_count: Scale
+    thompson_propensity_draws: SampleCount
+    ucb_delta: Scale
+    ucb_min_noise_std_bps: PositiveBps
     epsilon: Probability
     epsilon_min: Probability
     epsilon_decay: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)]
-    linucb_alpha: Annotated[float, msgspec.Meta(gt=0.0)]
-    linucb_ridge: Annotated[float, msgspec.Meta(gt=0.0)]
-    linucb_prior_mean_cost_bps: float
+    linucb_alpha: Scale
+    linucb_ridge: Scale
+    linucb_prior_mean_cost_bps: Bps
     linucb_context_scales: ContextScalesConfig
     structured: StructuredParams
 
@@ -467,7 +501,7 @@ class PublishConfig(Model):
     """
 
     every_n_outcomes: PositiveInt
-    min_improvement_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+    min_improvement_bps: PositiveBps
 
 
 class MlflowConfig(Model):
@@ -489,13 +523,13 @@ class OpeConfig(Model):
     """
 
     estimators: tuple[OpeEstimatorName, ...]
-    bootstrap_resamples: Annotated[int, msgspec.Meta(ge=2)]
-    ci_level: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
-    bootstrap_max_blocks: Annotated[int, msgspec.Meta(ge=2)]
-    clip_threshold: Annotated[float, msgspec.Meta(gt=0.0)] | None
-    switch_tau: Annotated[float, msgspec.Meta(gt=0.0)]
-    shrinkage_lambda: Annotated[float, msgspec.Meta(gt=0.0)]
-    ridge_l2: Annotated[float, msgspec.Meta(gt=0.0)]
+    bootstrap_resamples: SampleCount
+    ci_level: OpenFraction
+    bootstrap_max_blocks: SampleCount
+    clip_threshold: Scale | None
+    switch_tau: Scale
+    shrinkage_lambda: Scale
+    ridge_l2: Scale
     weight_quantiles: tuple[Probability, ...]
 
 
@@ -512,8 +546,8 @@ class ShadowConfig(Model):
     min_agreement: Fraction
     min_outcomes: PositiveInt
     gate_every_n_outcomes: PositiveInt
-    ope_window_events: Annotated[int, msgspec.Meta(ge=2)]
-    max_shortfall_bps: NonNegative
+    ope_window_events: SampleCount
+    max_shortfall_bps: NonNegativeBps
 
 
 class BudgetConfig(Model):
@@ -526,12 +560,12 @@ class BudgetConfig(Model):
     the day's charge in USD within ``max_extra_cost_usd_per_day``.
     """
 
-    max_extra_cost_bps_per_order: NonNegative
-    max_extra_cost_usd_per_day: NonNegative
-    confidence_z: Annotated[float, msgspec.Meta(gt=0.0)]
-    min_samples_for_bound: Annotated[int, msgspec.Meta(ge=2)]
-    untried_extra_cost_bps: NonNegative
-    min_cost_std_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+    max_extra_cost_bps_per_order: NonNegativeBps
+    max_extra_cost_usd_per_day: NonNegativeUsd
+    confidence_z: Annotated[float, msgspec.Meta(gt=0.0, le=10.0)]
+    min_samples_for_bound: SampleCount
+    untried_extra_cost_bps: NonNegativeBps
+    min_cost_std_bps: PositiveBps
 
 
 class SafetyConfig(Model):
@@ -548,8 +582,8 @@ class SafetyConfig(Model):
     window: PositiveInt
     min_outcomes: PositiveInt
     max_fallback_ratio: Probability
-    max_slippage_bps: float
-    max_cost_bps: float
+    max_slippage_bps: Bps
+    max_cost_bps: Bps
     reprobe_after_outcomes: PositiveInt
     max_reprobe_after_outcomes: PositiveInt
     reprobe_min_outcomes: PositiveInt
@@ -571,9 +605,9 @@ class PromotionConfig(Model):
     must beat the acting policy's on-policy value by ``margin_bps``, with at least
     ``min_effective_sample_size`` effective events behind the estimate."""
 
-    recent_window_s: Annotated[float, msgspec.Meta(gt=0.0)]
-    margin_bps: NonNegative
-    min_effective_sample_size: Annotated[float, msgspec.Meta(gt=0.0)]
+    recent_window_s: Seconds
+    margin_bps: NonNegativeBps
+    min_effective_sample_size: Scale
 
 
 class DeploymentConfig(Model):
@@ -595,7 +629,7 @@ class TunerConfig(Model):
     """``tuner.json``: arms, learner, reward band, guardrails, publishing, MLflow, OPE and deployment."""
 
     learner: LearnerName
-    seed: int
+    seed: Seed
     arms: ArmGridConfig
     reward_band: RewardBand
     learner_params: LearnerParams
@@ -614,16 +648,16 @@ QueueModelName = Literal["risk_averse", "log_prob"]
 class Instrument(Model):
     """Venue increments the executor converts a sized gross into a quantity with."""
 
-    tick_size: Annotated[float, msgspec.Meta(gt=0.0)]
-    qty_step: Annotated[float, msgspec.Meta(gt=0.0)]
+    tick_size: TickSize
+    qty_step: QtyStep
 
 
 class RouteLoopSettings(Model):
     """How the router polls and retries the venue (``RouteSettings`` beyond position mode and quotes)."""
 
-    poll_interval_ms: Annotated[float, msgspec.Meta(gt=0.0)]
-    max_venue_retries: NonNegativeInt
-    rate_limit_backoff_ms: Annotated[float, msgspec.Meta(gt=0.0)]
+    poll_interval_ms: Millis
+    max_venue_retries: Retries
+    rate_limit_backoff_ms: Millis
 
 
 class ReconcileSettings(Model):
@@ -635,34 +669,34 @@ class ReconcileSettings(Model):
 
     probe_gap_legs: PositiveInt
     max_legs_per_intent: PositiveInt
-    position_qty_tolerance: NonNegative
+    position_qty_tolerance: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 
 
 class QualityBands(Model):
     """Fallback ratio / median slippage bands of ``features.quality.router_quality``."""
 
     broken_fallback_ratio: Probability
-    broken_slippage_bps: float
+    broken_slippage_bps: Bps
     degraded_fallback_ratio: Probability
-    degraded_slippage_bps: float
+    degraded_slippage_bps: Bps
     good_maker_ratio: Probability
     good_fallback_ratio: Probability
-    good_slippage_bps: float
+    good_slippage_bps: Bps
 
 
 class SlippageRegimeBands(Model):
     """Median slippage limits between calm, normal and stressed (``features.scores``)."""
 
-    calm_below_bps: float
-    stressed_above_bps: float
+    calm_below_bps: Bps
+    stressed_above_bps: Bps
 
 
 class HealthSettings(Model):
     """What the health snapshot looks at and how often it is published when nothing happens."""
 
-    interval_s: Annotated[float, msgspec.Meta(gt=0.0)]
+    interval_s: Seconds
     window_events: PositiveInt
-    sharpe_window: Annotated[int, msgspec.Meta(ge=2)]
+    sharpe_window: SampleCount
     reprice_loop_min: PositiveInt
     quality: QualityBands
     slippage_regimes: SlippageRegimeBands
@@ -675,12 +709,12 @@ class AlertThresholds(Model):
     (bps per order, USD today) reaches this share of its ``tuner.json`` cap.
     """
 
-    stale_nav_s: Annotated[float, msgspec.Meta(gt=0.0)]
+    stale_nav_s: Seconds
     fallback_ratio: Probability
-    slippage_p50_bps: float
+    slippage_p50_bps: Bps
     min_orders: PositiveInt
     veto_storm_count: PositiveInt
-    veto_storm_window_s: Annotated[float, msgspec.Meta(gt=0.0)]
+    veto_storm_window_s: Seconds
     tuner_budget_used_ratio: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
 
 
@@ -696,15 +730,15 @@ class LiveVenueSettings(Model):
     """The live ccxt venue (``router.venues.ccxt.config.CcxtVenueConfig``); keys come from the environment."""
 
     exchange_id: str
-    api_key_env: str
-    api_secret_env: str
+    api_key_env: EnvVarName
+    api_secret_env: EnvVarName
     api_base_url: str | None
-    request_timeout_ms: PositiveInt
+    request_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=int(MAX_MS))]
     ccxt_rate_limiter: bool
-    rate_limit_max_retries: NonNegativeInt
-    backoff_initial_ms: NonNegative
-    backoff_max_ms: NonNegative
-    retry_after_max_s: NonNegative
+    rate_limit_max_retries: Retries
+    backoff_initial_ms: NonNegativeMillis
+    backoff_max_ms: NonNegativeMillis
+    retry_after_max_s: NonNegativeSeconds
     top_of_book_source: Literal["order_book", "bids_asks"]
     order_book_depth: PositiveInt
 
@@ -712,14 +746,14 @@ class LiveVenueSettings(Model):
 class SyntheticSymbol(Model):
     """One symbol of the paper-mode synthetic market (``router.market.synthetic``)."""
 
-    mid0: Annotated[float, msgspec.Meta(gt=0.0)]
+    mid0: Price
     spread_ticks: PositiveInt
-    volatility_bps_per_sqrt_s: NonNegative
-    quote_interval_ms: Annotated[float, msgspec.Meta(gt=0.0)]
-    trade_rate_per_s: NonNegative
-    mean_trade_qty: Annotated[float, msgspec.Meta(gt=0.0)]
-    touch_qty: Annotated[float, msgspec.Meta(gt=0.0)]
-    sweep_decay_per_bps: Annotated[float, msgspec.Meta(gt=0.0)]
+    volatility_bps_per_sqrt_s: NonNegativeBps
+    quote_interval_ms: Millis
+    trade_rate_per_s: RatePerS
+    mean_trade_qty: Quantity
+    touch_qty: Quantity
+    sweep_decay_per_bps: SweepDecay
 
 
 class PolicySourceSettings(Model):
@@ -730,7 +764,7 @@ class PolicySourceSettings(Model):
     (0 re-reads before every order, one MLflow round trip each).
     """
 
-    registry_refresh_s: NonNegative
+    registry_refresh_s: NonNegativeSeconds
 
 
 class AdaptiveSettings(Model):
@@ -745,17 +779,17 @@ class AdaptiveSettings(Model):
 
     tuner_state_path: str
     checkpoint_every_n_events: PositiveInt
-    context_mids: Annotated[int, msgspec.Meta(ge=3)]
+    context_mids: Annotated[int, msgspec.Meta(ge=3, le=MAX_COUNT)]
 
 
 class PaperSettings(Model):
     """Paper mode: the simulated venue's fill model over recorded tapes or the synthetic market."""
 
-    duration_s: Annotated[float, msgspec.Meta(gt=0.0)]
-    seed: NonNegativeInt
-    latency_jitter_ms: NonNegative
+    duration_s: Seconds
+    seed: Seed
+    latency_jitter_ms: NonNegativeMillis
     queue_model: QueueModelName
-    no_depth_level_qty_ratio: Annotated[float, msgspec.Meta(gt=0.0)]
+    no_depth_level_qty_ratio: LevelQtyRatio
     max_taker_walk_levels: PositiveInt
     synthetic: dict[Symbol, SyntheticSymbol]
 

@@ -11,10 +11,12 @@ MLflow is imported here only: it costs about a second to import and must stay of
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from config.redact import redact
 from tuner.registry_aliases import CHALLENGER, CHAMPION
 
 PREVIOUS_CHAMPION_TAG = "previous_champion_version"
@@ -70,7 +73,7 @@ class PolicyRegistry:
         """``tracking_uri`` is the configured URI; ``override_uri`` (a command line's) beats the environment."""
         self.tracking_uri = resolve_tracking_uri(tracking_uri, override=override_uri)
         self.model_prefix = model_prefix
-        self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        self._client = open_client(self.tracking_uri)
         self._experiment_id = ensure_experiment(self._client, self.tracking_uri, experiment)
 
     def model_name(self, symbol: str) -> str:
@@ -88,7 +91,8 @@ class PolicyRegistry:
     ) -> PolicyVersion:
         """Record a new version as an MLflow run, register it and make it the ``challenger``.
 
-        The first version of a symbol also becomes ``champion``: something must act.
+        The first version of a symbol also becomes ``champion``: something must act. The config snapshot is
+        written through :func:`config.redact.redact`, whoever built it: a pasted key never reaches MLflow.
         """
         run = self._client.create_run(self._experiment_id, run_name=run_name or f"{symbol}-policy",
                                       tags={"symbol": symbol, "kind": "policy_version"})
@@ -103,7 +107,7 @@ class PolicyRegistry:
                 policy_path = Path(scratch) / POLICY_ARTIFACT
                 policy_path.write_text(json.dumps(dict(policy), sort_keys=True, indent=2))
                 config_path = Path(scratch) / "config_snapshot.json"
-                config_path.write_text(json.dumps(dict(config_snapshot), sort_keys=True, indent=2))
+                config_path.write_text(json.dumps(redact(dict(config_snapshot)), sort_keys=True, indent=2))
                 self._client.log_artifact(run_id, str(policy_path), artifact_path="policy")
                 self._client.log_artifact(run_id, str(config_path), artifact_path="config")
         except Exception:
@@ -254,6 +258,33 @@ def _is_missing(error: MlflowException) -> bool:
     if error.error_code == "RESOURCE_DOES_NOT_EXIST":
         return True
     return error.error_code == "INVALID_PARAMETER_VALUE" and "not found" in error.message
+
+
+STORE_LOCK_SUFFIX = ".create.lock"
+
+
+@contextmanager
+def _store_creation_lock(tracking_uri: str) -> Iterator[None]:
+    """Hold ``<db>.create.lock`` (a blocking ``flock``, released by the kernel if the process dies) while a
+    local SQLite store is opened; other URIs need no lock (a server serialises its own schema)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + STORE_LOCK_SUFFIX), "a+b") as lock_file:
+        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)  # waits for the process creating the store
+        yield
+
+
+def open_client(tracking_uri: str) -> MlflowClient:
+    """An MLflow client on ``tracking_uri``, its store created (or migrated) by one process at a time.
+
+    Opening a new SQLite store creates and migrates its schema; two processes doing it at once crash one
+    ("duplicate column name"). Every process that may be first to open the store comes through here.
+    """
+    with _store_creation_lock(tracking_uri):
+        return MlflowClient(tracking_uri=tracking_uri)
 
 
 def ensure_experiment(client: MlflowClient, tracking_uri: str, name: str) -> str:

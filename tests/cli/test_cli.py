@@ -19,7 +19,7 @@ def test_config_check_accepts_the_defaults(capsys: pytest.CaptureFixture[str]) -
 
 def test_config_check_lists_every_problem_and_fails(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     edit_config(config_dir, "risk_limits.json", lambda d: d.update(max_concurrent_positions=0, surprise=1))
-    assert main(["config", "check", str(config_dir)]) == 1
+    assert main(["config", "check", str(config_dir)]) == 2
     err = capsys.readouterr().err
     assert "2 problem(s)" in err
     assert "risk_limits.json: $.max_concurrent_positions: Expected `int` >= 1" in err

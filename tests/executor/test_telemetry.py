@@ -143,8 +143,8 @@ def test_store_is_single_writer_and_health_cli_prints_the_snapshot(tmp_path: Pat
     assert cli_main(["health", "--store", str(tmp_path / "missing.sqlite")]) == 1
     (tmp_path / "not_a_store.sqlite").write_bytes(b"this is no SQLite file" * 100)
     capsys.readouterr()
-    assert cli_main(["health", "--store", str(tmp_path / "not_a_store.sqlite")]) == 1
-    assert "is not a readable executor store" in capsys.readouterr().err
+    assert cli_main(["health", "--store", str(tmp_path / "not_a_store.sqlite")]) == 2  # bad input (cli.main)
+    assert "not a readable SQLite database" in capsys.readouterr().err
 
 
 def test_live_cli_refuses_live_without_keys_and_runs_paper(tmp_path: Path, capsys, monkeypatch) -> None:

@@ -137,7 +137,7 @@ def test_promote_is_refused_then_accepted_on_the_logs_and_force_records_who_and_
 
     run_tags = MlflowClient(tracking_uri=store).get_run(forced.run_id).data.tags
     assert expected.items() <= run_tags.items(), "who and why are on the version's run too"
-    assert main(["policy", "promote", *eth, "--journal", str(tmp_path / "missing.sqlite")]) == 1
+    assert main(["policy", "promote", *eth, "--journal", str(tmp_path / "missing.sqlite")]) == 2  # bad input
     assert "no journal" in capsys.readouterr().err
 
 
