@@ -77,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
     if source == "synthetic":
         print("WARNING: no recorded market data found (--data, $ROUTER_TUNER_DATA, ../shared/data/binance): "
               "simulating the SYNTHETIC market of router.json simulation.synthetic_market", file=sys.stderr)
+    for market in markets:
+        if market.data_summary is not None:
+            print(f"data: {market.data_summary.describe()}", file=sys.stderr)
     grid = build_grid(config.tuner, config.router)
     total = count_routes(markets, options, grid)
     with tqdm(total=total, desc="routing", unit="order", file=sys.stderr, mininterval=0.5) as bar:

@@ -18,7 +18,8 @@ import numpy as np
 
 from config.models import ConfigBundle, Market, SimFillModel, SimulationConfig
 from router.contract import ContractSpec
-from router.market.binance import discover, load_binance
+from router.market.binance import discover, read_binance
+from router.market.summary import LoadSummary
 from router.market.synthetic import SyntheticMarketSpec, generate
 from router.market.tape import MarketTape
 from router.venues.sim.book import TapeBook
@@ -42,6 +43,8 @@ class SimMarket:
     qty_step: float
     contract: ContractSpec
     source: str
+    data_summary: LoadSummary | None
+    """What the recording's load used and skipped per stream; ``None`` for a synthetic market."""
 
     @property
     def tape(self) -> MarketTape:
@@ -68,11 +71,12 @@ def _our_symbol(config: ConfigBundle, venue_symbol: str, market: str) -> str:
     return matches[0]
 
 
-def _market(config: ConfigBundle, symbol: str, tape: MarketTape, source: str) -> SimMarket:
+def _market(config: ConfigBundle, symbol: str, tape: MarketTape, source: str,
+            data_summary: LoadSummary | None = None) -> SimMarket:
     entry = config.strategy.universe[symbol]
     return SimMarket(symbol=symbol, market=entry.market, quote=entry.quote,
                      book=TapeBook(dataclasses.replace(tape, symbol=symbol)), qty_step=1.0 / tape.qty_scale,
-                     contract=entry, source=source)
+                     contract=entry, source=source, data_summary=data_summary)
 
 
 def recorded_markets(config: ConfigBundle, data_dir: Path, symbols: Sequence[str] | None) -> list[SimMarket]:
@@ -88,7 +92,11 @@ def recorded_markets(config: ConfigBundle, data_dir: Path, symbols: Sequence[str
     unknown = sorted(set(wanted) - set(by_symbol))
     if unknown:
         raise ValueError(f"no recorded data for {unknown} in {data_dir}; recorded: {sorted(by_symbol)}")
-    return [_market(config, s, load_binance(by_symbol[s]), f"recorded:{by_symbol[s][0].name}") for s in wanted]
+    markets = []
+    for s in wanted:
+        loaded = read_binance(by_symbol[s])
+        markets.append(_market(config, s, loaded.tape, f"recorded:{by_symbol[s][0].name}", loaded.summary))
+    return markets
 
 
 def synthetic_markets(config: ConfigBundle, symbols: Sequence[str] | None, seed: int) -> list[SimMarket]:

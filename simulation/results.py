@@ -23,6 +23,7 @@ from router.events import RouterEvent
 from simulation.policies import FIXED_PREFIX
 from simulation.runner import PolicyRun
 from tuner.ope.bootstrap import BlockBootstrap, BootstrapConfig
+from tuner.ope.cost import CostInterval
 from tuner.ope.estimators import OpeEstimate
 from tuner.ope.run import CandidateReport, evaluate_candidate
 
@@ -176,10 +177,9 @@ class OpeComparison:
 
 
 def as_cost(estimate: OpeEstimate) -> dict[str, Any]:
-    """An estimate as a cost in bps (the reward negated, so the interval bounds swap), with its diagnostics."""
-    return {"cost_bps": -estimate.value, "ci_low_bps": -estimate.ci_high, "ci_high_bps": -estimate.ci_low,
-            "ess": estimate.ess, "n_nonzero_weight": estimate.n_nonzero_weight,
-            "support_gap_share": estimate.support_gap_share}
+    """An estimate as a cost in bps (``tuner.ope.cost``'s one sign convention), with its diagnostics."""
+    return CostInterval.of(estimate).to_dict() | {"ess": estimate.ess, "n_nonzero_weight": estimate.n_nonzero_weight,
+                                                  "support_gap_share": estimate.support_gap_share}
 
 
 def ope_vs_truth(learner_run: PolicyRun, arm: str, truth: PolicySummary, config: OpeConfig, *,

@@ -147,11 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     learners = parse_learners(args.learners)
     config = with_settings(load_config(), args.set)
-    data_dir = resolve_data_dir(None)
-    if data_dir is None:
-        print("learner_eval: no recorded data found (../shared/data/binance)", file=sys.stderr)
-        return 2
-    markets = [] if args.no_recorded else recorded_markets(config, data_dir, None)
+    markets = []
+    if not args.no_recorded:
+        data_dir = resolve_data_dir(None)
+        if data_dir is None:
+            print("learner_eval: no recorded data found (../shared/data/binance); --no-recorded runs the regime "
+                  "market alone", file=sys.stderr)
+            return 2
+        markets = recorded_markets(config, data_dir, None)
     scores = []
     for seed in (int(s) for s in args.seeds.split(",")):
         for market in markets:

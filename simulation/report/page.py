@@ -56,6 +56,7 @@ def summary_dict(result: SimulationResult) -> dict[str, Any]:
             policies[name] = row
         symbols[symbol] = {
             "market": sym.market.market, "lanes": sym.lanes, "best_fixed_arm": sym.best_fixed,
+            "data": None if sym.market.data_summary is None else sym.market.data_summary.to_dict(),
             "oracle": {**{f"{key}_cost_bps": value for key, value in oracle.items()},
                        "segments": result.oracle_segments},
             "policies": policies,

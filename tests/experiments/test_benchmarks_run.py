@@ -26,6 +26,8 @@ CASES = [
     ("market_load", ["--repeats", "1"], True, "loader/json"),
     ("simulate", ["--orders", "20", "--learners", "thompson", "--symbols", "BTCUSDT"], True,
      "ratio job / baseline"),
+    ("learner_eval", ["--orders", "40", "--no-recorded", "--learners", "structured"], False,
+     "learner:structured: mean vs best fixed"),
 ]
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import numpy as np
 import pytest
 
-from router.market.synthetic import SyntheticMarketSpec, generate
+from router.market.synthetic import SyntheticMarketSpec, generate, generate_regimes
 
 BASE = SyntheticMarketSpec(
     symbol="SYNUSDT", start_ns=1_700_000_000_000_000_000, duration_s=1800.0, mid0=60_000.0, tick_size=0.01,
@@ -89,3 +90,22 @@ def test_spec_rejects_bad_values(field: str, value: object, message: str) -> Non
 def test_zero_trade_rate_gives_quotes_only() -> None:
     tape = generate(dataclasses.replace(BASE, trade_rate_per_s=0.0, duration_s=10.0))
     assert len(tape.trade_ts_ns) == 0 and len(tape.quote_ts_ns) == 101
+
+
+def test_regimes_follow_each_other_at_the_last_mid_with_their_own_activity() -> None:
+    quiet = dataclasses.replace(BASE, duration_s=300.0, trade_rate_per_s=0.5)
+    busy = dataclasses.replace(BASE, duration_s=300.0, trade_rate_per_s=8.0, seed=8)
+    tape = generate_regimes([quiet, busy, dataclasses.replace(quiet, seed=9)])
+    assert np.all(np.diff(tape.quote_ts_ns) > 0) and np.all(np.diff(tape.trade_ts_ns) >= 0)
+    bounds = [BASE.start_ns + k * 300 * 10**9 for k in range(4)]
+    counts = [int(np.count_nonzero((tape.trade_ts_ns >= a) & (tape.trade_ts_ns < b)))
+              for a, b in itertools.pairwise(bounds)]
+    assert counts[1] > 8 * max(counts[0], counts[2]), f"the busy regime trades far more: {counts}"
+    last = int(np.searchsorted(tape.quote_ts_ns, bounds[1], side="right")) - 1  # the first regime's last quote
+    mid = (tape.bid_px + tape.ask_px) / 2
+    assert tape.quote_ts_ns[last + 1] - tape.quote_ts_ns[last] == round(BASE.quote_interval_ms * 1e6)
+    assert abs(mid[last + 1] - mid[last]) <= 1, "the next regime starts at the last mid (within a tick)"
+    with pytest.raises(ValueError, match="share symbol"):
+        generate_regimes([BASE, dataclasses.replace(BASE, tick_size=0.1)])
+    with pytest.raises(ValueError, match="at least one"):
+        generate_regimes([])

@@ -191,3 +191,35 @@ def test_cli_refuses_unknown_learner(tmp_path: Path, capsys) -> None:
     code = main(["simulate", "--learners", "thompson,sarsa", "--out", str(tmp_path), "--no-mlflow"])
     assert code == 2 and "unknown learner" in capsys.readouterr().err
     assert not (tmp_path / "simulation.sqlite").exists()
+
+
+def test_the_json_names_the_default_learner_and_both_oracles(config, result) -> None:
+    line = summary_dict(result)
+    assert line["default_learner"] == config.tuner.learner == "structured"
+    block = line["symbols"]["BTCUSDT"]
+    oracle = block["oracle"]
+    best_fixed = block["policies"][block["best_fixed_arm"]]["mean_cost_bps"]
+    assert oracle["best_fixed_cost_bps"] == best_fixed
+    assert oracle["segments"] == config.router.simulation.oracle_segments
+    assert oracle["segment_oracle_cost_bps"] <= best_fixed + 1e-12, "switching per segment never loses to one arm"
+    assert block["data"] is None, "a synthetic market has no recording to summarise"
+    taker = block["policies"][ALWAYS_TAKER]
+    assert taker["captured_share_of_taker_to_best_fixed_gap"] == pytest.approx(0.0)
+    assert block["policies"][block["best_fixed_arm"]]["captured_share_of_taker_to_best_fixed_gap"] == pytest.approx(1.0)
+    for row in block["policies"].values():
+        quarters = row["regret_per_order_by_quarter_bps"]
+        assert len(quarters) == 4 and np.mean(quarters) == pytest.approx(row["regret_vs_best_fixed_bps"] / ORDERS)
+
+
+def test_the_segment_oracle_picks_the_best_arm_of_each_block(result) -> None:
+    from simulation.results import costs, segment_oracle_cost_bps
+
+    sym = result.symbols["BTCUSDT"]
+    fixed = {n: r for n, r in sym.runs.items() if n.startswith(FIXED_PREFIX)}
+    one = segment_oracle_cost_bps(sym.runs, 1)
+    assert one == pytest.approx(min(np.nanmean(costs(r.events)) for r in fixed.values()))
+    per_order = segment_oracle_cost_bps(sym.runs, ORDERS)  # one order per block: the cheapest arm of each order
+    stacked = np.vstack([costs(r.events) for r in fixed.values()])
+    assert per_order == pytest.approx(np.nanmean(np.nanmin(stacked, axis=0)))
+    with pytest.raises(ValueError, match="no fixed-arm"):
+        segment_oracle_cost_bps({STATIC: sym.runs[STATIC]}, 2)
