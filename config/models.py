@@ -382,7 +382,7 @@ class RouterConfig(Model):
 
 # --- tuner.json ---------------------------------------------------------------------------------
 
-LearnerName = Literal["structured", "thompson", "ucb", "epsilon_greedy", "linucb"]
+LearnerName = Literal["structured", "thompson", "ucb", "epsilon_greedy", "linucb", "robbins_monro"]
 
 
 class ArmGridConfig(Model):
@@ -465,6 +465,20 @@ class StructuredParams(Model):
     prior_strength: Annotated[float, msgspec.Meta(gt=0.0, le=1e6)]
 
 
+class RobbinsMonroParams(Model):
+    """The stochastic-approximation baseline (``tuner.learners.robbins_monro``), starting at the static offset.
+
+    Step n moves the posting distance by ``step_bps / n**step_decay`` per bps of estimated slope;
+    ``exploration`` is the probability kept on each neighbouring grid offset; the cost baseline that cuts
+    the gradient's variance remembers ``baseline_window`` outcomes.
+    """
+
+    step_bps: Annotated[float, msgspec.Meta(gt=0.0, le=100.0)]
+    step_decay: Annotated[float, msgspec.Meta(gt=0.5, le=1.0)]
+    exploration: Annotated[float, msgspec.Meta(gt=0.0, lt=0.5)]
+    baseline_window: Annotated[float, msgspec.Meta(ge=1.0, le=1e9)]
+
+
 class LearnerParams(Model):
     """Hyper-parameters of every learner, so any of them can be chosen without code changes.
 
@@ -487,6 +501,7 @@ class LearnerParams(Model):
     linucb_prior_mean_cost_bps: Bps
     linucb_context_scales: ContextScalesConfig
     structured: StructuredParams
+    robbins_monro: RobbinsMonroParams
 
     def __post_init__(self) -> None:
         if self.epsilon_min > self.epsilon:

@@ -15,7 +15,16 @@ import numpy as np
 from config.models import DriftConfig, FeeSchedule, PageHinkleyDrift, RouterConfig, TunerConfig
 from tuner.arms import ArmGrid
 from tuner.guardrails import AdwinParams, Guardrails, PageHinkleyParams
-from tuner.learners import UCB, ContextScales, EpsilonGreedy, Learner, LinUCB, NormalThompson, StructuredThompson
+from tuner.learners import (
+    UCB,
+    ContextScales,
+    EpsilonGreedy,
+    Learner,
+    LinUCB,
+    NormalThompson,
+    RobbinsMonro,
+    StructuredThompson,
+)
 from tuner.reward import RewardFilter
 
 
@@ -33,10 +42,11 @@ def symbol_seed(seed: int, symbol: str) -> int:
     return int(np.random.SeedSequence([seed & 0xFFFFFFFF, zlib.crc32(symbol.encode())]).generate_state(1)[0])
 
 
-def build_learner(tuner: TunerConfig, grid: ArmGrid, seed: int, fees: FeeSchedule) -> Learner:
+def build_learner(tuner: TunerConfig, grid: ArmGrid, seed: int, fees: FeeSchedule, static_offset_bps: float) -> Learner:
     """The learner named by ``tuner.learner`` with its hyper-parameters; rewards are ``-cost_bps``.
 
-    ``fees`` is the symbol's market fee schedule, from which the structured learner's priors follow.
+    ``fees`` is the symbol's market fee schedule, from which the structured learner's priors follow;
+    the Robbins-Monro distance starts at the static policy's ``static_offset_bps``.
     """
     p = tuner.learner_params
     burn_in = p.burn_in_per_arm
@@ -47,6 +57,10 @@ def build_learner(tuner: TunerConfig, grid: ArmGrid, seed: int, fees: FeeSchedul
                                   taker_fee_bps=fees.taker_fee_bps, prior_fallback_drift_bps=s.prior_fallback_drift_bps,
                                   prior_fill_probability=s.prior_fill_probability, prior_strength=s.prior_strength,
                                   burn_in=burn_in, seed=seed)
+    if tuner.learner == "robbins_monro":
+        r = p.robbins_monro
+        return RobbinsMonro(grid, initial_offset_bps=static_offset_bps, step_bps=r.step_bps, step_decay=r.step_decay,
+                            exploration=r.exploration, baseline_window=r.baseline_window, burn_in=burn_in, seed=seed)
     if tuner.learner == "thompson":
         return NormalThompson(grid, prior_mean_reward=-p.thompson_prior_mean_cost_bps,
                               prior_mean_pseudo_count=p.thompson_prior_strength,

@@ -18,11 +18,19 @@ from typing import TypeVar
 import msgspec
 
 from router.atomic_file import write_bytes_atomic
-from tuner.learners import EpsilonGreedyState, Learner, LinUCBState, StructuredState, ThompsonState, UCBState
+from tuner.learners import (
+    EpsilonGreedyState,
+    Learner,
+    LinUCBState,
+    RobbinsMonroState,
+    StructuredState,
+    ThompsonState,
+    UCBState,
+)
 
 STATE_FORMAT_VERSION = 1
 
-AnyLearnerState = StructuredState | ThompsonState | UCBState | EpsilonGreedyState | LinUCBState
+AnyLearnerState = StructuredState | ThompsonState | UCBState | EpsilonGreedyState | LinUCBState | RobbinsMonroState
 _Doc = TypeVar("_Doc", bound=msgspec.Struct)
 
 

@@ -115,7 +115,8 @@ def test_learner_helpers_refuse_bad_input(config, result) -> None:
         SimulationOptions(symbols=None, orders_per_symbol=5, seed=1, data_dir=None, learners=("sarsa",))
     grid = build_grid(config.tuner, config.router)
     with pytest.raises(ValueError, match="no evidence"):
-        greedy_arm(build_learner(config.tuner, grid, seed=1, fees=config.router.sim_venue.fees["usdm"]), None)
+        greedy_arm(build_learner(config.tuner, grid, seed=1, fees=config.router.sim_venue.fees["usdm"],
+                                 static_offset_bps=1.0), None)
     events = result.symbols["BTCUSDT"].runs[STATIC].events
     with pytest.raises(ValueError, match="outside the grid"):
         arm_shares(events, grid.arm_ids)

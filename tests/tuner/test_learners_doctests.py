@@ -16,6 +16,7 @@ MODULES = [
     "tuner.learners.epsilon_greedy",
     "tuner.learners.linucb",
     "tuner.learners.structured",
+    "tuner.learners.robbins_monro",
 ]
 
 

@@ -105,7 +105,7 @@ def test_factory_builds_each_configured_learner(kind: str, cls: type) -> None:
     tuner = tuned_bundle(learner=kind).tuner
     router = tuned_bundle().router
     learner = build_learner(tuner, build_grid(tuner, router), symbol_seed(tuner.seed, SYMBOL),
-                            router.sim_venue.fees["usdm"])
+                            router.sim_venue.fees["usdm"], router.static_policy.maker_offset_bps)
     assert isinstance(learner, cls) and learner.params()["burn_in"] == tuner.learner_params.burn_in_per_arm
 
 

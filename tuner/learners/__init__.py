@@ -5,6 +5,7 @@ from tuner.learners.base import Choice, Learner, LearnerState, RouteOutcome, Sta
 from tuner.learners.context import ContextScales
 from tuner.learners.epsilon_greedy import EpsilonGreedy, EpsilonGreedyState
 from tuner.learners.linucb import LinUCB, LinUCBState
+from tuner.learners.robbins_monro import RobbinsMonro, RobbinsMonroState
 from tuner.learners.structured import StructuredState, StructuredThompson
 from tuner.learners.thompson import NormalThompson, ThompsonState
 from tuner.learners.ucb import UCB, UCBState
@@ -21,6 +22,8 @@ __all__ = [
     "LinUCB",
     "LinUCBState",
     "NormalThompson",
+    "RobbinsMonro",
+    "RobbinsMonroState",
     "RouteOutcome",
     "StateMismatchError",
     "StructuredState",

@@ -1,0 +1,179 @@
+"""Stochastic approximation of the posting distance (Robbins–Monro), a baseline from the literature.
+
+Laruelle, Lehalle & Pagès learn the distance at which to post a limit order by a stochastic algorithm:
+keep one distance, post there, move it against a noisy estimate of the cost's slope with steps that
+shrink like ``1/n^a``. Here the distance ``delta`` is continuous between the grid's maker offsets; each
+order posts at one of the two grid offsets around it, the farther one with probability equal to how far
+``delta`` lies towards it (randomised rounding, so the expected offset is ``delta`` and the propensity is
+exact), mixed with ``exploration`` so both neighbours keep being tried. The slope between the two
+neighbours is estimated without a model, by importance weighting the cost (minus a running baseline, to
+cut the variance) with the rounding probabilities. It never takes the taker arm: it learns where to post.
+
+References
+----------
+Laruelle, S., Lehalle, C.-A. & Pagès, G. (2013). Optimal posting price of limit orders: learning by
+trading. Mathematics and Financial Economics 7(3), 359–403 (HAL 00650314).
+Robbins, H. & Monro, S. (1951). A stochastic approximation method. Annals of Mathematical Statistics 22(3).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from features.context import Context
+from tuner.arms import ArmGrid
+from tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
+
+
+class RobbinsMonroState(LearnerState, frozen=True, tag="robbins_monro"):
+    delta_bps: float
+    steps: float
+    baseline_cost_bps: float | None
+    last_upper_probability: float
+    last_lower: int
+    last_upper: int
+
+
+class RobbinsMonro(Learner):
+    """One posting distance moved by stochastic approximation; see the module docstring.
+
+    Parameters
+    ----------
+    grid
+        The arms; only its maker arms (taker bias 0) are used, at least two offsets.
+    initial_offset_bps
+        Where ``delta`` starts (clipped into the maker offsets' range), e.g. the static policy's offset.
+    step_bps
+        Size of the first step per bps of slope (gamma_0); step n is ``step_bps / n**step_decay``.
+    step_decay
+        Exponent ``a`` in (0.5, 1]: the classical conditions sum(gamma) = inf, sum(gamma^2) < inf.
+    exploration
+        Probability mass kept on each neighbour (0 < e < 0.5), so their slope stays estimable.
+    baseline_window
+        Memory of the running cost baseline, in outcomes.
+    burn_in
+        Outcomes per maker arm before the rule is used (arms below are tried first).
+    seed
+        Seed of the learner's one random generator.
+
+    Examples
+    --------
+    >>> from tuner.arms import ArmGrid
+    >>> grid = ArmGrid.from_values([0.0, 1.0, 2.0, 4.0], [0.0], min_offset_bps=0.0, max_offset_bps=5.0)
+    >>> rm = RobbinsMonro(grid, initial_offset_bps=0.0, step_bps=0.5, step_decay=0.7, exploration=0.1,
+    ...                   baseline_window=50.0, burn_in=0, seed=3)
+    >>> rng = np.random.default_rng(0)
+    >>> for _ in range(3000):   # expected cost (d - 2)^2 + 1: best posted 2 bps behind the touch
+    ...     arm = rm.choose().arm
+    ...     rm.update(arm.arm_id, -((arm.maker_offset_bps - 2.0) ** 2 + 1.0 + rng.normal(0.0, 1.0)))
+    >>> round(rm.delta_bps, 1)
+    2.0
+    """
+
+    kind = "robbins_monro"
+    state_type = RobbinsMonroState
+
+    def __init__(self, grid: ArmGrid, *, initial_offset_bps: float, step_bps: float, step_decay: float,
+                 exploration: float, baseline_window: float, burn_in: int, seed: int) -> None:
+        super().__init__(grid, burn_in=burn_in, seed=seed)
+        maker = [i for i, a in enumerate(grid) if a.taker_bias == 0.0]
+        offsets = [grid.arms[i].maker_offset_bps for i in maker]
+        if len(offsets) < 2:
+            raise ValueError("robbins_monro needs at least two maker offsets (taker bias 0) in the grid")
+        if not (math.isfinite(step_bps) and step_bps > 0):
+            raise ValueError(f"step_bps must be finite and > 0, got {step_bps!r}")
+        if not 0.5 < step_decay <= 1.0:
+            raise ValueError(f"step_decay must be in (0.5, 1], got {step_decay!r}")
+        if not 0.0 < exploration < 0.5:
+            raise ValueError(f"exploration must be in (0, 0.5), got {exploration!r}")
+        if not (math.isfinite(baseline_window) and baseline_window >= 1.0):
+            raise ValueError(f"baseline_window must be finite and >= 1, got {baseline_window!r}")
+        if not math.isfinite(initial_offset_bps):
+            raise ValueError(f"initial_offset_bps must be finite, got {initial_offset_bps!r}")
+        order = np.argsort(offsets)
+        self._maker = np.array(maker)[order]
+        self._offsets = np.array(offsets, dtype=float)[order]
+        self._initial = float(initial_offset_bps)
+        self._delta = float(np.clip(initial_offset_bps, self._offsets[0], self._offsets[-1]))
+        self._step, self._decay, self._exploration = float(step_bps), float(step_decay), float(exploration)
+        self._window = float(baseline_window)
+        self._steps = 0.0
+        self._baseline: float | None = None
+        self._pending: tuple[int, int, float] | None = None  # neighbours and P(upper) of the last choice
+
+    @property
+    def delta_bps(self) -> float:
+        """The current posting distance (bps behind the touch)."""
+        return self._delta
+
+    def params(self) -> dict[str, float]:
+        return {"initial_offset_bps": self._initial, "step_bps": self._step, "step_decay": self._decay,
+                "exploration": self._exploration, "baseline_window": self._window, "burn_in": float(self._burn_in)}
+
+    def _neighbours(self) -> tuple[int, int, float]:
+        """Grid positions (in ``_offsets``) around delta and the probability of the upper one."""
+        upper = int(np.clip(np.searchsorted(self._offsets, self._delta, side="right"), 1, self._offsets.size - 1))
+        lower = upper - 1
+        towards_upper = (self._delta - self._offsets[lower]) / (self._offsets[upper] - self._offsets[lower])
+        e = self._exploration
+        return lower, upper, e + (1.0 - 2.0 * e) * float(np.clip(towards_upper, 0.0, 1.0))
+
+    def _choose(self, idx: np.ndarray, context: Context | None) -> tuple[int, float]:
+        lower, upper, p_upper = self._neighbours()
+        pair = {int(self._maker[lower]), int(self._maker[upper])}
+        if pair <= set(idx.tolist()):
+            take_upper = bool(self._rng.random() < p_upper)
+            self._pending = (lower, upper, p_upper)
+            return int(self._maker[upper if take_upper else lower]), p_upper if take_upper else 1.0 - p_upper
+        # a neighbour is not allowed (budget, safety): the allowed maker arm nearest delta, deterministically
+        self._pending = None
+        allowed_maker = [k for k, i in enumerate(self._maker) if i in set(idx.tolist())]
+        if not allowed_maker:
+            return int(idx[0]), 1.0
+        k = min(allowed_maker, key=lambda k: abs(self._offsets[k] - self._delta))
+        return int(self._maker[k]), 1.0
+
+    def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
+        cost = -reward
+        baseline = cost if self._baseline is None else self._baseline
+        self._baseline = baseline + (cost - baseline) / min(self._window, float(self._counts.sum()) + 1.0)
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        lower, upper, p_upper = pending
+        if i not in (self._maker[lower], self._maker[upper]):
+            return  # an outcome of another arm (e.g. logged by a champion): nothing about this slope
+        weight = 1.0 / p_upper if i == self._maker[upper] else -1.0 / (1.0 - p_upper)
+        slope = (cost - baseline) * weight / (self._offsets[upper] - self._offsets[lower])
+        self._steps += 1.0
+        gain = self._step / self._steps**self._decay
+        self._delta = float(np.clip(self._delta - gain * slope, self._offsets[0], self._offsets[-1]))
+
+    def _expected_reward(self, i: int, context: Context | None) -> float | None:
+        """Minus the running cost baseline for the arms around delta (this learner keeps no per-arm values)."""
+        if self._baseline is None or i not in self._maker:
+            return None
+        lower, upper, _ = self._neighbours()
+        return -self._baseline if i in (self._maker[lower], self._maker[upper]) else None
+
+    def _discount(self, keep_fraction: float) -> None:
+        self._steps *= keep_fraction  # larger steps again: the distance moves faster after a drift
+
+    def to_state(self) -> RobbinsMonroState:
+        lower, upper, p_upper = self._pending if self._pending is not None else (-1, -1, -1.0)
+        return RobbinsMonroState(**self._base_state(), delta_bps=self._delta, steps=self._steps,
+                                 baseline_cost_bps=self._baseline,
+                                 last_upper_probability=p_upper, last_lower=lower, last_upper=upper)
+
+    def _check_own_state(self, state: Any) -> None:
+        if not self._offsets[0] <= state.delta_bps <= self._offsets[-1]:
+            raise StateMismatchError(f"saved delta {state.delta_bps} is outside the maker offsets")
+
+    def _apply_own_state(self, state: Any) -> None:
+        self._delta, self._steps = state.delta_bps, state.steps
+        self._baseline = state.baseline_cost_bps
+        self._pending = (None if state.last_lower < 0
+                         else (state.last_lower, state.last_upper, state.last_upper_probability))
