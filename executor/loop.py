@@ -3,7 +3,8 @@
 The one place where risk, router, journal and positions meet (DESIGN: the executor holds no routing or
 risk logic). For each intent, one ``RiskContext`` is built by ``RiskContext.from_state`` from the live
 portfolio, and the screener (``would_emit``) judges it: its last two stages are the sizer and
-``check_order`` on that same context, so only an intent that passed ``check_order`` is submitted.
+``check_order`` on that same context, so only an intent that passed ``check_order`` is submitted; its
+quantity on the lot grid comes from ``risk.lot.fit_to_lot`` (never under the venue floor nor over a cap).
 Before the first order of an intent leaves, a ``Submission`` is committed to the executor store, so a
 restart finds orders that were in flight
 (``start`` reconciles before anything is sent). Each intent ends in one journal batch: a VetoEvent or a
@@ -55,13 +56,13 @@ from executor.settle import SettleError, Settlement, SettleRetry, settle_orders,
 from executor.store import ExecutorStore
 from executor.telemetry import Telemetry
 from risk.context import RiskContext
-from risk.exposure import is_reducing
+from risk.lot import fit_to_lot
 from risk.screener import MarketView, would_emit
 from router.contract import ContractSpec, notional_usd, venue_contract
 from router.events import Intent, RouterEvent, TradeRecord, VetoReason
 from router.policy import RouterPolicy
 from router.routing.machine import route
-from router.routing.order import RouteOrder, RouteRefused, floor_qty
+from router.routing.order import RouteOrder, RouteRefused
 from router.venue import TopOfBook, Venue, VenueError
 
 logger = logging.getLogger(__name__)
@@ -285,7 +286,12 @@ class Executor:
         if gross_usd is None:
             raise RuntimeError(f"would_emit emitted {intent.intent_id} without a size (ScreenDecision contract)")
         contract = self.config.strategy.universe[intent.symbol]
-        qty = self._order_qty(intent, gross_usd, book, ctx, instrument.qty_step, contract)
+        lot = fit_to_lot(intent, gross_usd, unit_usd=self._unit_usd(intent, book, contract),
+                         qty_step=instrument.qty_step, ctx=ctx, config=self.config)
+        if lot.reason is not None:
+            return self._veto(intent, (lot.reason,), {"stage": "lot", "gross_usd": gross_usd, **lot.detail},
+                              now_ns, gross_usd)
+        qty = lot.qty
         if qty < instrument.qty_step:
             return self._veto(intent, (reason("qty_below_lot_step", instrument.qty_step, qty,
                                               f"executor.instruments.{intent.symbol}.qty_step"),),
@@ -376,24 +382,17 @@ class Executor:
         self.telemetry.metrics.intents.labels("vetoed").inc()
         return trade
 
-    def _order_qty(self, intent: Intent, gross_usd: float, book: TopOfBook, ctx: RiskContext,
-                   qty_step: float, contract: ContractSpec) -> float:
-        """Quantity for ``gross_usd`` at the mid on the lot grid; a reducing order never exceeds its leg.
+    def _unit_usd(self, intent: Intent, book: TopOfBook, contract: ContractSpec) -> float:
+        """USD value of one unit of quantity at the mid (``risk.lot.fit_to_lot`` sizes on it).
 
-        Linear and spot only: one unit of quantity is worth ``notional_usd(contract, mid, 1)`` USD (the mid
-        on a contract of one base unit). The executor's positions and PnL are linear too, which is why the
-        config refuses inverse instruments for it (``config.loader``); an inverse spec here is a bug.
+        Linear and spot only: one unit is worth ``notional_usd(contract, mid, 1)`` USD (the mid on a
+        contract of one base unit). The executor's positions and PnL are linear too, which is why the config
+        refuses inverse instruments for it (``config.loader``); an inverse spec here is a bug.
         """
         if contract.contract_type not in LINEAR_SIZED:
             raise ValueError(f"{intent.symbol}: the executor sizes {LINEAR_SIZED} contracts only, got "
                              f"{contract.contract_type!r} (the config must refuse it)")
-        unit_usd = notional_usd(contract, book.mid, 1.0)
-        leg = ctx.leg(intent.position_side)
-        if is_reducing(intent) and leg is not None:
-            if intent.close_position:
-                return abs(leg.qty)
-            return min(floor_qty(gross_usd / unit_usd, qty_step), floor_qty(abs(leg.qty), qty_step))
-        return floor_qty(gross_usd / unit_usd, qty_step)
+        return notional_usd(contract, book.mid, 1.0)
 
     def _route_order(self, intent: Intent, qty: float, quote: str, tick_size: float, qty_step: float) -> RouteOrder:
         return RouteOrder.from_intent(intent, qty=qty, quote=quote, tick_size=tick_size, qty_step=qty_step)
