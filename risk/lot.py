@@ -47,15 +47,14 @@ def fit_to_lot(intent: Intent, gross_usd: float, *, unit_usd: float, qty_step: f
     down = floor_qty(gross_usd / unit_usd, qty_step)
     if is_reducing(intent):  # nothing to reduce: the sizer refuses it first, the floor does not apply
         return LotFit(down, None, {"rounding": "down"})
+    if down * unit_usd > gross_usd and _blocked(intent, down * unit_usd, ctx, config):
+        down = floor_qty(down - qty_step, qty_step)  # the grid's float tolerance took it past a cap
     floor_usd = config.risk.min_notional_usd(intent.symbol)
     if down * unit_usd >= floor_usd:
         return LotFit(down, None, {"rounding": "down"})
     up = floor_qty(down + qty_step, qty_step)
     up_usd = up * unit_usd
-    blocked = [r.code for r in check_order(intent, up_usd, ctx, config.risk).reasons]
-    bucket = config.strategy.sizing.buckets.get(ctx.tier_name) if ctx.tier_name is not None else None
-    if bucket is not None and up_usd > bucket.cap_usd:
-        blocked.append("sizing_bucket_cap")
+    blocked = _blocked(intent, up_usd, ctx, config)
     detail = {"rounding": "up", "down_usd": down * unit_usd, "up_usd": up_usd, "blocked_by": blocked}
     if not blocked:
         return LotFit(up, None, detail)
@@ -64,3 +63,12 @@ def fit_to_lot(intent: Intent, gross_usd: float, *, unit_usd: float, qty_step: f
         detail=(f"{min_notional_path(config.risk, intent.symbol)}: {gross_usd:.6g} USD on lot {qty_step:g} at "
                 f"{unit_usd:.6g} USD a unit rounds down to {down * unit_usd:.6g} USD, under the {floor_usd:.6g} USD "
                 f"floor; one lot more ({up_usd:.6g} USD) breaks {', '.join(blocked)}")), detail)
+
+
+def _blocked(intent: Intent, notional_usd: float, ctx: RiskContext, config: ConfigBundle) -> list[str]:
+    """What refuses a growing order at ``notional_usd``: ``check_order``'s codes and the sizing bucket's cap."""
+    blocked = [r.code for r in check_order(intent, notional_usd, ctx, config.risk).reasons]
+    bucket = config.strategy.sizing.buckets.get(ctx.tier_name) if ctx.tier_name is not None else None
+    if bucket is not None and notional_usd > bucket.cap_usd:
+        blocked.append("sizing_bucket_cap")
+    return blocked
