@@ -46,6 +46,7 @@ from executor.store import DEFAULT_STORE, ExecutorStore
 from executor.telemetry import Telemetry
 from risk.units import NS_PER_S
 from router.venue import Venue, VenueError
+from router.venues.ccxt.quirks import QUIRKS
 from router.venues.sim.venue import ReplayExhausted
 from tuner.policy_source import PolicySource, RegistryPolicySource, StaticPolicySource
 from tuner.service.publish import InMemoryPublisher, PolicyPublisher
@@ -59,7 +60,9 @@ logger = logging.getLogger("executor.live")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--venue", required=True, help="exchange id the run trades on (e.g. binanceusdm)")
+    parser.add_argument("--venue", required=True, choices=sorted(QUIRKS),
+                        help="exchange id the run trades on, or simulates in paper mode: a venue with a live "
+                             "adapter (router.venues.ccxt.quirks)")
     parser.add_argument("--config", required=True, type=Path, help="configuration directory")
     parser.add_argument("--intents", required=True, type=Path, help="JSONL file of router.events.Intent")
     parser.add_argument("--follow", action="store_true", help="tail the intents file until interrupted")

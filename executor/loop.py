@@ -38,6 +38,7 @@ import numpy as np
 from config.models import ConfigBundle, ContractType
 from executor.adaptive.records import DecisionRecord, TunerHealth
 from executor.adaptive.routing import AdaptiveRouting, CatchUp
+from executor.duplicates import conflict_id, conflicting_duplicate, intent_digest
 from executor.intents import IntentSource
 from executor.journal import Journal
 from executor.outcomes import reason, routed_trade, veto_outcome
@@ -138,6 +139,7 @@ class Executor:
         self._settle_retry = SettleRetry(retries=ex.route.max_venue_retries, backoff_ms=ex.route.rate_limit_backoff_ms)
         self.policies: dict[str, RouterPolicy] = {}
         self._done: set[str] = set()
+        self._digests: dict[str, bytes] = {}
         self._started = False
 
     # --- start ------------------------------------------------------------------------------------
@@ -152,6 +154,7 @@ class Executor:
                                   wallet_balance_usd=ex.starting_wallet_usd, now_ns=now_ns)
         self.portfolio = replayed.portfolio
         self._done = set(replayed.done_intent_ids)
+        self._digests = replayed.intent_digests
         self.telemetry.seed(replayed.router_events, replayed.veto_ts_ns)
         decisions = self.store.decisions() if self.adaptive is not None else {}
         catch_up = None
@@ -253,13 +256,19 @@ class Executor:
             self.telemetry.publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
 
     def process(self, intent: Intent) -> TradeRecord | None:
-        """Run one intent to its journaled outcome; ``None`` if it was already processed."""
+        """Run one intent to its journaled outcome; ``None`` if it was already processed.
+
+        An id already processed with other content is vetoed under a derived id (``executor.duplicates``).
+        """
         if not self._started:
             raise RuntimeError("Executor.start() must reconcile with the venue before any intent is processed")
-        if intent.intent_id in self._done:
-            self.telemetry.metrics.intents.labels("duplicate").inc()
-            return None
         now_ns = self.venue.clock.now_ns()
+        if intent.intent_id in self._done:
+            if self._digests.get(intent.intent_id) == intent_digest(intent) or conflict_id(intent) in self._done:
+                self.telemetry.metrics.intents.labels("duplicate").inc()
+                return None
+            journaled, why = conflicting_duplicate(intent)
+            return self._veto(journaled, (why,), {"stage": "executor"}, now_ns, 0.0)
         instrument = self.config.executor.instruments.get(intent.symbol)
         if instrument is None:
             return self._veto(intent, (reason("symbol_not_tradable", "executor.instruments", intent.symbol,
@@ -369,6 +378,7 @@ class Executor:
                 raise
             self.adaptive.committed(pending)
         self._done.add(intent.intent_id)
+        self._digests[intent.intent_id] = intent_digest(intent)
         self.telemetry.observe_router_event(event)
         self.telemetry.metrics.intents.labels("routed").inc()
         return trade
@@ -378,6 +388,7 @@ class Executor:
         veto, trade = veto_outcome(intent, reasons, context, ts_ns=now_ns, suggested_gross_usd=suggested_usd)
         self.journal.append_many((veto, trade))
         self._done.add(intent.intent_id)
+        self._digests[intent.intent_id] = intent_digest(intent)
         self.telemetry.observe_veto(veto)
         self.telemetry.metrics.intents.labels("vetoed").inc()
         return trade

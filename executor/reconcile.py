@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from executor.duplicates import intent_digest
 from executor.positions import apply_fills
 from executor.records import Submission
 from risk.portfolio import PortfolioState
@@ -32,10 +33,15 @@ class ReconcileError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class ReplayedJournal:
-    """What the journal says: the rebuilt portfolio, finished intents, recent events and veto times."""
+    """What the journal says: the rebuilt portfolio, finished intents, recent events and veto times.
+
+    ``intent_digests`` holds the content digest of every journaled or submitted intent by id, so a later
+    intent of the same id is told apart from a repeat (``executor.duplicates``).
+    """
 
     portfolio: PortfolioState
     done_intent_ids: frozenset[str]
+    intent_digests: dict[str, bytes]
     router_events: tuple[RouterEvent, ...]
     veto_ts_ns: tuple[int, ...]
 
@@ -55,8 +61,13 @@ def replay_journal(*, router_events: Iterable[RouterEvent], vetoes: Iterable[Vet
                     position_side=submission.intent.position_side, fills=event.fills,
                     qty_step=submission.qty_step)
         record_stop_fills(portfolio, submission.intent, event.fills)
+    digests = {intent_id: intent_digest(s.intent) for intent_id, s in submissions.items()}
+    veto_ts_ns = []
+    for veto in vetoes:
+        digests[veto.intent.intent_id] = intent_digest(veto.intent)
+        veto_ts_ns.append(veto.ts_ns)
     return ReplayedJournal(portfolio=portfolio, done_intent_ids=frozenset(t.intent_id for t in trades),
-                           router_events=events, veto_ts_ns=tuple(v.ts_ns for v in vetoes))
+                           intent_digests=digests, router_events=events, veto_ts_ns=tuple(veto_ts_ns))
 
 
 def record_stop_fills(portfolio: PortfolioState, intent: Intent, fills: Sequence[Fill]) -> None:
