@@ -9,8 +9,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -25,14 +23,14 @@ from config.loader import DEFAULTS_DIR
 from executor.journal import Journal
 from executor.store import ExecutorStore
 from router.codec import to_json
-from tests.executor.test_executor_support import intent
+from tests.executor.test_executor_support import intent, start_live, wait_for
 from tests.fakes.binance_usdm import FakeBinanceUsdm
 
-REPO = Path(__file__).resolve().parents[2]
 API_KEY = "PLANTEDkeyQ7x2Lk9Vw3Rt5Yu8Io0Pa1Sd4Fg6Hj"
 API_SECRET = "PLANTEDsecretM3n5B7v9C1x3Z5l7K9j1H3g5F7d9S1a3"
 INTENTS = 4
 QTY = "0.003"
+ENV = {"RT_TEST_KEY": API_KEY, "RT_TEST_SECRET": API_SECRET}
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -65,28 +63,6 @@ def _config_dir(tmp_path: Path, base_url: str) -> Path:
     return target
 
 
-def _start(tmp_path: Path, cfg: Path, run: int) -> tuple[subprocess.Popen, Path, Path]:
-    out, err = tmp_path / f"out{run}.txt", tmp_path / f"err{run}.txt"
-    env = {**os.environ, "RT_TEST_KEY": API_KEY, "RT_TEST_SECRET": API_SECRET, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "live", "--venue", "binanceusdm", "--config", str(cfg), "--live",
-         "--intents", str(tmp_path / "intents.jsonl"), "--journal", str(tmp_path / "journal.sqlite"),
-         "--store", str(tmp_path / "executor.sqlite"), "--idle-poll-s", "0.05"],
-        cwd=REPO, env=env, stdout=out.open("wb"), stderr=err.open("wb"))
-    return proc, out, err
-
-
-def _wait(what: str, condition: Callable[[], bool], proc: subprocess.Popen | None, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"executor exited ({proc.returncode}) while waiting for {what}")
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _has_order(fake: FakeBinanceUsdm, cid: str) -> bool:
     with fake.state.lock:
         return cid in fake.state.orders
@@ -108,14 +84,14 @@ def test_sigkill_mid_order_then_restart_settles_without_resending(tmp_path: Path
             for k in range(INTENTS):
                 handle.write(msgspec.json.encode(intent(f"r{k}", size_hint_usd=300.0)) + b"\n")
 
-        proc, out1, _ = _start(tmp_path, cfg, 1)
+        proc, out1, _ = start_live(tmp_path, cfg, 1, "--live", env=ENV)
         try:
-            _wait("metrics URL", lambda: b"metrics: " in out1.read_bytes(), proc)
+            wait_for("metrics URL", lambda: b"metrics: " in out1.read_bytes(), proc)
             url = out1.read_text().split("metrics: ", 1)[1].split()[0]
-            _wait("first order", lambda: _has_order(fake, "r0-1"), proc)
+            wait_for("first order", lambda: _has_order(fake, "r0-1"), proc)
             fake.fill("r0-1", QTY)
-            _wait("r0 journaled", lambda: "trade:r0" in _committed(tmp_path / "journal.sqlite"), proc)
-            _wait("second order", lambda: _has_order(fake, "r1-1"), proc)
+            wait_for("r0 journaled", lambda: "trade:r0" in _committed(tmp_path / "journal.sqlite"), proc)
+            wait_for("second order", lambda: _has_order(fake, "r1-1"), proc)
             fake.fill("r1-1", "0.001")
             time.sleep(0.2)  # let the executor poll the partial fill
             metrics_text = urllib.request.urlopen(url, timeout=5).read().decode()
@@ -142,7 +118,7 @@ def test_sigkill_mid_order_then_restart_settles_without_resending(tmp_path: Path
 
         filler = threading.Thread(target=fill_new_orders, daemon=True)
         filler.start()
-        proc2, out2, err2 = _start(tmp_path, cfg, 2)
+        proc2, out2, err2 = start_live(tmp_path, cfg, 2, "--live", env=ENV)
         try:
             assert proc2.wait(timeout=60) == 0, err2.read_text()
         finally:
