@@ -15,7 +15,8 @@ keys are read from the environment only and never printed. Before the first inte
 reconciles open orders and positions with the venue, in both modes (see ``executor.reconcile``); health
 is published every ``health.interval_s`` to the executor store and, when enabled, to a Prometheus
 endpoint whose URL is printed on stdout.
-Exit codes: 0 done, 1 configuration or reconciliation refused, 2 bad arguments (an unreadable intents file).
+Exit codes: 0 done, 1 configuration or reconciliation refused, 2 bad arguments (an unreadable intents file, a
+venue without a live adapter) or a journal and executor store that are not each other's (``executor.reconcile``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from executor.journal import DEFAULT_PATH as DEFAULT_JOURNAL
 from executor.journal import Journal
 from executor.loop import Executor, ExecutorHalted
 from executor.metrics import ExecutorMetrics
-from executor.reconcile import PositionReader, ReconcileError
+from executor.reconcile import JournalStoreMismatch, PositionReader, ReconcileError
 from executor.store import DEFAULT_STORE, ExecutorStore
 from executor.telemetry import Telemetry
 from risk.units import NS_PER_S
@@ -263,6 +264,9 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
             if adaptive is not None:
                 adaptive.checkpoint()
             print(f"done: {processed} new intents processed", flush=True)
+    except JournalStoreMismatch as error:  # before ReconcileError, its base: the wrong pair of files
+        print(f"live: refused: {error}", file=sys.stderr)
+        return 2
     except (ReconcileError, ExecutorHalted, AdaptiveStateAhead) as error:
         print(f"live: stopped: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

@@ -44,10 +44,13 @@ from executor.journal import Journal
 from executor.outcomes import reason, routed_trade, veto_outcome
 from executor.positions import apply_fills
 from executor.reconcile import (
+    JournalStoreMismatch,
     PositionReader,
     ReconcileError,
+    check_journal_covers_store,
     check_positions,
     classify_open_orders,
+    mismatch_message,
     record_stop_fills,
     replay_journal,
 )
@@ -149,9 +152,15 @@ class Executor:
         ex = self.config.executor
         now_ns = self.venue.clock.now_ns()
         submissions = self.store.submissions()
-        replayed = replay_journal(router_events=self.journal.read("router"), vetoes=self.journal.read("veto"),
-                                  trades=self.journal.read("trade"), submissions=submissions,
-                                  wallet_balance_usd=ex.starting_wallet_usd, now_ns=now_ns)
+        try:
+            replayed = replay_journal(router_events=self.journal.read("router"), vetoes=self.journal.read("veto"),
+                                      trades=self.journal.read("trade"), submissions=submissions,
+                                      wallet_balance_usd=ex.starting_wallet_usd, now_ns=now_ns)
+        except JournalStoreMismatch as exc:
+            raise JournalStoreMismatch(mismatch_message(str(exc), journal=self.journal.path,
+                                                        store=self.store.path)) from exc
+        check_journal_covers_store(submissions, replayed.done_intent_ids, journal=self.journal.path,
+                                   store=self.store.path)
         self.portfolio = replayed.portfolio
         self._done = set(replayed.done_intent_ids)
         self._digests = replayed.intent_digests
