@@ -4,7 +4,6 @@ refused with exit 2 instead of fabricating "recovered" history."""
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 import time
 from pathlib import Path
@@ -15,7 +14,6 @@ import pytest
 from cli.main import main as cli_main
 from executor.journal import Journal
 from executor.reconcile import JournalStoreMismatch, ReconcileError, replay_journal
-from executor.records import Submission
 from router.events import Fill, RouterEvent
 from router.venue import OrderRequest
 from tests.executor.test_executor_support import (
@@ -27,6 +25,7 @@ from tests.executor.test_executor_support import (
     make_paper_venue,
     paper_config_dir,
     start_live,
+    submit_unjournaled,
     wait_for,
 )
 
@@ -93,19 +92,10 @@ def test_a_router_event_without_its_submission_is_refused() -> None:
 
 # --- the journal must cover the store: only the intent in flight at a crash may be unjournaled ---------------
 
-def _submit_unjournaled(executor, intent_id: str) -> None:
-    """What a crash between the submission record and the journal batch leaves behind."""
-    book = executor.venue.top_of_book("BTCUSDT")
-    executor.store.record_submission(Submission(
-        intent=intent(intent_id, size_hint_usd=300.0), qty=0.005, suggested_gross_usd=300.0, clamped_gross_usd=300.0,
-        quote="USDT", tick_size=0.1, qty_step=0.001, policy=dataclasses.asdict(executor.policy_for("BTCUSDT")),
-        arrival_bid=book.bid, arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=book.ts_ns), decision=None)
-
-
 def test_the_one_intent_in_flight_at_a_crash_is_recovered(tmp_path: Path) -> None:
     config, venue, executor, journal, store = _started(tmp_path)
     executor.process(intent("a1", size_hint_usd=300.0))
-    _submit_unjournaled(executor, "a2")
+    submit_unjournaled(executor, "a2")
     executor, journal, store = _restart(config, venue, tmp_path, journal, store)
     assert executor.start().recovered_intent_ids == ("a2",)
 
@@ -119,7 +109,7 @@ def test_a_journal_older_than_the_store_is_refused_naming_both_files(tmp_path: P
     executor.start()
     for k in range(2, 5):
         executor.process(intent(f"a{k}", size_hint_usd=300.0))
-    _submit_unjournaled(executor, "a5")  # the last one may be in flight; the three before it may not
+    submit_unjournaled(executor, "a5")  # the last one may be in flight; the three before it may not
     journal.close()
     (tmp_path / "journal.sqlite").write_bytes(backup)
     executor, journal, store = _restart(config, venue, tmp_path, journal, store)
@@ -133,8 +123,8 @@ def test_a_journal_older_than_the_store_is_refused_naming_both_files(tmp_path: P
 
 def test_two_unjournaled_submissions_are_more_than_one_crash_leaves(tmp_path: Path) -> None:
     config, venue, executor, journal, store = _started(tmp_path)
-    _submit_unjournaled(executor, "a1")
-    _submit_unjournaled(executor, "a2")
+    submit_unjournaled(executor, "a1")
+    submit_unjournaled(executor, "a2")
     executor, journal, store = _restart(config, venue, tmp_path, journal, store)
     with pytest.raises(JournalStoreMismatch, match=r"2 submitted intents .* \(a1, a2\), at most 1 may be in flight"):
         executor.start()

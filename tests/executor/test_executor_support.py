@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from config.models import ConfigBundle
 from executor.journal import Journal, JournalError
 from executor.loop import Executor
 from executor.metrics import ExecutorMetrics
+from executor.records import Submission
 from executor.store import ExecutorStore
 from executor.telemetry import Telemetry
 from executor.venues import paper_venue, synthetic_tapes
@@ -86,6 +87,17 @@ def intent(intent_id: str, *, symbol: str = "BTCUSDT", side: str = "buy", size_h
     return Intent(intent_id=intent_id, symbol=symbol, side=side, size_hint_usd=size_hint_usd, tier="CORE",
                   strategy="test", reduce_only=reduce_only, close_position=close_position,
                   position_side=position_side, is_stop=is_stop, ts_ns=ts_ns)
+
+
+def submit_unjournaled(executor: Executor, intent_id: str, *, qty: float = 0.005) -> Submission:
+    """What a crash between an intent's submission record and its journal batch leaves in the store."""
+    book = executor.venue.top_of_book("BTCUSDT")
+    submission = Submission(
+        intent=intent(intent_id, size_hint_usd=300.0), qty=qty, suggested_gross_usd=300.0, clamped_gross_usd=300.0,
+        quote="USDT", tick_size=0.1, qty_step=0.001, policy=asdict(executor.policy_for("BTCUSDT")),
+        arrival_bid=book.bid, arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=book.ts_ns)
+    executor.store.record_submission(submission, decision=None)
+    return submission
 
 
 def paper_config_dir(config_dir: Path, symbol: str = "BTCUSDT") -> Path:
