@@ -285,7 +285,8 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
                 adaptive.checkpoint()
             print(f"done: {processed} new intents processed", flush=True)
     except JournalStoreMismatch as error:  # before ReconcileError, its base: the wrong pair of files
-        print(f"live: refused: {error}", file=sys.stderr)
+        paper = "" if args.live else f" (paper mode: with the paper account {paper_state_path(args)})"
+        print(f"live: refused: {error}{paper}", file=sys.stderr)
         return 2
     except (ReconcileError, ExecutorHalted, AdaptiveStateAhead) as error:
         print(f"live: stopped: {type(error).__name__}: {error}", file=sys.stderr)
