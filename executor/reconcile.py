@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from executor.duplicates import intent_digest
+from executor.outcomes import original_intent
 from executor.positions import apply_fills
 from executor.records import Submission
 from risk.portfolio import PortfolioState
@@ -107,7 +108,7 @@ def replay_journal(*, router_events: Iterable[RouterEvent], vetoes: Iterable[Vet
     digests = {intent_id: intent_digest(s.intent) for intent_id, s in submissions.items()}
     veto_ts_ns = []
     for veto in vetoes:
-        digests[veto.intent.intent_id] = intent_digest(veto.intent)
+        digests[veto.intent.intent_id] = intent_digest(original_intent(veto.intent, veto.context))
         veto_ts_ns.append(veto.ts_ns)
     return ReplayedJournal(portfolio=portfolio, done_intent_ids=frozenset(t.intent_id for t in trades),
                            intent_digests=digests, router_events=events, veto_ts_ns=tuple(veto_ts_ns))

@@ -4,6 +4,7 @@ one-line exit 2, never routed and never dropped silently."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import msgspec
@@ -73,17 +74,22 @@ def test_an_intent_time_that_is_not_epoch_nanoseconds_is_vetoed(tmp_path: Path, 
     assert veto.reasons[0].observed == str(ts_ns) and veto.context["stage"] == "intent"
 
 
-def test_a_decoded_file_with_bad_times_is_vetoed_line_by_line(tmp_path: Path) -> None:
+def _run_file(tmp_path: Path, intents: list):
+    """Route ``intents`` as a JSONL file through a started executor; returns its journal."""
     config = executor_config()
     executor, journal, _ = build_executor(config, make_paper_venue(config), tmp_path)
     executor.start()
     path = tmp_path / "intents.jsonl"
-    lines = [msgspec.json.encode(intent(f"f{k}", size_hint_usd=300.0, ts_ns=ts))
-             for k, ts in enumerate([-5, 9 * 10**18, 1_700_000_000_000_000_000])]
-    path.write_bytes(b"\n".join(lines) + b"\n")
+    path.write_bytes(b"".join(msgspec.json.encode(item) + b"\n" for item in intents))
     source = JsonlIntentSource(path, follow=False)
-    assert executor.run(source, idle_poll_s=0.0, should_stop=lambda: False, on_idle=None) == 3
+    assert executor.run(source, idle_poll_s=0.0, should_stop=lambda: False, on_idle=None) == len(intents)
     source.close()
+    return journal
+
+
+def test_a_decoded_file_with_bad_times_is_vetoed_line_by_line(tmp_path: Path) -> None:
+    journal = _run_file(tmp_path, [intent(f"f{k}", size_hint_usd=300.0, ts_ns=ts)
+                                   for k, ts in enumerate([-5, 9 * 10**18, 1_700_000_000_000_000_000])])
     assert _vetoes(journal) == {"f0": ["intent_ts_out_of_range"], "f1": ["intent_ts_out_of_range"]}
     assert journal.count("router") == 1
 
@@ -97,3 +103,33 @@ def test_an_unknown_paper_venue_is_exit_2_listing_the_supported_ones(tmp_path: P
     err = capsys.readouterr().err
     assert "argument --venue: invalid choice: 'kraken' (choose from 'binanceusdm')" in err
     assert "Traceback" not in err and not (tmp_path / "j.sqlite").exists()
+
+
+@pytest.mark.parametrize(("changes", "field", "text", "code"), [
+    ({"ts_ns": 2**63}, "ts_ns", str(2**63), "intent_ts_out_of_range"),
+    ({"ts_ns": -(10**40)}, "ts_ns", str(-(10**40)), "intent_ts_out_of_range"),
+    ({"size_hint_usd": math.nan}, "size_hint_usd", "nan", "invalid_size_hint"),
+    ({"size_hint_usd": -math.inf}, "size_hint_usd", "-inf", "invalid_size_hint"),
+])
+def test_an_intent_the_journal_cannot_hold_is_still_a_journaled_veto(tmp_path: Path, changes: dict, field: str,
+                                                                     text: str, code: str) -> None:
+    config = executor_config()
+    venue = make_paper_venue(config)
+    executor, journal, store = build_executor(config, venue, tmp_path)
+    executor.start()
+    poison = msgspec.structs.replace(intent("p1", size_hint_usd=300.0), **changes)
+    executor.process(poison)
+    [veto] = list(journal.read("veto"))
+    assert veto.reasons[0].code == code and str(veto.reasons[0].observed) == text
+    assert getattr(veto.intent, field) == 0 and veto.context["unjournalable_intent_fields"] == {field: text}
+    journal.close()
+    store.close()
+    executor, journal, store = build_executor(config, venue, tmp_path)
+    executor.start()
+    assert executor.process(poison) is None  # the same intent again: its original content is known
+    assert journal.count("veto") == 1
+
+
+def test_a_jsonl_time_beyond_int64_is_a_veto_not_a_crash(tmp_path: Path) -> None:
+    journal = _run_file(tmp_path, [intent("big", ts_ns=9_223_372_036_854_775_808)])
+    assert _vetoes(journal) == {"big": ["intent_ts_out_of_range"]}
