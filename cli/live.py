@@ -289,7 +289,8 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
         print(f"live: refused: {error}{paper}", file=sys.stderr)
         return 2
     except (ReconcileError, ExecutorHalted, AdaptiveStateAhead) as error:
-        print(f"live: stopped: {type(error).__name__}: {error}", file=sys.stderr)
+        paper = "" if args.live else f" (paper mode: the venue's account is {paper_state_path(args)})"
+        print(f"live: stopped: {type(error).__name__}: {error}{paper}", file=sys.stderr)
         return 1
     finally:
         if server is not None:
