@@ -5,6 +5,7 @@ one-line exit 2, never routed and never dropped silently."""
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import msgspec
@@ -13,8 +14,15 @@ import pytest
 from cli.main import main as cli_main
 from config.loader import DEFAULTS_DIR
 from executor.intents import JsonlIntentSource
+from executor.journal import Journal
 from tests.executor.test_executor import SpyVenue
-from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
+from tests.executor.test_executor_support import (
+    build_executor,
+    executor_config,
+    intent,
+    make_paper_venue,
+    paper_config_dir,
+)
 
 
 def _vetoes(journal) -> dict[str, list[str]]:
@@ -133,3 +141,18 @@ def test_an_intent_the_journal_cannot_hold_is_still_a_journaled_veto(tmp_path: P
 def test_a_jsonl_time_beyond_int64_is_a_veto_not_a_crash(tmp_path: Path) -> None:
     journal = _run_file(tmp_path, [intent("big", ts_ns=9_223_372_036_854_775_808)])
     assert _vetoes(journal) == {"big": ["intent_ts_out_of_range"]}
+
+
+def test_a_malformed_intent_line_stops_live_with_exit_2_naming_the_line(config_dir: Path, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    paper_config_dir(config_dir)
+    good = msgspec.json.encode(intent("g1", size_hint_usd=300.0, ts_ns=time.time_ns()))
+    (tmp_path / "intents.jsonl").write_bytes(good + b"\n" + b'{"intent_id": "x"}\n' + good.replace(b"g1", b"g2"))
+    args = ["live", "--venue", "binanceusdm", "--config", str(config_dir), "--intents", str(tmp_path / "intents.jsonl"),
+            "--journal", str(tmp_path / "journal.sqlite"), "--store", str(tmp_path / "executor.sqlite")]
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"live: stopped at a malformed intent: {tmp_path / 'intents.jsonl'}:2: ")
+    assert "Traceback" not in err
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        assert [t.intent_id for t in journal.read("trade")] == ["g1"]  # nothing past the bad line
