@@ -9,13 +9,17 @@ champion, or the static policy with ``--no-mlflow``; its state is checkpointed a
 default ``executor.json`` ``adaptive.tuner_state_path``, so a restart continues learning).
 
 Paper mode (the default) routes on the simulated venue over recorded tapes (``--tape``) or the synthetic
-market of ``executor.json``; its clock is the replay, advanced by the idle poll while no intent comes.
+market of ``executor.json``; its clock is the replay, advanced by the idle poll while no intent comes. Its
+account (positions, recent orders) is kept in ``--paper-state`` across restarts (``executor.paper_account``),
+as a real venue keeps it, so a restart after a kill reconciles against it.
 Live mode needs both ``--live`` and the API key variables named in ``executor.json`` (``live``); the
 keys are read from the environment only and never printed. Before the first intent the executor
 reconciles open orders and positions with the venue, in both modes (see ``executor.reconcile``); health
 is published every ``health.interval_s`` to the executor store and, when enabled, to a Prometheus
 endpoint whose URL is printed on stdout.
-Exit codes: 0 done, 1 configuration or reconciliation refused, 2 bad arguments (an unreadable intents file).
+Exit codes: 0 done, 1 configuration or reconciliation refused, 2 bad arguments (an unreadable intents file or a
+malformed line in it, a venue without a live adapter), a journal and executor store that are not each other's
+(``executor.reconcile``) or an unreadable paper account file.
 """
 
 from __future__ import annotations
@@ -36,16 +40,18 @@ from config.loader import ConfigError, load_config
 from config.models import ConfigBundle
 from executor.adaptive.checkpoint import TunerCheckpoint
 from executor.adaptive.routing import AdaptiveRouting, AdaptiveStateAhead
-from executor.intents import JsonlIntentSource
+from executor.intents import IntentFormatError, JsonlIntentSource
 from executor.journal import DEFAULT_PATH as DEFAULT_JOURNAL
 from executor.journal import Journal
 from executor.loop import Executor, ExecutorHalted
 from executor.metrics import ExecutorMetrics
-from executor.reconcile import PositionReader, ReconcileError
+from executor.paper_account import PaperAccountError
+from executor.reconcile import JournalStoreMismatch, PositionReader, ReconcileError
 from executor.store import DEFAULT_STORE, ExecutorStore
 from executor.telemetry import Telemetry
 from risk.units import NS_PER_S
 from router.venue import Venue, VenueError
+from router.venues.ccxt.quirks import QUIRKS
 from router.venues.sim.venue import ReplayExhausted
 from tuner.policy_source import PolicySource, RegistryPolicySource, StaticPolicySource
 from tuner.service.publish import InMemoryPublisher, PolicyPublisher
@@ -59,7 +65,9 @@ logger = logging.getLogger("executor.live")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--venue", required=True, help="exchange id the run trades on (e.g. binanceusdm)")
+    parser.add_argument("--venue", required=True, choices=sorted(QUIRKS),
+                        help="exchange id the run trades on, or simulates in paper mode: a venue with a live "
+                             "adapter (router.venues.ccxt.quirks)")
     parser.add_argument("--config", required=True, type=Path, help="configuration directory")
     parser.add_argument("--intents", required=True, type=Path, help="JSONL file of router.events.Intent")
     parser.add_argument("--follow", action="store_true", help="tail the intents file until interrupted")
@@ -79,6 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-mlflow", action="store_true",
                         help="with --policy-source tuner: publish versions in memory only, shadow symbols act with "
                              "the static policy, no go-live requests are read")
+    parser.add_argument("--paper-state", type=Path, required=False,
+                        help="paper mode: the paper account (positions, recent orders) kept across restarts "
+                             "(default: beside --store, <store name>.paper.json)")
     parser.add_argument("--tuner-state", type=Path, required=False,
                         help="with --policy-source tuner: checkpoint manifest of the tuner state "
                              "(default: executor.json adaptive.tuner_state_path)")
@@ -98,7 +109,7 @@ def _venue(args: argparse.Namespace,
             raise ValueError(f"account hedge mode is {venue.hedge_mode}, router.json position_mode is "
                              f"{config.router.position_mode}")
         return venue, venue.positions, None
-    from executor.venues import paper_venue, synthetic_tapes
+    from executor.venues import paper_account, synthetic_tapes
     from router.market.parquet import read_tape
 
     run_started_ns = time.time_ns()
@@ -107,9 +118,16 @@ def _venue(args: argparse.Namespace,
     # The run's start time is in the venue name because the paper venue numbers its fills from 1 in every
     # process: without it a restarted run would reuse trade ids the journal already holds, and positions
     # would skip those fills as already applied.
-    venue = paper_venue(config, tapes, name=f"paper-{args.venue}-{run_started_ns}")
+    venue = paper_account(config, tapes, name=f"paper-{args.venue}-{run_started_ns}", path=paper_state_path(args))
     step_ns = int(args.idle_poll_s * NS_PER_S)
     return venue, venue.positions, lambda: venue.clock.sleep_until(venue.clock.now_ns() + step_ns)
+
+
+def paper_state_path(args: argparse.Namespace) -> Path:
+    """The paper account file: ``--paper-state``, else ``<store name>.paper.json`` beside the store."""
+    if args.paper_state is not None:
+        return Path(args.paper_state)
+    return args.store.with_name(args.store.stem + ".paper.json")
 
 
 def policy_source(choice: str, config: ConfigBundle, symbols: list[str] | None = None) -> PolicySource:
@@ -186,6 +204,9 @@ def run(args: argparse.Namespace) -> int:
     if args.policy_source != "tuner" and (args.no_mlflow or args.tuner_state is not None):
         print("live: --no-mlflow and --tuner-state need --policy-source tuner", file=sys.stderr)
         return 2
+    if args.live and args.paper_state is not None:
+        print("live: --paper-state is for paper mode; a live venue keeps its own account", file=sys.stderr)
+        return 2
     try:  # before anything touches the venue: a missing file must not surface after reconciliation
         source = JsonlIntentSource(args.intents, follow=args.follow)
     except OSError as error:
@@ -211,6 +232,9 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
         return 1
     try:
         venue, positions, on_idle = _venue(args, config)
+    except PaperAccountError as error:
+        print(f"live: paper account not restored: {error}", file=sys.stderr)
+        return 2
     except (KeyError, ValueError, VenueError) as error:
         print(f"live: venue not started: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
@@ -260,8 +284,17 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
             if adaptive is not None:
                 adaptive.checkpoint()
             print(f"done: {processed} new intents processed", flush=True)
+    except IntentFormatError as error:  # the intents before the line are journaled; nothing past it was routed
+        print(f"live: stopped at a malformed intent: {error}; fix or remove that line and run again (the intents "
+              "before it are journaled and will not be routed twice)", file=sys.stderr)
+        return 2
+    except JournalStoreMismatch as error:  # before ReconcileError, its base: the wrong pair of files
+        paper = "" if args.live else f" (paper mode: with the paper account {paper_state_path(args)})"
+        print(f"live: refused: {error}{paper}", file=sys.stderr)
+        return 2
     except (ReconcileError, ExecutorHalted, AdaptiveStateAhead) as error:
-        print(f"live: stopped: {type(error).__name__}: {error}", file=sys.stderr)
+        paper = "" if args.live else f" (paper mode: the venue's account is {paper_state_path(args)})"
+        print(f"live: stopped: {type(error).__name__}: {error}{paper}", file=sys.stderr)
         return 1
     finally:
         if server is not None:

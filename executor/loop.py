@@ -3,7 +3,8 @@
 The one place where risk, router, journal and positions meet (DESIGN: the executor holds no routing or
 risk logic). For each intent, one ``RiskContext`` is built by ``RiskContext.from_state`` from the live
 portfolio, and the screener (``would_emit``) judges it: its last two stages are the sizer and
-``check_order`` on that same context, so only an intent that passed ``check_order`` is submitted.
+``check_order`` on that same context, so only an intent that passed ``check_order`` is submitted; its
+quantity on the lot grid comes from ``risk.lot.fit_to_lot`` (never under the venue floor nor over a cap).
 Before the first order of an intent leaves, a ``Submission`` is committed to the executor store, so a
 restart finds orders that were in flight
 (``start`` reconciles before anything is sent). Each intent ends in one journal batch: a VetoEvent or a
@@ -37,15 +38,19 @@ import numpy as np
 from config.models import ConfigBundle, ContractType
 from executor.adaptive.records import DecisionRecord, TunerHealth
 from executor.adaptive.routing import AdaptiveRouting, CatchUp
+from executor.duplicates import conflict_id, conflicting_duplicate, intent_digest
 from executor.intents import IntentSource
 from executor.journal import Journal
 from executor.outcomes import reason, routed_trade, veto_outcome
 from executor.positions import apply_fills
 from executor.reconcile import (
+    JournalStoreMismatch,
     PositionReader,
     ReconcileError,
+    check_journal_covers_store,
     check_positions,
     classify_open_orders,
+    mismatch_message,
     record_stop_fills,
     replay_journal,
 )
@@ -55,13 +60,13 @@ from executor.settle import SettleError, Settlement, SettleRetry, settle_orders,
 from executor.store import ExecutorStore
 from executor.telemetry import Telemetry
 from risk.context import RiskContext
-from risk.exposure import is_reducing
+from risk.lot import fit_to_lot
 from risk.screener import MarketView, would_emit
 from router.contract import ContractSpec, notional_usd, venue_contract
 from router.events import Intent, RouterEvent, TradeRecord, VetoReason
 from router.policy import RouterPolicy
 from router.routing.machine import route
-from router.routing.order import RouteOrder, RouteRefused, floor_qty
+from router.routing.order import RouteOrder, RouteRefused
 from router.venue import TopOfBook, Venue, VenueError
 
 logger = logging.getLogger(__name__)
@@ -137,6 +142,7 @@ class Executor:
         self._settle_retry = SettleRetry(retries=ex.route.max_venue_retries, backoff_ms=ex.route.rate_limit_backoff_ms)
         self.policies: dict[str, RouterPolicy] = {}
         self._done: set[str] = set()
+        self._digests: dict[str, bytes] = {}
         self._started = False
 
     # --- start ------------------------------------------------------------------------------------
@@ -146,11 +152,18 @@ class Executor:
         ex = self.config.executor
         now_ns = self.venue.clock.now_ns()
         submissions = self.store.submissions()
-        replayed = replay_journal(router_events=self.journal.read("router"), vetoes=self.journal.read("veto"),
-                                  trades=self.journal.read("trade"), submissions=submissions,
-                                  wallet_balance_usd=ex.starting_wallet_usd, now_ns=now_ns)
+        try:
+            replayed = replay_journal(router_events=self.journal.read("router"), vetoes=self.journal.read("veto"),
+                                      trades=self.journal.read("trade"), submissions=submissions,
+                                      wallet_balance_usd=ex.starting_wallet_usd, now_ns=now_ns)
+        except JournalStoreMismatch as exc:
+            raise JournalStoreMismatch(mismatch_message(str(exc), journal=self.journal.path,
+                                                        store=self.store.path)) from exc
+        check_journal_covers_store(submissions, replayed.done_intent_ids, journal=self.journal.path,
+                                   store=self.store.path)
         self.portfolio = replayed.portfolio
         self._done = set(replayed.done_intent_ids)
+        self._digests = replayed.intent_digests
         self.telemetry.seed(replayed.router_events, replayed.veto_ts_ns)
         decisions = self.store.decisions() if self.adaptive is not None else {}
         catch_up = None
@@ -252,13 +265,19 @@ class Executor:
             self.telemetry.publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
 
     def process(self, intent: Intent) -> TradeRecord | None:
-        """Run one intent to its journaled outcome; ``None`` if it was already processed."""
+        """Run one intent to its journaled outcome; ``None`` if it was already processed.
+
+        An id already processed with other content is vetoed under a derived id (``executor.duplicates``).
+        """
         if not self._started:
             raise RuntimeError("Executor.start() must reconcile with the venue before any intent is processed")
-        if intent.intent_id in self._done:
-            self.telemetry.metrics.intents.labels("duplicate").inc()
-            return None
         now_ns = self.venue.clock.now_ns()
+        if intent.intent_id in self._done:
+            if self._digests.get(intent.intent_id) == intent_digest(intent) or conflict_id(intent) in self._done:
+                self.telemetry.metrics.intents.labels("duplicate").inc()
+                return None
+            journaled, why = conflicting_duplicate(intent)
+            return self._veto(journaled, (why,), {"stage": "executor"}, now_ns, 0.0)
         instrument = self.config.executor.instruments.get(intent.symbol)
         if instrument is None:
             return self._veto(intent, (reason("symbol_not_tradable", "executor.instruments", intent.symbol,
@@ -285,7 +304,12 @@ class Executor:
         if gross_usd is None:
             raise RuntimeError(f"would_emit emitted {intent.intent_id} without a size (ScreenDecision contract)")
         contract = self.config.strategy.universe[intent.symbol]
-        qty = self._order_qty(intent, gross_usd, book, ctx, instrument.qty_step, contract)
+        lot = fit_to_lot(intent, gross_usd, unit_usd=self._unit_usd(intent, book, contract),
+                         qty_step=instrument.qty_step, ctx=ctx, config=self.config)
+        if lot.reason is not None:
+            return self._veto(intent, (lot.reason,), {"stage": "lot", "gross_usd": gross_usd, **lot.detail},
+                              now_ns, gross_usd)
+        qty = lot.qty
         if qty < instrument.qty_step:
             return self._veto(intent, (reason("qty_below_lot_step", instrument.qty_step, qty,
                                               f"executor.instruments.{intent.symbol}.qty_step"),),
@@ -363,6 +387,7 @@ class Executor:
                 raise
             self.adaptive.committed(pending)
         self._done.add(intent.intent_id)
+        self._digests[intent.intent_id] = intent_digest(intent)
         self.telemetry.observe_router_event(event)
         self.telemetry.metrics.intents.labels("routed").inc()
         return trade
@@ -372,28 +397,22 @@ class Executor:
         veto, trade = veto_outcome(intent, reasons, context, ts_ns=now_ns, suggested_gross_usd=suggested_usd)
         self.journal.append_many((veto, trade))
         self._done.add(intent.intent_id)
+        self._digests[intent.intent_id] = intent_digest(intent)
         self.telemetry.observe_veto(veto)
         self.telemetry.metrics.intents.labels("vetoed").inc()
         return trade
 
-    def _order_qty(self, intent: Intent, gross_usd: float, book: TopOfBook, ctx: RiskContext,
-                   qty_step: float, contract: ContractSpec) -> float:
-        """Quantity for ``gross_usd`` at the mid on the lot grid; a reducing order never exceeds its leg.
+    def _unit_usd(self, intent: Intent, book: TopOfBook, contract: ContractSpec) -> float:
+        """USD value of one unit of quantity at the mid (``risk.lot.fit_to_lot`` sizes on it).
 
-        Linear and spot only: one unit of quantity is worth ``notional_usd(contract, mid, 1)`` USD (the mid
-        on a contract of one base unit). The executor's positions and PnL are linear too, which is why the
-        config refuses inverse instruments for it (``config.loader``); an inverse spec here is a bug.
+        Linear and spot only: one unit is worth ``notional_usd(contract, mid, 1)`` USD (the mid on a
+        contract of one base unit). The executor's positions and PnL are linear too, which is why the config
+        refuses inverse instruments for it (``config.loader``); an inverse spec here is a bug.
         """
         if contract.contract_type not in LINEAR_SIZED:
             raise ValueError(f"{intent.symbol}: the executor sizes {LINEAR_SIZED} contracts only, got "
                              f"{contract.contract_type!r} (the config must refuse it)")
-        unit_usd = notional_usd(contract, book.mid, 1.0)
-        leg = ctx.leg(intent.position_side)
-        if is_reducing(intent) and leg is not None:
-            if intent.close_position:
-                return abs(leg.qty)
-            return min(floor_qty(gross_usd / unit_usd, qty_step), floor_qty(abs(leg.qty), qty_step))
-        return floor_qty(gross_usd / unit_usd, qty_step)
+        return notional_usd(contract, book.mid, 1.0)
 
     def _route_order(self, intent: Intent, qty: float, quote: str, tick_size: float, qty_step: float) -> RouteOrder:
         return RouteOrder.from_intent(intent, qty=qty, quote=quote, tick_size=tick_size, qty_step=qty_step)

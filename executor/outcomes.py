@@ -6,6 +6,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from router.events import SCHEMA_VERSION, Intent, RouterEvent, TradeRecord, VetoEvent, VetoReason
 
 
@@ -22,8 +24,43 @@ def json_native(value: Any) -> Any:
     return repr(value)
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+UNJOURNALABLE = "unjournalable_intent_fields"
+"""The veto context key holding, as text, the intent's values the journal cannot hold (see ``journalable``)."""
+
+
+def journalable(intent: Intent) -> tuple[Intent, dict[str, str]]:
+    """``intent`` as the journal can hold it, and the fields replaced to get there, with their values as text.
+
+    Why: a decodable intent may carry what the journal's codec refuses (an integer time beyond int64 decodes
+    from JSON; an in-process intent may carry a NaN or infinite size hint), and its veto must still be
+    journaled. Those fields are journaled as 0 and kept exactly in the veto context (``UNJOURNALABLE``).
+    """
+    replaced: dict[str, str] = {}
+    if not math.isfinite(intent.size_hint_usd):
+        replaced["size_hint_usd"] = repr(intent.size_hint_usd)
+    if not INT64_MIN <= intent.ts_ns <= INT64_MAX:
+        replaced["ts_ns"] = str(intent.ts_ns)
+    if not replaced:
+        return intent, replaced
+    zeros = {name: 0.0 if name == "size_hint_usd" else 0 for name in replaced}
+    return msgspec.structs.replace(intent, **zeros), replaced
+
+
+def original_intent(journaled: Intent, context: Mapping[str, Any]) -> Intent:
+    """The intent a veto was about: its journaled copy with the ``UNJOURNALABLE`` fields put back."""
+    fields = context.get(UNJOURNALABLE) or {}
+    if not fields:
+        return journaled
+    values = {name: float(text) if name == "size_hint_usd" else int(text) for name, text in fields.items()}
+    return msgspec.structs.replace(journaled, **values)
+
+
 def _schema_number(value: float | str | None) -> float | str | None:
-    """``VetoReason`` numbers are floats in the schema; a check that reports an int (a count) is widened."""
+    """``VetoReason`` numbers are floats in the schema: a check that reports an int (a count) is widened, a
+    non-finite float (what a poison intent carries) is written as its repr, which the journal can hold."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
     return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
@@ -34,9 +71,11 @@ def normalized_reason(veto_reason: VetoReason) -> VetoReason:
 
 def veto_outcome(intent: Intent, reasons: tuple[VetoReason, ...], context: Mapping[str, Any], *, ts_ns: int,
                  suggested_gross_usd: float) -> tuple[VetoEvent, TradeRecord]:
-    """The veto and its one-line trade record (nothing filled, nothing clamped)."""
+    """The veto and its one-line trade record (nothing filled, nothing clamped); see ``journalable``."""
     reasons = tuple(normalized_reason(r) for r in reasons)
-    veto = VetoEvent(schema_version=SCHEMA_VERSION, intent=intent, reasons=reasons,
+    journaled, replaced = journalable(intent)
+    context = {**context, UNJOURNALABLE: replaced} if replaced else context
+    veto = VetoEvent(schema_version=SCHEMA_VERSION, intent=journaled, reasons=reasons,
                      context=json_native(dict(context)), ts_ns=ts_ns)
     trade = TradeRecord(schema_version=SCHEMA_VERSION, intent_id=intent.intent_id, symbol=intent.symbol,
                         tier=intent.tier, suggested_gross_usd=suggested_gross_usd, clamped_gross_usd=0.0,

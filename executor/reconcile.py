@@ -1,9 +1,10 @@
 """Restart reconciliation: rebuild the portfolio from the journal, then settle with the venue before sending.
 
-Order of work (``Executor.start``): (1) replay every journaled RouterEvent's fills, in journal order, onto
-a fresh ``PortfolioState`` (the submission record gives each intent's position side, and whether it was
-a stop whose fills start a cooldown); (2) every
-submitted intent without a trade record was in flight when the process died: its legs are found by
+Order of work (``Executor.start``): (0) the journal must cover the store: only the intent in flight at a
+crash may lack its outcome (``check_journal_covers_store``); (1) replay every journaled RouterEvent's fills,
+in journal order, onto a fresh ``PortfolioState`` (the submission record gives each intent's position side,
+and whether it was a stop whose fills start a cooldown); (2) every submitted intent without a trade record
+was in flight when the process died: its legs are found by
 client order id, cancelled if still resting, and its fills journaled as a RouterEvent with
 ``error="recovered_after_restart..."`` — it is never sent again; (3) open orders at the venue are
 matched to intents by client order id prefix: one of ours that is already journaled is an error, a
@@ -15,7 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from executor.duplicates import intent_digest
+from executor.outcomes import original_intent
 from executor.positions import apply_fills
 from executor.records import Submission
 from risk.portfolio import PortfolioState
@@ -30,12 +34,58 @@ class ReconcileError(RuntimeError):
     """Journal, store and venue disagree in a way the executor must not trade through."""
 
 
+class JournalStoreMismatch(ReconcileError):
+    """The journal and the executor store are not each other's: one was emptied, replaced or lost writes.
+
+    A bad input, not a runtime failure: the operator must restore the right pair of files.
+    """
+
+
+MAX_IN_FLIGHT_INTENTS = 1
+"""Submissions the journal may lack at a start: the loop routes one intent at a time, so a crash leaves at
+most the one it was routing (and a failed start before its recovery leaves that same one)."""
+
+
+def check_journal_covers_store(submissions: Mapping[str, Submission], done_intent_ids: frozenset[str], *,
+                               journal: Path, store: Path) -> None:
+    """Only the last ``MAX_IN_FLIGHT_INTENTS`` submissions may lack their journaled outcome; else refuse.
+
+    Why: recovering an unjournaled submission settles it with the venue and journals what it finds. For an
+    intent in flight at a crash that is right; for hundreds of intents whose outcomes the journal lost (an
+    emptied or replaced journal, its ``-wal`` file deleted after a kill) it would journal "recovered"
+    events in place of the real ones (zero fills on a paper venue, which keeps no history).
+    """
+    missing = [(i, intent_id) for i, intent_id in enumerate(submissions) if intent_id not in done_intent_ids]
+    if not missing:
+        return
+    last_journaled = max((i for i, intent_id in enumerate(submissions) if intent_id in done_intent_ids), default=-1)
+    if len(missing) <= MAX_IN_FLIGHT_INTENTS and missing[0][0] > last_journaled:
+        return
+    missing_ids = [intent_id for _, intent_id in missing]
+    shown = ", ".join(missing_ids[:3]) + (", ..." if len(missing_ids) > 3 else "")
+    raise JournalStoreMismatch(mismatch_message(
+        f"the store holds {len(missing_ids)} submitted intents without an outcome in the journal ({shown}), at most "
+        f"{MAX_IN_FLIGHT_INTENTS} may be in flight; the journal is behind the store (emptied, replaced, or its "
+        "-wal file deleted after a kill)", journal=journal, store=store))
+
+
+def mismatch_message(detail: str, *, journal: Path, store: Path) -> str:
+    """One refusal text for every journal/store disagreement: both files, what is wrong, what to do."""
+    return (f"journal {journal} and executor store {store} do not belong together: {detail}. Nothing was sent. "
+            f"Restore the journal of this store (with its -wal file), or move both files away to start afresh")
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayedJournal:
-    """What the journal says: the rebuilt portfolio, finished intents, recent events and veto times."""
+    """What the journal says: the rebuilt portfolio, finished intents, recent events and veto times.
+
+    ``intent_digests`` holds the content digest of every journaled or submitted intent by id, so a later
+    intent of the same id is told apart from a repeat (``executor.duplicates``).
+    """
 
     portfolio: PortfolioState
     done_intent_ids: frozenset[str]
+    intent_digests: dict[str, bytes]
     router_events: tuple[RouterEvent, ...]
     veto_ts_ns: tuple[int, ...]
 
@@ -49,14 +99,19 @@ def replay_journal(*, router_events: Iterable[RouterEvent], vetoes: Iterable[Vet
     for event in events:
         submission = submissions.get(event.intent_id)
         if submission is None:
-            raise ReconcileError(f"journaled router event {event.intent_id} has no submission record: "
-                                 "its position side is unknown (journal and executor store do not match)")
+            raise JournalStoreMismatch(f"journaled router event {event.intent_id} has no submission record in "
+                                       "the store, so its position side is unknown")
         apply_fills(portfolio, symbol=event.symbol, side=event.side,
                     position_side=submission.intent.position_side, fills=event.fills,
                     qty_step=submission.qty_step)
         record_stop_fills(portfolio, submission.intent, event.fills)
+    digests = {intent_id: intent_digest(s.intent) for intent_id, s in submissions.items()}
+    veto_ts_ns = []
+    for veto in vetoes:
+        digests[veto.intent.intent_id] = intent_digest(original_intent(veto.intent, veto.context))
+        veto_ts_ns.append(veto.ts_ns)
     return ReplayedJournal(portfolio=portfolio, done_intent_ids=frozenset(t.intent_id for t in trades),
-                           router_events=events, veto_ts_ns=tuple(v.ts_ns for v in vetoes))
+                           intent_digests=digests, router_events=events, veto_ts_ns=tuple(veto_ts_ns))
 
 
 def record_stop_fills(portfolio: PortfolioState, intent: Intent, fills: Sequence[Fill]) -> None:

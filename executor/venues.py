@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from config.models import ConfigBundle
+from executor.paper_account import PaperAccount
 from router.market.synthetic import SyntheticMarketSpec, generate
 from router.market.tape import MarketTape
 from router.venues.sim.config import SimVenueConfig
@@ -55,6 +57,15 @@ def paper_venue(config: ConfigBundle, tapes: Sequence[MarketTape], *, name: str)
         max_taker_walk_levels=paper.max_taker_walk_levels, seed=paper.seed, position_mode=config.router.position_mode)
     start_ns = max(tape.start_ns for tape in tapes)
     return SimVenue(list(tapes), sim_config, start_ns=start_ns)
+
+
+def paper_account(config: ConfigBundle, tapes: Sequence[MarketTape], *, name: str, path: Path) -> PaperAccount:
+    """The paper venue of ``paper_venue`` with its account kept at ``path`` across restarts.
+
+    It keeps the orders of the intent in flight at a crash: at most ``reconcile.max_legs_per_intent``.
+    """
+    return PaperAccount(paper_venue(config, tapes, name=name), path, symbols=[tape.symbol for tape in tapes],
+                        keep_orders=config.executor.reconcile.max_legs_per_intent)
 
 
 def live_venue(config: ConfigBundle, environ: Mapping[str, str] = os.environ) -> CcxtVenue:

@@ -147,13 +147,19 @@ def max_concurrent_positions(intent: Intent, gross_usd: float, ctx: RiskContext,
                       detail="risk_limits.max_concurrent_positions: would open one more")
 
 
+def min_notional_path(limits: RiskLimits, symbol: str) -> str:
+    """The config path of the venue floor that applies to ``symbol`` (its override or the default)."""
+    if symbol in limits.min_notional.per_symbol_usd:
+        return "risk_limits.min_notional.per_symbol_usd." + symbol
+    return "risk_limits.min_notional.default_usd"
+
+
 def min_notional(intent: Intent, gross_usd: float, ctx: RiskContext, limits: RiskLimits) -> VetoReason | None:
     """A growing order must clear the venue floor for its symbol (reduce-only is exempt at the venue)."""
     floor_usd = limits.min_notional_usd(ctx.symbol)
     if is_reducing(intent) or gross_usd >= floor_usd:
         return None
-    path = ("risk_limits.min_notional.per_symbol_usd." + ctx.symbol
-            if ctx.symbol in limits.min_notional.per_symbol_usd else "risk_limits.min_notional.default_usd")
+    path = min_notional_path(limits, ctx.symbol)
     return VetoReason(code="below_min_notional", threshold=floor_usd, observed=gross_usd,
                       detail=f"{path}: {gross_usd:.6g} < {floor_usd:.6g}")
 

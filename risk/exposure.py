@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from risk.context import RiskContext
+from risk.units import EPOCH_2000_NS, EPOCH_2100_NS
 from router.events import Intent
 
 
@@ -25,6 +26,11 @@ def is_reducing(intent: Intent) -> bool:
 def has_valid_size_hint(intent: Intent) -> bool:
     """A size hint the sizer can take: finite and not negative."""
     return math.isfinite(intent.size_hint_usd) and intent.size_hint_usd >= 0
+
+
+def has_valid_ts(intent: Intent) -> bool:
+    """An intent time that is nanoseconds since the epoch in this century (``risk.units``)."""
+    return EPOCH_2000_NS <= intent.ts_ns < EPOCH_2100_NS
 
 
 def against_position_mode(intent: Intent, ctx: RiskContext) -> bool:

@@ -1,7 +1,8 @@
 """``would_emit``: should a strategy signal become an order? Gates in a fixed order, with full detail.
 
-Stages: ``intent`` (the intent itself is tradeable: a finite, non-negative size hint, a position side of
-the account's position mode on that symbol), ``listing`` (in the universe, the book is the universe's
+Stages: ``intent`` (the intent itself is tradeable: a finite, non-negative size hint, a ``ts_ns`` in
+nanoseconds since the epoch of this century (``risk.units``), a position side of the account's position mode
+on that symbol), ``listing`` (in the universe, the book is the universe's
 venue symbol, the venue lists it),
 ``imbalance`` (the top-of-book imbalance leans with the trade by at least the configured gate),
 ``capacity`` (concurrency and tier caps: would even the venue's smallest order fit?), ``sizing``
@@ -19,8 +20,9 @@ from config.models import ConfigBundle
 from risk.caps import TIER_NAV_CAP
 from risk.checks import check_order, max_concurrent_positions, not_in_universe
 from risk.context import RiskContext
-from risk.exposure import against_position_mode, has_valid_size_hint, is_reducing
+from risk.exposure import against_position_mode, has_valid_size_hint, has_valid_ts, is_reducing
 from risk.sizer import suggest_gross_usd
+from risk.units import EPOCH_2000_NS, EPOCH_2100_NS
 from router.events import Intent, VetoReason
 from router.venue import TopOfBook
 
@@ -66,6 +68,11 @@ def _intent_reasons(signal: Intent, ctx: RiskContext) -> tuple[VetoReason, ...]:
     if not has_valid_size_hint(signal):
         reasons.append(VetoReason(code="invalid_size_hint", threshold=0.0, observed=signal.size_hint_usd,
                                   detail="intent.size_hint_usd must be finite and >= 0"))
+    if not has_valid_ts(signal):
+        reasons.append(VetoReason(code="intent_ts_out_of_range", threshold=f"[{EPOCH_2000_NS}, {EPOCH_2100_NS})",
+                                  observed=str(signal.ts_ns),
+                                  detail="intent.ts_ns must be nanoseconds since the epoch, 2000-01-01 to "
+                                         "2100-01-01 UTC (seconds or milliseconds are not)"))
     if against_position_mode(signal, ctx):
         mode = "one-way (BOTH)" if signal.position_side != "BOTH" else "hedge (LONG/SHORT)"
         reasons.append(VetoReason(code="position_mode_mismatch", threshold=mode, observed=signal.position_side,

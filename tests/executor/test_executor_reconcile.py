@@ -1,21 +1,48 @@
-"""Restart reconciliation refuses what it must not trade through, and leaves foreign orders alone."""
+"""Restart reconciliation refuses what it must not trade through, and leaves foreign orders alone; a journal
+and store that are not each other's (a lost, emptied or older journal, a deleted -wal, a deleted store) are
+refused with exit 2 instead of fabricating "recovered" history."""
 
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from executor.reconcile import ReconcileError, replay_journal
+from cli.main import main as cli_main
+from executor.journal import Journal
+from executor.reconcile import JournalStoreMismatch, ReconcileError, replay_journal
 from router.events import Fill, RouterEvent
 from router.venue import OrderRequest
-from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
+from tests.executor.test_executor_support import (
+    build_executor,
+    executor_config,
+    intent,
+    journaled_trades,
+    kill9,
+    make_paper_venue,
+    paper_config_dir,
+    start_live,
+    submit_unjournaled,
+    wait_for,
+)
 
 
 def _restart(config, venue, tmp_path: Path, journal, store):
     journal.close()
     store.close()
     return build_executor(config, venue, tmp_path)
+
+
+def _started(tmp_path: Path):
+    """A started executor on the paper venue with the test config, and its parts."""
+    config = executor_config()
+    venue = make_paper_venue(config)
+    executor, journal, store = build_executor(config, venue, tmp_path)
+    executor.start()
+    return config, venue, executor, journal, store
 
 
 def _manual(venue, cid: str, *, price: float | None) -> None:
@@ -26,10 +53,7 @@ def _manual(venue, cid: str, *, price: float | None) -> None:
 
 
 def test_restart_refuses_positions_the_journal_does_not_explain(tmp_path: Path) -> None:
-    config = executor_config()
-    venue = make_paper_venue(config)
-    executor, journal, store = build_executor(config, venue, tmp_path)
-    executor.start()
+    config, venue, executor, journal, store = _started(tmp_path)
     executor.process(intent("a1", size_hint_usd=300.0))
     _manual(venue, "manual-1", price=None)  # someone traded on the account behind our back
     executor, journal, store = _restart(config, venue, tmp_path, journal, store)
@@ -40,10 +64,7 @@ def test_restart_refuses_positions_the_journal_does_not_explain(tmp_path: Path) 
 
 
 def test_foreign_open_orders_are_reported_and_left_alone(tmp_path: Path) -> None:
-    config = executor_config()
-    venue = make_paper_venue(config)
-    executor, journal, store = build_executor(config, venue, tmp_path)
-    executor.start()
+    config, venue, executor, journal, store = _started(tmp_path)
     executor.process(intent("a1", size_hint_usd=300.0))
     bid = venue.top_of_book("BTCUSDT").bid
     _manual(venue, "manual-2", price=round(bid * 0.9, 1))
@@ -67,3 +88,111 @@ def test_a_router_event_without_its_submission_is_refused() -> None:
         fees_bps=1.0, cost_bps=1.0, time_to_fill_ms=1.0, realized_pnl_usd=None, error=None, finished_ts_ns=2)
     with pytest.raises(ReconcileError, match="no submission record"):
         replay_journal(router_events=[event], vetoes=[], trades=[], submissions={}, wallet_balance_usd=1.0, now_ns=0)
+
+
+# --- the journal must cover the store: only the intent in flight at a crash may be unjournaled ---------------
+
+def test_the_one_intent_in_flight_at_a_crash_is_recovered(tmp_path: Path) -> None:
+    config, venue, executor, journal, store = _started(tmp_path)
+    executor.process(intent("a1", size_hint_usd=300.0))
+    submit_unjournaled(executor, "a2")
+    executor, journal, store = _restart(config, venue, tmp_path, journal, store)
+    assert executor.start().recovered_intent_ids == ("a2",)
+
+
+def test_a_journal_older_than_the_store_is_refused_naming_both_files(tmp_path: Path) -> None:
+    config, venue, executor, journal, store = _started(tmp_path)
+    executor.process(intent("a1", size_hint_usd=300.0))
+    journal.close()
+    backup = (tmp_path / "journal.sqlite").read_bytes()  # a cleanly closed journal: no -wal file
+    executor, journal, store = _restart(config, venue, tmp_path, journal, store)
+    executor.start()
+    for k in range(2, 5):
+        executor.process(intent(f"a{k}", size_hint_usd=300.0))
+    submit_unjournaled(executor, "a5")  # the last one may be in flight; the three before it may not
+    journal.close()
+    (tmp_path / "journal.sqlite").write_bytes(backup)
+    executor, journal, store = _restart(config, venue, tmp_path, journal, store)
+    with pytest.raises(JournalStoreMismatch) as refused:
+        executor.start()
+    message = str(refused.value)
+    assert f"journal {tmp_path / 'journal.sqlite'} and executor store {tmp_path / 'executor.sqlite'}" in message
+    assert "4 submitted intents without an outcome in the journal (a2, a3, a4, ...)" in message
+    assert journal.count("router") == 1  # nothing recovered, nothing journaled
+
+
+def test_two_unjournaled_submissions_are_more_than_one_crash_leaves(tmp_path: Path) -> None:
+    config, venue, executor, journal, store = _started(tmp_path)
+    submit_unjournaled(executor, "a1")
+    submit_unjournaled(executor, "a2")
+    executor, journal, store = _restart(config, venue, tmp_path, journal, store)
+    with pytest.raises(JournalStoreMismatch, match=r"2 submitted intents .* \(a1, a2\), at most 1 may be in flight"):
+        executor.start()
+
+
+def _live(config_dir: Path, tmp_path: Path) -> int:
+    return cli_main(["live", "--venue", "binanceusdm", "--config", str(config_dir), "--intents",
+                     str(tmp_path / "intents.jsonl"), "--journal", str(tmp_path / "journal.sqlite"), "--store",
+                     str(tmp_path / "executor.sqlite"), "--idle-poll-s", "0.05"])
+
+
+def _round_trips(path: Path, count: int) -> None:
+    """Buys each closed by the next intent, so a paper restart finds the account flat (see issue 13 item 2)."""
+    with path.open("wb") as handle:
+        for k in range(count):
+            opening = intent(f"o{k}", size_hint_usd=300.0, ts_ns=time.time_ns())
+            closing = intent(f"c{k}", side="sell", close_position=True, size_hint_usd=0.0, ts_ns=time.time_ns())
+            handle.write(msgspec.json.encode(opening) + b"\n" + msgspec.json.encode(closing) + b"\n")
+
+
+@pytest.mark.parametrize("damage", ["deleted", "emptied", "store_deleted"])
+def test_live_refuses_a_lost_journal_or_store_with_exit_2(config_dir: Path, tmp_path: Path, damage: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    paper_config_dir(config_dir)
+    _round_trips(tmp_path / "intents.jsonl", 5)
+    assert _live(config_dir, tmp_path) == 0
+    assert _live(config_dir, tmp_path) == 0  # a healthy restart: everything already journaled
+    capsys.readouterr()
+    journal_path = tmp_path / "journal.sqlite"
+    if damage == "deleted":
+        journal_path.unlink()
+    elif damage == "emptied":
+        journal_path.unlink()
+        Journal(journal_path).close()
+    else:
+        (tmp_path / "executor.sqlite").unlink()
+    assert _live(config_dir, tmp_path) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"live: refused: journal {journal_path} and executor store {tmp_path / 'executor.sqlite'} "
+                          "do not belong together: ")
+    assert err.endswith(f"or move both files away to start afresh (paper mode: with the paper account "
+                        f"{tmp_path / 'executor.paper.json'})") and "Nothing was sent" in err
+    if damage == "store_deleted":
+        assert "journaled router event o0 has no submission record in the store" in err
+    else:
+        assert "the store holds 10 submitted intents without an outcome in the journal (o0, c0, o1, ...)" in err
+        with Journal(journal_path, readonly=True) as journal:
+            assert journal.count("trade") == 0  # no "recovered" history fabricated
+
+
+def test_a_deleted_wal_after_sigkill_is_refused_not_recovered(config_dir: Path, tmp_path: Path) -> None:
+    paper_config_dir(config_dir)
+    _round_trips(tmp_path / "intents.jsonl", 10)
+    journal_path = tmp_path / "journal.sqlite"
+    proc, _, err1 = start_live(tmp_path, config_dir, 1, "--follow")
+    try:
+        wait_for("intents journaled", lambda: journaled_trades(journal_path) == 20, proc)
+    finally:
+        kill9(proc)
+    assert proc.returncode == -signal.SIGKILL, err1.read_text()
+    wal = journal_path.with_name(journal_path.name + "-wal")
+    assert wal.stat().st_size > 0  # the kill left the journal's recent batches in its WAL
+    wal.unlink()
+    proc2, _, err2 = start_live(tmp_path, config_dir, 2)
+    try:
+        assert proc2.wait(timeout=30) == 2, err2.read_text()
+    finally:
+        kill9(proc2)
+    text = err2.read_text()
+    assert "live: refused: journal" in text and "its -wal file deleted after a kill" in text
+    assert "Traceback" not in text

@@ -1,16 +1,16 @@
 """Kill the executor process (SIGKILL, a real subprocess) while an order rests at the venue, fill it while
 the process is dead, restart: the in-flight order is found by client order id and settled, not re-sent;
 positions match the venue; every event committed before the kill is still there; a planted API key
-never appears in logs, journal, store or the scraped metrics."""
+never appears in logs, journal, store or the scraped metrics. In paper mode the paper account (positions,
+recent orders) survives kills the same way."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -23,16 +23,31 @@ import pytest
 
 from config.loader import DEFAULTS_DIR
 from executor.journal import Journal
+from executor.paper_account import PaperAccount, PaperAccountError
 from executor.store import ExecutorStore
+from executor.venues import paper_account, paper_venue, synthetic_tapes
 from router.codec import to_json
-from tests.executor.test_executor_support import intent
+from router.routing.order import client_order_id
+from router.venue import InvalidOrder, OrderRequest
+from tests.executor.test_executor_support import (
+    T0_NS,
+    build_executor,
+    executor_config,
+    intent,
+    journaled_trades,
+    kill9,
+    paper_config_dir,
+    start_live,
+    submit_unjournaled,
+    wait_for,
+)
 from tests.fakes.binance_usdm import FakeBinanceUsdm
 
-REPO = Path(__file__).resolve().parents[2]
 API_KEY = "PLANTEDkeyQ7x2Lk9Vw3Rt5Yu8Io0Pa1Sd4Fg6Hj"
 API_SECRET = "PLANTEDsecretM3n5B7v9C1x3Z5l7K9j1H3g5F7d9S1a3"
 INTENTS = 4
 QTY = "0.003"
+ENV = {"RT_TEST_KEY": API_KEY, "RT_TEST_SECRET": API_SECRET}
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -65,28 +80,6 @@ def _config_dir(tmp_path: Path, base_url: str) -> Path:
     return target
 
 
-def _start(tmp_path: Path, cfg: Path, run: int) -> tuple[subprocess.Popen, Path, Path]:
-    out, err = tmp_path / f"out{run}.txt", tmp_path / f"err{run}.txt"
-    env = {**os.environ, "RT_TEST_KEY": API_KEY, "RT_TEST_SECRET": API_SECRET, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "live", "--venue", "binanceusdm", "--config", str(cfg), "--live",
-         "--intents", str(tmp_path / "intents.jsonl"), "--journal", str(tmp_path / "journal.sqlite"),
-         "--store", str(tmp_path / "executor.sqlite"), "--idle-poll-s", "0.05"],
-        cwd=REPO, env=env, stdout=out.open("wb"), stderr=err.open("wb"))
-    return proc, out, err
-
-
-def _wait(what: str, condition: Callable[[], bool], proc: subprocess.Popen | None, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"executor exited ({proc.returncode}) while waiting for {what}")
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _has_order(fake: FakeBinanceUsdm, cid: str) -> bool:
     with fake.state.lock:
         return cid in fake.state.orders
@@ -108,14 +101,14 @@ def test_sigkill_mid_order_then_restart_settles_without_resending(tmp_path: Path
             for k in range(INTENTS):
                 handle.write(msgspec.json.encode(intent(f"r{k}", size_hint_usd=300.0)) + b"\n")
 
-        proc, out1, _ = _start(tmp_path, cfg, 1)
+        proc, out1, _ = start_live(tmp_path, cfg, 1, "--live", env=ENV)
         try:
-            _wait("metrics URL", lambda: b"metrics: " in out1.read_bytes(), proc)
+            wait_for("metrics URL", lambda: b"metrics: " in out1.read_bytes(), proc)
             url = out1.read_text().split("metrics: ", 1)[1].split()[0]
-            _wait("first order", lambda: _has_order(fake, "r0-1"), proc)
+            wait_for("first order", lambda: _has_order(fake, "r0-1"), proc)
             fake.fill("r0-1", QTY)
-            _wait("r0 journaled", lambda: "trade:r0" in _committed(tmp_path / "journal.sqlite"), proc)
-            _wait("second order", lambda: _has_order(fake, "r1-1"), proc)
+            wait_for("r0 journaled", lambda: "trade:r0" in _committed(tmp_path / "journal.sqlite"), proc)
+            wait_for("second order", lambda: _has_order(fake, "r1-1"), proc)
             fake.fill("r1-1", "0.001")
             time.sleep(0.2)  # let the executor poll the partial fill
             metrics_text = urllib.request.urlopen(url, timeout=5).read().decode()
@@ -142,7 +135,7 @@ def test_sigkill_mid_order_then_restart_settles_without_resending(tmp_path: Path
 
         filler = threading.Thread(target=fill_new_orders, daemon=True)
         filler.start()
-        proc2, out2, err2 = _start(tmp_path, cfg, 2)
+        proc2, out2, err2 = start_live(tmp_path, cfg, 2, "--live", env=ENV)
         try:
             assert proc2.wait(timeout=60) == 0, err2.read_text()
         finally:
@@ -180,3 +173,113 @@ def test_sigkill_mid_order_then_restart_settles_without_resending(tmp_path: Path
         assert all(secret.encode() not in blob for blob in written)
         assert secret not in metrics_text
     assert "router_orders_total" in metrics_text and "executor_nav_usd" in metrics_text
+
+
+# --- paper mode: the paper account survives the process, as a real venue's does --------------------------------
+
+def _paper(config, tmp_path: Path, start_ns: int) -> PaperAccount:
+    """A new paper market (as each run of ``live`` builds one) on the account file in ``tmp_path``."""
+    return paper_account(config, synthetic_tapes(config, start_ns=start_ns), name=f"paper-{start_ns}",
+                         path=tmp_path / "executor.paper.json")
+
+
+def _leg(intent_id: str, leg: int, *, order_type: str, price: float | None) -> OrderRequest:
+    return OrderRequest(client_order_id=client_order_id(intent_id, leg), symbol="BTCUSDT", side="buy", qty=0.002,
+                        order_type=order_type, price=price, time_in_force="IOC" if price is None else "GTC",
+                        post_only=price is not None, reduce_only=False, close_position=False, position_side="LONG")
+
+
+def test_a_paper_restart_after_a_crash_mid_route_recovers_the_fills_and_reconciles(tmp_path: Path) -> None:
+    config = executor_config()
+    venue = _paper(config, tmp_path, T0_NS)
+    executor, journal, store = build_executor(config, venue, tmp_path)
+    executor.start()
+    executor.process(intent("a1", size_hint_usd=300.0))
+    submit_unjournaled(executor, "a2", qty=0.004)  # a2 was being routed when the process died:
+    venue.place_order(_leg("a2", 1, order_type="market", price=None))  # its taker leg filled,
+    bid = venue.top_of_book("BTCUSDT").bid
+    venue.place_order(_leg("a2", 2, order_type="limit", price=round(bid * 0.99, 1)))  # its maker leg rests
+    held = venue.positions("BTCUSDT")["LONG"]
+    journal.close()
+    store.close()
+    del executor, venue  # the paper market dies with the process; its account file stays
+
+    restarted = _paper(config, tmp_path, T0_NS + 3_600 * 10**9)
+    assert restarted.positions("BTCUSDT")["LONG"] == held and [o.client_order_id for o in restarted.open_orders(None)] \
+        == ["a2-2"]
+    executor, journal, store = build_executor(config, restarted, tmp_path)
+    report = executor.start()  # positions checked against the venue: equal
+    assert report.recovered_intent_ids == ("a2",) and report.cancelled_orders == 1 and report.positions_checked
+    recovered = next(e for e in journal.read("router") if e.intent_id == "a2")
+    assert recovered.filled_qty == pytest.approx(0.002) and recovered.error.startswith("recovered_after_restart")
+    assert restarted.open_orders(None) == ()
+    assert executor.portfolio.legs[("BTCUSDT", "LONG")].qty == pytest.approx(held)
+    executor.process(intent("a3", size_hint_usd=300.0))  # trading goes on from the restored account
+    assert restarted.fetch_order("BTCUSDT", "a2-2").status == "canceled"
+    with pytest.raises(InvalidOrder, match="duplicate"):
+        restarted.place_order(_leg("a2", 1, order_type="market", price=None))
+
+
+def test_a_corrupt_paper_account_is_refused_naming_the_file(tmp_path: Path) -> None:
+    config = executor_config()
+    (tmp_path / "executor.paper.json").write_text('{"version": 1, "positions": {"BTCUSDT": {"LONG": -1.0}}, '
+                                                  '"orders": []}')
+    with pytest.raises(PaperAccountError, match=r"executor\.paper\.json: BTCUSDT: a LONG position cannot hold"):
+        _paper(config, tmp_path, T0_NS)
+    (tmp_path / "executor.paper.json").write_text("{")
+    with pytest.raises(PaperAccountError, match=r"executor\.paper\.json: not a paper account file"):
+        _paper(config, tmp_path, T0_NS)
+
+
+def test_paper_live_survives_repeated_sigkills_with_open_positions(config_dir: Path, tmp_path: Path) -> None:
+    paper_config_dir(config_dir)
+    rng = random.Random(5)
+    total = 0
+    journal_path = tmp_path / "journal.sqlite"
+    outs = []
+    for run in range(1, 6):
+        with (tmp_path / "intents.jsonl").open("ab") as handle:  # buys mostly, some closes: positions stay open
+            for k in range(total, total + 12):
+                closing = k % 4 == 1
+                handle.write(msgspec.json.encode(intent(
+                    f"k{k}", side="sell" if closing else "buy", close_position=closing,
+                    size_hint_usd=0.0 if closing else rng.uniform(120.0, 400.0), ts_ns=time.time_ns())) + b"\n")
+        total += 12
+        proc, out, err = start_live(tmp_path, config_dir, run, "--follow")
+        try:
+            at_least = total - 12 + rng.randint(1, 8)
+            wait_for("trading", lambda: journaled_trades(journal_path) >= at_least, proc)  # noqa: B023
+            time.sleep(rng.uniform(0.0, 0.05))
+        finally:
+            kill9(proc)
+        assert proc.returncode == -signal.SIGKILL, err.read_text()
+        outs.append(out.read_text())
+    final, out, err = start_live(tmp_path, config_dir, 9)
+    try:
+        assert final.wait(timeout=60) == 0, err.read_text()
+    finally:
+        kill9(final)
+    assert all("started: StartReport" in text for text in outs)  # every restart reconciled with the venue
+    with Journal(journal_path, readonly=True) as journal:
+        trades = [t.intent_id for t in journal.read("trade")]
+        long_qty = sum(f.qty if e.side == "buy" else -f.qty for e in journal.read("router") for f in e.fills)
+    assert sorted(trades) == sorted(f"k{k}" for k in range(total))  # each intent journaled once
+    account = json.loads((tmp_path / "executor.paper.json").read_text())
+    assert long_qty > 0 and account["positions"]["BTCUSDT"]["LONG"] == pytest.approx(long_qty)
+
+
+def test_the_paper_account_keeps_resting_orders_and_the_latest_legs_only(tmp_path: Path) -> None:
+    config = executor_config()
+    account = PaperAccount(paper_venue(config, synthetic_tapes(config, start_ns=T0_NS), name="p"), tmp_path / "a.json",
+                           symbols=["BTCUSDT", "ETHUSDT"], keep_orders=2)
+    bid = account.top_of_book("BTCUSDT").bid
+    account.place_order(_leg("r", 1, order_type="limit", price=round(bid * 0.99, 1)))  # rests: kept
+    for k in range(4):
+        account.place_order(_leg(f"m{k}", 1, order_type="market", price=None))
+    saved = json.loads((tmp_path / "a.json").read_text())
+    assert [o["client_order_id"] for o in saved["orders"]] == ["r-1", "m2-1", "m3-1"]
+    assert saved["positions"] == {"BTCUSDT": {"LONG": pytest.approx(0.008)}}
+    before = (tmp_path / "a.json").stat().st_mtime_ns
+    account.top_of_book("BTCUSDT")
+    account.fetch_order("BTCUSDT", "m3-1")
+    assert (tmp_path / "a.json").stat().st_mtime_ns == before  # reads do not rewrite the file

@@ -1,9 +1,15 @@
-"""Shared builders for the executor tests (no tests here): config, a paper venue, an executor on tmp files."""
+"""Shared builders for the executor tests (no tests here): config, a paper venue, an executor on tmp files,
+and the ``live`` command as a real subprocess (to kill it) with the waits around it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +18,20 @@ import numpy as np
 
 from config.loader import load_config
 from config.models import ConfigBundle
-from executor.journal import Journal
+from executor.journal import Journal, JournalError
 from executor.loop import Executor
 from executor.metrics import ExecutorMetrics
+from executor.records import Submission
 from executor.store import ExecutorStore
 from executor.telemetry import Telemetry
 from executor.venues import paper_venue, synthetic_tapes
 from router.events import Intent
 from router.policy import RouterPolicy
 from router.venues.sim.venue import SimVenue
+from tests.conftest import edit_config
 
 T0_NS = 1_700_000_000_000_000_000
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _replace(struct: Any, **changes: Any) -> Any:
@@ -78,3 +87,73 @@ def intent(intent_id: str, *, symbol: str = "BTCUSDT", side: str = "buy", size_h
     return Intent(intent_id=intent_id, symbol=symbol, side=side, size_hint_usd=size_hint_usd, tier="CORE",
                   strategy="test", reduce_only=reduce_only, close_position=close_position,
                   position_side=position_side, is_stop=is_stop, ts_ns=ts_ns)
+
+
+def submit_unjournaled(executor: Executor, intent_id: str, *, qty: float = 0.005) -> Submission:
+    """What a crash between an intent's submission record and its journal batch leaves in the store."""
+    book = executor.venue.top_of_book("BTCUSDT")
+    submission = Submission(
+        intent=intent(intent_id, size_hint_usd=300.0), qty=qty, suggested_gross_usd=300.0, clamped_gross_usd=300.0,
+        quote="USDT", tick_size=0.1, qty_step=0.001, policy=asdict(executor.policy_for("BTCUSDT")),
+        arrival_bid=book.bid, arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=book.ts_ns)
+    executor.store.record_submission(submission, decision=None)
+    return submission
+
+
+def paper_config_dir(config_dir: Path, symbol: str = "BTCUSDT") -> Path:
+    """Edit a copy of the defaults (the ``config_dir`` fixture) for paper runs of ``live`` on one symbol:
+    an hour of synthetic market, no Prometheus endpoint, no imbalance gate, no hourly trade cap."""
+    def executor(d: dict) -> None:
+        d["instruments"] = {symbol: d["instruments"][symbol]}
+        d["paper"]["synthetic"] = {symbol: d["paper"]["synthetic"][symbol]}
+        d["paper"]["duration_s"] = 3600.0
+        d["prometheus"]["enabled"] = False
+
+    edit_config(config_dir, "executor.json", executor)
+    edit_config(config_dir, "risk_limits.json", lambda d: d.update(max_trades_per_symbol_per_hour=100_000))
+    edit_config(config_dir, "strategy_config.json", lambda d: d["screener"].update(require_imbalance_alignment=False))
+    return config_dir
+
+
+def start_live(tmp_path: Path, config_dir: Path, run: int, *extra: str,
+               env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen, Path, Path]:
+    """``live`` as a subprocess on ``tmp_path``'s intents.jsonl, journal.sqlite and executor.sqlite.
+
+    The same ``--venue`` in every run: the paper venue's trade ids carry the run start, so a restarted
+    venue never reuses journaled ones. Returns the process and its stdout and stderr files.
+    """
+    out, err = tmp_path / f"out{run}.txt", tmp_path / f"err{run}.txt"
+    args = [sys.executable, "-m", "cli.main", "live", "--venue", "binanceusdm", "--config", str(config_dir),
+            "--intents", str(tmp_path / "intents.jsonl"), "--journal", str(tmp_path / "journal.sqlite"),
+            "--store", str(tmp_path / "executor.sqlite"), "--idle-poll-s", "0.05", *extra]
+    proc = subprocess.Popen(args, cwd=REPO, env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)},
+                            stdout=out.open("wb"), stderr=err.open("wb"))
+    return proc, out, err
+
+
+def wait_for(what: str, condition: Callable[[], bool], proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """Poll ``condition`` until true; fail when ``proc`` exits first or the time is up."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"executor exited ({proc.returncode}) while waiting for {what}")
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def kill9(proc: subprocess.Popen) -> None:
+    """SIGKILL ``proc`` and reap it (a test's ``finally`` may call it again harmlessly)."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def journaled_trades(journal_path: Path) -> int:
+    """Trade records a reader sees now; 0 before the writer created the journal and its schema."""
+    try:
+        with Journal(journal_path, readonly=True) as journal:
+            return journal.count("trade")
+    except (FileNotFoundError, JournalError):
+        return 0

@@ -5,12 +5,7 @@ its last checkpoint did not include, so its learned outcomes equal the journal's
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -18,32 +13,34 @@ import pytest
 
 from config.loader import load_config
 from executor.adaptive.checkpoint import TunerCheckpoint
-from executor.journal import Journal, JournalError
+from executor.journal import Journal
 from executor.store import ExecutorStore
 from tests.conftest import edit_config
+from tests.executor.test_executor_support import journaled_trades, kill9, paper_config_dir, start_live, wait_for
 from tests.executor.test_live_adaptive_support import SYMBOL, round_trip
 from tuner.factory import build_reward_filter
 from tuner.service.publish import InMemoryPublisher
 
-REPO = Path(__file__).resolve().parents[2]
 CHECKPOINT_EVERY = 25
 FIRST, SECOND = 120, 60  # intents before the kill, intents appended for the restart
+
+
+def _tuner_args(tmp_path: Path) -> tuple[str, ...]:
+    return ("--policy-source", "tuner", "--no-mlflow", "--tuner-state", str(tmp_path / "state" / "tuner_state.json"),
+            "--seed", "5")
+
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def _configure(config_dir: Path) -> None:
+    paper_config_dir(config_dir, SYMBOL)
+
     def executor(d: dict) -> None:
-        d["instruments"] = {SYMBOL: d["instruments"][SYMBOL]}
-        d["paper"]["synthetic"] = {SYMBOL: d["paper"]["synthetic"][SYMBOL]}
-        d["paper"]["duration_s"] = 3600.0
-        d["prometheus"]["enabled"] = False
         d["health"]["interval_s"] = 5.0
         d["adaptive"]["checkpoint_every_n_events"] = CHECKPOINT_EVERY
 
     edit_config(config_dir, "executor.json", executor)
-    edit_config(config_dir, "risk_limits.json", lambda d: d.update(max_trades_per_symbol_per_hour=100_000))
-    edit_config(config_dir, "strategy_config.json", lambda d: d["screener"].update(require_imbalance_alignment=False))
 
 
 def _write_intents(path: Path, ks: range) -> None:
@@ -52,52 +49,16 @@ def _write_intents(path: Path, ks: range) -> None:
             handle.write(msgspec.json.encode(round_trip(k)) + b"\n")
 
 
-def _start(tmp_path: Path, config_dir: Path, run: int, *, follow: bool) -> tuple[subprocess.Popen, Path, Path]:
-    out, err = tmp_path / f"out{run}.txt", tmp_path / f"err{run}.txt"
-    # the same --venue name in every run: the paper venue's trade ids carry the run start, so a restarted
-    # venue never reuses journaled ones (positions would skip those fills as already applied)
-    args = [sys.executable, "-m", "cli.main", "live", "--venue", "binanceusdm", "--config", str(config_dir),
-            "--intents", str(tmp_path / "intents.jsonl"), "--journal", str(tmp_path / "journal.sqlite"),
-            "--store", str(tmp_path / "executor.sqlite"), "--idle-poll-s", "0.05", "--policy-source", "tuner",
-            "--no-mlflow", "--tuner-state", str(tmp_path / "state" / "tuner_state.json"), "--seed", "5"]
-    proc = subprocess.Popen([*args, "--follow"] if follow else args, cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=out.open("wb"), stderr=err.open("wb"))
-    return proc, out, err
-
-
-def _wait(what: str, condition: Callable[[], bool], proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"executor exited ({proc.returncode}) while waiting for {what}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _trades(journal_path: Path) -> int:
-    try:
-        with Journal(journal_path, readonly=True) as journal:
-            return journal.count("trade")
-    except (FileNotFoundError, JournalError):  # not created yet, or its schema not yet written
-        return 0
-
-
 def test_sigkill_between_checkpoints_then_restart_learns_every_event_once(config_dir: Path, tmp_path: Path) -> None:
     _configure(config_dir)
     config = load_config(config_dir)
     journal_path, state_path = tmp_path / "journal.sqlite", tmp_path / "state" / "tuner_state.json"
     _write_intents(tmp_path / "intents.jsonl", range(FIRST))
-    proc, _, err1 = _start(tmp_path, config_dir, 1, follow=True)
+    proc, _, err1 = start_live(tmp_path, config_dir, 1, *_tuner_args(tmp_path), "--follow")
     try:
-        _wait("first intents journaled", lambda: _trades(journal_path) == FIRST, proc)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        wait_for("first intents journaled", lambda: journaled_trades(journal_path) == FIRST, proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill9(proc)
     assert proc.returncode == -signal.SIGKILL, err1.read_text()
     at_kill = TunerCheckpoint(state_path).manifest
     with Journal(journal_path, readonly=True) as journal:
@@ -107,7 +68,7 @@ def test_sigkill_between_checkpoints_then_restart_learns_every_event_once(config
     assert FIRST - FIRST % CHECKPOINT_EVERY <= at_kill.router_events_learned < FIRST
 
     _write_intents(tmp_path / "intents.jsonl", range(FIRST, FIRST + SECOND))
-    proc2, out2, err2 = _start(tmp_path, config_dir, 2, follow=False)
+    proc2, out2, err2 = start_live(tmp_path, config_dir, 2, *_tuner_args(tmp_path))
     try:
         assert proc2.wait(timeout=40) == 0, err2.read_text()
     finally:

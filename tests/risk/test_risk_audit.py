@@ -84,7 +84,9 @@ def test_the_imbalance_gate_follows_config(bid_qty: float, ask_qty: float, gate:
 
 # 4. Caps as module-level constants in the risk code.
 
-UNIT_FACTS = {"NS_PER_S": 1_000_000_000, "S_PER_HOUR": 3_600, "S_PER_DAY": 86_400, "S_PER_WEEK": 604_800}
+UNIT_FACTS = {"NS_PER_S": 1_000_000_000, "S_PER_HOUR": 3_600, "S_PER_DAY": 86_400, "S_PER_WEEK": 604_800,
+              # calendar facts that define an epoch-nanosecond intent time (2000-01-01 and 2100-01-01 UTC)
+              "EPOCH_2000_NS": 946_684_800_000_000_000, "EPOCH_2100_NS": 4_102_444_800_000_000_000}
 
 
 def _numbers(node: ast.AST) -> list[float]:

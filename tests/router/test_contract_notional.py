@@ -19,6 +19,7 @@ from config import load_config
 from config.models import ConfigBundle
 from executor.metrics import ExecutorMetrics
 from risk.context import RiskContext
+from risk.lot import fit_to_lot
 from router.contract import Contract, notional_usd, venue_contract
 from router.events import Fill, RouterEvent
 from router.policy import RouterPolicy
@@ -214,8 +215,12 @@ def test_executor_sizes_linear_through_the_spec_and_refuses_inverse(tmp_path: Pa
     ctx = RiskContext.from_state(executor.portfolio, symbol="BTCUSDT", universe=config.strategy.universe, now_ns=0)
     book = TopOfBook(symbol="BTCUSDT", bid=59_999.0, bid_qty=1.0, ask=60_001.0, ask_qty=1.0, ts_ns=0)
     buy = intent("q1", symbol="BTCUSDT", side="buy", size_hint_usd=300.0)
-    qty = executor._order_qty(buy, 300.0, book, ctx, 0.001, Contract("linear", 1.0))
-    assert qty == pytest.approx(0.005)
-    assert executor._order_qty(buy, 300.0, book, ctx, 1.0, Contract("linear", 0.001)) == 5.0
+
+    def qty(qty_step: float, contract: Contract) -> float:
+        unit_usd = executor._unit_usd(buy, book, contract)
+        return fit_to_lot(buy, 300.0, unit_usd=unit_usd, qty_step=qty_step, ctx=ctx, config=config).qty
+
+    assert qty(0.001, Contract("linear", 1.0)) == pytest.approx(0.005)
+    assert qty(1.0, Contract("linear", 0.001)) == 5.0
     with pytest.raises(ValueError, match=r"sizes \('linear', 'spot'\) contracts only, got 'inverse'"):
-        executor._order_qty(buy, 300.0, book, ctx, 1.0, BTCUSD_PERP)
+        executor._unit_usd(buy, book, BTCUSD_PERP)

@@ -274,3 +274,28 @@ def _check_positions(venue: SimVenue, mode: PositionMode, sent: dict[str, OrderR
         assert state.filled_qty == sum(f.qty for f in state.fills) <= state.qty
         if state.status == "expired":
             assert state.client_order_id not in {o.client_order_id for o in venue.open_orders(None)}
+
+
+# ---- an account carried over a restart -----------------------------------------------------------------------
+
+
+def test_restored_positions_are_reduced_and_closed_like_traded_ones() -> None:
+    venue = venue_for("hedge")
+    venue.restore_positions({"BTCUSDT": {"LONG": 3.0, "SHORT": -1.0}})
+    assert venue.positions("BTCUSDT") == {"LONG": 3.0, "SHORT": -1.0}
+    state = venue.place_order(order("c1", "sell", 0, position_side="LONG", close_position=True))
+    assert state.filled_qty == 3 and venue.positions("BTCUSDT") == {"LONG": 0.0, "SHORT": -1.0}
+    with pytest.raises(RuntimeError, match="before the first order"):
+        venue.restore_positions({"BTCUSDT": {"LONG": 1.0}})
+
+
+@pytest.mark.parametrize(("mode", "amounts", "message"), [
+    ("hedge", {"DOGEUSDT": {"LONG": 1.0}}, "does not replay"),
+    ("hedge", {"BTCUSDT": {"BOTH": 1.0}}, r"sides \['BOTH'\] do not exist in hedge position mode"),
+    ("hedge", {"BTCUSDT": {"SHORT": 2.0}}, "a SHORT position cannot hold the amount"),
+    ("one_way", {"BTCUSDT": {"BOTH": 0.0001}}, r"not whole numbers of 1/\d+ units"),
+])
+def test_restoring_positions_this_venue_cannot_hold_is_refused(mode: PositionMode, amounts: dict,
+                                                               message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        venue_for(mode).restore_positions(amounts)

@@ -77,6 +77,17 @@ class SimPositions:
         book[side] = before + (units if request.side == "buy" else -units)
         return before, book[side]
 
+    def restore_units(self, symbol: str, amounts: dict[PositionSide, int]) -> None:
+        """Set ``symbol``'s signed amounts by position side (sides of this mode only; hedge signs kept)."""
+        book = self._units[symbol]
+        unknown = sorted(set(amounts) - set(book))
+        if unknown:
+            raise ValueError(f"{symbol}: position sides {unknown} do not exist in {self.mode} position mode")
+        for side, units in amounts.items():
+            if (side == "LONG" and units < 0) or (side == "SHORT" and units > 0):
+                raise ValueError(f"{symbol}: a {side} position cannot hold the amount {units}")
+        book.update(amounts)
+
     def amounts_units(self, symbol: str) -> dict[PositionSide, int]:
         """Signed amount of every position of ``symbol`` by position side (a copy)."""
         return dict(self._units[symbol])

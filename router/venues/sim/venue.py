@@ -45,7 +45,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import get_args
 
 import numpy as np
@@ -246,6 +246,26 @@ class SimVenue:
         """
         scale = self._book(symbol).tape.qty_scale
         return {side: units / scale for side, units in self._positions.amounts_units(symbol).items()}
+
+    def restore_positions(self, amounts: Mapping[str, Mapping[PositionSide, float]]) -> None:
+        """Open the replay with an account's positions, as ``positions`` reported them (a paper account
+        carried over a restart: a real venue keeps positions while the client is down).
+
+        Only before the first order, whose fills would otherwise have moved positions it never saw.
+        Raises ``ValueError`` for an unknown symbol, a side of the other position mode or an amount off
+        the tape's quantity grid.
+        """
+        if self._orders:
+            raise RuntimeError("positions can only be restored before the first order")
+        for symbol, sides in amounts.items():
+            if symbol not in self._books:
+                raise ValueError(f"positions in {symbol!r}, which this venue does not replay ({sorted(self._books)})")
+            scale = self._books[symbol].tape.qty_scale
+            units = {side: round(amount * scale) for side, amount in sides.items()}
+            off_grid = [side for side, amount in sides.items() if abs(units[side] - amount * scale) > 1e-6]
+            if off_grid:
+                raise ValueError(f"{symbol}: positions {off_grid} are not whole numbers of 1/{scale} units")
+            self._positions.restore_units(symbol, units)
 
     # ---- orders ---------------------------------------------------------------------------------
 

@@ -1,0 +1,66 @@
+"""``fit_to_lot`` over random states, limits, prices and lots: a growing order on the lot grid clears the
+venue floor and passes ``check_order`` at its rounded notional, or is vetoed naming the floor; a reducing
+order never exceeds its leg."""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+from hypothesis import event, given
+from hypothesis import strategies as st
+
+from config.models import RiskLimits
+from risk import RiskContext, check_order, suggest_gross_usd
+from risk.exposure import is_reducing
+from risk.lot import fit_to_lot
+from router.events import Intent
+from tests.risk.test_risk_properties import PROPERTY, bundle_for, limits_st, scene_st
+from tests.risk.test_risk_support import BUNDLE, make_ctx, make_intent
+
+
+@PROPERTY
+@given(scene=scene_st(), limits=limits_st(), unit_usd=st.sampled_from([60_000.0, 3_000.0, 0.7]) | st.floats(0.5, 1e5),
+       qty_step=st.sampled_from([0.001, 0.01, 0.1, 1.0]))
+def test_a_lot_fit_clears_the_floor_and_every_cap_or_is_a_named_veto(
+        scene: tuple[Intent, RiskContext], limits: RiskLimits, unit_usd: float, qty_step: float) -> None:
+    intent, ctx = scene
+    config = bundle_for(limits)
+    size = suggest_gross_usd(intent, ctx, config)
+    if size.gross_usd is None or check_order(intent, size.gross_usd, ctx, limits).veto:
+        return
+    fit = fit_to_lot(intent, size.gross_usd, unit_usd=unit_usd, qty_step=qty_step, ctx=ctx, config=config)
+    event(f"lot: {fit.detail['rounding']} {'veto' if fit.reason else 'ok'}")
+    if fit.reason is not None:
+        assert fit.qty == 0.0 and fit.reason.code == "lot_rounding_below_min_notional"
+        assert fit.reason.threshold == limits.min_notional_usd(intent.symbol) > fit.reason.observed
+        assert fit.detail["blocked_by"]
+        return
+    assert math.isclose(fit.qty / qty_step, round(fit.qty / qty_step), abs_tol=1e-6)
+    notional = fit.qty * unit_usd
+    leg = ctx.leg(intent.position_side)
+    if is_reducing(intent):
+        assert leg is None or fit.qty <= abs(leg.qty)
+        return
+    if fit.qty == 0.0:  # the executor vetoes qty_below_lot_step
+        return
+    assert notional >= limits.min_notional_usd(intent.symbol)
+    assert not check_order(intent, notional, ctx, limits).veto
+    assert notional <= config.strategy.sizing.buckets[ctx.tier_name].cap_usd
+
+
+def test_the_floor_rounds_up_to_the_next_lot_when_the_caps_allow() -> None:
+    intent, ctx = make_intent(size_hint_usd=115.0), make_ctx()
+    fit = fit_to_lot(intent, 115.0, unit_usd=60_000.0, qty_step=0.001, ctx=ctx, config=BUNDLE)
+    assert fit.reason is None and fit.qty == 0.002 and fit.detail["up_usd"] == 120.0
+    above = fit_to_lot(intent, 130.0, unit_usd=60_000.0, qty_step=0.001, ctx=ctx, config=BUNDLE)
+    assert above.qty == 0.002 and above.detail == {"rounding": "down"}
+
+
+def test_rounding_up_past_the_sizing_bucket_cap_is_a_veto() -> None:
+    buckets = {**BUNDLE.strategy.sizing.buckets}
+    buckets["CORE"] = type(buckets["CORE"])(floor_usd=100.0, cap_usd=110.0)
+    sizing = type(BUNDLE.strategy.sizing)(base_nav_pct=BUNDLE.strategy.sizing.base_nav_pct, buckets=buckets)
+    config = msgspec.structs.replace(BUNDLE, strategy=msgspec.structs.replace(BUNDLE.strategy, sizing=sizing))
+    fit = fit_to_lot(make_intent(), 110.0, unit_usd=60_000.0, qty_step=0.001, ctx=make_ctx(), config=config)
+    assert fit.reason is not None and fit.detail["blocked_by"] == ["sizing_bucket_cap"]
