@@ -40,7 +40,7 @@ from config.loader import ConfigError, load_config
 from config.models import ConfigBundle
 from executor.adaptive.checkpoint import TunerCheckpoint
 from executor.adaptive.routing import AdaptiveRouting, AdaptiveStateAhead
-from executor.intents import IntentFormatError, JsonlIntentSource
+from executor.intents import JsonlIntentSource
 from executor.journal import DEFAULT_PATH as DEFAULT_JOURNAL
 from executor.journal import Journal
 from executor.loop import Executor, ExecutorHalted
@@ -284,10 +284,6 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
             if adaptive is not None:
                 adaptive.checkpoint()
             print(f"done: {processed} new intents processed", flush=True)
-    except IntentFormatError as error:  # the intents before the line are journaled; nothing past it was routed
-        print(f"live: stopped at a malformed intent: {error}; fix or remove that line and run again (the intents "
-              "before it are journaled and will not be routed twice)", file=sys.stderr)
-        return 2
     except JournalStoreMismatch as error:  # before ReconcileError, its base: the wrong pair of files
         paper = "" if args.live else f" (paper mode: with the paper account {paper_state_path(args)})"
         print(f"live: refused: {error}{paper}", file=sys.stderr)

@@ -111,7 +111,8 @@ _MLFLOW_ADVICE = "check the MLflow store (--tracking-uri, MLFLOW_TRACKING_URI or
 FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
     "cli.main.BadInput": _hint(BAD_INPUT, ""),
     "config.loader.ConfigError": _config,
-    "executor.intents.IntentFormatError": _hint(BAD_INPUT, "fix or remove that line"),
+    "executor.intents.IntentFormatError": _hint(BAD_INPUT, "fix or remove that line and run again (the intents "
+                                                "before it are journaled and will not be routed twice)"),
     "executor.journal.JournalLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
     "executor.store.StoreLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
     "executor.journal.JournalVersionError": _hint(BAD_INPUT, "point at a journal written by router-tuner"),

@@ -21,7 +21,18 @@ import numpy as np
 from river import bandit, proba
 
 from tuner.arms import ArmGrid
-from tuner.learners import UCB, Context, ContextScales, EpsilonGreedy, Learner, LinUCB, NormalThompson
+from tuner.learners import (
+    UCB,
+    Context,
+    ContextScales,
+    EpsilonGreedy,
+    Learner,
+    LinUCB,
+    NormalThompson,
+    RobbinsMonro,
+    RouteOutcome,
+    StructuredThompson,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +78,18 @@ def _measure(
                   n / elapsed_s)
 
 
-def _ours(name: str, learner: Learner, rewards: np.ndarray, contexts: list[Context], n: int, warmup: int) -> Result:
+def _outcomes(grid: ArmGrid, n: int, seed: int) -> list[list[RouteOutcome]]:
+    """(n, arms) route outcomes for learners that split cost by them: a maker start with the arm's
+    probability, and a maker fill half of the time (the speed measured does not depend on the values)."""
+    rng = np.random.default_rng(seed + 1)
+    maker = rng.random((n, len(grid))) >= np.array([a.taker_bias for a in grid])
+    filled = rng.random((n, len(grid))) < 0.5
+    return [[RouteOutcome(started_maker=bool(m), maker_filled=bool(m and f)) for m, f in zip(row_m, row_f, strict=True)]
+            for row_m, row_f in zip(maker, filled, strict=True)]
+
+
+def _ours(name: str, learner: Learner, rewards: np.ndarray, contexts: list[Context], n: int, warmup: int,
+          outcomes: list[list[RouteOutcome]]) -> Result:
     index = {a: i for i, a in enumerate(learner.grid.arm_ids)}
     ids = learner.grid.arm_ids
 
@@ -75,7 +97,7 @@ def _ours(name: str, learner: Learner, rewards: np.ndarray, contexts: list[Conte
         return index[learner.choose(contexts[t]).arm.arm_id]
 
     def update(t: int, i: int) -> None:
-        learner.update(ids[i], float(rewards[t, i]), contexts[t])
+        learner.update(ids[i], float(rewards[t, i]), contexts[t], outcomes[t][i])
 
     return _measure(name, choose, update, n, warmup)
 
@@ -137,10 +159,17 @@ def main(argv: list[str] | None = None) -> None:
         ("UCB", UCB(grid, delta=1.0, min_noise_std=1.0, burn_in=5, seed=args.seed)),
         ("EpsilonGreedy", EpsilonGreedy(grid, epsilon=0.2, decay=0.001, min_epsilon=0.05, burn_in=5,
                                         seed=args.seed)),
+        ("StructuredThompson (32 replicas)",
+         StructuredThompson(grid, replicas=32, forgetting_window=200.0, shrinkage=10.0, maker_fee_bps=2.0,
+                            taker_fee_bps=5.0, prior_fallback_drift_bps=1.0, prior_fill_probability=0.5,
+                            prior_strength=1.0, burn_in=5, seed=args.seed)),
+        ("RobbinsMonro", RobbinsMonro(grid, initial_offset_bps=1.0, step_bps=0.3, step_decay=0.7, exploration=0.1,
+                                      baseline_window=100.0, burn_in=5, seed=args.seed)),
         ("LinUCB (7 features)", LinUCB(grid, scales=scales, alpha=5.0, ridge=1.0, prior_mean_reward=-3.0,
                                        burn_in=5, seed=args.seed)),
     ]
-    ours = [_ours(name, lr, rewards, contexts, args.decisions, args.warmup) for name, lr in learners]
+    outcomes = _outcomes(grid, total, args.seed)
+    ours = [_ours(name, lr, rewards, contexts, args.decisions, args.warmup, outcomes) for name, lr in learners]
     river_lin = _river_linucb(grid, rewards, contexts, scales, args.decisions, args.warmup, args.seed)
     results = [baseline, *ours, river_lin]
 

@@ -141,6 +141,10 @@ class StructuredThompson(Learner):
         self._arm_column = np.array([column.get(a.maker_offset_bps, 0) if a.taker_bias < 1.0 else 0 for a in grid])
         self._arm_bias = np.array([a.taker_bias for a in grid], dtype=float)
         shape = (replicas, max(1, self._offsets.size))
+        prior_logit = math.log(self._prior_fill / (1.0 - self._prior_fill))
+        self._line_priors = np.array([[prior_logit, 0.0], [self._maker_fee, -1.0],
+                                      [self._taker_fee + self._fallback_drift, 0.0]])
+        self._line_strengths = self._prior_strength * np.array([self._prior_fill * (1.0 - self._prior_fill), 1.0, 1.0])
         self._posted, self._filled = np.zeros(shape), np.zeros(shape)
         self._fill_cost, self._fallback_cost = np.zeros(shape), np.zeros(shape)
         self._taker, self._taker_cost = np.zeros(replicas), np.zeros(replicas)
@@ -235,37 +239,37 @@ class StructuredThompson(Learner):
         for name in _STAT_FIELDS:
             getattr(self, f"_{name}")[...] *= factor
 
-    def _fill_probabilities(self) -> np.ndarray:
-        """Per replica and offset: the offset's fills shrunk towards a logistic curve in the offset."""
+    def _pieces(self) -> np.ndarray:
+        """Per piece (fill probability, cost of a fill, cost of a fallback), replica and offset: each offset's
+        own evidence shrunk towards a curve shared across offsets, shape (3, replicas, offsets).
+
+        The three curves are fitted in one batch: the fill probability as a line in the empirical logit
+        (Berkson's minimum chi-square, weights n p (1 - p)), its slope never positive (a post further from
+        the touch never fills more often); the costs as lines in the offset, with prior slopes -1 for a fill
+        (one bp further is one bp cheaper) and 0 for a fallback.
+        """
         posted, filled = self._posted, self._filled
         p_hat = (filled + _EMPIRICAL_LOGIT_HALF) / (posted + 2.0 * _EMPIRICAL_LOGIT_HALF)
-        logit = np.log(p_hat / (1.0 - p_hat))
-        prior_logit = math.log(self._prior_fill / (1.0 - self._prior_fill))
-        intercept, slope = _ridge_line(self._offsets, logit * posted * p_hat * (1.0 - p_hat),
-                                       posted * p_hat * (1.0 - p_hat), intercept_prior=prior_logit,
-                                       slope_prior=0.0, strength=self._prior_strength * self._prior_fill
-                                       * (1.0 - self._prior_fill))
-        slope = np.minimum(slope, 0.0)  # a post further from the touch never fills more often
-        curve = 1.0 / (1.0 + np.exp(-(intercept[:, None] + slope[:, None] * self._offsets[None, :])))
-        return _shrunk(filled, posted, curve, self._shrinkage)
+        information = posted * p_hat * (1.0 - p_hat)
+        weight = np.stack((information, filled, posted - filled))
+        weighted_y = np.stack((information * np.log(p_hat / (1.0 - p_hat)), self._fill_cost, self._fallback_cost))
+        intercept, slope = _ridge_lines(self._offsets, weighted_y, weight, self._line_priors, self._line_strengths)
+        slope[0] = np.minimum(slope[0], 0.0)
+        curves = intercept[..., None] + slope[..., None] * self._offsets
+        curves[0] = 1.0 / (1.0 + np.exp(-curves[0]))
+        totals = np.stack((filled, self._fill_cost, self._fallback_cost))
+        counts = np.stack((posted, filled, weight[2]))
+        return _shrunk(totals, counts, curves, self._shrinkage)
 
-    def _conditional_cost(self, weight: np.ndarray, cost_sum: np.ndarray, intercept_prior: float,
-                          slope_prior: float) -> np.ndarray:
-        """Mean cost per offset given the leg's outcome, shrunk towards a line in the offset."""
-        intercept, slope = _ridge_line(self._offsets, cost_sum, weight, intercept_prior=intercept_prior,
-                                       slope_prior=slope_prior, strength=self._prior_strength)
-        line = intercept[:, None] + slope[:, None] * self._offsets[None, :]
-        return _shrunk(cost_sum, weight, line, self._shrinkage)
+    def _fill_probabilities(self) -> np.ndarray:
+        """Per replica and offset: the probability that a post fills (see :meth:`_pieces`)."""
+        return self._pieces()[0]
 
     def _expected_costs(self) -> np.ndarray:
         taker = (self._taker_cost + self._prior_strength * self._taker_fee) / (self._taker + self._prior_strength)
         if self._offsets.size == 0:
             return np.repeat(taker[:, None], len(self._grid), axis=1)
-        p_fill = self._fill_probabilities()
-        # a fill one bp further from the touch is one bp cheaper; a fallback does not care where we posted
-        fill = self._conditional_cost(self._filled, self._fill_cost, self._maker_fee, slope_prior=-1.0)
-        fallback = self._conditional_cost(self._posted - self._filled, self._fallback_cost,
-                                          self._taker_fee + self._fallback_drift, slope_prior=0.0)
+        p_fill, fill, fallback = self._pieces()
         maker = p_fill * fill + (1.0 - p_fill) * fallback
         return self._arm_bias[None, :] * taker[:, None] + (1.0 - self._arm_bias[None, :]) * maker[:, self._arm_column]
 
@@ -278,20 +282,21 @@ def _shrunk(total: np.ndarray, weight: np.ndarray, curve: np.ndarray, shrinkage:
     return np.asarray(mean)
 
 
-def _ridge_line(x: np.ndarray, weighted_y: np.ndarray, weight: np.ndarray, *, intercept_prior: float,
-                slope_prior: float, strength: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: the weighted least-squares line through (x, y) with a ridge pull towards the prior line.
+def _ridge_lines(x: np.ndarray, weighted_y: np.ndarray, weight: np.ndarray, priors: np.ndarray,
+                 strengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per piece and row: the weighted least-squares line through (x, y) with a ridge pull towards a prior line.
 
-    ``weighted_y`` is ``weight * y`` (so a point without weight needs no y). The prior acts as
-    ``strength`` pseudo-observations of the prior line at x = 0 and at x = 1, which keeps the fit
-    defined with evidence at one offset or none.
+    ``weighted_y`` is ``weight * y`` (so a point without weight needs no y), shape (pieces, rows, points);
+    ``priors`` holds each piece's (intercept, slope) and ``strengths`` how many pseudo-observations of the
+    prior line it adds at x = 0 and at x = 1, which keeps every fit defined with evidence at one offset or none.
+    Returns (intercept, slope), each of shape (pieces, rows).
     """
-    sw = weight.sum(axis=1) + 2.0 * strength
-    sx = (weight * x).sum(axis=1) + strength
-    sxx = (weight * x * x).sum(axis=1) + strength
-    sy = weighted_y.sum(axis=1) + strength * (2.0 * intercept_prior + slope_prior)
-    sxy = (weighted_y * x).sum(axis=1) + strength * (intercept_prior + slope_prior)
-    det = sw * sxx - sx * sx
-    slope = (sw * sxy - sx * sy) / det
-    intercept = (sy - slope * sx) / sw
-    return intercept, slope
+    a0, b0 = priors[:, 0:1], priors[:, 1:2]
+    k = strengths[:, None]
+    sw = weight.sum(axis=2) + 2.0 * k
+    sx = weight @ x + k
+    sxx = weight @ (x * x) + k
+    sy = weighted_y.sum(axis=2) + k * (2.0 * a0 + b0)
+    sxy = weighted_y @ x + k * (a0 + b0)
+    slope = (sw * sxy - sx * sy) / (sw * sxx - sx * sx)
+    return (sy - slope * sx) / sw, slope
