@@ -641,12 +641,18 @@ class DeploymentConfig(Model):
 
 
 class TunerConfig(Model):
-    """``tuner.json``: arms, learner, reward band, guardrails, publishing, MLflow, OPE and deployment."""
+    """``tuner.json``: arms, learner, reward band, guardrails, publishing, MLflow, OPE and deployment.
+
+    ``reward_markout_horizon_ms`` > 0 charges adverse selection in the reward: the learner minimises the cost
+    plus the mid's move against us that long after the fill (0 learns the cost alone). It needs the mid after
+    each fill, which the simulation has; live adaptive routing refuses it.
+    """
 
     learner: LearnerName
     seed: Seed
     arms: ArmGridConfig
     reward_band: RewardBand
+    reward_markout_horizon_ms: NonNegativeMillis
     learner_params: LearnerParams
     guardrails: GuardrailConfig
     publish: PublishConfig

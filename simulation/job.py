@@ -164,7 +164,8 @@ def simulate(config: ConfigBundle, markets: Sequence[SimMarket], options: Simula
         intents = intent_stream(market, options.orders_per_symbol, sim.intents, seed=options.seed)
         result = SymbolResult(market=market, intents=intents)
         sources: dict[str, PolicySource] = dict(baseline_sources(market.symbol, config, grid))
-        sources.update({learner_policy_name(t.learner): t.source(market.symbol) for t in tuners})
+        sources.update({learner_policy_name(t.learner): t.source(market, config.tuner.reward_markout_horizon_ms)
+                        for t in tuners})
         for name, source in sources.items():
             run = run_policy(market, intents, source, name, config=config, seed=options.seed, progress=progress)
             result.runs[name] = run

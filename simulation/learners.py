@@ -19,7 +19,9 @@ import numpy as np
 from config.models import ConfigBundle, LearnerName
 from router.events import RouterEvent
 from router.policy import RouterPolicy
+from simulation.markets import SimMarket
 from simulation.policies import LEARNER_PREFIX
+from simulation.runner import charged_markout
 from tuner.learners import Context, Learner
 from tuner.service.publish import InMemoryPublisher, PolicyRecord
 from tuner.service.tuner_service import TunerService
@@ -47,17 +49,23 @@ def learner_policy_name(learner: str) -> str:
 
 
 class LearnerSource:
-    """One symbol's tuner as a :class:`~simulation.policies.PolicySource`."""
+    """One symbol's tuner as a :class:`~simulation.policies.PolicySource`.
 
-    def __init__(self, service: TunerService, symbol: str) -> None:
+    When ``tuner.json`` charges markout in the reward, each filled order's markout at that horizon is read
+    from the replayed market and learned with it. The learner sees it when the route ends rather than a
+    horizon later (a replay knows the future mid): a live learner would learn it with that delay.
+    """
+
+    def __init__(self, service: TunerService, market: SimMarket, markout_horizon_ms: float) -> None:
         self._service = service
-        self._symbol = symbol
+        self._market = market
+        self._horizon_ms = markout_horizon_ms
 
     def decide(self, context: Context) -> RouterPolicy:
-        return self._service.decide(self._symbol, context)
+        return self._service.decide(self._market.symbol, context)
 
     def observe(self, event: RouterEvent, context: Context) -> None:
-        self._service.observe(event, context)
+        self._service.observe(event, context, charged_markout(self._market, event, self._horizon_ms))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +76,8 @@ class LearnerRun:
     service: TunerService
     publisher: InMemoryPublisher
 
-    def source(self, symbol: str) -> LearnerSource:
-        return LearnerSource(self.service, symbol)
+    def source(self, market: SimMarket, markout_horizon_ms: float) -> LearnerSource:
+        return LearnerSource(self.service, market, markout_horizon_ms)
 
     def final_record(self, symbol: str) -> PolicyRecord | None:
         """The last version published for ``symbol`` (None: the tuner never moved off the static policy)."""

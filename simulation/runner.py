@@ -119,6 +119,14 @@ def _opening_side(intent: SimIntent, config: ConfigBundle) -> str:
     return "LONG" if intent.side == "buy" else "SHORT"
 
 
+def charged_markout(market: SimMarket, event: RouterEvent, horizon_ms: float) -> float | None:
+    """The markout a tuner charging it learns with ``event`` (``tuner.json reward_markout_horizon_ms``);
+    ``None`` when nothing filled or the horizon is 0 (markout not charged)."""
+    if horizon_ms <= 0 or not event.fills:
+        return None
+    return float(markouts(market, [event], round(horizon_ms * NS_PER_MS))[0])
+
+
 def markouts(market: SimMarket, events: Sequence[RouterEvent], horizon_ns: int) -> np.ndarray:
     """Mid move against us ``horizon_ns`` after each order's last fill, in bps of the mid at that fill."""
     out = np.full(len(events), np.nan)

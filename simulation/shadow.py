@@ -34,7 +34,7 @@ from router.routing.order import RouteOrder
 from simulation.intents import SimIntent
 from simulation.markets import SimMarket
 from simulation.results import PolicySummary, as_cost, summarize
-from simulation.runner import PolicyRun, intent_index, intent_seed, route_intents
+from simulation.runner import PolicyRun, charged_markout, intent_index, intent_seed, route_intents
 from tuner.arms import Arm, arm_id_of
 from tuner.budget import BudgetReport
 from tuner.factory import build_grid, build_guardrails
@@ -154,8 +154,11 @@ class ShadowScenario:
 class _Driver:
     """The scenario's decide/observe pair: shadow mode with the champion acting, then the tuner live."""
 
-    def __init__(self, symbol: str, service: TunerService, champion: ExploringChampion, command_after: int | None):
-        self.symbol = symbol
+    def __init__(self, market: SimMarket, service: TunerService, champion: ExploringChampion,
+                 command_after: int | None, markout_horizon_ms: float):
+        self.market = market
+        self.markout_horizon_ms = markout_horizon_ms
+        self.symbol = market.symbol
         self.service = service
         self.champion = champion
         self.command_after = command_after
@@ -182,7 +185,8 @@ class _Driver:
         return policy
 
     def observe(self, intent: SimIntent, event: RouterEvent) -> None:
-        result = self.service.observe(event, intent.context)
+        result = self.service.observe(event, intent.context,
+                                      charged_markout(self.market, event, self.markout_horizon_ms))
         self.routed += 1
         if result.safety is not None:
             self.safety.append(result.safety)
@@ -203,7 +207,8 @@ def run_shadow_scenario(market: SimMarket, intents: Sequence[SimIntent], config:
     service = TunerService.from_config(bundle, [symbol], publisher, state_path=None)
     champion = champion_for(symbol, config, seed=seed)
     share = scenario.command_go_live_after_share
-    driver = _Driver(symbol, service, champion, None if share is None else math.ceil(share * len(intents)))
+    driver = _Driver(market, service, champion, None if share is None else math.ceil(share * len(intents)),
+                     config.tuner.reward_markout_horizon_ms)
     run = route_intents(market, intents, f"{SHADOW_PREFIX}{tuner.learner}", decide=driver.decide,
                         observe=driver.observe, config=config, seed=seed, progress=progress)
     champion_run = route_intents(market, intents, CHAMPION,

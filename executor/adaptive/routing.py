@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from config.loader import ConfigError
 from config.models import AdaptiveSettings, ConfigBundle
 from executor.adaptive.checkpoint import TunerCheckpoint
 from executor.adaptive.health import tuner_health
@@ -116,7 +117,15 @@ class AdaptiveRouting:
     @classmethod
     def open(cls, *, bundle: ConfigBundle, publisher: PolicyPublisher, champion: PolicySource,
              checkpoint: TunerCheckpoint, journal_router_events: int, modes: ModeSource | None) -> AdaptiveRouting:
-        """Restore the last checkpoint (or start fresh at the journal's end, checkpointed at once)."""
+        """Restore the last checkpoint (or start fresh at the journal's end, checkpointed at once).
+
+        Refuses a tuner that charges markout in the reward: learning it live needs the mid a horizon after
+        each fill, and this loop learns when the route ends (the simulation replays the future mid).
+        """
+        if bundle.tuner.reward_markout_horizon_ms > 0:
+            raise ConfigError([f"tuner.json: $.reward_markout_horizon_ms: {bundle.tuner.reward_markout_horizon_ms:g} "
+                               "charges markout in the reward, which only `simulate` can learn; set it to 0 for "
+                               "live adaptive routing"])
         symbols = sorted(bundle.executor.instruments)
         restored = checkpoint.restore(bundle, symbols, publisher)
         if restored.manifest is not None and restored.manifest.router_events_learned > journal_router_events:

@@ -94,7 +94,7 @@ def score(market: SimMarket, intents: list[SimIntent], config: ConfigBundle, lea
     grid = build_grid(config.tuner, config.router)
     sources = {k: v for k, v in baseline_sources(market.symbol, config, grid).items() if k != "rule"}
     for run in learner_runs(config, learners, [market.symbol], seed):
-        sources[learner_policy_name(run.learner)] = run.source(market.symbol)
+        sources[learner_policy_name(run.learner)] = run.source(market, config.tuner.reward_markout_horizon_ms)
     runs = {name: run_policy(market, intents, source, name, config=config, seed=seed)
             for name, source in sources.items()}
     costs = {name: float(np.nanmean(run_costs(run.events))) for name, run in runs.items()}

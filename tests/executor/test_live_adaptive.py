@@ -13,6 +13,7 @@ import msgspec
 import pytest
 from prometheus_client import generate_latest
 
+from config.loader import ConfigError
 from executor.adaptive.checkpoint import TunerCheckpoint
 from executor.adaptive.health import render_tuner_health
 from executor.adaptive.records import ExcludedArm, TunerHealth, TunerSymbolHealth
@@ -314,3 +315,11 @@ def test_live_cli_refuses_tuner_flags_without_the_tuner_source(tmp_path: Path,
     assert "--no-mlflow and --tuner-state need --policy-source tuner" in capsys.readouterr().err
     assert cli_main([*args, "--policy-source", "static", "--tuner-state", str(tmp_path / "t.json")]) == 2
     assert not (tmp_path / "j.sqlite").exists()
+
+
+def test_live_adaptive_routing_refuses_a_tuner_that_charges_markout(tmp_path: Path) -> None:
+    config = adaptive_config()
+    charged = msgspec.structs.replace(config, tuner=msgspec.structs.replace(config.tuner,
+                                                                            reward_markout_horizon_ms=5000.0))
+    with pytest.raises(ConfigError, match="reward_markout_horizon_ms"):
+        adaptive_executor(charged, make_paper_venue(charged), tmp_path)

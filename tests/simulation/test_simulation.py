@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -224,3 +225,22 @@ def test_the_segment_oracle_picks_the_best_arm_of_each_block(result) -> None:
     assert per_order == pytest.approx(np.nanmean(np.nanmin(stacked, axis=0)))
     with pytest.raises(ValueError, match="no fixed-arm"):
         segment_oracle_cost_bps({STATIC: sym.runs[STATIC]}, 2)
+
+
+def test_a_tuner_charging_markout_learns_it_in_the_main_job_and_the_shadow_scenario(config) -> None:
+    charged = replace_tuner(config, reward_markout_horizon_ms=5000.0)
+    options = SimulationOptions(symbols=("BTCUSDT",), orders_per_symbol=20, seed=5, data_dir=None,
+                                learners=("structured",), shadow_symbols=("BTCUSDT",))
+    markets = synthetic_markets(charged, options.symbols, options.seed)
+    result = simulate(charged, markets, options, build_grid(charged.tuner, charged.router), data_source="synthetic")
+    sym = result.symbols["BTCUSDT"]
+    learned = result.learner_runs[0].service.tuner("BTCUSDT").to_state().period
+    run = sym.runs["learner:structured"]
+    filled = [i for i, e in enumerate(run.events) if e.cost_bps is not None]
+    charged_cost = np.mean([run.events[i].cost_bps + run.markout_bps[i] for i in filled])
+    assert learned.learned == len(filled) and learned.mean_cost_bps == pytest.approx(charged_cost)
+    assert sym.shadow is not None
+
+
+def replace_tuner(config, **fields):
+    return msgspec.structs.replace(config, tuner=msgspec.structs.replace(config.tuner, **fields))

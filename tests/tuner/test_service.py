@@ -241,3 +241,21 @@ def test_contextual_learner_needs_a_context_and_publishes_with_one() -> None:
     ctx = Context(spread_bps=2.0, volatility_bps=10.0, book_imbalance=0.1, hour=23.5, size_vs_touch=0.4)
     drive(service, 300, model_cost, np.random.default_rng(4), context=ctx)
     assert publisher.records and all(math.isfinite(r.metrics.expected_cost_bps) for r in publisher.records)
+
+
+def test_a_tuner_charging_markout_learns_cost_plus_markout_and_needs_it() -> None:
+    bundle = tuned_bundle()
+    charged = msgspec.structs.replace(bundle, tuner=msgspec.structs.replace(bundle.tuner,
+                                                                            reward_markout_horizon_ms=5000.0))
+    service, _ = new_service(charged)
+    policy = service.decide(SYMBOL, None)
+    with pytest.raises(ValueError, match="needs a finite markout"):
+        service.observe(event_for(policy, 2.0), None)
+    service.observe(msgspec.structs.replace(event_for(policy, 2.0), intent_id="m1"), None, 1.5)
+    assert service.tuner(SYMBOL).budget_report().orders == 1, "a refused outcome changes nothing"
+    state = service.tuner(SYMBOL).to_state()
+    assert state.period.learned == 1 and state.period.mean_cost_bps == pytest.approx(3.5)
+    plain, _ = new_service(bundle)
+    plain_policy = plain.decide(SYMBOL, None)
+    plain.observe(event_for(plain_policy, 2.0), None, 1.5)  # markout not charged: ignored
+    assert plain.tuner(SYMBOL).to_state().period.mean_cost_bps == pytest.approx(2.0)

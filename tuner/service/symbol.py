@@ -130,6 +130,8 @@ class SymbolTuner:
     contract
         The symbol's contract spec (its ``strategy_config.json`` universe entry): the budget charges each
         order its USD notional, which on inverse contracts is contracts x USD per contract, not qty x price.
+    charges_markout
+        The reward is minus (cost + markout): :meth:`observe` then needs each filled order's markout.
     """
 
     def __init__(
@@ -147,6 +149,7 @@ class SymbolTuner:
         shadow: ShadowMonitor,
         mode: TunerMode,
         contract: ContractSpec,
+        charges_markout: bool,
     ) -> None:
         if mode not in ("shadow", "live"):
             raise ValueError(f"mode must be 'shadow' or 'live', got {mode!r}")
@@ -156,6 +159,7 @@ class SymbolTuner:
         check_spec(contract, where=f"{policy.symbol} tuner")
         self.symbol = policy.symbol
         self._contract = contract
+        self._charges_markout = charges_markout
         self._bounds = bounds
         self._learner = learner
         self._grid: ArmGrid = learner.grid
@@ -232,15 +236,20 @@ class SymbolTuner:
         """
         return self._shadow.evaluate(self.best_arm_id() if candidate_arm is None else candidate_arm)
 
-    def observe(self, event: RouterEvent, context: Context | None) -> ObserveResult:
+    def observe(self, event: RouterEvent, context: Context | None, markout_bps: float | None = None) -> ObserveResult:
         """Learn from one routed order (with the context it was decided in) and publish when due.
 
+        ``markout_bps`` (the mid's move against us after the fill, positive = adverse) is added to the cost
+        learned when the tuner charges markout, and required then for a filled order.
         Raises ``ValueError`` for another symbol's event or an event whose arm id does not match its
         knobs. A publisher error propagates; the outcome is learned already and the version is
         considered again on the next outcome.
         """
         if event.symbol != self.symbol:
             raise ValueError(f"{self.symbol} tuner got an event of {event.symbol} ({event.intent_id})")
+        if self._charges_markout and event.fills and (markout_bps is None or not math.isfinite(markout_bps)):
+            raise ValueError(f"{self.symbol} charges markout in the reward (tuner.json reward_markout_horizon_ms): "
+                             f"filled event {event.intent_id} needs a finite markout, got {markout_bps!r}")
         arm_id = self._learnable_arm(event)
         self._period.add_event(event)
         if arm_id is None:
@@ -256,6 +265,8 @@ class SymbolTuner:
         else:
             self._shadow.add_event(event)
         reward = self._reward_filter.reward_from_event(event)
+        if reward is not None and markout_bps is not None and self._charges_markout:
+            reward -= markout_bps
         slippage_bps = event.slippage_bps if reward is not None and event.slippage_bps is not None else None
         outcome = route_outcome(event)
         excluded = self._safety.observe_outcome(arm_id, used_fallback=event.used_fallback, slippage_bps=slippage_bps,
