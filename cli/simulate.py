@@ -15,6 +15,7 @@ anything runs (``cli.main``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -41,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shadow-symbols", nargs="*", default=None,
                         help="symbols that also run the shadow scenario (none after the flag: no scenario; "
                              "default: router.json simulation.shadow_scenario.symbols)")
+    parser.add_argument("--workers", type=_at_least(1), default=None,
+                        help="processes that share the symbols (default: the CPUs this process may use; the "
+                             "results do not depend on it)")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON line last on stdout")
 
@@ -69,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
                            else config.router.simulation.intents.orders_per_symbol),
         seed=args.seed if args.seed is not None else config.tuner.seed, data_dir=args.data, learners=learners,
         shadow_symbols=tuple(args.shadow_symbols if args.shadow_symbols is not None
-                             else config.router.simulation.shadow_scenario.symbols))
+                             else config.router.simulation.shadow_scenario.symbols),
+        workers=args.workers if args.workers is not None else len(os.sched_getaffinity(0)))
     try:
         markets, source = load_markets(config, options)
     except ValueError as error:  # a symbol without recorded data, an unreadable tape

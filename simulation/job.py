@@ -26,6 +26,7 @@ from simulation.learners import (
     learner_policy_name,
     learner_runs,
     mean_context,
+    merge_learner_runs,
 )
 from simulation.markets import (
     SimMarket,
@@ -54,13 +55,15 @@ from simulation.results import (
 )
 from simulation.runner import PolicyRun, run_policy
 from simulation.shadow import ShadowOutcome, run_shadow_scenario, shadow_outcome
+from simulation.workers import run_forked
 from tuner.arms import ArmGrid
 
 
 @dataclass(frozen=True, slots=True)
 class SimulationOptions:
-    """What to simulate: symbols (None = all found), orders per symbol, seed, data directory, learners, and
-    the symbols that also run the shadow scenario (``simulation.shadow``; empty: no scenario)."""
+    """What to simulate: symbols (None = all found), orders per symbol, seed, data directory, learners, the
+    symbols that also run the shadow scenario (``simulation.shadow``; empty: no scenario) and how many
+    processes share the symbols (``workers``; the results do not depend on it)."""
 
     symbols: tuple[str, ...] | None
     orders_per_symbol: int
@@ -68,8 +71,11 @@ class SimulationOptions:
     data_dir: str | None
     learners: tuple[str, ...]
     shadow_symbols: tuple[str, ...] = ()
+    workers: int = 1
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.orders_per_symbol < 1:
             raise ValueError(f"orders per symbol must be >= 1, got {self.orders_per_symbol}")
         if self.seed < 0:
@@ -153,14 +159,45 @@ def count_routes(markets: Sequence[SimMarket], options: SimulationOptions, grid:
 
 def simulate(config: ConfigBundle, markets: Sequence[SimMarket], options: SimulationOptions, grid: ArmGrid, *,
              data_source: str, progress: Callable[[int], None] | None = None) -> SimulationResult:
-    """Route every symbol's intent stream under every baseline and learner; summarise, pick, evaluate."""
+    """Route every symbol's intent stream under every baseline and learner; summarise, pick, evaluate.
+
+    Symbols are independent (each has its own intents, replays and per-symbol seeded tuners), so with
+    ``options.workers`` > 1 they run in that many forked processes that read the parent's tape tables
+    (copy-on-write, never copied): the results are identical to one process's.
+    """
     sim = config.router.simulation
     band = config.router.policy_bounds.maker_offset_bps
     check_simulation_config(sim, band.min, band.max)
-    boot = bootstrap_config(sim.bootstrap, options.seed)
-    tuners = learner_runs(config, options.learners, [m.symbol for m in markets], options.seed)
+    task = _SymbolTask(config=config, markets=tuple(markets), options=options, grid=grid)
+    if options.workers == 1 or len(markets) <= 1:
+        parts = [task.run(i, progress) for i in range(len(markets))]
+    else:
+        parts = run_forked(task.run, len(markets), workers=options.workers, progress=progress)
     results: dict[str, SymbolResult] = {}
-    for market in markets:
+    for market, (result, _) in zip(markets, parts, strict=True):
+        result.market = market  # the child's copy of the market was not sent back
+        results[market.symbol] = result
+    tuners = merge_learner_runs([runs for _, runs in parts])
+    return SimulationResult(options=options, data_source=data_source, symbols=results, arm_ids=grid.arm_ids,
+                            learner_runs=tuple(tuners), default_learner=config.tuner.learner,
+                            oracle_segments=sim.oracle_segments)
+
+
+@dataclass(frozen=True, slots=True)
+class _SymbolTask:
+    """Everything one symbol's simulation needs; :meth:`run` is what a worker process executes."""
+
+    config: ConfigBundle
+    markets: tuple[SimMarket, ...]
+    options: SimulationOptions
+    grid: ArmGrid
+
+    def run(self, index: int, progress: Callable[[int], None] | None) -> tuple[SymbolResult, list[LearnerRun]]:
+        """Route one symbol under every policy; the result's ``market`` is left for the caller to attach."""
+        config, options, grid, market = self.config, self.options, self.grid, self.markets[index]
+        sim = config.router.simulation
+        boot = bootstrap_config(sim.bootstrap, options.seed)
+        tuners = learner_runs(config, options.learners, [market.symbol], options.seed)
         intents = intent_stream(market, options.orders_per_symbol, sim.intents, seed=options.seed)
         result = SymbolResult(market=market, intents=intents)
         sources: dict[str, PolicySource] = dict(baseline_sources(market.symbol, config, grid))
@@ -182,7 +219,4 @@ def simulate(config: ConfigBundle, markets: Sequence[SimMarket], options: Simula
         if market.symbol in options.shadow_symbols:
             scenario = run_shadow_scenario(market, intents, config, seed=options.seed, progress=progress)
             result.shadow = shadow_outcome(scenario, result.runs[STATIC], boot)
-        results[market.symbol] = result
-    return SimulationResult(options=options, data_source=data_source, symbols=results, arm_ids=grid.arm_ids,
-                            learner_runs=tuple(tuners), default_learner=config.tuner.learner,
-                            oracle_segments=sim.oracle_segments)
+        return result, tuners

@@ -85,6 +85,23 @@ class LearnerRun:
         return records[-1] if records else None
 
 
+def merge_learner_runs(parts: Sequence[Sequence[LearnerRun]]) -> list[LearnerRun]:
+    """One run per learner from per-symbol runs (each part: the learners of one or more other symbols, in the
+    same order): the tuners side by side in one service, the published versions in part order."""
+    if not parts:
+        return []
+    merged = []
+    for column in zip(*parts, strict=True):
+        publisher = InMemoryPublisher()
+        for part in column:
+            for record in part.publisher.records:
+                publisher.publish(record)
+        tuners = {symbol: part.service.tuner(symbol) for part in column for symbol in part.service.symbols}
+        merged.append(LearnerRun(learner=column[0].learner, service=TunerService(tuners, state_path=None),
+                                 publisher=publisher))
+    return merged
+
+
 def learner_runs(config: ConfigBundle, learners: Sequence[str], symbols: Sequence[str], seed: int) -> list[LearnerRun]:
     """A fresh service per learner over ``symbols``; the simulation seed replaces ``tuner.json`` ``seed``."""
     runs = []
