@@ -9,6 +9,10 @@ lets the learner explore an arm only while one more such charge keeps
 * the mean charge per order within ``max_extra_cost_bps_per_order``, and
 * the day's charge in USD (charge x the symbol's mean order notional) within ``max_extra_cost_usd_per_day``.
 
+A learner that prices every arm from a model shared across arms (the structured learner) is charged
+instead what exploring is expected to cost under its own posterior: its expected cost of the arm minus
+that of the arm it expects to be cheapest (which is then the exploited arm).
+
 The exploited arm (lowest mean cost among the arms allowed now, with enough outcomes; the published arm
 before any has) costs nothing and is always affordable, so the budget never leaves the learner without
 a choice. Because charges are upper bounds, the realised extra cost stays under the caps unless the

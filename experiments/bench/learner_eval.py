@@ -52,6 +52,8 @@ class MarketScore:
     costs: dict[str, float]
     oracle_cost: float
     """The per-segment oracle: the best fixed arm of each third of the intents, in hindsight."""
+    drifts: dict[str, int]
+    """Drift alarms (cost or fill-rate detector) per learner policy."""
 
     @property
     def best_fixed(self) -> str:
@@ -93,12 +95,15 @@ def score(market: SimMarket, intents: list[SimIntent], config: ConfigBundle, lea
     """Route ``intents`` under the baselines, every fixed arm and each learner (fresh tuners)."""
     grid = build_grid(config.tuner, config.router)
     sources = {k: v for k, v in baseline_sources(market.symbol, config, grid).items() if k != "rule"}
-    for run in learner_runs(config, learners, [market.symbol], seed):
+    tuners = learner_runs(config, learners, [market.symbol], seed)
+    for run in tuners:
         sources[learner_policy_name(run.learner)] = run.source(market, config.tuner.reward_markout_horizon_ms)
     runs = {name: run_policy(market, intents, source, name, config=config, seed=seed)
             for name, source in sources.items()}
     costs = {name: float(np.nanmean(run_costs(run.events))) for name, run in runs.items()}
-    return MarketScore(label=label, costs=costs, oracle_cost=segment_oracle_cost_bps(runs, len(REGIMES)))
+    drifts = {learner_policy_name(t.learner): t.service.tuner(market.symbol).drifts_detected for t in tuners}
+    return MarketScore(label=label, costs=costs, oracle_cost=segment_oracle_cost_bps(runs, len(REGIMES)),
+                       drifts=drifts)
 
 
 def with_settings(config: ConfigBundle, settings: list[str]) -> ConfigBundle:
@@ -132,7 +137,8 @@ def print_scores(scores: list[MarketScore], learners: tuple[str, ...]) -> None:
         vs_best = np.array([s.costs[n] - s.costs[s.best_fixed] for s in scores])
         vs_static = np.array([s.costs[n] - s.costs[STATIC] for s in scores])
         print(f"{n}: mean vs best fixed {vs_best.mean():+.3f} bps (worst {vs_best.max():+.3f}); mean vs static "
-              f"{vs_static.mean():+.3f} bps (worst {vs_static.max():+.3f})")
+              f"{vs_static.mean():+.3f} bps (worst {vs_static.max():+.3f}); drift alarms "
+              + ", ".join(f"{s.label} {s.drifts[n]}" for s in scores if s.drifts[n]))
 
 
 def main(argv: list[str] | None = None) -> int:

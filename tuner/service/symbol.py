@@ -3,8 +3,9 @@
 Two verbs, as everywhere in the tuner:
 
 * :meth:`SymbolTuner.decide` ``(context) -> RouterPolicy``: the learner picks an arm among the arms the
-  guardrails allow (inside the bounds and within one step of the published version), and the result is
-  the published policy carrying that arm and its propensity; ``route()`` logs both in the RouterEvent.
+  guardrails allow (inside the bounds; within one step of the published version too, unless the learner
+  prices untried arms, whose exploration the budget then charges at the posterior's expected extra cost),
+  and the result is the published policy carrying that arm and its propensity; ``route()`` logs both.
 * :meth:`SymbolTuner.observe` ``(event, context) -> ObserveResult``: the reward filter (absurd or
   unfilled outcomes are counted, never learned), the drift monitor (re-opens exploration), the learner
   update, the rollback monitor and the publishing rule.
