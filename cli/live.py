@@ -17,38 +17,46 @@ keys are read from the environment only and never printed. Before the first inte
 reconciles open orders and positions with the venue, in both modes (see ``executor.reconcile``); health
 is published every ``health.interval_s`` to the executor store and, when enabled, to a Prometheus
 endpoint whose URL is printed on stdout.
-Exit codes: 0 done, 1 configuration or reconciliation refused, 2 bad arguments (an unreadable intents file or a
-malformed line in it, a venue without a live adapter), a journal and executor store that are not each other's
-(``executor.reconcile``) or an unreadable paper account file.
+The configuration is ``--config DIR``, else the embedded defaults, as in every other command.
+Output: a ``started:`` line saying what the reconciliation found, then, when the run ends (intents done, a
+signal, the paper market or a malformed intent line ending it), a summary of what this run did: intents
+processed, orders routed and filled, fills, mean cost in bps, vetoes by reason (``features.run_summary``).
+``--json`` prints the same as one JSON object per line (``"event"``: ``metrics``, ``started``, ``done``);
+failures stay one plain line on stderr either way.
+Exit codes: 0 done, 1 reconciliation refused or the run halted, 2 bad input (a bad configuration, an
+unreadable intents file or a malformed line in it, a venue without a live adapter), a journal and executor
+store that are not each other's (``executor.reconcile``) or an unreadable paper account file.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from config.loader import ConfigError, load_config
+from config.loader import DEFAULTS_DIR, load_config
 from config.models import ConfigBundle
 from executor.adaptive.checkpoint import TunerCheckpoint
 from executor.adaptive.routing import AdaptiveRouting, AdaptiveStateAhead
 from executor.intents import IntentFormatError, JsonlIntentSource
 from executor.journal import DEFAULT_PATH as DEFAULT_JOURNAL
 from executor.journal import Journal
-from executor.loop import Executor, ExecutorHalted
+from executor.loop import Executor, ExecutorHalted, StartReport
 from executor.metrics import ExecutorMetrics
 from executor.paper_account import PaperAccountError
 from executor.reconcile import JournalStoreMismatch, PositionReader, ReconcileError
 from executor.store import DEFAULT_STORE, ExecutorStore
 from executor.telemetry import Telemetry
+from features.run_summary import RunSummary, summarize_run
 from risk.units import NS_PER_S
 from router.venue import Venue, VenueError
 from router.venues.ccxt.quirks import QUIRKS
@@ -68,7 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--venue", required=True, choices=sorted(QUIRKS),
                         help="exchange id the run trades on, or simulates in paper mode: a venue with a live "
                              "adapter (router.venues.ccxt.quirks)")
-    parser.add_argument("--config", required=True, type=Path, help="configuration directory")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="configuration directory (default: the embedded defaults)")
     parser.add_argument("--intents", required=True, type=Path, help="JSONL file of router.events.Intent")
     parser.add_argument("--follow", action="store_true", help="tail the intents file until interrupted")
     parser.add_argument("--journal", type=Path, default=DEFAULT_JOURNAL, help=f"journal (default {DEFAULT_JOURNAL})")
@@ -93,6 +102,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tuner-state", type=Path, required=False,
                         help="with --policy-source tuner: checkpoint manifest of the tuner state "
                              "(default: executor.json adaptive.tuner_state_path)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per stdout line (event: metrics, started, done); "
+                             "a failure is still one plain line on stderr")
 
 
 def _venue(args: argparse.Namespace,
@@ -196,11 +208,7 @@ def run(args: argparse.Namespace) -> int:
     if args.idle_poll_s <= 0:
         print("live: --idle-poll-s must be > 0", file=sys.stderr)
         return 2
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        print(f"live: {error}", file=sys.stderr)
-        return 1
+    config = load_config(args.config if args.config is not None else DEFAULTS_DIR)  # bad: exit 2 (cli.main)
     if args.policy_source != "tuner" and (args.no_mlflow or args.tuner_state is not None):
         print("live: --no-mlflow and --tuner-state need --policy-source tuner", file=sys.stderr)
         return 2
@@ -250,7 +258,8 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
     server = None
     if config.executor.prometheus.enabled:
         port, server = metrics.serve(config.executor.prometheus.host, config.executor.prometheus.port)
-        print(f"metrics: http://{config.executor.prometheus.host}:{port}/metrics", flush=True)
+        url = f"http://{config.executor.prometheus.host}:{port}/metrics"
+        _say(args, {"event": "metrics", "url": url}, f"metrics: {url}")
     seed = args.seed if args.seed is not None else config.executor.paper.seed
     try:
         with Journal(args.journal) as journal, ExecutorStore(args.store) as store:
@@ -273,17 +282,25 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
                                                     contracts=config.strategy.universe),
                                 adaptive=adaptive)
             report = executor.start()
-            print(f"started: {report}", flush=True)
+            first_row = journal.last_row()  # the summary counts what this run appends after it
+            _say(args, {"event": "started", **asdict(report)}, f"started: {describe_start(report)}")
             try:
-                processed = executor.run(source, idle_poll_s=args.idle_poll_s,
-                                         should_stop=lambda: stopping["flag"], on_idle=on_idle)
+                executor.run(source, idle_poll_s=args.idle_poll_s, should_stop=lambda: stopping["flag"],
+                             on_idle=on_idle)
             except ReplayExhausted as error:  # paper only: the recorded or synthetic market ran out
                 print(f"live: paper market ended: {error}", file=sys.stderr)
+                _say_done(args, journal, first_row, ended="paper_market_ended")
                 return 0
+            except IntentFormatError:
+                _say_done(args, journal, first_row, ended="malformed_intent")
+                raise
+            except ExecutorHalted:
+                _say_done(args, journal, first_row, ended="halted")
+                raise
             executor.publish_now()
             if adaptive is not None:
                 adaptive.checkpoint()
-            print(f"done: {processed} new intents processed", flush=True)
+            _say_done(args, journal, first_row, ended="signal" if stopping["flag"] else "intents_done")
     except IntentFormatError as error:  # the intents before the line are journaled; nothing past it was routed
         print(f"live: stopped at a malformed intent: {error}; fix or remove that line and run again (the intents "
               "before it are journaled and will not be routed twice)", file=sys.stderr)
@@ -300,3 +317,36 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
         if server is not None:
             server.shutdown()
     return 0
+
+
+def describe_start(report: StartReport) -> str:
+    """What the start-up reconciliation found, in words (``--json`` prints the fields instead)."""
+    parts = [f"{report.replayed_router_events} router events replayed from the journal",
+             f"{report.done_intents} intents already done",
+             f"{len(report.recovered_intent_ids)} in-flight intents recovered",
+             f"{report.cancelled_orders} stale orders cancelled",
+             f"{len(report.foreign_open_orders)} open orders not ours left alone",
+             "positions checked against the venue" if report.positions_checked
+             else "positions from the journal only (the venue cannot report them)"]
+    if report.tuner_catch_up is not None:
+        parts.append(f"tuner re-learned {report.tuner_catch_up.relearned} events "
+                     f"({report.tuner_catch_up.without_decision} without a decision record)")
+    return ", ".join(parts)
+
+
+def describe_done(summary: RunSummary, *, ended: str) -> list[str]:
+    """The closing lines of a run: how many intents were new and why it ended, then what became of them."""
+    return [f"done: {summary.routed + summary.vetoed} new intents processed ({ended.replace('_', ' ')})",
+            *(f"  {line}" for line in summary.lines())]
+
+
+def _say_done(args: argparse.Namespace, journal: Journal, first_row: int, *, ended: str) -> None:
+    """Print the summary of the router and veto events this run journaled (after ``first_row``)."""
+    summary = summarize_run([*journal.read("router", after_row=first_row), *journal.read("veto", after_row=first_row)])
+    _say(args, {"event": "done", "ended": ended, "processed": summary.routed + summary.vetoed, **summary.as_dict()},
+         "\n".join(describe_done(summary, ended=ended)))
+
+
+def _say(args: argparse.Namespace, fields: dict[str, object], text: str) -> None:
+    """One stdout record: a JSON object under ``--json``, else the readable ``text``."""
+    print(json.dumps(fields, sort_keys=True, default=str) if args.json else text, flush=True)
