@@ -70,6 +70,26 @@ def probe_writable(directory: Path) -> None:
             pass
 
 
+SYMBOLS_RULE = "space-separated (BTCUSDT ETHUSDT); a comma also separates (BTCUSDT,ETHUSDT), case is ignored"
+
+
+class SymbolList(argparse.Action):
+    """``--symbols`` in every command: the values are space-separated, each may hold comma-separated names.
+
+    ``--symbols BTCUSDT ETHUSDT``, ``--symbols BTCUSDT,ETHUSDT`` and ``--symbols btcusdt, ethusdt`` all give
+    ``["BTCUSDT", "ETHUSDT"]``: upper-cased, empty pieces dropped, order and repeats kept (the command judges
+    a repeat). With ``nargs="+"`` at least one name must remain.
+    """
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[object] | None, option_string: str | None = None) -> None:
+        texts = [values] if isinstance(values, str) else [str(v) for v in values or ()]
+        names = [piece.strip().upper() for text in texts for piece in text.split(",") if piece.strip()]
+        if not names and self.nargs == "+":
+            parser.error(f"{option_string}: no symbol name in {' '.join(texts)!r}")
+        setattr(namespace, self.dest, names)
+
+
 def _sqlite(error: Exception) -> tuple[int, str]:
     text = str(error)
     if "locked" in text or "busy" in text:
