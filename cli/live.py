@@ -23,9 +23,11 @@ signal, the paper market or a malformed intent line ending it), a summary of wha
 processed, orders routed and filled, fills, mean cost in bps, vetoes by reason (``features.run_summary``).
 ``--json`` prints the same as one JSON object per line (``"event"``: ``metrics``, ``started``, ``done``);
 failures stay one plain line on stderr either way.
-Exit codes: 0 done, 1 reconciliation refused or the run halted, 2 bad input (a bad configuration, an
-unreadable intents file or a malformed line in it, a venue without a live adapter), a journal and executor
-store that are not each other's (``executor.reconcile``) or an unreadable paper account file.
+Failures end in one line on stderr through ``cli.main``'s table (``router-tuner live: ...``): exit 1 when a
+venue, the registry or the tuner state refuses, the reconciliation does not match or the run halted; 2 for
+bad input (a bad configuration, an unreadable intents file or a malformed line in it, a venue without a
+live adapter, a journal and executor store that are not each other's (``executor.reconcile``) or an
+unreadable paper account file). 0 when the intents (or the paper market) are done or a signal stopped it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cli.main import BadInput, RunFailure, reading
 from config.loader import DEFAULTS_DIR, load_config
 from config.models import ConfigBundle
 from executor.adaptive.checkpoint import TunerCheckpoint
@@ -206,20 +209,15 @@ def tuner_wiring(config: ConfigBundle, *, use_mlflow: bool) -> TunerWiring:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.idle_poll_s <= 0:
-        print("live: --idle-poll-s must be > 0", file=sys.stderr)
-        return 2
+        raise BadInput("--idle-poll-s must be > 0")
     config = load_config(args.config if args.config is not None else DEFAULTS_DIR)  # bad: exit 2 (cli.main)
     if args.policy_source != "tuner" and (args.no_mlflow or args.tuner_state is not None):
-        print("live: --no-mlflow and --tuner-state need --policy-source tuner", file=sys.stderr)
-        return 2
+        raise BadInput("--no-mlflow and --tuner-state need --policy-source tuner")
     if args.live and args.paper_state is not None:
-        print("live: --paper-state is for paper mode; a live venue keeps its own account", file=sys.stderr)
-        return 2
-    try:  # before anything touches the venue: a missing file must not surface after reconciliation
+        raise BadInput("--paper-state is for paper mode; a live venue keeps its own account")
+    # before anything touches the venue: a missing file must not surface after reconciliation
+    with reading("intents", args.intents):
         source = JsonlIntentSource(args.intents, follow=args.follow)
-    except OSError as error:
-        print(f"live: intents not readable: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
     try:
         return _serve(args, config, source)
     finally:
@@ -227,7 +225,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSource) -> int:
-    """Policies, venue, metrics, journal and store around the executor loop; returns the exit code."""
+    """Policies, venue, metrics, journal and store around the executor loop; returns the exit code.
+
+    Every failure is raised for ``cli.main`` to print as one line: :class:`BadInput` (exit 2) for the
+    wrong files, :class:`RunFailure` (exit 1) for a venue, registry or account that refuses.
+    """
     wiring: TunerWiring | None = None
     try:
         if args.policy_source == "tuner":
@@ -236,16 +238,13 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
         else:
             policies = policy_source(args.policy_source, config)
     except (RuntimeError, ValueError) as error:  # RegistryError, PolicyError: no champion or an unusable one
-        print(f"live: policy source not started: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+        raise RunFailure(f"policy source not started: {type(error).__name__}: {error}") from error
     try:
         venue, positions, on_idle = _venue(args, config)
     except PaperAccountError as error:
-        print(f"live: paper account not restored: {error}", file=sys.stderr)
-        return 2
+        raise BadInput(f"paper account not restored: {error}") from error
     except (KeyError, ValueError, VenueError) as error:
-        print(f"live: venue not started: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+        raise RunFailure(f"venue not started: {type(error).__name__}: {error}") from error
     stopping = {"flag": False}
 
     def stop(signum: int, _frame: object) -> None:
@@ -273,8 +272,7 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
                         checkpoint=TunerCheckpoint(state_path), journal_router_events=journal.count("router"),
                         modes=wiring.modes)
                 except ValueError as error:  # StateFileError, or a state ahead of this journal
-                    print(f"live: tuner state not restored: {type(error).__name__}: {error}", file=sys.stderr)
-                    return 1
+                    raise RunFailure(f"tuner state not restored: {type(error).__name__}: {error}") from error
             executor = Executor(config=config, venue=venue, journal=journal, store=store,
                                 policy_for=adaptive.current if adaptive is not None else policies.current,
                                 rng=np.random.default_rng(seed), venue_positions=positions,
@@ -288,7 +286,7 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
                 executor.run(source, idle_poll_s=args.idle_poll_s, should_stop=lambda: stopping["flag"],
                              on_idle=on_idle)
             except ReplayExhausted as error:  # paper only: the recorded or synthetic market ran out
-                print(f"live: paper market ended: {error}", file=sys.stderr)
+                print(f"router-tuner live: paper market ended: {error}", file=sys.stderr)
                 _say_done(args, journal, first_row, ended="paper_market_ended")
                 return 0
             except IntentFormatError:
@@ -302,17 +300,14 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
                 adaptive.checkpoint()
             _say_done(args, journal, first_row, ended="signal" if stopping["flag"] else "intents_done")
     except IntentFormatError as error:  # the intents before the line are journaled; nothing past it was routed
-        print(f"live: stopped at a malformed intent: {error}; fix or remove that line and run again (the intents "
-              "before it are journaled and will not be routed twice)", file=sys.stderr)
-        return 2
+        error.add_note("stopped at a malformed intent")
+        raise
     except JournalStoreMismatch as error:  # before ReconcileError, its base: the wrong pair of files
         paper = "" if args.live else f" (paper mode: with the paper account {paper_state_path(args)})"
-        print(f"live: refused: {error}{paper}", file=sys.stderr)
-        return 2
+        raise BadInput(f"refused: {error}{paper}") from error
     except (ReconcileError, ExecutorHalted, AdaptiveStateAhead) as error:
         paper = "" if args.live else f" (paper mode: the venue's account is {paper_state_path(args)})"
-        print(f"live: stopped: {type(error).__name__}: {error}{paper}", file=sys.stderr)
-        return 1
+        raise RunFailure(f"stopped: {type(error).__name__}: {error}{paper}") from error
     finally:
         if server is not None:
             server.shutdown()

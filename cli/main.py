@@ -10,8 +10,9 @@ Failures are handled here, once: whatever a command raises ends in one line on s
 argument, a configuration, an intents line, a file that is not what it should be, a place that cannot be
 written), ``1`` for a runtime failure (a lock held by another process, a full disk, a venue or MLflow
 refusing), ``130`` for Ctrl-C. ``--debug`` (before the command) re-raises instead, with the traceback.
-Commands raise :class:`BadInput` for input they refuse, and wrap file access in :func:`reading` so the
-line names the file (SQLite errors do not).
+Commands raise :class:`BadInput` for input they refuse and :class:`RunFailure` for a run that cannot go on,
+and wrap file access in :func:`reading` so the line names the file (SQLite errors do not). Under a
+command's ``--json`` a failure is still this one plain line on stderr: stdout carries only results.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 class BadInput(Exception):
     """Input a command refuses (an argument, a file's content): exit 2 with this message."""
+
+
+class RunFailure(Exception):
+    """A run that cannot start or go on for a reason outside its input (a venue or an account that refuses,
+    a reconciliation that does not match): exit 1 with this message."""
 
 
 @contextmanager
@@ -130,8 +136,10 @@ def _hint(code: int, advice: str) -> Callable[[Exception], tuple[int, str]]:
 _MLFLOW_ADVICE = "check the MLflow store (--tracking-uri, MLFLOW_TRACKING_URI or tuner.json mlflow)"
 FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
     "cli.main.BadInput": _hint(BAD_INPUT, ""),
+    "cli.main.RunFailure": _hint(RUNTIME_FAILURE, ""),
     "config.loader.ConfigError": _config,
-    "executor.intents.IntentFormatError": _hint(BAD_INPUT, "fix or remove that line"),
+    "executor.intents.IntentFormatError": _hint(BAD_INPUT, "fix or remove that line and run again (the intents "
+                                                           "before it are journaled and will not be routed twice)"),
     "executor.journal.JournalLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
     "executor.store.StoreLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
     "executor.journal.JournalVersionError": _hint(BAD_INPUT, "point at a journal written by router-tuner"),

@@ -115,6 +115,7 @@ def test_live_refuses_an_unreadable_intents_file_before_touching_the_venue(
 ) -> None:
     cfg = live_config_dir(tmp_path, fake.base_url)
     assert cli_main(live_args(tmp_path, cfg, tmp_path / "missing.jsonl")) == 2
-    assert "live: intents not readable: FileNotFoundError" in capsys.readouterr().err
+    missing = tmp_path / "missing.jsonl"
+    assert f"router-tuner live: intents {missing}: No such file or directory" in capsys.readouterr().err
     assert not fake.order_requests("POST") and not fake.order_requests("DELETE")
     assert not (tmp_path / "journal.sqlite").exists()
