@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check = actions.add_parser("check", help="validate a config directory; exit 2 on any problem")
     check.add_argument("dir", nargs="?", default=None, help="config directory (default: embedded defaults)")
     check.add_argument("--json", action="store_true",
-                       help="also print the verdict as one JSON object on stdout (problems stay listed on stderr)")
+                       help="also print the verdict as one JSON object on stdout (the problems stay listed on "
+                            "stderr; a failure is still one plain line on stderr)")
 
 
 def run(args: argparse.Namespace) -> int:

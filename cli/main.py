@@ -179,7 +179,10 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(selected: str | None) -> argparse.ArgumentParser:
     """The parser, with the arguments of the ``selected`` command only (``None``: the overview)."""
-    parser = _Parser(prog="router-tuner", description="Adaptive maker/taker order router with an online tuner.")
+    parser = _Parser(prog="router-tuner", description="Adaptive maker/taker order router with an online tuner.",
+                     epilog="Exit codes: 0 done, 1 runtime failure, 2 bad input, 130 interrupted. A failure is one "
+                            "line on stderr, also under a command's --json (stdout then carries only results); "
+                            "--debug shows the traceback instead. --symbols lists are " + SYMBOLS_RULE + ".")
     parser.add_argument("--debug", action="store_true", help="show the traceback of a failure instead of one line")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():

@@ -49,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-url", default=None, help="re-point REST endpoints to this base URL")
     parser.add_argument("--ws-url", default=None, help="re-point websocket endpoints to this base URL")
     parser.add_argument("--json", action="store_true",
-                        help="print the per-symbol counts as one JSON object on stdout at the end (progress and "
-                             "failures stay plain lines on stderr)")
+                        help="print the per-symbol counts as one JSON object on stdout at the end (progress stays "
+                             "on stderr; a failure is still one plain line on stderr)")
 
 
 def run(args: argparse.Namespace) -> int:

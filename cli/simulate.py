@@ -42,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="symbols that also run the shadow scenario (none after the flag: no scenario; "
                              "default: router.json simulation.shadow_scenario.symbols)")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
-    parser.add_argument("--json", action="store_true", help="print the summary as one JSON line last on stdout")
+    parser.add_argument("--json", action="store_true",
+                        help="print the summary as one JSON line last on stdout (a failure is still one plain "
+                             "line on stderr)")
 
 
 def run(args: argparse.Namespace) -> int:

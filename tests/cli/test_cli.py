@@ -85,3 +85,13 @@ def test_config_check_json_gives_the_verdict_and_the_problems(config_dir: Path,
     assert {(p["file"], p["path"]) for p in verdict["problems"]} == {
         ("risk_limits.json", "$.max_concurrent_positions"), ("risk_limits.json", "$")}
     assert "2 problem(s)" in captured.err  # a person at the terminal still reads them
+
+
+@pytest.mark.parametrize("command", [["config", "check"], ["record"], ["live"], ["health"], ["simulate"],
+                                     ["policy", "rollback"]])
+def test_every_json_flag_says_failures_stay_one_plain_line(command: list[str],
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--json" in text and "a failure is still one plain line on stderr" in text
