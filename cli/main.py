@@ -40,7 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "journal": ("cli.journal", "inspect a journal: `journal count|export`"),
     "ope": ("cli.ope", "score a candidate policy on a journal's logged router events"),
     "simulate": ("cli.simulate", "the main job: replay markets, compare routing policies, write the report"),
-    "live": ("cli.live", "run the executor: `live --venue binanceusdm --config DIR` (paper unless --live)"),
+    "live": ("cli.live", "run the executor on an intents file: `live --venue binanceusdm --intents FILE` "
+                         "(paper unless --live; ends with a summary of what it routed and vetoed)"),
     "health": ("cli.health", "print the executor's latest health snapshot and alerts"),
 }
 
