@@ -316,11 +316,14 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
 
 def describe_start(report: StartReport) -> str:
     """What the start-up reconciliation found, in words (``--json`` prints the fields instead)."""
+    def listed(ids: tuple[str, ...]) -> str:
+        return f" ({', '.join(ids)})" if ids else ""
+
     parts = [f"{report.replayed_router_events} router events replayed from the journal",
              f"{report.done_intents} intents already done",
-             f"{len(report.recovered_intent_ids)} in-flight intents recovered",
+             f"{len(report.recovered_intent_ids)} in-flight intents recovered{listed(report.recovered_intent_ids)}",
              f"{report.cancelled_orders} stale orders cancelled",
-             f"{len(report.foreign_open_orders)} open orders not ours left alone",
+             f"{len(report.foreign_open_orders)} open orders not ours left alone{listed(report.foreign_open_orders)}",
              "positions checked against the venue" if report.positions_checked
              else "positions from the journal only (the venue cannot report them)"]
     if report.tuner_catch_up is not None:

@@ -101,3 +101,17 @@ def test_help_says_errors_stay_plain_under_json(capsys: pytest.CaptureFixture[st
         main(["live", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "a failure is still one plain line on stderr" in text and "(default: the embedded defaults)" in text
+
+
+def test_the_started_line_names_what_the_reconciliation_found() -> None:
+    from cli.live import describe_start
+    from executor.adaptive.routing import CatchUp
+    from executor.loop import StartReport
+
+    text = describe_start(StartReport(replayed_router_events=5, done_intents=7, recovered_intent_ids=("r1", "r2"),
+                                      cancelled_orders=1, foreign_open_orders=("x9",), positions_checked=False,
+                                      tuner_catch_up=CatchUp(relearned=3, without_decision=1)))
+    assert text == ("5 router events replayed from the journal, 7 intents already done, 2 in-flight intents "
+                    "recovered (r1, r2), 1 stale orders cancelled, 1 open orders not ours left alone (x9), "
+                    "positions from the journal only (the venue cannot report them), tuner re-learned 3 events "
+                    "(1 without a decision record)")

@@ -144,7 +144,7 @@ def test_sigkill_mid_order_then_restart_settles_without_resending(tmp_path: Path
             if proc2.poll() is None:
                 proc2.kill()
 
-    assert "recovered_intent_ids=('r1',)" in out2.read_text()
+    assert "1 in-flight intents recovered (r1)" in out2.read_text()
     with fake.state.lock:
         posts = dict(fake.state.order_posts)
         orders = dict(fake.state.orders)
