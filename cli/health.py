@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"executor store (default {DEFAULT_STORE})")
     parser.add_argument("--alerts-since-s", type=float, default=86_400.0,
                         help="show alerts raised this many seconds before the snapshot")
-    parser.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="print the snapshot as JSON (a failure is still one plain line on stderr)")
 
 
 def render(health: HealthSnapshot) -> str:

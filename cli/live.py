@@ -17,38 +17,49 @@ keys are read from the environment only and never printed. Before the first inte
 reconciles open orders and positions with the venue, in both modes (see ``executor.reconcile``); health
 is published every ``health.interval_s`` to the executor store and, when enabled, to a Prometheus
 endpoint whose URL is printed on stdout.
-Exit codes: 0 done, 1 configuration or reconciliation refused, 2 bad arguments (an unreadable intents file or a
-malformed line in it, a venue without a live adapter), a journal and executor store that are not each other's
-(``executor.reconcile``) or an unreadable paper account file.
+The configuration is ``--config DIR``, else the embedded defaults, as in every other command.
+Output: a ``started:`` line saying what the reconciliation found, then, when the run ends (intents done, a
+signal, the paper market or a malformed intent line ending it), a summary of what this run did: intents
+processed, orders routed and filled, fills, mean cost in bps, vetoes by reason (``features.run_summary``).
+``--json`` prints the same as one JSON object per line (``"event"``: ``metrics``, ``started``, ``done``);
+failures stay one plain line on stderr either way.
+Failures end in one line on stderr through ``cli.main``'s table (``router-tuner live: ...``): exit 1 when a
+venue, the registry or the tuner state refuses, the reconciliation does not match or the run halted; 2 for
+bad input (a bad configuration, an unreadable intents file or a malformed line in it, a venue without a
+live adapter, a journal and executor store that are not each other's (``executor.reconcile``) or an
+unreadable paper account file). 0 when the intents (or the paper market) are done or a signal stopped it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from config.loader import ConfigError, load_config
+from cli.main import BadInput, RunFailure, reading
+from config.loader import DEFAULTS_DIR, load_config
 from config.models import ConfigBundle
 from executor.adaptive.checkpoint import TunerCheckpoint
 from executor.adaptive.routing import AdaptiveRouting, AdaptiveStateAhead
-from executor.intents import JsonlIntentSource
+from executor.intents import IntentFormatError, JsonlIntentSource
 from executor.journal import DEFAULT_PATH as DEFAULT_JOURNAL
 from executor.journal import Journal
-from executor.loop import Executor, ExecutorHalted
+from executor.loop import Executor, ExecutorHalted, StartReport
 from executor.metrics import ExecutorMetrics
 from executor.paper_account import PaperAccountError
 from executor.reconcile import JournalStoreMismatch, PositionReader, ReconcileError
 from executor.store import DEFAULT_STORE, ExecutorStore
 from executor.telemetry import Telemetry
+from features.run_summary import RunSummary, summarize_run
 from risk.units import NS_PER_S
 from router.venue import Venue, VenueError
 from router.venues.ccxt.quirks import QUIRKS
@@ -68,7 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--venue", required=True, choices=sorted(QUIRKS),
                         help="exchange id the run trades on, or simulates in paper mode: a venue with a live "
                              "adapter (router.venues.ccxt.quirks)")
-    parser.add_argument("--config", required=True, type=Path, help="configuration directory")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="configuration directory (default: the embedded defaults)")
     parser.add_argument("--intents", required=True, type=Path, help="JSONL file of router.events.Intent")
     parser.add_argument("--follow", action="store_true", help="tail the intents file until interrupted")
     parser.add_argument("--journal", type=Path, default=DEFAULT_JOURNAL, help=f"journal (default {DEFAULT_JOURNAL})")
@@ -93,6 +105,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tuner-state", type=Path, required=False,
                         help="with --policy-source tuner: checkpoint manifest of the tuner state "
                              "(default: executor.json adaptive.tuner_state_path)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per stdout line (event: metrics, started, done); "
+                             "a failure is still one plain line on stderr")
 
 
 def _venue(args: argparse.Namespace,
@@ -194,24 +209,15 @@ def tuner_wiring(config: ConfigBundle, *, use_mlflow: bool) -> TunerWiring:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.idle_poll_s <= 0:
-        print("live: --idle-poll-s must be > 0", file=sys.stderr)
-        return 2
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        print(f"live: {error}", file=sys.stderr)
-        return 1
+        raise BadInput("--idle-poll-s must be > 0")
+    config = load_config(args.config if args.config is not None else DEFAULTS_DIR)  # bad: exit 2 (cli.main)
     if args.policy_source != "tuner" and (args.no_mlflow or args.tuner_state is not None):
-        print("live: --no-mlflow and --tuner-state need --policy-source tuner", file=sys.stderr)
-        return 2
+        raise BadInput("--no-mlflow and --tuner-state need --policy-source tuner")
     if args.live and args.paper_state is not None:
-        print("live: --paper-state is for paper mode; a live venue keeps its own account", file=sys.stderr)
-        return 2
-    try:  # before anything touches the venue: a missing file must not surface after reconciliation
+        raise BadInput("--paper-state is for paper mode; a live venue keeps its own account")
+    # before anything touches the venue: a missing file must not surface after reconciliation
+    with reading("intents", args.intents):
         source = JsonlIntentSource(args.intents, follow=args.follow)
-    except OSError as error:
-        print(f"live: intents not readable: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
     try:
         return _serve(args, config, source)
     finally:
@@ -219,7 +225,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSource) -> int:
-    """Policies, venue, metrics, journal and store around the executor loop; returns the exit code."""
+    """Policies, venue, metrics, journal and store around the executor loop; returns the exit code.
+
+    Every failure is raised for ``cli.main`` to print as one line: :class:`BadInput` (exit 2) for the
+    wrong files, :class:`RunFailure` (exit 1) for a venue, registry or account that refuses.
+    """
     wiring: TunerWiring | None = None
     try:
         if args.policy_source == "tuner":
@@ -228,16 +238,13 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
         else:
             policies = policy_source(args.policy_source, config)
     except (RuntimeError, ValueError) as error:  # RegistryError, PolicyError: no champion or an unusable one
-        print(f"live: policy source not started: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+        raise RunFailure(f"policy source not started: {type(error).__name__}: {error}") from error
     try:
         venue, positions, on_idle = _venue(args, config)
     except PaperAccountError as error:
-        print(f"live: paper account not restored: {error}", file=sys.stderr)
-        return 2
+        raise BadInput(f"paper account not restored: {error}") from error
     except (KeyError, ValueError, VenueError) as error:
-        print(f"live: venue not started: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+        raise RunFailure(f"venue not started: {type(error).__name__}: {error}") from error
     stopping = {"flag": False}
 
     def stop(signum: int, _frame: object) -> None:
@@ -250,7 +257,8 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
     server = None
     if config.executor.prometheus.enabled:
         port, server = metrics.serve(config.executor.prometheus.host, config.executor.prometheus.port)
-        print(f"metrics: http://{config.executor.prometheus.host}:{port}/metrics", flush=True)
+        url = f"http://{config.executor.prometheus.host}:{port}/metrics"
+        _say(args, {"event": "metrics", "url": url}, f"metrics: {url}")
     seed = args.seed if args.seed is not None else config.executor.paper.seed
     try:
         with Journal(args.journal) as journal, ExecutorStore(args.store) as store:
@@ -264,8 +272,7 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
                         checkpoint=TunerCheckpoint(state_path), journal_router_events=journal.count("router"),
                         modes=wiring.modes)
                 except ValueError as error:  # StateFileError, or a state ahead of this journal
-                    print(f"live: tuner state not restored: {type(error).__name__}: {error}", file=sys.stderr)
-                    return 1
+                    raise RunFailure(f"tuner state not restored: {type(error).__name__}: {error}") from error
             executor = Executor(config=config, venue=venue, journal=journal, store=store,
                                 policy_for=adaptive.current if adaptive is not None else policies.current,
                                 rng=np.random.default_rng(seed), venue_positions=positions,
@@ -273,26 +280,71 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
                                                     contracts=config.strategy.universe),
                                 adaptive=adaptive)
             report = executor.start()
-            print(f"started: {report}", flush=True)
+            first_row = journal.last_row()  # the summary counts what this run appends after it
+            _say(args, {"event": "started", **asdict(report)}, f"started: {describe_start(report)}")
             try:
-                processed = executor.run(source, idle_poll_s=args.idle_poll_s,
-                                         should_stop=lambda: stopping["flag"], on_idle=on_idle)
+                executor.run(source, idle_poll_s=args.idle_poll_s, should_stop=lambda: stopping["flag"],
+                             on_idle=on_idle)
             except ReplayExhausted as error:  # paper only: the recorded or synthetic market ran out
-                print(f"live: paper market ended: {error}", file=sys.stderr)
+                print(f"router-tuner live: paper market ended: {error}", file=sys.stderr)
+                _say_done(args, journal, first_row, ended="paper_market_ended")
                 return 0
+            except IntentFormatError:
+                _say_done(args, journal, first_row, ended="malformed_intent")
+                raise
+            except ExecutorHalted:
+                _say_done(args, journal, first_row, ended="halted")
+                raise
             executor.publish_now()
             if adaptive is not None:
                 adaptive.checkpoint()
-            print(f"done: {processed} new intents processed", flush=True)
+            _say_done(args, journal, first_row, ended="signal" if stopping["flag"] else "intents_done")
+    except IntentFormatError as error:  # the intents before the line are journaled; nothing past it was routed
+        error.add_note("stopped at a malformed intent")
+        raise
     except JournalStoreMismatch as error:  # before ReconcileError, its base: the wrong pair of files
         paper = "" if args.live else f" (paper mode: with the paper account {paper_state_path(args)})"
-        print(f"live: refused: {error}{paper}", file=sys.stderr)
-        return 2
+        raise BadInput(f"refused: {error}{paper}") from error
     except (ReconcileError, ExecutorHalted, AdaptiveStateAhead) as error:
         paper = "" if args.live else f" (paper mode: the venue's account is {paper_state_path(args)})"
-        print(f"live: stopped: {type(error).__name__}: {error}{paper}", file=sys.stderr)
-        return 1
+        raise RunFailure(f"stopped: {type(error).__name__}: {error}{paper}") from error
     finally:
         if server is not None:
             server.shutdown()
     return 0
+
+
+def describe_start(report: StartReport) -> str:
+    """What the start-up reconciliation found, in words (``--json`` prints the fields instead)."""
+    def listed(ids: tuple[str, ...]) -> str:
+        return f" ({', '.join(ids)})" if ids else ""
+
+    parts = [f"{report.replayed_router_events} router events replayed from the journal",
+             f"{report.done_intents} intents already done",
+             f"{len(report.recovered_intent_ids)} in-flight intents recovered{listed(report.recovered_intent_ids)}",
+             f"{report.cancelled_orders} stale orders cancelled",
+             f"{len(report.foreign_open_orders)} open orders not ours left alone{listed(report.foreign_open_orders)}",
+             "positions checked against the venue" if report.positions_checked
+             else "positions from the journal only (the venue cannot report them)"]
+    if report.tuner_catch_up is not None:
+        parts.append(f"tuner re-learned {report.tuner_catch_up.relearned} events "
+                     f"({report.tuner_catch_up.without_decision} without a decision record)")
+    return ", ".join(parts)
+
+
+def describe_done(summary: RunSummary, *, ended: str) -> list[str]:
+    """The closing lines of a run: how many intents were new and why it ended, then what became of them."""
+    return [f"done: {summary.routed + summary.vetoed} new intents processed ({ended.replace('_', ' ')})",
+            *(f"  {line}" for line in summary.lines())]
+
+
+def _say_done(args: argparse.Namespace, journal: Journal, first_row: int, *, ended: str) -> None:
+    """Print the summary of the router and veto events this run journaled (after ``first_row``)."""
+    summary = summarize_run([*journal.read("router", after_row=first_row), *journal.read("veto", after_row=first_row)])
+    _say(args, {"event": "done", "ended": ended, "processed": summary.routed + summary.vetoed, **summary.as_dict()},
+         "\n".join(describe_done(summary, ended=ended)))
+
+
+def _say(args: argparse.Namespace, fields: dict[str, object], text: str) -> None:
+    """One stdout record: a JSON object under ``--json``, else the readable ``text``."""
+    print(json.dumps(fields, sort_keys=True, default=str) if args.json else text, flush=True)

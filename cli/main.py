@@ -10,8 +10,9 @@ Failures are handled here, once: whatever a command raises ends in one line on s
 argument, a configuration, an intents line, a file that is not what it should be, a place that cannot be
 written), ``1`` for a runtime failure (a lock held by another process, a full disk, a venue or MLflow
 refusing), ``130`` for Ctrl-C. ``--debug`` (before the command) re-raises instead, with the traceback.
-Commands raise :class:`BadInput` for input they refuse, and wrap file access in :func:`reading` so the
-line names the file (SQLite errors do not).
+Commands raise :class:`BadInput` for input they refuse and :class:`RunFailure` for a run that cannot go on,
+and wrap file access in :func:`reading` so the line names the file (SQLite errors do not). Under a
+command's ``--json`` a failure is still this one plain line on stderr: stdout carries only results.
 """
 
 from __future__ import annotations
@@ -39,13 +40,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "journal": ("cli.journal", "inspect a journal: `journal count|export`"),
     "ope": ("cli.ope", "score a candidate policy on a journal's logged router events"),
     "simulate": ("cli.simulate", "the main job: replay markets, compare routing policies, write the report"),
-    "live": ("cli.live", "run the executor: `live --venue binanceusdm --config DIR` (paper unless --live)"),
+    "live": ("cli.live", "run the executor on an intents file: `live --venue binanceusdm --intents FILE` "
+                         "(paper unless --live; ends with a summary of what it routed and vetoed)"),
     "health": ("cli.health", "print the executor's latest health snapshot and alerts"),
 }
 
 
 class BadInput(Exception):
     """Input a command refuses (an argument, a file's content): exit 2 with this message."""
+
+
+class RunFailure(Exception):
+    """A run that cannot start or go on for a reason outside its input (a venue or an account that refuses,
+    a reconciliation that does not match): exit 1 with this message."""
 
 
 @contextmanager
@@ -68,6 +75,26 @@ def probe_writable(directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory):
             pass
+
+
+SYMBOLS_RULE = "space-separated (BTCUSDT ETHUSDT); a comma also separates (BTCUSDT,ETHUSDT), case is ignored"
+
+
+class SymbolList(argparse.Action):
+    """``--symbols`` in every command: the values are space-separated, each may hold comma-separated names.
+
+    ``--symbols BTCUSDT ETHUSDT``, ``--symbols BTCUSDT,ETHUSDT`` and ``--symbols btcusdt, ethusdt`` all give
+    ``["BTCUSDT", "ETHUSDT"]``: upper-cased, empty pieces dropped, order and repeats kept (the command judges
+    a repeat). With ``nargs="+"`` at least one name must remain.
+    """
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[object] | None, option_string: str | None = None) -> None:
+        texts = [values] if isinstance(values, str) else [str(v) for v in values or ()]
+        names = [piece.strip().upper() for text in texts for piece in text.split(",") if piece.strip()]
+        if not names and self.nargs == "+":
+            parser.error(f"{option_string}: no symbol name in {' '.join(texts)!r}")
+        setattr(namespace, self.dest, names)
 
 
 def _sqlite(error: Exception) -> tuple[int, str]:
@@ -110,9 +137,10 @@ def _hint(code: int, advice: str) -> Callable[[Exception], tuple[int, str]]:
 _MLFLOW_ADVICE = "check the MLflow store (--tracking-uri, MLFLOW_TRACKING_URI or tuner.json mlflow)"
 FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
     "cli.main.BadInput": _hint(BAD_INPUT, ""),
+    "cli.main.RunFailure": _hint(RUNTIME_FAILURE, ""),
     "config.loader.ConfigError": _config,
     "executor.intents.IntentFormatError": _hint(BAD_INPUT, "fix or remove that line and run again (the intents "
-                                                "before it are journaled and will not be routed twice)"),
+                                                           "before it are journaled and will not be routed twice)"),
     "executor.journal.JournalLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
     "executor.store.StoreLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
     "executor.journal.JournalVersionError": _hint(BAD_INPUT, "point at a journal written by router-tuner"),
@@ -152,7 +180,10 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(selected: str | None) -> argparse.ArgumentParser:
     """The parser, with the arguments of the ``selected`` command only (``None``: the overview)."""
-    parser = _Parser(prog="router-tuner", description="Adaptive maker/taker order router with an online tuner.")
+    parser = _Parser(prog="router-tuner", description="Adaptive maker/taker order router with an online tuner.",
+                     epilog="Exit codes: 0 done, 1 runtime failure, 2 bad input, 130 interrupted. A failure is one "
+                            "line on stderr, also under a command's --json (stdout then carries only results); "
+                            "--debug shows the traceback instead. --symbols lists are " + SYMBOLS_RULE + ".")
     parser.add_argument("--debug", action="store_true", help="show the traceback of a failure instead of one line")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():

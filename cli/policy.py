@@ -6,11 +6,15 @@ The tracking URI is ``--tracking-uri`` when given, else ``MLFLOW_TRACKING_URI``,
 ``promote`` moves the challenger (or ``--version``) to champion only when it clears the OPE gate of
 :mod:`tuner.promotion` on the recent router events of ``--journal`` (exit 1 with the reason when it does
 not); ``--force --who NAME --why TEXT`` skips the gate and records who and why as MLflow tags on the
-version and its run. ``rollback`` moves the champion back to the version it replaced; a router reading
-the champion (``RegistryPolicySource``) follows both without a restart. ``go-live`` asks the tuner to
-take a symbol out of shadow mode (a registered-model tag the tuner service follows). MLflow is imported
-inside :func:`run` only. Failures end in one line (``cli.main``): exit 2 for a bad config or command line,
-1 when the registry refuses (no such version, already champion) or the OPE gate does.
+version and its run. ``rollback`` moves the champion back to the version it replaced, and each further
+rollback one step further back through the promotions, never forward to the version it left (exit 1 when
+no earlier champion is left); a router reading the champion (``RegistryPolicySource``) follows both
+without a restart. ``go-live`` asks the tuner to take a symbol out of shadow mode (a registered-model tag
+the tuner service follows); on a symbol already live it says so on stderr, changes nothing (the first
+request's who and why stay) and exits 0, so a script may repeat it. MLflow is imported inside :func:`run`
+only. Failures end in one line (``cli.main``), also under ``--json``: exit 2 for a bad config or command
+line, 1 when the registry refuses (no such version, already champion, nothing to roll back to) or the OPE
+gate does.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "list": "list policy versions (all symbols, or --symbol), newest first",
         "show": "show one version (--version N, default the champion)",
         "promote": "make the challenger (or --version N) the champion",
-        "rollback": "move the champion back to the version it replaced",
-        "go-live": "take a symbol out of shadow mode (--who and --why are recorded)",
+        "rollback": "move the champion back to the version it replaced (again: one step further back)",
+        "go-live": "take a symbol out of shadow mode (--who and --why are recorded); already live: says so, exit 0",
     }
     for name, help_text in specs.items():
         sub = actions.add_parser(name, help=help_text, description=help_text)
@@ -50,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if name in ("promote", "go-live"):
             sub.add_argument("--who", default=None, help="who decides (recorded in MLflow)")
             sub.add_argument("--why", default=None, help="why (recorded in MLflow)")
-        sub.add_argument("--json", action="store_true", help="print JSON instead of text")
+        sub.add_argument("--json", action="store_true",
+                         help="print JSON instead of text (a failure is still one plain line on stderr)")
         sub.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (overrides env and config)")
         sub.add_argument("--config", default=None, help="config directory (default: embedded defaults)")
 
@@ -75,10 +80,11 @@ def run(args: argparse.Namespace) -> int:
             return 1
         versions = [promoted]
     elif args.policy_command == "go-live":
-        registry.request_go_live(args.symbol, who=args.who, why=args.why)
-        versions = [registry.show(args.symbol, "champion")]
+        versions = [_go_live(args, registry)]
     else:
+        left = registry.champion_version(args.symbol)
         versions = [registry.rollback(args.symbol)]
+        print(f"policy rollback: {args.symbol} champion v{left} -> v{versions[0].version}", file=sys.stderr)
     if not versions:
         print(f"policy list: no policy versions named {mlflow_config.registered_model_prefix}-* in "
               f"{registry.tracking_uri} (the simulation registers its learners' policies under "
@@ -99,6 +105,18 @@ def _usage_error(args: argparse.Namespace) -> str | None:
     if args.policy_command == "promote" and not args.force and args.journal is None:
         return "needs --journal PATH (the OPE gate scores the challenger on its recent orders) or --force"
     return None
+
+
+def _go_live(args: argparse.Namespace, registry: PolicyRegistry) -> PolicyVersion:
+    """Request go-live unless the symbol is live already (then say so and change nothing); the champion."""
+    champion = registry.show(args.symbol, "champion")  # no registered policy: RegistryError, exit 1
+    if registry.deployment_mode(args.symbol) == "live":
+        print(f"policy go-live: {args.symbol} is already live; nothing changed", file=sys.stderr)
+    else:
+        registry.request_go_live(args.symbol, who=args.who, why=args.why)
+        print(f"policy go-live: {args.symbol} requested live by {args.who}; the tuner takes it out of shadow "
+              "mode at its next registry poll", file=sys.stderr)
+    return champion
 
 
 def _promote(args: argparse.Namespace, registry: PolicyRegistry, bundle: ConfigBundle) -> PolicyVersion | None:

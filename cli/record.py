@@ -1,6 +1,8 @@
 """``router-tuner record``: record live quotes and trades of some symbols into Parquet tapes (ccxt.pro).
 
-ccxt is imported inside ``run`` so the rest of the command line stays fast. ``--api-url``/``--ws-url``
+ccxt is imported inside ``run`` so the rest of the command line stays fast. ``--symbols`` takes the names
+space-separated or comma-separated (``cli.main.SymbolList``, as in ``simulate``); ``--json`` prints the
+per-symbol counts as one JSON object at the end. ``--api-url``/``--ws-url``
 re-point the exchange's REST and websocket hosts (keeping ccxt's paths): for a proxy, or a local fake.
 """
 
@@ -8,11 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+from cli.main import SYMBOLS_RULE, SymbolList
 
 DEFAULT_FLUSH_INTERVAL_S = 60.0
 DEFAULT_PROGRESS_INTERVAL_S = 10.0
@@ -23,7 +29,8 @@ DEFAULT_MAX_CONSECUTIVE_FAILURES = 20
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--venue", required=True, help="ccxt exchange id with a recording mapping (binanceusdm)")
-    parser.add_argument("--symbols", required=True, help="comma-separated exchange market ids: BTCUSDT,ETHUSDT")
+    parser.add_argument("--symbols", required=True, nargs="+", action=SymbolList,
+                        help=f"exchange market ids, {SYMBOLS_RULE}")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: recordings/<venue>-<UTC start time>); one sub-folder "
@@ -41,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="give up after this many connection failures in a row (default: %(default)s)")
     parser.add_argument("--api-url", default=None, help="re-point REST endpoints to this base URL")
     parser.add_argument("--ws-url", default=None, help="re-point websocket endpoints to this base URL")
+    parser.add_argument("--json", action="store_true",
+                        help="print the per-symbol counts as one JSON object on stdout at the end (progress stays "
+                             "on stderr; a failure is still one plain line on stderr)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from router.market.record.recorder import Recorder, RecorderConfig, RecordingError, RecordingSummary
     from router.venues.ccxt.quirks import quirks_for
 
-    symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
+    symbols = tuple(args.symbols)
     out = args.out or Path("recordings") / f"{args.venue}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     try:
         config = RecorderConfig(
@@ -84,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
     except (RecordingError, ccxt.BaseError) as exc:
         print(f"record: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    if args.json:
+        print(json.dumps({"out_dir": str(summary.out_dir), "elapsed_s": summary.elapsed_s, "symbols": {
+            name: {**asdict(stats), "rejected": summary.rejected[name], "folder": str(summary.out_dir / name)}
+            for name, stats in summary.stats.items()}}, sort_keys=True))
+        return 0
     for name, stats in summary.stats.items():
         print(f"{name}: {stats.quotes} quotes, {stats.trades} trades, {stats.gaps} gaps, "
               f"{summary.rejected[name]} rejected, {stats.chunks} chunks -> {summary.out_dir / name}")

@@ -21,15 +21,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, get_args
 
-from cli.main import BadInput, probe_writable
+from cli.main import SYMBOLS_RULE, BadInput, SymbolList, probe_writable
 from config.models import LearnerName
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--symbols", nargs="+", default=None,
-                        help="our symbol names (e.g. BTCUSDT ETHUSDT_SPOT); default: every recorded market")
+    parser.add_argument("--symbols", nargs="+", action=SymbolList, default=None,
+                        help=f"our symbol names, {SYMBOLS_RULE}; default: every recorded market")
     parser.add_argument("--orders", type=_at_least(1), default=None,
                         help="orders per symbol (default: router.json simulation.intents.orders_per_symbol)")
     parser.add_argument("--seed", type=_at_least(0), default=None, help="seed (default: tuner.json seed)")
@@ -39,14 +39,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="configuration directory (default: the embedded defaults)")
     parser.add_argument("--learners", default=",".join(LEARNERS),
                         help=f"comma-separated learners to run the tuner with (default: {','.join(LEARNERS)})")
-    parser.add_argument("--shadow-symbols", nargs="*", default=None,
+    parser.add_argument("--shadow-symbols", nargs="*", action=SymbolList, default=None,
                         help="symbols that also run the shadow scenario (none after the flag: no scenario; "
                              "default: router.json simulation.shadow_scenario.symbols)")
     parser.add_argument("--workers", type=_at_least(1), default=None,
                         help="processes that share the symbols (default: the CPUs this process may use; the "
                              "results do not depend on it)")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
-    parser.add_argument("--json", action="store_true", help="print the summary as one JSON line last on stdout")
+    parser.add_argument("--json", action="store_true",
+                        help="print the summary as one JSON line last on stdout (a failure is still one plain "
+                             "line on stderr)")
 
 
 def run(args: argparse.Namespace) -> int:

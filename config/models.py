@@ -765,7 +765,12 @@ class LiveVenueSettings(Model):
 
 
 class SyntheticSymbol(Model):
-    """One symbol of the paper-mode synthetic market (``router.market.synthetic``)."""
+    """One symbol of the paper-mode synthetic market (``router.market.synthetic``).
+
+    ``touch_imbalance_sd`` and ``touch_imbalance_half_life_s`` make the touch sizes lean one way and the
+    other (``router.market.touch_imbalance``: imbalance ``tanh`` of a mean-reverting state of that standard
+    deviation and half-life), so the screener's imbalance gate passes and refuses as on a real book.
+    """
 
     mid0: Price
     spread_ticks: PositiveInt
@@ -775,6 +780,8 @@ class SyntheticSymbol(Model):
     mean_trade_qty: Quantity
     touch_qty: Quantity
     sweep_decay_per_bps: SweepDecay
+    touch_imbalance_sd: Scale
+    touch_imbalance_half_life_s: Seconds
 
 
 class PolicySourceSettings(Model):

@@ -280,8 +280,10 @@ class Journal:
 
     # ---- reading ---------------------------------------------------------------------------------------
 
-    def read(self, kind: str, *, symbol: str | None = None, since_ns: int | None = None) -> Iterator[Event]:
-        """Events of ``kind`` in insertion order, optionally of one symbol and with ``ts_ns >= since_ns``.
+    def read(self, kind: str, *, symbol: str | None = None, since_ns: int | None = None,
+             after_row: int | None = None) -> Iterator[Event]:
+        """Events of ``kind`` in insertion order, optionally of one symbol, with ``ts_ns >= since_ns`` and
+        appended after row ``after_row`` (a :meth:`last_row` taken earlier: what a run added since).
 
         The iterator reads one consistent snapshot (whole batches only) and holds it until exhausted or
         closed; close it when stopping early, as an open snapshot keeps the WAL from being checkpointed.
@@ -295,6 +297,9 @@ class Journal:
         if since_ns is not None:
             clauses.append("ts_ns >= ?")
             params.append(since_ns)
+        if after_row is not None:
+            clauses.append("id > ?")
+            params.append(after_row)
         query = f"SELECT id, symbol, ts_ns, intent_id, payload FROM events WHERE {' AND '.join(clauses)} ORDER BY id"
         return self._decode_rows(kind, self._connection.execute(query, params))
 
@@ -314,6 +319,10 @@ class Journal:
                 yield event
         finally:
             cursor.close()
+
+    def last_row(self) -> int:
+        """The id of the last row appended (0 for an empty journal); ids only grow."""
+        return int(self._connection.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
 
     def count(self, kind: str) -> int:
         """Number of journaled events of ``kind``."""

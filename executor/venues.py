@@ -12,6 +12,7 @@ from config.models import ConfigBundle
 from executor.paper_account import PaperAccount
 from router.market.synthetic import SyntheticMarketSpec, generate
 from router.market.tape import MarketTape
+from router.market.touch_imbalance import with_touch_imbalance
 from router.venues.sim.config import SimVenueConfig
 from router.venues.sim.queue import LogProbQueue, QueueModel, RiskAverseQueue
 from router.venues.sim.venue import SimVenue
@@ -23,18 +24,21 @@ _QUEUE_MODELS: dict[str, type[QueueModel]] = {"risk_averse": RiskAverseQueue, "l
 
 
 def synthetic_tapes(config: ConfigBundle, *, start_ns: int) -> list[MarketTape]:
-    """One synthetic tape per ``executor.paper.synthetic`` symbol, seeded from ``paper.seed``."""
+    """One synthetic tape per ``executor.paper.synthetic`` symbol, seeded from ``paper.seed``, its touch sizes
+    leaning with a seeded, mean-reverting imbalance (a flat book would fail every imbalance gate)."""
     paper, instruments = config.executor.paper, config.executor.instruments
     tapes = []
     for index, (symbol, market) in enumerate(sorted(paper.synthetic.items())):
         instrument = instruments[symbol]
-        tapes.append(generate(SyntheticMarketSpec(
+        tape = generate(SyntheticMarketSpec(
             symbol=symbol, start_ns=start_ns, duration_s=paper.duration_s, mid0=market.mid0,
             tick_size=instrument.tick_size, spread_ticks=market.spread_ticks,
             volatility_bps_per_sqrt_s=market.volatility_bps_per_sqrt_s, quote_interval_ms=market.quote_interval_ms,
             trade_rate_per_s=market.trade_rate_per_s, mean_trade_qty=market.mean_trade_qty,
             qty_step=instrument.qty_step, touch_qty=market.touch_qty,
-            sweep_decay_per_bps=market.sweep_decay_per_bps, seed=paper.seed + index)))
+            sweep_decay_per_bps=market.sweep_decay_per_bps, seed=paper.seed + index))
+        tapes.append(with_touch_imbalance(tape, sd=market.touch_imbalance_sd,
+                                          half_life_s=market.touch_imbalance_half_life_s, seed=(paper.seed, index)))
     return tapes
 
 

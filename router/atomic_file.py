@@ -3,12 +3,15 @@
 Every file the project rewrites in place (state, tapes, exports) goes through ``atomic_path``: the
 content is written to a temporary file in the target's folder, flushed to disk, renamed over the
 target, and the folder entry itself is flushed, so a crash at any point leaves a complete file.
+A new file gets the mode any other file gets (``0o666`` less the process umask, applied by the kernel at
+creation); a replaced file keeps its mode, so a state file someone restricted stays restricted.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,9 +25,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """
     final = Path(target)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    temporary = Path(name)
+    temporary = _create_temporary(final)
     try:
         yield temporary
         with open(temporary, "rb") as written:
@@ -38,6 +39,27 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def _create_temporary(final: Path) -> Path:
+    """An empty, new file beside ``final``: mode ``0o666`` less the umask (``mkstemp`` would force ``0o600``),
+    or ``final``'s own mode when it exists."""
+    try:
+        keep_mode: int | None = stat.S_IMODE(final.stat().st_mode)
+    except FileNotFoundError:
+        keep_mode = None
+    while True:
+        temporary = final.with_name(f".{final.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:  # a name drawn twice: draw again
+            continue
+        try:
+            if keep_mode is not None:
+                os.fchmod(fd, keep_mode)
+        finally:
+            os.close(fd)
+        return temporary
 
 
 def write_bytes_atomic(target: str | os.PathLike[str], payload: bytes) -> None:

@@ -3,8 +3,9 @@
 Each symbol has a registered model ``<prefix>-<SYMBOL>``; its versions carry the policy document as
 an artifact (``policy.json``), and the registry aliases say which version acts (``champion``) and
 which is proposed (``challenger``). Promotion and rollback only move aliases, so the router picks up
-a change by re-reading the alias, without a restart. The previous champion is kept in a model tag,
-so a rollback is one step and needs no memory outside MLflow.
+a change by re-reading the alias, without a restart. The champions a promotion replaced are kept, oldest
+first, in a model tag (``champion_history``), so each rollback steps one further back, never forward to
+the version it just left, and needs no memory outside MLflow.
 
 MLflow is imported here only: it costs about a second to import and must stay off the routing path.
 """
@@ -29,6 +30,9 @@ from config.redact import redact
 from tuner.registry_aliases import CHALLENGER, CHAMPION
 
 PREVIOUS_CHAMPION_TAG = "previous_champion_version"
+"""The champion the last promotion replaced (stores written before ``champion_history`` hold only this)."""
+CHAMPION_HISTORY_TAG = "champion_history"
+"""Registered-model tag: the versions promotions replaced as champion, oldest first, comma-separated."""
 DEPLOYMENT_MODE_TAG = "deployment_mode"
 """Registered-model tag a person sets to ``live`` (``policy go-live``) to take a symbol out of shadow mode."""
 DEFAULT_TRACKING_URI = "sqlite:///var/mlflow.db"
@@ -159,26 +163,41 @@ class PolicyRegistry:
             raise RegistryError(f"{symbol}: version {target} is already the champion")
         self.show(symbol, str(target))
         if current is not None:
-            self._client.set_registered_model_tag(name, PREVIOUS_CHAMPION_TAG, str(current))
+            self._set_history(name, [*self._history(name), current])
         self._client.set_registered_model_alias(name, CHAMPION, str(target))
         return self.show(symbol, CHAMPION)
 
     def rollback(self, symbol: str) -> PolicyVersion:
-        """Move ``champion`` back to the version it replaced."""
+        """Move ``champion`` back to the version the current one replaced; the next rollback goes further back.
+
+        The version left is not remembered as a champion to return to: rolling back twice from v3 (which
+        replaced v2, which replaced v1) acts with v1, and a third rollback is refused.
+        """
         name = self.model_name(symbol)
         try:
-            previous = self._client.get_registered_model(name).tags.get(PREVIOUS_CHAMPION_TAG)
+            history = self._history(name)
         except MlflowException as error:
             if not _is_missing(error):
                 raise
             raise RegistryError(f"{symbol}: no registered policy") from error
-        if previous is None:
+        if not history:
             raise RegistryError(f"{symbol}: no previous champion to roll back to")
-        current = self._alias_version(name, CHAMPION)
-        self._client.set_registered_model_alias(name, CHAMPION, previous)
-        if current is not None:
-            self._client.set_registered_model_tag(name, PREVIOUS_CHAMPION_TAG, str(current))
+        self._client.set_registered_model_alias(name, CHAMPION, str(history[-1]))
+        self._set_history(name, history[:-1])
         return self.show(symbol, CHAMPION)
+
+    def _history(self, name: str) -> list[int]:
+        """The champions promotions replaced, oldest first (``MlflowException`` when there is no model)."""
+        tags = self._client.get_registered_model(name).tags
+        if CHAMPION_HISTORY_TAG in tags:
+            return [int(v) for v in tags[CHAMPION_HISTORY_TAG].split(",") if v]
+        previous = tags.get(PREVIOUS_CHAMPION_TAG)
+        return [int(previous)] if previous else []
+
+    def _set_history(self, name: str, history: list[int]) -> None:
+        """Store the history and, for readers of the older tag, its last entry (empty when none is left)."""
+        self._client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, ",".join(map(str, history)))
+        self._client.set_registered_model_tag(name, PREVIOUS_CHAMPION_TAG, str(history[-1]) if history else "")
 
     def tag_version(self, symbol: str, version: int, tags: Mapping[str, str]) -> None:
         """Record ``tags`` on a model version and on its run (e.g. why it was promoted, and by whom)."""

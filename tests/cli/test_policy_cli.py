@@ -78,3 +78,46 @@ def test_default_uri_comes_from_the_environment(store: str, capsys: pytest.Captu
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     listed = _json(capsys, ["policy", "list", "--symbol", "BTCUSDT", "--json"])
     assert len(listed) == 2
+
+
+def test_a_second_rollback_goes_further_back_never_forward(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    uri = f"sqlite:///{tmp_path}/store.db"
+    registry = default_registry(uri)
+    base = RouterPolicy.from_static("ETHUSDT", BUNDLE.router, policy_id="tuner-ETHUSDT")
+    for n in (1, 2, 3):
+        policy = replace(base, version=n, arm=f"o{float(n):.2f}_b0.00", maker_offset_bps=float(n))
+        registry.publish("ETHUSDT", policy.as_params(), params={}, metrics={}, config_snapshot={})
+    common = ["--symbol", "ETHUSDT", "--tracking-uri", uri]
+    for version in (2, 3):
+        assert main(["policy", "promote", *common, "--version", str(version), "--force", "--who", "t",
+                     "--why", "test"]) == 0
+    capsys.readouterr()
+    [back] = _json(capsys, ["policy", "rollback", *common, "--json"])
+    assert back["version"] == 2
+    assert main(["policy", "rollback", *common]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("ETHUSDT v1 [champion]") and "champion v2 -> v1" in captured.err
+    assert main(["policy", "rollback", *common, "--json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip().splitlines() == [
+        "router-tuner policy: ETHUSDT: no previous champion to roll back to; check the MLflow store "
+        "(--tracking-uri, MLFLOW_TRACKING_URI or tuner.json mlflow)"]
+    assert registry.champion_version("ETHUSDT") == 1
+
+
+def test_go_live_on_a_live_symbol_says_so_and_changes_nothing(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    uri = f"sqlite:///{tmp_path}/store.db"
+    registry = default_registry(uri)
+    policy = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
+    registry.publish("BTCUSDT", policy.as_params(), params={}, metrics={}, config_snapshot={})
+    common = ["policy", "go-live", "--symbol", "BTCUSDT", "--tracking-uri", uri]
+    assert main([*common, "--who", "alice", "--why", "agreement 0.95"]) == 0
+    assert "BTCUSDT requested live by alice" in capsys.readouterr().err
+    assert main([*common, "--who", "bob", "--why", "again", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "policy go-live: BTCUSDT is already live; nothing changed"
+    assert json.loads(captured.out)[0]["symbol"] == "BTCUSDT"
+    assert registry.deployment_mode("BTCUSDT") == "live"
+    tags = registry._client.get_registered_model(registry.model_name("BTCUSDT")).tags
+    assert (tags["go_live_by"], tags["go_live_why"]) == ("alice", "agreement 0.95")

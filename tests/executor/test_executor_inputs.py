@@ -152,7 +152,7 @@ def test_a_malformed_intent_line_stops_live_with_exit_2_naming_the_line(config_d
             "--journal", str(tmp_path / "journal.sqlite"), "--store", str(tmp_path / "executor.sqlite")]
     assert cli_main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f"router-tuner live: {tmp_path / 'intents.jsonl'}:2: ") and "fix or remove" in err
+    assert err.startswith(f"router-tuner live: stopped at a malformed intent: {tmp_path / 'intents.jsonl'}:2: ")
     assert "Traceback" not in err
     with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
         assert [t.intent_id for t in journal.read("trade")] == ["g1"]  # nothing past the bad line

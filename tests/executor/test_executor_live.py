@@ -75,7 +75,7 @@ def test_live_restart_checks_venue_positions_against_the_journal(
     args = live_args(tmp_path, cfg, intents)
 
     assert cli_main(args) == 0, capsys.readouterr().err
-    assert "positions_checked=True" in capsys.readouterr().out
+    assert "positions checked against the venue" in capsys.readouterr().out
     with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
         (event,) = journal.read("router")
     assert event.filled_qty > 0 and event.routed_as == "taker"
@@ -86,7 +86,7 @@ def test_live_restart_checks_venue_positions_against_the_journal(
     posts_before = len(fake.order_requests("POST"))
     assert cli_main(args) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    assert "positions_checked=True" in out and "done: 0 new intents processed" in out
+    assert "positions checked against the venue" in out and "done: 0 new intents processed" in out
     assert len(fake.order_requests("POST")) == posts_before
 
     # someone traded on the account while we were down: the restart refuses before sending anything
@@ -115,6 +115,7 @@ def test_live_refuses_an_unreadable_intents_file_before_touching_the_venue(
 ) -> None:
     cfg = live_config_dir(tmp_path, fake.base_url)
     assert cli_main(live_args(tmp_path, cfg, tmp_path / "missing.jsonl")) == 2
-    assert "live: intents not readable: FileNotFoundError" in capsys.readouterr().err
+    missing = tmp_path / "missing.jsonl"
+    assert f"router-tuner live: intents {missing}: No such file or directory" in capsys.readouterr().err
     assert not fake.order_requests("POST") and not fake.order_requests("DELETE")
     assert not (tmp_path / "journal.sqlite").exists()

@@ -163,8 +163,8 @@ def test_live_refuses_a_lost_journal_or_store_with_exit_2(config_dir: Path, tmp_
         (tmp_path / "executor.sqlite").unlink()
     assert _live(config_dir, tmp_path) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f"live: refused: journal {journal_path} and executor store {tmp_path / 'executor.sqlite'} "
-                          "do not belong together: ")
+    assert err.startswith(f"router-tuner live: refused: journal {journal_path} and executor store "
+                          f"{tmp_path / 'executor.sqlite'} do not belong together: ")
     assert err.endswith(f"or move both files away to start afresh (paper mode: with the paper account "
                         f"{tmp_path / 'executor.paper.json'})") and "Nothing was sent" in err
     if damage == "store_deleted":

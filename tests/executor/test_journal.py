@@ -94,6 +94,17 @@ def test_filters_by_symbol_and_time(path: Path) -> None:
         assert list(journal.read("router", since_ns=101)) == []
 
 
+def test_reads_what_was_appended_after_a_row(path: Path) -> None:
+    with Journal(path) as journal:
+        assert journal.last_row() == 0
+        journal.append_many([trade("1"), routed("r1")])
+        mark = journal.last_row()
+        journal.append_many([trade("2"), routed("r2"), vetoed("v2")])
+        assert [e.intent_id for e in journal.read("trade", after_row=mark)] == ["2"]
+        assert [e.intent_id for e in journal.read("router", after_row=mark)] == ["r2"]
+        assert journal.last_row() == mark + 3 and list(journal.read("veto", after_row=journal.last_row())) == []
+
+
 def test_default_path_is_var_journal_with_parent_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with Journal() as journal:

@@ -74,7 +74,7 @@ def test_sigkill_between_checkpoints_then_restart_learns_every_event_once(config
     finally:
         if proc2.poll() is None:
             proc2.kill()
-    expected = f"tuner_catch_up=CatchUp(relearned={FIRST - at_kill.router_events_learned}, without_decision=0)"
+    expected = f"tuner re-learned {FIRST - at_kill.router_events_learned} events (0 without a decision record)"
     assert expected in out2.read_text()
 
     with Journal(journal_path, readonly=True) as journal:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import signal
 import subprocess
@@ -284,6 +285,20 @@ def test_cli_unknown_symbol_exits_1(rest: FakeBinanceUsdm, ws: FakeBinanceWs, tm
     assert "unknown symbol 'ETHUSDX'" in err and "similar: ETHUSDT" in err
 
 
+def test_cli_json_prints_the_counts_as_one_object(rest: FakeBinanceUsdm, ws: FakeBinanceWs, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.main import main
+
+    code = main(["record", "--venue", "binanceusdm", "--symbols", "btcusdt", "ETHUSDT", "--out", str(tmp_path),
+                 "--seconds", "0.5", "--api-url", rest.base_url, "--ws-url", ws.ws_url, "--json"])
+    assert code == 0
+    [line] = capsys.readouterr().out.splitlines()
+    summary = json.loads(line)
+    assert sorted(summary["symbols"]) == ["BTCUSDT", "ETHUSDT"] and summary["out_dir"] == str(tmp_path)
+    assert summary["symbols"]["BTCUSDT"]["folder"] == str(tmp_path / "BTCUSDT")
+    assert {"quotes", "trades", "gaps", "rejected", "chunks"} <= set(summary["symbols"]["ETHUSDT"])
+
+
 def test_giving_up_after_consecutive_connection_failures(rest: FakeBinanceUsdm, tmp_path: Path) -> None:
     with FakeBinanceWs() as dead:
         dead_url = dead.ws_url  # the port is closed once the fake has stopped
@@ -296,6 +311,7 @@ def test_giving_up_after_consecutive_connection_failures(rest: FakeBinanceUsdm, 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--venue", "kraken", "--symbols", "BTCUSDT"], "recording from 'kraken' is not supported"),
     (["--venue", "binanceusdm", "--symbols", "BTCUSDT,BTCUSDT"], "symbols listed more than once: BTCUSDT"),
+    (["--venue", "binanceusdm", "--symbols", "BTCUSDT", "btcusdt"], "symbols listed more than once: BTCUSDT"),
     (["--venue", "binanceusdm", "--symbols", "BTC/USDT"], "exchange market ids like BTCUSDT"),
     (["--venue", "binanceusdm", "--symbols", "BTCUSDT", "--seconds", "0"], "duration_s must be > 0"),
     (["--venue", "binanceusdm", "--symbols", "BTCUSDT", "--flush-seconds", "nan"], "flush_interval_s"),

@@ -1,7 +1,10 @@
-"""Atomic replacement: the old file survives a failed write, and no temporary file is left behind."""
+"""Atomic replacement: the old file survives a failed write, no temporary file is left behind, and the
+file gets the mode the umask allows (a replaced file keeps its own)."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -25,3 +28,21 @@ def test_a_failed_write_keeps_the_old_file_and_removes_the_temporary(tmp_path: P
         raise RuntimeError("disk full")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_a_new_file_gets_the_mode_the_umask_allows(tmp_path: Path, umask: int) -> None:
+    previous = os.umask(umask)
+    try:
+        write_bytes_atomic(tmp_path / "report.html", b"page")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "report.html").stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_replaced_file_keeps_its_mode(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    write_bytes_atomic(target, b"new")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640 and target.read_bytes() == b"new"

@@ -1,4 +1,4 @@
-"""Policy versions in MLflow: publish, aliases, promote and one-step rollback, on a local store."""
+"""Policy versions in MLflow: publish, aliases, promote and rollback step by step back, on a local store."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tuner.registry import CHALLENGER, CHAMPION, PolicyRegistry, RegistryError, resolve_tracking_uri
+from tuner.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION_TAG,
+    PolicyRegistry,
+    RegistryError,
+    resolve_tracking_uri,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +50,33 @@ def test_promote_then_rollback_restores_the_previous_champion(registry: PolicyRe
     assert registry.promote("BBBUSDT").version == second
     assert registry.show("BBBUSDT", CHAMPION).policy["maker_offset_bps"] == 2.0
     assert registry.rollback("BBBUSDT").version == first
-    assert registry.rollback("BBBUSDT").version == second, "a second rollback undoes the first"
+    with pytest.raises(RegistryError, match="no previous champion"):  # never forward to the version it left
+        registry.rollback("BBBUSDT")
+    assert registry.show("BBBUSDT", CHAMPION).version == first
     assert [v.version for v in registry.list("BBBUSDT")] == [second, first]
+
+
+def test_each_rollback_steps_further_back_through_the_promotions(registry: PolicyRegistry) -> None:
+    versions = [_publish(registry, "DDDUSDT", float(k)) for k in range(1, 5)]  # v1 champion, v4 challenger
+    for version in versions[1:]:
+        registry.promote("DDDUSDT", version)
+    assert registry.show("DDDUSDT", CHAMPION).version == versions[3]
+    assert [registry.rollback("DDDUSDT").version for _ in range(3)] == [versions[2], versions[1], versions[0]]
+    with pytest.raises(RegistryError, match="no previous champion"):
+        registry.rollback("DDDUSDT")
+    registry.promote("DDDUSDT", versions[2])  # a promotion after rollbacks starts a new step back
+    assert registry.rollback("DDDUSDT").version == versions[0]
+
+
+def test_a_store_written_before_the_history_rolls_back_one_step(registry: PolicyRegistry) -> None:
+    first = _publish(registry, "EEEUSDT", 1.0)
+    second = _publish(registry, "EEEUSDT", 2.0)
+    client = registry._client
+    client.set_registered_model_alias(registry.model_name("EEEUSDT"), CHAMPION, str(second))
+    client.set_registered_model_tag(registry.model_name("EEEUSDT"), PREVIOUS_CHAMPION_TAG, str(first))
+    assert registry.rollback("EEEUSDT").version == first
+    with pytest.raises(RegistryError, match="no previous champion"):
+        registry.rollback("EEEUSDT")
 
 
 def test_errors_name_what_is_missing(registry: PolicyRegistry) -> None:

@@ -1,0 +1,117 @@
+"""``router-tuner live`` out of the box: paper mode on the embedded defaults trades, and every run ends in a
+summary of what it did (routed, fills, cost, vetoes by reason), readable or as JSON lines."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from cli.main import main
+from executor.journal import Journal
+from executor.metrics import ExecutorMetrics
+from router.events import Intent, RouterEvent, VetoEvent
+from tests.conftest import edit_config
+
+
+@pytest.fixture(autouse=True)
+def any_free_metrics_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defaults serve Prometheus on 9464; a test binds any free port so parallel runs do not collide."""
+    serve = ExecutorMetrics.serve
+    monkeypatch.setattr(ExecutorMetrics, "serve", lambda self, host, _port: serve(self, host, 0))
+
+
+def _intents(path: Path, n: int = 24) -> Path:
+    """``n`` opening intents alternating symbol and side, as a strategy would send them."""
+    now = time.time_ns()
+    lines = []
+    for k in range(n):
+        side = "buy" if (k // 2) % 2 == 0 else "sell"
+        lines.append(msgspec.json.encode(Intent(
+            intent_id=f"i{k}", symbol="BTCUSDT" if k % 2 == 0 else "ETHUSDT", side=side, size_hint_usd=500.0,
+            tier="CORE", strategy="demo", reduce_only=False, close_position=False,
+            position_side="LONG" if side == "buy" else "SHORT", is_stop=False, ts_ns=now + k)))
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def _args(tmp_path: Path, *extra: str) -> list[str]:
+    intents = tmp_path / "intents.jsonl"
+    if not intents.exists():
+        _intents(intents)
+    return ["live", "--venue", "binanceusdm", "--intents", str(intents),
+            "--journal", str(tmp_path / "journal.sqlite"), "--store", str(tmp_path / "executor.sqlite"),
+            "--idle-poll-s", "0.05", *extra]
+
+
+def _journaled(tmp_path: Path) -> tuple[list[RouterEvent], list[VetoEvent]]:
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        return list(journal.read("router")), list(journal.read("veto"))  # type: ignore[arg-type]
+
+
+def test_paper_mode_on_the_defaults_routes_orders_and_prints_the_summary(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_args(tmp_path)) == 0  # no --config: the embedded defaults, imbalance gate and trade cap on
+    out = capsys.readouterr().out
+    routed, vetoed = _journaled(tmp_path)
+    assert routed, "the paper book must let some opening intents through the imbalance gate"
+    assert vetoed and {r.code for v in vetoed for r in v.reasons} == {"orderbook_imbalance_below_gate"}
+    assert "StartReport(" not in out and "started: 0 router events replayed from the journal" in out
+    fills = sum(len(e.fills) for e in routed)
+    mean_cost = sum(e.cost_bps for e in routed if e.cost_bps is not None) / len(routed)
+    assert "done: 24 new intents processed (intents done)" in out
+    assert f"routed {len(routed)} orders: {len(routed)} filled with {fills} fills" in out
+    assert f"mean cost {mean_cost:.3f} bps per filled order" in out
+    assert f"vetoed {len(vetoed)} intents: orderbook_imbalance_below_gate {len(vetoed)}" in out
+
+
+def test_json_prints_one_object_per_line_and_a_rerun_counts_only_its_own_intents(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_args(tmp_path, "--json")) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["event"] for r in records] == ["metrics", "started", "done"]
+    done = records[-1]
+    routed, vetoed = _journaled(tmp_path)
+    assert (done["routed"], done["vetoed"], done["processed"]) == (len(routed), len(vetoed), 24)
+    assert done["veto_reasons"] == {"orderbook_imbalance_below_gate": len(vetoed)} and done["ended"] == "intents_done"
+    assert done["fills"] == sum(len(e.fills) for e in routed) and done["mean_cost_bps"] is not None
+
+    assert main(_args(tmp_path, "--json")) == 0  # the same intents again: all already done
+    again = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert again[1]["done_intents"] == 24 and again[1]["replayed_router_events"] == len(routed)
+    assert (again[-1]["processed"], again[-1]["routed"], again[-1]["mean_cost_bps"]) == (0, 0, None)
+
+
+def test_a_bad_config_directory_is_one_line_and_exit_2(config_dir: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    edit_config(config_dir, "risk_limits.json", lambda d: d.update(max_trades_per_symbol_per_hour=-1))
+    assert main(_args(tmp_path, "--config", str(config_dir), "--json")) == 2
+    captured = capsys.readouterr()
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith("router-tuner live: 1 configuration problem(s), first: ")
+    assert "config check" in line and captured.out == ""
+    assert not (tmp_path / "journal.sqlite").exists()
+
+
+def test_help_says_errors_stay_plain_under_json(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["live", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "a failure is still one plain line on stderr" in text and "(default: the embedded defaults)" in text
+
+
+def test_the_started_line_names_what_the_reconciliation_found() -> None:
+    from cli.live import describe_start
+    from executor.adaptive.routing import CatchUp
+    from executor.loop import StartReport
+
+    text = describe_start(StartReport(replayed_router_events=5, done_intents=7, recovered_intent_ids=("r1", "r2"),
+                                      cancelled_orders=1, foreign_open_orders=("x9",), positions_checked=False,
+                                      tuner_catch_up=CatchUp(relearned=3, without_decision=1)))
+    assert text == ("5 router events replayed from the journal, 7 intents already done, 2 in-flight intents "
+                    "recovered (r1, r2), 1 stale orders cancelled, 1 open orders not ours left alone (x9), "
+                    "positions from the journal only (the venue cannot report them), tuner re-learned 3 events "
+                    "(1 without a decision record)")
