@@ -148,7 +148,7 @@ class StructuredThompson(Learner):
         self._posted, self._filled = np.zeros(shape), np.zeros(shape)
         self._fill_cost, self._fallback_cost = np.zeros(shape), np.zeros(shape)
         self._taker, self._taker_cost = np.zeros(replicas), np.zeros(replicas)
-        self._costs = self._expected_costs()
+        self._refresh()
 
     def params(self) -> dict[str, float]:
         return {"replicas": float(self._replicas), "forgetting_window": self._window, "shrinkage": self._shrinkage,
@@ -162,10 +162,10 @@ class StructuredThompson(Learner):
 
     def fill_probability(self, offset_bps: float) -> float:
         """The posterior mean probability that a post at ``offset_bps`` (a grid offset) fills in its TTL."""
-        j = int(np.flatnonzero(self._offsets == offset_bps)[0]) if offset_bps in self._offsets else None
-        if j is None:
+        matches = np.flatnonzero(self._offsets == offset_bps)
+        if matches.size == 0:
             raise KeyError(f"{offset_bps} bps is not a maker offset of the grid {self._offsets.tolist()}")
-        return float(self._fill_probabilities()[:, j].mean())
+        return float(self._fill_mean[matches[0]])
 
     # --- Learner hooks ---------------------------------------------------------------------------
 
@@ -189,8 +189,7 @@ class StructuredThompson(Learner):
         return int(idx[acting]), float(np.count_nonzero(best == acting)) / self._replicas
 
     def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
-        if outcome is None:
-            raise ValueError("structured learner needs the order's RouteOutcome")
+        assert outcome is not None  # Learner.update refuses None for a learner that needs_outcome
         cost = -reward
         weight = self._rng.poisson(1.0, self._replicas).astype(float)
         self._scale(self._keep)
@@ -207,7 +206,7 @@ class StructuredThompson(Learner):
                 self._fill_cost[:, j] += weight * cost
             else:
                 self._fallback_cost[:, j] += weight * cost
-        self._costs = self._expected_costs()
+        self._refresh()
 
     def _expected_reward(self, i: int, context: Context | None) -> float | None:
         """Minus the mean over replicas of the arm's expected cost: informed for untried arms too."""
@@ -215,7 +214,7 @@ class StructuredThompson(Learner):
 
     def _discount(self, keep_fraction: float) -> None:
         self._scale(keep_fraction)
-        self._costs = self._expected_costs()
+        self._refresh()
 
     def to_state(self) -> StructuredState:
         stats = {name: tuple(getattr(self, f"_{name}").ravel().tolist()) for name in _STAT_FIELDS}
@@ -231,7 +230,7 @@ class StructuredThompson(Learner):
         for name in _STAT_FIELDS:
             current = getattr(self, f"_{name}")
             setattr(self, f"_{name}", np.array(getattr(state, name), dtype=float).reshape(current.shape))
-        self._costs = self._expected_costs()
+        self._refresh()
 
     # --- the model -------------------------------------------------------------------------------
 
@@ -261,17 +260,18 @@ class StructuredThompson(Learner):
         counts = np.stack((posted, filled, weight[2]))
         return _shrunk(totals, counts, curves, self._shrinkage)
 
-    def _fill_probabilities(self) -> np.ndarray:
-        """Per replica and offset: the probability that a post fills (see :meth:`_pieces`)."""
-        return self._pieces()[0]
-
-    def _expected_costs(self) -> np.ndarray:
+    def _refresh(self) -> None:
+        """Recompute every replica's expected cost of every arm (and the mean fill probability per offset)
+        from the statistics: once per outcome, so a decision only reads them."""
         taker = (self._taker_cost + self._prior_strength * self._taker_fee) / (self._taker + self._prior_strength)
         if self._offsets.size == 0:
-            return np.repeat(taker[:, None], len(self._grid), axis=1)
+            self._costs, self._fill_mean = np.repeat(taker[:, None], len(self._grid), axis=1), np.zeros(0)
+            return
         p_fill, fill, fallback = self._pieces()
         maker = p_fill * fill + (1.0 - p_fill) * fallback
-        return self._arm_bias[None, :] * taker[:, None] + (1.0 - self._arm_bias[None, :]) * maker[:, self._arm_column]
+        self._fill_mean = p_fill.mean(axis=0)
+        self._costs = (self._arm_bias[None, :] * taker[:, None]
+                       + (1.0 - self._arm_bias[None, :]) * maker[:, self._arm_column])
 
 
 def _shrunk(total: np.ndarray, weight: np.ndarray, curve: np.ndarray, shrinkage: float) -> np.ndarray:
