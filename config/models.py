@@ -7,6 +7,7 @@ fractions (0.15 means 15 %), basis points carry ``_bps``, money ``_usd``, durati
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Annotated, Literal
 
 import msgspec
@@ -734,11 +735,27 @@ class AlertThresholds(Model):
 
 
 class PrometheusSettings(Model):
-    """The metrics endpoint; ``port`` 0 asks the OS for a free port (tests)."""
+    """The metrics endpoint; ``port`` 0 asks the OS for a free port (tests).
+
+    The bucket lists are the upper bounds of the cost, slippage and time-to-fill histograms (strictly
+    increasing, ``+Inf`` is added); ``max_label_values`` caps the distinct values of each open-ended label
+    (arm, policy id, reason, code): past it a value is exported as ``other``, so a misbehaving policy source
+    cannot blow up the series count.
+    """
 
     enabled: bool
     host: str
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)]
+    cost_buckets_bps: tuple[Bps, ...]
+    slippage_buckets_bps: tuple[Bps, ...]
+    time_to_fill_buckets_s: tuple[NonNegativeSeconds, ...]
+    max_label_values: Annotated[int, msgspec.Meta(ge=1, le=10_000)]
+
+    def __post_init__(self) -> None:
+        for name in ("cost_buckets_bps", "slippage_buckets_bps", "time_to_fill_buckets_s"):
+            bounds = getattr(self, name)
+            if not bounds or any(a >= b for a, b in pairwise(bounds)):
+                raise ValueError(f"{name} must be a non-empty, strictly increasing list, got {list(bounds)}")
 
 
 class LiveVenueSettings(Model):

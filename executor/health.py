@@ -15,7 +15,7 @@ from executor.records import HealthSnapshot, HourExpectancy, SymbolHealth
 from features.effectiveness import router_effectiveness
 from features.expectancy import hourly_expectancy
 from features.quality import QualityThresholds, router_quality
-from features.scores import SlippageRegimes, sharpe_per_trade, symbol_scores
+from features.scores import SlippageRegimes, SymbolScore, sharpe_per_trade, symbol_scores
 from risk.portfolio import PortfolioState
 from risk.units import NS_PER_S
 from router.contract import ContractSpec, notional_usd
@@ -34,6 +34,23 @@ def rolling_sharpe(events: Sequence[RouterEvent], window: int,
     returns = [e.realized_pnl_usd / notional_usd(contracts[e.symbol], e.avg_price, e.filled_qty)
                for e in events if is_closing(e)]
     return sharpe_per_trade(np.asarray(returns[-window:], dtype=float))
+
+
+def _symbol_row(symbol: str, policy: RouterPolicy, score: SymbolScore | None,
+                thresholds: QualityThresholds) -> SymbolHealth:
+    """The health row of one policy symbol; KPIs ``None`` (quality ``unknown``) without events in the window."""
+    identity = {"symbol": symbol, "policy_id": policy.policy_id, "policy_version": policy.version, "arm": policy.arm}
+    if score is None:
+        return SymbolHealth(**identity, quality="unknown", orders=0, maker_ratio=None, fallback_ratio=None,
+                            reprice_loop_ratio=None, slippage_p25_bps=None, slippage_p50_bps=None,
+                            slippage_p75_bps=None, sharpe_per_trade=None, fee_drag_bps=None, slippage_regime=None)
+    kpis = score.router
+    return SymbolHealth(**identity, quality=router_quality(kpis, thresholds), orders=kpis.orders,
+                        maker_ratio=kpis.maker_fill_ratio, fallback_ratio=kpis.fallback_ratio,
+                        reprice_loop_ratio=kpis.reprice_loop_ratio, slippage_p25_bps=kpis.slippage_p25_bps,
+                        slippage_p50_bps=kpis.slippage_p50_bps, slippage_p75_bps=kpis.slippage_p75_bps,
+                        sharpe_per_trade=score.sharpe_per_trade, fee_drag_bps=score.fee_drag_bps,
+                        slippage_regime=score.slippage_regime)
 
 
 def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[RouterEvent],
@@ -59,16 +76,8 @@ def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[R
     scores = {s.symbol: s for s in symbol_scores(window, contracts=contracts, window=settings.window_events,
                                                   regimes=regimes, reprice_loop_min=settings.reprice_loop_min)
               } if window else {}
-    symbols = []
-    for symbol, policy in sorted(policies.items()):
-        score = scores.get(symbol)
-        symbols.append(SymbolHealth(
-            symbol=symbol, policy_id=policy.policy_id, policy_version=policy.version, arm=policy.arm,
-            quality=router_quality(score.router, thresholds) if score is not None else "unknown",
-            orders=score.router.orders if score is not None else 0,
-            sharpe_per_trade=score.sharpe_per_trade if score is not None else None,
-            fee_drag_bps=score.fee_drag_bps if score is not None else None,
-            slippage_regime=score.slippage_regime if score is not None else None))
+    symbols = [_symbol_row(symbol, policy, scores.get(symbol), thresholds)
+               for symbol, policy in sorted(policies.items())]
     storm_since_ns = now_ns - int(veto_storm_window_s * NS_PER_S)
     positions = portfolio.legs
     return HealthSnapshot(
@@ -81,6 +90,7 @@ def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[R
         orders_in_window=kpis.orders,
         maker_ratio=kpis.maker_fill_ratio,
         fallback_ratio=kpis.fallback_ratio,
+        reprice_loop_ratio=kpis.reprice_loop_ratio,
         slippage_p25_bps=kpis.slippage_p25_bps,
         slippage_p50_bps=kpis.slippage_p50_bps,
         slippage_p75_bps=kpis.slippage_p75_bps,

@@ -228,8 +228,8 @@ class Executor:
             on_idle: Callable[[], None] | None) -> int:
         """Process intents until the source is exhausted or ``should_stop()``; returns how many were new.
 
-        Health is published on the timer between intents and on idle polls; with adaptive routing the
-        same timer polls the registry for go-live requests.
+        Health is published on the timer between intents and on idle polls (and the gauges refreshed in
+        between); with adaptive routing the same timer polls the registry for go-live requests.
 
         ``on_idle`` runs after a poll that brought nothing (paper mode advances the replay clock there;
         a live venue's wall clock moves by itself, so live passes ``None``).
@@ -263,6 +263,8 @@ class Executor:
                     self.policies[symbol] = self.adaptive.current(symbol)
             self._refresh_marks(now_ns, None)
             self.telemetry.publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
+        else:  # the gauges follow every intent; the marks are the ones read at the last arrival
+            self.telemetry.refresh(now_ns, self.portfolio, self.policies)
 
     def process(self, intent: Intent) -> TradeRecord | None:
         """Run one intent to its journaled outcome; ``None`` if it was already processed.
@@ -329,7 +331,8 @@ class Executor:
             except ValueError as exc:  # a touch without size on a side, or crossed: no context to decide in
                 return self._veto(intent, (reason("decision_context_unavailable", None, None, str(exc)),),
                                   {"stage": "tuner"}, now_ns, gross_usd)
-        self.policies[intent.symbol] = policy
+        # health shows the acting version (published or champion), never the arm explored for this one order
+        self.policies[intent.symbol] = policy if self.adaptive is None else self.adaptive.current(intent.symbol)
         clamped_usd = notional_usd(contract, book.mid, qty)
         self.store.record_submission(Submission(
             intent=intent, qty=qty, suggested_gross_usd=gross_usd, clamped_gross_usd=clamped_usd, quote=quote,
@@ -386,6 +389,7 @@ class Executor:
                 self.adaptive.journal_failed()
                 raise
             self.adaptive.committed(pending)
+            self.policies[intent.symbol] = self.adaptive.current(intent.symbol)  # learning may have published
         self._done.add(intent.intent_id)
         self._digests[intent.intent_id] = intent_digest(intent)
         self.telemetry.observe_router_event(event)

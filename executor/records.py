@@ -41,7 +41,11 @@ class Submission(_Record):
 
 
 class SymbolHealth(_Record):
-    """One symbol's current policy and its quality over the health window."""
+    """One symbol's acting policy and its router KPIs and score over its last events of the health window.
+
+    ``arm`` is the acting version's arm (the published or champion one), never an arm explored for one
+    order. The KPIs follow ``features.effectiveness`` (``None`` when there is nothing to compute them from).
+    """
 
     symbol: str
     policy_id: str
@@ -49,6 +53,12 @@ class SymbolHealth(_Record):
     arm: str
     quality: str
     orders: int
+    maker_ratio: float | None
+    fallback_ratio: float | None
+    reprice_loop_ratio: float | None
+    slippage_p25_bps: float | None
+    slippage_p50_bps: float | None
+    slippage_p75_bps: float | None
     sharpe_per_trade: float | None
     fee_drag_bps: float | None
     slippage_regime: str | None
@@ -65,7 +75,8 @@ class HourExpectancy(_Record):
 class HealthSnapshot(_Record):
     """Execution health at ``ts_ns``: NAV and its age, router KPIs over the window, intel per symbol.
 
-    Ratios and quartiles are ``None`` when the window has nothing to compute them from (never 0).
+    Ratios and quartiles are ``None`` when the window has nothing to compute them from (never 0);
+    ``reprice_loop_ratio`` is the share of orders that re-priced at least ``health.reprice_loop_min`` times.
     ``rolling_sharpe`` is per closing order over the last ``health.sharpe_window`` closing orders (the
     definition of ``features.scores``); ``window_realized_pnl_usd`` sums the window's router events.
     """
@@ -79,6 +90,7 @@ class HealthSnapshot(_Record):
     orders_in_window: int
     maker_ratio: float | None
     fallback_ratio: float | None
+    reprice_loop_ratio: float | None
     slippage_p25_bps: float | None
     slippage_p50_bps: float | None
     slippage_p75_bps: float | None

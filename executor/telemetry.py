@@ -2,7 +2,9 @@
 
 ``maybe_publish`` is called by the loop after every intent and on every idle poll; it publishes when
 ``health.interval_s`` has passed since the last publish, so health reports on idle days too, and every
-publish writes the snapshot and its alerts to the executor store as well as the metrics. With adaptive
+publish writes the snapshot and its alerts to the executor store as well as the metrics. Between publishes
+``refresh`` recomputes health for the gauges alone (no store row, no alert), after every intent: a scrape
+shows the orders routed since the last publish, not the state of up to ``interval_s`` ago. With adaptive
 routing the caller passes the tuner block (``executor.adaptive.health``): it is stored with the snapshot,
 mirrored in the tuner gauges, and its alerts (budget, all arms excluded) join the snapshot's.
 """
@@ -43,6 +45,7 @@ class Telemetry:
         self._veto_ts_ns: deque[int] = deque()
         self._interval_ns = int(config.health.interval_s * NS_PER_S)
         self._next_publish_ns: int | None = None
+        self._changed = True
         self.last: tuple[HealthSnapshot, tuple[Alert, ...]] | None = None
         self.last_tuner: TunerHealth | None = None
 
@@ -62,13 +65,26 @@ class Telemetry:
 
     def _remember(self, event: RouterEvent) -> None:
         """The health window of router events, and apart from it the last closing orders (rolling Sharpe)."""
+        self._changed = True
         self._events.append(event)
         if is_closing(event):
             self._closing.append(event)
 
     def observe_veto(self, veto: VetoEvent) -> None:
+        self._changed = True
         self._veto_ts_ns.append(veto.ts_ns)
         self.metrics.observe_veto(veto)
+
+    def refresh(self, now_ns: int, portfolio: PortfolioState, policies: Mapping[str, RouterPolicy]) -> None:
+        """Health at ``now_ns`` into the gauges only; the store and alerts wait for the publish timer.
+
+        Recomputed only when an event or veto arrived since the last computation (idle polls are frequent);
+        otherwise only the NAV age moves.
+        """
+        if self._changed:
+            self.metrics.observe_health(self._compute(now_ns, portfolio, policies))
+        else:
+            self.metrics.observe_nav_age(max(0, now_ns - portfolio.nav_ts_ns) / NS_PER_S)
 
     def due(self, now_ns: int) -> bool:
         """True when ``health.interval_s`` has passed since the last publish (or nothing was published)."""
@@ -84,22 +100,25 @@ class Telemetry:
     def publish(self, now_ns: int, portfolio: PortfolioState, policies: Mapping[str, RouterPolicy],
                 tuner: TunerHealth | None) -> HealthSnapshot:
         """Compute health (plus the tuner block when given), store it, set the gauges, raise the alerts."""
-        storm_window_ns = int(self._config.alerts.veto_storm_window_s * NS_PER_S)
-        while self._veto_ts_ns and self._veto_ts_ns[0] < now_ns - storm_window_ns:
-            self._veto_ts_ns.popleft()
-        health = compute_health(now_ns=now_ns, portfolio=portfolio, events=tuple(self._events),
-                                closing_events=tuple(self._closing),
-                                veto_ts_ns=tuple(self._veto_ts_ns), policies=policies,
-                                settings=self._config.health,
-                                veto_storm_window_s=self._config.alerts.veto_storm_window_s,
-                                contracts=self._contracts)
+        health = self._compute(now_ns, portfolio, policies)
         alerts = evaluate_alerts(health, self._config.alerts)
         if tuner is not None:
             alerts += evaluate_tuner_alerts(tuner, self._config.alerts)
             self.metrics.observe_tuner_health(tuner)
         self._store.append_health(health, alerts, tuner)
-        self.metrics.observe_health(health, alerts)
+        self.metrics.observe_health(health)
+        self.metrics.observe_alerts(alerts)
         self._next_publish_ns = now_ns + self._interval_ns
         self.last = (health, alerts)
         self.last_tuner = tuner
         return health
+
+    def _compute(self, now_ns: int, portfolio: PortfolioState, policies: Mapping[str, RouterPolicy]) -> HealthSnapshot:
+        self._changed = False
+        storm_window_ns = int(self._config.alerts.veto_storm_window_s * NS_PER_S)
+        while self._veto_ts_ns and self._veto_ts_ns[0] < now_ns - storm_window_ns:
+            self._veto_ts_ns.popleft()
+        return compute_health(now_ns=now_ns, portfolio=portfolio, events=tuple(self._events),
+                              closing_events=tuple(self._closing), veto_ts_ns=tuple(self._veto_ts_ns),
+                              policies=policies, settings=self._config.health,
+                              veto_storm_window_s=self._config.alerts.veto_storm_window_s, contracts=self._contracts)

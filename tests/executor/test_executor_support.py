@@ -72,7 +72,8 @@ def build_executor(config: ConfigBundle, venue: Any, tmp_path: Path, *, seed: in
     journal = Journal(tmp_path / "journal.sqlite")
     store = ExecutorStore(tmp_path / "executor.sqlite")
     universe = config.strategy.universe
-    telemetry = Telemetry(config=config.executor, store=store, metrics=ExecutorMetrics(universe), contracts=universe)
+    metrics = ExecutorMetrics(universe, config.executor.prometheus)
+    telemetry = Telemetry(config=config.executor, store=store, metrics=metrics, contracts=universe)
     executor = Executor(config=config, venue=venue, journal=journal, store=store,
                         policy_for=policy_for or static_policies(config, maker_ttl_ms=500.0),
                         rng=np.random.default_rng(seed),

@@ -26,7 +26,8 @@ from tests.executor.test_executor_support import build_executor, executor_config
 def _health(**changes: object) -> HealthSnapshot:
     base = HealthSnapshot(
         ts_ns=1, nav_usd=10_000.0, wallet_balance_usd=10_000.0, nav_age_s=1.0, open_positions=0,
-        gross_exposure_usd=0.0, orders_in_window=100, maker_ratio=0.8, fallback_ratio=0.1, slippage_p25_bps=-1.0,
+        gross_exposure_usd=0.0, orders_in_window=100, maker_ratio=0.8, fallback_ratio=0.1, reprice_loop_ratio=0.0,
+        slippage_p25_bps=-1.0,
         slippage_p50_bps=0.0, slippage_p75_bps=1.0, fee_drag_bps=2.0, rolling_sharpe=None,
         window_realized_pnl_usd=0.0, vetoes_in_storm_window=0, symbols=(), expectancy=())
     return msgspec.structs.replace(base, **changes)
