@@ -38,7 +38,10 @@ def render(health: HealthSnapshot) -> str:
              if name not in ("symbols", "expectancy")]
     for row in health.symbols:
         lines.append(f"symbol {row.symbol:<19}policy {row.policy_id} v{row.policy_version} arm {row.arm} "
-                     f"quality {row.quality} orders {row.orders} sharpe {fmt(row.sharpe_per_trade)} "
+                     f"quality {row.quality} orders {row.orders} maker {fmt(row.maker_ratio)} "
+                     f"fallback {fmt(row.fallback_ratio)} reprice_loop {fmt(row.reprice_loop_ratio)} "
+                     f"slippage_bps {fmt(row.slippage_p25_bps)}/{fmt(row.slippage_p50_bps)}/"
+                     f"{fmt(row.slippage_p75_bps)} sharpe {fmt(row.sharpe_per_trade)} "
                      f"fee_drag_bps {fmt(row.fee_drag_bps)} regime {fmt(row.slippage_regime)}")
     for hour in health.expectancy:
         lines.append(f"expectancy hour {hour.hour:02d}         {hour.trades} trades, {hour.expectancy_bps:.3f} bps")
