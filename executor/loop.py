@@ -41,8 +41,8 @@ from executor.adaptive.routing import AdaptiveRouting, CatchUp
 from executor.duplicates import conflict_id, conflicting_duplicate, intent_digest
 from executor.intents import IntentSource
 from executor.journal import Journal
-from executor.outcomes import reason, routed_trade, veto_outcome
-from executor.positions import apply_fills
+from executor.outcomes import binding_limit, reason, routed_trade, veto_outcome
+from executor.positions import apply_order
 from executor.reconcile import (
     JournalStoreMismatch,
     PositionReader,
@@ -137,8 +137,9 @@ class Executor:
         self.adaptive = adaptive
         ex = config.executor
         self.route_settings = route_settings(config)
-        self.portfolio = replay_journal(router_events=(), vetoes=(), trades=(), submissions={},
-                                        wallet_balance_usd=ex.starting_wallet_usd, now_ns=0).portfolio
+        empty = replay_journal(router_events=(), vetoes=(), trades=(), submissions={},
+                               wallet_balance_usd=ex.starting_wallet_usd, now_ns=0)
+        self.portfolio, self.lots = empty.portfolio, empty.lots
         self._settle_retry = SettleRetry(retries=ex.route.max_venue_retries, backoff_ms=ex.route.rate_limit_backoff_ms)
         self.policies: dict[str, RouterPolicy] = {}
         self._done: set[str] = set()
@@ -161,7 +162,7 @@ class Executor:
                                                         store=self.store.path)) from exc
         check_journal_covers_store(submissions, replayed.done_intent_ids, journal=self.journal.path,
                                    store=self.store.path)
-        self.portfolio = replayed.portfolio
+        self.portfolio, self.lots = replayed.portfolio, replayed.lots
         self._done = set(replayed.done_intent_ids)
         self._digests = replayed.intent_digests
         self.telemetry.seed(replayed.router_events, replayed.veto_ts_ns)
@@ -216,8 +217,7 @@ class Executor:
                               contract=venue_contract(self.venue, intent.symbol),
                               note=(f"recovered_after_restart: {len(settlement.states)} orders found, "
                                     f"{settlement.cancelled} cancelled; route counters unknown"))
-        self._finish_routed(intent, event, submission.suggested_gross_usd, submission.clamped_gross_usd,
-                            submission.qty_step, decision)
+        self._finish_routed(intent, event, submission, decision)
         logger.info("recovered in-flight intent %s: %d orders, filled %s", intent.intent_id,
                     len(settlement.states), event.filled_qty)
         return settlement.cancelled
@@ -334,10 +334,12 @@ class Executor:
         # health shows the acting version (published or champion), never the arm explored for this one order
         self.policies[intent.symbol] = policy if self.adaptive is None else self.adaptive.current(intent.symbol)
         clamped_usd = notional_usd(contract, book.mid, qty)
-        self.store.record_submission(Submission(
-            intent=intent, qty=qty, suggested_gross_usd=gross_usd, clamped_gross_usd=clamped_usd, quote=quote,
-            tick_size=instrument.tick_size, qty_step=instrument.qty_step, policy=asdict(policy),
-            arrival_bid=book.bid, arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=now_ns), decision=decision)
+        submission = Submission(
+            intent=intent, qty=qty, suggested_gross_usd=gross_usd, clamped_gross_usd=clamped_usd,
+            binding_limit=binding_limit(screen.detail), quote=quote, tick_size=instrument.tick_size,
+            qty_step=instrument.qty_step, policy=asdict(policy), arrival_bid=book.bid, arrival_ask=book.ask,
+            arrival_ts_ns=book.ts_ns, ts_ns=now_ns)
+        self.store.record_submission(submission, decision=decision)
         try:
             event = route(order, policy, self.venue, rng=self.rng, settings=self.route_settings)
         except RouteRefused as exc:
@@ -348,7 +350,7 @@ class Executor:
                               {"stage": "route"}, now_ns, gross_usd)
         if event.error is not None:
             event = self._settle_after_error(order, policy, event)
-        return self._finish_routed(intent, event, gross_usd, clamped_usd, instrument.qty_step, decision)
+        return self._finish_routed(intent, event, submission, decision)
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -371,14 +373,18 @@ class Executor:
                              contract=venue_contract(self.venue, order.symbol),
                              note=f"settled: {len(settlement.states)} orders found, {settlement.cancelled} cancelled")
 
-    def _finish_routed(self, intent: Intent, event: RouterEvent, suggested_usd: float, clamped_usd: float,
-                       qty_step: float, decision: DecisionRecord | None) -> TradeRecord:
+    def _finish_routed(self, intent: Intent, event: RouterEvent, submission: Submission,
+                       decision: DecisionRecord | None) -> TradeRecord:
         """Apply fills, learn (adaptive), journal event, trade and the tuner's records in one batch."""
-        realized = apply_fills(self.portfolio, symbol=intent.symbol, side=intent.side,
-                               position_side=intent.position_side, fills=event.fills, qty_step=qty_step)
+        realized, closed_lots = apply_order(self.portfolio, self.lots, intent_id=intent.intent_id,
+                                            symbol=intent.symbol, side=intent.side,
+                                            position_side=intent.position_side, fills=event.fills,
+                                            qty_step=submission.qty_step)
         record_stop_fills(self.portfolio, intent, event.fills)
         event = msgspec.structs.replace(event, realized_pnl_usd=realized)
-        trade = routed_trade(intent, event, suggested_gross_usd=suggested_usd, clamped_gross_usd=clamped_usd)
+        trade = routed_trade(intent, event, suggested_gross_usd=submission.suggested_gross_usd,
+                             clamped_gross_usd=submission.clamped_gross_usd, binding=submission.binding_limit,
+                             closed_lots=closed_lots)
         if self.adaptive is None:
             self.journal.append_many((event, trade))
         else:

@@ -23,13 +23,15 @@ class Submission(_Record):
 
     After a crash, a submission without a trade record in the journal names an intent whose orders may
     exist at the venue: their client order ids are ``client_order_id(intent_id, 1..)``. ``policy`` is the
-    ``RouterPolicy`` the route ran under (as plain fields), the arrival touch is the executor's read.
+    ``RouterPolicy`` the route ran under (as plain fields), the arrival touch is the executor's read;
+    ``binding_limit`` the sizer limit that clamped the gross (``executor.outcomes.binding_limit``).
     """
 
     intent: Intent
     qty: float
     suggested_gross_usd: float
     clamped_gross_usd: float
+    binding_limit: str | None
     quote: str
     tick_size: float
     qty_step: float
