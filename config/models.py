@@ -734,6 +734,39 @@ class AlertThresholds(Model):
     tuner_budget_used_ratio: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
 
 
+SharpeLimit = Annotated[float, msgspec.Meta(ge=-100.0, le=100.0)]
+SizeMultiplier = Annotated[float, msgspec.Meta(gt=0.0, le=10.0)]
+
+
+class AllocatorSettings(Model):
+    """The feedback allocator (``features.allocator``): size multipliers per strategy and per symbol.
+
+    Proposals are computed on every health publish and shown in health; ``apply`` false (the default) is
+    shadow mode, true scales each growing intent's size hint by its strategy's and symbol's multipliers
+    before the risk core sizes it. Evidence is the last ``window_lots`` closed lots (``TradeRecord
+    .closed_lots``); nothing moves before ``min_lots`` of them. A per-trade Sharpe below
+    ``down_below_sharpe`` steps toward ``floor``, above ``up_above_sharpe`` toward ``ceiling``, else back
+    toward 1, never more than ``max_step`` per publish.
+    """
+
+    apply: bool
+    window_lots: PositiveInt
+    min_lots: SampleCount
+    floor: SizeMultiplier
+    ceiling: SizeMultiplier
+    max_step: SizeMultiplier
+    down_below_sharpe: SharpeLimit
+    up_above_sharpe: SharpeLimit
+
+    def __post_init__(self) -> None:
+        if not self.floor <= 1.0 <= self.ceiling:
+            raise ValueError(f"floor {self.floor} <= 1 <= ceiling {self.ceiling} must hold (1 is no change)")
+        if not self.down_below_sharpe < self.up_above_sharpe:
+            raise ValueError("down_below_sharpe must be below up_above_sharpe")
+        if self.min_lots > self.window_lots:
+            raise ValueError(f"min_lots {self.min_lots} cannot exceed window_lots {self.window_lots}")
+
+
 class PrometheusSettings(Model):
     """The metrics endpoint; ``port`` 0 asks the OS for a free port (tests).
 
@@ -835,6 +868,7 @@ class ExecutorConfig(Model):
     reconcile: ReconcileSettings
     health: HealthSettings
     alerts: AlertThresholds
+    allocator: AllocatorSettings
     prometheus: PrometheusSettings
     live: LiveVenueSettings
     policy_source: PolicySourceSettings

@@ -12,6 +12,7 @@ import numpy as np
 
 from config.models import HealthSettings
 from executor.records import HealthSnapshot, HourExpectancy, SymbolHealth
+from features.allocator import Proposal
 from features.effectiveness import router_effectiveness
 from features.expectancy import hourly_expectancy
 from features.quality import QualityThresholds, router_quality
@@ -56,12 +57,14 @@ def _symbol_row(symbol: str, policy: RouterPolicy, score: SymbolScore | None,
 def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[RouterEvent],
                    closing_events: Sequence[RouterEvent], veto_ts_ns: Sequence[int],
                    policies: Mapping[str, RouterPolicy], settings: HealthSettings, veto_storm_window_s: float,
-                   contracts: Mapping[str, ContractSpec]) -> HealthSnapshot:
+                   contracts: Mapping[str, ContractSpec], allocations: tuple[Proposal, ...],
+                   allocator_applied: bool) -> HealthSnapshot:
     """Health at ``now_ns`` over the last ``settings.window_events`` router events; one row per policy symbol.
 
     ``closing_events``: the recent closing orders (``is_closing``), however far back, of which the rolling
     Sharpe takes the last ``settings.sharpe_window``. ``contracts``: each symbol's contract spec (the
-    config universe), for the features' USD notionals.
+    config universe), for the features' USD notionals. ``allocations``, ``allocator_applied``: the allocator's proposals
+    and whether they are applied, as they are.
     """
     window = list(events)[-settings.window_events:]
     kpis = router_effectiveness(window, contracts=contracts, window=None, reprice_loop_min=settings.reprice_loop_min)
@@ -101,4 +104,6 @@ def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[R
         symbols=tuple(symbols),
         expectancy=tuple(HourExpectancy(hour=h.hour, trades=h.trades, expectancy_bps=h.expectancy_bps)
                          for h in hourly_expectancy(window, contracts=contracts)),
+        allocations=allocations,
+        allocator_applied=allocator_applied,
     )

@@ -165,7 +165,7 @@ class Executor:
         self.portfolio, self.lots = replayed.portfolio, replayed.lots
         self._done = set(replayed.done_intent_ids)
         self._digests = replayed.intent_digests
-        self.telemetry.seed(replayed.router_events, replayed.veto_ts_ns)
+        self.telemetry.seed(replayed.router_events, replayed.veto_ts_ns, replayed.closing_trades)
         decisions = self.store.decisions() if self.adaptive is not None else {}
         catch_up = None
         if self.adaptive is not None:
@@ -298,7 +298,10 @@ class Executor:
         self._refresh_marks(now_ns, book)
         ctx = RiskContext.from_state(self.portfolio, symbol=intent.symbol,
                                      universe=self.config.strategy.universe, now_ns=now_ns)
-        screen = would_emit(intent, MarketView(book=book, listed=True), ctx, self.config)
+        multiplier = self.telemetry.allocation.multiplier(intent)  # 1 in shadow mode; risk caps still bind
+        sized = intent if multiplier == 1.0 else msgspec.structs.replace(
+            intent, size_hint_usd=intent.size_hint_usd * multiplier)
+        screen = would_emit(sized, MarketView(book=book, listed=True), ctx, self.config)
         if not screen.emit:
             return self._veto(intent, screen.reasons, {"stage": screen.stage, **screen.detail}, now_ns,
                               screen.gross_usd or 0.0)
@@ -306,7 +309,7 @@ class Executor:
         if gross_usd is None:
             raise RuntimeError(f"would_emit emitted {intent.intent_id} without a size (ScreenDecision contract)")
         contract = self.config.strategy.universe[intent.symbol]
-        lot = fit_to_lot(intent, gross_usd, unit_usd=self._unit_usd(intent, book, contract),
+        lot = fit_to_lot(sized, gross_usd, unit_usd=self._unit_usd(intent, book, contract),
                          qty_step=instrument.qty_step, ctx=ctx, config=self.config)
         if lot.reason is not None:
             return self._veto(intent, (lot.reason,), {"stage": "lot", "gross_usd": gross_usd, **lot.detail},
@@ -336,9 +339,9 @@ class Executor:
         clamped_usd = notional_usd(contract, book.mid, qty)
         submission = Submission(
             intent=intent, qty=qty, suggested_gross_usd=gross_usd, clamped_gross_usd=clamped_usd,
-            binding_limit=binding_limit(screen.detail), quote=quote, tick_size=instrument.tick_size,
-            qty_step=instrument.qty_step, policy=asdict(policy), arrival_bid=book.bid, arrival_ask=book.ask,
-            arrival_ts_ns=book.ts_ns, ts_ns=now_ns)
+            binding_limit=binding_limit(screen.detail), size_multiplier=multiplier, quote=quote,
+            tick_size=instrument.tick_size, qty_step=instrument.qty_step, policy=asdict(policy), arrival_bid=book.bid,
+            arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=now_ns)
         self.store.record_submission(submission, decision=decision)
         try:
             event = route(order, policy, self.venue, rng=self.rng, settings=self.route_settings)
@@ -376,15 +379,13 @@ class Executor:
     def _finish_routed(self, intent: Intent, event: RouterEvent, submission: Submission,
                        decision: DecisionRecord | None) -> TradeRecord:
         """Apply fills, learn (adaptive), journal event, trade and the tuner's records in one batch."""
-        realized, closed_lots = apply_order(self.portfolio, self.lots, intent_id=intent.intent_id,
-                                            symbol=intent.symbol, side=intent.side,
-                                            position_side=intent.position_side, fills=event.fills,
+        realized, closed_lots = apply_order(self.portfolio, self.lots, intent=intent, fills=event.fills,
                                             qty_step=submission.qty_step)
         record_stop_fills(self.portfolio, intent, event.fills)
         event = msgspec.structs.replace(event, realized_pnl_usd=realized)
         trade = routed_trade(intent, event, suggested_gross_usd=submission.suggested_gross_usd,
                              clamped_gross_usd=submission.clamped_gross_usd, binding=submission.binding_limit,
-                             closed_lots=closed_lots)
+                             size_multiplier=submission.size_multiplier, closed_lots=closed_lots)
         if self.adaptive is None:
             self.journal.append_many((event, trade))
         else:
@@ -399,12 +400,14 @@ class Executor:
         self._done.add(intent.intent_id)
         self._digests[intent.intent_id] = intent_digest(intent)
         self.telemetry.observe_router_event(event)
+        self.telemetry.observe_trade(trade)
         self.telemetry.metrics.intents.labels("routed").inc()
         return trade
 
     def _veto(self, intent: Intent, reasons: tuple[VetoReason, ...], context: dict[str, Any], now_ns: int,
               suggested_usd: float) -> TradeRecord:
-        veto, trade = veto_outcome(intent, reasons, context, ts_ns=now_ns, suggested_gross_usd=suggested_usd)
+        veto, trade = veto_outcome(intent, reasons, context, ts_ns=now_ns, suggested_gross_usd=suggested_usd,
+                                   size_multiplier=self.telemetry.allocation.multiplier(intent))
         self.journal.append_many((veto, trade))
         self._done.add(intent.intent_id)
         self._digests[intent.intent_id] = intent_digest(intent)

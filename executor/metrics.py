@@ -122,6 +122,12 @@ class ExecutorMetrics:
         self.alert_active = GaugeSeries(Gauge("executor_alert_active", "1 while the alert holds", ("code",),
                                               registry=r))
         self.alerts_raised = Counter("executor_alerts", "alerts raised", ("code",), registry=r)
+        self.allocator_multiplier = GaugeSeries(Gauge(
+            "executor_allocator_multiplier", "the feedback allocator's size multiplier per strategy and per symbol",
+            ("scope", "name"), registry=r))
+        self.allocator_applied = Gauge("executor_allocator_applied",
+                                       "1 when the executor sizes with the allocator's multipliers, 0 in shadow mode",
+                                       registry=r)
         self.tuner = TunerCollector(self.labels)
         r.register(self.tuner)
 
@@ -173,6 +179,8 @@ class ExecutorMetrics:
                                      for row in health.symbols})
         self.policy_quality.publish({(row.symbol, row.quality): 1.0 for row in health.symbols})
         self.expectancy.publish({(str(hour.hour),): hour.expectancy_bps for hour in health.expectancy})
+        self.allocator_multiplier.publish({(a.scope, self.labels.value("name", a.name)): a.proposed
+                                           for a in health.allocations})
 
     def observe_nav_age(self, age_s: float) -> None:
         """The NAV age alone, between two health computations (it grows while nothing else changes)."""

@@ -83,7 +83,7 @@ def binding_limit(detail: Mapping[str, Any]) -> str | None:
 
 
 def veto_outcome(intent: Intent, reasons: tuple[VetoReason, ...], context: Mapping[str, Any], *, ts_ns: int,
-                 suggested_gross_usd: float) -> tuple[VetoEvent, TradeRecord]:
+                 suggested_gross_usd: float, size_multiplier: float) -> tuple[VetoEvent, TradeRecord]:
     """The veto and its one-line trade record (nothing filled, nothing clamped); see ``journalable``."""
     reasons = tuple(normalized_reason(r) for r in reasons)
     journaled, replaced = journalable(intent)
@@ -92,19 +92,20 @@ def veto_outcome(intent: Intent, reasons: tuple[VetoReason, ...], context: Mappi
                      context=json_native(dict(context)), ts_ns=ts_ns)
     trade = TradeRecord(schema_version=SCHEMA_VERSION, intent_id=intent.intent_id, symbol=intent.symbol,
                         tier=intent.tier, strategy=intent.strategy, size_hint_usd=journaled.size_hint_usd,
-                        suggested_gross_usd=suggested_gross_usd, clamped_gross_usd=0.0,
+                        size_multiplier=size_multiplier, suggested_gross_usd=suggested_gross_usd, clamped_gross_usd=0.0,
                         binding_limit=binding_limit(context), veto_reasons=reasons, filled_qty=0.0, avg_price=None,
                         fees_usd=0.0, realized_pnl_usd=None, closed_lots=(), ts_ns=ts_ns)
     return veto, trade
 
 
 def routed_trade(intent: Intent, event: RouterEvent, *, suggested_gross_usd: float, clamped_gross_usd: float,
-                 binding: str | None, closed_lots: tuple[ClosedLot, ...]) -> TradeRecord:
+                 binding: str | None, size_multiplier: float, closed_lots: tuple[ClosedLot, ...]) -> TradeRecord:
     """The trade record of a routed intent: sizes from the risk core, fills and PnL from its RouterEvent,
     ``closed_lots`` from ``executor.positions.apply_order``."""
     return TradeRecord(schema_version=SCHEMA_VERSION, intent_id=intent.intent_id, symbol=intent.symbol,
                        tier=intent.tier, strategy=intent.strategy, size_hint_usd=intent.size_hint_usd,
-                       suggested_gross_usd=suggested_gross_usd, clamped_gross_usd=clamped_gross_usd,
+                       size_multiplier=size_multiplier, suggested_gross_usd=suggested_gross_usd,
+                       clamped_gross_usd=clamped_gross_usd,
                        binding_limit=binding, veto_reasons=(), filled_qty=event.filled_qty,
                        avg_price=event.avg_price, fees_usd=float(sum(f.fee_usd for f in event.fills)),
                        realized_pnl_usd=event.realized_pnl_usd, closed_lots=closed_lots, ts_ns=event.finished_ts_ns)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from risk.portfolio import PortfolioState
-from router.events import ClosedLot, Fill, PositionSide, Side
+from router.events import ClosedLot, Fill, Intent, PositionSide, Side
 
 LegKey = tuple[str, PositionSide]
 
@@ -72,9 +72,10 @@ def _decimals(step: float) -> int:
 
 @dataclass(slots=True)
 class OpenLot:
-    """What one opening trade still holds of a leg: signed quantity (long > 0)."""
+    """What one opening trade (and its strategy) still holds of a leg: signed quantity (long > 0)."""
 
     intent_id: str
+    strategy: str
     qty: float
 
 
@@ -87,28 +88,30 @@ class OpeningLots:
     def lots(self, key: LegKey) -> tuple[OpenLot, ...]:
         return tuple(self._lots.get(key, ()))
 
-    def apply(self, key: LegKey, *, intent_id: str, side: Side, fills: Sequence[Fill],
-              qty_step: float) -> dict[str, float]:
-        """Consume or add lots for ``fills`` of ``intent_id``; returns the quantity closed per opening intent.
+    def apply(self, key: LegKey, *, intent_id: str, strategy: str, side: Side, fills: Sequence[Fill],
+              qty_step: float) -> dict[tuple[str, str], float]:
+        """Consume or add lots for ``fills`` of ``intent_id``; returns the quantity closed per opening
+        (intent id, strategy), oldest first.
 
         A remainder under half a lot step is dust (the portfolio snaps the leg to the grid) and is dropped.
         """
         lots = self._lots.setdefault(key, deque())
-        closed: dict[str, float] = {}
+        closed: dict[tuple[str, str], float] = {}
         dust = qty_step / 2
         for fill in fills:
             signed = fill.qty if side == "buy" else -fill.qty
             while lots and abs(signed) > dust and (lots[0].qty > 0) != (signed > 0):
                 oldest = lots[0]
                 take = min(abs(signed), abs(oldest.qty))
-                closed[oldest.intent_id] = closed.get(oldest.intent_id, 0.0) + take
+                opening = (oldest.intent_id, oldest.strategy)
+                closed[opening] = closed.get(opening, 0.0) + take
                 direction = 1.0 if oldest.qty > 0 else -1.0
                 oldest.qty -= direction * take
                 signed += direction * take
                 if abs(oldest.qty) <= dust:
                     lots.popleft()
             if abs(signed) > dust:
-                lots.append(OpenLot(intent_id=intent_id, qty=signed))
+                lots.append(OpenLot(intent_id=intent_id, strategy=strategy, qty=signed))
         if not lots:
             del self._lots[key]
         return closed
@@ -118,22 +121,23 @@ class OpeningLots:
         self._lots.pop(key, None)
 
 
-def apply_order(portfolio: PortfolioState, lots: OpeningLots, *, intent_id: str, symbol: str, side: Side,
-                position_side: PositionSide, fills: Sequence[Fill],
+def apply_order(portfolio: PortfolioState, lots: OpeningLots, *, intent: Intent, fills: Sequence[Fill],
                 qty_step: float) -> tuple[float | None, tuple[ClosedLot, ...]]:
     """Apply one order's fills to the portfolio and the opening lots: (realized PnL, the lots it closed).
 
     Realized PnL as the module docstring defines it (``None`` when no fill reduced exposure); fills the
     portfolio had already applied (same ``trade_id``) move no lot either.
     """
-    key = (symbol, position_side)
-    realized, applied = _apply_fills(portfolio, symbol=symbol, side=side, position_side=position_side, fills=fills,
-                                     qty_step=qty_step)
-    closed = lots.apply(key, intent_id=intent_id, side=side, fills=applied, qty_step=qty_step)
+    key = (intent.symbol, intent.position_side)
+    realized, applied = _apply_fills(portfolio, symbol=intent.symbol, side=intent.side,
+                                     position_side=intent.position_side, fills=fills, qty_step=qty_step)
+    closed = lots.apply(key, intent_id=intent.intent_id, strategy=intent.strategy, side=intent.side, fills=applied,
+                        qty_step=qty_step)
     if key not in portfolio.legs:
         lots.forget(key)
     if realized is None or not closed:
         return realized, ()
     total = sum(closed.values())
-    return realized, tuple(ClosedLot(opening_intent_id=opening, qty=qty, realized_pnl_usd=realized * qty / total)
-                           for opening, qty in closed.items())
+    return realized, tuple(ClosedLot(opening_intent_id=opening, opening_strategy=strategy, qty=qty,
+                                     realized_pnl_usd=realized * qty / total)
+                           for (opening, strategy), qty in closed.items())

@@ -80,7 +80,8 @@ class ReplayedJournal:
     """What the journal says: the rebuilt portfolio and opening lots, finished intents, recent events and veto times.
 
     ``intent_digests`` holds the content digest of every journaled or submitted intent by id, so a later
-    intent of the same id is told apart from a repeat (``executor.duplicates``).
+    intent of the same id is told apart from a repeat (``executor.duplicates``); ``closing_trades`` the
+    trade records that closed lots (the feedback allocator's evidence), in journal order.
     """
 
     portfolio: PortfolioState
@@ -89,6 +90,7 @@ class ReplayedJournal:
     intent_digests: dict[str, bytes]
     router_events: tuple[RouterEvent, ...]
     veto_ts_ns: tuple[int, ...]
+    closing_trades: tuple[TradeRecord, ...]
 
 
 def replay_journal(*, router_events: Iterable[RouterEvent], vetoes: Iterable[VetoEvent],
@@ -103,16 +105,17 @@ def replay_journal(*, router_events: Iterable[RouterEvent], vetoes: Iterable[Vet
         if submission is None:
             raise JournalStoreMismatch(f"journaled router event {event.intent_id} has no submission record in "
                                        "the store, so its position side is unknown")
-        apply_order(portfolio, lots, intent_id=event.intent_id, symbol=event.symbol, side=event.side,
-                    position_side=submission.intent.position_side, fills=event.fills, qty_step=submission.qty_step)
+        apply_order(portfolio, lots, intent=submission.intent, fills=event.fills, qty_step=submission.qty_step)
         record_stop_fills(portfolio, submission.intent, event.fills)
     digests = {intent_id: intent_digest(s.intent) for intent_id, s in submissions.items()}
     veto_ts_ns = []
     for veto in vetoes:
         digests[veto.intent.intent_id] = intent_digest(original_intent(veto.intent, veto.context))
         veto_ts_ns.append(veto.ts_ns)
+    trades = tuple(trades)
     return ReplayedJournal(portfolio=portfolio, lots=lots, done_intent_ids=frozenset(t.intent_id for t in trades),
-                           intent_digests=digests, router_events=events, veto_ts_ns=tuple(veto_ts_ns))
+                           intent_digests=digests, router_events=events, veto_ts_ns=tuple(veto_ts_ns),
+                           closing_trades=tuple(t for t in trades if t.closed_lots))
 
 
 def record_stop_fills(portfolio: PortfolioState, intent: Intent, fills: Sequence[Fill]) -> None:

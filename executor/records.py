@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from features.allocator import Proposal
 from router.events import Intent
 
 
@@ -24,7 +25,8 @@ class Submission(_Record):
     After a crash, a submission without a trade record in the journal names an intent whose orders may
     exist at the venue: their client order ids are ``client_order_id(intent_id, 1..)``. ``policy`` is the
     ``RouterPolicy`` the route ran under (as plain fields), the arrival touch is the executor's read;
-    ``binding_limit`` the sizer limit that clamped the gross (``executor.outcomes.binding_limit``).
+    ``binding_limit`` the sizer limit that clamped the gross (``executor.outcomes.binding_limit``),
+    ``size_multiplier`` the allocator's factor on the size hint (``executor.allocation``).
     """
 
     intent: Intent
@@ -32,6 +34,7 @@ class Submission(_Record):
     suggested_gross_usd: float
     clamped_gross_usd: float
     binding_limit: str | None
+    size_multiplier: float
     quote: str
     tick_size: float
     qty_step: float
@@ -80,7 +83,9 @@ class HealthSnapshot(_Record):
     Ratios and quartiles are ``None`` when the window has nothing to compute them from (never 0);
     ``reprice_loop_ratio`` is the share of orders that re-priced at least ``health.reprice_loop_min`` times.
     ``rolling_sharpe`` is per closing order over the last ``health.sharpe_window`` closing orders (the
-    definition of ``features.scores``); ``window_realized_pnl_usd`` sums the window's router events.
+    definition of ``features.scores``); ``window_realized_pnl_usd`` sums the window's router events;
+    ``allocations`` are the feedback allocator's proposals of the last publish, sized with only when
+    ``allocator_applied`` (``executor.json`` ``allocator.apply``; false is shadow mode).
     """
 
     ts_ns: int
@@ -102,6 +107,8 @@ class HealthSnapshot(_Record):
     vetoes_in_storm_window: int
     symbols: tuple[SymbolHealth, ...]
     expectancy: tuple[HourExpectancy, ...]
+    allocations: tuple[Proposal, ...]
+    allocator_applied: bool
 
 
 class Alert(_Record):

@@ -6,7 +6,8 @@ publish writes the snapshot and its alerts to the executor store as well as the 
 ``refresh`` recomputes health for the gauges alone (no store row, no alert), after every intent: a scrape
 shows the orders routed since the last publish, not the state of up to ``interval_s`` ago. With adaptive
 routing the caller passes the tuner block (``executor.adaptive.health``): it is stored with the snapshot,
-mirrored in the tuner gauges, and its alerts (budget, all arms excluded) join the snapshot's.
+mirrored in the tuner gauges, and its alerts (budget, all arms excluded) join the snapshot's. The feedback
+allocator (``executor.allocation``) steps on the same timer: its proposals go into the snapshot.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from config.models import ExecutorConfig
 from executor.adaptive.records import TunerHealth
 from executor.alerts import evaluate_alerts, evaluate_tuner_alerts
+from executor.allocation import Allocation
 from executor.health import compute_health, is_closing
 from executor.metrics import ExecutorMetrics
 from executor.records import Alert, HealthSnapshot
@@ -24,7 +26,7 @@ from executor.store import ExecutorStore
 from risk.portfolio import PortfolioState
 from risk.units import NS_PER_S
 from router.contract import ContractSpec
-from router.events import RouterEvent, VetoEvent
+from router.events import RouterEvent, TradeRecord, VetoEvent
 from router.policy import RouterPolicy
 
 
@@ -48,16 +50,27 @@ class Telemetry:
         self._changed = True
         self.last: tuple[HealthSnapshot, tuple[Alert, ...]] | None = None
         self.last_tuner: TunerHealth | None = None
+        self.allocation = Allocation(config.allocator, contracts)
+        metrics.allocator_applied.set(1.0 if config.allocator.apply else 0.0)
 
-    def seed(self, events: Iterable[RouterEvent], veto_ts_ns: Iterable[int]) -> None:
+    def seed(self, events: Iterable[RouterEvent], veto_ts_ns: Iterable[int], trades: Iterable[TradeRecord]) -> None:
         """Recent history from the journal after a restart (metrics counters start from zero).
 
-        ``events`` in journal order; the windows keep what they need (the last closing orders may lie
-        far before the last ``window_events`` events, so pass them all).
+        ``events`` and ``trades`` in journal order; the windows keep what they need (the last closing orders
+        may lie far before the last ``window_events`` events, so pass them all). The allocator's multipliers
+        come back from the last stored snapshot.
         """
         for event in events:
             self._remember(event)
         self._veto_ts_ns.extend(sorted(veto_ts_ns))
+        self.allocation.observe(trades)
+        latest = self._store.latest_health()
+        if latest is not None:
+            self.allocation.restore(latest.allocations)
+
+    def observe_trade(self, trade: TradeRecord) -> None:
+        """A journaled trade record: its closed lots are the allocator's evidence."""
+        self.allocation.observe((trade,))
 
     def observe_router_event(self, event: RouterEvent) -> None:
         self._remember(event)
@@ -100,6 +113,7 @@ class Telemetry:
     def publish(self, now_ns: int, portfolio: PortfolioState, policies: Mapping[str, RouterPolicy],
                 tuner: TunerHealth | None) -> HealthSnapshot:
         """Compute health (plus the tuner block when given), store it, set the gauges, raise the alerts."""
+        self.allocation.update()
         health = self._compute(now_ns, portfolio, policies)
         alerts = evaluate_alerts(health, self._config.alerts)
         if tuner is not None:
@@ -121,4 +135,5 @@ class Telemetry:
         return compute_health(now_ns=now_ns, portfolio=portfolio, events=tuple(self._events),
                               closing_events=tuple(self._closing), veto_ts_ns=tuple(self._veto_ts_ns),
                               policies=policies, settings=self._config.health,
-                              veto_storm_window_s=self._config.alerts.veto_storm_window_s, contracts=self._contracts)
+                              veto_storm_window_s=self._config.alerts.veto_storm_window_s, contracts=self._contracts,
+                              allocations=self.allocation.last, allocator_applied=self._config.allocator.apply)

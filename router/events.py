@@ -21,7 +21,7 @@ RoutedAs = Literal["maker", "taker", "mixed", "unfilled"]
 Outcome = Literal["filled", "partial", "unfilled", "rejected"]
 
 SCHEMA_VERSION = 2
-"""2: ``TradeRecord`` gained strategy, size hint, binding limit and the lots it closed (issue 16)."""
+"""2: ``TradeRecord`` gained strategy, size hint and multiplier, binding limit and the lots it closed (issue 16)."""
 
 
 class _Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -145,6 +145,7 @@ class ClosedLot(_Record):
     """
 
     opening_intent_id: str
+    opening_strategy: str
     qty: float
     realized_pnl_usd: float
 
@@ -152,11 +153,13 @@ class ClosedLot(_Record):
 class TradeRecord(_Record):
     """One line per intent for per-trade review and feedback allocators: from size hint to realized PnL.
 
-    ``binding_limit`` names the sizer limit that cut the gross below the size hint (``bucket_cap``,
-    ``base_nav_pct``, a risk cap code, ``position`` for a reduce), ``None`` when the hint itself was the
-    size or the intent never reached the sizer. ``closed_lots`` links this trade to the opening trades
-    whose exposure it closed (oldest first); an opening trade's realised PnL is the sum over the later
-    records that name it.
+    ``size_hint_usd`` is the strategy's own hint; ``size_multiplier`` the feedback allocator's factor the
+    risk core sized ``size_hint_usd * size_multiplier`` with (1.0 unless the allocator is applied, and
+    never on a reducing intent). ``binding_limit`` names the sizer limit that cut the gross below that
+    (``bucket_cap``, ``base_nav_pct``, a risk cap code, ``position`` for a reduce), ``None`` when the hint
+    itself was the size or the intent never reached the sizer. ``closed_lots`` links this trade to the
+    opening trades whose exposure it closed (oldest first); an opening trade's realised PnL is the sum over
+    the later records that name it.
     """
 
     schema_version: int
@@ -165,6 +168,7 @@ class TradeRecord(_Record):
     tier: str
     strategy: str
     size_hint_usd: float
+    size_multiplier: float
     suggested_gross_usd: float
     clamped_gross_usd: float
     binding_limit: str | None

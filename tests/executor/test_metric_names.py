@@ -30,7 +30,7 @@ UNITS = ("seconds", "usd", "bps", "ratio")
 NOT_BASE_UNITS = {"s", "ms", "ns", "us", "sec", "secs", "millis", "milliseconds", "minutes", "hours", "pct",
                   "percent"}
 LABELS = {"symbol", "arm", "routed_as", "outcome", "liquidity", "sign", "code", "result", "quantile", "quality",
-          "policy_id", "hour", "reason"}
+          "policy_id", "hour", "reason", "scope", "name"}
 """Every label the executor may export; each is a closed set or goes through ``LabelBudget``."""
 COUNTERS_BY_ISSUE = ("tuner_learned_outcomes", "tuner_drifts_detected", "tuner_rejected_outcomes",
                      "tuner_budget_blocked_decisions")

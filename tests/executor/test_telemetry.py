@@ -31,7 +31,8 @@ def _health(**changes: object) -> HealthSnapshot:
         gross_exposure_usd=0.0, orders_in_window=100, maker_ratio=0.8, fallback_ratio=0.1, reprice_loop_ratio=0.0,
         slippage_p25_bps=-1.0,
         slippage_p50_bps=0.0, slippage_p75_bps=1.0, fee_drag_bps=2.0, rolling_sharpe=None,
-        window_realized_pnl_usd=0.0, vetoes_in_storm_window=0, symbols=(), expectancy=())
+        window_realized_pnl_usd=0.0, vetoes_in_storm_window=0, symbols=(), expectancy=(), allocations=(),
+        allocator_applied=False)
     return msgspec.structs.replace(base, **changes)
 
 

@@ -98,10 +98,9 @@ def test_opening_lots_match_the_leg_and_split_realized_pnl_exactly(orders: list[
     closed: dict[str, float] = {}
     for k, (side, qty_lots, price) in enumerate(orders):
         fills = (_fill(k, qty_lots, price),)
-        realized, closed_lots = apply_order(portfolio, lots, intent_id=f"i{k}", symbol="X", side=side,
-                                            position_side="BOTH", fills=fills, qty_step=STEP)
-        assert apply_order(portfolio, lots, intent_id=f"i{k}", symbol="X", side=side, position_side="BOTH",
-                           fills=fills, qty_step=STEP) == (None, ()), "a repeated fill moves nothing"
+        order = intent(f"i{k}", symbol="X", side=side, position_side="BOTH")
+        realized, closed_lots = apply_order(portfolio, lots, intent=order, fills=fills, qty_step=STEP)
+        assert apply_order(portfolio, lots, intent=order, fills=fills, qty_step=STEP) == (None, ()), "a repeat"
         for lot in closed_lots:
             closed[lot.opening_intent_id] = closed.get(lot.opening_intent_id, 0.0) + lot.qty
         if closed_lots:
