@@ -29,18 +29,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def render(health: HealthSnapshot) -> str:
-    """The snapshot as aligned ``name  value`` lines, symbols and expectancy below."""
+    """The snapshot as aligned ``name  value`` lines; symbols, allocator proposals and expectancy below."""
     def fmt(value: object) -> str:
         if value is None:
             return "n/a"
         return f"{value:.6g}" if isinstance(value, float) else str(value)
 
     lines = [f"{name:<26}{fmt(getattr(health, name))}" for name in health.__struct_fields__
-             if name not in ("symbols", "expectancy")]
+             if name not in ("symbols", "expectancy", "allocations", "allocator_applied")]
     for row in health.symbols:
         lines.append(f"symbol {row.symbol:<19}policy {row.policy_id} v{row.policy_version} arm {row.arm} "
-                     f"quality {row.quality} orders {row.orders} sharpe {fmt(row.sharpe_per_trade)} "
+                     f"quality {row.quality} orders {row.orders} maker {fmt(row.maker_ratio)} "
+                     f"fallback {fmt(row.fallback_ratio)} reprice_loop {fmt(row.reprice_loop_ratio)} "
+                     f"slippage_bps {fmt(row.slippage_p25_bps)}/{fmt(row.slippage_p50_bps)}/"
+                     f"{fmt(row.slippage_p75_bps)} sharpe {fmt(row.sharpe_per_trade)} "
                      f"fee_drag_bps {fmt(row.fee_drag_bps)} regime {fmt(row.slippage_regime)}")
+    mode = "applied" if health.allocator_applied else "shadow"
+    for a in health.allocations:
+        lines.append(f"allocator {a.scope} {a.name:<16}{a.current:.3g} -> {a.proposed:.3g} {a.reason} "
+                     f"({a.lots} lots, sharpe {fmt(a.sharpe_per_trade)}, {mode})")
     for hour in health.expectancy:
         lines.append(f"expectancy hour {hour.hour:02d}         {hour.trades} trades, {hour.expectancy_bps:.3f} bps")
     return "\n".join(lines)

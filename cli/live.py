@@ -253,7 +253,7 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    metrics = ExecutorMetrics(config.strategy.universe)
+    metrics = ExecutorMetrics(config.strategy.universe, config.executor.prometheus)
     server = None
     if config.executor.prometheus.enabled:
         port, server = metrics.serve(config.executor.prometheus.host, config.executor.prometheus.port)

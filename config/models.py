@@ -7,6 +7,7 @@ fractions (0.15 means 15 %), basis points carry ``_bps``, money ``_usd``, durati
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Annotated, Literal
 
 import msgspec
@@ -739,12 +740,61 @@ class AlertThresholds(Model):
     tuner_budget_used_ratio: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
 
 
+SharpeLimit = Annotated[float, msgspec.Meta(ge=-100.0, le=100.0)]
+SizeMultiplier = Annotated[float, msgspec.Meta(gt=0.0, le=10.0)]
+
+
+class AllocatorSettings(Model):
+    """The feedback allocator (``features.allocator``): size multipliers per strategy and per symbol.
+
+    Proposals are computed on every health publish and shown in health; ``apply`` false (the default) is
+    shadow mode, true scales each growing intent's size hint by its strategy's and symbol's multipliers
+    before the risk core sizes it. Evidence is the last ``window_lots`` closed lots (``TradeRecord
+    .closed_lots``); nothing moves before ``min_lots`` of them. A per-trade Sharpe below
+    ``down_below_sharpe`` steps toward ``floor``, above ``up_above_sharpe`` toward ``ceiling``, else back
+    toward 1, never more than ``max_step`` per publish.
+    """
+
+    apply: bool
+    window_lots: PositiveInt
+    min_lots: SampleCount
+    floor: SizeMultiplier
+    ceiling: SizeMultiplier
+    max_step: SizeMultiplier
+    down_below_sharpe: SharpeLimit
+    up_above_sharpe: SharpeLimit
+
+    def __post_init__(self) -> None:
+        if not self.floor <= 1.0 <= self.ceiling:
+            raise ValueError(f"floor {self.floor} <= 1 <= ceiling {self.ceiling} must hold (1 is no change)")
+        if not self.down_below_sharpe < self.up_above_sharpe:
+            raise ValueError("down_below_sharpe must be below up_above_sharpe")
+        if self.min_lots > self.window_lots:
+            raise ValueError(f"min_lots {self.min_lots} cannot exceed window_lots {self.window_lots}")
+
+
 class PrometheusSettings(Model):
-    """The metrics endpoint; ``port`` 0 asks the OS for a free port (tests)."""
+    """The metrics endpoint; ``port`` 0 asks the OS for a free port (tests).
+
+    The bucket lists are the upper bounds of the cost, slippage and time-to-fill histograms (strictly
+    increasing, ``+Inf`` is added); ``max_label_values`` caps the distinct values of each open-ended label
+    (arm, policy id, reason, code): past it a value is exported as ``other``, so a misbehaving policy source
+    cannot blow up the series count.
+    """
 
     enabled: bool
     host: str
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)]
+    cost_buckets_bps: tuple[Bps, ...]
+    slippage_buckets_bps: tuple[Bps, ...]
+    time_to_fill_buckets_s: tuple[NonNegativeSeconds, ...]
+    max_label_values: Annotated[int, msgspec.Meta(ge=1, le=10_000)]
+
+    def __post_init__(self) -> None:
+        for name in ("cost_buckets_bps", "slippage_buckets_bps", "time_to_fill_buckets_s"):
+            bounds = getattr(self, name)
+            if not bounds or any(a >= b for a, b in pairwise(bounds)):
+                raise ValueError(f"{name} must be a non-empty, strictly increasing list, got {list(bounds)}")
 
 
 class LiveVenueSettings(Model):
@@ -831,6 +881,7 @@ class ExecutorConfig(Model):
     reconcile: ReconcileSettings
     health: HealthSettings
     alerts: AlertThresholds
+    allocator: AllocatorSettings
     prometheus: PrometheusSettings
     live: LiveVenueSettings
     policy_source: PolicySourceSettings

@@ -12,10 +12,11 @@ import numpy as np
 
 from config.models import HealthSettings
 from executor.records import HealthSnapshot, HourExpectancy, SymbolHealth
+from features.allocator import Proposal
 from features.effectiveness import router_effectiveness
 from features.expectancy import hourly_expectancy
 from features.quality import QualityThresholds, router_quality
-from features.scores import SlippageRegimes, sharpe_per_trade, symbol_scores
+from features.scores import SlippageRegimes, SymbolScore, sharpe_per_trade, symbol_scores
 from risk.portfolio import PortfolioState
 from risk.units import NS_PER_S
 from router.contract import ContractSpec, notional_usd
@@ -36,15 +37,34 @@ def rolling_sharpe(events: Sequence[RouterEvent], window: int,
     return sharpe_per_trade(np.asarray(returns[-window:], dtype=float))
 
 
+def _symbol_row(symbol: str, policy: RouterPolicy, score: SymbolScore | None,
+                thresholds: QualityThresholds) -> SymbolHealth:
+    """The health row of one policy symbol; KPIs ``None`` (quality ``unknown``) without events in the window."""
+    identity = {"symbol": symbol, "policy_id": policy.policy_id, "policy_version": policy.version, "arm": policy.arm}
+    if score is None:
+        return SymbolHealth(**identity, quality="unknown", orders=0, maker_ratio=None, fallback_ratio=None,
+                            reprice_loop_ratio=None, slippage_p25_bps=None, slippage_p50_bps=None,
+                            slippage_p75_bps=None, sharpe_per_trade=None, fee_drag_bps=None, slippage_regime=None)
+    kpis = score.router
+    return SymbolHealth(**identity, quality=router_quality(kpis, thresholds), orders=kpis.orders,
+                        maker_ratio=kpis.maker_fill_ratio, fallback_ratio=kpis.fallback_ratio,
+                        reprice_loop_ratio=kpis.reprice_loop_ratio, slippage_p25_bps=kpis.slippage_p25_bps,
+                        slippage_p50_bps=kpis.slippage_p50_bps, slippage_p75_bps=kpis.slippage_p75_bps,
+                        sharpe_per_trade=score.sharpe_per_trade, fee_drag_bps=score.fee_drag_bps,
+                        slippage_regime=score.slippage_regime)
+
+
 def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[RouterEvent],
                    closing_events: Sequence[RouterEvent], veto_ts_ns: Sequence[int],
                    policies: Mapping[str, RouterPolicy], settings: HealthSettings, veto_storm_window_s: float,
-                   contracts: Mapping[str, ContractSpec]) -> HealthSnapshot:
+                   contracts: Mapping[str, ContractSpec], allocations: tuple[Proposal, ...],
+                   allocator_applied: bool) -> HealthSnapshot:
     """Health at ``now_ns`` over the last ``settings.window_events`` router events; one row per policy symbol.
 
     ``closing_events``: the recent closing orders (``is_closing``), however far back, of which the rolling
     Sharpe takes the last ``settings.sharpe_window``. ``contracts``: each symbol's contract spec (the
-    config universe), for the features' USD notionals.
+    config universe), for the features' USD notionals. ``allocations``, ``allocator_applied``: the allocator's proposals
+    and whether they are applied, as they are.
     """
     window = list(events)[-settings.window_events:]
     kpis = router_effectiveness(window, contracts=contracts, window=None, reprice_loop_min=settings.reprice_loop_min)
@@ -59,16 +79,8 @@ def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[R
     scores = {s.symbol: s for s in symbol_scores(window, contracts=contracts, window=settings.window_events,
                                                   regimes=regimes, reprice_loop_min=settings.reprice_loop_min)
               } if window else {}
-    symbols = []
-    for symbol, policy in sorted(policies.items()):
-        score = scores.get(symbol)
-        symbols.append(SymbolHealth(
-            symbol=symbol, policy_id=policy.policy_id, policy_version=policy.version, arm=policy.arm,
-            quality=router_quality(score.router, thresholds) if score is not None else "unknown",
-            orders=score.router.orders if score is not None else 0,
-            sharpe_per_trade=score.sharpe_per_trade if score is not None else None,
-            fee_drag_bps=score.fee_drag_bps if score is not None else None,
-            slippage_regime=score.slippage_regime if score is not None else None))
+    symbols = [_symbol_row(symbol, policy, scores.get(symbol), thresholds)
+               for symbol, policy in sorted(policies.items())]
     storm_since_ns = now_ns - int(veto_storm_window_s * NS_PER_S)
     positions = portfolio.legs
     return HealthSnapshot(
@@ -81,6 +93,7 @@ def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[R
         orders_in_window=kpis.orders,
         maker_ratio=kpis.maker_fill_ratio,
         fallback_ratio=kpis.fallback_ratio,
+        reprice_loop_ratio=kpis.reprice_loop_ratio,
         slippage_p25_bps=kpis.slippage_p25_bps,
         slippage_p50_bps=kpis.slippage_p50_bps,
         slippage_p75_bps=kpis.slippage_p75_bps,
@@ -91,4 +104,6 @@ def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[R
         symbols=tuple(symbols),
         expectancy=tuple(HourExpectancy(hour=h.hour, trades=h.trades, expectancy_bps=h.expectancy_bps)
                          for h in hourly_expectancy(window, contracts=contracts)),
+        allocations=allocations,
+        allocator_applied=allocator_applied,
     )

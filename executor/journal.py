@@ -133,9 +133,10 @@ class Journal:
     --------
     >>> import tempfile, pathlib
     >>> from router.events import TradeRecord
-    >>> record = TradeRecord(schema_version=1, intent_id="i1", symbol="BTC/USDT", tier="t1",
-    ...     suggested_gross_usd=100.0, clamped_gross_usd=100.0, veto_reasons=(), filled_qty=0.001,
-    ...     avg_price=100000.0, fees_usd=0.04, realized_pnl_usd=None, ts_ns=1)
+    >>> record = TradeRecord(schema_version=2, intent_id="i1", symbol="BTC/USDT", tier="t1", strategy="s1",
+    ...     size_hint_usd=150.0, size_multiplier=1.0, suggested_gross_usd=100.0, clamped_gross_usd=100.0,
+    ...     binding_limit="bucket_cap", veto_reasons=(), filled_qty=0.001, avg_price=100000.0, fees_usd=0.04,
+    ...     realized_pnl_usd=None, closed_lots=(), ts_ns=1)
     >>> with Journal(pathlib.Path(tempfile.mkdtemp()) / "journal.sqlite") as journal:
     ...     journal.append(record)
     ...     [r.intent_id for r in journal.read("trade")], journal.count("trade")

@@ -41,8 +41,8 @@ from executor.adaptive.routing import AdaptiveRouting, CatchUp
 from executor.duplicates import conflict_id, conflicting_duplicate, intent_digest
 from executor.intents import IntentSource
 from executor.journal import Journal
-from executor.outcomes import reason, routed_trade, veto_outcome
-from executor.positions import apply_fills
+from executor.outcomes import binding_limit, reason, routed_trade, veto_outcome
+from executor.positions import apply_order
 from executor.reconcile import (
     JournalStoreMismatch,
     PositionReader,
@@ -137,8 +137,9 @@ class Executor:
         self.adaptive = adaptive
         ex = config.executor
         self.route_settings = route_settings(config)
-        self.portfolio = replay_journal(router_events=(), vetoes=(), trades=(), submissions={},
-                                        wallet_balance_usd=ex.starting_wallet_usd, now_ns=0).portfolio
+        empty = replay_journal(router_events=(), vetoes=(), trades=(), submissions={},
+                               wallet_balance_usd=ex.starting_wallet_usd, now_ns=0)
+        self.portfolio, self.lots = empty.portfolio, empty.lots
         self._settle_retry = SettleRetry(retries=ex.route.max_venue_retries, backoff_ms=ex.route.rate_limit_backoff_ms)
         self.policies: dict[str, RouterPolicy] = {}
         self._done: set[str] = set()
@@ -161,10 +162,10 @@ class Executor:
                                                         store=self.store.path)) from exc
         check_journal_covers_store(submissions, replayed.done_intent_ids, journal=self.journal.path,
                                    store=self.store.path)
-        self.portfolio = replayed.portfolio
+        self.portfolio, self.lots = replayed.portfolio, replayed.lots
         self._done = set(replayed.done_intent_ids)
         self._digests = replayed.intent_digests
-        self.telemetry.seed(replayed.router_events, replayed.veto_ts_ns)
+        self.telemetry.seed(replayed.router_events, replayed.veto_ts_ns, replayed.closing_trades)
         decisions = self.store.decisions() if self.adaptive is not None else {}
         catch_up = None
         if self.adaptive is not None:
@@ -216,8 +217,7 @@ class Executor:
                               contract=venue_contract(self.venue, intent.symbol),
                               note=(f"recovered_after_restart: {len(settlement.states)} orders found, "
                                     f"{settlement.cancelled} cancelled; route counters unknown"))
-        self._finish_routed(intent, event, submission.suggested_gross_usd, submission.clamped_gross_usd,
-                            submission.qty_step, decision)
+        self._finish_routed(intent, event, submission, decision)
         logger.info("recovered in-flight intent %s: %d orders, filled %s", intent.intent_id,
                     len(settlement.states), event.filled_qty)
         return settlement.cancelled
@@ -228,8 +228,8 @@ class Executor:
             on_idle: Callable[[], None] | None) -> int:
         """Process intents until the source is exhausted or ``should_stop()``; returns how many were new.
 
-        Health is published on the timer between intents and on idle polls; with adaptive routing the
-        same timer polls the registry for go-live requests.
+        Health is published on the timer between intents and on idle polls (and the gauges refreshed in
+        between); with adaptive routing the same timer polls the registry for go-live requests.
 
         ``on_idle`` runs after a poll that brought nothing (paper mode advances the replay clock there;
         a live venue's wall clock moves by itself, so live passes ``None``).
@@ -263,6 +263,8 @@ class Executor:
                     self.policies[symbol] = self.adaptive.current(symbol)
             self._refresh_marks(now_ns, None)
             self.telemetry.publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
+        else:  # the gauges follow every intent; the marks are the ones read at the last arrival
+            self.telemetry.refresh(now_ns, self.portfolio, self.policies)
 
     def process(self, intent: Intent) -> TradeRecord | None:
         """Run one intent to its journaled outcome; ``None`` if it was already processed.
@@ -296,7 +298,10 @@ class Executor:
         self._refresh_marks(now_ns, book)
         ctx = RiskContext.from_state(self.portfolio, symbol=intent.symbol,
                                      universe=self.config.strategy.universe, now_ns=now_ns)
-        screen = would_emit(intent, MarketView(book=book, listed=True), ctx, self.config)
+        multiplier = self.telemetry.allocation.multiplier(intent)  # 1 in shadow mode; risk caps still bind
+        sized = intent if multiplier == 1.0 else msgspec.structs.replace(
+            intent, size_hint_usd=intent.size_hint_usd * multiplier)
+        screen = would_emit(sized, MarketView(book=book, listed=True), ctx, self.config)
         if not screen.emit:
             return self._veto(intent, screen.reasons, {"stage": screen.stage, **screen.detail}, now_ns,
                               screen.gross_usd or 0.0)
@@ -304,7 +309,7 @@ class Executor:
         if gross_usd is None:
             raise RuntimeError(f"would_emit emitted {intent.intent_id} without a size (ScreenDecision contract)")
         contract = self.config.strategy.universe[intent.symbol]
-        lot = fit_to_lot(intent, gross_usd, unit_usd=self._unit_usd(intent, book, contract),
+        lot = fit_to_lot(sized, gross_usd, unit_usd=self._unit_usd(intent, book, contract),
                          qty_step=instrument.qty_step, ctx=ctx, config=self.config)
         if lot.reason is not None:
             return self._veto(intent, (lot.reason,), {"stage": "lot", "gross_usd": gross_usd, **lot.detail},
@@ -329,12 +334,15 @@ class Executor:
             except ValueError as exc:  # a touch without size on a side, or crossed: no context to decide in
                 return self._veto(intent, (reason("decision_context_unavailable", None, None, str(exc)),),
                                   {"stage": "tuner"}, now_ns, gross_usd)
-        self.policies[intent.symbol] = policy
+        # health shows the acting version (published or champion), never the arm explored for this one order
+        self.policies[intent.symbol] = policy if self.adaptive is None else self.adaptive.current(intent.symbol)
         clamped_usd = notional_usd(contract, book.mid, qty)
-        self.store.record_submission(Submission(
-            intent=intent, qty=qty, suggested_gross_usd=gross_usd, clamped_gross_usd=clamped_usd, quote=quote,
-            tick_size=instrument.tick_size, qty_step=instrument.qty_step, policy=asdict(policy),
-            arrival_bid=book.bid, arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=now_ns), decision=decision)
+        submission = Submission(
+            intent=intent, qty=qty, suggested_gross_usd=gross_usd, clamped_gross_usd=clamped_usd,
+            binding_limit=binding_limit(screen.detail), size_multiplier=multiplier, quote=quote,
+            tick_size=instrument.tick_size, qty_step=instrument.qty_step, policy=asdict(policy), arrival_bid=book.bid,
+            arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=now_ns)
+        self.store.record_submission(submission, decision=decision)
         try:
             event = route(order, policy, self.venue, rng=self.rng, settings=self.route_settings)
         except RouteRefused as exc:
@@ -345,7 +353,7 @@ class Executor:
                               {"stage": "route"}, now_ns, gross_usd)
         if event.error is not None:
             event = self._settle_after_error(order, policy, event)
-        return self._finish_routed(intent, event, gross_usd, clamped_usd, instrument.qty_step, decision)
+        return self._finish_routed(intent, event, submission, decision)
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -368,14 +376,16 @@ class Executor:
                              contract=venue_contract(self.venue, order.symbol),
                              note=f"settled: {len(settlement.states)} orders found, {settlement.cancelled} cancelled")
 
-    def _finish_routed(self, intent: Intent, event: RouterEvent, suggested_usd: float, clamped_usd: float,
-                       qty_step: float, decision: DecisionRecord | None) -> TradeRecord:
+    def _finish_routed(self, intent: Intent, event: RouterEvent, submission: Submission,
+                       decision: DecisionRecord | None) -> TradeRecord:
         """Apply fills, learn (adaptive), journal event, trade and the tuner's records in one batch."""
-        realized = apply_fills(self.portfolio, symbol=intent.symbol, side=intent.side,
-                               position_side=intent.position_side, fills=event.fills, qty_step=qty_step)
+        realized, closed_lots = apply_order(self.portfolio, self.lots, intent=intent, fills=event.fills,
+                                            qty_step=submission.qty_step)
         record_stop_fills(self.portfolio, intent, event.fills)
         event = msgspec.structs.replace(event, realized_pnl_usd=realized)
-        trade = routed_trade(intent, event, suggested_gross_usd=suggested_usd, clamped_gross_usd=clamped_usd)
+        trade = routed_trade(intent, event, suggested_gross_usd=submission.suggested_gross_usd,
+                             clamped_gross_usd=submission.clamped_gross_usd, binding=submission.binding_limit,
+                             size_multiplier=submission.size_multiplier, closed_lots=closed_lots)
         if self.adaptive is None:
             self.journal.append_many((event, trade))
         else:
@@ -386,15 +396,18 @@ class Executor:
                 self.adaptive.journal_failed()
                 raise
             self.adaptive.committed(pending)
+            self.policies[intent.symbol] = self.adaptive.current(intent.symbol)  # learning may have published
         self._done.add(intent.intent_id)
         self._digests[intent.intent_id] = intent_digest(intent)
         self.telemetry.observe_router_event(event)
+        self.telemetry.observe_trade(trade)
         self.telemetry.metrics.intents.labels("routed").inc()
         return trade
 
     def _veto(self, intent: Intent, reasons: tuple[VetoReason, ...], context: dict[str, Any], now_ns: int,
               suggested_usd: float) -> TradeRecord:
-        veto, trade = veto_outcome(intent, reasons, context, ts_ns=now_ns, suggested_gross_usd=suggested_usd)
+        veto, trade = veto_outcome(intent, reasons, context, ts_ns=now_ns, suggested_gross_usd=suggested_usd,
+                                   size_multiplier=self.telemetry.allocation.multiplier(intent))
         self.journal.append_many((veto, trade))
         self._done.add(intent.intent_id)
         self._digests[intent.intent_id] = intent_digest(intent)

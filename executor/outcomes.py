@@ -8,7 +8,10 @@ from typing import Any
 
 import msgspec
 
-from router.events import SCHEMA_VERSION, Intent, RouterEvent, TradeRecord, VetoEvent, VetoReason
+from router.events import SCHEMA_VERSION, ClosedLot, Intent, RouterEvent, TradeRecord, VetoEvent, VetoReason
+
+UNCLAMPED = "size_hint"
+"""The sizer's name for the candidate that is the intent's own size hint: nothing clamped it."""
 
 
 def json_native(value: Any) -> Any:
@@ -69,8 +72,18 @@ def normalized_reason(veto_reason: VetoReason) -> VetoReason:
                       observed=_schema_number(veto_reason.observed), detail=veto_reason.detail)
 
 
+def binding_limit(detail: Mapping[str, Any]) -> str | None:
+    """The sizer limit that cut the gross below the size hint, from a screen's detail (``risk.screener``).
+
+    ``None`` when the intent never reached the sizer or its own size hint was the tightest candidate.
+    """
+    sizing = detail.get("sizing")
+    binding = sizing.get("binding") if isinstance(sizing, Mapping) else None
+    return None if binding in (None, UNCLAMPED) else str(binding)
+
+
 def veto_outcome(intent: Intent, reasons: tuple[VetoReason, ...], context: Mapping[str, Any], *, ts_ns: int,
-                 suggested_gross_usd: float) -> tuple[VetoEvent, TradeRecord]:
+                 suggested_gross_usd: float, size_multiplier: float) -> tuple[VetoEvent, TradeRecord]:
     """The veto and its one-line trade record (nothing filled, nothing clamped); see ``journalable``."""
     reasons = tuple(normalized_reason(r) for r in reasons)
     journaled, replaced = journalable(intent)
@@ -78,20 +91,24 @@ def veto_outcome(intent: Intent, reasons: tuple[VetoReason, ...], context: Mappi
     veto = VetoEvent(schema_version=SCHEMA_VERSION, intent=journaled, reasons=reasons,
                      context=json_native(dict(context)), ts_ns=ts_ns)
     trade = TradeRecord(schema_version=SCHEMA_VERSION, intent_id=intent.intent_id, symbol=intent.symbol,
-                        tier=intent.tier, suggested_gross_usd=suggested_gross_usd, clamped_gross_usd=0.0,
-                        veto_reasons=reasons, filled_qty=0.0, avg_price=None, fees_usd=0.0,
-                        realized_pnl_usd=None, ts_ns=ts_ns)
+                        tier=intent.tier, strategy=intent.strategy, size_hint_usd=journaled.size_hint_usd,
+                        size_multiplier=size_multiplier, suggested_gross_usd=suggested_gross_usd, clamped_gross_usd=0.0,
+                        binding_limit=binding_limit(context), veto_reasons=reasons, filled_qty=0.0, avg_price=None,
+                        fees_usd=0.0, realized_pnl_usd=None, closed_lots=(), ts_ns=ts_ns)
     return veto, trade
 
 
-def routed_trade(intent: Intent, event: RouterEvent, *, suggested_gross_usd: float,
-                 clamped_gross_usd: float) -> TradeRecord:
-    """The trade record of a routed intent: sizes from the risk core, fills and PnL from its RouterEvent."""
+def routed_trade(intent: Intent, event: RouterEvent, *, suggested_gross_usd: float, clamped_gross_usd: float,
+                 binding: str | None, size_multiplier: float, closed_lots: tuple[ClosedLot, ...]) -> TradeRecord:
+    """The trade record of a routed intent: sizes from the risk core, fills and PnL from its RouterEvent,
+    ``closed_lots`` from ``executor.positions.apply_order``."""
     return TradeRecord(schema_version=SCHEMA_VERSION, intent_id=intent.intent_id, symbol=intent.symbol,
-                       tier=intent.tier, suggested_gross_usd=suggested_gross_usd,
-                       clamped_gross_usd=clamped_gross_usd, veto_reasons=(), filled_qty=event.filled_qty,
+                       tier=intent.tier, strategy=intent.strategy, size_hint_usd=intent.size_hint_usd,
+                       size_multiplier=size_multiplier, suggested_gross_usd=suggested_gross_usd,
+                       clamped_gross_usd=clamped_gross_usd,
+                       binding_limit=binding, veto_reasons=(), filled_qty=event.filled_qty,
                        avg_price=event.avg_price, fees_usd=float(sum(f.fee_usd for f in event.fills)),
-                       realized_pnl_usd=event.realized_pnl_usd, ts_ns=event.finished_ts_ns)
+                       realized_pnl_usd=event.realized_pnl_usd, closed_lots=closed_lots, ts_ns=event.finished_ts_ns)
 
 
 def reason(code: str, threshold: float | str | None, observed: float | str | None, detail: str) -> VetoReason:

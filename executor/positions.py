@@ -7,20 +7,29 @@ a fill that adds to a leg moves its average entry price; a fill that reduces it 
 when at least one fill reduced exposure (an order that only opens has no realized PnL, its fees are in
 ``TradeRecord.fees_usd`` and the wallet). One-way mode: a fill through zero closes the old leg at its
 entry and opens the rest at the fill price.
+
+:class:`OpeningLots` links closes to their openings (``TradeRecord.closed_lots``): each leg is also kept as
+the opening trades it is made of, first in first out, and a reducing fill consumes the oldest. The order's
+realized PnL is split over the lots it closed by quantity, which under average cost is exact (every unit
+closed realises ``price - average entry``). :func:`apply_order` does both, for the loop and the replay alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from risk.portfolio import PortfolioState
-from router.events import Fill, PositionSide, Side
+from router.events import ClosedLot, Fill, Intent, PositionSide, Side
+
+LegKey = tuple[str, PositionSide]
 
 
-def apply_fills(portfolio: PortfolioState, *, symbol: str, side: Side, position_side: PositionSide,
-                fills: Iterable[Fill], qty_step: float) -> float | None:
-    """Apply ``fills`` in order; returns realized PnL net of fees if any fill reduced exposure, else None.
+def _apply_fills(portfolio: PortfolioState, *, symbol: str, side: Side, position_side: PositionSide,
+                 fills: Iterable[Fill], qty_step: float) -> tuple[float | None, list[Fill]]:
+    """Apply ``fills`` in order: (realized PnL net of fees if any fill reduced exposure else None, fills applied).
 
     A fill already applied (same ``trade_id``) is skipped, so re-applying an order's fills is harmless.
     After each fill the leg is snapped to the lot grid (``qty_step``), as the venue's position is: float
@@ -28,18 +37,20 @@ def apply_fills(portfolio: PortfolioState, *, symbol: str, side: Side, position_
     """
     realized = 0.0
     reduced = False
+    applied: list[Fill] = []
     for fill in fills:
         leg = portfolio.legs.get((symbol, position_side))
         before = 0.0 if leg is None else leg.qty
         net = portfolio.apply_fill(symbol=symbol, side=side, position_side=position_side, fill=fill)
         if net is None:
             continue
+        applied.append(fill)
         realized += net
         _snap_to_lot(portfolio, (symbol, position_side), qty_step)
         signed = fill.qty if side == "buy" else -fill.qty
         if before != 0.0 and (before > 0) != (signed > 0):
             reduced = True
-    return realized if reduced else None
+    return (realized if reduced else None), applied
 
 
 def _snap_to_lot(portfolio: PortfolioState, key: tuple[str, PositionSide], qty_step: float) -> None:
@@ -57,3 +68,76 @@ def _decimals(step: float) -> int:
     exponent = Decimal(repr(step)).normalize().as_tuple().exponent
     return max(0, -int(exponent))
 
+
+
+@dataclass(slots=True)
+class OpenLot:
+    """What one opening trade (and its strategy) still holds of a leg: signed quantity (long > 0)."""
+
+    intent_id: str
+    strategy: str
+    qty: float
+
+
+class OpeningLots:
+    """The opening trades each open leg is made of, oldest first (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lots: dict[LegKey, deque[OpenLot]] = {}
+
+    def lots(self, key: LegKey) -> tuple[OpenLot, ...]:
+        return tuple(self._lots.get(key, ()))
+
+    def apply(self, key: LegKey, *, intent_id: str, strategy: str, side: Side, fills: Sequence[Fill],
+              qty_step: float) -> dict[tuple[str, str], float]:
+        """Consume or add lots for ``fills`` of ``intent_id``; returns the quantity closed per opening
+        (intent id, strategy), oldest first.
+
+        A remainder under half a lot step is dust (the portfolio snaps the leg to the grid) and is dropped.
+        """
+        lots = self._lots.setdefault(key, deque())
+        closed: dict[tuple[str, str], float] = {}
+        dust = qty_step / 2
+        for fill in fills:
+            signed = fill.qty if side == "buy" else -fill.qty
+            while lots and abs(signed) > dust and (lots[0].qty > 0) != (signed > 0):
+                oldest = lots[0]
+                take = min(abs(signed), abs(oldest.qty))
+                opening = (oldest.intent_id, oldest.strategy)
+                closed[opening] = closed.get(opening, 0.0) + take
+                direction = 1.0 if oldest.qty > 0 else -1.0
+                oldest.qty -= direction * take
+                signed += direction * take
+                if abs(oldest.qty) <= dust:
+                    lots.popleft()
+            if abs(signed) > dust:
+                lots.append(OpenLot(intent_id=intent_id, strategy=strategy, qty=signed))
+        if not lots:
+            del self._lots[key]
+        return closed
+
+    def forget(self, key: LegKey) -> None:
+        """The portfolio closed the leg (snapped flat): no lot of it is open any more."""
+        self._lots.pop(key, None)
+
+
+def apply_order(portfolio: PortfolioState, lots: OpeningLots, *, intent: Intent, fills: Sequence[Fill],
+                qty_step: float) -> tuple[float | None, tuple[ClosedLot, ...]]:
+    """Apply one order's fills to the portfolio and the opening lots: (realized PnL, the lots it closed).
+
+    Realized PnL as the module docstring defines it (``None`` when no fill reduced exposure); fills the
+    portfolio had already applied (same ``trade_id``) move no lot either.
+    """
+    key = (intent.symbol, intent.position_side)
+    realized, applied = _apply_fills(portfolio, symbol=intent.symbol, side=intent.side,
+                                     position_side=intent.position_side, fills=fills, qty_step=qty_step)
+    closed = lots.apply(key, intent_id=intent.intent_id, strategy=intent.strategy, side=intent.side, fills=applied,
+                        qty_step=qty_step)
+    if key not in portfolio.legs:
+        lots.forget(key)
+    if realized is None or not closed:
+        return realized, ()
+    total = sum(closed.values())
+    return realized, tuple(ClosedLot(opening_intent_id=opening, opening_strategy=strategy, qty=qty,
+                                     realized_pnl_usd=realized * qty / total)
+                           for (opening, strategy), qty in closed.items())

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from executor.duplicates import intent_digest
 from executor.outcomes import original_intent
-from executor.positions import apply_fills
+from executor.positions import OpeningLots, apply_order
 from executor.records import Submission
 from risk.portfolio import PortfolioState
 from router.events import Fill, Intent, PositionSide, RouterEvent, TradeRecord, VetoEvent
@@ -77,41 +77,45 @@ def mismatch_message(detail: str, *, journal: Path, store: Path) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ReplayedJournal:
-    """What the journal says: the rebuilt portfolio, finished intents, recent events and veto times.
+    """What the journal says: the rebuilt portfolio and opening lots, finished intents, recent events and veto times.
 
     ``intent_digests`` holds the content digest of every journaled or submitted intent by id, so a later
-    intent of the same id is told apart from a repeat (``executor.duplicates``).
+    intent of the same id is told apart from a repeat (``executor.duplicates``); ``closing_trades`` the
+    trade records that closed lots (the feedback allocator's evidence), in journal order.
     """
 
     portfolio: PortfolioState
+    lots: OpeningLots
     done_intent_ids: frozenset[str]
     intent_digests: dict[str, bytes]
     router_events: tuple[RouterEvent, ...]
     veto_ts_ns: tuple[int, ...]
+    closing_trades: tuple[TradeRecord, ...]
 
 
 def replay_journal(*, router_events: Iterable[RouterEvent], vetoes: Iterable[VetoEvent],
                    trades: Iterable[TradeRecord], submissions: Mapping[str, Submission],
                    wallet_balance_usd: float, now_ns: int) -> ReplayedJournal:
-    """Rebuild positions and realized PnL by applying every journaled fill in journal order."""
+    """Rebuild positions, realized PnL and opening lots by applying every journaled fill in journal order."""
     portfolio = PortfolioState(wallet_balance_usd=wallet_balance_usd, nav_ts_ns=now_ns)
+    lots = OpeningLots()
     events = tuple(router_events)
     for event in events:
         submission = submissions.get(event.intent_id)
         if submission is None:
             raise JournalStoreMismatch(f"journaled router event {event.intent_id} has no submission record in "
                                        "the store, so its position side is unknown")
-        apply_fills(portfolio, symbol=event.symbol, side=event.side,
-                    position_side=submission.intent.position_side, fills=event.fills,
-                    qty_step=submission.qty_step)
+        apply_order(portfolio, lots, intent=submission.intent, fills=event.fills, qty_step=submission.qty_step)
         record_stop_fills(portfolio, submission.intent, event.fills)
     digests = {intent_id: intent_digest(s.intent) for intent_id, s in submissions.items()}
     veto_ts_ns = []
     for veto in vetoes:
         digests[veto.intent.intent_id] = intent_digest(original_intent(veto.intent, veto.context))
         veto_ts_ns.append(veto.ts_ns)
-    return ReplayedJournal(portfolio=portfolio, done_intent_ids=frozenset(t.intent_id for t in trades),
-                           intent_digests=digests, router_events=events, veto_ts_ns=tuple(veto_ts_ns))
+    trades = tuple(trades)
+    return ReplayedJournal(portfolio=portfolio, lots=lots, done_intent_ids=frozenset(t.intent_id for t in trades),
+                           intent_digests=digests, router_events=events, veto_ts_ns=tuple(veto_ts_ns),
+                           closing_trades=tuple(t for t in trades if t.closed_lots))
 
 
 def record_stop_fills(portfolio: PortfolioState, intent: Intent, fills: Sequence[Fill]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from features.allocator import Proposal
 from router.events import Intent
 
 
@@ -23,13 +24,17 @@ class Submission(_Record):
 
     After a crash, a submission without a trade record in the journal names an intent whose orders may
     exist at the venue: their client order ids are ``client_order_id(intent_id, 1..)``. ``policy`` is the
-    ``RouterPolicy`` the route ran under (as plain fields), the arrival touch is the executor's read.
+    ``RouterPolicy`` the route ran under (as plain fields), the arrival touch is the executor's read;
+    ``binding_limit`` the sizer limit that clamped the gross (``executor.outcomes.binding_limit``),
+    ``size_multiplier`` the allocator's factor on the size hint (``executor.allocation``).
     """
 
     intent: Intent
     qty: float
     suggested_gross_usd: float
     clamped_gross_usd: float
+    binding_limit: str | None
+    size_multiplier: float
     quote: str
     tick_size: float
     qty_step: float
@@ -41,7 +46,11 @@ class Submission(_Record):
 
 
 class SymbolHealth(_Record):
-    """One symbol's current policy and its quality over the health window."""
+    """One symbol's acting policy and its router KPIs and score over its last events of the health window.
+
+    ``arm`` is the acting version's arm (the published or champion one), never an arm explored for one
+    order. The KPIs follow ``features.effectiveness`` (``None`` when there is nothing to compute them from).
+    """
 
     symbol: str
     policy_id: str
@@ -49,6 +58,12 @@ class SymbolHealth(_Record):
     arm: str
     quality: str
     orders: int
+    maker_ratio: float | None
+    fallback_ratio: float | None
+    reprice_loop_ratio: float | None
+    slippage_p25_bps: float | None
+    slippage_p50_bps: float | None
+    slippage_p75_bps: float | None
     sharpe_per_trade: float | None
     fee_drag_bps: float | None
     slippage_regime: str | None
@@ -65,9 +80,12 @@ class HourExpectancy(_Record):
 class HealthSnapshot(_Record):
     """Execution health at ``ts_ns``: NAV and its age, router KPIs over the window, intel per symbol.
 
-    Ratios and quartiles are ``None`` when the window has nothing to compute them from (never 0).
+    Ratios and quartiles are ``None`` when the window has nothing to compute them from (never 0);
+    ``reprice_loop_ratio`` is the share of orders that re-priced at least ``health.reprice_loop_min`` times.
     ``rolling_sharpe`` is per closing order over the last ``health.sharpe_window`` closing orders (the
-    definition of ``features.scores``); ``window_realized_pnl_usd`` sums the window's router events.
+    definition of ``features.scores``); ``window_realized_pnl_usd`` sums the window's router events;
+    ``allocations`` are the feedback allocator's proposals of the last publish, sized with only when
+    ``allocator_applied`` (``executor.json`` ``allocator.apply``; false is shadow mode).
     """
 
     ts_ns: int
@@ -79,6 +97,7 @@ class HealthSnapshot(_Record):
     orders_in_window: int
     maker_ratio: float | None
     fallback_ratio: float | None
+    reprice_loop_ratio: float | None
     slippage_p25_bps: float | None
     slippage_p50_bps: float | None
     slippage_p75_bps: float | None
@@ -88,6 +107,8 @@ class HealthSnapshot(_Record):
     vetoes_in_storm_window: int
     symbols: tuple[SymbolHealth, ...]
     expectancy: tuple[HourExpectancy, ...]
+    allocations: tuple[Proposal, ...]
+    allocator_applied: bool
 
 
 class Alert(_Record):

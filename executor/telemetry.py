@@ -2,9 +2,12 @@
 
 ``maybe_publish`` is called by the loop after every intent and on every idle poll; it publishes when
 ``health.interval_s`` has passed since the last publish, so health reports on idle days too, and every
-publish writes the snapshot and its alerts to the executor store as well as the metrics. With adaptive
+publish writes the snapshot and its alerts to the executor store as well as the metrics. Between publishes
+``refresh`` recomputes health for the gauges alone (no store row, no alert), after every intent: a scrape
+shows the orders routed since the last publish, not the state of up to ``interval_s`` ago. With adaptive
 routing the caller passes the tuner block (``executor.adaptive.health``): it is stored with the snapshot,
-mirrored in the tuner gauges, and its alerts (budget, all arms excluded) join the snapshot's.
+mirrored in the tuner gauges, and its alerts (budget, all arms excluded) join the snapshot's. The feedback
+allocator (``executor.allocation``) steps on the same timer: its proposals go into the snapshot.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from config.models import ExecutorConfig
 from executor.adaptive.records import TunerHealth
 from executor.alerts import evaluate_alerts, evaluate_tuner_alerts
+from executor.allocation import Allocation
 from executor.health import compute_health, is_closing
 from executor.metrics import ExecutorMetrics
 from executor.records import Alert, HealthSnapshot
@@ -22,7 +26,7 @@ from executor.store import ExecutorStore
 from risk.portfolio import PortfolioState
 from risk.units import NS_PER_S
 from router.contract import ContractSpec
-from router.events import RouterEvent, VetoEvent
+from router.events import RouterEvent, TradeRecord, VetoEvent
 from router.policy import RouterPolicy
 
 
@@ -43,18 +47,30 @@ class Telemetry:
         self._veto_ts_ns: deque[int] = deque()
         self._interval_ns = int(config.health.interval_s * NS_PER_S)
         self._next_publish_ns: int | None = None
+        self._changed = True
         self.last: tuple[HealthSnapshot, tuple[Alert, ...]] | None = None
         self.last_tuner: TunerHealth | None = None
+        self.allocation = Allocation(config.allocator, contracts)
+        metrics.allocator_applied.set(1.0 if config.allocator.apply else 0.0)
 
-    def seed(self, events: Iterable[RouterEvent], veto_ts_ns: Iterable[int]) -> None:
+    def seed(self, events: Iterable[RouterEvent], veto_ts_ns: Iterable[int], trades: Iterable[TradeRecord]) -> None:
         """Recent history from the journal after a restart (metrics counters start from zero).
 
-        ``events`` in journal order; the windows keep what they need (the last closing orders may lie
-        far before the last ``window_events`` events, so pass them all).
+        ``events`` and ``trades`` in journal order; the windows keep what they need (the last closing orders
+        may lie far before the last ``window_events`` events, so pass them all). The allocator's multipliers
+        come back from the last stored snapshot.
         """
         for event in events:
             self._remember(event)
         self._veto_ts_ns.extend(sorted(veto_ts_ns))
+        self.allocation.observe(trades)
+        latest = self._store.latest_health()
+        if latest is not None:
+            self.allocation.restore(latest.allocations)
+
+    def observe_trade(self, trade: TradeRecord) -> None:
+        """A journaled trade record: its closed lots are the allocator's evidence."""
+        self.allocation.observe((trade,))
 
     def observe_router_event(self, event: RouterEvent) -> None:
         self._remember(event)
@@ -62,13 +78,26 @@ class Telemetry:
 
     def _remember(self, event: RouterEvent) -> None:
         """The health window of router events, and apart from it the last closing orders (rolling Sharpe)."""
+        self._changed = True
         self._events.append(event)
         if is_closing(event):
             self._closing.append(event)
 
     def observe_veto(self, veto: VetoEvent) -> None:
+        self._changed = True
         self._veto_ts_ns.append(veto.ts_ns)
         self.metrics.observe_veto(veto)
+
+    def refresh(self, now_ns: int, portfolio: PortfolioState, policies: Mapping[str, RouterPolicy]) -> None:
+        """Health at ``now_ns`` into the gauges only; the store and alerts wait for the publish timer.
+
+        Recomputed only when an event or veto arrived since the last computation (idle polls are frequent);
+        otherwise only the NAV age moves.
+        """
+        if self._changed:
+            self.metrics.observe_health(self._compute(now_ns, portfolio, policies))
+        else:
+            self.metrics.observe_nav_age(max(0, now_ns - portfolio.nav_ts_ns) / NS_PER_S)
 
     def due(self, now_ns: int) -> bool:
         """True when ``health.interval_s`` has passed since the last publish (or nothing was published)."""
@@ -84,22 +113,27 @@ class Telemetry:
     def publish(self, now_ns: int, portfolio: PortfolioState, policies: Mapping[str, RouterPolicy],
                 tuner: TunerHealth | None) -> HealthSnapshot:
         """Compute health (plus the tuner block when given), store it, set the gauges, raise the alerts."""
-        storm_window_ns = int(self._config.alerts.veto_storm_window_s * NS_PER_S)
-        while self._veto_ts_ns and self._veto_ts_ns[0] < now_ns - storm_window_ns:
-            self._veto_ts_ns.popleft()
-        health = compute_health(now_ns=now_ns, portfolio=portfolio, events=tuple(self._events),
-                                closing_events=tuple(self._closing),
-                                veto_ts_ns=tuple(self._veto_ts_ns), policies=policies,
-                                settings=self._config.health,
-                                veto_storm_window_s=self._config.alerts.veto_storm_window_s,
-                                contracts=self._contracts)
+        self.allocation.update()
+        health = self._compute(now_ns, portfolio, policies)
         alerts = evaluate_alerts(health, self._config.alerts)
         if tuner is not None:
             alerts += evaluate_tuner_alerts(tuner, self._config.alerts)
             self.metrics.observe_tuner_health(tuner)
         self._store.append_health(health, alerts, tuner)
-        self.metrics.observe_health(health, alerts)
+        self.metrics.observe_health(health)
+        self.metrics.observe_alerts(alerts)
         self._next_publish_ns = now_ns + self._interval_ns
         self.last = (health, alerts)
         self.last_tuner = tuner
         return health
+
+    def _compute(self, now_ns: int, portfolio: PortfolioState, policies: Mapping[str, RouterPolicy]) -> HealthSnapshot:
+        self._changed = False
+        storm_window_ns = int(self._config.alerts.veto_storm_window_s * NS_PER_S)
+        while self._veto_ts_ns and self._veto_ts_ns[0] < now_ns - storm_window_ns:
+            self._veto_ts_ns.popleft()
+        return compute_health(now_ns=now_ns, portfolio=portfolio, events=tuple(self._events),
+                              closing_events=tuple(self._closing), veto_ts_ns=tuple(self._veto_ts_ns),
+                              policies=policies, settings=self._config.health,
+                              veto_storm_window_s=self._config.alerts.veto_storm_window_s, contracts=self._contracts,
+                              allocations=self.allocation.last, allocator_applied=self._config.allocator.apply)

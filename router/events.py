@@ -20,7 +20,8 @@ Liquidity = Literal["maker", "taker"]
 RoutedAs = Literal["maker", "taker", "mixed", "unfilled"]
 Outcome = Literal["filled", "partial", "unfilled", "rejected"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: ``TradeRecord`` gained strategy, size hint and multiplier, binding limit and the lots it closed (issue 16)."""
 
 
 class _Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -136,20 +137,47 @@ class VetoEvent(_Record):
     ts_ns: int
 
 
+class ClosedLot(_Record):
+    """The part of an earlier opening trade that a trade closed, and the PnL realised on that part.
+
+    ``realized_pnl_usd`` is the closing order's realized PnL (net of its fees) split over the lots it closed
+    by quantity; under average-cost accounting every closed unit realises the same, so the split is exact.
+    """
+
+    opening_intent_id: str
+    opening_strategy: str
+    qty: float
+    realized_pnl_usd: float
+
+
 class TradeRecord(_Record):
-    """One line per intent for per-trade review: from suggested size to realized PnL."""
+    """One line per intent for per-trade review and feedback allocators: from size hint to realized PnL.
+
+    ``size_hint_usd`` is the strategy's own hint; ``size_multiplier`` the feedback allocator's factor the
+    risk core sized ``size_hint_usd * size_multiplier`` with (1.0 unless the allocator is applied, and
+    never on a reducing intent). ``binding_limit`` names the sizer limit that cut the gross below that
+    (``bucket_cap``, ``base_nav_pct``, a risk cap code, ``position`` for a reduce), ``None`` when the hint
+    itself was the size or the intent never reached the sizer. ``closed_lots`` links this trade to the
+    opening trades whose exposure it closed (oldest first); an opening trade's realised PnL is the sum over
+    the later records that name it.
+    """
 
     schema_version: int
     intent_id: str
     symbol: str
     tier: str
+    strategy: str
+    size_hint_usd: float
+    size_multiplier: float
     suggested_gross_usd: float
     clamped_gross_usd: float
+    binding_limit: str | None
     veto_reasons: tuple[VetoReason, ...]
     filled_qty: float
     avg_price: float | None
     fees_usd: float
     realized_pnl_usd: float | None
+    closed_lots: tuple[ClosedLot, ...]
     ts_ns: int
 
 

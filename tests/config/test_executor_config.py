@@ -55,3 +55,13 @@ def test_unknown_and_out_of_range_keys_are_named(config_dir: Path) -> None:
     issues = config_issues(config_dir)
     assert any(i.startswith("executor.json: $.alerts.fallback_ratio:") for i in issues)
     assert any(i.startswith("executor.json: $.health:") and "interval_sec" in i for i in issues)
+
+
+def test_histogram_buckets_must_be_strictly_increasing_and_not_empty(config_dir: Path) -> None:
+    edit_config(config_dir, "executor.json", lambda d: d["prometheus"].update(cost_buckets_bps=[1.0, 1.0, 2.0]))
+    [issue] = config_issues(config_dir)
+    assert issue.startswith("executor.json: $.prometheus") and "cost_buckets_bps must be a non-empty, strictly" in issue
+    edit_config(config_dir, "executor.json", lambda d: d["prometheus"].update(cost_buckets_bps=[],
+                                                                               max_label_values=0))
+    issues = config_issues(config_dir)
+    assert any("max_label_values" in issue for issue in issues)

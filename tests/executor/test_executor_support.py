@@ -72,7 +72,8 @@ def build_executor(config: ConfigBundle, venue: Any, tmp_path: Path, *, seed: in
     journal = Journal(tmp_path / "journal.sqlite")
     store = ExecutorStore(tmp_path / "executor.sqlite")
     universe = config.strategy.universe
-    telemetry = Telemetry(config=config.executor, store=store, metrics=ExecutorMetrics(universe), contracts=universe)
+    metrics = ExecutorMetrics(universe, config.executor.prometheus)
+    telemetry = Telemetry(config=config.executor, store=store, metrics=metrics, contracts=universe)
     executor = Executor(config=config, venue=venue, journal=journal, store=store,
                         policy_for=policy_for or static_policies(config, maker_ttl_ms=500.0),
                         rng=np.random.default_rng(seed),
@@ -94,8 +95,9 @@ def submit_unjournaled(executor: Executor, intent_id: str, *, qty: float = 0.005
     book = executor.venue.top_of_book("BTCUSDT")
     submission = Submission(
         intent=intent(intent_id, size_hint_usd=300.0), qty=qty, suggested_gross_usd=300.0, clamped_gross_usd=300.0,
-        quote="USDT", tick_size=0.1, qty_step=0.001, policy=asdict(executor.policy_for("BTCUSDT")),
-        arrival_bid=book.bid, arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=book.ts_ns)
+        binding_limit=None, size_multiplier=1.0, quote="USDT", tick_size=0.1, qty_step=0.001,
+        policy=asdict(executor.policy_for("BTCUSDT")), arrival_bid=book.bid, arrival_ask=book.ask,
+        arrival_ts_ns=book.ts_ns, ts_ns=book.ts_ns)
     executor.store.record_submission(submission, decision=None)
     return submission
 

@@ -23,14 +23,16 @@ from executor.journal import (
     JournalVersionError,
 )
 from router.codec import SchemaError, from_dataframe
-from router.events import SCHEMA_VERSION, Fill, Intent, RouterEvent, TradeRecord, VetoEvent, VetoReason
+from router.events import SCHEMA_VERSION, ClosedLot, Fill, Intent, RouterEvent, TradeRecord, VetoEvent, VetoReason
 
 
 def trade(intent_id: str, symbol: str = "BTC/USDT:USDT", ts_ns: int = 1_000, **overrides: Any) -> TradeRecord:
     fields: dict[str, Any] = dict(
-        schema_version=SCHEMA_VERSION, intent_id=intent_id, symbol=symbol, tier="t1", suggested_gross_usd=250.0,
-        clamped_gross_usd=200.0, veto_reasons=(), filled_qty=0.002, avg_price=100_000.1, fees_usd=0.08,
+        schema_version=SCHEMA_VERSION, intent_id=intent_id, symbol=symbol, tier="t1", strategy="s1",
+        size_hint_usd=300.0, size_multiplier=1.0, suggested_gross_usd=250.0, clamped_gross_usd=200.0,
+        binding_limit="bucket_cap", veto_reasons=(), filled_qty=0.002, avg_price=100_000.1, fees_usd=0.08,
         realized_pnl_usd=None, ts_ns=ts_ns,
+        closed_lots=(ClosedLot(opening_intent_id="o1", opening_strategy="s1", qty=0.001, realized_pnl_usd=-0.25),),
     )
     fields.update(overrides)
     return TradeRecord(**fields)

@@ -57,8 +57,9 @@ with Journal(path) as journal:
     while True:
         journal.append_many([
             TradeRecord(schema_version=SCHEMA_VERSION, intent_id=f"{batch}:{i}", symbol="BTC/USDT", tier="t1",
-                        suggested_gross_usd=100.0 + i, clamped_gross_usd=100.0, veto_reasons=(), filled_qty=0.001,
-                        avg_price=None, fees_usd=0.01, realized_pnl_usd=None, ts_ns=batch)
+                        strategy="s1", size_hint_usd=100.0 + i, size_multiplier=1.0, suggested_gross_usd=100.0 + i,
+                        clamped_gross_usd=100.0, binding_limit=None, veto_reasons=(), filled_qty=0.001,
+                        avg_price=None, fees_usd=0.01, realized_pnl_usd=None, closed_lots=(), ts_ns=batch)
             for i in range(batch_size)
         ])
         print(batch, flush=True)

@@ -100,11 +100,28 @@ def test_paper_run_learns_the_cheaper_arm_and_publishes_to_mlflow(tmp_path: Path
     assert f"tuner {SYMBOL}" in text and "mode live" in text and f"v{len(versions)}" in text
     metrics = generate_latest(executor.telemetry.metrics.registry).decode()
     assert f'tuner_live{{symbol="{SYMBOL}"}} 1.0' in metrics
-    assert f'tuner_learned_outcomes{{symbol="{SYMBOL}"}} {float(row.learned_outcomes)}' in metrics
+    assert f'tuner_learned_outcomes_total{{symbol="{SYMBOL}"}} {float(row.learned_outcomes)}' in metrics
     from cli.main import main as cli_main
 
     assert cli_main(["health", "--store", str(tmp_path / "executor.sqlite")]) == 0
     assert "mode live" in capsys.readouterr().out, "router-tuner health prints the tuner block"
+
+
+def test_health_row_names_the_published_arm_not_the_last_explored_one(tmp_path: Path) -> None:
+    """Issue 16: the row showed "v2 arm o0.50_b0.00" while the tuner's v2 was o0.00_b0.00."""
+    config = adaptive_config()
+    executor, adaptive = adaptive_executor(config, make_paper_venue(config), tmp_path)
+    executor.start()
+    explored_last = 0
+    for chunk in range(12):
+        run_intents(executor, range(chunk * 10, chunk * 10 + 10))
+        executor.publish_now()
+        (row,) = executor.store.latest_health().symbols
+        published = adaptive.service.tuner(SYMBOL).policy
+        assert (row.policy_id, row.policy_version, row.arm) == (published.policy_id, published.version, published.arm)
+        last = list(executor.journal.read("router"))[-1]
+        explored_last += last.arm != published.arm
+    assert explored_last > 0, "some chunk ended on an explored arm, so the check above could fail"
 
 
 def test_shadow_mode_sends_exactly_what_the_champion_alone_sends(tmp_path: Path) -> None:

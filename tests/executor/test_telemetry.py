@@ -4,6 +4,7 @@ over HTTP, the store, and the health CLI."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import urllib.request
 from pathlib import Path
@@ -19,6 +20,7 @@ from executor.health import rolling_sharpe
 from executor.journal import Journal
 from executor.records import HealthSnapshot
 from executor.store import ExecutorStore, StoreLocked
+from features.effectiveness import router_effectiveness
 from risk.units import NS_PER_S
 from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
 
@@ -26,9 +28,11 @@ from tests.executor.test_executor_support import build_executor, executor_config
 def _health(**changes: object) -> HealthSnapshot:
     base = HealthSnapshot(
         ts_ns=1, nav_usd=10_000.0, wallet_balance_usd=10_000.0, nav_age_s=1.0, open_positions=0,
-        gross_exposure_usd=0.0, orders_in_window=100, maker_ratio=0.8, fallback_ratio=0.1, slippage_p25_bps=-1.0,
+        gross_exposure_usd=0.0, orders_in_window=100, maker_ratio=0.8, fallback_ratio=0.1, reprice_loop_ratio=0.0,
+        slippage_p25_bps=-1.0,
         slippage_p50_bps=0.0, slippage_p75_bps=1.0, fee_drag_bps=2.0, rolling_sharpe=None,
-        window_realized_pnl_usd=0.0, vetoes_in_storm_window=0, symbols=(), expectancy=())
+        window_realized_pnl_usd=0.0, vetoes_in_storm_window=0, symbols=(), expectancy=(), allocations=(),
+        allocator_applied=False)
     return msgspec.structs.replace(base, **changes)
 
 
@@ -137,6 +141,9 @@ def test_store_is_single_writer_and_health_cli_prints_the_snapshot(tmp_path: Pat
     printed = capsys.readouterr().out
     assert printed == render(store.latest_health()) + "\n"
     assert "orders_in_window          1" in printed and "policy static-BTCUSDT v0" in printed
+    (row,) = [r for r in store.latest_health().symbols if r.symbol == "BTCUSDT"]
+    assert row.orders == 1 and row.reprice_loop_ratio is not None and row.slippage_p50_bps is not None
+    assert f"reprice_loop {row.reprice_loop_ratio:.6g}" in printed and "slippage_bps " in printed
     assert cli_main(["health", "--store", str(tmp_path / "executor.sqlite"), "--json"]) == 0
     decoded = msgspec.json.decode(capsys.readouterr().out)
     assert decoded["health"]["orders_in_window"] == 1
@@ -208,3 +215,33 @@ def test_a_store_that_fails_to_open_releases_its_writer_lock(tmp_path: Path) -> 
     path.unlink()
     with ExecutorStore(path) as store:  # the failed open left no lock behind
         assert store.health_count() == 0
+
+
+def test_symbol_rows_publish_each_symbols_router_kpis(tmp_path: Path) -> None:
+    """Issue 16: maker and fallback ratios, the reprice-loop ratio and slippage quartiles per symbol, in the
+    snapshot and as gauges, equal to ``features.effectiveness`` over that symbol's events of the window."""
+    config = executor_config()
+    executor, journal, store = build_executor(config, make_paper_venue(config), tmp_path)
+    executor.start()
+    for k in range(6):
+        executor.process(intent(f"b{k}", size_hint_usd=300.0))
+        executor.process(intent(f"e{k}", symbol="ETHUSDT", size_hint_usd=300.0))
+    executor.publish_now()
+    events = list(journal.read("router"))
+    sample = executor.telemetry.metrics.registry.get_sample_value
+    health = store.latest_health()
+    assert health.reprice_loop_ratio == sample("executor_reprice_loop_ratio")
+    for row in health.symbols:
+        kpis = router_effectiveness(events, contracts=config.strategy.universe, window=None,
+                                    reprice_loop_min=config.executor.health.reprice_loop_min, symbol=row.symbol)
+        assert kpis.orders == row.orders == 6
+        assert (row.maker_ratio, row.fallback_ratio, row.reprice_loop_ratio) == (
+            kpis.maker_fill_ratio, kpis.fallback_ratio, kpis.reprice_loop_ratio)
+        assert (row.slippage_p25_bps, row.slippage_p50_bps, row.slippage_p75_bps) == (
+            kpis.slippage_p25_bps, kpis.slippage_p50_bps, kpis.slippage_p75_bps)
+        labels = {"symbol": row.symbol}
+        assert sample("executor_symbol_reprice_loop_ratio", labels) == row.reprice_loop_ratio
+        assert sample("executor_symbol_slippage_bps", {**labels, "quantile": "0.5"}) == row.slippage_p50_bps
+        for name, value in (("executor_symbol_maker_ratio", row.maker_ratio),
+                            ("executor_symbol_fallback_ratio", row.fallback_ratio)):
+            assert (math.isnan(sample(name, labels)) if value is None else sample(name, labels) == value)

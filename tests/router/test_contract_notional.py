@@ -197,15 +197,16 @@ def _coin_m_event(contracts: float, price: float) -> RouterEvent:
 
 
 def test_prometheus_filled_notional_counts_contract_usd() -> None:
-    universe = load_config().strategy.universe
-    metrics = ExecutorMetrics(universe)
+    config = load_config()
+    universe, settings = config.strategy.universe, config.executor.prometheus
+    metrics = ExecutorMetrics(universe, settings)
     metrics.observe_router_event(_coin_m_event(3.0, 60_000.0))
     metrics.observe_router_event(routed(symbol="BTCUSDT", qty=0.01, mid=60_000.0, fills=(fill(60_000.0, 0.01),)))
     sample = metrics.registry.get_sample_value
     assert sample("router_filled_notional_usd_total", {"symbol": "BTCUSD_PERP"}) == 300.0  # not 180,000
     assert sample("router_filled_notional_usd_total", {"symbol": "BTCUSDT"}) == pytest.approx(600.0)
     with pytest.raises(KeyError, match="no contract spec for 'BTCUSD_PERP'"):
-        ExecutorMetrics({"BTCUSDT": universe["BTCUSDT"]}).observe_router_event(_coin_m_event(1.0, 60_000.0))
+        ExecutorMetrics({"BTCUSDT": universe["BTCUSDT"]}, settings).observe_router_event(_coin_m_event(1.0, 60_000.0))
 
 
 def test_executor_sizes_linear_through_the_spec_and_refuses_inverse(tmp_path: Path) -> None:

@@ -1,0 +1,113 @@
+"""The per-trade feedback record (issue 16): strategy, size hint, the binding limit and the link from an
+opening trade to the PnL realised when it is closed, in the journal, across a restart and in the Parquet
+export; and the opening-lot ledger's invariants under any fill sequence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from executor.positions import OpeningLots, apply_order
+from risk.portfolio import PortfolioState
+from router.codec import from_dataframe
+from router.events import Fill, Intent, TradeRecord
+from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
+
+STEP = 0.001
+
+
+def _as(strategy: str, base: Intent) -> Intent:
+    return msgspec.structs.replace(base, strategy=strategy)
+
+
+def _trades(journal: object) -> dict[str, TradeRecord]:
+    return {t.intent_id: t for t in journal.read("trade")}
+
+
+def test_paper_run_records_strategy_size_hint_binding_limit_and_links_closes_to_openings(tmp_path: Path) -> None:
+    config = executor_config()
+    executor, journal, _ = build_executor(config, make_paper_venue(config), tmp_path)
+    executor.start()
+    nav_cap = config.strategy.sizing.base_nav_pct * config.executor.starting_wallet_usd
+    executor.process(_as("momentum", intent("small", size_hint_usd=nav_cap * 0.6)))
+    executor.process(_as("carry", intent("large", size_hint_usd=nav_cap * 3)))
+    executor.process(_as("exit", intent("close", side="sell", close_position=True, size_hint_usd=0.0)))
+    executor.process(_as("carry", intent("veto", symbol="DOGEUSDT")))
+    trades = _trades(journal)
+    small, large, close, veto = (trades[k] for k in ("small", "large", "close", "veto"))
+    assert (small.strategy, small.size_hint_usd, small.binding_limit) == ("momentum", nav_cap * 0.6, None)
+    assert (large.strategy, large.binding_limit) == ("carry", "base_nav_pct")
+    assert large.suggested_gross_usd == pytest.approx(nav_cap) and nav_cap < large.size_hint_usd
+    assert close.binding_limit == "position" and (veto.strategy, veto.binding_limit) == ("carry", None)
+    assert small.filled_qty > 0 and large.filled_qty > 0, "the paper market filled both openings"
+    # the close names both openings, oldest first, with their quantities and the PnL realised on each
+    assert [lot.opening_intent_id for lot in close.closed_lots] == ["small", "large"]
+    assert [lot.qty for lot in close.closed_lots] == pytest.approx([small.filled_qty, large.filled_qty])
+    assert sum(lot.realized_pnl_usd for lot in close.closed_lots) == pytest.approx(close.realized_pnl_usd)
+    assert small.closed_lots == () and small.realized_pnl_usd is None
+
+
+def test_a_close_after_a_restart_still_names_the_opening_trade(tmp_path: Path) -> None:
+    config = executor_config()
+    venue = make_paper_venue(config)  # the venue outlives the executor process, and keeps the position
+    executor, journal, store = build_executor(config, venue, tmp_path)
+    executor.start()
+    executor.process(_as("momentum", intent("open", size_hint_usd=150.0)))
+    journal.close()
+    store.close()
+    again, journal, _ = build_executor(config, venue, tmp_path)
+    again.start()
+    again.process(_as("exit", intent("close", side="sell", close_position=True, size_hint_usd=0.0)))
+    (lot,) = _trades(journal)["close"].closed_lots
+    assert lot.opening_intent_id == "open" and lot.qty == pytest.approx(_trades(journal)["open"].filled_qty)
+
+
+def test_trade_records_export_to_parquet_with_the_feedback_fields(tmp_path: Path) -> None:
+    config = executor_config()
+    executor, journal, _ = build_executor(config, make_paper_venue(config), tmp_path)
+    executor.start()
+    executor.process(_as("momentum", intent("open", size_hint_usd=900.0)))
+    executor.process(_as("exit", intent("close", side="sell", close_position=True, size_hint_usd=0.0)))
+    out = tmp_path / "trades.parquet"
+    assert journal.export_parquet("trade", out) == 2
+    frame = pd.read_parquet(out)
+    assert {"strategy", "size_hint_usd", "binding_limit", "closed_lots"} <= set(frame.columns)
+    assert frame["strategy"].tolist() == ["momentum", "exit"]
+    assert frame["binding_limit"].tolist() == ["base_nav_pct", "position"]
+    assert from_dataframe(frame, "trade") == list(journal.read("trade"))  # closed_lots round-trips as JSON text
+
+
+def _fill(k: int, qty_lots: int, price: float) -> Fill:
+    return Fill(trade_id=f"t{k}", client_order_id=f"c{k}", price=price, qty=qty_lots * STEP, fee_usd=0.01,
+                liquidity="maker", ts_ns=k)
+
+
+@settings(max_examples=150, deadline=None)
+@given(orders=st.lists(st.tuples(st.sampled_from(["buy", "sell"]), st.integers(1, 9),
+                                 st.floats(90.0, 110.0)), min_size=1, max_size=25))
+def test_opening_lots_match_the_leg_and_split_realized_pnl_exactly(orders: list[tuple[str, int, float]]) -> None:
+    """One-way mode, any order sequence (through zero included): the lots sum to the leg, no opening is
+    closed beyond what it opened, and each order's lot PnL sums to its realized PnL."""
+    portfolio, lots = PortfolioState(wallet_balance_usd=10_000.0, nav_ts_ns=0), OpeningLots()
+    opened: dict[str, float] = {}
+    closed: dict[str, float] = {}
+    for k, (side, qty_lots, price) in enumerate(orders):
+        fills = (_fill(k, qty_lots, price),)
+        order = intent(f"i{k}", symbol="X", side=side, position_side="BOTH")
+        realized, closed_lots = apply_order(portfolio, lots, intent=order, fills=fills, qty_step=STEP)
+        assert apply_order(portfolio, lots, intent=order, fills=fills, qty_step=STEP) == (None, ()), "a repeat"
+        for lot in closed_lots:
+            closed[lot.opening_intent_id] = closed.get(lot.opening_intent_id, 0.0) + lot.qty
+        if closed_lots:
+            assert realized is not None
+            assert sum(lot.realized_pnl_usd for lot in closed_lots) == pytest.approx(realized)
+        leg = portfolio.legs.get(("X", "BOTH"))
+        held = sum(lot.qty for lot in lots.lots(("X", "BOTH")))
+        assert held == pytest.approx(0.0 if leg is None else leg.qty, abs=STEP / 2)
+        opened[f"i{k}"] = qty_lots * STEP - sum(lot.qty for lot in closed_lots)  # what it added to the leg
+    assert all(qty <= opened[intent_id] + STEP / 2 for intent_id, qty in closed.items())
