@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from tuner.registry import PolicyRegistry, PolicyVersion
 
 
+PREFIX_HELP = ("registered model name prefix (default: tuner.json mlflow.registered_model_prefix; a simulated "
+               "learner's models are <router.json simulation.registered_model_prefix>-<learner>)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     specs = {
@@ -50,6 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if name in ("promote", "go-live"):
             sub.add_argument("--who", default=None, help="who decides (recorded in MLflow)")
             sub.add_argument("--why", default=None, help="why (recorded in MLflow)")
+        if name == "list":
+            scope = sub.add_mutually_exclusive_group()
+            scope.add_argument("--simulation", action="store_true",
+                               help="the simulation's models (router.json simulation.registered_model_prefix, "
+                                    "every learner)")
+            scope.add_argument("--prefix", default=None, help=PREFIX_HELP)
+        else:
+            sub.add_argument("--prefix", default=None, help=PREFIX_HELP)
         sub.add_argument("--json", action="store_true", help="print JSON instead of text")
         sub.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (overrides env and config)")
         sub.add_argument("--config", default=None, help="config directory (default: embedded defaults)")
@@ -64,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     mlflow_config = bundle.tuner.mlflow
     registry = PolicyRegistry(mlflow_config.tracking_uri, experiment=mlflow_config.experiment,
-                              model_prefix=mlflow_config.registered_model_prefix, override_uri=args.tracking_uri)
+                              model_prefix=_model_prefix(args, bundle), override_uri=args.tracking_uri)
     if args.policy_command == "list":
         versions = registry.list(args.symbol)
     elif args.policy_command == "show":
@@ -80,15 +92,26 @@ def run(args: argparse.Namespace) -> int:
     else:
         versions = [registry.rollback(args.symbol)]
     if not versions:
-        print(f"policy list: no policy versions named {mlflow_config.registered_model_prefix}-* in "
-              f"{registry.tracking_uri} (the simulation registers its learners' policies under "
-              f"{bundle.router.simulation.registered_model_prefix}-*)", file=sys.stderr)
+        print(f"policy list: no policy versions named {registry.model_prefix}-* in {registry.tracking_uri} "
+              f"(the simulation registers its learners' policies under "
+              f"{bundle.router.simulation.registered_model_prefix}-*: add --simulation)", file=sys.stderr)
     if args.json:
         print(json.dumps([_as_dict(v) for v in versions], indent=2, sort_keys=True))
     else:
         for version in versions:
             print(_as_text(version, detailed=args.policy_command != "list"))
     return 0
+
+
+def _model_prefix(args: argparse.Namespace, bundle: ConfigBundle) -> str:
+    """``--prefix``, the simulation's prefix for ``list --simulation``, else ``tuner.json``'s."""
+    if args.prefix is not None:
+        if not args.prefix.strip() or "'" in args.prefix:
+            raise BadInput(f"--prefix {args.prefix!r}: not a registered model name prefix")
+        return args.prefix
+    if getattr(args, "simulation", False):
+        return bundle.router.simulation.registered_model_prefix
+    return bundle.tuner.mlflow.registered_model_prefix
 
 
 def _usage_error(args: argparse.Namespace) -> str | None:
@@ -121,7 +144,7 @@ def _promote(args: argparse.Namespace, registry: PolicyRegistry, bundle: ConfigB
 
 
 def _as_dict(version: PolicyVersion) -> dict[str, Any]:
-    return {"symbol": version.symbol, "version": version.version, "run_id": version.run_id,
+    return {"symbol": version.symbol, "model": version.model, "version": version.version, "run_id": version.run_id,
             "aliases": list(version.aliases), "policy": version.policy, "metrics": version.metrics}
 
 
@@ -132,6 +155,6 @@ def _as_text(version: PolicyVersion, *, detailed: bool) -> str:
             f"v{policy.get('version')} arm {policy.get('arm')} offset {policy.get('maker_offset_bps')} bps "
             f"taker_bias {policy.get('taker_bias')}")
     if not detailed:
-        return head
+        return f"{head} model {version.model}"
     metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(version.metrics.items()))
     return f"{head}\n  run {version.run_id}\n  metrics {metrics or '-'}"

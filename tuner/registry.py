@@ -15,7 +15,7 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +54,7 @@ class PolicyVersion:
     """One registered policy version as the registry knows it."""
 
     symbol: str
+    model: str
     version: int
     run_id: str
     aliases: tuple[str, ...]
@@ -141,12 +142,23 @@ class PolicyRegistry:
         return self._alias_version(self.model_name(symbol), CHAMPION)
 
     def list(self, symbol: str | None = None) -> list[PolicyVersion]:
-        """Every version of one symbol, or of every symbol, newest first."""
+        """Every version of one symbol, or of every model under the prefix, by model then newest first.
+
+        ``search_model_versions`` returns versions without their aliases (MLflow 3.17 fills them only in
+        ``get_model_version``), so the aliases are read once per model from the registered model.
+        """
         query = f"name='{self.model_name(symbol)}'" if symbol else f"name LIKE '{self.model_prefix}-%'"
         found = self._client.search_model_versions(query)
-        described = [self._describe(mv.tags.get("symbol", mv.name.removeprefix(f"{self.model_prefix}-")), mv)
+        aliases: dict[str, dict[str, list[str]]] = {}
+        for name in {mv.name for mv in found}:
+            by_version: dict[str, list[str]] = {}
+            for alias, version in self._client.get_registered_model(name).aliases.items():
+                by_version.setdefault(str(version), []).append(alias)
+            aliases[name] = by_version
+        described = [self._describe(mv.tags.get("symbol", mv.name.removeprefix(f"{self.model_prefix}-")), mv,
+                                    aliases=aliases[mv.name].get(str(mv.version), []))
                      for mv in found]
-        return sorted(described, key=lambda v: (v.symbol, -v.version))
+        return sorted(described, key=lambda v: (v.model, -v.version))
 
     def promote(self, symbol: str, version: int | None = None) -> PolicyVersion:
         """Make ``version`` (default: the challenger) the champion; remember the old one for rollback."""
@@ -240,12 +252,13 @@ class PolicyRegistry:
                 raise
             return None
 
-    def _describe(self, symbol: str, model_version: Any) -> PolicyVersion:
+    def _describe(self, symbol: str, model_version: Any, *, aliases: Iterable[str] | None = None) -> PolicyVersion:
         local = mlflow.artifacts.download_artifacts(f"{model_version.source}/{POLICY_ARTIFACT}",
                                                     tracking_uri=self.tracking_uri)
         run = self._client.get_run(model_version.run_id)
-        return PolicyVersion(symbol=symbol, version=int(model_version.version), run_id=model_version.run_id,
-                             aliases=tuple(sorted(model_version.aliases)),
+        return PolicyVersion(symbol=symbol, model=model_version.name, version=int(model_version.version),
+                             run_id=model_version.run_id,
+                             aliases=tuple(sorted(model_version.aliases if aliases is None else aliases)),
                              policy=json.loads(Path(local).read_text()), metrics=dict(run.data.metrics))
 
 

@@ -42,7 +42,12 @@ def test_list_show_promote_rollback(store: str, capsys: pytest.CaptureFixture[st
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////nonexistent/ignored.db")  # --tracking-uri wins
     common = ["--tracking-uri", store, "--json"]
     listed = _json(capsys, ["policy", "list", *common])
-    assert [(v["symbol"], v["version"]) for v in listed] == [("BTCUSDT", 2), ("BTCUSDT", 1)]
+    assert [(v["symbol"], v["version"], v["aliases"]) for v in listed] == [
+        ("BTCUSDT", 2, ["challenger"]), ("BTCUSDT", 1, ["champion"])], "list shows the aliases that are set"
+    assert main(["policy", "list", "--tracking-uri", store]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("BTCUSDT v2 [challenger]") and lines[1].startswith("BTCUSDT v1 [champion]")
+    assert lines[0].endswith("model router-policy-BTCUSDT")
     [champion] = _json(capsys, ["policy", "show", "--symbol", "BTCUSDT", *common])
     assert champion["version"] == 1 and "champion" in champion["aliases"]
     [second] = _json(capsys, ["policy", "show", "--symbol", "BTCUSDT", "--version", "2", *common])
@@ -78,3 +83,30 @@ def test_default_uri_comes_from_the_environment(store: str, capsys: pytest.Captu
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     listed = _json(capsys, ["policy", "list", "--symbol", "BTCUSDT", "--json"])
     assert len(listed) == 2
+
+
+def test_list_finds_the_simulation_models_with_a_flag(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    prefix = BUNDLE.router.simulation.registered_model_prefix
+    from tuner.registry import PolicyRegistry
+
+    simulated = PolicyRegistry(None, experiment=BUNDLE.tuner.mlflow.experiment, model_prefix=f"{prefix}-ucb",
+                               override_uri=store)
+    policy = replace(RouterPolicy.from_static("ETHUSDT", BUNDLE.router, policy_id="tuner-ETHUSDT"), version=1,
+                     arm="o0.50_b0.00", maker_offset_bps=0.5)
+    simulated.publish("ETHUSDT", policy.as_params(), params={}, metrics={}, config_snapshot={})
+    assert [v["model"] for v in _json(capsys, ["policy", "list", "--tracking-uri", store, "--json"])] == [
+        "router-policy-BTCUSDT"] * 2, "the live prefix by default"
+    [found] = _json(capsys, ["policy", "list", "--simulation", "--tracking-uri", store, "--json"])
+    assert (found["model"], found["symbol"], found["aliases"]) == (f"{prefix}-ucb-ETHUSDT", "ETHUSDT",
+                                                                  ["challenger", "champion"])
+    [same] = _json(capsys, ["policy", "list", "--prefix", f"{prefix}-ucb", "--tracking-uri", store, "--json"])
+    assert same["model"] == found["model"]
+    [shown] = _json(capsys, ["policy", "show", "--symbol", "ETHUSDT", "--prefix", f"{prefix}-ucb",
+                             "--tracking-uri", store, "--json"])
+    assert shown["version"] == 1
+    assert main(["policy", "list", "--prefix", "nothing-here", "--tracking-uri", store]) == 0
+    assert "no policy versions named nothing-here-*" in capsys.readouterr().err
+    assert main(["policy", "list", "--prefix", "x'y", "--tracking-uri", store]) == 2
+    assert "not a registered model name prefix" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["policy", "list", "--prefix", "a", "--simulation", "--tracking-uri", store])

@@ -38,12 +38,12 @@ class RecordingRegistry:
                                "metrics": dict(metrics), "config_snapshot": config_snapshot, "run_name": run_name})
         version = len(self.published)
         aliases = ("challenger", "champion") if version == 1 else ("challenger",)
-        return PolicyVersion(symbol, version, f"run{version}", aliases, dict(policy), dict(metrics))
+        return PolicyVersion(symbol, f"m-{symbol}", version, f"run{version}", aliases, dict(policy), dict(metrics))
 
     def promote(self, symbol: str, version: int | None = None) -> PolicyVersion:
         assert version is not None
         self.promoted.append((symbol, version))
-        return PolicyVersion(symbol, version, f"run{version}", ("champion",), {}, {})
+        return PolicyVersion(symbol, f"m-{symbol}", version, f"run{version}", ("champion",), {}, {})
 
 
 def _first_record() -> PolicyRecord:
