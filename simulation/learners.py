@@ -21,7 +21,7 @@ from router.events import RouterEvent
 from router.policy import RouterPolicy
 from simulation.policies import LEARNER_PREFIX
 from tuner.learners import Context, Learner
-from tuner.service.publish import InMemoryPublisher, PolicyRecord
+from tuner.service.publish import InMemoryPublisher
 from tuner.service.tuner_service import TunerService
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
@@ -70,11 +70,6 @@ class LearnerRun:
 
     def source(self, symbol: str) -> LearnerSource:
         return LearnerSource(self.service, symbol)
-
-    def final_record(self, symbol: str) -> PolicyRecord | None:
-        """The last version published for ``symbol`` (None: the tuner never moved off the static policy)."""
-        records = [r for r in self.publisher.records if r.policy.symbol == symbol]
-        return records[-1] if records else None
 
 
 def learner_runs(config: ConfigBundle, learners: Sequence[str], symbols: Sequence[str], seed: int) -> list[LearnerRun]:

@@ -48,13 +48,16 @@ def metric_name(*parts: str) -> str:
 
 def register_final_policies(result: SimulationResult, config: ConfigBundle,
                             tracking_uri: str) -> list[dict[str, Any]]:
-    """Register each learner's last published version per symbol as an MLflow model version.
+    """Register every version each learner published per symbol, in order, as MLflow model versions.
 
     Models are ``<simulation.registered_model_prefix>-<learner>-<SYMBOL>``, never the live models of
     ``tuner.json``, through the same :class:`MlflowPublisher` the live tuner uses (params, metrics, the
-    policy and config snapshot). A symbol whose tuner never published is listed with ``version`` None.
+    pyfunc model, the policy and config snapshot). Registered version N is policy version N, so a model
+    holds one simulation: the previous simulation's versions of it are deleted first (their runs stay in
+    the experiment, like the previous journal is replaced). Each row names the final version; a symbol
+    whose tuner never published is listed with ``version`` None.
     """
-    from tuner.registry import CHALLENGER, PolicyRegistry
+    from tuner.registry import PolicyRegistry
     from tuner.service.publish import MlflowPublisher
 
     prefix = config.router.simulation.registered_model_prefix
@@ -68,15 +71,15 @@ def register_final_policies(result: SimulationResult, config: ConfigBundle,
                                   model_prefix=f"{prefix}-{run.learner}")
         publisher = MlflowPublisher(registry, config)
         for symbol in result.symbols:
-            record = run.final_record(symbol)
-            row: dict[str, Any] = {"learner": run.learner, "symbol": symbol, "model": registry.model_name(symbol),
-                                   "policy_version": None, "arm": None, "registered_version": None}
-            if record is not None:
+            registry.delete_model(symbol)
+            records = run.publisher.records_of(symbol)
+            for record in records:
                 publisher.publish(record)
-                registered = registry.show(symbol, CHALLENGER)  # publish makes the new version challenger
-                row.update(policy_version=record.policy.version, arm=record.policy.arm,
-                           registered_version=registered.version)
-            rows.append(row)
+            final = records[-1].policy if records else None
+            rows.append({"learner": run.learner, "symbol": symbol, "model": registry.model_name(symbol),
+                         "policy_version": final.version if final else None, "arm": final.arm if final else None,
+                         "registered_version": final.version if final else None,
+                         "registered_versions": len(records)})
     return rows
 
 

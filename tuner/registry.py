@@ -1,12 +1,15 @@
 """Policy versions in MLflow: one run and one registered model version per published RouterPolicy.
 
-Each symbol has a registered model ``<prefix>-<SYMBOL>``; its versions carry the policy document as
-an artifact (``policy.json``), and the registry aliases say which version acts (``champion``) and
-which is proposed (``challenger``). Promotion and rollback only move aliases, so the router picks up
-a change by re-reading the alias, without a restart. The previous champion is kept in a model tag,
-so a rollback is one step and needs no memory outside MLflow.
+Each symbol has a registered model ``<prefix>-<SYMBOL>`` whose version N is policy version N: an MLflow
+pyfunc model (:mod:`tuner.pyfunc`: decision context in, knobs and propensity out, so
+``mlflow.pyfunc.load_model("models:/<prefix>-<SYMBOL>@champion")`` predicts) whose run also keeps the policy
+document (``policy/policy.json``) and the redacted config snapshot. The registry aliases say which
+version acts (``champion``) and which is proposed (``challenger``). Promotion and rollback only move
+aliases, so the router picks up a change by re-reading the alias, without a restart. The previous
+champion is kept in a model tag, so a rollback is one step and needs no memory outside MLflow.
 
-MLflow is imported here only: it costs about a second to import and must stay off the routing path.
+MLflow is imported here (and in the pyfunc modules it uses) only: it costs about a second to import and
+must stay off the routing path.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from config.redact import redact
+from router.policy import RouterPolicy
+from tuner.pyfunc import save_policy_model
 from tuner.registry_aliases import CHALLENGER, CHAMPION
 
 PREVIOUS_CHAMPION_TAG = "previous_champion_version"
@@ -33,6 +38,9 @@ DEPLOYMENT_MODE_TAG = "deployment_mode"
 """Registered-model tag a person sets to ``live`` (``policy go-live``) to take a symbol out of shadow mode."""
 DEFAULT_TRACKING_URI = "sqlite:///var/mlflow.db"
 POLICY_ARTIFACT = "policy.json"
+MODEL_ARTIFACT = "model"
+"""Where a version's run keeps its pyfunc model; the registered version's source."""
+PARENT_RUN_TAG = "mlflow.parentRunId"
 
 
 def resolve_tracking_uri(configured: str | None, *, override: str | None = None) -> str:
@@ -82,48 +90,70 @@ class PolicyRegistry:
 
     def publish(
         self,
-        symbol: str,
-        policy: Mapping[str, Any],
+        policy: RouterPolicy,
         *,
         params: Mapping[str, Any],
         metrics: Mapping[str, float],
         config_snapshot: Mapping[str, Any],
         run_name: str | None = None,
+        parent_run_id: str | None = None,
     ) -> PolicyVersion:
-        """Record a new version as an MLflow run, register it and make it the ``challenger``.
+        """Record a new version as an MLflow run with a pyfunc model, register it and make it ``challenger``.
 
-        The first version of a symbol also becomes ``champion``: something must act. The config snapshot is
-        written through :func:`config.redact.redact`, whoever built it: a pasted key never reaches MLflow.
+        The registered version number is the policy version: MLflow numbers a model's versions 1, 2, … in
+        order, so a version that would get another number is refused (:class:`RegistryError`) before
+        anything is written. The first version of a symbol also becomes ``champion``: something must act.
+        The config snapshot is written through :func:`config.redact.redact`, whoever built it: a pasted key
+        never reaches MLflow. ``parent_run_id`` nests the version's run under another (the simulation's).
         """
-        run = self._client.create_run(self._experiment_id, run_name=run_name or f"{symbol}-policy",
-                                      tags={"symbol": symbol, "kind": "policy_version"})
+        symbol, name = policy.symbol, self.model_name(policy.symbol)
+        expected = self._next_version(name)
+        if policy.version != expected:
+            raise RegistryError(
+                f"{symbol}: policy version {policy.version} would be registered as {name} version {expected}; "
+                f"the registry version must be the policy version, so versions are published in order "
+                f"(restore the tuner's state, or publish under a new model prefix)")
+        tags = {"symbol": symbol, "kind": "policy_version", "policy_version": str(policy.version)}
+        if parent_run_id is not None:
+            tags[PARENT_RUN_TAG] = parent_run_id
+        run = self._client.create_run(self._experiment_id, run_name=run_name or f"{symbol}-v{policy.version}",
+                                      tags=tags)
         run_id = run.info.run_id
         try:
-            flat = {key: _param_text(value) for key, value in params.items()}
-            for key, value in flat.items():
-                self._client.log_param(run_id, key, value)
-            for key, value in metrics.items():
-                self._client.log_metric(run_id, key, float(value))
-            with tempfile.TemporaryDirectory() as scratch:
-                policy_path = Path(scratch) / POLICY_ARTIFACT
-                policy_path.write_text(json.dumps(dict(policy), sort_keys=True, indent=2))
-                config_path = Path(scratch) / "config_snapshot.json"
-                config_path.write_text(json.dumps(redact(dict(config_snapshot)), sort_keys=True, indent=2))
-                self._client.log_artifact(run_id, str(policy_path), artifact_path="policy")
-                self._client.log_artifact(run_id, str(config_path), artifact_path="config")
+            self._log_version(run_id, policy, params, metrics, config_snapshot)
         except Exception:
             self._client.set_terminated(run_id, status="FAILED")
             raise
         self._client.set_terminated(run_id)
-        name = self.model_name(symbol)
         self._ensure_model(name)
-        source = f"{run.info.artifact_uri}/policy"
-        created = self._client.create_model_version(name, source=source, run_id=run_id, tags={"symbol": symbol})
+        created = self._client.create_model_version(
+            name, source=f"{run.info.artifact_uri}/{MODEL_ARTIFACT}", run_id=run_id,
+            tags={"symbol": symbol, "policy_id": policy.policy_id, "arm": policy.arm})
         version = int(created.version)
+        if version != policy.version:  # another process published in between: take ours back
+            self._client.delete_model_version(name, created.version)
+            raise RegistryError(f"{symbol}: {name} version {policy.version} was published by someone else meanwhile")
         self._client.set_registered_model_alias(name, CHALLENGER, str(version))
         if self._alias_version(name, CHAMPION) is None:
             self._client.set_registered_model_alias(name, CHAMPION, str(version))
         return self.show(symbol, str(version))
+
+    def _log_version(self, run_id: str, policy: RouterPolicy, params: Mapping[str, Any],
+                     metrics: Mapping[str, float], config_snapshot: Mapping[str, Any]) -> None:
+        """Params, metrics, the policy document, the redacted config snapshot and the pyfunc model."""
+        for key, value in params.items():
+            self._client.log_param(run_id, key, _param_text(value))
+        for key, value in metrics.items():
+            self._client.log_metric(run_id, key, float(value))
+        with tempfile.TemporaryDirectory() as scratch:
+            policy_path = Path(scratch) / POLICY_ARTIFACT
+            policy_path.write_text(json.dumps(policy.as_params(), sort_keys=True, indent=2))
+            config_path = Path(scratch) / "config_snapshot.json"
+            config_path.write_text(json.dumps(redact(dict(config_snapshot)), sort_keys=True, indent=2))
+            self._client.log_artifact(run_id, str(policy_path), artifact_path="policy")
+            self._client.log_artifact(run_id, str(config_path), artifact_path="config")
+            model_dir = save_policy_model(policy, Path(scratch) / MODEL_ARTIFACT)
+            self._client.log_artifacts(run_id, str(model_dir), artifact_path=MODEL_ARTIFACT)
 
     def show(self, symbol: str, ref: str = CHAMPION) -> PolicyVersion:
         """One version by number or alias (``champion``/``challenger``)."""
@@ -236,6 +266,14 @@ class PolicyRegistry:
             self._client.log_metric(run_id, key, float(value))
         self._client.log_dict(run_id, dict(artifact), artifact_file)
 
+    def delete_model(self, symbol: str) -> None:
+        """Delete ``symbol``'s registered model and every version of it (their runs stay); absent is fine."""
+        try:
+            self._client.delete_registered_model(self.model_name(symbol))
+        except MlflowException as error:
+            if not _is_missing(error):
+                raise
+
     def _ensure_model(self, name: str) -> None:
         try:
             self._client.get_registered_model(name)
@@ -243,6 +281,11 @@ class PolicyRegistry:
             if not _is_missing(error):
                 raise
             self._client.create_registered_model(name)
+
+    def _next_version(self, name: str) -> int:
+        """The number MLflow gives the next version of model ``name`` (1 for a new model)."""
+        versions = [int(mv.version) for mv in self._client.search_model_versions(f"name='{name}'")]
+        return max(versions, default=0) + 1
 
     def _alias_version(self, name: str, alias: str) -> int | None:
         try:
@@ -253,9 +296,9 @@ class PolicyRegistry:
             return None
 
     def _describe(self, symbol: str, model_version: Any, *, aliases: Iterable[str] | None = None) -> PolicyVersion:
-        local = mlflow.artifacts.download_artifacts(f"{model_version.source}/{POLICY_ARTIFACT}",
-                                                    tracking_uri=self.tracking_uri)
         run = self._client.get_run(model_version.run_id)
+        local = mlflow.artifacts.download_artifacts(f"{run.info.artifact_uri}/policy/{POLICY_ARTIFACT}",
+                                                    tracking_uri=self.tracking_uri)
         return PolicyVersion(symbol=symbol, model=model_version.name, version=int(model_version.version),
                              run_id=model_version.run_id,
                              aliases=tuple(sorted(model_version.aliases if aliases is None else aliases)),

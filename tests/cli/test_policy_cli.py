@@ -27,7 +27,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
     for n, offset in ((1, 1.0), (2, 2.0)):
         policy = replace(base, version=n, arm=f"o{offset:.2f}_b0.00", maker_offset_bps=offset)
-        registry.publish("BTCUSDT", policy.as_params(), params={"learner": "thompson"},
+        registry.publish(policy, params={"learner": "thompson"},
                          metrics={"cost_bps": 3.0 - offset}, config_snapshot={})
     return uri
 
@@ -93,7 +93,7 @@ def test_list_finds_the_simulation_models_with_a_flag(store: str, capsys: pytest
                                override_uri=store)
     policy = replace(RouterPolicy.from_static("ETHUSDT", BUNDLE.router, policy_id="tuner-ETHUSDT"), version=1,
                      arm="o0.50_b0.00", maker_offset_bps=0.5)
-    simulated.publish("ETHUSDT", policy.as_params(), params={}, metrics={}, config_snapshot={})
+    simulated.publish(policy, params={}, metrics={}, config_snapshot={})
     assert [v["model"] for v in _json(capsys, ["policy", "list", "--tracking-uri", store, "--json"])] == [
         "router-policy-BTCUSDT"] * 2, "the live prefix by default"
     [found] = _json(capsys, ["policy", "list", "--simulation", "--tracking-uri", store, "--json"])

@@ -29,7 +29,7 @@ def tuned(symbol: str, config_router, version: int, offset_bps: float) -> Router
 
 
 def publish(registry: PolicyRegistry, policy: RouterPolicy) -> int:
-    return registry.publish(policy.symbol, policy.as_params(), params={"learner": "test"},
+    return registry.publish(policy, params={"learner": "test"},
                             metrics={"cost_bps": 1.0}, config_snapshot={}).version
 
 
@@ -91,7 +91,7 @@ def test_live_cli_policy_source_flag(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     mlflow = bundle.tuner.mlflow
     registry = PolicyRegistry(None, experiment=mlflow.experiment, model_prefix=mlflow.registered_model_prefix)
-    version = publish(registry, tuned("BTCUSDT", bundle.router, 4, 0.5))
+    version = publish(registry, tuned("BTCUSDT", bundle.router, 1, 0.5))
     # ETHUSDT is traded too and has no champion: refused before any venue or journal exists
     assert cli_main([*args, "--policy-source", "registry"]) == 1
     assert "RegistryError: ETHUSDT: no policy version 'champion'" in capsys.readouterr().err
@@ -100,5 +100,5 @@ def test_live_cli_policy_source_flag(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert cli_main([*args, "--policy-source", "registry"]) == 0, capsys.readouterr().err
     with Journal(tmp_path / "j.sqlite", readonly=True) as journal:
         (event,) = journal.read("router")
-    assert (event.policy_id, event.policy_version, event.maker_offset_bps) == ("tuner-BTCUSDT", 4, 0.5)
-    assert version == 1  # the registry's own numbering; the policy document carries version 4
+    assert (event.policy_id, event.policy_version, event.maker_offset_bps) == ("tuner-BTCUSDT", 1, 0.5)
+    assert version == 1, "the registry's version is the policy version"

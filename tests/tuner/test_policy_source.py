@@ -116,7 +116,7 @@ def test_router_hot_swaps_after_promote_and_rollback_on_a_real_store(
     with pytest.raises(RegistryError):
         RegistryPolicySource(registry, [SYMBOL], BOUNDS, refresh_s=0.0)
     for n, offset in ((1, 1.0), (2, 2.0)):
-        registry.publish(SYMBOL, version(n, offset).as_params(), params={"learner": "thompson"},
+        registry.publish(version(n, offset), params={"learner": "thompson"},
                          metrics={"cost_bps": 1.0}, config_snapshot={})
     source = RegistryPolicySource(registry, [SYMBOL], BOUNDS, refresh_s=0.0)
     assert source.current(SYMBOL) == version(1, 1.0), "the first version is the champion"

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from config.loader import load_config
+from router.policy import RouterPolicy
 from tuner.registry import CHALLENGER, CHAMPION, PolicyRegistry, RegistryError, resolve_tracking_uri
+
+ROUTER = load_config().router
+
+
+def policy(symbol: str, version: int, offset: float) -> RouterPolicy:
+    return replace(RouterPolicy.from_static(symbol, ROUTER, policy_id=f"tuner-{symbol}"), version=version,
+                   arm=f"o{offset:.2f}_b0.00", maker_offset_bps=offset, propensity=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +28,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> PolicyRegistry:
 
 
 def _publish(registry: PolicyRegistry, symbol: str, offset: float) -> int:
+    next_version = len(registry.list(symbol)) + 1
     published = registry.publish(
-        symbol, {"symbol": symbol, "maker_offset_bps": offset},
+        policy(symbol, next_version, offset),
         params={"learner": "thompson", "arm_grid": {"offsets": [0, 1, 2]}},
         metrics={"cost_bps": 3.0 - offset, "maker_ratio": 0.5},
         config_snapshot={"risk_limits": {"max_concurrent_positions": 4}})
@@ -31,7 +42,7 @@ def test_first_version_is_champion_and_challenger(registry: PolicyRegistry) -> N
     shown = registry.show("AAAUSDT", CHAMPION)
     assert shown.version == version
     assert set(shown.aliases) == {CHAMPION, CHALLENGER}
-    assert shown.policy == {"symbol": "AAAUSDT", "maker_offset_bps": 1.0}
+    assert shown.policy == policy("AAAUSDT", 1, 1.0).as_params()
     assert shown.metrics == {"cost_bps": 2.0, "maker_ratio": 0.5}
 
 
@@ -83,4 +94,41 @@ def test_a_store_outage_is_not_read_as_a_missing_champion(registry: PolicyRegist
     with pytest.raises(MlflowException, match="database is locked"):
         registry.champion_version("DDDUSDT")
     with pytest.raises(MlflowException, match="database is locked"):
-        registry.publish("DDDUSDT", {"maker_offset_bps": 2.0}, params={}, metrics={}, config_snapshot={})
+        registry.publish(policy("DDDUSDT", 2, 2.0), params={}, metrics={}, config_snapshot={})
+
+
+def test_the_registered_version_is_the_policy_version(registry: PolicyRegistry) -> None:
+    with pytest.raises(RegistryError, match="policy version 2 would be registered as policy-EEEUSDT version 1"):
+        registry.publish(policy("EEEUSDT", 2, 1.0), params={}, metrics={}, config_snapshot={})
+    assert registry.list("EEEUSDT") == [], "a refused version writes nothing"
+    for version in (1, 2):
+        assert registry.publish(policy("EEEUSDT", version, 1.0), params={}, metrics={},
+                                config_snapshot={}).version == version
+    with pytest.raises(RegistryError, match="policy version 2 would be registered as policy-EEEUSDT version 3"):
+        registry.publish(policy("EEEUSDT", 2, 1.0), params={}, metrics={}, config_snapshot={})
+    registry.delete_model("EEEUSDT")
+    assert registry.list("EEEUSDT") == []
+    registry.delete_model("EEEUSDT")  # absent is fine
+
+
+def test_each_version_is_a_pyfunc_model_that_predicts_knobs_and_propensity(registry: PolicyRegistry) -> None:
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    _publish(registry, "FFFUSDT", 0.5)
+    _publish(registry, "FFFUSDT", 2.0)
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/policy-FFFUSDT@champion")
+    schema = model.metadata.get_input_schema()
+    assert schema.input_names() == ["spread_bps", "volatility_bps", "book_imbalance", "hour", "size_vs_touch"]
+    assert "propensity" in model.metadata.get_output_schema().input_names()
+    contexts = pd.DataFrame({"spread_bps": [1.0, 8.0], "volatility_bps": [2.0, 30.0], "book_imbalance": [0.1, -0.9],
+                             "hour": [3.0, 23.5], "size_vs_touch": [0.1, 2.0]})
+    out = model.predict(contexts)
+    assert len(out) == 2 and list(out["version"]) == [1, 1] and list(out["maker_offset_bps"]) == [0.5, 0.5]
+    assert list(out["propensity"]) == [0.5, 0.5] and list(out["arm"]) == ["o0.50_b0.00"] * 2
+    challenger = mlflow.pyfunc.load_model("models:/policy-FFFUSDT@challenger").predict(contexts)
+    assert list(challenger["version"]) == [2, 2] and challenger["maker_offset_bps"][0] == 2.0
+    with pytest.raises(MlflowException, match="hour"):
+        model.predict(contexts.drop(columns=["hour"]))

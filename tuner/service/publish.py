@@ -110,9 +110,13 @@ class InMemoryPublisher:
         if symbol not in self._champion or record.reason == "rollback":
             self._champion[symbol] = record.policy
 
+    def records_of(self, symbol: str) -> list[PolicyRecord]:
+        """Every record published for ``symbol``, oldest first."""
+        return [r for r in self.records if r.policy.symbol == symbol]
+
     def versions(self, symbol: str) -> list[RouterPolicy]:
         """Every policy published for ``symbol``, oldest first."""
-        return [r.policy for r in self.records if r.policy.symbol == symbol]
+        return [r.policy for r in self.records_of(symbol)]
 
     def champion(self, symbol: str) -> RouterPolicy:
         """The acting version as a registry would have it (first version, or the latest rollback)."""
@@ -154,7 +158,7 @@ class MlflowPublisher:
         policy = record.policy
         params = {**record.params(), **{key: self._snapshot[key] for key in CONFIG_PARAM_SECTIONS}}
         published = self._registry.publish(
-            policy.symbol, policy.as_params(), params=params, metrics=record.metrics.as_dict(),
+            policy, params=params, metrics=record.metrics.as_dict(),
             config_snapshot=self._snapshot, run_name=f"{policy.symbol}-v{policy.version}-{record.reason}")
         if record.reason == "rollback" and CHAMPION not in published.aliases:
             self._registry.promote(policy.symbol, published.version)
