@@ -35,11 +35,15 @@ def render(health: HealthSnapshot) -> str:
         return f"{value:.6g}" if isinstance(value, float) else str(value)
 
     lines = [f"{name:<26}{fmt(getattr(health, name))}" for name in health.__struct_fields__
-             if name not in ("symbols", "expectancy")]
+             if name not in ("symbols", "expectancy", "champion_gates")]
     for row in health.symbols:
         lines.append(f"symbol {row.symbol:<19}policy {row.policy_id} v{row.policy_version} arm {row.arm} "
                      f"quality {row.quality} orders {row.orders} sharpe {fmt(row.sharpe_per_trade)} "
                      f"fee_drag_bps {fmt(row.fee_drag_bps)} regime {fmt(row.slippage_regime)}")
+    for gate in health.champion_gates:
+        state = "ok" if gate.problem is None else f"NOT ACTED ON: {gate.problem}"
+        lines.append(f"champion {gate.symbol:<17}serving v{gate.served_version}, registry champion "
+                     f"v{fmt(gate.champion_version)}: {state}")
     for hour in health.expectancy:
         lines.append(f"expectancy hour {hour.hour:02d}         {hour.trades} trades, {hour.expectancy_bps:.3f} bps")
     return "\n".join(lines)

@@ -246,7 +246,10 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
                                 policy_for=adaptive.current if adaptive is not None else policies.current,
                                 rng=np.random.default_rng(seed), venue_positions=positions,
                                 telemetry=Telemetry(config=config.executor, store=store, metrics=metrics,
-                                                    contracts=config.strategy.universe),
+                                                    contracts=config.strategy.universe,
+                                                    champion_gates=(policies.champion_gates
+                                                                    if isinstance(policies, RegistryPolicySource)
+                                                                    else None)),
                                 adaptive=adaptive)
             report = executor.start()
             print(f"started: {report}", flush=True)

@@ -6,7 +6,9 @@ The tracking URI is ``--tracking-uri`` when given, else ``MLFLOW_TRACKING_URI``,
 ``promote`` moves the challenger (or ``--version``) to champion only when it clears the OPE gate of
 :mod:`tuner.promotion` on the recent router events of ``--journal`` (exit 1 with the reason when it does
 not); ``--force --who NAME --why TEXT`` skips the gate and records who and why as MLflow tags on the
-version and its run. ``rollback`` moves the champion back to the version it replaced; a router reading
+version and its run; ``--force --version N`` on a champion without a gate record (an alias moved in the
+MLflow UI, which a router following the registry does not act on) records the override and so accepts
+it. ``rollback`` moves the champion back to the version it replaced; a router reading
 the champion (``RegistryPolicySource``) follows both without a restart. ``go-live`` asks the tuner to
 take a symbol out of shadow mode (a registered-model tag the tuner service follows). MLflow is imported
 inside :func:`run` only. Failures end in one line (``cli.main``): exit 2 for a bad config or command line,

@@ -30,6 +30,7 @@ from mlflow.exceptions import MlflowException
 
 from config.redact import redact
 from router.policy import RouterPolicy
+from tuner.gate_record import initial_tags
 from tuner.pyfunc import save_policy_model
 from tuner.registry_aliases import CHALLENGER, CHAMPION
 
@@ -102,7 +103,8 @@ class PolicyRegistry:
 
         The registered version number is the policy version: MLflow numbers a model's versions 1, 2, … in
         order, so a version that would get another number is refused (:class:`RegistryError`) before
-        anything is written. The first version of a symbol also becomes ``champion``: something must act.
+        anything is written. The first version of a symbol also becomes ``champion`` (gate record
+        ``initial``, :mod:`tuner.gate_record`): something must act.
         The config snapshot is written through :func:`config.redact.redact`, whoever built it: a pasted key
         never reaches MLflow. ``parent_run_id`` nests the version's run under another (the simulation's).
         """
@@ -136,6 +138,7 @@ class PolicyRegistry:
         self._client.set_registered_model_alias(name, CHALLENGER, str(version))
         if self._alias_version(name, CHAMPION) is None:
             self._client.set_registered_model_alias(name, CHAMPION, str(version))
+            self.tag_version(symbol, version, initial_tags())
         return self.show(symbol, str(version))
 
     def _log_version(self, run_id: str, policy: RouterPolicy, params: Mapping[str, Any],

@@ -32,6 +32,7 @@ class RecordingRegistry:
     def __init__(self) -> None:
         self.published: list[dict[str, Any]] = []
         self.promoted: list[tuple[str, int]] = []
+        self.tagged: list[tuple[str, int, dict[str, str]]] = []
 
     def publish(self, policy: RouterPolicy, *, params: Mapping[str, Any], metrics: Mapping[str, float],
                 config_snapshot: Mapping[str, Any], run_name: str) -> PolicyVersion:
@@ -47,6 +48,9 @@ class RecordingRegistry:
         assert version is not None
         self.promoted.append((symbol, version))
         return PolicyVersion(symbol, f"m-{symbol}", version, f"run{version}", ("champion",), {}, {})
+
+    def tag_version(self, symbol: str, version: int, tags: Mapping[str, str]) -> None:
+        self.tagged.append((symbol, version, dict(tags)))
 
 
 def _first_record() -> PolicyRecord:
@@ -90,6 +94,8 @@ def test_mlflow_publisher_sends_params_metrics_policy_and_config_snapshot() -> N
     rollback = PolicyRecord(**{**{f: getattr(record, f) for f in record.__slots__}, "reason": "rollback"})
     publisher.publish(rollback)
     assert registry.promoted == [(SYMBOL, 2)], "a rollback version acts at once"
+    [(symbol, version, tags)] = registry.tagged
+    assert (symbol, version, tags["promotion"]) == (SYMBOL, 2, "tuner_rollback"), "with a gate record"
 
 
 def test_mlflow_is_not_imported_by_the_service_path() -> None:

@@ -19,6 +19,7 @@ from config.loader import snapshot
 from config.models import ConfigBundle
 from router.policy import RouterPolicy
 from tuner.arms import ArmGrid
+from tuner.gate_record import tuner_rollback_tags
 from tuner.guardrails import Guardrails
 from tuner.registry_aliases import CHAMPION
 
@@ -133,7 +134,8 @@ class MlflowPublisher:
     (:data:`CONFIG_PARAM_SECTIONS`, as JSON text); metrics: :class:`VersionMetrics`; artifacts: the policy
     document and the full config snapshot. A ``rollback`` version is promoted to ``champion`` at once:
     it returns to knobs that already proved themselves, and the router must stop running the degraded
-    ones without waiting for a person or an OPE gate. Other versions become ``challenger``.
+    ones without waiting for a person or an OPE gate (its gate record says so: ``tuner_rollback``). Other
+    versions become ``challenger``.
     """
 
     def __init__(self, registry: PolicyRegistry, bundle: ConfigBundle) -> None:
@@ -162,3 +164,4 @@ class MlflowPublisher:
             config_snapshot=self._snapshot, run_name=f"{policy.symbol}-v{policy.version}-{record.reason}")
         if record.reason == "rollback" and CHAMPION not in published.aliases:
             self._registry.promote(policy.symbol, published.version)
+            self._registry.tag_version(policy.symbol, published.version, tuner_rollback_tags(record.previous_version))
