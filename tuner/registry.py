@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,10 +27,12 @@ from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 
 from config.redact import redact
 from router.policy import RouterPolicy
+from tuner.flat_params import flatten_params
 from tuner.gate_record import initial_tags
 from tuner.pyfunc import save_policy_model
 from tuner.registry_aliases import CHALLENGER, CHAMPION
@@ -143,11 +146,8 @@ class PolicyRegistry:
 
     def _log_version(self, run_id: str, policy: RouterPolicy, params: Mapping[str, Any],
                      metrics: Mapping[str, float], config_snapshot: Mapping[str, Any]) -> None:
-        """Params, metrics, the policy document, the redacted config snapshot and the pyfunc model."""
-        for key, value in params.items():
-            self._client.log_param(run_id, key, _param_text(value))
-        for key, value in metrics.items():
-            self._client.log_metric(run_id, key, float(value))
+        """Flattened redacted params, metrics, the policy document, the redacted config snapshot, the model."""
+        log_flat(self._client, run_id, params=flatten_params(redact(dict(params))), metrics=metrics)
         with tempfile.TemporaryDirectory() as scratch:
             policy_path = Path(scratch) / POLICY_ARTIFACT
             policy_path.write_text(json.dumps(policy.as_params(), sort_keys=True, indent=2))
@@ -358,9 +358,16 @@ def ensure_experiment(client: MlflowClient, tracking_uri: str, name: str) -> str
     return str(client.create_experiment(name, artifact_location=_artifact_root(tracking_uri)))
 
 
-def _param_text(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= 6000 else text[:5990] + "...(cut)"
+def log_flat(client: MlflowClient, run_id: str, *, params: Mapping[str, str], metrics: Mapping[str, float],
+             step: int = 0) -> None:
+    """Params and metrics in as few requests as MLflow allows (100 params, 1000 entities per batch)."""
+    timestamp = int(time.time() * 1000)
+    param_items = [Param(key, value) for key, value in params.items()]
+    metric_items = [Metric(key, float(value), timestamp, step) for key, value in metrics.items()]
+    for start in range(0, len(param_items), 100):
+        client.log_batch(run_id, params=param_items[start:start + 100])
+    for start in range(0, len(metric_items), 1000):
+        client.log_batch(run_id, metrics=metric_items[start:start + 1000])
 
 
 def _artifact_root(tracking_uri: str) -> str | None:

@@ -85,8 +85,8 @@ def test_mlflow_publisher_sends_params_metrics_policy_and_config_snapshot() -> N
     publisher.publish(record)
     [call] = registry.published
     assert call["symbol"] == SYMBOL and call["policy"] == record.policy
-    for section in ("risk_limits", "router", "executor"):
-        assert call["params"][section] == snapshot(bundle)[section]
+    for section, prefix in (("risk_limits", "risk"), ("router", "router"), ("executor", "executor")):
+        assert call["params"][prefix] == snapshot(bundle)[section]
     assert call["params"]["learner"] == "thompson" and "arm_grid" in call["params"]
     assert call["metrics"] == record.metrics.as_dict()
     assert call["config_snapshot"] == snapshot(bundle)

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 PublishReason = Literal["schedule", "significant_change", "rollback"]
 
-CONFIG_PARAM_SECTIONS = ("risk_limits", "router", "executor")
-"""Config sections logged as params of every version: what the policy's costs depend on."""
+CONFIG_PARAM_SECTIONS = {"risk_limits": "risk", "router": "router", "executor": "executor"}
+"""Config sections logged as params of every version (what the policy's costs depend on), by param prefix."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +131,9 @@ class MlflowPublisher:
     """Publishes each version to the MLflow registry, with the configuration it runs under.
 
     Params: the record's :meth:`PolicyRecord.params` plus the risk, router and executor configuration
-    (:data:`CONFIG_PARAM_SECTIONS`, as JSON text); metrics: :class:`VersionMetrics`; artifacts: the policy
-    document and the full config snapshot. A ``rollback`` version is promoted to ``champion`` at once:
+    (:data:`CONFIG_PARAM_SECTIONS`), flattened by the registry to one key per setting
+    (``router.maker_ttl_ms``); metrics: :class:`VersionMetrics`; artifacts: the policy document, the pyfunc
+    model and the full config snapshot. A ``rollback`` version is promoted to ``champion`` at once:
     it returns to knobs that already proved themselves, and the router must stop running the degraded
     ones without waiting for a person or an OPE gate (its gate record says so: ``tuner_rollback``). Other
     versions become ``challenger``.
@@ -158,7 +159,8 @@ class MlflowPublisher:
 
     def publish(self, record: PolicyRecord) -> None:
         policy = record.policy
-        params = {**record.params(), **{key: self._snapshot[key] for key in CONFIG_PARAM_SECTIONS}}
+        sections = {prefix: self._snapshot[section] for section, prefix in CONFIG_PARAM_SECTIONS.items()}
+        params = {**record.params(), **sections}
         published = self._registry.publish(
             policy, params=params, metrics=record.metrics.as_dict(),
             config_snapshot=self._snapshot, run_name=f"{policy.symbol}-v{policy.version}-{record.reason}")
