@@ -49,7 +49,7 @@ def save_policy_model(policy: RouterPolicy, directory: Path) -> Path:
     stderr at every publish; its warning that an example helps infer the signature does not apply here.
     """
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="An input example was not provided")
+        warnings.filterwarnings("ignore", message=".*An input example was not provided")  # colour codes first
         mlflow.pyfunc.save_model(
             str(directory), python_model=str(MODEL_CODE), model_config=policy.as_params(),
             signature=policy_signature(),

@@ -358,12 +358,16 @@ def ensure_experiment(client: MlflowClient, tracking_uri: str, name: str) -> str
     return str(client.create_experiment(name, artifact_location=_artifact_root(tracking_uri)))
 
 
-def log_flat(client: MlflowClient, run_id: str, *, params: Mapping[str, str], metrics: Mapping[str, float],
-             step: int = 0) -> None:
-    """Params and metrics in as few requests as MLflow allows (100 params, 1000 entities per batch)."""
+def log_flat(client: MlflowClient, run_id: str, *, params: Mapping[str, str] | None = None,
+             metrics: Mapping[str, float] | None = None,
+             series: Iterable[tuple[int, Mapping[str, float]]] = ()) -> None:
+    """Params, metrics (step 0) and metric ``series`` of (step, metrics) in as few requests as MLflow allows
+    (100 params, 1000 metrics per batch): a request per value would cost seconds per run."""
     timestamp = int(time.time() * 1000)
-    param_items = [Param(key, value) for key, value in params.items()]
-    metric_items = [Metric(key, float(value), timestamp, step) for key, value in metrics.items()]
+    param_items = [Param(key, value) for key, value in (params or {}).items()]
+    metric_items = [Metric(key, float(value), timestamp, 0) for key, value in (metrics or {}).items()]
+    metric_items += [Metric(key, float(value), timestamp, step)
+                     for step, point in series for key, value in point.items()]
     for start in range(0, len(param_items), 100):
         client.log_batch(run_id, params=param_items[start:start + 100])
     for start in range(0, len(metric_items), 1000):

@@ -35,7 +35,7 @@ class RecordingRegistry:
         self.tagged: list[tuple[str, int, dict[str, str]]] = []
 
     def publish(self, policy: RouterPolicy, *, params: Mapping[str, Any], metrics: Mapping[str, float],
-                config_snapshot: Mapping[str, Any], run_name: str) -> PolicyVersion:
+                config_snapshot: Mapping[str, Any], run_name: str, parent_run_id: str | None) -> PolicyVersion:
         symbol = policy.symbol
         self.published.append({"symbol": symbol, "policy": policy, "params": dict(params),
                                "metrics": dict(metrics), "config_snapshot": config_snapshot, "run_name": run_name})
@@ -85,8 +85,8 @@ def test_mlflow_publisher_sends_params_metrics_policy_and_config_snapshot() -> N
     publisher.publish(record)
     [call] = registry.published
     assert call["symbol"] == SYMBOL and call["policy"] == record.policy
-    for section, prefix in (("risk_limits", "risk"), ("router", "router"), ("executor", "executor")):
-        assert call["params"][prefix] == snapshot(bundle)[section]
+    for section in ("risk_limits", "router", "executor"):
+        assert call["params"][section] == snapshot(bundle)[section]
     assert call["params"]["learner"] == "thompson" and "arm_grid" in call["params"]
     assert call["metrics"] == record.metrics.as_dict()
     assert call["config_snapshot"] == snapshot(bundle)

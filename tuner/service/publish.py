@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 PublishReason = Literal["schedule", "significant_change", "rollback"]
 
-CONFIG_PARAM_SECTIONS = {"risk_limits": "risk", "router": "router", "executor": "executor"}
-"""Config sections logged as params of every version (what the policy's costs depend on), by param prefix."""
+CONFIG_PARAM_SECTIONS = ("risk_limits", "router", "executor")
+"""Config sections logged as params of every version: what the policy's costs depend on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,16 +132,18 @@ class MlflowPublisher:
 
     Params: the record's :meth:`PolicyRecord.params` plus the risk, router and executor configuration
     (:data:`CONFIG_PARAM_SECTIONS`), flattened by the registry to one key per setting
-    (``router.maker_ttl_ms``); metrics: :class:`VersionMetrics`; artifacts: the policy document, the pyfunc
-    model and the full config snapshot. A ``rollback`` version is promoted to ``champion`` at once:
-    it returns to knobs that already proved themselves, and the router must stop running the degraded
-    ones without waiting for a person or an OPE gate (its gate record says so: ``tuner_rollback``). Other
-    versions become ``challenger``.
+    (``router.static_policy.maker_ttl_ms``, ``risk_limits.symbol_caps.max_nav_pct``); metrics:
+    :class:`VersionMetrics`; artifacts: the policy document, the pyfunc model and the full config snapshot.
+    A ``rollback`` version is promoted to ``champion`` at once: it returns to knobs that already proved
+    themselves, and the router must stop running the degraded ones without waiting for a person or an OPE
+    gate (its gate record says so: ``tuner_rollback``). Other versions become ``challenger``.
     """
 
-    def __init__(self, registry: PolicyRegistry, bundle: ConfigBundle) -> None:
+    def __init__(self, registry: PolicyRegistry, bundle: ConfigBundle, *, parent_run_id: str | None = None) -> None:
+        """``parent_run_id`` nests every version's run under that run (the simulation's learner and symbol)."""
         self._registry = registry
         self._snapshot = snapshot(bundle)
+        self._parent_run_id = parent_run_id
 
     @classmethod
     def from_config(cls, bundle: ConfigBundle, tracking_uri: str | None = None) -> MlflowPublisher:
@@ -159,11 +161,11 @@ class MlflowPublisher:
 
     def publish(self, record: PolicyRecord) -> None:
         policy = record.policy
-        sections = {prefix: self._snapshot[section] for section, prefix in CONFIG_PARAM_SECTIONS.items()}
-        params = {**record.params(), **sections}
+        params = {**record.params(), **{key: self._snapshot[key] for key in CONFIG_PARAM_SECTIONS}}
         published = self._registry.publish(
             policy, params=params, metrics=record.metrics.as_dict(),
-            config_snapshot=self._snapshot, run_name=f"{policy.symbol}-v{policy.version}-{record.reason}")
+            config_snapshot=self._snapshot, run_name=f"{policy.symbol}-v{policy.version}-{record.reason}",
+            parent_run_id=self._parent_run_id)
         if record.reason == "rollback" and CHAMPION not in published.aliases:
             self._registry.promote(policy.symbol, published.version)
             self._registry.tag_version(policy.symbol, published.version, tuner_rollback_tags(record.previous_version))
