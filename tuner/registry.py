@@ -106,13 +106,19 @@ class PolicyRegistry:
 
         The registered version number is the policy version: MLflow numbers a model's versions 1, 2, … in
         order, so a version that would get another number is refused (:class:`RegistryError`) before
-        anything is written. The first version of a symbol also becomes ``champion`` (gate record
-        ``initial``, :mod:`tuner.gate_record`): something must act.
-        The config snapshot is written through :func:`config.redact.redact`, whoever built it: a pasted key
-        never reaches MLflow. ``parent_run_id`` nests the version's run under another (the simulation's).
+        anything is written; a version the registry holds already with the same knobs is returned as it
+        is (adaptive routing publishes again what it published between its last checkpoint and a crash).
+        The first version of a symbol also becomes ``champion`` (gate record ``initial``,
+        :mod:`tuner.gate_record`): something must act. The config snapshot is written through
+        :func:`config.redact.redact`, whoever built it: a pasted key never reaches MLflow.
+        ``parent_run_id`` nests the version's run under another (the simulation's).
         """
         symbol, name = policy.symbol, self.model_name(policy.symbol)
         expected = self._next_version(name)
+        if 0 < policy.version < expected:
+            registered = self.show(symbol, str(policy.version))
+            if registered.policy == policy.as_params():  # published again after a crash (at-least-once)
+                return registered
         if policy.version != expected:
             raise RegistryError(
                 f"{symbol}: policy version {policy.version} would be registered as {name} version {expected}; "

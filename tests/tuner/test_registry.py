@@ -104,8 +104,10 @@ def test_the_registered_version_is_the_policy_version(registry: PolicyRegistry) 
     for version in (1, 2):
         assert registry.publish(policy("EEEUSDT", version, 1.0), params={}, metrics={},
                                 config_snapshot={}).version == version
+    again = registry.publish(policy("EEEUSDT", 2, 1.0), params={}, metrics={}, config_snapshot={})
+    assert again.version == 2 and len(registry.list("EEEUSDT")) == 2, "published again after a crash: no-op"
     with pytest.raises(RegistryError, match="policy version 2 would be registered as policy-EEEUSDT version 3"):
-        registry.publish(policy("EEEUSDT", 2, 1.0), params={}, metrics={}, config_snapshot={})
+        registry.publish(policy("EEEUSDT", 2, 2.0), params={}, metrics={}, config_snapshot={})
     registry.delete_model("EEEUSDT")
     assert registry.list("EEEUSDT") == []
     registry.delete_model("EEEUSDT")  # absent is fine
