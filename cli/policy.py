@@ -27,6 +27,7 @@ from cli.main import BadInput, reading
 from config.loader import DEFAULTS_DIR, load_config
 from config.models import ConfigBundle
 from router.events import RouterEvent
+from tuner.gate_record import PROMOTION_TAG, gate_problem
 
 if TYPE_CHECKING:
     from tuner.registry import PolicyRegistry, PolicyVersion
@@ -147,7 +148,8 @@ def _promote(args: argparse.Namespace, registry: PolicyRegistry, bundle: ConfigB
 
 def _as_dict(version: PolicyVersion) -> dict[str, Any]:
     return {"symbol": version.symbol, "model": version.model, "version": version.version, "run_id": version.run_id,
-            "aliases": list(version.aliases), "policy": version.policy, "metrics": version.metrics}
+            "aliases": list(version.aliases), "policy": version.policy, "metrics": version.metrics,
+            "gate": {"record": version.tags.get(PROMOTION_TAG), "problem": gate_problem(version.tags)}}
 
 
 def _as_text(version: PolicyVersion, *, detailed: bool) -> str:
@@ -156,7 +158,10 @@ def _as_text(version: PolicyVersion, *, detailed: bool) -> str:
     head = (f"{version.symbol} v{version.version} [{aliases}] policy {policy.get('policy_id')} "
             f"v{policy.get('version')} arm {policy.get('arm')} offset {policy.get('maker_offset_bps')} bps "
             f"taker_bias {policy.get('taker_bias')}")
+    problem = gate_problem(version.tags)
     if not detailed:
-        return f"{head} model {version.model}"
+        acting = problem is None or "champion" not in version.aliases
+        return f"{head} model {version.model}" + ("" if acting else f" (champion NOT ACTED ON: {problem})")
     metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(version.metrics.items()))
-    return f"{head}\n  run {version.run_id}\n  metrics {metrics or '-'}"
+    gate = f"record {version.tags[PROMOTION_TAG]}" if problem is None else f"none that entitles it to act: {problem}"
+    return f"{head}\n  run {version.run_id}\n  metrics {metrics or '-'}\n  gate {gate}"

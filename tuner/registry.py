@@ -72,6 +72,8 @@ class PolicyVersion:
     aliases: tuple[str, ...]
     policy: dict[str, Any]
     metrics: dict[str, float]
+    tags: dict[str, str]
+    """The model version's tags: the symbol, and the gate record of its promotion (:mod:`tuner.gate_record`)."""
 
 
 class RegistryError(RuntimeError):
@@ -311,7 +313,8 @@ class PolicyRegistry:
         return PolicyVersion(symbol=symbol, model=model_version.name, version=int(model_version.version),
                              run_id=model_version.run_id,
                              aliases=tuple(sorted(model_version.aliases if aliases is None else aliases)),
-                             policy=json.loads(Path(local).read_text()), metrics=dict(run.data.metrics))
+                             policy=json.loads(Path(local).read_text()), metrics=dict(run.data.metrics),
+                             tags=dict(model_version.tags))
 
 
 def _is_missing(error: MlflowException) -> bool:

@@ -110,3 +110,27 @@ def test_list_finds_the_simulation_models_with_a_flag(store: str, capsys: pytest
     assert "not a registered model name prefix" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["policy", "list", "--prefix", "a", "--simulation", "--tracking-uri", store])
+
+
+def test_a_champion_moved_in_the_ui_shows_and_a_forced_override_accepts_it(
+        store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlflow import MlflowClient
+
+    from tuner.registry import PolicyRegistry
+
+    registry = PolicyRegistry(None, experiment=BUNDLE.tuner.mlflow.experiment, model_prefix="ui", override_uri=store)
+    base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
+    for n in (1, 2):
+        registry.publish(replace(base, version=n, arm=f"o{n:.2f}_b0.00", maker_offset_bps=float(n)), params={},
+                         metrics={}, config_snapshot={})
+    MlflowClient(tracking_uri=store).set_registered_model_alias("ui-BTCUSDT", "champion", "2")
+    common = ["--prefix", "ui", "--tracking-uri", store]
+    assert main(["policy", "list", *common]) == 0
+    assert "(champion NOT ACTED ON: no gate record" in capsys.readouterr().out.splitlines()[0]
+    assert main(["policy", "show", "--symbol", "BTCUSDT", *common]) == 0
+    assert "\n  gate none that entitles it to act: no gate record" in capsys.readouterr().out
+    [accepted] = _json(capsys, ["policy", "promote", "--symbol", "BTCUSDT", "--version", "2", "--force", "--who",
+                                "alice", "--why", "reviewed the UI move", "--json", *common])
+    assert accepted["version"] == 2 and accepted["gate"] == {"record": "forced", "problem": None}
+    [first] = _json(capsys, ["policy", "show", "--symbol", "BTCUSDT", "--version", "1", "--json", *common])
+    assert first["gate"] == {"record": "initial", "problem": None}

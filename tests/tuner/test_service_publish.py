@@ -42,12 +42,12 @@ class RecordingRegistry:
         version = len(self.published)
         aliases = ("challenger", "champion") if version == 1 else ("challenger",)
         return PolicyVersion(symbol, f"m-{symbol}", version, f"run{version}", aliases, policy.as_params(),
-                             dict(metrics))
+                             dict(metrics), {})
 
     def promote(self, symbol: str, version: int | None = None) -> PolicyVersion:
         assert version is not None
         self.promoted.append((symbol, version))
-        return PolicyVersion(symbol, f"m-{symbol}", version, f"run{version}", ("champion",), {}, {})
+        return PolicyVersion(symbol, f"m-{symbol}", version, f"run{version}", ("champion",), {}, {}, {})
 
     def tag_version(self, symbol: str, version: int, tags: Mapping[str, str]) -> None:
         self.tagged.append((symbol, version, dict(tags)))
