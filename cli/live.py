@@ -117,7 +117,8 @@ def policy_source(choice: str, config: ConfigBundle, symbols: list[str] | None =
 
     ``symbols`` defaults to every ``executor.instruments`` symbol. ``registry`` needs a reachable
     store (else ``RegistryError``), a champion for every symbol (``RegistryError`` naming the first one
-    missing), and refuses a champion outside ``router.json`` ``policy_bounds`` (``PolicyError``).
+    missing), and refuses a champion outside ``router.json`` ``policy_bounds`` or without a gate record
+    (``PolicyError``, :mod:`tuner.gate_record`).
     """
     served = sorted(config.executor.instruments) if symbols is None else symbols
     if choice == "static":
