@@ -74,7 +74,8 @@ class StaticPolicySource:
 class ChampionGateStatus:
     """The registry version the router acts on for one symbol, against what the ``champion`` alias names.
 
-    ``problem`` says why the registry's champion is not acted on (no gate record, alias unset); ``None``
+    ``problem`` says why the registry's champion is not acted on (no gate record, alias unset, knobs
+    outside the bounds); ``None``
     when the router serves the registry's champion. For the health snapshot.
     """
 
@@ -168,10 +169,15 @@ class RegistryPolicySource:
                    else gate_problem(self._registry.version_tags(symbol, champion)))
         if problem is None:
             shown = self._registry.show(symbol, str(champion))
-            self._policies[symbol] = policy_from_document(shown.policy, symbol, self._bounds)
-            self._served[symbol] = champion
-            self._refused.pop(symbol, None)
-            return
+            try:
+                self._policies[symbol] = policy_from_document(shown.policy, symbol, self._bounds)
+            except PolicyError as error:  # published outside the tuner, or the bounds changed since
+                self.refresh_errors += 1
+                problem = f"not a policy to route on: {error}"
+            else:
+                self._served[symbol] = champion
+                self._refused.pop(symbol, None)
+                return
         if self._refused.get(symbol) != problem:
             log.warning("%s: registry champion v%s not acted on (%s), keeping gated v%d", symbol, champion, problem,
                         self._served[symbol])

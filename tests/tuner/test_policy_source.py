@@ -110,6 +110,7 @@ def test_registry_source_rereads_at_most_every_refresh_s_and_keeps_the_last_cham
     registry.publish_champion({**version(3, 2.0).as_params(), "maker_offset_bps": 99.0})
     now[0] = 122.0
     assert source.current(SYMBOL).version == 2 and source.refresh_errors == 2, "out-of-bounds champion refused"
+    assert "outside policy_bounds" in source.champion_gates()[0].problem
     with pytest.raises(KeyError, match="no policy for ETHUSDT"):
         source.current("ETHUSDT")
     with pytest.raises(ValueError, match="refresh_s"):
