@@ -21,6 +21,7 @@ from router.policy import RouterPolicy
 from simulation.job import SimulationOptions, SimulationResult
 from simulation.learners import LearnerRun
 from simulation.recording import register_policy_versions
+from tests.conftest import use_tracking_uri
 from tuner.factory import build_grid, build_guardrails
 from tuner.registry import PolicyRegistry
 from tuner.service.publish import InMemoryPublisher, PolicyRecord, VersionMetrics
@@ -108,7 +109,8 @@ def test_simulation_prefix_must_not_shadow_live_models(tmp_path: Path) -> None:
         register_policy_versions(_empty_result(), bad, f"sqlite:///{tmp_path / 'mlflow.db'}")
 
 
-def test_every_version_is_registered_in_order_and_a_rerun_replaces_them(tmp_path: Path) -> None:
+def test_every_version_is_registered_in_order_and_a_rerun_replaces_them(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_config()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     publisher = InMemoryPublisher()
@@ -127,7 +129,7 @@ def test_every_version_is_registered_in_order_and_a_rerun_replaces_them(tmp_path
         (3, 3, ("challenger",)), (2, 2, ()), (1, 1, ("champion",))]
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
+    use_tracking_uri(monkeypatch, uri)
     model = mlflow.pyfunc.load_model(f"models:/{registry.model_name('BTCUSDT')}@challenger")
     context = {"spread_bps": [1.0], "volatility_bps": [3.0], "book_imbalance": [0.2], "hour": [9.0],
                "size_vs_touch": [0.5]}

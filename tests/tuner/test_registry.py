@@ -9,6 +9,7 @@ import pytest
 
 from config.loader import load_config
 from router.policy import RouterPolicy
+from tests.conftest import use_tracking_uri
 from tuner.registry import CHALLENGER, CHAMPION, PolicyRegistry, RegistryError, resolve_tracking_uri
 
 ROUTER = load_config().router
@@ -113,14 +114,15 @@ def test_the_registered_version_is_the_policy_version(registry: PolicyRegistry) 
     registry.delete_model("EEEUSDT")  # absent is fine
 
 
-def test_each_version_is_a_pyfunc_model_that_predicts_knobs_and_propensity(registry: PolicyRegistry) -> None:
+def test_each_version_is_a_pyfunc_model_that_predicts_knobs_and_propensity(registry: PolicyRegistry,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
     _publish(registry, "FFFUSDT", 0.5)
     _publish(registry, "FFFUSDT", 2.0)
-    mlflow.set_tracking_uri(registry.tracking_uri)
+    use_tracking_uri(monkeypatch, registry.tracking_uri)
     model = mlflow.pyfunc.load_model("models:/policy-FFFUSDT@champion")
     schema = model.metadata.get_input_schema()
     assert schema.input_names() == ["spread_bps", "volatility_bps", "book_imbalance", "hour", "size_vs_touch"]
