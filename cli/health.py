@@ -36,7 +36,7 @@ def render(health: HealthSnapshot) -> str:
         return f"{value:.6g}" if isinstance(value, float) else str(value)
 
     lines = [f"{name:<26}{fmt(getattr(health, name))}" for name in health.__struct_fields__
-             if name not in ("symbols", "expectancy", "allocations", "allocator_applied")]
+             if name not in ("symbols", "expectancy", "allocations", "allocator_applied", "champion_gates")]
     for row in health.symbols:
         lines.append(f"symbol {row.symbol:<19}policy {row.policy_id} v{row.policy_version} arm {row.arm} "
                      f"quality {row.quality} orders {row.orders} maker {fmt(row.maker_ratio)} "
@@ -48,6 +48,10 @@ def render(health: HealthSnapshot) -> str:
     for a in health.allocations:
         lines.append(f"allocator {a.scope} {a.name:<16}{a.current:.3g} -> {a.proposed:.3g} {a.reason} "
                      f"({a.lots} lots, sharpe {fmt(a.sharpe_per_trade)}, {mode})")
+    for gate in health.champion_gates:
+        state = "ok" if gate.problem is None else f"NOT ACTED ON: {gate.problem}"
+        lines.append(f"champion {gate.symbol:<17}serving v{gate.served_version}, registry champion "
+                     f"v{fmt(gate.champion_version)}: {state}")
     for hour in health.expectancy:
         lines.append(f"expectancy hour {hour.hour:02d}         {hour.trades} trades, {hour.expectancy_bps:.3f} bps")
     return "\n".join(lines)

@@ -150,7 +150,8 @@ def policy_source(choice: str, config: ConfigBundle, symbols: list[str] | None =
 
     ``symbols`` defaults to every ``executor.instruments`` symbol. ``registry`` needs a reachable
     store (else ``RegistryError``), a champion for every symbol (``RegistryError`` naming the first one
-    missing), and refuses a champion outside ``router.json`` ``policy_bounds`` (``PolicyError``).
+    missing), and refuses a champion outside ``router.json`` ``policy_bounds`` or without a gate record
+    (``PolicyError``, :mod:`tuner.gate_record`).
     """
     served = sorted(config.executor.instruments) if symbols is None else symbols
     if choice == "static":
@@ -277,7 +278,10 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
                                 policy_for=adaptive.current if adaptive is not None else policies.current,
                                 rng=np.random.default_rng(seed), venue_positions=positions,
                                 telemetry=Telemetry(config=config.executor, store=store, metrics=metrics,
-                                                    contracts=config.strategy.universe),
+                                                    contracts=config.strategy.universe,
+                                                    champion_gates=(policies.champion_gates
+                                                                    if isinstance(policies, RegistryPolicySource)
+                                                                    else None)),
                                 adaptive=adaptive)
             report = executor.start()
             first_row = journal.last_row()  # the summary counts what this run appends after it

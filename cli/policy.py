@@ -6,15 +6,16 @@ The tracking URI is ``--tracking-uri`` when given, else ``MLFLOW_TRACKING_URI``,
 ``promote`` moves the challenger (or ``--version``) to champion only when it clears the OPE gate of
 :mod:`tuner.promotion` on the recent router events of ``--journal`` (exit 1 with the reason when it does
 not); ``--force --who NAME --why TEXT`` skips the gate and records who and why as MLflow tags on the
-version and its run. ``rollback`` moves the champion back to the version it replaced, and each further
-rollback one step further back through the promotions, never forward to the version it left (exit 1 when
-no earlier champion is left); a router reading the champion (``RegistryPolicySource``) follows both
-without a restart. ``go-live`` asks the tuner to take a symbol out of shadow mode (a registered-model tag
-the tuner service follows); on a symbol already live it says so on stderr, changes nothing (the first
-request's who and why stay) and exits 0, so a script may repeat it. MLflow is imported inside :func:`run`
-only. Failures end in one line (``cli.main``), also under ``--json``: exit 2 for a bad config or command
-line, 1 when the registry refuses (no such version, already champion, nothing to roll back to) or the OPE
-gate does.
+version and its run; ``--force --version N`` on a champion without a gate record (an alias moved in the
+MLflow UI, which a router following the registry does not act on) records the override and so accepts
+it. ``rollback`` moves the champion back to the version it replaced, and each further rollback one step
+further back through the promotions, never forward to the version it left (exit 1 when no earlier champion
+is left); a router reading the champion (``RegistryPolicySource``) follows both without a restart.
+``go-live`` asks the tuner to take a symbol out of shadow mode (a registered-model tag the tuner service
+follows); on a symbol already live it says so on stderr, changes nothing (the first request's who and why
+stay) and exits 0, so a script may repeat it. MLflow is imported inside :func:`run` only. Failures end in
+one line (``cli.main``), also under ``--json``: exit 2 for a bad config or command line, 1 when the registry
+refuses (no such version, already champion, nothing to roll back to) or the OPE gate does.
 """
 
 from __future__ import annotations
@@ -29,9 +30,14 @@ from cli.main import BadInput, reading
 from config.loader import DEFAULTS_DIR, load_config
 from config.models import ConfigBundle
 from router.events import RouterEvent
+from tuner.gate_record import PROMOTION_TAG, gate_problem
 
 if TYPE_CHECKING:
     from tuner.registry import PolicyRegistry, PolicyVersion
+
+
+PREFIX_HELP = ("registered model name prefix (default: tuner.json mlflow.registered_model_prefix; a simulated "
+               "learner's models are <router.json simulation.registered_model_prefix>-<learner>)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if name in ("promote", "go-live"):
             sub.add_argument("--who", default=None, help="who decides (recorded in MLflow)")
             sub.add_argument("--why", default=None, help="why (recorded in MLflow)")
+        if name == "list":
+            scope = sub.add_mutually_exclusive_group()
+            scope.add_argument("--simulation", action="store_true",
+                               help="the simulation's models (router.json simulation.registered_model_prefix, "
+                                    "every learner)")
+            scope.add_argument("--prefix", default=None, help=PREFIX_HELP)
+        else:
+            sub.add_argument("--prefix", default=None, help=PREFIX_HELP)
         sub.add_argument("--json", action="store_true",
                          help="print JSON instead of text (a failure is still one plain line on stderr)")
         sub.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (overrides env and config)")
@@ -69,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     mlflow_config = bundle.tuner.mlflow
     registry = PolicyRegistry(mlflow_config.tracking_uri, experiment=mlflow_config.experiment,
-                              model_prefix=mlflow_config.registered_model_prefix, override_uri=args.tracking_uri)
+                              model_prefix=_model_prefix(args, bundle), override_uri=args.tracking_uri)
     if args.policy_command == "list":
         versions = registry.list(args.symbol)
     elif args.policy_command == "show":
@@ -86,15 +100,26 @@ def run(args: argparse.Namespace) -> int:
         versions = [registry.rollback(args.symbol)]
         print(f"policy rollback: {args.symbol} champion v{left} -> v{versions[0].version}", file=sys.stderr)
     if not versions:
-        print(f"policy list: no policy versions named {mlflow_config.registered_model_prefix}-* in "
-              f"{registry.tracking_uri} (the simulation registers its learners' policies under "
-              f"{bundle.router.simulation.registered_model_prefix}-*)", file=sys.stderr)
+        print(f"policy list: no policy versions named {registry.model_prefix}-* in {registry.tracking_uri} "
+              f"(the simulation registers its learners' policies under "
+              f"{bundle.router.simulation.registered_model_prefix}-*: add --simulation)", file=sys.stderr)
     if args.json:
         print(json.dumps([_as_dict(v) for v in versions], indent=2, sort_keys=True))
     else:
         for version in versions:
             print(_as_text(version, detailed=args.policy_command != "list"))
     return 0
+
+
+def _model_prefix(args: argparse.Namespace, bundle: ConfigBundle) -> str:
+    """``--prefix``, the simulation's prefix for ``list --simulation``, else ``tuner.json``'s."""
+    if args.prefix is not None:
+        if not args.prefix.strip() or "'" in args.prefix:
+            raise BadInput(f"--prefix {args.prefix!r}: not a registered model name prefix")
+        return args.prefix
+    if getattr(args, "simulation", False):
+        return bundle.router.simulation.registered_model_prefix
+    return bundle.tuner.mlflow.registered_model_prefix
 
 
 def _usage_error(args: argparse.Namespace) -> str | None:
@@ -139,8 +164,9 @@ def _promote(args: argparse.Namespace, registry: PolicyRegistry, bundle: ConfigB
 
 
 def _as_dict(version: PolicyVersion) -> dict[str, Any]:
-    return {"symbol": version.symbol, "version": version.version, "run_id": version.run_id,
-            "aliases": list(version.aliases), "policy": version.policy, "metrics": version.metrics}
+    return {"symbol": version.symbol, "model": version.model, "version": version.version, "run_id": version.run_id,
+            "aliases": list(version.aliases), "policy": version.policy, "metrics": version.metrics,
+            "gate": {"record": version.tags.get(PROMOTION_TAG), "problem": gate_problem(version.tags)}}
 
 
 def _as_text(version: PolicyVersion, *, detailed: bool) -> str:
@@ -149,7 +175,10 @@ def _as_text(version: PolicyVersion, *, detailed: bool) -> str:
     head = (f"{version.symbol} v{version.version} [{aliases}] policy {policy.get('policy_id')} "
             f"v{policy.get('version')} arm {policy.get('arm')} offset {policy.get('maker_offset_bps')} bps "
             f"taker_bias {policy.get('taker_bias')}")
+    problem = gate_problem(version.tags)
     if not detailed:
-        return head
+        acting = problem is None or "champion" not in version.aliases
+        return f"{head} model {version.model}" + ("" if acting else f" (champion NOT ACTED ON: {problem})")
     metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(version.metrics.items()))
-    return f"{head}\n  run {version.run_id}\n  metrics {metrics or '-'}"
+    gate = f"record {version.tags[PROMOTION_TAG]}" if problem is None else f"none that entitles it to act: {problem}"
+    return f"{head}\n  run {version.run_id}\n  metrics {metrics or '-'}\n  gate {gate}"

@@ -31,6 +31,18 @@ def evaluate_alerts(health: HealthSnapshot, limits: AlertThresholds) -> tuple[Al
     return tuple(alerts)
 
 
+def evaluate_champion_gate_alerts(health: HealthSnapshot) -> tuple[Alert, ...]:
+    """One alert per symbol whose registry champion is not acted on (no gate record, alias unset).
+
+    No threshold: the OPE gate is the limit, so the alert names the versions instead of a config path.
+    """
+    return tuple(Alert(code=f"champion_not_gated:{gate.symbol}", threshold=float(gate.served_version),
+                       observed=float(gate.champion_version if gate.champion_version is not None else -1),
+                       detail=(f"{gate.symbol}: registry champion v{gate.champion_version} not acted on "
+                               f"({gate.problem}); routing gated v{gate.served_version}"), ts_ns=health.ts_ns)
+                 for gate in health.champion_gates if gate.problem is not None)
+
+
 def evaluate_tuner_alerts(tuner: TunerHealth, limits: AlertThresholds) -> tuple[Alert, ...]:
     """Per tuned symbol: the exploration budget nearly spent, or every allowed arm excluded by safety bounds.
 

@@ -69,6 +69,19 @@ class SymbolHealth(_Record):
     slippage_regime: str | None
 
 
+class ChampionGate(_Record):
+    """A registry-served symbol: the version acting, the registry's ``champion`` and why they differ.
+
+    ``problem`` is set while the champion alias names a version without a gate record (moved by hand in
+    the MLflow UI) or no version at all: the router keeps the last gated champion (``tuner.policy_source``).
+    """
+
+    symbol: str
+    served_version: int
+    champion_version: int | None
+    problem: str | None
+
+
 class HourExpectancy(_Record):
     """Realized PnL per notional of closing orders in one UTC hour (``features.expectancy``)."""
 
@@ -109,6 +122,8 @@ class HealthSnapshot(_Record):
     expectancy: tuple[HourExpectancy, ...]
     allocations: tuple[Proposal, ...]
     allocator_applied: bool
+    champion_gates: tuple[ChampionGate, ...] = ()
+    """Registry policy source only: one row per served symbol (empty with a static policy)."""
 
 
 class Alert(_Record):

@@ -13,32 +13,39 @@ allocator (``executor.allocation``) steps on the same timer: its proposals go in
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+
+import msgspec
 
 from config.models import ExecutorConfig
 from executor.adaptive.records import TunerHealth
-from executor.alerts import evaluate_alerts, evaluate_tuner_alerts
+from executor.alerts import evaluate_alerts, evaluate_champion_gate_alerts, evaluate_tuner_alerts
 from executor.allocation import Allocation
 from executor.health import compute_health, is_closing
 from executor.metrics import ExecutorMetrics
-from executor.records import Alert, HealthSnapshot
+from executor.records import Alert, ChampionGate, HealthSnapshot
 from executor.store import ExecutorStore
 from risk.portfolio import PortfolioState
 from risk.units import NS_PER_S
 from router.contract import ContractSpec
 from router.events import RouterEvent, TradeRecord, VetoEvent
 from router.policy import RouterPolicy
+from tuner.policy_source import ChampionGateStatus
 
 
 class Telemetry:
     """Recent router events and veto times, the publish timer, and the two sinks.
 
     ``contracts`` maps each symbol to its contract spec (the config universe): health's notionals use it.
+    ``champion_gates`` (a registry policy source's :meth:`~tuner.policy_source.RegistryPolicySource.champion_gates`)
+    puts each served symbol's champion gate in the snapshot and alerts on a champion that is not acted on.
     """
 
     def __init__(self, *, config: ExecutorConfig, store: ExecutorStore, metrics: ExecutorMetrics,
-                 contracts: Mapping[str, ContractSpec]) -> None:
+                 contracts: Mapping[str, ContractSpec],
+                 champion_gates: Callable[[], Iterable[ChampionGateStatus]] | None = None) -> None:
         self._config = config
+        self._champion_gates = champion_gates
         self._contracts = contracts
         self._store = store
         self.metrics = metrics
@@ -115,7 +122,11 @@ class Telemetry:
         """Compute health (plus the tuner block when given), store it, set the gauges, raise the alerts."""
         self.allocation.update()
         health = self._compute(now_ns, portfolio, policies)
-        alerts = evaluate_alerts(health, self._config.alerts)
+        if self._champion_gates is not None:
+            health = msgspec.structs.replace(health, champion_gates=tuple(
+                ChampionGate(symbol=g.symbol, served_version=g.served_version, champion_version=g.champion_version,
+                             problem=g.problem) for g in self._champion_gates()))
+        alerts = evaluate_alerts(health, self._config.alerts) + evaluate_champion_gate_alerts(health)
         if tuner is not None:
             alerts += evaluate_tuner_alerts(tuner, self._config.alerts)
             self.metrics.observe_tuner_health(tuner)

@@ -23,7 +23,7 @@ from simulation.markets import SimMarket
 from simulation.policies import LEARNER_PREFIX
 from simulation.runner import charged_markout
 from tuner.learners import Context, Learner
-from tuner.service.publish import InMemoryPublisher, PolicyRecord
+from tuner.service.publish import InMemoryPublisher
 from tuner.service.tuner_service import TunerService
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
@@ -78,11 +78,6 @@ class LearnerRun:
 
     def source(self, market: SimMarket, markout_horizon_ms: float) -> LearnerSource:
         return LearnerSource(self.service, market, markout_horizon_ms)
-
-    def final_record(self, symbol: str) -> PolicyRecord | None:
-        """The last version published for ``symbol`` (None: the tuner never moved off the static policy)."""
-        records = [r for r in self.publisher.records if r.policy.symbol == symbol]
-        return records[-1] if records else None
 
 
 def merge_learner_runs(parts: Sequence[Sequence[LearnerRun]]) -> list[LearnerRun]:

@@ -1,5 +1,6 @@
-"""Where a simulation is recorded: every RouterEvent in a journal, one MLflow parent run per simulation,
-and each learner's final policy as a registered model version.
+"""Where a simulation is recorded: every RouterEvent in a journal; in MLflow one parent run per simulation,
+nested runs per learner and per learner and symbol, and every version each learner published as a
+registered model version.
 
 The journal is the simulation's own file (``<out>/simulation.sqlite``), replaced at each run: the
 journal is append-only and its intent ids are unique, so two simulations cannot share one file.
@@ -11,13 +12,18 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from config.loader import snapshot
 from config.models import ConfigBundle
+from config.redact import redact
 from executor.journal import Journal
 from simulation.job import SimulationResult
+from simulation.learners import learner_policy_name
+from simulation.series import learner_series
+from tuner.flat_params import flatten_params
 
 JOURNAL_NAME = "simulation.sqlite"
 _METRIC_CHARS = re.compile(r"[^A-Za-z0-9_.\-/ ]")
@@ -46,15 +52,19 @@ def metric_name(*parts: str) -> str:
     return "/".join(_METRIC_CHARS.sub("_", p) for p in parts)
 
 
-def register_final_policies(result: SimulationResult, config: ConfigBundle,
-                            tracking_uri: str) -> list[dict[str, Any]]:
-    """Register each learner's last published version per symbol as an MLflow model version.
+def register_policy_versions(result: SimulationResult, config: ConfigBundle, tracking_uri: str, *,
+                             parent_runs: Mapping[tuple[str, str], str] | None = None) -> list[dict[str, Any]]:
+    """Register every version each learner published per symbol, in order, as MLflow model versions.
 
     Models are ``<simulation.registered_model_prefix>-<learner>-<SYMBOL>``, never the live models of
-    ``tuner.json``, through the same :class:`MlflowPublisher` the live tuner uses (params, metrics, the
-    policy and config snapshot). A symbol whose tuner never published is listed with ``version`` None.
+    ``tuner.json``, through the same :class:`MlflowPublisher` the live tuner uses (flattened params, metrics,
+    the pyfunc model, the policy and config snapshot). Registered version N is policy version N, so a model
+    holds one simulation: the previous simulation's versions of it are deleted first (their runs stay in
+    the experiment, like the previous journal is replaced). ``parent_runs`` maps (learner, symbol) to the
+    run the versions' runs nest under. Each row names the final version; a symbol whose tuner never
+    published is listed with ``policy_version`` None.
     """
-    from tuner.registry import CHALLENGER, PolicyRegistry
+    from tuner.registry import PolicyRegistry
     from tuner.service.publish import MlflowPublisher
 
     prefix = config.router.simulation.registered_model_prefix
@@ -66,17 +76,18 @@ def register_final_policies(result: SimulationResult, config: ConfigBundle,
     for run in result.learner_runs:
         registry = PolicyRegistry(tracking_uri, experiment=config.tuner.mlflow.experiment,
                                   model_prefix=f"{prefix}-{run.learner}")
-        publisher = MlflowPublisher(registry, config)
         for symbol in result.symbols:
-            record = run.final_record(symbol)
-            row: dict[str, Any] = {"learner": run.learner, "symbol": symbol, "model": registry.model_name(symbol),
-                                   "policy_version": None, "arm": None, "registered_version": None}
-            if record is not None:
+            parent = (parent_runs or {}).get((run.learner, symbol))
+            publisher = MlflowPublisher(registry, config, parent_run_id=parent)
+            registry.delete_model(symbol)
+            records = run.publisher.records_of(symbol)
+            for record in records:
                 publisher.publish(record)
-                registered = registry.show(symbol, CHALLENGER)  # publish makes the new version challenger
-                row.update(policy_version=record.policy.version, arm=record.policy.arm,
-                           registered_version=registered.version)
-            rows.append(row)
+            final = records[-1].policy if records else None
+            rows.append({"learner": run.learner, "symbol": symbol, "model": registry.model_name(symbol),
+                         "policy_version": final.version if final else None, "arm": final.arm if final else None,
+                         "registered_version": final.version if final else None,
+                         "registered_versions": len(records)})
     return rows
 
 
@@ -106,31 +117,63 @@ def _metrics(result: SimulationResult, summary: dict[str, Any]) -> dict[str, flo
 
 def log_to_mlflow(result: SimulationResult, config: ConfigBundle, summary: dict[str, Any],
                   artifacts: list[Path]) -> tuple[str, list[dict[str, Any]]]:
-    """One parent run: options and seed as params, the config snapshot, summary and report as artifacts,
-    per-symbol/per-policy metrics; then the learners' final policies as registered versions (listed in the
-    run's ``policy_versions.json``). Returns the run id and the registered versions."""
+    """One parent run (options and the flattened, redacted config as params; the config snapshot, summary
+    and report as artifacts; per-symbol/per-policy metrics), a child run per learner and under it one per
+    symbol (named ``<learner> <SYMBOL>``) whose metrics are curves over the orders (:mod:`simulation.series`)
+    and under which that learner's versions are registered (listed in the parent's ``policy_versions.json``).
+    Returns the parent run id and the registered versions."""
     import mlflow
 
-    from tuner.registry import ensure_experiment, resolve_tracking_uri
+    from tuner.registry import ensure_experiment, log_flat, open_client, resolve_tracking_uri
 
     tracking_uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri)
+    client = open_client(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
-    ensure_experiment(mlflow.MlflowClient(tracking_uri=tracking_uri), tracking_uri, config.tuner.mlflow.experiment)
+    ensure_experiment(client, tracking_uri, config.tuner.mlflow.experiment)
     mlflow.set_experiment(config.tuner.mlflow.experiment)
     options = result.options
     with mlflow.start_run(run_name=f"simulate-seed{options.seed}") as run:
         mlflow.set_tag("job", "simulate")
-        mlflow.log_params({"seed": options.seed, "orders_per_symbol": options.orders_per_symbol,
-                           "symbols": ",".join(result.symbols), "data_source": result.data_source[:480],
-                           "arms": len(result.arm_ids), "learners": ",".join(options.learners)})
+        options_params = {"seed": options.seed, "orders_per_symbol": options.orders_per_symbol,
+                          "symbols": ",".join(result.symbols), "data_source": result.data_source[:480],
+                          "arms": len(result.arm_ids), "learners": ",".join(options.learners)}
+        log_flat(client, run.info.run_id, params=flatten_params({**options_params, **redact(snapshot(config))}),
+                 metrics=_metrics(result, summary))
         mlflow.log_dict(snapshot(config), "config_snapshot.json")
         mlflow.log_dict(summary, "summary.json")
-        mlflow.log_metrics(_metrics(result, summary))
         for path in artifacts:
             mlflow.log_artifact(str(path), artifact_path="report")
-        versions = register_final_policies(result, config, tracking_uri)
+        parents = _learner_runs(result, client)
+        versions = register_policy_versions(result, config, tracking_uri, parent_runs=parents)
         mlflow.log_dict({"policy_versions": versions}, "policy_versions.json")
         return str(run.info.run_id), versions
+
+
+def _learner_runs(result: SimulationResult, client: Any) -> dict[tuple[str, str], str]:
+    """A nested run per learner (its final costs per symbol) and under it one per symbol (the curves of
+    :func:`simulation.series.learner_series`); returns the (learner, symbol) runs' ids, which the version
+    runs name as their parent."""
+    import mlflow
+
+    from tuner.registry import log_flat
+
+    symbol_runs: dict[tuple[str, str], str] = {}
+    for learner_run in result.learner_runs:
+        learner = learner_run.learner
+        policy = learner_policy_name(learner)
+        with mlflow.start_run(run_name=learner, nested=True, tags={"learner": learner}) as parent:
+            finals = {metric_name("mean_cost_bps", symbol): sym.summaries[policy].mean_cost_bps
+                      for symbol, sym in result.symbols.items() if sym.summaries[policy].mean_cost_bps is not None}
+            log_flat(client, parent.info.run_id, params={"learner": learner}, metrics=finals)
+            for symbol, sym in result.symbols.items():
+                with mlflow.start_run(run_name=f"{learner} {symbol}", nested=True,
+                                      tags={"learner": learner, "symbol": symbol}) as child:
+                    series = learner_series(sym.runs[policy], sym.runs[sym.best_fixed], result.arm_ids)
+                    log_flat(client, child.info.run_id,
+                             params={"learner": learner, "symbol": symbol, "best_fixed": sym.best_fixed},
+                             series=[(point.step, point.metrics) for point in series])
+                    symbol_runs[(learner, symbol)] = child.info.run_id
+    return symbol_runs
 
 
 def json_line(summary: dict[str, Any]) -> str:

@@ -30,6 +30,17 @@ def edit_config(directory: Path, file: str, edit: Callable[[Any], None]) -> None
     path.write_text(json.dumps(data))
 
 
+def use_tracking_uri(monkeypatch: pytest.MonkeyPatch, uri: str) -> None:
+    """Point MLflow's fluent API (``models:/`` URIs, ``mlflow.pyfunc.load_model``) at ``uri`` for one test.
+
+    ``mlflow.set_tracking_uri`` would also export ``MLFLOW_TRACKING_URI`` to the rest of the session (and
+    its subprocesses) and keep a process global; this sets the variable and clears that global through
+    ``monkeypatch``, so both are restored when the test ends.
+    """
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", None)
+
+
 def default_registry(uri: str) -> Any:
     """The policy registry at ``uri`` under the default tuner.json experiment and model prefix.
 

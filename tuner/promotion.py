@@ -15,7 +15,7 @@ numbers when it passed, or who forced it and why. A refused promotion changes no
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from config.models import DeploymentConfig, OpeConfig
 from risk.units import NS_PER_S
 from router.events import RouterEvent
 from tuner.arms import arm_id_of_policy
+from tuner.gate_record import OPE_GATE, PROMOTION_TAG, forced_tags, gate_problem
 from tuner.ope.cost import CostInterval
 from tuner.ope.estimators import OpeEstimate
 from tuner.ope.run import evaluate_candidate
@@ -73,7 +74,7 @@ class PromotionVerdict:
 
     def tags(self) -> dict[str, str]:
         """MLflow tags recording the decision on the promoted version."""
-        out = {"promotion": "ope_gate", "promotion_reason": self.reason, "promotion_events": str(self.n_events),
+        out = {PROMOTION_TAG: OPE_GATE, "promotion_reason": self.reason, "promotion_events": str(self.n_events),
                "promotion_margin_bps": f"{self.margin_bps:g}"}
         if self.estimate is not None and self.champion_value is not None:
             cost = CostInterval.of(self.estimate)
@@ -145,15 +146,23 @@ def promote_if_better(registry: PolicyRegistry, symbol: str, events: Iterable[Ro
 
 def force_promote(registry: PolicyRegistry, symbol: str, *, who: str, why: str,
                   version: int | None = None) -> PolicyVersion:
-    """Promote without the gate; who and why are recorded as tags on the version and its run."""
+    """Promote without the gate; who and why are recorded as tags on the version and its run.
+
+    ``version`` may be the champion already when it has no gate record (an alias moved in the MLflow UI):
+    the tags then accept it, and a router following the registry starts acting on it.
+    """
+    from tuner.registry import RegistryError  # MLflow is loaded already: the caller holds a registry
+
     _require_text(who=who, why=why)
+    tags = forced_tags(who=who, why=why)
+    if version is not None and version == registry.champion_version(symbol):
+        if gate_problem(registry.version_tags(symbol, version)) is None:
+            raise RegistryError(f"{symbol}: version {version} is already the champion, with a gate record")
+        registry.tag_version(symbol, version, tags)
+        return registry.show(symbol, str(version))
     promoted = registry.promote(symbol, version)
-    registry.tag_version(symbol, promoted.version, forced_tags(who=who, why=why))
+    registry.tag_version(symbol, promoted.version, tags)
     return promoted
-
-
-def forced_tags(*, who: str, why: str) -> Mapping[str, str]:
-    return {"promotion": "forced", "promotion_forced_by": who, "promotion_forced_why": why}
 
 
 def _require_text(**values: str) -> None:

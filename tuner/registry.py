@@ -1,13 +1,16 @@
 """Policy versions in MLflow: one run and one registered model version per published RouterPolicy.
 
-Each symbol has a registered model ``<prefix>-<SYMBOL>``; its versions carry the policy document as
-an artifact (``policy.json``), and the registry aliases say which version acts (``champion``) and
-which is proposed (``challenger``). Promotion and rollback only move aliases, so the router picks up
-a change by re-reading the alias, without a restart. The champions a promotion replaced are kept, oldest
-first, in a model tag (``champion_history``), so each rollback steps one further back, never forward to
-the version it just left, and needs no memory outside MLflow.
+Each symbol has a registered model ``<prefix>-<SYMBOL>`` whose version N is policy version N: an MLflow
+pyfunc model (:mod:`tuner.pyfunc`: decision context in, knobs and propensity out, so
+``mlflow.pyfunc.load_model("models:/<prefix>-<SYMBOL>@champion")`` predicts) whose run also keeps the policy
+document (``policy/policy.json``) and the redacted config snapshot. The registry aliases say which
+version acts (``champion``) and which is proposed (``challenger``). Promotion and rollback only move
+aliases, so the router picks up a change by re-reading the alias, without a restart. The champions a
+promotion replaced are kept, oldest first, in a model tag (``champion_history``), so each rollback steps one
+further back, never forward to the version it just left, and needs no memory outside MLflow.
 
-MLflow is imported here only: it costs about a second to import and must stay off the routing path.
+MLflow is imported here (and in the pyfunc modules it uses) only: it costs about a second to import and
+must stay off the routing path.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +28,14 @@ from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 
 from config.redact import redact
+from router.policy import RouterPolicy
+from tuner.flat_params import flatten_params
+from tuner.gate_record import initial_tags
+from tuner.pyfunc import save_policy_model
 from tuner.registry_aliases import CHALLENGER, CHAMPION
 
 PREVIOUS_CHAMPION_TAG = "previous_champion_version"
@@ -37,6 +46,9 @@ DEPLOYMENT_MODE_TAG = "deployment_mode"
 """Registered-model tag a person sets to ``live`` (``policy go-live``) to take a symbol out of shadow mode."""
 DEFAULT_TRACKING_URI = "sqlite:///var/mlflow.db"
 POLICY_ARTIFACT = "policy.json"
+MODEL_ARTIFACT = "model"
+"""Where a version's run keeps its pyfunc model; the registered version's source."""
+PARENT_RUN_TAG = "mlflow.parentRunId"
 
 
 def resolve_tracking_uri(configured: str | None, *, override: str | None = None) -> str:
@@ -58,11 +70,14 @@ class PolicyVersion:
     """One registered policy version as the registry knows it."""
 
     symbol: str
+    model: str
     version: int
     run_id: str
     aliases: tuple[str, ...]
     policy: dict[str, Any]
     metrics: dict[str, float]
+    tags: dict[str, str]
+    """The model version's tags: the symbol, and the gate record of its promotion (:mod:`tuner.gate_record`)."""
 
 
 class RegistryError(RuntimeError):
@@ -85,48 +100,75 @@ class PolicyRegistry:
 
     def publish(
         self,
-        symbol: str,
-        policy: Mapping[str, Any],
+        policy: RouterPolicy,
         *,
         params: Mapping[str, Any],
         metrics: Mapping[str, float],
         config_snapshot: Mapping[str, Any],
         run_name: str | None = None,
+        parent_run_id: str | None = None,
     ) -> PolicyVersion:
-        """Record a new version as an MLflow run, register it and make it the ``challenger``.
+        """Record a new version as an MLflow run with a pyfunc model, register it and make it ``challenger``.
 
-        The first version of a symbol also becomes ``champion``: something must act. The config snapshot is
-        written through :func:`config.redact.redact`, whoever built it: a pasted key never reaches MLflow.
+        The registered version number is the policy version: MLflow numbers a model's versions 1, 2, … in
+        order, so a version that would get another number is refused (:class:`RegistryError`) before
+        anything is written; a version the registry holds already with the same knobs is returned as it
+        is (adaptive routing publishes again what it published between its last checkpoint and a crash).
+        The first version of a symbol also becomes ``champion`` (gate record ``initial``,
+        :mod:`tuner.gate_record`): something must act. The config snapshot is written through
+        :func:`config.redact.redact`, whoever built it: a pasted key never reaches MLflow.
+        ``parent_run_id`` nests the version's run under another (the simulation's).
         """
-        run = self._client.create_run(self._experiment_id, run_name=run_name or f"{symbol}-policy",
-                                      tags={"symbol": symbol, "kind": "policy_version"})
+        symbol, name = policy.symbol, self.model_name(policy.symbol)
+        expected = self._next_version(name)
+        if 0 < policy.version < expected:
+            registered = self.show(symbol, str(policy.version))
+            if registered.policy == policy.as_params():  # published again after a crash (at-least-once)
+                return registered
+        if policy.version != expected:
+            raise RegistryError(
+                f"{symbol}: policy version {policy.version} would be registered as {name} version {expected}; "
+                f"the registry version must be the policy version, so versions are published in order "
+                f"(restore the tuner's state, or publish under a new model prefix)")
+        tags = {"symbol": symbol, "kind": "policy_version", "policy_version": str(policy.version)}
+        if parent_run_id is not None:
+            tags[PARENT_RUN_TAG] = parent_run_id
+        run = self._client.create_run(self._experiment_id, run_name=run_name or f"{symbol}-v{policy.version}",
+                                      tags=tags)
         run_id = run.info.run_id
         try:
-            flat = {key: _param_text(value) for key, value in params.items()}
-            for key, value in flat.items():
-                self._client.log_param(run_id, key, value)
-            for key, value in metrics.items():
-                self._client.log_metric(run_id, key, float(value))
-            with tempfile.TemporaryDirectory() as scratch:
-                policy_path = Path(scratch) / POLICY_ARTIFACT
-                policy_path.write_text(json.dumps(dict(policy), sort_keys=True, indent=2))
-                config_path = Path(scratch) / "config_snapshot.json"
-                config_path.write_text(json.dumps(redact(dict(config_snapshot)), sort_keys=True, indent=2))
-                self._client.log_artifact(run_id, str(policy_path), artifact_path="policy")
-                self._client.log_artifact(run_id, str(config_path), artifact_path="config")
+            self._log_version(run_id, policy, params, metrics, config_snapshot)
         except Exception:
             self._client.set_terminated(run_id, status="FAILED")
             raise
         self._client.set_terminated(run_id)
-        name = self.model_name(symbol)
         self._ensure_model(name)
-        source = f"{run.info.artifact_uri}/policy"
-        created = self._client.create_model_version(name, source=source, run_id=run_id, tags={"symbol": symbol})
+        created = self._client.create_model_version(
+            name, source=f"{run.info.artifact_uri}/{MODEL_ARTIFACT}", run_id=run_id,
+            tags={"symbol": symbol, "policy_id": policy.policy_id, "arm": policy.arm})
         version = int(created.version)
+        if version != policy.version:  # another process published in between: take ours back
+            self._client.delete_model_version(name, created.version)
+            raise RegistryError(f"{symbol}: {name} version {policy.version} was published by someone else meanwhile")
         self._client.set_registered_model_alias(name, CHALLENGER, str(version))
         if self._alias_version(name, CHAMPION) is None:
             self._client.set_registered_model_alias(name, CHAMPION, str(version))
+            self.tag_version(symbol, version, initial_tags())
         return self.show(symbol, str(version))
+
+    def _log_version(self, run_id: str, policy: RouterPolicy, params: Mapping[str, Any],
+                     metrics: Mapping[str, float], config_snapshot: Mapping[str, Any]) -> None:
+        """Flattened redacted params, metrics, the policy document, the redacted config snapshot, the model."""
+        log_flat(self._client, run_id, params=flatten_params(redact(dict(params))), metrics=metrics)
+        with tempfile.TemporaryDirectory() as scratch:
+            policy_path = Path(scratch) / POLICY_ARTIFACT
+            policy_path.write_text(json.dumps(policy.as_params(), sort_keys=True, indent=2))
+            config_path = Path(scratch) / "config_snapshot.json"
+            config_path.write_text(json.dumps(redact(dict(config_snapshot)), sort_keys=True, indent=2))
+            self._client.log_artifact(run_id, str(policy_path), artifact_path="policy")
+            self._client.log_artifact(run_id, str(config_path), artifact_path="config")
+            model_dir = save_policy_model(policy, Path(scratch) / MODEL_ARTIFACT)
+            self._client.log_artifacts(run_id, str(model_dir), artifact_path=MODEL_ARTIFACT)
 
     def show(self, symbol: str, ref: str = CHAMPION) -> PolicyVersion:
         """One version by number or alias (``champion``/``challenger``)."""
@@ -145,12 +187,23 @@ class PolicyRegistry:
         return self._alias_version(self.model_name(symbol), CHAMPION)
 
     def list(self, symbol: str | None = None) -> list[PolicyVersion]:
-        """Every version of one symbol, or of every symbol, newest first."""
+        """Every version of one symbol, or of every model under the prefix, by model then newest first.
+
+        ``search_model_versions`` returns versions without their aliases (MLflow 3.17 fills them only in
+        ``get_model_version``), so the aliases are read once per model from the registered model.
+        """
         query = f"name='{self.model_name(symbol)}'" if symbol else f"name LIKE '{self.model_prefix}-%'"
         found = self._client.search_model_versions(query)
-        described = [self._describe(mv.tags.get("symbol", mv.name.removeprefix(f"{self.model_prefix}-")), mv)
+        aliases: dict[str, dict[str, list[str]]] = {}
+        for name in {mv.name for mv in found}:
+            by_version: dict[str, list[str]] = {}
+            for alias, version in self._client.get_registered_model(name).aliases.items():
+                by_version.setdefault(str(version), []).append(alias)
+            aliases[name] = by_version
+        described = [self._describe(mv.tags.get("symbol", mv.name.removeprefix(f"{self.model_prefix}-")), mv,
+                                    aliases=aliases[mv.name].get(str(mv.version), []))
                      for mv in found]
-        return sorted(described, key=lambda v: (v.symbol, -v.version))
+        return sorted(described, key=lambda v: (v.model, -v.version))
 
     def promote(self, symbol: str, version: int | None = None) -> PolicyVersion:
         """Make ``version`` (default: the challenger) the champion; remember the old one for rollback."""
@@ -243,6 +296,14 @@ class PolicyRegistry:
             self._client.log_metric(run_id, key, float(value))
         self._client.log_dict(run_id, dict(artifact), artifact_file)
 
+    def delete_model(self, symbol: str) -> None:
+        """Delete ``symbol``'s registered model and every version of it (their runs stay); absent is fine."""
+        try:
+            self._client.delete_registered_model(self.model_name(symbol))
+        except MlflowException as error:
+            if not _is_missing(error):
+                raise
+
     def _ensure_model(self, name: str) -> None:
         try:
             self._client.get_registered_model(name)
@@ -250,6 +311,11 @@ class PolicyRegistry:
             if not _is_missing(error):
                 raise
             self._client.create_registered_model(name)
+
+    def _next_version(self, name: str) -> int:
+        """The number MLflow gives the next version of model ``name`` (1 for a new model)."""
+        versions = [int(mv.version) for mv in self._client.search_model_versions(f"name='{name}'")]
+        return max(versions, default=0) + 1
 
     def _alias_version(self, name: str, alias: str) -> int | None:
         try:
@@ -259,13 +325,15 @@ class PolicyRegistry:
                 raise
             return None
 
-    def _describe(self, symbol: str, model_version: Any) -> PolicyVersion:
-        local = mlflow.artifacts.download_artifacts(f"{model_version.source}/{POLICY_ARTIFACT}",
-                                                    tracking_uri=self.tracking_uri)
+    def _describe(self, symbol: str, model_version: Any, *, aliases: Iterable[str] | None = None) -> PolicyVersion:
         run = self._client.get_run(model_version.run_id)
-        return PolicyVersion(symbol=symbol, version=int(model_version.version), run_id=model_version.run_id,
-                             aliases=tuple(sorted(model_version.aliases)),
-                             policy=json.loads(Path(local).read_text()), metrics=dict(run.data.metrics))
+        local = mlflow.artifacts.download_artifacts(f"{run.info.artifact_uri}/policy/{POLICY_ARTIFACT}",
+                                                    tracking_uri=self.tracking_uri)
+        return PolicyVersion(symbol=symbol, model=model_version.name, version=int(model_version.version),
+                             run_id=model_version.run_id,
+                             aliases=tuple(sorted(model_version.aliases if aliases is None else aliases)),
+                             policy=json.loads(Path(local).read_text()), metrics=dict(run.data.metrics),
+                             tags=dict(model_version.tags))
 
 
 def _is_missing(error: MlflowException) -> bool:
@@ -318,9 +386,20 @@ def ensure_experiment(client: MlflowClient, tracking_uri: str, name: str) -> str
     return str(client.create_experiment(name, artifact_location=_artifact_root(tracking_uri)))
 
 
-def _param_text(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= 6000 else text[:5990] + "...(cut)"
+def log_flat(client: MlflowClient, run_id: str, *, params: Mapping[str, str] | None = None,
+             metrics: Mapping[str, float] | None = None,
+             series: Iterable[tuple[int, Mapping[str, float]]] = ()) -> None:
+    """Params, metrics (step 0) and metric ``series`` of (step, metrics) in as few requests as MLflow allows
+    (100 params, 1000 metrics per batch): a request per value would cost seconds per run."""
+    timestamp = int(time.time() * 1000)
+    param_items = [Param(key, value) for key, value in (params or {}).items()]
+    metric_items = [Metric(key, float(value), timestamp, 0) for key, value in (metrics or {}).items()]
+    metric_items += [Metric(key, float(value), timestamp, step)
+                     for step, point in series for key, value in point.items()]
+    for start in range(0, len(param_items), 100):
+        client.log_batch(run_id, params=param_items[start:start + 100])
+    for start in range(0, len(metric_items), 1000):
+        client.log_batch(run_id, metrics=metric_items[start:start + 1000])
 
 
 def _artifact_root(tracking_uri: str) -> str | None:

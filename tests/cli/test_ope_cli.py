@@ -4,6 +4,7 @@ filters, warnings, and one clear line with exit 2 on every bad input."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
@@ -11,7 +12,9 @@ import numpy as np
 import pytest
 
 from cli.main import main
+from config.loader import load_config
 from executor.journal import Journal
+from router.policy import RouterPolicy
 from tests.factories import fill, routed
 
 TRUE_COST_BPS = {"o0.00_b0.00": 3.0, "o1.00_b0.00": 1.0, "o2.00_b0.00": 2.0}
@@ -176,7 +179,7 @@ def test_missing_mlflow_model_or_alias_is_exit_2(journal_path: Path, tmp_path: P
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     PolicyRegistry(uri, "router-tuner", "router-policy").publish(
-        "BTCUSDT", {"maker_offset_bps": 1.0, "taker_bias": 0.0}, params={}, metrics={}, config_snapshot={})
+        _offset_one_policy(), params={}, metrics={}, config_snapshot={})
     base = ["--journal", str(journal_path), "--tracking-uri", uri]
     line = _fails(capsys, *base, "--candidate", "ETHUSDT@champion")
     assert "ETHUSDT@champion: ETHUSDT: no policy version 'champion'" in line and "policy list" in line
@@ -193,8 +196,7 @@ def test_mlflow_candidate_is_scored_and_logged_to_its_run(journal_path: Path, tm
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     registry = PolicyRegistry(uri, "router-tuner", "router-policy")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/elsewhere.db")  # --tracking-uri wins
-    version = registry.publish("BTCUSDT", {"maker_offset_bps": 1.0, "taker_bias": 0.0}, params={}, metrics={},
-                               config_snapshot={})
+    version = registry.publish(_offset_one_policy(), params={}, metrics={}, config_snapshot={})
     result = _run_json(capsys, "--journal", str(journal_path), "--candidate", "BTCUSDT@champion",
                        "--tracking-uri", uri)
     (only,) = result["results"]  # the reference's symbol only
@@ -210,3 +212,9 @@ def test_bad_config_directory_is_a_clean_error(journal_path: Path, tmp_path: Pat
     assert main(["ope", "--journal", str(journal_path), "--candidate", "o1.00_b0.00",
                  "--config", str(tmp_path / "no-such-dir")]) == 2
     assert "ope: invalid configuration" in capsys.readouterr().err
+
+
+def _offset_one_policy() -> RouterPolicy:
+    """BTCUSDT policy version 1 on the arm o1.00_b0.00 (maker offset 1 bp, never taker first)."""
+    policy = RouterPolicy.from_static("BTCUSDT", load_config().router, policy_id="tuner-BTCUSDT")
+    return replace(policy, version=1, arm="o1.00_b0.00", maker_offset_bps=1.0, taker_bias=0.0)

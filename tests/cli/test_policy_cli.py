@@ -27,7 +27,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
     for n, offset in ((1, 1.0), (2, 2.0)):
         policy = replace(base, version=n, arm=f"o{offset:.2f}_b0.00", maker_offset_bps=offset)
-        registry.publish("BTCUSDT", policy.as_params(), params={"learner": "thompson"},
+        registry.publish(policy, params={"learner": "thompson"},
                          metrics={"cost_bps": 3.0 - offset}, config_snapshot={})
     return uri
 
@@ -42,7 +42,12 @@ def test_list_show_promote_rollback(store: str, capsys: pytest.CaptureFixture[st
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////nonexistent/ignored.db")  # --tracking-uri wins
     common = ["--tracking-uri", store, "--json"]
     listed = _json(capsys, ["policy", "list", *common])
-    assert [(v["symbol"], v["version"]) for v in listed] == [("BTCUSDT", 2), ("BTCUSDT", 1)]
+    assert [(v["symbol"], v["version"], v["aliases"]) for v in listed] == [
+        ("BTCUSDT", 2, ["challenger"]), ("BTCUSDT", 1, ["champion"])], "list shows the aliases that are set"
+    assert main(["policy", "list", "--tracking-uri", store]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("BTCUSDT v2 [challenger]") and lines[1].startswith("BTCUSDT v1 [champion]")
+    assert lines[0].endswith("model router-policy-BTCUSDT")
     [champion] = _json(capsys, ["policy", "show", "--symbol", "BTCUSDT", *common])
     assert champion["version"] == 1 and "champion" in champion["aliases"]
     [second] = _json(capsys, ["policy", "show", "--symbol", "BTCUSDT", "--version", "2", *common])
@@ -86,7 +91,7 @@ def test_a_second_rollback_goes_further_back_never_forward(tmp_path: Path, capsy
     base = RouterPolicy.from_static("ETHUSDT", BUNDLE.router, policy_id="tuner-ETHUSDT")
     for n in (1, 2, 3):
         policy = replace(base, version=n, arm=f"o{float(n):.2f}_b0.00", maker_offset_bps=float(n))
-        registry.publish("ETHUSDT", policy.as_params(), params={}, metrics={}, config_snapshot={})
+        registry.publish(policy, params={}, metrics={}, config_snapshot={})
     common = ["--symbol", "ETHUSDT", "--tracking-uri", uri]
     for version in (2, 3):
         assert main(["policy", "promote", *common, "--version", str(version), "--force", "--who", "t",
@@ -109,8 +114,8 @@ def test_go_live_on_a_live_symbol_says_so_and_changes_nothing(tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     uri = f"sqlite:///{tmp_path}/store.db"
     registry = default_registry(uri)
-    policy = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
-    registry.publish("BTCUSDT", policy.as_params(), params={}, metrics={}, config_snapshot={})
+    policy = replace(RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT"), version=1)
+    registry.publish(policy, params={}, metrics={}, config_snapshot={})
     common = ["policy", "go-live", "--symbol", "BTCUSDT", "--tracking-uri", uri]
     assert main([*common, "--who", "alice", "--why", "agreement 0.95"]) == 0
     assert "BTCUSDT requested live by alice" in capsys.readouterr().err
@@ -121,3 +126,54 @@ def test_go_live_on_a_live_symbol_says_so_and_changes_nothing(tmp_path: Path,
     assert registry.deployment_mode("BTCUSDT") == "live"
     tags = registry._client.get_registered_model(registry.model_name("BTCUSDT")).tags
     assert (tags["go_live_by"], tags["go_live_why"]) == ("alice", "agreement 0.95")
+
+
+def test_list_finds_the_simulation_models_with_a_flag(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    prefix = BUNDLE.router.simulation.registered_model_prefix
+    from tuner.registry import PolicyRegistry
+
+    simulated = PolicyRegistry(None, experiment=BUNDLE.tuner.mlflow.experiment, model_prefix=f"{prefix}-ucb",
+                               override_uri=store)
+    policy = replace(RouterPolicy.from_static("ETHUSDT", BUNDLE.router, policy_id="tuner-ETHUSDT"), version=1,
+                     arm="o0.50_b0.00", maker_offset_bps=0.5)
+    simulated.publish(policy, params={}, metrics={}, config_snapshot={})
+    assert [v["model"] for v in _json(capsys, ["policy", "list", "--tracking-uri", store, "--json"])] == [
+        "router-policy-BTCUSDT"] * 2, "the live prefix by default"
+    [found] = _json(capsys, ["policy", "list", "--simulation", "--tracking-uri", store, "--json"])
+    assert (found["model"], found["symbol"], found["aliases"]) == (f"{prefix}-ucb-ETHUSDT", "ETHUSDT",
+                                                                  ["challenger", "champion"])
+    [same] = _json(capsys, ["policy", "list", "--prefix", f"{prefix}-ucb", "--tracking-uri", store, "--json"])
+    assert same["model"] == found["model"]
+    [shown] = _json(capsys, ["policy", "show", "--symbol", "ETHUSDT", "--prefix", f"{prefix}-ucb",
+                             "--tracking-uri", store, "--json"])
+    assert shown["version"] == 1
+    assert main(["policy", "list", "--prefix", "nothing-here", "--tracking-uri", store]) == 0
+    assert "no policy versions named nothing-here-*" in capsys.readouterr().err
+    assert main(["policy", "list", "--prefix", "x'y", "--tracking-uri", store]) == 2
+    assert "not a registered model name prefix" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["policy", "list", "--prefix", "a", "--simulation", "--tracking-uri", store])
+
+
+def test_a_champion_moved_in_the_ui_shows_and_a_forced_override_accepts_it(
+        store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlflow import MlflowClient
+
+    from tuner.registry import PolicyRegistry
+
+    registry = PolicyRegistry(None, experiment=BUNDLE.tuner.mlflow.experiment, model_prefix="ui", override_uri=store)
+    base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
+    for n in (1, 2):
+        registry.publish(replace(base, version=n, arm=f"o{n:.2f}_b0.00", maker_offset_bps=float(n)), params={},
+                         metrics={}, config_snapshot={})
+    MlflowClient(tracking_uri=store).set_registered_model_alias("ui-BTCUSDT", "champion", "2")
+    common = ["--prefix", "ui", "--tracking-uri", store]
+    assert main(["policy", "list", *common]) == 0
+    assert "(champion NOT ACTED ON: no gate record" in capsys.readouterr().out.splitlines()[0]
+    assert main(["policy", "show", "--symbol", "BTCUSDT", *common]) == 0
+    assert "\n  gate none that entitles it to act: no gate record" in capsys.readouterr().out
+    [accepted] = _json(capsys, ["policy", "promote", "--symbol", "BTCUSDT", "--version", "2", "--force", "--who",
+                                "alice", "--why", "reviewed the UI move", "--json", *common])
+    assert accepted["version"] == 2 and accepted["gate"] == {"record": "forced", "problem": None}
+    [first] = _json(capsys, ["policy", "show", "--symbol", "BTCUSDT", "--version", "1", "--json", *common])
+    assert first["gate"] == {"record": "initial", "problem": None}

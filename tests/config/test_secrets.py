@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import string
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from config import load_config, snapshot
 from config.redact import REDACTED, redact, secret_reason
+from router.policy import RouterPolicy
 from tests.conftest import config_issues, edit_config
 
 BINANCE_LIKE_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
@@ -99,7 +101,8 @@ def test_the_registry_writes_a_redacted_config_snapshot(tmp_path: Path, monkeypa
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     uri = f"sqlite:///{tmp_path}/store.db"
     registry = PolicyRegistry(uri, experiment="test", model_prefix="policy")
-    published = registry.publish("AAAUSDT", {"symbol": "AAAUSDT"}, params={}, metrics={},
+    policy = replace(RouterPolicy.from_static("AAAUSDT", load_config().router), version=1)
+    published = registry.publish(policy, params={}, metrics={},
                                  config_snapshot={"executor": {"live": {"api_key_env": BINANCE_LIKE_KEY}}})
     local = MlflowClient(tracking_uri=uri).download_artifacts(published.run_id, "config/config_snapshot.json",
                                                              str(tmp_path))

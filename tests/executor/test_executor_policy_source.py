@@ -10,14 +10,19 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from mlflow import MlflowClient
 
+from cli.health import render
 from cli.live import policy_source
 from cli.main import main as cli_main
 from config.loader import DEFAULTS_DIR
 from executor.journal import Journal
+from executor.metrics import ExecutorMetrics
+from executor.telemetry import Telemetry
 from router.policy import RouterPolicy
 from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
 from tuner.policy_source import RegistryPolicySource, StaticPolicySource
+from tuner.promotion import force_promote
 from tuner.registry import PolicyRegistry, RegistryError
 
 pytestmark = pytest.mark.timeout(90)
@@ -29,7 +34,7 @@ def tuned(symbol: str, config_router, version: int, offset_bps: float) -> Router
 
 
 def publish(registry: PolicyRegistry, policy: RouterPolicy) -> int:
-    return registry.publish(policy.symbol, policy.as_params(), params={"learner": "test"},
+    return registry.publish(policy, params={"learner": "test"},
                             metrics={"cost_bps": 1.0}, config_snapshot={}).version
 
 
@@ -48,7 +53,7 @@ def test_promote_and_rollback_reach_the_next_intent(tmp_path: Path, monkeypatch:
     v1, v2 = (publish(registry, tuned("BTCUSDT", config.router, n, offset)) for n, offset in ((1, 1.0), (2, 2.0)))
     source = policy_source("registry", config)
     assert isinstance(source, RegistryPolicySource)
-    executor, _journal, _store = build_executor(config, make_paper_venue(config), tmp_path, policy_for=source.current)
+    executor, _journal, store = build_executor(config, make_paper_venue(config), tmp_path, policy_for=source.current)
     executor.start()
     assert executor.policies["BTCUSDT"].version == v1
 
@@ -58,11 +63,25 @@ def test_promote_and_rollback_reach_the_next_intent(tmp_path: Path, monkeypatch:
         return event.policy_version, event.maker_offset_bps, event.policy_id
 
     assert route_one("p1") == (v1, 1.0, "tuner-BTCUSDT")
-    registry.promote("BTCUSDT")  # the challenger (v2) becomes champion while the executor runs
+    force_promote(registry, "BTCUSDT", who="test", why="hot swap")  # v2 becomes champion while the executor runs
     assert route_one("p2") == (v2, 2.0, "tuner-BTCUSDT")
     registry.rollback("BTCUSDT")
     assert route_one("p3") == (v1, 1.0, "tuner-BTCUSDT")
     assert source.refresh_errors == 0
+
+    v3 = publish(registry, tuned("BTCUSDT", config.router, 3, 3.0))
+    MlflowClient(tracking_uri=registry.tracking_uri).set_registered_model_alias(
+        registry.model_name("BTCUSDT"), "champion", str(v3))  # moved in the MLflow UI, no gate
+    assert route_one("p4") == (v1, 1.0, "tuner-BTCUSDT"), "the running router keeps the last gated champion"
+    universe = config.strategy.universe
+    telemetry = Telemetry(config=config.executor, store=store, metrics=ExecutorMetrics(universe), contracts=universe,
+                          champion_gates=source.champion_gates)
+    health = telemetry.publish(executor.venue.clock.now_ns(), executor.portfolio, executor.policies, None)
+    [gate] = health.champion_gates
+    assert (gate.served_version, gate.champion_version) == (v1, v3) and "no gate record" in gate.problem
+    [alert] = [a for a in store.alerts() if a.code.startswith("champion_not_gated")]
+    assert alert.code == "champion_not_gated:BTCUSDT" and "routing gated v1" in alert.detail
+    assert "champion BTCUSDT          serving v1, registry champion v3: NOT ACTED ON" in render(store.latest_health())
 
 
 def test_live_cli_policy_source_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -91,7 +110,7 @@ def test_live_cli_policy_source_flag(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     mlflow = bundle.tuner.mlflow
     registry = PolicyRegistry(None, experiment=mlflow.experiment, model_prefix=mlflow.registered_model_prefix)
-    version = publish(registry, tuned("BTCUSDT", bundle.router, 4, 0.5))
+    version = publish(registry, tuned("BTCUSDT", bundle.router, 1, 0.5))
     # ETHUSDT is traded too and has no champion: refused before any venue or journal exists
     assert cli_main([*args, "--policy-source", "registry"]) == 1
     assert "RegistryError: ETHUSDT: no policy version 'champion'" in capsys.readouterr().err
@@ -100,5 +119,5 @@ def test_live_cli_policy_source_flag(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert cli_main([*args, "--policy-source", "registry"]) == 0, capsys.readouterr().err
     with Journal(tmp_path / "j.sqlite", readonly=True) as journal:
         (event,) = journal.read("router")
-    assert (event.policy_id, event.policy_version, event.maker_offset_bps) == ("tuner-BTCUSDT", 4, 0.5)
-    assert version == 1  # the registry's own numbering; the policy document carries version 4
+    assert (event.policy_id, event.policy_version, event.maker_offset_bps) == ("tuner-BTCUSDT", 1, 0.5)
+    assert version == 1, "the registry's version is the policy version"

@@ -4,19 +4,27 @@ simulation's own model prefix (never the live models)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import msgspec
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
 from cli.main import main
 from config.loader import DEFAULTS_DIR, load_config
+from config.models import ConfigBundle
+from router.policy import RouterPolicy
 from simulation.job import SimulationOptions, SimulationResult
-from simulation.recording import register_final_policies
+from simulation.learners import LearnerRun
+from simulation.recording import register_policy_versions
+from tests.conftest import use_tracking_uri
+from tuner.factory import build_grid, build_guardrails
 from tuner.registry import PolicyRegistry
+from tuner.service.publish import InMemoryPublisher, PolicyRecord, VersionMetrics
 
 
 @pytest.fixture()
@@ -61,7 +69,28 @@ def test_simulate_logs_a_parent_run_and_registers_final_policies(
         registry = PolicyRegistry(uri, experiment="router-tuner", model_prefix=f"{prefix}-{v['learner']}")
         shown = registry.show("BTCUSDT", str(v["registered_version"]))
         assert shown.policy["arm"] == v["arm"] and shown.policy["version"] == v["policy_version"]
+        assert v["registered_version"] == v["policy_version"] == v["registered_versions"], "every version, in order"
+        assert [p.version for p in registry.list("BTCUSDT")] == list(range(v["policy_version"], 0, -1))
         assert v["model"] == f"{prefix}-{v['learner']}-BTCUSDT"
+    assert run.data.params["router.static_policy.maker_ttl_ms"] and run.data.params["seed"] == "5"
+    assert max(len(value) for value in run.data.params.values()) <= 480, "flat params, no JSON blobs"
+    experiment_id = run.info.experiment_id
+
+    def children(parent_id: str) -> dict[str, object]:
+        found = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+        return {r.info.run_name: r for r in found}
+
+    learners = children(run.info.run_id)
+    assert set(learners) == {"ucb", "epsilon_greedy"}
+    for learner, learner_run in learners.items():
+        assert learner_run.data.tags["learner"] == learner and "mean_cost_bps/BTCUSDT" in learner_run.data.metrics
+        [symbol_run] = children(learner_run.info.run_id).values()
+        assert symbol_run.info.run_name == f"{learner} BTCUSDT" and symbol_run.data.tags["symbol"] == "BTCUSDT"
+        regret = client.get_metric_history(symbol_run.info.run_id, "cumulative_regret_bps")
+        assert [m.step for m in regret] == list(range(1, 41)), "a curve over the 40 orders, not one value"
+        assert any(k.startswith("arm_share/") for k in symbol_run.data.metrics)
+        row = next(v for v in versions if v["learner"] == learner)
+        assert len(children(symbol_run.info.run_id)) == row["registered_versions"], "version runs nest here"
     live = PolicyRegistry(uri, experiment="router-tuner", model_prefix="router-policy")
     assert live.list() == []  # a simulation never touches the live models
     experiment = client.get_experiment_by_name("router-tuner")
@@ -77,7 +106,46 @@ def test_simulation_prefix_must_not_shadow_live_models(tmp_path: Path) -> None:
                                     registered_model_prefix=f"{config.tuner.mlflow.registered_model_prefix}-sim")
     bad = msgspec.structs.replace(config, router=msgspec.structs.replace(config.router, simulation=clash))
     with pytest.raises(ValueError, match="live models"):
-        register_final_policies(_empty_result(), bad, f"sqlite:///{tmp_path / 'mlflow.db'}")
+        register_policy_versions(_empty_result(), bad, f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+def test_every_version_is_registered_in_order_and_a_rerun_replaces_them(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_config()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    publisher = InMemoryPublisher()
+    for version in (1, 2, 3):
+        publisher.publish(_record(config, version))
+    run = LearnerRun(learner="ucb", service=None, publisher=publisher)  # type: ignore[arg-type]
+    result = dataclasses.replace(_empty_result(), symbols={"BTCUSDT": None, "ETHUSDT": None},  # type: ignore[dict-item]
+                                 learner_runs=(run,))
+    for _ in range(2):  # the second simulation replaces the first one's versions
+        rows = register_policy_versions(result, config, uri)
+        assert [(r["symbol"], r["registered_version"], r["registered_versions"]) for r in rows] == [
+            ("BTCUSDT", 3, 3), ("ETHUSDT", None, 0)]
+    registry = PolicyRegistry(uri, experiment="router-tuner",
+                              model_prefix=f"{config.router.simulation.registered_model_prefix}-ucb")
+    assert [(v.version, v.policy["version"], v.aliases) for v in registry.list("BTCUSDT")] == [
+        (3, 3, ("challenger",)), (2, 2, ()), (1, 1, ("champion",))]
+    import mlflow
+
+    use_tracking_uri(monkeypatch, uri)
+    model = mlflow.pyfunc.load_model(f"models:/{registry.model_name('BTCUSDT')}@challenger")
+    context = {"spread_bps": [1.0], "volatility_bps": [3.0], "book_imbalance": [0.2], "hour": [9.0],
+               "size_vs_touch": [0.5]}
+    assert model.predict(pd.DataFrame(context))["maker_offset_bps"].tolist() == [3.0]
+
+
+def _record(config: ConfigBundle, version: int) -> PolicyRecord:
+    """A BTCUSDT version on offset ``version`` bps, as a learner publishes it."""
+    base = RouterPolicy.from_static("BTCUSDT", config.router, policy_id="tuner-BTCUSDT")
+    policy = base.with_arm(f"o{version:.2f}_b0.00", maker_offset_bps=float(version), taker_bias=0.0, propensity=0.5,
+                           version=version)
+    metrics = VersionMetrics(outcomes=10, events=10, cost_bps=3.0, maker_ratio=0.5, fallback_ratio=0.1,
+                             regret_bps=0.2, expected_cost_bps=2.9)
+    return PolicyRecord(policy=policy, reason="schedule", previous_version=version - 1, learner="ucb",
+                        learner_params={"delta": 1.0}, grid=build_grid(config.tuner, config.router),
+                        guardrails=build_guardrails(config.tuner, config.router), metrics=metrics)
 
 
 def _empty_result() -> SimulationResult:

@@ -95,7 +95,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     registry = default_registry(uri)
     for symbol in ("BTCUSDT", "ETHUSDT"):
         for version, knobs in ((1, CHAMPION), (2, CHALLENGER)):
-            registry.publish(symbol, policy(symbol, version, knobs).as_params(), params={"learner": "thompson"},
+            registry.publish(policy(symbol, version, knobs), params={"learner": "thompson"},
                              metrics={}, config_snapshot={})
     return uri
 

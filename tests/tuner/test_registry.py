@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from config.loader import load_config
+from router.policy import RouterPolicy
+from tests.conftest import use_tracking_uri
 from tuner.registry import (
     CHALLENGER,
     CHAMPION,
@@ -14,6 +18,13 @@ from tuner.registry import (
     RegistryError,
     resolve_tracking_uri,
 )
+
+ROUTER = load_config().router
+
+
+def policy(symbol: str, version: int, offset: float) -> RouterPolicy:
+    return replace(RouterPolicy.from_static(symbol, ROUTER, policy_id=f"tuner-{symbol}"), version=version,
+                   arm=f"o{offset:.2f}_b0.00", maker_offset_bps=offset, propensity=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +36,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> PolicyRegistry:
 
 
 def _publish(registry: PolicyRegistry, symbol: str, offset: float) -> int:
+    next_version = len(registry.list(symbol)) + 1
     published = registry.publish(
-        symbol, {"symbol": symbol, "maker_offset_bps": offset},
+        policy(symbol, next_version, offset),
         params={"learner": "thompson", "arm_grid": {"offsets": [0, 1, 2]}},
         metrics={"cost_bps": 3.0 - offset, "maker_ratio": 0.5},
         config_snapshot={"risk_limits": {"max_concurrent_positions": 4}})
@@ -38,7 +50,7 @@ def test_first_version_is_champion_and_challenger(registry: PolicyRegistry) -> N
     shown = registry.show("AAAUSDT", CHAMPION)
     assert shown.version == version
     assert set(shown.aliases) == {CHAMPION, CHALLENGER}
-    assert shown.policy == {"symbol": "AAAUSDT", "maker_offset_bps": 1.0}
+    assert shown.policy == policy("AAAUSDT", 1, 1.0).as_params()
     assert shown.metrics == {"cost_bps": 2.0, "maker_ratio": 0.5}
 
 
@@ -57,26 +69,26 @@ def test_promote_then_rollback_restores_the_previous_champion(registry: PolicyRe
 
 
 def test_each_rollback_steps_further_back_through_the_promotions(registry: PolicyRegistry) -> None:
-    versions = [_publish(registry, "DDDUSDT", float(k)) for k in range(1, 5)]  # v1 champion, v4 challenger
+    versions = [_publish(registry, "GGGUSDT", float(k)) for k in range(1, 5)]  # v1 champion, v4 challenger
     for version in versions[1:]:
-        registry.promote("DDDUSDT", version)
-    assert registry.show("DDDUSDT", CHAMPION).version == versions[3]
-    assert [registry.rollback("DDDUSDT").version for _ in range(3)] == [versions[2], versions[1], versions[0]]
+        registry.promote("GGGUSDT", version)
+    assert registry.show("GGGUSDT", CHAMPION).version == versions[3]
+    assert [registry.rollback("GGGUSDT").version for _ in range(3)] == [versions[2], versions[1], versions[0]]
     with pytest.raises(RegistryError, match="no previous champion"):
-        registry.rollback("DDDUSDT")
-    registry.promote("DDDUSDT", versions[2])  # a promotion after rollbacks starts a new step back
-    assert registry.rollback("DDDUSDT").version == versions[0]
+        registry.rollback("GGGUSDT")
+    registry.promote("GGGUSDT", versions[2])  # a promotion after rollbacks starts a new step back
+    assert registry.rollback("GGGUSDT").version == versions[0]
 
 
 def test_a_store_written_before_the_history_rolls_back_one_step(registry: PolicyRegistry) -> None:
-    first = _publish(registry, "EEEUSDT", 1.0)
-    second = _publish(registry, "EEEUSDT", 2.0)
+    first = _publish(registry, "HHHUSDT", 1.0)
+    second = _publish(registry, "HHHUSDT", 2.0)
     client = registry._client
-    client.set_registered_model_alias(registry.model_name("EEEUSDT"), CHAMPION, str(second))
-    client.set_registered_model_tag(registry.model_name("EEEUSDT"), PREVIOUS_CHAMPION_TAG, str(first))
-    assert registry.rollback("EEEUSDT").version == first
+    client.set_registered_model_alias(registry.model_name("HHHUSDT"), CHAMPION, str(second))
+    client.set_registered_model_tag(registry.model_name("HHHUSDT"), PREVIOUS_CHAMPION_TAG, str(first))
+    assert registry.rollback("HHHUSDT").version == first
     with pytest.raises(RegistryError, match="no previous champion"):
-        registry.rollback("EEEUSDT")
+        registry.rollback("HHHUSDT")
 
 
 def test_errors_name_what_is_missing(registry: PolicyRegistry) -> None:
@@ -115,4 +127,44 @@ def test_a_store_outage_is_not_read_as_a_missing_champion(registry: PolicyRegist
     with pytest.raises(MlflowException, match="database is locked"):
         registry.champion_version("DDDUSDT")
     with pytest.raises(MlflowException, match="database is locked"):
-        registry.publish("DDDUSDT", {"maker_offset_bps": 2.0}, params={}, metrics={}, config_snapshot={})
+        registry.publish(policy("DDDUSDT", 2, 2.0), params={}, metrics={}, config_snapshot={})
+
+
+def test_the_registered_version_is_the_policy_version(registry: PolicyRegistry) -> None:
+    with pytest.raises(RegistryError, match="policy version 2 would be registered as policy-EEEUSDT version 1"):
+        registry.publish(policy("EEEUSDT", 2, 1.0), params={}, metrics={}, config_snapshot={})
+    assert registry.list("EEEUSDT") == [], "a refused version writes nothing"
+    for version in (1, 2):
+        assert registry.publish(policy("EEEUSDT", version, 1.0), params={}, metrics={},
+                                config_snapshot={}).version == version
+    again = registry.publish(policy("EEEUSDT", 2, 1.0), params={}, metrics={}, config_snapshot={})
+    assert again.version == 2 and len(registry.list("EEEUSDT")) == 2, "published again after a crash: no-op"
+    with pytest.raises(RegistryError, match="policy version 2 would be registered as policy-EEEUSDT version 3"):
+        registry.publish(policy("EEEUSDT", 2, 2.0), params={}, metrics={}, config_snapshot={})
+    registry.delete_model("EEEUSDT")
+    assert registry.list("EEEUSDT") == []
+    registry.delete_model("EEEUSDT")  # absent is fine
+
+
+def test_each_version_is_a_pyfunc_model_that_predicts_knobs_and_propensity(registry: PolicyRegistry,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    _publish(registry, "FFFUSDT", 0.5)
+    _publish(registry, "FFFUSDT", 2.0)
+    use_tracking_uri(monkeypatch, registry.tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/policy-FFFUSDT@champion")
+    schema = model.metadata.get_input_schema()
+    assert schema.input_names() == ["spread_bps", "volatility_bps", "book_imbalance", "hour", "size_vs_touch"]
+    assert "propensity" in model.metadata.get_output_schema().input_names()
+    contexts = pd.DataFrame({"spread_bps": [1.0, 8.0], "volatility_bps": [2.0, 30.0], "book_imbalance": [0.1, -0.9],
+                             "hour": [3.0, 23.5], "size_vs_touch": [0.1, 2.0]})
+    out = model.predict(contexts)
+    assert len(out) == 2 and list(out["version"]) == [1, 1] and list(out["maker_offset_bps"]) == [0.5, 0.5]
+    assert list(out["propensity"]) == [0.5, 0.5] and list(out["arm"]) == ["o0.50_b0.00"] * 2
+    challenger = mlflow.pyfunc.load_model("models:/policy-FFFUSDT@challenger").predict(contexts)
+    assert list(challenger["version"]) == [2, 2] and challenger["maker_offset_bps"][0] == 2.0
+    with pytest.raises(MlflowException, match="hour"):
+        model.predict(contexts.drop(columns=["hour"]))

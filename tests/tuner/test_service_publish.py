@@ -17,6 +17,7 @@ import pytest
 
 from config.loader import snapshot
 from config.models import AdwinDrift
+from router.policy import RouterPolicy
 from tests.tuner.test_service import SYMBOL, drive, model_cost, new_service, tuned_bundle
 from tuner.factory import build_grid, build_guardrails, build_learner, build_reward_filter, symbol_seed
 from tuner.guardrails import AdwinParams, PageHinkleyParams
@@ -31,19 +32,25 @@ class RecordingRegistry:
     def __init__(self) -> None:
         self.published: list[dict[str, Any]] = []
         self.promoted: list[tuple[str, int]] = []
+        self.tagged: list[tuple[str, int, dict[str, str]]] = []
 
-    def publish(self, symbol: str, policy: Mapping[str, Any], *, params: Mapping[str, Any],
-                metrics: Mapping[str, float], config_snapshot: Mapping[str, Any], run_name: str) -> PolicyVersion:
-        self.published.append({"symbol": symbol, "policy": dict(policy), "params": dict(params),
+    def publish(self, policy: RouterPolicy, *, params: Mapping[str, Any], metrics: Mapping[str, float],
+                config_snapshot: Mapping[str, Any], run_name: str, parent_run_id: str | None) -> PolicyVersion:
+        symbol = policy.symbol
+        self.published.append({"symbol": symbol, "policy": policy, "params": dict(params),
                                "metrics": dict(metrics), "config_snapshot": config_snapshot, "run_name": run_name})
         version = len(self.published)
         aliases = ("challenger", "champion") if version == 1 else ("challenger",)
-        return PolicyVersion(symbol, version, f"run{version}", aliases, dict(policy), dict(metrics))
+        return PolicyVersion(symbol, f"m-{symbol}", version, f"run{version}", aliases, policy.as_params(),
+                             dict(metrics), {})
 
     def promote(self, symbol: str, version: int | None = None) -> PolicyVersion:
         assert version is not None
         self.promoted.append((symbol, version))
-        return PolicyVersion(symbol, version, f"run{version}", ("champion",), {}, {})
+        return PolicyVersion(symbol, f"m-{symbol}", version, f"run{version}", ("champion",), {}, {}, {})
+
+    def tag_version(self, symbol: str, version: int, tags: Mapping[str, str]) -> None:
+        self.tagged.append((symbol, version, dict(tags)))
 
 
 def _first_record() -> PolicyRecord:
@@ -77,7 +84,7 @@ def test_mlflow_publisher_sends_params_metrics_policy_and_config_snapshot() -> N
     record = _first_record()
     publisher.publish(record)
     [call] = registry.published
-    assert call["symbol"] == SYMBOL and call["policy"] == record.policy.as_params()
+    assert call["symbol"] == SYMBOL and call["policy"] == record.policy
     for section in ("risk_limits", "router", "executor"):
         assert call["params"][section] == snapshot(bundle)[section]
     assert call["params"]["learner"] == "thompson" and "arm_grid" in call["params"]
@@ -87,6 +94,8 @@ def test_mlflow_publisher_sends_params_metrics_policy_and_config_snapshot() -> N
     rollback = PolicyRecord(**{**{f: getattr(record, f) for f in record.__slots__}, "reason": "rollback"})
     publisher.publish(rollback)
     assert registry.promoted == [(SYMBOL, 2)], "a rollback version acts at once"
+    [(symbol, version, tags)] = registry.tagged
+    assert (symbol, version, tags["promotion"]) == (SYMBOL, 2, "tuner_rollback"), "with a gate record"
 
 
 def test_mlflow_is_not_imported_by_the_service_path() -> None:

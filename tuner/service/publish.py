@@ -19,6 +19,7 @@ from config.loader import snapshot
 from config.models import ConfigBundle
 from router.policy import RouterPolicy
 from tuner.arms import ArmGrid
+from tuner.gate_record import tuner_rollback_tags
 from tuner.guardrails import Guardrails
 from tuner.registry_aliases import CHAMPION
 
@@ -110,9 +111,13 @@ class InMemoryPublisher:
         if symbol not in self._champion or record.reason == "rollback":
             self._champion[symbol] = record.policy
 
+    def records_of(self, symbol: str) -> list[PolicyRecord]:
+        """Every record published for ``symbol``, oldest first."""
+        return [r for r in self.records if r.policy.symbol == symbol]
+
     def versions(self, symbol: str) -> list[RouterPolicy]:
         """Every policy published for ``symbol``, oldest first."""
-        return [r.policy for r in self.records if r.policy.symbol == symbol]
+        return [r.policy for r in self.records_of(symbol)]
 
     def champion(self, symbol: str) -> RouterPolicy:
         """The acting version as a registry would have it (first version, or the latest rollback)."""
@@ -126,15 +131,19 @@ class MlflowPublisher:
     """Publishes each version to the MLflow registry, with the configuration it runs under.
 
     Params: the record's :meth:`PolicyRecord.params` plus the risk, router and executor configuration
-    (:data:`CONFIG_PARAM_SECTIONS`, as JSON text); metrics: :class:`VersionMetrics`; artifacts: the policy
-    document and the full config snapshot. A ``rollback`` version is promoted to ``champion`` at once:
-    it returns to knobs that already proved themselves, and the router must stop running the degraded
-    ones without waiting for a person or an OPE gate. Other versions become ``challenger``.
+    (:data:`CONFIG_PARAM_SECTIONS`), flattened by the registry to one key per setting
+    (``router.static_policy.maker_ttl_ms``, ``risk_limits.symbol_caps.max_nav_pct``); metrics:
+    :class:`VersionMetrics`; artifacts: the policy document, the pyfunc model and the full config snapshot.
+    A ``rollback`` version is promoted to ``champion`` at once: it returns to knobs that already proved
+    themselves, and the router must stop running the degraded ones without waiting for a person or an OPE
+    gate (its gate record says so: ``tuner_rollback``). Other versions become ``challenger``.
     """
 
-    def __init__(self, registry: PolicyRegistry, bundle: ConfigBundle) -> None:
+    def __init__(self, registry: PolicyRegistry, bundle: ConfigBundle, *, parent_run_id: str | None = None) -> None:
+        """``parent_run_id`` nests every version's run under that run (the simulation's learner and symbol)."""
         self._registry = registry
         self._snapshot = snapshot(bundle)
+        self._parent_run_id = parent_run_id
 
     @classmethod
     def from_config(cls, bundle: ConfigBundle, tracking_uri: str | None = None) -> MlflowPublisher:
@@ -154,7 +163,9 @@ class MlflowPublisher:
         policy = record.policy
         params = {**record.params(), **{key: self._snapshot[key] for key in CONFIG_PARAM_SECTIONS}}
         published = self._registry.publish(
-            policy.symbol, policy.as_params(), params=params, metrics=record.metrics.as_dict(),
-            config_snapshot=self._snapshot, run_name=f"{policy.symbol}-v{policy.version}-{record.reason}")
+            policy, params=params, metrics=record.metrics.as_dict(),
+            config_snapshot=self._snapshot, run_name=f"{policy.symbol}-v{policy.version}-{record.reason}",
+            parent_run_id=self._parent_run_id)
         if record.reason == "rollback" and CHAMPION not in published.aliases:
             self._registry.promote(policy.symbol, published.version)
+            self._registry.tag_version(policy.symbol, published.version, tuner_rollback_tags(record.previous_version))
