@@ -74,7 +74,8 @@ def test_promote_and_rollback_reach_the_next_intent(tmp_path: Path, monkeypatch:
         registry.model_name("BTCUSDT"), "champion", str(v3))  # moved in the MLflow UI, no gate
     assert route_one("p4") == (v1, 1.0, "tuner-BTCUSDT"), "the running router keeps the last gated champion"
     universe = config.strategy.universe
-    telemetry = Telemetry(config=config.executor, store=store, metrics=ExecutorMetrics(universe), contracts=universe,
+    metrics = ExecutorMetrics(universe, config.executor.prometheus)
+    telemetry = Telemetry(config=config.executor, store=store, metrics=metrics, contracts=universe,
                           champion_gates=source.champion_gates)
     health = telemetry.publish(executor.venue.clock.now_ns(), executor.portfolio, executor.policies, None)
     [gate] = health.champion_gates
