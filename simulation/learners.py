@@ -153,7 +153,8 @@ class LearnerOutcome:
     ``greedy_arm`` is what the learner believes best at the end (the OPE candidate); ``final_arm`` and
     ``final_version`` are the last published version's (``static`` / 0 when it never published: the
     guardrails move a version at most one step at a time, so the two can differ). ``arm_shares`` is the
-    share of orders routed with each arm, exploration included.
+    share of orders routed with each arm, exploration included. ``safety_changes`` counts arm exclusions and
+    re-openings by kind (``excluded``, ``reopened:reprobe``, ``reopened:regime``, ``reopened:drift``).
     """
 
     learner: str
@@ -164,14 +165,15 @@ class LearnerOutcome:
     versions_published: int
     rollbacks: int
     drifts_detected: int
+    safety_changes: dict[str, int]
     rejections: dict[str, int]
     arm_shares: dict[str, float]
 
     def to_dict(self) -> dict[str, object]:
         return {"greedy_arm": self.greedy_arm, "final_arm": self.final_arm, "final_version": self.final_version,
                 "versions_published": self.versions_published, "rollbacks": self.rollbacks,
-                "drifts_detected": self.drifts_detected, "rejections": dict(self.rejections),
-                "arm_shares": dict(self.arm_shares)}
+                "drifts_detected": self.drifts_detected, "safety_changes": dict(self.safety_changes),
+                "rejections": dict(self.rejections), "arm_shares": dict(self.arm_shares)}
 
 
 def learner_outcome(run: LearnerRun, symbol: str, events: Sequence[RouterEvent], arm_ids: Sequence[str],
@@ -183,4 +185,4 @@ def learner_outcome(run: LearnerRun, symbol: str, events: Sequence[RouterEvent],
         learner=run.learner, policy=learner_policy_name(run.learner), greedy_arm=greedy_arm(tuner.learner, context),
         final_arm=tuner.policy.arm, final_version=tuner.policy.version, versions_published=len(records),
         rollbacks=sum(r.reason == "rollback" for r in records), drifts_detected=tuner.drifts_detected,
-        rejections=tuner.rejections, arm_shares=arm_shares(events, arm_ids))
+        safety_changes=tuner.safety_changes, rejections=tuner.rejections, arm_shares=arm_shares(events, arm_ids))

@@ -122,7 +122,7 @@ def _detail_rows(result: SimulationResult) -> list[list[str]]:
 _DETAIL_HEADER = ["symbol", "policy", "orders", "filled", "mean cost bps", "95% CI", "maker ratio",
                   "fallback ratio", "slippage bps", "markout bps", "regret vs best fixed (sum bps)"]
 _LEARNER_HEADER = ["symbol", "learner", "greedy arm", "published arm", "version", "versions", "rollbacks",
-                   "drifts", "most chosen arm (share)", "regret per order by quarter (bps)",
+                   "drifts", "exclusions / re-openings", "most chosen arm (share)", "regret per order by quarter (bps)",
                    "captured share of taker -> best fixed / -> segment oracle"]
 _OPE_HEADER = ["symbol", "learner", "greedy arm", "logged", "truth (fixed run) bps", "estimator", "estimate bps",
                "CI", "covers truth", "ESS"]
@@ -138,10 +138,18 @@ def _learner_rows(result: SimulationResult) -> list[list[str]]:
             shares = [None if taker is None or own is None or ref is None else captured_share(own, taker, ref)
                       for ref in oracle_costs(result, symbol).values()]
             rows.append([symbol, name, o.greedy_arm, o.final_arm, str(o.final_version), str(o.versions_published),
-                         str(o.rollbacks), str(o.drifts_detected), f"{top} ({o.arm_shares[top]:.0%})",
+                         str(o.rollbacks), str(o.drifts_detected), _safety_text(o.safety_changes),
+                         f"{top} ({o.arm_shares[top]:.0%})",
                          " / ".join(f"{q:+.2f}" for q in quarters),
                          " / ".join("n/a" if v is None else f"{v:.0%}" for v in shares)])
     return rows
+
+
+def _safety_text(changes: dict[str, int]) -> str:
+    """``3 / 2 (reprobe 1, regime 1)``: exclusions, then re-openings with their reasons."""
+    reopened = {k.split(":", 1)[1]: n for k, n in changes.items() if k.startswith("reopened:")}
+    why = ", ".join(f"{reason} {n}" for reason, n in sorted(reopened.items()))
+    return f"{changes.get('excluded', 0)} / {sum(reopened.values())}" + (f" ({why})" if why else "")
 
 
 def _ope_rows(result: SimulationResult) -> list[list[str]]:

@@ -159,3 +159,19 @@ def test_a_change_of_the_maker_fill_rate_reopens_every_exclusion_without_a_drift
 def test_docstring_examples_run(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_tuner_counts_exclusions_and_reopenings_by_reason() -> None:
+    service, _ = new_service(safety_bundle(window=10, min_outcomes=3, max_cost_bps=8.0, reprobe_after_outcomes=20,
+                                           max_reprobe_after_outcomes=20, reprobe_min_outcomes=1))
+    tuner = service.tuner(SYMBOL)
+    rng = np.random.default_rng(3)
+    for i in range(400):
+        policy = service.decide(SYMBOL, None)
+        arm = Arm(policy.maker_offset_bps, policy.taker_bias).arm_id
+        cost = 14.0 if arm == BAD_ARM else 2.0
+        service.observe(msgspec.structs.replace(event_for(policy, cost + rng.normal(0.0, 0.5)), intent_id=f"c{i}"),
+                        None)
+    changes = tuner.safety_changes
+    assert changes["excluded"] >= 2 and changes["reopened:reprobe"] >= 1, changes
+    assert set(changes) <= {"excluded", "reopened:reprobe", "reopened:regime", "reopened:drift"}

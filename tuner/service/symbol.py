@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -185,6 +186,7 @@ class SymbolTuner:
         self._mode: TunerMode = mode
         self._shadow_outcomes = 0
         self._safety_fallbacks = 0
+        self._safety_changes: Counter[str] = Counter()
         self._set_policy(policy)
 
     # --- the two verbs ---------------------------------------------------------------------------
@@ -314,6 +316,11 @@ class SymbolTuner:
         return self._safety.excluded
 
     @property
+    def safety_changes(self) -> dict[str, int]:
+        """Arm exclusions and re-openings since start, by kind (``excluded``, ``reopened:reprobe``, ...)."""
+        return dict(self._safety_changes)
+
+    @property
     def safety_fallbacks(self) -> int:
         """Choices made on the published arm because the safety bounds excluded every allowed arm."""
         return self._safety_fallbacks
@@ -432,6 +439,7 @@ class SymbolTuner:
     def _safety_event(self, event: RouterEvent, changes: list[ArmSafetyChange]) -> ArmSafetyEvent | None:
         if not changes:
             return None
+        self._safety_changes.update(c.action if c.action == "excluded" else f"{c.action}:{c.reason}" for c in changes)
         return ArmSafetyEvent(schema_version=SCHEMA_VERSION, intent_id=event.intent_id, symbol=self.symbol,
                               ts_ns=event.finished_ts_ns, changes=tuple(changes))
 
