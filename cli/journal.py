@@ -1,7 +1,9 @@
 """``router-tuner journal``: look into a journal without writing to it.
 
 ``journal count`` prints how many records of each kind it holds; ``journal export`` writes one kind to
-Parquet (the codec's DataFrame layout, nested fields as JSON text) for analysis in pandas or elsewhere.
+Parquet (the codec's DataFrame layout, nested fields as JSON text) for analysis in pandas or elsewhere, either
+as one file (``--out``) or, for router events, as a dataset partitioned by UTC day and symbol
+(``--partitioned DIR``, the layout partitioned OPE reads: :mod:`tuner.ope.partition.layout`).
 """
 
 from __future__ import annotations
@@ -10,24 +12,37 @@ import argparse
 import sys
 from pathlib import Path
 
-from router.events import EVENT_TYPES
+from router.events import EVENT_TYPES, RouterEvent
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
     count = actions.add_parser("count", help="records per kind")
     count.add_argument("--journal", required=True, type=Path, help="journal SQLite file")
-    export = actions.add_parser("export", help="write one kind of record to a Parquet file")
+    export = actions.add_parser("export", help="write one kind of record to a Parquet file or partitioned dataset")
     export.add_argument("--journal", required=True, type=Path, help="journal SQLite file")
     export.add_argument("--kind", required=True, choices=sorted(EVENT_TYPES), help="which records")
-    export.add_argument("--out", required=True, type=Path, help="Parquet file to write (replaced atomically)")
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path, help="Parquet file to write (replaced atomically)")
+    target.add_argument("--partitioned", type=Path, metavar="DIR",
+                        help="router events only: a new folder of DIR/day=YYYY-MM-DD/symbol=SYM/part-0.parquet "
+                             "(appears whole or not at all; an existing DIR is refused)")
 
 
 def run(args: argparse.Namespace) -> int:
     from executor.journal import Journal, JournalError
+    from tuner.ope.partition.layout import DatasetError
 
     if not args.journal.is_file():
         print(f"journal: no journal at {args.journal}", file=sys.stderr)
+        return 2
+    partitioned = getattr(args, "partitioned", None)
+    if partitioned is not None and args.kind != "router":
+        print(f"journal: --partitioned exports router events only, not {args.kind}", file=sys.stderr)
+        return 2
+    if partitioned is not None and partitioned.exists():
+        print(f"journal: {partitioned} already exists: choose a new folder (exports are never merged)",
+              file=sys.stderr)
         return 2
     try:
         with Journal(args.journal, readonly=True) as journal:
@@ -35,9 +50,25 @@ def run(args: argparse.Namespace) -> int:
                 for kind in sorted(EVENT_TYPES):
                     print(f"{kind:<12}{journal.count(kind):>10}")
                 return 0
+            if partitioned is not None:
+                return _export_partitioned([e for e in journal.read("router") if isinstance(e, RouterEvent)],
+                                           partitioned)
             rows = journal.export_parquet(args.kind, args.out)
-    except JournalError as error:
+    except (JournalError, DatasetError, OSError) as error:
         print(f"journal: {args.journal}: {error}", file=sys.stderr)
         return 1
     print(f"journal: wrote {rows} {args.kind} records to {args.out}")
+    return 0
+
+
+def _export_partitioned(events: list[RouterEvent], root: Path) -> int:
+    from tuner.ope.partition.layout import write_router_events
+
+    if not events:
+        print("journal: the journal holds no router events to export", file=sys.stderr)
+        return 2
+    written = write_router_events(root, events)
+    print(f"journal: wrote {sum(written.values())} router records to {root} in {len(written)} partitions "
+          f"(days {min(d for d, _ in written)}..{max(d for d, _ in written)}, "
+          f"{len({s for _, s in written})} symbols)")
     return 0
