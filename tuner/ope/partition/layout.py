@@ -114,10 +114,10 @@ def list_partitions(root: Path) -> list[Partition]:
     return sorted(found)
 
 
-def read_ope_columns(path: Path) -> pa.Table:
-    """The columns OPE needs from one partition file, the arm dictionary-encoded (few distinct arms)."""
+def read_ope_columns(path: Path, columns: Sequence[str] = OPE_COLUMNS) -> pa.Table:
+    """``columns`` (of :data:`OPE_COLUMNS`) of one partition file, the arm dictionary-encoded (few arms)."""
     try:
-        table = pq.read_table(path, columns=list(OPE_COLUMNS), read_dictionary=["arm"])
+        table = pq.read_table(path, columns=list(columns), read_dictionary=["arm"])
     except (OSError, pa.ArrowInvalid, KeyError) as error:
-        raise DatasetError(f"{path}: cannot read the OPE columns {OPE_COLUMNS}: {error}") from error
+        raise DatasetError(f"{path}: cannot read the OPE columns {tuple(columns)}: {error}") from error
     return table

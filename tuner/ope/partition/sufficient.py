@@ -82,25 +82,35 @@ class FilledEvents:
 def read_filled(path: Path) -> FilledEvents:
     """One partition's filled events (a null ``cost_bps`` means nothing filled: no reward, skipped)."""
     table = read_ope_columns(path)
-    filled = table.filter(pc.is_valid(table.column("cost_bps")))
-    arm = filled.column("arm").unify_dictionaries().combine_chunks() if filled.num_rows else None
-    labels = tuple(arm.dictionary.to_pylist()) if arm is not None else ()
-    codes = arm.indices.to_numpy(zero_copy_only=False).astype(np.int64) if arm is not None else np.empty(0, np.int64)
-    return FilledEvents(
-        arm_labels=labels, arm_codes=codes,
-        propensities=filled.column("propensity").to_numpy().astype(float, copy=False),
-        rewards=-filled.column("cost_bps").to_numpy().astype(float, copy=False),
-        intent_ids=filled.column("intent_id").combine_chunks(), rows=table.num_rows)
+    filled = _filled(table)
+    labels, codes = _arm_codes(filled)
+    return FilledEvents(arm_labels=labels, arm_codes=codes,
+                        propensities=filled.column("propensity").to_numpy().astype(float, copy=False),
+                        rewards=-filled.column("cost_bps").to_numpy().astype(float, copy=False),
+                        intent_ids=filled.column("intent_id").combine_chunks(), rows=table.num_rows)
 
 
 def arm_totals(path: Path) -> ArmTotals:
-    """Pass 1 on one partition file."""
-    part = read_filled(path)
-    k = len(part.arm_labels)
-    counts = np.bincount(part.arm_codes, minlength=k)
-    sums = np.bincount(part.arm_codes, weights=part.rewards, minlength=k)
-    return ArmTotals(counts={a: int(counts[i]) for i, a in enumerate(part.arm_labels)},
-                     reward_sums={a: float(sums[i]) for i, a in enumerate(part.arm_labels)}, rows=part.rows)
+    """Pass 1 on one partition file (reads only the arm and cost columns)."""
+    table = read_ope_columns(path, ("arm", "cost_bps"))
+    filled = _filled(table)
+    labels, codes = _arm_codes(filled)
+    counts = np.bincount(codes, minlength=len(labels))
+    sums = np.bincount(codes, weights=-filled.column("cost_bps").to_numpy(), minlength=len(labels))
+    return ArmTotals(counts={a: int(counts[i]) for i, a in enumerate(labels)},
+                     reward_sums={a: float(sums[i]) for i, a in enumerate(labels)}, rows=table.num_rows)
+
+
+def _filled(table: pa.Table) -> pa.Table:
+    return table.filter(pc.is_valid(table.column("cost_bps")))
+
+
+def _arm_codes(table: pa.Table) -> tuple[tuple[str, ...], np.ndarray]:
+    """The arm labels present in ``table`` and each row's index into them."""
+    if table.num_rows == 0:
+        return (), np.empty(0, dtype=np.int64)
+    arm = table.column("arm").unify_dictionaries().combine_chunks()
+    return tuple(arm.dictionary.to_pylist()), arm.indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 @dataclass(frozen=True, slots=True)
