@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "journal": ("cli.journal", "inspect a journal: `journal count|export`"),
     "ope": ("cli.ope", "score a candidate policy on a journal's logged router events"),
     "simulate": ("cli.simulate", "the main job: replay markets, compare routing policies, write the report"),
+    "sweep": ("cli.sweep", "learner settings x seeds x symbols x data as tasks, on one core or Ray (resumable)"),
     "live": ("cli.live", "run the executor: `live --venue binanceusdm --config DIR` (paper unless --live)"),
     "health": ("cli.health", "print the executor's latest health snapshot and alerts"),
 }

@@ -16,6 +16,7 @@ by hand) and the same code joins a multi-node cluster by address.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
@@ -26,6 +27,10 @@ R = TypeVar("R")
 
 class ClusterError(RuntimeError):
     """Ray could not be started or joined (bad address, no such cluster)."""
+
+
+class TaskFailed(RuntimeError):
+    """A task raised on a Ray worker; the message is the original error's type and text."""
 
 
 class TaskRunner(Protocol):
@@ -57,8 +62,8 @@ class RayRunner:
     """Ray Core tasks, one per item; a context manager that starts (or joins) Ray and always shuts it down.
 
     ``workers`` starts a local Ray with that many CPUs, listening on 127.0.0.1 only, no dashboard and no
-    usage reporting; ``address`` joins an existing cluster instead (``workers`` is then the cluster's CPU
-    count, read after joining).
+    usage reporting, its workers at normal priority (not Ray's default nice 15); ``address`` joins an
+    existing cluster instead (``workers`` is then the cluster's CPU count, read after joining).
     """
 
     def __init__(self, *, workers: int | None = None, address: str | None = None) -> None:
@@ -77,8 +82,14 @@ class RayRunner:
 
     def __enter__(self) -> RayRunner:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if self._address is None:
+            # Ray renices its workers to 15 to keep its own daemons responsive; on a shared machine that starves
+            # the very tasks this runner exists for, which then run slower than the one-core LocalRunner.
+            os.environ.setdefault("RAY_worker_niceness", "0")
         import ray
 
+        if self._address is not None:
+            _check_reachable(self._address)
         try:
             if self._address is not None:
                 ray.init(address=self._address, include_dashboard=False, log_to_driver=False,
@@ -101,7 +112,7 @@ class RayRunner:
             self._ray = None
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        return self._ray_module().get(self._submit(fn, items))
+        return self._get(self._submit(fn, items))
 
     def as_completed(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[int, R]]:
         ray = self._ray_module()
@@ -110,7 +121,19 @@ class RayRunner:
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            yield index_of[done[0]], ray.get(done[0])
+            yield index_of[done[0]], self._get(done[0])
+
+    def _get(self, refs: Any) -> Any:
+        """``ray.get``, with a worker's exception turned back into one line naming the original error."""
+        ray = self._ray_module()
+        try:
+            return ray.get(refs)
+        except ray.exceptions.RayTaskError as error:
+            cause = getattr(error, "cause", None)
+            if cause is None:  # no original exception: the text is a traceback, whose last line says it
+                raise TaskFailed(str(error).strip().splitlines()[-1]) from error
+            lines = str(cause).strip().splitlines()
+            raise TaskFailed(f"{type(cause).__name__}: {lines[0] if lines else ''}") from error
 
     def _submit(self, fn: Callable[[T], R], items: Sequence[T]) -> list[Any]:
         remote = self._ray_module().remote(_apply)
@@ -121,6 +144,19 @@ class RayRunner:
         if self._ray is None:
             raise RuntimeError("RayRunner is used outside its `with` block")
         return self._ray
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on an address nothing listens at: ``ray.init`` would retry it for minutes."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise ClusterError(f"no Ray cluster answers at {address}: {error}") from error
 
 
 def _apply(fn: Callable[[T], R], item: T) -> R:
