@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("cli.record", "record live quotes and trades into Parquet tapes (ccxt.pro)"),
     "journal": ("cli.journal", "inspect a journal: `journal count|export`"),
     "ope": ("cli.ope", "score a candidate policy on a journal's logged router events"),
+    "ope-dataset": ("cli.ope_dataset", "score a candidate arm on a partitioned dataset, on one core or Ray"),
     "simulate": ("cli.simulate", "the main job: replay markets, compare routing policies, write the report"),
     "sweep": ("cli.sweep", "learner settings x seeds x symbols x data as tasks, on one core or Ray (resumable)"),
     "live": ("cli.live", "run the executor: `live --venue binanceusdm --config DIR` (paper unless --live)"),

@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=1,
                        help="tasks at once: 1 runs them in this process, N > 1 starts a local Ray (default: 1)")
-    where.add_argument("--address", default=None, help="join a running Ray cluster (e.g. ray://host:10001)")
+    where.add_argument("--address", default=None,
+                       help="join a running Ray cluster (HOST:PORT of its head; a cluster with Ray's token "
+                            "authentication needs Ray's own RAY_AUTH_* environment, as Ray documents)")
     parser.add_argument("--learners", default=",".join(LEARNERS),
                         help=f"comma-separated learners (default: {','.join(LEARNERS)})")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default: tuner.json seed)")
@@ -90,23 +92,16 @@ def _plan(args: argparse.Namespace, config: Any) -> tuple[Any, dict[str, str]]:
 
 
 def _execute(args: argparse.Namespace, config: Any, grid: Any, params: dict[str, str]) -> int:
-    from contextlib import nullcontext
-
     from tqdm import tqdm
 
     from simulation.sweep.run import run_sweep
     from simulation.sweep.store import CheckpointError, CheckpointStore
     from simulation.sweep.table import sweep_rows, write_table
-    from tuner.cluster import ClusterError, LocalRunner, RayRunner
+    from tuner.cluster import ClusterError, open_runner
 
     out = Path(args.out)
     store = CheckpointStore(out)
-    if args.address is not None:
-        runner: Any = RayRunner(address=args.address)
-    elif args.workers > 1:
-        runner = RayRunner(workers=args.workers)
-    else:
-        runner = nullcontext(LocalRunner())
+    runner = open_runner(args.workers, args.address)
     total = len(grid.tasks)
     done = 0
     try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
@@ -96,7 +97,8 @@ class RayRunner:
                          logging_level="ERROR")
                 self._workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
             else:
-                ray.init(num_cpus=self._requested, include_dashboard=False, log_to_driver=False,
+                # address="local": always a new cluster, never one a stale /tmp/ray file points at
+                ray.init(address="local", num_cpus=self._requested, include_dashboard=False, log_to_driver=False,
                          logging_level="ERROR", _node_ip_address="127.0.0.1")
         except (ConnectionError, ValueError, RuntimeError) as error:
             ray.shutdown()
@@ -144,6 +146,16 @@ class RayRunner:
         if self._ray is None:
             raise RuntimeError("RayRunner is used outside its `with` block")
         return self._ray
+
+
+def open_runner(workers: int, address: str | None) -> AbstractContextManager[TaskRunner]:
+    """What a command's ``--workers N`` / ``--address`` ask for: a cluster to join, a local Ray when N > 1,
+    else this process (no Ray at all)."""
+    if address is not None:
+        return RayRunner(address=address)
+    if workers > 1:
+        return RayRunner(workers=workers)
+    return nullcontext(LocalRunner())
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
