@@ -49,6 +49,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT", "A
 SCALE_EVENTS = 1_000_000_000
 SCALE_NODES = (1, 10, 50)
 SCALE_CORES_PER_NODE = 16
+DISPATCH_PROBE = 1000
 
 
 def single_process(partitions: list[Partition], config: OpeConfig, seed: int) -> tuple[float, dict[str, float]]:
@@ -65,6 +66,10 @@ def single_process(partitions: list[Partition], config: OpeConfig, seed: int) ->
         log, fixed_arm_policy(log, CANDIDATE), estimators_from_config(config),
         bootstrap=bootstrap_from_config(config, seed), reward_model=PerArmMeanModel(), weight_quantiles=()))
     return seconds, {name: est.value for name, est in estimates.items()}
+
+
+def noop(x: int) -> int:
+    return x
 
 
 def merge_seconds(partition: Partition, report: PartitionedReport, config: OpeConfig) -> float:
@@ -122,6 +127,9 @@ def main() -> None:
             start = time.perf_counter()
             on_ray = evaluate_partitions(partitions, CANDIDATE, config, seed=args.seed, runner=runner)
             ray_time = time.perf_counter() - start
+            dispatch, _ = best_of(2, lambda: runner.map(noop, list(range(DISPATCH_PROBE))))
+            per_task = dispatch / DISPATCH_PROBE
+        size_bytes = sum(p.path.stat().st_size for p in partitions)
         reference = None if args.no_reference else single_process(partitions, config, args.seed)
 
     millions = args.events / 1e6
@@ -148,13 +156,18 @@ def main() -> None:
     efficiency = min(1.0, one_core / (args.workers * ray_time))
     n_partitions = SCALE_EVENTS // (args.events // len(partitions))
     core_seconds = one_core / millions * SCALE_EVENTS / 1e6
-    print(f"paper scaling to {SCALE_EVENTS:,} events in {n_partitions:,} partitions of the same size: "
-          f"{core_seconds:,.0f} core-seconds of tasks at the measured rate, run at the parallel efficiency "
-          f"measured here ({efficiency:.2f}), plus the driver adding the {n_partitions:,} partitions' tables "
-          f"serially ({merge * 1e3:.2f} ms each), storage keeping up:")
+    driver = n_partitions * (merge + 2 * per_task)  # serial: two tasks per partition submitted and collected
+    scale_gb = size_bytes / args.events * SCALE_EVENTS / 1e9
+    print(f"Ray task throughput of one driver here: {per_task * 1e3:.2f} ms per no-op task (best of 2 x "
+          f"{DISPATCH_PROBE})")
+    print(f"paper scaling to {SCALE_EVENTS:,} events ({scale_gb:,.0f} GB of Parquet) in {n_partitions:,} partitions "
+          f"of this size: {core_seconds:,.0f} core-seconds of tasks at the measured rate, run at the parallel "
+          f"efficiency measured here ({efficiency:.2f}), plus the driver's serial part: two task round trips "
+          f"and one table merge ({merge * 1e3:.2f} ms) per partition, {driver:.0f} s in all:")
     for nodes in SCALE_NODES:
-        seconds = core_seconds / (nodes * SCALE_CORES_PER_NODE * efficiency) + n_partitions * merge
-        print(f"  {nodes:>3} nodes x {SCALE_CORES_PER_NODE} cores: {seconds:7.1f} s")
+        compute = core_seconds / (nodes * SCALE_CORES_PER_NODE * efficiency)
+        print(f"  {nodes:>3} nodes x {SCALE_CORES_PER_NODE} cores: {compute + driver:7.1f} s  (tasks {compute:.1f} s; "
+              f"storage must deliver {scale_gb / (compute + driver):.1f} GB/s)")
 
 if __name__ == "__main__":
     main()

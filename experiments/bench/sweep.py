@@ -3,10 +3,11 @@
 Run: ``.venv/bin/python -m experiments.bench.sweep [--workers 2] [--learners structured,thompson,ucb,...]
 [--seeds 1,2] [--symbols BTCUSDT,ETHUSDT] [--orders 400] [--data DIR|synthetic]``
 
-The same grid (``simulation.sweep``) runs twice in this process, each into its own empty checkpoint folder:
-every task in this process (``LocalRunner``, the baseline), then on a local Ray of ``--workers`` CPUs. Ray's
-start-up is timed apart (a cluster that is already running, as with ``sweep --address``, does not pay it);
-the Ray time includes each worker importing the packages and loading its markets. The tables must be equal.
+The same grid (``simulation.sweep``) runs three times from this process, each into its own empty checkpoint
+folder: every task in this process (``LocalRunner``, the baseline), then on a local Ray of ``--workers`` CPUs,
+then on a local Ray of one CPU (the per-worker costs of N workers without the parallelism). Ray's start-up is
+timed apart (a cluster that is already running, as with ``sweep --address``, does not pay it); the Ray times
+include each worker importing the packages and loading its markets. The three tables must be equal.
 On a shared machine other work moves the ratio, so the bench also measures the machine's ceiling in the same
 run: how much faster N plain processes finish N equal units of pure CPU work than one process does them in
 turn. The load average is printed before and after.
@@ -85,16 +86,21 @@ def main() -> None:
         with RayRunner(workers=args.workers) as runner:
             started = time.perf_counter() - start
             on_ray, ray_rows = timed_sweep(grid, runner, Path(folder) / "ray")
+        with RayRunner(workers=1) as runner:
+            ray_one, ray_one_rows = timed_sweep(grid, runner, Path(folder) / "ray1")
     print(f"one core (in process):  {one_core:7.2f} s")
     print(f"Ray, {args.workers} workers:         {on_ray:7.2f} s  (+{started:.1f} s to start Ray)")
     with_start = one_core / (on_ray + started)
     print(f"ratio one core / Ray: {one_core / on_ray:.2f}x  (with Ray's start-up: {with_start:.2f}x)")
-    print(f"identical tables: {ray_rows == local_rows} ({len(local_rows)} rows)")
+    print(f"Ray, 1 worker:           {ray_one:7.2f} s  -> {args.workers} Ray workers vs 1 Ray worker: "
+          f"{ray_one / on_ray:.2f}x (both pay the workers' imports and market loads)")
+    identical = ray_rows == local_rows == ray_one_rows
+    print(f"identical tables: {identical} ({len(local_rows)} rows)")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(f"machine ceiling ({args.workers} plain processes vs one, same work): {ceiling_before:.2f}x before, "
           f"{machine_ceiling(args.workers):.2f}x after; the sweep reached "
           f"{one_core / on_ray / ceiling_before:.0%} of the ceiling before")
-    if ray_rows != local_rows:
+    if not identical:
         raise SystemExit("the Ray sweep's table differs from the one-core table")
 
 
