@@ -16,7 +16,7 @@ bootstrap resamples, so point values and intervals do not depend on how the log 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +76,6 @@ class FilledEvents:
     propensities: np.ndarray
     rewards: np.ndarray
     intent_ids: pa.Array
-    rows: int
 
 
 def read_filled(path: Path) -> FilledEvents:
@@ -87,7 +86,7 @@ def read_filled(path: Path) -> FilledEvents:
     return FilledEvents(arm_labels=labels, arm_codes=codes,
                         propensities=filled.column("propensity").to_numpy().astype(float, copy=False),
                         rewards=-filled.column("cost_bps").to_numpy().astype(float, copy=False),
-                        intent_ids=filled.column("intent_id").combine_chunks(), rows=table.num_rows)
+                        intent_ids=filled.column("intent_id").combine_chunks())
 
 
 def arm_totals(path: Path) -> ArmTotals:
@@ -125,20 +124,21 @@ class PassTwo:
     n_buckets: int
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Tables:
     """Pass 2 sums: per estimator (and ``on_policy``) a (G, 2m) table of bucket sums, each component's
-    numerator then denominator (event counts for a plain mean); events above each estimator's weight cut;
-    and the importance weights' count, non-zeros, sum, sum of squares and max."""
+    numerator then denominator (event counts for a plain mean); events above each estimator's weight cut
+    (``thresholds``: the cut, the same in every partition); and the importance weights' count, non-zeros,
+    sum, sum of squares and max."""
 
     tables: dict[str, np.ndarray]
     above_threshold: dict[str, int]
-    n: int = 0
-    n_nonzero_weight: int = 0
-    weight_sum: float = 0.0
-    weight_sq_sum: float = 0.0
-    weight_max: float = 0.0
-    thresholds: dict[str, float | None] = field(default_factory=dict)
+    n: int
+    n_nonzero_weight: int
+    weight_sum: float
+    weight_sq_sum: float
+    weight_max: float
+    thresholds: dict[str, float | None]
 
     def merge(self, other: Tables) -> Tables:
         return Tables(
@@ -146,7 +146,7 @@ class Tables:
             above_threshold={k: self.above_threshold[k] + other.above_threshold[k] for k in self.above_threshold},
             n=self.n + other.n, n_nonzero_weight=self.n_nonzero_weight + other.n_nonzero_weight,
             weight_sum=self.weight_sum + other.weight_sum, weight_sq_sum=self.weight_sq_sum + other.weight_sq_sum,
-            weight_max=max(self.weight_max, other.weight_max), thresholds=self.thresholds or other.thresholds)
+            weight_max=max(self.weight_max, other.weight_max), thresholds=self.thresholds)
 
 
 def combine_tables(parts: Sequence[Tables | None]) -> Tables:
