@@ -1,9 +1,12 @@
 """``router-tuner journal``: look into a journal without writing to it.
 
 ``journal count`` prints how many records of each kind it holds; ``journal export`` writes one kind to
-Parquet (the codec's DataFrame layout, nested fields as JSON text) for analysis in pandas or elsewhere.
+Parquet (the codec's DataFrame layout, nested fields as JSON text) for analysis in pandas or elsewhere, either
+as one file (``--out``) or, for router events, as a dataset partitioned by UTC day and symbol
+(``--partitioned DIR``, the layout partitioned OPE reads: :mod:`tuner.ope.partition.layout`).
 Failures end in one line naming the journal (``cli.main``): exit 2 for a missing, foreign, corrupt or
-truncated file or an unwritable ``--out``, 1 for a journal locked by another process.
+truncated file, an unwritable ``--out`` or an existing ``--partitioned`` folder, 1 for a journal locked by
+another process.
 """
 
 from __future__ import annotations
@@ -11,30 +14,54 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.main import probe_writable, reading
-from router.events import EVENT_TYPES
+from cli.main import BadInput, probe_writable, reading
+from router.events import EVENT_TYPES, RouterEvent
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
     count = actions.add_parser("count", help="records per kind")
     count.add_argument("--journal", required=True, type=Path, help="journal SQLite file")
-    export = actions.add_parser("export", help="write one kind of record to a Parquet file")
+    export = actions.add_parser("export", help="write one kind of record to a Parquet file or partitioned dataset")
     export.add_argument("--journal", required=True, type=Path, help="journal SQLite file")
     export.add_argument("--kind", required=True, choices=sorted(EVENT_TYPES), help="which records")
-    export.add_argument("--out", required=True, type=Path, help="Parquet file to write (replaced atomically)")
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path, help="Parquet file to write (replaced atomically)")
+    target.add_argument("--partitioned", type=Path, metavar="DIR",
+                        help="router events only: a new folder of DIR/day=YYYY-MM-DD/symbol=SYM/part-0.parquet "
+                             "(appears whole or not at all; an existing DIR is refused)")
 
 
 def run(args: argparse.Namespace) -> int:
     from executor.journal import Journal
 
-    if args.journal_command == "export":
+    partitioned = getattr(args, "partitioned", None)
+    if partitioned is not None and args.kind != "router":
+        raise BadInput(f"--partitioned exports router events only, not {args.kind}")
+    if partitioned is not None and partitioned.exists():
+        raise BadInput(f"{partitioned} already exists: choose a new folder (exports are never merged)")
+    if args.journal_command == "export" and partitioned is None:
         probe_writable(args.out.parent)
     with reading("journal", args.journal), Journal(args.journal, readonly=True) as journal:
         if args.journal_command == "count":
             for kind in sorted(EVENT_TYPES):
                 print(f"{kind:<12}{journal.count(kind):>10}")
             return 0
+        if partitioned is not None:
+            return _export_partitioned([e for e in journal.read("router") if isinstance(e, RouterEvent)],
+                                       partitioned)
         rows = journal.export_parquet(args.kind, args.out)
     print(f"journal: wrote {rows} {args.kind} records to {args.out}")
+    return 0
+
+
+def _export_partitioned(events: list[RouterEvent], root: Path) -> int:
+    from tuner.ope.partition.layout import write_router_events
+
+    if not events:
+        raise BadInput("the journal holds no router events to export")
+    written = write_router_events(root, events)
+    print(f"journal: wrote {sum(written.values())} router records to {root} in {len(written)} partitions "
+          f"(days {min(d for d, _ in written)}..{max(d for d, _ in written)}, "
+          f"{len({s for _, s in written})} symbols)")
     return 0

@@ -39,7 +39,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("cli.record", "record live quotes and trades into Parquet tapes (ccxt.pro)"),
     "journal": ("cli.journal", "inspect a journal: `journal count|export`"),
     "ope": ("cli.ope", "score a candidate policy on a journal's logged router events"),
+    "ope-dataset": ("cli.ope_dataset", "score a candidate arm on a partitioned dataset, on one core or Ray"),
     "simulate": ("cli.simulate", "the main job: replay markets, compare routing policies, write the report"),
+    "sweep": ("cli.sweep", "learner settings x seeds x symbols x data as tasks, on one core or Ray (resumable)"),
     "live": ("cli.live", "run the executor on an intents file: `live --venue binanceusdm --intents FILE` "
                          "(paper unless --live; ends with a summary of what it routed and vetoed)"),
     "health": ("cli.health", "print the executor's latest health snapshot and alerts"),
@@ -146,6 +148,7 @@ FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
     "executor.journal.JournalVersionError": _hint(BAD_INPUT, "point at a journal written by router-tuner"),
     "executor.journal.CorruptRow": _hint(BAD_INPUT, "the journal is damaged; restore it from a copy"),
     "executor.journal.JournalError": _hint(RUNTIME_FAILURE, ""),
+    "tuner.ope.partition.layout.DatasetError": _hint(RUNTIME_FAILURE, ""),
     "tuner.registry.RegistryError": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
     "mlflow.exceptions.MlflowException": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
     "router.venue.VenueError": _hint(RUNTIME_FAILURE, "the venue refused or did not answer; retry later"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +58,12 @@ def config_issues(directory: Path) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         load_config(directory)
     return [str(issue) for issue in caught.value.issues]
+
+
+@pytest.fixture(scope="session")
+def ray_runner() -> Iterator[Any]:
+    """One local 2-worker Ray for the whole session (127.0.0.1 only), shut down when the session ends."""
+    from tuner.cluster import RayRunner
+
+    with RayRunner(workers=2) as runner:
+        yield runner

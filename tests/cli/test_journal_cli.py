@@ -36,3 +36,49 @@ def test_count_and_export_round_trip(journal_path: Path, tmp_path: Path, capsys:
 def test_missing_journal_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["journal", "count", "--journal", str(tmp_path / "none.sqlite")]) == 2
     assert "no journal at" in capsys.readouterr().err
+
+
+def test_partitioned_export_writes_one_file_per_day_and_symbol(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "two_days.sqlite"
+    day_ns = 86_400 * 10**9
+    with Journal(path) as journal:
+        journal.append_many([routed(symbol=symbol, intent_id=f"{symbol}{i}", arrival_ts_ns=i * day_ns,
+                                    fills=(fill(100.0, 1.0, trade_id=f"{symbol}{i}"),))
+                             for symbol in ("BTCUSDT", "ETHUSDT") for i in range(2)])
+    out = tmp_path / "dataset"
+    assert main(["journal", "export", "--journal", str(path), "--kind", "router", "--partitioned", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 4 router records" in printed and "in 4 partitions" in printed
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet"))
+    assert files == [f"day=1970-01-0{d}/symbol={s}/part-0.parquet" for d in (1, 2) for s in ("BTCUSDT", "ETHUSDT")]
+    frame = pd.read_parquet(out)
+    assert len(frame) == 4 and set(frame["symbol"].astype(str)) == {"BTCUSDT", "ETHUSDT"}
+    # the same folder again is refused before reading anything: exports are never merged
+    assert main(["journal", "export", "--journal", str(path), "--kind", "router", "--partitioned", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--kind", "veto", "--partitioned", "DIR"], "router events only"),
+    (["--kind", "router", "--partitioned", "EMPTY"], "no router events"),
+])
+def test_partitioned_export_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         argv: list[str], message: str) -> None:
+    path = tmp_path / "empty.sqlite"
+    Journal(path).close()
+    argv = [a.replace("DIR", str(tmp_path / "d")).replace("EMPTY", str(tmp_path / "e")) for a in argv]
+    assert main(["journal", "export", "--journal", str(path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()
+
+
+def test_export_needs_exactly_one_target(journal_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["journal", "export", "--journal", str(journal_path), "--kind", "router"])
+    assert exited.value.code == 2
+    with pytest.raises(SystemExit) as exited:
+        main(["journal", "export", "--journal", str(journal_path), "--kind", "router", "--out", "a",
+              "--partitioned", str(tmp_path / "b")])
+    assert exited.value.code == 2

@@ -1,0 +1,108 @@
+"""``router-tuner ope-dataset``: score a candidate arm on a partitioned dataset of router events, on one core or Ray.
+
+The dataset is what ``journal export --partitioned DIR`` writes (``DIR/day=.../symbol=.../part-0.parquet``).
+Per symbol, never pooled, as ``router-tuner ope`` scores: each symbol's partitions (optionally a range of
+days) are one log, evaluated as two rounds of one task per partition and combined exactly
+(:mod:`tuner.ope.partition.evaluate`). ``--workers N`` starts a local Ray for the command, ``--address`` joins
+a cluster (the dataset must be readable at the same path on every node); the numbers are the same either
+way. Every number printed is a cost in bps (lower is better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, type=Path, help="folder written by journal export --partitioned")
+    parser.add_argument("--candidate", required=True, help="the arm to score (e.g. o1.00_b0.00)")
+    parser.add_argument("--symbol", default=None, help="only this symbol (default: each symbol on its own)")
+    parser.add_argument("--since-day", default=None, metavar="YYYY-MM-DD", help="first UTC day to include")
+    parser.add_argument("--until-day", default=None, metavar="YYYY-MM-DD", help="last UTC day to include")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=1,
+                       help="tasks at once: 1 runs them in this process, N > 1 starts a local Ray (default: 1)")
+    where.add_argument("--address", default=None, help="join a running Ray cluster (HOST:PORT)")
+    parser.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: tuner.json seed)")
+    parser.add_argument("--config", default=None, help="config directory (default: embedded defaults)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from config.loader import ConfigError, load_config
+    from tuner.ope.partition.layout import DatasetError, Partition, list_partitions
+
+    try:
+        if args.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {args.workers}")
+        since, until = (_day(args.since_day, "--since-day"), _day(args.until_day, "--until-day"))
+        config = load_config(args.config)
+        partitions = [p for p in list_partitions(args.dataset)
+                      if (since is None or p.day >= since) and (until is None or p.day <= until)
+                      and (args.symbol is None or p.symbol == args.symbol)]
+        if not partitions:
+            raise DatasetError(f"no partition of {args.dataset} matches --symbol/--since-day/--until-day")
+    except ConfigError as error:
+        print(f"router-tuner ope-dataset: invalid configuration: {error.issues[0]}", file=sys.stderr)
+        return 2
+    except (DatasetError, ValueError) as error:
+        print(f"router-tuner ope-dataset: {error}", file=sys.stderr)
+        return 2
+    by_symbol: dict[str, list[Partition]] = {}
+    for partition in partitions:
+        by_symbol.setdefault(partition.symbol, []).append(partition)
+    seed = args.seed if args.seed is not None else config.tuner.seed
+    return _score(args, config, by_symbol, seed)
+
+
+def _score(args: argparse.Namespace, config: Any, by_symbol: dict[str, list[Any]], seed: int) -> int:
+    from tuner.cluster import ClusterError, TaskFailed, open_runner
+    from tuner.ope.partition.evaluate import evaluate_partitions
+    from tuner.ope.partition.layout import DatasetError
+
+    reports: dict[str, dict[str, Any]] = {}
+    try:
+        with open_runner(args.workers, args.address) as runner:
+            for symbol, parts in by_symbol.items():
+                try:
+                    report = evaluate_partitions(parts, args.candidate, config.tuner.ope, seed=seed, runner=runner)
+                except ValueError as error:  # no support for the candidate on this symbol's log
+                    reports[symbol] = {"error": str(error)}
+                    continue
+                reports[symbol] = report.to_dict() | {"days": [parts[0].day, parts[-1].day]}
+    except (ClusterError, TaskFailed, DatasetError, OSError) as error:
+        print(f"router-tuner ope-dataset: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"candidate_arm": args.candidate, "seed": seed, "symbols": reports}, allow_nan=False))
+    else:
+        for symbol, report in reports.items():
+            _print(symbol, report)
+    return 2 if all("error" in r for r in reports.values()) else 0
+
+
+def _print(symbol: str, report: dict[str, Any]) -> None:
+    if "error" in report:
+        print(f"router-tuner ope-dataset: {symbol}: {report['error']}", file=sys.stderr)
+        return
+    logging = report["logging"]
+    print(f"{symbol}: {report['candidate_arm']} on {report['n_events']:,} filled events in {report['n_partitions']} "
+          f"partitions, days {report['days'][0]}..{report['days'][1]}; logging policy "
+          f"{logging['cost_bps']:.3f} bps [{logging['ci_low_bps']:.3f}, {logging['ci_high_bps']:.3f}]")
+    for name, est in report["estimates"].items():
+        print(f"  {name:<12} {est['cost_bps']:8.3f} bps [{est['ci_low_bps']:.3f}, {est['ci_high_bps']:.3f}]  "
+              f"ESS {est['ess']:,.0f}")
+
+
+def _day(text: str | None, flag: str) -> str | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise ValueError(f"{flag}: {text!r} is not a YYYY-MM-DD day") from None

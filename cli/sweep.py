@@ -1,0 +1,176 @@
+"""``router-tuner sweep``: learner settings x learners x seeds x symbols x data, as independent tasks.
+
+``--workers 1`` (the default) runs every task in this process; ``--workers N`` starts a local Ray with N
+CPUs for the command and stops it at the end; ``--address`` joins a running Ray cluster (every node must
+have the package installed and the data folders at the same paths). Each finished task is checkpointed in
+``OUT/tasks/``: run the same command again after an interruption and only the unfinished tasks run. The
+result is ``OUT/sweep.parquet``, one row per (settings, learner, seed, symbol, data) with the learner's
+cost and interval, regret against the best fixed arm and the captured share of the taker -> best fixed
+arm gap; and, unless ``--no-mlflow``, one MLflow parent run with a nested run per row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, get_args
+
+from config.models import LearnerName
+
+LEARNERS: tuple[str, ...] = get_args(LearnerName)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=1,
+                       help="tasks at once: 1 runs them in this process, N > 1 starts a local Ray (default: 1)")
+    where.add_argument("--address", default=None,
+                       help="join a running Ray cluster (HOST:PORT of its head; a cluster with Ray's token "
+                            "authentication needs Ray's own RAY_AUTH_* environment, as Ray documents)")
+    parser.add_argument("--learners", default=",".join(LEARNERS),
+                        help=f"comma-separated learners (default: {','.join(LEARNERS)})")
+    parser.add_argument("--seeds", default=None, help="comma-separated seeds (default: tuner.json seed)")
+    parser.add_argument("--symbols", nargs="+", default=None,
+                        help="our symbol names, space- or comma-separated (default: every market of the first "
+                             "--data source)")
+    parser.add_argument("--data", nargs="+", default=None,
+                        help="recorded data folders and/or 'synthetic' (default: $ROUTER_TUNER_DATA, then "
+                             "../shared/data/binance, else synthetic)")
+    parser.add_argument("--orders", type=int, default=None,
+                        help="orders per task (default: router.json simulation.intents.orders_per_symbol)")
+    parser.add_argument("--set", dest="axes", action="append", default=[], metavar="tuner.KEY=V1,V2",
+                        help="a grid axis over one tuner.json key (repeat for more axes), e.g. "
+                             "--set tuner.learner_params.epsilon=0.05,0.1")
+    parser.add_argument("--config", default=None, help="configuration directory (default: the embedded defaults)")
+    parser.add_argument("--out", default="var/sweep", help="output folder: checkpoints and the table "
+                        "(default: var/sweep)")
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log the sweep to MLflow")
+
+
+def run(args: argparse.Namespace) -> int:
+    from config.loader import ConfigError, load_config
+    from simulation.sweep.grid import GridError
+
+    try:
+        config = load_config(args.config)
+        grid, params = _plan(args, config)
+    except ConfigError as error:
+        more = f" (and {len(error.issues) - 1} more: router-tuner config check)" if len(error.issues) > 1 else ""
+        print(f"router-tuner sweep: invalid configuration: {error.issues[0]}{more}", file=sys.stderr)
+        return 2
+    except (GridError, ValueError, FileNotFoundError) as error:
+        print(f"router-tuner sweep: {_one_line(error)}", file=sys.stderr)
+        return 2
+    return _execute(args, config, grid, params)
+
+
+def _plan(args: argparse.Namespace, config: Any) -> tuple[Any, dict[str, str]]:
+    from router.market.binance import resolve_data_dir
+    from simulation.learners import parse_learners
+    from simulation.sweep.grid import SYNTHETIC, GridError, available_symbols, build_grid, parse_axis
+
+    if args.workers < 1:
+        raise GridError(f"--workers must be >= 1, got {args.workers}")
+    learners = parse_learners(args.learners)
+    seeds = [config.tuner.seed] if args.seeds is None else [_int(s, "--seeds") for s in _split(args.seeds)]
+    if args.data is None:
+        default = resolve_data_dir(None)
+        data = [SYNTHETIC if default is None else str(default.resolve())]
+    else:
+        data = [d if d == SYNTHETIC else str(_existing_dir(d)) for d in _split(" ".join(args.data))]
+    symbols = (list(available_symbols(config, data[0])) if args.symbols is None
+               else _split(" ".join(args.symbols)))
+    orders = args.orders if args.orders is not None else config.router.simulation.intents.orders_per_symbol
+    axes = [parse_axis(text) for text in args.axes]
+    grid = build_grid(config, config_dir=args.config, learners=learners, seeds=seeds, symbols=symbols, data=data,
+                      orders=orders, axes=axes)
+    params = {"learners": ",".join(learners), "seeds": ",".join(map(str, seeds)), "symbols": ",".join(symbols),
+              "data": ",".join(data), "orders": str(orders), "axes": " ".join(args.axes) or "none",
+              "tasks": str(len(grid.tasks))}
+    return grid, params
+
+
+def _execute(args: argparse.Namespace, config: Any, grid: Any, params: dict[str, str]) -> int:
+    from tqdm import tqdm
+
+    from simulation.sweep.run import run_sweep
+    from simulation.sweep.store import CheckpointError, CheckpointStore
+    from simulation.sweep.table import sweep_rows, write_table
+    from tuner.cluster import ClusterError, open_runner
+
+    out = Path(args.out)
+    store = CheckpointStore(out)
+    runner = open_runner(args.workers, args.address)
+    total = len(grid.tasks)
+    done = 0
+    try:
+        with runner as tasks, tqdm(total=total, desc="sweep", unit="task", file=sys.stderr,
+                                   mininterval=0.5) as bar:
+            def advance(_task: Any) -> None:
+                nonlocal done
+                done += 1
+                bar.update(1)
+
+            outcome = run_sweep(grid, tasks, store, on_done=advance)
+    except KeyboardInterrupt:
+        print(f"router-tuner sweep: interrupted: {done} of {total} tasks are recorded in {out / 'tasks'}; "
+              "run the same command again to resume", file=sys.stderr)
+        return 1
+    except (ClusterError, CheckpointError) as error:
+        print(f"router-tuner sweep: {_one_line(error)}", file=sys.stderr)
+        return 1
+    except Exception as error:  # a task failed on a worker: say which, keep what finished
+        print(f"router-tuner sweep: a task failed ({done} of {total} recorded, rerun to resume): "
+              f"{_one_line(error)}", file=sys.stderr)
+        return 1
+    rows = sweep_rows(grid, outcome.results)
+    table = write_table(rows, out)
+    print(f"sweep: {total} tasks ({outcome.ran} run now, {outcome.resumed} resumed from checkpoints), "
+          f"{len(rows)} rows in {table}")
+    _print_summary(rows)
+    if not args.no_mlflow:
+        from simulation.sweep.tracking import log_sweep
+
+        try:
+            parent, added = log_sweep(rows, params, config, table, out)
+        except Exception as error:  # the table is written; MLflow is the optional record
+            print(f"router-tuner sweep: MLflow logging failed (the table is written; rerun to retry): "
+                  f"{_one_line(error)}", file=sys.stderr)
+            return 1
+        print(f"mlflow: parent run {parent}, {added} nested runs added")
+    return 0
+
+
+def _print_summary(rows: list[dict[str, Any]]) -> None:
+    """Mean over seeds, symbols and data per (learner, settings): cost, regret and captured share."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    summary = frame.groupby(["learner", "settings"], sort=False).agg(
+        runs=("task_id", "size"), mean_cost_bps=("mean_cost_bps", "mean"), regret_bps=("regret_bps", "mean"),
+        captured_share=("captured_share", "mean"))
+    print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
+
+
+def _split(text: str) -> list[str]:
+    return [part for chunk in text.split(",") for part in chunk.split() if part]
+
+
+def _int(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{flag}: {text!r} is not an integer") from None
+
+
+def _existing_dir(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"--data: no folder at {path}")
+    return path.resolve()
+
+
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -1,0 +1,52 @@
+"""Checkpoints of a sweep: one small JSON file per finished task, so an interrupted sweep resumes where it was.
+
+``OUT/tasks/<task_id>.json`` is written atomically (``router.atomic_file``) by the driver as each result
+arrives, and only then counted as done: a crash leaves every finished task on disk whole and none half.
+Task ids are content addresses of every input (:mod:`simulation.sweep.grid`), so a file is reused only by
+the very same task; a file that does not decode, or belongs to another task, is an error, not a skip.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from router.atomic_file import write_bytes_atomic
+from simulation.sweep.grid import Task
+from simulation.sweep.tasks import TaskResult
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(TaskResult)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is corrupt or does not match its task."""
+
+
+class CheckpointStore:
+    """The finished tasks of one sweep output folder."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self._folder = Path(out_dir) / "tasks"
+
+    def path(self, task: Task) -> Path:
+        return self._folder / f"{task.task_id}.json"
+
+    def load(self, task: Task) -> TaskResult | None:
+        """The task's recorded result, or ``None`` when it has not finished."""
+        path = self.path(task)
+        if not path.is_file():
+            return None
+        try:
+            result = _DECODER.decode(path.read_bytes())
+        except msgspec.DecodeError as error:
+            raise CheckpointError(f"{path}: not a task result ({error}); delete it to rerun the task") from error
+        if result.task_id != task.task_id:
+            raise CheckpointError(f"{path}: holds the result of {result.task_id}, not {task.task_id}")
+        return result
+
+    def save(self, task: Task, result: TaskResult) -> None:
+        if result.task_id != task.task_id:
+            raise CheckpointError(f"result of {result.task_id} given for task {task.task_id}")
+        write_bytes_atomic(self.path(task), _ENCODER.encode(result))

@@ -1,0 +1,71 @@
+"""The sweep in MLflow: one parent run (the grid as params, the result table as an artifact) and one nested
+run per row (its settings, learner, seed, symbol and data as params; cost, interval, regret and captured
+share as metrics), written by the driver after the tasks.
+
+Resumable like the tasks: the parent's id is kept in ``OUT/mlflow_run.json`` and a nested run carries its
+task id as a tag, so a rerun after a failure in the middle of logging adds only the rows not yet logged.
+MLflow is imported here only: ``--no-mlflow`` never pays for it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from config.models import ConfigBundle
+from router.atomic_file import write_bytes_atomic
+
+STATE_NAME = "mlflow_run.json"
+_PARAMS = ("learner", "settings", "seed", "symbol", "data", "orders")
+_METRICS = ("mean_cost_bps", "cost_ci_low_bps", "cost_ci_high_bps", "taker_cost_bps", "best_fixed_cost_bps",
+            "regret_bps", "captured_share", "maker_ratio", "fallback_ratio", "filled")
+
+
+def log_sweep(rows: Sequence[dict[str, Any]], grid_params: dict[str, str], config: ConfigBundle, table: Path,
+              out_dir: Path) -> tuple[str, int]:
+    """Log the parent run and every row not yet logged as a nested run; returns (parent run id, rows logged)."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+    from tuner.registry import ensure_experiment, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri)
+    client = MlflowClient(tracking_uri=uri)
+    experiment = ensure_experiment(client, uri, config.tuner.mlflow.experiment)
+    state = Path(out_dir) / STATE_NAME
+    parent = _parent_id(state, uri)
+    if parent is None:
+        run = client.create_run(experiment, run_name="sweep", tags={"job": "sweep"})
+        parent = run.info.run_id
+        client.log_batch(parent, params=[Param(k, v[:6000]) for k, v in grid_params.items()])
+        write_bytes_atomic(state, json.dumps({"tracking_uri": uri, "parent_run_id": parent}).encode())
+    logged = {r.data.tags.get("task_id") for r in client.search_runs(
+        [experiment], filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent}'", max_results=50_000)}
+    added = 0
+    now_ms = int(time.time() * 1000)
+    for row in rows:
+        if row["task_id"] in logged:
+            continue
+        name = f"{row['learner']}-{row['symbol']}-s{row['seed']}"
+        child = client.create_run(experiment, tags={MLFLOW_PARENT_RUN_ID: parent, "task_id": row["task_id"],
+                                                    MLFLOW_RUN_NAME: name}).info.run_id
+        client.log_batch(child, params=[Param(k, str(row[k])[:6000]) for k in _PARAMS],
+                         metrics=[Metric(k, float(row[k]), now_ms, 0) for k in _METRICS if row[k] is not None],
+                         tags=[RunTag(k, str(row[k])) for k in ("best_fixed_arm", "greedy_arm")])
+        client.set_terminated(child)
+        added += 1
+    client.log_artifact(parent, str(table))
+    client.set_terminated(parent)
+    return parent, added
+
+
+def _parent_id(state: Path, uri: str) -> str | None:
+    """The parent run of an earlier attempt of this sweep on the same tracking store, if any."""
+    if not state.is_file():
+        return None
+    recorded = json.loads(state.read_text())
+    return recorded["parent_run_id"] if recorded.get("tracking_uri") == uri else None

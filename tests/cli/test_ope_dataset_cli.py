@@ -1,0 +1,64 @@
+"""``router-tuner ope-dataset``: per-symbol scores on a partitioned dataset, equal to the library's, and one clear
+line with exit 2 for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from config import load_config
+from tuner.cluster import LocalRunner
+from tuner.ope.partition.evaluate import evaluate_partitions
+from tuner.ope.partition.layout import list_partitions
+from tuner.ope.partition.synthetic import SyntheticLog, write_synthetic_log
+
+SPEC = SyntheticLog(n_events=4_000, symbols=("BTCUSDT", "ETHUSDT"), days=3, seed=1)
+ARM = "o1.00_b0.00"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ope") / "ds"
+    write_synthetic_log(root, SPEC)
+    return root
+
+
+def test_each_symbol_is_scored_on_its_own_partitions(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ope-dataset", "--dataset", str(dataset), "--candidate", ARM, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["symbols"]) == {"BTCUSDT", "ETHUSDT"}
+    btc = [p for p in list_partitions(dataset) if p.symbol == "BTCUSDT"]
+    want = evaluate_partitions(btc, ARM, load_config().tuner.ope, seed=out["seed"], runner=LocalRunner()).to_dict()
+    got = out["symbols"]["BTCUSDT"]
+    assert got["estimates"] == want["estimates"] and got["days"] == ["2026-01-01", "2026-01-03"]
+    assert main(["ope-dataset", "--dataset", str(dataset), "--candidate", ARM]) == 0
+    printed = capsys.readouterr().out
+    assert "BTCUSDT: o1.00_b0.00 on" in printed and "snips" in printed and "ETHUSDT" in printed
+
+
+def test_symbol_and_day_filters(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ope-dataset", "--dataset", str(dataset), "--candidate", ARM, "--symbol", "ETHUSDT",
+                 "--since-day", "2026-01-02", "--until-day", "2026-01-02", "--json"]) == 0
+    (only,) = json.loads(capsys.readouterr().out)["symbols"].values()
+    assert only["n_partitions"] == 1 and only["days"] == ["2026-01-02", "2026-01-02"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "MISSING"], "no dataset folder"),
+    (["--since-day", "2026-13-01"], "is not a YYYY-MM-DD day"),
+    (["--symbol", "NOPE"], "no partition of"),
+    (["--workers", "0"], "--workers must be >= 1"),
+    (["--candidate", "o9.00_b0.00", "--symbol", "BTCUSDT"], "no support"),
+    (["--config", "MISSING"], "invalid configuration"),
+])
+def test_bad_input_is_one_line_and_exit_2(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          argv: list[str], message: str) -> None:
+    base = {"--dataset": str(dataset), "--candidate": ARM}
+    for flag, value in zip(argv[::2], argv[1::2], strict=True):
+        base[flag] = value.replace("MISSING", str(tmp_path / "missing"))
+    assert main(["ope-dataset", *[x for pair in base.items() for x in pair]]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

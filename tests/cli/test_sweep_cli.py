@@ -1,0 +1,97 @@
+"""``router-tuner sweep``: the table, nested MLflow runs, resuming, a local Ray started and stopped by the command,
+and one clear line with exit 2 for every bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cli.main import main
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL = ["--learners", "ucb,epsilon_greedy", "--seeds", "1,2", "--symbols", "BTCUSDT", "--data", "synthetic",
+         "--orders", "30", "--set", "tuner.learner_params.epsilon=0.05,0.2"]
+
+
+def test_sweep_writes_the_table_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sweep"
+    assert main(["sweep", *SMALL, "--out", str(out), "--no-mlflow"]) == 0
+    printed = capsys.readouterr().out
+    assert "10 tasks (10 run now, 0 resumed from checkpoints), 8 rows" in printed
+    assert "epsilon_greedy" in printed and "captured_share" in printed
+    frame = pd.read_parquet(out / "sweep.parquet")
+    assert len(frame) == 8 and set(frame["learner"]) == {"ucb", "epsilon_greedy"}
+    for column in ("mean_cost_bps", "cost_ci_low_bps", "cost_ci_high_bps", "regret_bps", "captured_share",
+                   "best_fixed_arm", "taker_cost_bps", "tuner.learner_params.epsilon", "seed", "symbol", "data"):
+        assert column in frame.columns
+    assert main(["sweep", *SMALL, "--out", str(out), "--no-mlflow"]) == 0
+    assert "(0 run now, 10 resumed from checkpoints)" in capsys.readouterr().out
+    assert pd.read_parquet(out / "sweep.parquet").equals(frame)
+
+
+def test_sweep_logs_one_parent_and_a_nested_run_per_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--learners", "ucb", "--seeds", "1,2", "--symbols", "BTCUSDT", "--data", "synthetic",
+            "--orders", "20", "--out", str(out)]
+    assert main(argv) == 0
+    assert "2 nested runs added" in capsys.readouterr().out
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    (parent,) = [r for r in runs if r.data.tags.get("job") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 2 and {c.data.params["seed"] for c in children} == {"1", "2"}
+    assert {"mean_cost_bps", "regret_bps", "captured_share"} <= set(children[0].data.metrics)
+    assert parent.data.params["tasks"] == "4"  # two baselines, two learner runs
+    assert main(argv) == 0  # a rerun logs into the same parent and adds no duplicate
+    assert "parent run " + parent.info.run_id + ", 0 nested runs added" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "tuner.seed=1"], "--seeds"),
+    (["--set", "tuner.learner_params.epsilon=7"], "epsilon"),
+    (["--learners", "nope"], "unknown learner"),
+    (["--seeds", "1,x"], "'x' is not an integer"),
+    (["--data", "/no/such/folder"], "no folder at"),
+    (["--symbols", "NOPE"], "no market for ['NOPE']"),
+    (["--workers", "0"], "--workers must be >= 1"),
+    (["--orders", "0"], "orders must be >= 1"),
+    (["--config", "/no/such/config"], "invalid configuration: "),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+                                          message: str) -> None:
+    base = ["sweep", "--learners", "ucb", "--data", "synthetic", "--symbols", "BTCUSDT", "--out", str(tmp_path),
+            "--no-mlflow"]
+    assert main([*base, *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "tasks").exists()
+
+
+def test_an_unreachable_cluster_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sweep", "--address", "127.0.0.1:1", "--learners", "ucb", "--data", "synthetic", "--symbols",
+                 "BTCUSDT", "--out", str(tmp_path), "--no-mlflow"]) == 1
+    err = capsys.readouterr().err
+    assert "no Ray cluster answers at 127.0.0.1:1" in err and len(err.strip().splitlines()) == 1
+
+
+def test_two_workers_start_and_stop_a_local_ray_with_the_one_core_table(tmp_path: Path) -> None:
+    """In a fresh process (the test session may hold its own Ray): the command starts Ray, and stops it."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for workers in ("1", "2"):
+        done = subprocess.run([sys.executable, "-m", "cli", "sweep", *SMALL, "--workers", workers, "--out",
+                               str(tmp_path / workers), "--no-mlflow"], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "Traceback" not in done.stderr
+    one = pd.read_parquet(tmp_path / "1" / "sweep.parquet")
+    assert pd.read_parquet(tmp_path / "2" / "sweep.parquet").equals(one)

@@ -1,0 +1,123 @@
+"""The partitioned dataset of router events: ``ROOT/day=YYYY-MM-DD/symbol=SYM/part-0.parquet`` (Hive layout).
+
+One folder per UTC day of arrival and symbol, so a month on 50 symbols is 1,500 files that tasks read
+independently, and pandas, pyarrow, Spark or DuckDB read the whole tree as one table with ``day`` and
+``symbol`` columns taken from the paths (the files do not repeat ``symbol``). The files hold the codec's
+DataFrame layout (:func:`router.codec.to_dataframe`); OPE reads only :data:`OPE_COLUMNS`.
+
+A dataset appears whole or not at all: it is written into a hidden sibling folder and renamed into place,
+and an existing ``ROOT`` is never written into (two exports mixed in one tree would double-count events).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from router.atomic_file import atomic_path
+from router.codec import to_dataframe
+from router.events import RouterEvent
+
+OPE_COLUMNS = ("intent_id", "arm", "propensity", "cost_bps")
+"""What partitioned OPE reads from each file: the event id (bootstrap bucket), the logged arm and its
+propensity, and the cost (null when nothing filled)."""
+
+PART_FILE = "part-0.parquet"
+NS_PER_DAY = 86_400 * 10**9
+
+
+class DatasetError(ValueError):
+    """The folder is not a partitioned dataset, or a dataset cannot be written there."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Partition:
+    """One file of the dataset: its day (``YYYY-MM-DD``), symbol and path."""
+
+    day: str
+    symbol: str
+    path: Path
+
+
+def partition_dir(root: Path, day: str, symbol: str) -> Path:
+    return root / f"day={day}" / f"symbol={symbol}"
+
+
+def utc_day(ts_ns: np.ndarray) -> np.ndarray:
+    """``YYYY-MM-DD`` of each nanosecond UTC timestamp."""
+    return np.datetime_as_string(np.asarray(ts_ns, dtype=np.int64).astype("datetime64[ns]"), unit="D")
+
+
+def write_dataset(root: Path, tables: Iterable[tuple[str, str, pa.Table]]) -> dict[tuple[str, str], int]:
+    """Write one table per ``(day, symbol)`` under ``root`` (which must not exist); rows per partition.
+
+    Everything is written into a hidden folder beside ``root`` and renamed to ``root`` only when every
+    file is complete, so an interrupted export leaves no dataset rather than part of one.
+    """
+    root = Path(root)
+    if root.exists():
+        raise DatasetError(f"{root} already exists: choose a new folder (exports are never merged)")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    written: dict[tuple[str, str], int] = {}
+    try:
+        for day, symbol, table in tables:
+            if (day, symbol) in written:
+                raise DatasetError(f"partition day={day} symbol={symbol} given twice")
+            with atomic_path(partition_dir(staging, day, symbol) / PART_FILE) as temporary:
+                pq.write_table(table, temporary)
+            written[(day, symbol)] = table.num_rows
+        os.rename(staging, root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return written
+
+
+def write_router_events(root: Path, events: Sequence[RouterEvent]) -> dict[tuple[str, str], int]:
+    """Router events as a partitioned dataset, by UTC day of arrival and symbol; rows per partition."""
+    if not events:
+        raise DatasetError("no router events to export")
+    frame = to_dataframe(list(events), kind="router")
+    days = utc_day(frame["arrival_ts_ns"].to_numpy())
+    return write_dataset(root, _split(frame, days))
+
+
+def _split(frame: pd.DataFrame, days: np.ndarray) -> Iterable[tuple[str, str, pa.Table]]:
+    keys = pd.DataFrame({"day": days, "symbol": frame["symbol"].astype(str)})
+    for (day, symbol), rows in keys.groupby(["day", "symbol"], sort=True).groups.items():
+        part = frame.loc[rows].drop(columns=["symbol"])
+        yield str(day), str(symbol), pa.Table.from_pandas(part, preserve_index=False)
+
+
+def list_partitions(root: Path) -> list[Partition]:
+    """Every partition under ``root``, sorted by day then symbol; DatasetError when there are none."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"no dataset folder at {root}")
+    found: list[Partition] = []
+    for path in root.glob(f"day=*/symbol=*/{PART_FILE}"):
+        day = path.parent.parent.name.removeprefix("day=")
+        symbol = path.parent.name.removeprefix("symbol=")
+        found.append(Partition(day=day, symbol=symbol, path=path))
+    if not found:
+        raise DatasetError(f"{root} holds no day=*/symbol=*/{PART_FILE} files: not a partitioned dataset")
+    return sorted(found)
+
+
+def read_ope_columns(path: Path, columns: Sequence[str] = OPE_COLUMNS) -> pa.Table:
+    """``columns`` (of :data:`OPE_COLUMNS`) of one partition file, the arm dictionary-encoded (few arms)."""
+    try:
+        table = pq.read_table(path, columns=list(columns), read_dictionary=["arm"])
+    except (OSError, pa.ArrowInvalid, KeyError) as error:
+        raise DatasetError(f"{path}: cannot read the OPE columns {tuple(columns)}: {error}") from error
+    return table
