@@ -25,9 +25,10 @@ processed, orders routed and filled, fills, mean cost in bps, vetoes by reason (
 failures stay one plain line on stderr either way.
 Failures end in one line on stderr through ``cli.main``'s table (``router-tuner live: ...``): exit 1 when a
 venue, the registry or the tuner state refuses, the reconciliation does not match or the run halted; 2 for
-bad input (a bad configuration, an unreadable intents file or a malformed line in it, a venue without a
-live adapter, a journal and executor store that are not each other's (``executor.reconcile``) or an
-unreadable paper account file). 0 when the intents (or the paper market) are done or a signal stopped it.
+bad input (a bad configuration, an unreadable intents file or a malformed line in it (with ``--follow``
+the line is quarantined instead and the run goes on, ``executor.quarantine``), a venue without a live
+adapter, a journal and executor store that are not each other's (``executor.reconcile``) or an unreadable
+paper account file). 0 when the intents (or the paper market) are done or a signal stopped it.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None,
                         help="configuration directory (default: the embedded defaults)")
     parser.add_argument("--intents", required=True, type=Path, help="JSONL file of router.events.Intent")
-    parser.add_argument("--follow", action="store_true", help="tail the intents file until interrupted")
+    parser.add_argument("--follow", action="store_true",
+                        help="tail the intents file until interrupted; a malformed line is quarantined (journal "
+                             "dead_letters, alert intent_quarantined) and the run goes on")
     parser.add_argument("--journal", type=Path, default=DEFAULT_JOURNAL, help=f"journal (default {DEFAULT_JOURNAL})")
     parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"executor store (default {DEFAULT_STORE})")
     parser.add_argument("--tape", type=Path, action="append", default=[],
@@ -284,7 +287,7 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
             _say(args, {"event": "started", **asdict(report)}, f"started: {describe_start(report)}")
             try:
                 executor.run(source, idle_poll_s=args.idle_poll_s, should_stop=lambda: stopping["flag"],
-                             on_idle=on_idle)
+                             on_idle=on_idle, quarantine_malformed=args.follow)
             except ReplayExhausted as error:  # paper only: the recorded or synthetic market ran out
                 print(f"router-tuner live: paper market ended: {error}", file=sys.stderr)
                 _say_done(args, journal, first_row, ended="paper_market_ended")

@@ -39,10 +39,11 @@ from config.models import ConfigBundle, ContractType
 from executor.adaptive.records import DecisionRecord, TunerHealth
 from executor.adaptive.routing import AdaptiveRouting, CatchUp
 from executor.duplicates import conflict_id, conflicting_duplicate, intent_digest
-from executor.intents import IntentSource
+from executor.intents import IntentFormatError, IntentSource, MalformedLine
 from executor.journal import Journal
 from executor.outcomes import reason, routed_trade, veto_outcome
 from executor.positions import apply_fills
+from executor.quarantine import quarantine_line
 from executor.reconcile import (
     JournalStoreMismatch,
     PositionReader,
@@ -225,7 +226,7 @@ class Executor:
     # --- the loop ---------------------------------------------------------------------------------
 
     def run(self, source: IntentSource, *, idle_poll_s: float, should_stop: Callable[[], bool],
-            on_idle: Callable[[], None] | None) -> int:
+            on_idle: Callable[[], None] | None, quarantine_malformed: bool = False) -> int:
         """Process intents until the source is exhausted or ``should_stop()``; returns how many were new.
 
         Health is published on the timer between intents and on idle polls; with adaptive routing the
@@ -233,16 +234,31 @@ class Executor:
 
         ``on_idle`` runs after a poll that brought nothing (paper mode advances the replay clock there;
         a live venue's wall clock moves by itself, so live passes ``None``).
+
+        A malformed line (``IntentFormatError``) already in the journal's dead letters is skipped; a new
+        one is quarantined and the loop goes on with ``quarantine_malformed`` (``--follow``), else the
+        error ends the run before anything past the line is routed (``executor.quarantine``).
         """
         processed = 0
         while not should_stop() and not source.exhausted:
-            intent = source.next_intent(idle_poll_s)
-            if intent is not None:
-                processed += self.process(intent) is not None
-            elif on_idle is not None:
-                on_idle()
+            try:
+                intent = source.next_intent(idle_poll_s)
+            except IntentFormatError as error:
+                if not (self.journal.is_quarantined(error.line) or quarantine_malformed):
+                    raise
+                self._quarantine(error.line)
+            else:
+                if intent is not None:
+                    processed += self.process(intent) is not None
+                elif on_idle is not None:
+                    on_idle()
             self.publish_if_due()
         return processed
+
+    def _quarantine(self, line: MalformedLine) -> None:
+        """Dead-letter a malformed line (a no-op for one quarantined before)."""
+        quarantine_line(line, journal=self.journal, store=self.store, metrics=self.telemetry.metrics,
+                        ts_ns=self.venue.clock.now_ns())
 
     def publish_now(self) -> None:
         """Refresh marks and publish health regardless of the timer (e.g. at shutdown)."""
