@@ -21,14 +21,17 @@ in-flight intents (``executor.adaptive.routing`` documents the ordering that kee
 
 A route that ended with an error may leave an order resting: its legs are settled by client order id
 (cancelled, fills counted) before the outcome is journaled. When that is impossible (venue unreachable)
-the loop raises ``ExecutorHalted``; a restart settles the intent.
+the loop raises ``ExecutorHalted``; a restart settles the intent. A failed write to the journal or the
+store (disk full, read-only, busy) halts the same way, and the executor refuses further intents until
+``start`` reconciles again (``executor.halt``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,6 +42,7 @@ from config.models import ConfigBundle, ContractType
 from executor.adaptive.records import DecisionRecord, TunerHealth
 from executor.adaptive.routing import AdaptiveRouting, CatchUp
 from executor.duplicates import conflict_id, conflicting_duplicate, intent_digest
+from executor.halt import ExecutorHalted, halt_on_write_failure
 from executor.intents import IntentFormatError, IntentSource, MalformedLine
 from executor.journal import Journal
 from executor.outcomes import reason, routed_trade, veto_outcome
@@ -80,10 +84,6 @@ LINEAR_SIZED: tuple[ContractType, ...] = ("linear", "spot")
 def _arrival_touch(symbol: str, bid: float, ask: float, ts_ns: int) -> TopOfBook:
     """The arrival touch a settled event is measured against; its sizes were not recorded (zero)."""
     return TopOfBook(symbol=symbol, bid=bid, bid_qty=0.0, ask=ask, ask_qty=0.0, ts_ns=ts_ns)
-
-
-class ExecutorHalted(RuntimeError):
-    """The loop cannot go on safely (an intent's orders are unsettled); restart to reconcile."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +195,8 @@ class Executor:
             self.policies[symbol] = self.policy_for(symbol)
         self._refresh_marks(self.venue.clock.now_ns(), None)
         now_ns = self.venue.clock.now_ns()
-        self.telemetry.maybe_publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
+        with self._halting(f"executor store {self.store.path}", "health not stored"):
+            self.telemetry.maybe_publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
         return StartReport(replayed_router_events=len(replayed.router_events), done_intents=len(self._done),
                            recovered_intent_ids=tuple(recovered), cancelled_orders=cancelled,
                            foreign_open_orders=tuple(s.client_order_id for s in foreign),
@@ -256,15 +257,18 @@ class Executor:
         return processed
 
     def _quarantine(self, line: MalformedLine) -> None:
-        """Dead-letter a malformed line (a no-op for one quarantined before)."""
-        quarantine_line(line, journal=self.journal, store=self.store, metrics=self.telemetry.metrics,
-                        ts_ns=self.venue.clock.now_ns())
+        """Dead-letter a malformed line (a no-op for one quarantined before); a failed write halts."""
+        with self._halting(f"journal {self.journal.path} or executor store {self.store.path}",
+                           f"line {line.line_no} not quarantined: it is on restart"):
+            quarantine_line(line, journal=self.journal, store=self.store, metrics=self.telemetry.metrics,
+                            ts_ns=self.venue.clock.now_ns())
 
     def publish_now(self) -> None:
         """Refresh marks and publish health regardless of the timer (e.g. at shutdown)."""
         now_ns = self.venue.clock.now_ns()
         self._refresh_marks(now_ns, None)
-        self.telemetry.publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
+        with self._halting(f"executor store {self.store.path}", "health not stored"):
+            self.telemetry.publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
 
     def publish_if_due(self) -> None:
         """Publish health if the timer is due (called on idle polls too), with marks refreshed first.
@@ -278,7 +282,8 @@ class Executor:
                 for symbol in self.adaptive.poll_go_live():
                     self.policies[symbol] = self.adaptive.current(symbol)
             self._refresh_marks(now_ns, None)
-            self.telemetry.publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
+            with self._halting(f"executor store {self.store.path}", "health not stored"):
+                self.telemetry.publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
 
     def process(self, intent: Intent) -> TradeRecord | None:
         """Run one intent to its journaled outcome; ``None`` if it was already processed.
@@ -347,10 +352,13 @@ class Executor:
                                   {"stage": "tuner"}, now_ns, gross_usd)
         self.policies[intent.symbol] = policy
         clamped_usd = notional_usd(contract, book.mid, qty)
-        self.store.record_submission(Submission(
-            intent=intent, qty=qty, suggested_gross_usd=gross_usd, clamped_gross_usd=clamped_usd, quote=quote,
-            tick_size=instrument.tick_size, qty_step=instrument.qty_step, policy=asdict(policy),
-            arrival_bid=book.bid, arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=now_ns), decision=decision)
+        with self._halting(f"executor store {self.store.path}",
+                           f"nothing was sent for intent {intent.intent_id}: it is routed on restart"):
+            self.store.record_submission(Submission(
+                intent=intent, qty=qty, suggested_gross_usd=gross_usd, clamped_gross_usd=clamped_usd, quote=quote,
+                tick_size=instrument.tick_size, qty_step=instrument.qty_step, policy=asdict(policy),
+                arrival_bid=book.bid, arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=now_ns),
+                decision=decision)
         try:
             event = route(order, policy, self.venue, rng=self.rng, settings=self.route_settings)
         except RouteRefused as exc:
@@ -365,6 +373,16 @@ class Executor:
 
     # --- helpers ----------------------------------------------------------------------------------
 
+    @contextmanager
+    def _halting(self, where: str, consequence: str) -> Iterator[None]:
+        """A failed write inside halts the executor (``executor.halt``): no intent until ``start`` again."""
+        try:
+            with halt_on_write_failure(where, consequence):
+                yield
+        except ExecutorHalted:
+            self._started = False
+            raise
+
     def _settle(self, symbol: str, intent_id: str) -> Settlement:
         """Settle every leg of ``intent_id`` under ``executor.reconcile`` (raises ``SettleError``)."""
         reconcile = self.config.executor.reconcile
@@ -376,6 +394,7 @@ class Executor:
         try:
             settlement = self._settle(order.symbol, order.intent_id)
         except SettleError as exc:
+            self._started = False
             raise ExecutorHalted(f"intent {order.intent_id} left unsettled after a route error "
                                  f"({event.error}): {exc}") from exc
         arrival = _arrival_touch(event.symbol, event.arrival_bid, event.arrival_ask, event.arrival_ts_ns)
@@ -392,16 +411,19 @@ class Executor:
         record_stop_fills(self.portfolio, intent, event.fills)
         event = msgspec.structs.replace(event, realized_pnl_usd=realized)
         trade = routed_trade(intent, event, suggested_gross_usd=suggested_usd, clamped_gross_usd=clamped_usd)
-        if self.adaptive is None:
-            self.journal.append_many((event, trade))
-        else:
-            pending = self.adaptive.learn(event, decision)
-            try:
-                self.journal.append_many((event, trade, *pending.records))
-            except BaseException:
-                self.adaptive.journal_failed()
-                raise
-            self.adaptive.committed(pending)
+        with self._halting(f"journal {self.journal.path}",
+                           f"intent {intent.intent_id} not journaled: its orders are settled and journaled once "
+                           "on restart"):
+            if self.adaptive is None:
+                self.journal.append_many((event, trade))
+            else:
+                pending = self.adaptive.learn(event, decision)
+                try:
+                    self.journal.append_many((event, trade, *pending.records))
+                except BaseException:
+                    self.adaptive.journal_failed()
+                    raise
+                self.adaptive.committed(pending)
         self._done.add(intent.intent_id)
         self._digests[intent.intent_id] = intent_digest(intent)
         self.telemetry.observe_router_event(event)
@@ -411,7 +433,10 @@ class Executor:
     def _veto(self, intent: Intent, reasons: tuple[VetoReason, ...], context: dict[str, Any], now_ns: int,
               suggested_usd: float) -> TradeRecord:
         veto, trade = veto_outcome(intent, reasons, context, ts_ns=now_ns, suggested_gross_usd=suggested_usd)
-        self.journal.append_many((veto, trade))
+        with self._halting(f"journal {self.journal.path}",
+                           f"veto of intent {intent.intent_id} not journaled (nothing was sent): it is judged "
+                           "again on restart"):
+            self.journal.append_many((veto, trade))
         self._done.add(intent.intent_id)
         self._digests[intent.intent_id] = intent_digest(intent)
         self.telemetry.observe_veto(veto)
