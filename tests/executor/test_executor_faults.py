@@ -24,8 +24,8 @@ HARSH = FaultRates(rate_limit=0.1, timeout_before=0.05, timeout_after=0.1, post_
 """With one venue retry, routes end in errors that leave orders resting, and settling them can fail too:
 this exercises settlement after a route error, the halt, and the restart that recovers in-flight intents."""
 STALE = FaultRates(rate_limit=0.02, timeout_before=0.02, timeout_after=0.02, post_only_reject=0.05, disconnect=0.02,
-                   cancel_answer_lost=0.05, stale_state=0.3)
-"""Order fetches answered with an earlier state (fewer fills, still open) a third of the time."""
+                   cancel_answer_lost=0.05, stale_state=0.3, fetch_timeout=0.1)
+"""Order fetches answered with an earlier state (fewer fills, still open) a third of the time, or timing out."""
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 

@@ -1,8 +1,9 @@
 """A fault-injection wrapper around any venue: timeouts (before or after the venue acted), 429s,
-post-only rejects, disconnects, lost cancel answers, stale and out-of-order order states (a fetch answered
-with a state of the order the venue had reported earlier, as a lagging replica or a reordered stream
-does); partial fills and cancel/fill races come from the wrapped simulated venue. It records what really
-reached the venue so tests can prove nothing was lost or sent twice. Faults are drawn from one seeded generator."""
+post-only rejects, disconnects, lost cancel answers, order fetches timing out, stale and out-of-order
+order states (a fetch answered with a state of the order the venue had reported earlier, as a lagging
+replica or a reordered stream does); partial fills and cancel/fill races come from the wrapped simulated
+venue. It records what really reached the venue so tests can prove nothing was lost or sent twice.
+Faults are drawn from one seeded generator."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class FaultRates:
     disconnect: float
     cancel_answer_lost: float
     stale_state: float = 0.0
+    fetch_timeout: float = 0.0
 
 
 class FaultyVenue:
@@ -108,6 +110,8 @@ class FaultyVenue:
     def fetch_order(self, symbol: str, client_order_id: str) -> OrderState:
         if self._draw("disconnect"):
             raise VenueUnavailable("injected: connection reset fetching the order")
+        if self._draw("fetch_timeout"):
+            raise VenueTimeout("injected: order status request timed out")
         state = self.inner.fetch_order(symbol, client_order_id)
         seen = self._seen.setdefault(client_order_id, [])
         seen.append(state)
