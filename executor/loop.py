@@ -68,7 +68,7 @@ from risk.context import RiskContext
 from risk.lot import fit_to_lot
 from risk.screener import MarketView, would_emit
 from router.contract import ContractSpec, notional_usd, venue_contract
-from router.events import Intent, RouterEvent, TradeRecord, VetoReason
+from router.events import Event, Intent, RouterEvent, TradeRecord, VetoReason
 from router.policy import RouterPolicy
 from router.routing.machine import route
 from router.routing.order import RouteOrder, RouteRefused
@@ -411,32 +411,33 @@ class Executor:
         record_stop_fills(self.portfolio, intent, event.fills)
         event = msgspec.structs.replace(event, realized_pnl_usd=realized)
         trade = routed_trade(intent, event, suggested_gross_usd=suggested_usd, clamped_gross_usd=clamped_usd)
-        with self._halting(f"journal {self.journal.path}",
-                           f"intent {intent.intent_id} not journaled: its orders are settled and journaled once "
-                           "on restart"):
-            if self.adaptive is None:
-                self.journal.append_many((event, trade))
-            else:
-                pending = self.adaptive.learn(event, decision)
-                try:
-                    self.journal.append_many((event, trade, *pending.records))
-                except BaseException:
-                    self.adaptive.journal_failed()
-                    raise
-                self.adaptive.committed(pending)
+        consequence = f"intent {intent.intent_id} not journaled: its orders are settled and journaled once on restart"
+        if self.adaptive is None:
+            self._journal_batch((event, trade), consequence)
+        else:
+            pending = self.adaptive.learn(event, decision)
+            try:
+                self._journal_batch((event, trade, *pending.records), consequence)
+            except BaseException:
+                self.adaptive.journal_failed()
+                raise
+            self.adaptive.committed(pending)
         self._done.add(intent.intent_id)
         self._digests[intent.intent_id] = intent_digest(intent)
         self.telemetry.observe_router_event(event)
         self.telemetry.metrics.intents.labels("routed").inc()
         return trade
 
+    def _journal_batch(self, records: tuple[Event, ...], consequence: str) -> None:
+        """Append one intent's batch; a failed write halts, saying what becomes of the intent (``consequence``)."""
+        with self._halting(f"journal {self.journal.path}", consequence):
+            self.journal.append_many(records)
+
     def _veto(self, intent: Intent, reasons: tuple[VetoReason, ...], context: dict[str, Any], now_ns: int,
               suggested_usd: float) -> TradeRecord:
         veto, trade = veto_outcome(intent, reasons, context, ts_ns=now_ns, suggested_gross_usd=suggested_usd)
-        with self._halting(f"journal {self.journal.path}",
-                           f"veto of intent {intent.intent_id} not journaled (nothing was sent): it is judged "
-                           "again on restart"):
-            self.journal.append_many((veto, trade))
+        self._journal_batch((veto, trade), f"veto of intent {intent.intent_id} not journaled (nothing was sent): "
+                                           "it is judged again on restart")
         self._done.add(intent.intent_id)
         self._digests[intent.intent_id] = intent_digest(intent)
         self.telemetry.observe_veto(veto)
