@@ -132,7 +132,7 @@ def test_live_follow_quarantines_a_bad_line_and_a_restart_does_not_repeat_it(con
     intents.write_bytes(_line("g1") + BAD + b"\n" + _line("g2"))
     journal_path = tmp_path / "journal.sqlite"
     for run, expected in ((1, 2), (2, 3)):
-        proc, _, err = start_live(tmp_path, config_dir, run, "--follow")
+        proc, out, err = start_live(tmp_path, config_dir, run, "--follow")
         try:
             wait_for("intents journaled", lambda: journaled_trades(journal_path) == expected, proc)  # noqa: B023
             proc.send_signal(signal.SIGTERM)
@@ -140,6 +140,8 @@ def test_live_follow_quarantines_a_bad_line_and_a_restart_does_not_repeat_it(con
         finally:
             kill9(proc)
         assert "Traceback" not in err.read_text()
+        said = "  quarantined 1 malformed intent lines (journal " in out.read_text()
+        assert said == (run == 1)  # the restart quarantines nothing
         if run == 1:
             with intents.open("ab") as handle:
                 handle.write(_line("g3"))  # read by the restart only after it passed the quarantined line
