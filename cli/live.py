@@ -25,9 +25,10 @@ processed, orders routed and filled, fills, mean cost in bps, vetoes by reason (
 failures stay one plain line on stderr either way.
 Failures end in one line on stderr through ``cli.main``'s table (``router-tuner live: ...``): exit 1 when a
 venue, the registry or the tuner state refuses, the reconciliation does not match or the run halted; 2 for
-bad input (a bad configuration, an unreadable intents file or a malformed line in it, a venue without a
-live adapter, a journal and executor store that are not each other's (``executor.reconcile``) or an
-unreadable paper account file). 0 when the intents (or the paper market) are done or a signal stopped it.
+bad input (a bad configuration, an unreadable intents file or a malformed line in it (with ``--follow``
+the line is quarantined instead and the run goes on, ``executor.quarantine``), a venue without a live
+adapter, a journal and executor store that are not each other's (``executor.reconcile``) or an unreadable
+paper account file). 0 when the intents (or the paper market) are done or a signal stopped it.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None,
                         help="configuration directory (default: the embedded defaults)")
     parser.add_argument("--intents", required=True, type=Path, help="JSONL file of router.events.Intent")
-    parser.add_argument("--follow", action="store_true", help="tail the intents file until interrupted")
+    parser.add_argument("--follow", action="store_true",
+                        help="tail the intents file until interrupted; a malformed line is quarantined (journal "
+                             "dead_letters, alert intent_quarantined) and the run goes on")
     parser.add_argument("--journal", type=Path, default=DEFAULT_JOURNAL, help=f"journal (default {DEFAULT_JOURNAL})")
     parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"executor store (default {DEFAULT_STORE})")
     parser.add_argument("--tape", type=Path, action="append", default=[],
@@ -284,25 +287,25 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
                                                                     else None)),
                                 adaptive=adaptive)
             report = executor.start()
-            first_row = journal.last_row()  # the summary counts what this run appends after it
+            mark = RunMark.of(journal)  # the summary counts what this run appends after it
             _say(args, {"event": "started", **asdict(report)}, f"started: {describe_start(report)}")
             try:
                 executor.run(source, idle_poll_s=args.idle_poll_s, should_stop=lambda: stopping["flag"],
-                             on_idle=on_idle)
+                             on_idle=on_idle, quarantine_malformed=args.follow)
             except ReplayExhausted as error:  # paper only: the recorded or synthetic market ran out
                 print(f"router-tuner live: paper market ended: {error}", file=sys.stderr)
-                _say_done(args, journal, first_row, ended="paper_market_ended")
+                _say_done(args, journal, mark, ended="paper_market_ended")
                 return 0
             except IntentFormatError:
-                _say_done(args, journal, first_row, ended="malformed_intent")
+                _say_done(args, journal, mark, ended="malformed_intent")
                 raise
             except ExecutorHalted:
-                _say_done(args, journal, first_row, ended="halted")
+                _say_done(args, journal, mark, ended="halted")
                 raise
             executor.publish_now()
             if adaptive is not None:
                 adaptive.checkpoint()
-            _say_done(args, journal, first_row, ended="signal" if stopping["flag"] else "intents_done")
+            _say_done(args, journal, mark, ended="signal" if stopping["flag"] else "intents_done")
     except IntentFormatError as error:  # the intents before the line are journaled; nothing past it was routed
         error.add_note("stopped at a malformed intent")
         raise
@@ -342,11 +345,29 @@ def describe_done(summary: RunSummary, *, ended: str) -> list[str]:
             *(f"  {line}" for line in summary.lines())]
 
 
-def _say_done(args: argparse.Namespace, journal: Journal, first_row: int, *, ended: str) -> None:
-    """Print the summary of the router and veto events this run journaled (after ``first_row``)."""
-    summary = summarize_run([*journal.read("router", after_row=first_row), *journal.read("veto", after_row=first_row)])
-    _say(args, {"event": "done", "ended": ended, "processed": summary.routed + summary.vetoed, **summary.as_dict()},
-         "\n".join(describe_done(summary, ended=ended)))
+@dataclass(frozen=True, slots=True)
+class RunMark:
+    """Where the journal stood when this run started: its last row and how many lines were dead letters."""
+
+    first_row: int
+    dead_letters: int
+
+    @classmethod
+    def of(cls, journal: Journal) -> RunMark:
+        return cls(first_row=journal.last_row(), dead_letters=len(journal.dead_letters()))
+
+
+def _say_done(args: argparse.Namespace, journal: Journal, mark: RunMark, *, ended: str) -> None:
+    """Print the summary of the router and veto events this run journaled (after ``mark``), and the intent
+    lines it quarantined (``--follow``)."""
+    summary = summarize_run([*journal.read("router", after_row=mark.first_row),
+                             *journal.read("veto", after_row=mark.first_row)])
+    quarantined = len(journal.dead_letters()) - mark.dead_letters
+    lines = describe_done(summary, ended=ended)
+    if quarantined:
+        lines.append(f"  quarantined {quarantined} malformed intent lines (journal {journal.path}: dead_letters)")
+    _say(args, {"event": "done", "ended": ended, "processed": summary.routed + summary.vetoed,
+                "quarantined": quarantined, **summary.as_dict()}, "\n".join(lines))
 
 
 def _say(args: argparse.Namespace, fields: dict[str, object], text: str) -> None:

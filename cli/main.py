@@ -103,6 +103,8 @@ def _sqlite(error: Exception) -> tuple[int, str]:
     text = str(error)
     if "locked" in text or "busy" in text:
         return RUNTIME_FAILURE, f"{text}: another process holds it; retry when that process is done"
+    if "disk is full" in text:
+        return RUNTIME_FAILURE, f"{text}: the disk is full; free space and rerun"
     if "unable to open" in text or "readonly" in text:
         return BAD_INPUT, f"{text}: check the path and that it can be written"
     if "no such table" in text:

@@ -2,13 +2,17 @@
 
 Both speak ``next_intent(timeout_s) -> Intent | None`` and ``exhausted``: ``None`` means nothing arrived
 in time (the loop publishes health and polls again), ``exhausted`` means no intent will ever come.
-A malformed line is an error naming the file and line, never skipped.
+A malformed line is an error naming the file and line, never skipped silently: it carries the line
+(``MalformedLine``) so the loop can quarantine it in ``--follow`` mode (``executor.quarantine``); the
+source has moved past it, so the next call reads the line after.
 """
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -28,8 +32,30 @@ class IntentSource(Protocol):
     def next_intent(self, timeout_s: float) -> Intent | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class MalformedLine:
+    """A line of an intents file that is not a valid ``Intent``: where it is, its bytes and why it failed.
+
+    ``file`` is the resolved path, so a restart naming the file another way finds the same line.
+    """
+
+    file: str
+    line_no: int
+    raw: bytes
+    reason: str
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the raw bytes: the same line number with other content is another line."""
+        return hashlib.sha256(self.raw).hexdigest()
+
+
 class IntentFormatError(ValueError):
-    """A line of an intents file is not a valid ``Intent``."""
+    """A line of an intents file is not a valid ``Intent`` (``line`` says which and why)."""
+
+    def __init__(self, message: str, line: MalformedLine) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 class JsonlIntentSource:
@@ -59,7 +85,9 @@ class JsonlIntentSource:
                 try:
                     return _DECODER.decode(line)
                 except msgspec.DecodeError as err:
-                    raise IntentFormatError(f"{self.path}:{self._line_no}: {err}") from err
+                    malformed = MalformedLine(file=str(self.path.resolve()), line_no=self._line_no,
+                                              raw=line.rstrip(b"\r\n"), reason=str(err))
+                    raise IntentFormatError(f"{self.path}:{self._line_no}: {err}", malformed) from err
             self._pending += chunk
             if not self.follow:
                 self._eof = True

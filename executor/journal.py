@@ -14,6 +14,10 @@ Guarantees:
   longer matches the schema (or its own index columns) raises :class:`CorruptRow` naming the row id.
 * **Versioned.** The ``journal_schema`` table records the journal format and ``events.SCHEMA_VERSION``;
   a journal of another version is refused at open, and an event of another ``schema_version`` at append.
+* **Dead letters.** Malformed intent lines quarantined in ``--follow`` mode (``executor.quarantine``) are
+  kept in their own ``dead_letters`` table (file, line number, raw text, error, time), unique per file,
+  line and content, so quarantining the same line again is a no-op. A writer adds the table to a journal
+  that lacks it; a reader of such a journal sees no dead letters.
 * **Single writer.** One ``Journal`` opened for writing per file, enforced by an exclusive ``flock`` on
   ``<path>.lock`` (released by the kernel if the process dies). Any number of ``readonly=True`` journals
   may read concurrently, from any process.
@@ -29,10 +33,12 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from executor.file_lock import lock_for_writing
+from executor.intents import MalformedLine
 from router.atomic_file import atomic_path
 from router.codec import SchemaError, from_json, kind_of, to_dataframe, to_json
 from router.events import (
@@ -69,6 +75,18 @@ CREATE TABLE events (
 CREATE INDEX events_kind_symbol_ts ON events (kind, symbol, ts_ns);
 CREATE INDEX events_kind_ts ON events (kind, ts_ns);
 """
+_DEAD_LETTERS_SQL = """
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    file TEXT NOT NULL,
+    line_no INTEGER NOT NULL,
+    raw_sha256 TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    error TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    UNIQUE (file, line_no, raw_sha256)
+)
+"""
 
 
 class JournalError(Exception):
@@ -98,6 +116,17 @@ class CorruptRow(JournalError):
     def __init__(self, row_id: int, reason: str) -> None:
         self.row_id = row_id
         super().__init__(f"journal row {row_id} is corrupt: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A quarantined intent line as journaled (``raw`` decoded as UTF-8, undecodable bytes escaped)."""
+
+    file: str
+    line_no: int
+    raw: str
+    error: str
+    ts_ns: int
 
 
 def _index_columns(event: Event) -> tuple[str, int, str]:
@@ -189,6 +218,7 @@ class Journal:
                             conn.execute(statement)
                     conn.execute("INSERT INTO journal_schema VALUES (?, ?)",
                                  (JOURNAL_FORMAT_VERSION, SCHEMA_VERSION))
+                conn.execute(_DEAD_LETTERS_SQL)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -279,7 +309,32 @@ class Journal:
                 conn.execute("ROLLBACK")
             raise
 
+    def quarantine(self, line: MalformedLine, *, ts_ns: int) -> bool:
+        """Journal a malformed intent line durably; ``False`` (nothing written) if this very line is already there."""
+        if self.readonly:
+            raise JournalError(f"journal {self.path} is open read-only")
+        cursor = self._connection.execute(
+            "INSERT OR IGNORE INTO dead_letters (file, line_no, raw_sha256, raw, error, ts_ns) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (line.file, line.line_no, line.digest, line.raw.decode("utf-8", "backslashreplace"), line.reason, ts_ns))
+        return cursor.rowcount == 1
+
     # ---- reading ---------------------------------------------------------------------------------------
+
+    def is_quarantined(self, line: MalformedLine) -> bool:
+        """Whether this line (same file, number and content) is already a dead letter."""
+        if not self._has_table(self._connection, "dead_letters"):
+            return False
+        row = self._connection.execute("SELECT 1 FROM dead_letters WHERE file = ? AND line_no = ? AND raw_sha256 = ?",
+                                       (line.file, line.line_no, line.digest)).fetchone()
+        return row is not None
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Every quarantined intent line, in the order they were quarantined."""
+        if not self._has_table(self._connection, "dead_letters"):
+            return []
+        rows = self._connection.execute("SELECT file, line_no, raw, error, ts_ns FROM dead_letters ORDER BY id")
+        return [DeadLetter(*row) for row in rows.fetchall()]
 
     def read(self, kind: str, *, symbol: str | None = None, since_ns: int | None = None,
              after_row: int | None = None) -> Iterator[Event]:

@@ -21,14 +21,17 @@ in-flight intents (``executor.adaptive.routing`` documents the ordering that kee
 
 A route that ended with an error may leave an order resting: its legs are settled by client order id
 (cancelled, fills counted) before the outcome is journaled. When that is impossible (venue unreachable)
-the loop raises ``ExecutorHalted``; a restart settles the intent.
+the loop raises ``ExecutorHalted``; a restart settles the intent. A failed write to the journal or the
+store (disk full, read-only, busy) halts the same way, and the executor refuses further intents until
+``start`` reconciles again (``executor.halt``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,10 +42,12 @@ from config.models import ConfigBundle, ContractType
 from executor.adaptive.records import DecisionRecord, TunerHealth
 from executor.adaptive.routing import AdaptiveRouting, CatchUp
 from executor.duplicates import conflict_id, conflicting_duplicate, intent_digest
-from executor.intents import IntentSource
+from executor.halt import ExecutorHalted, halt_on_write_failure
+from executor.intents import IntentFormatError, IntentSource, MalformedLine
 from executor.journal import Journal
 from executor.outcomes import binding_limit, reason, routed_trade, veto_outcome
 from executor.positions import apply_order
+from executor.quarantine import quarantine_line
 from executor.reconcile import (
     JournalStoreMismatch,
     PositionReader,
@@ -63,7 +68,7 @@ from risk.context import RiskContext
 from risk.lot import fit_to_lot
 from risk.screener import MarketView, would_emit
 from router.contract import ContractSpec, notional_usd, venue_contract
-from router.events import Intent, RouterEvent, TradeRecord, VetoReason
+from router.events import Event, Intent, RouterEvent, TradeRecord, VetoReason
 from router.policy import RouterPolicy
 from router.routing.machine import route
 from router.routing.order import RouteOrder, RouteRefused
@@ -79,10 +84,6 @@ LINEAR_SIZED: tuple[ContractType, ...] = ("linear", "spot")
 def _arrival_touch(symbol: str, bid: float, ask: float, ts_ns: int) -> TopOfBook:
     """The arrival touch a settled event is measured against; its sizes were not recorded (zero)."""
     return TopOfBook(symbol=symbol, bid=bid, bid_qty=0.0, ask=ask, ask_qty=0.0, ts_ns=ts_ns)
-
-
-class ExecutorHalted(RuntimeError):
-    """The loop cannot go on safely (an intent's orders are unsettled); restart to reconcile."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +196,8 @@ class Executor:
             self.policies[symbol] = self.policy_for(symbol)
         self._refresh_marks(self.venue.clock.now_ns(), None)
         now_ns = self.venue.clock.now_ns()
-        self.telemetry.maybe_publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
+        with self._halting(f"executor store {self.store.path}", "health not stored"):
+            self.telemetry.maybe_publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
         return StartReport(replayed_router_events=len(replayed.router_events), done_intents=len(self._done),
                            recovered_intent_ids=tuple(recovered), cancelled_orders=cancelled,
                            foreign_open_orders=tuple(s.client_order_id for s in foreign),
@@ -225,7 +227,7 @@ class Executor:
     # --- the loop ---------------------------------------------------------------------------------
 
     def run(self, source: IntentSource, *, idle_poll_s: float, should_stop: Callable[[], bool],
-            on_idle: Callable[[], None] | None) -> int:
+            on_idle: Callable[[], None] | None, quarantine_malformed: bool = False) -> int:
         """Process intents until the source is exhausted or ``should_stop()``; returns how many were new.
 
         Health is published on the timer between intents and on idle polls (and the gauges refreshed in
@@ -233,22 +235,40 @@ class Executor:
 
         ``on_idle`` runs after a poll that brought nothing (paper mode advances the replay clock there;
         a live venue's wall clock moves by itself, so live passes ``None``).
+
+        A malformed line (``IntentFormatError``) already in the journal's dead letters is skipped; a new
+        one is quarantined and the loop goes on with ``quarantine_malformed`` (``--follow``), else the
+        error ends the run before anything past the line is routed (``executor.quarantine``).
         """
         processed = 0
         while not should_stop() and not source.exhausted:
-            intent = source.next_intent(idle_poll_s)
-            if intent is not None:
-                processed += self.process(intent) is not None
-            elif on_idle is not None:
-                on_idle()
+            try:
+                intent = source.next_intent(idle_poll_s)
+            except IntentFormatError as error:
+                if not (self.journal.is_quarantined(error.line) or quarantine_malformed):
+                    raise
+                self._quarantine(error.line)
+            else:
+                if intent is not None:
+                    processed += self.process(intent) is not None
+                elif on_idle is not None:
+                    on_idle()
             self.publish_if_due()
         return processed
+
+    def _quarantine(self, line: MalformedLine) -> None:
+        """Dead-letter a malformed line (a no-op for one quarantined before); a failed write halts."""
+        with self._halting(f"journal {self.journal.path} or executor store {self.store.path}",
+                           f"line {line.line_no} not quarantined: it is on restart"):
+            quarantine_line(line, journal=self.journal, store=self.store, metrics=self.telemetry.metrics,
+                            ts_ns=self.venue.clock.now_ns())
 
     def publish_now(self) -> None:
         """Refresh marks and publish health regardless of the timer (e.g. at shutdown)."""
         now_ns = self.venue.clock.now_ns()
         self._refresh_marks(now_ns, None)
-        self.telemetry.publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
+        with self._halting(f"executor store {self.store.path}", "health not stored"):
+            self.telemetry.publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
 
     def publish_if_due(self) -> None:
         """Publish health if the timer is due (called on idle polls too), with marks refreshed first.
@@ -262,7 +282,8 @@ class Executor:
                 for symbol in self.adaptive.poll_go_live():
                     self.policies[symbol] = self.adaptive.current(symbol)
             self._refresh_marks(now_ns, None)
-            self.telemetry.publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
+            with self._halting(f"executor store {self.store.path}", "health not stored"):
+                self.telemetry.publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
         else:  # the gauges follow every intent; the marks are the ones read at the last arrival
             self.telemetry.refresh(now_ns, self.portfolio, self.policies)
 
@@ -342,7 +363,9 @@ class Executor:
             binding_limit=binding_limit(screen.detail), size_multiplier=multiplier, quote=quote,
             tick_size=instrument.tick_size, qty_step=instrument.qty_step, policy=asdict(policy), arrival_bid=book.bid,
             arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=now_ns)
-        self.store.record_submission(submission, decision=decision)
+        with self._halting(f"executor store {self.store.path}",
+                           f"nothing was sent for intent {intent.intent_id}: it is routed on restart"):
+            self.store.record_submission(submission, decision=decision)
         try:
             event = route(order, policy, self.venue, rng=self.rng, settings=self.route_settings)
         except RouteRefused as exc:
@@ -357,6 +380,16 @@ class Executor:
 
     # --- helpers ----------------------------------------------------------------------------------
 
+    @contextmanager
+    def _halting(self, where: str, consequence: str) -> Iterator[None]:
+        """A failed write inside halts the executor (``executor.halt``): no intent until ``start`` again."""
+        try:
+            with halt_on_write_failure(where, consequence):
+                yield
+        except ExecutorHalted:
+            self._started = False
+            raise
+
     def _settle(self, symbol: str, intent_id: str) -> Settlement:
         """Settle every leg of ``intent_id`` under ``executor.reconcile`` (raises ``SettleError``)."""
         reconcile = self.config.executor.reconcile
@@ -368,6 +401,7 @@ class Executor:
         try:
             settlement = self._settle(order.symbol, order.intent_id)
         except SettleError as exc:
+            self._started = False
             raise ExecutorHalted(f"intent {order.intent_id} left unsettled after a route error "
                                  f"({event.error}): {exc}") from exc
         arrival = _arrival_touch(event.symbol, event.arrival_bid, event.arrival_ask, event.arrival_ts_ns)
@@ -386,12 +420,13 @@ class Executor:
         trade = routed_trade(intent, event, suggested_gross_usd=submission.suggested_gross_usd,
                              clamped_gross_usd=submission.clamped_gross_usd, binding=submission.binding_limit,
                              size_multiplier=submission.size_multiplier, closed_lots=closed_lots)
+        consequence = f"intent {intent.intent_id} not journaled: its orders are settled and journaled once on restart"
         if self.adaptive is None:
-            self.journal.append_many((event, trade))
+            self._journal_batch((event, trade), consequence)
         else:
             pending = self.adaptive.learn(event, decision)
             try:
-                self.journal.append_many((event, trade, *pending.records))
+                self._journal_batch((event, trade, *pending.records), consequence)
             except BaseException:
                 self.adaptive.journal_failed()
                 raise
@@ -404,11 +439,17 @@ class Executor:
         self.telemetry.metrics.intents.labels("routed").inc()
         return trade
 
+    def _journal_batch(self, records: tuple[Event, ...], consequence: str) -> None:
+        """Append one intent's batch; a failed write halts, saying what becomes of the intent (``consequence``)."""
+        with self._halting(f"journal {self.journal.path}", consequence):
+            self.journal.append_many(records)
+
     def _veto(self, intent: Intent, reasons: tuple[VetoReason, ...], context: dict[str, Any], now_ns: int,
               suggested_usd: float) -> TradeRecord:
         veto, trade = veto_outcome(intent, reasons, context, ts_ns=now_ns, suggested_gross_usd=suggested_usd,
                                    size_multiplier=self.telemetry.allocation.multiplier(intent))
-        self.journal.append_many((veto, trade))
+        self._journal_batch((veto, trade), f"veto of intent {intent.intent_id} not journaled (nothing was sent): "
+                                           "it is judged again on restart")
         self._done.add(intent.intent_id)
         self._digests[intent.intent_id] = intent_digest(intent)
         self.telemetry.observe_veto(veto)

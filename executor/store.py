@@ -135,6 +135,11 @@ class ExecutorStore:
             self._conn.execute("ROLLBACK")
             raise
 
+    def append_alert(self, alert: Alert) -> None:
+        """An alert raised by an event rather than by a health snapshot (a quarantined intent line)."""
+        self._conn.execute("INSERT INTO alerts (ts_ns, code, payload) VALUES (?, ?, ?)",
+                           (alert.ts_ns, alert.code, msgspec.json.encode(alert).decode()))
+
     def latest_health(self) -> HealthSnapshot | None:
         row = self._conn.execute("SELECT payload FROM health ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else msgspec.json.decode(row[0], type=HealthSnapshot, strict=True)

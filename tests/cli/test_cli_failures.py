@@ -232,6 +232,8 @@ def test_the_real_process_prints_one_line_and_debug_shows_the_traceback(tmp_path
     (ConfigError([ConfigIssue("tuner.json", "$.seed", "Expected `int` >= 0"), ConfigIssue("a", "$", "b")]), BAD_INPUT,
      "2 configuration problem(s), first: tuner.json: $.seed: Expected `int` >= 0;"),
     (sqlite3.OperationalError("database is locked"), RUNTIME_FAILURE, "database is locked: another process holds it"),
+    (sqlite3.OperationalError("database or disk is full"), RUNTIME_FAILURE,
+     "database or disk is full: the disk is full; free space and rerun"),
     (ZeroDivisionError("division by zero"), RUNTIME_FAILURE,
      "unexpected ZeroDivisionError: division by zero (rerun with --debug for the traceback, and report it)"),
 ])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +18,7 @@ from cli.main import main as cli_main
 from config.loader import DEFAULTS_DIR
 from executor.journal import Journal
 from tests.executor.test_executor_support import intent
-from tests.fakes.binance_usdm import FakeBinanceUsdm
+from tests.fakes.binance_usdm import ORDER_PATH, FakeBinanceUsdm, RateLimitReply
 
 API_KEY = "PLANTEDkeyLive4Xq8Zt2Wm6Rp0Yv3Nb7Hc1Ds5Fg9"
 API_SECRET = "PLANTEDsecretLive2Kj6Lh0Mg4Nf8Pd2Qs6Rt0Uv4"
@@ -66,13 +67,17 @@ def live_args(tmp_path: Path, cfg: Path, intents: Path) -> list[str]:
             "--idle-poll-s", "0.05"]
 
 
+def one_intent_args(tmp_path: Path, fake: FakeBinanceUsdm, intent_id: str) -> list[str]:
+    """``live`` on the fake with an intents file of one 300 USD buy ``intent_id``."""
+    intents = tmp_path / "intents.jsonl"
+    intents.write_bytes(msgspec.json.encode(intent(intent_id, size_hint_usd=300.0)) + b"\n")
+    return live_args(tmp_path, live_config_dir(tmp_path, fake.base_url), intents)
+
+
 def test_live_restart_checks_venue_positions_against_the_journal(
     fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = live_config_dir(tmp_path, fake.base_url)
-    intents = tmp_path / "intents.jsonl"
-    intents.write_bytes(msgspec.json.encode(intent("lv1", size_hint_usd=300.0)) + b"\n")
-    args = live_args(tmp_path, cfg, intents)
+    args = one_intent_args(tmp_path, fake, "lv1")
 
     assert cli_main(args) == 0, capsys.readouterr().err
     assert "positions checked against the venue" in capsys.readouterr().out
@@ -119,3 +124,19 @@ def test_live_refuses_an_unreadable_intents_file_before_touching_the_venue(
     assert f"router-tuner live: intents {missing}: No such file or directory" in capsys.readouterr().err
     assert not fake.order_requests("POST") and not fake.order_requests("DELETE")
     assert not (tmp_path / "journal.sqlite").exists()
+
+
+def test_a_retry_after_on_place_is_waited_out_and_the_order_sent_once(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = one_intent_args(tmp_path, fake, "ra1")
+    fake.fail_next("POST", ORDER_PATH, RateLimitReply(retry_after_s=1))
+    started = time.monotonic()
+    assert cli_main(args) == 0, capsys.readouterr().err
+    assert time.monotonic() - started >= 1.0  # the venue's Retry-After, longer than the 200 ms back-off
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        (event,) = journal.read("router")
+    assert event.error is None and event.filled_qty > 0
+    assert fake.posts_for("ra1-1") == 2  # the 429, then the order once
+    with fake.state.lock:
+        assert [o.client_order_id for o in fake.state.orders.values()] == ["ra1-1"]

@@ -19,6 +19,7 @@ from executor.adaptive.health import render_tuner_health
 from executor.adaptive.records import ExcludedArm, TunerHealth, TunerSymbolHealth
 from executor.adaptive.routing import AdaptiveStateAhead
 from executor.alerts import evaluate_tuner_alerts
+from executor.halt import ExecutorHalted
 from executor.store import ExecutorStore
 from router.contract import ContractSpec
 from router.events import RouterEvent
@@ -184,8 +185,8 @@ def test_crash_between_learning_and_journaling_learns_each_event_once(tmp_path: 
     executor.start()
     run_intents(executor, range(60))
     executor.journal.fail = True
-    with pytest.raises(OSError, match="disk gone"):
-        run_intents(executor, range(60, 61))  # observed in memory, never journaled
+    with pytest.raises(ExecutorHalted, match="disk gone"):
+        run_intents(executor, range(60, 61))  # observed in memory, never journaled: the executor halts
     with pytest.raises(AdaptiveStateAhead):
         adaptive.checkpoint()  # memory is ahead of the journal: it must never be saved
     manifest = TunerCheckpoint(tmp_path / "tuner_state.json").manifest

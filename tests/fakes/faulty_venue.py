@@ -1,7 +1,9 @@
 """A fault-injection wrapper around any venue: timeouts (before or after the venue acted), 429s,
-post-only rejects, disconnects, lost cancel answers; partial fills and cancel/fill races come from the
-wrapped simulated venue. It records what really reached the venue so tests can prove nothing was lost
-or sent twice. Faults are drawn from one seeded generator."""
+post-only rejects, disconnects, lost cancel answers, order fetches timing out, stale and out-of-order
+order states (a fetch answered with a state of the order the venue had reported earlier, as a lagging
+replica or a reordered stream does); partial fills and cancel/fill races come from the wrapped simulated
+venue. It records what really reached the venue so tests can prove nothing was lost or sent twice.
+Faults are drawn from one seeded generator."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from router.venue import (
     PostOnlyRejected,
     RateLimited,
     TopOfBook,
+    VenueError,
     VenueTimeout,
     VenueUnavailable,
 )
@@ -35,6 +38,8 @@ class FaultRates:
     post_only_reject: float
     disconnect: float
     cancel_answer_lost: float
+    stale_state: float = 0.0
+    fetch_timeout: float = 0.0
 
 
 class FaultyVenue:
@@ -49,6 +54,8 @@ class FaultyVenue:
         self.sent_symbol: dict[str, str] = {}
         self.faults: Counter[str] = Counter()
         self.enabled = True
+        self._seen: dict[str, list[OrderState]] = {}
+        self._rejects: list[tuple[bool, VenueError]] = []
 
     @property
     def clock(self) -> Clock:
@@ -69,7 +76,14 @@ class FaultyVenue:
             raise VenueUnavailable("injected: connection reset reading the book")
         return self.inner.top_of_book(symbol)
 
+    def reject_next(self, error: VenueError, *, taker_only: bool) -> None:
+        """Script a reject: the next place (the next one that is not post-only with ``taker_only``) raises
+        ``error`` before the venue sees the order."""
+        self._rejects.append((taker_only, error))
+
     def place_order(self, request: OrderRequest) -> OrderState:
+        if self._rejects and not (self._rejects[0][0] and request.post_only):
+            raise self._rejects.pop(0)[1]
         if self._draw("rate_limit"):
             raise RateLimited("injected: 429 Too Many Requests", retry_after_s=None)
         if self._draw("timeout_before"):
@@ -96,7 +110,14 @@ class FaultyVenue:
     def fetch_order(self, symbol: str, client_order_id: str) -> OrderState:
         if self._draw("disconnect"):
             raise VenueUnavailable("injected: connection reset fetching the order")
-        return self.inner.fetch_order(symbol, client_order_id)
+        if self._draw("fetch_timeout"):
+            raise VenueTimeout("injected: order status request timed out")
+        state = self.inner.fetch_order(symbol, client_order_id)
+        seen = self._seen.setdefault(client_order_id, [])
+        seen.append(state)
+        if len(seen) > 1 and self._draw("stale_state"):
+            return seen[int(self._rng.integers(len(seen) - 1))]  # an earlier answer, out of order
+        return state
 
     def open_orders(self, symbol: str | None) -> tuple[OrderState, ...]:
         if self._draw("disconnect"):
