@@ -55,11 +55,11 @@ from executor.intents import IntentFormatError, JsonlIntentSource
 from executor.journal import DEFAULT_PATH as DEFAULT_JOURNAL
 from executor.journal import Journal
 from executor.loop import Executor, ExecutorHalted, StartReport
-from executor.metrics import ExecutorMetrics
+from executor.monitoring.metrics import ExecutorMetrics
+from executor.monitoring.telemetry import Telemetry
 from executor.paper_account import PaperAccountError
 from executor.reconcile import JournalStoreMismatch, PositionReader, ReconcileError
 from executor.store import DEFAULT_STORE, ExecutorStore
-from executor.telemetry import Telemetry
 from features.run_summary import RunSummary, summarize_run
 from risk.units import NS_PER_S
 from router.venue import Venue, VenueError

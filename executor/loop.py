@@ -45,6 +45,7 @@ from executor.duplicates import conflict_id, conflicting_duplicate, intent_diges
 from executor.halt import ExecutorHalted, halt_on_write_failure
 from executor.intents import IntentFormatError, IntentSource, MalformedLine
 from executor.journal import Journal
+from executor.monitoring.telemetry import Telemetry
 from executor.outcomes import binding_limit, reason, routed_trade, veto_outcome
 from executor.positions import apply_order
 from executor.quarantine import quarantine_line
@@ -63,7 +64,6 @@ from executor.records import Submission
 from executor.route_config import route_settings
 from executor.settle import SettleError, Settlement, SettleRetry, settle_orders, settled_event
 from executor.store import ExecutorStore
-from executor.telemetry import Telemetry
 from risk.context import RiskContext
 from risk.lot import fit_to_lot
 from risk.screener import MarketView, would_emit

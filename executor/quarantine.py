@@ -16,7 +16,7 @@ import logging
 
 from executor.intents import MalformedLine
 from executor.journal import Journal
-from executor.metrics import ExecutorMetrics
+from executor.monitoring.metrics import ExecutorMetrics
 from executor.records import Alert
 from executor.store import ExecutorStore
 

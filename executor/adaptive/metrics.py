@@ -14,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from executor.adaptive.records import TunerHealth, TunerSymbolHealth
-from executor.series import LabelBudget
+from executor.monitoring.series import LabelBudget
 
 _PER_SYMBOL_GAUGES: tuple[tuple[str, str], ...] = (
     ("tuner_live", "1 when the tuner routes the symbol, 0 in shadow mode"),

@@ -12,7 +12,7 @@ import pytest
 
 from cli.main import main
 from executor.journal import Journal
-from executor.metrics import ExecutorMetrics
+from executor.monitoring.metrics import ExecutorMetrics
 from router.events import Intent, RouterEvent, VetoEvent
 from tests.conftest import edit_config
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from config.loader import load_config
-from tests.executor.test_metric_names import exercised_executor, served_names
+from tests.executor.monitoring.test_metric_names import exercised_executor, served_names
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "router-tuner.json"

@@ -17,8 +17,8 @@ from cli.live import policy_source
 from cli.main import main as cli_main
 from config.loader import DEFAULTS_DIR
 from executor.journal import Journal
-from executor.metrics import ExecutorMetrics
-from executor.telemetry import Telemetry
+from executor.monitoring.metrics import ExecutorMetrics
+from executor.monitoring.telemetry import Telemetry
 from router.policy import RouterPolicy
 from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
 from tuner.policy_source import RegistryPolicySource, StaticPolicySource

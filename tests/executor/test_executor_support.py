@@ -20,10 +20,10 @@ from config.loader import load_config
 from config.models import ConfigBundle
 from executor.journal import Journal, JournalError
 from executor.loop import Executor
-from executor.metrics import ExecutorMetrics
+from executor.monitoring.metrics import ExecutorMetrics
+from executor.monitoring.telemetry import Telemetry
 from executor.records import Submission
 from executor.store import ExecutorStore
-from executor.telemetry import Telemetry
 from executor.venues import paper_venue, synthetic_tapes
 from router.events import Intent
 from router.policy import RouterPolicy

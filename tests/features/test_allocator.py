@@ -27,7 +27,7 @@ def _closing(lots: tuple[ClosedLot, ...], avg_price: float | None = 50_000.0) ->
                        closed_lots=lots, ts_ns=1)
 
 
-@pytest.mark.parametrize("name", ["features.allocator", "executor.series"])
+@pytest.mark.parametrize("name", ["features.allocator", "executor.monitoring.series"])
 def test_docstring_examples_run(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from config import load_config
 from config.models import ConfigBundle
-from executor.metrics import ExecutorMetrics
+from executor.monitoring.metrics import ExecutorMetrics
 from risk.context import RiskContext
 from risk.lot import fit_to_lot
 from router.contract import Contract, notional_usd, venue_contract

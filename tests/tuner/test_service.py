@@ -1,6 +1,6 @@
 """SymbolTuner / TunerService: decide and observe on a synthetic maker/taker bandit, within guardrails.
 
-The market is the exponential-fill model of ``test_learners_convergence`` (imported, not copied): a
+The market is the exponential-fill model of ``learners.test_convergence`` (imported, not copied): a
 maker order ``o`` bps behind the touch fills with probability a * exp(-k * o), else it falls back to
 taker. The helpers here (``tuned_bundle``, ``event_for``, ``drive``) are shared with the other
 ``test_service_*`` files.
@@ -23,7 +23,7 @@ from config.models import ConfigBundle
 from router.events import RouterEvent
 from router.policy import RouterPolicy
 from tests.factories import fill, routed
-from tests.tuner.test_learners_convergence import MODEL
+from tests.tuner.learners.test_convergence import MODEL
 from tuner.arms import Arm
 from tuner.learners import Context
 from tuner.service.period import PeriodStats

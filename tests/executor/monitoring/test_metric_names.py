@@ -22,7 +22,7 @@ from prometheus_client.core import Metric
 
 from executor.adaptive.records import ExcludedArm, TunerHealth, TunerSymbolHealth
 from executor.loop import Executor
-from executor.series import OVERFLOW, LabelBudget
+from executor.monitoring.series import OVERFLOW, LabelBudget
 from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
 
 NAME = re.compile(r"^(router|executor|tuner)_[a-z][a-z0-9_]*[a-z0-9]$")

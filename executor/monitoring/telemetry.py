@@ -19,10 +19,10 @@ import msgspec
 
 from config.models import ExecutorConfig
 from executor.adaptive.records import TunerHealth
-from executor.alerts import evaluate_alerts, evaluate_champion_gate_alerts, evaluate_tuner_alerts
 from executor.allocation import Allocation
-from executor.health import compute_health, is_closing
-from executor.metrics import ExecutorMetrics
+from executor.monitoring.alerts import evaluate_alerts, evaluate_champion_gate_alerts, evaluate_tuner_alerts
+from executor.monitoring.health import compute_health, is_closing
+from executor.monitoring.metrics import ExecutorMetrics
 from executor.records import Alert, ChampionGate, HealthSnapshot
 from executor.store import ExecutorStore
 from risk.portfolio import PortfolioState

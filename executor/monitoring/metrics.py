@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from config.models import PrometheusSettings
 from executor.adaptive.metrics import TunerCollector
 from executor.adaptive.records import TunerHealth
+from executor.monitoring.series import GaugeSeries, LabelBudget
 from executor.records import Alert, HealthSnapshot
-from executor.series import GaugeSeries, LabelBudget
 from risk.units import NS_PER_S
 from router.contract import ContractSpec, contract_of, notional_usd
 from router.events import RouterEvent, VetoEvent

@@ -18,14 +18,14 @@ from executor.adaptive.checkpoint import TunerCheckpoint
 from executor.adaptive.health import render_tuner_health
 from executor.adaptive.records import ExcludedArm, TunerHealth, TunerSymbolHealth
 from executor.adaptive.routing import AdaptiveStateAhead
-from executor.alerts import evaluate_tuner_alerts
 from executor.halt import ExecutorHalted
+from executor.monitoring.alerts import evaluate_tuner_alerts
 from executor.store import ExecutorStore
 from router.contract import ContractSpec
 from router.events import RouterEvent
 from router.venue import OrderRequest, OrderState
+from tests.executor.adaptive.live_adaptive_support import SYMBOL, adaptive_config, adaptive_executor, run_intents
 from tests.executor.test_executor_support import build_executor, make_paper_venue
-from tests.executor.test_live_adaptive_support import SYMBOL, adaptive_config, adaptive_executor, run_intents
 from tuner.factory import build_reward_filter
 from tuner.policy_source import StaticPolicySource
 from tuner.service.publish import InMemoryPublisher, MlflowPublisher
@@ -326,7 +326,7 @@ def test_live_cli_refuses_tuner_flags_without_the_tuner_source(tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     from cli.main import main as cli_main
 
-    args = ["live", "--venue", "binanceusdm", "--config", str(Path(__file__).parents[2] / "config" / "defaults"),
+    args = ["live", "--venue", "binanceusdm", "--config", str(Path(__file__).parents[3] / "config" / "defaults"),
             "--intents", str(tmp_path / "none.jsonl"), "--journal", str(tmp_path / "j.sqlite"),
             "--store", str(tmp_path / "s.sqlite")]
     assert cli_main([*args, "--no-mlflow"]) == 2

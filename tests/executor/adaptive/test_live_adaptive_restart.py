@@ -16,8 +16,8 @@ from executor.adaptive.checkpoint import TunerCheckpoint
 from executor.journal import Journal
 from executor.store import ExecutorStore
 from tests.conftest import edit_config
+from tests.executor.adaptive.live_adaptive_support import SYMBOL, round_trip
 from tests.executor.test_executor_support import journaled_trades, kill9, paper_config_dir, start_live, wait_for
-from tests.executor.test_live_adaptive_support import SYMBOL, round_trip
 from tuner.factory import build_reward_filter
 from tuner.service.publish import InMemoryPublisher
 

@@ -15,9 +15,9 @@ import pytest
 from cli.health import render
 from cli.main import main as cli_main
 from config.loader import DEFAULTS_DIR, load_config
-from executor.alerts import evaluate_alerts
-from executor.health import rolling_sharpe
 from executor.journal import Journal
+from executor.monitoring.alerts import evaluate_alerts
+from executor.monitoring.health import rolling_sharpe
 from executor.records import HealthSnapshot
 from executor.store import ExecutorStore, StoreLocked
 from features.effectiveness import router_effectiveness

@@ -1,0 +1,1 @@
+"""Tests of live adaptive routing: decisions, exactly-once learning across restarts, checkpoints."""

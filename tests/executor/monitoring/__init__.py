@@ -1,0 +1,1 @@
+"""Tests of what the executor shows operators: health, alerts, metric names, telemetry."""
