@@ -680,6 +680,7 @@ class RouteLoopSettings(Model):
     poll_interval_ms: Millis
     max_venue_retries: Retries
     rate_limit_backoff_ms: Millis
+    max_retry_after_ms: Millis
 
 
 class ReconcileSettings(Model):

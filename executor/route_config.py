@@ -12,4 +12,5 @@ def route_settings(config: ConfigBundle) -> RouteSettings:
     loop = config.executor.route
     return RouteSettings.from_config(config.router, poll_interval_ms=loop.poll_interval_ms,
                                      max_venue_retries=loop.max_venue_retries,
-                                     rate_limit_backoff_ms=loop.rate_limit_backoff_ms)
+                                     rate_limit_backoff_ms=loop.rate_limit_backoff_ms,
+                                     max_retry_after_ms=loop.max_retry_after_ms)

@@ -109,7 +109,7 @@ def route(order: RouteOrder, policy: RouterPolicy, venue: Venue, *, rng: np.rand
     ...     close_position=False, position_side="LONG", quote="USDT", tick_size=0.01, qty_step=0.001)
     >>> policy = RouterPolicy.from_static("BTCUSDT", router).with_arm("a", 1.0, 0.0, 1.0, 1)
     >>> settings = RouteSettings.from_config(router, poll_interval_ms=100.0, max_venue_retries=2,
-    ...     rate_limit_backoff_ms=50.0)
+    ...     rate_limit_backoff_ms=50.0, max_retry_after_ms=5000.0)
     >>> event = route(order, policy, venue, rng=np.random.default_rng(7), settings=settings)
     >>> event.routed_as, event.outcome, event.used_fallback, [(f.liquidity, f.price, f.qty) for f in event.fills]
     ('mixed', 'filled', True, [('maker', 99.99, 0.5), ('taker', 100.1, 0.5)])
@@ -388,9 +388,9 @@ class _Route:
             try:
                 return call()
             except retryable as exc:
-                if attempt >= self.settings.max_venue_retries:
+                hint_ms = exc.retry_after_s * 1e3 if isinstance(exc, RateLimited) and exc.retry_after_s else 0.0
+                if attempt >= self.settings.max_venue_retries or hint_ms > self.settings.max_retry_after_ms:
                     raise
-                hint_s = exc.retry_after_s if isinstance(exc, RateLimited) else None
-                delay_ms = hint_s * 1e3 if hint_s is not None else self.settings.rate_limit_backoff_ms * 2**attempt
+                delay_ms = max(hint_ms, self.settings.rate_limit_backoff_ms * 2**attempt)
                 self.clock.sleep_until(self.clock.now_ns() + int(delay_ms * 1e6))
                 attempt += 1

@@ -90,7 +90,11 @@ class RouteSettings:
     max_venue_retries:
         Retries of one venue call after ``RateLimited``, ``VenueTimeout`` or ``VenueUnavailable``.
     rate_limit_backoff_ms:
-        First back-off after ``RateLimited`` when the venue gives no hint; doubles on each retry.
+        First back-off after ``RateLimited``; doubles on each retry, and a venue's Retry-After hint is waited
+        when longer.
+    max_retry_after_ms:
+        The longest Retry-After the loop waits out: a venue asking for more ends the call as rate limited at
+        once (the route then settles), instead of blocking the loop for the venue's whole penalty.
     """
 
     position_mode: PositionMode
@@ -98,12 +102,13 @@ class RouteSettings:
     poll_interval_ms: float
     max_venue_retries: int
     rate_limit_backoff_ms: float
+    max_retry_after_ms: float
 
     def __post_init__(self) -> None:
         if self.position_mode not in get_args(PositionMode):
             raise ValueError(f"RouteSettings.position_mode must be 'hedge' or 'one_way', "
                              f"got {self.position_mode!r}")
-        for name in ("poll_interval_ms", "rate_limit_backoff_ms"):
+        for name in ("poll_interval_ms", "rate_limit_backoff_ms", "max_retry_after_ms"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"RouteSettings.{name} must be a finite number > 0, got {value!r}")
@@ -114,11 +119,11 @@ class RouteSettings:
 
     @classmethod
     def from_config(cls, router: RouterConfig, *, poll_interval_ms: float, max_venue_retries: int,
-                    rate_limit_backoff_ms: float) -> RouteSettings:
+                    rate_limit_backoff_ms: float, max_retry_after_ms: float) -> RouteSettings:
         """Position mode and closable quotes from ``router.json``; loop knobs from the caller."""
         return cls(position_mode=router.position_mode, close_position_quotes=router.close_position_quotes,
                    poll_interval_ms=poll_interval_ms, max_venue_retries=max_venue_retries,
-                   rate_limit_backoff_ms=rate_limit_backoff_ms)
+                   rate_limit_backoff_ms=rate_limit_backoff_ms, max_retry_after_ms=max_retry_after_ms)
 
 
 def check_order(order: RouteOrder, settings: RouteSettings) -> None:

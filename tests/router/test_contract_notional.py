@@ -119,7 +119,7 @@ def test_routed_cost_bps_on_coin_m_is_unchanged_by_the_usd_fee() -> None:
                        close_position=False, position_side="BOTH", quote="USD", tick_size=0.01, qty_step=1.0)
     policy = dataclasses.replace(RouterPolicy.from_static("BTCUSD_PERP", router), taker_bias=1.0)
     settings = RouteSettings.from_config(router, poll_interval_ms=100.0, max_venue_retries=2,
-                                         rate_limit_backoff_ms=50.0)
+                                         rate_limit_backoff_ms=50.0, max_retry_after_ms=5000.0)
     settings = dataclasses.replace(settings, position_mode="one_way")
     event = route(order, policy, venue, rng=np.random.default_rng(0), settings=settings)
     assert event.routed_as == "taker" and event.filled_qty == 4.0

@@ -52,7 +52,7 @@ def policy(router_config: RouterConfig, symbol: str = "BTCUSDT", **knobs: object
 
 def settings(router_config: RouterConfig, **overrides: object) -> RouteSettings:
     made = RouteSettings.from_config(router_config, poll_interval_ms=100.0, max_venue_retries=2,
-                                     rate_limit_backoff_ms=50.0)
+                                     rate_limit_backoff_ms=50.0, max_retry_after_ms=5000.0)
     return dataclasses.replace(made, **overrides)
 
 
@@ -219,6 +219,27 @@ def test_rate_limit_backs_off_on_the_clock_and_retries_the_same_request(router_c
     assert event.outcome == "filled" and event.error is None
     # 200 ms hint + 100 ms (50 ms doubled) back-off happened before the order reached the venue
     assert event.fills[0].ts_ns == 900 * MS
+
+
+def test_a_retry_after_longer_than_the_loop_waits_ends_the_call_at_once(router_config: RouterConfig) -> None:
+    v = venue(fills=[ScriptedFill(900 * MS, 1.0)],
+              faults=[Fault("place", 1, RateLimited("429", retry_after_s=120.0), applied=False)])
+    start_ns = v.clock.now_ns()
+    event = run(router_config, v)
+    assert (event.outcome, event.fills) == ("unfilled", ()) and "RateLimited" in (event.error or "")
+    assert len(v.requests) == 1, "not sent again"
+    assert v.clock.now_ns() - start_ns < 5 * 10**9, "the 120 s penalty was not waited out (max_retry_after_ms 5 s)"
+
+
+def test_a_zero_retry_after_still_backs_off(router_config: RouterConfig) -> None:
+    sent_at: list[int] = []
+    faults = [Fault("place", 1, RateLimited("429", retry_after_s=0.0), applied=False)]
+    v = venue(fills=[ScriptedFill(900 * MS, 1.0)], faults=faults)
+    place = v.place_order
+    v.place_order = lambda request: (sent_at.append(v.clock.now_ns()), place(request))[1]  # type: ignore[method-assign]
+    event = run(router_config, v)
+    assert event.outcome == "filled" and [r.client_order_id for r in v.requests] == ["i1-1"] * 2
+    assert sent_at[1] - sent_at[0] >= 50 * MS, "the configured back-off, not an immediate retry"
 
 
 def test_rate_limit_beyond_the_retry_budget_ends_unfilled_with_the_error(router_config: RouterConfig) -> None:

@@ -44,7 +44,8 @@ STEP = 0.001
 LINEAR = Contract("linear", 1.0)
 CONFIG = load_config().router
 BOUNDS = CONFIG.policy_bounds
-SETTINGS = RouteSettings.from_config(CONFIG, poll_interval_ms=50.0, max_venue_retries=2, rate_limit_backoff_ms=20.0)
+SETTINGS = RouteSettings.from_config(CONFIG, poll_interval_ms=50.0, max_venue_retries=2, rate_limit_backoff_ms=20.0,
+                                     max_retry_after_ms=5000.0)
 
 
 def _in(band_min: float, band_max: float) -> st.SearchStrategy[float]:

@@ -69,7 +69,8 @@ def run(router_config: RouterConfig, venue: SimVenue, order: RouteOrder | None =
     policy = dataclasses.replace(RouterPolicy.from_static(order.symbol, router_config), **knobs)
     policy.validate(router_config.policy_bounds)
     settings = dataclasses.replace(RouteSettings.from_config(
-        router_config, poll_interval_ms=100.0, max_venue_retries=2, rate_limit_backoff_ms=50.0),
+        router_config, poll_interval_ms=100.0, max_venue_retries=2, rate_limit_backoff_ms=50.0,
+        max_retry_after_ms=5000.0),
         position_mode=position_mode)
     event = route(order, policy, venue, rng=np.random.default_rng(0), settings=settings)
     assert event.filled_qty == math.fsum(f.qty for f in event.fills) <= order.qty + 1e-12

@@ -147,7 +147,7 @@ def test_rollback_reaches_the_router_within_one_decision(store: str, capsys: pyt
     registry = default_registry(store)
     source = RegistryPolicySource(registry, ["ETHUSDT"], BUNDLE.router.policy_bounds, refresh_s=0.0)
     settings = RouteSettings.from_config(BUNDLE.router, poll_interval_ms=100.0, max_venue_retries=2,
-                                         rate_limit_backoff_ms=50.0)
+                                         rate_limit_backoff_ms=50.0, max_retry_after_ms=5000.0)
 
     def one_order(i: int) -> RouterEvent:
         venue = ScriptedVenue("ETHUSDT", [Quote(0, 100.0, 100.1, 5.0, 5.0)],

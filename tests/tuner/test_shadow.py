@@ -46,7 +46,7 @@ def route_orders(bundle: ConfigBundle, service: TunerService | None, orders: int
                  ) -> tuple[list[OrderRequest], list[ShadowDecision]]:
     """Route ``orders`` with the champion on scripted venues; with ``service``, in shadow beside it."""
     settings = RouteSettings.from_config(bundle.router, poll_interval_ms=100.0, max_venue_retries=2,
-                                         rate_limit_backoff_ms=50.0)
+                                         rate_limit_backoff_ms=50.0, max_retry_after_ms=5000.0)
     route_rng, market_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
     requests: list[OrderRequest] = []
     records: list[ShadowDecision] = []

@@ -610,7 +610,8 @@ def test_router_taker_leg_is_one_ioc_without_a_cancel(fake: FakeBinanceUsdm, ven
     router = load_config().router
     policy = replace(RouterPolicy.from_static("BTCUSDT", router), taker_bias=1.0)
     settings = RouteSettings(position_mode="one_way", close_position_quotes=router.close_position_quotes,
-                             poll_interval_ms=10.0, max_venue_retries=2, rate_limit_backoff_ms=10.0)
+                             poll_interval_ms=10.0, max_venue_retries=2, rate_limit_backoff_ms=10.0,
+                             max_retry_after_ms=5000.0)
     order = RouteOrder(intent_id="rt1", symbol="BTCUSDT", side="buy", qty=0.005, reduce_only=False,
                        close_position=False, position_side="BOTH", quote="USDT", tick_size=0.1, qty_step=0.001)
     event = route(order, policy, venue, rng=np.random.default_rng(0), settings=settings)
