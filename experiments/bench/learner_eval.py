@@ -114,11 +114,17 @@ def with_settings(config: ConfigBundle, settings: list[str]) -> ConfigBundle:
         *parents, leaf = path.split(".")
         node = document
         for key in parents:
-            node = node[key]
-        if leaf not in node:
-            raise SystemExit(f"learner_eval: --set {setting}: no key {path!r} in tuner.json")
-        node[leaf] = type(node[leaf])(value) if node[leaf] is not None else float(value)
-    tuner = msgspec.convert(document, type=type(config.tuner))
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node or isinstance(node[leaf], dict | list):
+            raise SystemExit(f"learner_eval: --set {setting}: no number {path!r} in tuner.json")
+        try:
+            node[leaf] = type(node[leaf])(value) if node[leaf] is not None else float(value)
+        except ValueError:
+            raise SystemExit(f"learner_eval: --set {setting}: {value!r} is not a {type(node[leaf]).__name__}") from None
+    try:
+        tuner = msgspec.convert(document, type=type(config.tuner))
+    except msgspec.ValidationError as error:
+        raise SystemExit(f"learner_eval: --set: {error}") from None
     return msgspec.structs.replace(config, tuner=tuner)
 
 
