@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = load_config().router
     settings = RouteSettings.from_config(config, poll_interval_ms=args.poll_ms, max_venue_retries=2,
-                                         rate_limit_backoff_ms=50.0)
+                                         rate_limit_backoff_ms=50.0, max_retry_after_ms=5000.0)
     maker_policy = RouterPolicy.from_static("BTCUSDT", config)
     fallback_policy = RouterPolicy(**{**maker_policy.as_params(), "reprice_attempts": 0})  # type: ignore[arg-type]
     taker_policy = RouterPolicy(**{**maker_policy.as_params(), "taker_bias": 1.0})  # type: ignore[arg-type]
