@@ -83,6 +83,11 @@ def _damaged(tmp_path: Path, journal_path: Path, kind: str) -> Path:
         path.write_text("not a database\n")
     elif kind == "truncated":
         path.write_bytes(journal_path.read_bytes()[:3000])
+    elif kind == "page":  # one page past the header overwritten: the file opens, its b-tree does not read
+        data = bytearray(journal_path.read_bytes())
+        assert len(data) >= 3 * 4096, "the journal fixture spans several pages"
+        data[4096:8192] = os.urandom(4096)
+        path.write_bytes(bytes(data))
     else:  # foreign: a valid SQLite file some other program wrote
         with sqlite3.connect(path) as conn:
             conn.execute("CREATE TABLE health (x)")
@@ -144,7 +149,7 @@ def test_journal_export_to_an_unwritable_directory(journal_path: Path, unwritabl
     assert "output directory" in line
 
 
-@pytest.mark.parametrize("kind", ["random", "text", "truncated", "foreign"])
+@pytest.mark.parametrize("kind", ["random", "text", "truncated", "page", "foreign"])
 @pytest.mark.parametrize("command", [["journal", "count"], ["journal", "export", "--kind", "veto", "--out"],
                                      ["health"]])
 def test_a_corrupt_truncated_or_foreign_file_is_bad_input(tmp_path: Path, journal_path: Path, kind: str,
