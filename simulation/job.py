@@ -12,8 +12,9 @@ so this part stays a pure function of its inputs and is testable without either.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from config.models import ConfigBundle
 from router.market.binance import resolve_data_dir
@@ -173,10 +174,8 @@ def simulate(config: ConfigBundle, markets: Sequence[SimMarket], options: Simula
         parts = [task.run(i, progress) for i in range(len(markets))]
     else:
         parts = run_forked(task.run, len(markets), workers=options.workers, progress=progress)
-    results: dict[str, SymbolResult] = {}
-    for market, (result, _) in zip(markets, parts, strict=True):
-        result.market = market  # the child's copy of the market was not sent back
-        results[market.symbol] = result
+    results = {market.symbol: SymbolResult(market=market, **fields)
+               for market, (fields, _) in zip(markets, parts, strict=True)}
     tuners = merge_learner_runs([runs for _, runs in parts])
     return SimulationResult(options=options, data_source=data_source, symbols=results, arm_ids=grid.arm_ids,
                             learner_runs=tuple(tuners), default_learner=config.tuner.learner,
@@ -192,8 +191,9 @@ class _SymbolTask:
     options: SimulationOptions
     grid: ArmGrid
 
-    def run(self, index: int, progress: Callable[[int], None] | None) -> tuple[SymbolResult, list[LearnerRun]]:
-        """Route one symbol under every policy; the result's ``market`` is left for the caller to attach."""
+    def run(self, index: int, progress: Callable[[int], None] | None) -> tuple[dict[str, Any], list[LearnerRun]]:
+        """Route one symbol under every policy: the fields of its :class:`SymbolResult` but the market, which
+        the caller attaches (a worker would otherwise send a 26 MB copy of the tape back), and its tuners."""
         config, options, grid, market = self.config, self.options, self.grid, self.markets[index]
         sim = config.router.simulation
         boot = bootstrap_config(sim.bootstrap, options.seed)
@@ -219,4 +219,4 @@ class _SymbolTask:
         if market.symbol in options.shadow_symbols:
             scenario = run_shadow_scenario(market, intents, config, seed=options.seed, progress=progress)
             result.shadow = shadow_outcome(scenario, result.runs[STATIC], boot)
-        return result, tuners
+        return {f.name: getattr(result, f.name) for f in fields(result) if f.name != "market"}, tuners
