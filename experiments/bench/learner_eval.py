@@ -1,7 +1,7 @@
 """Does a learner beat the static policy on data it was not tuned on? A held-out evaluation of the tuner.
 
 Run: ``.venv/bin/python -m experiments.bench.learner_eval [--part holdout|tune|all] [--orders 800]
-[--learners structured,thompson] [--seeds 7,8] [--no-regimes] [--set learner.key=value ...]``
+[--learners structured,thompson] [--seeds 7,8] [--no-regimes] [--set tuner.KEY=VALUE ...]``
 
 How the data is split, so that tuning is honest: hyper-parameters are chosen on the synthetic market
 and on the FIRST half of each bundled recording (``--part tune``); the figures quoted in the README are
@@ -22,7 +22,6 @@ import argparse
 import sys
 from dataclasses import dataclass
 
-import msgspec
 import numpy as np
 
 from config.loader import load_config
@@ -37,6 +36,7 @@ from simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, STATIC
 from simulation.results import costs as run_costs
 from simulation.results import segment_oracle_cost_bps
 from simulation.runner import run_policy
+from simulation.sweep.grid import GridError, parse_axis, with_settings
 from tuner.factory import build_grid
 
 REGIMES = (("quiet", 0.1, 300.0), ("active", 8.0, 300.0), ("quiet", 0.1, 300.0))
@@ -106,26 +106,19 @@ def score(market: SimMarket, intents: list[SimIntent], config: ConfigBundle, lea
                        drifts=drifts)
 
 
-def with_settings(config: ConfigBundle, settings: list[str]) -> ConfigBundle:
-    """``learner_params.structured.forgetting_window=400``-style overrides of ``tuner.json`` (for tuning)."""
-    document = msgspec.to_builtins(config.tuner)
-    for setting in settings:
-        path, _, value = setting.partition("=")
-        *parents, leaf = path.split(".")
-        node = document
-        for key in parents:
-            node = node.get(key) if isinstance(node, dict) else None
-        if not isinstance(node, dict) or leaf not in node or isinstance(node[leaf], dict | list):
-            raise SystemExit(f"learner_eval: --set {setting}: no number {path!r} in tuner.json")
-        try:
-            node[leaf] = type(node[leaf])(value) if node[leaf] is not None else float(value)
-        except ValueError:
-            raise SystemExit(f"learner_eval: --set {setting}: {value!r} is not a {type(node[leaf]).__name__}") from None
+def configured(settings: list[str]) -> ConfigBundle:
+    """The embedded config with ``tuner.KEY=VALUE`` overrides (the sweep's syntax, one value each), checked
+    as a loaded ``tuner.json`` would be; a bad one ends the run with one line."""
     try:
-        tuner = msgspec.convert(document, type=type(config.tuner))
-    except msgspec.ValidationError as error:
-        raise SystemExit(f"learner_eval: --set: {error}") from None
-    return msgspec.structs.replace(config, tuner=tuner)
+        overrides = []
+        for text in settings:
+            path, values = parse_axis(text)
+            if len(values) != 1:
+                raise GridError(f"--set {text!r}: one value per key here (the sweep takes several)")
+            overrides.append((path, values[0]))
+        return with_settings(load_config(), overrides)
+    except GridError as error:
+        raise SystemExit(f"learner_eval: {error}") from None
 
 
 def print_scores(scores: list[MarketScore], learners: tuple[str, ...]) -> None:
@@ -155,10 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="7")
     parser.add_argument("--no-regimes", action="store_true", help="skip the regime-switching market")
     parser.add_argument("--no-recorded", action="store_true", help="only the regime-switching market")
-    parser.add_argument("--set", action="append", default=[], help="tuner.json override, dotted path=value")
+    parser.add_argument("--set", action="append", default=[],
+                        help="tuner.json override, tuner.KEY=VALUE (e.g. tuner.learner_params.structured.shrinkage=3)")
     args = parser.parse_args(argv)
     learners = parse_learners(args.learners)
-    config = with_settings(load_config(), args.set)
+    config = configured(args.set)
     markets = []
     if not args.no_recorded:
         data_dir = resolve_data_dir(None)
