@@ -289,6 +289,8 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
             report = executor.start()
             mark = RunMark.of(journal)  # the summary counts what this run appends after it
             _say(args, {"event": "started", **asdict(report)}, f"started: {describe_start(report)}")
+            for warning in report.lot_warnings:
+                print(f"router-tuner live: warning: {warning}", file=sys.stderr)
             try:
                 executor.run(source, idle_poll_s=args.idle_poll_s, should_stop=lambda: stopping["flag"],
                              on_idle=on_idle, quarantine_malformed=args.follow)

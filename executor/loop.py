@@ -65,7 +65,7 @@ from executor.route_config import route_settings
 from executor.settle import SettleError, Settlement, SettleRetry, settle_orders, settled_event
 from executor.store import ExecutorStore
 from risk.context import RiskContext
-from risk.lot import fit_to_lot
+from risk.lot import fit_to_lot, unreachable_floor
 from risk.screener import MarketView, would_emit
 from router.contract import ContractSpec, notional_usd, venue_contract
 from router.events import Event, Intent, RouterEvent, TradeRecord, VetoReason
@@ -97,6 +97,7 @@ class StartReport:
     foreign_open_orders: tuple[str, ...]
     positions_checked: bool
     tuner_catch_up: CatchUp | None
+    lot_warnings: tuple[str, ...]
 
 
 class Executor:
@@ -195,13 +196,33 @@ class Executor:
         for symbol in ex.instruments:
             self.policies[symbol] = self.policy_for(symbol)
         self._refresh_marks(self.venue.clock.now_ns(), None)
+        lot_warnings = self._lot_warnings()
         now_ns = self.venue.clock.now_ns()
         with self._halting(f"executor store {self.store.path}", "health not stored"):
             self.telemetry.maybe_publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
         return StartReport(replayed_router_events=len(replayed.router_events), done_intents=len(self._done),
                            recovered_intent_ids=tuple(recovered), cancelled_orders=cancelled,
                            foreign_open_orders=tuple(s.client_order_id for s in foreign),
-                           positions_checked=self.venue_positions is not None, tuner_catch_up=catch_up)
+                           positions_checked=self.venue_positions is not None, tuner_catch_up=catch_up,
+                           lot_warnings=lot_warnings)
+
+    def _lot_warnings(self) -> tuple[str, ...]:
+        """Symbols where, at today's price, no opening order fits between the venue floor and the caps."""
+        warnings = []
+        for symbol, instrument in sorted(self.config.executor.instruments.items()):
+            try:
+                mid = self.venue.top_of_book(symbol).mid
+            except VenueError as exc:
+                logger.warning("%s: lot check skipped, no touch: %s: %s", symbol, type(exc).__name__, exc)
+                continue
+            contract = venue_contract(self.venue, symbol)
+            if contract.contract_type not in LINEAR_SIZED or not (math.isfinite(mid) and mid > 0):
+                continue
+            message = unreachable_floor(symbol, unit_usd=notional_usd(contract, mid, 1.0),
+                                        qty_step=instrument.qty_step, config=self.config)
+            if message is not None:
+                warnings.append(message)
+        return tuple(warnings)
 
     def _recover(self, submission: Submission, decision: DecisionRecord | None) -> int:
         """Settle an intent that was in flight at the crash and journal what it did; returns cancels."""

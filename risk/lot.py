@@ -8,6 +8,10 @@ notional and it stays within the tier's sizing bucket cap; otherwise the intent 
 ``lot_rounding_below_min_notional``, naming the floor, the lot and the price. Rounding up may exceed the
 size hint and the sizing target by less than one lot; it never exceeds a cap.
 
+``unreachable_floor`` is the start-up check of the same arithmetic: where the smallest quantity on the lot grid
+that clears the floor is already over the per-order cap or the tier's bucket cap, every opening intent on the
+symbol will be vetoed, and the operator is told so before the first intent.
+
 Notionals are measured at the mid, as everywhere in the risk core. Reducing orders are exempt from the
 floor (reduce-only is at the venue): they are rounded down and never exceed the leg they reduce
 (``close_position`` takes the whole leg).
@@ -15,6 +19,7 @@ floor (reduce-only is at the venue): they are rounded down and never exceed the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,3 +77,26 @@ def _blocked(intent: Intent, notional_usd: float, ctx: RiskContext, config: Conf
     if bucket is not None and notional_usd > bucket.cap_usd:
         blocked.append("sizing_bucket_cap")
     return blocked
+
+
+def unreachable_floor(symbol: str, *, unit_usd: float, qty_step: float, config: ConfigBundle) -> str | None:
+    """Why no opening order on ``symbol`` can be sized at ``unit_usd`` USD a unit, or ``None`` when one can.
+
+    The smallest order that clears the floor is ``ceil(floor / unit / step)`` lots; it must fit under
+    ``risk_limits.max_order_notional_usd`` and the symbol's tier bucket cap.
+    """
+    floor_usd = config.risk.min_notional_usd(symbol)
+    smallest_usd = math.ceil(floor_usd / unit_usd / qty_step - 1e-9) * qty_step * unit_usd
+    caps = {"risk_limits.max_order_notional_usd": config.risk.max_order_notional_usd}
+    entry = config.strategy.universe.get(symbol)
+    bucket = config.strategy.sizing.buckets.get(entry.tier) if entry is not None else None
+    if entry is not None and bucket is not None:
+        caps[f"strategy_config.sizing.buckets.{entry.tier}.cap_usd"] = bucket.cap_usd
+    broken = {path: cap for path, cap in caps.items() if smallest_usd > cap}
+    if not broken:
+        return None
+    named = ", ".join(f"{path} {cap:g} USD" for path, cap in broken.items())
+    return (f"{symbol}: the smallest order on lot {qty_step:g} at {unit_usd:.6g} USD a unit that clears the "
+            f"{floor_usd:g} USD floor ({min_notional_path(config.risk, symbol)}) is {smallest_usd:.6g} USD, over "
+            f"{named}: every opening intent will be vetoed (lot_rounding_below_min_notional); raise the cap or "
+            f"drop the symbol")

@@ -110,8 +110,25 @@ def test_the_started_line_names_what_the_reconciliation_found() -> None:
 
     text = describe_start(StartReport(replayed_router_events=5, done_intents=7, recovered_intent_ids=("r1", "r2"),
                                       cancelled_orders=1, foreign_open_orders=("x9",), positions_checked=False,
-                                      tuner_catch_up=CatchUp(relearned=3, without_decision=1)))
+                                      tuner_catch_up=CatchUp(relearned=3, without_decision=1), lot_warnings=()))
     assert text == ("5 router events replayed from the journal, 7 intents already done, 2 in-flight intents "
                     "recovered (r1, r2), 1 stale orders cancelled, 1 open orders not ours left alone (x9), "
                     "positions from the journal only (the venue cannot report them), tuner re-learned 3 events "
                     "(1 without a decision record)")
+
+
+def test_a_symbol_whose_smallest_lot_over_the_floor_breaks_a_cap_is_warned_at_start(
+        config_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # BTCUSDT: lot 0.001 at about 60,000 USD; the smallest order over the 100 USD floor is about 120 USD
+    edit_config(config_dir, "risk_limits.json", lambda d: d.update(max_order_notional_usd=110.0))
+    assert main(_args(tmp_path, "--config", str(config_dir))) == 0
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("router-tuner live: warning: ")]
+    assert len(warnings) == 1, err
+    assert warnings[0].startswith("router-tuner live: warning: BTCUSDT: the smallest order on lot 0.001")
+    assert "over risk_limits.max_order_notional_usd 110 USD" in warnings[0]
+    routed, vetoed = _journaled(tmp_path)
+    assert all(e.symbol == "ETHUSDT" for e in routed)
+    btc_codes = {r.code for v in vetoed if v.intent.symbol == "BTCUSDT" for r in v.reasons}
+    assert sum(v.intent.symbol == "BTCUSDT" for v in vetoed) == 12  # every BTCUSDT intent, as warned
+    assert "lot_rounding_below_min_notional" in btc_codes

@@ -41,7 +41,7 @@ from tests.executor.test_executor_support import (
     submit_unjournaled,
     wait_for,
 )
-from tests.fakes.binance_usdm import FakeBinanceUsdm
+from tests.fakes.binance_usdm import FakeBinanceUsdm, Stall
 
 API_KEY = "PLANTEDkeyQ7x2Lk9Vw3Rt5Yu8Io0Pa1Sd4Fg6Hj"
 API_SECRET = "PLANTEDsecretM3n5B7v9C1x3Z5l7K9j1H3g5F7d9S1a3"
@@ -283,3 +283,71 @@ def test_the_paper_account_keeps_resting_orders_and_the_latest_legs_only(tmp_pat
     account.top_of_book("BTCUSDT")
     account.fetch_order("BTCUSDT", "m3-1")
     assert (tmp_path / "a.json").stat().st_mtime_ns == before  # reads do not rewrite the file
+
+
+def _cancel_processed(fake: FakeBinanceUsdm, cid: str) -> bool:
+    with fake.state.lock:
+        return fake.state.orders[cid].status == "CANCELED"
+
+
+def test_sigkill_during_restart_reconciliation_then_restart_recovers_once(tmp_path: Path) -> None:
+    """The restart itself is killed after its cancel reached the venue and before it journaled the recovery:
+    the next restart finds the cancelled leg, journals the intent once with its fill, and re-sends nothing."""
+    with FakeBinanceUsdm(API_KEY, API_SECRET) as fake:
+        fake.state.hedge_mode = True
+        fake.set_book("BTCUSDT", "60000.0", "5", "60000.1", "5")
+        cfg = _config_dir(tmp_path, fake.base_url)
+        with (tmp_path / "intents.jsonl").open("wb") as handle:
+            for k in range(2):
+                handle.write(msgspec.json.encode(intent(f"r{k}", size_hint_usd=300.0)) + b"\n")
+        proc1, _, _ = start_live(tmp_path, cfg, 1, "--live", env=ENV)
+        try:
+            wait_for("first order", lambda: _has_order(fake, "r0-1"), proc1)
+            fake.fill("r0-1", "0.001")
+            time.sleep(0.2)  # let the executor poll the partial fill
+        finally:
+            kill9(proc1)
+        # the restart's cancel is executed by the venue, whose answer never comes back before the kill
+        fake.fail_next("DELETE", "/fapi/v1/order", Stall(seconds=20.0, create_first=True))
+        proc2, _, _ = start_live(tmp_path, cfg, 2, "--live", env=ENV)
+        try:
+            wait_for("the reconciliation's cancel", lambda: _cancel_processed(fake, "r0-1"), proc2)
+        finally:
+            kill9(proc2)
+        assert proc2.returncode == -signal.SIGKILL
+        assert journaled_trades(tmp_path / "journal.sqlite") == 0
+        with fake.state.lock:
+            fake.state.faults.clear()
+
+        stop = threading.Event()
+
+        def fill_new_orders() -> None:
+            while not stop.is_set():
+                with fake.state.lock:
+                    resting = [o for o in fake.state.orders.values() if o.status == "NEW"]
+                for order in resting:
+                    fake.fill(order.client_order_id, str(order.orig_qty - order.executed_qty))
+                time.sleep(0.02)
+
+        filler = threading.Thread(target=fill_new_orders, daemon=True)
+        filler.start()
+        proc3, out3, err3 = start_live(tmp_path, cfg, 3, "--live", env=ENV)
+        try:
+            assert proc3.wait(timeout=60) == 0, err3.read_text()
+        finally:
+            stop.set()
+            filler.join(timeout=5)
+            kill9(proc3)
+        with fake.state.lock:
+            posts = dict(fake.state.order_posts)
+            long_position = fake.state.positions.get(("BTCUSDT", "LONG"), Decimal(0))
+
+    assert "1 in-flight intents recovered (r0)" in out3.read_text()
+    assert posts == {"r0-1": 1, "r1-1": 1}
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        trades = [t.intent_id for t in journal.read("trade")]
+        events = {e.intent_id: e for e in journal.read("router")}
+    assert sorted(trades) == ["r0", "r1"]
+    assert events["r0"].error is not None and events["r0"].error.startswith("recovered_after_restart")
+    assert events["r0"].filled_qty == pytest.approx(0.001) and len(events["r0"].fills) == 1
+    assert float(long_position) == pytest.approx(sum(f.qty for e in events.values() for f in e.fills))

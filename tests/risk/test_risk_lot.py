@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from config.models import RiskLimits
 from risk import RiskContext, check_order, suggest_gross_usd
 from risk.exposure import is_reducing
-from risk.lot import fit_to_lot
+from risk.lot import fit_to_lot, unreachable_floor
 from router.events import Intent
 from tests.risk.test_risk_properties import PROPERTY, bundle_for, limits_st, scene_st
 from tests.risk.test_risk_support import BUNDLE, make_ctx, make_intent
@@ -64,3 +64,29 @@ def test_rounding_up_past_the_sizing_bucket_cap_is_a_veto() -> None:
     config = msgspec.structs.replace(BUNDLE, strategy=msgspec.structs.replace(BUNDLE.strategy, sizing=sizing))
     fit = fit_to_lot(make_intent(), 110.0, unit_usd=60_000.0, qty_step=0.001, ctx=make_ctx(), config=config)
     assert fit.reason is not None and fit.detail["blocked_by"] == ["sizing_bucket_cap"]
+
+
+@PROPERTY
+@given(limits=limits_st(), unit_usd=st.floats(0.5, 1e5), qty_step=st.sampled_from([0.001, 0.01, 0.1, 1.0]),
+       symbol=st.sampled_from(sorted(BUNDLE.strategy.universe)))
+def test_the_start_up_lot_check_warns_exactly_when_no_grid_order_fits_between_floor_and_caps(
+        limits: RiskLimits, unit_usd: float, qty_step: float, symbol: str) -> None:
+    config = bundle_for(limits)
+    cap_usd = min(limits.max_order_notional_usd,
+                  config.strategy.sizing.buckets[config.strategy.universe[symbol].tier].cap_usd)
+    floor_usd = limits.min_notional_usd(symbol)
+    lots = math.ceil(floor_usd / unit_usd / qty_step - 1e-9)
+    fits = lots * qty_step * unit_usd <= cap_usd
+    message = unreachable_floor(symbol, unit_usd=unit_usd, qty_step=qty_step, config=config)
+    assert (message is None) == fits
+    if message is not None:
+        assert message.startswith(f"{symbol}: ") and "every opening intent will be vetoed" in message
+
+
+def test_the_start_up_lot_check_names_the_cap_that_leaves_no_room() -> None:
+    limits = msgspec.structs.replace(BUNDLE.risk, max_order_notional_usd=110.0)
+    config = bundle_for(limits)
+    message = unreachable_floor("BTCUSDT", unit_usd=60_000.0, qty_step=0.001, config=config)
+    assert message is not None
+    assert "is 120 USD, over risk_limits.max_order_notional_usd 110 USD" in message
+    assert unreachable_floor("BTCUSDT", unit_usd=50_000.0, qty_step=0.001, config=config) is None
