@@ -19,7 +19,6 @@ floor (reduce-only is at the venue): they are rounded down and never exceed the 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,7 @@ from risk.checks import check_order, min_notional_path
 from risk.context import RiskContext
 from risk.exposure import is_reducing
 from router.events import Intent, VetoReason
-from router.routing.order import floor_qty
+from router.routing.order import ceil_qty, floor_qty
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +85,7 @@ def unreachable_floor(symbol: str, *, unit_usd: float, qty_step: float, config: 
     ``risk_limits.max_order_notional_usd`` and the symbol's tier bucket cap.
     """
     floor_usd = config.risk.min_notional_usd(symbol)
-    smallest_usd = math.ceil(floor_usd / unit_usd / qty_step - 1e-9) * qty_step * unit_usd
+    smallest_usd = ceil_qty(floor_usd / unit_usd, qty_step) * unit_usd
     caps = {"risk_limits.max_order_notional_usd": config.risk.max_order_notional_usd}
     entry = config.strategy.universe.get(symbol)
     bucket = config.strategy.sizing.buckets.get(entry.tier) if entry is not None else None

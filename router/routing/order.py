@@ -186,6 +186,12 @@ def round_price(price: float, tick_size: float, *, up: bool) -> float:
     return round(whole * tick_size, _decimals(tick_size))
 
 
+def ceil_qty(qty: float, qty_step: float) -> float:
+    """``qty`` rounded up to the lot step: the least that may be ordered to reach it."""
+    steps = math.ceil(qty / qty_step - 1e-9)
+    return round(steps * qty_step, _decimals(qty_step))
+
+
 def floor_qty(qty: float, qty_step: float) -> float:
     """``qty`` rounded down to the lot step: what may still be ordered without exceeding it."""
     steps = math.floor(qty / qty_step + 1e-9)
