@@ -873,6 +873,29 @@ class PaperSettings(Model):
     synthetic: dict[Symbol, SyntheticSymbol]
 
 
+StopWorkingType = Literal["CONTRACT_PRICE", "MARK_PRICE"]
+
+
+class ProtectiveStopSettings(Model):
+    """Exchange-side stops on every open leg (``executor.protection``), so a position is protected while the
+    executor is down; ``null`` distances place none (the default: off).
+
+    ``stop_loss_bps`` / ``take_profit_bps``: distance from the leg's average entry price at which a
+    closePosition STOP_MARKET / TAKE_PROFIT_MARKET closes the whole leg at the venue (a long's stop below
+    the entry, its take-profit above; mirrored for a short), on the tick outward. They are replaced when
+    the leg's entry moves and cancelled when it closes. ``working_type`` is the price they trigger on:
+    ``CONTRACT_PRICE`` (last trade) or ``MARK_PRICE``.
+    """
+
+    stop_loss_bps: PositiveBps | None
+    take_profit_bps: PositiveBps | None
+    working_type: StopWorkingType
+
+    @property
+    def enabled(self) -> bool:
+        return self.stop_loss_bps is not None or self.take_profit_bps is not None
+
+
 class ExecutorConfig(Model):
     """``executor.json``: the live loop's instruments, routing loop, reconciliation, telemetry and venues."""
 
@@ -888,6 +911,7 @@ class ExecutorConfig(Model):
     policy_source: PolicySourceSettings
     adaptive: AdaptiveSettings
     paper: PaperSettings
+    protective_stops: ProtectiveStopSettings
 
 
 class ConfigBundle(msgspec.Struct, frozen=True, kw_only=True):

@@ -48,6 +48,7 @@ from executor.journal import Journal
 from executor.monitoring.telemetry import Telemetry
 from executor.outcomes import binding_limit, reason, routed_trade, veto_outcome
 from executor.positions import apply_order
+from executor.protection import ProtectiveStops, TriggeredStop
 from executor.quarantine import quarantine_line
 from executor.reconcile import (
     JournalStoreMismatch,
@@ -146,6 +147,10 @@ class Executor:
         self._done: set[str] = set()
         self._digests: dict[str, bytes] = {}
         self._started = False
+        self.protection = None if not callable(getattr(venue, "place_stop", None)) and \
+            not ex.protective_stops.enabled else ProtectiveStops(
+                settings=ex.protective_stops, venue=venue, store=store,  # type: ignore[arg-type]
+                instruments=ex.instruments, universe=config.strategy.universe)
 
     # --- start ------------------------------------------------------------------------------------
 
@@ -175,9 +180,15 @@ class Executor:
         recovered: list[str] = []
         cancelled = 0
         for intent_id, submission in submissions.items():
-            if intent_id not in self._done:
+            if intent_id not in self._done and not (self.protection and self.protection.owns(intent_id)):
                 cancelled += self._recover(submission, decisions.get(intent_id))
                 recovered.append(intent_id)
+        if self.protection is not None:  # stops that triggered while we were down, journaled once
+            try:
+                for triggered in self.protection.poll(None):
+                    self._journal_stop(triggered)
+            except VenueError as exc:
+                raise ReconcileError(f"protective stops unavailable: {type(exc).__name__}: {exc}") from exc
         try:
             open_orders = self.venue.open_orders(None)
         except VenueError as exc:
@@ -194,6 +205,10 @@ class Executor:
         self._started = True
         for symbol in ex.instruments:
             self.policies[symbol] = self.policy_for(symbol)
+        if self.protection is not None:
+            legs = {*self.portfolio.legs, *((r.symbol, r.position_side) for r in self.store.working_stops())}
+            for symbol, position_side in sorted(legs):
+                self._sync_stops(symbol, position_side)
         self._refresh_marks(self.venue.clock.now_ns(), None)
         now_ns = self.venue.clock.now_ns()
         with self._halting(f"executor store {self.store.path}", "health not stored"):
@@ -278,6 +293,7 @@ class Executor:
         """
         now_ns = self.venue.clock.now_ns()
         if self.telemetry.due(now_ns):
+            self._poll_stops(None)
             if self.adaptive is not None:
                 for symbol in self.adaptive.poll_go_live():
                     self.policies[symbol] = self.adaptive.current(symbol)
@@ -294,6 +310,7 @@ class Executor:
         """
         if not self._started:
             raise RuntimeError("Executor.start() must reconcile with the venue before any intent is processed")
+        self._poll_stops(intent.symbol)  # a stop that triggered moved the leg this intent may act on
         now_ns = self.venue.clock.now_ns()
         if intent.intent_id in self._done:
             if self._digests.get(intent.intent_id) == intent_digest(intent) or conflict_id(intent) in self._done:
@@ -376,7 +393,56 @@ class Executor:
                               {"stage": "route"}, now_ns, gross_usd)
         if event.error is not None:
             event = self._settle_after_error(order, policy, event)
-        return self._finish_routed(intent, event, submission, decision)
+        trade = self._finish_routed(intent, event, submission, decision)
+        self._sync_stops(intent.symbol, intent.position_side)
+        return trade
+
+    # --- protective stops (executor.protection) -------------------------------------------------------
+
+    def _poll_stops(self, symbol: str | None) -> None:
+        """Journal the stops that triggered at the venue, then re-sync their legs (cancels the sibling stop)."""
+        if self.protection is None:
+            return
+        try:
+            triggered = self.protection.poll(symbol)
+        except VenueError as exc:
+            logger.warning("protective stops not polled: %s: %s", type(exc).__name__, exc)
+            return
+        for record, state in triggered:
+            self._journal_stop((record, state))
+            self._sync_stops(record.symbol, record.position_side)
+
+    def _sync_stops(self, symbol: str, position_side: str) -> None:
+        """Give the leg the stops the config asks for; a stop found triggered on the way is journaled first."""
+        if self.protection is None:
+            return
+        for _ in range(3):  # a stop ending under us changes the leg; the next round sees the new one
+            try:
+                triggered = self.protection.sync(self.portfolio.legs.get((symbol, position_side)),  # type: ignore[arg-type]
+                                                 symbol, position_side, self.venue.clock.now_ns())  # type: ignore[arg-type]
+            except VenueError as exc:
+                logger.warning("protective stops of %s %s not synced (next intent retries): %s: %s", symbol,
+                               position_side, type(exc).__name__, exc)
+                return
+            if not triggered:
+                return
+            for stop in triggered:
+                self._journal_stop(stop)
+
+    def _journal_stop(self, triggered: TriggeredStop) -> None:
+        """Journal a triggered stop as its own intent, exactly once, then close it in the store."""
+        assert self.protection is not None
+        record, state = triggered
+        policy = self.policies.get(record.symbol) or self.policy_for(record.symbol)
+        intent, event, submission = self.protection.outcome(record, state, policy=policy,
+                                                            contract=venue_contract(self.venue, record.symbol))
+        if intent.intent_id not in self._done:
+            with self._halting(f"executor store {self.store.path}", f"stop {intent.intent_id} journaled on restart"):
+                if intent.intent_id not in self._digests:  # submitted before a crash: its record stands
+                    self.store.record_submission(submission, decision=None)
+            self._finish_routed(intent, event, submission, None)
+        with self._halting(f"executor store {self.store.path}", f"stop {intent.intent_id} closed on restart"):
+            self.store.close_stop(record.client_order_id)
 
     # --- helpers ----------------------------------------------------------------------------------
 

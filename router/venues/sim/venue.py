@@ -387,6 +387,18 @@ class SimVenue:
         self._working_stops[request.client_order_id] = stop
         return stop.state()
 
+    def restore_stop(self, request: StopRequest) -> StopState:
+        """Re-arm a stop that worked on an account carried over a restart (``restore_positions``): it works
+        from now, without the entry latency, and fires at once if the working price already meets it (it
+        would have triggered at the venue while the client was down)."""
+        book = self._book(request.symbol)
+        stop = SimStop(request=request, book=book, trigger_px=self._check_stop(request, book))
+        self._stops[request.client_order_id] = stop
+        self._working_stops[request.client_order_id] = stop
+        if stop.met_now(self._now_ns):
+            self._fire(stop, self._now_ns)
+        return stop.state()
+
     def cancel_stop(self, symbol: str, client_order_id: str) -> StopState:
         stop = self._stop(symbol, client_order_id)
         self.advance_to(self._now_ns + self._latency_ns(self._config.cancel_latency_ms))
