@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -873,6 +874,36 @@ class PaperSettings(Model):
     synthetic: dict[Symbol, SyntheticSymbol]
 
 
+class PushSinkSettings(Model):
+    """An optional webhook the executor pushes each health snapshot to, for teams without a scraper
+    (``executor.monitoring.push``); off by default.
+
+    Every publish POSTs one JSON document (the snapshot, its alerts and every metric sample) to ``url``
+    (``http://`` or ``https://``, no credentials in it) from a background thread, never blocking the loop.
+    A failed POST (error status, refused, or no answer within ``timeout_s``) is retried up to
+    ``max_attempts`` times, waiting ``backoff_initial_s`` doubling up to ``backoff_max_s``; then dropped.
+    At most ``max_buffered`` documents wait; a new one beyond that drops the oldest. Drops are counted
+    (``executor_push_dropped_total`` by reason).
+    """
+
+    enabled: bool
+    url: str
+    timeout_s: Annotated[float, msgspec.Meta(gt=0.0, le=300.0)]
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=MAX_RETRIES)]
+    backoff_initial_s: Annotated[float, msgspec.Meta(gt=0.0, le=3600.0)]
+    backoff_max_s: Annotated[float, msgspec.Meta(gt=0.0, le=3600.0)]
+    max_buffered: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"url must be an http:// or https:// URL with a host, got {self.url!r}")
+        if parts.username or parts.password:
+            raise ValueError("url must not carry credentials (user:password@)")
+        if self.backoff_initial_s > self.backoff_max_s:
+            raise ValueError(f"backoff_initial_s {self.backoff_initial_s} exceeds backoff_max_s {self.backoff_max_s}")
+
+
 StopWorkingType = Literal["CONTRACT_PRICE", "MARK_PRICE"]
 
 
@@ -912,6 +943,7 @@ class ExecutorConfig(Model):
     adaptive: AdaptiveSettings
     paper: PaperSettings
     protective_stops: ProtectiveStopSettings
+    push: PushSinkSettings
 
 
 class ConfigBundle(msgspec.Struct, frozen=True, kw_only=True):
