@@ -19,6 +19,11 @@ is learned before its batch is journaled, the shadow proposal and arm-safety cha
 ``start`` re-learns journaled events the tuner's last checkpoint does not include before it recovers
 in-flight intents (``executor.adaptive.routing`` documents the ordering that keeps learning exactly-once).
 
+Exchange-side protective stops (``executor.protection``, ``executor.json`` ``protective_stops``): after each
+routed intent the leg it touched gets the stops the config asks for; before each intent (for its symbol),
+on the health timer and at ``start`` the working stops are polled, and one that triggered at the venue is
+journaled as its own intent, exactly once, through the same path as a route.
+
 A route that ended with an error may leave an order resting: its legs are settled by client order id
 (cancelled, fills counted) before the outcome is journaled. When that is impossible (venue unreachable)
 the loop raises ``ExecutorHalted``; a restart settles the intent. A failed write to the journal or the
@@ -69,7 +74,7 @@ from risk.context import RiskContext
 from risk.lot import fit_to_lot
 from risk.screener import MarketView, would_emit
 from router.contract import ContractSpec, notional_usd, venue_contract
-from router.events import Event, Intent, RouterEvent, TradeRecord, VetoReason
+from router.events import Event, Intent, PositionSide, RouterEvent, TradeRecord, VetoReason
 from router.policy import RouterPolicy
 from router.routing.machine import route
 from router.routing.order import RouteOrder, RouteRefused
@@ -147,10 +152,13 @@ class Executor:
         self._done: set[str] = set()
         self._digests: dict[str, bytes] = {}
         self._started = False
-        self.protection = None if not callable(getattr(venue, "place_stop", None)) and \
-            not ex.protective_stops.enabled else ProtectiveStops(
-                settings=ex.protective_stops, venue=venue, store=store,  # type: ignore[arg-type]
-                instruments=ex.instruments, universe=config.strategy.universe)
+        # Built whenever the venue keeps stops (off in config, it cancels stops left from an earlier run);
+        # asked for on a venue that keeps none, it refuses (ValueError naming the config key).
+        keeps_stops = callable(getattr(venue, "place_stop", None))
+        self.protection = ProtectiveStops(
+            settings=ex.protective_stops, venue=venue, store=store,  # type: ignore[arg-type]
+            instruments=ex.instruments, universe=config.strategy.universe,
+        ) if keeps_stops or ex.protective_stops.enabled else None
 
     # --- start ------------------------------------------------------------------------------------
 
@@ -412,14 +420,14 @@ class Executor:
             self._journal_stop((record, state))
             self._sync_stops(record.symbol, record.position_side)
 
-    def _sync_stops(self, symbol: str, position_side: str) -> None:
+    def _sync_stops(self, symbol: str, position_side: PositionSide) -> None:
         """Give the leg the stops the config asks for; a stop found triggered on the way is journaled first."""
         if self.protection is None:
             return
         for _ in range(3):  # a stop ending under us changes the leg; the next round sees the new one
             try:
-                triggered = self.protection.sync(self.portfolio.legs.get((symbol, position_side)),  # type: ignore[arg-type]
-                                                 symbol, position_side, self.venue.clock.now_ns())  # type: ignore[arg-type]
+                triggered = self.protection.sync(self.portfolio.legs.get((symbol, position_side)), symbol,
+                                                 position_side, self.venue.clock.now_ns())
             except VenueError as exc:
                 logger.warning("protective stops of %s %s not synced (next intent retries): %s: %s", symbol,
                                position_side, type(exc).__name__, exc)

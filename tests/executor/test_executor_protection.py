@@ -4,6 +4,8 @@ exactly once as its own intent with its realized PnL, and positions agree with t
 
 from __future__ import annotations
 
+import json
+import signal
 from pathlib import Path
 
 import msgspec
@@ -16,17 +18,23 @@ from executor.store import ExecutorStore
 from risk.portfolio import Leg
 from risk.units import NS_PER_S
 from router.venues.sim.venue import SimVenue
+from tests.conftest import edit_config
 from tests.executor.test_executor_support import (
     build_executor,
     executor_config,
     intent,
+    kill9,
     make_paper_venue,
+    paper_config_dir,
+    start_live,
     static_policies,
+    wait_for,
 )
 
 
-def protected_config(stop_loss_bps: float | None, take_profit_bps: float | None) -> ConfigBundle:
-    config = executor_config(duration_s=3_600.0, health_interval_s=1.0)
+def protected_config(stop_loss_bps: float | None, take_profit_bps: float | None,
+                     position_mode: str = "hedge") -> ConfigBundle:
+    config = executor_config(duration_s=3_600.0, health_interval_s=1.0, position_mode=position_mode)
     stops = msgspec.structs.replace(config.executor.protective_stops, stop_loss_bps=stop_loss_bps,
                                     take_profit_bps=take_profit_bps)
     return msgspec.structs.replace(config, executor=msgspec.structs.replace(config.executor, protective_stops=stops))
@@ -106,12 +114,14 @@ def test_a_stop_triggering_while_running_is_journaled_once_with_its_pnl(tmp_path
     assert journal.count("router") == 2  # polled again: nothing journaled twice
 
 
-def test_a_stop_triggering_while_down_is_journaled_once_at_restart(tmp_path: Path) -> None:
-    config = protected_config(2.0, None)
+@pytest.mark.parametrize(("mode", "leg"), [("hedge", "LONG"), ("one_way", "BOTH")])
+def test_a_stop_triggering_while_down_is_journaled_once_at_restart(tmp_path: Path, mode: str, leg: str) -> None:
+    config = protected_config(2.0, None, position_mode=mode)
     venue = make_paper_venue(config)  # the venue outlives the executor, as an exchange does
     executor, journal, store = start(config, venue, tmp_path)
-    executor.process(intent("open", size_hint_usd=300.0))
+    executor.process(intent("open", size_hint_usd=300.0, position_side=leg))
     (working,) = venue.open_stops(None)
+    assert working.client_order_id == f"psl-BTCUSDT-{leg[0]}-1" and working.position_side == leg
     journal.close()
     store.close()  # the executor is gone; the stop works on
     venue.clock.sleep_until(venue.clock.now_ns() + 300 * NS_PER_S)
@@ -156,3 +166,53 @@ def test_stops_off_by_default_place_nothing(tmp_path: Path) -> None:
         assert other.working_stops() == [] and other.next_stop_seq() == 1
     with Journal(tmp_path / "journal.sqlite", readonly=True) as reader:
         assert reader.count("router") == 1
+
+
+def test_paper_kill9_after_a_stop_triggered_unseen_then_restart_journals_it_once(config_dir: Path,
+                                                                                 tmp_path: Path) -> None:
+    """The paper venue fills the stop while the executor idles (its health timer, the stop poll, is an hour
+    away); kill -9 before it notices; the paper account kept the stop's fills, the restart journals them."""
+    paper_config_dir(config_dir)
+
+    def executor_json(d: dict) -> None:
+        d["protective_stops"].update(stop_loss_bps=2.0)
+        d["health"]["interval_s"] = 3600.0
+
+    edit_config(config_dir, "executor.json", executor_json)
+    edit_config(config_dir, "router.json", lambda d: d["static_policy"].update(taker_bias=1.0))
+    (tmp_path / "intents.jsonl").write_bytes(msgspec.json.encode(intent("o1", size_hint_usd=300.0)) + b"\n")
+    account = tmp_path / "executor.paper.json"
+
+    def account_stops() -> list[dict]:
+        try:
+            return json.loads(account.read_text()).get("stops", [])
+        except (FileNotFoundError, json.JSONDecodeError):
+            return []
+
+    proc, _, err = start_live(tmp_path, config_dir, 1, "--follow")
+    try:
+        wait_for("the stop triggered at the paper venue",
+                 lambda: any(s["status"] == "triggered" for s in account_stops()), proc, 60.0)
+    finally:
+        kill9(proc)
+    assert proc.returncode == -signal.SIGKILL, err.read_text()
+    (triggered,) = [s for s in account_stops() if s["status"] == "triggered"]
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        assert [e.intent_id for e in journal.read("router")] == ["o1"]  # not noticed before the kill
+
+    for run in (2, 3):
+        proc, out, err = start_live(tmp_path, config_dir, run)
+        try:
+            assert proc.wait(timeout=60) == 0, err.read_text()
+        finally:
+            kill9(proc)
+        assert "positions checked against the venue" in out.read_text()
+        with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+            events = {e.intent_id: e for e in journal.read("router")}
+        assert sorted(events) == ["o1", triggered["client_order_id"]], f"run {run}"
+    stop_event = events[triggered["client_order_id"]]
+    assert stop_event.filled_qty == events["o1"].filled_qty
+    assert [f.trade_id for f in stop_event.fills] == [f["trade_id"] for f in triggered["fills"]]
+    assert stop_event.realized_pnl_usd == pytest.approx(
+        (stop_event.avg_price - events["o1"].avg_price) * stop_event.filled_qty
+        - sum(f.fee_usd for f in stop_event.fills))
