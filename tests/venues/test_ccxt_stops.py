@@ -7,9 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from router.venue import InvalidOrder, OrderNotFound, StopRequest, StopWouldTrigger
+from router.venue import InvalidOrder, OrderNotFound, StopRequest, StopWouldTrigger, VenueError
+from router.venues.ccxt.parse import stop_state
 from router.venues.ccxt.venue import CcxtVenue
-from tests.fakes.binance_usdm import ALGO_ORDER_PATH, FakeBinanceUsdm
+from tests.fakes.binance_usdm import ALGO_ORDER_PATH, FakeBinanceUsdm, Stall
 from tests.venues.test_ccxt_venue import FakeClock, connect
 
 pytest_plugins = ["tests.venues.test_ccxt_venue"]  # the fake, clock and venue fixtures
@@ -117,3 +118,23 @@ def test_the_fake_enforces_binances_close_all_rules(fake: FakeBinanceUsdm, venue
                               {**base, "positionSide": "LONG", "stopLossPrice": "61000"})
     assert algo_posts(fake) and not fake.state.algo_orders
     assert Decimal(fake.state.positions[("BTCUSDT", "BOTH")]) == Decimal("0.004")
+
+
+def test_a_stop_send_that_timed_out_after_the_venue_took_it_is_found_not_resent(
+        fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+    fake.set_position("BTCUSDT", "BOTH", "0.004")
+    fake.fail_next("POST", ALGO_ORDER_PATH, Stall(seconds=0.6, create_first=True))
+    state = venue.place_stop(stop("sl-t"))
+    assert state.status == "working" and state.client_order_id == "sl-t" and len(algo_posts(fake)) == 1
+
+
+def test_algo_orders_the_router_did_not_place_are_errors_not_guesses() -> None:
+    info = {"clientAlgoId": "a", "algoStatus": "NEW", "orderType": "STOP_MARKET", "side": "SELL",
+            "positionSide": "BOTH", "triggerPrice": "59000", "triggerTime": 0}
+    assert stop_state(info, "BTCUSDT", "a", ()).status == "working"
+    with pytest.raises(VenueError, match="asked 'b'"):
+        stop_state(info, "BTCUSDT", "b", ())
+    with pytest.raises(VenueError, match="unknown algoStatus 'PAUSED'"):
+        stop_state({**info, "algoStatus": "PAUSED"}, "BTCUSDT", "a", ())
+    with pytest.raises(VenueError, match="not a market stop"):
+        stop_state({**info, "orderType": "STOP"}, "BTCUSDT", "a", ())

@@ -40,8 +40,9 @@ class ExchangeQuirks:
     side in hedge mode and rejects an explicit flag (Binance USDⓈ-M: -1106). ``trades_order_id_param``
     is the ``fetch_my_trades`` parameter that narrows trades to one order. Protective stops: the ccxt
     ``params`` key carrying each stop kind's trigger (ccxt turns it into the exchange's order type), the id
-    key, ``stop_params`` sent with every stop (Binance: closePosition) and ``stop_query_params`` with every
-    fetch, cancel and listing of stops (``trigger``: ccxt then uses the algo-service endpoints).
+    and working-type keys, ``stop_params`` sent with every stop (Binance: closePosition) and
+    ``stop_query_params`` with every fetch, cancel and listing of stops (``trigger``: ccxt then uses the
+    algo-service endpoints).
     ``ccxt_options`` are merged
     into the ccxt client's options (turning off calls the venue does not need).
     """
@@ -57,6 +58,7 @@ class ExchangeQuirks:
     retry_after_header: str
     stop_price_params: Mapping[StopKind, str]
     stop_client_order_id_param: str
+    stop_working_type_param: str
     stop_params: Mapping[str, object]
     stop_query_params: Mapping[str, object]
     error_codes: Mapping[str, type[VenueError]]
@@ -80,6 +82,7 @@ BINANCE_USDM = ExchangeQuirks(
     retry_after_header="Retry-After",
     stop_price_params=MappingProxyType({"stop_market": "stopLossPrice", "take_profit_market": "takeProfitPrice"}),
     stop_client_order_id_param="clientAlgoId",
+    stop_working_type_param="workingType",
     stop_params=MappingProxyType({"closePosition": True}),
     stop_query_params=MappingProxyType({"trigger": True}),
     error_codes=MappingProxyType(

@@ -260,7 +260,7 @@ class CcxtVenue:
             q.stop_client_order_id_param: cid,
             q.stop_price_params[request.kind]: self._exchange.price_to_precision(market["symbol"],
                                                                                  request.trigger_price),
-            "workingType": request.working_type,
+            q.stop_working_type_param: request.working_type,
             **q.stop_params,
         }
         if request.position_side != "BOTH":
