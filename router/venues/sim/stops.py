@@ -49,25 +49,17 @@ class SimStop:
         quote = book.quote_at(ts_ns)  # no trade yet: the mid is the best estimate of the last price
         return bool(self.met_by(quote.bid_px + quote.ask_px))
 
-    def first_trigger_ns(self, t0_ns: int, t1_ns: int) -> int | None:
-        """Earliest time in (t0, t1] at which the working price meets the condition, if any."""
-        book = self.book
-        if self.request.working_type == "CONTRACT_PRICE":
-            ts, prices_x2 = _window(book.trade_ts, t0_ns, t1_ns), None
-            if ts is not None:
-                prices_x2 = 2 * book.trade_px[ts[0]:ts[1]]
-        else:
-            ts = _window(book.quote_ts, t0_ns, t1_ns)
-            if ts is not None:
-                prices_x2 = book.bid_px[ts[0]:ts[1]] + book.ask_px[ts[0]:ts[1]]
-        if ts is None or prices_x2 is None:
+    def first_trigger_ns(self, t0_ns: int, t1_ns: int, windows: PriceWindows) -> int | None:
+        """Earliest time in (t0, t1] at which the working price meets the condition, if any.
+
+        The window's extremes (shared by every stop on the book and working type) answer "no trigger"
+        without scanning, the common case.
+        """
+        win = windows.window(self.book, self.request.working_type, t0_ns, t1_ns)
+        if win is None or not self.met_by(win.low_x2 if self.falls_through else win.high_x2):
             return None
-        hit = np.asarray(self.met_by(prices_x2))
-        k = int(hit.argmax())
-        if not hit[k]:
-            return None
-        times = book.trade_ts if self.request.working_type == "CONTRACT_PRICE" else book.quote_ts
-        return int(times[ts[0] + k])
+        hit = np.asarray(self.met_by(win.prices_x2))
+        return int(win.times[int(hit.argmax())])
 
     def state(self) -> StopState:
         req = self.request
@@ -76,6 +68,37 @@ class SimStop:
                          triggered_ts_ns=self.triggered_ts_ns, fills=tuple(self.fills))
 
 
-def _window(times: np.ndarray, t0_ns: int, t1_ns: int) -> tuple[int, int] | None:
-    a, b = times.searchsorted((t0_ns, t1_ns), side="right").tolist()
-    return (a, b) if b > a else None
+@dataclass(frozen=True, slots=True)
+class PriceWindow:
+    """The working prices (at twice their value) in one time window, their times and extremes."""
+
+    times: np.ndarray
+    prices_x2: np.ndarray
+    low_x2: int
+    high_x2: int
+
+
+class PriceWindows:
+    """One venue's memo of the last window per book and working type: every stop of a step asks the same."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], tuple[int, int, PriceWindow | None]] = {}
+
+    def window(self, book: TapeBook, working_type: str, t0_ns: int, t1_ns: int) -> PriceWindow | None:
+        """The working prices in (t0, t1]: trades for CONTRACT_PRICE, quote mids for MARK_PRICE; None if empty."""
+        key = (book.symbol, working_type)
+        last = self._last.get(key)
+        if last is not None and last[0] == t0_ns and last[1] == t1_ns:
+            return last[2]
+        times = book.trade_ts if working_type == "CONTRACT_PRICE" else book.quote_ts
+        a, b = times.searchsorted((t0_ns, t1_ns), side="right").tolist()
+        win = None
+        if b > a:
+            prices_x2 = 2 * book.trade_px[a:b] if working_type == "CONTRACT_PRICE" else \
+                book.bid_px[a:b] + book.ask_px[a:b]
+            win = PriceWindow(times=times[a:b], prices_x2=prices_x2, low_x2=int(prices_x2.min()),
+                              high_x2=int(prices_x2.max()))
+        self._last[key] = (t0_ns, t1_ns, win)
+        return win

@@ -80,7 +80,7 @@ from router.venues.sim.book import TapeBook, WindowMemo
 from router.venues.sim.config import SimVenueConfig
 from router.venues.sim.order import SimOrder
 from router.venues.sim.position import SimPositions
-from router.venues.sim.stops import SimStop
+from router.venues.sim.stops import PriceWindows, SimStop
 from router.venues.sim.taker import taker_walk
 
 
@@ -201,6 +201,7 @@ class SimVenue:
         self._fill_seq = 0
         self._stops: dict[str, SimStop] = {}
         self._working_stops: dict[str, SimStop] = {}
+        self._price_windows = PriceWindows()
         self._clock = SimClock(self)
 
     # ---- clock ----------------------------------------------------------------------------------
@@ -226,7 +227,7 @@ class SimVenue:
             raise ReplayExhausted(f"cannot advance to {ts_ns}: the replay ends at {self._end_ns}")
         while self._working_stops:
             due = [(t, stop) for stop in self._working_stops.values()
-                   if (t := stop.first_trigger_ns(self._now_ns, ts_ns)) is not None]
+                   if (t := stop.first_trigger_ns(self._now_ns, ts_ns, self._price_windows)) is not None]
             if not due:
                 break
             trigger_ns, stop = min(due, key=lambda d: (d[0], d[1].request.client_order_id))
