@@ -159,3 +159,15 @@ def test_a_stop_fires_exactly_at_the_first_trade_meeting_its_condition(prices, t
     state = venue.fetch_stop("BTCUSDT", "s")
     assert state.triggered_ts_ns == expected
     assert venue.positions("BTCUSDT") == {"BOTH": 0.0 if expected is not None else 1.0}
+
+
+def test_stops_triggered_by_the_same_trade_all_fire() -> None:
+    venue = venue_with([(200 * MS, 94, 1, True)], position_mode="hedge")
+    venue.place_order(market("long", "buy", 2, "LONG"))
+    venue.place_order(market("short", "sell", 1, "SHORT"))
+    venue.place_stop(stop("sl-long", position_side="LONG"))
+    venue.place_stop(stop("tp-short", kind="take_profit_market", side="buy", trigger=95.0, position_side="SHORT"))
+    venue.advance_to(300 * MS)
+    assert {s: venue.fetch_stop("BTCUSDT", s).triggered_ts_ns for s in ("sl-long", "tp-short")} == {
+        "sl-long": 200 * MS, "tp-short": 200 * MS}
+    assert venue.positions("BTCUSDT") == {"LONG": 0.0, "SHORT": 0.0}

@@ -230,10 +230,11 @@ class SimVenue:
                    if (t := stop.first_trigger_ns(self._now_ns, ts_ns, self._price_windows)) is not None]
             if not due:
                 break
-            trigger_ns, stop = min(due, key=lambda d: (d[0], d[1].request.client_order_id))
+            trigger_ns = min(t for t, _ in due)
             self._advance_resting(trigger_ns)
             self._now_ns = trigger_ns
-            self._fire(stop, trigger_ns)
+            for _, stop in sorted((d for d in due if d[0] == trigger_ns), key=lambda d: d[1].request.client_order_id):
+                self._fire(stop, trigger_ns)  # every stop of this instant: the next window starts after it
         self._advance_resting(ts_ns)
         self._now_ns = ts_ns
 
