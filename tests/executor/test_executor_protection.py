@@ -18,7 +18,7 @@ from executor.store import ExecutorStore
 from risk.portfolio import Leg
 from risk.units import NS_PER_S
 from router.venues.sim.venue import SimVenue
-from tests.conftest import edit_config
+from tests.conftest import config_issues, edit_config
 from tests.executor.test_executor_support import (
     build_executor,
     executor_config,
@@ -216,3 +216,18 @@ def test_paper_kill9_after_a_stop_triggered_unseen_then_restart_journals_it_once
     assert stop_event.realized_pnl_usd == pytest.approx(
         (stop_event.avg_price - events["o1"].avg_price) * stop_event.filled_qty
         - sum(f.fee_usd for f in stop_event.fills))
+
+
+def test_stops_on_a_spot_instrument_are_refused_at_load(config_dir: Path) -> None:
+    def strategy(d: dict) -> None:
+        d["universe"]["XRPUSDT"] = {**d["universe"]["BTCUSDT_SPOT"], "venue_symbol": "XRPUSDT"}
+
+    def executor_json(d: dict) -> None:
+        d["instruments"]["XRPUSDT"] = {"tick_size": 0.0001, "qty_step": 0.1}
+        d["protective_stops"]["stop_loss_bps"] = 50.0
+
+    edit_config(config_dir, "strategy_config.json", strategy)
+    edit_config(config_dir, "executor.json", executor_json)
+    assert config_issues(config_dir) == [
+        "executor.json: $.protective_stops: closePosition stops exist on futures only, and XRPUSDT is spot: set "
+        "both distances to null or trade futures"]
