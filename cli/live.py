@@ -56,6 +56,7 @@ from executor.journal import DEFAULT_PATH as DEFAULT_JOURNAL
 from executor.journal import Journal
 from executor.loop import Executor, ExecutorHalted, StartReport
 from executor.monitoring.metrics import ExecutorMetrics
+from executor.monitoring.push import PushSink
 from executor.monitoring.telemetry import Telemetry
 from executor.paper_account import PaperAccountError
 from executor.reconcile import JournalStoreMismatch, PositionReader, ReconcileError
@@ -258,6 +259,7 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     metrics = ExecutorMetrics(config.strategy.universe, config.executor.prometheus)
+    push = PushSink(config.executor.push, metrics.registry).start() if config.executor.push.enabled else None
     server = None
     if config.executor.prometheus.enabled:
         port, server = metrics.serve(config.executor.prometheus.host, config.executor.prometheus.port)
@@ -284,7 +286,7 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
                                                     contracts=config.strategy.universe,
                                                     champion_gates=(policies.champion_gates
                                                                     if isinstance(policies, RegistryPolicySource)
-                                                                    else None)),
+                                                                    else None), push=push),
                                 adaptive=adaptive)
             report = executor.start()
             mark = RunMark.of(journal)  # the summary counts what this run appends after it
@@ -320,6 +322,8 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
     finally:
         if server is not None:
             server.shutdown()
+        if push is not None:
+            push.close(drain_s=config.executor.push.timeout_s)
     return 0
 
 

@@ -387,6 +387,12 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
                                   "must be at least probe_gap_legs"))
     if not executor.prometheus.host:
         issues.append(ConfigIssue("executor.json", "$.prometheus.host", "must name an address to bind"))
+    if executor.protective_stops.enabled:
+        spot = sorted(s for s in executor.instruments if s in universe and universe[s].market == "spot")
+        if spot:
+            issues.append(ConfigIssue("executor.json", "$.protective_stops",
+                                      f"closePosition stops exist on futures only, and {', '.join(spot)} "
+                                      "is spot: set both distances to null or trade futures"))
     return issues
 
 

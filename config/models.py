@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -873,6 +874,59 @@ class PaperSettings(Model):
     synthetic: dict[Symbol, SyntheticSymbol]
 
 
+class PushSinkSettings(Model):
+    """An optional webhook the executor pushes each health snapshot to, for teams without a scraper
+    (``executor.monitoring.push``); off by default.
+
+    Every publish POSTs one JSON document (the snapshot, its alerts and every metric sample) to ``url``
+    (``http://`` or ``https://``, no credentials in it) from a background thread, never blocking the loop.
+    A failed POST (error status, refused, or no answer within ``timeout_s``) is retried up to
+    ``max_attempts`` times, waiting ``backoff_initial_s`` doubling up to ``backoff_max_s``; then dropped.
+    At most ``max_buffered`` documents wait; a new one beyond that drops the oldest. Drops are counted
+    (``executor_push_dropped_total`` by reason).
+    """
+
+    enabled: bool
+    url: str
+    timeout_s: Annotated[float, msgspec.Meta(gt=0.0, le=300.0)]
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=MAX_RETRIES)]
+    backoff_initial_s: Annotated[float, msgspec.Meta(gt=0.0, le=3600.0)]
+    backoff_max_s: Annotated[float, msgspec.Meta(gt=0.0, le=3600.0)]
+    max_buffered: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"url must be an http:// or https:// URL with a host, got {self.url!r}")
+        if parts.username or parts.password:
+            raise ValueError("url must not carry credentials (user:password@)")
+        if self.backoff_initial_s > self.backoff_max_s:
+            raise ValueError(f"backoff_initial_s {self.backoff_initial_s} exceeds backoff_max_s {self.backoff_max_s}")
+
+
+StopWorkingType = Literal["CONTRACT_PRICE", "MARK_PRICE"]
+
+
+class ProtectiveStopSettings(Model):
+    """Exchange-side stops on every open leg (``executor.protection``), so a position is protected while the
+    executor is down; ``null`` distances place none (the default: off).
+
+    ``stop_loss_bps`` / ``take_profit_bps``: distance from the leg's average entry price at which a
+    closePosition STOP_MARKET / TAKE_PROFIT_MARKET closes the whole leg at the venue (a long's stop below
+    the entry, its take-profit above; mirrored for a short), on the tick outward. They are replaced when
+    the leg's entry moves and cancelled when it closes. ``working_type`` is the price they trigger on:
+    ``CONTRACT_PRICE`` (last trade) or ``MARK_PRICE``.
+    """
+
+    stop_loss_bps: PositiveBps | None
+    take_profit_bps: PositiveBps | None
+    working_type: StopWorkingType
+
+    @property
+    def enabled(self) -> bool:
+        return self.stop_loss_bps is not None or self.take_profit_bps is not None
+
+
 class ExecutorConfig(Model):
     """``executor.json``: the live loop's instruments, routing loop, reconciliation, telemetry and venues."""
 
@@ -888,6 +942,8 @@ class ExecutorConfig(Model):
     policy_source: PolicySourceSettings
     adaptive: AdaptiveSettings
     paper: PaperSettings
+    protective_stops: ProtectiveStopSettings
+    push: PushSinkSettings
 
 
 class ConfigBundle(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,6 +19,11 @@ is learned before its batch is journaled, the shadow proposal and arm-safety cha
 ``start`` re-learns journaled events the tuner's last checkpoint does not include before it recovers
 in-flight intents (``executor.adaptive.routing`` documents the ordering that keeps learning exactly-once).
 
+Exchange-side protective stops (``executor.protection``, ``executor.json`` ``protective_stops``): after each
+routed intent the leg it touched gets the stops the config asks for; before each intent (for its symbol),
+on the health timer and at ``start`` the working stops are polled, and one that triggered at the venue is
+journaled as its own intent, exactly once, through the same path as a route.
+
 A route that ended with an error may leave an order resting: its legs are settled by client order id
 (cancelled, fills counted) before the outcome is journaled. When that is impossible (venue unreachable)
 the loop raises ``ExecutorHalted``; a restart settles the intent. A failed write to the journal or the
@@ -48,6 +53,7 @@ from executor.journal import Journal
 from executor.monitoring.telemetry import Telemetry
 from executor.outcomes import binding_limit, reason, routed_trade, veto_outcome
 from executor.positions import apply_order
+from executor.protection import ProtectiveStops, TriggeredStop
 from executor.quarantine import quarantine_line
 from executor.reconcile import (
     JournalStoreMismatch,
@@ -68,7 +74,7 @@ from risk.context import RiskContext
 from risk.lot import fit_to_lot, unreachable_floor
 from risk.screener import MarketView, would_emit
 from router.contract import ContractSpec, notional_usd, venue_contract
-from router.events import Event, Intent, RouterEvent, TradeRecord, VetoReason
+from router.events import Event, Intent, PositionSide, RouterEvent, TradeRecord, VetoReason
 from router.policy import RouterPolicy
 from router.routing.machine import route
 from router.routing.order import RouteOrder, RouteRefused
@@ -147,6 +153,13 @@ class Executor:
         self._done: set[str] = set()
         self._digests: dict[str, bytes] = {}
         self._started = False
+        # Built whenever the venue keeps stops (off in config, it cancels stops left from an earlier run);
+        # asked for on a venue that keeps none, it refuses (ValueError naming the config key).
+        keeps_stops = callable(getattr(venue, "place_stop", None))
+        self.protection = ProtectiveStops(
+            settings=ex.protective_stops, venue=venue, store=store,  # type: ignore[arg-type]
+            instruments=ex.instruments, universe=config.strategy.universe,
+        ) if keeps_stops or ex.protective_stops.enabled else None
 
     # --- start ------------------------------------------------------------------------------------
 
@@ -176,9 +189,15 @@ class Executor:
         recovered: list[str] = []
         cancelled = 0
         for intent_id, submission in submissions.items():
-            if intent_id not in self._done:
+            if intent_id not in self._done and not (self.protection and self.protection.owns(intent_id)):
                 cancelled += self._recover(submission, decisions.get(intent_id))
                 recovered.append(intent_id)
+        if self.protection is not None:  # stops that triggered while we were down, journaled once
+            try:
+                for triggered in self.protection.poll(None):
+                    self._journal_stop(triggered)
+            except VenueError as exc:
+                raise ReconcileError(f"protective stops unavailable: {type(exc).__name__}: {exc}") from exc
         try:
             open_orders = self.venue.open_orders(None)
         except VenueError as exc:
@@ -195,6 +214,10 @@ class Executor:
         self._started = True
         for symbol in ex.instruments:
             self.policies[symbol] = self.policy_for(symbol)
+        if self.protection is not None:
+            legs = {*self.portfolio.legs, *((r.symbol, r.position_side) for r in self.store.working_stops())}
+            for symbol, position_side in sorted(legs):
+                self._sync_stops(symbol, position_side)
         self._refresh_marks(self.venue.clock.now_ns(), None)
         lot_warnings = self._lot_warnings()
         now_ns = self.venue.clock.now_ns()
@@ -299,6 +322,7 @@ class Executor:
         """
         now_ns = self.venue.clock.now_ns()
         if self.telemetry.due(now_ns):
+            self._poll_stops(None)
             if self.adaptive is not None:
                 for symbol in self.adaptive.poll_go_live():
                     self.policies[symbol] = self.adaptive.current(symbol)
@@ -315,6 +339,7 @@ class Executor:
         """
         if not self._started:
             raise RuntimeError("Executor.start() must reconcile with the venue before any intent is processed")
+        self._poll_stops(intent.symbol)  # a stop that triggered moved the leg this intent may act on
         now_ns = self.venue.clock.now_ns()
         if intent.intent_id in self._done:
             if self._digests.get(intent.intent_id) == intent_digest(intent) or conflict_id(intent) in self._done:
@@ -397,7 +422,56 @@ class Executor:
                               {"stage": "route"}, now_ns, gross_usd)
         if event.error is not None:
             event = self._settle_after_error(order, policy, event)
-        return self._finish_routed(intent, event, submission, decision)
+        trade = self._finish_routed(intent, event, submission, decision)
+        self._sync_stops(intent.symbol, intent.position_side)
+        return trade
+
+    # --- protective stops (executor.protection) -------------------------------------------------------
+
+    def _poll_stops(self, symbol: str | None) -> None:
+        """Journal the stops that triggered at the venue, then re-sync their legs (cancels the sibling stop)."""
+        if self.protection is None:
+            return
+        try:
+            triggered = self.protection.poll(symbol)
+        except VenueError as exc:
+            logger.warning("protective stops not polled: %s: %s", type(exc).__name__, exc)
+            return
+        for record, state in triggered:
+            self._journal_stop((record, state))
+            self._sync_stops(record.symbol, record.position_side)
+
+    def _sync_stops(self, symbol: str, position_side: PositionSide) -> None:
+        """Give the leg the stops the config asks for; a stop found triggered on the way is journaled first."""
+        if self.protection is None:
+            return
+        for _ in range(3):  # a stop ending under us changes the leg; the next round sees the new one
+            try:
+                triggered = self.protection.sync(self.portfolio.legs.get((symbol, position_side)), symbol,
+                                                 position_side, self.venue.clock.now_ns())
+            except VenueError as exc:
+                logger.warning("protective stops of %s %s not synced (next intent retries): %s: %s", symbol,
+                               position_side, type(exc).__name__, exc)
+                return
+            if not triggered:
+                return
+            for stop in triggered:
+                self._journal_stop(stop)
+
+    def _journal_stop(self, triggered: TriggeredStop) -> None:
+        """Journal a triggered stop as its own intent, exactly once, then close it in the store."""
+        assert self.protection is not None
+        record, state = triggered
+        policy = self.policies.get(record.symbol) or self.policy_for(record.symbol)
+        intent, event, submission = self.protection.outcome(record, state, policy=policy,
+                                                            contract=venue_contract(self.venue, record.symbol))
+        if intent.intent_id not in self._done:
+            with self._halting(f"executor store {self.store.path}", f"stop {intent.intent_id} journaled on restart"):
+                if intent.intent_id not in self._digests:  # submitted before a crash: its record stands
+                    self.store.record_submission(submission, decision=None)
+            self._finish_routed(intent, event, submission, None)
+        with self._halting(f"executor store {self.store.path}", f"stop {intent.intent_id} closed on restart"):
+            self.store.close_stop(record.client_order_id)
 
     # --- helpers ----------------------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ rewrites one JSON file atomically (``router.atomic_file``) after every call that
 behind what the executor could have journaled. At start it reloads the positions into the new replay and
 serves the saved orders by client order id.
 
-What is kept: positions, every non-terminal order and the latest ``keep_orders`` orders (the executor
+What is kept: positions, every non-terminal order and the latest ``keep_orders`` orders, and likewise
+every working protective stop (re-armed in the new replay, ``SimVenue.restore_stop``) and the latest
+``keep_orders`` ended ones with their fills (a restart journals a stop that triggered before the kill) (the executor
 passes ``reconcile.max_legs_per_intent``: the executor routes one intent at a time, so those cover every
 leg of the intent in flight at a crash). A saved order that was still resting is reported open with the
 fills it had; the paper market did not trade while the process was down, so it fills no further, and a
@@ -30,18 +32,31 @@ import msgspec
 from router.atomic_file import write_bytes_atomic
 from router.contract import ContractSpec
 from router.events import PositionSide
-from router.venue import Clock, InvalidOrder, OrderNotFound, OrderRequest, OrderState, TopOfBook, VenueError
+from router.venue import (
+    Clock,
+    InvalidOrder,
+    OrderNotFound,
+    OrderRequest,
+    OrderState,
+    StopRequest,
+    StopState,
+    TopOfBook,
+    VenueError,
+)
 from router.venues.sim.venue import SimVenue
 
 PAPER_ACCOUNT_VERSION = 1
 
 
 class PaperAccountState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The saved account: signed positions by symbol and side, and orders oldest first."""
+    """The saved account: signed positions by symbol and side, orders oldest first, and protective stops
+    (their latest states, and the requests of those still working, to re-arm them)."""
 
     version: int
     positions: dict[str, dict[PositionSide, float]]
     orders: list[OrderState]
+    stops: list[StopState] = []
+    working_stops: list[StopRequest] = []
 
 
 class PaperAccountError(ValueError):
@@ -83,6 +98,8 @@ class PaperAccount:
         self._clock = _SavingClock(self, inner.clock)
         self._orders: OrderedDict[str, OrderState] = OrderedDict()
         self._restored: set[str] = set()
+        self._stops: OrderedDict[str, StopState] = OrderedDict()
+        self._stop_requests: dict[str, StopRequest] = {}
         self._saved: PaperAccountState | None = None
         if self.path.exists():
             self._restore(self._load())
@@ -108,6 +125,14 @@ class PaperAccount:
         for order in state.orders:
             self._orders[order.client_order_id] = order
             self._restored.add(order.client_order_id)
+        for stop in state.stops:
+            self._stops[stop.client_order_id] = stop
+        for request in state.working_stops:
+            try:
+                self._stops[request.client_order_id] = self.inner.restore_stop(request)
+            except VenueError as error:
+                raise PaperAccountError(f"{self.path}: stop {request.client_order_id}: {error}") from error
+            self._stop_requests[request.client_order_id] = request
         self._saved = state
 
     def save(self) -> None:
@@ -122,9 +147,17 @@ class PaperAccount:
             self._restored.discard(cid)
         positions = {symbol: {side: qty for side, qty in self.inner.positions(symbol).items() if qty}
                      for symbol in self.symbols}
+        for cid in list(self._stop_requests):
+            self._stops[cid] = self.inner.fetch_stop(self._stop_requests[cid].symbol, cid)
+            if self._stops[cid].is_terminal:
+                del self._stop_requests[cid]
+        ended = [cid for cid, stop in self._stops.items() if stop.is_terminal]
+        for cid in ended[:max(0, len(ended) - self.keep_orders)]:
+            del self._stops[cid]
         state = PaperAccountState(version=PAPER_ACCOUNT_VERSION,
                                   positions={s: sides for s, sides in positions.items() if sides},
-                                  orders=list(self._orders.values()))
+                                  orders=list(self._orders.values()), stops=list(self._stops.values()),
+                                  working_stops=list(self._stop_requests.values()))
         if state != self._saved:
             write_bytes_atomic(self.path, msgspec.json.encode(state))
             self._saved = state
@@ -192,3 +225,40 @@ class PaperAccount:
         restored = tuple(state for cid, state in self._orders.items() if cid in self._restored
                          and not state.is_terminal and symbol in (None, state.symbol))
         return restored + self.inner.open_orders(symbol)
+
+    # --- protective stops: the inner venue's, their states kept like orders -------------------------
+
+    def place_stop(self, request: StopRequest) -> StopState:
+        if request.client_order_id in self._stops:
+            raise InvalidOrder(f"client_order_id {request.client_order_id!r} is a duplicate: an id is never "
+                               "sent twice")
+        try:
+            state = self.inner.place_stop(request)
+        except VenueError:
+            with contextlib.suppress(VenueError):  # a refused stop is registered: fetch_stop finds it later
+                self._stops[request.client_order_id] = self.inner.fetch_stop(request.symbol, request.client_order_id)
+            self.save()
+            raise
+        self._stops[request.client_order_id] = state
+        self._stop_requests[request.client_order_id] = request
+        self.save()
+        return state
+
+    def cancel_stop(self, symbol: str, client_order_id: str) -> StopState:
+        if client_order_id not in self._stop_requests:
+            return self.fetch_stop(symbol, client_order_id)  # ended (here or before a restart)
+        try:
+            return self.inner.cancel_stop(symbol, client_order_id)
+        finally:
+            self.save()
+
+    def fetch_stop(self, symbol: str, client_order_id: str) -> StopState:
+        if client_order_id in self._stop_requests:
+            return self.inner.fetch_stop(symbol, client_order_id)
+        state = self._stops.get(client_order_id)
+        if state is None or state.symbol != symbol:
+            raise OrderNotFound(f"no stop {client_order_id!r} on {symbol}")
+        return state
+
+    def open_stops(self, symbol: str | None) -> tuple[StopState, ...]:
+        return self.inner.open_stops(symbol)

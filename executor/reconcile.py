@@ -9,7 +9,10 @@ client order id, cancelled if still resting, and its fills journaled as a Router
 ``error="recovered_after_restart..."`` — it is never sent again; (3) open orders at the venue are
 matched to intents by client order id prefix: one of ours that is already journaled is an error, a
 foreign one is reported and left alone; (4) when the venue reports positions, each leg must equal the
-journal's within ``reconcile.position_qty_tolerance``, else the executor refuses to start.
+journal's within ``reconcile.position_qty_tolerance``, else the executor refuses to start. Between (2) and
+(3), every protective stop the store lists as working is asked of the venue (``executor.protection``): one
+that triggered while we were down is journaled as its own intent with its fills and realized PnL (an
+intent of a stop is never recovered by (2)'s leg probe), so (4) sees the position the stop left.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from typing import Any
 import msgspec
 
 from features.allocator import Proposal
-from router.events import Intent
+from router.events import Intent, PositionSide, Side
+from router.venue import StopKind, WorkingType
 
 
 class _Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -133,4 +134,21 @@ class Alert(_Record):
     threshold: float
     observed: float
     detail: str
+    ts_ns: int
+
+
+class ProtectiveStopRecord(_Record):
+    """An exchange-side stop the executor sent (or is about to send) for one leg (``executor.protection``).
+
+    Written before the stop is sent, so a restart knows every stop that may work at the venue; closed once
+    the venue reports it ended (cancelled, expired, rejected) or its trigger's fills are journaled.
+    """
+
+    client_order_id: str
+    symbol: str
+    position_side: PositionSide
+    kind: StopKind
+    side: Side
+    trigger_price: float
+    working_type: WorkingType
     ts_ns: int

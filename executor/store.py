@@ -22,7 +22,7 @@ import msgspec
 
 from executor.adaptive.records import DecisionRecord, TunerHealth
 from executor.file_lock import lock_for_writing
-from executor.records import Alert, HealthSnapshot, Submission
+from executor.records import Alert, HealthSnapshot, ProtectiveStopRecord, Submission
 
 _SCHEMA_SQL = (
     "CREATE TABLE IF NOT EXISTS submissions (intent_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, "
@@ -33,6 +33,8 @@ _SCHEMA_SQL = (
     "CREATE TABLE IF NOT EXISTS decisions (intent_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, payload TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS tuner_health (health_id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, "
     "payload TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS protective_stops (seq INTEGER PRIMARY KEY, client_order_id TEXT NOT NULL UNIQUE, "
+    "symbol TEXT NOT NULL, working INTEGER NOT NULL, payload TEXT NOT NULL)",
 )
 
 
@@ -116,6 +118,26 @@ class ExecutorStore:
         rows = self._conn.execute("SELECT payload FROM submissions ORDER BY rowid").fetchall()
         decoded = (msgspec.json.decode(payload, type=Submission, strict=True) for (payload,) in rows)
         return {submission.intent.intent_id: submission for submission in decoded}
+
+    # --- protective stops -------------------------------------------------------------------------
+
+    def next_stop_seq(self) -> int:
+        """A number no protective stop of this store has used (its client order ids end with it)."""
+        return int(self._conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM protective_stops").fetchone()[0])
+
+    def record_stop(self, stop: ProtectiveStopRecord, seq: int) -> None:
+        """Durably note a stop about to be sent, as working (before the send: a crash leaves no stop unknown)."""
+        self._conn.execute("INSERT INTO protective_stops VALUES (?, ?, ?, 1, ?)",
+                           (seq, stop.client_order_id, stop.symbol, msgspec.json.encode(stop).decode()))
+
+    def close_stop(self, client_order_id: str) -> None:
+        """The stop ended at the venue and anything it filled is journaled: no restart looks at it again."""
+        self._conn.execute("UPDATE protective_stops SET working = 0 WHERE client_order_id = ?", (client_order_id,))
+
+    def working_stops(self) -> list[ProtectiveStopRecord]:
+        """Every stop not yet closed, oldest first."""
+        rows = self._conn.execute("SELECT payload FROM protective_stops WHERE working = 1 ORDER BY seq").fetchall()
+        return [msgspec.json.decode(payload, type=ProtectiveStopRecord, strict=True) for (payload,) in rows]
 
     # --- telemetry --------------------------------------------------------------------------------
 

@@ -140,12 +140,69 @@ class ReduceOnlyRejected(InvalidOrder):
     """A reducing order found nothing to reduce, or would have increased the position (Binance -2022)."""
 
 
+class StopWouldTrigger(InvalidOrder):
+    """A protective order's trigger condition already holds at arrival (Binance -2021)."""
+
+
 class OrderNotFound(VenueError):
     """The venue has no order with that client order id."""
 
 
 class VenueUnavailable(VenueError):
     """The connection to the venue is down."""
+
+
+StopKind = Literal["stop_market", "take_profit_market"]
+WorkingType = Literal["CONTRACT_PRICE", "MARK_PRICE"]
+StopStatus = Literal["working", "triggered", "canceled", "expired", "rejected"]
+STOP_TERMINAL: frozenset[str] = frozenset({"triggered", "canceled", "expired", "rejected"})
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequest:
+    """An exchange-side protective order: when the trigger price is reached, close the whole position.
+
+    Always ``closePosition`` (Binance's Close-All): no quantity, no reduce-only flag; the venue closes
+    whatever the ``position_side`` leg holds when it triggers. ``side`` is the closing side (sell closes a
+    long, buy a short). Trigger rule (Binance USDⓈ-M): a ``stop_market`` sell triggers when the working
+    price falls to ``trigger_price`` or below, a buy when it rises to it or above; a
+    ``take_profit_market`` the other way round. ``working_type`` names the price: the last trade
+    (``CONTRACT_PRICE``) or the mark price (``MARK_PRICE``). A stop whose condition already holds when it
+    arrives is refused with :class:`StopWouldTrigger` (Binance -2021).
+    """
+
+    client_order_id: str
+    symbol: str
+    kind: StopKind
+    side: Side
+    position_side: PositionSide
+    trigger_price: float
+    working_type: WorkingType
+
+
+def stop_condition_met(kind: StopKind, side: Side, price: float, trigger_price: float) -> bool:
+    """Whether ``price`` satisfies a stop's trigger condition (the rule in :class:`StopRequest`)."""
+    falls_through = (kind == "stop_market") == (side == "sell")
+    return price <= trigger_price if falls_through else price >= trigger_price
+
+
+@dataclass(frozen=True, slots=True)
+class StopState:
+    """The venue's view of one protective order; ``fills`` are those of the market order its trigger placed."""
+
+    client_order_id: str
+    symbol: str
+    kind: StopKind
+    side: Side
+    position_side: PositionSide
+    trigger_price: float
+    status: StopStatus
+    triggered_ts_ns: int | None
+    fills: tuple[Fill, ...]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in STOP_TERMINAL
 
 
 class Clock(Protocol):
@@ -183,3 +240,24 @@ class Venue(Protocol):
     def fetch_order(self, symbol: str, client_order_id: str) -> OrderState: ...
 
     def open_orders(self, symbol: str | None) -> tuple[OrderState, ...]: ...
+
+
+class StopVenue(Venue, Protocol):
+    """A venue that keeps protective orders on its side, so they work while the executor is down.
+
+    Stops are addressed apart from plain orders (Binance keeps them in its algo service: other ids, other
+    endpoints); ``open_orders`` never lists them.
+    """
+
+    def place_stop(self, request: StopRequest) -> StopState:
+        """Send a protective order; raises :class:`StopWouldTrigger`, :class:`InvalidOrder` or
+        :class:`ReduceOnlyRejected` (nothing to close)."""
+        ...
+
+    def cancel_stop(self, symbol: str, client_order_id: str) -> StopState:
+        """Cancel a working stop and return its final state (a stop that already triggered says so)."""
+        ...
+
+    def fetch_stop(self, symbol: str, client_order_id: str) -> StopState: ...
+
+    def open_stops(self, symbol: str | None) -> tuple[StopState, ...]: ...

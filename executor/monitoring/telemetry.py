@@ -23,6 +23,7 @@ from executor.allocation import Allocation
 from executor.monitoring.alerts import evaluate_alerts, evaluate_champion_gate_alerts, evaluate_tuner_alerts
 from executor.monitoring.health import compute_health, is_closing
 from executor.monitoring.metrics import ExecutorMetrics
+from executor.monitoring.push import PushSink
 from executor.records import Alert, ChampionGate, HealthSnapshot
 from executor.store import ExecutorStore
 from risk.portfolio import PortfolioState
@@ -39,12 +40,15 @@ class Telemetry:
     ``contracts`` maps each symbol to its contract spec (the config universe): health's notionals use it.
     ``champion_gates`` (a registry policy source's :meth:`~tuner.policy_source.RegistryPolicySource.champion_gates`)
     puts each served symbol's champion gate in the snapshot and alerts on a champion that is not acted on.
+    ``push`` (``executor.json`` ``push``, off by default) also receives every published snapshot.
     """
 
     def __init__(self, *, config: ExecutorConfig, store: ExecutorStore, metrics: ExecutorMetrics,
                  contracts: Mapping[str, ContractSpec],
-                 champion_gates: Callable[[], Iterable[ChampionGateStatus]] | None = None) -> None:
+                 champion_gates: Callable[[], Iterable[ChampionGateStatus]] | None = None,
+                 push: PushSink | None = None) -> None:
         self._config = config
+        self._push = push
         self._champion_gates = champion_gates
         self._contracts = contracts
         self._store = store
@@ -133,6 +137,8 @@ class Telemetry:
         self._store.append_health(health, alerts, tuner)
         self.metrics.observe_health(health)
         self.metrics.observe_alerts(alerts)
+        if self._push is not None:
+            self._push.offer(health, alerts)
         self._next_publish_ns = now_ns + self._interval_ns
         self.last = (health, alerts)
         self.last_tuner = tuner

@@ -27,6 +27,7 @@ CASES = [
     ("sweep", ["--learners", "ucb", "--seeds", "1", "--symbols", "BTCUSDT", "--orders", "20", "--data", "synthetic"],
      False, "identical tables: True"),
     ("sim_replay", ["--repeats", "1"], True, "ratio to baseline"),
+    ("sim_stops", ["--repeats", "1", "--step-ms", "1000"], True, "stops / none:"),
     ("market_load", ["--repeats", "1"], True, "loader/json"),
     ("simulate", ["--orders", "20", "--learners", "thompson", "--symbols", "BTCUSDT"], True,
      "ratio job / baseline"),

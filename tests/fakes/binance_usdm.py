@@ -3,7 +3,10 @@
 It answers the real paths with the real payload shapes, checks the HMAC-SHA256 signature that ccxt
 computes (with the fake's secret), keeps a one-level book, orders, trades and positions, enforces the
 rules the venue adapter must respect (post-only GTX crossing -> -5022, hedge mode rejects ``reduceOnly``
-and needs ``positionSide``), honours ``timeInForce=IOC`` as Binance does (takes the touch's displayed size
+and needs ``positionSide``), keeps closePosition STOP_MARKET / TAKE_PROFIT_MARKET orders in its algo
+service (``/fapi/v1/algoOrder``: Binance's validation, -2021 for a trigger already met; they fire when the
+book or mark the test sets meets them, closing the leg at the touch), honours ``timeInForce=IOC`` as
+Binance does (takes the touch's displayed size
 up to the limit price, answers ``EXPIRED`` with the ``executedQty`` for the rest; the book is a snapshot the
 test sets, fills do not deplete it), and can be scripted to fail the next request on a path in the ways a live
 exchange does: an error code, a 429 with ``Retry-After``, or a timeout before/after the order exists.
@@ -25,6 +28,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 ORDER_PATH = "/fapi/v1/order"
+ALGO_ORDER_PATH = "/fapi/v1/algoOrder"
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,25 @@ class FakeOrder:
 
 
 @dataclass
+class FakeAlgoOrder:
+    """A conditional (algo service) order: STOP_MARKET / TAKE_PROFIT_MARKET with closePosition."""
+
+    algo_id: int
+    client_algo_id: str
+    symbol: str
+    side: Literal["BUY", "SELL"]
+    position_side: str
+    order_type: str
+    trigger_price: Decimal
+    working_type: str
+    status: str = "NEW"
+    actual_order_id: str = ""
+    trigger_ms: int = 0
+    update_ms: int = 0
+    create_ms: int = 0
+
+
+@dataclass
 class FakeState:
     """Everything the fake exchange knows; tests read and script it under ``lock``."""
 
@@ -104,6 +127,8 @@ class FakeState:
     hedge_mode: bool = False
     books: dict[str, tuple[Decimal, Decimal, Decimal, Decimal]] = field(default_factory=dict)
     orders: dict[str, FakeOrder] = field(default_factory=dict)
+    algo_orders: dict[str, FakeAlgoOrder] = field(default_factory=dict)
+    marks: dict[str, Decimal] = field(default_factory=dict)
     trades: list[dict[str, Any]] = field(default_factory=list)
     positions: dict[tuple[str, str], Decimal] = field(default_factory=dict)
     order_posts: Counter[str] = field(default_factory=Counter)
@@ -166,8 +191,17 @@ class FakeBinanceUsdm:
 
     # ----- scripting -------------------------------------------------------------------------------
     def set_book(self, symbol: str, bid: str, bid_qty: str, ask: str, ask_qty: str) -> None:
+        """Move the book; working stops whose trigger the new prices meet fire at once (their close walks
+        nothing: it takes the new touch)."""
         with self.state.lock:
             self.state.books[symbol] = (Decimal(bid), Decimal(bid_qty), Decimal(ask), Decimal(ask_qty))
+            self._trigger_stops(symbol)
+
+    def set_mark_price(self, symbol: str, mark: str) -> None:
+        """Set the mark price (``MARK_PRICE`` stops work on it; it is the mid until set)."""
+        with self.state.lock:
+            self.state.marks[symbol] = Decimal(mark)
+            self._trigger_stops(symbol)
 
     def set_position(self, symbol: str, position_side: str, amount: str) -> None:
         with self.state.lock:
@@ -307,6 +341,139 @@ class FakeBinanceUsdm:
         if order.executed_qty < order.orig_qty:
             order.status = "EXPIRED"
             order.update_ms = _now_ms()
+
+    # ----- conditional (algo) orders ----------------------------------------------------------------
+    def _working_price(self, symbol: str, working_type: str) -> Decimal:
+        """CONTRACT_PRICE: the fake's last price is the mid of its book; MARK_PRICE: the mark (mid until set)."""
+        bid, _, ask, _ = self.state.books[symbol]
+        mid = (bid + ask) / 2
+        return self.state.marks.get(symbol, mid) if working_type == "MARK_PRICE" else mid
+
+    @staticmethod
+    def _condition_met(algo: FakeAlgoOrder, price: Decimal) -> bool:
+        falls = (algo.order_type == "STOP_MARKET") == (algo.side == "SELL")
+        return price <= algo.trigger_price if falls else price >= algo.trigger_price
+
+    def _trigger_stops(self, symbol: str) -> None:
+        for algo in list(self.state.algo_orders.values()):
+            if algo.symbol == symbol and algo.status == "NEW" and \
+                    self._condition_met(algo, self._working_price(symbol, algo.working_type)):
+                self._fire(algo)
+
+    def _fire(self, algo: FakeAlgoOrder) -> None:
+        """Binance: the algo service places a MARKET order closing the whole leg; FINISHED once it filled."""
+        st = self.state
+        now = _now_ms()
+        algo.trigger_ms = algo.update_ms = now
+        amount = st.positions.get((algo.symbol, algo.position_side), Decimal(0))
+        closes = amount < 0 if algo.side == "BUY" else amount > 0
+        if not closes:
+            algo.status = "EXPIRED"  # nothing left to close
+            return
+        bid, _, ask, _ = st.books[algo.symbol]
+        st.next_id += 1
+        order = FakeOrder(order_id=st.next_id, client_order_id=f"autoclose-{algo.algo_id}", symbol=algo.symbol,
+                          side=algo.side, position_side=algo.position_side, order_type="MARKET",
+                          time_in_force="GTC", price=ask if algo.side == "BUY" else bid, orig_qty=abs(amount),
+                          reduce_only=True, update_ms=now)
+        st.orders[order.client_order_id] = order
+        self._execute(order, abs(amount), order.price, maker=False)
+        algo.actual_order_id = str(order.order_id)
+        algo.status = "FINISHED"
+
+    def _new_algo_order(self, p: dict[str, str]) -> FakeAlgoOrder:
+        """Binance's validation of a conditional order; the fake keeps closePosition stops only."""
+        st = self.state
+        symbol = p.get("symbol", "")
+        if symbol not in st.symbols:
+            raise BinanceUsdmError(-1121, "Invalid symbol.")
+        spec = st.symbols[symbol]
+        if p.get("algoType") != "CONDITIONAL":
+            raise BinanceUsdmError(-1102, "Mandatory parameter 'algoType' was not sent, was empty/null, or malformed.")
+        order_type = p.get("type")
+        if order_type not in ("STOP_MARKET", "TAKE_PROFIT_MARKET"):
+            raise BinanceUsdmError(-1116, "Invalid orderType.")
+        if p.get("closePosition", "false").lower() != "true":
+            raise BinanceUsdmError(-1000, "fake keeps closePosition conditional orders only", 400)
+        if "quantity" in p:
+            raise BinanceUsdmError(-4137, "Quantity must be zero with closePosition equals true.")
+        if "reduceOnly" in p:
+            raise BinanceUsdmError(-1106, "Parameter 'reduceOnly' sent when not required.")
+        if "triggerPrice" not in p:
+            raise BinanceUsdmError(-1102, "Mandatory parameter 'triggerPrice' was not sent, was empty/null, or "
+                                          "malformed.")
+        trigger = Decimal(p["triggerPrice"])
+        if trigger <= 0 or trigger % Decimal(spec.tick_size) != 0:
+            raise BinanceUsdmError(-4014, "Price not increased by tick size.")
+        working_type = p.get("workingType", "CONTRACT_PRICE")
+        if working_type not in ("CONTRACT_PRICE", "MARK_PRICE"):
+            raise BinanceUsdmError(-1116, "Invalid workingType.")
+        position_side = p.get("positionSide", "BOTH")
+        if st.hedge_mode != (position_side in ("LONG", "SHORT")) or position_side not in ("BOTH", "LONG", "SHORT"):
+            raise BinanceUsdmError(-4061, "Order's position side does not match user's setting.")
+        if st.hedge_mode and (p["side"] == "BUY") == (position_side == "LONG"):
+            raise BinanceUsdmError(-2022, "ReduceOnly Order is rejected.")  # close-all on the opening side
+        cid = p.get("clientAlgoId")
+        if cid is None:
+            raise BinanceUsdmError(-1102, "Mandatory parameter 'clientAlgoId' was not sent (fake requires it).")
+        if cid in st.algo_orders and st.algo_orders[cid].status == "NEW":
+            raise BinanceUsdmError(-4116, "ClientOrderId is duplicated.")
+        st.next_id += 1
+        now = _now_ms()
+        algo = FakeAlgoOrder(algo_id=st.next_id, client_algo_id=cid, symbol=symbol, side=p["side"],  # type: ignore[arg-type]
+                             position_side=position_side, order_type=order_type, trigger_price=trigger,
+                             working_type=working_type, update_ms=now, create_ms=now)
+        if self._condition_met(algo, self._working_price(symbol, working_type)):
+            raise BinanceUsdmError(-2021, "Order would immediately trigger.")
+        st.algo_orders[cid] = algo
+        return algo
+
+    def _algo_json(self, a: FakeAlgoOrder) -> dict[str, Any]:
+        return {
+            "algoId": a.algo_id,
+            "clientAlgoId": a.client_algo_id,
+            "algoType": "CONDITIONAL",
+            "orderType": a.order_type,
+            "symbol": a.symbol,
+            "side": a.side,
+            "positionSide": a.position_side,
+            "timeInForce": "GTC",
+            "quantity": "0",
+            "algoStatus": a.status,
+            "actualOrderId": a.actual_order_id,
+            "actualPrice": "0",
+            "triggerPrice": str(a.trigger_price),
+            "price": "0",
+            "icebergQuantity": None,
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+            "workingType": a.working_type,
+            "priceMatch": "NONE",
+            "closePosition": True,
+            "priceProtect": False,
+            "reduceOnly": False,
+            "createTime": a.create_ms,
+            "updateTime": a.update_ms,
+            "triggerTime": a.trigger_ms,
+            "goodTillDate": 0,
+        }
+
+    def _algo_route(self, method: str, p: dict[str, str]) -> Any:
+        st = self.state
+        if method == "POST":
+            return self._algo_json(self._new_algo_order(p))
+        algo = st.algo_orders.get(p.get("clientAlgoId", ""))
+        if algo is None and "algoId" in p:
+            algo = next((a for a in st.algo_orders.values() if str(a.algo_id) == p["algoId"]), None)
+        if algo is None:
+            raise BinanceUsdmError(-2013 if method == "GET" else -2011,
+                                   "Order does not exist." if method == "GET" else "Unknown order sent.")
+        if method == "DELETE":
+            if algo.status != "NEW":
+                raise BinanceUsdmError(-2011, "Unknown order sent.")
+            algo.status = "CANCELED"
+            algo.update_ms = _now_ms()
+            return {"algoId": algo.algo_id, "clientAlgoId": algo.client_algo_id, "code": "200", "msg": "success"}
+        return self._algo_json(algo)
 
     # ----- payloads --------------------------------------------------------------------------------
     def _order_json(self, o: FakeOrder) -> dict[str, Any]:
@@ -514,6 +681,14 @@ class FakeBinanceUsdm:
                 order.status = "CANCELED"
                 order.update_ms = _now_ms()
             return self._order_json(order)
+        if path == ALGO_ORDER_PATH and method in ("POST", "GET", "DELETE"):
+            return self._algo_route(method, p)
+        if (method, path) == ("GET", "/fapi/v1/openAlgoOrders"):
+            return [
+                self._algo_json(a)
+                for a in st.algo_orders.values()
+                if a.status == "NEW" and p.get("symbol") in (None, a.symbol)
+            ]
         if (method, path) == ("GET", "/fapi/v1/openOrders"):
             return [
                 self._order_json(o)
@@ -573,7 +748,8 @@ class FakeBinanceUsdm:
                 try:
                     if "signature=" in payload:
                         fake._check_signature(self.headers, payload)
-                    elif path in (ORDER_PATH, "/fapi/v1/openOrders", "/fapi/v1/userTrades"):
+                    elif path in (ORDER_PATH, ALGO_ORDER_PATH, "/fapi/v1/openOrders", "/fapi/v1/openAlgoOrders",
+                                  "/fapi/v1/userTrades"):
                         raise BinanceUsdmError(-1102, "Mandatory parameter 'signature' was not sent.")
                     if isinstance(fault, ErrorReply):
                         raise BinanceUsdmError(fault.code, fault.msg, fault.http_status)

@@ -15,7 +15,7 @@ import ccxt
 
 from router.contract import Contract
 from router.events import Fill, Liquidity, PositionSide
-from router.venue import OrderState, OrderStatus, VenueError
+from router.venue import OrderState, OrderStatus, StopKind, StopState, StopStatus, VenueError
 
 _CCXT_STATUS: Mapping[str, OrderStatus] = {
     "closed": "filled",
@@ -162,3 +162,43 @@ def position_amounts(
         seen.add(leg)
         amounts[leg] = float(contracts) if side == "long" else -float(contracts)
     return amounts
+
+
+_ALGO_STATUS: Mapping[str, StopStatus] = {
+    "NEW": "working",
+    "TRIGGERING": "working",  # forwarded to the matching engine, its order not placed yet: ask again
+    "TRIGGERED": "triggered",
+    "FINISHED": "triggered",
+    "CANCELED": "canceled",
+    "EXPIRED": "expired",
+    "REJECTED": "rejected",
+}
+_STOP_KINDS: Mapping[str, StopKind] = {"STOP_MARKET": "stop_market", "TAKE_PROFIT_MARKET": "take_profit_market"}
+
+
+def actual_order_id(info: Mapping[str, Any]) -> str | None:
+    """The id of the market order a triggered conditional order placed (Binance ``actualOrderId``), if any."""
+    order_id = info.get("actualOrderId")
+    return str(order_id) if order_id not in (None, "", 0, "0") else None
+
+
+def stop_state(info: Mapping[str, Any], symbol: str, client_order_id: str, fills: tuple[Fill, ...]) -> StopState:
+    """A Binance algo-service order (ccxt's raw ``info``) as a ``StopState`` under the router's id.
+
+    ``triggered_ts_ns`` is the venue's ``triggerTime`` (0 until it triggers). An order type or status the
+    router does not place is an error, never a guess.
+    """
+    reported = info.get("clientAlgoId")
+    if reported is not None and reported != client_order_id:
+        raise VenueError(f"venue answered for client algo id {reported!r}, asked {client_order_id!r}")
+    status = _ALGO_STATUS.get(str(info.get("algoStatus")))
+    if status is None:
+        raise VenueError(f"stop {client_order_id!r} has unknown algoStatus {info.get('algoStatus')!r}")
+    kind = _STOP_KINDS.get(str(info.get("orderType")))
+    if kind is None:
+        raise VenueError(f"stop {client_order_id!r} has order type {info.get('orderType')!r}, not a market stop")
+    trigger_ms = int(info.get("triggerTime") or 0)
+    return StopState(client_order_id=client_order_id, symbol=symbol, kind=kind,
+                     side="buy" if info.get("side") == "BUY" else "sell",
+                     position_side=info.get("positionSide") or "BOTH", trigger_price=float(info["triggerPrice"]),
+                     status=status, triggered_ts_ns=trigger_ms * 1_000_000 if trigger_ms else None, fills=fills)

@@ -14,9 +14,12 @@ from types import MappingProxyType
 from router.venue import (
     BelowMinNotional,
     InsufficientMargin,
+    InvalidOrder,
     OrderNotFound,
     PostOnlyRejected,
     ReduceOnlyRejected,
+    StopKind,
+    StopWouldTrigger,
     TimeInForce,
     VenueError,
 )
@@ -35,7 +38,12 @@ class ExchangeQuirks:
     order sends none (it is IOC by nature; Binance answers -1106 to a time in force on it).
     ``hedge_mode_sends_reduce_only`` is False where the exchange infers reduce-only from the position
     side in hedge mode and rejects an explicit flag (Binance USDⓈ-M: -1106). ``trades_order_id_param``
-    is the ``fetch_my_trades`` parameter that narrows trades to one order. ``ccxt_options`` are merged
+    is the ``fetch_my_trades`` parameter that narrows trades to one order. Protective stops: the ccxt
+    ``params`` key carrying each stop kind's trigger (ccxt turns it into the exchange's order type), the id
+    and working-type keys, ``stop_params`` sent with every stop (Binance: closePosition) and
+    ``stop_query_params`` with every fetch, cancel and listing of stops (``trigger``: ccxt then uses the
+    algo-service endpoints).
+    ``ccxt_options`` are merged
     into the ccxt client's options (turning off calls the venue does not need).
     """
 
@@ -48,6 +56,11 @@ class ExchangeQuirks:
     hedge_mode_sends_reduce_only: bool
     trades_order_id_param: str
     retry_after_header: str
+    stop_price_params: Mapping[StopKind, str]
+    stop_client_order_id_param: str
+    stop_working_type_param: str
+    stop_params: Mapping[str, object]
+    stop_query_params: Mapping[str, object]
     error_codes: Mapping[str, type[VenueError]]
     ccxt_options: Mapping[str, object]
 
@@ -67,8 +80,17 @@ BINANCE_USDM = ExchangeQuirks(
     hedge_mode_sends_reduce_only=False,
     trades_order_id_param="orderId",
     retry_after_header="Retry-After",
+    stop_price_params=MappingProxyType({"stop_market": "stopLossPrice", "take_profit_market": "takeProfitPrice"}),
+    stop_client_order_id_param="clientAlgoId",
+    stop_working_type_param="workingType",
+    stop_params=MappingProxyType({"closePosition": True}),
+    stop_query_params=MappingProxyType({"trigger": True}),
     error_codes=MappingProxyType(
         {
+            "-2021": StopWouldTrigger,  # Order would immediately trigger
+            "-4137": InvalidOrder,  # Quantity must be zero with closePosition equals true
+            "-4138": InvalidOrder,  # Reduce only must be true with closePosition equals true
+            "-4014": InvalidOrder,  # Price not increased by tick size
             "-5022": PostOnlyRejected,  # GTX order would have executed as taker
             "-2019": InsufficientMargin,  # Margin is insufficient
             "-2018": InsufficientMargin,  # Balance is insufficient

@@ -11,6 +11,7 @@ What it guarantees the router:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -31,6 +32,8 @@ from router.venue import (
     OrderState,
     RateLimited,
     ReduceOnlyRejected,
+    StopRequest,
+    StopState,
     TopOfBook,
     VenueError,
     VenueTimeout,
@@ -39,7 +42,15 @@ from router.venue import (
 )
 from router.venues.ccxt.config import ApiCredentials, CcxtVenueConfig
 from router.venues.ccxt.errors import is_rate_limit, map_ccxt_error, retry_after_s
-from router.venues.ccxt.parse import contract_of_market, fill_from_trade, order_state, position_amounts, price_tick
+from router.venues.ccxt.parse import (
+    actual_order_id,
+    contract_of_market,
+    fill_from_trade,
+    order_state,
+    position_amounts,
+    price_tick,
+    stop_state,
+)
 from router.venues.ccxt.quirks import DuplicateClientOrderId, quirks_for
 from router.venues.ccxt.redact import SecretRedactor, install_redaction
 
@@ -227,6 +238,73 @@ class CcxtVenue:
             states.append(self._state(order, market["id"], str(order["clientOrderId"]), market))
         return tuple(states)
 
+    # ----- protective orders -----------------------------------------------------------------------
+    def place_stop(self, request: StopRequest) -> StopState:
+        """A closePosition stop in the exchange's conditional-order service (Binance: the algo service).
+
+        No quantity, no reduce-only flag: the exchange closes the whole leg when it triggers. The trigger is
+        rounded to the tick (ccxt's precision helper); a send whose outcome is unknown is resolved by id.
+        """
+        market = self._market(request.symbol)
+        cid = request.client_order_id
+        if not cid:
+            raise InvalidOrder("client_order_id is required")
+        if not math.isfinite(request.trigger_price) or request.trigger_price <= 0:
+            raise InvalidOrder(f"{cid}: trigger_price must be finite and > 0, got {request.trigger_price}")
+        if request.working_type not in ("CONTRACT_PRICE", "MARK_PRICE"):
+            raise InvalidOrder(f"{cid}: working_type must be CONTRACT_PRICE or MARK_PRICE, "
+                               f"got {request.working_type!r}")
+        self._check_position_side(cid, request.side, request.position_side, reducing=True)
+        q = self._quirks
+        params: dict[str, object] = {
+            q.stop_client_order_id_param: cid,
+            q.stop_price_params[request.kind]: self._exchange.price_to_precision(market["symbol"],
+                                                                                 request.trigger_price),
+            q.stop_working_type_param: request.working_type,
+            **q.stop_params,
+        }
+        if request.position_side != "BOTH":
+            params[q.position_side_param] = request.position_side
+        logger.info("%s place stop %s %s %s %s @ %s", self.name, cid, request.symbol, request.kind, request.side,
+                    params)
+
+        def send() -> dict[str, Any]:
+            return self._exchange.create_order(market["symbol"], "market", request.side, None, None, dict(params))
+
+        try:
+            info = self._call(send)["info"]
+        except _OUTCOME_UNKNOWN:
+            return self.fetch_stop(request.symbol, cid)
+        return self._stop_state(info, request.symbol, cid, market)
+
+    def cancel_stop(self, symbol: str, client_order_id: str) -> StopState:
+        market = self._market(symbol)
+        params = {self._quirks.stop_client_order_id_param: client_order_id, **self._quirks.stop_query_params}
+        with contextlib.suppress(OrderNotFound):  # triggered or already ended: its final state still exists
+            self._call(lambda: self._exchange.cancel_order(None, market["symbol"], dict(params)))
+        return self.fetch_stop(symbol, client_order_id)
+
+    def fetch_stop(self, symbol: str, client_order_id: str) -> StopState:
+        market = self._market(symbol)
+        params = {self._quirks.stop_client_order_id_param: client_order_id, **self._quirks.stop_query_params}
+        order = self._call(lambda: self._exchange.fetch_order(None, market["symbol"], dict(params)))
+        return self._stop_state(order["info"], symbol, client_order_id, market)
+
+    def open_stops(self, symbol: str | None) -> tuple[StopState, ...]:
+        unified = self._market(symbol)["symbol"] if symbol is not None else None
+        params = dict(self._quirks.stop_query_params)
+        orders = self._call(lambda: self._exchange.fetch_open_orders(unified, None, None, params))
+        states = []
+        for order in orders:
+            market = self._exchange.market(order["symbol"])
+            states.append(self._stop_state(order["info"], market["id"], str(order["clientOrderId"]), market))
+        return tuple(states)
+
+    def _stop_state(self, info: Mapping[str, Any], symbol: str, cid: str, market: Mapping[str, Any]) -> StopState:
+        order_id = actual_order_id(info)
+        fills = self._trade_fills(order_id, cid, market) if order_id is not None else ()
+        return stop_state(info, symbol, cid, fills)
+
     # ----- idempotency -----------------------------------------------------------------------------
     def _resolve_unknown_outcome(
         self, request: OrderRequest, send: Callable[[], dict[str, Any]], first: VenueError
@@ -277,16 +355,19 @@ class CcxtVenue:
         if request.post_only and request.order_type != "limit":
             raise InvalidOrder(f"{cid}: post_only needs a limit order")
         check_time_in_force(request)
-        if self._hedged and request.position_side == "BOTH":
+        self._check_position_side(cid, request.side, request.position_side,
+                                  reducing=request.reduce_only or request.close_position)
+
+    def _check_position_side(self, cid: str, side: str, position_side: str, *, reducing: bool) -> None:
+        """The account's position mode decides the position side; in hedge mode a reducing side must close it."""
+        if self._hedged and position_side == "BOTH":
             raise InvalidOrder(f"{cid}: account is in hedge mode, position_side must be LONG or SHORT")
-        if not self._hedged and request.position_side != "BOTH":
+        if not self._hedged and position_side != "BOTH":
             raise InvalidOrder(f"{cid}: account is in one-way mode, position_side must be BOTH")
-        if self._hedged and (request.reduce_only or request.close_position):
-            closing_side = "sell" if request.position_side == "LONG" else "buy"
-            if request.side != closing_side:
-                raise InvalidOrder(
-                    f"{cid}: reducing a {request.position_side} position needs side {closing_side}"
-                )
+        if self._hedged and reducing:
+            closing_side = "sell" if position_side == "LONG" else "buy"
+            if side != closing_side:
+                raise InvalidOrder(f"{cid}: reducing a {position_side} position needs side {closing_side}")
 
     def _order_params(self, request: OrderRequest) -> dict[str, str]:
         q = self._quirks
@@ -354,9 +435,16 @@ class CcxtVenue:
             return ()
         trades = order.get("trades") or []
         if not trades or not math.isclose(sum(t["amount"] for t in trades), filled):
-            params = {self._quirks.trades_order_id_param: order["id"]}
-            trades = self._call(lambda: self._exchange.fetch_my_trades(market["symbol"], None, None, params))
-            trades = [t for t in trades if str(t.get("order")) == str(order["id"])]
+            return self._trade_fills(str(order["id"]), cid, market)
+        return self._as_fills(trades, cid, market)
+
+    def _trade_fills(self, order_id: str, cid: str, market: Mapping[str, Any]) -> tuple[Fill, ...]:
+        """The fills of exchange order ``order_id``, read from the account's trades, under our id ``cid``."""
+        params = {self._quirks.trades_order_id_param: order_id}
+        trades = self._call(lambda: self._exchange.fetch_my_trades(market["symbol"], None, None, params))
+        return self._as_fills([t for t in trades if str(t.get("order")) == order_id], cid, market)
+
+    def _as_fills(self, trades: list[Any], cid: str, market: Mapping[str, Any]) -> tuple[Fill, ...]:
         quote = market["quote"]
 
         def fee_to_quote(currency: str, cost: float, price: float) -> float:

@@ -30,6 +30,13 @@ and the returned state reports the position size as ``qty``; with no position no
 :class:`ReduceOnlyRejected` is raised. Malformed requests raise :class:`~router.venue.InvalidOrder`
 naming the field; ``ValueError`` is kept for bad construction (config, tapes).
 
+Protective orders (``place_stop``, :class:`~router.venue.StopRequest`) are closePosition stops kept apart
+from plain orders, as Binance keeps them in its algo service: ``open_orders`` does not list them. One
+works from its arrival; as the replay advances, the first moment the tape's working price meets its
+condition (``router.venues.sim.stops``) it fires: the replay stops there, and a market order closes the
+whole leg as it is then, walking the book like any taker (taker fee, slippage); with the leg already flat
+it expires. A stop whose condition holds at arrival is refused (:class:`~router.venue.StopWouldTrigger`).
+
 Tables: a venue queries each tape through a :class:`~router.venues.sim.book.TapeBook`. Given a
 ``MarketTape`` it builds its own; given a prebuilt ``TapeBook`` it shares it, since a book is immutable
 (read-only arrays, no per-venue state). Build one book per tape and pass it to every venue that replays
@@ -60,14 +67,20 @@ from router.venue import (
     OrderState,
     PostOnlyRejected,
     ReduceOnlyRejected,
+    StopKind,
+    StopRequest,
+    StopState,
+    StopWouldTrigger,
     TopOfBook,
     VenueError,
+    WorkingType,
     check_time_in_force,
 )
 from router.venues.sim.book import TapeBook, WindowMemo
 from router.venues.sim.config import SimVenueConfig
 from router.venues.sim.order import SimOrder
 from router.venues.sim.position import SimPositions
+from router.venues.sim.stops import PriceWindows, SimStop
 from router.venues.sim.taker import taker_walk
 
 
@@ -186,6 +199,9 @@ class SimVenue:
         self._claims: list[tuple[int, int, SimOrder, int, int, Liquidity]] = []
         self._windows = WindowMemo()
         self._fill_seq = 0
+        self._stops: dict[str, SimStop] = {}
+        self._working_stops: dict[str, SimStop] = {}
+        self._price_windows = PriceWindows()
         self._clock = SimClock(self)
 
     # ---- clock ----------------------------------------------------------------------------------
@@ -209,6 +225,21 @@ class SimVenue:
             return
         if ts_ns > self._end_ns:
             raise ReplayExhausted(f"cannot advance to {ts_ns}: the replay ends at {self._end_ns}")
+        while self._working_stops:
+            due = [(t, stop) for stop in self._working_stops.values()
+                   if (t := stop.first_trigger_ns(self._now_ns, ts_ns, self._price_windows)) is not None]
+            if not due:
+                break
+            trigger_ns = min(t for t, _ in due)
+            self._advance_resting(trigger_ns)
+            self._now_ns = trigger_ns
+            for _, stop in sorted((d for d in due if d[0] == trigger_ns), key=lambda d: d[1].request.client_order_id):
+                self._fire(stop, trigger_ns)  # every stop of this instant: the next window starts after it
+        self._advance_resting(ts_ns)
+        self._now_ns = ts_ns
+
+    def _advance_resting(self, ts_ns: int) -> None:
+        """Replay the resting orders to ``ts_ns`` and settle what the market filled, in time order."""
         for order in list(self._resting.values()):
             order.advance(ts_ns, self._config.queue_model, self._claim, self._windows)
             if order.leaves == 0:
@@ -220,7 +251,6 @@ class SimVenue:
             self._claims.clear()
             for claim_ts, _seq, order, px, qty, liquidity in claims:
                 self._settle(order, px, qty, liquidity, claim_ts)
-        self._now_ns = ts_ns
 
     # ---- market data ----------------------------------------------------------------------------
 
@@ -332,6 +362,120 @@ class SimVenue:
         if symbol is not None:
             self._book(symbol)
         return tuple(o.state() for o in self._resting.values() if symbol is None or o.request.symbol == symbol)
+
+    # ---- protective orders ----------------------------------------------------------------------
+
+    def place_stop(self, request: StopRequest) -> StopState:
+        """Send a closePosition stop; it works from its arrival (after the entry latency).
+
+        Raises InvalidOrder for a malformed request or a side that does not close the leg, ReduceOnlyRejected
+        when the leg is flat at arrival, StopWouldTrigger when the working price already meets the condition.
+        """
+        book = self._book(request.symbol)
+        stop = SimStop(request=request, book=book, trigger_px=self._check_stop(request, book))
+        self.advance_to(self._now_ns + self._latency_ns(self._config.order_entry_latency_ms))
+        closing = self._closing_request(request, self._positions.amount_units(self._as_order(request, 1)))
+        self._stops[request.client_order_id] = stop
+        if closing is None:
+            stop.status = "rejected"
+            raise ReduceOnlyRejected(f"{request.client_order_id}: close_position stop: no open "
+                                     f"{request.position_side} position in {request.symbol} to close with a "
+                                     f"{request.side}")
+        if stop.met_now(self._now_ns):
+            stop.status = "rejected"
+            raise StopWouldTrigger(f"{request.client_order_id}: order would immediately trigger: the "
+                                   f"{request.working_type} already meets {request.kind} {request.side} at "
+                                   f"{request.trigger_price}")
+        self._working_stops[request.client_order_id] = stop
+        return stop.state()
+
+    def restore_stop(self, request: StopRequest) -> StopState:
+        """Re-arm a stop that worked on an account carried over a restart (``restore_positions``): it works
+        from now, without the entry latency, and fires at once if the working price already meets it (it
+        would have triggered at the venue while the client was down)."""
+        book = self._book(request.symbol)
+        stop = SimStop(request=request, book=book, trigger_px=self._check_stop(request, book))
+        self._stops[request.client_order_id] = stop
+        self._working_stops[request.client_order_id] = stop
+        if stop.met_now(self._now_ns):
+            self._fire(stop, self._now_ns)
+        return stop.state()
+
+    def cancel_stop(self, symbol: str, client_order_id: str) -> StopState:
+        stop = self._stop(symbol, client_order_id)
+        self.advance_to(self._now_ns + self._latency_ns(self._config.cancel_latency_ms))
+        if stop.status == "working":
+            stop.status = "canceled"
+            self._working_stops.pop(client_order_id, None)
+        return stop.state()
+
+    def fetch_stop(self, symbol: str, client_order_id: str) -> StopState:
+        return self._stop(symbol, client_order_id).state()
+
+    def open_stops(self, symbol: str | None) -> tuple[StopState, ...]:
+        if symbol is not None:
+            self._book(symbol)
+        return tuple(s.state() for s in self._working_stops.values() if symbol in (None, s.request.symbol))
+
+    def _fire(self, stop: SimStop, ts_ns: int) -> None:
+        """The stop triggered at ``ts_ns``: close its leg at market (taker fees, the book walked for slippage)."""
+        del self._working_stops[stop.request.client_order_id]
+        stop.triggered_ts_ns = ts_ns
+        amount = self._positions.amount_units(self._as_order(stop.request, 1))
+        closing = self._closing_request(stop.request, amount)
+        if closing is None:
+            stop.status = "expired"  # nothing left to close when it triggered
+            return
+        order = SimOrder(request=closing, book=stop.book, is_buy=closing.side == "buy", px=None, qty=abs(amount),
+                         status="open")
+        try:
+            self._take(order, None, ts_ns)
+        except VenueError:
+            stop.status = "rejected"  # the matching engine refused the market order (book too thin)
+            return
+        stop.status = "triggered"
+        stop.fills.extend(order.fills)
+
+    def _closing_request(self, request: StopRequest, amount_units: int) -> OrderRequest | None:
+        """The market order a stop places on its leg of ``amount_units``; None when it has nothing to close."""
+        if amount_units == 0 or (amount_units > 0) != (request.side == "sell"):
+            return None
+        scale = self._books[request.symbol].tape.qty_scale
+        return self._as_order(request, abs(amount_units) / scale)
+
+    @staticmethod
+    def _as_order(request: StopRequest, qty: float) -> OrderRequest:
+        return OrderRequest(client_order_id=request.client_order_id, symbol=request.symbol, side=request.side,
+                            qty=qty, order_type="market", price=None, time_in_force="IOC", post_only=False,
+                            reduce_only=False, close_position=True, position_side=request.position_side)
+
+    def _check_stop(self, request: StopRequest, book: TapeBook) -> int:
+        """Validate a stop request (InvalidOrder naming the field); returns the trigger in price units."""
+        coid = request.client_order_id
+        if not isinstance(coid, str) or not coid:
+            raise InvalidOrder(f"client_order_id must be a non-empty string, got {coid!r}")
+        if coid in self._stops or coid in self._orders:
+            raise InvalidOrder(f"client_order_id {coid!r} is a duplicate: an id is never sent twice")
+        if request.kind not in get_args(StopKind):
+            raise InvalidOrder(f"{coid}: kind must be one of {get_args(StopKind)}, got {request.kind!r}")
+        if request.working_type not in get_args(WorkingType):
+            raise InvalidOrder(f"{coid}: working_type must be one of {get_args(WorkingType)}, "
+                               f"got {request.working_type!r}")
+        if request.side not in get_args(Side):
+            raise InvalidOrder(f"{coid}: side must be 'buy' or 'sell', got {request.side!r}")
+        self._positions.check_request(self._as_order(request, 1))
+        trigger_px = _to_units(request.trigger_price, book.tape.price_scale, f"{coid}: trigger_price")
+        if trigger_px % book.tick_px:
+            raise InvalidOrder(f"{coid}: trigger_price {request.trigger_price} is not a multiple of the tick "
+                               f"{book.tape.tick_size}")
+        return trigger_px
+
+    def _stop(self, symbol: str, client_order_id: str) -> SimStop:
+        self._book(symbol)
+        stop = self._stops.get(client_order_id)
+        if stop is None or stop.request.symbol != symbol:
+            raise OrderNotFound(f"no stop {client_order_id!r} on {symbol}")
+        return stop
 
     # ---- internals ------------------------------------------------------------------------------
 
