@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from cli.main import main
 from executor.journal import Journal
-from router.codec import from_dataframe
+from router.arrow_events import from_arrow
 from tests.factories import fill, routed
 
 
@@ -30,7 +31,7 @@ def test_count_and_export_round_trip(journal_path: Path, tmp_path: Path, capsys:
     assert main(["journal", "export", "--journal", str(journal_path), "--kind", "router", "--out", str(out)]) == 0
     assert "wrote 3 router records" in capsys.readouterr().out
     with Journal(journal_path, readonly=True) as journal:
-        assert from_dataframe(pd.read_parquet(out), "router") == list(journal.read("router"))
+        assert from_arrow(pq.read_table(out), "router") == list(journal.read("router"))
 
 
 def test_missing_journal_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -54,6 +55,8 @@ def test_partitioned_export_writes_one_file_per_day_and_symbol(
     assert files == [f"day=1970-01-0{d}/symbol={s}/part-0.parquet" for d in (1, 2) for s in ("BTCUSDT", "ETHUSDT")]
     frame = pd.read_parquet(out)
     assert len(frame) == 4 and set(frame["symbol"].astype(str)) == {"BTCUSDT", "ETHUSDT"}
+    assert str(frame["arrival_ts_ns"].dtype) == "datetime64[ns, UTC]"  # Arrow timestamps, fills nested
+    assert all(len(fills) == 1 and fills[0]["price"] == 100.0 for fills in frame["fills"])
     # the same folder again is refused before reading anything: exports are never merged
     assert main(["journal", "export", "--journal", str(path), "--kind", "router", "--partitioned", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
