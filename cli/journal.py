@@ -1,7 +1,8 @@
 """``router-tuner journal``: look into a journal without writing to it.
 
 ``journal count`` prints how many records of each kind it holds; ``journal export`` writes one kind to
-Parquet (the codec's DataFrame layout, nested fields as JSON text) for analysis in pandas or elsewhere, either
+Parquet (:mod:`router.arrow_events`: nested fields as Arrow structs and lists, timestamps as UTC nanosecond
+timestamps) for analysis in pandas, pyarrow or elsewhere, either
 as one file (``--out``) or, for router events, as a dataset partitioned by UTC day and symbol
 (``--partitioned DIR``, the layout partitioned OPE reads: :mod:`tuner.ope.partition.layout`).
 Failures end in one line naming the journal (``cli.main``): exit 2 for a missing, foreign, corrupt or
