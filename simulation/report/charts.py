@@ -26,6 +26,9 @@ from simulation.shadow import (
 ARM_CHOICE_WINDOW = 50
 """Orders per point of the arm-choice-over-time chart (presentation only; no trading decision reads it)."""
 
+_DRAWN = np.float32
+"""Long series are drawn from single precision: half the page's size, no difference on a screen."""
+
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
             "#17becf", "#393b79", "#637939")
 
@@ -58,6 +61,7 @@ def policy_colours(result: SimulationResult) -> dict[str, str]:
 def _layout(figure: go.Figure, *, x: str, y: str, height: int = 360, **extra: Any) -> go.Figure:
     figure.update_layout(template="plotly_white", height=height, margin={"l": 60, "r": 20, "t": 30, "b": 50},
                          legend={"font": {"size": 11}}, xaxis_title_text=x, yaxis_title_text=y, **extra)
+    figure.update_yaxes(automargin=True)  # long category labels (learner: arm) push the plot right, not off-page
     return figure
 
 
@@ -153,7 +157,8 @@ def fill_rate_chart(result: SimulationResult, symbol: str) -> Chart:
                        hovertemplate="offset %{x} bps: %{y:.2f} bps per order<extra></extra>")
     _layout(figure, x="posting offset behind the best price (bps)", y="maker fill rate (share of posts)")
     figure.update_layout(yaxis={"range": [0, 1.05], "tickformat": ".0%"},
-                         yaxis2={"title": {"text": "mean cost per order (bps)"}, "overlaying": "y", "side": "right"},
+                         yaxis2={"title": {"text": "mean cost per order (bps)"}, "overlaying": "y", "side": "right",
+                                 "tickformat": ".2f"},
                          margin={"r": 70}, legend={"orientation": "h", "y": 1.12})
     return Chart(f"{symbol}-fill-rate", "Fill rate against offset",
                  "Fixed maker-first arms: the share of post-only orders that filled without the taker fallback "
@@ -172,10 +177,11 @@ def regret_chart(result: SimulationResult, symbol: str) -> Chart:
         band = breakdown.regret_band(costs(sym.runs[name].events), best)
         x = np.arange(1, band.regret.size + 1)
         colour = colours.get(name, "#444")
-        figure.add_scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([band.high, band.low[::-1]]),
+        figure.add_scatter(x=np.concatenate([x, x[::-1]]),
+                           y=np.concatenate([band.high, band.low[::-1]]).astype(_DRAWN),
                            fill="toself", fillcolor=colour, opacity=0.12, line={"width": 0}, hoverinfo="skip",
                            legendgroup=name, showlegend=False)
-        figure.add_scatter(x=x, y=band.regret, mode="lines", name=name, legendgroup=name,
+        figure.add_scatter(x=x, y=band.regret.astype(_DRAWN), mode="lines", name=name, legendgroup=name,
                            line={"color": colour, "width": 1.6},
                            hovertemplate=f"{name} after %{{x}} orders: %{{y:.1f}} bps<extra></extra>")
     figure.add_hline(y=0.0, line_color="#888", line_width=1)
@@ -198,7 +204,7 @@ def arm_choice_chart(result: SimulationResult, symbol: str) -> Chart | None:
     x = np.arange(1, shares.shape[0] + 1)
     figure = go.Figure()
     for column, arm in enumerate(arms):
-        figure.add_scatter(x=x, y=shares[:, column], mode="lines", stackgroup="arms", name=arm,
+        figure.add_scatter(x=x, y=shares[:, column].astype(_DRAWN), mode="lines", stackgroup="arms", name=arm,
                            line={"width": 0.5, "color": _PALETTE[column % len(_PALETTE)]},
                            hovertemplate=f"{arm}: %{{y:.0%}} of the last orders up to %{{x}}<extra></extra>")
     _layout(figure, x="orders routed (arrival order)", y=f"share of the last {ARM_CHOICE_WINDOW} orders")
@@ -234,7 +240,7 @@ def ope_chart(result: SimulationResult, symbol: str) -> Chart | None:
         values = [e["cost_bps"] for _, e in rows]
         shown = [min(max(v, low), high) for v in values]
         figure.add_scatter(
-            x=shown, y=[label for label, _ in rows], mode="markers", name=name,
+            x=shown, y=[label for label, _ in rows], mode="markers", name=name, cliponaxis=False,
             marker={"color": _PALETTE[k % len(_PALETTE)], "size": 9,
                     "symbol": ["circle" if low <= v <= high else ("triangle-right" if v > high else "triangle-left")
                                for v in values]},
