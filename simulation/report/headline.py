@@ -34,8 +34,9 @@ def headline(result: SimulationResult) -> Headline:
            "their first halves; the held-out comparison (README, 'The tuner') is the one to expect on new data. "
            if result.data_source.startswith("recorded") else
            "The market is synthetic (no recording was found): the figures exercise the code, not a real market. ")
-        + "Savings are differences of mean cost per filled order (1 bps of 1M USD notional is 100 USD); each "
-          "symbol's interval is in its drill-down.")
+        + "Savings are differences of mean cost per filled order (1 bps of 1M USD notional is 100 USD) and carry "
+          "no interval of their own: each policy's 95% interval is in the symbol's drill-down, and a saving "
+          "smaller than those intervals is not shown to be one.")
     tuner = breakdown.tuner_policy(result)
     if tuner is None:
         return Headline(lead="No learner ran in this simulation: there is no tuner to compare with the baselines.",
