@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from simulation.job import SimulationResult
 from simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, STATIC
 from simulation.report import breakdown
+from simulation.report.headline import headline
 from simulation.results import costs, cumulative_regret_bps
 from tests.simulation.test_report import report_result
 
@@ -109,3 +110,14 @@ def test_arm_ids_in_words_and_paths_without_the_machine() -> None:
     assert breakdown.describe_arm("static") == "static"
     assert breakdown.public_data_source("recorded:/home/x/shared/data/binance/") == "recorded: binance"
     assert breakdown.public_data_source("synthetic") == "synthetic"
+
+
+def test_headline_words_follow_the_sign_of_each_saving(result: SimulationResult) -> None:
+    lead = headline(result)
+    static_rows = breakdown.savings(result)[STATIC]
+    assert len(lead.per_symbol) == len(static_rows) == 2
+    for line, row in zip(lead.per_symbol, static_rows, strict=True):
+        verb = "saves" if row.bps >= 0 else "costs an extra"
+        assert line.startswith(f"{row.symbol}: {row.tuner_cost_bps:.2f} bps per order; against static {verb} "
+                               f"{abs(row.bps):.2f} bps ({abs(row.bps) * 100:,.0f} USD per 1M notional)")
+    assert "synthetic" in lead.caveat and "no interval of its own" in lead.caveat
