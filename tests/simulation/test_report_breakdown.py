@@ -120,4 +120,4 @@ def test_headline_words_follow_the_sign_of_each_saving(result: SimulationResult)
         verb = "saves" if row.bps >= 0 else "costs an extra"
         assert line.startswith(f"{row.symbol}: {row.tuner_cost_bps:.2f} bps per order; against static {verb} "
                                f"{abs(row.bps):.2f} bps ({abs(row.bps) * 100:,.0f} USD per 1M notional)")
-    assert "synthetic" in lead.caveat and "no interval of its own" in lead.caveat
+    assert "synthetic" in lead.caveat and "no interval of their own" in lead.caveat
