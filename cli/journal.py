@@ -1,9 +1,11 @@
 """``router-tuner journal``: look into a journal without writing to it.
 
 ``journal count`` prints how many records of each kind it holds; ``journal export`` writes one kind to
-Parquet (the codec's DataFrame layout, nested fields as JSON text) for analysis in pandas or elsewhere, either
+Parquet (:mod:`router.arrow_events`: nested fields as Arrow structs and lists, timestamps as UTC nanosecond
+timestamps) for analysis in pandas, pyarrow or elsewhere, either
 as one file (``--out``) or, for router events, as a dataset partitioned by UTC day and symbol
-(``--partitioned DIR``, the layout partitioned OPE reads: :mod:`tuner.ope.partition.layout`).
+(``--partitioned DIR``, the layout partitioned OPE reads: :mod:`tuner.ope.partition.layout`). ``--json`` prints
+the counts, or what an export wrote, as one JSON object on stdout.
 Failures end in one line naming the journal (``cli.main``): exit 2 for a missing, foreign, corrupt or
 truncated file, an unwritable ``--out`` or an existing ``--partitioned`` folder, 1 for a journal locked by
 another process.
@@ -12,6 +14,7 @@ another process.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from cli.main import BadInput, probe_writable, reading
@@ -22,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
     count = actions.add_parser("count", help="records per kind")
     count.add_argument("--journal", required=True, type=Path, help="journal SQLite file")
+    count.add_argument("--json", action="store_true", help="print {kind: records} as one JSON object on stdout")
     export = actions.add_parser("export", help="write one kind of record to a Parquet file or partitioned dataset")
     export.add_argument("--journal", required=True, type=Path, help="journal SQLite file")
     export.add_argument("--kind", required=True, choices=sorted(EVENT_TYPES), help="which records")
@@ -30,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--partitioned", type=Path, metavar="DIR",
                         help="router events only: a new folder of DIR/day=YYYY-MM-DD/symbol=SYM/part-0.parquet "
                              "(appears whole or not at all; an existing DIR is refused)")
+    export.add_argument("--json", action="store_true",
+                        help="print what was written (kind, rows, out, partitions) as one JSON object on stdout")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,23 +50,30 @@ def run(args: argparse.Namespace) -> int:
         probe_writable(args.out.parent)
     with reading("journal", args.journal), Journal(args.journal, readonly=True) as journal:
         if args.journal_command == "count":
-            for kind in sorted(EVENT_TYPES):
-                print(f"{kind:<12}{journal.count(kind):>10}")
+            counts = {kind: journal.count(kind) for kind in sorted(EVENT_TYPES)}
+            print(json.dumps(counts) if args.json else "\n".join(f"{k:<12}{n:>10}" for k, n in counts.items()))
             return 0
         if partitioned is not None:
             return _export_partitioned([e for e in journal.read("router") if isinstance(e, RouterEvent)],
-                                       partitioned)
+                                       partitioned, as_json=args.json)
         rows = journal.export_parquet(args.kind, args.out)
-    print(f"journal: wrote {rows} {args.kind} records to {args.out}")
+    if args.json:
+        print(json.dumps({"kind": args.kind, "rows": rows, "out": str(args.out)}))
+    else:
+        print(f"journal: wrote {rows} {args.kind} records to {args.out}")
     return 0
 
 
-def _export_partitioned(events: list[RouterEvent], root: Path) -> int:
+def _export_partitioned(events: list[RouterEvent], root: Path, *, as_json: bool) -> int:
     from tuner.ope.partition.layout import write_router_events
 
     if not events:
         raise BadInput("the journal holds no router events to export")
     written = write_router_events(root, events)
+    if as_json:
+        print(json.dumps({"kind": "router", "rows": sum(written.values()), "out": str(root),
+                          "partitions": [{"day": d, "symbol": s, "rows": n} for (d, s), n in sorted(written.items())]}))
+        return 0
     print(f"journal: wrote {sum(written.values())} router records to {root} in {len(written)} partitions "
           f"(days {min(d for d, _ in written)}..{max(d for d, _ in written)}, "
           f"{len({s for _, s in written})} symbols)")

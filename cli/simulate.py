@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
         # the first open of a new local store creates its schema: one process at a time (issue 13)
         open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
-        run_id, versions = log_to_mlflow(result, config, summary, [report.html, report.markdown, *report.plots])
+        run_id, versions = log_to_mlflow(result, config, summary, [report.html, report.markdown, *report.assets])
         summary["mlflow_run_id"] = run_id
         summary["policy_versions"] = versions
     print(f"mean cost per order (bps), {options.orders_per_symbol} orders per symbol, seed {options.seed}, "

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
+from cli.main import SYMBOLS_RULE, SymbolList
 from config.models import LearnerName
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
@@ -31,9 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learners", default=",".join(LEARNERS),
                         help=f"comma-separated learners (default: {','.join(LEARNERS)})")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default: tuner.json seed)")
-    parser.add_argument("--symbols", nargs="+", default=None,
-                        help="our symbol names, space- or comma-separated (default: every market of the first "
-                             "--data source)")
+    parser.add_argument("--symbols", nargs="+", action=SymbolList, default=None,
+                        help=f"our symbol names, {SYMBOLS_RULE} (default: every market of the first --data source)")
     parser.add_argument("--data", nargs="+", default=None,
                         help="recorded data folders and/or 'synthetic' (default: $ROUTER_TUNER_DATA, then "
                              "../shared/data/binance, else synthetic)")
@@ -79,8 +79,7 @@ def _plan(args: argparse.Namespace, config: Any) -> tuple[Any, dict[str, str]]:
         data = [SYNTHETIC if default is None else str(default.resolve())]
     else:
         data = [d if d == SYNTHETIC else str(_existing_dir(d)) for d in _split(" ".join(args.data))]
-    symbols = (list(available_symbols(config, data[0])) if args.symbols is None
-               else _split(" ".join(args.symbols)))
+    symbols = list(available_symbols(config, data[0])) if args.symbols is None else args.symbols
     orders = args.orders if args.orders is not None else config.router.simulation.intents.orders_per_symbol
     axes = [parse_axis(text) for text in args.axes]
     grid = build_grid(config, config_dir=args.config, learners=learners, seeds=seeds, symbols=symbols, data=data,

@@ -37,10 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import pyarrow.parquet as pq
+
 from executor.file_lock import lock_for_writing
 from executor.intents import MalformedLine
+from router.arrow_events import to_arrow
 from router.atomic_file import atomic_path
-from router.codec import SchemaError, from_json, kind_of, to_dataframe, to_json
+from router.codec import SchemaError, from_json, kind_of, to_json
 from router.events import (
     EVENT_TYPES,
     SCHEMA_VERSION,
@@ -386,15 +389,16 @@ class Journal:
         return self._connection.execute("SELECT COUNT(*) FROM events WHERE kind = ?", (kind,)).fetchone()[0]
 
     def export_parquet(self, kind: str, path: str | os.PathLike[str]) -> int:
-        """Write every event of ``kind`` to a Parquet file (codec DataFrame layout); returns the row count.
+        """Write every event of ``kind`` to a Parquet file (:mod:`router.arrow_events` layout: nested fields as
+        Arrow structs and lists, timestamps as ``timestamp[ns, UTC]``); returns the row count.
 
         The file appears atomically: written to a temporary file beside it, fsynced, then renamed, so a
         reader never sees a half-written export. The whole kind is held in memory while writing.
         """
-        frame = to_dataframe(list(self.read(kind)), kind=kind)
+        table = to_arrow(list(self.read(kind)), kind=kind)
         with atomic_path(path) as temporary:
-            frame.to_parquet(temporary, index=False)
-        return len(frame)
+            pq.write_table(table, temporary)
+        return table.num_rows
 
     # ---- lifetime --------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The simulation report: a Markdown summary, an HTML page with the PNG plots, and the JSON summary.
+"""The simulation report: an HTML page with interactive charts, a Markdown summary, and the JSON summary.
 
 ``summary_dict`` is the one source of the numbers: the ``--json`` line, the MLflow summary artifact,
 the tables of both documents and the printed table all read it.
@@ -6,15 +6,18 @@ the tables of both documents and the printed table all read it.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import plotly.offline
+
 from router.atomic_file import write_bytes_atomic
 from simulation.job import SimulationResult
 from simulation.policies import ALWAYS_TAKER, FIXED_PREFIX
-from simulation.report import plots as report_plots
+from simulation.report import breakdown, charts
+from simulation.report.headline import Headline, headline
+from simulation.report.html_page import PLOTLY_JS, SymbolSection, TableSection, render
 from simulation.results import (
     captured_share,
     cumulative_regret_bps,
@@ -23,17 +26,14 @@ from simulation.results import (
 )
 from simulation.shadow import CHAMPION_SAME_ORDERS, LIVE_PHASE, STATIC_SAME_ORDERS
 
-ROLLING_WINDOW_ORDERS = 25
-"""Orders per point of the cost-over-time plot (presentation only; no trading decision reads it)."""
-
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """Paths of what :func:`write_report` wrote."""
+    """Paths of what :func:`write_report` wrote (``assets``: what the page loads beside it)."""
 
     html: Path
     markdown: Path
-    plots: tuple[Path, ...]
+    assets: tuple[Path, ...]
 
 
 def summary_dict(result: SimulationResult) -> dict[str, Any]:
@@ -88,10 +88,10 @@ def table_rows(result: SimulationResult) -> tuple[list[str], list[list[str]]]:
     """The headline table: mean cost (bps) per symbol for the compared policies."""
     first = next(iter(result.symbols))
     columns = [n if not n.startswith(FIXED_PREFIX) else "best fixed arm"
-               for n in report_plots.compared_policies(result, first)]
+               for n in charts.compared_policies(result, first)]
     rows = []
     for symbol, sym in result.symbols.items():
-        names = report_plots.compared_policies(result, symbol)
+        names = charts.compared_policies(result, symbol)
         rows.append([symbol, *[_fmt(sym.summaries[n].mean_cost_bps) for n in names],
                      sym.best_fixed.removeprefix(FIXED_PREFIX)])
     return ["symbol", *columns, "best arm"], rows
@@ -109,7 +109,7 @@ def _detail_rows(result: SimulationResult) -> list[list[str]]:
     rows = []
     for symbol, sym in result.symbols.items():
         best = sym.runs[sym.best_fixed]
-        for name in report_plots.compared_policies(result, symbol):
+        for name in charts.compared_policies(result, symbol):
             s = sym.summaries[name]
             regret = float(cumulative_regret_bps(sym.runs[name], best)[-1])
             rows.append([symbol, name, str(s.orders), str(s.filled), _fmt(s.mean_cost_bps),
@@ -236,7 +236,8 @@ def ope_coverage(result: SimulationResult) -> dict[str, tuple[int, int]]:
 def _notes(result: SimulationResult) -> list[str]:
     sym = next(iter(result.symbols.values()))
     return [
-        f"Data: {result.data_source}. Seed {result.options.seed}, {result.options.orders_per_symbol} orders per "
+        f"Data: {breakdown.public_data_source(result.data_source)}. Seed {result.options.seed}, "
+        f"{result.options.orders_per_symbol} orders per "
         f"symbol, routed on {sym.lanes} venue replays (lanes) per symbol and policy, started at different times "
         "so consecutive orders of one lane never overlap; every policy routes the same intents.",
         "Cost = RouterEvent.cost_bps against the arrival mid, fees and the fallback leg included; "
@@ -260,65 +261,62 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _tables(result: SimulationResult) -> list[TableSection]:
+    header, rows = table_rows(result)
+    return [
+        TableSection("Mean cost per order (bps)", header, rows, ""),
+        TableSection("Per policy", _DETAIL_HEADER, _detail_rows(result), ""),
+        TableSection("Learners", _LEARNER_HEADER, _learner_rows(result), "No learner ran."),
+        TableSection("Offline policy evaluation", _OPE_HEADER, _ope_rows(result),
+                     "No learner ran: nothing to evaluate off-policy."),
+        TableSection("Shadow scenario: shadow first, then live", _SHADOW_HEADER, _shadow_rows(result),
+                     "No shadow scenario ran (router.json simulation.shadow_scenario.symbols, --shadow-symbols)."),
+    ]
+
+
+def _symbol_summary(result: SimulationResult, symbol: str) -> str:
+    """One line on a symbol: its market, the best fixed arm in hindsight and the tuner's cost beside it."""
+    sym = result.symbols[symbol]
+    best = sym.summaries[sym.best_fixed]
+    line = (f"{sym.market.market} market, {len(sym.intents)} orders on {sym.lanes} replays. Best fixed arm in "
+            f"hindsight: {sym.best_fixed.removeprefix(FIXED_PREFIX)} at {_fmt(best.mean_cost_bps)} bps "
+            f"({breakdown.describe_arm(sym.best_fixed)}).")
+    tuner = breakdown.tuner_policy(result)
+    if tuner is not None:
+        line += f" The tuner ({tuner}): {_fmt(sym.summaries[tuner].mean_cost_bps)} bps."
+    return line
+
+
+def _markdown(lead: Headline, arms: dict[str, str], notes: list[str], tables: list[TableSection]) -> str:
+    md = ["# router-tuner simulation report", "", f"**{lead.lead}**", "", *[f"- {line}" for line in lead.per_symbol],
+          "", lead.caveat, "", "Interactive charts and the per-symbol drill-down: report.html (open it beside "
+          f"{PLOTLY_JS}).", "", "## Arms in words", "", *[f"- `{a}`: {w}" for a, w in arms.items()], "",
+          "## How these numbers were made", "", *[f"- {n}" for n in notes], ""]
+    for t in tables:
+        md += [f"## {t.title}", "", _md_table(t.header, t.rows) if t.rows else t.empty, ""]
+    return "\n".join(md)
 
 
 def write_report(result: SimulationResult, out_dir: Path) -> Report:
-    """Write the PNGs, ``report.html`` and ``report.md`` into ``out_dir``; raises on a result without symbols."""
+    """Write ``report.html`` (with ``plotly.min.js`` beside it) and ``report.md`` into ``out_dir``; raises on a
+    result without symbols."""
     if not result.symbols:
         raise ValueError("the simulation result holds no symbol: nothing to report")
     out_dir.mkdir(parents=True, exist_ok=True)
-    plots = [
-        ("Mean cost per order with 95% CI", report_plots.mean_cost(result, out_dir / "mean_cost.png")),
-        ("Cost per order over time", report_plots.cost_over_time(result, out_dir / "cost_over_time.png",
-                                                                 ROLLING_WINDOW_ORDERS)),
-        ("Cumulative regret vs the best fixed arm", report_plots.regret(result, out_dir / "regret.png")),
-        ("Fixed-arm mean cost per symbol", report_plots.fixed_arm_costs(result, out_dir / "fixed_arm_costs.png")),
-        ("Maker ratio and fallback ratio", report_plots.maker_fallback(result, out_dir / "maker_fallback.png")),
-        ("Slippage distribution", report_plots.slippage(result, out_dir / "slippage.png")),
-    ]
-    learner_plots = [("Learners' arm choices per symbol (share of orders)",
-                      report_plots.arm_heatmap(result, out_dir / "arm_heatmap.png")),
-                     ("OPE of each learner's greedy arm vs its on-policy value",
-                      report_plots.ope(result, out_dir / "ope.png")),
-                     ("Shadow scenario: agreement over time",
-                      report_plots.shadow_agreement(result, out_dir / "shadow_agreement.png")),
-                     ("Shadow scenario: OPE value at go-live vs cost achieved live",
-                      report_plots.shadow_costs(result, out_dir / "shadow_costs.png"))]
-    plots += [(title, path) for title, path in learner_plots if path is not None]
-    header, rows = table_rows(result)
-    sections = [
-        ("Mean cost per order (bps)", header, rows, ""),
-        ("Per policy", _DETAIL_HEADER, _detail_rows(result), ""),
-        ("Learners", _LEARNER_HEADER, _learner_rows(result), "No learner ran."),
-        ("Offline policy evaluation", _OPE_HEADER, _ope_rows(result),
-         "No learner ran: nothing to evaluate off-policy."),
-        ("Shadow scenario: shadow first, then live", _SHADOW_HEADER, _shadow_rows(result),
-         "No shadow scenario ran (router.json simulation.shadow_scenario.symbols, --shadow-symbols)."),
-    ]
+    lead = headline(result)
+    arms = {arm: breakdown.describe_arm(arm) for arm in result.arm_ids}
     coverage = ", ".join(f"{name} {hit}/{total}" for name, (hit, total) in ope_coverage(result).items())
     notes = [*_notes(result), *([f"OPE intervals covering the truth: {coverage}."] if coverage else []),
              *_shadow_notes(result)]
-    md = ["# router-tuner simulation report", "", *[f"- {n}" for n in notes], ""]
-    for title, head, section_rows, empty in sections:
-        md += [f"## {title}", "", _md_table(head, section_rows) if section_rows else empty, ""]
-    md += ["## Plots", "", *[f"![{title}]({p.name})" for title, p in plots], ""]
-    md_path = out_dir / "report.md"
-    write_bytes_atomic(md_path, "\n".join(md).encode())
-    style = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto}table{border-collapse:collapse;"
-             "margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
-             "img{max-width:100%;border:1px solid #eee}")
-    body = [f"<h1>router-tuner simulation report</h1><ul>{''.join(f'<li>{html.escape(n)}</li>' for n in notes)}"
-                 "</ul>"]
-    for title, head, section_rows, empty in sections:
-        body += [f"<h2>{html.escape(title)}</h2>",
-                 _html_table(head, section_rows) if section_rows else f"<p>{html.escape(empty)}</p>"]
-    body += [f"<h2>{html.escape(t)}</h2><img src='{p.name}' alt='{html.escape(t)}'>" for t, p in plots]
+    tables = _tables(result)
+    symbols = [SymbolSection(symbol, _symbol_summary(result, symbol), charts.symbol_charts(result, symbol))
+               for symbol in result.symbols]
+    overview = [c for c in (charts.fixed_arm_chart(result), charts.learner_arms_chart(result)) if c is not None]
+    page = render(lead, arms, symbols, overview, charts.savings_chart(result), notes, tables)
+    plotly_js = out_dir / PLOTLY_JS
+    write_bytes_atomic(plotly_js, plotly.offline.get_plotlyjs().encode())
     html_path = out_dir / "report.html"
-    write_bytes_atomic(html_path, (f"<!doctype html><html><head><meta charset='utf-8'><title>router-tuner "
-                                   f"simulation</title><style>{style}</style></head><body>{''.join(body)}</body>"
-                                   "</html>").encode())
-    return Report(html=html_path, markdown=md_path, plots=tuple(p for _, p in plots))
+    write_bytes_atomic(html_path, page.encode())
+    md_path = out_dir / "report.md"
+    write_bytes_atomic(md_path, _markdown(lead, arms, notes, tables).encode())
+    return Report(html=html_path, markdown=md_path, assets=(plotly_js,))

@@ -56,7 +56,7 @@ def test_help_lists_every_command_without_importing_them(capsys: pytest.CaptureF
 def test_symbols_are_space_or_comma_separated_in_every_command(typed: list[str]) -> None:
     from cli.main import build_parser
 
-    for command in (["simulate"], ["record", "--venue", "binanceusdm"]):
+    for command in (["simulate"], ["record", "--venue", "binanceusdm"], ["sweep"]):
         args = build_parser(command[0]).parse_args([*command, "--symbols", *typed])
         assert args.symbols == ["BTCUSDT", "ETHUSDT"]
     shadow = build_parser("simulate").parse_args(["simulate", "--shadow-symbols", "ethusdt,BTCUSDT"])

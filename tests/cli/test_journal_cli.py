@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from cli.main import main
 from executor.journal import Journal
-from router.codec import from_dataframe
+from router.arrow_events import from_arrow
+from router.events import EVENT_TYPES
 from tests.factories import fill, routed
 
 
@@ -30,7 +33,26 @@ def test_count_and_export_round_trip(journal_path: Path, tmp_path: Path, capsys:
     assert main(["journal", "export", "--journal", str(journal_path), "--kind", "router", "--out", str(out)]) == 0
     assert "wrote 3 router records" in capsys.readouterr().out
     with Journal(journal_path, readonly=True) as journal:
-        assert from_dataframe(pd.read_parquet(out), "router") == list(journal.read("router"))
+        assert from_arrow(pq.read_table(out), "router") == list(journal.read("router"))
+
+
+def test_count_and_export_print_json_on_request(journal_path: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["journal", "count", "--journal", str(journal_path), "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["router"] == 3 and counts["veto"] == 0 and set(counts) == set(EVENT_TYPES)
+    out = tmp_path / "router.parquet"
+    argv = ["journal", "export", "--journal", str(journal_path), "--kind", "router", "--json"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"kind": "router", "rows": 3, "out": str(out)}
+    assert main([*argv, "--partitioned", str(tmp_path / "dataset")]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert written["rows"] == 3 and sum(p["rows"] for p in written["partitions"]) == 3
+    assert {p["symbol"] for p in written["partitions"]} == {"BTCUSDT"}
+    # a failure under --json is still one plain line on stderr, and stdout stays empty
+    assert main(["journal", "count", "--journal", str(tmp_path / "none.sqlite"), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1 and "no journal at" in captured.err
 
 
 def test_missing_journal_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -54,6 +76,8 @@ def test_partitioned_export_writes_one_file_per_day_and_symbol(
     assert files == [f"day=1970-01-0{d}/symbol={s}/part-0.parquet" for d in (1, 2) for s in ("BTCUSDT", "ETHUSDT")]
     frame = pd.read_parquet(out)
     assert len(frame) == 4 and set(frame["symbol"].astype(str)) == {"BTCUSDT", "ETHUSDT"}
+    assert str(frame["arrival_ts_ns"].dtype) == "datetime64[ns, UTC]"  # Arrow timestamps, fills nested
+    assert all(len(fills) == 1 and fills[0]["price"] == 100.0 for fills in frame["fills"])
     # the same folder again is refused before reading anything: exports are never merged
     assert main(["journal", "export", "--journal", str(path), "--kind", "router", "--partitioned", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err

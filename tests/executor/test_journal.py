@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 import executor.journal as journal_module
@@ -22,7 +22,8 @@ from executor.journal import (
     JournalLocked,
     JournalVersionError,
 )
-from router.codec import SchemaError, from_dataframe
+from router.arrow_events import from_arrow
+from router.codec import SchemaError
 from router.events import SCHEMA_VERSION, ClosedLot, Fill, Intent, RouterEvent, TradeRecord, VetoEvent, VetoReason
 
 
@@ -237,17 +238,18 @@ def test_export_parquet_round_trips_and_is_atomic(path: Path, tmp_path: Path,
     with Journal(path) as journal:
         journal.append_many(events)
         assert journal.export_parquet("router", target) == 2
-        assert from_dataframe(pd.read_parquet(target), "router") == events
+        assert from_arrow(pq.read_table(target), "router") == events
         assert journal.export_parquet("veto", tmp_path / "exports" / "veto.parquet") == 0
-        assert from_dataframe(pd.read_parquet(tmp_path / "exports" / "veto.parquet"), "veto") == []
+        assert from_arrow(pq.read_table(tmp_path / "exports" / "veto.parquet"), "veto") == []
 
         before = target.read_bytes()
         journal.append(routed("r3", 30))
 
-        def fail(*args: Any, **kwargs: Any) -> None:
+        def fail(table: Any, where: Any, **kwargs: Any) -> None:
+            Path(where).write_bytes(b"PAR1 half a file")
             raise OSError("disk full")
 
-        monkeypatch.setattr(pd.DataFrame, "to_parquet", fail)
+        monkeypatch.setattr(pq, "write_table", fail)
         with pytest.raises(OSError, match="disk full"):
             journal.export_parquet("router", target)
         assert target.read_bytes() == before

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import msgspec
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from executor.positions import OpeningLots, apply_order
 from risk.portfolio import PortfolioState
-from router.codec import from_dataframe
+from router.arrow_events import from_arrow
 from router.events import Fill, Intent, TradeRecord
 from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
 
@@ -79,7 +80,8 @@ def test_trade_records_export_to_parquet_with_the_feedback_fields(tmp_path: Path
     assert {"strategy", "size_hint_usd", "binding_limit", "closed_lots"} <= set(frame.columns)
     assert frame["strategy"].tolist() == ["momentum", "exit"]
     assert frame["binding_limit"].tolist() == ["base_nav_pct", "position"]
-    assert from_dataframe(frame, "trade") == list(journal.read("trade"))  # closed_lots round-trips as JSON text
+    assert frame["closed_lots"][1][0]["opening_strategy"] == "momentum"  # a list of structs, not JSON text
+    assert from_arrow(pq.read_table(out), "trade") == list(journal.read("trade"))
 
 
 def _fill(k: int, qty_lots: int, price: float) -> Fill:

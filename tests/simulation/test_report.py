@@ -1,66 +1,126 @@
-"""The report renders: HTML and Markdown exist, every PNG exists, is non-empty and is not a blank image."""
+"""The report page's structure: headline first, one drill-down per symbol, every chart with titled axes, no
+absolute path, tables last and sortable, plotly.js beside the page; the Markdown and printed tables."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-import matplotlib.image as mpimg
-import numpy as np
+import plotly.offline
 import pytest
 
 from config.loader import load_config
-from simulation.job import SimulationOptions, simulate
+from simulation.job import SimulationOptions, SimulationResult, simulate
 from simulation.markets import synthetic_markets
 from simulation.report.page import ope_coverage, text_table, write_report
+from tests.simulation.page_parts import axis_titles, parse_page
 from tuner.factory import build_grid
 
-EXPECTED_PLOTS = {"mean_cost.png", "cost_over_time.png", "regret.png", "fixed_arm_costs.png", "maker_fallback.png",
-                  "slippage.png", "arm_heatmap.png", "ope.png"}
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-def _result(learners: tuple[str, ...]):
+def report_result(learners: tuple[str, ...], data_source: str = "synthetic",
+                  shadow: tuple[str, ...] = ()) -> SimulationResult:
     config = load_config()
-    options = SimulationOptions(symbols=("BTCUSDT", "ETHUSDT"), orders_per_symbol=30, seed=2, data_dir=None,
-                                learners=learners)
+    options = SimulationOptions(symbols=SYMBOLS, orders_per_symbol=30, seed=2, data_dir=None, learners=learners,
+                                shadow_symbols=shadow)
     return simulate(config, synthetic_markets(config, options.symbols, options.seed), options,
-                    build_grid(config.tuner, config.router), data_source="synthetic")
+                    build_grid(config.tuner, config.router), data_source=data_source)
 
 
-def _assert_real_image(plot: Path) -> None:
-    assert plot.stat().st_size > 5_000
-    pixels = mpimg.imread(plot)
-    assert pixels.shape[0] > 100 and pixels.shape[1] > 100 and float(np.std(pixels)) > 0.01
+@pytest.fixture(scope="module")
+def learned() -> SimulationResult:
+    return report_result(("structured", "thompson", "ucb", "linucb"), data_source="recorded:/home/someone/data/binance")
 
 
-def test_report_renders_every_plot(tmp_path: Path) -> None:
-    result = _result(("thompson", "ucb", "epsilon_greedy", "linucb"))
-    report = write_report(result, tmp_path)
-    html, markdown = report.html.read_text(), report.markdown.read_text()
-    assert {p.name for p in report.plots} == EXPECTED_PLOTS
-    for plot in report.plots:
-        _assert_real_image(plot)
-        assert plot.name in html and plot.name in markdown
-    assert "Offline policy evaluation" in html and "same intents" in html and "covers truth" in markdown
-    assert "learner:linucb" in markdown and "greedy arm" in markdown
-    table = text_table(result)
+def test_page_leads_with_the_headline_and_drills_down_per_symbol(learned: SimulationResult, tmp_path: Path) -> None:
+    report = write_report(learned, tmp_path)
+    page = report.html.read_text()
+    parts = parse_page(page)
+    assert parts.order[0] == ("headline", "headline")
+    text = " ".join(parts.text)
+    assert "the tuner (learner:structured)" in text and "against the static policy" in text
+    assert "USD per 1M notional" in text and "against always-taker" in text
+    assert "held-out" in text  # recorded data: the in-sample caveat names the honest comparison
+    assert parts.ids("symbol") == [f"symbol-{s}" for s in SYMBOLS]
+    for symbol in SYMBOLS:
+        charts = [c for c in parts.ids("chart") if c.startswith(f"{symbol}-")]
+        assert charts == [f"{symbol}-{kind}" for kind in ("mean-cost", "decomposition", "fill-rate", "regret",
+                                                          "arm-choice", "ope")]
+    assert "o0.50_b0.00" in text and "post-only 0.50 bps behind the best price" in text  # arms in words
+
+
+def test_every_chart_has_data_and_titled_axes(learned: SimulationResult, tmp_path: Path) -> None:
+    parts = parse_page(write_report(learned, tmp_path).html.read_text())
+    assert set(parts.figures) == set(parts.ids("chart")) and len(parts.figures) == 1 + 2 * 6 + 2
+    for chart_id, figure in parts.figures.items():
+        assert figure["data"], chart_id
+        titles = axis_titles(figure)
+        assert titles and all(titles.values()), (chart_id, titles)
+    fill_rate = parts.figures["BTCUSDT-fill-rate"]
+    assert axis_titles(fill_rate) == {"xaxis": "posting offset behind the best price (bps)",
+                                      "yaxis": "maker fill rate (share of posts)",
+                                      "yaxis2": "mean cost per order (bps)"}
+
+
+def test_tables_come_last_and_sort(learned: SimulationResult, tmp_path: Path) -> None:
+    parts = parse_page(write_report(learned, tmp_path).html.read_text())
+    kinds = [kind for kind, _ in parts.order]
+    assert kinds.index("table") > max(i for i, kind in enumerate(kinds) if kind == "chart")
+    assert len(parts.table_classes) == 5 - 1  # no shadow scenario ran: its section says so instead of a table
+    assert all(c == "sortable" for c in parts.table_classes)
+
+
+def test_page_works_offline_and_shows_no_absolute_path(learned: SimulationResult, tmp_path: Path) -> None:
+    report = write_report(learned, tmp_path)
+    page, markdown = report.html.read_text(), report.markdown.read_text()
+    parts = parse_page(page)
+    assert parts.script_sources == ["plotly.min.js"]  # a relative file, no CDN
+    assert report.assets == (tmp_path / "plotly.min.js",)
+    assert report.assets[0].read_text() == plotly.offline.get_plotlyjs()
+    for document in (page, markdown):
+        assert "/home/someone" not in document and str(tmp_path) not in document
+        assert re.search(r"(?<![\w.:/])/(home|tmp|work|root|usr|var)/", document) is None
+        assert "recorded: binance" in document
+
+
+def test_ope_axis_is_not_squashed_by_an_outlier(learned: SimulationResult, tmp_path: Path) -> None:
+    parts = parse_page(write_report(learned, tmp_path).html.read_text())
+    for symbol in SYMBOLS:
+        figure = parts.figures[f"{symbol}-ope"]
+        low, high = figure["layout"]["xaxis"]["range"]
+        truths = next(t for t in figure["data"] if t["name"] == "truth (fixed run)")["x"]
+        assert all(low < t < high for t in truths)
+        for trace in figure["data"][2:]:  # the estimators: drawn inside the axis, the true value in the hover data
+            assert all(low <= x <= high for x in trace["x"])
+            pinned = [s != "circle" for s in trace["marker"]["symbol"]]
+            actual = [row[0] for row in trace["customdata"]]
+            assert [not (low <= v <= high) for v in actual] == pinned
+
+
+def test_markdown_and_printed_table(learned: SimulationResult, tmp_path: Path) -> None:
+    markdown = write_report(learned, tmp_path).markdown.read_text()
+    assert markdown.startswith("# router-tuner simulation report\n\n**Over 2 symbol(s), the tuner")
+    assert "covers truth" in markdown and "learner:linucb" in markdown and "report.html" in markdown
+    table = text_table(learned)
     assert "BTCUSDT" in table and "always_taker" in table and "best fixed arm" in table
-    assert "learner:thompson" in table and "learner:epsilon_greedy" in table
-    coverage = ope_coverage(result)
+    assert "learner:thompson" in table
+    coverage = ope_coverage(learned)
     assert {"ips", "snips", "dm", "dr"} <= set(coverage)
     assert all(total == 2 * 4 and 0 <= hit <= total for hit, total in coverage.values())
 
 
 def test_report_without_learners_says_so(tmp_path: Path) -> None:
-    report = write_report(_result(()), tmp_path)
-    assert {p.name for p in report.plots} == EXPECTED_PLOTS - {"arm_heatmap.png", "ope.png"}
-    for plot in report.plots:
-        _assert_real_image(plot)
+    report = write_report(report_result(()), tmp_path)
+    parts = parse_page(report.html.read_text())
+    assert "No learner ran in this simulation" in " ".join(parts.text)
+    assert not [c for c in parts.ids("chart") if c.endswith(("-arm-choice", "-ope")) or c == "learner-arms"]
+    assert "synthetic" in " ".join(parts.text)
     assert "nothing to evaluate off-policy" in report.markdown.read_text()
-    assert not list(tmp_path.glob("ope.png"))
 
 
 def test_report_refuses_an_empty_result(tmp_path: Path) -> None:
-    result = _result(())
+    result = report_result(())
     empty = type(result)(options=result.options, data_source="synthetic", symbols={}, arm_ids=result.arm_ids,
                          learner_runs=(), default_learner=result.default_learner,
                          oracle_segments=result.oracle_segments)

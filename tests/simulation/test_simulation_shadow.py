@@ -8,9 +8,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-import matplotlib.image as mpimg
 import msgspec
-import numpy as np
 import pytest
 
 from cli.main import main
@@ -35,6 +33,7 @@ from simulation.shadow import (
     sent_fingerprint,
     shadow_phase_matches_champion,
 )
+from tests.simulation.page_parts import axis_titles, parse_page
 from tuner.arms import Arm
 from tuner.factory import build_grid
 
@@ -200,18 +199,18 @@ def test_cli_json_line_shadow_block(tmp_path: Path, no_data: None, capsys) -> No
     assert sum(i.startswith("champion:") for i in intent_ids) == 40
 
 
-def test_report_shows_the_scenario_with_real_plots(config, tmp_path: Path) -> None:
+def test_report_shows_the_scenario_with_real_charts(config, tmp_path: Path) -> None:
     options = SimulationOptions(symbols=(SYMBOL,), orders_per_symbol=60, seed=2, data_dir=None, learners=(),
                                 shadow_symbols=(SYMBOL,))
     result = simulate(config, synthetic_markets(config, options.symbols, options.seed), options,
                       build_grid(config.tuner, config.router), data_source="synthetic")
     report = write_report(result, tmp_path)
-    names = {p.name for p in report.plots}
-    assert {"shadow_agreement.png", "shadow_costs.png"} <= names
-    for plot in (tmp_path / "shadow_agreement.png", tmp_path / "shadow_costs.png"):
-        assert plot.stat().st_size > 5_000
-        pixels = mpimg.imread(plot)
-        assert pixels.shape[0] > 100 and pixels.shape[1] > 100 and float(np.std(pixels)) > 0.01
+    parts = parse_page(report.html.read_text())
+    agreement, costs = parts.figures[f"{SYMBOL}-shadow-agreement"], parts.figures[f"{SYMBOL}-shadow-costs"]
+    records = summary_dict(result)["shadow"]["symbols"][SYMBOL]["shadow_records"]
+    assert len(agreement["data"][0]["x"]) == records > 0 and max(agreement["data"][0]["y"]) <= 1.0
+    assert "learner live" in costs["data"][1]["y"] and "champion, same orders" in costs["data"][1]["y"]
+    assert all(axis_titles(agreement).values()) and all(axis_titles(costs).values())
     markdown = report.markdown.read_text()
     assert "Shadow scenario: shadow first, then live" in markdown and "OPE at go-live" in markdown
     assert "20% uniform exploration" in markdown and "by the go-live command after 30 orders" in markdown
@@ -224,7 +223,7 @@ def test_report_without_scenario_says_so(config, tmp_path: Path) -> None:
     result = simulate(config, synthetic_markets(config, options.symbols, options.seed), options,
                       build_grid(config.tuner, config.router), data_source="synthetic")
     report = write_report(result, tmp_path)
-    assert not (tmp_path / "shadow_agreement.png").exists() and not (tmp_path / "shadow_costs.png").exists()
+    assert not [c for c in parse_page(report.html.read_text()).ids("chart") if "shadow" in c]
     text = report.markdown.read_text()
     assert "No shadow scenario ran" in text and "not simulated in this run: BTCUSD_PERP" in text
     assert summary_dict(result)["shadow"] == {"symbols": {}, "not_simulated": ["BTCUSD_PERP"]}

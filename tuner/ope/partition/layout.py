@@ -2,8 +2,8 @@
 
 One folder per UTC day of arrival and symbol, so a month on 50 symbols is 1,500 files that tasks read
 independently, and pandas, pyarrow, Spark or DuckDB read the whole tree as one table with ``day`` and
-``symbol`` columns taken from the paths (the files do not repeat ``symbol``). The files hold the codec's
-DataFrame layout (:func:`router.codec.to_dataframe`); OPE reads only :data:`OPE_COLUMNS`.
+``symbol`` columns taken from the paths (the files do not repeat ``symbol``). The files hold the Arrow layout
+of every export (:mod:`router.arrow_events`: nested fills, UTC timestamps); OPE reads only :data:`OPE_COLUMNS`.
 
 A dataset appears whole or not at all: it is written into a hidden sibling folder and renamed into place,
 and an existing ``ROOT`` is never written into (two exports mixed in one tree would double-count events).
@@ -23,8 +23,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from router.arrow_events import to_arrow
 from router.atomic_file import atomic_path
-from router.codec import to_dataframe
 from router.events import RouterEvent
 
 OPE_COLUMNS = ("intent_id", "arm", "propensity", "cost_bps")
@@ -87,16 +87,15 @@ def write_router_events(root: Path, events: Sequence[RouterEvent]) -> dict[tuple
     """Router events as a partitioned dataset, by UTC day of arrival and symbol; rows per partition."""
     if not events:
         raise DatasetError("no router events to export")
-    frame = to_dataframe(list(events), kind="router")
-    days = utc_day(frame["arrival_ts_ns"].to_numpy())
-    return write_dataset(root, _split(frame, days))
+    table = to_arrow(list(events), kind="router")
+    days = utc_day(np.array([e.arrival_ts_ns for e in events], dtype=np.int64))
+    return write_dataset(root, _split(table, days, [e.symbol for e in events]))
 
 
-def _split(frame: pd.DataFrame, days: np.ndarray) -> Iterable[tuple[str, str, pa.Table]]:
-    keys = pd.DataFrame({"day": days, "symbol": frame["symbol"].astype(str)})
-    for (day, symbol), rows in keys.groupby(["day", "symbol"], sort=True).groups.items():
-        part = frame.loc[rows].drop(columns=["symbol"])
-        yield str(day), str(symbol), pa.Table.from_pandas(part, preserve_index=False)
+def _split(table: pa.Table, days: np.ndarray, symbols: list[str]) -> Iterable[tuple[str, str, pa.Table]]:
+    keys = pd.DataFrame({"day": days, "symbol": symbols})
+    for (day, symbol), rows in keys.groupby(["day", "symbol"], sort=True).indices.items():
+        yield str(day), str(symbol), table.take(pa.array(rows)).drop_columns(["symbol"])
 
 
 def list_partitions(root: Path) -> list[Partition]:
