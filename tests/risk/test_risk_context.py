@@ -66,14 +66,14 @@ def test_from_state_aggregates_positions_tiers_and_nav() -> None:
     p.apply_fill(symbol="ETHUSDT", side="sell", position_side="BOTH", fill=fill("b", 50.0, 10.0))
     p.apply_fill(symbol="BTCUSDT_SPOT", side="buy", position_side="BOTH", fill=fill("c", 100.0, 3.0))
     p.mark_to_market({"BTCUSDT": 110.0, "ETHUSDT": 50.0, "BTCUSDT_SPOT": 110.0}, NOW_NS - 5 * S)
-    ctx = RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS)
+    ctx = RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS, working=())
     assert ctx.open_positions_count == 3 and ctx.tier_name == "CORE"
     assert ctx.symbol_gross_notional_usd == pytest.approx(1_100.0)
     assert ctx.current_tier_gross_notional == pytest.approx(1_600.0)
     assert ctx.gross_exposure_usd == pytest.approx(1_930.0)
     assert ctx.nav_usd == pytest.approx(100_130.0) and ctx.equity_usd == 100_000.0
     assert ctx.nav_age_s == 5.0 and ctx.leverage_in_use == pytest.approx(1_930.0 / 100_130.0)
-    spot = RiskContext.from_state(p, symbol="BTCUSDT_SPOT", universe=UNIVERSE, now_ns=NOW_NS)
+    spot = RiskContext.from_state(p, symbol="BTCUSDT_SPOT", universe=UNIVERSE, now_ns=NOW_NS, working=())
     assert spot.tier_name == "SPOT" and spot.current_tier_gross_notional == pytest.approx(330.0)
 
 
@@ -90,7 +90,7 @@ def test_from_state_windows_losses_drawdown_trades_and_stops() -> None:
     p.apply_fill(side="sell", fill=fill("d5", 95.0, 0.5, ts_ns=NOW_NS - 20 * S, order="o6"), **sym)
     p.record_stop("BTCUSDT", NOW_NS - 10 * S)
     p.mark_to_market({"BTCUSDT": 100.0}, NOW_NS)
-    ctx = RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS)
+    ctx = RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS, working=())
     assert ctx.weekly_realized_loss_usd == pytest.approx(25.0)  # -50 + 30 - 5 over the week
     assert ctx.daily_realized_loss_usd == 0.0  # +30 - 5 over the day
     assert ctx.symbol_drawdown_usd == pytest.approx(5.0)  # peak +30, now +25
@@ -103,8 +103,8 @@ def test_from_state_needs_marks_and_flags_symbols_outside_the_universe() -> None
     p.apply_fill(symbol="BTCUSDT", side="buy", position_side="BOTH", fill=fill("a", 100.0, 1.0))
     p.marks.clear()
     with pytest.raises(ValueError, match="no mark for BTCUSDT"):
-        RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS)
-    ctx = RiskContext.from_state(state(), symbol="DOGEUSDT", universe=UNIVERSE, now_ns=NOW_NS)
+        RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS, working=())
+    ctx = RiskContext.from_state(state(), symbol="DOGEUSDT", universe=UNIVERSE, now_ns=NOW_NS, working=())
     assert ctx.tier_name is None and ctx.current_tier_gross_notional == 0.0
 
 
