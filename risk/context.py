@@ -103,7 +103,7 @@ class RiskContext:
         if self.working_routes < 0 or len(self.opening_legs) > self.working_routes:
             raise ValueError(f"working_routes {self.working_routes} must be >= 0 and cover the "
                              f"{len(self.opening_legs)} opening legs")
-        if self.pending_gross_usd > self.gross_exposure_usd * (1 + 1e-12):
+        if self.pending_gross_usd > self.gross_exposure_usd:
             raise ValueError(f"pending_gross_usd {self.pending_gross_usd} exceeds gross_exposure_usd "
                              f"{self.gross_exposure_usd}, which includes it")
         modes = {leg.position_side == "BOTH" for leg in self.positions if leg.symbol == self.symbol}

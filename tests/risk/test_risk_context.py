@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from risk import PortfolioState, RiskContext
+from risk.context import WorkingRoute
 from router.events import Fill
 from tests.risk.test_risk_support import BUNDLE, NOW_NS, leg, make_ctx
 
@@ -75,6 +76,32 @@ def test_from_state_aggregates_positions_tiers_and_nav() -> None:
     assert ctx.nav_age_s == 5.0 and ctx.leverage_in_use == pytest.approx(1_930.0 / 100_130.0)
     spot = RiskContext.from_state(p, symbol="BTCUSDT_SPOT", universe=UNIVERSE, now_ns=NOW_NS, working=())
     assert spot.tier_name == "SPOT" and spot.current_tier_gross_notional == pytest.approx(330.0)
+
+
+def test_working_routes_count_as_if_filled_in_exposure_trades_and_opening_legs() -> None:
+    p = state()
+    p.apply_fill(symbol="BTCUSDT", side="buy", position_side="LONG", fill=fill("a", 100.0, 10.0))
+    working = (WorkingRoute(symbol="BTCUSDT", position_side="LONG", reserved_usd=500.0),  # adds to an open leg
+               WorkingRoute(symbol="BTCUSDT", position_side="SHORT", reserved_usd=200.0),  # opens a leg
+               WorkingRoute(symbol="ETHUSDT", position_side="LONG", reserved_usd=300.0),  # same tier
+               WorkingRoute(symbol="BTCUSDT_SPOT", position_side="BOTH", reserved_usd=0.0))  # reducing
+    ctx = RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS, working=working)
+    assert ctx.symbol_gross_notional_usd == pytest.approx(1_000.0 + 700.0)
+    assert ctx.current_tier_gross_notional == pytest.approx(1_000.0 + 1_000.0)
+    assert ctx.gross_exposure_usd == pytest.approx(2_000.0) and ctx.pending_gross_usd == pytest.approx(1_000.0)
+    assert ctx.working_routes == 4 and ctx.trades_last_hour == 3  # the three BTCUSDT routes
+    assert ctx.opening_legs == frozenset({("BTCUSDT", "SHORT"), ("ETHUSDT", "LONG")})
+    idle = RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS, working=())
+    assert (idle.gross_exposure_usd, idle.working_routes, idle.opening_legs) == (1_000.0, 0, frozenset())
+
+
+def test_working_route_reservations_and_counts_are_checked() -> None:
+    with pytest.raises(ValueError, match="reserved_usd"):
+        WorkingRoute(symbol="BTCUSDT", position_side="LONG", reserved_usd=-1.0)
+    with pytest.raises(ValueError, match="opening legs"):
+        make_ctx(working_routes=0, opening_legs=frozenset({("BTCUSDT", "LONG")}))
+    with pytest.raises(ValueError, match="pending_gross_usd"):
+        make_ctx(pending_gross_usd=1.0)
 
 
 def test_from_state_windows_losses_drawdown_trades_and_stops() -> None:
