@@ -70,7 +70,7 @@ from risk.exposure import is_reducing
 from risk.lot import fit_to_lot
 from risk.screener import MarketView, would_emit
 from router.contract import ContractSpec, notional_usd, venue_contract
-from router.events import Event, Intent, RouterEvent, TradeRecord, VetoReason
+from router.events import Event, Intent, RouterEvent, TradeRecord, VetoEvent, VetoReason
 from router.policy import RouterPolicy
 from router.routing.calls import Steps
 from router.routing.drive import ClockDriver, Finished
@@ -175,6 +175,12 @@ class Executor:
         self._done: set[str] = set()
         self._digests: dict[str, bytes] = {}
         self._started = False
+        self.on_outcome: Callable[[RouterEvent | VetoEvent], None] | None = None
+        """Called with each intent's RouterEvent or VetoEvent once its batch is journaled (``executor.embed``)."""
+
+    def knows(self, intent_id: str) -> bool:
+        """True when ``intent_id`` is journaled or routing now: submitting it again is a duplicate."""
+        return intent_id in self._done or intent_id in self._flights
 
     # --- start ------------------------------------------------------------------------------------
 
@@ -568,6 +574,8 @@ class Executor:
         self.telemetry.observe_router_event(event)
         self.telemetry.observe_trade(trade)
         self.telemetry.metrics.intents.labels("routed").inc()
+        if self.on_outcome is not None:
+            self.on_outcome(event)
         return trade
 
     def _journal_batch(self, records: tuple[Event, ...], consequence: str) -> None:
@@ -585,6 +593,8 @@ class Executor:
         self._digests[intent.intent_id] = intent_digest(intent)
         self.telemetry.observe_veto(veto)
         self.telemetry.metrics.intents.labels("vetoed").inc()
+        if self.on_outcome is not None:
+            self.on_outcome(veto)
         return trade
 
     def _unit_usd(self, intent: Intent, book: TopOfBook, contract: ContractSpec) -> float:
