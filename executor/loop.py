@@ -19,6 +19,15 @@ is learned before its batch is journaled, the shadow proposal and arm-safety cha
 ``start`` re-learns journaled events the tuner's last checkpoint does not include before it recovers
 in-flight intents (``executor.adaptive.routing`` documents the ordering that keeps learning exactly-once).
 
+Routes work concurrently (``Executor.run``): each admitted intent's route is a machine
+(``router.routing.machine``) stepped by one ``ClockDriver`` on the venue's clock, up to
+``engine.max_routes_in_flight`` at once and ``engine.max_routes_per_symbol`` per symbol; an intent that
+does not fit stays in its source (backpressure), and a reducing intent runs alone on its leg. Each intent
+goes through the same phases whatever the concurrency (1 is the sequential engine): admit (screen, size,
+``check_order`` against the portfolio and the exposure working routes reserve, ``risk.context``), submit
+(the Submission record committed, then the route started), finish (settle, positions, learn, one journal
+batch). ``process`` is the same phases for one intent.
+
 A route that ended with an error may leave an order resting: its legs are settled by client order id
 (cancelled, fills counted) before the outcome is journaled. When that is impossible (venue unreachable)
 the loop raises ``ExecutorHalted``; a restart settles the intent. A failed write to the journal or the
