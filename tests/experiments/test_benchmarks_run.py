@@ -33,6 +33,7 @@ CASES = [
      "ratio job / baseline"),
     ("learner_eval", ["--orders", "40", "--no-recorded", "--learners", "structured"], False,
      "learner:structured: mean vs best fixed"),
+    ("engine", ["--intents", "16", "--routes", "8"], False, "ratio concurrent/sequential"),
 ]
 
 
