@@ -17,7 +17,8 @@ HAS_DATA = resolve_data_dir(None) is not None
 
 # (benchmark, tiny arguments, needs the recorded data, a line its ratio report must contain)
 CASES = [
-    ("route", ["--routes", "200"], False, "ratio route/baseline"),
+    ("route", ["--routes", "200"], False, "ratio tuner deciding / fixed-policy route()"),
+    ("journal_encode", ["--events", "50", "--repeats", "1"], False, "ratio to_json / encode"),
     ("learners", ["--decisions", "200", "--warmup", "50", "--propensity-draws", "10"], False,
      "LinUCB vs river LinUCBDisjoint"),
     ("ope", ["--events", "20000", "--resamples", "50", "--max-blocks", "100", "--repeats", "1"], False,
