@@ -30,7 +30,7 @@ CASES = [
     ("sim_replay", ["--repeats", "1"], True, "ratio to baseline"),
     ("market_load", ["--repeats", "1"], True, "loader/json"),
     ("simulate", ["--orders", "20", "--learners", "thompson", "--symbols", "BTCUSDT"], True,
-     "ratio job / baseline"),
+     "job and single process results identical: True"),
     ("learner_eval", ["--orders", "40", "--no-recorded", "--learners", "structured"], False,
      "learner:structured: mean vs best fixed"),
 ]
