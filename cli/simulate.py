@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=total, desc="routing", unit="order", file=sys.stderr, mininterval=0.5) as bar:
         result = simulate(config, markets, options, grid, data_source=source, progress=bar.update)
     journal = write_journal(result, out)
-    report = write_report(result, out / "report")
+    report = write_report(result, out / "report", workers=options.workers)
     summary = summary_dict(result)
     summary["journal"] = str(journal)
     summary["report"] = str(report.html)

@@ -7,6 +7,7 @@ the tables of both documents and the printed table all read it.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from simulation.results import (
     segment_oracle_cost_bps,
 )
 from simulation.shadow import CHAMPION_SAME_ORDERS, LIVE_PHASE, STATIC_SAME_ORDERS
+from simulation.workers import run_forked
 
 ROLLING_WINDOW_ORDERS = 25
 """Orders per point of the cost-over-time plot (presentation only; no trading decision reads it)."""
@@ -266,29 +268,46 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def write_report(result: SimulationResult, out_dir: Path) -> Report:
-    """Write the PNGs, ``report.html`` and ``report.md`` into ``out_dir``; raises on a result without symbols."""
+_PLOTS: tuple[tuple[str, Callable[[SimulationResult, Path], Path | None]], ...] = (
+    ("Mean cost per order with 95% CI", lambda r, d: report_plots.mean_cost(r, d / "mean_cost.png")),
+    ("Cost per order over time",
+     lambda r, d: report_plots.cost_over_time(r, d / "cost_over_time.png", ROLLING_WINDOW_ORDERS)),
+    ("Cumulative regret vs the best fixed arm", lambda r, d: report_plots.regret(r, d / "regret.png")),
+    ("Fixed-arm mean cost per symbol", lambda r, d: report_plots.fixed_arm_costs(r, d / "fixed_arm_costs.png")),
+    ("Maker ratio and fallback ratio", lambda r, d: report_plots.maker_fallback(r, d / "maker_fallback.png")),
+    ("Slippage distribution", lambda r, d: report_plots.slippage(r, d / "slippage.png")),
+    ("Learners' arm choices per symbol (share of orders)",
+     lambda r, d: report_plots.arm_heatmap(r, d / "arm_heatmap.png")),
+    ("OPE of each learner's greedy arm vs its on-policy value", lambda r, d: report_plots.ope(r, d / "ope.png")),
+    ("Shadow scenario: agreement over time",
+     lambda r, d: report_plots.shadow_agreement(r, d / "shadow_agreement.png")),
+    ("Shadow scenario: OPE value at go-live vs cost achieved live",
+     lambda r, d: report_plots.shadow_costs(r, d / "shadow_costs.png")),
+)
+"""Every figure of the report in page order: its title and how to draw it into a folder (None: nothing to show)."""
+
+
+def write_report(result: SimulationResult, out_dir: Path, *, workers: int = 1) -> Report:
+    """Write the PNGs, ``report.html`` and ``report.md`` into ``out_dir``; raises on a result without symbols.
+
+    With ``workers`` > 1 the figures are drawn in that many forked processes (each reads the result as the
+    parent holds it; only the paths come back): the files are the same.
+    """
     if not result.symbols:
         raise ValueError("the simulation result holds no symbol: nothing to report")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    plots = [
-        ("Mean cost per order with 95% CI", report_plots.mean_cost(result, out_dir / "mean_cost.png")),
-        ("Cost per order over time", report_plots.cost_over_time(result, out_dir / "cost_over_time.png",
-                                                                 ROLLING_WINDOW_ORDERS)),
-        ("Cumulative regret vs the best fixed arm", report_plots.regret(result, out_dir / "regret.png")),
-        ("Fixed-arm mean cost per symbol", report_plots.fixed_arm_costs(result, out_dir / "fixed_arm_costs.png")),
-        ("Maker ratio and fallback ratio", report_plots.maker_fallback(result, out_dir / "maker_fallback.png")),
-        ("Slippage distribution", report_plots.slippage(result, out_dir / "slippage.png")),
-    ]
-    learner_plots = [("Learners' arm choices per symbol (share of orders)",
-                      report_plots.arm_heatmap(result, out_dir / "arm_heatmap.png")),
-                     ("OPE of each learner's greedy arm vs its on-policy value",
-                      report_plots.ope(result, out_dir / "ope.png")),
-                     ("Shadow scenario: agreement over time",
-                      report_plots.shadow_agreement(result, out_dir / "shadow_agreement.png")),
-                     ("Shadow scenario: OPE value at go-live vs cost achieved live",
-                      report_plots.shadow_costs(result, out_dir / "shadow_costs.png"))]
-    plots += [(title, path) for title, path in learner_plots if path is not None]
+
+    def draw(index: int, _progress: Callable[[int], None] | None) -> Path | None:
+        _, plot = _PLOTS[index]
+        return plot(result, out_dir)
+
+    if workers == 1:
+        paths = [draw(i, None) for i in range(len(_PLOTS))]
+    else:
+        paths = run_forked(draw, len(_PLOTS), workers=workers, progress=None)
+    plots = [(title, path) for (title, _), path in zip(_PLOTS, paths, strict=True) if path is not None]
     header, rows = table_rows(result)
     sections = [
         ("Mean cost per order (bps)", header, rows, ""),

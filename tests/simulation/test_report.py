@@ -66,3 +66,15 @@ def test_report_refuses_an_empty_result(tmp_path: Path) -> None:
                          oracle_segments=result.oracle_segments)
     with pytest.raises(ValueError, match="no symbol"):
         write_report(empty, tmp_path)
+
+
+def test_report_drawn_by_two_workers_is_the_same_report(tmp_path: Path) -> None:
+    result = _result(("thompson", "ucb"))
+    one = write_report(result, tmp_path / "one")
+    two = write_report(result, tmp_path / "two", workers=2)
+    assert [p.name for p in two.plots] == [p.name for p in one.plots]
+    for a, b in zip(one.plots, two.plots, strict=True):
+        assert a.read_bytes() == b.read_bytes(), f"{b.name} differs when drawn in a worker"
+    assert two.markdown.read_text() == one.markdown.read_text()
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        write_report(result, tmp_path / "none", workers=0)
