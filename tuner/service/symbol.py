@@ -30,7 +30,8 @@ Hot path: what a live decision may choose among (the safety, budget and posterio
 only when an outcome is observed, a version published or a state loaded, so it is computed then, off the
 route's clock, and kept in a :class:`DecisionOptions` until the next such change; the policy of every
 in-bounds arm is built and validated once per published version. :meth:`SymbolTuner.decide` is then the
-learner's choice and a copy of that arm's policy carrying the choice's propensity.
+learner's choice and that arm's policy carrying the choice's propensity (a policy is a frozen value: the
+same (arm, propensity) of one version is one shared instance).
 
 Not thread-safe: one caller (the executor loop or the simulation) drives a tuner.
 """
@@ -60,6 +61,9 @@ from tuner.service.publish import PolicyPublisher, PolicyRecord, PublishReason, 
 from tuner.shadow import ShadowEvaluation, ShadowMonitor, ShadowState
 
 TunerMode = Literal["shadow", "live"]
+_ACTING_CACHE_SIZE = 4096
+"""Acting policies (arm, propensity) kept per version: a learner's propensities mostly repeat (replica shares,
+1.0, 1 - epsilon + epsilon / k); a learner whose never do only refills the cache, which is then cleared."""
 _S = TypeVar("_S", bound=msgspec.Struct)
 
 
@@ -212,6 +216,7 @@ class SymbolTuner:
         self._safety_changes: Counter[str] = Counter()
         self._options: DecisionOptions | None = None
         self._arm_policies: dict[str, RouterPolicy] = {}
+        self._acting: dict[tuple[str, float], RouterPolicy] = {}
         self._set_policy(policy)
 
     # --- the two verbs ---------------------------------------------------------------------------
@@ -228,7 +233,13 @@ class SymbolTuner:
         self._safety_fallbacks += int(options.safety_fallback)
         self._budget.count_decision(options.budget_blocked)
         choice = self._learner.choose(context, options.affordable)
-        return self._arm_policy(choice.arm).with_propensity(choice.propensity)
+        key = (choice.arm.arm_id, choice.propensity)
+        acting = self._acting.get(key)
+        if acting is None:
+            if len(self._acting) >= _ACTING_CACHE_SIZE:
+                self._acting.clear()
+            acting = self._acting[key] = self._arm_policy(choice.arm).with_propensity(choice.propensity)
+        return acting
 
     def shadow(self, context: Context | None, acting: RouterPolicy, *, intent_id: str,
                ts_ns: int) -> ShadowDecision:
@@ -511,6 +522,7 @@ class SymbolTuner:
         self._allowed = allowed_arm_ids(self._grid, self._guardrails, near)
         self._options = None
         self._arm_policies = {}
+        self._acting = {}
         for arm_id in self._in_bounds:
             self._arm_policy(self._grid.get(arm_id))
 
