@@ -69,3 +69,25 @@ def test_a_restored_state_decides_on_its_own_options() -> None:
     tuner.load_state(trained.tuner(SYMBOL).to_state())
     assert tuner.budget_report() == trained.tuner(SYMBOL).budget_report()
     assert tuner.exploit_arm_id() == expected
+
+
+def test_a_shadow_tuner_s_exploited_arm_follows_its_outcomes() -> None:
+    """Options are prepared only for live decisions, but every outcome retires them, in shadow mode too."""
+    bundle = tuned_bundle(learner="thompson")
+    deployment = msgspec.structs.replace(bundle.tuner.deployment, shadow_symbols=[SYMBOL])
+    service, _ = new_service(msgspec.structs.replace(
+        bundle, tuner=msgspec.structs.replace(bundle.tuner, deployment=deployment)))
+    tuner = service.tuner(SYMBOL)
+    assert tuner.mode == "shadow"
+    published = tuner.exploit_arm_id()  # no outcome yet: the published arm
+    cheaper = next(a for a in tuner.allowed_arm_ids if a != published)
+    arms = {a.arm_id: a for a in tuner.learner.grid}
+    for i in range(2 * bundle.tuner.deployment.budget.min_samples_for_bound):
+        for arm_id, cost in ((published, 4.0 + 0.1 * (i % 2)), (cheaper, 1.0 + 0.1 * (i % 2))):
+            arm = arms[arm_id]
+            policy = dataclasses.replace(tuner.policy, arm=arm_id, maker_offset_bps=arm.maker_offset_bps,
+                                         taker_bias=arm.taker_bias)
+            event = msgspec.structs.replace(event_for(policy, cost, maker=arm.taker_bias < 1.0),
+                                            started_maker=arm.taker_bias < 1.0, intent_id=f"{arm_id}-{i}")
+            tuner.observe(event, None)
+    assert tuner.exploit_arm_id() == cheaper

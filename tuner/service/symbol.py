@@ -284,7 +284,10 @@ class SymbolTuner:
         knobs. A publisher error propagates; the outcome is learned already and the version is
         considered again on the next outcome. A live tuner then prepares the next decision's options.
         """
-        result = self._learn(event, context, markout_bps)
+        try:
+            result = self._learn(event, context, markout_bps)
+        finally:
+            self._options = None  # the outcome may have moved what the next decision can choose
         if self._mode == "live":
             self._options = self._prepare_options()
         return result
@@ -303,7 +306,6 @@ class SymbolTuner:
         changes: list[ArmSafetyChange] = []
         if self._mode == "live":
             options = self._decision_options()
-            self._options = None  # every change below may move what the next decision can choose
             self._budget.charge(arm_id, options.exploit, options.priced,
                                 notional_usd=notional_usd(self._contract, event.arrival_mid, event.qty),
                                 ts_ns=event.finished_ts_ns)
