@@ -17,6 +17,7 @@ STATIC_ARM = "static"
 """Arm id of the configured static policy; its propensity is 1.0 (a deterministic logging policy)."""
 
 _FALLBACK_MODES: frozenset[str] = frozenset(get_args(FallbackMode))
+_SET = object.__setattr__  # how a frozen dataclass sets its own fields
 _BOUNDED_KNOBS: tuple[str, ...] = (
     "maker_offset_bps", "taker_bias", "maker_ttl_ms", "reprice_attempts", "reprice_step_bps",
     "max_taker_slippage_bps",
@@ -171,6 +172,23 @@ class RouterPolicy:
         return replace(self, arm=arm_id, maker_offset_bps=maker_offset_bps, taker_bias=taker_bias,
                        propensity=propensity, version=version)
 
+    def with_propensity(self, propensity: float) -> RouterPolicy:
+        """This policy with another ``propensity`` (the tuner's per-decision copy of a pre-validated arm).
+
+        Only the propensity is checked: every other field is this policy's, already checked, so the
+        copy skips ``__post_init__`` (a decision's hot path; ``replace`` would re-check all sixteen).
+        """
+        if isinstance(propensity, bool) or not isinstance(propensity, int | float) or not 0.0 < propensity <= 1.0:
+            raise PolicyError(f"RouterPolicy.propensity must be in (0, 1], got {propensity!r}")
+        copy = object.__new__(RouterPolicy)
+        for name in _FIELD_NAMES:
+            _SET(copy, name, getattr(self, name))
+        _SET(copy, "propensity", propensity)
+        return copy
+
     def as_params(self) -> dict[str, object]:
         """Every knob by name, for logging a version (e.g. as MLflow params)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(RouterPolicy))

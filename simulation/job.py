@@ -11,10 +11,11 @@ so this part stays a pure function of its inputs and is testable without either.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from config.models import ConfigBundle
 from router.market.binance import resolve_data_dir
@@ -38,6 +39,7 @@ from simulation.markets import (
 from simulation.policies import (
     ALWAYS_TAKER,
     FIXED_PREFIX,
+    LEARNER_PREFIX,
     RULE,
     STATIC,
     PolicySource,
@@ -55,7 +57,7 @@ from simulation.results import (
     summarize,
 )
 from simulation.runner import PolicyRun, run_policy
-from simulation.shadow import ShadowOutcome, run_shadow_scenario, shadow_outcome
+from simulation.shadow import ShadowOutcome, ShadowScenario, run_shadow_scenario, shadow_outcome
 from simulation.workers import run_forked
 from tuner.arms import ArmGrid
 
@@ -137,6 +139,11 @@ def load_markets(config: ConfigBundle, options: SimulationOptions) -> tuple[list
     return recorded_markets(config, data_dir, options.symbols), f"recorded:{Path(data_dir).resolve()}"
 
 
+def baseline_names(grid: ArmGrid) -> list[str]:
+    """The report names of the non-learning policies, in :func:`baseline_sources` order."""
+    return [ALWAYS_TAKER, STATIC, RULE, *(f"{FIXED_PREFIX}{arm.arm_id}" for arm in grid)]
+
+
 def baseline_sources(symbol: str, config: ConfigBundle, grid: ArmGrid) -> dict[str, PolicySource]:
     """Every non-learning policy by report name: always-taker, static, rule, then each fixed arm."""
     sources: dict[str, PolicySource] = {
@@ -162,61 +169,149 @@ def simulate(config: ConfigBundle, markets: Sequence[SimMarket], options: Simula
              data_source: str, progress: Callable[[int], None] | None = None) -> SimulationResult:
     """Route every symbol's intent stream under every baseline and learner; summarise, pick, evaluate.
 
-    Symbols are independent (each has its own intents, replays and per-symbol seeded tuners), so with
-    ``options.workers`` > 1 they run in that many forked processes that read the parent's tape tables
-    (copy-on-write, never copied): the results are identical to one process's.
+    Every (symbol, policy) run is independent (its own intents, venue replays and per-symbol seeded tuner),
+    and so is each learner's OPE once the runs are in: with ``options.workers`` > 1 both sets run in that
+    many forked processes that read the parent's tape tables (copy-on-write, never copied), the heaviest
+    first, and the results are identical to one process's.
     """
     sim = config.router.simulation
     band = config.router.policy_bounds.maker_offset_bps
     check_simulation_config(sim, band.min, band.max)
-    task = _SymbolTask(config=config, markets=tuple(markets), options=options, grid=grid)
-    if options.workers == 1 or len(markets) <= 1:
-        parts = [task.run(i, progress) for i in range(len(markets))]
-    else:
-        parts = run_forked(task.run, len(markets), workers=options.workers, progress=progress)
-    results = {market.symbol: SymbolResult(market=market, **fields)
-               for market, (fields, _) in zip(markets, parts, strict=True)}
-    tuners = merge_learner_runs([runs for _, runs in parts])
+    intents = [intent_stream(market, options.orders_per_symbol, sim.intents, seed=options.seed) for market in markets]
+    runs = _RunTasks.of(config, markets, intents, options, grid)
+    ran = dict(zip(runs.pieces, _in_workers(runs.run, len(runs.pieces), options.workers, progress), strict=True))
+    boot = bootstrap_config(sim.bootstrap, options.seed)
+    results: dict[str, SymbolResult] = {}
+    for index, market in enumerate(markets):
+        result = SymbolResult(market=market, intents=intents[index])
+        for piece in runs.policies(index):
+            summary = ran[piece].summary
+            assert summary is not None
+            result.runs[piece.name], result.summaries[piece.name] = ran[piece].run, summary
+        result.best_fixed = best_fixed_arm(result.summaries)
+        context = mean_context([i.context for i in result.intents])
+        for piece in runs.learners(index):
+            tuner = ran[piece].learner
+            assert tuner is not None
+            result.learners[tuner.learner] = learner_outcome(tuner, market.symbol, ran[piece].run.events,
+                                                             grid.arm_ids, context)
+        scenario = ran.get(_Piece(index, _SHADOW))
+        if scenario is not None:
+            assert scenario.shadow is not None
+            result.shadow = shadow_outcome(scenario.shadow, result.runs[STATIC], boot)
+        results[market.symbol] = result
+    opes = _OpeTasks(config=config, results=tuple(results.values()), seed=options.seed)
+    for (symbol, _), comparison in zip(opes.pieces, _in_workers(opes.run, len(opes.pieces), options.workers, None),
+                                       strict=True):
+        results[symbol].ope.append(comparison)
+    tuners = merge_learner_runs([[ran[piece].learner for piece in runs.learners(i)]  # type: ignore[misc]
+                                 for i in range(len(markets))])
     return SimulationResult(options=options, data_source=data_source, symbols=results, arm_ids=grid.arm_ids,
                             learner_runs=tuple(tuners), default_learner=config.tuner.learner,
                             oracle_segments=sim.oracle_segments)
 
 
+_T = TypeVar("_T")
+_SHADOW = "shadow scenario"
+"""The piece name of a symbol's shadow scenario (no policy carries it: ``:`` ends every policy prefix)."""
+
+
+def _in_workers(task: Callable[[int, Callable[[int], None] | None], _T], count: int, workers: int,
+                progress: Callable[[int], None] | None) -> list[_T]:
+    """``[task(i, progress) for i in range(count)]``, in forked workers when there are several."""
+    if workers == 1 or count <= 1:
+        return [task(i, progress) for i in range(count)]
+    return run_forked(task, count, workers=workers, progress=progress)
+
+
 @dataclass(frozen=True, slots=True)
-class _SymbolTask:
-    """Everything one symbol's simulation needs; :meth:`run` is what a worker process executes."""
+class _Piece:
+    """One independent run of the job: a policy (baseline, fixed arm, learner) or the shadow scenario of the
+    symbol ``market`` (its index)."""
+
+    market: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Ran:
+    """What one piece sends back: its run and summary, and a learner's tuners; or a shadow scenario (its run
+    is the scenario's, summarised with the static run by the caller)."""
+
+    run: PolicyRun
+    summary: PolicySummary | None
+    learner: LearnerRun | None = None
+    shadow: ShadowScenario | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _RunTasks:
+    """Every (symbol, policy) run and shadow scenario; :meth:`run` is what a worker executes for one."""
 
     config: ConfigBundle
     markets: tuple[SimMarket, ...]
+    intents: tuple[list[SimIntent], ...]
     options: SimulationOptions
     grid: ArmGrid
+    pieces: tuple[_Piece, ...]
+    """Heaviest first (a worker that starts one late would leave the other core idle): shadow scenarios,
+    learners, then the baselines and fixed arms."""
 
-    def run(self, index: int, progress: Callable[[int], None] | None) -> tuple[dict[str, Any], list[LearnerRun]]:
-        """Route one symbol under every policy: the fields of its :class:`SymbolResult` but the market, which
-        the caller attaches (a worker would otherwise send a 26 MB copy of the tape back), and its tuners."""
-        config, options, grid, market = self.config, self.options, self.grid, self.markets[index]
-        sim = config.router.simulation
-        boot = bootstrap_config(sim.bootstrap, options.seed)
-        tuners = learner_runs(config, options.learners, [market.symbol], options.seed)
-        intents = intent_stream(market, options.orders_per_symbol, sim.intents, seed=options.seed)
-        result = SymbolResult(market=market, intents=intents)
-        sources: dict[str, PolicySource] = dict(baseline_sources(market.symbol, config, grid))
-        sources.update({learner_policy_name(t.learner): t.source(market, config.tuner.reward_markout_horizon_ms)
-                        for t in tuners})
-        for name, source in sources.items():
-            run = run_policy(market, intents, source, name, config=config, seed=options.seed, progress=progress)
-            result.runs[name] = run
-            result.summaries[name] = summarize(run, boot)
-        result.best_fixed = best_fixed_arm(result.summaries)
-        context = mean_context([i.context for i in intents])
-        for tuner in tuners:
-            outcome = learner_outcome(tuner, market.symbol, result.runs[learner_policy_name(tuner.learner)].events,
-                                      grid.arm_ids, context)
-            result.learners[tuner.learner] = outcome
-            result.ope.append(ope_vs_truth(result.runs[outcome.policy], outcome.greedy_arm,
-                                           result.summaries[f"{FIXED_PREFIX}{outcome.greedy_arm}"],
-                                           config.tuner.ope, seed=options.seed))
-        if market.symbol in options.shadow_symbols:
+    @classmethod
+    def of(cls, config: ConfigBundle, markets: Sequence[SimMarket], intents: Sequence[list[SimIntent]],
+           options: SimulationOptions, grid: ArmGrid) -> _RunTasks:
+        tasks = cls(config=config, markets=tuple(markets), intents=tuple(intents), options=options, grid=grid,
+                    pieces=())
+        indices = range(len(markets))
+        shadow = [_Piece(i, _SHADOW) for i in indices if markets[i].symbol in options.shadow_symbols]
+        learners = [p for i in indices for p in tasks.learners(i)]
+        baselines = [p for i in indices for p in tasks.baselines(i)]
+        return dataclasses.replace(tasks, pieces=(*shadow, *learners, *baselines))
+
+    def policies(self, index: int) -> list[_Piece]:
+        """The policy runs of one symbol in report order: baselines and fixed arms, then learners."""
+        return [*self.baselines(index), *self.learners(index)]
+
+    def learners(self, index: int) -> list[_Piece]:
+        return [_Piece(index, learner_policy_name(learner)) for learner in self.options.learners]
+
+    def baselines(self, index: int) -> list[_Piece]:
+        return [_Piece(index, name) for name in baseline_names(self.grid)]
+
+    def run(self, index: int, progress: Callable[[int], None] | None) -> _Ran:
+        piece = self.pieces[index]
+        config, options, market = self.config, self.options, self.markets[piece.market]
+        intents = self.intents[piece.market]
+        if piece.name == _SHADOW:
             scenario = run_shadow_scenario(market, intents, config, seed=options.seed, progress=progress)
-            result.shadow = shadow_outcome(scenario, result.runs[STATIC], boot)
-        return {f.name: getattr(result, f.name) for f in fields(result) if f.name != "market"}, tuners
+            return _Ran(run=scenario.run, summary=None, shadow=scenario)
+        tuner = None
+        if piece.name.startswith(LEARNER_PREFIX):
+            (tuner,) = learner_runs(config, [piece.name.removeprefix(LEARNER_PREFIX)], [market.symbol], options.seed)
+            source: PolicySource = tuner.source(market, config.tuner.reward_markout_horizon_ms)
+        else:
+            source = baseline_sources(market.symbol, config, self.grid)[piece.name]
+        run = run_policy(market, intents, source, piece.name, config=config, seed=options.seed, progress=progress)
+        boot = bootstrap_config(config.router.simulation.bootstrap, options.seed)
+        return _Ran(run=run, summary=summarize(run, boot), learner=tuner)
+
+
+@dataclass(frozen=True, slots=True)
+class _OpeTasks:
+    """The OPE of each learner's greedy arm on each symbol, beside the arm's fixed run (a worker runs one)."""
+
+    config: ConfigBundle
+    results: tuple[SymbolResult, ...]
+    seed: int
+
+    @property
+    def pieces(self) -> list[tuple[str, str]]:
+        return [(r.market.symbol, learner) for r in self.results for learner in r.learners]
+
+    def run(self, index: int, _progress: Callable[[int], None] | None) -> OpeComparison:
+        symbol, learner = self.pieces[index]
+        result = next(r for r in self.results if r.market.symbol == symbol)
+        outcome = result.learners[learner]
+        return ope_vs_truth(result.runs[outcome.policy], outcome.greedy_arm,
+                            result.summaries[f"{FIXED_PREFIX}{outcome.greedy_arm}"], self.config.tuner.ope,
+                            seed=self.seed)

@@ -8,11 +8,12 @@ they are routed.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from multiprocessing.sharedctypes import Synchronized
-from typing import TypeVar
+from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 _POLL_S = 0.2
@@ -33,6 +34,17 @@ def run_forked(task: Callable[[int, Callable[[int], None] | None], _T], count: i
     counter = context.Value("q", 0)
     global _task
     _task = task  # inherited by the forked workers: the task is never pickled
+    # The parent's objects go to the collector's permanent generation while workers fork: a worker's collections
+    # would otherwise write to every object header they scan, copying the parent's pages into each worker.
+    gc.freeze()
+    try:
+        return _run_pool(context, counter, count, workers, progress)
+    finally:
+        gc.unfreeze()
+
+
+def _run_pool(context: multiprocessing.context.ForkContext, counter: Synchronized, count: int, workers: int,
+              progress: Callable[[int], None] | None) -> list[Any]:
     with ProcessPoolExecutor(max_workers=min(workers, count), mp_context=context, initializer=_init_worker,
                              initargs=(counter,)) as pool:
         futures = [pool.submit(_run, i) for i in range(count)]

@@ -162,7 +162,11 @@ class ExplorationBudget:
 
     def affordable(self, allowed: Sequence[str], published_arm: str,
                    expected_cost_bps: Mapping[str, float] | None = None) -> tuple[str, ...]:
-        """The arms of ``allowed`` whose charge fits both caps, in their order; the exploited arm always."""
+        """The arms of ``allowed`` whose charge fits both caps, in their order; the exploited arm always.
+
+        A pure question (nothing is counted): a caller that decides on the answer calls
+        :meth:`count_decision` once per decision, however often it asked.
+        """
         exploit = self.exploit_arm(allowed, published_arm, expected_cost_bps)
         mean_notional = (self._s.notional_sum_usd / self._s.notional_orders if self._s.notional_orders else None)
         out = []
@@ -177,9 +181,11 @@ class ExplorationBudget:
                 self._s.charged_usd_today + extra * _BPS * mean_notional <= self.limits.max_extra_cost_usd_per_day)
             if per_order_ok and usd_ok:
                 out.append(arm)
-        if len(out) < len(allowed):
-            self._s.blocked_decisions += 1
         return tuple(out)
+
+    def count_decision(self, blocked: bool) -> None:
+        """Count one decision made on an :meth:`affordable` answer; ``blocked``: the budget removed arms."""
+        self._s.blocked_decisions += int(blocked)
 
     def charge(self, arm: str, exploit: str, expected_cost_bps: Mapping[str, float] | None = None, *,
                notional_usd: float, ts_ns: int) -> float:

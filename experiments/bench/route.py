@@ -1,11 +1,14 @@
 """Routing decision latency and routes per second of the state machine, on the scripted venue.
 
-Run: ``python -m experiments.bench.route [--routes N] [--seed S] [--poll-ms P]``.
+Run: ``python -m experiments.bench.route [--routes N] [--seed S] [--poll-ms P] [--learner NAME]``.
 
 Decision latency is the wall time from calling ``route`` to the first ``place_order`` reaching the
 venue (arrival touch read, policy checks, maker/taker draw, pricing, request building). The baseline,
 measured in the same run, is pricing and building that first ``OrderRequest`` alone (``maker_price`` +
-``request``), so the ratio shows what the state machine adds on top of the unavoidable work. Routes per
+``request``), so the ratio shows what the state machine adds on top of the unavoidable work. The same
+latency with the tuner deciding (``TunerService.decide`` then ``route``, the tuner learning from every
+order off the clock, after a warm-up past its burn-in) is shown against the fixed-policy ``route()`` of the
+same run. Routes per
 second are whole routes end to end in three shapes: a maker fill found at the first poll, a TTL expiry
 with a taker fallback (every poll of the TTL included), and a straight taker; the baseline there is the
 same scripted venue driven through the same calls by hand, without the router.
@@ -16,16 +19,22 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from typing import get_args
 
+import msgspec
 import numpy as np
 
 from config.loader import load_config
+from config.models import ConfigBundle, LearnerName
+from features.context import Context
 from router.contract import Contract
 from router.policy import RouterPolicy
 from router.routing.machine import maker_price, route, taker_limit_price
 from router.routing.order import RouteOrder, RouteSettings, client_order_id, request
 from router.routing.scripted import Quote, ScriptedFill, ScriptedVenue
 from router.venue import OrderRequest, OrderState
+from tuner.service.publish import InMemoryPublisher
+from tuner.service.tuner_service import TunerService
 
 MS = 1_000_000
 QUOTE = Quote(0, 100.00, 100.10, 5.0, 5.0)
@@ -66,6 +75,31 @@ def _decision_latency(policy: RouterPolicy, settings: RouteSettings, n: int, see
         route(_order(i), policy, venue, rng=rng, settings=settings)
         assert venue.first_request_ns is not None
         out.append(venue.first_request_ns - start)
+    return out
+
+
+def _tuner(bundle: ConfigBundle, learner: str) -> TunerService:
+    """A live BTCUSDT tuner with ``learner`` (publishing in memory), as the executor builds it."""
+    tuner = msgspec.structs.replace(bundle.tuner, learner=learner, deployment=msgspec.structs.replace(
+        bundle.tuner.deployment, shadow_symbols=[]))
+    return TunerService.from_config(msgspec.structs.replace(bundle, tuner=tuner), ["BTCUSDT"], InMemoryPublisher())
+
+
+def _tuner_decision_latency(service: TunerService, settings: RouteSettings, n: int, seed: int) -> list[int]:
+    """Intent -> first order request with the tuner deciding; the outcome is learned after the clock stops."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        context = Context(spread_bps=float(rng.uniform(0.5, 5.0)), volatility_bps=float(rng.uniform(0.5, 20.0)),
+                          book_imbalance=float(rng.uniform(-1.0, 1.0)), hour=float(rng.uniform(0.0, 24.0)),
+                          size_vs_touch=float(rng.uniform(0.0, 2.0)))
+        venue = _venue([ScriptedFill(int(rng.integers(10, 400)) * MS, 1.0)])
+        start = time.perf_counter_ns()
+        policy = service.decide("BTCUSDT", context)
+        event = route(_order(i), policy, venue, rng=rng, settings=settings)
+        assert venue.first_request_ns is not None
+        out.append(venue.first_request_ns - start)
+        service.observe(event, context)
     return out
 
 
@@ -113,8 +147,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--routes", type=int, default=5000, help="routes per measurement")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--poll-ms", type=float, default=100.0, help="status poll cadence (simulated ms)")
+    parser.add_argument("--learner", choices=get_args(LearnerName), default=None,
+                        help="the deciding tuner's learner (default: tuner.json's)")
     args = parser.parse_args(argv)
-    config = load_config().router
+    bundle = load_config()
+    config = bundle.router
     settings = RouteSettings.from_config(config, poll_interval_ms=args.poll_ms, max_venue_retries=2,
                                          rate_limit_backoff_ms=50.0, max_retry_after_ms=5000.0)
     maker_policy = RouterPolicy.from_static("BTCUSDT", config)
@@ -129,6 +166,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  route():               p50 {decision[0]:8.1f} us   p99 {decision[1]:8.1f} us")
     print(f"  baseline (touch + price + OrderRequest only): p50 {baseline[0]:6.1f} us   p99 {baseline[1]:6.1f} us")
     print(f"  ratio route/baseline:  p50 {decision[0] / baseline[0]:6.2f}x  p99 {decision[1] / baseline[1]:6.2f}x")
+
+    learner = args.learner or bundle.tuner.learner
+    service = _tuner(bundle, learner)
+    _tuner_decision_latency(service, settings, min(n, 1000), args.seed + 1)  # warm-up past the burn-in
+    tuned = _pct(_tuner_decision_latency(service, settings, n, args.seed + 2))
+    print(f"  tuner deciding ({learner}), decide() + route(): p50 {tuned[0]:8.1f} us   p99 {tuned[1]:8.1f} us")
+    print(f"  ratio tuner deciding / fixed-policy route(): p50 {tuned[0] / decision[0]:6.2f}x  "
+          f"p99 {tuned[1] / decision[1]:6.2f}x")
 
     rng = np.random.default_rng(args.seed)
     shapes = {

@@ -3,17 +3,22 @@
 Run: ``.venv/bin/python -m experiments.bench.simulate [--orders N] [--learners a,b] [--symbols S ...]
 [--data DIR] [--repeats 1] [--save-json PATH] [--compare-json PATH]``
 
-Each measurement is a fresh child process of this checkout's interpreter, timed around its life and
-read back with ``os.wait4`` (peak resident set size of that child alone):
+Each measurement is a fresh child process of this checkout's interpreter, timed around its life; its CPU
+time (itself and the worker processes it reaped) is read back with ``os.wait4``, and its memory is the peak
+of the summed proportional set size (PSS: a page shared by n processes counts 1/n in each) of the child and
+every process under it, sampled from ``/proc`` every 50 ms:
 
 - baseline: import the job's modules, load the configuration and the markets the job would replay,
   exit (what every run pays before routing a single order);
-- job: ``python -m cli.main simulate --no-mlflow --json`` with the given options, into a temporary
-  output folder.
+- job: ``python -m cli.main simulate --no-mlflow --json`` with the given options (workers: the job's
+  default, one per CPU this process may use), into a temporary output folder;
+- single process: the same job with ``--workers 1``.
 
-Prints both and the ratios job / baseline. The job's JSON line without its output paths (``journal``,
-``report``) is identified by its SHA-256, so runs of two versions of the code with the same seed can be
-checked for identical results; ``--save-json`` writes that line and ``--compare-json`` checks it exactly.
+Prints the three, the ratio job / baseline (wall time), the cores the job kept busy (CPU time / wall time)
+and the job's memory against the single-process run's (peak PSS), and checks both jobs' results agree. The
+job's JSON line without its output paths (``journal``, ``report``) is identified by its SHA-256, so runs of
+two versions of the code with the same seed can be checked for identical results; ``--save-json`` writes
+that line and ``--compare-json`` checks it exactly.
 """
 
 from __future__ import annotations
@@ -25,13 +30,15 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from router.market.binance import resolve_data_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_SAMPLE_S = 0.05
 OUTPUT_PATH_KEYS = ("journal", "report")
 """Keys of the JSON line that name where this run wrote its files; they differ between runs by design."""
 
@@ -51,11 +58,61 @@ print(source, len(markets), sum(m.tape.n_events for m in markets))
 
 @dataclass(frozen=True, slots=True)
 class ChildRun:
-    """One child process: wall seconds, peak RSS in MB, and its stdout."""
+    """One child process: wall seconds, CPU seconds (with its reaped workers), peak summed PSS in MB, stdout."""
 
     wall_s: float
-    peak_rss_mb: float
+    cpu_s: float
+    peak_pss_mb: float
     stdout: str
+
+    @property
+    def busy_cores(self) -> float:
+        return self.cpu_s / self.wall_s
+
+
+def _children(pids: set[int]) -> set[int]:
+    """``pids`` and every process whose parent is among them (one level; called repeatedly while sampling)."""
+    out = set(pids)
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                    ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid in pids:
+                out.add(int(entry.name))
+    return out
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class _PssSampler(threading.Thread):
+    """Peak over time of the summed PSS of a process tree (the tree is re-read at every sample)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self._root, self._done, self.peak_kb = pid, threading.Event(), 0
+
+    def run(self) -> None:
+        tree = {self._root}
+        while not self._done.wait(_SAMPLE_S):
+            tree = _children({self._root} | tree)
+            self.peak_kb = max(self.peak_kb, sum(_pss_kb(pid) for pid in tree))
+
+    def stop(self) -> int:
+        self._done.set()
+        self.join()
+        return self.peak_kb
 
 
 def run_child(argv: list[str]) -> ChildRun:
@@ -63,15 +120,19 @@ def run_child(argv: list[str]) -> ChildRun:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=out, stderr=err)
+        sampler = _PssSampler(proc.pid)
+        sampler.start()
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall_s = time.perf_counter() - t0
+        peak_kb = sampler.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:4])} ... exited with {proc.returncode}:\n{stderr[-2000:]}")
-    return ChildRun(wall_s=wall_s, peak_rss_mb=usage.ru_maxrss / 1024.0, stdout=stdout)  # ru_maxrss: KiB on Linux
+    return ChildRun(wall_s=wall_s, cpu_s=usage.ru_utime + usage.ru_stime, peak_pss_mb=peak_kb / 1024.0,
+                    stdout=stdout)
 
 
 def best_of(repeats: int, argv: list[str]) -> ChildRun:
@@ -119,15 +180,22 @@ def main() -> None:
         job_argv += ["--orders", str(args.orders)] if args.orders is not None else []
         job_argv += ["--symbols", *symbols] if symbols else []
         job = best_of(args.repeats, job_argv)
+        single = best_of(args.repeats, [*job_argv, "--workers", "1"])
     line = result_line(job.stdout)
     orders = json.loads(line)["orders_per_symbol"]
     print(f"checkout {REPO_ROOT}; data {source}: {n_markets} markets, {int(n_events):,} market events; "
-          f"{orders} orders per symbol, learners {learners_arg}; best of {args.repeats}")
-    print(f"{'':28}{'wall s':>10}{'peak RSS MB':>14}")
-    print(f"{'baseline: load the tapes':28}{baseline.wall_s:10.2f}{baseline.peak_rss_mb:14.0f}")
-    print(f"{'job: router-tuner simulate':28}{job.wall_s:10.2f}{job.peak_rss_mb:14.0f}")
-    wall_ratio, rss_ratio = job.wall_s / baseline.wall_s, job.peak_rss_mb / baseline.peak_rss_mb
-    print(f"{'ratio job / baseline':28}{wall_ratio:10.2f}{rss_ratio:14.2f}")
+          f"{orders} orders per symbol, learners {learners_arg}; {len(os.sched_getaffinity(0))} CPUs; "
+          f"best of {args.repeats}")
+    print(f"{'':34}{'wall s':>10}{'CPU s':>10}{'busy cores':>12}{'peak PSS MB':>14}")
+    for name, run in (("baseline: load the tapes", baseline), ("job: router-tuner simulate", job),
+                      ("single process: --workers 1", single)):
+        print(f"{name:34}{run.wall_s:10.2f}{run.cpu_s:10.2f}{run.busy_cores:12.2f}{run.peak_pss_mb:14.0f}")
+    print(f"ratio job / baseline (wall): {job.wall_s / baseline.wall_s:.2f}x; job / single process: wall "
+          f"{job.wall_s / single.wall_s:.2f}x, peak PSS {job.peak_pss_mb / single.peak_pss_mb:.2f}x")
+    same = result_line(single.stdout) == line
+    print(f"job and single process results identical: {same}")
+    if not same:
+        raise SystemExit(1)
     print(f"result sha256 (JSON line without {', '.join(OUTPUT_PATH_KEYS)}): "
           f"{hashlib.sha256(line.encode()).hexdigest()}")
     if args.save_json is not None:

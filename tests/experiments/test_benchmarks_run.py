@@ -17,7 +17,8 @@ HAS_DATA = resolve_data_dir(None) is not None
 
 # (benchmark, tiny arguments, needs the recorded data, a line its ratio report must contain)
 CASES = [
-    ("route", ["--routes", "200"], False, "ratio route/baseline"),
+    ("route", ["--routes", "200"], False, "ratio tuner deciding / fixed-policy route()"),
+    ("journal_encode", ["--events", "50", "--repeats", "1"], False, "ratio to_json / encode"),
     ("learners", ["--decisions", "200", "--warmup", "50", "--propensity-draws", "10"], False,
      "LinUCB vs river LinUCBDisjoint"),
     ("ope", ["--events", "20000", "--resamples", "50", "--max-blocks", "100", "--repeats", "1"], False,
@@ -30,7 +31,7 @@ CASES = [
     ("sim_stops", ["--repeats", "1", "--step-ms", "1000"], True, "stops / none:"),
     ("market_load", ["--repeats", "1"], True, "loader/json"),
     ("simulate", ["--orders", "20", "--learners", "thompson", "--symbols", "BTCUSDT"], True,
-     "ratio job / baseline"),
+     "job and single process results identical: True"),
     ("learner_eval", ["--orders", "40", "--no-recorded", "--learners", "structured"], False,
      "learner:structured: mean vs best fixed"),
     ("engine", ["--intents", "16", "--routes", "8"], False, "ratio concurrent/sequential"),

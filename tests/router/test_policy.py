@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from config.loader import load_config
 from config.models import RouterConfig
@@ -27,6 +30,23 @@ def test_from_static_copies_every_knob(router_config: RouterConfig) -> None:
                  "reprice_step_bps", "post_only_retry_limit", "fallback_mode", "max_taker_slippage_bps",
                  "min_spread_bps", "max_spread_bps"):
         assert getattr(policy, knob) == getattr(static, knob), knob
+
+
+@given(propensity=st.floats(min_value=0.0, max_value=1.0, exclude_min=True))
+def test_with_propensity_is_replace_without_the_full_check(propensity: float) -> None:
+    policy = RouterPolicy.from_static("BTCUSDT", load_config().router).with_arm("a", 1.0, 0.1, 1.0, 3)
+    copy = policy.with_propensity(propensity)
+    assert copy == dataclasses.replace(policy, propensity=propensity) and type(copy) is RouterPolicy
+    assert policy.propensity == 1.0, "the original is untouched"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        copy.propensity = 0.5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("propensity", [0.0, -0.1, 1.5, math.nan, math.inf, True, "0.5", None])
+def test_with_propensity_refuses_what_is_not_a_probability(router_config: RouterConfig, propensity: object) -> None:
+    policy = RouterPolicy.from_static("BTCUSDT", router_config)
+    with pytest.raises(PolicyError, match="propensity must be in"):
+        policy.with_propensity(propensity)  # type: ignore[arg-type]
 
 
 def test_policy_is_frozen(router_config: RouterConfig) -> None:

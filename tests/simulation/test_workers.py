@@ -1,4 +1,5 @@
-"""The main job on two processes: the same results as on one, progress counted, a worker's failure raised."""
+"""The main job on two processes, one (symbol, policy) run per task: the same results as on one, progress counted,
+a worker's failure raised."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from config.loader import load_config
-from simulation.job import SimulationOptions, simulate
+from simulation.job import SimulationOptions, baseline_names, baseline_sources, simulate
 from simulation.markets import synthetic_markets
 from simulation.report.page import summary_dict
 from simulation.workers import run_forked
@@ -48,3 +49,9 @@ def test_a_failing_worker_raises_in_the_parent() -> None:
 def test_workers_must_be_positive() -> None:
     with pytest.raises(ValueError, match="workers must be >= 1"):
         SimulationOptions(symbols=None, orders_per_symbol=1, seed=1, data_dir=None, learners=("ucb",), workers=0)
+
+
+def test_baseline_names_are_the_baseline_sources_in_order() -> None:
+    config = load_config()
+    grid = build_grid(config.tuner, config.router)
+    assert baseline_names(grid) == list(baseline_sources("BTCUSDT", config, grid))

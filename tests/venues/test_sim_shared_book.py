@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from config.loader import load_config
 from router.market.tape import MarketTape
 from router.venue import OrderState, PostOnlyRejected, VenueError
 from router.venues.sim import SimVenue
+from router.venues.sim import book as book_module
 from router.venues.sim.book import TapeBook
 from simulation.job import SimulationOptions, simulate
 from simulation.markets import synthetic_markets
@@ -155,3 +157,25 @@ def test_simulation_builds_each_market_book_once(monkeypatch: pytest.MonkeyPatch
     again = simulate(cfg, synthetic_markets(cfg, options.symbols, options.seed), options,
                      build_grid(cfg.tuner, cfg.router), data_source="synthetic")
     assert summary_dict(again) == summary_dict(result)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tape=tapes(), data=st.data())
+def test_window_extremes_are_numpys_on_short_and_long_windows(tape: MarketTape, data: st.DataObject) -> None:
+    """The window's extremes (list ``min`` on short slices, numpy beyond) equal numpy's over the same rows."""
+    book = TapeBook(tape)
+    ts = np.concatenate((book.quote_ts, book.trade_ts))
+    t0 = data.draw(st.integers(int(ts.min()) - 1, int(ts.max())))
+    t1 = data.draw(st.integers(t0, int(ts.max()) + 1))
+    short_slice = data.draw(st.sampled_from([1, 3, book_module._SHORT_SLICE]))  # 1 and 3: numpy's side too
+    for is_buy in (True, False):
+        with patch.object(book_module, "_SHORT_SLICE", short_slice):
+            win = book.window(t0, t1, is_buy)
+        asks, bids, trades = book.ask_px[win.q0:win.q1], book.bid_px[win.q0:win.q1], book.trade_px[win.r0:win.r1]
+        if len(asks):
+            assert win.cross_touch_px == (int(asks.min()) if is_buy else int(bids.max()))
+            if not book.has_depth:
+                assert win.own_touch_px == (int(bids.min()) if is_buy else int(asks.max()))
+        else:
+            assert win.cross_touch_px is None
+        assert win.cross_trade_px == (None if not len(trades) else int(trades.min() if is_buy else trades.max()))

@@ -26,6 +26,13 @@ was taken; a shadow tuner neither publishes nor rolls back (its versions would n
 allow minus those the safety bounds exclude (the published arm when that leaves none); a live choice is
 further limited to the arms the exploration budget can pay for. A drift re-opens excluded arms.
 
+Hot path: what a live decision may choose among (the safety, budget and posterior filters above) changes
+only when an outcome is observed, a version published or a state loaded, so it is computed then, off the
+route's clock, and kept in a :class:`DecisionOptions` until the next such change; the policy of every
+in-bounds arm is built and validated once per published version. :meth:`SymbolTuner.decide` is then the
+learner's choice and that arm's policy carrying the choice's propensity (a policy is a frozen value: the
+same (arm, propensity) of one version is one shared instance).
+
 Not thread-safe: one caller (the executor loop or the simulation) drives a tuner.
 """
 
@@ -54,6 +61,9 @@ from tuner.service.publish import PolicyPublisher, PolicyRecord, PublishReason, 
 from tuner.shadow import ShadowEvaluation, ShadowMonitor, ShadowState
 
 TunerMode = Literal["shadow", "live"]
+_ACTING_CACHE_SIZE = 4096
+"""Acting policies (arm, propensity) kept per version: a learner's propensities mostly repeat (replica shares,
+1.0, 1 - epsilon + epsilon / k); a learner whose never do only refills the cache, which is then cleared."""
 _S = TypeVar("_S", bound=msgspec.Struct)
 
 
@@ -93,6 +103,23 @@ class SymbolTunerState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     shadow: ShadowState
     budget: BudgetState
     safety: SafetyState
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionOptions:
+    """What a live decision may choose among until the tuner's state next changes.
+
+    ``affordable``: the arms the learner picks from; ``exploit`` and ``priced``: the budget's exploited arm
+    and the learner's posterior costs (``None`` unless it prices untried arms), which the outcome's charge
+    reuses; ``safety_fallback``: the safety bounds left no allowed arm (the published arm stands in);
+    ``budget_blocked``: the budget removed arms.
+    """
+
+    affordable: tuple[str, ...]
+    exploit: str
+    priced: dict[str, float] | None
+    safety_fallback: bool
+    budget_blocked: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +214,9 @@ class SymbolTuner:
         self._shadow_outcomes = 0
         self._safety_fallbacks = 0
         self._safety_changes: Counter[str] = Counter()
+        self._options: DecisionOptions | None = None
+        self._arm_policies: dict[str, RouterPolicy] = {}
+        self._acting: dict[tuple[str, float], RouterPolicy] = {}
         self._set_policy(policy)
 
     # --- the two verbs ---------------------------------------------------------------------------
@@ -199,14 +229,17 @@ class SymbolTuner:
         """
         if self._mode != "live":
             raise ShadowModeError(f"{self.symbol} is in shadow mode: route with the champion and call shadow()")
-        choosable = self._choosable(deciding=True)
-        priced = self._posterior_costs()
-        affordable = self._budget.affordable(choosable, self._exploit_reference(choosable, priced), priced)
-        choice = self._learner.choose(context, affordable)
-        arm = choice.arm
-        acting = dataclasses.replace(self._policy, arm=arm.arm_id, maker_offset_bps=arm.maker_offset_bps,
-                                     taker_bias=arm.taker_bias, propensity=choice.propensity)
-        return acting.validate(self._bounds)
+        options = self._decision_options()
+        self._safety_fallbacks += int(options.safety_fallback)
+        self._budget.count_decision(options.budget_blocked)
+        choice = self._learner.choose(context, options.affordable)
+        key = (choice.arm.arm_id, choice.propensity)
+        acting = self._acting.get(key)
+        if acting is None:
+            if len(self._acting) >= _ACTING_CACHE_SIZE:
+                self._acting.clear()
+            acting = self._acting[key] = self._arm_policy(choice.arm).with_propensity(choice.propensity)
+        return acting
 
     def shadow(self, context: Context | None, acting: RouterPolicy, *, intent_id: str,
                ts_ns: int) -> ShadowDecision:
@@ -218,7 +251,9 @@ class SymbolTuner:
         """
         if self._mode != "shadow":
             raise ShadowModeError(f"{self.symbol} is live: its own decide() routes")
-        proposal: Choice = self._learner.choose(context, self._choosable(deciding=True))
+        choosable, fallback = self._choosable()
+        self._safety_fallbacks += int(fallback)
+        proposal: Choice = self._learner.choose(context, choosable)
         return self._shadow.record(proposal, acting, learner=self._learner.kind, intent_id=intent_id, ts_ns=ts_ns)
 
     def go_live(self) -> None:
@@ -229,6 +264,7 @@ class SymbolTuner:
         if self._mode == "live":
             raise ShadowModeError(f"{self.symbol} is live already")
         self._mode = "live"
+        self._options = None
         self._period = PeriodStats.empty()
         self._outcomes_since_review = 0
 
@@ -246,8 +282,17 @@ class SymbolTuner:
         learned when the tuner charges markout, and required then for a filled order.
         Raises ``ValueError`` for another symbol's event or an event whose arm id does not match its
         knobs. A publisher error propagates; the outcome is learned already and the version is
-        considered again on the next outcome.
+        considered again on the next outcome. A live tuner then prepares the next decision's options.
         """
+        try:
+            result = self._learn(event, context, markout_bps)
+        finally:
+            self._options = None  # the outcome may have moved what the next decision can choose
+        if self._mode == "live":
+            self._options = self._prepare_options()
+        return result
+
+    def _learn(self, event: RouterEvent, context: Context | None, markout_bps: float | None) -> ObserveResult:
         if event.symbol != self.symbol:
             raise ValueError(f"{self.symbol} tuner got an event of {event.symbol} ({event.intent_id})")
         if self._charges_markout and event.fills and (markout_bps is None or not math.isfinite(markout_bps)):
@@ -260,9 +305,8 @@ class SymbolTuner:
             return _nothing_learned()
         changes: list[ArmSafetyChange] = []
         if self._mode == "live":
-            choosable = self._choosable()
-            priced = self._posterior_costs()
-            self._budget.charge(arm_id, self._exploit_reference(choosable, priced), priced,
+            options = self._decision_options()
+            self._budget.charge(arm_id, options.exploit, options.priced,
                                 notional_usd=notional_usd(self._contract, event.arrival_mid, event.qty),
                                 ts_ns=event.finished_ts_ns)
         else:
@@ -331,7 +375,7 @@ class SymbolTuner:
 
     def exploit_arm_id(self) -> str:
         """The arm the budget treats as exploitation now (its charge is zero)."""
-        return self._exploit_reference(self._choosable(), self._posterior_costs())
+        return self._decision_options().exploit
 
     def best_arm_id(self) -> str:
         """The learner's best in-bounds arm by expected reward (the published arm before any evidence)."""
@@ -406,6 +450,7 @@ class SymbolTuner:
         self._period = msgspec.structs.replace(state.period, pulls=dict(state.period.pulls),
                                                context_sums=list(state.period.context_sums))
         self._estimate_cache = None
+        self._options = None
         self._mode = state.mode  # the saved mode wins over the configured start mode: going live is one-way
         self._shadow_outcomes = state.shadow_outcomes
         self._shadow = ShadowMonitor(self.symbol, self._shadow.rule, self._shadow.ope_config, seed=self._shadow.seed,
@@ -415,19 +460,35 @@ class SymbolTuner:
 
     # --- internals -------------------------------------------------------------------------------
 
-    def _choosable(self, *, deciding: bool = False) -> tuple[str, ...]:
-        """Allowed arms the safety bounds leave; the published arm alone when they leave none.
-
-        ``deciding`` counts such a fallback (once per decision, not again when its outcome is observed).
-        """
+    def _choosable(self) -> tuple[tuple[str, ...], bool]:
+        """Allowed arms the safety bounds leave, or the published arm alone (and True) when they leave none."""
         choosable = self._safety.choosable(self._allowed)
         if choosable:
-            return choosable
-        self._safety_fallbacks += int(deciding)
-        return (self._current_arm.arm_id,)
+            return choosable, False
+        return (self._current_arm.arm_id,), True
 
-    def _exploit_reference(self, choosable: tuple[str, ...], priced: dict[str, float] | None) -> str:
-        return self._budget.exploit_arm(choosable, self._current_arm.arm_id, priced)
+    def _decision_options(self) -> DecisionOptions:
+        """The options of the next decision: kept since the last change of state, else prepared now."""
+        if self._options is None:
+            self._options = self._prepare_options()
+        return self._options
+
+    def _prepare_options(self) -> DecisionOptions:
+        choosable, fallback = self._choosable()
+        priced = self._posterior_costs()
+        exploit = self._budget.exploit_arm(choosable, self._current_arm.arm_id, priced)
+        affordable = self._budget.affordable(choosable, exploit, priced)
+        return DecisionOptions(affordable=affordable, exploit=exploit, priced=priced, safety_fallback=fallback,
+                               budget_blocked=len(affordable) < len(choosable))
+
+    def _arm_policy(self, arm: Arm) -> RouterPolicy:
+        """The published version carrying ``arm`` (propensity 1.0), validated once per version."""
+        policy = self._arm_policies.get(arm.arm_id)
+        if policy is None:
+            policy = dataclasses.replace(self._policy, arm=arm.arm_id, maker_offset_bps=arm.maker_offset_bps,
+                                         taker_bias=arm.taker_bias, propensity=1.0).validate(self._bounds)
+            self._arm_policies[arm.arm_id] = policy
+        return policy
 
     def _posterior_costs(self) -> dict[str, float] | None:
         """Expected cost of every in-bounds arm under a learner that prices untried arms (else ``None``):
@@ -461,6 +522,11 @@ class SymbolTuner:
         # (the budget bounds what that costs); the others explore within one step of the published arm
         near = None if self._learner.prices_untried_arms else self._current_arm
         self._allowed = allowed_arm_ids(self._grid, self._guardrails, near)
+        self._options = None
+        self._arm_policies = {}
+        self._acting = {}
+        for arm_id in self._in_bounds:
+            self._arm_policy(self._grid.get(arm_id))
 
     def _learnable_arm(self, event: RouterEvent) -> str | None:
         arm_id = arm_id_of(event.maker_offset_bps, event.taker_bias)

@@ -191,7 +191,7 @@ class TapeBook:
 
     def quote_at(self, ts_ns: int) -> Quote:
         """The last quote with time <= ``ts_ns``; ValueError before the first quote."""
-        i = int(np.searchsorted(self.quote_ts, ts_ns, side="right")) - 1
+        i = int(self.quote_ts.searchsorted(ts_ns, side="right")) - 1
         if i < 0:
             raise ValueError(f"{self.symbol}: no quote at or before {ts_ns} (first quote at "
                              f"{int(self.quote_ts[0])})")
@@ -205,11 +205,11 @@ class TapeBook:
         r0, r1 = self.trade_ts.searchsorted((t0_ns, t1_ns), side="right").tolist()
         cross_touch = own_touch = cross_trade = None
         if q1 > q0:
-            cross_touch = int(self.ask_px[q0:q1].min()) if is_buy else int(self.bid_px[q0:q1].max())
+            cross_touch = _lowest(self.ask_px, q0, q1) if is_buy else _highest(self.bid_px, q0, q1)
             if not self.has_depth:
-                own_touch = int(self.bid_px[q0:q1].min()) if is_buy else int(self.ask_px[q0:q1].max())
+                own_touch = _lowest(self.bid_px, q0, q1) if is_buy else _highest(self.ask_px, q0, q1)
         if r1 > r0:
-            cross_trade = int(self.trade_px[r0:r1].min()) if is_buy else int(self.trade_px[r0:r1].max())
+            cross_trade = _lowest(self.trade_px, r0, r1) if is_buy else _highest(self.trade_px, r0, r1)
         return Window(t0_ns=t0_ns, t1_ns=t1_ns, is_buy=is_buy, q0=q0, q1=q1, r0=r0, r1=r1,
                       cross_touch_px=cross_touch, cross_trade_px=cross_trade, own_touch_px=own_touch)
 
@@ -272,15 +272,15 @@ class TapeBook:
         """True when the tape has a usable depth book at ``ts_ns`` (after its start, not in a gap)."""
         if not self.has_depth or ts_ns < int(self._depth_ts[0]):
             return False
-        g = int(np.searchsorted(self._gap_ts, ts_ns, side="right")) - 1
+        g = int(self._gap_ts.searchsorted(ts_ns, side="right")) - 1
         if g < 0:
             return True
-        s = int(np.searchsorted(self.snapshot_ts, ts_ns, side="right")) - 1
+        s = int(self.snapshot_ts.searchsorted(ts_ns, side="right")) - 1
         return s >= 0 and int(self.snapshot_ts[s]) >= int(self._gap_ts[g])
 
     def level_qty_at(self, is_bid: bool, px: int, ts_ns: int) -> int:
         """Displayed depth size at one level after every depth row with time <= ``ts_ns``."""
-        r = int(np.searchsorted(self._depth_ts, ts_ns, side="right"))
+        r = int(self._depth_ts.searchsorted(ts_ns, side="right"))
         seg = self._segment(is_bid, px)
         if seg is None:
             return 0
@@ -294,15 +294,15 @@ class TapeBook:
         """
         prices = self._side_px[is_bid]
         starts, ends = self._side_seg[is_bid]
-        r = int(np.searchsorted(self._depth_ts, ts_ns, side="right"))
+        r = int(self._depth_ts.searchsorted(ts_ns, side="right"))
         span = max_px_steps * self.tick_px
         if is_bid:
-            hi = int(np.searchsorted(prices, px, side="left"))
-            lo = int(np.searchsorted(prices, px - span, side="left"))
+            hi = int(prices.searchsorted(px, side="left"))
+            lo = int(prices.searchsorted(px - span, side="left"))
             candidates = range(hi - 1, lo - 1, -1)
         else:
-            lo = int(np.searchsorted(prices, px, side="right"))
-            hi = int(np.searchsorted(prices, px + span, side="right"))
+            lo = int(prices.searchsorted(px, side="right"))
+            hi = int(prices.searchsorted(px + span, side="right"))
             candidates = range(lo, hi)
         for k in candidates:
             qty = self._segment_qty_before_row(int(starts[k]), int(ends[k]), r)
@@ -311,7 +311,7 @@ class TapeBook:
 
     def _segment(self, is_bid: bool, px: int) -> tuple[int, int] | None:
         prices = self._side_px[is_bid]
-        k = int(np.searchsorted(prices, px))
+        k = int(prices.searchsorted(px))
         if k == len(prices) or int(prices[k]) != px:
             return None
         starts, ends = self._side_seg[is_bid]
@@ -319,10 +319,10 @@ class TapeBook:
 
     def _segment_qty_before_row(self, a: int, b: int, row_end: int) -> int:
         """Size of the level whose view segment is [a, b) after depth rows [0, row_end), snapshots applied."""
-        last = a + int(np.searchsorted(self._lvl_row[a:b], row_end, side="left")) - 1
+        last = a + int(self._lvl_row[a:b].searchsorted(row_end, side="left")) - 1
         if last < a:
             return 0
-        s = int(np.searchsorted(self._snap_idx, row_end - 1, side="right")) - 1
+        s = int(self._snap_idx.searchsorted(row_end - 1, side="right")) - 1
         if s >= 0 and int(self._lvl_row[last]) < int(self._snap_idx[s]):
             return 0  # the level was cleared by a later snapshot that did not list it
         return int(self._lvl_qty[last])
@@ -347,6 +347,25 @@ class WindowMemo:
         win = book.window(t0_ns, t1_ns, is_buy)
         self._last[key] = win
         return win
+
+
+_SHORT_SLICE = 64
+"""Up to this many values, ``min`` of a list beats a numpy reduction (whose fixed cost is a few µs): measured
+with ``experiments.bench.sim_replay``. A step's window of a router's poll is mostly a handful of rows."""
+
+
+def _lowest(values: np.ndarray, lo: int, hi: int) -> int:
+    """``values[lo:hi].min()`` as an int (``hi > lo``)."""
+    if hi - lo <= _SHORT_SLICE:
+        return min(values[lo:hi].tolist())
+    return int(values[lo:hi].min())
+
+
+def _highest(values: np.ndarray, lo: int, hi: int) -> int:
+    """``values[lo:hi].max()`` as an int (``hi > lo``)."""
+    if hi - lo <= _SHORT_SLICE:
+        return max(values[lo:hi].tolist())
+    return int(values[lo:hi].max())
 
 
 def _read_only_tape(tape: MarketTape) -> MarketTape:
