@@ -1,0 +1,83 @@
+"""The probe through hftbacktest 2.4.4 (``HashMapMarketDepthBacktest``, ``NoPartialFillExchange``).
+
+The probe loop is a numba ``njit`` function, as hftbacktest strategies are; it is compiled on first use
+(:func:`warm_up` pays for that on a tiny slice so replay timings leave it out). Latency is
+``ConstantLatency(entry, response)`` with both equal to the probe's latency: a request reaches the matching
+engine ``latency`` after it is sent, like our venue's round trip. Orders are ``GTX`` (post-only) limit
+orders; a probe is filled when hftbacktest's local copy of the order ends ``FILLED`` (its ``exch_timestamp``
+is the fill time), rejected when it ends ``EXPIRED`` (GTX crossing at arrival).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from hftbacktest import EXPIRED, FILLED, GTX, LIMIT, BacktestAsset, HashMapMarketDepthBacktest
+from numba import njit
+
+from experiments.peer import probes
+from experiments.peer.probes import ProbeOutcome, ProbeSchedule
+from router.market.tape import MarketTape
+
+# name -> how it configures the asset's queue model (hftbacktest's own builders)
+QUEUE_MODELS: dict[str, Callable[[BacktestAsset], BacktestAsset]] = {
+    "RiskAdverseQueueModel": lambda asset: asset.risk_adverse_queue_model(),
+    "ProbQueueModel(LogProbQueueFunc)": lambda asset: asset.log_prob_queue_model(),
+    "ProbQueueModel(PowerProbQueueFunc(2))": lambda asset: asset.power_prob_queue_model(2.0),
+    "ProbQueueModel(PowerProbQueueFunc3(3))": lambda asset: asset.power_prob_queue_model3(3.0),
+}
+
+
+def build_backtest(tape: MarketTape, events: np.ndarray, queue_model: str, latency_ns: int):  # noqa: ANN201
+    """A one-asset backtest over ``events`` (see ``experiments.peer.events``) with the named queue model.
+
+    The return type is hftbacktest's numba jitclass instance, which has no importable Python type.
+    """
+    asset = (BacktestAsset().data(events).linear_asset(1.0).constant_order_latency(latency_ns, latency_ns)
+             .no_partial_fill_exchange().trading_value_fee_model(0.0, 0.0)
+             .tick_size(tape.tick_size).lot_size(1.0 / tape.qty_scale).last_trades_capacity(0))
+    return HashMapMarketDepthBacktest([QUEUE_MODELS[queue_model](asset)])
+
+
+@njit(cache=False)
+def _probe_loop(hbt, submit_ns, is_buy, px, qty, ttl_ns, latency_ns, status, fill_ns):  # noqa: ANN001, ANN202
+    n = len(submit_ns)
+    for i in range(n):
+        now = hbt.current_timestamp
+        if submit_ns[i] > now and hbt.elapse(submit_ns[i] - now) != 0:
+            return i
+        if is_buy[i]:
+            hbt.submit_buy_order(0, i + 1, px[i], qty, GTX, LIMIT, False)
+        else:
+            hbt.submit_sell_order(0, i + 1, px[i], qty, GTX, LIMIT, False)
+        if hbt.elapse(ttl_ns) != 0:
+            return i
+        order = hbt.orders(0).get(i + 1)
+        if order is not None and order.cancellable:
+            hbt.cancel(0, i + 1, False)
+    # let the last cancel reach the exchange and its answer come back
+    hbt.elapse(2 * latency_ns + 1)
+    orders = hbt.orders(0)
+    for i in range(n):
+        order = orders.get(i + 1)
+        if order is None:
+            continue
+        if order.status == FILLED:
+            status[i] = 1
+            fill_ns[i] = order.exch_timestamp
+        elif order.status == EXPIRED:
+            status[i] = 2
+    return n
+
+
+def run_hbt(hbt, tape: MarketTape, schedule: ProbeSchedule) -> ProbeOutcome:  # noqa: ANN001
+    """Run the probes through a fresh backtest from :func:`build_backtest`; RuntimeError if its data ends early."""
+    status = np.full(len(schedule), probes.CANCELED, dtype=np.int8)
+    fill_ns = np.full(len(schedule), -1, dtype=np.int64)
+    done = _probe_loop(hbt, schedule.submit_ns, schedule.is_buy, schedule.px / tape.price_scale,
+                       schedule.qty_units / tape.qty_scale, schedule.ttl_ns, schedule.latency_ns, status, fill_ns)
+    hbt.close()
+    if done != len(schedule):
+        raise RuntimeError(f"{tape.symbol}: hftbacktest's data ended at probe {done} of {len(schedule)}")
+    return ProbeOutcome(status=status, fill_ns=fill_ns)
