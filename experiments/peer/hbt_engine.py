@@ -11,6 +11,8 @@ is the fill time), rejected when it ends ``EXPIRED`` (GTX crossing at arrival).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from hftbacktest import EXPIRED, FILLED, GTX, LIMIT, BacktestAsset, HashMapMarketDepthBacktest
@@ -29,19 +31,30 @@ QUEUE_MODELS: dict[str, Callable[[BacktestAsset], BacktestAsset]] = {
 }
 
 
-def build_backtest(tape: MarketTape, events: np.ndarray, queue_model: str, latency_ns: int):  # noqa: ANN201
-    """A one-asset backtest over ``events`` (see ``experiments.peer.events``) with the named queue model.
+@dataclass(frozen=True, slots=True)
+class PeerBacktest:
+    """hftbacktest's backtest (a numba jitclass instance) with the event array it reads.
 
-    The return type is hftbacktest's numba jitclass instance, which has no importable Python type.
+    ``BacktestAsset.data`` keeps a raw pointer into the array, not a copy: the array must live as long as
+    the backtest, or the replay reads freed memory (a segmentation fault). Holding both here ties them.
     """
+
+    hbt: Any
+    events: np.ndarray
+
+
+def build_backtest(tape: MarketTape, events: np.ndarray, queue_model: str, latency_ns: int) -> PeerBacktest:
+    """A one-asset backtest over ``events`` (see ``experiments.peer.events``) with the named queue model."""
     asset = (BacktestAsset().data(events).linear_asset(1.0).constant_order_latency(latency_ns, latency_ns)
              .no_partial_fill_exchange().trading_value_fee_model(0.0, 0.0)
              .tick_size(tape.tick_size).lot_size(1.0 / tape.qty_scale).last_trades_capacity(0))
-    return HashMapMarketDepthBacktest([QUEUE_MODELS[queue_model](asset)])
+    return PeerBacktest(hbt=HashMapMarketDepthBacktest([QUEUE_MODELS[queue_model](asset)]), events=events)
 
 
-@njit(cache=False)
-def _probe_loop(hbt, submit_ns, is_buy, px, qty, ttl_ns, latency_ns, status, fill_ns):  # noqa: ANN001, ANN202
+@njit
+def _probe_loop(hbt: Any, submit_ns: np.ndarray, is_buy: np.ndarray, px: np.ndarray, qty: float, ttl_ns: int,
+                latency_ns: int, status: np.ndarray, fill_ns: np.ndarray) -> int:
+    """The probes in order (send, wait ``ttl``, cancel unless done), then each order's end; probes done."""
     n = len(submit_ns)
     for i in range(n):
         now = hbt.current_timestamp
@@ -71,8 +84,9 @@ def _probe_loop(hbt, submit_ns, is_buy, px, qty, ttl_ns, latency_ns, status, fil
     return n
 
 
-def run_hbt(hbt, tape: MarketTape, schedule: ProbeSchedule) -> ProbeOutcome:  # noqa: ANN001
+def run_hbt(backtest: PeerBacktest, tape: MarketTape, schedule: ProbeSchedule) -> ProbeOutcome:
     """Run the probes through a fresh backtest from :func:`build_backtest`; RuntimeError if its data ends early."""
+    hbt = backtest.hbt
     status = np.full(len(schedule), probes.CANCELED, dtype=np.int8)
     fill_ns = np.full(len(schedule), -1, dtype=np.int64)
     done = _probe_loop(hbt, schedule.submit_ns, schedule.is_buy, schedule.px / tape.price_scale,
