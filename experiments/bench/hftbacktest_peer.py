@@ -129,10 +129,15 @@ def print_table(rows: list[Row], tolerance: float, events: dict[str, int]) -> No
         print(f"{r.market:<15} {r.label:<13} {r.theirs.probes:>6}  {_rate(r.ours):<24} {_rate(r.theirs):<24} "
               f"{diff:>6} {agree:>5}  {rejects:>11}  {_ms(r.ours) + '/' + _ms(r.theirs):>10}  {same:>5}  {speed:>9}")
     paired = [r for r in rows if r.ours_s is not None]
+    print()
+    for r in paired:
+        held = r.ours_out.sent if r.ours_out else 0
+        print(f"probes {r.market} {r.label}: scheduled {len(r.schedule)}, our venue holds {held} "
+              f"orders, hftbacktest {r.theirs_out.sent}")
     ours_s = sum(r.ours_s for r in paired if r.ours_s is not None)
     theirs_s = sum(r.theirs_s for r in paired)
     n_events = sum(events[r.market] for r in paired)
-    print(f"\nreplay speed over {len(paired)} paired runs: ours {n_events / ours_s / 1e6:.2f} M events/s, hftbacktest "
+    print(f"replay speed over {len(paired)} paired runs: ours {n_events / ours_s / 1e6:.2f} M events/s, hftbacktest "
           f"{n_events / theirs_s / 1e6:.2f} M events/s, ratio ours/theirs {theirs_s / ours_s:.2f}x")
     agreeing = sum(1 for r in paired if r.ours is not None and abs(r.ours.rate - r.theirs.rate) <= tolerance)
     print(f"fill rates within {tolerance:.3f}: {agreeing} of {len(paired)} market x model pairs")

@@ -18,7 +18,6 @@ import numpy as np
 from hftbacktest import EXPIRED, FILLED, GTX, LIMIT, BacktestAsset, HashMapMarketDepthBacktest
 from numba import njit
 
-from experiments.peer import probes
 from experiments.peer.probes import ProbeOutcome, ProbeSchedule
 from router.market.tape import MarketTape
 
@@ -56,6 +55,11 @@ def _probe_loop(hbt: Any, submit_ns: np.ndarray, is_buy: np.ndarray, px: np.ndar
                 latency_ns: int, status: np.ndarray, fill_ns: np.ndarray) -> int:
     """The probes in order (send, wait ``ttl``, cancel unless done), then each order's end; probes done."""
     n = len(submit_ns)
+    # A fresh backtest's clock reads i64::MAX until it has read an event: step to the first feed event, or
+    # the first ``elapse`` (a duration from "now") would overflow and the first probe go out at a wrong time.
+    hbt.wait_next_feed(False, 1)
+    if hbt.current_timestamp > submit_ns[0]:
+        return 0
     for i in range(n):
         now = hbt.current_timestamp
         if submit_ns[i] > now and hbt.elapse(submit_ns[i] - now) != 0:
@@ -75,23 +79,27 @@ def _probe_loop(hbt: Any, submit_ns: np.ndarray, is_buy: np.ndarray, px: np.ndar
     for i in range(n):
         order = orders.get(i + 1)
         if order is None:
-            continue
+            continue  # status stays -1: the backtest has no such order
+        status[i] = 0
         if order.status == FILLED:
-            status[i] = 1
+            status[i] = 1  # probes.FILLED
             fill_ns[i] = order.exch_timestamp
         elif order.status == EXPIRED:
-            status[i] = 2
+            status[i] = 2  # probes.REJECTED
     return n
 
 
 def run_hbt(backtest: PeerBacktest, tape: MarketTape, schedule: ProbeSchedule) -> ProbeOutcome:
     """Run the probes through a fresh backtest from :func:`build_backtest`; RuntimeError if its data ends early."""
     hbt = backtest.hbt
-    status = np.full(len(schedule), probes.CANCELED, dtype=np.int8)
+    status = np.full(len(schedule), -1, dtype=np.int8)
     fill_ns = np.full(len(schedule), -1, dtype=np.int64)
     done = _probe_loop(hbt, schedule.submit_ns, schedule.is_buy, schedule.px / tape.price_scale,
                        schedule.qty_units / tape.qty_scale, schedule.ttl_ns, schedule.latency_ns, status, fill_ns)
     hbt.close()
     if done != len(schedule):
         raise RuntimeError(f"{tape.symbol}: hftbacktest's data ended at probe {done} of {len(schedule)}")
-    return ProbeOutcome(status=status, fill_ns=fill_ns)
+    sent = int((status >= 0).sum())
+    if sent != len(schedule):
+        raise RuntimeError(f"{tape.symbol}: hftbacktest has {sent} of the {len(schedule)} probe orders")
+    return ProbeOutcome(status=status, fill_ns=fill_ns, sent=sent)

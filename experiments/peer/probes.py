@@ -41,10 +41,12 @@ class ProbeSchedule:
 
 @dataclass(frozen=True, slots=True)
 class ProbeOutcome:
-    """Per probe its end (``CANCELED``/``FILLED``/``REJECTED``) and the fill's exchange time (-1 if none)."""
+    """Per probe its end (``CANCELED``/``FILLED``/``REJECTED``) and the fill's exchange time (-1 if none), and
+    how many orders the engine itself reports having received (its own count, to check it saw every probe)."""
 
     status: np.ndarray
     fill_ns: np.ndarray
+    sent: int
 
 
 def build_schedule(tape: MarketTape, period_s: float, ttl_s: float, latency_ms: float,

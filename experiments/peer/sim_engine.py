@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from experiments.peer.probes import CANCELED, FILLED, REJECTED, ProbeOutcome, ProbeSchedule
-from router.venue import OrderRequest, PostOnlyRejected
+from router.venue import OrderNotFound, OrderRequest, PostOnlyRejected
 from router.venues.sim import SimVenue, SimVenueConfig
 from router.venues.sim.book import TapeBook
 from router.venues.sim.queue import QueueModel
@@ -44,4 +44,16 @@ def run_sim(book: TapeBook, config: SimVenueConfig, schedule: ProbeSchedule) -> 
         state = venue.cancel_order(tape.symbol, coid)
         if state.fills:
             status[i], fill_ns[i] = FILLED, state.fills[0].ts_ns
-    return ProbeOutcome(status=status, fill_ns=fill_ns)
+    return ProbeOutcome(status=status, fill_ns=fill_ns, sent=_known_orders(venue, tape.symbol, len(schedule)))
+
+
+def _known_orders(venue: SimVenue, symbol: str, n: int) -> int:
+    """How many of the probe ids ``p0 .. p{n-1}`` the venue has an order for (rejected ones included)."""
+    known = 0
+    for i in range(n):
+        try:
+            venue.fetch_order(symbol, f"p{i}")
+        except OrderNotFound:
+            continue
+        known += 1
+    return known
