@@ -90,7 +90,8 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     centre = p + z * z / (2 * trials)
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
     denom = 1 + z * z / trials
-    return max(0.0, (centre - half) / denom), min(1.0, (centre + half) / denom)
+    # the bounds hold p exactly; rounding would otherwise put the lower bound a hair above 0 at k = 0
+    return min(p, max(0.0, (centre - half) / denom)), max(p, min(1.0, (centre + half) / denom))
 
 
 @dataclass(frozen=True, slots=True)
