@@ -17,9 +17,14 @@ ours (``router.venues.sim``)      hftbacktest
 ===============================  ==========================================
 ``RiskAverseQueue``              ``RiskAdverseQueueModel``
 ``LogProbQueue``                 ``ProbQueueModel(LogProbQueueFunc)``
+``LogProbQueue``                 the same, fed sizes in the tape's units (row ``LogProb@units``)
 ``PowerProbQueue(2)``            ``ProbQueueModel(PowerProbQueueFunc(2))``
 (none)                           ``ProbQueueModel(PowerProbQueueFunc3(3))``
 ===============================  ==========================================
+
+``log(1 + x)`` is not scale-free: our venue applies it to sizes in the tape's integer units
+(``1 / qty_scale``: 343 for 0.343 BTC), hftbacktest to the asset's own unit; the ``LogProb@units`` row gives
+hftbacktest our units, so the remaining difference is not that one.
 
 The table gives per market and model the fill rate over the probes sent with its Wilson 95% interval in
 each engine, whether the two rates agree within ``--tolerance`` (absolute), the rejects (post-only
@@ -48,13 +53,15 @@ from router.venues.sim import LogProbQueue, PowerProbQueue, RiskAverseQueue
 from router.venues.sim.book import TapeBook
 from router.venues.sim.queue import QueueModel
 
-PAIRS: tuple[tuple[str, QueueModel | None, str], ...] = (
-    ("RiskAverse", RiskAverseQueue(), "RiskAdverseQueueModel"),
-    ("LogProb", LogProbQueue(), "ProbQueueModel(LogProbQueueFunc)"),
-    ("PowerProb(2)", PowerProbQueue(power=2.0), "ProbQueueModel(PowerProbQueueFunc(2))"),
-    ("PowerProb3(3)", None, "ProbQueueModel(PowerProbQueueFunc3(3))"),
+PAIRS: tuple[tuple[str, QueueModel | None, str, bool], ...] = (
+    ("RiskAverse", RiskAverseQueue(), "RiskAdverseQueueModel", False),
+    ("LogProb", LogProbQueue(), "ProbQueueModel(LogProbQueueFunc)", False),
+    ("LogProb@units", LogProbQueue(), "ProbQueueModel(LogProbQueueFunc)", True),
+    ("PowerProb(2)", PowerProbQueue(power=2.0), "ProbQueueModel(PowerProbQueueFunc(2))", False),
+    ("PowerProb3(3)", None, "ProbQueueModel(PowerProbQueueFunc3(3))", False),
 )
-"""(row label, our queue model or None where we have no counterpart, hftbacktest's queue model)"""
+"""(row label, our queue model or None where we have no counterpart, hftbacktest's queue model, whether
+hftbacktest gets sizes in the tape's integer units as our models do instead of the asset's own unit)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +70,8 @@ class Row:
 
     market: str
     label: str
+    theirs_model: str
+    tape_units: bool
     schedule: ProbeSchedule
     theirs: FillStats
     theirs_out: ProbeOutcome
@@ -88,16 +97,17 @@ def probe_market(market: str, tape: MarketTape, args: argparse.Namespace) -> lis
     book = TapeBook(tape)
     base = with_contract(tape)
     rows = []
-    for label, ours_model, theirs_model in PAIRS:
+    for label, ours_model, theirs_model, tape_units in PAIRS:
         theirs_s, theirs_out = best_of(
             args.repeats, lambda backtest: run_hbt(backtest, tape, schedule),
-            setup=lambda m=theirs_model: build_backtest(tape, events, m, schedule.latency_ns))
+            setup=lambda m=theirs_model, u=tape_units: build_backtest(tape, events, m, schedule.latency_ns, u))
         ours_s = ours_out = None
         if ours_model is not None:
             config = sim_engine.probe_config(base, ours_model, schedule.latency_ns)
             ours_s, ours_out = best_of(args.repeats, lambda c=config: sim_engine.run_sim(book, c, schedule))
-        rows.append(Row(market=market, label=label, schedule=schedule, theirs=fill_stats(schedule, theirs_out),
-                        theirs_out=theirs_out, theirs_s=theirs_s,
+        rows.append(Row(market=market, label=label, theirs_model=theirs_model, tape_units=tape_units,
+                        schedule=schedule, theirs=fill_stats(schedule, theirs_out), theirs_out=theirs_out,
+                        theirs_s=theirs_s,
                         ours=fill_stats(schedule, ours_out) if ours_out is not None else None, ours_out=ours_out,
                         ours_s=ours_s))
     return rows

@@ -40,14 +40,26 @@ class PeerBacktest:
 
     hbt: Any
     events: np.ndarray
+    qty_scale: int
 
 
-def build_backtest(tape: MarketTape, events: np.ndarray, queue_model: str, latency_ns: int) -> PeerBacktest:
-    """A one-asset backtest over ``events`` (see ``experiments.peer.events``) with the named queue model."""
+def build_backtest(tape: MarketTape, events: np.ndarray, queue_model: str, latency_ns: int,
+                   tape_units: bool = False) -> PeerBacktest:
+    """A one-asset backtest over ``events`` (see ``experiments.peer.events``) with the named queue model.
+
+    ``tape_units`` feeds sizes in the tape's integer units (``1 / qty_scale``, lot 1) instead of the asset's
+    own unit: what our venue's queue models see. A queue function that is not scale-free (``log(1 + x)``)
+    then computes what ours computes; the power functions and the risk-averse model do not change.
+    """
+    qty_scale = 1 if tape_units else tape.qty_scale
+    if tape_units:
+        events = events.copy()
+        events["qty"] = np.round(events["qty"] * tape.qty_scale)
     asset = (BacktestAsset().data(events).linear_asset(1.0).constant_order_latency(latency_ns, latency_ns)
              .no_partial_fill_exchange().trading_value_fee_model(0.0, 0.0)
-             .tick_size(tape.tick_size).lot_size(1.0 / tape.qty_scale).last_trades_capacity(0))
-    return PeerBacktest(hbt=HashMapMarketDepthBacktest([QUEUE_MODELS[queue_model](asset)]), events=events)
+             .tick_size(tape.tick_size).lot_size(1.0 / qty_scale).last_trades_capacity(0))
+    return PeerBacktest(hbt=HashMapMarketDepthBacktest([QUEUE_MODELS[queue_model](asset)]), events=events,
+                        qty_scale=qty_scale)
 
 
 @njit
@@ -95,7 +107,7 @@ def run_hbt(backtest: PeerBacktest, tape: MarketTape, schedule: ProbeSchedule) -
     status = np.full(len(schedule), -1, dtype=np.int8)
     fill_ns = np.full(len(schedule), -1, dtype=np.int64)
     done = _probe_loop(hbt, schedule.submit_ns, schedule.is_buy, schedule.px / tape.price_scale,
-                       schedule.qty_units / tape.qty_scale, schedule.ttl_ns, schedule.latency_ns, status, fill_ns)
+                       schedule.qty_units / backtest.qty_scale, schedule.ttl_ns, schedule.latency_ns, status, fill_ns)
     hbt.close()
     if done != len(schedule):
         raise RuntimeError(f"{tape.symbol}: hftbacktest's data ended at probe {done} of {len(schedule)}")
