@@ -15,11 +15,11 @@ effective]``, arrival = send + latency) and the first matching cause is named:
   size ahead may go below zero (its estimate is not clamped at 0); at the next depth row of the level that
   is not an increase it evaluates ``log(1 + front)`` of a front below -1 lot, a NaN, and
   ``f64::min(NaN, level)`` puts the order back at the end of the level. Named when ours filled, hftbacktest
-  did not, and replaying hftbacktest's ``ProbQueueModel.depth`` arithmetic (from its source) on the probe's
-  level events in the unit it was fed hits that NaN (ours clamps the front at 0 and keeps it).
-- ``fill: log(1 + size) in the asset's unit``: a ``LogProb`` row whose probe ends the same in both engines
-  once hftbacktest is fed the tape's units (the ``LogProb@units`` row): the difference is only the unit the
-  non-scale-free ``log(1 + x)`` is applied to.
+  did not, and replaying hftbacktest's ``ProbQueueModel`` arithmetic (:func:`replay_log_model`) on the
+  probe's level events in the unit it was fed hits that NaN (ours clamps the front at 0 and keeps it).
+- ``fill: log(1 + size) in the asset's unit``: a ``LogProb`` row (hftbacktest fed the asset's own unit, e.g.
+  BTC) where replaying hftbacktest's arithmetic on those sizes leaves the order in the queue while ours,
+  computing ``log(1 + x)`` on the tape's integer units, filled it: ``log(1 + x)`` is not scale-free.
 - ``fill: queue at entry`` : the size ahead at arrival differs: ours takes the depth level, or the
   bookTicker touch size when depth does not show the level; hftbacktest takes the depth level (0 if absent).
 - ``fill: queue updates``: same start, same crossings; the queue estimates moved apart (cancel attribution,
@@ -72,14 +72,11 @@ def _quote_crossed(tape: MarketTape, is_buy: bool, px: int, t0: int, t1: int) ->
     return bool((other <= px).any() if is_buy else (other >= px).any())
 
 
-def _log_model_front_goes_nan(tape: MarketTape, is_buy: bool, px: int, t0: int, t1: int, unit: int) -> bool:
-    """Replay hftbacktest's ``ProbQueueModel`` with ``LogProbQueueFunc`` (its ``new_order``/``trade``/``depth``)
-    on the level's events in (t0, t1], sizes in units of ``1 / unit``; True when a depth row meets a front
-    below -1, where ``log(1 + front)`` is NaN, before a trade filled the order there.
-
-    The lot is taken as one unit: exact for ``unit == 1`` (the tape's units); in the asset's own unit the
-    lot is ``1 / qty_scale`` and the fill test here is coarser, which only matters below -1 anyway.
-    """
+def replay_log_model(tape: MarketTape, is_buy: bool, px: int, t0: int, t1: int, unit: int) -> str:
+    """hftbacktest's ``ProbQueueModel`` with ``LogProbQueueFunc`` (its ``new_order``/``trade``/``depth``/
+    ``is_filled``, from its source) replayed on our level's events in (t0, t1], sizes in units of ``1 / unit``
+    (lot: one tape unit). ``"filled"`` when a trade fills the order first, ``"reset"`` when a depth row meets
+    a front below -1 first (``log(1 + front)`` is NaN there), else ``"open"``."""
     side = 1 if is_buy else -1
     rows = np.flatnonzero((tape.depth_px == px) & (tape.depth_side == side) & (tape.depth_ts_ns <= t1))
     before = rows[tape.depth_ts_ns[rows] <= t0]
@@ -94,12 +91,12 @@ def _log_model_front_goes_nan(tape: MarketTape, is_buy: bool, px: int, t0: int, 
     for _t, kind, qty in sorted(trades + depth):
         if kind == 0:
             front, traded = front - qty, traded + qty
-            if front < -0.5:  # its is_filled: round(front / lot) < 0, with lot 1 in these units
-                return False
+            if front * unit < -0.5:  # is_filled: round(front / lot) < 0
+                return "filled"
             continue
         change, traded = level - qty - traded, 0.0
         if change >= 0 and front < -1:
-            return True
+            return "reset"
         if change < 0:
             front = min(front, qty)
         else:
@@ -107,7 +104,7 @@ def _log_model_front_goes_nan(tape: MarketTape, is_buy: bool, px: int, t0: int, 
             behind = np.log1p(back) / (np.log1p(back) + np.log1p(front))
             front = min(front - (1 - behind) * change + min(back - behind * change, 0.0), qty)
         level = qty
-    return False
+    return "open"
 
 
 def classify(book: TapeBook, schedule: ProbeSchedule, i: int, ours: ProbeOutcome, theirs: ProbeOutcome,
@@ -134,9 +131,12 @@ def classify(book: TapeBook, schedule: ProbeSchedule, i: int, ours: ProbeOutcome
         return "fill: opposite-side trade at our price"
     if _quote_crossed(tape, is_buy, px, arrival, end) and ours.status[i] == FILLED:
         return "fill: bookTicker crossed our price, depth did not"
-    if log_unit is not None and ours.status[i] == FILLED \
-            and _log_model_front_goes_nan(tape, is_buy, px, arrival, end, log_unit):
-        return "fill: hftbacktest log-model queue reset"
+    if log_unit is not None and ours.status[i] == FILLED:
+        replayed = replay_log_model(tape, is_buy, px, arrival, end, log_unit)
+        if replayed == "reset":
+            return "fill: hftbacktest log-model queue reset"
+        if replayed == "open" and log_unit != 1:
+            return "fill: log(1 + size) in the asset's unit"
     quote = book.quote_at(arrival)
     touch_px, touch_qty = (quote.bid_px, quote.bid_qty) if is_buy else (quote.ask_px, quote.ask_qty)
     depth_qty = book.level_qty_at(is_buy, px, arrival)
@@ -149,20 +149,15 @@ def diagnose(rows: Sequence[PairedRow], tapes: dict[str, MarketTape]) -> dict[st
     """Per market, the causes of every differing outcome over its paired rows (all models together)."""
     books: dict[str, TapeBook] = {}
     causes: dict[str, Counter[str]] = {}
-    in_units = {(r.market, r.theirs_model): r for r in rows if r.tape_units and r.ours_out is not None}
     for row in rows:
         if row.ours_out is None:
             continue
         book = books.setdefault(row.market, TapeBook(tapes[row.market]))
         counter = causes.setdefault(row.market, Counter())
-        twin = None if row.tape_units else in_units.get((row.market, row.theirs_model))
         for i in np.flatnonzero(row.ours_out.status != row.theirs_out.status).tolist():
             won = "ours filled" if row.ours_out.status[i] == FILLED else (
                 "theirs filled" if row.theirs_out.status[i] == FILLED else "neither filled")
             cause = classify(book, row.schedule, i, row.ours_out, row.theirs_out, _log_unit(row, book.tape.qty_scale))
-            if cause.startswith("fill: queue") and twin is not None and twin.ours_out is not None \
-                    and twin.ours_out.status[i] == twin.theirs_out.status[i]:
-                cause = "fill: log(1 + size) in the asset's unit"
             counter[f"{cause} ({won})"] += 1
     return causes
 

@@ -108,7 +108,7 @@ def test_fill_stats_count_rejects_as_not_filled_and_time_fills_from_sending() ->
     assert stats.rate == pytest.approx(2 / n) and stats.low < stats.rate < stats.high
 
 
-_ROW = re.compile(r"^(\w+)\s+(RiskAverse|LogProb|PowerProb\(2\))\s+(\d+)\s+([\d.]+) \[([\d.]+), ([\d.]+)\]\s+"
+_ROW = re.compile(r"^(\w+)\s+(RiskAverse|LogProb@units|LogProb|PowerProb\(2\))\s+(\d+)\s+([\d.]+) \[([\d.]+), ([\d.]+)\]\s+"
                   r"([\d.]+) \[([\d.]+), ([\d.]+)\]\s+([+-][\d.]+)\s+(yes|NO)\s+(\d+)/(\d+)")
 
 
@@ -120,7 +120,7 @@ def test_benchmark_on_a_slice_prints_sane_rates_from_the_same_probes(tmp_path: P
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [m for line in done.stdout.splitlines() if (m := _ROW.match(line))]
-    assert [m[2] for m in rows] == ["RiskAverse", "LogProb", "PowerProb(2)"], done.stdout
+    assert [m[2] for m in rows] == ["RiskAverse", "LogProb", "LogProb@units", "PowerProb(2)"], done.stdout
     for m in rows:
         probes = int(m[3])
         ours, ours_low, ours_high, theirs, theirs_low, theirs_high = map(float, m.groups()[3:9])
@@ -130,7 +130,7 @@ def test_benchmark_on_a_slice_prints_sane_rates_from_the_same_probes(tmp_path: P
         assert m[11] == ("yes" if abs(ours - theirs) <= 0.2 else "NO")
         assert 0 <= int(m[12]) <= probes and 0 <= int(m[13]) <= probes
     held = re.findall(r"scheduled (\d+), our venue holds (\d+) orders, hftbacktest (\d+)", done.stdout)
-    assert held == [("9", "9", "9")] * 3
+    assert held == [("9", "9", "9")] * 4
     assert re.search(r"ratio ours/theirs \d+\.\d+x", done.stdout)
     assert "probe outcomes differ" in done.stdout
 
@@ -154,3 +154,46 @@ def test_timing_that_cannot_keep_one_probe_resting_ends_in_one_line() -> None:
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0 and "one probe rests at a time" in done.stderr
+
+
+def _one_level_tape(ask_sizes: list[int], trade_qty: int) -> MarketTape:
+    """A book 100.0 / 100.1 (sizes in whole units) whose ask level changes every 10 ms from 1.1 s, then one
+    buyer-initiated trade at the ask at 1.2 s; an unchanged bid row at 3 s keeps hftbacktest's data going."""
+    n = len(ask_sizes)
+    quotes = np.arange(0, 3_000_000_001, 100_000_000, dtype=np.int64)
+    k = len(quotes)
+    return MarketTape(
+        symbol="BTCUSDT", market="usdm", price_scale=10, qty_scale=1, tick_size=0.1, quote_ts_ns=quotes,
+        bid_px=np.full(k, 1000, np.int64), bid_qty=np.full(k, 4000, np.int64), ask_px=np.full(k, 1001, np.int64),
+        ask_qty=np.full(k, 688, np.int64), trade_ts_ns=_i64(1_200_000_000), trade_px=_i64(1001),
+        trade_qty=_i64(trade_qty), trade_buyer_maker=np.array([False]),
+        depth_ts_ns=np.concatenate((_i64(500_000_000, 500_000_000), 1_100_000_000 + 10_000_000 * np.arange(n),
+                                    _i64(3_000_000_000))),
+        depth_side=np.array([1, -1] + [-1] * n + [1], dtype=np.int8), depth_px=_i64(1000, 1001, *[1001] * n, 1000),
+        depth_qty=_i64(4000, 688, *ask_sizes, 4000), depth_snapshot_idx=_i64(0)).validate()
+
+
+@pytest.mark.parametrize(("ask_sizes", "replayed", "theirs_filled"), [
+    ([470, 4637, 6435, 5768, 5786, 4009, 4894], "filled", True),
+    ([470, 4637, 6435, 5768, 5786, 4009, 4894, 4894], "reset", False),  # the repeated row: log(1 + front) NaN
+])
+def test_hftbacktest_log_model_resets_a_negative_front_and_the_replay_says_so(
+        ask_sizes: list[int], replayed: str, theirs_filled: bool) -> None:
+    from experiments.bench.sim_replay import with_contract
+    from experiments.peer import sim_engine
+    from experiments.peer.diagnose import replay_log_model
+    from experiments.peer.hbt_engine import build_backtest, run_hbt
+    from experiments.peer.probes import ProbeSchedule
+    from router.venues.sim import LogProbQueue
+    from router.venues.sim.book import TapeBook
+
+    tape = _one_level_tape(ask_sizes, trade_qty=16)
+    schedule = ProbeSchedule(submit_ns=_i64(1_000_000_000), is_buy=np.array([False]), px=_i64(1001),
+                             ttl_ns=700_000_000, latency_ns=5_000_000)
+    theirs = run_hbt(build_backtest(tape, tape_events(tape), "ProbQueueModel(LogProbQueueFunc)", 5_000_000), tape,
+                     schedule)
+    ours = sim_engine.run_sim(TapeBook(tape), sim_engine.probe_config(with_contract(tape), LogProbQueue(), 5_000_000),
+                              schedule)
+    assert replay_log_model(tape, False, 1001, 1_005_000_000, 1_705_000_000, unit=1) == replayed
+    assert bool(theirs.status[0] == FILLED) == theirs_filled
+    assert ours.status[0] == FILLED and ours.fill_ns[0] == 1_200_000_000  # ours keeps the front at 0 and fills
