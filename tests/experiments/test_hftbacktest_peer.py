@@ -108,8 +108,9 @@ def test_fill_stats_count_rejects_as_not_filled_and_time_fills_from_sending() ->
     assert stats.rate == pytest.approx(2 / n) and stats.low < stats.rate < stats.high
 
 
-_ROW = re.compile(r"^(\w+)\s+(RiskAverse|LogProb@units|LogProb|PowerProb\(2\))\s+(\d+)\s+([\d.]+) \[([\d.]+), ([\d.]+)\]\s+"
-                  r"([\d.]+) \[([\d.]+), ([\d.]+)\]\s+([+-][\d.]+)\s+(yes|NO)\s+(\d+)/(\d+)")
+_ROW = re.compile(r"^(\w+)\s+(RiskAverse|LogProb@units|LogProb|PowerProb\(2\))\s+(\d+)\s+"
+                  r"([\d.]+) \[([\d.]+), ([\d.]+)\]\s+([\d.]+) \[([\d.]+), ([\d.]+)\]\s+([+-][\d.]+)\s+(yes|NO)\s+"
+                  r"(\d+)/(\d+)")
 
 
 @pytest.mark.skipif(not HAS_DATA, reason="recorded market data not found (../shared/data/binance or ROUTER_TUNER_DATA)")
