@@ -9,8 +9,8 @@ effective]``, arrival = send + latency) and the first matching cause is named:
 - ``fill: opposite-side trade at our price``: a trade at our price by an aggressor on *our* side (a buy at
   our bid) means the other side's book reached our price; ours counts it as a cross (filled),
   hftbacktest's exchange looks at a trade only for orders on the side it hits.
-- ``fill: bookTicker crossed our price, depth did not``: ours fills when the quote's other side reaches our
-  price; hftbacktest when its depth book's best does.
+- ``fill: bookTicker crossed our price``: ours fills when the quote's other side reaches our price;
+  hftbacktest only when its depth book's best does.
 - ``fill: hftbacktest log-model queue reset``: under ``ProbQueueModel(LogProbQueueFunc)`` hftbacktest's
   size ahead may go below zero (its estimate is not clamped at 0); at the next depth row of the level that
   is not an increase it evaluates ``log(1 + front)`` of a front below -1 lot, a NaN, and
@@ -130,7 +130,7 @@ def classify(book: TapeBook, schedule: ProbeSchedule, i: int, ours: ProbeOutcome
     if (at_px & ours_side_aggressor).any() and ours.status[i] == FILLED:
         return "fill: opposite-side trade at our price"
     if _quote_crossed(tape, is_buy, px, arrival, end) and ours.status[i] == FILLED:
-        return "fill: bookTicker crossed our price, depth did not"
+        return "fill: bookTicker crossed our price"
     if log_unit is not None and ours.status[i] == FILLED:
         replayed = replay_log_model(tape, is_buy, px, arrival, end, log_unit)
         if replayed == "reset":
