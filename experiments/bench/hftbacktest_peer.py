@@ -143,7 +143,8 @@ def print_table(rows: list[Row], tolerance: float, events: dict[str, int]) -> No
     for r in paired:
         held = r.ours_out.sent if r.ours_out else 0
         print(f"probes {r.market} {r.label}: scheduled {len(r.schedule)}, our venue holds {held} "
-              f"orders, hftbacktest {r.theirs_out.sent}")
+              f"orders, hftbacktest {r.theirs_out.sent}; replay of {events[r.market]:,} events: ours "
+              f"{(r.ours_s or 0.0) * 1e3:.0f} ms, hftbacktest {r.theirs_s * 1e3:.0f} ms")
     ours_s = sum(r.ours_s for r in paired if r.ours_s is not None)
     theirs_s = sum(r.theirs_s for r in paired)
     n_events = sum(events[r.market] for r in paired)
