@@ -1,7 +1,7 @@
 """The probe through hftbacktest 2.4.4 (``HashMapMarketDepthBacktest``, ``NoPartialFillExchange``).
 
 The probe loop is a numba ``njit`` function, as hftbacktest strategies are; it is compiled on first use
-(:func:`warm_up` pays for that on a tiny slice so replay timings leave it out). Latency is
+(the benchmark pays for that on a short slice first, so replay timings leave it out). Latency is
 ``ConstantLatency(entry, response)`` with both equal to the probe's latency: a request reaches the matching
 engine ``latency`` after it is sent, like our venue's round trip. Orders are ``GTX`` (post-only) limit
 orders; a probe is filled when hftbacktest's local copy of the order ends ``FILLED`` (its ``exch_timestamp``
