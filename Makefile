@@ -9,9 +9,11 @@ STAMP := $(VENV)/.installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml requirements-peer.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# the hftbacktest peer benchmark's pins, without their resolver conflict (see requirements-peer.txt)
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-peer.txt
 	touch $(STAMP)
 
 run: $(STAMP)
