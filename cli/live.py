@@ -46,9 +46,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cli.main import BadInput, RunFailure, reading
+from cli.main import BadInput, RunFailure, positive_number, reading, whole_number
 from config.loader import DEFAULTS_DIR, load_config
-from config.models import ConfigBundle
+from config.models import SEED_MAX, ConfigBundle
 from executor.adaptive.checkpoint import TunerCheckpoint
 from executor.adaptive.routing import AdaptiveRouting, AdaptiveStateAhead
 from executor.intents import IntentFormatError, JsonlIntentSource
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from tuner.registry import PolicyRegistry
 
 POLICY_SOURCES = ("static", "registry", "tuner")
+MAX_IDLE_POLL_S = 3600.0
 logger = logging.getLogger("executor.live")
 
 
@@ -91,8 +92,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tape", type=Path, action="append", default=[],
                         help="paper mode: a recorded Parquet tape (repeat per symbol); default synthetic market")
     parser.add_argument("--live", action="store_true", help="trade on the live venue (needs API keys in env)")
-    parser.add_argument("--seed", type=int, required=False, help="router rng seed (default: executor.paper.seed)")
-    parser.add_argument("--idle-poll-s", type=float, default=1.0, help="wait per poll for a new intent")
+    parser.add_argument("--seed", type=whole_number(0, SEED_MAX), required=False,
+                        help="router rng seed (default: executor.paper.seed)")
+    parser.add_argument("--idle-poll-s", type=positive_number(MAX_IDLE_POLL_S), default=1.0,
+                        help=f"wait per poll for a new intent, seconds (0 < s <= {MAX_IDLE_POLL_S:g})")
     parser.add_argument("--policy-source", choices=POLICY_SOURCES, default="static",
                         help="where each symbol's RouterPolicy comes from (default: static): 'static' is router.json "
                              "static_policy; 'registry' is the MLflow champion of every executor.instruments "
@@ -128,17 +131,37 @@ def _venue(args: argparse.Namespace,
                              f"{config.router.position_mode}")
         return venue, venue.positions, None
     from executor.venues import paper_account, synthetic_tapes
-    from router.market.parquet import read_tape
+    from router.market.parquet import TapeFormatError, read_tape
 
     run_started_ns = time.time_ns()
-    tapes = ([read_tape(path) for path in args.tape] if args.tape
-             else synthetic_tapes(config, start_ns=run_started_ns))
+    try:
+        tapes = ([read_tape(path) for path in args.tape] if args.tape
+                 else synthetic_tapes(config, start_ns=run_started_ns))
+    except TapeFormatError as error:
+        raise BadInput(f"--tape {error}; give a Parquet tape written by `router-tuner record`") from error
     # The run's start time is in the venue name because the paper venue numbers its fills from 1 in every
     # process: without it a restarted run would reuse trade ids the journal already holds, and positions
     # would skip those fills as already applied.
     venue = paper_account(config, tapes, name=f"paper-{args.venue}-{run_started_ns}", path=paper_state_path(args))
     step_ns = int(args.idle_poll_s * NS_PER_S)
     return venue, venue.positions, lambda: venue.clock.sleep_until(venue.clock.now_ns() + step_ns)
+
+
+def _refuse_shared_files(args: argparse.Namespace, config: ConfigBundle) -> None:
+    """Intents, journal, store, paper account and tuner state are different files: one given twice would be
+    overwritten by the other's writer (a paper account written over the journal loses every record)."""
+    files = {"--intents": args.intents, "--journal": args.journal, "--store": args.store}
+    if not args.live:
+        files["--paper-state"] = paper_state_path(args)
+    if args.policy_source == "tuner":
+        files["--tuner-state"] = (args.tuner_state if args.tuner_state is not None
+                                  else Path(config.executor.adaptive.tuner_state_path))
+    seen: dict[Path, str] = {}
+    for flag, path in files.items():
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            raise BadInput(f"{seen[resolved]} and {flag} are the same file ({path}): each needs its own file")
+        seen[resolved] = flag
 
 
 def paper_state_path(args: argparse.Namespace) -> Path:
@@ -212,9 +235,8 @@ def tuner_wiring(config: ConfigBundle, *, use_mlflow: bool) -> TunerWiring:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.idle_poll_s <= 0:
-        raise BadInput("--idle-poll-s must be > 0")
     config = load_config(args.config if args.config is not None else DEFAULTS_DIR)  # bad: exit 2 (cli.main)
+    _refuse_shared_files(args, config)
     if args.policy_source != "tuner" and (args.no_mlflow or args.tuner_state is not None):
         raise BadInput("--no-mlflow and --tuner-state need --policy-source tuner")
     if args.live and args.paper_state is not None:

@@ -79,6 +79,38 @@ def probe_writable(directory: Path) -> None:
             pass
 
 
+MAX_WORKERS = 1024
+"""More worker processes than any machine here has cores; a larger number is a typo."""
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in ``[low, high]`` (argparse turns the error into one line, exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
+        return value
+    return parse
+
+
+def positive_number(high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number in ``(0, high]`` (``nan``, ``inf`` and ``1e400`` are refused)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not 0 < value <= high:  # also false for NaN
+            raise argparse.ArgumentTypeError(f"must be a number above 0 and at most {high:g}, got {text}")
+        return value
+    return parse
+
+
 SYMBOLS_RULE = "space-separated (BTCUSDT ETHUSDT); a comma also separates (BTCUSDT,ETHUSDT), case is ignored"
 
 
