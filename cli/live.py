@@ -37,6 +37,7 @@ import argparse
 import json
 import logging
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -46,7 +47,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cli.main import BadInput, RunFailure, positive_number, reading, whole_number
+from cli.main import BadInput, RunFailure, finite_number, reading, whole_number
 from config.loader import DEFAULTS_DIR, load_config
 from config.models import SEED_MAX, ConfigBundle
 from executor.adaptive.checkpoint import TunerCheckpoint
@@ -94,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--live", action="store_true", help="trade on the live venue (needs API keys in env)")
     parser.add_argument("--seed", type=whole_number(0, SEED_MAX), required=False,
                         help="router rng seed (default: executor.paper.seed)")
-    parser.add_argument("--idle-poll-s", type=positive_number(MAX_IDLE_POLL_S), default=1.0,
+    parser.add_argument("--idle-poll-s", type=finite_number(0.0, MAX_IDLE_POLL_S, above_low=True), default=1.0,
                         help=f"wait per poll for a new intent, seconds (0 < s <= {MAX_IDLE_POLL_S:g})")
     parser.add_argument("--policy-source", choices=POLICY_SOURCES, default="static",
                         help="where each symbol's RouterPolicy comes from (default: static): 'static' is router.json "
@@ -147,21 +148,41 @@ def _venue(args: argparse.Namespace,
     return venue, venue.positions, lambda: venue.clock.sleep_until(venue.clock.now_ns() + step_ns)
 
 
-def _refuse_shared_files(args: argparse.Namespace, config: ConfigBundle) -> None:
+def _serve_metrics(metrics: ExecutorMetrics, config: ConfigBundle) -> tuple[int, object]:
+    """The Prometheus endpoint, or one line naming the configured address: a host that does not resolve is
+    bad input, a port another process holds is a runtime failure."""
+    host, port = config.executor.prometheus.host, config.executor.prometheus.port
+    where = f"Prometheus endpoint {host}:{port} (executor.json prometheus.host/port)"
+    try:
+        return metrics.serve(host, port)
+    except socket.gaierror as error:
+        raise BadInput(f"{where}: {error.strerror}; set a host this machine has") from error
+    except OSError as error:
+        raise RunFailure(f"{where}: {error.strerror or error}; stop what holds it, choose another port, "
+                         "or set prometheus.enabled false") from error
+
+
+def _refuse_unusable_files(args: argparse.Namespace, config: ConfigBundle) -> None:
     """Intents, journal, store, paper account and tuner state are different files: one given twice would be
-    overwritten by the other's writer (a paper account written over the journal loses every record)."""
-    files = {"--intents": args.intents, "--journal": args.journal, "--store": args.store}
-    if not args.live:
-        files["--paper-state"] = paper_state_path(args)
-    if args.policy_source == "tuner":
-        files["--tuner-state"] = (args.tuner_state if args.tuner_state is not None
-                                  else Path(config.executor.adaptive.tuner_state_path))
+    overwritten by the other's writer (a paper account written over the journal loses every record). The
+    ones written are regular files (SQLite on ``/dev/null`` would leave its lock and journal in ``/dev``)."""
     seen: dict[Path, str] = {}
-    for flag, path in files.items():
-        resolved = Path(path).resolve()
+
+    def check(flag: str, path: Path) -> None:
+        resolved = path.resolve()
         if resolved in seen:
             raise BadInput(f"{seen[resolved]} and {flag} are the same file ({path}): each needs its own file")
         seen[resolved] = flag
+        if flag != "--intents" and resolved.exists() and not resolved.is_file():
+            raise BadInput(f"{flag} {path}: not a regular file (a folder or a device); give a file path")
+
+    for flag, path in (("--intents", args.intents), ("--journal", args.journal), ("--store", args.store)):
+        check(flag, path)
+    if not args.live:  # named after the store: only once the store is known to be a file
+        check("--paper-state", paper_state_path(args))
+    if args.policy_source == "tuner":
+        check("--tuner-state", args.tuner_state if args.tuner_state is not None
+              else Path(config.executor.adaptive.tuner_state_path))
 
 
 def paper_state_path(args: argparse.Namespace) -> Path:
@@ -236,7 +257,7 @@ def tuner_wiring(config: ConfigBundle, *, use_mlflow: bool) -> TunerWiring:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(args.config if args.config is not None else DEFAULTS_DIR)  # bad: exit 2 (cli.main)
-    _refuse_shared_files(args, config)
+    _refuse_unusable_files(args, config)
     if args.policy_source != "tuner" and (args.no_mlflow or args.tuner_state is not None):
         raise BadInput("--no-mlflow and --tuner-state need --policy-source tuner")
     if args.live and args.paper_state is not None:
@@ -282,7 +303,7 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
     metrics = ExecutorMetrics(config.strategy.universe, config.executor.prometheus)
     server = None
     if config.executor.prometheus.enabled:
-        port, server = metrics.serve(config.executor.prometheus.host, config.executor.prometheus.port)
+        port, server = _serve_metrics(metrics, config)
         url = f"http://{config.executor.prometheus.host}:{port}/metrics"
         _say(args, {"event": "metrics", "url": url}, f"metrics: {url}")
     seed = args.seed if args.seed is not None else config.executor.paper.seed

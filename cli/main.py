@@ -98,15 +98,18 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def positive_number(high: float) -> Callable[[str], float]:
-    """An argparse type: a finite number in ``(0, high]`` (``nan``, ``inf`` and ``1e400`` are refused)."""
+def finite_number(low: float, high: float, *, above_low: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number in ``[low, high]`` (``(low, high]`` with ``above_low``); ``nan``,
+    ``inf`` and ``1e400`` are refused, so a typo cannot switch a limit off or overflow a conversion later."""
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not 0 < value <= high:  # also false for NaN
-            raise argparse.ArgumentTypeError(f"must be a number above 0 and at most {high:g}, got {text}")
+        inside = (low < value if above_low else low <= value) and value <= high  # false for NaN
+        if not inside:
+            lower = f"above {low:g}" if above_low else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(f"must be a number {lower} and at most {high:g}, got {text}")
         return value
     return parse
 
@@ -235,7 +238,14 @@ def build_parser(selected: str | None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     selected = next((a for a in arguments if not a.startswith("-")), None)
-    args = build_parser(selected if selected in COMMANDS else None).parse_args(arguments)
+    try:  # the command's module is imported here (seconds for MLflow or Ray): Ctrl-C may land in it
+        args = build_parser(selected if selected in COMMANDS else None).parse_args(arguments)
+    except KeyboardInterrupt:
+        if "--debug" in arguments:
+            raise
+        print(" ".join(["router-tuner", *([selected] if selected in COMMANDS else [])]) + ": interrupted",
+              file=sys.stderr)
+        return INTERRUPTED
     try:
         return int(args.run(args))
     except (Exception, KeyboardInterrupt) as error:
