@@ -165,7 +165,8 @@ def _serve_metrics(metrics: ExecutorMetrics, config: ConfigBundle) -> tuple[int,
 def _refuse_unusable_files(args: argparse.Namespace, config: ConfigBundle) -> None:
     """Intents, journal, store, paper account and tuner state are different files: one given twice would be
     overwritten by the other's writer (a paper account written over the journal loses every record). The
-    ones written are regular files (SQLite on ``/dev/null`` would leave its lock and journal in ``/dev``)."""
+    ones written are regular files (SQLite on ``/dev/null`` would leave its lock and journal in ``/dev``), and
+    so are the intents: a read from a FIFO or device blocks until data comes, where no signal can stop it."""
     seen: dict[Path, str] = {}
 
     def check(flag: str, path: Path) -> None:
@@ -173,8 +174,10 @@ def _refuse_unusable_files(args: argparse.Namespace, config: ConfigBundle) -> No
         if resolved in seen:
             raise BadInput(f"{seen[resolved]} and {flag} are the same file ({path}): each needs its own file")
         seen[resolved] = flag
-        if flag != "--intents" and resolved.exists() and not resolved.is_file():
-            raise BadInput(f"{flag} {path}: not a regular file (a folder or a device); give a file path")
+        if resolved.exists() and not resolved.is_file():
+            raise BadInput(f"{flag} {path}: not a regular file (a folder, FIFO or device); give a file path"
+                           + (" (a FIFO or device would block the loop, deaf to Ctrl-C; --follow tails a file "
+                              "as it grows)" if flag == "--intents" else ""))
 
     for flag, path in (("--intents", args.intents), ("--journal", args.journal), ("--store", args.store)):
         check(flag, path)

@@ -174,6 +174,13 @@ def _hint(code: int, advice: str) -> Callable[[Exception], tuple[int, str]]:
 
 
 _MLFLOW_ADVICE = "check the MLflow store (--tracking-uri, MLFLOW_TRACKING_URI or tuner.json mlflow)"
+
+
+def _mlflow_database(error: Exception) -> tuple[int, str]:
+    """MLflow's SQL store failing (a tracking URI naming a folder or a device): the driver's words, no SQL."""
+    return RUNTIME_FAILURE, f"MLflow store: {getattr(error, 'orig', None) or error}; {_MLFLOW_ADVICE}"
+
+
 FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
     "cli.main.BadInput": _hint(BAD_INPUT, ""),
     "cli.main.RunFailure": _hint(RUNTIME_FAILURE, ""),
@@ -188,6 +195,7 @@ FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
     "tuner.ope.partition.layout.DatasetError": _hint(RUNTIME_FAILURE, ""),
     "tuner.registry.RegistryError": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
     "mlflow.exceptions.MlflowException": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
+    "sqlalchemy.exc.SQLAlchemyError": _mlflow_database,
     "router.venue.VenueError": _hint(RUNTIME_FAILURE, "the venue refused or did not answer; retry later"),
     "sqlite3.DatabaseError": _sqlite,
     "builtins.OSError": _os,

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import queue
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,7 @@ import msgspec
 from router.events import Intent
 
 _DECODER = msgspec.json.Decoder(Intent, strict=True)
+logger = logging.getLogger("executor.intents")
 MAX_LINE_BYTES = 1 << 20
 """An intent is a few hundred bytes; a longer line is malformed (a wrong file, /dev/zero) and is not buffered."""
 
@@ -102,12 +106,37 @@ class JsonlIntentSource:
                 except (msgspec.DecodeError, ValueError) as err:
                     self._refuse(line.rstrip(b"\r\n"), str(err))
             self._pending += chunk
+            if not chunk and self.follow:
+                self._reopen_if_replaced()
             if not self.follow:
                 self._eof = True
                 return None
             if time.monotonic() >= deadline:
                 return None
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def _reopen_if_replaced(self) -> None:
+        """Like ``tail -F``: a followed file truncated or replaced (a producer that restarts its file, log
+        rotation) is read again from its first line, instead of waiting forever at an offset of the old one.
+
+        Intents read before are not routed twice (the executor skips an intent id it has journaled). A file
+        rewritten past the old offset before this poll looks like one that grew: that case is not caught.
+        """
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            return  # between a rotation's unlink and create: the old file is still being held
+        held = os.fstat(self._handle.fileno())
+        if not stat.S_ISREG(held.st_mode):
+            return  # a FIFO has no offset to fall behind
+        replaced = (current.st_ino, current.st_dev) != (held.st_ino, held.st_dev)
+        if not replaced and current.st_size >= self._handle.tell():
+            return
+        logger.warning("intents file %s was %s: reading it again from line 1", self.path,
+                       "replaced" if replaced else "truncated")
+        self._handle.close()
+        self._handle = self.path.open("rb")
+        self._line_no, self._pending, self._skipping = 0, b"", False
 
     def _refuse(self, raw: bytes, reason: str) -> NoReturn:
         malformed = MalformedLine(file=str(self.path.resolve()), line_no=self._line_no, raw=raw, reason=reason)

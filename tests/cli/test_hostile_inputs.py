@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import stat
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from cli.main import BAD_INPUT, INTERRUPTED, RUNTIME_FAILURE, main
+from cli.main import BAD_INPUT, INTERRUPTED, RUNTIME_FAILURE, describe_failure, main
 from executor.journal import Journal
 from router.events import Intent
 from tests.cli.test_cli_failures import one_line_failure
@@ -76,11 +77,12 @@ def test_one_file_for_two_roles_or_a_device_is_bad_input(tmp_path: Path, quiet_c
     def path(role: str) -> Path | None:
         return None if role not in roles else Path(roles[role])
     extra = roles.get("extra", [])
+    beside_dev_null = set(Path("/dev").glob("null[.-]*"))
     line = one_line_failure(_live(tmp_path, quiet_config, *extra, journal=path("journal"), store=path("store")),
                             capsys, BAD_INPUT)
     assert message in line
     assert not (tmp_path / "same").exists()  # refused before anything was created
-    assert not list(Path("/dev").glob("null[.-]*"))  # no SQLite lock or journal beside /dev/null
+    assert set(Path("/dev").glob("null[.-]*")) == beside_dev_null  # no SQLite lock or journal put in /dev
 
 
 @pytest.mark.parametrize(("flag", "value", "message"), [
@@ -106,14 +108,19 @@ def test_a_tape_that_is_not_parquet_is_bad_input(tmp_path: Path, quiet_config: P
     assert not (tmp_path / "journal.sqlite").exists()
 
 
-def test_an_intents_line_without_end_is_bad_input(tmp_path: Path, quiet_config: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_intents_that_would_block_the_loop_are_bad_input(tmp_path: Path, quiet_config: Path, kind: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A FIFO blocked the loop (even the open, with no writer) where no signal could stop it; /dev/zero filled
+    memory with one endless line."""
     argv = _live(tmp_path, quiet_config)
-    argv[argv.index("--intents") + 1] = "/dev/zero"
-    assert main(argv) == BAD_INPUT  # the run's summary goes to stdout, the one line to stderr
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    assert "router-tuner live: stopped at a malformed intent: /dev/zero:1: line longer than 1048576 bytes" in err
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+    path = str(tmp_path / "fifo") if kind == "fifo" else "/dev/zero"
+    argv[argv.index("--intents") + 1] = path
+    line = one_line_failure(argv, capsys, BAD_INPUT)
+    assert f"--intents {path}: not a regular file" in line and "--follow tails a file" in line
+    assert not (tmp_path / "journal.sqlite").exists()
 
 
 @pytest.fixture
@@ -220,3 +227,16 @@ def test_config_json_deeper_than_the_parser_is_a_config_problem(config_dir: Path
     assert main(["config", "check", str(config_dir)]) == BAD_INPUT
     err = capsys.readouterr().err
     assert "Traceback" not in err and "tuner.json: $: not valid JSON: nested too deeply" in err
+
+
+def test_an_mlflow_sql_store_failure_is_one_line_without_the_sql() -> None:
+    """``MLFLOW_TRACKING_URI=sqlite:////dev/null`` failed after the whole simulate run as "unexpected
+    OperationalError" with the CREATE TABLE statement in the line."""
+    from sqlalchemy.exc import OperationalError
+
+    error = OperationalError("CREATE TABLE experiments (experiment_id INTEGER NOT NULL)", {},
+                             sqlite3.OperationalError("disk I/O error"))
+    code, line = describe_failure(error)
+    assert code == RUNTIME_FAILURE
+    assert line == ("MLflow store: disk I/O error; check the MLflow store (--tracking-uri, MLFLOW_TRACKING_URI or "
+                    "tuner.json mlflow)")

@@ -91,3 +91,44 @@ def test_follow_mode_reports_an_over_long_line_once_and_reads_the_lines_after(tm
         handle.write(_line("c"))
     assert source.next_intent(0.0).intent_id == "c"  # type: ignore[union-attr]
     source.close()
+
+
+def _next(source: JsonlIntentSource) -> Intent | None:
+    """The next intent within a few polls (a followed file is read as it grows)."""
+    for _ in range(5):
+        got = source.next_intent(0.01)
+        if got is not None:
+            return got
+    return None
+
+
+def test_a_followed_file_truncated_and_rewritten_is_read_again_from_line_1(tmp_path: Path) -> None:
+    """A producer that restarts its file used to lose every intent it wrote after (read at the old offset,
+    half a line quarantined)."""
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(_line("a") + _line("b"))
+    source = JsonlIntentSource(path, follow=True)
+    assert [_next(source).intent_id, _next(source).intent_id] == ["a", "b"]  # type: ignore[union-attr]
+    path.write_bytes(_line("c"))  # shorter than what was read: truncated
+    got = _next(source)
+    assert got is not None and got.intent_id == "c"
+    with path.open("ab") as handle:
+        handle.write(b"{bad\n")
+    with pytest.raises(IntentFormatError, match=":2: "):  # numbered in the new content
+        _next(source)
+    source.close()
+
+
+def test_a_followed_file_replaced_by_rename_is_read_from_the_new_file(tmp_path: Path) -> None:
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(_line("a"))
+    source = JsonlIntentSource(path, follow=True)
+    assert _next(source).intent_id == "a"  # type: ignore[union-attr]
+    fresh = tmp_path / "next.jsonl"
+    fresh.write_bytes(_line("a") + _line("b") + _line("c"))  # longer than the old file: only the inode says
+    fresh.replace(path)
+    assert [_next(source).intent_id for _ in range(3)] == ["a", "b", "c"]  # type: ignore[union-attr]
+    path.unlink()  # gone, nothing new yet: keep waiting on the old file, no error
+    assert source.next_intent(0.0) is None
+    source.close()
+
