@@ -26,6 +26,7 @@ from router.events import Intent
 
 _DECODER = msgspec.json.Decoder(Intent, strict=True)
 logger = logging.getLogger("executor.intents")
+_HEAD_BYTES = 4096
 MAX_LINE_BYTES = 1 << 20
 """An intent is a few hundred bytes; a longer line is malformed (a wrong file, /dev/zero) and is not buffered."""
 
@@ -76,6 +77,7 @@ class JsonlIntentSource:
         self._pending = b""
         self._eof = False
         self._skipping = False  # the rest of an over-long line, already reported, is being read past
+        self._head = b""  # the file's first bytes as read: a rewrite in place changes them
 
     @property
     def exhausted(self) -> bool:
@@ -84,7 +86,11 @@ class JsonlIntentSource:
     def next_intent(self, timeout_s: float) -> Intent | None:
         deadline = time.monotonic() + timeout_s
         while True:
+            if self.follow and not self._pending and not self._skipping:
+                self._reopen_if_replaced()  # before a new line: not half a line of new content at the old offset
             chunk = self._handle.readline(MAX_LINE_BYTES + 1 - len(self._pending))
+            if len(self._head) < _HEAD_BYTES:
+                self._head += chunk[:_HEAD_BYTES - len(self._head)]
             if self._skipping and chunk:
                 self._skipping = not chunk.endswith(b"\n")
                 if time.monotonic() < deadline:
@@ -106,8 +112,6 @@ class JsonlIntentSource:
                 except (msgspec.DecodeError, ValueError) as err:
                     self._refuse(line.rstrip(b"\r\n"), str(err))
             self._pending += chunk
-            if not chunk and self.follow:
-                self._reopen_if_replaced()
             if not self.follow:
                 self._eof = True
                 return None
@@ -120,7 +124,8 @@ class JsonlIntentSource:
         rotation) is read again from its first line, instead of waiting forever at an offset of the old one.
 
         Intents read before are not routed twice (the executor skips an intent id it has journaled). A file
-        rewritten past the old offset before this poll looks like one that grew: that case is not caught.
+        rewritten in place is told by its first bytes (up to 4 KiB) no longer being the ones read; one rewritten
+        with the same first bytes and longer than the old offset looks like one that grew.
         """
         try:
             current = os.stat(self.path)
@@ -130,13 +135,14 @@ class JsonlIntentSource:
         if not stat.S_ISREG(held.st_mode):
             return  # a FIFO has no offset to fall behind
         replaced = (current.st_ino, current.st_dev) != (held.st_ino, held.st_dev)
-        if not replaced and current.st_size >= self._handle.tell():
+        rewritten = os.pread(self._handle.fileno(), len(self._head), 0) != self._head
+        if not replaced and not rewritten and current.st_size >= self._handle.tell():
             return
         logger.warning("intents file %s was %s: reading it again from line 1", self.path,
-                       "replaced" if replaced else "truncated")
+                       "replaced" if replaced else "rewritten")
         self._handle.close()
         self._handle = self.path.open("rb")
-        self._line_no, self._pending, self._skipping = 0, b"", False
+        self._line_no, self._pending, self._skipping, self._head = 0, b"", False, b""
 
     def _refuse(self, raw: bytes, reason: str) -> NoReturn:
         malformed = MalformedLine(file=str(self.path.resolve()), line_no=self._line_no, raw=raw, reason=reason)

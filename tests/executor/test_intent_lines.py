@@ -119,6 +119,22 @@ def test_a_followed_file_truncated_and_rewritten_is_read_again_from_line_1(tmp_p
     source.close()
 
 
+def test_a_followed_file_rewritten_in_place_longer_than_before_is_read_again(tmp_path: Path) -> None:
+    """Truncated and rewritten with as many bytes before the poll: the size alone cannot tell, the first
+    bytes do."""
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(_line("a1") + _line("b1"))
+    source = JsonlIntentSource(path, follow=True)
+    assert [_next(source).intent_id, _next(source).intent_id] == ["a1", "b1"]  # type: ignore[union-attr]
+    path.write_bytes(_line("c1") + _line("d1") + _line("e1"))
+    assert [_next(source).intent_id for _ in range(3)] == ["c1", "d1", "e1"]  # type: ignore[union-attr]
+    with path.open("ab") as handle:  # plain growth after that is read on, not from the start
+        handle.write(_line("f1"))
+    assert _next(source).intent_id == "f1"  # type: ignore[union-attr]
+    assert source.next_intent(0.0) is None
+    source.close()
+
+
 def test_a_followed_file_replaced_by_rename_is_read_from_the_new_file(tmp_path: Path) -> None:
     path = tmp_path / "intents.jsonl"
     path.write_bytes(_line("a"))
