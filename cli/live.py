@@ -27,8 +27,9 @@ Failures end in one line on stderr through ``cli.main``'s table (``router-tuner 
 venue, the registry or the tuner state refuses, the reconciliation does not match or the run halted; 2 for
 bad input (a bad configuration, an unreadable intents file or a malformed line in it (with ``--follow``
 the line is quarantined instead and the run goes on, ``executor.quarantine``), a venue without a live
-adapter, a journal and executor store that are not each other's (``executor.reconcile``) or an unreadable
-paper account file). 0 when the intents (or the paper market) are done or a signal stopped it.
+adapter, a journal and executor store that are not each other's (``executor.reconcile``), an unreadable
+paper account file or ``--tape``, one file given for two roles, a folder, FIFO or device where a file belongs,
+a metrics host that does not resolve). 0 when the intents (or the paper market) are done or a signal stopped it.
 """
 
 from __future__ import annotations
