@@ -13,17 +13,20 @@ from pathlib import Path
 
 import msgspec
 
-from cli.main import reading
+from cli.main import BadInput, finite_number, reading
 from executor.adaptive.health import render_tuner_health
 from executor.records import HealthSnapshot
 from executor.store import DEFAULT_STORE, ExecutorStore
 from risk.units import NS_PER_S
 
+MAX_ALERTS_SINCE_S = 10 * 365 * 86_400.0
+"""Ten years: an alert older than the store is not worth a larger number."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"executor store (default {DEFAULT_STORE})")
-    parser.add_argument("--alerts-since-s", type=float, default=86_400.0,
-                        help="show alerts raised this many seconds before the snapshot")
+    parser.add_argument("--alerts-since-s", type=finite_number(0.0, MAX_ALERTS_SINCE_S), default=86_400.0,
+                        help=f"show alerts raised this many seconds before the snapshot (0 to {MAX_ALERTS_SINCE_S:g})")
     parser.add_argument("--json", action="store_true",
                         help="print the snapshot as JSON (a failure is still one plain line on stderr)")
 
@@ -58,6 +61,8 @@ def render(health: HealthSnapshot) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.store.exists() and not args.store.is_file():
+        raise BadInput(f"--store {args.store}: not a file (a directory?); point --store at the executor store")
     if not args.store.is_file():  # like an empty store: the executor has not published anything here yet
         print(f"router-tuner health: no executor store at {args.store} yet: run `router-tuner live --store "
               f"{args.store}` first, or point --store at its store", file=sys.stderr)

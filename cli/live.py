@@ -29,8 +29,9 @@ Failures end in one line on stderr through ``cli.main``'s table (``router-tuner 
 venue, the registry or the tuner state refuses, the reconciliation does not match or the run halted; 2 for
 bad input (a bad configuration, an unreadable intents file or a malformed line in it (with ``--follow``
 the line is quarantined instead and the run goes on, ``executor.quarantine``), a venue without a live
-adapter, a journal and executor store that are not each other's (``executor.reconcile``) or an unreadable
-paper account file). 0 when the intents (or the paper market) are done or a signal stopped it.
+adapter, a journal and executor store that are not each other's (``executor.reconcile``), an unreadable
+paper account file or ``--tape``, one file given for two roles, a folder, FIFO or device where a file belongs,
+a metrics host that does not resolve). 0 when the intents (or the paper market) are done or a signal stopped it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import argparse
 import json
 import logging
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -48,9 +50,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cli.main import BadInput, RunFailure, reading
+from cli.main import BadInput, RunFailure, finite_number, reading, whole_number
 from config.loader import DEFAULTS_DIR, load_config
-from config.models import ConfigBundle
+from config.models import SEED_MAX, ConfigBundle
 from executor.adaptive.checkpoint import TunerCheckpoint
 from executor.adaptive.routing import AdaptiveRouting, AdaptiveStateAhead
 from executor.intents import IntentFormatError, JsonlIntentSource
@@ -76,6 +78,7 @@ if TYPE_CHECKING:
     from tuner.registry import PolicyRegistry
 
 POLICY_SOURCES = ("static", "registry", "tuner")
+MAX_IDLE_POLL_S = 3600.0
 logger = logging.getLogger("executor.live")
 
 
@@ -94,8 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tape", type=Path, action="append", default=[],
                         help="paper mode: a recorded Parquet tape (repeat per symbol); default synthetic market")
     parser.add_argument("--live", action="store_true", help="trade on the live venue (needs API keys in env)")
-    parser.add_argument("--seed", type=int, required=False, help="router rng seed (default: executor.paper.seed)")
-    parser.add_argument("--idle-poll-s", type=float, default=1.0, help="wait per poll for a new intent")
+    parser.add_argument("--seed", type=whole_number(0, SEED_MAX), required=False,
+                        help="router rng seed (default: executor.paper.seed)")
+    parser.add_argument("--idle-poll-s", type=finite_number(0.0, MAX_IDLE_POLL_S, above_low=True), default=1.0,
+                        help=f"wait per poll for a new intent, seconds (0 < s <= {MAX_IDLE_POLL_S:g})")
     parser.add_argument("--policy-source", choices=POLICY_SOURCES, default="static",
                         help="where each symbol's RouterPolicy comes from (default: static): 'static' is router.json "
                              "static_policy; 'registry' is the MLflow champion of every executor.instruments "
@@ -131,17 +136,60 @@ def _venue(args: argparse.Namespace,
                              f"{config.router.position_mode}")
         return venue, venue.positions, None
     from executor.venues import paper_account, synthetic_tapes
-    from router.market.parquet import read_tape
+    from router.market.parquet import TapeFormatError, read_tape
 
     run_started_ns = time.time_ns()
-    tapes = ([read_tape(path) for path in args.tape] if args.tape
-             else synthetic_tapes(config, start_ns=run_started_ns))
+    try:
+        tapes = ([read_tape(path) for path in args.tape] if args.tape
+                 else synthetic_tapes(config, start_ns=run_started_ns))
+    except TapeFormatError as error:
+        raise BadInput(f"--tape {error}; give a Parquet tape written by `router-tuner record`") from error
     # The run's start time is in the venue name because the paper venue numbers its fills from 1 in every
     # process: without it a restarted run would reuse trade ids the journal already holds, and positions
     # would skip those fills as already applied.
     venue = paper_account(config, tapes, name=f"paper-{args.venue}-{run_started_ns}", path=paper_state_path(args))
     step_ns = int(args.idle_poll_s * NS_PER_S)
     return venue, venue.positions, lambda: venue.clock.sleep_until(venue.clock.now_ns() + step_ns)
+
+
+def _serve_metrics(metrics: ExecutorMetrics, config: ConfigBundle) -> tuple[int, object]:
+    """The Prometheus endpoint, or one line naming the configured address: a host that does not resolve is
+    bad input, a port another process holds is a runtime failure."""
+    host, port = config.executor.prometheus.host, config.executor.prometheus.port
+    where = f"Prometheus endpoint {host}:{port} (executor.json prometheus.host/port)"
+    try:
+        return metrics.serve(host, port)
+    except socket.gaierror as error:
+        raise BadInput(f"{where}: {error.strerror}; set a host this machine has") from error
+    except OSError as error:
+        raise RunFailure(f"{where}: {error.strerror or error}; stop what holds it, choose another port, "
+                         "or set prometheus.enabled false") from error
+
+
+def _refuse_unusable_files(args: argparse.Namespace, config: ConfigBundle) -> None:
+    """Intents, journal, store, paper account and tuner state are different files: one given twice would be
+    overwritten by the other's writer (a paper account written over the journal loses every record). The
+    ones written are regular files (SQLite on ``/dev/null`` would leave its lock and journal in ``/dev``), and
+    so are the intents: a read from a FIFO or device blocks until data comes, where no signal can stop it."""
+    seen: dict[Path, str] = {}
+
+    def check(flag: str, path: Path) -> None:
+        resolved = path.resolve()
+        if resolved in seen:
+            raise BadInput(f"{seen[resolved]} and {flag} are the same file ({path}): each needs its own file")
+        seen[resolved] = flag
+        if resolved.exists() and not resolved.is_file():
+            raise BadInput(f"{flag} {path}: not a regular file (a folder, FIFO or device); give a file path"
+                           + (" (a FIFO or device would block the loop, deaf to Ctrl-C; --follow tails a file "
+                              "as it grows)" if flag == "--intents" else ""))
+
+    for flag, path in (("--intents", args.intents), ("--journal", args.journal), ("--store", args.store)):
+        check(flag, path)
+    if not args.live:  # named after the store: only once the store is known to be a file
+        check("--paper-state", paper_state_path(args))
+    if args.policy_source == "tuner":
+        check("--tuner-state", args.tuner_state if args.tuner_state is not None
+              else Path(config.executor.adaptive.tuner_state_path))
 
 
 def paper_state_path(args: argparse.Namespace) -> Path:
@@ -215,9 +263,8 @@ def tuner_wiring(config: ConfigBundle, *, use_mlflow: bool) -> TunerWiring:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.idle_poll_s <= 0:
-        raise BadInput("--idle-poll-s must be > 0")
     config = load_config(args.config if args.config is not None else DEFAULTS_DIR)  # bad: exit 2 (cli.main)
+    _refuse_unusable_files(args, config)
     if args.policy_source != "tuner" and (args.no_mlflow or args.tuner_state is not None):
         raise BadInput("--no-mlflow and --tuner-state need --policy-source tuner")
     if args.live and args.paper_state is not None:
@@ -264,7 +311,7 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
     push = PushSink(config.executor.push, metrics.registry).start() if config.executor.push.enabled else None
     server = None
     if config.executor.prometheus.enabled:
-        port, server = metrics.serve(config.executor.prometheus.host, config.executor.prometheus.port)
+        port, server = _serve_metrics(metrics, config)
         url = f"http://{config.executor.prometheus.host}:{port}/metrics"
         _say(args, {"event": "metrics", "url": url}, f"metrics: {url}")
     seed = args.seed if args.seed is not None else config.executor.paper.seed

@@ -79,6 +79,41 @@ def probe_writable(directory: Path) -> None:
             pass
 
 
+MAX_WORKERS = 1024
+"""More worker processes than any machine here has cores; a larger number is a typo."""
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in ``[low, high]`` (argparse turns the error into one line, exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
+        return value
+    return parse
+
+
+def finite_number(low: float, high: float, *, above_low: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number in ``[low, high]`` (``(low, high]`` with ``above_low``); ``nan``,
+    ``inf`` and ``1e400`` are refused, so a typo cannot switch a limit off or overflow a conversion later."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        inside = (low < value if above_low else low <= value) and value <= high  # false for NaN
+        if not inside:
+            lower = f"above {low:g}" if above_low else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(f"must be a number {lower} and at most {high:g}, got {text}")
+        return value
+    return parse
+
+
 SYMBOLS_RULE = "space-separated (BTCUSDT ETHUSDT); a comma also separates (BTCUSDT,ETHUSDT), case is ignored"
 
 
@@ -139,6 +174,13 @@ def _hint(code: int, advice: str) -> Callable[[Exception], tuple[int, str]]:
 
 
 _MLFLOW_ADVICE = "check the MLflow store (--tracking-uri, MLFLOW_TRACKING_URI or tuner.json mlflow)"
+
+
+def _mlflow_database(error: Exception) -> tuple[int, str]:
+    """MLflow's SQL store failing (a tracking URI naming a folder or a device): the driver's words, no SQL."""
+    return RUNTIME_FAILURE, f"MLflow store: {getattr(error, 'orig', None) or error}; {_MLFLOW_ADVICE}"
+
+
 FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
     "cli.main.BadInput": _hint(BAD_INPUT, ""),
     "cli.main.RunFailure": _hint(RUNTIME_FAILURE, ""),
@@ -153,6 +195,7 @@ FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
     "tuner.ope.partition.layout.DatasetError": _hint(RUNTIME_FAILURE, ""),
     "tuner.registry.RegistryError": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
     "mlflow.exceptions.MlflowException": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
+    "sqlalchemy.exc.SQLAlchemyError": _mlflow_database,
     "router.venue.VenueError": _hint(RUNTIME_FAILURE, "the venue refused or did not answer; retry later"),
     "sqlite3.DatabaseError": _sqlite,
     "builtins.OSError": _os,
@@ -203,7 +246,14 @@ def build_parser(selected: str | None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     selected = next((a for a in arguments if not a.startswith("-")), None)
-    args = build_parser(selected if selected in COMMANDS else None).parse_args(arguments)
+    try:  # the command's module is imported here (seconds for MLflow or Ray): Ctrl-C may land in it
+        args = build_parser(selected if selected in COMMANDS else None).parse_args(arguments)
+    except KeyboardInterrupt:
+        if "--debug" in arguments:
+            raise
+        print(" ".join(["router-tuner", *([selected] if selected in COMMANDS else [])]) + ": interrupted",
+              file=sys.stderr)
+        return INTERRUPTED
     try:
         return int(args.run(args))
     except (Exception, KeyboardInterrupt) as error:

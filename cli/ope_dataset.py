@@ -17,6 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli.main import whole_number
+from config.models import SEED_MAX
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, type=Path, help="folder written by journal export --partitioned")
@@ -28,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--workers", type=int, default=1,
                        help="tasks at once: 1 runs them in this process, N > 1 starts a local Ray (default: 1)")
     where.add_argument("--address", default=None, help="join a running Ray cluster (HOST:PORT)")
-    parser.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: tuner.json seed)")
+    parser.add_argument("--seed", type=whole_number(0, SEED_MAX), default=None,
+                        help="bootstrap seed (default: tuner.json seed)")
     parser.add_argument("--config", default=None, help="config directory (default: embedded defaults)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 

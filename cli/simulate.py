@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args
 
-from cli.main import SYMBOLS_RULE, BadInput, SymbolList, probe_writable
-from config.models import LearnerName
+from cli.main import MAX_WORKERS, SYMBOLS_RULE, BadInput, SymbolList, probe_writable, whole_number
+from config.models import MAX_COUNT, SEED_MAX, LearnerName
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
 
@@ -30,9 +30,9 @@ LEARNERS: tuple[str, ...] = get_args(LearnerName)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--symbols", nargs="+", action=SymbolList, default=None,
                         help=f"our symbol names, {SYMBOLS_RULE}; default: every recorded market")
-    parser.add_argument("--orders", type=_at_least(1), default=None,
+    parser.add_argument("--orders", type=whole_number(1, MAX_COUNT), default=None,
                         help="orders per symbol (default: router.json simulation.intents.orders_per_symbol)")
-    parser.add_argument("--seed", type=_at_least(0), default=None, help="seed (default: tuner.json seed)")
+    parser.add_argument("--seed", type=whole_number(0, SEED_MAX), default=None, help="seed (default: tuner.json seed)")
     parser.add_argument("--data", default=None,
                         help="recorded data directory (default: $ROUTER_TUNER_DATA, then ../shared/data/binance)")
     parser.add_argument("--out", default="var", help="output directory for journal and report (default: var)")
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shadow-symbols", nargs="*", action=SymbolList, default=None,
                         help="symbols that also run the shadow scenario (none after the flag: no scenario; "
                              "default: router.json simulation.shadow_scenario.symbols)")
-    parser.add_argument("--workers", type=_at_least(1), default=None,
+    parser.add_argument("--workers", type=whole_number(1, MAX_WORKERS), default=None,
                         help="processes that share the symbols (default: the CPUs this process may use; the "
                              "results do not depend on it)")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from config.loader import load_config
+    from simulation.intents import intent_window
     from simulation.job import SimulationOptions, count_routes, load_markets, simulate
     from simulation.learners import parse_learners
     from simulation.recording import json_line, log_to_mlflow, write_journal
@@ -79,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers if args.workers is not None else len(os.sched_getaffinity(0)))
     try:
         markets, source = load_markets(config, options)
-    except ValueError as error:  # a symbol without recorded data, an unreadable tape
+        for market in markets:
+            intent_window(market, config.router.simulation.intents)  # too short: refused before any work
+    except ValueError as error:  # a symbol without recorded data, an unreadable or too short tape
         raise BadInput(f"--symbols/--data: {error}") from None
     if source == "synthetic":
         print("WARNING: no recorded market data found (--data, $ROUTER_TUNER_DATA, ../shared/data/binance): "
@@ -117,26 +120,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``minimum`` (argparse turns the error into exit 2)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-    return parse
-
-
 def _check_symbols(args: argparse.Namespace, universe: Mapping[str, object]) -> None:
-    """Symbols named on the command line must be ours: a typo is refused before anything runs."""
+    """Symbols named on the command line must be ours, each once: a typo is refused before anything runs."""
     for flag, symbols in (("--symbols", args.symbols), ("--shadow-symbols", args.shadow_symbols)):
         unknown = [symbol for symbol in symbols or () if symbol not in universe]
         if unknown:
             raise BadInput(f"{flag} {' '.join(unknown)}: not in strategy_config.json universe; "
                            f"choose from {' '.join(sorted(universe))}")
+        repeated = sorted({symbol for symbol in symbols or () if list(symbols).count(symbol) > 1})
+        if repeated:
+            raise BadInput(f"{flag} {' '.join(repeated)}: named twice (case is ignored); name each symbol once")
 
 
 def _shadow_line(block: dict[str, Any]) -> str:

@@ -205,14 +205,22 @@ def _concurrency_keys(node: Any, path: str) -> list[str]:
 
 def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
     path = directory / file
+    if path.exists() and not path.is_file():
+        return None, [ConfigIssue(file, "$", f"not a regular file (looked for {path}); put the JSON file there")]
     if not path.is_file():
         return None, [ConfigIssue(file, "$", f"missing file (looked for {path})")]
     try:
         parsed = _parse_json(path.read_text(encoding="utf-8"))
+        issues = [ConfigIssue(file, dup, "duplicate key") for dup in _find_duplicates(parsed, "$")]
+        return _to_plain(parsed), issues
+    except OSError as error:
+        return None, [ConfigIssue(file, "$", f"cannot be read: {error.strerror or error}")]
+    except RecursionError:
+        return None, [ConfigIssue(file, "$", "not valid JSON: nested too deeply for a configuration file")]
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         return None, [ConfigIssue(file, "$", f"not valid JSON: {error}")]
-    issues = [ConfigIssue(file, dup, "duplicate key") for dup in _find_duplicates(parsed, "$")]
-    return _to_plain(parsed), issues
+    except ValueError:  # Python refuses integer literals of more than 4300 digits
+        return None, [ConfigIssue(file, "$", "not valid JSON: a number literal of thousands of digits")]
 
 
 def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:

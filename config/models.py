@@ -22,6 +22,8 @@ MAX_SECONDS = 30 * 86_400.0
 MAX_MS = 3_600_000.0
 MAX_COUNT = 1_000_000
 MAX_RETRIES = 100
+SEED_MAX = 2**32 - 1
+"""The largest seed every random generator here takes (NumPy's legacy seeding stops there)."""
 MAX_SCALE = 1e6
 
 Fraction = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
@@ -40,7 +42,7 @@ PositiveInt = Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNT)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
 SampleCount = Annotated[int, msgspec.Meta(ge=2, le=MAX_COUNT)]
 Retries = Annotated[int, msgspec.Meta(ge=0, le=MAX_RETRIES)]
-Seed = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+Seed = Annotated[int, msgspec.Meta(ge=0, le=SEED_MAX)]
 Scale = Annotated[float, msgspec.Meta(gt=0.0, le=MAX_SCALE)]
 """A positive dimensionless hyper-parameter (prior strength, ridge, clip threshold)."""
 Price = Annotated[float, msgspec.Meta(gt=0.0, le=1e7)]

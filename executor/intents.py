@@ -10,17 +10,25 @@ source has moved past it, so the next call reads the line after.
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import os
 import queue
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 import msgspec
 
 from router.events import Intent
 
 _DECODER = msgspec.json.Decoder(Intent, strict=True)
+logger = logging.getLogger("executor.intents")
+_HEAD_BYTES = 4096
+MAX_LINE_BYTES = 1 << 20
+"""An intent is a few hundred bytes; a longer line is malformed (a wrong file, /dev/zero) and is not buffered."""
 
 
 class IntentSource(Protocol):
@@ -68,6 +76,8 @@ class JsonlIntentSource:
         self._line_no = 0
         self._pending = b""
         self._eof = False
+        self._skipping = False  # the rest of an over-long line, already reported, is being read past
+        self._head = b""  # the file's first bytes as read: a rewrite in place changes them
 
     @property
     def exhausted(self) -> bool:
@@ -76,18 +86,31 @@ class JsonlIntentSource:
     def next_intent(self, timeout_s: float) -> Intent | None:
         deadline = time.monotonic() + timeout_s
         while True:
-            chunk = self._handle.readline()
+            if self.follow and not self._pending and not self._skipping:
+                self._reopen_if_replaced()  # before a new line: not half a line of new content at the old offset
+            chunk = self._handle.readline(MAX_LINE_BYTES + 1 - len(self._pending))
+            if len(self._head) < _HEAD_BYTES:
+                self._head += chunk[:_HEAD_BYTES - len(self._head)]
+            if self._skipping and chunk:
+                self._skipping = not chunk.endswith(b"\n")
+                if time.monotonic() < deadline:
+                    continue
+                return None
+            if len(self._pending) + len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
+                line, self._pending, self._skipping = self._pending + chunk, b"", True
+                self._line_no += 1
+                self._refuse(line[:MAX_LINE_BYTES], f"line longer than {MAX_LINE_BYTES} bytes")
             if chunk.endswith(b"\n") or (chunk and not self.follow):
                 line, self._pending = self._pending + chunk, b""
                 self._line_no += 1
                 if not line.strip():
                     continue
                 try:
-                    return _DECODER.decode(line)
-                except msgspec.DecodeError as err:
-                    malformed = MalformedLine(file=str(self.path.resolve()), line_no=self._line_no,
-                                              raw=line.rstrip(b"\r\n"), reason=str(err))
-                    raise IntentFormatError(f"{self.path}:{self._line_no}: {err}", malformed) from err
+                    intent = _DECODER.decode(line)
+                    _refuse_duplicate_keys(line)
+                    return intent
+                except (msgspec.DecodeError, ValueError) as err:
+                    self._refuse(line.rstrip(b"\r\n"), str(err))
             self._pending += chunk
             if not self.follow:
                 self._eof = True
@@ -96,8 +119,46 @@ class JsonlIntentSource:
                 return None
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
+    def _reopen_if_replaced(self) -> None:
+        """Like ``tail -F``: a followed file truncated or replaced (a producer that restarts its file, log
+        rotation) is read again from its first line, instead of waiting forever at an offset of the old one.
+
+        Intents read before are not routed twice (the executor skips an intent id it has journaled). A file
+        rewritten in place is told by its first bytes (up to 4 KiB) no longer being the ones read; one rewritten
+        with the same first bytes and longer than the old offset looks like one that grew.
+        """
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            return  # between a rotation's unlink and create: the old file is still being held
+        held = os.fstat(self._handle.fileno())
+        if not stat.S_ISREG(held.st_mode):
+            return  # a FIFO has no offset to fall behind
+        replaced = (current.st_ino, current.st_dev) != (held.st_ino, held.st_dev)
+        rewritten = os.pread(self._handle.fileno(), len(self._head), 0) != self._head
+        if not replaced and not rewritten and current.st_size >= self._handle.tell():
+            return
+        logger.warning("intents file %s was %s: reading it again from line 1", self.path,
+                       "replaced" if replaced else "rewritten")
+        self._handle.close()
+        self._handle = self.path.open("rb")
+        self._line_no, self._pending, self._skipping, self._head = 0, b"", False, b""
+
+    def _refuse(self, raw: bytes, reason: str) -> NoReturn:
+        malformed = MalformedLine(file=str(self.path.resolve()), line_no=self._line_no, raw=raw, reason=reason)
+        raise IntentFormatError(f"{self.path}:{self._line_no}: {reason}", malformed)
+
     def close(self) -> None:
         self._handle.close()
+
+
+def _refuse_duplicate_keys(line: bytes) -> None:
+    """A key given twice is ambiguous (which size did the strategy mean?): the line is malformed, as a
+    configuration file with a duplicate key is (msgspec alone would keep the last value silently)."""
+    keys = [key for key, _ in json.loads(line, object_pairs_hook=lambda pairs: pairs)]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"duplicate key(s) {', '.join(repeated)}: give each field once")
 
 
 class QueueIntentSource:

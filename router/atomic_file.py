@@ -3,12 +3,15 @@
 Every file the project rewrites in place (state, tapes, exports) goes through ``atomic_path``: the
 content is written to a temporary file in the target's folder, flushed to disk, renamed over the
 target, and the folder entry itself is flushed, so a crash at any point leaves a complete file.
+A target that is a symlink is followed (the file it names is replaced); a target that exists but is not a
+regular file (``/dev/full``, a FIFO) is refused instead of being replaced by a file.
 A new file gets the mode any other file gets (``0o666`` less the process umask, applied by the kernel at
 creation); a replaced file keeps its mode, so a state file someone restricted stays restricted.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -23,7 +26,10 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
     On an exception the temporary file is removed and ``target`` is left as it was.
     """
-    final = Path(target)
+    final = Path(os.path.realpath(target))  # through a symlink: the file it names is replaced, not the link
+    if final.exists() and not final.is_file():
+        raise FileExistsError(errno.EEXIST, "exists and is not a regular file (a device, FIFO or folder): "
+                              "it would be replaced, not written", str(target))
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = _create_temporary(final)
     try:

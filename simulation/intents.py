@@ -47,17 +47,27 @@ def lane_count(n_orders: int, window_ns: int, lane_min_gap_ms: float) -> int:
     return max(1, math.ceil(lane_min_gap_ms * NS_PER_MS / slot_ns) + 1)
 
 
+class TapeTooShort(ValueError):
+    """A recording too short to hold any intent after the warm-up and before the tail."""
+
+
+def intent_window(market: SimMarket, stream: IntentStream) -> tuple[int, int]:
+    """First and last arrival time intents may have on ``market``'s tape; TapeTooShort when there is none."""
+    tape = market.tape
+    first_ns = int(tape.quote_ts_ns[0]) + round(stream.warmup_ms * NS_PER_MS)
+    last_ns = int(tape.quote_ts_ns[-1]) - round(stream.tail_ms * NS_PER_MS)
+    if last_ns <= first_ns:
+        raise TapeTooShort(f"{market.symbol}: the tape ({(tape.end_ns - tape.start_ns) / 1e9:.1f} s) is shorter "
+                           f"than warmup_ms + tail_ms of router.json simulation.intents")
+    return first_ns, last_ns
+
+
 def intent_stream(market: SimMarket, n_orders: int, stream: IntentStream, *, seed: int) -> list[SimIntent]:
     """``n_orders`` intents over ``market``'s tape, deterministic for ``seed``; raises if the tape is too short."""
     if n_orders < 1:
         raise ValueError(f"n_orders must be >= 1, got {n_orders}")
-    tape = market.tape
-    first_ns = int(tape.quote_ts_ns[0]) + round(stream.warmup_ms * NS_PER_MS)
-    last_ns = int(tape.quote_ts_ns[-1]) - round(stream.tail_ms * NS_PER_MS)
+    first_ns, last_ns = intent_window(market, stream)
     window_ns = last_ns - first_ns
-    if window_ns <= 0:
-        raise ValueError(f"{market.symbol}: the tape ({(tape.end_ns - tape.start_ns) / 1e9:.1f} s) is shorter than "
-                         f"warmup_ms + tail_ms of router.json simulation.intents")
     lanes = lane_count(n_orders, window_ns, stream.lane_min_gap_ms)
     rng = np.random.default_rng(seed)
     slot_ns = window_ns / n_orders

@@ -20,6 +20,7 @@ from config.loader import snapshot
 from config.models import ConfigBundle
 from config.redact import redact
 from executor.journal import Journal
+from router.atomic_file import atomic_path
 from simulation.job import SimulationResult
 from simulation.learners import learner_policy_name
 from simulation.series import learner_series
@@ -31,19 +32,28 @@ _METRIC_CHARS = re.compile(r"[^A-Za-z0-9_.\-/ ]")
 
 def write_journal(result: SimulationResult, out_dir: Path) -> Path:
     """Journal every policy's events (intent ids are ``<policy>:<symbol>:<n>``) and, per shadow scenario, its
-    routed orders, the champion-only run, the shadow proposals and the arm-safety changes; returns the file."""
+    routed orders, the champion-only run, the shadow proposals and the arm-safety changes; returns the file.
+
+    The journal is written beside and renamed over the old one once complete: a run stopped while writing
+    (Ctrl-C, SIGTERM, a full disk) leaves the previous journal, never a part of this run's events.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / JOURNAL_NAME
-    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        stale.unlink(missing_ok=True)
-    with Journal(path) as journal:
-        for symbol_result in result.symbols.values():
-            for run in symbol_result.runs.values():
-                journal.append_many(run.events)
-            if symbol_result.shadow is not None:
-                scenario = symbol_result.shadow.scenario
-                journal.append_many([*scenario.run.events, *scenario.champion_run.events, *scenario.decisions,
-                                     *scenario.safety_events])
+    with atomic_path(path) as temporary:
+        try:
+            with Journal(temporary) as journal:
+                for symbol_result in result.symbols.values():
+                    for run in symbol_result.runs.values():
+                        journal.append_many(run.events)
+                    if symbol_result.shadow is not None:
+                        scenario = symbol_result.shadow.scenario
+                        journal.append_many([*scenario.run.events, *scenario.champion_run.events,
+                                             *scenario.decisions, *scenario.safety_events])
+        finally:
+            for sidecar in ("-wal", "-shm", ".lock"):
+                temporary.with_name(temporary.name + sidecar).unlink(missing_ok=True)
+        for stale in ("-wal", "-shm"):  # the old file's: SQLite would apply them to the new one
+            path.with_name(path.name + stale).unlink(missing_ok=True)
     return path
 
 

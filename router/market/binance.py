@@ -27,7 +27,9 @@ import gzip
 import logging
 import os
 import re
+import zlib
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -129,7 +131,8 @@ def resolve_data_dir(cli_value: str | None) -> Path | None:
         if value:
             path = Path(value).expanduser()
             if not path.is_dir():
-                raise FileNotFoundError(f"market data directory from {source} does not exist: {path}")
+                problem = "is not a directory" if path.exists() else "does not exist"
+                raise FileNotFoundError(f"market data directory from {source} {problem}: {path}")
             return path
     return _DEFAULT_DATA_DIR if _DEFAULT_DATA_DIR.is_dir() else None
 
@@ -198,8 +201,18 @@ def _open(path: Path) -> IO[bytes]:
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
+@contextmanager
+def _damage_named(path: Path) -> Iterator[None]:
+    """A truncated or corrupt ``.gz`` is the file's problem (MarketDataError naming it), not a crash."""
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise MarketDataError(f"{path}: damaged or truncated gzip file ({error}); copy it again "
+                              "or move it out of the data directory") from error
+
+
 def _first_recv_ns(path: Path) -> int:
-    with _open(path) as fh:
+    with _damage_named(path), _open(path) as fh:
         for lineno, line in enumerate(fh, 1):
             if line.strip():
                 return _recv_ns(line.partition(b" ")[0], path, lineno)
@@ -472,7 +485,7 @@ def rescale_decimals(cols: list[tuple[np.ndarray, np.ndarray]], what: str,
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """Non-blank lines with their 1-based numbers, read in large blocks (faster than readline)."""
     lineno, tail = 0, b""
-    with _open(path) as fh:
+    with _damage_named(path), _open(path) as fh:
         while chunk := fh.read(_READ_BLOCK_BYTES):
             lines = (tail + chunk).split(b"\n")
             tail = lines.pop()

@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 
 from config.loader import cross_check, load_config, snapshot
-from config.models import ConfigBundle, TunerConfig
+from config.models import MAX_COUNT, SEED_MAX, ConfigBundle, TunerConfig
 from router.market.binance import discover
 
 Setting = tuple[str, Any]
@@ -212,10 +212,10 @@ def build_grid(config: ConfigBundle, *, config_dir: str | None, learners: Sequen
             raise GridError(f"no {name} to sweep")
         if len(set(values)) != len(values):
             raise GridError(f"{name} has a repeated value: {list(values)}")
-    if orders < 1:
-        raise GridError(f"orders must be >= 1, got {orders}")
-    if any(seed < 0 for seed in seeds):
-        raise GridError(f"seeds must be >= 0, got {list(seeds)}")
+    if not 1 <= orders <= MAX_COUNT:
+        raise GridError(f"orders must be 1 to {MAX_COUNT}, got {orders}")
+    if any(not 0 <= seed <= SEED_MAX for seed in seeds):
+        raise GridError(f"seeds must be 0 to {SEED_MAX}, got {list(seeds)}")
     for source in data:
         missing = sorted(set(symbols) - set(available_symbols(config, source)))
         if missing:

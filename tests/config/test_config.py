@@ -123,6 +123,21 @@ def test_missing_file_and_invalid_json(config_dir: Path) -> None:
     assert issues[1].startswith("tuner.json: $: missing file")
 
 
+def test_json_the_parser_cannot_hold_is_an_issue_not_a_crash(config_dir: Path) -> None:
+    """Nesting past the recursion limit and an integer of thousands of digits are a file's problem."""
+    (config_dir / "tuner.json").write_text("[" * 100_000 + "]" * 100_000)
+    (config_dir / "router.json").write_text('{"simulation": ' + "9" * 5000 + "}")
+    issues = config_issues(config_dir)
+    assert issues[0] == "router.json: $: not valid JSON: a number literal of thousands of digits"
+    assert issues[1] == "tuner.json: $: not valid JSON: nested too deeply for a configuration file"
+
+
+def test_a_directory_where_the_file_belongs_is_named_as_such(config_dir: Path) -> None:
+    (config_dir / "tuner.json").unlink()
+    (config_dir / "tuner.json").mkdir()
+    assert config_issues(config_dir)[0].startswith("tuner.json: $: not a regular file")
+
+
 def test_directory_that_does_not_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a directory"):
         load_config(tmp_path / "nope")

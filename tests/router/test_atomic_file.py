@@ -46,3 +46,23 @@ def test_a_replaced_file_keeps_its_mode(tmp_path: Path) -> None:
     target.chmod(0o640)
     write_bytes_atomic(target, b"new")
     assert stat.S_IMODE(target.stat().st_mode) == 0o640 and target.read_bytes() == b"new"
+
+
+def test_a_fifo_or_device_is_refused_not_replaced_by_a_file(tmp_path: Path) -> None:
+    """``--out /dev/full`` once renamed an export over the device node (as root): special files are refused."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for target in (fifo, Path("/dev/null")):
+        with pytest.raises(FileExistsError, match="not a regular file"):
+            write_bytes_atomic(target, b"data")
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and stat.S_ISCHR(Path("/dev/null").stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temporary left behind
+
+
+def test_a_symlink_target_is_written_through(tmp_path: Path) -> None:
+    real = tmp_path / "real.json"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    write_bytes_atomic(link, b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"

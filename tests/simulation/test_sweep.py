@@ -187,8 +187,10 @@ def test_settings_are_validated_like_a_loaded_file(config: ConfigBundle, setting
     ({"seeds": [1, 1]}, "repeated"),
     ({"learners": []}, "no learners"),
     ({"symbols": ["NOPE"]}, "no market for"),
-    ({"orders": 0}, "orders must be >= 1"),
-    ({"seeds": [-1]}, "seeds must be >= 0"),
+    ({"orders": 0}, "orders must be 1 to"),
+    ({"orders": 10**14}, "orders must be 1 to"),
+    ({"seeds": [-1]}, "seeds must be 0 to"),
+    ({"seeds": [2**40]}, "seeds must be 0 to"),
     ({"axes": [parse_axis("tuner.learner_params.epsilon=2.0")]}, "epsilon"),
 ])
 def test_bad_grids_fail_before_any_task_runs(config: ConfigBundle, changes: dict[str, Any], message: str) -> None:

@@ -1,0 +1,150 @@
+"""Intent lines a careless or hostile producer writes: a key given twice, a line with no end (``/dev/zero``, a
+binary file), an over-long line in a followed file. Each is a malformed line naming file and line; nothing
+is buffered without bound, and in follow mode the lines after it are read."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from executor.intents import MAX_LINE_BYTES, IntentFormatError, JsonlIntentSource
+from router.events import Intent
+from tests.executor.test_executor_support import intent
+
+
+def _line(intent_id: str) -> bytes:
+    return msgspec.json.encode(intent(intent_id, size_hint_usd=300.0, ts_ns=time.time_ns())) + b"\n"
+
+
+def _read_all(source: JsonlIntentSource) -> list[Intent]:
+    got = []
+    while (item := source.next_intent(0.0)) is not None:
+        got.append(item)
+    return got
+
+
+def test_a_key_given_twice_is_a_malformed_line_not_the_last_value(tmp_path: Path) -> None:
+    good = json.loads(_line("a"))
+    text = json.dumps(good)[:-1] + ', "size_hint_usd": 99999999.0}'
+    path = tmp_path / "intents.jsonl"
+    path.write_text(text + "\n")
+    source = JsonlIntentSource(path, follow=False)
+    with pytest.raises(IntentFormatError, match=r"intents.jsonl:1: duplicate key\(s\) size_hint_usd") as caught:
+        source.next_intent(0.0)
+    assert caught.value.line.raw == text.encode()
+
+
+@given(st.dictionaries(st.sampled_from(["size_hint_usd", "side", "symbol"]), st.just(1), min_size=1))
+def test_only_repeated_keys_are_refused(repeats: dict[str, int]) -> None:
+    """Any subset of fields repeated is named, in order; the same line without the repeats decodes."""
+    base = json.dumps(json.loads(_line("a")))
+    repeated = base[:-1] + "".join(f', "{key}": {json.dumps(json.loads(base)[key])}' for key in repeats) + "}"
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "i.jsonl"
+        path.write_text(base + "\n" + repeated + "\n")
+        source = JsonlIntentSource(path, follow=False)
+        assert source.next_intent(0.0) is not None
+        with pytest.raises(IntentFormatError, match=", ".join(sorted(repeats))):
+            source.next_intent(0.0)
+        source.close()
+
+
+def test_a_line_without_end_is_refused_without_reading_it_all() -> None:
+    """``/dev/zero`` never ends a line: the source stops at the bound instead of filling memory."""
+    source = JsonlIntentSource("/dev/zero", follow=False)
+    with pytest.raises(IntentFormatError, match=f"/dev/zero:1: line longer than {MAX_LINE_BYTES} bytes") as caught:
+        source.next_intent(0.0)
+    assert len(caught.value.line.raw) == MAX_LINE_BYTES
+    source.close()
+
+
+def test_a_line_of_exactly_the_bound_is_read(tmp_path: Path) -> None:
+    line = _line("a")
+    padded = line[:-2] + b" " * (MAX_LINE_BYTES - len(line) + 1) + b"}\n"  # JSON whitespace up to the bound
+    assert len(padded) == MAX_LINE_BYTES + 1
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(padded)
+    assert [i.intent_id for i in _read_all(JsonlIntentSource(path, follow=False))] == ["a"]
+
+
+def test_follow_mode_reports_an_over_long_line_once_and_reads_the_lines_after(tmp_path: Path) -> None:
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(_line("a") + b"x" * (3 * MAX_LINE_BYTES) + b"\n" + _line("b"))
+    source = JsonlIntentSource(path, follow=True)
+    assert source.next_intent(0.0).intent_id == "a"  # type: ignore[union-attr]
+    with pytest.raises(IntentFormatError, match=":2: line longer than"):
+        source.next_intent(0.0)
+    got = None
+    for _ in range(10):  # the rest of line 2 is read past within the timeouts, never buffered
+        got = source.next_intent(0.01)
+        if got is not None:
+            break
+    assert got is not None and got.intent_id == "b"
+    with path.open("ab") as handle:
+        handle.write(_line("c"))
+    assert source.next_intent(0.0).intent_id == "c"  # type: ignore[union-attr]
+    source.close()
+
+
+def _next(source: JsonlIntentSource) -> Intent | None:
+    """The next intent within a few polls (a followed file is read as it grows)."""
+    for _ in range(5):
+        got = source.next_intent(0.01)
+        if got is not None:
+            return got
+    return None
+
+
+def test_a_followed_file_truncated_and_rewritten_is_read_again_from_line_1(tmp_path: Path) -> None:
+    """A producer that restarts its file used to lose every intent it wrote after (read at the old offset,
+    half a line quarantined)."""
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(_line("a") + _line("b"))
+    source = JsonlIntentSource(path, follow=True)
+    assert [_next(source).intent_id, _next(source).intent_id] == ["a", "b"]  # type: ignore[union-attr]
+    path.write_bytes(_line("c"))  # shorter than what was read: truncated
+    got = _next(source)
+    assert got is not None and got.intent_id == "c"
+    with path.open("ab") as handle:
+        handle.write(b"{bad\n")
+    with pytest.raises(IntentFormatError, match=":2: "):  # numbered in the new content
+        _next(source)
+    source.close()
+
+
+def test_a_followed_file_rewritten_in_place_longer_than_before_is_read_again(tmp_path: Path) -> None:
+    """Truncated and rewritten with as many bytes before the poll: the size alone cannot tell, the first
+    bytes do."""
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(_line("a1") + _line("b1"))
+    source = JsonlIntentSource(path, follow=True)
+    assert [_next(source).intent_id, _next(source).intent_id] == ["a1", "b1"]  # type: ignore[union-attr]
+    path.write_bytes(_line("c1") + _line("d1") + _line("e1"))
+    assert [_next(source).intent_id for _ in range(3)] == ["c1", "d1", "e1"]  # type: ignore[union-attr]
+    with path.open("ab") as handle:  # plain growth after that is read on, not from the start
+        handle.write(_line("f1"))
+    assert _next(source).intent_id == "f1"  # type: ignore[union-attr]
+    assert source.next_intent(0.0) is None
+    source.close()
+
+
+def test_a_followed_file_replaced_by_rename_is_read_from_the_new_file(tmp_path: Path) -> None:
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(_line("a"))
+    source = JsonlIntentSource(path, follow=True)
+    assert _next(source).intent_id == "a"  # type: ignore[union-attr]
+    fresh = tmp_path / "next.jsonl"
+    fresh.write_bytes(_line("a") + _line("b") + _line("c"))  # longer than the old file: only the inode says
+    fresh.replace(path)
+    assert [_next(source).intent_id for _ in range(3)] == ["a", "b", "c"]  # type: ignore[union-attr]
+    path.unlink()  # gone, nothing new yet: keep waiting on the old file, no error
+    assert source.next_intent(0.0) is None
+    source.close()
+
