@@ -113,21 +113,21 @@ class NormalThompson(MomentsLearner):
 
     def posterior(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Student-t marginal of the mean reward of arms ``idx``: (location, scale, degrees of freedom)."""
-        n = self._counts[idx]
-        mean = self._moments.means[idx]
+        n = np.array(self._counts)[idx]
+        mean = np.array(self._moments.means)[idx]
         kappa_n = self._kappa0 + n
         mu_n = (self._kappa0 * self._mu0 + n * mean) / kappa_n
         alpha_n = self._nu0 / 2.0 + n / 2.0
         beta_n = (
             self._nu0 * self._sigma0**2 / 2.0
-            + self._moments.m2[idx] / 2.0
+            + np.array(self._moments.m2)[idx] / 2.0
             + self._kappa0 * n * (mean - self._mu0) ** 2 / (2.0 * kappa_n)
         )
         return mu_n, np.sqrt(beta_n / (alpha_n * kappa_n)), 2.0 * alpha_n
 
-    def _choose(self, idx: np.ndarray, context: Context | None) -> tuple[int, float]:
-        loc, scale, dof = self.posterior(idx)
-        draws = loc + scale * self._rng.standard_t(dof, size=(self._propensity_draws, idx.size))
+    def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
+        loc, scale, dof = self.posterior(np.array(idx))
+        draws = loc + scale * self._rng.standard_t(dof, size=(self._propensity_draws, len(idx)))
         winners = draws.argmax(axis=1)
         acting = int(winners[0])
         propensity = float(np.count_nonzero(winners == acting)) / self._propensity_draws
