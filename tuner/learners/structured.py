@@ -30,6 +30,7 @@ from collections.abc import Collection
 from typing import Any
 
 import numpy as np
+from scipy.special import expit, logit
 
 from features.context import Context
 from tuner.arms import ArmGrid
@@ -41,6 +42,8 @@ cost of a fallback): piece k's mean is row 3 + k over row k. ``unfilled`` is der
 model is refitted, as the saved state has it; ``fills`` repeats ``filled`` so both blocks are contiguous slices,
 which costs numpy less than gathering rows."""
 _POSTED, _FILLED, _UNFILLED, _FILLS, _FILL_COST, _FALLBACK_COST = range(len(_MAKER_STATS))
+_PRECOMPUTED_CHOICE_SETS = 4
+"""Allowed sets whose per-replica choices a refit recomputes ahead of the next decision (the tuner reuses a few)."""
 _FOLD_SCALE_BELOW = 1e-6
 """The pending forgetting factor is folded into the statistics below this, long before it could underflow."""
 _EMPIRICAL_LOGIT_HALF = 0.5
@@ -147,12 +150,15 @@ class StructuredThompson(Learner):
         column = {d: j for j, d in enumerate(self._offsets.tolist())}
         self._arm_column = np.array([column.get(a.maker_offset_bps, 0) if a.taker_bias < 1.0 else 0 for a in grid])
         self._arm_bias = np.array([a.taker_bias for a in grid], dtype=float)
-        self._arm_maker_share = 1.0 - self._arm_bias
+        self._maker_to_arms = np.zeros((max(1, self._offsets.size), len(grid)))
+        """Offsets' maker costs to arms' costs: an arm of bias b at offset column j takes (1 - b) of column j."""
+        self._maker_to_arms[self._arm_column, np.arange(len(grid))] = 1.0 - self._arm_bias
         shape = (replicas, max(1, self._offsets.size))
         prior_logit = math.log(self._prior_fill / (1.0 - self._prior_fill))
-        self._line_priors = np.array([[prior_logit, 0.0], [self._maker_fee, -1.0],
-                                      [self._taker_fee + self._fallback_drift, 0.0]])
-        self._line_strengths = self._prior_strength * np.array([self._prior_fill * (1.0 - self._prior_fill), 1.0, 1.0])
+        line_priors = np.array([[prior_logit, 0.0], [self._maker_fee, -1.0],
+                                [self._taker_fee + self._fallback_drift, 0.0]])
+        line_strengths = self._prior_strength * np.array([self._prior_fill * (1.0 - self._prior_fill), 1.0, 1.0])
+        self._prior_moments = _prior_line_moments(line_priors, line_strengths)
         self._line_basis = np.stack((np.ones_like(self._offsets), self._offsets, self._offsets**2), axis=1)
         self._stats = np.zeros((len(_MAKER_STATS), *shape))
         self._taker_stats = np.zeros((2, replicas))
@@ -174,6 +180,8 @@ class StructuredThompson(Learner):
         matches = np.flatnonzero(self._offsets == offset_bps)
         if matches.size == 0:
             raise KeyError(f"{offset_bps} bps is not a maker offset of the grid {self._offsets.tolist()}")
+        if self._fill_mean is None:
+            self._fill_mean = self._p_fill.sum(axis=0) / self._replicas
         return float(self._fill_mean[matches[0]])
 
     # --- Learner hooks ---------------------------------------------------------------------------
@@ -189,24 +197,24 @@ class StructuredThompson(Learner):
         share of replicas that expect it to be cheapest. They sum to one."""
         idx = self._all_arms if allowed is None else self._allowed_indices(allowed)
         _, shares = self._replica_choices(idx)
-        return {self._arms[i].arm_id: shares.get(i, 0) / self._replicas for i in idx}
+        return {self._arms[i].arm_id: shares[i] / self._replicas for i in idx}
 
     def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
         best, shares = self._replica_choices(idx)
         acting = best[self._draw_index(self._replicas)]
         return acting, shares[acting] / self._replicas
 
-    def _replica_choices(self, idx: tuple[int, ...]) -> tuple[list[int], dict[int, int]]:
-        """Each replica's cheapest arm among ``idx`` and how many replicas pick each: computed once per refit
-        and allowed set, so a decision is one draw and two lookups."""
+    def _replica_choices(self, idx: tuple[int, ...]) -> tuple[list[int], list[int]]:
+        """Each replica's cheapest arm among ``idx`` and how many replicas pick each arm (indexed by grid position):
+        computed once per refit and allowed set, so a decision is one draw and two lookups."""
         cached = self._choices.get(idx)
         if cached is None:
-            columns = list(idx)
-            best = [columns[j] for j in self._costs[:, columns].argmin(axis=1).tolist()]
-            shares: dict[int, int] = {}
-            for i in best:
-                shares[i] = shares.get(i, 0) + 1
-            cached = self._choices[idx] = (best, shares)
+            if idx == self._all_arms:
+                best = self._costs.argmin(axis=1)
+            else:
+                columns = np.array(idx)
+                best = columns[self._costs[:, columns].argmin(axis=1)]
+            cached = self._choices[idx] = (best.tolist(), np.bincount(best, minlength=len(self._arms)).tolist())
         return cached
 
     def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
@@ -233,6 +241,8 @@ class StructuredThompson(Learner):
 
     def _expected_reward(self, i: int, context: Context | None) -> float | None:
         """Minus the mean over replicas of the arm's expected cost: informed for untried arms too."""
+        if self._mean_costs is None:
+            self._mean_costs = (self._costs.sum(axis=0) / self._replicas).tolist()
         return -self._mean_costs[i]
 
     def _discount(self, keep_fraction: float) -> None:
@@ -299,11 +309,11 @@ class StructuredThompson(Learner):
         weight = counts.copy()
         weight[0] = posted * p_hat * (1.0 - p_hat)
         weighted_y = totals.copy()
-        weighted_y[0] = weight[0] * np.log(p_hat / (1.0 - p_hat))
-        intercept, slope = _ridge_lines(self._line_basis, weighted_y, weight, self._line_priors, self._line_strengths)
+        weighted_y[0] = weight[0] * logit(p_hat)
+        intercept, slope = _ridge_lines(self._line_basis, weighted_y, weight, *self._prior_moments)
         np.minimum(slope[0], 0.0, out=slope[0])
         curves = intercept[..., None] + slope[..., None] * self._offsets
-        curves[0] = 1.0 / (1.0 + np.exp(-curves[0]))
+        expit(curves[0], out=curves[0])
         return _shrunk(totals, counts, curves, self._shrinkage)
 
     def _refresh(self) -> None:
@@ -311,42 +321,51 @@ class StructuredThompson(Learner):
         from the statistics: once per outcome, off the decision path, so a decision only reads them."""
         g, strength = self._scale_factor, self._prior_strength
         taker = (g * self._taker_stats[1] + strength * self._taker_fee) / (g * self._taker_stats[0] + strength)
-        self._choices: dict[tuple[int, ...], tuple[list[int], dict[int, int]]] = {}
+        recent = list(getattr(self, "_choices", {}))[-_PRECOMPUTED_CHOICE_SETS:]
+        self._choices: dict[tuple[int, ...], tuple[list[int], list[int]]] = {}
+        self._costs = np.multiply.outer(taker, self._arm_bias)
         if self._offsets.size == 0:
-            self._costs, self._fill_mean = np.repeat(taker[:, None], len(self._grid), axis=1), np.zeros(0)
+            self._p_fill = np.zeros((self._replicas, 0))
         else:
             p_fill, fill, fallback = self._pieces()
-            maker = fallback + p_fill * (fill - fallback)
-            self._fill_mean = p_fill.sum(axis=0) / self._replicas
-            self._costs = self._arm_bias * taker[:, None] + self._arm_maker_share * maker[:, self._arm_column]
-        self._mean_costs: list[float] = (self._costs.sum(axis=0) / self._replicas).tolist()
+            self._costs += (fallback + p_fill * (fill - fallback)) @ self._maker_to_arms
+            self._p_fill = p_fill
+        # read by expected_reward and fill_probability (the tuner's observe), computed there at most once per refit
+        self._fill_mean: np.ndarray | None = None
+        self._mean_costs: list[float] | None = None
+        for idx in recent:  # the allowed sets decisions used lately: their next decision is then two lookups
+            self._replica_choices(idx)
 
 
 def _shrunk(total: np.ndarray, weight: np.ndarray, curve: np.ndarray, shrinkage: float) -> np.ndarray:
     """``(total + shrinkage * curve) / (weight + shrinkage)``: an offset's own mean pulled towards the curve,
     and the curve itself where the offset has no evidence at all (also with no shrinkage)."""
+    if shrinkage > 0.0:
+        return (total + shrinkage * curve) / (weight + shrinkage)
     denominator = weight + shrinkage
     mean = np.divide(total + shrinkage * curve, denominator, out=curve.copy(), where=denominator > 0.0)
     return np.asarray(mean)
 
 
-def _ridge_lines(basis: np.ndarray, weighted_y: np.ndarray, weight: np.ndarray, priors: np.ndarray,
-                 strengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _prior_line_moments(priors: np.ndarray, strengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What each piece's prior line adds to the moments of :func:`_ridge_lines`: ``strengths`` pseudo-observations
+    of the line (intercept, slope in ``priors``) at x = 0 and at x = 1, shapes (pieces, 1, 3) and (pieces, 1, 2)."""
+    a0, b0, k = priors[:, 0], priors[:, 1], strengths
+    return (np.stack((2.0 * k, k, k), axis=1)[:, None, :],
+            np.stack((k * (2.0 * a0 + b0), k * (a0 + b0)), axis=1)[:, None, :])
+
+
+def _ridge_lines(basis: np.ndarray, weighted_y: np.ndarray, weight: np.ndarray, prior_moments: np.ndarray,
+                 prior_y_moments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per piece and row: the weighted least-squares line through (x, y) with a ridge pull towards a prior line.
 
     ``basis`` holds (1, x, x^2) per point; ``weighted_y`` is ``weight * y`` (so a point without weight needs no
-    y), shape (pieces, rows, points); ``priors`` holds each piece's (intercept, slope) and ``strengths`` how many
-    pseudo-observations of the prior line it adds at x = 0 and at x = 1, which keeps every fit defined with
+    y), shape (pieces, rows, points); the prior moments (:func:`_prior_line_moments`) keep every fit defined with
     evidence at one offset or none. Returns (intercept, slope), each of shape (pieces, rows).
     """
-    a0, b0 = priors[:, 0:1], priors[:, 1:2]
-    k = strengths[:, None]
-    moments = weight @ basis                    # sum w, sum w x, sum w x^2
-    y_moments = weighted_y @ basis[:, :2]       # sum w y, sum w x y
-    sw = moments[..., 0] + 2.0 * k
-    sx = moments[..., 1] + k
-    sxx = moments[..., 2] + k
-    sy = y_moments[..., 0] + k * (2.0 * a0 + b0)
-    sxy = y_moments[..., 1] + k * (a0 + b0)
+    moments = weight @ basis + prior_moments                    # sum w, sum w x, sum w x^2
+    y_moments = weighted_y @ basis[:, :2] + prior_y_moments     # sum w y, sum w x y
+    sw, sx, sxx = moments[..., 0], moments[..., 1], moments[..., 2]
+    sy, sxy = y_moments[..., 0], y_moments[..., 1]
     slope = (sw * sxy - sx * sy) / (sw * sxx - sx * sx)
     return (sy - slope * sx) / sw, slope
