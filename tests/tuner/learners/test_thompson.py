@@ -29,8 +29,7 @@ def with_evidence(counts: list[float], means: list[float], variances: list[float
 def monte_carlo(ts: NormalThompson, arm_ids: list[str], seed: int) -> np.ndarray:
     """Win frequencies of ``arm_ids`` over ``MC_DRAWS`` joint draws from the posterior the learner samples."""
     idx = [GRID.index(a) for a in arm_ids]
-    loc = np.array([ts.posterior(i)[0] for i in idx])
-    scale = np.array([ts.posterior(i)[1] for i in idx])
+    loc, scale = np.array([ts.sampling_distribution(i) for i in idx]).T
     draws = loc + scale * np.random.default_rng(seed).standard_normal((MC_DRAWS, len(idx)))
     return np.bincount(draws.argmax(axis=1), minlength=len(idx)) / MC_DRAWS
 
