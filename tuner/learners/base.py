@@ -13,7 +13,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import msgspec
 import numpy as np
@@ -45,9 +45,11 @@ class RouteOutcome:
             raise ValueError("an order that started as taker cannot have filled on a maker leg")
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
-    """An arm and the probability the learner had of choosing it (given the allowed arms)."""
+class Choice(NamedTuple):
+    """An arm and the probability the learner had of choosing it (given the allowed arms).
+
+    A named tuple rather than a frozen dataclass: built once per decision, it costs half as much.
+    """
 
     arm: Arm
     propensity: float
@@ -96,7 +98,7 @@ class Learner(ABC):
         self._rng = np.random.default_rng(seed)
         self._counts = [0.0] * len(grid)
         self._all_arms = tuple(range(len(grid)))
-        self._allowed_cache: dict[Collection[str], tuple[int, ...]] = {}
+        self._allowed_cache: dict[frozenset[str] | tuple[str, ...], tuple[int, ...]] = {}
         self._under_burn_in = len(grid) if burn_in > 0 else 0
 
     @property

@@ -163,6 +163,7 @@ class StructuredThompson(Learner):
         self._stats = np.zeros((len(_MAKER_STATS), *shape))
         self._taker_stats = np.zeros((2, replicas))
         self._scale_factor = 1.0
+        self._choices: dict[tuple[int, ...], tuple[list[int], list[int]]] = {}
         self._refresh()
 
     def params(self) -> dict[str, float]:
@@ -321,8 +322,8 @@ class StructuredThompson(Learner):
         from the statistics: once per outcome, off the decision path, so a decision only reads them."""
         g, strength = self._scale_factor, self._prior_strength
         taker = (g * self._taker_stats[1] + strength * self._taker_fee) / (g * self._taker_stats[0] + strength)
-        recent = list(getattr(self, "_choices", {}))[-_PRECOMPUTED_CHOICE_SETS:]
-        self._choices: dict[tuple[int, ...], tuple[list[int], list[int]]] = {}
+        recent = list(self._choices)[-_PRECOMPUTED_CHOICE_SETS:]
+        self._choices = {}
         self._costs = np.multiply.outer(taker, self._arm_bias)
         if self._offsets.size == 0:
             self._p_fill = np.zeros((self._replicas, 0))
