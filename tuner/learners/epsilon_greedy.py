@@ -82,18 +82,15 @@ class EpsilonGreedy(MomentsLearner):
         return max(self._min_epsilon, self._epsilon * math.exp(-self._decay * self._decay_steps))
 
     def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
-        """One uniform draw decides both: below epsilon it is rescaled into the explored arm, above into
-        the greedy tie-break (each rescaled part is uniform again)."""
         eps = self.current_epsilon
         counts, means = self._counts, self._moments.means
         scores = [means[i] if counts[i] > 0 else math.inf for i in idx]
         best = max(scores)
         greedy = [i for i, s in zip(idx, scores, strict=True) if s == best]
-        u = self._rng.random()
-        if u < eps:
-            i = idx[min(int(u / eps * len(idx)), len(idx) - 1)]
+        if self._rng.random() < eps:
+            i = idx[self._draw_index(len(idx))]
         else:
-            i = greedy[min(int((u - eps) / (1.0 - eps) * len(greedy)), len(greedy) - 1)]
+            i = greedy[self._draw_index(len(greedy))] if len(greedy) > 1 else greedy[0]
         propensity = eps / len(idx) + ((1.0 - eps) / len(greedy) if i in greedy else 0.0)
         return i, propensity
 
