@@ -494,7 +494,6 @@ class LearnerParams(Model):
     thompson_prior_strength: Scale
     thompson_prior_noise_std_bps: PositiveBps
     thompson_prior_noise_pseudo_count: Scale
-    thompson_propensity_draws: SampleCount
     ucb_delta: Scale
     ucb_min_noise_std_bps: PositiveBps
     epsilon: Probability

@@ -66,7 +66,7 @@ def build_learner(tuner: TunerConfig, grid: ArmGrid, seed: int, fees: FeeSchedul
                               prior_mean_pseudo_count=p.thompson_prior_strength,
                               prior_noise_std=p.thompson_prior_noise_std_bps,
                               prior_noise_pseudo_count=p.thompson_prior_noise_pseudo_count,
-                              burn_in=burn_in, propensity_draws=p.thompson_propensity_draws, seed=seed)
+                              burn_in=burn_in, seed=seed)
     if tuner.learner == "ucb":
         return UCB(grid, delta=p.ucb_delta, min_noise_std=p.ucb_min_noise_std_bps, burn_in=burn_in, seed=seed)
     if tuner.learner == "epsilon_greedy":

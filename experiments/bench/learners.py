@@ -1,13 +1,16 @@
-"""Decision latency and update throughput of the tuner's learners, against river's Thompson sampling.
+"""Pull+update throughput and decision latency of the tuner's learners, each against river's same-family policy.
 
-Run: ``python -m experiments.bench.learners [--decisions N] [--propensity-draws D ...] [--seed S]``.
+Run: ``python -m experiments.bench.learners [--decisions N] [--warmup W] [--seed S]``.
 
-Every learner runs on the same 8 arms and the same reward stream in the same process. A decision is
-``choose`` including its propensity (river's ``pull`` has none); latencies are per call (p50/p99),
-update throughput is updates per second over the whole run. The baseline is
-``river.bandit.ThompsonSampling(proba.Gaussian(), seed=...)``, measured in this run, and every figure
-is printed next to it as a ratio (latency: ours / river, lower is better; throughput: ours / river,
-higher is better).
+Every policy runs on the same 8 arms and the same reward stream in the same process, one decision then its
+update, as the tuner does (so every decision after the first sees a changed posterior: no cache can carry a
+propensity over). A decision is our ``choose`` including its propensity (river's ``pull`` has none); latencies
+are per decision (p50/p99), throughput is decisions+updates per second. Each of our learners is printed next to
+river's policy of the same family, measured in this run: epsilon-greedy and UCB against river's, Thompson and the
+structured (bootstrap Thompson) learner against ``ThompsonSampling(proba.Gaussian())``, LinUCB against
+``LinUCBDisjoint``; Robbins-Monro has no river counterpart and is compared with river's epsilon-greedy (its
+cheapest policy). The targets of issue 17 are checked in the last columns: >= 150k pull+update/s for a
+non-contextual learner and >= 50k/s for a contextual one, decision p99 <= 20 us.
 """
 
 from __future__ import annotations
@@ -34,158 +37,152 @@ from tuner.learners import (
     StructuredThompson,
 )
 
+NON_CONTEXTUAL_TARGET_PER_S = 150_000.0
+CONTEXTUAL_TARGET_PER_S = 50_000.0
+P99_TARGET_US = 20.0
+
 
 @dataclass(frozen=True, slots=True)
 class Result:
     name: str
     p50_us: float
     p99_us: float
-    updates_per_s: float
+    cycles_per_s: float
+    """Decisions plus their updates per second."""
 
 
-def _rewards(grid: ArmGrid, n: int, seed: int) -> np.ndarray:
-    """(n, arms) rewards: arm means spread over 3 bps, 5 bps of noise."""
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """What every policy sees, precomputed so building it is not timed: rewards per (step, arm), contexts,
+    the contexts' encodings for river and route outcomes per (step, arm) for the structured learner."""
+
+    rewards: list[list[float]]
+    contexts: list[Context]
+    features: list[dict[int, float]]
+    outcomes: list[list[RouteOutcome]]
+
+
+def make_stream(grid: ArmGrid, scales: ContextScales, n: int, seed: int) -> Stream:
+    """Arm means spread over 3 bps with 5 bps of noise; contexts uniform over plausible ranges; a maker start with
+    the arm's probability and a maker fill half of the time (the speed measured does not depend on the values)."""
     rng = np.random.default_rng(seed)
-    means = -np.linspace(1.0, 4.0, len(grid))
-    return means + rng.normal(0.0, 5.0, size=(n, len(grid)))
+    rewards = (-np.linspace(1.0, 4.0, len(grid)) + rng.normal(0.0, 5.0, size=(n, len(grid)))).tolist()
+    contexts = [Context(float(rng.uniform(0.5, 8)), float(rng.uniform(1, 60)), float(rng.uniform(-1, 1)),
+                        float(rng.uniform(0, 24)), float(rng.uniform(0, 2))) for _ in range(n)]
+    maker = rng.random((n, len(grid))) >= np.array([a.taker_bias for a in grid])
+    filled = rng.random((n, len(grid))) < 0.5
+    outcomes = [[RouteOutcome(started_maker=bool(m), maker_filled=bool(m and f)) for m, f in zip(row_m, row_f,
+                                                                                                  strict=True)]
+                for row_m, row_f in zip(maker, filled, strict=True)]
+    features = [dict(enumerate(scales.encode(c).tolist())) for c in contexts]
+    return Stream(rewards, contexts, features, outcomes)
 
 
-def _contexts(n: int, seed: int) -> list[Context]:
-    rng = np.random.default_rng(seed)
-    return [
-        Context(float(rng.uniform(0.5, 8)), float(rng.uniform(1, 60)), float(rng.uniform(-1, 1)),
-                float(rng.uniform(0, 24)), float(rng.uniform(0, 2)))
-        for _ in range(n)
-    ]
-
-
-def _measure(
-    name: str, choose: Callable[[int], int], update: Callable[[int, int], None], n: int, warmup: int
-) -> Result:
+def measure(name: str, choose: Callable[[int], int], update: Callable[[int, int], None], n: int,
+            warmup: int) -> Result:
+    """``warmup`` untimed decisions+updates, then ``n`` timed ones: each decision's latency and the total time."""
     for t in range(warmup):
         update(t, choose(t))
     latencies = np.empty(n)
-    arms = np.empty(n, dtype=int)
-    for t in range(n):
-        start = time.perf_counter_ns()
-        arms[t] = choose(warmup + t)
-        latencies[t] = time.perf_counter_ns() - start
-    start = time.perf_counter_ns()
-    for t in range(n):
-        update(warmup + t, int(arms[t]))
-    elapsed_s = (time.perf_counter_ns() - start) / 1e9
+    total_ns = 0
+    clock = time.perf_counter_ns
+    for t in range(warmup, warmup + n):
+        start = clock()
+        arm = choose(t)
+        decided = clock()
+        update(t, arm)
+        latencies[t - warmup] = decided - start
+        total_ns += clock() - start
     return Result(name, float(np.percentile(latencies, 50)) / 1e3, float(np.percentile(latencies, 99)) / 1e3,
-                  n / elapsed_s)
+                  n / (total_ns / 1e9))
 
 
-def _outcomes(grid: ArmGrid, n: int, seed: int) -> list[list[RouteOutcome]]:
-    """(n, arms) route outcomes for learners that split cost by them: a maker start with the arm's
-    probability, and a maker fill half of the time (the speed measured does not depend on the values)."""
-    rng = np.random.default_rng(seed + 1)
-    maker = rng.random((n, len(grid))) >= np.array([a.taker_bias for a in grid])
-    filled = rng.random((n, len(grid))) < 0.5
-    return [[RouteOutcome(started_maker=bool(m), maker_filled=bool(m and f)) for m, f in zip(row_m, row_f, strict=True)]
-            for row_m, row_f in zip(maker, filled, strict=True)]
-
-
-def _ours(name: str, learner: Learner, rewards: np.ndarray, contexts: list[Context], n: int, warmup: int,
-          outcomes: list[list[RouteOutcome]]) -> Result:
-    index = {a: i for i, a in enumerate(learner.grid.arm_ids)}
+def ours(name: str, learner: Learner, stream: Stream, n: int, warmup: int) -> Result:
     ids = learner.grid.arm_ids
+    index = {a: i for i, a in enumerate(ids)}
+    contexts, rewards, outcomes = stream.contexts, stream.rewards, stream.outcomes
 
     def choose(t: int) -> int:
         return index[learner.choose(contexts[t]).arm.arm_id]
 
     def update(t: int, i: int) -> None:
-        learner.update(ids[i], float(rewards[t, i]), contexts[t], outcomes[t][i])
+        learner.update(ids[i], rewards[t][i], contexts[t], outcomes[t][i])
 
-    return _measure(name, choose, update, n, warmup)
+    return measure(name, choose, update, n, warmup)
 
 
-def _river_ts(grid: ArmGrid, rewards: np.ndarray, n: int, warmup: int, seed: int) -> Result:
-    policy = bandit.ThompsonSampling(reward_obj=proba.Gaussian(), seed=seed)
+def river_policy(name: str, policy: bandit.base.Policy, grid: ArmGrid, stream: Stream, n: int, warmup: int, *,
+                 contextual: bool = False) -> Result:
     ids = list(grid.arm_ids)
     index = {a: i for i, a in enumerate(ids)}
+    rewards, features = stream.rewards, stream.features
 
     def choose(t: int) -> int:
-        return index[policy.pull(ids)]
+        return index[policy.pull(ids, context=features[t]) if contextual else policy.pull(ids)]
 
     def update(t: int, i: int) -> None:
-        policy.update(ids[i], float(rewards[t, i]))
+        if contextual:
+            policy.update(ids[i], features[t], rewards[t][i])
+        else:
+            policy.update(ids[i], rewards[t][i])
 
-    return _measure("river ThompsonSampling(Gaussian)", choose, update, n, warmup)
-
-
-def _river_linucb(grid: ArmGrid, rewards: np.ndarray, contexts: list[Context], scales: ContextScales,
-                  n: int, warmup: int, seed: int) -> Result:
-    """river's only contextual policy on the same encoded features, as the contextual reference."""
-    policy = bandit.LinUCBDisjoint(alpha=1.0, beta=1.0, seed=seed)
-    ids = list(grid.arm_ids)
-    index = {a: i for i, a in enumerate(ids)}
-    features = [dict(enumerate(scales.encode(c).tolist())) for c in contexts]
-
-    def choose(t: int) -> int:
-        return index[policy.pull(ids, context=features[t])]
-
-    def update(t: int, i: int) -> None:
-        policy.update(ids[i], features[t], float(rewards[t, i]))
-
-    return _measure("river LinUCBDisjoint", choose, update, n, warmup)
+    return measure(name, choose, update, n, warmup)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--decisions", type=int, default=20_000, help="measured decisions per learner")
-    parser.add_argument("--warmup", type=int, default=1_000, help="unmeasured decisions+updates first")
-    parser.add_argument("--propensity-draws", type=int, nargs="+", default=[100, 1000],
-                        help="Monte-Carlo draws per Thompson decision (one row each)")
+    parser.add_argument("--decisions", type=int, default=20_000, help="timed decisions+updates per policy")
+    parser.add_argument("--warmup", type=int, default=1_000, help="untimed decisions+updates first")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 
     grid = ArmGrid.from_values([0.0, 1.0, 2.0, 4.0], [0.0, 0.5], min_offset_bps=0.0, max_offset_bps=10.0)
-    total = args.warmup + args.decisions
-    rewards = _rewards(grid, total, args.seed)
-    contexts = _contexts(total, args.seed)
     scales = ContextScales(spread_scale_bps=5.0, volatility_scale_bps=20.0, size_vs_touch_scale=1.0)
+    stream = make_stream(grid, scales, args.warmup + args.decisions, args.seed)
+    n, warmup, seed = args.decisions, args.warmup, args.seed
 
-    baseline = _river_ts(grid, rewards, args.decisions, args.warmup, args.seed)
-    learners: list[tuple[str, Learner]] = [
-        (f"NormalThompson (draws={d})",
-         NormalThompson(grid, prior_mean_reward=-3.0, prior_mean_pseudo_count=1.0, prior_noise_std=5.0,
-                        prior_noise_pseudo_count=2.0, burn_in=5, propensity_draws=d, seed=args.seed))
-        for d in args.propensity_draws
-    ]
-    learners += [
-        ("UCB", UCB(grid, delta=1.0, min_noise_std=1.0, burn_in=5, seed=args.seed)),
-        ("EpsilonGreedy", EpsilonGreedy(grid, epsilon=0.2, decay=0.001, min_epsilon=0.05, burn_in=5,
-                                        seed=args.seed)),
-        ("StructuredThompson (32 replicas)",
-         StructuredThompson(grid, replicas=32, forgetting_window=200.0, shrinkage=10.0, maker_fee_bps=2.0,
+    def river(name: str, policy: bandit.base.Policy, contextual: bool = False) -> Result:
+        return river_policy(name, policy, grid, stream, n, warmup, contextual=contextual)
+
+    river_eg = river("river EpsilonGreedy", bandit.EpsilonGreedy(epsilon=0.2, decay=0.001, seed=seed))
+    river_ucb = river("river UCB", bandit.UCB(delta=1.0, seed=seed))
+    river_ts = river("river ThompsonSampling(Gaussian)", bandit.ThompsonSampling(reward_obj=proba.Gaussian(),
+                                                                                 seed=seed))
+    river_lin = river("river LinUCBDisjoint", bandit.LinUCBDisjoint(alpha=1.0, beta=1.0, seed=seed), contextual=True)
+    pairs: list[tuple[Learner, str, Result]] = [
+        (EpsilonGreedy(grid, epsilon=0.2, decay=0.001, min_epsilon=0.05, burn_in=5, seed=seed), "EpsilonGreedy",
+         river_eg),
+        (UCB(grid, delta=1.0, min_noise_std=1.0, burn_in=5, seed=seed), "UCB", river_ucb),
+        (NormalThompson(grid, prior_mean_reward=-3.0, prior_mean_pseudo_count=1.0, prior_noise_std=5.0,
+                        prior_noise_pseudo_count=2.0, burn_in=5, seed=seed), "NormalThompson", river_ts),
+        (StructuredThompson(grid, replicas=32, forgetting_window=200.0, shrinkage=10.0, maker_fee_bps=2.0,
                             taker_fee_bps=5.0, prior_fallback_drift_bps=1.0, prior_fill_probability=0.5,
-                            prior_strength=1.0, burn_in=5, seed=args.seed)),
-        ("RobbinsMonro", RobbinsMonro(grid, initial_offset_bps=1.0, step_bps=0.3, step_decay=0.7, exploration=0.1,
-                                      baseline_window=100.0, burn_in=5, seed=args.seed)),
-        ("LinUCB (7 features)", LinUCB(grid, scales=scales, alpha=5.0, ridge=1.0, prior_mean_reward=-3.0,
-                                       burn_in=5, seed=args.seed)),
+                            prior_strength=1.0, burn_in=5, seed=seed), "Structured (default, 32 replicas)", river_ts),
+        (RobbinsMonro(grid, initial_offset_bps=1.0, step_bps=0.3, step_decay=0.7, exploration=0.1,
+                      baseline_window=100.0, burn_in=5, seed=seed), "RobbinsMonro", river_eg),
+        (LinUCB(grid, scales=scales, alpha=5.0, ridge=1.0, prior_mean_reward=-3.0, burn_in=5, seed=seed),
+         "LinUCB (7 features)", river_lin),
     ]
-    outcomes = _outcomes(grid, total, args.seed)
-    ours = [_ours(name, lr, rewards, contexts, args.decisions, args.warmup, outcomes) for name, lr in learners]
-    river_lin = _river_linucb(grid, rewards, contexts, scales, args.decisions, args.warmup, args.seed)
-    results = [baseline, *ours, river_lin]
 
-    print(f"{len(grid)} arms, {args.decisions} measured decisions after {args.warmup} warm-up, one thread")
-    header = f"{'learner':36s} {'p50 us':>8s} {'p99 us':>8s} {'upd/s':>10s} {'p50 x':>7s} {'p99 x':>7s} {'upd x':>7s}"
+    print(f"{len(grid)} arms, {n} timed decisions+updates after {warmup} warm-up per policy, one thread")
+    header = (f"{'policy':34s} {'p50 us':>7s} {'p99 us':>7s} {'pull+upd/s':>11s}   {'vs river (same family)':34s}"
+              f" {'x rate':>6s} {'x p50':>6s}   {'rate ok':>7s} {'p99 ok':>6s}")
     print(header)
     print("-" * len(header))
-    for r in results:
-        print(f"{r.name:36s} {r.p50_us:8.1f} {r.p99_us:8.1f} {r.updates_per_s:10.0f} "
-              f"{r.p50_us / baseline.p50_us:7.2f} {r.p99_us / baseline.p99_us:7.2f} "
-              f"{r.updates_per_s / baseline.updates_per_s:7.2f}")
-    lin = ours[-1]
-    print(f"LinUCB vs river LinUCBDisjoint: p50 latency x{lin.p50_us / river_lin.p50_us:.2f}, "
-          f"updates x{lin.updates_per_s / river_lin.updates_per_s:.2f}")
-    print("x = ratio to river ThompsonSampling(Gaussian) in this run (latency: lower is better; "
-          "updates: higher is better). Our decisions include the propensity; river's pull does not.")
+    for r in (river_eg, river_ucb, river_ts, river_lin):
+        print(f"{r.name:34s} {r.p50_us:7.1f} {r.p99_us:7.1f} {r.cycles_per_s:11.0f}")
+    print("-" * len(header))
+    for learner, name, reference in pairs:
+        r = ours(name, learner, stream, n, warmup)
+        target = CONTEXTUAL_TARGET_PER_S if learner.requires_context else NON_CONTEXTUAL_TARGET_PER_S
+        rate_ok, p99_ok = r.cycles_per_s >= target, r.p99_us <= P99_TARGET_US
+        print(f"{r.name:34s} {r.p50_us:7.1f} {r.p99_us:7.1f} {r.cycles_per_s:11.0f}   {reference.name:34s}"
+              f" {r.cycles_per_s / reference.cycles_per_s:6.2f} {r.p50_us / reference.p50_us:6.2f}"
+              f"   {'yes' if rate_ok else 'no':>7s} {'yes' if p99_ok else 'no':>6s}")
+    print(f"x rate = our pull+update/s over river's (higher is better); x p50 = our decision latency over river's "
+          f"pull (lower is better; ours includes the propensity, river's pull has none). rate ok: >= "
+          f"{NON_CONTEXTUAL_TARGET_PER_S / 1e3:.0f}k/s (contextual {CONTEXTUAL_TARGET_PER_S / 1e3:.0f}k/s); "
+          f"p99 ok: <= {P99_TARGET_US:.0f} us.")
 
 
 if __name__ == "__main__":

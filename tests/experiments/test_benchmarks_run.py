@@ -19,8 +19,7 @@ HAS_DATA = resolve_data_dir(None) is not None
 CASES = [
     ("route", ["--routes", "200"], False, "ratio tuner deciding / fixed-policy route()"),
     ("journal_encode", ["--events", "50", "--repeats", "1"], False, "ratio to_json / encode"),
-    ("learners", ["--decisions", "200", "--warmup", "50", "--propensity-draws", "10"], False,
-     "LinUCB vs river LinUCBDisjoint"),
+    ("learners", ["--decisions", "200", "--warmup", "50"], False, "x rate = our pull+update/s over river's"),
     ("ope", ["--events", "20000", "--resamples", "50", "--max-blocks", "100", "--repeats", "1"], False,
      "all 8 estimators in one evaluate call"),
     ("ope_partitioned", ["--events", "20000", "--symbols", "2", "--days", "2", "--resamples", "50", "--buckets",

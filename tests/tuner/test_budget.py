@@ -59,7 +59,10 @@ def daily_usd(extra_bps: np.ndarray, days: np.ndarray) -> np.ndarray:
 
 
 def test_a_capped_learner_explores_within_its_budget_over_a_long_seeded_run() -> None:
-    cap_bps, cap_usd = 0.05, 60.0
+    # 0.04 (was 0.05): Thompson now samples a Normal matched to its Student-t posterior's central 90% (for an exact,
+    # cheap propensity), whose lighter far tails explore clearly worse arms less: uncapped, this run costs 0.068 bps
+    # per order over exploiting instead of 0.120, so the cap is lowered to stay binding
+    cap_bps, cap_usd = 0.04, 60.0
     capped, _ = new_service(budget_bundle(cap_bps, cap_usd))
     extra, days = run(capped, 4000, seed=11)
     report = capped.budget_report(SYMBOL)

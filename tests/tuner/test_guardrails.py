@@ -189,7 +189,7 @@ def test_drift_monitor_reopens_exploration_on_a_cost_shift(params: PageHinkleyPa
 
 def test_drift_monitor_ignores_arms_without_evidence_and_bad_input() -> None:
     ts = NormalThompson(GRID, prior_mean_reward=0.0, prior_mean_pseudo_count=1.0, prior_noise_std=1.0,
-                        prior_noise_pseudo_count=1.0, burn_in=0, propensity_draws=10, seed=0)
+                        prior_noise_pseudo_count=1.0, burn_in=0, seed=0)
     monitor = DriftMonitor.from_guardrails(rails(), ts)
     assert not any(monitor.observe("o1.00_b0.00", -50.0) for _ in range(200))
     with pytest.raises(ValueError):

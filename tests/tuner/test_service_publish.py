@@ -66,7 +66,7 @@ def test_record_carries_learner_grid_guardrails_and_finite_metrics() -> None:
     params = record.params()
     assert params["learner"] == "thompson" and params["policy_version"] == 1 and params["previous_version"] == 0
     assert set(params["learner_params"]) == {"prior_mean_reward", "prior_mean_pseudo_count", "prior_noise_std",
-                                             "prior_noise_pseudo_count", "burn_in", "propensity_draws"}
+                                             "prior_noise_pseudo_count", "burn_in"}
     assert params["arm_grid"]["maker_offsets_bps"] == [0.0, 0.5, 1.0, 2.0, 4.0]
     assert len(params["arm_grid"]["arm_ids"]) == 6, "five maker offsets and one taker arm"
     assert params["guardrails"]["max_step_offset_bps"] == 2.0 and "drift" in params["guardrails"]

@@ -13,13 +13,16 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import msgspec
 import numpy as np
 
 from features.context import Context
 from tuner.arms import Arm, ArmGrid
+
+_ALLOWED_CACHE_SIZE = 256
+"""Distinct allowed-arm sets remembered per learner (a guard against unbounded growth, not a tuning knob)."""
 
 
 class StateMismatchError(ValueError):
@@ -42,9 +45,11 @@ class RouteOutcome:
             raise ValueError("an order that started as taker cannot have filled on a maker leg")
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
-    """An arm and the probability the learner had of choosing it (given the allowed arms)."""
+class Choice(NamedTuple):
+    """An arm and the probability the learner had of choosing it (given the allowed arms).
+
+    A named tuple rather than a frozen dataclass: built once per decision, it costs half as much.
+    """
 
     arm: Arm
     propensity: float
@@ -88,9 +93,13 @@ class Learner(ABC):
         if burn_in < 0:
             raise ValueError(f"burn_in must be >= 0, got {burn_in}")
         self._grid = grid
+        self._arms = grid.arms
         self._burn_in = burn_in
         self._rng = np.random.default_rng(seed)
-        self._counts = np.zeros(len(grid))
+        self._counts = [0.0] * len(grid)
+        self._all_arms = tuple(range(len(grid)))
+        self._allowed_cache: dict[frozenset[str] | tuple[str, ...], tuple[int, ...]] = {}
+        self._under_burn_in = len(grid) if burn_in > 0 else 0
 
     @property
     def grid(self) -> ArmGrid:
@@ -98,7 +107,7 @@ class Learner(ABC):
 
     def counts(self) -> dict[str, float]:
         """Effective number of rewards learned per arm."""
-        return dict(zip(self._grid.arm_ids, self._counts.tolist(), strict=True))
+        return dict(zip(self._grid.arm_ids, self._counts, strict=True))
 
     def choose(self, context: Context | None = None, allowed: Collection[str] | None = None) -> Choice:
         """Pick an arm among ``allowed`` (all arms when ``None``), with its propensity.
@@ -106,13 +115,14 @@ class Learner(ABC):
         Arms below ``burn_in`` samples are tried first, uniformly at random among themselves.
         """
         self._check_context(context)
-        idx = self._allowed_indices(allowed)
-        under = idx[self._counts[idx] < self._burn_in]
-        if under.size:
-            i = int(under[self._rng.integers(under.size)])
-            return Choice(self._grid.arms[i], 1.0 / under.size)
+        idx = self._all_arms if allowed is None else self._allowed_indices(allowed)
+        if self._under_burn_in:
+            counts, burn_in = self._counts, self._burn_in
+            under = [i for i in idx if counts[i] < burn_in]
+            if under:
+                return Choice(self._arms[under[self._draw_index(len(under))]], 1.0 / len(under))
         i, propensity = self._choose(idx, context)
-        return Choice(self._grid.arms[i], propensity)
+        return Choice(self._arms[i], propensity)
 
     def update(self, arm_id: str, reward: float, context: Context | None = None,
                outcome: RouteOutcome | None = None) -> None:
@@ -128,7 +138,10 @@ class Learner(ABC):
             raise ValueError(f"{self.kind} learner learns from how an order ended: pass its RouteOutcome")
         i = self._grid.index(arm_id)
         self._update(i, float(reward), context, outcome)
-        self._counts[i] += 1.0
+        count = self._counts[i] + 1.0
+        self._counts[i] = count
+        if count - 1.0 < self._burn_in <= count:
+            self._under_burn_in -= 1
 
     def expected_reward(self, arm_id: str, context: Context | None = None) -> float | None:
         """The learner's current estimate of ``arm_id``'s reward, ``None`` before any evidence."""
@@ -144,7 +157,8 @@ class Learner(ABC):
         """Scale all accumulated evidence by ``keep_fraction`` in (0, 1]: widens exploration again."""
         if not (math.isfinite(keep_fraction) and 0.0 < keep_fraction <= 1.0):
             raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction!r}")
-        self._counts *= keep_fraction
+        self._counts = [c * keep_fraction for c in self._counts]
+        self._count_under_burn_in()
         self._discount(keep_fraction)
 
     @abstractmethod
@@ -179,7 +193,8 @@ class Learner(ABC):
             "has_uint32": state.rng.has_uint32,
             "uinteger": state.rng.uinteger,
         }
-        self._counts = np.array(state.counts, dtype=float)
+        self._counts = [float(c) for c in state.counts]
+        self._count_under_burn_in()
         self._apply_own_state(state)
 
     @abstractmethod
@@ -191,7 +206,8 @@ class Learner(ABC):
         """Load the learner-specific fields of a checked state of type ``state_type``."""
 
     @abstractmethod
-    def _choose(self, idx: np.ndarray, context: Context | None) -> tuple[int, float]: ...
+    def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
+        """The arm among ``idx`` (ascending grid positions, none under burn-in) and its propensity."""
 
     @abstractmethod
     def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None: ...
@@ -215,28 +231,42 @@ class Learner(ABC):
             "arm_ids": self._grid.arm_ids,
             "params": self.params(),
             "rng": rng,
-            "counts": tuple(self._counts.tolist()),
+            "counts": tuple(self._counts),
         }
 
     def _check_context(self, context: Context | None) -> None:
         if self.requires_context and context is None:
             raise ValueError(f"{self.kind} learner needs a context")
 
-    def _allowed_indices(self, allowed: Collection[str] | None) -> np.ndarray:
-        if allowed is None:
-            return np.arange(len(self._grid))
+    def _count_under_burn_in(self) -> None:
+        self._under_burn_in = sum(1 for c in self._counts if c < self._burn_in)
+
+    def _allowed_indices(self, allowed: Collection[str]) -> tuple[int, ...]:
+        """The grid positions of ``allowed``, ascending; cached per distinct hashable set (the tuner passes the
+        same few sets again and again), so a decision does not re-validate them."""
+        key = allowed if isinstance(allowed, (frozenset, tuple)) else frozenset(allowed)
+        cached = self._allowed_cache.get(key)
+        if cached is not None:
+            return cached
         if not allowed:
             raise ValueError("allowed arm set is empty: nothing to choose from")
         unknown = [a for a in allowed if a not in self._grid]
         if unknown:
             raise KeyError(f"allowed arms not in the grid: {sorted(unknown)}")
-        return np.array(sorted({self._grid.index(a) for a in allowed}))
+        if len(self._allowed_cache) >= _ALLOWED_CACHE_SIZE:
+            self._allowed_cache.clear()
+        idx = self._allowed_cache[key] = tuple(sorted({self._grid.index(a) for a in allowed}))
+        return idx
 
-    def _argmax_ties(self, idx: np.ndarray, scores: np.ndarray) -> tuple[int, int]:
-        """The best of ``idx`` by ``scores`` (ties broken at random) and how many tied."""
-        best = scores.max()
-        tied = idx[scores == best]
-        return int(tied[self._rng.integers(tied.size)]) if tied.size > 1 else int(tied[0]), int(tied.size)
+    def _draw_index(self, n: int) -> int:
+        """A uniform draw from ``range(n)``."""
+        return int(self._rng.integers(n))
+
+    def _argmax_ties(self, idx: tuple[int, ...], scores: list[float]) -> tuple[int, int]:
+        """The best of ``idx`` by ``scores`` (same order; ties broken at random) and how many tied."""
+        best = max(scores)
+        tied = [i for i, s in zip(idx, scores, strict=True) if s == best]
+        return (tied[self._draw_index(len(tied))] if len(tied) > 1 else tied[0]), len(tied)
 
 
 class MomentsState(LearnerState, frozen=True):
@@ -247,29 +277,34 @@ class MomentsState(LearnerState, frozen=True):
 
 
 class ArmMoments:
-    """Per-arm running mean and sum of squared deviations (Welford), with fractional weights."""
+    """Per-arm running mean and sum of squared deviations (Welford), with fractional weights.
+
+    Plain lists of floats: at a few dozen arms, numpy's per-call overhead costs more than the arithmetic.
+    """
 
     def __init__(self, n_arms: int) -> None:
-        self.means = np.zeros(n_arms)
-        self.m2 = np.zeros(n_arms)
+        self.means = [0.0] * n_arms
+        self.m2 = [0.0] * n_arms
 
     def add(self, i: int, x: float, count_after: float) -> None:
         """Add ``x`` to arm ``i`` whose effective count, this sample included, is ``count_after``."""
-        delta = x - self.means[i]
-        self.means[i] += delta / count_after
-        self.m2[i] += delta * (x - self.means[i])
+        mean = self.means[i]
+        delta = x - mean
+        mean += delta / count_after
+        self.means[i] = mean
+        self.m2[i] += delta * (x - mean)
 
     def discount(self, keep_fraction: float) -> None:
-        self.m2 *= keep_fraction
+        self.m2 = [m * keep_fraction for m in self.m2]
 
     def check(self, means: tuple[float, ...], m2: tuple[float, ...]) -> None:
-        if len(means) != self.means.size or len(m2) != self.m2.size:
+        if len(means) != len(self.means) or len(m2) != len(self.m2):
             raise StateMismatchError("saved moments do not match the number of arms")
 
     def load(self, means: tuple[float, ...], m2: tuple[float, ...]) -> None:
         self.check(means, m2)
-        self.means = np.array(means, dtype=float)
-        self.m2 = np.array(m2, dtype=float)
+        self.means = [float(m) for m in means]
+        self.m2 = [float(m) for m in m2]
 
 
 class MomentsLearner(Learner):
@@ -290,7 +325,7 @@ class MomentsLearner(Learner):
 
     def _expected_reward(self, i: int, context: Context | None) -> float | None:
         """The sample mean of arm ``i``'s rewards, ``None`` before its first."""
-        return float(self._moments.means[i]) if self._counts[i] > 0 else None
+        return self._moments.means[i] if self._counts[i] > 0 else None
 
     def _discount(self, keep_fraction: float) -> None:
         self._moments.discount(keep_fraction)
@@ -299,8 +334,8 @@ class MomentsLearner(Learner):
         """The base state plus the moments: the fields of a :class:`MomentsState`."""
         return {
             **self._base_state(),
-            "means": tuple(self._moments.means.tolist()),
-            "m2": tuple(self._moments.m2.tolist()),
+            "means": tuple(self._moments.means),
+            "m2": tuple(self._moments.m2),
         }
 
     def _check_own_state(self, state: MomentsState) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from features.context import Context
 from tuner.arms import ArmGrid
 from tuner.learners.base import MomentsLearner, MomentsState, RouteOutcome
@@ -83,16 +81,17 @@ class EpsilonGreedy(MomentsLearner):
     def current_epsilon(self) -> float:
         return max(self._min_epsilon, self._epsilon * math.exp(-self._decay * self._decay_steps))
 
-    def _choose(self, idx: np.ndarray, context: Context | None) -> tuple[int, float]:
+    def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
         eps = self.current_epsilon
-        n = self._counts[idx]
-        scores = np.where(n > 0, self._moments.means[idx], np.inf)
-        greedy = idx[scores == scores.max()]
+        counts, means = self._counts, self._moments.means
+        scores = [means[i] if counts[i] > 0 else math.inf for i in idx]
+        best = max(scores)
+        greedy = [i for i, s in zip(idx, scores, strict=True) if s == best]
         if self._rng.random() < eps:
-            i = int(idx[self._rng.integers(idx.size)])
+            i = idx[self._draw_index(len(idx))]
         else:
-            i = int(greedy[self._rng.integers(greedy.size)])
-        propensity = eps / idx.size + ((1.0 - eps) / greedy.size if i in greedy else 0.0)
+            i = greedy[self._draw_index(len(greedy))] if len(greedy) > 1 else greedy[0]
+        propensity = eps / len(idx) + ((1.0 - eps) / len(greedy) if i in greedy else 0.0)
         return i, propensity
 
     def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:

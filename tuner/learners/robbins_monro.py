@@ -121,16 +121,16 @@ class RobbinsMonro(Learner):
         e = self._exploration
         return lower, upper, e + (1.0 - 2.0 * e) * float(np.clip(towards_upper, 0.0, 1.0))
 
-    def _choose(self, idx: np.ndarray, context: Context | None) -> tuple[int, float]:
+    def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
         lower, upper, p_upper = self._neighbours()
         pair = {int(self._maker[lower]), int(self._maker[upper])}
-        if pair <= set(idx.tolist()):
+        if pair <= set(idx):
             take_upper = bool(self._rng.random() < p_upper)
             self._pending = (lower, upper, p_upper)
             return int(self._maker[upper if take_upper else lower]), p_upper if take_upper else 1.0 - p_upper
         # a neighbour is not allowed (budget, safety): the allowed maker arm nearest delta, deterministically
         self._pending = None
-        allowed_maker = [k for k, i in enumerate(self._maker) if i in set(idx.tolist())]
+        allowed_maker = [k for k, i in enumerate(self._maker) if i in idx]
         if not allowed_maker:
             return int(idx[0]), 1.0
         k = min(allowed_maker, key=lambda k: abs(self._offsets[k] - self._delta))
@@ -139,7 +139,7 @@ class RobbinsMonro(Learner):
     def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
         cost = -reward
         baseline = cost if self._baseline is None else self._baseline
-        self._baseline = baseline + (cost - baseline) / min(self._window, float(self._counts.sum()) + 1.0)
+        self._baseline = baseline + (cost - baseline) / min(self._window, sum(self._counts) + 1.0)
         pending, self._pending = self._pending, None
         if pending is None:
             return

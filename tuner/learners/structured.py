@@ -30,12 +30,22 @@ from collections.abc import Collection
 from typing import Any
 
 import numpy as np
+from scipy.special import expit, logit
 
 from features.context import Context
 from tuner.arms import ArmGrid
 from tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
 
-_STAT_FIELDS = ("posted", "filled", "fill_cost", "fallback_cost", "taker", "taker_cost")
+_MAKER_STATS = ("posted", "filled", "unfilled", "fills", "fill_cost", "fallback_cost")
+"""Per replica and offset. Rows 0-2 count, rows 3-5 total, the three pieces (fill probability, cost of a fill,
+cost of a fallback): piece k's mean is row 3 + k over row k. ``unfilled`` is derived (posted - filled) when the
+model is refitted, as the saved state has it; ``fills`` repeats ``filled`` so both blocks are contiguous slices,
+which costs numpy less than gathering rows."""
+_POSTED, _FILLED, _UNFILLED, _FILLS, _FILL_COST, _FALLBACK_COST = range(len(_MAKER_STATS))
+_PRECOMPUTED_CHOICE_SETS = 4
+"""Allowed sets whose per-replica choices a refit recomputes ahead of the next decision (the tuner reuses a few)."""
+_FOLD_SCALE_BELOW = 1e-6
+"""The pending forgetting factor is folded into the statistics below this, long before it could underflow."""
 _EMPIRICAL_LOGIT_HALF = 0.5
 """Haldane's correction: the empirical logit of f fills in n posts is log((f + 1/2) / (n - f + 1/2))."""
 
@@ -140,14 +150,20 @@ class StructuredThompson(Learner):
         column = {d: j for j, d in enumerate(self._offsets.tolist())}
         self._arm_column = np.array([column.get(a.maker_offset_bps, 0) if a.taker_bias < 1.0 else 0 for a in grid])
         self._arm_bias = np.array([a.taker_bias for a in grid], dtype=float)
+        self._maker_to_arms = np.zeros((max(1, self._offsets.size), len(grid)))
+        """Offsets' maker costs to arms' costs: an arm of bias b at offset column j takes (1 - b) of column j."""
+        self._maker_to_arms[self._arm_column, np.arange(len(grid))] = 1.0 - self._arm_bias
         shape = (replicas, max(1, self._offsets.size))
         prior_logit = math.log(self._prior_fill / (1.0 - self._prior_fill))
-        self._line_priors = np.array([[prior_logit, 0.0], [self._maker_fee, -1.0],
-                                      [self._taker_fee + self._fallback_drift, 0.0]])
-        self._line_strengths = self._prior_strength * np.array([self._prior_fill * (1.0 - self._prior_fill), 1.0, 1.0])
-        self._posted, self._filled = np.zeros(shape), np.zeros(shape)
-        self._fill_cost, self._fallback_cost = np.zeros(shape), np.zeros(shape)
-        self._taker, self._taker_cost = np.zeros(replicas), np.zeros(replicas)
+        line_priors = np.array([[prior_logit, 0.0], [self._maker_fee, -1.0],
+                                [self._taker_fee + self._fallback_drift, 0.0]])
+        line_strengths = self._prior_strength * np.array([self._prior_fill * (1.0 - self._prior_fill), 1.0, 1.0])
+        self._prior_moments = _prior_line_moments(line_priors, line_strengths)
+        self._line_basis = np.stack((np.ones_like(self._offsets), self._offsets, self._offsets**2), axis=1)
+        self._stats = np.zeros((len(_MAKER_STATS), *shape))
+        self._taker_stats = np.zeros((2, replicas))
+        self._scale_factor = 1.0
+        self._choices: dict[tuple[int, ...], tuple[list[int], list[int]]] = {}
         self._refresh()
 
     def params(self) -> dict[str, float]:
@@ -165,6 +181,8 @@ class StructuredThompson(Learner):
         matches = np.flatnonzero(self._offsets == offset_bps)
         if matches.size == 0:
             raise KeyError(f"{offset_bps} bps is not a maker offset of the grid {self._offsets.tolist()}")
+        if self._fill_mean is None:
+            self._fill_mean = self._p_fill.sum(axis=0) / self._replicas
         return float(self._fill_mean[matches[0]])
 
     # --- Learner hooks ---------------------------------------------------------------------------
@@ -178,65 +196,102 @@ class StructuredThompson(Learner):
     def choice_probabilities(self, allowed: Collection[str] | None = None) -> dict[str, float]:
         """The exact probability of each allowed arm at the next sampled decision (after burn-in): the
         share of replicas that expect it to be cheapest. They sum to one."""
-        idx = self._allowed_indices(allowed)
-        best = self._costs[:, idx].argmin(axis=1)
-        shares = np.bincount(best, minlength=idx.size) / self._replicas
-        return {self._grid.arms[i].arm_id: float(share) for i, share in zip(idx.tolist(), shares, strict=True)}
+        idx = self._all_arms if allowed is None else self._allowed_indices(allowed)
+        _, shares = self._replica_choices(idx)
+        return {self._arms[i].arm_id: shares[i] / self._replicas for i in idx}
 
-    def _choose(self, idx: np.ndarray, context: Context | None) -> tuple[int, float]:
-        best = self._costs[:, idx].argmin(axis=1)
-        acting = int(best[self._rng.integers(self._replicas)])
-        return int(idx[acting]), float(np.count_nonzero(best == acting)) / self._replicas
+    def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
+        best, shares = self._replica_choices(idx)
+        acting = best[self._draw_index(self._replicas)]
+        return acting, shares[acting] / self._replicas
+
+    def _replica_choices(self, idx: tuple[int, ...]) -> tuple[list[int], list[int]]:
+        """Each replica's cheapest arm among ``idx`` and how many replicas pick each arm (indexed by grid position):
+        computed once per refit and allowed set, so a decision is one draw and two lookups."""
+        cached = self._choices.get(idx)
+        if cached is None:
+            if idx == self._all_arms:
+                best = self._costs.argmin(axis=1)
+            else:
+                columns = np.array(idx)
+                best = columns[self._costs[:, columns].argmin(axis=1)]
+            cached = self._choices[idx] = (best.tolist(), np.bincount(best, minlength=len(self._arms)).tolist())
+        return cached
 
     def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
         assert outcome is not None  # Learner.update refuses None for a learner that needs_outcome
+        if outcome.started_maker and self._arm_bias[i] >= 1.0:
+            raise ValueError(f"arm {self._grid.arms[i].arm_id} is taker only: it cannot start as maker")
         cost = -reward
-        weight = self._rng.poisson(1.0, self._replicas).astype(float)
-        self._scale(self._keep)
+        self._forget(self._keep)
+        weight = self._rng.poisson(1.0, self._replicas) / self._scale_factor
         if not outcome.started_maker:
-            self._taker += weight
-            self._taker_cost += weight * cost
+            self._taker_stats[0] += weight
+            self._taker_stats[1] += weight * cost
         else:
-            if self._arm_bias[i] >= 1.0:
-                raise ValueError(f"arm {self._grid.arms[i].arm_id} is taker only: it cannot start as maker")
             j = self._arm_column[i]
-            self._posted[:, j] += weight
+            stats = self._stats
+            stats[_POSTED, :, j] += weight
             if outcome.maker_filled:
-                self._filled[:, j] += weight
-                self._fill_cost[:, j] += weight * cost
+                stats[_FILLED, :, j] += weight
+                stats[_FILLS, :, j] += weight
+                stats[_FILL_COST, :, j] += weight * cost
             else:
-                self._fallback_cost[:, j] += weight * cost
+                stats[_FALLBACK_COST, :, j] += weight * cost
         self._refresh()
 
     def _expected_reward(self, i: int, context: Context | None) -> float | None:
         """Minus the mean over replicas of the arm's expected cost: informed for untried arms too."""
-        return -float(self._costs[:, i].mean())
+        if self._mean_costs is None:
+            self._mean_costs = (self._costs.sum(axis=0) / self._replicas).tolist()
+        return -self._mean_costs[i]
 
     def _discount(self, keep_fraction: float) -> None:
-        self._scale(keep_fraction)
+        self._forget(keep_fraction)
         self._refresh()
 
     def to_state(self) -> StructuredState:
-        stats = {name: tuple(getattr(self, f"_{name}").ravel().tolist()) for name in _STAT_FIELDS}
+        self._fold_forgetting()  # the saved numbers are then the ones this learner goes on with: a restore is exact
+        stats = {name: tuple(values.ravel().tolist()) for name, values in self._true_stats().items()}
         return StructuredState(**self._base_state(), **stats)
 
     def _check_own_state(self, state: Any) -> None:
-        for name in _STAT_FIELDS:
-            if len(getattr(state, name)) != getattr(self, f"_{name}").size:
+        for name, values in self._true_stats().items():
+            if len(getattr(state, name)) != values.size:
                 raise StateMismatchError(f"saved {name} has {len(getattr(state, name))} values, "
-                                         f"expected {getattr(self, f'_{name}').size}")
+                                         f"expected {values.size}")
 
     def _apply_own_state(self, state: Any) -> None:
-        for name in _STAT_FIELDS:
-            current = getattr(self, f"_{name}")
-            setattr(self, f"_{name}", np.array(getattr(state, name), dtype=float).reshape(current.shape))
+        maker_shape = self._stats.shape[1:]
+        posted, filled, fill_cost, fallback_cost = (np.array(getattr(state, name), dtype=float).reshape(maker_shape)
+                                                    for name in ("posted", "filled", "fill_cost", "fallback_cost"))
+        self._stats = np.stack((posted, filled, np.zeros_like(posted), filled, fill_cost, fallback_cost))
+        self._taker_stats = np.array((state.taker, state.taker_cost), dtype=float)
+        self._scale_factor = 1.0
         self._refresh()
 
     # --- the model -------------------------------------------------------------------------------
 
-    def _scale(self, factor: float) -> None:
-        for name in _STAT_FIELDS:
-            getattr(self, f"_{name}")[...] *= factor
+    def _true_stats(self) -> dict[str, np.ndarray]:
+        """The discounted statistics by their saved names (stored ones times the pending forgetting factor)."""
+        g = self._scale_factor
+        return {"posted": g * self._stats[_POSTED], "filled": g * self._stats[_FILLED],
+                "fill_cost": g * self._stats[_FILL_COST], "fallback_cost": g * self._stats[_FALLBACK_COST],
+                "taker": g * self._taker_stats[0], "taker_cost": g * self._taker_stats[1]}
+
+    def _forget(self, factor: float) -> None:
+        """Multiply every statistic by ``factor`` in O(1): the factor is kept aside and new evidence is stored
+        divided by it; folded into the arrays before it underflows."""
+        self._scale_factor *= factor
+        if self._scale_factor < _FOLD_SCALE_BELOW:
+            self._fold_forgetting()
+
+    def _fold_forgetting(self) -> None:
+        if self._scale_factor != 1.0:
+            self._stats *= self._scale_factor
+            self._taker_stats *= self._scale_factor
+            self._scale_factor = 1.0
+            self._refresh()
 
     def _pieces(self) -> np.ndarray:
         """Per piece (fill probability, cost of a fill, cost of a fallback), replica and offset: each offset's
@@ -247,56 +302,71 @@ class StructuredThompson(Learner):
         the touch never fills more often); the costs as lines in the offset, with prior slopes -1 for a fill
         (one bp further is one bp cheaper) and 0 for a fallback.
         """
-        posted, filled = self._posted, self._filled
+        stats = self._stats * self._scale_factor
+        posted, filled = stats[_POSTED], stats[_FILLED]
+        stats[_UNFILLED] = posted - filled
         p_hat = (filled + _EMPIRICAL_LOGIT_HALF) / (posted + 2.0 * _EMPIRICAL_LOGIT_HALF)
-        information = posted * p_hat * (1.0 - p_hat)
-        weight = np.stack((information, filled, posted - filled))
-        weighted_y = np.stack((information * np.log(p_hat / (1.0 - p_hat)), self._fill_cost, self._fallback_cost))
-        intercept, slope = _ridge_lines(self._offsets, weighted_y, weight, self._line_priors, self._line_strengths)
-        slope[0] = np.minimum(slope[0], 0.0)
+        counts, totals = stats[:_FILLS], stats[_FILLS:]
+        weight = counts.copy()
+        weight[0] = posted * p_hat * (1.0 - p_hat)
+        weighted_y = totals.copy()
+        weighted_y[0] = weight[0] * logit(p_hat)
+        intercept, slope = _ridge_lines(self._line_basis, weighted_y, weight, *self._prior_moments)
+        np.minimum(slope[0], 0.0, out=slope[0])
         curves = intercept[..., None] + slope[..., None] * self._offsets
-        curves[0] = 1.0 / (1.0 + np.exp(-curves[0]))
-        totals = np.stack((filled, self._fill_cost, self._fallback_cost))
-        counts = np.stack((posted, filled, weight[2]))
+        expit(curves[0], out=curves[0])
         return _shrunk(totals, counts, curves, self._shrinkage)
 
     def _refresh(self) -> None:
         """Recompute every replica's expected cost of every arm (and the mean fill probability per offset)
-        from the statistics: once per outcome, so a decision only reads them."""
-        taker = (self._taker_cost + self._prior_strength * self._taker_fee) / (self._taker + self._prior_strength)
+        from the statistics: once per outcome, off the decision path, so a decision only reads them."""
+        g, strength = self._scale_factor, self._prior_strength
+        taker = (g * self._taker_stats[1] + strength * self._taker_fee) / (g * self._taker_stats[0] + strength)
+        recent = list(self._choices)[-_PRECOMPUTED_CHOICE_SETS:]
+        self._choices = {}
+        self._costs = np.multiply.outer(taker, self._arm_bias)
         if self._offsets.size == 0:
-            self._costs, self._fill_mean = np.repeat(taker[:, None], len(self._grid), axis=1), np.zeros(0)
-            return
-        p_fill, fill, fallback = self._pieces()
-        maker = p_fill * fill + (1.0 - p_fill) * fallback
-        self._fill_mean = p_fill.mean(axis=0)
-        self._costs = (self._arm_bias[None, :] * taker[:, None]
-                       + (1.0 - self._arm_bias[None, :]) * maker[:, self._arm_column])
+            self._p_fill = np.zeros((self._replicas, 0))
+        else:
+            p_fill, fill, fallback = self._pieces()
+            self._costs += (fallback + p_fill * (fill - fallback)) @ self._maker_to_arms
+            self._p_fill = p_fill
+        # read by expected_reward and fill_probability (the tuner's observe), computed there at most once per refit
+        self._fill_mean: np.ndarray | None = None
+        self._mean_costs: list[float] | None = None
+        for idx in recent:  # the allowed sets decisions used lately: their next decision is then two lookups
+            self._replica_choices(idx)
 
 
 def _shrunk(total: np.ndarray, weight: np.ndarray, curve: np.ndarray, shrinkage: float) -> np.ndarray:
     """``(total + shrinkage * curve) / (weight + shrinkage)``: an offset's own mean pulled towards the curve,
     and the curve itself where the offset has no evidence at all (also with no shrinkage)."""
+    if shrinkage > 0.0:
+        return (total + shrinkage * curve) / (weight + shrinkage)
     denominator = weight + shrinkage
     mean = np.divide(total + shrinkage * curve, denominator, out=curve.copy(), where=denominator > 0.0)
     return np.asarray(mean)
 
 
-def _ridge_lines(x: np.ndarray, weighted_y: np.ndarray, weight: np.ndarray, priors: np.ndarray,
-                 strengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _prior_line_moments(priors: np.ndarray, strengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What each piece's prior line adds to the moments of :func:`_ridge_lines`: ``strengths`` pseudo-observations
+    of the line (intercept, slope in ``priors``) at x = 0 and at x = 1, shapes (pieces, 1, 3) and (pieces, 1, 2)."""
+    a0, b0, k = priors[:, 0], priors[:, 1], strengths
+    return (np.stack((2.0 * k, k, k), axis=1)[:, None, :],
+            np.stack((k * (2.0 * a0 + b0), k * (a0 + b0)), axis=1)[:, None, :])
+
+
+def _ridge_lines(basis: np.ndarray, weighted_y: np.ndarray, weight: np.ndarray, prior_moments: np.ndarray,
+                 prior_y_moments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per piece and row: the weighted least-squares line through (x, y) with a ridge pull towards a prior line.
 
-    ``weighted_y`` is ``weight * y`` (so a point without weight needs no y), shape (pieces, rows, points);
-    ``priors`` holds each piece's (intercept, slope) and ``strengths`` how many pseudo-observations of the
-    prior line it adds at x = 0 and at x = 1, which keeps every fit defined with evidence at one offset or none.
-    Returns (intercept, slope), each of shape (pieces, rows).
+    ``basis`` holds (1, x, x^2) per point; ``weighted_y`` is ``weight * y`` (so a point without weight needs no
+    y), shape (pieces, rows, points); the prior moments (:func:`_prior_line_moments`) keep every fit defined with
+    evidence at one offset or none. Returns (intercept, slope), each of shape (pieces, rows).
     """
-    a0, b0 = priors[:, 0:1], priors[:, 1:2]
-    k = strengths[:, None]
-    sw = weight.sum(axis=2) + 2.0 * k
-    sx = weight @ x + k
-    sxx = weight @ (x * x) + k
-    sy = weighted_y.sum(axis=2) + k * (2.0 * a0 + b0)
-    sxy = weighted_y @ x + k * (a0 + b0)
+    moments = weight @ basis + prior_moments                    # sum w, sum w x, sum w x^2
+    y_moments = weighted_y @ basis[:, :2] + prior_y_moments     # sum w y, sum w x y
+    sw, sx, sxx = moments[..., 0], moments[..., 1], moments[..., 2]
+    sy, sxy = y_moments[..., 0], y_moments[..., 1]
     slope = (sw * sxy - sx * sy) / (sw * sxx - sx * sx)
     return (sy - slope * sx) / sw, slope

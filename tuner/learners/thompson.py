@@ -3,32 +3,52 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 import numpy as np
+from scipy.special import ndtr, ndtri, stdtrit
 
 from features.context import Context
 from tuner.arms import ArmGrid
-from tuner.learners.base import MomentsLearner, MomentsState
+from tuner.learners.base import MomentsLearner, MomentsState, RouteOutcome
 
 
 class ThompsonState(MomentsState, frozen=True, tag="thompson"):
     pass
 
 
+_MATCHED_QUANTILE = 0.95
+_NORMAL_MATCHED_QUANTILE = float(ndtri(_MATCHED_QUANTILE))
+_QUADRATURE_NODES = 96
+"""Midpoint-rule nodes of the propensity integral. The integrand is monotone in the node's probability level, so
+the error is at most 1 / _QUADRATURE_NODES (0.0104) in any case; measured below 1e-3 against a million Monte-Carlo
+draws on realistic posteriors, up to 0.003 with competitors 15x narrower than the chosen arm (see the tests)."""
+_STANDARD_NODES = ndtri((np.arange(_QUADRATURE_NODES) + 0.5) / _QUADRATURE_NODES)
+"""The nodes as standard-normal quantiles: equal probability mass per node under the chosen arm's posterior."""
+_LOWEST_NODE = float(_STANDARD_NODES[0])
+_CDF_IS_ONE = 8.5
+"""``ndtr(x)`` rounds to exactly 1.0 for x above about 8.3."""
+
+
 class NormalThompson(MomentsLearner):
-    """Thompson sampling on the posterior of each arm's *mean* reward (Normal-Inverse-Gamma prior).
+    """Thompson sampling on the posterior of each arm's *mean* reward (Normal-Inverse-Gamma evidence).
 
     river's ``ThompsonSampling(proba.Gaussian())`` samples from the spread of the rewards rather than
     from the uncertainty about their mean, so its exploration never shrinks, and an untried arm samples
     0.0, which beats every arm when rewards are negative costs (LIBRARY-NOTES, pitfall 2). Here each
-    arm's mean reward has a conjugate Normal-Inverse-Gamma posterior with unknown noise variance; its
-    marginal is a Student-t whose scale shrinks like 1/sqrt(n), so exploration fades as evidence grows.
-    The prior is centred on ``prior_mean_reward`` (minus the cost expected of the static policy).
+    arm's mean reward has a conjugate Normal-Inverse-Gamma posterior with unknown noise variance, centred
+    on ``prior_mean_reward`` (minus the cost expected of the static policy); its marginal is a Student-t
+    whose scale shrinks like 1/sqrt(n), so exploration fades as evidence grows.
 
-    The propensity has no closed form: it is a Monte-Carlo estimate over ``propensity_draws`` joint
-    posterior draws, the acting draw included, i.e. (wins + 1) / propensity_draws with wins counted
-    over the other draws. It is never zero for the arm taken, is biased upward by at most
-    1 / propensity_draws, and has a standard error of about sqrt(p (1 - p) / propensity_draws).
+    A decision draws once per arm from a Normal with that marginal's location and the same central 90%
+    interval (the Student-t's limit as its degrees of freedom nu_0 + n grow; while an arm has few rewards
+    its scale is widened as the t's is, only its far tails are lighter) and takes the best draw. The Normal
+    is what makes the propensity cheap and exact enough: the probability that arm a's draw is the largest
+    is the one-dimensional integral over a's draw of the product of the other arms' Normal CDFs, computed
+    by the midpoint rule on ``_QUADRATURE_NODES`` equal-mass nodes of a's Normal, once per posterior state
+    and allowed set: no Monte-Carlo noise, an error bounded by 1/96 in the worst case and measured below
+    1e-3 on realistic posteriors, against the standard error of about 0.035 that 200 Monte-Carlo draws per
+    decision used to give.
 
     Parameters
     ----------
@@ -44,8 +64,6 @@ class NormalThompson(MomentsLearner):
         How many observations that guess is worth (nu_0 > 0; alpha_0 = nu_0 / 2).
     burn_in
         Rewards per arm before sampling starts (arms below are tried first).
-    propensity_draws
-        Posterior draws per decision for the propensity estimate (>= 2; includes the acting draw).
     seed
         Seed of the learner's one random generator.
 
@@ -54,7 +72,7 @@ class NormalThompson(MomentsLearner):
     >>> from tuner.arms import ArmGrid
     >>> grid = ArmGrid.from_values([0.0, 2.0], [0.0], min_offset_bps=0.0, max_offset_bps=5.0)
     >>> ts = NormalThompson(grid, prior_mean_reward=-3.0, prior_mean_pseudo_count=1.0, prior_noise_std=2.0,
-    ...                     prior_noise_pseudo_count=2.0, burn_in=1, propensity_draws=500, seed=7)
+    ...                     prior_noise_pseudo_count=2.0, burn_in=1, seed=7)
     >>> for _ in range(200):
     ...     choice = ts.choose()
     ...     ts.update(choice.arm.arm_id, -1.0 if choice.arm.maker_offset_bps == 2.0 else -4.0)
@@ -80,7 +98,6 @@ class NormalThompson(MomentsLearner):
         prior_noise_std: float,
         prior_noise_pseudo_count: float,
         burn_in: int,
-        propensity_draws: int,
         seed: int,
     ) -> None:
         super().__init__(grid, burn_in=burn_in, seed=seed)
@@ -93,13 +110,14 @@ class NormalThompson(MomentsLearner):
         ):
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-        if propensity_draws < 2:
-            raise ValueError(f"propensity_draws must be >= 2, got {propensity_draws}")
         self._mu0 = float(prior_mean_reward)
         self._kappa0 = float(prior_mean_pseudo_count)
         self._sigma0 = float(prior_noise_std)
         self._nu0 = float(prior_noise_pseudo_count)
-        self._propensity_draws = propensity_draws
+        self._loc = [self._mu0] * len(grid)
+        self._scale = [0.0] * len(grid)
+        self._propensities: dict[tuple[tuple[int, ...], int], float] = {}
+        self._refresh_posterior()
 
     def params(self) -> dict[str, float]:
         return {
@@ -108,35 +126,87 @@ class NormalThompson(MomentsLearner):
             "prior_noise_std": self._sigma0,
             "prior_noise_pseudo_count": self._nu0,
             "burn_in": float(self._burn_in),
-            "propensity_draws": float(self._propensity_draws),
         }
 
-    def posterior(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Student-t marginal of the mean reward of arms ``idx``: (location, scale, degrees of freedom)."""
-        n = self._counts[idx]
-        mean = self._moments.means[idx]
-        kappa_n = self._kappa0 + n
-        mu_n = (self._kappa0 * self._mu0 + n * mean) / kappa_n
-        alpha_n = self._nu0 / 2.0 + n / 2.0
-        beta_n = (
-            self._nu0 * self._sigma0**2 / 2.0
-            + self._moments.m2[idx] / 2.0
-            + self._kappa0 * n * (mean - self._mu0) ** 2 / (2.0 * kappa_n)
-        )
-        return mu_n, np.sqrt(beta_n / (alpha_n * kappa_n)), 2.0 * alpha_n
+    def posterior(self, i: int) -> tuple[float, float, float]:
+        """Student-t marginal of arm ``i``'s mean reward: (location, scale, degrees of freedom)."""
+        return self._posterior(i, self._counts[i])
 
-    def _choose(self, idx: np.ndarray, context: Context | None) -> tuple[int, float]:
-        loc, scale, dof = self.posterior(idx)
-        draws = loc + scale * self._rng.standard_t(dof, size=(self._propensity_draws, idx.size))
-        winners = draws.argmax(axis=1)
-        acting = int(winners[0])
-        propensity = float(np.count_nonzero(winners == acting)) / self._propensity_draws
-        return int(idx[acting]), propensity
+    def _posterior(self, i: int, n: float) -> tuple[float, float, float]:
+        """:meth:`posterior` with arm ``i``'s moments counted as ``n`` rewards (``update`` counts after learning)."""
+        mean = self._moments.means[i]
+        kappa_n = self._kappa0 + n
+        alpha_n = self._nu0 / 2.0 + n / 2.0
+        beta_n = (self._nu0 * self._sigma0**2 / 2.0 + self._moments.m2[i] / 2.0
+                  + self._kappa0 * n * (mean - self._mu0) ** 2 / (2.0 * kappa_n))
+        return (self._kappa0 * self._mu0 + n * mean) / kappa_n, math.sqrt(beta_n / (alpha_n * kappa_n)), 2.0 * alpha_n
+
+    def sampling_distribution(self, i: int) -> tuple[float, float]:
+        """The Normal (location, scale) a decision draws arm ``i``'s mean reward from."""
+        return self._loc[i], self._scale[i]
+
+    def choice_probabilities(self, allowed: Collection[str] | None = None) -> dict[str, float]:
+        """The probability of each allowed arm at the next sampled decision (after burn-in), by quadrature."""
+        idx = self._all_arms if allowed is None else self._allowed_indices(allowed)
+        return {self._arms[i].arm_id: self._propensity(idx, i) for i in idx}
+
+    def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
+        loc, scale = self._loc, self._scale
+        draws = self._rng.standard_normal(len(idx)).tolist()
+        samples = [loc[i] + scale[i] * z for i, z in zip(idx, draws, strict=True)]
+        acting = idx[samples.index(max(samples))]
+        return acting, self._propensity(idx, acting)
+
+    def _propensity(self, idx: tuple[int, ...], a: int) -> float:
+        """P(arm ``a``'s draw is the largest among ``idx``), cached until the next update."""
+        key = (idx, a)
+        cached = self._propensities.get(key)
+        if cached is None:
+            loc, scale = self._loc, self._scale
+            loc_a, scale_a = loc[a], scale[a]
+            # arm b's CDF at arm a's node z is Phi(shift_b + ratio_b z); an arm whose CDF is exactly 1.0 in floating
+            # point at every node (8.5 standard deviations or more below all of them) leaves the product unchanged
+            shifts, ratios = [], []
+            for b in idx:
+                if b != a:
+                    shift, ratio = (loc_a - loc[b]) / scale[b], scale_a / scale[b]
+                    if shift + ratio * _LOWEST_NODE < _CDF_IS_ONE:
+                        shifts.append(shift)
+                        ratios.append(ratio)
+            if not shifts:
+                return 1.0
+            z = np.multiply.outer(ratios, _STANDARD_NODES)
+            z += np.array(shifts)[:, None]
+            cached = self._propensities[key] = float(ndtr(z, out=z).prod(axis=0).sum()) / _QUADRATURE_NODES
+        return cached
+
+    def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
+        super()._update(i, reward, context, outcome)
+        self._set_sampling_posterior(i, *self._posterior(i, self._counts[i] + 1.0))
+        self._propensities.clear()
+
+    def _set_sampling_posterior(self, i: int, loc: float, scale: float, dof: float) -> None:
+        """The Normal arm ``i`` is sampled from: the Student-t marginal's location, and its scale widened so the
+        Normal's central 90% interval is the t's (the t's heavier tails keep exploring an arm with few rewards)."""
+        self._loc[i] = loc
+        self._scale[i] = scale * float(stdtrit(dof, _MATCHED_QUANTILE)) / _NORMAL_MATCHED_QUANTILE
+
+    def _refresh_posterior(self) -> None:
+        for i in self._all_arms:
+            self._set_sampling_posterior(i, *self.posterior(i))
+        self._propensities.clear()
+
+    def _discount(self, keep_fraction: float) -> None:
+        super()._discount(keep_fraction)
+        self._refresh_posterior()
+
+    def _apply_own_state(self, state: ThompsonState) -> None:
+        super()._apply_own_state(state)
+        self._refresh_posterior()
 
     def _expected_reward(self, i: int, context: Context | None) -> float | None:
         """The posterior mean (the prior mean before any evidence)."""
-        loc, _, _ = self.posterior(np.array([i]))
-        return float(loc[0])
+        return self._loc[i]
 
     def to_state(self) -> ThompsonState:
         return ThompsonState(**self._moments_state())

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from features.context import Context
 from tuner.arms import ArmGrid
 from tuner.learners.base import MomentsLearner, MomentsState
@@ -72,16 +70,14 @@ class UCB(MomentsLearner):
 
     def noise_std(self) -> float:
         """Pooled within-arm standard deviation of the rewards, floored at ``min_noise_std``."""
-        dof = float(np.sum(np.maximum(self._counts - 1.0, 0.0)))
-        pooled = math.sqrt(float(self._moments.m2.sum()) / dof) if dof > 0 else 0.0
+        dof = sum(c - 1.0 for c in self._counts if c > 1.0)
+        pooled = math.sqrt(sum(self._moments.m2) / dof) if dof > 0 else 0.0
         return max(pooled, self._min_noise_std)
 
-    def _choose(self, idx: np.ndarray, context: Context | None) -> tuple[int, float]:
-        n = self._counts[idx]
-        total = max(float(self._counts.sum()), 1.0)
-        with np.errstate(divide="ignore"):
-            bonus = self._delta * self.noise_std() * np.sqrt(2.0 * math.log(total) / n)
-        scores = np.where(n > 0, self._moments.means[idx] + bonus, np.inf)
+    def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
+        counts, means = self._counts, self._moments.means
+        width = self._delta * self.noise_std() * math.sqrt(2.0 * math.log(max(sum(counts), 1.0)))
+        scores = [means[i] + width / math.sqrt(counts[i]) if counts[i] > 0 else math.inf for i in idx]
         i, ties = self._argmax_ties(idx, scores)
         return i, 1.0 / ties
 

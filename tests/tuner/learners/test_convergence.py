@@ -81,8 +81,7 @@ def test_model_truth_is_as_designed() -> None:
 def _learners() -> dict[str, Learner]:
     return {
         "thompson": NormalThompson(GRID, prior_mean_reward=-3.0, prior_mean_pseudo_count=1.0,
-                                   prior_noise_std=8.0, prior_noise_pseudo_count=2.0, burn_in=50,
-                                   propensity_draws=100, seed=21),
+                                   prior_noise_std=8.0, prior_noise_pseudo_count=2.0, burn_in=50, seed=21),
         "ucb": UCB(GRID, delta=1.0, min_noise_std=1.0, burn_in=50, seed=22),
         "epsilon_greedy": EpsilonGreedy(GRID, epsilon=0.3, decay=0.001, min_epsilon=0.1, burn_in=50, seed=23),
     }

@@ -20,7 +20,7 @@ SCALES = ContextScales(spread_scale_bps=5.0, volatility_scale_bps=10.0, size_vs_
 def learners(epsilon: float = 0.3) -> dict[str, Learner]:
     return {
         "BTCUSDT": NormalThompson(GRID, prior_mean_reward=-3.0, prior_mean_pseudo_count=1.0, prior_noise_std=3.0,
-                                  prior_noise_pseudo_count=2.0, burn_in=1, propensity_draws=200, seed=1),
+                                  prior_noise_pseudo_count=2.0, burn_in=1, seed=1),
         "ETHUSDT": UCB(GRID, delta=1.0, min_noise_std=1.0, burn_in=1, seed=2),
         "SOLUSDT": EpsilonGreedy(GRID, epsilon=epsilon, decay=0.01, min_epsilon=0.05, burn_in=1, seed=3),
         "XRPUSDT": LinUCB(GRID, scales=SCALES, alpha=1.0, ridge=1.0, prior_mean_reward=-3.0, burn_in=1, seed=4),

@@ -166,3 +166,37 @@ def test_the_grid_has_one_taker_arm_whatever_the_offsets() -> None:
     grid = ArmGrid.from_values([-0.5, 0.5, 2.0], [0.0, 1.0], min_offset_bps=-1.0, max_offset_bps=5.0)
     assert [a.arm_id for a in grid if a.taker_bias == 1.0] == ["o-0.50_b1.00"]
     assert len(grid) == 4
+
+
+def test_pending_forgetting_gives_the_model_of_statistics_scaled_at_every_outcome() -> None:
+    """Forgetting is kept as one pending factor (folded into the statistics when small, or when saved): the model
+    is the same as multiplying every statistic at every outcome, whenever the factor is folded."""
+    folded_often, folded_rarely = make(window=2.0, seed=4), make(window=2.0, seed=4)
+    rng = np.random.default_rng(8)
+    for step in range(120):  # keep = 0.5: the pending factor falls below 1e-6 and is folded every 20 outcomes
+        arm = GRID.arms[step % len(GRID)]
+        cost, outcome = ACTIVE.route(arm, rng)
+        for learner in (folded_often, folded_rarely):
+            learner.update(arm.arm_id, -cost, None, outcome)
+        folded_often.to_state()  # saving folds the pending factor
+        np.testing.assert_allclose(folded_often.expected_costs_bps(), folded_rarely.expected_costs_bps(), rtol=1e-9)
+    state = folded_often.to_state()
+    posted = np.array(state.posted).reshape(32, -1)
+    assert posted.max() < 3.0 * 2.0, "with a 2-outcome memory no offset holds more than a few weighted posts"
+
+
+def test_a_decision_after_an_update_uses_the_refitted_model_for_every_allowed_set() -> None:
+    learner = make(burn_in=0)
+    subsets = [None, ["o0.00_b0.00", TAKER], ["o1.00_b0.00", "o2.00_b0.00", "o4.00_b0.00"]]
+    rng = np.random.default_rng(9)
+    for _ in range(30):
+        for allowed in subsets:  # the cached per-replica choices of each set must follow every refit
+            ids = list(GRID.arm_ids) if allowed is None else allowed
+            columns = [GRID.index(a) for a in ids]
+            cheapest = learner.expected_costs_bps()[:, columns].argmin(axis=1)  # from the refitted model itself
+            expected = {a: float(np.mean(cheapest == k)) for k, a in enumerate(ids)}
+            assert learner.choice_probabilities(allowed) == pytest.approx(expected)
+            choice = learner.choose(None, allowed)
+            assert choice.propensity == pytest.approx(expected[choice.arm.arm_id])
+            cost, outcome = ACTIVE.route(choice.arm, rng)
+            learner.update(choice.arm.arm_id, -cost, None, outcome)

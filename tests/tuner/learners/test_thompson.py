@@ -1,0 +1,97 @@
+"""Thompson sampling's propensity by quadrature: checked against a large Monte-Carlo reference (OPE relies on it)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import msgspec
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tuner.arms import ArmGrid
+from tuner.learners import NormalThompson
+
+GRID = ArmGrid.from_values([0.0, 1.0, 2.0, 4.0], [0.0, 0.5], min_offset_bps=0.0, max_offset_bps=5.0)
+MC_DRAWS = 1_000_000
+
+
+def with_evidence(counts: list[float], means: list[float], variances: list[float]) -> NormalThompson:
+    """A learner whose arms hold exactly this evidence (count, mean reward, reward variance per arm)."""
+    ts = NormalThompson(GRID, prior_mean_reward=-3.0, prior_mean_pseudo_count=1.0, prior_noise_std=3.0,
+                        prior_noise_pseudo_count=2.0, burn_in=0, seed=1)
+    m2 = [n * v for n, v in zip(counts, variances, strict=True)]
+    ts.load_state(msgspec.structs.replace(ts.to_state(), counts=tuple(counts), means=tuple(means), m2=tuple(m2)))
+    return ts
+
+
+def monte_carlo(ts: NormalThompson, arm_ids: list[str], seed: int) -> np.ndarray:
+    """Win frequencies of ``arm_ids`` over ``MC_DRAWS`` joint draws from the posterior the learner samples."""
+    idx = [GRID.index(a) for a in arm_ids]
+    loc, scale = np.array([ts.sampling_distribution(i) for i in idx]).T
+    draws = loc + scale * np.random.default_rng(seed).standard_normal((MC_DRAWS, len(idx)))
+    return np.bincount(draws.argmax(axis=1), minlength=len(idx)) / MC_DRAWS
+
+
+CASES = {
+    # arm counts from 1 to 5000: posterior scales differing by ~100x, the steep case for a quadrature
+    "disparate scales": ([1, 5000, 3, 1000, 10, 100, 5000, 2], [-3.2, -3.0, -2.5, -3.1, -2.9, -3.3, -3.05, -4.0],
+                         [30.0, 10.0, 5.0, 8.0, 20.0, 1.0, 12.0, 25.0]),
+    "two close leaders": ([400, 400, 50, 50, 50, 50, 50, 50], [-2.0, -2.05, -3.0, -3.0, -3.5, -4.0, -3.2, -3.3],
+                          [4.0] * 8),
+    "one clear winner": ([2000] * 8, [-1.0, -3.0, -3.0, -3.1, -3.2, -3.3, -3.4, -3.5], [4.0] * 8),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_propensities_match_a_large_monte_carlo_reference(case: str) -> None:
+    ts = with_evidence(*CASES[case])
+    exact = ts.choice_probabilities()
+    reference = monte_carlo(ts, list(exact), seed=3)
+    # 1M draws: Monte-Carlo standard error <= 0.0005; the quadrature itself is within 1e-3
+    assert np.abs(np.array(list(exact.values())) - reference).max() < 2e-3
+    assert sum(exact.values()) == pytest.approx(1.0, abs=2e-3)
+
+
+def test_propensities_on_an_allowed_subset_match_monte_carlo() -> None:
+    ts = with_evidence(*CASES["disparate scales"])
+    allowed = ["o0.00_b0.00", "o1.00_b0.00", "o2.00_b0.50"]
+    exact = ts.choice_probabilities(allowed)
+    assert list(exact) == allowed
+    assert np.abs(np.array(list(exact.values())) - monte_carlo(ts, allowed, seed=4)).max() < 2e-3
+
+
+def test_a_decision_logs_the_propensity_of_the_arm_it_took_and_frequencies_follow() -> None:
+    ts = with_evidence(*CASES["two close leaders"])
+    exact = ts.choice_probabilities()
+    picks: Counter[str] = Counter()
+    n = 4000
+    for _ in range(n):
+        choice = ts.choose()
+        assert choice.propensity == pytest.approx(exact[choice.arm.arm_id])
+        picks[choice.arm.arm_id] += 1
+    for arm_id, p in exact.items():
+        assert picks[arm_id] / n == pytest.approx(p, abs=0.03)
+
+
+def test_an_update_refreshes_the_cached_propensities() -> None:
+    ts = with_evidence(*CASES["two close leaders"])
+    before = ts.choice_probabilities()["o0.00_b0.00"]
+    for _ in range(50):
+        ts.update("o0.00_b0.00", -4.0)  # the leader turns out worse
+    assert ts.choice_probabilities()["o0.00_b0.00"] < before - 0.1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    counts=st.lists(st.floats(0.5, 1e4), min_size=len(GRID), max_size=len(GRID)),
+    means=st.lists(st.floats(-10.0, 5.0), min_size=len(GRID), max_size=len(GRID)),
+    variances=st.lists(st.floats(0.01, 100.0), min_size=len(GRID), max_size=len(GRID)),
+)
+def test_propensities_are_probabilities_that_sum_to_one(counts: list[float], means: list[float],
+                                                          variances: list[float]) -> None:
+    probabilities = with_evidence(counts, means, variances).choice_probabilities().values()
+    assert all(0.0 <= p <= 1.0 for p in probabilities)
+    # each is within 1/96 of its exact value whatever the posteriors (the monotone-integrand bound)
+    assert sum(probabilities) == pytest.approx(1.0, abs=len(GRID) / 96)
