@@ -521,7 +521,7 @@ class Executor:
             intent=intent, qty=qty, suggested_gross_usd=gross_usd, clamped_gross_usd=clamped_usd,
             binding_limit=binding_limit(screen.detail), size_multiplier=multiplier, quote=quote,
             tick_size=instrument.tick_size, qty_step=instrument.qty_step, policy=asdict(policy), arrival_bid=book.bid,
-            arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=now_ns)
+            arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=now_ns, journal_intents=len(self._done))
         working = WorkingRoute(symbol=intent.symbol, position_side=intent.position_side,
                                reserved_usd=0.0 if is_reducing(intent) else clamped_usd)
         return Admission(order=order, policy=policy, decision=decision, submission=submission, machine=machine,
@@ -609,7 +609,8 @@ class Executor:
         record, state = triggered
         policy = self.policies.get(record.symbol) or self.policy_for(record.symbol)
         intent, event, submission = self.protection.outcome(record, state, policy=policy,
-                                                            contract=venue_contract(self.venue, record.symbol))
+                                                            contract=venue_contract(self.venue, record.symbol),
+                                                            journal_intents=len(self._done))
         if intent.intent_id not in self._done:
             with self._halting(f"executor store {self.store.path}", f"stop {intent.intent_id} journaled on restart"):
                 if intent.intent_id not in self._digests:  # submitted before a crash: its record stands

@@ -126,8 +126,10 @@ class ProtectiveStops:
         return []
 
     def outcome(self, record: ProtectiveStopRecord, state: StopState, *, policy: RouterPolicy,
-                contract: ContractSpec) -> tuple[Intent, RouterEvent, Submission]:
-        """What a triggered stop leaves in the journal: its intent, its submission and its RouterEvent."""
+                contract: ContractSpec, journal_intents: int) -> tuple[Intent, RouterEvent, Submission]:
+        """What a triggered stop leaves in the journal: its intent, its submission and its RouterEvent.
+
+        ``journal_intents``: how many intents the journal holds now (the submission records it)."""
         qty = sum(f.qty for f in state.fills)
         avg = sum(f.price * f.qty for f in state.fills) / qty
         done_ns = max(f.ts_ns for f in state.fills)
@@ -151,7 +153,8 @@ class ProtectiveStops:
                                 binding_limit=None, size_multiplier=1.0, quote=entry.quote,
                                 tick_size=instrument.tick_size, qty_step=instrument.qty_step,
                                 policy=asdict(policy), arrival_bid=record.trigger_price,
-                                arrival_ask=record.trigger_price, arrival_ts_ns=trigger_ns, ts_ns=trigger_ns)
+                                arrival_ask=record.trigger_price, arrival_ts_ns=trigger_ns, ts_ns=trigger_ns,
+                                journal_intents=journal_intents)
         return intent, event, submission
 
     # --- helpers ----------------------------------------------------------------------------------

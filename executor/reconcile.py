@@ -50,7 +50,8 @@ def check_journal_covers_store(submissions: Mapping[str, Submission], done_inten
 
     ``max_in_flight`` is ``engine.max_routes_in_flight``: that many routes work at once, so that many can
     be cut off by a crash. The sequential engine (1) also requires the one missing to be the last
-    submitted; with routes working at once an older one may outlive later ones.
+    submitted; with routes working at once an older one may outlive later ones, and what tells lost records
+    apart is the journal size each submission saw (``_check_journal_not_shorter``).
 
     Why: recovering an unjournaled submission settles it with the venue and journals what it finds. For an
     intent in flight at a crash that is right; for hundreds of intents whose outcomes the journal lost (an
@@ -58,10 +59,9 @@ def check_journal_covers_store(submissions: Mapping[str, Submission], done_inten
     events in place of the real ones (zero fills on a paper venue, which keeps no history).
     """
     missing = [(i, intent_id) for i, intent_id in enumerate(submissions) if intent_id not in done_intent_ids]
-    if not missing:
-        return
     last_journaled = max((i for i, intent_id in enumerate(submissions) if intent_id in done_intent_ids), default=-1)
-    if len(missing) <= max_in_flight and (max_in_flight > 1 or missing[0][0] > last_journaled):
+    if not missing or (len(missing) <= max_in_flight and (max_in_flight > 1 or missing[0][0] > last_journaled)):
+        _check_journal_not_shorter(submissions, done_intent_ids, journal=journal, store=store)
         return
     missing_ids = [intent_id for _, intent_id in missing]
     shown = ", ".join(missing_ids[:3]) + (", ..." if len(missing_ids) > 3 else "")
@@ -69,6 +69,24 @@ def check_journal_covers_store(submissions: Mapping[str, Submission], done_inten
         f"the store holds {len(missing_ids)} submitted intents without an outcome in the journal ({shown}), at most "
         f"{max_in_flight} may be in flight; the journal is behind the store (emptied, replaced, or its "
         "-wal file deleted after a kill)", journal=journal, store=store))
+
+
+def _check_journal_not_shorter(submissions: Mapping[str, Submission], done_intent_ids: frozenset[str], *,
+                               journal: Path, store: Path) -> None:
+    """Every submission recorded how many intents the journal held when it was made; the journal never shrinks.
+
+    This is what tells a journal that lost records from routes cut off by a crash when several work at once:
+    a lost record written before any later submission shows as a journal shorter than that submission saw.
+    """
+    counted = [(s.journal_intents, intent_id) for intent_id, s in submissions.items() if s.journal_intents is not None]
+    if not counted:
+        return
+    seen, intent_id = max(counted)
+    if len(done_intent_ids) < seen:
+        raise JournalStoreMismatch(mismatch_message(
+            f"the journal holds {len(done_intent_ids)} intents, but it held {seen} when intent {intent_id} was "
+            "submitted: it lost records (emptied, replaced, or its -wal file deleted after a kill)",
+            journal=journal, store=store))
 
 
 def mismatch_message(detail: str, *, journal: Path, store: Path) -> str:

@@ -27,7 +27,10 @@ class Submission(_Record):
     exist at the venue: their client order ids are ``client_order_id(intent_id, 1..)``. ``policy`` is the
     ``RouterPolicy`` the route ran under (as plain fields), the arrival touch is the executor's read;
     ``binding_limit`` the sizer limit that clamped the gross (``executor.outcomes.binding_limit``),
-    ``size_multiplier`` the allocator's factor on the size hint (``executor.allocation``).
+    ``size_multiplier`` the allocator's factor on the size hint (``executor.allocation``). ``journal_intents``
+    is how many intents the journal held when this one was submitted: a journal holding fewer at restart lost
+    records that were written before it (``executor.reconcile.check_journal_covers_store``); ``None`` on
+    submissions stored before the field existed.
     """
 
     intent: Intent
@@ -44,6 +47,7 @@ class Submission(_Record):
     arrival_ask: float
     arrival_ts_ns: int
     ts_ns: int
+    journal_intents: int | None = None
 
 
 class SymbolHealth(_Record):

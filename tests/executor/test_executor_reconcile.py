@@ -196,3 +196,30 @@ def test_a_deleted_wal_after_sigkill_is_refused_not_recovered(config_dir: Path, 
     text = err2.read_text()
     assert "live: refused: journal" in text and "its -wal file deleted after a kill" in text
     assert "Traceback" not in text
+
+
+def test_with_routes_in_flight_a_journal_that_lost_its_last_records_is_refused(tmp_path: Path) -> None:
+    """Four routes may work at once, so two unjournaled submissions could be a crash; but the later one was
+    submitted when the journal held three intents, and the restored journal holds two: records were lost."""
+    base = executor_config()
+    config = msgspec.structs.replace(base, executor=msgspec.structs.replace(
+        base.executor, engine=msgspec.structs.replace(base.executor.engine, max_routes_in_flight=4)))
+    venue = make_paper_venue(config)
+    executor, journal, store = build_executor(config, venue, tmp_path)
+    executor.start()
+    for k in (1, 2):
+        executor.process(intent(f"a{k}", size_hint_usd=300.0))
+    journal.close()
+    backup = (tmp_path / "journal.sqlite").read_bytes()  # a cleanly closed journal: no -wal file
+    executor, journal, store = _restart(config, venue, tmp_path, journal, store)
+    executor.start()
+    for k in (3, 4):
+        executor.process(intent(f"a{k}", size_hint_usd=300.0))
+    assert [s.journal_intents for s in store.submissions().values()] == [0, 1, 2, 3]
+    journal.close()
+    (tmp_path / "journal.sqlite").write_bytes(backup)
+    executor, journal, store = _restart(config, venue, tmp_path, journal, store)
+    with pytest.raises(JournalStoreMismatch, match=r"the journal holds 2 intents, but it held 3 when intent a4 was "
+                                                   r"submitted: it lost records"):
+        executor.start()
+    assert journal.count("router") == 2  # nothing recovered, nothing journaled
