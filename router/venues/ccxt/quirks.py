@@ -37,6 +37,8 @@ class ExchangeQuirks:
     side in hedge mode and rejects an explicit flag (Binance USDⓈ-M: -1106). ``trades_order_id_param``
     is the ``fetch_my_trades`` parameter that narrows trades to one order. ``ccxt_options`` are merged
     into the ccxt client's options (turning off calls the venue does not need).
+    ``listen_key_expired_event`` is the user-data event that says the stream's key died while its
+    connection stays open (Binance: ``listenKeyExpired``; ccxt.pro ignores it), ``None`` where there is none.
     """
 
     client_order_id_param: str
@@ -50,6 +52,7 @@ class ExchangeQuirks:
     retry_after_header: str
     error_codes: Mapping[str, type[VenueError]]
     ccxt_options: Mapping[str, object]
+    listen_key_expired_event: str | None
 
 
 BINANCE_USDM = ExchangeQuirks(
@@ -87,6 +90,9 @@ BINANCE_USDM = ExchangeQuirks(
             "warnOnFetchOpenOrdersWithoutSymbol": False,
         }
     ),
+    # USDⓈ-M user data streams: "No more user data event will be updated after this event received until a
+    # new valid listenKey used" (Binance docs, Event: User Data Stream Expired).
+    listen_key_expired_event="listenKeyExpired",
 )
 
 QUIRKS: Mapping[str, ExchangeQuirks] = MappingProxyType({"binanceusdm": BINANCE_USDM})
