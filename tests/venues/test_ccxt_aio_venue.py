@@ -1,0 +1,89 @@
+"""The asyncio venue (ccxt.pro's client) runs the same steps as the blocking one: orders, cancels, fetches,
+rate-limit back-off and the timed-out-order lookup, against the local Binance USDⓈ-M fake (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
+
+import pytest
+
+from router.contract import Contract
+from router.venue import OrderNotFound, PostOnlyRejected, RateLimited
+from router.venues.ccxt.aio import AsyncCcxtVenue
+from router.venues.ccxt.config import ApiCredentials
+from tests.fakes.binance_usdm import FakeBinanceUsdm, RateLimitReply, Stall
+from tests.venues.test_order_feed import API_KEY, API_SECRET, resting_buy, venue_config
+
+ORDER = "/fapi/v1/order"
+
+
+@pytest.fixture()
+def fake() -> Iterator[FakeBinanceUsdm]:
+    with FakeBinanceUsdm(API_KEY, API_SECRET) as server:
+        server.set_book("BTCUSDT", "60000.0", "1.5", "60000.1", "2.0")
+        yield server
+
+
+def with_venue(fake: FakeBinanceUsdm, body: Callable[[AsyncCcxtVenue], Awaitable[None]], **config: object) -> None:
+    async def main() -> None:
+        cfg = replace(venue_config(fake.base_url), **config)  # type: ignore[arg-type]
+        venue = await AsyncCcxtVenue.connect(cfg, ApiCredentials(API_KEY, API_SECRET), None, 1_200_000)
+        try:
+            await body(venue)
+        finally:
+            await venue.close()
+
+    asyncio.run(main())
+
+
+def test_orders_cancels_fetches_and_the_book_through_ccxt_pro(fake: FakeBinanceUsdm) -> None:
+    async def body(venue: AsyncCcxtVenue) -> None:
+        assert venue.contract("BTCUSDT") == Contract("linear", 1.0) and not venue.hedge_mode
+        book = await venue.top_of_book("BTCUSDT")
+        assert (book.bid, book.ask, book.bid_qty) == (60_000.0, 60_000.1, 1.5)
+        placed = await venue.place_order(resting_buy("a1", qty=0.0105, price=59_000.07))
+        assert (placed.status, placed.qty, placed.price) == ("open", 0.01, 59_000.0)  # step and tick, buy rounds down
+        assert [s.client_order_id for s in await venue.open_orders("BTCUSDT")] == ["a1"]
+        fake.fill("a1", "0.004")
+        fetched = await venue.fetch_order("BTCUSDT", "a1")
+        assert fetched.status == "partially_filled" and [f.qty for f in fetched.fills] == [0.004]
+        canceled = await venue.cancel_order("BTCUSDT", "a1")
+        assert canceled.status == "canceled" and canceled.filled_qty == pytest.approx(0.004)
+        assert await venue.open_orders(None) == ()
+        assert (await venue.positions("BTCUSDT")) == {"BOTH": pytest.approx(0.004)}
+        with pytest.raises(OrderNotFound):
+            await venue.fetch_order("BTCUSDT", "never-sent")
+        with pytest.raises(PostOnlyRejected):
+            await venue.place_order(resting_buy("cross", price=60_000.1))
+
+    with_venue(fake, body)
+
+
+def test_rate_limits_are_waited_out_then_raised_past_the_budget(fake: FakeBinanceUsdm) -> None:
+    async def body(venue: AsyncCcxtVenue) -> None:
+        fake.fail_next("POST", ORDER, RateLimitReply(retry_after_s=0))
+        assert (await venue.place_order(resting_buy("r1"))).status == "open"
+        for _ in range(3):
+            fake.fail_next("GET", ORDER, RateLimitReply(retry_after_s=0))
+        with pytest.raises(RateLimited):
+            await venue.fetch_order("BTCUSDT", "r1")
+        assert fake.posts_for("r1") == 2  # the refused request and its retry, same client order id
+
+    with_venue(fake, body)
+
+
+def test_a_timed_out_placement_is_looked_up_not_resent(fake: FakeBinanceUsdm) -> None:
+    async def body(venue: AsyncCcxtVenue) -> None:
+        fake.fail_next("POST", ORDER, Stall(0.6, create_first=True))
+        state = await venue.place_order(resting_buy("t1"))
+        assert state.status == "open" and fake.posts_for("t1") == 1
+
+    with_venue(fake, body, request_timeout_ms=300)
+
+
+def test_an_exchange_without_a_quirks_entry_is_refused(fake: FakeBinanceUsdm) -> None:
+    with pytest.raises(ValueError, match="no quirks mapping for exchange 'kraken'"):
+        AsyncCcxtVenue(replace(venue_config(fake.base_url), exchange_id="kraken"),
+                       ApiCredentials(API_KEY, API_SECRET), None, 1000)
