@@ -32,6 +32,7 @@ CASES = [
      "ratio job / baseline"),
     ("learner_eval", ["--orders", "40", "--no-recorded", "--learners", "structured"], False,
      "learner:structured: mean vs best fixed"),
+    ("fill_detection", ["--fills", "2", "--poll-ms", "40"], False, "ratio polling/stream"),
 ]
 
 
