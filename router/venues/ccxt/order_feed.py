@@ -254,19 +254,12 @@ class StreamOrderFeed:
 
     async def _until_connected(self, watch: asyncio.Future[Any]) -> None:
         """Wait until the watch's websocket is open (or the watch fails or returns first)."""
-        pending: list[asyncio.Future[Any]] = []
         while not watch.done():
             for client in list(self._venue.exchange.clients.values()):
-                if "orders" not in client.futures:
-                    continue
-                pending.extend(client.futures.values())
                 connected = client.connected
-                if connected.done() and connected.exception() is None:
+                if "orders" in client.futures and connected.done() and connected.exception() is None:
                     return
             await asyncio.sleep(0.005)
-        for future in pending:  # a failed dial rejects every future of its client, some nobody awaits: read them
-            if future.done() and not future.cancelled():
-                future.exception()
         watch.result()  # raises the watch's error; a result means the stream is up and delivering
 
     async def _recover_gap(self) -> None:

@@ -88,6 +88,9 @@ BINANCE_USDM = ExchangeQuirks(
             "fetchCurrencies": False,
             # open_orders(None) is a deliberate all-symbols query (reconciliation), not a mistake.
             "warnOnFetchOpenOrdersWithoutSymbol": False,
+            # ccxt.pro's watch_orders would also fetch a positions snapshot by REST at every (re)connect for a
+            # positions watch the order feed never makes.
+            "watchPositions": {"fetchPositionsSnapshot": False},
         }
     ),
     # USDⓈ-M user data streams: "No more user data event will be updated after this event received until a
