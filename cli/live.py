@@ -12,6 +12,8 @@ Paper mode (the default) routes on the simulated venue over recorded tapes (``--
 market of ``executor.json``; its clock is the replay, advanced by the idle poll while no intent comes. Its
 account (positions, recent orders) is kept in ``--paper-state`` across restarts (``executor.paper_account``),
 as a real venue keeps it, so a restart after a kill reconciles against it.
+Up to ``executor.json`` ``engine.max_routes_in_flight`` intents route at once (``engine.max_routes_per_symbol``
+per symbol); the next intent is read only when a route can start (``executor.loop``).
 Live mode needs both ``--live`` and the API key variables named in ``executor.json`` (``live``); the
 keys are read from the environment only and never printed. Before the first intent the executor
 reconciles open orders and positions with the venue, in both modes (see ``executor.reconcile``); health

@@ -382,6 +382,10 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
         issues.append(ConfigIssue("executor.json", "$.reconcile.probe_gap_legs",
                                   f"must exceed route.max_venue_retries + 1 = {route.max_venue_retries + 1}: "
                                   "a route can skip that many client order ids in a row"))
+    engine = executor.engine
+    if engine.max_routes_per_symbol > engine.max_routes_in_flight:
+        issues.append(ConfigIssue("executor.json", "$.engine.max_routes_per_symbol",
+                                  f"must be at most engine.max_routes_in_flight ({engine.max_routes_in_flight})"))
     if reconcile.max_legs_per_intent < reconcile.probe_gap_legs:
         issues.append(ConfigIssue("executor.json", "$.reconcile.max_legs_per_intent",
                                   "must be at least probe_gap_legs"))

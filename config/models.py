@@ -695,6 +695,15 @@ class ReconcileSettings(Model):
     position_qty_tolerance: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 
 
+class EngineSettings(Model):
+    """How many routes work at once (``executor.loop``): ``max_routes_in_flight`` overall (1 is the
+    sequential engine) and ``max_routes_per_symbol``. An intent that does not fit waits in its source
+    (backpressure: no further intent is read until a route finishes)."""
+
+    max_routes_in_flight: Annotated[int, msgspec.Meta(ge=1, le=256)]
+    max_routes_per_symbol: Annotated[int, msgspec.Meta(ge=1, le=256)]
+
+
 class QualityBands(Model):
     """Fallback ratio / median slippage bands of ``features.quality.router_quality``."""
 
@@ -879,6 +888,7 @@ class ExecutorConfig(Model):
     starting_wallet_usd: PositiveUsd
     instruments: dict[Symbol, Instrument]
     route: RouteLoopSettings
+    engine: EngineSettings
     reconcile: ReconcileSettings
     health: HealthSettings
     alerts: AlertThresholds

@@ -19,6 +19,15 @@ is learned before its batch is journaled, the shadow proposal and arm-safety cha
 ``start`` re-learns journaled events the tuner's last checkpoint does not include before it recovers
 in-flight intents (``executor.adaptive.routing`` documents the ordering that keeps learning exactly-once).
 
+Routes work concurrently (``Executor.run``): each admitted intent's route is a machine
+(``router.routing.machine``) stepped by one ``ClockDriver`` on the venue's clock, up to
+``engine.max_routes_in_flight`` at once and ``engine.max_routes_per_symbol`` per symbol; an intent that
+does not fit stays in its source (backpressure), and a reducing intent runs alone on its leg. Each intent
+goes through the same phases whatever the concurrency (1 is the sequential engine): admit (screen, size,
+``check_order`` against the portfolio and the exposure working routes reserve, ``risk.context``), submit
+(the Submission record committed, then the route started), finish (settle, positions, learn, one journal
+batch). ``process`` is the same phases for one intent.
+
 A route that ended with an error may leave an order resting: its legs are settled by client order id
 (cancelled, fills counted) before the outcome is journaled. When that is impossible (venue unreachable)
 the loop raises ``ExecutorHalted``; a restart settles the intent. A failed write to the journal or the
@@ -30,9 +39,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import msgspec
@@ -64,13 +74,16 @@ from executor.records import Submission
 from executor.route_config import route_settings
 from executor.settle import SettleError, Settlement, SettleRetry, settle_orders, settled_event
 from executor.store import ExecutorStore
-from risk.context import RiskContext
+from risk.context import RiskContext, WorkingRoute
+from risk.exposure import is_reducing
 from risk.lot import fit_to_lot
 from risk.screener import MarketView, would_emit
 from router.contract import ContractSpec, notional_usd, venue_contract
-from router.events import Event, Intent, RouterEvent, TradeRecord, VetoReason
+from router.events import Event, Intent, RouterEvent, TradeRecord, VetoEvent, VetoReason
 from router.policy import RouterPolicy
-from router.routing.machine import route
+from router.routing.calls import Steps
+from router.routing.drive import ClockDriver, Finished
+from router.routing.machine import route_machine
 from router.routing.order import RouteOrder, RouteRefused
 from router.venue import TopOfBook, Venue, VenueError
 
@@ -84,6 +97,28 @@ LINEAR_SIZED: tuple[ContractType, ...] = ("linear", "spot")
 def _arrival_touch(symbol: str, bid: float, ask: float, ts_ns: int) -> TopOfBook:
     """The arrival touch a settled event is measured against; its sizes were not recorded (zero)."""
     return TopOfBook(symbol=symbol, bid=bid, bid_qty=0.0, ask=ask, ask_qty=0.0, ts_ns=ts_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An intent that passed risk: its validated route, the Submission to commit before the first send,
+    and the exposure its working route reserves."""
+
+    order: RouteOrder
+    policy: RouterPolicy
+    decision: DecisionRecord | None
+    submission: Submission
+    machine: Steps[RouterEvent]
+    working: WorkingRoute
+    now_ns: int
+
+
+@dataclass(slots=True)
+class Flight:
+    """A submitted intent: working until its batch is journaled (``trade`` then set)."""
+
+    admission: Admission
+    trade: TradeRecord | None = field(default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +178,18 @@ class Executor:
         self.portfolio, self.lots = empty.portfolio, empty.lots
         self._settle_retry = SettleRetry(retries=ex.route.max_venue_retries, backoff_ms=ex.route.rate_limit_backoff_ms)
         self.policies: dict[str, RouterPolicy] = {}
+        self._driver: ClockDriver[str, RouterEvent] = ClockDriver(venue)
+        self._flights: dict[str, Flight] = {}
+        self._per_symbol: Counter[str] = Counter()
         self._done: set[str] = set()
         self._digests: dict[str, bytes] = {}
         self._started = False
+        self.on_outcome: Callable[[RouterEvent | VetoEvent], None] | None = None
+        """Called with each intent's RouterEvent or VetoEvent once its batch is journaled (``executor.embed``)."""
+
+    def knows(self, intent_id: str) -> bool:
+        """True when ``intent_id`` is journaled or routing now: submitting it again is a duplicate."""
+        return intent_id in self._done or intent_id in self._flights
 
     # --- start ------------------------------------------------------------------------------------
 
@@ -161,7 +205,8 @@ class Executor:
         except JournalStoreMismatch as exc:
             raise JournalStoreMismatch(mismatch_message(str(exc), journal=self.journal.path,
                                                         store=self.store.path)) from exc
-        check_journal_covers_store(submissions, replayed.done_intent_ids, journal=self.journal.path,
+        check_journal_covers_store(submissions, replayed.done_intent_ids,
+                                   max_in_flight=ex.engine.max_routes_in_flight, journal=self.journal.path,
                                    store=self.store.path)
         self.portfolio, self.lots = replayed.portfolio, replayed.lots
         self._done = set(replayed.done_intent_ids)
@@ -230,31 +275,72 @@ class Executor:
             on_idle: Callable[[], None] | None, quarantine_malformed: bool = False) -> int:
         """Process intents until the source is exhausted or ``should_stop()``; returns how many were new.
 
-        Health is published on the timer between intents and on idle polls (and the gauges refreshed in
+        Up to ``engine.max_routes_in_flight`` routes work at once, at most ``engine.max_routes_per_symbol``
+        on one symbol. While every slot is taken, or the next intent's symbol is full, no further intent is
+        read (backpressure): the routes in flight run (the earliest wake first) until one finishes. With
+        routes in flight the source is only polled without waiting; with none it waits ``idle_poll_s``.
+        ``should_stop()`` stops admitting; the routes in flight are finished and journaled before return.
+
+        Health is published on the timer between steps and on idle polls (and the gauges refreshed in
         between); with adaptive routing the same timer polls the registry for go-live requests.
 
-        ``on_idle`` runs after a poll that brought nothing (paper mode advances the replay clock there;
-        a live venue's wall clock moves by itself, so live passes ``None``).
+        ``on_idle`` runs after a poll that brought nothing while no route works (paper mode advances the
+        replay clock there; a live venue's wall clock moves by itself, so live passes ``None``).
 
         A malformed line (``IntentFormatError``) already in the journal's dead letters is skipped; a new
         one is quarantined and the loop goes on with ``quarantine_malformed`` (``--follow``), else the
-        error ends the run before anything past the line is routed (``executor.quarantine``).
+        error ends the run before anything past the line is routed (``executor.quarantine``); routes
+        already in flight are finished first.
         """
+        engine = self.config.executor.engine
         processed = 0
-        while not should_stop() and not source.exhausted:
-            try:
-                intent = source.next_intent(idle_poll_s)
-            except IntentFormatError as error:
-                if not (self.journal.is_quarantined(error.line) or quarantine_malformed):
-                    raise
-                self._quarantine(error.line)
+        held: Intent | None = None  # read, but its symbol had no free slot
+        while self._flights or held is not None or not (should_stop() or source.exhausted):
+            if should_stop():
+                held = None  # never admitted: the source gives it again on the next run
+            while len(self._flights) < engine.max_routes_in_flight and not should_stop():
+                if held is None:
+                    if source.exhausted:
+                        break
+                    try:
+                        held = source.next_intent(0.0 if self._flights else idle_poll_s)
+                    except IntentFormatError as error:
+                        if not (self.journal.is_quarantined(error.line) or quarantine_malformed):
+                            self._drain()
+                            raise
+                        self._quarantine(error.line)
+                        continue
+                    if held is None:
+                        if not self._flights and on_idle is not None:
+                            on_idle()
+                        break
+                if self._per_symbol[held.symbol] >= engine.max_routes_per_symbol or self._leg_busy(held):
+                    break
+                intent, held = held, None
+                processed += self._begin(intent) is not None
+                self.publish_if_due()
+            if self._flights:
+                self._step()
+                self.publish_if_due()
+            elif held is not None:
+                raise RuntimeError(f"intent {held.intent_id} held with no route in flight")
             else:
-                if intent is not None:
-                    processed += self.process(intent) is not None
-                elif on_idle is not None:
-                    on_idle()
-            self.publish_if_due()
+                self.publish_if_due()
         return processed
+
+    def _leg_busy(self, intent: Intent) -> bool:
+        """A reducing intent runs alone on its leg (symbol, position side), and nothing joins a leg being
+        reduced: positions apply fills route by route at the finish, so a reduce finishing before the
+        open it closes would flip the leg in the executor's books while the venue saw them in order."""
+        leg = (intent.symbol, intent.position_side)
+        reducing = is_reducing(intent)
+        return any((f.admission.working.symbol, f.admission.working.position_side) == leg
+                   and (reducing or is_reducing(f.admission.submission.intent)) for f in self._flights.values())
+
+    def _drain(self) -> None:
+        """Run every route in flight to its journaled end."""
+        while self._flights:
+            self._step()
 
     def _quarantine(self, line: MalformedLine) -> None:
         """Dead-letter a malformed line (a no-op for one quarantined before); a failed write halts."""
@@ -290,12 +376,38 @@ class Executor:
     def process(self, intent: Intent) -> TradeRecord | None:
         """Run one intent to its journaled outcome; ``None`` if it was already processed.
 
-        An id already processed with other content is vetoed under a derived id (``executor.duplicates``).
+        The sequential use of the engine: admitted, submitted, then routed to its end (any routes
+        already in flight keep working meanwhile). An id already processed with other content is vetoed
+        under a derived id (``executor.duplicates``).
+        """
+        began = self._begin(intent)
+        if not isinstance(began, Flight):
+            return began
+        while began.trade is None:
+            self._step()
+        return began.trade
+
+    @property
+    def routes_in_flight(self) -> int:
+        return len(self._flights)
+
+    def _begin(self, intent: Intent) -> TradeRecord | Flight | None:
+        """Admit, then submit: a veto (journaled), ``None`` for a duplicate, or the flight now working."""
+        admitted = self._admit(intent)
+        if not isinstance(admitted, Admission):
+            return admitted
+        return self._submit(admitted)
+
+    def _admit(self, intent: Intent) -> TradeRecord | Admission | None:
+        """Screen, size and check the intent against the portfolio and the routes working now.
+
+        Returns the veto's TradeRecord (journaled), ``None`` for a duplicate, or what to submit: the
+        order, validated once here (``route_machine``), and the Submission record to commit before it.
         """
         if not self._started:
             raise RuntimeError("Executor.start() must reconcile with the venue before any intent is processed")
         now_ns = self.venue.clock.now_ns()
-        if intent.intent_id in self._done:
+        if intent.intent_id in self._done or intent.intent_id in self._flights:
             if self._digests.get(intent.intent_id) == intent_digest(intent) or conflict_id(intent) in self._done:
                 self.telemetry.metrics.intents.labels("duplicate").inc()
                 return None
@@ -317,8 +429,8 @@ class Executor:
             return self._veto(intent, (reason("book_unavailable", None, type(exc).__name__, str(exc)),),
                               {"stage": "executor"}, now_ns, 0.0)
         self._refresh_marks(now_ns, book)
-        ctx = RiskContext.from_state(self.portfolio, symbol=intent.symbol,
-                                     universe=self.config.strategy.universe, now_ns=now_ns)
+        ctx = RiskContext.from_state(self.portfolio, symbol=intent.symbol, universe=self.config.strategy.universe,
+                                     now_ns=now_ns, working=tuple(f.admission.working for f in self._flights.values()))
         multiplier = self.telemetry.allocation.multiplier(intent)  # 1 in shadow mode; risk caps still bind
         sized = intent if multiplier == 1.0 else msgspec.structs.replace(
             intent, size_hint_usd=intent.size_hint_usd * multiplier)
@@ -341,20 +453,21 @@ class Executor:
                                               f"executor.instruments.{intent.symbol}.qty_step"),),
                               {"stage": "lot", "gross_usd": gross_usd}, now_ns, gross_usd)
         quote = contract.quote
+        decision: DecisionRecord | None = None
         try:
             order = self._route_order(intent, qty, quote, instrument.tick_size, instrument.qty_step)
+            if self.adaptive is None:
+                policy = self.policy_for(intent.symbol)
+            else:
+                try:
+                    policy, decision = self.adaptive.decide(intent, book, order_qty=qty, now_ns=now_ns)
+                except ValueError as exc:  # a touch without size on a side, or crossed: no context to decide in
+                    return self._veto(intent, (reason("decision_context_unavailable", None, None, str(exc)),),
+                                      {"stage": "tuner"}, now_ns, gross_usd)
+            machine = route_machine(order, policy, self.route_settings, rng=self.rng)
         except RouteRefused as exc:
             return self._veto(intent, (reason("route_refused", None, None, str(exc)),), {"stage": "route"},
                               now_ns, gross_usd)
-        decision: DecisionRecord | None = None
-        if self.adaptive is None:
-            policy = self.policy_for(intent.symbol)
-        else:
-            try:
-                policy, decision = self.adaptive.decide(intent, book, order_qty=qty, now_ns=now_ns)
-            except ValueError as exc:  # a touch without size on a side, or crossed: no context to decide in
-                return self._veto(intent, (reason("decision_context_unavailable", None, None, str(exc)),),
-                                  {"stage": "tuner"}, now_ns, gross_usd)
         # health shows the acting version (published or champion), never the arm explored for this one order
         self.policies[intent.symbol] = policy if self.adaptive is None else self.adaptive.current(intent.symbol)
         clamped_usd = notional_usd(contract, book.mid, qty)
@@ -363,20 +476,53 @@ class Executor:
             binding_limit=binding_limit(screen.detail), size_multiplier=multiplier, quote=quote,
             tick_size=instrument.tick_size, qty_step=instrument.qty_step, policy=asdict(policy), arrival_bid=book.bid,
             arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=now_ns)
+        working = WorkingRoute(symbol=intent.symbol, position_side=intent.position_side,
+                               reserved_usd=0.0 if is_reducing(intent) else clamped_usd)
+        return Admission(order=order, policy=policy, decision=decision, submission=submission, machine=machine,
+                         working=working, now_ns=now_ns)
+
+    def _submit(self, admitted: Admission) -> Flight:
+        """Commit the Submission (a restart then finds the intent), reserve its exposure, start its route."""
+        intent = admitted.submission.intent
         with self._halting(f"executor store {self.store.path}",
                            f"nothing was sent for intent {intent.intent_id}: it is routed on restart"):
-            self.store.record_submission(submission, decision=decision)
-        try:
-            event = route(order, policy, self.venue, rng=self.rng, settings=self.route_settings)
-        except RouteRefused as exc:
-            return self._veto(intent, (reason("route_refused", None, None, str(exc)),), {"stage": "route"},
-                              now_ns, gross_usd)
-        except VenueError as exc:  # the arrival touch read failed: nothing was sent
-            return self._veto(intent, (reason("venue_error_before_send", None, type(exc).__name__, str(exc)),),
-                              {"stage": "route"}, now_ns, gross_usd)
+            self.store.record_submission(admitted.submission, decision=admitted.decision)
+        flight = Flight(admission=admitted)
+        self._flights[intent.intent_id] = flight
+        self._per_symbol[intent.symbol] += 1
+        self._driver.start(intent.intent_id, admitted.machine)
+        self._land()
+        return flight
+
+    def _step(self) -> None:
+        """Let the route with the earliest wake time run until it waits again; journal what finished."""
+        self._driver.step()
+        self._land()
+
+    def _land(self) -> None:
+        """Finish every route that ended: settle, positions, learn, one journal batch each."""
+        while self._driver.finished:
+            self._finish(self._driver.finished.popleft())
+
+    def _finish(self, finished: Finished[str, RouterEvent]) -> None:
+        flight = self._flights.pop(finished.key)
+        admitted = flight.admission
+        intent = admitted.submission.intent
+        self._per_symbol[intent.symbol] -= 1
+        if isinstance(finished.error, VenueError):  # the contract or arrival touch read failed: nothing was sent
+            exc = finished.error
+            flight.trade = self._veto(intent, (reason("venue_error_before_send", None, type(exc).__name__,
+                                                      str(exc)),),
+                                      {"stage": "route"}, admitted.now_ns, admitted.submission.suggested_gross_usd)
+            return
+        if finished.error is not None:
+            raise finished.error
+        event = finished.result
+        if event is None:
+            raise RuntimeError(f"route of {intent.intent_id} ended with neither an event nor an error")
         if event.error is not None:
-            event = self._settle_after_error(order, policy, event)
-        return self._finish_routed(intent, event, submission, decision)
+            event = self._settle_after_error(admitted.order, admitted.policy, event)
+        flight.trade = self._finish_routed(intent, event, admitted.submission, admitted.decision)
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -437,6 +583,8 @@ class Executor:
         self.telemetry.observe_router_event(event)
         self.telemetry.observe_trade(trade)
         self.telemetry.metrics.intents.labels("routed").inc()
+        if self.on_outcome is not None:
+            self.on_outcome(event)
         return trade
 
     def _journal_batch(self, records: tuple[Event, ...], consequence: str) -> None:
@@ -454,6 +602,8 @@ class Executor:
         self._digests[intent.intent_id] = intent_digest(intent)
         self.telemetry.observe_veto(veto)
         self.telemetry.metrics.intents.labels("vetoed").inc()
+        if self.on_outcome is not None:
+            self.on_outcome(veto)
         return trade
 
     def _unit_usd(self, intent: Intent, book: TopOfBook, contract: ContractSpec) -> float:

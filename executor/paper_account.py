@@ -10,10 +10,10 @@ behind what the executor could have journaled. At start it reloads the positions
 serves the saved orders by client order id.
 
 What is kept: positions, every non-terminal order and the latest ``keep_orders`` orders (the executor
-passes ``reconcile.max_legs_per_intent``: the executor routes one intent at a time, so those cover every
-leg of the intent in flight at a crash). A saved order that was still resting is reported open with the
-fills it had; the paper market did not trade while the process was down, so it fills no further, and a
-cancel (what recovery does) ends it.
+passes ``reconcile.max_legs_per_intent`` times ``engine.max_routes_in_flight``: at most that many routes
+work at once, so those cover every leg of the intents in flight at a crash). A saved order that was still
+resting is reported open with the fills it had; the paper market did not trade while the process was
+down, so it fills no further, and a cancel (what recovery does) ends it.
 """
 
 from __future__ import annotations

@@ -41,14 +41,13 @@ class JournalStoreMismatch(ReconcileError):
     """
 
 
-MAX_IN_FLIGHT_INTENTS = 1
-"""Submissions the journal may lack at a start: the loop routes one intent at a time, so a crash leaves at
-most the one it was routing (and a failed start before its recovery leaves that same one)."""
-
-
 def check_journal_covers_store(submissions: Mapping[str, Submission], done_intent_ids: frozenset[str], *,
-                               journal: Path, store: Path) -> None:
-    """Only the last ``MAX_IN_FLIGHT_INTENTS`` submissions may lack their journaled outcome; else refuse.
+                               max_in_flight: int, journal: Path, store: Path) -> None:
+    """At most ``max_in_flight`` submissions may lack their journaled outcome; else refuse.
+
+    ``max_in_flight`` is ``engine.max_routes_in_flight``: that many routes work at once, so that many can
+    be cut off by a crash. The sequential engine (1) also requires the one missing to be the last
+    submitted; with routes working at once an older one may outlive later ones.
 
     Why: recovering an unjournaled submission settles it with the venue and journals what it finds. For an
     intent in flight at a crash that is right; for hundreds of intents whose outcomes the journal lost (an
@@ -59,13 +58,13 @@ def check_journal_covers_store(submissions: Mapping[str, Submission], done_inten
     if not missing:
         return
     last_journaled = max((i for i, intent_id in enumerate(submissions) if intent_id in done_intent_ids), default=-1)
-    if len(missing) <= MAX_IN_FLIGHT_INTENTS and missing[0][0] > last_journaled:
+    if len(missing) <= max_in_flight and (max_in_flight > 1 or missing[0][0] > last_journaled):
         return
     missing_ids = [intent_id for _, intent_id in missing]
     shown = ", ".join(missing_ids[:3]) + (", ..." if len(missing_ids) > 3 else "")
     raise JournalStoreMismatch(mismatch_message(
         f"the store holds {len(missing_ids)} submitted intents without an outcome in the journal ({shown}), at most "
-        f"{MAX_IN_FLIGHT_INTENTS} may be in flight; the journal is behind the store (emptied, replaced, or its "
+        f"{max_in_flight} may be in flight; the journal is behind the store (emptied, replaced, or its "
         "-wal file deleted after a kill)", journal=journal, store=store))
 
 

@@ -66,10 +66,12 @@ def paper_venue(config: ConfigBundle, tapes: Sequence[MarketTape], *, name: str)
 def paper_account(config: ConfigBundle, tapes: Sequence[MarketTape], *, name: str, path: Path) -> PaperAccount:
     """The paper venue of ``paper_venue`` with its account kept at ``path`` across restarts.
 
-    It keeps the orders of the intent in flight at a crash: at most ``reconcile.max_legs_per_intent``.
+    It keeps the orders of the intents in flight at a crash: at most ``reconcile.max_legs_per_intent`` for
+    each of ``engine.max_routes_in_flight`` routes.
     """
+    ex = config.executor
     return PaperAccount(paper_venue(config, tapes, name=name), path, symbols=[tape.symbol for tape in tapes],
-                        keep_orders=config.executor.reconcile.max_legs_per_intent)
+                        keep_orders=ex.reconcile.max_legs_per_intent * ex.engine.max_routes_in_flight)
 
 
 def live_venue(config: ConfigBundle, environ: Mapping[str, str] = os.environ) -> CcxtVenue:

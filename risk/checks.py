@@ -138,8 +138,8 @@ def trades_per_hour(intent: Intent, gross_usd: float, ctx: RiskContext,
 
 def max_concurrent_positions(intent: Intent, gross_usd: float, ctx: RiskContext,
                              limits: RiskLimits) -> VetoReason | None:
-    """Opening a new leg may not take the open legs beyond ``max_concurrent_positions``."""
-    observed = ctx.open_positions_count + 1
+    """Opening a new leg may not take the open legs (and those working routes open) beyond the cap."""
+    observed = ctx.open_positions_count + len(ctx.opening_legs) + 1
     if not opens_new_position(intent, ctx) or observed <= limits.max_concurrent_positions:
         return None
     return VetoReason(code="max_concurrent_positions", threshold=float(limits.max_concurrent_positions),

@@ -73,5 +73,6 @@ def exposure_increase_usd(intent: Intent, gross_usd: float, ctx: RiskContext) ->
 
 
 def opens_new_position(intent: Intent, ctx: RiskContext) -> bool:
-    """True when a growing order would open a leg that is flat now (counts toward concurrency)."""
-    return not is_reducing(intent) and ctx.leg(intent.position_side) is None
+    """True when a growing order would open a leg that is flat now and no working route is opening."""
+    return (not is_reducing(intent) and ctx.leg(intent.position_side) is None
+            and (ctx.symbol, intent.position_side) not in ctx.opening_legs)

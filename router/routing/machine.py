@@ -1,5 +1,10 @@
 """The routing state machine: one order in, exactly one ``RouterEvent`` out.
 
+The machine does no I/O (``route_machine``): it yields the venue requests of ``router.routing.calls``
+and receives their replies, so the same logic runs blocking on one venue (``route``), many at once on a
+simulated clock (``router.routing.drive.ClockDriver``) or awaited on a wall clock
+(``router.routing.aio``). The order is validated once, when the machine is made, never per poll.
+
 States: decide (maker or taker) -> post-only at the offset (post-only rejections re-priced from the new
 touch, bounded) -> wait up to the TTL polling the order -> cancel and re-price toward the touch (bounded)
 -> fall back with the remainder (taker, re-post or cancel). Documented choices:
@@ -35,16 +40,17 @@ touch, bounded) -> wait up to the TTL polling the order -> cancel and re-price t
   venue error: in every case nothing was sent.
 """
 
+
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import Any, Literal
 
 import numpy as np
 
-from router.contract import venue_contract
 from router.events import RouterEvent
 from router.policy import RouterPolicy
+from router.routing.calls import Cancel, ContractOf, Fetch, Now, OrderRef, Place, Steps, Touch, VenueCall, WaitUntil
+from router.routing.drive import drive
 from router.routing.ledger import RouteLedger
 from router.routing.order import (
     RouteOrder,
@@ -72,7 +78,6 @@ from router.venue import (
     VenueUnavailable,
 )
 
-T = TypeVar("T")
 _RETRY_WRITE: tuple[type[VenueError], ...] = (RateLimited,)
 _RETRY_READ: tuple[type[VenueError], ...] = (RateLimited, VenueUnavailable, VenueTimeout)
 Start = Literal["maker", "taker", "skip"]
@@ -119,8 +124,21 @@ def route(order: RouteOrder, policy: RouterPolicy, venue: Venue, *, rng: np.rand
     if policy.symbol != order.symbol:
         raise RouteRefused(f"{order.intent_id}: policy {policy.policy_id} routes {policy.symbol}, "
                            f"not {order.symbol}")
+    return drive(route_machine(order, policy, settings, rng=rng), venue)
+
+
+def route_machine(order: RouteOrder, policy: RouterPolicy, settings: RouteSettings, *,
+                  rng: np.random.Generator) -> Steps[RouterEvent]:
+    """The route of ``order`` as a machine yielding venue calls; validated here, before anything is sent.
+
+    Raises ``RouteRefused`` at once for input the router must not send; every run of the returned
+    machine ends in exactly one ``RouterEvent``. ``rng`` is drawn when the machine decides its start.
+    """
+    if policy.symbol != order.symbol:
+        raise RouteRefused(f"{order.intent_id}: policy {policy.policy_id} routes {policy.symbol}, "
+                           f"not {order.symbol}")
     check_order(order, settings)
-    return _Route(order, policy, venue, settings).run(rng)
+    return _Route(order, policy, settings).run(rng)
 
 
 def maker_price(order: RouteOrder, touch: TopOfBook, offset_bps: float) -> float:
@@ -143,27 +161,27 @@ def taker_limit_price(order: RouteOrder, arrival_mid: float, max_slippage_bps: f
 class _Route:
     """One run of the state machine; all mutable state lives in the ledger and the leg counter."""
 
-    def __init__(self, order: RouteOrder, policy: RouterPolicy, venue: Venue, settings: RouteSettings) -> None:
-        self.order, self.policy, self.venue, self.settings = order, policy, venue, settings
-        self.clock = venue.clock
+    def __init__(self, order: RouteOrder, policy: RouterPolicy, settings: RouteSettings) -> None:
+        self.order, self.policy, self.settings = order, policy, settings
+        self.poll_ns = int(settings.poll_interval_ms * 1e6)
         self.legs = 0
 
-    def run(self, rng: np.random.Generator) -> RouterEvent:
-        contract = venue_contract(self.venue, self.order.symbol)
-        arrival_ts_ns = self.clock.now_ns()
-        touch = self._retrying(lambda: self.venue.top_of_book(self.order.symbol), idempotent=True)
+    def run(self, rng: np.random.Generator) -> Steps[RouterEvent]:
+        contract = yield ContractOf(self.order.symbol)
+        arrival_ts_ns: int = yield Now()
+        touch = yield from self._retrying(Touch(self.order.symbol), idempotent=True)
         self.ledger = RouteLedger(order=self.order, arrival=touch, arrival_ts_ns=arrival_ts_ns, contract=contract)
         try:
             start = self._decide(touch, rng)
             if start == "maker":
                 self.ledger.started_maker = True
-                self._maker_phase(touch)
+                yield from self._maker_phase(touch)
             elif start == "taker":
-                self._taker_leg()
+                yield from self._taker_leg()
         except _RouteAbort as abort:
             self.ledger.error = str(abort)
             self.ledger.rejected = abort.rejected
-        return self.ledger.to_event(self.policy, self.clock.now_ns())
+        return self.ledger.to_event(self.policy, (yield Now()))
 
     # --- decisions ------------------------------------------------------------------------------
 
@@ -186,48 +204,48 @@ class _Route:
         self.ledger.route_propensity = policy.taker_bias if go_taker else 1.0 - policy.taker_bias
         return "taker" if go_taker else "maker"
 
-    def _maker_phase(self, arrival: TopOfBook) -> None:
+    def _maker_phase(self, arrival: TopOfBook) -> Steps[None]:
         offset_bps = self.policy.maker_offset_bps
         touch: TopOfBook | None = arrival  # the first order prices off the arrival touch: no second read
         while self.ledger.remaining_qty() > 0.0:
-            state = self._post(offset_bps, touch)
+            state = yield from self._post(offset_bps, touch)
             touch = None
             if state is None:
                 break
-            self._rest(state)
+            yield from self._rest(state)
             if self.ledger.remaining_qty() <= 0.0 or self.ledger.reprice_count >= self.policy.reprice_attempts:
                 break
             self.ledger.reprice_count += 1
             offset_bps -= self.policy.reprice_step_bps
-        self._fallback()
+        yield from self._fallback()
 
-    def _fallback(self) -> None:
+    def _fallback(self) -> Steps[None]:
         if self.ledger.remaining_qty() <= 0.0 or self.policy.fallback_mode == "cancel":
             return
         self.ledger.used_fallback = True
         if self.policy.fallback_mode == "taker":
-            self._taker_leg()
+            yield from self._taker_leg()
             return
-        state = self._post(0.0, None)
+        state = yield from self._post(0.0, None)
         if state is not None:
-            self._rest(state)
+            yield from self._rest(state)
 
     # --- legs -------------------------------------------------------------------------------------
 
-    def _post(self, offset_bps: float, touch: TopOfBook | None) -> OrderState | None:
+    def _post(self, offset_bps: float, touch: TopOfBook | None) -> Steps[OrderState | None]:
         """A resting post-only order for the remainder, or ``None`` once the rejection budget is spent.
 
         ``touch`` is a touch just read (the arrival's); otherwise, and after every rejection, it is re-read.
         """
         while True:
             if touch is None:
-                touch = self._touch()
+                touch = yield from self._touch()
             if not touch.ask > touch.bid > 0.0:
                 raise _RouteAbort(f"crossed_or_locked_book(bid={touch.bid}, ask={touch.ask}) while re-pricing",
                                   rejected=False)
             try:
-                state = self._place("limit", maker_price(self.order, touch, offset_bps), time_in_force="GTC",
-                                    post_only=True)
+                state = yield from self._place("limit", maker_price(self.order, touch, offset_bps),
+                                               time_in_force="GTC", post_only=True)
             except PostOnlyRejected:
                 state = None
             if state is not None and not (state.status in ("rejected", "expired") and not state.fills):
@@ -237,44 +255,41 @@ class _Route:
                 return None
             touch = None
 
-    def _rest(self, state: OrderState) -> None:
-        """Wait up to the TTL for fills, polling; cancel whatever still rests."""
-        ttl_ns = int(self.policy.maker_ttl_ms * 1e6)
-        poll_ns = int(self.settings.poll_interval_ms * 1e6)
-        deadline_ns = self.clock.now_ns() + ttl_ns
-        while not state.is_terminal and self.clock.now_ns() < deadline_ns:
-            self._sleep_until(min(self.clock.now_ns() + poll_ns, deadline_ns))
-            state = self._fetch(state.client_order_id)
+    def _rest(self, state: OrderState) -> Steps[None]:
+        """Wait up to the TTL for news of the order (pushed, or polled); cancel whatever still rests."""
+        deadline_ns = (yield Now()) + int(self.policy.maker_ttl_ms * 1e6)
+        while not state.is_terminal and (yield Now()) < deadline_ns:
+            state = yield from self._news(state.client_order_id, deadline_ns)
         if not state.is_terminal:
-            self._cancel(state.client_order_id)
+            yield from self._cancel(state.client_order_id)
 
-    def _taker_leg(self) -> None:
+    def _taker_leg(self) -> Steps[None]:
         """One IOC limit for the remainder, capped at ``max_taker_slippage_bps`` from the arrival mid."""
         cap_bps = self.policy.max_taker_slippage_bps
         price = taker_limit_price(self.order, self.ledger.arrival.mid, cap_bps)
-        state = self._place("limit", price, time_in_force="IOC", post_only=False)
+        state = yield from self._place("limit", price, time_in_force="IOC", post_only=False)
         if state.status == "rejected":
             self.ledger.error = f"taker leg {state.client_order_id} rejected by the venue"
             self.ledger.rejected = True
             return
-        state = self._final_ioc(state)
+        state = yield from self._final_ioc(state)
         if state.filled_qty <= 0.0 and not state.fills:
             self.ledger.error = f"taker_leg_unfilled_within_slippage_cap({cap_bps}bps)"
 
-    def _final_ioc(self, state: OrderState) -> OrderState:
+    def _final_ioc(self, state: OrderState) -> Steps[OrderState]:
         """The final state of an IOC order: polled while the venue still matches it, cancelled if it lingers."""
-        poll_ns = int(self.settings.poll_interval_ms * 1e6)
         for _ in range(self.settings.max_venue_retries):
             if state.is_terminal:
                 return state
-            self._sleep_until(self.clock.now_ns() + poll_ns)
-            state = self._fetch(state.client_order_id)
-        return state if state.is_terminal else self._cancel(state.client_order_id)
+            state = yield from self._news(state.client_order_id, (yield Now()) + self.poll_ns)
+        if state.is_terminal:
+            return state
+        return (yield from self._cancel(state.client_order_id))
 
     # --- venue calls ------------------------------------------------------------------------------
 
     def _place(self, order_type: OrderType, price: float | None, *, time_in_force: TimeInForce,
-               post_only: bool) -> OrderState:
+               post_only: bool) -> Steps[OrderState]:
         """Send one order for the remainder; a timeout is resolved by its client order id first."""
         qty = self.ledger.remaining_qty()
         for _ in range(self.settings.max_venue_retries + 1):
@@ -283,9 +298,9 @@ class _Route:
             req = request(self.order, client_id=client_id, qty=qty, order_type=order_type, price=price,
                           time_in_force=time_in_force, post_only=post_only)
             try:
-                state = self._retrying(lambda req=req: self.venue.place_order(req), idempotent=False)
+                state = yield from self._retrying(Place(req), idempotent=False)
             except (VenueTimeout, VenueUnavailable):
-                found = self._resolve(client_id)
+                found = yield from self._resolve(client_id)
                 if found is None:
                     continue
                 state = found
@@ -310,51 +325,55 @@ class _Route:
         except VenueProtocolError as exc:
             raise _RouteAbort(f"VenueProtocolError: {exc}; order may still rest", rejected=False) from exc
 
-    def _sleep_until(self, ts_ns: int) -> None:
-        """Wait on the venue clock; a simulated clock may fail (its replay ended) and that ends the route."""
+    def _news(self, client_id: str, until_ns: int) -> Steps[OrderState]:
+        """The order's state after waiting for news of it until ``until_ns`` (a poll when nothing is pushed).
+
+        A simulated clock may fail (its replay ended) and that ends the route.
+        """
         try:
-            self.clock.sleep_until(ts_ns)
+            news = yield WaitUntil(until_ns, OrderRef(self.order.symbol, client_id), self.poll_ns)
         except VenueError as exc:
             raise _RouteAbort(f"clock stopped: {type(exc).__name__}: {exc}", rejected=False) from exc
+        if news is None:
+            return (yield from self._fetch(client_id))
+        self._observe(news)
+        return news
 
-    def _touch(self) -> TopOfBook:
+    def _touch(self) -> Steps[TopOfBook]:
         try:
-            return self._retrying(lambda: self.venue.top_of_book(self.order.symbol), idempotent=True)
+            return (yield from self._retrying(Touch(self.order.symbol), idempotent=True))
         except VenueError as exc:
             raise _RouteAbort(f"touch unavailable while re-pricing: {type(exc).__name__}: {exc}",
                               rejected=False) from exc
 
-    def _resolve(self, client_id: str) -> OrderState | None:
+    def _resolve(self, client_id: str) -> Steps[OrderState | None]:
         """The state of an order whose placement timed out, or ``None`` if the venue never got it."""
         try:
-            return self._retrying(lambda: self.venue.fetch_order(self.order.symbol, client_id),
-                                  idempotent=True)
+            return (yield from self._retrying(Fetch(self.order.symbol, client_id), idempotent=True))
         except OrderNotFound:
             return None
         except VenueError as exc:
             raise _RouteAbort(f"order {client_id} unresolved after a timeout: {type(exc).__name__}: {exc}",
                               rejected=False) from exc
 
-    def _fetch(self, client_id: str) -> OrderState:
+    def _fetch(self, client_id: str) -> Steps[OrderState]:
         try:
-            state = self._retrying(lambda: self.venue.fetch_order(self.order.symbol, client_id),
-                                   idempotent=True)
+            state = yield from self._retrying(Fetch(self.order.symbol, client_id), idempotent=True)
         except VenueError as exc:
             raise _RouteAbort(f"status of {client_id} unknown: {type(exc).__name__}: {exc}",
                               rejected=False) from exc
         self._observe(state)
         return state
 
-    def _cancel(self, client_id: str) -> OrderState:
+    def _cancel(self, client_id: str) -> Steps[OrderState]:
         """Cancel and return the final state (fills that raced the cancel included, each once)."""
         self.ledger.cancel_count += 1
         retries = self.settings.max_venue_retries
         for _ in range(retries + 1):
             try:
-                state = self._retrying(lambda: self.venue.cancel_order(self.order.symbol, client_id),
-                                       idempotent=False)
+                state = yield from self._retrying(Cancel(self.order.symbol, client_id), idempotent=False)
             except (VenueTimeout, VenueUnavailable, OrderNotFound):
-                state = self._fetch(client_id)
+                state = yield from self._fetch(client_id)
                 if not state.is_terminal:
                     continue
             except VenueError as exc:
@@ -365,19 +384,17 @@ class _Route:
             raise _RouteAbort(f"cancel of {client_id} not confirmed after {retries + 1} attempts; "
                               f"order may still rest", rejected=False)
         self._observe(state)
-        poll_ns = int(self.settings.poll_interval_ms * 1e6)
         for _ in range(retries):
             if state.is_terminal:
                 return state
-            self._sleep_until(self.clock.now_ns() + poll_ns)
-            state = self._fetch(client_id)
+            state = yield from self._news(client_id, (yield Now()) + self.poll_ns)
         if not state.is_terminal:
             raise _RouteAbort(f"cancel of {client_id} acknowledged but not final after {retries} polls",
                               rejected=False)
         return state
 
-    def _retrying(self, call: Callable[[], T], *, idempotent: bool) -> T:
-        """``call()``, backing off on the venue clock after rate limits; reads also retry lost answers.
+    def _retrying(self, call: VenueCall, *, idempotent: bool) -> Steps[Any]:
+        """``call``'s reply, backing off on the venue clock after rate limits; reads also retry lost answers.
 
         A write (place, cancel) is not repeated after a timeout or a dropped connection: its effect is
         unknown and the caller resolves it by client order id instead.
@@ -386,11 +403,11 @@ class _Route:
         attempt = 0
         while True:
             try:
-                return call()
+                return (yield call)
             except retryable as exc:
                 hint_ms = exc.retry_after_s * 1e3 if isinstance(exc, RateLimited) and exc.retry_after_s else 0.0
                 if attempt >= self.settings.max_venue_retries or hint_ms > self.settings.max_retry_after_ms:
                     raise
                 delay_ms = max(hint_ms, self.settings.rate_limit_backoff_ms * 2**attempt)
-                self.clock.sleep_until(self.clock.now_ns() + int(delay_ms * 1e6))
+                yield WaitUntil((yield Now()) + int(delay_ms * 1e6), None, self.poll_ns)
                 attempt += 1

@@ -47,6 +47,19 @@ def test_probe_gap_must_outrun_route_retries(config_dir: Path) -> None:
     assert issue.startswith("executor.json: $.reconcile.probe_gap_legs: must exceed route.max_venue_retries + 1 = 4")
 
 
+def test_per_symbol_routes_may_not_exceed_routes_in_flight(config_dir: Path) -> None:
+    edit_config(config_dir, "executor.json",
+                lambda d: d["engine"].update(max_routes_in_flight=4, max_routes_per_symbol=5))
+    [issue] = config_issues(config_dir)
+    assert issue == "executor.json: $.engine.max_routes_per_symbol: must be at most engine.max_routes_in_flight (4)"
+
+
+def test_routes_in_flight_must_be_a_sane_positive_count(config_dir: Path) -> None:
+    edit_config(config_dir, "executor.json", lambda d: d["engine"].update(max_routes_in_flight=0))
+    [issue] = config_issues(config_dir)
+    assert issue.startswith("executor.json: $.engine.max_routes_in_flight:")
+
+
 def test_unknown_and_out_of_range_keys_are_named(config_dir: Path) -> None:
     def edit(data: dict) -> None:
         data["alerts"]["fallback_ratio"] = 1.5

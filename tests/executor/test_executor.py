@@ -63,7 +63,7 @@ def test_every_order_at_the_venue_passed_check_order_with_a_full_context(tmp_pat
 
     def spy(intent_, gross_usd, ctx, limits):
         rebuilt = RiskContext.from_state(executor.portfolio, symbol=intent_.symbol,
-                                         universe=config.strategy.universe, now_ns=ctx.now_ns)
+                                         universe=config.strategy.universe, now_ns=ctx.now_ns, working=())
         assert ctx == rebuilt, "the executor's context must be the one builder's, from the live portfolio"
         decision = check_order(intent_, gross_usd, ctx, limits)
         checks[intent_.intent_id].append((ctx, decision))

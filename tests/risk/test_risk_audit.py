@@ -41,7 +41,7 @@ def test_the_builder_always_counts_open_positions_from_state() -> None:
         state.apply_fill(symbol=symbol, side="buy", position_side="BOTH", fill=Fill(
             trade_id=f"t{index}", client_order_id=f"o{index}", price=100.0, qty=1.0, fee_usd=0.0,
             liquidity="maker", ts_ns=NOW_NS))
-    ctx = RiskContext.from_state(state, symbol="BTCUSDT", universe=BUNDLE.strategy.universe, now_ns=NOW_NS)
+    ctx = RiskContext.from_state(state, symbol="BTCUSDT", universe=BUNDLE.strategy.universe, now_ns=NOW_NS, working=())
     assert ctx.open_positions_count == LIMITS.max_concurrent_positions
     [reason] = check_order(make_intent(), 1_000.0, ctx, LIMITS).reasons
     assert reason.code == "max_concurrent_positions"

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from risk import PortfolioState, RiskContext
+from risk.context import WorkingRoute
 from router.events import Fill
 from tests.risk.test_risk_support import BUNDLE, NOW_NS, leg, make_ctx
 
@@ -66,15 +67,41 @@ def test_from_state_aggregates_positions_tiers_and_nav() -> None:
     p.apply_fill(symbol="ETHUSDT", side="sell", position_side="BOTH", fill=fill("b", 50.0, 10.0))
     p.apply_fill(symbol="BTCUSDT_SPOT", side="buy", position_side="BOTH", fill=fill("c", 100.0, 3.0))
     p.mark_to_market({"BTCUSDT": 110.0, "ETHUSDT": 50.0, "BTCUSDT_SPOT": 110.0}, NOW_NS - 5 * S)
-    ctx = RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS)
+    ctx = RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS, working=())
     assert ctx.open_positions_count == 3 and ctx.tier_name == "CORE"
     assert ctx.symbol_gross_notional_usd == pytest.approx(1_100.0)
     assert ctx.current_tier_gross_notional == pytest.approx(1_600.0)
     assert ctx.gross_exposure_usd == pytest.approx(1_930.0)
     assert ctx.nav_usd == pytest.approx(100_130.0) and ctx.equity_usd == 100_000.0
     assert ctx.nav_age_s == 5.0 and ctx.leverage_in_use == pytest.approx(1_930.0 / 100_130.0)
-    spot = RiskContext.from_state(p, symbol="BTCUSDT_SPOT", universe=UNIVERSE, now_ns=NOW_NS)
+    spot = RiskContext.from_state(p, symbol="BTCUSDT_SPOT", universe=UNIVERSE, now_ns=NOW_NS, working=())
     assert spot.tier_name == "SPOT" and spot.current_tier_gross_notional == pytest.approx(330.0)
+
+
+def test_working_routes_count_as_if_filled_in_exposure_trades_and_opening_legs() -> None:
+    p = state()
+    p.apply_fill(symbol="BTCUSDT", side="buy", position_side="LONG", fill=fill("a", 100.0, 10.0))
+    working = (WorkingRoute(symbol="BTCUSDT", position_side="LONG", reserved_usd=500.0),  # adds to an open leg
+               WorkingRoute(symbol="BTCUSDT", position_side="SHORT", reserved_usd=200.0),  # opens a leg
+               WorkingRoute(symbol="ETHUSDT", position_side="LONG", reserved_usd=300.0),  # same tier
+               WorkingRoute(symbol="BTCUSDT_SPOT", position_side="BOTH", reserved_usd=0.0))  # reducing
+    ctx = RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS, working=working)
+    assert ctx.symbol_gross_notional_usd == pytest.approx(1_000.0 + 700.0)
+    assert ctx.current_tier_gross_notional == pytest.approx(1_000.0 + 1_000.0)
+    assert ctx.gross_exposure_usd == pytest.approx(2_000.0) and ctx.pending_gross_usd == pytest.approx(1_000.0)
+    assert ctx.working_routes == 4 and ctx.trades_last_hour == 3  # the three BTCUSDT routes
+    assert ctx.opening_legs == frozenset({("BTCUSDT", "SHORT"), ("ETHUSDT", "LONG")})
+    idle = RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS, working=())
+    assert (idle.gross_exposure_usd, idle.working_routes, idle.opening_legs) == (1_000.0, 0, frozenset())
+
+
+def test_working_route_reservations_and_counts_are_checked() -> None:
+    with pytest.raises(ValueError, match="reserved_usd"):
+        WorkingRoute(symbol="BTCUSDT", position_side="LONG", reserved_usd=-1.0)
+    with pytest.raises(ValueError, match="opening legs"):
+        make_ctx(working_routes=0, opening_legs=frozenset({("BTCUSDT", "LONG")}))
+    with pytest.raises(ValueError, match="pending_gross_usd"):
+        make_ctx(pending_gross_usd=1.0)
 
 
 def test_from_state_windows_losses_drawdown_trades_and_stops() -> None:
@@ -90,7 +117,7 @@ def test_from_state_windows_losses_drawdown_trades_and_stops() -> None:
     p.apply_fill(side="sell", fill=fill("d5", 95.0, 0.5, ts_ns=NOW_NS - 20 * S, order="o6"), **sym)
     p.record_stop("BTCUSDT", NOW_NS - 10 * S)
     p.mark_to_market({"BTCUSDT": 100.0}, NOW_NS)
-    ctx = RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS)
+    ctx = RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS, working=())
     assert ctx.weekly_realized_loss_usd == pytest.approx(25.0)  # -50 + 30 - 5 over the week
     assert ctx.daily_realized_loss_usd == 0.0  # +30 - 5 over the day
     assert ctx.symbol_drawdown_usd == pytest.approx(5.0)  # peak +30, now +25
@@ -103,8 +130,8 @@ def test_from_state_needs_marks_and_flags_symbols_outside_the_universe() -> None
     p.apply_fill(symbol="BTCUSDT", side="buy", position_side="BOTH", fill=fill("a", 100.0, 1.0))
     p.marks.clear()
     with pytest.raises(ValueError, match="no mark for BTCUSDT"):
-        RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS)
-    ctx = RiskContext.from_state(state(), symbol="DOGEUSDT", universe=UNIVERSE, now_ns=NOW_NS)
+        RiskContext.from_state(p, symbol="BTCUSDT", universe=UNIVERSE, now_ns=NOW_NS, working=())
+    ctx = RiskContext.from_state(state(), symbol="DOGEUSDT", universe=UNIVERSE, now_ns=NOW_NS, working=())
     assert ctx.tier_name is None and ctx.current_tier_gross_notional == 0.0
 
 

@@ -221,7 +221,7 @@ def test_streams_of_intents_and_fills_never_break_the_caps(limits: RiskLimits, h
             position_side = "SHORT" if side == "buy" else "LONG"
         intent = make_intent(symbol=symbol, side=side, reduce_only=reduce_only and not hedge,
                              position_side=position_side, tier=UNIVERSE[symbol].tier, size_hint_usd=raw_usd)
-        ctx = RiskContext.from_state(state, symbol=symbol, universe=UNIVERSE, now_ns=now_ns)
+        ctx = RiskContext.from_state(state, symbol=symbol, universe=UNIVERSE, now_ns=now_ns, working=())
         gross = suggest_gross_usd(intent, ctx, config).gross_usd if how == "sizer" else raw_usd
         if not gross or check_order(intent, gross, ctx, limits).veto:
             continue
@@ -264,9 +264,9 @@ def test_screener_and_executor_agree_on_the_same_state(limits: RiskLimits, seed:
     toward = lean if side == "buy" else -lean  # ``lean`` is toward the trade, whichever side it is
     book = TopOfBook(symbol=UNIVERSE[symbol].venue_symbol, bid=99.9, bid_qty=1.0 + toward, ask=100.1,
                      ask_qty=1.0 - toward, ts_ns=now_ns)
-    screen_ctx = RiskContext.from_state(state, symbol=symbol, universe=UNIVERSE, now_ns=now_ns)
+    screen_ctx = RiskContext.from_state(state, symbol=symbol, universe=UNIVERSE, now_ns=now_ns, working=())
     screened = would_emit(intent, MarketView(book=book, listed=True), screen_ctx, config)
-    executor_ctx = RiskContext.from_state(state, symbol=symbol, universe=UNIVERSE, now_ns=now_ns)
+    executor_ctx = RiskContext.from_state(state, symbol=symbol, universe=UNIVERSE, now_ns=now_ns, working=())
     assert executor_ctx == screen_ctx
     size = suggest_gross_usd(intent, executor_ctx, config)
     placed = size.gross_usd is not None and not check_order(intent, size.gross_usd, executor_ctx, limits).veto

@@ -36,7 +36,8 @@ def make_ctx(legs: tuple[LegExposure, ...] = (), **changes: Any) -> RiskContext:
         "positions": legs, "open_positions_count": len(legs), "symbol_gross_notional_usd": symbol_gross,
         "tier_name": "CORE", "current_tier_gross_notional": gross, "gross_exposure_usd": gross,
         "daily_realized_loss_usd": 0.0, "weekly_realized_loss_usd": 0.0, "symbol_drawdown_usd": 0.0,
-        "last_stop_ns": None, "trades_last_hour": 0,
+        "last_stop_ns": None, "trades_last_hour": 0, "pending_gross_usd": 0.0, "working_routes": 0,
+        "opening_legs": frozenset(),
     }
     fields.update(changes)
     return RiskContext(**fields)

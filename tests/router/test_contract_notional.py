@@ -213,7 +213,8 @@ def test_executor_sizes_linear_through_the_spec_and_refuses_inverse(tmp_path: Pa
     """gross / USD per unit: a linear contract of 0.001 base units at 60,000 is 60 USD per unit."""
     config = executor_config()
     executor, _, _ = build_executor(config, make_paper_venue(config), tmp_path)
-    ctx = RiskContext.from_state(executor.portfolio, symbol="BTCUSDT", universe=config.strategy.universe, now_ns=0)
+    ctx = RiskContext.from_state(executor.portfolio, symbol="BTCUSDT", universe=config.strategy.universe, now_ns=0,
+                                 working=())
     book = TopOfBook(symbol="BTCUSDT", bid=59_999.0, bid_qty=1.0, ask=60_001.0, ask_qty=1.0, ts_ns=0)
     buy = intent("q1", symbol="BTCUSDT", side="buy", size_hint_usd=300.0)
 

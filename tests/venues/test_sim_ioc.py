@@ -56,7 +56,7 @@ def test_ioc_with_depth_walks_the_depth_levels_up_to_its_limit() -> None:
     assert [(f.price, f.qty) for f in partial.fills] == [(101.0, 2.0), (102.0, 3.0)]
     assert (partial.status, partial.filled_qty) == ("expired", 5)
     full = venue.place_order(ioc("f", "buy", 4, 103))
-    assert [(f.price, f.qty) for f in full.fills] == [(101.0, 2.0), (102.0, 2.0)]
+    assert [(f.price, f.qty) for f in full.fills] == [(103.0, 4.0)]  # the first taker took 101 and 102
     assert full.status == "filled"
     sell = venue.place_order(ioc("s", "sell", 12, 98))
     assert [(f.price, f.qty) for f in sell.fills] == [(99.0, 5.0), (98.0, 4.0)]
@@ -122,3 +122,16 @@ def test_an_ioc_never_rests_nor_fills_beyond_its_limit(tape: object,
         assert all(f.liquidity == "taker" and (f.price <= px if side == "buy" else f.price >= px)
                    for f in state.fills)
         assert venue.open_orders(None) == ()
+
+
+def test_our_takers_consume_the_displayed_touch_until_the_tape_refreshes_it() -> None:
+    """Two IOCs on one shown touch share its size; a new touch on the tape is whole again."""
+    tape = make_tape([(0, 99, 5, 101, 5), (10 * MS, 99, 5, 101, 6), (50 * MS, 99, 5, 101, 6)], [])
+    venue = SimVenue([tape], config(no_depth_level_qty_ratio=0.2), start_ns=0)
+    first = venue.place_order(ioc("a", "buy", 4, 101))
+    second = venue.place_order(ioc("b", "buy", 4, 101))
+    assert (first.filled_qty, second.filled_qty, second.status) == (4.0, 1.0, "expired")
+    venue.clock.sleep_until(10 * MS)
+    third = venue.place_order(ioc("c", "buy", 4, 101))
+    assert (third.filled_qty, third.status) == (4.0, "filled")
+    assert venue.place_order(ioc("d", "sell", 5, 99)).filled_qty == 5.0  # the other side is untouched

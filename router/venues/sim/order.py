@@ -4,7 +4,11 @@ A resting order keeps an expected size ahead of it (``front``) at its price. Tra
 take our side reduce it; once they exhaust it, the excess fills us (partially or fully). Unexplained
 decreases of the displayed level (cancels) move it by the configured queue model. The market trading
 through our price (the other side's touch reaching it, or a trade beyond it) fills whatever is left.
-Our own orders do not interact with each other (no self-match, separate queue estimates).
+Our own orders share the queue: an order placed at a price where earlier orders of ours rest on the same
+side counts their remaining size ahead of it (``own_ahead``, not part of the displayed book), trades
+there reach it only after they have gone through that part, cancels of others move only the displayed
+part, and an earlier order of ours that leaves the queue (cancel, expiry) releases its place. Our orders
+never match each other (no self-match).
 
 The queue logic *claims* what the market would fill; the venue then *settles* each claim (in time
 order across orders, since a reducing order's fill depends on the position the others left), either
@@ -46,6 +50,7 @@ class SimOrder:
     traded_since_level: float = 0.0  # trades at our level since that observation
     synced_ns: int = 0  # market events with time <= this have been applied
     cursor: LevelCursor | None = None  # reader of the events at our price, while resting
+    own_ahead: float = 0.0  # part of ``front`` that is our own earlier orders at this price (not displayed)
 
     @property
     def leaves(self) -> int:
@@ -79,8 +84,9 @@ class SimOrder:
                           qty=req.qty, filled_qty=self.filled / self.book.tape.qty_scale, price=req.price,
                           fills=tuple(self.fills))
 
-    def start_resting(self, ts_ns: int, improves_touch: bool) -> None:
-        """Estimate the queue ahead at arrival: the displayed size at our price, or 0 if we improve it.
+    def start_resting(self, ts_ns: int, improves_touch: bool, own_ahead: int) -> None:
+        """Estimate the queue ahead at arrival: the displayed size at our price (0 if we improve it), plus
+        ``own_ahead``, what our earlier orders resting at this price still have to fill.
 
         With usable depth the level's depth size is used (the touch size if depth does not show the
         touch level); without depth the touch size at the touch, and "unknown" behind it, which becomes
@@ -90,8 +96,10 @@ class SimOrder:
         self.synced_ns = ts_ns
         self.cursor = self.book.level_cursor(self.is_buy, self.px, ts_ns)
         self.status = "open" if self.filled == 0 else "partially_filled"
+        self.own_ahead = float(own_ahead)
         if improves_touch:
-            self.front = self.level_qty = 0.0
+            self.level_qty = 0.0
+            self.front = self.own_ahead
             return
         quote = self.book.quote_at(ts_ns)
         touch_px, touch_qty = (quote.bid_px, quote.bid_qty) if self.is_buy else (quote.ask_px, quote.ask_qty)
@@ -100,7 +108,15 @@ class SimOrder:
             level = self.book.level_qty_at(self.is_buy, self.px, ts_ns)
         if self.px == touch_px and not level:
             level = touch_qty
-        self.front = self.level_qty = None if level is None else float(level)
+        self.level_qty = None if level is None else float(level)
+        self.front = None if level is None else float(level) + self.own_ahead
+
+    def release_ahead(self, units: int) -> None:
+        """An earlier order of ours at this price left the queue with ``units`` unfilled: we move up."""
+        moved = min(self.own_ahead, float(units))
+        self.own_ahead -= moved
+        if self.front is not None:
+            self.front = max(0.0, self.front - moved)
 
     def advance(self, t1_ns: int, queue_model: QueueModel, sink: FillSink, windows: WindowMemo) -> None:
         """Apply the market in (synced_ns, t1_ns] to this resting order, filling it where due.
@@ -130,6 +146,7 @@ class SimOrder:
             return  # our level was never displayed: a trade there cannot be placed relative to us
         self.traded_since_level += size
         self.front -= size
+        self.own_ahead = min(self.own_ahead, max(self.front, 0.0))  # trades go through the displayed part first
         if self.front < 0:
             take = min(int(-self.front), self.leaves)
             self.front = 0.0
@@ -142,9 +159,11 @@ class SimOrder:
 
     def _on_level(self, new_qty: int, queue_model: QueueModel) -> None:
         if self.front is None or self.level_qty is None:
-            self.front = self.level_qty = float(new_qty)
-        else:
-            self.front = front_after_level_change(queue_model, self.front, self.level_qty, float(new_qty),
-                                                  self.traded_since_level)
+            self.level_qty = float(new_qty)
+            self.front = self.level_qty + self.own_ahead
+        else:  # cancels by others move only the displayed part of the queue ahead
+            displayed = front_after_level_change(queue_model, self.front - self.own_ahead, self.level_qty,
+                                                 float(new_qty), self.traded_since_level)
+            self.front = displayed + self.own_ahead
             self.level_qty = float(new_qty)
         self.traded_since_level = 0.0

@@ -3,13 +3,14 @@
 The walk takes the level-1 touch first, then the depth levels beyond it as the tape shows them at
 arrival. Where the tape has no usable depth (or the walk runs past the last known level), each further
 tick is assumed to hold ``no_depth_level_qty_ratio`` times the touch size: a documented impact
-assumption rather than an invented book. The replay does not remove what we took (our orders are
-assumed small against the market), so two takers in a row see the same liquidity.
+assumption rather than an invented book. ``taken`` is what our earlier takers already took at each price
+from the book now displayed (the venue forgets it when the touch changes on the tape): it is gone, so
+two takers in a row do not both fill against the same displayed size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import chain
 
 from router.venue import VenueError
@@ -21,7 +22,8 @@ class TakerWalkTooDeep(VenueError):
 
 
 def taker_walk(book: TapeBook, is_buy: bool, qty: int, limit_px: int | None, ts_ns: int,
-               no_depth_level_qty_ratio: float, max_levels: int) -> tuple[list[tuple[int, int]], int]:
+               no_depth_level_qty_ratio: float, max_levels: int,
+               taken: Mapping[int, int]) -> tuple[list[tuple[int, int]], int]:
     """Plan a taker execution: ``([(price, size), ...], size left over at the limit)``.
 
     ``limit_px`` bounds the prices taken (None for a market order, which must then fill completely).
@@ -44,15 +46,17 @@ def taker_walk(book: TapeBook, is_buy: bool, qty: int, limit_px: int | None, ts_
     for px, size in known:
         if left == 0 or len(plan) == max_levels or not within_limit(px):
             break
-        take = min(left, size)
-        plan.append((px, take))
-        left -= take
         last_px = px
+        take = min(left, size - taken.get(px, 0))
+        if take > 0:
+            plan.append((px, take))
+            left -= take
     while left > 0 and len(plan) < max_levels and last_px + step > 0 and within_limit(last_px + step):
         last_px += step
-        take = min(left, extrapolated_qty)
-        plan.append((last_px, take))
-        left -= take
+        take = min(left, extrapolated_qty - taken.get(last_px, 0))
+        if take > 0:
+            plan.append((last_px, take))
+            left -= take
     if left > 0 and within_limit(last_px + step):
         raise TakerWalkTooDeep(
             f"{book.symbol}: a {'buy' if is_buy else 'sell'} taker of {qty} units would walk more than "

@@ -36,8 +36,12 @@ Tables: a venue queries each tape through a :class:`~router.venues.sim.book.Tape
 that tape (lanes, policies): the tables are paid for once, and each venue keeps only its own orders,
 positions, clock and cursors.
 
-Not modelled: margin and liquidation, self-matching between our own orders, and market impact on the
-replay (see ``router.venues.sim.taker``).
+Our own orders share the market: a later order of ours at the price of an earlier one queues behind it
+(``router.venues.sim.order``), and what our takers take from the displayed book is gone for our later
+takers until the tape shows a new touch on that side (``router.venues.sim.taker``).
+
+Not modelled: margin and liquidation, self-matching between our own orders, and the market's reaction to
+our orders (the recording goes on as it was; a touch change refills what we took).
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ from router.venue import (
     VenueError,
     check_time_in_force,
 )
-from router.venues.sim.book import TapeBook, WindowMemo
+from router.venues.sim.book import Quote, TapeBook, WindowMemo
 from router.venues.sim.config import SimVenueConfig
 from router.venues.sim.order import SimOrder
 from router.venues.sim.position import SimPositions
@@ -186,6 +190,7 @@ class SimVenue:
         self._claims: list[tuple[int, int, SimOrder, int, int, Liquidity]] = []
         self._windows = WindowMemo()
         self._fill_seq = 0
+        self._taken: dict[tuple[str, bool], tuple[Quote, dict[int, int]]] = {}  # our takes per touch shown
         self._clock = SimClock(self)
 
     # ---- clock ----------------------------------------------------------------------------------
@@ -304,14 +309,15 @@ class SimVenue:
             if order.leaves > 0 and ioc:
                 order.expire()
             elif order.leaves > 0:
-                order.start_resting(arrival_ns, improves_touch=True)  # it just cleared the levels up to px
+                # it just cleared the levels up to px
+                order.start_resting(arrival_ns, improves_touch=True, own_ahead=self._own_ahead(order))
                 self._resting[request.client_order_id] = order
             return order.state()
         if ioc:
             order.expire()  # nothing to take within the limit at arrival, and an IOC never rests
             return order.state()
         improves = order.px > quote.bid_px if order.is_buy else order.px < quote.ask_px
-        order.start_resting(arrival_ns, improves_touch=improves)
+        order.start_resting(arrival_ns, improves_touch=improves, own_ahead=self._own_ahead(order))
         self._resting[request.client_order_id] = order
         return order.state()
 
@@ -321,8 +327,8 @@ class SimVenue:
         effective_ns = self._now_ns + self._latency_ns(self._config.cancel_latency_ms)
         self.advance_to(effective_ns)
         if not order.state().is_terminal:
+            self._leave_queue(order)
             order.status = "canceled"
-            self._resting.pop(client_order_id, None)
         return order.state()
 
     def fetch_order(self, symbol: str, client_order_id: str) -> OrderState:
@@ -335,17 +341,47 @@ class SimVenue:
 
     # ---- internals ------------------------------------------------------------------------------
 
+    def _own_ahead(self, order: SimOrder) -> int:
+        """What our orders already resting at ``order``'s price and side still have to fill (queue ahead)."""
+        return sum(o.leaves for o in self._resting.values()
+                   if o.px == order.px and o.is_buy == order.is_buy and o.request.symbol == order.request.symbol)
+
+    def _leave_queue(self, order: SimOrder) -> None:
+        """Take a resting order out of the queue: our later orders at its price move up by its leaves."""
+        client_id = order.request.client_order_id
+        if client_id not in self._resting:
+            return
+        leaves, behind = order.leaves, False
+        for other in self._resting.values():  # insertion order is arrival order
+            if other is order:
+                behind = True
+            elif behind and other.own_ahead > 0 and other.px == order.px and other.is_buy == order.is_buy \
+                    and other.request.symbol == order.request.symbol:
+                other.release_ahead(leaves)
+        del self._resting[client_id]
+
     def _take(self, order: SimOrder, limit_px: int | None, ts_ns: int) -> None:
-        """Walk the book for what the order may fill now; a reducing order only walks its position."""
+        """Walk the book for what the order may fill now; a reducing order only walks its position.
+
+        What our earlier takers took from the displayed book is gone until the touch changes on the tape.
+        """
         want = order.leaves
         if self._positions.is_reducing(order.request):
             want = min(want, self._positions.reducible_units(order.request))
+        side = (order.request.symbol, order.is_buy)
+        quote = order.book.quote_at(ts_ns)
+        seen = self._taken.get(side)
+        taken = seen[1] if seen is not None and seen[0] == quote else {}
         try:
             plan, _left = taker_walk(order.book, order.is_buy, want, limit_px, ts_ns,
-                                     self._config.no_depth_level_qty_ratio, self._config.max_taker_walk_levels)
+                                     self._config.no_depth_level_qty_ratio, self._config.max_taker_walk_levels,
+                                     taken)
         except VenueError:
             order.status = "rejected"
             raise
+        for px, qty in plan:
+            taken[px] = taken.get(px, 0) + qty
+        self._taken[side] = (quote, taken)
         for px, qty in plan:
             order.claim(qty)
             self._settle(order, px, qty, "taker", ts_ns)
@@ -376,8 +412,8 @@ class SimVenue:
         """Expire a reducing order with units left whose position has nothing left for it to reduce."""
         if order.leaves > 0 and self._positions.is_reducing(order.request) \
                 and self._positions.reducible_units(order.request) == 0:
+            self._leave_queue(order)
             order.expire()
-            self._resting.pop(order.request.client_order_id, None)
 
     def _fill(self, order: SimOrder, px: int, qty: int, liquidity: Liquidity, ts_ns: int) -> Fill:
         tape = order.book.tape
