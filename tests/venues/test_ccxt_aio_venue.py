@@ -40,7 +40,7 @@ def with_venue(fake: FakeBinanceUsdm, body: Callable[[AsyncCcxtVenue], Awaitable
 
 def test_orders_cancels_fetches_and_the_book_through_ccxt_pro(fake: FakeBinanceUsdm) -> None:
     async def body(venue: AsyncCcxtVenue) -> None:
-        assert venue.contract("BTCUSDT") == Contract("linear", 1.0) and not venue.hedge_mode
+        assert await venue.contract("BTCUSDT") == Contract("linear", 1.0) and not venue.hedge_mode
         book = await venue.top_of_book("BTCUSDT")
         assert (book.bid, book.ask, book.bid_qty) == (60_000.0, 60_000.1, 1.5)
         placed = await venue.place_order(resting_buy("a1", qty=0.0105, price=59_000.07))

@@ -1,4 +1,4 @@
-"""The live venue on ccxt.pro's asyncio client: the venue protocol's calls, awaited.
+"""The live venue on ccxt.pro's asyncio client: the venue protocol's calls, awaited (``router.routing.aio.AsyncVenue``).
 
 It runs the same steps as the blocking venue (``router.venues.ccxt.core``) on one ``ccxt.pro`` client per
 exchange, so the REST calls and the user-data stream (``router.venues.ccxt.order_feed``) share that
@@ -126,7 +126,8 @@ class AsyncCcxtVenue:
     def market(self, symbol: str) -> Mapping[str, Any]:
         return self.core.market(symbol)
 
-    def contract(self, symbol: str) -> ContractSpec:
+    async def contract(self, symbol: str) -> ContractSpec:
+        """From the markets loaded at connection: no call is made."""
         return self.core.contract(symbol)
 
     async def top_of_book(self, symbol: str) -> TopOfBook:

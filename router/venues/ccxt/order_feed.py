@@ -1,6 +1,7 @@
 """Order updates pushed by the venue (ccxt.pro ``watch_orders``), with REST as the fallback and the referee.
 
-A route waits on ``OrderUpdates.wait`` instead of polling: it returns as soon as news of that order arrives.
+A route waits on ``wait`` (``router.routing.aio.OrderUpdates``, what the asyncio driver awaits) instead of
+polling: it returns as soon as news of that order arrives.
 The feed merges every report (stream or REST) into one state per order so that what a route sees is
 always safe to act on:
 
@@ -24,7 +25,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import ccxt
 
@@ -40,14 +41,6 @@ UNFOLLOWED_KEPT = 4096
 """Stream reports of orders no route follows yet are kept (the newest this many): an order's first updates
 (an IOC's whole life) can arrive before ``place_order`` returns and the route starts waiting on it."""
 _OPEN_RANK: Mapping[str, int] = {"open": 0, "partially_filled": 1}
-
-
-class OrderUpdates(Protocol):
-    """News of orders as the venue pushes them (the route driver's one way to wait on an order)."""
-
-    async def wait(self, symbol: str, client_order_id: str, until_ns: int) -> OrderState | None:
-        """The order's state as soon as there is news of it since the last answer; ``None`` at ``until_ns``."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +123,10 @@ def merge_status(current: OrderStatus, incoming: OrderStatus) -> OrderStatus:
 
 
 class StreamOrderFeed:
-    """``OrderUpdates`` from a venue's user-data stream, REST polling while it is down. ``await start()``."""
+    """``router.routing.aio.OrderUpdates`` from a venue's user-data stream, REST polling while it is down.
+
+    ``await start()`` before use and ``await close()`` after; ``status`` is for health and alerts.
+    """
 
     def __init__(self, venue: AsyncCcxtVenue, settings: FeedSettings) -> None:
         self._venue = venue
