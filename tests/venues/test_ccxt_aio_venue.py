@@ -14,7 +14,7 @@ from router.venue import OrderNotFound, PostOnlyRejected, RateLimited
 from router.venues.ccxt.aio import AsyncCcxtVenue
 from router.venues.ccxt.config import ApiCredentials
 from tests.fakes.binance_usdm import FakeBinanceUsdm, RateLimitReply, Stall
-from tests.venues.test_order_feed import API_KEY, API_SECRET, resting_buy, venue_config
+from tests.venues.stream_support import API_KEY, API_SECRET, resting_buy, venue_config
 
 ORDER = "/fapi/v1/order"
 

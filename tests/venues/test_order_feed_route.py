@@ -17,9 +17,7 @@ from router.routing.order import RouteOrder, RouteSettings
 from router.venues.ccxt.aio import AsyncCcxtVenue
 from router.venues.ccxt.config import ApiCredentials
 from router.venues.ccxt.order_feed import FeedSettings, StreamOrderFeed
-from tests.venues.test_order_feed import API_KEY, API_SECRET, SLOW_POLL_MS, Fakes, eventually, fakes, venue_config
-
-__all__ = ["fakes"]  # the fixture, shared with the feed's own tests
+from tests.venues.stream_support import API_KEY, API_SECRET, SLOW_POLL_MS, Fakes, eventually, venue_config
 
 MAKER_TTL_MS = 60_000.0  # a route that waited this long was not woken by the stream (and then cancels)
 
