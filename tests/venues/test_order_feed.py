@@ -224,3 +224,21 @@ def test_a_fill_reported_under_another_order_is_not_believed_and_reaches_its_own
         assert feed.current("B") is not None and feed.current("B").status == "open"
 
     run_with_feed(fakes, body)
+
+
+def test_reports_of_unfollowed_orders_are_kept_newest_first_up_to_the_cap(
+    fakes: Fakes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("router.venues.ccxt.order_feed.UNFOLLOWED_KEPT", 2)
+
+    async def body(venue: AsyncCcxtVenue, feed: StreamOrderFeed) -> None:
+        feed.track("BTCUSDT", "kept")
+        for cid in ("kept", "u1", "u2", "u3"):
+            await venue.place_order(resting_buy(cid))
+        await eventually(lambda: feed.current("u3") is not None, "the newest report arrives")
+        assert feed.current("u1") is None  # the oldest unfollowed report made room
+        assert feed.current("u2") is not None and feed.current("kept") is not None
+        early = await feed.wait("BTCUSDT", "u3", deadline())  # reported before anyone waited: answered at once
+        assert early is not None and early.status == "open"
+
+    run_with_feed(fakes, body)
