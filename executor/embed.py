@@ -11,7 +11,7 @@ Submission before the first send, restart reconciliation), because it is the sam
     with EmbeddedEngine.paper(load_config(), journal_path=journal, store_path=store) as engine:
         outcomes = asyncio.run(submit_all(engine, intents))  # asyncio.gather of engine.submit(i)
 
-``experiments/examples/embed.py`` is the runnable example (exercised by ``tests/executor/test_embed.py``).
+``experiments/examples/embed.py`` is the runnable example (exercised by ``tests/executor/engine/test_embed.py``).
 """
 
 from __future__ import annotations

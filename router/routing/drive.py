@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -24,21 +25,23 @@ K = TypeVar("K")
 R = TypeVar("R")
 
 
+_PERFORM: dict[type, Callable[[Any, Venue], Any]] = {
+    Now: lambda call, venue: venue.clock.now_ns(),
+    Touch: lambda call, venue: venue.top_of_book(call.symbol),
+    Fetch: lambda call, venue: venue.fetch_order(call.symbol, call.client_order_id),
+    Place: lambda call, venue: venue.place_order(call.request),
+    Cancel: lambda call, venue: venue.cancel_order(call.symbol, call.client_order_id),
+    ContractOf: lambda call, venue: venue_contract(venue, call.symbol),
+}
+
+
 def perform(call: VenueCall, venue: Venue) -> Any:
     """The reply of ``venue`` to one non-waiting call (its exceptions propagate)."""
-    if isinstance(call, Now):
-        return venue.clock.now_ns()
-    if isinstance(call, Touch):
-        return venue.top_of_book(call.symbol)
-    if isinstance(call, Fetch):
-        return venue.fetch_order(call.symbol, call.client_order_id)
-    if isinstance(call, Place):
-        return venue.place_order(call.request)
-    if isinstance(call, Cancel):
-        return venue.cancel_order(call.symbol, call.client_order_id)
-    if isinstance(call, ContractOf):
-        return venue_contract(venue, call.symbol)
-    raise TypeError(f"not a venue call the driver performs: {call!r}")
+    try:
+        do = _PERFORM[type(call)]
+    except KeyError:
+        raise TypeError(f"not a venue call the driver performs: {call!r}") from None
+    return do(call, venue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,32 +85,48 @@ class ClockDriver(Generic[K, R]):
         self._run(key, machine, None, None)
 
     def _run(self, key: K, machine: Steps[R], reply: Any, error: BaseException | None) -> None:
-        while True:
-            try:
-                call = machine.send(reply) if error is None else machine.throw(error)
-            except StopIteration as stop:
-                self.finished.append(Finished(key, stop.value, None))
-                return
-            except Exception as exc:  # reported with its key; the other machines go on
-                self.finished.append(Finished(key, None, exc))
-                return
-            if isinstance(call, WaitUntil):
-                self._seq += 1
-                heapq.heappush(self._heap, (call.poll_wake_ns(self.venue.clock.now_ns()), self._seq, key, machine))
-                return
-            try:
-                reply, error = perform(call, self.venue), None
-            except Exception as exc:  # thrown into the machine, which decides
-                reply, error = None, exc
+        outcome = until_wait(machine, self.venue, reply, error)
+        if isinstance(outcome, WaitUntil):
+            self._seq += 1
+            heapq.heappush(self._heap, (outcome.poll_wake_ns(self.venue.clock.now_ns()), self._seq, key, machine))
+        else:
+            self.finished.append(Finished(key, outcome.result, outcome.error))
+
+
+def until_wait(machine: Steps[R], venue: Venue, reply: Any,
+               error: BaseException | None) -> WaitUntil | Finished[None, R]:
+    """Resume ``machine`` with ``reply`` (or ``error`` thrown in), performing its calls, until it waits or
+    ends; what escapes it is returned in the ``Finished``, never raised."""
+    while True:
+        try:
+            call = machine.send(reply) if error is None else machine.throw(error)
+        except StopIteration as stop:
+            return Finished(None, stop.value, None)
+        except Exception as exc:  # reported to the driver; other machines go on
+            return Finished(None, None, exc)
+        if isinstance(call, WaitUntil):
+            return call
+        try:
+            reply, error = perform(call, venue), None
+        except Exception as exc:  # thrown into the machine, which decides
+            reply, error = None, exc
 
 
 def drive(machine: Steps[R], venue: Venue) -> R:
-    """Run one machine to its end on ``venue``, blocking; what escapes the machine is raised."""
-    driver: ClockDriver[None, R] = ClockDriver(venue)
-    driver.start(None, machine)
-    while driver.waiting:
-        driver.step()
-    done = driver.finished.popleft()
-    if done.error is not None:
-        raise done.error
-    return done.result  # type: ignore[return-value]
+    """Run one machine to its end on ``venue``, blocking (the sequential ``route``); what escapes it is raised.
+
+    The one-machine case of ``ClockDriver`` without its heap: each wait sleeps the clock to the wake.
+    """
+    clock = venue.clock
+    error: BaseException | None = None
+    while True:
+        outcome = until_wait(machine, venue, None, error)
+        if isinstance(outcome, Finished):
+            if outcome.error is not None:
+                raise outcome.error
+            return outcome.result  # type: ignore[return-value]
+        try:
+            clock.sleep_until(outcome.poll_wake_ns(clock.now_ns()))
+            error = None
+        except Exception as exc:  # a clock that cannot get there is the machine's to handle
+            error = exc

@@ -5,6 +5,7 @@ working loses no fill and re-sends nothing."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 from executor.journal import Journal, JournalError
@@ -74,7 +75,7 @@ def in_flight_now(tmp_path: Path) -> int:
             submitted = set(store.submissions())
         with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
             done = {t.intent_id for t in journal.read("trade")}
-    except (FileNotFoundError, JournalError):
+    except (FileNotFoundError, JournalError, sqlite3.Error):  # the writer has not created its files yet
         return 0
     return len(submitted - done)
 
