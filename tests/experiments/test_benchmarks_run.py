@@ -33,6 +33,7 @@ CASES = [
      "job and single process results identical: True"),
     ("learner_eval", ["--orders", "40", "--no-recorded", "--learners", "structured"], False,
      "learner:structured: mean vs best fixed"),
+    ("fill_detection", ["--fills", "2", "--poll-ms", "40"], False, "ratio polling/stream"),
     ("engine", ["--intents", "16", "--routes", "8"], False, "ratio concurrent/sequential"),
 ]
 

@@ -21,6 +21,7 @@ import json
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -136,6 +137,10 @@ class FakeState:
     faults: dict[tuple[str, str], deque[Fault]] = field(default_factory=dict)
     fee_asset_override: str | None = None
     next_id: int = 1000
+    # Hooks of the user-data stream (tests.fakes.binance_user_ws): told of every order change under ``lock``
+    # as (order, Binance execution type, the trade of a TRADE), and answering the listen-key endpoints.
+    order_listeners: list[Callable[[FakeOrder, str, dict[str, Any] | None], None]] = field(default_factory=list)
+    extra_routes: dict[tuple[str, str], Callable[[dict[str, str], str | None], Any]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -226,6 +231,10 @@ class FakeBinanceUsdm:
             return [p for m, path, p in self.state.requests if m == method and path == ORDER_PATH]
 
     # ----- matching --------------------------------------------------------------------------------
+    def _notify(self, order: FakeOrder, execution_type: str, trade: dict[str, Any] | None = None) -> None:
+        for listener in self.state.order_listeners:
+            listener(order, execution_type, trade)
+
     def _execute(self, order: FakeOrder, qty: Decimal, price: Decimal, maker: bool) -> None:
         st = self.state
         spec = st.symbols[order.symbol]
@@ -262,6 +271,7 @@ class FakeBinanceUsdm:
         signed = qty if order.side == "BUY" else -qty
         key = (order.symbol, order.position_side)
         st.positions[key] = st.positions.get(key, Decimal(0)) + signed
+        self._notify(order, "TRADE", st.trades[-1])
 
     def _new_order(self, p: dict[str, str]) -> FakeOrder:
         st = self.state
@@ -325,6 +335,7 @@ class FakeBinanceUsdm:
             update_ms=_now_ms(),
         )
         st.orders[cid] = order
+        self._notify(order, "NEW")
         if tif == "IOC":
             self._match_ioc(order, crosses)
         elif crosses:
@@ -341,6 +352,7 @@ class FakeBinanceUsdm:
         if order.executed_qty < order.orig_qty:
             order.status = "EXPIRED"
             order.update_ms = _now_ms()
+            self._notify(order, "EXPIRED")
 
     # ----- conditional (algo) orders ----------------------------------------------------------------
     def _working_price(self, symbol: str, working_type: str) -> Decimal:
@@ -680,6 +692,7 @@ class FakeBinanceUsdm:
                     raise BinanceUsdmError(-2011, "Unknown order sent.")
                 order.status = "CANCELED"
                 order.update_ms = _now_ms()
+                self._notify(order, "CANCELED")
             return self._order_json(order)
         if path == ALGO_ORDER_PATH and method in ("POST", "GET", "DELETE"):
             return self._algo_route(method, p)
@@ -734,7 +747,7 @@ class FakeBinanceUsdm:
             def _handle(self, method: str) -> None:
                 split = urlsplit(self.path)
                 payload = split.query
-                if method == "POST":
+                if method in ("POST", "PUT"):
                     length = int(self.headers.get("Content-Length", "0"))
                     payload = self.rfile.read(length).decode()
                 params = dict(parse_qsl(payload, keep_blank_values=True))
@@ -770,7 +783,11 @@ class FakeBinanceUsdm:
                         time.sleep(fault.seconds)
                         return
                     with fake.state.lock:
-                        body = fake._route(method, path, params)
+                        extra = fake.state.extra_routes.get((method, path))
+                        if extra is not None:
+                            body = extra(params, self.headers.get("X-MBX-APIKEY"))
+                        else:
+                            body = fake._route(method, path, params)
                     self._reply(200, body)
                 except BinanceUsdmError as err:
                     self._reply(err.http_status, {"code": err.code, "msg": err.msg})
@@ -783,5 +800,8 @@ class FakeBinanceUsdm:
 
             def do_DELETE(self) -> None:
                 self._handle("DELETE")
+
+            def do_PUT(self) -> None:
+                self._handle("PUT")
 
         return Handler

@@ -45,6 +45,8 @@ class ExchangeQuirks:
     algo-service endpoints).
     ``ccxt_options`` are merged
     into the ccxt client's options (turning off calls the venue does not need).
+    ``listen_key_expired_event`` is the user-data event that says the stream's key died while its
+    connection stays open (Binance: ``listenKeyExpired``; ccxt.pro ignores it), ``None`` where there is none.
     """
 
     client_order_id_param: str
@@ -63,6 +65,7 @@ class ExchangeQuirks:
     stop_query_params: Mapping[str, object]
     error_codes: Mapping[str, type[VenueError]]
     ccxt_options: Mapping[str, object]
+    listen_key_expired_event: str | None
 
 
 BINANCE_USDM = ExchangeQuirks(
@@ -107,8 +110,14 @@ BINANCE_USDM = ExchangeQuirks(
             "fetchCurrencies": False,
             # open_orders(None) is a deliberate all-symbols query (reconciliation), not a mistake.
             "warnOnFetchOpenOrdersWithoutSymbol": False,
+            # ccxt.pro's watch_orders would also fetch a positions snapshot by REST at every (re)connect for a
+            # positions watch the order feed never makes.
+            "watchPositions": {"fetchPositionsSnapshot": False},
         }
     ),
+    # USDⓈ-M user data streams: "No more user data event will be updated after this event received until a
+    # new valid listenKey used" (Binance docs, Event: User Data Stream Expired).
+    listen_key_expired_event="listenKeyExpired",
 )
 
 QUIRKS: Mapping[str, ExchangeQuirks] = MappingProxyType({"binanceusdm": BINANCE_USDM})

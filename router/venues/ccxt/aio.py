@@ -1,0 +1,187 @@
+"""The live venue on ccxt.pro's asyncio client: the venue protocol's calls, awaited (``router.routing.aio.AsyncVenue``).
+
+It runs the same steps as the blocking venue (``router.venues.ccxt.core``) on one ``ccxt.pro`` client per
+exchange, so the REST calls and the user-data stream (``router.venues.ccxt.order_feed``) share that
+client's connection pool and its one rate limiter. Two gaps of ccxt.pro 4.5.90 are closed here: it
+ignores the listen key's expiry event (the key died, its connection stays open and silent; the quirks
+table names the event), which becomes a failed watch so the feed reconnects on a fresh key; and its
+keep-alive renews the key once and then never again (it looks for subscriptions with ``safe_dict`` on
+``Client`` objects, which are not dicts), so ``renew_listen_key`` is called on a schedule by the feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import ccxt
+import ccxt.pro
+
+from router.contract import ContractSpec
+from router.events import PositionSide
+from router.venue import OrderRequest, OrderState, StopRequest, StopState, TopOfBook, VenueError
+from router.venues.ccxt.config import ApiCredentials, CcxtVenueConfig
+from router.venues.ccxt.core import Steps, VenueCore, logger
+from router.venues.ccxt.quirks import quirks_for
+from router.venues.ccxt.redact import SecretRedactor, install_redaction
+from router.venues.ccxt.urls import repoint_urls
+
+T = TypeVar("T")
+
+
+class ListenKeyExpired(ccxt.NetworkError):
+    """The venue said the user-data stream's listen key expired: the connection will carry nothing more."""
+
+
+def _stream_exchange_class(exchange_id: str, expired_event: str | None) -> type[Any]:
+    """ccxt.pro's class for ``exchange_id``, taught the quirks table's listen-key expiry event if it has one."""
+    base = getattr(ccxt.pro, exchange_id, None)
+    if base is None:
+        raise ValueError(f"ccxt.pro has no exchange {exchange_id!r}")
+    if expired_event is None:
+        return base  # type: ignore[no-any-return]
+
+    def handle_message(self: Any, client: Any, message: object) -> None:
+        if isinstance(message, dict) and message.get("e") == expired_event:
+            # Forget the key (as ccxt's own failed keep-alive does) so the next watch authenticates afresh,
+            # fail the watches waiting on this connection, and close it.
+            for bucket in self.options.values():
+                if isinstance(bucket, dict) and bucket.get("listenKey") and bucket["listenKey"] in client.url:
+                    bucket["listenKey"], bucket["lastAuthenticatedTime"] = None, 0
+            client.reject(ListenKeyExpired(f"{self.id}: user-data listen key expired"))
+            self.spawn(client.close)
+            return
+        base.handle_message(self, client, message)
+
+    return type(f"{base.__name__}_expiring_listen_keys", (base,), {"handle_message": handle_message})
+
+
+class AsyncCcxtVenue:
+    """A live exchange behind the venue protocol's calls as coroutines; build it with ``await connect(...)``.
+
+    ``ws_base_url`` re-points the websocket endpoints (a proxy, or the local fake); ``listen_key_refresh_ms``
+    is how often ccxt.pro renews the user-data listen key (Binance expires it after 60 minutes).
+    """
+
+    def __init__(self, config: CcxtVenueConfig, credentials: ApiCredentials, ws_base_url: str | None,
+                 listen_key_refresh_ms: int) -> None:
+        if listen_key_refresh_ms <= 0:
+            raise ValueError(f"listen_key_refresh_ms must be > 0, got {listen_key_refresh_ms}")
+        quirks = quirks_for(config.exchange_id)
+        self.name = f"ccxt.pro:{config.exchange_id}"
+        self.listen_key_refresh_ms = listen_key_refresh_ms
+        exchange_class = _stream_exchange_class(config.exchange_id, quirks.listen_key_expired_event)
+        self.exchange: Any = exchange_class(
+            {
+                "apiKey": credentials.api_key,
+                "secret": credentials.api_secret,
+                "timeout": config.request_timeout_ms,
+                "enableRateLimit": config.ccxt_rate_limiter,
+                "options": {**quirks.ccxt_options, "listenKeyRefreshRate": listen_key_refresh_ms},
+            }
+        )
+        redactor = SecretRedactor((credentials.api_key, credentials.api_secret))
+        self.core = VenueCore(config, quirks, self.exchange, redactor, self.name)
+        self._log_filters = [(log, install_redaction(log, redactor)) for log in (logger, self.exchange.logger)]
+        repoint_urls(self.exchange.urls, config.api_base_url, ws_base_url)
+
+    @classmethod
+    async def connect(cls, config: CcxtVenueConfig, credentials: ApiCredentials, ws_base_url: str | None,
+                      listen_key_refresh_ms: int) -> AsyncCcxtVenue:
+        """Build the venue and load its markets and position mode; a failed connection closes the client."""
+        venue = cls(config, credentials, ws_base_url, listen_key_refresh_ms)
+        try:
+            await venue.run(venue.core.connect())
+        except BaseException:
+            await venue.close()
+            raise
+        logger.info("%s connected: %d markets, hedge mode %s", venue.name, len(venue.core.markets), venue.hedge_mode)
+        return venue
+
+    @property
+    def hedge_mode(self) -> bool:
+        return self.core.hedged
+
+    @staticmethod
+    def now_ns() -> int:
+        """The live clock: wall time in ns since the epoch (what ``OrderUpdates.wait`` deadlines use)."""
+        return time.time_ns()
+
+    async def close(self) -> None:
+        """Close the client's connections and detach the log redaction filters."""
+        try:
+            await self.exchange.close()
+        finally:
+            for log, log_filter in self._log_filters:
+                log.removeFilter(log_filter)
+            self._log_filters = []
+
+    async def renew_listen_key(self) -> None:
+        """Extend the user-data listen key (ccxt's keep-alive: on a refusal it forgets the key and fails the
+        stream's watches, so the next watch starts on a new key)."""
+        await self.exchange.keep_alive_listen_key()
+
+    def market(self, symbol: str) -> Mapping[str, Any]:
+        return self.core.market(symbol)
+
+    async def contract(self, symbol: str) -> ContractSpec:
+        """From the markets loaded at connection: no call is made."""
+        return self.core.contract(symbol)
+
+    async def top_of_book(self, symbol: str) -> TopOfBook:
+        return await self.run(self.core.top_of_book(symbol, self.now_ns()))
+
+    async def positions(self, symbol: str) -> dict[PositionSide, float]:
+        return await self.run(self.core.positions(symbol))
+
+    async def place_order(self, request: OrderRequest) -> OrderState:
+        return await self.run(self.core.place_order(request, self.now_ns()))
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> OrderState:
+        return await self.run(self.core.cancel_order(symbol, client_order_id, self.now_ns()))
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> OrderState:
+        return await self.run(self.core.fetch_order(symbol, client_order_id, self.now_ns()))
+
+    async def open_orders(self, symbol: str | None) -> tuple[OrderState, ...]:
+        return await self.run(self.core.open_orders(symbol, self.now_ns()))
+
+    async def place_stop(self, request: StopRequest) -> StopState:
+        return await self.run(self.core.place_stop(request, self.now_ns()))
+
+    async def cancel_stop(self, symbol: str, client_order_id: str) -> StopState:
+        return await self.run(self.core.cancel_stop(symbol, client_order_id, self.now_ns()))
+
+    async def fetch_stop(self, symbol: str, client_order_id: str) -> StopState:
+        return await self.run(self.core.fetch_stop(symbol, client_order_id, self.now_ns()))
+
+    async def open_stops(self, symbol: str | None) -> tuple[StopState, ...]:
+        return await self.run(self.core.open_stops(symbol, self.now_ns()))
+
+    async def run(self, steps: Steps[T]) -> T:
+        """Drive ``steps`` on the asyncio client: each call awaited, or its mapped error thrown in."""
+        reply: Any = None
+        error: VenueError | None = None
+        while True:
+            try:
+                step = steps.throw(error) if error is not None else steps.send(reply)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            reply, error = None, None
+            try:
+                reply = await self._call(step.method, step.args)
+            except VenueError as exc:
+                error = exc
+
+    async def _call(self, method: str, args: tuple[Any, ...]) -> Any:
+        """One ccxt call, waiting out rate limits with bounded back-off; every error mapped once."""
+        attempt = 0
+        while True:
+            try:
+                return await getattr(self.exchange, method)(*args)
+            except ccxt.BaseError as exc:
+                wait_s = self.core.retry_wait_s(exc, attempt)
+            await asyncio.sleep(wait_s)
+            attempt += 1
