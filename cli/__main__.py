@@ -1,5 +1,5 @@
-"""``python -m cli`` is the same as the ``router-tuner`` console script."""
+"""``python -m router_tuner.cli`` is the same as the ``router-tuner`` console script."""
 
-from cli.main import main
+from router_tuner.cli.main import main
 
 raise SystemExit(main())

@@ -11,8 +11,8 @@ import argparse
 import json
 import sys
 
-from cli.main import BAD_INPUT
-from config.loader import DEFAULTS_DIR, ConfigError, load_config
+from router_tuner.cli.main import BAD_INPUT
+from router_tuner.config.loader import DEFAULTS_DIR, ConfigError, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

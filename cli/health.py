@@ -13,11 +13,11 @@ from pathlib import Path
 
 import msgspec
 
-from cli.main import BadInput, finite_number, reading
-from executor.adaptive.health import render_tuner_health
-from executor.records import HealthSnapshot
-from executor.store import DEFAULT_STORE, ExecutorStore
-from risk.units import NS_PER_S
+from router_tuner.cli.main import BadInput, finite_number, reading
+from router_tuner.executor.adaptive.health import render_tuner_health
+from router_tuner.executor.records import HealthSnapshot
+from router_tuner.executor.store import DEFAULT_STORE, ExecutorStore
+from router_tuner.risk.units import NS_PER_S
 
 MAX_ALERTS_SINCE_S = 10 * 365 * 86_400.0
 """Ten years: an alert older than the store is not worth a larger number."""

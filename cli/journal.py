@@ -17,8 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
-from cli.main import BadInput, probe_writable, reading
-from router.events import EVENT_TYPES, RouterEvent
+from router_tuner.cli.main import BadInput, probe_writable, reading
+from router_tuner.router.events import EVENT_TYPES, RouterEvent
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from executor.journal import Journal
+    from router_tuner.executor.journal import Journal
 
     partitioned = getattr(args, "partitioned", None)
     if partitioned is not None and args.kind != "router":
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _export_partitioned(events: list[RouterEvent], root: Path, *, as_json: bool) -> int:
-    from tuner.ope.partition.layout import write_router_events
+    from router_tuner.tuner.ope.partition.layout import write_router_events
 
     if not events:
         raise BadInput("the journal holds no router events to export")

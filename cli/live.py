@@ -50,36 +50,36 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cli.main import BadInput, RunFailure, finite_number, reading, whole_number
-from config.loader import DEFAULTS_DIR, load_config
-from config.models import SEED_MAX, ConfigBundle
-from executor.adaptive.checkpoint import TunerCheckpoint
-from executor.adaptive.routing import AdaptiveRouting, AdaptiveStateAhead
-from executor.intents import IntentFormatError, JsonlIntentSource
-from executor.journal import DEFAULT_PATH as DEFAULT_JOURNAL
-from executor.journal import Journal
-from executor.loop import Executor, ExecutorHalted, StartReport
-from executor.monitoring.metrics import ExecutorMetrics
-from executor.monitoring.push import PushSink
-from executor.monitoring.telemetry import Telemetry
-from executor.paper_account import PaperAccountError
-from executor.reconcile import JournalStoreMismatch, PositionReader, ReconcileError
-from executor.store import DEFAULT_STORE, ExecutorStore
-from features.run_summary import RunSummary, summarize_run
-from risk.units import NS_PER_S
-from router.venue import Venue, VenueError
-from router.venues.ccxt.quirks import QUIRKS
-from router.venues.sim.venue import ReplayExhausted
-from tuner.policy_source import PolicySource, RegistryPolicySource, StaticPolicySource
-from tuner.service.publish import InMemoryPublisher, PolicyPublisher
-from tuner.service.tuner_service import ModeSource
+from router_tuner.cli.main import BadInput, RunFailure, finite_number, reading, whole_number
+from router_tuner.config.loader import DEFAULTS_DIR, load_config
+from router_tuner.config.models import SEED_MAX, ConfigBundle
+from router_tuner.executor.adaptive.checkpoint import TunerCheckpoint
+from router_tuner.executor.adaptive.routing import AdaptiveRouting, AdaptiveStateAhead
+from router_tuner.executor.intents import IntentFormatError, JsonlIntentSource
+from router_tuner.executor.journal import DEFAULT_PATH as DEFAULT_JOURNAL
+from router_tuner.executor.journal import Journal
+from router_tuner.executor.loop import Executor, ExecutorHalted, StartReport
+from router_tuner.executor.monitoring.metrics import ExecutorMetrics
+from router_tuner.executor.monitoring.push import PushSink
+from router_tuner.executor.monitoring.telemetry import Telemetry
+from router_tuner.executor.paper_account import PaperAccountError
+from router_tuner.executor.reconcile import JournalStoreMismatch, PositionReader, ReconcileError
+from router_tuner.executor.store import DEFAULT_STORE, ExecutorStore
+from router_tuner.features.run_summary import RunSummary, summarize_run
+from router_tuner.risk.units import NS_PER_S
+from router_tuner.router.venue import Venue, VenueError
+from router_tuner.router.venues.ccxt.quirks import QUIRKS
+from router_tuner.router.venues.sim.venue import ReplayExhausted
+from router_tuner.tuner.policy_source import PolicySource, RegistryPolicySource, StaticPolicySource
+from router_tuner.tuner.service.publish import InMemoryPublisher, PolicyPublisher
+from router_tuner.tuner.service.tuner_service import ModeSource
 
 if TYPE_CHECKING:
-    from tuner.registry import PolicyRegistry
+    from router_tuner.tuner.registry import PolicyRegistry
 
 POLICY_SOURCES = ("static", "registry", "tuner")
 MAX_IDLE_POLL_S = 3600.0
-logger = logging.getLogger("executor.live")
+logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -128,15 +128,15 @@ def _venue(args: argparse.Namespace,
         if args.venue != config.executor.live.exchange_id:
             raise ValueError(f"--venue {args.venue} but executor.json live.exchange_id is "
                              f"{config.executor.live.exchange_id}")
-        from executor.venues import live_venue
+        from router_tuner.executor.venues import live_venue
 
         venue = live_venue(config)
         if venue.hedge_mode != (config.router.position_mode == "hedge"):
             raise ValueError(f"account hedge mode is {venue.hedge_mode}, router.json position_mode is "
                              f"{config.router.position_mode}")
         return venue, venue.positions, None
-    from executor.venues import paper_account, synthetic_tapes
-    from router.market.parquet import TapeFormatError, read_tape
+    from router_tuner.executor.venues import paper_account, synthetic_tapes
+    from router_tuner.router.market.parquet import TapeFormatError, read_tape
 
     run_started_ns = time.time_ns()
     try:
@@ -220,7 +220,7 @@ def _registry(config: ConfigBundle) -> PolicyRegistry:
     """The policy registry of ``tuner.json`` (MLflow is imported here, only when a registry is asked for)."""
     from mlflow.exceptions import MlflowException  # MLflow costs about a second to import: only when asked for
 
-    from tuner.registry import PolicyRegistry, RegistryError
+    from router_tuner.tuner.registry import PolicyRegistry, RegistryError
 
     mlflow_config = config.tuner.mlflow
     try:
@@ -252,7 +252,7 @@ def tuner_wiring(config: ConfigBundle, *, use_mlflow: bool) -> TunerWiring:
     if not use_mlflow:
         return TunerWiring(publisher=InMemoryPublisher(), champion=StaticPolicySource(config.router, symbols),
                            modes=None)
-    from tuner.service.publish import MlflowPublisher
+    from router_tuner.tuner.service.publish import MlflowPublisher
 
     registry = _registry(config)
     champion: PolicySource = (RegistryPolicySource(registry, shadow, config.router.policy_bounds,

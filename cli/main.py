@@ -182,21 +182,22 @@ def _mlflow_database(error: Exception) -> tuple[int, str]:
 
 
 FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
-    "cli.main.BadInput": _hint(BAD_INPUT, ""),
-    "cli.main.RunFailure": _hint(RUNTIME_FAILURE, ""),
-    "config.loader.ConfigError": _config,
-    "executor.intents.IntentFormatError": _hint(BAD_INPUT, "fix or remove that line and run again (the intents "
-                                                           "before it are journaled and will not be routed twice)"),
-    "executor.journal.JournalLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
-    "executor.store.StoreLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
-    "executor.journal.JournalVersionError": _hint(BAD_INPUT, "point at a journal written by router-tuner"),
-    "executor.journal.CorruptRow": _hint(BAD_INPUT, "the journal is damaged; restore it from a copy"),
-    "executor.journal.JournalError": _hint(RUNTIME_FAILURE, ""),
-    "tuner.ope.partition.layout.DatasetError": _hint(RUNTIME_FAILURE, ""),
-    "tuner.registry.RegistryError": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
+    "router_tuner.cli.main.BadInput": _hint(BAD_INPUT, ""),
+    "router_tuner.cli.main.RunFailure": _hint(RUNTIME_FAILURE, ""),
+    "router_tuner.config.loader.ConfigError": _config,
+    "router_tuner.executor.intents.IntentFormatError": _hint(
+        BAD_INPUT, "fix or remove that line and run again (the intents before it are journaled and will not be "
+                   "routed twice)"),
+    "router_tuner.executor.journal.JournalLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
+    "router_tuner.executor.store.StoreLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
+    "router_tuner.executor.journal.JournalVersionError": _hint(BAD_INPUT, "point at a journal written by router-tuner"),
+    "router_tuner.executor.journal.CorruptRow": _hint(BAD_INPUT, "the journal is damaged; restore it from a copy"),
+    "router_tuner.executor.journal.JournalError": _hint(RUNTIME_FAILURE, ""),
+    "router_tuner.tuner.ope.partition.layout.DatasetError": _hint(RUNTIME_FAILURE, ""),
+    "router_tuner.tuner.registry.RegistryError": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
     "mlflow.exceptions.MlflowException": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
     "sqlalchemy.exc.SQLAlchemyError": _mlflow_database,
-    "router.venue.VenueError": _hint(RUNTIME_FAILURE, "the venue refused or did not answer; retry later"),
+    "router_tuner.router.venue.VenueError": _hint(RUNTIME_FAILURE, "the venue refused or did not answer; retry later"),
     "sqlite3.DatabaseError": _sqlite,
     "builtins.OSError": _os,
 }
@@ -237,7 +238,7 @@ def build_parser(selected: str | None) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if name == selected:
-            module = importlib.import_module(module_name)
+            module = importlib.import_module(f"router_tuner.{module_name}")
             module.add_arguments(sub)
             sub.set_defaults(run=module.run)
     return parser

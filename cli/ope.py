@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from router.events import RouterEvent
-    from tuner.ope.compare import Comparison
-    from tuner.ope.cost import CostInterval
+    from router_tuner.router.events import RouterEvent
+    from router_tuner.tuner.ope.compare import Comparison
+    from router_tuner.tuner.ope.cost import CostInterval
 
 _MLFLOW_REF = re.compile(r"^(?P<symbol>[A-Z0-9_]+)(?:@(?P<alias>[a-z_]+)|/(?P<version>\d+))$")
 _LOGGING_POLICY = re.compile(r"^(?P<id>[^:\s].*?)(?::(?P<version>\d+))?$")
@@ -80,7 +80,7 @@ class _Filters:
 
 def _resolve(ref: str, registry_factory: Any) -> _Ref:
     """The arm, symbol and MLflow run of a candidate reference; ValueError when it names nothing."""
-    from tuner.arms import arm_id_of_policy
+    from router_tuner.tuner.arms import arm_id_of_policy
 
     path = Path(ref)
     if path.suffix == ".json" or path.is_file():
@@ -96,7 +96,7 @@ def _resolve(ref: str, registry_factory: Any) -> _Ref:
         return _Ref(arm_id_of_policy(document, ref), symbol if isinstance(symbol, str) else None, None)
     match = _MLFLOW_REF.match(ref)
     if match is not None and ("@" in ref or "/" in ref):
-        from tuner.registry import RegistryError
+        from router_tuner.tuner.registry import RegistryError
 
         try:
             version = registry_factory().show(match["symbol"], match["alias"] or match["version"])
@@ -152,7 +152,7 @@ def _row(name: str, cost: CostInterval, base: CostInterval | None, diff: CostInt
 
 
 def _table(comparison: Comparison) -> str:
-    from tuner.ope.cost import CostInterval
+    from router_tuner.tuner.ope.cost import CostInterval
 
     cand, base = comparison.candidate, comparison.baseline
     against = f"baseline {base.candidate_arm}" if base is not None else "the logging policy (on_policy)"
@@ -174,7 +174,7 @@ def _table(comparison: Comparison) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from config import ConfigError, load_config
+    from router_tuner.config import ConfigError, load_config
 
     try:
         bundle = load_config(args.config)
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     @functools.cache
     def registry() -> Any:
         """One registry for the whole command (candidate, baseline and the run it logs to)."""
-        from tuner.registry import PolicyRegistry
+        from router_tuner.tuner.registry import PolicyRegistry
 
         mlflow_config = bundle.tuner.mlflow
         return PolicyRegistry(mlflow_config.tracking_uri, mlflow_config.experiment,
@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"ope: no journal at {args.journal}: pass the SQLite journal a run wrote (e.g. var/simulation.sqlite)",
               file=sys.stderr)
         return 2
-    from executor.journal import JournalError
+    from router_tuner.executor.journal import JournalError
 
     try:
         return _score(args, bundle, registry)
@@ -220,8 +220,8 @@ def _read_journal(path: Path, symbol: str | None) -> list[RouterEvent]:
     """The journal's router events; a file that is not an SQLite database is bad input, a locked one is not."""
     import sqlite3
 
-    from executor.journal import Journal
-    from router.events import RouterEvent
+    from router_tuner.executor.journal import Journal
+    from router_tuner.router.events import RouterEvent
 
     try:
         with Journal(path, readonly=True) as journal:
@@ -233,7 +233,7 @@ def _read_journal(path: Path, symbol: str | None) -> list[RouterEvent]:
 
 
 def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
-    from tuner.ope.compare import compare
+    from router_tuner.tuner.ope.compare import compare
 
     filters = _filters(args)
     candidate = _resolve(args.candidate, registry)

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.main import whole_number
-from config.models import SEED_MAX
+from router_tuner.cli.main import whole_number
+from router_tuner.config.models import SEED_MAX
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from config.loader import ConfigError, load_config
-    from tuner.ope.partition.layout import DatasetError, Partition, list_partitions
+    from router_tuner.config.loader import ConfigError, load_config
+    from router_tuner.tuner.ope.partition.layout import DatasetError, Partition, list_partitions
 
     try:
         if args.workers < 1:
@@ -65,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace, config: Any, by_symbol: dict[str, list[Any]], seed: int) -> int:
-    from tuner.cluster import ClusterError, TaskFailed, open_runner
-    from tuner.ope.partition.evaluate import evaluate_partitions
-    from tuner.ope.partition.layout import DatasetError
+    from router_tuner.tuner.cluster import ClusterError, TaskFailed, open_runner
+    from router_tuner.tuner.ope.partition.evaluate import evaluate_partitions
+    from router_tuner.tuner.ope.partition.layout import DatasetError
 
     reports: dict[str, dict[str, Any]] = {}
     try:

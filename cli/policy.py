@@ -26,14 +26,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.main import BadInput, reading
-from config.loader import DEFAULTS_DIR, load_config
-from config.models import ConfigBundle
-from router.events import RouterEvent
-from tuner.gate_record import PROMOTION_TAG, gate_problem
+from router_tuner.cli.main import BadInput, reading
+from router_tuner.config.loader import DEFAULTS_DIR, load_config
+from router_tuner.config.models import ConfigBundle
+from router_tuner.router.events import RouterEvent
+from router_tuner.tuner.gate_record import PROMOTION_TAG, gate_problem
 
 if TYPE_CHECKING:
-    from tuner.registry import PolicyRegistry, PolicyVersion
+    from router_tuner.tuner.registry import PolicyRegistry, PolicyVersion
 
 
 PREFIX_HELP = ("registered model name prefix (default: tuner.json mlflow.registered_model_prefix; a simulated "
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     usage = _usage_error(args)
     if usage is not None:
         raise BadInput(f"{args.policy_command} {usage}")
-    from tuner.registry import PolicyRegistry
+    from router_tuner.tuner.registry import PolicyRegistry
 
     mlflow_config = bundle.tuner.mlflow
     registry = PolicyRegistry(mlflow_config.tracking_uri, experiment=mlflow_config.experiment,
@@ -146,8 +146,8 @@ def _go_live(args: argparse.Namespace, registry: PolicyRegistry) -> PolicyVersio
 
 def _promote(args: argparse.Namespace, registry: PolicyRegistry, bundle: ConfigBundle) -> PolicyVersion | None:
     """Forced, or gated on the journal's recent events; ``None`` (reason on stderr) when the gate refuses."""
-    from executor.journal import Journal
-    from tuner.promotion import PromotionRule, force_promote, promote_if_better
+    from router_tuner.executor.journal import Journal
+    from router_tuner.tuner.promotion import PromotionRule, force_promote, promote_if_better
 
     if args.force:
         return force_promote(registry, args.symbol, who=args.who, why=args.why, version=args.version)

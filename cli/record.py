@@ -17,8 +17,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from cli.main import SYMBOLS_RULE, SymbolList
-from router.venues.ccxt.urls import repoint_urls
+from router_tuner.cli.main import SYMBOLS_RULE, SymbolList
+from router_tuner.router.venues.ccxt.urls import repoint_urls
 
 DEFAULT_FLUSH_INTERVAL_S = 60.0
 DEFAULT_PROGRESS_INTERVAL_S = 10.0
@@ -56,9 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import ccxt.pro
 
-    from router.market.record.fields import record_fields_for
-    from router.market.record.recorder import Recorder, RecorderConfig, RecordingError, RecordingSummary
-    from router.venues.ccxt.quirks import quirks_for
+    from router_tuner.router.market.record.fields import record_fields_for
+    from router_tuner.router.market.record.recorder import Recorder, RecorderConfig, RecordingError, RecordingSummary
+    from router_tuner.router.venues.ccxt.quirks import quirks_for
 
     symbols = tuple(args.symbols)
     out = args.out or Path("recordings") / f"{args.venue}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"

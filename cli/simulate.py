@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args
 
-from cli.main import MAX_WORKERS, SYMBOLS_RULE, BadInput, SymbolList, probe_writable, whole_number
-from config.models import MAX_COUNT, SEED_MAX, LearnerName
+from router_tuner.cli.main import MAX_WORKERS, SYMBOLS_RULE, BadInput, SymbolList, probe_writable, whole_number
+from router_tuner.config.models import MAX_COUNT, SEED_MAX, LearnerName
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
 
@@ -54,13 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from config.loader import load_config
-    from simulation.intents import intent_window
-    from simulation.job import SimulationOptions, count_routes, load_markets, simulate
-    from simulation.learners import parse_learners
-    from simulation.recording import json_line, log_to_mlflow, write_journal
-    from simulation.report.page import summary_dict, text_table, write_report
-    from tuner.factory import build_grid
+    from router_tuner.config.loader import load_config
+    from router_tuner.simulation.intents import intent_window
+    from router_tuner.simulation.job import SimulationOptions, count_routes, load_markets, simulate
+    from router_tuner.simulation.learners import parse_learners
+    from router_tuner.simulation.recording import json_line, log_to_mlflow, write_journal
+    from router_tuner.simulation.report.page import summary_dict, text_table, write_report
+    from router_tuner.tuner.factory import build_grid
 
     try:
         learners = parse_learners(args.learners)
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     summary["journal"] = str(journal)
     summary["report"] = str(report.html)
     if not args.no_mlflow:
-        from tuner.registry import open_client, resolve_tracking_uri
+        from router_tuner.tuner.registry import open_client, resolve_tracking_uri
 
         # the first open of a new local store creates its schema: one process at a time (issue 13)
         open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))

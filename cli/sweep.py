@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from cli.main import SYMBOLS_RULE, SymbolList
-from config.models import LearnerName
+from router_tuner.cli.main import SYMBOLS_RULE, SymbolList
+from router_tuner.config.models import LearnerName
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
 
@@ -49,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from config.loader import ConfigError, load_config
-    from simulation.sweep.grid import GridError
+    from router_tuner.config.loader import ConfigError, load_config
+    from router_tuner.simulation.sweep.grid import GridError
 
     try:
         config = load_config(args.config)
@@ -66,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace, config: Any) -> tuple[Any, dict[str, str]]:
-    from router.market.binance import resolve_data_dir
-    from simulation.learners import parse_learners
-    from simulation.sweep.grid import SYNTHETIC, GridError, available_symbols, build_grid, parse_axis
+    from router_tuner.router.market.binance import resolve_data_dir
+    from router_tuner.simulation.learners import parse_learners
+    from router_tuner.simulation.sweep.grid import SYNTHETIC, GridError, available_symbols, build_grid, parse_axis
 
     if args.workers < 1:
         raise GridError(f"--workers must be >= 1, got {args.workers}")
@@ -93,10 +93,10 @@ def _plan(args: argparse.Namespace, config: Any) -> tuple[Any, dict[str, str]]:
 def _execute(args: argparse.Namespace, config: Any, grid: Any, params: dict[str, str]) -> int:
     from tqdm import tqdm
 
-    from simulation.sweep.run import run_sweep
-    from simulation.sweep.store import CheckpointError, CheckpointStore
-    from simulation.sweep.table import sweep_rows, write_table
-    from tuner.cluster import ClusterError, open_runner
+    from router_tuner.simulation.sweep.run import run_sweep
+    from router_tuner.simulation.sweep.store import CheckpointError, CheckpointStore
+    from router_tuner.simulation.sweep.table import sweep_rows, write_table
+    from router_tuner.tuner.cluster import ClusterError, open_runner
 
     out = Path(args.out)
     store = CheckpointStore(out)
@@ -129,7 +129,7 @@ def _execute(args: argparse.Namespace, config: Any, grid: Any, params: dict[str,
           f"{len(rows)} rows in {table}")
     _print_summary(rows)
     if not args.no_mlflow:
-        from simulation.sweep.tracking import log_sweep
+        from router_tuner.simulation.sweep.tracking import log_sweep
 
         try:
             parent, added = log_sweep(rows, params, config, table, out)

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 import msgspec.inspect
 
-from config.models import (
+from router_tuner.config.models import (
     MARKET_CONTRACT_TYPE,
     ConfigBundle,
     ExecutorConfig,
@@ -30,7 +30,7 @@ from config.models import (
     StrategyConfig,
     TunerConfig,
 )
-from config.redact import find_secrets, redact
+from router_tuner.config.redact import find_secrets, redact
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 FILES: dict[str, type[msgspec.Struct]] = {

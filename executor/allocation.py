@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping
 
-from config.models import AllocatorSettings
-from features.allocator import LotReturn, Proposal, Scope, lot_returns, propose
-from risk.exposure import is_reducing
-from router.contract import ContractSpec
-from router.events import Intent, TradeRecord
+from router_tuner.config.models import AllocatorSettings
+from router_tuner.features.allocator import LotReturn, Proposal, Scope, lot_returns, propose
+from router_tuner.risk.exposure import is_reducing
+from router_tuner.router.contract import ContractSpec
+from router_tuner.router.events import Intent, TradeRecord
 
 
 class Allocation:

@@ -14,7 +14,7 @@ import hashlib
 
 import msgspec
 
-from router.events import Intent, VetoReason
+from router_tuner.router.events import Intent, VetoReason
 
 DUPLICATE_CODE = "duplicate_intent_id"
 

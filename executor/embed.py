@@ -27,18 +27,18 @@ from types import TracebackType
 
 import numpy as np
 
-from config.models import ConfigBundle
-from executor.intents import QueueIntentSource
-from executor.journal import Journal
-from executor.loop import Executor, StartReport
-from executor.monitoring.metrics import ExecutorMetrics
-from executor.monitoring.telemetry import Telemetry
-from executor.store import ExecutorStore
-from executor.venues import paper_account, synthetic_tapes
-from risk.units import NS_PER_S
-from router.events import Intent, RouterEvent, VetoEvent
-from router.market.tape import MarketTape
-from router.policy import RouterPolicy
+from router_tuner.config.models import ConfigBundle
+from router_tuner.executor.intents import QueueIntentSource
+from router_tuner.executor.journal import Journal
+from router_tuner.executor.loop import Executor, StartReport
+from router_tuner.executor.monitoring.metrics import ExecutorMetrics
+from router_tuner.executor.monitoring.telemetry import Telemetry
+from router_tuner.executor.store import ExecutorStore
+from router_tuner.executor.venues import paper_account, synthetic_tapes
+from router_tuner.risk.units import NS_PER_S
+from router_tuner.router.events import Intent, RouterEvent, VetoEvent
+from router_tuner.router.market.tape import MarketTape
+from router_tuner.router.policy import RouterPolicy
 
 Outcome = RouterEvent | VetoEvent
 

@@ -22,7 +22,7 @@ from typing import NoReturn, Protocol
 
 import msgspec
 
-from router.events import Intent
+from router_tuner.router.events import Intent
 
 _DECODER = msgspec.json.Decoder(Intent, strict=True)
 logger = logging.getLogger("executor.intents")

@@ -39,12 +39,12 @@ from types import TracebackType
 
 import pyarrow.parquet as pq
 
-from executor.file_lock import lock_for_writing
-from executor.intents import MalformedLine
-from router.arrow_events import to_arrow
-from router.atomic_file import atomic_path
-from router.codec import SchemaError, from_json, kind_of, to_json
-from router.events import (
+from router_tuner.executor.file_lock import lock_for_writing
+from router_tuner.executor.intents import MalformedLine
+from router_tuner.router.arrow_events import to_arrow
+from router_tuner.router.atomic_file import atomic_path
+from router_tuner.router.codec import SchemaError, from_json, kind_of, to_json
+from router_tuner.router.events import (
     EVENT_TYPES,
     SCHEMA_VERSION,
     ArmSafetyEvent,
@@ -164,7 +164,7 @@ class Journal:
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from router.events import TradeRecord
+    >>> from router_tuner.router.events import TradeRecord
     >>> record = TradeRecord(schema_version=2, intent_id="i1", symbol="BTC/USDT", tier="t1", strategy="s1",
     ...     size_hint_usd=150.0, size_multiplier=1.0, suggested_gross_usd=100.0, clamped_gross_usd=100.0,
     ...     binding_limit="bucket_cap", veto_reasons=(), filled_qty=0.001, avg_price=100000.0, fees_usd=0.04,

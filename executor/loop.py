@@ -53,19 +53,19 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from config.models import ConfigBundle, ContractType
-from executor.adaptive.records import DecisionRecord, TunerHealth
-from executor.adaptive.routing import AdaptiveRouting, CatchUp
-from executor.duplicates import conflict_id, conflicting_duplicate, intent_digest
-from executor.halt import ExecutorHalted, halt_on_write_failure
-from executor.intents import IntentFormatError, IntentSource, MalformedLine
-from executor.journal import Journal
-from executor.monitoring.telemetry import Telemetry
-from executor.outcomes import binding_limit, reason, routed_trade, veto_outcome
-from executor.positions import apply_order
-from executor.protection import ProtectiveStops, TriggeredStop
-from executor.quarantine import quarantine_line
-from executor.reconcile import (
+from router_tuner.config.models import ConfigBundle, ContractType
+from router_tuner.executor.adaptive.records import DecisionRecord, TunerHealth
+from router_tuner.executor.adaptive.routing import AdaptiveRouting, CatchUp
+from router_tuner.executor.duplicates import conflict_id, conflicting_duplicate, intent_digest
+from router_tuner.executor.halt import ExecutorHalted, halt_on_write_failure
+from router_tuner.executor.intents import IntentFormatError, IntentSource, MalformedLine
+from router_tuner.executor.journal import Journal
+from router_tuner.executor.monitoring.telemetry import Telemetry
+from router_tuner.executor.outcomes import binding_limit, reason, routed_trade, veto_outcome
+from router_tuner.executor.positions import apply_order
+from router_tuner.executor.protection import ProtectiveStops, TriggeredStop
+from router_tuner.executor.quarantine import quarantine_line
+from router_tuner.executor.reconcile import (
     JournalStoreMismatch,
     PositionReader,
     ReconcileError,
@@ -76,22 +76,22 @@ from executor.reconcile import (
     record_stop_fills,
     replay_journal,
 )
-from executor.records import Submission
-from executor.route_config import route_settings
-from executor.settle import SettleError, Settlement, SettleRetry, settle_orders, settled_event
-from executor.store import ExecutorStore
-from risk.context import RiskContext, WorkingRoute
-from risk.exposure import is_reducing
-from risk.lot import fit_to_lot, unreachable_floor
-from risk.screener import MarketView, would_emit
-from router.contract import ContractSpec, notional_usd, venue_contract
-from router.events import Event, Intent, PositionSide, RouterEvent, TradeRecord, VetoEvent, VetoReason
-from router.policy import RouterPolicy
-from router.routing.calls import Steps
-from router.routing.drive import ClockDriver, Finished
-from router.routing.machine import route_machine
-from router.routing.order import RouteOrder, RouteRefused
-from router.venue import TopOfBook, Venue, VenueError
+from router_tuner.executor.records import Submission
+from router_tuner.executor.route_config import route_settings
+from router_tuner.executor.settle import SettleError, Settlement, SettleRetry, settle_orders, settled_event
+from router_tuner.executor.store import ExecutorStore
+from router_tuner.risk.context import RiskContext, WorkingRoute
+from router_tuner.risk.exposure import is_reducing
+from router_tuner.risk.lot import fit_to_lot, unreachable_floor
+from router_tuner.risk.screener import MarketView, would_emit
+from router_tuner.router.contract import ContractSpec, notional_usd, venue_contract
+from router_tuner.router.events import Event, Intent, PositionSide, RouterEvent, TradeRecord, VetoEvent, VetoReason
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.calls import Steps
+from router_tuner.router.routing.drive import ClockDriver, Finished
+from router_tuner.router.routing.machine import route_machine
+from router_tuner.router.routing.order import RouteOrder, RouteRefused
+from router_tuner.router.venue import TopOfBook, Venue, VenueError
 
 logger = logging.getLogger(__name__)
 

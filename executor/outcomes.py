@@ -8,7 +8,15 @@ from typing import Any
 
 import msgspec
 
-from router.events import SCHEMA_VERSION, ClosedLot, Intent, RouterEvent, TradeRecord, VetoEvent, VetoReason
+from router_tuner.router.events import (
+    SCHEMA_VERSION,
+    ClosedLot,
+    Intent,
+    RouterEvent,
+    TradeRecord,
+    VetoEvent,
+    VetoReason,
+)
 
 UNCLAMPED = "size_hint"
 """The sizer's name for the candidate that is the intent's own size hint: nothing clamped it."""

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import msgspec
 
-from router.atomic_file import write_bytes_atomic
-from router.contract import ContractSpec
-from router.events import PositionSide
-from router.venue import (
+from router_tuner.router.atomic_file import write_bytes_atomic
+from router_tuner.router.contract import ContractSpec
+from router_tuner.router.events import PositionSide
+from router_tuner.router.venue import (
     Clock,
     InvalidOrder,
     OrderNotFound,
@@ -43,7 +43,7 @@ from router.venue import (
     TopOfBook,
     VenueError,
 )
-from router.venues.sim.venue import SimVenue
+from router_tuner.router.venues.sim.venue import SimVenue
 
 PAPER_ACCOUNT_VERSION = 1
 

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from risk.portfolio import PortfolioState
-from router.events import ClosedLot, Fill, Intent, PositionSide, Side
+from router_tuner.risk.portfolio import PortfolioState
+from router_tuner.router.events import ClosedLot, Fill, Intent, PositionSide, Side
 
 LegKey = tuple[str, PositionSide]
 

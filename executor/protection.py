@@ -23,16 +23,16 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from config.models import Instrument, ProtectiveStopSettings, UniverseEntry
-from executor.records import ProtectiveStopRecord, Submission
-from executor.store import ExecutorStore
-from risk.portfolio import Leg
-from router.contract import ContractSpec, notional_usd
-from router.events import Intent, PositionSide, RouterEvent, Side
-from router.policy import RouterPolicy
-from router.routing.ledger import RouteLedger
-from router.routing.order import RouteOrder
-from router.venue import (
+from router_tuner.config.models import Instrument, ProtectiveStopSettings, UniverseEntry
+from router_tuner.executor.records import ProtectiveStopRecord, Submission
+from router_tuner.executor.store import ExecutorStore
+from router_tuner.risk.portfolio import Leg
+from router_tuner.router.contract import ContractSpec, notional_usd
+from router_tuner.router.events import Intent, PositionSide, RouterEvent, Side
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.ledger import RouteLedger
+from router_tuner.router.routing.order import RouteOrder
+from router_tuner.router.venue import (
     OrderNotFound,
     OrderState,
     ReduceOnlyRejected,

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import logging
 
-from executor.intents import MalformedLine
-from executor.journal import Journal
-from executor.monitoring.metrics import ExecutorMetrics
-from executor.records import Alert
-from executor.store import ExecutorStore
+from router_tuner.executor.intents import MalformedLine
+from router_tuner.executor.journal import Journal
+from router_tuner.executor.monitoring.metrics import ExecutorMetrics
+from router_tuner.executor.records import Alert
+from router_tuner.executor.store import ExecutorStore
 
 logger = logging.getLogger(__name__)
 

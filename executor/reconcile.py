@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from executor.duplicates import intent_digest
-from executor.outcomes import original_intent
-from executor.positions import OpeningLots, apply_order
-from executor.records import Submission
-from risk.portfolio import PortfolioState
-from router.events import Fill, Intent, PositionSide, RouterEvent, TradeRecord, VetoEvent
-from router.routing.order import client_order_id
-from router.venue import OrderState, VenueError
+from router_tuner.executor.duplicates import intent_digest
+from router_tuner.executor.outcomes import original_intent
+from router_tuner.executor.positions import OpeningLots, apply_order
+from router_tuner.executor.records import Submission
+from router_tuner.risk.portfolio import PortfolioState
+from router_tuner.router.events import Fill, Intent, PositionSide, RouterEvent, TradeRecord, VetoEvent
+from router_tuner.router.routing.order import client_order_id
+from router_tuner.router.venue import OrderState, VenueError
 
 PositionReader = Callable[[str], Mapping[PositionSide, float]]
 

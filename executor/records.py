@@ -11,9 +11,9 @@ from typing import Any
 
 import msgspec
 
-from features.allocator import Proposal
-from router.events import Intent, PositionSide, Side
-from router.venue import StopKind, WorkingType
+from router_tuner.features.allocator import Proposal
+from router_tuner.router.events import Intent, PositionSide, Side
+from router_tuner.router.venue import StopKind, WorkingType
 
 
 class _Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

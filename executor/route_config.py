@@ -3,8 +3,8 @@ live loop and the simulation, so the simulation routes exactly as production doe
 
 from __future__ import annotations
 
-from config.models import ConfigBundle
-from router.routing.order import RouteSettings
+from router_tuner.config.models import ConfigBundle
+from router_tuner.router.routing.order import RouteSettings
 
 
 def route_settings(config: ConfigBundle) -> RouteSettings:

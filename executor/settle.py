@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from router.contract import ContractSpec
-from router.events import RouterEvent
-from router.policy import RouterPolicy
-from router.routing.ledger import RouteLedger
-from router.routing.order import RouteOrder, client_order_id
-from router.venue import (
+from router_tuner.router.contract import ContractSpec
+from router_tuner.router.events import RouterEvent
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.ledger import RouteLedger
+from router_tuner.router.routing.order import RouteOrder, client_order_id
+from router_tuner.router.venue import (
     OrderNotFound,
     OrderState,
     RateLimited,

@@ -20,9 +20,9 @@ from types import TracebackType
 
 import msgspec
 
-from executor.adaptive.records import DecisionRecord, TunerHealth
-from executor.file_lock import lock_for_writing
-from executor.records import Alert, HealthSnapshot, ProtectiveStopRecord, Submission
+from router_tuner.executor.adaptive.records import DecisionRecord, TunerHealth
+from router_tuner.executor.file_lock import lock_for_writing
+from router_tuner.executor.records import Alert, HealthSnapshot, ProtectiveStopRecord, Submission
 
 _SCHEMA_SQL = (
     "CREATE TABLE IF NOT EXISTS submissions (intent_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, "

@@ -8,17 +8,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from config.models import ConfigBundle
-from executor.paper_account import PaperAccount
-from router.market.synthetic import SyntheticMarketSpec, generate
-from router.market.tape import MarketTape
-from router.market.touch_imbalance import with_touch_imbalance
-from router.venues.sim.config import SimVenueConfig
-from router.venues.sim.queue import LogProbQueue, QueueModel, RiskAverseQueue
-from router.venues.sim.venue import SimVenue
+from router_tuner.config.models import ConfigBundle
+from router_tuner.executor.paper_account import PaperAccount
+from router_tuner.router.market.synthetic import SyntheticMarketSpec, generate
+from router_tuner.router.market.tape import MarketTape
+from router_tuner.router.market.touch_imbalance import with_touch_imbalance
+from router_tuner.router.venues.sim.config import SimVenueConfig
+from router_tuner.router.venues.sim.queue import LogProbQueue, QueueModel, RiskAverseQueue
+from router_tuner.router.venues.sim.venue import SimVenue
 
 if TYPE_CHECKING:
-    from router.venues.ccxt.venue import CcxtVenue
+    from router_tuner.router.venues.ccxt.venue import CcxtVenue
 
 _QUEUE_MODELS: dict[str, type[QueueModel]] = {"risk_averse": RiskAverseQueue, "log_prob": LogProbQueue}
 
@@ -76,8 +76,8 @@ def paper_account(config: ConfigBundle, tapes: Sequence[MarketTape], *, name: st
 
 def live_venue(config: ConfigBundle, environ: Mapping[str, str] = os.environ) -> CcxtVenue:
     """The ccxt venue of ``executor.live``; raises ``KeyError`` naming a missing key variable."""
-    from router.venues.ccxt.config import CcxtVenueConfig
-    from router.venues.ccxt.venue import CcxtVenue, WallClock
+    from router_tuner.router.venues.ccxt.config import CcxtVenueConfig
+    from router_tuner.router.venues.ccxt.venue import CcxtVenue, WallClock
 
     live = config.executor.live
     venue_config = CcxtVenueConfig(

@@ -19,10 +19,10 @@ from typing import Literal
 
 import numpy as np
 
-from config.models import AllocatorSettings
-from features.scores import sharpe_per_trade
-from router.contract import ContractSpec, contract_of, notional_usd
-from router.events import TradeRecord
+from router_tuner.config.models import AllocatorSettings
+from router_tuner.features.scores import sharpe_per_trade
+from router_tuner.router.contract import ContractSpec, contract_of, notional_usd
+from router_tuner.router.events import TradeRecord
 
 Scope = Literal["strategy", "symbol"]
 SCOPES: tuple[Scope, ...] = ("strategy", "symbol")
@@ -87,7 +87,7 @@ def propose(returns: Sequence[LotReturn], current: Mapping[tuple[Scope, str], fl
     A seeded stream where ``mean_rev`` loses about 4 bps per lot and ``trend`` earns about 4, both on
     BTCUSDT and ETHUSDT, proposed on six health publishes (the defaults: step 0.1, floor 0.25, ceiling 1.5):
 
-    >>> from config.loader import load_config
+    >>> from router_tuner.config.loader import load_config
     >>> settings = load_config().executor.allocator
     >>> rng = np.random.default_rng(7)
     >>> stream = [LotReturn(strategy, symbol, rng.normal(mean, 3e-4)) for _ in range(30)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from risk.units import NS_PER_S, S_PER_HOUR
+from router_tuner.risk.units import NS_PER_S, S_PER_HOUR
 
 NS_PER_HOUR = NS_PER_S * S_PER_HOUR
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.frame import EventArrays
-from router.contract import ContractSpec
-from router.events import RouterEvent
+from router_tuner.features.frame import EventArrays
+from router_tuner.router.contract import ContractSpec
+from router_tuner.router.events import RouterEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.context import NS_PER_HOUR
-from features.frame import EventArrays
-from router.contract import ContractSpec
-from router.events import RouterEvent
+from router_tuner.features.context import NS_PER_HOUR
+from router_tuner.features.frame import EventArrays
+from router_tuner.router.contract import ContractSpec
+from router_tuner.router.events import RouterEvent
 
 
 @dataclass(frozen=True, slots=True)

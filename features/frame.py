@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from router.contract import ContractSpec, contract_of, notional_usd
-from router.events import RouterEvent
+from router_tuner.router.contract import ContractSpec, contract_of, notional_usd
+from router_tuner.router.events import RouterEvent
 
 
 def _optional(values: list[float | None]) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from features.effectiveness import RouterEffectiveness
+from router_tuner.features.effectiveness import RouterEffectiveness
 
 Quality = Literal["broken", "degraded", "good", "neutral", "unknown"]
 

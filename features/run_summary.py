@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.events import RouterEvent, VetoEvent
+from router_tuner.router.events import RouterEvent, VetoEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.effectiveness import RouterEffectiveness, effectiveness_of
-from features.frame import EventArrays
-from router.contract import ContractSpec
-from router.events import RouterEvent
+from router_tuner.features.effectiveness import RouterEffectiveness, effectiveness_of
+from router_tuner.features.frame import EventArrays
+from router_tuner.router.contract import ContractSpec
+from router_tuner.router.events import RouterEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,12 @@ Flow: ``RiskContext.from_state`` -> ``would_emit`` (screener) / ``suggest_gross_
 ``check_order``. No clocks, files or network: time and NAV arrive in the context.
 """
 
-from risk.caps import SIZE_CAP_CODES, SIZE_CAPS, SizeCap
-from risk.checks import CHECKS, RiskDecision, check_order
-from risk.context import LegExposure, RiskContext
-from risk.portfolio import PortfolioState
-from risk.screener import MarketView, ScreenDecision, would_emit
-from risk.sizer import SizeSuggestion, suggest_gross_usd
+from router_tuner.risk.caps import SIZE_CAP_CODES, SIZE_CAPS, SizeCap
+from router_tuner.risk.checks import CHECKS, RiskDecision, check_order
+from router_tuner.risk.context import LegExposure, RiskContext
+from router_tuner.risk.portfolio import PortfolioState
+from router_tuner.risk.screener import MarketView, ScreenDecision, would_emit
+from router_tuner.risk.sizer import SizeSuggestion, suggest_gross_usd
 
 __all__ = [
     "CHECKS", "SIZE_CAPS", "SIZE_CAP_CODES", "LegExposure", "MarketView", "PortfolioState", "RiskContext",

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from config.models import RiskLimits
-from risk.context import RiskContext
-from risk.exposure import exposure_increase_usd, is_reducing, reducible_usd, shrink_room_usd
-from router.events import Intent, VetoReason
+from router_tuner.config.models import RiskLimits
+from router_tuner.risk.context import RiskContext
+from router_tuner.risk.exposure import exposure_increase_usd, is_reducing, reducible_usd, shrink_room_usd
+from router_tuner.router.events import Intent, VetoReason
 
 Applies = Literal["growing", "reducing"]
 

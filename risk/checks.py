@@ -18,18 +18,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from config.models import RiskLimits
-from risk.caps import SIZE_CAPS, ratio, reportable
-from risk.context import RiskContext
-from risk.exposure import (
+from router_tuner.config.models import RiskLimits
+from router_tuner.risk.caps import SIZE_CAPS, ratio, reportable
+from router_tuner.risk.context import RiskContext
+from router_tuner.risk.exposure import (
     against_position_mode,
     exposure_increase_usd,
     is_reducing,
     opens_new_position,
     reducible_usd,
 )
-from risk.units import NS_PER_S
-from router.events import Intent, VetoReason
+from router_tuner.risk.units import NS_PER_S
+from router_tuner.router.events import Intent, VetoReason
 
 Check = Callable[[Intent, float, RiskContext, RiskLimits], VetoReason | None]
 

@@ -23,10 +23,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from config.models import UniverseEntry
-from risk.portfolio import PortfolioState
-from risk.units import NS_PER_S, S_PER_DAY, S_PER_WEEK
-from router.events import PositionSide
+from router_tuner.config.models import UniverseEntry
+from router_tuner.risk.portfolio import PortfolioState
+from router_tuner.risk.units import NS_PER_S, S_PER_DAY, S_PER_WEEK
+from router_tuner.router.events import PositionSide
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 
-from risk.context import RiskContext
-from risk.units import EPOCH_2000_NS, EPOCH_2100_NS
-from router.events import Intent
+from router_tuner.risk.context import RiskContext
+from router_tuner.risk.units import EPOCH_2000_NS, EPOCH_2100_NS
+from router_tuner.router.events import Intent
 
 
 def is_reducing(intent: Intent) -> bool:

@@ -22,12 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from config.models import ConfigBundle
-from risk.checks import check_order, min_notional_path
-from risk.context import RiskContext
-from risk.exposure import is_reducing
-from router.events import Intent, VetoReason
-from router.routing.order import ceil_qty, floor_qty
+from router_tuner.config.models import ConfigBundle
+from router_tuner.risk.checks import check_order, min_notional_path
+from router_tuner.risk.context import RiskContext
+from router_tuner.risk.exposure import is_reducing
+from router_tuner.router.events import Intent, VetoReason
+from router_tuner.router.routing.order import ceil_qty, floor_qty
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from risk.units import NS_PER_S, S_PER_HOUR, S_PER_WEEK
-from router.events import Fill, PositionSide, Side
+from router_tuner.risk.units import NS_PER_S, S_PER_HOUR, S_PER_WEEK
+from router_tuner.router.events import Fill, PositionSide, Side
 
 
 @dataclass(slots=True)

@@ -16,15 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from config.models import ConfigBundle
-from risk.caps import TIER_NAV_CAP
-from risk.checks import check_order, max_concurrent_positions, not_in_universe
-from risk.context import RiskContext
-from risk.exposure import against_position_mode, has_valid_size_hint, has_valid_ts, is_reducing
-from risk.sizer import suggest_gross_usd
-from risk.units import EPOCH_2000_NS, EPOCH_2100_NS
-from router.events import Intent, VetoReason
-from router.venue import TopOfBook
+from router_tuner.config.models import ConfigBundle
+from router_tuner.risk.caps import TIER_NAV_CAP
+from router_tuner.risk.checks import check_order, max_concurrent_positions, not_in_universe
+from router_tuner.risk.context import RiskContext
+from router_tuner.risk.exposure import against_position_mode, has_valid_size_hint, has_valid_ts, is_reducing
+from router_tuner.risk.sizer import suggest_gross_usd
+from router_tuner.risk.units import EPOCH_2000_NS, EPOCH_2100_NS
+from router_tuner.router.events import Intent, VetoReason
+from router_tuner.router.venue import TopOfBook
 
 Stage = Literal["intent", "listing", "imbalance", "capacity", "sizing", "check_order", "emit"]
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from config.models import ConfigBundle
-from risk.caps import SIZE_CAPS
-from risk.context import RiskContext
-from risk.exposure import has_valid_size_hint, is_reducing, reducible_usd
-from router.events import Intent
+from router_tuner.config.models import ConfigBundle
+from router_tuner.risk.caps import SIZE_CAPS
+from router_tuner.risk.context import RiskContext
+from router_tuner.risk.exposure import has_valid_size_hint, is_reducing, reducible_usd
+from router_tuner.router.events import Intent
 
 SizeOutcome = Literal["sized", "too_small_for_venue", "nothing_to_reduce", "not_in_universe"]
 

@@ -30,8 +30,8 @@ import msgspec.inspect as mi
 import pandas as pd
 import pyarrow as pa
 
-from router.codec import SchemaError, _check_kind, _resolve_kind, validate
-from router.events import EVENT_TYPES, Event
+from router_tuner.router.codec import SchemaError, _check_kind, _resolve_kind, validate
+from router_tuner.router.events import EVENT_TYPES, Event
 
 TIMESTAMP = pa.timestamp("ns", tz="UTC")
 _ENCODER = msgspec.json.Encoder()

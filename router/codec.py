@@ -43,7 +43,7 @@ import msgspec
 import msgspec.inspect as mi
 import pandas as pd
 
-from router.events import EVENT_TYPES, Event
+from router_tuner.router.events import EVENT_TYPES, Event
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1

@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping
 from typing import Protocol, get_args
 
-from config.models import ContractType
+from router_tuner.config.models import ContractType
 
 CONTRACT_TYPES: tuple[ContractType, ...] = get_args(ContractType)
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import get_args
 
-from config.models import FallbackMode, PolicyBounds, RouterConfig
+from router_tuner.config.models import FallbackMode, PolicyBounds, RouterConfig
 
 STATIC_ARM = "static"
 """Arm id of the configured static policy; its propensity is 1.0 (a deterministic logging policy)."""
@@ -65,7 +65,7 @@ class RouterPolicy:
 
     Examples
     --------
-    >>> from config.loader import load_config
+    >>> from router_tuner.config.loader import load_config
     >>> policy = RouterPolicy.from_static("BTCUSDT", load_config().router)
     >>> (policy.arm, policy.propensity, policy.fallback_mode)
     ('static', 1.0, 'taker')

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from router.contract import ContractSpec
-from router.events import Fill, PositionSide, Side
+from router_tuner.router.contract import ContractSpec
+from router_tuner.router.events import Fill, PositionSide, Side
 
 OrderType = Literal["limit", "market"]
 TimeInForce = Literal["GTC", "IOC"]

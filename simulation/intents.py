@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from config.models import IntentStream
-from features.context import Context, decision_context
-from router.events import Side
-from simulation.markets import SimMarket
+from router_tuner.config.models import IntentStream
+from router_tuner.features.context import Context, decision_context
+from router_tuner.router.events import Side
+from router_tuner.simulation.markets import SimMarket
 
 NS_PER_MS = 1_000_000
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from config.models import ConfigBundle
-from router.market.binance import resolve_data_dir
-from simulation.intents import SimIntent, intent_stream
-from simulation.learners import (
+from router_tuner.config.models import ConfigBundle
+from router_tuner.router.market.binance import resolve_data_dir
+from router_tuner.simulation.intents import SimIntent, intent_stream
+from router_tuner.simulation.learners import (
     LEARNERS,
     LearnerOutcome,
     LearnerRun,
@@ -30,13 +30,13 @@ from simulation.learners import (
     mean_context,
     merge_learner_runs,
 )
-from simulation.markets import (
+from router_tuner.simulation.markets import (
     SimMarket,
     check_simulation_config,
     recorded_markets,
     synthetic_markets,
 )
-from simulation.policies import (
+from router_tuner.simulation.policies import (
     ALWAYS_TAKER,
     FIXED_PREFIX,
     LEARNER_PREFIX,
@@ -48,7 +48,7 @@ from simulation.policies import (
     fixed_arm,
     static,
 )
-from simulation.results import (
+from router_tuner.simulation.results import (
     OpeComparison,
     PolicySummary,
     best_fixed_arm,
@@ -56,10 +56,10 @@ from simulation.results import (
     ope_vs_truth,
     summarize,
 )
-from simulation.runner import PolicyRun, run_policy
-from simulation.shadow import ShadowOutcome, ShadowScenario, run_shadow_scenario, shadow_outcome
-from simulation.workers import run_forked
-from tuner.arms import ArmGrid
+from router_tuner.simulation.runner import PolicyRun, run_policy
+from router_tuner.simulation.shadow import ShadowOutcome, ShadowScenario, run_shadow_scenario, shadow_outcome
+from router_tuner.simulation.workers import run_forked
+from router_tuner.tuner.arms import ArmGrid
 
 
 @dataclass(frozen=True, slots=True)

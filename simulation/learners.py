@@ -16,15 +16,15 @@ from typing import get_args
 import msgspec
 import numpy as np
 
-from config.models import ConfigBundle, LearnerName
-from router.events import RouterEvent
-from router.policy import RouterPolicy
-from simulation.markets import SimMarket
-from simulation.policies import LEARNER_PREFIX
-from simulation.runner import charged_markout
-from tuner.learners import Context, Learner
-from tuner.service.publish import InMemoryPublisher
-from tuner.service.tuner_service import TunerService
+from router_tuner.config.models import ConfigBundle, LearnerName
+from router_tuner.router.events import RouterEvent
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.simulation.markets import SimMarket
+from router_tuner.simulation.policies import LEARNER_PREFIX
+from router_tuner.simulation.runner import charged_markout
+from router_tuner.tuner.learners import Context, Learner
+from router_tuner.tuner.service.publish import InMemoryPublisher
+from router_tuner.tuner.service.tuner_service import TunerService
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
 """Every learner ``tuner.json`` can name (``config.models.LearnerName``), in the order the report shows them."""

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from config.models import ConfigBundle, Market, SimFillModel, SimulationConfig
-from router.contract import ContractSpec
-from router.market.binance import discover, read_binance
-from router.market.summary import LoadSummary
-from router.market.synthetic import SyntheticMarketSpec, generate
-from router.market.tape import MarketTape
-from router.venues.sim.book import TapeBook
-from router.venues.sim.config import SimVenueConfig
-from router.venues.sim.queue import PowerProbQueue
+from router_tuner.config.models import ConfigBundle, Market, SimFillModel, SimulationConfig
+from router_tuner.router.contract import ContractSpec
+from router_tuner.router.market.binance import discover, read_binance
+from router_tuner.router.market.summary import LoadSummary
+from router_tuner.router.market.synthetic import SyntheticMarketSpec, generate
+from router_tuner.router.market.tape import MarketTape
+from router_tuner.router.venues.sim.book import TapeBook
+from router_tuner.router.venues.sim.config import SimVenueConfig
+from router_tuner.router.venues.sim.queue import PowerProbQueue
 
 
 @dataclass(frozen=True, slots=True)

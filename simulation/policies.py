@@ -11,14 +11,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol
 
-from config.models import RouterConfig, RulePolicyConfig
-from features.effectiveness import router_effectiveness
-from features.quality import Quality, QualityThresholds, router_quality
-from router.contract import ContractSpec
-from router.events import RouterEvent
-from router.policy import RouterPolicy
-from tuner.arms import Arm
-from tuner.learners.context import Context
+from router_tuner.config.models import RouterConfig, RulePolicyConfig
+from router_tuner.features.effectiveness import router_effectiveness
+from router_tuner.features.quality import Quality, QualityThresholds, router_quality
+from router_tuner.router.contract import ContractSpec
+from router_tuner.router.events import RouterEvent
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.tuner.arms import Arm
+from router_tuner.tuner.learners.context import Context
 
 ALWAYS_TAKER = "always_taker"
 STATIC = "static"

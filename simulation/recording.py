@@ -16,15 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from config.loader import snapshot
-from config.models import ConfigBundle
-from config.redact import redact
-from executor.journal import Journal
-from router.atomic_file import atomic_path
-from simulation.job import SimulationResult
-from simulation.learners import learner_policy_name
-from simulation.series import learner_series
-from tuner.flat_params import flatten_params
+from router_tuner.config.loader import snapshot
+from router_tuner.config.models import ConfigBundle
+from router_tuner.config.redact import redact
+from router_tuner.executor.journal import Journal
+from router_tuner.router.atomic_file import atomic_path
+from router_tuner.simulation.job import SimulationResult
+from router_tuner.simulation.learners import learner_policy_name
+from router_tuner.simulation.series import learner_series
+from router_tuner.tuner.flat_params import flatten_params
 
 JOURNAL_NAME = "simulation.sqlite"
 _METRIC_CHARS = re.compile(r"[^A-Za-z0-9_.\-/ ]")
@@ -74,8 +74,8 @@ def register_policy_versions(result: SimulationResult, config: ConfigBundle, tra
     run the versions' runs nest under. Each row names the final version; a symbol whose tuner never
     published is listed with ``policy_version`` None.
     """
-    from tuner.registry import PolicyRegistry
-    from tuner.service.publish import MlflowPublisher
+    from router_tuner.tuner.registry import PolicyRegistry
+    from router_tuner.tuner.service.publish import MlflowPublisher
 
     prefix = config.router.simulation.registered_model_prefix
     live_prefix = config.tuner.mlflow.registered_model_prefix
@@ -134,7 +134,7 @@ def log_to_mlflow(result: SimulationResult, config: ConfigBundle, summary: dict[
     Returns the parent run id and the registered versions."""
     import mlflow
 
-    from tuner.registry import ensure_experiment, log_flat, open_client, resolve_tracking_uri
+    from router_tuner.tuner.registry import ensure_experiment, log_flat, open_client, resolve_tracking_uri
 
     tracking_uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri)
     client = open_client(tracking_uri)
@@ -165,7 +165,7 @@ def _learner_runs(result: SimulationResult, client: Any) -> dict[tuple[str, str]
     runs name as their parent."""
     import mlflow
 
-    from tuner.registry import log_flat
+    from router_tuner.tuner.registry import log_flat
 
     symbol_runs: dict[tuple[str, str], str] = {}
     for learner_run in result.learner_runs:

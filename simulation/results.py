@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from config.models import OpeConfig, SimulationBootstrap
-from router.events import RouterEvent
-from simulation.policies import FIXED_PREFIX
-from simulation.runner import PolicyRun
-from tuner.ope.bootstrap import BlockBootstrap, BootstrapConfig
-from tuner.ope.cost import CostInterval
-from tuner.ope.estimators import OpeEstimate
-from tuner.ope.run import CandidateReport, evaluate_candidate
+from router_tuner.config.models import OpeConfig, SimulationBootstrap
+from router_tuner.router.events import RouterEvent
+from router_tuner.simulation.policies import FIXED_PREFIX
+from router_tuner.simulation.runner import PolicyRun
+from router_tuner.tuner.ope.bootstrap import BlockBootstrap, BootstrapConfig
+from router_tuner.tuner.ope.cost import CostInterval
+from router_tuner.tuner.ope.estimators import OpeEstimate
+from router_tuner.tuner.ope.run import CandidateReport, evaluate_candidate
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from config.models import ConfigBundle
-from executor.route_config import route_settings
-from router.events import RouterEvent
-from router.policy import RouterPolicy
-from router.routing.machine import route
-from router.routing.order import RouteOrder
-from router.venues.sim.venue import SimVenue
-from simulation.intents import NS_PER_MS, SimIntent
-from simulation.markets import SimMarket, venue_config
-from simulation.policies import PolicySource
+from router_tuner.config.models import ConfigBundle
+from router_tuner.executor.route_config import route_settings
+from router_tuner.router.events import RouterEvent
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.machine import route
+from router_tuner.router.routing.order import RouteOrder
+from router_tuner.router.venues.sim.venue import SimVenue
+from router_tuner.simulation.intents import NS_PER_MS, SimIntent
+from router_tuner.simulation.markets import SimMarket, venue_config
+from router_tuner.simulation.policies import PolicySource
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulation.results import costs, cumulative_regret_bps
-from simulation.runner import PolicyRun
+from router_tuner.simulation.results import costs, cumulative_regret_bps
+from router_tuner.simulation.runner import PolicyRun
 
 SERIES_POINTS = 50
 """Points per curve: enough to see learning, few enough to log 30 learner-symbol runs in seconds."""

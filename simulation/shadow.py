@@ -27,22 +27,22 @@ from typing import Any, Literal
 import msgspec
 import numpy as np
 
-from config.models import ConfigBundle, RouterConfig
-from router.events import ArmSafetyEvent, RouterEvent, ShadowDecision
-from router.policy import RouterPolicy
-from router.routing.order import RouteOrder
-from simulation.intents import SimIntent
-from simulation.markets import SimMarket
-from simulation.results import PolicySummary, as_cost, summarize
-from simulation.runner import PolicyRun, charged_markout, intent_index, intent_seed, route_intents
-from tuner.arms import Arm, arm_id_of
-from tuner.budget import BudgetReport
-from tuner.factory import build_grid, build_guardrails
-from tuner.guardrails import allowed_arm_ids
-from tuner.ope.bootstrap import BootstrapConfig
-from tuner.service.publish import InMemoryPublisher
-from tuner.service.tuner_service import TunerService
-from tuner.shadow import ShadowEvaluation, with_shadow_symbols
+from router_tuner.config.models import ConfigBundle, RouterConfig
+from router_tuner.router.events import ArmSafetyEvent, RouterEvent, ShadowDecision
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.order import RouteOrder
+from router_tuner.simulation.intents import SimIntent
+from router_tuner.simulation.markets import SimMarket
+from router_tuner.simulation.results import PolicySummary, as_cost, summarize
+from router_tuner.simulation.runner import PolicyRun, charged_markout, intent_index, intent_seed, route_intents
+from router_tuner.tuner.arms import Arm, arm_id_of
+from router_tuner.tuner.budget import BudgetReport
+from router_tuner.tuner.factory import build_grid, build_guardrails
+from router_tuner.tuner.guardrails import allowed_arm_ids
+from router_tuner.tuner.ope.bootstrap import BootstrapConfig
+from router_tuner.tuner.service.publish import InMemoryPublisher
+from router_tuner.tuner.service.tuner_service import TunerService
+from router_tuner.tuner.shadow import ShadowEvaluation, with_shadow_symbols
 
 CHAMPION = "champion"
 SHADOW_PREFIX = "shadow:"
@@ -61,7 +61,7 @@ class ExploringChampion:
 
     Examples
     --------
-    >>> from config.loader import load_config
+    >>> from router_tuner.config.loader import load_config
     >>> config = load_config()
     >>> champ = ExploringChampion("BTCUSDT", config.router, [Arm(1.0, 0.0), Arm(2.0, 0.0)], 0.2, seed=1)
     >>> sorted({(p.arm, round(p.propensity, 2)) for p in (champ.decide(i) for i in range(200))})

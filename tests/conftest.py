@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from config import ConfigError, load_config
-from config.loader import DEFAULTS_DIR
+from router_tuner.config import ConfigError, load_config
+from router_tuner.config.loader import DEFAULTS_DIR
+
+PRODUCT_PACKAGES = ("config", "router", "risk", "features", "tuner", "executor", "simulation", "cli")
 
 
 @pytest.fixture
@@ -46,7 +49,7 @@ def default_registry(uri: str) -> Any:
 
     ``uri`` is passed as the override, so an ``MLFLOW_TRACKING_URI`` in the environment cannot redirect it.
     """
-    from tuner.registry import PolicyRegistry
+    from router_tuner.tuner.registry import PolicyRegistry
 
     mlflow = load_config().tuner.mlflow
     return PolicyRegistry(None, experiment=mlflow.experiment, model_prefix=mlflow.registered_model_prefix,
@@ -63,7 +66,16 @@ def config_issues(directory: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def ray_runner() -> Iterator[Any]:
     """One local 2-worker Ray for the whole session (127.0.0.1 only), shut down when the session ends."""
-    from tuner.cluster import RayRunner
+    from router_tuner.tuner.cluster import RayRunner
 
     with RayRunner(workers=2) as runner:
         yield runner
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The product imports as ``router_tuner.<package>`` only: a test that reached a module under its bare folder
+    name (pytest puts the repo root on ``sys.path``) tested a second copy of it, so the session fails."""
+    bare = sorted(name for name in sys.modules if name.split(".")[0] in PRODUCT_PACKAGES)
+    if bare:
+        print(f"\nmodules imported outside the router_tuner namespace: {bare}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

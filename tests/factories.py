@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from router.events import SCHEMA_VERSION, Fill, RouterEvent
+from router_tuner.router.events import SCHEMA_VERSION, Fill, RouterEvent
 
 
 def fill(price: float, qty: float, liquidity: str = "maker", fee_bps: float = 0.0, ts_ns: int = 0,

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import ast
 import collections
+import importlib
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -26,7 +29,8 @@ def _imported_packages(package: str) -> dict[str, set[Path]]:
             else:
                 continue
             for name in names:
-                top = name.split(".")[0]
+                parts = name.split(".")
+                top = parts[1] if parts[0] == "router_tuner" and len(parts) > 1 else parts[0]
                 if top in PRODUCT_DIRS and top != package:
                     found[top].add(path.relative_to(REPO))
     return found
@@ -51,3 +55,31 @@ def test_folder_is_small_and_has_no_prefix_family(folder: Path) -> None:
     prefixes = collections.Counter(m.split("_")[0] for m in modules if "_" in m and not m.startswith("test_"))
     families = {prefix: count for prefix, count in prefixes.items() if count >= 4}
     assert families == {}, f"{folder.relative_to(REPO)}: a subpackage in disguise {families}"
+
+
+def test_every_package_folder_installs_under_the_router_tuner_namespace() -> None:
+    """A package folder missing from pyproject's list would be left out of the wheel (editable installs hide it)."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {"router_tuner." + ".".join(init.parent.relative_to(REPO).parts)
+               for package in LAYERS for init in (REPO / package).rglob("__init__.py")}
+    assert listed == folders
+
+
+def test_the_public_api_the_readme_lists_imports() -> None:
+    """Every ``router_tuner.…`` name in the README's Python API table resolves (the docs match the code)."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    names = set(re.findall(r"`(router_tuner(?:\.\w+)+)", section))
+    assert len(names) >= 8
+    for name in sorted(names):
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):  # the longest importable module, then attributes
+            try:
+                target = importlib.import_module(".".join(parts[:cut]))
+            except ModuleNotFoundError:
+                continue
+            for attr in parts[cut:]:
+                target = getattr(target, attr)
+            break
+        else:
+            raise AssertionError(f"{name} does not import")

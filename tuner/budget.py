@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from config.models import BudgetConfig
-from risk.units import NS_PER_S, S_PER_DAY
+from router_tuner.config.models import BudgetConfig
+from router_tuner.risk.units import NS_PER_S, S_PER_DAY
 
 _NS_PER_DAY = NS_PER_S * S_PER_DAY
 _BPS = 1e-4

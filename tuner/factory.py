@@ -12,10 +12,10 @@ import zlib
 
 import numpy as np
 
-from config.models import DriftConfig, FeeSchedule, PageHinkleyDrift, RouterConfig, TunerConfig
-from tuner.arms import ArmGrid
-from tuner.guardrails import AdwinParams, Guardrails, PageHinkleyParams
-from tuner.learners import (
+from router_tuner.config.models import DriftConfig, FeeSchedule, PageHinkleyDrift, RouterConfig, TunerConfig
+from router_tuner.tuner.arms import ArmGrid
+from router_tuner.tuner.guardrails import AdwinParams, Guardrails, PageHinkleyParams
+from router_tuner.tuner.learners import (
     UCB,
     ContextScales,
     EpsilonGreedy,
@@ -25,7 +25,7 @@ from tuner.learners import (
     RobbinsMonro,
     StructuredThompson,
 )
-from tuner.reward import RewardFilter
+from router_tuner.tuner.reward import RewardFilter
 
 
 def build_grid(tuner: TunerConfig, router: RouterConfig) -> ArmGrid:

@@ -14,9 +14,9 @@ from typing import Literal
 
 from river import drift
 
-from features.context import Context
-from tuner.arms import Arm, ArmGrid
-from tuner.learners.base import Learner, RouteOutcome
+from router_tuner.features.context import Context
+from router_tuner.tuner.arms import Arm, ArmGrid
+from router_tuner.tuner.learners.base import Learner, RouteOutcome
 
 _FLOAT_TOLERANCE = 1e-9
 """Numerical slack for comparing grid values (0.3 - 0.1 != 0.2 in floats); not a trading threshold."""

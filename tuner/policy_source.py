@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from config.models import PolicyBounds, RouterConfig
-from router.policy import PolicyError, RouterPolicy
-from tuner.gate_record import gate_problem
-from tuner.registry_aliases import CHAMPION
+from router_tuner.config.models import PolicyBounds, RouterConfig
+from router_tuner.router.policy import PolicyError, RouterPolicy
+from router_tuner.tuner.gate_record import gate_problem
+from router_tuner.tuner.registry_aliases import CHAMPION
 
 if TYPE_CHECKING:
-    from tuner.registry import PolicyRegistry
+    from router_tuner.tuner.registry import PolicyRegistry
 
 log = logging.getLogger(__name__)
 

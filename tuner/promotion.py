@@ -19,19 +19,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from config.models import DeploymentConfig, OpeConfig
-from risk.units import NS_PER_S
-from router.events import RouterEvent
-from tuner.arms import arm_id_of_policy
-from tuner.gate_record import OPE_GATE, PROMOTION_TAG, forced_tags, gate_problem
-from tuner.ope.cost import CostInterval
-from tuner.ope.estimators import OpeEstimate
-from tuner.ope.run import evaluate_candidate
-from tuner.registry_aliases import CHALLENGER
-from tuner.shadow import pick_estimate
+from router_tuner.config.models import DeploymentConfig, OpeConfig
+from router_tuner.risk.units import NS_PER_S
+from router_tuner.router.events import RouterEvent
+from router_tuner.tuner.arms import arm_id_of_policy
+from router_tuner.tuner.gate_record import OPE_GATE, PROMOTION_TAG, forced_tags, gate_problem
+from router_tuner.tuner.ope.cost import CostInterval
+from router_tuner.tuner.ope.estimators import OpeEstimate
+from router_tuner.tuner.ope.run import evaluate_candidate
+from router_tuner.tuner.registry_aliases import CHALLENGER
+from router_tuner.tuner.shadow import pick_estimate
 
 if TYPE_CHECKING:
-    from tuner.registry import PolicyRegistry, PolicyVersion
+    from router_tuner.tuner.registry import PolicyRegistry, PolicyVersion
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +151,7 @@ def force_promote(registry: PolicyRegistry, symbol: str, *, who: str, why: str,
     ``version`` may be the champion already when it has no gate record (an alias moved in the MLflow UI):
     the tags then accept it, and a router following the registry starts acting on it.
     """
-    from tuner.registry import RegistryError  # MLflow is loaded already: the caller holds a registry
+    from router_tuner.tuner.registry import RegistryError  # MLflow is loaded already: the caller holds a registry
 
     _require_text(who=who, why=why)
     tags = forced_tags(who=who, why=why)

@@ -19,8 +19,8 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
-from features.context import Context
-from router.policy import RouterPolicy
+from router_tuner.features.context import Context
+from router_tuner.router.policy import RouterPolicy
 
 MODEL_CODE = Path(__file__).with_name("policy_model.py")
 _COLUMN_TYPES: dict[object, str] = {bool: "boolean", int: "long", float: "double", str: "string"}

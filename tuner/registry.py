@@ -31,12 +31,12 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 
-from config.redact import redact
-from router.policy import RouterPolicy
-from tuner.flat_params import flatten_params
-from tuner.gate_record import initial_tags
-from tuner.pyfunc import save_policy_model
-from tuner.registry_aliases import CHALLENGER, CHAMPION
+from router_tuner.config.redact import redact
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.tuner.flat_params import flatten_params
+from router_tuner.tuner.gate_record import initial_tags
+from router_tuner.tuner.pyfunc import save_policy_model
+from router_tuner.tuner.registry_aliases import CHALLENGER, CHAMPION
 
 PREVIOUS_CHAMPION_TAG = "previous_champion_version"
 """The champion the last promotion replaced (stores written before ``champion_history`` hold only this)."""

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Literal
 
-from router.events import RouterEvent
+from router_tuner.router.events import RouterEvent
 
 RejectReason = Literal["unfilled", "venue_rejected", "non_finite", "below_min", "above_max"]
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from config.models import SafetyConfig
-from router.events import ArmSafetyChange
+from router_tuner.config.models import SafetyConfig
+from router_tuner.router.events import ArmSafetyChange
 
 
 @dataclass(frozen=True, slots=True)

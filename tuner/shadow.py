@@ -27,14 +27,14 @@ from dataclasses import dataclass
 
 import msgspec
 
-from config.models import ConfigBundle, DeploymentConfig, OpeConfig
-from router.events import SCHEMA_VERSION, RouterEvent, ShadowDecision
-from router.policy import RouterPolicy
-from tuner.arms import arm_id_of
-from tuner.learners import Choice
-from tuner.ope.cost import CostInterval
-from tuner.ope.estimators import OpeEstimate
-from tuner.ope.run import estimators_from_config, evaluate_candidate
+from router_tuner.config.models import ConfigBundle, DeploymentConfig, OpeConfig
+from router_tuner.router.events import SCHEMA_VERSION, RouterEvent, ShadowDecision
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.tuner.arms import arm_id_of
+from router_tuner.tuner.learners import Choice
+from router_tuner.tuner.ope.cost import CostInterval
+from router_tuner.tuner.ope.estimators import OpeEstimate
+from router_tuner.tuner.ope.run import estimators_from_config, evaluate_candidate
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,8 @@ from typing import TypeVar
 
 import msgspec
 
-from router.atomic_file import write_bytes_atomic
-from tuner.learners import (
+from router_tuner.router.atomic_file import write_bytes_atomic
+from router_tuner.tuner.learners import (
     EpsilonGreedyState,
     Learner,
     LinUCBState,

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import msgspec
 
-from config.models import ConfigBundle
-from router.atomic_file import write_bytes_atomic
-from tuner.service.publish import PolicyPublisher
-from tuner.service.tuner_service import TunerService, tuners_state_path
-from tuner.state import StateFileError
+from router_tuner.config.models import ConfigBundle
+from router_tuner.router.atomic_file import write_bytes_atomic
+from router_tuner.tuner.service.publish import PolicyPublisher
+from router_tuner.tuner.service.tuner_service import TunerService, tuners_state_path
+from router_tuner.tuner.state import StateFileError
 
 MANIFEST_FORMAT_VERSION = 1
 

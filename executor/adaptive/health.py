@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from executor.adaptive.records import ExcludedArm, TunerHealth, TunerSymbolHealth
-from tuner.service.tuner_service import TunerService
+from router_tuner.executor.adaptive.records import ExcludedArm, TunerHealth, TunerSymbolHealth
+from router_tuner.tuner.service.tuner_service import TunerService
 
 
 def tuner_health(service: TunerService, *, last_arms: Mapping[str, str], now_ns: int, router_events_learned: int,

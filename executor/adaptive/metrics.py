@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from executor.adaptive.records import TunerHealth, TunerSymbolHealth
-from executor.monitoring.series import LabelBudget
+from router_tuner.executor.adaptive.records import TunerHealth, TunerSymbolHealth
+from router_tuner.executor.monitoring.series import LabelBudget
 
 _PER_SYMBOL_GAUGES: tuple[tuple[str, str], ...] = (
     ("tuner_live", "1 when the tuner routes the symbol, 0 in shadow mode"),

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import msgspec
 
-from features.context import Context
-from router.events import ShadowDecision
+from router_tuner.features.context import Context
+from router_tuner.router.events import ShadowDecision
 
 
 class _Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

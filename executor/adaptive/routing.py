@@ -43,18 +43,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from config.loader import ConfigError
-from config.models import AdaptiveSettings, ConfigBundle
-from executor.adaptive.checkpoint import TunerCheckpoint
-from executor.adaptive.health import tuner_health
-from executor.adaptive.records import DecisionRecord, TunerHealth
-from features.context import decision_context
-from router.events import ArmSafetyEvent, Intent, RouterEvent, ShadowDecision
-from router.policy import RouterPolicy
-from router.venue import TopOfBook
-from tuner.policy_source import PolicySource
-from tuner.service.publish import PolicyPublisher
-from tuner.service.tuner_service import ModeSource, TunerService
+from router_tuner.config.loader import ConfigError
+from router_tuner.config.models import AdaptiveSettings, ConfigBundle
+from router_tuner.executor.adaptive.checkpoint import TunerCheckpoint
+from router_tuner.executor.adaptive.health import tuner_health
+from router_tuner.executor.adaptive.records import DecisionRecord, TunerHealth
+from router_tuner.features.context import decision_context
+from router_tuner.router.events import ArmSafetyEvent, Intent, RouterEvent, ShadowDecision
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.venue import TopOfBook
+from router_tuner.tuner.policy_source import PolicySource
+from router_tuner.tuner.service.publish import PolicyPublisher
+from router_tuner.tuner.service.tuner_service import ModeSource, TunerService
 
 logger = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from config.models import AlertThresholds
-from executor.adaptive.records import TunerHealth
-from executor.records import Alert, HealthSnapshot
+from router_tuner.config.models import AlertThresholds
+from router_tuner.executor.adaptive.records import TunerHealth
+from router_tuner.executor.records import Alert, HealthSnapshot
 
 
 def evaluate_alerts(health: HealthSnapshot, limits: AlertThresholds) -> tuple[Alert, ...]:

@@ -10,18 +10,18 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from config.models import HealthSettings
-from executor.records import HealthSnapshot, HourExpectancy, SymbolHealth
-from features.allocator import Proposal
-from features.effectiveness import router_effectiveness
-from features.expectancy import hourly_expectancy
-from features.quality import QualityThresholds, router_quality
-from features.scores import SlippageRegimes, SymbolScore, sharpe_per_trade, symbol_scores
-from risk.portfolio import PortfolioState
-from risk.units import NS_PER_S
-from router.contract import ContractSpec, notional_usd
-from router.events import RouterEvent
-from router.policy import RouterPolicy
+from router_tuner.config.models import HealthSettings
+from router_tuner.executor.records import HealthSnapshot, HourExpectancy, SymbolHealth
+from router_tuner.features.allocator import Proposal
+from router_tuner.features.effectiveness import router_effectiveness
+from router_tuner.features.expectancy import hourly_expectancy
+from router_tuner.features.quality import QualityThresholds, router_quality
+from router_tuner.features.scores import SlippageRegimes, SymbolScore, sharpe_per_trade, symbol_scores
+from router_tuner.risk.portfolio import PortfolioState
+from router_tuner.risk.units import NS_PER_S
+from router_tuner.router.contract import ContractSpec, notional_usd
+from router_tuner.router.events import RouterEvent
+from router_tuner.router.policy import RouterPolicy
 
 
 def is_closing(event: RouterEvent) -> bool:

@@ -17,14 +17,14 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from config.models import PrometheusSettings
-from executor.adaptive.metrics import TunerCollector
-from executor.adaptive.records import TunerHealth
-from executor.monitoring.series import GaugeSeries, LabelBudget
-from executor.records import Alert, HealthSnapshot
-from risk.units import NS_PER_S
-from router.contract import ContractSpec, contract_of, notional_usd
-from router.events import RouterEvent, VetoEvent
+from router_tuner.config.models import PrometheusSettings
+from router_tuner.executor.adaptive.metrics import TunerCollector
+from router_tuner.executor.adaptive.records import TunerHealth
+from router_tuner.executor.monitoring.series import GaugeSeries, LabelBudget
+from router_tuner.executor.records import Alert, HealthSnapshot
+from router_tuner.risk.units import NS_PER_S
+from router_tuner.router.contract import ContractSpec, contract_of, notional_usd
+from router_tuner.router.events import RouterEvent, VetoEvent
 
 NAN = float("nan")
 QUARTILES: tuple[tuple[str, str], ...] = (("0.25", "slippage_p25_bps"), ("0.5", "slippage_p50_bps"),

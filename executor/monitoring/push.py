@@ -25,8 +25,8 @@ from typing import Any
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from config.models import PushSinkSettings
-from executor.records import Alert, HealthSnapshot
+from router_tuner.config.models import PushSinkSettings
+from router_tuner.executor.records import Alert, HealthSnapshot
 
 logger = logging.getLogger(__name__)
 

@@ -17,21 +17,25 @@ from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 
-from config.models import ExecutorConfig
-from executor.adaptive.records import TunerHealth
-from executor.allocation import Allocation
-from executor.monitoring.alerts import evaluate_alerts, evaluate_champion_gate_alerts, evaluate_tuner_alerts
-from executor.monitoring.health import compute_health, is_closing
-from executor.monitoring.metrics import ExecutorMetrics
-from executor.monitoring.push import PushSink
-from executor.records import Alert, ChampionGate, HealthSnapshot
-from executor.store import ExecutorStore
-from risk.portfolio import PortfolioState
-from risk.units import NS_PER_S
-from router.contract import ContractSpec
-from router.events import RouterEvent, TradeRecord, VetoEvent
-from router.policy import RouterPolicy
-from tuner.policy_source import ChampionGateStatus
+from router_tuner.config.models import ExecutorConfig
+from router_tuner.executor.adaptive.records import TunerHealth
+from router_tuner.executor.allocation import Allocation
+from router_tuner.executor.monitoring.alerts import (
+    evaluate_alerts,
+    evaluate_champion_gate_alerts,
+    evaluate_tuner_alerts,
+)
+from router_tuner.executor.monitoring.health import compute_health, is_closing
+from router_tuner.executor.monitoring.metrics import ExecutorMetrics
+from router_tuner.executor.monitoring.push import PushSink
+from router_tuner.executor.records import Alert, ChampionGate, HealthSnapshot
+from router_tuner.executor.store import ExecutorStore
+from router_tuner.risk.portfolio import PortfolioState
+from router_tuner.risk.units import NS_PER_S
+from router_tuner.router.contract import ContractSpec
+from router_tuner.router.events import RouterEvent, TradeRecord, VetoEvent
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.tuner.policy_source import ChampionGateStatus
 
 
 class Telemetry:

@@ -32,18 +32,18 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from config.loader import load_config
-from config.models import ConfigBundle
-from executor.intents import QueueIntentSource
-from executor.journal import Journal
-from executor.loop import Executor
-from executor.monitoring.metrics import ExecutorMetrics
-from executor.monitoring.telemetry import Telemetry
-from executor.store import ExecutorStore
-from executor.venues import paper_account, synthetic_tapes
-from router.events import Intent
-from router.policy import RouterPolicy
-from router.venue import OrderRequest, OrderState
+from router_tuner.config.loader import load_config
+from router_tuner.config.models import ConfigBundle
+from router_tuner.executor.intents import QueueIntentSource
+from router_tuner.executor.journal import Journal
+from router_tuner.executor.loop import Executor
+from router_tuner.executor.monitoring.metrics import ExecutorMetrics
+from router_tuner.executor.monitoring.telemetry import Telemetry
+from router_tuner.executor.store import ExecutorStore
+from router_tuner.executor.venues import paper_account, synthetic_tapes
+from router_tuner.router.events import Intent
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.venue import OrderRequest, OrderState
 
 T0_NS = 1_700_000_000_000_000_000
 

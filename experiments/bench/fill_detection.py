@@ -22,11 +22,11 @@ import time
 
 import numpy as np
 
-from config.loader import load_config
-from router.venue import OrderRequest
-from router.venues.ccxt.aio import AsyncCcxtVenue
-from router.venues.ccxt.config import ApiCredentials, CcxtVenueConfig
-from router.venues.ccxt.order_feed import FeedSettings, StreamOrderFeed
+from router_tuner.config.loader import load_config
+from router_tuner.router.venue import OrderRequest
+from router_tuner.router.venues.ccxt.aio import AsyncCcxtVenue
+from router_tuner.router.venues.ccxt.config import ApiCredentials, CcxtVenueConfig
+from router_tuner.router.venues.ccxt.order_feed import FeedSettings, StreamOrderFeed
 from tests.fakes.binance_usdm import FakeBinanceUsdm
 from tests.fakes.binance_user_ws import FakeUserDataStream
 

@@ -47,11 +47,11 @@ from experiments.bench.sim_replay import with_contract
 from experiments.bench.timing import best_of
 from experiments.peer import sim_engine
 from experiments.peer.probes import FillStats, ProbeOutcome, ProbeSchedule, build_schedule, fill_stats
-from router.market.binance import discover, load_binance, resolve_data_dir
-from router.market.tape import MarketTape
-from router.venues.sim import LogProbQueue, PowerProbQueue, RiskAverseQueue
-from router.venues.sim.book import TapeBook
-from router.venues.sim.queue import QueueModel
+from router_tuner.router.market.binance import discover, load_binance, resolve_data_dir
+from router_tuner.router.market.tape import MarketTape
+from router_tuner.router.venues.sim import LogProbQueue, PowerProbQueue, RiskAverseQueue
+from router_tuner.router.venues.sim.book import TapeBook
+from router_tuner.router.venues.sim.queue import QueueModel
 
 PAIRS: tuple[tuple[str, QueueModel | None, str, bool], ...] = (
     ("RiskAverse", RiskAverseQueue(), "RiskAdverseQueueModel", False),

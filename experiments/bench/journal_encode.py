@@ -19,15 +19,15 @@ import argparse
 import msgspec
 import numpy as np
 
-from config.loader import load_config
 from experiments.bench.route import MS, _order, _venue
 from experiments.bench.timing import best_of
-from router.codec import check_exact, to_json
-from router.events import RouterEvent
-from router.policy import RouterPolicy
-from router.routing.machine import route
-from router.routing.order import RouteSettings
-from router.routing.scripted import ScriptedFill
+from router_tuner.config.loader import load_config
+from router_tuner.router.codec import check_exact, to_json
+from router_tuner.router.events import RouterEvent
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.machine import route
+from router_tuner.router.routing.order import RouteSettings
+from router_tuner.router.routing.scripted import ScriptedFill
 
 _CHUNK = 50
 """Events timed together; each chunk's best of the repeats is kept, so a preempted repeat costs one chunk only."""

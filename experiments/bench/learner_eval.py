@@ -24,20 +24,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from config.loader import load_config
-from config.models import ConfigBundle
-from router.market.binance import resolve_data_dir
-from router.market.synthetic import SyntheticMarketSpec, generate_regimes
-from simulation.intents import SimIntent, intent_stream
-from simulation.job import baseline_sources
-from simulation.learners import learner_policy_name, learner_runs, parse_learners
-from simulation.markets import SimMarket, recorded_markets, synthetic_market_from_tape
-from simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, STATIC
-from simulation.results import costs as run_costs
-from simulation.results import segment_oracle_cost_bps
-from simulation.runner import run_policy
-from simulation.sweep.grid import GridError, parse_axis, with_settings
-from tuner.factory import build_grid
+from router_tuner.config.loader import load_config
+from router_tuner.config.models import ConfigBundle
+from router_tuner.router.market.binance import resolve_data_dir
+from router_tuner.router.market.synthetic import SyntheticMarketSpec, generate_regimes
+from router_tuner.simulation.intents import SimIntent, intent_stream
+from router_tuner.simulation.job import baseline_sources
+from router_tuner.simulation.learners import learner_policy_name, learner_runs, parse_learners
+from router_tuner.simulation.markets import SimMarket, recorded_markets, synthetic_market_from_tape
+from router_tuner.simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, STATIC
+from router_tuner.simulation.results import costs as run_costs
+from router_tuner.simulation.results import segment_oracle_cost_bps
+from router_tuner.simulation.runner import run_policy
+from router_tuner.simulation.sweep.grid import GridError, parse_axis, with_settings
+from router_tuner.tuner.factory import build_grid
 
 REGIMES = (("quiet", 0.1, 300.0), ("active", 8.0, 300.0), ("quiet", 0.1, 300.0))
 """(name, trade rate as a multiple of the configured synthetic market's, duration in s) of each regime."""

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from river import bandit, proba
 
-from tuner.arms import ArmGrid
-from tuner.learners import (
+from router_tuner.tuner.arms import ArmGrid
+from router_tuner.tuner.learners import (
     UCB,
     Context,
     ContextScales,

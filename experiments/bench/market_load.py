@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from experiments.bench.timing import best_of
-from router.market.binance import discover, load_binance, resolve_data_dir
+from router_tuner.router.market.binance import discover, load_binance, resolve_data_dir
 
 
 def _count_lines(path: Path) -> int:

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from experiments.bench.timing import best_of
-from tuner.ope.bootstrap import BootstrapConfig
-from tuner.ope.cost import CostInterval
-from tuner.ope.estimators import (
+from router_tuner.tuner.ope.bootstrap import BootstrapConfig
+from router_tuner.tuner.ope.cost import CostInterval
+from router_tuner.tuner.ope.estimators import (
     IPS,
     SNIPS,
     DirectMethod,
@@ -33,9 +33,9 @@ from tuner.ope.estimators import (
     evaluate,
     on_policy_value,
 )
-from tuner.ope.log import LoggedBandit
-from tuner.ope.replay import replay
-from tuner.ope.reward_model import PerArmRidgeModel
+from router_tuner.tuner.ope.log import LoggedBandit
+from router_tuner.tuner.ope.replay import replay
+from router_tuner.tuner.ope.reward_model import PerArmRidgeModel
 
 N_FEATURES = 4
 EXPLORATION = 0.2

@@ -29,19 +29,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from config import load_config
-from config.models import OpeConfig
 from experiments.bench.timing import best_of
-from tuner.cluster import LocalRunner, RayRunner
-from tuner.ope.estimators import evaluate
-from tuner.ope.log import LoggedBandit
-from tuner.ope.partition.evaluate import PartitionedReport, evaluate_partitions
-from tuner.ope.partition.layout import Partition, list_partitions
-from tuner.ope.partition.sufficient import PassTwo, combine_tables, partition_tables
-from tuner.ope.partition.synthetic import SyntheticLog, write_synthetic_log
-from tuner.ope.policy import fixed_arm_policy
-from tuner.ope.reward_model import PerArmMeanModel
-from tuner.ope.run import bootstrap_from_config, estimators_from_config
+from router_tuner.config import load_config
+from router_tuner.config.models import OpeConfig
+from router_tuner.tuner.cluster import LocalRunner, RayRunner
+from router_tuner.tuner.ope.estimators import evaluate
+from router_tuner.tuner.ope.log import LoggedBandit
+from router_tuner.tuner.ope.partition.evaluate import PartitionedReport, evaluate_partitions
+from router_tuner.tuner.ope.partition.layout import Partition, list_partitions
+from router_tuner.tuner.ope.partition.sufficient import PassTwo, combine_tables, partition_tables
+from router_tuner.tuner.ope.partition.synthetic import SyntheticLog, write_synthetic_log
+from router_tuner.tuner.ope.policy import fixed_arm_policy
+from router_tuner.tuner.ope.reward_model import PerArmMeanModel
+from router_tuner.tuner.ope.run import bootstrap_from_config, estimators_from_config
 
 CANDIDATE = "o1.00_b0.00"
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT", "AVAXUSDT", "LINKUSDT",

@@ -24,17 +24,17 @@ from typing import get_args
 import msgspec
 import numpy as np
 
-from config.loader import load_config
-from config.models import ConfigBundle, LearnerName
-from features.context import Context
-from router.contract import Contract
-from router.policy import RouterPolicy
-from router.routing.machine import maker_price, route, taker_limit_price
-from router.routing.order import RouteOrder, RouteSettings, client_order_id, request
-from router.routing.scripted import Quote, ScriptedFill, ScriptedVenue
-from router.venue import OrderRequest, OrderState
-from tuner.service.publish import InMemoryPublisher
-from tuner.service.tuner_service import TunerService
+from router_tuner.config.loader import load_config
+from router_tuner.config.models import ConfigBundle, LearnerName
+from router_tuner.features.context import Context
+from router_tuner.router.contract import Contract
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.machine import maker_price, route, taker_limit_price
+from router_tuner.router.routing.order import RouteOrder, RouteSettings, client_order_id, request
+from router_tuner.router.routing.scripted import Quote, ScriptedFill, ScriptedVenue
+from router_tuner.router.venue import OrderRequest, OrderState
+from router_tuner.tuner.service.publish import InMemoryPublisher
+from router_tuner.tuner.service.tuner_service import TunerService
 
 MS = 1_000_000
 QUOTE = Quote(0, 100.00, 100.10, 5.0, 5.0)

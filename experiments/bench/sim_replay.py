@@ -18,12 +18,12 @@ import dataclasses
 
 import numpy as np
 
-from config import load_config
 from experiments.bench.timing import best_of
-from router.market.binance import discover, load_binance, resolve_data_dir
-from router.market.tape import MarketTape
-from router.venue import OrderRequest, PostOnlyRejected
-from router.venues.sim import PowerProbQueue, SimVenue, SimVenueConfig
+from router_tuner.config import load_config
+from router_tuner.router.market.binance import discover, load_binance, resolve_data_dir
+from router_tuner.router.market.tape import MarketTape
+from router_tuner.router.venue import OrderRequest, PostOnlyRejected
+from router_tuner.router.venues.sim import PowerProbQueue, SimVenue, SimVenueConfig
 
 CONFIG = SimVenueConfig(name="bench", maker_fee_bps=-0.5, taker_fee_bps=4.5, contracts={},
                         order_entry_latency_ms=5.0, cancel_latency_ms=5.0, latency_jitter_ms=1.0,

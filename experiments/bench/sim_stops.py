@@ -17,10 +17,10 @@ import argparse
 
 from experiments.bench.sim_replay import step_grid, with_contract
 from experiments.bench.timing import best_of
-from router.market.binance import discover, load_binance, resolve_data_dir
-from router.market.tape import MarketTape
-from router.venue import OrderRequest, StopRequest
-from router.venues.sim import SimVenue, SimVenueConfig
+from router_tuner.router.market.binance import discover, load_binance, resolve_data_dir
+from router_tuner.router.market.tape import MarketTape
+from router_tuner.router.venue import OrderRequest, StopRequest
+from router_tuner.router.venues.sim import SimVenue, SimVenueConfig
 
 
 def opened_venue(tape: MarketTape, config: SimVenueConfig, start_ns: int, stops: int) -> SimVenue:

@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from router.market.binance import resolve_data_dir
+from router_tuner.router.market.binance import resolve_data_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _SAMPLE_S = 0.05
@@ -44,9 +44,9 @@ OUTPUT_PATH_KEYS = ("journal", "report")
 
 LOAD_ONLY = """
 import sys
-from config.loader import load_config
-from simulation.job import SimulationOptions, load_markets
-from simulation.learners import parse_learners
+from router_tuner.config.loader import load_config
+from router_tuner.simulation.job import SimulationOptions, load_markets
+from router_tuner.simulation.learners import parse_learners
 data, learners, symbols = sys.argv[1] or None, sys.argv[2], sys.argv[3:]
 config = load_config()
 options = SimulationOptions(symbols=tuple(symbols) or None, orders_per_symbol=1, seed=config.tuner.seed,
@@ -167,14 +167,15 @@ def main() -> None:
     data = "" if data_dir is None else str(data_dir.resolve())
     learners_arg = args.learners
     if learners_arg is None:
-        from simulation.learners import LEARNERS
+        from router_tuner.simulation.learners import LEARNERS
         learners_arg = ",".join(LEARNERS)
     symbols = list(args.symbols or [])
 
     baseline = best_of(args.repeats, [sys.executable, "-c", LOAD_ONLY, data, learners_arg, *symbols])
     source, n_markets, n_events = baseline.stdout.split()
     with tempfile.TemporaryDirectory() as out_dir:
-        job_argv = [sys.executable, "-m", "cli.main", "simulate", "--no-mlflow", "--json", "--out", out_dir,
+        job_argv = [sys.executable, "-m", "router_tuner.cli.main", "simulate", "--no-mlflow", "--json", "--out",
+                    out_dir,
                     "--learners", learners_arg]
         job_argv += ["--data", data] if data else []
         job_argv += ["--orders", str(args.orders)] if args.orders is not None else []

@@ -22,14 +22,14 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from config import load_config
-from router.market.binance import resolve_data_dir
-from simulation.learners import LEARNERS, parse_learners
-from simulation.sweep.grid import SYNTHETIC, SweepGrid, build_grid
-from simulation.sweep.run import run_sweep
-from simulation.sweep.store import CheckpointStore
-from simulation.sweep.table import sweep_rows
-from tuner.cluster import LocalRunner, RayRunner, TaskRunner
+from router_tuner.config import load_config
+from router_tuner.router.market.binance import resolve_data_dir
+from router_tuner.simulation.learners import LEARNERS, parse_learners
+from router_tuner.simulation.sweep.grid import SYNTHETIC, SweepGrid, build_grid
+from router_tuner.simulation.sweep.run import run_sweep
+from router_tuner.simulation.sweep.store import CheckpointStore
+from router_tuner.simulation.sweep.table import sweep_rows
+from router_tuner.tuner.cluster import LocalRunner, RayRunner, TaskRunner
 
 
 def spin(n: int) -> int:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import msgspec
 
-from config.loader import load_config
-from config.models import ConfigBundle
-from executor.embed import EmbeddedEngine
-from router.events import Intent, RouterEvent, VetoEvent
+from router_tuner.config.loader import load_config
+from router_tuner.config.models import ConfigBundle
+from router_tuner.executor.embed import EmbeddedEngine
+from router_tuner.router.events import Intent, RouterEvent, VetoEvent
 
 
 def with_routes_in_flight(config: ConfigBundle, routes: int) -> ConfigBundle:

@@ -35,8 +35,8 @@ from typing import Protocol
 import numpy as np
 
 from experiments.peer.probes import FILLED, REJECTED, ProbeOutcome, ProbeSchedule
-from router.market.tape import MarketTape
-from router.venues.sim.book import TapeBook
+from router_tuner.router.market.tape import MarketTape
+from router_tuner.router.venues.sim.book import TapeBook
 
 _DEPTH_SCAN_TICKS = 1000  # how far below/above our price the depth book is searched for a crossing level
 

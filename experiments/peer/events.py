@@ -43,7 +43,7 @@ from hftbacktest.types import (
     event_dtype,
 )
 
-from router.market.tape import MarketTape
+from router_tuner.router.market.tape import MarketTape
 
 _BOTH = EXCH_EVENT | LOCAL_EVENT
 

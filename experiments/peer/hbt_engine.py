@@ -19,7 +19,7 @@ from hftbacktest import EXPIRED, FILLED, GTX, LIMIT, BacktestAsset, HashMapMarke
 from numba import njit
 
 from experiments.peer.probes import ProbeOutcome, ProbeSchedule
-from router.market.tape import MarketTape
+from router_tuner.router.market.tape import MarketTape
 
 # name -> how it configures the asset's queue model (hftbacktest's own builders)
 QUEUE_MODELS: dict[str, Callable[[BacktestAsset], BacktestAsset]] = {

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from router.market.tape import MarketTape
+from router_tuner.router.market.tape import MarketTape
 
 CANCELED, FILLED, REJECTED = 0, 1, 2
 Z_95 = 1.959963984540054

@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 
 from experiments.peer.probes import CANCELED, FILLED, REJECTED, ProbeOutcome, ProbeSchedule
-from router.venue import OrderNotFound, OrderRequest, PostOnlyRejected
-from router.venues.sim import SimVenue, SimVenueConfig
-from router.venues.sim.book import TapeBook
-from router.venues.sim.queue import QueueModel
+from router_tuner.router.venue import OrderNotFound, OrderRequest, PostOnlyRejected
+from router_tuner.router.venues.sim import SimVenue, SimVenueConfig
+from router_tuner.router.venues.sim.book import TapeBook
+from router_tuner.router.venues.sim.queue import QueueModel
 
 
 def probe_config(base: SimVenueConfig, queue_model: QueueModel, latency_ns: int) -> SimVenueConfig:

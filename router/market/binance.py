@@ -37,8 +37,8 @@ from typing import IO
 import msgspec
 import numpy as np
 
-from router.market.summary import KNOWN_SKIPPED_STREAMS, LoadSummary
-from router.market.tape import MarketTape
+from router_tuner.router.market.summary import KNOWN_SKIPPED_STREAMS, LoadSummary
+from router_tuner.router.market.tape import MarketTape
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from router.market.tape import MarketTape
+from router_tuner.router.market.tape import MarketTape
 
 
 @dataclass(slots=True)

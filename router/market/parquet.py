@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from router.atomic_file import atomic_path
-from router.market.tape import MarketTape
+from router_tuner.router.atomic_file import atomic_path
+from router_tuner.router.market.tape import MarketTape
 
 FORMAT_VERSION = 2
 METADATA_KEY = b"router_tuner.market_tape"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from router.market.tape import MarketTape
+from router_tuner.router.market.tape import MarketTape
 
 _NS_PER_S = 1_000_000_000
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from router.market.tape import MarketTape
+from router_tuner.router.market.tape import MarketTape
 
 _NS_PER_S = 1e9
 

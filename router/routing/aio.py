@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol, TypeVar
 
-from router.contract import ContractSpec, check_spec
-from router.routing.calls import Cancel, ContractOf, Fetch, Now, Place, Steps, Touch, VenueCall, WaitUntil
-from router.venue import OrderRequest, OrderState, TopOfBook, Venue, VenueError
+from router_tuner.router.contract import ContractSpec, check_spec
+from router_tuner.router.routing.calls import Cancel, ContractOf, Fetch, Now, Place, Steps, Touch, VenueCall, WaitUntil
+from router_tuner.router.venue import OrderRequest, OrderState, TopOfBook, Venue, VenueError
 
 R = TypeVar("R")
 

@@ -17,7 +17,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
 
-from router.venue import OrderRequest
+from router_tuner.router.venue import OrderRequest
 
 T = TypeVar("T")
 

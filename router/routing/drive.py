@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from router.contract import venue_contract
-from router.routing.calls import Cancel, ContractOf, Fetch, Now, Place, Steps, Touch, VenueCall, WaitUntil
-from router.venue import Venue
+from router_tuner.router.contract import venue_contract
+from router_tuner.router.routing.calls import Cancel, ContractOf, Fetch, Now, Place, Steps, Touch, VenueCall, WaitUntil
+from router_tuner.router.venue import Venue
 
 K = TypeVar("K")
 R = TypeVar("R")

@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from router.contract import ContractSpec, check_spec, notional_usd
-from router.events import SCHEMA_VERSION, Fill, Outcome, RoutedAs, RouterEvent
-from router.policy import RouterPolicy
-from router.routing.order import RouteOrder, floor_qty
-from router.venue import OrderState, TopOfBook, VenueProtocolError
+from router_tuner.router.contract import ContractSpec, check_spec, notional_usd
+from router_tuner.router.events import SCHEMA_VERSION, Fill, Outcome, RoutedAs, RouterEvent
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.order import RouteOrder, floor_qty
+from router_tuner.router.venue import OrderState, TopOfBook, VenueProtocolError
 
 
 @dataclass(slots=True)

@@ -47,12 +47,23 @@ from typing import Any, Literal
 
 import numpy as np
 
-from router.events import RouterEvent
-from router.policy import RouterPolicy
-from router.routing.calls import Cancel, ContractOf, Fetch, Now, OrderRef, Place, Steps, Touch, VenueCall, WaitUntil
-from router.routing.drive import drive
-from router.routing.ledger import RouteLedger
-from router.routing.order import (
+from router_tuner.router.events import RouterEvent
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.calls import (
+    Cancel,
+    ContractOf,
+    Fetch,
+    Now,
+    OrderRef,
+    Place,
+    Steps,
+    Touch,
+    VenueCall,
+    WaitUntil,
+)
+from router_tuner.router.routing.drive import drive
+from router_tuner.router.routing.ledger import RouteLedger
+from router_tuner.router.routing.order import (
     RouteOrder,
     RouteRefused,
     RouteSettings,
@@ -61,7 +72,7 @@ from router.routing.order import (
     request,
     round_price,
 )
-from router.venue import (
+from router_tuner.router.venue import (
     BelowMinNotional,
     InsufficientMargin,
     OrderNotFound,
@@ -103,10 +114,10 @@ def route(order: RouteOrder, policy: RouterPolicy, venue: Venue, *, rng: np.rand
     A buy posted 1 bp behind the bid is half filled while resting, re-priced once, and the rest crosses
     after the TTL:
 
-    >>> from config.loader import load_config
-    >>> from router.routing.scripted import Quote, ScriptedFill, ScriptedVenue
+    >>> from router_tuner.config.loader import load_config
+    >>> from router_tuner.router.routing.scripted import Quote, ScriptedFill, ScriptedVenue
     >>> router = load_config().router
-    >>> from router.contract import Contract
+    >>> from router_tuner.router.contract import Contract
     >>> venue = ScriptedVenue("BTCUSDT", [Quote(0, 100.00, 100.10, 5.0, 5.0)], contract=Contract("linear", 1.0),
     ...     fills=[ScriptedFill(300_000_000, 0.5)], faults=[], maker_fee_bps=2.0, taker_fee_bps=5.0,
     ...     entry_latency_ns=10_000_000, cancel_latency_ns=10_000_000)

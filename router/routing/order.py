@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import get_args
 
-from config.models import PositionMode, RouterConfig
-from router.events import Intent, PositionSide, Side
-from router.venue import OrderRequest, OrderType, TimeInForce
+from router_tuner.config.models import PositionMode, RouterConfig
+from router_tuner.router.events import Intent, PositionSide, Side
+from router_tuner.router.venue import OrderRequest, OrderType, TimeInForce
 
 _CLIENT_ID_CHARS = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 CLIENT_ORDER_ID_MAX_LEN = 36

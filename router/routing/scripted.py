@@ -16,9 +16,9 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from router.contract import ContractSpec, check_spec, notional_usd
-from router.events import Fill, Liquidity
-from router.venue import (
+from router_tuner.router.contract import ContractSpec, check_spec, notional_usd
+from router_tuner.router.events import Fill, Liquidity
+from router_tuner.router.venue import (
     OrderNotFound,
     OrderRequest,
     OrderState,
@@ -106,7 +106,7 @@ class ScriptedVenue:
 
     Examples
     --------
-    >>> from router.contract import Contract
+    >>> from router_tuner.router.contract import Contract
     >>> venue = ScriptedVenue("BTCUSDT", [Quote(0, 100.0, 100.1, 5.0, 5.0)], contract=Contract("linear", 1.0),
     ...                       fills=[], faults=[], maker_fee_bps=2.0, taker_fee_bps=5.0, entry_latency_ns=0,
     ...                       cancel_latency_ns=0)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from router.contract import ContractSpec, notional_usd
-from router.events import RouterEvent
-from simulation.job import SimulationResult, SymbolResult
-from simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, LEARNER_PREFIX, STATIC
+from router_tuner.router.contract import ContractSpec, notional_usd
+from router_tuner.router.events import RouterEvent
+from router_tuner.simulation.job import SimulationResult, SymbolResult
+from router_tuner.simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, LEARNER_PREFIX, STATIC
 
 USD_PER_BPS_PER_MILLION = 100.0
 """One basis point of 1,000,000 USD notional is 100 USD."""

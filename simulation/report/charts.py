@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from simulation.job import SimulationResult, SymbolResult
-from simulation.policies import FIXED_PREFIX, LEARNER_PREFIX
-from simulation.report import breakdown
-from simulation.results import costs
-from simulation.shadow import (
+from router_tuner.simulation.job import SimulationResult, SymbolResult
+from router_tuner.simulation.policies import FIXED_PREFIX, LEARNER_PREFIX
+from router_tuner.simulation.report import breakdown
+from router_tuner.simulation.results import costs
+from router_tuner.simulation.shadow import (
     CHAMPION_ALL_ORDERS,
     CHAMPION_SAME_ORDERS,
     LIVE_PHASE,

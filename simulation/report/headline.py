@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulation.job import SimulationResult
-from simulation.policies import ALWAYS_TAKER, STATIC
-from simulation.report import breakdown
+from router_tuner.simulation.job import SimulationResult
+from router_tuner.simulation.policies import ALWAYS_TAKER, STATIC
+from router_tuner.simulation.report import breakdown
 
 
 @dataclass(frozen=True, slots=True)

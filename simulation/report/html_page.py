@@ -11,8 +11,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from simulation.report.charts import Chart
-from simulation.report.headline import Headline
+from router_tuner.simulation.report.charts import Chart
+from router_tuner.simulation.report.headline import Headline
 
 PLOTLY_JS = "plotly.min.js"
 """The file name of plotly.js beside the page."""

@@ -12,19 +12,19 @@ from typing import Any
 
 import plotly.offline
 
-from router.atomic_file import write_bytes_atomic
-from simulation.job import SimulationResult
-from simulation.policies import ALWAYS_TAKER, FIXED_PREFIX
-from simulation.report import breakdown, charts
-from simulation.report.headline import Headline, headline
-from simulation.report.html_page import PLOTLY_JS, SymbolSection, TableSection, render
-from simulation.results import (
+from router_tuner.router.atomic_file import write_bytes_atomic
+from router_tuner.simulation.job import SimulationResult
+from router_tuner.simulation.policies import ALWAYS_TAKER, FIXED_PREFIX
+from router_tuner.simulation.report import breakdown, charts
+from router_tuner.simulation.report.headline import Headline, headline
+from router_tuner.simulation.report.html_page import PLOTLY_JS, SymbolSection, TableSection, render
+from router_tuner.simulation.results import (
     captured_share,
     cumulative_regret_bps,
     regret_by_quarter_bps,
     segment_oracle_cost_bps,
 )
-from simulation.shadow import CHAMPION_SAME_ORDERS, LIVE_PHASE, STATIC_SAME_ORDERS
+from router_tuner.simulation.shadow import CHAMPION_SAME_ORDERS, LIVE_PHASE, STATIC_SAME_ORDERS
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,9 @@ from typing import Any
 
 import msgspec
 
-from config.loader import cross_check, load_config, snapshot
-from config.models import MAX_COUNT, SEED_MAX, ConfigBundle, TunerConfig
-from router.market.binance import discover
+from router_tuner.config.loader import cross_check, load_config, snapshot
+from router_tuner.config.models import MAX_COUNT, SEED_MAX, ConfigBundle, TunerConfig
+from router_tuner.router.market.binance import discover
 
 Setting = tuple[str, Any]
 """One setting of a learner task: a ``tuner.json`` key path (``learner_params.epsilon``) and its value."""

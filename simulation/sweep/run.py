@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simulation.sweep.grid import SweepGrid, Task
-from simulation.sweep.store import CheckpointStore
-from simulation.sweep.tasks import TaskResult, run_task
-from tuner.cluster import TaskRunner
+from router_tuner.simulation.sweep.grid import SweepGrid, Task
+from router_tuner.simulation.sweep.store import CheckpointStore
+from router_tuner.simulation.sweep.tasks import TaskResult, run_task
+from router_tuner.tuner.cluster import TaskRunner
 
 
 @dataclass(frozen=True, slots=True)

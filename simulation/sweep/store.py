@@ -12,9 +12,9 @@ from pathlib import Path
 
 import msgspec
 
-from router.atomic_file import write_bytes_atomic
-from simulation.sweep.grid import Task
-from simulation.sweep.tasks import TaskResult
+from router_tuner.router.atomic_file import write_bytes_atomic
+from router_tuner.simulation.sweep.grid import Task
+from router_tuner.simulation.sweep.tasks import TaskResult
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(TaskResult)

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from router.atomic_file import atomic_path
-from simulation.results import best_fixed_arm, captured_share
-from simulation.sweep.grid import SweepGrid
-from simulation.sweep.tasks import BaselineResult, LearnerResult, TaskResult
+from router_tuner.router.atomic_file import atomic_path
+from router_tuner.simulation.results import best_fixed_arm, captured_share
+from router_tuner.simulation.sweep.grid import SweepGrid
+from router_tuner.simulation.sweep.tasks import BaselineResult, LearnerResult, TaskResult
 
 TABLE_NAME = "sweep.parquet"
 

@@ -18,15 +18,15 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from config.models import ConfigBundle
-from simulation.intents import SimIntent, intent_stream
-from simulation.job import baseline_sources
-from simulation.learners import learner_outcome, learner_policy_name, learner_runs, mean_context
-from simulation.markets import SimMarket, check_simulation_config, recorded_markets, synthetic_markets
-from simulation.policies import ALWAYS_TAKER, FIXED_PREFIX
-from simulation.results import PolicySummary, bootstrap_config, costs, summarize
-from simulation.runner import PolicyRun, run_policy
-from simulation.sweep.grid import (
+from router_tuner.config.models import ConfigBundle
+from router_tuner.simulation.intents import SimIntent, intent_stream
+from router_tuner.simulation.job import baseline_sources
+from router_tuner.simulation.learners import learner_outcome, learner_policy_name, learner_runs, mean_context
+from router_tuner.simulation.markets import SimMarket, check_simulation_config, recorded_markets, synthetic_markets
+from router_tuner.simulation.policies import ALWAYS_TAKER, FIXED_PREFIX
+from router_tuner.simulation.results import PolicySummary, bootstrap_config, costs, summarize
+from router_tuner.simulation.runner import PolicyRun, run_policy
+from router_tuner.simulation.sweep.grid import (
     SYNTHETIC,
     BaselineTask,
     LearnerTask,
@@ -36,7 +36,7 @@ from simulation.sweep.grid import (
     planned_config,
     with_settings,
 )
-from tuner.factory import build_grid
+from router_tuner.tuner.factory import build_grid
 
 
 class PolicyCost(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from config.models import ConfigBundle
-from router.atomic_file import write_bytes_atomic
+from router_tuner.config.models import ConfigBundle
+from router_tuner.router.atomic_file import write_bytes_atomic
 
 STATE_NAME = "mlflow_run.json"
 _PARAMS = ("learner", "settings", "seed", "symbol", "data", "orders")
@@ -31,7 +31,7 @@ def log_sweep(rows: Sequence[dict[str, Any]], grid_params: dict[str, str], confi
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-    from tuner.registry import ensure_experiment, resolve_tracking_uri
+    from router_tuner.tuner.registry import ensure_experiment, resolve_tracking_uri
 
     uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri)
     client = MlflowClient(tracking_uri=uri)

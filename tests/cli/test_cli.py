@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from router_tuner.cli.main import main
 from tests.conftest import edit_config
 
 
@@ -28,7 +28,7 @@ def test_config_check_lists_every_problem_and_fails(config_dir: Path, capsys: py
 
 
 def test_python_dash_m_cli_is_the_same_entry_point() -> None:
-    done = subprocess.run([sys.executable, "-m", "cli", "config", "check"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "router_tuner.cli", "config", "check"], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stderr
     assert "OK" in done.stdout
@@ -54,7 +54,7 @@ def test_help_lists_every_command_without_importing_them(capsys: pytest.CaptureF
 @pytest.mark.parametrize("typed", [["BTCUSDT", "ETHUSDT"], ["BTCUSDT,ETHUSDT"], ["btcusdt,", "ethusdt"],
                                    ["BTCUSDT, ETHUSDT"]])
 def test_symbols_are_space_or_comma_separated_in_every_command(typed: list[str]) -> None:
-    from cli.main import build_parser
+    from router_tuner.cli.main import build_parser
 
     for command in (["simulate"], ["record", "--venue", "binanceusdm"], ["sweep"]):
         args = build_parser(command[0]).parse_args([*command, "--symbols", *typed])

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import BAD_INPUT, INTERRUPTED, RUNTIME_FAILURE, describe_failure, main
-from config import ConfigError, ConfigIssue
-from executor.journal import Journal
-from executor.store import ExecutorStore
+from router_tuner.cli.main import BAD_INPUT, INTERRUPTED, RUNTIME_FAILURE, describe_failure, main
+from router_tuner.config import ConfigError, ConfigIssue
+from router_tuner.executor.journal import Journal
+from router_tuner.executor.store import ExecutorStore
 from tests.conftest import edit_config
 
 
@@ -219,12 +219,13 @@ def test_a_malformed_intent_line_is_bad_input_naming_file_and_line(config_dir: P
 
 def test_the_real_process_prints_one_line_and_debug_shows_the_traceback(tmp_path: Path) -> None:
     missing = tmp_path / "none.sqlite"
-    plain = subprocess.run([sys.executable, "-m", "cli", "journal", "count", "--journal", str(missing)],
+    plain = subprocess.run([sys.executable, "-m", "router_tuner.cli", "journal", "count", "--journal", str(missing)],
                            capture_output=True, text=True, check=False)
     assert plain.returncode == BAD_INPUT
     assert plain.stderr.strip().splitlines() == [
         f"router-tuner journal: journal {missing}: no journal at {missing}: check the path"]
-    debug = subprocess.run([sys.executable, "-m", "cli", "--debug", "journal", "count", "--journal", str(missing)],
+    debug = subprocess.run([sys.executable, "-m", "router_tuner.cli", "--debug", "journal", "count", "--journal",
+                            str(missing)],
                            capture_output=True, text=True, check=False)
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "FileNotFoundError" in debug.stderr
 
@@ -251,7 +252,7 @@ def test_every_listed_failure_names_a_class_that_exists() -> None:
     """The table names classes as text (so ``cli.main`` imports nothing heavy): a rename must fail here."""
     import importlib
 
-    from cli.main import FAILURES
+    from router_tuner.cli.main import FAILURES
 
     for name in FAILURES:
         module, _, qualname = name.rpartition(".")

@@ -16,9 +16,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from cli.main import BAD_INPUT, INTERRUPTED, RUNTIME_FAILURE, describe_failure, main
-from executor.journal import Journal
-from router.events import Intent
+from router_tuner.cli.main import BAD_INPUT, INTERRUPTED, RUNTIME_FAILURE, describe_failure, main
+from router_tuner.executor.journal import Journal
+from router_tuner.router.events import Intent
 from tests.cli.test_cli_failures import one_line_failure
 from tests.conftest import edit_config
 from tests.market.test_market_binance import _snapshot, _ticker, _write
@@ -149,7 +149,7 @@ def test_ctrl_c_while_the_command_module_is_imported_is_exit_130(monkeypatch: py
     traceback."""
     def interrupted(_selected: str | None) -> None:
         raise KeyboardInterrupt
-    monkeypatch.setattr("cli.main.build_parser", interrupted)
+    monkeypatch.setattr("router_tuner.cli.main.build_parser", interrupted)
     assert main(["health"]) == INTERRUPTED
     assert capsys.readouterr().err == "router-tuner health: interrupted\n"
     with pytest.raises(KeyboardInterrupt):

@@ -9,10 +9,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from cli.main import main
-from executor.journal import Journal
-from router.arrow_events import from_arrow
-from router.events import EVENT_TYPES
+from router_tuner.cli.main import main
+from router_tuner.executor.journal import Journal
+from router_tuner.router.arrow_events import from_arrow
+from router_tuner.router.events import EVENT_TYPES
 from tests.factories import fill, routed
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from cli.main import main
-from executor.journal import Journal
-from executor.monitoring.metrics import ExecutorMetrics
-from router.events import Intent, RouterEvent, VetoEvent
+from router_tuner.cli.main import main
+from router_tuner.executor.journal import Journal
+from router_tuner.executor.monitoring.metrics import ExecutorMetrics
+from router_tuner.router.events import Intent, RouterEvent, VetoEvent
 from tests.conftest import edit_config
 
 
@@ -104,9 +104,9 @@ def test_help_says_errors_stay_plain_under_json(capsys: pytest.CaptureFixture[st
 
 
 def test_the_started_line_names_what_the_reconciliation_found() -> None:
-    from cli.live import describe_start
-    from executor.adaptive.routing import CatchUp
-    from executor.loop import StartReport
+    from router_tuner.cli.live import describe_start
+    from router_tuner.executor.adaptive.routing import CatchUp
+    from router_tuner.executor.loop import StartReport
 
     text = describe_start(StartReport(replayed_router_events=5, done_intents=7, recovered_intent_ids=("r1", "r2"),
                                       cancelled_orders=1, foreign_open_orders=("x9",), positions_checked=False,

@@ -11,10 +11,10 @@ import msgspec
 import numpy as np
 import pytest
 
-from cli.main import main
-from config.loader import load_config
-from executor.journal import Journal
-from router.policy import RouterPolicy
+from router_tuner.cli.main import main
+from router_tuner.config.loader import load_config
+from router_tuner.executor.journal import Journal
+from router_tuner.router.policy import RouterPolicy
 from tests.factories import fill, routed
 
 TRUE_COST_BPS = {"o0.00_b0.00": 3.0, "o1.00_b0.00": 1.0, "o2.00_b0.00": 2.0}
@@ -174,7 +174,7 @@ def test_bad_inputs_end_in_one_line_with_exit_2(journal_path: Path, tmp_path: Pa
 def test_missing_mlflow_model_or_alias_is_exit_2(journal_path: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from tuner.registry import PolicyRegistry
+    from router_tuner.tuner.registry import PolicyRegistry
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -190,7 +190,7 @@ def test_missing_mlflow_model_or_alias_is_exit_2(journal_path: Path, tmp_path: P
 def test_mlflow_candidate_is_scored_and_logged_to_its_run(journal_path: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    from tuner.registry import PolicyRegistry
+    from router_tuner.tuner.registry import PolicyRegistry
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     uri = f"sqlite:///{tmp_path}/mlflow.db"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
-from config import load_config
-from tuner.cluster import LocalRunner
-from tuner.ope.partition.evaluate import evaluate_partitions
-from tuner.ope.partition.layout import list_partitions
-from tuner.ope.partition.synthetic import SyntheticLog, write_synthetic_log
+from router_tuner.cli.main import main
+from router_tuner.config import load_config
+from router_tuner.tuner.cluster import LocalRunner
+from router_tuner.tuner.ope.partition.evaluate import evaluate_partitions
+from router_tuner.tuner.ope.partition.layout import list_partitions
+from router_tuner.tuner.ope.partition.synthetic import SyntheticLog, write_synthetic_log
 
 SPEC = SyntheticLog(n_events=4_000, symbols=("BTCUSDT", "ETHUSDT"), days=3, seed=1)
 ARM = "o1.00_b0.00"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
-from config.loader import load_config
-from router.policy import RouterPolicy
+from router_tuner.cli.main import main
+from router_tuner.config.loader import load_config
+from router_tuner.router.policy import RouterPolicy
 from tests.conftest import default_registry
 
 BUNDLE = load_config()
@@ -130,7 +130,7 @@ def test_go_live_on_a_live_symbol_says_so_and_changes_nothing(tmp_path: Path,
 
 def test_list_finds_the_simulation_models_with_a_flag(store: str, capsys: pytest.CaptureFixture[str]) -> None:
     prefix = BUNDLE.router.simulation.registered_model_prefix
-    from tuner.registry import PolicyRegistry
+    from router_tuner.tuner.registry import PolicyRegistry
 
     simulated = PolicyRegistry(None, experiment=BUNDLE.tuner.mlflow.experiment, model_prefix=f"{prefix}-ucb",
                                override_uri=store)
@@ -159,7 +159,7 @@ def test_a_champion_moved_in_the_ui_shows_and_a_forced_override_accepts_it(
         store: str, capsys: pytest.CaptureFixture[str]) -> None:
     from mlflow import MlflowClient
 
-    from tuner.registry import PolicyRegistry
+    from router_tuner.tuner.registry import PolicyRegistry
 
     registry = PolicyRegistry(None, experiment=BUNDLE.tuner.mlflow.experiment, model_prefix="ui", override_uri=store)
     base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cli.main import main
+from router_tuner.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--learners", "ucb,epsilon_greedy", "--seeds", "1,2", "--symbols", "BTCUSDT", "--data", "synthetic",
@@ -89,7 +89,7 @@ def test_two_workers_start_and_stop_a_local_ray_with_the_one_core_table(tmp_path
     """In a fresh process (the test session may hold its own Ray): the command starts Ray, and stops it."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for workers in ("1", "2"):
-        done = subprocess.run([sys.executable, "-m", "cli", "sweep", *SMALL, "--workers", workers, "--out",
+        done = subprocess.run([sys.executable, "-m", "router_tuner.cli", "sweep", *SMALL, "--workers", workers, "--out",
                                str(tmp_path / workers), "--no-mlflow"], cwd=REPO, env=env, capture_output=True,
                               text=True, timeout=300, check=False)
         assert done.returncode == 0, done.stderr[-2000:]

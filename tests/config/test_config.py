@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, load_config, snapshot
+from router_tuner.config import ConfigError, load_config, snapshot
 from tests.conftest import config_issues, edit_config
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config import load_config, snapshot
+from router_tuner.config import load_config, snapshot
 from tests.conftest import config_issues, edit_config
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec.inspect as mi
 import pytest
 
-from config.loader import DEFAULTS_DIR, FILES
+from router_tuner.config.loader import DEFAULTS_DIR, FILES
 from tests.conftest import config_issues
 
 NUMERIC = (mi.FloatType, mi.IntType)

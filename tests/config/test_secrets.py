@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config import load_config, snapshot
-from config.redact import REDACTED, redact, secret_reason
-from router.policy import RouterPolicy
+from router_tuner.config import load_config, snapshot
+from router_tuner.config.redact import REDACTED, redact, secret_reason
+from router_tuner.router.policy import RouterPolicy
 from tests.conftest import config_issues, edit_config
 
 BINANCE_LIKE_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
@@ -96,7 +96,7 @@ def test_snapshot_masks_a_key_in_a_bundle_that_skipped_the_loader() -> None:
 def test_the_registry_writes_a_redacted_config_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow import MlflowClient
 
-    from tuner.registry import PolicyRegistry
+    from router_tuner.tuner.registry import PolicyRegistry
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     uri = f"sqlite:///{tmp_path}/store.db"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from config.loader import load_config
+from router_tuner.config.loader import load_config
 from tests.executor.monitoring.test_metric_names import exercised_executor, served_names
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

@@ -11,9 +11,9 @@ import msgspec
 import numpy as np
 import pytest
 
-from cli.health import render
-from config.models import ConfigBundle
-from router.events import SCHEMA_VERSION, ClosedLot, TradeRecord
+from router_tuner.cli.health import render
+from router_tuner.config.models import ConfigBundle
+from router_tuner.router.events import SCHEMA_VERSION, ClosedLot, TradeRecord
 from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
 
 LOSER = "loser"

@@ -8,14 +8,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
-import risk.screener as screener_module
-from executor.intents import JsonlIntentSource, QueueIntentSource
-from risk.checks import RiskDecision, check_order
-from risk.context import RiskContext
-from router.codec import to_json
-from router.contract import ContractSpec
-from router.events import Intent, TradeRecord
-from router.venue import OrderRequest, OrderState
+import router_tuner.risk.screener as screener_module
+from router_tuner.executor.intents import JsonlIntentSource, QueueIntentSource
+from router_tuner.risk.checks import RiskDecision, check_order
+from router_tuner.risk.context import RiskContext
+from router_tuner.router.codec import to_json
+from router_tuner.router.contract import ContractSpec
+from router_tuner.router.events import Intent, TradeRecord
+from router_tuner.router.venue import OrderRequest, OrderState
 from tests.executor.test_executor_support import T0_NS, build_executor, executor_config, intent, make_paper_venue
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from executor.loop import Executor, ExecutorHalted
-from executor.reconcile import ReconcileError
-from router.events import Intent
+from router_tuner.executor.loop import Executor, ExecutorHalted
+from router_tuner.executor.reconcile import ReconcileError
+from router_tuner.router.events import Intent
 from tests.executor.test_executor_support import T0_NS, build_executor, executor_config, make_paper_venue
 from tests.fakes.faulty_venue import FaultRates, FaultyVenue
 

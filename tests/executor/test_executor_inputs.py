@@ -11,10 +11,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from cli.main import main as cli_main
-from config.loader import DEFAULTS_DIR
-from executor.intents import JsonlIntentSource
-from executor.journal import Journal
+from router_tuner.cli.main import main as cli_main
+from router_tuner.config.loader import DEFAULTS_DIR
+from router_tuner.executor.intents import JsonlIntentSource
+from router_tuner.executor.journal import Journal
 from tests.executor.test_executor import SpyVenue
 from tests.executor.test_executor_support import (
     build_executor,

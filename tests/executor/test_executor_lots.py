@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import risk.screener as screener_module
-from risk.checks import RiskDecision, check_order
-from risk.context import RiskContext
-from risk.exposure import is_reducing
+import router_tuner.risk.screener as screener_module
+from router_tuner.risk.checks import RiskDecision, check_order
+from router_tuner.risk.context import RiskContext
+from router_tuner.risk.exposure import is_reducing
 from tests.executor.test_executor import SpyVenue
 from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
 

@@ -12,18 +12,18 @@ import msgspec
 import pytest
 from mlflow import MlflowClient
 
-from cli.health import render
-from cli.live import policy_source
-from cli.main import main as cli_main
-from config.loader import DEFAULTS_DIR
-from executor.journal import Journal
-from executor.monitoring.metrics import ExecutorMetrics
-from executor.monitoring.telemetry import Telemetry
-from router.policy import RouterPolicy
+from router_tuner.cli.health import render
+from router_tuner.cli.live import policy_source
+from router_tuner.cli.main import main as cli_main
+from router_tuner.config.loader import DEFAULTS_DIR
+from router_tuner.executor.journal import Journal
+from router_tuner.executor.monitoring.metrics import ExecutorMetrics
+from router_tuner.executor.monitoring.telemetry import Telemetry
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.tuner.policy_source import RegistryPolicySource, StaticPolicySource
+from router_tuner.tuner.promotion import force_promote
+from router_tuner.tuner.registry import PolicyRegistry, RegistryError
 from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
-from tuner.policy_source import RegistryPolicySource, StaticPolicySource
-from tuner.promotion import force_promote
-from tuner.registry import PolicyRegistry, RegistryError
 
 pytestmark = pytest.mark.timeout(90)
 

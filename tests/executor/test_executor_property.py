@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from executor.duplicates import intent_digest
-from router.events import Intent
+from router_tuner.executor.duplicates import intent_digest
+from router_tuner.router.events import Intent
 from tests.executor.test_executor_support import T0_NS, build_executor, executor_config, intent, make_paper_venue
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "BTCUSDC", "BTCUSDT_SPOT", "BTCUSD_PERP", "DOGEUSDT"]

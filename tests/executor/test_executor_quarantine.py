@@ -11,11 +11,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from executor.intents import IntentFormatError, JsonlIntentSource
-from executor.journal import Journal
-from executor.loop import Executor
-from executor.quarantine import ALERT_CODE
-from executor.store import ExecutorStore
+from router_tuner.executor.intents import IntentFormatError, JsonlIntentSource
+from router_tuner.executor.journal import Journal
+from router_tuner.executor.loop import Executor
+from router_tuner.executor.quarantine import ALERT_CODE
+from router_tuner.executor.store import ExecutorStore
 from tests.executor.test_executor_support import (
     build_executor,
     executor_config,

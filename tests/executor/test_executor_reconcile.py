@@ -11,11 +11,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from cli.main import main as cli_main
-from executor.journal import Journal
-from executor.reconcile import JournalStoreMismatch, ReconcileError, replay_journal
-from router.events import Fill, RouterEvent
-from router.venue import OrderRequest
+from router_tuner.cli.main import main as cli_main
+from router_tuner.executor.journal import Journal
+from router_tuner.executor.reconcile import JournalStoreMismatch, ReconcileError, replay_journal
+from router_tuner.router.events import Fill, RouterEvent
+from router_tuner.router.venue import OrderRequest
 from tests.executor.test_executor_support import (
     build_executor,
     executor_config,

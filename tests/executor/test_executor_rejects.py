@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from router.venue import BelowMinNotional, InsufficientMargin, InvalidOrder, ReduceOnlyRejected, VenueError
+from router_tuner.router.venue import BelowMinNotional, InsufficientMargin, InvalidOrder, ReduceOnlyRejected, VenueError
 from tests.executor.test_executor_support import (
     build_executor,
     executor_config,

@@ -21,14 +21,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from config.loader import DEFAULTS_DIR
-from executor.journal import Journal
-from executor.paper_account import PaperAccount, PaperAccountError
-from executor.store import ExecutorStore
-from executor.venues import paper_account, paper_venue, synthetic_tapes
-from router.codec import to_json
-from router.routing.order import client_order_id
-from router.venue import InvalidOrder, OrderRequest
+from router_tuner.config.loader import DEFAULTS_DIR
+from router_tuner.executor.journal import Journal
+from router_tuner.executor.paper_account import PaperAccount, PaperAccountError
+from router_tuner.executor.store import ExecutorStore
+from router_tuner.executor.venues import paper_account, paper_venue, synthetic_tapes
+from router_tuner.router.codec import to_json
+from router_tuner.router.routing.order import client_order_id
+from router_tuner.router.venue import InvalidOrder, OrderRequest
 from tests.executor.test_executor_support import (
     T0_NS,
     build_executor,

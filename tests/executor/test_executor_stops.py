@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from risk.units import NS_PER_S
-from router.events import TradeRecord
+from router_tuner.risk.units import NS_PER_S
+from router_tuner.router.events import TradeRecord
 from tests.executor.test_executor_support import (
     build_executor,
     executor_config,

@@ -16,18 +16,18 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from config.loader import load_config
-from config.models import ConfigBundle
-from executor.journal import Journal, JournalError
-from executor.loop import Executor
-from executor.monitoring.metrics import ExecutorMetrics
-from executor.monitoring.telemetry import Telemetry
-from executor.records import Submission
-from executor.store import ExecutorStore
-from executor.venues import paper_venue, synthetic_tapes
-from router.events import Intent
-from router.policy import RouterPolicy
-from router.venues.sim.venue import SimVenue
+from router_tuner.config.loader import load_config
+from router_tuner.config.models import ConfigBundle
+from router_tuner.executor.journal import Journal, JournalError
+from router_tuner.executor.loop import Executor
+from router_tuner.executor.monitoring.metrics import ExecutorMetrics
+from router_tuner.executor.monitoring.telemetry import Telemetry
+from router_tuner.executor.records import Submission
+from router_tuner.executor.store import ExecutorStore
+from router_tuner.executor.venues import paper_venue, synthetic_tapes
+from router_tuner.router.events import Intent
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.venues.sim.venue import SimVenue
 from tests.conftest import edit_config
 
 T0_NS = 1_700_000_000_000_000_000
@@ -125,7 +125,8 @@ def start_live(tmp_path: Path, config_dir: Path, run: int, *extra: str,
     venue never reuses journaled ones. Returns the process and its stdout and stderr files.
     """
     out, err = tmp_path / f"out{run}.txt", tmp_path / f"err{run}.txt"
-    args = [sys.executable, "-m", "cli.main", "live", "--venue", "binanceusdm", "--config", str(config_dir),
+    args = [sys.executable, "-m", "router_tuner.cli.main", "live", "--venue", "binanceusdm", "--config",
+            str(config_dir),
             "--intents", str(tmp_path / "intents.jsonl"), "--journal", str(tmp_path / "journal.sqlite"),
             "--store", str(tmp_path / "executor.sqlite"), "--idle-poll-s", "0.05", *extra]
     proc = subprocess.Popen(args, cwd=REPO, env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)},

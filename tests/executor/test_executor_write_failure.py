@@ -15,11 +15,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from cli.main import main as cli_main
-from executor.journal import Journal
-from executor.loop import ExecutorHalted
-from executor.store import ExecutorStore
-from router.events import Event
+from router_tuner.cli.main import main as cli_main
+from router_tuner.executor.journal import Journal
+from router_tuner.executor.loop import ExecutorHalted
+from router_tuner.executor.store import ExecutorStore
+from router_tuner.router.events import Event
 from tests.executor.test_executor_support import (
     build_executor,
     executor_config,

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from executor.intents import MAX_LINE_BYTES, IntentFormatError, JsonlIntentSource
-from router.events import Intent
+from router_tuner.executor.intents import MAX_LINE_BYTES, IntentFormatError, JsonlIntentSource
+from router_tuner.router.events import Intent
 from tests.executor.test_executor_support import intent
 
 

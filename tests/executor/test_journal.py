@@ -12,8 +12,8 @@ import msgspec
 import pyarrow.parquet as pq
 import pytest
 
-import executor.journal as journal_module
-from executor.journal import (
+import router_tuner.executor.journal as journal_module
+from router_tuner.executor.journal import (
     JOURNAL_FORMAT_VERSION,
     CorruptRow,
     DuplicateEvent,
@@ -22,9 +22,18 @@ from executor.journal import (
     JournalLocked,
     JournalVersionError,
 )
-from router.arrow_events import from_arrow
-from router.codec import SchemaError
-from router.events import SCHEMA_VERSION, ClosedLot, Fill, Intent, RouterEvent, TradeRecord, VetoEvent, VetoReason
+from router_tuner.router.arrow_events import from_arrow
+from router_tuner.router.codec import SchemaError
+from router_tuner.router.events import (
+    SCHEMA_VERSION,
+    ClosedLot,
+    Fill,
+    Intent,
+    RouterEvent,
+    TradeRecord,
+    VetoEvent,
+    VetoReason,
+)
 
 
 def trade(intent_id: str, symbol: str = "BTC/USDT:USDT", ts_ns: int = 1_000, **overrides: Any) -> TradeRecord:

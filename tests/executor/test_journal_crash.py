@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.journal import Journal
+from router_tuner.executor.journal import Journal
 
 REPO = Path(__file__).resolve().parents[2]
 BATCH_SIZE = 200
@@ -26,8 +26,8 @@ READER_BATCH_SIZE = 20
 # after printing "paused", so the test can kill it at a known point mid-transaction.
 WRITER = """
 import sys, time
-from executor.journal import Journal
-from router.events import SCHEMA_VERSION, TradeRecord
+from router_tuner.executor.journal import Journal
+from router_tuner.router.events import SCHEMA_VERSION, TradeRecord
 
 path, batch_size, pause_batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.positions import OpeningLots, apply_order
-from risk.portfolio import PortfolioState
-from router.arrow_events import from_arrow
-from router.events import Fill, Intent, TradeRecord
+from router_tuner.executor.positions import OpeningLots, apply_order
+from router_tuner.risk.portfolio import PortfolioState
+from router_tuner.router.arrow_events import from_arrow
+from router_tuner.router.events import Fill, Intent, TradeRecord
 from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
 
 STEP = 0.001

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from experiments.bench.timing import best_of
-from router.market.binance import resolve_data_dir
+from router_tuner.router.market.binance import resolve_data_dir
 
 REPO = Path(__file__).resolve().parents[2]
 HAS_DATA = resolve_data_dir(None) is not None

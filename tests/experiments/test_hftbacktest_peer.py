@@ -14,12 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from experiments.peer.probes import FILLED, REJECTED, ProbeOutcome, build_schedule, fill_stats, wilson_interval
-from router.market.tape import MarketTape
+from router_tuner.router.market.tape import MarketTape
 
 hftbacktest = pytest.importorskip("hftbacktest", reason="the peer benchmark needs requirements-peer.txt installed")
 
 from experiments.peer.events import tape_events  # noqa: E402  (needs hftbacktest)
-from router.market.binance import resolve_data_dir  # noqa: E402
+from router_tuner.router.market.binance import resolve_data_dir  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 HAS_DATA = resolve_data_dir(None) is not None
@@ -185,8 +185,8 @@ def test_hftbacktest_log_model_resets_a_negative_front_and_the_replay_says_so(
     from experiments.peer.diagnose import replay_log_model
     from experiments.peer.hbt_engine import build_backtest, run_hbt
     from experiments.peer.probes import ProbeSchedule
-    from router.venues.sim import LogProbQueue
-    from router.venues.sim.book import TapeBook
+    from router_tuner.router.venues.sim import LogProbQueue
+    from router_tuner.router.venues.sim.book import TapeBook
 
     tape = _one_level_tape(ask_sizes, trade_qty=16)
     schedule = ProbeSchedule(submit_ns=_i64(1_000_000_000), is_buy=np.array([False]), px=_i64(1001),

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from router.contract import ContractSpec
-from router.events import PositionSide
-from router.venue import (
+from router_tuner.router.contract import ContractSpec
+from router_tuner.router.events import PositionSide
+from router_tuner.router.venue import (
     Clock,
     OrderRequest,
     OrderState,
@@ -25,7 +25,7 @@ from router.venue import (
     VenueTimeout,
     VenueUnavailable,
 )
-from router.venues.sim.venue import SimVenue
+from router_tuner.router.venues.sim.venue import SimVenue
 
 
 @dataclass(frozen=True)

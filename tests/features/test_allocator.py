@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config import load_config
-from features.allocator import LotReturn, lot_returns, propose, step
-from router.events import SCHEMA_VERSION, ClosedLot, TradeRecord
+from router_tuner.config import load_config
+from router_tuner.features.allocator import LotReturn, lot_returns, propose, step
+from router_tuner.router.events import SCHEMA_VERSION, ClosedLot, TradeRecord
 
 UNIVERSE = load_config().strategy.universe
 SETTINGS = load_config().executor.allocator
@@ -27,7 +27,7 @@ def _closing(lots: tuple[ClosedLot, ...], avg_price: float | None = 50_000.0) ->
                        closed_lots=lots, ts_ns=1)
 
 
-@pytest.mark.parametrize("name", ["features.allocator", "executor.monitoring.series"])
+@pytest.mark.parametrize("name", ["router_tuner.features.allocator", "router_tuner.executor.monitoring.series"])
 def test_docstring_examples_run(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0

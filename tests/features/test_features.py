@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config import load_config
-from features.context import Context, decision_context, hour_from_circle, hour_on_circle
-from features.effectiveness import router_effectiveness
-from features.expectancy import NS_PER_HOUR, hourly_expectancy
-from features.quality import QualityThresholds, router_quality
-from features.scores import SlippageRegimes, symbol_scores
-from router.events import Fill, RouterEvent
+from router_tuner.config import load_config
+from router_tuner.features.context import Context, decision_context, hour_from_circle, hour_on_circle
+from router_tuner.features.effectiveness import router_effectiveness
+from router_tuner.features.expectancy import NS_PER_HOUR, hourly_expectancy
+from router_tuner.features.quality import QualityThresholds, router_quality
+from router_tuner.features.scores import SlippageRegimes, symbol_scores
+from router_tuner.router.events import Fill, RouterEvent
 from tests.factories import fill, routed
 
 UNIVERSE = load_config().strategy.universe

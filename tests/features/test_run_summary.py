@@ -6,9 +6,9 @@ import doctest
 
 import msgspec
 
-import features.run_summary as run_summary_module
-from features.run_summary import RunSummary, summarize_run
-from router.events import VetoReason
+import router_tuner.features.run_summary as run_summary_module
+from router_tuner.features.run_summary import RunSummary, summarize_run
+from router_tuner.router.events import VetoReason
 from tests.executor.test_journal import routed, trade, vetoed
 
 

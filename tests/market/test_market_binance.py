@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from router.market.binance import MarketDataError, discover, load_binance, parse_decimals, resolve_data_dir
-from router.market.book import iter_book_tops
-from router.market.tape import MarketTape
+from router_tuner.router.market.binance import MarketDataError, discover, load_binance, parse_decimals, resolve_data_dir
+from router_tuner.router.market.book import iter_book_tops
+from router_tuner.router.market.tape import MarketTape
 
 # Facts of the recorded files: README line counts (approx.), stream counts and Binance's tick sizes.
 REAL: dict[str, dict[str, object]] = {

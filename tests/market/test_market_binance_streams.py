@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router.market.binance import MarketDataError, load_binance, read_binance
-from router.market.tape import MarketTape
+from router_tuner.router.market.binance import MarketDataError, load_binance, read_binance
+from router_tuner.router.market.tape import MarketTape
 from tests.market.test_market_binance import T0_MS, _diff, _futures_stream, _snapshot, _ticker, _trade, _write
 
 _TAPE_COLUMNS = ("quote_ts_ns", "bid_px", "bid_qty", "ask_px", "ask_qty", "trade_ts_ns", "trade_px", "trade_qty",
@@ -115,7 +115,7 @@ def test_unknown_stream_is_counted_skipped_and_warned(tmp_path: Path, caplog: py
     (tmp_path / "x").mkdir()
     path = _write(tmp_path / "x" / "usdm_tstusdt_20240101.jsonl.gz",
                   _interleave(base, [kline, partial, everything], [2, 4, 6]))
-    with caplog.at_level(logging.INFO, logger="router.market.binance"):
+    with caplog.at_level(logging.INFO, logger="router_tuner.router.market.binance"):
         tape = load_binance([path])
     _assert_same_market(tape, plain)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from router.market.binance import discover, load_binance, resolve_data_dir
-from router.market.parquet import METADATA_KEY, TapeFormatError, read_tape, write_tape
-from router.market.synthetic import SyntheticMarketSpec, generate
-from router.market.tape import MarketTape
+from router_tuner.router.market.binance import discover, load_binance, resolve_data_dir
+from router_tuner.router.market.parquet import METADATA_KEY, TapeFormatError, read_tape, write_tape
+from router_tuner.router.market.synthetic import SyntheticMarketSpec, generate
+from router_tuner.router.market.tape import MarketTape
 
 
 def _assert_equal(a: MarketTape, b: MarketTape) -> None:

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from router.market.synthetic import SyntheticMarketSpec, generate, generate_regimes
+from router_tuner.router.market.synthetic import SyntheticMarketSpec, generate, generate_regimes
 
 BASE = SyntheticMarketSpec(
     symbol="SYNUSDT", start_ns=1_700_000_000_000_000_000, duration_s=1800.0, mid0=60_000.0, tick_size=0.01,

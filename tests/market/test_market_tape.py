@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from router.market.tape import MarketTape
+from router_tuner.router.market.tape import MarketTape
 
 
 def _i64(*xs: int) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router.market.synthetic import SyntheticMarketSpec, generate
-from router.market.touch_imbalance import imbalance_path, with_touch_imbalance
+from router_tuner.router.market.synthetic import SyntheticMarketSpec, generate
+from router_tuner.router.market.touch_imbalance import imbalance_path, with_touch_imbalance
 
 STEP_NS = 100_000_000  # 100 ms quotes
 

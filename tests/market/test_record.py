@@ -23,11 +23,11 @@ from pathlib import Path
 import ccxt.pro
 import pytest
 
-from cli.record import repoint_urls
-from router.market.record.buffer import RecordingError
-from router.market.record.chunks import chunk_paths, read_recording
-from router.market.record.recorder import Recorder, RecorderConfig, RecordingSummary
-from router.venues.ccxt.quirks import quirks_for
+from router_tuner.cli.record import repoint_urls
+from router_tuner.router.market.record.buffer import RecordingError
+from router_tuner.router.market.record.chunks import chunk_paths, read_recording
+from router_tuner.router.market.record.recorder import Recorder, RecorderConfig, RecordingSummary
+from router_tuner.router.venues.ccxt.quirks import quirks_for
 from tests.fakes.binance_usdm import FakeBinanceUsdm, SymbolSpec
 from tests.fakes.binance_ws import FakeBinanceWs, book_ticker, trade
 
@@ -192,7 +192,7 @@ def test_periodic_flush_writes_chunks_that_merge_back(rest: FakeBinanceUsdm, ws:
 
 def test_sigkill_between_flushes_keeps_every_flushed_chunk(rest: FakeBinanceUsdm, ws: FakeBinanceWs,
                                                            tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "cli", "record", "--venue", "binanceusdm", "--symbols", "BTCUSDT",
+    cmd = [sys.executable, "-m", "router_tuner.cli", "record", "--venue", "binanceusdm", "--symbols", "BTCUSDT",
            "--out", str(tmp_path), "--flush-seconds", "1.5", "--progress-seconds", "5",
            "--api-url", rest.base_url, "--ws-url", ws.ws_url]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -212,7 +212,7 @@ def test_sigkill_between_flushes_keeps_every_flushed_chunk(rest: FakeBinanceUsdm
 
 
 def test_ctrl_c_flushes_and_exits_cleanly(rest: FakeBinanceUsdm, ws: FakeBinanceWs, tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "cli", "record", "--venue", "binanceusdm", "--symbols", "btcusdt",
+    cmd = [sys.executable, "-m", "router_tuner.cli", "record", "--venue", "binanceusdm", "--symbols", "btcusdt",
            "--out", str(tmp_path), "--seconds", "60", "--api-url", rest.base_url, "--ws-url", ws.ws_url]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -276,7 +276,7 @@ def test_unknown_symbol_is_a_clear_error_before_anything_is_written(rest: FakeBi
 
 def test_cli_unknown_symbol_exits_1(rest: FakeBinanceUsdm, ws: FakeBinanceWs, tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from cli.main import main
+    from router_tuner.cli.main import main
 
     code = main(["record", "--venue", "binanceusdm", "--symbols", "BTCUSDT,ETHUSDX", "--out", str(tmp_path),
                  "--api-url", rest.base_url, "--ws-url", ws.ws_url])
@@ -287,7 +287,7 @@ def test_cli_unknown_symbol_exits_1(rest: FakeBinanceUsdm, ws: FakeBinanceWs, tm
 
 def test_cli_json_prints_the_counts_as_one_object(rest: FakeBinanceUsdm, ws: FakeBinanceWs, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from cli.main import main
+    from router_tuner.cli.main import main
 
     code = main(["record", "--venue", "binanceusdm", "--symbols", "btcusdt", "ETHUSDT", "--out", str(tmp_path),
                  "--seconds", "0.5", "--api-url", rest.base_url, "--ws-url", ws.ws_url, "--json"])
@@ -318,7 +318,7 @@ def test_giving_up_after_consecutive_connection_failures(rest: FakeBinanceUsdm, 
 ])
 def test_cli_rejects_bad_arguments_with_exit_2(argv: list[str], message: str, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    from cli.main import main
+    from router_tuner.cli.main import main
 
     assert main(["record", *argv, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err

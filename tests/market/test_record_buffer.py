@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from router.market.record.buffer import RecordingError, SymbolBuffer
-from router.market.record.chunks import ChunkWriter, chunk_paths, read_recording
-from router.market.record.fields import BINANCE_USDM, record_fields_for
+from router_tuner.router.market.record.buffer import RecordingError, SymbolBuffer
+from router_tuner.router.market.record.chunks import ChunkWriter, chunk_paths, read_recording
+from router_tuner.router.market.record.fields import BINANCE_USDM, record_fields_for
 from tests.fakes.binance_ws import book_ticker, trade
 
 Q, T = BINANCE_USDM.quote, BINANCE_USDM.trade

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tuner.ope.bootstrap import BootstrapConfig
-from tuner.ope.estimators import (
+from router_tuner.tuner.ope.bootstrap import BootstrapConfig
+from router_tuner.tuner.ope.estimators import (
     IPS,
     SNIPS,
     DirectMethod,
@@ -33,9 +33,9 @@ from tuner.ope.estimators import (
     evaluate_by_group,
     on_policy_value,
 )
-from tuner.ope.log import LoggedBandit
-from tuner.ope.policy import fixed_arm_policy
-from tuner.ope.reward_model import PerArmMeanModel, PerArmRidgeModel
+from router_tuner.tuner.ope.log import LoggedBandit
+from router_tuner.tuner.ope.policy import fixed_arm_policy
+from router_tuner.tuner.ope.reward_model import PerArmMeanModel, PerArmRidgeModel
 
 MU = np.array([-3.0, -2.0, -2.5, -1.5])
 BETA = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.5], [0.5, -1.0]])
@@ -425,7 +425,7 @@ def test_the_logging_policy_evaluated_against_itself_is_its_on_policy_value(
     assert est["ips"].weight_max == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name", ["tuner.ope.estimators", "tuner.ope.log"])
+@pytest.mark.parametrize("name", ["router_tuner.tuner.ope.estimators", "router_tuner.tuner.ope.log"])
 def test_docstring_examples_run(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0, f"{name} has no example"

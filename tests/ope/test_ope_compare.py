@@ -8,16 +8,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from config import load_config
-from router.events import RouterEvent
+from router_tuner.config import load_config
+from router_tuner.router.events import RouterEvent
+from router_tuner.tuner.ope.bootstrap import BlockBootstrap, BootstrapConfig
+from router_tuner.tuner.ope.compare import compare
+from router_tuner.tuner.ope.cost import CostInterval, cost_view
+from router_tuner.tuner.ope.estimators import (
+    IPS,
+    SNIPS,
+    evaluate_with_components,
+    on_policy_components,
+    paired_interval,
+)
+from router_tuner.tuner.ope.log import LoggedBandit
+from router_tuner.tuner.ope.policy import fixed_arm_policy
+from router_tuner.tuner.ope.run import evaluate_candidate
 from tests.factories import fill, routed
-from tuner.ope.bootstrap import BlockBootstrap, BootstrapConfig
-from tuner.ope.compare import compare
-from tuner.ope.cost import CostInterval, cost_view
-from tuner.ope.estimators import IPS, SNIPS, evaluate_with_components, on_policy_components, paired_interval
-from tuner.ope.log import LoggedBandit
-from tuner.ope.policy import fixed_arm_policy
-from tuner.ope.run import evaluate_candidate
 
 OPE = load_config(None).tuner.ope
 BOOT = BootstrapConfig(n_resamples=300, ci_level=0.95, seed=3, max_blocks=10_000)

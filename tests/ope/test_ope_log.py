@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.events import SCHEMA_VERSION, RouterEvent
-from tuner.ope.log import LogError, LoggedBandit
-from tuner.ope.policy import (
+from router_tuner.router.events import SCHEMA_VERSION, RouterEvent
+from router_tuner.tuner.ope.log import LogError, LoggedBandit
+from router_tuner.tuner.ope.policy import (
     PolicyError,
     check_policy,
     fixed_arm_policy,

@@ -17,16 +17,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from config import load_config
-from config.models import OpeConfig
-from tests.factories import fill, routed
-from tuner.cluster import LocalRunner, TaskRunner
-from tuner.ope.bootstrap import BlockBootstrap
-from tuner.ope.estimators import evaluate
-from tuner.ope.log import LoggedBandit
-from tuner.ope.partition import event_hash
-from tuner.ope.partition.evaluate import PartitionedReport, evaluate_partitions
-from tuner.ope.partition.layout import (
+from router_tuner.config import load_config
+from router_tuner.config.models import OpeConfig
+from router_tuner.tuner.cluster import LocalRunner, TaskRunner
+from router_tuner.tuner.ope.bootstrap import BlockBootstrap
+from router_tuner.tuner.ope.estimators import evaluate
+from router_tuner.tuner.ope.log import LoggedBandit
+from router_tuner.tuner.ope.partition import event_hash
+from router_tuner.tuner.ope.partition.evaluate import PartitionedReport, evaluate_partitions
+from router_tuner.tuner.ope.partition.layout import (
     DatasetError,
     Partition,
     list_partitions,
@@ -34,10 +33,11 @@ from tuner.ope.partition.layout import (
     write_dataset,
     write_router_events,
 )
-from tuner.ope.partition.synthetic import SyntheticLog, partition_table, write_synthetic_log
-from tuner.ope.policy import fixed_arm_policy
-from tuner.ope.reward_model import PerArmMeanModel
-from tuner.ope.run import bootstrap_from_config, estimators_from_config
+from router_tuner.tuner.ope.partition.synthetic import SyntheticLog, partition_table, write_synthetic_log
+from router_tuner.tuner.ope.policy import fixed_arm_policy
+from router_tuner.tuner.ope.reward_model import PerArmMeanModel
+from router_tuner.tuner.ope.run import bootstrap_from_config, estimators_from_config
+from tests.factories import fill, routed
 
 CANDIDATE = "o1.00_b0.00"
 SPEC = SyntheticLog(n_events=6_000, symbols=("BTCUSDT", "ETHUSDT"), days=3, seed=3)

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tuner.arms import ArmGrid
-from tuner.learners.epsilon_greedy import EpsilonGreedy
-from tuner.ope.bootstrap import BootstrapConfig
-from tuner.ope.log import LoggedBandit
-from tuner.ope.replay import ReplayLearner, replay
+from router_tuner.tuner.arms import ArmGrid
+from router_tuner.tuner.learners.epsilon_greedy import EpsilonGreedy
+from router_tuner.tuner.ope.bootstrap import BootstrapConfig
+from router_tuner.tuner.ope.log import LoggedBandit
+from router_tuner.tuner.ope.replay import ReplayLearner, replay
 
 GRID = ArmGrid.from_values([0.0, 2.0, 4.0], [0.0], min_offset_bps=0.0, max_offset_bps=5.0)
 ARMS = GRID.arm_ids

@@ -9,10 +9,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from config import ConfigError, load_config
-from risk import MarketView, PortfolioState, RiskContext, check_order, suggest_gross_usd, would_emit
-from router.events import Fill
-from router.venue import TopOfBook
+from router_tuner.config import ConfigError, load_config
+from router_tuner.risk import MarketView, PortfolioState, RiskContext, check_order, suggest_gross_usd, would_emit
+from router_tuner.router.events import Fill
+from router_tuner.router.venue import TopOfBook
 from tests.conftest import edit_config
 from tests.risk.test_risk_support import BUNDLE, LIMITS, NOW_NS, leg, limits_with, make_ctx, make_intent
 
@@ -108,7 +108,7 @@ def test_no_numeric_constants_in_risk_but_unit_facts() -> None:
         if path.name != "units.py":
             odd = sorted({value for value in _numbers(tree) if value not in (0, 1)})
             assert not odd, f"{path.name}: numeric literals {odd} belong in config"
-    from risk import units
+    from router_tuner.risk import units
     assert {name: getattr(units, name) for name in UNIT_FACTS} == UNIT_FACTS
 
 

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from risk import check_order
-from risk.caps import SYMBOL_LEVERAGE_CAP
-from risk.checks import CHECKS
+from router_tuner.risk import check_order
+from router_tuner.risk.caps import SYMBOL_LEVERAGE_CAP
+from router_tuner.risk.checks import CHECKS
 from tests.risk.test_risk_support import LIMITS, NOW_NS, leg, limits_with, make_ctx, make_intent
 
 

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from risk import PortfolioState, RiskContext
-from risk.context import WorkingRoute
-from router.events import Fill
+from router_tuner.risk import PortfolioState, RiskContext
+from router_tuner.risk.context import WorkingRoute
+from router_tuner.router.events import Fill
 from tests.risk.test_risk_support import BUNDLE, NOW_NS, leg, make_ctx
 
 S = 1_000_000_000

@@ -10,11 +10,11 @@ import msgspec
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from config.models import RiskLimits
-from risk import RiskContext, check_order, suggest_gross_usd
-from risk.exposure import is_reducing
-from risk.lot import fit_to_lot, unreachable_floor
-from router.events import Intent
+from router_tuner.config.models import RiskLimits
+from router_tuner.risk import RiskContext, check_order, suggest_gross_usd
+from router_tuner.risk.exposure import is_reducing
+from router_tuner.risk.lot import fit_to_lot, unreachable_floor
+from router_tuner.router.events import Intent
 from tests.risk.test_risk_properties import PROPERTY, bundle_for, limits_st, scene_st
 from tests.risk.test_risk_support import BUNDLE, make_ctx, make_intent
 

@@ -18,9 +18,9 @@ import msgspec
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from config import ConfigBundle
-from config.models import RiskLimits
-from risk import (
+from router_tuner.config import ConfigBundle
+from router_tuner.config.models import RiskLimits
+from router_tuner.risk import (
     SIZE_CAP_CODES,
     SIZE_CAPS,
     MarketView,
@@ -30,10 +30,10 @@ from risk import (
     suggest_gross_usd,
     would_emit,
 )
-from risk.exposure import is_reducing, reducible_usd
-from router.codec import from_json, to_json
-from router.events import SCHEMA_VERSION, Fill, Intent, VetoEvent
-from router.venue import TopOfBook
+from router_tuner.risk.exposure import is_reducing, reducible_usd
+from router_tuner.router.codec import from_json, to_json
+from router_tuner.router.events import SCHEMA_VERSION, Fill, Intent, VetoEvent
+from router_tuner.router.venue import TopOfBook
 from tests.risk.test_risk_support import BUNDLE, NOW_NS, leg, make_ctx, make_intent, replace_path, resolve_path
 
 PROPERTY = settings(max_examples=2_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

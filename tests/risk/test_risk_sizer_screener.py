@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from risk import MarketView, check_order, suggest_gross_usd, would_emit
-from router.venue import TopOfBook
+from router_tuner.risk import MarketView, check_order, suggest_gross_usd, would_emit
+from router_tuner.router.venue import TopOfBook
 from tests.risk.test_risk_support import BUNDLE, LIMITS, NOW_NS, leg, limits_with, make_ctx, make_intent
 
 SIZING = BUNDLE.strategy.sizing

@@ -6,10 +6,10 @@ from typing import Any
 
 import msgspec
 
-from config import ConfigBundle, load_config
-from config.models import RiskLimits
-from risk.context import LegExposure, RiskContext
-from router.events import Intent
+from router_tuner.config import ConfigBundle, load_config
+from router_tuner.config.models import RiskLimits
+from router_tuner.risk.context import LegExposure, RiskContext
+from router_tuner.router.events import Intent
 
 BUNDLE: ConfigBundle = load_config()
 LIMITS: RiskLimits = BUNDLE.risk

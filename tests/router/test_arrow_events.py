@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.arrow_events import TIMESTAMP, arrow_schema, from_arrow, to_arrow
-from router.codec import SchemaError
-from router.events import EVENT_TYPES, Event
+from router_tuner.router.arrow_events import TIMESTAMP, arrow_schema, from_arrow, to_arrow
+from router_tuner.router.codec import SchemaError
+from router_tuner.router.events import EVENT_TYPES, Event
 from tests.router.test_codec import FILL, exact, router_event, strategy_for, veto_event
 
 

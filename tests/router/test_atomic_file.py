@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from router.atomic_file import atomic_path, write_bytes_atomic
+from router_tuner.router.atomic_file import atomic_path, write_bytes_atomic
 
 
 def test_replaces_the_target_and_creates_missing_folders(tmp_path: Path) -> None:

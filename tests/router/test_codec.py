@@ -14,8 +14,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.codec import SchemaError, check_exact, from_dataframe, from_json, kind_of, to_dataframe, to_json
-from router.events import (
+from router_tuner.router.codec import (
+    SchemaError,
+    check_exact,
+    from_dataframe,
+    from_json,
+    kind_of,
+    to_dataframe,
+    to_json,
+)
+from router_tuner.router.events import (
     EVENT_TYPES,
     SCHEMA_VERSION,
     Fill,

@@ -15,27 +15,27 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config import load_config
-from config.models import ConfigBundle
-from executor.monitoring.metrics import ExecutorMetrics
-from risk.context import RiskContext
-from risk.lot import fit_to_lot
-from router.contract import Contract, notional_usd, venue_contract
-from router.events import Fill, RouterEvent
-from router.policy import RouterPolicy
-from router.routing.ledger import RouteLedger
-from router.routing.machine import route
-from router.routing.order import RouteOrder, RouteSettings
-from router.venue import TopOfBook
-from router.venues.sim.venue import SimVenue
-from simulation.markets import synthetic_markets, venue_config
+from router_tuner.config import load_config
+from router_tuner.config.models import ConfigBundle
+from router_tuner.executor.monitoring.metrics import ExecutorMetrics
+from router_tuner.risk.context import RiskContext
+from router_tuner.risk.lot import fit_to_lot
+from router_tuner.router.contract import Contract, notional_usd, venue_contract
+from router_tuner.router.events import Fill, RouterEvent
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.ledger import RouteLedger
+from router_tuner.router.routing.machine import route
+from router_tuner.router.routing.order import RouteOrder, RouteSettings
+from router_tuner.router.venue import TopOfBook
+from router_tuner.router.venues.sim.venue import SimVenue
+from router_tuner.simulation.markets import synthetic_markets, venue_config
+from router_tuner.tuner.service.publish import InMemoryPublisher
+from router_tuner.tuner.service.tuner_service import TunerService
 from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
 from tests.factories import fill, routed
 from tests.router.test_route_sim import tape
 from tests.venues.test_sim_venue_support import config as sim_config
 from tests.venues.test_sim_venue_support import make_tape, market
-from tuner.service.publish import InMemoryPublisher
-from tuner.service.tuner_service import TunerService
 
 BTCUSD_PERP = Contract("inverse", 100.0)
 

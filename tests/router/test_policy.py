@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config.loader import load_config
-from config.models import RouterConfig
-from router.policy import STATIC_ARM, PolicyError, RouterPolicy
+from router_tuner.config.loader import load_config
+from router_tuner.config.models import RouterConfig
+from router_tuner.router.policy import STATIC_ARM, PolicyError, RouterPolicy
 
 
 @pytest.fixture(scope="module")

@@ -11,17 +11,17 @@ import msgspec
 import numpy as np
 import pytest
 
-from config.loader import load_config
-from config.models import RouterConfig
-from router.codec import from_json, to_json
-from router.contract import Contract, ContractSpec
-from router.events import Intent, PositionSide, RouterEvent, Side
-from router.policy import RouterPolicy
-from router.routing.ledger import RouteLedger
-from router.routing.machine import maker_price, route, taker_limit_price
-from router.routing.order import RouteOrder, RouteRefused, RouteSettings, client_order_id
-from router.routing.scripted import Fault, Quote, ScriptedClock, ScriptedFill, ScriptedVenue
-from router.venue import (
+from router_tuner.config.loader import load_config
+from router_tuner.config.models import RouterConfig
+from router_tuner.router.codec import from_json, to_json
+from router_tuner.router.contract import Contract, ContractSpec
+from router_tuner.router.events import Intent, PositionSide, RouterEvent, Side
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.ledger import RouteLedger
+from router_tuner.router.routing.machine import maker_price, route, taker_limit_price
+from router_tuner.router.routing.order import RouteOrder, RouteRefused, RouteSettings, client_order_id
+from router_tuner.router.routing.scripted import Fault, Quote, ScriptedClock, ScriptedFill, ScriptedVenue
+from router_tuner.router.venue import (
     BelowMinNotional,
     InsufficientMargin,
     OrderNotFound,
@@ -573,7 +573,8 @@ def test_a_clock_that_stops_ends_the_route_with_one_event(router_config: RouterC
     assert len(v.requests) == 1
 
 
-@pytest.mark.parametrize("name", ["router.policy", "router.routing.machine", "router.routing.scripted"])
+@pytest.mark.parametrize("name", ["router_tuner.router.policy", "router_tuner.router.routing.machine",
+                                  "router_tuner.router.routing.scripted"])
 def test_docstring_examples_run(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0, f"{name} has no example"

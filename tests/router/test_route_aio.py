@@ -11,15 +11,15 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from config.loader import load_config
-from router.contract import Contract, ContractSpec
-from router.events import Fill, RouterEvent
-from router.policy import RouterPolicy
-from router.routing.aio import PollingOrderUpdates, ThreadedVenue, drive_async
-from router.routing.calls import Steps
-from router.routing.machine import route_machine
-from router.routing.order import RouteOrder, RouteSettings
-from router.venue import OrderNotFound, OrderRequest, OrderState, TopOfBook, VenueTimeout
+from router_tuner.config.loader import load_config
+from router_tuner.router.contract import Contract, ContractSpec
+from router_tuner.router.events import Fill, RouterEvent
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.aio import PollingOrderUpdates, ThreadedVenue, drive_async
+from router_tuner.router.routing.calls import Steps
+from router_tuner.router.routing.machine import route_machine
+from router_tuner.router.routing.order import RouteOrder, RouteSettings
+from router_tuner.router.venue import OrderNotFound, OrderRequest, OrderState, TopOfBook, VenueTimeout
 
 TTL_MS = 2_000.0
 

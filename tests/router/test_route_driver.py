@@ -9,19 +9,19 @@ import dataclasses
 import numpy as np
 import pytest
 
-from config.loader import load_config
-from router.contract import Contract
-from router.events import RouterEvent
-from router.market.synthetic import SyntheticMarketSpec, generate
-from router.policy import RouterPolicy
-from router.routing.calls import ContractOf, Now, Place, Touch
-from router.routing.drive import ClockDriver
-from router.routing.machine import route_machine
-from router.routing.order import RouteOrder, RouteRefused, RouteSettings
-from router.venue import InvalidOrder, OrderState, TopOfBook
-from router.venues.sim.config import SimVenueConfig
-from router.venues.sim.queue import RiskAverseQueue
-from router.venues.sim.venue import SimVenue
+from router_tuner.config.loader import load_config
+from router_tuner.router.contract import Contract
+from router_tuner.router.events import RouterEvent
+from router_tuner.router.market.synthetic import SyntheticMarketSpec, generate
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.calls import ContractOf, Now, Place, Touch
+from router_tuner.router.routing.drive import ClockDriver
+from router_tuner.router.routing.machine import route_machine
+from router_tuner.router.routing.order import RouteOrder, RouteRefused, RouteSettings
+from router_tuner.router.venue import InvalidOrder, OrderState, TopOfBook
+from router_tuner.router.venues.sim.config import SimVenueConfig
+from router_tuner.router.venues.sim.queue import RiskAverseQueue
+from router_tuner.router.venues.sim.venue import SimVenue
 
 S = 1_000_000_000
 

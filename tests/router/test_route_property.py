@@ -14,15 +14,15 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from config.loader import load_config
-from router.contract import Contract, ContractSpec
-from router.events import RouterEvent
-from router.market.synthetic import SyntheticMarketSpec, generate
-from router.policy import RouterPolicy
-from router.routing.machine import route
-from router.routing.order import RouteOrder, RouteSettings
-from router.routing.scripted import Fault, Quote, ScriptedFill, ScriptedVenue
-from router.venue import (
+from router_tuner.config.loader import load_config
+from router_tuner.router.contract import Contract, ContractSpec
+from router_tuner.router.events import RouterEvent
+from router_tuner.router.market.synthetic import SyntheticMarketSpec, generate
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.machine import route
+from router_tuner.router.routing.order import RouteOrder, RouteSettings
+from router_tuner.router.routing.scripted import Fault, Quote, ScriptedFill, ScriptedVenue
+from router_tuner.router.venue import (
     BelowMinNotional,
     InsufficientMargin,
     OrderNotFound,
@@ -34,9 +34,9 @@ from router.venue import (
     VenueTimeout,
     VenueUnavailable,
 )
-from router.venues.sim.config import SimVenueConfig
-from router.venues.sim.queue import RiskAverseQueue
-from router.venues.sim.venue import SimClock, SimVenue
+from router_tuner.router.venues.sim.config import SimVenueConfig
+from router_tuner.router.venues.sim.queue import RiskAverseQueue
+from router_tuner.router.venues.sim.venue import SimClock, SimVenue
 
 MS = 1_000_000
 TICK = 0.01

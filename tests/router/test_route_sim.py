@@ -13,17 +13,17 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from config.loader import load_config
-from config.models import PositionMode, RouterConfig
-from router.contract import Contract
-from router.events import PositionSide, RouterEvent, Side
-from router.market.tape import MarketTape
-from router.policy import RouterPolicy
-from router.routing.machine import route
-from router.routing.order import RouteOrder, RouteSettings
-from router.venues.sim.config import SimVenueConfig
-from router.venues.sim.queue import RiskAverseQueue
-from router.venues.sim.venue import SimVenue
+from router_tuner.config.loader import load_config
+from router_tuner.config.models import PositionMode, RouterConfig
+from router_tuner.router.contract import Contract
+from router_tuner.router.events import PositionSide, RouterEvent, Side
+from router_tuner.router.market.tape import MarketTape
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.machine import route
+from router_tuner.router.routing.order import RouteOrder, RouteSettings
+from router_tuner.router.venues.sim.config import SimVenueConfig
+from router_tuner.router.venues.sim.queue import RiskAverseQueue
+from router_tuner.router.venues.sim.venue import SimVenue
 
 MS = 1_000_000
 END_MS = 20_000

@@ -9,12 +9,12 @@ from pathlib import Path
 import plotly.offline
 import pytest
 
-from config.loader import load_config
-from simulation.job import SimulationOptions, SimulationResult, simulate
-from simulation.markets import synthetic_markets
-from simulation.report.page import ope_coverage, text_table, write_report
+from router_tuner.config.loader import load_config
+from router_tuner.simulation.job import SimulationOptions, SimulationResult, simulate
+from router_tuner.simulation.markets import synthetic_markets
+from router_tuner.simulation.report.page import ope_coverage, text_table, write_report
+from router_tuner.tuner.factory import build_grid
 from tests.simulation.page_parts import axis_titles, parse_page
-from tuner.factory import build_grid
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 

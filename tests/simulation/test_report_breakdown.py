@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulation.job import SimulationResult
-from simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, STATIC
-from simulation.report import breakdown
-from simulation.report.headline import headline
-from simulation.results import costs, cumulative_regret_bps
+from router_tuner.simulation.job import SimulationResult
+from router_tuner.simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, STATIC
+from router_tuner.simulation.report import breakdown
+from router_tuner.simulation.report.headline import headline
+from router_tuner.simulation.results import costs, cumulative_regret_bps
 from tests.simulation.test_report import report_result
 
 

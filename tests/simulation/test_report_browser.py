@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from simulation.report.page import write_report
+from router_tuner.simulation.report.page import write_report
 from tests.simulation.page_parts import parse_page
 from tests.simulation.test_report import report_result
 

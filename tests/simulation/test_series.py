@@ -6,8 +6,8 @@ import msgspec
 import numpy as np
 import pytest
 
-from simulation.runner import PolicyRun
-from simulation.series import learner_series
+from router_tuner.simulation.runner import PolicyRun
+from router_tuner.simulation.series import learner_series
 from tests.factories import routed
 
 

@@ -14,17 +14,17 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from cli.main import main
-from config.loader import DEFAULTS_DIR, load_config
-from config.models import ConfigBundle
-from router.policy import RouterPolicy
-from simulation.job import SimulationOptions, SimulationResult
-from simulation.learners import LearnerRun
-from simulation.recording import register_policy_versions
+from router_tuner.cli.main import main
+from router_tuner.config.loader import DEFAULTS_DIR, load_config
+from router_tuner.config.models import ConfigBundle
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.simulation.job import SimulationOptions, SimulationResult
+from router_tuner.simulation.learners import LearnerRun
+from router_tuner.simulation.recording import register_policy_versions
+from router_tuner.tuner.factory import build_grid, build_guardrails
+from router_tuner.tuner.registry import PolicyRegistry
+from router_tuner.tuner.service.publish import InMemoryPublisher, PolicyRecord, VersionMetrics
 from tests.conftest import use_tracking_uri
-from tuner.factory import build_grid, build_guardrails
-from tuner.registry import PolicyRegistry
-from tuner.service.publish import InMemoryPublisher, PolicyRecord, VersionMetrics
 
 
 @pytest.fixture()
@@ -44,7 +44,7 @@ def test_simulate_logs_a_parent_run_and_registers_final_policies(
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("ROUTER_TUNER_DATA", "")
-    monkeypatch.setattr("router.market.binance._DEFAULT_DATA_DIR", tmp_path / "none")
+    monkeypatch.setattr("router_tuner.router.market.binance._DEFAULT_DATA_DIR", tmp_path / "none")
     (tmp_path / "cwd").mkdir()
     monkeypatch.chdir(tmp_path / "cwd")  # not the store's folder: artifacts must follow the store, not the cwd
     code = main(["simulate", "--orders", "40", "--symbols", "BTCUSDT", "--seed", "5", "--out", str(tmp_path / "out"),

@@ -11,16 +11,16 @@ import msgspec
 import numpy as np
 import pytest
 
-from cli.main import main
-from config.loader import load_config
-from simulation.intents import intent_stream, lane_count
-from simulation.job import SimulationOptions, load_markets, simulate
-from simulation.learners import LEARNERS, arm_shares, greedy_arm, parse_learners
-from simulation.markets import synthetic_markets
-from simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, RULE, STATIC
-from simulation.report.page import summary_dict
-from simulation.results import ope_vs_truth
-from tuner.factory import build_grid, build_learner
+from router_tuner.cli.main import main
+from router_tuner.config.loader import load_config
+from router_tuner.simulation.intents import intent_stream, lane_count
+from router_tuner.simulation.job import SimulationOptions, load_markets, simulate
+from router_tuner.simulation.learners import LEARNERS, arm_shares, greedy_arm, parse_learners
+from router_tuner.simulation.markets import synthetic_markets
+from router_tuner.simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, RULE, STATIC
+from router_tuner.simulation.report.page import summary_dict
+from router_tuner.simulation.results import ope_vs_truth
+from router_tuner.tuner.factory import build_grid, build_learner
 
 ORDERS = 40
 
@@ -153,7 +153,7 @@ def test_bad_input_is_refused(config) -> None:
 @pytest.fixture()
 def no_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROUTER_TUNER_DATA", "")
-    monkeypatch.setattr("router.market.binance._DEFAULT_DATA_DIR", tmp_path / "none")
+    monkeypatch.setattr("router_tuner.router.market.binance._DEFAULT_DATA_DIR", tmp_path / "none")
 
 
 def test_cli_json_line_schema(tmp_path: Path, no_data: None, capsys) -> None:
@@ -214,7 +214,7 @@ def test_the_json_names_the_default_learner_and_both_oracles(config, result) -> 
 
 
 def test_the_segment_oracle_picks_the_best_arm_of_each_block(result) -> None:
-    from simulation.results import costs, segment_oracle_cost_bps
+    from router_tuner.simulation.results import costs, segment_oracle_cost_bps
 
     sym = result.symbols["BTCUSDT"]
     fixed = {n: r for n, r in sym.runs.items() if n.startswith(FIXED_PREFIX)}

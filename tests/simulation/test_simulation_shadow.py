@@ -11,17 +11,17 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from cli.main import main
-from config.loader import load_config
-from config.models import ConfigBundle
-from executor.journal import Journal
-from router.events import ShadowDecision
-from simulation.intents import intent_stream
-from simulation.job import SimulationOptions, simulate
-from simulation.markets import synthetic_markets
-from simulation.report.page import summary_dict, write_report
-from simulation.runner import intent_index, route_intents
-from simulation.shadow import (
+from router_tuner.cli.main import main
+from router_tuner.config.loader import load_config
+from router_tuner.config.models import ConfigBundle
+from router_tuner.executor.journal import Journal
+from router_tuner.router.events import ShadowDecision
+from router_tuner.simulation.intents import intent_stream
+from router_tuner.simulation.job import SimulationOptions, simulate
+from router_tuner.simulation.markets import synthetic_markets
+from router_tuner.simulation.report.page import summary_dict, write_report
+from router_tuner.simulation.runner import intent_index, route_intents
+from router_tuner.simulation.shadow import (
     CHAMPION_ALL_ORDERS,
     CHAMPION_SAME_ORDERS,
     LIVE_PHASE,
@@ -33,9 +33,9 @@ from simulation.shadow import (
     sent_fingerprint,
     shadow_phase_matches_champion,
 )
+from router_tuner.tuner.arms import Arm
+from router_tuner.tuner.factory import build_grid
 from tests.simulation.page_parts import axis_titles, parse_page
-from tuner.arms import Arm
-from tuner.factory import build_grid
 
 ORDERS = 120
 SYMBOL = "BTCUSDT"
@@ -163,7 +163,7 @@ def test_unknown_scenario_symbol_is_refused(config, market, intents) -> None:
 @pytest.fixture()
 def no_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROUTER_TUNER_DATA", "")
-    monkeypatch.setattr("router.market.binance._DEFAULT_DATA_DIR", tmp_path / "none")
+    monkeypatch.setattr("router_tuner.router.market.binance._DEFAULT_DATA_DIR", tmp_path / "none")
 
 
 def test_cli_json_line_shadow_block(tmp_path: Path, no_data: None, capsys) -> None:

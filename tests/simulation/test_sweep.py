@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config import load_config
-from config.models import ConfigBundle
-from simulation.sweep.grid import (
+from router_tuner.config import load_config
+from router_tuner.config.models import ConfigBundle
+from router_tuner.simulation.sweep.grid import (
     SYNTHETIC,
     GridError,
     SweepGrid,
@@ -25,11 +25,11 @@ from simulation.sweep.grid import (
     settings_grid,
     with_settings,
 )
-from simulation.sweep.run import run_sweep
-from simulation.sweep.store import CheckpointError, CheckpointStore
-from simulation.sweep.table import sweep_rows, write_table
+from router_tuner.simulation.sweep.run import run_sweep
+from router_tuner.simulation.sweep.store import CheckpointError, CheckpointStore
+from router_tuner.simulation.sweep.table import sweep_rows, write_table
+from router_tuner.tuner.cluster import LocalRunner, TaskRunner
 from tests.conftest import edit_config
-from tuner.cluster import LocalRunner, TaskRunner
 
 T = TypeVar("T")
 R = TypeVar("R")

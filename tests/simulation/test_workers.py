@@ -9,12 +9,12 @@ from collections.abc import Callable
 
 import pytest
 
-from config.loader import load_config
-from simulation.job import SimulationOptions, baseline_names, baseline_sources, simulate
-from simulation.markets import synthetic_markets
-from simulation.report.page import summary_dict
-from simulation.workers import run_forked
-from tuner.factory import build_grid
+from router_tuner.config.loader import load_config
+from router_tuner.simulation.job import SimulationOptions, baseline_names, baseline_sources, simulate
+from router_tuner.simulation.markets import synthetic_markets
+from router_tuner.simulation.report.page import summary_dict
+from router_tuner.simulation.workers import run_forked
+from router_tuner.tuner.factory import build_grid
 
 
 def test_two_workers_give_the_results_of_one_and_count_every_order() -> None:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from config.loader import load_config
-from executor.journal import Journal
-from simulation.job import SimulationOptions, simulate
-from simulation.markets import synthetic_markets
-from simulation.recording import write_journal
-from tuner.factory import build_grid
+from router_tuner.config.loader import load_config
+from router_tuner.executor.journal import Journal
+from router_tuner.simulation.job import SimulationOptions, simulate
+from router_tuner.simulation.markets import synthetic_markets
+from router_tuner.simulation.recording import write_journal
+from router_tuner.tuner.factory import build_grid
 
 
 def _counts(path: Path) -> dict[str, int]:

@@ -6,12 +6,12 @@ import msgspec
 import numpy as np
 import pytest
 
-from config.models import ConfigBundle
-from router.policy import RouterPolicy
+from router_tuner.config.models import ConfigBundle
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.tuner.arms import Arm
+from router_tuner.tuner.budget import BudgetLimits, ExplorationBudget
+from router_tuner.tuner.service.tuner_service import TunerService
 from tests.tuner.test_service import SYMBOL, event_for, new_service, tuned_bundle
-from tuner.arms import Arm
-from tuner.budget import BudgetLimits, ExplorationBudget
-from tuner.service.tuner_service import TunerService
 
 NS_PER_DAY = 86_400 * 10**9
 ORDERS_PER_DAY = 500

@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from tuner.cluster import ClusterError, LocalRunner, RayRunner, TaskFailed, TaskRunner
+from router_tuner.tuner.cluster import ClusterError, LocalRunner, RayRunner, TaskFailed, TaskRunner
 
 
 def square(x: int) -> int:

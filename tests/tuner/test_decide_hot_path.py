@@ -9,11 +9,11 @@ import msgspec
 import numpy as np
 import pytest
 
-from router.events import RouterEvent
-from router.policy import RouterPolicy
+from router_tuner.router.events import RouterEvent
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.tuner.arms import Arm, arm_id_of
+from router_tuner.tuner.learners import Context
 from tests.tuner.test_service import SYMBOL, event_for, model_cost, new_service, tuned_bundle
-from tuner.arms import Arm, arm_id_of
-from tuner.learners import Context
 
 CONTEXT = Context(spread_bps=1.0, volatility_bps=3.0, book_imbalance=0.2, hour=13.0, size_vs_touch=0.4)
 

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-import tuner.flat_params
-from config.loader import load_config, snapshot
-from config.redact import REDACTED
-from router.policy import RouterPolicy
-from tuner.flat_params import MAX_PARAM_CHARS, flatten_params
+import router_tuner.tuner.flat_params as flat_params_module
+from router_tuner.config.loader import load_config, snapshot
+from router_tuner.config.redact import REDACTED
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.tuner.flat_params import MAX_PARAM_CHARS, flatten_params
 
 
 def test_docstring_example_runs() -> None:
-    result = doctest.testmod(tuner.flat_params)
+    result = doctest.testmod(flat_params_module)
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -35,7 +35,7 @@ def test_a_value_mlflow_would_cut_is_refused() -> None:
 def test_the_registry_logs_flat_redacted_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow import MlflowClient
 
-    from tuner.registry import PolicyRegistry
+    from router_tuner.tuner.registry import PolicyRegistry
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     bundle = load_config()

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tuner.arms import Arm, ArmGrid
-from tuner.guardrails import (
+from router_tuner.tuner.arms import Arm, ArmGrid
+from router_tuner.tuner.guardrails import (
     AdwinParams,
     DriftMonitor,
     GuardrailError,
@@ -22,7 +22,7 @@ from tuner.guardrails import (
     clamp_step,
     should_publish,
 )
-from tuner.learners import UCB, NormalThompson
+from router_tuner.tuner.learners import UCB, NormalThompson
 
 GRID = ArmGrid.from_values([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0], [0.0, 0.1, 0.2, 0.3, 0.5, 1.0],
                            min_offset_bps=0.0, max_offset_bps=6.0)

@@ -8,10 +8,15 @@ from typing import Any
 
 import pytest
 
-from config.loader import load_config
-from router.policy import PolicyError, RouterPolicy
-from tuner.gate_record import gate_problem
-from tuner.policy_source import ChampionGateStatus, RegistryPolicySource, StaticPolicySource, policy_from_document
+from router_tuner.config.loader import load_config
+from router_tuner.router.policy import PolicyError, RouterPolicy
+from router_tuner.tuner.gate_record import gate_problem
+from router_tuner.tuner.policy_source import (
+    ChampionGateStatus,
+    RegistryPolicySource,
+    StaticPolicySource,
+    policy_from_document,
+)
 
 BUNDLE = load_config()
 BOUNDS = BUNDLE.router.policy_bounds
@@ -155,8 +160,8 @@ def test_router_hot_swaps_after_promote_and_rollback_on_a_real_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    from tuner.promotion import force_promote
-    from tuner.registry import PolicyRegistry, RegistryError
+    from router_tuner.tuner.promotion import force_promote
+    from router_tuner.tuner.registry import PolicyRegistry, RegistryError
 
     registry = PolicyRegistry(f"sqlite:///{tmp_path}/store.db", experiment="test", model_prefix="policy")
     with pytest.raises(RegistryError):
@@ -181,8 +186,8 @@ def test_an_alias_moved_in_the_ui_is_not_picked_up_until_a_person_accepts_it(
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     from mlflow import MlflowClient
 
-    from tuner.promotion import force_promote
-    from tuner.registry import PolicyRegistry, RegistryError
+    from router_tuner.tuner.promotion import force_promote
+    from router_tuner.tuner.registry import PolicyRegistry, RegistryError
 
     registry = PolicyRegistry(f"sqlite:///{tmp_path}/store.db", experiment="test", model_prefix="policy")
     for n, offset in ((1, 1.0), (2, 2.0), (3, 3.0)):

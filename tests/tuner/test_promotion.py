@@ -10,21 +10,21 @@ import msgspec
 import numpy as np
 import pytest
 
-from cli.main import main
-from config.loader import load_config
-from executor.journal import Journal
-from router.events import RouterEvent
-from router.policy import RouterPolicy
-from router.routing.machine import RouteSettings, route
-from router.routing.order import RouteOrder
-from router.routing.scripted import Quote, ScriptedVenue
+from router_tuner.cli.main import main
+from router_tuner.config.loader import load_config
+from router_tuner.executor.journal import Journal
+from router_tuner.router.events import RouterEvent
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.machine import RouteSettings, route
+from router_tuner.router.routing.order import RouteOrder
+from router_tuner.router.routing.scripted import Quote, ScriptedVenue
+from router_tuner.tuner.policy_source import RegistryPolicySource
+from router_tuner.tuner.promotion import PromotionRule, judge, recent_events
+from router_tuner.tuner.service.publish import InMemoryPublisher
+from router_tuner.tuner.service.tuner_service import TunerService
+from router_tuner.tuner.shadow import with_shadow_symbols
 from tests.conftest import default_registry
 from tests.tuner.test_service import event_for
-from tuner.policy_source import RegistryPolicySource
-from tuner.promotion import PromotionRule, judge, recent_events
-from tuner.service.publish import InMemoryPublisher
-from tuner.service.tuner_service import TunerService
-from tuner.shadow import with_shadow_symbols
 
 BUNDLE = load_config()
 OPE = msgspec.structs.replace(BUNDLE.tuner.ope, bootstrap_resamples=200)

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from config.loader import load_config
-from router.policy import RouterPolicy
-from tests.conftest import use_tracking_uri
-from tuner.registry import (
+from router_tuner.config.loader import load_config
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.tuner.registry import (
     CHALLENGER,
     CHAMPION,
     PREVIOUS_CHAMPION_TAG,
@@ -18,6 +17,7 @@ from tuner.registry import (
     RegistryError,
     resolve_tracking_uri,
 )
+from tests.conftest import use_tracking_uri
 
 ROUTER = load_config().router
 

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from tuner.registry import STORE_LOCK_SUFFIX
+from router_tuner.tuner.registry import STORE_LOCK_SUFFIX
 
 OPEN_STORE = ("import sys\n"
               "from tuner.registry import PolicyRegistry\n"

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from router.events import RouterEvent
-from tuner.reward import RewardFilter
+from router_tuner.router.events import RouterEvent
+from router_tuner.tuner.reward import RewardFilter
 
 
 def _event(outcome: str, cost_bps: float | None) -> RouterEvent:

@@ -11,12 +11,12 @@ import msgspec
 import numpy as np
 import pytest
 
-from config.models import ConfigBundle
-from executor.journal import Journal
-from router.events import ArmSafetyEvent
+from router_tuner.config.models import ConfigBundle
+from router_tuner.executor.journal import Journal
+from router_tuner.router.events import ArmSafetyEvent
+from router_tuner.tuner.arms import Arm
+from router_tuner.tuner.safety import ArmSafety, SafetyLimits
 from tests.tuner.test_service import SYMBOL, event_for, new_service, tuned_bundle
-from tuner.arms import Arm
-from tuner.safety import ArmSafety, SafetyLimits
 
 BAD_ARM = "o2.00_b0.00"
 REPROBE = {"reprobe_after_outcomes": 1000, "max_reprobe_after_outcomes": 1000, "reprobe_min_outcomes": 1,
@@ -155,7 +155,7 @@ def test_a_change_of_the_maker_fill_rate_reopens_every_exclusion_without_a_drift
     assert safety.excluded == {}
 
 
-@pytest.mark.parametrize("name", ["tuner.safety", "tuner.budget"])
+@pytest.mark.parametrize("name", ["router_tuner.tuner.safety", "router_tuner.tuner.budget"])
 def test_docstring_examples_run(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0

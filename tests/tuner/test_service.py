@@ -18,17 +18,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from config.loader import load_config
-from config.models import ConfigBundle
-from router.events import RouterEvent
-from router.policy import RouterPolicy
+from router_tuner.config.loader import load_config
+from router_tuner.config.models import ConfigBundle
+from router_tuner.router.events import RouterEvent
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.tuner.arms import Arm
+from router_tuner.tuner.learners import Context
+from router_tuner.tuner.service.period import PeriodStats
+from router_tuner.tuner.service.publish import InMemoryPublisher
+from router_tuner.tuner.service.tuner_service import TunerService
 from tests.factories import fill, routed
 from tests.tuner.learners.test_convergence import MODEL
-from tuner.arms import Arm
-from tuner.learners import Context
-from tuner.service.period import PeriodStats
-from tuner.service.publish import InMemoryPublisher
-from tuner.service.tuner_service import TunerService
 
 SYMBOL = "BTCUSDT"
 TEMPLATE = routed(symbol=SYMBOL, fills=(fill(100.0, 1.0),))

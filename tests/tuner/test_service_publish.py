@@ -15,15 +15,15 @@ import msgspec
 import numpy as np
 import pytest
 
-from config.loader import snapshot
-from config.models import AdwinDrift
-from router.policy import RouterPolicy
+from router_tuner.config.loader import snapshot
+from router_tuner.config.models import AdwinDrift
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.tuner.factory import build_grid, build_guardrails, build_learner, build_reward_filter, symbol_seed
+from router_tuner.tuner.guardrails import AdwinParams, PageHinkleyParams
+from router_tuner.tuner.learners import UCB, EpsilonGreedy, LinUCB, NormalThompson
+from router_tuner.tuner.registry import PolicyVersion
+from router_tuner.tuner.service.publish import MlflowPublisher, PolicyRecord
 from tests.tuner.test_service import SYMBOL, drive, model_cost, new_service, tuned_bundle
-from tuner.factory import build_grid, build_guardrails, build_learner, build_reward_filter, symbol_seed
-from tuner.guardrails import AdwinParams, PageHinkleyParams
-from tuner.learners import UCB, EpsilonGreedy, LinUCB, NormalThompson
-from tuner.registry import PolicyVersion
-from tuner.service.publish import MlflowPublisher, PolicyRecord
 
 
 class RecordingRegistry:

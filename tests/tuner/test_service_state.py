@@ -8,10 +8,10 @@ import msgspec
 import numpy as np
 import pytest
 
+from router_tuner.tuner.service.publish import InMemoryPublisher
+from router_tuner.tuner.service.tuner_service import TunerService, tuners_state_path
+from router_tuner.tuner.state import StateFileError
 from tests.tuner.test_service import SYMBOL, drive, event_for, model_cost, tuned_bundle
-from tuner.service.publish import InMemoryPublisher
-from tuner.service.tuner_service import TunerService, tuners_state_path
-from tuner.state import StateFileError
 
 
 def test_saved_and_restored_service_makes_the_same_next_decisions(tmp_path: Path) -> None:

@@ -10,20 +10,20 @@ import msgspec
 import numpy as np
 import pytest
 
-from config.models import ConfigBundle
-from executor.journal import Journal
-from router.events import RouterEvent, ShadowDecision
-from router.policy import RouterPolicy
-from router.routing.machine import RouteSettings, route
-from router.routing.order import RouteOrder
-from router.routing.scripted import Quote, ScriptedFill, ScriptedVenue
-from router.venue import OrderRequest
+from router_tuner.config.models import ConfigBundle
+from router_tuner.executor.journal import Journal
+from router_tuner.router.events import RouterEvent, ShadowDecision
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.machine import RouteSettings, route
+from router_tuner.router.routing.order import RouteOrder
+from router_tuner.router.routing.scripted import Quote, ScriptedFill, ScriptedVenue
+from router_tuner.router.venue import OrderRequest
+from router_tuner.tuner.arms import Arm
+from router_tuner.tuner.service.publish import InMemoryPublisher
+from router_tuner.tuner.service.symbol import ShadowModeError
+from router_tuner.tuner.service.tuner_service import TunerService
+from router_tuner.tuner.shadow import ShadowRule, with_shadow_symbols
 from tests.tuner.test_service import SYMBOL, event_for, tuned_bundle
-from tuner.arms import Arm
-from tuner.service.publish import InMemoryPublisher
-from tuner.service.symbol import ShadowModeError
-from tuner.service.tuner_service import TunerService
-from tuner.shadow import ShadowRule, with_shadow_symbols
 
 CHAMPION_ARM = "o0.50_b0.00"
 

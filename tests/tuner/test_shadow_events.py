@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from executor.journal import DuplicateEvent, Journal
-from router.codec import SchemaError, from_dataframe, from_json, to_dataframe, to_json
-from router.events import SCHEMA_VERSION, ArmSafetyChange, ArmSafetyEvent, ShadowDecision
+from router_tuner.executor.journal import DuplicateEvent, Journal
+from router_tuner.router.codec import SchemaError, from_dataframe, from_json, to_dataframe, to_json
+from router_tuner.router.events import SCHEMA_VERSION, ArmSafetyChange, ArmSafetyEvent, ShadowDecision
 
 
 def shadow_record(intent_id: str, *, agrees: bool = True) -> ShadowDecision:

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from router.venue import OrderRequest
-from router.venues.ccxt.config import CcxtVenueConfig
+from router_tuner.router.venue import OrderRequest
+from router_tuner.router.venues.ccxt.config import CcxtVenueConfig
 from tests.fakes.binance_usdm import FakeBinanceUsdm
 from tests.fakes.binance_user_ws import FakeUserDataStream
 

@@ -10,10 +10,10 @@ from dataclasses import replace
 
 import pytest
 
-from router.contract import Contract
-from router.venue import OrderNotFound, PostOnlyRejected, RateLimited, StopRequest
-from router.venues.ccxt.aio import AsyncCcxtVenue
-from router.venues.ccxt.config import ApiCredentials
+from router_tuner.router.contract import Contract
+from router_tuner.router.venue import OrderNotFound, PostOnlyRejected, RateLimited, StopRequest
+from router_tuner.router.venues.ccxt.aio import AsyncCcxtVenue
+from router_tuner.router.venues.ccxt.config import ApiCredentials
 from tests.fakes.binance_usdm import ALGO_ORDER_PATH, FakeBinanceUsdm, RateLimitReply, Stall
 from tests.venues.stream_support import API_KEY, API_SECRET, resting_buy, venue_config
 

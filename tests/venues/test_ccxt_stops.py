@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from router.venue import InvalidOrder, OrderNotFound, StopRequest, StopWouldTrigger, VenueError
-from router.venues.ccxt.parse import stop_state
-from router.venues.ccxt.venue import CcxtVenue
+from router_tuner.router.venue import InvalidOrder, OrderNotFound, StopRequest, StopWouldTrigger, VenueError
+from router_tuner.router.venues.ccxt.parse import stop_state
+from router_tuner.router.venues.ccxt.venue import CcxtVenue
 from tests.fakes.binance_usdm import ALGO_ORDER_PATH, FakeBinanceUsdm, Stall
 from tests.venues.test_ccxt_venue import FakeClock, connect
 

@@ -11,12 +11,12 @@ import ccxt
 import numpy as np
 import pytest
 
-from config.loader import load_config
-from router.contract import Contract, notional_usd, venue_contract
-from router.policy import RouterPolicy
-from router.routing.machine import route
-from router.routing.order import RouteOrder, RouteSettings
-from router.venue import (
+from router_tuner.config.loader import load_config
+from router_tuner.router.contract import Contract, notional_usd, venue_contract
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.machine import route
+from router_tuner.router.routing.order import RouteOrder, RouteSettings
+from router_tuner.router.venue import (
     BelowMinNotional,
     InsufficientMargin,
     InvalidOrder,
@@ -28,10 +28,10 @@ from router.venue import (
     VenueError,
     VenueTimeout,
 )
-from router.venues.ccxt.config import ApiCredentials, CcxtVenueConfig
-from router.venues.ccxt.parse import contract_of_market, position_amounts, price_tick
-from router.venues.ccxt.quirks import quirks_for
-from router.venues.ccxt.venue import CcxtVenue
+from router_tuner.router.venues.ccxt.config import ApiCredentials, CcxtVenueConfig
+from router_tuner.router.venues.ccxt.parse import contract_of_market, position_amounts, price_tick
+from router_tuner.router.venues.ccxt.quirks import quirks_for
+from router_tuner.router.venues.ccxt.venue import CcxtVenue
 from tests.fakes.binance_usdm import ErrorReply, FakeBinanceUsdm, RateLimitReply, Stall
 
 API_KEY = "PLANTEDkey0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
@@ -514,7 +514,7 @@ def test_redacting_filter_masks_args_and_tracebacks(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     venue = connect(fake, clock)
-    log = logging.getLogger("router.venues.ccxt.venue")
+    log = logging.getLogger("router_tuner.router.venues.ccxt.venue")
     try:
         raise RuntimeError(f"boom {API_SECRET}")
     except RuntimeError:
@@ -534,7 +534,7 @@ def test_duplicate_client_order_id_on_a_first_send_is_an_error(
 
 
 def test_a_venue_that_fails_to_connect_leaves_no_log_filters(fake: FakeBinanceUsdm, clock: FakeClock) -> None:
-    log = logging.getLogger("router.venues.ccxt.venue")
+    log = logging.getLogger("router_tuner.router.venues.ccxt.venue")
     before = list(log.filters)
     with pytest.raises(VenueError):
         CcxtVenue.from_env(

@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from router.venue import OrderState
-from router.venues.ccxt.aio import AsyncCcxtVenue
-from router.venues.ccxt.config import ApiCredentials
-from router.venues.ccxt.order_feed import FeedSettings, StreamOrderFeed
+from router_tuner.router.venue import OrderState
+from router_tuner.router.venues.ccxt.aio import AsyncCcxtVenue
+from router_tuner.router.venues.ccxt.config import ApiCredentials
+from router_tuner.router.venues.ccxt.order_feed import FeedSettings, StreamOrderFeed
 from tests.fakes.binance_usdm import ErrorReply, FakeBinanceUsdm
 from tests.fakes.binance_user_ws import LISTEN_KEY_PATH
 from tests.venues.stream_support import (
@@ -229,7 +229,7 @@ def test_a_fill_reported_under_another_order_is_not_believed_and_reaches_its_own
 def test_reports_of_unfollowed_orders_are_kept_newest_first_up_to_the_cap(
     fakes: Fakes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("router.venues.ccxt.order_feed.UNFOLLOWED_KEPT", 2)
+    monkeypatch.setattr("router_tuner.router.venues.ccxt.order_feed.UNFOLLOWED_KEPT", 2)
 
     async def body(venue: AsyncCcxtVenue, feed: StreamOrderFeed) -> None:
         feed.track("BTCUSDT", "kept")

@@ -9,9 +9,9 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.events import Fill
-from router.venue import OrderState
-from router.venues.ccxt.order_feed import TrackedOrder, merge_status
+from router_tuner.router.events import Fill
+from router_tuner.router.venue import OrderState
+from router_tuner.router.venues.ccxt.order_feed import TrackedOrder, merge_status
 
 QTY = 1.0
 

@@ -8,15 +8,15 @@ import dataclasses
 
 import numpy as np
 
-from config.loader import load_config
-from router.events import RouterEvent
-from router.policy import RouterPolicy
-from router.routing.aio import drive_async
-from router.routing.machine import route_machine
-from router.routing.order import RouteOrder, RouteSettings
-from router.venues.ccxt.aio import AsyncCcxtVenue
-from router.venues.ccxt.config import ApiCredentials
-from router.venues.ccxt.order_feed import FeedSettings, StreamOrderFeed
+from router_tuner.config.loader import load_config
+from router_tuner.router.events import RouterEvent
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.aio import drive_async
+from router_tuner.router.routing.machine import route_machine
+from router_tuner.router.routing.order import RouteOrder, RouteSettings
+from router_tuner.router.venues.ccxt.aio import AsyncCcxtVenue
+from router_tuner.router.venues.ccxt.config import ApiCredentials
+from router_tuner.router.venues.ccxt.order_feed import FeedSettings, StreamOrderFeed
 from tests.venues.stream_support import API_KEY, API_SECRET, SLOW_POLL_MS, Fakes, eventually, venue_config
 
 MAKER_TTL_MS = 60_000.0  # a route that waited this long was not woken by the stream (and then cancels)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router.venue import InvalidOrder, OrderRequest
-from router.venues.sim import SimVenue
+from router_tuner.router.venue import InvalidOrder, OrderRequest
+from router_tuner.router.venues.sim import SimVenue
 from tests.venues.test_sim_venue_props import tapes
 from tests.venues.test_sim_venue_support import MS, config, limit, make_tape, market
 

@@ -3,7 +3,7 @@ the earlier one, and moves up when the earlier one leaves the queue."""
 
 from __future__ import annotations
 
-from router.venues.sim import SimVenue
+from router_tuner.router.venues.sim import SimVenue
 from tests.venues.test_sim_venue_support import MS, config, limit, make_tape
 
 QUOTES = [(0, 99, 5, 101, 5), (100 * MS, 99, 5, 101, 5)]

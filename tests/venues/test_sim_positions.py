@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from config.models import PositionMode
-from router.events import PositionSide
-from router.venue import InvalidOrder, OrderNotFound, OrderRequest
-from router.venues.sim import ReduceOnlyRejected, SimVenue, SimVenueConfig
+from router_tuner.config.models import PositionMode
+from router_tuner.router.events import PositionSide
+from router_tuner.router.venue import InvalidOrder, OrderNotFound, OrderRequest
+from router_tuner.router.venues.sim import ReduceOnlyRejected, SimVenue, SimVenueConfig
 from tests.venues.test_sim_venue_support import MS, config, make_tape
 
 FLAT = [(0, 99, 5, 101, 5), (1000 * MS, 99, 5, 101, 5)]

@@ -12,18 +12,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from config.loader import load_config
-from router.market.tape import MarketTape
-from router.venue import OrderState, PostOnlyRejected, VenueError
-from router.venues.sim import SimVenue
-from router.venues.sim import book as book_module
-from router.venues.sim.book import TapeBook
-from simulation.job import SimulationOptions, simulate
-from simulation.markets import synthetic_markets
-from simulation.report.page import summary_dict
+from router_tuner.config.loader import load_config
+from router_tuner.router.market.tape import MarketTape
+from router_tuner.router.venue import OrderState, PostOnlyRejected, VenueError
+from router_tuner.router.venues.sim import SimVenue
+from router_tuner.router.venues.sim import book as book_module
+from router_tuner.router.venues.sim.book import TapeBook
+from router_tuner.simulation.job import SimulationOptions, simulate
+from router_tuner.simulation.markets import synthetic_markets
+from router_tuner.simulation.report.page import summary_dict
+from router_tuner.tuner.factory import build_grid
 from tests.venues.test_sim_venue_props import tapes
 from tests.venues.test_sim_venue_support import MS, config, limit, make_tape, market
-from tuner.factory import build_grid
 
 FLAT = [(0, 99, 3, 101, 4), (100 * MS, 99, 3, 101, 4)]
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.venue import (
+from router_tuner.router.venue import (
     InvalidOrder,
     OrderNotFound,
     OrderRequest,
@@ -15,7 +15,7 @@ from router.venue import (
     StopWouldTrigger,
     stop_condition_met,
 )
-from router.venues.sim import SimVenue
+from router_tuner.router.venues.sim import SimVenue
 from tests.venues.test_sim_venue_support import MS, config, make_tape
 
 QUOTES = [(0, 100, 5, 101, 5)] + [(t * 10 * MS, 100, 5, 101, 5) for t in range(1, 100)]

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from router.venue import InvalidOrder, OrderNotFound, PostOnlyRejected
-from router.venues.sim import (
+from router_tuner.router.venue import InvalidOrder, OrderNotFound, PostOnlyRejected
+from router_tuner.router.venues.sim import (
     PowerProbQueue,
     ReplayExhausted,
     RiskAverseQueue,

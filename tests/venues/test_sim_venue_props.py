@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router.venue import PostOnlyRejected
-from router.venues.sim import LogProbQueue, PowerProbQueue, RiskAverseQueue, SimVenue, SimVenueConfig
-from router.venues.sim.book import TapeBook
-from router.venues.sim.queue import front_after_level_change
+from router_tuner.router.venue import PostOnlyRejected
+from router_tuner.router.venues.sim import LogProbQueue, PowerProbQueue, RiskAverseQueue, SimVenue, SimVenueConfig
+from router_tuner.router.venues.sim.book import TapeBook
+from router_tuner.router.venues.sim.queue import front_after_level_change
 from tests.venues.test_sim_venue_support import MS, config, limit, make_tape, market
 
 DATA = Path("/work/shared/data/binance/usdm_btcusdt_20240808.jsonl.gz")
@@ -142,7 +142,7 @@ def test_depth_snapshots_and_gaps() -> None:
 
 @pytest.mark.skipif(not DATA.exists(), reason="recorded Binance data not present")
 def test_recorded_binance_replay() -> None:
-    from router.market.binance import load_binance
+    from router_tuner.router.market.binance import load_binance
 
     tape = load_binance([DATA])
     start = int(tape.quote_ts_ns[0]) + 10 * 1_000_000_000

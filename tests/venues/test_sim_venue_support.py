@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from router.contract import Contract
-from router.market.tape import MarketTape
-from router.venue import OrderRequest, TimeInForce
-from router.venues.sim import PowerProbQueue, QueueModel, SimVenueConfig
+from router_tuner.router.contract import Contract
+from router_tuner.router.market.tape import MarketTape
+from router_tuner.router.venue import OrderRequest, TimeInForce
+from router_tuner.router.venues.sim import PowerProbQueue, QueueModel, SimVenueConfig
 
 MS = 1_000_000
 

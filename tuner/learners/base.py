@@ -18,8 +18,8 @@ from typing import Any, ClassVar, NamedTuple
 import msgspec
 import numpy as np
 
-from features.context import Context
-from tuner.arms import Arm, ArmGrid
+from router_tuner.features.context import Context
+from router_tuner.tuner.arms import Arm, ArmGrid
 
 _ALLOWED_CACHE_SIZE = 256
 """Distinct allowed-arm sets remembered per learner (a guard against unbounded growth, not a tuning knob)."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.context import Context, hour_on_circle
+from router_tuner.features.context import Context, hour_on_circle
 
 N_FEATURES = 7
 """Intercept, spread, volatility, book imbalance, sin(hour), cos(hour), size vs touch."""

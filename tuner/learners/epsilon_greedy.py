@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from features.context import Context
-from tuner.arms import ArmGrid
-from tuner.learners.base import MomentsLearner, MomentsState, RouteOutcome
+from router_tuner.features.context import Context
+from router_tuner.tuner.arms import ArmGrid
+from router_tuner.tuner.learners.base import MomentsLearner, MomentsState, RouteOutcome
 
 
 class EpsilonGreedyState(MomentsState, frozen=True, tag="epsilon_greedy"):
@@ -41,7 +41,7 @@ class EpsilonGreedy(MomentsLearner):
 
     Examples
     --------
-    >>> from tuner.arms import ArmGrid
+    >>> from router_tuner.tuner.arms import ArmGrid
     >>> grid = ArmGrid.from_values([0.0, 2.0], [0.0], min_offset_bps=0.0, max_offset_bps=5.0)
     >>> eg = EpsilonGreedy(grid, epsilon=0.2, decay=0.0, min_epsilon=0.2, burn_in=1, seed=1)
     >>> eg.update("o0.00_b0.00", -4.0); eg.update("o2.00_b0.00", -1.0)

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 
-from features.context import Context
-from tuner.arms import ArmGrid
-from tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
-from tuner.learners.context import N_FEATURES, ContextScales
+from router_tuner.features.context import Context
+from router_tuner.tuner.arms import ArmGrid
+from router_tuner.tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
+from router_tuner.tuner.learners.context import N_FEATURES, ContextScales
 
 
 class LinUCBState(LearnerState, frozen=True, tag="linucb"):
@@ -54,9 +54,9 @@ class LinUCB(Learner):
 
     Examples
     --------
-    >>> from tuner.arms import ArmGrid
-    >>> from features.context import Context
-    >>> from tuner.learners.context import ContextScales
+    >>> from router_tuner.tuner.arms import ArmGrid
+    >>> from router_tuner.features.context import Context
+    >>> from router_tuner.tuner.learners.context import ContextScales
     >>> grid = ArmGrid.from_values([0.0, 2.0], [0.0], min_offset_bps=0.0, max_offset_bps=5.0)
     >>> lin = LinUCB(grid, scales=ContextScales(5.0, 10.0, 1.0), alpha=0.5, ridge=1.0,
     ...              prior_mean_reward=-3.0, burn_in=1, seed=0)

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from features.context import Context
-from tuner.arms import ArmGrid
-from tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
+from router_tuner.features.context import Context
+from router_tuner.tuner.arms import ArmGrid
+from router_tuner.tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
 
 
 class RobbinsMonroState(LearnerState, frozen=True, tag="robbins_monro"):
@@ -61,7 +61,7 @@ class RobbinsMonro(Learner):
 
     Examples
     --------
-    >>> from tuner.arms import ArmGrid
+    >>> from router_tuner.tuner.arms import ArmGrid
     >>> grid = ArmGrid.from_values([0.0, 1.0, 2.0, 4.0], [0.0], min_offset_bps=0.0, max_offset_bps=5.0)
     >>> rm = RobbinsMonro(grid, initial_offset_bps=0.0, step_bps=0.5, step_decay=0.7, exploration=0.1,
     ...                   baseline_window=50.0, burn_in=0, seed=3)

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 from scipy.special import expit, logit
 
-from features.context import Context
-from tuner.arms import ArmGrid
-from tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
+from router_tuner.features.context import Context
+from router_tuner.tuner.arms import ArmGrid
+from router_tuner.tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
 
 _MAKER_STATS = ("posted", "filled", "unfilled", "fills", "fill_cost", "fallback_cost")
 """Per replica and offset. Rows 0-2 count, rows 3-5 total, the three pieces (fill probability, cost of a fill,
@@ -92,8 +92,8 @@ class StructuredThompson(Learner):
 
     Examples
     --------
-    >>> from tuner.arms import ArmGrid
-    >>> from tuner.learners.base import RouteOutcome
+    >>> from router_tuner.tuner.arms import ArmGrid
+    >>> from router_tuner.tuner.learners.base import RouteOutcome
     >>> grid = ArmGrid.from_values([0.0, 2.0], [0.0, 1.0], min_offset_bps=0.0, max_offset_bps=5.0)
     >>> grid.arm_ids
     ('o0.00_b0.00', 'o0.00_b1.00', 'o2.00_b0.00')

@@ -8,9 +8,9 @@ from collections.abc import Collection
 import numpy as np
 from scipy.special import ndtr, ndtri, stdtrit
 
-from features.context import Context
-from tuner.arms import ArmGrid
-from tuner.learners.base import MomentsLearner, MomentsState, RouteOutcome
+from router_tuner.features.context import Context
+from router_tuner.tuner.arms import ArmGrid
+from router_tuner.tuner.learners.base import MomentsLearner, MomentsState, RouteOutcome
 
 
 class ThompsonState(MomentsState, frozen=True, tag="thompson"):
@@ -69,7 +69,7 @@ class NormalThompson(MomentsLearner):
 
     Examples
     --------
-    >>> from tuner.arms import ArmGrid
+    >>> from router_tuner.tuner.arms import ArmGrid
     >>> grid = ArmGrid.from_values([0.0, 2.0], [0.0], min_offset_bps=0.0, max_offset_bps=5.0)
     >>> ts = NormalThompson(grid, prior_mean_reward=-3.0, prior_mean_pseudo_count=1.0, prior_noise_std=2.0,
     ...                     prior_noise_pseudo_count=2.0, burn_in=1, seed=7)

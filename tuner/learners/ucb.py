@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from features.context import Context
-from tuner.arms import ArmGrid
-from tuner.learners.base import MomentsLearner, MomentsState
+from router_tuner.features.context import Context
+from router_tuner.tuner.arms import ArmGrid
+from router_tuner.tuner.learners.base import MomentsLearner, MomentsState
 
 
 class UCBState(MomentsState, frozen=True, tag="ucb"):
@@ -39,7 +39,7 @@ class UCB(MomentsLearner):
 
     Examples
     --------
-    >>> from tuner.arms import ArmGrid
+    >>> from router_tuner.tuner.arms import ArmGrid
     >>> grid = ArmGrid.from_values([0.0, 2.0], [0.0], min_offset_bps=0.0, max_offset_bps=5.0)
     >>> ucb = UCB(grid, delta=1.0, min_noise_std=0.5, burn_in=1, seed=3)
     >>> for _ in range(300):

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from config.models import OpeConfig
-from router.events import RouterEvent
-from tuner.ope.cost import CostInterval
-from tuner.ope.estimators import paired_interval
-from tuner.ope.run import CandidateReport, evaluate_candidate
+from router_tuner.config.models import OpeConfig
+from router_tuner.router.events import RouterEvent
+from router_tuner.tuner.ope.cost import CostInterval
+from router_tuner.tuner.ope.estimators import paired_interval
+from router_tuner.tuner.ope.run import CandidateReport, evaluate_candidate
 
 ON_POLICY = "on_policy"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tuner.ope.estimators import OpeEstimate
+from router_tuner.tuner.ope.estimators import OpeEstimate
 
 
 @dataclass(frozen=True, slots=True)

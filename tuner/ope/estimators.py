@@ -28,10 +28,10 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from tuner.ope.bootstrap import BlockBootstrap, BootstrapConfig, Component, point_value
-from tuner.ope.log import LoggedBandit
-from tuner.ope.policy import check_policy
-from tuner.ope.reward_model import RewardModel, RewardPrediction
+from router_tuner.tuner.ope.bootstrap import BlockBootstrap, BootstrapConfig, Component, point_value
+from router_tuner.tuner.ope.log import LoggedBandit
+from router_tuner.tuner.ope.policy import check_policy
+from router_tuner.tuner.ope.reward_model import RewardModel, RewardPrediction
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +263,7 @@ def evaluate(
 
     Examples
     --------
-    >>> from tuner.ope.policy import fixed_arm_policy
+    >>> from router_tuner.tuner.ope.policy import fixed_arm_policy
     >>> log = LoggedBandit(actions=np.array([0, 1, 0, 1]), propensities=np.full(4, 0.5),
     ...                    rewards=np.array([-2.0, -5.0, -1.0, -4.0]), arm_ids=("maker", "taker"))
     >>> boot = BootstrapConfig(n_resamples=200, ci_level=0.9, seed=0, max_blocks=1000)

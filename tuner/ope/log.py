@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from router.events import RouterEvent
+from router_tuner.router.events import RouterEvent
 
 PROBABILITY_ROW_SUM_ATOL = 1e-6
 """How far a row of action probabilities may sum from 1 (float rounding, not a tunable)."""

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from tuner.ope.log import PROBABILITY_ROW_SUM_ATOL, LoggedBandit
+from router_tuner.tuner.ope.log import PROBABILITY_ROW_SUM_ATOL, LoggedBandit
 
 
 class PolicyError(ValueError):

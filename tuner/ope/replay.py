@@ -15,9 +15,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from tuner.ope.bootstrap import BlockBootstrap, BootstrapConfig
-from tuner.ope.estimators import OpeEstimate
-from tuner.ope.log import LoggedBandit
+from router_tuner.tuner.ope.bootstrap import BlockBootstrap, BootstrapConfig
+from router_tuner.tuner.ope.estimators import OpeEstimate
+from router_tuner.tuner.ope.log import LoggedBandit
 
 UNIFORM_PROPENSITY_RTOL = 1e-9
 """Relative tolerance when checking that every logged propensity equals 1/K (float rounding)."""

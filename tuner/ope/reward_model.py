@@ -13,8 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
-from tuner.ope.bootstrap import Component
-from tuner.ope.log import LoggedBandit
+from router_tuner.tuner.ope.bootstrap import Component
+from router_tuner.tuner.ope.log import LoggedBandit
 
 
 @dataclass(frozen=True, slots=True)

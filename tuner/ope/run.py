@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from config.models import OpeConfig
-from router.events import RouterEvent
-from tuner.ope.bootstrap import BlockBootstrap, BootstrapConfig, Component
-from tuner.ope.cost import cost_view
-from tuner.ope.estimators import (
+from router_tuner.config.models import OpeConfig
+from router_tuner.router.events import RouterEvent
+from router_tuner.tuner.ope.bootstrap import BlockBootstrap, BootstrapConfig, Component
+from router_tuner.tuner.ope.cost import cost_view
+from router_tuner.tuner.ope.estimators import (
     IPS,
     SNIPS,
     DirectMethod,
@@ -30,9 +30,9 @@ from tuner.ope.estimators import (
     on_policy_components,
     on_policy_value,
 )
-from tuner.ope.log import LoggedBandit
-from tuner.ope.policy import fixed_arm_policy
-from tuner.ope.reward_model import PerArmMeanModel
+from router_tuner.tuner.ope.log import LoggedBandit
+from router_tuner.tuner.ope.policy import fixed_arm_policy
+from router_tuner.tuner.ope.reward_model import PerArmMeanModel
 
 
 def estimators_from_config(config: OpeConfig) -> list[Estimator]:

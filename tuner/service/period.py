@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import msgspec
 
-from features.context import Context, hour_from_circle, hour_on_circle
-from router.events import RouterEvent
+from router_tuner.features.context import Context, hour_from_circle, hour_on_circle
+from router_tuner.router.events import RouterEvent
 
 _CONTEXT_FIELDS = 6
 """Running sums of spread, volatility, imbalance, sin(hour), cos(hour) and size vs touch."""

@@ -15,16 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from config.loader import snapshot
-from config.models import ConfigBundle
-from router.policy import RouterPolicy
-from tuner.arms import ArmGrid
-from tuner.gate_record import tuner_rollback_tags
-from tuner.guardrails import Guardrails
-from tuner.registry_aliases import CHAMPION
+from router_tuner.config.loader import snapshot
+from router_tuner.config.models import ConfigBundle
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.tuner.arms import ArmGrid
+from router_tuner.tuner.gate_record import tuner_rollback_tags
+from router_tuner.tuner.guardrails import Guardrails
+from router_tuner.tuner.registry_aliases import CHAMPION
 
 if TYPE_CHECKING:
-    from tuner.registry import PolicyRegistry
+    from router_tuner.tuner.registry import PolicyRegistry
 
 PublishReason = Literal["schedule", "significant_change", "rollback"]
 
@@ -148,7 +148,7 @@ class MlflowPublisher:
     @classmethod
     def from_config(cls, bundle: ConfigBundle, tracking_uri: str | None = None) -> MlflowPublisher:
         """A publisher on the registry named by ``tuner.json`` (``tracking_uri`` overrides it and the environment)."""
-        from tuner.registry import PolicyRegistry
+        from router_tuner.tuner.registry import PolicyRegistry
 
         mlflow_config = bundle.tuner.mlflow
         registry = PolicyRegistry(mlflow_config.tracking_uri, experiment=mlflow_config.experiment,

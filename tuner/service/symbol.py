@@ -46,19 +46,19 @@ from typing import Literal, TypeVar
 
 import msgspec
 
-from config.models import PolicyBounds
-from router.contract import ContractSpec, check_spec, notional_usd
-from router.events import SCHEMA_VERSION, ArmSafetyChange, ArmSafetyEvent, RouterEvent, ShadowDecision
-from router.policy import STATIC_ARM, RouterPolicy
-from tuner.arms import Arm, ArmGrid, arm_id_of
-from tuner.budget import BudgetReport, BudgetState, ExplorationBudget
-from tuner.guardrails import DriftMonitor, Guardrails, RollbackMonitor, allowed_arm_ids, should_publish
-from tuner.learners import Choice, Context, Learner, RouteOutcome
-from tuner.reward import RewardFilter
-from tuner.safety import ArmSafety, SafetyState
-from tuner.service.period import PeriodStats
-from tuner.service.publish import PolicyPublisher, PolicyRecord, PublishReason, VersionMetrics
-from tuner.shadow import ShadowEvaluation, ShadowMonitor, ShadowState
+from router_tuner.config.models import PolicyBounds
+from router_tuner.router.contract import ContractSpec, check_spec, notional_usd
+from router_tuner.router.events import SCHEMA_VERSION, ArmSafetyChange, ArmSafetyEvent, RouterEvent, ShadowDecision
+from router_tuner.router.policy import STATIC_ARM, RouterPolicy
+from router_tuner.tuner.arms import Arm, ArmGrid, arm_id_of
+from router_tuner.tuner.budget import BudgetReport, BudgetState, ExplorationBudget
+from router_tuner.tuner.guardrails import DriftMonitor, Guardrails, RollbackMonitor, allowed_arm_ids, should_publish
+from router_tuner.tuner.learners import Choice, Context, Learner, RouteOutcome
+from router_tuner.tuner.reward import RewardFilter
+from router_tuner.tuner.safety import ArmSafety, SafetyState
+from router_tuner.tuner.service.period import PeriodStats
+from router_tuner.tuner.service.publish import PolicyPublisher, PolicyRecord, PublishReason, VersionMetrics
+from router_tuner.tuner.shadow import ShadowEvaluation, ShadowMonitor, ShadowState
 
 TunerMode = Literal["shadow", "live"]
 _ACTING_CACHE_SIZE = 4096

@@ -38,18 +38,18 @@ from typing import Protocol
 
 import msgspec
 
-from config.models import ConfigBundle
-from router.atomic_file import write_bytes_atomic
-from router.events import ArmSafetyChange, RouterEvent, ShadowDecision
-from router.policy import RouterPolicy
-from tuner.budget import BudgetLimits, BudgetReport, ExplorationBudget
-from tuner.factory import build_grid, build_guardrails, build_learner, build_reward_filter, symbol_seed
-from tuner.learners import Context
-from tuner.safety import ArmSafety, SafetyLimits
-from tuner.service.publish import PolicyPublisher
-from tuner.service.symbol import ObserveResult, PublishRule, SymbolTuner, SymbolTunerState, TunerMode
-from tuner.shadow import ShadowEvaluation, ShadowMonitor, ShadowRule
-from tuner.state import StateFileError, read_versioned, restore_state, save_state
+from router_tuner.config.models import ConfigBundle
+from router_tuner.router.atomic_file import write_bytes_atomic
+from router_tuner.router.events import ArmSafetyChange, RouterEvent, ShadowDecision
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.tuner.budget import BudgetLimits, BudgetReport, ExplorationBudget
+from router_tuner.tuner.factory import build_grid, build_guardrails, build_learner, build_reward_filter, symbol_seed
+from router_tuner.tuner.learners import Context
+from router_tuner.tuner.safety import ArmSafety, SafetyLimits
+from router_tuner.tuner.service.publish import PolicyPublisher
+from router_tuner.tuner.service.symbol import ObserveResult, PublishRule, SymbolTuner, SymbolTunerState, TunerMode
+from router_tuner.tuner.shadow import ShadowEvaluation, ShadowMonitor, ShadowRule
+from router_tuner.tuner.state import StateFileError, read_versioned, restore_state, save_state
 
 TUNERS_FORMAT_VERSION = 2
 """2: mode, shadow agreement, exploration budget and arm safety state per symbol."""

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from router.market.binance import BadDecimalError, parse_decimals, rescale_decimals
-from router.market.record.fields import RawQuoteFields, RawTradeFields
-from router.market.tape import MarketTape
+from router_tuner.router.market.binance import BadDecimalError, parse_decimals, rescale_decimals
+from router_tuner.router.market.record.fields import RawQuoteFields, RawTradeFields
+from router_tuner.router.market.tape import MarketTape
 
 _NS_PER_MS = 1_000_000
 

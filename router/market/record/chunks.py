@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from router.market.parquet import read_tape, write_tape
-from router.market.record.buffer import RecordingError
-from router.market.tape import MarketTape
+from router_tuner.router.market.parquet import read_tape, write_tape
+from router_tuner.router.market.record.buffer import RecordingError
+from router_tuner.router.market.tape import MarketTape
 
 _CHUNK_RE = re.compile(r"^chunk-(\d{6,})\.parquet$")
 _STREAM_COLUMNS = {

@@ -34,12 +34,12 @@ from typing import Any, Literal, TextIO
 import ccxt
 import ccxt.pro
 
-from router.market.parquet import read_tape
-from router.market.record.buffer import RecordingError, SymbolBuffer
-from router.market.record.chunks import ChunkWriter, chunk_paths
-from router.market.record.fields import RecordFields, record_fields_for
-from router.venue import VenueError
-from router.venues.ccxt.parse import price_tick
+from router_tuner.router.market.parquet import read_tape
+from router_tuner.router.market.record.buffer import RecordingError, SymbolBuffer
+from router_tuner.router.market.record.chunks import ChunkWriter, chunk_paths
+from router_tuner.router.market.record.fields import RecordFields, record_fields_for
+from router_tuner.router.venue import VenueError
+from router_tuner.router.venues.ccxt.parse import price_tick
 
 StreamKind = Literal["quotes", "trades"]
 _MARKET_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")

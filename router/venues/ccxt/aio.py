@@ -19,14 +19,14 @@ from typing import Any, TypeVar
 import ccxt
 import ccxt.pro
 
-from router.contract import ContractSpec
-from router.events import PositionSide
-from router.venue import OrderRequest, OrderState, StopRequest, StopState, TopOfBook, VenueError
-from router.venues.ccxt.config import ApiCredentials, CcxtVenueConfig
-from router.venues.ccxt.core import Steps, VenueCore, logger
-from router.venues.ccxt.quirks import quirks_for
-from router.venues.ccxt.redact import SecretRedactor, install_redaction
-from router.venues.ccxt.urls import repoint_urls
+from router_tuner.router.contract import ContractSpec
+from router_tuner.router.events import PositionSide
+from router_tuner.router.venue import OrderRequest, OrderState, StopRequest, StopState, TopOfBook, VenueError
+from router_tuner.router.venues.ccxt.config import ApiCredentials, CcxtVenueConfig
+from router_tuner.router.venues.ccxt.core import Steps, VenueCore, logger
+from router_tuner.router.venues.ccxt.quirks import quirks_for
+from router_tuner.router.venues.ccxt.redact import SecretRedactor, install_redaction
+from router_tuner.router.venues.ccxt.urls import repoint_urls
 
 T = TypeVar("T")
 

@@ -26,9 +26,9 @@ from typing import Any, TypeAlias, TypeVar
 
 import ccxt
 
-from router.contract import ContractSpec
-from router.events import Fill, PositionSide
-from router.venue import (
+from router_tuner.router.contract import ContractSpec
+from router_tuner.router.events import Fill, PositionSide
+from router_tuner.router.venue import (
     InvalidOrder,
     OrderNotFound,
     OrderRequest,
@@ -43,9 +43,9 @@ from router.venue import (
     VenueUnavailable,
     check_time_in_force,
 )
-from router.venues.ccxt.config import CcxtVenueConfig
-from router.venues.ccxt.errors import is_rate_limit, map_ccxt_error, retry_after_s
-from router.venues.ccxt.parse import (
+from router_tuner.router.venues.ccxt.config import CcxtVenueConfig
+from router_tuner.router.venues.ccxt.errors import is_rate_limit, map_ccxt_error, retry_after_s
+from router_tuner.router.venues.ccxt.parse import (
     actual_order_id,
     contract_of_market,
     fill_from_trade,
@@ -54,11 +54,11 @@ from router.venues.ccxt.parse import (
     price_tick,
     stop_state,
 )
-from router.venues.ccxt.quirks import DuplicateClientOrderId, ExchangeQuirks
-from router.venues.ccxt.redact import SecretRedactor
+from router_tuner.router.venues.ccxt.quirks import DuplicateClientOrderId, ExchangeQuirks
+from router_tuner.router.venues.ccxt.redact import SecretRedactor
 
 T = TypeVar("T")
-logger = logging.getLogger("router.venues.ccxt.venue")
+logger = logging.getLogger(f"{__package__}.venue")  # one log name for the blocking and the async venue
 
 OUTCOME_UNKNOWN = (VenueTimeout, VenueUnavailable)
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import ccxt
 
-from router.venue import (
+from router_tuner.router.venue import (
     InsufficientMargin,
     OrderNotFound,
     RateLimited,
@@ -19,8 +19,8 @@ from router.venue import (
     VenueTimeout,
     VenueUnavailable,
 )
-from router.venues.ccxt.quirks import ExchangeQuirks
-from router.venues.ccxt.redact import SecretRedactor
+from router_tuner.router.venues.ccxt.quirks import ExchangeQuirks
+from router_tuner.router.venues.ccxt.redact import SecretRedactor
 
 _CODE_RE = re.compile(r'"code"\s*:\s*"?(-?\d+)')
 

@@ -29,10 +29,10 @@ from typing import Any, Literal
 
 import ccxt
 
-from router.events import Fill
-from router.venue import OrderState, OrderStatus, VenueError
-from router.venues.ccxt.aio import AsyncCcxtVenue
-from router.venues.ccxt.parse import order_state
+from router_tuner.router.events import Fill
+from router_tuner.router.venue import OrderState, OrderStatus, VenueError
+from router_tuner.router.venues.ccxt.aio import AsyncCcxtVenue
+from router_tuner.router.venues.ccxt.parse import order_state
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import ccxt
 
-from router.contract import Contract
-from router.events import Fill, Liquidity, PositionSide
-from router.venue import OrderState, OrderStatus, StopKind, StopState, StopStatus, VenueError
+from router_tuner.router.contract import Contract
+from router_tuner.router.events import Fill, Liquidity, PositionSide
+from router_tuner.router.venue import OrderState, OrderStatus, StopKind, StopState, StopStatus, VenueError
 
 _CCXT_STATUS: Mapping[str, OrderStatus] = {
     "closed": "filled",

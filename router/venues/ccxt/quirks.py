@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from router.venue import (
+from router_tuner.router.venue import (
     BelowMinNotional,
     InsufficientMargin,
     InvalidOrder,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from router.market.tape import MarketTape
+from router_tuner.router.market.tape import MarketTape
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from config.models import PositionMode
-from router.contract import ContractSpec, check_spec
-from router.venues.sim.position import POSITION_MODES
-from router.venues.sim.queue import LogProbQueue, PowerProbQueue, QueueModel, RiskAverseQueue
+from router_tuner.config.models import PositionMode
+from router_tuner.router.contract import ContractSpec, check_spec
+from router_tuner.router.venues.sim.position import POSITION_MODES
+from router_tuner.router.venues.sim.queue import LogProbQueue, PowerProbQueue, QueueModel, RiskAverseQueue
 
 _QUEUE_MODEL_TYPES = (PowerProbQueue, LogProbQueue, RiskAverseQueue)
 

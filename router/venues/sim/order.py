@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from router.events import Fill, Liquidity
-from router.venue import OrderRequest, OrderState, OrderStatus
-from router.venues.sim.book import LevelCursor, TapeBook, WindowMemo
-from router.venues.sim.queue import QueueModel, front_after_level_change
+from router_tuner.router.events import Fill, Liquidity
+from router_tuner.router.venue import OrderRequest, OrderState, OrderStatus
+from router_tuner.router.venues.sim.book import LevelCursor, TapeBook, WindowMemo
+from router_tuner.router.venues.sim.queue import QueueModel, front_after_level_change
 
 FillSink = Callable[["SimOrder", int, int, Liquidity, int], None]
 """Receives one claim the order has just made: (order, price, size, liquidity, ts_ns)."""

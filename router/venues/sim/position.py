@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import get_args
 
-from config.models import PositionMode
-from router.events import PositionSide
-from router.venue import InvalidOrder, OrderRequest
+from router_tuner.config.models import PositionMode
+from router_tuner.router.events import PositionSide
+from router_tuner.router.venue import InvalidOrder, OrderRequest
 
 POSITION_MODES: tuple[PositionMode, ...] = get_args(PositionMode)
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from router.events import Fill
-from router.venue import StopRequest, StopState, StopStatus
-from router.venues.sim.book import TapeBook
+from router_tuner.router.events import Fill
+from router_tuner.router.venue import StopRequest, StopState, StopStatus
+from router_tuner.router.venues.sim.book import TapeBook
 
 
 @dataclass(slots=True)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from itertools import chain
 
-from router.venue import VenueError
-from router.venues.sim.book import TapeBook
+from router_tuner.router.venue import VenueError
+from router_tuner.router.venues.sim.book import TapeBook
 
 
 class TakerWalkTooDeep(VenueError):

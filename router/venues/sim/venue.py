@@ -61,10 +61,10 @@ from typing import get_args
 
 import numpy as np
 
-from router.contract import ContractSpec, notional_usd
-from router.events import Fill, Liquidity, PositionSide, Side
-from router.market.tape import MarketTape
-from router.venue import (
+from router_tuner.router.contract import ContractSpec, notional_usd
+from router_tuner.router.events import Fill, Liquidity, PositionSide, Side
+from router_tuner.router.market.tape import MarketTape
+from router_tuner.router.venue import (
     InvalidOrder,
     OrderNotFound,
     OrderRequest,
@@ -80,12 +80,12 @@ from router.venue import (
     WorkingType,
     check_time_in_force,
 )
-from router.venues.sim.book import Quote, TapeBook, WindowMemo
-from router.venues.sim.config import SimVenueConfig
-from router.venues.sim.order import SimOrder
-from router.venues.sim.position import SimPositions
-from router.venues.sim.stops import PriceWindows, SimStop
-from router.venues.sim.taker import taker_walk
+from router_tuner.router.venues.sim.book import Quote, TapeBook, WindowMemo
+from router_tuner.router.venues.sim.config import SimVenueConfig
+from router_tuner.router.venues.sim.order import SimOrder
+from router_tuner.router.venues.sim.position import SimPositions
+from router_tuner.router.venues.sim.stops import PriceWindows, SimStop
+from router_tuner.router.venues.sim.taker import taker_walk
 
 
 class ReplayExhausted(VenueError):
@@ -131,8 +131,8 @@ class SimVenue:
     Examples
     --------
     >>> import numpy as np
-    >>> from router.contract import Contract
-    >>> from router.venues.sim.queue import RiskAverseQueue
+    >>> from router_tuner.router.contract import Contract
+    >>> from router_tuner.router.venues.sim.queue import RiskAverseQueue
     >>> i64 = lambda *v: np.array(v, dtype=np.int64)
     >>> tape = MarketTape(symbol="BTCUSDT", market="synthetic", price_scale=10, qty_scale=1000,
     ...     tick_size=0.1, quote_ts_ns=i64(0, 10_000_000), bid_px=i64(1000, 1000), bid_qty=i64(500, 500),

@@ -7,15 +7,15 @@ from typing import Any
 
 import msgspec
 
-from config.models import ConfigBundle
-from executor.adaptive.checkpoint import TunerCheckpoint
-from executor.adaptive.routing import AdaptiveRouting
-from executor.loop import Executor
-from router.events import Intent
+from router_tuner.config.models import ConfigBundle
+from router_tuner.executor.adaptive.checkpoint import TunerCheckpoint
+from router_tuner.executor.adaptive.routing import AdaptiveRouting
+from router_tuner.executor.loop import Executor
+from router_tuner.router.events import Intent
+from router_tuner.tuner.policy_source import PolicySource, StaticPolicySource
+from router_tuner.tuner.service.publish import InMemoryPublisher, PolicyPublisher
+from router_tuner.tuner.shadow import with_shadow_symbols
 from tests.executor.test_executor_support import build_executor, executor_config, intent
-from tuner.policy_source import PolicySource, StaticPolicySource
-from tuner.service.publish import InMemoryPublisher, PolicyPublisher
-from tuner.shadow import with_shadow_symbols
 
 SYMBOL = "BTCUSDT"
 STEP_NS = 2_000_000_000  # paper time between two intents

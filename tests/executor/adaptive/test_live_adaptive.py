@@ -13,23 +13,23 @@ import msgspec
 import pytest
 from prometheus_client import generate_latest
 
-from config.loader import ConfigError
-from executor.adaptive.checkpoint import TunerCheckpoint
-from executor.adaptive.health import render_tuner_health
-from executor.adaptive.records import ExcludedArm, TunerHealth, TunerSymbolHealth
-from executor.adaptive.routing import AdaptiveStateAhead
-from executor.halt import ExecutorHalted
-from executor.monitoring.alerts import evaluate_tuner_alerts
-from executor.store import ExecutorStore
-from router.contract import ContractSpec
-from router.events import RouterEvent
-from router.venue import OrderRequest, OrderState
+from router_tuner.config.loader import ConfigError
+from router_tuner.executor.adaptive.checkpoint import TunerCheckpoint
+from router_tuner.executor.adaptive.health import render_tuner_health
+from router_tuner.executor.adaptive.records import ExcludedArm, TunerHealth, TunerSymbolHealth
+from router_tuner.executor.adaptive.routing import AdaptiveStateAhead
+from router_tuner.executor.halt import ExecutorHalted
+from router_tuner.executor.monitoring.alerts import evaluate_tuner_alerts
+from router_tuner.executor.store import ExecutorStore
+from router_tuner.router.contract import ContractSpec
+from router_tuner.router.events import RouterEvent
+from router_tuner.router.venue import OrderRequest, OrderState
+from router_tuner.tuner.factory import build_reward_filter
+from router_tuner.tuner.policy_source import StaticPolicySource
+from router_tuner.tuner.service.publish import InMemoryPublisher, MlflowPublisher
+from router_tuner.tuner.state import StateFileError
 from tests.executor.adaptive.live_adaptive_support import SYMBOL, adaptive_config, adaptive_executor, run_intents
 from tests.executor.test_executor_support import build_executor, make_paper_venue
-from tuner.factory import build_reward_filter
-from tuner.policy_source import StaticPolicySource
-from tuner.service.publish import InMemoryPublisher, MlflowPublisher
-from tuner.state import StateFileError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -102,7 +102,7 @@ def test_paper_run_learns_the_cheaper_arm_and_publishes_to_mlflow(tmp_path: Path
     metrics = generate_latest(executor.telemetry.metrics.registry).decode()
     assert f'tuner_live{{symbol="{SYMBOL}"}} 1.0' in metrics
     assert f'tuner_learned_outcomes_total{{symbol="{SYMBOL}"}} {float(row.learned_outcomes)}' in metrics
-    from cli.main import main as cli_main
+    from router_tuner.cli.main import main as cli_main
 
     assert cli_main(["health", "--store", str(tmp_path / "executor.sqlite")]) == 0
     assert "mode live" in capsys.readouterr().out, "router-tuner health prints the tuner block"
@@ -310,7 +310,7 @@ def test_a_go_live_request_is_followed_on_the_health_timer(tmp_path: Path, caplo
     assert adaptive.service.mode(SYMBOL) == "shadow" and executor.journal.count("shadow") == 10
     requests.modes[SYMBOL] = "live"
     generation = TunerCheckpoint(tmp_path / "tuner_state.json").manifest.generation
-    with caplog.at_level("INFO", logger="executor.adaptive.routing"):
+    with caplog.at_level("INFO", logger="router_tuner.executor.adaptive.routing"):
         executor.telemetry._next_publish_ns = None  # the health timer is due
         executor.publish_if_due()
     assert f"{SYMBOL}: shadow -> live (registry go-live request)" in caplog.text
@@ -324,7 +324,7 @@ def test_a_go_live_request_is_followed_on_the_health_timer(tmp_path: Path, caplo
 
 def test_live_cli_refuses_tuner_flags_without_the_tuner_source(tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    from cli.main import main as cli_main
+    from router_tuner.cli.main import main as cli_main
 
     args = ["live", "--venue", "binanceusdm", "--config", str(Path(__file__).parents[3] / "config" / "defaults"),
             "--intents", str(tmp_path / "none.jsonl"), "--journal", str(tmp_path / "j.sqlite"),

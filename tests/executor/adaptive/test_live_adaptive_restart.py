@@ -11,15 +11,15 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from config.loader import load_config
-from executor.adaptive.checkpoint import TunerCheckpoint
-from executor.journal import Journal
-from executor.store import ExecutorStore
+from router_tuner.config.loader import load_config
+from router_tuner.executor.adaptive.checkpoint import TunerCheckpoint
+from router_tuner.executor.journal import Journal
+from router_tuner.executor.store import ExecutorStore
+from router_tuner.tuner.factory import build_reward_filter
+from router_tuner.tuner.service.publish import InMemoryPublisher
 from tests.conftest import edit_config
 from tests.executor.adaptive.live_adaptive_support import SYMBOL, round_trip
 from tests.executor.test_executor_support import journaled_trades, kill9, paper_config_dir, start_live, wait_for
-from tuner.factory import build_reward_filter
-from tuner.service.publish import InMemoryPublisher
 
 CHECKPOINT_EVERY = 25
 FIRST, SECOND = 120, 60  # intents before the kill, intents appended for the restart

@@ -9,10 +9,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from executor.embed import DuplicateIntent, EmbeddedEngine, EngineStopped, outcome_intent_id
-from executor.journal import Journal
 from experiments.examples import embed as example
-from router.events import RouterEvent, VetoEvent
+from router_tuner.executor.embed import DuplicateIntent, EmbeddedEngine, EngineStopped, outcome_intent_id
+from router_tuner.executor.journal import Journal
+from router_tuner.router.events import RouterEvent, VetoEvent
 from tests.executor.test_executor_support import executor_config, intent
 
 

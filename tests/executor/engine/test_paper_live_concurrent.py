@@ -8,9 +8,9 @@ import json
 import sqlite3
 from pathlib import Path
 
-from executor.journal import Journal, JournalError
-from executor.store import ExecutorStore
-from router.events import RouterEvent
+from router_tuner.executor.journal import Journal, JournalError
+from router_tuner.executor.store import ExecutorStore
+from router_tuner.router.events import RouterEvent
 from tests.conftest import edit_config
 from tests.executor.test_executor_support import kill9, paper_config_dir, start_live, wait_for
 

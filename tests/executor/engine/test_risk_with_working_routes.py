@@ -12,12 +12,12 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from config.models import ConfigBundle
-from executor.intents import QueueIntentSource
-from executor.loop import Admission, Executor, Flight
-from executor.venues import paper_venue, synthetic_tapes
-from risk.context import RiskContext
-from router.market.tape import MarketTape
+from router_tuner.config.models import ConfigBundle
+from router_tuner.executor.intents import QueueIntentSource
+from router_tuner.executor.loop import Admission, Executor, Flight
+from router_tuner.executor.venues import paper_venue, synthetic_tapes
+from router_tuner.risk.context import RiskContext
+from router_tuner.router.market.tape import MarketTape
 from tests.executor.test_executor_support import T0_NS, build_executor, executor_config, intent
 
 TOLERANCE = 1e-9

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import msgspec
 
-from config.models import ConfigBundle
-from executor.intents import QueueIntentSource
-from executor.loop import Admission, Executor, Flight
-from router.events import Intent
+from router_tuner.config.models import ConfigBundle
+from router_tuner.executor.intents import QueueIntentSource
+from router_tuner.executor.loop import Admission, Executor, Flight
+from router_tuner.router.events import Intent
 from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
 
 

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 
-from executor.adaptive.records import ExcludedArm, TunerHealth, TunerSymbolHealth
-from executor.loop import Executor
-from executor.monitoring.series import OVERFLOW, LabelBudget
+from router_tuner.executor.adaptive.records import ExcludedArm, TunerHealth, TunerSymbolHealth
+from router_tuner.executor.loop import Executor
+from router_tuner.executor.monitoring.series import OVERFLOW, LabelBudget
 from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
 
 NAME = re.compile(r"^(router|executor|tuner)_[a-z][a-z0-9_]*[a-z0-9]$")

@@ -15,8 +15,8 @@ import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
-from config.models import PushSinkSettings
-from executor.monitoring.push import PushSink, http_post
+from router_tuner.config.models import PushSinkSettings
+from router_tuner.executor.monitoring.push import PushSink, http_post
 from tests.conftest import config_issues, edit_config
 from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
 

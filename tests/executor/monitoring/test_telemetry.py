@@ -12,16 +12,16 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from cli.health import render
-from cli.main import main as cli_main
-from config.loader import DEFAULTS_DIR, load_config
-from executor.journal import Journal
-from executor.monitoring.alerts import evaluate_alerts
-from executor.monitoring.health import rolling_sharpe
-from executor.records import HealthSnapshot
-from executor.store import ExecutorStore, StoreLocked
-from features.effectiveness import router_effectiveness
-from risk.units import NS_PER_S
+from router_tuner.cli.health import render
+from router_tuner.cli.main import main as cli_main
+from router_tuner.config.loader import DEFAULTS_DIR, load_config
+from router_tuner.executor.journal import Journal
+from router_tuner.executor.monitoring.alerts import evaluate_alerts
+from router_tuner.executor.monitoring.health import rolling_sharpe
+from router_tuner.executor.records import HealthSnapshot
+from router_tuner.executor.store import ExecutorStore, StoreLocked
+from router_tuner.features.effectiveness import router_effectiveness
+from router_tuner.risk.units import NS_PER_S
 from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
 
 

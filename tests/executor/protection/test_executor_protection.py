@@ -11,13 +11,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from config.models import ConfigBundle
-from executor.journal import Journal
-from executor.protection import desired_triggers
-from executor.store import ExecutorStore
-from risk.portfolio import Leg
-from risk.units import NS_PER_S
-from router.venues.sim.venue import SimVenue
+from router_tuner.config.models import ConfigBundle
+from router_tuner.executor.journal import Journal
+from router_tuner.executor.protection import desired_triggers
+from router_tuner.executor.store import ExecutorStore
+from router_tuner.risk.portfolio import Leg
+from router_tuner.risk.units import NS_PER_S
+from router_tuner.router.venues.sim.venue import SimVenue
 from tests.conftest import config_issues, edit_config
 from tests.executor.test_executor_support import (
     build_executor,
@@ -146,7 +146,7 @@ def test_a_crash_between_the_stops_submission_and_its_journal_batch_is_finished_
     (record,) = store.working_stops()
     state = venue.fetch_stop("BTCUSDT", record.client_order_id)
     _, _, submission = executor.protection.outcome(record, state, policy=executor.policy_for("BTCUSDT"),
-                                                   contract=venue.contract("BTCUSDT"))
+                                                   contract=venue.contract("BTCUSDT"), journal_intents=1)
     store.record_submission(submission, decision=None)  # ... and the process died before journaling
     journal.close()
     store.close()

@@ -11,8 +11,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from cli.main import main as cli_main
-from executor.journal import Journal
+from router_tuner.cli.main import main as cli_main
+from router_tuner.executor.journal import Journal
 from tests.executor.test_executor_live import API_KEY, API_SECRET, edit_json, fake, live_args, live_config_dir
 from tests.executor.test_executor_support import intent, kill9, start_live, wait_for
 from tests.fakes.binance_usdm import FakeBinanceUsdm

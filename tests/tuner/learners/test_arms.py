@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tuner.arms import Arm, ArmError, ArmGrid, arm_id_of_policy
+from router_tuner.tuner.arms import Arm, ArmError, ArmGrid, arm_id_of_policy
 
 
 def test_arm_id_is_stable_and_rounded() -> None:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from tuner.arms import Arm, ArmGrid
-from tuner.learners import UCB, Context, ContextScales, EpsilonGreedy, Learner, LinUCB, NormalThompson
+from router_tuner.tuner.arms import Arm, ArmGrid
+from router_tuner.tuner.learners import UCB, Context, ContextScales, EpsilonGreedy, Learner, LinUCB, NormalThompson
 
 GRID = ArmGrid.from_values([0.0, 4.0, 10.0, 20.0], [0.0, 0.5], min_offset_bps=0.0, max_offset_bps=20.0)
 HORIZON = 10_000

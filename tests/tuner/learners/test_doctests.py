@@ -8,15 +8,15 @@ import importlib
 import pytest
 
 MODULES = [
-    "tuner.arms",
-    "tuner.reward",
-    "tuner.guardrails",
-    "tuner.learners.thompson",
-    "tuner.learners.ucb",
-    "tuner.learners.epsilon_greedy",
-    "tuner.learners.linucb",
-    "tuner.learners.structured",
-    "tuner.learners.robbins_monro",
+    "router_tuner.tuner.arms",
+    "router_tuner.tuner.reward",
+    "router_tuner.tuner.guardrails",
+    "router_tuner.tuner.learners.thompson",
+    "router_tuner.tuner.learners.ucb",
+    "router_tuner.tuner.learners.epsilon_greedy",
+    "router_tuner.tuner.learners.linucb",
+    "router_tuner.tuner.learners.structured",
+    "router_tuner.tuner.learners.robbins_monro",
 ]
 
 

@@ -8,8 +8,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from tuner.arms import ArmGrid
-from tuner.learners import UCB, Context, ContextScales, EpsilonGreedy, Learner, LinUCB, NormalThompson
+from router_tuner.tuner.arms import ArmGrid
+from router_tuner.tuner.learners import UCB, Context, ContextScales, EpsilonGreedy, Learner, LinUCB, NormalThompson
 
 GRID = ArmGrid.from_values([0.0, 1.0, 2.0, 4.0], [0.0, 0.5], min_offset_bps=0.0, max_offset_bps=5.0)
 CTX = Context(spread_bps=2.0, volatility_bps=6.0, book_imbalance=0.2, hour=13.5, size_vs_touch=0.3)

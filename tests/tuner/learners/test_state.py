@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tuner.arms import ArmGrid
-from tuner.learners import UCB, Context, ContextScales, EpsilonGreedy, Learner, LinUCB, NormalThompson
-from tuner.learners.base import StateMismatchError
-from tuner.state import STATE_FORMAT_VERSION, StateFileError, restore_state, save_state
+from router_tuner.tuner.arms import ArmGrid
+from router_tuner.tuner.learners import UCB, Context, ContextScales, EpsilonGreedy, Learner, LinUCB, NormalThompson
+from router_tuner.tuner.learners.base import StateMismatchError
+from router_tuner.tuner.state import STATE_FORMAT_VERSION, StateFileError, restore_state, save_state
 
 GRID = ArmGrid.from_values([0.0, 1.0, 2.0, 4.0], [0.0, 0.5], min_offset_bps=0.0, max_offset_bps=5.0)
 SCALES = ContextScales(spread_scale_bps=5.0, volatility_scale_bps=10.0, size_vs_touch_scale=1.0)

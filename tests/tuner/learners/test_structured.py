@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tuner.arms import Arm, ArmGrid
-from tuner.learners import RouteOutcome, StructuredThompson
+from router_tuner.tuner.arms import Arm, ArmGrid
+from router_tuner.tuner.learners import RouteOutcome, StructuredThompson
 
 GRID = ArmGrid.from_values([0.0, 0.5, 1.0, 2.0, 4.0], [0.0, 1.0], min_offset_bps=-1.0, max_offset_bps=10.0)
 TAKER = "o0.00_b1.00"

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tuner.arms import ArmGrid
-from tuner.learners import NormalThompson
+from router_tuner.tuner.arms import ArmGrid
+from router_tuner.tuner.learners import NormalThompson
 
 GRID = ArmGrid.from_values([0.0, 1.0, 2.0, 4.0], [0.0, 0.5], min_offset_bps=0.0, max_offset_bps=5.0)
 MC_DRAWS = 1_000_000

@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from config.models import OpeConfig
-from tuner.cluster import TaskRunner
-from tuner.ope.bootstrap import BlockBootstrap, Component, point_value
-from tuner.ope.cost import cost_view
-from tuner.ope.estimators import DirectMethod, OpeEstimate
-from tuner.ope.partition.layout import Partition
-from tuner.ope.partition.sufficient import (
+from router_tuner.config.models import OpeConfig
+from router_tuner.tuner.cluster import TaskRunner
+from router_tuner.tuner.ope.bootstrap import BlockBootstrap, Component, point_value
+from router_tuner.tuner.ope.cost import cost_view
+from router_tuner.tuner.ope.estimators import DirectMethod, OpeEstimate
+from router_tuner.tuner.ope.partition.layout import Partition
+from router_tuner.tuner.ope.partition.sufficient import (
     ON_POLICY,
     PassTwo,
     Tables,
@@ -39,8 +39,8 @@ from tuner.ope.partition.sufficient import (
     combine_totals,
     partition_tables,
 )
-from tuner.ope.reward_model import PerArmMeanModel
-from tuner.ope.run import bootstrap_from_config, estimators_from_config
+from router_tuner.tuner.ope.reward_model import PerArmMeanModel
+from router_tuner.tuner.ope.run import bootstrap_from_config, estimators_from_config
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from router.arrow_events import to_arrow
-from router.atomic_file import atomic_path
-from router.events import RouterEvent
+from router_tuner.router.arrow_events import to_arrow
+from router_tuner.router.atomic_file import atomic_path
+from router_tuner.router.events import RouterEvent
 
 OPE_COLUMNS = ("intent_id", "arm", "propensity", "cost_bps")
 """What partitioned OPE reads from each file: the event id (bootstrap bucket), the logged arm and its

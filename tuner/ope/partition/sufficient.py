@@ -23,13 +23,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tuner.ope.bootstrap import Component
-from tuner.ope.estimators import Estimator, OpeInputs, on_policy_components
-from tuner.ope.log import LoggedBandit
-from tuner.ope.partition.event_hash import buckets
-from tuner.ope.partition.layout import read_ope_columns
-from tuner.ope.policy import fixed_arm_policy
-from tuner.ope.reward_model import PerArmMeanModel
+from router_tuner.tuner.ope.bootstrap import Component
+from router_tuner.tuner.ope.estimators import Estimator, OpeInputs, on_policy_components
+from router_tuner.tuner.ope.log import LoggedBandit
+from router_tuner.tuner.ope.partition.event_hash import buckets
+from router_tuner.tuner.ope.partition.layout import read_ope_columns
+from router_tuner.tuner.ope.policy import fixed_arm_policy
+from router_tuner.tuner.ope.reward_model import PerArmMeanModel
 
 ON_POLICY = "on_policy"
 

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tuner.ope.partition.layout import write_dataset
+from router_tuner.tuner.ope.partition.layout import write_dataset
 
 TAKER_ARM = "o0.00_b1.00"
 
