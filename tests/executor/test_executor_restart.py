@@ -6,6 +6,7 @@ recent orders) survives kills the same way."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -14,7 +15,7 @@ import signal
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -92,6 +93,29 @@ def _committed(journal_path: Path) -> dict[str, bytes]:
         return {f"{kind}:{e.intent_id}": to_json(e) for kind in ("router", "trade") for e in journal.read(kind)}
 
 
+@contextlib.contextmanager
+def _market_fills_new_orders(fake: FakeBinanceUsdm, *, except_prefix: str | None) -> Iterator[None]:
+    """While open, the market fills every resting order (but those whose client id starts ``except_prefix``)."""
+    stop = threading.Event()
+
+    def fill_new_orders() -> None:
+        while not stop.is_set():
+            with fake.state.lock:
+                resting = [o for o in fake.state.orders.values() if o.status == "NEW" and not (
+                    except_prefix is not None and o.client_order_id.startswith(except_prefix))]
+            for order in resting:
+                fake.fill(order.client_order_id, str(order.orig_qty - order.executed_qty))
+            time.sleep(0.02)
+
+    filler = threading.Thread(target=fill_new_orders, daemon=True)
+    filler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        filler.join(timeout=5)
+
+
 def test_sigkill_mid_order_then_restart_settles_without_resending(tmp_path: Path) -> None:
     with FakeBinanceUsdm(API_KEY, API_SECRET) as fake:
         fake.state.hedge_mode = True
@@ -122,27 +146,12 @@ def test_sigkill_mid_order_then_restart_settles_without_resending(tmp_path: Path
         assert proc.returncode == -signal.SIGKILL
         fake.fill("r1-1", "0.001")  # the order keeps trading while the executor is dead
 
-        stop = threading.Event()
-
-        def fill_new_orders() -> None:  # the market fills every later order
-            while not stop.is_set():
-                with fake.state.lock:
-                    resting = [o for o in fake.state.orders.values()
-                               if o.status == "NEW" and not o.client_order_id.startswith("r1-")]
-                for order in resting:
-                    fake.fill(order.client_order_id, str(order.orig_qty - order.executed_qty))
-                time.sleep(0.02)
-
-        filler = threading.Thread(target=fill_new_orders, daemon=True)
-        filler.start()
-        proc2, out2, err2 = start_live(tmp_path, cfg, 2, "--live", env=ENV)
-        try:
-            assert proc2.wait(timeout=60) == 0, err2.read_text()
-        finally:
-            stop.set()
-            filler.join(timeout=5)
-            if proc2.poll() is None:
-                proc2.kill()
+        with _market_fills_new_orders(fake, except_prefix="r1-"):
+            proc2, out2, err2 = start_live(tmp_path, cfg, 2, "--live", env=ENV)
+            try:
+                assert proc2.wait(timeout=60) == 0, err2.read_text()
+            finally:
+                kill9(proc2)
 
     assert "1 in-flight intents recovered (r1)" in out2.read_text()
     with fake.state.lock:
@@ -319,25 +328,12 @@ def test_sigkill_during_restart_reconciliation_then_restart_recovers_once(tmp_pa
         with fake.state.lock:
             fake.state.faults.clear()
 
-        stop = threading.Event()
-
-        def fill_new_orders() -> None:
-            while not stop.is_set():
-                with fake.state.lock:
-                    resting = [o for o in fake.state.orders.values() if o.status == "NEW"]
-                for order in resting:
-                    fake.fill(order.client_order_id, str(order.orig_qty - order.executed_qty))
-                time.sleep(0.02)
-
-        filler = threading.Thread(target=fill_new_orders, daemon=True)
-        filler.start()
-        proc3, out3, err3 = start_live(tmp_path, cfg, 3, "--live", env=ENV)
-        try:
-            assert proc3.wait(timeout=60) == 0, err3.read_text()
-        finally:
-            stop.set()
-            filler.join(timeout=5)
-            kill9(proc3)
+        with _market_fills_new_orders(fake, except_prefix=None):
+            proc3, out3, err3 = start_live(tmp_path, cfg, 3, "--live", env=ENV)
+            try:
+                assert proc3.wait(timeout=60) == 0, err3.read_text()
+            finally:
+                kill9(proc3)
         with fake.state.lock:
             posts = dict(fake.state.order_posts)
             long_position = fake.state.positions.get(("BTCUSDT", "LONG"), Decimal(0))
