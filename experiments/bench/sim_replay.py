@@ -84,19 +84,30 @@ def venue_pass(venue: SimVenue, tape: MarketTape, grid: np.ndarray, resting: int
     return sent, rejected, fills
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def tape_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every replay benchmark takes: which recording, where, the step and the repeats."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--tape", default="usdm_btcusdt", help="<market>_<symbol> of a recorded file set")
     parser.add_argument("--data-dir", default=None, help="recorded data folder (default: see binance loader)")
     parser.add_argument("--step-ms", type=float, default=100.0)
-    parser.add_argument("--resting", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    return parser
+
+
+def load_tape(args: argparse.Namespace) -> tuple[MarketTape, SimVenueConfig]:
+    """The recording ``--tape`` names and a venue config with its contract; exits with one line when absent."""
     data_dir = resolve_data_dir(args.data_dir)
     if data_dir is None:
         raise SystemExit("no recorded data folder found; pass --data-dir")
     tape = load_binance(discover(data_dir)[args.tape])
-    config = with_contract(tape)
+    return tape, with_contract(tape)
+
+
+def main() -> None:
+    parser = tape_parser(__doc__.splitlines()[0])
+    parser.add_argument("--resting", type=int, default=4)
+    args = parser.parse_args()
+    tape, config = load_tape(args)
     start_ns, end_ns = int(tape.quote_ts_ns[0]), tape.end_ns
     grid = step_grid(tape, start_ns, end_ns, args.step_ms)
     n_events = sum(int(((ts > start_ns) & (ts <= int(grid[-1]))).sum())

@@ -13,11 +13,8 @@ book does. Every step scans each stop's window of trades or quotes for its trigg
 
 from __future__ import annotations
 
-import argparse
-
-from experiments.bench.sim_replay import step_grid, with_contract
+from experiments.bench.sim_replay import load_tape, step_grid, tape_parser
 from experiments.bench.timing import best_of
-from router_tuner.router.market.binance import discover, load_binance, resolve_data_dir
 from router_tuner.router.market.tape import MarketTape
 from router_tuner.router.venue import OrderRequest, StopRequest
 from router_tuner.router.venues.sim import SimVenue, SimVenueConfig
@@ -54,18 +51,10 @@ def step_through(venue: SimVenue, symbol: str, grid: list[int]) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tape", default="usdm_btcusdt", help="<market>_<symbol> of a recorded file set")
-    parser.add_argument("--data-dir", default=None, help="recorded data folder (default: see binance loader)")
-    parser.add_argument("--step-ms", type=float, default=100.0)
+    parser = tape_parser(__doc__.splitlines()[0])
     parser.add_argument("--stops", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    data_dir = resolve_data_dir(args.data_dir)
-    if data_dir is None:
-        raise SystemExit("no recorded data folder found; pass --data-dir")
-    tape = load_binance(discover(data_dir)[args.tape])
-    config = with_contract(tape)
+    tape, config = load_tape(args)
     start_ns = int(tape.quote_ts_ns[0])
     grid = step_grid(tape, start_ns, tape.end_ns, args.step_ms).tolist()
     print(f"tape {tape.symbol} ({tape.market}): {len(grid):,} steps of {args.step_ms:g} ms")
