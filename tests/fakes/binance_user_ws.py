@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from tests.fakes.binance_usdm import BinanceUsdmError, FakeBinanceUsdm, FakeOrder
+from tests.fakes.binance_ws import listen
 
 LISTEN_KEY_PATH = "/fapi/v1/listenKey"
 
@@ -225,13 +226,7 @@ class FakeUserDataStream:
     async def _start(self) -> None:
         self._outbox = asyncio.Queue()
         self._sender = asyncio.create_task(self._send_loop())
-        app = web.Application()
-        app.router.add_get("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self._port = await listen(self._handle)
 
     async def _stop(self) -> None:
         assert self._outbox is not None and self._sender is not None

@@ -15,7 +15,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -32,6 +32,17 @@ def trade(symbol: str, trade_id: int, price: str, qty: str, ts_ms: int, buyer_ma
     """A USDⓈ-M ``<symbol>@trade`` event as Binance sends it."""
     return {"e": "trade", "E": ts_ms, "T": ts_ms, "s": symbol, "t": trade_id, "p": price, "q": qty,
             "X": "MARKET", "m": buyer_maker}
+
+
+async def listen(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> tuple[web.AppRunner, int]:
+    """An aiohttp server on 127.0.0.1 (a free port) that answers every GET path with ``handler``; its port."""
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
 class FakeBinanceWs:
@@ -94,13 +105,7 @@ class FakeBinanceWs:
 
     # ----- server ------------------------------------------------------------------------------------
     async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self._port = await listen(self._handle)
 
     async def _stop(self) -> None:
         for ws in list(self._sockets):
