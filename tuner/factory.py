@@ -56,7 +56,7 @@ def build_learner(tuner: TunerConfig, grid: ArmGrid, seed: int, fees: FeeSchedul
                                   shrinkage=s.shrinkage, maker_fee_bps=fees.maker_fee_bps,
                                   taker_fee_bps=fees.taker_fee_bps, prior_fallback_drift_bps=s.prior_fallback_drift_bps,
                                   prior_fill_probability=s.prior_fill_probability, prior_strength=s.prior_strength,
-                                  burn_in=burn_in, seed=seed)
+                                  burn_in=s.burn_in_per_arm, seed=seed)
     if tuner.learner == "robbins_monro":
         r = p.robbins_monro
         return RobbinsMonro(grid, initial_offset_bps=static_offset_bps, step_bps=r.step_bps, step_decay=r.step_decay,

@@ -8,6 +8,7 @@ taker. The helpers here (``tuned_bundle``, ``event_for``, ``drive``) are shared 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from router_tuner.config.loader import load_config
 from router_tuner.config.models import ConfigBundle
 from router_tuner.router.events import RouterEvent
 from router_tuner.router.policy import RouterPolicy
-from router_tuner.tuner.arms import Arm
+from router_tuner.tuner.arms import Arm, arm_id_of
 from router_tuner.tuner.learners import Context
 from router_tuner.tuner.service.period import PeriodStats
 from router_tuner.tuner.service.publish import InMemoryPublisher
@@ -259,3 +260,21 @@ def test_a_tuner_charging_markout_learns_cost_plus_markout_and_needs_it() -> Non
     plain_policy = plain.decide(SYMBOL, None)
     plain.observe(event_for(plain_policy, 2.0), None, 1.5)  # markout not charged: ignored
     assert plain.tuner(SYMBOL).to_state().period.mean_cost_bps == pytest.approx(2.0)
+
+
+def test_a_shared_model_learner_has_every_arm_estimate_current_after_each_outcome() -> None:
+    """The structured learner prices every offset from one model: an outcome at one offset moves its neighbours'
+    expected costs too, so what a published version says it expects must be the learner's estimate now."""
+    service, publisher = new_service(tuned_bundle(learner="structured"))
+    tuner = service.tuner(SYMBOL)
+    policy = service.decide(SYMBOL, None)
+    at = {offset: dataclasses.replace(policy, arm=arm_id_of(offset, 0.0), maker_offset_bps=offset, taker_bias=0.0)
+          for offset in (1.0, 2.0)}
+    for _ in range(40):   # posts 2 bps behind the touch fill cheaply...
+        service.observe(event_for(at[2.0], 0.5), None)
+    published = None
+    while published is None:   # ...then posts 1 bp behind fall back, which the shared curve carries to 2 bps
+        published = service.observe(event_for(at[1.0], 9.0, maker=False), None).published
+    assert published.arm == "o2.00_b0.00"
+    expected = -tuner.learner.expected_reward(published.arm, None)
+    assert publisher.records[-1].metrics.expected_cost_bps == pytest.approx(expected, rel=1e-12)

@@ -538,8 +538,9 @@ class SymbolTuner:
     def _estimates(self) -> dict[str, float]:
         """Expected reward of every in-bounds arm with evidence (contextual: at the period's mean context).
 
-        A non-contextual learner's update changes only the updated arm's estimate, so those are cached
-        and refreshed per arm (all of them after a drift discount); a contextual learner's estimates
+        A non-contextual learner's estimates are cached: refreshed per arm when an update changes only the
+        updated arm's estimate, all of them after a drift discount or when the learner prices every arm from
+        one shared model (an outcome at one offset moves its neighbours); a contextual learner's estimates
         move with the mean context and are recomputed.
         """
         if not self._learner.requires_context:
@@ -560,7 +561,7 @@ class SymbolTuner:
         return out
 
     def _refresh_estimate(self, arm_id: str, drift: bool) -> None:
-        if drift:
+        if drift or self._learner.prices_untried_arms:
             self._estimate_cache = None
         elif self._estimate_cache is not None and arm_id in self._in_bounds_set:
             value = self._learner.expected_reward(arm_id, None)
