@@ -18,10 +18,9 @@ Robbins, H. & Monro, S. (1951). A stochastic approximation method. Annals of Mat
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any
-
-import numpy as np
 
 from router_tuner.features.context import Context
 from router_tuner.tuner.arms import ArmGrid
@@ -61,6 +60,7 @@ class RobbinsMonro(Learner):
 
     Examples
     --------
+    >>> import numpy as np
     >>> from router_tuner.tuner.arms import ArmGrid
     >>> grid = ArmGrid.from_values([0.0, 1.0, 2.0, 4.0], [0.0], min_offset_bps=0.0, max_offset_bps=5.0)
     >>> rm = RobbinsMonro(grid, initial_offset_bps=0.0, step_bps=0.5, step_decay=0.7, exploration=0.1,
@@ -93,11 +93,12 @@ class RobbinsMonro(Learner):
             raise ValueError(f"baseline_window must be finite and >= 1, got {baseline_window!r}")
         if not math.isfinite(initial_offset_bps):
             raise ValueError(f"initial_offset_bps must be finite, got {initial_offset_bps!r}")
-        order = np.argsort(offsets)
-        self._maker = np.array(maker)[order]
-        self._offsets = np.array(offsets, dtype=float)[order]
+        order = sorted(range(len(offsets)), key=offsets.__getitem__)
+        # plain Python sequences: every use is a scalar lookup, where numpy's per-call overhead would dominate
+        self._maker = tuple(maker[k] for k in order)
+        self._offsets = tuple(float(offsets[k]) for k in order)
         self._initial = float(initial_offset_bps)
-        self._delta = float(np.clip(initial_offset_bps, self._offsets[0], self._offsets[-1]))
+        self._delta = _clip(float(initial_offset_bps), self._offsets[0], self._offsets[-1])
         self._step, self._decay, self._exploration = float(step_bps), float(step_decay), float(exploration)
         self._window = float(baseline_window)
         self._steps = 0.0
@@ -115,26 +116,25 @@ class RobbinsMonro(Learner):
 
     def _neighbours(self) -> tuple[int, int, float]:
         """Grid positions (in ``_offsets``) around delta and the probability of the upper one."""
-        upper = int(np.clip(np.searchsorted(self._offsets, self._delta, side="right"), 1, self._offsets.size - 1))
+        upper = min(max(bisect.bisect_right(self._offsets, self._delta), 1), len(self._offsets) - 1)
         lower = upper - 1
         towards_upper = (self._delta - self._offsets[lower]) / (self._offsets[upper] - self._offsets[lower])
         e = self._exploration
-        return lower, upper, e + (1.0 - 2.0 * e) * float(np.clip(towards_upper, 0.0, 1.0))
+        return lower, upper, e + (1.0 - 2.0 * e) * _clip(towards_upper, 0.0, 1.0)
 
     def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
         lower, upper, p_upper = self._neighbours()
-        pair = {int(self._maker[lower]), int(self._maker[upper])}
-        if pair <= set(idx):
-            take_upper = bool(self._rng.random() < p_upper)
+        if self._maker[lower] in idx and self._maker[upper] in idx:
+            take_upper = self._rng.random() < p_upper
             self._pending = (lower, upper, p_upper)
-            return int(self._maker[upper if take_upper else lower]), p_upper if take_upper else 1.0 - p_upper
+            return self._maker[upper if take_upper else lower], p_upper if take_upper else 1.0 - p_upper
         # a neighbour is not allowed (budget, safety): the allowed maker arm nearest delta, deterministically
         self._pending = None
         allowed_maker = [k for k, i in enumerate(self._maker) if i in idx]
         if not allowed_maker:
             return int(idx[0]), 1.0
         k = min(allowed_maker, key=lambda k: abs(self._offsets[k] - self._delta))
-        return int(self._maker[k]), 1.0
+        return self._maker[k], 1.0
 
     def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
         cost = -reward
@@ -150,7 +150,7 @@ class RobbinsMonro(Learner):
         slope = (cost - baseline) * weight / (self._offsets[upper] - self._offsets[lower])
         self._steps += 1.0
         gain = self._step / self._steps**self._decay
-        self._delta = float(np.clip(self._delta - gain * slope, self._offsets[0], self._offsets[-1]))
+        self._delta = _clip(self._delta - gain * slope, self._offsets[0], self._offsets[-1])
 
     def _expected_reward(self, i: int, context: Context | None) -> float | None:
         """Minus the running cost baseline for the arms around delta (this learner keeps no per-arm values)."""
@@ -177,3 +177,7 @@ class RobbinsMonro(Learner):
         self._baseline = state.baseline_cost_bps
         self._pending = (None if state.last_lower < 0
                          else (state.last_lower, state.last_upper, state.last_upper_probability))
+
+
+def _clip(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)

@@ -30,24 +30,18 @@ from collections.abc import Collection
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, logit
 
 from router_tuner.features.context import Context
 from router_tuner.tuner.arms import ArmGrid
 from router_tuner.tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
 
-_MAKER_STATS = ("posted", "filled", "unfilled", "fills", "fill_cost", "fallback_cost")
-"""Per replica and offset. Rows 0-2 count, rows 3-5 total, the three pieces (fill probability, cost of a fill,
-cost of a fallback): piece k's mean is row 3 + k over row k. ``unfilled`` is derived (posted - filled) when the
-model is refitted, as the saved state has it; ``fills`` repeats ``filled`` so both blocks are contiguous slices,
-which costs numpy less than gathering rows."""
-_POSTED, _FILLED, _UNFILLED, _FILLS, _FILL_COST, _FALLBACK_COST = range(len(_MAKER_STATS))
+_MAKER_STATS = ("posted", "filled", "fill_cost", "fallback_cost")
+"""Per replica and offset, the saved state's names: posts, fills, the total cost of the fills and of the fallbacks."""
+_POSTED, _FILLED, _FILL_COST, _FALLBACK_COST = range(len(_MAKER_STATS))
 _PRECOMPUTED_CHOICE_SETS = 4
 """Allowed sets whose per-replica choices a refit recomputes ahead of the next decision (the tuner reuses a few)."""
 _FOLD_SCALE_BELOW = 1e-6
 """The pending forgetting factor is folded into the statistics below this, long before it could underflow."""
-_EMPIRICAL_LOGIT_HALF = 0.5
-"""Haldane's correction: the empirical logit of f fills in n posts is log((f + 1/2) / (n - f + 1/2))."""
 
 
 class StructuredState(LearnerState, frozen=True, tag="structured"):
@@ -148,22 +142,24 @@ class StructuredThompson(Learner):
         self._prior_strength = float(prior_strength)
         self._offsets = np.array(sorted({a.maker_offset_bps for a in grid if a.taker_bias < 1.0}), dtype=float)
         column = {d: j for j, d in enumerate(self._offsets.tolist())}
-        self._arm_column = np.array([column.get(a.maker_offset_bps, 0) if a.taker_bias < 1.0 else 0 for a in grid])
+        self._arm_column = np.array([column.get(a.maker_offset_bps, 0) if a.taker_bias < 1.0 else 0 for a in grid],
+                                    dtype=np.int64)
         self._arm_bias = np.array([a.taker_bias for a in grid], dtype=float)
-        self._maker_to_arms = np.zeros((max(1, self._offsets.size), len(grid)))
-        """Offsets' maker costs to arms' costs: an arm of bias b at offset column j takes (1 - b) of column j."""
-        self._maker_to_arms[self._arm_column, np.arange(len(grid))] = 1.0 - self._arm_bias
         shape = (replicas, max(1, self._offsets.size))
         prior_logit = math.log(self._prior_fill / (1.0 - self._prior_fill))
         line_priors = np.array([[prior_logit, 0.0], [self._maker_fee, -1.0],
                                 [self._taker_fee + self._fallback_drift, 0.0]])
         line_strengths = self._prior_strength * np.array([self._prior_fill * (1.0 - self._prior_fill), 1.0, 1.0])
-        self._prior_moments = _prior_line_moments(line_priors, line_strengths)
-        self._line_basis = np.stack((np.ones_like(self._offsets), self._offsets, self._offsets**2), axis=1)
+        self._prior_moments, self._prior_y_moments = _prior_line_moments(line_priors, line_strengths)
         self._stats = np.zeros((len(_MAKER_STATS), *shape))
         self._taker_stats = np.zeros((2, replicas))
+        self._costs = np.zeros((replicas, len(grid)))
+        self._p_fill = np.zeros((replicas, self._offsets.size))
         self._scale_factor = 1.0
         self._choices: dict[tuple[int, ...], tuple[list[int], list[int]]] = {}
+        # compiled kernels: numba loads in about half a second, so only a process that builds this learner pays it
+        from router_tuner.tuner.learners import structured_kernel
+        self._refit, self._add_outcome = structured_kernel.refit, structured_kernel.add_outcome
         self._refresh()
 
     def params(self) -> dict[str, float]:
@@ -225,19 +221,8 @@ class StructuredThompson(Learner):
         cost = -reward
         self._forget(self._keep)
         weight = self._rng.poisson(1.0, self._replicas) / self._scale_factor
-        if not outcome.started_maker:
-            self._taker_stats[0] += weight
-            self._taker_stats[1] += weight * cost
-        else:
-            j = self._arm_column[i]
-            stats = self._stats
-            stats[_POSTED, :, j] += weight
-            if outcome.maker_filled:
-                stats[_FILLED, :, j] += weight
-                stats[_FILLS, :, j] += weight
-                stats[_FILL_COST, :, j] += weight * cost
-            else:
-                stats[_FALLBACK_COST, :, j] += weight * cost
+        self._add_outcome(self._stats, self._taker_stats, weight, int(self._arm_column[i]), outcome.started_maker,
+                    outcome.maker_filled, cost)
         self._refresh()
 
     def _expected_reward(self, i: int, context: Context | None) -> float | None:
@@ -265,8 +250,8 @@ class StructuredThompson(Learner):
         maker_shape = self._stats.shape[1:]
         posted, filled, fill_cost, fallback_cost = (np.array(getattr(state, name), dtype=float).reshape(maker_shape)
                                                     for name in ("posted", "filled", "fill_cost", "fallback_cost"))
-        self._stats = np.stack((posted, filled, np.zeros_like(posted), filled, fill_cost, fallback_cost))
-        self._taker_stats = np.array((state.taker, state.taker_cost), dtype=float)
+        self._stats = np.ascontiguousarray(np.stack((posted, filled, fill_cost, fallback_cost)))
+        self._taker_stats = np.ascontiguousarray(np.array((state.taker, state.taker_cost), dtype=float))
         self._scale_factor = 1.0
         self._refresh()
 
@@ -293,44 +278,23 @@ class StructuredThompson(Learner):
             self._scale_factor = 1.0
             self._refresh()
 
-    def _pieces(self) -> np.ndarray:
-        """Per piece (fill probability, cost of a fill, cost of a fallback), replica and offset: each offset's
-        own evidence shrunk towards a curve shared across offsets, shape (3, replicas, offsets).
-
-        The three curves are fitted in one batch: the fill probability as a line in the empirical logit
-        (Berkson's minimum chi-square, weights n p (1 - p)), its slope never positive (a post further from
-        the touch never fills more often); the costs as lines in the offset, with prior slopes -1 for a fill
-        (one bp further is one bp cheaper) and 0 for a fallback.
-        """
-        stats = self._stats * self._scale_factor
-        posted, filled = stats[_POSTED], stats[_FILLED]
-        stats[_UNFILLED] = posted - filled
-        p_hat = (filled + _EMPIRICAL_LOGIT_HALF) / (posted + 2.0 * _EMPIRICAL_LOGIT_HALF)
-        counts, totals = stats[:_FILLS], stats[_FILLS:]
-        weight = counts.copy()
-        weight[0] = posted * p_hat * (1.0 - p_hat)
-        weighted_y = totals.copy()
-        weighted_y[0] = weight[0] * logit(p_hat)
-        intercept, slope = _ridge_lines(self._line_basis, weighted_y, weight, *self._prior_moments)
-        np.minimum(slope[0], 0.0, out=slope[0])
-        curves = intercept[..., None] + slope[..., None] * self._offsets
-        expit(curves[0], out=curves[0])
-        return _shrunk(totals, counts, curves, self._shrinkage)
-
     def _refresh(self) -> None:
-        """Recompute every replica's expected cost of every arm (and the mean fill probability per offset)
-        from the statistics: once per outcome, off the decision path, so a decision only reads them."""
-        g, strength = self._scale_factor, self._prior_strength
-        taker = (g * self._taker_stats[1] + strength * self._taker_fee) / (g * self._taker_stats[0] + strength)
+        """Recompute every replica's expected cost of every arm (and the fill probability per offset) from the
+        statistics: once per outcome, off the decision path, so a decision only reads them.
+
+        Per replica, each offset's own evidence is shrunk by ``shrinkage`` pseudo-observations towards curves
+        shared across offsets, fitted by weighted least squares with a ridge pull towards the priors: the fill
+        probability as a line in the empirical logit (Berkson's minimum chi-square, weights n p (1 - p)), its
+        slope never positive (a post further from the touch never fills more often); the costs as lines in the
+        offset, with prior slopes -1 for a fill (one bp further is one bp cheaper) and 0 for a fallback. The
+        prior lines are ``prior_strength`` pseudo-observations at offsets 0 and 1, so every fit is defined with
+        evidence at one offset or none. Evaluated by :func:`~tuner.learners.structured_kernel.refit`.
+        """
         recent = list(self._choices)[-_PRECOMPUTED_CHOICE_SETS:]
         self._choices = {}
-        self._costs = np.multiply.outer(taker, self._arm_bias)
-        if self._offsets.size == 0:
-            self._p_fill = np.zeros((self._replicas, 0))
-        else:
-            p_fill, fill, fallback = self._pieces()
-            self._costs += (fallback + p_fill * (fill - fallback)) @ self._maker_to_arms
-            self._p_fill = p_fill
+        self._refit(self._stats, self._taker_stats, self._scale_factor, self._prior_strength, self._taker_fee,
+              self._prior_moments, self._prior_y_moments, self._offsets, self._shrinkage, self._arm_column,
+              self._arm_bias, self._costs, self._p_fill)
         # read by expected_reward and fill_probability (the tuner's observe), computed there at most once per refit
         self._fill_mean: np.ndarray | None = None
         self._mean_costs: list[float] | None = None
@@ -338,35 +302,10 @@ class StructuredThompson(Learner):
             self._replica_choices(idx)
 
 
-def _shrunk(total: np.ndarray, weight: np.ndarray, curve: np.ndarray, shrinkage: float) -> np.ndarray:
-    """``(total + shrinkage * curve) / (weight + shrinkage)``: an offset's own mean pulled towards the curve,
-    and the curve itself where the offset has no evidence at all (also with no shrinkage)."""
-    if shrinkage > 0.0:
-        return (total + shrinkage * curve) / (weight + shrinkage)
-    denominator = weight + shrinkage
-    mean = np.divide(total + shrinkage * curve, denominator, out=curve.copy(), where=denominator > 0.0)
-    return np.asarray(mean)
-
-
 def _prior_line_moments(priors: np.ndarray, strengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """What each piece's prior line adds to the moments of :func:`_ridge_lines`: ``strengths`` pseudo-observations
-    of the line (intercept, slope in ``priors``) at x = 0 and at x = 1, shapes (pieces, 1, 3) and (pieces, 1, 2)."""
+    """What each piece's prior line adds to the moments of its least-squares fit: ``strengths``
+    pseudo-observations of the line (intercept, slope in ``priors``) at x = 0 and at x = 1, as
+    (sum w, sum w x, sum w x^2) and (sum w y, sum w x y), shapes (pieces, 3) and (pieces, 2)."""
     a0, b0, k = priors[:, 0], priors[:, 1], strengths
-    return (np.stack((2.0 * k, k, k), axis=1)[:, None, :],
-            np.stack((k * (2.0 * a0 + b0), k * (a0 + b0)), axis=1)[:, None, :])
-
-
-def _ridge_lines(basis: np.ndarray, weighted_y: np.ndarray, weight: np.ndarray, prior_moments: np.ndarray,
-                 prior_y_moments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per piece and row: the weighted least-squares line through (x, y) with a ridge pull towards a prior line.
-
-    ``basis`` holds (1, x, x^2) per point; ``weighted_y`` is ``weight * y`` (so a point without weight needs no
-    y), shape (pieces, rows, points); the prior moments (:func:`_prior_line_moments`) keep every fit defined with
-    evidence at one offset or none. Returns (intercept, slope), each of shape (pieces, rows).
-    """
-    moments = weight @ basis + prior_moments                    # sum w, sum w x, sum w x^2
-    y_moments = weighted_y @ basis[:, :2] + prior_y_moments     # sum w y, sum w x y
-    sw, sx, sxx = moments[..., 0], moments[..., 1], moments[..., 2]
-    sy, sxy = y_moments[..., 0], y_moments[..., 1]
-    slope = (sw * sxy - sx * sy) / (sw * sxx - sx * sx)
-    return (sy - slope * sx) / sw, slope
+    return (np.ascontiguousarray(np.stack((2.0 * k, k, k), axis=1)),
+            np.ascontiguousarray(np.stack((k * (2.0 * a0 + b0), k * (a0 + b0)), axis=1)))
