@@ -20,6 +20,8 @@ import json
 import os
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -364,14 +366,38 @@ def _store_creation_lock(tracking_uri: str) -> Iterator[None]:
         yield
 
 
+SERVER_PROBE_TIMEOUT_S = 5.0
+"""How long a tracking server may take to answer its health probe before it counts as unreachable."""
+
+
 def open_client(tracking_uri: str) -> MlflowClient:
     """An MLflow client on ``tracking_uri``, its store created (or migrated) by one process at a time.
 
     Opening a new SQLite store creates and migrates its schema; two processes doing it at once crash one
     ("duplicate column name"). Every process that may be first to open the store comes through here.
+    A tracking server (http, https) is probed first: raises :class:`RegistryError` when it does not answer.
     """
+    check_server_reachable(tracking_uri)
     with _store_creation_lock(tracking_uri):
         return MlflowClient(tracking_uri=tracking_uri)
+
+
+def check_server_reachable(tracking_uri: str, timeout_s: float = SERVER_PROBE_TIMEOUT_S) -> None:
+    """Raise :class:`RegistryError` when ``tracking_uri`` is an MLflow server that does not answer its ``/health``
+    within ``timeout_s``; other stores pass. Why: MLflow's client retries a refused connection with back-off for
+    about two minutes before it fails, so a run would end that long after its work with a stack of retries."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    probe = tracking_uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(probe, timeout=timeout_s):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered: a proxy without /health, or auth, is MLflow's to report
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise RegistryError(f"MLflow tracking server {tracking_uri} did not answer {probe} within {timeout_s:g} s "
+                            f"({reason})") from error
 
 
 def ensure_experiment(client: MlflowClient, tracking_uri: str, name: str) -> str:

@@ -27,14 +27,13 @@ _METRICS = ("mean_cost_bps", "cost_ci_low_bps", "cost_ci_high_bps", "taker_cost_
 def log_sweep(rows: Sequence[dict[str, Any]], grid_params: dict[str, str], config: ConfigBundle, table: Path,
               out_dir: Path) -> tuple[str, int]:
     """Log the parent run and every row not yet logged as a nested run; returns (parent run id, rows logged)."""
-    from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-    from router_tuner.tuner.registry import ensure_experiment, resolve_tracking_uri
+    from router_tuner.tuner.registry import ensure_experiment, open_client, resolve_tracking_uri
 
     uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri)
-    client = MlflowClient(tracking_uri=uri)
+    client = open_client(uri)
     experiment = ensure_experiment(client, uri, config.tuner.mlflow.experiment)
     state = Path(out_dir) / STATE_NAME
     parent = _parent_id(state, uri)

@@ -240,3 +240,23 @@ def test_an_mlflow_sql_store_failure_is_one_line_without_the_sql() -> None:
     assert code == RUNTIME_FAILURE
     assert line == ("MLflow store: disk I/O error; check the MLflow store (--tracking-uri, MLFLOW_TRACKING_URI or "
                     "tuner.json mlflow)")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_an_mlflow_server_that_does_not_answer_fails_before_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """It used to fail only after the whole run, after MLflow's own retries (about two minutes)."""
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    data = tmp_path / "data"
+    _recording(data, seconds=60.0)
+    argv = [a for a in _simulate(data, tmp_path) if a != "--no-mlflow"]
+    line = one_line_failure(argv, capsys, RUNTIME_FAILURE)
+    assert line.startswith(f"router-tuner simulate: MLflow tracking server {uri} did not answer {uri}/health")
+    assert "check the MLflow store" in line
+    assert not list((tmp_path / "out").glob("*")), "nothing simulated, nothing written"

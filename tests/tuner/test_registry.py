@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
+import socket
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from router_tuner.tuner.registry import (
     PREVIOUS_CHAMPION_TAG,
     PolicyRegistry,
     RegistryError,
+    check_server_reachable,
     resolve_tracking_uri,
 )
 from tests.conftest import use_tracking_uri
@@ -168,3 +172,27 @@ def test_each_version_is_a_pyfunc_model_that_predicts_knobs_and_propensity(regis
     assert list(challenger["version"]) == [2, 2] and challenger["maker_offset_bps"][0] == 2.0
     with pytest.raises(MlflowException, match="hour"):
         model.predict(contexts.drop(columns=["hour"]))
+
+
+def test_a_tracking_server_is_probed_and_one_that_answers_anything_passes() -> None:
+    """MLflow's client retries a refused connection for about two minutes; the probe says so at once."""
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # a proxy in front of MLflow without /health: it answered, so it is reachable
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        check_server_reachable(f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
+        server.server_close()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    with pytest.raises(RegistryError, match=rf"http://127.0.0.1:{closed} did not answer .*/health within 5 s"):
+        check_server_reachable(f"http://127.0.0.1:{closed}")
+    check_server_reachable("sqlite:////nonexistent/store.db")   # not a server: MLflow reports its own errors
