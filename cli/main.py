@@ -134,6 +134,14 @@ class SymbolList(argparse.Action):
         setattr(namespace, self.dest, names)
 
 
+def symbol_name(text: str) -> str:
+    """``--symbol`` in every command: one name, read like ``--symbols`` (``btcusdt`` is ``BTCUSDT``)."""
+    name = text.strip().upper()
+    if not name or "," in name or any(c.isspace() for c in name):
+        raise argparse.ArgumentTypeError(f"one symbol name, e.g. BTCUSDT, got {text!r}")
+    return name
+
+
 def _sqlite(error: Exception) -> tuple[int, str]:
     text = str(error)
     if "locked" in text or "busy" in text:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from router_tuner.cli.main import symbol_name
+
 if TYPE_CHECKING:
     from router_tuner.router.events import RouterEvent
     from router_tuner.tuner.ope.compare import Comparison
@@ -42,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidate", required=True, help="arm id, policy JSON file, or SYMBOL@ALIAS|SYMBOL/N")
     parser.add_argument("--baseline", default=None,
                         help="a second policy scored on the same events (default: the logging policy's own value)")
-    parser.add_argument("--symbol", default=None, help="only this symbol (default: the candidate's symbol, else "
-                                                       "each symbol of the log on its own)")
+    parser.add_argument("--symbol", type=symbol_name, default=None,
+                        help="only this symbol (default: the candidate's symbol, else each symbol of the log alone)")
     parser.add_argument("--since", default=None, help="only orders that arrived at or after this ISO-8601 time")
     parser.add_argument("--until", default=None, help="only orders that arrived before this ISO-8601 time")
     parser.add_argument("--logging-policy", default=None, metavar="ID[:VERSION]",

@@ -17,14 +17,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from router_tuner.cli.main import whole_number
+from router_tuner.cli.main import symbol_name, whole_number
 from router_tuner.config.models import SEED_MAX
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, type=Path, help="folder written by journal export --partitioned")
     parser.add_argument("--candidate", required=True, help="the arm to score (e.g. o1.00_b0.00)")
-    parser.add_argument("--symbol", default=None, help="only this symbol (default: each symbol on its own)")
+    parser.add_argument("--symbol", type=symbol_name, default=None,
+                        help="only this symbol (default: each symbol on its own)")
     parser.add_argument("--since-day", default=None, metavar="YYYY-MM-DD", help="first UTC day to include")
     parser.add_argument("--until-day", default=None, metavar="YYYY-MM-DD", help="last UTC day to include")
     where = parser.add_mutually_exclusive_group()

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from router_tuner.cli.main import BadInput, reading
+from router_tuner.cli.main import BadInput, reading, symbol_name
 from router_tuner.config.loader import DEFAULTS_DIR, load_config
 from router_tuner.config.models import ConfigBundle
 from router_tuner.router.events import RouterEvent
@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     }
     for name, help_text in specs.items():
         sub = actions.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--symbol", required=name != "list", default=None, help="symbol, e.g. BTCUSDT")
+        sub.add_argument("--symbol", type=symbol_name, required=name != "list", default=None,
+                         help="symbol, e.g. BTCUSDT")
         if name in ("show", "promote"):
             sub.add_argument("--version", type=int, default=None, help="registered version number")
         if name == "promote":

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from router_tuner.cli.main import main
+from router_tuner.cli.main import BAD_INPUT, main
 from router_tuner.config.loader import load_config
 from router_tuner.router.policy import RouterPolicy
+from tests.cli.test_cli_failures import one_line_failure
 from tests.conftest import default_registry
 
 BUNDLE = load_config()
@@ -177,3 +178,12 @@ def test_a_champion_moved_in_the_ui_shows_and_a_forced_override_accepts_it(
     assert accepted["version"] == 2 and accepted["gate"] == {"record": "forced", "problem": None}
     [first] = _json(capsys, ["policy", "show", "--symbol", "BTCUSDT", "--version", "1", "--json", *common])
     assert first["gate"] == {"record": "initial", "problem": None}
+
+
+def test_symbol_names_are_read_like_symbols_everywhere(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--symbol btcusdt`` used to find nothing: --symbols upper-cased its names, --symbol did not."""
+    common = ["--tracking-uri", store, "--json"]
+    assert _json(capsys, ["policy", "show", "--symbol", " btcusdt", *common]) == _json(
+        capsys, ["policy", "show", "--symbol", "BTCUSDT", *common])
+    line = one_line_failure(["policy", "show", "--symbol", "BTCUSDT,ETHUSDT", *common], capsys, BAD_INPUT)
+    assert "argument --symbol: one symbol name, e.g. BTCUSDT, got 'BTCUSDT,ETHUSDT'" in line
