@@ -143,7 +143,7 @@ def _index_columns(event: Event) -> tuple[str, int, str]:
     raise TypeError(f"not a journaled event type: {type(event).__name__}")
 
 
-def _check_kind(kind: str) -> None:
+def event_type_of_kind(kind: str) -> None:
     if kind not in EVENT_TYPES:
         raise ValueError(f"unknown event kind {kind!r}; expected one of {sorted(EVENT_TYPES)}")
 
@@ -347,7 +347,7 @@ class Journal:
         The iterator reads one consistent snapshot (whole batches only) and holds it until exhausted or
         closed; close it when stopping early, as an open snapshot keeps the WAL from being checkpointed.
         """
-        _check_kind(kind)
+        event_type_of_kind(kind)
         clauses = ["kind = ?"]
         params: list[object] = [kind]
         if symbol is not None:
@@ -385,7 +385,7 @@ class Journal:
 
     def count(self, kind: str) -> int:
         """Number of journaled events of ``kind``."""
-        _check_kind(kind)
+        event_type_of_kind(kind)
         return self._connection.execute("SELECT COUNT(*) FROM events WHERE kind = ?", (kind,)).fetchone()[0]
 
     def export_parquet(self, kind: str, path: str | os.PathLike[str]) -> int:

@@ -30,7 +30,7 @@ import msgspec.inspect as mi
 import pandas as pd
 import pyarrow as pa
 
-from router_tuner.router.codec import SchemaError, _check_kind, _resolve_kind, validate
+from router_tuner.router.codec import SchemaError, event_type_of_kind, kind_of_events, validate
 from router_tuner.router.events import EVENT_TYPES, Event
 
 TIMESTAMP = pa.timestamp("ns", tz="UTC")
@@ -122,7 +122,7 @@ def _field(name: str, kind: mi.Type) -> _Field:
 
 
 def _kind_fields(kind: str) -> list[tuple[str, _Field]]:
-    info = mi.type_info(_check_kind(kind))
+    info = mi.type_info(event_type_of_kind(kind))
     assert isinstance(info, mi.StructType)
     return [(f.name, _field(f.name, f.type)) for f in info.fields]
 
@@ -131,7 +131,7 @@ _FIELDS = {kind: _kind_fields(kind) for kind in EVENT_TYPES}
 
 
 def _fields(kind: str) -> list[tuple[str, _Field]]:
-    _check_kind(kind)
+    event_type_of_kind(kind)
     return _FIELDS[kind]
 
 
@@ -142,7 +142,7 @@ def arrow_schema(kind: str) -> pa.Schema:
 
 def to_arrow(events: Sequence[Event], *, kind: str | None = None) -> pa.Table:
     """One row per event (layout in the module docstring); ``kind`` is required for an empty sequence."""
-    kind = _resolve_kind(events, kind)
+    kind = kind_of_events(events, kind)
     for event in events:
         validate(event)
     fields = _fields(kind)
@@ -153,7 +153,7 @@ def to_arrow(events: Sequence[Event], *, kind: str | None = None) -> pa.Table:
 def from_arrow(table: pa.Table, kind: str) -> list[Event]:
     """The events of ``kind`` in ``table``; its columns must be exactly the schema's, in any order, and a bad
     cell is a SchemaError naming the row and field."""
-    cls = _check_kind(kind)
+    cls = event_type_of_kind(kind)
     fields = _fields(kind)
     names = [name for name, _ in fields]
     unknown = [c for c in table.column_names if c not in names]

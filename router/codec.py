@@ -74,7 +74,8 @@ def kind_of(event: Event) -> str:
     return kind
 
 
-def _check_kind(kind: str) -> type[Event]:
+def event_type_of_kind(kind: str) -> type[Event]:
+    """The event class of ``kind`` (e.g. ``"router_event"``); ValueError naming the known kinds otherwise."""
     try:
         return EVENT_TYPES[kind]
     except KeyError:
@@ -247,7 +248,7 @@ def _first_difference(written: object, read: object, path: str) -> str | None:
 
 def from_json(data: bytes | str, kind: str) -> Event:
     """Decode and validate one event of ``kind``; any deviation is a SchemaError naming the field."""
-    _check_kind(kind)
+    event_type_of_kind(kind)
     try:
         event = _DECODERS[kind].decode(data)
     except msgspec.DecodeError as err:
@@ -277,7 +278,7 @@ def _column_spec(field_type: mi.Type) -> tuple[str, Callable[[Any], Any] | None]
 
 
 def _columns(kind: str) -> list[tuple[str, str, Callable[[Any], Any] | None]]:
-    info = mi.type_info(_check_kind(kind))
+    info = mi.type_info(event_type_of_kind(kind))
     assert isinstance(info, mi.StructType)
     return [(f.name, *_column_spec(f.type)) for f in info.fields]
 
@@ -285,10 +286,11 @@ def _columns(kind: str) -> list[tuple[str, str, Callable[[Any], Any] | None]]:
 _COLUMNS = {kind: _columns(kind) for kind in EVENT_TYPES}
 
 
-def _resolve_kind(events: Sequence[Event], kind: str | None) -> str:
+def kind_of_events(events: Sequence[Event], kind: str | None) -> str:
+    """The one kind of ``events`` (and ``kind``, when given); ValueError for mixed kinds or nothing to infer from."""
     kinds = {kind_of(event) for event in events}
     if kind is not None:
-        _check_kind(kind)
+        event_type_of_kind(kind)
         kinds.add(kind)
     if not kinds:
         raise ValueError("cannot infer the kind of an empty sequence: pass kind=")
@@ -302,7 +304,7 @@ def to_dataframe(events: Sequence[Event], *, kind: str | None = None) -> pd.Data
 
     ``kind`` is required for an empty sequence and, when given, must match every event.
     """
-    kind = _resolve_kind(events, kind)
+    kind = kind_of_events(events, kind)
     for event in events:
         validate(event)
     columns: dict[str, pd.Series] = {}
@@ -332,7 +334,7 @@ def from_dataframe(df: pd.DataFrame, kind: str) -> list[Event]:
 
     Columns must be exactly the struct's fields; a bad cell is a SchemaError naming the row and field.
     """
-    cls = _check_kind(kind)
+    cls = event_type_of_kind(kind)
     expected = [name for name, _, _ in _COLUMNS[kind]]
     unknown = [c for c in df.columns if c not in expected]
     if unknown:
