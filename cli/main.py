@@ -134,6 +134,17 @@ class SymbolList(argparse.Action):
         setattr(namespace, self.dest, names)
 
 
+def ray_address(text: str) -> str:
+    """``--address`` in a form Ray can join: a malformed one is a bad argument, not a cluster failure."""
+    from router_tuner.tuner.cluster import check_address_form
+
+    try:
+        check_address_form(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def symbol_name(text: str) -> str:
     """``--symbol`` in every command: one name, read like ``--symbols`` (``btcusdt`` is ``BTCUSDT``)."""
     name = text.strip().upper()

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from router_tuner.cli.main import symbol_name, whole_number
+from router_tuner.cli.main import ray_address, symbol_name, whole_number
 from router_tuner.config.models import SEED_MAX
 
 
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=1,
                        help="tasks at once: 1 runs them in this process, N > 1 starts a local Ray (default: 1)")
-    where.add_argument("--address", default=None, help="join a running Ray cluster (HOST:PORT)")
+    where.add_argument("--address", default=None, type=ray_address, help="join a running Ray cluster (HOST:PORT)")
     parser.add_argument("--seed", type=whole_number(0, SEED_MAX), default=None,
                         help="bootstrap seed (default: tuner.json seed)")
     parser.add_argument("--config", default=None, help="config directory (default: embedded defaults)")

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from router_tuner.cli.main import SYMBOLS_RULE, SymbolList
+from router_tuner.cli.main import SYMBOLS_RULE, SymbolList, ray_address
 from router_tuner.config.models import LearnerName
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=1,
                        help="tasks at once: 1 runs them in this process, N > 1 starts a local Ray (default: 1)")
-    where.add_argument("--address", default=None,
+    where.add_argument("--address", default=None, type=ray_address,
                        help="join a running Ray cluster (HOST:PORT of its head; a cluster with Ray's token "
                             "authentication needs Ray's own RAY_AUTH_* environment, as Ray documents)")
     parser.add_argument("--learners", default=",".join(LEARNERS),

@@ -158,15 +158,27 @@ def open_runner(workers: int, address: str | None) -> AbstractContextManager[Tas
     return nullcontext(LocalRunner())
 
 
+def check_address_form(address: str) -> tuple[str, int] | None:
+    """(host, port) of a Ray address, ``None`` for ``auto``; ValueError for anything else (a bad argument)."""
+    if address == "auto":
+        return None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT or auto")
+    return host, int(port)
+
+
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     """Fail fast on an address nothing listens at: ``ray.init`` would retry it for minutes."""
-    if address == "auto":
-        return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise ClusterError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT or auto")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+        where = check_address_form(address)
+    except ValueError as error:
+        raise ClusterError(str(error)) from None
+    if where is None:
+        return
+    host, port = where
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
     except OSError as error:
         raise ClusterError(f"no Ray cluster answers at {address}: {error}") from error
 

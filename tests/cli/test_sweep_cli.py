@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from router_tuner.cli.main import main
+from router_tuner.cli.main import BAD_INPUT, main
+from tests.cli.test_cli_failures import one_line_failure
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--learners", "ucb,epsilon_greedy", "--seeds", "1,2", "--symbols", "BTCUSDT", "--data", "synthetic",
@@ -83,6 +84,16 @@ def test_an_unreachable_cluster_is_one_line_and_exit_1(tmp_path: Path, capsys: p
                  "BTCUSDT", "--out", str(tmp_path), "--no-mlflow"]) == 1
     err = capsys.readouterr().err
     assert "no Ray cluster answers at 127.0.0.1:1" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("address", ["zzz", "host:", "host:99999", "ray://:6379"])
+def test_a_malformed_cluster_address_is_a_bad_argument(address: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """It used to exit 1 as if a cluster had failed; nothing is planned or written."""
+    line = one_line_failure(["sweep", "--address", address, "--out", str(tmp_path / "out"), "--no-mlflow"], capsys,
+                            BAD_INPUT)
+    assert f"argument --address: Ray address {address!r} is not HOST:PORT, ray://HOST:PORT or auto" in line
+    assert not (tmp_path / "out").exists()
 
 
 def test_two_workers_start_and_stop_a_local_ray_with_the_one_core_table(tmp_path: Path) -> None:
