@@ -1,4 +1,5 @@
-"""``router-tuner config check [DIR]``: validate a configuration directory, listing every problem (exit 2).
+"""``router-tuner config check [DIR]``: validate a configuration directory, listing every problem (exit 2);
+``router-tuner config init DIR``: write the embedded defaults there to edit (never over an existing file).
 
 ``--json`` prints the verdict as one JSON object on stdout (``ok``, ``problems`` with file, key path and
 message, and what was loaded when it is valid); the problems are still listed on stderr, so a person
@@ -10,9 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from router_tuner.cli.main import BAD_INPUT
-from router_tuner.config.loader import DEFAULTS_DIR, ConfigError, load_config
+from router_tuner.cli.main import BAD_INPUT, BadInput
+from router_tuner.config.loader import DEFAULTS_DIR, FILES, ConfigError, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,9 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("--json", action="store_true",
                        help="also print the verdict as one JSON object on stdout (the problems stay listed on "
                             "stderr; a failure is still one plain line on stderr)")
+    init = actions.add_parser("init", help="write the embedded default files into DIR to edit (never overwrites)")
+    init.add_argument("dir", help="directory to create or fill (it must not hold any of the files yet)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.config_command == "init":
+        return _init(Path(args.dir))
     directory = args.dir if args.dir is not None else DEFAULTS_DIR
     try:
         bundle = load_config(directory)
@@ -43,4 +49,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"config check: {directory}: OK ({len(bundle.strategy.universe)} symbols, "
           f"learner {bundle.tuner.learner}, max {bundle.risk.max_concurrent_positions} concurrent positions)")
+    return 0
+
+
+def _init(directory: Path) -> int:
+    """Copy the defaults, all or nothing: a file of the same name already there is refused, never replaced."""
+    if directory.exists() and not directory.is_dir():
+        raise BadInput(f"init: {directory} exists and is not a directory")
+    present = [name for name in FILES if (directory / name).exists()]
+    if present:
+        raise BadInput(f"init: {directory} already holds {', '.join(present)}: config init never overwrites; "
+                       f"choose a new directory or check the one there with `router-tuner config check {directory}`")
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        (directory / name).write_bytes((DEFAULTS_DIR / name).read_bytes())
+    print(f"config init: wrote {len(FILES)} files to {directory}; edit them, check with `router-tuner config check "
+          f"{directory}` and pass --config {directory} to the other commands")
     return 0

@@ -10,6 +10,7 @@ data directory is not an error: the synthetic market is used and the caller says
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,13 +63,37 @@ class SimMarket:
         return (tape.bid_px[i] + tape.ask_px[i]) / (2.0 * tape.price_scale)
 
 
+_QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "BTC", "ETH", "BNB")
+"""Quote assets a venue symbol may end with, the longest first where one ends another."""
+
+
 def _our_symbol(config: ConfigBundle, venue_symbol: str, market: str) -> str:
     matches = [name for name, entry in config.strategy.universe.items()
                if entry.venue_symbol == venue_symbol and entry.market == market]
-    if len(matches) != 1:
+    if not matches:
+        raise ValueError(f"recorded {market} {venue_symbol} is not in strategy_config.json's universe: add "
+                         f"{universe_entry_hint(venue_symbol, market)} to its \"universe\" in a config directory "
+                         f"(`router-tuner config init DIR` writes the defaults there) and pass --config DIR")
+    if len(matches) > 1:
         raise ValueError(f"recorded {market} {venue_symbol} maps to {len(matches)} universe entries "
                          f"({matches}) in strategy_config.json: need exactly one")
     return matches[0]
+
+
+def universe_entry_hint(venue_symbol: str, market: str) -> str:
+    """A universe entry for a recorded market the configuration lacks, as JSON to paste (a COIN-M contract's USD
+    size is Binance's usual one and named as such: the recording does not carry it)."""
+    quote = next((q for q in _QUOTES if venue_symbol.endswith(q) and venue_symbol != q), "USDT")
+    if market == "cm":
+        size = 100.0 if venue_symbol.startswith("BTC") else 10.0
+        entry = {"venue_symbol": venue_symbol, "tier": "CORE", "quote": "USD", "market": "cm",
+                 "contract_type": "inverse", "contract_size": size}
+        return (f"\"{venue_symbol}\": {json.dumps(entry)} (check contract_size: USD per contract, 100 for BTC and "
+                f"10 for the others on Binance COIN-M)")
+    spot = market == "spot"
+    entry = {"venue_symbol": venue_symbol, "tier": "SPOT" if spot else "CORE", "quote": quote, "market": market,
+             "contract_type": "spot" if spot else "linear", "contract_size": 1.0}
+    return f"\"{venue_symbol}{'_SPOT' if spot else ''}\": {json.dumps(entry)}"
 
 
 def _market(config: ConfigBundle, symbol: str, tape: MarketTape, source: str,

@@ -95,3 +95,43 @@ def test_every_json_flag_says_failures_stay_one_plain_line(command: list[str],
         main([*command, "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--json" in text and "a failure is still one plain line on stderr" in text
+
+
+def test_config_init_writes_the_defaults_to_edit_and_never_overwrites(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "mine"
+    assert main(["config", "init", str(target)]) == 0
+    assert main(["config", "check", str(target)]) == 0
+    edit_config(target, "tuner.json", lambda d: d.update(seed=11))
+    capsys.readouterr()
+    assert main(["config", "init", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"router-tuner config: init: {target} already holds risk_limits.json, ")
+    assert json.loads((target / "tuner.json").read_text())["seed"] == 11   # the edit is kept
+    (tmp_path / "file").write_text("x")
+    assert main(["config", "init", str(tmp_path / "file")]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err
+
+
+def test_a_recorded_market_outside_the_universe_says_what_to_add_and_works_once_added(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Another market's recording (here SOLUSDT) is refused with the entry to paste; pasted, it simulates."""
+    from tests.market.test_market_binance import _snapshot, _ticker, _write
+
+    data = tmp_path / "data"
+    data.mkdir()
+    messages = [_snapshot(0, 100, [["20.00", "300"]], [["20.01", "400"]])]
+    messages += [_ticker("solusdt", 1 + 50 * k, "20.00", "20.01") for k in range(1200)]
+    _write(data / "usdm_solusdt_20240809.jsonl.gz", messages)
+    argv = ["simulate", "--data", str(data), "--no-mlflow", "--workers", "1", "--learners", "ucb", "--orders", "5",
+            "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    line = capsys.readouterr().err.strip()
+    entry = ('"SOLUSDT": {"venue_symbol": "SOLUSDT", "tier": "CORE", "quote": "USDT", "market": "usdm", '
+             '"contract_type": "linear", "contract_size": 1.0}')
+    assert entry in line and "config init DIR" in line
+    config = tmp_path / "config"
+    assert main(["config", "init", str(config)]) == 0
+    edit_config(config, "strategy_config.json", lambda d: d["universe"].update(json.loads("{" + entry + "}")))
+    assert main([*argv, "--config", str(config)]) == 0
+    assert "SOLUSDT" in capsys.readouterr().out

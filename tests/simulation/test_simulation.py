@@ -13,10 +13,11 @@ import pytest
 
 from router_tuner.cli.main import main
 from router_tuner.config.loader import load_config
+from router_tuner.config.models import UniverseEntry
 from router_tuner.simulation.intents import intent_stream, lane_count
 from router_tuner.simulation.job import SimulationOptions, load_markets, simulate
 from router_tuner.simulation.learners import LEARNERS, arm_shares, greedy_arm, parse_learners
-from router_tuner.simulation.markets import synthetic_markets
+from router_tuner.simulation.markets import synthetic_markets, universe_entry_hint
 from router_tuner.simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, RULE, STATIC
 from router_tuner.simulation.report.page import summary_dict
 from router_tuner.simulation.results import ope_vs_truth
@@ -244,3 +245,20 @@ def test_a_tuner_charging_markout_learns_it_in_the_main_job_and_the_shadow_scena
 
 def replace_tuner(config, **fields):
     return msgspec.structs.replace(config, tuner=msgspec.structs.replace(config.tuner, **fields))
+
+
+@pytest.mark.parametrize("venue_symbol, market, key, fields", [
+    ("SOLUSDC", "usdm", "SOLUSDC", {"quote": "USDC", "contract_type": "linear", "contract_size": 1.0, "tier": "CORE"}),
+    ("BNBFDUSD", "spot", "BNBFDUSD_SPOT", {"quote": "FDUSD", "contract_type": "spot", "tier": "SPOT"}),
+    ("ETHBTC", "spot", "ETHBTC_SPOT", {"quote": "BTC", "contract_type": "spot"}),
+    ("BTCUSD_PERP", "cm", "BTCUSD_PERP", {"quote": "USD", "contract_type": "inverse", "contract_size": 100.0}),
+    ("SOLUSD_PERP", "cm", "SOLUSD_PERP", {"quote": "USD", "contract_type": "inverse", "contract_size": 10.0}),
+])
+def test_the_universe_entry_suggested_for_an_unknown_recording_is_valid_config(
+        venue_symbol: str, market: str, key: str, fields: dict[str, object]) -> None:
+    hint = universe_entry_hint(venue_symbol, market)
+    name, _, rest = hint.partition(": ")
+    entry = json.loads(rest.split(" (check")[0])
+    assert json.loads(name) == key and entry["venue_symbol"] == venue_symbol and entry["market"] == market
+    assert fields.items() <= entry.items()
+    msgspec.convert(entry, UniverseEntry)   # the strict loader's own type accepts it
