@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.config_command == "init":
+        if not args.dir.strip():
+            raise BadInput("init: DIR is empty: name the directory to write the files into")
         return _init(Path(args.dir))
     directory = args.dir if args.dir is not None else DEFAULTS_DIR
     try:
@@ -61,8 +63,16 @@ def _init(directory: Path) -> int:
         raise BadInput(f"init: {directory} already holds {', '.join(present)}: config init never overwrites; "
                        f"choose a new directory or check the one there with `router-tuner config check {directory}`")
     directory.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        (directory / name).write_bytes((DEFAULTS_DIR / name).read_bytes())
+    written: list[Path] = []
+    try:
+        for name in FILES:
+            with open(directory / name, "xb") as out:   # "x": a file that appeared meanwhile is not replaced
+                written.append(directory / name)
+                out.write((DEFAULTS_DIR / name).read_bytes())
+    except OSError:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     print(f"config init: wrote {len(FILES)} files to {directory}; edit them, check with `router-tuner config check "
           f"{directory}` and pass --config {directory} to the other commands")
     return 0

@@ -135,3 +135,25 @@ def test_a_recorded_market_outside_the_universe_says_what_to_add_and_works_once_
     edit_config(config, "strategy_config.json", lambda d: d["universe"].update(json.loads("{" + entry + "}")))
     assert main([*argv, "--config", str(config)]) == 0
     assert "SOLUSDT" in capsys.readouterr().out
+
+
+def test_config_init_leaves_nothing_behind_when_a_write_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """All or nothing: a half-written directory would make every later init refuse it."""
+    import builtins
+
+    real_open = builtins.open
+    target = tmp_path / "mine"
+
+    def full_disk(file: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if str(file).endswith("tuner.json") and "x" in mode:
+            raise OSError(28, "No space left on device", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", full_disk)
+    assert main(["config", "init", str(target)]) != 0
+    monkeypatch.undo()
+    assert "No space left on device" in capsys.readouterr().err
+    assert list(target.iterdir()) == []
+    assert main(["config", "init", ""]) == 2
+    assert "DIR is empty" in capsys.readouterr().err
