@@ -212,7 +212,11 @@ def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
     try:
         parsed = _parse_json(path.read_text(encoding="utf-8"))
         issues = [ConfigIssue(file, dup, "duplicate key") for dup in _find_duplicates(parsed, "$")]
-        return _to_plain(parsed), issues
+        plain = _to_plain(parsed)
+        if not isinstance(plain, dict):   # null would otherwise read as "nothing loaded" and lose the file
+            kind = "null" if plain is None else type(plain).__name__
+            return None, [ConfigIssue(file, "$", f"must hold one JSON object {{...}}, got {kind}")]
+        return plain, issues
     except OSError as error:
         return None, [ConfigIssue(file, "$", f"cannot be read: {error.strerror or error}")]
     except RecursionError:
