@@ -23,7 +23,6 @@ file, estimated as the median of ``E - local receive`` over the file's messages 
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 import re
@@ -167,7 +166,7 @@ def load_binance(paths: Sequence[Path], *, symbol: str | None = None) -> MarketT
     returns it.
     """
     loaded = read_binance(paths, symbol=symbol)
-    if loaded.summary.unknown:
+    if loaded.summary.unknown or loaded.summary.cut:
         logger.warning("%s", loaded.summary.describe())
     else:
         logger.info("%s", loaded.summary.describe())
@@ -197,25 +196,19 @@ def _market_of(path: Path) -> str:
     return match["market"]
 
 
-def _open(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-
-
 @contextmanager
 def _damage_named(path: Path) -> Iterator[None]:
-    """A truncated or corrupt ``.gz`` is the file's problem (MarketDataError naming it), not a crash."""
+    """A corrupt ``.gz`` (not gzip, bad data) is the file's problem (MarketDataError naming it), not a crash."""
     try:
         yield
-    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-        raise MarketDataError(f"{path}: damaged or truncated gzip file ({error}); copy it again "
+    except zlib.error as error:
+        raise MarketDataError(f"{path}: damaged gzip file ({error}); copy it again "
                               "or move it out of the data directory") from error
 
 
 def _first_recv_ns(path: Path) -> int:
-    with _damage_named(path), _open(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                return _recv_ns(line.partition(b" ")[0], path, lineno)
+    for lineno, line, _ in _lines(path, LoadSummary()):   # a cut is reported by the read itself
+        return _recv_ns(line.partition(b" ")[0], path, lineno)
     raise MarketDataError(f"{path}: file is empty")
 
 
@@ -482,19 +475,56 @@ def rescale_decimals(cols: list[tuple[np.ndarray, np.ndarray]], what: str,
     return [col // div for col in scaled], scale, tick
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Non-blank lines with their 1-based numbers, read in large blocks (faster than readline)."""
+def _lines(path: Path, summary: LoadSummary) -> Iterator[tuple[int, bytes, bool]]:
+    """Non-blank lines with their 1-based numbers and whether a newline ended them, read in large blocks (faster
+    than readline).
+
+    A gzip stream that ends before its end marker (a recorder killed before it closed the file) ends the lines
+    there: what was read is used and the summary says where the file was cut. Anything else wrong with the
+    compression is the file's error.
+    """
     lineno, tail = 0, b""
-    with _damage_named(path), _open(path) as fh:
-        while chunk := fh.read(_READ_BLOCK_BYTES):
-            lines = (tail + chunk).split(b"\n")
-            tail = lines.pop()
-            for line in lines:
-                lineno += 1
-                if line.strip():
-                    yield lineno, line
+    with _damage_named(path), open(path, "rb") as fh:
+        blocks = _gunzip(fh) if path.suffix == ".gz" else iter(lambda: fh.read(_READ_BLOCK_BYTES), b"")
+        try:
+            for chunk in blocks:
+                lines = (tail + chunk).split(b"\n")
+                tail = lines.pop()
+                for line in lines:
+                    lineno += 1
+                    if line.strip():
+                        yield lineno, line, True
+        except _StreamCut:   # the partial line before the cut is not a line
+            summary.cut.append(f"{path.name}: gzip stream ends early, used its first {lineno} lines")
+            return
     if tail.strip():
-        yield lineno + 1, tail
+        yield lineno + 1, tail, False
+
+
+class _StreamCut(Exception):
+    """Raised by :func:`_gunzip` after the last bytes of a gzip stream that ends before its end marker."""
+
+
+def _gunzip(fh: IO[bytes]) -> Iterator[bytes]:
+    """The decompressed bytes of every gzip member of ``fh``; :class:`_StreamCut` if the last member lacks its end.
+
+    zlib directly rather than ``gzip.open``: the latter raises EOFError on a cut stream and loses the block it was
+    decompressing, while a recorder killed mid-write leaves exactly such a file, complete up to its last line.
+    """
+    member = zlib.decompressobj(wbits=31)
+    fed = False
+    while raw := fh.read(_READ_BLOCK_BYTES // 8):   # compressed bytes: about a block once inflated
+        while raw:
+            fed = True
+            yield member.decompress(raw, _READ_BLOCK_BYTES)
+            if member.eof:
+                raw = member.unused_data   # the next member of a concatenated file
+                member, fed = zlib.decompressobj(wbits=31), False
+            else:
+                raw = member.unconsumed_tail
+    if fed and not member.eof:
+        yield member.flush()
+        raise _StreamCut
 
 
 def _read_file(path: Path, state: _LoadState) -> None:
@@ -503,7 +533,7 @@ def _read_file(path: Path, state: _LoadState) -> None:
     state.file_quote_start = len(state.quote_ts_ns)
     file_loc = len(state.files) << 32
     state.files.append(path)
-    for lineno, line in _lines(path):
+    for lineno, line, ended in _lines(path, state.summary):
         loc = file_loc | lineno
         raw_ts, _, payload = line.partition(b" ")
         recv_ns = _recv_ns(raw_ts, path, lineno)
@@ -529,6 +559,9 @@ def _read_file(path: Path, state: _LoadState) -> None:
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             if isinstance(exc, MarketDataError):
                 raise
+            if not ended:   # the file's last line, cut short when its writer stopped: nothing after it to lose
+                state.summary.cut.append(f"{path.name}: last line {lineno} is incomplete, ignored")
+                continue
             raise MarketDataError(f"{path}:{lineno}: {exc}") from exc
     _apply_clock_offset(path, state, offsets_ns, local_snapshots)
 

@@ -37,6 +37,8 @@ class LoadSummary:
     skipped: Counter[str] = field(default_factory=Counter)
     unknown: Counter[str] = field(default_factory=Counter)
     other_symbols: int = 0
+    cut: list[str] = field(default_factory=list)
+    """Where a file's end was cut short (an incomplete last line, a gzip stream without its end): used up to there."""
 
     def describe(self) -> str:
         """One line: ``usdm BTCUSDT, 1 file: used bookTicker 66089, ...; skipped aggTrade 900``."""
@@ -51,9 +53,11 @@ class LoadSummary:
             parts.append("skipped unknown streams " + ", ".join(f"{k} {v}" for k, v in sorted(self.unknown.items())))
         if self.other_symbols:
             parts.append(f"skipped {self.other_symbols} messages of other symbols")
+        parts.extend(f"CUT SHORT: {where}" for where in self.cut)
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, object]:
         return {"symbol": self.symbol, "market": self.market, "files": self.files, "read": dict(self.read),
                 "depth_applied": self.depth_applied, "depth_gaps": self.depth_gaps,
-                "skipped": dict(self.skipped), "unknown": dict(self.unknown), "other_symbols": self.other_symbols}
+                "skipped": dict(self.skipped), "unknown": dict(self.unknown), "other_symbols": self.other_symbols,
+                "cut": list(self.cut)}

@@ -5,6 +5,7 @@ Each ends in one stderr line and exit 2 (bad input) or 1 (runtime failure), befo
 
 from __future__ import annotations
 
+import gzip
 import os
 import socket
 import sqlite3
@@ -178,15 +179,32 @@ def test_a_tape_shorter_than_warm_up_and_tail_is_bad_input(tmp_path: Path,
     assert "BTCUSDT: the tape (0.5 s) is shorter than warmup_ms + tail_ms of router.json" in line
 
 
-@pytest.mark.parametrize("damage", ["truncated", "not gzip"])
-def test_a_damaged_recording_is_bad_input_naming_the_file(tmp_path: Path, damage: str,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_damaged_recording_is_bad_input_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "data"
     path = _recording(data, seconds=120)
-    raw = path.read_bytes()
-    path.write_bytes(raw[: len(raw) // 2] if damage == "truncated" else b"hello, not gzip")
+    path.write_bytes(b"hello, not gzip")
     line = one_line_failure(_simulate(data, tmp_path), capsys, BAD_INPUT)
-    assert f"{path}: damaged or truncated gzip file" in line
+    assert f"{path}: damaged gzip file" in line
+
+
+@pytest.mark.parametrize("cut", ["gzip stream", "last line"])
+def test_a_recording_cut_short_by_its_writer_is_used_up_to_the_cut_and_says_so(
+        tmp_path: Path, cut: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A recorder killed mid-write leaves a gzip stream without its end, or a last line without its newline:
+    everything before is sound. It used to refuse the whole file ("damaged or truncated gzip file")."""
+    data = tmp_path / "data"
+    path = _recording(data, seconds=120)
+    if cut == "gzip stream":
+        raw = path.read_bytes()
+        path.write_bytes(raw[: len(raw) // 2])
+    else:
+        with gzip.open(path, "ab") as fh:
+            fh.write(b'1723161255088156767 {"stream":"btcusdt@bookTicker","data":{"e":"bookT')
+    assert main(_simulate(data, tmp_path)) == 0
+    data_line = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("data: "))
+    expected = ("gzip stream ends early, used its first" if cut == "gzip stream"
+                else "is incomplete, ignored")
+    assert f"CUT SHORT: {path.name}: " in data_line and expected in data_line
 
 
 @pytest.mark.parametrize(("argv", "message"), [
