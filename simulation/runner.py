@@ -24,10 +24,12 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import get_args
 
+import msgspec
 import numpy as np
 
-from router_tuner.config.models import ConfigBundle
+from router_tuner.config.models import ConfigBundle, SimulationEngine
 from router_tuner.executor.route_config import route_settings
 from router_tuner.router.events import RouterEvent
 from router_tuner.router.policy import RouterPolicy
@@ -106,6 +108,14 @@ def route_intents(market: SimMarket, intents: Sequence[SimIntent], policy_name: 
     horizon_ns = round(config.router.simulation.markout_horizon_ms * NS_PER_MS)
     return PolicyRun(symbol=market.symbol, policy=policy_name, events=tuple(events),
                      markout_bps=markouts(market, events, horizon_ns), late_starts=late)
+
+
+def with_engine(config: ConfigBundle, engine: str) -> ConfigBundle:
+    """``config`` with ``router.json`` ``simulation.engine`` replaced (ValueError for an engine that does not exist)."""
+    if engine not in get_args(SimulationEngine):
+        raise ValueError(f"simulation engine must be one of {get_args(SimulationEngine)}, got {engine!r}")
+    simulation = msgspec.structs.replace(config.router.simulation, engine=engine)
+    return msgspec.structs.replace(config, router=msgspec.structs.replace(config.router, simulation=simulation))
 
 
 def replay_of(intent: SimIntent, config: ConfigBundle) -> int:

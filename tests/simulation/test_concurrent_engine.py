@@ -38,10 +38,9 @@ SEED = 3
 
 
 def with_engine(config: ConfigBundle, engine: str, **static_changes: object) -> ConfigBundle:
-    simulation = msgspec.structs.replace(config.router.simulation, engine=engine)
+    config = runner.with_engine(config, engine)
     static_policy = msgspec.structs.replace(config.router.static_policy, **static_changes)
-    router = msgspec.structs.replace(config.router, simulation=simulation, static_policy=static_policy)
-    return msgspec.structs.replace(config, router=router)
+    return msgspec.structs.replace(config, router=msgspec.structs.replace(config.router, static_policy=static_policy))
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +177,11 @@ def test_shadow_phase_matches_the_champion_until_the_live_phase_shares_the_repla
     assert shadow_phase_matches_champion(scenario)
     staggered = run_shadow_scenario(market, intents, with_engine(concurrent, "staggered"), seed=SEED)
     assert staggered.untouched_intents == staggered.shadow_intents  # lanes never share a replay with live routes
+
+
+def test_with_engine_refuses_an_unknown_engine() -> None:
+    with pytest.raises(ValueError, match="simulation engine must be one of"):
+        runner.with_engine(load_config(), "overlapping")
 
 
 def test_a_bad_engine_is_refused_with_file_and_key(config_dir: Path, tmp_path: Path, capsys) -> None:
