@@ -21,6 +21,7 @@ Late starts are counted (``late_starts``) either way.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,23 @@ class PolicyRun:
 def intent_seed(seed: int, symbol: str, index: int) -> list[int]:
     """Seed of one intent's maker/taker draw: the same for every policy (common random numbers)."""
     return [seed, zlib.crc32(symbol.encode()), index]
+
+
+@dataclass(frozen=True, slots=True)
+class StartDraw:
+    """One intent's maker/taker draw as the route machine reads it (``random()``)."""
+
+    value: float
+
+    def random(self) -> float:
+        return self.value
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def start_draw(seed: int, symbol: str, index: int) -> StartDraw:
+    """The first uniform of the intent's seeded generator (:func:`intent_seed`): the same for every policy, so
+    seeding a generator (tens of µs) is paid once per intent and process, not once per policy."""
+    return StartDraw(float(np.random.default_rng(intent_seed(seed, symbol, index)).random()))
 
 
 def sim_intent_id(policy_tag: str, symbol: str, index: int) -> str:
@@ -150,8 +168,7 @@ class _Routes:
                            position_side=_opening_side(intent, self.config), quote=market.quote,
                            tick_size=market.tape.tick_size, qty_step=market.qty_step)
         policy = self.decide(intent, order, venue.now_ns)
-        rng = np.random.default_rng(intent_seed(self.seed, market.symbol, intent.index))
-        return route_machine(order, policy, self.settings, rng=rng)
+        return route_machine(order, policy, self.settings, rng=start_draw(self.seed, market.symbol, intent.index))
 
     def finish(self, intent: SimIntent, event: RouterEvent) -> None:
         """One route ended: its outcome is observed now, before any later decision."""

@@ -117,6 +117,19 @@ class LevelCursor:
         order = np.lexsort((kinds, ts))  # stable: a resync sorts after the depth rows at its own time
         return ts[order].tolist(), kinds[order].tolist(), sizes[order].tolist()
 
+    def quiet_until(self) -> int:
+        """One before the time of the next event this cursor has not read (a trade at its price, a depth row of
+        its level, a snapshot): nothing it reads happens up to then (``NEVER`` when nothing is left)."""
+        until = NEVER
+        if self._i_trade < len(self._trade_ts):
+            until = int(self._trade_ts[self._i_trade]) - 1
+        if self._i_level < len(self._level_ts):
+            until = min(until, int(self._level_ts[self._i_level]) - 1)
+        snap_ts = self._book.snapshot_ts
+        if self._book.has_depth and self._i_snap < len(snap_ts):
+            until = min(until, int(snap_ts[self._i_snap]) - 1)
+        return until
+
     def _take_resyncs(self, t1_ns: int) -> list[tuple[int, int]]:
         """(time, size of the level) right after each depth snapshot up to t1: a snapshot that does not
         list the level clears it without a row for it."""
@@ -243,6 +256,30 @@ class TapeBook:
                 best = ts if best is None else min(best, ts)
         return best
 
+    def quiet_until(self, is_buy: bool, px: int, after_ns: int) -> int:
+        """The latest time ``T`` such that no quote and no trade in (after_ns, T] reaches a resting order at
+        ``px``: no other-side touch at or through it, no trade at or through it and, on a tape without depth,
+        no touch of our side at or behind it (what :meth:`window`, :meth:`first_cross_ns` and the L1 level
+        events look at). Looks at most ``QUIET_SCAN`` rows of each ahead, so ``T`` may stop short of the next
+        such event; ``NEVER`` when the tape has none left. The depth rows of the level are its cursor's
+        (:meth:`LevelCursor.quiet_until`).
+        """
+        q = int(self.quote_ts.searchsorted(after_ns, side="right"))
+        q_end = min(q + QUIET_SCAN, len(self.quote_ts))
+        if is_buy:
+            hit = self.ask_px[q:q_end] <= px
+            if not self.has_depth:
+                hit |= self.bid_px[q:q_end] <= px
+        else:
+            hit = self.bid_px[q:q_end] >= px
+            if not self.has_depth:
+                hit |= self.ask_px[q:q_end] >= px
+        until = _before_first(self.quote_ts, q, q_end, hit)
+        r = int(self.trade_ts.searchsorted(after_ns, side="right"))
+        r_end = min(r + QUIET_SCAN, len(self.trade_ts))
+        hit = self.trade_px[r:r_end] <= px if is_buy else self.trade_px[r:r_end] >= px
+        return min(until, _before_first(self.trade_ts, r, r_end, hit))
+
     def level_cursor(self, is_buy: bool, px: int, after_ns: int) -> LevelCursor:
         """A forward-only reader of the events at one of our prices after ``after_ns``."""
         a, b = self._tp_px.searchsorted((px, px + 1), side="left").tolist()
@@ -347,6 +384,23 @@ class WindowMemo:
         win = book.window(t0_ns, t1_ns, is_buy)
         self._last[key] = win
         return win
+
+
+NEVER = 2**63 - 1
+"""A time after every tape's end: "no such event left"."""
+QUIET_SCAN = 512
+"""Rows of quotes and of trades :meth:`TapeBook.quiet_until` looks ahead at once: a few seconds of a busy tape,
+about one resting period of a maker order, for the cost of a few polls' windows."""
+
+
+def _before_first(ts: np.ndarray, lo: int, hi: int, hit: np.ndarray) -> int:
+    """One before the time of the first row of ``ts[lo:hi]`` where ``hit`` holds; when none does, one before the
+    first row not looked at (``NEVER`` when none is left)."""
+    if hi > lo:
+        k = int(hit.argmax())
+        if hit[k]:
+            return int(ts[lo + k]) - 1
+    return int(ts[hi]) - 1 if hi < len(ts) else NEVER
 
 
 _SHORT_SLICE = 64

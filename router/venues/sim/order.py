@@ -51,6 +51,8 @@ class SimOrder:
     synced_ns: int = 0  # market events with time <= this have been applied
     cursor: LevelCursor | None = None  # reader of the events at our price, while resting
     own_ahead: float = 0.0  # part of ``front`` that is our own earlier orders at this price (not displayed)
+    quiet_until_ns: int = -1  # nothing in (synced_ns, this] can move the order (TapeBook.quiet_until)
+    _state: OrderState | None = field(default=None, repr=False, compare=False)  # the last state() built
 
     @property
     def leaves(self) -> int:
@@ -79,10 +81,16 @@ class SimOrder:
         self.status = "expired"
 
     def state(self) -> OrderState:
+        """The order as the venue reports it; the same (immutable) object while status and fills are unchanged,
+        as they are at most polls."""
+        last = self._state
+        if last is not None and last.status == self.status and len(last.fills) == len(self.fills):
+            return last
         req = self.request
-        return OrderState(client_order_id=req.client_order_id, symbol=req.symbol, status=self.status,
-                          qty=req.qty, filled_qty=self.filled / self.book.tape.qty_scale, price=req.price,
-                          fills=tuple(self.fills))
+        self._state = OrderState(client_order_id=req.client_order_id, symbol=req.symbol, status=self.status,
+                                 qty=req.qty, filled_qty=self.filled / self.book.tape.qty_scale, price=req.price,
+                                 fills=tuple(self.fills))
+        return self._state
 
     def start_resting(self, ts_ns: int, improves_touch: bool, own_ahead: int) -> None:
         """Estimate the queue ahead at arrival: the displayed size at our price (0 if we improve it), plus
@@ -94,6 +102,7 @@ class SimOrder:
         """
         assert self.px is not None
         self.synced_ns = ts_ns
+        self.quiet_until_ns = -1
         self.cursor = self.book.level_cursor(self.is_buy, self.px, ts_ns)
         self.status = "open" if self.filled == 0 else "partially_filled"
         self.own_ahead = float(own_ahead)
@@ -121,11 +130,20 @@ class SimOrder:
     def advance(self, t1_ns: int, queue_model: QueueModel, sink: FillSink, windows: WindowMemo) -> None:
         """Apply the market in (synced_ns, t1_ns] to this resting order, filling it where due.
 
-        ``windows`` is the venue's memo of the book's windows (shared by the orders of one step).
+        ``windows`` is the venue's memo of the book's windows (shared by the orders of one step). Up to the
+        time the market next reaches the order (``quiet_until_ns``) there is nothing to apply, so a step that
+        ends before it only moves ``synced_ns``: most polls of a resting order.
         """
         if t1_ns <= self.synced_ns or self.leaves == 0:
             return
         assert self.px is not None and self.cursor is not None
+        if t1_ns > self.quiet_until_ns:
+            until = self.cursor.quiet_until()  # the cheap part first: at the touch, its level moves at most polls
+            self.quiet_until_ns = min(until, self.book.quiet_until(self.is_buy, self.px, self.synced_ns)) \
+                if until >= t1_ns else -1
+        if t1_ns <= self.quiet_until_ns:
+            self.synced_ns = t1_ns
+            return
         win = windows.window(self.book, self.synced_ns, t1_ns, self.is_buy)
         cross_ns = self.book.first_cross_ns(self.is_buy, self.px, win)
         events = self.cursor.take_until(t1_ns if cross_ns is None else cross_ns, win)
