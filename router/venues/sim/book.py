@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from router_tuner.router.market.tape import MarketTape
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
-    """Level-1 state as scaled integers."""
+class Quote(NamedTuple):
+    """Level-1 state as scaled integers (a named tuple: built at every touch read, at C speed)."""
 
     bid_px: int
     bid_qty: int
@@ -36,10 +35,10 @@ class Quote:
     ask_qty: int
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
+class Window(NamedTuple):
     """Quotes [q0, q1) and trades [r0, r1) with time in (t0, t1], and the price extremes that matter to
-    a resting order of one side (``is_buy``); None where the window has nothing to take them from.
+    a resting order of one side (``is_buy``); None where the window has nothing to take them from (a named
+    tuple: one is built at every step of a resting order).
 
     ``cross_touch_px``: the other side's most aggressive touch (lowest ask for a buy, highest bid for a
     sell); ``cross_trade_px``: the most aggressive trade price (lowest for a buy, highest for a sell);
@@ -111,6 +110,8 @@ class LevelCursor:
             level_ts, level_qty = self._level_ts[:0], self._level_qty[:0]
         if i1 == i and len(level_ts) == 0:
             return None
+        if len(level_ts) == 0:  # trades only: already in time order
+            return self._trade_ts[i:i1].tolist(), [0] * (i1 - i), self._trade_qty[i:i1].tolist()
         ts = np.concatenate((self._trade_ts[i:i1], level_ts))
         kinds = np.concatenate((np.zeros(i1 - i, dtype=np.int64), np.ones(len(level_ts), dtype=np.int64)))
         sizes = np.concatenate((self._trade_qty[i:i1], level_qty))
@@ -174,7 +175,8 @@ class TapeBook:
     # ---- precomputation -------------------------------------------------------------------------
 
     def _init_trades_by_price(self) -> None:
-        order = np.lexsort((np.arange(len(self.trade_ts)), self.trade_px))
+        # by price, then aggressor side, then time: the trades that take one side at one price are one slice
+        order = np.lexsort((np.arange(len(self.trade_ts)), self.trade_buyer_maker, self.trade_px))
         self._tp_px = self.trade_px[order]
         self._tp_ts = self.trade_ts[order]
         self._tp_qty = self.trade_qty[order]
@@ -283,9 +285,11 @@ class TapeBook:
     def level_cursor(self, is_buy: bool, px: int, after_ns: int) -> LevelCursor:
         """A forward-only reader of the events at one of our prices after ``after_ns``."""
         a, b = self._tp_px.searchsorted((px, px + 1), side="left").tolist()
-        # A sell aggressor (buyer is maker) takes bids; a buy aggressor takes asks.
-        ours = self._tp_buyer_maker[a:b] == is_buy
-        trade_ts, trade_qty = self._tp_ts[a:b][ours], self._tp_qty[a:b][ours]
+        # A sell aggressor (buyer is maker) takes bids; a buy aggressor takes asks. At one price the trades of
+        # buy aggressors come first (buyer_maker False), each side in time order.
+        split = a + int(self._tp_buyer_maker[a:b].searchsorted(True))
+        lo, hi = (split, b) if is_buy else (a, split)
+        trade_ts, trade_qty = self._tp_ts[lo:hi], self._tp_qty[lo:hi]
         seg = self._segment(is_buy, px) if self.has_depth else None
         level_ts, level_qty = (self._lvl_ts[seg[0]:seg[1]], self._lvl_qty[seg[0]:seg[1]]) if seg else \
             (self._lvl_ts[:0], self._lvl_qty[:0])

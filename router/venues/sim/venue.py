@@ -87,6 +87,10 @@ from router_tuner.router.venues.sim.position import SimPositions
 from router_tuner.router.venues.sim.stops import PriceWindows, SimStop
 from router_tuner.router.venues.sim.taker import taker_walk
 
+_JITTER_BLOCK = 256
+"""Latency jitter draws made at once (the generator's per-call cost dominates a single draw)."""
+_SIDES: tuple[str, ...] = get_args(Side)
+
 
 class ReplayExhausted(VenueError):
     """The request needs market data past the end of the replay."""
@@ -197,6 +201,7 @@ class SimVenue:
             raise ValueError(f"start_ns {start_ns} is after the end of the replay ({self._end_ns})")
         self._now_ns = int(start_ns)
         self._rng = np.random.default_rng(config.seed)
+        self._jitter_ms: list[float] = []  # latency jitter drawn ahead, next draw last
         self._orders: dict[str, SimOrder] = {}
         self._resting: dict[str, SimOrder] = {}
         self._positions = SimPositions(config.position_mode, books)
@@ -467,7 +472,7 @@ class SimVenue:
         if request.working_type not in get_args(WorkingType):
             raise InvalidOrder(f"{coid}: working_type must be one of {get_args(WorkingType)}, "
                                f"got {request.working_type!r}")
-        if request.side not in get_args(Side):
+        if request.side not in _SIDES:
             raise InvalidOrder(f"{coid}: side must be 'buy' or 'sell', got {request.side!r}")
         self._positions.check_request(self._as_order(request, 1))
         trigger_px = _to_units(request.trigger_price, book.tape.price_scale, f"{coid}: trigger_price")
@@ -572,7 +577,11 @@ class SimVenue:
 
     def _latency_ns(self, latency_ms: float) -> int:
         jitter_ms = self._config.latency_jitter_ms
-        extra_ms = float(self._rng.uniform(0.0, jitter_ms)) if jitter_ms > 0 else 0.0
+        extra_ms = 0.0
+        if jitter_ms > 0:
+            if not self._jitter_ms:  # drawn in blocks: the same numbers, in the same order, as one by one
+                self._jitter_ms = self._rng.uniform(0.0, jitter_ms, _JITTER_BLOCK).tolist()[::-1]
+            extra_ms = self._jitter_ms.pop()
         return round((latency_ms + extra_ms) * 1e6)
 
     def _book(self, symbol: str) -> TapeBook:
@@ -601,7 +610,7 @@ class SimVenue:
             raise InvalidOrder(f"client_order_id must be a non-empty string, got {coid!r}")
         if coid in self._orders:
             raise InvalidOrder(f"client_order_id {coid!r} is a duplicate: an id is never sent twice")
-        if request.side not in get_args(Side):
+        if request.side not in _SIDES:
             raise InvalidOrder(f"{coid}: side must be 'buy' or 'sell', got {request.side!r}")
         for flag in ("post_only", "reduce_only", "close_position"):
             if not isinstance(getattr(request, flag), bool):
