@@ -18,6 +18,7 @@ level-1 quotes.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -98,25 +99,24 @@ class LevelCursor:
         if book.has_depth:
             j1 = int(self._level_ts.searchsorted(t1_ns, side="right")) if level_due else j
             self._i_level = j1
-            level_ts, level_qty = self._level_ts[j:j1], self._level_qty[j:j1]
-            if resyncs:
-                level_ts = np.append(level_ts, [t for t, _ in resyncs])
-                level_qty = np.append(level_qty, [q for _, q in resyncs])
+            levels = list(zip(self._level_ts[j:j1].tolist(), self._level_qty[j:j1].tolist(), strict=True))
+            if resyncs:  # a resync sorts after the depth rows at its own time (the sort is stable)
+                levels = sorted(levels + resyncs, key=_time)
         elif level_due:
             level_ts, level_qty = book.l1_level_events(self._is_buy, self._px, win)
             keep = level_ts <= t1_ns  # the window may run past a cross that ends the order's queue
-            level_ts, level_qty = level_ts[keep], level_qty[keep]
+            levels = list(zip(level_ts[keep].tolist(), level_qty[keep].tolist(), strict=True))
         else:
-            level_ts, level_qty = self._level_ts[:0], self._level_qty[:0]
-        if i1 == i and len(level_ts) == 0:
+            levels = []
+        if i1 == i and not levels:
             return None
-        if len(level_ts) == 0:  # trades only: already in time order
-            return self._trade_ts[i:i1].tolist(), [0] * (i1 - i), self._trade_qty[i:i1].tolist()
-        ts = np.concatenate((self._trade_ts[i:i1], level_ts))
-        kinds = np.concatenate((np.zeros(i1 - i, dtype=np.int64), np.ones(len(level_ts), dtype=np.int64)))
-        sizes = np.concatenate((self._trade_qty[i:i1], level_qty))
-        order = np.lexsort((kinds, ts))  # stable: a resync sorts after the depth rows at its own time
-        return ts[order].tolist(), kinds[order].tolist(), sizes[order].tolist()
+        trade_ts, trade_qty = self._trade_ts[i:i1].tolist(), self._trade_qty[i:i1].tolist()
+        if not levels:  # trades only: already in time order
+            return trade_ts, [TRADE_EVENT] * len(trade_ts), trade_qty
+        # a handful of events per step: merged in Python, trades first at equal times (the sort is stable)
+        events = sorted([(t, TRADE_EVENT, q) for t, q in zip(trade_ts, trade_qty, strict=True)]
+                        + [(t, LEVEL_EVENT, q) for t, q in levels], key=_time_then_kind)
+        return [e[0] for e in events], [e[1] for e in events], [e[2] for e in events]
 
     def quiet_until(self) -> int:
         """One before the time of the next event this cursor has not read (a trade at its price, a depth row of
@@ -390,6 +390,10 @@ class WindowMemo:
         return win
 
 
+TRADE_EVENT, LEVEL_EVENT = 0, 1
+"""Event kinds of :meth:`LevelCursor.take_until`."""
+_time = operator.itemgetter(0)
+_time_then_kind = operator.itemgetter(0, 1)
 NEVER = 2**63 - 1
 """A time after every tape's end: "no such event left"."""
 QUIET_SCAN = 512

@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 
 from router_tuner.router.events import Fill, Liquidity
 from router_tuner.router.venue import OrderRequest, OrderState, OrderStatus
-from router_tuner.router.venues.sim.book import LevelCursor, TapeBook, WindowMemo
+from router_tuner.router.venues.sim.book import TRADE_EVENT, LevelCursor, TapeBook, WindowMemo
 from router_tuner.router.venues.sim.queue import QueueModel, front_after_level_change
 
 FillSink = Callable[["SimOrder", int, int, Liquidity, int], None]
 """Receives one claim the order has just made: (order, price, size, liquidity, ts_ns)."""
 
-_TRADE = 0  # event kind of LevelCursor.take_until; 1 is a level change
 _CLOSED: frozenset[OrderStatus] = frozenset({"canceled", "expired", "rejected"})
 
 
@@ -149,7 +148,7 @@ class SimOrder:
         events = self.cursor.take_until(t1_ns if cross_ns is None else cross_ns, win)
         if events is not None:
             for t, kind, size in zip(*events, strict=True):
-                if kind == _TRADE:
+                if kind == TRADE_EVENT:
                     self._on_trade(size, t, sink)
                 else:
                     self._on_level(size, queue_model)
