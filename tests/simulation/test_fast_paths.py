@@ -178,3 +178,32 @@ def test_the_job_results_are_the_same_with_and_without_the_fast_paths() -> None:
     fast = job()
     with straightforward():
         assert msgspec.json.encode(job()) == msgspec.json.encode(fast)
+
+
+def test_our_later_order_behind_a_cancelled_one_fills_as_with_every_step_applied() -> None:
+    """A later order of ours defers its level's moves while nothing can fill it; an earlier order of ours
+    leaving the queue ahead of it in between (its moves are applied first, as they happened first) leaves its
+    fills exactly as when every step is applied."""
+    from tests.venues.test_sim_venue_support import make_tape
+
+    quotes = [(0, 99, 8, 101, 8), (100 * MS, 99, 8, 101, 8)]
+    depth = [(0, 1, 99, 8), (0, -1, 101, 8), (10 * MS, 1, 99, 6), (20 * MS, 1, 99, 3), (35 * MS, 1, 99, 5)]
+    trades = [(40 * MS, 99, 4, True), (60 * MS, 99, 3, True)]
+    tape = make_tape(quotes, trades, depth, snapshot_idx=[0])
+
+    def replay() -> list[object]:
+        venue = SimVenue([tape], config(PowerProbQueue(2.0), cancel_latency_ms=0.5), start_ns=0)  # type: ignore[arg-type]
+        venue.place_order(limit("a", "buy", 2, 99))
+        venue.place_order(limit("b", "buy", 2, 99))
+        for t in (5, 15, 25):
+            venue.clock.sleep_until(t * MS)
+        seen: list[object] = [venue.cancel_order("BTCUSDT", "a")]
+        for t in (45, 55, 65, 80):
+            venue.clock.sleep_until(t * MS)
+            seen.append(venue.fetch_order("BTCUSDT", "b"))
+        return seen
+
+    fast = replay()
+    assert fast[-1].fills  # type: ignore[attr-defined]  # the later order did reach the front and fill
+    with straightforward():
+        assert replay() == fast

@@ -118,19 +118,6 @@ class LevelCursor:
                         + [(t, LEVEL_EVENT, q) for t, q in levels], key=_time_then_kind)
         return [e[0] for e in events], [e[1] for e in events], [e[2] for e in events]
 
-    def quiet_until(self) -> int:
-        """One before the time of the next event this cursor has not read (a trade at its price, a depth row of
-        its level, a snapshot): nothing it reads happens up to then (``NEVER`` when nothing is left)."""
-        until = NEVER
-        if self._i_trade < len(self._trade_ts):
-            until = int(self._trade_ts[self._i_trade]) - 1
-        if self._i_level < len(self._level_ts):
-            until = min(until, int(self._level_ts[self._i_level]) - 1)
-        snap_ts = self._book.snapshot_ts
-        if self._book.has_depth and self._i_snap < len(snap_ts):
-            until = min(until, int(snap_ts[self._i_snap]) - 1)
-        return until
-
     def _take_resyncs(self, t1_ns: int) -> list[tuple[int, int]]:
         """(time, size of the level) right after each depth snapshot up to t1: a snapshot that does not
         list the level clears it without a row for it."""
@@ -259,23 +246,14 @@ class TapeBook:
         return best
 
     def quiet_until(self, is_buy: bool, px: int, after_ns: int) -> int:
-        """The latest time ``T`` such that no quote and no trade in (after_ns, T] reaches a resting order at
-        ``px``: no other-side touch at or through it, no trade at or through it and, on a tape without depth,
-        no touch of our side at or behind it (what :meth:`window`, :meth:`first_cross_ns` and the L1 level
-        events look at). Looks at most ``QUIET_SCAN`` rows of each ahead, so ``T`` may stop short of the next
-        such event; ``NEVER`` when the tape has none left. The depth rows of the level are its cursor's
-        (:meth:`LevelCursor.quiet_until`).
+        """The latest time ``T`` such that nothing in (after_ns, T] can fill a resting order at ``px``: no trade
+        at or through it (a trade at it may reach us through the queue), no other-side touch at or through it
+        (:meth:`first_cross_ns`). Looks at most ``QUIET_SCAN`` rows of each ahead, so ``T`` may stop short of
+        the next such event; ``NEVER`` when the tape has none left.
         """
         q = int(self.quote_ts.searchsorted(after_ns, side="right"))
         q_end = min(q + QUIET_SCAN, len(self.quote_ts))
-        if is_buy:
-            hit = self.ask_px[q:q_end] <= px
-            if not self.has_depth:
-                hit |= self.bid_px[q:q_end] <= px
-        else:
-            hit = self.bid_px[q:q_end] >= px
-            if not self.has_depth:
-                hit |= self.ask_px[q:q_end] >= px
+        hit = self.ask_px[q:q_end] <= px if is_buy else self.bid_px[q:q_end] >= px
         until = _before_first(self.quote_ts, q, q_end, hit)
         r = int(self.trade_ts.searchsorted(after_ns, side="right"))
         r_end = min(r + QUIET_SCAN, len(self.trade_ts))

@@ -50,7 +50,8 @@ class SimOrder:
     synced_ns: int = 0  # market events with time <= this have been applied
     cursor: LevelCursor | None = None  # reader of the events at our price, while resting
     own_ahead: float = 0.0  # part of ``front`` that is our own earlier orders at this price (not displayed)
-    quiet_until_ns: int = -1  # nothing in (synced_ns, this] can move the order (TapeBook.quiet_until)
+    quiet_until_ns: int = -1  # nothing in (synced_ns, this] can fill the order (TapeBook.quiet_until) ...
+    quiet_from_ns: int = -1  # ... as computed when synced_ns was this
     _state: OrderState | None = field(default=None, repr=False, compare=False)  # the last state() built
 
     @property
@@ -101,7 +102,7 @@ class SimOrder:
         """
         assert self.px is not None
         self.synced_ns = ts_ns
-        self.quiet_until_ns = -1
+        self.quiet_until_ns = self.quiet_from_ns = -1
         self.cursor = self.book.level_cursor(self.is_buy, self.px, ts_ns)
         self.status = "open" if self.filled == 0 else "partially_filled"
         self.own_ahead = float(own_ahead)
@@ -126,23 +127,25 @@ class SimOrder:
         if self.front is not None:
             self.front = max(0.0, self.front - moved)
 
-    def advance(self, t1_ns: int, queue_model: QueueModel, sink: FillSink, windows: WindowMemo) -> None:
+    def advance(self, t1_ns: int, queue_model: QueueModel, sink: FillSink, windows: WindowMemo, *,
+                catch_up: bool = False) -> None:
         """Apply the market in (synced_ns, t1_ns] to this resting order, filling it where due.
 
-        ``windows`` is the venue's memo of the book's windows (shared by the orders of one step). Up to the
-        time the market next reaches the order (``quiet_until_ns``) there is nothing to apply, so a step that
-        ends before it only moves ``synced_ns``: most polls of a resting order.
+        ``windows`` is the venue's memo of the book's windows (shared by the orders of one step). Until the
+        market can next fill the order (a trade at or through its price, the other side's touch reaching it:
+        ``quiet_until_ns``) nothing is applied: the moves of its level only change the queue ahead, and they
+        are applied, in time order, by the first step that may fill it, or by ``catch_up`` (needed before an
+        earlier order of ours leaves the queue ahead of this one). Most polls of a resting order do nothing.
         """
         if t1_ns <= self.synced_ns or self.leaves == 0:
             return
         assert self.px is not None and self.cursor is not None
-        if t1_ns > self.quiet_until_ns:
-            until = self.cursor.quiet_until()  # the cheap part first: at the touch, its level moves at most polls
-            self.quiet_until_ns = min(until, self.book.quiet_until(self.is_buy, self.px, self.synced_ns)) \
-                if until >= t1_ns else -1
-        if t1_ns <= self.quiet_until_ns:
-            self.synced_ns = t1_ns
-            return
+        if not catch_up:
+            if self.quiet_from_ns != self.synced_ns:
+                self.quiet_until_ns = self.book.quiet_until(self.is_buy, self.px, self.synced_ns)
+                self.quiet_from_ns = self.synced_ns
+            if t1_ns <= self.quiet_until_ns:
+                return
         win = windows.window(self.book, self.synced_ns, t1_ns, self.is_buy)
         cross_ns = self.book.first_cross_ns(self.is_buy, self.px, win)
         events = self.cursor.take_until(t1_ns if cross_ns is None else cross_ns, win)

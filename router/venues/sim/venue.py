@@ -202,6 +202,7 @@ class SimVenue:
         self._now_ns = int(start_ns)
         self._rng = np.random.default_rng(config.seed)
         self._jitter_ms: list[float] = []  # latency jitter drawn ahead, next draw last
+        self._stepped_ns = self._now_ns  # where the resting orders were last stepped to (advance_to)
         self._orders: dict[str, SimOrder] = {}
         self._resting: dict[str, SimOrder] = {}
         self._positions = SimPositions(config.position_mode, books)
@@ -250,6 +251,7 @@ class SimVenue:
 
     def _advance_resting(self, ts_ns: int) -> None:
         """Replay the resting orders to ``ts_ns`` and settle what the market filled, in time order."""
+        self._stepped_ns = ts_ns
         for order in list(self._resting.values()):
             order.advance(ts_ns, self._config.queue_model, self._claim, self._windows)
             if order.leaves == 0:
@@ -506,6 +508,9 @@ class SimVenue:
                 behind = True
             elif behind and other.own_ahead > 0 and other.px == order.px and other.is_buy == order.is_buy \
                     and other.request.symbol == order.request.symbol:
+                # its level's moves up to the step's end first, as every resting order has been stepped there
+                other.advance(max(self._now_ns, self._stepped_ns), self._config.queue_model, self._claim,
+                              self._windows, catch_up=True)
                 other.release_ahead(leaves)
         del self._resting[client_id]
 
