@@ -197,7 +197,7 @@ class TapeBook:
         if i < 0:
             raise ValueError(f"{self.symbol}: no quote at or before {ts_ns} (first quote at "
                              f"{int(self.quote_ts[0])})")
-        return Quote(int(self.bid_px[i]), int(self.bid_qty[i]), int(self.ask_px[i]), int(self.ask_qty[i]))
+        return Quote(self.bid_px.item(i), self.bid_qty.item(i), self.ask_px.item(i), self.ask_qty.item(i))
 
     def window(self, t0_ns: int, t1_ns: int, is_buy: bool) -> Window:
         """Index bounds of the quotes and trades in (t0, t1] and the extremes a resting order of that

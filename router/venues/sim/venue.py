@@ -252,6 +252,8 @@ class SimVenue:
     def _advance_resting(self, ts_ns: int) -> None:
         """Replay the resting orders to ``ts_ns`` and settle what the market filled, in time order."""
         self._stepped_ns = ts_ns
+        if not self._resting and not self._claims:
+            return
         for order in list(self._resting.values()):
             order.advance(ts_ns, self._config.queue_model, self._claim, self._windows)
             if order.leaves == 0:
