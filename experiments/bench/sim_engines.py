@@ -10,7 +10,8 @@ overlapping: our posts queue behind our own, our takers use up the displayed siz
 (always-taker, static, the best fixed arm in hindsight, each learner) it prints the mean cost in bps under
 each engine, the paired difference over the orders both filled (concurrent - staggered, mean and 95% normal
 interval: the intents are the same, so the pairing removes most of the noise), the maker ratio under each,
-and the concurrent run's late starts. Per symbol it also prints how many routes of the static policy worked
+and the concurrent run's late starts (orders that started after their arrival because another route's request was
+on the wire) with their mean delay. Per symbol it also prints how many routes of the static policy worked
 at once (max, and mean at arrivals) under the concurrent engine. Cost figures only: no timing here.
 """
 
@@ -24,11 +25,11 @@ import numpy as np
 
 from router_tuner.config.loader import load_config
 from router_tuner.router.events import RouterEvent
-from router_tuner.simulation.job import SimulationOptions, SimulationResult, load_markets, simulate
+from router_tuner.simulation.job import SimulationOptions, SimulationResult, SymbolResult, load_markets, simulate
 from router_tuner.simulation.learners import learner_policy_name, parse_learners
 from router_tuner.simulation.policies import ALWAYS_TAKER, STATIC
 from router_tuner.simulation.results import costs
-from router_tuner.simulation.runner import with_engine
+from router_tuner.simulation.runner import intent_index, with_engine
 from router_tuner.tuner.factory import build_grid
 
 ENGINES = ("staggered", "concurrent")
@@ -42,6 +43,14 @@ def in_flight(events: Sequence[RouterEvent]) -> tuple[int, float]:
     # at each start: routes started at or before it less routes that ended strictly before it
     working = np.arange(1, len(starts) + 1) - np.searchsorted(ends, starts, side="left")
     return int(working.max()), float(working.mean())
+
+
+def mean_lateness_ms(sym: SymbolResult, policy: str) -> float | None:
+    """Mean delay (ms) between arrival and start of the orders of ``policy`` that started late; None when none did."""
+    arrival = {intent.index: intent.arrival_ns for intent in sym.intents}
+    late = [e.arrival_ts_ns - arrival[intent_index(e)] for e in sym.runs[policy].events
+            if e.arrival_ts_ns > arrival[intent_index(e)]]
+    return float(np.mean(late)) / 1e6 if late else None
 
 
 def paired_difference(base: Sequence[RouterEvent], other: Sequence[RouterEvent]) -> tuple[float, float, int]:
@@ -62,7 +71,7 @@ def policy_names(result: SimulationResult, symbol: str, learners: Sequence[str])
 def print_comparison(results: dict[str, SimulationResult], learners: Sequence[str]) -> None:
     stag, conc = results["staggered"], results["concurrent"]
     print(f"{'symbol':<13}{'policy':<30}{'staggered':>10}{'concurrent':>11}{'paired diff [95%]':>24}{'maker stag':>11}"
-          f"{'maker conc':>11}{'late conc':>10}")
+          f"{'maker conc':>11}{'late conc':>10}{'late ms':>8}")
     for symbol, sym in stag.symbols.items():
         other = conc.symbols[symbol]
         for label, name in policy_names(stag, symbol, learners).items():
@@ -72,7 +81,7 @@ def print_comparison(results: dict[str, SimulationResult], learners: Sequence[st
             shown = label if label != BEST_FIXED else f"best {name.split(':', 1)[1]}/{other_name.split(':', 1)[1]}"
             print(f"{symbol:<13}{shown:<30}{_f(a.mean_cost_bps):>10}{_f(b.mean_cost_bps):>11}"
                   f"{f'{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}]':>24}{_f(a.maker_ratio):>11}"
-                  f"{_f(b.maker_ratio):>11}{b.late_starts:>10}")
+                  f"{_f(b.maker_ratio):>11}{b.late_starts:>10}{_f(mean_lateness_ms(other, other_name)):>8}")
         peak, mean_working = in_flight(other.runs[STATIC].events)
         print(f"{symbol:<13}static routes working at once (concurrent): max {peak}, mean at arrival {mean_working:.2f}")
 
