@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from router_tuner.router.contract import venue_contract
 from router_tuner.router.routing.calls import Cancel, ContractOf, Fetch, Now, Place, Steps, Touch, VenueCall, WaitUntil
-from router_tuner.router.venue import OrderState, Venue, VenueError
+from router_tuner.router.venue import OrderState, Venue
 
 K = TypeVar("K")
 R = TypeVar("R")
@@ -116,12 +116,13 @@ NO_NEWS = _NoNews()
 def poll(wait: WaitUntil, venue: Venue, wake_ns: int) -> OrderState | _NoNews | None:
     """The reply to a machine woken at ``wake_ns`` from ``wait``: the order's state when it is news (it differs
     from ``wait.seen``), :data:`NO_NEWS` when it is not and the deadline is still ahead, else ``None`` (the
-    machine fetches itself: a wait without an order, the deadline reached, or a failed fetch)."""
+    machine fetches itself: a wait without an order, the deadline reached, or a failed fetch, whose error the
+    machine then meets on its own fetch)."""
     if wait.order is None or wait.seen is None or wake_ns >= wait.ts_ns:
         return None
     try:
         state = venue.fetch_order(wait.order.symbol, wait.order.client_order_id)
-    except VenueError:
+    except Exception:  # the machine fetches again and meets the error where it handles errors
         return None
     return NO_NEWS if state is wait.seen or state == wait.seen else state
 
