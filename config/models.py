@@ -351,8 +351,18 @@ class ShadowScenarioConfig(Model):
     command_go_live_after_share: OpenFraction | None
 
 
+SimulationEngine = Literal["staggered", "concurrent"]
+"""How ``simulation.engine`` routes each symbol's intents (see :class:`SimulationConfig`)."""
+
+
 class SimulationConfig(Model):
     """``router.json`` ``simulation``: what the main job runs on besides the policies themselves.
+
+    ``engine``: ``staggered`` routes each symbol's intents on several venue replays (lanes) started at
+    different times, one route at a time per lane, so our orders never meet; ``concurrent`` routes them all on
+    ONE replay per symbol and policy with the executor's engine (route machines stepped by one ``ClockDriver``),
+    so routes overlap: our later post at a price queues behind our earlier one and our takers use up the
+    displayed size they take. Either way a policy observes each outcome when its route ends.
 
     The routing loop's knobs (poll interval, retries, back-off) are ``executor.json`` ``route``: the
     simulation routes exactly as the live loop does. ``registered_model_prefix`` names the MLflow models
@@ -362,6 +372,7 @@ class SimulationConfig(Model):
     fixed arm in (an upper benchmark that may switch arm with the regime).
     """
 
+    engine: SimulationEngine
     intents: IntentStream
     fill_model: SimFillModel
     markout_horizon_ms: Millis

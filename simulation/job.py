@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from router_tuner.config.models import ConfigBundle
+from router_tuner.config.models import ConfigBundle, SimulationEngine
 from router_tuner.router.market.binance import resolve_data_dir
 from router_tuner.simulation.intents import SimIntent, intent_stream
 from router_tuner.simulation.learners import (
@@ -56,7 +56,7 @@ from router_tuner.simulation.results import (
     ope_vs_truth,
     summarize,
 )
-from router_tuner.simulation.runner import PolicyRun, run_policy
+from router_tuner.simulation.runner import PolicyRun, replay_of, run_policy
 from router_tuner.simulation.shadow import ShadowOutcome, ShadowScenario, run_shadow_scenario, shadow_outcome
 from router_tuner.simulation.workers import run_forked
 from router_tuner.tuner.arms import ArmGrid
@@ -98,6 +98,8 @@ class SymbolResult:
 
     market: SimMarket
     intents: list[SimIntent]
+    replays: int
+    """Venue replays each policy routed the intents on (lanes when staggered, 1 when concurrent)."""
     runs: dict[str, PolicyRun] = field(default_factory=dict)
     summaries: dict[str, PolicySummary] = field(default_factory=dict)
     best_fixed: str = ""
@@ -105,15 +107,12 @@ class SymbolResult:
     ope: list[OpeComparison] = field(default_factory=list)
     shadow: ShadowOutcome | None = None
 
-    @property
-    def lanes(self) -> int:
-        return max(i.lane for i in self.intents) + 1
-
 
 @dataclass(frozen=True, slots=True)
 class SimulationResult:
     """Everything the journal, MLflow and the report need (``learner_runs``: the tuners and their versions;
-    ``default_learner``: the one ``tuner.json`` names, which ``live --policy-source tuner`` runs).
+    ``default_learner``: the one ``tuner.json`` names, which ``live --policy-source tuner`` runs; ``engine``:
+    ``router.json`` ``simulation.engine``, how the routes were replayed).
 
     Shadow scenario symbols that were not simulated are ``shadow_not_simulated``: the report says so.
     """
@@ -125,6 +124,7 @@ class SimulationResult:
     learner_runs: tuple[LearnerRun, ...]
     default_learner: str
     oracle_segments: int
+    engine: SimulationEngine
 
     @property
     def shadow_not_simulated(self) -> tuple[str, ...]:
@@ -183,7 +183,8 @@ def simulate(config: ConfigBundle, markets: Sequence[SimMarket], options: Simula
     boot = bootstrap_config(sim.bootstrap, options.seed)
     results: dict[str, SymbolResult] = {}
     for index, market in enumerate(markets):
-        result = SymbolResult(market=market, intents=intents[index])
+        result = SymbolResult(market=market, intents=intents[index],
+                              replays=len({replay_of(intent, config) for intent in intents[index]}))
         for piece in runs.policies(index):
             summary = ran[piece].summary
             assert summary is not None
@@ -208,7 +209,7 @@ def simulate(config: ConfigBundle, markets: Sequence[SimMarket], options: Simula
                                  for i in range(len(markets))])
     return SimulationResult(options=options, data_source=data_source, symbols=results, arm_ids=grid.arm_ids,
                             learner_runs=tuple(tuners), default_learner=config.tuner.learner,
-                            oracle_segments=sim.oracle_segments)
+                            oracle_segments=sim.oracle_segments, engine=sim.engine)
 
 
 _T = TypeVar("_T")

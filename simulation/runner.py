@@ -1,26 +1,43 @@
-"""Route one market's intent stream under one policy on the simulated venue, lane by lane in time order.
+"""Route one market's intent stream under one policy on the simulated venue, in time order.
 
-Each lane is its own ``SimVenue`` replay started at its first intent, over the market's shared
-``TapeBook`` (built once per market, never per lane or policy). Intents are routed in arrival order
-across lanes and every outcome is fed back to the policy before its next decision. A route that ends
-after the next intent of its lane should arrive makes that intent start late; late starts are counted
-(``late_starts``) and the gap in config is chosen so that it does not happen with the default policies.
+Two engines (``router.json`` ``simulation.engine``), both over the market's shared ``TapeBook`` (built once
+per market, never per replay or policy), both deciding each order at its start with the intent's arrival
+context and observing each outcome when its route ends:
+
+- ``staggered``: each lane is its own ``SimVenue`` replay started at its first intent, and a lane routes one
+  order at a time (the blocking ``route``). A route that ends after the next intent of its lane should arrive
+  makes that intent start late; the gap in config is chosen so that it does not happen with the default
+  policies. Intents are routed in arrival order across lanes, so every outcome is observed before the next
+  decision.
+- ``concurrent``: every intent on ONE replay, as the executor's engine runs them: each route is a
+  ``route_machine`` stepped by one ``ClockDriver`` on the venue's clock and starts at its arrival while
+  earlier routes still work, so our orders share the queue and the displayed liquidity. The driver's venue
+  calls are blocking round trips in one connection, so an intent arriving while another route's request is
+  on the wire starts when it returns (a late start). A decision sees exactly the outcomes of the routes
+  that ended before it, as live.
+
+Late starts are counted (``late_starts``) either way.
 """
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import get_args
 
+import msgspec
 import numpy as np
 
-from router_tuner.config.models import ConfigBundle
+from router_tuner.config.models import ConfigBundle, SimulationEngine
 from router_tuner.executor.route_config import route_settings
 from router_tuner.router.events import RouterEvent
 from router_tuner.router.policy import RouterPolicy
-from router_tuner.router.routing.machine import route
-from router_tuner.router.routing.order import RouteOrder
+from router_tuner.router.routing.calls import Steps
+from router_tuner.router.routing.drive import ClockDriver, Finished, drive
+from router_tuner.router.routing.machine import route_machine
+from router_tuner.router.routing.order import RouteOrder, RouteSettings
 from router_tuner.router.venues.sim.venue import SimVenue
 from router_tuner.simulation.intents import NS_PER_MS, SimIntent
 from router_tuner.simulation.markets import SimMarket, venue_config
@@ -47,6 +64,23 @@ def intent_seed(seed: int, symbol: str, index: int) -> list[int]:
     return [seed, zlib.crc32(symbol.encode()), index]
 
 
+@dataclass(frozen=True, slots=True)
+class StartDraw:
+    """One intent's maker/taker draw as the route machine reads it (``random()``)."""
+
+    value: float
+
+    def random(self) -> float:
+        return self.value
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def start_draw(seed: int, symbol: str, index: int) -> StartDraw:
+    """The first uniform of the intent's seeded generator (:func:`intent_seed`): the same for every policy, so
+    seeding a generator (tens of µs) is paid once per intent and process, not once per policy."""
+    return StartDraw(float(np.random.default_rng(intent_seed(seed, symbol, index)).random()))
+
+
 def sim_intent_id(policy_tag: str, symbol: str, index: int) -> str:
     """A simulated order's intent id, ``<policy>:<symbol>:<index>`` (:func:`intent_index` reads it back)."""
     return f"{policy_tag}:{symbol}:{index}"
@@ -60,7 +94,7 @@ def intent_index(event: RouterEvent) -> int:
 Decide = Callable[[SimIntent, RouteOrder, int], RouterPolicy]
 """``(intent, order, now_ns) -> policy``: the policy to route one order with, decided at ``now_ns``."""
 Observe = Callable[[SimIntent, RouterEvent], None]
-"""``(intent, event)``: one routed order's outcome, fed back before the next decision."""
+"""``(intent, event)``: one routed order's outcome, fed back when its route ends."""
 
 
 def run_policy(market: SimMarket, intents: Sequence[SimIntent], source: PolicySource, policy_name: str, *,
@@ -75,41 +109,130 @@ def run_policy(market: SimMarket, intents: Sequence[SimIntent], source: PolicySo
 def route_intents(market: SimMarket, intents: Sequence[SimIntent], policy_name: str, *, decide: Decide,
                   observe: Observe, config: ConfigBundle, seed: int,
                   progress: Callable[[int], None] | None = None) -> PolicyRun:
-    """Route every intent in arrival order with ``decide``, calling ``observe`` after each order.
+    """Route every intent in arrival order with ``decide``, calling ``observe`` when each route ends, on the
+    engine ``router.json`` ``simulation.engine`` names.
 
     The lower-level form of :func:`run_policy` for callers that need the order (intent id) and the
     decision time, e.g. a shadow proposal journaled beside the acting policy.
     """
-    settings = route_settings(config)
-    venues: dict[int, SimVenue] = {}
-    events: list[RouterEvent] = []
-    late = 0
-    tag = policy_name.replace(":", "_")
-    for intent in sorted(intents, key=lambda x: x.arrival_ns):
-        venue = venues.get(intent.lane)
-        if venue is None:
-            venue = SimVenue([market.book], venue_config(config, market, seed=seed * 1009 + intent.lane),
-                             start_ns=intent.arrival_ns)
-            venues[intent.lane] = venue
-        if venue.now_ns > intent.arrival_ns:
-            late += 1
-        else:
-            venue.clock.sleep_until(intent.arrival_ns)
-        order = RouteOrder(intent_id=sim_intent_id(tag, market.symbol, intent.index), symbol=market.symbol,
-                           side=intent.side, qty=intent.qty, reduce_only=False, close_position=False,
-                           position_side=_opening_side(intent, config), quote=market.quote,
-                           tick_size=market.tape.tick_size, qty_step=market.qty_step)
-        policy = decide(intent, order, venue.now_ns)
-        event = route(order, policy, venue, rng=np.random.default_rng(intent_seed(seed, market.symbol, intent.index)),
-                      settings=settings)
-        observe(intent, event)
-        events.append(event)
-        if progress is not None:
-            progress(1)
-    events.sort(key=intent_index)
+    routes = _Routes(market=market, config=config, seed=seed, settings=route_settings(config),
+                     tag=policy_name.replace(":", "_"), decide=decide, observe=observe, progress=progress)
+    ordered = sorted(intents, key=lambda x: x.arrival_ns)
+    if config.router.simulation.engine == "concurrent":
+        late = _route_concurrent(routes, ordered)
+    else:
+        late = _route_staggered(routes, ordered)
+    events = sorted(routes.events, key=intent_index)
     horizon_ns = round(config.router.simulation.markout_horizon_ms * NS_PER_MS)
     return PolicyRun(symbol=market.symbol, policy=policy_name, events=tuple(events),
                      markout_bps=markouts(market, events, horizon_ns), late_starts=late)
+
+
+def with_engine(config: ConfigBundle, engine: str) -> ConfigBundle:
+    """``config`` with ``router.json`` ``simulation.engine`` replaced (ValueError for an engine that does not exist)."""
+    if engine not in get_args(SimulationEngine):
+        raise ValueError(f"simulation engine must be one of {get_args(SimulationEngine)}, got {engine!r}")
+    simulation = msgspec.structs.replace(config.router.simulation, engine=engine)
+    return msgspec.structs.replace(config, router=msgspec.structs.replace(config.router, simulation=simulation))
+
+
+def replay_of(intent: SimIntent, config: ConfigBundle) -> int:
+    """The venue replay ``intent`` is routed on: its lane when staggered, the one replay (0) when concurrent."""
+    return 0 if config.router.simulation.engine == "concurrent" else intent.lane
+
+
+@dataclass(slots=True)
+class _Routes:
+    """What both engines share: one order and one machine per intent, decided at its start, observed at its end."""
+
+    market: SimMarket
+    config: ConfigBundle
+    seed: int
+    settings: RouteSettings
+    tag: str
+    decide: Decide
+    observe: Observe
+    progress: Callable[[int], None] | None
+    events: list[RouterEvent] = field(default_factory=list)
+
+    def venue(self, replay: int, start_ns: int) -> SimVenue:
+        """A fresh replay of the market (its latency draws seeded per replay), starting at ``start_ns``."""
+        return SimVenue([self.market.book], venue_config(self.config, self.market, seed=self.seed * 1009 + replay),
+                        start_ns=start_ns)
+
+    def start(self, intent: SimIntent, venue: SimVenue) -> Steps[RouterEvent]:
+        """The route machine of ``intent`` under the policy decided now (validated here, before any send)."""
+        market = self.market
+        order = RouteOrder(intent_id=sim_intent_id(self.tag, market.symbol, intent.index), symbol=market.symbol,
+                           side=intent.side, qty=intent.qty, reduce_only=False, close_position=False,
+                           position_side=_opening_side(intent, self.config), quote=market.quote,
+                           tick_size=market.tape.tick_size, qty_step=market.qty_step)
+        policy = self.decide(intent, order, venue.now_ns)
+        return route_machine(order, policy, self.settings, rng=start_draw(self.seed, market.symbol, intent.index))
+
+    def finish(self, intent: SimIntent, event: RouterEvent) -> None:
+        """One route ended: its outcome is observed now, before any later decision."""
+        self.observe(intent, event)
+        self.events.append(event)
+        if self.progress is not None:
+            self.progress(1)
+
+
+def _start_at_arrival(venue: SimVenue, intent: SimIntent) -> bool:
+    """Move the replay to ``intent``'s arrival; False when it is already past it (the intent starts late)."""
+    if venue.now_ns > intent.arrival_ns:
+        return False
+    venue.clock.sleep_until(intent.arrival_ns)
+    return True
+
+
+def _route_staggered(routes: _Routes, ordered: Sequence[SimIntent]) -> int:
+    """One route at a time per lane replay; returns the late starts."""
+    venues: dict[int, SimVenue] = {}
+    late = 0
+    for intent in ordered:
+        venue = venues.get(intent.lane)
+        if venue is None:
+            venue = venues[intent.lane] = routes.venue(intent.lane, intent.arrival_ns)
+        late += not _start_at_arrival(venue, intent)
+        routes.finish(intent, drive(routes.start(intent, venue), venue))
+    return late
+
+
+def _route_concurrent(routes: _Routes, ordered: Sequence[SimIntent]) -> int:
+    """Every route on one replay, overlapping, stepped by the executor's ``ClockDriver``; returns the late starts.
+
+    Before an intent starts, every route due to wake at or before its arrival runs, and the outcomes that
+    ended are observed: the decision sees what had finished by then, nothing later.
+    """
+    if not ordered:
+        return 0
+    venue = routes.venue(0, ordered[0].arrival_ns)
+    driver: ClockDriver[int, RouterEvent] = ClockDriver(venue)
+    by_index = {intent.index: intent for intent in ordered}
+    late = 0
+    for intent in ordered:
+        while (wake_ns := driver.next_wake_ns()) is not None and wake_ns <= intent.arrival_ns:
+            driver.step()
+            _finish_ended(routes, driver, by_index)
+        late += not _start_at_arrival(venue, intent)
+        driver.start(intent.index, routes.start(intent, venue))
+        _finish_ended(routes, driver, by_index)
+    while driver.waiting:
+        driver.step()
+        _finish_ended(routes, driver, by_index)
+    return late
+
+
+def _finish_ended(routes: _Routes, driver: ClockDriver[int, RouterEvent], by_index: dict[int, SimIntent]) -> None:
+    """Observe every route that ended, in the order they ended; an error that escaped a route is raised (as the
+    blocking ``route`` raises it)."""
+    while driver.finished:
+        ended: Finished[int, RouterEvent] = driver.finished.popleft()
+        if ended.error is not None:
+            raise ended.error
+        assert ended.result is not None
+        routes.finish(by_index[ended.key], ended.result)
 
 
 def _opening_side(intent: SimIntent, config: ConfigBundle) -> str:

@@ -34,7 +34,14 @@ from router_tuner.router.routing.order import RouteOrder
 from router_tuner.simulation.intents import SimIntent
 from router_tuner.simulation.markets import SimMarket
 from router_tuner.simulation.results import PolicySummary, as_cost, summarize
-from router_tuner.simulation.runner import PolicyRun, charged_markout, intent_index, intent_seed, route_intents
+from router_tuner.simulation.runner import (
+    PolicyRun,
+    charged_markout,
+    intent_index,
+    intent_seed,
+    replay_of,
+    route_intents,
+)
 from router_tuner.tuner.arms import Arm, arm_id_of
 from router_tuner.tuner.budget import BudgetReport
 from router_tuner.tuner.factory import build_grid, build_guardrails
@@ -120,8 +127,12 @@ class ShadowScenario:
 
     ``run`` holds every order the scenario routed (intent order); the first ``shadow_orders`` in
     arrival order were routed by the champion (``shadow_intents`` are their intent indices), the rest
-    by the tuner. ``at_go_live`` is the gate evaluated when the switch happened (the passing check, or
-    the check made just before the command); all three are ``None`` when the tuner never went live.
+    by the tuner. ``untouched_intents`` are the shadow-phase intents whose route ended before any live-phase
+    route started on its replay: up to then the scenario and the champion-only run made the same venue calls,
+    so these must match exactly (with the concurrent engine a shadow route still working when the tuner's
+    first route starts shares the replay with it and may end differently). ``at_go_live`` is the gate
+    evaluated when the switch happened (the passing check, or the check made just before the command); all three
+    are ``None`` when the tuner never went live.
     """
 
     symbol: str
@@ -132,6 +143,7 @@ class ShadowScenario:
     safety_events: tuple[ArmSafetyEvent, ...]
     gate_checks: tuple[GateCheck, ...]
     shadow_intents: frozenset[int]
+    untouched_intents: frozenset[int]
     went_live_by: GoLiveBy | None
     at_go_live: ShadowEvaluation | None
     versions_published: int
@@ -217,12 +229,28 @@ def run_shadow_scenario(market: SimMarket, intents: Sequence[SimIntent], config:
     return ShadowScenario(
         symbol=symbol, learner=tuner.learner, run=run, champion_run=champion_run, decisions=tuple(driver.decisions),
         safety_events=tuple(driver.safety), gate_checks=tuple(driver.gates),
-        shadow_intents=frozenset(driver.shadow_intents), went_live_by=driver.went_live_by,
+        shadow_intents=frozenset(driver.shadow_intents),
+        untouched_intents=untouched_by_live(run, intents, driver.shadow_intents, config),
+        went_live_by=driver.went_live_by,
         at_go_live=driver.at_go_live, versions_published=len(publisher.records),
         agreement_window=tuner.deployment.shadow.agreement_window,
         min_agreement=tuner.deployment.shadow.min_agreement, gate_estimator=tuner.deployment.gate_estimator,
         budget=service.budget_report(symbol), champion_explore_share=scenario.champion_explore_share,
         command_go_live_after_orders=driver.command_after)
+
+
+def untouched_by_live(run: PolicyRun, intents: Sequence[SimIntent], shadow_intents: set[int],
+                      config: ConfigBundle) -> frozenset[int]:
+    """The shadow-phase intents of ``run`` whose route ended before the first live-phase route on the same
+    replay started (every shadow intent when no live route shares its replay)."""
+    replay = {intent.index: replay_of(intent, config) for intent in intents}
+    first_live: dict[int, int] = {}
+    for event in run.events:
+        index = intent_index(event)
+        if index not in shadow_intents:
+            first_live[replay[index]] = min(first_live.get(replay[index], event.arrival_ts_ns), event.arrival_ts_ns)
+    return frozenset(index for event in run.events if (index := intent_index(event)) in shadow_intents
+                     and event.finished_ts_ns < first_live.get(replay[index], event.finished_ts_ns + 1))
 
 
 def sent_fingerprint(event: RouterEvent) -> tuple[object, ...]:
@@ -234,10 +262,14 @@ def sent_fingerprint(event: RouterEvent) -> tuple[object, ...]:
 
 
 def shadow_phase_matches_champion(scenario: ShadowScenario) -> bool:
-    """Whether every shadow-phase order sent and got exactly what the champion alone did on that intent."""
-    champion = {intent_index(e): sent_fingerprint(e) for e in scenario.champion_run.events}
+    """Whether every shadow-phase order the live phase left untouched (``ShadowScenario.untouched_intents``) sent
+    and got exactly what the champion alone did on that intent, and the champion chose every shadow-phase arm."""
+    champion = {intent_index(e): e for e in scenario.champion_run.events}
     shadow = [e for e in scenario.run.events if intent_index(e) in scenario.shadow_intents]
-    return all(sent_fingerprint(e) == champion[intent_index(e)] for e in shadow)
+    return all((e.arm, e.propensity) == (champion[intent_index(e)].arm, champion[intent_index(e)].propensity)
+               for e in shadow) \
+        and all(sent_fingerprint(e) == sent_fingerprint(champion[intent_index(e)]) for e in shadow
+                if intent_index(e) in scenario.untouched_intents)
 
 
 def rolling_agreement(decisions: Sequence[ShadowDecision], window: int) -> np.ndarray:
@@ -281,7 +313,7 @@ class ShadowOutcome:
         return {
             "learner": s.learner, "champion_explore_share": s.champion_explore_share,
             "command_go_live_after_orders": s.command_go_live_after_orders, "orders": len(s.run.events),
-            "shadow_orders": s.shadow_orders,
+            "shadow_orders": s.shadow_orders, "shadow_orders_compared_with_champion": len(s.untouched_intents),
             "live_orders": len(s.run.events) - s.shadow_orders, "went_live_by": s.went_live_by,
             "went_live_after_orders": s.shadow_orders if s.went_live_by is not None else None,
             "agreement_window": s.agreement_window, "min_agreement": s.min_agreement,

@@ -1,7 +1,8 @@
 """Does a learner beat the static policy on data it was not tuned on? A held-out evaluation of the tuner.
 
 Run: ``.venv/bin/python -m experiments.bench.learner_eval [--part holdout|tune|all] [--orders 800]
-[--learners structured,thompson] [--seeds 7,8] [--no-regimes] [--set tuner.KEY=VALUE ...]``
+[--learners structured,thompson] [--seeds 7,8] [--no-regimes] [--set tuner.KEY=VALUE ...]
+[--engine staggered|concurrent]`` (``--engine``: ``router.json`` ``simulation.engine`` for this run).
 
 How the data is split, so that tuning is honest: hyper-parameters are chosen on the synthetic market
 and on the FIRST half of each bundled recording (``--part tune``); the figures quoted in the README are
@@ -21,11 +22,12 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from typing import get_args
 
 import numpy as np
 
 from router_tuner.config.loader import load_config
-from router_tuner.config.models import ConfigBundle
+from router_tuner.config.models import ConfigBundle, SimulationEngine
 from router_tuner.router.market.binance import resolve_data_dir
 from router_tuner.router.market.synthetic import SyntheticMarketSpec, generate_regimes
 from router_tuner.simulation.intents import SimIntent, intent_stream
@@ -35,7 +37,7 @@ from router_tuner.simulation.markets import SimMarket, recorded_markets, synthet
 from router_tuner.simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, STATIC
 from router_tuner.simulation.results import costs as run_costs
 from router_tuner.simulation.results import segment_oracle_cost_bps
-from router_tuner.simulation.runner import run_policy
+from router_tuner.simulation.runner import run_policy, with_engine
 from router_tuner.simulation.sweep.grid import GridError, parse_axis, with_settings
 from router_tuner.tuner.factory import build_grid
 
@@ -150,9 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-recorded", action="store_true", help="only the regime-switching market")
     parser.add_argument("--set", action="append", default=[],
                         help="tuner.json override, tuner.KEY=VALUE (e.g. tuner.learner_params.structured.shrinkage=3)")
+    parser.add_argument("--engine", choices=get_args(SimulationEngine), default=None,
+                        help="router.json simulation.engine for this run (default: the configured one)")
     args = parser.parse_args(argv)
     learners = parse_learners(args.learners)
     config = configured(args.set)
+    if args.engine is not None:
+        config = with_engine(config, args.engine)
     markets = []
     if not args.no_recorded:
         data_dir = resolve_data_dir(None)

@@ -17,7 +17,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
 
-from router_tuner.router.venue import OrderRequest
+from router_tuner.router.venue import OrderRequest, OrderState
 
 T = TypeVar("T")
 
@@ -74,11 +74,16 @@ class OrderRef:
 
 @dataclass(frozen=True, slots=True)
 class WaitUntil:
-    """Let time pass until ``ts_ns``, or less with news of ``order`` (see the module docstring)."""
+    """Let time pass until ``ts_ns``, or less with news of ``order`` (see the module docstring).
+
+    ``seen`` is the state of ``order`` the machine holds: a polling driver that fetches the order itself
+    answers with the first polled state that differs from it (news), and keeps polling while it does not.
+    """
 
     ts_ns: int
     order: OrderRef | None
     poll_ns: int
+    seen: OrderState | None = None
 
     def poll_wake_ns(self, now_ns: int) -> int:
         """When a driver without pushed updates wakes: the next poll, never past ``ts_ns``."""

@@ -43,7 +43,7 @@ touch, bounded) -> wait up to the TTL polling the order -> cancel and re-price t
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -138,8 +138,14 @@ def route(order: RouteOrder, policy: RouterPolicy, venue: Venue, *, rng: np.rand
     return drive(route_machine(order, policy, settings, rng=rng), venue)
 
 
+class Uniform(Protocol):
+    """What the machine draws its maker/taker start from: ``random()`` uniform in [0, 1) (a numpy Generator)."""
+
+    def random(self) -> float: ...
+
+
 def route_machine(order: RouteOrder, policy: RouterPolicy, settings: RouteSettings, *,
-                  rng: np.random.Generator) -> Steps[RouterEvent]:
+                  rng: Uniform) -> Steps[RouterEvent]:
     """The route of ``order`` as a machine yielding venue calls; validated here, before anything is sent.
 
     Raises ``RouteRefused`` at once for input the router must not send; every run of the returned
@@ -177,7 +183,7 @@ class _Route:
         self.poll_ns = int(settings.poll_interval_ms * 1e6)
         self.legs = 0
 
-    def run(self, rng: np.random.Generator) -> Steps[RouterEvent]:
+    def run(self, rng: Uniform) -> Steps[RouterEvent]:
         contract = yield ContractOf(self.order.symbol)
         arrival_ts_ns: int = yield Now()
         touch = yield from self._retrying(Touch(self.order.symbol), idempotent=True)
@@ -196,7 +202,7 @@ class _Route:
 
     # --- decisions ------------------------------------------------------------------------------
 
-    def _decide(self, touch: TopOfBook, rng: np.random.Generator) -> Start:
+    def _decide(self, touch: TopOfBook, rng: Uniform) -> Start:
         policy = self.policy
         if not touch.ask > touch.bid > 0.0:
             self.ledger.error = f"crossed_or_locked_book(bid={touch.bid}, ask={touch.ask})"
@@ -270,7 +276,7 @@ class _Route:
         """Wait up to the TTL for news of the order (pushed, or polled); cancel whatever still rests."""
         deadline_ns = (yield Now()) + int(self.policy.maker_ttl_ms * 1e6)
         while not state.is_terminal and (yield Now()) < deadline_ns:
-            state = yield from self._news(state.client_order_id, deadline_ns)
+            state = yield from self._news(state, deadline_ns)
         if not state.is_terminal:
             yield from self._cancel(state.client_order_id)
 
@@ -292,7 +298,7 @@ class _Route:
         for _ in range(self.settings.max_venue_retries):
             if state.is_terminal:
                 return state
-            state = yield from self._news(state.client_order_id, (yield Now()) + self.poll_ns)
+            state = yield from self._news(state, (yield Now()) + self.poll_ns)
         if state.is_terminal:
             return state
         return (yield from self._cancel(state.client_order_id))
@@ -336,13 +342,15 @@ class _Route:
         except VenueProtocolError as exc:
             raise _RouteAbort(f"VenueProtocolError: {exc}; order may still rest", rejected=False) from exc
 
-    def _news(self, client_id: str, until_ns: int) -> Steps[OrderState]:
-        """The order's state after waiting for news of it until ``until_ns`` (a poll when nothing is pushed).
+    def _news(self, seen: OrderState, until_ns: int) -> Steps[OrderState]:
+        """The order's state after waiting for news of it (a state other than ``seen``) until ``until_ns``
+        (a poll when nothing is pushed).
 
         A simulated clock may fail (its replay ended) and that ends the route.
         """
+        client_id = seen.client_order_id
         try:
-            news = yield WaitUntil(until_ns, OrderRef(self.order.symbol, client_id), self.poll_ns)
+            news = yield WaitUntil(until_ns, OrderRef(self.order.symbol, client_id), self.poll_ns, seen)
         except VenueError as exc:
             raise _RouteAbort(f"clock stopped: {type(exc).__name__}: {exc}", rejected=False) from exc
         if news is None:
@@ -398,7 +406,7 @@ class _Route:
         for _ in range(retries):
             if state.is_terminal:
                 return state
-            state = yield from self._news(client_id, (yield Now()) + self.poll_ns)
+            state = yield from self._news(state, (yield Now()) + self.poll_ns)
         if not state.is_terminal:
             raise _RouteAbort(f"cancel of {client_id} acknowledged but not final after {retries} polls",
                               rejected=False)

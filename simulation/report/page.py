@@ -55,7 +55,7 @@ def summary_dict(result: SimulationResult) -> dict[str, Any]:
                     else captured_share(s.mean_cost_bps, taker, reference))
             policies[name] = row
         symbols[symbol] = {
-            "market": sym.market.market, "lanes": sym.lanes, "best_fixed_arm": sym.best_fixed,
+            "market": sym.market.market, "replays": sym.replays, "best_fixed_arm": sym.best_fixed,
             "data": None if sym.market.data_summary is None else sym.market.data_summary.to_dict(),
             "oracle": {**{f"{key}_cost_bps": value for key, value in oracle.items()},
                        "segments": result.oracle_segments},
@@ -64,7 +64,8 @@ def summary_dict(result: SimulationResult) -> dict[str, Any]:
         }
     return {
         "seed": result.options.seed, "orders_per_symbol": result.options.orders_per_symbol,
-        "data_source": result.data_source, "arms": list(result.arm_ids), "learners": list(result.options.learners),
+        "data_source": result.data_source, "engine": result.engine, "arms": list(result.arm_ids),
+        "learners": list(result.options.learners),
         "default_learner": result.default_learner,
         "symbols": symbols, "ope": [c.to_dict() for sym in result.symbols.values() for c in sym.ope],
         "shadow": {"symbols": {symbol: sym.shadow.to_dict() for symbol, sym in result.symbols.items()
@@ -238,8 +239,7 @@ def _notes(result: SimulationResult) -> list[str]:
     return [
         f"Data: {breakdown.public_data_source(result.data_source)}. Seed {result.options.seed}, "
         f"{result.options.orders_per_symbol} orders per "
-        f"symbol, routed on {sym.lanes} venue replays (lanes) per symbol and policy, started at different times "
-        "so consecutive orders of one lane never overlap; every policy routes the same intents.",
+        f"symbol, {_engine_note(result.engine, sym.replays)}; every policy routes the same intents.",
         "Cost = RouterEvent.cost_bps against the arrival mid, fees and the fallback leg included; "
         "markout = mid move against us after the last fill (positive is adverse).",
         "The best fixed arm is chosen in hindsight on the same intents it is scored on: an oracle, "
@@ -274,11 +274,21 @@ def _tables(result: SimulationResult) -> list[TableSection]:
     ]
 
 
+def _engine_note(engine: str, replays: int) -> str:
+    """How the routes were replayed (``router.json`` ``simulation.engine``), in words."""
+    if engine == "concurrent":
+        return ("routed concurrently on one venue replay per symbol and policy: routes overlap, our orders share "
+                "the queue and the displayed liquidity")
+    return (f"routed on {replays} venue replays (lanes) per symbol and policy, started at different times so "
+            "consecutive orders of one lane never overlap")
+
+
 def _symbol_summary(result: SimulationResult, symbol: str) -> str:
     """One line on a symbol: its market, the best fixed arm in hindsight and the tuner's cost beside it."""
     sym = result.symbols[symbol]
     best = sym.summaries[sym.best_fixed]
-    line = (f"{sym.market.market} market, {len(sym.intents)} orders on {sym.lanes} replays. Best fixed arm in "
+    replays = f"{sym.replays} replays" if sym.replays > 1 else "one replay"
+    line = (f"{sym.market.market} market, {len(sym.intents)} orders on {replays}. Best fixed arm in "
             f"hindsight: {sym.best_fixed.removeprefix(FIXED_PREFIX)} at {_fmt(best.mean_cost_bps)} bps "
             f"({breakdown.describe_arm(sym.best_fixed)}).")
     tuner = breakdown.tuner_policy(result)

@@ -33,6 +33,10 @@ CASES = [
      "job and single process results identical: True"),
     ("learner_eval", ["--orders", "40", "--no-recorded", "--learners", "structured"], False,
      "learner:structured: mean vs best fixed"),
+    ("learner_eval", ["--orders", "40", "--no-recorded", "--learners", "ucb", "--engine", "concurrent"], False,
+     "learner:ucb: mean vs best fixed"),
+    ("sim_engines", ["--orders", "30", "--symbols", "BTCUSDT", "--workers", "1"], False,
+     "static routes working at once (concurrent)"),
     ("fill_detection", ["--fills", "2", "--poll-ms", "40"], False, "ratio polling/stream"),
     ("engine", ["--intents", "16", "--routes", "8"], False, "ratio concurrent/sequential"),
 ]

@@ -123,6 +123,6 @@ def test_report_refuses_an_empty_result(tmp_path: Path) -> None:
     result = report_result(())
     empty = type(result)(options=result.options, data_source="synthetic", symbols={}, arm_ids=result.arm_ids,
                          learner_runs=(), default_learner=result.default_learner,
-                         oracle_segments=result.oracle_segments)
+                         oracle_segments=result.oracle_segments, engine=result.engine)
     with pytest.raises(ValueError, match="no symbol"):
         write_report(empty, tmp_path)

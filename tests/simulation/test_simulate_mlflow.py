@@ -151,4 +151,4 @@ def _record(config: ConfigBundle, version: int) -> PolicyRecord:
 def _empty_result() -> SimulationResult:
     options = SimulationOptions(symbols=None, orders_per_symbol=1, seed=0, data_dir=None, learners=())
     return SimulationResult(options=options, data_source="synthetic", symbols={}, arm_ids=(), learner_runs=(),
-                            default_learner="structured", oracle_segments=1)
+                            default_learner="structured", oracle_segments=1, engine="staggered")

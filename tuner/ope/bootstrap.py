@@ -14,6 +14,7 @@ also keeps short-range serial dependence between consecutive decisions inside a 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +54,23 @@ def point_value(components: Sequence[Component]) -> float:
     return total
 
 
+@functools.lru_cache(maxsize=8)
+def _resamples(n: int, config: BootstrapConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(block starts, per-resample block counts, block sizes) for ``n`` events under ``config``: a function of
+    those alone, drawn once per process for every log of that length (read-only arrays; the main job
+    summarises every policy's run of one symbol on the same number of orders)."""
+    n_blocks = min(n, config.max_blocks)
+    starts = (np.arange(n_blocks, dtype=np.int64) * n) // n_blocks
+    draws = np.random.default_rng(config.seed).integers(0, n_blocks, size=(config.n_resamples, n_blocks))
+    draws += (np.arange(config.n_resamples, dtype=np.int64) * n_blocks)[:, None]
+    counts = np.bincount(draws.ravel(), minlength=config.n_resamples * n_blocks)
+    weights = counts.reshape(config.n_resamples, n_blocks).astype(float)
+    block_sizes = np.diff(np.append(starts, n)).astype(float)
+    for array in (starts, weights, block_sizes):
+        array.flags.writeable = False
+    return starts, weights, block_sizes
+
+
 class BlockBootstrap:
     """Resampling weights for one log, shared by every estimator so their intervals are paired."""
 
@@ -60,13 +78,7 @@ class BlockBootstrap:
         if n < 1:
             raise ValueError(f"need at least one event to bootstrap, got {n}")
         self._config = config
-        n_blocks = min(n, config.max_blocks)
-        self._starts = (np.arange(n_blocks, dtype=np.int64) * n) // n_blocks
-        draws = np.random.default_rng(config.seed).integers(0, n_blocks, size=(config.n_resamples, n_blocks))
-        draws += (np.arange(config.n_resamples, dtype=np.int64) * n_blocks)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=config.n_resamples * n_blocks)
-        self._weights = counts.reshape(config.n_resamples, n_blocks).astype(float)
-        self._block_sizes = np.diff(np.append(self._starts, n)).astype(float)
+        self._starts, self._weights, self._block_sizes = _resamples(n, config)
         self._n = n
 
     @property

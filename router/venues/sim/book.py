@@ -18,17 +18,17 @@ level-1 quotes.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from router_tuner.router.market.tape import MarketTape
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
-    """Level-1 state as scaled integers."""
+class Quote(NamedTuple):
+    """Level-1 state as scaled integers (a named tuple: built at every touch read, at C speed)."""
 
     bid_px: int
     bid_qty: int
@@ -36,10 +36,10 @@ class Quote:
     ask_qty: int
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
+class Window(NamedTuple):
     """Quotes [q0, q1) and trades [r0, r1) with time in (t0, t1], and the price extremes that matter to
-    a resting order of one side (``is_buy``); None where the window has nothing to take them from.
+    a resting order of one side (``is_buy``); None where the window has nothing to take them from (a named
+    tuple: one is built at every step of a resting order).
 
     ``cross_touch_px``: the other side's most aggressive touch (lowest ask for a buy, highest bid for a
     sell); ``cross_trade_px``: the most aggressive trade price (lowest for a buy, highest for a sell);
@@ -99,23 +99,24 @@ class LevelCursor:
         if book.has_depth:
             j1 = int(self._level_ts.searchsorted(t1_ns, side="right")) if level_due else j
             self._i_level = j1
-            level_ts, level_qty = self._level_ts[j:j1], self._level_qty[j:j1]
-            if resyncs:
-                level_ts = np.append(level_ts, [t for t, _ in resyncs])
-                level_qty = np.append(level_qty, [q for _, q in resyncs])
+            levels = list(zip(self._level_ts[j:j1].tolist(), self._level_qty[j:j1].tolist(), strict=True))
+            if resyncs:  # a resync sorts after the depth rows at its own time (the sort is stable)
+                levels = sorted(levels + resyncs, key=_time)
         elif level_due:
             level_ts, level_qty = book.l1_level_events(self._is_buy, self._px, win)
             keep = level_ts <= t1_ns  # the window may run past a cross that ends the order's queue
-            level_ts, level_qty = level_ts[keep], level_qty[keep]
+            levels = list(zip(level_ts[keep].tolist(), level_qty[keep].tolist(), strict=True))
         else:
-            level_ts, level_qty = self._level_ts[:0], self._level_qty[:0]
-        if i1 == i and len(level_ts) == 0:
+            levels = []
+        if i1 == i and not levels:
             return None
-        ts = np.concatenate((self._trade_ts[i:i1], level_ts))
-        kinds = np.concatenate((np.zeros(i1 - i, dtype=np.int64), np.ones(len(level_ts), dtype=np.int64)))
-        sizes = np.concatenate((self._trade_qty[i:i1], level_qty))
-        order = np.lexsort((kinds, ts))  # stable: a resync sorts after the depth rows at its own time
-        return ts[order].tolist(), kinds[order].tolist(), sizes[order].tolist()
+        trade_ts, trade_qty = self._trade_ts[i:i1].tolist(), self._trade_qty[i:i1].tolist()
+        if not levels:  # trades only: already in time order
+            return trade_ts, [TRADE_EVENT] * len(trade_ts), trade_qty
+        # a handful of events per step: merged in Python, trades first at equal times (the sort is stable)
+        events = sorted([(t, TRADE_EVENT, q) for t, q in zip(trade_ts, trade_qty, strict=True)]
+                        + [(t, LEVEL_EVENT, q) for t, q in levels], key=_time_then_kind)
+        return [e[0] for e in events], [e[1] for e in events], [e[2] for e in events]
 
     def _take_resyncs(self, t1_ns: int) -> list[tuple[int, int]]:
         """(time, size of the level) right after each depth snapshot up to t1: a snapshot that does not
@@ -161,7 +162,8 @@ class TapeBook:
     # ---- precomputation -------------------------------------------------------------------------
 
     def _init_trades_by_price(self) -> None:
-        order = np.lexsort((np.arange(len(self.trade_ts)), self.trade_px))
+        # by price, then aggressor side, then time: the trades that take one side at one price are one slice
+        order = np.lexsort((np.arange(len(self.trade_ts)), self.trade_buyer_maker, self.trade_px))
         self._tp_px = self.trade_px[order]
         self._tp_ts = self.trade_ts[order]
         self._tp_qty = self.trade_qty[order]
@@ -195,7 +197,7 @@ class TapeBook:
         if i < 0:
             raise ValueError(f"{self.symbol}: no quote at or before {ts_ns} (first quote at "
                              f"{int(self.quote_ts[0])})")
-        return Quote(int(self.bid_px[i]), int(self.bid_qty[i]), int(self.ask_px[i]), int(self.ask_qty[i]))
+        return Quote(self.bid_px.item(i), self.bid_qty.item(i), self.ask_px.item(i), self.ask_qty.item(i))
 
     def window(self, t0_ns: int, t1_ns: int, is_buy: bool) -> Window:
         """Index bounds of the quotes and trades in (t0, t1] and the extremes a resting order of that
@@ -243,12 +245,29 @@ class TapeBook:
                 best = ts if best is None else min(best, ts)
         return best
 
+    def quiet_until(self, is_buy: bool, px: int, after_ns: int) -> int:
+        """The latest time ``T`` such that nothing in (after_ns, T] can fill a resting order at ``px``: no trade
+        at or through it (a trade at it may reach us through the queue), no other-side touch at or through it
+        (:meth:`first_cross_ns`). Looks at most ``QUIET_SCAN`` rows of each ahead, so ``T`` may stop short of
+        the next such event; ``NEVER`` when the tape has none left.
+        """
+        q = int(self.quote_ts.searchsorted(after_ns, side="right"))
+        q_end = min(q + QUIET_SCAN, len(self.quote_ts))
+        hit = self.ask_px[q:q_end] <= px if is_buy else self.bid_px[q:q_end] >= px
+        until = _before_first(self.quote_ts, q, q_end, hit)
+        r = int(self.trade_ts.searchsorted(after_ns, side="right"))
+        r_end = min(r + QUIET_SCAN, len(self.trade_ts))
+        hit = self.trade_px[r:r_end] <= px if is_buy else self.trade_px[r:r_end] >= px
+        return min(until, _before_first(self.trade_ts, r, r_end, hit))
+
     def level_cursor(self, is_buy: bool, px: int, after_ns: int) -> LevelCursor:
         """A forward-only reader of the events at one of our prices after ``after_ns``."""
         a, b = self._tp_px.searchsorted((px, px + 1), side="left").tolist()
-        # A sell aggressor (buyer is maker) takes bids; a buy aggressor takes asks.
-        ours = self._tp_buyer_maker[a:b] == is_buy
-        trade_ts, trade_qty = self._tp_ts[a:b][ours], self._tp_qty[a:b][ours]
+        # A sell aggressor (buyer is maker) takes bids; a buy aggressor takes asks. At one price the trades of
+        # buy aggressors come first (buyer_maker False), each side in time order.
+        split = a + int(self._tp_buyer_maker[a:b].searchsorted(True))
+        lo, hi = (split, b) if is_buy else (a, split)
+        trade_ts, trade_qty = self._tp_ts[lo:hi], self._tp_qty[lo:hi]
         seg = self._segment(is_buy, px) if self.has_depth else None
         level_ts, level_qty = (self._lvl_ts[seg[0]:seg[1]], self._lvl_qty[seg[0]:seg[1]]) if seg else \
             (self._lvl_ts[:0], self._lvl_qty[:0])
@@ -347,6 +366,27 @@ class WindowMemo:
         win = book.window(t0_ns, t1_ns, is_buy)
         self._last[key] = win
         return win
+
+
+TRADE_EVENT, LEVEL_EVENT = 0, 1
+"""Event kinds of :meth:`LevelCursor.take_until`."""
+_time = operator.itemgetter(0)
+_time_then_kind = operator.itemgetter(0, 1)
+NEVER = 2**63 - 1
+"""A time after every tape's end: "no such event left"."""
+QUIET_SCAN = 512
+"""Rows of quotes and of trades :meth:`TapeBook.quiet_until` looks ahead at once: a few seconds of a busy tape,
+about one resting period of a maker order, for the cost of a few polls' windows."""
+
+
+def _before_first(ts: np.ndarray, lo: int, hi: int, hit: np.ndarray) -> int:
+    """One before the time of the first row of ``ts[lo:hi]`` where ``hit`` holds; when none does, one before the
+    first row not looked at (``NEVER`` when none is left)."""
+    if hi > lo:
+        k = int(hit.argmax())
+        if hit[k]:
+            return int(ts[lo + k]) - 1
+    return int(ts[hi]) - 1 if hi < len(ts) else NEVER
 
 
 _SHORT_SLICE = 64

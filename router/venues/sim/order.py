@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 
 from router_tuner.router.events import Fill, Liquidity
 from router_tuner.router.venue import OrderRequest, OrderState, OrderStatus
-from router_tuner.router.venues.sim.book import LevelCursor, TapeBook, WindowMemo
+from router_tuner.router.venues.sim.book import TRADE_EVENT, LevelCursor, TapeBook, WindowMemo
 from router_tuner.router.venues.sim.queue import QueueModel, front_after_level_change
 
 FillSink = Callable[["SimOrder", int, int, Liquidity, int], None]
 """Receives one claim the order has just made: (order, price, size, liquidity, ts_ns)."""
 
-_TRADE = 0  # event kind of LevelCursor.take_until; 1 is a level change
 _CLOSED: frozenset[OrderStatus] = frozenset({"canceled", "expired", "rejected"})
 
 
@@ -51,6 +50,9 @@ class SimOrder:
     synced_ns: int = 0  # market events with time <= this have been applied
     cursor: LevelCursor | None = None  # reader of the events at our price, while resting
     own_ahead: float = 0.0  # part of ``front`` that is our own earlier orders at this price (not displayed)
+    quiet_until_ns: int = -1  # nothing in (synced_ns, this] can fill the order (TapeBook.quiet_until) ...
+    quiet_from_ns: int = -1  # ... as computed when synced_ns was this
+    _state: OrderState | None = field(default=None, repr=False, compare=False)  # the last state() built
 
     @property
     def leaves(self) -> int:
@@ -79,10 +81,16 @@ class SimOrder:
         self.status = "expired"
 
     def state(self) -> OrderState:
+        """The order as the venue reports it; the same (immutable) object while status and fills are unchanged,
+        as they are at most polls."""
+        last = self._state
+        if last is not None and last.status == self.status and len(last.fills) == len(self.fills):
+            return last
         req = self.request
-        return OrderState(client_order_id=req.client_order_id, symbol=req.symbol, status=self.status,
-                          qty=req.qty, filled_qty=self.filled / self.book.tape.qty_scale, price=req.price,
-                          fills=tuple(self.fills))
+        self._state = OrderState(client_order_id=req.client_order_id, symbol=req.symbol, status=self.status,
+                                 qty=req.qty, filled_qty=self.filled / self.book.tape.qty_scale, price=req.price,
+                                 fills=tuple(self.fills))
+        return self._state
 
     def start_resting(self, ts_ns: int, improves_touch: bool, own_ahead: int) -> None:
         """Estimate the queue ahead at arrival: the displayed size at our price (0 if we improve it), plus
@@ -94,6 +102,7 @@ class SimOrder:
         """
         assert self.px is not None
         self.synced_ns = ts_ns
+        self.quiet_until_ns = self.quiet_from_ns = -1
         self.cursor = self.book.level_cursor(self.is_buy, self.px, ts_ns)
         self.status = "open" if self.filled == 0 else "partially_filled"
         self.own_ahead = float(own_ahead)
@@ -118,20 +127,31 @@ class SimOrder:
         if self.front is not None:
             self.front = max(0.0, self.front - moved)
 
-    def advance(self, t1_ns: int, queue_model: QueueModel, sink: FillSink, windows: WindowMemo) -> None:
+    def advance(self, t1_ns: int, queue_model: QueueModel, sink: FillSink, windows: WindowMemo, *,
+                catch_up: bool = False) -> None:
         """Apply the market in (synced_ns, t1_ns] to this resting order, filling it where due.
 
-        ``windows`` is the venue's memo of the book's windows (shared by the orders of one step).
+        ``windows`` is the venue's memo of the book's windows (shared by the orders of one step). Until the
+        market can next fill the order (a trade at or through its price, the other side's touch reaching it:
+        ``quiet_until_ns``) nothing is applied: the moves of its level only change the queue ahead, and they
+        are applied, in time order, by the first step that may fill it, or by ``catch_up`` (needed before an
+        earlier order of ours leaves the queue ahead of this one). Most polls of a resting order do nothing.
         """
         if t1_ns <= self.synced_ns or self.leaves == 0:
             return
         assert self.px is not None and self.cursor is not None
+        if not catch_up:
+            if self.quiet_from_ns != self.synced_ns:
+                self.quiet_until_ns = self.book.quiet_until(self.is_buy, self.px, self.synced_ns)
+                self.quiet_from_ns = self.synced_ns
+            if t1_ns <= self.quiet_until_ns:
+                return
         win = windows.window(self.book, self.synced_ns, t1_ns, self.is_buy)
         cross_ns = self.book.first_cross_ns(self.is_buy, self.px, win)
         events = self.cursor.take_until(t1_ns if cross_ns is None else cross_ns, win)
         if events is not None:
             for t, kind, size in zip(*events, strict=True):
-                if kind == _TRADE:
+                if kind == TRADE_EVENT:
                     self._on_trade(size, t, sink)
                 else:
                     self._on_level(size, queue_model)

@@ -43,9 +43,12 @@ def taker_walk(book: TapeBook, is_buy: bool, qty: int, limit_px: int | None, ts_
     plan: list[tuple[int, int]] = []
     left = qty
     last_px = touch_px - step
-    for px, size in known:
-        if left == 0 or len(plan) == max_levels or not within_limit(px):
+    levels = iter(known)
+    while left > 0 and len(plan) < max_levels:  # no further level is read once the order is done
+        level = next(levels, None)
+        if level is None or not within_limit(level[0]):
             break
+        px, size = level
         last_px = px
         take = min(left, size - taken.get(px, 0))
         if take > 0:

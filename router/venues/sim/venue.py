@@ -87,6 +87,10 @@ from router_tuner.router.venues.sim.position import SimPositions
 from router_tuner.router.venues.sim.stops import PriceWindows, SimStop
 from router_tuner.router.venues.sim.taker import taker_walk
 
+_JITTER_BLOCK = 256
+"""Latency jitter draws made at once (the generator's per-call cost dominates a single draw)."""
+_SIDES: tuple[str, ...] = get_args(Side)
+
 
 class ReplayExhausted(VenueError):
     """The request needs market data past the end of the replay."""
@@ -197,6 +201,8 @@ class SimVenue:
             raise ValueError(f"start_ns {start_ns} is after the end of the replay ({self._end_ns})")
         self._now_ns = int(start_ns)
         self._rng = np.random.default_rng(config.seed)
+        self._jitter_ms: list[float] = []  # latency jitter drawn ahead, next draw last
+        self._stepped_ns = self._now_ns  # where the resting orders were last stepped to (advance_to)
         self._orders: dict[str, SimOrder] = {}
         self._resting: dict[str, SimOrder] = {}
         self._positions = SimPositions(config.position_mode, books)
@@ -245,6 +251,9 @@ class SimVenue:
 
     def _advance_resting(self, ts_ns: int) -> None:
         """Replay the resting orders to ``ts_ns`` and settle what the market filled, in time order."""
+        self._stepped_ns = ts_ns
+        if not self._resting and not self._claims:
+            return
         for order in list(self._resting.values()):
             order.advance(ts_ns, self._config.queue_model, self._claim, self._windows)
             if order.leaves == 0:
@@ -467,7 +476,7 @@ class SimVenue:
         if request.working_type not in get_args(WorkingType):
             raise InvalidOrder(f"{coid}: working_type must be one of {get_args(WorkingType)}, "
                                f"got {request.working_type!r}")
-        if request.side not in get_args(Side):
+        if request.side not in _SIDES:
             raise InvalidOrder(f"{coid}: side must be 'buy' or 'sell', got {request.side!r}")
         self._positions.check_request(self._as_order(request, 1))
         trigger_px = _to_units(request.trigger_price, book.tape.price_scale, f"{coid}: trigger_price")
@@ -501,6 +510,9 @@ class SimVenue:
                 behind = True
             elif behind and other.own_ahead > 0 and other.px == order.px and other.is_buy == order.is_buy \
                     and other.request.symbol == order.request.symbol:
+                # its level's moves up to the step's end first, as every resting order has been stepped there
+                other.advance(max(self._now_ns, self._stepped_ns), self._config.queue_model, self._claim,
+                              self._windows, catch_up=True)
                 other.release_ahead(leaves)
         del self._resting[client_id]
 
@@ -572,7 +584,11 @@ class SimVenue:
 
     def _latency_ns(self, latency_ms: float) -> int:
         jitter_ms = self._config.latency_jitter_ms
-        extra_ms = float(self._rng.uniform(0.0, jitter_ms)) if jitter_ms > 0 else 0.0
+        extra_ms = 0.0
+        if jitter_ms > 0:
+            if not self._jitter_ms:  # drawn in blocks: the same numbers, in the same order, as one by one
+                self._jitter_ms = self._rng.uniform(0.0, jitter_ms, _JITTER_BLOCK).tolist()[::-1]
+            extra_ms = self._jitter_ms.pop()
         return round((latency_ms + extra_ms) * 1e6)
 
     def _book(self, symbol: str) -> TapeBook:
@@ -601,7 +617,7 @@ class SimVenue:
             raise InvalidOrder(f"client_order_id must be a non-empty string, got {coid!r}")
         if coid in self._orders:
             raise InvalidOrder(f"client_order_id {coid!r} is a duplicate: an id is never sent twice")
-        if request.side not in get_args(Side):
+        if request.side not in _SIDES:
             raise InvalidOrder(f"{coid}: side must be 'buy' or 'sell', got {request.side!r}")
         for flag in ("post_only", "reduce_only", "close_position"):
             if not isinstance(getattr(request, flag), bool):
