@@ -10,6 +10,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from decimal import Decimal
+
 import msgspec
 import pytest
 
@@ -25,7 +27,7 @@ API_KEY = "PLANTEDkeyStream8Kq2Wx6Zt0Rv4Ny8Pb2Hd6Lf0Jg"
 API_SECRET = "PLANTEDsecretStream4Mn8Bv2Cx6Zl0Kj4Hg8Fd2Sa"
 ENV = {"RT_STREAM_KEY": API_KEY, "RT_STREAM_SECRET": API_SECRET}
 ROUTES = 6
-QTY = 0.005  # 300 USD at 60 000
+STEP = Decimal("0.001")
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -56,7 +58,7 @@ def stream_config_dir(tmp_path: Path, rest: FakeBinanceUsdm, stream: FakeUserDat
 
     edit("executor.json", executor)
     edit("risk_limits.json", lambda d: d.update(max_trades_per_symbol_per_hour=100_000, max_concurrent_positions=8))
-    edit("router.json", lambda d: d["static_policy"].update(maker_ttl_ms=60_000.0, reprice_attempts=0,
+    edit("router.json", lambda d: d["static_policy"].update(maker_ttl_ms=30_000.0, reprice_attempts=0,
                                                             fallback_mode="cancel", taker_bias=0.0))
     edit("strategy_config.json", lambda d: d["screener"].update(require_imbalance_alignment=False))
     return target
@@ -85,25 +87,30 @@ def test_routes_in_flight_follow_the_stream_through_a_drop_and_count_every_fill_
             wait_for(f"{ROUTES} resting orders", lambda: len(_resting(rest)) == ROUTES, proc)
             stream.wait_connected(10.0)
             first = [client_order_id(i, 1) for i in ids]
-            rest.fill(first[0], "0.002")  # partial, then the rest: two fills by the stream
-            rest.fill(first[0], "0.003")
-            rest.fill(first[1], str(QTY))
+            with rest.state.lock:
+                qty = rest.state.orders[first[0]].orig_qty  # 300 USD on the lot grid
+                assert all(rest.state.orders[cid].orig_qty == qty for cid in first) and qty > STEP
+            rest.fill(first[0], str(STEP))  # partial, then the rest: two fills by the stream
+            rest.fill(first[0], str(qty - STEP))
+            rest.fill(first[1], str(qty))
             wait_for("two routes journaled", lambda: len(_router_events(tmp_path / "journal.sqlite")) == 2, proc)
+            assert rest.order_requests("GET") == [], "with the stream up no order is polled"
 
             stream.refuse_connections(True)
             stream.drop()
             wait_for("the switch to polling", lambda: "order stream down" in err.read_text(), proc)
-            rest.fill(first[2], "0.001")  # during the gap: found by REST polling
-            rest.fill(first[3], str(QTY))
+            rest.fill(first[2], str(STEP))  # during the gap: found by REST polling
+            rest.fill(first[3], str(qty))
             wait_for("a route journaled while polling",
                      lambda: len(_router_events(tmp_path / "journal.sqlite")) == 3, proc)
+            assert rest.order_requests("GET"), "while the stream is down the working orders are polled by REST"
 
             stream.refuse_connections(False)
             wait_for("the stream back", lambda: "order stream up (reconnects 1)" in err.read_text(), proc)
-            rest.fill(first[2], "0.004")  # the rest of the order partly filled during the gap
-            rest.fill(first[4], str(QTY))
-            rest.fill(first[5], "0.0025")
-            rest.fill(first[5], "0.0025")
+            rest.fill(first[2], str(qty - STEP))  # the rest of the order partly filled during the gap
+            rest.fill(first[4], str(qty))
+            rest.fill(first[5], str(STEP))
+            rest.fill(first[5], str(qty - STEP))
             proc.wait(timeout=60)
             assert proc.returncode == 0, err.read_text()
         finally:
@@ -118,6 +125,6 @@ def test_routes_in_flight_follow_the_stream_through_a_drop_and_count_every_fill_
     assert sorted(events) == ids
     for intent_id, event in events.items():
         assert sorted(f.trade_id for f in event.fills) == venue_trades[client_order_id(intent_id, 1)], intent_id
-        assert event.outcome == "filled" and event.filled_qty == pytest.approx(QTY), (intent_id, event)
+        assert event.outcome == "filled" and event.filled_qty == pytest.approx(float(qty)), (intent_id, event)
     log = err.read_text()
     assert log.count("order stream down") == 1 and "order stream up (reconnects 1)" in log
