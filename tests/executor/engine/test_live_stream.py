@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from pathlib import Path
-
 from decimal import Decimal
+from pathlib import Path
 
 import msgspec
 import pytest
