@@ -63,6 +63,7 @@ from router_tuner.executor.engine.routes import RouteLoop
 from router_tuner.executor.halt import ExecutorHalted, halt_on_write_failure
 from router_tuner.executor.intents import IntentFormatError, IntentSource, MalformedLine
 from router_tuner.executor.journal import Journal
+from router_tuner.executor.monitoring.health import order_feed_health
 from router_tuner.executor.monitoring.telemetry import Telemetry
 from router_tuner.executor.outcomes import binding_limit, reason, routed_trade, veto_outcome
 from router_tuner.executor.positions import apply_order
@@ -187,6 +188,7 @@ class Executor:
             raise ValueError("Executor: venue must be routes.venue (the executor calls the venue its routes run on)")
         self._routes = routes
         self.venue: Venue = routes.venue
+        telemetry.order_feed = lambda: order_feed_health(routes.feed_status())
         self.journal = journal
         self.store = store
         self.policy_for = policy_for
@@ -346,6 +348,7 @@ class Executor:
         on one symbol. While every slot is taken, or the next intent's symbol is full, no further intent is
         read (backpressure) until a route finishes. With routes in flight and a slot free, the source is
         polled every ``NEW_INTENT_POLL_S`` (or as soon as a route finishes); with none it waits ``idle_poll_s``.
+        While routes work, the thread also wakes when health is due (the health timer polls protective stops).
         ``should_stop()`` stops admitting; the routes in flight are finished and journaled before return.
 
         Health is published on the timer between steps and on idle polls (and the gauges refreshed in
@@ -389,7 +392,8 @@ class Executor:
             if self._flights:
                 can_admit = (held is None and len(self._flights) < engine.max_routes_in_flight
                              and not (should_stop() or source.exhausted))
-                self._step(min(idle_poll_s, NEW_INTENT_POLL_S) if can_admit else None)
+                until_health_s = self.telemetry.seconds_until_due(self.venue.clock.now_ns())
+                self._step(min(idle_poll_s, NEW_INTENT_POLL_S, until_health_s) if can_admit else until_health_s)
                 self.publish_if_due()
             elif held is not None:
                 raise RuntimeError(f"intent {held.intent_id} held with no route in flight")

@@ -1,7 +1,8 @@
 """``live --live`` as a real process on the local Binance USDⓈ-M fakes (REST and user-data stream, ccxt and
 ccxt.pro signing and parsing for real): several routes rest at once on one event loop, their fills come by the
 stream, the stream drops mid-run and the routes go on by REST polling, it comes back and the routes go on by
-the stream again; every fill is journaled once, nothing is sent twice."""
+the stream again; health shows each mode (and the alert on polling); every fill is journaled once, nothing is
+sent twice."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import pytest
 
 from router_tuner.config.loader import DEFAULTS_DIR
 from router_tuner.executor.journal import Journal
+from router_tuner.executor.records import OrderFeedHealth
+from router_tuner.executor.store import ExecutorStore
 from router_tuner.router.events import RouterEvent
 from router_tuner.router.routing.order import client_order_id
 from tests.executor.test_executor_support import intent, kill9, start_live, wait_for
@@ -50,6 +53,7 @@ def stream_config_dir(tmp_path: Path, rest: FakeBinanceUsdm, stream: FakeUserDat
         d["route"]["poll_interval_ms"] = 100.0
         d["engine"] = {"max_routes_in_flight": ROUTES, "max_routes_per_symbol": ROUTES}
         d["starting_wallet_usd"] = 1_000_000.0
+        d["alerts"]["order_feed_polling_s"] = 0.0
         d["live"].update(api_base_url=rest.base_url, ws_base_url=stream.ws_url, api_key_env="RT_STREAM_KEY",
                          api_secret_env="RT_STREAM_SECRET", ccxt_rate_limiter=False, request_timeout_ms=3000,
                          top_of_book_source="order_book", order_updates="stream",
@@ -66,6 +70,20 @@ def stream_config_dir(tmp_path: Path, rest: FakeBinanceUsdm, stream: FakeUserDat
 def _resting(rest: FakeBinanceUsdm) -> list[str]:
     with rest.state.lock:
         return sorted(o.client_order_id for o in rest.state.orders.values() if o.status == "NEW")
+
+
+def _feed(store_path: Path) -> OrderFeedHealth | None:
+    """The order feed in the latest health snapshot (``None`` before the first)."""
+    if not store_path.exists():
+        return None
+    with ExecutorStore(store_path, readonly=True) as store:
+        health = store.latest_health()
+    return health.order_feed if health is not None else None
+
+
+def _alert_codes(store_path: Path) -> list[str]:
+    with ExecutorStore(store_path, readonly=True) as store:
+        return [a.code for a in store.alerts()]
 
 
 def _router_events(path: Path) -> list[RouterEvent]:
@@ -85,6 +103,8 @@ def test_routes_in_flight_follow_the_stream_through_a_drop_and_count_every_fill_
             # every route rests at once: the engine did not wait for one route to end before the next
             wait_for(f"{ROUTES} resting orders", lambda: len(_resting(rest)) == ROUTES, proc)
             stream.wait_connected(10.0)
+            store = tmp_path / "executor.sqlite"
+            wait_for("health showing the stream", lambda: getattr(_feed(store), "mode", None) == "stream", proc)
             first = [client_order_id(i, 1) for i in ids]
             with rest.state.lock:
                 qty = rest.state.orders[first[0]].orig_qty  # 300 USD on the lot grid
@@ -98,6 +118,8 @@ def test_routes_in_flight_follow_the_stream_through_a_drop_and_count_every_fill_
             stream.refuse_connections(True)
             stream.drop()
             wait_for("the switch to polling", lambda: "order stream down" in err.read_text(), proc)
+            wait_for("health showing polling", lambda: getattr(_feed(store), "mode", None) == "polling", proc)
+            assert "order_feed_polling" in _alert_codes(store)
             rest.fill(first[2], str(STEP))  # during the gap: found by REST polling
             rest.fill(first[3], str(qty))
             wait_for("a route journaled while polling",
@@ -106,6 +128,9 @@ def test_routes_in_flight_follow_the_stream_through_a_drop_and_count_every_fill_
 
             stream.refuse_connections(False)
             wait_for("the stream back", lambda: "order stream up (reconnects 1)" in err.read_text(), proc)
+            wait_for("health showing the stream again", lambda: (getattr(_feed(store), "mode", None),
+                                                                 getattr(_feed(store), "reconnects", None))
+                     == ("stream", 1), proc)
             rest.fill(first[2], str(qty - STEP))  # the rest of the order partly filled during the gap
             rest.fill(first[4], str(qty))
             rest.fill(first[5], str(STEP))
