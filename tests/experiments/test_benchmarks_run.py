@@ -34,7 +34,7 @@ CASES = [
     ("learner_eval", ["--orders", "40", "--no-recorded", "--learners", "structured"], False,
      "learner:structured: mean vs best fixed"),
     ("fill_detection", ["--fills", "2", "--poll-ms", "40"], False, "ratio polling/stream"),
-    ("engine", ["--intents", "16", "--routes", "8"], False, "ratio concurrent/sequential"),
+    ("engine", ["--intents", "16", "--routes", "8", "--repeats", "1"], False, "ratio concurrent/sequential"),
 ]
 
 
