@@ -217,13 +217,9 @@ class Executor:
         self.on_outcome: Callable[[RouterEvent | VetoEvent], None] | None = None
         """Called with each intent's RouterEvent or VetoEvent once its batch is journaled (``executor.embed``)."""
 
-    @property
-    def routes(self) -> RouteLoop:
-        """The route engine (health reads its order feed's status)."""
-        return self._routes
-
     def close(self) -> None:
-        """Release the route engine (its loop thread and venue connections); the routes are finished first."""
+        """Release the route engine (its loop thread and venue connections). Call it once ``run`` returned:
+        a route still working then (after a halt) is cancelled, and its orders are settled on restart."""
         self._routes.close()
 
     def knows(self, intent_id: str) -> bool:

@@ -127,10 +127,6 @@ class LockedVenue:
         self._lock = lock
         self.clock = _LockedClock(venue.clock, lock)
 
-    @property
-    def wrapped(self) -> Any:
-        return self._venue
-
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._venue, name)
         if not callable(attr):
