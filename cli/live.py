@@ -9,11 +9,15 @@ champion, or the static policy with ``--no-mlflow``; its state is checkpointed a
 default ``executor.json`` ``adaptive.tuner_state_path``, so a restart continues learning).
 
 Paper mode (the default) routes on the simulated venue over recorded tapes (``--tape``) or the synthetic
-market of ``executor.json``; its clock is the replay, advanced by the idle poll while no intent comes. Its
+market of ``executor.json``; its clock is the replay, advanced while the executor waits for its routes and by
+the idle poll while no intent comes. Its
 account (positions, recent orders) is kept in ``--paper-state`` across restarts (``executor.paper_account``),
 as a real venue keeps it, so a restart after a kill reconciles against it.
 Up to ``executor.json`` ``engine.max_routes_in_flight`` intents route at once (``engine.max_routes_per_symbol``
-per symbol); the next intent is read only when a route can start (``executor.loop``).
+per symbol), as asyncio tasks on the route engine's loop (``executor.engine``); the next intent is read only when
+a route can start (``executor.loop``). Live, the venue is ccxt.pro's client, and routes hear of their orders
+from the user-data stream (``live.order_updates`` ``stream``), by REST polling while it is down: the mode is in
+health, and polling raises the ``order_feed_polling`` alert.
 Live mode needs both ``--live`` and the API key variables named in ``executor.json`` (``live``); the
 keys are read from the environment only and never printed. Before the first intent the executor
 reconciles open orders and positions with the venue, in both modes (see ``executor.reconcile``); health
