@@ -245,6 +245,13 @@ def test_paper_live_survives_repeated_sigkills_with_open_positions(config_dir: P
             kill9(proc)
         assert proc.returncode == -signal.SIGKILL, err.read_text()
         outs.append(out.read_text())
+    # the last run, not killed, opens a position: with routes working at once, every open of the last killed run
+    # may have been resting at the kill and been cancelled unfilled on restart, leaving the account flat
+    with (tmp_path / "intents.jsonl").open("ab") as handle:
+        for k in range(total, total + 4):
+            handle.write(msgspec.json.encode(intent(f"k{k}", size_hint_usd=rng.uniform(120.0, 400.0),
+                                                    ts_ns=time.time_ns())) + b"\n")
+    total += 4
     final, out, err = start_live(tmp_path, config_dir, 9)
     try:
         assert final.wait(timeout=60) == 0, err.read_text()
