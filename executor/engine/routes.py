@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ class RouteLoop:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="route-loop", daemon=True)
         self._thread.start()
+        # an engine dropped without close() (a test, an embedder) still stops its thread and frees its loop
+        self._stop_loop = weakref.finalize(self, _stop_loop, self._loop, self._thread)
         self._closed = False
         try:
             self.venues = self.call(open_venues())
@@ -173,10 +176,14 @@ class RouteLoop:
             self._wake = asyncio.Event()
         return self._wake
 
-    def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+
+def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    """Stop the loop and its thread, then close the loop (from the loop's own thread it can only be stopped)."""
+    loop.call_soon_threadsafe(loop.stop)
+    if thread is threading.current_thread():
+        return
+    thread.join()
+    loop.close()
 
 
 class _RouteUpdates:

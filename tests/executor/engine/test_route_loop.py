@@ -5,6 +5,7 @@ error escaping one machine is reported under its key while the others go on."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -152,3 +153,20 @@ def test_the_executor_refuses_a_venue_other_than_its_route_engines(tmp_path: Pat
                          routes=routes)
     finally:
         routes.close()
+
+
+def test_an_engine_dropped_without_close_stops_its_thread() -> None:
+    routes = RouteLoop.clocked(sim_venue(), poll_interval_ms=POLL_MS)
+    thread = routes._thread
+    assert thread.is_alive()
+    del routes
+    gc.collect()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+def test_close_is_idempotent_and_stops_the_thread() -> None:
+    routes = RouteLoop.clocked(sim_venue(), poll_interval_ms=POLL_MS)
+    routes.close()
+    routes.close()
+    assert not routes._thread.is_alive()
