@@ -39,7 +39,14 @@ def render(health: HealthSnapshot) -> str:
         return f"{value:.6g}" if isinstance(value, float) else str(value)
 
     lines = [f"{name:<26}{fmt(getattr(health, name))}" for name in health.__struct_fields__
-             if name not in ("symbols", "expectancy", "allocations", "allocator_applied", "champion_gates")]
+             if name not in ("symbols", "expectancy", "allocations", "allocator_applied", "champion_gates",
+                             "order_feed")]
+    feed = health.order_feed
+    if feed is not None:
+        since_s = max(0, health.ts_ns - feed.since_ns) / NS_PER_S
+        lines.append(f"{'order_feed':<26}{feed.mode} for {since_s:.6g} s, {feed.reconnects} reconnects, "
+                     f"{feed.protocol_violations} reports not believed"
+                     + (f", last error: {feed.last_error}" if feed.last_error else ""))
     for row in health.symbols:
         lines.append(f"symbol {row.symbol:<19}policy {row.policy_id} v{row.policy_version} arm {row.arm} "
                      f"quality {row.quality} orders {row.orders} maker {fmt(row.maker_ratio)} "

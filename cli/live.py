@@ -9,11 +9,15 @@ champion, or the static policy with ``--no-mlflow``; its state is checkpointed a
 default ``executor.json`` ``adaptive.tuner_state_path``, so a restart continues learning).
 
 Paper mode (the default) routes on the simulated venue over recorded tapes (``--tape``) or the synthetic
-market of ``executor.json``; its clock is the replay, advanced by the idle poll while no intent comes. Its
+market of ``executor.json``; its clock is the replay, advanced while the executor waits for its routes and by
+the idle poll while no intent comes. Its
 account (positions, recent orders) is kept in ``--paper-state`` across restarts (``executor.paper_account``),
 as a real venue keeps it, so a restart after a kill reconciles against it.
 Up to ``executor.json`` ``engine.max_routes_in_flight`` intents route at once (``engine.max_routes_per_symbol``
-per symbol); the next intent is read only when a route can start (``executor.loop``).
+per symbol), as asyncio tasks on the route engine's loop (``executor.engine``); the next intent is read only when
+a route can start (``executor.loop``). Live, the venue is ccxt.pro's client, and routes hear of their orders
+from the user-data stream (``live.order_updates`` ``stream``), by REST polling while it is down: the mode is in
+health, and polling raises the ``order_feed_polling`` alert.
 Live mode needs both ``--live`` and the API key variables named in ``executor.json`` (``live``); the
 keys are read from the environment only and never printed. Before the first intent the executor
 reconciles open orders and positions with the venue, in both modes (see ``executor.reconcile``); health
@@ -55,6 +59,7 @@ from router_tuner.config.loader import DEFAULTS_DIR, load_config
 from router_tuner.config.models import SEED_MAX, ConfigBundle
 from router_tuner.executor.adaptive.checkpoint import TunerCheckpoint
 from router_tuner.executor.adaptive.routing import AdaptiveRouting, AdaptiveStateAhead
+from router_tuner.executor.engine.routes import RouteLoop
 from router_tuner.executor.intents import IntentFormatError, JsonlIntentSource
 from router_tuner.executor.journal import DEFAULT_PATH as DEFAULT_JOURNAL
 from router_tuner.executor.journal import Journal
@@ -67,7 +72,7 @@ from router_tuner.executor.reconcile import JournalStoreMismatch, PositionReader
 from router_tuner.executor.store import DEFAULT_STORE, ExecutorStore
 from router_tuner.features.run_summary import RunSummary, summarize_run
 from router_tuner.risk.units import NS_PER_S
-from router_tuner.router.venue import Venue, VenueError
+from router_tuner.router.venue import VenueError
 from router_tuner.router.venues.ccxt.quirks import QUIRKS
 from router_tuner.router.venues.sim.venue import ReplayExhausted
 from router_tuner.tuner.policy_source import PolicySource, RegistryPolicySource, StaticPolicySource
@@ -122,19 +127,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _venue(args: argparse.Namespace,
-           config: ConfigBundle) -> tuple[Venue, PositionReader, Callable[[], None] | None]:
-    """The venue, its position reader and the idle hook that advances a paper clock (paper only)."""
+           config: ConfigBundle) -> tuple[RouteLoop, PositionReader, Callable[[], None] | None]:
+    """The route engine on the venue, the venue's position reader and the idle hook that advances a paper
+    clock (paper only). The caller closes the engine."""
     if args.live:
         if args.venue != config.executor.live.exchange_id:
             raise ValueError(f"--venue {args.venue} but executor.json live.exchange_id is "
                              f"{config.executor.live.exchange_id}")
-        from router_tuner.executor.venues import live_venue
+        from router_tuner.executor.engine.live import live_routes
 
-        venue = live_venue(config)
-        if venue.hedge_mode != (config.router.position_mode == "hedge"):
-            raise ValueError(f"account hedge mode is {venue.hedge_mode}, router.json position_mode is "
+        routes = live_routes(config)
+        hedge_mode = routes.venue.hedge_mode  # type: ignore[attr-defined]
+        if hedge_mode != (config.router.position_mode == "hedge"):
+            routes.close()
+            raise ValueError(f"account hedge mode is {hedge_mode}, router.json position_mode is "
                              f"{config.router.position_mode}")
-        return venue, venue.positions, None
+        return routes, routes.venue.positions, None  # type: ignore[attr-defined]
     from router_tuner.executor.venues import paper_account, synthetic_tapes
     from router_tuner.router.market.parquet import TapeFormatError, read_tape
 
@@ -147,9 +155,11 @@ def _venue(args: argparse.Namespace,
     # The run's start time is in the venue name because the paper venue numbers its fills from 1 in every
     # process: without it a restarted run would reuse trade ids the journal already holds, and positions
     # would skip those fills as already applied.
-    venue = paper_account(config, tapes, name=f"paper-{args.venue}-{run_started_ns}", path=paper_state_path(args))
+    account = paper_account(config, tapes, name=f"paper-{args.venue}-{run_started_ns}", path=paper_state_path(args))
+    routes = RouteLoop.clocked(account, poll_interval_ms=config.executor.route.poll_interval_ms)
+    venue = routes.venue
     step_ns = int(args.idle_poll_s * NS_PER_S)
-    return venue, venue.positions, lambda: venue.clock.sleep_until(venue.clock.now_ns() + step_ns)
+    return routes, venue.positions, lambda: venue.clock.sleep_until(venue.clock.now_ns() + step_ns)  # type: ignore[attr-defined]
 
 
 def _serve_metrics(metrics: ExecutorMetrics, config: ConfigBundle) -> tuple[int, object]:
@@ -294,11 +304,21 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
     except (RuntimeError, ValueError) as error:  # RegistryError, PolicyError: no champion or an unusable one
         raise RunFailure(f"policy source not started: {type(error).__name__}: {error}") from error
     try:
-        venue, positions, on_idle = _venue(args, config)
+        routes, positions, on_idle = _venue(args, config)
     except PaperAccountError as error:
         raise BadInput(f"paper account not restored: {error}") from error
     except (KeyError, ValueError, VenueError) as error:
         raise RunFailure(f"venue not started: {type(error).__name__}: {error}") from error
+    try:
+        return _run_executor(args, config, source, routes, positions, on_idle, wiring, policies)
+    finally:
+        routes.close()
+
+
+def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSource, routes: RouteLoop,
+                  positions: PositionReader, on_idle: Callable[[], None] | None, wiring: TunerWiring | None,
+                  policies: PolicySource) -> int:
+    """Metrics, journal, store and the executor on ``routes`` until the intents end; returns the exit code."""
     stopping = {"flag": False}
 
     def stop(signum: int, _frame: object) -> None:
@@ -328,7 +348,7 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
                         modes=wiring.modes)
                 except ValueError as error:  # StateFileError, or a state ahead of this journal
                     raise RunFailure(f"tuner state not restored: {type(error).__name__}: {error}") from error
-            executor = Executor(config=config, venue=venue, journal=journal, store=store,
+            executor = Executor(config=config, venue=routes.venue, journal=journal, store=store,
                                 policy_for=adaptive.current if adaptive is not None else policies.current,
                                 rng=np.random.default_rng(seed), venue_positions=positions,
                                 telemetry=Telemetry(config=config.executor, store=store, metrics=metrics,
@@ -336,7 +356,7 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
                                                     champion_gates=(policies.champion_gates
                                                                     if isinstance(policies, RegistryPolicySource)
                                                                     else None), push=push),
-                                adaptive=adaptive)
+                                adaptive=adaptive, routes=routes)
             report = executor.start()
             mark = RunMark.of(journal)  # the summary counts what this run appends after it
             _say(args, {"event": "started", **asdict(report)}, f"started: {describe_start(report)}")

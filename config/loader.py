@@ -322,6 +322,8 @@ def _ordered_pairs(bundle: ConfigBundle) -> list[tuple[str, str, str, float, str
          "stressed_above_bps", regimes.stressed_above_bps, True),
         ("executor.json", "$.live", "backoff_initial_ms", live.backoff_initial_ms,
          "backoff_max_ms", live.backoff_max_ms, False),
+        ("executor.json", "$.live", "stream_reconnect_initial_ms", live.stream_reconnect_initial_ms,
+         "stream_reconnect_max_ms", live.stream_reconnect_max_ms, False),
     ]
 
 

@@ -755,7 +755,8 @@ class AlertThresholds(Model):
     """When health raises an alert; ratio alerts wait for ``min_orders`` orders in the window.
 
     ``tuner_budget_used_ratio``: a tuned symbol's exploration budget alert fires when either charge
-    (bps per order, USD today) reaches this share of its ``tuner.json`` cap.
+    (bps per order, USD today) reaches this share of its ``tuner.json`` cap. ``order_feed_polling_s``: live
+    order updates fell back from the user-data stream to REST polling at least this long ago (0: at once).
     """
 
     stale_nav_s: Seconds
@@ -765,6 +766,7 @@ class AlertThresholds(Model):
     veto_storm_count: PositiveInt
     veto_storm_window_s: Seconds
     tuner_budget_used_ratio: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
+    order_feed_polling_s: NonNegativeSeconds
 
 
 SharpeLimit = Annotated[float, msgspec.Meta(ge=-100.0, le=100.0)]
@@ -825,7 +827,14 @@ class PrometheusSettings(Model):
 
 
 class LiveVenueSettings(Model):
-    """The live ccxt venue (``router.venues.ccxt.config.CcxtVenueConfig``); keys come from the environment."""
+    """The live ccxt venue (``router.venues.ccxt.config.CcxtVenueConfig``); keys come from the environment.
+
+    Order news (``executor.engine.live``): ``order_updates`` ``stream`` follows the user-data stream
+    (ccxt.pro ``watch_orders``), polling REST only while it is down (reconnecting with back-off from
+    ``stream_reconnect_initial_ms``, doubling up to ``stream_reconnect_max_ms``, its listen key renewed every
+    ``listen_key_refresh_ms``); ``polling`` polls every working order by REST at ``route.poll_interval_ms``.
+    ``ws_base_url`` re-points the websocket endpoints (a proxy, a local fake); ``null`` keeps ccxt's.
+    """
 
     exchange_id: str
     api_key_env: EnvVarName
@@ -839,6 +848,11 @@ class LiveVenueSettings(Model):
     retry_after_max_s: NonNegativeSeconds
     top_of_book_source: Literal["order_book", "bids_asks"]
     order_book_depth: PositiveInt
+    order_updates: Literal["stream", "polling"]
+    ws_base_url: Annotated[str, msgspec.Meta(pattern=r"^wss?://\S+$")] | None
+    listen_key_refresh_ms: Annotated[int, msgspec.Meta(ge=1000, le=int(MAX_MS))]
+    stream_reconnect_initial_ms: Millis
+    stream_reconnect_max_ms: Millis
 
 
 class SyntheticSymbol(Model):

@@ -63,7 +63,7 @@ class Built:
 
     executor: Executor
     on_idle: Callable[[], None] | None
-    closing: tuple[Journal | ExecutorStore, ...]
+    closing: tuple[Executor | Journal | ExecutorStore, ...]
 
 
 class EmbeddedEngine:
@@ -107,8 +107,9 @@ class EmbeddedEngine:
                                 rng=np.random.default_rng(config.executor.paper.seed if seed is None else seed),
                                 venue_positions=venue.positions, telemetry=telemetry, adaptive=None)
             step_ns = int(idle_poll_s * NS_PER_S)
-            return Built(executor=executor, closing=(journal, store),
-                         on_idle=lambda: venue.clock.sleep_until(venue.clock.now_ns() + step_ns))
+            clock = executor.venue.clock  # under the route engine's lock
+            return Built(executor=executor, closing=(executor, journal, store),
+                         on_idle=lambda: clock.sleep_until(clock.now_ns() + step_ns))
 
         return cls(build, idle_poll_s=idle_poll_s)
 

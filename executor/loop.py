@@ -20,9 +20,11 @@ is learned before its batch is journaled, the shadow proposal and arm-safety cha
 in-flight intents (``executor.adaptive.routing`` documents the ordering that keeps learning exactly-once).
 
 Routes work concurrently (``Executor.run``): each admitted intent's route is a machine
-(``router.routing.machine``) stepped by one ``ClockDriver`` on the venue's clock, up to
-``engine.max_routes_in_flight`` at once and ``engine.max_routes_per_symbol`` per symbol; an intent that
-does not fit stays in its source (backpressure), and a reducing intent runs alone on its leg. Each intent
+(``router.routing.machine``) run as an asyncio task on the engine's event loop (``executor.engine.routes``),
+beside this thread, up to ``engine.max_routes_in_flight`` at once and ``engine.max_routes_per_symbol`` per
+symbol; an intent that does not fit stays in its source (backpressure), and a reducing intent runs alone on
+its leg. A live venue pushes order updates to the routes (``executor.engine.live``); a venue on a simulated
+clock (paper) has its clock moved only while this thread waits for a route (``router.routing.timeline``). Each intent
 goes through the same phases whatever the concurrency (1 is the sequential engine): admit (screen, size,
 ``check_order`` against the portfolio and the exposure working routes reserve, ``risk.context``), submit
 (the Submission record committed, then the route started), finish (settle, positions, learn, one journal
@@ -57,9 +59,11 @@ from router_tuner.config.models import ConfigBundle, ContractType
 from router_tuner.executor.adaptive.records import DecisionRecord, TunerHealth
 from router_tuner.executor.adaptive.routing import AdaptiveRouting, CatchUp
 from router_tuner.executor.duplicates import conflict_id, conflicting_duplicate, intent_digest
+from router_tuner.executor.engine.routes import RouteLoop
 from router_tuner.executor.halt import ExecutorHalted, halt_on_write_failure
 from router_tuner.executor.intents import IntentFormatError, IntentSource, MalformedLine
 from router_tuner.executor.journal import Journal
+from router_tuner.executor.monitoring.health import order_feed_health
 from router_tuner.executor.monitoring.telemetry import Telemetry
 from router_tuner.executor.outcomes import binding_limit, reason, routed_trade, veto_outcome
 from router_tuner.executor.positions import apply_order
@@ -88,7 +92,7 @@ from router_tuner.router.contract import ContractSpec, notional_usd, venue_contr
 from router_tuner.router.events import Event, Intent, PositionSide, RouterEvent, TradeRecord, VetoEvent, VetoReason
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.router.routing.calls import Steps
-from router_tuner.router.routing.drive import ClockDriver, Finished
+from router_tuner.router.routing.drive import Finished
 from router_tuner.router.routing.machine import route_machine
 from router_tuner.router.routing.order import RouteOrder, RouteRefused
 from router_tuner.router.venue import TopOfBook, Venue, VenueError
@@ -98,6 +102,8 @@ logger = logging.getLogger(__name__)
 PolicyFor = Callable[[str], RouterPolicy]
 LINEAR_SIZED: tuple[ContractType, ...] = ("linear", "spot")
 """Contract types whose quantity the executor sizes as gross USD over the unit's USD value."""
+NEW_INTENT_POLL_S = 0.05
+"""With routes working and a slot free, the intent source is polled at least this often (wall seconds)."""
 
 
 def _arrival_touch(symbol: str, bid: float, ask: float, ts_ns: int) -> TopOfBook:
@@ -149,7 +155,8 @@ class Executor:
     config:
         The loaded configuration bundle (risk limits, universe, router, executor).
     venue:
-        Where orders go (simulated or live); its clock is the loop's clock.
+        Where orders go (simulated or live); its clock is the loop's clock. Without ``routes`` the routes run
+        on it under a simulated timeline (``RouteLoop.clocked``) and the executor calls it under that lock.
     journal, store:
         The event journal and the executor store, both opened for writing by this process only.
     policy_for:
@@ -164,13 +171,24 @@ class Executor:
     adaptive:
         The tuner deciding and learning each intent's policy (``policy_for`` then only names the acting
         version in health before a symbol's first order), or ``None`` to route with ``policy_for``.
+    routes:
+        The route engine (``executor.engine``) whose ``venue`` is ``venue`` (the live venue on ccxt.pro with
+        its order stream, ``executor.engine.live``); ``None`` builds the simulated-clock one. ``close()``
+        releases it.
     """
 
     def __init__(self, *, config: ConfigBundle, venue: Venue, journal: Journal, store: ExecutorStore,
                  policy_for: PolicyFor, rng: np.random.Generator, venue_positions: PositionReader | None,
-                 telemetry: Telemetry, adaptive: AdaptiveRouting | None) -> None:
+                 telemetry: Telemetry, adaptive: AdaptiveRouting | None, routes: RouteLoop | None = None) -> None:
         self.config = config
-        self.venue = venue
+        ex = config.executor
+        if routes is None:
+            routes = RouteLoop.clocked(venue, poll_interval_ms=ex.route.poll_interval_ms)
+        elif routes.venue is not venue:
+            raise ValueError("Executor: venue must be routes.venue (the executor calls the venue its routes run on)")
+        self._routes = routes
+        self.venue: Venue = routes.venue
+        telemetry.order_feed = lambda: order_feed_health(routes.feed_status())
         self.journal = journal
         self.store = store
         self.policy_for = policy_for
@@ -178,14 +196,12 @@ class Executor:
         self.venue_positions = venue_positions
         self.telemetry = telemetry
         self.adaptive = adaptive
-        ex = config.executor
         self.route_settings = route_settings(config)
         empty = replay_journal(router_events=(), vetoes=(), trades=(), submissions={},
                                wallet_balance_usd=ex.starting_wallet_usd, now_ns=0)
         self.portfolio, self.lots = empty.portfolio, empty.lots
         self._settle_retry = SettleRetry(retries=ex.route.max_venue_retries, backoff_ms=ex.route.rate_limit_backoff_ms)
         self.policies: dict[str, RouterPolicy] = {}
-        self._driver: ClockDriver[str, RouterEvent] = ClockDriver(venue)
         self._flights: dict[str, Flight] = {}
         self._per_symbol: Counter[str] = Counter()
         self._done: set[str] = set()
@@ -193,13 +209,18 @@ class Executor:
         self._started = False
         # Built whenever the venue keeps stops (off in config, it cancels stops left from an earlier run);
         # asked for on a venue that keeps none, it refuses (ValueError naming the config key).
-        keeps_stops = callable(getattr(venue, "place_stop", None))
+        keeps_stops = callable(getattr(self.venue, "place_stop", None))
         self.protection = ProtectiveStops(
-            settings=ex.protective_stops, venue=venue, store=store,  # type: ignore[arg-type]
+            settings=ex.protective_stops, venue=self.venue, store=store,  # type: ignore[arg-type]
             instruments=ex.instruments, universe=config.strategy.universe,
         ) if keeps_stops or ex.protective_stops.enabled else None
         self.on_outcome: Callable[[RouterEvent | VetoEvent], None] | None = None
         """Called with each intent's RouterEvent or VetoEvent once its batch is journaled (``executor.embed``)."""
+
+    def close(self) -> None:
+        """Release the route engine (its loop thread and venue connections). Call it once ``run`` returned:
+        a route still working then (after a halt) is cancelled, and its orders are settled on restart."""
+        self._routes.close()
 
     def knows(self, intent_id: str) -> bool:
         """True when ``intent_id`` is journaled or routing now: submitting it again is a duplicate."""
@@ -321,8 +342,9 @@ class Executor:
 
         Up to ``engine.max_routes_in_flight`` routes work at once, at most ``engine.max_routes_per_symbol``
         on one symbol. While every slot is taken, or the next intent's symbol is full, no further intent is
-        read (backpressure): the routes in flight run (the earliest wake first) until one finishes. With
-        routes in flight the source is only polled without waiting; with none it waits ``idle_poll_s``.
+        read (backpressure) until a route finishes. With routes in flight and a slot free, the source is
+        polled every ``NEW_INTENT_POLL_S`` (or as soon as a route finishes); with none it waits ``idle_poll_s``.
+        While routes work, the thread also wakes when health is due (the health timer polls protective stops).
         ``should_stop()`` stops admitting; the routes in flight are finished and journaled before return.
 
         Health is published on the timer between steps and on idle polls (and the gauges refreshed in
@@ -364,7 +386,10 @@ class Executor:
                 processed += self._begin(intent) is not None
                 self.publish_if_due()
             if self._flights:
-                self._step()
+                can_admit = (held is None and len(self._flights) < engine.max_routes_in_flight
+                             and not (should_stop() or source.exhausted))
+                until_health_s = self.telemetry.seconds_until_due(self.venue.clock.now_ns())
+                self._step(min(idle_poll_s, NEW_INTENT_POLL_S, until_health_s) if can_admit else until_health_s)
                 self.publish_if_due()
             elif held is not None:
                 raise RuntimeError(f"intent {held.intent_id} held with no route in flight")
@@ -384,7 +409,7 @@ class Executor:
     def _drain(self) -> None:
         """Run every route in flight to its journaled end."""
         while self._flights:
-            self._step()
+            self._step(None)
 
     def _quarantine(self, line: MalformedLine) -> None:
         """Dead-letter a malformed line (a no-op for one quarantined before); a failed write halts."""
@@ -429,7 +454,7 @@ class Executor:
         if not isinstance(began, Flight):
             return began
         while began.trade is None:
-            self._step()
+            self._step(None)
         return began.trade
 
     @property
@@ -536,19 +561,19 @@ class Executor:
         flight = Flight(admission=admitted)
         self._flights[intent.intent_id] = flight
         self._per_symbol[intent.symbol] += 1
-        self._driver.start(intent.intent_id, admitted.machine)
+        self._routes.start(intent.intent_id, admitted.machine)
         self._land()
         return flight
 
-    def _step(self) -> None:
-        """Let the route with the earliest wake time run until it waits again; journal what finished."""
-        self._driver.step()
+    def _step(self, timeout_s: float | None) -> None:
+        """Wait until a route finishes (at most ``timeout_s``, ``None``: no limit); journal what finished."""
+        self._routes.wait(timeout_s)
         self._land()
 
     def _land(self) -> None:
         """Finish every route that ended: settle, positions, learn, one journal batch each."""
-        while self._driver.finished:
-            self._finish(self._driver.finished.popleft())
+        while self._routes.finished:
+            self._finish(self._routes.finished.popleft())
 
     def _finish(self, finished: Finished[str, RouterEvent]) -> None:
         flight = self._flights.pop(finished.key)

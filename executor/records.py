@@ -74,6 +74,18 @@ class SymbolHealth(_Record):
     slippage_regime: str | None
 
 
+class OrderFeedHealth(_Record):
+    """How the live venue's order updates arrive (``router.venues.ccxt.order_feed.FeedStatus``): ``mode``
+    ``stream`` (the user-data stream) or ``polling`` (REST, while the stream is down) since ``since_ns``
+    (wall ns), the stream's reconnects, the reports it did not believe, and its last error."""
+
+    mode: str
+    since_ns: int
+    reconnects: int
+    protocol_violations: int
+    last_error: str | None
+
+
 class ChampionGate(_Record):
     """A registry-served symbol: the version acting, the registry's ``champion`` and why they differ.
 
@@ -129,6 +141,8 @@ class HealthSnapshot(_Record):
     allocator_applied: bool
     champion_gates: tuple[ChampionGate, ...] = ()
     """Registry policy source only: one row per served symbol (empty with a static policy)."""
+    order_feed: OrderFeedHealth | None = None
+    """Live with ``live.order_updates`` ``stream`` only: the order stream's status (``None`` otherwise)."""
 
 
 class Alert(_Record):

@@ -1,12 +1,10 @@
-"""Building the executor's venue: paper (the simulated venue over recorded tapes or the synthetic market)
-or live (ccxt, keys from the environment). Only this module knows how config becomes a venue."""
+"""Building the executor's paper venue: the simulated venue over recorded tapes or the synthetic market (the
+live venue is ``executor.engine.live``). Only this module knows how config becomes a paper venue."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from router_tuner.config.models import ConfigBundle
 from router_tuner.executor.paper_account import PaperAccount
@@ -16,9 +14,6 @@ from router_tuner.router.market.touch_imbalance import with_touch_imbalance
 from router_tuner.router.venues.sim.config import SimVenueConfig
 from router_tuner.router.venues.sim.queue import LogProbQueue, QueueModel, RiskAverseQueue
 from router_tuner.router.venues.sim.venue import SimVenue
-
-if TYPE_CHECKING:
-    from router_tuner.router.venues.ccxt.venue import CcxtVenue
 
 _QUEUE_MODELS: dict[str, type[QueueModel]] = {"risk_averse": RiskAverseQueue, "log_prob": LogProbQueue}
 
@@ -72,19 +67,3 @@ def paper_account(config: ConfigBundle, tapes: Sequence[MarketTape], *, name: st
     ex = config.executor
     return PaperAccount(paper_venue(config, tapes, name=name), path, symbols=[tape.symbol for tape in tapes],
                         keep_orders=ex.reconcile.max_legs_per_intent * ex.engine.max_routes_in_flight)
-
-
-def live_venue(config: ConfigBundle, environ: Mapping[str, str] = os.environ) -> CcxtVenue:
-    """The ccxt venue of ``executor.live``; raises ``KeyError`` naming a missing key variable."""
-    from router_tuner.router.venues.ccxt.config import CcxtVenueConfig
-    from router_tuner.router.venues.ccxt.venue import CcxtVenue, WallClock
-
-    live = config.executor.live
-    venue_config = CcxtVenueConfig(
-        exchange_id=live.exchange_id, api_key_env=live.api_key_env, api_secret_env=live.api_secret_env,
-        api_base_url=live.api_base_url, request_timeout_ms=live.request_timeout_ms,
-        ccxt_rate_limiter=live.ccxt_rate_limiter, rate_limit_max_retries=live.rate_limit_max_retries,
-        backoff_initial_ms=live.backoff_initial_ms, backoff_max_ms=live.backoff_max_ms,
-        retry_after_max_s=live.retry_after_max_s, top_of_book_source=live.top_of_book_source,
-        order_book_depth=live.order_book_depth)
-    return CcxtVenue.from_env(venue_config, WallClock(), environ)

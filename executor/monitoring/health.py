@@ -7,11 +7,12 @@ current policy per symbol); the KPIs come from ``features`` so health, alerts an
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from router_tuner.config.models import HealthSettings
-from router_tuner.executor.records import HealthSnapshot, HourExpectancy, SymbolHealth
+from router_tuner.executor.records import HealthSnapshot, HourExpectancy, OrderFeedHealth, SymbolHealth
 from router_tuner.features.allocator import Proposal
 from router_tuner.features.effectiveness import router_effectiveness
 from router_tuner.features.expectancy import hourly_expectancy
@@ -22,6 +23,9 @@ from router_tuner.risk.units import NS_PER_S
 from router_tuner.router.contract import ContractSpec, notional_usd
 from router_tuner.router.events import RouterEvent
 from router_tuner.router.policy import RouterPolicy
+
+if TYPE_CHECKING:  # the ccxt.pro feed imports ccxt, which paper runs never need
+    from router_tuner.router.venues.ccxt.order_feed import FeedStatus
 
 
 def is_closing(event: RouterEvent) -> bool:
@@ -58,13 +62,13 @@ def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[R
                    closing_events: Sequence[RouterEvent], veto_ts_ns: Sequence[int],
                    policies: Mapping[str, RouterPolicy], settings: HealthSettings, veto_storm_window_s: float,
                    contracts: Mapping[str, ContractSpec], allocations: tuple[Proposal, ...],
-                   allocator_applied: bool) -> HealthSnapshot:
+                   allocator_applied: bool, order_feed: OrderFeedHealth | None) -> HealthSnapshot:
     """Health at ``now_ns`` over the last ``settings.window_events`` router events; one row per policy symbol.
 
     ``closing_events``: the recent closing orders (``is_closing``), however far back, of which the rolling
     Sharpe takes the last ``settings.sharpe_window``. ``contracts``: each symbol's contract spec (the
     config universe), for the features' USD notionals. ``allocations``, ``allocator_applied``: the allocator's proposals
-    and whether they are applied, as they are.
+    and whether they are applied, as they are. ``order_feed``: the live order stream's status (``order_feed_health``).
     """
     window = list(events)[-settings.window_events:]
     kpis = router_effectiveness(window, contracts=contracts, window=None, reprice_loop_min=settings.reprice_loop_min)
@@ -106,4 +110,13 @@ def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[R
                          for h in hourly_expectancy(window, contracts=contracts)),
         allocations=allocations,
         allocator_applied=allocator_applied,
+        order_feed=order_feed,
     )
+
+
+def order_feed_health(status: FeedStatus | None) -> OrderFeedHealth | None:
+    """The order feed's status as the health snapshot keeps it (``None``: no stream configured)."""
+    if status is None:
+        return None
+    return OrderFeedHealth(mode=status.mode, since_ns=status.since_ns, reconnects=status.reconnects,
+                           protocol_violations=status.protocol_violations, last_error=status.last_error)

@@ -21,7 +21,7 @@ from router_tuner.config.models import PrometheusSettings
 from router_tuner.executor.adaptive.metrics import TunerCollector
 from router_tuner.executor.adaptive.records import TunerHealth
 from router_tuner.executor.monitoring.series import GaugeSeries, LabelBudget
-from router_tuner.executor.records import Alert, HealthSnapshot
+from router_tuner.executor.records import Alert, HealthSnapshot, OrderFeedHealth
 from router_tuner.risk.units import NS_PER_S
 from router_tuner.router.contract import ContractSpec, contract_of, notional_usd
 from router_tuner.router.events import RouterEvent, VetoEvent
@@ -125,6 +125,17 @@ class ExecutorMetrics:
         self.allocator_multiplier = GaugeSeries(Gauge(
             "executor_allocator_multiplier", "the feedback allocator's size multiplier per strategy and per symbol",
             ("scope", "name"), registry=r))
+        self.order_feed_streaming = Gauge(
+            "executor_order_feed_streaming",
+            "1 while live order updates come by the user-data stream, 0 while by REST polling (NaN: no stream)",
+            registry=r)
+        self.order_feed_mode_age = Gauge("executor_order_feed_mode_age_seconds",
+                                         "how long the order feed has been in its current mode", registry=r)
+        self.order_feed_reconnects = Counter("executor_order_feed_reconnects", "user-data stream reconnects",
+                                             registry=r)
+        self.order_feed_violations = Counter("executor_order_feed_protocol_violations",
+                                             "stream reports not believed (re-read by REST)", registry=r)
+        self._order_feed_counts = (0, 0)
         self.allocator_applied = Gauge("executor_allocator_applied",
                                        "1 when the executor sizes with the allocator's multipliers, 0 in shadow mode",
                                        registry=r)
@@ -181,6 +192,20 @@ class ExecutorMetrics:
         self.expectancy.publish({(str(hour.hour),): hour.expectancy_bps for hour in health.expectancy})
         self.allocator_multiplier.publish({(a.scope, self.labels.value("name", a.name)): a.proposed
                                            for a in health.allocations})
+        self.observe_order_feed(health.order_feed, health.ts_ns)
+
+    def observe_order_feed(self, feed: OrderFeedHealth | None, now_ns: int) -> None:
+        """The order feed's mode and its age; its cumulative counts as counters (by their growth)."""
+        if feed is None:
+            self.order_feed_streaming.set(NAN)
+            self.order_feed_mode_age.set(NAN)
+            return
+        self.order_feed_streaming.set(1.0 if feed.mode == "stream" else 0.0)
+        self.order_feed_mode_age.set(max(0, now_ns - feed.since_ns) / NS_PER_S)
+        reconnects, violations = self._order_feed_counts
+        self.order_feed_reconnects.inc(max(0, feed.reconnects - reconnects))
+        self.order_feed_violations.inc(max(0, feed.protocol_violations - violations))
+        self._order_feed_counts = (max(reconnects, feed.reconnects), max(violations, feed.protocol_violations))
 
     def observe_nav_age(self, age_s: float) -> None:
         """The NAV age alone, between two health computations (it grows while nothing else changes)."""

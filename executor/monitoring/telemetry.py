@@ -6,7 +6,8 @@ publish writes the snapshot and its alerts to the executor store as well as the 
 ``refresh`` recomputes health for the gauges alone (no store row, no alert), after every intent: a scrape
 shows the orders routed since the last publish, not the state of up to ``interval_s`` ago. With adaptive
 routing the caller passes the tuner block (``executor.adaptive.health``): it is stored with the snapshot,
-mirrored in the tuner gauges, and its alerts (budget, all arms excluded) join the snapshot's. The feedback
+mirrored in the tuner gauges, and its alerts (budget, all arms excluded) join the snapshot's. A live run
+with the user-data stream puts the order feed's mode in every snapshot (``order_feed``). The feedback
 allocator (``executor.allocation``) steps on the same timer: its proposals go into the snapshot.
 """
 
@@ -28,7 +29,7 @@ from router_tuner.executor.monitoring.alerts import (
 from router_tuner.executor.monitoring.health import compute_health, is_closing
 from router_tuner.executor.monitoring.metrics import ExecutorMetrics
 from router_tuner.executor.monitoring.push import PushSink
-from router_tuner.executor.records import Alert, ChampionGate, HealthSnapshot
+from router_tuner.executor.records import Alert, ChampionGate, HealthSnapshot, OrderFeedHealth
 from router_tuner.executor.store import ExecutorStore
 from router_tuner.risk.portfolio import PortfolioState
 from router_tuner.risk.units import NS_PER_S
@@ -66,6 +67,8 @@ class Telemetry:
         self.last: tuple[HealthSnapshot, tuple[Alert, ...]] | None = None
         self.last_tuner: TunerHealth | None = None
         self.allocation = Allocation(config.allocator, contracts)
+        self.order_feed: Callable[[], OrderFeedHealth | None] = lambda: None
+        """The live order stream's status, read at each health computation (the executor sets it)."""
         metrics.allocator_applied.set(1.0 if config.allocator.apply else 0.0)
 
     def seed(self, events: Iterable[RouterEvent], veto_ts_ns: Iterable[int], trades: Iterable[TradeRecord]) -> None:
@@ -107,16 +110,23 @@ class Telemetry:
         """Health at ``now_ns`` into the gauges only; the store and alerts wait for the publish timer.
 
         Recomputed only when an event or veto arrived since the last computation (idle polls are frequent);
-        otherwise only the NAV age moves.
+        otherwise only the NAV age and the order feed's gauges move.
         """
         if self._changed:
             self.metrics.observe_health(self._compute(now_ns, portfolio, policies))
         else:
             self.metrics.observe_nav_age(max(0, now_ns - portfolio.nav_ts_ns) / NS_PER_S)
+            self.metrics.observe_order_feed(self.order_feed(), now_ns)
 
     def due(self, now_ns: int) -> bool:
         """True when ``health.interval_s`` has passed since the last publish (or nothing was published)."""
         return self._next_publish_ns is None or now_ns >= self._next_publish_ns
+
+    def seconds_until_due(self, now_ns: int) -> float:
+        """Clock seconds until the next publish is due (0 when due now)."""
+        if self._next_publish_ns is None:
+            return 0.0
+        return max(0, self._next_publish_ns - now_ns) / NS_PER_S
 
     def maybe_publish(self, now_ns: int, portfolio: PortfolioState, policies: Mapping[str, RouterPolicy],
                       tuner: TunerHealth | None) -> HealthSnapshot | None:
@@ -157,4 +167,5 @@ class Telemetry:
                               closing_events=tuple(self._closing), veto_ts_ns=tuple(self._veto_ts_ns),
                               policies=policies, settings=self._config.health,
                               veto_storm_window_s=self._config.alerts.veto_storm_window_s, contracts=self._contracts,
-                              allocations=self.allocation.last, allocator_applied=self._config.allocator.apply)
+                              allocations=self.allocation.last, allocator_applied=self._config.allocator.apply,
+                              order_feed=self.order_feed())

@@ -4,8 +4,9 @@ Many routes run as tasks on one event loop; each awaits its own venue calls, so 
 does not hold the others. A waiting route (``WaitUntil``) wakes at its deadline or as soon as
 ``OrderUpdates`` has news of the order it rests: pushed by a stream (another module implements
 ``OrderUpdates`` over ccxt.pro) or, here, ``PollingOrderUpdates``, which fetches the order at the poll
-interval. A blocking ``Venue`` (the ccxt REST venue) is used through ``ThreadedVenue``, each call in a
-worker thread.
+interval. Time passes through the venue (``AsyncVenue.sleep_until``): a wall-clock venue sleeps on the
+loop, a simulated one is moved by ``router.routing.timeline``. A blocking wall-clock ``Venue`` is used
+through ``ThreadedVenue``, each call in a worker thread.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class AsyncVenue(Protocol):
     name: str
 
     def now_ns(self) -> int: ...
+
+    async def sleep_until(self, ts_ns: int) -> None:
+        """Let the venue's time reach ``ts_ns`` (a wall clock sleeps on the loop; a simulated one is moved)."""
+        ...
 
     async def contract(self, symbol: str) -> ContractSpec: ...
 
@@ -59,6 +64,9 @@ class ThreadedVenue:
 
     def now_ns(self) -> int:
         return self.venue.clock.now_ns()
+
+    async def sleep_until(self, ts_ns: int) -> None:
+        await sleep_until_ns(self.now_ns(), ts_ns)
 
     async def contract(self, symbol: str) -> ContractSpec:
         return await asyncio.to_thread(self.venue.contract, symbol)
@@ -96,9 +104,8 @@ class PollingOrderUpdates:
         self.poll_ns = int(poll_interval_ms * 1e6)
 
     async def wait(self, symbol: str, client_order_id: str, until_ns: int) -> OrderState | None:
-        now_ns = self.venue.now_ns()
-        poll_at = min(now_ns + self.poll_ns, until_ns)
-        await sleep_until_ns(now_ns, poll_at)
+        poll_at = min(self.venue.now_ns() + self.poll_ns, until_ns)
+        await self.venue.sleep_until(poll_at)
         if poll_at >= until_ns:
             return None
         try:
@@ -113,7 +120,7 @@ async def perform_async(call: VenueCall, venue: AsyncVenue, updates: OrderUpdate
         return venue.now_ns()
     if isinstance(call, WaitUntil):
         if call.order is None:
-            await sleep_until_ns(venue.now_ns(), call.ts_ns)
+            await venue.sleep_until(call.ts_ns)
             return None
         return await updates.wait(call.order.symbol, call.order.client_order_id, call.ts_ns)
     if isinstance(call, Touch):

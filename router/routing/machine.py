@@ -2,8 +2,9 @@
 
 The machine does no I/O (``route_machine``): it yields the venue requests of ``router.routing.calls``
 and receives their replies, so the same logic runs blocking on one venue (``route``), many at once on a
-simulated clock (``router.routing.drive.ClockDriver``) or awaited on a wall clock
-(``router.routing.aio``). The order is validated once, when the machine is made, never per poll.
+simulated clock (``router.routing.drive.ClockDriver``), or as asyncio tasks (``router.routing.aio``: the
+executor's engine) on a wall clock or on a simulated one moved by ``router.routing.timeline``. The order is
+validated once, when the machine is made, never per poll.
 
 States: decide (maker or taker) -> post-only at the offset (post-only rejections re-priced from the new
 touch, bounded) -> wait up to the TTL polling the order -> cancel and re-price toward the touch (bounded)

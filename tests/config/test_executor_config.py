@@ -78,3 +78,39 @@ def test_histogram_buckets_must_be_strictly_increasing_and_not_empty(config_dir:
                                                                                max_label_values=0))
     issues = config_issues(config_dir)
     assert any("max_label_values" in issue for issue in issues)
+
+
+def test_the_concurrent_engine_is_the_default() -> None:
+    engine = load_config().executor.engine
+    assert (engine.max_routes_in_flight, engine.max_routes_per_symbol) == (8, 4)
+
+
+def test_live_order_updates_are_stream_or_polling(config_dir: Path) -> None:
+    edit_config(config_dir, "executor.json", lambda d: d["live"].update(order_updates="push"))
+    [issue] = config_issues(config_dir)
+    assert issue == "executor.json: $.live.order_updates: Invalid enum value 'push'"
+
+
+def test_the_websocket_base_must_be_a_ws_url_without_credentials(config_dir: Path) -> None:
+    edit_config(config_dir, "executor.json", lambda d: d["live"].update(ws_base_url="https://fstream.example"))
+    [issue] = config_issues(config_dir)
+    assert issue.startswith("executor.json: $.live.ws_base_url:") and "wss?://" in issue
+    edit_config(config_dir, "executor.json", lambda d: d["live"].update(ws_base_url="wss://x.example/?token=1"))
+    [issue] = config_issues(config_dir)
+    assert issue.startswith("executor.json: $.live.ws_base_url: is a URL with a credential in its query (token)")
+
+
+def test_stream_reconnect_back_off_must_not_shrink(config_dir: Path) -> None:
+    edit_config(config_dir, "executor.json",
+                lambda d: d["live"].update(stream_reconnect_initial_ms=2000.0, stream_reconnect_max_ms=1000.0))
+    [issue] = config_issues(config_dir)
+    assert issue == ("executor.json: $.live.stream_reconnect_initial_ms: 2000.0 must be at most "
+                     "stream_reconnect_max_ms 1000.0")
+
+
+def test_listen_key_refresh_and_the_polling_alert_are_bounded(config_dir: Path) -> None:
+    edit_config(config_dir, "executor.json", lambda d: d["live"].update(listen_key_refresh_ms=10))
+    edit_config(config_dir, "executor.json", lambda d: d["alerts"].update(order_feed_polling_s=-1.0))
+    issues = config_issues(config_dir)
+    assert [i.split(":")[1].strip() for i in issues] == ["$.alerts.order_feed_polling_s",
+                                                          "$.live.listen_key_refresh_ms"]

@@ -4,6 +4,7 @@ refused with exit 2 instead of fabricating "recovered" history."""
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from pathlib import Path
@@ -101,15 +102,18 @@ def test_the_one_intent_in_flight_at_a_crash_is_recovered(tmp_path: Path) -> Non
 
 
 def test_a_journal_older_than_the_store_is_refused_naming_both_files(tmp_path: Path) -> None:
+    """More intents lack their outcome than routes can work at once: the journal is older than the store."""
     config, venue, executor, journal, store = _started(tmp_path)
+    in_flight = config.executor.engine.max_routes_in_flight
+    assert in_flight > 1  # the concurrent engine's default; the sequential case is below
     executor.process(intent("a1", size_hint_usd=300.0))
     journal.close()
     backup = (tmp_path / "journal.sqlite").read_bytes()  # a cleanly closed journal: no -wal file
     executor, journal, store = _restart(config, venue, tmp_path, journal, store)
     executor.start()
-    for k in range(2, 5):
+    for k in range(2, in_flight + 2):
         executor.process(intent(f"a{k}", size_hint_usd=300.0))
-    submit_unjournaled(executor, "a5")  # the last one may be in flight; the three before it may not
+    submit_unjournaled(executor, f"a{in_flight + 2}")  # may be in flight; the ones before it may not
     journal.close()
     (tmp_path / "journal.sqlite").write_bytes(backup)
     executor, journal, store = _restart(config, venue, tmp_path, journal, store)
@@ -117,17 +121,44 @@ def test_a_journal_older_than_the_store_is_refused_naming_both_files(tmp_path: P
         executor.start()
     message = str(refused.value)
     assert f"journal {tmp_path / 'journal.sqlite'} and executor store {tmp_path / 'executor.sqlite'}" in message
-    assert "4 submitted intents without an outcome in the journal (a2, a3, a4, ...)" in message
+    assert (f"{in_flight + 1} submitted intents without an outcome in the journal (a2, a3, a4, ...), at most "
+            f"{in_flight} may be in flight") in message
     assert journal.count("router") == 1  # nothing recovered, nothing journaled
 
 
-def test_two_unjournaled_submissions_are_more_than_one_crash_leaves(tmp_path: Path) -> None:
-    config, venue, executor, journal, store = _started(tmp_path)
-    submit_unjournaled(executor, "a1")
-    submit_unjournaled(executor, "a2")
-    executor, journal, store = _restart(config, venue, tmp_path, journal, store)
-    with pytest.raises(JournalStoreMismatch, match=r"2 submitted intents .* \(a1, a2\), at most 1 may be in flight"):
+def _with_slots(in_flight: int):
+    base = executor_config()
+    engine = msgspec.structs.replace(base.executor.engine, max_routes_in_flight=in_flight,
+                                     max_routes_per_symbol=min(in_flight, base.executor.engine.max_routes_per_symbol))
+    return msgspec.structs.replace(base, executor=msgspec.structs.replace(base.executor, engine=engine))
+
+
+def _unjournaled_then_restarted(config, workdir: Path, count: int):
+    """``count`` submissions a crash left without their outcome, and a fresh executor on the same files."""
+    workdir.mkdir()
+    venue = make_paper_venue(config)
+    executor, journal, store = build_executor(config, venue, workdir)
+    executor.start()
+    for k in range(count):
+        submit_unjournaled(executor, f"a{k}")
+    return _restart(config, venue, workdir, journal, store)
+
+
+@pytest.mark.parametrize("in_flight", [1, executor_config().executor.engine.max_routes_in_flight])
+def test_more_unjournaled_submissions_than_routes_in_flight_are_more_than_a_crash_leaves(tmp_path: Path,
+                                                                                          in_flight: int) -> None:
+    """A crash leaves at most ``max_routes_in_flight`` intents without their outcome: that many are recovered,
+    one more is refused (1 is the sequential engine's case of two, the concurrent default's of N + 1)."""
+    config = _with_slots(in_flight)
+    executor, _, _ = _unjournaled_then_restarted(config, tmp_path / "at_limit", in_flight)
+    assert executor.start().recovered_intent_ids == tuple(f"a{k}" for k in range(in_flight))
+    executor, journal, _ = _unjournaled_then_restarted(config, tmp_path / "over_limit", in_flight + 1)
+    shown = ", ".join(f"a{k}" for k in range(min(3, in_flight + 1))) + (", ..." if in_flight + 1 > 3 else "")
+    with pytest.raises(JournalStoreMismatch, match=re.escape(
+            f"{in_flight + 1} submitted intents without an outcome in the journal ({shown}), at most {in_flight} "
+            "may be in flight")):
         executor.start()
+    assert journal.count("router") == 0  # nothing recovered, nothing journaled
 
 
 def _live(config_dir: Path, tmp_path: Path) -> int:

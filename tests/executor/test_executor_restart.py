@@ -6,16 +6,14 @@ recent orders) survives kills the same way."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
 import shutil
 import signal
-import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -70,7 +68,8 @@ def _config_dir(tmp_path: Path, base_url: str) -> Path:
         d["health"]["interval_s"] = 0.2
         d["route"]["poll_interval_ms"] = 50.0
         d["live"].update(api_base_url=base_url, api_key_env="RT_TEST_KEY", api_secret_env="RT_TEST_SECRET",
-                         ccxt_rate_limiter=False, request_timeout_ms=3000, top_of_book_source="order_book")
+                         ccxt_rate_limiter=False, request_timeout_ms=3000, top_of_book_source="order_book",
+                         order_updates="polling")  # REST only: no user-data stream fake here
 
     def router(d: dict) -> None:
         d["static_policy"].update(maker_ttl_ms=30000.0, reprice_attempts=0, fallback_mode="cancel")
@@ -93,30 +92,10 @@ def _committed(journal_path: Path) -> dict[str, bytes]:
         return {f"{kind}:{e.intent_id}": to_json(e) for kind in ("router", "trade") for e in journal.read(kind)}
 
 
-@contextlib.contextmanager
-def _market_fills_new_orders(fake: FakeBinanceUsdm, *, except_prefix: str | None) -> Iterator[None]:
-    """While open, the market fills every resting order (but those whose client id starts ``except_prefix``)."""
-    stop = threading.Event()
-
-    def fill_new_orders() -> None:
-        while not stop.is_set():
-            with fake.state.lock:
-                resting = [o for o in fake.state.orders.values() if o.status == "NEW" and not (
-                    except_prefix is not None and o.client_order_id.startswith(except_prefix))]
-            for order in resting:
-                fake.fill(order.client_order_id, str(order.orig_qty - order.executed_qty))
-            time.sleep(0.02)
-
-    filler = threading.Thread(target=fill_new_orders, daemon=True)
-    filler.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        filler.join(timeout=5)
-
-
 def test_sigkill_mid_order_then_restart_settles_without_resending(tmp_path: Path) -> None:
+    """Four routes rest at once (the concurrent engine); one filled and journaled, one half filled, two open
+    at the kill. While the process is dead one of those fills and the half-filled one trades again: the restart
+    finds the three in flight by client order id, journals each once with its fills, re-sends nothing."""
     with FakeBinanceUsdm(API_KEY, API_SECRET) as fake:
         fake.state.hedge_mode = True
         fake.set_book("BTCUSDT", "60000.0", "5", "60000.1", "5")
@@ -129,10 +108,12 @@ def test_sigkill_mid_order_then_restart_settles_without_resending(tmp_path: Path
         try:
             wait_for("metrics URL", lambda: b"metrics: " in out1.read_bytes(), proc)
             url = out1.read_text().split("metrics: ", 1)[1].split()[0]
-            wait_for("first order", lambda: _has_order(fake, "r0-1"), proc)
+            wait_for("every order resting at once", lambda: all(_has_order(fake, f"r{k}-1") for k in range(INTENTS)),
+                     proc)
+            with fake.state.lock:
+                assert {str(fake.state.orders[f"r{k}-1"].orig_qty) for k in range(INTENTS)} == {QTY}
             fake.fill("r0-1", QTY)
             wait_for("r0 journaled", lambda: "trade:r0" in _committed(tmp_path / "journal.sqlite"), proc)
-            wait_for("second order", lambda: _has_order(fake, "r1-1"), proc)
             fake.fill("r1-1", "0.001")
             time.sleep(0.2)  # let the executor poll the partial fill
             metrics_text = urllib.request.urlopen(url, timeout=5).read().decode()
@@ -144,23 +125,23 @@ def test_sigkill_mid_order_then_restart_settles_without_resending(tmp_path: Path
                 proc.kill()
                 proc.wait()
         assert proc.returncode == -signal.SIGKILL
-        fake.fill("r1-1", "0.001")  # the order keeps trading while the executor is dead
+        fake.fill("r1-1", "0.001")  # the orders keep trading while the executor is dead
+        fake.fill("r2-1", QTY)
 
-        with _market_fills_new_orders(fake, except_prefix="r1-"):
-            proc2, out2, err2 = start_live(tmp_path, cfg, 2, "--live", env=ENV)
-            try:
-                assert proc2.wait(timeout=60) == 0, err2.read_text()
-            finally:
-                kill9(proc2)
+        proc2, out2, err2 = start_live(tmp_path, cfg, 2, "--live", env=ENV)
+        try:
+            assert proc2.wait(timeout=60) == 0, err2.read_text()
+        finally:
+            kill9(proc2)
 
-    assert "1 in-flight intents recovered (r1)" in out2.read_text()
+    assert "3 in-flight intents recovered (r1, r2, r3)" in out2.read_text()
     with fake.state.lock:
         posts = dict(fake.state.order_posts)
         orders = dict(fake.state.orders)
         long_position = fake.state.positions.get(("BTCUSDT", "LONG"), Decimal(0))
-    # nothing sent twice; the in-flight order was found, not re-sent under another leg id
+    # nothing sent twice; the in-flight orders were found, not re-sent under another leg id
     assert set(posts.values()) == {1}
-    assert "r1-2" not in posts and set(posts) == {f"r{k}-1" for k in range(INTENTS)}
+    assert set(posts) == {f"r{k}-1" for k in range(INTENTS)}
     assert not [o for o in orders.values() if o.status in ("NEW", "PARTIALLY_FILLED")]
     # every committed event survived, each intent journaled once
     after = _committed(tmp_path / "journal.sqlite")
@@ -168,12 +149,13 @@ def test_sigkill_mid_order_then_restart_settles_without_resending(tmp_path: Path
     assert sorted(k for k in after if k.startswith("trade:")) == [f"trade:r{k}" for k in range(INTENTS)]
     with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
         events = {e.intent_id: e for e in journal.read("router")}
-    recovered = events["r1"]
-    assert recovered.error is not None and recovered.error.startswith("recovered_after_restart")
-    assert recovered.filled_qty == pytest.approx(0.002) and len(recovered.fills) == 2
+    for intent_id, filled, fills in (("r1", 0.002, 2), ("r2", float(QTY), 1), ("r3", 0.0, 0)):
+        recovered = events[intent_id]
+        assert recovered.error is not None and recovered.error.startswith("recovered_after_restart")
+        assert recovered.filled_qty == pytest.approx(filled) and len(recovered.fills) == fills, intent_id
     journal_qty = sum(f.qty for e in events.values() for f in e.fills)
     assert float(long_position) == pytest.approx(journal_qty)
-    assert journal_qty == pytest.approx(0.003 * (INTENTS - 1) + 0.002)
+    assert journal_qty == pytest.approx(float(QTY) * 2 + 0.002)
     # the planted key and secret appear nowhere we write or serve
     with ExecutorStore(tmp_path / "executor.sqlite", readonly=True) as store:
         assert store.health_count() >= 2
@@ -263,6 +245,13 @@ def test_paper_live_survives_repeated_sigkills_with_open_positions(config_dir: P
             kill9(proc)
         assert proc.returncode == -signal.SIGKILL, err.read_text()
         outs.append(out.read_text())
+    # the last run, not killed, opens a position: with routes working at once, every open of the last killed run
+    # may have been resting at the kill and been cancelled unfilled on restart, leaving the account flat
+    with (tmp_path / "intents.jsonl").open("ab") as handle:
+        for k in range(total, total + 4):
+            handle.write(msgspec.json.encode(intent(f"k{k}", size_hint_usd=rng.uniform(120.0, 400.0),
+                                                    ts_ns=time.time_ns())) + b"\n")
+    total += 4
     final, out, err = start_live(tmp_path, config_dir, 9)
     try:
         assert final.wait(timeout=60) == 0, err.read_text()
@@ -300,8 +289,9 @@ def _cancel_processed(fake: FakeBinanceUsdm, cid: str) -> bool:
 
 
 def test_sigkill_during_restart_reconciliation_then_restart_recovers_once(tmp_path: Path) -> None:
-    """The restart itself is killed after its cancel reached the venue and before it journaled the recovery:
-    the next restart finds the cancelled leg, journals the intent once with its fill, and re-sends nothing."""
+    """The restart itself is killed after its cancel of the first in-flight leg reached the venue and before it
+    journaled the recovery: the next restart finds the cancelled leg and the other route's open one, journals
+    each intent once (the first with its fill), and re-sends nothing."""
     with FakeBinanceUsdm(API_KEY, API_SECRET) as fake:
         fake.state.hedge_mode = True
         fake.set_book("BTCUSDT", "60000.0", "5", "60000.1", "5")
@@ -311,7 +301,7 @@ def test_sigkill_during_restart_reconciliation_then_restart_recovers_once(tmp_pa
                 handle.write(msgspec.json.encode(intent(f"r{k}", size_hint_usd=300.0)) + b"\n")
         proc1, _, _ = start_live(tmp_path, cfg, 1, "--live", env=ENV)
         try:
-            wait_for("first order", lambda: _has_order(fake, "r0-1"), proc1)
+            wait_for("both orders resting", lambda: _has_order(fake, "r0-1") and _has_order(fake, "r1-1"), proc1)
             fake.fill("r0-1", "0.001")
             time.sleep(0.2)  # let the executor poll the partial fill
         finally:
@@ -328,22 +318,23 @@ def test_sigkill_during_restart_reconciliation_then_restart_recovers_once(tmp_pa
         with fake.state.lock:
             fake.state.faults.clear()
 
-        with _market_fills_new_orders(fake, except_prefix=None):
-            proc3, out3, err3 = start_live(tmp_path, cfg, 3, "--live", env=ENV)
-            try:
-                assert proc3.wait(timeout=60) == 0, err3.read_text()
-            finally:
-                kill9(proc3)
+        proc3, out3, err3 = start_live(tmp_path, cfg, 3, "--live", env=ENV)
+        try:
+            assert proc3.wait(timeout=60) == 0, err3.read_text()
+        finally:
+            kill9(proc3)
         with fake.state.lock:
             posts = dict(fake.state.order_posts)
             long_position = fake.state.positions.get(("BTCUSDT", "LONG"), Decimal(0))
 
-    assert "1 in-flight intents recovered (r0)" in out3.read_text()
+    assert "2 in-flight intents recovered (r0, r1)" in out3.read_text()
     assert posts == {"r0-1": 1, "r1-1": 1}
     with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
         trades = [t.intent_id for t in journal.read("trade")]
         events = {e.intent_id: e for e in journal.read("router")}
     assert sorted(trades) == ["r0", "r1"]
-    assert events["r0"].error is not None and events["r0"].error.startswith("recovered_after_restart")
-    assert events["r0"].filled_qty == pytest.approx(0.001) and len(events["r0"].fills) == 1
+    for intent_id, filled in (("r0", 0.001), ("r1", 0.0)):
+        assert events[intent_id].error is not None and events[intent_id].error.startswith("recovered_after_restart")
+        assert events[intent_id].filled_qty == pytest.approx(filled)
+    assert len(events["r0"].fills) == 1
     assert float(long_position) == pytest.approx(sum(f.qty for e in events.values() for f in e.fills))

@@ -38,7 +38,7 @@ CASES = [
     ("sim_engines", ["--orders", "30", "--symbols", "BTCUSDT", "--workers", "1"], False,
      "static routes working at once (concurrent)"),
     ("fill_detection", ["--fills", "2", "--poll-ms", "40"], False, "ratio polling/stream"),
-    ("engine", ["--intents", "16", "--routes", "8"], False, "ratio concurrent/sequential"),
+    ("engine", ["--intents", "16", "--routes", "8", "--repeats", "1"], False, "ratio concurrent/sequential"),
 ]
 
 

@@ -21,6 +21,7 @@ import ccxt.pro
 
 from router_tuner.router.contract import ContractSpec
 from router_tuner.router.events import PositionSide
+from router_tuner.router.routing.aio import sleep_until_ns
 from router_tuner.router.venue import OrderRequest, OrderState, StopRequest, StopState, TopOfBook, VenueError
 from router_tuner.router.venues.ccxt.config import ApiCredentials, CcxtVenueConfig
 from router_tuner.router.venues.ccxt.core import Steps, VenueCore, logger
@@ -108,6 +109,10 @@ class AsyncCcxtVenue:
     def now_ns() -> int:
         """The live clock: wall time in ns since the epoch (what ``OrderUpdates.wait`` deadlines use)."""
         return time.time_ns()
+
+    async def sleep_until(self, ts_ns: int) -> None:
+        """Sleep on the event loop until wall-clock ``ts_ns``."""
+        await sleep_until_ns(time.time_ns(), ts_ns)
 
     async def close(self) -> None:
         """Close the client's connections and detach the log redaction filters."""
