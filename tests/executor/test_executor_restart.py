@@ -13,7 +13,6 @@ import shutil
 import signal
 import time
 import urllib.request
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from router_tuner.executor.venues import paper_account, paper_venue, synthetic_t
 from router_tuner.router.codec import to_json
 from router_tuner.router.routing.order import client_order_id
 from router_tuner.router.venue import InvalidOrder, OrderRequest
+from tests.conftest import edit_config
 from tests.executor.test_executor_support import (
     T0_NS,
     build_executor,
@@ -55,12 +55,6 @@ def _config_dir(tmp_path: Path, base_url: str) -> Path:
     target = tmp_path / "cfg"
     shutil.copytree(DEFAULTS_DIR, target)
 
-    def edit(file: str, change: Callable[[dict], None]) -> None:
-        path = target / file
-        data = json.loads(path.read_text())
-        change(data)
-        path.write_text(json.dumps(data))
-
     def executor(d: dict) -> None:
         d["instruments"] = {"BTCUSDT": {"tick_size": 0.1, "qty_step": 0.001}}
         d["paper"]["synthetic"] = {"BTCUSDT": d["paper"]["synthetic"]["BTCUSDT"]}
@@ -74,9 +68,9 @@ def _config_dir(tmp_path: Path, base_url: str) -> Path:
     def router(d: dict) -> None:
         d["static_policy"].update(maker_ttl_ms=30000.0, reprice_attempts=0, fallback_mode="cancel")
 
-    edit("executor.json", executor)
-    edit("router.json", router)
-    edit("strategy_config.json", lambda d: d["screener"].update(require_imbalance_alignment=False))
+    edit_config(target, "executor.json", executor)
+    edit_config(target, "router.json", router)
+    edit_config(target, "strategy_config.json", lambda d: d["screener"].update(require_imbalance_alignment=False))
     return target
 
 
