@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
 from router_tuner.config.models import ConfigBundle
@@ -64,14 +64,24 @@ def live_routes(config: ConfigBundle, environ: Mapping[str, str] = os.environ) -
         venue = await AsyncCcxtVenue.connect(venue_config, credentials, live.ws_base_url, live.listen_key_refresh_ms)
         bridged = LoopVenue(venue, asyncio.get_running_loop())
         try:
-            close_venue = await stream_book(venue, config)
+            book = await stream_book(venue, config)
         except BaseException:
             await venue.close()
             raise
+        book_status = (lambda: book.status) if book is not None else None
+
+        async def close_venue() -> None:
+            try:
+                if book is not None:
+                    await book.close()
+            finally:
+                await venue.close()
+
         if live.order_updates == "polling" or not venue.exchange.has.get("watchOrders"):
             return RouteVenues(venue=bridged, routes_venue=venue,  # type: ignore[arg-type]
                                updates=PollingOrderUpdates(venue, poll_interval_ms=poll_interval_ms),
-                               timeline=None, feed_status=None, forget=None, close=close_venue)
+                               timeline=None, feed_status=None, forget=None, close=close_venue,
+                               book_status=book_status)
         feed = StreamOrderFeed(venue, FeedSettings(poll_interval_ms=poll_interval_ms,
                                                    reconnect_initial_ms=live.stream_reconnect_initial_ms,
                                                    reconnect_max_ms=live.stream_reconnect_max_ms))
@@ -84,17 +94,18 @@ def live_routes(config: ConfigBundle, environ: Mapping[str, str] = os.environ) -
                 await close_venue()
 
         return RouteVenues(venue=bridged, routes_venue=venue, updates=feed,  # type: ignore[arg-type]
-                           timeline=None, feed_status=lambda: feed.status, forget=feed.forget, close=close)
+                           timeline=None, feed_status=lambda: feed.status, forget=feed.forget, close=close,
+                           book_status=book_status)
 
     return RouteLoop(open_venues)
 
 
-async def stream_book(venue: AsyncCcxtVenue, config: ConfigBundle) -> Callable[[], Awaitable[None]]:
-    """Start the streamed touch of the instruments on ``venue`` if configured and the exchange can; return the
-    venue's close (the book's first)."""
+async def stream_book(venue: AsyncCcxtVenue, config: ConfigBundle) -> StreamedBook | None:
+    """Start the streamed touch of the instruments on ``venue`` when configured and the exchange can watch bids
+    and asks (``None``: every touch is read by REST); an instrument the exchange does not list is a VenueError."""
     live = config.executor.live
     if live.book_updates == "rest" or not venue.exchange.has.get("watchBidsAsks"):
-        return venue.close
+        return None
     try:
         symbols = {symbol: venue.market(symbol)["symbol"] for symbol in config.executor.instruments}
     except ValueError as exc:
@@ -105,15 +116,7 @@ async def stream_book(venue: AsyncCcxtVenue, config: ConfigBundle) -> Callable[[
                         venue.name)
     await book.start()
     venue.book = book
-
-    async def close() -> None:
-        try:
-            await book.close()
-        finally:
-            venue.book = None
-            await venue.close()
-
-    return close
+    return book
 
 
 class LoopVenue:

@@ -20,7 +20,7 @@ import pytest
 
 from router_tuner.config.loader import DEFAULTS_DIR
 from router_tuner.executor.journal import Journal
-from router_tuner.executor.records import OrderFeedHealth
+from router_tuner.executor.records import BookFeedHealth, HealthSnapshot, OrderFeedHealth
 from router_tuner.executor.store import ExecutorStore
 from router_tuner.router.events import RouterEvent
 from router_tuner.router.routing.order import client_order_id
@@ -76,13 +76,24 @@ def _resting(rest: FakeBinanceUsdm) -> list[str]:
         return sorted(o.client_order_id for o in rest.state.orders.values() if o.status == "NEW")
 
 
-def _feed(store_path: Path) -> OrderFeedHealth | None:
-    """The order feed in the latest health snapshot (``None`` before the first)."""
+def _health(store_path: Path) -> HealthSnapshot | None:
+    """The latest health snapshot (``None`` before the first)."""
     if not store_path.exists():
         return None
     with ExecutorStore(store_path, readonly=True) as store:
-        health = store.latest_health()
+        return store.latest_health()
+
+
+def _feed(store_path: Path) -> OrderFeedHealth | None:
+    """The order feed in the latest health snapshot (``None`` before the first)."""
+    health = _health(store_path)
     return health.order_feed if health is not None else None
+
+
+def _book(store_path: Path) -> BookFeedHealth | None:
+    """The streamed touch in the latest health snapshot (``None`` before the first)."""
+    health = _health(store_path)
+    return health.book_feed if health is not None else None
 
 
 def _alert_codes(store_path: Path) -> list[str]:
@@ -191,6 +202,8 @@ def test_decisions_read_the_streamed_touch_and_no_rest_touch_while_it_is_fresh(t
                 rest.fill(cid, str(qty))
             wait_for("three routes journaled", lambda: len(_router_events(tmp_path / "journal.sqlite")) == 3, proc)
             assert _depth_reads(rest) == depth_reads, "no REST touch read while the streamed one is fresh"
+            wait_for("health showing the streamed touch read", lambda: (b := _book(tmp_path / "executor.sqlite"))
+                     is not None and b.mode == "stream" and b.streamed_reads >= len(ids), proc)
         finally:
             stop.set()
             quoter.join(timeout=10)
