@@ -51,8 +51,9 @@ class BookSettings:
 class BookStatus:
     """How touches are read now: ``mode`` since ``since_ns`` (wall ns), with counters for health and alerts.
 
-    ``streamed_reads`` and ``rest_reads`` count the reads answered by the stream and sent to REST (stale,
-    missing or down); ``ignored`` counts crossed or empty touches the stream pushed."""
+    ``reconnects`` counts the times a streamed symbol's watch failed (each is re-subscribed); ``streamed_reads``
+    and ``rest_reads`` count the reads answered by the stream and sent to REST (stale, missing or down);
+    ``ignored`` counts crossed or empty touches the stream pushed."""
 
     mode: BookMode
     since_ns: int
