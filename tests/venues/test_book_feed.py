@@ -1,5 +1,6 @@
 """The streamed touch: ccxt.pro's watch_bids_asks against the local Binance USDⓈ-M fakes (REST, and the market
 stream on the user-data fake's host, as on Binance), through the asyncio venue. No network; ccxt parses for real.
+The last test starts it as the live engine does (``executor.engine.live.stream_book``).
 
 The REST fake's book and the streamed one are set apart on purpose, so each answer shows where it came from.
 """
@@ -10,9 +11,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+import msgspec
 import pytest
 
-from router_tuner.router.venue import TopOfBook
+from router_tuner.config.loader import load_config
+from router_tuner.config.models import ConfigBundle, Instrument
+from router_tuner.executor.engine.live import stream_book
+from router_tuner.router.venue import TopOfBook, VenueError
 from router_tuner.router.venues.ccxt.aio import AsyncCcxtVenue
 from router_tuner.router.venues.ccxt.book_feed import BookSettings, StreamedBook
 from router_tuner.router.venues.ccxt.config import ApiCredentials
@@ -147,3 +152,35 @@ def test_book_settings_refuse_bad_values() -> None:
         BookSettings(max_age_ms=1.0, reconnect_initial_ms=3.0, reconnect_max_ms=2.0)
     with pytest.raises(ValueError, match="at least one symbol"):
         StreamedBook(object(), {}, BookSettings(1.0, 1.0, 2.0), "x")
+
+
+def with_live(instruments: dict[str, Instrument], **live: object) -> ConfigBundle:
+    base = load_config()
+    ex = base.executor
+    return msgspec.structs.replace(base, executor=msgspec.structs.replace(
+        ex, instruments=instruments, live=msgspec.structs.replace(ex.live, **live)))
+
+
+def test_the_live_engine_streams_the_configured_instruments_or_names_one_the_exchange_lacks(fakes: Fakes) -> None:
+    btc = {"BTCUSDT": Instrument(tick_size=0.1, qty_step=0.001)}
+
+    async def main() -> None:
+        venue = await AsyncCcxtVenue.connect(venue_config(fakes.rest.base_url), ApiCredentials(API_KEY, API_SECRET),
+                                             fakes.stream.ws_url, 1_200_000)
+        try:
+            assert await stream_book(venue, with_live(btc, book_updates="rest")) is None
+            assert venue.book is None
+            with pytest.raises(VenueError, match=r"executor\.json instruments: .*unknown symbol 'XYZUSDT'"):
+                await stream_book(venue, with_live({**btc, "XYZUSDT": btc["BTCUSDT"]}))
+            book = await stream_book(venue, with_live(btc, book_max_age_ms=MAX_AGE_MS))
+            assert book is not None and venue.book is book
+            try:
+                await asyncio.to_thread(fakes.stream.market.wait_subscribed, [STREAM], 10.0)
+                await push(fakes, 1, "60010.0", "60010.5")
+                assert prices(await until_streamed(venue, 60_010.0)) == (60_010.0, 3.0, 60_010.5, 4.0)
+            finally:
+                await book.close()
+        finally:
+            await venue.close()
+
+    asyncio.run(main())
