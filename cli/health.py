@@ -40,13 +40,19 @@ def render(health: HealthSnapshot) -> str:
 
     lines = [f"{name:<26}{fmt(getattr(health, name))}" for name in health.__struct_fields__
              if name not in ("symbols", "expectancy", "allocations", "allocator_applied", "champion_gates",
-                             "order_feed")]
+                             "order_feed", "book_feed")]
     feed = health.order_feed
     if feed is not None:
         since_s = max(0, health.ts_ns - feed.since_ns) / NS_PER_S
         lines.append(f"{'order_feed':<26}{feed.mode} for {since_s:.6g} s, {feed.reconnects} reconnects, "
                      f"{feed.protocol_violations} reports not believed"
                      + (f", last error: {feed.last_error}" if feed.last_error else ""))
+    book = health.book_feed
+    if book is not None:
+        since_s = max(0, health.ts_ns - book.since_ns) / NS_PER_S
+        lines.append(f"{'book_feed':<26}{book.mode} for {since_s:.6g} s, {book.reconnects} reconnects, "
+                     f"{book.streamed_reads} streamed / {book.rest_reads} REST reads, {book.ignored} touches not used"
+                     + (f", last error: {book.last_error}" if book.last_error else ""))
     for row in health.symbols:
         lines.append(f"symbol {row.symbol:<19}policy {row.policy_id} v{row.policy_version} arm {row.arm} "
                      f"quality {row.quality} orders {row.orders} maker {fmt(row.maker_ratio)} "

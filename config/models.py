@@ -834,6 +834,9 @@ class LiveVenueSettings(Model):
     ``stream_reconnect_initial_ms``, doubling up to ``stream_reconnect_max_ms``, its listen key renewed every
     ``listen_key_refresh_ms``); ``polling`` polls every working order by REST at ``route.poll_interval_ms``.
     ``ws_base_url`` re-points the websocket endpoints (a proxy, a local fake); ``null`` keeps ccxt's.
+    The touch (``router.venues.ccxt.book_feed``): ``book_updates`` ``stream`` watches each instrument's book
+    ticker (ccxt.pro ``watch_bids_asks``, same back-off) and reads it while younger than ``book_max_age_ms`` by
+    the exchange's time, REST otherwise; ``rest`` reads every touch by REST (``top_of_book_source``).
     """
 
     exchange_id: str
@@ -853,6 +856,8 @@ class LiveVenueSettings(Model):
     listen_key_refresh_ms: Annotated[int, msgspec.Meta(ge=1000, le=int(MAX_MS))]
     stream_reconnect_initial_ms: Millis
     stream_reconnect_max_ms: Millis
+    book_updates: Literal["stream", "rest"]
+    book_max_age_ms: Millis
 
 
 class SyntheticSymbol(Model):

@@ -63,7 +63,7 @@ from router_tuner.executor.engine.routes import RouteLoop
 from router_tuner.executor.halt import ExecutorHalted, halt_on_write_failure
 from router_tuner.executor.intents import IntentFormatError, IntentSource, MalformedLine
 from router_tuner.executor.journal import Journal
-from router_tuner.executor.monitoring.health import order_feed_health
+from router_tuner.executor.monitoring.health import book_feed_health, order_feed_health
 from router_tuner.executor.monitoring.telemetry import Telemetry
 from router_tuner.executor.outcomes import binding_limit, reason, routed_trade, veto_outcome
 from router_tuner.executor.positions import apply_order
@@ -189,6 +189,7 @@ class Executor:
         self._routes = routes
         self.venue: Venue = routes.venue
         telemetry.order_feed = lambda: order_feed_health(routes.feed_status())
+        telemetry.book_feed = lambda: book_feed_health(routes.book_status())
         self.journal = journal
         self.store = store
         self.policy_for = policy_for

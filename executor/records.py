@@ -86,6 +86,21 @@ class OrderFeedHealth(_Record):
     last_error: str | None
 
 
+class BookFeedHealth(_Record):
+    """How the live venue's touch is read (``router.venues.ccxt.book_feed.BookStatus``): ``mode`` ``stream``
+    (every instrument's book ticker streamed) or ``rest`` since ``since_ns`` (wall ns), the times a streamed
+    symbol's watch failed, the reads answered by the stream and by REST, the crossed or empty touches not used,
+    and the last error."""
+
+    mode: str
+    since_ns: int
+    reconnects: int
+    streamed_reads: int
+    rest_reads: int
+    ignored: int
+    last_error: str | None
+
+
 class ChampionGate(_Record):
     """A registry-served symbol: the version acting, the registry's ``champion`` and why they differ.
 
@@ -143,6 +158,8 @@ class HealthSnapshot(_Record):
     """Registry policy source only: one row per served symbol (empty with a static policy)."""
     order_feed: OrderFeedHealth | None = None
     """Live with ``live.order_updates`` ``stream`` only: the order stream's status (``None`` otherwise)."""
+    book_feed: BookFeedHealth | None = None
+    """Live with ``live.book_updates`` ``stream`` only: the streamed touch's status (``None`` otherwise)."""
 
 
 class Alert(_Record):

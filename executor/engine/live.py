@@ -5,7 +5,9 @@ await it directly and learn of their orders from ``StreamOrderFeed`` (``executor
 ``stream``: the user-data stream, REST polling only while it is down) or from ``PollingOrderUpdates``
 (``polling``, or an exchange whose ccxt.pro class cannot watch orders). The executor's thread calls the same
 client through ``LoopVenue`` (each call run on the loop, blocking the executor's thread only), so REST calls
-of routes, the feed and the executor share one connection pool and one rate limiter.
+of routes, the feed and the executor share one connection pool and one rate limiter. With ``live.book_updates``
+``stream`` (and an exchange whose ccxt.pro class watches bids and asks) the touch of every instrument is
+streamed on the same client (``StreamedBook``) and read by REST only when it is missing or stale.
 """
 
 from __future__ import annotations
@@ -20,8 +22,17 @@ from router_tuner.executor.engine.routes import RouteLoop, RouteVenues
 from router_tuner.router.contract import ContractSpec
 from router_tuner.router.events import PositionSide
 from router_tuner.router.routing.aio import PollingOrderUpdates
-from router_tuner.router.venue import Clock, OrderRequest, OrderState, StopRequest, StopState, TopOfBook
+from router_tuner.router.venue import (
+    Clock,
+    OrderRequest,
+    OrderState,
+    StopRequest,
+    StopState,
+    TopOfBook,
+    VenueError,
+)
 from router_tuner.router.venues.ccxt.aio import AsyncCcxtVenue
+from router_tuner.router.venues.ccxt.book_feed import BookSettings, StreamedBook
 from router_tuner.router.venues.ccxt.config import ApiCredentials, CcxtVenueConfig
 from router_tuner.router.venues.ccxt.order_feed import FeedSettings, StreamOrderFeed
 from router_tuner.router.venues.ccxt.venue import WallClock
@@ -52,10 +63,25 @@ def live_routes(config: ConfigBundle, environ: Mapping[str, str] = os.environ) -
     async def open_venues() -> RouteVenues:
         venue = await AsyncCcxtVenue.connect(venue_config, credentials, live.ws_base_url, live.listen_key_refresh_ms)
         bridged = LoopVenue(venue, asyncio.get_running_loop())
+        try:
+            book = await stream_book(venue, config)
+        except BaseException:
+            await venue.close()
+            raise
+        book_status = (lambda: book.status) if book is not None else None
+
+        async def close_venue() -> None:
+            try:
+                if book is not None:
+                    await book.close()
+            finally:
+                await venue.close()
+
         if live.order_updates == "polling" or not venue.exchange.has.get("watchOrders"):
             return RouteVenues(venue=bridged, routes_venue=venue,  # type: ignore[arg-type]
                                updates=PollingOrderUpdates(venue, poll_interval_ms=poll_interval_ms),
-                               timeline=None, feed_status=None, forget=None, close=venue.close)
+                               timeline=None, feed_status=None, forget=None, close=close_venue,
+                               book_status=book_status)
         feed = StreamOrderFeed(venue, FeedSettings(poll_interval_ms=poll_interval_ms,
                                                    reconnect_initial_ms=live.stream_reconnect_initial_ms,
                                                    reconnect_max_ms=live.stream_reconnect_max_ms))
@@ -65,12 +91,32 @@ def live_routes(config: ConfigBundle, environ: Mapping[str, str] = os.environ) -
             try:
                 await feed.close()
             finally:
-                await venue.close()
+                await close_venue()
 
         return RouteVenues(venue=bridged, routes_venue=venue, updates=feed,  # type: ignore[arg-type]
-                           timeline=None, feed_status=lambda: feed.status, forget=feed.forget, close=close)
+                           timeline=None, feed_status=lambda: feed.status, forget=feed.forget, close=close,
+                           book_status=book_status)
 
     return RouteLoop(open_venues)
+
+
+async def stream_book(venue: AsyncCcxtVenue, config: ConfigBundle) -> StreamedBook | None:
+    """Start the streamed touch of the instruments on ``venue`` when configured and the exchange can watch bids
+    and asks (``None``: every touch is read by REST); an instrument the exchange does not list is a VenueError."""
+    live = config.executor.live
+    if live.book_updates == "rest" or not venue.exchange.has.get("watchBidsAsks"):
+        return None
+    try:
+        symbols = {symbol: venue.market(symbol)["symbol"] for symbol in config.executor.instruments}
+    except ValueError as exc:
+        raise VenueError(f"executor.json instruments: {exc}") from None
+    book = StreamedBook(venue.exchange, symbols, BookSettings(max_age_ms=live.book_max_age_ms,
+                                                              reconnect_initial_ms=live.stream_reconnect_initial_ms,
+                                                              reconnect_max_ms=live.stream_reconnect_max_ms),
+                        venue.name)
+    await book.start()
+    venue.book = book
+    return book
 
 
 class LoopVenue:

@@ -32,6 +32,7 @@ from router_tuner.router.routing.timeline import ClockedVenue, LockedVenue, Time
 from router_tuner.router.venue import OrderState, Venue
 
 if TYPE_CHECKING:
+    from router_tuner.router.venues.ccxt.book_feed import BookStatus
     from router_tuner.router.venues.ccxt.order_feed import FeedStatus
 
 T = TypeVar("T")
@@ -43,7 +44,8 @@ class RouteVenues:
 
     ``venue`` serves the executor's thread (blocking calls); ``routes_venue`` and ``updates`` serve the routes;
     ``timeline`` is set on a simulated clock; ``feed_status`` reports the order stream (``None`` without
-    one); ``forget`` drops an order of a finished route from the updates source; ``close`` releases them.
+    one) and ``book_status`` the streamed touch (likewise); ``forget`` drops an order of a finished route from
+    the updates source; ``close`` releases them.
     """
 
     venue: Venue
@@ -53,6 +55,7 @@ class RouteVenues:
     feed_status: Callable[[], FeedStatus] | None
     forget: Callable[[str], None] | None
     close: Callable[[], Awaitable[None]] | None
+    book_status: Callable[[], BookStatus] | None = None
 
 
 class RouteLoop:
@@ -95,6 +98,10 @@ class RouteLoop:
     def feed_status(self) -> FeedStatus | None:
         """How order updates arrive now (stream or polling), or ``None`` when no stream is configured."""
         return self.venues.feed_status() if self.venues.feed_status is not None else None
+
+    def book_status(self) -> BookStatus | None:
+        """How the touch is read now (stream or REST), or ``None`` when it is read by REST only."""
+        return self.venues.book_status() if self.venues.book_status is not None else None
 
     def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run ``coroutine`` on the loop and block for its result (never from the loop's own thread)."""

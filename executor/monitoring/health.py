@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from router_tuner.config.models import HealthSettings
-from router_tuner.executor.records import HealthSnapshot, HourExpectancy, OrderFeedHealth, SymbolHealth
+from router_tuner.executor.records import (
+    BookFeedHealth,
+    HealthSnapshot,
+    HourExpectancy,
+    OrderFeedHealth,
+    SymbolHealth,
+)
 from router_tuner.features.allocator import Proposal
 from router_tuner.features.effectiveness import router_effectiveness
 from router_tuner.features.expectancy import hourly_expectancy
@@ -25,6 +31,7 @@ from router_tuner.router.events import RouterEvent
 from router_tuner.router.policy import RouterPolicy
 
 if TYPE_CHECKING:  # the ccxt.pro feed imports ccxt, which paper runs never need
+    from router_tuner.router.venues.ccxt.book_feed import BookStatus
     from router_tuner.router.venues.ccxt.order_feed import FeedStatus
 
 
@@ -62,13 +69,15 @@ def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[R
                    closing_events: Sequence[RouterEvent], veto_ts_ns: Sequence[int],
                    policies: Mapping[str, RouterPolicy], settings: HealthSettings, veto_storm_window_s: float,
                    contracts: Mapping[str, ContractSpec], allocations: tuple[Proposal, ...],
-                   allocator_applied: bool, order_feed: OrderFeedHealth | None) -> HealthSnapshot:
+                   allocator_applied: bool, order_feed: OrderFeedHealth | None,
+                   book_feed: BookFeedHealth | None = None) -> HealthSnapshot:
     """Health at ``now_ns`` over the last ``settings.window_events`` router events; one row per policy symbol.
 
     ``closing_events``: the recent closing orders (``is_closing``), however far back, of which the rolling
     Sharpe takes the last ``settings.sharpe_window``. ``contracts``: each symbol's contract spec (the
     config universe), for the features' USD notionals. ``allocations``, ``allocator_applied``: the allocator's proposals
     and whether they are applied, as they are. ``order_feed``: the live order stream's status (``order_feed_health``).
+    ``book_feed``: the live streamed touch's status (``book_feed_health``).
     """
     window = list(events)[-settings.window_events:]
     kpis = router_effectiveness(window, contracts=contracts, window=None, reprice_loop_min=settings.reprice_loop_min)
@@ -111,7 +120,17 @@ def compute_health(*, now_ns: int, portfolio: PortfolioState, events: Sequence[R
         allocations=allocations,
         allocator_applied=allocator_applied,
         order_feed=order_feed,
+        book_feed=book_feed,
     )
+
+
+def book_feed_health(status: BookStatus | None) -> BookFeedHealth | None:
+    """The streamed touch's status as the health snapshot keeps it (``None``: the touch is read by REST only)."""
+    if status is None:
+        return None
+    return BookFeedHealth(mode=status.mode, since_ns=status.since_ns, reconnects=status.reconnects,
+                          streamed_reads=status.streamed_reads, rest_reads=status.rest_reads, ignored=status.ignored,
+                          last_error=status.last_error)
 
 
 def order_feed_health(status: FeedStatus | None) -> OrderFeedHealth | None:

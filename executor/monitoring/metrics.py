@@ -21,7 +21,7 @@ from router_tuner.config.models import PrometheusSettings
 from router_tuner.executor.adaptive.metrics import TunerCollector
 from router_tuner.executor.adaptive.records import TunerHealth
 from router_tuner.executor.monitoring.series import GaugeSeries, LabelBudget
-from router_tuner.executor.records import Alert, HealthSnapshot, OrderFeedHealth
+from router_tuner.executor.records import Alert, BookFeedHealth, HealthSnapshot, OrderFeedHealth
 from router_tuner.risk.units import NS_PER_S
 from router_tuner.router.contract import ContractSpec, contract_of, notional_usd
 from router_tuner.router.events import RouterEvent, VetoEvent
@@ -136,6 +136,10 @@ class ExecutorMetrics:
         self.order_feed_violations = Counter("executor_order_feed_protocol_violations",
                                              "stream reports not believed (re-read by REST)", registry=r)
         self._order_feed_counts = (0, 0)
+        self.book_feed_streaming = Gauge(
+            "executor_book_feed_streaming",
+            "1 while every live instrument's touch is streamed, 0 while some are read by REST (NaN: no stream)",
+            registry=r)
         self.allocator_applied = Gauge("executor_allocator_applied",
                                        "1 when the executor sizes with the allocator's multipliers, 0 in shadow mode",
                                        registry=r)
@@ -193,6 +197,7 @@ class ExecutorMetrics:
         self.allocator_multiplier.publish({(a.scope, self.labels.value("name", a.name)): a.proposed
                                            for a in health.allocations})
         self.observe_order_feed(health.order_feed, health.ts_ns)
+        self.observe_book_feed(health.book_feed)
 
     def observe_order_feed(self, feed: OrderFeedHealth | None, now_ns: int) -> None:
         """The order feed's mode and its age; its cumulative counts as counters (by their growth)."""
@@ -206,6 +211,10 @@ class ExecutorMetrics:
         self.order_feed_reconnects.inc(max(0, feed.reconnects - reconnects))
         self.order_feed_violations.inc(max(0, feed.protocol_violations - violations))
         self._order_feed_counts = (max(reconnects, feed.reconnects), max(violations, feed.protocol_violations))
+
+    def observe_book_feed(self, feed: BookFeedHealth | None) -> None:
+        """Whether the touch is streamed (its counts are in the health snapshot)."""
+        self.book_feed_streaming.set(NAN if feed is None else 1.0 if feed.mode == "stream" else 0.0)
 
     def observe_nav_age(self, age_s: float) -> None:
         """The NAV age alone, between two health computations (it grows while nothing else changes)."""

@@ -29,7 +29,7 @@ from router_tuner.executor.monitoring.alerts import (
 from router_tuner.executor.monitoring.health import compute_health, is_closing
 from router_tuner.executor.monitoring.metrics import ExecutorMetrics
 from router_tuner.executor.monitoring.push import PushSink
-from router_tuner.executor.records import Alert, ChampionGate, HealthSnapshot, OrderFeedHealth
+from router_tuner.executor.records import Alert, BookFeedHealth, ChampionGate, HealthSnapshot, OrderFeedHealth
 from router_tuner.executor.store import ExecutorStore
 from router_tuner.risk.portfolio import PortfolioState
 from router_tuner.risk.units import NS_PER_S
@@ -69,6 +69,8 @@ class Telemetry:
         self.allocation = Allocation(config.allocator, contracts)
         self.order_feed: Callable[[], OrderFeedHealth | None] = lambda: None
         """The live order stream's status, read at each health computation (the executor sets it)."""
+        self.book_feed: Callable[[], BookFeedHealth | None] = lambda: None
+        """The live streamed touch's status, read likewise."""
         metrics.allocator_applied.set(1.0 if config.allocator.apply else 0.0)
 
     def seed(self, events: Iterable[RouterEvent], veto_ts_ns: Iterable[int], trades: Iterable[TradeRecord]) -> None:
@@ -117,6 +119,7 @@ class Telemetry:
         else:
             self.metrics.observe_nav_age(max(0, now_ns - portfolio.nav_ts_ns) / NS_PER_S)
             self.metrics.observe_order_feed(self.order_feed(), now_ns)
+            self.metrics.observe_book_feed(self.book_feed())
 
     def due(self, now_ns: int) -> bool:
         """True when ``health.interval_s`` has passed since the last publish (or nothing was published)."""
@@ -168,4 +171,4 @@ class Telemetry:
                               policies=policies, settings=self._config.health,
                               veto_storm_window_s=self._config.alerts.veto_storm_window_s, contracts=self._contracts,
                               allocations=self.allocation.last, allocator_applied=self._config.allocator.apply,
-                              order_feed=self.order_feed())
+                              order_feed=self.order_feed(), book_feed=self.book_feed())

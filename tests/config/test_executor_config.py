@@ -114,3 +114,13 @@ def test_listen_key_refresh_and_the_polling_alert_are_bounded(config_dir: Path) 
     issues = config_issues(config_dir)
     assert [i.split(":")[1].strip() for i in issues] == ["$.alerts.order_feed_polling_s",
                                                           "$.live.listen_key_refresh_ms"]
+
+
+def test_the_streamed_touch_keys_are_validated(config_dir: Path) -> None:
+    edit_config(config_dir, "executor.json", lambda d: d["live"].update(book_updates="push", book_max_age_ms=0.0))
+    assert config_issues(config_dir) == ["executor.json: $.live.book_updates: Invalid enum value 'push'",
+                                         "executor.json: $.live.book_max_age_ms: Expected `float` > 0.0"]
+    edit_config(config_dir, "executor.json", lambda d: d["live"].update(book_updates="rest", book_max_age_ms=4e6))
+    assert config_issues(config_dir) == ["executor.json: $.live.book_max_age_ms: Expected `float` <= 3600000.0"]
+    edit_config(config_dir, "executor.json", lambda d: d["live"].pop("book_max_age_ms"))
+    assert config_issues(config_dir) == ["executor.json: $.live: Object missing required field `book_max_age_ms`"]

@@ -44,7 +44,7 @@ def live_config_dir(tmp_path: Path, base_url: str) -> Path:
         d["route"]["poll_interval_ms"] = 20.0
         d["live"].update(api_base_url=base_url, api_key_env="RT_LIVE_KEY", api_secret_env="RT_LIVE_SECRET",
                          ccxt_rate_limiter=False, request_timeout_ms=3000, top_of_book_source="order_book",
-                         order_updates="polling")  # REST only: no user-data stream fake here
+                         order_updates="polling", book_updates="rest")  # REST only: no websocket fake here
 
     edit_json(target / "executor.json", executor)
     edit_json(target / "router.json", lambda d: d["static_policy"].update(taker_bias=1.0))

@@ -63,7 +63,7 @@ def _config_dir(tmp_path: Path, base_url: str) -> Path:
         d["route"]["poll_interval_ms"] = 50.0
         d["live"].update(api_base_url=base_url, api_key_env="RT_TEST_KEY", api_secret_env="RT_TEST_SECRET",
                          ccxt_rate_limiter=False, request_timeout_ms=3000, top_of_book_source="order_book",
-                         order_updates="polling")  # REST only: no user-data stream fake here
+                         order_updates="polling", book_updates="rest")  # REST only: no websocket fake here
 
     def router(d: dict) -> None:
         d["static_policy"].update(maker_ttl_ms=30000.0, reprice_attempts=0, fallback_mode="cancel")

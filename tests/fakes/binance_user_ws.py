@@ -8,7 +8,9 @@ IOC expiry) is pushed to the connections of the active key as an ``ORDER_TRADE_U
 field set, in order. Faults as a live venue shows them: drop the connections, refuse reconnects (a gap:
 events meanwhile are lost, as on Binance), expire the key (``listenKeyExpired`` is pushed and the
 connection stays open but silent, as Binance documents), send an update twice, swap two updates, and
-report a fill under another order. The server runs aiohttp on its own loop in a thread.
+report a fill under another order. The server runs aiohttp on its own loop in a thread. Its public paths
+(a ``public`` or ``market`` segment: where ccxt.pro sends ``watch_bids_asks``) are served by ``market``, a
+``FakeBinanceWs`` on the same server: one ``ws_url`` carries both, as Binance's one host does.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from tests.fakes.binance_usdm import BinanceUsdmError, FakeBinanceUsdm, FakeOrder
-from tests.fakes.binance_ws import listen
+from tests.fakes.binance_ws import FakeBinanceWs, listen
 
 LISTEN_KEY_PATH = "/fapi/v1/listenKey"
 
@@ -55,6 +57,7 @@ class FakeUserDataStream:
         self.rest = rest
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.market = FakeBinanceWs(host_loop=self._loop)
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._lock = threading.Lock()
@@ -233,6 +236,7 @@ class FakeUserDataStream:
         self._outbox.put_nowait(None)
         await self._sender
         await self._close_where(lambda key: True)
+        await self.market.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -245,6 +249,8 @@ class FakeUserDataStream:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
+        if {"public", "market"} & set(parts):
+            return await self.market.handle(request)
         key = request.query.get("listenKey") or (parts[-1] if len(parts) >= 2 and parts[-2] == "ws" else None)
         with self._lock:
             refusing, active = self.refusing, self.active_key

@@ -6,7 +6,9 @@ and is answered ``{"result": null, "id": n}``; afterwards every payload pushed f
 (``btcusdt@bookTicker``, ``btcusdt@trade``) is sent as the bare event JSON Binance sends on that endpoint.
 Payload builders give the real field sets (bookTicker: e,u,s,b,B,a,A,T,E; trade: e,E,T,s,t,p,q,X,m).
 The server runs aiohttp on its own event loop in a thread, bound to 127.0.0.1 on an ephemeral port;
-tests drive it from synchronous code (``push``, ``drop``, ``wait_subscribed``).
+tests drive it from synchronous code (``push``, ``drop``, ``wait_subscribed``). Hosted by another fake's
+server (``FakeBinanceWs(host_loop=...)``, see ``tests.fakes.binance_user_ws``) it serves that server's public
+paths instead, so one websocket base carries the market and the user-data streams as on Binance.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ async def listen(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 class FakeBinanceWs:
     """The fake market-stream server: start it as a context manager, point ccxt's ws URLs at ``ws_url``."""
 
-    def __init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
+    def __init__(self, host_loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._loop = host_loop if host_loop is not None else asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
         self._port = 0
@@ -57,6 +59,7 @@ class FakeBinanceWs:
         self._sockets: dict[web.WebSocketResponse, set[str]] = {}
         self.subscribe_requests: list[dict[str, Any]] = []
         self.connections_opened = 0
+        self.refusing = False
 
     @property
     def ws_url(self) -> str:
@@ -99,24 +102,37 @@ class FakeBinanceWs:
         return asyncio.run_coroutine_threadsafe(self._push(stream, list(payloads), pace_s), self._loop).result(
             timeout=60)
 
+    def refuse_connections(self, refusing: bool) -> None:
+        """While refusing, handshakes are answered 503: with ``drop`` the stream stays down."""
+        with self._lock:
+            self.refusing = refusing
+
     def drop(self, stream: str) -> int:
         """Close (as the server) every connection carrying ``stream``; return how many were closed."""
         return asyncio.run_coroutine_threadsafe(self._drop(stream), self._loop).result(timeout=10)
 
     # ----- server ------------------------------------------------------------------------------------
     async def _start(self) -> None:
-        self._runner, self._port = await listen(self._handle)
+        self._runner, self._port = await listen(self.handle)
 
     async def _stop(self) -> None:
-        for ws in list(self._sockets):
-            await ws.close()
+        await self.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def _handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def close_all(self) -> None:
+        """Close every connection (on the serving loop): the hosting server's shutdown calls it too."""
+        for ws in list(self._sockets):
+            await ws.close()
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        """Serve one websocket connection (the request handler, also called by a hosting server)."""
         path = request.path.rstrip("/").split("/")
         if "ws" not in path:
             raise web.HTTPNotFound(text=f"no websocket endpoint at {request.path}")
+        with self._lock:
+            if self.refusing:
+                raise web.HTTPServiceUnavailable(text="market stream unavailable")
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         with self._lock:

@@ -23,6 +23,7 @@ from router_tuner.router.contract import ContractSpec
 from router_tuner.router.events import PositionSide
 from router_tuner.router.routing.aio import sleep_until_ns
 from router_tuner.router.venue import OrderRequest, OrderState, StopRequest, StopState, TopOfBook, VenueError
+from router_tuner.router.venues.ccxt.book_feed import StreamedBook
 from router_tuner.router.venues.ccxt.config import ApiCredentials, CcxtVenueConfig
 from router_tuner.router.venues.ccxt.core import Steps, VenueCore, logger
 from router_tuner.router.venues.ccxt.quirks import quirks_for
@@ -63,7 +64,8 @@ class AsyncCcxtVenue:
     """A live exchange behind the venue protocol's calls as coroutines; build it with ``await connect(...)``.
 
     ``ws_base_url`` re-points the websocket endpoints (a proxy, or the local fake); ``listen_key_refresh_ms``
-    is how often ccxt.pro renews the user-data listen key (Binance expires it after 60 minutes).
+    is how often ccxt.pro renews the user-data listen key (Binance expires it after 60 minutes). With ``book``
+    set (a ``StreamedBook`` on this client), ``top_of_book`` answers from the stream while its touch is fresh.
     """
 
     def __init__(self, config: CcxtVenueConfig, credentials: ApiCredentials, ws_base_url: str | None,
@@ -73,6 +75,7 @@ class AsyncCcxtVenue:
         quirks = quirks_for(config.exchange_id)
         self.name = f"ccxt.pro:{config.exchange_id}"
         self.listen_key_refresh_ms = listen_key_refresh_ms
+        self.book: StreamedBook | None = None
         exchange_class = _stream_exchange_class(config.exchange_id, quirks.listen_key_expired_event)
         self.exchange: Any = exchange_class(
             {
@@ -136,7 +139,10 @@ class AsyncCcxtVenue:
         return self.core.contract(symbol)
 
     async def top_of_book(self, symbol: str) -> TopOfBook:
-        return await self.run(self.core.top_of_book(symbol, self.now_ns()))
+        """The streamed touch when ``book`` has a fresh one, else a REST read."""
+        now_ns = self.now_ns()
+        streamed = self.book.touch(symbol, now_ns) if self.book is not None else None
+        return streamed if streamed is not None else await self.run(self.core.top_of_book(symbol, now_ns))
 
     async def positions(self, symbol: str) -> dict[PositionSide, float]:
         return await self.run(self.core.positions(symbol))

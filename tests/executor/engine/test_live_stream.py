@@ -6,8 +6,11 @@ sent twice."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
+import threading
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -17,13 +20,14 @@ import pytest
 
 from router_tuner.config.loader import DEFAULTS_DIR
 from router_tuner.executor.journal import Journal
-from router_tuner.executor.records import OrderFeedHealth
+from router_tuner.executor.records import BookFeedHealth, HealthSnapshot, OrderFeedHealth
 from router_tuner.executor.store import ExecutorStore
 from router_tuner.router.events import RouterEvent
 from router_tuner.router.routing.order import client_order_id
 from tests.executor.test_executor_support import intent, kill9, start_live, wait_for
 from tests.fakes.binance_usdm import FakeBinanceUsdm
 from tests.fakes.binance_user_ws import FakeUserDataStream
+from tests.fakes.binance_ws import book_ticker
 
 API_KEY = "PLANTEDkeyStream8Kq2Wx6Zt0Rv4Ny8Pb2Hd6Lf0Jg"
 API_SECRET = "PLANTEDsecretStream4Mn8Bv2Cx6Zl0Kj4Hg8Fd2Sa"
@@ -72,13 +76,24 @@ def _resting(rest: FakeBinanceUsdm) -> list[str]:
         return sorted(o.client_order_id for o in rest.state.orders.values() if o.status == "NEW")
 
 
-def _feed(store_path: Path) -> OrderFeedHealth | None:
-    """The order feed in the latest health snapshot (``None`` before the first)."""
+def _health(store_path: Path) -> HealthSnapshot | None:
+    """The latest health snapshot (``None`` before the first)."""
     if not store_path.exists():
         return None
     with ExecutorStore(store_path, readonly=True) as store:
-        health = store.latest_health()
+        return store.latest_health()
+
+
+def _feed(store_path: Path) -> OrderFeedHealth | None:
+    """The order feed in the latest health snapshot (``None`` before the first)."""
+    health = _health(store_path)
     return health.order_feed if health is not None else None
+
+
+def _book(store_path: Path) -> BookFeedHealth | None:
+    """The streamed touch in the latest health snapshot (``None`` before the first)."""
+    health = _health(store_path)
+    return health.book_feed if health is not None else None
 
 
 def _alert_codes(store_path: Path) -> list[str]:
@@ -152,3 +167,52 @@ def test_routes_in_flight_follow_the_stream_through_a_drop_and_count_every_fill_
         assert event.outcome == "filled" and event.filled_qty == pytest.approx(float(qty)), (intent_id, event)
     log = err.read_text()
     assert log.count("order stream down") == 1 and "order stream up (reconnects 1)" in log
+
+
+def test_decisions_read_the_streamed_touch_and_no_rest_touch_while_it_is_fresh(tmp_path: Path) -> None:
+    """The market stream quotes a bid one tick under the REST book's: every journaled arrival shows it."""
+    ids = [f"b{i}" for i in range(3)]
+    with FakeBinanceUsdm(API_KEY, API_SECRET) as rest, FakeUserDataStream(rest) as stream:
+        rest.state.hedge_mode = True
+        rest.set_book("BTCUSDT", "60000.0", "5", "60000.1", "5")
+        config_dir = stream_config_dir(tmp_path, rest, stream)
+        intents = tmp_path / "intents.jsonl"
+        intents.write_bytes(b"")
+        stop = threading.Event()
+
+        def quote() -> None:  # a fresh book ticker every 50 ms, as a busy symbol's
+            for update_id in itertools.count(1):
+                if stop.wait(0.05):
+                    return
+                stream.market.push("btcusdt@bookTicker", [book_ticker(
+                    "BTCUSDT", update_id, "59999.9", "6", "60000.1", "6", time.time_ns() // 1_000_000)], 0.0)
+
+        quoter = threading.Thread(target=quote, daemon=True)
+        quoter.start()
+        proc, _, err = start_live(tmp_path, config_dir, 1, "--live", "--follow", env=ENV)
+        try:
+            wait_for("the book stream up", lambda: "book stream up" in err.read_text(), proc)
+            depth_reads = _depth_reads(rest)
+            with intents.open("ab") as fh:
+                fh.write(b"".join(msgspec.json.encode(intent(i, size_hint_usd=300.0)) + b"\n" for i in ids))
+            wait_for("three routes resting", lambda: len(_resting(rest)) == 3, proc)
+            for cid in _resting(rest):
+                with rest.state.lock:
+                    qty = rest.state.orders[cid].orig_qty
+                rest.fill(cid, str(qty))
+            wait_for("three routes journaled", lambda: len(_router_events(tmp_path / "journal.sqlite")) == 3, proc)
+            assert _depth_reads(rest) == depth_reads, "no REST touch read while the streamed one is fresh"
+            wait_for("health showing the streamed touch read", lambda: (b := _book(tmp_path / "executor.sqlite"))
+                     is not None and b.mode == "stream" and b.streamed_reads >= len(ids), proc)
+        finally:
+            stop.set()
+            quoter.join(timeout=10)
+            kill9(proc)
+    events = _router_events(tmp_path / "journal.sqlite")
+    assert sorted(e.intent_id for e in events) == ids
+    assert {(e.arrival_bid, e.arrival_ask) for e in events} == {(59_999.9, 60_000.1)}
+
+
+def _depth_reads(rest: FakeBinanceUsdm) -> int:
+    with rest.state.lock:
+        return sum(1 for _, path, _ in rest.state.requests if path == "/fapi/v1/depth")

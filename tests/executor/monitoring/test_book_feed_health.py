@@ -1,0 +1,55 @@
+"""The live streamed touch in health: its mode (stream or rest), since when, its reconnects and its read counts
+go into every snapshot, the ``health`` command and the Prometheus gauge. (End to end against the fakes:
+``tests/executor/engine/test_live_stream.py``; the feed itself: ``tests/venues/test_book_feed.py``.)"""
+
+from __future__ import annotations
+
+from router_tuner.cli.health import render
+from router_tuner.config.loader import load_config
+from router_tuner.executor.monitoring.health import book_feed_health
+from router_tuner.executor.monitoring.metrics import ExecutorMetrics
+from router_tuner.executor.records import BookFeedHealth
+from router_tuner.risk.units import NS_PER_S
+from router_tuner.router.venues.ccxt.book_feed import BookMode, BookStatus
+from tests.executor.monitoring.test_telemetry import _health
+
+NOW_NS = 1_700_000_000 * NS_PER_S
+
+
+def book(mode: BookMode) -> BookFeedHealth | None:
+    return book_feed_health(BookStatus(mode=mode, since_ns=NOW_NS - 4 * NS_PER_S, reconnects=2,
+                                       streamed_reads=90, rest_reads=10, ignored=1,
+                                       last_error="NetworkError: closed" if mode == "rest" else None))
+
+
+def test_the_status_becomes_the_snapshot_field_and_none_without_a_stream() -> None:
+    assert book("stream") == BookFeedHealth(mode="stream", since_ns=NOW_NS - 4 * NS_PER_S, reconnects=2,
+                                            streamed_reads=90, rest_reads=10, ignored=1, last_error=None)
+    assert book_feed_health(None) is None
+
+
+def test_the_health_command_shows_the_mode_its_age_and_the_reads() -> None:
+    text = render(_health(ts_ns=NOW_NS, book_feed=book("rest")))
+    (line,) = [line for line in text.splitlines() if line.startswith("book_feed")]
+    assert line.endswith("rest for 4 s, 2 reconnects, 90 streamed / 10 REST reads, 1 touches not used, "
+                         "last error: NetworkError: closed")
+    assert not any(line.startswith("book_feed") for line in render(_health(ts_ns=NOW_NS)).splitlines())
+
+
+def test_the_gauge_follows_the_mode() -> None:
+    config = load_config()
+    metrics = ExecutorMetrics(config.strategy.universe, config.executor.prometheus)
+
+    def streaming() -> float:
+        value = metrics.registry.get_sample_value("executor_book_feed_streaming")
+        assert value is not None
+        return value
+
+    metrics.observe_book_feed(book("stream"))
+    assert streaming() == 1.0
+    metrics.observe_book_feed(book("rest"))
+    assert streaming() == 0.0
+    metrics.observe_health(_health(ts_ns=NOW_NS, book_feed=book("stream")))
+    assert streaming() == 1.0
+    metrics.observe_book_feed(None)
+    assert streaming() != streaming()  # NaN: the touch is read by REST only
