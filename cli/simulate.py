@@ -19,14 +19,10 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import Any, get_args
 
 from router_tuner.cli.main import MAX_WORKERS, SYMBOLS_RULE, BadInput, SymbolList, probe_writable, whole_number
 from router_tuner.config.models import MAX_COUNT, SEED_MAX, LearnerName
-
-if TYPE_CHECKING:
-    from router_tuner.simulation.job import SimulationResult
-    from router_tuner.simulation.report.page import Report
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
 
@@ -62,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from router_tuner.simulation.intents import intent_window
     from router_tuner.simulation.job import SimulationOptions, count_routes, load_markets, simulate
     from router_tuner.simulation.learners import parse_learners
-    from router_tuner.simulation.recording import json_line, log_to_mlflow
-    from router_tuner.simulation.report.page import summary_dict, text_table
+    from router_tuner.simulation.recording import json_line, log_to_mlflow, write_journal
+    from router_tuner.simulation.report.page import summary_dict, text_table, write_report
     from router_tuner.tuner.factory import build_grid
 
     try:
@@ -102,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     total = count_routes(markets, options, grid)
     with tqdm(total=total, desc="routing", unit="order", file=sys.stderr, mininterval=0.5) as bar:
         result = simulate(config, markets, options, grid, data_source=source, progress=bar.update)
-    journal, report = _write_files(result, out, options.workers)
+    journal = write_journal(result, out)
+    report = write_report(result, out / "report")
     summary = summary_dict(result)
     summary["journal"] = str(journal)
     summary["report"] = str(report.html)
@@ -123,23 +120,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json_line(summary))
     return 0
-
-
-def _write_files(result: SimulationResult, out: Path, workers: int) -> tuple[Path, Report]:
-    """The journal and the report; with more than one worker side by side in two forked processes (both only
-    read the result), so the second core does not sit idle while the first writes."""
-    from router_tuner.simulation.recording import write_journal
-    from router_tuner.simulation.report.page import Report, write_report
-    from router_tuner.simulation.workers import run_forked
-
-    if workers == 1:
-        return write_journal(result, out), write_report(result, out / "report")
-    files: list[Path | Report] = run_forked(
-        lambda index, _progress: write_journal(result, out) if index == 0 else write_report(result, out / "report"),
-        2, workers=2, progress=None)
-    journal, report = files
-    assert isinstance(journal, Path) and isinstance(report, Report)
-    return journal, report
 
 
 def _check_symbols(args: argparse.Namespace, universe: Mapping[str, object]) -> None:
