@@ -15,7 +15,7 @@ import msgspec
 
 from router_tuner.cli.main import BadInput, finite_number, reading
 from router_tuner.executor.adaptive.health import render_tuner_health
-from router_tuner.executor.records import HealthSnapshot
+from router_tuner.executor.records import BookFeedHealth, HealthSnapshot, OrderFeedHealth
 from router_tuner.executor.store import DEFAULT_STORE, ExecutorStore
 from router_tuner.risk.units import NS_PER_S
 
@@ -41,18 +41,13 @@ def render(health: HealthSnapshot) -> str:
     lines = [f"{name:<26}{fmt(getattr(health, name))}" for name in health.__struct_fields__
              if name not in ("symbols", "expectancy", "allocations", "allocator_applied", "champion_gates",
                              "order_feed", "book_feed")]
-    feed = health.order_feed
+    feed, book = health.order_feed, health.book_feed
     if feed is not None:
-        since_s = max(0, health.ts_ns - feed.since_ns) / NS_PER_S
-        lines.append(f"{'order_feed':<26}{feed.mode} for {since_s:.6g} s, {feed.reconnects} reconnects, "
-                     f"{feed.protocol_violations} reports not believed"
-                     + (f", last error: {feed.last_error}" if feed.last_error else ""))
-    book = health.book_feed
+        lines.append(_stream_line("order_feed", feed, health.ts_ns,
+                                  f"{feed.protocol_violations} reports not believed"))
     if book is not None:
-        since_s = max(0, health.ts_ns - book.since_ns) / NS_PER_S
-        lines.append(f"{'book_feed':<26}{book.mode} for {since_s:.6g} s, {book.reconnects} reconnects, "
-                     f"{book.streamed_reads} streamed / {book.rest_reads} REST reads, {book.ignored} touches not used"
-                     + (f", last error: {book.last_error}" if book.last_error else ""))
+        lines.append(_stream_line("book_feed", book, health.ts_ns, f"{book.streamed_reads} streamed / "
+                                  f"{book.rest_reads} REST reads, {book.ignored} touches not used"))
     for row in health.symbols:
         lines.append(f"symbol {row.symbol:<19}policy {row.policy_id} v{row.policy_version} arm {row.arm} "
                      f"quality {row.quality} orders {row.orders} maker {fmt(row.maker_ratio)} "
@@ -96,3 +91,10 @@ def run(args: argparse.Namespace) -> int:
     for alert in alerts:
         print(f"ALERT {alert.code}: {alert.observed:.6g} vs {alert.threshold:.6g} ({alert.detail})")
     return 0
+
+
+def _stream_line(name: str, stream: OrderFeedHealth | BookFeedHealth, ts_ns: int, counters: str) -> str:
+    """One health line of a venue stream (the order feed, the streamed touch): mode, for how long, its counters."""
+    since_s = max(0, ts_ns - stream.since_ns) / NS_PER_S
+    return (f"{name:<26}{stream.mode} for {since_s:.6g} s, {stream.reconnects} reconnects, {counters}"
+            + (f", last error: {stream.last_error}" if stream.last_error else ""))

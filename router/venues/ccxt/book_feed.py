@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any, Literal
 import ccxt
 
 from router_tuner.router.venue import TopOfBook
+from router_tuner.router.venues.ccxt.config import check_stream_settings
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +39,7 @@ class BookSettings:
     reconnect_max_ms: float
 
     def __post_init__(self) -> None:
-        for name in ("max_age_ms", "reconnect_initial_ms", "reconnect_max_ms"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be finite and > 0, got {value}")
-        if self.reconnect_max_ms < self.reconnect_initial_ms:
-            raise ValueError("reconnect_max_ms must be >= reconnect_initial_ms")
+        check_stream_settings(self, "max_age_ms")
 
 
 @dataclass(frozen=True, slots=True)

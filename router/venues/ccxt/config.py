@@ -11,7 +11,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 TopOfBookSource = Literal["order_book", "bids_asks"]
 
@@ -87,3 +87,14 @@ class ApiCredentials:
         if missing:
             raise KeyError(f"API credentials missing: set environment variable(s) {', '.join(missing)}")
         return cls(api_key=environ[key_env], api_secret=environ[secret_env])
+
+
+def check_stream_settings(settings: Any, first: str) -> None:
+    """``first`` and the reconnect back-off (``reconnect_initial_ms``, ``reconnect_max_ms``) of a stream's settings:
+    each finite and > 0, the cap not under the start."""
+    for name in (first, "reconnect_initial_ms", "reconnect_max_ms"):
+        value = getattr(settings, name)
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be finite and > 0, got {value}")
+    if settings.reconnect_max_ms < settings.reconnect_initial_ms:
+        raise ValueError("reconnect_max_ms must be >= reconnect_initial_ms")

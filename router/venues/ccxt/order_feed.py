@@ -32,6 +32,7 @@ import ccxt
 from router_tuner.router.events import Fill
 from router_tuner.router.venue import OrderState, OrderStatus, VenueError
 from router_tuner.router.venues.ccxt.aio import AsyncCcxtVenue
+from router_tuner.router.venues.ccxt.config import check_stream_settings
 from router_tuner.router.venues.ccxt.parse import order_state
 
 logger = logging.getLogger(__name__)
@@ -52,12 +53,7 @@ class FeedSettings:
     reconnect_max_ms: float
 
     def __post_init__(self) -> None:
-        for name in ("poll_interval_ms", "reconnect_initial_ms", "reconnect_max_ms"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be finite and > 0, got {value}")
-        if self.reconnect_max_ms < self.reconnect_initial_ms:
-            raise ValueError("reconnect_max_ms must be >= reconnect_initial_ms")
+        check_stream_settings(self, "poll_interval_ms")
 
 
 @dataclass(frozen=True, slots=True)

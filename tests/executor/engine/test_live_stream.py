@@ -7,11 +7,9 @@ sent twice."""
 from __future__ import annotations
 
 import itertools
-import json
 import shutil
 import threading
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from router_tuner.executor.records import BookFeedHealth, HealthSnapshot, OrderF
 from router_tuner.executor.store import ExecutorStore
 from router_tuner.router.events import RouterEvent
 from router_tuner.router.routing.order import client_order_id
+from tests.conftest import edit_config
 from tests.executor.test_executor_support import intent, kill9, start_live, wait_for
 from tests.fakes.binance_usdm import FakeBinanceUsdm
 from tests.fakes.binance_user_ws import FakeUserDataStream
@@ -43,12 +42,6 @@ def stream_config_dir(tmp_path: Path, rest: FakeBinanceUsdm, stream: FakeUserDat
     target = tmp_path / "cfg"
     shutil.copytree(DEFAULTS_DIR, target)
 
-    def edit(file: str, change: Callable[[dict], None]) -> None:
-        path = target / file
-        data = json.loads(path.read_text())
-        change(data)
-        path.write_text(json.dumps(data))
-
     def executor(d: dict) -> None:
         d["instruments"] = {"BTCUSDT": {"tick_size": 0.1, "qty_step": 0.001}}
         d["paper"]["synthetic"] = {"BTCUSDT": d["paper"]["synthetic"]["BTCUSDT"]}
@@ -63,11 +56,12 @@ def stream_config_dir(tmp_path: Path, rest: FakeBinanceUsdm, stream: FakeUserDat
                          top_of_book_source="order_book", order_updates="stream",
                          stream_reconnect_initial_ms=50.0, stream_reconnect_max_ms=200.0)
 
-    edit("executor.json", executor)
-    edit("risk_limits.json", lambda d: d.update(max_trades_per_symbol_per_hour=100_000, max_concurrent_positions=8))
-    edit("router.json", lambda d: d["static_policy"].update(maker_ttl_ms=30_000.0, reprice_attempts=0,
-                                                            fallback_mode="cancel", taker_bias=0.0))
-    edit("strategy_config.json", lambda d: d["screener"].update(require_imbalance_alignment=False))
+    edit_config(target, "executor.json", executor)
+    edit_config(target, "risk_limits.json",
+                lambda d: d.update(max_trades_per_symbol_per_hour=100_000, max_concurrent_positions=8))
+    edit_config(target, "router.json", lambda d: d["static_policy"].update(
+        maker_ttl_ms=30_000.0, reprice_attempts=0, fallback_mode="cancel", taker_bias=0.0))
+    edit_config(target, "strategy_config.json", lambda d: d["screener"].update(require_imbalance_alignment=False))
     return target
 
 
