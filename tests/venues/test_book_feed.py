@@ -184,3 +184,43 @@ def test_the_live_engine_streams_the_configured_instruments_or_names_one_the_exc
             await venue.close()
 
     asyncio.run(main())
+
+
+class _FlakyExchange:
+    """A stand-in client whose watch fails with a non-ccxt error, then pushes a NaN touch, then a sound one."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.bidsasks: dict[str, dict[str, object]] = {}
+
+    async def watch_bids_asks(self, symbols: list[str]) -> None:
+        self.calls += 1
+        await asyncio.sleep(0.01)
+        if self.calls == 1:
+            raise KeyError("a parser's surprise")
+        bid = float("nan") if self.calls == 2 else 100.0
+        self.bidsasks[symbols[0]] = {"bid": bid, "ask": 100.1, "bidVolume": 1.0, "askVolume": 1.0,
+                                     "timestamp": time.time_ns() // 1_000_000}
+
+
+def test_any_watch_failure_reads_rest_and_a_non_number_touch_is_not_used() -> None:
+    """A watch that dies of something ccxt did not raise must not leave the symbol looking streamed."""
+    async def scenario() -> tuple[TopOfBook | None, TopOfBook | None, object]:
+        exchange = _FlakyExchange()
+        book = StreamedBook(exchange, {"BTCUSDT": "BTC/USDT:USDT"},
+                            BookSettings(max_age_ms=5_000.0, reconnect_initial_ms=5.0, reconnect_max_ms=10.0), "t")
+        await book.start()
+        while exchange.calls < 2:
+            await asyncio.sleep(0.005)
+        first = book.touch("BTCUSDT", time.time_ns())   # down after the KeyError: REST
+        while exchange.calls < 4:
+            await asyncio.sleep(0.005)
+        second = book.touch("BTCUSDT", time.time_ns())
+        status = book.status
+        await book.close()
+        return first, second, status
+
+    first, second, status = asyncio.run(scenario())
+    assert first is None
+    assert second is not None and second.bid == 100.0
+    assert status.ignored >= 1 and status.last_error == "KeyError: \"a parser's surprise\"" and status.rest_reads >= 1

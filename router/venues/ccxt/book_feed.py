@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-
-import ccxt
 
 from router_tuner.router.venue import TopOfBook
 from router_tuner.router.venues.ccxt.config import check_stream_settings
@@ -113,20 +112,22 @@ class StreamedBook:
         while True:
             try:
                 await self._exchange.watch_bids_asks([unified])
-            except ccxt.BaseError as exc:
+                ticker = self._exchange.bidsasks[unified]
+            except Exception as exc:  # any failure, not only ccxt's: a dead watch must not look streamed
                 self._down(symbol, f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(delay_ms / 1000)
                 delay_ms = min(delay_ms * 2, self._settings.reconnect_max_ms)
                 continue
             delay_ms = self._settings.reconnect_initial_ms
             # ccxt keeps the newest ticker per symbol; the watch may have resolved with an older one of the read.
-            self._keep(symbol, self._exchange.bidsasks[unified], time.time_ns())
+            self._keep(symbol, ticker, time.time_ns())
             self._mark(symbol, up=True)
 
     def _keep(self, symbol: str, ticker: Mapping[str, Any], received_ns: int) -> None:
         bid, ask = ticker.get("bid"), ticker.get("ask")
         bid_qty, ask_qty = ticker.get("bidVolume"), ticker.get("askVolume")
-        if None in (bid, ask, bid_qty, ask_qty) or min(bid, ask) <= 0 or min(bid_qty, ask_qty) <= 0 or bid >= ask:
+        numbers = all(isinstance(v, (int, float)) and math.isfinite(v) for v in (bid, ask, bid_qty, ask_qty))
+        if not numbers or min(bid, ask) <= 0 or min(bid_qty, ask_qty) <= 0 or bid >= ask:
             self._ignored += 1
             self._touches.pop(symbol, None)
             logger.warning("%s: streamed touch of %s not used (bid %s x %s, ask %s x %s)", self._name, symbol,
