@@ -30,7 +30,7 @@ import msgspec.inspect as mi
 import pandas as pd
 import pyarrow as pa
 
-from router_tuner.router.codec import SchemaError, event_type_of_kind, kind_of_events, validate
+from router_tuner.router.codec import SchemaError, check_columns, event_type_of_kind, kind_of_events, validate
 from router_tuner.router.events import EVENT_TYPES, Event
 
 TIMESTAMP = pa.timestamp("ns", tz="UTC")
@@ -156,12 +156,7 @@ def from_arrow(table: pa.Table, kind: str) -> list[Event]:
     cls = event_type_of_kind(kind)
     fields = _fields(kind)
     names = [name for name, _ in fields]
-    unknown = [c for c in table.column_names if c not in names]
-    if unknown:
-        raise SchemaError(kind, f"$.{unknown[0]}", f"unknown column {unknown[0]!r}")
-    missing = [c for c in names if c not in table.column_names]
-    if missing:
-        raise SchemaError(kind, f"$.{missing[0]}", f"missing column {missing[0]!r}")
+    check_columns(kind, table.column_names, names)
     expected = arrow_schema(kind)
     for name in names:
         if not table.schema.field(name).type.equals(expected.field(name).type):

@@ -286,6 +286,17 @@ def _columns(kind: str) -> list[tuple[str, str, Callable[[Any], Any] | None]]:
 _COLUMNS = {kind: _columns(kind) for kind in EVENT_TYPES}
 
 
+def check_columns(kind: str, present: Sequence[str], expected: Sequence[str]) -> None:
+    """A table of ``kind`` holds exactly the ``expected`` columns: SchemaError naming the first unknown, then the
+    first missing one (a DataFrame or an Arrow table alike)."""
+    unknown = [c for c in present if c not in expected]
+    if unknown:
+        raise SchemaError(kind, f"$.{unknown[0]}", f"unknown column {unknown[0]!r}")
+    missing = [c for c in expected if c not in present]
+    if missing:
+        raise SchemaError(kind, f"$.{missing[0]}", f"missing column {missing[0]!r}")
+
+
 def kind_of_events(events: Sequence[Event], kind: str | None) -> str:
     """The one kind of ``events`` (and ``kind``, when given); ValueError for mixed kinds or nothing to infer from."""
     kinds = {kind_of(event) for event in events}
@@ -336,12 +347,7 @@ def from_dataframe(df: pd.DataFrame, kind: str) -> list[Event]:
     """
     cls = event_type_of_kind(kind)
     expected = [name for name, _, _ in _COLUMNS[kind]]
-    unknown = [c for c in df.columns if c not in expected]
-    if unknown:
-        raise SchemaError(kind, f"$.{unknown[0]}", f"unknown column {unknown[0]!r}")
-    missing = [c for c in expected if c not in df.columns]
-    if missing:
-        raise SchemaError(kind, f"$.{missing[0]}", f"missing column {missing[0]!r}")
+    check_columns(kind, list(df.columns), expected)
     if df.columns.duplicated().any():
         raise SchemaError(kind, "$", f"duplicate columns {sorted(set(df.columns[df.columns.duplicated()]))}")
     columns: dict[str, list[Any]] = {}
