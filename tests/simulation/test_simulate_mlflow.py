@@ -29,10 +29,12 @@ from tests.conftest import use_tracking_uri
 
 @pytest.fixture()
 def fast_publishing_config(tmp_path: Path) -> Path:
-    """The defaults with a tuner that may publish after 10 outcomes, so a short run registers versions."""
+    """The defaults with a tuner that may publish after 10 outcomes and learners past burn-in after one outcome
+    per arm, so a short run registers versions whatever the random path."""
     root = tmp_path / "config"
     shutil.copytree(DEFAULTS_DIR, root)
     tuner = json.loads((root / "tuner.json").read_text())
+    tuner["learner_params"]["burn_in_per_arm"] = 1
     tuner["guardrails"]["min_outcomes_before_move"] = 10
     tuner["publish"]["every_n_outcomes"] = 15
     (root / "tuner.json").write_text(json.dumps(tuner))

@@ -98,7 +98,9 @@ class Learner(ABC):
         self._rng = np.random.default_rng(seed)
         self._counts = [0.0] * len(grid)
         self._all_arms = tuple(range(len(grid)))
+        self._positions = {arm_id: i for i, arm_id in enumerate(grid.arm_ids)}
         self._allowed_cache: dict[frozenset[str] | tuple[str, ...], tuple[int, ...]] = {}
+        self._index_arrays: dict[tuple[int, ...], np.ndarray] = {}
         self._under_burn_in = len(grid) if burn_in > 0 else 0
 
     @property
@@ -114,7 +116,8 @@ class Learner(ABC):
 
         Arms below ``burn_in`` samples are tried first, uniformly at random among themselves.
         """
-        self._check_context(context)
+        if context is None and self.requires_context:
+            self._check_context(context)
         idx = self._all_arms if allowed is None else self._allowed_indices(allowed)
         if self._under_burn_in:
             counts, burn_in = self._counts, self._burn_in
@@ -131,12 +134,16 @@ class Learner(ABC):
         ``outcome`` (how the order ended) is required by a learner with ``needs_outcome`` and ignored
         by the others.
         """
-        self._check_context(context)
+        if context is None and self.requires_context:
+            self._check_context(context)
         if not math.isfinite(reward):
             raise ValueError(f"reward must be finite, got {reward!r}")
-        if self.needs_outcome and outcome is None:
+        if outcome is None and self.needs_outcome:
             raise ValueError(f"{self.kind} learner learns from how an order ended: pass its RouteOutcome")
-        i = self._grid.index(arm_id)
+        try:
+            i = self._positions[arm_id]
+        except KeyError:
+            i = self._grid.index(arm_id)  # raises the grid's error naming the arm
         self._update(i, float(reward), context, outcome)
         count = self._counts[i] + 1.0
         self._counts[i] = count
@@ -258,14 +265,28 @@ class Learner(ABC):
         idx = self._allowed_cache[key] = tuple(sorted({self._grid.index(a) for a in allowed}))
         return idx
 
+    def _index_array(self, idx: tuple[int, ...]) -> np.ndarray:
+        """Grid positions ``idx`` as an int64 array for a compiled kernel, built once per allowed set."""
+        array = self._index_arrays.get(idx)
+        if array is None:
+            if len(self._index_arrays) >= _ALLOWED_CACHE_SIZE:
+                self._index_arrays.clear()
+            array = self._index_arrays[idx] = np.array(idx, dtype=np.int64)
+        return array
+
     def _draw_index(self, n: int) -> int:
-        """A uniform draw from ``range(n)``."""
-        return int(self._rng.integers(n))
+        """A uniform draw from ``range(n)``: one double scaled by ``n`` (a bias below n / 2**53, at a third of
+        ``Generator.integers``' cost per call; the product stays below ``n`` in floating point)."""
+        return int(self._rng.random() * n)
 
     def _argmax_ties(self, idx: tuple[int, ...], scores: list[float]) -> tuple[int, int]:
         """The best of ``idx`` by ``scores`` (same order; ties broken at random) and how many tied."""
-        best = max(scores)
-        tied = [i for i, s in zip(idx, scores, strict=True) if s == best]
+        best, tied = -math.inf, []
+        for i, score in zip(idx, scores, strict=True):
+            if score > best:
+                best, tied = score, [i]
+            elif score == best:
+                tied.append(i)
         return (tied[self._draw_index(len(tied))] if len(tied) > 1 else tied[0]), len(tied)
 
 

@@ -84,9 +84,14 @@ class EpsilonGreedy(MomentsLearner):
     def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
         eps = self.current_epsilon
         counts, means = self._counts, self._moments.means
-        scores = [means[i] if counts[i] > 0 else math.inf for i in idx]
-        best = max(scores)
-        greedy = [i for i, s in zip(idx, scores, strict=True) if s == best]
+        # one pass (an arm without rewards scores +inf, so it is greedy): half the cost of scoring, max and filter
+        best, greedy = -math.inf, []
+        for i in idx:
+            score = means[i] if counts[i] > 0 else math.inf
+            if score > best:
+                best, greedy = score, [i]
+            elif score == best:
+                greedy.append(i)
         if self._rng.random() < eps:
             i = idx[self._draw_index(len(idx))]
         else:
@@ -95,7 +100,7 @@ class EpsilonGreedy(MomentsLearner):
         return i, propensity
 
     def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
-        super()._update(i, reward, context, outcome)
+        self._moments.add(i, reward, self._counts[i] + 1.0)  # MomentsLearner's update, without super()'s cost
         self._decay_steps += 1.0
 
     def _discount(self, keep_fraction: float) -> None:

@@ -144,6 +144,7 @@ class StructuredThompson(Learner):
         column = {d: j for j, d in enumerate(self._offsets.tolist())}
         self._arm_column = np.array([column.get(a.maker_offset_bps, 0) if a.taker_bias < 1.0 else 0 for a in grid],
                                     dtype=np.int64)
+        self._arm_columns = self._arm_column.tolist()  # the same as Python ints: read one at a time per outcome
         self._arm_bias = np.array([a.taker_bias for a in grid], dtype=float)
         shape = (replicas, max(1, self._offsets.size))
         prior_logit = math.log(self._prior_fill / (1.0 - self._prior_fill))
@@ -160,6 +161,9 @@ class StructuredThompson(Learner):
         # compiled kernels: numba loads in about half a second, so only a process that builds this learner pays it
         from router_tuner.tuner.learners import structured_kernel
         self._refit, self._add_outcome = structured_kernel.refit, structured_kernel.add_outcome
+        self._argmin_replicas = structured_kernel.replica_choices
+        self._best = np.zeros(replicas, dtype=np.int64)
+        self._shares = np.zeros(len(grid), dtype=np.int64)
         self._refresh()
 
     def params(self) -> dict[str, float]:
@@ -206,23 +210,17 @@ class StructuredThompson(Learner):
         computed once per refit and allowed set, so a decision is one draw and two lookups."""
         cached = self._choices.get(idx)
         if cached is None:
-            if idx == self._all_arms:
-                best = self._costs.argmin(axis=1)
-            else:
-                columns = np.array(idx)
-                best = columns[self._costs[:, columns].argmin(axis=1)]
-            cached = self._choices[idx] = (best.tolist(), np.bincount(best, minlength=len(self._arms)).tolist())
+            self._argmin_replicas(self._costs, self._index_array(idx), self._best, self._shares)
+            cached = self._choices[idx] = (self._best.tolist(), self._shares.tolist())
         return cached
 
     def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
         assert outcome is not None  # Learner.update refuses None for a learner that needs_outcome
-        if outcome.started_maker and self._arm_bias[i] >= 1.0:
-            raise ValueError(f"arm {self._grid.arms[i].arm_id} is taker only: it cannot start as maker")
-        cost = -reward
+        if outcome.started_maker and self._arms[i].taker_bias >= 1.0:
+            raise ValueError(f"arm {self._arms[i].arm_id} is taker only: it cannot start as maker")
         self._forget(self._keep)
-        weight = self._rng.poisson(1.0, self._replicas) / self._scale_factor
-        self._add_outcome(self._stats, self._taker_stats, weight, int(self._arm_column[i]), outcome.started_maker,
-                    outcome.maker_filled, cost)
+        self._add_outcome(self._stats, self._taker_stats, self._rng.random(self._replicas), 1.0 / self._scale_factor,
+                          self._arm_columns[i], outcome.started_maker, outcome.maker_filled, -reward)
         self._refresh()
 
     def _expected_reward(self, i: int, context: Context | None) -> float | None:

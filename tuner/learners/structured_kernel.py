@@ -16,6 +16,9 @@ import numpy as np
 
 _EMPIRICAL_LOGIT_HALF = 0.5
 """Haldane's correction: the empirical logit of f fills in n posts is log((f + 1/2) / (n - f + 1/2))."""
+_EXP_MINUS_ONE = math.exp(-1.0)
+_POISSON_MAX = 30
+"""Poisson(1) puts 1e-33 beyond 30: the inversion stops there (the CDF's rounding never reaches 1)."""
 
 _F8_1D = numba.float64[::1]
 _F8_2D = numba.float64[:, ::1]
@@ -39,6 +42,8 @@ def refit(stats: np.ndarray, taker_stats: np.ndarray, scale: float, prior_streng
     count = np.empty(3)
     total = np.empty(3)
     pieces = np.empty(3)
+    slopes = np.empty(3)
+    intercepts = np.empty(3)
     maker = np.empty(max(n_offsets, 1))
     moments = np.empty((3, 5))
     for r in range(replicas):
@@ -62,18 +67,18 @@ def refit(stats: np.ndarray, taker_stats: np.ndarray, scale: float, prior_streng
                 moments[k, 2] += w * x * x
                 moments[k, 3] += wy
                 moments[k, 4] += wy * x
+        for k in range(3):  # each piece's weighted least-squares line across offsets
+            sw, sx, sxx, sy, sxy = moments[k, 0], moments[k, 1], moments[k, 2], moments[k, 3], moments[k, 4]
+            slope = (sw * sxy - sx * sy) / (sw * sxx - sx * sx)
+            intercepts[k] = (sy - slope * sx) / sw
+            slopes[k] = min(slope, 0.0) if k == 0 else slope
         for j in range(n_offsets):
             x = offsets[j]
             posted, filled = scale * stats[0, r, j], scale * stats[1, r, j]
             count[0], count[1], count[2] = posted, filled, posted - filled
             total[0], total[1], total[2] = filled, scale * stats[2, r, j], scale * stats[3, r, j]
             for k in range(3):
-                sw, sx, sxx, sy, sxy = moments[k, 0], moments[k, 1], moments[k, 2], moments[k, 3], moments[k, 4]
-                slope = (sw * sxy - sx * sy) / (sw * sxx - sx * sx)
-                intercept = (sy - slope * sx) / sw
-                if k == 0:
-                    slope = min(slope, 0.0)
-                curve = intercept + slope * x
+                curve = intercepts[k] + slopes[k] * x
                 if k == 0:
                     curve = 1.0 / (1.0 + math.exp(-curve))
                 denominator = count[k] + shrinkage
@@ -91,15 +96,30 @@ def refit(stats: np.ndarray, taker_stats: np.ndarray, scale: float, prior_streng
             costs[r, a] = cost
 
 
-@numba.njit(numba.void(_F8_3D, _F8_2D, _F8_1D, numba.int64, numba.boolean, numba.boolean, numba.float64),
-            cache=True, nogil=True)
-def add_outcome(stats: np.ndarray, taker_stats: np.ndarray, weight: np.ndarray, column: int, started_maker: bool,
-                filled: bool, cost: float) -> None:
-    """Add one outcome, weighted per replica by ``weight`` (its bootstrap draw over the pending forgetting
-    factor), to the statistics :func:`refit` reads: a taker leg, or a post at offset ``column`` that filled
-    or fell back."""
-    for r in range(weight.size):
-        w = weight[r]
+@numba.njit(numba.int64(numba.float64), cache=True, nogil=True)
+def poisson_one(u: float) -> int:
+    """A Poisson(1) draw from one uniform ``u`` in [0, 1) by inversion of the CDF (the bootstrap's weight)."""
+    k = 0
+    term = _EXP_MINUS_ONE
+    cdf = term
+    while u >= cdf and k < _POISSON_MAX:
+        k += 1
+        term /= k
+        cdf += term
+    return k
+
+
+@numba.njit(numba.void(_F8_3D, _F8_2D, _F8_1D, numba.float64, numba.int64, numba.boolean, numba.boolean,
+                       numba.float64), cache=True, nogil=True)
+def add_outcome(stats: np.ndarray, taker_stats: np.ndarray, uniforms: np.ndarray, inverse_scale: float, column: int,
+                started_maker: bool, filled: bool, cost: float) -> None:
+    """Add one outcome to the statistics :func:`refit` reads: a taker leg, or a post at offset ``column`` that
+    filled or fell back. Replica r counts it ``poisson_one(uniforms[r])`` times (the online bootstrap), divided
+    by the pending forgetting factor (times ``inverse_scale``)."""
+    for r in range(uniforms.size):
+        w = poisson_one(uniforms[r]) * inverse_scale
+        if w == 0.0:
+            continue
         if not started_maker:
             taker_stats[0, r] += w
             taker_stats[1, r] += w * cost
@@ -110,3 +130,17 @@ def add_outcome(stats: np.ndarray, taker_stats: np.ndarray, weight: np.ndarray, 
                 stats[2, r, column] += w * cost
             else:
                 stats[3, r, column] += w * cost
+
+
+@numba.njit(numba.void(_F8_2D, _I8_1D, _I8_1D, _I8_1D), cache=True, nogil=True)
+def replica_choices(costs: np.ndarray, columns: np.ndarray, best: np.ndarray, shares: np.ndarray) -> None:
+    """Each replica's cheapest arm among ``columns`` (the first on a tie) into ``best``, and how many replicas
+    pick each arm into ``shares`` (indexed by arm)."""
+    shares[:] = 0
+    for r in range(costs.shape[0]):
+        choice, lowest = columns[0], costs[r, columns[0]]
+        for c in columns[1:]:
+            if costs[r, c] < lowest:
+                choice, lowest = c, costs[r, c]
+        best[r] = choice
+        shares[choice] += 1

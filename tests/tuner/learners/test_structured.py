@@ -90,12 +90,18 @@ def test_it_converges_to_the_optimal_arm_and_its_cost(market: KnownMarket) -> No
 
 
 def test_an_offset_never_tried_is_priced_by_its_neighbours() -> None:
-    learner = make(window=math.inf, burn_in=5)
-    drive(learner, ACTIVE, 1500, np.random.default_rng(2), allowed=["o0.00_b0.00", "o2.00_b0.00"])
-    assert learner.counts()["o1.00_b0.00"] == 0 and learner.prices_untried_arms
+    """Over eight runs (one run's estimate has a standard deviation of about 0.4 bps): on average right."""
     untried = GRID.get("o1.00_b0.00")
-    assert -learner.expected_reward(untried.arm_id) == pytest.approx(ACTIVE.expected_cost(untried), abs=0.5)
-    assert learner.fill_probability(1.0) == pytest.approx(ACTIVE.fill_probability(1.0), abs=0.15)
+    costs, fills = [], []
+    for seed in range(8):
+        learner = make(window=math.inf, burn_in=5)
+        drive(learner, ACTIVE, 1500, np.random.default_rng(seed), allowed=["o0.00_b0.00", "o2.00_b0.00"])
+        assert learner.counts()[untried.arm_id] == 0 and learner.prices_untried_arms
+        costs.append(-learner.expected_reward(untried.arm_id))
+        fills.append(learner.fill_probability(1.0))
+    assert np.mean(costs) == pytest.approx(ACTIVE.expected_cost(untried), abs=0.35)
+    assert max(abs(c - ACTIVE.expected_cost(untried)) for c in costs) < 1.0
+    assert np.mean(fills) == pytest.approx(ACTIVE.fill_probability(1.0), abs=0.1)
 
 
 def test_it_follows_a_market_that_goes_quiet() -> None:
