@@ -1,11 +1,12 @@
 """The live venue on ccxt.pro's asyncio client: the venue protocol's calls, awaited (``router.routing.aio.AsyncVenue``).
 
-It runs the venue's steps (``router.venues.ccxt.core``) on one ``ccxt.pro`` client per exchange, so the REST calls and the user-data stream (``router.venues.ccxt.order_feed``) share that
-client's connection pool and its one rate limiter. Two gaps of ccxt.pro 4.5.90 are closed here: it
-ignores the listen key's expiry event (the key died, its connection stays open and silent; the quirks
-table names the event), which becomes a failed watch so the feed reconnects on a fresh key; and its
-keep-alive renews the key once and then never again (it looks for subscriptions with ``safe_dict`` on
-``Client`` objects, which are not dicts), so ``renew_listen_key`` is called on a schedule by the feed.
+It runs the venue's steps (``router.venues.ccxt.core``) on one ``ccxt.pro`` client per exchange, so the REST
+calls and the user-data stream (``router.venues.ccxt.order_feed``) share that client's connection pool and its one
+rate limiter. Two gaps of ccxt.pro 4.5.90 are closed here: it ignores the listen key's expiry event (the key
+died, its connection stays open and silent; the quirks table names the event), which becomes a failed watch so the
+feed reconnects on a fresh key; and its keep-alive renews the key once and then never again (it looks for
+subscriptions with ``safe_dict`` on ``Client`` objects, which are not dicts), so ``renew_listen_key`` is called on
+a schedule by the feed.
 """
 
 from __future__ import annotations
