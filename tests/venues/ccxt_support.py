@@ -8,6 +8,7 @@ waits without taking them.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from router_tuner.executor.engine.live import LoopVenue
@@ -51,6 +52,9 @@ class LiveVenue:
     loop: RouteLoop
     venue: LoopVenue
     client: AsyncCcxtVenue
+
+
+Connect = Callable[..., LiveVenue]  # the ``connect`` fixture: ``open_live`` on the test's fake, closed after it
 
 
 def open_live(fake: FakeBinanceUsdm, sleep: RecordedSleeps, credentials: ApiCredentials | None = None,

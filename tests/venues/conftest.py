@@ -3,17 +3,15 @@ connected to it as the live engine wires it, per test."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from router_tuner.executor.engine.live import LoopVenue
 from tests.fakes.binance_usdm import FakeBinanceUsdm
 from tests.fakes.binance_user_ws import FakeUserDataStream
-from tests.venues.ccxt_support import LiveVenue, RecordedSleeps, open_live
+from tests.venues.ccxt_support import Connect, LiveVenue, RecordedSleeps, open_live
 from tests.venues.stream_support import API_KEY, API_SECRET, Fakes
-
-Connect = Callable[..., LiveVenue]
 
 
 @pytest.fixture()

@@ -12,8 +12,7 @@ from router_tuner.executor.engine.live import LoopVenue
 from router_tuner.router.venue import InvalidOrder, OrderNotFound, StopRequest, StopWouldTrigger, VenueError
 from router_tuner.router.venues.ccxt.parse import stop_state
 from tests.fakes.binance_usdm import ALGO_ORDER_PATH, FakeBinanceUsdm, Stall
-from tests.venues.ccxt_support import STALL_S
-from tests.venues.conftest import Connect
+from tests.venues.ccxt_support import STALL_S, Connect
 
 
 def stop(cid: str, symbol: str = "BTCUSDT", kind: str = "stop_market", side: str = "sell", trigger: float = 59000.0,

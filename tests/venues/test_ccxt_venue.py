@@ -36,8 +36,7 @@ from router_tuner.router.venues.ccxt.core import logger as venue_logger
 from router_tuner.router.venues.ccxt.parse import contract_of_market, position_amounts, price_tick
 from router_tuner.router.venues.ccxt.quirks import quirks_for
 from tests.fakes.binance_usdm import ErrorReply, FakeBinanceUsdm, RateLimitReply, Stall
-from tests.venues.ccxt_support import STALL_S, RecordedSleeps, request, rest_config
-from tests.venues.conftest import Connect
+from tests.venues.ccxt_support import STALL_S, Connect, RecordedSleeps, request, rest_config
 from tests.venues.stream_support import API_KEY, API_SECRET, DEADLINE_S
 
 ORDER = "/fapi/v1/order"
