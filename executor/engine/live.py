@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
@@ -35,7 +36,6 @@ from router_tuner.router.venues.ccxt.aio import AsyncCcxtVenue
 from router_tuner.router.venues.ccxt.book_feed import BookSettings, StreamedBook
 from router_tuner.router.venues.ccxt.config import ApiCredentials, CcxtVenueConfig
 from router_tuner.router.venues.ccxt.order_feed import FeedSettings, StreamOrderFeed
-from router_tuner.router.venues.ccxt.venue import WallClock
 
 T = TypeVar("T")
 
@@ -117,6 +117,18 @@ async def stream_book(venue: AsyncCcxtVenue, config: ConfigBundle) -> StreamedBo
     await book.start()
     venue.book = book
     return book
+
+
+class WallClock:
+    """The executor's clock on a live venue: wall time in ns since the epoch; sleeping blocks the calling thread."""
+
+    def now_ns(self) -> int:
+        return time.time_ns()
+
+    def sleep_until(self, ts_ns: int) -> None:
+        delay_ns = ts_ns - time.time_ns()
+        if delay_ns > 0:
+            time.sleep(delay_ns / 1e9)
 
 
 class LoopVenue:

@@ -1,6 +1,6 @@
 """The live CLI on the local Binance USDⓈ-M fake (in process, ccxt's real signing): restart reconciliation
-reads the venue's positions through ``CcxtVenue.positions`` and refuses to start when they disagree with
-the journal."""
+reads the venue's positions through ``LoopVenue.positions`` (over ``AsyncCcxtVenue``) and refuses to start
+when they disagree with the journal."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""The asyncio venue (ccxt.pro's client) runs the same steps as the blocking one: orders, cancels, fetches,
-protective stops, rate-limit back-off and the timed-out-order lookup, against the local Binance USDⓈ-M fake
-(no network)."""
+"""The asyncio venue (ccxt.pro's client) awaited on an event loop of the test's own, as routes await it: orders,
+cancels, fetches, protective stops, rate-limit back-off and the timed-out-order lookup, against the local Binance
+USDⓈ-M fake (no network). The venue's guarantees one by one: ``test_ccxt_venue`` and ``test_ccxt_stops``."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
@@ -18,13 +18,6 @@ from tests.fakes.binance_usdm import ALGO_ORDER_PATH, FakeBinanceUsdm, RateLimit
 from tests.venues.stream_support import API_KEY, API_SECRET, resting_buy, venue_config
 
 ORDER = "/fapi/v1/order"
-
-
-@pytest.fixture()
-def fake() -> Iterator[FakeBinanceUsdm]:
-    with FakeBinanceUsdm(API_KEY, API_SECRET) as server:
-        server.set_book("BTCUSDT", "60000.0", "1.5", "60000.1", "2.0")
-        yield server
 
 
 def with_venue(fake: FakeBinanceUsdm, body: Callable[[AsyncCcxtVenue], Awaitable[None]], **config: object) -> None:

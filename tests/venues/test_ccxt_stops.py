@@ -1,5 +1,6 @@
 """Protective closePosition stops through ccxt against the local Binance USDⓈ-M fake (real signing and parsing):
-what goes on the wire, the trigger closing the leg, queries, cancels and the mapped errors."""
+what goes on the wire, the trigger closing the leg, queries, cancels and the mapped errors, through the executor's
+blocking ``LoopVenue`` over the ccxt.pro venue (``tests.venues.ccxt_support``)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,11 @@ from decimal import Decimal
 
 import pytest
 
+from router_tuner.executor.engine.live import LoopVenue
 from router_tuner.router.venue import InvalidOrder, OrderNotFound, StopRequest, StopWouldTrigger, VenueError
 from router_tuner.router.venues.ccxt.parse import stop_state
-from router_tuner.router.venues.ccxt.venue import CcxtVenue
 from tests.fakes.binance_usdm import ALGO_ORDER_PATH, FakeBinanceUsdm, Stall
-from tests.venues.test_ccxt_venue import FakeClock, connect
-
-pytest_plugins = ["tests.venues.test_ccxt_venue"]  # the fake, clock and venue fixtures
+from tests.venues.ccxt_support import STALL_S, Connect
 
 
 def stop(cid: str, symbol: str = "BTCUSDT", kind: str = "stop_market", side: str = "sell", trigger: float = 59000.0,
@@ -30,7 +29,7 @@ def algo_posts(fake: FakeBinanceUsdm) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "BTCUSDC"])  # every quote in config, USDC included
 def test_a_stop_is_sent_as_a_close_all_algo_order_and_closes_the_leg_when_it_triggers(
-        fake: FakeBinanceUsdm, venue: CcxtVenue, symbol: str) -> None:
+        fake: FakeBinanceUsdm, venue: LoopVenue, symbol: str) -> None:
     fake.set_position(symbol, "BOTH", "0.004")
     working = venue.place_stop(stop("sl-1", symbol=symbol))
     assert working.status == "working" and working.fills == () and working.trigger_price == 59000.0
@@ -49,33 +48,30 @@ def test_a_stop_is_sent_as_a_close_all_algo_order_and_closes_the_leg_when_it_tri
     assert venue.cancel_stop(symbol, "sl-1").status == "triggered"  # a cancel after the trigger reports it
 
 
-def test_hedge_mode_take_profit_names_the_leg_and_leaves_the_other(fake: FakeBinanceUsdm, clock: FakeClock) -> None:
+def test_hedge_mode_take_profit_names_the_leg_and_leaves_the_other(fake: FakeBinanceUsdm, connect: Connect) -> None:
     fake.state.hedge_mode = True
     fake.set_position("BTCUSDT", "SHORT", "-0.003")
     fake.set_position("BTCUSDT", "LONG", "0.002")
-    venue = connect(fake, clock)
-    try:
-        venue.place_stop(stop("tp-s", kind="take_profit_market", side="buy", trigger=59500.0,
-                              position_side="SHORT", working_type="MARK_PRICE"))
-        (sent,) = algo_posts(fake)
-        assert (sent["type"], sent["positionSide"]) == ("TAKE_PROFIT_MARKET", "SHORT")
-        assert sent["workingType"] == "MARK_PRICE"
-        fake.set_mark_price("BTCUSDT", "60000")
-        fake.set_book("BTCUSDT", "59400.0", "1", "59400.1", "1")  # the mid moves, the mark does not
-        assert venue.fetch_stop("BTCUSDT", "tp-s").status == "working"
-        fake.set_mark_price("BTCUSDT", "59450")
-        assert venue.fetch_stop("BTCUSDT", "tp-s").status == "triggered"
-        assert venue.positions("BTCUSDT") == {"LONG": 0.002, "SHORT": 0.0}
-        with pytest.raises(InvalidOrder, match="needs side sell"):  # refused before sending
-            venue.place_stop(stop("bad", side="buy", position_side="LONG", trigger=58000.0))
-        with pytest.raises(InvalidOrder, match="hedge mode"):
-            venue.place_stop(stop("bad2"))
-        assert len(algo_posts(fake)) == 1
-    finally:
-        venue.close()
+    venue = connect().venue
+    venue.place_stop(stop("tp-s", kind="take_profit_market", side="buy", trigger=59500.0,
+                          position_side="SHORT", working_type="MARK_PRICE"))
+    (sent,) = algo_posts(fake)
+    assert (sent["type"], sent["positionSide"]) == ("TAKE_PROFIT_MARKET", "SHORT")
+    assert sent["workingType"] == "MARK_PRICE"
+    fake.set_mark_price("BTCUSDT", "60000")
+    fake.set_book("BTCUSDT", "59400.0", "1", "59400.1", "1")  # the mid moves, the mark does not
+    assert venue.fetch_stop("BTCUSDT", "tp-s").status == "working"
+    fake.set_mark_price("BTCUSDT", "59450")
+    assert venue.fetch_stop("BTCUSDT", "tp-s").status == "triggered"
+    assert venue.positions("BTCUSDT") == {"LONG": 0.002, "SHORT": 0.0}
+    with pytest.raises(InvalidOrder, match="needs side sell"):  # refused before sending
+        venue.place_stop(stop("bad", side="buy", position_side="LONG", trigger=58000.0))
+    with pytest.raises(InvalidOrder, match="hedge mode"):
+        venue.place_stop(stop("bad2"))
+    assert len(algo_posts(fake)) == 1
 
 
-def test_a_stop_already_met_is_mapped_to_stop_would_trigger(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_a_stop_already_met_is_mapped_to_stop_would_trigger(fake: FakeBinanceUsdm, venue: LoopVenue) -> None:
     fake.set_position("BTCUSDT", "BOTH", "0.004")
     with pytest.raises(StopWouldTrigger, match="-2021"):
         venue.place_stop(stop("late", trigger=60500.0))  # a sell stop above the last price
@@ -83,7 +79,7 @@ def test_a_stop_already_met_is_mapped_to_stop_would_trigger(fake: FakeBinanceUsd
         venue.place_stop(stop("tp-late", kind="take_profit_market", trigger=59000.0))
 
 
-def test_cancel_ends_a_working_stop_and_unknown_stops_are_not_found(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_cancel_ends_a_working_stop_and_unknown_stops_are_not_found(fake: FakeBinanceUsdm, venue: LoopVenue) -> None:
     fake.set_position("BTCUSDT", "BOTH", "0.004")
     venue.place_stop(stop("sl-c"))
     assert venue.cancel_stop("BTCUSDT", "sl-c").status == "canceled"
@@ -94,7 +90,7 @@ def test_cancel_ends_a_working_stop_and_unknown_stops_are_not_found(fake: FakeBi
         venue.fetch_stop("BTCUSDT", "nope")
 
 
-def test_a_stop_triggering_on_a_flat_leg_expires(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_a_stop_triggering_on_a_flat_leg_expires(fake: FakeBinanceUsdm, venue: LoopVenue) -> None:
     fake.set_position("BTCUSDT", "BOTH", "0.004")
     venue.place_stop(stop("sl-e"))
     fake.set_position("BTCUSDT", "BOTH", "0")
@@ -103,27 +99,30 @@ def test_a_stop_triggering_on_a_flat_leg_expires(fake: FakeBinanceUsdm, venue: C
     assert state.status == "expired" and state.fills == ()
 
 
-def test_the_fake_enforces_binances_close_all_rules(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_the_fake_enforces_binances_close_all_rules(fake: FakeBinanceUsdm, connect: Connect) -> None:
     """What a wrong adapter would send: quantity or reduceOnly next to closePosition, the opening side."""
     fake.set_position("BTCUSDT", "BOTH", "0.004")
-    exchange = venue._exchange  # the raw ccxt client, to send what our adapter never does
+    live = connect()
+    exchange = live.client.exchange  # the raw ccxt.pro client, to send what our adapter never does
     base = {"clientAlgoId": "raw", "stopLossPrice": "59000", "closePosition": True}
     with pytest.raises(Exception, match="-4137"):
-        exchange.create_order("BTC/USDT:USDT", "market", "sell", 0.004, None, {**base, "quantity": "0.004"})
+        live.loop.call(exchange.create_order("BTC/USDT:USDT", "market", "sell", 0.004, None,
+                                             {**base, "quantity": "0.004"}))
     with pytest.raises(Exception, match="-1106"):
-        exchange.create_order("BTC/USDT:USDT", "market", "sell", None, None, {**base, "reduceOnly": "true"})
+        live.loop.call(exchange.create_order("BTC/USDT:USDT", "market", "sell", None, None,
+                                             {**base, "reduceOnly": "true"}))
     fake.state.hedge_mode = True
     with pytest.raises(Exception, match="-2022"):  # close-all on the opening side of a hedge leg
-        exchange.create_order("BTC/USDT:USDT", "market", "buy", None, None,
-                              {**base, "positionSide": "LONG", "stopLossPrice": "61000"})
+        live.loop.call(exchange.create_order("BTC/USDT:USDT", "market", "buy", None, None,
+                                             {**base, "positionSide": "LONG", "stopLossPrice": "61000"}))
     assert algo_posts(fake) and not fake.state.algo_orders
     assert Decimal(fake.state.positions[("BTCUSDT", "BOTH")]) == Decimal("0.004")
 
 
 def test_a_stop_send_that_timed_out_after_the_venue_took_it_is_found_not_resent(
-        fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+        fake: FakeBinanceUsdm, venue: LoopVenue) -> None:
     fake.set_position("BTCUSDT", "BOTH", "0.004")
-    fake.fail_next("POST", ALGO_ORDER_PATH, Stall(seconds=0.6, create_first=True))
+    fake.fail_next("POST", ALGO_ORDER_PATH, Stall(seconds=STALL_S, create_first=True))
     state = venue.place_stop(stop("sl-t"))
     assert state.status == "working" and state.client_order_id == "sl-t" and len(algo_posts(fake)) == 1
 

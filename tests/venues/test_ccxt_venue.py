@@ -1,9 +1,11 @@
-"""The live ccxt venue against a local Binance USDⓈ-M fake: ccxt's real signing and parsing, no network."""
+"""The live ccxt venue against a local Binance USDⓈ-M fake: ccxt's real signing and parsing, no network.
+
+The venue runs as the live engine wires it (``tests.venues.ccxt_support``): ``AsyncCcxtVenue`` on the route loop,
+called blocking through ``LoopVenue`` as the executor does; the route test awaits it from a route on that loop."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
 
@@ -12,9 +14,10 @@ import numpy as np
 import pytest
 
 from router_tuner.config.loader import load_config
+from router_tuner.executor.engine.live import LoopVenue
 from router_tuner.router.contract import Contract, notional_usd, venue_contract
 from router_tuner.router.policy import RouterPolicy
-from router_tuner.router.routing.machine import route
+from router_tuner.router.routing.machine import route_machine
 from router_tuner.router.routing.order import RouteOrder, RouteSettings
 from router_tuner.router.venue import (
     BelowMinNotional,
@@ -28,99 +31,20 @@ from router_tuner.router.venue import (
     VenueError,
     VenueTimeout,
 )
-from router_tuner.router.venues.ccxt.config import ApiCredentials, CcxtVenueConfig
+from router_tuner.router.venues.ccxt.config import ApiCredentials
+from router_tuner.router.venues.ccxt.core import logger as venue_logger
 from router_tuner.router.venues.ccxt.parse import contract_of_market, position_amounts, price_tick
 from router_tuner.router.venues.ccxt.quirks import quirks_for
-from router_tuner.router.venues.ccxt.venue import CcxtVenue
 from tests.fakes.binance_usdm import ErrorReply, FakeBinanceUsdm, RateLimitReply, Stall
+from tests.venues.ccxt_support import STALL_S, Connect, RecordedSleeps, request, rest_config
+from tests.venues.stream_support import API_KEY, API_SECRET, DEADLINE_S
 
-API_KEY = "PLANTEDkey0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
-API_SECRET = "PLANTEDsecret9876543210zyxwvutsrqponmlkjihgfedcbaZYXWVUTSRQPONMLK"
-TIMEOUT_MS = 300
-STALL_S = 0.6
 ORDER = "/fapi/v1/order"
-
-
-class FakeClock:
-    """A clock that records the waits asked of it instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.t_ns = 1_700_000_000_000_000_000
-        self.sleeps_s: list[float] = []
-
-    def now_ns(self) -> int:
-        return self.t_ns
-
-    def sleep_until(self, ts_ns: int) -> None:
-        self.sleeps_s.append((ts_ns - self.t_ns) / 1e9)
-        self.t_ns = max(self.t_ns, ts_ns)
-
-
-def make_config(base_url: str, **overrides: object) -> CcxtVenueConfig:
-    cfg = CcxtVenueConfig(
-        exchange_id="binanceusdm",
-        api_key_env="ROUTER_TUNER_API_KEY",
-        api_secret_env="ROUTER_TUNER_API_SECRET",
-        api_base_url=base_url,
-        request_timeout_ms=TIMEOUT_MS,
-        ccxt_rate_limiter=False,
-        rate_limit_max_retries=3,
-        backoff_initial_ms=100.0,
-        backoff_max_ms=800.0,
-        retry_after_max_s=5.0,
-        top_of_book_source="order_book",
-        order_book_depth=5,
-    )
-    return replace(cfg, **overrides)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBinanceUsdm]:
-    with FakeBinanceUsdm(API_KEY, API_SECRET) as server:
-        server.set_book("BTCUSDT", "60000.0", "1.5", "60000.1", "2.0")
-        server.set_book("BTCUSDC", "59990.0", "1.0", "59990.1", "1.0")
-        server.set_book("BNBUSDT", "500.00", "10", "500.10", "10")
-        yield server
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-def connect(fake: FakeBinanceUsdm, clock: FakeClock, **overrides: object) -> CcxtVenue:
-    env = {"ROUTER_TUNER_API_KEY": API_KEY, "ROUTER_TUNER_API_SECRET": API_SECRET}
-    return CcxtVenue.from_env(make_config(fake.base_url, **overrides), clock, env)
-
-
-@pytest.fixture
-def venue(fake: FakeBinanceUsdm, clock: FakeClock) -> Iterator[CcxtVenue]:
-    v = connect(fake, clock)
-    yield v
-    v.close()
-
-
-def request(cid: str, **kw: object) -> OrderRequest:
-    fields: dict[str, object] = dict(
-        client_order_id=cid,
-        symbol="BTCUSDT",
-        side="buy",
-        qty=0.002,
-        order_type="limit",
-        price=59999.95,
-        post_only=True,
-        reduce_only=False,
-        close_position=False,
-        position_side="BOTH",
-    )
-    fields.update(kw)
-    fields.setdefault("time_in_force", "IOC" if fields["order_type"] == "market" else "GTC")
-    return OrderRequest(**fields)  # type: ignore[arg-type]
 
 
 # ----- placing ---------------------------------------------------------------------------------------
 def test_post_only_maker_order_is_sent_with_gtx_and_client_order_id(
-    fake: FakeBinanceUsdm, venue: CcxtVenue
+    fake: FakeBinanceUsdm, venue: LoopVenue
 ) -> None:
     state = venue.place_order(request("mk-1"))
     assert (state.client_order_id, state.status, state.qty, state.filled_qty, state.fills) == (
@@ -145,13 +69,13 @@ def test_post_only_maker_order_is_sent_with_gtx_and_client_order_id(
     assert fake.posts_for("mk-1") == 1
 
 
-def test_sell_price_is_rounded_up_and_amount_truncated(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_sell_price_is_rounded_up_and_amount_truncated(fake: FakeBinanceUsdm, venue: LoopVenue) -> None:
     venue.place_order(request("mk-2", side="sell", price=60000.13, qty=0.0029))
     sent = fake.order_requests("POST")[-1]
     assert (sent["price"], sent["quantity"]) == ("60000.2", "0.002")
 
 
-def test_post_only_that_would_cross_is_mapped_to_post_only_rejected(venue: CcxtVenue) -> None:
+def test_post_only_that_would_cross_is_mapped_to_post_only_rejected(venue: LoopVenue) -> None:
     with pytest.raises(PostOnlyRejected, match="-5022"):
         venue.place_order(request("mk-x", price=60000.1))
 
@@ -169,19 +93,19 @@ def test_post_only_that_would_cross_is_mapped_to_post_only_rejected(venue: CcxtV
     ],
 )
 def test_exchange_error_codes_are_mapped(
-    fake: FakeBinanceUsdm, venue: CcxtVenue, reply: ErrorReply, error: type[VenueError]
+    fake: FakeBinanceUsdm, venue: LoopVenue, reply: ErrorReply, error: type[VenueError]
 ) -> None:
     fake.fail_next("POST", ORDER, reply)
     with pytest.raises(error, match=str(reply.code)):
         venue.place_order(request("err-1"))
 
 
-def test_min_notional_enforced_by_the_venue_is_mapped(venue: CcxtVenue) -> None:
+def test_min_notional_enforced_by_the_venue_is_mapped(venue: LoopVenue) -> None:
     with pytest.raises(BelowMinNotional):
         venue.place_order(request("tiny", qty=0.001))  # 60 USDT < 100 USDT minimum on BTCUSDT
 
 
-def test_bad_requests_are_refused_before_sending(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_bad_requests_are_refused_before_sending(fake: FakeBinanceUsdm, venue: LoopVenue) -> None:
     with pytest.raises(InvalidOrder, match="price"):
         venue.place_order(request("b1", price=None))
     with pytest.raises(InvalidOrder, match="post_only"):
@@ -199,41 +123,41 @@ def test_bad_requests_are_refused_before_sending(fake: FakeBinanceUsdm, venue: C
 
 # ----- rate limits -----------------------------------------------------------------------------------
 def test_rate_limit_is_backed_off_then_succeeds(
-    fake: FakeBinanceUsdm, venue: CcxtVenue, clock: FakeClock
+    fake: FakeBinanceUsdm, venue: LoopVenue, sleeps: RecordedSleeps
 ) -> None:
     fake.fail_next("POST", ORDER, RateLimitReply(retry_after_s=0))
     fake.fail_next("POST", ORDER, RateLimitReply(retry_after_s=1, http_status=418))
     state = venue.place_order(request("rl-1"))
     assert state.status == "open"
     # Exponential back-off, and the venue's Retry-After wins when it is longer.
-    assert clock.sleeps_s == [0.1, 1.0]
+    assert sleeps.sleeps_s == [0.1, 1.0]
     assert fake.posts_for("rl-1") == 3
     assert len([o for o in fake.state.orders.values() if o.client_order_id == "rl-1"]) == 1
 
 
-def test_rate_limit_retries_are_bounded(fake: FakeBinanceUsdm, venue: CcxtVenue, clock: FakeClock) -> None:
+def test_rate_limit_retries_are_bounded(fake: FakeBinanceUsdm, venue: LoopVenue, sleeps: RecordedSleeps) -> None:
     for _ in range(4):
         fake.fail_next("POST", ORDER, RateLimitReply(retry_after_s=0))
     with pytest.raises(RateLimited) as info:
         venue.place_order(request("rl-2"))
     assert info.value.retry_after_s == 0.0
-    assert clock.sleeps_s == [0.1, 0.2, 0.4]
+    assert sleeps.sleeps_s == [0.1, 0.2, 0.4]
     assert fake.posts_for("rl-2") == 4
 
 
 def test_retry_after_beyond_the_configured_wait_is_raised_not_slept(
-    fake: FakeBinanceUsdm, venue: CcxtVenue, clock: FakeClock
+    fake: FakeBinanceUsdm, venue: LoopVenue, sleeps: RecordedSleeps
 ) -> None:
     fake.fail_next("GET", "/fapi/v1/depth", RateLimitReply(retry_after_s=120))
     with pytest.raises(RateLimited) as info:
         venue.top_of_book("BTCUSDT")
     assert info.value.retry_after_s == 120.0
-    assert clock.sleeps_s == []
+    assert sleeps.sleeps_s == []
 
 
 # ----- timeouts and idempotency ----------------------------------------------------------------------
 def test_timeout_after_the_order_was_created_finds_it_without_resending(
-    fake: FakeBinanceUsdm, venue: CcxtVenue
+    fake: FakeBinanceUsdm, venue: LoopVenue
 ) -> None:
     fake.fail_next("POST", ORDER, Stall(STALL_S, create_first=True))
     state = venue.place_order(request("to-1"))
@@ -242,7 +166,7 @@ def test_timeout_after_the_order_was_created_finds_it_without_resending(
 
 
 def test_timeout_before_the_order_existed_resends_once_with_the_same_id(
-    fake: FakeBinanceUsdm, venue: CcxtVenue
+    fake: FakeBinanceUsdm, venue: LoopVenue
 ) -> None:
     fake.fail_next("POST", ORDER, Stall(STALL_S, create_first=False))
     state = venue.place_order(request("to-2"))
@@ -252,7 +176,7 @@ def test_timeout_before_the_order_existed_resends_once_with_the_same_id(
 
 
 def test_second_timeout_is_raised_and_never_sent_a_third_time(
-    fake: FakeBinanceUsdm, venue: CcxtVenue
+    fake: FakeBinanceUsdm, venue: LoopVenue
 ) -> None:
     fake.fail_next("POST", ORDER, Stall(STALL_S, create_first=False))
     fake.fail_next("POST", ORDER, Stall(STALL_S, create_first=False))
@@ -262,7 +186,7 @@ def test_second_timeout_is_raised_and_never_sent_a_third_time(
 
 
 def test_resend_after_timeout_that_created_late_returns_the_existing_order(
-    fake: FakeBinanceUsdm, venue: CcxtVenue
+    fake: FakeBinanceUsdm, venue: LoopVenue
 ) -> None:
     fake.fail_next("POST", ORDER, Stall(STALL_S, create_first=False))
     fake.fail_next("POST", ORDER, Stall(STALL_S, create_first=True))
@@ -277,11 +201,11 @@ def test_resend_after_timeout_that_created_late_returns_the_existing_order(
     ("position_side", "side", "amount"), [("LONG", "sell", "0.005"), ("SHORT", "buy", "-0.005")]
 )
 def test_hedge_mode_reduce_only_sends_position_side_and_no_reduce_only(
-    fake: FakeBinanceUsdm, clock: FakeClock, symbol: str, position_side: str, side: str, amount: str
+    fake: FakeBinanceUsdm, connect: Connect, symbol: str, position_side: str, side: str, amount: str
 ) -> None:
     fake.state.hedge_mode = True
     fake.set_position(symbol, position_side, amount)
-    venue = connect(fake, clock)
+    venue = connect().venue
     assert venue.hedge_mode
     state = venue.place_order(
         request(
@@ -301,23 +225,21 @@ def test_hedge_mode_reduce_only_sends_position_side_and_no_reduce_only(
     assert sent["positionSide"] == position_side
     assert "reduceOnly" not in sent
     assert fake.state.positions[(symbol, position_side)] == 0
-    venue.close()
 
 
 def test_hedge_mode_refuses_one_way_and_opening_side_reduce_only(
-    fake: FakeBinanceUsdm, clock: FakeClock
+    fake: FakeBinanceUsdm, connect: Connect
 ) -> None:
     fake.state.hedge_mode = True
-    venue = connect(fake, clock)
+    venue = connect().venue
     with pytest.raises(InvalidOrder, match="hedge mode"):
         venue.place_order(request("h1"))
     with pytest.raises(InvalidOrder, match="needs side sell"):
         venue.place_order(request("h2", reduce_only=True, position_side="LONG", side="buy"))
-    venue.close()
 
 
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "BTCUSDC"])
-def test_one_way_reduce_only_sends_reduce_only(fake: FakeBinanceUsdm, venue: CcxtVenue, symbol: str) -> None:
+def test_one_way_reduce_only_sends_reduce_only(fake: FakeBinanceUsdm, venue: LoopVenue, symbol: str) -> None:
     fake.set_position(symbol, "BOTH", "0.004")
     venue.place_order(
         request(
@@ -336,7 +258,7 @@ def test_one_way_reduce_only_sends_reduce_only(fake: FakeBinanceUsdm, venue: Ccx
     assert "positionSide" not in sent
 
 
-def test_close_position_closes_the_venues_whole_position(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_close_position_closes_the_venues_whole_position(fake: FakeBinanceUsdm, venue: LoopVenue) -> None:
     fake.set_position("BTCUSDC", "BOTH", "-0.007")
     state = venue.place_order(
         request(
@@ -356,11 +278,11 @@ def test_close_position_closes_the_venues_whole_position(fake: FakeBinanceUsdm, 
     assert fake.state.positions[("BTCUSDC", "BOTH")] == 0
 
 
-def test_close_position_in_hedge_mode_and_bad_paths(fake: FakeBinanceUsdm, clock: FakeClock) -> None:
+def test_close_position_in_hedge_mode_and_bad_paths(fake: FakeBinanceUsdm, connect: Connect) -> None:
     fake.state.hedge_mode = True
     fake.set_position("BTCUSDT", "LONG", "0.003")
     fake.set_position("BTCUSDT", "SHORT", "-0.009")
-    venue = connect(fake, clock)
+    venue = connect().venue
     close_short = request(
         "cp-2",
         side="buy",
@@ -376,10 +298,9 @@ def test_close_position_in_hedge_mode_and_bad_paths(fake: FakeBinanceUsdm, clock
     assert "reduceOnly" not in sent
     with pytest.raises(ReduceOnlyRejected, match="no open SHORT position"):
         venue.place_order(replace(close_short, client_order_id="cp-3"))
-    venue.close()
 
 
-def test_close_position_with_the_wrong_side_is_refused(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_close_position_with_the_wrong_side_is_refused(fake: FakeBinanceUsdm, venue: LoopVenue) -> None:
     fake.set_position("BTCUSDT", "BOTH", "0.003")
     with pytest.raises(InvalidOrder, match="needs side sell"):
         venue.place_order(
@@ -389,7 +310,7 @@ def test_close_position_with_the_wrong_side_is_refused(fake: FakeBinanceUsdm, ve
 
 # ----- fills, queries, cancels -----------------------------------------------------------------------
 def test_partial_fills_are_parsed_with_maker_liquidity_and_quote_fees(
-    fake: FakeBinanceUsdm, venue: CcxtVenue
+    fake: FakeBinanceUsdm, venue: LoopVenue
 ) -> None:
     venue.place_order(request("pf-1", qty=0.005))
     fake.fill("pf-1", "0.002")
@@ -406,7 +327,7 @@ def test_partial_fills_are_parsed_with_maker_liquidity_and_quote_fees(
 
 
 def test_taker_fill_and_fee_in_a_third_asset_is_converted_to_quote(
-    fake: FakeBinanceUsdm, venue: CcxtVenue
+    fake: FakeBinanceUsdm, venue: LoopVenue
 ) -> None:
     fake.state.fee_asset_override = "BNB"
     state = venue.place_order(request("tk-1", qty=0.002, order_type="market", price=None, post_only=False))
@@ -416,21 +337,21 @@ def test_taker_fill_and_fee_in_a_third_asset_is_converted_to_quote(
     assert fill.fee_usd == pytest.approx(0.002 * 60000.1 * 0.0005, rel=1e-4)
 
 
-def test_cancel_of_a_filled_order_returns_its_final_state(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_cancel_of_a_filled_order_returns_its_final_state(fake: FakeBinanceUsdm, venue: LoopVenue) -> None:
     venue.place_order(request("cf-1"))
     fake.fill("cf-1", "0.002")
     state = venue.cancel_order("BTCUSDT", "cf-1")
     assert (state.status, state.is_terminal, len(state.fills)) == ("filled", True, 1)
 
 
-def test_unknown_orders_are_order_not_found(venue: CcxtVenue) -> None:
+def test_unknown_orders_are_order_not_found(venue: LoopVenue) -> None:
     with pytest.raises(OrderNotFound, match="-2013"):
         venue.fetch_order("BTCUSDT", "nope")
     with pytest.raises(OrderNotFound, match="-2013"):
         venue.cancel_order("BTCUSDT", "nope")
 
 
-def test_open_orders_by_symbol_and_for_all(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_open_orders_by_symbol_and_for_all(fake: FakeBinanceUsdm, venue: LoopVenue) -> None:
     venue.place_order(request("oo-1"))
     venue.place_order(request("oo-2", symbol="BTCUSDC", price=59980.0))
     fake.fill("oo-1", "0.001")
@@ -441,30 +362,28 @@ def test_open_orders_by_symbol_and_for_all(fake: FakeBinanceUsdm, venue: CcxtVen
 
 
 @pytest.mark.parametrize("source", ["order_book", "bids_asks"])
-def test_top_of_book_from_either_endpoint(fake: FakeBinanceUsdm, clock: FakeClock, source: str) -> None:
-    venue = connect(fake, clock, top_of_book_source=source)
+def test_top_of_book_from_either_endpoint(fake: FakeBinanceUsdm, connect: Connect, source: str) -> None:
+    venue = connect(top_of_book_source=source).venue
     tob = venue.top_of_book("BTCUSDT")
     assert (tob.symbol, tob.bid, tob.bid_qty, tob.ask, tob.ask_qty) == ("BTCUSDT", 60000.0, 1.5, 60000.1, 2.0)
     assert tob.ts_ns > 0
     assert fake.state.requests[-1][1] == (
         "/fapi/v1/depth" if source == "order_book" else "/fapi/v1/ticker/bookTicker"
     )
-    venue.close()
 
 
 # ----- credentials and redaction ---------------------------------------------------------------------
 def test_key_and_secret_never_reach_logs_or_errors(
-    fake: FakeBinanceUsdm, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    fake: FakeBinanceUsdm, connect: Connect, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    venue = connect(fake, clock)
+    venue = connect().venue
     venue.place_order(request("rd-1"))
     fake.fail_next("POST", ORDER, ErrorReply(-2015, f"Invalid API-key {API_KEY} secret {API_SECRET}", 401))
     with pytest.raises(VenueError) as info:
         venue.place_order(request("rd-2"))
     fake.fail_next("POST", ORDER, RateLimitReply(retry_after_s=0))
     venue.place_order(request("rd-3"))
-    venue.close()
     text = caplog.text + str(info.value)
     assert "X-MBX-APIKEY" in caplog.text  # ccxt's DEBUG request logs were captured ...
     assert "***" in str(info.value)
@@ -472,10 +391,10 @@ def test_key_and_secret_never_reach_logs_or_errors(
     assert API_KEY[:20] not in text
 
 
-def test_wrong_secret_fails_the_fakes_signature_check(fake: FakeBinanceUsdm, clock: FakeClock) -> None:
+def test_wrong_secret_fails_the_fakes_signature_check(connect: Connect) -> None:
     env = {"K": API_KEY, "S": "not-the-secret"}
     with pytest.raises(VenueError, match="-1022"):
-        CcxtVenue.from_env(make_config(fake.base_url, api_key_env="K", api_secret_env="S"), clock, env)
+        connect(credentials=ApiCredentials.from_env("K", "S", env))
 
 
 def test_credentials_come_only_from_named_environment_variables() -> None:
@@ -495,13 +414,13 @@ def test_credentials_come_only_from_named_environment_variables() -> None:
         ("backoff_max_ms", 50.0),
         ("top_of_book_source", "ticker"),
         ("order_book_depth", 0),
-        ("api_secret_env", "ROUTER_TUNER_API_KEY"),
+        ("api_secret_env", "K"),  # the key's own variable
         ("retry_after_max_s", float("inf")),
     ],
 )
 def test_config_rejects_bad_values(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field.split("_")[0]):
-        make_config("http://127.0.0.1:1", **{field: value})
+        rest_config("http://127.0.0.1:1", **{field: value})
 
 
 def test_exchanges_without_a_quirks_entry_are_refused() -> None:
@@ -509,23 +428,19 @@ def test_exchanges_without_a_quirks_entry_are_refused() -> None:
         quirks_for("kraken")
 
 
-def test_redacting_filter_masks_args_and_tracebacks(
-    fake: FakeBinanceUsdm, clock: FakeClock, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_redacting_filter_masks_args_and_tracebacks(connect: Connect, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    venue = connect(fake, clock)
-    log = logging.getLogger("router_tuner.router.venues.ccxt.venue")
+    connect()
     try:
         raise RuntimeError(f"boom {API_SECRET}")
     except RuntimeError:
-        log.exception("failed with key %s", API_KEY)
-    venue.close()
+        venue_logger.exception("failed with key %s", API_KEY)
     assert "failed with key ***" in caplog.text and "boom ***" in caplog.text
     assert API_KEY not in caplog.text and API_SECRET not in caplog.text
 
 
 def test_duplicate_client_order_id_on_a_first_send_is_an_error(
-    fake: FakeBinanceUsdm, venue: CcxtVenue
+    fake: FakeBinanceUsdm, venue: LoopVenue
 ) -> None:
     venue.place_order(request("dup-1"))
     with pytest.raises(VenueError, match="-4116"):
@@ -533,16 +448,11 @@ def test_duplicate_client_order_id_on_a_first_send_is_an_error(
     assert fake.posts_for("dup-1") == 2
 
 
-def test_a_venue_that_fails_to_connect_leaves_no_log_filters(fake: FakeBinanceUsdm, clock: FakeClock) -> None:
-    log = logging.getLogger("router_tuner.router.venues.ccxt.venue")
-    before = list(log.filters)
+def test_a_venue_that_fails_to_connect_leaves_no_log_filters(connect: Connect) -> None:
+    before = list(venue_logger.filters)
     with pytest.raises(VenueError):
-        CcxtVenue.from_env(
-            make_config(fake.base_url, api_key_env="K", api_secret_env="S"),
-            clock,
-            {"K": API_KEY, "S": "not-the-secret"},
-        )
-    assert log.filters == before
+        connect(credentials=ApiCredentials.from_env("K", "S", {"K": API_KEY, "S": "not-the-secret"}))
+    assert venue_logger.filters == before
 
 
 # ----- time in force ---------------------------------------------------------------------------------
@@ -553,7 +463,7 @@ def ioc(cid: str, **kw: object) -> OrderRequest:
 
 
 def test_ioc_takes_the_touch_within_its_limit_and_expires_the_rest(
-    fake: FakeBinanceUsdm, venue: CcxtVenue
+    fake: FakeBinanceUsdm, venue: LoopVenue
 ) -> None:
     fake.set_book("BTCUSDT", "60000.0", "1.5", "60000.1", "0.003")
     state = venue.place_order(ioc("ioc-1"))
@@ -567,19 +477,19 @@ def test_ioc_takes_the_touch_within_its_limit_and_expires_the_rest(
     assert fake.order_requests("DELETE") == []
 
 
-def test_ioc_the_touch_covers_is_filled(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_ioc_the_touch_covers_is_filled(fake: FakeBinanceUsdm, venue: LoopVenue) -> None:
     state = venue.place_order(ioc("ioc-2", side="sell", price=59999.0))
     assert (fake.order_requests("POST")[-1]["timeInForce"], state.status, state.filled_qty) == ("IOC", "filled", 0.005)
     assert [(f.price, f.liquidity) for f in state.fills] == [(60000.0, "taker")]
 
 
-def test_ioc_that_cannot_trade_expires_with_nothing(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_ioc_that_cannot_trade_expires_with_nothing(fake: FakeBinanceUsdm, venue: LoopVenue) -> None:
     state = venue.place_order(ioc("ioc-3", price=59999.0))
     assert (state.status, state.filled_qty, state.fills) == ("expired", 0.0, ())
     assert venue.open_orders(None) == ()
 
 
-def test_time_in_force_on_the_wire_per_order_kind(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_time_in_force_on_the_wire_per_order_kind(fake: FakeBinanceUsdm, venue: LoopVenue) -> None:
     venue.place_order(request("gtc-1", post_only=False, time_in_force="GTC"))
     venue.place_order(request("gtx-1"))
     venue.place_order(request("mkt-1", order_type="market", price=None, post_only=False))
@@ -598,14 +508,16 @@ def test_time_in_force_on_the_wire_per_order_kind(fake: FakeBinanceUsdm, venue: 
     ],
 )
 def test_contradictory_time_in_force_is_refused_before_sending(
-    fake: FakeBinanceUsdm, venue: CcxtVenue, kw: dict[str, object], message: str
+    fake: FakeBinanceUsdm, venue: LoopVenue, kw: dict[str, object], message: str
 ) -> None:
     with pytest.raises(InvalidOrder, match=message):
         venue.place_order(request("tif-bad", **kw))
     assert fake.order_requests("POST") == []
 
 
-def test_router_taker_leg_is_one_ioc_without_a_cancel(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_router_taker_leg_is_one_ioc_without_a_cancel(fake: FakeBinanceUsdm, connect: Connect) -> None:
+    """A route on the live engine's loop, awaiting the venue as every live route does."""
+    live = connect()
     fake.set_book("BTCUSDT", "60000.0", "1.5", "60000.1", "0.002")  # a thin ask: the IOC fills part of it
     router = load_config().router
     policy = replace(RouterPolicy.from_static("BTCUSDT", router), taker_bias=1.0)
@@ -614,7 +526,11 @@ def test_router_taker_leg_is_one_ioc_without_a_cancel(fake: FakeBinanceUsdm, ven
                              max_retry_after_ms=5000.0)
     order = RouteOrder(intent_id="rt1", symbol="BTCUSDT", side="buy", qty=0.005, reduce_only=False,
                        close_position=False, position_side="BOTH", quote="USDT", tick_size=0.1, qty_step=0.001)
-    event = route(order, policy, venue, rng=np.random.default_rng(0), settings=settings)
+    live.loop.start("rt1", route_machine(order, policy, settings, rng=np.random.default_rng(0)))
+    live.loop.wait(DEADLINE_S)
+    (finished,) = live.loop.finished
+    event = finished.result
+    assert finished.error is None and event is not None
     (sent,) = fake.order_requests("POST")
     # mid 60000.05 + 15 bps = 60090.05..., floored to the tick
     assert (sent["timeInForce"], sent["price"], sent["newClientOrderId"]) == ("IOC", "60090", "rt1-1")
@@ -624,7 +540,7 @@ def test_router_taker_leg_is_one_ioc_without_a_cancel(fake: FakeBinanceUsdm, ven
 
 
 # ----- positions -------------------------------------------------------------------------------------
-def test_positions_one_way_are_signed_both_legs_like_the_sim_venue(fake: FakeBinanceUsdm, venue: CcxtVenue) -> None:
+def test_positions_one_way_are_signed_both_legs_like_the_sim_venue(fake: FakeBinanceUsdm, venue: LoopVenue) -> None:
     assert venue.positions("BTCUSDT") == {"BOTH": 0.0}  # nothing listed is flat, with the one-way key
     venue.place_order(request("ps-1", qty=0.003, order_type="market", price=None, post_only=False))
     fake.set_position("BTCUSDC", "BOTH", "-0.007")
@@ -635,9 +551,9 @@ def test_positions_one_way_are_signed_both_legs_like_the_sim_venue(fake: FakeBin
     assert fake.state.requests[-1][1] == "/fapi/v3/positionRisk"
 
 
-def test_positions_hedge_mode_report_long_and_short_legs(fake: FakeBinanceUsdm, clock: FakeClock) -> None:
+def test_positions_hedge_mode_report_long_and_short_legs(fake: FakeBinanceUsdm, connect: Connect) -> None:
     fake.state.hedge_mode = True
-    venue = connect(fake, clock)
+    venue = connect().venue
     assert venue.positions("BTCUSDT") == {"LONG": 0.0, "SHORT": 0.0}
     fake.set_position("BTCUSDT", "LONG", "0.003")
     fake.set_position("BTCUSDT", "SHORT", "-0.009")
@@ -645,12 +561,11 @@ def test_positions_hedge_mode_report_long_and_short_legs(fake: FakeBinanceUsdm, 
     fake.set_position("BNBUSDT", "SHORT", "-1.5")
     assert venue.positions("BTCUSDT") == {"LONG": 0.003, "SHORT": -0.009}
     assert venue.positions("BNBUSDT") == {"LONG": 0.0, "SHORT": -1.5}
-    venue.close()
 
 
-def test_positions_refuse_what_cannot_be_placed(fake: FakeBinanceUsdm, clock: FakeClock) -> None:
+def test_positions_refuse_what_cannot_be_placed(fake: FakeBinanceUsdm, connect: Connect) -> None:
     fake.state.hedge_mode = True
-    venue = connect(fake, clock)
+    venue = connect().venue
     fake.set_position("BTCUSDT", "BOTH", "0.002")  # the account left hedge mode after we connected
     with pytest.raises(VenueError, match="BTCUSDT: open long position is one-way but the account was hedge"):
         venue.positions("BTCUSDT")
@@ -659,14 +574,13 @@ def test_positions_refuse_what_cannot_be_placed(fake: FakeBinanceUsdm, clock: Fa
     fake.fail_next("GET", "/fapi/v3/positionRisk", ErrorReply(-2015, "Invalid API-key", 401))
     with pytest.raises(VenueError):
         venue.positions("BNBUSDT")
-    venue.close()
 
 
-def test_positions_back_off_a_rate_limit(fake: FakeBinanceUsdm, venue: CcxtVenue, clock: FakeClock) -> None:
+def test_positions_back_off_a_rate_limit(fake: FakeBinanceUsdm, venue: LoopVenue, sleeps: RecordedSleeps) -> None:
     fake.set_position("BTCUSDT", "BOTH", "0.004")
     fake.fail_next("GET", "/fapi/v3/positionRisk", RateLimitReply(retry_after_s=1))
     assert venue.positions("BTCUSDT") == {"BOTH": 0.004}
-    assert clock.sleeps_s == [1.0]
+    assert sleeps.sleeps_s == [1.0]
 
 
 @pytest.mark.parametrize(
@@ -692,7 +606,7 @@ def test_a_leg_reported_twice_is_an_error() -> None:
 
 # ----- contract specs --------------------------------------------------------------------------------
 def test_venue_states_usdm_symbols_as_linear_contracts_of_one_base_unit(
-    fake: FakeBinanceUsdm, venue: CcxtVenue
+    fake: FakeBinanceUsdm, venue: LoopVenue
 ) -> None:
     """USDⓈ-M exchangeInfo publishes no contractSize and margins in the quote: ccxt reads linear, size 1."""
     for symbol in ("BTCUSDT", "BTCUSDC", "BNBUSDT"):

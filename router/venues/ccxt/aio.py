@@ -1,20 +1,20 @@
 """The live venue on ccxt.pro's asyncio client: the venue protocol's calls, awaited (``router.routing.aio.AsyncVenue``).
 
-It runs the same steps as the blocking venue (``router.venues.ccxt.core``) on one ``ccxt.pro`` client per
-exchange, so the REST calls and the user-data stream (``router.venues.ccxt.order_feed``) share that
-client's connection pool and its one rate limiter. Two gaps of ccxt.pro 4.5.90 are closed here: it
-ignores the listen key's expiry event (the key died, its connection stays open and silent; the quirks
-table names the event), which becomes a failed watch so the feed reconnects on a fresh key; and its
-keep-alive renews the key once and then never again (it looks for subscriptions with ``safe_dict`` on
-``Client`` objects, which are not dicts), so ``renew_listen_key`` is called on a schedule by the feed.
+It runs the venue's steps (``router.venues.ccxt.core``) on one ``ccxt.pro`` client per exchange, so the REST
+calls and the user-data stream (``router.venues.ccxt.order_feed``) share that client's connection pool and its one
+rate limiter. Two gaps of ccxt.pro 4.5.90 are closed here: it ignores the listen key's expiry event (the key
+died, its connection stays open and silent; the quirks table names the event), which becomes a failed watch so the
+feed reconnects on a fresh key; and its keep-alive renews the key once and then never again (it looks for
+subscriptions with ``safe_dict`` on ``Client`` objects, which are not dicts), so ``renew_listen_key`` is called on
+a schedule by the feed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeAlias, TypeVar
 
 import ccxt
 import ccxt.pro
@@ -31,6 +31,7 @@ from router_tuner.router.venues.ccxt.redact import SecretRedactor, install_redac
 from router_tuner.router.venues.ccxt.urls import repoint_urls
 
 T = TypeVar("T")
+Sleep: TypeAlias = Callable[[float], Awaitable[None]]
 
 
 class ListenKeyExpired(ccxt.NetworkError):
@@ -66,16 +67,19 @@ class AsyncCcxtVenue:
     ``ws_base_url`` re-points the websocket endpoints (a proxy, or the local fake); ``listen_key_refresh_ms``
     is how often ccxt.pro renews the user-data listen key (Binance expires it after 60 minutes). With ``book``
     set (a ``StreamedBook`` on this client), ``top_of_book`` answers from the stream while its touch is fresh.
+    ``backoff_sleep`` waits out a rate limit (seconds): the event loop's sleep, or a recorder that lets a test
+    read the waits without taking them.
     """
 
     def __init__(self, config: CcxtVenueConfig, credentials: ApiCredentials, ws_base_url: str | None,
-                 listen_key_refresh_ms: int) -> None:
+                 listen_key_refresh_ms: int, *, backoff_sleep: Sleep = asyncio.sleep) -> None:
         if listen_key_refresh_ms <= 0:
             raise ValueError(f"listen_key_refresh_ms must be > 0, got {listen_key_refresh_ms}")
         quirks = quirks_for(config.exchange_id)
         self.name = f"ccxt.pro:{config.exchange_id}"
         self.listen_key_refresh_ms = listen_key_refresh_ms
         self.book: StreamedBook | None = None
+        self._backoff_sleep = backoff_sleep
         exchange_class = _stream_exchange_class(config.exchange_id, quirks.listen_key_expired_event)
         self.exchange: Any = exchange_class(
             {
@@ -93,9 +97,9 @@ class AsyncCcxtVenue:
 
     @classmethod
     async def connect(cls, config: CcxtVenueConfig, credentials: ApiCredentials, ws_base_url: str | None,
-                      listen_key_refresh_ms: int) -> AsyncCcxtVenue:
+                      listen_key_refresh_ms: int, *, backoff_sleep: Sleep = asyncio.sleep) -> AsyncCcxtVenue:
         """Build the venue and load its markets and position mode; a failed connection closes the client."""
-        venue = cls(config, credentials, ws_base_url, listen_key_refresh_ms)
+        venue = cls(config, credentials, ws_base_url, listen_key_refresh_ms, backoff_sleep=backoff_sleep)
         try:
             await venue.run(venue.core.connect())
         except BaseException:
@@ -194,5 +198,5 @@ class AsyncCcxtVenue:
                 return await getattr(self.exchange, method)(*args)
             except ccxt.BaseError as exc:
                 wait_s = self.core.retry_wait_s(exc, attempt)
-            await asyncio.sleep(wait_s)
+            await self._backoff_sleep(wait_s)
             attempt += 1

@@ -1,10 +1,9 @@
-"""The live venue's logic, written once for ccxt's synchronous and asynchronous clients.
+"""The live venue's logic, free of I/O: what to ask the exchange, and what its answers mean.
 
 Every operation is a generator of steps: it yields an ``ExchangeCall`` (a ccxt method by name and its
-arguments), receives the answer, or has the mapped ``VenueError`` thrown in at the ``yield``. The blocking
-venue (``router.venues.ccxt.venue``) runs the steps on ``ccxt.<id>``; the asyncio venue
-(``router.venues.ccxt.aio``) awaits them on ``ccxt.pro.<id>``. Rate-limit back-off is decided here too
-(``retry_wait_s``); only the waiting itself differs between the two drivers.
+arguments), receives the answer, or has the mapped ``VenueError`` thrown in at the ``yield``. The asyncio
+venue (``router.venues.ccxt.aio``) awaits them on ``ccxt.pro.<id>``. Rate-limit back-off is decided here too
+(``retry_wait_s``); only the waiting itself is the driver's.
 
 What it guarantees the router:
 - one client order id per order, ever: after a timeout the id is looked up, and only if the venue has
@@ -58,7 +57,7 @@ from router_tuner.router.venues.ccxt.quirks import DuplicateClientOrderId, Excha
 from router_tuner.router.venues.ccxt.redact import SecretRedactor
 
 T = TypeVar("T")
-logger = logging.getLogger(f"{__package__}.venue")  # one log name for the blocking and the async venue
+logger = logging.getLogger(f"{__package__}.venue")  # the ccxt venue's one log name, kept across its modules
 
 OUTCOME_UNKNOWN = (VenueTimeout, VenueUnavailable)
 
@@ -82,7 +81,7 @@ class VenueCore:
     """Markets, position mode, request building and parsing of one exchange client; I/O only as steps.
 
     ``exchange`` is used directly only for what needs no network (market lookup, precision helpers, the
-    last response's headers), so a synchronous and an asynchronous ccxt client serve alike.
+    last response's headers); every call that does is a step for the driver to run.
     """
 
     def __init__(self, config: CcxtVenueConfig, quirks: ExchangeQuirks, exchange: Any,
