@@ -20,6 +20,9 @@ from router_tuner.config.models import PositionMode, RouterConfig
 from router_tuner.router.events import Intent, PositionSide, Side
 from router_tuner.router.venue import OrderRequest, OrderType, TimeInForce
 
+_SIDES = frozenset(get_args(Side))
+_POSITION_SIDES = frozenset(get_args(PositionSide))
+
 _CLIENT_ID_CHARS = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 CLIENT_ORDER_ID_MAX_LEN = 36
 """The shortest limit among supported venues (Binance ``newClientOrderId``); ids stay within it."""
@@ -52,13 +55,12 @@ class RouteOrder:
         if not self.intent_id or not self.symbol or not self.quote:
             raise RouteRefused(f"intent_id, symbol and quote must be non-empty, got "
                                f"{self.intent_id!r}, {self.symbol!r}, {self.quote!r}")
-        if self.side not in get_args(Side):
+        if self.side not in _SIDES:
             raise RouteRefused(f"{self.intent_id}: side must be 'buy' or 'sell', got {self.side!r}")
-        if self.position_side not in get_args(PositionSide):
+        if self.position_side not in _POSITION_SIDES:
             raise RouteRefused(f"{self.intent_id}: position_side must be BOTH, LONG or SHORT, "
                                f"got {self.position_side!r}")
-        for name in ("qty", "tick_size", "qty_step"):
-            value = getattr(self, name)
+        for name, value in (("qty", self.qty), ("tick_size", self.tick_size), ("qty_step", self.qty_step)):
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise RouteRefused(f"{self.intent_id}: {name} must be a finite number > 0, got {value!r}")
         if self.qty < self.qty_step:
