@@ -297,20 +297,29 @@ class Journal:
         conn = self._connection
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for row in rows:
-                try:
-                    conn.execute(
-                        "INSERT INTO events (kind, symbol, ts_ns, intent_id, payload) VALUES (?, ?, ?, ?, ?)", row
-                    )
-                except sqlite3.IntegrityError as err:
-                    if "UNIQUE" not in str(err):
-                        raise
-                    raise DuplicateEvent(row[0], row[3]) from err
+            # one statement for the batch (a call per row was half of the main job's journal time)
+            conn.executemany(
+                "INSERT INTO events (kind, symbol, ts_ns, intent_id, payload) VALUES (?, ?, ?, ?, ?)", rows
+            )
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as err:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if isinstance(err, sqlite3.IntegrityError) and "UNIQUE" in str(err):
+                kind, intent_id = self._first_duplicate(conn, rows)
+                raise DuplicateEvent(kind, intent_id) from err
             raise
+
+    @staticmethod
+    def _first_duplicate(conn: sqlite3.Connection, rows: list[tuple[str, str, int, str, str]]) -> tuple[str, str]:
+        """(kind, intent_id) of the first row of a refused batch that repeats an earlier row or a journaled event."""
+        seen: set[tuple[str, str]] = set()
+        for kind, _symbol, _ts_ns, intent_id, _payload in rows:
+            if (kind, intent_id) in seen or conn.execute(
+                    "SELECT 1 FROM events WHERE kind = ? AND intent_id = ?", (kind, intent_id)).fetchone():
+                return kind, intent_id
+            seen.add((kind, intent_id))
+        raise AssertionError("sqlite refused a batch as not unique, but no row repeats a key")
 
     def quarantine(self, line: MalformedLine, *, ts_ns: int) -> bool:
         """Journal a malformed intent line durably; ``False`` (nothing written) if this very line is already there."""

@@ -47,6 +47,11 @@ class _FullDisk:
             raise sqlite3.OperationalError("database or disk is full")
         return self.conn.execute(sql, *args)
 
+    def executemany(self, sql: str, rows: object) -> sqlite3.Cursor:
+        if sql.startswith("INSERT"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.conn.executemany(sql, rows)  # type: ignore[arg-type]
+
     def close(self) -> None:
         self.conn.close()
 

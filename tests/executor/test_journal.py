@@ -136,8 +136,9 @@ def test_duplicate_rolls_back_the_whole_batch(path: Path) -> None:
         with pytest.raises(DuplicateEvent, match="trade event for intent 'a'") as info:
             journal.append_many([trade("b"), trade("a", ts_ns=9)])
         assert (info.value.kind, info.value.intent_id) == ("trade", "a")
-        with pytest.raises(DuplicateEvent):
-            journal.append_many([trade("c"), trade("c")])
+        with pytest.raises(DuplicateEvent) as info:
+            journal.append_many([trade("c"), trade("d"), trade("c", ts_ns=9)])
+        assert (info.value.kind, info.value.intent_id) == ("trade", "c"), "a repeat within the batch is named"
         assert [e.intent_id for e in journal.read("trade")] == ["a"]
         journal.append(trade("b"))  # the journal is still usable after a refused batch
         assert journal.count("trade") == 2

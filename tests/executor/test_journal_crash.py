@@ -41,11 +41,16 @@ class PausingConnection:
         return self.conn.in_transaction
 
     def execute(self, sql, *args):
-        result = self.conn.execute(sql, *args)
-        if sql.startswith("INSERT") and args[0][3] == f"{pause_batch}:{batch_size // 2}":
-            print("paused", flush=True)
-            time.sleep(60)
-        return result
+        return self.conn.execute(sql, *args)
+
+    def executemany(self, sql, rows):
+        def pausing(rows):  # sqlite3 takes the rows one at a time, each INSERTed before the next is asked for
+            for row in rows:
+                if row[3] == f"{pause_batch}:{batch_size // 2}":
+                    print("paused", flush=True)
+                    time.sleep(60)
+                yield row
+        return self.conn.executemany(sql, pausing(rows))
 
     def close(self):
         self.conn.close()
