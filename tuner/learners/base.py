@@ -96,6 +96,7 @@ class Learner(ABC):
         self._arms = grid.arms
         self._burn_in = burn_in
         self._rng = np.random.default_rng(seed)
+        self._uniform = self._rng.random  # bound once: the hot paths draw one double at a time
         self._counts = [0.0] * len(grid)
         self._all_arms = tuple(range(len(grid)))
         self._positions = {arm_id: i for i, arm_id in enumerate(grid.arm_ids)}
@@ -277,7 +278,7 @@ class Learner(ABC):
     def _draw_index(self, n: int) -> int:
         """A uniform draw from ``range(n)``: one double scaled by ``n`` (a bias below n / 2**53, at a third of
         ``Generator.integers``' cost per call; the product stays below ``n`` in floating point)."""
-        return int(self._rng.random() * n)
+        return int(self._uniform() * n)
 
     def _argmax_ties(self, idx: tuple[int, ...], scores: list[float]) -> tuple[int, int]:
         """The best of ``idx`` by ``scores`` (same order; ties broken at random) and how many tied."""

@@ -92,7 +92,7 @@ class EpsilonGreedy(MomentsLearner):
                 best, greedy = score, [i]
             elif score == best:
                 greedy.append(i)
-        if self._rng.random() < eps:
+        if self._uniform() < eps:
             i = idx[self._draw_index(len(idx))]
         else:
             i = greedy[self._draw_index(len(greedy))] if len(greedy) > 1 else greedy[0]
