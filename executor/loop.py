@@ -61,7 +61,7 @@ from router_tuner.executor.adaptive.routing import AdaptiveRouting, CatchUp
 from router_tuner.executor.duplicates import conflict_id, conflicting_duplicate, intent_digest
 from router_tuner.executor.engine.routes import RouteLoop
 from router_tuner.executor.halt import ExecutorHalted, halt_on_write_failure
-from router_tuner.executor.intents import IntentFormatError, IntentSource, MalformedLine
+from router_tuner.executor.intents import FOLLOW_POLL_S, IntentFormatError, IntentSource, MalformedLine
 from router_tuner.executor.journal import Journal
 from router_tuner.executor.monitoring.health import book_feed_health, order_feed_health
 from router_tuner.executor.monitoring.telemetry import Telemetry
@@ -102,8 +102,6 @@ logger = logging.getLogger(__name__)
 PolicyFor = Callable[[str], RouterPolicy]
 LINEAR_SIZED: tuple[ContractType, ...] = ("linear", "spot")
 """Contract types whose quantity the executor sizes as gross USD over the unit's USD value."""
-NEW_INTENT_POLL_S = 0.05
-"""With routes working and a slot free, the intent source is polled at least this often (wall seconds)."""
 
 
 def _arrival_touch(symbol: str, bid: float, ask: float, ts_ns: int) -> TopOfBook:
@@ -344,7 +342,7 @@ class Executor:
         Up to ``engine.max_routes_in_flight`` routes work at once, at most ``engine.max_routes_per_symbol``
         on one symbol. While every slot is taken, or the next intent's symbol is full, no further intent is
         read (backpressure) until a route finishes. With routes in flight and a slot free, the source is
-        polled every ``NEW_INTENT_POLL_S`` (or as soon as a route finishes); with none it waits ``idle_poll_s``.
+        polled every ``FOLLOW_POLL_S`` (or as soon as a route finishes); with none it waits ``idle_poll_s``.
         While routes work, the thread also wakes when health is due (the health timer polls protective stops).
         ``should_stop()`` stops admitting; the routes in flight are finished and journaled before return.
 
@@ -390,7 +388,7 @@ class Executor:
                 can_admit = (held is None and len(self._flights) < engine.max_routes_in_flight
                              and not (should_stop() or source.exhausted))
                 until_health_s = self.telemetry.seconds_until_due(self.venue.clock.now_ns())
-                self._step(min(idle_poll_s, NEW_INTENT_POLL_S, until_health_s) if can_admit else until_health_s)
+                self._step(min(idle_poll_s, FOLLOW_POLL_S, until_health_s) if can_admit else until_health_s)
                 self.publish_if_due()
             elif held is not None:
                 raise RuntimeError(f"intent {held.intent_id} held with no route in flight")

@@ -5,6 +5,7 @@ is buffered without bound, and in follow mode the lines after it are read."""
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -148,3 +149,11 @@ def test_a_followed_file_replaced_by_rename_is_read_from_the_new_file(tmp_path: 
     assert source.next_intent(0.0) is None
     source.close()
 
+
+
+@pytest.mark.parametrize("poll_s", [0.0, -0.01, math.nan, math.inf])
+def test_a_follow_poll_interval_must_be_a_positive_number_of_seconds(tmp_path: Path, poll_s: float) -> None:
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(_line("a"))
+    with pytest.raises(ValueError, match="poll_s must be a finite number of seconds > 0"):
+        JsonlIntentSource(path, follow=True, poll_s=poll_s)

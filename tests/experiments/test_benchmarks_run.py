@@ -39,6 +39,7 @@ CASES = [
      "static routes working at once (concurrent)"),
     ("fill_detection", ["--fills", "2", "--poll-ms", "40"], False, "ratio polling/stream"),
     ("engine", ["--intents", "16", "--routes", "8", "--repeats", "1"], False, "ratio concurrent/sequential"),
+    ("intent_wake", ["--intents", "5", "--gap-ms", "10"], False, "ratio default / baseline"),
 ]
 
 
