@@ -757,6 +757,7 @@ class AlertThresholds(Model):
     ``tuner_budget_used_ratio``: a tuned symbol's exploration budget alert fires when either charge
     (bps per order, USD today) reaches this share of its ``tuner.json`` cap. ``order_feed_polling_s``: live
     order updates fell back from the user-data stream to REST polling at least this long ago (0: at once).
+    ``book_feed_rest_s``: the same for the streamed touch (some instrument's touch read by REST that long).
     """
 
     stale_nav_s: Seconds
@@ -767,6 +768,7 @@ class AlertThresholds(Model):
     veto_storm_window_s: Seconds
     tuner_budget_used_ratio: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
     order_feed_polling_s: NonNegativeSeconds
+    book_feed_rest_s: NonNegativeSeconds
 
 
 SharpeLimit = Annotated[float, msgspec.Meta(ge=-100.0, le=100.0)]

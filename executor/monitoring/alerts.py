@@ -25,14 +25,16 @@ def evaluate_alerts(health: HealthSnapshot, limits: AlertThresholds) -> tuple[Al
     if enough and health.slippage_p50_bps is not None and health.slippage_p50_bps > limits.slippage_p50_bps:
         raise_alert("slippage", limits.slippage_p50_bps, health.slippage_p50_bps,
                     f"executor.alerts.slippage_p50_bps over {health.orders_in_window} orders")
-    feed = health.order_feed
-    if feed is not None and feed.mode == "polling":
-        polling_s = max(0, health.ts_ns - feed.since_ns) / NS_PER_S
-        if polling_s >= limits.order_feed_polling_s:
-            raise_alert("order_feed_polling", limits.order_feed_polling_s, polling_s,
-                        f"executor.alerts.order_feed_polling_s: order updates by REST polling for "
-                        f"{polling_s:.6g} s, the user-data stream is down ({feed.last_error}; "
-                        f"{feed.reconnects} reconnects)")
+    for code, key, feed, down_mode, limit_s, what in (
+            ("order_feed_polling", "order_feed_polling_s", health.order_feed, "polling", limits.order_feed_polling_s,
+             "order updates by REST polling for {:.6g} s, the user-data stream is down"),
+            ("book_feed_rest", "book_feed_rest_s", health.book_feed, "rest", limits.book_feed_rest_s,
+             "touches read by REST for {:.6g} s, the market stream is down or stale")):
+        if feed is not None and feed.mode == down_mode:
+            down_s = max(0, health.ts_ns - feed.since_ns) / NS_PER_S
+            if down_s >= limit_s:
+                raise_alert(code, limit_s, down_s, f"executor.alerts.{key}: {what.format(down_s)} "
+                                                   f"({feed.last_error}; {feed.reconnects} reconnects)")
     if health.vetoes_in_storm_window >= limits.veto_storm_count:
         raise_alert("veto_storm", float(limits.veto_storm_count), float(health.vetoes_in_storm_window),
                     f"executor.alerts.veto_storm_count: {health.vetoes_in_storm_window} vetoes in "

@@ -140,6 +140,8 @@ class ExecutorMetrics:
             "executor_book_feed_streaming",
             "1 while every live instrument's touch is streamed, 0 while some are read by REST (NaN: no stream)",
             registry=r)
+        self.book_feed_mode_age = Gauge("executor_book_feed_mode_age_seconds",
+                                        "how long the streamed touch has been in its current mode", registry=r)
         self.allocator_applied = Gauge("executor_allocator_applied",
                                        "1 when the executor sizes with the allocator's multipliers, 0 in shadow mode",
                                        registry=r)
@@ -197,7 +199,7 @@ class ExecutorMetrics:
         self.allocator_multiplier.publish({(a.scope, self.labels.value("name", a.name)): a.proposed
                                            for a in health.allocations})
         self.observe_order_feed(health.order_feed, health.ts_ns)
-        self.observe_book_feed(health.book_feed)
+        self.observe_book_feed(health.book_feed, health.ts_ns)
 
     def observe_order_feed(self, feed: OrderFeedHealth | None, now_ns: int) -> None:
         """The order feed's mode and its age; its cumulative counts as counters (by their growth)."""
@@ -212,9 +214,10 @@ class ExecutorMetrics:
         self.order_feed_violations.inc(max(0, feed.protocol_violations - violations))
         self._order_feed_counts = (max(reconnects, feed.reconnects), max(violations, feed.protocol_violations))
 
-    def observe_book_feed(self, feed: BookFeedHealth | None) -> None:
-        """Whether the touch is streamed (its counts are in the health snapshot)."""
+    def observe_book_feed(self, feed: BookFeedHealth | None, now_ns: int) -> None:
+        """Whether the touch is streamed and since when (its counts are in the health snapshot)."""
         self.book_feed_streaming.set(NAN if feed is None else 1.0 if feed.mode == "stream" else 0.0)
+        self.book_feed_mode_age.set(NAN if feed is None else max(0, now_ns - feed.since_ns) / NS_PER_S)
 
     def observe_nav_age(self, age_s: float) -> None:
         """The NAV age alone, between two health computations (it grows while nothing else changes)."""

@@ -119,7 +119,7 @@ class Telemetry:
         else:
             self.metrics.observe_nav_age(max(0, now_ns - portfolio.nav_ts_ns) / NS_PER_S)
             self.metrics.observe_order_feed(self.order_feed(), now_ns)
-            self.metrics.observe_book_feed(self.book_feed())
+            self.metrics.observe_book_feed(self.book_feed(), now_ns)
 
     def due(self, now_ns: int) -> bool:
         """True when ``health.interval_s`` has passed since the last publish (or nothing was published)."""

@@ -110,10 +110,12 @@ def test_stream_reconnect_back_off_must_not_shrink(config_dir: Path) -> None:
 
 def test_listen_key_refresh_and_the_polling_alert_are_bounded(config_dir: Path) -> None:
     edit_config(config_dir, "executor.json", lambda d: d["live"].update(listen_key_refresh_ms=10))
-    edit_config(config_dir, "executor.json", lambda d: d["alerts"].update(order_feed_polling_s=-1.0))
+    edit_config(config_dir, "executor.json", lambda d: d["alerts"].update(order_feed_polling_s=-1.0,
+                                                                           book_feed_rest_s=-0.5))
     issues = config_issues(config_dir)
-    assert [i.split(":")[1].strip() for i in issues] == ["$.alerts.order_feed_polling_s",
-                                                          "$.live.listen_key_refresh_ms"]
+    assert sorted(i.split(":")[1].strip() for i in issues) == ["$.alerts.book_feed_rest_s",
+                                                                "$.alerts.order_feed_polling_s",
+                                                                "$.live.listen_key_refresh_ms"]
 
 
 def test_the_streamed_touch_keys_are_validated(config_dir: Path) -> None:

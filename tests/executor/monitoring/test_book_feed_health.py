@@ -1,11 +1,17 @@
 """The live streamed touch in health: its mode (stream or rest), since when, its reconnects and its read counts
-go into every snapshot, the ``health`` command and the Prometheus gauge. (End to end against the fakes:
+go into every snapshot, the ``health`` command and the Prometheus gauges; REST for ``alerts.book_feed_rest_s`` or
+longer raises ``book_feed_rest``. (End to end against the fakes:
 ``tests/executor/engine/test_live_stream.py``; the feed itself: ``tests/venues/test_book_feed.py``.)"""
 
 from __future__ import annotations
 
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+
 from router_tuner.cli.health import render
 from router_tuner.config.loader import load_config
+from router_tuner.executor.monitoring.alerts import evaluate_alerts
 from router_tuner.executor.monitoring.health import book_feed_health
 from router_tuner.executor.monitoring.metrics import ExecutorMetrics
 from router_tuner.executor.records import BookFeedHealth
@@ -16,10 +22,31 @@ from tests.executor.monitoring.test_telemetry import _health
 NOW_NS = 1_700_000_000 * NS_PER_S
 
 
-def book(mode: BookMode) -> BookFeedHealth | None:
-    return book_feed_health(BookStatus(mode=mode, since_ns=NOW_NS - 4 * NS_PER_S, reconnects=2,
+def book(mode: BookMode, age_s: float = 4.0) -> BookFeedHealth | None:
+    return book_feed_health(BookStatus(mode=mode, since_ns=NOW_NS - int(age_s * NS_PER_S), reconnects=2,
                                        streamed_reads=90, rest_reads=10, ignored=1,
                                        last_error="NetworkError: closed" if mode == "rest" else None))
+
+
+@given(threshold=st.floats(0.0, 600.0), age=st.floats(0.0, 1200.0), mode=st.sampled_from(["stream", "rest"]))
+def test_the_rest_alert_fires_exactly_when_rest_reads_lasted_the_threshold(threshold: float, age: float,
+                                                                          mode: BookMode) -> None:
+    base = load_config()
+    limits = msgspec.structs.replace(base.executor.alerts, book_feed_rest_s=threshold)
+    health = _health(ts_ns=NOW_NS, book_feed=book(mode, age))
+    fired = [a for a in evaluate_alerts(health, limits) if a.code == "book_feed_rest"]
+    observed = (NOW_NS - health.book_feed.since_ns) / NS_PER_S  # type: ignore[union-attr]
+    assert bool(fired) == (mode == "rest" and observed >= threshold)
+    if fired:
+        (alert,) = fired
+        assert alert.threshold == threshold and alert.observed == observed
+        assert alert.detail.startswith("executor.alerts.book_feed_rest_s: touches read by REST for")
+        assert "NetworkError: closed; 2 reconnects" in alert.detail
+
+
+def test_without_a_streamed_touch_there_is_no_rest_alert() -> None:
+    limits = msgspec.structs.replace(load_config().executor.alerts, book_feed_rest_s=0.0)
+    assert all(a.code != "book_feed_rest" for a in evaluate_alerts(_health(ts_ns=NOW_NS), limits))
 
 
 def test_the_status_becomes_the_snapshot_field_and_none_without_a_stream() -> None:
@@ -36,20 +63,21 @@ def test_the_health_command_shows_the_mode_its_age_and_the_reads() -> None:
     assert not any(line.startswith("book_feed") for line in render(_health(ts_ns=NOW_NS)).splitlines())
 
 
-def test_the_gauge_follows_the_mode() -> None:
+def test_the_gauges_follow_the_mode_and_its_age() -> None:
     config = load_config()
     metrics = ExecutorMetrics(config.strategy.universe, config.executor.prometheus)
 
-    def streaming() -> float:
-        value = metrics.registry.get_sample_value("executor_book_feed_streaming")
-        assert value is not None
+    def sample(name: str) -> float:
+        value = metrics.registry.get_sample_value(name)
+        assert value is not None, name
         return value
 
-    metrics.observe_book_feed(book("stream"))
-    assert streaming() == 1.0
-    metrics.observe_book_feed(book("rest"))
-    assert streaming() == 0.0
+    metrics.observe_book_feed(book("stream"), NOW_NS)
+    assert sample("executor_book_feed_streaming") == 1.0 and sample("executor_book_feed_mode_age_seconds") == 4.0
+    metrics.observe_book_feed(book("rest", 9.0), NOW_NS)
+    assert sample("executor_book_feed_streaming") == 0.0 and sample("executor_book_feed_mode_age_seconds") == 9.0
     metrics.observe_health(_health(ts_ns=NOW_NS, book_feed=book("stream")))
-    assert streaming() == 1.0
-    metrics.observe_book_feed(None)
-    assert streaming() != streaming()  # NaN: the touch is read by REST only
+    assert sample("executor_book_feed_streaming") == 1.0
+    metrics.observe_book_feed(None, NOW_NS)
+    streaming, age = sample("executor_book_feed_streaming"), sample("executor_book_feed_mode_age_seconds")
+    assert streaming != streaming and age != age  # NaN: the touch is read by REST only
