@@ -1,10 +1,12 @@
 """The live order feed in health: its mode (stream or polling), since when and its reconnects go into every
 snapshot, the ``health`` command and the Prometheus gauges; polling for ``alerts.order_feed_polling_s`` or longer
-raises ``order_feed_polling``. (End to end against the fakes: ``tests/executor/engine/test_live_stream.py``.)"""
+raises ``order_feed_polling`` (as the streamed touch read by REST for ``alerts.book_feed_rest_s`` raises
+``book_feed_rest``). (End to end against the fakes: ``tests/executor/engine/test_live_stream.py``.)"""
 
 from __future__ import annotations
 
 import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +17,7 @@ from router_tuner.executor.monitoring.alerts import evaluate_alerts
 from router_tuner.executor.monitoring.metrics import ExecutorMetrics
 from router_tuner.executor.records import OrderFeedHealth
 from router_tuner.risk.units import NS_PER_S
+from tests.executor.monitoring.test_book_feed_health import book
 from tests.executor.monitoring.test_telemetry import _health
 
 NOW_NS = 1_700_000_000 * NS_PER_S
@@ -33,18 +36,29 @@ def with_threshold(seconds: float) -> ConfigBundle:
         ex, alerts=msgspec.structs.replace(ex.alerts, order_feed_polling_s=seconds)))
 
 
-@given(threshold=st.floats(0.0, 600.0), age=st.floats(0.0, 1200.0), mode=st.sampled_from(["stream", "polling"]))
-def test_the_polling_alert_fires_exactly_when_polling_lasted_the_threshold(threshold: float, age: float,
-                                                                          mode: str) -> None:
-    limits = with_threshold(threshold).executor.alerts
-    health = _health(ts_ns=NOW_NS, order_feed=feed(mode, age, reconnects=2))
-    fired = [a for a in evaluate_alerts(health, limits) if a.code == "order_feed_polling"]
-    observed = (NOW_NS - health.order_feed.since_ns) / NS_PER_S  # type: ignore[union-attr]
-    assert bool(fired) == (mode == "polling" and observed >= threshold)
+# per alert: the health field, its threshold key, a feed in a mode for a given age, the modes (up, down), the detail
+FEEDS = {
+    "order_feed_polling": ("order_feed", "order_feed_polling_s", lambda mode, age: feed(mode, age, reconnects=2),
+                           ("stream", "polling"), "order updates by REST polling for"),
+    "book_feed_rest": ("book_feed", "book_feed_rest_s", lambda mode, age: book(mode, age), ("stream", "rest"),
+                       "touches read by REST for"),
+}
+
+
+@pytest.mark.parametrize("code", FEEDS)
+@given(threshold=st.floats(0.0, 600.0), age=st.floats(0.0, 1200.0), down=st.booleans())
+def test_a_feed_alert_fires_exactly_when_its_fallback_lasted_the_threshold(code: str, threshold: float, age: float,
+                                                                          down: bool) -> None:
+    field, key, make, modes, detail = FEEDS[code]
+    limits = msgspec.structs.replace(load_config().executor.alerts, **{key: threshold})
+    health = _health(ts_ns=NOW_NS, **{field: make(modes[down], age)})
+    fired = [a for a in evaluate_alerts(health, limits) if a.code == code]
+    observed = (NOW_NS - getattr(health, field).since_ns) / NS_PER_S
+    assert bool(fired) == (down and observed >= threshold)
     if fired:
         (alert,) = fired
         assert alert.threshold == threshold and alert.observed == observed
-        assert alert.detail.startswith("executor.alerts.order_feed_polling_s") and "2 reconnects" in alert.detail
+        assert alert.detail.startswith(f"executor.alerts.{key}: {detail}") and "2 reconnects" in alert.detail
 
 
 def test_without_a_stream_there_is_no_feed_and_no_alert() -> None:
