@@ -39,11 +39,12 @@ _I8_1D = numba.int64[::1]
 
 @numba.njit(numba.float64(numba.float64), cache=True, nogil=True)
 def normal_cdf(x: float) -> float:
-    """Phi(x) by cubic Hermite interpolation on the tabulated grid (exact below it, 1 above)."""
-    if x <= _TABLE_LOW:
-        return 0.5 * math.erfc(-x * _SQRT_HALF)
+    """Phi(x) by cubic Hermite interpolation on the tabulated grid (exact below it, 1 above; NaN stays NaN, never
+    an index outside the table: numba does not check bounds)."""
     if x >= _CDF_IS_ONE:
         return 1.0
+    if not x > _TABLE_LOW:
+        return 0.5 * math.erfc(-x * _SQRT_HALF)
     t = (x - _TABLE_LOW) / _STEP
     k = int(t)
     f = t - k

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import msgspec
@@ -131,6 +132,8 @@ def test_the_tabulated_normal_cdf_is_within_4e_9_of_scipys() -> None:
     xs = np.concatenate((np.linspace(-12.0, 12.0, 200_001), np.random.default_rng(5).normal(0.0, 3.0, 100_000)))
     error = np.array([thompson_kernel.normal_cdf(float(x)) for x in xs]) - ndtr(xs)
     assert np.abs(error).max() < 4e-9
+    assert [thompson_kernel.normal_cdf(x) for x in (-math.inf, math.inf)] == [0.0, 1.0]
+    assert math.isnan(thompson_kernel.normal_cdf(math.nan))  # not a read outside the table
 
 
 def test_the_t_quantile_expansion_is_within_4e_8_of_scipys() -> None:
