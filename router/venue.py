@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import msgspec
+
 from router_tuner.router.contract import ContractSpec
 from router_tuner.router.events import Fill, PositionSide, Side
 
@@ -41,8 +43,7 @@ class TopOfBook:
         return (self.ask - self.bid) / self.mid * 1e4
 
 
-@dataclass(frozen=True, slots=True)
-class OrderRequest:
+class OrderRequest(msgspec.Struct, frozen=True):
     """A new order. ``client_order_id`` is the idempotency key: the same id is never sent twice.
 
     ``price`` is required for limit orders and must be ``None`` for market orders. ``post_only``

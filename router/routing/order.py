@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import get_args
 
+import msgspec
+
 from router_tuner.config.models import PositionMode, RouterConfig
 from router_tuner.router.events import Intent, PositionSide, Side
 from router_tuner.router.venue import OrderRequest, OrderType, TimeInForce
@@ -32,8 +34,7 @@ class RouteRefused(ValueError):
     """An order the router will not send: the message says which rule it breaks."""
 
 
-@dataclass(frozen=True, slots=True)
-class RouteOrder:
+class RouteOrder(msgspec.Struct, frozen=True):
     """One order to route: the sized intent plus the instrument facts pricing needs.
 
     ``tick_size`` and ``qty_step`` are the venue's price and quantity increments; a remainder below

@@ -58,10 +58,10 @@ def settings(router_config: RouterConfig, **overrides: object) -> RouteSettings:
 
 def order(symbol: str = "BTCUSDT", side: Side = "buy", qty: float = 1.0, *, reduce_only: bool = False,
           close_position: bool = False, position_side: PositionSide = "LONG", quote: str = "USDT",
-          intent_id: str = "i1") -> RouteOrder:
+          intent_id: str = "i1", qty_step: float = 0.001) -> RouteOrder:
     return RouteOrder(intent_id=intent_id, symbol=symbol, side=side, qty=qty, reduce_only=reduce_only,
                       close_position=close_position, position_side=position_side, quote=quote, tick_size=0.01,
-                      qty_step=0.001)
+                      qty_step=qty_step)
 
 
 def venue(quotes: list[Quote] | None = None, fills: list[ScriptedFill] | None = None,
@@ -655,7 +655,7 @@ def test_inverse_scripted_route_charges_fees_on_contract_notional(router_config:
     quote = Quote(0, 60_000.0, 60_001.0, 50.0, 50.0)
     v = ScriptedVenue("BTCUSD_PERP", [quote], contract=Contract("inverse", 100.0), fills=[], faults=[],
                       maker_fee_bps=2.0, taker_fee_bps=5.0, entry_latency_ns=LATENCY_NS, cancel_latency_ns=LATENCY_NS)
-    o = dataclasses.replace(order("BTCUSD_PERP", qty=3.0, quote="USD"), qty_step=1.0)
+    o = order("BTCUSD_PERP", qty=3.0, quote="USD", qty_step=1.0)
     event = run(router_config, v, policy(router_config, "BTCUSD_PERP", taker_bias=1.0), o)
     assert event.routed_as == "taker" and event.filled_qty == 3.0
     assert sum(f.fee_usd for f in event.fills) == pytest.approx(0.15)

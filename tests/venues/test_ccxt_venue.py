@@ -10,6 +10,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 import ccxt
+import msgspec
 import numpy as np
 import pytest
 
@@ -297,7 +298,7 @@ def test_close_position_in_hedge_mode_and_bad_paths(fake: FakeBinanceUsdm, conne
     assert (sent["positionSide"], sent["quantity"]) == ("SHORT", "0.009")
     assert "reduceOnly" not in sent
     with pytest.raises(ReduceOnlyRejected, match="no open SHORT position"):
-        venue.place_order(replace(close_short, client_order_id="cp-3"))
+        venue.place_order(msgspec.structs.replace(close_short, client_order_id="cp-3"))
 
 
 def test_close_position_with_the_wrong_side_is_refused(fake: FakeBinanceUsdm, venue: LoopVenue) -> None:

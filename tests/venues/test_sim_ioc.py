@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -87,7 +86,7 @@ def test_ioc_is_judged_at_arrival_after_latency() -> None:
 def test_reducing_ioc_fills_only_the_position_then_expires() -> None:
     venue = flat_venue()
     venue.place_order(market("open", "buy", 2))
-    state = venue.place_order(dataclasses.replace(ioc("close", "sell", 5, 99), reduce_only=True))
+    state = venue.place_order(msgspec.structs.replace(ioc("close", "sell", 5, 99), reduce_only=True))
     assert (state.status, state.filled_qty) == ("expired", 2) and venue.positions("BTCUSDT") == {"BOTH": 0.0}
 
 
@@ -96,7 +95,7 @@ def test_contradictory_time_in_force_is_refused_and_nothing_registered() -> None
     with pytest.raises(InvalidOrder, match="post-only order rests as maker"):
         venue.place_order(limit("po", "buy", 1, 99, post_only=True, time_in_force="IOC"))
     with pytest.raises(InvalidOrder, match="market order never rests"):
-        venue.place_order(dataclasses.replace(market("mk", "buy", 1), time_in_force="GTC"))
+        venue.place_order(msgspec.structs.replace(market("mk", "buy", 1), time_in_force="GTC"))
     with pytest.raises(InvalidOrder, match="time_in_force must be 'GTC' or 'IOC'"):
         venue.place_order(limit("fok", "buy", 1, 101, post_only=False, time_in_force="FOK"))  # type: ignore[arg-type]
     assert venue.positions("BTCUSDT") == {"BOTH": 0.0} and venue.open_orders(None) == ()

@@ -53,12 +53,12 @@ our orders (the recording goes on as it was; a touch change refills what we took
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import get_args
 
+import msgspec
 import numpy as np
 
 from router_tuner.router.contract import ContractSpec, notional_usd
@@ -658,7 +658,7 @@ class SimVenue:
         if request.side != needed:
             raise InvalidOrder(f"{coid}: side {request.side} cannot close_position: the {request.position_side} "
                                f"position is {amount / qty_scale}, closing it needs side {needed}")
-        return dataclasses.replace(request, qty=abs(amount) / qty_scale)
+        return msgspec.structs.replace(request, qty=abs(amount) / qty_scale)
 
 
 def _to_units(value: float, scale: int, what: str) -> int:
