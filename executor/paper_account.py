@@ -21,7 +21,6 @@ down, so it fills no further, and a cancel (what recovery does) ends it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -200,7 +199,7 @@ class PaperAccount:
         if client_order_id in self._restored:
             state = self.fetch_order(symbol, client_order_id)
             if not state.is_terminal:
-                state = dataclasses.replace(state, status="canceled")
+                state = msgspec.structs.replace(state, status="canceled")
                 self._orders[client_order_id] = state
                 self.save()
             return state

@@ -23,8 +23,7 @@ OrderStatus = Literal["open", "partially_filled", "filled", "canceled", "rejecte
 TERMINAL_STATUSES: frozenset[str] = frozenset({"filled", "canceled", "rejected", "expired"})
 
 
-@dataclass(frozen=True, slots=True)
-class TopOfBook:
+class TopOfBook(msgspec.Struct, frozen=True):
     """Best bid and ask with their sizes, as of ``ts_ns``."""
 
     symbol: str
@@ -84,8 +83,7 @@ def check_time_in_force(request: OrderRequest) -> None:
         raise InvalidOrder(f"{cid}: a post-only order rests as maker: time_in_force must be 'GTC', got {tif!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class OrderState:
+class OrderState(msgspec.Struct, frozen=True):
     """The venue's view of one order. ``fills`` is every fill so far (cumulative, each once)."""
 
     client_order_id: str

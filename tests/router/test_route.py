@@ -194,7 +194,7 @@ class _DuplicatingVenue(ScriptedVenue):
 
     def fetch_order(self, symbol: str, client_order_id: str) -> OrderState:
         state = super().fetch_order(symbol, client_order_id)
-        return dataclasses.replace(state, fills=state.fills + state.fills)
+        return msgspec.structs.replace(state, fills=state.fills + state.fills)
 
 
 def test_duplicate_fill_reports_are_counted_once(router_config: RouterConfig) -> None:
@@ -410,14 +410,14 @@ class _AckFirstVenue(ScriptedVenue):
 
     def place_order(self, request: OrderRequest) -> OrderState:
         state = super().place_order(request)
-        return dataclasses.replace(state, status="open", filled_qty=0.0, fills=()) if request.time_in_force == \
+        return msgspec.structs.replace(state, status="open", filled_qty=0.0, fills=()) if request.time_in_force == \
             "IOC" else state
 
     def fetch_order(self, symbol: str, client_order_id: str) -> OrderState:
         state = super().fetch_order(symbol, client_order_id)
         if state.client_order_id == self.requests[-1].client_order_id and self.acks > 0:
             self.acks -= 1
-            return dataclasses.replace(state, status="open", filled_qty=0.0, fills=())
+            return msgspec.structs.replace(state, status="open", filled_qty=0.0, fills=())
         return state
 
     def cancel_order(self, symbol: str, client_order_id: str) -> OrderState:
@@ -687,7 +687,7 @@ class _MislabellingVenue(ScriptedVenue):
     def fetch_order(self, symbol: str, client_order_id: str) -> OrderState:
         state = super().fetch_order(symbol, client_order_id)
         fills = tuple(msgspec.structs.replace(f, client_order_id="someone-else") for f in state.fills)
-        return dataclasses.replace(state, fills=fills)
+        return msgspec.structs.replace(state, fills=fills)
 
 
 def test_a_fill_reported_under_another_order_ends_the_route_with_one_event(router_config: RouterConfig) -> None:

@@ -8,6 +8,7 @@ import dataclasses
 import time
 from collections import defaultdict
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -81,7 +82,7 @@ class WallVenue:
         self.calls["cancel"] += 1
         state = self.orders[client_order_id]
         if not state.is_terminal:
-            state = dataclasses.replace(state, status="canceled")
+            state = msgspec.structs.replace(state, status="canceled")
             self.orders[client_order_id] = state
         return state
 
@@ -93,7 +94,7 @@ class WallVenue:
         state = self.orders[client_order_id]
         fill = Fill(trade_id=f"t-{client_order_id}", client_order_id=client_order_id, price=state.price or 0.0,
                     qty=state.qty, fee_usd=0.0, liquidity="maker", ts_ns=time.time_ns())
-        state = dataclasses.replace(state, status="filled", filled_qty=state.qty, fills=(fill,))
+        state = msgspec.structs.replace(state, status="filled", filled_qty=state.qty, fills=(fill,))
         self.orders[client_order_id] = state
         for listener in self.listeners:
             listener(state)

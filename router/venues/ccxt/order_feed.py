@@ -19,7 +19,6 @@ always safe to act on:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 import time
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import ccxt
+import msgspec
 
 from router_tuner.router.events import Fill
 from router_tuner.router.venue import OrderState, OrderStatus, VenueError
@@ -100,7 +100,7 @@ class TrackedOrder:
             fills=tuple(sorted(self.fills.values(), key=lambda f: (f.ts_ns, f.trade_id))),
         )
         if merged.status == "open" and merged.filled_qty > 0:
-            merged = dataclasses.replace(merged, status="partially_filled")
+            merged = msgspec.structs.replace(merged, status="partially_filled")
         if merged == current:
             return False
         self.state = merged
