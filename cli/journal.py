@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from router_tuner.cli.main import BadInput, probe_writable, reading
+from router_tuner.cli.main import BadInput, distinct_files, probe_writable, reading
 from router_tuner.router.events import EVENT_TYPES, RouterEvent
 
 
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if partitioned is not None and partitioned.exists():
         raise BadInput(f"{partitioned} already exists: choose a new folder (exports are never merged)")
     if args.journal_command == "export" and partitioned is None:
+        distinct_files([("--journal", args.journal), ("--out", args.out)])
         probe_writable(args.out.parent)
     with reading("journal", args.journal), Journal(args.journal, readonly=True) as journal:
         if args.journal_command == "count":

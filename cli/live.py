@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from router_tuner.cli.main import BadInput, RunFailure, finite_number, reading, whole_number
+from router_tuner.cli.main import BadInput, RunFailure, distinct_files, finite_number, reading, whole_number
 from router_tuner.config.loader import DEFAULTS_DIR, load_config
 from router_tuner.config.models import SEED_MAX, ConfigBundle
 from router_tuner.executor.adaptive.checkpoint import TunerCheckpoint
@@ -181,13 +181,12 @@ def _refuse_unusable_files(args: argparse.Namespace, config: ConfigBundle) -> No
     overwritten by the other's writer (a paper account written over the journal loses every record). The
     ones written are regular files (SQLite on ``/dev/null`` would leave its lock and journal in ``/dev``), and
     so are the intents: a read from a FIFO or device blocks until data comes, where no signal can stop it."""
-    seen: dict[Path, str] = {}
+    roles: list[tuple[str, Path]] = []
 
     def check(flag: str, path: Path) -> None:
+        roles.append((flag, path))
+        distinct_files(roles)
         resolved = path.resolve()
-        if resolved in seen:
-            raise BadInput(f"{seen[resolved]} and {flag} are the same file ({path}): each needs its own file")
-        seen[resolved] = flag
         if resolved.exists() and not resolved.is_file():
             raise BadInput(f"{flag} {path}: not a regular file (a folder, FIFO or device); give a file path"
                            + (" (a FIFO or device would block the loop, deaf to Ctrl-C; --follow tails a file "

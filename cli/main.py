@@ -22,7 +22,7 @@ import errno
 import importlib
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -77,6 +77,17 @@ def probe_writable(directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory):
             pass
+
+
+def distinct_files(roles: Iterable[tuple[str, Path]]) -> None:
+    """Refuse one file given for two roles (``--journal`` and ``--out``): the writer of one role would replace
+    the other's file (a Parquet export written over its own journal loses every record)."""
+    seen: dict[Path, str] = {}
+    for flag, path in roles:
+        resolved = path.resolve()
+        if resolved in seen:
+            raise BadInput(f"{seen[resolved]} and {flag} are the same file ({path}): each needs its own file")
+        seen[resolved] = flag
 
 
 MAX_WORKERS = 1024
