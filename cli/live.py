@@ -54,7 +54,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from router_tuner.cli.main import BadInput, RunFailure, distinct_files, finite_number, reading, whole_number
+from router_tuner.cli.main import (
+    BadInput,
+    RunFailure,
+    distinct_files,
+    finite_number,
+    path_argument,
+    reading,
+    whole_number,
+)
 from router_tuner.config.loader import DEFAULTS_DIR, load_config
 from router_tuner.config.models import SEED_MAX, ConfigBundle
 from router_tuner.executor.adaptive.checkpoint import TunerCheckpoint
@@ -91,15 +99,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--venue", required=True, choices=sorted(QUIRKS),
                         help="exchange id the run trades on, or simulates in paper mode: a venue with a live "
                              "adapter (router.venues.ccxt.quirks)")
-    parser.add_argument("--config", type=Path, default=None,
+    parser.add_argument("--config", type=path_argument, default=None,
                         help="configuration directory (default: the embedded defaults)")
-    parser.add_argument("--intents", required=True, type=Path, help="JSONL file of router.events.Intent")
+    parser.add_argument("--intents", required=True, type=path_argument, help="JSONL file of router.events.Intent")
     parser.add_argument("--follow", action="store_true",
                         help="tail the intents file until interrupted; a malformed line is quarantined (journal "
                              "dead_letters, alert intent_quarantined) and the run goes on")
-    parser.add_argument("--journal", type=Path, default=DEFAULT_JOURNAL, help=f"journal (default {DEFAULT_JOURNAL})")
-    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"executor store (default {DEFAULT_STORE})")
-    parser.add_argument("--tape", type=Path, action="append", default=[],
+    parser.add_argument("--journal", type=path_argument, default=DEFAULT_JOURNAL,
+                        help=f"journal (default {DEFAULT_JOURNAL})")
+    parser.add_argument("--store", type=path_argument, default=DEFAULT_STORE,
+                        help=f"executor store (default {DEFAULT_STORE})")
+    parser.add_argument("--tape", type=path_argument, action="append", default=[],
                         help="paper mode: a recorded Parquet tape (repeat per symbol); default synthetic market")
     parser.add_argument("--live", action="store_true", help="trade on the live venue (needs API keys in env)")
     parser.add_argument("--seed", type=whole_number(0, SEED_MAX), required=False,
@@ -115,10 +125,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-mlflow", action="store_true",
                         help="with --policy-source tuner: publish versions in memory only, shadow symbols act with "
                              "the static policy, no go-live requests are read")
-    parser.add_argument("--paper-state", type=Path, required=False,
+    parser.add_argument("--paper-state", type=path_argument, required=False,
                         help="paper mode: the paper account (positions, recent orders) kept across restarts "
                              "(default: beside --store, <store name>.paper.json)")
-    parser.add_argument("--tuner-state", type=Path, required=False,
+    parser.add_argument("--tuner-state", type=path_argument, required=False,
                         help="with --policy-source tuner: checkpoint manifest of the tuner state "
                              "(default: executor.json adaptive.tuner_state_path)")
     parser.add_argument("--json", action="store_true",

@@ -125,6 +125,19 @@ def finite_number(low: float, high: float, *, above_low: bool = False) -> Callab
     return parse
 
 
+def path_text(text: str) -> str:
+    """An argparse type for a path kept as text: an empty one is refused, as ``Path("")`` is the current folder
+    (``--out "$UNSET"`` would write there, ``--config ""`` read whatever config files it holds)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path: name a file or folder (an unset shell variable?)")
+    return text
+
+
+def path_argument(text: str) -> Path:
+    """An argparse type for a path: :func:`path_text` as a ``Path``."""
+    return Path(path_text(text))
+
+
 SYMBOLS_RULE = "space-separated (BTCUSDT ETHUSDT); a comma also separates (BTCUSDT,ETHUSDT), case is ignored"
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from router_tuner.cli.main import symbol_name
+from router_tuner.cli.main import path_argument, path_text, symbol_name
 
 if TYPE_CHECKING:
     from router_tuner.router.events import RouterEvent
@@ -40,7 +40,7 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--journal", required=True, type=Path, help="journal SQLite file with router events")
+    parser.add_argument("--journal", required=True, type=path_argument, help="journal SQLite file with router events")
     parser.add_argument("--candidate", required=True, help="arm id, policy JSON file, or SYMBOL@ALIAS|SYMBOL/N")
     parser.add_argument("--baseline", default=None,
                         help="a second policy scored on the same events (default: the logging policy's own value)")
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", default=None, help="only orders that arrived before this ISO-8601 time")
     parser.add_argument("--logging-policy", default=None, metavar="ID[:VERSION]",
                         help="only orders routed by this policy id (and version)")
-    parser.add_argument("--config", default=None, help="config directory (default: embedded defaults)")
+    parser.add_argument("--config", default=None, type=path_text, help="config directory (default: embedded defaults)")
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (overrides env and config)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 

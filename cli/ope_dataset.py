@@ -14,15 +14,15 @@ import argparse
 import datetime as dt
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from router_tuner.cli.main import ray_address, symbol_name, whole_number
+from router_tuner.cli.main import path_argument, path_text, ray_address, symbol_name, whole_number
 from router_tuner.config.models import SEED_MAX
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, type=Path, help="folder written by journal export --partitioned")
+    parser.add_argument("--dataset", required=True, type=path_argument,
+                        help="folder written by journal export --partitioned")
     parser.add_argument("--candidate", required=True, help="the arm to score (e.g. o1.00_b0.00)")
     parser.add_argument("--symbol", type=symbol_name, default=None,
                         help="only this symbol (default: each symbol on its own)")
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--address", default=None, type=ray_address, help="join a running Ray cluster (HOST:PORT)")
     parser.add_argument("--seed", type=whole_number(0, SEED_MAX), default=None,
                         help="bootstrap seed (default: tuner.json seed)")
-    parser.add_argument("--config", default=None, help="config directory (default: embedded defaults)")
+    parser.add_argument("--config", default=None, type=path_text, help="config directory (default: embedded defaults)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 

@@ -21,7 +21,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args
 
-from router_tuner.cli.main import MAX_WORKERS, SYMBOLS_RULE, BadInput, SymbolList, probe_writable, whole_number
+from router_tuner.cli.main import (
+    MAX_WORKERS,
+    SYMBOLS_RULE,
+    BadInput,
+    SymbolList,
+    path_text,
+    probe_writable,
+    whole_number,
+)
 from router_tuner.config.models import MAX_COUNT, SEED_MAX, LearnerName
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
@@ -33,10 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--orders", type=whole_number(1, MAX_COUNT), default=None,
                         help="orders per symbol (default: router.json simulation.intents.orders_per_symbol)")
     parser.add_argument("--seed", type=whole_number(0, SEED_MAX), default=None, help="seed (default: tuner.json seed)")
-    parser.add_argument("--data", default=None,
+    parser.add_argument("--data", default=None, type=path_text,
                         help="recorded data directory (default: $ROUTER_TUNER_DATA, then ../shared/data/binance)")
-    parser.add_argument("--out", default="var", help="output directory for journal and report (default: var)")
-    parser.add_argument("--config", default=None, help="configuration directory (default: the embedded defaults)")
+    parser.add_argument("--out", default="var", type=path_text,
+                        help="output directory for journal and report (default: var)")
+    parser.add_argument("--config", default=None, type=path_text,
+                        help="configuration directory (default: the embedded defaults)")
     parser.add_argument("--learners", default=",".join(LEARNERS),
                         help=f"comma-separated learners to run the tuner with (default: {','.join(LEARNERS)})")
     parser.add_argument("--shadow-symbols", nargs="*", action=SymbolList, default=None,

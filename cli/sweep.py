@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from router_tuner.cli.main import SYMBOLS_RULE, SymbolList, ray_address
+from router_tuner.cli.main import SYMBOLS_RULE, SymbolList, path_text, ray_address
 from router_tuner.config.models import LearnerName
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default: tuner.json seed)")
     parser.add_argument("--symbols", nargs="+", action=SymbolList, default=None,
                         help=f"our symbol names, {SYMBOLS_RULE} (default: every market of the first --data source)")
-    parser.add_argument("--data", nargs="+", default=None,
+    parser.add_argument("--data", nargs="+", default=None, type=path_text,
                         help="recorded data folders and/or 'synthetic' (default: $ROUTER_TUNER_DATA, then "
                              "../shared/data/binance, else synthetic)")
     parser.add_argument("--orders", type=int, default=None,
@@ -42,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="axes", action="append", default=[], metavar="tuner.KEY=V1,V2",
                         help="a grid axis over one tuner.json key (repeat for more axes), e.g. "
                              "--set tuner.learner_params.epsilon=0.05,0.1")
-    parser.add_argument("--config", default=None, help="configuration directory (default: the embedded defaults)")
-    parser.add_argument("--out", default="var/sweep", help="output folder: checkpoints and the table "
+    parser.add_argument("--config", default=None, type=path_text,
+                        help="configuration directory (default: the embedded defaults)")
+    parser.add_argument("--out", default="var/sweep", type=path_text, help="output folder: checkpoints and the table "
                         "(default: var/sweep)")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the sweep to MLflow")
 

@@ -34,3 +34,28 @@ def test_an_export_onto_its_own_journal_is_refused_and_the_journal_kept(
     assert line.endswith(f"--journal and --out are the same file ({journal_path.name}): each needs its own file")
     with Journal(journal_path, readonly=True) as journal:
         assert journal.count("router") == 3
+
+
+@pytest.mark.parametrize("argv", [
+    ["config", "check", ""],
+    ["config", "init", " "],
+    ["simulate", "--out", ""],
+    ["simulate", "--config", ""],
+    ["simulate", "--data", ""],
+    ["sweep", "--out", ""],
+    ["sweep", "--data", "synthetic", ""],
+    ["ope", "--journal", "", "--candidate", "o1.00_b0.00"],
+    ["ope-dataset", "--dataset", "", "--candidate", "o1.00_b0.00"],
+    ["journal", "count", "--journal", ""],
+    ["health", "--store", ""],
+    ["policy", "list", "--config", ""],
+    ["live", "--venue", "binanceusdm", "--intents", "x.jsonl", "--journal", ""],
+])
+def test_an_empty_path_is_refused(argv: list[str], capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``Path("")`` is the current folder: ``--out "$UNSET"`` used to write the journal and report there,
+    ``--config ""`` to read whatever config files it held, ``--data ""`` to fall back to the default data."""
+    monkeypatch.chdir(tmp_path)
+    line = one_line_failure(argv, capsys, BAD_INPUT)
+    assert "empty path: name a file or folder" in line
+    assert list(tmp_path.iterdir()) == []
