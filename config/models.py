@@ -56,6 +56,8 @@ PolicyKnob = Annotated[float, msgspec.Meta(ge=-MAX_SCALE, le=MAX_SCALE)]
 """A ``policy_bounds`` end; each static-policy knob's own range is tighter (checked at load)."""
 Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9_]+$")]
 Leverage = Annotated[float, msgspec.Meta(ge=1.0, le=125.0)]
+ModelPrefix = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+"""The start of MLflow registered model names (``<prefix>-<SYMBOL>``): an empty one would name ``-BTCUSDT``."""
 EnvVarName = Annotated[str, msgspec.Meta(pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=64)]
 """The *name* of an environment variable holding a secret, never the secret itself."""
 
@@ -381,7 +383,7 @@ class SimulationConfig(Model):
     synthetic_market: SyntheticMarketConfig
     bootstrap: SimulationBootstrap
     shadow_scenario: ShadowScenarioConfig
-    registered_model_prefix: Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    registered_model_prefix: ModelPrefix
 
 
 class RouterConfig(Model):
@@ -540,9 +542,9 @@ class PublishConfig(Model):
 class MlflowConfig(Model):
     """Where policy versions are recorded; ``tracking_uri`` null means the local default store."""
 
-    tracking_uri: str | None
-    experiment: str
-    registered_model_prefix: str
+    tracking_uri: Annotated[str, msgspec.Meta(min_length=1)] | None
+    experiment: Annotated[str, msgspec.Meta(pattern=r"\S")]
+    registered_model_prefix: ModelPrefix
 
 
 OpeEstimatorName = Literal["ips", "snips", "dm", "dr", "sndr", "switch_dr", "dr_shrinkage"]
