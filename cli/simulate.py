@@ -80,10 +80,11 @@ def run(args: argparse.Namespace) -> int:
     _check_symbols(args, config.strategy.universe)
     out = Path(args.out)
     probe_writable(out)  # before the long run, not after it
-    if not args.no_mlflow:  # likewise an MLflow server that does not answer
-        from router_tuner.tuner.registry import check_server_reachable, open_client, resolve_tracking_uri
+    if not args.no_mlflow:  # likewise an MLflow store that cannot be opened or a server that does not answer
+        from router_tuner.tuner.registry import open_client, resolve_tracking_uri
 
-        check_server_reachable(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
+        # the first open of a new local store creates its schema: one process at a time (issue 13)
+        open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
     options = SimulationOptions(
         symbols=tuple(args.symbols) if args.symbols else None,
         orders_per_symbol=(args.orders if args.orders is not None
@@ -114,8 +115,6 @@ def run(args: argparse.Namespace) -> int:
     summary["journal"] = str(journal)
     summary["report"] = str(report.html)
     if not args.no_mlflow:
-        # the first open of a new local store creates its schema: one process at a time (issue 13)
-        open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
         run_id, versions = log_to_mlflow(result, config, summary, [report.html, report.markdown, *report.assets])
         summary["mlflow_run_id"] = run_id
         summary["policy_versions"] = versions

@@ -101,10 +101,10 @@ def _execute(args: argparse.Namespace, config: Any, grid: Any, params: dict[str,
 
     out = Path(args.out)
     store = CheckpointStore(out)
-    if not args.no_mlflow:  # an MLflow server that does not answer fails now, not after the sweep
-        from router_tuner.tuner.registry import check_server_reachable, resolve_tracking_uri
+    if not args.no_mlflow:  # an MLflow store that cannot be opened or does not answer fails now, not after the sweep
+        from router_tuner.tuner.registry import open_client, resolve_tracking_uri
 
-        check_server_reachable(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
+        open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
     runner = open_runner(args.workers, args.address)
     total = len(grid.tasks)
     done = 0

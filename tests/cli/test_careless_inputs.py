@@ -59,3 +59,16 @@ def test_an_empty_path_is_refused(argv: list[str], capsys: pytest.CaptureFixture
     line = one_line_failure(argv, capsys, BAD_INPUT)
     assert "empty path: name a file or folder" in line
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["simulate", "--symbols", "BTCUSDT", "--orders", "20"],
+                                     ["sweep", "--data", "synthetic", "--symbols", "BTCUSDT", "--orders", "20"]])
+def test_a_tracking_uri_mlflow_cannot_use_is_refused_before_the_run(
+        command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """It used to be found after the whole run, when its results were logged (exit 1, a runtime failure)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "zz://nowhere")
+    out = tmp_path / "out"
+    line = one_line_failure([*command, "--out", str(out)], capsys, BAD_INPUT)
+    assert "unsupported URI 'zz://nowhere'" in line and "MLFLOW_TRACKING_URI" in line
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) == []
