@@ -21,13 +21,12 @@ import datetime as dt
 import functools
 import json
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from router_tuner.cli.main import path_argument, path_text, symbol_name
+from router_tuner.cli.main import BadInput, path_argument, path_text, symbol_name
 
 if TYPE_CHECKING:
     from router_tuner.router.events import RouterEvent
@@ -176,13 +175,11 @@ def _table(comparison: Comparison) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from router_tuner.config import ConfigError, load_config
+    """Failures end in ``cli.main``'s one line: a bad configuration, journal, candidate or filter is exit 2, an
+    MLflow store or a locked journal that fails is exit 1."""
+    from router_tuner.config import load_config
 
-    try:
-        bundle = load_config(args.config)
-    except ConfigError as error:
-        print(f"ope: {error}", file=sys.stderr)
-        return 2
+    bundle = load_config(args.config)
 
     @functools.cache
     def registry() -> Any:
@@ -194,28 +191,12 @@ def run(args: argparse.Namespace) -> int:
                               mlflow_config.registered_model_prefix, override_uri=args.tracking_uri)
 
     if not args.journal.is_file():
-        print(f"ope: no journal at {args.journal}: pass the SQLite journal a run wrote (e.g. var/simulation.sqlite)",
-              file=sys.stderr)
-        return 2
-    from router_tuner.executor.journal import JournalError
-
+        raise BadInput(f"no journal at {args.journal}: pass the SQLite journal a run wrote "
+                       "(e.g. var/simulation.sqlite)")
     try:
         return _score(args, bundle, registry)
-    except (ValueError, OSError, JournalError) as error:
-        print(f"ope: {error}", file=sys.stderr)
-        return 2
-    except _runtime_errors() as error:
-        print(f"ope: failed: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-
-
-def _runtime_errors() -> tuple[type[Exception], ...]:
-    """Failures of the world, not of the input (evaluated only while handling one: MLflow imports slowly)."""
-    import sqlite3
-
-    from mlflow.exceptions import MlflowException
-
-    return MlflowException, sqlite3.Error
+    except ValueError as error:  # what the journal, the candidate or the filters hold that cannot be scored
+        raise BadInput(str(error)) from error
 
 
 def _read_journal(path: Path, symbol: str | None) -> list[RouterEvent]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from router_tuner.cli.main import BAD_INPUT
+from router_tuner.cli.main import BAD_INPUT, INTERRUPTED, main
 from router_tuner.executor.journal import Journal
 from tests.cli.test_cli_failures import one_line_failure
 from tests.factories import fill, routed
@@ -72,3 +72,39 @@ def test_a_tracking_uri_mlflow_cannot_use_is_refused_before_the_run(
     line = one_line_failure([*command, "--out", str(out)], capsys, BAD_INPUT)
     assert "unsupported URI 'zz://nowhere'" in line and "MLFLOW_TRACKING_URI" in line
     assert not out.exists() or sorted(p.name for p in out.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["sweep", "--data", "synthetic"],
+                                     ["ope-dataset", "--dataset", "d", "--candidate", "o1.00_b0.00"]])
+@pytest.mark.parametrize(("workers", "message"), [("0", "must be at least 1, got 0"),
+                                                  ("100000", "must be at most 1024, got 100000"),
+                                                  ("two", "'two' is not a whole number")])
+def test_workers_out_of_range_is_refused_like_simulate(command: list[str], workers: str, message: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """``--workers 100000`` used to start a local Ray of that many CPUs (simulate refused it)."""
+    line = one_line_failure([*command, "--workers", workers], capsys, BAD_INPUT)
+    assert f"argument --workers: {message}" in line
+
+
+def test_a_sweep_out_that_is_a_file_is_refused_before_any_task(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """It used to fail as the first task's failure: exit 1, a runtime failure."""
+    taken = tmp_path / "taken"
+    taken.write_text("keep me")
+    line = one_line_failure(["sweep", "--data", "synthetic", "--symbols", "BTCUSDT", "--learners", "ucb",
+                             "--orders", "20", "--no-mlflow", "--out", str(taken)], capsys, BAD_INPUT)
+    assert f"output directory {taken}" in line and taken.read_text() == "keep me"
+
+
+def test_an_interrupted_sweep_exits_130(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in a sweep used to exit 1 (a runtime failure); 130 is the documented code."""
+    import router_tuner.simulation.sweep.run as sweep_run
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_run, "run_sweep", interrupted)
+    assert main(["sweep", "--data", "synthetic", "--symbols", "BTCUSDT", "--learners", "ucb", "--orders", "20",
+                 "--no-mlflow", "--out", str(tmp_path / "out")]) == INTERRUPTED
+    assert "run the same command again to resume" in capsys.readouterr().err

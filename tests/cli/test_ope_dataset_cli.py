@@ -50,9 +50,8 @@ def test_symbol_and_day_filters(dataset: Path, capsys: pytest.CaptureFixture[str
     (["--dataset", "MISSING"], "no dataset folder"),
     (["--since-day", "2026-13-01"], "is not a YYYY-MM-DD day"),
     (["--symbol", "NOPE"], "no partition of"),
-    (["--workers", "0"], "--workers must be >= 1"),
     (["--candidate", "o9.00_b0.00", "--symbol", "BTCUSDT"], "no support"),
-    (["--config", "MISSING"], "invalid configuration"),
+    (["--config", "MISSING"], "1 configuration problem(s), first: "),
 ])
 def test_bad_input_is_one_line_and_exit_2(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                           argv: list[str], message: str) -> None:
