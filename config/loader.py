@@ -40,6 +40,8 @@ FILES: dict[str, type[msgspec.Struct]] = {
     "tuner.json": TunerConfig,
     "executor.json": ExecutorConfig,
 }
+_BUNDLE_FIELDS = ("risk", "strategy", "router", "tuner", "executor")
+"""The ConfigBundle field of each of FILES, in order."""
 CONCURRENCY_HOME = ("risk_limits.json", "max_concurrent_positions")
 _CONCURRENCY_KEY = re.compile(r"concurren", re.IGNORECASE)
 
@@ -270,7 +272,27 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                                   f"{list(tuner.ope.estimators)}: the gates could not be computed"))
     issues.extend(_symbol_reference_issues(bundle))
     issues.extend(_order_issues(bundle))
+    for file, attr in zip(FILES, _BUNDLE_FIELDS, strict=True):
+        issues.extend(_repeated_values(file, getattr(bundle, attr), "$"))
     return issues
+
+
+def _repeated_values(file: str, node: Any, path: str) -> list[ConfigIssue]:
+    """A list naming a value twice (a symbol, an estimator, an arm) is a typo for another value: never meant."""
+    if isinstance(node, msgspec.Struct):
+        return [issue for field in node.__struct_fields__
+                for issue in _repeated_values(file, getattr(node, field), f"{path}.{field}")]
+    if isinstance(node, dict):
+        return [issue for key, value in node.items() for issue in _repeated_values(file, value, f"{path}.{key}")]
+    if isinstance(node, tuple):
+        seen: set[Any] = set()
+        issues = []
+        for index, value in enumerate(node):
+            if value in seen:
+                issues.append(ConfigIssue(file, f"{path}[{index}]", f"{value!r} is listed twice: list each once"))
+            seen.add(value)
+        return issues
+    return []
 
 
 def _symbol_references(bundle: ConfigBundle) -> list[tuple[str, str, Iterable[str]]]:
@@ -421,8 +443,6 @@ def _arm_grid_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIss
                                (tuner.arms.taker_biases, "taker_biases", biases)):
         if not values:
             issues.append(ConfigIssue("tuner.json", f"$.arms.{name}", "must list at least one value"))
-        if len(set(values)) != len(values):
-            issues.append(ConfigIssue("tuner.json", f"$.arms.{name}", "duplicate values"))
         for index, value in enumerate(values):
             if not band.min <= value <= band.max:
                 issues.append(ConfigIssue(
@@ -478,4 +498,4 @@ def _secret_issues(file: str, raw: Any) -> list[ConfigIssue]:
 def snapshot(bundle: ConfigBundle) -> dict[str, Any]:
     """Plain-data copy of the whole configuration, for MLflow params and journals; secret-looking values masked."""
     return redact({file.removesuffix(".json"): msgspec.to_builtins(getattr(bundle, attr))
-                   for file, attr in zip(FILES, ("risk", "strategy", "router", "tuner", "executor"), strict=True)})
+                   for file, attr in zip(FILES, _BUNDLE_FIELDS, strict=True)})

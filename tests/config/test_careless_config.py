@@ -3,11 +3,13 @@ naming its file and key path."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from router_tuner.config.loader import DEFAULTS_DIR
 from tests.conftest import config_issues, edit_config
 
 
@@ -22,3 +24,36 @@ def test_an_empty_mlflow_name_is_refused(config_dir: Path, key: str, value: Any)
     edit_config(config_dir, "tuner.json", lambda d: d["mlflow"].update({key: value}))
     [issue] = config_issues(config_dir)
     assert issue.startswith(f"tuner.json: $.mlflow.{key}: Expected `str`")
+
+
+def _value_lists(node: Any, path: str) -> list[tuple[str, list[Any]]]:
+    """(key path, list) of every non-empty list of plain values in a default file."""
+    if isinstance(node, dict):
+        return [found for key, value in node.items() for found in _value_lists(value, f"{path}.{key}")]
+    if isinstance(node, list) and node and not isinstance(node[0], (dict, list)):
+        return [(path, node)]
+    return []
+
+
+LISTS = [(file.name, path) for file in sorted(DEFAULTS_DIR.glob("*.json"))
+         for path, _ in _value_lists(json.loads(file.read_text()), "$")]
+
+
+@pytest.mark.parametrize(("file", "path"), LISTS)
+def test_a_value_listed_twice_is_refused_in_every_list(config_dir: Path, file: str, path: str) -> None:
+    """A repeated symbol, estimator, quote or quantile used to load silently (a typo for another value)."""
+    def repeat_first(data: Any) -> None:
+        *parents, last = path.removeprefix("$.").split(".")
+        for key in parents:
+            data = data[key]
+        data[last] = [data[last][0], *data[last]]
+
+    edit_config(config_dir, file, repeat_first)
+    issues = config_issues(config_dir)
+    assert any(issue.startswith(f"{file}: {path}[1]: ") and issue.endswith("is listed twice: list each once")
+               or issue.startswith(f"{file}: {path}: ") and "strictly increasing" in issue  # histogram bounds
+               for issue in issues), issues
+
+
+def test_lists_of_every_file_are_covered() -> None:
+    assert {file for file, _ in LISTS} >= {"tuner.json", "router.json", "executor.json"}
