@@ -50,8 +50,9 @@ def test_a_value_listed_twice_is_refused_in_every_list(config_dir: Path, file: s
 
     edit_config(config_dir, file, repeat_first)
     issues = config_issues(config_dir)
-    assert any(issue.startswith(f"{file}: {path}[1]: ") and issue.endswith("is listed twice: list each once")
-               or issue.startswith(f"{file}: {path}: ") and "strictly increasing" in issue  # histogram bounds
+    assert any((issue.startswith(f"{file}: {path}[1]: ") and issue.endswith("is listed twice: list each once"))
+               or (issue.startswith(f"{file}: {path.rsplit('.', 1)[0]}: {path.rsplit('.', 1)[1]} must be a "
+                                    "non-empty, strictly increasing list"))  # histogram bounds, refused before
                for issue in issues), issues
 
 
