@@ -162,6 +162,8 @@ def _venue(args: argparse.Namespace,
                  else synthetic_tapes(config, start_ns=run_started_ns))
     except TapeFormatError as error:
         raise BadInput(f"--tape {error}; give a Parquet tape written by `router-tuner record`") from error
+    _check_paper_symbols("--tape" if args.tape else "executor.json paper.synthetic",
+                         [tape.symbol for tape in tapes], sorted(config.executor.instruments))
     # The run's start time is in the venue name because the paper venue numbers its fills from 1 in every
     # process: without it a restarted run would reuse trade ids the journal already holds, and positions
     # would skip those fills as already applied.
@@ -170,6 +172,21 @@ def _venue(args: argparse.Namespace,
     venue = routes.venue
     step_ns = int(args.idle_poll_s * NS_PER_S)
     return routes, venue.positions, lambda: venue.clock.sleep_until(venue.clock.now_ns() + step_ns)  # type: ignore[attr-defined]
+
+
+def _check_paper_symbols(source: str, symbols: list[str], instruments: list[str]) -> None:
+    """The paper venue replays one tape per ``executor.json`` instrument: the executor reconciles every one, so a
+    missing tape used to stop the run at its start as a reconciliation failure (exit 1)."""
+    repeated = sorted({symbol for symbol in symbols if symbols.count(symbol) > 1})
+    if repeated:
+        raise BadInput(f"{source}: two tapes for {' '.join(repeated)}: give one per symbol")
+    missing = [symbol for symbol in instruments if symbol not in symbols]
+    foreign = [symbol for symbol in symbols if symbol not in instruments]
+    if missing or foreign:
+        problems = ([f"no tape for {' '.join(missing)}"] if missing else []) + (
+            [f"{' '.join(foreign)} not in executor.json instruments"] if foreign else [])
+        raise BadInput(f"{source}: {'; '.join(problems)}: paper mode replays one tape for each instrument "
+                       f"({' '.join(instruments)})")
 
 
 def _serve_metrics(metrics: ExecutorMetrics, config: ConfigBundle) -> tuple[int, object]:

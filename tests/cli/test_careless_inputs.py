@@ -5,13 +5,19 @@ Each ends in one stderr line (``one_line_failure``) and the documented exit code
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from router_tuner.cli.main import BAD_INPUT, INTERRUPTED, main
+from router_tuner.config.loader import load_config
 from router_tuner.executor.journal import Journal
+from router_tuner.executor.venues import synthetic_tapes
+from router_tuner.router.market.parquet import write_tape
 from tests.cli.test_cli_failures import one_line_failure
+from tests.cli.test_hostile_inputs import _live
+from tests.conftest import edit_config
 from tests.factories import fill, routed
 
 
@@ -108,3 +114,32 @@ def test_an_interrupted_sweep_exits_130(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["sweep", "--data", "synthetic", "--symbols", "BTCUSDT", "--learners", "ucb", "--orders", "20",
                  "--no-mlflow", "--out", str(tmp_path / "out")]) == INTERRUPTED
     assert "run the same command again to resume" in capsys.readouterr().err
+
+
+def test_paper_mode_without_a_tape_for_every_instrument_is_bad_input(
+        tmp_path: Path, quiet_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One ``--tape`` of two instruments used to start, then stop as a reconciliation failure (exit 1:
+    ``ReconcileError: BTCUSDT positions unavailable``); a second tape of one symbol, or one outside the
+    instruments, as ``venue not started: ValueError`` (exit 1)."""
+    tapes = {tape.symbol: tape for tape in synthetic_tapes(load_config(quiet_config), start_ns=time.time_ns())}
+    paths = {}
+    for symbol, tape in tapes.items():
+        paths[symbol] = tmp_path / f"{symbol}.parquet"
+        write_tape(tape, paths[symbol])
+    line = one_line_failure(_live(tmp_path, quiet_config, "--tape", str(paths["ETHUSDT"])), capsys, BAD_INPUT)
+    assert line.endswith("--tape: no tape for BTCUSDT: paper mode replays one tape for each instrument "
+                         "(BTCUSDT ETHUSDT)")
+    line = one_line_failure(_live(tmp_path, quiet_config, "--tape", str(paths["ETHUSDT"]),
+                                  "--tape", str(paths["ETHUSDT"])), capsys, BAD_INPUT)
+    assert line.endswith("--tape: two tapes for ETHUSDT: give one per symbol")
+    assert not (tmp_path / "journal.sqlite").exists()
+    assert main(_live(tmp_path, quiet_config, "--tape", str(paths["ETHUSDT"]), "--tape", str(paths["BTCUSDT"]))) == 0
+
+
+def test_paper_mode_with_an_empty_synthetic_market_is_bad_input(
+        tmp_path: Path, quiet_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It used to be ``venue not started: ValueError: paper venue needs tapes of one market …`` (exit 1)."""
+    edit_config(quiet_config, "executor.json", lambda d: d["paper"].update(synthetic={}))
+    line = one_line_failure(_live(tmp_path, quiet_config), capsys, BAD_INPUT)
+    assert line.endswith("executor.json paper.synthetic: no tape for BTCUSDT ETHUSDT: paper mode replays one tape "
+                         "for each instrument (BTCUSDT ETHUSDT)")

@@ -25,13 +25,6 @@ from tests.conftest import edit_config
 from tests.market.test_market_binance import _snapshot, _ticker, _write
 
 
-@pytest.fixture
-def quiet_config(config_dir: Path) -> Path:
-    """The defaults without the Prometheus endpoint (tests run in parallel; 9464 is one port)."""
-    edit_config(config_dir, "executor.json", lambda d: d["prometheus"].update(enabled=False))
-    return config_dir
-
-
 def _intents(path: Path) -> Path:
     intent = Intent(intent_id="i0", symbol="ETHUSDT", side="buy", size_hint_usd=300.0, tier="CORE", strategy="s",
                     reduce_only=False, close_position=False, position_side="LONG", is_stop=False,
