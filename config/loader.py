@@ -98,10 +98,11 @@ def _to_plain(node: Any) -> Any:
 
 
 _AT = re.compile(r"^(?P<message>.*) - at `(?P<path>[^`]*)`$", re.DOTALL)
+_KEY_AT = re.compile(r"^(?P<message>.*) - at `key` in `(?P<path>[^`]*)`$", re.DOTALL)
 
 
 def _split_msgspec_error(error: msgspec.ValidationError) -> tuple[str, str]:
-    match = _AT.match(str(error))
+    match = _KEY_AT.match(str(error)) or _AT.match(str(error))
     if match is None:
         return "$", str(error)
     return match["path"], match["message"]
@@ -114,6 +115,16 @@ def _lookup(node: Any, path: str) -> Any:
     return node
 
 
+def _narrowed(raw: dict[str, Any], path: str, key: str) -> dict[str, Any]:
+    """A copy of ``raw`` whose map at ``path`` holds ``key`` alone: decoding it tells whether ``key`` is at fault."""
+    probe = json.loads(json.dumps(raw))
+    container = _lookup(probe, path)
+    for other in list(container):
+        if other != key:
+            del container[other]
+    return probe
+
+
 def _name_dict_keys(raw: dict[str, Any], model: type[msgspec.Struct], path: str, message: str) -> str:
     """Replace msgspec's ``[...]`` (a dict entry it does not name) by the offending key."""
     while "[...]" in path:
@@ -121,13 +132,8 @@ def _name_dict_keys(raw: dict[str, Any], model: type[msgspec.Struct], path: str,
         container = _lookup(raw, prefix)
         culprit = None
         for key in container:
-            probe = json.loads(json.dumps(raw))
-            narrowed = _lookup(probe, prefix)
-            for other in list(narrowed):
-                if other != key:
-                    del narrowed[other]
             try:
-                msgspec.convert(probe, model, strict=True)
+                msgspec.convert(_narrowed(raw, prefix, key), model, strict=True)
             except msgspec.ValidationError as error:
                 if _split_msgspec_error(error)[1] == message:
                     culprit = key
@@ -136,6 +142,21 @@ def _name_dict_keys(raw: dict[str, Any], model: type[msgspec.Struct], path: str,
             return path
         path = f"{prefix}.{culprit}{rest}"
     return path
+
+
+def _bad_key(raw: dict[str, Any], model: type[msgspec.Struct], path: str, message: str) -> str | None:
+    """The key of the map at ``path`` that msgspec refused with ``message`` (it names none)."""
+    try:
+        container = _lookup(raw, path)
+    except (KeyError, IndexError, TypeError):
+        return None
+    for key in container:
+        try:
+            msgspec.convert(_narrowed(raw, path, key), model, strict=True)
+        except msgspec.ValidationError as error:
+            if _KEY_AT.match(str(error)) is not None and _split_msgspec_error(error) == (path, message):
+                return str(key)
+    return None
 
 
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<key>[^`]+)`$")
@@ -188,6 +209,13 @@ def _decode(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, list
             path, message = _split_msgspec_error(error)
             if isinstance(work, dict):
                 path = _name_dict_keys(work, model, path, message)
+            if _KEY_AT.match(str(error)) is not None:  # a map's key, not a value: name it and set it aside
+                key = _bad_key(work, model, path, message)
+                issues.append(ConfigIssue(file, path, f"key {key!r}: {message}"))
+                if len(issues) >= 50 or key is None:
+                    return None, issues
+                del _lookup(work, path)[key]
+                continue
             issues.append(ConfigIssue(file, path, _explain(work, path, message)))
             if reference is None:  # the embedded default is read only when there is something to patch
                 reference = json.loads((DEFAULTS_DIR / file).read_text(encoding="utf-8"))
@@ -425,8 +453,8 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
     if reconcile.max_legs_per_intent < reconcile.probe_gap_legs:
         issues.append(ConfigIssue("executor.json", "$.reconcile.max_legs_per_intent",
                                   "must be at least probe_gap_legs"))
-    if not executor.prometheus.host:
-        issues.append(ConfigIssue("executor.json", "$.prometheus.host", "must name an address to bind"))
+    if executor.prometheus.host.split() != [executor.prometheus.host]:
+        issues.append(ConfigIssue("executor.json", "$.prometheus.host", "must name an address to bind (no spaces)"))
     if executor.protective_stops.enabled:
         spot = sorted(s for s in executor.instruments if s in universe and universe[s].market == "spot")
         if spot:

@@ -58,3 +58,35 @@ def test_a_value_listed_twice_is_refused_in_every_list(config_dir: Path, file: s
 
 def test_lists_of_every_file_are_covered() -> None:
     assert {file for file, _ in LISTS} >= {"tuner.json", "router.json", "executor.json"}
+
+
+@pytest.mark.parametrize(("file", "edit", "issue"), [
+    ("strategy_config.json", lambda d: d["universe"]["BTCUSDT"].update(quote="USDT "),
+     "strategy_config.json: $.universe.BTCUSDT.quote: Expected `str` matching regex '^\\\\S+$'"),
+    ("router.json", lambda d: d["close_position_quotes"].append(""),
+     "router.json: $.close_position_quotes[3]: Expected `str` matching regex '^\\\\S+$'"),
+    ("executor.json", lambda d: d["prometheus"].update(host="  "),
+     "executor.json: $.prometheus.host: must name an address to bind (no spaces)"),
+    ("executor.json", lambda d: d["adaptive"].update(tuner_state_path=""),
+     "executor.json: $.adaptive.tuner_state_path: Expected `str` matching regex '\\\\S'"),
+    ("executor.json", lambda d: d["live"].update(api_base_url="localhost:8080"),
+     "executor.json: $.live.api_base_url: Expected `str` matching regex '^https?://\\\\S+$'"),
+])
+def test_a_blank_or_spaced_name_is_refused(config_dir: Path, file: str, edit: Any, issue: str) -> None:
+    """Each loaded before: a quote "USDT " matched no closable quote, a blank host failed only when ``live``
+    bound it, a blank tuner state path became the current folder."""
+    edit_config(config_dir, file, edit)
+    assert config_issues(config_dir) == [issue]
+
+
+def test_a_bad_map_key_is_named_and_every_one_is_listed(config_dir: Path) -> None:
+    """msgspec names no key (``$: Expected ... - at `key` in `$.universe```), and the load stopped at the first."""
+    def edit(data: Any) -> None:
+        data["universe"]["btcusdt"] = data["universe"]["x y"] = data["universe"]["BTCUSDT"]
+        data["sizing"]["base_nav_pct"] = 7
+
+    edit_config(config_dir, "strategy_config.json", edit)
+    assert config_issues(config_dir) == [
+        "strategy_config.json: $.universe: key 'btcusdt': Expected `str` matching regex '^[A-Z0-9_]+$'",
+        "strategy_config.json: $.universe: key 'x y': Expected `str` matching regex '^[A-Z0-9_]+$'",
+        "strategy_config.json: $.sizing.base_nav_pct: Expected `float` <= 1.0"]
