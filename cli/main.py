@@ -22,7 +22,7 @@ import errno
 import importlib
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -156,6 +156,14 @@ class SymbolList(argparse.Action):
         if not names and self.nargs == "+":
             parser.error(f"{option_string}: no symbol name in {' '.join(texts)!r}")
         setattr(namespace, self.dest, names)
+
+
+def refuse_unknown_symbols(flag: str, symbols: Iterable[str], universe: Collection[str]) -> None:
+    """Symbols named on the command line must be ours: a typo is refused, not looked up and found missing."""
+    unknown = [symbol for symbol in symbols if symbol not in universe]
+    if unknown:
+        raise BadInput(f"{flag} {' '.join(unknown)}: not in strategy_config.json universe; "
+                       f"choose from {' '.join(sorted(universe))}")
 
 
 def ray_address(text: str) -> str:

@@ -26,9 +26,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from router_tuner.cli.main import BadInput, path_text, reading, symbol_name
+from router_tuner.cli.main import BadInput, path_text, reading, refuse_unknown_symbols, symbol_name, whole_number
 from router_tuner.config.loader import DEFAULTS_DIR, load_config
-from router_tuner.config.models import ConfigBundle
+from router_tuner.config.models import MAX_COUNT, ConfigBundle
 from router_tuner.router.events import RouterEvent
 from router_tuner.tuner.gate_record import PROMOTION_TAG, gate_problem
 
@@ -54,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sub.add_argument("--symbol", type=symbol_name, required=name != "list", default=None,
                          help="symbol, e.g. BTCUSDT")
         if name in ("show", "promote"):
-            sub.add_argument("--version", type=int, default=None, help="registered version number")
+            sub.add_argument("--version", type=whole_number(1, MAX_COUNT), default=None,
+                             help="registered version number")
         if name == "promote":
             sub.add_argument("--journal", default=None, type=path_text,
                              help="journal whose recent router events the OPE gate reads")
@@ -78,6 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     bundle = load_config(args.config if args.config is not None else DEFAULTS_DIR)
+    refuse_unknown_symbols("--symbol", [args.symbol] if args.symbol else [], bundle.strategy.universe)
     usage = _usage_error(args)
     if usage is not None:
         raise BadInput(f"{args.policy_command} {usage}")

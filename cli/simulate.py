@@ -28,6 +28,7 @@ from router_tuner.cli.main import (
     SymbolList,
     path_text,
     probe_writable,
+    refuse_unknown_symbols,
     whole_number,
 )
 from router_tuner.config.models import MAX_COUNT, SEED_MAX, LearnerName
@@ -134,10 +135,7 @@ def run(args: argparse.Namespace) -> int:
 def _check_symbols(args: argparse.Namespace, universe: Mapping[str, object]) -> None:
     """Symbols named on the command line must be ours, each once: a typo is refused before anything runs."""
     for flag, symbols in (("--symbols", args.symbols), ("--shadow-symbols", args.shadow_symbols)):
-        unknown = [symbol for symbol in symbols or () if symbol not in universe]
-        if unknown:
-            raise BadInput(f"{flag} {' '.join(unknown)}: not in strategy_config.json universe; "
-                           f"choose from {' '.join(sorted(universe))}")
+        refuse_unknown_symbols(flag, symbols or (), universe)
         repeated = sorted({symbol for symbol in symbols or () if list(symbols).count(symbol) > 1})
         if repeated:
             raise BadInput(f"{flag} {' '.join(repeated)}: named twice (case is ignored); name each symbol once")

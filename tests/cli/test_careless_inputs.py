@@ -143,3 +143,17 @@ def test_paper_mode_with_an_empty_synthetic_market_is_bad_input(
     line = one_line_failure(_live(tmp_path, quiet_config), capsys, BAD_INPUT)
     assert line.endswith("executor.json paper.synthetic: no tape for BTCUSDT ETHUSDT: paper mode replays one tape "
                          "for each instrument (BTCUSDT ETHUSDT)")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["show", "--symbol", "DOGEUSDT"], "--symbol DOGEUSDT: not in strategy_config.json universe; choose from "),
+    (["go-live", "--symbol", "BTCUSD", "--who", "me", "--why", "test"], "--symbol BTCUSD: not in strategy_config"),
+    (["show", "--symbol", "BTCUSDT", "--version", "0"], "argument --version: must be at least 1, got 0"),
+    (["promote", "--symbol", "BTCUSDT", "--version", "-3", "--force"], "argument --version: must be at least 1"),
+])
+def test_policy_refuses_an_unknown_symbol_or_version_before_mlflow(
+        argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """They used to be looked up in MLflow and not found: exit 1, 'check the MLflow store'."""
+    store = tmp_path / "mlflow.db"
+    line = one_line_failure(["policy", *argv, "--tracking-uri", f"sqlite:///{store}"], capsys, BAD_INPUT)
+    assert message in line and not store.exists()
