@@ -127,9 +127,15 @@ def finite_number(low: float, high: float, *, above_low: bool = False) -> Callab
 
 def path_text(text: str) -> str:
     """An argparse type for a path kept as text: an empty one is refused, as ``Path("")`` is the current folder
-    (``--out "$UNSET"`` would write there, ``--config ""`` read whatever config files it holds)."""
+    (``--out "$UNSET"`` would write there, ``--config ""`` read whatever config files it holds), and so is one
+    whose bytes are not UTF-8."""
     if not text.strip():
         raise argparse.ArgumentTypeError("empty path: name a file or folder (an unset shell variable?)")
+    try:  # bytes that are not UTF-8 arrive as surrogates, which SQLite, Arrow and stdout cannot encode
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{text.encode('utf-8', 'surrogateescape')!r} is not valid UTF-8: "
+                                         "rename the file or folder") from None
     return text
 
 

@@ -157,3 +157,12 @@ def test_policy_refuses_an_unknown_symbol_or_version_before_mlflow(
     store = tmp_path / "mlflow.db"
     line = one_line_failure(["policy", *argv, "--tracking-uri", f"sqlite:///{store}"], capsys, BAD_INPUT)
     assert message in line and not store.exists()
+
+
+def test_a_path_whose_bytes_are_not_utf8_is_refused(tmp_path: Path, journal_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """It used to end in ``unexpected UnicodeEncodeError … report it`` (exit 1) when Arrow or SQLite opened it."""
+    out = str(tmp_path) + "/\udcfe.parquet"  # how Python passes the byte 0xFE of a file name
+    line = one_line_failure(["journal", "export", "--journal", str(journal_path), "--kind", "router", "--out", out],
+                            capsys, BAD_INPUT)
+    assert "argument --out: b'" in line and "/\\xfe.parquet' is not valid UTF-8: rename the file or folder" in line
