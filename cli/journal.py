@@ -46,9 +46,10 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--partitioned exports router events only, not {args.kind}")
     if partitioned is not None and partitioned.exists():
         raise BadInput(f"{partitioned} already exists: choose a new folder (exports are never merged)")
-    if args.journal_command == "export" and partitioned is None:
-        distinct_files([("--journal", args.journal), ("--out", args.out)])
-        probe_writable(args.out.parent)
+    if args.journal_command == "export":
+        target = args.out if partitioned is None else partitioned
+        distinct_files([("--journal", args.journal), ("--out" if partitioned is None else "--partitioned", target)])
+        probe_writable(target.parent)  # before the journal is read: a failure names the output, not the journal
     with reading("journal", args.journal), Journal(args.journal, readonly=True) as journal:
         if args.journal_command == "count":
             counts = {kind: journal.count(kind) for kind in sorted(EVENT_TYPES)}

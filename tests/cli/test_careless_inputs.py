@@ -166,3 +166,11 @@ def test_a_path_whose_bytes_are_not_utf8_is_refused(tmp_path: Path, journal_path
     line = one_line_failure(["journal", "export", "--journal", str(journal_path), "--kind", "router", "--out", out],
                             capsys, BAD_INPUT)
     assert "argument --out: b'" in line and "/\\xfe.parquet' is not valid UTF-8: rename the file or folder" in line
+
+
+def test_an_unwritable_partitioned_export_names_the_output_not_the_journal(
+        journal_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The line used to read ``journal J: No such file or directory: /proc/.ds.x``: the journal was fine."""
+    line = one_line_failure(["journal", "export", "--journal", str(journal_path), "--kind", "router",
+                             "--partitioned", "/proc/ds"], capsys, BAD_INPUT)
+    assert line.startswith("router-tuner journal: output directory /proc: ") and str(journal_path) not in line
