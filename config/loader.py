@@ -355,7 +355,12 @@ def _ordered_pairs(bundle: ConfigBundle) -> list[tuple[str, str, str, float, str
     breakers = risk.circuit_breakers
     pairs = [(f"$.sizing.buckets.{name}", "floor_usd", bucket.floor_usd, "cap_usd", bucket.cap_usd, False)
              for name, bucket in bundle.strategy.sizing.buckets.items()]
+    bands = [(file, section, *pair) for file, section, quality in (
+        ("executor.json", "$.health.quality", executor.health.quality),
+        ("router.json", "$.simulation.rule_policy", rule))
+        for pair in _band_pairs(quality)]
     return [
+        *bands,
         *(("strategy_config.json", *pair) for pair in pairs),
         ("risk_limits.json", "$.circuit_breakers", "daily_loss_pct", breakers.daily_loss_pct,
          "weekly_loss_pct", breakers.weekly_loss_pct, False),
@@ -375,6 +380,15 @@ def _ordered_pairs(bundle: ConfigBundle) -> list[tuple[str, str, str, float, str
         ("executor.json", "$.live", "stream_reconnect_initial_ms", live.stream_reconnect_initial_ms,
          "stream_reconnect_max_ms", live.stream_reconnect_max_ms, False),
     ]
+
+
+def _band_pairs(quality: Any) -> list[tuple[str, float, str, float, bool]]:
+    """Quality bands climb good -> degraded -> broken, in fallback ratio and in slippage (a broken band under the
+    degraded one would call a symbol broken before it is degraded)."""
+    return [(f"{low}_{measure}", getattr(quality, f"{low}_{measure}"),
+             f"{high}_{measure}", getattr(quality, f"{high}_{measure}"), False)
+            for measure in ("fallback_ratio", "slippage_bps")
+            for low, high in (("good", "degraded"), ("degraded", "broken"))]
 
 
 def _order_issues(bundle: ConfigBundle) -> list[ConfigIssue]:

@@ -90,3 +90,18 @@ def test_a_bad_map_key_is_named_and_every_one_is_listed(config_dir: Path) -> Non
         "strategy_config.json: $.universe: key 'btcusdt': Expected `str` matching regex '^[A-Z0-9_]+$'",
         "strategy_config.json: $.universe: key 'x y': Expected `str` matching regex '^[A-Z0-9_]+$'",
         "strategy_config.json: $.sizing.base_nav_pct: Expected `float` <= 1.0"]
+
+
+@pytest.mark.parametrize(("file", "section", "key", "value", "issue"), [
+    ("executor.json", ("health", "quality"), "broken_fallback_ratio", 0.1,
+     "executor.json: $.health.quality.degraded_fallback_ratio: 0.5 must be at most broken_fallback_ratio 0.1"),
+    ("executor.json", ("health", "quality"), "good_slippage_bps", 6.0,
+     "executor.json: $.health.quality.good_slippage_bps: 6.0 must be at most degraded_slippage_bps 5.0"),
+    ("router.json", ("simulation", "rule_policy"), "degraded_fallback_ratio", 0.95,
+     "router.json: $.simulation.rule_policy.degraded_fallback_ratio: 0.95 must be at most broken_fallback_ratio 0.9"),
+])
+def test_quality_bands_out_of_order_are_refused(config_dir: Path, file: str, section: tuple[str, str], key: str,
+                                                value: float, issue: str) -> None:
+    """A broken band under the degraded one loaded, and called a symbol broken before it was degraded."""
+    edit_config(config_dir, file, lambda d: d[section[0]][section[1]].update({key: value}))
+    assert config_issues(config_dir) == [issue]
