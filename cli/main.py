@@ -130,7 +130,7 @@ def path_text(text: str) -> str:
     (``--out "$UNSET"`` would write there, ``--config ""`` read whatever config files it holds), and so is one
     whose bytes are not UTF-8."""
     if not text.strip():
-        raise argparse.ArgumentTypeError("empty path: name a file or folder (an unset shell variable?)")
+        raise argparse.ArgumentTypeError("empty: name a file, folder or store (an unset shell variable?)")
     try:  # bytes that are not UTF-8 arrive as surrogates, which SQLite, Arrow and stdout cannot encode
         text.encode("utf-8")
     except UnicodeEncodeError:

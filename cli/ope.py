@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--logging-policy", default=None, metavar="ID[:VERSION]",
                         help="only orders routed by this policy id (and version)")
     parser.add_argument("--config", default=None, type=path_text, help="config directory (default: embedded defaults)")
-    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (overrides env and config)")
+    parser.add_argument("--tracking-uri", default=None, type=path_text,
+                        help="MLflow tracking URI (overrides env and config)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 

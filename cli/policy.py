@@ -73,7 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             sub.add_argument("--prefix", default=None, help=PREFIX_HELP)
         sub.add_argument("--json", action="store_true",
                          help="print JSON instead of text (a failure is still one plain line on stderr)")
-        sub.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (overrides env and config)")
+        sub.add_argument("--tracking-uri", default=None, type=path_text,
+                         help="MLflow tracking URI (overrides env and config)")
         sub.add_argument("--config", default=None, type=path_text, help="config directory (default: embedded defaults)")
 
 

@@ -55,15 +55,18 @@ def test_an_export_onto_its_own_journal_is_refused_and_the_journal_kept(
     ["journal", "count", "--journal", ""],
     ["health", "--store", ""],
     ["policy", "list", "--config", ""],
+    ["policy", "list", "--tracking-uri", ""],
+    ["ope", "--journal", "j", "--candidate", "o1.00_b0.00", "--tracking-uri", " "],
     ["live", "--venue", "binanceusdm", "--intents", "x.jsonl", "--journal", ""],
 ])
 def test_an_empty_path_is_refused(argv: list[str], capsys: pytest.CaptureFixture[str],
                                   monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """``Path("")`` is the current folder: ``--out "$UNSET"`` used to write the journal and report there,
-    ``--config ""`` to read whatever config files it held, ``--data ""`` to fall back to the default data."""
+    ``--config ""`` to read whatever config files it held, ``--data ""`` to fall back to the default data,
+    ``--tracking-uri ""`` to fall back to MLFLOW_TRACKING_URI or the configured store."""
     monkeypatch.chdir(tmp_path)
     line = one_line_failure(argv, capsys, BAD_INPUT)
-    assert "empty path: name a file or folder" in line
+    assert "empty: name a file, folder or store" in line
     assert list(tmp_path.iterdir()) == []
 
 

@@ -157,4 +157,4 @@ def test_config_init_leaves_nothing_behind_when_a_write_fails(tmp_path: Path, mo
     assert list(target.iterdir()) == []
     with pytest.raises(SystemExit) as stop:
         main(["config", "init", ""])
-    assert stop.value.code == 2 and "empty path" in capsys.readouterr().err
+    assert stop.value.code == 2 and "empty: name" in capsys.readouterr().err
