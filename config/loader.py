@@ -233,6 +233,9 @@ def _concurrency_keys(node: Any, path: str) -> list[str]:
     return found
 
 
+_BOM_MESSAGE = "starts with a UTF-8 byte order mark (BOM), invisible in most editors: save it as UTF-8 without BOM"
+
+
 def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
     path = directory / file
     if path.exists() and not path.is_file():
@@ -252,7 +255,8 @@ def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
     except RecursionError:
         return None, [ConfigIssue(file, "$", "not valid JSON: nested too deeply for a configuration file")]
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        return None, [ConfigIssue(file, "$", f"not valid JSON: {error}")]
+        bom = isinstance(error, json.JSONDecodeError) and error.doc.startswith("\ufeff")
+        return None, [ConfigIssue(file, "$", _BOM_MESSAGE if bom else f"not valid JSON: {error}")]
     except ValueError:  # Python refuses integer literals of more than 4300 digits
         return None, [ConfigIssue(file, "$", "not valid JSON: a number literal of thousands of digits")]
 

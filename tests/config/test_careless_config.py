@@ -105,3 +105,11 @@ def test_quality_bands_out_of_order_are_refused(config_dir: Path, file: str, sec
     """A broken band under the degraded one loaded, and called a symbol broken before it was degraded."""
     edit_config(config_dir, file, lambda d: d[section[0]][section[1]].update({key: value}))
     assert config_issues(config_dir) == [issue]
+
+
+def test_a_byte_order_mark_is_named_as_such(config_dir: Path) -> None:
+    """It read ``not valid JSON: Unexpected UTF-8 BOM (decode using utf-8-sig)``: Python's advice, not the user's."""
+    path = config_dir / "router.json"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert config_issues(config_dir) == ["router.json: $: starts with a UTF-8 byte order mark (BOM), invisible in "
+                                         "most editors: save it as UTF-8 without BOM"]

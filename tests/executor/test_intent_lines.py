@@ -148,3 +148,13 @@ def test_a_followed_file_replaced_by_rename_is_read_from_the_new_file(tmp_path: 
     assert source.next_intent(0.0) is None
     source.close()
 
+
+
+def test_a_byte_order_mark_is_named_as_such(tmp_path: Path) -> None:
+    """A file saved with a BOM used to be refused as ``JSON is malformed: invalid character (byte 0)``: nothing to
+    see in an editor."""
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + _line("a"))
+    source = JsonlIntentSource(path, follow=False)
+    with pytest.raises(IntentFormatError, match=r"intents.jsonl:1: starts with a UTF-8 byte order mark \(BOM\)"):
+        source.next_intent(0.0)
