@@ -66,10 +66,11 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from router_tuner.config.loader import load_config
+    from router_tuner.router.atomic_file import refuse_unreplaceable
     from router_tuner.simulation.intents import intent_window
     from router_tuner.simulation.job import SimulationOptions, count_routes, load_markets, simulate
     from router_tuner.simulation.learners import parse_learners
-    from router_tuner.simulation.recording import json_line, log_to_mlflow, write_journal
+    from router_tuner.simulation.recording import JOURNAL_NAME, json_line, log_to_mlflow, write_journal
     from router_tuner.simulation.report.page import summary_dict, text_table, write_report
     from router_tuner.tuner.factory import build_grid
 
@@ -80,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     _check_symbols(args, config.strategy.universe)
     out = Path(args.out)
-    probe_writable(out)  # before the long run, not after it
+    probe_writable(out / "report")  # before the long run, not after it: the folder, the report folder
+    refuse_unreplaceable(out / JOURNAL_NAME)  # and the journal's place
     if not args.no_mlflow:  # likewise an MLflow store that cannot be opened or a server that does not answer
         from router_tuner.tuner.registry import open_client, resolve_tracking_uri
 

@@ -177,3 +177,22 @@ def test_an_unwritable_partitioned_export_names_the_output_not_the_journal(
     line = one_line_failure(["journal", "export", "--journal", str(journal_path), "--kind", "router",
                              "--partitioned", "/proc/ds"], capsys, BAD_INPUT)
     assert line.startswith("router-tuner journal: output directory /proc: ") and str(journal_path) not in line
+
+
+@pytest.mark.parametrize(("taken", "message"), [
+    ("simulation.sqlite", "exists and is not a regular file (a device, FIFO or folder): it would be replaced"),
+    ("report", "output directory {out}/report: File exists"),
+])
+def test_a_simulate_output_taken_by_the_wrong_kind_of_entry_is_refused_before_the_run(
+        taken: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder named simulation.sqlite, or a file named report, in --out used to fail after the whole run
+    (the default run: 44 s on two cores, lost); the line is the only output: no data loaded, nothing routed."""
+    out = tmp_path / "out"
+    out.mkdir()
+    if taken == "simulation.sqlite":
+        (out / taken).mkdir()
+    else:
+        (out / taken).write_text("mine")
+    line = one_line_failure(["simulate", "--symbols", "BTCUSDT", "--orders", "20", "--no-mlflow",
+                             "--out", str(out)], capsys, BAD_INPUT)
+    assert message.format(out=out) in line
