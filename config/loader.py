@@ -280,6 +280,13 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                 "strategy_config.json", f"$.sizing.buckets.{entry.tier}.floor_usd",
                 f"sizing floor {bucket.floor_usd} USD is below the min_notional "
                 f"{risk.min_notional_usd(symbol)} USD that applies to {symbol} (risk_limits.json)"))
+    named: dict[tuple[str, str], str] = {}
+    for symbol, entry in universe.items():  # one instrument under two of our names: which one is traded?
+        first = named.setdefault((entry.market, entry.venue_symbol), symbol)
+        if first != symbol:
+            issues.append(ConfigIssue("strategy_config.json", f"$.universe.{symbol}.venue_symbol",
+                                      f"{entry.market} {entry.venue_symbol} is already in the universe as {first}: "
+                                      "give each instrument one entry"))
     for symbol, entry in universe.items():
         if entry.market != "spot" and entry.quote not in router.close_position_quotes:
             issues.append(ConfigIssue(

@@ -113,3 +113,10 @@ def test_a_byte_order_mark_is_named_as_such(config_dir: Path) -> None:
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     assert config_issues(config_dir) == ["router.json: $: starts with a UTF-8 byte order mark (BOM), invisible in "
                                          "most editors: save it as UTF-8 without BOM"]
+
+
+def test_one_instrument_under_two_names_is_refused(config_dir: Path) -> None:
+    """BTCUSDC pointing at usdm BTCUSDT loaded; simulate then refused the recording, and only when it had one."""
+    edit_config(config_dir, "strategy_config.json", lambda d: d["universe"]["BTCUSDC"].update(venue_symbol="BTCUSDT"))
+    assert config_issues(config_dir) == ["strategy_config.json: $.universe.BTCUSDC.venue_symbol: usdm BTCUSDT is "
+                                         "already in the universe as BTCUSDT: give each instrument one entry"]
