@@ -89,9 +89,11 @@ def _resolve(ref: str, registry_factory: Any) -> _Ref:
         if not path.is_file():
             raise ValueError(f"{ref}: no such policy file")
         try:
-            document = json.loads(path.read_text())
+            document = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise ValueError(f"{ref}:{error.lineno}: not JSON ({error.msg})") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{ref}: not a RouterPolicy document (not UTF-8 text)") from None
         if not isinstance(document, dict):
             raise ValueError(f"{ref}: not a RouterPolicy document (a JSON object)")
         symbol = document.get("symbol")

@@ -137,6 +137,22 @@ def test_policy_file_candidate_and_unsupported_arm(journal_path: Path, tmp_path:
                                                    str(tmp_path / "knobless.json"))
 
 
+@pytest.mark.parametrize(("content", "reason"), [
+    (b'{"maker_offset_bps": NaN, "taker_bias": 0.0}', "maker_offset_bps must be finite, got nan"),
+    (b'{"maker_offset_bps": 1e400, "taker_bias": 0.0}', "maker_offset_bps must be finite, got inf"),
+    (b'{"maker_offset_bps": 1.0, "taker_bias": 5}', "taker_bias must be in [0, 1], got 5.0"),
+    (b'\xff\xfe{"maker_offset_bps": 1.0}', "not UTF-8 text"),
+])
+def test_a_policy_file_with_impossible_knobs_is_named(journal_path: Path, tmp_path: Path, content: bytes,
+                                                      reason: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """NaN used to be scored as the arm ``onan_b0.00`` ("never taken"), bytes that are not UTF-8 to read
+    ``'utf-8' codec can't decode …`` without the file's name."""
+    policy = tmp_path / "policy.json"
+    policy.write_bytes(content)
+    line = _fails(capsys, "--journal", str(journal_path), "--candidate", str(policy))
+    assert line.endswith(f"{policy}: not a RouterPolicy document ({reason})")
+
+
 def test_table_shows_costs_differences_and_warnings(journal_path: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ope", "--journal", str(journal_path), "--candidate", "o1.00_b0.00"]) == 0
