@@ -103,8 +103,8 @@ def _execute(args: argparse.Namespace, config: Any, grid: Any, params: dict[str,
     from router_tuner.tuner.cluster import ClusterError, open_runner
 
     out = Path(args.out)
-    probe_writable(out)  # before the tasks, not as the first task's failure
     store = CheckpointStore(out)
+    probe_writable(store.folder)  # before the tasks, not as the first task's failure
     if not args.no_mlflow:  # an MLflow store that cannot be opened or does not answer fails now, not after the sweep
         from router_tuner.tuner.registry import open_client, resolve_tracking_uri
 

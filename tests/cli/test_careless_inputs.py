@@ -95,14 +95,16 @@ def test_workers_out_of_range_is_refused_like_simulate(command: list[str], worke
     assert f"argument --workers: {message}" in line
 
 
-def test_a_sweep_out_that_is_a_file_is_refused_before_any_task(tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("taken", ["out", "out/tasks"])
+def test_a_sweep_out_or_its_tasks_folder_that_is_a_file_is_refused_before_any_task(
+        taken: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """It used to fail as the first task's failure: exit 1, a runtime failure."""
-    taken = tmp_path / "taken"
-    taken.write_text("keep me")
+    path = tmp_path / taken
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("keep me")
     line = one_line_failure(["sweep", "--data", "synthetic", "--symbols", "BTCUSDT", "--learners", "ucb",
-                             "--orders", "20", "--no-mlflow", "--out", str(taken)], capsys, BAD_INPUT)
-    assert f"output directory {taken}" in line and taken.read_text() == "keep me"
+                             "--orders", "20", "--no-mlflow", "--out", str(tmp_path / "out")], capsys, BAD_INPUT)
+    assert f"output directory {tmp_path / 'out' / 'tasks'}" in line and path.read_text() == "keep me"
 
 
 def test_an_interrupted_sweep_exits_130(tmp_path: Path, capsys: pytest.CaptureFixture[str],
