@@ -13,25 +13,24 @@ import json
 import sys
 from pathlib import Path
 
-from router_tuner.cli.main import BAD_INPUT, BadInput
+from router_tuner.cli.main import BAD_INPUT, BadInput, path_text
 from router_tuner.config.loader import DEFAULTS_DIR, FILES, ConfigError, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     check = actions.add_parser("check", help="validate a config directory; exit 2 on any problem")
-    check.add_argument("dir", nargs="?", default=None, help="config directory (default: embedded defaults)")
+    check.add_argument("dir", nargs="?", default=None, type=path_text,
+                       help="config directory (default: embedded defaults)")
     check.add_argument("--json", action="store_true",
                        help="also print the verdict as one JSON object on stdout (the problems stay listed on "
                             "stderr; a failure is still one plain line on stderr)")
     init = actions.add_parser("init", help="write the embedded default files into DIR to edit (never overwrites)")
-    init.add_argument("dir", help="directory to create or fill (it must not hold any of the files yet)")
+    init.add_argument("dir", type=path_text, help="directory to create or fill (it must not hold any of the files yet)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.config_command == "init":
-        if not args.dir.strip():
-            raise BadInput("init: DIR is empty: name the directory to write the files into")
         return _init(Path(args.dir))
     directory = args.dir if args.dir is not None else DEFAULTS_DIR
     try:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import msgspec
 
-from router_tuner.cli.main import BadInput, finite_number, reading
+from router_tuner.cli.main import BadInput, finite_number, path_argument, reading
 from router_tuner.executor.adaptive.health import render_tuner_health
 from router_tuner.executor.records import BookFeedHealth, HealthSnapshot, OrderFeedHealth
 from router_tuner.executor.store import DEFAULT_STORE, ExecutorStore
@@ -24,7 +23,8 @@ MAX_ALERTS_SINCE_S = 10 * 365 * 86_400.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"executor store (default {DEFAULT_STORE})")
+    parser.add_argument("--store", type=path_argument, default=DEFAULT_STORE,
+                        help=f"executor store (default {DEFAULT_STORE})")
     parser.add_argument("--alerts-since-s", type=finite_number(0.0, MAX_ALERTS_SINCE_S), default=86_400.0,
                         help=f"show alerts raised this many seconds before the snapshot (0 to {MAX_ALERTS_SINCE_S:g})")
     parser.add_argument("--json", action="store_true",

@@ -17,21 +17,21 @@ import argparse
 import json
 from pathlib import Path
 
-from router_tuner.cli.main import BadInput, probe_writable, reading
+from router_tuner.cli.main import BadInput, distinct_files, path_argument, probe_writable, reading
 from router_tuner.router.events import EVENT_TYPES, RouterEvent
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
     count = actions.add_parser("count", help="records per kind")
-    count.add_argument("--journal", required=True, type=Path, help="journal SQLite file")
+    count.add_argument("--journal", required=True, type=path_argument, help="journal SQLite file")
     count.add_argument("--json", action="store_true", help="print {kind: records} as one JSON object on stdout")
     export = actions.add_parser("export", help="write one kind of record to a Parquet file or partitioned dataset")
-    export.add_argument("--journal", required=True, type=Path, help="journal SQLite file")
+    export.add_argument("--journal", required=True, type=path_argument, help="journal SQLite file")
     export.add_argument("--kind", required=True, choices=sorted(EVENT_TYPES), help="which records")
     target = export.add_mutually_exclusive_group(required=True)
-    target.add_argument("--out", type=Path, help="Parquet file to write (replaced atomically)")
-    target.add_argument("--partitioned", type=Path, metavar="DIR",
+    target.add_argument("--out", type=path_argument, help="Parquet file to write (replaced atomically)")
+    target.add_argument("--partitioned", type=path_argument, metavar="DIR",
                         help="router events only: a new folder of DIR/day=YYYY-MM-DD/symbol=SYM/part-0.parquet "
                              "(appears whole or not at all; an existing DIR is refused)")
     export.add_argument("--json", action="store_true",
@@ -46,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--partitioned exports router events only, not {args.kind}")
     if partitioned is not None and partitioned.exists():
         raise BadInput(f"{partitioned} already exists: choose a new folder (exports are never merged)")
-    if args.journal_command == "export" and partitioned is None:
-        probe_writable(args.out.parent)
+    if args.journal_command == "export":
+        target = args.out if partitioned is None else partitioned
+        distinct_files([("--journal", args.journal), ("--out" if partitioned is None else "--partitioned", target)])
+        probe_writable(target.parent)  # before the journal is read: a failure names the output, not the journal
     with reading("journal", args.journal), Journal(args.journal, readonly=True) as journal:
         if args.journal_command == "count":
             counts = {kind: journal.count(kind) for kind in sorted(EVENT_TYPES)}

@@ -54,7 +54,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from router_tuner.cli.main import BadInput, RunFailure, finite_number, reading, whole_number
+from router_tuner.cli.main import (
+    BadInput,
+    RunFailure,
+    distinct_files,
+    finite_number,
+    path_argument,
+    reading,
+    whole_number,
+)
 from router_tuner.config.loader import DEFAULTS_DIR, load_config
 from router_tuner.config.models import SEED_MAX, ConfigBundle
 from router_tuner.executor.adaptive.checkpoint import TunerCheckpoint
@@ -91,15 +99,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--venue", required=True, choices=sorted(QUIRKS),
                         help="exchange id the run trades on, or simulates in paper mode: a venue with a live "
                              "adapter (router.venues.ccxt.quirks)")
-    parser.add_argument("--config", type=Path, default=None,
+    parser.add_argument("--config", type=path_argument, default=None,
                         help="configuration directory (default: the embedded defaults)")
-    parser.add_argument("--intents", required=True, type=Path, help="JSONL file of router.events.Intent")
+    parser.add_argument("--intents", required=True, type=path_argument, help="JSONL file of router.events.Intent")
     parser.add_argument("--follow", action="store_true",
                         help="tail the intents file until interrupted; a malformed line is quarantined (journal "
                              "dead_letters, alert intent_quarantined) and the run goes on")
-    parser.add_argument("--journal", type=Path, default=DEFAULT_JOURNAL, help=f"journal (default {DEFAULT_JOURNAL})")
-    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"executor store (default {DEFAULT_STORE})")
-    parser.add_argument("--tape", type=Path, action="append", default=[],
+    parser.add_argument("--journal", type=path_argument, default=DEFAULT_JOURNAL,
+                        help=f"journal (default {DEFAULT_JOURNAL})")
+    parser.add_argument("--store", type=path_argument, default=DEFAULT_STORE,
+                        help=f"executor store (default {DEFAULT_STORE})")
+    parser.add_argument("--tape", type=path_argument, action="append", default=[],
                         help="paper mode: a recorded Parquet tape (repeat per symbol); default synthetic market")
     parser.add_argument("--live", action="store_true", help="trade on the live venue (needs API keys in env)")
     parser.add_argument("--seed", type=whole_number(0, SEED_MAX), required=False,
@@ -115,10 +125,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-mlflow", action="store_true",
                         help="with --policy-source tuner: publish versions in memory only, shadow symbols act with "
                              "the static policy, no go-live requests are read")
-    parser.add_argument("--paper-state", type=Path, required=False,
+    parser.add_argument("--paper-state", type=path_argument, required=False,
                         help="paper mode: the paper account (positions, recent orders) kept across restarts "
                              "(default: beside --store, <store name>.paper.json)")
-    parser.add_argument("--tuner-state", type=Path, required=False,
+    parser.add_argument("--tuner-state", type=path_argument, required=False,
                         help="with --policy-source tuner: checkpoint manifest of the tuner state "
                              "(default: executor.json adaptive.tuner_state_path)")
     parser.add_argument("--json", action="store_true",
@@ -152,6 +162,8 @@ def _venue(args: argparse.Namespace,
                  else synthetic_tapes(config, start_ns=run_started_ns))
     except TapeFormatError as error:
         raise BadInput(f"--tape {error}; give a Parquet tape written by `router-tuner record`") from error
+    _check_paper_symbols("--tape" if args.tape else "executor.json paper.synthetic",
+                         [tape.symbol for tape in tapes], sorted(config.executor.instruments))
     # The run's start time is in the venue name because the paper venue numbers its fills from 1 in every
     # process: without it a restarted run would reuse trade ids the journal already holds, and positions
     # would skip those fills as already applied.
@@ -160,6 +172,21 @@ def _venue(args: argparse.Namespace,
     venue = routes.venue
     step_ns = int(args.idle_poll_s * NS_PER_S)
     return routes, venue.positions, lambda: venue.clock.sleep_until(venue.clock.now_ns() + step_ns)  # type: ignore[attr-defined]
+
+
+def _check_paper_symbols(source: str, symbols: list[str], instruments: list[str]) -> None:
+    """The paper venue replays one tape per ``executor.json`` instrument: the executor reconciles every one, so a
+    missing tape used to stop the run at its start as a reconciliation failure (exit 1)."""
+    repeated = sorted({symbol for symbol in symbols if symbols.count(symbol) > 1})
+    if repeated:
+        raise BadInput(f"{source}: two tapes for {' '.join(repeated)}: give one per symbol")
+    missing = [symbol for symbol in instruments if symbol not in symbols]
+    foreign = [symbol for symbol in symbols if symbol not in instruments]
+    if missing or foreign:
+        problems = ([f"no tape for {' '.join(missing)}"] if missing else []) + (
+            [f"{' '.join(foreign)} not in executor.json instruments"] if foreign else [])
+        raise BadInput(f"{source}: {'; '.join(problems)}: paper mode replays one tape for each instrument "
+                       f"({' '.join(instruments)})")
 
 
 def _serve_metrics(metrics: ExecutorMetrics, config: ConfigBundle) -> tuple[int, object]:
@@ -181,13 +208,12 @@ def _refuse_unusable_files(args: argparse.Namespace, config: ConfigBundle) -> No
     overwritten by the other's writer (a paper account written over the journal loses every record). The
     ones written are regular files (SQLite on ``/dev/null`` would leave its lock and journal in ``/dev``), and
     so are the intents: a read from a FIFO or device blocks until data comes, where no signal can stop it."""
-    seen: dict[Path, str] = {}
+    roles: list[tuple[str, Path]] = []
 
     def check(flag: str, path: Path) -> None:
+        roles.append((flag, path))
+        distinct_files(roles)
         resolved = path.resolve()
-        if resolved in seen:
-            raise BadInput(f"{seen[resolved]} and {flag} are the same file ({path}): each needs its own file")
-        seen[resolved] = flag
         if resolved.exists() and not resolved.is_file():
             raise BadInput(f"{flag} {path}: not a regular file (a folder, FIFO or device); give a file path"
                            + (" (a FIFO or device would block the loop, deaf to Ctrl-C; --follow tails a file "

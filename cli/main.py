@@ -22,7 +22,7 @@ import errno
 import importlib
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -79,6 +79,17 @@ def probe_writable(directory: Path) -> None:
             pass
 
 
+def distinct_files(roles: Iterable[tuple[str, Path]]) -> None:
+    """Refuse one file given for two roles (``--journal`` and ``--out``): the writer of one role would replace
+    the other's file (a Parquet export written over its own journal loses every record)."""
+    seen: dict[Path, str] = {}
+    for flag, path in roles:
+        resolved = path.resolve()
+        if resolved in seen:
+            raise BadInput(f"{seen[resolved]} and {flag} are the same file ({path}): each needs its own file")
+        seen[resolved] = flag
+
+
 MAX_WORKERS = 1024
 """More worker processes than any machine here has cores; a larger number is a typo."""
 
@@ -114,6 +125,25 @@ def finite_number(low: float, high: float, *, above_low: bool = False) -> Callab
     return parse
 
 
+def path_text(text: str) -> str:
+    """An argparse type for a path kept as text: an empty one is refused, as ``Path("")`` is the current folder
+    (``--out "$UNSET"`` would write there, ``--config ""`` read whatever config files it holds), and so is one
+    whose bytes are not UTF-8."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: name a file, folder or store (an unset shell variable?)")
+    try:  # bytes that are not UTF-8 arrive as surrogates, which SQLite, Arrow and stdout cannot encode
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{text.encode('utf-8', 'surrogateescape')!r} is not valid UTF-8: "
+                                         "rename the file or folder") from None
+    return text
+
+
+def path_argument(text: str) -> Path:
+    """An argparse type for a path: :func:`path_text` as a ``Path``."""
+    return Path(path_text(text))
+
+
 SYMBOLS_RULE = "space-separated (BTCUSDT ETHUSDT); a comma also separates (BTCUSDT,ETHUSDT), case is ignored"
 
 
@@ -132,6 +162,14 @@ class SymbolList(argparse.Action):
         if not names and self.nargs == "+":
             parser.error(f"{option_string}: no symbol name in {' '.join(texts)!r}")
         setattr(namespace, self.dest, names)
+
+
+def refuse_unknown_symbols(flag: str, symbols: Iterable[str], universe: Collection[str]) -> None:
+    """Symbols named on the command line must be ours: a typo is refused, not looked up and found missing."""
+    unknown = [symbol for symbol in symbols if symbol not in universe]
+    if unknown:
+        raise BadInput(f"{flag} {' '.join(unknown)}: not in strategy_config.json universe; "
+                       f"choose from {' '.join(sorted(universe))}")
 
 
 def ray_address(text: str) -> str:
@@ -214,6 +252,7 @@ FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
     "router_tuner.executor.journal.JournalError": _hint(RUNTIME_FAILURE, ""),
     "router_tuner.tuner.ope.partition.layout.DatasetError": _hint(RUNTIME_FAILURE, ""),
     "router_tuner.tuner.registry.RegistryError": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
+    "mlflow.tracking.registry.UnsupportedModelRegistryStoreURIException": _hint(BAD_INPUT, _MLFLOW_ADVICE),
     "mlflow.exceptions.MlflowException": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
     "sqlalchemy.exc.SQLAlchemyError": _mlflow_database,
     "router_tuner.router.venue.VenueError": _hint(RUNTIME_FAILURE, "the venue refused or did not answer; retry later"),

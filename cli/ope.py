@@ -21,13 +21,12 @@ import datetime as dt
 import functools
 import json
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from router_tuner.cli.main import symbol_name
+from router_tuner.cli.main import BadInput, path_argument, path_text, symbol_name
 
 if TYPE_CHECKING:
     from router_tuner.router.events import RouterEvent
@@ -40,7 +39,7 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--journal", required=True, type=Path, help="journal SQLite file with router events")
+    parser.add_argument("--journal", required=True, type=path_argument, help="journal SQLite file with router events")
     parser.add_argument("--candidate", required=True, help="arm id, policy JSON file, or SYMBOL@ALIAS|SYMBOL/N")
     parser.add_argument("--baseline", default=None,
                         help="a second policy scored on the same events (default: the logging policy's own value)")
@@ -50,8 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", default=None, help="only orders that arrived before this ISO-8601 time")
     parser.add_argument("--logging-policy", default=None, metavar="ID[:VERSION]",
                         help="only orders routed by this policy id (and version)")
-    parser.add_argument("--config", default=None, help="config directory (default: embedded defaults)")
-    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (overrides env and config)")
+    parser.add_argument("--config", default=None, type=path_text, help="config directory (default: embedded defaults)")
+    parser.add_argument("--tracking-uri", default=None, type=path_text,
+                        help="MLflow tracking URI (overrides env and config)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -89,9 +89,11 @@ def _resolve(ref: str, registry_factory: Any) -> _Ref:
         if not path.is_file():
             raise ValueError(f"{ref}: no such policy file")
         try:
-            document = json.loads(path.read_text())
+            document = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise ValueError(f"{ref}:{error.lineno}: not JSON ({error.msg})") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{ref}: not a RouterPolicy document (not UTF-8 text)") from None
         if not isinstance(document, dict):
             raise ValueError(f"{ref}: not a RouterPolicy document (a JSON object)")
         symbol = document.get("symbol")
@@ -176,13 +178,11 @@ def _table(comparison: Comparison) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from router_tuner.config import ConfigError, load_config
+    """Failures end in ``cli.main``'s one line: a bad configuration, journal, candidate or filter is exit 2, an
+    MLflow store or a locked journal that fails is exit 1."""
+    from router_tuner.config import load_config
 
-    try:
-        bundle = load_config(args.config)
-    except ConfigError as error:
-        print(f"ope: {error}", file=sys.stderr)
-        return 2
+    bundle = load_config(args.config)
 
     @functools.cache
     def registry() -> Any:
@@ -194,28 +194,12 @@ def run(args: argparse.Namespace) -> int:
                               mlflow_config.registered_model_prefix, override_uri=args.tracking_uri)
 
     if not args.journal.is_file():
-        print(f"ope: no journal at {args.journal}: pass the SQLite journal a run wrote (e.g. var/simulation.sqlite)",
-              file=sys.stderr)
-        return 2
-    from router_tuner.executor.journal import JournalError
-
+        raise BadInput(f"no journal at {args.journal}: pass the SQLite journal a run wrote "
+                       "(e.g. var/simulation.sqlite)")
     try:
         return _score(args, bundle, registry)
-    except (ValueError, OSError, JournalError) as error:
-        print(f"ope: {error}", file=sys.stderr)
-        return 2
-    except _runtime_errors() as error:
-        print(f"ope: failed: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-
-
-def _runtime_errors() -> tuple[type[Exception], ...]:
-    """Failures of the world, not of the input (evaluated only while handling one: MLflow imports slowly)."""
-    import sqlite3
-
-    from mlflow.exceptions import MlflowException
-
-    return MlflowException, sqlite3.Error
+    except ValueError as error:  # what the journal, the candidate or the filters hold that cannot be scored
+        raise BadInput(str(error)) from error
 
 
 def _read_journal(path: Path, symbol: str | None) -> list[RouterEvent]:

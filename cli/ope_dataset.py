@@ -14,47 +14,42 @@ import argparse
 import datetime as dt
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from router_tuner.cli.main import ray_address, symbol_name, whole_number
+from router_tuner.cli.main import MAX_WORKERS, path_argument, path_text, ray_address, symbol_name, whole_number
 from router_tuner.config.models import SEED_MAX
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, type=Path, help="folder written by journal export --partitioned")
+    parser.add_argument("--dataset", required=True, type=path_argument,
+                        help="folder written by journal export --partitioned")
     parser.add_argument("--candidate", required=True, help="the arm to score (e.g. o1.00_b0.00)")
     parser.add_argument("--symbol", type=symbol_name, default=None,
                         help="only this symbol (default: each symbol on its own)")
     parser.add_argument("--since-day", default=None, metavar="YYYY-MM-DD", help="first UTC day to include")
     parser.add_argument("--until-day", default=None, metavar="YYYY-MM-DD", help="last UTC day to include")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=1,
+    where.add_argument("--workers", type=whole_number(1, MAX_WORKERS), default=1,
                        help="tasks at once: 1 runs them in this process, N > 1 starts a local Ray (default: 1)")
     where.add_argument("--address", default=None, type=ray_address, help="join a running Ray cluster (HOST:PORT)")
     parser.add_argument("--seed", type=whole_number(0, SEED_MAX), default=None,
                         help="bootstrap seed (default: tuner.json seed)")
-    parser.add_argument("--config", default=None, help="config directory (default: embedded defaults)")
+    parser.add_argument("--config", default=None, type=path_text, help="config directory (default: embedded defaults)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:
-    from router_tuner.config.loader import ConfigError, load_config
+    from router_tuner.config.loader import load_config
     from router_tuner.tuner.ope.partition.layout import DatasetError, Partition, list_partitions
 
+    config = load_config(args.config)
     try:
-        if args.workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {args.workers}")
         since, until = (_day(args.since_day, "--since-day"), _day(args.until_day, "--until-day"))
-        config = load_config(args.config)
         partitions = [p for p in list_partitions(args.dataset)
                       if (since is None or p.day >= since) and (until is None or p.day <= until)
                       and (args.symbol is None or p.symbol == args.symbol)]
         if not partitions:
             raise DatasetError(f"no partition of {args.dataset} matches --symbol/--since-day/--until-day")
-    except ConfigError as error:
-        print(f"router-tuner ope-dataset: invalid configuration: {error.issues[0]}", file=sys.stderr)
-        return 2
     except (DatasetError, ValueError) as error:
         print(f"router-tuner ope-dataset: {error}", file=sys.stderr)
         return 2

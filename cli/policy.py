@@ -26,9 +26,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from router_tuner.cli.main import BadInput, reading, symbol_name
+from router_tuner.cli.main import BadInput, path_text, reading, refuse_unknown_symbols, symbol_name, whole_number
 from router_tuner.config.loader import DEFAULTS_DIR, load_config
-from router_tuner.config.models import ConfigBundle
+from router_tuner.config.models import MAX_COUNT, ConfigBundle
 from router_tuner.router.events import RouterEvent
 from router_tuner.tuner.gate_record import PROMOTION_TAG, gate_problem
 
@@ -54,9 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sub.add_argument("--symbol", type=symbol_name, required=name != "list", default=None,
                          help="symbol, e.g. BTCUSDT")
         if name in ("show", "promote"):
-            sub.add_argument("--version", type=int, default=None, help="registered version number")
+            sub.add_argument("--version", type=whole_number(1, MAX_COUNT), default=None,
+                             help="registered version number")
         if name == "promote":
-            sub.add_argument("--journal", default=None, help="journal whose recent router events the OPE gate reads")
+            sub.add_argument("--journal", default=None, type=path_text,
+                             help="journal whose recent router events the OPE gate reads")
             sub.add_argument("--force", action="store_true", help="promote without the OPE gate (needs --who, --why)")
         if name in ("promote", "go-live"):
             sub.add_argument("--who", default=None, help="who decides (recorded in MLflow)")
@@ -71,12 +73,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             sub.add_argument("--prefix", default=None, help=PREFIX_HELP)
         sub.add_argument("--json", action="store_true",
                          help="print JSON instead of text (a failure is still one plain line on stderr)")
-        sub.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (overrides env and config)")
-        sub.add_argument("--config", default=None, help="config directory (default: embedded defaults)")
+        sub.add_argument("--tracking-uri", default=None, type=path_text,
+                         help="MLflow tracking URI (overrides env and config)")
+        sub.add_argument("--config", default=None, type=path_text, help="config directory (default: embedded defaults)")
 
 
 def run(args: argparse.Namespace) -> int:
     bundle = load_config(args.config if args.config is not None else DEFAULTS_DIR)
+    refuse_unknown_symbols("--symbol", [args.symbol] if args.symbol else [], bundle.strategy.universe)
     usage = _usage_error(args)
     if usage is not None:
         raise BadInput(f"{args.policy_command} {usage}")

@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from router_tuner.cli.main import SYMBOLS_RULE, SymbolList
+from router_tuner.cli.main import SYMBOLS_RULE, SymbolList, path_argument
 from router_tuner.router.venues.ccxt.urls import repoint_urls
 
 DEFAULT_FLUSH_INTERVAL_S = 60.0
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--symbols", required=True, nargs="+", action=SymbolList,
                         help=f"exchange market ids, {SYMBOLS_RULE}")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", type=path_argument, default=None,
                         help="output folder (default: recordings/<venue>-<UTC start time>); one sub-folder "
                              "per symbol of chunk-NNNNNN.parquet files; an existing folder is resumed")
     parser.add_argument("--flush-seconds", type=float, default=DEFAULT_FLUSH_INTERVAL_S,

@@ -21,7 +21,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args
 
-from router_tuner.cli.main import MAX_WORKERS, SYMBOLS_RULE, BadInput, SymbolList, probe_writable, whole_number
+from router_tuner.cli.main import (
+    MAX_WORKERS,
+    SYMBOLS_RULE,
+    BadInput,
+    SymbolList,
+    path_text,
+    probe_writable,
+    refuse_unknown_symbols,
+    whole_number,
+)
 from router_tuner.config.models import MAX_COUNT, SEED_MAX, LearnerName
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
@@ -33,10 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--orders", type=whole_number(1, MAX_COUNT), default=None,
                         help="orders per symbol (default: router.json simulation.intents.orders_per_symbol)")
     parser.add_argument("--seed", type=whole_number(0, SEED_MAX), default=None, help="seed (default: tuner.json seed)")
-    parser.add_argument("--data", default=None,
+    parser.add_argument("--data", default=None, type=path_text,
                         help="recorded data directory (default: $ROUTER_TUNER_DATA, then ../shared/data/binance)")
-    parser.add_argument("--out", default="var", help="output directory for journal and report (default: var)")
-    parser.add_argument("--config", default=None, help="configuration directory (default: the embedded defaults)")
+    parser.add_argument("--out", default="var", type=path_text,
+                        help="output directory for journal and report (default: var)")
+    parser.add_argument("--config", default=None, type=path_text,
+                        help="configuration directory (default: the embedded defaults)")
     parser.add_argument("--learners", default=",".join(LEARNERS),
                         help=f"comma-separated learners to run the tuner with (default: {','.join(LEARNERS)})")
     parser.add_argument("--shadow-symbols", nargs="*", action=SymbolList, default=None,
@@ -55,10 +66,11 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from router_tuner.config.loader import load_config
+    from router_tuner.router.atomic_file import refuse_unreplaceable
     from router_tuner.simulation.intents import intent_window
     from router_tuner.simulation.job import SimulationOptions, count_routes, load_markets, simulate
     from router_tuner.simulation.learners import parse_learners
-    from router_tuner.simulation.recording import json_line, log_to_mlflow, write_journal
+    from router_tuner.simulation.recording import JOURNAL_NAME, json_line, log_to_mlflow, write_journal
     from router_tuner.simulation.report.page import summary_dict, text_table, write_report
     from router_tuner.tuner.factory import build_grid
 
@@ -69,11 +81,13 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     _check_symbols(args, config.strategy.universe)
     out = Path(args.out)
-    probe_writable(out)  # before the long run, not after it
-    if not args.no_mlflow:  # likewise an MLflow server that does not answer
-        from router_tuner.tuner.registry import check_server_reachable, open_client, resolve_tracking_uri
+    probe_writable(out / "report")  # before the long run, not after it: the folder, the report folder
+    refuse_unreplaceable(out / JOURNAL_NAME)  # and the journal's place
+    if not args.no_mlflow:  # likewise an MLflow store that cannot be opened or a server that does not answer
+        from router_tuner.tuner.registry import open_client, resolve_tracking_uri
 
-        check_server_reachable(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
+        # the first open of a new local store creates its schema: one process at a time (issue 13)
+        open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
     options = SimulationOptions(
         symbols=tuple(args.symbols) if args.symbols else None,
         orders_per_symbol=(args.orders if args.orders is not None
@@ -104,8 +118,6 @@ def run(args: argparse.Namespace) -> int:
     summary["journal"] = str(journal)
     summary["report"] = str(report.html)
     if not args.no_mlflow:
-        # the first open of a new local store creates its schema: one process at a time (issue 13)
-        open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
         run_id, versions = log_to_mlflow(result, config, summary, [report.html, report.markdown, *report.assets])
         summary["mlflow_run_id"] = run_id
         summary["policy_versions"] = versions
@@ -125,10 +137,7 @@ def run(args: argparse.Namespace) -> int:
 def _check_symbols(args: argparse.Namespace, universe: Mapping[str, object]) -> None:
     """Symbols named on the command line must be ours, each once: a typo is refused before anything runs."""
     for flag, symbols in (("--symbols", args.symbols), ("--shadow-symbols", args.shadow_symbols)):
-        unknown = [symbol for symbol in symbols or () if symbol not in universe]
-        if unknown:
-            raise BadInput(f"{flag} {' '.join(unknown)}: not in strategy_config.json universe; "
-                           f"choose from {' '.join(sorted(universe))}")
+        refuse_unknown_symbols(flag, symbols or (), universe)
         repeated = sorted({symbol for symbol in symbols or () if list(symbols).count(symbol) > 1})
         if repeated:
             raise BadInput(f"{flag} {' '.join(repeated)}: named twice (case is ignored); name each symbol once")

@@ -16,7 +16,16 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from router_tuner.cli.main import SYMBOLS_RULE, SymbolList, ray_address
+from router_tuner.cli.main import (
+    INTERRUPTED,
+    MAX_WORKERS,
+    SYMBOLS_RULE,
+    SymbolList,
+    path_text,
+    probe_writable,
+    ray_address,
+    whole_number,
+)
 from router_tuner.config.models import LearnerName
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
@@ -24,7 +33,7 @@ LEARNERS: tuple[str, ...] = get_args(LearnerName)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=1,
+    where.add_argument("--workers", type=whole_number(1, MAX_WORKERS), default=1,
                        help="tasks at once: 1 runs them in this process, N > 1 starts a local Ray (default: 1)")
     where.add_argument("--address", default=None, type=ray_address,
                        help="join a running Ray cluster (HOST:PORT of its head; a cluster with Ray's token "
@@ -34,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default: tuner.json seed)")
     parser.add_argument("--symbols", nargs="+", action=SymbolList, default=None,
                         help=f"our symbol names, {SYMBOLS_RULE} (default: every market of the first --data source)")
-    parser.add_argument("--data", nargs="+", default=None,
+    parser.add_argument("--data", nargs="+", default=None, type=path_text,
                         help="recorded data folders and/or 'synthetic' (default: $ROUTER_TUNER_DATA, then "
                              "../shared/data/binance, else synthetic)")
     parser.add_argument("--orders", type=int, default=None,
@@ -42,23 +51,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="axes", action="append", default=[], metavar="tuner.KEY=V1,V2",
                         help="a grid axis over one tuner.json key (repeat for more axes), e.g. "
                              "--set tuner.learner_params.epsilon=0.05,0.1")
-    parser.add_argument("--config", default=None, help="configuration directory (default: the embedded defaults)")
-    parser.add_argument("--out", default="var/sweep", help="output folder: checkpoints and the table "
+    parser.add_argument("--config", default=None, type=path_text,
+                        help="configuration directory (default: the embedded defaults)")
+    parser.add_argument("--out", default="var/sweep", type=path_text, help="output folder: checkpoints and the table "
                         "(default: var/sweep)")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the sweep to MLflow")
 
 
 def run(args: argparse.Namespace) -> int:
-    from router_tuner.config.loader import ConfigError, load_config
+    from router_tuner.config.loader import load_config
     from router_tuner.simulation.sweep.grid import GridError
 
+    config = load_config(args.config)
     try:
-        config = load_config(args.config)
         grid, params = _plan(args, config)
-    except ConfigError as error:
-        more = f" (and {len(error.issues) - 1} more: router-tuner config check)" if len(error.issues) > 1 else ""
-        print(f"router-tuner sweep: invalid configuration: {error.issues[0]}{more}", file=sys.stderr)
-        return 2
     except (GridError, ValueError, FileNotFoundError) as error:
         print(f"router-tuner sweep: {_one_line(error)}", file=sys.stderr)
         return 2
@@ -68,10 +74,8 @@ def run(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace, config: Any) -> tuple[Any, dict[str, str]]:
     from router_tuner.router.market.binance import resolve_data_dir
     from router_tuner.simulation.learners import parse_learners
-    from router_tuner.simulation.sweep.grid import SYNTHETIC, GridError, available_symbols, build_grid, parse_axis
+    from router_tuner.simulation.sweep.grid import SYNTHETIC, available_symbols, build_grid, parse_axis
 
-    if args.workers < 1:
-        raise GridError(f"--workers must be >= 1, got {args.workers}")
     learners = parse_learners(args.learners)
     seeds = [config.tuner.seed] if args.seeds is None else [_int(s, "--seeds") for s in _split(args.seeds)]
     if args.data is None:
@@ -100,10 +104,11 @@ def _execute(args: argparse.Namespace, config: Any, grid: Any, params: dict[str,
 
     out = Path(args.out)
     store = CheckpointStore(out)
-    if not args.no_mlflow:  # an MLflow server that does not answer fails now, not after the sweep
-        from router_tuner.tuner.registry import check_server_reachable, resolve_tracking_uri
+    probe_writable(store.folder)  # before the tasks, not as the first task's failure
+    if not args.no_mlflow:  # an MLflow store that cannot be opened or does not answer fails now, not after the sweep
+        from router_tuner.tuner.registry import open_client, resolve_tracking_uri
 
-        check_server_reachable(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
+        open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
     runner = open_runner(args.workers, args.address)
     total = len(grid.tasks)
     done = 0
@@ -119,7 +124,7 @@ def _execute(args: argparse.Namespace, config: Any, grid: Any, params: dict[str,
     except KeyboardInterrupt:
         print(f"router-tuner sweep: interrupted: {done} of {total} tasks are recorded in {out / 'tasks'}; "
               "run the same command again to resume", file=sys.stderr)
-        return 1
+        return INTERRUPTED
     except (ClusterError, CheckpointError) as error:
         print(f"router-tuner sweep: {_one_line(error)}", file=sys.stderr)
         return 1

@@ -40,6 +40,8 @@ FILES: dict[str, type[msgspec.Struct]] = {
     "tuner.json": TunerConfig,
     "executor.json": ExecutorConfig,
 }
+_BUNDLE_FIELDS = ("risk", "strategy", "router", "tuner", "executor")
+"""The ConfigBundle field of each of FILES, in order."""
 CONCURRENCY_HOME = ("risk_limits.json", "max_concurrent_positions")
 _CONCURRENCY_KEY = re.compile(r"concurren", re.IGNORECASE)
 
@@ -96,10 +98,11 @@ def _to_plain(node: Any) -> Any:
 
 
 _AT = re.compile(r"^(?P<message>.*) - at `(?P<path>[^`]*)`$", re.DOTALL)
+_KEY_AT = re.compile(r"^(?P<message>.*) - at `key` in `(?P<path>[^`]*)`$", re.DOTALL)
 
 
 def _split_msgspec_error(error: msgspec.ValidationError) -> tuple[str, str]:
-    match = _AT.match(str(error))
+    match = _KEY_AT.match(str(error)) or _AT.match(str(error))
     if match is None:
         return "$", str(error)
     return match["path"], match["message"]
@@ -112,6 +115,16 @@ def _lookup(node: Any, path: str) -> Any:
     return node
 
 
+def _narrowed(raw: dict[str, Any], path: str, key: str) -> dict[str, Any]:
+    """A copy of ``raw`` whose map at ``path`` holds ``key`` alone: decoding it tells whether ``key`` is at fault."""
+    probe = json.loads(json.dumps(raw))
+    container = _lookup(probe, path)
+    for other in list(container):
+        if other != key:
+            del container[other]
+    return probe
+
+
 def _name_dict_keys(raw: dict[str, Any], model: type[msgspec.Struct], path: str, message: str) -> str:
     """Replace msgspec's ``[...]`` (a dict entry it does not name) by the offending key."""
     while "[...]" in path:
@@ -119,13 +132,8 @@ def _name_dict_keys(raw: dict[str, Any], model: type[msgspec.Struct], path: str,
         container = _lookup(raw, prefix)
         culprit = None
         for key in container:
-            probe = json.loads(json.dumps(raw))
-            narrowed = _lookup(probe, prefix)
-            for other in list(narrowed):
-                if other != key:
-                    del narrowed[other]
             try:
-                msgspec.convert(probe, model, strict=True)
+                msgspec.convert(_narrowed(raw, prefix, key), model, strict=True)
             except msgspec.ValidationError as error:
                 if _split_msgspec_error(error)[1] == message:
                     culprit = key
@@ -134,6 +142,21 @@ def _name_dict_keys(raw: dict[str, Any], model: type[msgspec.Struct], path: str,
             return path
         path = f"{prefix}.{culprit}{rest}"
     return path
+
+
+def _bad_key(raw: dict[str, Any], model: type[msgspec.Struct], path: str, message: str) -> str | None:
+    """The key of the map at ``path`` that msgspec refused with ``message`` (it names none)."""
+    try:
+        container = _lookup(raw, path)
+    except (KeyError, IndexError, TypeError):
+        return None
+    for key in container:
+        try:
+            msgspec.convert(_narrowed(raw, path, key), model, strict=True)
+        except msgspec.ValidationError as error:
+            if _KEY_AT.match(str(error)) is not None and _split_msgspec_error(error) == (path, message):
+                return str(key)
+    return None
 
 
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<key>[^`]+)`$")
@@ -186,6 +209,13 @@ def _decode(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, list
             path, message = _split_msgspec_error(error)
             if isinstance(work, dict):
                 path = _name_dict_keys(work, model, path, message)
+            if _KEY_AT.match(str(error)) is not None:  # a map's key, not a value: name it and set it aside
+                key = _bad_key(work, model, path, message)
+                issues.append(ConfigIssue(file, path, f"key {key!r}: {message}"))
+                if len(issues) >= 50 or key is None:
+                    return None, issues
+                del _lookup(work, path)[key]
+                continue
             issues.append(ConfigIssue(file, path, _explain(work, path, message)))
             if reference is None:  # the embedded default is read only when there is something to patch
                 reference = json.loads((DEFAULTS_DIR / file).read_text(encoding="utf-8"))
@@ -201,6 +231,9 @@ def _concurrency_keys(node: Any, path: str) -> list[str]:
                 found.append(f"{path}.{key}")
             found.extend(_concurrency_keys(value, f"{path}.{key}"))
     return found
+
+
+_BOM_MESSAGE = "starts with a UTF-8 byte order mark (BOM), invisible in most editors: save it as UTF-8 without BOM"
 
 
 def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
@@ -222,7 +255,8 @@ def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
     except RecursionError:
         return None, [ConfigIssue(file, "$", "not valid JSON: nested too deeply for a configuration file")]
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        return None, [ConfigIssue(file, "$", f"not valid JSON: {error}")]
+        bom = isinstance(error, json.JSONDecodeError) and error.doc.startswith("\ufeff")
+        return None, [ConfigIssue(file, "$", _BOM_MESSAGE if bom else f"not valid JSON: {error}")]
     except ValueError:  # Python refuses integer literals of more than 4300 digits
         return None, [ConfigIssue(file, "$", "not valid JSON: a number literal of thousands of digits")]
 
@@ -246,6 +280,13 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                 "strategy_config.json", f"$.sizing.buckets.{entry.tier}.floor_usd",
                 f"sizing floor {bucket.floor_usd} USD is below the min_notional "
                 f"{risk.min_notional_usd(symbol)} USD that applies to {symbol} (risk_limits.json)"))
+    named: dict[tuple[str, str], str] = {}
+    for symbol, entry in universe.items():  # one instrument under two of our names: which one is traded?
+        first = named.setdefault((entry.market, entry.venue_symbol), symbol)
+        if first != symbol:
+            issues.append(ConfigIssue("strategy_config.json", f"$.universe.{symbol}.venue_symbol",
+                                      f"{entry.market} {entry.venue_symbol} is already in the universe as {first}: "
+                                      "give each instrument one entry"))
     for symbol, entry in universe.items():
         if entry.market != "spot" and entry.quote not in router.close_position_quotes:
             issues.append(ConfigIssue(
@@ -270,7 +311,27 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                                   f"{list(tuner.ope.estimators)}: the gates could not be computed"))
     issues.extend(_symbol_reference_issues(bundle))
     issues.extend(_order_issues(bundle))
+    for file, attr in zip(FILES, _BUNDLE_FIELDS, strict=True):
+        issues.extend(_repeated_values(file, getattr(bundle, attr), "$"))
     return issues
+
+
+def _repeated_values(file: str, node: Any, path: str) -> list[ConfigIssue]:
+    """A list naming a value twice (a symbol, an estimator, an arm) is a typo for another value: never meant."""
+    if isinstance(node, msgspec.Struct):
+        return [issue for field in node.__struct_fields__
+                for issue in _repeated_values(file, getattr(node, field), f"{path}.{field}")]
+    if isinstance(node, dict):
+        return [issue for key, value in node.items() for issue in _repeated_values(file, value, f"{path}.{key}")]
+    if isinstance(node, tuple):
+        seen: set[Any] = set()
+        issues = []
+        for index, value in enumerate(node):
+            if value in seen:
+                issues.append(ConfigIssue(file, f"{path}[{index}]", f"{value!r} is listed twice: list each once"))
+            seen.add(value)
+        return issues
+    return []
 
 
 def _symbol_references(bundle: ConfigBundle) -> list[tuple[str, str, Iterable[str]]]:
@@ -305,7 +366,12 @@ def _ordered_pairs(bundle: ConfigBundle) -> list[tuple[str, str, str, float, str
     breakers = risk.circuit_breakers
     pairs = [(f"$.sizing.buckets.{name}", "floor_usd", bucket.floor_usd, "cap_usd", bucket.cap_usd, False)
              for name, bucket in bundle.strategy.sizing.buckets.items()]
+    bands = [(file, section, *pair) for file, section, quality in (
+        ("executor.json", "$.health.quality", executor.health.quality),
+        ("router.json", "$.simulation.rule_policy", rule))
+        for pair in _band_pairs(quality)]
     return [
+        *bands,
         *(("strategy_config.json", *pair) for pair in pairs),
         ("risk_limits.json", "$.circuit_breakers", "daily_loss_pct", breakers.daily_loss_pct,
          "weekly_loss_pct", breakers.weekly_loss_pct, False),
@@ -325,6 +391,15 @@ def _ordered_pairs(bundle: ConfigBundle) -> list[tuple[str, str, str, float, str
         ("executor.json", "$.live", "stream_reconnect_initial_ms", live.stream_reconnect_initial_ms,
          "stream_reconnect_max_ms", live.stream_reconnect_max_ms, False),
     ]
+
+
+def _band_pairs(quality: Any) -> list[tuple[str, float, str, float, bool]]:
+    """Quality bands climb good -> degraded -> broken, in fallback ratio and in slippage (a broken band under the
+    degraded one would call a symbol broken before it is degraded)."""
+    return [(f"{low}_{measure}", getattr(quality, f"{low}_{measure}"),
+             f"{high}_{measure}", getattr(quality, f"{high}_{measure}"), False)
+            for measure in ("fallback_ratio", "slippage_bps")
+            for low, high in (("good", "degraded"), ("degraded", "broken"))]
 
 
 def _order_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
@@ -403,8 +478,8 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
     if reconcile.max_legs_per_intent < reconcile.probe_gap_legs:
         issues.append(ConfigIssue("executor.json", "$.reconcile.max_legs_per_intent",
                                   "must be at least probe_gap_legs"))
-    if not executor.prometheus.host:
-        issues.append(ConfigIssue("executor.json", "$.prometheus.host", "must name an address to bind"))
+    if executor.prometheus.host.split() != [executor.prometheus.host]:
+        issues.append(ConfigIssue("executor.json", "$.prometheus.host", "must name an address to bind (no spaces)"))
     if executor.protective_stops.enabled:
         spot = sorted(s for s in executor.instruments if s in universe and universe[s].market == "spot")
         if spot:
@@ -421,8 +496,6 @@ def _arm_grid_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIss
                                (tuner.arms.taker_biases, "taker_biases", biases)):
         if not values:
             issues.append(ConfigIssue("tuner.json", f"$.arms.{name}", "must list at least one value"))
-        if len(set(values)) != len(values):
-            issues.append(ConfigIssue("tuner.json", f"$.arms.{name}", "duplicate values"))
         for index, value in enumerate(values):
             if not band.min <= value <= band.max:
                 issues.append(ConfigIssue(
@@ -478,4 +551,4 @@ def _secret_issues(file: str, raw: Any) -> list[ConfigIssue]:
 def snapshot(bundle: ConfigBundle) -> dict[str, Any]:
     """Plain-data copy of the whole configuration, for MLflow params and journals; secret-looking values masked."""
     return redact({file.removesuffix(".json"): msgspec.to_builtins(getattr(bundle, attr))
-                   for file, attr in zip(FILES, ("risk", "strategy", "router", "tuner", "executor"), strict=True)})
+                   for file, attr in zip(FILES, _BUNDLE_FIELDS, strict=True)})

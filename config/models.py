@@ -56,6 +56,10 @@ PolicyKnob = Annotated[float, msgspec.Meta(ge=-MAX_SCALE, le=MAX_SCALE)]
 """A ``policy_bounds`` end; each static-policy knob's own range is tighter (checked at load)."""
 Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9_]+$")]
 Leverage = Annotated[float, msgspec.Meta(ge=1.0, le=125.0)]
+Name = Annotated[str, msgspec.Meta(pattern=r"^\S+$")]
+"""A name (tier, quote, venue symbol, exchange, host): not empty, no spaces (``""`` or ``"USDT "`` is a typo)."""
+ModelPrefix = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+"""The start of MLflow registered model names (``<prefix>-<SYMBOL>``): an empty one would name ``-BTCUSDT``."""
 EnvVarName = Annotated[str, msgspec.Meta(pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=64)]
 """The *name* of an environment variable holding a secret, never the secret itself."""
 
@@ -124,7 +128,7 @@ class RiskLimits(Model):
     trade_equity_cap_pct: Fraction
     max_trade_nav_pct: Fraction
     symbol_caps: SymbolCaps
-    tier_caps: dict[str, TierCap]
+    tier_caps: dict[Name, TierCap]
     max_concurrent_positions: Annotated[int, msgspec.Meta(ge=1, le=1000)]
     max_gross_exposure_nav: Annotated[float, msgspec.Meta(gt=0.0, le=125.0)]
     leverage: LeverageCaps
@@ -162,9 +166,9 @@ class UniverseEntry(Model):
     10). USD notionals are derived from it by :func:`router.contract.notional_usd`, never as qty x price.
     """
 
-    venue_symbol: str
-    tier: str
-    quote: str
+    venue_symbol: Name
+    tier: Name
+    quote: Name
     market: Market
     contract_type: ContractType
     contract_size: ContractSize
@@ -181,7 +185,7 @@ class Sizing(Model):
     """How the sizer turns a size hint into a gross: a share of NAV, clamped to the tier's bucket."""
 
     base_nav_pct: Fraction
-    buckets: dict[str, SizingBucket]
+    buckets: dict[Name, SizingBucket]
 
 
 class Screener(Model):
@@ -381,14 +385,14 @@ class SimulationConfig(Model):
     synthetic_market: SyntheticMarketConfig
     bootstrap: SimulationBootstrap
     shadow_scenario: ShadowScenarioConfig
-    registered_model_prefix: Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    registered_model_prefix: ModelPrefix
 
 
 class RouterConfig(Model):
     """``router.json``: policy bounds, the static policy, position mode, closable quotes, the simulation."""
 
     position_mode: PositionMode
-    close_position_quotes: tuple[str, ...]
+    close_position_quotes: tuple[Name, ...]
     policy_bounds: PolicyBounds
     static_policy: StaticPolicy
     sim_venue: SimVenueSettings
@@ -540,9 +544,9 @@ class PublishConfig(Model):
 class MlflowConfig(Model):
     """Where policy versions are recorded; ``tracking_uri`` null means the local default store."""
 
-    tracking_uri: str | None
-    experiment: str
-    registered_model_prefix: str
+    tracking_uri: Annotated[str, msgspec.Meta(min_length=1)] | None
+    experiment: Annotated[str, msgspec.Meta(pattern=r"\S")]
+    registered_model_prefix: ModelPrefix
 
 
 OpeEstimatorName = Literal["ips", "snips", "dm", "dr", "sndr", "switch_dr", "dr_shrinkage"]
@@ -841,10 +845,10 @@ class LiveVenueSettings(Model):
     the exchange's time, REST otherwise; ``rest`` reads every touch by REST (``top_of_book_source``).
     """
 
-    exchange_id: str
+    exchange_id: Name
     api_key_env: EnvVarName
     api_secret_env: EnvVarName
-    api_base_url: str | None
+    api_base_url: Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$")] | None
     request_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=int(MAX_MS))]
     ccxt_rate_limiter: bool
     rate_limit_max_retries: Retries
@@ -903,7 +907,7 @@ class AdaptiveSettings(Model):
     per symbol the decision context's volatility is computed from.
     """
 
-    tuner_state_path: str
+    tuner_state_path: Annotated[str, msgspec.Meta(pattern=r"\S")]
     checkpoint_every_n_events: PositiveInt
     context_mids: Annotated[int, msgspec.Meta(ge=3, le=MAX_COUNT)]
 

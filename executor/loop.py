@@ -67,7 +67,7 @@ from router_tuner.executor.monitoring.health import book_feed_health, order_feed
 from router_tuner.executor.monitoring.telemetry import Telemetry
 from router_tuner.executor.outcomes import binding_limit, reason, routed_trade, veto_outcome
 from router_tuner.executor.positions import apply_order
-from router_tuner.executor.protection import ProtectiveStops, TriggeredStop
+from router_tuner.executor.protection import RESERVED_ID_PREFIXES, ProtectiveStops, TriggeredStop
 from router_tuner.executor.quarantine import quarantine_line
 from router_tuner.executor.reconcile import (
     JournalStoreMismatch,
@@ -483,6 +483,11 @@ class Executor:
                 return None
             journaled, why = conflicting_duplicate(intent)
             return self._veto(journaled, (why,), {"stage": "executor"}, now_ns, 0.0)
+        if intent.intent_id.startswith(RESERVED_ID_PREFIXES):  # a stop's own id: a restart would skip it as one
+            return self._veto(intent, (reason("reserved_intent_id", "/".join(RESERVED_ID_PREFIXES), intent.intent_id,
+                                              "ids starting psl- or ptp- name the executor's protective stops: "
+                                              "give the intent another id"),),
+                              {"stage": "executor"}, now_ns, 0.0)
         instrument = self.config.executor.instruments.get(intent.symbol)
         if instrument is None:
             return self._veto(intent, (reason("symbol_not_tradable", "executor.instruments", intent.symbol,

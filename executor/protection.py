@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 STOP_ID_PREFIX = {"stop_market": "psl", "take_profit_market": "ptp"}
 """Client order ids of protective stops start ``psl-`` / ``ptp-``: intent ids of that form are reserved."""
+RESERVED_ID_PREFIXES = tuple(f"{prefix}-" for prefix in STOP_ID_PREFIX.values())
+"""Intent ids the executor vetoes (``reserved_intent_id``): a stop is journaled under its client order id."""
 STRATEGY = "protective_stop"
 MAX_CLIENT_ID_LEN = 36  # Binance clientAlgoId: ^[.A-Z:/a-z0-9_-]{1,36}$
 

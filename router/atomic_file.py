@@ -26,10 +26,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
     On an exception the temporary file is removed and ``target`` is left as it was.
     """
-    final = Path(os.path.realpath(target))  # through a symlink: the file it names is replaced, not the link
-    if final.exists() and not final.is_file():
-        raise FileExistsError(errno.EEXIST, "exists and is not a regular file (a device, FIFO or folder): "
-                              "it would be replaced, not written", str(target))
+    final = refuse_unreplaceable(target)
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = _create_temporary(final)
     try:
@@ -45,6 +42,16 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def refuse_unreplaceable(target: str | os.PathLike[str]) -> Path:
+    """The file ``target`` names (through a symlink); ``FileExistsError`` when it exists and is not a regular file
+    (a device, FIFO or folder would be replaced by a file). A long job checks its outputs with it before working."""
+    final = Path(os.path.realpath(target))  # through a symlink: the file it names is replaced, not the link
+    if final.exists() and not final.is_file():
+        raise FileExistsError(errno.EEXIST, "exists and is not a regular file (a device, FIFO or folder): "
+                              "it would be replaced, not written", str(target))
+    return final
 
 
 def _create_temporary(final: Path) -> Path:

@@ -68,15 +68,13 @@ _QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "BTC", "ETH", "BNB")
 
 
 def _our_symbol(config: ConfigBundle, venue_symbol: str, market: str) -> str:
+    """Our name of a recorded instrument (the loader refuses two universe entries of one instrument)."""
     matches = [name for name, entry in config.strategy.universe.items()
                if entry.venue_symbol == venue_symbol and entry.market == market]
     if not matches:
         raise ValueError(f"recorded {market} {venue_symbol} is not in strategy_config.json's universe: add "
                          f"{universe_entry_hint(venue_symbol, market)} to its \"universe\" in a config directory "
                          f"(`router-tuner config init DIR` writes the defaults there) and pass --config DIR")
-    if len(matches) > 1:
-        raise ValueError(f"recorded {market} {venue_symbol} maps to {len(matches)} universe entries "
-                         f"({matches}) in strategy_config.json: need exactly one")
     return matches[0]
 
 

@@ -27,12 +27,16 @@ def arm_id_of_policy(document: Mapping[str, Any], where: str) -> str:
 
     A rollback version is labelled ``static`` but carries real knobs, so the id comes from the knobs,
     never from the document's ``arm`` label. Raises :class:`ArmError` naming ``where`` when a knob is
-    missing or not a number.
+    missing, not a number or out of range (a NaN offset used to name the arm ``onan_b0.00``).
     """
     try:
-        return arm_id_of(float(document["maker_offset_bps"]), float(document["taker_bias"]))
+        offset, bias = float(document["maker_offset_bps"]), float(document["taker_bias"])
     except (KeyError, TypeError, ValueError) as error:
         raise ArmError(f"{where}: not a RouterPolicy document (needs maker_offset_bps and taker_bias)") from error
+    try:
+        return Arm(offset, bias).arm_id
+    except ArmError as error:
+        raise ArmError(f"{where}: not a RouterPolicy document ({error})") from error
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,10 +28,10 @@ class CheckpointStore:
     """The finished tasks of one sweep output folder."""
 
     def __init__(self, out_dir: Path) -> None:
-        self._folder = Path(out_dir) / "tasks"
+        self.folder = Path(out_dir) / "tasks"
 
     def path(self, task: Task) -> Path:
-        return self._folder / f"{task.task_id}.json"
+        return self.folder / f"{task.task_id}.json"
 
     def load(self, task: Task) -> TaskResult | None:
         """The task's recorded result, or ``None`` when it has not finished."""

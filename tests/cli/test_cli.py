@@ -155,5 +155,6 @@ def test_config_init_leaves_nothing_behind_when_a_write_fails(tmp_path: Path, mo
     monkeypatch.undo()
     assert "No space left on device" in capsys.readouterr().err
     assert list(target.iterdir()) == []
-    assert main(["config", "init", ""]) == 2
-    assert "DIR is empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["config", "init", ""])
+    assert stop.value.code == 2 and "empty: name" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from router_tuner.cli.main import main
 from router_tuner.config.loader import load_config
 from router_tuner.executor.journal import Journal
 from router_tuner.router.policy import RouterPolicy
+from tests.conftest import edit_config
 from tests.factories import fill, routed
 
 TRUE_COST_BPS = {"o0.00_b0.00": 3.0, "o1.00_b0.00": 1.0, "o2.00_b0.00": 2.0}
@@ -59,7 +60,8 @@ def _fails(capsys: pytest.CaptureFixture[str], *args: str, code: int = 2) -> str
     assert main(["ope", *args]) == code
     captured = capsys.readouterr()
     lines = [line for line in captured.err.strip().splitlines() if " INFO mlflow." not in line]
-    assert len(lines) == 1 and lines[0].startswith("ope: ") and "Traceback" not in captured.err, captured.err
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    assert lines[0].startswith("router-tuner ope: ")
     return lines[0]
 
 
@@ -133,6 +135,22 @@ def test_policy_file_candidate_and_unsupported_arm(journal_path: Path, tmp_path:
     (tmp_path / "knobless.json").write_text("{}")
     assert "not a RouterPolicy document" in _fails(capsys, "--journal", str(journal_path), "--candidate",
                                                    str(tmp_path / "knobless.json"))
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b'{"maker_offset_bps": NaN, "taker_bias": 0.0}', "maker_offset_bps must be finite, got nan"),
+    (b'{"maker_offset_bps": 1e400, "taker_bias": 0.0}', "maker_offset_bps must be finite, got inf"),
+    (b'{"maker_offset_bps": 1.0, "taker_bias": 5}', "taker_bias must be in [0, 1], got 5.0"),
+    (b'\xff\xfe{"maker_offset_bps": 1.0}', "not UTF-8 text"),
+])
+def test_a_policy_file_with_impossible_knobs_is_named(journal_path: Path, tmp_path: Path, content: bytes,
+                                                      reason: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """NaN used to be scored as the arm ``onan_b0.00`` ("never taken"), bytes that are not UTF-8 to read
+    ``'utf-8' codec can't decode …`` without the file's name."""
+    policy = tmp_path / "policy.json"
+    policy.write_bytes(content)
+    line = _fails(capsys, "--journal", str(journal_path), "--candidate", str(policy))
+    assert line.endswith(f"{policy}: not a RouterPolicy document ({reason})")
 
 
 def test_table_shows_costs_differences_and_warnings(journal_path: Path, tmp_path: Path,
@@ -209,9 +227,17 @@ def test_mlflow_candidate_is_scored_and_logged_to_its_run(journal_path: Path, tm
 
 def test_bad_config_directory_is_a_clean_error(journal_path: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["ope", "--journal", str(journal_path), "--candidate", "o1.00_b0.00",
-                 "--config", str(tmp_path / "no-such-dir")]) == 2
-    assert "ope: invalid configuration" in capsys.readouterr().err
+    line = _fails(capsys, "--journal", str(journal_path), "--candidate", "o1.00_b0.00",
+                  "--config", str(tmp_path / "no-such-dir"))
+    assert line.startswith("router-tuner ope: 1 configuration problem(s), first: ")
+
+
+def test_a_config_with_many_problems_is_still_one_line(journal_path: Path, config_dir: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """It used to print ``ope: invalid configuration:`` and then one line per problem."""
+    edit_config(config_dir, "tuner.json", lambda d: d.update(seed=-1, learner="nope"))
+    line = _fails(capsys, "--journal", str(journal_path), "--candidate", "o1.00_b0.00", "--config", str(config_dir))
+    assert "2 configuration problem(s), first: tuner.json: $.learner" in line
 
 
 def _offset_one_policy() -> RouterPolicy:

@@ -50,9 +50,8 @@ def test_symbol_and_day_filters(dataset: Path, capsys: pytest.CaptureFixture[str
     (["--dataset", "MISSING"], "no dataset folder"),
     (["--since-day", "2026-13-01"], "is not a YYYY-MM-DD day"),
     (["--symbol", "NOPE"], "no partition of"),
-    (["--workers", "0"], "--workers must be >= 1"),
     (["--candidate", "o9.00_b0.00", "--symbol", "BTCUSDT"], "no support"),
-    (["--config", "MISSING"], "invalid configuration"),
+    (["--config", "MISSING"], "1 configuration problem(s), first: "),
 ])
 def test_bad_input_is_one_line_and_exit_2(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                           argv: list[str], message: str) -> None:
@@ -62,3 +61,20 @@ def test_bad_input_is_one_line_and_exit_2(dataset: Path, tmp_path: Path, capsys:
     assert main(["ope-dataset", *[x for pair in base.items() for x in pair]]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("copy", ["day=2026-01-02 copy", "day=2026-1-2", "day=2026-01-02/symbol=btcusdt"])
+def test_a_partition_folder_that_is_not_the_layouts_is_refused(dataset: Path, tmp_path: Path, copy: str,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder duplicated beside the original (``day=2026-01-02 copy``) used to be read as one more partition:
+    its events counted twice, exit 0."""
+    import shutil
+
+    root = tmp_path / "ds"
+    shutil.copytree(dataset, root)
+    source = root / "day=2026-01-02" / "symbol=BTCUSDT"
+    shutil.copytree(source, root / copy if "symbol=" in copy else root / copy / "symbol=BTCUSDT")
+    assert main(["ope-dataset", "--dataset", str(root), "--candidate", ARM]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "not a day=YYYY-MM-DD/symbol=SYMBOL folder (a copy, or another tool's?): move it out of" in err

@@ -64,10 +64,9 @@ def test_sweep_logs_one_parent_and_a_nested_run_per_row(tmp_path: Path, monkeypa
     (["--seeds", "1,x"], "'x' is not an integer"),
     (["--data", "/no/such/folder"], "no folder at"),
     (["--symbols", "NOPE"], "no market for ['NOPE']"),
-    (["--workers", "0"], "--workers must be >= 1"),
     (["--orders", "0"], "orders must be 1 to 1000000, got 0"),
     (["--orders", "99999999999999"], "orders must be 1 to 1000000"),
-    (["--config", "/no/such/config"], "invalid configuration: "),
+    (["--config", "/no/such/config"], "1 configuration problem(s), first: "),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
                                           message: str) -> None:

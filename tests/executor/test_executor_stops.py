@@ -88,3 +88,13 @@ def test_only_filled_stops_start_a_cooldown(setup) -> None:
     assert codes(executor.process(intent("trim", side="sell", size_hint_usd=300.0, reduce_only=True))) == ()
     assert executor.portfolio.last_stop_ns == {}
     assert codes(executor.process(intent("reopen", size_hint_usd=300.0))) == ()
+
+
+@pytest.mark.parametrize("intent_id", ["psl-BTCUSDT-L-1", "ptp-x"])
+def test_an_intent_with_a_protective_stop_id_is_vetoed(setup, intent_id: str) -> None:
+    """Such an id used to be routed: a restart that found its submission would take it for a stop and skip it."""
+    _config, _venue, executor, _journal, _store = setup
+    assert codes(executor.process(intent(intent_id, size_hint_usd=300.0))) == ("reserved_intent_id",)
+    (veto,) = executor.journal.read("veto")
+    assert veto.reasons[0].observed == intent_id and veto.reasons[0].threshold == "psl-/ptp-"
+    assert codes(executor.process(intent("psl", size_hint_usd=300.0))) == ()  # only the prefix with its dash

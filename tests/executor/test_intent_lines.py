@@ -157,3 +157,13 @@ def test_a_follow_poll_interval_must_be_a_positive_number_of_seconds(tmp_path: P
     path.write_bytes(_line("a"))
     with pytest.raises(ValueError, match="poll_s must be a finite number of seconds > 0"):
         JsonlIntentSource(path, follow=True, poll_s=poll_s)
+
+
+def test_a_byte_order_mark_is_named_as_such(tmp_path: Path) -> None:
+    """A file saved with a BOM used to be refused as ``JSON is malformed: invalid character (byte 0)``: nothing to
+    see in an editor."""
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + _line("a"))
+    source = JsonlIntentSource(path, follow=False)
+    with pytest.raises(IntentFormatError, match=r"intents.jsonl:1: starts with a UTF-8 byte order mark \(BOM\)"):
+        source.next_intent(0.0)

@@ -179,4 +179,5 @@ def test_go_live_command_takes_a_shadow_symbol_live(store: str, capsys: pytest.C
     assert service.follow_go_live_requests(registry) == ["BTCUSDT"]
     assert (service.mode("BTCUSDT"), service.mode("ETHUSDT")) == ("live", "shadow")
     assert main(["policy", "go-live", "--symbol", "SOLUSDT", "--tracking-uri", store, "--who", "bob",
-                 "--why", "x"]) == 1
+                 "--why", "x"]) == 2  # not in the universe: bad input, before MLflow is asked
+    assert "--symbol SOLUSDT: not in strategy_config.json universe" in capsys.readouterr().err

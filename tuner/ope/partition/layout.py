@@ -11,7 +11,9 @@ and an existing ``ROOT`` is never written into (two exports mixed in one tree wo
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -98,6 +100,13 @@ def _split(table: pa.Table, days: np.ndarray, symbols: list[str]) -> Iterable[tu
         yield str(day), str(symbol), table.take(pa.array(rows)).drop_columns(["symbol"])
 
 
+def _is_day(text: str) -> bool:
+    try:
+        return dt.date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
+
+
 def list_partitions(root: Path) -> list[Partition]:
     """Every partition under ``root``, sorted by day then symbol; DatasetError when there are none."""
     root = Path(root)
@@ -107,6 +116,9 @@ def list_partitions(root: Path) -> list[Partition]:
     for path in root.glob(f"day=*/symbol=*/{PART_FILE}"):
         day = path.parent.parent.name.removeprefix("day=")
         symbol = path.parent.name.removeprefix("symbol=")
+        if not (_is_day(day) and re.fullmatch(r"[A-Z0-9_]+", symbol)):  # "day=2024-08-08 copy": counted twice
+            raise DatasetError(f"{path.parent}: not a day=YYYY-MM-DD/symbol=SYMBOL folder (a copy, or another "
+                               f"tool's?): move it out of {root}")
         found.append(Partition(day=day, symbol=symbol, path=path))
     if not found:
         raise DatasetError(f"{root} holds no day=*/symbol=*/{PART_FILE} files: not a partitioned dataset")
