@@ -6,7 +6,8 @@ Run: ``.venv/bin/python -m experiments.bench.simulate [--orders N] [--learners a
 Each measurement is a fresh child process of this checkout's interpreter, timed around its life; its CPU
 time (itself and the worker processes it reaped) is read back with ``os.wait4``, and its memory is the peak
 of the summed proportional set size (PSS: a page shared by n processes counts 1/n in each) of the child and
-every process under it, sampled from ``/proc`` every 50 ms:
+every process under it, sampled from ``/proc`` every 50 ms in one more run of the same command (sampling costs
+a fifth of a core, so the timed runs are not sampled):
 
 - baseline: import the job's modules, load the configuration and the markets the job would replay,
   exit (what every run pays before routing a single order);
@@ -32,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from router_tuner.router.market.binance import resolve_data_dir
@@ -115,16 +116,19 @@ class _PssSampler(threading.Thread):
         return self.peak_kb
 
 
-def run_child(argv: list[str]) -> ChildRun:
-    """Run ``argv`` from the repository root; raise with its stderr tail when it fails."""
+def run_child(argv: list[str], *, sample_memory: bool) -> ChildRun:
+    """Run ``argv`` from the repository root; raise with its stderr tail when it fails. With ``sample_memory``
+    the tree's PSS is sampled every ``_SAMPLE_S`` (reading smaps of an 800 MB tree every 50 ms costs a fifth of
+    a core, so timed runs do not sample: their peak is reported as 0)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=out, stderr=err)
-        sampler = _PssSampler(proc.pid)
-        sampler.start()
+        sampler = _PssSampler(proc.pid) if sample_memory else None
+        if sampler is not None:
+            sampler.start()
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall_s = time.perf_counter() - t0
-        peak_kb = sampler.stop()
+        peak_kb = sampler.stop() if sampler is not None else 0
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -136,9 +140,10 @@ def run_child(argv: list[str]) -> ChildRun:
 
 
 def best_of(repeats: int, argv: list[str]) -> ChildRun:
-    """The fastest of ``repeats`` runs (peak RSS is that run's; it varies little between runs)."""
-    runs = [run_child(argv) for _ in range(repeats)]
-    return min(runs, key=lambda r: r.wall_s)
+    """The fastest of ``repeats`` timed runs, with the peak PSS of one more run that samples it."""
+    fastest = min((run_child(argv, sample_memory=False) for _ in range(repeats)), key=lambda r: r.wall_s)
+    sampled = run_child(argv, sample_memory=True)
+    return replace(fastest, peak_pss_mb=sampled.peak_pss_mb)
 
 
 def result_line(stdout: str) -> str:
