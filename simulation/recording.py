@@ -42,13 +42,13 @@ def write_journal(result: SimulationResult, out_dir: Path) -> Path:
     with atomic_path(path) as temporary:
         try:
             with Journal(temporary) as journal:
-                for symbol_result in result.symbols.values():
-                    for run in symbol_result.runs.values():
-                        journal.append_many(run.events)
+                for symbol_result in result.symbols.values():  # one transaction (one fsync) per symbol
+                    events = [event for run in symbol_result.runs.values() for event in run.events]
                     if symbol_result.shadow is not None:
                         scenario = symbol_result.shadow.scenario
-                        journal.append_many([*scenario.run.events, *scenario.champion_run.events,
-                                             *scenario.decisions, *scenario.safety_events])
+                        events += [*scenario.run.events, *scenario.champion_run.events, *scenario.decisions,
+                                   *scenario.safety_events]
+                    journal.append_many(events)
         finally:
             for sidecar in ("-wal", "-shm", ".lock"):
                 temporary.with_name(temporary.name + sidecar).unlink(missing_ok=True)
