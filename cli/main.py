@@ -79,15 +79,26 @@ def probe_writable(directory: Path) -> None:
             pass
 
 
+_SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+"""The files SQLite keeps beside a database (``J-wal`` holds a WAL journal's committed pages until checkpointed)."""
+
+
 def distinct_files(roles: Iterable[tuple[str, Path]]) -> None:
-    """Refuse one file given for two roles (``--journal`` and ``--out``): the writer of one role would replace
-    the other's file (a Parquet export written over its own journal loses every record)."""
+    """Refuse one file given for two roles (``--journal`` and ``--out``), or for one role's SQLite sidecar: the
+    writer of one role would replace the other's file (a Parquet export written over its own journal, or over the
+    journal's ``-wal`` file, loses records)."""
+    given = [(flag, path, path.resolve()) for flag, path in roles]
     seen: dict[Path, str] = {}
-    for flag, path in roles:
-        resolved = path.resolve()
+    for flag, path, resolved in given:
         if resolved in seen:
             raise BadInput(f"{seen[resolved]} and {flag} are the same file ({path}): each needs its own file")
         seen[resolved] = flag
+    for flag, path, resolved in given:
+        for other, owner in seen.items():
+            suffix = resolved.name.removeprefix(other.name)
+            if owner != flag and resolved.parent == other.parent and suffix in _SQLITE_SIDECARS:
+                raise BadInput(f"{flag} {path} is where SQLite keeps the {suffix} file of {owner}: writing it "
+                               f"would corrupt {owner}; choose another file")
 
 
 MAX_WORKERS = 1024

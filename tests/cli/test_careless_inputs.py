@@ -42,6 +42,17 @@ def test_an_export_onto_its_own_journal_is_refused_and_the_journal_kept(
         assert journal.count("router") == 3
 
 
+@pytest.mark.parametrize("suffix", ["-wal", "-shm", "-journal"])
+def test_an_export_onto_its_journals_sqlite_sidecar_is_refused(journal_path: Path, suffix: str,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """``--out J-wal`` would replace the WAL file holding committed pages not yet checkpointed into J."""
+    line = one_line_failure(["journal", "export", "--journal", str(journal_path), "--kind", "router",
+                             "--out", f"{journal_path}{suffix}"], capsys, BAD_INPUT)
+    assert f"is where SQLite keeps the {suffix} file of --journal" in line
+    with Journal(journal_path, readonly=True) as journal:
+        assert journal.count("router") == 3
+
+
 @pytest.mark.parametrize("argv", [
     ["config", "check", ""],
     ["config", "init", " "],
