@@ -18,16 +18,6 @@ from router_tuner.router.market.parquet import write_tape
 from tests.cli.test_cli_failures import one_line_failure
 from tests.cli.test_hostile_inputs import _live
 from tests.conftest import edit_config
-from tests.factories import fill, routed
-
-
-@pytest.fixture
-def journal_path(tmp_path: Path) -> Path:
-    path = tmp_path / "journal.sqlite"
-    with Journal(path) as journal:
-        journal.append_many([routed(intent_id=f"i{i}", fills=(fill(100.0, 1.0, trade_id=f"t{i}"),))
-                             for i in range(3)])
-    return path
 
 
 def test_an_export_onto_its_own_journal_is_refused_and_the_journal_kept(

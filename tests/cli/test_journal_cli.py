@@ -16,15 +16,6 @@ from router_tuner.router.events import EVENT_TYPES
 from tests.factories import fill, routed
 
 
-@pytest.fixture
-def journal_path(tmp_path: Path) -> Path:
-    path = tmp_path / "journal.sqlite"
-    with Journal(path) as journal:
-        journal.append_many([routed(intent_id=f"i{i}", fills=(fill(100.0, 1.0, trade_id=f"t{i}"),))
-                             for i in range(3)])
-    return path
-
-
 def test_count_and_export_round_trip(journal_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["journal", "count", "--journal", str(journal_path)]) == 0
     counts = dict(line.split() for line in capsys.readouterr().out.splitlines())
