@@ -305,6 +305,12 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput("--no-mlflow and --tuner-state need --policy-source tuner")
     if args.live and args.paper_state is not None:
         raise BadInput("--paper-state is for paper mode; a live venue keeps its own account")
+    if args.policy_source == "registry" or (args.policy_source == "tuner" and not args.no_mlflow):
+        # the MLflow store opened as simulate opens it: a URI MLflow cannot use is bad input (exit 2), not a
+        # policy source that failed to start (exit 1)
+        from router_tuner.tuner.registry import open_client, resolve_tracking_uri
+
+        open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
     # before anything touches the venue: a missing file must not surface after reconciliation
     with reading("intents", args.intents):
         source = JsonlIntentSource(args.intents, follow=args.follow)

@@ -84,6 +84,17 @@ def test_a_tracking_uri_mlflow_cannot_use_is_refused_before_the_run(
     assert not [path for path in out.rglob("*") if path.is_file()]  # no journal, report or task checkpoint
 
 
+@pytest.mark.parametrize("policy_source", ["registry", "tuner"])
+def test_live_with_a_tracking_uri_mlflow_cannot_use_is_bad_input_before_anything_starts(
+        policy_source: str, tmp_path: Path, quiet_config: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """It used to be exit 1, "policy source not started", as if a registry had refused."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "zz://nowhere")
+    line = one_line_failure(_live(tmp_path, quiet_config, "--policy-source", policy_source), capsys, BAD_INPUT)
+    assert "unsupported URI 'zz://nowhere'" in line
+    assert not (tmp_path / "journal.sqlite").exists()
+
+
 @pytest.mark.parametrize("command", [["sweep", "--data", "synthetic"],
                                      ["ope-dataset", "--dataset", "d", "--candidate", "o1.00_b0.00"]])
 @pytest.mark.parametrize(("workers", "message"), [("0", "must be at least 1, got 0"),
