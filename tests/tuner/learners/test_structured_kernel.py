@@ -89,3 +89,15 @@ def test_the_compiled_refit_equals_the_model_in_numpy(steps: list[tuple[int, boo
     expected = reference_costs(learner, grid, shrinkage=shrinkage, maker_fee=2.0, taker_fee=5.0, drift=1.0,
                                prior_fill=0.4, strength=strength)
     np.testing.assert_allclose(learner.expected_costs_bps(), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_the_bootstrap_weight_from_one_uniform_is_poisson_1() -> None:
+    """``poisson_one`` inverts the Poisson(1) CDF: over uniforms evenly spread on [0, 1) every count's share is its
+    probability e^-1 / k! (to the grid's resolution), and no draw exceeds the cap."""
+    from router_tuner.tuner.learners.structured_kernel import poisson_one
+
+    n = 200_000
+    counts = np.bincount([poisson_one((i + 0.5) / n) for i in range(n)], minlength=12)
+    pmf = np.array([math.exp(-1.0) / math.factorial(k) for k in range(counts.size)])
+    assert np.abs(counts / n - pmf).max() < 2.0 / n
+    assert poisson_one(np.nextafter(1.0, 0.0)) <= 30
