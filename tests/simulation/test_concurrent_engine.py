@@ -20,14 +20,13 @@ from router_tuner.router.venue import OrderRequest, OrderState
 from router_tuner.router.venues.sim import SimVenue
 from router_tuner.simulation import runner
 from router_tuner.simulation.intents import SimIntent, arrival_context, intent_stream
-from router_tuner.simulation.job import SimulationOptions, simulate
+from router_tuner.simulation.job import SimulationOptions
 from router_tuner.simulation.markets import SimMarket, synthetic_market_from_tape, synthetic_markets
 from router_tuner.simulation.policies import LEARNER_PREFIX, static
-from router_tuner.simulation.report.page import summary_dict
 from router_tuner.simulation.runner import intent_index, route_intents, run_policy
 from router_tuner.simulation.shadow import run_shadow_scenario, shadow_phase_matches_champion
-from router_tuner.tuner.factory import build_grid
 from tests.conftest import edit_config
+from tests.simulation.synthetic_job import synthetic_job_summary
 from tests.venues.test_sim_venue_support import MS, make_tape
 
 SYMBOL = "BTCUSDT"
@@ -155,14 +154,8 @@ def test_each_intent_ends_in_exactly_one_event_and_decisions_see_only_ended_rout
 def test_the_concurrent_job_is_deterministic_for_a_seed_and_learns(concurrent) -> None:
     options = SimulationOptions(symbols=(SYMBOL,), orders_per_symbol=ORDERS, seed=SEED, data_dir=None,
                                 learners=("structured", "ucb"))
-    grid = build_grid(concurrent.tuner, concurrent.router)
-
-    def once() -> dict[str, object]:
-        markets = synthetic_markets(concurrent, options.symbols, options.seed)
-        return summary_dict(simulate(concurrent, markets, options, grid, data_source="synthetic"))
-
-    first = once()
-    assert once() == first
+    first = synthetic_job_summary(concurrent, options)
+    assert synthetic_job_summary(concurrent, options) == first
     assert first["engine"] == "concurrent" and first["symbols"][SYMBOL]["replays"] == 1  # type: ignore[index]
     learner = first["symbols"][SYMBOL]["policies"][f"{LEARNER_PREFIX}ucb"]  # type: ignore[index]
     assert learner["orders"] == ORDERS

@@ -27,13 +27,12 @@ from router_tuner.router.venues.sim.book import TapeBook
 from router_tuner.router.venues.sim.order import SimOrder
 from router_tuner.simulation import runner
 from router_tuner.simulation.intents import intent_stream
-from router_tuner.simulation.job import SimulationOptions, simulate
+from router_tuner.simulation.job import SimulationOptions
 from router_tuner.simulation.markets import synthetic_markets
 from router_tuner.simulation.policies import always_taker, fixed_arm, static
-from router_tuner.simulation.report.page import summary_dict
 from router_tuner.tuner.arms import Arm
-from router_tuner.tuner.factory import build_grid
 from tests.router.test_route_property import LINEAR, SETTINGS, STEP, TICK, faults, policies, quote_paths
+from tests.simulation.synthetic_job import synthetic_job_summary
 from tests.venues.test_sim_venue_props import actions, tapes
 from tests.venues.test_sim_venue_support import MS, config, limit, market
 
@@ -169,15 +168,9 @@ def test_the_job_results_are_the_same_with_and_without_the_fast_paths() -> None:
     config = load_config()
     options = SimulationOptions(symbols=("ETHUSDT",), orders_per_symbol=60, seed=5, data_dir=None,
                                 learners=("structured", "thompson"))
-    grid = build_grid(config.tuner, config.router)
-
-    def job() -> dict[str, object]:
-        markets = synthetic_markets(config, options.symbols, options.seed)
-        return summary_dict(simulate(config, markets, options, grid, data_source="synthetic"))
-
-    fast = job()
+    fast = synthetic_job_summary(config, options)
     with straightforward():
-        assert msgspec.json.encode(job()) == msgspec.json.encode(fast)
+        assert msgspec.json.encode(synthetic_job_summary(config, options)) == msgspec.json.encode(fast)
 
 
 def test_our_later_order_behind_a_cancelled_one_fills_as_with_every_step_applied() -> None:

@@ -5,6 +5,8 @@ longer raises ``book_feed_rest`` (property: ``test_order_feed_health``). (End to
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
 from router_tuner.cli.health import render
@@ -45,7 +47,8 @@ def test_the_health_command_shows_the_mode_its_age_and_the_reads() -> None:
     assert not any(line.startswith("book_feed") for line in render(_health(ts_ns=NOW_NS)).splitlines())
 
 
-def test_the_gauges_follow_the_mode_and_its_age() -> None:
+def sampled_metrics() -> tuple[ExecutorMetrics, Callable[[str], float]]:
+    """The executor's metrics on the default config, and a reader of one sample (which must exist)."""
     config = load_config()
     metrics = ExecutorMetrics(config.strategy.universe, config.executor.prometheus)
 
@@ -54,6 +57,11 @@ def test_the_gauges_follow_the_mode_and_its_age() -> None:
         assert value is not None, name
         return value
 
+    return metrics, sample
+
+
+def test_the_gauges_follow_the_mode_and_its_age() -> None:
+    metrics, sample = sampled_metrics()
     metrics.observe_book_feed(book("stream"), NOW_NS)
     assert sample("executor_book_feed_streaming") == 1.0 and sample("executor_book_feed_mode_age_seconds") == 4.0
     metrics.observe_book_feed(book("rest", 9.0), NOW_NS)

@@ -14,10 +14,9 @@ from router_tuner.cli.health import render
 from router_tuner.config.loader import load_config
 from router_tuner.config.models import ConfigBundle
 from router_tuner.executor.monitoring.alerts import evaluate_alerts
-from router_tuner.executor.monitoring.metrics import ExecutorMetrics
 from router_tuner.executor.records import OrderFeedHealth
 from router_tuner.risk.units import NS_PER_S
-from tests.executor.monitoring.test_book_feed_health import book
+from tests.executor.monitoring.test_book_feed_health import book, sampled_metrics
 from tests.executor.monitoring.test_telemetry import _health
 
 NOW_NS = 1_700_000_000 * NS_PER_S
@@ -74,13 +73,7 @@ def test_the_health_command_shows_the_feed_mode_its_age_and_reconnects() -> None
 
 
 def test_the_gauges_follow_the_mode_and_the_counters_count_each_reconnect_once() -> None:
-    config = load_config()
-    metrics = ExecutorMetrics(config.strategy.universe, config.executor.prometheus)
-
-    def sample(name: str) -> float:
-        value = metrics.registry.get_sample_value(name)
-        assert value is not None, name
-        return value
+    metrics, sample = sampled_metrics()
 
     metrics.observe_order_feed(feed("stream", 3.0), NOW_NS)
     assert sample("executor_order_feed_streaming") == 1.0 and sample("executor_order_feed_mode_age_seconds") == 3.0
