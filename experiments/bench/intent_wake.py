@@ -22,6 +22,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
+from router_tuner.cli.main import finite_number, whole_number
 from router_tuner.executor.intents import FOLLOW_POLL_S, JsonlIntentSource
 from router_tuner.router.events import Intent
 
@@ -81,9 +82,10 @@ def measure(poll_s: float, n: int, gap_s: float, seed: int) -> Result:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--intents", type=int, default=200, help="lines written per measurement")
-    parser.add_argument("--gap-ms", type=float, default=40.0, help="mean time between two lines")
-    parser.add_argument("--baseline-poll-ms", type=float, default=50.0)
+    parser.add_argument("--intents", type=whole_number(1, 1_000_000), default=200, help="lines written per measurement")
+    parser.add_argument("--gap-ms", type=finite_number(0.0, 60_000.0, above_low=True), default=40.0,
+                        help="mean time between two lines")
+    parser.add_argument("--baseline-poll-ms", type=finite_number(0.0, 60_000.0, above_low=True), default=50.0)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     baseline = measure(args.baseline_poll_ms / 1e3, args.intents, args.gap_ms / 1e3, args.seed)
