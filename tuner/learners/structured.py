@@ -38,7 +38,7 @@ from router_tuner.tuner.learners.base import Learner, LearnerState, RouteOutcome
 _MAKER_STATS = ("posted", "filled", "fill_cost", "fallback_cost")
 """Per replica and offset, the saved state's names: posts, fills, the total cost of the fills and of the fallbacks."""
 _POSTED, _FILLED, _FILL_COST, _FALLBACK_COST = range(len(_MAKER_STATS))
-_PRECOMPUTED_CHOICE_SETS = 4
+_CHOICE_SLOTS = 4
 """Allowed sets whose per-replica choices a refit recomputes ahead of the next decision (the tuner reuses a few)."""
 _FOLD_SCALE_BELOW = 1e-6
 """The pending forgetting factor is folded into the statistics below this, long before it could underflow."""
@@ -151,19 +151,24 @@ class StructuredThompson(Learner):
         line_priors = np.array([[prior_logit, 0.0], [self._maker_fee, -1.0],
                                 [self._taker_fee + self._fallback_drift, 0.0]])
         line_strengths = self._prior_strength * np.array([self._prior_fill * (1.0 - self._prior_fill), 1.0, 1.0])
-        self._prior_moments, self._prior_y_moments = _prior_line_moments(line_priors, line_strengths)
+        self._prior_rows = _prior_line_moments(line_priors, line_strengths)
         self._stats = np.zeros((len(_MAKER_STATS), *shape))
         self._taker_stats = np.zeros((2, replicas))
         self._costs = np.zeros((replicas, len(grid)))
         self._p_fill = np.zeros((replicas, self._offsets.size))
         self._scale_factor = 1.0
-        self._choices: dict[tuple[int, ...], tuple[list[int], list[int]]] = {}
+        # The allowed sets decisions use, one row each, whose replica choices every refit recomputes: the tuner
+        # passes a few sets again and again, so a decision is one draw and two lookups.
+        self._slot_of: dict[tuple[int, ...], int] = {}
+        self._slot_arms = np.zeros((_CHOICE_SLOTS, len(grid)), dtype=np.int64)
+        self._slot_sizes = np.zeros(_CHOICE_SLOTS, dtype=np.int64)
+        self._slot_best = np.zeros((_CHOICE_SLOTS, replicas), dtype=np.int64)
+        self._slot_shares = np.zeros((_CHOICE_SLOTS, len(grid)), dtype=np.int64)
+        self._best_rows, self._share_rows = list(self._slot_best), list(self._slot_shares)  # views: 1-d reads
+        self._uniforms = np.zeros(replicas)
         # compiled kernels: numba loads in about half a second, so only a process that builds this learner pays it
         from router_tuner.tuner.learners import structured_kernel
-        self._refit, self._add_outcome = structured_kernel.refit, structured_kernel.add_outcome
-        self._argmin_replicas = structured_kernel.replica_choices
-        self._best = np.zeros(replicas, dtype=np.int64)
-        self._shares = np.zeros(len(grid), dtype=np.int64)
+        self._kernel = structured_kernel
         self._refresh()
 
     def params(self) -> dict[str, float]:
@@ -197,31 +202,48 @@ class StructuredThompson(Learner):
         """The exact probability of each allowed arm at the next sampled decision (after burn-in): the
         share of replicas that expect it to be cheapest. They sum to one."""
         idx = self._all_arms if allowed is None else self._allowed_indices(allowed)
-        _, shares = self._replica_choices(idx)
-        return {self._arms[i].arm_id: shares[i] / self._replicas for i in idx}
+        shares = self._slot_shares[self._slot(idx)]
+        return {self._arms[i].arm_id: float(shares[i]) / self._replicas for i in idx}
 
     def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
-        best, shares = self._replica_choices(idx)
-        acting = best[self._draw_index(self._replicas)]
-        return acting, shares[acting] / self._replicas
+        slot = self._slot_of.get(idx)
+        if slot is None:
+            slot = self._new_slot(idx)
+        acting = int(self._best_rows[slot][self._draw_index(self._replicas)])
+        return acting, float(self._share_rows[slot][acting]) / self._replicas
 
-    def _replica_choices(self, idx: tuple[int, ...]) -> tuple[list[int], list[int]]:
-        """Each replica's cheapest arm among ``idx`` and how many replicas pick each arm (indexed by grid position):
-        computed once per refit and allowed set, so a decision is one draw and two lookups."""
-        cached = self._choices.get(idx)
-        if cached is None:
-            self._argmin_replicas(self._costs, self._index_array(idx), self._best, self._shares)
-            cached = self._choices[idx] = (self._best.tolist(), self._shares.tolist())
-        return cached
+    def _slot(self, idx: tuple[int, ...]) -> int:
+        """The row holding each replica's cheapest arm among ``idx`` and how many replicas pick each arm (indexed
+        by grid position), kept current by every refit."""
+        slot = self._slot_of.get(idx)
+        return self._new_slot(idx) if slot is None else slot
+
+    def _new_slot(self, idx: tuple[int, ...]) -> int:
+        """A row for a new allowed set: a free one or the oldest set's, filled from the current fit."""
+        if len(self._slot_of) < _CHOICE_SLOTS:
+            slot = len(self._slot_of)
+        else:
+            slot = self._slot_of.pop(next(iter(self._slot_of)))
+        self._slot_of[idx] = slot
+        self._slot_arms[slot, :len(idx)] = idx
+        self._slot_sizes[slot] = len(idx)
+        self._kernel.replica_choices(self._costs, self._slot_arms, self._slot_sizes, slot, self._slot_best,
+                                     self._slot_shares)
+        return slot
 
     def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
         assert outcome is not None  # Learner.update refuses None for a learner that needs_outcome
         if outcome.started_maker and self._arms[i].taker_bias >= 1.0:
             raise ValueError(f"arm {self._arms[i].arm_id} is taker only: it cannot start as maker")
         self._forget(self._keep)
-        self._add_outcome(self._stats, self._taker_stats, self._rng.random(self._replicas), 1.0 / self._scale_factor,
-                          self._arm_columns[i], outcome.started_maker, outcome.maker_filled, -reward)
-        self._refresh()
+        self._rng.random(out=self._uniforms)
+        scale = self._scale_factor
+        self._kernel.learn(self._uniforms, self._arm_columns[i], outcome.started_maker, outcome.maker_filled, -reward,
+                           1.0 / scale, self._stats, self._taker_stats, scale, self._prior_strength, self._taker_fee,
+                           self._prior_rows, self._offsets, self._shrinkage, self._arm_column, self._arm_bias,
+                           self._costs, self._p_fill, self._slot_arms, self._slot_sizes, len(self._slot_of),
+                           self._slot_best, self._slot_shares)
+        self._fill_mean = self._mean_costs = None
 
     def _expected_reward(self, i: int, context: Context | None) -> float | None:
         """Minus the mean over replicas of the arm's expected cost: informed for untried arms too."""
@@ -286,24 +308,21 @@ class StructuredThompson(Learner):
         slope never positive (a post further from the touch never fills more often); the costs as lines in the
         offset, with prior slopes -1 for a fill (one bp further is one bp cheaper) and 0 for a fallback. The
         prior lines are ``prior_strength`` pseudo-observations at offsets 0 and 1, so every fit is defined with
-        evidence at one offset or none. Evaluated by :func:`~tuner.learners.structured_kernel.refit`.
+        evidence at one offset or none. Evaluated by :func:`~tuner.learners.structured_kernel.refit` (an
+        outcome's update adds it and refits in one compiled call, :func:`~tuner.learners.structured_kernel.learn`).
         """
-        recent = list(self._choices)[-_PRECOMPUTED_CHOICE_SETS:]
-        self._choices = {}
-        self._refit(self._stats, self._taker_stats, self._scale_factor, self._prior_strength, self._taker_fee,
-              self._prior_moments, self._prior_y_moments, self._offsets, self._shrinkage, self._arm_column,
-              self._arm_bias, self._costs, self._p_fill)
+        self._kernel.refresh(self._stats, self._taker_stats, self._scale_factor, self._prior_strength,
+                             self._taker_fee, self._prior_rows, self._offsets, self._shrinkage, self._arm_column,
+                             self._arm_bias, self._costs, self._p_fill, self._slot_arms, self._slot_sizes,
+                             len(self._slot_of), self._slot_best, self._slot_shares)
         # read by expected_reward and fill_probability (the tuner's observe), computed there at most once per refit
         self._fill_mean: np.ndarray | None = None
         self._mean_costs: list[float] | None = None
-        for idx in recent:  # the allowed sets decisions used lately: their next decision is then two lookups
-            self._replica_choices(idx)
 
 
-def _prior_line_moments(priors: np.ndarray, strengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _prior_line_moments(priors: np.ndarray, strengths: np.ndarray) -> np.ndarray:
     """What each piece's prior line adds to the moments of its least-squares fit: ``strengths``
     pseudo-observations of the line (intercept, slope in ``priors``) at x = 0 and at x = 1, as
-    (sum w, sum w x, sum w x^2) and (sum w y, sum w x y), shapes (pieces, 3) and (pieces, 2)."""
+    (sum w, sum w x, sum w x^2, sum w y, sum w x y), shape (pieces, 5)."""
     a0, b0, k = priors[:, 0], priors[:, 1], strengths
-    return (np.ascontiguousarray(np.stack((2.0 * k, k, k), axis=1)),
-            np.ascontiguousarray(np.stack((k * (2.0 * a0 + b0), k * (a0 + b0)), axis=1)))
+    return np.ascontiguousarray(np.stack((2.0 * k, k, k, k * (2.0 * a0 + b0), k * (a0 + b0)), axis=1))

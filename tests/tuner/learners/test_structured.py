@@ -192,8 +192,11 @@ def test_pending_forgetting_gives_the_model_of_statistics_scaled_at_every_outcom
 
 
 def test_a_decision_after_an_update_uses_the_refitted_model_for_every_allowed_set() -> None:
+    """Six allowed sets in turn, more than the learner keeps ready after a refit (four): the ones it dropped are
+    computed again when asked, the others follow every refit."""
     learner = make(burn_in=0)
-    subsets = [None, ["o0.00_b0.00", TAKER], ["o1.00_b0.00", "o2.00_b0.00", "o4.00_b0.00"]]
+    subsets = [None, ["o0.00_b0.00", TAKER], ["o1.00_b0.00", "o2.00_b0.00", "o4.00_b0.00"],
+               ["o0.00_b0.00", "o0.50_b0.00"], ["o2.00_b0.00", TAKER], ["o0.50_b0.00", "o1.00_b0.00", "o4.00_b0.00"]]
     rng = np.random.default_rng(9)
     for _ in range(30):
         for allowed in subsets:  # the cached per-replica choices of each set must follow every refit
