@@ -164,11 +164,11 @@ class StructuredThompson(Learner):
         self._slot_sizes = np.zeros(_CHOICE_SLOTS, dtype=np.int64)
         self._slot_best = np.zeros((_CHOICE_SLOTS, replicas), dtype=np.int64)
         self._slot_shares = np.zeros((_CHOICE_SLOTS, len(grid)), dtype=np.int64)
-        self._best_rows, self._share_rows = list(self._slot_best), list(self._slot_shares)  # views: 1-d reads
         self._uniforms = np.zeros(replicas)
         # compiled kernels: numba loads in about half a second, so only a process that builds this learner pays it
         from router_tuner.tuner.learners import structured_kernel
-        self._kernel = structured_kernel
+        self._learn, self._refit = structured_kernel.learn, structured_kernel.refresh
+        self._slot_choices = structured_kernel.replica_choices
         self._refresh()
 
     def params(self) -> dict[str, float]:
@@ -209,8 +209,8 @@ class StructuredThompson(Learner):
         slot = self._slot_of.get(idx)
         if slot is None:
             slot = self._new_slot(idx)
-        acting = int(self._best_rows[slot][self._draw_index(self._replicas)])
-        return acting, float(self._share_rows[slot][acting]) / self._replicas
+        acting = int(self._slot_best[slot, self._draw_index(self._replicas)])
+        return acting, float(self._slot_shares[slot, acting]) / self._replicas
 
     def _slot(self, idx: tuple[int, ...]) -> int:
         """The row holding each replica's cheapest arm among ``idx`` and how many replicas pick each arm (indexed
@@ -227,7 +227,7 @@ class StructuredThompson(Learner):
         self._slot_of[idx] = slot
         self._slot_arms[slot, :len(idx)] = idx
         self._slot_sizes[slot] = len(idx)
-        self._kernel.replica_choices(self._costs, self._slot_arms, self._slot_sizes, slot, self._slot_best,
+        self._slot_choices(self._costs, self._slot_arms, self._slot_sizes, slot, self._slot_best,
                                      self._slot_shares)
         return slot
 
@@ -238,7 +238,7 @@ class StructuredThompson(Learner):
         self._forget(self._keep)
         self._rng.random(out=self._uniforms)
         scale = self._scale_factor
-        self._kernel.learn(self._uniforms, self._arm_columns[i], outcome.started_maker, outcome.maker_filled, -reward,
+        self._learn(self._uniforms, self._arm_columns[i], outcome.started_maker, outcome.maker_filled, -reward,
                            1.0 / scale, self._stats, self._taker_stats, scale, self._prior_strength, self._taker_fee,
                            self._prior_rows, self._offsets, self._shrinkage, self._arm_column, self._arm_bias,
                            self._costs, self._p_fill, self._slot_arms, self._slot_sizes, len(self._slot_of),
@@ -311,7 +311,7 @@ class StructuredThompson(Learner):
         evidence at one offset or none. Evaluated by :func:`~tuner.learners.structured_kernel.refit` (an
         outcome's update adds it and refits in one compiled call, :func:`~tuner.learners.structured_kernel.learn`).
         """
-        self._kernel.refresh(self._stats, self._taker_stats, self._scale_factor, self._prior_strength,
+        self._refit(self._stats, self._taker_stats, self._scale_factor, self._prior_strength,
                              self._taker_fee, self._prior_rows, self._offsets, self._shrinkage, self._arm_column,
                              self._arm_bias, self._costs, self._p_fill, self._slot_arms, self._slot_sizes,
                              len(self._slot_of), self._slot_best, self._slot_shares)
