@@ -7,11 +7,13 @@ Run: ``.venv/bin/python -m experiments.bench.learner_eval [--part holdout|tune|a
 How the data is split, so that tuning is honest: hyper-parameters are chosen on the synthetic market
 and on the FIRST half of each bundled recording (``--part tune``); the figures quoted in the README are
 from the SECOND half (``--part holdout``), where every policy routes the same ``--orders`` intents, and
-from a regime-switching market (quiet, active, quiet synthetic regimes, the shape real markets take
-within hours). Each part routes the same intents under always-taker, the static policy, every fixed arm
-of the grid (the best one is chosen in hindsight on these very intents: an oracle) and each learner;
-per market it prints mean cost (bps, fees and fallback included), the gap of each learner to the best
-fixed arm and to static, and the share of the taker -> best-fixed gap the learner captures.
+from regime-switching markets, the shape real markets take within hours: each recording with each half played
+quiet, active, quiet (its ends slowed ``QUIET_SLOWDOWN`` times: real data, :func:`recorded_regime_market`), and a
+synthetic market through quiet, active and quiet regimes drawn anew for each seed and part. Each part
+routes the same intents under always-taker, the static policy, every fixed arm of the grid (the best one is
+chosen in hindsight on these very intents: an oracle) and each learner; per market it prints mean cost (bps,
+fees and fallback included), the gap of each learner to the best fixed arm and to static, and the share of the
+taker -> best-fixed gap the learner captures.
 
 Baselines measured in the same run: always-taker and static are the reference points, so no figure
 depends on the speed or noise of the machine.
@@ -30,6 +32,7 @@ from router_tuner.config.loader import load_config
 from router_tuner.config.models import ConfigBundle, SimulationEngine
 from router_tuner.router.market.binance import resolve_data_dir
 from router_tuner.router.market.synthetic import SyntheticMarketSpec, generate_regimes
+from router_tuner.router.market.warp import warp_time
 from router_tuner.simulation.intents import SimIntent, intent_stream
 from router_tuner.simulation.job import baseline_sources
 from router_tuner.simulation.learners import learner_policy_name, learner_runs, parse_learners
@@ -44,6 +47,10 @@ from router_tuner.tuner.factory import build_grid
 REGIMES = (("quiet", 0.1, 300.0), ("active", 8.0, 300.0), ("quiet", 0.1, 300.0))
 """(name, trade rate as a multiple of the configured synthetic market's, duration in s) of each regime."""
 REGIME_SYMBOL = "BTCUSDT"
+QUIET_SLOWDOWN = 4.0
+"""A recording's quiet regime is the recording slowed this many times: a quarter of its trades per second, half
+its volatility per square-root second."""
+PARTS = ("tune", "holdout", "all")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +85,9 @@ def part_intents(market: SimMarket, orders: int, config: ConfigBundle, seed: int
     return [i for i in both if (i.arrival_ns < split_ns) == (part == "tune")]
 
 
-def regime_market(config: ConfigBundle, seed: int) -> SimMarket:
-    """The configured synthetic market of ``REGIME_SYMBOL`` going through ``REGIMES`` in turn."""
+def regime_market(config: ConfigBundle, seed: int, part: str) -> SimMarket:
+    """The configured synthetic market of ``REGIME_SYMBOL`` going through ``REGIMES`` in turn; its tape is drawn
+    from ``seed`` and ``part``, so a seed scored in both parts is scored on different regime markets."""
     spec = config.router.simulation.synthetic_market
     specs = [SyntheticMarketSpec(
         symbol=REGIME_SYMBOL, start_ns=0, duration_s=duration, mid0=spec.symbols[REGIME_SYMBOL],
@@ -87,9 +95,23 @@ def regime_market(config: ConfigBundle, seed: int) -> SimMarket:
         volatility_bps_per_sqrt_s=spec.volatility_bps_per_sqrt_s,
         quote_interval_ms=spec.quote_interval_ms, trade_rate_per_s=spec.trade_rate_per_s * rate,
         mean_trade_qty=spec.mean_trade_qty, qty_step=spec.qty_step, touch_qty=spec.touch_qty,
-        sweep_decay_per_bps=spec.sweep_decay_per_bps, seed=seed * 100 + k)
+        sweep_decay_per_bps=spec.sweep_decay_per_bps,
+        seed=int(np.random.SeedSequence([seed, PARTS.index(part), k]).generate_state(1)[0]))
         for k, (_, rate, duration) in enumerate(REGIMES)]
     return synthetic_market_from_tape(config, REGIME_SYMBOL, generate_regimes(specs), source="regimes")
+
+
+def recorded_regime_market(config: ConfigBundle, market: SimMarket) -> SimMarket:
+    """``market``'s recording with each half played quiet, active, quiet (``warp_time``): the first and last sixth
+    of a half slowed ``QUIET_SLOWDOWN`` times, the middle two thirds at their own speed, so each regime lasts as
+    long as the others. Each part (first half: ``tune``, second half: ``holdout``) then has the three regimes of
+    real data in equal shares of its intents, and the book stays continuous across them."""
+    tape = market.tape
+    start, half = int(tape.quote_ts_ns[0]), (int(tape.quote_ts_ns[-1]) - int(tape.quote_ts_ns[0])) // 2
+    cuts = [0, half // 6, half - half // 6, half, half + half // 6, 2 * half - half // 6, 2 * half]
+    quiet = 1.0 / QUIET_SLOWDOWN
+    warped = warp_time(tape, [start + c for c in cuts], [quiet, 1.0, quiet, quiet, 1.0, quiet])
+    return synthetic_market_from_tape(config, market.symbol, warped, source=f"regimes of {market.source}")
 
 
 def score(market: SimMarket, intents: list[SimIntent], config: ConfigBundle, learners: tuple[str, ...], seed: int,
@@ -168,12 +190,12 @@ def print_scores(scores: list[MarketScore], learners: tuple[str, ...]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("holdout", "tune", "all"), default="holdout")
+    parser.add_argument("--part", choices=PARTS, default="holdout")
     parser.add_argument("--orders", type=int, default=800)
     parser.add_argument("--learners", default="structured,thompson")
     parser.add_argument("--seeds", default="7")
-    parser.add_argument("--no-regimes", action="store_true", help="skip the regime-switching market")
-    parser.add_argument("--no-recorded", action="store_true", help="only the regime-switching market")
+    parser.add_argument("--no-regimes", action="store_true", help="skip the regime-switching markets")
+    parser.add_argument("--no-recorded", action="store_true", help="only the synthetic regime-switching market")
     parser.add_argument("--set", action="append", default=[],
                         help="tuner.json override, tuner.KEY=VALUE (e.g. tuner.learner_params.structured.shrinkage=3)")
     parser.add_argument("--engine", choices=get_args(SimulationEngine), default=None,
@@ -191,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                   "market alone", file=sys.stderr)
             return 2
         markets = recorded_markets(config, data_dir, None)
+    regime_markets = [recorded_regime_market(config, market) for market in markets]
     scores = []
     for seed in (int(s) for s in args.seeds.split(",")):
         for market in markets:
@@ -198,9 +221,14 @@ def main(argv: list[str] | None = None) -> int:
             scores.append(score(market, intents, config, learners, seed, f"{market.symbol}/{args.part}/s{seed}"))
             print(f"  done {scores[-1].label}", file=sys.stderr, flush=True)
         if not args.no_regimes:
-            market = regime_market(config, seed)
+            for market in regime_markets:
+                intents = part_intents(market, args.orders, config, seed, args.part)
+                scores.append(score(market, intents, config, learners, seed,
+                                    f"{market.symbol}~regimes/{args.part}/s{seed}"))
+                print(f"  done {scores[-1].label}", file=sys.stderr, flush=True)
+            market = regime_market(config, seed, args.part)
             intents = part_intents(market, args.orders, config, seed, "all")
-            scores.append(score(market, intents, config, learners, seed, f"regimes/s{seed}"))
+            scores.append(score(market, intents, config, learners, seed, f"regimes/{args.part}/s{seed}"))
     print_scores(scores, learners)
     return 0
 
