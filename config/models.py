@@ -608,7 +608,8 @@ class BudgetConfig(Model):
 class SafetyConfig(Model):
     """Per-arm limits: an arm whose last ``window`` outcomes (at least ``min_outcomes``) break one is excluded.
 
-    ``max_fallback_ratio`` is the share of routed orders that used the taker fallback; slippage and
+    ``max_fallback_ratio`` is the share of routed orders that used the taker fallback, breached when its
+    Wilson lower bound at ``fallback_confidence`` (0.5: the ratio itself) is above it; slippage and
     cost are means in bps of the filled ones. An excluded arm is probed again after
     ``reprobe_after_outcomes`` outcomes of the symbol (doubling per repeated exclusion, up to
     ``max_reprobe_after_outcomes``) on a trial judged after ``reprobe_min_outcomes`` outcomes, and every
@@ -625,6 +626,7 @@ class SafetyConfig(Model):
     max_reprobe_after_outcomes: PositiveInt
     reprobe_min_outcomes: PositiveInt
     regime_fill_rate_change: Fraction
+    fallback_confidence: Annotated[float, msgspec.Meta(ge=0.5, lt=1.0)]
 
     def __post_init__(self) -> None:
         if self.reprobe_min_outcomes > self.min_outcomes:

@@ -4,7 +4,11 @@ A learner keeps exploring an arm that looks bad only until its posterior says so
 stop sooner when an arm falls back to taker too often, slips too far or costs too much. Over each arm's
 last ``window`` routed orders (once ``min_outcomes`` are in), the arm is excluded when
 
-* its fallback ratio (share of orders that used the taker fallback) exceeds ``max_fallback_ratio``,
+* its fallback ratio (share of orders that used the taker fallback) exceeds ``max_fallback_ratio`` with
+  confidence ``fallback_confidence``: the ratio's Wilson lower bound at that level is above the limit (0.5:
+  the ratio itself). A ratio near the limit is noise for a few dozen orders, and the check runs after every
+  outcome: judged on the point estimate, a maker arm filling 25% of the time against a limit of 80% fallbacks
+  is excluded sooner or later, and a re-probe trial of 5 orders fails a quarter of the time,
 * the mean slippage of its filled orders exceeds ``max_slippage_bps``, or
 * the mean cost of its filled orders exceeds ``max_cost_bps``
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import msgspec
 
@@ -48,6 +53,7 @@ class SafetyLimits:
     max_reprobe_after_outcomes: int
     reprobe_min_outcomes: int
     regime_fill_rate_change: float
+    fallback_confidence: float
 
     def __post_init__(self) -> None:
         if not 1 <= self.reprobe_min_outcomes <= self.min_outcomes:
@@ -62,6 +68,8 @@ class SafetyLimits:
             raise ValueError(f"need 1 <= min_outcomes <= window, got {self.min_outcomes} and {self.window}")
         if not 0.0 <= self.max_fallback_ratio <= 1.0:
             raise ValueError(f"max_fallback_ratio must be in [0, 1], got {self.max_fallback_ratio!r}")
+        if not 0.5 <= self.fallback_confidence < 1.0:
+            raise ValueError(f"fallback_confidence must be in [0.5, 1), got {self.fallback_confidence!r}")
         for name in ("max_slippage_bps", "max_cost_bps"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} must be finite, got {getattr(self, name)!r}")
@@ -73,7 +81,8 @@ class SafetyLimits:
                    max_cost_bps=config.max_cost_bps, reprobe_after_outcomes=config.reprobe_after_outcomes,
                    max_reprobe_after_outcomes=config.max_reprobe_after_outcomes,
                    reprobe_min_outcomes=config.reprobe_min_outcomes,
-                   regime_fill_rate_change=config.regime_fill_rate_change)
+                   regime_fill_rate_change=config.regime_fill_rate_change,
+                   fallback_confidence=config.fallback_confidence)
 
 
 class ArmOutcome(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
@@ -107,7 +116,7 @@ class ArmSafety:
     --------
     >>> limits = SafetyLimits(window=4, min_outcomes=2, max_fallback_ratio=0.5, max_slippage_bps=5.0,
     ...                       max_cost_bps=8.0, reprobe_after_outcomes=1, max_reprobe_after_outcomes=12,
-    ...                       reprobe_min_outcomes=1, regime_fill_rate_change=0.3)
+    ...                       reprobe_min_outcomes=1, regime_fill_rate_change=0.3, fallback_confidence=0.5)
     >>> safety = ArmSafety(limits)
     >>> safety.observe_outcome("a", used_fallback=True, slippage_bps=1.0, cost_bps=2.0)
     >>> change = safety.observe_outcome("a", used_fallback=True, slippage_bps=1.0, cost_bps=2.0)
@@ -120,6 +129,7 @@ class ArmSafety:
 
     def __init__(self, limits: SafetyLimits, state: SafetyState | None = None) -> None:
         self.limits = limits
+        self._fallback_z = NormalDist().inv_cdf(limits.fallback_confidence)
         self._s = state if state is not None else SafetyState.empty()
 
     @property
@@ -204,8 +214,11 @@ class ArmSafety:
 
     def _breach(self, arm: str, recent: list[ArmOutcome], needed: int) -> ArmSafetyChange | None:
         limits = self.limits
-        fallback_ratio = sum(o.used_fallback for o in recent) / len(recent)
-        checks: list[tuple[str, float, float]] = [("fallback_ratio", fallback_ratio, limits.max_fallback_ratio)]
+        fallbacks = sum(o.used_fallback for o in recent)
+        fallback_ratio = fallbacks / len(recent)
+        checks: list[tuple[str, float, float]] = []
+        if wilson_lower_bound(fallbacks, len(recent), self._fallback_z) > limits.max_fallback_ratio:
+            checks.append(("fallback_ratio", fallback_ratio, limits.max_fallback_ratio))
         slippages = [o.slippage_bps for o in recent if o.slippage_bps is not None]
         costs = [o.cost_bps for o in recent if o.cost_bps is not None]
         if len(slippages) >= needed:
@@ -213,7 +226,18 @@ class ArmSafety:
         if len(costs) >= needed:
             checks.append(("cost_bps", sum(costs) / len(costs), limits.max_cost_bps))
         for name, observed, threshold in checks:
-            if observed > threshold:
+            if observed > threshold:  # the fallback ratio's bound is above its limit, so the ratio is too
                 return ArmSafetyChange(arm=arm, action="excluded", reason=f"{name}_gt({threshold:g})",
                                        threshold=threshold, observed=observed)
         return None
+
+
+def wilson_lower_bound(successes: int, n: int, z: float) -> float:
+    """The Wilson score interval's lower end for ``successes`` in ``n`` trials at ``z`` standard normal deviates
+    (one-sided level ``Phi(z)``); ``z`` = 0 gives the ratio itself. Unlike the normal approximation it stays in
+    [0, 1] and is not 0-wide at a ratio of 0 or 1 (Wilson 1927; Brown, Cai & DasGupta 2001)."""
+    p = successes / n
+    z2 = z * z
+    centre = p + z2 / (2 * n)
+    spread = z * math.sqrt(p * (1.0 - p) / n + z2 / (4 * n * n))
+    return (centre - spread) / (1.0 + z2 / n)

@@ -10,18 +10,21 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from router_tuner.config.models import ConfigBundle
 from router_tuner.executor.journal import Journal
 from router_tuner.router.events import ArmSafetyEvent
 from router_tuner.tuner.arms import Arm
-from router_tuner.tuner.safety import ArmSafety, SafetyLimits
+from router_tuner.tuner.safety import ArmSafety, SafetyLimits, wilson_lower_bound
 from tests.tuner.test_service import SYMBOL, event_for, new_service, tuned_bundle
 
 BAD_ARM = "o2.00_b0.00"
 REPROBE = {"reprobe_after_outcomes": 1000, "max_reprobe_after_outcomes": 1000, "reprobe_min_outcomes": 1,
-           "regime_fill_rate_change": 1.0}
-"""Re-probing and regime re-opening out of the way, for tests of the limits themselves."""
+           "regime_fill_rate_change": 1.0, "fallback_confidence": 0.5}
+"""Re-probing and regime re-opening out of the way, and the fallback ratio judged as it is (no confidence bound),
+for tests of the limits themselves."""
 
 
 def safety_bundle(**safety: float) -> ConfigBundle:
@@ -115,7 +118,7 @@ def test_bad_limits_and_values_are_refused() -> None:
 def test_an_exclusion_expires_and_doubles_when_the_arm_fails_its_reprobe() -> None:
     safety = ArmSafety(SafetyLimits(window=4, min_outcomes=2, max_fallback_ratio=0.5, max_slippage_bps=50.0,
                                     max_cost_bps=50.0, reprobe_after_outcomes=10, max_reprobe_after_outcomes=25,
-                                    reprobe_min_outcomes=1, regime_fill_rate_change=1.0))
+                                    reprobe_min_outcomes=1, regime_fill_rate_change=1.0, fallback_confidence=0.5))
 
     def fail(arm: str) -> None:
         for _ in range(2):
@@ -141,7 +144,7 @@ def test_an_exclusion_expires_and_doubles_when_the_arm_fails_its_reprobe() -> No
 def test_a_change_of_the_maker_fill_rate_reopens_every_exclusion_without_a_drift_alarm() -> None:
     safety = ArmSafety(SafetyLimits(window=20, min_outcomes=5, max_fallback_ratio=0.8, max_slippage_bps=50.0,
                                     max_cost_bps=50.0, reprobe_after_outcomes=10_000, max_reprobe_after_outcomes=10_000,
-                                    reprobe_min_outcomes=5, regime_fill_rate_change=0.3))
+                                    reprobe_min_outcomes=5, regime_fill_rate_change=0.3, fallback_confidence=0.5))
     for arm in ("deep", "touch"):  # a quiet market: every maker leg falls back
         for _ in range(5):
             safety.observe_outcome(arm, used_fallback=True, slippage_bps=1.0, cost_bps=5.0, maker_filled=False)
@@ -175,3 +178,51 @@ def test_the_tuner_counts_exclusions_and_reopenings_by_reason() -> None:
     changes = tuner.safety_changes
     assert changes["excluded"] >= 2 and changes["reopened:reprobe"] >= 1, changes
     assert set(changes) <= {"excluded", "reopened:reprobe", "reopened:regime", "reopened:drift"}
+
+
+@given(n=st.integers(1, 500), share=st.floats(0.0, 1.0), z=st.floats(0.0, 4.0))
+def test_the_wilson_lower_bound_is_a_lower_bound_in_0_1_and_the_ratio_at_z_0(n: int, share: float, z: float) -> None:
+    k = round(share * n)
+    bound = wilson_lower_bound(k, n, z)
+    assert -1e-12 <= bound <= k / n + 1e-12
+    assert wilson_lower_bound(k, n, 0.0) == pytest.approx(k / n)
+    assert wilson_lower_bound(k, n, z + 0.5) <= bound + 1e-12, "more confidence, a lower bound"
+
+
+def test_the_fallback_ratio_excludes_an_arm_when_it_is_above_the_limit_with_confidence() -> None:
+    """At 95%: five fallbacks in five (a re-probe's trial) are not yet evidence against a limit of 80% (bound 0.65),
+    thirty in thirty are (0.92); judged on the ratio itself the trial already excludes."""
+    def limits(confidence: float) -> SafetyLimits:
+        return SafetyLimits(window=30, min_outcomes=5, max_fallback_ratio=0.8, max_slippage_bps=50.0,
+                            max_cost_bps=50.0, reprobe_after_outcomes=1000, max_reprobe_after_outcomes=1000,
+                            reprobe_min_outcomes=5, regime_fill_rate_change=1.0, fallback_confidence=confidence)
+
+    assert wilson_lower_bound(5, 5, 1.6448536) == pytest.approx(5 / (5 + 1.6448536**2))  # n / (n + z^2) at 100%
+    point, bounded = ArmSafety(limits(0.5)), ArmSafety(limits(0.95))
+    for outcome in range(30):
+        for safety in (point, bounded):
+            safety.observe_outcome("a", used_fallback=True, slippage_bps=None, cost_bps=None)
+        if outcome == 4:
+            assert "a" in point.excluded and "a" not in bounded.excluded
+    assert "a" in bounded.excluded and bounded.excluded["a"].observed == 1.0
+
+
+def test_an_arm_filling_a_quarter_of_its_posts_is_excluded_by_noise_much_later_when_judged_with_confidence() -> None:
+    """The check runs after every outcome: judged on the ratio itself, the last 100 posts of an arm that fills 25% of
+    the time (75% fallbacks) cross a limit of 80% after a few hundred posts (a fifth of the time at the very first
+    judgement, after 30); judged on the ratio's 95% bound, after thousands. Median over 20 seeds."""
+    def first_exclusion(confidence: float, seed: int) -> int:
+        safety = ArmSafety(SafetyLimits(window=100, min_outcomes=30, max_fallback_ratio=0.8, max_slippage_bps=50.0,
+                                        max_cost_bps=50.0, reprobe_after_outcomes=10_000,
+                                        max_reprobe_after_outcomes=10_000, reprobe_min_outcomes=5,
+                                        regime_fill_rate_change=1.0, fallback_confidence=confidence))
+        rng = np.random.default_rng(seed)
+        for post in range(5000):
+            if safety.observe_outcome("a", used_fallback=bool(rng.random() < 0.75), slippage_bps=None,
+                                      cost_bps=None) is not None:
+                return post
+        return 5000
+
+    point = np.median([first_exclusion(0.5, seed) for seed in range(20)])
+    bounded = np.median([first_exclusion(0.95, seed) for seed in range(20)])
+    assert point < 500 and bounded > 5 * point
