@@ -63,10 +63,10 @@ from router_tuner.cli.main import (
     reading,
     whole_number,
 )
-from router_tuner.config.loader import DEFAULTS_DIR, load_config
+from router_tuner.config.loader import DEFAULTS_DIR, ConfigError, load_config
 from router_tuner.config.models import SEED_MAX, ConfigBundle
 from router_tuner.executor.adaptive.checkpoint import TunerCheckpoint
-from router_tuner.executor.adaptive.routing import AdaptiveRouting, AdaptiveStateAhead
+from router_tuner.executor.adaptive.routing import AdaptiveRouting, AdaptiveStateAhead, refuse_unadaptable
 from router_tuner.executor.engine.routes import RouteLoop
 from router_tuner.executor.intents import IntentFormatError, JsonlIntentSource
 from router_tuner.executor.journal import DEFAULT_PATH as DEFAULT_JOURNAL
@@ -305,6 +305,11 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput("--no-mlflow and --tuner-state need --policy-source tuner")
     if args.live and args.paper_state is not None:
         raise BadInput("--paper-state is for paper mode; a live venue keeps its own account")
+    if args.policy_source == "tuner":
+        try:
+            refuse_unadaptable(config)
+        except ConfigError as error:  # valid for `simulate` (config check passes it): named for this use
+            raise BadInput(f"--policy-source tuner: {'; '.join(map(str, error.issues))}") from None
     if args.policy_source == "registry" or (args.policy_source == "tuner" and not args.no_mlflow):
         # the MLflow store opened as simulate opens it: a URI MLflow cannot use is bad input (exit 2), not a
         # policy source that failed to start (exit 1)

@@ -429,6 +429,24 @@ def _policy_bound_issues(router: RouterConfig) -> list[ConfigIssue]:
         if not band.min <= value <= band.max:
             issues.append(ConfigIssue("router.json", f"$.static_policy.{knob.name}",
                                       f"{value} is outside policy_bounds [{band.min}, {band.max}]"))
+    return issues + _rule_policy_bound_issues(router)
+
+
+def _rule_policy_bound_issues(router: RouterConfig) -> list[ConfigIssue]:
+    """The simulated rule policy's offsets and taker bias are policies too: inside the box (a value outside it used
+    to stop ``simulate`` after the data had loaded, as an unexpected error)."""
+    rule, bounds = router.simulation.rule_policy, router.policy_bounds
+    knobs = (("min_offset_bps", rule.min_offset_bps, bounds.maker_offset_bps, "maker_offset_bps"),
+             ("base_offset_bps", rule.base_offset_bps, bounds.maker_offset_bps, "maker_offset_bps"),
+             ("max_offset_bps", rule.max_offset_bps, bounds.maker_offset_bps, "maker_offset_bps"),
+             ("degraded_taker_bias", rule.degraded_taker_bias, bounds.taker_bias, "taker_bias"))
+    issues = [ConfigIssue("router.json", f"$.simulation.rule_policy.{key}",
+                          f"{value} is outside policy_bounds.{bound_name} [{band.min}, {band.max}]")
+              for key, value, band, bound_name in knobs if not band.min <= value <= band.max]
+    if not bounds.taker_bias.min <= 0.0 <= bounds.taker_bias.max:
+        issues.append(ConfigIssue("router.json", "$.policy_bounds.taker_bias",
+                                  f"[{bounds.taker_bias.min}, {bounds.taker_bias.max}] leaves out taker bias 0, "
+                                  "which simulation.rule_policy routes with while quality is good"))
     return issues
 
 
@@ -475,6 +493,11 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
     if engine.max_routes_per_symbol > engine.max_routes_in_flight:
         issues.append(ConfigIssue("executor.json", "$.engine.max_routes_per_symbol",
                                   f"must be at most engine.max_routes_in_flight ({engine.max_routes_in_flight})"))
+    if executor.alerts.min_orders > executor.health.window_events:
+        issues.append(ConfigIssue("executor.json", "$.alerts.min_orders",
+                                  f"{executor.alerts.min_orders} must be at most health.window_events "
+                                  f"{executor.health.window_events}: the health window never holds more orders, so "
+                                  "the fallback and slippage alerts could never fire"))
     if reconcile.max_legs_per_intent < reconcile.probe_gap_legs:
         issues.append(ConfigIssue("executor.json", "$.reconcile.max_legs_per_intent",
                                   "must be at least probe_gap_legs"))
@@ -501,7 +524,45 @@ def _arm_grid_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIss
                 issues.append(ConfigIssue(
                     "tuner.json", f"$.arms.{name}[{index}]",
                     f"{value} is outside router.json policy_bounds [{band.min}, {band.max}]"))
+    return issues + _first_step_issues(router, tuner) + _fee_band_issues(router, tuner)
+
+
+_STEP_TOLERANCE = 1e-9
+"""As ``tuner.guardrails``: a grid value exactly one step away is within the step."""
+
+
+def _first_step_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:
+    """A learner starts at the static policy and moves at most one guardrail step per version: with no grid arm
+    within a step of it, it could never move (``simulate`` and ``live --policy-source tuner`` stopped on the
+    first order with an unexpected GuardrailError)."""
+    static, guardrails = router.static_policy, tuner.guardrails
+    issues: list[ConfigIssue] = []
+    for name, values, knob, start, step_key, step in (
+            ("maker_offsets_bps", tuner.arms.maker_offsets_bps, "maker_offset_bps", static.maker_offset_bps,
+             "max_offset_step_bps", guardrails.max_offset_step_bps),
+            ("taker_biases", tuner.arms.taker_biases, "taker_bias", static.taker_bias,
+             "max_bias_step", guardrails.max_bias_step)):
+        if values and not any(abs(value - start) <= step + _STEP_TOLERANCE for value in values):
+            issues.append(ConfigIssue(
+                "tuner.json", f"$.arms.{name}",
+                f"no value within guardrails.{step_key} {step:g} of router.json static_policy.{knob} {start:g}, "
+                f"where every learner starts: add one, or move the static policy onto the grid"))
     return issues
+
+
+def _fee_band_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:
+    """A fee outside the reward band makes every fill of that kind an absurd cost the learner rejects: it could
+    learn nothing about those arms (with both fees outside, ``simulate`` stopped with 'no greedy arm')."""
+    band = tuner.reward_band
+    if band.min_cost_bps >= band.max_cost_bps:
+        return []  # the band itself is refused (``_order_issues``): one problem, not one per fee
+    return [ConfigIssue("router.json", f"$.sim_venue.fees.{market}.{key}",
+                        f"{fee:g} bps is outside tuner.json reward_band [{band.min_cost_bps:g}, "
+                        f"{band.max_cost_bps:g}]: every {key.split('_')[0]} fill would be rejected as an absurd "
+                        f"cost and never learned; fix the fee or widen the band")
+            for market, schedule in router.sim_venue.fees.items()
+            for key, fee in (("maker_fee_bps", schedule.maker_fee_bps), ("taker_fee_bps", schedule.taker_fee_bps))
+            if not band.min_cost_bps <= fee <= band.max_cost_bps]
 
 
 def load_config(directory: Path | str | None = None) -> ConfigBundle:

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import zlib
 
+import msgspec
 import numpy as np
 
-from router_tuner.config.models import DriftConfig, FeeSchedule, PageHinkleyDrift, RouterConfig, TunerConfig
+from router_tuner.config.models import (
+    ConfigBundle,
+    DriftConfig,
+    FeeSchedule,
+    PageHinkleyDrift,
+    RouterConfig,
+    TunerConfig,
+)
 from router_tuner.tuner.arms import ArmGrid
 from router_tuner.tuner.guardrails import AdwinParams, Guardrails, PageHinkleyParams
 from router_tuner.tuner.learners import (
@@ -79,6 +87,19 @@ def build_learner(tuner: TunerConfig, grid: ArmGrid, seed: int, fees: FeeSchedul
         return LinUCB(grid, scales=scales, alpha=p.linucb_alpha, ridge=p.linucb_ridge,
                       prior_mean_reward=-p.linucb_prior_mean_cost_bps, burn_in=burn_in, seed=seed)
     raise ValueError(f"unknown learner {tuner.learner!r}")
+
+
+def learner_problem(config: ConfigBundle, learner: str) -> str | None:
+    """Why ``learner`` cannot run on the configured arm grid (robbins_monro needs two maker offsets at taker bias
+    0), or None: asked before a run starts, so the refusal is not an error on the first order."""
+    tuner = msgspec.structs.replace(config.tuner, learner=learner)
+    fees = next(iter(config.router.sim_venue.fees.values()), FeeSchedule(maker_fee_bps=0.0, taker_fee_bps=0.0))
+    try:
+        build_learner(tuner, build_grid(tuner, config.router), seed=0, fees=fees,
+                      static_offset_bps=config.router.static_policy.maker_offset_bps)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def build_guardrails(tuner: TunerConfig, router: RouterConfig) -> Guardrails:

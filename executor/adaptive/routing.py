@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from router_tuner.config.loader import ConfigError
+from router_tuner.config.loader import ConfigError, ConfigIssue
 from router_tuner.config.models import AdaptiveSettings, ConfigBundle
 from router_tuner.executor.adaptive.checkpoint import TunerCheckpoint
 from router_tuner.executor.adaptive.health import tuner_health
@@ -52,6 +52,7 @@ from router_tuner.features.context import decision_context
 from router_tuner.router.events import ArmSafetyEvent, Intent, RouterEvent, ShadowDecision
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.router.venue import TopOfBook
+from router_tuner.tuner.factory import learner_problem
 from router_tuner.tuner.policy_source import PolicySource
 from router_tuner.tuner.service.publish import PolicyPublisher
 from router_tuner.tuner.service.tuner_service import ModeSource, TunerService
@@ -78,6 +79,23 @@ class CatchUp:
 
     relearned: int
     without_decision: int
+
+
+def refuse_unadaptable(bundle: ConfigBundle) -> None:
+    """Raise ``ConfigError`` for a tuner live adaptive routing cannot run: one that charges markout in the reward
+    (learning it live needs the mid a horizon after each fill, and this loop learns when the route ends; the
+    simulation replays the future mid), or a learner the arm grid cannot carry. ``live`` asks before it starts
+    anything (it used to fail after opening the journal, as exit 1 "tuner state not restored")."""
+    issues = []
+    if bundle.tuner.reward_markout_horizon_ms > 0:
+        issues.append(ConfigIssue("tuner.json", "$.reward_markout_horizon_ms",
+                                  f"{bundle.tuner.reward_markout_horizon_ms:g} charges markout in the reward, which "
+                                  "only `simulate` can learn; set it to 0 for live adaptive routing"))
+    problem = learner_problem(bundle, bundle.tuner.learner)
+    if problem is not None:
+        issues.append(ConfigIssue("tuner.json", "$.learner", f"{problem}: change $.arms or the learner"))
+    if issues:
+        raise ConfigError(issues)
 
 
 class AdaptiveRouting:
@@ -122,10 +140,7 @@ class AdaptiveRouting:
         Refuses a tuner that charges markout in the reward: learning it live needs the mid a horizon after
         each fill, and this loop learns when the route ends (the simulation replays the future mid).
         """
-        if bundle.tuner.reward_markout_horizon_ms > 0:
-            raise ConfigError([f"tuner.json: $.reward_markout_horizon_ms: {bundle.tuner.reward_markout_horizon_ms:g} "
-                               "charges markout in the reward, which only `simulate` can learn; set it to 0 for "
-                               "live adaptive routing"])
+        refuse_unadaptable(bundle)
         symbols = sorted(bundle.executor.instruments)
         restored = checkpoint.restore(bundle, symbols, publisher)
         if restored.manifest is not None and restored.manifest.router_events_learned > journal_router_events:

@@ -1,0 +1,119 @@
+"""Values valid alone that contradict another key or file: refused at load with the file and key, instead of an
+unexpected error in the middle of a run (or alerts that silently never fire)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from router_tuner.config.loader import load_config
+from tests.conftest import config_issues, edit_config
+
+Edit = Callable[[dict[str, Any]], None]
+
+
+def _rule(**values: float) -> Edit:
+    return lambda data: data["simulation"]["rule_policy"].update(values)
+
+
+def _static(**values: float) -> Edit:
+    return lambda data: data["static_policy"].update(values)
+
+
+def _fees(market: str, **values: float) -> Edit:
+    return lambda data: data["sim_venue"]["fees"][market].update(values)
+
+
+def _taker_bias_from_half(data: dict[str, Any]) -> None:
+    data["policy_bounds"]["taker_bias"] = {"min": 0.5, "max": 1.0}
+    data["static_policy"]["taker_bias"] = 0.5
+    data["simulation"]["rule_policy"]["degraded_taker_bias"] = 0.5
+
+
+@pytest.mark.parametrize(("file", "edit", "expected"), [
+    ("router.json", _rule(base_offset_bps=40.0, max_offset_bps=50.0),
+     ["router.json: $.simulation.rule_policy.base_offset_bps: 40.0 is outside policy_bounds.maker_offset_bps "
+      "[-1.0, 10.0]",
+      "router.json: $.simulation.rule_policy.max_offset_bps: 50.0 is outside policy_bounds.maker_offset_bps "
+      "[-1.0, 10.0]"]),
+    ("router.json", _rule(min_offset_bps=-2.0),
+     ["router.json: $.simulation.rule_policy.min_offset_bps: -2.0 is outside policy_bounds.maker_offset_bps "
+      "[-1.0, 10.0]"]),
+    ("router.json", lambda data: (data["policy_bounds"].update(taker_bias={"min": 0.0, "max": 0.5}),
+                                  data["simulation"]["rule_policy"].update(degraded_taker_bias=0.9)),
+     ["router.json: $.simulation.rule_policy.degraded_taker_bias: 0.9 is outside policy_bounds.taker_bias "
+      "[0.0, 0.5]",
+      "tuner.json: $.arms.taker_biases[1]: 1.0 is outside router.json policy_bounds [0.0, 0.5]"]),
+])
+def test_the_rule_policy_stays_inside_the_policy_bounds(config_dir: Path, file: str, edit: Edit,
+                                                        expected: list[str]) -> None:
+    """It used to pass the load and stop `simulate` after the data had loaded: 'unexpected ValueError', exit 1."""
+    edit_config(config_dir, file, edit)
+    assert config_issues(config_dir) == expected
+
+
+def test_taker_bias_bounds_without_zero_are_refused_for_the_rule_policy(config_dir: Path) -> None:
+    """The rule policy routes with taker bias 0 while quality is good: bounds from 0.5 stopped `simulate` with an
+    unexpected PolicyError on its first rule version."""
+    edit_config(config_dir, "router.json", _taker_bias_from_half)
+    edit_config(config_dir, "tuner.json", lambda data: data["arms"].update(taker_biases=[0.5, 1.0]))
+    assert config_issues(config_dir) == [
+        "router.json: $.policy_bounds.taker_bias: [0.5, 1.0] leaves out taker bias 0, which "
+        "simulation.rule_policy routes with while quality is good"]
+
+
+@pytest.mark.parametrize(("file", "edit", "expected"), [
+    ("router.json", _static(maker_offset_bps=8.0),  # the grid stops at 4, two bps a step
+     "tuner.json: $.arms.maker_offsets_bps: no value within guardrails.max_offset_step_bps 2 of router.json "
+     "static_policy.maker_offset_bps 8, where every learner starts: add one, or move the static policy onto the grid"),
+    ("tuner.json", lambda data: data["arms"].update(maker_offsets_bps=[10.0]),
+     "tuner.json: $.arms.maker_offsets_bps: no value within guardrails.max_offset_step_bps 2 of router.json "
+     "static_policy.maker_offset_bps 1, where every learner starts: add one, or move the static policy onto the grid"),
+    ("tuner.json", lambda data: (data["arms"].update(taker_biases=[1.0]),
+                                 data["guardrails"].update(max_bias_step=0.5)),
+     "tuner.json: $.arms.taker_biases: no value within guardrails.max_bias_step 0.5 of router.json "
+     "static_policy.taker_bias 0, where every learner starts: add one, or move the static policy onto the grid"),
+])
+def test_an_arm_grid_out_of_one_step_of_the_static_policy_is_refused(config_dir: Path, file: str, edit: Edit,
+                                                                     expected: str) -> None:
+    """Every learner starts at the static policy and moves one guardrail step at a time: out of reach, `simulate`
+    stopped at its first learner order with an unexpected GuardrailError."""
+    edit_config(config_dir, file, edit)
+    assert config_issues(config_dir) == [expected]
+
+
+def test_an_arm_exactly_one_step_away_is_reachable(config_dir: Path) -> None:
+    edit_config(config_dir, "router.json", _static(maker_offset_bps=6.0))  # 4.0 is the grid's last, 2 bps away
+    assert load_config(config_dir).router.static_policy.maker_offset_bps == 6.0
+
+
+@pytest.mark.parametrize(("file", "edit", "expected"), [
+    ("router.json", _fees("usdm", maker_fee_bps=900.0, taker_fee_bps=-900.0),
+     ["router.json: $.sim_venue.fees.usdm.maker_fee_bps: 900 bps is outside tuner.json reward_band [-50, 200]: "
+      "every maker fill would be rejected as an absurd cost and never learned; fix the fee or widen the band",
+      "router.json: $.sim_venue.fees.usdm.taker_fee_bps: -900 bps is outside tuner.json reward_band [-50, 200]: "
+      "every taker fill would be rejected as an absurd cost and never learned; fix the fee or widen the band"]),
+    ("tuner.json", lambda data: data["reward_band"].update(max_cost_bps=8.0),  # spot takers pay 10
+     ["router.json: $.sim_venue.fees.spot.maker_fee_bps: 10 bps is outside tuner.json reward_band [-50, 8]: "
+      "every maker fill would be rejected as an absurd cost and never learned; fix the fee or widen the band",
+      "router.json: $.sim_venue.fees.spot.taker_fee_bps: 10 bps is outside tuner.json reward_band [-50, 8]: "
+      "every taker fill would be rejected as an absurd cost and never learned; fix the fee or widen the band"]),
+])
+def test_a_fee_outside_the_reward_band_is_refused(config_dir: Path, file: str, edit: Edit,
+                                                  expected: list[str]) -> None:
+    """With both fees outside, every outcome was rejected and `simulate` ended in 'unexpected ValueError: structured
+    learner has no evidence on any arm'."""
+    edit_config(config_dir, file, edit)
+    assert config_issues(config_dir) == expected
+
+
+def test_alerts_waiting_for_more_orders_than_the_health_window_holds_are_refused(config_dir: Path) -> None:
+    """The ratio alerts wait for ``min_orders`` orders in a window of ``window_events``: above it they never fired,
+    silently."""
+    edit_config(config_dir, "executor.json", lambda data: data["alerts"].update(min_orders=501))
+    assert config_issues(config_dir) == [
+        "executor.json: $.alerts.min_orders: 501 must be at most health.window_events 500: the health window never "
+        "holds more orders, so the fallback and slippage alerts could never fire"]
