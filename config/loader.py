@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 import msgspec.inspect
 
+from router_tuner.config.encoding import encoding_problem
 from router_tuner.config.models import (
     MARKET_CONTRACT_TYPE,
     ConfigBundle,
@@ -233,9 +234,6 @@ def _concurrency_keys(node: Any, path: str) -> list[str]:
     return found
 
 
-_BOM_MESSAGE = "starts with a UTF-8 byte order mark (BOM), invisible in most editors: save it as UTF-8 without BOM"
-
-
 def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
     path = directory / file
     if path.exists() and not path.is_file():
@@ -243,7 +241,12 @@ def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
     if not path.is_file():
         return None, [ConfigIssue(file, "$", f"missing file (looked for {path})")]
     try:
-        parsed = _parse_json(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+        if not data.strip():  # json's "Expecting value: line 1 column 1 (char 0)" does not say the file is empty
+            return None, [ConfigIssue(file, "$", f"the file is empty (looked for {path}); put the JSON object there")]
+        if (problem := encoding_problem(data)) is not None:
+            return None, [ConfigIssue(file, "$", problem)]
+        parsed = _parse_json(data.decode("utf-8"))
         issues = [ConfigIssue(file, dup, "duplicate key") for dup in _find_duplicates(parsed, "$")]
         plain = _to_plain(parsed)
         if not isinstance(plain, dict):   # null would otherwise read as "nothing loaded" and lose the file
@@ -255,8 +258,7 @@ def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
     except RecursionError:
         return None, [ConfigIssue(file, "$", "not valid JSON: nested too deeply for a configuration file")]
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        bom = isinstance(error, json.JSONDecodeError) and error.doc.startswith("\ufeff")
-        return None, [ConfigIssue(file, "$", _BOM_MESSAGE if bom else f"not valid JSON: {error}")]
+        return None, [ConfigIssue(file, "$", f"not valid JSON: {error}")]
     except ValueError:  # Python refuses integer literals of more than 4300 digits
         return None, [ConfigIssue(file, "$", "not valid JSON: a number literal of thousands of digits")]
 

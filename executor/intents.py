@@ -23,6 +23,7 @@ from typing import NoReturn, Protocol
 
 import msgspec
 
+from router_tuner.config.encoding import encoding_problem
 from router_tuner.router.events import Intent
 
 _DECODER = msgspec.json.Decoder(Intent, strict=True)
@@ -120,7 +121,7 @@ class JsonlIntentSource:
                     _refuse_duplicate_keys(line)
                     return intent
                 except (msgspec.DecodeError, ValueError) as err:
-                    self._refuse(line.rstrip(b"\r\n"), _BOM_REASON if line.startswith(_BOM) else str(err))
+                    self._refuse(line.rstrip(b"\r\n"), encoding_problem(line) or str(err))
             self._pending += chunk
             if not self.follow:
                 self._eof = True
@@ -160,10 +161,6 @@ class JsonlIntentSource:
 
     def close(self) -> None:
         self._handle.close()
-
-
-_BOM = b"\xef\xbb\xbf"
-_BOM_REASON = "starts with a UTF-8 byte order mark (BOM), invisible in most editors: save the file as UTF-8 without BOM"
 
 
 def _refuse_duplicate_keys(line: bytes) -> None:
