@@ -121,7 +121,7 @@ class JsonlIntentSource:
                     _refuse_duplicate_keys(line)
                     return intent
                 except (msgspec.DecodeError, ValueError) as err:
-                    self._refuse(line.rstrip(b"\r\n"), encoding_problem(line) or str(err))
+                    self._refuse(line.rstrip(b"\r\n"), encoding_problem(line) or _non_finite(line) or str(err))
             self._pending += chunk
             if not self.follow:
                 self._eof = True
@@ -161,6 +161,21 @@ class JsonlIntentSource:
 
     def close(self) -> None:
         self._handle.close()
+
+
+def _non_finite(line: bytes) -> str | None:
+    """Name the fields written ``NaN`` / ``Infinity`` (Python's ``json.dumps`` writes them; JSON has no such number):
+    the decoder's own words are 'invalid character (byte 227)'."""
+    try:
+        fields = json.loads(line, object_pairs_hook=tuple)
+    except ValueError:
+        return None
+    if not isinstance(fields, tuple):  # an array, a number or a string: not an object
+        return None
+    keys = [key for key, value in fields if isinstance(value, float) and not math.isfinite(value)]
+    if not keys:
+        return None
+    return f"{', '.join(keys)}: NaN and Infinity are not JSON numbers: write a finite number"
 
 
 def _refuse_duplicate_keys(line: bytes) -> None:

@@ -159,6 +159,21 @@ def test_a_follow_poll_interval_must_be_a_positive_number_of_seconds(tmp_path: P
         JsonlIntentSource(path, follow=True, poll_s=poll_s)
 
 
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_a_nan_or_infinite_size_written_by_python_names_the_field(tmp_path: Path, literal: str) -> None:
+    """``json.dumps`` writes ``NaN``; the line was refused as ``JSON is malformed: invalid character (byte 227)``."""
+    fields = json.loads(_line("a"))
+    text = json.dumps(fields).replace('"size_hint_usd": 300.0', f'"size_hint_usd": {literal}')
+    path = tmp_path / "intents.jsonl"
+    path.write_text(text + "\n" + "[NaN]\n")
+    source = JsonlIntentSource(path, follow=True)
+    with pytest.raises(IntentFormatError, match=r"intents.jsonl:1: size_hint_usd: NaN and Infinity are not JSON "
+                                                r"numbers: write a finite number"):
+        source.next_intent(0.0)
+    with pytest.raises(IntentFormatError, match=r"intents.jsonl:2: Expected `object`, got `array`"):
+        source.next_intent(0.0)  # not an object: msgspec's own words
+
+
 @pytest.mark.parametrize("follow", [False, True])
 def test_a_file_saved_as_utf16_is_named_as_such_on_every_line(tmp_path: Path, follow: bool) -> None:
     """Windows PowerShell's ``>`` writes UTF-16: each line was ``JSON is malformed: invalid character (byte 0)``
