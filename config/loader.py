@@ -30,6 +30,7 @@ from router_tuner.config.models import (
     StaticPolicy,
     StrategyConfig,
     TunerConfig,
+    is_unit_fraction,
 )
 from router_tuner.config.redact import find_secrets, redact
 
@@ -313,6 +314,7 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                                   f"{list(tuner.ope.estimators)}: the gates could not be computed"))
     issues.extend(_symbol_reference_issues(bundle))
     issues.extend(_order_issues(bundle))
+    issues.extend(_step_issues(bundle))
     for file, attr in zip(FILES, _BUNDLE_FIELDS, strict=True):
         issues.extend(_repeated_values(file, getattr(bundle, attr), "$"))
     return issues
@@ -358,6 +360,19 @@ def _symbol_reference_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
                 where = f"{path}.{symbol}" if keyed else f"{path}[{index}]"
                 issues.append(ConfigIssue(file, where, f"{symbol} is not in strategy_config.json universe"))
     return issues
+
+
+def _step_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
+    """Tick sizes and quantity steps the paper and simulated markets can replay (a tick of 1000 used to load, then
+    stop `live` with 'venue not started: ValueError: tick_size must be 1/n for an integer n', exit 1)."""
+    synthetic = bundle.router.simulation.synthetic_market
+    steps = [("executor.json", f"$.instruments.{symbol}.{key}", getattr(instrument, key))
+             for symbol, instrument in bundle.executor.instruments.items() for key in ("tick_size", "qty_step")]
+    steps += [("router.json", f"$.simulation.synthetic_market.{key}", getattr(synthetic, key))
+              for key in ("tick_size", "qty_step")]
+    return [ConfigIssue(file, path, f"{value:g} is not 1/n for a whole n (like 1, 0.5, 0.1 or 0.001): prices and "
+                                    "quantities are replayed as whole numbers of it")
+            for file, path, value in steps if not is_unit_fraction(value)]
 
 
 def _ordered_pairs(bundle: ConfigBundle) -> list[tuple[str, str, str, float, str, float, bool]]:

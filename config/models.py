@@ -50,6 +50,14 @@ Quantity = Annotated[float, msgspec.Meta(gt=0.0, le=1e9)]
 RatePerS = Annotated[float, msgspec.Meta(ge=0.0, le=1e5)]
 TickSize = Annotated[float, msgspec.Meta(ge=1e-12, le=1e4)]
 QtyStep = Annotated[float, msgspec.Meta(ge=1e-12, le=1e6)]
+"""Tick sizes and quantity steps must also be 1/n for a whole n (checked at load, :func:`is_unit_fraction`)."""
+
+
+def is_unit_fraction(step: float) -> bool:
+    """Whether ``step`` is 1/n for a whole n (0.5, 0.1, 0.001, 1): market tapes keep prices and quantities as whole
+    numbers of it, so a tick of 0.3 or 5 cannot be replayed."""
+    inverse = 1 / step
+    return abs(inverse - round(inverse)) <= 1e-9 * inverse
 LevelQtyRatio = Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)]
 SweepDecay = Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)]
 PolicyKnob = Annotated[float, msgspec.Meta(ge=-MAX_SCALE, le=MAX_SCALE)]

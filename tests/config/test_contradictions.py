@@ -117,3 +117,26 @@ def test_alerts_waiting_for_more_orders_than_the_health_window_holds_are_refused
     assert config_issues(config_dir) == [
         "executor.json: $.alerts.min_orders: 501 must be at most health.window_events 500: the health window never "
         "holds more orders, so the fallback and slippage alerts could never fire"]
+
+
+@pytest.mark.parametrize(("file", "edit", "path", "value"), [
+    ("executor.json", lambda data: data["instruments"]["BTCUSDT"].update(tick_size=1000.0),
+     "executor.json: $.instruments.BTCUSDT.tick_size", "1000"),
+    ("executor.json", lambda data: data["instruments"]["ETHUSDT"].update(qty_step=0.003),
+     "executor.json: $.instruments.ETHUSDT.qty_step", "0.003"),
+    ("router.json", lambda data: data["simulation"]["synthetic_market"].update(tick_size=0.3),
+     "router.json: $.simulation.synthetic_market.tick_size", "0.3"),
+])
+def test_a_tick_or_lot_the_markets_cannot_replay_is_refused(config_dir: Path, file: str, edit: Edit, path: str,
+                                                            value: str) -> None:
+    """A tick of 1000 loaded, then stopped `live` with 'venue not started: ValueError: tick_size must be 1/n for an
+    integer n' (exit 1); on the synthetic market `simulate` stopped likewise."""
+    edit_config(config_dir, file, edit)
+    assert config_issues(config_dir) == [f"{path}: {value} is not 1/n for a whole n (like 1, 0.5, 0.1 or 0.001): "
+                                         "prices and quantities are replayed as whole numbers of it"]
+
+
+@pytest.mark.parametrize("step", [1.0, 0.5, 0.25, 0.1, 0.01, 0.001, 1e-8])
+def test_unit_fraction_steps_load(config_dir: Path, step: float) -> None:
+    edit_config(config_dir, "executor.json", lambda data: data["instruments"]["BTCUSDT"].update(tick_size=step))
+    assert load_config(config_dir).executor.instruments["BTCUSDT"].tick_size == step
