@@ -704,9 +704,13 @@ class Instrument(Model):
 
 
 class RouteLoopSettings(Model):
-    """How the router polls and retries the venue (``RouteSettings`` beyond position mode and quotes)."""
+    """How the router polls and retries the venue (``RouteSettings`` beyond position mode and quotes).
 
-    poll_interval_ms: Millis
+    ``poll_interval_ms`` is at least 1 ms: a venue answers no faster, and a paper route polls its replay every
+    interval (1e-6 ms made a two-second route take two billion polls: `live` never finished its first intent).
+    """
+
+    poll_interval_ms: Annotated[float, msgspec.Meta(ge=1.0, le=MAX_MS)]
     max_venue_retries: Retries
     rate_limit_backoff_ms: Millis
     max_retry_after_ms: Millis

@@ -141,3 +141,11 @@ def test_an_empty_file_is_named_as_such(config_dir: Path, content: bytes) -> Non
     (config_dir / "tuner.json").write_bytes(content)
     assert config_issues(config_dir) == [
         f"tuner.json: $: the file is empty (looked for {config_dir / 'tuner.json'}); put the JSON object there"]
+
+
+@pytest.mark.parametrize("poll_ms", [1e-6, 0.5])
+def test_a_route_poll_interval_under_a_millisecond_is_refused(config_dir: Path, poll_ms: float) -> None:
+    """1e-6 ms loaded, and a paper route polled its replay two billion times: `live` hung on its first intent."""
+    edit_config(config_dir, "executor.json", lambda data: data["route"].update(poll_interval_ms=poll_ms))
+    assert config_issues(config_dir) == [
+        "executor.json: $.route.poll_interval_ms: Expected `float` >= 1.0"]
