@@ -315,6 +315,7 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
     issues.extend(_symbol_reference_issues(bundle))
     issues.extend(_order_issues(bundle))
     issues.extend(_step_issues(bundle))
+    issues.extend(_synthetic_size_issues(bundle))
     for file, attr in zip(FILES, _BUNDLE_FIELDS, strict=True):
         issues.extend(_repeated_values(file, getattr(bundle, attr), "$"))
     return issues
@@ -373,6 +374,29 @@ def _step_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
     return [ConfigIssue(file, path, f"{value:g} is not 1/n for a whole n (like 1, 0.5, 0.1 or 0.001): prices and "
                                     "quantities are replayed as whole numbers of it")
             for file, path, value in steps if not is_unit_fraction(value)]
+
+
+MAX_SYNTHETIC_EVENTS = 5_000_000
+"""Quotes and trades of one synthetic symbol's tape, generated up front in memory (about 100 bytes each)."""
+
+
+def _synthetic_size_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
+    """A synthetic market too big to generate: ``paper.synthetic`` at a 1 ms quote interval for the 6 h paper
+    duration took 2 GB and half a minute before `live` routed anything; at 0.1 ms the machine ran out of memory."""
+    paper, simulated = bundle.executor.paper, bundle.router.simulation.synthetic_market
+    markets = [("executor.json", f"$.paper.synthetic.{symbol}", paper.duration_s, "paper.duration_s", spec)
+               for symbol, spec in paper.synthetic.items()]
+    markets.append(("router.json", "$.simulation.synthetic_market", simulated.duration_s, "duration_s", simulated))
+    issues = []
+    for file, path, duration_s, duration_key, spec in markets:
+        events = duration_s * (1000.0 / spec.quote_interval_ms + spec.trade_rate_per_s)
+        if events > MAX_SYNTHETIC_EVENTS:
+            issues.append(ConfigIssue(file, path, f"{duration_key} {duration_s:g} s at one quote every "
+                                                  f"{spec.quote_interval_ms:g} ms and {spec.trade_rate_per_s:g} "
+                                                  f"trades a second is {events:.3g} events, over the "
+                                                  f"{MAX_SYNTHETIC_EVENTS:,} a synthetic tape may hold in memory: "
+                                                  "raise quote_interval_ms or lower the rate or the duration"))
+    return issues
 
 
 def _ordered_pairs(bundle: ConfigBundle) -> list[tuple[str, str, str, float, str, float, bool]]:

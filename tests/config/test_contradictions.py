@@ -140,3 +140,22 @@ def test_a_tick_or_lot_the_markets_cannot_replay_is_refused(config_dir: Path, fi
 def test_unit_fraction_steps_load(config_dir: Path, step: float) -> None:
     edit_config(config_dir, "executor.json", lambda data: data["instruments"]["BTCUSDT"].update(tick_size=step))
     assert load_config(config_dir).executor.instruments["BTCUSDT"].tick_size == step
+
+
+@pytest.mark.parametrize(("file", "edit", "expected"), [
+    ("executor.json", lambda data: data["paper"]["synthetic"]["BTCUSDT"].update(quote_interval_ms=1.0),
+     "executor.json: $.paper.synthetic.BTCUSDT: paper.duration_s 21600 s at one quote every 1 ms and 5 trades a "
+     "second is 2.17e+07 events, over the 5,000,000 a synthetic tape may hold in memory: raise quote_interval_ms or "
+     "lower the rate or the duration"),
+    ("router.json", lambda data: data["simulation"]["synthetic_market"].update(duration_s=86400.0,
+                                                                               trade_rate_per_s=100.0),
+     "router.json: $.simulation.synthetic_market: duration_s 86400 s at one quote every 100 ms and 100 trades a "
+     "second is 9.5e+06 events, over the 5,000,000 a synthetic tape may hold in memory: raise quote_interval_ms or "
+     "lower the rate or the duration"),
+])
+def test_a_synthetic_market_too_big_to_generate_is_refused(config_dir: Path, file: str, edit: Edit,
+                                                           expected: str) -> None:
+    """A 1 ms quote interval over the 6 h paper duration took 2 GB and half a minute before `live` routed anything;
+    at 0.1 ms the machine ran out of memory."""
+    edit_config(config_dir, file, edit)
+    assert config_issues(config_dir) == [expected]
