@@ -13,6 +13,7 @@ import zlib
 import msgspec
 import numpy as np
 
+from router_tuner.config.loader import ConfigIssue
 from router_tuner.config.models import (
     ConfigBundle,
     DriftConfig,
@@ -100,6 +101,13 @@ def learner_problem(config: ConfigBundle, learner: str) -> str | None:
     except ValueError as error:
         return str(error)
     return None
+
+
+def learner_issue(config: ConfigBundle) -> ConfigIssue | None:
+    """``tuner.json`` ``learner`` on its arm grid: why it cannot run, as a configuration problem, or None."""
+    problem = learner_problem(config, config.tuner.learner)
+    return None if problem is None else ConfigIssue("tuner.json", "$.learner",
+                                                    f"{problem}: change $.arms or the learner")
 
 
 def build_guardrails(tuner: TunerConfig, router: RouterConfig) -> Guardrails:

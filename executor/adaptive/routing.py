@@ -52,7 +52,7 @@ from router_tuner.features.context import decision_context
 from router_tuner.router.events import ArmSafetyEvent, Intent, RouterEvent, ShadowDecision
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.router.venue import TopOfBook
-from router_tuner.tuner.factory import learner_problem
+from router_tuner.tuner.factory import learner_issue
 from router_tuner.tuner.policy_source import PolicySource
 from router_tuner.tuner.service.publish import PolicyPublisher
 from router_tuner.tuner.service.tuner_service import ModeSource, TunerService
@@ -91,9 +91,8 @@ def refuse_unadaptable(bundle: ConfigBundle) -> None:
         issues.append(ConfigIssue("tuner.json", "$.reward_markout_horizon_ms",
                                   f"{bundle.tuner.reward_markout_horizon_ms:g} charges markout in the reward, which "
                                   "only `simulate` can learn; set it to 0 for live adaptive routing"))
-    problem = learner_problem(bundle, bundle.tuner.learner)
-    if problem is not None:
-        issues.append(ConfigIssue("tuner.json", "$.learner", f"{problem}: change $.arms or the learner"))
+    if (learner := learner_issue(bundle)) is not None:
+        issues.append(learner)
     if issues:
         raise ConfigError(issues)
 

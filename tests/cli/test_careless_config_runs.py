@@ -78,3 +78,16 @@ def test_the_other_learners_still_run_on_that_grid(tmp_path: Path, quiet_config:
 
     _taker_biases_from_half(quiet_config)
     refuse_unrunnable(load_config(quiet_config), [name for name in LEARNERS if name != "robbins_monro"])
+
+
+def test_config_check_names_a_tuner_learner_the_grid_cannot_carry(quiet_config: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """It said OK, and every command that runs the learner refused the directory."""
+    from router_tuner.cli.main import main
+
+    _taker_biases_from_half(quiet_config)
+    edit_config(quiet_config, "tuner.json", lambda data: data.update(learner="robbins_monro"))
+    assert main(["config", "check", str(quiet_config)]) == BAD_INPUT
+    assert capsys.readouterr().err.splitlines()[1:] == [
+        "  tuner.json: $.learner: robbins_monro needs at least two maker offsets (taker bias 0) in the grid: "
+        "change $.arms or the learner"]
