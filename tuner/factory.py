@@ -9,6 +9,7 @@ independently and a run is reproducible.
 from __future__ import annotations
 
 import zlib
+from typing import TYPE_CHECKING
 
 import msgspec
 import numpy as np
@@ -23,7 +24,6 @@ from router_tuner.config.models import (
     TunerConfig,
 )
 from router_tuner.tuner.arms import ArmGrid
-from router_tuner.tuner.guardrails import AdwinParams, Guardrails, PageHinkleyParams
 from router_tuner.tuner.learners import (
     UCB,
     ContextScales,
@@ -35,6 +35,9 @@ from router_tuner.tuner.learners import (
     StructuredThompson,
 )
 from router_tuner.tuner.reward import RewardFilter
+
+if TYPE_CHECKING:  # imported where used: guardrails load river, which `config check` (learner_issue) needs not
+    from router_tuner.tuner.guardrails import AdwinParams, Guardrails, PageHinkleyParams
 
 
 def build_grid(tuner: TunerConfig, router: RouterConfig) -> ArmGrid:
@@ -112,6 +115,8 @@ def learner_issue(config: ConfigBundle) -> ConfigIssue | None:
 
 def build_guardrails(tuner: TunerConfig, router: RouterConfig) -> Guardrails:
     """Bounds from ``router.json``'s policy bounds; steps, rollback and drift from ``tuner.json``."""
+    from router_tuner.tuner.guardrails import Guardrails
+
     g = tuner.guardrails
     offsets, biases = router.policy_bounds.maker_offset_bps, router.policy_bounds.taker_bias
     return Guardrails(
@@ -126,6 +131,8 @@ def build_guardrails(tuner: TunerConfig, router: RouterConfig) -> Guardrails:
 
 def drift_params(config: DriftConfig) -> PageHinkleyParams | AdwinParams:
     """The river detector a ``tuner.json`` drift block names, with its parameters."""
+    from router_tuner.tuner.guardrails import AdwinParams, PageHinkleyParams
+
     if isinstance(config, PageHinkleyDrift):
         return PageHinkleyParams(min_instances=config.min_instances, delta=config.delta,
                                  threshold=config.threshold, alpha=config.alpha)
