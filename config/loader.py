@@ -573,22 +573,47 @@ _STEP_TOLERANCE = 1e-9
 
 
 def _first_step_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:
-    """A learner starts at the static policy and moves at most one guardrail step per version: with no grid arm
-    within a step of it, it could never move (``simulate`` and ``live --policy-source tuner`` stopped on the
-    first order with an unexpected GuardrailError)."""
-    static, guardrails = router.static_policy, tuner.guardrails
+    """A tuner starts at the static policy and publishes versions at most one guardrail step apart; learners but
+    the structured one also explore only within a step of the published arm. With no grid arm within a step of
+    the start, ``simulate`` and ``live --policy-source tuner`` stopped with an unexpected GuardrailError; with
+    every other grid value past a gap wider than a step, no version could ever move (a step of 0.01 bps loaded, and
+    every learner but structured silently routed the static arm throughout)."""
+    static, guardrails, bounds = router.static_policy, tuner.guardrails, router.policy_bounds
     issues: list[ConfigIssue] = []
-    for name, values, knob, start, step_key, step in (
-            ("maker_offsets_bps", tuner.arms.maker_offsets_bps, "maker_offset_bps", static.maker_offset_bps,
-             "max_offset_step_bps", guardrails.max_offset_step_bps),
-            ("taker_biases", tuner.arms.taker_biases, "taker_bias", static.taker_bias,
+    for name, grid, band, knob, start, step_key, step in (
+            ("maker_offsets_bps", tuner.arms.maker_offsets_bps, bounds.maker_offset_bps, "maker_offset_bps",
+             static.maker_offset_bps, "max_offset_step_bps", guardrails.max_offset_step_bps),
+            ("taker_biases", tuner.arms.taker_biases, bounds.taker_bias, "taker_bias", static.taker_bias,
              "max_bias_step", guardrails.max_bias_step)):
+        values = [value for value in grid if band.min <= value <= band.max]  # the others are refused on their own
+        where = (f"router.json static_policy.{knob} {start:g}, where every learner starts, in steps of "
+                 f"guardrails.{step_key} {step:g}")
         if values and not any(abs(value - start) <= step + _STEP_TOLERANCE for value in values):
-            issues.append(ConfigIssue(
-                "tuner.json", f"$.arms.{name}",
-                f"no value within guardrails.{step_key} {step:g} of router.json static_policy.{knob} {start:g}, "
-                f"where every learner starts: add one, or move the static policy onto the grid"))
+            issues.append(ConfigIssue("tuner.json", f"$.arms.{name}", f"no value is one step from {where}: add one, "
+                                                                      "or move the static policy onto the grid"))
+            continue
+        unreachable = _unreachable(values, start, step)
+        stuck = all(abs(value - start) <= _STEP_TOLERANCE for value in values if value not in unreachable)
+        if unreachable and stuck:  # a grid reachable in part is a choice (a sweep of steps); not moving at all is not
+            issues.append(ConfigIssue("tuner.json", f"$.arms.{name}",
+                                      f"{', '.join(f'{value:g}' for value in unreachable)} cannot be reached from "
+                                      f"{where}: no published version could ever move, and no learner but "
+                                      "structured would try another value; add values in between, or widen the step"))
     return issues
+
+
+def _unreachable(values: Iterable[float], start: float, step: float) -> list[float]:
+    """Grid values no chain of grid moves of at most ``step`` joins to a first move from ``start`` (which is left
+    for good: it is not a grid value to come back through)."""
+    points = sorted(set(values))
+    groups: list[list[float]] = []
+    for value in points:  # runs of values each within a step of the one before
+        if groups and value - groups[-1][-1] <= step + _STEP_TOLERANCE:
+            groups[-1].append(value)
+        else:
+            groups.append([value])
+    return [value for group in groups if not any(abs(value - start) <= step + _STEP_TOLERANCE for value in group)
+            for value in group]
 
 
 def _fee_band_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:

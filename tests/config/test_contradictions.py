@@ -67,22 +67,52 @@ def test_taker_bias_bounds_without_zero_are_refused_for_the_rule_policy(config_d
 
 @pytest.mark.parametrize(("file", "edit", "expected"), [
     ("router.json", _static(maker_offset_bps=8.0),  # the grid stops at 4, two bps a step
-     "tuner.json: $.arms.maker_offsets_bps: no value within guardrails.max_offset_step_bps 2 of router.json "
-     "static_policy.maker_offset_bps 8, where every learner starts: add one, or move the static policy onto the grid"),
+     "tuner.json: $.arms.maker_offsets_bps: no value is one step from router.json static_policy.maker_offset_bps 8, "
+     "where every learner starts, in steps of guardrails.max_offset_step_bps 2: add one, or move the static policy "
+     "onto the grid"),
     ("tuner.json", lambda data: data["arms"].update(maker_offsets_bps=[10.0]),
-     "tuner.json: $.arms.maker_offsets_bps: no value within guardrails.max_offset_step_bps 2 of router.json "
-     "static_policy.maker_offset_bps 1, where every learner starts: add one, or move the static policy onto the grid"),
+     "tuner.json: $.arms.maker_offsets_bps: no value is one step from router.json static_policy.maker_offset_bps 1, "
+     "where every learner starts, in steps of guardrails.max_offset_step_bps 2: add one, or move the static policy "
+     "onto the grid"),
     ("tuner.json", lambda data: (data["arms"].update(taker_biases=[1.0]),
                                  data["guardrails"].update(max_bias_step=0.5)),
-     "tuner.json: $.arms.taker_biases: no value within guardrails.max_bias_step 0.5 of router.json "
-     "static_policy.taker_bias 0, where every learner starts: add one, or move the static policy onto the grid"),
+     "tuner.json: $.arms.taker_biases: no value is one step from router.json static_policy.taker_bias 0, where every "
+     "learner starts, in steps of guardrails.max_bias_step 0.5: add one, or move the static policy onto the grid"),
 ])
 def test_an_arm_grid_out_of_one_step_of_the_static_policy_is_refused(config_dir: Path, file: str, edit: Edit,
                                                                      expected: str) -> None:
-    """Every learner starts at the static policy and moves one guardrail step at a time: out of reach, `simulate`
+    """Every tuner starts at the static policy and publishes one guardrail step at a time: out of reach, `simulate`
     stopped at its first learner order with an unexpected GuardrailError."""
     edit_config(config_dir, file, edit)
     assert config_issues(config_dir) == [expected]
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda data: data["guardrails"].update(max_offset_step_bps=0.01),
+     "tuner.json: $.arms.maker_offsets_bps: 0, 0.5, 2, 4 cannot be reached from router.json "
+     "static_policy.maker_offset_bps 1, where every learner starts, in steps of guardrails.max_offset_step_bps 0.01"),
+    (lambda data: data["guardrails"].update(max_bias_step=0.5),
+     "tuner.json: $.arms.taker_biases: 1 cannot be reached from router.json static_policy.taker_bias 0, where every "
+     "learner starts, in steps of guardrails.max_bias_step 0.5"),
+])
+def test_a_step_no_version_could_ever_move_by_is_refused(config_dir: Path, edit: Edit, expected: str) -> None:
+    """A step of 0.01 bps loaded, and every learner but structured routed the static arm throughout, silently."""
+    edit_config(config_dir, "tuner.json", edit)
+    assert config_issues(config_dir) == [
+        f"{expected}: no published version could ever move, and no learner but structured would try another value; "
+        "add values in between, or widen the step"]
+
+
+def test_a_step_that_reaches_part_of_the_grid_loads(config_dir: Path) -> None:
+    """Publishing 2 but never 4 (a gap of two) is a choice a sweep of steps makes: not refused."""
+    edit_config(config_dir, "tuner.json", lambda data: data["guardrails"].update(max_offset_step_bps=1.0))
+    assert load_config(config_dir).tuner.guardrails.max_offset_step_bps == 1.0
+
+
+def test_a_grid_joined_in_steps_from_the_start_loads(config_dir: Path) -> None:
+    edit_config(config_dir, "tuner.json", lambda data: (data["arms"].update(maker_offsets_bps=[-1.0, 3.0, 5.0, 7.0]),
+                                                        data["guardrails"].update(max_offset_step_bps=2.0)))
+    assert load_config(config_dir).tuner.arms.maker_offsets_bps == (-1.0, 3.0, 5.0, 7.0)  # 1 -> -1 or 3, then on
 
 
 def test_an_arm_exactly_one_step_away_is_reachable(config_dir: Path) -> None:
