@@ -86,6 +86,7 @@ from router_tuner.router.venues.sim.venue import ReplayExhausted
 from router_tuner.tuner.policy_source import PolicySource, RegistryPolicySource, StaticPolicySource
 from router_tuner.tuner.service.publish import InMemoryPublisher, PolicyPublisher
 from router_tuner.tuner.service.tuner_service import ModeSource
+from router_tuner.tuner.state import StateFileError
 
 if TYPE_CHECKING:
     from router_tuner.tuner.registry import PolicyRegistry
@@ -400,7 +401,11 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
                         bundle=config, publisher=wiring.publisher, champion=wiring.champion,
                         checkpoint=TunerCheckpoint(state_path), journal_router_events=journal.count("router"),
                         modes=wiring.modes)
-                except ValueError as error:  # StateFileError, or a state ahead of this journal
+                except StateFileError as error:  # damaged, of another journal, or saved under another tuner.json
+                    raise BadInput(f"tuner state not restored: {error}; restore the files it was saved with, or give "
+                                   "--tuner-state a new path to start the tuner afresh from the static policy") \
+                        from error
+                except ValueError as error:
                     raise RunFailure(f"tuner state not restored: {type(error).__name__}: {error}") from error
             executor = Executor(config=config, venue=routes.venue, journal=journal, store=store,
                                 policy_for=adaptive.current if adaptive is not None else policies.current,

@@ -56,6 +56,7 @@ from router_tuner.tuner.factory import learner_issue
 from router_tuner.tuner.policy_source import PolicySource
 from router_tuner.tuner.service.publish import PolicyPublisher
 from router_tuner.tuner.service.tuner_service import ModeSource, TunerService
+from router_tuner.tuner.state import StateFileError
 
 logger = logging.getLogger(__name__)
 
@@ -143,8 +144,8 @@ class AdaptiveRouting:
         symbols = sorted(bundle.executor.instruments)
         restored = checkpoint.restore(bundle, symbols, publisher)
         if restored.manifest is not None and restored.manifest.router_events_learned > journal_router_events:
-            raise ValueError(f"{checkpoint.path} has learned {restored.manifest.router_events_learned} router "
-                             f"events but the journal holds {journal_router_events}: state of another journal?")
+            raise StateFileError(f"{checkpoint.path} has learned {restored.manifest.router_events_learned} router "
+                                 f"events but the journal holds {journal_router_events}: state of another journal?")
         position = (restored.manifest.router_events_learned if restored.manifest is not None
                     else journal_router_events)
         adaptive = cls(service=restored.service, champion=champion, checkpoint=checkpoint,

@@ -7,6 +7,7 @@ journal and store, then end in exit 1 "tuner state not restored: ConfigError/Val
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,39 @@ def test_config_check_names_a_tuner_learner_the_grid_cannot_carry(quiet_config: 
     assert capsys.readouterr().err.splitlines()[1:] == [
         "  tuner.json: $.learner: robbins_monro needs at least two maker offsets (taker bias 0) in the grid: "
         "change $.arms or the learner"]
+
+
+@pytest.mark.parametrize(("edit", "cause"), [
+    (lambda data: data.update(learner="thompson"), "thompson learner cannot load a StructuredState"),
+    (lambda data: data["arms"].update(maker_offsets_bps=[0.0, 0.5, 1.0, 2.0]), "saved arms ("),
+])
+def test_a_tuner_state_saved_under_another_tuner_json_is_bad_input_naming_the_file(
+        edit: Any, cause: str, tmp_path: Path, quiet_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Changing the learner or the arms between two runs ended in exit 1, "tuner state not restored:
+    StateMismatchError: thompson learner cannot load a StructuredState": no file named, nothing to do."""
+    from router_tuner.cli.main import main
+
+    state = tmp_path / "tuner" / "state.json"
+    args = _live(tmp_path, quiet_config, "--policy-source", "tuner", "--no-mlflow", "--tuner-state", str(state))
+    assert main(args) == 0
+    capsys.readouterr()
+    edit_config(quiet_config, "tuner.json", edit)
+    line = one_line_failure(args, capsys, BAD_INPUT)
+    generation = re.escape(str(tmp_path / "tuner" / "state.g")) + r"\d+\.json"
+    assert re.match(f"router-tuner live: tuner state not restored: {generation}: {re.escape(cause)}", line)
+    assert line.endswith("it was saved under another tuner.json learner, arms or learner parameters; restore the "
+                         "files it was saved with, or give --tuner-state a new path to start the tuner afresh from "
+                         "the static policy")
+
+
+def test_a_damaged_tuner_state_is_bad_input(tmp_path: Path, quiet_config: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from router_tuner.cli.main import main
+
+    state = tmp_path / "tuner" / "state.json"
+    args = _live(tmp_path, quiet_config, "--policy-source", "tuner", "--no-mlflow", "--tuner-state", str(state))
+    assert main(args) == 0
+    capsys.readouterr()
+    state.write_bytes(state.read_bytes()[:10])  # cut short
+    line = one_line_failure(args, capsys, BAD_INPUT)
+    assert line.startswith(f"router-tuner live: tuner state not restored: {state}: not a tuner checkpoint manifest")
