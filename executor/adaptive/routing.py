@@ -25,7 +25,9 @@ Ordering, and why nothing is learned twice or lost:
    normal ``learn``/``committed`` path, with the proposal kept in its DecisionRecord.
 
 A RouterEvent without a DecisionRecord (routed under another policy source) is counted in the journal
-position but not learned; a fresh state starts at the journal's current end. If the journal append
+position but not learned; a fresh state (none saved yet, or not found at the path given) learns the journal
+from its start, so every event a tuner decided is learned again: a state file lost or looked for elsewhere loses
+nothing (it used to start at the journal's end, silently forgetting all it had learned). If the journal append
 after ``learn`` fails, this object refuses to decide or checkpoint again (its memory is ahead of the
 journal): the process must restart and catch up from the last checkpoint.
 
@@ -135,7 +137,8 @@ class AdaptiveRouting:
     @classmethod
     def open(cls, *, bundle: ConfigBundle, publisher: PolicyPublisher, champion: PolicySource,
              checkpoint: TunerCheckpoint, journal_router_events: int, modes: ModeSource | None) -> AdaptiveRouting:
-        """Restore the last checkpoint (or start fresh at the journal's end, checkpointed at once).
+        """Restore the last checkpoint (or start fresh at the journal's start, checkpointed at once: the executor's
+        catch-up then learns every journaled event a tuner decided).
 
         Refuses a tuner that charges markout in the reward: learning it live needs the mid a horizon after
         each fill, and this loop learns when the route ends (the simulation replays the future mid).
@@ -146,8 +149,7 @@ class AdaptiveRouting:
         if restored.manifest is not None and restored.manifest.router_events_learned > journal_router_events:
             raise StateFileError(f"{checkpoint.path} has learned {restored.manifest.router_events_learned} router "
                                  f"events but the journal holds {journal_router_events}: state of another journal?")
-        position = (restored.manifest.router_events_learned if restored.manifest is not None
-                    else journal_router_events)
+        position = restored.manifest.router_events_learned if restored.manifest is not None else 0
         adaptive = cls(service=restored.service, champion=champion, checkpoint=checkpoint,
                        router_events_learned=position, settings=bundle.executor.adaptive, modes=modes)
         if restored.manifest is None:
