@@ -402,8 +402,8 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
                         checkpoint=TunerCheckpoint(state_path), journal_router_events=journal.count("router"),
                         modes=wiring.modes)
                 except StateFileError as error:  # damaged, of another journal, or saved under another tuner.json
-                    raise BadInput(f"tuner state not restored: {error}; restore the files it was saved with, or give "
-                                   "--tuner-state a new path to start the tuner afresh from the static policy") \
+                    raise BadInput(f"tuner state not restored: {error}; restore the files it was saved with, or "
+                                   "move them away: the tuner then learns this journal again from its start") \
                         from error
                 except ValueError as error:
                     raise RunFailure(f"tuner state not restored: {type(error).__name__}: {error}") from error

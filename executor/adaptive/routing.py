@@ -112,7 +112,7 @@ class AdaptiveRouting:
     checkpoint
         Where state is saved with its journal position.
     router_events_learned
-        Journal position the service's state includes (from the checkpoint, or the journal's end).
+        Journal position the service's state includes (from the checkpoint; 0 for a fresh state).
     settings
         ``executor.json`` ``adaptive``.
     modes

@@ -113,8 +113,8 @@ def test_a_tuner_state_saved_under_another_tuner_json_is_bad_input_naming_the_fi
     generation = re.escape(str(tmp_path / "tuner" / "state.g")) + r"\d+\.json"
     assert re.match(f"router-tuner live: tuner state not restored: {generation}: {re.escape(cause)}", line)
     assert line.endswith("it was saved under another tuner.json learner, arms or learner parameters; restore the "
-                         "files it was saved with, or give --tuner-state a new path to start the tuner afresh from "
-                         "the static policy")
+                         "files it was saved with, or move them away: the tuner then learns this journal again from "
+                         "its start")
 
 
 def test_a_damaged_tuner_state_is_bad_input(tmp_path: Path, quiet_config: Path,
