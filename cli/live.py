@@ -228,6 +228,9 @@ def _refuse_unusable_files(args: argparse.Namespace, config: ConfigBundle) -> No
             raise BadInput(f"{flag} {path}: not a regular file (a folder, FIFO or device); give a file path"
                            + (" (a FIFO or device would block the loop, deaf to Ctrl-C; --follow tails a file "
                               "as it grows)" if flag == "--intents" else ""))
+        folder = next(ancestor for ancestor in resolved.parents if ancestor.exists())
+        if not folder.is_dir():  # it failed later, after the journal opened, as "File exists: F", role unnamed
+            raise BadInput(f"{flag} {path}: {folder} is a file, not a folder; give a path in a folder")
 
     for flag, path in (("--intents", args.intents), ("--journal", args.journal), ("--store", args.store)):
         check(flag, path)

@@ -128,3 +128,18 @@ def test_a_damaged_tuner_state_is_bad_input(tmp_path: Path, quiet_config: Path,
     state.write_bytes(state.read_bytes()[:10])  # cut short
     line = one_line_failure(args, capsys, BAD_INPUT)
     assert line.startswith(f"router-tuner live: tuner state not restored: {state}: not a tuner checkpoint manifest")
+
+
+@pytest.mark.parametrize("flag", ["--journal", "--store", "--paper-state", "--tuner-state"])
+def test_a_file_path_under_a_file_names_its_option_before_anything_starts(
+        flag: str, tmp_path: Path, quiet_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--tuner-state intents.jsonl/state.json`` failed after the journal had opened, as "File exists:
+    intents.jsonl: choose a location that can be written", naming neither the option nor the cause."""
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("a file, not a folder\n")
+    args = _live(tmp_path, quiet_config, "--policy-source", "tuner", "--no-mlflow",
+                 "--tuner-state", str(tmp_path / "tuner" / "state.json"))
+    line = one_line_failure([*args, flag, str(not_a_folder / "x")], capsys, BAD_INPUT)
+    assert line == (f"router-tuner live: {flag} {not_a_folder / 'x'}: {not_a_folder} is a file, not a folder; give "
+                    "a path in a folder")
+    assert not (tmp_path / "journal.sqlite").exists()
