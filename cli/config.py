@@ -15,6 +15,7 @@ from pathlib import Path
 
 from router_tuner.cli.main import BAD_INPUT, BadInput, path_text
 from router_tuner.config.loader import DEFAULTS_DIR, FILES, ConfigError, load_config
+from router_tuner.config.models import ConfigBundle
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     directory = args.dir if args.dir is not None else DEFAULTS_DIR
     try:
         bundle = load_config(directory)
+        _refuse_unrunnable_learner(bundle)
     except ConfigError as error:
         print(f"config check: {directory}: {len(error.issues)} problem(s)", file=sys.stderr)
         for issue in error.issues:
@@ -51,6 +53,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"config check: {directory}: OK ({len(bundle.strategy.universe)} symbols, "
           f"learner {bundle.tuner.learner}, max {bundle.risk.max_concurrent_positions} concurrent positions)")
     return 0
+
+
+def _refuse_unrunnable_learner(bundle: ConfigBundle) -> None:
+    """The tuner.json learner must run on the arm grid: `simulate`, `sweep` and `live --policy-source tuner` refuse
+    one that cannot (robbins_monro without two maker offsets at taker bias 0), so the check says so too."""
+    from router_tuner.tuner.factory import learner_issue
+
+    if (issue := learner_issue(bundle)) is not None:
+        raise ConfigError([issue])
 
 
 def _init(directory: Path) -> int:

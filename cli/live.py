@@ -63,10 +63,10 @@ from router_tuner.cli.main import (
     reading,
     whole_number,
 )
-from router_tuner.config.loader import DEFAULTS_DIR, load_config
+from router_tuner.config.loader import DEFAULTS_DIR, ConfigError, load_config
 from router_tuner.config.models import SEED_MAX, ConfigBundle
 from router_tuner.executor.adaptive.checkpoint import TunerCheckpoint
-from router_tuner.executor.adaptive.routing import AdaptiveRouting, AdaptiveStateAhead
+from router_tuner.executor.adaptive.routing import AdaptiveRouting, AdaptiveStateAhead, refuse_unadaptable
 from router_tuner.executor.engine.routes import RouteLoop
 from router_tuner.executor.intents import IntentFormatError, JsonlIntentSource
 from router_tuner.executor.journal import DEFAULT_PATH as DEFAULT_JOURNAL
@@ -86,6 +86,7 @@ from router_tuner.router.venues.sim.venue import ReplayExhausted
 from router_tuner.tuner.policy_source import PolicySource, RegistryPolicySource, StaticPolicySource
 from router_tuner.tuner.service.publish import InMemoryPublisher, PolicyPublisher
 from router_tuner.tuner.service.tuner_service import ModeSource
+from router_tuner.tuner.state import StateFileError
 
 if TYPE_CHECKING:
     from router_tuner.tuner.registry import PolicyRegistry
@@ -137,9 +138,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _venue(args: argparse.Namespace,
-           config: ConfigBundle) -> tuple[RouteLoop, PositionReader, Callable[[], None] | None]:
-    """The route engine on the venue, the venue's position reader and the idle hook that advances a paper
-    clock (paper only). The caller closes the engine."""
+           config: ConfigBundle) -> tuple[RouteLoop, PositionReader, Callable[[], None] | None, Callable[[], bool]]:
+    """The route engine on the venue, the venue's position reader, the idle hook that advances a paper clock
+    (paper only) and whether the paper market has ended (never, live). The caller closes the engine."""
     if args.live:
         if args.venue != config.executor.live.exchange_id:
             raise ValueError(f"--venue {args.venue} but executor.json live.exchange_id is "
@@ -152,7 +153,7 @@ def _venue(args: argparse.Namespace,
             routes.close()
             raise ValueError(f"account hedge mode is {hedge_mode}, router.json position_mode is "
                              f"{config.router.position_mode}")
-        return routes, routes.venue.positions, None  # type: ignore[attr-defined]
+        return routes, routes.venue.positions, None, lambda: False  # type: ignore[attr-defined]
     from router_tuner.executor.venues import paper_account, synthetic_tapes
     from router_tuner.router.market.parquet import TapeFormatError, read_tape
 
@@ -171,7 +172,16 @@ def _venue(args: argparse.Namespace,
     routes = RouteLoop.clocked(account, poll_interval_ms=config.executor.route.poll_interval_ms)
     venue = routes.venue
     step_ns = int(args.idle_poll_s * NS_PER_S)
-    return routes, venue.positions, lambda: venue.clock.sleep_until(venue.clock.now_ns() + step_ns)  # type: ignore[attr-defined]
+    replay = account.inner
+    return (routes, venue.positions, lambda: venue.clock.sleep_until(venue.clock.now_ns() + step_ns),  # type: ignore[attr-defined]
+            lambda: replay.exhausted)
+
+
+def _market_ended_line(args: argparse.Namespace, config: ConfigBundle) -> str:
+    replay = ("the --tape recordings" if args.tape
+              else f"executor.json paper.duration_s ({config.executor.paper.duration_s:g} s of synthetic market)")
+    return (f"paper market ended: {replay} ran out before the intents; the intents not read yet are routed by the "
+            "next run, on a new paper market (give longer recordings or a longer duration)")
 
 
 def _check_paper_symbols(source: str, symbols: list[str], instruments: list[str]) -> None:
@@ -218,6 +228,9 @@ def _refuse_unusable_files(args: argparse.Namespace, config: ConfigBundle) -> No
             raise BadInput(f"{flag} {path}: not a regular file (a folder, FIFO or device); give a file path"
                            + (" (a FIFO or device would block the loop, deaf to Ctrl-C; --follow tails a file "
                               "as it grows)" if flag == "--intents" else ""))
+        folder = next(ancestor for ancestor in resolved.parents if ancestor.exists())
+        if not folder.is_dir():  # it failed later, after the journal opened, as "File exists: F", role unnamed
+            raise BadInput(f"{flag} {path}: {folder} is a file, not a folder; give a path in a folder")
 
     for flag, path in (("--intents", args.intents), ("--journal", args.journal), ("--store", args.store)):
         check(flag, path)
@@ -305,6 +318,11 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput("--no-mlflow and --tuner-state need --policy-source tuner")
     if args.live and args.paper_state is not None:
         raise BadInput("--paper-state is for paper mode; a live venue keeps its own account")
+    if args.policy_source == "tuner":
+        try:
+            refuse_unadaptable(config)
+        except ConfigError as error:  # valid for `simulate` (config check passes it): named for this use
+            raise BadInput(f"--policy-source tuner: {'; '.join(map(str, error.issues))}") from None
     if args.policy_source == "registry" or (args.policy_source == "tuner" and not args.no_mlflow):
         # the MLflow store opened as simulate opens it: a URI MLflow cannot use is bad input (exit 2), not a
         # policy source that failed to start (exit 1)
@@ -336,21 +354,29 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
     except (RuntimeError, ValueError) as error:  # RegistryError, PolicyError: no champion or an unusable one
         raise RunFailure(f"policy source not started: {type(error).__name__}: {error}") from error
     try:
-        routes, positions, on_idle = _venue(args, config)
+        routes, positions, on_idle, market_ended = _venue(args, config)
     except PaperAccountError as error:
         raise BadInput(f"paper account not restored: {error}") from error
     except (KeyError, ValueError, VenueError) as error:
         raise RunFailure(f"venue not started: {type(error).__name__}: {error}") from error
     try:
-        return _run_executor(args, config, source, routes, positions, on_idle, wiring, policies)
+        return _run_executor(args, config, source, routes, positions, (on_idle, market_ended), wiring, policies)
     finally:
         routes.close()
 
 
 def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSource, routes: RouteLoop,
-                  positions: PositionReader, on_idle: Callable[[], None] | None, wiring: TunerWiring | None,
-                  policies: PolicySource) -> int:
-    """Metrics, journal, store and the executor on ``routes`` until the intents end; returns the exit code."""
+                  positions: PositionReader, paper: tuple[Callable[[], None] | None, Callable[[], bool]],
+                  wiring: TunerWiring | None, policies: PolicySource) -> int:
+    """Metrics, journal, store and the executor on ``routes`` until the intents end; returns the exit code.
+
+    ``paper``: the idle hook that advances a paper clock, and whether the paper market has ended. At its end no
+    intent is admitted (each would be routed into a replay without data and journaled as an error, never to be
+    routed again: a paper run past its market used to burn every later intent so, then halt with exit 1); the
+    routes in flight finish, and the run ends as a runtime failure naming the replay: the unread intents are
+    routed by the next run, on a new paper market.
+    """
+    on_idle, market_ended = paper
     stopping = {"flag": False}
 
     def stop(signum: int, _frame: object) -> None:
@@ -378,7 +404,11 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
                         bundle=config, publisher=wiring.publisher, champion=wiring.champion,
                         checkpoint=TunerCheckpoint(state_path), journal_router_events=journal.count("router"),
                         modes=wiring.modes)
-                except ValueError as error:  # StateFileError, or a state ahead of this journal
+                except StateFileError as error:  # damaged, of another journal, or saved under another tuner.json
+                    raise BadInput(f"tuner state not restored: {error}; restore the files it was saved with, or "
+                                   "move them away: the tuner then learns this journal again from its start") \
+                        from error
+                except ValueError as error:
                     raise RunFailure(f"tuner state not restored: {type(error).__name__}: {error}") from error
             executor = Executor(config=config, venue=routes.venue, journal=journal, store=store,
                                 policy_for=adaptive.current if adaptive is not None else policies.current,
@@ -395,21 +425,27 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
             for warning in report.lot_warnings:
                 print(f"router-tuner live: warning: {warning}", file=sys.stderr)
             try:
-                executor.run(source, idle_poll_s=args.idle_poll_s, should_stop=lambda: stopping["flag"],
+                executor.run(source, idle_poll_s=args.idle_poll_s,
+                             should_stop=lambda: stopping["flag"] or market_ended(),
                              on_idle=on_idle, quarantine_malformed=args.follow)
-            except ReplayExhausted as error:  # paper only: the recorded or synthetic market ran out
-                print(f"router-tuner live: paper market ended: {error}", file=sys.stderr)
-                _say_done(args, journal, mark, ended="paper_market_ended")
-                return 0
+            except ReplayExhausted:  # the idle hook reached the end of the paper market (no route in flight)
+                pass
             except IntentFormatError:
                 _say_done(args, journal, mark, ended="malformed_intent")
                 raise
-            except ExecutorHalted:
+            except ExecutorHalted as error:
+                if market_ended():  # a route in flight at the end: settled (and journaled once) by the next run
+                    _say_done(args, journal, mark, ended="paper_market_ended")
+                    raise RunFailure(f"{_market_ended_line(args, config)}; the routes in flight at its end are "
+                                     "settled by it") from error
                 _say_done(args, journal, mark, ended="halted")
                 raise
             executor.publish_now()
             if adaptive is not None:
                 adaptive.checkpoint()
+            if market_ended() and not (stopping["flag"] or source.exhausted):
+                _say_done(args, journal, mark, ended="paper_market_ended")
+                raise RunFailure(_market_ended_line(args, config))
             _say_done(args, journal, mark, ended="signal" if stopping["flag"] else "intents_done")
     except IntentFormatError as error:  # the intents before the line are journaled; nothing past it was routed
         error.add_note("stopped at a malformed intent")

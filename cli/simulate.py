@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from router_tuner.router.atomic_file import refuse_unreplaceable
     from router_tuner.simulation.intents import intent_window
     from router_tuner.simulation.job import SimulationOptions, count_routes, load_markets, simulate
-    from router_tuner.simulation.learners import parse_learners
+    from router_tuner.simulation.learners import parse_learners, refuse_unrunnable
     from router_tuner.simulation.recording import JOURNAL_NAME, json_line, log_to_mlflow, write_journal
     from router_tuner.simulation.report.page import summary_dict, text_table, write_report
     from router_tuner.tuner.factory import build_grid
@@ -80,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--learners: {error}") from None
     config = load_config(args.config)
     _check_symbols(args, config.strategy.universe)
+    try:
+        refuse_unrunnable(config, learners)
+    except ValueError as error:
+        raise BadInput(f"--learners {error}") from None
     out = Path(args.out)
     probe_writable(out / "report")  # before the long run, not after it: the folder, the report folder
     refuse_unreplaceable(out / JOURNAL_NAME)  # and the journal's place

@@ -73,10 +73,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace, config: Any) -> tuple[Any, dict[str, str]]:
     from router_tuner.router.market.binance import resolve_data_dir
-    from router_tuner.simulation.learners import parse_learners
+    from router_tuner.simulation.learners import parse_learners, refuse_unrunnable
     from router_tuner.simulation.sweep.grid import SYNTHETIC, available_symbols, build_grid, parse_axis
 
     learners = parse_learners(args.learners)
+    refuse_unrunnable(config, learners)
     seeds = [config.tuner.seed] if args.seeds is None else [_int(s, "--seeds") for s in _split(args.seeds)]
     if args.data is None:
         default = resolve_data_dir(None)

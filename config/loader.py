@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 import msgspec.inspect
 
+from router_tuner.config.encoding import encoding_problem
 from router_tuner.config.models import (
     MARKET_CONTRACT_TYPE,
     ConfigBundle,
@@ -29,6 +30,7 @@ from router_tuner.config.models import (
     StaticPolicy,
     StrategyConfig,
     TunerConfig,
+    is_unit_fraction,
 )
 from router_tuner.config.redact import find_secrets, redact
 
@@ -233,9 +235,6 @@ def _concurrency_keys(node: Any, path: str) -> list[str]:
     return found
 
 
-_BOM_MESSAGE = "starts with a UTF-8 byte order mark (BOM), invisible in most editors: save it as UTF-8 without BOM"
-
-
 def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
     path = directory / file
     if path.exists() and not path.is_file():
@@ -243,7 +242,12 @@ def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
     if not path.is_file():
         return None, [ConfigIssue(file, "$", f"missing file (looked for {path})")]
     try:
-        parsed = _parse_json(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+        if not data.strip():  # json's "Expecting value: line 1 column 1 (char 0)" does not say the file is empty
+            return None, [ConfigIssue(file, "$", f"the file is empty (looked for {path}); put the JSON object there")]
+        if (problem := encoding_problem(data)) is not None:
+            return None, [ConfigIssue(file, "$", problem)]
+        parsed = _parse_json(data.decode("utf-8"))
         issues = [ConfigIssue(file, dup, "duplicate key") for dup in _find_duplicates(parsed, "$")]
         plain = _to_plain(parsed)
         if not isinstance(plain, dict):   # null would otherwise read as "nothing loaded" and lose the file
@@ -255,8 +259,7 @@ def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
     except RecursionError:
         return None, [ConfigIssue(file, "$", "not valid JSON: nested too deeply for a configuration file")]
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        bom = isinstance(error, json.JSONDecodeError) and error.doc.startswith("\ufeff")
-        return None, [ConfigIssue(file, "$", _BOM_MESSAGE if bom else f"not valid JSON: {error}")]
+        return None, [ConfigIssue(file, "$", f"not valid JSON: {error}")]
     except ValueError:  # Python refuses integer literals of more than 4300 digits
         return None, [ConfigIssue(file, "$", "not valid JSON: a number literal of thousands of digits")]
 
@@ -311,6 +314,8 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                                   f"{list(tuner.ope.estimators)}: the gates could not be computed"))
     issues.extend(_symbol_reference_issues(bundle))
     issues.extend(_order_issues(bundle))
+    issues.extend(_step_issues(bundle))
+    issues.extend(_synthetic_size_issues(bundle))
     for file, attr in zip(FILES, _BUNDLE_FIELDS, strict=True):
         issues.extend(_repeated_values(file, getattr(bundle, attr), "$"))
     return issues
@@ -355,6 +360,42 @@ def _symbol_reference_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
             if symbol not in universe:
                 where = f"{path}.{symbol}" if keyed else f"{path}[{index}]"
                 issues.append(ConfigIssue(file, where, f"{symbol} is not in strategy_config.json universe"))
+    return issues
+
+
+def _step_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
+    """Tick sizes and quantity steps the paper and simulated markets can replay (a tick of 1000 used to load, then
+    stop `live` with 'venue not started: ValueError: tick_size must be 1/n for an integer n', exit 1)."""
+    synthetic = bundle.router.simulation.synthetic_market
+    steps = [("executor.json", f"$.instruments.{symbol}.{key}", getattr(instrument, key))
+             for symbol, instrument in bundle.executor.instruments.items() for key in ("tick_size", "qty_step")]
+    steps += [("router.json", f"$.simulation.synthetic_market.{key}", getattr(synthetic, key))
+              for key in ("tick_size", "qty_step")]
+    return [ConfigIssue(file, path, f"{value:g} is not 1/n for a whole n (like 1, 0.5, 0.1 or 0.001): prices and "
+                                    "quantities are replayed as whole numbers of it")
+            for file, path, value in steps if not is_unit_fraction(value)]
+
+
+MAX_SYNTHETIC_EVENTS = 5_000_000
+"""Quotes and trades of one synthetic symbol's tape, generated up front in memory (about 100 bytes each)."""
+
+
+def _synthetic_size_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
+    """A synthetic market too big to generate: ``paper.synthetic`` at a 1 ms quote interval for the 6 h paper
+    duration took 2 GB and half a minute before `live` routed anything; at 0.1 ms the machine ran out of memory."""
+    paper, simulated = bundle.executor.paper, bundle.router.simulation.synthetic_market
+    markets = [("executor.json", f"$.paper.synthetic.{symbol}", paper.duration_s, "paper.duration_s", spec)
+               for symbol, spec in paper.synthetic.items()]
+    markets.append(("router.json", "$.simulation.synthetic_market", simulated.duration_s, "duration_s", simulated))
+    issues = []
+    for file, path, duration_s, duration_key, spec in markets:
+        events = duration_s * (1000.0 / spec.quote_interval_ms + spec.trade_rate_per_s)
+        if events > MAX_SYNTHETIC_EVENTS:
+            issues.append(ConfigIssue(file, path, f"{duration_key} {duration_s:g} s at one quote every "
+                                                  f"{spec.quote_interval_ms:g} ms and {spec.trade_rate_per_s:g} "
+                                                  f"trades a second is {events:.3g} events, over the "
+                                                  f"{MAX_SYNTHETIC_EVENTS:,} a synthetic tape may hold in memory: "
+                                                  "raise quote_interval_ms or lower the rate or the duration"))
     return issues
 
 
@@ -429,6 +470,24 @@ def _policy_bound_issues(router: RouterConfig) -> list[ConfigIssue]:
         if not band.min <= value <= band.max:
             issues.append(ConfigIssue("router.json", f"$.static_policy.{knob.name}",
                                       f"{value} is outside policy_bounds [{band.min}, {band.max}]"))
+    return issues + _rule_policy_bound_issues(router)
+
+
+def _rule_policy_bound_issues(router: RouterConfig) -> list[ConfigIssue]:
+    """The simulated rule policy's offsets and taker bias are policies too: inside the box (a value outside it used
+    to stop ``simulate`` after the data had loaded, as an unexpected error)."""
+    rule, bounds = router.simulation.rule_policy, router.policy_bounds
+    knobs = (("min_offset_bps", rule.min_offset_bps, bounds.maker_offset_bps, "maker_offset_bps"),
+             ("base_offset_bps", rule.base_offset_bps, bounds.maker_offset_bps, "maker_offset_bps"),
+             ("max_offset_bps", rule.max_offset_bps, bounds.maker_offset_bps, "maker_offset_bps"),
+             ("degraded_taker_bias", rule.degraded_taker_bias, bounds.taker_bias, "taker_bias"))
+    issues = [ConfigIssue("router.json", f"$.simulation.rule_policy.{key}",
+                          f"{value} is outside policy_bounds.{bound_name} [{band.min}, {band.max}]")
+              for key, value, band, bound_name in knobs if not band.min <= value <= band.max]
+    if not bounds.taker_bias.min <= 0.0 <= bounds.taker_bias.max:
+        issues.append(ConfigIssue("router.json", "$.policy_bounds.taker_bias",
+                                  f"[{bounds.taker_bias.min}, {bounds.taker_bias.max}] leaves out taker bias 0, "
+                                  "which simulation.rule_policy routes with while quality is good"))
     return issues
 
 
@@ -475,6 +534,11 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
     if engine.max_routes_per_symbol > engine.max_routes_in_flight:
         issues.append(ConfigIssue("executor.json", "$.engine.max_routes_per_symbol",
                                   f"must be at most engine.max_routes_in_flight ({engine.max_routes_in_flight})"))
+    if executor.alerts.min_orders > executor.health.window_events:
+        issues.append(ConfigIssue("executor.json", "$.alerts.min_orders",
+                                  f"{executor.alerts.min_orders} must be at most health.window_events "
+                                  f"{executor.health.window_events}: the health window never holds more orders, so "
+                                  "the fallback and slippage alerts could never fire"))
     if reconcile.max_legs_per_intent < reconcile.probe_gap_legs:
         issues.append(ConfigIssue("executor.json", "$.reconcile.max_legs_per_intent",
                                   "must be at least probe_gap_legs"))
@@ -501,7 +565,70 @@ def _arm_grid_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIss
                 issues.append(ConfigIssue(
                     "tuner.json", f"$.arms.{name}[{index}]",
                     f"{value} is outside router.json policy_bounds [{band.min}, {band.max}]"))
+    return issues + _first_step_issues(router, tuner) + _fee_band_issues(router, tuner)
+
+
+_STEP_TOLERANCE = 1e-9
+"""As ``tuner.guardrails``: a grid value exactly one step away is within the step."""
+
+
+def _first_step_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:
+    """A tuner starts at the static policy and publishes versions at most one guardrail step apart; learners but
+    the structured one also explore only within a step of the published arm. With no grid arm within a step of
+    the start, ``simulate`` and ``live --policy-source tuner`` stopped with an unexpected GuardrailError; with
+    every other grid value past a gap wider than a step, no version could ever move (a step of 0.01 bps loaded, and
+    every learner but structured silently routed the static arm throughout)."""
+    static, guardrails, bounds = router.static_policy, tuner.guardrails, router.policy_bounds
+    issues: list[ConfigIssue] = []
+    for name, grid, band, knob, start, step_key, step in (
+            ("maker_offsets_bps", tuner.arms.maker_offsets_bps, bounds.maker_offset_bps, "maker_offset_bps",
+             static.maker_offset_bps, "max_offset_step_bps", guardrails.max_offset_step_bps),
+            ("taker_biases", tuner.arms.taker_biases, bounds.taker_bias, "taker_bias", static.taker_bias,
+             "max_bias_step", guardrails.max_bias_step)):
+        values = [value for value in grid if band.min <= value <= band.max]  # the others are refused on their own
+        where = (f"router.json static_policy.{knob} {start:g}, where every learner starts, in steps of "
+                 f"guardrails.{step_key} {step:g}")
+        if values and not any(abs(value - start) <= step + _STEP_TOLERANCE for value in values):
+            issues.append(ConfigIssue("tuner.json", f"$.arms.{name}", f"no value is one step from {where}: add one, "
+                                                                      "or move the static policy onto the grid"))
+            continue
+        unreachable = _unreachable(values, start, step)
+        stuck = all(abs(value - start) <= _STEP_TOLERANCE for value in values if value not in unreachable)
+        if unreachable and stuck:  # a grid reachable in part is a choice (a sweep of steps); not moving at all is not
+            issues.append(ConfigIssue("tuner.json", f"$.arms.{name}",
+                                      f"{', '.join(f'{value:g}' for value in unreachable)} cannot be reached from "
+                                      f"{where}: no published version could ever move, and no learner but "
+                                      "structured would try another value; add values in between, or widen the step"))
     return issues
+
+
+def _unreachable(values: Iterable[float], start: float, step: float) -> list[float]:
+    """Grid values no chain of grid moves of at most ``step`` joins to a first move from ``start`` (which is left
+    for good: it is not a grid value to come back through)."""
+    points = sorted(set(values))
+    groups: list[list[float]] = []
+    for value in points:  # runs of values each within a step of the one before
+        if groups and value - groups[-1][-1] <= step + _STEP_TOLERANCE:
+            groups[-1].append(value)
+        else:
+            groups.append([value])
+    return [value for group in groups if not any(abs(value - start) <= step + _STEP_TOLERANCE for value in group)
+            for value in group]
+
+
+def _fee_band_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:
+    """A fee outside the reward band makes every fill of that kind an absurd cost the learner rejects: it could
+    learn nothing about those arms (with both fees outside, ``simulate`` stopped with 'no greedy arm')."""
+    band = tuner.reward_band
+    if band.min_cost_bps >= band.max_cost_bps:
+        return []  # the band itself is refused (``_order_issues``): one problem, not one per fee
+    return [ConfigIssue("router.json", f"$.sim_venue.fees.{market}.{key}",
+                        f"{fee:g} bps is outside tuner.json reward_band [{band.min_cost_bps:g}, "
+                        f"{band.max_cost_bps:g}]: every {key.split('_')[0]} fill would be rejected as an absurd "
+                        f"cost and never learned; fix the fee or widen the band")
+            for market, schedule in router.sim_venue.fees.items()
+            for key, fee in (("maker_fee_bps", schedule.maker_fee_bps), ("taker_fee_bps", schedule.taker_fee_bps))
+            if not band.min_cost_bps <= fee <= band.max_cost_bps]
 
 
 def load_config(directory: Path | str | None = None) -> ConfigBundle:

@@ -50,6 +50,14 @@ Quantity = Annotated[float, msgspec.Meta(gt=0.0, le=1e9)]
 RatePerS = Annotated[float, msgspec.Meta(ge=0.0, le=1e5)]
 TickSize = Annotated[float, msgspec.Meta(ge=1e-12, le=1e4)]
 QtyStep = Annotated[float, msgspec.Meta(ge=1e-12, le=1e6)]
+"""Tick sizes and quantity steps must also be 1/n for a whole n (checked at load, :func:`is_unit_fraction`)."""
+
+
+def is_unit_fraction(step: float) -> bool:
+    """Whether ``step`` is 1/n for a whole n (0.5, 0.1, 0.001, 1): market tapes keep prices and quantities as whole
+    numbers of it, so a tick of 0.3 or 5 cannot be replayed."""
+    inverse = 1 / step
+    return abs(inverse - round(inverse)) <= 1e-9 * inverse
 LevelQtyRatio = Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)]
 SweepDecay = Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)]
 PolicyKnob = Annotated[float, msgspec.Meta(ge=-MAX_SCALE, le=MAX_SCALE)]
@@ -698,9 +706,13 @@ class Instrument(Model):
 
 
 class RouteLoopSettings(Model):
-    """How the router polls and retries the venue (``RouteSettings`` beyond position mode and quotes)."""
+    """How the router polls and retries the venue (``RouteSettings`` beyond position mode and quotes).
 
-    poll_interval_ms: Millis
+    ``poll_interval_ms`` is at least 1 ms: a venue answers no faster, and a paper route polls its replay every
+    interval (1e-6 ms made a two-second route take two billion polls: `live` never finished its first intent).
+    """
+
+    poll_interval_ms: Annotated[float, msgspec.Meta(ge=1.0, le=MAX_MS)]
     max_venue_retries: Retries
     rate_limit_backoff_ms: Millis
     max_retry_after_ms: Millis

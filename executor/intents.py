@@ -23,6 +23,7 @@ from typing import NoReturn, Protocol
 
 import msgspec
 
+from router_tuner.config.encoding import encoding_problem
 from router_tuner.router.events import Intent
 
 _DECODER = msgspec.json.Decoder(Intent, strict=True)
@@ -120,7 +121,7 @@ class JsonlIntentSource:
                     _refuse_duplicate_keys(line)
                     return intent
                 except (msgspec.DecodeError, ValueError) as err:
-                    self._refuse(line.rstrip(b"\r\n"), _BOM_REASON if line.startswith(_BOM) else str(err))
+                    self._refuse(line.rstrip(b"\r\n"), encoding_problem(line) or _non_finite(line) or str(err))
             self._pending += chunk
             if not self.follow:
                 self._eof = True
@@ -162,8 +163,19 @@ class JsonlIntentSource:
         self._handle.close()
 
 
-_BOM = b"\xef\xbb\xbf"
-_BOM_REASON = "starts with a UTF-8 byte order mark (BOM), invisible in most editors: save the file as UTF-8 without BOM"
+def _non_finite(line: bytes) -> str | None:
+    """Name the fields written ``NaN`` / ``Infinity`` (Python's ``json.dumps`` writes them; JSON has no such number):
+    the decoder's own words are 'invalid character (byte 227)'."""
+    try:
+        fields = json.loads(line, object_pairs_hook=tuple)
+    except ValueError:
+        return None
+    if not isinstance(fields, tuple):  # an array, a number or a string: not an object
+        return None
+    keys = [key for key, value in fields if isinstance(value, float) and not math.isfinite(value)]
+    if not keys:
+        return None
+    return f"{', '.join(keys)}: NaN and Infinity are not JSON numbers: write a finite number"
 
 
 def _refuse_duplicate_keys(line: bytes) -> None:

@@ -550,7 +550,8 @@ class Executor:
             intent=intent, qty=qty, suggested_gross_usd=gross_usd, clamped_gross_usd=clamped_usd,
             binding_limit=binding_limit(screen.detail), size_multiplier=multiplier, quote=quote,
             tick_size=instrument.tick_size, qty_step=instrument.qty_step, policy=asdict(policy), arrival_bid=book.bid,
-            arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=now_ns, journal_intents=len(self._done))
+            arrival_ask=book.ask, arrival_ts_ns=book.ts_ns, ts_ns=now_ns, journal_intents=len(self._done),
+            max_routes_in_flight=self.config.executor.engine.max_routes_in_flight)
         working = WorkingRoute(symbol=intent.symbol, position_side=intent.position_side,
                                reserved_usd=0.0 if is_reducing(intent) else clamped_usd)
         return Admission(order=order, policy=policy, decision=decision, submission=submission, machine=machine,

@@ -49,7 +49,10 @@ def check_journal_covers_store(submissions: Mapping[str, Submission], done_inten
     """At most ``max_in_flight`` submissions may lack their journaled outcome; else refuse.
 
     ``max_in_flight`` is ``engine.max_routes_in_flight``: that many routes work at once, so that many can
-    be cut off by a crash. The sequential engine (1) also requires the one missing to be the last
+    be cut off by a crash. The limit a missing submission was made under counts when it is larger (a restart
+    whose configuration lowered it used to refuse the routes the crash cut off as a journal that lost records, and
+    tell the operator to restore files that were fine). The sequential engine (1) also requires the one missing to
+    be the last
     submitted; with routes working at once an older one may outlive later ones, and what tells lost records
     apart is the journal size each submission saw (``_check_journal_not_shorter``).
 
@@ -59,6 +62,8 @@ def check_journal_covers_store(submissions: Mapping[str, Submission], done_inten
     events in place of the real ones (zero fills on a paper venue, which keeps no history).
     """
     missing = [(i, intent_id) for i, intent_id in enumerate(submissions) if intent_id not in done_intent_ids]
+    max_in_flight = max([max_in_flight, *(limit for _, intent_id in missing
+                                          if (limit := submissions[intent_id].max_routes_in_flight) is not None)])
     last_journaled = max((i for i, intent_id in enumerate(submissions) if intent_id in done_intent_ids), default=-1)
     if not missing or (len(missing) <= max_in_flight and (max_in_flight > 1 or missing[0][0] > last_journaled)):
         _check_journal_not_shorter(submissions, done_intent_ids, journal=journal, store=store)

@@ -30,7 +30,8 @@ class Submission(_Record):
     ``size_multiplier`` the allocator's factor on the size hint (``executor.allocation``). ``journal_intents``
     is how many intents the journal held when this one was submitted: a journal holding fewer at restart lost
     records that were written before it (``executor.reconcile.check_journal_covers_store``); ``None`` on
-    submissions stored before the field existed.
+    submissions stored before the field existed. ``max_routes_in_flight`` is ``engine.max_routes_in_flight`` at
+    submission: how many routes a crash then could cut off, whatever the configuration at restart says.
     """
 
     intent: Intent
@@ -48,6 +49,7 @@ class Submission(_Record):
     arrival_ts_ns: int
     ts_ns: int
     journal_intents: int | None = None
+    max_routes_in_flight: int | None = None
 
 
 class SymbolHealth(_Record):

@@ -9,12 +9,21 @@ independently and a run is reproducible.
 from __future__ import annotations
 
 import zlib
+from typing import TYPE_CHECKING
 
+import msgspec
 import numpy as np
 
-from router_tuner.config.models import DriftConfig, FeeSchedule, PageHinkleyDrift, RouterConfig, TunerConfig
+from router_tuner.config.loader import ConfigIssue
+from router_tuner.config.models import (
+    ConfigBundle,
+    DriftConfig,
+    FeeSchedule,
+    PageHinkleyDrift,
+    RouterConfig,
+    TunerConfig,
+)
 from router_tuner.tuner.arms import ArmGrid
-from router_tuner.tuner.guardrails import AdwinParams, Guardrails, PageHinkleyParams
 from router_tuner.tuner.learners import (
     UCB,
     ContextScales,
@@ -26,6 +35,9 @@ from router_tuner.tuner.learners import (
     StructuredThompson,
 )
 from router_tuner.tuner.reward import RewardFilter
+
+if TYPE_CHECKING:  # imported where used: guardrails load river, which `config check` (learner_issue) needs not
+    from router_tuner.tuner.guardrails import AdwinParams, Guardrails, PageHinkleyParams
 
 
 def build_grid(tuner: TunerConfig, router: RouterConfig) -> ArmGrid:
@@ -81,8 +93,30 @@ def build_learner(tuner: TunerConfig, grid: ArmGrid, seed: int, fees: FeeSchedul
     raise ValueError(f"unknown learner {tuner.learner!r}")
 
 
+def learner_problem(config: ConfigBundle, learner: str) -> str | None:
+    """Why ``learner`` cannot run on the configured arm grid (robbins_monro needs two maker offsets at taker bias
+    0), or None: asked before a run starts, so the refusal is not an error on the first order."""
+    tuner = msgspec.structs.replace(config.tuner, learner=learner)
+    fees = next(iter(config.router.sim_venue.fees.values()), FeeSchedule(maker_fee_bps=0.0, taker_fee_bps=0.0))
+    try:
+        build_learner(tuner, build_grid(tuner, config.router), seed=0, fees=fees,
+                      static_offset_bps=config.router.static_policy.maker_offset_bps)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def learner_issue(config: ConfigBundle) -> ConfigIssue | None:
+    """``tuner.json`` ``learner`` on its arm grid: why it cannot run, as a configuration problem, or None."""
+    problem = learner_problem(config, config.tuner.learner)
+    return None if problem is None else ConfigIssue("tuner.json", "$.learner",
+                                                    f"{problem}: change $.arms or the learner")
+
+
 def build_guardrails(tuner: TunerConfig, router: RouterConfig) -> Guardrails:
     """Bounds from ``router.json``'s policy bounds; steps, rollback and drift from ``tuner.json``."""
+    from router_tuner.tuner.guardrails import Guardrails
+
     g = tuner.guardrails
     offsets, biases = router.policy_bounds.maker_offset_bps, router.policy_bounds.taker_bias
     return Guardrails(
@@ -97,6 +131,8 @@ def build_guardrails(tuner: TunerConfig, router: RouterConfig) -> Guardrails:
 
 def drift_params(config: DriftConfig) -> PageHinkleyParams | AdwinParams:
     """The river detector a ``tuner.json`` drift block names, with its parameters."""
+    from router_tuner.tuner.guardrails import AdwinParams, PageHinkleyParams
+
     if isinstance(config, PageHinkleyDrift):
         return PageHinkleyParams(min_instances=config.min_instances, delta=config.delta,
                                  threshold=config.threshold, alpha=config.alpha)

@@ -20,6 +20,7 @@ import msgspec
 
 from router_tuner.config.models import ConfigBundle
 from router_tuner.router.atomic_file import write_bytes_atomic
+from router_tuner.tuner.learners.base import StateMismatchError
 from router_tuner.tuner.service.publish import PolicyPublisher
 from router_tuner.tuner.service.tuner_service import TunerService, tuners_state_path
 from router_tuner.tuner.state import StateFileError
@@ -61,7 +62,8 @@ class TunerCheckpoint:
     def restore(self, bundle: ConfigBundle, symbols: Iterable[str], publisher: PolicyPublisher) -> Restored:
         """The service from the current generation, or fresh from the static policy when there is none.
 
-        Raises :class:`StateFileError` when the manifest names files that are missing or do not fit.
+        Raises :class:`StateFileError` when the manifest names files that are missing or do not fit (saved under
+        another learner, arm grid or learner parameters than ``bundle``'s).
         """
         wanted = list(symbols)
         if self._manifest is None:
@@ -71,7 +73,11 @@ class TunerCheckpoint:
             if not needed.exists():
                 raise StateFileError(f"{self.path} names generation {self._manifest.generation} but {needed} "
                                      "is missing")
-        saved = TunerService.from_config(bundle, wanted, publisher, state_path=state)
+        try:
+            saved = TunerService.from_config(bundle, wanted, publisher, state_path=state)
+        except StateMismatchError as error:  # the learner's own words name neither the file nor the cause
+            raise StateFileError(f"{state}: {error}: it was saved under another tuner.json learner, arms or "
+                                 "learner parameters") from error
         return Restored(TunerService({s: saved.tuner(s) for s in saved.symbols}, None), self._manifest)
 
     def save(self, service: TunerService, *, router_events_learned: int) -> Manifest:

@@ -25,7 +25,9 @@ Ordering, and why nothing is learned twice or lost:
    normal ``learn``/``committed`` path, with the proposal kept in its DecisionRecord.
 
 A RouterEvent without a DecisionRecord (routed under another policy source) is counted in the journal
-position but not learned; a fresh state starts at the journal's current end. If the journal append
+position but not learned; a fresh state (none saved yet, or not found at the path given) learns the journal
+from its start, so every event a tuner decided is learned again: a state file lost or looked for elsewhere loses
+nothing (it used to start at the journal's end, silently forgetting all it had learned). If the journal append
 after ``learn`` fails, this object refuses to decide or checkpoint again (its memory is ahead of the
 journal): the process must restart and catch up from the last checkpoint.
 
@@ -43,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from router_tuner.config.loader import ConfigError
+from router_tuner.config.loader import ConfigError, ConfigIssue
 from router_tuner.config.models import AdaptiveSettings, ConfigBundle
 from router_tuner.executor.adaptive.checkpoint import TunerCheckpoint
 from router_tuner.executor.adaptive.health import tuner_health
@@ -52,9 +54,11 @@ from router_tuner.features.context import decision_context
 from router_tuner.router.events import ArmSafetyEvent, Intent, RouterEvent, ShadowDecision
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.router.venue import TopOfBook
+from router_tuner.tuner.factory import learner_issue
 from router_tuner.tuner.policy_source import PolicySource
 from router_tuner.tuner.service.publish import PolicyPublisher
 from router_tuner.tuner.service.tuner_service import ModeSource, TunerService
+from router_tuner.tuner.state import StateFileError
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +84,22 @@ class CatchUp:
     without_decision: int
 
 
+def refuse_unadaptable(bundle: ConfigBundle) -> None:
+    """Raise ``ConfigError`` for a tuner live adaptive routing cannot run: one that charges markout in the reward
+    (learning it live needs the mid a horizon after each fill, and this loop learns when the route ends; the
+    simulation replays the future mid), or a learner the arm grid cannot carry. ``live`` asks before it starts
+    anything (it used to fail after opening the journal, as exit 1 "tuner state not restored")."""
+    issues = []
+    if bundle.tuner.reward_markout_horizon_ms > 0:
+        issues.append(ConfigIssue("tuner.json", "$.reward_markout_horizon_ms",
+                                  f"{bundle.tuner.reward_markout_horizon_ms:g} charges markout in the reward, which "
+                                  "only `simulate` can learn; set it to 0 for live adaptive routing"))
+    if (learner := learner_issue(bundle)) is not None:
+        issues.append(learner)
+    if issues:
+        raise ConfigError(issues)
+
+
 class AdaptiveRouting:
     """The tuner service in the executor loop; see the module docstring for the call order.
 
@@ -92,7 +112,7 @@ class AdaptiveRouting:
     checkpoint
         Where state is saved with its journal position.
     router_events_learned
-        Journal position the service's state includes (from the checkpoint, or the journal's end).
+        Journal position the service's state includes (from the checkpoint; 0 for a fresh state).
     settings
         ``executor.json`` ``adaptive``.
     modes
@@ -117,22 +137,19 @@ class AdaptiveRouting:
     @classmethod
     def open(cls, *, bundle: ConfigBundle, publisher: PolicyPublisher, champion: PolicySource,
              checkpoint: TunerCheckpoint, journal_router_events: int, modes: ModeSource | None) -> AdaptiveRouting:
-        """Restore the last checkpoint (or start fresh at the journal's end, checkpointed at once).
+        """Restore the last checkpoint (or start fresh at the journal's start, checkpointed at once: the executor's
+        catch-up then learns every journaled event a tuner decided).
 
         Refuses a tuner that charges markout in the reward: learning it live needs the mid a horizon after
         each fill, and this loop learns when the route ends (the simulation replays the future mid).
         """
-        if bundle.tuner.reward_markout_horizon_ms > 0:
-            raise ConfigError([f"tuner.json: $.reward_markout_horizon_ms: {bundle.tuner.reward_markout_horizon_ms:g} "
-                               "charges markout in the reward, which only `simulate` can learn; set it to 0 for "
-                               "live adaptive routing"])
+        refuse_unadaptable(bundle)
         symbols = sorted(bundle.executor.instruments)
         restored = checkpoint.restore(bundle, symbols, publisher)
         if restored.manifest is not None and restored.manifest.router_events_learned > journal_router_events:
-            raise ValueError(f"{checkpoint.path} has learned {restored.manifest.router_events_learned} router "
-                             f"events but the journal holds {journal_router_events}: state of another journal?")
-        position = (restored.manifest.router_events_learned if restored.manifest is not None
-                    else journal_router_events)
+            raise StateFileError(f"{checkpoint.path} has learned {restored.manifest.router_events_learned} router "
+                                 f"events but the journal holds {journal_router_events}: state of another journal?")
+        position = restored.manifest.router_events_learned if restored.manifest is not None else 0
         adaptive = cls(service=restored.service, champion=champion, checkpoint=checkpoint,
                        router_events_learned=position, settings=bundle.executor.adaptive, modes=modes)
         if restored.manifest is None:

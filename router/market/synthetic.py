@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from router_tuner.config.models import is_unit_fraction
 from router_tuner.router.market.tape import MarketTape
 
 _NS_PER_S = 1_000_000_000
@@ -62,8 +63,7 @@ class SyntheticMarketSpec:
         if self.spread_ticks < 1:
             raise ValueError(f"spread_ticks must be >= 1, got {self.spread_ticks}")
         for name in ("tick_size", "qty_step"):
-            inverse = 1 / getattr(self, name)
-            if abs(inverse - round(inverse)) > 1e-9 * inverse:
+            if not is_unit_fraction(getattr(self, name)):
                 raise ValueError(f"{name} must be 1/n for an integer n, got {getattr(self, name)!r}")
         if self.start_ns < 0:
             raise ValueError(f"start_ns must be >= 0, got {self.start_ns}")

@@ -120,3 +120,32 @@ def test_one_instrument_under_two_names_is_refused(config_dir: Path) -> None:
     edit_config(config_dir, "strategy_config.json", lambda d: d["universe"]["BTCUSDC"].update(venue_symbol="BTCUSDT"))
     assert config_issues(config_dir) == ["strategy_config.json: $.universe.BTCUSDC.venue_symbol: usdm BTCUSDT is "
                                          "already in the universe as BTCUSDT: give each instrument one entry"]
+
+
+@pytest.mark.parametrize(("encoding", "issue"), [
+    ("utf-16", "is UTF-16 text (it starts with a UTF-16 byte order mark): save it as UTF-8"),
+    ("utf-32", "is UTF-32 text (it starts with a UTF-32 byte order mark): save it as UTF-8"),
+    ("utf-16-le", "holds NUL bytes, as UTF-16 or UTF-32 text does: save it as UTF-8"),
+])
+def test_a_file_saved_as_utf16_is_named_as_such(config_dir: Path, encoding: str, issue: str) -> None:
+    """Windows PowerShell's ``>`` writes UTF-16: it read ``not valid JSON: 'utf-8' codec can't decode byte 0xff in
+    position 0: invalid start byte``."""
+    path = config_dir / "router.json"
+    path.write_bytes(path.read_text(encoding="utf-8").encode(encoding))
+    assert config_issues(config_dir) == [f"router.json: $: {issue}"]
+
+
+@pytest.mark.parametrize("content", [b"", b" \n\r\n\t"])
+def test_an_empty_file_is_named_as_such(config_dir: Path, content: bytes) -> None:
+    """It read ``not valid JSON: Expecting value: line 1 column 1 (char 0)``."""
+    (config_dir / "tuner.json").write_bytes(content)
+    assert config_issues(config_dir) == [
+        f"tuner.json: $: the file is empty (looked for {config_dir / 'tuner.json'}); put the JSON object there"]
+
+
+@pytest.mark.parametrize("poll_ms", [1e-6, 0.5])
+def test_a_route_poll_interval_under_a_millisecond_is_refused(config_dir: Path, poll_ms: float) -> None:
+    """1e-6 ms loaded, and a paper route polled its replay two billion times: `live` hung on its first intent."""
+    edit_config(config_dir, "executor.json", lambda data: data["route"].update(poll_interval_ms=poll_ms))
+    assert config_issues(config_dir) == [
+        "executor.json: $.route.poll_interval_ms: Expected `float` >= 1.0"]

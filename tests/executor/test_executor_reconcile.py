@@ -161,6 +161,23 @@ def test_more_unjournaled_submissions_than_routes_in_flight_are_more_than_a_cras
     assert journal.count("router") == 0  # nothing recovered, nothing journaled
 
 
+def test_routes_cut_off_by_a_crash_are_recovered_after_the_limit_is_lowered(tmp_path: Path) -> None:
+    """An operator lowering engine.max_routes_in_flight (8 to 1) before restarting got the crash's routes refused as
+    "the journal is behind the store … restore the journal", though journal and store were fine: the limit the
+    routes were submitted under counts."""
+    wide = executor_config()
+    venue = make_paper_venue(wide)
+    executor, journal, store = build_executor(wide, venue, tmp_path)
+    executor.start()
+    executor.process(intent("routed", size_hint_usd=300.0))  # the executor's own submissions record the limit
+    assert store.submissions()["routed"].max_routes_in_flight == wide.executor.engine.max_routes_in_flight == 8
+    for k in range(3):
+        submit_unjournaled(executor, f"a{k}")
+    executor, journal, store = _restart(_with_slots(1), venue, tmp_path, journal, store)
+    assert executor.start().recovered_intent_ids == ("a0", "a1", "a2")
+    assert journal.count("router") == 4
+
+
 def _live(config_dir: Path, tmp_path: Path) -> int:
     return cli_main(["live", "--venue", "binanceusdm", "--config", str(config_dir), "--intents",
                      str(tmp_path / "intents.jsonl"), "--journal", str(tmp_path / "journal.sqlite"), "--store",

@@ -97,7 +97,8 @@ def submit_unjournaled(executor: Executor, intent_id: str, *, qty: float = 0.005
         intent=intent(intent_id, size_hint_usd=300.0), qty=qty, suggested_gross_usd=300.0, clamped_gross_usd=300.0,
         binding_limit=None, size_multiplier=1.0, quote="USDT", tick_size=0.1, qty_step=0.001,
         policy=asdict(executor.policy_for("BTCUSDT")), arrival_bid=book.bid, arrival_ask=book.ask,
-        arrival_ts_ns=book.ts_ns, ts_ns=book.ts_ns)
+        arrival_ts_ns=book.ts_ns, ts_ns=book.ts_ns,
+        max_routes_in_flight=executor.config.executor.engine.max_routes_in_flight)
     executor.store.record_submission(submission, decision=None)
     return submission
 

@@ -159,6 +159,37 @@ def test_a_follow_poll_interval_must_be_a_positive_number_of_seconds(tmp_path: P
         JsonlIntentSource(path, follow=True, poll_s=poll_s)
 
 
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_a_nan_or_infinite_size_written_by_python_names_the_field(tmp_path: Path, literal: str) -> None:
+    """``json.dumps`` writes ``NaN``; the line was refused as ``JSON is malformed: invalid character (byte 227)``."""
+    fields = json.loads(_line("a"))
+    text = json.dumps(fields).replace('"size_hint_usd": 300.0', f'"size_hint_usd": {literal}')
+    path = tmp_path / "intents.jsonl"
+    path.write_text(text + "\n" + "[NaN]\n")
+    source = JsonlIntentSource(path, follow=True)
+    with pytest.raises(IntentFormatError, match=r"intents.jsonl:1: size_hint_usd: NaN and Infinity are not JSON "
+                                                r"numbers: write a finite number"):
+        source.next_intent(0.0)
+    with pytest.raises(IntentFormatError, match=r"intents.jsonl:2: Expected `object`, got `array`"):
+        source.next_intent(0.0)  # not an object: msgspec's own words
+
+
+@pytest.mark.parametrize("follow", [False, True])
+def test_a_file_saved_as_utf16_is_named_as_such_on_every_line(tmp_path: Path, follow: bool) -> None:
+    """Windows PowerShell's ``>`` writes UTF-16: each line was ``JSON is malformed: invalid character (byte 0)``
+    (under ``--follow`` every line quarantined with it)."""
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes((_line("a") + _line("b")).decode().encode("utf-16"))
+    source = JsonlIntentSource(path, follow=follow)
+    with pytest.raises(IntentFormatError, match=r"intents.jsonl:1: is UTF-16 text \(it starts with a UTF-16 byte "
+                                                r"order mark\): save it as UTF-8"):
+        source.next_intent(0.0)
+    if follow:  # the source moved past line 1: the next is named too
+        with pytest.raises(IntentFormatError, match=r"intents.jsonl:2: holds NUL bytes, as UTF-16 or UTF-32 text "
+                                                    r"does: save it as UTF-8"):
+            source.next_intent(0.0)
+
+
 def test_a_byte_order_mark_is_named_as_such(tmp_path: Path) -> None:
     """A file saved with a BOM used to be refused as ``JSON is malformed: invalid character (byte 0)``: nothing to
     see in an editor."""

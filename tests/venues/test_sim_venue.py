@@ -259,8 +259,11 @@ def test_replay_end_and_start_errors() -> None:
     venue = SimVenue([tape], config(), start_ns=0)
     venue.clock.sleep_until(-5)  # the past: no-op
     assert venue.clock.now_ns() == 0
+    venue.clock.sleep_until(100 * MS)  # the last instant with data
+    assert not venue.exhausted
     with pytest.raises(ReplayExhausted):
         venue.clock.sleep_until(101 * MS)
+    assert venue.exhausted  # asked past its end: the paper loop admits no further intent
     venue.clock.sleep_until(99 * MS + MS // 2)
     with pytest.raises(ReplayExhausted):
         venue.place_order(limit("late", "buy", 1, 99))

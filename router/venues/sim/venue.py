@@ -197,6 +197,7 @@ class SimVenue:
         self._config = config
         self._books = books
         self._end_ns = min(book.tape.end_ns for book in books.values())
+        self._exhausted = False
         if start_ns > self._end_ns:
             raise ValueError(f"start_ns {start_ns} is after the end of the replay ({self._end_ns})")
         self._now_ns = int(start_ns)
@@ -230,11 +231,17 @@ class SimVenue:
         """Last time every tape still has data; the replay cannot advance beyond it."""
         return self._end_ns
 
+    @property
+    def exhausted(self) -> bool:
+        """Whether a request has needed data past :attr:`end_ns` (the market is over for new work)."""
+        return self._exhausted
+
     def advance_to(self, ts_ns: int) -> None:
         """Replay the market to ``ts_ns`` (a time already passed is a no-op), filling resting orders."""
         if ts_ns <= self._now_ns:
             return
         if ts_ns > self._end_ns:
+            self._exhausted = True
             raise ReplayExhausted(f"cannot advance to {ts_ns}: the replay ends at {self._end_ns}")
         while self._working_stops:
             due = [(t, stop) for stop in self._working_stops.values()

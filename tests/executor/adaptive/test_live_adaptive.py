@@ -221,6 +221,29 @@ def test_crash_between_learning_and_journaling_learns_each_event_once(tmp_path: 
     assert adaptive2.router_events_learned == 100
 
 
+def test_a_tuner_state_lost_or_looked_for_elsewhere_is_learned_again_from_the_journal(tmp_path: Path) -> None:
+    """A restart whose --tuner-state names no file (moved, deleted, or the relative default read from another
+    folder) started the tuner afresh at the journal's end: all it had learned was forgotten, silently ("tuner
+    re-learned 0 events"). The journal and the stored decisions hold it all: a fresh state learns them again."""
+    config = adaptive_config(checkpoint_every=1000)
+    venue = make_paper_venue(config)
+    executor, adaptive = adaptive_executor(config, venue, tmp_path)
+    executor.start()
+    run_intents(executor, range(40))
+    learned = adaptive.health(0).symbols[0].learned_outcomes
+    assert learned > 0
+    executor.journal.close()
+    executor.store.close()
+    for state in tmp_path.glob("tuner_state*.json"):
+        state.unlink()
+
+    restarted, adaptive2 = adaptive_executor(config, venue, tmp_path)
+    report = restarted.start()
+    assert report.tuner_catch_up is not None and report.tuner_catch_up.relearned == 40
+    assert adaptive2.health(0).symbols[0].learned_outcomes == learned  # nothing forgotten, nothing twice
+    assert adaptive2.router_events_learned == 40
+
+
 def test_a_state_ahead_of_the_journal_or_missing_files_refuse_to_start(tmp_path: Path) -> None:
     config = adaptive_config()
     executor, _ = adaptive_executor(config, make_paper_venue(config), tmp_path)

@@ -1,0 +1,25 @@
+"""Why bytes meant to be UTF-8 JSON are not: the one check behind config files and intents files alike.
+
+Editors and shells save text in other encodings without saying so: a UTF-8 byte order mark (Notepad), UTF-16
+(Windows PowerShell 5's ``>`` and ``Out-File``). A JSON parser reports either as an invalid character at byte 0;
+this names the encoding and what to do instead.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+_FOREIGN_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),  # before UTF-16: FF FE 00 00
+                 (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+
+
+def encoding_problem(data: bytes) -> str | None:
+    """What is wrong with the encoding of ``data`` (a whole file, or a line of one), or None when nothing shows."""
+    if data.startswith(codecs.BOM_UTF8):
+        return "starts with a UTF-8 byte order mark (BOM), invisible in most editors: save it as UTF-8 without BOM"
+    for bom, name in _FOREIGN_BOMS:
+        if data.startswith(bom):
+            return f"is {name} text (it starts with a {name} byte order mark): save it as UTF-8"
+    if b"\x00" in data:
+        return "holds NUL bytes, as UTF-16 or UTF-32 text does: save it as UTF-8"
+    return None
