@@ -34,6 +34,7 @@ import numpy as np
 from router_tuner.features.context import Context
 from router_tuner.tuner.arms import ArmGrid
 from router_tuner.tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
+from router_tuner.tuner.learners.kernels import CompiledKernels
 
 _MAKER_STATS = ("posted", "filled", "fill_cost", "fallback_cost")
 """Per replica and offset, the saved state's names: posts, fills, the total cost of the fills and of the fallbacks."""
@@ -55,7 +56,7 @@ class StructuredState(LearnerState, frozen=True, tag="structured"):
     taker_cost: tuple[float, ...]
 
 
-class StructuredThompson(Learner):
+class StructuredThompson(CompiledKernels, Learner):
     """Thompson sampling over a shared model of fill probability, fill cost and fallback cost per offset.
 
     Parameters
@@ -110,6 +111,7 @@ class StructuredThompson(Learner):
 
     kind = "structured"
     state_type = StructuredState
+    _KERNELS = ("_refit", "_add_outcome", "_argmin_replicas")
     needs_outcome = True
     prices_untried_arms = True
 
@@ -158,13 +160,15 @@ class StructuredThompson(Learner):
         self._p_fill = np.zeros((replicas, self._offsets.size))
         self._scale_factor = 1.0
         self._choices: dict[tuple[int, ...], tuple[list[int], list[int]]] = {}
-        # compiled kernels: numba loads in about half a second, so only a process that builds this learner pays it
-        from router_tuner.tuner.learners import structured_kernel
-        self._refit, self._add_outcome = structured_kernel.refit, structured_kernel.add_outcome
-        self._argmin_replicas = structured_kernel.replica_choices
+        self._bind_kernels()
         self._best = np.zeros(replicas, dtype=np.int64)
         self._shares = np.zeros(len(grid), dtype=np.int64)
         self._refresh()
+
+    def _bind_kernels(self) -> None:
+        from router_tuner.tuner.learners import structured_kernel
+        self._refit, self._add_outcome = structured_kernel.refit, structured_kernel.add_outcome
+        self._argmin_replicas = structured_kernel.replica_choices
 
     def params(self) -> dict[str, float]:
         return {"replicas": float(self._replicas), "forgetting_window": self._window, "shrinkage": self._shrinkage,
