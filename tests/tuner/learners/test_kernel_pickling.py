@@ -4,6 +4,8 @@ carry on, once unpickled, exactly as the original does."""
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -62,10 +64,29 @@ def test_an_unpickled_learner_binds_the_module_kernels_and_continues_like_the_or
     assert b"numba" not in data, "a compiled kernel was pickled by value"
     copy = pickle.loads(data)
     assert isinstance(copy, CompiledKernels) and set(copy._KERNELS) == set(kernels)
+    assert not set(kernels) & set(vars(copy)), "bound when first used, not when unpickled"
     for name, kernel in kernels.items():
         assert getattr(copy, name) is kernel
+    with pytest.raises(AttributeError, match="no attribute '_no_such_kernel'"):
+        copy._no_such_kernel  # noqa: B018
     assert drive(copy, 60, seed=2) == drive(original, 60, seed=2)
     assert copy.to_state() == original.to_state()
+
+
+def test_a_process_that_only_reads_an_unpickled_learner_never_imports_numba() -> None:
+    """The main job's parent reads the learners its workers send back (counts, expected rewards); numba, half a
+    second to import, is imported there only when a kernel is used."""
+    learner = structured()
+    drive(learner, 20, seed=3)
+    script = ("import pickle, sys\n"
+              "learner = pickle.loads(sys.stdin.buffer.read())\n"
+              "learner.expected_reward(learner.grid.arm_ids[0]); learner.counts()\n"
+              "print('numba' in sys.modules)\n"
+              "learner.discount_evidence(0.5)\n"
+              "print('numba' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script], input=pickle.dumps(learner), capture_output=True,
+                          check=True)
+    assert done.stdout.split() == [b"False", b"True"]
 
 
 def test_a_learner_with_kernels_must_say_how_to_bind_them() -> None:
