@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.basedatatypes import BaseTraceType
 
 from router_tuner.simulation.job import SimulationResult, SymbolResult
 from router_tuner.simulation.policies import FIXED_PREFIX, LEARNER_PREFIX
@@ -67,7 +68,7 @@ def policy_colours(result: SimulationResult) -> dict[str, str]:
     return colours | {sym.best_fixed: "#000000" for sym in result.symbols.values()}
 
 
-def _new_figure(*traces: go.Heatmap) -> go.Figure:
+def _new_figure(*traces: BaseTraceType) -> go.Figure:
     """An empty figure (or one of ``traces``) that keeps what the chart sets as it is set, unvalidated."""
     return go.Figure(list(traces), _validate=False)
 
