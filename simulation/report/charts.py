@@ -1,5 +1,10 @@
 """The report's interactive charts (plotly figures), one function per chart; every axis carries a title with
-its unit. The page (``simulation.report.html_page``) embeds them; nothing here writes a file."""
+its unit. The page (``simulation.report.html_page``) embeds them; nothing here writes a file.
+
+The figures are built without plotly's per-property validation (:func:`_new_figure`): it copied and checked the
+template and every trace property again at each update, most of the report's time. The tests build every figure
+again through plotly's validation and require the same figure.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.basedatatypes import BaseTraceType
 
 from router_tuner.simulation.job import SimulationResult, SymbolResult
 from router_tuner.simulation.policies import FIXED_PREFIX, LEARNER_PREFIX
@@ -28,6 +35,9 @@ ARM_CHOICE_WINDOW = 50
 
 _DRAWN = np.float32
 """Long series are drawn from single precision: half the page's size, no difference on a screen."""
+
+_TEMPLATE = pio.templates["plotly_white"]
+"""The charts' look; a validated template object (a name would be kept as the name without validation)."""
 
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
             "#17becf", "#393b79", "#637939")
@@ -58,11 +68,23 @@ def policy_colours(result: SimulationResult) -> dict[str, str]:
     return colours | {sym.best_fixed: "#000000" for sym in result.symbols.values()}
 
 
+def _new_figure(*traces: BaseTraceType) -> go.Figure:
+    """An empty figure (or one of ``traces``) that keeps what the chart sets as it is set, unvalidated."""
+    return go.Figure(list(traces), _validate=False)
+
+
 def _layout(figure: go.Figure, *, x: str, y: str, height: int = 360, **extra: Any) -> go.Figure:
-    figure.update_layout(template="plotly_white", height=height, margin={"l": 60, "r": 20, "t": 30, "b": 50},
+    figure.update_layout(template=_TEMPLATE, height=height, margin={"l": 60, "r": 20, "t": 30, "b": 50},
                          legend={"font": {"size": 11}}, xaxis_title_text=x, yaxis_title_text=y, **extra)
     figure.update_yaxes(automargin=True)  # long category labels (learner: arm) push the plot right, not off-page
     return figure
+
+
+def _zero_line(figure: go.Figure) -> None:
+    """A grey line at y = 0 across the plot (``add_hline``'s shape; unvalidated, ``add_hline`` would also leave an
+    empty annotation list in the layout)."""
+    figure.add_shape(type="line", xref="x domain", x0=0, x1=1, yref="y", y0=0.0, y1=0.0,
+                     line={"color": "#888", "width": 1})
 
 
 def _segments(lows: Sequence[float], highs: Sequence[float], ys: Sequence[Any]) -> tuple[list[Any], list[Any]]:
@@ -77,7 +99,7 @@ def _segments(lows: Sequence[float], highs: Sequence[float], ys: Sequence[Any]) 
 
 def savings_chart(result: SimulationResult) -> Chart:
     """Per symbol, the tuner's saving per order against the static policy and against always-taker."""
-    figure = go.Figure()
+    figure = _new_figure()
     for (baseline, rows), colour in zip(breakdown.savings(result).items(), ("#1f77b4", "#ff7f0e"), strict=True):
         figure.add_bar(x=[r.symbol for r in rows], y=[r.bps for r in rows], name=f"vs {baseline}",
                        marker_color=colour, customdata=[[r.usd_per_million, r.baseline_cost_bps, r.tuner_cost_bps]
@@ -85,7 +107,7 @@ def savings_chart(result: SimulationResult) -> Chart:
                        hovertemplate=("%{x}: saves %{y:.2f} bps = %{customdata[0]:,.0f} USD per 1M notional<br>"
                                       f"{baseline} %{{customdata[1]:.2f}} bps, tuner %{{customdata[2]:.2f}} bps"
                                       "<extra></extra>"))
-    figure.add_hline(y=0.0, line_color="#888", line_width=1)
+    _zero_line(figure)
     tuner = breakdown.tuner_policy(result) or "no learner"
     return Chart("headline-savings", "What the tuner saves per order",
                  f"Mean cost of the baseline minus that of {tuner} (bps; 1 bps = 100 USD per 1M USD notional). "
@@ -104,7 +126,7 @@ def mean_cost_chart(result: SimulationResult, symbol: str) -> Chart:
              for n, m in zip(names, means, strict=True)]
     xs, ys = _segments(lows, highs, names)
     colours = policy_colours(result)
-    figure = go.Figure()
+    figure = _new_figure()
     figure.add_scatter(x=xs, y=ys, mode="lines", line={"color": "#999", "width": 3}, name="95% CI",
                        hoverinfo="skip")
     figure.add_scatter(x=means, y=names, mode="markers", name="mean cost",
@@ -123,7 +145,7 @@ def decomposition_chart(result: SimulationResult, symbol: str) -> Chart:
     sym = result.symbols[symbol]
     parts = {n: p for n in compared_policies(result, symbol) if (p := breakdown.cost_parts(sym, n)) is not None}
     names = list(parts)
-    figure = go.Figure()
+    figure = _new_figure()
     for label, attribute, colour in (("fee", "fee", "#9467bd"), ("slippage", "slippage", "#17becf"),
                                      ("fallback leg", "fallback", "#d62728")):
         figure.add_bar(x=[getattr(parts[n], attribute) for n in names], y=names, orientation="h", name=label,
@@ -147,7 +169,7 @@ def fill_rate_chart(result: SimulationResult, symbol: str) -> Chart:
     """Maker fill rate and mean cost of each maker-first fixed arm against its posting offset."""
     rows = breakdown.fill_rate_by_offset(result.symbols[symbol])
     offsets = [r.offset_bps for r in rows]
-    figure = go.Figure()
+    figure = _new_figure()
     figure.add_scatter(x=offsets, y=[r.fill_rate for r in rows], mode="lines+markers", name="maker fill rate",
                        customdata=[[r.arm, r.maker_filled, r.maker_first_orders] for r in rows],
                        hovertemplate=("%{customdata[0]}: %{customdata[1]} of %{customdata[2]} posts filled "
@@ -170,7 +192,7 @@ def regret_chart(result: SimulationResult, symbol: str) -> Chart:
     sym = result.symbols[symbol]
     best = costs(sym.runs[sym.best_fixed].events)
     colours = policy_colours(result)
-    figure = go.Figure()
+    figure = _new_figure()
     for name in compared_policies(result, symbol):
         if name == sym.best_fixed:
             continue
@@ -184,7 +206,7 @@ def regret_chart(result: SimulationResult, symbol: str) -> Chart:
         figure.add_scatter(x=x, y=band.regret.astype(_DRAWN), mode="lines", name=name, legendgroup=name,
                            line={"color": colour, "width": 1.6},
                            hovertemplate=f"{name} after %{{x}} orders: %{{y:.1f}} bps<extra></extra>")
-    figure.add_hline(y=0.0, line_color="#888", line_width=1)
+    _zero_line(figure)
     return Chart(f"{symbol}-regret", f"Regret against the best fixed arm ({sym.best_fixed.removeprefix(FIXED_PREFIX)})",
                  "Sum over orders of the policy's cost minus the hindsight-best fixed arm's; the shaded band is a "
                  "pointwise 95% normal band of that sum. A learner that learns flattens out; click a legend entry "
@@ -202,7 +224,7 @@ def arm_choice_chart(result: SimulationResult, symbol: str) -> Chart | None:
     arms = list(result.arm_ids)
     shares = breakdown.rolling_arm_shares(sym.runs[tuner].events, arms, ARM_CHOICE_WINDOW)
     x = np.arange(1, shares.shape[0] + 1)
-    figure = go.Figure()
+    figure = _new_figure()
     for column, arm in enumerate(arms):
         figure.add_scatter(x=x, y=shares[:, column].astype(_DRAWN), mode="lines", stackgroup="arms", name=arm,
                            line={"width": 0.5, "color": _PALETTE[column % len(_PALETTE)]},
@@ -227,7 +249,7 @@ def ope_chart(result: SimulationResult, symbol: str) -> Chart | None:
         [e["cost_bps"] for e in estimates.values()],
         [v for c in sym.ope for v in (c.truth_ci_low_bps, c.truth_ci_high_bps)])
     labels = [f"{c.learner.removeprefix(LEARNER_PREFIX)}: {c.arm}" for c in sym.ope]
-    figure = go.Figure()
+    figure = _new_figure()
     xs, ys = _segments([c.truth_ci_low_bps for c in sym.ope], [c.truth_ci_high_bps for c in sym.ope], labels)
     figure.add_scatter(x=xs, y=ys, mode="lines", line={"color": "rgba(0,0,0,0.25)", "width": 14},
                        name="truth 95% CI (fixed run)", hoverinfo="skip")
@@ -264,7 +286,7 @@ def shadow_agreement_chart(outcome: ShadowOutcome) -> Chart:
     s = outcome.scenario
     x = np.arange(1, len(s.decisions) + 1)
     agrees = np.array([d.agrees for d in s.decisions], dtype=float)
-    figure = go.Figure()
+    figure = _new_figure()
     figure.add_scatter(x=x, y=rolling_agreement(s.decisions, s.agreement_window), mode="lines",
                        name=f"agreement, last {s.agreement_window} proposals")
     figure.add_scatter(x=x, y=np.cumsum(agrees) / np.maximum(x, 1), mode="lines", line={"dash": "dash"},
@@ -305,7 +327,7 @@ def shadow_cost_chart(outcome: ShadowOutcome) -> Chart:
              for (_, row, _), v in zip(drawn, values, strict=True)]
     labels = [label for label, _, _ in drawn]
     xs, ys = _segments(lows, highs, labels)
-    figure = go.Figure()
+    figure = _new_figure()
     figure.add_scatter(x=xs, y=ys, mode="lines", line={"color": "#999", "width": 3}, name="95% CI", hoverinfo="skip")
     figure.add_scatter(x=values, y=labels, mode="markers", marker={"size": 10, "color": "#1f77b4"}, name="cost",
                        hovertemplate="%{y}: %{x:.2f} bps<extra></extra>")
@@ -322,7 +344,7 @@ def fixed_arm_chart(result: SimulationResult) -> Chart:
     symbols, arms = list(result.symbols), list(result.arm_ids)
     grid = np.array([[_mean_or_nan(result.symbols[s], f"{FIXED_PREFIX}{a}") for a in arms] for s in symbols])
     excess = grid - np.nanmin(grid, axis=1, keepdims=True)  # per symbol: spot and perp fees differ
-    figure = go.Figure(go.Heatmap(z=excess, x=arms, y=symbols, colorscale="Viridis", reversescale=True,
+    figure = _new_figure(go.Heatmap(z=excess, x=arms, y=symbols, colorscale="Viridis", reversescale=True,
                                   text=np.round(grid, 2), texttemplate="%{text}",
                                   colorbar={"title": {"text": "bps above the<br>symbol's best arm"}},
                                   hovertemplate="%{y} %{x}: %{text} bps (+%{z:.2f})<extra></extra>"))
@@ -339,7 +361,7 @@ def learner_arms_chart(result: SimulationResult) -> Chart | None:
     arms = list(result.arm_ids)
     rows = [(symbol, name) for symbol, sym in result.symbols.items() for name in sym.learners]
     shares = np.array([[result.symbols[s].learners[n].arm_shares[a] for a in arms] for s, n in rows])
-    figure = go.Figure(go.Heatmap(z=shares, x=arms, y=[f"{s} {n}" for s, n in rows], colorscale="Blues", zmin=0,
+    figure = _new_figure(go.Heatmap(z=shares, x=arms, y=[f"{s} {n}" for s, n in rows], colorscale="Blues", zmin=0,
                                   zmax=1, text=np.round(100 * shares).astype(int), texttemplate="%{text}",
                                   colorbar={"title": {"text": "share of the<br>learner's orders"},
                                             "tickformat": ".0%"},

@@ -3,15 +3,18 @@ absolute path, tables last and sortable, plotly.js beside the page; the Markdown
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import plotly.graph_objects as go
 import plotly.offline
 import pytest
 
 from router_tuner.config.loader import load_config
 from router_tuner.simulation.job import SimulationOptions, SimulationResult, simulate
 from router_tuner.simulation.markets import synthetic_markets
+from router_tuner.simulation.report import charts
 from router_tuner.simulation.report.page import ope_coverage, text_table, write_report
 from router_tuner.tuner.factory import build_grid
 from tests.simulation.page_parts import axis_titles, parse_page
@@ -126,3 +129,29 @@ def test_report_refuses_an_empty_result(tmp_path: Path) -> None:
                          oracle_segments=result.oracle_segments, engine=result.engine)
     with pytest.raises(ValueError, match="no symbol"):
         write_report(empty, tmp_path)
+
+
+def test_every_chart_is_what_plotly_validation_makes_of_it() -> None:
+    """The charts are built without plotly's per-property validation: each figure built again through it (as the
+    charts were before) is the same figure, field by field."""
+    result = report_result(("structured", "ucb"), shadow=("BTCUSDT",))
+    learner_arms = charts.learner_arms_chart(result)
+    assert learner_arms is not None
+    built = [charts.savings_chart(result), charts.fixed_arm_chart(result), learner_arms,
+             *(chart for symbol in result.symbols for chart in charts.symbol_charts(result, symbol))]
+    per_symbol = ("mean-cost", "decomposition", "fill-rate", "regret", "arm-choice", "ope")
+    assert {chart.chart_id for chart in built} == {
+        "headline-savings", "fixed-arms", "learner-arms", *(f"{s}-{kind}" for s in SYMBOLS for kind in per_symbol),
+        "BTCUSDT-shadow-agreement", "BTCUSDT-shadow-costs"}, "every kind of chart"
+    for chart in built:
+        fast = json.loads(chart.figure.to_json())
+        assert fast["layout"]["template"]["layout"]["plot_bgcolor"] == "white", chart.chart_id
+        assert json.loads(go.Figure(chart.figure.to_dict()).to_json()) == fast, chart.chart_id
+
+
+def test_the_validation_comparison_sees_what_plotly_would_change() -> None:
+    """An unvalidated figure keeps a template's name where plotly would expand it: the comparison above fails on
+    such a figure (why the charts hold the template object, not its name)."""
+    named = go.Figure(_validate=False).update_layout(template="plotly_white")
+    assert json.loads(named.to_json())["layout"]["template"] == "plotly_white"
+    assert json.loads(go.Figure(named.to_dict()).to_json()) != json.loads(named.to_json())

@@ -34,6 +34,7 @@ import numpy as np
 from router_tuner.features.context import Context
 from router_tuner.tuner.arms import ArmGrid
 from router_tuner.tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
+from router_tuner.tuner.learners.kernels import CompiledKernels
 
 _MAKER_STATS = ("posted", "filled", "fill_cost", "fallback_cost")
 """Per replica and offset, the saved state's names: posts, fills, the total cost of the fills and of the fallbacks."""
@@ -55,7 +56,7 @@ class StructuredState(LearnerState, frozen=True, tag="structured"):
     taker_cost: tuple[float, ...]
 
 
-class StructuredThompson(Learner):
+class StructuredThompson(CompiledKernels, Learner):
     """Thompson sampling over a shared model of fill probability, fill cost and fallback cost per offset.
 
     Parameters
@@ -110,6 +111,7 @@ class StructuredThompson(Learner):
 
     kind = "structured"
     state_type = StructuredState
+    _KERNELS = ("_learn", "_refit", "_slot_choices")
     needs_outcome = True
     prices_untried_arms = True
 
@@ -165,11 +167,13 @@ class StructuredThompson(Learner):
         self._slot_best = np.zeros((_CHOICE_SLOTS, replicas), dtype=np.int64)
         self._slot_shares = np.zeros((_CHOICE_SLOTS, len(grid)), dtype=np.int64)
         self._uniforms = np.zeros(replicas)
-        # compiled kernels: numba loads in about half a second, so only a process that builds this learner pays it
+        self._bind_kernels()
+        self._refresh()
+
+    def _bind_kernels(self) -> None:
         from router_tuner.tuner.learners import structured_kernel
         self._learn, self._refit = structured_kernel.learn, structured_kernel.refresh
         self._slot_choices = structured_kernel.replica_choices
-        self._refresh()
 
     def params(self) -> dict[str, float]:
         return {"replicas": float(self._replicas), "forgetting_window": self._window, "shrinkage": self._shrinkage,

@@ -11,6 +11,7 @@ from scipy.special import ndtri, stdtrit
 from router_tuner.features.context import Context
 from router_tuner.tuner.arms import ArmGrid
 from router_tuner.tuner.learners.base import MomentsLearner, MomentsState, RouteOutcome
+from router_tuner.tuner.learners.kernels import CompiledKernels
 
 
 class ThompsonState(MomentsState, frozen=True, tag="thompson"):
@@ -45,7 +46,7 @@ def t_quantile(dof: float) -> float:
     return _Z + inverse * (g1 + inverse * (g2 + inverse * (g3 + inverse * g4)))
 
 
-class NormalThompson(MomentsLearner):
+class NormalThompson(CompiledKernels, MomentsLearner):
     """Thompson sampling on the posterior of each arm's *mean* reward (Normal-Inverse-Gamma evidence).
 
     river's ``ThompsonSampling(proba.Gaussian())`` samples from the spread of the rewards rather than
@@ -102,6 +103,7 @@ class NormalThompson(MomentsLearner):
     """
 
     state_type = ThompsonState
+    _KERNELS = ("_kernel_choose", "_kernel_propensity")
     kind = "thompson"
 
     def __init__(
@@ -132,10 +134,12 @@ class NormalThompson(MomentsLearner):
         self._loc = np.full(len(grid), self._mu0)
         self._scale = np.zeros(len(grid))
         self._widening: dict[float, float] = {}
-        # compiled decision: numba loads in about half a second, so only a process that builds this learner pays it
+        self._bind_kernels()
+        self._refresh_posterior()
+
+    def _bind_kernels(self) -> None:
         from router_tuner.tuner.learners import thompson_kernel
         self._kernel_choose, self._kernel_propensity = thompson_kernel.choose, thompson_kernel.max_draw_probability
-        self._refresh_posterior()
 
     def params(self) -> dict[str, float]:
         return {

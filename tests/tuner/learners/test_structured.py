@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import pickle
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,19 +152,6 @@ def test_a_restored_state_continues_exactly() -> None:
     a = drive(first, ACTIVE, 100, np.random.default_rng(7))
     b = drive(second, ACTIVE, 100, np.random.default_rng(7))
     assert a == b and np.array_equal(first.expected_costs_bps(), second.expected_costs_bps())
-
-
-def test_a_pickled_learner_continues_exactly() -> None:
-    """The main job's workers send learners back pickled: the copy decides and learns as the original does."""
-    first = make(seed=9)
-    rng = np.random.default_rng(6)
-    drive(first, ACTIVE, 300, rng, allowed=["o0.00_b0.00", "o1.00_b0.00", TAKER])
-    second = pickle.loads(pickle.dumps(first))
-    for allowed in (None, ["o0.00_b0.00", "o1.00_b0.00", TAKER]):
-        a = drive(first, ACTIVE, 50, np.random.default_rng(7), allowed)
-        b = drive(second, ACTIVE, 50, np.random.default_rng(7), allowed)
-        assert a == b and np.array_equal(first.expected_costs_bps(), second.expected_costs_bps())
-        assert first.choice_probabilities(allowed) == second.choice_probabilities(allowed)
 
 
 def test_bad_parameters_and_outcomes_are_refused() -> None:
