@@ -231,8 +231,7 @@ class StructuredThompson(CompiledKernels, Learner):
         self._slot_of[idx] = slot
         self._slot_arms[slot, :len(idx)] = idx
         self._slot_sizes[slot] = len(idx)
-        self._slot_choices(self._costs, self._slot_arms, self._slot_sizes, slot, self._slot_best,
-                                     self._slot_shares)
+        self._slot_choices(self._costs, self._slot_arms, self._slot_sizes, slot, self._slot_best, self._slot_shares)
         return slot
 
     def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
@@ -243,10 +242,10 @@ class StructuredThompson(CompiledKernels, Learner):
         self._rng.random(out=self._uniforms)
         scale = self._scale_factor
         self._learn(self._uniforms, self._arm_columns[i], outcome.started_maker, outcome.maker_filled, -reward,
-                           1.0 / scale, self._stats, self._taker_stats, scale, self._prior_strength, self._taker_fee,
-                           self._prior_rows, self._offsets, self._shrinkage, self._arm_column, self._arm_bias,
-                           self._costs, self._p_fill, self._slot_arms, self._slot_sizes, len(self._slot_of),
-                           self._slot_best, self._slot_shares)
+                    1.0 / scale, self._stats, self._taker_stats, scale, self._prior_strength, self._taker_fee,
+                    self._prior_rows, self._offsets, self._shrinkage, self._arm_column, self._arm_bias, self._costs,
+                    self._p_fill, self._slot_arms, self._slot_sizes, len(self._slot_of), self._slot_best,
+                    self._slot_shares)
         self._fill_mean = self._mean_costs = None
 
     def _expected_reward(self, i: int, context: Context | None) -> float | None:
