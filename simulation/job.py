@@ -49,6 +49,7 @@ from router_tuner.simulation.policies import (
     static,
 )
 from router_tuner.simulation.results import (
+    NothingFilled,
     OpeComparison,
     PolicySummary,
     best_fixed_arm,
@@ -189,7 +190,11 @@ def simulate(config: ConfigBundle, markets: Sequence[SimMarket], options: Simula
             summary = ran[piece].summary
             assert summary is not None
             result.runs[piece.name], result.summaries[piece.name] = ran[piece].run, summary
-        result.best_fixed = best_fixed_arm(result.summaries)
+        try:
+            result.best_fixed = best_fixed_arm(result.summaries)
+        except NothingFilled as error:
+            error.add_note(market.symbol)
+            raise
         context = mean_context([i.context for i in result.intents])
         for piece in runs.learners(index):
             tuner = ran[piece].learner
@@ -313,12 +318,14 @@ class _OpeTasks:
 
     @property
     def pieces(self) -> list[tuple[str, str]]:
-        return [(r.market.symbol, learner) for r in self.results for learner in r.learners]
+        return [(r.market.symbol, learner) for r in self.results for learner, outcome in r.learners.items()
+                if outcome.greedy_arm is not None]
 
     def run(self, index: int, _progress: Callable[[int], None] | None) -> OpeComparison:
         symbol, learner = self.pieces[index]
         result = next(r for r in self.results if r.market.symbol == symbol)
         outcome = result.learners[learner]
+        assert outcome.greedy_arm is not None  # pieces holds the learners with one
         return ope_vs_truth(result.runs[outcome.policy], outcome.greedy_arm,
                             result.summaries[f"{FIXED_PREFIX}{outcome.greedy_arm}"], self.config.tuner.ope,
                             seed=self.seed)

@@ -128,8 +128,14 @@ def mean_context(contexts: Sequence[Context]) -> Context:
     return Context(**means)
 
 
-def greedy_arm(learner: Learner, context: Context | None) -> str:
-    """The arm with the highest expected reward among arms with evidence (ties: the first in grid order)."""
+NO_GREEDY_ARM = "none (it learned nothing)"
+"""How a report names the greedy arm of a learner without evidence (``LearnerOutcome.greedy_arm`` is ``None``)."""
+
+
+def greedy_arm(learner: Learner, context: Context | None) -> str | None:
+    """The arm with the highest expected reward among arms with evidence (ties: the first in grid order); ``None``
+    when the learner learned nothing (no order's cost was accepted: e.g. no maker leg ever filled and the
+    fallback cancels)."""
     counts = learner.counts()
     ctx = context if learner.requires_context else None
     best_id, best_value = None, -np.inf
@@ -139,8 +145,6 @@ def greedy_arm(learner: Learner, context: Context | None) -> str:
         value = learner.expected_reward(arm_id, ctx)
         if value is not None and value > best_value:
             best_id, best_value = arm_id, value
-    if best_id is None:
-        raise ValueError(f"{learner.kind} learner has no evidence on any arm: no greedy arm")
     return best_id
 
 
@@ -160,7 +164,8 @@ def arm_shares(events: Sequence[RouterEvent], arm_ids: Sequence[str]) -> dict[st
 class LearnerOutcome:
     """What one learner ended with on one symbol.
 
-    ``greedy_arm`` is what the learner believes best at the end (the OPE candidate); ``final_arm`` and
+    ``greedy_arm`` is what the learner believes best at the end (the OPE candidate; ``None`` when it learned
+    nothing, and then there is no OPE of it); ``final_arm`` and
     ``final_version`` are the last published version's (``static`` / 0 when it never published: the
     guardrails move a version at most one step at a time, so the two can differ). ``arm_shares`` is the
     share of orders routed with each arm, exploration included. ``safety_changes`` counts arm exclusions and
@@ -169,7 +174,7 @@ class LearnerOutcome:
 
     learner: str
     policy: str
-    greedy_arm: str
+    greedy_arm: str | None
     final_arm: str
     final_version: int
     versions_published: int

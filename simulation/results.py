@@ -84,12 +84,18 @@ def summarize(run: PolicyRun, bootstrap: BootstrapConfig) -> PolicySummary:
         mean_markout_bps=float(markout.mean()) if markout.size else None, late_starts=run.late_starts)
 
 
+class NothingFilled(ValueError):
+    """No order of any fixed arm filled on a market: the run has no cost to compare the policies by."""
+
+
 def best_fixed_arm(summaries: Mapping[str, PolicySummary]) -> str:
-    """Name of the fixed-arm policy with the lowest mean cost (ties: the first in name order)."""
+    """Name of the fixed-arm policy with the lowest mean cost (ties: the first in name order); raises
+    :class:`NothingFilled` when no fixed arm filled an order."""
     fixed = {name: s.mean_cost_bps for name, s in summaries.items()
              if name.startswith(FIXED_PREFIX) and s.mean_cost_bps is not None}
     if not fixed:
-        raise ValueError("no fixed-arm run with a filled order: cannot pick the best fixed arm")
+        raise NothingFilled("no order of any fixed arm filled (every maker leg expired and no taker leg ran), so "
+                            "there is no cost to compare the policies by")
     return min(sorted(fixed), key=lambda name: fixed[name])
 
 

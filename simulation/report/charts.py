@@ -18,6 +18,7 @@ import plotly.io as pio
 from plotly.basedatatypes import BaseTraceType
 
 from router_tuner.simulation.job import SimulationResult, SymbolResult
+from router_tuner.simulation.learners import NO_GREEDY_ARM
 from router_tuner.simulation.policies import FIXED_PREFIX, LEARNER_PREFIX
 from router_tuner.simulation.report import breakdown
 from router_tuner.simulation.results import costs
@@ -234,7 +235,8 @@ def arm_choice_chart(result: SimulationResult, symbol: str) -> Chart | None:
     outcome = sym.learners[tuner.removeprefix(LEARNER_PREFIX)]
     return Chart(f"{symbol}-arm-choice", f"Arm choice over time ({tuner})",
                  f"Which arm the tuner routed with, as a share of its last {ARM_CHOICE_WINDOW} orders (exploration "
-                 f"included). Its final greedy arm is {outcome.greedy_arm}; the best fixed arm in hindsight is "
+                 f"included). Its final greedy arm is {outcome.greedy_arm or NO_GREEDY_ARM}; the best fixed arm in "
+                 f"hindsight is "
                  f"{sym.best_fixed.removeprefix(FIXED_PREFIX)}.", figure)
 
 

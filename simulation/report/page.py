@@ -14,6 +14,7 @@ import plotly.offline
 
 from router_tuner.router.atomic_file import write_bytes_atomic
 from router_tuner.simulation.job import SimulationResult
+from router_tuner.simulation.learners import NO_GREEDY_ARM
 from router_tuner.simulation.policies import ALWAYS_TAKER, FIXED_PREFIX
 from router_tuner.simulation.report import breakdown, charts
 from router_tuner.simulation.report.headline import Headline, headline
@@ -138,9 +139,9 @@ def _learner_rows(result: SimulationResult) -> list[list[str]]:
             taker, own = sym.summaries[ALWAYS_TAKER].mean_cost_bps, sym.summaries[o.policy].mean_cost_bps
             shares = [None if taker is None or own is None or ref is None else captured_share(own, taker, ref)
                       for ref in oracle_costs(result, symbol).values()]
-            rows.append([symbol, name, o.greedy_arm, o.final_arm, str(o.final_version), str(o.versions_published),
-                         str(o.rollbacks), str(o.drifts_detected), _safety_text(o.safety_changes),
-                         f"{top} ({o.arm_shares[top]:.0%})",
+            rows.append([symbol, name, o.greedy_arm or NO_GREEDY_ARM, o.final_arm, str(o.final_version),
+                         str(o.versions_published), str(o.rollbacks), str(o.drifts_detected),
+                         _safety_text(o.safety_changes), f"{top} ({o.arm_shares[top]:.0%})",
                          " / ".join(f"{q:+.2f}" for q in quarters),
                          " / ".join("n/a" if v is None else f"{v:.0%}" for v in shares)])
     return rows

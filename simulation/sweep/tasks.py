@@ -63,7 +63,8 @@ class LearnerResult(msgspec.Struct, frozen=True, kw_only=True, tag="learner"):
 
     task_id: str
     run: PolicyCost
-    greedy_arm: str
+    greedy_arm: str | None
+    """``None`` when the learner learned nothing (no order's cost was accepted)."""
     versions_published: int
 
 

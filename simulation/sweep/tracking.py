@@ -54,7 +54,7 @@ def log_sweep(rows: Sequence[dict[str, Any]], grid_params: dict[str, str], confi
                                                     MLFLOW_RUN_NAME: name}).info.run_id
         client.log_batch(child, params=[Param(k, str(row[k])[:6000]) for k in _PARAMS],
                          metrics=[Metric(k, float(row[k]), now_ms, 0) for k in _METRICS if row[k] is not None],
-                         tags=[RunTag(k, str(row[k])) for k in ("best_fixed_arm", "greedy_arm")])
+                         tags=[RunTag(k, str(row[k])) for k in ("best_fixed_arm", "greedy_arm") if row[k] is not None])
         client.set_terminated(child)
         added += 1
     client.log_artifact(parent, str(table))

@@ -137,6 +137,31 @@ def test_a_recorded_market_outside_the_universe_says_what_to_add_and_works_once_
     assert "SOLUSDT" in capsys.readouterr().out
 
 
+def test_a_market_where_nothing_fills_ends_in_one_line_naming_the_symbol(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A recording without trades, post-only legs cancelled after their TTL and no taker arm: no policy's order
+    ever fills, so there is no cost to compare. The run used to end in "unexpected ValueError" (exit 1)."""
+    from tests.market.test_market_binance import _snapshot, _ticker, _write
+
+    data = tmp_path / "data"
+    data.mkdir()
+    messages = [_snapshot(0, 100, [["60000.00", "3"]], [["60000.10", "4"]])]
+    messages += [_ticker("btcusdt", 1 + 50 * k, "60000.00", "60000.10") for k in range(1200)]
+    _write(data / "usdm_btcusdt_20240809.jsonl.gz", messages)
+    config = tmp_path / "config"
+    assert main(["config", "init", str(config)]) == 0
+    edit_config(config, "router.json",
+                lambda d: d["static_policy"].update(maker_ttl_ms=100.0, fallback_mode="cancel"))
+    edit_config(config, "tuner.json", lambda d: d["arms"].update(taker_biases=[0.0]))
+    capsys.readouterr()
+    argv = ["simulate", "--data", str(data), "--config", str(config), "--no-mlflow", "--workers", "1", "--learners",
+            "structured", "--orders", "5", "--shadow-symbols", "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("router-tuner simulate: BTCUSDT: no order of any fixed arm filled")
+    assert "fallback_mode" in line
+
+
 def test_config_init_leaves_nothing_behind_when_a_write_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     """All or nothing: a half-written directory would make every later init refuse it."""

@@ -15,11 +15,11 @@ from router_tuner.cli.main import main
 from router_tuner.config.loader import load_config
 from router_tuner.config.models import UniverseEntry
 from router_tuner.simulation.intents import intent_stream, lane_count
-from router_tuner.simulation.job import SimulationOptions, load_markets, simulate
-from router_tuner.simulation.learners import LEARNERS, arm_shares, greedy_arm, parse_learners
+from router_tuner.simulation.job import SimulationOptions, _OpeTasks, load_markets, simulate
+from router_tuner.simulation.learners import LEARNERS, NO_GREEDY_ARM, arm_shares, greedy_arm, parse_learners
 from router_tuner.simulation.markets import synthetic_markets, universe_entry_hint
 from router_tuner.simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, RULE, STATIC
-from router_tuner.simulation.report.page import summary_dict
+from router_tuner.simulation.report.page import _learner_rows, summary_dict
 from router_tuner.simulation.results import ope_vs_truth
 from router_tuner.tuner.factory import build_grid, build_learner
 
@@ -116,9 +116,6 @@ def test_learner_helpers_refuse_bad_input(config, result) -> None:
     with pytest.raises(ValueError, match="learners must be"):
         SimulationOptions(symbols=None, orders_per_symbol=5, seed=1, data_dir=None, learners=("sarsa",))
     grid = build_grid(config.tuner, config.router)
-    with pytest.raises(ValueError, match="no evidence"):
-        greedy_arm(build_learner(config.tuner, grid, seed=1, fees=config.router.sim_venue.fees["usdm"],
-                                 static_offset_bps=1.0), None)
     events = result.symbols["BTCUSDT"].runs[STATIC].events
     with pytest.raises(ValueError, match="outside the grid"):
         arm_shares(events, grid.arm_ids)
@@ -262,3 +259,19 @@ def test_the_universe_entry_suggested_for_an_unknown_recording_is_valid_config(
     assert json.loads(name) == key and entry["venue_symbol"] == venue_symbol and entry["market"] == market
     assert fields.items() <= entry.items()
     msgspec.convert(entry, UniverseEntry)   # the strict loader's own type accepts it
+
+
+def test_a_learner_without_evidence_has_no_greedy_arm_no_ope_and_a_report_row(config, result) -> None:
+    """A learner that learned nothing (no order's cost accepted: nothing it routed filled) is reported as such,
+    not a failure of the whole run after routing; its OPE is left out, having no candidate to score."""
+    grid = build_grid(config.tuner, config.router)
+    fresh = build_learner(config.tuner, grid, seed=1, fees=config.router.sim_venue.fees["usdm"], static_offset_bps=1.0)
+    assert greedy_arm(fresh, None) is None
+    sym = result.symbols["BTCUSDT"]
+    learners = {**sym.learners, "ucb": replace(sym.learners["ucb"], greedy_arm=None)}
+    blind = replace(result, symbols={"BTCUSDT": replace(sym, learners=learners)})
+    assert ("BTCUSDT", "ucb") not in _OpeTasks(config=config, results=tuple(blind.symbols.values()), seed=3).pieces
+    assert ("BTCUSDT", "thompson") in _OpeTasks(config=config, results=(sym,), seed=3).pieces
+    row = next(r for r in _learner_rows(blind) if r[1] == "ucb")
+    assert row[2] == NO_GREEDY_ARM
+    assert summary_dict(blind)["symbols"]["BTCUSDT"]["learners"]["ucb"]["greedy_arm"] is None
