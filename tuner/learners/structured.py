@@ -210,9 +210,7 @@ class StructuredThompson(CompiledKernels, Learner):
         return {self._arms[i].arm_id: float(shares[i]) / self._replicas for i in idx}
 
     def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
-        slot = self._slot_of.get(idx)
-        if slot is None:
-            slot = self._new_slot(idx)
+        slot = self._slot(idx)
         acting = int(self._slot_best[slot, self._draw_index(self._replicas)])
         return acting, float(self._slot_shares[slot, acting]) / self._replicas
 
@@ -240,9 +238,8 @@ class StructuredThompson(CompiledKernels, Learner):
             raise ValueError(f"arm {self._arms[i].arm_id} is taker only: it cannot start as maker")
         self._forget(self._keep)
         self._rng.random(out=self._uniforms)
-        scale = self._scale_factor
         self._learn(self._uniforms, self._arm_columns[i], outcome.started_maker, outcome.maker_filled, -reward,
-                    1.0 / scale, self._stats, self._taker_stats, scale, self._prior_strength, self._taker_fee,
+                    self._stats, self._taker_stats, self._scale_factor, self._prior_strength, self._taker_fee,
                     self._prior_rows, self._offsets, self._shrinkage, self._arm_column, self._arm_bias, self._costs,
                     self._p_fill, self._slot_arms, self._slot_sizes, len(self._slot_of), self._slot_best,
                     self._slot_shares)
@@ -303,7 +300,8 @@ class StructuredThompson(CompiledKernels, Learner):
 
     def _refresh(self) -> None:
         """Recompute every replica's expected cost of every arm (and the fill probability per offset) from the
-        statistics: once per outcome, off the decision path, so a decision only reads them.
+        statistics, off the decision path, so a decision only reads them: here after a load, a discount or a fold,
+        and after every outcome inside the same compiled call that adds it.
 
         Per replica, each offset's own evidence is shrunk by ``shrinkage`` pseudo-observations towards curves
         shared across offsets, fitted by weighted least squares with a ridge pull towards the priors: the fill
@@ -314,10 +312,10 @@ class StructuredThompson(CompiledKernels, Learner):
         evidence at one offset or none. Evaluated by :func:`~tuner.learners.structured_kernel.refit` (an
         outcome's update adds it and refits in one compiled call, :func:`~tuner.learners.structured_kernel.learn`).
         """
-        self._refit(self._stats, self._taker_stats, self._scale_factor, self._prior_strength,
-                             self._taker_fee, self._prior_rows, self._offsets, self._shrinkage, self._arm_column,
-                             self._arm_bias, self._costs, self._p_fill, self._slot_arms, self._slot_sizes,
-                             len(self._slot_of), self._slot_best, self._slot_shares)
+        self._refit(self._stats, self._taker_stats, self._scale_factor, self._prior_strength, self._taker_fee,
+                    self._prior_rows, self._offsets, self._shrinkage, self._arm_column, self._arm_bias, self._costs,
+                    self._p_fill, self._slot_arms, self._slot_sizes, len(self._slot_of), self._slot_best,
+                    self._slot_shares)
         # read by expected_reward and fill_probability (the tuner's observe), computed there at most once per refit
         self._fill_mean: np.ndarray | None = None
         self._mean_costs: list[float] | None = None

@@ -168,15 +168,15 @@ def refresh(stats: np.ndarray, taker_stats: np.ndarray, scale: float, prior_stre
         replica_choices(costs, slot_arms, slot_sizes, slot, best, shares)
 
 
-@numba.njit(numba.void(_F8_1D, numba.int64, numba.boolean, numba.boolean, numba.float64, numba.float64,
-                       *_REFIT_ARGS, *_SLOT_ARGS), cache=True, nogil=True, error_model="numpy")
-def learn(uniforms: np.ndarray, column: int, started_maker: bool, filled: bool, cost: float, inverse_scale: float,
-          stats: np.ndarray, taker_stats: np.ndarray, scale: float, prior_strength: float, taker_fee: float,
-          prior_rows: np.ndarray, offsets: np.ndarray, shrinkage: float, arm_column: np.ndarray, arm_bias: np.ndarray,
-          costs: np.ndarray, p_fill: np.ndarray, slot_arms: np.ndarray, slot_sizes: np.ndarray, slots: int,
-          best: np.ndarray, shares: np.ndarray) -> None:
+@numba.njit(numba.void(_F8_1D, numba.int64, numba.boolean, numba.boolean, numba.float64, *_REFIT_ARGS, *_SLOT_ARGS),
+            cache=True, nogil=True, error_model="numpy")
+def learn(uniforms: np.ndarray, column: int, started_maker: bool, filled: bool, cost: float, stats: np.ndarray,
+          taker_stats: np.ndarray, scale: float, prior_strength: float, taker_fee: float, prior_rows: np.ndarray,
+          offsets: np.ndarray, shrinkage: float, arm_column: np.ndarray, arm_bias: np.ndarray, costs: np.ndarray,
+          p_fill: np.ndarray, slot_arms: np.ndarray, slot_sizes: np.ndarray, slots: int, best: np.ndarray,
+          shares: np.ndarray) -> None:
     """One outcome in one call (:func:`add_outcome` then :func:`refresh`): calling a compiled function costs
     about 60 ns per array argument, so the three steps share their arguments."""
-    add_outcome(stats, taker_stats, uniforms, inverse_scale, column, started_maker, filled, cost)
+    add_outcome(stats, taker_stats, uniforms, 1.0 / scale, column, started_maker, filled, cost)
     refresh(stats, taker_stats, scale, prior_strength, taker_fee, prior_rows, offsets, shrinkage, arm_column,
             arm_bias, costs, p_fill, slot_arms, slot_sizes, slots, best, shares)
