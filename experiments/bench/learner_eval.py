@@ -213,19 +213,16 @@ def main(argv: list[str] | None = None) -> int:
                   "market alone", file=sys.stderr)
             return 2
         markets = recorded_markets(config, data_dir, None)
-    regime_markets = [recorded_regime_market(config, market) for market in markets]
+    named = [(market, market.symbol) for market in markets]
+    if not args.no_regimes:
+        named += [(recorded_regime_market(config, market), f"{market.symbol}~regimes") for market in markets]
     scores = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        for market in markets:
+        for market, name in named:
             intents = part_intents(market, args.orders, config, seed, args.part)
-            scores.append(score(market, intents, config, learners, seed, f"{market.symbol}/{args.part}/s{seed}"))
+            scores.append(score(market, intents, config, learners, seed, f"{name}/{args.part}/s{seed}"))
             print(f"  done {scores[-1].label}", file=sys.stderr, flush=True)
         if not args.no_regimes:
-            for market in regime_markets:
-                intents = part_intents(market, args.orders, config, seed, args.part)
-                scores.append(score(market, intents, config, learners, seed,
-                                    f"{market.symbol}~regimes/{args.part}/s{seed}"))
-                print(f"  done {scores[-1].label}", file=sys.stderr, flush=True)
             market = regime_market(config, seed, args.part)
             intents = part_intents(market, args.orders, config, seed, "all")
             scores.append(score(market, intents, config, learners, seed, f"regimes/{args.part}/s{seed}"))
