@@ -215,18 +215,20 @@ class ArmSafety:
     def _breach(self, arm: str, recent: list[ArmOutcome], needed: int) -> ArmSafetyChange | None:
         limits = self.limits
         fallbacks = sum(o.used_fallback for o in recent)
-        fallback_ratio = fallbacks / len(recent)
-        checks: list[tuple[str, float, float]] = []
-        if wilson_lower_bound(fallbacks, len(recent), self._fallback_z) > limits.max_fallback_ratio:
-            checks.append(("fallback_ratio", fallback_ratio, limits.max_fallback_ratio))
+        # (limit, value reported, value judged against the limit): the fallback ratio by its lower confidence bound
+        checks: list[tuple[str, float, float, float]] = [
+            ("fallback_ratio", fallbacks / len(recent), wilson_lower_bound(fallbacks, len(recent), self._fallback_z),
+             limits.max_fallback_ratio)]
         slippages = [o.slippage_bps for o in recent if o.slippage_bps is not None]
         costs = [o.cost_bps for o in recent if o.cost_bps is not None]
         if len(slippages) >= needed:
-            checks.append(("slippage_bps", sum(slippages) / len(slippages), limits.max_slippage_bps))
+            mean = sum(slippages) / len(slippages)
+            checks.append(("slippage_bps", mean, mean, limits.max_slippage_bps))
         if len(costs) >= needed:
-            checks.append(("cost_bps", sum(costs) / len(costs), limits.max_cost_bps))
-        for name, observed, threshold in checks:
-            if observed > threshold:  # the fallback ratio's bound is above its limit, so the ratio is too
+            mean = sum(costs) / len(costs)
+            checks.append(("cost_bps", mean, mean, limits.max_cost_bps))
+        for name, observed, judged, threshold in checks:
+            if judged > threshold:
                 return ArmSafetyChange(arm=arm, action="excluded", reason=f"{name}_gt({threshold:g})",
                                        threshold=threshold, observed=observed)
         return None
