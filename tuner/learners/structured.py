@@ -33,12 +33,13 @@ import numpy as np
 
 from router_tuner.features.context import Context
 from router_tuner.tuner.arms import ArmGrid
+from router_tuner.tuner.learners import structured_layout
 from router_tuner.tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
 from router_tuner.tuner.learners.kernels import CompiledKernels
 
 _MAKER_STATS = ("posted", "filled", "fill_cost", "fallback_cost")
-"""Per replica and offset, the saved state's names: posts, fills, the total cost of the fills and of the fallbacks."""
-_POSTED, _FILLED, _FILL_COST, _FALLBACK_COST = range(len(_MAKER_STATS))
+"""Per replica and offset, the saved state's names: posts, fills, the total cost of the fills and of the fallbacks
+(the rows of the workspace's ``stats``)."""
 _CHOICE_SLOTS = 4
 """Allowed sets whose per-replica choices a refit recomputes ahead of the next decision (the tuner reuses a few)."""
 _FOLD_SCALE_BELOW = 1e-6
@@ -111,7 +112,7 @@ class StructuredThompson(CompiledKernels, Learner):
 
     kind = "structured"
     state_type = StructuredState
-    _KERNELS = ("_learn", "_refit", "_slot_choices")
+    _KERNELS = ("_learn", "_refit", "_add_slot")
     needs_outcome = True
     prices_untried_arms = True
 
@@ -147,33 +148,27 @@ class StructuredThompson(CompiledKernels, Learner):
         self._arm_column = np.array([column.get(a.maker_offset_bps, 0) if a.taker_bias < 1.0 else 0 for a in grid],
                                     dtype=np.int64)
         self._arm_columns = self._arm_column.tolist()  # the same as Python ints: read one at a time per outcome
-        self._arm_bias = np.array([a.taker_bias for a in grid], dtype=float)
-        shape = (replicas, max(1, self._offsets.size))
         prior_logit = math.log(self._prior_fill / (1.0 - self._prior_fill))
         line_priors = np.array([[prior_logit, 0.0], [self._maker_fee, -1.0],
                                 [self._taker_fee + self._fallback_drift, 0.0]])
         line_strengths = self._prior_strength * np.array([self._prior_fill * (1.0 - self._prior_fill), 1.0, 1.0])
-        self._prior_rows = _prior_line_moments(line_priors, line_strengths)
-        self._stats = np.zeros((len(_MAKER_STATS), *shape))
-        self._taker_stats = np.zeros((2, replicas))
-        self._costs = np.zeros((replicas, len(grid)))
-        self._p_fill = np.zeros((replicas, self._offsets.size))
+        self._space = structured_layout.workspace(
+            replicas=replicas, offsets=self._offsets, arm_column=self._arm_column,
+            arm_bias=np.array([a.taker_bias for a in grid], dtype=float),
+            prior_rows=_prior_line_moments(line_priors, line_strengths), slots=_CHOICE_SLOTS,
+            prior_strength=self._prior_strength, taker_fee=self._taker_fee, shrinkage=self._shrinkage)
+        self._taker_only = [a.taker_bias >= 1.0 for a in grid]
         self._scale_factor = 1.0
         # The allowed sets decisions use, one row each, whose replica choices every refit recomputes: the tuner
         # passes a few sets again and again, so a decision is one draw and two lookups.
         self._slot_of: dict[tuple[int, ...], int] = {}
-        self._slot_arms = np.zeros((_CHOICE_SLOTS, len(grid)), dtype=np.int64)
-        self._slot_sizes = np.zeros(_CHOICE_SLOTS, dtype=np.int64)
-        self._slot_best = np.zeros((_CHOICE_SLOTS, replicas), dtype=np.int64)
-        self._slot_shares = np.zeros((_CHOICE_SLOTS, len(grid)), dtype=np.int64)
-        self._uniforms = np.zeros(replicas)
         self._bind_kernels()
         self._refresh()
 
     def _bind_kernels(self) -> None:
         from router_tuner.tuner.learners import structured_kernel
-        self._learn, self._refit = structured_kernel.learn, structured_kernel.refresh
-        self._slot_choices = structured_kernel.replica_choices
+        self._learn, self._refit, self._add_slot = structured_kernel.learn, structured_kernel.refresh, \
+            structured_kernel.add_slot
 
     def params(self) -> dict[str, float]:
         return {"replicas": float(self._replicas), "forgetting_window": self._window, "shrinkage": self._shrinkage,
@@ -183,7 +178,7 @@ class StructuredThompson(CompiledKernels, Learner):
 
     def expected_costs_bps(self) -> np.ndarray:
         """Each replica's expected cost of each arm, shape (replicas, arms): the posterior sample."""
-        return self._costs.copy()
+        return self._space.costs.copy()
 
     def fill_probability(self, offset_bps: float) -> float:
         """The posterior mean probability that a post at ``offset_bps`` (a grid offset) fills in its TTL."""
@@ -191,7 +186,7 @@ class StructuredThompson(CompiledKernels, Learner):
         if matches.size == 0:
             raise KeyError(f"{offset_bps} bps is not a maker offset of the grid {self._offsets.tolist()}")
         if self._fill_mean is None:
-            self._fill_mean = self._p_fill.sum(axis=0) / self._replicas
+            self._fill_mean = self._space.p_fill.sum(axis=0) / self._replicas
         return float(self._fill_mean[matches[0]])
 
     # --- Learner hooks ---------------------------------------------------------------------------
@@ -206,13 +201,13 @@ class StructuredThompson(CompiledKernels, Learner):
         """The exact probability of each allowed arm at the next sampled decision (after burn-in): the
         share of replicas that expect it to be cheapest. They sum to one."""
         idx = self._all_arms if allowed is None else self._allowed_indices(allowed)
-        shares = self._slot_shares[self._slot(idx)]
+        shares = self._space.slot_shares[self._slot(idx)]
         return {self._arms[i].arm_id: float(shares[i]) / self._replicas for i in idx}
 
     def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
         slot = self._slot(idx)
-        acting = int(self._slot_best[slot, self._draw_index(self._replicas)])
-        return acting, float(self._slot_shares[slot, acting]) / self._replicas
+        acting = int(self._space.slot_best[slot, self._draw_index(self._replicas)])
+        return acting, float(self._space.slot_shares[slot, acting]) / self._replicas
 
     def _slot(self, idx: tuple[int, ...]) -> int:
         """The row holding each replica's cheapest arm among ``idx`` and how many replicas pick each arm (indexed
@@ -227,28 +222,28 @@ class StructuredThompson(CompiledKernels, Learner):
         else:
             slot = self._slot_of.pop(next(iter(self._slot_of)))
         self._slot_of[idx] = slot
-        self._slot_arms[slot, :len(idx)] = idx
-        self._slot_sizes[slot] = len(idx)
-        self._slot_choices(self._costs, self._slot_arms, self._slot_sizes, slot, self._slot_best, self._slot_shares)
+        space = self._space
+        space.slot_arms[slot, :len(idx)] = idx
+        space.slot_sizes[slot] = len(idx)
+        self._add_slot(space.floats, space.ints, slot)
         return slot
 
     def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
         assert outcome is not None  # Learner.update refuses None for a learner that needs_outcome
-        if outcome.started_maker and self._arms[i].taker_bias >= 1.0:
+        started_maker = outcome.started_maker
+        if started_maker and self._taker_only[i]:
             raise ValueError(f"arm {self._arms[i].arm_id} is taker only: it cannot start as maker")
         self._forget(self._keep)
-        self._rng.random(out=self._uniforms)
-        self._learn(self._uniforms, self._arm_columns[i], outcome.started_maker, outcome.maker_filled, -reward,
-                    self._stats, self._taker_stats, self._scale_factor, self._prior_strength, self._taker_fee,
-                    self._prior_rows, self._offsets, self._shrinkage, self._arm_column, self._arm_bias, self._costs,
-                    self._p_fill, self._slot_arms, self._slot_sizes, len(self._slot_of), self._slot_best,
-                    self._slot_shares)
+        space = self._space
+        self._rng.random(out=space.uniforms)
+        self._learn(space.floats, space.ints, self._scale_factor, self._arm_columns[i], started_maker,
+                    outcome.maker_filled, -reward)
         self._fill_mean = self._mean_costs = None
 
     def _expected_reward(self, i: int, context: Context | None) -> float | None:
         """Minus the mean over replicas of the arm's expected cost: informed for untried arms too."""
         if self._mean_costs is None:
-            self._mean_costs = (self._costs.sum(axis=0) / self._replicas).tolist()
+            self._mean_costs = (self._space.costs.sum(axis=0) / self._replicas).tolist()
         return -self._mean_costs[i]
 
     def _discount(self, keep_fraction: float) -> None:
@@ -256,7 +251,8 @@ class StructuredThompson(CompiledKernels, Learner):
         self._refresh()
 
     def to_state(self) -> StructuredState:
-        self._fold_forgetting()  # the saved numbers are then the ones this learner goes on with: a restore is exact
+        self._fold_forgetting()  # the saved numbers, all replicas refitted, are the ones this learner goes on with:
+        # a restore is exact
         stats = {name: tuple(values.ravel().tolist()) for name, values in self._true_stats().items()}
         return StructuredState(**self._base_state(), **stats)
 
@@ -267,11 +263,10 @@ class StructuredThompson(CompiledKernels, Learner):
                                          f"expected {values.size}")
 
     def _apply_own_state(self, state: Any) -> None:
-        maker_shape = self._stats.shape[1:]
-        posted, filled, fill_cost, fallback_cost = (np.array(getattr(state, name), dtype=float).reshape(maker_shape)
-                                                    for name in ("posted", "filled", "fill_cost", "fallback_cost"))
-        self._stats = np.ascontiguousarray(np.stack((posted, filled, fill_cost, fallback_cost)))
-        self._taker_stats = np.ascontiguousarray(np.array((state.taker, state.taker_cost), dtype=float))
+        stats = self._space.stats
+        for row, name in enumerate(_MAKER_STATS):
+            stats[row] = np.array(getattr(state, name), dtype=float).reshape(stats.shape[1:])
+        self._space.taker_stats[:] = (state.taker, state.taker_cost)
         self._scale_factor = 1.0
         self._refresh()
 
@@ -279,10 +274,9 @@ class StructuredThompson(CompiledKernels, Learner):
 
     def _true_stats(self) -> dict[str, np.ndarray]:
         """The discounted statistics by their saved names (stored ones times the pending forgetting factor)."""
-        g = self._scale_factor
-        return {"posted": g * self._stats[_POSTED], "filled": g * self._stats[_FILLED],
-                "fill_cost": g * self._stats[_FILL_COST], "fallback_cost": g * self._stats[_FALLBACK_COST],
-                "taker": g * self._taker_stats[0], "taker_cost": g * self._taker_stats[1]}
+        g, stats, taker_stats = self._scale_factor, self._space.stats, self._space.taker_stats
+        return {**{name: g * stats[row] for row, name in enumerate(_MAKER_STATS)},
+                "taker": g * taker_stats[0], "taker_cost": g * taker_stats[1]}
 
     def _forget(self, factor: float) -> None:
         """Multiply every statistic by ``factor`` in O(1): the factor is kept aside and new evidence is stored
@@ -293,15 +287,18 @@ class StructuredThompson(CompiledKernels, Learner):
 
     def _fold_forgetting(self) -> None:
         if self._scale_factor != 1.0:
-            self._stats *= self._scale_factor
-            self._taker_stats *= self._scale_factor
+            self._space.stats[:] *= self._scale_factor
+            self._space.taker_stats[:] *= self._scale_factor
             self._scale_factor = 1.0
             self._refresh()
 
     def _refresh(self) -> None:
         """Recompute every replica's expected cost of every arm (and the fill probability per offset) from the
-        statistics, off the decision path, so a decision only reads them: here after a load, a discount or a fold,
-        and after every outcome inside the same compiled call that adds it.
+        statistics, off the decision path, so a decision only reads them: here after a load, a discount or a fold.
+        An outcome refits only the replicas whose bootstrap weight for it is not zero (about 63%); the others keep
+        the fit of their last outcome, whose statistics have since only shrunk by the forgetting factor (a fit a
+        few outcomes of forgetting behind, and exactly current when nothing is forgotten). Half the refit's cost,
+        and the propensity stays exact: it is the share of the replicas' current fits that pick the arm.
 
         Per replica, each offset's own evidence is shrunk by ``shrinkage`` pseudo-observations towards curves
         shared across offsets, fitted by weighted least squares with a ridge pull towards the priors: the fill
@@ -309,13 +306,11 @@ class StructuredThompson(CompiledKernels, Learner):
         slope never positive (a post further from the touch never fills more often); the costs as lines in the
         offset, with prior slopes -1 for a fill (one bp further is one bp cheaper) and 0 for a fallback. The
         prior lines are ``prior_strength`` pseudo-observations at offsets 0 and 1, so every fit is defined with
-        evidence at one offset or none. Evaluated by :func:`~tuner.learners.structured_kernel.refit` (an
-        outcome's update adds it and refits in one compiled call, :func:`~tuner.learners.structured_kernel.learn`).
+        evidence at one offset or none. Evaluated by :func:`~tuner.learners.structured_kernel.refresh`; an outcome
+        is added and the replicas it reaches refitted in one compiled call,
+        :func:`~tuner.learners.structured_kernel.learn`.
         """
-        self._refit(self._stats, self._taker_stats, self._scale_factor, self._prior_strength, self._taker_fee,
-                    self._prior_rows, self._offsets, self._shrinkage, self._arm_column, self._arm_bias, self._costs,
-                    self._p_fill, self._slot_arms, self._slot_sizes, len(self._slot_of), self._slot_best,
-                    self._slot_shares)
+        self._refit(self._space.floats, self._space.ints, self._scale_factor)
         # read by expected_reward and fill_probability (the tuner's observe), computed there at most once per refit
         self._fill_mean: np.ndarray | None = None
         self._mean_costs: list[float] | None = None

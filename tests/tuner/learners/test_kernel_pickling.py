@@ -52,7 +52,7 @@ def drive(learner: Learner, steps: int, seed: int) -> list[tuple[str, float]]:
 
 @pytest.mark.parametrize("make, kernels", [
     (structured, {"_learn": structured_kernel.learn, "_refit": structured_kernel.refresh,
-                  "_slot_choices": structured_kernel.replica_choices}),
+                  "_add_slot": structured_kernel.add_slot}),
     (thompson, {"_kernel_choose": thompson_kernel.choose,
                 "_kernel_propensity": thompson_kernel.max_draw_probability}),
 ])

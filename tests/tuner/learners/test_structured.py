@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,20 +176,49 @@ def test_the_grid_has_one_taker_arm_whatever_the_offsets() -> None:
 
 
 def test_pending_forgetting_gives_the_model_of_statistics_scaled_at_every_outcome() -> None:
-    """Forgetting is kept as one pending factor (folded into the statistics when small, or when saved): the model
-    is the same as multiplying every statistic at every outcome, whenever the factor is folded."""
+    """Forgetting is kept as one pending factor (folded into the statistics when small, or when saved): the
+    statistics are the same as multiplying every one at every outcome, whenever the factor is folded, and so is
+    the model once saved (saving refits every replica)."""
     folded_often, folded_rarely = make(window=2.0, seed=4), make(window=2.0, seed=4)
     rng = np.random.default_rng(8)
-    for step in range(120):  # keep = 0.5: the pending factor falls below 1e-6 and is folded every 20 outcomes
+    for step in range(121):  # keep = 0.5: the pending factor falls below 1e-6 and is folded every 20 outcomes
         arm = GRID.arms[step % len(GRID)]
         cost, outcome = ACTIVE.route(arm, rng)
         for learner in (folded_often, folded_rarely):
             learner.update(arm.arm_id, -cost, None, outcome)
-        folded_often.to_state()  # saving folds the pending factor
-        np.testing.assert_allclose(folded_often.expected_costs_bps(), folded_rarely.expected_costs_bps(), rtol=1e-9)
-    state = folded_often.to_state()
+        state = folded_often.to_state()  # saving folds the pending factor
+    rarely = folded_rarely.to_state()
+    for name in ("posted", "filled", "fill_cost", "fallback_cost", "taker", "taker_cost"):
+        np.testing.assert_allclose(getattr(state, name), getattr(rarely, name), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(folded_often.expected_costs_bps(), folded_rarely.expected_costs_bps(), rtol=1e-9)
     posted = np.array(state.posted).reshape(32, -1)
     assert posted.max() < 3.0 * 2.0, "with a 2-outcome memory no offset holds more than a few weighted posts"
+
+
+@pytest.mark.parametrize("window", [50.0, math.inf])
+def test_an_outcome_refits_the_replicas_it_reaches_and_the_others_keep_their_fit(window: float) -> None:
+    """An outcome counted by a replica (a non-zero bootstrap weight) refits it from its statistics; a replica it
+    does not reach keeps its fit (its statistics only shrank by the forgetting factor), exactly current when
+    nothing is forgotten. Saving refits them all."""
+    learner = make(window=window, seed=11, burn_in=0)
+    rng = np.random.default_rng(12)
+    drive(learner, ACTIVE, 60, rng)
+    arm = GRID.get("o1.00_b0.00")
+    column, keep = 2, 1.0 - 1.0 / window
+    for _ in range(5):
+        before_costs = learner.expected_costs_bps()
+        before = np.array(pickle.loads(pickle.dumps(learner)).to_state().posted).reshape(32, -1)[:, column]
+        cost, outcome = ACTIVE.route(arm, rng)
+        learner.update(arm.arm_id, -cost, None, outcome)
+        lazy = learner.expected_costs_bps()
+        refitted = pickle.loads(pickle.dumps(learner))
+        after = np.array(refitted.to_state().posted).reshape(32, -1)[:, column]
+        reached = after - keep * before > 1e-9
+        assert 0 < reached.sum() < 32
+        np.testing.assert_allclose(lazy[reached], refitted.expected_costs_bps()[reached], rtol=1e-9)
+        assert np.array_equal(lazy[~reached], before_costs[~reached])
+        if window == math.inf:
+            np.testing.assert_allclose(lazy, refitted.expected_costs_bps(), rtol=1e-12)
 
 
 def test_a_decision_after_an_update_uses_the_refitted_model_for_every_allowed_set() -> None:
