@@ -47,9 +47,28 @@ def _shrunk(total: float, count: float, curve: float, shrinkage: float) -> float
     return curve
 
 
+Moments = tuple[float, float, float, float, float]
+"""A weighted least-squares line's normal equations: (sum w, sum w x, sum w x^2, sum w y, sum w x y)."""
+
+
+@numba.njit(inline="always")
+def _row(prior_rows: np.ndarray, piece: int) -> Moments:
+    """What ``piece``'s prior line adds to its normal equations."""
+    row = prior_rows[piece]
+    return row[0], row[1], row[2], row[3], row[4]
+
+
 @numba.njit(inline="always", error_model="numpy")
-def _line(sw: float, sx: float, sxx: float, sy: float, sxy: float) -> tuple[float, float]:
+def _add_point(moments: Moments, x: float, w: float, wy: float) -> Moments:
+    """The normal equations with the point (x, y) of weight w added (``wy`` = w y)."""
+    sw, sx, sxx, sy, sxy = moments
+    return sw + w, sx + w * x, sxx + w * x * x, sy + wy, sxy + wy * x
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _line(moments: Moments) -> tuple[float, float]:
     """The weighted least-squares line (intercept, slope) from its normal equations."""
+    sw, sx, sxx, sy, sxy = moments
     slope = (sw * sxy - sx * sy) / (sw * sxx - sx * sx)
     return (sy - slope * sx) / sw, slope
 
@@ -65,38 +84,20 @@ def _refit_replica(r: int, scale: float, floats: np.ndarray, stats: np.ndarray, 
     taker = ((scale * taker_stats[1, r] + prior_strength * floats[layout.TAKER_FEE])
              / (scale * taker_stats[0, r] + prior_strength))
     # each piece's normal equations: its prior line's, then each offset's point (x, y) with weight w
-    f0, f1, f2, f3, f4 = prior_rows[0, 0], prior_rows[0, 1], prior_rows[0, 2], prior_rows[0, 3], prior_rows[0, 4]
-    c0, c1, c2, c3, c4 = prior_rows[1, 0], prior_rows[1, 1], prior_rows[1, 2], prior_rows[1, 3], prior_rows[1, 4]
-    b0, b1, b2, b3, b4 = prior_rows[2, 0], prior_rows[2, 1], prior_rows[2, 2], prior_rows[2, 3], prior_rows[2, 4]
+    fill, fill_cost, fallback = _row(prior_rows, 0), _row(prior_rows, 1), _row(prior_rows, 2)
     n_offsets = offsets.size
     for j in range(n_offsets):
         x = offsets[j]
         posted, filled = scale * stats[0, r, j], scale * stats[1, r, j]
         p_hat = (filled + _EMPIRICAL_LOGIT_HALF) / (posted + 2.0 * _EMPIRICAL_LOGIT_HALF)
         w = posted * p_hat * (1.0 - p_hat)
-        wy = w * math.log(p_hat / (1.0 - p_hat))
-        f0 += w
-        f1 += w * x
-        f2 += w * x * x
-        f3 += wy
-        f4 += wy * x
-        wy = scale * stats[2, r, j]
-        c0 += filled
-        c1 += filled * x
-        c2 += filled * x * x
-        c3 += wy
-        c4 += wy * x
-        w = posted - filled
-        wy = scale * stats[3, r, j]
-        b0 += w
-        b1 += w * x
-        b2 += w * x * x
-        b3 += wy
-        b4 += wy * x
-    fill_at, fill_slope = _line(f0, f1, f2, f3, f4)
+        fill = _add_point(fill, x, w, w * math.log(p_hat / (1.0 - p_hat)))
+        fill_cost = _add_point(fill_cost, x, filled, scale * stats[2, r, j])
+        fallback = _add_point(fallback, x, posted - filled, scale * stats[3, r, j])
+    fill_at, fill_slope = _line(fill)
     fill_slope = min(fill_slope, 0.0)  # a post further from the touch never fills more often
-    fill_cost_at, fill_cost_slope = _line(c0, c1, c2, c3, c4)
-    fallback_at, fallback_slope = _line(b0, b1, b2, b3, b4)
+    fill_cost_at, fill_cost_slope = _line(fill_cost)
+    fallback_at, fallback_slope = _line(fallback)
     for j in range(n_offsets):
         x = offsets[j]
         posted, filled = scale * stats[0, r, j], scale * stats[1, r, j]
