@@ -206,8 +206,8 @@ class StructuredThompson(CompiledKernels, Learner):
 
     def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
         slot = self._slot(idx)
-        acting = int(self._space.slot_best[slot, self._draw_index(self._replicas)])
-        return acting, float(self._space.slot_shares[slot, acting]) / self._replicas
+        acting = self._space.slot_best.item(slot, self._draw_index(self._replicas))  # item(): a Python int at once
+        return acting, self._space.slot_shares.item(slot, acting) / self._replicas
 
     def _slot(self, idx: tuple[int, ...]) -> int:
         """The row holding each replica's cheapest arm among ``idx`` and how many replicas pick each arm (indexed
