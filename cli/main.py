@@ -22,7 +22,7 @@ import errno
 import importlib
 import sys
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -181,6 +181,15 @@ def refuse_unknown_symbols(flag: str, symbols: Iterable[str], universe: Collecti
     if unknown:
         raise BadInput(f"{flag} {' '.join(unknown)}: not in strategy_config.json universe; "
                        f"choose from {' '.join(sorted(universe))}")
+
+
+def refuse_partial(failed: Mapping[str, str], requested: int) -> None:
+    """After the parts that succeeded are printed: any part that failed makes the command fail (exit 2, one line
+    naming each failed part), so a script does not read a partial answer as a whole one."""
+    if failed:
+        raise BadInput(f"{len(failed)} of {requested} symbol(s) not scored: "
+                       + "; ".join(f"{part}: {reason}" for part, reason in failed.items())
+                       + (" (the others are printed above)" if len(failed) < requested else ""))
 
 
 def ray_address(text: str) -> str:

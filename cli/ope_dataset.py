@@ -16,7 +16,15 @@ import json
 import sys
 from typing import Any
 
-from router_tuner.cli.main import MAX_WORKERS, path_argument, path_text, ray_address, symbol_name, whole_number
+from router_tuner.cli.main import (
+    MAX_WORKERS,
+    path_argument,
+    path_text,
+    ray_address,
+    refuse_partial,
+    symbol_name,
+    whole_number,
+)
 from router_tuner.config.models import SEED_MAX
 
 
@@ -82,14 +90,14 @@ def _score(args: argparse.Namespace, config: Any, by_symbol: dict[str, list[Any]
         print(json.dumps({"candidate_arm": args.candidate, "seed": seed, "symbols": reports}, allow_nan=False))
     else:
         for symbol, report in reports.items():
-            _print(symbol, report)
-    return 2 if all("error" in r for r in reports.values()) else 0
+            if "error" not in report:
+                _print(symbol, report)
+    refuse_partial({symbol: report["error"] for symbol, report in reports.items() if "error" in report},
+                   len(reports))
+    return 0
 
 
 def _print(symbol: str, report: dict[str, Any]) -> None:
-    if "error" in report:
-        print(f"router-tuner ope-dataset: {symbol}: {report['error']}", file=sys.stderr)
-        return
     logging = report["logging"]
     print(f"{symbol}: {report['candidate_arm']} on {report['n_events']:,} filled events in {report['n_partitions']} "
           f"partitions, days {report['days'][0]}..{report['days'][1]}; logging policy "
