@@ -195,7 +195,9 @@ class PolicyRegistry:
         ``get_model_version``), so the aliases are read once per model from the registered model.
         """
         query = f"name='{self.model_name(symbol)}'" if symbol else f"name LIKE '{self.model_prefix}-%'"
-        found = self._client.search_model_versions(query)
+        # LIKE reads % and _ in the prefix as wildcards (``--prefix %`` listed every model): keep the prefix's own
+        found = [mv for mv in self._client.search_model_versions(query)
+                 if mv.name.startswith(f"{self.model_prefix}-")]
         aliases: dict[str, dict[str, list[str]]] = {}
         for name in {mv.name for mv in found}:
             by_version: dict[str, list[str]] = {}
@@ -329,13 +331,18 @@ class PolicyRegistry:
 
     def _describe(self, symbol: str, model_version: Any, *, aliases: Iterable[str] | None = None) -> PolicyVersion:
         run = self._client.get_run(model_version.run_id)
-        local = mlflow.artifacts.download_artifacts(f"{run.info.artifact_uri}/policy/{POLICY_ARTIFACT}",
-                                                    tracking_uri=self.tracking_uri)
+        artifact = f"{run.info.artifact_uri}/policy/{POLICY_ARTIFACT}"
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact, tracking_uri=self.tracking_uri)
+            policy = json.loads(Path(local).read_text())
+        except (MlflowException, OSError, ValueError) as error:  # its run's artifacts deleted or damaged
+            raise RegistryError(f"{symbol} policy version {model_version.version} ({model_version.name}, run "
+                                f"{model_version.run_id}): its policy artifact {artifact} does not read ({error}); "
+                                "restore the run's artifacts, or delete that version in MLflow") from error
         return PolicyVersion(symbol=symbol, model=model_version.name, version=int(model_version.version),
                              run_id=model_version.run_id,
                              aliases=tuple(sorted(model_version.aliases if aliases is None else aliases)),
-                             policy=json.loads(Path(local).read_text()), metrics=dict(run.data.metrics),
-                             tags=dict(model_version.tags))
+                             policy=policy, metrics=dict(run.data.metrics), tags=dict(model_version.tags))
 
 
 def _is_missing(error: MlflowException) -> bool:
