@@ -120,3 +120,105 @@ def test_a_journal_row_of_another_event_schema_is_refused_not_read_as_this_one(
         journal.append_many(events[6:])
     _, line = _run(["ope", "--journal", str(path), "--candidate", "o1.00_b0.00"], capsys, BAD_INPUT)
     assert "journal row 6 is corrupt" in line and "schema_version 3" in line
+
+
+@pytest.mark.parametrize("payload", ['{"garbage": 1}', "{not json"])
+def test_health_names_a_damaged_snapshot(tmp_path: Path, payload: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from router_tuner.executor.store import ExecutorStore
+
+    store = tmp_path / "executor.sqlite"
+    with ExecutorStore(store) as opened:
+        opened._conn.execute("INSERT INTO health (ts_ns, payload) VALUES (1, ?)", (payload,))
+    out, line = _run(["health", "--store", str(store), "--json"], capsys, BAD_INPUT)
+    assert out == ""
+    assert line.startswith(f"router-tuner health: executor store {store}: its latest health snapshot or an alert "
+                           "does not read (") and line.endswith("restore it from a copy")
+
+
+def test_journal_export_keeps_a_file_that_is_not_an_earlier_export(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    journal = _journal(tmp_path / "journal.sqlite", _events("BTCUSDT", ARMS, n=10))
+    other = _journal(tmp_path / "other.sqlite", _events("ETHUSDT", ARMS, n=10))
+    before = other.read_bytes()
+    _, line = _run(["journal", "export", "--journal", str(journal), "--kind", "router", "--out", str(other)],
+                   capsys, BAD_INPUT)
+    assert line == (f"router-tuner journal: --out {other}: exists and is not a Parquet file, so it is not an earlier "
+                    "export to replace; choose another name, or move it away first")
+    assert other.read_bytes() == before, "another journal named as --out used to be replaced by the export"
+    _, line = _run(["journal", "export", "--journal", str(journal), "--kind", "router", "--out", str(tmp_path)],
+                   capsys, BAD_INPUT)
+    assert line.startswith(f"router-tuner journal: --out {tmp_path}: exists and is not a regular file"), \
+        "the line used to name the journal"
+    export = tmp_path / "router.parquet"
+    for rows in (10, 10):  # an earlier export is replaced, as documented
+        assert main(["journal", "export", "--journal", str(journal), "--kind", "router", "--out", str(export)]) == 0
+        assert f"wrote {rows} router records" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--flush-seconds", "1e308"], "flush_interval_s must be at most 86400, got 1e+308"),
+    (["--seconds", "1e12"], "duration_s must be at most 3.16224e+07"),
+    (["--reconnect-initial-ms", "1e308", "--reconnect-max-ms", "1e308"], "reconnect_initial_ms must be at most"),
+    (["--max-failures", "99999999999999999999"], "max_consecutive_failures must be at most 1e+06"),
+    (["--api-url", "junk"], "argument --api-url: 'junk' is not a URL of the form http://HOST or https://HOST"),
+    (["--api-url", ""], "argument --api-url: '' is not a URL"),
+    (["--ws-url", "http://127.0.0.1:9"], "argument --ws-url: 'http://127.0.0.1:9' is not a URL of the form ws://"),
+    (["--out", "FILE"], "exists and is not a folder: name a folder"),
+    (["--out", "FILE/sub"], "output directory"),
+])
+def test_record_refuses_bad_flags_before_any_connection(flags: list[str], message: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The URLs point at a port nothing listens on: a check that came after connecting would fail as exit 1."""
+    (tmp_path / "FILE").write_text("not a folder")
+    flags = [flag.replace("FILE", str(tmp_path / "FILE")) for flag in flags]
+    defaults = {"--out": str(tmp_path / "rec"), "--api-url": "http://127.0.0.1:9", "--ws-url": "ws://127.0.0.1:9"}
+    given = dict(zip(flags[::2], flags[1::2], strict=True))
+    argv = ["record", "--venue", "binanceusdm", "--symbols", "BTCUSDT",
+            *[part for flag, value in (defaults | given).items() for part in (flag, value)]]
+    _, line = _run(argv, capsys, BAD_INPUT)
+    assert line.startswith("router-tuner record: ") and message in line, line
+    assert not (tmp_path / "rec").exists()
+
+
+def _store(tmp_path: Path, versions: int) -> tuple[str, object]:
+    """A fresh SQLite MLflow store with ``versions`` BTCUSDT versions (v1 champion, the last challenger)."""
+    from dataclasses import replace
+
+    from router_tuner.config.loader import load_config
+    from router_tuner.router.policy import RouterPolicy
+    from tests.conftest import default_registry
+
+    uri = f"sqlite:///{tmp_path}/store.db"
+    registry = default_registry(uri)
+    base = RouterPolicy.from_static("BTCUSDT", load_config().router, policy_id="tuner-BTCUSDT")
+    for n in range(1, versions + 1):
+        registry.publish(replace(base, version=n, arm=f"o{n:.2f}_b0.00", maker_offset_bps=float(n)),
+                         params={}, metrics={}, config_snapshot={})
+    return uri, registry
+
+
+def test_policy_promote_prints_the_gate_record_it_wrote_and_list_keeps_to_its_prefix(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    uri, _ = _store(tmp_path, 2)
+    assert main(["policy", "promote", "--symbol", "BTCUSDT", "--force", "--who", "ops", "--why", "test",
+                 "--tracking-uri", uri, "--json"]) == 0
+    [promoted] = json.loads(capsys.readouterr().out)
+    assert promoted["version"] == 2 and promoted["gate"] == {"record": "forced", "problem": None}, \
+        "it used to print the version as it was before the tags: 'no gate record'"
+    assert main(["policy", "list", "--prefix", "%", "--tracking-uri", uri, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [], "LIKE read % as a wildcard and listed every model"
+    assert main(["policy", "list", "--prefix", "router_policy", "--tracking-uri", uri, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_policy_list_names_the_version_whose_policy_artifact_is_gone(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    uri, registry = _store(tmp_path, 2)
+    run_id = registry.show("BTCUSDT", "2").run_id  # type: ignore[attr-defined]
+    artifacts = registry._client.get_run(run_id).info.artifact_uri.removeprefix("file://")  # type: ignore[attr-defined]
+    shutil.rmtree(artifacts)
+    _, line = _run(["policy", "list", "--tracking-uri", uri], capsys, 1)
+    assert line.startswith(f"router-tuner policy: BTCUSDT policy version 2 (router-policy-BTCUSDT, run {run_id}): "
+                           "its policy artifact ") and "restore the run's artifacts, or delete that version" in line
