@@ -275,6 +275,7 @@ FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
     "router_tuner.executor.journal.JournalError": _hint(RUNTIME_FAILURE, ""),
     "router_tuner.tuner.ope.partition.layout.DatasetError": _hint(RUNTIME_FAILURE, ""),
     "router_tuner.tuner.registry.RegistryError": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
+    "router_tuner.tuner.registry.TrackingUriError": _hint(BAD_INPUT, _MLFLOW_ADVICE),
     "mlflow.tracking.registry.UnsupportedModelRegistryStoreURIException": _hint(BAD_INPUT, _MLFLOW_ADVICE),
     "mlflow.exceptions.MlflowException": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
     "sqlalchemy.exc.SQLAlchemyError": _mlflow_database,

@@ -132,8 +132,12 @@ def _usage_error(args: argparse.Namespace) -> str | None:
     needs_person = args.policy_command == "go-live" or (args.policy_command == "promote" and args.force)
     if needs_person and not (args.who and args.who.strip() and args.why and args.why.strip()):
         return "needs --who NAME and --why TEXT (recorded in MLflow)"
+    if needs_person and any(not c.isprintable() for c in args.who + args.why):
+        return "--who and --why: one line of printable text each (a newline or control character would forge lines)"
     if args.policy_command == "promote" and not args.force and args.journal is None:
         return "needs --journal PATH (the OPE gate scores the challenger on its recent orders) or --force"
+    if args.policy_command == "promote" and args.force and args.journal is not None:
+        return "--force skips the OPE gate that --journal is for: give --journal to gate, or --force without it"
     return None
 
 

@@ -86,6 +86,10 @@ class RegistryError(RuntimeError):
     """A registry operation that cannot be carried out (unknown symbol, version or alias)."""
 
 
+class TrackingUriError(ValueError):
+    """A tracking URI MLflow will not open as given: a bare path or ``file:`` (MLflow's retired file store)."""
+
+
 class PolicyRegistry:
     """Publish, list, promote and roll back per-symbol RouterPolicy versions in MLflow."""
 
@@ -384,9 +388,21 @@ def open_client(tracking_uri: str) -> MlflowClient:
     ("duplicate column name"). Every process that may be first to open the store comes through here.
     A tracking server (http, https) is probed first: raises :class:`RegistryError` when it does not answer.
     """
+    refuse_file_store(tracking_uri)
     check_server_reachable(tracking_uri)
     with _store_creation_lock(tracking_uri):
         return MlflowClient(tracking_uri=tracking_uri)
+
+
+def refuse_file_store(tracking_uri: str) -> None:
+    """Raise :class:`TrackingUriError` for a bare path or ``file:`` URI: MLflow refuses its file store with a
+    paragraph about migrating (``policy list --tracking-uri garbage`` ended in it, exit 1, as a store failure),
+    unless ``MLFLOW_ALLOW_FILE_STORE`` opts in, as MLflow documents."""
+    scheme = tracking_uri.split("://", 1)[0] if "://" in tracking_uri else ""
+    allowed = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("1", "true", "yes")
+    if scheme in ("", "file") and not tracking_uri.startswith("databricks") and not allowed:
+        raise TrackingUriError(f"MLflow tracking URI {tracking_uri!r} is a folder path (MLflow's file store, which "
+                               "MLflow no longer serves): give sqlite:///PATH.db or http(s)://HOST:PORT")
 
 
 def check_server_reachable(tracking_uri: str, timeout_s: float = SERVER_PROBE_TIMEOUT_S) -> None:

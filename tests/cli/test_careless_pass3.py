@@ -222,3 +222,33 @@ def test_policy_list_names_the_version_whose_policy_artifact_is_gone(tmp_path: P
     _, line = _run(["policy", "list", "--tracking-uri", uri], capsys, 1)
     assert line.startswith(f"router-tuner policy: BTCUSDT policy version 2 (router-policy-BTCUSDT, run {run_id}): "
                            "its policy artifact ") and "restore the run's artifacts, or delete that version" in line
+
+
+@pytest.mark.parametrize("uri", ["garbage!!", "file:///nowhere/mlruns", "relative/folder"])
+def test_a_tracking_uri_naming_a_folder_is_bad_input(uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    _, line = _run(["policy", "list", "--tracking-uri", uri], capsys, BAD_INPUT)
+    assert line.startswith(f"router-tuner policy: MLflow tracking URI {uri!r} is a folder path"), \
+        "it was MLflow's paragraph about migrating its file store, exit 1"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the environment is judged the same way
+    _, line = _run(["policy", "list"], capsys, BAD_INPUT)
+    assert f"MLflow tracking URI {uri!r} is a folder path" in line
+    assert not any(tmp_path.iterdir()), "nothing is created for a refused URI"
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["promote", "--force", "--who", "ops", "--why", "x", "--journal", "J"],
+     "promote --force skips the OPE gate that --journal is for"),
+    (["go-live", "--who", "ops\nadmin", "--why", "x"], "go-live --who and --why: one line of printable text each"),
+    (["promote", "--force", "--who", "ops", "--why", "x\x1b[2J"], "one line of printable text each"),
+])
+def test_policy_refuses_conflicting_or_multi_line_flags_before_mlflow(flags: list[str], message: str, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["policy", flags[0], "--symbol", "BTCUSDT", *[f.replace("J", str(tmp_path / "j.sqlite")) if f == "J"
+                                                       else f for f in flags[1:]],
+            "--tracking-uri", f"sqlite:///{tmp_path}/store.db"]
+    _, line = _run(argv, capsys, BAD_INPUT)
+    assert line.startswith("router-tuner policy: ") and message in line
+    assert not (tmp_path / "store.db").exists(), "refused before the store is opened"
