@@ -252,3 +252,29 @@ def test_policy_refuses_conflicting_or_multi_line_flags_before_mlflow(flags: lis
     _, line = _run(argv, capsys, BAD_INPUT)
     assert line.startswith("router-tuner policy: ") and message in line
     assert not (tmp_path / "store.db").exists(), "refused before the store is opened"
+
+
+def test_ope_dataset_refuses_an_export_file_copied_into_a_partition(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A ``journal export --out`` file (it has a symbol column) put in a partition folder used to be scored as the
+    folder's symbol, whatever symbols its rows were."""
+    btc = _events("BTCUSDT", ARMS, n=60)
+    write_router_events(tmp_path / "ds", btc)
+    journal = _journal(tmp_path / "eth.sqlite", _events("ETHUSDT", ARMS, n=60))
+    part = tmp_path / "ds" / "day=2024-08-09" / "symbol=BTCUSDT" / "part-0.parquet"
+    part.unlink()
+    assert main(["journal", "export", "--journal", str(journal), "--kind", "router", "--out", str(part)]) == 0
+    capsys.readouterr()
+    _, line = _run(["ope-dataset", "--dataset", str(tmp_path / "ds"), "--candidate", "o1.00_b0.00"], capsys,
+                   BAD_INPUT)
+    assert f"{part}: holds a symbol column, so it is not a partition file" in line
+
+
+def test_sweep_refuses_a_table_path_that_is_a_folder_before_any_task(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "sweep.parquet").mkdir()
+    _, line = _run(["sweep", "--no-mlflow", "--data", "synthetic", "--orders", "30", "--learners", "thompson",
+                    "--seeds", "1", "--out", str(tmp_path)], capsys, BAD_INPUT)
+    assert line == (f"router-tuner sweep: {tmp_path / 'sweep.parquet'} exists and is not a file: move it away "
+                    "(the table is written there)")
+    assert not any((tmp_path / "tasks").iterdir()), "it used to be refused after every task had run"
