@@ -11,7 +11,9 @@ Per symbol, never pooled: a policy's cost is a fact about one market (spot pays 
 symbol in the log, each scored on its own events. ``--since``/``--until`` (ISO-8601, UTC when no zone is
 given; on the order's arrival time) and ``--logging-policy ID[:VERSION]`` narrow the events.
 Every number printed or returned is a cost in bps (lower is better); ``diff`` is candidate minus baseline
-with its paired bootstrap interval (negative: the candidate is cheaper).
+with its paired bootstrap interval (negative: the candidate is cheaper). A symbol that cannot be scored (no
+support, a propensity outside (0, 1]) makes the command exit 2 after the others are printed, so a script does
+not take a partial answer for a whole one.
 """
 
 from __future__ import annotations

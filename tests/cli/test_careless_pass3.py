@@ -278,3 +278,14 @@ def test_sweep_refuses_a_table_path_that_is_a_folder_before_any_task(tmp_path: P
     assert line == (f"router-tuner sweep: {tmp_path / 'sweep.parquet'} exists and is not a file: move it away "
                     "(the table is written there)")
     assert not any((tmp_path / "tasks").iterdir()), "it used to be refused after every task had run"
+
+
+def test_a_refused_promotion_is_the_usual_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    uri, registry = _store(tmp_path, 2)
+    journal = _journal(tmp_path / "journal.sqlite", _events("BTCUSDT", ("o1.00_b0.00",)))  # v2's arm never taken
+    _, line = _run(["policy", "promote", "--symbol", "BTCUSDT", "--journal", str(journal), "--tracking-uri", uri,
+                    "--json"], capsys, 1)
+    assert line.startswith("router-tuner policy: promote refused: ope: candidate arm o2.00_b0.00 was never taken"), \
+        "it was 'policy promote: refused: …', outside the documented form"
+    assert line.endswith("(the OPE gate)")
+    assert registry.champion_version("BTCUSDT") == 1  # type: ignore[attr-defined]
