@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     directory = args.dir if args.dir is not None else DEFAULTS_DIR
     try:
         bundle = load_config(directory)
-        _refuse_unrunnable_learner(bundle)
+        _refuse_what_live_refuses(bundle)
     except ConfigError as error:
         print(f"config check: {directory}: {len(error.issues)} problem(s)", file=sys.stderr)
         for issue in error.issues:
@@ -55,13 +55,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refuse_unrunnable_learner(bundle: ConfigBundle) -> None:
-    """The tuner.json learner must run on the arm grid: `simulate`, `sweep` and `live --policy-source tuner` refuse
-    one that cannot (robbins_monro without two maker offsets at taker bias 0), so the check says so too."""
-    from router_tuner.tuner.factory import learner_issue
+def _refuse_what_live_refuses(bundle: ConfigBundle) -> None:
+    """What `live --policy-source tuner` refuses at start (and `simulate`/`sweep` for the learner) is refused here
+    too, through the same list: a check that passes must not let `live` fail on the same files."""
+    from router_tuner.tuner.factory import live_tuner_issues
 
-    if (issue := learner_issue(bundle)) is not None:
-        raise ConfigError([issue])
+    if issues := live_tuner_issues(bundle):
+        raise ConfigError(issues)
 
 
 def _init(directory: Path) -> int:

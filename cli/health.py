@@ -2,7 +2,8 @@
 
 Reads the store read-only, so it runs while the executor writes. ``--json`` prints the snapshot as JSON
 (for scripts); the default is one aligned line per figure. Exit 1 when no snapshot was published yet (no
-store, or an empty one) or the store is locked, 2 when it is not an executor store (one line, ``cli.main``).
+store, or an empty one) or the store is locked, 2 when it is not an executor store or a snapshot in it does
+not read (one line, ``cli.main``).
 """
 
 from __future__ import annotations
@@ -76,12 +77,16 @@ def run(args: argparse.Namespace) -> int:
               f"{args.store}` first, or point --store at its store", file=sys.stderr)
         return 1
     with reading("executor store", args.store), ExecutorStore(args.store, readonly=True) as store:
-        health = store.latest_health()
-        if health is None:
-            print(f"router-tuner health: {args.store} has no health snapshot yet", file=sys.stderr)
-            return 1
-        alerts = list(store.alerts(since_ns=health.ts_ns - int(args.alerts_since_s * NS_PER_S)))
-        tuner = store.latest_tuner_health()
+        try:
+            health = store.latest_health()
+            if health is None:
+                print(f"router-tuner health: {args.store} has no health snapshot yet", file=sys.stderr)
+                return 1
+            alerts = list(store.alerts(since_ns=health.ts_ns - int(args.alerts_since_s * NS_PER_S)))
+            tuner = store.latest_tuner_health()
+        except msgspec.DecodeError as error:  # a row edited by hand, or written by another version
+            raise BadInput(f"its latest health snapshot or an alert does not read ({error}): the store is damaged "
+                           "or of another router-tuner version; restore it from a copy") from error
     if args.json:
         print(msgspec.json.encode({"health": health, "tuner": tuner, "alerts": alerts}).decode())
         return 0

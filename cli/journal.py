@@ -7,8 +7,8 @@ as one file (``--out``) or, for router events, as a dataset partitioned by UTC d
 (``--partitioned DIR``, the layout partitioned OPE reads: :mod:`tuner.ope.partition.layout`). ``--json`` prints
 the counts, or what an export wrote, as one JSON object on stdout.
 Failures end in one line naming the journal (``cli.main``): exit 2 for a missing, foreign, corrupt or
-truncated file, an unwritable ``--out`` or an existing ``--partitioned`` folder, 1 for a journal locked by
-another process.
+truncated file, an unwritable ``--out``, an ``--out`` that exists and is not a Parquet file (it is kept) or an
+existing ``--partitioned`` folder, 1 for a journal locked by another process.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     export.add_argument("--journal", required=True, type=path_argument, help="journal SQLite file")
     export.add_argument("--kind", required=True, choices=sorted(EVENT_TYPES), help="which records")
     target = export.add_mutually_exclusive_group(required=True)
-    target.add_argument("--out", type=path_argument, help="Parquet file to write (replaced atomically)")
+    target.add_argument("--out", type=path_argument,
+                        help="Parquet file to write (an earlier Parquet file is replaced atomically; any other file "
+                             "there is refused)")
     target.add_argument("--partitioned", type=path_argument, metavar="DIR",
                         help="router events only: a new folder of DIR/day=YYYY-MM-DD/symbol=SYM/part-0.parquet "
                              "(appears whole or not at all; an existing DIR is refused)")
@@ -49,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if args.journal_command == "export":
         target = args.out if partitioned is None else partitioned
         distinct_files([("--journal", args.journal), ("--out" if partitioned is None else "--partitioned", target)])
+        if partitioned is None:
+            _refuse_replacing_foreign(args.out)
         probe_writable(target.parent)  # before the journal is read: a failure names the output, not the journal
     with reading("journal", args.journal), Journal(args.journal, readonly=True) as journal:
         if args.journal_command == "count":
@@ -64,6 +68,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"journal: wrote {rows} {args.kind} records to {args.out}")
     return 0
+
+
+PARQUET_MAGIC = b"PAR1"
+
+
+def _refuse_replacing_foreign(out: Path) -> None:
+    """``--out`` replaces an earlier export, nothing else: a folder or device is named as ``--out`` (the line
+    used to name the journal), and a file that is not Parquet (another journal, notes) is kept, not replaced."""
+    if out.exists() and not out.is_file():
+        raise BadInput(f"--out {out}: exists and is not a regular file (a folder, device or FIFO): name a file")
+    if out.is_file() and out.stat().st_size > 0:
+        with reading("--out", out), out.open("rb") as existing:
+            head = existing.read(len(PARQUET_MAGIC))
+        if head != PARQUET_MAGIC:
+            raise BadInput(f"--out {out}: exists and is not a Parquet file, so it is not an earlier export to "
+                           "replace; choose another name, or move it away first")
 
 
 def _export_partitioned(events: list[RouterEvent], root: Path, *, as_json: bool) -> int:

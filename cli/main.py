@@ -22,7 +22,7 @@ import errno
 import importlib
 import sys
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -183,6 +183,15 @@ def refuse_unknown_symbols(flag: str, symbols: Iterable[str], universe: Collecti
                        f"choose from {' '.join(sorted(universe))}")
 
 
+def refuse_partial(failed: Mapping[str, str], requested: int) -> None:
+    """After the parts that succeeded are printed: any part that failed makes the command fail (exit 2, one line
+    naming each failed part), so a script does not read a partial answer as a whole one."""
+    if failed:
+        raise BadInput(f"{len(failed)} of {requested} symbol(s) not scored: "
+                       + "; ".join(f"{part}: {reason}" for part, reason in failed.items())
+                       + (" (the others are printed above)" if len(failed) < requested else ""))
+
+
 def ray_address(text: str) -> str:
     """``--address`` in a form Ray can join: a malformed one is a bad argument, not a cluster failure."""
     from router_tuner.tuner.cluster import check_address_form
@@ -266,6 +275,7 @@ FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
     "router_tuner.executor.journal.JournalError": _hint(RUNTIME_FAILURE, ""),
     "router_tuner.tuner.ope.partition.layout.DatasetError": _hint(RUNTIME_FAILURE, ""),
     "router_tuner.tuner.registry.RegistryError": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
+    "router_tuner.tuner.registry.TrackingUriError": _hint(BAD_INPUT, _MLFLOW_ADVICE),
     "mlflow.tracking.registry.UnsupportedModelRegistryStoreURIException": _hint(BAD_INPUT, _MLFLOW_ADVICE),
     "mlflow.exceptions.MlflowException": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
     "sqlalchemy.exc.SQLAlchemyError": _mlflow_database,

@@ -11,7 +11,9 @@ Per symbol, never pooled: a policy's cost is a fact about one market (spot pays 
 symbol in the log, each scored on its own events. ``--since``/``--until`` (ISO-8601, UTC when no zone is
 given; on the order's arrival time) and ``--logging-policy ID[:VERSION]`` narrow the events.
 Every number printed or returned is a cost in bps (lower is better); ``diff`` is candidate minus baseline
-with its paired bootstrap interval (negative: the candidate is cheaper).
+with its paired bootstrap interval (negative: the candidate is cheaper). A symbol that cannot be scored (no
+support, a propensity outside (0, 1]) makes the command exit 2 after the others are printed, so a script does
+not take a partial answer for a whole one.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from router_tuner.cli.main import BadInput, path_argument, path_text, symbol_name
+from router_tuner.cli.main import BadInput, path_argument, path_text, refuse_partial, symbol_name
 
 if TYPE_CHECKING:
     from router_tuner.router.events import RouterEvent
@@ -252,10 +254,9 @@ def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
         registry().log_to_run(candidate.run_id, metrics=metrics, artifact=output, artifact_file="ope/ope_report.json")
     if args.json:
         print(json.dumps(output, sort_keys=True))
-        return 0
-    print("\n\n".join(_table(r) for r in results))
-    for s in skipped:
-        print(f"{s['symbol']}: not scored: {s['reason']}")
-    if candidate.run_id is not None:
-        print(f"logged to MLflow run {candidate.run_id}")
+    else:
+        print("\n\n".join(_table(r) for r in results))
+        if candidate.run_id is not None:
+            print(f"logged to MLflow run {candidate.run_id}")
+    refuse_partial({s["symbol"]: s["reason"] for s in skipped}, len(symbols))
     return 0

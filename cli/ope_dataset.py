@@ -5,7 +5,8 @@ Per symbol, never pooled, as ``router-tuner ope`` scores: each symbol's partitio
 days) are one log, evaluated as two rounds of one task per partition and combined exactly
 (:mod:`tuner.ope.partition.evaluate`). ``--workers N`` starts a local Ray for the command, ``--address`` joins
 a cluster (the dataset must be readable at the same path on every node); the numbers are the same either
-way. Every number printed is a cost in bps (lower is better).
+way. Every number printed is a cost in bps (lower is better). A symbol that cannot be scored (no support, a
+partition that does not read) makes the command exit 2, in one stderr line, after the others are printed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ import json
 import sys
 from typing import Any
 
-from router_tuner.cli.main import MAX_WORKERS, path_argument, path_text, ray_address, symbol_name, whole_number
+from router_tuner.cli.main import (
+    MAX_WORKERS,
+    path_argument,
+    path_text,
+    ray_address,
+    refuse_partial,
+    symbol_name,
+    whole_number,
+)
 from router_tuner.config.models import SEED_MAX
 
 
@@ -82,14 +91,14 @@ def _score(args: argparse.Namespace, config: Any, by_symbol: dict[str, list[Any]
         print(json.dumps({"candidate_arm": args.candidate, "seed": seed, "symbols": reports}, allow_nan=False))
     else:
         for symbol, report in reports.items():
-            _print(symbol, report)
-    return 2 if all("error" in r for r in reports.values()) else 0
+            if "error" not in report:
+                _print(symbol, report)
+    refuse_partial({symbol: report["error"] for symbol, report in reports.items() if "error" in report},
+                   len(reports))
+    return 0
 
 
 def _print(symbol: str, report: dict[str, Any]) -> None:
-    if "error" in report:
-        print(f"router-tuner ope-dataset: {symbol}: {report['error']}", file=sys.stderr)
-        return
     logging = report["logging"]
     print(f"{symbol}: {report['candidate_arm']} on {report['n_events']:,} filled events in {report['n_partitions']} "
           f"partitions, days {report['days'][0]}..{report['days'][1]}; logging policy "

@@ -26,7 +26,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from router_tuner.cli.main import BadInput, path_text, reading, refuse_unknown_symbols, symbol_name, whole_number
+from router_tuner.cli.main import (
+    BadInput,
+    RunFailure,
+    path_text,
+    reading,
+    refuse_unknown_symbols,
+    symbol_name,
+    whole_number,
+)
 from router_tuner.config.loader import DEFAULTS_DIR, load_config
 from router_tuner.config.models import MAX_COUNT, ConfigBundle
 from router_tuner.router.events import RouterEvent
@@ -94,10 +102,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.policy_command == "show":
         versions = [registry.show(args.symbol, str(args.version) if args.version is not None else "champion")]
     elif args.policy_command == "promote":
-        promoted = _promote(args, registry, bundle)
-        if promoted is None:
-            return 1
-        versions = [promoted]
+        versions = [_promote(args, registry, bundle)]
     elif args.policy_command == "go-live":
         versions = [_go_live(args, registry)]
     else:
@@ -132,8 +137,12 @@ def _usage_error(args: argparse.Namespace) -> str | None:
     needs_person = args.policy_command == "go-live" or (args.policy_command == "promote" and args.force)
     if needs_person and not (args.who and args.who.strip() and args.why and args.why.strip()):
         return "needs --who NAME and --why TEXT (recorded in MLflow)"
+    if needs_person and any(not c.isprintable() for c in args.who + args.why):
+        return "--who and --why: one line of printable text each (a newline or control character would forge lines)"
     if args.policy_command == "promote" and not args.force and args.journal is None:
         return "needs --journal PATH (the OPE gate scores the challenger on its recent orders) or --force"
+    if args.policy_command == "promote" and args.force and args.journal is not None:
+        return "--force skips the OPE gate that --journal is for: give --journal to gate, or --force without it"
     return None
 
 
@@ -149,8 +158,9 @@ def _go_live(args: argparse.Namespace, registry: PolicyRegistry) -> PolicyVersio
     return champion
 
 
-def _promote(args: argparse.Namespace, registry: PolicyRegistry, bundle: ConfigBundle) -> PolicyVersion | None:
-    """Forced, or gated on the journal's recent events; ``None`` (reason on stderr) when the gate refuses."""
+def _promote(args: argparse.Namespace, registry: PolicyRegistry, bundle: ConfigBundle) -> PolicyVersion:
+    """Forced, or gated on the journal's recent events; :class:`RunFailure` (exit 1, the reason in the usual
+    one line) when the gate refuses."""
     from router_tuner.executor.journal import Journal
     from router_tuner.tuner.promotion import PromotionRule, force_promote, promote_if_better
 
@@ -162,9 +172,8 @@ def _promote(args: argparse.Namespace, registry: PolicyRegistry, bundle: ConfigB
     verdict, promoted = promote_if_better(registry, args.symbol, events, PromotionRule.from_config(tuner.deployment),
                                           tuner.ope, seed=tuner.seed, version=args.version)
     if promoted is None:
-        print(f"policy promote: refused: {verdict.reason}", file=sys.stderr)
-    else:
-        print(f"policy promote: {verdict.reason}", file=sys.stderr)
+        raise RunFailure(f"promote refused: {verdict.reason} (the OPE gate)")
+    print(f"policy promote: {verdict.reason}", file=sys.stderr)
     return promoted
 
 

@@ -4,6 +4,8 @@ ccxt is imported inside ``run`` so the rest of the command line stays fast. ``--
 space-separated or comma-separated (``cli.main.SymbolList``, as in ``simulate``); ``--json`` prints the
 per-symbol counts as one JSON object at the end. ``--api-url``/``--ws-url``
 re-point the exchange's REST and websocket hosts (keeping ccxt's paths): for a proxy, or a local fake.
+Every flag, the venue and the symbol names' form, and that ``--out`` can be written are checked before any
+connection (exit 2); an exchange that refuses or does not answer is exit 1 (one line, ``cli.main``).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from router_tuner.cli.main import SYMBOLS_RULE, SymbolList, path_argument
+from router_tuner.cli.main import SYMBOLS_RULE, BadInput, RunFailure, SymbolList, path_argument, probe_writable
 from router_tuner.router.venues.ccxt.urls import repoint_urls
 
 DEFAULT_FLUSH_INTERVAL_S = 60.0
@@ -46,11 +50,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reconnect delay cap (default: %(default)s)")
     parser.add_argument("--max-failures", type=int, default=DEFAULT_MAX_CONSECUTIVE_FAILURES,
                         help="give up after this many connection failures in a row (default: %(default)s)")
-    parser.add_argument("--api-url", default=None, help="re-point REST endpoints to this base URL")
-    parser.add_argument("--ws-url", default=None, help="re-point websocket endpoints to this base URL")
+    parser.add_argument("--api-url", default=None, type=_base_url("http", "https"),
+                        help="re-point REST endpoints to this base URL (http:// or https://)")
+    parser.add_argument("--ws-url", default=None, type=_base_url("ws", "wss"),
+                        help="re-point websocket endpoints to this base URL (ws:// or wss://)")
     parser.add_argument("--json", action="store_true",
                         help="print the per-symbol counts as one JSON object on stdout at the end (progress stays "
                              "on stderr; a failure is still one plain line on stderr)")
+
+
+def _base_url(*schemes: str) -> Callable[[str], str]:
+    """An argparse type: a base URL of one of ``schemes`` with a host (``junk`` used to reach ccxt as a request
+    to ``junk/fapi/v1/exchangeInfo``, exit 1 as if the exchange had failed)."""
+    def parse(text: str) -> str:
+        url = urlsplit(text.strip())
+        if url.scheme not in schemes or not url.hostname:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a URL of the form "
+                                             f"{' or '.join(f'{s}://HOST' for s in schemes)}")
+        return text.strip()
+    return parse
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
         repoint_urls(exchange.urls, args.api_url, args.ws_url)
         recorder = Recorder(config, exchange, sys.stderr)
     except ValueError as exc:
-        print(f"record: {exc}", file=sys.stderr)
-        return 2
+        raise BadInput(str(exc)) from exc
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out}: exists and is not a folder: name a folder (an existing one is resumed)")
+    probe_writable(out)  # before connecting: a folder that cannot be written used to fail after the connection
 
     async def main() -> RecordingSummary:
         stop = asyncio.Event()
@@ -92,8 +112,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = asyncio.run(main())
     except (RecordingError, ccxt.BaseError) as exc:
-        print(f"record: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        raise RunFailure(f"{type(exc).__name__}: {exc}") from exc
     if args.json:
         print(json.dumps({"out_dir": str(summary.out_dir), "elapsed_s": summary.elapsed_s, "symbols": {
             name: {**asdict(stats), "rejected": summary.rejected[name], "folder": str(summary.out_dir / name)}

@@ -20,6 +20,7 @@ from router_tuner.cli.main import (
     INTERRUPTED,
     MAX_WORKERS,
     SYMBOLS_RULE,
+    BadInput,
     SymbolList,
     path_text,
     probe_writable,
@@ -100,12 +101,15 @@ def _execute(args: argparse.Namespace, config: Any, grid: Any, params: dict[str,
 
     from router_tuner.simulation.sweep.run import run_sweep
     from router_tuner.simulation.sweep.store import CheckpointError, CheckpointStore
-    from router_tuner.simulation.sweep.table import sweep_rows, write_table
+    from router_tuner.simulation.sweep.table import TABLE_NAME, sweep_rows, write_table
     from router_tuner.tuner.cluster import ClusterError, open_runner
 
     out = Path(args.out)
     store = CheckpointStore(out)
     probe_writable(store.folder)  # before the tasks, not as the first task's failure
+    table_path = out / TABLE_NAME
+    if table_path.exists() and not table_path.is_file():  # found after every task had run, before
+        raise BadInput(f"{table_path} exists and is not a file: move it away (the table is written there)")
     if not args.no_mlflow:  # an MLflow store that cannot be opened or does not answer fails now, not after the sweep
         from router_tuner.tuner.registry import open_client, resolve_tracking_uri
 

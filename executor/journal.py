@@ -379,6 +379,9 @@ class Journal:
                     event = from_json(payload, kind)
                 except SchemaError as err:
                     raise CorruptRow(row_id, str(err)) from err
+                if event.schema_version != SCHEMA_VERSION:  # a newer build's row decodes, but means other things
+                    raise CorruptRow(row_id, f"{kind} event has schema_version {event.schema_version}, this code "
+                                             f"reads version {SCHEMA_VERSION}")
                 if _index_columns(event) != (symbol, ts_ns, intent_id):
                     raise CorruptRow(
                         row_id, f"index columns {(symbol, ts_ns, intent_id)} disagree with the payload's "

@@ -88,6 +88,7 @@ from router_tuner.risk.context import RiskContext, WorkingRoute
 from router_tuner.risk.exposure import is_reducing
 from router_tuner.risk.lot import fit_to_lot, unreachable_floor
 from router_tuner.risk.screener import MarketView, would_emit
+from router_tuner.risk.sizer import opening_unsizable
 from router_tuner.router.contract import ContractSpec, notional_usd, venue_contract
 from router_tuner.router.events import Event, Intent, PositionSide, RouterEvent, TradeRecord, VetoEvent, VetoReason
 from router_tuner.router.policy import RouterPolicy
@@ -295,9 +296,16 @@ class Executor:
                            lot_warnings=lot_warnings)
 
     def _lot_warnings(self) -> tuple[str, ...]:
-        """Symbols where, at today's price, no opening order fits between the venue floor and the caps."""
+        """Symbols where, at today's price, no opening order fits between the venue floor and the caps, or where
+        the account's NAV is too small for any cap to allow the floor."""
         warnings = []
+        now_ns = self.venue.clock.now_ns()
         for symbol, instrument in sorted(self.config.executor.instruments.items()):
+            ctx = RiskContext.from_state(self.portfolio, symbol=symbol, universe=self.config.strategy.universe,
+                                         now_ns=now_ns, working=())
+            if (too_small := opening_unsizable(symbol, ctx, self.config)) is not None:
+                warnings.append(too_small)
+                continue
             try:
                 mid = self.venue.top_of_book(symbol).mid
             except VenueError as exc:

@@ -71,3 +71,28 @@ def suggest_gross_usd(intent: Intent, ctx: RiskContext, config: ConfigBundle) ->
     if largest < floor_usd:
         return SizeSuggestion("too_small_for_venue", None, largest, binding, floor_usd, candidates)
     return SizeSuggestion("sized", largest, largest, binding, floor_usd, candidates)
+
+
+def opening_unsizable(symbol: str, ctx: RiskContext, config: ConfigBundle) -> str | None:
+    """Why no opening intent on ``symbol`` can be sized at ``ctx``'s NAV (every one would be vetoed), or None.
+
+    Asked at start with the account as it is (``executor.json starting_wallet_usd`` plus what the journal
+    realized): a wallet so small that every NAV cap allows less than the venue floor vetoed every intent with
+    no word at start. The probe asks for the sizing bucket's cap, so only a cap can bind.
+    """
+    entry = config.strategy.universe.get(symbol)
+    bucket = config.strategy.sizing.buckets.get(entry.tier) if entry is not None else None
+    if entry is None or bucket is None:
+        return None
+    probe = Intent(intent_id="start-check", symbol=symbol, side="buy", size_hint_usd=bucket.cap_usd, tier=entry.tier,
+                   strategy="start-check", reduce_only=False, close_position=False, position_side="LONG",
+                   is_stop=False, ts_ns=ctx.now_ns)
+    suggestion = suggest_gross_usd(probe, ctx, config)
+    if suggestion.outcome != "too_small_for_venue":
+        return None
+    key = next((cap.threshold_path(probe, ctx, config.risk) for cap in SIZE_CAPS if cap.code == suggestion.binding),
+               suggestion.binding)
+    return (f"{symbol}: at NAV {ctx.nav_usd:.6g} USD (executor.json starting_wallet_usd "
+            f"{config.executor.starting_wallet_usd:g} plus the journal's PnL) the largest opening order {key} allows "
+            f"is {suggestion.largest_allowed_usd:.6g} USD, under the {suggestion.min_notional_usd:g} USD floor: every "
+            f"opening intent will be vetoed; raise executor.json starting_wallet_usd or that limit")

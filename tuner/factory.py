@@ -113,6 +113,21 @@ def learner_issue(config: ConfigBundle) -> ConfigIssue | None:
                                                     f"{problem}: change $.arms or the learner")
 
 
+def live_tuner_issues(config: ConfigBundle) -> list[ConfigIssue]:
+    """What ``live --policy-source tuner`` refuses in a configuration that loads: a reward charging markout
+    (learning it live needs the mid a horizon after each fill, and live learns when the route ends; the
+    simulation replays the future mid), and a learner the arm grid cannot carry. One list, so ``config check``
+    refuses exactly what ``live`` does (it used to pass the markout setting live then refused)."""
+    issues = []
+    if config.tuner.reward_markout_horizon_ms > 0:
+        issues.append(ConfigIssue("tuner.json", "$.reward_markout_horizon_ms",
+                                  f"{config.tuner.reward_markout_horizon_ms:g} charges markout in the reward, which "
+                                  "only `simulate` can learn; set it to 0 for live adaptive routing"))
+    if (learner := learner_issue(config)) is not None:
+        issues.append(learner)
+    return issues
+
+
 def build_guardrails(tuner: TunerConfig, router: RouterConfig) -> Guardrails:
     """Bounds from ``router.json``'s policy bounds; steps, rollback and drift from ``tuner.json``."""
     from router_tuner.tuner.guardrails import Guardrails

@@ -141,7 +141,7 @@ def promote_if_better(registry: PolicyRegistry, symbol: str, events: Iterable[Ro
         return decision, None
     promoted = registry.promote(symbol, target.version)
     registry.tag_version(symbol, promoted.version, decision.tags())
-    return decision, promoted
+    return decision, registry.show(symbol, str(promoted.version))  # with its gate record, as for force_promote
 
 
 def force_promote(registry: PolicyRegistry, symbol: str, *, who: str, why: str,
@@ -162,7 +162,7 @@ def force_promote(registry: PolicyRegistry, symbol: str, *, who: str, why: str,
         return registry.show(symbol, str(version))
     promoted = registry.promote(symbol, version)
     registry.tag_version(symbol, promoted.version, tags)
-    return promoted
+    return registry.show(symbol, str(promoted.version))  # with its gate record (``promoted`` predates the tags)
 
 
 def _require_text(**values: str) -> None:

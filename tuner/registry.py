@@ -86,6 +86,10 @@ class RegistryError(RuntimeError):
     """A registry operation that cannot be carried out (unknown symbol, version or alias)."""
 
 
+class TrackingUriError(ValueError):
+    """A tracking URI MLflow will not open as given: a bare path or ``file:`` (MLflow's retired file store)."""
+
+
 class PolicyRegistry:
     """Publish, list, promote and roll back per-symbol RouterPolicy versions in MLflow."""
 
@@ -195,7 +199,9 @@ class PolicyRegistry:
         ``get_model_version``), so the aliases are read once per model from the registered model.
         """
         query = f"name='{self.model_name(symbol)}'" if symbol else f"name LIKE '{self.model_prefix}-%'"
-        found = self._client.search_model_versions(query)
+        # LIKE reads % and _ in the prefix as wildcards (``--prefix %`` listed every model): keep the prefix's own
+        found = [mv for mv in self._client.search_model_versions(query)
+                 if mv.name.startswith(f"{self.model_prefix}-")]
         aliases: dict[str, dict[str, list[str]]] = {}
         for name in {mv.name for mv in found}:
             by_version: dict[str, list[str]] = {}
@@ -329,13 +335,18 @@ class PolicyRegistry:
 
     def _describe(self, symbol: str, model_version: Any, *, aliases: Iterable[str] | None = None) -> PolicyVersion:
         run = self._client.get_run(model_version.run_id)
-        local = mlflow.artifacts.download_artifacts(f"{run.info.artifact_uri}/policy/{POLICY_ARTIFACT}",
-                                                    tracking_uri=self.tracking_uri)
+        artifact = f"{run.info.artifact_uri}/policy/{POLICY_ARTIFACT}"
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact, tracking_uri=self.tracking_uri)
+            policy = json.loads(Path(local).read_text())
+        except (MlflowException, OSError, ValueError) as error:  # its run's artifacts deleted or damaged
+            raise RegistryError(f"{symbol} policy version {model_version.version} ({model_version.name}, run "
+                                f"{model_version.run_id}): its policy artifact {artifact} does not read ({error}); "
+                                "restore the run's artifacts, or delete that version in MLflow") from error
         return PolicyVersion(symbol=symbol, model=model_version.name, version=int(model_version.version),
                              run_id=model_version.run_id,
                              aliases=tuple(sorted(model_version.aliases if aliases is None else aliases)),
-                             policy=json.loads(Path(local).read_text()), metrics=dict(run.data.metrics),
-                             tags=dict(model_version.tags))
+                             policy=policy, metrics=dict(run.data.metrics), tags=dict(model_version.tags))
 
 
 def _is_missing(error: MlflowException) -> bool:
@@ -377,9 +388,21 @@ def open_client(tracking_uri: str) -> MlflowClient:
     ("duplicate column name"). Every process that may be first to open the store comes through here.
     A tracking server (http, https) is probed first: raises :class:`RegistryError` when it does not answer.
     """
+    refuse_file_store(tracking_uri)
     check_server_reachable(tracking_uri)
     with _store_creation_lock(tracking_uri):
         return MlflowClient(tracking_uri=tracking_uri)
+
+
+def refuse_file_store(tracking_uri: str) -> None:
+    """Raise :class:`TrackingUriError` for a bare path or ``file:`` URI: MLflow refuses its file store with a
+    paragraph about migrating (``policy list --tracking-uri garbage`` ended in it, exit 1, as a store failure),
+    unless ``MLFLOW_ALLOW_FILE_STORE`` opts in, as MLflow documents."""
+    scheme = tracking_uri.split("://", 1)[0] if "://" in tracking_uri else ""
+    allowed = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("1", "true", "yes")
+    if scheme in ("", "file") and not tracking_uri.startswith("databricks") and not allowed:
+        raise TrackingUriError(f"MLflow tracking URI {tracking_uri!r} is a folder path (MLflow's file store, which "
+                               "MLflow no longer serves): give sqlite:///PATH.db or http(s)://HOST:PORT")
 
 
 def check_server_reachable(tracking_uri: str, timeout_s: float = SERVER_PROBE_TIMEOUT_S) -> None:

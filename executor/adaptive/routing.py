@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from router_tuner.config.loader import ConfigError, ConfigIssue
+from router_tuner.config.loader import ConfigError
 from router_tuner.config.models import AdaptiveSettings, ConfigBundle
 from router_tuner.executor.adaptive.checkpoint import TunerCheckpoint
 from router_tuner.executor.adaptive.health import tuner_health
@@ -54,7 +54,7 @@ from router_tuner.features.context import decision_context
 from router_tuner.router.events import ArmSafetyEvent, Intent, RouterEvent, ShadowDecision
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.router.venue import TopOfBook
-from router_tuner.tuner.factory import learner_issue
+from router_tuner.tuner.factory import live_tuner_issues
 from router_tuner.tuner.policy_source import PolicySource
 from router_tuner.tuner.service.publish import PolicyPublisher
 from router_tuner.tuner.service.tuner_service import ModeSource, TunerService
@@ -85,18 +85,10 @@ class CatchUp:
 
 
 def refuse_unadaptable(bundle: ConfigBundle) -> None:
-    """Raise ``ConfigError`` for a tuner live adaptive routing cannot run: one that charges markout in the reward
-    (learning it live needs the mid a horizon after each fill, and this loop learns when the route ends; the
-    simulation replays the future mid), or a learner the arm grid cannot carry. ``live`` asks before it starts
-    anything (it used to fail after opening the journal, as exit 1 "tuner state not restored")."""
-    issues = []
-    if bundle.tuner.reward_markout_horizon_ms > 0:
-        issues.append(ConfigIssue("tuner.json", "$.reward_markout_horizon_ms",
-                                  f"{bundle.tuner.reward_markout_horizon_ms:g} charges markout in the reward, which "
-                                  "only `simulate` can learn; set it to 0 for live adaptive routing"))
-    if (learner := learner_issue(bundle)) is not None:
-        issues.append(learner)
-    if issues:
+    """Raise ``ConfigError`` for a tuner live adaptive routing cannot run (:func:`tuner.factory.live_tuner_issues`).
+    ``live`` asks before it starts anything (it used to fail after opening the journal, as exit 1 "tuner state
+    not restored")."""
+    if issues := live_tuner_issues(bundle):
         raise ConfigError(issues)
 
 

@@ -132,3 +132,18 @@ def test_a_symbol_whose_smallest_lot_over_the_floor_breaks_a_cap_is_warned_at_st
     btc_codes = {r.code for v in vetoed if v.intent.symbol == "BTCUSDT" for r in v.reasons}
     assert sum(v.intent.symbol == "BTCUSDT" for v in vetoed) == 12  # every BTCUSDT intent, as warned
     assert "lot_rounding_below_min_notional" in btc_codes
+
+
+def test_a_wallet_too_small_for_any_order_over_the_floor_is_warned_at_start(
+        config_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 1 USD wallet: every NAV cap allows cents, under both floors; it used to veto every intent in silence."""
+    edit_config(config_dir, "executor.json", lambda d: d.update(starting_wallet_usd=1.0))
+    assert main(_args(tmp_path, "--config", str(config_dir))) == 0
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("router-tuner live: warning: ")]
+    assert [w.split(": ")[2] for w in warnings] == ["BTCUSDT", "ETHUSDT"], err
+    assert all("executor.json starting_wallet_usd 1 plus the journal's PnL" in w
+               and "the largest opening order risk_limits.max_trade_nav_pct allows is 0.1 USD" in w
+               and "every opening intent will be vetoed" in w for w in warnings)
+    routed, vetoed = _journaled(tmp_path)
+    assert not routed and len(vetoed) == 24  # as warned

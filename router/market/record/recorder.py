@@ -78,10 +78,20 @@ class RecorderConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be finite and > 0, got {value}")
+        for name, high in _UPPER_BOUNDS.items():  # a typo's 1e308 s would never flush: a crash would lose it all
+            value = getattr(self, name)
+            if value is not None and value > high:
+                raise ValueError(f"{name} must be at most {high:g}, got {value:g}")
         if self.reconnect_max_ms < self.reconnect_initial_ms:
             raise ValueError("reconnect_max_ms must be >= reconnect_initial_ms")
         if self.max_consecutive_failures < 1:
             raise ValueError(f"max_consecutive_failures must be >= 1, got {self.max_consecutive_failures}")
+
+
+_UPPER_BOUNDS: dict[str, float] = {
+    "duration_s": 366 * 86_400.0, "flush_interval_s": 86_400.0, "progress_interval_s": 86_400.0,
+    "reconnect_initial_ms": 3_600_000.0, "reconnect_max_ms": 3_600_000.0, "max_consecutive_failures": 1_000_000}
+"""Above these a value is a typo (a year's recording, a day between flushes, an hour between reconnects)."""
 
 
 @dataclass(slots=True)

@@ -128,6 +128,12 @@ def list_partitions(root: Path) -> list[Partition]:
 def read_ope_columns(path: Path, columns: Sequence[str] = OPE_COLUMNS) -> pa.Table:
     """``columns`` (of :data:`OPE_COLUMNS`) of one partition file, the arm dictionary-encoded (few arms)."""
     try:
+        names = pq.read_schema(path).names
+        if "symbol" in names:  # a partition's symbol is its folder's, never a column
+            raise DatasetError(f"{path}: holds a symbol column, so it is not a partition file (a `journal export "
+                               "--out` file copied in?); its rows would be scored as the folder's symbol: move it out")
+        if missing := [c for c in columns if c not in names]:
+            raise KeyError(f"no column {', '.join(missing)}")
         table = pq.read_table(path, columns=list(columns), read_dictionary=["arm"])
     except (OSError, pa.ArrowInvalid, KeyError) as error:
         raise DatasetError(f"{path}: cannot read the OPE columns {tuple(columns)}: {error}") from error
