@@ -145,21 +145,19 @@ class StructuredThompson(CompiledKernels, Learner):
         self._prior_strength = float(prior_strength)
         self._offsets = np.array(sorted({a.maker_offset_bps for a in grid if a.taker_bias < 1.0}), dtype=float)
         column = {d: j for j, d in enumerate(self._offsets.tolist())}
-        self._arm_column = np.array([column.get(a.maker_offset_bps, 0) if a.taker_bias < 1.0 else 0 for a in grid],
-                                    dtype=np.int64)
-        self._arm_columns = self._arm_column.tolist()  # the same as Python ints: read one at a time per outcome
+        self._arm_columns = [column.get(a.maker_offset_bps, 0) if a.taker_bias < 1.0 else 0 for a in grid]
         prior_logit = math.log(self._prior_fill / (1.0 - self._prior_fill))
         line_priors = np.array([[prior_logit, 0.0], [self._maker_fee, -1.0],
                                 [self._taker_fee + self._fallback_drift, 0.0]])
         line_strengths = self._prior_strength * np.array([self._prior_fill * (1.0 - self._prior_fill), 1.0, 1.0])
         self._space = structured_layout.workspace(
-            replicas=replicas, offsets=self._offsets, arm_column=self._arm_column,
+            replicas=replicas, offsets=self._offsets, arm_column=self._arm_columns,
             arm_bias=np.array([a.taker_bias for a in grid], dtype=float),
             prior_rows=_prior_line_moments(line_priors, line_strengths), slots=_CHOICE_SLOTS,
             prior_strength=self._prior_strength, taker_fee=self._taker_fee, shrinkage=self._shrinkage)
         self._taker_only = [a.taker_bias >= 1.0 for a in grid]
         self._scale_factor = 1.0
-        # The allowed sets decisions use, one row each, whose replica choices every refit recomputes: the tuner
+        # The allowed sets decisions use, one row each, whose replica choices the kernels keep current: the tuner
         # passes a few sets again and again, so a decision is one draw and two lookups.
         self._slot_of: dict[tuple[int, ...], int] = {}
         self._bind_kernels()

@@ -10,6 +10,7 @@ keys a kernel on its own file only: after editing :func:`buffer_views`, touch st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -68,7 +69,7 @@ def _rebuild(floats: np.ndarray, ints: np.ndarray) -> Workspace:
     return Workspace(floats, ints, *buffer_views(floats, ints))
 
 
-def workspace(*, replicas: int, offsets: np.ndarray, arm_column: np.ndarray, arm_bias: np.ndarray,
+def workspace(*, replicas: int, offsets: np.ndarray, arm_column: Sequence[int], arm_bias: np.ndarray,
               prior_rows: np.ndarray, slots: int, prior_strength: float, taker_fee: float,
               shrinkage: float) -> Workspace:
     """The buffers for a learner of this shape: its constants written in, every statistic zero, no allowed set."""
