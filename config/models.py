@@ -672,12 +672,20 @@ class DeploymentConfig(Model):
     promotion: PromotionConfig
 
 
+RewardMid = Literal["arrival", "route_end"]
+"""The mid the tuner's learned cost is measured against (``tuner.json reward_mid``)."""
+
+
 class TunerConfig(Model):
     """``tuner.json``: arms, learner, reward band, guardrails, publishing, MLflow, OPE and deployment.
 
     ``reward_markout_horizon_ms`` > 0 charges adverse selection in the reward: the learner minimises the cost
-    plus the mid's move against us that long after the fill (0 learns the cost alone). It needs the mid after
-    each fill, which the simulation has; live adaptive routing refuses it.
+    plus the mid's move against us that long after the fill (0 learns the cost alone). ``reward_mid``
+    ``route_end`` learns the cost less the mid's move against the order from its arrival to the route's end
+    (``arrival``: the cost as journaled): the same expected cost for every arm while the mid is a martingale
+    from the order's arrival (optional stopping: the route's end is a bounded stopping time), with the market's
+    noise taken out. Both need the mid after the order's arrival, which the simulation has; live adaptive
+    routing refuses them.
     """
 
     learner: LearnerName
@@ -685,6 +693,7 @@ class TunerConfig(Model):
     arms: ArmGridConfig
     reward_band: RewardBand
     reward_markout_horizon_ms: NonNegativeMillis
+    reward_mid: RewardMid
     learner_params: LearnerParams
     guardrails: GuardrailConfig
     publish: PublishConfig

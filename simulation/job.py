@@ -300,7 +300,7 @@ class _RunTasks:
         tuner = None
         if piece.name.startswith(LEARNER_PREFIX):
             (tuner,) = learner_runs(config, [piece.name.removeprefix(LEARNER_PREFIX)], [market.symbol], options.seed)
-            source: PolicySource = tuner.source(market, config.tuner.reward_markout_horizon_ms)
+            source: PolicySource = tuner.source(market, config.tuner)
         else:
             source = baseline_sources(market.symbol, config, self.grid)[piece.name]
         run = run_policy(market, intents, source, piece.name, config=config, seed=options.seed, progress=progress)

@@ -16,12 +16,12 @@ from typing import get_args
 import msgspec
 import numpy as np
 
-from router_tuner.config.models import ConfigBundle, LearnerName
+from router_tuner.config.models import ConfigBundle, LearnerName, TunerConfig
 from router_tuner.router.events import RouterEvent
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.simulation.markets import SimMarket
 from router_tuner.simulation.policies import LEARNER_PREFIX
-from router_tuner.simulation.runner import charged_markout
+from router_tuner.simulation.runner import reward_adjustment
 from router_tuner.tuner.factory import learner_problem
 from router_tuner.tuner.learners import Context, Learner
 from router_tuner.tuner.service.publish import InMemoryPublisher
@@ -61,21 +61,22 @@ def learner_policy_name(learner: str) -> str:
 class LearnerSource:
     """One symbol's tuner as a :class:`~simulation.policies.PolicySource`.
 
-    When ``tuner.json`` charges markout in the reward, each filled order's markout at that horizon is read
-    from the replayed market and learned with it. The learner sees it when the route ends rather than a
+    When ``tuner.json`` adjusts the reward (markout charged, the mid's move to the route's end taken out), the
+    adjustment of each filled order is read from the replayed market and learned with it
+    (:func:`~simulation.runner.reward_adjustment`). The learner sees a markout when the route ends rather than a
     horizon later (a replay knows the future mid): a live learner would learn it with that delay.
     """
 
-    def __init__(self, service: TunerService, market: SimMarket, markout_horizon_ms: float) -> None:
+    def __init__(self, service: TunerService, market: SimMarket, tuner: TunerConfig) -> None:
         self._service = service
         self._market = market
-        self._horizon_ms = markout_horizon_ms
+        self._tuner = tuner
 
     def decide(self, context: Context) -> RouterPolicy:
         return self._service.decide(self._market.symbol, context)
 
     def observe(self, event: RouterEvent, context: Context) -> None:
-        self._service.observe(event, context, charged_markout(self._market, event, self._horizon_ms))
+        self._service.observe(event, context, reward_adjustment(self._market, event, self._tuner))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +87,8 @@ class LearnerRun:
     service: TunerService
     publisher: InMemoryPublisher
 
-    def source(self, market: SimMarket, markout_horizon_ms: float) -> LearnerSource:
-        return LearnerSource(self.service, market, markout_horizon_ms)
+    def source(self, market: SimMarket, tuner: TunerConfig) -> LearnerSource:
+        return LearnerSource(self.service, market, tuner)
 
 
 def merge_learner_runs(parts: Sequence[Sequence[LearnerRun]]) -> list[LearnerRun]:

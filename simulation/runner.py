@@ -30,7 +30,7 @@ from typing import get_args
 import msgspec
 import numpy as np
 
-from router_tuner.config.models import ConfigBundle, SimulationEngine
+from router_tuner.config.models import ConfigBundle, SimulationEngine, TunerConfig
 from router_tuner.executor.route_config import route_settings
 from router_tuner.router.events import RouterEvent
 from router_tuner.router.policy import RouterPolicy
@@ -242,12 +242,28 @@ def _opening_side(intent: SimIntent, config: ConfigBundle) -> str:
     return "LONG" if intent.side == "buy" else "SHORT"
 
 
-def charged_markout(market: SimMarket, event: RouterEvent, horizon_ms: float) -> float | None:
-    """The markout a tuner charging it learns with ``event`` (``tuner.json reward_markout_horizon_ms``);
-    ``None`` when nothing filled or the horizon is 0 (markout not charged)."""
-    if horizon_ms <= 0 or not event.fills:
+def reward_adjustment(market: SimMarket, event: RouterEvent, tuner: TunerConfig) -> float | None:
+    """What a tuner adjusting its reward adds to the cost it learns from ``event``: the markout at
+    ``tuner.json reward_markout_horizon_ms`` after the last fill (when > 0), less the mid's move against the order
+    from its arrival to the route's end (``reward_mid`` ``route_end``), in bps; ``None`` when nothing filled or
+    neither applies (the cost is learned as it is)."""
+    if not event.fills or (tuner.reward_markout_horizon_ms <= 0 and tuner.reward_mid == "arrival"):
         return None
-    return float(markouts(market, [event], round(horizon_ms * NS_PER_MS))[0])
+    adjustment = 0.0
+    if tuner.reward_markout_horizon_ms > 0:
+        adjustment += float(markouts(market, [event], round(tuner.reward_markout_horizon_ms * NS_PER_MS))[0])
+    if tuner.reward_mid == "route_end":
+        adjustment -= move_to_route_end_bps(market, event)
+    return adjustment
+
+
+def move_to_route_end_bps(market: SimMarket, event: RouterEvent) -> float:
+    """The mid's move against the order (up for a buy) from its arrival to the route's end, in bps of the arrival
+    mid: what the market, not the route, added to the cost of a leg sent late. Its mean is zero for every route
+    while the mid is a martingale, since the route's end is a bounded stopping time (optional stopping)."""
+    end_mid = float(market.mid_at(np.array([event.finished_ts_ns], dtype=np.int64))[0])
+    sign = 1.0 if event.side == "buy" else -1.0
+    return sign * (end_mid - event.arrival_mid) / event.arrival_mid * 1e4
 
 
 def markouts(market: SimMarket, events: Sequence[RouterEvent], horizon_ns: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import msgspec
 import numpy as np
 
-from router_tuner.config.models import ConfigBundle, RouterConfig
+from router_tuner.config.models import ConfigBundle, RouterConfig, TunerConfig
 from router_tuner.router.events import ArmSafetyEvent, RouterEvent, ShadowDecision
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.router.routing.order import RouteOrder
@@ -36,10 +36,10 @@ from router_tuner.simulation.markets import SimMarket
 from router_tuner.simulation.results import PolicySummary, as_cost, summarize
 from router_tuner.simulation.runner import (
     PolicyRun,
-    charged_markout,
     intent_index,
     intent_seed,
     replay_of,
+    reward_adjustment,
     route_intents,
 )
 from router_tuner.tuner.arms import Arm, arm_id_of
@@ -167,9 +167,9 @@ class _Driver:
     """The scenario's decide/observe pair: shadow mode with the champion acting, then the tuner live."""
 
     def __init__(self, market: SimMarket, service: TunerService, champion: ExploringChampion,
-                 command_after: int | None, markout_horizon_ms: float):
+                 command_after: int | None, tuner: TunerConfig):
         self.market = market
-        self.markout_horizon_ms = markout_horizon_ms
+        self.tuner_config = tuner
         self.symbol = market.symbol
         self.service = service
         self.champion = champion
@@ -197,8 +197,7 @@ class _Driver:
         return policy
 
     def observe(self, intent: SimIntent, event: RouterEvent) -> None:
-        result = self.service.observe(event, intent.context,
-                                      charged_markout(self.market, event, self.markout_horizon_ms))
+        result = self.service.observe(event, intent.context, reward_adjustment(self.market, event, self.tuner_config))
         self.routed += 1
         if result.safety is not None:
             self.safety.append(result.safety)
@@ -220,7 +219,7 @@ def run_shadow_scenario(market: SimMarket, intents: Sequence[SimIntent], config:
     champion = champion_for(symbol, config, seed=seed)
     share = scenario.command_go_live_after_share
     driver = _Driver(market, service, champion, None if share is None else math.ceil(share * len(intents)),
-                     config.tuner.reward_markout_horizon_ms)
+                     config.tuner)
     run = route_intents(market, intents, f"{SHADOW_PREFIX}{tuner.learner}", decide=driver.decide,
                         observe=driver.observe, config=config, seed=seed, progress=progress)
     champion_run = route_intents(market, intents, CHAMPION,

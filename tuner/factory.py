@@ -116,13 +116,20 @@ def learner_issue(config: ConfigBundle) -> ConfigIssue | None:
 def live_tuner_issues(config: ConfigBundle) -> list[ConfigIssue]:
     """What ``live --policy-source tuner`` refuses in a configuration that loads: a reward charging markout
     (learning it live needs the mid a horizon after each fill, and live learns when the route ends; the
-    simulation replays the future mid), and a learner the arm grid cannot carry. One list, so ``config check``
-    refuses exactly what ``live`` does (it used to pass the markout setting live then refused)."""
+    simulation replays the future mid), a reward measured against the mid at the route's end (the executor
+    neither reads nor journals that mid, so a restart could not learn its events again the same way), and a
+    learner the arm grid cannot carry. One list, so ``config check`` refuses exactly what ``live`` does (it used
+    to pass the markout setting live then refused)."""
     issues = []
     if config.tuner.reward_markout_horizon_ms > 0:
         issues.append(ConfigIssue("tuner.json", "$.reward_markout_horizon_ms",
                                   f"{config.tuner.reward_markout_horizon_ms:g} charges markout in the reward, which "
                                   "only `simulate` can learn; set it to 0 for live adaptive routing"))
+    if config.tuner.reward_mid != "arrival":
+        issues.append(ConfigIssue("tuner.json", "$.reward_mid",
+                                  f"{config.tuner.reward_mid!r} measures the learned cost against a mid the executor "
+                                  "does not journal, which only `simulate` can learn; set it to 'arrival' for live "
+                                  "adaptive routing"))
     if (learner := learner_issue(config)) is not None:
         issues.append(learner)
     return issues

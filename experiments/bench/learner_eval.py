@@ -121,7 +121,7 @@ def score(market: SimMarket, intents: list[SimIntent], config: ConfigBundle, lea
     sources = {k: v for k, v in baseline_sources(market.symbol, config, grid).items() if k != "rule"}
     tuners = learner_runs(config, learners, [market.symbol], seed)
     for run in tuners:
-        sources[learner_policy_name(run.learner)] = run.source(market, config.tuner.reward_markout_horizon_ms)
+        sources[learner_policy_name(run.learner)] = run.source(market, config.tuner)
     runs = {name: run_policy(market, intents, source, name, config=config, seed=seed)
             for name, source in sources.items()}
     costs = {name: float(np.nanmean(run_costs(run.events))) for name, run in runs.items()}

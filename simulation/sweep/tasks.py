@@ -94,7 +94,7 @@ def run_learner(task: LearnerTask) -> LearnerResult:
     config, market, intents = _prepared(task.scenario, task.settings)
     grid = build_grid(config.tuner, config.router)
     (tuner,) = learner_runs(config, [task.learner], [market.symbol], task.scenario.seed)
-    run = run_policy(market, intents, tuner.source(market, config.tuner.reward_markout_horizon_ms),
+    run = run_policy(market, intents, tuner.source(market, config.tuner),
                      learner_policy_name(task.learner), config=config, seed=task.scenario.seed)
     outcome = learner_outcome(tuner, market.symbol, run.events, grid.arm_ids,
                               mean_context([i.context for i in intents]))

@@ -102,6 +102,16 @@ def test_config_check_refuses_the_markout_reward_live_refuses(config_dir: Path,
     assert "$.reward_markout_horizon_ms: 1000 charges markout" in captured.err
 
 
+def test_config_check_refuses_the_route_end_reward_live_refuses(config_dir: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    edit_config(config_dir, "tuner.json", lambda data: data.update(reward_mid="route_end"))
+    assert main(["config", "check", str(config_dir)]) == BAD_INPUT
+    assert "tuner.json: $.reward_mid: 'route_end' measures the learned cost against a mid" in capsys.readouterr().err
+    edit_config(config_dir, "tuner.json", lambda data: data.update(reward_mid="end"))
+    assert main(["config", "check", str(config_dir)]) == BAD_INPUT
+    assert "$.reward_mid" in capsys.readouterr().err
+
+
 def test_config_check_passes_what_live_runs(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check", str(config_dir)]) == 0
     assert ": OK (" in capsys.readouterr().out

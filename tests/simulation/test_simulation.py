@@ -240,6 +240,36 @@ def test_a_tuner_charging_markout_learns_it_in_the_main_job_and_the_shadow_scena
     assert sym.shadow is not None
 
 
+def test_a_tuner_learning_against_the_route_end_mid_learns_the_cost_less_the_markets_move(config) -> None:
+    """``reward_mid`` ``route_end``: each filled order is learned at its cost less the mid's move against it from
+    arrival to the route's end, which takes most of the market's noise out of a fallback's cost (the synthetic
+    mid is a random walk, so the move's mean is zero for every arm and the expected cost is kept)."""
+    from router_tuner.simulation.runner import move_to_route_end_bps
+
+    against_end = replace_tuner(config, reward_mid="route_end")
+    options = SimulationOptions(symbols=("BTCUSDT",), orders_per_symbol=60, seed=5, data_dir=None,
+                                learners=("structured",), shadow_symbols=("BTCUSDT",))
+    markets = synthetic_markets(against_end, options.symbols, options.seed)
+    result = simulate(against_end, markets, options, build_grid(against_end.tuner, against_end.router),
+                      data_source="synthetic")
+    (market,), sym = markets, result.symbols["BTCUSDT"]
+    learned = result.learner_runs[0].service.tuner("BTCUSDT").to_state().period
+    run = sym.runs["learner:structured"]
+    filled = [e for e in run.events if e.cost_bps is not None]
+    moves = {e.intent_id: move_to_route_end_bps(market, e) for e in filled}
+    assert learned.learned == len(filled)
+    assert learned.mean_cost_bps == pytest.approx(np.mean([e.cost_bps - moves[e.intent_id] for e in filled]))
+    for e in filled:  # against the order: a buy pays a rise, a sell a fall
+        end_mid = float(market.mid_at(np.array([e.finished_ts_ns]))[0])
+        assert moves[e.intent_id] == pytest.approx((end_mid - e.arrival_mid) / e.arrival_mid * 1e4
+                                                   * (1.0 if e.side == "buy" else -1.0))
+    fell_back = [e for name, r in sym.runs.items() if name.startswith(FIXED_PREFIX) for e in r.events
+                 if e.cost_bps is not None and e.used_fallback]
+    raw = np.array([e.cost_bps for e in fell_back])
+    adjusted = raw - np.array([move_to_route_end_bps(market, e) for e in fell_back])
+    assert len(fell_back) > 20 and adjusted.std() < 0.5 * raw.std(), "the move is most of a fallback's noise"
+
+
 def replace_tuner(config, **fields):
     return msgspec.structs.replace(config, tuner=msgspec.structs.replace(config.tuner, **fields))
 

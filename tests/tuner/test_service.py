@@ -244,21 +244,25 @@ def test_contextual_learner_needs_a_context_and_publishes_with_one() -> None:
     assert publisher.records and all(math.isfinite(r.metrics.expected_cost_bps) for r in publisher.records)
 
 
-def test_a_tuner_charging_markout_learns_cost_plus_markout_and_needs_it() -> None:
+@pytest.mark.parametrize(("setting", "adjustment", "learned"), [
+    ({"reward_markout_horizon_ms": 5000.0}, 1.5, 3.5),   # markout charged: cost + markout
+    ({"reward_mid": "route_end"}, -0.75, 1.25),           # the mid's move to the route's end taken out
+])
+def test_a_tuner_adjusting_its_reward_learns_the_adjusted_cost_and_needs_the_adjustment(
+        setting: dict[str, object], adjustment: float, learned: float) -> None:
     bundle = tuned_bundle()
-    charged = msgspec.structs.replace(bundle, tuner=msgspec.structs.replace(bundle.tuner,
-                                                                            reward_markout_horizon_ms=5000.0))
-    service, _ = new_service(charged)
+    adjusted = msgspec.structs.replace(bundle, tuner=msgspec.structs.replace(bundle.tuner, **setting))
+    service, _ = new_service(adjusted)
     policy = service.decide(SYMBOL, None)
-    with pytest.raises(ValueError, match="needs a finite markout"):
+    with pytest.raises(ValueError, match="needs a finite adjustment"):
         service.observe(event_for(policy, 2.0), None)
-    service.observe(msgspec.structs.replace(event_for(policy, 2.0), intent_id="m1"), None, 1.5)
+    service.observe(msgspec.structs.replace(event_for(policy, 2.0), intent_id="m1"), None, adjustment)
     assert service.tuner(SYMBOL).budget_report().orders == 1, "a refused outcome changes nothing"
     state = service.tuner(SYMBOL).to_state()
-    assert state.period.learned == 1 and state.period.mean_cost_bps == pytest.approx(3.5)
+    assert state.period.learned == 1 and state.period.mean_cost_bps == pytest.approx(learned)
     plain, _ = new_service(bundle)
     plain_policy = plain.decide(SYMBOL, None)
-    plain.observe(event_for(plain_policy, 2.0), None, 1.5)  # markout not charged: ignored
+    plain.observe(event_for(plain_policy, 2.0), None, adjustment)  # the reward is not adjusted: ignored
     assert plain.tuner(SYMBOL).to_state().period.mean_cost_bps == pytest.approx(2.0)
 
 

@@ -159,8 +159,10 @@ class SymbolTuner:
     contract
         The symbol's contract spec (its ``strategy_config.json`` universe entry): the budget charges each
         order its USD notional, which on inverse contracts is contracts x USD per contract, not qty x price.
-    charges_markout
-        The reward is minus (cost + markout): :meth:`observe` then needs each filled order's markout.
+    adjusts_reward
+        The reward is minus (cost + an adjustment: markout charged, the mid's move to the route's end taken out;
+        ``tuner.json`` ``reward_markout_horizon_ms`` and ``reward_mid``): :meth:`observe` then needs it for each
+        filled order.
     """
 
     def __init__(
@@ -178,7 +180,7 @@ class SymbolTuner:
         shadow: ShadowMonitor,
         mode: TunerMode,
         contract: ContractSpec,
-        charges_markout: bool,
+        adjusts_reward: bool,
     ) -> None:
         if mode not in ("shadow", "live"):
             raise ValueError(f"mode must be 'shadow' or 'live', got {mode!r}")
@@ -188,7 +190,7 @@ class SymbolTuner:
         check_spec(contract, where=f"{policy.symbol} tuner")
         self.symbol = policy.symbol
         self._contract = contract
-        self._charges_markout = charges_markout
+        self._adjusts_reward = adjusts_reward
         self._bounds = bounds
         self._learner = learner
         self._grid: ArmGrid = learner.grid
@@ -275,29 +277,31 @@ class SymbolTuner:
         """
         return self._shadow.evaluate(self.best_arm_id() if candidate_arm is None else candidate_arm)
 
-    def observe(self, event: RouterEvent, context: Context | None, markout_bps: float | None = None) -> ObserveResult:
+    def observe(self, event: RouterEvent, context: Context | None,
+                reward_adjustment_bps: float | None = None) -> ObserveResult:
         """Learn from one routed order (with the context it was decided in) and publish when due.
 
-        ``markout_bps`` (the mid's move against us after the fill, positive = adverse) is added to the cost
-        learned when the tuner charges markout, and required then for a filled order.
+        ``reward_adjustment_bps`` is added to the cost learned when the tuner adjusts its reward (``adjusts_reward``:
+        the markout charged, less the mid's move against the order to the route's end), and required then for a
+        filled order.
         Raises ``ValueError`` for another symbol's event or an event whose arm id does not match its
         knobs. A publisher error propagates; the outcome is learned already and the version is
         considered again on the next outcome. A live tuner then prepares the next decision's options.
         """
         try:
-            result = self._learn(event, context, markout_bps)
+            result = self._learn(event, context, reward_adjustment_bps)
         finally:
             self._options = None  # the outcome may have moved what the next decision can choose
         if self._mode == "live":
             self._options = self._prepare_options()
         return result
 
-    def _learn(self, event: RouterEvent, context: Context | None, markout_bps: float | None) -> ObserveResult:
+    def _learn(self, event: RouterEvent, context: Context | None, adjustment_bps: float | None) -> ObserveResult:
         if event.symbol != self.symbol:
             raise ValueError(f"{self.symbol} tuner got an event of {event.symbol} ({event.intent_id})")
-        if self._charges_markout and event.fills and (markout_bps is None or not math.isfinite(markout_bps)):
-            raise ValueError(f"{self.symbol} charges markout in the reward (tuner.json reward_markout_horizon_ms): "
-                             f"filled event {event.intent_id} needs a finite markout, got {markout_bps!r}")
+        if self._adjusts_reward and event.fills and (adjustment_bps is None or not math.isfinite(adjustment_bps)):
+            raise ValueError(f"{self.symbol} adjusts its reward (tuner.json reward_markout_horizon_ms, reward_mid): "
+                             f"filled event {event.intent_id} needs a finite adjustment, got {adjustment_bps!r}")
         arm_id = self._learnable_arm(event)
         self._period.add_event(event)
         if arm_id is None:
@@ -312,8 +316,8 @@ class SymbolTuner:
         else:
             self._shadow.add_event(event)
         reward = self._reward_filter.reward_from_event(event)
-        if reward is not None and markout_bps is not None and self._charges_markout:
-            reward -= markout_bps
+        if reward is not None and adjustment_bps is not None and self._adjusts_reward:
+            reward -= adjustment_bps
         slippage_bps = event.slippage_bps if reward is not None and event.slippage_bps is not None else None
         outcome = route_outcome(event)
         excluded = self._safety.observe_outcome(arm_id, used_fallback=event.used_fallback, slippage_bps=slippage_bps,

@@ -140,7 +140,7 @@ class TunerService:
                 shadow=ShadowMonitor(symbol, shadow_rule, tuner_config.ope, seed=seed),
                 mode=mode,
                 contract=bundle.strategy.universe[symbol],
-                charges_markout=tuner_config.reward_markout_horizon_ms > 0,
+                adjusts_reward=tuner_config.reward_markout_horizon_ms > 0 or tuner_config.reward_mid != "arrival",
             )
         service = cls(tuners, state_path)
         if state_path is not None and (Path(state_path).exists() or tuners_state_path(Path(state_path)).exists()):
@@ -201,10 +201,11 @@ class TunerService:
                                 budget=tuner.budget_report(), excluded_arms=tuner.excluded_arms,
                                 safety_fallbacks=tuner.safety_fallbacks)
 
-    def observe(self, event: RouterEvent, context: Context | None, markout_bps: float | None = None) -> ObserveResult:
-        """Learn one outcome in its symbol's tuner (``markout_bps``: see :meth:`SymbolTuner.observe`); saves the
-        state when a version was published or it went live."""
-        result = self.tuner(event.symbol).observe(event, context, markout_bps)
+    def observe(self, event: RouterEvent, context: Context | None,
+                reward_adjustment_bps: float | None = None) -> ObserveResult:
+        """Learn one outcome in its symbol's tuner (``reward_adjustment_bps``: see :meth:`SymbolTuner.observe`);
+        saves the state when a version was published or it went live."""
+        result = self.tuner(event.symbol).observe(event, context, reward_adjustment_bps)
         if (result.published is not None or result.went_live) and self._state_path is not None:
             self.save()
         return result

@@ -370,9 +370,11 @@ def test_live_cli_refuses_tuner_flags_without_the_tuner_source(tmp_path: Path,
     assert not (tmp_path / "j.sqlite").exists()
 
 
-def test_live_adaptive_routing_refuses_a_tuner_that_charges_markout(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("setting", "key"), [({"reward_markout_horizon_ms": 5000.0}, "reward_markout_horizon_ms"),
+                                              ({"reward_mid": "route_end"}, "reward_mid")])
+def test_live_adaptive_routing_refuses_a_tuner_whose_reward_needs_a_later_mid(
+        tmp_path: Path, setting: dict[str, object], key: str) -> None:
     config = adaptive_config()
-    charged = msgspec.structs.replace(config, tuner=msgspec.structs.replace(config.tuner,
-                                                                            reward_markout_horizon_ms=5000.0))
-    with pytest.raises(ConfigError, match="reward_markout_horizon_ms"):
-        adaptive_executor(charged, make_paper_venue(charged), tmp_path)
+    adjusted = msgspec.structs.replace(config, tuner=msgspec.structs.replace(config.tuner, **setting))
+    with pytest.raises(ConfigError, match=key):
+        adaptive_executor(adjusted, make_paper_venue(adjusted), tmp_path)
