@@ -7,7 +7,9 @@ venue (``router.venues.ccxt.aio``) awaits them on ``ccxt.pro.<id>``. Rate-limit 
 
 What it guarantees the router:
 - one client order id per order, ever: after a timeout the id is looked up, and only if the venue has
-  no such order is the same request resent, once, with the same id;
+  no such order is the same request resent, once, with the same id, and only an order that can rest (GTC):
+  the venue refuses a second live order under one id (Binance -4116) but not one whose first copy already
+  ended, and its order query can lag its matching engine, so an IOC order that is not found is not resent;
 - rate-limit answers are waited out with bounded exponential back-off (``Retry-After`` honoured);
 - prices are rounded away from the touch (buy down, sell up) to the tick, amounts truncated to the
   step, both as exact strings through ccxt's precision helpers.
@@ -132,17 +134,17 @@ class VenueCore:
         unified = self.market(symbol)["symbol"]
         if self.config.top_of_book_source == "order_book":
             book = yield call("fetch_order_book", unified, self.config.order_book_depth)
-            if not book["bids"] or not book["asks"]:
-                raise VenueError(f"{symbol}: empty book side")
-            (bid, bid_qty), (ask, ask_qty) = book["bids"][0][:2], book["asks"][0][:2]
+            (bid, bid_qty), (ask, ask_qty) = (side[0][:2] if side else (None, None)
+                                              for side in (book["bids"], book["asks"]))
             timestamp_ms = book.get("timestamp")
         else:
             tickers = yield call("fetch_bids_asks", [unified])
             ticker = tickers[unified]
             bid, bid_qty, ask, ask_qty = ticker["bid"], ticker["bidVolume"], ticker["ask"], ticker["askVolume"]
-            if bid is None or ask is None:
-                raise VenueError(f"{symbol}: empty book side")
             timestamp_ms = ticker.get("timestamp")
+        # An empty side is a missing level on the book and zeros on Binance's bookTicker (ccxt keeps them as 0.0).
+        if not all(value is not None and value > 0 for value in (bid, bid_qty, ask, ask_qty)):
+            raise VenueError(f"{symbol}: empty book side (bid {bid} x {bid_qty}, ask {ask} x {ask_qty})")
         # The exchange's own time when it gives one; otherwise the moment we received the answer.
         ts_ns = int(timestamp_ms) * 1_000_000 if timestamp_ms is not None else now_ns
         return TopOfBook(symbol, float(bid), float(bid_qty), float(ask), float(ask_qty), ts_ns)
@@ -265,20 +267,29 @@ class VenueCore:
     def _resolve_unknown_outcome(
         self, request: OrderRequest, send: ExchangeCall, first: VenueError, now_ns: int
     ) -> Steps[OrderState]:
-        """After a timeout: return the order if it exists, else resend once with the same id."""
+        """After a timeout: return the order if it exists, else resend a resting order once with the same id."""
         cid = request.client_order_id
         found = yield from self._lookup(request.symbol, cid, now_ns)
         if found is not None:
             logger.warning("%s %s: outcome unknown (%s) but the order exists", self.name, cid, first)
             return found
+        if request.time_in_force != "GTC":
+            raise VenueTimeout(
+                f"{cid}: outcome unknown ({first}) and the order is not found; an IOC order is not resent (if it "
+                "was taken, it already ended, and the venue's duplicate check covers live orders only): query it "
+                "later"
+            ) from None
         logger.warning("%s %s: outcome unknown (%s), order absent: resending once, same id", self.name, cid, first)
         market = self.market(request.symbol)
         try:
             order = yield send
-        except DuplicateClientOrderId:
+        except DuplicateClientOrderId as duplicate:
             found = yield from self._lookup(request.symbol, cid, now_ns)
-            if found is None:
-                raise
+            if found is None:  # the venue has the order live, its query does not show it yet
+                raise VenueTimeout(
+                    f"{cid}: the resend was refused as a duplicate ({duplicate}), so the order exists, but the "
+                    "venue's query does not show it yet: query it later"
+                ) from None
             return found
         except OUTCOME_UNKNOWN as second:
             found = yield from self._lookup(request.symbol, cid, now_ns)
