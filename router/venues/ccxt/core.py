@@ -134,17 +134,17 @@ class VenueCore:
         unified = self.market(symbol)["symbol"]
         if self.config.top_of_book_source == "order_book":
             book = yield call("fetch_order_book", unified, self.config.order_book_depth)
-            (bid, bid_qty), (ask, ask_qty) = (side[0][:2] if side else (None, None)
-                                              for side in (book["bids"], book["asks"]))
+            if not book["bids"] or not book["asks"]:
+                raise VenueError(f"{symbol}: empty book side")
+            (bid, bid_qty), (ask, ask_qty) = book["bids"][0][:2], book["asks"][0][:2]
             timestamp_ms = book.get("timestamp")
         else:
             tickers = yield call("fetch_bids_asks", [unified])
             ticker = tickers[unified]
             bid, bid_qty, ask, ask_qty = ticker["bid"], ticker["bidVolume"], ticker["ask"], ticker["askVolume"]
+            if bid is None or ask is None:
+                raise VenueError(f"{symbol}: empty book side")
             timestamp_ms = ticker.get("timestamp")
-        # An empty side is a missing level on the book and zeros on Binance's bookTicker (ccxt keeps them as 0.0).
-        if not all(value is not None and value > 0 for value in (bid, bid_qty, ask, ask_qty)):
-            raise VenueError(f"{symbol}: empty book side (bid {bid} x {bid_qty}, ask {ask} x {ask_qty})")
         # The exchange's own time when it gives one; otherwise the moment we received the answer.
         ts_ns = int(timestamp_ms) * 1_000_000 if timestamp_ms is not None else now_ns
         return TopOfBook(symbol, float(bid), float(bid_qty), float(ask), float(ask_qty), ts_ns)
