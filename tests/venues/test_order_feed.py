@@ -98,8 +98,16 @@ def test_a_wait_without_news_returns_none_at_the_deadline(fakes: Fakes) -> None:
         await venue.place_order(resting_buy("quiet"))
         await until_state(feed, "quiet", lambda s: s.status == "open")
         assert await feed.wait("BTCUSDT", "quiet", time.time_ns() + 50_000_000) is None
+        assert await feed.wait("BTCUSDT", "quiet", time.time_ns() - 1) is None  # a deadline already past
+        fakes.rest.fill("quiet", "0.001")
+        await eventually(lambda: feed.current("quiet") is not None and feed.current("quiet").filled_qty > 0,
+                         "the fill is merged")
+        # News not yet answered is returned even at a past deadline: the deadline bounds the waiting only.
+        assert (await feed.wait("BTCUSDT", "quiet", time.time_ns() - 1)).status == "partially_filled"
         with pytest.raises(ValueError, match="followed under BTCUSDT"):
             await feed.wait("ETHUSDT", "quiet", deadline())
+        feed.forget("quiet")
+        assert feed.current("quiet") is None
 
     run_with_feed(fakes, body)
 
