@@ -236,6 +236,14 @@ def test_any_watch_failure_reads_rest_and_a_non_number_touch_is_not_used() -> No
     assert status.ignored >= 1 and status.last_error == "KeyError: \"a parser's surprise\"" and status.rest_reads >= 1
 
 
+def wait_until(check: Callable[[], bool], what: str) -> None:
+    """``eventually`` for the test's own thread (the engine's loop runs in another)."""
+    end = time.monotonic() + DEADLINE_S
+    while not check():
+        assert time.monotonic() < end, f"not within {DEADLINE_S} s: {what}"
+        time.sleep(0.005)
+
+
 def test_live_routes_follow_orders_and_the_touch_by_stream_and_a_failed_book_leaves_nothing_open(fakes: Fakes) -> None:
     btc = {"BTCUSDT": Instrument(tick_size=0.1, qty_step=0.001)}
     environ = {"RT_K": API_KEY, "RT_S": API_SECRET}
@@ -244,20 +252,18 @@ def test_live_routes_follow_orders_and_the_touch_by_stream_and_a_failed_book_lea
     routes = live_routes(with_live(btc, **settings), environ)
     try:
         assert routes.book_status() is not None
-        fakes.stream.wait_connected(DEADLINE_S)
         feed = routes.venues.updates
-        assert isinstance(feed, StreamOrderFeed) and routes.feed_status().mode == "stream"
+        assert isinstance(feed, StreamOrderFeed)
+        wait_until(lambda: routes.feed_status().mode == "stream", "the order stream is up")
         routes.venue.place_order(resting_buy("lr-1"))
         fakes.rest.fill("lr-1", "0.004")
-        deadline_s = time.monotonic() + DEADLINE_S
-        while (state := feed.current("lr-1")) is None or state.filled_qty == 0:
-            assert time.monotonic() < deadline_s, "the fill did not arrive by the stream"
-            time.sleep(0.01)
-        assert [f.qty for f in state.fills] == [0.004]
+        wait_until(lambda: (state := feed.current("lr-1")) is not None and state.filled_qty > 0,
+                   "the fill arrives by the stream")
+        assert [f.qty for f in feed.current("lr-1").fills] == [0.004]
         assert fakes.rest.order_requests("GET") == []  # pushed, not polled
     finally:
         routes.close()
-    assert fakes.stream.connected() == 0  # the order stream closed with the engine
+    wait_until(lambda: fakes.stream.connected() == 0, "the order stream closes with the engine")
     threads = {t.name for t in threading.enumerate()}
     with pytest.raises(VenueError, match=r"executor\.json instruments: .*unknown symbol 'XYZUSDT'"):
         live_routes(with_live({**btc, "XYZUSDT": btc["BTCUSDT"]}, **settings), environ)
