@@ -26,7 +26,14 @@ from router_tuner.executor.store import ExecutorStore
 from router_tuner.executor.venues import paper_account, paper_venue, synthetic_tapes
 from router_tuner.router.codec import to_json
 from router_tuner.router.routing.order import client_order_id
-from router_tuner.router.venue import InvalidOrder, OrderRequest
+from router_tuner.router.venue import (
+    InvalidOrder,
+    OrderNotFound,
+    OrderRequest,
+    PostOnlyRejected,
+    StopRequest,
+    StopWouldTrigger,
+)
 from tests.conftest import edit_config
 from tests.executor.test_executor_support import (
     T0_NS,
@@ -275,6 +282,92 @@ def test_the_paper_account_keeps_resting_orders_and_the_latest_legs_only(tmp_pat
     account.top_of_book("BTCUSDT")
     account.fetch_order("BTCUSDT", "m3-1")
     assert (tmp_path / "a.json").stat().st_mtime_ns == before  # reads do not rewrite the file
+
+
+def _account(config, path: Path, start_ns: int, keep_orders: int = 2) -> PaperAccount:
+    return PaperAccount(paper_venue(config, synthetic_tapes(config, start_ns=start_ns), name=f"p-{start_ns}"), path,
+                        symbols=["BTCUSDT", "ETHUSDT"], keep_orders=keep_orders)
+
+
+def _sell_stop(cid: str, trigger_price: float) -> StopRequest:
+    return StopRequest(client_order_id=cid, symbol="BTCUSDT", kind="stop_market", side="sell", position_side="LONG",
+                       trigger_price=trigger_price, working_type="CONTRACT_PRICE")
+
+
+def test_a_working_stop_of_the_paper_account_survives_a_restart_and_ends_once(tmp_path: Path) -> None:
+    config = executor_config()
+    path = tmp_path / "a.json"
+    account = _account(config, path, T0_NS)
+    account.place_order(_leg("m", 1, order_type="market", price=None))
+    bid = account.top_of_book("BTCUSDT").bid
+    assert account.place_stop(_sell_stop("sl", round(bid * 0.5, 1))).status == "working"
+    with pytest.raises(InvalidOrder, match="'sl' is a duplicate"):
+        account.place_stop(_sell_stop("sl", round(bid * 0.5, 1)))
+    assert [s["client_order_id"] for s in json.loads(path.read_text())["working_stops"]] == ["sl"]
+    restarted = _account(config, path, T0_NS + 1_000_000_000)  # the next run's market, the same account
+    assert restarted.fetch_stop("BTCUSDT", "sl").status == "working"
+    assert [s.client_order_id for s in restarted.open_stops("BTCUSDT")] == ["sl"]
+    assert restarted.cancel_stop("BTCUSDT", "sl").status == "canceled"
+    saved = json.loads(path.read_text())
+    assert (saved["working_stops"], [s["status"] for s in saved["stops"]]) == ([], ["canceled"])
+    assert restarted.cancel_stop("BTCUSDT", "sl").status == "canceled"  # ended: its kept state, nothing sent
+    with pytest.raises(OrderNotFound, match="no stop 'sl' on ETHUSDT"):
+        restarted.fetch_stop("ETHUSDT", "sl")
+
+
+def test_refused_orders_and_stops_of_the_paper_account_are_kept_and_the_oldest_ended_pruned(tmp_path: Path) -> None:
+    config = executor_config()
+    path = tmp_path / "a.json"
+    account = _account(config, path, T0_NS, keep_orders=2)
+    account.place_order(_leg("m", 1, order_type="market", price=None))
+    ask = account.top_of_book("BTCUSDT").ask
+    with pytest.raises(PostOnlyRejected):
+        account.place_order(_leg("x", 1, order_type="limit", price=round(ask * 1.01, 1)))  # crosses: refused
+    assert account.fetch_order("BTCUSDT", "x-1").status == "rejected"
+    for k in range(3):  # a sell stop above the market would trigger at once: refused, registered
+        with pytest.raises(StopWouldTrigger):
+            account.place_stop(_sell_stop(f"up{k}", round(ask * 1.5, 1)))
+        assert account.fetch_stop("BTCUSDT", f"up{k}").status == "rejected"
+    assert [s["client_order_id"] for s in json.loads(path.read_text())["stops"]] == ["up1", "up2"]
+    with pytest.raises(OrderNotFound):
+        account.cancel_order("BTCUSDT", "never-sent")
+    restarted = _account(config, path, T0_NS + 1_000_000_000)
+    assert restarted.fetch_order("BTCUSDT", "x-1").status == "rejected"
+    with pytest.raises(OrderNotFound, match="no order 'x-1' on ETHUSDT"):
+        restarted.fetch_order("ETHUSDT", "x-1")
+
+
+def test_a_paper_account_file_the_replay_cannot_take_is_refused_naming_it(tmp_path: Path) -> None:
+    config = executor_config()
+    path = tmp_path / "a.json"
+    with pytest.raises(ValueError, match="keep_orders must be >= 1, got 0"):
+        _account(config, path, T0_NS, keep_orders=0)
+    account = _account(config, path, T0_NS)
+    account.place_order(_leg("m", 1, order_type="market", price=None))
+    account.place_stop(_sell_stop("sl", round(account.top_of_book("BTCUSDT").bid * 0.5, 1)))
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "version": saved["version"] + 1}))
+    with pytest.raises(PaperAccountError, match=rf"a\.json: paper account version {saved['version'] + 1}"):
+        _account(config, path, T0_NS)
+    saved["working_stops"][0]["trigger_price"] = 30000.05  # off the 0.1 tick: a stop the venue would refuse
+    path.write_text(json.dumps(saved))
+    with pytest.raises(PaperAccountError, match=r"a\.json: stop sl: .*trigger_price 30000\.05 is not a whole number"):
+        _account(config, path, T0_NS)
+
+
+def test_a_paper_stop_met_while_the_process_was_down_fires_when_the_account_is_restored(tmp_path: Path) -> None:
+    config = executor_config()
+    path = tmp_path / "a.json"
+    account = _account(config, path, T0_NS)
+    account.place_order(_leg("m", 1, order_type="market", price=None))
+    account.place_stop(_sell_stop("sl", round(account.top_of_book("BTCUSDT").bid * 0.5, 1)))
+    saved = json.loads(path.read_text())
+    saved["working_stops"][0]["trigger_price"] = 1e9  # a sell stop at 1e9: met by any price of the next run
+    path.write_text(json.dumps(saved))
+    restarted = _account(config, path, T0_NS + 1_000_000_000)
+    fired = restarted.fetch_stop("BTCUSDT", "sl")
+    assert fired.status == "triggered" and sum(f.qty for f in fired.fills) == pytest.approx(0.002)
+    assert restarted.positions("BTCUSDT").get("LONG", 0.0) == 0.0
 
 
 def _cancel_processed(fake: FakeBinanceUsdm, cid: str) -> bool:

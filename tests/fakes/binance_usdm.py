@@ -9,7 +9,11 @@ book or mark the test sets meets them, closing the leg at the touch), honours ``
 Binance does (takes the touch's displayed size
 up to the limit price, answers ``EXPIRED`` with the ``executedQty`` for the rest; the book is a snapshot the
 test sets, fills do not deplete it), and can be scripted to fail the next request on a path in the ways a live
-exchange does: an error code, a 429 with ``Retry-After``, or a timeout before/after the order exists.
+exchange does: an error code, a 429 with ``Retry-After``, a timeout or a dropped connection before/after the order
+exists; its order queries can lag its matching engine (``-2013`` for an order that exists, ``lag_queries``). A book
+side set to quantity 0 is empty: ``/depth`` lists no level on it and ``/ticker/bookTicker`` answers it as zeros, as
+Binance does. A fee asset other than the quote (``fee_asset_override``, the BNB discount) is charged at the mid of
+that asset's book against the quote, or against USDT when the fake has no such book.
 Bound to 127.0.0.1 on an ephemeral port; tests start it as a context manager.
 """
 
@@ -78,7 +82,14 @@ class Stall:
     create_first: bool
 
 
-Fault = ErrorReply | RateLimitReply | Stall
+@dataclass(frozen=True)
+class Drop:
+    """Close the connection without answering; ``create_first`` processes an order POST before dropping."""
+
+    create_first: bool
+
+
+Fault = ErrorReply | RateLimitReply | Stall | Drop
 
 
 @dataclass
@@ -133,6 +144,8 @@ class FakeState:
     trades: list[dict[str, Any]] = field(default_factory=list)
     positions: dict[tuple[str, str], Decimal] = field(default_factory=dict)
     order_posts: Counter[str] = field(default_factory=Counter)
+    orders_created: Counter[str] = field(default_factory=Counter)  # orders the matching engine took, by client id
+    query_lag: Counter[str] = field(default_factory=Counter)  # queries still to answer -2013 for, by client id
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     faults: dict[tuple[str, str], deque[Fault]] = field(default_factory=dict)
     fee_asset_override: str | None = None
@@ -226,6 +239,16 @@ class FakeBinanceUsdm:
         with self.state.lock:
             return self.state.order_posts[client_order_id]
 
+    def created_for(self, client_order_id: str) -> int:
+        """How many orders the fake created under ``client_order_id`` (a double order shows as 2)."""
+        with self.state.lock:
+            return self.state.orders_created[client_order_id]
+
+    def lag_queries(self, client_order_id: str, queries: int) -> None:
+        """Answer the next ``queries`` GETs of this order -2013, whether or not it exists (a lagging query)."""
+        with self.state.lock:
+            self.state.query_lag[client_order_id] = queries
+
     def order_requests(self, method: str) -> list[dict[str, str]]:
         with self.state.lock:
             return [p for m, path, p in self.state.requests if m == method and path == ORDER_PATH]
@@ -247,8 +270,11 @@ class FakeBinanceUsdm:
         asset = spec.quote
         if st.fee_asset_override is not None:
             asset = st.fee_asset_override
-            bnb_bid, _, bnb_ask, _ = st.books[f"{asset}{spec.quote}"]
-            commission = commission / ((bnb_bid + bnb_ask) / 2)
+            book = st.books.get(f"{asset}{spec.quote}", st.books.get(f"{asset}USDT"))
+            if book is None:
+                raise BinanceUsdmError(-1000, f"fake has no book to price fees in {asset}", 500)
+            fee_bid, _, fee_ask, _ = book
+            commission = commission / ((fee_bid + fee_ask) / 2)
         st.next_id += 1
         st.trades.append(
             {
@@ -335,6 +361,7 @@ class FakeBinanceUsdm:
             update_ms=_now_ms(),
         )
         st.orders[cid] = order
+        st.orders_created[cid] += 1
         self._notify(order, "NEW")
         if tif == "IOC":
             self._match_ioc(order, crosses)
@@ -639,9 +666,9 @@ class FakeBinanceUsdm:
             bid, bq, ask, aq = st.books[p["symbol"]]
             return {
                 "symbol": p["symbol"],
-                "bidPrice": str(bid),
+                "bidPrice": str(bid) if bq else "0.00",
                 "bidQty": str(bq),
-                "askPrice": str(ask),
+                "askPrice": str(ask) if aq else "0.00",
                 "askQty": str(aq),
                 "time": _now_ms(),
                 "lastUpdateId": st.next_id,
@@ -653,8 +680,8 @@ class FakeBinanceUsdm:
                 "lastUpdateId": st.next_id,
                 "E": now,
                 "T": now,
-                "bids": [[str(bid), str(bq)]],
-                "asks": [[str(ask), str(aq)]],
+                "bids": [[str(bid), str(bq)]] if bq else [],
+                "asks": [[str(ask), str(aq)]] if aq else [],
             }
         if (method, path) == ("GET", "/fapi/v1/positionSide/dual"):
             return {"dualSidePosition": st.hedge_mode}
@@ -682,8 +709,12 @@ class FakeBinanceUsdm:
         if (method, path) == ("POST", ORDER_PATH):
             return self._order_json(self._new_order(p))
         if (method, path) in (("GET", ORDER_PATH), ("DELETE", ORDER_PATH)):
-            order = st.orders.get(p.get("origClientOrderId", ""))
-            if order is None or order.symbol != p.get("symbol"):
+            cid = p.get("origClientOrderId", "")
+            order = st.orders.get(cid)
+            lagging = method == "GET" and st.query_lag[cid] > 0
+            if lagging:
+                st.query_lag[cid] -= 1
+            if order is None or order.symbol != p.get("symbol") or lagging:
                 if method == "GET":
                     raise BinanceUsdmError(-2013, "Order does not exist.")
                 raise BinanceUsdmError(-2011, "Unknown order sent.")
@@ -775,6 +806,12 @@ class FakeBinanceUsdm:
                             },
                             {"Retry-After": str(fault.retry_after_s)},
                         )
+                        return
+                    if isinstance(fault, Drop):
+                        if fault.create_first:
+                            with fake.state.lock:
+                                fake._route(method, path, params)
+                        self.close_connection = True
                         return
                     if isinstance(fault, Stall):
                         if fault.create_first:

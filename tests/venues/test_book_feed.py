@@ -8,6 +8,7 @@ The REST fake's book and the streamed one are set apart on purpose, so each answ
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
 
@@ -16,14 +17,23 @@ import pytest
 
 from router_tuner.config.loader import load_config
 from router_tuner.config.models import ConfigBundle, Instrument
-from router_tuner.executor.engine.live import stream_book
+from router_tuner.executor.engine.live import live_routes, stream_book
 from router_tuner.router.venue import TopOfBook, VenueError
 from router_tuner.router.venues.ccxt.aio import AsyncCcxtVenue
 from router_tuner.router.venues.ccxt.book_feed import BookSettings, StreamedBook
 from router_tuner.router.venues.ccxt.config import ApiCredentials
+from router_tuner.router.venues.ccxt.order_feed import StreamOrderFeed
 from tests.fakes.binance_usdm import FakeBinanceUsdm
 from tests.fakes.binance_ws import book_ticker
-from tests.venues.stream_support import API_KEY, API_SECRET, Fakes, eventually, venue_config
+from tests.venues.stream_support import (
+    API_KEY,
+    API_SECRET,
+    DEADLINE_S,
+    Fakes,
+    eventually,
+    resting_buy,
+    venue_config,
+)
 
 STREAM = "btcusdt@bookTicker"
 REST_TOUCH = (60_000.0, 2.0, 60_000.1, 2.0)  # the conftest's REST book
@@ -224,3 +234,37 @@ def test_any_watch_failure_reads_rest_and_a_non_number_touch_is_not_used() -> No
     assert first is None
     assert second is not None and second.bid == 100.0
     assert status.ignored >= 1 and status.last_error == "KeyError: \"a parser's surprise\"" and status.rest_reads >= 1
+
+
+def wait_until(check: Callable[[], bool], what: str) -> None:
+    """``eventually`` for the test's own thread (the engine's loop runs in another)."""
+    end = time.monotonic() + DEADLINE_S
+    while not check():
+        assert time.monotonic() < end, f"not within {DEADLINE_S} s: {what}"
+        time.sleep(0.005)
+
+
+def test_live_routes_follow_orders_and_the_touch_by_stream_and_a_failed_book_leaves_nothing_open(fakes: Fakes) -> None:
+    btc = {"BTCUSDT": Instrument(tick_size=0.1, qty_step=0.001)}
+    environ = {"RT_K": API_KEY, "RT_S": API_SECRET}
+    settings = dict(api_key_env="RT_K", api_secret_env="RT_S", api_base_url=fakes.rest.base_url,
+                    ws_base_url=fakes.stream.ws_url, order_updates="stream", book_updates="stream")
+    routes = live_routes(with_live(btc, **settings), environ)
+    try:
+        assert routes.book_status() is not None
+        feed = routes.venues.updates
+        assert isinstance(feed, StreamOrderFeed)
+        wait_until(lambda: routes.feed_status().mode == "stream", "the order stream is up")
+        routes.venue.place_order(resting_buy("lr-1"))
+        fakes.rest.fill("lr-1", "0.004")
+        wait_until(lambda: (state := feed.current("lr-1")) is not None and state.filled_qty > 0,
+                   "the fill arrives by the stream")
+        assert [f.qty for f in feed.current("lr-1").fills] == [0.004]
+        assert fakes.rest.order_requests("GET") == []  # pushed, not polled
+    finally:
+        routes.close()
+    wait_until(lambda: fakes.stream.connected() == 0, "the order stream closes with the engine")
+    threads = {t.name for t in threading.enumerate()}
+    with pytest.raises(VenueError, match=r"executor\.json instruments: .*unknown symbol 'XYZUSDT'"):
+        live_routes(with_live({**btc, "XYZUSDT": btc["BTCUSDT"]}, **settings), environ)
+    assert {t.name for t in threading.enumerate()} <= threads  # no loop thread left running

@@ -5,14 +5,16 @@ USDⓈ-M fake (no network). The venue's guarantees one by one: ``test_ccxt_venue
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+import ccxt.pro
 import pytest
 
 from router_tuner.router.contract import Contract
 from router_tuner.router.venue import OrderNotFound, PostOnlyRejected, RateLimited, StopRequest
-from router_tuner.router.venues.ccxt.aio import AsyncCcxtVenue
+from router_tuner.router.venues.ccxt.aio import AsyncCcxtVenue, _stream_exchange_class
 from router_tuner.router.venues.ccxt.config import ApiCredentials
 from tests.fakes.binance_usdm import ALGO_ORDER_PATH, FakeBinanceUsdm, RateLimitReply, Stall
 from tests.venues.stream_support import API_KEY, API_SECRET, resting_buy, venue_config
@@ -110,3 +112,25 @@ def test_an_exchange_without_a_quirks_entry_is_refused(fake: FakeBinanceUsdm) ->
     with pytest.raises(ValueError, match="no quirks mapping for exchange 'kraken'"):
         AsyncCcxtVenue(replace(venue_config(fake.base_url), exchange_id="kraken"),
                        ApiCredentials(API_KEY, API_SECRET), None, 1000)
+
+
+def test_the_venue_sleeps_until_a_wall_clock_time(fake: FakeBinanceUsdm) -> None:
+    async def body(venue: AsyncCcxtVenue) -> None:
+        wake_ns = venue.now_ns() + 20_000_000
+        await venue.sleep_until(wake_ns)
+        assert time.time_ns() >= wake_ns
+
+    with_venue(fake, body)
+
+
+def test_a_listen_key_refresh_that_is_not_positive_is_refused_before_a_client_exists() -> None:
+    with pytest.raises(ValueError, match="listen_key_refresh_ms must be > 0, got 0"):
+        AsyncCcxtVenue(venue_config("http://127.0.0.1:9"), ApiCredentials(API_KEY, API_SECRET), None, 0)
+
+
+def test_the_stream_class_is_ccxt_pros_own_without_an_expiry_event_and_refused_for_an_unknown_exchange() -> None:
+    assert _stream_exchange_class("binanceusdm", None) is ccxt.pro.binanceusdm
+    taught = _stream_exchange_class("binanceusdm", "listenKeyExpired")
+    assert issubclass(taught, ccxt.pro.binanceusdm) and taught is not ccxt.pro.binanceusdm
+    with pytest.raises(ValueError, match=r"ccxt\.pro has no exchange 'nosuchexchange'"):
+        _stream_exchange_class("nosuchexchange", None)

@@ -71,6 +71,23 @@ def test_hedge_mode_take_profit_names_the_leg_and_leaves_the_other(fake: FakeBin
     assert len(algo_posts(fake)) == 1
 
 
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (stop(""), "client_order_id is required"),
+        (stop("s-nan", trigger=float("nan")), "s-nan: trigger_price must be finite and > 0, got nan"),
+        (stop("s-neg", trigger=-1.0), "s-neg: trigger_price must be finite and > 0, got -1.0"),
+        (stop("s-wt", working_type="INDEX_PRICE"), "s-wt: working_type must be CONTRACT_PRICE or MARK_PRICE"),
+    ],
+)
+def test_a_stop_the_venue_could_not_take_is_refused_before_sending(
+    fake: FakeBinanceUsdm, venue: LoopVenue, request_: StopRequest, message: str
+) -> None:
+    with pytest.raises(InvalidOrder, match=message):
+        venue.place_stop(request_)
+    assert algo_posts(fake) == []
+
+
 def test_a_stop_already_met_is_mapped_to_stop_would_trigger(fake: FakeBinanceUsdm, venue: LoopVenue) -> None:
     fake.set_position("BTCUSDT", "BOTH", "0.004")
     with pytest.raises(StopWouldTrigger, match="-2021"):

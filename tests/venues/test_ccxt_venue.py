@@ -119,6 +119,12 @@ def test_bad_requests_are_refused_before_sending(fake: FakeBinanceUsdm, venue: L
         venue.place_order(request("b5", position_side="LONG"))
     with pytest.raises(ValueError, match="unknown symbol"):
         venue.place_order(request("b6", symbol="BTC/USDT:USDT"))
+    with pytest.raises(InvalidOrder, match="client_order_id is required"):
+        venue.place_order(request(""))
+    with pytest.raises(InvalidOrder, match="b7: a market order must not carry a price"):
+        venue.place_order(request("b7", order_type="market", price=60000.0, post_only=False))
+    with pytest.raises(InvalidOrder, match=r"b8: price 0\.05 rounds to zero"):
+        venue.place_order(request("b8", price=0.05))  # a buy rounds down, to 0 at the 0.1 tick
     assert fake.order_requests("POST") == []
 
 

@@ -98,8 +98,16 @@ def test_a_wait_without_news_returns_none_at_the_deadline(fakes: Fakes) -> None:
         await venue.place_order(resting_buy("quiet"))
         await until_state(feed, "quiet", lambda s: s.status == "open")
         assert await feed.wait("BTCUSDT", "quiet", time.time_ns() + 50_000_000) is None
+        assert await feed.wait("BTCUSDT", "quiet", time.time_ns() - 1) is None  # a deadline already past
+        fakes.rest.fill("quiet", "0.001")
+        await eventually(lambda: feed.current("quiet") is not None and feed.current("quiet").filled_qty > 0,
+                         "the fill is merged")
+        # News not yet answered is returned even at a past deadline: the deadline bounds the waiting only.
+        assert (await feed.wait("BTCUSDT", "quiet", time.time_ns() - 1)).status == "partially_filled"
         with pytest.raises(ValueError, match="followed under BTCUSDT"):
             await feed.wait("ETHUSDT", "quiet", deadline())
+        feed.forget("quiet")
+        assert feed.current("quiet") is None
 
     run_with_feed(fakes, body)
 
@@ -242,3 +250,26 @@ def test_reports_of_unfollowed_orders_are_kept_newest_first_up_to_the_cap(
         assert early is not None and early.status == "open"
 
     run_with_feed(fakes, body)
+
+
+def test_a_failed_re_read_while_polling_is_logged_and_the_next_poll_reads_the_order(
+    fakes: Fakes, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body(venue: AsyncCcxtVenue, feed: StreamOrderFeed) -> None:
+        await venue.place_order(resting_buy("pollfail"))
+        await until_state(feed, "pollfail", lambda s: s.status == "open")
+        fakes.stream.refuse_connections(True)
+        fakes.rest.fail_next("GET", "/fapi/v1/order", ErrorReply(-1001, "Internal error; unable to process your "
+                                                                        "request. Please try again.", 500))
+        assert fakes.stream.drop() == 1
+        await eventually(lambda: feed.status.mode == "polling", "the feed notices the drop")
+        fakes.rest.fill("pollfail", "0.004")  # pushed to nobody: only a poll can see it
+        state = await until_state(feed, "pollfail", lambda s: s.filled_qty > 0)
+        assert (state.status, [f.qty for f in state.fills]) == ("partially_filled", [0.004])
+        assert feed.status.mode == "polling"
+        fakes.stream.refuse_connections(False)
+
+    with caplog.at_level("WARNING", logger="router_tuner.router.venues.ccxt.order_feed"):
+        run_with_feed(fakes, body, poll_ms=20.0)
+    failed = [r.getMessage() for r in caplog.records if "re-reading pollfail by REST failed" in r.getMessage()]
+    assert len(failed) == 1 and "-1001" in failed[0]

@@ -7,7 +7,9 @@ venue (``router.venues.ccxt.aio``) awaits them on ``ccxt.pro.<id>``. Rate-limit 
 
 What it guarantees the router:
 - one client order id per order, ever: after a timeout the id is looked up, and only if the venue has
-  no such order is the same request resent, once, with the same id;
+  no such order is the same request resent, once, with the same id, and only an order that can rest (GTC):
+  the venue refuses a second live order under one id (Binance -4116) but not one whose first copy already
+  ended, and its order query can lag its matching engine, so an IOC order that is not found is not resent;
 - rate-limit answers are waited out with bounded exponential back-off (``Retry-After`` honoured);
 - prices are rounded away from the touch (buy down, sell up) to the tick, amounts truncated to the
   step, both as exact strings through ccxt's precision helpers.
@@ -265,20 +267,29 @@ class VenueCore:
     def _resolve_unknown_outcome(
         self, request: OrderRequest, send: ExchangeCall, first: VenueError, now_ns: int
     ) -> Steps[OrderState]:
-        """After a timeout: return the order if it exists, else resend once with the same id."""
+        """After a timeout: return the order if it exists, else resend a resting order once with the same id."""
         cid = request.client_order_id
         found = yield from self._lookup(request.symbol, cid, now_ns)
         if found is not None:
             logger.warning("%s %s: outcome unknown (%s) but the order exists", self.name, cid, first)
             return found
+        if request.time_in_force != "GTC":
+            raise VenueTimeout(
+                f"{cid}: outcome unknown ({first}) and the order is not found; an IOC order is not resent (if it "
+                "was taken, it already ended, and the venue's duplicate check covers live orders only): query it "
+                "later"
+            ) from None
         logger.warning("%s %s: outcome unknown (%s), order absent: resending once, same id", self.name, cid, first)
         market = self.market(request.symbol)
         try:
             order = yield send
-        except DuplicateClientOrderId:
+        except DuplicateClientOrderId as duplicate:
             found = yield from self._lookup(request.symbol, cid, now_ns)
-            if found is None:
-                raise
+            if found is None:  # the venue has the order live, its query does not show it yet
+                raise VenueTimeout(
+                    f"{cid}: the resend was refused as a duplicate ({duplicate}), so the order exists, but the "
+                    "venue's query does not show it yet: query it later"
+                ) from None
             return found
         except OUTCOME_UNKNOWN as second:
             found = yield from self._lookup(request.symbol, cid, now_ns)

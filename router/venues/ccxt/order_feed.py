@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import ccxt
-import msgspec
 
 from router_tuner.router.events import Fill
 from router_tuner.router.venue import OrderState, OrderStatus, VenueError
@@ -99,8 +98,6 @@ class TrackedOrder:
             price=incoming.price if incoming.price is not None or current is None else current.price,
             fills=tuple(sorted(self.fills.values(), key=lambda f: (f.ts_ns, f.trade_id))),
         )
-        if merged.status == "open" and merged.filled_qty > 0:
-            merged = msgspec.structs.replace(merged, status="partially_filled")
         if merged == current:
             return False
         self.state = merged
@@ -269,9 +266,7 @@ class StreamOrderFeed:
                     self._reread(cid)
 
     async def _on_stream_order(self, order: Mapping[str, Any]) -> None:
-        cid = order.get("clientOrderId")
-        if cid is None:
-            return  # an order placed without a client id is none of the router's
+        cid = order["clientOrderId"]  # Binance gives every order one (its own when none was sent)
         market = self._venue.exchange.market(order["symbol"])
         tracked = self._reported(market["id"], str(cid))
         trades = _stream_trades(self._venue.exchange, order, market)
