@@ -32,8 +32,10 @@ touch, bounded) -> wait up to the TTL polling the order -> cancel and re-price t
   final state included); fills are counted once by trade id, so the cancel/fill race never re-orders.
 - Venue errors: ``RateLimited`` backs off on the venue clock and retries the same request (bounded); reads
   also retry ``VenueTimeout``/``VenueUnavailable``. A new order that timed out (or lost its connection) is
-  resolved by fetching its client order id before anything else; only an order the venue does not know is
-  sent again, under a new id (an id never names two orders).
+  resolved by fetching its client order id before anything else; only a resting (post-only) order the venue
+  does not know is sent again, under a new id (an id never names two orders). A taker (IOC) leg the venue does
+  not know is never sent again: it may have filled already at a venue whose order query lags its matching (a
+  second one would fill twice), so the route ends with the error and the executor settles the intent's legs.
   ``InsufficientMargin``/``BelowMinNotional`` and other refusals end the route with ``error`` set and outcome
   ``rejected`` (``partial`` when something already filled). Input errors raise ``RouteRefused``; a venue
   that cannot state the symbol's contract spec (``Venue.contract``) raises its error (or ``TypeError`` /
@@ -317,8 +319,13 @@ class _Route:
                           time_in_force=time_in_force, post_only=post_only)
             try:
                 state = yield from self._retrying(Place(req), idempotent=False)
-            except (VenueTimeout, VenueUnavailable):
+            except (VenueTimeout, VenueUnavailable) as exc:
                 found = yield from self._resolve(client_id)
+                if found is None and time_in_force == "IOC":
+                    raise _RouteAbort(f"taker leg {client_id}: outcome unknown ({type(exc).__name__}) and the venue "
+                                      "does not know it; not sent again (an IOC that filled may not show yet in the "
+                                      "venue's order query, and a second one would fill twice)",
+                                      rejected=False) from exc
                 if found is None:
                     continue
                 state = found
