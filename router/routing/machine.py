@@ -32,10 +32,9 @@ touch, bounded) -> wait up to the TTL polling the order -> cancel and re-price t
   final state included); fills are counted once by trade id, so the cancel/fill race never re-orders.
 - Venue errors: ``RateLimited`` backs off on the venue clock and retries the same request (bounded); reads
   also retry ``VenueTimeout``/``VenueUnavailable``. A new order that timed out (or lost its connection) is
-  resolved by fetching its client order id before anything else; only a resting (post-only) order the venue
-  does not know is sent again, under a new id (an id never names two orders). A taker (IOC) leg the venue does
-  not know is never sent again: it may have filled already at a venue whose order query lags its matching (a
-  second one would fill twice), so the route ends with the error and the executor settles the intent's legs.
+  resolved by fetching its client order id before anything else; one the venue does not know is never sent
+  again: it may rest, or have filled, at a venue whose order query lags its matching (a second order would rest
+  as an orphan or fill twice), so the route ends with the error and the executor settles the intent's legs.
   ``InsufficientMargin``/``BelowMinNotional`` and other refusals end the route with ``error`` set and outcome
   ``rejected`` (``partial`` when something already filled). Input errors raise ``RouteRefused``; a venue
   that cannot state the symbol's contract spec (``Venue.contract``) raises its error (or ``TypeError`` /
@@ -310,38 +309,36 @@ class _Route:
 
     def _place(self, order_type: OrderType, price: float | None, *, time_in_force: TimeInForce,
                post_only: bool) -> Steps[OrderState]:
-        """Send one order for the remainder; a timeout is resolved by its client order id first."""
-        qty = self.ledger.remaining_qty()
-        for _ in range(self.settings.max_venue_retries + 1):
-            self.legs += 1
-            client_id = client_order_id(self.order.intent_id, self.legs)
-            req = request(self.order, client_id=client_id, qty=qty, order_type=order_type, price=price,
-                          time_in_force=time_in_force, post_only=post_only)
-            try:
-                state = yield from self._retrying(Place(req), idempotent=False)
-            except (VenueTimeout, VenueUnavailable) as exc:
-                found = yield from self._resolve(client_id)
-                if found is None and time_in_force == "IOC":
-                    raise _RouteAbort(f"taker leg {client_id}: outcome unknown ({type(exc).__name__}) and the venue "
-                                      "does not know it; not sent again (an IOC that filled may not show yet in the "
-                                      "venue's order query, and a second one would fill twice)",
-                                      rejected=False) from exc
-                if found is None:
-                    continue
-                state = found
-            except PostOnlyRejected:
-                raise
-            except (InsufficientMargin, BelowMinNotional) as exc:
-                raise _RouteAbort(f"{type(exc).__name__}: {exc}", rejected=True) from exc
-            except RateLimited as exc:
-                raise _RouteAbort(f"RateLimited after {self.settings.max_venue_retries} retries: {exc}",
+        """Send one order for the remainder; an unknown outcome (a timeout, a lost connection) is resolved by its
+        client order id. An order the venue does not know then is not sent again: it may rest, or have filled, at a
+        venue whose order query lags its matching (a second order would rest as an orphan or fill twice), so the
+        route ends with the error and the executor settles the intent's legs. A live venue resends once under the
+        same id itself, which the exchange refuses as a duplicate (``router.venues.ccxt.core``)."""
+        self.legs += 1
+        client_id = client_order_id(self.order.intent_id, self.legs)
+        req = request(self.order, client_id=client_id, qty=self.ledger.remaining_qty(), order_type=order_type,
+                      price=price, time_in_force=time_in_force, post_only=post_only)
+        try:
+            state = yield from self._retrying(Place(req), idempotent=False)
+        except (VenueTimeout, VenueUnavailable) as exc:
+            found = yield from self._resolve(client_id)
+            if found is None:
+                raise _RouteAbort(f"order {client_id}: outcome unknown ({type(exc).__name__}: {exc}) and the venue "
+                                  "does not know it; not sent again (one that rests or filled may not show yet in "
+                                  "the venue's order query, and a second would rest as an orphan or fill twice)",
                                   rejected=False) from exc
-            except VenueError as exc:
-                raise _RouteAbort(f"{type(exc).__name__}: {exc}", rejected=True) from exc
-            self._observe(state)
-            return state
-        raise _RouteAbort(f"order not placed: {self.settings.max_venue_retries + 1} attempts timed out and "
-                          f"the venue knew none of them (last id {client_id})", rejected=False)
+            state = found
+        except PostOnlyRejected:
+            raise
+        except (InsufficientMargin, BelowMinNotional) as exc:
+            raise _RouteAbort(f"{type(exc).__name__}: {exc}", rejected=True) from exc
+        except RateLimited as exc:
+            raise _RouteAbort(f"RateLimited after {self.settings.max_venue_retries} retries: {exc}",
+                              rejected=False) from exc
+        except VenueError as exc:
+            raise _RouteAbort(f"{type(exc).__name__}: {exc}", rejected=True) from exc
+        self._observe(state)
+        return state
 
     def _observe(self, state: OrderState) -> None:
         """Record a state; a venue that breaks its own protocol ends the route (the event keeps the error)."""

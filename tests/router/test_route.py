@@ -258,23 +258,18 @@ def test_timeout_on_an_accepted_order_is_resolved_by_client_id(router_config: Ro
     assert event.outcome == "filled" and event.routed_as == "maker"
 
 
-def test_timeout_on_a_lost_order_resends_under_a_new_id(router_config: RouterConfig) -> None:
-    v = venue(fills=[ScriptedFill(300 * MS, 1.0)],
-              faults=[Fault("place", 1, VenueUnavailable("reset"), applied=False)])
-    event = run(router_config, v)
-    assert [r.client_order_id for r in v.requests] == ["i1-1", "i1-2"]
-    assert event.outcome == "filled" and event.fills[0].client_order_id == "i1-2"
-
-
 @pytest.mark.parametrize("error", [VenueTimeout("no answer"), VenueUnavailable("reset")])
-def test_a_taker_leg_of_unknown_outcome_that_the_venue_does_not_know_is_never_sent_again(
-        router_config: RouterConfig, error: Exception) -> None:
-    """An IOC leg may have filled at a venue whose order query lags its matching: a second one could fill twice,
-    so the route ends with the error (the executor settles the intent's legs) instead of sending another."""
-    v = venue(faults=[Fault("place", 1, error, applied=False)])
-    event = run(router_config, v, policy(router_config, taker_bias=1.0))
+@pytest.mark.parametrize("taker_bias", [0.0, 1.0])
+def test_an_order_of_unknown_outcome_that_the_venue_does_not_know_is_never_sent_again(
+        router_config: RouterConfig, error: Exception, taker_bias: float) -> None:
+    """A post-only leg may rest, and an IOC leg may have filled, at a venue whose order query lags its matching: a
+    second order would rest as an orphan or fill twice, so the route ends with the error (the executor settles the
+    intent's legs) instead of sending another under a new id."""
+    v = venue(fills=[ScriptedFill(300 * MS, 1.0)], faults=[Fault("place", 1, error, applied=False)])
+    event = run(router_config, v, policy(router_config, taker_bias=taker_bias))
     assert [r.client_order_id for r in v.requests] == ["i1-1"]
-    assert event.outcome == "unfilled" and event.error is not None and "not sent again" in event.error
+    assert (event.outcome, event.fills) == ("unfilled", ()) and not event.is_maker_final
+    assert event.error is not None and "i1-1: outcome unknown" in event.error and "not sent again" in event.error
 
 
 def test_timeouts_while_polling_and_cancelling_are_resolved(router_config: RouterConfig) -> None:
