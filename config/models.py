@@ -51,13 +51,6 @@ RatePerS = Annotated[float, msgspec.Meta(ge=0.0, le=1e5)]
 TickSize = Annotated[float, msgspec.Meta(ge=1e-12, le=1e4)]
 QtyStep = Annotated[float, msgspec.Meta(ge=1e-12, le=1e6)]
 """Tick sizes and quantity steps must also be 1/n for a whole n (checked at load, :func:`is_unit_fraction`)."""
-
-
-def is_unit_fraction(step: float) -> bool:
-    """Whether ``step`` is 1/n for a whole n (0.5, 0.1, 0.001, 1): market tapes keep prices and quantities as whole
-    numbers of it, so a tick of 0.3 or 5 cannot be replayed."""
-    inverse = 1 / step
-    return abs(inverse - round(inverse)) <= 1e-9 * inverse
 LevelQtyRatio = Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)]
 SweepDecay = Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)]
 PolicyKnob = Annotated[float, msgspec.Meta(ge=-MAX_SCALE, le=MAX_SCALE)]
@@ -70,6 +63,13 @@ ModelPrefix = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.\
 """The start of MLflow registered model names (``<prefix>-<SYMBOL>``): an empty one would name ``-BTCUSDT``."""
 EnvVarName = Annotated[str, msgspec.Meta(pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=64)]
 """The *name* of an environment variable holding a secret, never the secret itself."""
+
+
+def is_unit_fraction(step: float) -> bool:
+    """Whether ``step`` is 1/n for a whole n (0.5, 0.1, 0.001, 1): market tapes keep prices and quantities as whole
+    numbers of it, so a tick of 0.3 or 5 cannot be replayed."""
+    inverse = 1 / step
+    return abs(inverse - round(inverse)) <= 1e-9 * inverse
 
 
 class Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -700,6 +700,12 @@ class TunerConfig(Model):
     mlflow: MlflowConfig
     ope: OpeConfig
     deployment: DeploymentConfig
+
+    @property
+    def adjusts_reward(self) -> bool:
+        """Whether the learned cost is not the journaled one: markout charged, or measured against the route-end
+        mid (each needs a mid after the order's arrival)."""
+        return self.reward_markout_horizon_ms > 0 or self.reward_mid != "arrival"
 
 
 # --- executor.json ------------------------------------------------------------------------------

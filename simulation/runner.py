@@ -247,7 +247,7 @@ def reward_adjustment(market: SimMarket, event: RouterEvent, tuner: TunerConfig)
     ``tuner.json reward_markout_horizon_ms`` after the last fill (when > 0), less the mid's move against the order
     from its arrival to the route's end (``reward_mid`` ``route_end``), in bps; ``None`` when nothing filled or
     neither applies (the cost is learned as it is)."""
-    if not event.fills or (tuner.reward_markout_horizon_ms <= 0 and tuner.reward_mid == "arrival"):
+    if not event.fills or not tuner.adjusts_reward:
         return None
     adjustment = 0.0
     if tuner.reward_markout_horizon_ms > 0:

@@ -236,8 +236,7 @@ def arm_choice_chart(result: SimulationResult, symbol: str) -> Chart | None:
     return Chart(f"{symbol}-arm-choice", f"Arm choice over time ({tuner})",
                  f"Which arm the tuner routed with, as a share of its last {ARM_CHOICE_WINDOW} orders (exploration "
                  f"included). Its final greedy arm is {outcome.greedy_arm or NO_GREEDY_ARM}; the best fixed arm in "
-                 f"hindsight is "
-                 f"{sym.best_fixed.removeprefix(FIXED_PREFIX)}.", figure)
+                 f"hindsight is {sym.best_fixed.removeprefix(FIXED_PREFIX)}.", figure)
 
 
 def ope_chart(result: SimulationResult, symbol: str) -> Chart | None:

@@ -140,7 +140,7 @@ class TunerService:
                 shadow=ShadowMonitor(symbol, shadow_rule, tuner_config.ope, seed=seed),
                 mode=mode,
                 contract=bundle.strategy.universe[symbol],
-                adjusts_reward=tuner_config.reward_markout_horizon_ms > 0 or tuner_config.reward_mid != "arrival",
+                adjusts_reward=tuner_config.adjusts_reward,
             )
         service = cls(tuners, state_path)
         if state_path is not None and (Path(state_path).exists() or tuners_state_path(Path(state_path)).exists()):
