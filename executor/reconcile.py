@@ -52,9 +52,8 @@ def check_journal_covers_store(submissions: Mapping[str, Submission], done_inten
     be cut off by a crash. The limit a missing submission was made under counts when it is larger (a restart
     whose configuration lowered it used to refuse the routes the crash cut off as a journal that lost records, and
     tell the operator to restore files that were fine). The sequential engine (1) also requires the one missing to
-    be the last
-    submitted; with routes working at once an older one may outlive later ones, and what tells lost records
-    apart is the journal size each submission saw (``_check_journal_not_shorter``).
+    be the last submitted; with routes working at once an older one may outlive later ones, and what tells lost
+    records apart is the journal size each submission saw (``_check_journal_not_shorter``).
 
     Why: recovering an unjournaled submission settles it with the venue and journals what it finds. For an
     intent in flight at a crash that is right; for hundreds of intents whose outcomes the journal lost (an

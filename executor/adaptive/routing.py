@@ -132,8 +132,9 @@ class AdaptiveRouting:
         """Restore the last checkpoint (or start fresh at the journal's start, checkpointed at once: the executor's
         catch-up then learns every journaled event a tuner decided).
 
-        Refuses a tuner that charges markout in the reward: learning it live needs the mid a horizon after
-        each fill, and this loop learns when the route ends (the simulation replays the future mid).
+        Refuses a tuner live adaptive routing cannot run (:func:`refuse_unadaptable`: a reward that needs a mid
+        after the order's arrival, which this loop neither has when the route ends nor journals; a learner the arm
+        grid cannot carry).
         """
         refuse_unadaptable(bundle)
         symbols = sorted(bundle.executor.instruments)
