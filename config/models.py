@@ -286,12 +286,19 @@ class IntentStream(Model):
     times, so that consecutive intents on one lane are at least ``lane_min_gap_ms`` apart (longer than
     any route) and every policy sees the same arrival times. An inverse contract's USD value (the unit
     its intents are sized in) is the universe entry's ``contract_size``, nowhere else.
+
+    ``informed_share`` of the intents know the price: each is a buy when the mid ``informed_horizon_ms`` after
+    its arrival is above the mid at arrival, a sell when below (the others draw their side from ``buy_share``).
+    A strategy's real orders are such: waiting to post costs them the drift, and a learner must be judged on
+    that too (0 makes every intent uninformed).
     """
 
     orders_per_symbol: PositiveInt
     notional_min_usd: PositiveUsd
     notional_max_usd: PositiveUsd
     buy_share: Probability
+    informed_share: Probability
+    informed_horizon_ms: Millis
     warmup_ms: NonNegativeMillis
     tail_ms: NonNegativeMillis
     lane_min_gap_ms: Millis

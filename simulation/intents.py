@@ -75,6 +75,9 @@ def intent_stream(market: SimMarket, n_orders: int, stream: IntentStream, *, see
     is_buy = rng.random(n_orders) < stream.buy_share
     notional = rng.uniform(stream.notional_min_usd, stream.notional_max_usd, n_orders)
     mids = market.mid_at(arrivals)
+    informed = rng.random(n_orders) < stream.informed_share
+    if informed.any():
+        is_buy = informed_sides(market, arrivals, mids, stream.informed_horizon_ms, informed, is_buy)
     if market.contract_value_usd is not None:
         qty = np.maximum(1, np.floor(notional / market.contract_value_usd)).astype(float)  # contracts
         notional = qty * market.contract_value_usd
@@ -87,6 +90,15 @@ def intent_stream(market: SimMarket, n_orders: int, stream: IntentStream, *, see
                       lane=i % lanes, context=arrival_context(market, int(arrivals[i]), float(qty[i]),
                                                               bool(is_buy[i]), stream.context_quotes))
             for i in range(n_orders)]
+
+
+def informed_sides(market: SimMarket, arrivals: np.ndarray, mids: np.ndarray, horizon_ms: float,
+                   informed: np.ndarray, is_buy: np.ndarray) -> np.ndarray:
+    """``is_buy`` with each informed intent buying when the mid ``horizon_ms`` after its arrival is above
+    ``mids`` (its arrival mid), selling when below; an unmoved mid keeps the drawn side."""
+    later = market.mid_at(arrivals + round(horizon_ms * NS_PER_MS))
+    knows = informed & (later != mids)
+    return np.where(knows, later > mids, is_buy)
 
 
 def arrival_context(market: SimMarket, ts_ns: int, qty: float, is_buy: bool, n_quotes: int) -> Context:

@@ -2,7 +2,9 @@
 
 Run: ``.venv/bin/python -m experiments.bench.learner_eval [--part holdout|tune|all] [--orders 800]
 [--learners structured,thompson] [--seeds 7,8] [--no-regimes] [--set tuner.KEY=VALUE ...]
-[--engine staggered|concurrent]`` (``--engine``: ``router.json`` ``simulation.engine`` for this run).
+[--engine staggered|concurrent] [--informed SHARE]`` (``--engine``: ``router.json`` ``simulation.engine`` for this
+run; ``--informed``: ``router.json`` ``simulation.intents.informed_share``, the share of intents that know where the
+mid goes, so that waiting to post costs them the drift).
 
 How the data is split, so that tuning is honest: hyper-parameters are chosen on the synthetic market
 and on the FIRST half of each bundled recording (``--part tune``); the figures quoted in the README are
@@ -26,6 +28,7 @@ import sys
 from dataclasses import dataclass
 from typing import get_args
 
+import msgspec
 import numpy as np
 
 from router_tuner.config.loader import load_config
@@ -83,6 +86,14 @@ def part_intents(market: SimMarket, orders: int, config: ConfigBundle, seed: int
     both = intent_stream(market, 2 * orders, stream, seed=seed)
     split_ns = both[orders].arrival_ns
     return [i for i in both if (i.arrival_ns < split_ns) == (part == "tune")]
+
+
+def with_informed_share(config: ConfigBundle, share: float) -> ConfigBundle:
+    """``config`` with ``router.json`` ``simulation.intents.informed_share`` replaced."""
+    simulation = config.router.simulation
+    simulation = msgspec.structs.replace(simulation, intents=msgspec.structs.replace(simulation.intents,
+                                                                                     informed_share=share))
+    return msgspec.structs.replace(config, router=msgspec.structs.replace(config.router, simulation=simulation))
 
 
 def regime_market(config: ConfigBundle, seed: int, part: str) -> SimMarket:
@@ -200,11 +211,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="tuner.json override, tuner.KEY=VALUE (e.g. tuner.learner_params.structured.shrinkage=3)")
     parser.add_argument("--engine", choices=get_args(SimulationEngine), default=None,
                         help="router.json simulation.engine for this run (default: the configured one)")
+    parser.add_argument("--informed", type=float, default=None,
+                        help="router.json simulation.intents.informed_share for this run (0..1)")
     args = parser.parse_args(argv)
     learners = parse_learners(args.learners)
     config = configured(args.set)
     if args.engine is not None:
         config = with_engine(config, args.engine)
+    if args.informed is not None:
+        if not 0.0 <= args.informed <= 1.0:
+            parser.error(f"--informed {args.informed}: a share, between 0 and 1")
+        config = with_informed_share(config, args.informed)
     markets = []
     if not args.no_recorded:
         data_dir = resolve_data_dir(None)

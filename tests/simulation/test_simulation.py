@@ -135,6 +135,23 @@ def test_intent_stream_lanes_keep_the_minimum_gap(config) -> None:
     assert lane_count(10, 100_000_000_000, 6000.0) == 2
 
 
+def test_informed_intents_trade_in_the_direction_of_the_mid_their_horizon_later(config) -> None:
+    market = synthetic_markets(config, ("ETHUSDT",), 1)[0]
+    stream = config.router.simulation.intents
+    uninformed = intent_stream(market, 300, stream, seed=5)
+    informed = intent_stream(market, 300, msgspec.structs.replace(stream, informed_share=1.0), seed=5)
+    horizon_ns = round(stream.informed_horizon_ms * 1e6)
+    arrivals = np.array([i.arrival_ns for i in informed])
+    now, later = market.mid_at(arrivals), market.mid_at(arrivals + horizon_ns)
+    moved = later != now
+    assert moved.mean() > 0.9
+    assert all((i.side == "buy") == bool(up) for i, up, m in zip(informed, later > now, moved, strict=True) if m)
+    assert [i.arrival_ns for i in informed] == [i.arrival_ns for i in uninformed], "only the sides change"
+    assert sum(i.side != u.side for i, u in zip(informed, uninformed, strict=True)) > 100
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({**msgspec.to_builtins(stream), "informed_share": 1.5}, type(stream))
+
+
 def test_bad_input_is_refused(config) -> None:
     with pytest.raises(ValueError, match="orders per symbol"):
         SimulationOptions(symbols=None, orders_per_symbol=0, seed=1, data_dir=None, learners=LEARNERS)
