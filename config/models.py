@@ -691,8 +691,10 @@ class TunerConfig(Model):
     ``route_end`` learns the cost less the mid's move against the order from its arrival to the route's end
     (``arrival``: the cost as journaled): the same expected cost for every arm while the mid is a martingale
     from the order's arrival (optional stopping: the route's end is a bounded stopping time), with the market's
-    noise taken out. Both need the mid after the order's arrival, which the simulation has; live adaptive
-    routing refuses them.
+    noise taken out, and the mid's expected move for the time the route took put back: the waiting drift against
+    the order, learned per symbol from every route over ``reward_mid_drift_window`` routes (0 assumes intents that
+    know nothing of the price, as the simulation's do by default: an evaluation setting). Both need the mid after
+    the order's arrival, which the simulation has; live adaptive routing refuses them.
     """
 
     learner: LearnerName
@@ -701,6 +703,7 @@ class TunerConfig(Model):
     reward_band: RewardBand
     reward_markout_horizon_ms: NonNegativeMillis
     reward_mid: RewardMid
+    reward_mid_drift_window: Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
     learner_params: LearnerParams
     guardrails: GuardrailConfig
     publish: PublishConfig

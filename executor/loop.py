@@ -689,6 +689,22 @@ class Executor:
                              contract=venue_contract(self.venue, order.symbol),
                              note=f"settled: {len(settlement.states)} orders found, {settlement.cancelled} cancelled")
 
+    def _route_end_mid(self, symbol: str) -> float | None:
+        """The mid now, for a tuner learning against the mid at the route's end (``None`` when it does not, or
+        the read failed: the event is then learned at its journaled cost, logged)."""
+        if self.adaptive is None or not self.adaptive.reads_route_end_mid:
+            return None
+        try:
+            mid = self.venue.top_of_book(symbol).mid
+        except VenueError as exc:
+            logger.warning("%s: touch not read at the route's end (learned at its journaled cost): %s: %s",
+                           symbol, type(exc).__name__, exc)
+            return None
+        if not (math.isfinite(mid) and mid > 0):
+            logger.warning("%s: touch at the route's end has mid %r (learned at its journaled cost)", symbol, mid)
+            return None
+        return mid
+
     def _finish_routed(self, intent: Intent, event: RouterEvent, submission: Submission,
                        decision: DecisionRecord | None) -> TradeRecord:
         """Apply fills, learn (adaptive), journal event, trade and the tuner's records in one batch."""
@@ -703,7 +719,7 @@ class Executor:
         if self.adaptive is None:
             self._journal_batch((event, trade), consequence)
         else:
-            pending = self.adaptive.learn(event, decision)
+            pending = self.adaptive.learn(event, decision, end_mid=self._route_end_mid(intent.symbol))
             try:
                 self._journal_batch((event, trade, *pending.records), consequence)
             except BaseException:

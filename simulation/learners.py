@@ -21,7 +21,7 @@ from router_tuner.router.events import RouterEvent
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.simulation.markets import SimMarket
 from router_tuner.simulation.policies import LEARNER_PREFIX
-from router_tuner.simulation.runner import reward_adjustment
+from router_tuner.simulation.runner import market_after
 from router_tuner.tuner.factory import learner_problem
 from router_tuner.tuner.learners import Context, Learner
 from router_tuner.tuner.service.publish import InMemoryPublisher
@@ -61,9 +61,9 @@ def learner_policy_name(learner: str) -> str:
 class LearnerSource:
     """One symbol's tuner as a :class:`~simulation.policies.PolicySource`.
 
-    When ``tuner.json`` adjusts the reward (markout charged, the mid's move to the route's end taken out), the
-    adjustment of each filled order is read from the replayed market and learned with it
-    (:func:`~simulation.runner.reward_adjustment`). The learner sees a markout when the route ends rather than a
+    When ``tuner.json`` adjusts the reward (markout charged, the mid's move to the route's end taken out), what the
+    market did after each order's arrival is read from the replayed market and learned with it
+    (:func:`~simulation.runner.market_after`). The learner sees a markout when the route ends rather than a
     horizon later (a replay knows the future mid): a live learner would learn it with that delay.
     """
 
@@ -76,7 +76,7 @@ class LearnerSource:
         return self._service.decide(self._market.symbol, context)
 
     def observe(self, event: RouterEvent, context: Context) -> None:
-        self._service.observe(event, context, reward_adjustment(self._market, event, self._tuner))
+        self._service.observe(event, context, market_after(self._market, event, self._tuner))
 
 
 @dataclass(frozen=True, slots=True)

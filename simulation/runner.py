@@ -42,6 +42,7 @@ from router_tuner.router.venues.sim.venue import SimVenue
 from router_tuner.simulation.intents import NS_PER_MS, SimIntent
 from router_tuner.simulation.markets import SimMarket, venue_config
 from router_tuner.simulation.policies import PolicySource
+from router_tuner.tuner.reward_adjustment import MarketAfter, move_against_bps
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,19 +243,16 @@ def _opening_side(intent: SimIntent, config: ConfigBundle) -> str:
     return "LONG" if intent.side == "buy" else "SHORT"
 
 
-def reward_adjustment(market: SimMarket, event: RouterEvent, tuner: TunerConfig) -> float | None:
-    """What a tuner adjusting its reward adds to the cost it learns from ``event``: the markout at
-    ``tuner.json reward_markout_horizon_ms`` after the last fill (when > 0), less the mid's move against the order
-    from its arrival to the route's end (``reward_mid`` ``route_end``), in bps; ``None`` when nothing filled or
-    neither applies (the cost is learned as it is)."""
-    if not event.fills or not tuner.adjusts_reward:
+def market_after(market: SimMarket, event: RouterEvent, tuner: TunerConfig) -> MarketAfter | None:
+    """What the replay's market did after ``event``'s arrival, for a tuner adjusting its reward (``None`` for one
+    that learns the journaled cost): the markout at ``tuner.json reward_markout_horizon_ms`` after the last fill
+    (when > 0 and something filled) and the mid's move against the order to the route's end."""
+    if not tuner.adjusts_reward:
         return None
-    adjustment = 0.0
-    if tuner.reward_markout_horizon_ms > 0:
-        adjustment += float(markouts(market, [event], round(tuner.reward_markout_horizon_ms * NS_PER_MS))[0])
-    if tuner.reward_mid == "route_end":
-        adjustment -= move_to_route_end_bps(market, event)
-    return adjustment
+    markout = None
+    if tuner.reward_markout_horizon_ms > 0 and event.fills:
+        markout = float(markouts(market, [event], round(tuner.reward_markout_horizon_ms * NS_PER_MS))[0])
+    return MarketAfter(markout_bps=markout, move_to_end_bps=move_to_route_end_bps(market, event))
 
 
 def move_to_route_end_bps(market: SimMarket, event: RouterEvent) -> float:
@@ -262,8 +260,7 @@ def move_to_route_end_bps(market: SimMarket, event: RouterEvent) -> float:
     mid: what the market, not the route, added to the cost of a leg sent late. Its mean is zero for every route
     while the mid is a martingale, since the route's end is a bounded stopping time (optional stopping)."""
     end_mid = float(market.mid_at(np.array([event.finished_ts_ns], dtype=np.int64))[0])
-    sign = 1.0 if event.side == "buy" else -1.0
-    return sign * (end_mid - event.arrival_mid) / event.arrival_mid * 1e4
+    return move_against_bps(event.side, event.arrival_mid, end_mid)
 
 
 def markouts(market: SimMarket, events: Sequence[RouterEvent], horizon_ns: int) -> np.ndarray:

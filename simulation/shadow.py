@@ -38,8 +38,8 @@ from router_tuner.simulation.runner import (
     PolicyRun,
     intent_index,
     intent_seed,
+    market_after,
     replay_of,
-    reward_adjustment,
     route_intents,
 )
 from router_tuner.tuner.arms import Arm, arm_id_of
@@ -197,7 +197,7 @@ class _Driver:
         return policy
 
     def observe(self, intent: SimIntent, event: RouterEvent) -> None:
-        result = self.service.observe(event, intent.context, reward_adjustment(self.market, event, self.tuner_config))
+        result = self.service.observe(event, intent.context, market_after(self.market, event, self.tuner_config))
         self.routed += 1
         if result.safety is not None:
             self.safety.append(result.safety)

@@ -35,6 +35,7 @@ from router_tuner.tuner.learners import (
     StructuredThompson,
 )
 from router_tuner.tuner.reward import RewardFilter
+from router_tuner.tuner.reward_adjustment import RewardAdjustment
 
 if TYPE_CHECKING:  # imported where used: guardrails load river, which `config check` (learner_issue) needs not
     from router_tuner.tuner.guardrails import AdwinParams, Guardrails, PageHinkleyParams
@@ -116,20 +117,20 @@ def learner_issue(config: ConfigBundle) -> ConfigIssue | None:
 def live_tuner_issues(config: ConfigBundle) -> list[ConfigIssue]:
     """What ``live --policy-source tuner`` refuses in a configuration that loads: a reward charging markout
     (learning it live needs the mid a horizon after each fill, and live learns when the route ends; the
-    simulation replays the future mid), a reward measured against the mid at the route's end (the executor
-    neither reads nor journals that mid, so a restart could not learn its events again the same way), and a
-    learner the arm grid cannot carry. One list, so ``config check`` refuses exactly what ``live`` does (it used
-    to pass the markout setting live then refused)."""
+    simulation replays the future mid), a reward measured against the route-end mid that assumes intents know
+    nothing of the price (``reward_mid_drift_window`` 0: a strategy's intents do), and a learner the arm grid
+    cannot carry. One list, so ``config check`` refuses exactly what ``live`` does (it used to pass the markout
+    setting live then refused)."""
     issues = []
     if config.tuner.reward_markout_horizon_ms > 0:
         issues.append(ConfigIssue("tuner.json", "$.reward_markout_horizon_ms",
                                   f"{config.tuner.reward_markout_horizon_ms:g} charges markout in the reward, which "
                                   "only `simulate` can learn; set it to 0 for live adaptive routing"))
-    if config.tuner.reward_mid != "arrival":
-        issues.append(ConfigIssue("tuner.json", "$.reward_mid",
-                                  f"{config.tuner.reward_mid!r} measures the learned cost against a mid the executor "
-                                  "does not journal, which only `simulate` can learn; set it to 'arrival' for live "
-                                  "adaptive routing"))
+    if config.tuner.reward_mid == "route_end" and config.tuner.reward_mid_drift_window == 0:
+        issues.append(ConfigIssue("tuner.json", "$.reward_mid_drift_window",
+                                  "0 assumes intents that know nothing of the price, which would hide what waiting "
+                                  "to post costs a strategy's orders; set it to a number of routes (e.g. 2000) for "
+                                  "live adaptive routing"))
     if (learner := learner_issue(config)) is not None:
         issues.append(learner)
     return issues
@@ -165,3 +166,12 @@ def drift_params(config: DriftConfig) -> PageHinkleyParams | AdwinParams:
 def build_reward_filter(tuner: TunerConfig) -> RewardFilter:
     """A fresh filter over the configured plausible cost band (its counters start at zero)."""
     return RewardFilter(min_cost_bps=tuner.reward_band.min_cost_bps, max_cost_bps=tuner.reward_band.max_cost_bps)
+
+
+def build_reward_adjustment(tuner: TunerConfig) -> RewardAdjustment | None:
+    """A fresh adjustment of the learned cost (its waiting drift at zero), or ``None`` when the journaled cost is
+    learned as it is."""
+    if not tuner.adjusts_reward:
+        return None
+    return RewardAdjustment(markout=tuner.reward_markout_horizon_ms > 0, to_route_end=tuner.reward_mid == "route_end",
+                            drift_window=tuner.reward_mid_drift_window)

@@ -32,8 +32,10 @@ after ``learn`` fails, this object refuses to decide or checkpoint again (its me
 journal): the process must restart and catch up from the last checkpoint.
 
 What is not exactly replayed: shadow agreement and the learners' random draws of decisions made after
-the last checkpoint (the proposals are in the journal, the agreement window misses them); a version
-published between the last checkpoint and a crash is published again on catch-up (at-least-once).
+the last checkpoint (the proposals are in the journal, the agreement window misses them); the mid at each route's
+end (``reward_mid`` ``route_end``: read when the route ends, not journaled, so an event learned again is learned at
+its journaled cost, which has the same mean); a version published between the last checkpoint and a crash is
+published again on catch-up (at-least-once).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from router_tuner.router.policy import RouterPolicy
 from router_tuner.router.venue import TopOfBook
 from router_tuner.tuner.factory import live_tuner_issues
 from router_tuner.tuner.policy_source import PolicySource
+from router_tuner.tuner.reward_adjustment import MarketAfter, move_against_bps
 from router_tuner.tuner.service.publish import PolicyPublisher
 from router_tuner.tuner.service.tuner_service import ModeSource, TunerService
 from router_tuner.tuner.state import StateFileError
@@ -109,11 +112,16 @@ class AdaptiveRouting:
         ``executor.json`` ``adaptive``.
     modes
         The registry's go-live requests (``policy go-live``), ``None`` without MLflow.
+    reads_route_end_mid
+        The tuner learns against the mid at the route's end (``tuner.json`` ``reward_mid`` ``route_end``): the loop
+        reads the touch when a route ends and passes its mid to :meth:`learn`.
     """
 
     def __init__(self, *, service: TunerService, champion: PolicySource, checkpoint: TunerCheckpoint,
-                 router_events_learned: int, settings: AdaptiveSettings, modes: ModeSource | None) -> None:
+                 router_events_learned: int, settings: AdaptiveSettings, modes: ModeSource | None,
+                 reads_route_end_mid: bool) -> None:
         self.service = service
+        self.reads_route_end_mid = reads_route_end_mid
         self._champion = champion
         self._checkpoint = checkpoint
         self._learned_position = router_events_learned
@@ -132,9 +140,9 @@ class AdaptiveRouting:
         """Restore the last checkpoint (or start fresh at the journal's start, checkpointed at once: the executor's
         catch-up then learns every journaled event a tuner decided).
 
-        Refuses a tuner live adaptive routing cannot run (:func:`refuse_unadaptable`: a reward that needs a mid
-        after the order's arrival, which this loop neither has when the route ends nor journals; a learner the arm
-        grid cannot carry).
+        Refuses a tuner live adaptive routing cannot run (:func:`refuse_unadaptable`: a reward that needs the mid a
+        horizon after a fill, which this loop does not have when the route ends; a learner the arm grid cannot
+        carry).
         """
         refuse_unadaptable(bundle)
         symbols = sorted(bundle.executor.instruments)
@@ -144,7 +152,8 @@ class AdaptiveRouting:
                                  f"events but the journal holds {journal_router_events}: state of another journal?")
         position = restored.manifest.router_events_learned if restored.manifest is not None else 0
         adaptive = cls(service=restored.service, champion=champion, checkpoint=checkpoint,
-                       router_events_learned=position, settings=bundle.executor.adaptive, modes=modes)
+                       router_events_learned=position, settings=bundle.executor.adaptive, modes=modes,
+                       reads_route_end_mid=bundle.tuner.reward_mid == "route_end")
         if restored.manifest is None:
             adaptive.checkpoint()
         return adaptive
@@ -187,13 +196,16 @@ class AdaptiveRouting:
 
     # --- learning ---------------------------------------------------------------------------------
 
-    def learn(self, event: RouterEvent, decision: DecisionRecord | None) -> PendingLearn:
-        """Observe ``event`` (memory only); journal the returned records with it, then call :meth:`committed`."""
+    def learn(self, event: RouterEvent, decision: DecisionRecord | None, *, end_mid: float | None) -> PendingLearn:
+        """Observe ``event`` (memory only); journal the returned records with it, then call :meth:`committed`.
+
+        ``end_mid``: the mid read when the route ended (``reads_route_end_mid``; ``None`` when not read, or the
+        read failed: the event is then learned at its journaled cost)."""
         self._require_consistent()
         if decision is None:
             pending = PendingLearn(intent_id=event.intent_id, records=(), force_checkpoint=False)
         else:
-            records, force = self._observe(event, decision)
+            records, force = self._observe(event, decision, end_mid)
             if decision.shadow is not None:
                 records = (decision.shadow, *records)
             self._last_arm[event.symbol] = event.arm
@@ -224,7 +236,7 @@ class AdaptiveRouting:
             if decision is None:
                 missing += 1
             else:
-                self._observe(event, decision)
+                self._observe(event, decision, None)  # the mid at its end was not journaled: learned as journaled
                 self._last_arm[event.symbol] = event.arm
                 relearned += 1
             self._learned_position += 1
@@ -271,11 +283,16 @@ class AdaptiveRouting:
 
     # --- internals --------------------------------------------------------------------------------
 
-    def _observe(self, event: RouterEvent, decision: DecisionRecord) -> tuple[tuple[ArmSafetyEvent, ...], bool]:
+    def _observe(self, event: RouterEvent, decision: DecisionRecord,
+                 end_mid: float | None) -> tuple[tuple[ArmSafetyEvent, ...], bool]:
         if decision.intent_id != event.intent_id or decision.symbol != event.symbol:
             raise ValueError(f"decision of {decision.symbol}/{decision.intent_id} given for event of "
                              f"{event.symbol}/{event.intent_id}")
-        result = self.service.observe(event, decision.context)
+        after = None
+        if self.reads_route_end_mid:
+            move = None if end_mid is None else move_against_bps(event.side, event.arrival_mid, end_mid)
+            after = MarketAfter(markout_bps=None, move_to_end_bps=move)
+        result = self.service.observe(event, decision.context, after)
         if result.went_live:
             logger.info("%s: shadow -> live (go-live gate passed: %s)", event.symbol,
                         result.gate.reason if result.gate is not None else "")

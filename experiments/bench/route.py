@@ -33,6 +33,7 @@ from router_tuner.router.routing.machine import maker_price, route, taker_limit_
 from router_tuner.router.routing.order import RouteOrder, RouteSettings, client_order_id, request
 from router_tuner.router.routing.scripted import Quote, ScriptedFill, ScriptedVenue
 from router_tuner.router.venue import OrderRequest, OrderState
+from router_tuner.tuner.reward_adjustment import MarketAfter, move_against_bps
 from router_tuner.tuner.service.publish import InMemoryPublisher
 from router_tuner.tuner.service.tuner_service import TunerService
 
@@ -99,7 +100,9 @@ def _tuner_decision_latency(service: TunerService, settings: RouteSettings, n: i
         event = route(_order(i), policy, venue, rng=rng, settings=settings)
         assert venue.first_request_ns is not None
         out.append(venue.first_request_ns - start)
-        service.observe(event, context)
+        end_mid = venue.top_of_book("BTCUSDT").mid   # what the executor reads when a route ends (reward_mid route_end)
+        service.observe(event, context, MarketAfter(markout_bps=None, move_to_end_bps=move_against_bps(
+            event.side, event.arrival_mid, end_mid)))
     return out
 
 

@@ -102,14 +102,22 @@ def test_config_check_refuses_the_markout_reward_live_refuses(config_dir: Path,
     assert "$.reward_markout_horizon_ms: 1000 charges markout" in captured.err
 
 
-def test_config_check_refuses_the_route_end_reward_live_refuses(config_dir: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_check_refuses_a_route_end_reward_without_the_waiting_drift(config_dir: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """``route_end`` runs live (the loop reads the touch when a route ends); with ``reward_mid_drift_window`` 0
+    it would assume intents that know nothing of the price, which live refuses, and config check with it."""
     edit_config(config_dir, "tuner.json", lambda data: data.update(reward_mid="route_end"))
+    assert main(["config", "check", str(config_dir)]) == 0
+    capsys.readouterr()
+    edit_config(config_dir, "tuner.json", lambda data: data.update(reward_mid_drift_window=0))
     assert main(["config", "check", str(config_dir)]) == BAD_INPUT
-    assert "tuner.json: $.reward_mid: 'route_end' measures the learned cost against a mid" in capsys.readouterr().err
+    assert "tuner.json: $.reward_mid_drift_window: 0 assumes intents that know nothing" in capsys.readouterr().err
     edit_config(config_dir, "tuner.json", lambda data: data.update(reward_mid="end"))
     assert main(["config", "check", str(config_dir)]) == BAD_INPUT
     assert "$.reward_mid" in capsys.readouterr().err
+    edit_config(config_dir, "tuner.json", lambda data: data.update(reward_mid="route_end", reward_mid_drift_window=-1))
+    assert main(["config", "check", str(config_dir)]) == BAD_INPUT
+    assert "$.reward_mid_drift_window" in capsys.readouterr().err
 
 
 def test_config_check_passes_what_live_runs(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

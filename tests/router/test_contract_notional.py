@@ -29,6 +29,7 @@ from router_tuner.router.routing.order import RouteOrder, RouteSettings
 from router_tuner.router.venue import TopOfBook
 from router_tuner.router.venues.sim.venue import SimVenue
 from router_tuner.simulation.markets import synthetic_markets, venue_config
+from router_tuner.tuner.reward_adjustment import MarketAfter
 from router_tuner.tuner.service.publish import InMemoryPublisher
 from router_tuner.tuner.service.tuner_service import TunerService
 from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
@@ -144,7 +145,7 @@ def _charged_notional_usd(symbol: str, qty: float, mid: float) -> float:
                                     policy_id=policy.policy_id, policy_version=policy.version,
                                     maker_offset_bps=policy.maker_offset_bps, taker_bias=policy.taker_bias,
                                     propensity=policy.propensity)
-    tuner.observe(event, None)
+    tuner.observe(event, None, MarketAfter(markout_bps=None, move_to_end_bps=0.0))
     budget = tuner.to_state().budget
     assert budget.notional_orders == 1
     return budget.notional_sum_usd

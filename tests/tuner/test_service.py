@@ -25,6 +25,7 @@ from router_tuner.router.events import RouterEvent
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.tuner.arms import Arm, arm_id_of
 from router_tuner.tuner.learners import Context
+from router_tuner.tuner.reward_adjustment import MarketAfter
 from router_tuner.tuner.service.period import PeriodStats
 from router_tuner.tuner.service.publish import InMemoryPublisher
 from router_tuner.tuner.service.tuner_service import TunerService
@@ -39,14 +40,17 @@ CostFn = Callable[[Arm, np.random.Generator], float]
 def tuned_bundle(*, learner: str = "thompson", min_outcomes: int = 40, every_n: int = 150,
                  min_improvement_bps: float = 1.0, rollback_window: int = 40, rollback_margin_bps: float = 1.5,
                  seed: int = 7) -> ConfigBundle:
-    """The default configuration with the tuner's cadence shortened for tests."""
+    """The default configuration with the tuner's cadence shortened for tests, learning the journaled cost
+    (``reward_mid`` ``arrival``): these tests drive tuners with costs alone; the default route-end reward, which
+    also needs the mid's move, is tested in ``test_reward_adjustment`` and the main job's tests."""
     bundle = load_config()
     t = bundle.tuner
     guardrails = msgspec.structs.replace(
         t.guardrails, min_outcomes_before_move=min_outcomes, rollback_window=rollback_window,
         rollback_margin_bps=rollback_margin_bps)
     publish = msgspec.structs.replace(t.publish, every_n_outcomes=every_n, min_improvement_bps=min_improvement_bps)
-    tuner = msgspec.structs.replace(t, learner=learner, seed=seed, guardrails=guardrails, publish=publish)
+    tuner = msgspec.structs.replace(t, learner=learner, seed=seed, guardrails=guardrails, publish=publish,
+                                    reward_mid="arrival")
     return msgspec.structs.replace(bundle, tuner=tuner)
 
 
@@ -244,26 +248,38 @@ def test_contextual_learner_needs_a_context_and_publishes_with_one() -> None:
     assert publisher.records and all(math.isfinite(r.metrics.expected_cost_bps) for r in publisher.records)
 
 
-@pytest.mark.parametrize(("setting", "adjustment", "learned"), [
-    ({"reward_markout_horizon_ms": 5000.0}, 1.5, 3.5),   # markout charged: cost + markout
-    ({"reward_mid": "route_end"}, -0.75, 1.25),           # the mid's move to the route's end taken out
+@pytest.mark.parametrize(("setting", "after", "learned"), [
+    ({"reward_markout_horizon_ms": 5000.0}, MarketAfter(markout_bps=1.5, move_to_end_bps=0.4), 3.5),  # + markout
+    ({"reward_mid": "route_end"}, MarketAfter(markout_bps=None, move_to_end_bps=0.75), 1.25),  # - the move to the end
 ])
-def test_a_tuner_adjusting_its_reward_learns_the_adjusted_cost_and_needs_the_adjustment(
-        setting: dict[str, object], adjustment: float, learned: float) -> None:
+def test_a_tuner_adjusting_its_reward_learns_the_adjusted_cost_and_needs_what_the_market_did(
+        setting: dict[str, object], after: MarketAfter, learned: float) -> None:
     bundle = tuned_bundle()
     adjusted = msgspec.structs.replace(bundle, tuner=msgspec.structs.replace(bundle.tuner, **setting))
     service, _ = new_service(adjusted)
     policy = service.decide(SYMBOL, None)
-    with pytest.raises(ValueError, match="needs a finite adjustment"):
+    with pytest.raises(ValueError, match="needs what the market did after its arrival"):
         service.observe(event_for(policy, 2.0), None)
-    service.observe(msgspec.structs.replace(event_for(policy, 2.0), intent_id="m1"), None, adjustment)
+    with pytest.raises(ValueError, match="must be finite"):
+        service.observe(event_for(policy, 2.0), None, MarketAfter(markout_bps=1.0, move_to_end_bps=math.nan))
+    service.observe(msgspec.structs.replace(event_for(policy, 2.0), intent_id="m1"), None, after)
     assert service.tuner(SYMBOL).budget_report().orders == 1, "a refused outcome changes nothing"
     state = service.tuner(SYMBOL).to_state()
     assert state.period.learned == 1 and state.period.mean_cost_bps == pytest.approx(learned)
     plain, _ = new_service(bundle)
     plain_policy = plain.decide(SYMBOL, None)
-    plain.observe(event_for(plain_policy, 2.0), None, adjustment)  # the reward is not adjusted: ignored
+    plain.observe(event_for(plain_policy, 2.0), None, after)  # the reward is not adjusted: ignored
     assert plain.tuner(SYMBOL).to_state().period.mean_cost_bps == pytest.approx(2.0)
+
+
+def test_a_markout_charging_tuner_needs_a_finite_markout_for_a_filled_order() -> None:
+    bundle = tuned_bundle()
+    service, _ = new_service(msgspec.structs.replace(
+        bundle, tuner=msgspec.structs.replace(bundle.tuner, reward_markout_horizon_ms=5000.0)))
+    policy = service.decide(SYMBOL, None)
+    with pytest.raises(ValueError, match="needs a finite markout, got None"):
+        service.observe(event_for(policy, 2.0), None, MarketAfter(markout_bps=None, move_to_end_bps=0.0))
+    assert service.tuner(SYMBOL).budget_report().orders == 0
 
 
 def test_a_shared_model_learner_has_every_arm_estimate_current_after_each_outcome() -> None:

@@ -55,6 +55,7 @@ from router_tuner.tuner.budget import BudgetReport, BudgetState, ExplorationBudg
 from router_tuner.tuner.guardrails import DriftMonitor, Guardrails, RollbackMonitor, allowed_arm_ids, should_publish
 from router_tuner.tuner.learners import Choice, Context, Learner, RouteOutcome
 from router_tuner.tuner.reward import RewardFilter
+from router_tuner.tuner.reward_adjustment import MarketAfter, RewardAdjustment, WaitingDrift, WaitingDriftState
 from router_tuner.tuner.safety import ArmSafety, SafetyState
 from router_tuner.tuner.service.period import PeriodStats
 from router_tuner.tuner.service.publish import PolicyPublisher, PolicyRecord, PublishReason, VersionMetrics
@@ -89,7 +90,9 @@ class ObserveResult:
 
 
 class SymbolTunerState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A tuner's own state (the learner's is saved by ``tuner.state``): versions, counters, baselines."""
+    """A tuner's own state (the learner's is saved by ``tuner.state``): versions, counters, baselines, and the
+    waiting drift of a tuner learning against the route-end mid (``None`` otherwise, and in states saved before
+    it was kept: it then starts at zero)."""
 
     policy: RouterPolicy
     last_good: RouterPolicy | None
@@ -103,6 +106,7 @@ class SymbolTunerState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     shadow: ShadowState
     budget: BudgetState
     safety: SafetyState
+    waiting_drift: WaitingDriftState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +163,10 @@ class SymbolTuner:
     contract
         The symbol's contract spec (its ``strategy_config.json`` universe entry): the budget charges each
         order its USD notional, which on inverse contracts is contracts x USD per contract, not qty x price.
-    adjusts_reward
-        The reward is minus (cost + an adjustment: markout charged, the mid's move to the route's end taken out;
-        ``tuner.json`` ``reward_markout_horizon_ms`` and ``reward_mid``): :meth:`observe` then needs it for each
-        filled order.
+    reward_adjustment
+        What is added to each cost before it is learned (markout charged, the mid's move to the route's end taken
+        out and the waiting drift put back; ``tuner.json`` ``reward_markout_horizon_ms``, ``reward_mid``), or
+        ``None`` to learn the journaled cost: :meth:`observe` then needs what the market did after each order.
     """
 
     def __init__(
@@ -180,7 +184,7 @@ class SymbolTuner:
         shadow: ShadowMonitor,
         mode: TunerMode,
         contract: ContractSpec,
-        adjusts_reward: bool,
+        reward_adjustment: RewardAdjustment | None,
     ) -> None:
         if mode not in ("shadow", "live"):
             raise ValueError(f"mode must be 'shadow' or 'live', got {mode!r}")
@@ -190,7 +194,7 @@ class SymbolTuner:
         check_spec(contract, where=f"{policy.symbol} tuner")
         self.symbol = policy.symbol
         self._contract = contract
-        self._adjusts_reward = adjusts_reward
+        self._adjustment = reward_adjustment
         self._bounds = bounds
         self._learner = learner
         self._grid: ArmGrid = learner.grid
@@ -278,31 +282,28 @@ class SymbolTuner:
         return self._shadow.evaluate(self.best_arm_id() if candidate_arm is None else candidate_arm)
 
     def observe(self, event: RouterEvent, context: Context | None,
-                reward_adjustment_bps: float | None = None) -> ObserveResult:
+                after: MarketAfter | None = None) -> ObserveResult:
         """Learn from one routed order (with the context it was decided in) and publish when due.
 
-        ``reward_adjustment_bps`` is added to the cost learned when the tuner adjusts its reward (``adjusts_reward``:
-        the markout charged, less the mid's move against the order to the route's end), and required then for a
-        filled order.
+        ``after``, what the market did after the order's arrival, adjusts the cost learned when the tuner adjusts
+        its reward (``reward_adjustment``), and is required then for a filled order; it is ignored otherwise.
         Raises ``ValueError`` for another symbol's event or an event whose arm id does not match its
         knobs. A publisher error propagates; the outcome is learned already and the version is
         considered again on the next outcome. A live tuner then prepares the next decision's options.
         """
         try:
-            result = self._learn(event, context, reward_adjustment_bps)
+            result = self._learn(event, context, after)
         finally:
             self._options = None  # the outcome may have moved what the next decision can choose
         if self._mode == "live":
             self._options = self._prepare_options()
         return result
 
-    def _learn(self, event: RouterEvent, context: Context | None, adjustment_bps: float | None) -> ObserveResult:
+    def _learn(self, event: RouterEvent, context: Context | None, after: MarketAfter | None) -> ObserveResult:
         if event.symbol != self.symbol:
             raise ValueError(f"{self.symbol} tuner got an event of {event.symbol} ({event.intent_id})")
-        if self._adjusts_reward and event.fills and (adjustment_bps is None or not math.isfinite(adjustment_bps)):
-            raise ValueError(f"{self.symbol} adjusts its reward (tuner.json reward_markout_horizon_ms, reward_mid): "
-                             f"filled event {event.intent_id} needs a finite adjustment, got {adjustment_bps!r}")
         arm_id = self._learnable_arm(event)
+        adjustment_bps = None if self._adjustment is None else self._adjustment.adjust(self.symbol, event, after)
         self._period.add_event(event)
         if arm_id is None:
             self._off_grid += 1
@@ -316,7 +317,7 @@ class SymbolTuner:
         else:
             self._shadow.add_event(event)
         reward = self._reward_filter.reward_from_event(event)
-        if reward is not None and adjustment_bps is not None and self._adjusts_reward:
+        if reward is not None and adjustment_bps is not None:
             reward -= adjustment_bps
         slippage_bps = event.slippage_bps if reward is not None and event.slippage_bps is not None else None
         outcome = route_outcome(event)
@@ -431,6 +432,7 @@ class SymbolTuner:
             shadow=_copy(self._shadow.state, ShadowState),
             budget=_copy(self._budget.state, BudgetState),
             safety=_copy(self._safety.state, SafetyState),
+            waiting_drift=None if self._adjustment is None else self._adjustment.drift.state,
         )
 
     def load_state(self, state: SymbolTunerState) -> None:
@@ -461,6 +463,8 @@ class SymbolTuner:
                                      state=_copy(state.shadow, ShadowState))
         self._budget = ExplorationBudget(self._budget.limits, _copy(state.budget, BudgetState))
         self._safety = ArmSafety(self._safety.limits, _copy(state.safety, SafetyState))
+        if self._adjustment is not None:
+            self._adjustment.drift = WaitingDrift(self._adjustment.drift.window, state.waiting_drift)
 
     # --- internals -------------------------------------------------------------------------------
 

@@ -43,8 +43,16 @@ from router_tuner.router.atomic_file import write_bytes_atomic
 from router_tuner.router.events import ArmSafetyChange, RouterEvent, ShadowDecision
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.tuner.budget import BudgetLimits, BudgetReport, ExplorationBudget
-from router_tuner.tuner.factory import build_grid, build_guardrails, build_learner, build_reward_filter, symbol_seed
+from router_tuner.tuner.factory import (
+    build_grid,
+    build_guardrails,
+    build_learner,
+    build_reward_adjustment,
+    build_reward_filter,
+    symbol_seed,
+)
 from router_tuner.tuner.learners import Context
+from router_tuner.tuner.reward_adjustment import MarketAfter
 from router_tuner.tuner.safety import ArmSafety, SafetyLimits
 from router_tuner.tuner.service.publish import PolicyPublisher
 from router_tuner.tuner.service.symbol import ObserveResult, PublishRule, SymbolTuner, SymbolTunerState, TunerMode
@@ -140,7 +148,7 @@ class TunerService:
                 shadow=ShadowMonitor(symbol, shadow_rule, tuner_config.ope, seed=seed),
                 mode=mode,
                 contract=bundle.strategy.universe[symbol],
-                adjusts_reward=tuner_config.adjusts_reward,
+                reward_adjustment=build_reward_adjustment(tuner_config),
             )
         service = cls(tuners, state_path)
         if state_path is not None and (Path(state_path).exists() or tuners_state_path(Path(state_path)).exists()):
@@ -202,10 +210,10 @@ class TunerService:
                                 safety_fallbacks=tuner.safety_fallbacks)
 
     def observe(self, event: RouterEvent, context: Context | None,
-                reward_adjustment_bps: float | None = None) -> ObserveResult:
-        """Learn one outcome in its symbol's tuner (``reward_adjustment_bps``: see :meth:`SymbolTuner.observe`);
+                after: MarketAfter | None = None) -> ObserveResult:
+        """Learn one outcome in its symbol's tuner (``after``: see :meth:`SymbolTuner.observe`);
         saves the state when a version was published or it went live."""
-        result = self.tuner(event.symbol).observe(event, context, reward_adjustment_bps)
+        result = self.tuner(event.symbol).observe(event, context, after)
         if (result.published is not None or result.went_live) and self._state_path is not None:
             self.save()
         return result

@@ -23,12 +23,18 @@ from router_tuner.executor.monitoring.alerts import evaluate_tuner_alerts
 from router_tuner.executor.store import ExecutorStore
 from router_tuner.router.contract import ContractSpec
 from router_tuner.router.events import RouterEvent
-from router_tuner.router.venue import OrderRequest, OrderState
+from router_tuner.router.venue import OrderRequest, OrderState, VenueTimeout
 from router_tuner.tuner.factory import build_reward_filter
 from router_tuner.tuner.policy_source import StaticPolicySource
 from router_tuner.tuner.service.publish import InMemoryPublisher, MlflowPublisher
 from router_tuner.tuner.state import StateFileError
-from tests.executor.adaptive.live_adaptive_support import SYMBOL, adaptive_config, adaptive_executor, run_intents
+from tests.executor.adaptive.live_adaptive_support import (
+    SYMBOL,
+    adaptive_config,
+    adaptive_executor,
+    round_trip,
+    run_intents,
+)
 from tests.executor.test_executor_support import build_executor, make_paper_venue
 
 pytestmark = pytest.mark.timeout(60)
@@ -371,10 +377,50 @@ def test_live_cli_refuses_tuner_flags_without_the_tuner_source(tmp_path: Path,
 
 
 @pytest.mark.parametrize(("setting", "key"), [({"reward_markout_horizon_ms": 5000.0}, "reward_markout_horizon_ms"),
-                                              ({"reward_mid": "route_end"}, "reward_mid")])
-def test_live_adaptive_routing_refuses_a_tuner_whose_reward_needs_a_later_mid(
+                                              ({"reward_mid": "route_end", "reward_mid_drift_window": 0},
+                                               "reward_mid_drift_window")])
+def test_live_adaptive_routing_refuses_a_reward_it_cannot_learn_honestly(
         tmp_path: Path, setting: dict[str, object], key: str) -> None:
     config = adaptive_config()
     adjusted = msgspec.structs.replace(config, tuner=msgspec.structs.replace(config.tuner, **setting))
     with pytest.raises(ConfigError, match=key):
         adaptive_executor(adjusted, make_paper_venue(adjusted), tmp_path)
+
+
+class TouchFailsAfter(RecordingVenue):
+    """The paper venue whose touch reads fail once an order was placed after :meth:`fail_after_next_order`:
+    the arrival's read works, the read when the route ends does not."""
+
+    armed_at: int | None = None
+
+    def fail_after_next_order(self) -> None:
+        self.armed_at = len(self.placed)
+
+    def top_of_book(self, symbol: str) -> Any:
+        if self.armed_at is not None and len(self.placed) > self.armed_at:
+            raise VenueTimeout(f"touch of {symbol} timed out")
+        return self.inner.top_of_book(symbol)
+
+
+def test_a_route_end_tuner_learns_the_waiting_drift_live_and_a_failed_touch_read_learns_the_journaled_cost(
+        tmp_path: Path) -> None:
+    config = adaptive_config()
+    against_end = msgspec.structs.replace(config, tuner=msgspec.structs.replace(config.tuner, reward_mid="route_end"))
+    venue = TouchFailsAfter(make_paper_venue(against_end))
+    executor, adaptive = adaptive_executor(against_end, venue, tmp_path)
+    executor.start()
+    run_intents(executor, range(40))
+    tuner = adaptive.service.tuner(SYMBOL)
+    drift = tuner.to_state().waiting_drift
+    assert drift is not None and drift.routes == 40 and drift.seconds > 0.0, "every route's end mid was read"
+    before = tuner.to_state().period
+    venue.fail_after_next_order()
+    executor.process(round_trip(40))
+    last = list(executor.journal.read("router"))[-1]
+    assert last.intent_id == "i40" and last.error is None and last.cost_bps is not None
+    assert tuner.to_state().waiting_drift == drift, "no move read: nothing added to the drift"
+    after = tuner.to_state().period
+    assert after.learned == before.learned + 1, "the event is learned..."
+    assert after.cost_sum_bps - before.cost_sum_bps == pytest.approx(last.cost_bps), "...at its journaled cost"
+
+
