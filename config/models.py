@@ -694,7 +694,8 @@ class TunerConfig(Model):
     noise taken out, and the mid's expected move for the time the route took put back: the waiting drift against
     the order, learned per symbol from every route over ``reward_mid_drift_window`` routes (0 assumes intents that
     know nothing of the price, as the simulation's do by default: an evaluation setting). Both need the mid after
-    the order's arrival, which the simulation has; live adaptive routing refuses them.
+    the order's arrival: the simulation replays it; live adaptive routing reads the touch when a route ends (so it
+    runs ``route_end``) and refuses a markout horizon and a drift window of 0.
     """
 
     learner: LearnerName

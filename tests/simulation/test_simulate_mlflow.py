@@ -30,9 +30,14 @@ from tests.conftest import use_tracking_uri
 @pytest.fixture()
 def fast_publishing_config(tmp_path: Path) -> Path:
     """The defaults with a tuner that may publish after 10 outcomes and learners past burn-in after one outcome
-    per arm, so a short run registers versions whatever the random path."""
+    per arm, and a static policy posting 4 bps behind the touch (dearer on the synthetic market than the arms
+    nearer the touch), so a short run moves away from it and registers versions whatever the random path (from the
+    default static arm, cheapest there, a learner that finds it so has no new version to publish)."""
     root = tmp_path / "config"
     shutil.copytree(DEFAULTS_DIR, root)
+    router = json.loads((root / "router.json").read_text())
+    router["static_policy"]["maker_offset_bps"] = 4.0
+    (root / "router.json").write_text(json.dumps(router))
     tuner = json.loads((root / "tuner.json").read_text())
     tuner["learner_params"]["burn_in_per_arm"] = 1
     tuner["guardrails"]["min_outcomes_before_move"] = 10
