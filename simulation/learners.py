@@ -171,6 +171,8 @@ class LearnerOutcome:
     guardrails move a version at most one step at a time, so the two can differ). ``arm_shares`` is the
     share of orders routed with each arm, exploration included. ``safety_changes`` counts arm exclusions and
     re-openings by kind (``excluded``, ``reopened:reprobe``, ``reopened:regime``, ``reopened:drift``).
+    ``waiting_drift_bps_per_s``: the mid's drift against the orders the tuner learned (``reward_mid`` ``route_end``;
+    ``None`` otherwise): near zero for intents that know nothing of the price.
     """
 
     learner: str
@@ -184,12 +186,14 @@ class LearnerOutcome:
     safety_changes: dict[str, int]
     rejections: dict[str, int]
     arm_shares: dict[str, float]
+    waiting_drift_bps_per_s: float | None
 
     def to_dict(self) -> dict[str, object]:
         return {"greedy_arm": self.greedy_arm, "final_arm": self.final_arm, "final_version": self.final_version,
                 "versions_published": self.versions_published, "rollbacks": self.rollbacks,
                 "drifts_detected": self.drifts_detected, "safety_changes": dict(self.safety_changes),
-                "rejections": dict(self.rejections), "arm_shares": dict(self.arm_shares)}
+                "rejections": dict(self.rejections), "arm_shares": dict(self.arm_shares),
+                "waiting_drift_bps_per_s": self.waiting_drift_bps_per_s}
 
 
 def learner_outcome(run: LearnerRun, symbol: str, events: Sequence[RouterEvent], arm_ids: Sequence[str],
@@ -201,4 +205,5 @@ def learner_outcome(run: LearnerRun, symbol: str, events: Sequence[RouterEvent],
         learner=run.learner, policy=learner_policy_name(run.learner), greedy_arm=greedy_arm(tuner.learner, context),
         final_arm=tuner.policy.arm, final_version=tuner.policy.version, versions_published=len(records),
         rollbacks=sum(r.reason == "rollback" for r in records), drifts_detected=tuner.drifts_detected,
-        safety_changes=tuner.safety_changes, rejections=tuner.rejections, arm_shares=arm_shares(events, arm_ids))
+        safety_changes=tuner.safety_changes, rejections=tuner.rejections, arm_shares=arm_shares(events, arm_ids),
+        waiting_drift_bps_per_s=tuner.waiting_drift_bps_per_s)

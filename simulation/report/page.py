@@ -124,8 +124,8 @@ def _detail_rows(result: SimulationResult) -> list[list[str]]:
 _DETAIL_HEADER = ["symbol", "policy", "orders", "filled", "mean cost bps", "95% CI", "maker ratio",
                   "fallback ratio", "slippage bps", "markout bps", "regret vs best fixed (sum bps)"]
 _LEARNER_HEADER = ["symbol", "learner", "greedy arm", "published arm", "version", "versions", "rollbacks",
-                   "drifts", "exclusions / re-openings", "most chosen arm (share)", "regret per order by quarter (bps)",
-                   "captured share of taker -> best fixed / -> segment oracle"]
+                   "drifts", "waiting drift (bps/s)", "exclusions / re-openings", "most chosen arm (share)",
+                   "regret per order by quarter (bps)", "captured share of taker -> best fixed / -> segment oracle"]
 _OPE_HEADER = ["symbol", "learner", "greedy arm", "logged", "truth (fixed run) bps", "estimator", "estimate bps",
                "CI", "covers truth", "ESS"]
 
@@ -141,6 +141,7 @@ def _learner_rows(result: SimulationResult) -> list[list[str]]:
                       for ref in oracle_costs(result, symbol).values()]
             rows.append([symbol, name, o.greedy_arm or NO_GREEDY_ARM, o.final_arm, str(o.final_version),
                          str(o.versions_published), str(o.rollbacks), str(o.drifts_detected),
+                         "n/a" if o.waiting_drift_bps_per_s is None else f"{o.waiting_drift_bps_per_s:+.3f}",
                          _safety_text(o.safety_changes), f"{top} ({o.arm_shares[top]:.0%})",
                          " / ".join(f"{q:+.2f}" for q in quarters),
                          " / ".join("n/a" if v is None else f"{v:.0%}" for v in shares)])

@@ -208,6 +208,8 @@ def test_cli_json_line_schema(tmp_path: Path, no_data: None, capsys) -> None:
     assert policies[sym["best_fixed_arm"]]["regret_vs_best_fixed_bps"] == 0.0
     assert set(sym["learners"]) == {"thompson", "linucb"}
     assert {"greedy_arm", "final_arm", "versions_published", "arm_shares"} <= set(sym["learners"]["thompson"])
+    drift = sym["learners"]["thompson"]["waiting_drift_bps_per_s"]   # the default reward learns it: a finite rate
+    assert isinstance(drift, float) and abs(drift) < 5.0
     assert [row["learner"] for row in line["ope"]] == ["learner:thompson", "learner:linucb"]
     for row in line["ope"]:
         assert row["symbol"] == "ETHUSDT" and row["arm"] == sym["learners"][row["learner"][8:]]["greedy_arm"]
@@ -340,4 +342,9 @@ def test_a_learner_without_evidence_has_no_greedy_arm_no_ope_and_a_report_row(co
     assert ("BTCUSDT", "thompson") in _OpeTasks(config=config, results=(sym,), seed=3).pieces
     row = next(r for r in _learner_rows(blind) if r[1] == "ucb")
     assert row[2] == NO_GREEDY_ARM
+    assert row[8] == f"{sym.learners['ucb'].waiting_drift_bps_per_s:+.3f}"
+    unadjusted = {**learners, "ucb": replace(learners["ucb"], waiting_drift_bps_per_s=None)}
+    row = next(r for r in _learner_rows(replace(blind, symbols={"BTCUSDT": replace(sym, learners=unadjusted)}))
+               if r[1] == "ucb")
+    assert row[8] == "n/a", "a tuner learning the journaled cost has no waiting drift"
     assert summary_dict(blind)["symbols"]["BTCUSDT"]["learners"]["ucb"]["greedy_arm"] is None

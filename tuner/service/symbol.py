@@ -414,6 +414,14 @@ class SymbolTuner:
         return self._drift.drifts_detected
 
     @property
+    def waiting_drift_bps_per_s(self) -> float | None:
+        """The mid's learned drift against this symbol's orders per second waited (``reward_mid`` ``route_end``;
+        ``None`` when the journaled cost is learned): how much the strategy's intents know of the price."""
+        if self._adjustment is None or not self._adjustment.to_route_end:
+            return None
+        return self._adjustment.drift.rate_bps_per_s
+
+    @property
     def outcomes_since_publish(self) -> int:
         return self._outcomes_since_publish
 
