@@ -164,19 +164,19 @@ def poisson_one(u: float) -> int:
     return k
 
 
-@numba.njit(numba.void(*_BUFFERS, numba.float64, numba.int64, numba.boolean, numba.boolean, numba.float64),
-            cache=True, nogil=True, error_model="numpy")
+@numba.njit(numba.void(*_BUFFERS, numba.float64, numba.int64, numba.boolean, numba.boolean, numba.float64,
+                       numba.int64), cache=True, nogil=True, error_model="numpy")
 def learn(floats: np.ndarray, ints: np.ndarray, scale: float, column: int, started_maker: bool, filled: bool,
-          cost: float) -> None:
+          cost: float, first_uniform: int) -> None:
     """Add one outcome: a taker leg, or a post at offset ``column`` that filled or fell back. Replica r counts it
-    ``poisson_one(uniforms[r])`` times (the online bootstrap), divided by the pending forgetting factor ``scale``;
-    each replica that counts it is refitted and its choice in every allowed set in use moved (the others' fits and
-    choices stand: their statistics only shrank by the forgetting factor)."""
+    ``poisson_one(uniforms[first_uniform + r])`` times (the online bootstrap), divided by the pending forgetting
+    factor ``scale``; each replica that counts it is refitted and its choice in every allowed set in use moved (the
+    others' fits and choices stand: their statistics only shrank by the forgetting factor)."""
     (stats, taker_stats, costs, p_fill, maker_costs, uniforms, prior_rows, offsets, arm_bias, arm_column, slot_arms,
      slot_sizes, best, shares) = _views(floats, ints)
     inverse_scale = 1.0 / scale
-    for r in range(uniforms.size):
-        w = poisson_one(uniforms[r]) * inverse_scale
+    for r in range(ints[layout.REPLICAS]):
+        w = poisson_one(uniforms[first_uniform + r]) * inverse_scale
         if w == 0.0:
             continue
         if not started_maker:

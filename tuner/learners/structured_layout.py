@@ -38,9 +38,10 @@ class Workspace(NamedTuple):
     ``stats`` (posted, filled, fill cost, fallback cost per replica and offset) and ``taker_stats`` (the taker legs'
     count and total cost per replica) are stored divided by the pending forgetting factor; ``costs`` (replicas,
     arms), ``p_fill`` (replicas, offsets) and ``maker_costs`` (replicas, offsets) are the refit's output;
-    ``uniforms`` one outcome's bootstrap draws; ``prior_rows`` (pieces, moments) what each piece's prior line adds
-    to its normal equations. ``slot_*``: per allowed set the decisions use, its arms, its size, each replica's
-    cheapest arm and how many replicas pick each arm.
+    ``uniforms`` the learner's next uniform draws, drawn ahead in one call (an outcome's bootstrap weights read
+    ``replicas`` of them from a position the learner passes); ``prior_rows`` (pieces, moments) what each piece's
+    prior line adds to its normal equations. ``slot_*``: per allowed set the decisions use, its arms, its size, each
+    replica's cheapest arm and how many replicas pick each arm.
     """
 
     floats: np.ndarray
@@ -71,12 +72,12 @@ def _rebuild(floats: np.ndarray, ints: np.ndarray) -> Workspace:
 
 def workspace(*, replicas: int, offsets: np.ndarray, arm_column: Sequence[int], arm_bias: np.ndarray,
               prior_rows: np.ndarray, slots: int, prior_strength: float, taker_fee: float,
-              shrinkage: float) -> Workspace:
+              shrinkage: float, uniforms: int) -> Workspace:
     """The buffers for a learner of this shape: its constants written in, every statistic zero, no allowed set."""
     n_offsets, n_arms = offsets.size, arm_bias.size
     stat_columns = max(1, n_offsets)
     float_sizes = (MAKER_STATS * replicas * stat_columns, 2 * replicas, replicas * n_arms, replicas * n_offsets,
-                   replicas * stat_columns, replicas, PIECES * MOMENTS, n_offsets, n_arms)
+                   replicas * stat_columns, uniforms, PIECES * MOMENTS, n_offsets, n_arms)
     int_sizes = (n_arms, slots * n_arms, slots, slots * replicas, slots * n_arms)
     float_starts = np.cumsum((FLOAT_HEADER, *float_sizes))
     int_starts = np.cumsum((INT_HEADER, *int_sizes))

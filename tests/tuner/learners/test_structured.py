@@ -155,6 +155,26 @@ def test_a_restored_state_continues_exactly() -> None:
     assert a == b and np.array_equal(first.expected_costs_bps(), second.expected_costs_bps())
 
 
+def test_draws_made_ahead_are_the_sequence_drawn_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bootstrap weights and decisions read uniforms drawn ahead; a learner drawing for one outcome at a time
+    (and so refilling around every decision) makes the same choices and has the same model, before and after a
+    save and restore taken in the middle of its draws."""
+    from router_tuner.tuner.learners import structured
+
+    ahead = make(seed=5)
+    monkeypatch.setattr(structured, "_UPDATES_DRAWN_AHEAD", 1)
+    one_at_a_time = make(seed=5)
+    assert one_at_a_time._space.uniforms.size == 32 < ahead._space.uniforms.size
+    assert drive(ahead, ACTIVE, 237, np.random.default_rng(2)) == drive(one_at_a_time, ACTIVE, 237,
+                                                                        np.random.default_rng(2))
+    assert np.array_equal(ahead.expected_costs_bps(), one_at_a_time.expected_costs_bps())
+    restored = make(seed=8)
+    restored.load_state(ahead.to_state())
+    assert restored.to_state() == one_at_a_time.to_state(), "the saved generator is where the next draw comes from"
+    runs = [drive(learner, QUIET, 150, np.random.default_rng(4)) for learner in (ahead, one_at_a_time, restored)]
+    assert runs[0] == runs[1] == runs[2]
+
+
 def test_bad_parameters_and_outcomes_are_refused() -> None:
     with pytest.raises(ValueError, match="replicas"):
         StructuredThompson(GRID, replicas=1, forgetting_window=10.0, shrinkage=1.0, burn_in=0, seed=1, **PRIORS)
