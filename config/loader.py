@@ -314,6 +314,7 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                                   f"{list(tuner.ope.estimators)}: the gates could not be computed"))
     issues.extend(_symbol_reference_issues(bundle))
     issues.extend(_order_issues(bundle))
+    issues.extend(informed_horizon_issues(router))
     issues.extend(_step_issues(bundle))
     issues.extend(_synthetic_size_issues(bundle))
     for file, attr in zip(FILES, _BUNDLE_FIELDS, strict=True):
@@ -432,6 +433,19 @@ def _ordered_pairs(bundle: ConfigBundle) -> list[tuple[str, str, str, float, str
         ("executor.json", "$.live", "stream_reconnect_initial_ms", live.stream_reconnect_initial_ms,
          "stream_reconnect_max_ms", live.stream_reconnect_max_ms, False),
     ]
+
+
+def informed_horizon_issues(router: RouterConfig) -> list[ConfigIssue]:
+    """Informed simulated intents whose horizon reaches past the tape: the last intents arrive ``tail_ms`` before
+    its end, and a mid looked up after the end is the last quote's, so their side would follow the tape's end
+    rather than the horizon's move (with an hour's horizon, nearly every intent took the side of the whole
+    tape's move)."""
+    intents = router.simulation.intents
+    if intents.informed_share == 0 or intents.informed_horizon_ms <= intents.tail_ms:
+        return []
+    return [ConfigIssue("router.json", "$.simulation.intents.informed_horizon_ms",
+                        f"{intents.informed_horizon_ms:g} ms is longer than tail_ms {intents.tail_ms:g} ms: the last "
+                        "informed intents would look past the tape's end; lower it or raise tail_ms")]
 
 
 def _band_pairs(quality: Any) -> list[tuple[str, float, str, float, bool]]:

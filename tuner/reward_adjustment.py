@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import msgspec
 
@@ -54,12 +55,21 @@ def move_against_bps(side: str, arrival_mid: float, later_mid: float) -> float:
     return sign * (later_mid - arrival_mid) / arrival_mid * 1e4
 
 
-class WaitingDriftState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The discounted sums the waiting drift's rate is their ratio of; ``routes`` counts what was added."""
+MAX_MOVE_SUM_BPS = 1e10
+"""Bound of a saved discounted move sum: a window of at most 1e6 routes (``MAX_COUNT``) of moves of at most 1e4 bps."""
+MAX_SECONDS_SUM = 1e12
+"""Bound of a saved discounted duration sum (1e6 routes of at most ~11 days each): a damaged file is refused."""
 
-    move_bps: float
-    seconds: float
-    routes: int
+
+class WaitingDriftState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The discounted sums the waiting drift's rate is their ratio of; ``routes`` counts what was added.
+
+    The bounds refuse a damaged state file at load (named with its key): a negative duration sum would divide by
+    zero or flip the drift's sign, and a huge move would make every learned cost absurd."""
+
+    move_bps: Annotated[float, msgspec.Meta(ge=-MAX_MOVE_SUM_BPS, le=MAX_MOVE_SUM_BPS)]
+    seconds: Annotated[float, msgspec.Meta(ge=0.0, le=MAX_SECONDS_SUM)]
+    routes: Annotated[int, msgspec.Meta(ge=0)]
 
 
 class WaitingDrift:
@@ -79,7 +89,10 @@ class WaitingDrift:
 
     @property
     def rate_bps_per_s(self) -> float:
-        """The drift against the order per second waited, in bps (0 with ``window`` 0)."""
+        """The drift against the order per second waited, in bps (0 with ``window`` 0, even after loading a state
+        saved under another window: an evaluation setting assumes uninformed intents)."""
+        if not self.window:
+            return 0.0
         return self._move_bps / (self._seconds + PRIOR_SECONDS)
 
     def observe(self, move_bps: float, seconds: float) -> None:

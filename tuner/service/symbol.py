@@ -91,8 +91,8 @@ class ObserveResult:
 
 class SymbolTunerState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A tuner's own state (the learner's is saved by ``tuner.state``): versions, counters, baselines, and the
-    waiting drift of a tuner learning against the route-end mid (``None`` otherwise, and in states saved before
-    it was kept: it then starts at zero)."""
+    waiting drift of a tuner learning against the route-end mid (``None`` in states saved before it was kept: it
+    then starts at zero; a tuner learning the journaled cost keeps the one it loaded, for a return to route_end)."""
 
     policy: RouterPolicy
     last_good: RouterPolicy | None
@@ -195,6 +195,7 @@ class SymbolTuner:
         self.symbol = policy.symbol
         self._contract = contract
         self._adjustment = reward_adjustment
+        self._kept_drift: WaitingDriftState | None = None  # loaded while the journaled cost is learned: saved again
         self._bounds = bounds
         self._learner = learner
         self._grid: ArmGrid = learner.grid
@@ -440,7 +441,7 @@ class SymbolTuner:
             shadow=_copy(self._shadow.state, ShadowState),
             budget=_copy(self._budget.state, BudgetState),
             safety=_copy(self._safety.state, SafetyState),
-            waiting_drift=None if self._adjustment is None else self._adjustment.drift.state,
+            waiting_drift=self._kept_drift if self._adjustment is None else self._adjustment.drift.state,
         )
 
     def load_state(self, state: SymbolTunerState) -> None:
@@ -471,7 +472,9 @@ class SymbolTuner:
                                      state=_copy(state.shadow, ShadowState))
         self._budget = ExplorationBudget(self._budget.limits, _copy(state.budget, BudgetState))
         self._safety = ArmSafety(self._safety.limits, _copy(state.safety, SafetyState))
-        if self._adjustment is not None:
+        if self._adjustment is None:
+            self._kept_drift = state.waiting_drift  # a run learning the journaled cost must not erase it
+        else:
             self._adjustment.drift = WaitingDrift(self._adjustment.drift.window, state.waiting_drift)
 
     # --- internals -------------------------------------------------------------------------------
