@@ -336,7 +336,7 @@ class Executor:
                               contract=venue_contract(self.venue, intent.symbol),
                               note=(f"recovered_after_restart: {len(settlement.states)} orders found, "
                                     f"{settlement.cancelled} cancelled; route counters unknown"))
-        self._finish_routed(intent, event, submission, decision)
+        self._finish_routed(intent, event, submission, decision, route_ended_now=False)
         logger.info("recovered in-flight intent %s: %d orders, filled %s", intent.intent_id,
                     len(settlement.states), event.filled_qty)
         return settlement.cancelled
@@ -606,7 +606,8 @@ class Executor:
             raise RuntimeError(f"route of {intent.intent_id} ended with neither an event nor an error")
         if event.error is not None:
             event = self._settle_after_error(admitted.order, admitted.policy, event)
-        flight.trade = self._finish_routed(intent, event, admitted.submission, admitted.decision)
+        flight.trade = self._finish_routed(intent, event, admitted.submission, admitted.decision,
+                                           route_ended_now=True)
         self._sync_stops(intent.symbol, intent.position_side)
 
     # --- protective stops (executor.protection) -------------------------------------------------------
@@ -653,7 +654,7 @@ class Executor:
             with self._halting(f"executor store {self.store.path}", f"stop {intent.intent_id} journaled on restart"):
                 if intent.intent_id not in self._digests:  # submitted before a crash: its record stands
                     self.store.record_submission(submission, decision=None)
-            self._finish_routed(intent, event, submission, None)
+            self._finish_routed(intent, event, submission, None, route_ended_now=False)
         with self._halting(f"executor store {self.store.path}", f"stop {intent.intent_id} closed on restart"):
             self.store.close_stop(record.client_order_id)
 
@@ -706,8 +707,12 @@ class Executor:
         return mid
 
     def _finish_routed(self, intent: Intent, event: RouterEvent, submission: Submission,
-                       decision: DecisionRecord | None) -> TradeRecord:
-        """Apply fills, learn (adaptive), journal event, trade and the tuner's records in one batch."""
+                       decision: DecisionRecord | None, *, route_ended_now: bool) -> TradeRecord:
+        """Apply fills, learn (adaptive), journal event, trade and the tuner's records in one batch.
+
+        ``route_ended_now``: the touch now is the route's end (a route just finished); an intent recovered or a
+        stop journaled on restart ended while the process was down, and the mid now would charge the downtime's
+        move (on a paper venue, another run's market) as the route's: it is learned at its journaled cost."""
         realized, closed_lots = apply_order(self.portfolio, self.lots, intent=intent, fills=event.fills,
                                             qty_step=submission.qty_step)
         record_stop_fills(self.portfolio, intent, event.fills)
@@ -719,7 +724,8 @@ class Executor:
         if self.adaptive is None:
             self._journal_batch((event, trade), consequence)
         else:
-            pending = self.adaptive.learn(event, decision, end_mid=self._route_end_mid(intent.symbol))
+            end_mid = self._route_end_mid(intent.symbol) if route_ended_now else None
+            pending = self.adaptive.learn(event, decision, end_mid=end_mid)
             try:
                 self._journal_batch((event, trade, *pending.records), consequence)
             except BaseException:
