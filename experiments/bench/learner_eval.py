@@ -175,8 +175,9 @@ def configured(settings: list[str]) -> ConfigBundle:
                 raise GridError(f"--set {text!r}: one value per key here (the sweep takes several)")
             overrides.append((path, values[0]))
         return with_settings(load_config(), overrides)
-    except GridError as error:
-        raise SystemExit(f"learner_eval: {error}") from None
+    except GridError as error:  # bad input: exit 2, as argparse ends a bad flag (SystemExit of a text exits 1)
+        print(f"learner_eval: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def print_scores(scores: list[MarketScore], learners: tuple[str, ...]) -> None:
