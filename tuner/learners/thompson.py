@@ -63,7 +63,7 @@ class NormalThompson(CompiledKernels, MomentsLearner):
     is what makes the propensity cheap and exact enough: the probability that arm a's draw is the largest
     is the one-dimensional integral over a's draw of the product of the other arms' Normal CDFs, computed in one
     compiled loop (:mod:`tuner.learners.thompson_kernel`, about a microsecond): by Gauss-Hermite on 20 nodes when
-    no other arm's Normal is narrower than a's (within 1e-6), else by the midpoint rule on ``_QUADRATURE_NODES``
+    no other arm's Normal is narrower than a's (within 1e-4), else by the midpoint rule on ``_QUADRATURE_NODES``
     equal-mass nodes of a's Normal (error bounded by 1/96 in the worst case, measured below 1e-3 on realistic
     posteriors). No Monte-Carlo noise, against the standard error of
     about 0.035 that 200 Monte-Carlo draws per decision used to give.
