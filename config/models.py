@@ -488,7 +488,11 @@ class StructuredParams(Model):
     across offsets each offset's own evidence is pulled towards. The cost priors follow from the symbol's
     market fees in ``router.json`` ``sim_venue.fees`` (the fee schedule the product knows), plus
     ``prior_fallback_drift_bps`` for the market's move before a fallback, each worth ``prior_strength``
-    observations. ``burn_in_per_arm`` replaces ``learner_params.burn_in_per_arm`` for this learner: it prices an
+    observations: a tie-breaker before evidence, kept weak (0.05) because the evidence is discounted to about
+    ``forgetting_window`` outcomes spread over the offsets, and a prior written in the journaled-cost measure (a
+    fill one bp further costs one bp less) pulled a sparse deep offset's extrapolated cost under the route-end
+    reward (its price improvement lives in the mid's move there), which sent learners to far posts on volatile
+    markets. ``burn_in_per_arm`` replaces ``learner_params.burn_in_per_arm`` for this learner: it prices an
     untried arm from the model its neighbours feed, so forced trials of every arm (a taker leg or a post far
     from the touch, 1.4 bps dearer on a perpetual) buy it little; 0 lets the posterior decide from the first order.
     """

@@ -35,6 +35,8 @@ CASES = [
      "learner:structured: mean vs best fixed"),
     ("learner_eval", ["--orders", "40", "--no-recorded", "--learners", "ucb", "--engine", "concurrent"], False,
      "learner:ucb: mean vs best fixed"),
+    ("learner_stress", ["--orders", "40", "--seeds", "1", "--markets", "volatile,maker_rebate"], False,
+     "learner:structured: mean gap to the best fixed arm over the markets"),
     ("sim_engines", ["--orders", "30", "--symbols", "BTCUSDT", "--workers", "1"], False,
      "static routes working at once (concurrent)"),
     ("fill_detection", ["--fills", "2", "--poll-ms", "40"], False, "ratio polling/stream"),
