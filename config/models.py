@@ -502,8 +502,10 @@ class StructuredParams(Model):
     forgetting_window: Annotated[float, msgspec.Meta(gt=1.0, le=1e9)]
     shrinkage: Annotated[float, msgspec.Meta(ge=0.0, le=1e6)]
     prior_fallback_drift_bps: Annotated[float, msgspec.Meta(ge=0.0, le=100.0)]
-    prior_fill_probability: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
-    prior_strength: Annotated[float, msgspec.Meta(gt=0.0, le=1e6)]
+    # the structured learner's MIN_PRIOR_FILL_PROBABILITY and MIN/MAX_PRIOR_STRENGTH: below them a prior line's fit
+    # underflows and every expected cost is NaN
+    prior_fill_probability: Annotated[float, msgspec.Meta(ge=1e-6, le=0.999999)]
+    prior_strength: Annotated[float, msgspec.Meta(ge=1e-6, le=1e6)]
 
 
 class RobbinsMonroParams(Model):

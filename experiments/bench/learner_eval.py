@@ -215,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--informed", type=float, default=None,
                         help="router.json simulation.intents.informed_share for this run (0..1)")
     args = parser.parse_args(argv)
+    if args.no_recorded and args.no_regimes:
+        parser.error("--no-recorded with --no-regimes leaves no market to score: drop one of them")
     learners = parse_learners(args.learners)
     config = configured(args.set)
     if args.engine is not None:

@@ -40,11 +40,17 @@ from router_tuner.tuner.learners.kernels import CompiledKernels
 _MAKER_STATS = ("posted", "filled", "fill_cost", "fallback_cost")
 """Per replica and offset, the saved state's names: posts, fills, the total cost of the fills and of the fallbacks
 (the rows of the workspace's ``stats``)."""
+MIN_PRIOR_STRENGTH = 1e-6
+MAX_PRIOR_STRENGTH = 1e6
+MIN_PRIOR_FILL_PROBABILITY = 1e-6
+"""Bounds of the priors' weight and fill probability: before any evidence a fitted line is its prior's alone, and
+its normal equations' determinant is the square of the prior's weight (``prior_strength`` times p (1 - p) for the
+fill probability); below these it underflows to zero and every expected cost turns NaN."""
 _CHOICE_SLOTS = 4
+"""Allowed sets whose per-replica choices a refit recomputes ahead of the next decision (the tuner reuses a few)."""
 _UPDATES_DRAWN_AHEAD = 64
 """Uniforms are drawn for this many outcomes' bootstrap weights in one call (one call per outcome cost 0.6 us of a
 7 us update); decisions read theirs from the same buffer, in the order a draw at a time would have given them."""
-"""Allowed sets whose per-replica choices a refit recomputes ahead of the next decision (the tuner reuses a few)."""
 _FOLD_SCALE_BELOW = 1e-6
 """The pending forgetting factor is folded into the statistics below this, long before it could underflow."""
 
@@ -134,10 +140,12 @@ class StructuredThompson(CompiledKernels, Learner):
                 raise ValueError(f"{name} must be finite, got {value!r}")
         if not (math.isfinite(prior_fallback_drift_bps) and prior_fallback_drift_bps >= 0.0):
             raise ValueError(f"prior_fallback_drift_bps must be finite and >= 0, got {prior_fallback_drift_bps!r}")
-        if not 0.0 < prior_fill_probability < 1.0:
-            raise ValueError(f"prior_fill_probability must be in (0, 1), got {prior_fill_probability!r}")
-        if not (math.isfinite(prior_strength) and prior_strength > 0.0):
-            raise ValueError(f"prior_strength must be finite and > 0, got {prior_strength!r}")
+        if not MIN_PRIOR_FILL_PROBABILITY <= prior_fill_probability <= 1.0 - MIN_PRIOR_FILL_PROBABILITY:
+            raise ValueError(f"prior_fill_probability must be in [{MIN_PRIOR_FILL_PROBABILITY}, "
+                             f"{1.0 - MIN_PRIOR_FILL_PROBABILITY}], got {prior_fill_probability!r}")
+        if not (math.isfinite(prior_strength) and MIN_PRIOR_STRENGTH <= prior_strength <= MAX_PRIOR_STRENGTH):
+            raise ValueError(f"prior_strength must be in [{MIN_PRIOR_STRENGTH}, {MAX_PRIOR_STRENGTH}], "
+                             f"got {prior_strength!r}")
         self._replicas = replicas
         self._window = float(forgetting_window)
         self._keep = 1.0 - 1.0 / self._window

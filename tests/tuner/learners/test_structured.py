@@ -13,6 +13,11 @@ from hypothesis import strategies as st
 
 from router_tuner.tuner.arms import Arm, ArmGrid
 from router_tuner.tuner.learners import RouteOutcome, StructuredThompson
+from router_tuner.tuner.learners.structured import (
+    MAX_PRIOR_STRENGTH,
+    MIN_PRIOR_FILL_PROBABILITY,
+    MIN_PRIOR_STRENGTH,
+)
 
 GRID = ArmGrid.from_values([0.0, 0.5, 1.0, 2.0, 4.0], [0.0, 1.0], min_offset_bps=-1.0, max_offset_bps=10.0)
 TAKER = "o0.00_b1.00"
@@ -187,6 +192,32 @@ def test_bad_parameters_and_outcomes_are_refused() -> None:
         learner.update(TAKER, -5.0, None, RouteOutcome(started_maker=True, maker_filled=False))
     with pytest.raises(ValueError, match="started as taker"):
         RouteOutcome(started_maker=False, maker_filled=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(strength=st.sampled_from([MIN_PRIOR_STRENGTH, 1e-3, 0.05, 1.0, MAX_PRIOR_STRENGTH]),
+       fill=st.sampled_from([MIN_PRIOR_FILL_PROBABILITY, 0.01, 0.5, 0.99, 1.0 - MIN_PRIOR_FILL_PROBABILITY]),
+       steps=st.lists(st.tuples(st.integers(0, len(GRID) - 1), st.booleans(), st.floats(-20.0, 40.0)), max_size=30))
+def test_every_expected_cost_is_finite_at_the_priors_bounds(strength: float, fill: float,
+                                                            steps: list[tuple[int, bool, float]]) -> None:
+    """Before any evidence a line is its prior's alone; at 1e-200 the fit's determinant underflowed and every maker
+    arm's expected cost was NaN (the learner then routed the first arm it met, logged with propensity 1)."""
+    learner = StructuredThompson(GRID, replicas=8, forgetting_window=50.0, shrinkage=10.0, burn_in=0, seed=1,
+                                 **{**PRIORS, "prior_strength": strength, "prior_fill_probability": fill})
+    for position, filled, cost in steps:
+        arm = GRID.arms[position]
+        taker = arm.taker_bias == 1.0
+        outcome = RouteOutcome(started_maker=not taker, maker_filled=filled and not taker)
+        learner.update(arm.arm_id, -cost, None, outcome)
+    assert np.isfinite(learner.expected_costs_bps()).all()
+
+
+@pytest.mark.parametrize(("name", "value"), [("prior_strength", 1e-200), ("prior_strength", 1e7),
+                                             ("prior_fill_probability", 1e-300), ("prior_fill_probability", 1.0)])
+def test_priors_beyond_their_bounds_are_refused(name: str, value: float) -> None:
+    with pytest.raises(ValueError, match=name):
+        StructuredThompson(GRID, replicas=4, forgetting_window=10.0, shrinkage=1.0, burn_in=0, seed=1,
+                           **{**PRIORS, name: value})
 
 
 def test_the_grid_has_one_taker_arm_whatever_the_offsets() -> None:
