@@ -472,12 +472,19 @@ class GuardrailConfig(Model):
     drift_keep_fraction: Fraction
 
 
+FeatureScale = Annotated[float, msgspec.Meta(ge=1e-3, le=MAX_SCALE)]
+"""A contextual feature's scale, from ``tuner.learners.context.MIN_FEATURE_SCALE`` up (below it the features'
+squares overflow and every LinUCB score is NaN)."""
+FeatureScaleBps = Annotated[float, msgspec.Meta(ge=1e-3, le=MAX_BPS)]
+"""A :data:`FeatureScale` in bps."""
+
+
 class ContextScalesConfig(Model):
     """Typical magnitudes that bring the contextual learner's raw features to order one."""
 
-    spread_scale_bps: PositiveBps
-    volatility_scale_bps: PositiveBps
-    size_vs_touch_scale: Scale
+    spread_scale_bps: FeatureScaleBps
+    volatility_scale_bps: FeatureScaleBps
+    size_vs_touch_scale: FeatureScale
 
 
 class StructuredParams(Model):
@@ -540,7 +547,7 @@ class LearnerParams(Model):
     epsilon_min: Probability
     epsilon_decay: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)]
     linucb_alpha: Scale
-    linucb_ridge: Scale
+    linucb_ridge: Annotated[float, msgspec.Meta(ge=1e-6, le=MAX_SCALE)]  # tuner.learners.linucb.MIN_RIDGE
     linucb_prior_mean_cost_bps: Bps
     linucb_context_scales: ContextScalesConfig
     structured: StructuredParams

@@ -16,6 +16,10 @@ from router_tuner.features.context import Context, hour_on_circle
 N_FEATURES = 7
 """Intercept, spread, volatility, book imbalance, sin(hour), cos(hour), size vs touch."""
 
+MIN_FEATURE_SCALE = 1e-3
+"""The smallest scale (0.001 bps of spread or volatility, a thousandth of the touch): a scale of 1e-300 made the
+features ~1e300, their squares overflowed and every LinUCB score was NaN (``simulate`` ended in an IndexError)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ContextScales:
@@ -28,8 +32,8 @@ class ContextScales:
     def __post_init__(self) -> None:
         for name in ("spread_scale_bps", "volatility_scale_bps", "size_vs_touch_scale"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+            if not (math.isfinite(value) and value >= MIN_FEATURE_SCALE):
+                raise ValueError(f"{name} must be finite and >= {MIN_FEATURE_SCALE}, got {value!r}")
 
     def encode(self, context: Context) -> np.ndarray:
         """The feature vector (length :data:`N_FEATURES`, intercept first)."""

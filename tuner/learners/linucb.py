@@ -11,6 +11,10 @@ from router_tuner.tuner.arms import ArmGrid
 from router_tuner.tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
 from router_tuner.tuner.learners.context import N_FEATURES, ContextScales
 
+MIN_RIDGE = 1e-6
+"""The smallest ridge penalty: A_a starts as ridge * I and its inverse as I / ridge, so 1e-300 made that inverse
+infinite and every score NaN (``simulate`` ended in an IndexError: no arm scored above -inf)."""
+
 
 class LinUCBState(LearnerState, frozen=True, tag="linucb"):
     a: tuple[tuple[tuple[float, ...], ...], ...]
@@ -44,7 +48,7 @@ class LinUCB(Learner):
     alpha
         Width of the bonus in reward units (bps) per unit of parameter standard deviation (> 0).
     ridge
-        Ridge penalty lambda (> 0): A_a starts as lambda * I.
+        Ridge penalty lambda (>= :data:`MIN_RIDGE`): A_a starts as lambda * I.
     prior_mean_reward
         Reward the regression is centred on (``-cost_bps`` of the static policy).
     burn_in
@@ -92,9 +96,10 @@ class LinUCB(Learner):
         seed: int,
     ) -> None:
         super().__init__(grid, burn_in=burn_in, seed=seed)
-        for name, value in (("alpha", alpha), ("ridge", ridge)):
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+        if not (math.isfinite(alpha) and alpha > 0):
+            raise ValueError(f"alpha must be finite and > 0, got {alpha!r}")
+        if not (math.isfinite(ridge) and ridge >= MIN_RIDGE):
+            raise ValueError(f"ridge must be finite and >= {MIN_RIDGE}, got {ridge!r}")
         if not math.isfinite(prior_mean_reward):
             raise ValueError("prior_mean_reward must be finite")
         self._scales = scales

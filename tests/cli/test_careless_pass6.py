@@ -1,0 +1,93 @@
+"""A careless user against the tuner's numeric settings: values that passed ``config check`` and broke a run.
+
+Each test is a case that went wrong before its fix: ``linucb_ridge`` 1e-300 or a ``linucb_context_scales`` value of
+1e-300 passed ``config check``, made every LinUCB score NaN and ended ``simulate`` in "unexpected IndexError".
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from router_tuner.cli.main import BAD_INPUT, main
+from router_tuner.config.loader import load_config
+from router_tuner.config.models import ContextScalesConfig, LearnerParams
+from router_tuner.features.context import Context
+from router_tuner.tuner.factory import build_grid, build_learner
+from router_tuner.tuner.learners.base import Learner
+from router_tuner.tuner.learners.context import MIN_FEATURE_SCALE
+from router_tuner.tuner.learners.linucb import MIN_RIDGE
+from tests.conftest import DEFAULTS_DIR, edit_config
+
+
+def _lower_bound(model: type[msgspec.Struct], name: str) -> float:
+    info = next(f.type for f in msgspec.inspect.type_info(model).fields if f.name == name)
+    assert isinstance(info, msgspec.inspect.FloatType) and info.ge is not None
+    return info.ge
+
+
+@pytest.mark.parametrize(("key", "line"), [
+    ("linucb_ridge", "tuner.json: $.learner_params.linucb_ridge: Expected `float` >= 1e-06"),
+    ("linucb_context_scales.spread_scale_bps",
+     "tuner.json: $.learner_params.linucb_context_scales.spread_scale_bps: Expected `float` >= 0.001"),
+    ("linucb_context_scales.volatility_scale_bps",
+     "tuner.json: $.learner_params.linucb_context_scales.volatility_scale_bps: Expected `float` >= 0.001"),
+    ("linucb_context_scales.size_vs_touch_scale",
+     "tuner.json: $.learner_params.linucb_context_scales.size_vs_touch_scale: Expected `float` >= 0.001"),
+])
+def test_a_linucb_value_that_made_every_score_nan_is_refused_by_config_check(
+        config_dir: Path, capsys: pytest.CaptureFixture[str], key: str, line: str) -> None:
+    def tiny(doc: dict) -> None:
+        *parents, leaf = key.split(".")
+        node = doc["learner_params"]
+        for parent in parents:
+            node = node[parent]
+        node[leaf] = 1e-300
+    edit_config(config_dir, "tuner.json", tiny)
+    assert main(["config", "check", str(config_dir)]) == BAD_INPUT
+    assert line in capsys.readouterr().err
+
+
+def test_the_config_states_the_learners_linucb_bounds() -> None:
+    """config does not import the tuner, so the bounds are literals there: they are the learner's."""
+    assert _lower_bound(LearnerParams, "linucb_ridge") == MIN_RIDGE
+    for name in ("spread_scale_bps", "volatility_scale_bps", "size_vs_touch_scale"):
+        assert _lower_bound(ContextScalesConfig, name) == MIN_FEATURE_SCALE
+
+
+def _linucb_at_its_bounds() -> Learner:
+    """The configured LinUCB with the smallest ridge and scales the config accepts, and the widest bonus."""
+    tuner = load_config(DEFAULTS_DIR).tuner
+    scales = ContextScalesConfig(spread_scale_bps=MIN_FEATURE_SCALE, volatility_scale_bps=MIN_FEATURE_SCALE,
+                                 size_vs_touch_scale=MIN_FEATURE_SCALE)
+    params = msgspec.structs.replace(tuner.learner_params, linucb_ridge=MIN_RIDGE, linucb_alpha=1e6,
+                                     linucb_context_scales=scales)
+    tuner = msgspec.structs.replace(tuner, learner="linucb", learner_params=params)
+    bundle = load_config(DEFAULTS_DIR)
+    return build_learner(tuner, build_grid(tuner, bundle.router), 1, bundle.router.sim_venue.fees["usdm"],
+                         static_offset_bps=1.0)
+
+
+contexts = st.builds(Context, spread_bps=st.floats(0.0, 1000.0), volatility_bps=st.floats(0.0, 1e4),
+                     book_imbalance=st.floats(-1.0, 1.0), hour=st.floats(0.0, 23.99),
+                     size_vs_touch=st.floats(0.0, 1e4))
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=st.lists(st.tuples(contexts, st.floats(-50.0, 200.0)), min_size=1, max_size=60),
+       keep=st.floats(0.01, 1.0))
+def test_linucb_at_its_smallest_ridge_and_scales_keeps_every_choice_defined(
+        steps: list[tuple[Context, float]], keep: float) -> None:
+    learner = _linucb_at_its_bounds()
+    for index, (context, cost) in enumerate(steps):
+        choice = learner.choose(context)
+        assert 0.0 < choice.propensity <= 1.0
+        learner.update(choice.arm.arm_id, -cost, context)
+        if index % 20 == 19:
+            learner.discount_evidence(keep)
+    assert all(math.isfinite(learner.expected_reward(arm.arm_id, steps[-1][0]) or 0.0) for arm in learner.grid)
