@@ -306,6 +306,7 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                                       f"no fee schedule for market {entry.market!r} of {symbol}"))
     issues.extend(_policy_bound_issues(router))
     issues.extend(_arm_grid_issues(router, tuner))
+    issues.extend(_prior_band_issues(tuner))
     issues.extend(_executor_issues(bundle))
     deployment = tuner.deployment
     if deployment.gate_estimator not in tuner.ope.estimators:
@@ -643,6 +644,21 @@ def _fee_band_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIss
             for market, schedule in router.sim_venue.fees.items()
             for key, fee in (("maker_fee_bps", schedule.maker_fee_bps), ("taker_fee_bps", schedule.taker_fee_bps))
             if not band.min_cost_bps <= fee <= band.max_cost_bps]
+
+
+def _prior_band_issues(tuner: TunerConfig) -> list[ConfigIssue]:
+    """A learner's prior cost outside the reward band is a cost it would reject as absurd if it were observed: with
+    -1000 or 1000 loaded, every learned outcome was a surprise of hundreds of bps, the drift detector fired again
+    and again and discounted the evidence each time (six drifts in 200 orders where the defaults have none)."""
+    band, params = tuner.reward_band, tuner.learner_params
+    if band.min_cost_bps >= band.max_cost_bps:
+        return []  # the band itself is refused (``_order_issues``)
+    return [ConfigIssue("tuner.json", f"$.learner_params.{key}",
+                        f"{value:g} bps is outside reward_band [{band.min_cost_bps:g}, {band.max_cost_bps:g}]: a "
+                        "prior cost the learner would reject as absurd if it were observed; set it within the band")
+            for key, value in (("thompson_prior_mean_cost_bps", params.thompson_prior_mean_cost_bps),
+                               ("linucb_prior_mean_cost_bps", params.linucb_prior_mean_cost_bps))
+            if not band.min_cost_bps <= value <= band.max_cost_bps]
 
 
 def load_config(directory: Path | str | None = None) -> ConfigBundle:

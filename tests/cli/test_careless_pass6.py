@@ -91,3 +91,22 @@ def test_linucb_at_its_smallest_ridge_and_scales_keeps_every_choice_defined(
         if index % 20 == 19:
             learner.discount_evidence(keep)
     assert all(math.isfinite(learner.expected_reward(arm.arm_id, steps[-1][0]) or 0.0) for arm in learner.grid)
+
+
+@pytest.mark.parametrize("key", ["thompson_prior_mean_cost_bps", "linucb_prior_mean_cost_bps"])
+@pytest.mark.parametrize("value", [-1000.0, 1000.0])
+def test_a_prior_cost_outside_the_reward_band_is_refused_by_config_check(
+        config_dir: Path, capsys: pytest.CaptureFixture[str], key: str, value: float) -> None:
+    """-1000 or 1000 loaded: every outcome surprised the learner by hundreds of bps and its drift detector fired
+    again and again, discounting the evidence (six drifts in 200 simulated orders, none with the defaults)."""
+    edit_config(config_dir, "tuner.json", lambda d: d["learner_params"].update({key: value}))
+    assert main(["config", "check", str(config_dir)]) == BAD_INPUT
+    assert (f"tuner.json: $.learner_params.{key}: {value:g} bps is outside reward_band [-50, 200]: a prior cost "
+            "the learner would reject as absurd if it were observed; set it within the band") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", [-50.0, 200.0])
+def test_a_prior_cost_at_the_reward_bands_ends_loads(config_dir: Path, value: float) -> None:
+    edit_config(config_dir, "tuner.json", lambda d: d["learner_params"].update(
+        thompson_prior_mean_cost_bps=value, linucb_prior_mean_cost_bps=value))
+    assert main(["config", "check", str(config_dir)]) == 0
