@@ -307,6 +307,7 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
     issues.extend(_policy_bound_issues(router))
     issues.extend(_arm_grid_issues(router, tuner))
     issues.extend(_prior_band_issues(tuner))
+    issues.extend(_memory_issues(tuner))
     issues.extend(_executor_issues(bundle))
     deployment = tuner.deployment
     if deployment.gate_estimator not in tuner.ope.estimators:
@@ -659,6 +660,21 @@ def _prior_band_issues(tuner: TunerConfig) -> list[ConfigIssue]:
             for key, value in (("thompson_prior_mean_cost_bps", params.thompson_prior_mean_cost_bps),
                                ("linucb_prior_mean_cost_bps", params.linucb_prior_mean_cost_bps))
             if not band.min_cost_bps <= value <= band.max_cost_bps]
+
+
+def _memory_issues(tuner: TunerConfig) -> list[ConfigIssue]:
+    """The structured learner's memory must hold an outcome of every arm: at ``forgetting_window`` 1.0000001 each
+    outcome erased all the evidence before it, and the learner explored for ever (its largest arm share 0.35 against
+    0.49, its cost 4.27 bps against 3.79 on 200 simulated orders)."""
+    biases = tuner.arms.taker_biases
+    arms = len(tuner.arms.maker_offsets_bps) * sum(bias < 1.0 for bias in biases) + any(bias >= 1.0 for bias in biases)
+    window = tuner.learner_params.structured.forgetting_window
+    if window >= arms:
+        return []
+    return [ConfigIssue("tuner.json", "$.learner_params.structured.forgetting_window",
+                        f"{window:g} outcomes is shorter than the {arms} arms of $.arms: the learner would forget an "
+                        f"arm's evidence before it had tried the others and explore for ever; set it to at least "
+                        f"{arms}")]
 
 
 def load_config(directory: Path | str | None = None) -> ConfigBundle:

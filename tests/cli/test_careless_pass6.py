@@ -110,3 +110,23 @@ def test_a_prior_cost_at_the_reward_bands_ends_loads(config_dir: Path, value: fl
     edit_config(config_dir, "tuner.json", lambda d: d["learner_params"].update(
         thompson_prior_mean_cost_bps=value, linucb_prior_mean_cost_bps=value))
     assert main(["config", "check", str(config_dir)]) == 0
+
+
+@pytest.mark.parametrize(("window", "arms", "biases"), [(1.0000001, 6, [0.0, 1.0]), (5.9, 6, [0.0, 1.0]),
+                                                         (9.0, 10, [0.0, 0.5])])
+def test_a_structured_memory_shorter_than_the_grid_is_refused_by_config_check(
+        config_dir: Path, capsys: pytest.CaptureFixture[str], window: float, arms: int, biases: list[float]) -> None:
+    """1.0000001 loaded: every outcome erased all the evidence before it and the learner explored for ever."""
+    edit_config(config_dir, "tuner.json", lambda d: (d["learner_params"]["structured"].update(forgetting_window=window),
+                                                     d["arms"].update(taker_biases=biases)))
+    assert main(["config", "check", str(config_dir)]) == BAD_INPUT
+    assert (f"tuner.json: $.learner_params.structured.forgetting_window: {window:g} outcomes is shorter than the "
+            f"{arms} arms of $.arms: the learner would forget an arm's evidence before it had tried the others and "
+            f"explore for ever; set it to at least {arms}") in capsys.readouterr().err
+
+
+def test_a_structured_memory_of_one_outcome_per_arm_loads(config_dir: Path) -> None:
+    edit_config(config_dir, "tuner.json", lambda d: d["learner_params"]["structured"].update(forgetting_window=6.0))
+    assert main(["config", "check", str(config_dir)]) == 0
+    bundle = load_config(config_dir)
+    assert len(build_grid(bundle.tuner, bundle.router)) == 6
