@@ -538,9 +538,11 @@ class LearnerParams(Model):
 
     burn_in_per_arm: NonNegativeInt
     thompson_prior_mean_cost_bps: Bps
-    thompson_prior_strength: Scale
-    thompson_prior_noise_std_bps: PositiveBps
-    thompson_prior_noise_pseudo_count: Scale
+    # tuner.learners.thompson's MIN_PRIOR_PSEUDO_COUNT and MIN_PRIOR_NOISE_STD: below them an untried arm's posterior
+    # scale is 0 and the first decision divides by it
+    thompson_prior_strength: Annotated[float, msgspec.Meta(ge=1e-6, le=MAX_SCALE)]
+    thompson_prior_noise_std_bps: Annotated[float, msgspec.Meta(ge=1e-3, le=MAX_BPS)]
+    thompson_prior_noise_pseudo_count: Annotated[float, msgspec.Meta(ge=1e-6, le=MAX_SCALE)]
     ucb_delta: Scale
     ucb_min_noise_std_bps: PositiveBps
     epsilon: Probability

@@ -1,7 +1,10 @@
 """A careless user against the tuner's numeric settings: values that passed ``config check`` and broke a run.
 
 Each test is a case that went wrong before its fix: ``linucb_ridge`` 1e-300 or a ``linucb_context_scales`` value of
-1e-300 passed ``config check``, made every LinUCB score NaN and ended ``simulate`` in "unexpected IndexError".
+1e-300 passed ``config check``, made every LinUCB score NaN and ended ``simulate`` in "unexpected IndexError";
+Thompson's prior pseudo-counts at 1e-300 both (or its prior noise at 1e-300 with ``burn_in_per_arm`` 0) ended it in
+"unexpected ZeroDivisionError"; a prior cost outside the reward band and a structured memory shorter than the grid
+loaded and made the learners explore for ever.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from router_tuner.tuner.factory import build_grid, build_learner
 from router_tuner.tuner.learners.base import Learner
 from router_tuner.tuner.learners.context import MIN_FEATURE_SCALE
 from router_tuner.tuner.learners.linucb import MIN_RIDGE
+from router_tuner.tuner.learners.thompson import MIN_PRIOR_NOISE_STD, MIN_PRIOR_PSEUDO_COUNT
 from tests.conftest import DEFAULTS_DIR, edit_config
 
 
@@ -130,3 +134,46 @@ def test_a_structured_memory_of_one_outcome_per_arm_loads(config_dir: Path) -> N
     assert main(["config", "check", str(config_dir)]) == 0
     bundle = load_config(config_dir)
     assert len(build_grid(bundle.tuner, bundle.router)) == 6
+
+
+@pytest.mark.parametrize(("values", "line"), [
+    ({"thompson_prior_strength": 1e-300},
+     "tuner.json: $.learner_params.thompson_prior_strength: Expected `float` >= 1e-06"),
+    ({"thompson_prior_noise_pseudo_count": 1e-300},
+     "tuner.json: $.learner_params.thompson_prior_noise_pseudo_count: Expected `float` >= 1e-06"),
+    ({"thompson_prior_noise_std_bps": 1e-300, "burn_in_per_arm": 0},
+     "tuner.json: $.learner_params.thompson_prior_noise_std_bps: Expected `float` >= 0.001"),
+])
+def test_a_thompson_prior_that_divided_by_zero_is_refused_by_config_check(
+        config_dir: Path, capsys: pytest.CaptureFixture[str], values: dict[str, float], line: str) -> None:
+    edit_config(config_dir, "tuner.json", lambda d: d["learner_params"].update(values))
+    assert main(["config", "check", str(config_dir)]) == BAD_INPUT
+    assert line in capsys.readouterr().err
+
+
+def test_the_config_states_the_learners_thompson_bounds() -> None:
+    assert _lower_bound(LearnerParams, "thompson_prior_strength") == MIN_PRIOR_PSEUDO_COUNT
+    assert _lower_bound(LearnerParams, "thompson_prior_noise_pseudo_count") == MIN_PRIOR_PSEUDO_COUNT
+    assert _lower_bound(LearnerParams, "thompson_prior_noise_std_bps") == MIN_PRIOR_NOISE_STD
+
+
+@settings(max_examples=30, deadline=None)
+@given(strength=st.sampled_from([MIN_PRIOR_PSEUDO_COUNT, 1e6]),
+       pseudo_count=st.sampled_from([MIN_PRIOR_PSEUDO_COUNT, 1e6]),
+       costs=st.lists(st.sampled_from([-50.0, 0.0, 5.0, 200.0]), min_size=1, max_size=40))
+def test_thompson_at_its_weakest_priors_keeps_every_choice_defined(strength: float, pseudo_count: float,
+                                                                   costs: list[float]) -> None:
+    """The smallest noise the config accepts, no burn-in (the first decision samples the priors), and costs that
+    repeat exactly (no spread for the posterior to learn)."""
+    tuner = load_config(DEFAULTS_DIR).tuner
+    params = msgspec.structs.replace(tuner.learner_params, thompson_prior_strength=strength,
+                                     thompson_prior_noise_pseudo_count=pseudo_count,
+                                     thompson_prior_noise_std_bps=MIN_PRIOR_NOISE_STD, burn_in_per_arm=0)
+    tuner = msgspec.structs.replace(tuner, learner="thompson", learner_params=params)
+    router = load_config(DEFAULTS_DIR).router
+    learner = build_learner(tuner, build_grid(tuner, router), 1, router.sim_venue.fees["usdm"], static_offset_bps=1.0)
+    for cost in costs:
+        choice = learner.choose()
+        assert 0.0 < choice.propensity <= 1.0
+        learner.update(choice.arm.arm_id, -cost)
+    assert math.isclose(sum(learner.choice_probabilities().values()), 1.0, abs_tol=0.02)

@@ -38,6 +38,14 @@ _EXPANSION = ((_Z**3 + _Z) / 4.0, (5 * _Z**5 + 16 * _Z**3 + 3 * _Z) / 96.0,
               (79 * _Z**9 + 776 * _Z**7 + 1482 * _Z**5 - 1920 * _Z**3 - 945 * _Z) / 92160.0)
 
 
+MIN_PRIOR_PSEUDO_COUNT = 1e-6
+"""The weakest prior, in observations, of the mean and of the noise: an untried arm's posterior scale divides by
+their product, which underflowed to 0 at 1e-300 each (``simulate`` ended in an unexpected ZeroDivisionError)."""
+MIN_PRIOR_NOISE_STD = 1e-3
+"""The smallest prior noise standard deviation (reward units, bps): at 1e-300 its square underflowed, every untried
+arm's posterior scale was 0 and the first decision divided by it (an unexpected ZeroDivisionError)."""
+
+
 def t_quantile(dof: float) -> float:
     """The Student-t's ``_MATCHED_QUANTILE`` quantile at ``dof`` degrees of freedom (expanded from 20 on)."""
     if dof < _EXPANSION_MIN_DOF:
@@ -122,13 +130,12 @@ class NormalThompson(CompiledKernels, MomentsLearner):
         super().__init__(grid, burn_in=burn_in, seed=seed)
         if not math.isfinite(prior_mean_reward):
             raise ValueError("prior_mean_reward must be finite")
-        for name, value in (
-            ("prior_mean_pseudo_count", prior_mean_pseudo_count),
-            ("prior_noise_std", prior_noise_std),
-            ("prior_noise_pseudo_count", prior_noise_pseudo_count),
-        ):
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+        if not (math.isfinite(prior_noise_std) and prior_noise_std >= MIN_PRIOR_NOISE_STD):
+            raise ValueError(f"prior_noise_std must be finite and >= {MIN_PRIOR_NOISE_STD}, got {prior_noise_std!r}")
+        for name, value in (("prior_mean_pseudo_count", prior_mean_pseudo_count),
+                            ("prior_noise_pseudo_count", prior_noise_pseudo_count)):
+            if not (math.isfinite(value) and value >= MIN_PRIOR_PSEUDO_COUNT):
+                raise ValueError(f"{name} must be finite and >= {MIN_PRIOR_PSEUDO_COUNT}, got {value!r}")
         self._mu0 = float(prior_mean_reward)
         self._kappa0 = float(prior_mean_pseudo_count)
         self._sigma0 = float(prior_noise_std)
