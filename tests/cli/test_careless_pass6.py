@@ -9,6 +9,7 @@ loaded and made the learners explore for ever.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -19,14 +20,17 @@ from hypothesis import strategies as st
 
 from router_tuner.cli.main import BAD_INPUT, main
 from router_tuner.config.loader import load_config
-from router_tuner.config.models import ContextScalesConfig, LearnerParams
+from router_tuner.config.models import ConfigBundle, ContextScalesConfig, LearnerParams
 from router_tuner.features.context import Context
+from router_tuner.tuner.arms import Arm
 from router_tuner.tuner.factory import build_grid, build_learner
 from router_tuner.tuner.learners.base import Learner
 from router_tuner.tuner.learners.context import MIN_FEATURE_SCALE
 from router_tuner.tuner.learners.linucb import MIN_RIDGE
 from router_tuner.tuner.learners.thompson import MIN_PRIOR_NOISE_STD, MIN_PRIOR_PSEUDO_COUNT
 from tests.conftest import DEFAULTS_DIR, edit_config
+from tests.tuner.test_safety import safety_bundle
+from tests.tuner.test_service import SYMBOL, event_for, new_service
 
 
 def _lower_bound(model: type[msgspec.Struct], name: str) -> float:
@@ -177,3 +181,49 @@ def test_thompson_at_its_weakest_priors_keeps_every_choice_defined(strength: flo
         assert 0.0 < choice.propensity <= 1.0
         learner.update(choice.arm.arm_id, -cost)
     assert math.isclose(sum(learner.choice_probabilities().values()), 1.0, abs_tol=0.02)
+
+
+def _off_grid_bundle(*, shadow: bool) -> ConfigBundle:
+    """The static policy's offset (1 bps) left off the grid, and a safety bound every order breaks (each falls back)."""
+    bundle = safety_bundle(window=10, min_outcomes=5, max_fallback_ratio=0.5)
+    deployment = msgspec.structs.replace(bundle.tuner.deployment, shadow_symbols=(SYMBOL,) if shadow else ())
+    arms = msgspec.structs.replace(bundle.tuner.arms, maker_offsets_bps=(0.0, 0.5, 2.0, 4.0))
+    return msgspec.structs.replace(bundle, tuner=msgspec.structs.replace(bundle.tuner, arms=arms,
+                                                                         deployment=deployment))
+
+
+def test_a_tuner_whose_static_arm_is_off_the_grid_routes_a_grid_arm_once_safety_excludes_them_all() -> None:
+    """tuner.json arms [0, 0.5, 2, 4] with the static offset 1 (one step from the grid, so it loads), and a safety
+    bound the arms break: every decision after the last exclusion was "unexpected KeyError: 'o1.00_b0.00'" (the
+    published static arm stood in, and the learner chooses among grid arms only)."""
+    service, _ = new_service(_off_grid_bundle(shadow=False))
+    tuner = service.tuner(SYMBOL)
+    assert tuner.policy.arm == "static" and tuner.policy.maker_offset_bps == 1.0
+    for _ in range(200):
+        policy = service.decide(SYMBOL, None)
+        assert 0.0 < policy.propensity <= 1.0
+        service.observe(event_for(policy, 2.0, maker=False), None)
+    assert tuner.policy.arm == "static", "no version was published: the static policy is still the published one"
+    assert set(tuner.excluded_arms) == set(tuner.allowed_arm_ids)
+    policy = service.decide(SYMBOL, None)
+    assert (policy.arm, policy.propensity) == ("o0.50_b0.00", 1.0), "the allowed arm nearest the static policy"
+    assert tuner.safety_fallbacks >= 1
+
+
+GRID_ARMS = (*(Arm(offset, 0.0) for offset in (0.0, 0.5, 2.0, 4.0)), Arm(0.0, 1.0))
+
+
+def test_a_shadow_tuner_whose_static_arm_is_off_the_grid_proposes_a_grid_arm_once_safety_excludes_them_all() -> None:
+    service, _ = new_service(_off_grid_bundle(shadow=True))
+    tuner = service.tuner(SYMBOL)
+    static = tuner.policy
+    for step in range(200):  # the champion explores the grid arms, as the shadow scenario's does
+        arm = GRID_ARMS[step % len(GRID_ARMS)]
+        acting = dataclasses.replace(static, arm=arm.arm_id, maker_offset_bps=arm.maker_offset_bps,
+                                     taker_bias=arm.taker_bias)
+        record = service.shadow(SYMBOL, None, acting, intent_id=f"i{step}", ts_ns=step)
+        assert 0.0 < record.proposed_propensity <= 1.0
+        service.observe(event_for(acting, 2.0, maker=False), None)
+    assert set(tuner.allowed_arm_ids) <= set(tuner.excluded_arms)
+    record = service.shadow(SYMBOL, None, static, intent_id="last", ts_ns=200)
+    assert record.proposed_arm == "o0.50_b0.00"

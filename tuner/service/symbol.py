@@ -480,11 +480,20 @@ class SymbolTuner:
     # --- internals -------------------------------------------------------------------------------
 
     def _choosable(self) -> tuple[tuple[str, ...], bool]:
-        """Allowed arms the safety bounds leave, or the published arm alone (and True) when they leave none."""
+        """Allowed arms the safety bounds leave, or a stand-in alone (and True) when they leave none."""
         choosable = self._safety.choosable(self._allowed)
         if choosable:
             return choosable, False
-        return (self._current_arm.arm_id,), True
+        return (self._stand_in_arm_id(),), True
+
+    def _stand_in_arm_id(self) -> str:
+        """The published arm, or while the published policy is off the grid (the static policy of a grid without
+        its offset, before the first version) the allowed arm nearest it: the learner chooses among grid arms only
+        (the static arm made every decision a KeyError once safety had excluded the allowed arms)."""
+        current = self._current_arm
+        if current.arm_id in self._grid:
+            return current.arm_id
+        return min(self._allowed, key=lambda arm_id: _distance(self._grid.get(arm_id), current))
 
     def _decision_options(self) -> DecisionOptions:
         """The options of the next decision: kept since the last change of state, else prepared now."""
@@ -667,3 +676,9 @@ def route_outcome(event: RouterEvent) -> RouteOutcome:
     post-only leg filled it all (no taker fallback)."""
     return RouteOutcome(started_maker=event.started_maker,
                         maker_filled=event.started_maker and event.is_maker_final and not event.used_fallback)
+
+
+def _distance(arm: Arm, target: Arm) -> tuple[float, float, float]:
+    """How far ``arm`` is from ``target``: taker bias first, then offset (the nearer the touch on a tie)."""
+    return abs(arm.taker_bias - target.taker_bias), abs(arm.maker_offset_bps - target.maker_offset_bps), \
+        abs(arm.maker_offset_bps)
