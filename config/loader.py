@@ -672,8 +672,8 @@ def _memory_issues(tuner: TunerConfig) -> list[ConfigIssue]:
     if window >= arms:
         return []
     return [ConfigIssue("tuner.json", "$.learner_params.structured.forgetting_window",
-                        f"{window:g} outcomes is shorter than the {arms} arms of $.arms: the learner would forget an "
-                        f"arm's evidence before it had tried the others and explore for ever; set it to at least "
+                        f"{window:.10g} outcomes is shorter than the {arms} arms of $.arms: the learner would forget "
+                        f"an arm's evidence before it had tried the others and explore for ever; set it to at least "
                         f"{arms}")]
 
 

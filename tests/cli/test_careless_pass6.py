@@ -128,7 +128,7 @@ def test_a_structured_memory_shorter_than_the_grid_is_refused_by_config_check(
     edit_config(config_dir, "tuner.json", lambda d: (d["learner_params"]["structured"].update(forgetting_window=window),
                                                      d["arms"].update(taker_biases=biases)))
     assert main(["config", "check", str(config_dir)]) == BAD_INPUT
-    assert (f"tuner.json: $.learner_params.structured.forgetting_window: {window:g} outcomes is shorter than the "
+    assert (f"tuner.json: $.learner_params.structured.forgetting_window: {window:.10g} outcomes is shorter than the "
             f"{arms} arms of $.arms: the learner would forget an arm's evidence before it had tried the others and "
             f"explore for ever; set it to at least {arms}") in capsys.readouterr().err
 
