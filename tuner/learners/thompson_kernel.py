@@ -88,6 +88,17 @@ def _competitors(loc: np.ndarray, scale: np.ndarray, idx: np.ndarray, a: int,
 
 
 @numba.njit(inline="always")
+def _weighted_integrand(shifts: np.ndarray, ratios: np.ndarray, competitors: int, z: float, weight: float) -> float:
+    """``weight`` times the product of the first ``competitors`` CDFs Phi(shift_b + ratio_b z) at the node ``z``."""
+    value = weight
+    for c in range(competitors):
+        value *= normal_cdf(shifts[c] + ratios[c] * z)
+        if value == 0.0:  # underflow: the remaining factors cannot raise it
+            break
+    return value
+
+
+@numba.njit(inline="always")
 def _product_quadrature(loc: np.ndarray, scale: np.ndarray, idx: np.ndarray, a: int, z: np.ndarray,
                         w: np.ndarray) -> float:
     """sum_q w[q] prod_b Phi(shift_b + ratio_b z[q]): the integral by the rule of nodes ``z``, weights ``w``."""
@@ -96,12 +107,7 @@ def _product_quadrature(loc: np.ndarray, scale: np.ndarray, idx: np.ndarray, a: 
         return 1.0
     total = 0.0
     for q in range(z.size):
-        value = w[q]
-        for c in range(competitors):
-            value *= normal_cdf(shifts[c] + ratios[c] * z[q])
-            if value == 0.0:  # underflow: the remaining factors cannot raise it
-                break
-        total += value
+        total += _weighted_integrand(shifts, ratios, competitors, z[q], w[q])
     return total
 
 
@@ -113,12 +119,7 @@ def _midpoint(loc: np.ndarray, scale: np.ndarray, idx: np.ndarray, a: int, nodes
         return 1.0
     total = 0.0
     for q in range(nodes.size - 1, -1, -1):
-        z = nodes[q]
-        value = 1.0
-        for c in range(competitors):
-            value *= normal_cdf(shifts[c] + ratios[c] * z)
-            if value == 0.0:  # underflow: the remaining factors cannot raise it
-                break
+        value = _weighted_integrand(shifts, ratios, competitors, nodes[q], 1.0)
         total += value
         if value * q <= _TAIL_TOLERANCE * nodes.size:
             break
