@@ -134,14 +134,21 @@ def synthetic_markets(config: ConfigBundle, symbols: Sequence[str] | None, seed:
     for k, symbol in enumerate(wanted):
         if symbol not in config.strategy.universe:
             raise ValueError(f"synthetic symbol {symbol} is not in strategy_config.json universe")
-        tape = generate(SyntheticMarketSpec(
-            symbol=symbol, start_ns=0, duration_s=spec.duration_s, mid0=spec.symbols[symbol],
-            tick_size=spec.tick_size, spread_ticks=spec.spread_ticks,
-            volatility_bps_per_sqrt_s=spec.volatility_bps_per_sqrt_s, quote_interval_ms=spec.quote_interval_ms,
-            trade_rate_per_s=spec.trade_rate_per_s, mean_trade_qty=spec.mean_trade_qty, qty_step=spec.qty_step,
-            touch_qty=spec.touch_qty, sweep_decay_per_bps=spec.sweep_decay_per_bps, seed=seed * 1000 + k))
+        tape = generate(configured_synthetic_spec(config, symbol, seed=seed * 1000 + k))
         markets.append(_market(config, symbol, tape, "synthetic"))
     return markets
+
+
+def configured_synthetic_spec(config: ConfigBundle, symbol: str, *, seed: int) -> SyntheticMarketSpec:
+    """``router.json`` ``simulation.synthetic_market`` as the generator's spec for ``symbol`` (listed there), drawn
+    from ``seed``; callers vary it with ``dataclasses.replace``."""
+    spec = config.router.simulation.synthetic_market
+    return SyntheticMarketSpec(
+        symbol=symbol, start_ns=0, duration_s=spec.duration_s, mid0=spec.symbols[symbol], tick_size=spec.tick_size,
+        spread_ticks=spec.spread_ticks, volatility_bps_per_sqrt_s=spec.volatility_bps_per_sqrt_s,
+        quote_interval_ms=spec.quote_interval_ms, trade_rate_per_s=spec.trade_rate_per_s,
+        mean_trade_qty=spec.mean_trade_qty, qty_step=spec.qty_step, touch_qty=spec.touch_qty,
+        sweep_decay_per_bps=spec.sweep_decay_per_bps, seed=seed)
 
 
 def synthetic_market_from_tape(config: ConfigBundle, symbol: str, tape: MarketTape, *, source: str) -> SimMarket:

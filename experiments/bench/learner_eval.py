@@ -24,6 +24,7 @@ depends on the speed or noise of the machine.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from dataclasses import dataclass
 from typing import get_args
@@ -34,12 +35,17 @@ import numpy as np
 from router_tuner.config.loader import load_config
 from router_tuner.config.models import ConfigBundle, SimulationEngine
 from router_tuner.router.market.binance import resolve_data_dir
-from router_tuner.router.market.synthetic import SyntheticMarketSpec, generate_regimes
+from router_tuner.router.market.synthetic import generate_regimes
 from router_tuner.router.market.warp import warp_time
 from router_tuner.simulation.intents import SimIntent, intent_stream
 from router_tuner.simulation.job import baseline_sources
 from router_tuner.simulation.learners import learner_policy_name, learner_runs, parse_learners
-from router_tuner.simulation.markets import SimMarket, recorded_markets, synthetic_market_from_tape
+from router_tuner.simulation.markets import (
+    SimMarket,
+    configured_synthetic_spec,
+    recorded_markets,
+    synthetic_market_from_tape,
+)
 from router_tuner.simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, STATIC
 from router_tuner.simulation.results import costs as run_costs
 from router_tuner.simulation.results import segment_oracle_cost_bps
@@ -99,16 +105,11 @@ def with_informed_share(config: ConfigBundle, share: float) -> ConfigBundle:
 def regime_market(config: ConfigBundle, seed: int, part: str) -> SimMarket:
     """The configured synthetic market of ``REGIME_SYMBOL`` going through ``REGIMES`` in turn; its tape is drawn
     from ``seed`` and ``part``, so a seed scored in both parts is scored on different regime markets."""
-    spec = config.router.simulation.synthetic_market
-    specs = [SyntheticMarketSpec(
-        symbol=REGIME_SYMBOL, start_ns=0, duration_s=duration, mid0=spec.symbols[REGIME_SYMBOL],
-        tick_size=spec.tick_size, spread_ticks=spec.spread_ticks,
-        volatility_bps_per_sqrt_s=spec.volatility_bps_per_sqrt_s,
-        quote_interval_ms=spec.quote_interval_ms, trade_rate_per_s=spec.trade_rate_per_s * rate,
-        mean_trade_qty=spec.mean_trade_qty, qty_step=spec.qty_step, touch_qty=spec.touch_qty,
-        sweep_decay_per_bps=spec.sweep_decay_per_bps,
-        seed=int(np.random.SeedSequence([seed, PARTS.index(part), k]).generate_state(1)[0]))
-        for k, (_, rate, duration) in enumerate(REGIMES)]
+    specs = []
+    for k, (_, rate, duration) in enumerate(REGIMES):
+        base = configured_synthetic_spec(
+            config, REGIME_SYMBOL, seed=int(np.random.SeedSequence([seed, PARTS.index(part), k]).generate_state(1)[0]))
+        specs.append(dataclasses.replace(base, duration_s=duration, trade_rate_per_s=base.trade_rate_per_s * rate))
     return synthetic_market_from_tape(config, REGIME_SYMBOL, generate_regimes(specs), source="regimes")
 
 

@@ -17,6 +17,7 @@ halves, ``learner_eval --part tune``); the README quotes seeds 4-6. Baselines ar
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from dataclasses import dataclass
 
@@ -25,9 +26,9 @@ import numpy as np
 
 from experiments.bench.learner_eval import configured, part_intents, score
 from router_tuner.config.models import ConfigBundle
-from router_tuner.router.market.synthetic import SyntheticMarketSpec, generate_regimes
+from router_tuner.router.market.synthetic import generate_regimes
 from router_tuner.simulation.learners import learner_policy_name, parse_learners
-from router_tuner.simulation.markets import SimMarket, synthetic_market_from_tape
+from router_tuner.simulation.markets import SimMarket, configured_synthetic_spec, synthetic_market_from_tape
 from router_tuner.simulation.policies import ALWAYS_TAKER, STATIC
 
 SYMBOL = "BTCUSDT"
@@ -74,17 +75,10 @@ def with_fees(config: ConfigBundle, shape: Shape) -> ConfigBundle:
 
 def shaped_market(config: ConfigBundle, shape: Shape, seed: int) -> SimMarket:
     """The configured synthetic market of ``SYMBOL`` with ``shape``'s properties, drawn from ``seed``."""
-    spec = config.router.simulation.synthetic_market
-    market = SyntheticMarketSpec(
-        symbol=SYMBOL, start_ns=0, duration_s=DURATION_S, mid0=spec.symbols[SYMBOL], tick_size=spec.tick_size,
-        spread_ticks=spec.spread_ticks if shape.spread_ticks is None else shape.spread_ticks,
-        volatility_bps_per_sqrt_s=(spec.volatility_bps_per_sqrt_s if shape.volatility_bps_per_sqrt_s is None
-                                   else shape.volatility_bps_per_sqrt_s),
-        quote_interval_ms=spec.quote_interval_ms,
-        trade_rate_per_s=spec.trade_rate_per_s if shape.trade_rate_per_s is None else shape.trade_rate_per_s,
-        mean_trade_qty=spec.mean_trade_qty, qty_step=spec.qty_step, touch_qty=spec.touch_qty,
-        sweep_decay_per_bps=spec.sweep_decay_per_bps,
-        seed=int(np.random.SeedSequence([seed, 17]).generate_state(1)[0]))
+    base = configured_synthetic_spec(config, SYMBOL, seed=int(np.random.SeedSequence([seed, 17]).generate_state(1)[0]))
+    moved = {name: value for name in ("spread_ticks", "trade_rate_per_s", "volatility_bps_per_sqrt_s")
+             if (value := getattr(shape, name)) is not None}
+    market = dataclasses.replace(base, duration_s=DURATION_S, **moved)
     return synthetic_market_from_tape(config, SYMBOL, generate_regimes([market]), source="stress shape")
 
 
