@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from router_tuner.cli.main import (
     MAX_WORKERS,
@@ -32,6 +32,10 @@ from router_tuner.cli.main import (
     whole_number,
 )
 from router_tuner.config.models import MAX_COUNT, SEED_MAX, LearnerName
+
+if TYPE_CHECKING:
+    from router_tuner.simulation.job import SimulationResult
+    from router_tuner.simulation.report.page import Report
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
 
@@ -70,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from router_tuner.simulation.intents import intent_window
     from router_tuner.simulation.job import SimulationOptions, count_routes, load_markets, simulate
     from router_tuner.simulation.learners import parse_learners, refuse_unrunnable
-    from router_tuner.simulation.recording import JOURNAL_NAME, json_line, log_to_mlflow, write_journal
-    from router_tuner.simulation.report.page import summary_dict, text_table, write_report
+    from router_tuner.simulation.recording import JOURNAL_NAME, json_line, log_to_mlflow
+    from router_tuner.simulation.report.page import summary_dict, text_table
     from router_tuner.tuner.factory import build_grid
 
     try:
@@ -116,8 +120,7 @@ def run(args: argparse.Namespace) -> int:
     total = count_routes(markets, options, grid)
     with tqdm(total=total, desc="routing", unit="order", file=sys.stderr, mininterval=0.5) as bar:
         result = simulate(config, markets, options, grid, data_source=source, progress=bar.update)
-    journal = write_journal(result, out)
-    report = write_report(result, out / "report")
+    journal, report = _write_outputs(result, out, options.workers)
     summary = summary_dict(result)
     summary["journal"] = str(journal)
     summary["report"] = str(report.html)
@@ -136,6 +139,25 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json_line(summary))
     return 0
+
+
+def _write_outputs(result: SimulationResult, out: Path, workers: int) -> tuple[Path, Report]:
+    """The journal and the report of ``result``, side by side in two forked processes when the job may use two
+    CPUs: each is a second or two of single-threaded work (SQLite writing, building the page) over the same
+    finished result, and the one that fails is raised here as it would be in this process."""
+    from router_tuner.simulation.recording import write_journal
+    from router_tuner.simulation.report.page import Report, write_report
+    from router_tuner.simulation.workers import run_forked
+
+    writers: tuple[Callable[[], Path | Report], ...] = (lambda: write_journal(result, out),
+                                                       lambda: write_report(result, out / "report"))
+    if workers == 1:
+        written = [write() for write in writers]
+    else:
+        written = run_forked(lambda i, _progress: writers[i](), len(writers), workers=2, progress=None)
+    journal, report = written
+    assert isinstance(journal, Path) and isinstance(report, Report)
+    return journal, report
 
 
 def _check_symbols(args: argparse.Namespace, universe: Mapping[str, object]) -> None:
