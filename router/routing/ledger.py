@@ -41,9 +41,11 @@ class RouteLedger:
     rejected: bool = False
     _trade_ids: set[str] = field(default_factory=set)
     _filled_by_order: dict[str, float] = field(default_factory=dict)
+    _whole_qty: float = field(init=False)
 
     def __post_init__(self) -> None:
         check_spec(self.contract, where=f"RouteLedger({self.order.symbol}).contract")
+        self._whole_qty = floor_qty(self.order.qty, self.order.qty_step)
 
     def observe(self, state: OrderState) -> None:
         """Record an order state: new fills once each, and the order's filled quantity (never lowered)."""
@@ -67,8 +69,11 @@ class RouteLedger:
         """What may still be ordered: the quantity less the most any order is known to have filled.
 
         Uses the larger of the venue's ``filled_qty`` and the fills seen per order, so a fill reported in
-        the status before its trade arrives is never re-ordered.
+        the status before its trade arrives is never re-ordered. Before any fill it is the whole order on the lot
+        grid, computed once (rounding to the grid is a tenth of the time to the first order request).
         """
+        if not self._filled_by_order:
+            return self._whole_qty
         return floor_qty(max(self.order.qty - sum(self._filled_by_order.values()), 0.0), self.order.qty_step)
 
     def to_event(self, policy: RouterPolicy, finished_ts_ns: int) -> RouterEvent:

@@ -165,9 +165,10 @@ def maker_price(order: RouteOrder, touch: TopOfBook, offset_bps: float) -> float
     tick = order.tick_size
     if order.side == "buy":
         price = round_price(touch.bid * (1.0 - offset_bps / 1e4), tick, up=False)
-        return min(price, round_price(touch.ask - tick, tick, up=False))
+        # two ticks below the ask, the price is below the ask less a tick rounded down: no second rounding needed
+        return price if price <= touch.ask - 2.0 * tick else min(price, round_price(touch.ask - tick, tick, up=False))
     price = round_price(touch.ask * (1.0 + offset_bps / 1e4), tick, up=True)
-    return max(price, round_price(touch.bid + tick, tick, up=True))
+    return price if price >= touch.bid + 2.0 * tick else max(price, round_price(touch.bid + tick, tick, up=True))
 
 
 def taker_limit_price(order: RouteOrder, arrival_mid: float, max_slippage_bps: float) -> float:

@@ -101,6 +101,7 @@ class Learner(ABC):
         self._all_arms = tuple(range(len(grid)))
         self._positions = {arm_id: i for i, arm_id in enumerate(grid.arm_ids)}
         self._allowed_cache: dict[frozenset[str] | tuple[str, ...], tuple[int, ...]] = {}
+        self._last_allowed: tuple[object, tuple[int, ...]] = (object(), ())  # matches no allowed set
         self._index_arrays: dict[tuple[int, ...], np.ndarray] = {}
         self._under_burn_in = len(grid) if burn_in > 0 else 0
 
@@ -251,10 +252,15 @@ class Learner(ABC):
 
     def _allowed_indices(self, allowed: Collection[str]) -> tuple[int, ...]:
         """The grid positions of ``allowed``, ascending; cached per distinct hashable set (the tuner passes the
-        same few sets again and again), so a decision does not re-validate them."""
+        same few sets again and again), so a decision does not re-validate them; the same immutable set as the last
+        decision's (the tuner's prepared options) is not even hashed again."""
+        last, last_idx = self._last_allowed
+        if allowed is last:
+            return last_idx
         key = allowed if isinstance(allowed, (frozenset, tuple)) else frozenset(allowed)
         cached = self._allowed_cache.get(key)
         if cached is not None:
+            self._last_allowed = (key, cached)
             return cached
         if not allowed:
             raise ValueError("allowed arm set is empty: nothing to choose from")
@@ -264,6 +270,7 @@ class Learner(ABC):
         if len(self._allowed_cache) >= _ALLOWED_CACHE_SIZE:
             self._allowed_cache.clear()
         idx = self._allowed_cache[key] = tuple(sorted({self._grid.index(a) for a in allowed}))
+        self._last_allowed = (key, idx)
         return idx
 
     def _index_array(self, idx: tuple[int, ...]) -> np.ndarray:

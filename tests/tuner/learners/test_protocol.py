@@ -63,6 +63,11 @@ def test_choices_stay_inside_the_allowed_mask(kind: str) -> None:
         assert 0.0 < choice.propensity <= 1.0
     only = learner.choose(CTX, allowed=["o2.00_b0.00"])
     assert only.arm.arm_id == "o2.00_b0.00" and only.propensity == pytest.approx(1.0)
+    prepared = ("o0.00_b0.00", "o1.00_b0.50")  # the same tuple decision after decision, as the tuner passes it
+    assert {learner.choose(CTX, allowed=prepared).arm.arm_id for _ in range(50)} <= set(prepared)
+    with pytest.raises(ValueError, match="empty"):  # an empty tuple after it is still refused, never a cached set
+        learner.choose(CTX, allowed=())
+    assert learner.choose(CTX, allowed=("o2.00_b0.00",)).arm.arm_id == "o2.00_b0.00"
 
 
 @pytest.mark.parametrize("kind", KINDS)
