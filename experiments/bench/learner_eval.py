@@ -2,9 +2,10 @@
 
 Run: ``.venv/bin/python -m experiments.bench.learner_eval [--part holdout|tune|all] [--orders 800]
 [--learners structured,thompson] [--seeds 7,8] [--no-regimes] [--set tuner.KEY=VALUE ...]
-[--engine staggered|concurrent] [--informed SHARE]`` (``--engine``: ``router.json`` ``simulation.engine`` for this
-run; ``--informed``: ``router.json`` ``simulation.intents.informed_share``, the share of intents that know where the
-mid goes, so that waiting to post costs them the drift).
+[--engine staggered|concurrent] [--informed SHARE] [--active-speed S]`` (``--engine``: ``router.json``
+``simulation.engine`` for this run; ``--informed``: ``router.json`` ``simulation.intents.informed_share``, the
+share of intents that know where the mid goes, so that waiting to post costs them the drift; ``--active-speed``:
+the recorded regime markets' active third played S times faster).
 
 How the data is split, so that tuning is honest: hyper-parameters are chosen on the synthetic market
 and on the FIRST half of each bundled recording (``--part tune``); the figures quoted in the README are
@@ -25,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import get_args
 
 import msgspec
@@ -113,16 +116,21 @@ def regime_market(config: ConfigBundle, seed: int, part: str) -> SimMarket:
     return synthetic_market_from_tape(config, REGIME_SYMBOL, generate_regimes(specs), source="regimes")
 
 
-def recorded_regime_market(config: ConfigBundle, market: SimMarket) -> SimMarket:
-    """``market``'s recording with each half played quiet, active, quiet (``warp_time``): the first and last sixth
-    of a half slowed ``QUIET_SLOWDOWN`` times, the middle two thirds at their own speed, so each regime lasts as
-    long as the others. Each part (first half: ``tune``, second half: ``holdout``) then has the three regimes of
-    real data in equal shares of its intents, and the book stays continuous across them."""
+def recorded_regime_market(config: ConfigBundle, market: SimMarket, active_speed: float = 1.0) -> SimMarket:
+    """``market``'s recording with each half played quiet, active, quiet (``warp_time``): the ends of a half slowed
+    ``QUIET_SLOWDOWN`` times, the middle played ``active_speed`` times faster (1: at its own speed), cut so each
+    regime lasts as long as the others (with 1, a sixth of the half at each end). Each part (first half: ``tune``,
+    second half: ``holdout``) then has the three regimes of real data in equal shares of its intents, and the book
+    stays continuous across them."""
+    if not (math.isfinite(active_speed) and active_speed > 0.0):
+        raise ValueError(f"active_speed must be positive and finite, got {active_speed!r}")
     tape = market.tape
     start, half = int(tape.quote_ts_ns[0]), (int(tape.quote_ts_ns[-1]) - int(tape.quote_ts_ns[0])) // 2
-    cuts = [0, half // 6, half - half // 6, half, half + half // 6, 2 * half - half // 6, 2 * half]
+    # a quiet end of length q lasts QUIET_SLOWDOWN * q, the middle (half - 2q) / active_speed: equal when
+    quiet_ns = int(Fraction(half) / Fraction(QUIET_SLOWDOWN * active_speed + 2.0))  # exact: half // 6 at speed 1
+    cuts = [0, quiet_ns, half - quiet_ns, half, half + quiet_ns, 2 * half - quiet_ns, 2 * half]
     quiet = 1.0 / QUIET_SLOWDOWN
-    warped = warp_time(tape, [start + c for c in cuts], [quiet, 1.0, quiet, quiet, 1.0, quiet])
+    warped = warp_time(tape, [start + c for c in cuts], [quiet, active_speed, quiet, quiet, active_speed, quiet])
     return synthetic_market_from_tape(config, market.symbol, warped, source=f"regimes of {market.source}")
 
 
@@ -209,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="7")
     parser.add_argument("--no-regimes", action="store_true", help="skip the regime-switching markets")
     parser.add_argument("--no-recorded", action="store_true", help="only the synthetic regime-switching market")
+    parser.add_argument("--active-speed", type=float, default=1.0,
+                        help="the recorded regime markets' active third played this many times faster (default 1: "
+                             "at its own speed; 4 makes the quiet/active contrast 16x in trades per second)")
     parser.add_argument("--set", action="append", default=[],
                         help="tuner.json override, tuner.KEY=VALUE (e.g. tuner.learner_params.structured.shrinkage=3)")
     parser.add_argument("--engine", choices=get_args(SimulationEngine), default=None,
@@ -218,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.no_recorded and args.no_regimes:
         parser.error("--no-recorded with --no-regimes leaves no market to score: drop one of them")
+    if not (math.isfinite(args.active_speed) and args.active_speed > 0.0):
+        parser.error(f"--active-speed {args.active_speed}: a speed-up factor, positive and finite")
     learners = parse_learners(args.learners)
     config = configured(args.set)
     if args.engine is not None:
@@ -236,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         markets = recorded_markets(config, data_dir, None)
     named = [(market, market.symbol) for market in markets]
     if not args.no_regimes:
-        named += [(recorded_regime_market(config, market), f"{market.symbol}~regimes") for market in markets]
+        named += [(recorded_regime_market(config, market, args.active_speed), f"{market.symbol}~regimes")
+                  for market in markets]
     scores = []
     for seed in (int(s) for s in args.seeds.split(",")):
         for market, name in named:

@@ -17,6 +17,8 @@ from experiments.bench.learner_stress import main as stress_main
      "learner_eval: --set 'tuner.reward_mid_drift_window=0,1': one value per key here (the sweep takes several)"),
     (["--informed", "nan"], "learner_eval.py: error: --informed nan: a share, between 0 and 1"),
     (["--informed", "1.0000001"], "learner_eval.py: error: --informed 1.0000001: a share, between 0 and 1"),
+    (["--active-speed", "0"], "learner_eval.py: error: --active-speed 0.0: a speed-up factor, positive and finite"),
+    (["--active-speed", "inf"], "learner_eval.py: error: --active-speed inf: a speed-up factor, positive and finite"),
 ])
 def test_a_bad_flag_is_one_line_and_exit_2(argv: list[str], line: str, capsys: pytest.CaptureFixture[str],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,3 +45,24 @@ def test_learner_stress_bad_flag_is_one_line_and_exit_2(argv: list[str], line: s
         stress_main(argv)
     assert stop.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == line
+
+
+@pytest.mark.parametrize("active_speed", [1.0, 4.0])
+def test_the_recorded_regimes_last_a_third_each_at_any_active_speed(active_speed: float) -> None:
+    """Quiet ends slowed QUIET_SLOWDOWN times, the middle sped up ``active_speed`` times: three equal regimes per half,
+    so each takes a third of the part's intents (with 1, a sixth of the half at each end, as before the flag)."""
+    from experiments.bench.learner_eval import QUIET_SLOWDOWN, recorded_regime_market
+    from router_tuner.config.loader import load_config
+    from router_tuner.simulation.markets import synthetic_markets
+
+    config = load_config()
+    market = synthetic_markets(config, ("BTCUSDT",), 3)[0]
+    ts = market.tape.quote_ts_ns
+    half = (int(ts[-1]) - int(ts[0])) // 2
+    quiet = half // 6 if active_speed == 1.0 else int(half / (QUIET_SLOWDOWN * active_speed + 2.0))
+    warped = recorded_regime_market(config, market, active_speed).tape.quote_ts_ns
+    regime = QUIET_SLOWDOWN * quiet  # each regime's length once played
+    assert abs((int(warped[-1]) - int(warped[0])) - 6 * regime) <= 0.001 * regime
+    assert abs((half - 2 * quiet) / active_speed - regime) <= 0.001 * regime
+    with pytest.raises(ValueError, match="active_speed"):
+        recorded_regime_market(config, market, 0.0)
