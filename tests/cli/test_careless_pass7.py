@@ -1,0 +1,51 @@
+"""A seventh careless pass: router, risk, strategy and executor settings at their extremes, odd intents files for
+``live``, and paper ``live`` runs killed and restarted.
+
+Each test is a case that went wrong before its fix.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from router_tuner.cli.main import main
+from router_tuner.executor.journal import Journal
+from router_tuner.router.events import Intent
+from tests.conftest import edit_config
+
+
+def _intent(intent_id: str = "i0", **fields: object) -> Intent:
+    base = {"intent_id": intent_id, "symbol": "BTCUSDT", "side": "buy", "size_hint_usd": 300.0, "tier": "CORE",
+            "strategy": "s", "reduce_only": False, "close_position": False, "position_side": "LONG",
+            "is_stop": False, "ts_ns": time.time_ns()}
+    return Intent(**{**base, **fields})
+
+
+def _routing_config(config: Path) -> Path:
+    """The quiet defaults with the screener's book gate off, so every sound intent is routed."""
+    edit_config(config, "strategy_config.json",
+                lambda d: d["screener"].update(orderbook_imbalance_gate=0.0, require_imbalance_alignment=False))
+    return config
+
+
+def _live(tmp_path: Path, config: Path, intents: Path, *extra: str) -> list[str]:
+    return ["live", "--venue", "binanceusdm", "--config", str(config), "--idle-poll-s", "0.05",
+            "--intents", str(intents), "--journal", str(tmp_path / "journal.sqlite"),
+            "--store", str(tmp_path / "store.sqlite"), *extra]
+
+
+def test_a_line_resent_while_its_route_works_is_the_same_intent_not_a_conflicting_duplicate(
+        tmp_path: Path, quiet_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An at-least-once producer writes the same line twice: the second used to be vetoed as "already processed
+    with other content" (journaled as ``i0~dup-…``) whenever it came while the first was still being routed."""
+    intent = _intent()
+    intents = tmp_path / "intents.jsonl"
+    intents.write_bytes((msgspec.json.encode(intent) + b"\n") * 3)
+    assert main(_live(tmp_path, _routing_config(quiet_config), intents)) == 0
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        assert [event.intent_id for event in journal.read("router")] == ["i0"]
+        assert list(journal.read("veto")) == []
