@@ -6,15 +6,17 @@ Each test is a case that went wrong before its fix.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from router_tuner.cli.main import main
+from router_tuner.cli.main import BAD_INPUT, main
 from router_tuner.executor.journal import Journal
 from router_tuner.router.events import Intent
+from tests.cli.test_cli_failures import one_line_failure
 from tests.conftest import edit_config
 
 
@@ -49,3 +51,32 @@ def test_a_line_resent_while_its_route_works_is_the_same_intent_not_a_conflictin
     with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
         assert [event.intent_id for event in journal.read("router")] == ["i0"]
         assert list(journal.read("veto")) == []
+
+
+def _write_intents(path: Path, intents: list[Intent]) -> Path:
+    path.write_bytes(b"".join(msgspec.json.encode(intent) + b"\n" for intent in intents))
+    return path
+
+
+def test_a_journal_that_lost_records_is_named_before_the_tuner_state_is_blamed(
+        tmp_path: Path, quiet_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The journal went back (its -wal cut after a kill, an older copy restored) while the tuner state and the
+    store kept up: ``live --policy-source tuner`` said the tuner state was "of another journal?" and told the user to
+    move it away, which only led to the store's refusal of the same journal (and lost a sound state)."""
+    config = _routing_config(quiet_config)
+    tuner = ["--policy-source", "tuner", "--no-mlflow", "--tuner-state", str(tmp_path / "tuner" / "state.json")]
+    first = _write_intents(tmp_path / "first.jsonl", [_intent("a0")])
+    assert main(_live(tmp_path, config, first, *tuner)) == 0
+    with sqlite3.connect(tmp_path / "journal.sqlite") as live, sqlite3.connect(tmp_path / "older.sqlite") as copy:
+        live.backup(copy)
+    more = _write_intents(tmp_path / "more.jsonl", [_intent(f"b{i}", symbol=("BTCUSDT", "ETHUSDT")[i % 2])
+                                                    for i in range(12)])
+    assert main(_live(tmp_path, config, more, *tuner)) == 0
+    for sidecar in ("", "-wal", "-shm"):
+        (tmp_path / f"journal.sqlite{sidecar}").unlink(missing_ok=True)
+    (tmp_path / "older.sqlite").rename(tmp_path / "journal.sqlite")
+    capsys.readouterr()
+    line = one_line_failure(_live(tmp_path, config, more, *tuner), capsys, BAD_INPUT)
+    assert "do not belong together: the store holds 12 submitted intents without an outcome in the journal" in line
+    assert "Restore the journal of this store (with its -wal file)" in line and "tuner state" not in line
+    assert (tmp_path / "tuner" / "state.json").exists()
