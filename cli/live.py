@@ -47,7 +47,8 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -404,7 +405,7 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
         _say(args, {"event": "metrics", "url": url}, f"metrics: {url}")
     seed = args.seed if args.seed is not None else config.executor.paper.seed
     try:
-        with Journal(args.journal) as journal, ExecutorStore(args.store) as store:
+        with _journal_and_store(args) as (journal, store):
             adaptive = None
             if wiring is not None:
                 state_path = (args.tuner_state if args.tuner_state is not None
@@ -481,6 +482,18 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
         if push is not None:
             push.close(drain_s=config.executor.push.timeout_s)
     return 0
+
+
+@contextmanager
+def _journal_and_store(args: argparse.Namespace) -> Iterator[tuple[Journal, ExecutorStore]]:
+    """The journal and the executor store, open; a file that does not open is named in the failure line (a journal
+    cut short or damaged was "database disk image is malformed: …" without saying which of the two files)."""
+    with ExitStack() as files:
+        with reading("journal", args.journal):
+            journal = files.enter_context(Journal(args.journal))
+        with reading("executor store", args.store):
+            store = files.enter_context(ExecutorStore(args.store))
+        yield journal, store
 
 
 def describe_start(report: StartReport) -> str:

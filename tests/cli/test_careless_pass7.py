@@ -16,7 +16,7 @@ import pytest
 from router_tuner.cli.main import BAD_INPUT, main
 from router_tuner.executor.journal import Journal
 from router_tuner.router.events import Intent
-from tests.cli.test_cli_failures import one_line_failure
+from tests.cli.test_cli_failures import _damaged, one_line_failure
 from tests.conftest import edit_config
 
 
@@ -80,3 +80,35 @@ def test_a_journal_that_lost_records_is_named_before_the_tuner_state_is_blamed(
     assert "do not belong together: the store holds 12 submitted intents without an outcome in the journal" in line
     assert "Restore the journal of this store (with its -wal file)" in line and "tuner state" not in line
     assert (tmp_path / "tuner" / "state.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["random", "text", "truncated", "page"])
+@pytest.mark.parametrize(("role", "what"), [("--journal", "journal"), ("--store", "executor store")])
+def test_live_names_the_journal_or_store_that_does_not_open(
+        tmp_path: Path, quiet_config: Path, journal_path: Path, kind: str, role: str, what: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A journal or store cut short (a copy interrupted, a disk that filled) ended ``live`` in "database disk image
+    is malformed: not a readable SQLite database …" without saying which of the two files it was."""
+    damaged = _damaged(tmp_path, journal_path, kind)
+    intents = _write_intents(tmp_path / "intents.jsonl", [_intent()])
+    argv = _live(tmp_path / "run", quiet_config, intents)
+    argv[argv.index(role) + 1] = str(damaged)
+    line = one_line_failure(argv, capsys, BAD_INPUT)
+    assert line.startswith(f"router-tuner live: {what} {damaged}: ")
+
+
+@pytest.mark.parametrize("kind", ["journal", "foreign"])
+def test_a_journal_or_another_programs_database_given_as_the_store_is_refused_and_kept(
+        tmp_path: Path, quiet_config: Path, journal_path: Path, kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--store`` naming another journal (or any SQLite file) used to run: the store's tables were written into
+    that file beside its own, and the run went on as if on a new store."""
+    damaged = journal_path if kind == "journal" else _damaged(tmp_path, journal_path, kind)
+    before = damaged.read_bytes()
+    intents = _write_intents(tmp_path / "intents.jsonl", [_intent()])
+    argv = _live(tmp_path / "run", quiet_config, intents)
+    argv[argv.index("--store") + 1] = str(damaged)
+    line = one_line_failure(argv, capsys, BAD_INPUT)
+    assert line.startswith(f"router-tuner live: executor store {damaged}: holds tables (")
+    assert line.endswith("but no submissions table: not an executor store; point --store at the executor store "
+                         "router-tuner wrote beside this journal")
+    assert damaged.read_bytes() == before
