@@ -112,3 +112,18 @@ def test_a_journal_or_another_programs_database_given_as_the_store_is_refused_an
     assert line.endswith("but no submissions table: not an executor store; point --store at the executor store "
                          "router-tuner wrote beside this journal")
     assert damaged.read_bytes() == before
+
+
+@pytest.mark.parametrize("value", [0.0, 1e-300, 0.5])
+@pytest.mark.parametrize(("section", "key"), [("route", "rate_limit_backoff_ms"), ("live", "backoff_initial_ms"),
+                                              ("live", "stream_reconnect_initial_ms")])
+def test_a_back_off_that_starts_at_nothing_is_refused_by_config_check(
+        config_dir: Path, capsys: pytest.CaptureFixture[str], section: str, key: str, value: float) -> None:
+    """0 (or 1e-300) passed ``config check``: a venue that answered "slow down" was retried at once up to
+    ``rate_limit_max_retries`` times, and a dropped stream reconnected about a thousand times before its back-off
+    reached a millisecond."""
+    edit_config(config_dir, "executor.json", lambda d: d[section].update({key: value}))
+    assert main(["config", "check", str(config_dir)]) == BAD_INPUT
+    assert f"executor.json: $.{section}.{key}: Expected `float` >= 1.0" in capsys.readouterr().err
+    edit_config(config_dir, "executor.json", lambda d: d[section].update({key: 1.0}))
+    assert main(["config", "check", str(config_dir)]) == 0
