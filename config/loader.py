@@ -537,6 +537,13 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
             issues.append(ConfigIssue("executor.json", f"$.instruments.{symbol}",
                                       f"{symbol} is an inverse contract: the executor sizes orders and books PnL "
                                       f"for linear contracts only, so it refuses to trade it"))
+        elif entry.contract_size != 1.0:
+            issues.append(ConfigIssue("strategy_config.json", f"$.universe.{symbol}.contract_size",
+                                      f"{entry.contract_size:g}: the executor trades {symbol} (executor.json "
+                                      "instruments) and books its exposure and PnL as quantity x price, one base "
+                                      "unit per contract, so every risk cap would see "
+                                      f"{1 / entry.contract_size:g}x the true exposure; set it to 1 (a USDⓈ-M or "
+                                      "spot quantity is in base units)"))
     for symbol in executor.paper.synthetic:
         if symbol not in executor.instruments:
             issues.append(ConfigIssue("executor.json", f"$.paper.synthetic.{symbol}",

@@ -127,3 +127,22 @@ def test_a_back_off_that_starts_at_nothing_is_refused_by_config_check(
     assert f"executor.json: $.{section}.{key}: Expected `float` >= 1.0" in capsys.readouterr().err
     edit_config(config_dir, "executor.json", lambda d: d[section].update({key: 1.0}))
     assert main(["config", "check", str(config_dir)]) == 0
+
+
+@pytest.mark.parametrize("size", [10.0, 0.001, 1e-300])
+def test_a_contract_size_the_executor_cannot_book_is_refused_by_config_check(
+        config_dir: Path, capsys: pytest.CaptureFixture[str], size: float) -> None:
+    """The executor books exposure and PnL as quantity x price: ``contract_size`` 10 on BTCUSDT passed ``config
+    check`` and paper ``live`` held 3,000 USD of BTCUSDT against the 2,500 USD ``symbol_caps.max_nav_pct`` allows
+    (its caps saw a tenth of it); 1e-300 sent orders for 3.3e297 units."""
+    edit_config(config_dir, "strategy_config.json", lambda d: d["universe"]["BTCUSDT"].update(contract_size=size))
+    assert main(["config", "check", str(config_dir)]) == BAD_INPUT
+    assert (f"strategy_config.json: $.universe.BTCUSDT.contract_size: {size:g}: the executor trades BTCUSDT "
+            "(executor.json instruments) and books its exposure and PnL as quantity x price, one base unit per "
+            f"contract, so every risk cap would see {1 / size:g}x the true exposure; set it to 1") \
+        in capsys.readouterr().err
+
+
+def test_a_contract_size_off_1_still_loads_for_a_symbol_the_executor_does_not_trade(config_dir: Path) -> None:
+    edit_config(config_dir, "strategy_config.json", lambda d: d["universe"]["BTCUSDC"].update(contract_size=10.0))
+    assert main(["config", "check", str(config_dir)]) == 0
