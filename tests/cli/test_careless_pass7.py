@@ -146,3 +146,31 @@ def test_a_contract_size_the_executor_cannot_book_is_refused_by_config_check(
 def test_a_contract_size_off_1_still_loads_for_a_symbol_the_executor_does_not_trade(config_dir: Path) -> None:
     edit_config(config_dir, "strategy_config.json", lambda d: d["universe"]["BTCUSDC"].update(contract_size=10.0))
     assert main(["config", "check", str(config_dir)]) == 0
+
+
+@pytest.mark.parametrize(("file", "edit", "line"), [
+    ("executor.json", lambda d: d["paper"]["synthetic"]["BTCUSDT"].update(mid0=1e-300),
+     "executor.json: $.paper.synthetic.BTCUSDT.mid0: 1e-300 is 1e-299 ticks of 0.1 (instruments.BTCUSDT.tick_size), "
+     "under the half spread of 1 ticks plus one: the synthetic bid would start at zero; raise it or lower "
+     "spread_ticks"),
+    ("executor.json", lambda d: d["instruments"]["BTCUSDT"].update(tick_size=1e-12),
+     "executor.json: $.paper.synthetic.BTCUSDT.mid0: 60000 is 6e+16 ticks of 1e-12 (instruments.BTCUSDT.tick_size), "
+     "over 1e+15: prices that fine are not distinct floating-point numbers (the bid would equal the ask); use a "
+     "coarser tick or a lower price"),
+    ("router.json", lambda d: d["simulation"]["synthetic_market"]["symbols"].update(BTCUSDT=0.05),
+     "router.json: $.simulation.synthetic_market.symbols.BTCUSDT: 0.05 is 5 ticks of 0.01 "
+     "(simulation.synthetic_market.tick_size), under the half spread of 10 ticks plus one"),
+])
+def test_a_synthetic_first_mid_its_tick_cannot_draw_is_refused_by_config_check(
+        config_dir: Path, capsys: pytest.CaptureFixture[str], file: str, edit: object, line: str) -> None:
+    """They passed ``config check``: paper ``live`` then ended in "venue not started: ValueError: BTCUSDT: the mid
+    path fell to zero; lower volatility or duration" (exit 1; neither was the cause), and a 1e-12 tick on a 60,000
+    mid quoted bid = ask, so every BTCUSDT route ended "crossed_or_locked_book"."""
+    edit_config(config_dir, file, edit)
+    assert main(["config", "check", str(config_dir)]) == BAD_INPUT
+    assert line in capsys.readouterr().err
+
+
+def test_a_synthetic_mid_of_a_few_ticks_still_loads(config_dir: Path) -> None:
+    edit_config(config_dir, "executor.json", lambda d: d["paper"]["synthetic"]["BTCUSDT"].update(mid0=0.2))
+    assert main(["config", "check", str(config_dir)]) == 0
