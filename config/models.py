@@ -55,7 +55,9 @@ TickSize = Annotated[float, msgspec.Meta(ge=1e-12, le=1e4)]
 QtyStep = Annotated[float, msgspec.Meta(ge=1e-12, le=1e6)]
 """Tick sizes and quantity steps must also be 1/n for a whole n (checked at load, :func:`is_unit_fraction`)."""
 LevelQtyRatio = Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)]
-SweepDecay = Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)]
+SweepDecay = Annotated[float, msgspec.Meta(ge=1e-3, le=1000.0)]
+"""Trades sweep an exponential number of bps past the touch, 1/decay on average: at least 1e-3 (a mean sweep of 10%;
+1e-300 drew sweeps past any price, and a synthetic market's trades overflowed to non-positive prices)."""
 PolicyKnob = Annotated[float, msgspec.Meta(ge=-MAX_SCALE, le=MAX_SCALE)]
 """A ``policy_bounds`` end; each static-policy knob's own range is tighter (checked at load)."""
 Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9_]+$")]

@@ -174,3 +174,24 @@ def test_a_synthetic_first_mid_its_tick_cannot_draw_is_refused_by_config_check(
 def test_a_synthetic_mid_of_a_few_ticks_still_loads(config_dir: Path) -> None:
     edit_config(config_dir, "executor.json", lambda d: d["paper"]["synthetic"]["BTCUSDT"].update(mid0=0.2))
     assert main(["config", "check", str(config_dir)]) == 0
+
+
+@pytest.mark.parametrize(("file", "section"), [("executor.json", ("paper", "synthetic", "BTCUSDT")),
+                                               ("router.json", ("simulation", "synthetic_market"))])
+def test_a_sweep_decay_that_sweeps_past_any_price_is_refused_by_config_check(
+        config_dir: Path, capsys: pytest.CaptureFixture[str], file: str, section: tuple[str, ...]) -> None:
+    """``sweep_decay_per_bps`` 1e-300 passed ``config check``; paper ``live`` ended in "venue not started:
+    ValueError: BTCUSDT: trade_px has a non-positive price at index 2" (exit 1) under numpy overflow warnings."""
+    def set_decay(value: float) -> None:
+        def edit(doc: dict) -> None:
+            node = doc
+            for key in section:
+                node = node[key]
+            node["sweep_decay_per_bps"] = value
+        edit_config(config_dir, file, edit)
+    set_decay(1e-300)
+    assert main(["config", "check", str(config_dir)]) == BAD_INPUT
+    assert (f"{file}: $.{'.'.join(section)}.sweep_decay_per_bps: Expected `float` >= 0.001"
+            in capsys.readouterr().err)
+    set_decay(1e-3)
+    assert main(["config", "check", str(config_dir)]) == 0
