@@ -418,7 +418,14 @@ def _synthetic_price_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
     markets += [("router.json", f"$.simulation.synthetic_market.symbols.{symbol}", mid0, simulated.spread_ticks,
                  simulated.tick_size, "simulation.synthetic_market.tick_size")
                 for symbol, mid0 in simulated.symbols.items()]
+    intents = bundle.router.simulation.intents
     issues = []
+    if simulated.duration_s * 1000.0 <= intents.warmup_ms + intents.tail_ms:
+        # sweep --data synthetic generated it, then failed every task as a runtime failure (exit 1)
+        issues.append(ConfigIssue("router.json", "$.simulation.synthetic_market.duration_s",
+                                  f"{simulated.duration_s:g} s is no longer than simulation.intents warmup_ms "
+                                  f"{intents.warmup_ms:g} + tail_ms {intents.tail_ms:g}: the synthetic tape would "
+                                  "hold no intent; lengthen it or shorten those"))
     for file, path, mid0, spread_ticks, tick, tick_key in markets:
         ticks = mid0 / tick
         if round(ticks - spread_ticks / 2) < 1:

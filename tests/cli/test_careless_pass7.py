@@ -195,3 +195,16 @@ def test_a_sweep_decay_that_sweeps_past_any_price_is_refused_by_config_check(
             in capsys.readouterr().err)
     set_decay(1e-3)
     assert main(["config", "check", str(config_dir)]) == 0
+
+
+def test_a_synthetic_market_shorter_than_the_intents_window_is_refused_by_config_check(
+        config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``simulation.synthetic_market.duration_s`` 1e-300 passed ``config check``; ``sweep --data synthetic`` then
+    failed each task as a runtime failure (exit 1): "the tape (0.0 s) is shorter than warmup_ms + tail_ms"."""
+    edit_config(config_dir, "router.json", lambda d: d["simulation"]["synthetic_market"].update(duration_s=1e-300))
+    assert main(["config", "check", str(config_dir)]) == BAD_INPUT
+    assert ("router.json: $.simulation.synthetic_market.duration_s: 1e-300 s is no longer than simulation.intents "
+            "warmup_ms 5000 + tail_ms 15000: the synthetic tape would hold no intent; lengthen it or shorten those"
+            in capsys.readouterr().err)
+    edit_config(config_dir, "router.json", lambda d: d["simulation"]["synthetic_market"].update(duration_s=20.001))
+    assert main(["config", "check", str(config_dir)]) == 0
