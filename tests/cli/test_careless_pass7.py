@@ -208,3 +208,20 @@ def test_a_synthetic_market_shorter_than_the_intents_window_is_refused_by_config
             in capsys.readouterr().err)
     edit_config(config_dir, "router.json", lambda d: d["simulation"]["synthetic_market"].update(duration_s=20.001))
     assert main(["config", "check", str(config_dir)]) == 0
+
+
+def test_intents_lines_ended_by_a_bare_cr_are_named_as_such(
+        tmp_path: Path, quiet_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file saved with old Mac line endings was refused as "JSON is malformed: trailing characters (byte 234)";
+    CRLF and blank lines still route."""
+    intents = tmp_path / "intents.jsonl"
+    intents.write_bytes(b"".join(msgspec.json.encode(_intent(f"i{i}")) + b"\r" for i in range(2)))
+    line = one_line_failure(_live(tmp_path, quiet_config, intents), capsys, BAD_INPUT)
+    assert line == (f"router-tuner live: stopped at a malformed intent: {intents}:1: lines end in a bare CR (old Mac "
+                    "line endings), so several intents read as one: end each line with LF or CRLF; fix or remove that "
+                    "line and run again (the intents before it are journaled and will not be routed twice)")
+    crlf = tmp_path / "crlf.jsonl"
+    crlf.write_bytes(b"\r\n".join([msgspec.json.encode(_intent("c0")), b"", b"  ", msgspec.json.encode(_intent("c1"))]))
+    assert main(_live(tmp_path / "crlf", _routing_config(quiet_config), crlf)) == 0
+    with Journal(tmp_path / "crlf" / "journal.sqlite", readonly=True) as journal:
+        assert sorted(event.intent_id for event in journal.read("router")) == ["c0", "c1"]
