@@ -225,3 +225,14 @@ def test_intents_lines_ended_by_a_bare_cr_are_named_as_such(
     assert main(_live(tmp_path / "crlf", _routing_config(quiet_config), crlf)) == 0
     with Journal(tmp_path / "crlf" / "journal.sqlite", readonly=True) as journal:
         assert sorted(event.intent_id for event in journal.read("router")) == ["c0", "c1"]
+
+
+def test_an_intents_line_that_is_not_utf8_names_the_byte_in_the_line(
+        tmp_path: Path, quiet_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It read "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte": the decoder counted from
+    the string it was reading, not the line, and said nothing of what to do."""
+    intents = tmp_path / "intents.jsonl"
+    intents.write_bytes(b'{"intent_id": "\xff\xfe", "symbol": "BTCUSDT"}\n')
+    line = one_line_failure(_live(tmp_path, quiet_config, intents), capsys, BAD_INPUT)
+    assert line.startswith(f"router-tuner live: stopped at a malformed intent: {intents}:1: byte 15 (0xff) is not "
+                           "UTF-8 text: save it as UTF-8; fix or remove that line")
