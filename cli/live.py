@@ -47,7 +47,8 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,7 +67,12 @@ from router_tuner.cli.main import (
 from router_tuner.config.loader import DEFAULTS_DIR, ConfigError, load_config
 from router_tuner.config.models import SEED_MAX, ConfigBundle
 from router_tuner.executor.adaptive.checkpoint import TunerCheckpoint
-from router_tuner.executor.adaptive.routing import AdaptiveRouting, AdaptiveStateAhead, refuse_unadaptable
+from router_tuner.executor.adaptive.routing import (
+    AdaptiveRouting,
+    AdaptiveStateAhead,
+    CheckpointAheadOfJournal,
+    refuse_unadaptable,
+)
 from router_tuner.executor.engine.routes import RouteLoop
 from router_tuner.executor.intents import IntentFormatError, JsonlIntentSource
 from router_tuner.executor.journal import DEFAULT_PATH as DEFAULT_JOURNAL
@@ -76,7 +82,12 @@ from router_tuner.executor.monitoring.metrics import ExecutorMetrics
 from router_tuner.executor.monitoring.push import PushSink
 from router_tuner.executor.monitoring.telemetry import Telemetry
 from router_tuner.executor.paper_account import PaperAccountError
-from router_tuner.executor.reconcile import JournalStoreMismatch, PositionReader, ReconcileError
+from router_tuner.executor.reconcile import (
+    JournalStoreMismatch,
+    PositionReader,
+    ReconcileError,
+    check_journal_covers_store,
+)
 from router_tuner.executor.store import DEFAULT_STORE, ExecutorStore
 from router_tuner.features.run_summary import RunSummary, summarize_run
 from router_tuner.risk.units import NS_PER_S
@@ -394,7 +405,7 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
         _say(args, {"event": "metrics", "url": url}, f"metrics: {url}")
     seed = args.seed if args.seed is not None else config.executor.paper.seed
     try:
-        with Journal(args.journal) as journal, ExecutorStore(args.store) as store:
+        with _journal_and_store(args) as (journal, store):
             adaptive = None
             if wiring is not None:
                 state_path = (args.tuner_state if args.tuner_state is not None
@@ -404,6 +415,15 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
                         bundle=config, publisher=wiring.publisher, champion=wiring.champion,
                         checkpoint=TunerCheckpoint(state_path), journal_router_events=journal.count("router"),
                         modes=wiring.modes)
+                except CheckpointAheadOfJournal as error:
+                    # a journal that lost records (its -wal cut or deleted after a kill) is the store's refusal to
+                    # make, naming the journal: blaming the tuner state sent the user to move a sound state away
+                    check_journal_covers_store(store.submissions(), journal.intent_ids("trade"),
+                                               max_in_flight=config.executor.engine.max_routes_in_flight,
+                                               journal=journal.path, store=store.path)
+                    raise BadInput(f"tuner state not restored: {error}; restore the files it was saved with, or "
+                                   "move them away: the tuner then learns this journal again from its start") \
+                        from error
                 except StateFileError as error:  # damaged, of another journal, or saved under another tuner.json
                     raise BadInput(f"tuner state not restored: {error}; restore the files it was saved with, or "
                                    "move them away: the tuner then learns this journal again from its start") \
@@ -462,6 +482,18 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
         if push is not None:
             push.close(drain_s=config.executor.push.timeout_s)
     return 0
+
+
+@contextmanager
+def _journal_and_store(args: argparse.Namespace) -> Iterator[tuple[Journal, ExecutorStore]]:
+    """The journal and the executor store, open; a file that does not open is named in the failure line (a journal
+    cut short or damaged was "database disk image is malformed: …" without saying which of the two files)."""
+    with ExitStack() as files:
+        with reading("journal", args.journal):
+            journal = files.enter_context(Journal(args.journal))
+        with reading("executor store", args.store):
+            store = files.enter_context(ExecutorStore(args.store))
+        yield journal, store
 
 
 def describe_start(report: StartReport) -> str:

@@ -271,6 +271,8 @@ FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
     "router_tuner.executor.journal.JournalLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
     "router_tuner.executor.store.StoreLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
     "router_tuner.executor.journal.JournalVersionError": _hint(BAD_INPUT, "point at a journal written by router-tuner"),
+    "router_tuner.executor.store.NotAStore": _hint(BAD_INPUT, "point --store at the executor store "
+                                                              "router-tuner wrote beside this journal"),
     "router_tuner.executor.journal.CorruptRow": _hint(BAD_INPUT, "the journal is damaged; restore it from a copy"),
     "router_tuner.executor.journal.JournalError": _hint(RUNTIME_FAILURE, ""),
     "router_tuner.tuner.ope.partition.layout.DatasetError": _hint(RUNTIME_FAILURE, ""),

@@ -22,4 +22,8 @@ def encoding_problem(data: bytes) -> str | None:
             return f"is {name} text (it starts with a {name} byte order mark): save it as UTF-8"
     if b"\x00" in data:
         return "holds NUL bytes, as UTF-16 or UTF-32 text does: save it as UTF-8"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:  # the decoder of an intents line counted from its first string, not the line
+        return f"byte {error.start} (0x{data[error.start]:02x}) is not UTF-8 text: save it as UTF-8"
     return None

@@ -319,6 +319,7 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
     issues.extend(informed_horizon_issues(router))
     issues.extend(_step_issues(bundle))
     issues.extend(_synthetic_size_issues(bundle))
+    issues.extend(_synthetic_price_issues(bundle))
     for file, attr in zip(FILES, _BUNDLE_FIELDS, strict=True):
         issues.extend(_repeated_values(file, getattr(bundle, attr), "$"))
     return issues
@@ -399,6 +400,43 @@ def _synthetic_size_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
                                                   f"trades a second is {events:.3g} events, over the "
                                                   f"{MAX_SYNTHETIC_EVENTS:,} a synthetic tape may hold in memory: "
                                                   "raise quote_interval_ms or lower the rate or the duration"))
+    return issues
+
+
+MAX_SYNTHETIC_TICKS = 1e15
+"""The most ticks a synthetic price may be: beyond it neighbouring ticks are no longer distinct float64 prices."""
+
+
+def _synthetic_price_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
+    """A synthetic market's first mid must be a price its tick can draw: ``mid0`` under the half spread made
+    `live` fail with "the mid path fell to zero; lower volatility or duration" (neither was the cause), a mid of
+    1e16 ticks or more quoted bid = ask (every paper route "crossed_or_locked_book"), and 1e19 overflowed."""
+    paper, simulated = bundle.executor.paper, bundle.router.simulation.synthetic_market
+    markets = [("executor.json", f"$.paper.synthetic.{symbol}.mid0", spec.mid0, spec.spread_ticks,
+                bundle.executor.instruments[symbol].tick_size, f"instruments.{symbol}.tick_size")
+               for symbol, spec in paper.synthetic.items() if symbol in bundle.executor.instruments]
+    markets += [("router.json", f"$.simulation.synthetic_market.symbols.{symbol}", mid0, simulated.spread_ticks,
+                 simulated.tick_size, "simulation.synthetic_market.tick_size")
+                for symbol, mid0 in simulated.symbols.items()]
+    intents = bundle.router.simulation.intents
+    issues = []
+    if simulated.duration_s * 1000.0 <= intents.warmup_ms + intents.tail_ms:
+        # sweep --data synthetic generated it, then failed every task as a runtime failure (exit 1)
+        issues.append(ConfigIssue("router.json", "$.simulation.synthetic_market.duration_s",
+                                  f"{simulated.duration_s:g} s is no longer than simulation.intents warmup_ms "
+                                  f"{intents.warmup_ms:g} + tail_ms {intents.tail_ms:g}: the synthetic tape would "
+                                  "hold no intent; lengthen it or shorten those"))
+    for file, path, mid0, spread_ticks, tick, tick_key in markets:
+        ticks = mid0 / tick
+        if round(ticks - spread_ticks / 2) < 1:
+            issues.append(ConfigIssue(file, path, f"{mid0:g} is {ticks:.3g} ticks of {tick:g} ({tick_key}), under "
+                                                  f"the half spread of {spread_ticks} ticks plus one: the synthetic "
+                                                  "bid would start at zero; raise it or lower spread_ticks"))
+        elif ticks > MAX_SYNTHETIC_TICKS:
+            issues.append(ConfigIssue(file, path, f"{mid0:g} is {ticks:.3g} ticks of {tick:g} ({tick_key}), over "
+                                                  f"{MAX_SYNTHETIC_TICKS:.0e}: prices that fine are not distinct "
+                                                  "floating-point numbers (the bid would equal the ask); use a "
+                                                  "coarser tick or a lower price"))
     return issues
 
 
@@ -537,6 +575,13 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
             issues.append(ConfigIssue("executor.json", f"$.instruments.{symbol}",
                                       f"{symbol} is an inverse contract: the executor sizes orders and books PnL "
                                       f"for linear contracts only, so it refuses to trade it"))
+        elif entry.contract_size != 1.0:
+            issues.append(ConfigIssue("strategy_config.json", f"$.universe.{symbol}.contract_size",
+                                      f"{entry.contract_size:g}: the executor trades {symbol} (executor.json "
+                                      "instruments) and books its exposure and PnL as quantity x price, one base "
+                                      "unit per contract, so every risk cap would see "
+                                      f"{1 / entry.contract_size:g}x the true exposure; set it to 1 (a USDⓈ-M or "
+                                      "spot quantity is in base units)"))
     for symbol in executor.paper.synthetic:
         if symbol not in executor.instruments:
             issues.append(ConfigIssue("executor.json", f"$.paper.synthetic.{symbol}",

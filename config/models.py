@@ -38,6 +38,9 @@ Seconds = Annotated[float, msgspec.Meta(gt=0.0, le=MAX_SECONDS)]
 NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_SECONDS)]
 Millis = Annotated[float, msgspec.Meta(gt=0.0, le=MAX_MS)]
 NonNegativeMillis = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_MS)]
+BackoffMillis = Annotated[float, msgspec.Meta(ge=1.0, le=MAX_MS)]
+"""The first wait of a back-off that doubles: at least 1 ms (0 or 1e-300 retried a venue that asked us to slow down,
+or reconnected a dropped stream, hundreds of times at once: the way to an IP ban)."""
 PositiveInt = Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNT)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
 SampleCount = Annotated[int, msgspec.Meta(ge=2, le=MAX_COUNT)]
@@ -52,7 +55,9 @@ TickSize = Annotated[float, msgspec.Meta(ge=1e-12, le=1e4)]
 QtyStep = Annotated[float, msgspec.Meta(ge=1e-12, le=1e6)]
 """Tick sizes and quantity steps must also be 1/n for a whole n (checked at load, :func:`is_unit_fraction`)."""
 LevelQtyRatio = Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)]
-SweepDecay = Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)]
+SweepDecay = Annotated[float, msgspec.Meta(ge=1e-3, le=1000.0)]
+"""Trades sweep an exponential number of bps past the touch, 1/decay on average: at least 1e-3 (a mean sweep of 10%;
+1e-300 drew sweeps past any price, and a synthetic market's trades overflowed to non-positive prices)."""
 PolicyKnob = Annotated[float, msgspec.Meta(ge=-MAX_SCALE, le=MAX_SCALE)]
 """A ``policy_bounds`` end; each static-policy knob's own range is tighter (checked at load)."""
 Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9_]+$")]
@@ -755,7 +760,7 @@ class RouteLoopSettings(Model):
 
     poll_interval_ms: Annotated[float, msgspec.Meta(ge=1.0, le=MAX_MS)]
     max_venue_retries: Retries
-    rate_limit_backoff_ms: Millis
+    rate_limit_backoff_ms: BackoffMillis
     max_retry_after_ms: Millis
 
 
@@ -907,7 +912,7 @@ class LiveVenueSettings(Model):
     request_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=int(MAX_MS))]
     ccxt_rate_limiter: bool
     rate_limit_max_retries: Retries
-    backoff_initial_ms: NonNegativeMillis
+    backoff_initial_ms: BackoffMillis
     backoff_max_ms: NonNegativeMillis
     retry_after_max_s: NonNegativeSeconds
     top_of_book_source: Literal["order_book", "bids_asks"]
@@ -915,7 +920,7 @@ class LiveVenueSettings(Model):
     order_updates: Literal["stream", "polling"]
     ws_base_url: Annotated[str, msgspec.Meta(pattern=r"^wss?://\S+$")] | None
     listen_key_refresh_ms: Annotated[int, msgspec.Meta(ge=1000, le=int(MAX_MS))]
-    stream_reconnect_initial_ms: Millis
+    stream_reconnect_initial_ms: BackoffMillis
     stream_reconnect_max_ms: Millis
     book_updates: Literal["stream", "rest"]
     book_max_age_ms: Millis

@@ -121,7 +121,8 @@ class JsonlIntentSource:
                     _refuse_duplicate_keys(line)
                     return intent
                 except (msgspec.DecodeError, ValueError) as err:
-                    self._refuse(line.rstrip(b"\r\n"), encoding_problem(line) or _non_finite(line) or str(err))
+                    self._refuse(line.rstrip(b"\r\n"),
+                                 encoding_problem(line) or _bare_cr(line) or _non_finite(line) or str(err))
             self._pending += chunk
             if not self.follow:
                 self._eof = True
@@ -161,6 +162,15 @@ class JsonlIntentSource:
 
     def close(self) -> None:
         self._handle.close()
+
+
+def _bare_cr(line: bytes) -> str | None:
+    """Lines ended by a bare CR (classic Mac line endings) read as one line of several intents; the decoder's own
+    words were "JSON is malformed: trailing characters (byte 234)"."""
+    if b"\r" not in line.rstrip(b"\r\n"):
+        return None
+    return ("lines end in a bare CR (old Mac line endings), so several intents read as one: end each line with LF "
+            "or CRLF")
 
 
 def _non_finite(line: bytes) -> str | None:

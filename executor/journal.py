@@ -395,6 +395,12 @@ class Journal:
         """The id of the last row appended (0 for an empty journal); ids only grow."""
         return int(self._connection.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
 
+    def intent_ids(self, kind: str) -> frozenset[str]:
+        """The intent id of every journaled event of ``kind``, read from the index column (no payload decoded)."""
+        event_type_of_kind(kind)
+        rows = self._connection.execute("SELECT intent_id FROM events WHERE kind = ?", (kind,))
+        return frozenset(intent_id for (intent_id,) in rows)
+
     def count(self, kind: str) -> int:
         """Number of journaled events of ``kind``."""
         event_type_of_kind(kind)

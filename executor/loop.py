@@ -573,6 +573,8 @@ class Executor:
             self.store.record_submission(admitted.submission, decision=admitted.decision)
         flight = Flight(admission=admitted)
         self._flights[intent.intent_id] = flight
+        # a resent line while this route works is the same intent, not a conflicting one (as after a restart)
+        self._digests[intent.intent_id] = intent_digest(intent)
         self._per_symbol[intent.symbol] += 1
         self._routes.start(intent.intent_id, admitted.machine)
         self._land()

@@ -45,6 +45,13 @@ class StoreLocked(RuntimeError):
     """Another executor already writes this store."""
 
 
+class NotAStore(ValueError):
+    """The file holds SQLite tables but no executor store's: another program's database, or a journal."""
+
+
+_STORE_TABLES = frozenset({"submissions", "health", "alerts", "decisions", "tuner_health", "protective_stops"})
+
+
 class ExecutorStore:
     """Submissions, health snapshots and alerts of one executor (see the module docstring)."""
 
@@ -71,6 +78,11 @@ class ExecutorStore:
     def _open_writer(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+            if tables and "submissions" not in tables:
+                # a journal given as --store used to get the store's tables written into it, and run
+                foreign = ", ".join(sorted(tables - _STORE_TABLES)[:3]) or ", ".join(sorted(tables)[:3])
+                raise NotAStore(f"holds tables ({foreign}) but no submissions table: not an executor store")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
             for statement in _SCHEMA_SQL:

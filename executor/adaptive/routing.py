@@ -70,6 +70,11 @@ class AdaptiveStateAhead(RuntimeError):
     """An observed event was not journaled: the tuner's memory is ahead of the journal; restart to catch up."""
 
 
+class CheckpointAheadOfJournal(StateFileError):
+    """The saved tuner state learned more router events than the journal holds: it is another journal's, or this
+    journal lost records (the caller asks the executor store which before blaming the tuner state)."""
+
+
 @dataclass(frozen=True, slots=True)
 class PendingLearn:
     """One observed RouterEvent waiting for its journal commit, with the records to journal beside it."""
@@ -148,8 +153,9 @@ class AdaptiveRouting:
         symbols = sorted(bundle.executor.instruments)
         restored = checkpoint.restore(bundle, symbols, publisher)
         if restored.manifest is not None and restored.manifest.router_events_learned > journal_router_events:
-            raise StateFileError(f"{checkpoint.path} has learned {restored.manifest.router_events_learned} router "
-                                 f"events but the journal holds {journal_router_events}: state of another journal?")
+            raise CheckpointAheadOfJournal(
+                f"{checkpoint.path} has learned {restored.manifest.router_events_learned} router events but the "
+                f"journal holds {journal_router_events}: state of another journal?")
         position = restored.manifest.router_events_learned if restored.manifest is not None else 0
         adaptive = cls(service=restored.service, champion=champion, checkpoint=checkpoint,
                        router_events_learned=position, settings=bundle.executor.adaptive, modes=modes,
