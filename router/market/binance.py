@@ -44,13 +44,15 @@ logger = logging.getLogger(__name__)
 DATA_DIR_ENV = "ROUTER_TUNER_DATA"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _DEFAULT_DATA_DIR = _REPO_ROOT.parent / "shared" / "data" / "binance"
-_FILE_RE = re.compile(r"^(?P<market>usdm|spot|cm)_(?P<symbol>[a-z0-9_]+?)_(?P<day>\d{8})\.jsonl(?:\.gz)?$")
+_FILE_RE = re.compile(r"^(?P<market>usdm|spot|cm)_(?P<symbol>[a-z0-9_]+?)_(?P<day>\d{8})\.jsonl(?:\.gz)?$",
+                      re.IGNORECASE)  # USDM_BTCUSDT_20240808.JSONL.GZ is the same file to a person
 _FUTURES_MARKETS = frozenset({"usdm", "cm"})
 _MAX_DIGITS = 18  # every 18-digit decimal fits int64
 _READ_BLOCK_BYTES = 1 << 22  # I/O block size; affects speed only
 _LEVEL = rb'\[\s*"[^"\\]*"\s*,\s*"[^"\\]*"\s*\]'  # ["price", "size"]
 _LEVELS = re.compile(rb"\[\s*(?:" + _LEVEL + rb"(?:\s*,\s*" + _LEVEL + rb")*)?\s*\]")
 _QUOTED = re.compile(rb'"([^"]*)"')
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class MarketDataError(ValueError):
@@ -144,7 +146,7 @@ def discover(data_dir: Path) -> dict[str, list[Path]]:
     for path in data_dir.iterdir():
         match = _FILE_RE.match(path.name)
         if match and path.is_file():
-            key = f"{match['market']}_{match['symbol']}"
+            key = f"{match['market']}_{match['symbol']}".lower()
             found.setdefault(key, []).append((match["day"], path))
     return {key: [p for _, p in sorted(days)] for key, days in sorted(found.items())}
 
@@ -184,6 +186,7 @@ def read_binance(paths: Sequence[Path], *, symbol: str | None = None) -> LoadedR
     state = _LoadState(market=market, symbol=symbol.upper() if symbol else None, symbol_given=bool(symbol))
     for path in sorted((Path(p) for p in paths), key=_first_recv_ns):
         _read_file(path, state)
+    _check_files_do_not_overlap(state)
     return LoadedRecording(state.build(), state.summarise())
 
 
@@ -193,7 +196,26 @@ def _market_of(path: Path) -> str:
     if match is None:
         raise MarketDataError(
             f"{path}: file name does not match <usdm|spot|cm>_<symbol>_<YYYYMMDD>.jsonl[.gz]")
-    return match["market"]
+    return match["market"].lower()
+
+
+def _symbol_of(path: Path) -> str:
+    """The symbol a file's name says it holds, as the exchange spells it (``BTCUSDT``)."""
+    match = _FILE_RE.match(path.name)
+    return match["symbol"].upper() if match else ""
+
+
+def _check_files_do_not_overlap(state: _LoadState) -> None:
+    """Files read one after another must follow one another in time: two that overlap are the same hours recorded
+    twice (a day file beside its copy, a ``.jsonl`` beside its ``.jsonl.gz``), and reading both would replay
+    those hours twice over."""
+    for i in range(1, len(state.files)):
+        (_, prev_end), (start, _) = state.file_spans[i - 1], state.file_spans[i]
+        if start <= prev_end:
+            early_s = (prev_end - start) / 1e9
+            raise MarketDataError(
+                f"{state.files[i]} overlaps {state.files[i - 1].name} in time (it starts {early_s:.1f} s before "
+                "the other ends): the same hours recorded twice; keep one of them in the data directory")
 
 
 @contextmanager
@@ -295,6 +317,8 @@ class _LoadState:
     depth_last_id: int = -1
     depth_gap_ts_ns: list[int] = field(default_factory=list)
     file_quote_start: int = 0
+    file_symbol: str = ""  # the symbol the file being read is named for
+    file_spans: list[tuple[int, int]] = field(default_factory=list)  # per file: first and last receive time
 
     def where(self, loc: int) -> str:
         return f"{self.files[loc >> 32]}:{loc & 0xFFFFFFFF}"
@@ -305,6 +329,10 @@ class _LoadState:
 
     def check_symbol(self, sym: str) -> bool:
         """True when the message belongs to the selected symbol (fixing it on first sight)."""
+        if not self.symbol_given and sym != self.file_symbol:
+            raise ValueError(f"a {sym} message in a file named for {self.file_symbol}: a file holds the symbol its "
+                             f"name says; rename it (<market>_{sym.lower()}_<YYYYMMDD>.jsonl.gz) or move it out of "
+                             "the data directory")
         if self.symbol is None:
             self.symbol = sym
         elif sym != self.symbol:
@@ -485,7 +513,8 @@ def _lines(path: Path, summary: LoadSummary) -> Iterator[tuple[int, bytes, bool]
     """
     lineno, tail = 0, b""
     with _damage_named(path), open(path, "rb") as fh:
-        blocks = _gunzip(fh) if path.suffix == ".gz" else iter(lambda: fh.read(_READ_BLOCK_BYTES), b"")
+        gzipped = path.suffix.lower() == ".gz" or fh.peek(2)[:2] == _GZIP_MAGIC   # a .jsonl another tool gzipped
+        blocks = _gunzip(fh) if gzipped else iter(lambda: fh.read(_READ_BLOCK_BYTES), b"")
         try:
             for chunk in blocks:
                 lines = (tail + chunk).split(b"\n")
@@ -531,12 +560,16 @@ def _read_file(path: Path, state: _LoadState) -> None:
     offsets_ns: list[int] = []
     local_snapshots: list[_DepthMsg] = []
     state.file_quote_start = len(state.quote_ts_ns)
+    state.file_symbol = _symbol_of(path)
     file_loc = len(state.files) << 32
     state.files.append(path)
+    first_recv_ns = last_recv_ns = -1
     for lineno, line, ended in _lines(path, state.summary):
         loc = file_loc | lineno
         raw_ts, _, payload = line.partition(b" ")
         recv_ns = _recv_ns(raw_ts, path, lineno)
+        first_recv_ns = recv_ns if first_recv_ns < 0 else first_recv_ns
+        last_recv_ns = max(last_recv_ns, recv_ns)
         try:
             if not payload.isascii():
                 raise ValueError("non-ASCII bytes in line")
@@ -563,6 +596,7 @@ def _read_file(path: Path, state: _LoadState) -> None:
                 state.summary.cut.append(f"{path.name}: last line {lineno} is incomplete, ignored")
                 continue
             raise MarketDataError(f"{path}:{lineno}: {exc}") from exc
+    state.file_spans.append((first_recv_ns, last_recv_ns))
     _apply_clock_offset(path, state, offsets_ns, local_snapshots)
 
 
