@@ -47,6 +47,8 @@ _DEFAULT_DATA_DIR = _REPO_ROOT.parent / "shared" / "data" / "binance"
 _FILE_RE = re.compile(r"^(?P<market>usdm|spot|cm)_(?P<symbol>[a-z0-9_]+?)_(?P<day>\d{8})\.jsonl(?:\.gz)?$",
                       re.IGNORECASE)  # USDM_BTCUSDT_20240808.JSONL.GZ is the same file to a person
 _FUTURES_MARKETS = frozenset({"usdm", "cm"})
+_MAX_QUIET_NS = 15 * 60 * 1_000_000_000  # no quote for longer: the recorder stopped, it is no market's quiet spell
+_MAX_TIME_BACK_NS = 1_000_000_000  # a stream's event time going back further: lines spliced out of order
 _MAX_DIGITS = 18  # every 18-digit decimal fits int64
 _READ_BLOCK_BYTES = 1 << 22  # I/O block size; affects speed only
 _LEVEL = rb'\[\s*"[^"\\]*"\s*,\s*"[^"\\]*"\s*\]'  # ["price", "size"]
@@ -71,7 +73,7 @@ class _Line(msgspec.Struct):
 
 
 class _BookTicker(msgspec.Struct):
-    u: int
+    u: int  # the book's update id: increases from one message to the next
     b: str
     B: str
     a: str
@@ -93,6 +95,7 @@ class _Trade(msgspec.Struct):
     p: str
     q: str
     m: bool
+    t: int | None = None  # trade id: increases from one trade to the next
 
 
 class _MarkPrice(msgspec.Struct):
@@ -319,6 +322,8 @@ class _LoadState:
     file_quote_start: int = 0
     file_symbol: str = ""  # the symbol the file being read is named for
     file_spans: list[tuple[int, int]] = field(default_factory=list)  # per file: first and last receive time
+    last_id: dict[str, int] = field(default_factory=dict)  # per stream: the last update or trade id kept
+    last_event_ns: dict[str, int] = field(default_factory=dict)  # per stream: the latest event time kept
 
     def where(self, loc: int) -> str:
         return f"{self.files[loc >> 32]}:{loc & 0xFFFFFFFF}"
@@ -342,6 +347,23 @@ class _LoadState:
             return False
         return True
 
+    def in_order(self, kind: str, msg_id: int | None, ts_ns: int | None) -> bool:
+        """False (counted as repeated) for a message whose id is not after its stream's last; ValueError when a
+        stream's event time goes back further than a clock's jitter, which the exchange's clock never does."""
+        if msg_id is not None:
+            if msg_id <= self.last_id.get(kind, -1):
+                self.summary.repeated[kind] += 1
+                return False
+            self.last_id[kind] = msg_id
+        if ts_ns is not None:
+            latest = self.last_event_ns.get(kind, ts_ns)
+            if ts_ns < latest - _MAX_TIME_BACK_NS:
+                raise ValueError(f"{kind} event time goes back {(latest - ts_ns) / 1e9:.1f} s here (to E "
+                                 f"{ts_ns // 1_000_000}): the exchange's clock never does, so lines were spliced out "
+                                 "of order; cut the stretch out or split the file at this line")
+            self.last_event_ns[kind] = max(latest, ts_ns)
+        return True
+
     def summarise(self) -> LoadSummary:
         """The summary of everything read, with the depth diffs that went on the tape."""
         summary = self.summary
@@ -359,6 +381,8 @@ class _LoadState:
         elif (msg.prev_last_id if self.futures else msg.first_id - 1) == self.depth_last_id:
             self.depth_out.append(msg)
             self.depth_last_id = msg.last_id
+        elif msg.last_id <= self.depth_last_id:
+            self.summary.repeated["depth"] += 1   # already applied: a line recorded twice
         else:
             self._gap(msg)
 
@@ -416,6 +440,7 @@ class _LoadState:
         depth_px = self._parse(strings[0::2], depth_loc)
         depth_qty = self._parse(strings[1::2], depth_loc)
         price_cols, price_scale, tick = rescale_decimals([quote_px, trade_px, depth_px], "price", self.symbol)
+        self._check_quotes(price_cols[0][0::2], price_cols[0][1::2])
         qty_cols, qty_scale, _ = rescale_decimals([quote_qty, trade_qty, depth_qty], "size", self.symbol)
 
         quote_ts = np.array(self.quote_ts_ns, dtype=np.int64)
@@ -440,6 +465,27 @@ class _LoadState:
             return tape.validate()
         except ValueError as exc:
             raise MarketDataError(f"loaded tape is invalid: {exc}") from exc
+
+    def _check_quotes(self, bid: np.ndarray, ask: np.ndarray) -> None:
+        """Quotes that no market shows, named by file and line: a crossed or locked touch, and a silence longer than
+        any market's (replayed, it would be a frozen book that every order of those hours meets)."""
+        crossed = np.flatnonzero(bid >= ask)
+        if len(crossed):
+            i = int(crossed[0])
+            raise MarketDataError(
+                f"{self.where(self.quote_loc[i])}: crossed quote, bid {self.quote_px[2 * i]} >= ask "
+                f"{self.quote_px[2 * i + 1]} ({len(crossed)} such quotes in all): a book never crosses, the capture is "
+                "damaged there; cut the damaged stretch out of the file or move the file out of the data directory")
+        ts = np.array(self.quote_ts_ns, dtype=np.int64)
+        order = np.argsort(ts, kind="stable")
+        quiet = np.diff(ts[order])
+        if len(quiet) and int(quiet.max()) > _MAX_QUIET_NS:
+            k = int(np.argmax(quiet))
+            raise MarketDataError(
+                f"{self.where(self.quote_loc[int(order[k + 1])])}: no quote for {int(quiet[k]) / 6e10:.1f} min before "
+                f"this one (more than {_MAX_QUIET_NS // 60_000_000_000} min: the recorder stopped, or recordings of "
+                "different hours meet here); replayed, it would be a frozen market. Put the parts before and after "
+                "in two data directories and simulate each")
 
     def _marks(self) -> dict[str, np.ndarray]:
         """Mark prices in time order, as floats in price units (exact digits checked, off-tick allowed)."""
@@ -640,6 +686,8 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         state.mark_px.append(mark.p)
     elif kind == "bookTicker":
         bt = _BOOK_TICKER.decode(data)
+        if not state.in_order(kind, bt.u, None if bt.E is None else bt.E * 1_000_000):
+            return
         state.quote_loc.append(loc)
         state.quote_recv_ns.append(recv_ns)
         if bt.E is None:
@@ -653,6 +701,8 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
     elif kind == "trade":
         tr = _TRADE.decode(data)
         ts = tr.E * 1_000_000
+        if not state.in_order(kind, tr.t, ts):
+            return
         offsets_ns.append(ts - recv_ns)
         state.trade_ts_ns.append(ts)
         state.trade_loc.append(loc)

@@ -37,6 +37,9 @@ class LoadSummary:
     skipped: Counter[str] = field(default_factory=Counter)
     unknown: Counter[str] = field(default_factory=Counter)
     other_symbols: int = 0
+    repeated: Counter[str] = field(default_factory=Counter)
+    """Messages dropped because their update or trade id is not after the previous one of their stream: a line
+    recorded twice, or out of order (Binance numbers each stream's messages in order)."""
     cut: list[str] = field(default_factory=list)
     """Where a file's end was cut short (an incomplete last line, a gzip stream without its end): used up to there."""
 
@@ -53,6 +56,9 @@ class LoadSummary:
             parts.append("skipped unknown streams " + ", ".join(f"{k} {v}" for k, v in sorted(self.unknown.items())))
         if self.other_symbols:
             parts.append(f"skipped {self.other_symbols} messages of other symbols")
+        if self.repeated:
+            parts.append("DROPPED repeated or out-of-order messages (id not after the previous) "
+                         + ", ".join(f"{k} {v}" for k, v in sorted(self.repeated.items())))
         parts.extend(f"CUT SHORT: {where}" for where in self.cut)
         return "; ".join(parts)
 
@@ -60,4 +66,4 @@ class LoadSummary:
         return {"symbol": self.symbol, "market": self.market, "files": self.files, "read": dict(self.read),
                 "depth_applied": self.depth_applied, "depth_gaps": self.depth_gaps,
                 "skipped": dict(self.skipped), "unknown": dict(self.unknown), "other_symbols": self.other_symbols,
-                "cut": list(self.cut)}
+                "repeated": dict(self.repeated), "cut": list(self.cut)}

@@ -255,8 +255,8 @@ def test_symbol_selection(tmp_path: Path) -> None:
     (3, '1700000000000000000 {"stream":"tstusdt@trade","data":{"E":1,"p":"1.0","m":true}}', "q"),
     (3, '1700000000000000000 {"stream":"tstusdt@trade","data":{"E":1,"p":"1e5","q":"1","m":true}}',
      "not an unsigned decimal"),
-    (3, '1700000000000000000 {"stream":"tstusdt@bookTicker","data":{"u":1,"b":"-1.0","B":"1","a":"2",'
-        '"A":"1","E":1}}', "not an unsigned decimal"),
+    (3, '1700000000000000000 {"stream":"tstusdt@bookTicker","data":{"u":3,"b":"-1.0","B":"1","a":"2",'
+        '"A":"1","E":1700000000003}}', "not an unsigned decimal"),
     (9, '1700000000000000000 {"stream":"tstusdt@depth@0ms","data":{"E":1700000000009,"U":113,"u":113,'
         '"pu":112,"b":[["1.2.3","1"]],"a":[]}}', "not an unsigned decimal"),
     (9, '1700000000000000000 {"stream":"tstusdt@depth@0ms","data":{"E":1700000000009,"U":113,"u":113,'

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from router_tuner.router.market.binance import MarketDataError, discover, load_binance, read_binance
-from tests.market.test_market_binance import _futures_stream, _write
+from tests.market.test_market_binance import T0_MS, _futures_stream, _ticker, _trade, _write
 
 
 def _plain(path: Path, messages: list[dict[str, object]]) -> Path:
@@ -59,3 +59,50 @@ def test_the_same_hours_in_two_files_are_refused_naming_both(tmp_path: Path) -> 
     shutil.copy(gz, tmp_path / "usdm_tstusdt_20240102.jsonl.gz")
     with pytest.raises(MarketDataError, match=r"usdm_tstusdt_2024010[12].jsonl.gz overlaps usdm_tstusdt_2024010[12]"):
         read_binance(discover(tmp_path)["usdm_tstusdt"])
+
+
+def test_a_stretch_recorded_twice_is_dropped_and_counted(tmp_path: Path) -> None:
+    """Lines repeated by a capture tool were replayed as more trades and quotes, and a repeated depth diff broke the
+    book until the next snapshot, with no word of why."""
+    msgs = _futures_stream()
+    whole = load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    (tmp_path / "twice").mkdir()
+    loaded = read_binance([_write(tmp_path / "twice" / "usdm_tstusdt_20240101.jsonl.gz", msgs[:7] + msgs[4:])])
+    for name in ("quote_ts_ns", "bid_px", "trade_ts_ns", "trade_qty", "depth_ts_ns", "depth_px", "depth_gap_ts_ns"):
+        assert getattr(loaded.tape, name).tolist() == getattr(whole, name).tolist(), name
+    assert dict(loaded.summary.repeated) == {"trade": 1, "depth": 1, "bookTicker": 1}
+    assert "DROPPED repeated or out-of-order messages (id not after the previous) bookTicker 1, depth 1, trade 1" in (
+        loaded.summary.describe())
+    assert loaded.summary.to_dict()["repeated"] == {"trade": 1, "depth": 1, "bookTicker": 1}
+
+
+def test_event_times_going_back_are_refused_naming_the_line(tmp_path: Path) -> None:
+    """New ids with event times an hour back (a capture spliced out of order) were sorted into place silently."""
+    late = _trade("tstusdt", 21 - 3_600_000, "100.2", "0.010", False)
+    late["data"]["t"] = 21   # type: ignore[index]  # a new trade id
+    msgs = [*_futures_stream(), _ticker("tstusdt", 20, "100.1", "100.2"), late]
+    path = _write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)
+    with pytest.raises(MarketDataError, match=r":10: trade event time goes back 3600.0 s here .* split the file"):
+        load_binance([path])
+
+
+@pytest.mark.parametrize(("bid", "ask"), [("100.3", "100.2"), ("100.2", "100.2")])
+def test_a_crossed_or_locked_quote_is_refused_naming_file_and_line(tmp_path: Path, bid: str, ask: str) -> None:
+    """It was refused as "loaded tape is invalid: TSTUSDT: crossed quote at index 2 (ts ...)": no file, no line."""
+    msgs = [*_futures_stream(), _ticker("tstusdt", 20, bid, ask), _ticker("tstusdt", 21, bid, ask)]
+    path = _write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)
+    with pytest.raises(MarketDataError, match=f"crossed quote, bid {bid} >= ask {ask} \\(2 such quotes in all\\)"
+                                              ".*cut the damaged stretch out") as err:
+        load_binance([path])
+    assert str(err.value).startswith(f"{path}:9: ")
+
+
+def test_hours_without_a_quote_are_refused_naming_where_the_recording_resumes(tmp_path: Path) -> None:
+    """A recorder down for five hours replayed as a frozen book: every policy's cost became the same 5.01 bps."""
+    quiet_ms = 5 * 3_600_000
+    msgs = [*_futures_stream(), _ticker("tstusdt", 20 + quiet_ms, "100.1", "100.2")]
+    path = _write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)
+    with pytest.raises(MarketDataError, match=r":9: no quote for 300.0 min before this one .* two data directories"):
+        load_binance([path])
+    ok = load_binance([_write(path, [*_futures_stream(), _ticker("tstusdt", 20 + 600_000, "100.1", "100.2")])])
+    assert int(ok.quote_ts_ns[-1]) == (T0_MS + 20 + 600_000) * 1_000_000   # ten quiet minutes are a market's
