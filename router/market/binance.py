@@ -14,7 +14,14 @@ rather than refused: it cannot change a book built from the streams above, and a
 stream should still load; a load that finds no ``bookTicker`` at all is refused, so a capture missing
 what the simulator needs never passes silently. :class:`router.market.summary.LoadSummary` says what was
 used and skipped per stream. Skipped streams never feed the clock-offset estimate, so a tape is the
-same with or without them.
+same with or without them. Lines are the combined-stream envelope ``{"stream": ..., "data": ...}`` or, as
+a single-stream connection records them, the bare payload (its stream named by ``e`` and ``s``; the reply
+to a SUBSCRIBE request is counted and skipped).
+
+What no capture of a live market holds is refused, naming file and line: a message of another symbol than
+the file's name, two files of the same hours, a stream's event time going back, a crossed or locked quote,
+more than 15 minutes without a quote. A message whose update or trade id is not after its stream's last
+(a line recorded twice) is dropped and counted.
 
 Times: every stream is timed by the exchange event time ``E`` (ms). Spot bookTicker and the spot REST
 snapshot carry no exchange time: they are timed by the local receive time plus the clock offset of that
@@ -70,6 +77,12 @@ class _Line(msgspec.Struct):
     asks: msgspec.Raw = msgspec.Raw(b"")
     E: int | None = None
     symbol: str | None = None
+    # a stream's payload recorded without the envelope (a single-stream connection, or SUBSCRIBE on /ws)
+    e: str | None = None
+    s: str | None = None
+    u: int | None = None
+    A: str | None = None
+    id: int | str | None = None  # the reply to a SUBSCRIBE request
 
 
 class _BookTicker(msgspec.Struct):
@@ -633,8 +646,14 @@ def _read_file(path: Path, state: _LoadState) -> None:
                 if msg.E is None:
                     local_snapshots.append(snap)
                 state.on_snapshot(snap)
+            elif (kind := _payload_kind(msg)) is not None:
+                stream = f"{msg.s.lower()}@{kind}" if msg.s else f"!{kind}@arr"
+                _on_stream(stream, msgspec.Raw(payload), recv_ns, state, offsets_ns, loc)
+            elif msg.id is not None:
+                state.summary.skipped["subscription reply"] += 1
             else:
-                raise ValueError("neither a combined-stream envelope nor a depth snapshot")
+                raise ValueError('neither a combined-stream envelope {"stream": ..., "data": ...}, a stream\'s '
+                                 'payload (with its "e" and "s") nor a depth snapshot')
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             if isinstance(exc, MarketDataError):
                 raise
@@ -644,6 +663,21 @@ def _read_file(path: Path, state: _LoadState) -> None:
             raise MarketDataError(f"{path}:{lineno}: {exc}") from exc
     state.file_spans.append((first_recv_ns, last_recv_ns))
     _apply_clock_offset(path, state, offsets_ns, local_snapshots)
+
+
+_PAYLOAD_KINDS = {"bookTicker": "bookTicker", "depthUpdate": "depth", "trade": "trade", "aggTrade": "aggTrade",
+                  "markPriceUpdate": "markPrice", "forceOrder": "forceOrder"}
+"""A payload's event type ``e`` -> the name of its stream (``btcusdt@<name>``)."""
+
+
+def _payload_kind(msg: _Line) -> str | None:
+    """The stream of a payload recorded without the combined-stream envelope, or None when the line is not one: its
+    ``e`` names it (an unknown ``e`` is its own, unknown, stream); spot ``bookTicker`` has no ``e`` but its fields."""
+    if msg.e is not None:
+        return _PAYLOAD_KINDS.get(msg.e, msg.e)
+    if msg.s is not None and msg.u is not None and msg.A is not None:
+        return "bookTicker"
+    return None
 
 
 def _apply_clock_offset(path: Path, state: _LoadState, offsets_ns: list[int],

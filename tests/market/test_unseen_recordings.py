@@ -106,3 +106,24 @@ def test_hours_without_a_quote_are_refused_naming_where_the_recording_resumes(tm
         load_binance([path])
     ok = load_binance([_write(path, [*_futures_stream(), _ticker("tstusdt", 20 + 600_000, "100.1", "100.2")])])
     assert int(ok.quote_ts_ns[-1]) == (T0_MS + 20 + 600_000) * 1_000_000   # ten quiet minutes are a market's
+
+
+def test_payloads_recorded_without_the_envelope_load_like_the_combined_stream(tmp_path: Path) -> None:
+    """A capture from a single-stream connection (or SUBSCRIBE on /ws) holds each payload bare, plus the reply to the
+    subscription; it was refused at line 1 ("neither a combined-stream envelope nor a depth snapshot")."""
+    from tests.market.test_market_binance import _diff, _snapshot
+    from tests.market.test_market_binance import _ticker as ticker
+
+    for market, msgs in (("usdm", _futures_stream()),
+                         ("spot", [ticker("tstusdt", 1, "10.00", "10.01", exchange_time=False),
+                                   _snapshot(3, 50, [["10.00", "2.0"]], [["10.01", "3.0"]], exchange_time=False),
+                                   _diff("tstusdt", 4, 51, 52, None, [["9.99", "1.5"]], []),
+                                   _trade("tstusdt", 6, "10.01", "0.5", True)])):
+        (tmp_path / market).mkdir()
+        whole = load_binance([_write(tmp_path / market / f"{market}_tstusdt_20240101.jsonl.gz", msgs)])
+        bare = [{"_recv_ms": T0_MS, "result": None, "id": 1}]
+        bare += [{"_recv_ms": m["_recv_ms"], **m["data"]} if "data" in m else m for m in msgs]  # type: ignore[dict-item]
+        loaded = read_binance([_write(tmp_path / f"{market}_tstusdt_20240101.jsonl.gz", bare)])
+        for name in ("quote_ts_ns", "bid_px", "ask_qty", "trade_ts_ns", "trade_px", "depth_ts_ns", "depth_px"):
+            assert getattr(loaded.tape, name).tolist() == getattr(whole, name).tolist(), (market, name)
+        assert loaded.summary.skipped == {"subscription reply": 1}
