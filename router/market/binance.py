@@ -111,6 +111,14 @@ class _Trade(msgspec.Struct):
     t: int | None = None  # trade id: increases from one trade to the next
 
 
+class _AggTrade(msgspec.Struct):
+    E: int
+    p: str
+    q: str
+    m: bool
+    a: int | None = None  # aggregate trade id: increases from one to the next
+
+
 class _MarkPrice(msgspec.Struct):
     E: int
     p: str
@@ -133,6 +141,7 @@ class _ForceOrder(msgspec.Struct):
 
 _LINE = msgspec.json.Decoder(_Line)
 _MARK_PRICE = msgspec.json.Decoder(_MarkPrice)
+_AGG_TRADE = msgspec.json.Decoder(_AggTrade)
 _TIMED = msgspec.json.Decoder(_Timed)
 _FORCE_ORDER = msgspec.json.Decoder(_ForceOrder)
 _BOOK_TICKER = msgspec.json.Decoder(_BookTicker)
@@ -322,6 +331,8 @@ class _LoadState:
     trade_px: list[str] = field(default_factory=list)
     trade_qty: list[str] = field(default_factory=list)
     trade_buyer_maker: list[bool] = field(default_factory=list)
+    agg_trades: list[tuple[int, _AggTrade, int]] = field(default_factory=list)  # (ts, aggTrade, loc): the trades
+    agg_offsets_ns: list[int] = field(default_factory=list)   # this file's aggTrade clock offsets
     mark_loc: list[int] = field(default_factory=list)
     mark_ts_ns: list[int] = field(default_factory=list)
     mark_px: list[str] = field(default_factory=list)
@@ -428,10 +439,25 @@ class _LoadState:
         self.depth_synced, self.depth_awaiting_first = False, False
         self.depth_pending = [msg]
 
+    def trades_from_agg_trades(self) -> None:
+        """A capture of ``aggTrade`` without ``trade`` (as many tools record) has its trades in the aggregates: one
+        per taker order and price, which is what a resting order meets. Used only then."""
+        if self.trade_ts_ns or not self.agg_trades:
+            return
+        self.summary.read["aggTrade"] = self.summary.skipped.pop("aggTrade")
+        for ts, agg, loc in self.agg_trades:
+            if self.in_order("aggTrade", agg.a, ts):
+                self.trade_ts_ns.append(ts)
+                self.trade_loc.append(loc)
+                self.trade_px.append(agg.p)
+                self.trade_qty.append(agg.q)
+                self.trade_buyer_maker.append(agg.m)
+
     # build ------------------------------------------------------------------------------------------
     def build(self) -> MarketTape:
         if self.symbol is None:
             raise MarketDataError("no market messages found in the given files")
+        self.trades_from_agg_trades()
         if not self.quote_ts_ns:
             raise MarketDataError(f"no bookTicker messages for {self.symbol} in {', '.join(map(str, self.files))}: "
                                   f"the simulator needs level-1 quotes ({self.summarise().describe()})")
@@ -620,6 +646,7 @@ def _read_file(path: Path, state: _LoadState) -> None:
     local_snapshots: list[_DepthMsg] = []
     state.file_quote_start = len(state.quote_ts_ns)
     state.file_symbol = _symbol_of(path)
+    state.agg_offsets_ns = []
     file_loc = len(state.files) << 32
     state.files.append(path)
     first_recv_ns = last_recv_ns = -1
@@ -687,8 +714,10 @@ def _apply_clock_offset(path: Path, state: _LoadState, offsets_ns: list[int],
                     if state.quote_ts_ns[i] < 0]
     if not local_quotes and not local_snapshots:
         return
+    offsets_ns = offsets_ns or state.agg_offsets_ns   # aggregate trades time the quotes only when nothing else can
     if not offsets_ns:
-        raise MarketDataError(f"{path}: no message with an exchange time to estimate the clock offset from")
+        raise MarketDataError(f"{path}: no message with an exchange time to estimate the clock offset from (spot "
+                              "bookTicker has none): record the trade or depth stream beside it")
     offset_ns = int(np.median(np.array(offsets_ns, dtype=np.int64)))
     for i in local_quotes:
         state.quote_ts_ns[i] = state.quote_recv_ns[i] + offset_ns
@@ -704,6 +733,12 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         _on_all_market(stream, sym[1:], data, state)
         return
     if not state.check_symbol(sym.upper()):
+        return
+    if kind == "aggTrade":   # skipped, unless the load has no trade stream (see _LoadState.trades_from_agg_trades)
+        agg = _AGG_TRADE.decode(data)
+        state.agg_trades.append((agg.E * 1_000_000, agg, loc))
+        state.agg_offsets_ns.append(agg.E * 1_000_000 - recv_ns)
+        state.summary.skipped[kind] += 1
         return
     if kind in KNOWN_SKIPPED_STREAMS:
         (_FORCE_ORDER if kind == "forceOrder" else _TIMED).decode(data)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-USED_STREAMS = ("bookTicker", "depth", "snapshot", "trade", "markPrice")
-"""Streams the tape is built from (``snapshot`` is the REST depth snapshot line)."""
+USED_STREAMS = ("bookTicker", "depth", "snapshot", "trade", "aggTrade", "markPrice")
+"""Streams the tape is built from (``snapshot`` is the REST depth snapshot line; ``aggTrade`` only without
+``trade``)."""
 KNOWN_SKIPPED_STREAMS = ("aggTrade", "forceOrder")
 """Documented Binance streams the simulator does not need: counted and skipped, never an error."""
 
@@ -46,7 +47,8 @@ class LoadSummary:
     def describe(self) -> str:
         """One line: ``usdm BTCUSDT, 1 file: used bookTicker 66089, ...; skipped aggTrade 900``."""
         used = ", ".join(f"{name} {self.read[name]}" + (
-            f" ({self.depth_applied} applied, {self.depth_gaps} gaps)" if name == "depth" else "")
+            f" ({self.depth_applied} applied, {self.depth_gaps} gaps)" if name == "depth" else
+            " (as the trades: no trade stream)" if name == "aggTrade" else "")
             for name in USED_STREAMS if self.read[name])
         parts = [f"{self.market} {self.symbol}, {self.files} file{'s' if self.files != 1 else ''}: "
                  f"used {used or 'nothing'}"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from router_tuner.router.market.binance import MarketDataError, discover, load_binance, read_binance
-from tests.market.test_market_binance import T0_MS, _futures_stream, _ticker, _trade, _write
+from tests.market.test_market_binance import T0_MS, _diff, _futures_stream, _snapshot, _ticker, _trade, _write
 
 
 def _plain(path: Path, messages: list[dict[str, object]]) -> Path:
@@ -111,11 +111,8 @@ def test_hours_without_a_quote_are_refused_naming_where_the_recording_resumes(tm
 def test_payloads_recorded_without_the_envelope_load_like_the_combined_stream(tmp_path: Path) -> None:
     """A capture from a single-stream connection (or SUBSCRIBE on /ws) holds each payload bare, plus the reply to the
     subscription; it was refused at line 1 ("neither a combined-stream envelope nor a depth snapshot")."""
-    from tests.market.test_market_binance import _diff, _snapshot
-    from tests.market.test_market_binance import _ticker as ticker
-
     for market, msgs in (("usdm", _futures_stream()),
-                         ("spot", [ticker("tstusdt", 1, "10.00", "10.01", exchange_time=False),
+                         ("spot", [_ticker("tstusdt", 1, "10.00", "10.01", exchange_time=False),
                                    _snapshot(3, 50, [["10.00", "2.0"]], [["10.01", "3.0"]], exchange_time=False),
                                    _diff("tstusdt", 4, 51, 52, None, [["9.99", "1.5"]], []),
                                    _trade("tstusdt", 6, "10.01", "0.5", True)])):
@@ -127,3 +124,28 @@ def test_payloads_recorded_without_the_envelope_load_like_the_combined_stream(tm
         for name in ("quote_ts_ns", "bid_px", "ask_qty", "trade_ts_ns", "trade_px", "depth_ts_ns", "depth_px"):
             assert getattr(loaded.tape, name).tolist() == getattr(whole, name).tolist(), (market, name)
         assert loaded.summary.skipped == {"subscription reply": 1}
+
+
+def test_a_capture_of_aggregate_trades_without_trades_replays_them_as_the_trades(tmp_path: Path) -> None:
+    """aggTrade was always skipped: a capture with it instead of trade replayed a market without a single trade
+    (no maker order ever filled by one), the summary saying only "skipped aggTrade"."""
+    def agg(msg: dict[str, object]) -> dict[str, object]:
+        data = dict(msg["data"])  # type: ignore[call-overload]
+        data.update(e="aggTrade", a=data["t"], f=data["t"], l=data.pop("t"))
+        return {**msg, "stream": "tstusdt@aggTrade", "data": data}
+
+    trades = [_trade("tstusdt", 10 + k, f"100.{k % 3}", "0.010", k % 2 == 0) for k in range(4)]
+    whole = load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", _futures_stream() + trades)])
+    (tmp_path / "agg").mkdir()
+    msgs = [m if "trade" not in str(m.get("stream")) else agg(m)
+            for m in [*_futures_stream(), *trades, trades[-1]]]   # the last one recorded twice
+    loaded = read_binance([_write(tmp_path / "agg" / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    for name in ("trade_ts_ns", "trade_px", "trade_qty", "trade_buyer_maker", "bid_px", "depth_px"):
+        assert getattr(loaded.tape, name).tolist() == getattr(whole, name).tolist(), name
+    assert "aggTrade 6 (as the trades: no trade stream)" in loaded.summary.describe()
+    assert loaded.summary.repeated == {"aggTrade": 1} and "aggTrade" not in loaded.summary.skipped
+    # spot: quotes without an exchange time are timed by the aggregates when nothing else carries one
+    spot = [_ticker("tstusdt", 1, "10.00", "10.01", exchange_time=False),
+            agg(_trade("tstusdt", 2, "10.01", "0.5", True))]
+    tape = load_binance([_write(tmp_path / "spot_tstusdt_20240101.jsonl.gz", spot)])
+    assert tape.quote_ts_ns.tolist() == [(T0_MS + 1) * 1_000_000] and tape.trade_px.tolist() == [1001]
