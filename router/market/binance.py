@@ -479,8 +479,10 @@ class _LoadState:
         depth_px = self._parse(strings[0::2], depth_loc)
         depth_qty = self._parse(strings[1::2], depth_loc)
         price_cols, price_scale, tick = rescale_decimals([quote_px, trade_px, depth_px], "price", self.symbol)
-        self._check_quotes(price_cols[0][0::2], price_cols[0][1::2])
         qty_cols, qty_scale, _ = rescale_decimals([quote_qty, trade_qty, depth_qty], "size", self.symbol)
+        self._check_quotes(price_cols[0][0::2], price_cols[0][1::2], qty_cols[0][0::2], qty_cols[0][1::2])
+        self._check_prices(price_cols[1], "trade", lambda i: self.trade_loc[i])
+        self._check_prices(price_cols[2], "depth", depth_loc)
 
         quote_ts = np.array(self.quote_ts_ns, dtype=np.int64)
         q_order = np.argsort(quote_ts, kind="stable")
@@ -505,9 +507,18 @@ class _LoadState:
         except ValueError as exc:
             raise MarketDataError(f"loaded tape is invalid: {exc}") from exc
 
-    def _check_quotes(self, bid: np.ndarray, ask: np.ndarray) -> None:
-        """Quotes that no market shows, named by file and line: a crossed or locked touch, and a silence longer than
-        any market's (replayed, it would be a frozen book that every order of those hours meets)."""
+    def _check_quotes(self, bid: np.ndarray, ask: np.ndarray, bid_qty: np.ndarray, ask_qty: np.ndarray) -> None:
+        """Quotes that no market shows, named by file and line: a side without price or size, a crossed or locked
+        touch, and a silence longer than any market's (replayed, it would be a frozen book that every order of those
+        hours meets)."""
+        empty = np.flatnonzero((bid == 0) | (ask == 0) | (bid_qty == 0) | (ask_qty == 0))
+        if len(empty):
+            i = int(empty[0])
+            raise MarketDataError(
+                f"{self.where(self.quote_loc[i])}: quote with an empty side, bid {self.quote_qty[2 * i]} at "
+                f"{self.quote_px[2 * i]}, ask {self.quote_qty[2 * i + 1]} at {self.quote_px[2 * i + 1]} ({len(empty)} "
+                "such quotes in all): there is no touch to trade at; cut that stretch out of the file or move the file "
+                "out of the data directory")
         crossed = np.flatnonzero(bid >= ask)
         if len(crossed):
             i = int(crossed[0])
@@ -525,6 +536,12 @@ class _LoadState:
                 f"this one (more than {_MAX_QUIET_NS // 60_000_000_000} min: the recorder stopped, or recordings of "
                 "different hours meet here); replayed, it would be a frozen market. Put the parts before and after "
                 "in two data directories and simulate each")
+
+    def _check_prices(self, px: np.ndarray, what: str, loc_of: Callable[[int], int]) -> None:
+        zero = np.flatnonzero(px == 0)
+        if len(zero):
+            raise MarketDataError(f"{self.where(loc_of(int(zero[0])))}: {what} at price 0 ({len(zero)} in all): no "
+                                  "market trades or quotes there; the capture is damaged")
 
     def _marks(self) -> dict[str, np.ndarray]:
         """Mark prices in time order, as floats in price units (exact digits checked, off-tick allowed)."""
