@@ -54,3 +54,13 @@ def test_bare_payloads_simulate_like_the_combined_stream(tmp_path: Path, capsys:
         results.append(out["symbols"]["BTCUSDT"])
     assert results[0]["policies"] == results[1]["policies"]
     assert results[1]["data"]["read"] == {"bookTicker": 1200, "trade": 60, "snapshot": 1}
+
+
+def test_a_folder_of_misnamed_recordings_says_how_files_are_named(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """It said only "no recorded Binance files in DIR: check the path", of a folder full of them."""
+    path = _minute(tmp_path / "data")
+    path.rename(tmp_path / "data" / "usdm_btcusdt_2024-08-09.jsonl.gz")
+    line = one_line_failure(_simulate(tmp_path / "data", tmp_path), capsys, BAD_INPUT)
+    assert ("(named <usdm|spot|cm>_<symbol>_<YYYYMMDD>.jsonl[.gz], e.g. usdm_btcusdt_20240808.jsonl.gz; it holds 1 "
+            "other file(s), e.g. usdm_btcusdt_2024-08-09.jsonl.gz)") in line
