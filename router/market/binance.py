@@ -25,7 +25,8 @@ more than 15 minutes without a quote. A message whose update or trade id is not 
 
 Times: every stream is timed by the exchange event time ``E`` (ms). Spot bookTicker and the spot REST
 snapshot carry no exchange time: they are timed by the local receive time plus the clock offset of that
-file, estimated as the median of ``E - local receive`` over the file's messages that have ``E``.
+file, estimated as the median of ``E - local receive`` over the file's messages that have ``E``; a local
+clock that jumps within the file (the offset of a block of messages moving more than a second) is refused.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ _FILE_RE = re.compile(r"^(?P<market>usdm|spot|cm)_(?P<symbol>[a-z0-9_]+?)_(?P<da
                       re.IGNORECASE)  # USDM_BTCUSDT_20240808.JSONL.GZ is the same file to a person
 _FUTURES_MARKETS = frozenset({"usdm", "cm"})
 _MAX_QUIET_NS = 15 * 60 * 1_000_000_000  # no quote for longer: the recorder stopped, it is no market's quiet spell
+_MAX_CLOCK_STEP_NS = 1_000_000_000  # the local clock moving further against the exchange's within a file: a jump
+_CLOCK_BLOCK = 500  # messages whose median offset is compared with the first block's
 _MAX_TIME_BACK_NS = 1_000_000_000  # a stream's event time going back further: lines spliced out of order
 _MAX_DIGITS = 18  # every 18-digit decimal fits int64
 _READ_BLOCK_BYTES = 1 << 22  # I/O block size; affects speed only
@@ -332,7 +335,7 @@ class _LoadState:
     trade_qty: list[str] = field(default_factory=list)
     trade_buyer_maker: list[bool] = field(default_factory=list)
     agg_trades: list[tuple[int, _AggTrade, int]] = field(default_factory=list)  # (ts, aggTrade, loc): the trades
-    agg_offsets_ns: list[int] = field(default_factory=list)   # this file's aggTrade clock offsets
+    agg_offsets_ns: list[tuple[int, int]] = field(default_factory=list)   # this file's aggTrade (offset, loc)
     mark_loc: list[int] = field(default_factory=list)
     mark_ts_ns: list[int] = field(default_factory=list)
     mark_px: list[str] = field(default_factory=list)
@@ -659,7 +662,7 @@ def _gunzip(fh: IO[bytes]) -> Iterator[bytes]:
 
 
 def _read_file(path: Path, state: _LoadState) -> None:
-    offsets_ns: list[int] = []
+    offsets_ns: list[tuple[int, int]] = []   # (exchange time - receive time, loc) of this file's timed messages
     local_snapshots: list[_DepthMsg] = []
     state.file_quote_start = len(state.quote_ts_ns)
     state.file_symbol = _symbol_of(path)
@@ -724,7 +727,7 @@ def _payload_kind(msg: _Line) -> str | None:
     return None
 
 
-def _apply_clock_offset(path: Path, state: _LoadState, offsets_ns: list[int],
+def _apply_clock_offset(path: Path, state: _LoadState, offsets_ns: list[tuple[int, int]],
                         local_snapshots: list[_DepthMsg]) -> None:
     """Time this file's local-clock messages on the exchange clock (see module docstring)."""
     local_quotes = [i for i in range(state.file_quote_start, len(state.quote_ts_ns))
@@ -735,15 +738,33 @@ def _apply_clock_offset(path: Path, state: _LoadState, offsets_ns: list[int],
     if not offsets_ns:
         raise MarketDataError(f"{path}: no message with an exchange time to estimate the clock offset from (spot "
                               "bookTicker has none): record the trade or depth stream beside it")
-    offset_ns = int(np.median(np.array(offsets_ns, dtype=np.int64)))
+    offsets = np.array(offsets_ns, dtype=np.int64)
+    _check_local_clock(state, offsets)
+    offset_ns = int(np.median(offsets[:, 0]))
     for i in local_quotes:
         state.quote_ts_ns[i] = state.quote_recv_ns[i] + offset_ns
     for snap in local_snapshots:
         snap.ts_ns += offset_ns
 
 
+def _check_local_clock(state: _LoadState, offsets: np.ndarray) -> None:
+    """One offset per file times its local-clock messages: refused when the local clock jumps against the exchange's
+    within the file (a clock stepped by hand or by NTP), which would misplace the quotes on one side of the jump.
+    Compared over blocks of messages, whose medians ignore a message delivered late."""
+    blocks = np.array_split(offsets, max(1, len(offsets) // _CLOCK_BLOCK))
+    medians = np.array([np.median(block[:, 0]) for block in blocks])
+    moved = np.flatnonzero(np.abs(medians - medians[0]) > _MAX_CLOCK_STEP_NS)
+    if len(moved):
+        k = int(moved[0])
+        step_s = (medians[0] - medians[k]) / 1e9   # the offset is exchange minus local time
+        raise MarketDataError(
+            f"{state.where(int(blocks[k][0, 1]))}: the local receive clock moved {step_s:+.1f} s against the "
+            "exchange's around here; local-clock messages (spot bookTicker) are timed by one offset per "
+            "file and would be misplaced: split the file at the jump")
+
+
 def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
-               offsets_ns: list[int], loc: int) -> None:
+               offsets_ns: list[tuple[int, int]], loc: int) -> None:
     sym, _, kind_full = stream.partition("@")
     kind = kind_full.partition("@")[0]
     if sym.startswith("!"):
@@ -754,7 +775,7 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
     if kind == "aggTrade":   # skipped, unless the load has no trade stream (see _LoadState.trades_from_agg_trades)
         agg = _AGG_TRADE.decode(data)
         state.agg_trades.append((agg.E * 1_000_000, agg, loc))
-        state.agg_offsets_ns.append(agg.E * 1_000_000 - recv_ns)
+        state.agg_offsets_ns.append((agg.E * 1_000_000 - recv_ns, loc))
         state.summary.skipped[kind] += 1
         return
     if kind in KNOWN_SKIPPED_STREAMS:
@@ -780,7 +801,7 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
             state.quote_ts_ns.append(-1)
         else:
             ts = bt.E * 1_000_000
-            offsets_ns.append(ts - recv_ns)
+            offsets_ns.append((ts - recv_ns, loc))
             state.quote_ts_ns.append(ts)
         state.quote_px += (bt.b, bt.a)
         state.quote_qty += (bt.B, bt.A)
@@ -789,7 +810,7 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         ts = tr.E * 1_000_000
         if not state.in_order(kind, tr.t, ts):
             return
-        offsets_ns.append(ts - recv_ns)
+        offsets_ns.append((ts - recv_ns, loc))
         state.trade_ts_ns.append(ts)
         state.trade_loc.append(loc)
         state.trade_px.append(tr.p)
@@ -800,7 +821,7 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         if state.futures and du.pu is None:
             raise ValueError("futures depthUpdate without 'pu'")
         ts = du.E * 1_000_000
-        offsets_ns.append(ts - recv_ns)
+        offsets_ns.append((ts - recv_ns, loc))
         state.on_diff(_DepthMsg(ts_ns=ts, first_id=du.U, last_id=du.u, prev_last_id=du.pu, bids=bytes(du.b),
                                 asks=bytes(du.a), is_snapshot=False, loc=loc))
 

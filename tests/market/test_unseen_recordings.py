@@ -7,6 +7,7 @@ the file (and line) and what to do; never loaded silently wrong.
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 from pathlib import Path
 
@@ -149,3 +150,23 @@ def test_a_capture_of_aggregate_trades_without_trades_replays_them_as_the_trades
             agg(_trade("tstusdt", 2, "10.01", "0.5", True))]
     tape = load_binance([_write(tmp_path / "spot_tstusdt_20240101.jsonl.gz", spot)])
     assert tape.quote_ts_ns.tolist() == [(T0_MS + 1) * 1_000_000] and tape.trade_px.tolist() == [1001]
+
+
+@pytest.mark.parametrize("step_s", [30, -3600])
+def test_a_local_clock_that_jumps_within_a_spot_file_is_refused_near_the_jump(tmp_path: Path, step_s: int) -> None:
+    """Spot bookTicker is timed by the local clock plus the file's median offset: a clock stepped 30 s within the file
+    misplaced half its quotes by 30 s against the trades, silently (an hour's step was refused as an hour without a
+    quote)."""
+    msgs = []
+    for k in range(2000):
+        msgs.append(_ticker("tstusdt", 10 * k, "10.00", "10.01", exchange_time=False))
+        msgs.append(_trade("tstusdt", 10 * k + 5, "10.01", "0.5", True))
+        if k >= 1000:   # the local receive clock steps: every later line is received step_s later
+            msgs[-2]["_recv_ms"] += step_s * 1000   # type: ignore[operator]
+            msgs[-1]["_recv_ms"] += step_s * 1000   # type: ignore[operator]
+    path = _write(tmp_path / "spot_tstusdt_20240101.jsonl.gz", msgs)
+    expected = re.escape(f"the local receive clock moved {step_s:+.1f} s against the exchange's around here")
+    with pytest.raises(MarketDataError, match=expected + ".* split the file at the jump") as err:
+        load_binance([path])
+    line = int(str(err.value).split(":")[1])
+    assert 2001 <= line <= 2001 + 2 * 500   # within a block of the jump
