@@ -16,7 +16,8 @@ what the simulator needs never passes silently. :class:`router.market.summary.Lo
 used and skipped per stream. Skipped streams never feed the clock-offset estimate, so a tape is the
 same with or without them. Lines are the combined-stream envelope ``{"stream": ..., "data": ...}`` or, as
 a single-stream connection records them, the bare payload (its stream named by ``e`` and ``s``; the reply
-to a SUBSCRIBE request is counted and skipped).
+to a SUBSCRIBE request is counted and skipped). Receive times are ns since the epoch, or another tool's us, ms
+or s, told apart by their number of digits (one unit per file, named in the summary).
 
 What no capture of a live market holds is refused, naming file and line: a message of another symbol than
 the file's name, two files of the same hours, a stream's event time going back, a crossed or locked quote,
@@ -258,7 +259,8 @@ def _damage_named(path: Path) -> Iterator[None]:
 
 def _first_recv_ns(path: Path) -> int:
     for lineno, line, _ in _lines(path, LoadSummary()):   # a cut is reported by the read itself
-        return _recv_ns(line.partition(b" ")[0], path, lineno)
+        value = _recv_ns(line.partition(b" ")[0], path, lineno)
+        return value * _recv_unit(value, path, lineno)[0]
     raise MarketDataError(f"{path}: file is empty")
 
 
@@ -266,6 +268,20 @@ def _recv_ns(raw: bytes, path: Path, lineno: int) -> int:
     if not raw.isdigit():
         raise MarketDataError(f"{path}:{lineno}: line must start with '<receive time ns> ', got {raw[:40]!r}")
     return int(raw)
+
+
+_RECV_UNITS = ((10**17, 1, "ns"), (10**14, 1_000, "us"), (10**11, 1_000_000, "ms"), (10**8, 1_000_000_000, "s"))
+"""Since the epoch, each unit's times from 1973 to 2255 have their own number of digits: a file's unit is read from
+its first line (other capture tools write ms or us)."""
+_MAX_NS = 9 * 10**18  # 2255: later times do not fit the tape's int64 nanoseconds
+
+
+def _recv_unit(value: int, path: Path, lineno: int) -> tuple[int, str, int, int]:
+    """(ns per unit, its name, and the range of values in it) of a receive time."""
+    for floor, scale, name in _RECV_UNITS:
+        if floor <= value < min(floor * 1000, _MAX_NS // scale):
+            return scale, name, floor, min(floor * 1000, _MAX_NS // scale)
+    raise MarketDataError(f"{path}:{lineno}: receive time {value} is not a time since the epoch in ns, us, ms or s")
 
 
 class BadDecimalError(ValueError):
@@ -670,10 +686,19 @@ def _read_file(path: Path, state: _LoadState) -> None:
     file_loc = len(state.files) << 32
     state.files.append(path)
     first_recv_ns = last_recv_ns = -1
+    ns_per_unit, unit, low, high = 0, "", 0, 0
     for lineno, line, ended in _lines(path, state.summary):
         loc = file_loc | lineno
         raw_ts, _, payload = line.partition(b" ")
         recv_ns = _recv_ns(raw_ts, path, lineno)
+        if not low <= recv_ns < high:
+            if ns_per_unit:
+                raise MarketDataError(f"{path}:{lineno}: receive time {recv_ns} is not in {unit}, as the file's "
+                                      "first line: a file's receive times are in one unit")
+            ns_per_unit, unit, low, high = _recv_unit(recv_ns, path, lineno)
+            if unit != "ns":
+                state.summary.recv_units[path.name] = unit
+        recv_ns *= ns_per_unit
         first_recv_ns = recv_ns if first_recv_ns < 0 else first_recv_ns
         last_recv_ns = max(last_recv_ns, recv_ns)
         try:

@@ -41,6 +41,8 @@ class LoadSummary:
     repeated: Counter[str] = field(default_factory=Counter)
     """Messages dropped because their update or trade id is not after the previous one of their stream: a line
     recorded twice, or out of order (Binance numbers each stream's messages in order)."""
+    recv_units: dict[str, str] = field(default_factory=dict)
+    """Files whose receive times are not in ns (another capture tool's ms or us), by name: read in that unit."""
     cut: list[str] = field(default_factory=list)
     """Where a file's end was cut short (an incomplete last line, a gzip stream without its end): used up to there."""
 
@@ -61,6 +63,7 @@ class LoadSummary:
         if self.repeated:
             parts.append("DROPPED repeated or out-of-order messages (id not after the previous) "
                          + ", ".join(f"{k} {v}" for k, v in sorted(self.repeated.items())))
+        parts.extend(f"receive times in {unit}: {name}" for name, unit in sorted(self.recv_units.items()))
         parts.extend(f"CUT SHORT: {where}" for where in self.cut)
         return "; ".join(parts)
 
@@ -68,4 +71,4 @@ class LoadSummary:
         return {"symbol": self.symbol, "market": self.market, "files": self.files, "read": dict(self.read),
                 "depth_applied": self.depth_applied, "depth_gaps": self.depth_gaps,
                 "skipped": dict(self.skipped), "unknown": dict(self.unknown), "other_symbols": self.other_symbols,
-                "repeated": dict(self.repeated), "cut": list(self.cut)}
+                "repeated": dict(self.repeated), "recv_units": dict(self.recv_units), "cut": list(self.cut)}

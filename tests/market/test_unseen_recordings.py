@@ -170,3 +170,44 @@ def test_a_local_clock_that_jumps_within_a_spot_file_is_refused_near_the_jump(tm
         load_binance([path])
     line = int(str(err.value).split(":")[1])
     assert 2001 <= line <= 2001 + 2 * 500   # within a block of the jump
+
+
+def _recv_in(path: Path, divisor: int) -> Path:
+    """The file rewritten with its receive times divided by ``divisor`` (1_000_000: ms)."""
+    with gzip.open(path, "rt") as fh:
+        lines = [line.split(" ", 1) for line in fh.read().splitlines()]
+    with gzip.open(path, "wt") as fh:
+        fh.write("".join(f"{int(ts) // divisor} {rest}\n" for ts, rest in lines))
+    return path
+
+
+@pytest.mark.parametrize(("divisor", "unit"), [(1_000, "us"), (1_000_000, "ms")])
+def test_receive_times_in_ms_or_us_are_read_in_their_unit(tmp_path: Path, divisor: int, unit: str) -> None:
+    """Another tool's millisecond receive times made a spot file's local clock seem to drift (its quotes timed
+    1e6 times too close together, or refused as a clock jump)."""
+    spot = [_ticker("tstusdt", 10 * k, "10.00", "10.01", exchange_time=False) for k in range(100)]
+    spot += [_trade("tstusdt", 10 * k + 5, "10.01", "0.5", True) for k in range(100)]
+    spot.sort(key=lambda m: m["_recv_ms"])  # type: ignore[arg-type, return-value]
+    whole = load_binance([_write(tmp_path / "spot_tstusdt_20240101.jsonl.gz", spot)])
+    (tmp_path / unit).mkdir()
+    loaded = read_binance([_recv_in(_write(tmp_path / unit / "spot_tstusdt_20240101.jsonl.gz", spot), divisor)])
+    assert loaded.tape.quote_ts_ns.tolist() == whole.quote_ts_ns.tolist()   # whole ms here
+    assert loaded.summary.recv_units == {"spot_tstusdt_20240101.jsonl.gz": unit}
+    assert f"receive times in {unit}: spot_tstusdt_20240101.jsonl.gz" in loaded.summary.describe()
+
+
+def test_receive_times_in_two_units_or_past_2255_are_refused(tmp_path: Path) -> None:
+    msgs = _futures_stream()
+    path = _write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)
+    with gzip.open(path, "rt") as fh:
+        lines = fh.read().splitlines()
+    for bad, message in ((str(int(lines[3].split(" ")[0]) // 1_000_000), "is not in ns, as the file's first line"),
+                         ("9300000000000000000", "is not in ns, as the file's first line")):
+        with gzip.open(path, "wt") as fh:
+            fh.write("\n".join([*lines[:3], f"{bad} {lines[3].split(' ', 1)[1]}", *lines[4:]]) + "\n")
+        with pytest.raises(MarketDataError, match=f":4: receive time {bad} {message}"):
+            load_binance([path])
+    with gzip.open(path, "wt") as fh:
+        fh.write(f"9300000000000000000 {lines[0].split(' ', 1)[1]}\n")
+    with pytest.raises(MarketDataError, match=":1: receive time 9300000000000000000 is not a time since the epoch"):
+        load_binance([path])
