@@ -22,7 +22,8 @@ or s, told apart by their number of digits (one unit per file, named in the summ
 What no capture of a live market holds is refused, naming file and line: a message of another symbol than
 the file's name, two files of the same hours, a stream's event time going back, a crossed or locked quote,
 more than 15 minutes without a quote. A message whose update or trade id is not after its stream's last
-(a line recorded twice) is dropped and counted.
+(a line recorded twice) is dropped and counted. A depth book that stops while the quotes go on (a snapshot
+without its diff stream) is unknown from the first quote it missed: a gap, counted as such.
 
 Times: every stream is timed by the exchange event time ``E`` (ms). Spot bookTicker and the spot REST
 snapshot carry no exchange time: they are timed by the local receive time plus the clock offset of that
@@ -59,6 +60,7 @@ _FUTURES_MARKETS = frozenset({"usdm", "cm"})
 _MAX_QUIET_NS = 15 * 60 * 1_000_000_000  # no quote for longer: the recorder stopped, it is no market's quiet spell
 _MAX_CLOCK_STEP_NS = 1_000_000_000  # the local clock moving further against the exchange's within a file: a jump
 _CLOCK_BLOCK = 500  # messages whose median offset is compared with the first block's
+_MAX_DEPTH_LAG_NS = 5_000_000_000  # a quote with no depth message this long after it: the depth book stopped
 _MAX_TIME_BACK_NS = 1_000_000_000  # a stream's event time going back further: lines spliced out of order
 _MAX_DIGITS = 18  # every 18-digit decimal fits int64
 _READ_BLOCK_BYTES = 1 << 22  # I/O block size; affects speed only
@@ -508,6 +510,7 @@ class _LoadState:
         trade_ts = np.array(self.trade_ts_ns, dtype=np.int64)
         t_order = np.argsort(trade_ts, kind="stable")
         d_ts, d_side, snap_idx = self._depth_rows()
+        self._mark_stale_depth(quote_ts[q_order])
         tape = MarketTape(
             symbol=self.symbol, market=self.market, price_scale=price_scale, qty_scale=qty_scale,
             tick_size=tick,
@@ -518,7 +521,7 @@ class _LoadState:
             trade_buyer_maker=np.array(self.trade_buyer_maker, dtype=np.bool_)[t_order],
             depth_ts_ns=d_ts, depth_side=d_side, depth_px=price_cols[2], depth_qty=qty_cols[2],
             depth_snapshot_idx=snap_idx,
-            depth_gap_ts_ns=np.array(self.depth_gap_ts_ns, dtype=np.int64),
+            depth_gap_ts_ns=np.sort(np.array(self.depth_gap_ts_ns, dtype=np.int64)),
             **self._marks(),
         )
         try:
@@ -555,6 +558,33 @@ class _LoadState:
                 f"this one (more than {_MAX_QUIET_NS // 60_000_000_000} min: the recorder stopped, or recordings of "
                 "different hours meet here); replayed, it would be a frozen market. Put the parts before and after "
                 "in two data directories and simulate each")
+
+    def _mark_stale_depth(self, quote_ts: np.ndarray) -> None:
+        """A depth book that stops while the quotes go on (a capture without the diff stream, only its snapshot, or
+        one whose depth subscription dropped) is unknown from the first quote it missed: every change of the touch
+        comes as a diff within a second, so a quote with no depth message in the next 5 s is one the book never
+        saw. Marked as gaps (the venue falls back to the quotes there) and counted; replayed, the book was frozen."""
+        if not self.depth_out:
+            return
+        msg_ts = np.sort(np.array([m.ts_ns for m in self.depth_out], dtype=np.int64))
+        after = quote_ts[quote_ts > msg_ts[0]]
+        nxt = np.searchsorted(msg_ts, after, side="left")
+        # past the last depth message, a quote is stale only when the tape goes on long enough for its diff to come
+        tail = np.where(quote_ts[-1] - after > _MAX_DEPTH_LAG_NS, np.iinfo(np.int64).max, after)
+        next_ts = np.where(nxt < len(msg_ts), msg_ts[np.minimum(nxt, len(msg_ts) - 1)], tail)
+        stale = (next_ts - after) > _MAX_DEPTH_LAG_NS
+        if self.depth_gap_ts_ns:   # inside a gap of the update ids the book is unknown already
+            gaps = np.sort(np.array(self.depth_gap_ts_ns, dtype=np.int64))
+            snaps = np.sort(np.array([m.ts_ns for m in self.depth_out if m.is_snapshot], dtype=np.int64))
+            last_gap = np.searchsorted(gaps, after, side="right") - 1
+            last_snap = np.searchsorted(snaps, after, side="right") - 1
+            snap_ts, gap_ts = snaps[np.maximum(last_snap, 0)], gaps[np.maximum(last_gap, 0)]
+            in_gap = (last_gap >= 0) & ((last_snap < 0) | (snap_ts < gap_ts))
+            stale &= ~in_gap
+        if stale.any():
+            first = np.unique(nxt[stale], return_index=True)[1]   # the first stale quote of each depth silence
+            self.depth_gap_ts_ns.extend(int(t) for t in after[stale][first])
+            self.summary.depth_stale = len(first)
 
     def _check_prices(self, px: np.ndarray, what: str, loc_of: Callable[[int], int]) -> None:
         zero = np.flatnonzero(px == 0)

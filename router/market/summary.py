@@ -35,6 +35,8 @@ class LoadSummary:
     read: Counter[str] = field(default_factory=Counter)
     depth_applied: int = 0
     depth_gaps: int = 0
+    depth_stale: int = 0
+    """Of ``depth_gaps``, the stretches where depth stopped while the quotes went on (the book unknown there)."""
     skipped: Counter[str] = field(default_factory=Counter)
     unknown: Counter[str] = field(default_factory=Counter)
     other_symbols: int = 0
@@ -54,6 +56,9 @@ class LoadSummary:
             for name in USED_STREAMS if self.read[name])
         parts = [f"{self.market} {self.symbol}, {self.files} file{'s' if self.files != 1 else ''}: "
                  f"used {used or 'nothing'}"]
+        if self.depth_stale:
+            parts.append(f"DEPTH STOPPED while the quotes went on {self.depth_stale} time(s): book unknown from there "
+                         "until a snapshot (quotes alone are replayed)")
         if self.skipped:
             parts.append("skipped " + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items())))
         if self.unknown:
@@ -70,5 +75,6 @@ class LoadSummary:
     def to_dict(self) -> dict[str, object]:
         return {"symbol": self.symbol, "market": self.market, "files": self.files, "read": dict(self.read),
                 "depth_applied": self.depth_applied, "depth_gaps": self.depth_gaps,
+                "depth_stale": self.depth_stale,
                 "skipped": dict(self.skipped), "unknown": dict(self.unknown), "other_symbols": self.other_symbols,
                 "repeated": dict(self.repeated), "recv_units": dict(self.recv_units), "cut": list(self.cut)}

@@ -211,3 +211,24 @@ def test_receive_times_in_two_units_or_past_2255_are_refused(tmp_path: Path) -> 
         fh.write(f"9300000000000000000 {lines[0].split(' ', 1)[1]}\n")
     with pytest.raises(MarketDataError, match=":1: receive time 9300000000000000000 is not a time since the epoch"):
         load_binance([path])
+
+
+@pytest.mark.parametrize("depth_until_ms", [0, 10_000, 30_000])
+def test_a_depth_book_that_stops_while_the_quotes_go_on_is_unknown_from_there(tmp_path: Path,
+                                                                             depth_until_ms: int) -> None:
+    """A capture with the REST snapshot but no diff stream (or whose depth subscription dropped) replayed the last
+    book for the rest of the tape, frozen, with "0 gaps": queues and taker walks read a book hours old."""
+    msgs = [_snapshot(0, 100, [["100.0", "3.000"]], [["100.2", "4.000"]])]
+    msgs += [_diff("tstusdt", 100 * k + 2, 100 + k, 100 + k, 99 + k, [["100.0", f"{k % 7 + 1}.000"]], [])
+             for k in range(depth_until_ms // 100)]
+    msgs += [_ticker("tstusdt", 50 * k + 1, "100.0", "100.2") for k in range(600)]
+    msgs.sort(key=lambda m: m["_recv_ms"])  # type: ignore[arg-type, return-value]
+    loaded = read_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    if depth_until_ms >= 30_000:   # depth to the end: known throughout
+        assert loaded.tape.depth_gap_ts_ns.tolist() == [] and loaded.summary.depth_stale == 0
+        return
+    last_depth_ms = 100 * (depth_until_ms // 100 - 1) + 2 if depth_until_ms else 0
+    first_missed_ms = next(50 * k + 1 for k in range(600) if 50 * k + 1 > last_depth_ms)
+    assert loaded.tape.depth_gap_ts_ns.tolist() == [(T0_MS + first_missed_ms) * 1_000_000]
+    assert loaded.summary.depth_stale == 1 and loaded.summary.to_dict()["depth_stale"] == 1
+    assert "DEPTH STOPPED while the quotes went on 1 time(s): book unknown from there" in loaded.summary.describe()
