@@ -482,6 +482,7 @@ class _LoadState:
         if not self.quote_ts_ns:
             raise MarketDataError(f"no bookTicker messages for {self.symbol} in {', '.join(map(str, self.files))}: "
                                   f"the simulator needs level-1 quotes ({self.summarise().describe()})")
+        self._mark_stale_depth(np.sort(np.array(self.quote_ts_ns, dtype=np.int64)))
         quote_px = self._parse(self.quote_px, lambda i: self.quote_loc[i // 2])
         quote_qty = self._parse(self.quote_qty, lambda i: self.quote_loc[i // 2])
         trade_px = self._parse(self.trade_px, lambda i: self.trade_loc[i])
@@ -510,7 +511,6 @@ class _LoadState:
         trade_ts = np.array(self.trade_ts_ns, dtype=np.int64)
         t_order = np.argsort(trade_ts, kind="stable")
         d_ts, d_side, snap_idx = self._depth_rows()
-        self._mark_stale_depth(quote_ts[q_order])
         tape = MarketTape(
             symbol=self.symbol, market=self.market, price_scale=price_scale, qty_scale=qty_scale,
             tick_size=tick,
@@ -581,7 +581,12 @@ class _LoadState:
             snap_ts, gap_ts = snaps[np.maximum(last_snap, 0)], gaps[np.maximum(last_gap, 0)]
             in_gap = (last_gap >= 0) & ((last_snap < 0) | (snap_ts < gap_ts))
             stale &= ~in_gap
-        if stale.any():
+        if stale.any() and all(m.is_snapshot for m in self.depth_out):
+            # snapshots and no diff on them: no depth stream to replay, the quotes alone are (as without depth)
+            self.summary.snapshots_unused = len(self.depth_out)
+            self.depth_out.clear()
+            self.depth_gap_ts_ns.clear()
+        elif stale.any():
             first = np.unique(nxt[stale], return_index=True)[1]   # the first stale quote of each depth silence
             self.depth_gap_ts_ns.extend(int(t) for t in after[stale][first])
             self.summary.depth_stale = len(first)

@@ -227,7 +227,12 @@ def test_a_depth_book_that_stops_while_the_quotes_go_on_is_unknown_from_there(tm
     if depth_until_ms >= 30_000:   # depth to the end: known throughout
         assert loaded.tape.depth_gap_ts_ns.tolist() == [] and loaded.summary.depth_stale == 0
         return
-    last_depth_ms = 100 * (depth_until_ms // 100 - 1) + 2 if depth_until_ms else 0
+    if depth_until_ms == 0:   # the snapshot alone: no depth stream, replayed as a capture without depth
+        assert len(loaded.tape.depth_ts_ns) == 0 and loaded.tape.depth_gap_ts_ns.tolist() == []
+        assert loaded.summary.snapshots_unused == 1 and loaded.summary.to_dict()["snapshots_unused"] == 1
+        assert "NOT REPLAYED snapshot 1: no depth diff after it" in loaded.summary.describe()
+        return
+    last_depth_ms = 100 * (depth_until_ms // 100 - 1) + 2
     first_missed_ms = next(50 * k + 1 for k in range(600) if 50 * k + 1 > last_depth_ms)
     assert loaded.tape.depth_gap_ts_ns.tolist() == [(T0_MS + first_missed_ms) * 1_000_000]
     assert loaded.summary.depth_stale == 1 and loaded.summary.to_dict()["depth_stale"] == 1
