@@ -263,7 +263,7 @@ def _first_recv_ns(path: Path) -> int:
     for lineno, line, _ in _lines(path, LoadSummary()):   # a cut is reported by the read itself
         value = _recv_ns(line.partition(b" ")[0], path, lineno)
         return value * _recv_unit(value, path, lineno)[0]
-    raise MarketDataError(f"{path}: file is empty")
+    raise MarketDataError(f"{path}: file is empty: a recorder that never wrote; move it out of the data directory")
 
 
 def _recv_ns(raw: bytes, path: Path, lineno: int) -> int:
@@ -767,7 +767,9 @@ def _read_file(path: Path, state: _LoadState) -> None:
             if not ended:   # the file's last line, cut short when its writer stopped: nothing after it to lose
                 state.summary.cut.append(f"{path.name}: last line {lineno} is incomplete, ignored")
                 continue
-            raise MarketDataError(f"{path}:{lineno}: {exc}") from exc
+            what = "not a JSON message" if isinstance(exc, msgspec.DecodeError) else "not as documented"
+            raise MarketDataError(f"{path}:{lineno}: {exc} ({what}: cut the line out, or move the file out of the "
+                                  "data directory)") from exc
     state.file_spans.append((first_recv_ns, last_recv_ns))
     _apply_clock_offset(path, state, offsets_ns, local_snapshots)
 

@@ -237,3 +237,19 @@ def test_a_depth_book_that_stops_while_the_quotes_go_on_is_unknown_from_there(tm
     assert loaded.tape.depth_gap_ts_ns.tolist() == [(T0_MS + first_missed_ms) * 1_000_000]
     assert loaded.summary.depth_stale == 1 and loaded.summary.to_dict()["depth_stale"] == 1
     assert "DEPTH STOPPED while the quotes went on 1 time(s): book unknown from there" in loaded.summary.describe()
+
+
+def test_an_empty_file_and_a_line_that_is_not_json_say_what_to_do(tmp_path: Path) -> None:
+    """They named file and line but not the cure ("file is empty"; msgspec's "Input data was truncated")."""
+    empty = tmp_path / "usdm_tstusdt_20240101.jsonl.gz"
+    with gzip.open(empty, "wb"):
+        pass
+    with pytest.raises(MarketDataError, match="file is empty: a recorder that never wrote; move it out of the data"):
+        load_binance([empty])
+    path = _write(empty, _futures_stream())
+    with gzip.open(path, "rt") as fh:
+        lines = fh.read().splitlines()
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join([lines[0], lines[1][:60], *lines[2:]]) + "\n")
+    with pytest.raises(MarketDataError, match=r":2: Input data was truncated \(not a JSON message: cut the line out"):
+        load_binance([path])
