@@ -369,6 +369,10 @@ class _LoadState:
     file_spans: list[tuple[int, int]] = field(default_factory=list)  # per file: first and last receive time
     last_id: dict[str, int] = field(default_factory=dict)  # per stream: the last update or trade id kept
     last_event_ns: dict[str, int] = field(default_factory=dict)  # per stream: the latest event time kept
+    quote_last_id: int = -1   # last_id and last_event_ns of bookTicker and trade, read on every message
+    quote_latest_ns: int = 0
+    trade_last_id: int = -1
+    trade_latest_ns: int = 0
 
     def where(self, loc: int) -> str:
         return f"{self.files[loc >> 32]}:{loc & 0xFFFFFFFF}"
@@ -403,9 +407,7 @@ class _LoadState:
         if ts_ns is not None:
             latest = self.last_event_ns.get(kind, ts_ns)
             if ts_ns < latest - _MAX_TIME_BACK_NS:
-                raise ValueError(f"{kind} event time goes back {(latest - ts_ns) / 1e9:.1f} s here (to E "
-                                 f"{ts_ns // 1_000_000}): the exchange's clock never does, so lines were spliced out "
-                                 "of order; cut the stretch out or split the file at this line")
+                raise _time_back(kind, ts_ns, latest)
             self.last_event_ns[kind] = max(latest, ts_ns)
         return True
 
@@ -809,6 +811,13 @@ def _apply_clock_offset(path: Path, state: _LoadState, offsets_ns: list[tuple[in
         snap.ts_ns += offset_ns
 
 
+def _time_back(kind: str, ts_ns: int, latest_ns: int) -> ValueError:
+    """A stream's event time going back: the exchange's clock does not, a capture spliced out of order does."""
+    return ValueError(f"{kind} event time goes back {(latest_ns - ts_ns) / 1e9:.1f} s here (to E "
+                      f"{ts_ns // 1_000_000}): the exchange's clock never does, so lines were spliced out of "
+                      "order; cut the stretch out or split the file at this line")
+
+
 def _check_local_clock(state: _LoadState, offsets: np.ndarray) -> None:
     """One offset per file times its local-clock messages: refused when the local clock jumps against the exchange's
     within the file (a clock stepped by hand or by NTP), which would misplace the quotes on one side of the jump.
@@ -855,14 +864,20 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         state.mark_px.append(mark.p)
     elif kind == "bookTicker":
         bt = _BOOK_TICKER.decode(data)
-        if not state.in_order(kind, bt.u, None if bt.E is None else bt.E * 1_000_000):
+        if bt.u <= state.quote_last_id:   # state.in_order, written out: the loader's hottest line
+            state.summary.repeated[kind] += 1
             return
+        state.quote_last_id = bt.u
         state.quote_loc.append(loc)
         state.quote_recv_ns.append(recv_ns)
         if bt.E is None:
             state.quote_ts_ns.append(-1)
         else:
             ts = bt.E * 1_000_000
+            if ts > state.quote_latest_ns:
+                state.quote_latest_ns = ts
+            elif ts < state.quote_latest_ns - _MAX_TIME_BACK_NS:
+                raise _time_back(kind, ts, state.quote_latest_ns)
             offsets_ns.append((ts - recv_ns, loc))
             state.quote_ts_ns.append(ts)
         state.quote_px += (bt.b, bt.a)
@@ -870,8 +885,15 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
     elif kind == "trade":
         tr = _TRADE.decode(data)
         ts = tr.E * 1_000_000
-        if not state.in_order(kind, tr.t, ts):
-            return
+        if tr.t is not None:   # state.in_order, written out
+            if tr.t <= state.trade_last_id:
+                state.summary.repeated[kind] += 1
+                return
+            state.trade_last_id = tr.t
+        if ts > state.trade_latest_ns:
+            state.trade_latest_ns = ts
+        elif ts < state.trade_latest_ns - _MAX_TIME_BACK_NS:
+            raise _time_back(kind, ts, state.trade_latest_ns)
         offsets_ns.append((ts - recv_ns, loc))
         state.trade_ts_ns.append(ts)
         state.trade_loc.append(loc)
