@@ -19,8 +19,10 @@ a single-stream connection records them, the bare payload (its stream named by `
 to a SUBSCRIBE request is counted and skipped). Receive times are ns since the epoch, or another tool's us, ms
 or s, told apart by their number of digits (one unit per file, named in the summary).
 
-What no capture of a live market holds is refused, naming file and line: a message of another symbol than
-the file's name, two files of the same hours, a stream's event time going back, a crossed or locked quote,
+A file is read for the symbol its name says, other symbols' messages counted (one capture of several symbols
+is read once per name, e.g. through symlinks; its REST snapshot lines, which name no symbol, are then not
+replayed). What no capture of a live market holds is refused, naming file and line: a file without a message
+of the symbol its name says, two files of the same hours, a stream's event time going back, a crossed or locked quote,
 more than 15 minutes without a quote. A message whose update or trade id is not after its stream's last
 (a line recorded twice) is dropped and counted. A depth book that stops while the quotes go on (a snapshot
 without its diff stream) is unknown from the first quote it missed: a gap, counted as such.
@@ -369,6 +371,8 @@ class _LoadState:
     file_spans: list[tuple[int, int]] = field(default_factory=list)  # per file: first and last receive time
     last_id: dict[str, int] = field(default_factory=dict)  # per stream: the last update or trade id kept
     last_event_ns: dict[str, int] = field(default_factory=dict)  # per stream: the latest event time kept
+    first_other: tuple[str, int] | None = None  # the first message of another symbol than the file's name says
+    anonymous_snapshots: int = 0  # REST snapshot lines without a symbol (they say nothing of whose book they are)
     quote_last_id: int = -1   # last_id and last_event_ns of bookTicker and trade, read on every message
     quote_latest_ns: int = 0
     trade_last_id: int = -1
@@ -381,12 +385,15 @@ class _LoadState:
     def futures(self) -> bool:
         return self.market in _FUTURES_MARKETS
 
-    def check_symbol(self, sym: str) -> bool:
-        """True when the message belongs to the selected symbol (fixing it on first sight)."""
+    def check_symbol(self, sym: str, loc: int) -> bool:
+        """True when the message belongs to the selected symbol (fixing it on first sight): the one asked for, else
+        the one the file's name says (a capture of several symbols in one file is read for the symbol of its name,
+        the others counted)."""
         if not self.symbol_given and sym != self.file_symbol:
-            raise ValueError(f"a {sym} message in a file named for {self.file_symbol}: a file holds the symbol its "
-                             f"name says; rename it (<market>_{sym.lower()}_<YYYYMMDD>.jsonl.gz) or move it out of "
-                             "the data directory")
+            self.summary.other_symbols += 1
+            if self.first_other is None:
+                self.first_other = (sym, loc)
+            return False
         if self.symbol is None:
             self.symbol = sym
         elif sym != self.symbol:
@@ -479,11 +486,24 @@ class _LoadState:
     # build ------------------------------------------------------------------------------------------
     def build(self) -> MarketTape:
         if self.symbol is None:
+            if self.first_other is not None:
+                sym, loc = self.first_other
+                named = _symbol_of(self.files[loc >> 32])
+                raise MarketDataError(
+                    f"{self.where(loc)}: a {sym} message in a file named for {named}, and no {named} message in it: "
+                    f"a file holds the symbol its name says; rename it (<market>_{sym.lower()}_<YYYYMMDD>.jsonl.gz) "
+                    "or move it out of the data directory")
             raise MarketDataError("no market messages found in the given files")
         self.trades_from_agg_trades()
         if not self.quote_ts_ns:
             raise MarketDataError(f"no bookTicker messages for {self.symbol} in {', '.join(map(str, self.files))}: "
                                   f"the simulator needs level-1 quotes ({self.summarise().describe()})")
+        if self.anonymous_snapshots and self.summary.other_symbols and self.depth_out:
+            # a capture of several symbols: a snapshot line without a symbol may be any of their books
+            self.summary.depth_unused = (f"{self.anonymous_snapshots} snapshot line(s) without a symbol in a capture "
+                                         "of several symbols, whose book they may be")
+            self.depth_out.clear()
+            self.depth_gap_ts_ns.clear()
         self._mark_stale_depth(np.sort(np.array(self.quote_ts_ns, dtype=np.int64)))
         quote_px = self._parse(self.quote_px, lambda i: self.quote_loc[i // 2])
         quote_qty = self._parse(self.quote_qty, lambda i: self.quote_loc[i // 2])
@@ -585,7 +605,7 @@ class _LoadState:
             stale &= ~in_gap
         if stale.any() and all(m.is_snapshot for m in self.depth_out):
             # snapshots and no diff on them: no depth stream to replay, the quotes alone are (as without depth)
-            self.summary.snapshots_unused = len(self.depth_out)
+            self.summary.depth_unused = f"{len(self.depth_out)} snapshot(s) and no depth diff while the quotes went on"
             self.depth_out.clear()
             self.depth_gap_ts_ns.clear()
         elif stale.any():
@@ -745,9 +765,10 @@ def _read_file(path: Path, state: _LoadState) -> None:
             if msg.stream is not None and len(msg.data):
                 _on_stream(msg.stream, msg.data, recv_ns, state, offsets_ns, loc)
             elif msg.lastUpdateId is not None and len(msg.bids) and len(msg.asks):
-                if msg.symbol is not None and not state.check_symbol(msg.symbol.upper()):
+                if msg.symbol is not None and not state.check_symbol(msg.symbol.upper(), loc):
                     continue
                 state.summary.read["snapshot"] += 1
+                state.anonymous_snapshots += msg.symbol is None
                 snap = _DepthMsg(
                     ts_ns=msg.E * 1_000_000 if msg.E is not None else recv_ns, first_id=msg.lastUpdateId,
                     last_id=msg.lastUpdateId, prev_last_id=None, bids=bytes(msg.bids), asks=bytes(msg.asks),
@@ -841,7 +862,7 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
     if sym.startswith("!"):
         _on_all_market(stream, sym[1:], data, state)
         return
-    if not state.check_symbol(sym.upper()):
+    if not state.check_symbol(sym.upper(), loc):
         return
     if kind == "aggTrade":   # skipped, unless the load has no trade stream (see _LoadState.trades_from_agg_trades)
         agg = _AGG_TRADE.decode(data)

@@ -36,8 +36,8 @@ class LoadSummary:
     depth_applied: int = 0
     depth_gaps: int = 0
     depth_stale: int = 0
-    snapshots_unused: int = 0
-    """Depth snapshots not replayed: no depth diff came after them while the quotes went on."""
+    depth_unused: str = ""
+    """Why the depth read was not replayed, when it was not (the quotes alone are, as for a capture without depth)."""
     """Of ``depth_gaps``, the stretches where depth stopped while the quotes went on (the book unknown there)."""
     skipped: Counter[str] = field(default_factory=Counter)
     unknown: Counter[str] = field(default_factory=Counter)
@@ -61,9 +61,8 @@ class LoadSummary:
         if self.depth_stale:
             parts.append(f"DEPTH STOPPED while the quotes went on {self.depth_stale} time(s): book unknown from there "
                          "until a snapshot (quotes alone are replayed)")
-        if self.snapshots_unused:
-            parts.append(f"NOT REPLAYED snapshot {self.snapshots_unused}: no depth diff after it while the quotes went "
-                         "on (no depth stream: quotes alone are replayed)")
+        if self.depth_unused:
+            parts.append(f"DEPTH NOT REPLAYED: {self.depth_unused} (the quotes alone are)")
         if self.skipped:
             parts.append("skipped " + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items())))
         if self.unknown:
@@ -80,6 +79,6 @@ class LoadSummary:
     def to_dict(self) -> dict[str, object]:
         return {"symbol": self.symbol, "market": self.market, "files": self.files, "read": dict(self.read),
                 "depth_applied": self.depth_applied, "depth_gaps": self.depth_gaps,
-                "depth_stale": self.depth_stale, "snapshots_unused": self.snapshots_unused,
+                "depth_stale": self.depth_stale, "depth_unused": self.depth_unused,
                 "skipped": dict(self.skipped), "unknown": dict(self.unknown), "other_symbols": self.other_symbols,
                 "repeated": dict(self.repeated), "recv_units": dict(self.recv_units), "cut": list(self.cut)}
