@@ -106,7 +106,11 @@ def recorded_markets(config: ConfigBundle, data_dir: Path, symbols: Sequence[str
     """Every recorded market in ``data_dir`` (or the ``symbols`` asked for, by our names)."""
     found = discover(data_dir)
     if not found:
-        raise FileNotFoundError(f"no recorded Binance files in {data_dir}")
+        others = sorted(path.name for path in data_dir.iterdir())
+        seen = f"; it holds {len(others)} other file(s), e.g. {others[0]}" if others else ""
+        raise FileNotFoundError(f"no recorded Binance files in {data_dir} (named "
+                                f"<usdm|spot|cm>_<symbol>_<YYYYMMDD>.jsonl[.gz], e.g. usdm_btcusdt_20240808.jsonl.gz"
+                                f"{seen})")
     by_symbol: dict[str, list[Path]] = {}
     for key, paths in found.items():
         market, venue_symbol = key.split("_", 1)

@@ -35,12 +35,12 @@ from typing import get_args
 import msgspec
 import numpy as np
 
-from router_tuner.config.loader import load_config
+from router_tuner.config.loader import ConfigError, load_config
 from router_tuner.config.models import ConfigBundle, SimulationEngine
-from router_tuner.router.market.binance import resolve_data_dir
+from router_tuner.router.market.binance import MarketDataError, resolve_data_dir
 from router_tuner.router.market.synthetic import generate_regimes
 from router_tuner.router.market.warp import warp_time
-from router_tuner.simulation.intents import SimIntent, intent_stream
+from router_tuner.simulation.intents import SimIntent, TapeTooShort, intent_stream
 from router_tuner.simulation.job import baseline_sources
 from router_tuner.simulation.learners import learner_policy_name, learner_runs, parse_learners
 from router_tuner.simulation.markets import (
@@ -173,9 +173,10 @@ def print_hindsight_optimism(scores: list[MarketScore]) -> None:
               f"{np.mean([g for _, g in gaps]):+.3f}; " + ", ".join(f"{m} {v:+.3f}" for m, v in per_market.items()))
 
 
-def configured(settings: list[str]) -> ConfigBundle:
-    """The embedded config with ``tuner.KEY=VALUE`` overrides (the sweep's syntax, one value each), checked
-    as a loaded ``tuner.json`` would be; a bad one ends the run with one line."""
+def configured(settings: list[str], directory: str | None = None) -> ConfigBundle:
+    """The configuration in ``directory`` (the embedded one by default) with ``tuner.KEY=VALUE`` overrides (the
+    sweep's syntax, one value each), checked as a loaded ``tuner.json`` would be; a bad one ends the run with one
+    line."""
     try:
         overrides = []
         for text in settings:
@@ -183,8 +184,9 @@ def configured(settings: list[str]) -> ConfigBundle:
             if len(values) != 1:
                 raise GridError(f"--set {text!r}: one value per key here (the sweep takes several)")
             overrides.append((path, values[0]))
-        return with_settings(load_config(), overrides)
-    except GridError as error:  # bad input: exit 2, as argparse ends a bad flag (SystemExit of a text exits 1)
+        return with_settings(load_config(directory), overrides)
+    # bad input: exit 2, as argparse ends a bad flag (SystemExit of a text exits 1)
+    except (GridError, ConfigError) as error:
         print(f"learner_eval: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 
@@ -226,27 +228,44 @@ def main(argv: list[str] | None = None) -> int:
                         help="router.json simulation.engine for this run (default: the configured one)")
     parser.add_argument("--informed", type=float, default=None,
                         help="router.json simulation.intents.informed_share for this run (0..1)")
+    parser.add_argument("--data", default=None,
+                        help="recorded data directory (default: $ROUTER_TUNER_DATA, then ../shared/data/binance)")
+    parser.add_argument("--config", default=None,
+                        help="configuration directory, e.g. one whose universe lists other recorded symbols "
+                             "(default: the embedded defaults)")
     args = parser.parse_args(argv)
     if args.no_recorded and args.no_regimes:
         parser.error("--no-recorded with --no-regimes leaves no market to score: drop one of them")
     if not (math.isfinite(args.active_speed) and args.active_speed > 0.0):
         parser.error(f"--active-speed {args.active_speed}: a speed-up factor, positive and finite")
     learners = parse_learners(args.learners)
-    config = configured(args.set)
+    config = configured(args.set, args.config)
     if args.engine is not None:
         config = with_engine(config, args.engine)
     if args.informed is not None:
         if not 0.0 <= args.informed <= 1.0:
             parser.error(f"--informed {args.informed}: a share, between 0 and 1")
         config = with_informed_share(config, args.informed)
+    try:
+        return evaluate(args, config, learners)
+    except TapeTooShort as error:   # a recording too short to hold the intents: bad input, as in simulate
+        print(f"learner_eval: {error}", file=sys.stderr)
+        return 2
+
+
+def evaluate(args: argparse.Namespace, config: ConfigBundle, learners: tuple[str, ...]) -> int:
+    """Score ``learners`` on the markets ``args`` asks for and print the table."""
     markets = []
     if not args.no_recorded:
-        data_dir = resolve_data_dir(None)
-        if data_dir is None:
-            print("learner_eval: no recorded data found (../shared/data/binance); --no-recorded runs the regime "
-                  "market alone", file=sys.stderr)
+        try:
+            data_dir = resolve_data_dir(args.data)
+            if data_dir is None:
+                raise FileNotFoundError("no recorded data found (../shared/data/binance); --data DIR names a folder, "
+                                        "--no-recorded runs the regime market alone")
+            markets = recorded_markets(config, data_dir, None)
+        except (MarketDataError, FileNotFoundError, ValueError) as error:   # damaged, or outside the universe
+            print(f"learner_eval: {error}", file=sys.stderr)
             return 2
-        markets = recorded_markets(config, data_dir, None)
     named = [(market, market.symbol) for market in markets]
     if not args.no_regimes:
         named += [(recorded_regime_market(config, market, args.active_speed), f"{market.symbol}~regimes")

@@ -14,11 +14,23 @@ rather than refused: it cannot change a book built from the streams above, and a
 stream should still load; a load that finds no ``bookTicker`` at all is refused, so a capture missing
 what the simulator needs never passes silently. :class:`router.market.summary.LoadSummary` says what was
 used and skipped per stream. Skipped streams never feed the clock-offset estimate, so a tape is the
-same with or without them.
+same with or without them. Lines are the combined-stream envelope ``{"stream": ..., "data": ...}`` or, as
+a single-stream connection records them, the bare payload (its stream named by ``e`` and ``s``; the reply
+to a SUBSCRIBE request is counted and skipped). Receive times are ns since the epoch, or another tool's us, ms
+or s, told apart by their number of digits (one unit per file, named in the summary).
+
+A file is read for the symbol its name says, other symbols' messages counted (one capture of several symbols
+is read once per name, e.g. through symlinks; its REST snapshot lines, which name no symbol, are then not
+replayed). What no capture of a live market holds is refused, naming file and line: a file without a message
+of the symbol its name says, two files of the same hours, a stream's event time going back, a crossed or locked quote,
+more than 15 minutes without a quote. A message whose update or trade id is not after its stream's last
+(a line recorded twice) is dropped and counted. A depth book that stops while the quotes go on (a snapshot
+without its diff stream) is unknown from the first quote it missed: a gap, counted as such.
 
 Times: every stream is timed by the exchange event time ``E`` (ms). Spot bookTicker and the spot REST
 snapshot carry no exchange time: they are timed by the local receive time plus the clock offset of that
-file, estimated as the median of ``E - local receive`` over the file's messages that have ``E``.
+file, estimated as the median of ``E - local receive`` over the file's messages that have ``E``; a local
+clock that jumps within the file (the offset of a block of messages moving more than a second) is refused.
 """
 
 from __future__ import annotations
@@ -44,13 +56,20 @@ logger = logging.getLogger(__name__)
 DATA_DIR_ENV = "ROUTER_TUNER_DATA"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _DEFAULT_DATA_DIR = _REPO_ROOT.parent / "shared" / "data" / "binance"
-_FILE_RE = re.compile(r"^(?P<market>usdm|spot|cm)_(?P<symbol>[a-z0-9_]+?)_(?P<day>\d{8})\.jsonl(?:\.gz)?$")
+_FILE_RE = re.compile(r"^(?P<market>usdm|spot|cm)_(?P<symbol>[a-z0-9_]+?)_(?P<day>\d{8})\.jsonl(?:\.gz)?$",
+                      re.IGNORECASE)  # USDM_BTCUSDT_20240808.JSONL.GZ is the same file to a person
 _FUTURES_MARKETS = frozenset({"usdm", "cm"})
+_MAX_QUIET_NS = 15 * 60 * 1_000_000_000  # no quote for longer: the recorder stopped, it is no market's quiet spell
+_MAX_CLOCK_STEP_NS = 1_000_000_000  # the local clock moving further against the exchange's within a file: a jump
+_CLOCK_BLOCK = 500  # messages whose median offset is compared with the first block's
+_MAX_DEPTH_LAG_NS = 5_000_000_000  # a quote with no depth message this long after it: the depth book stopped
+_MAX_TIME_BACK_NS = 1_000_000_000  # a stream's event time going back further: lines spliced out of order
 _MAX_DIGITS = 18  # every 18-digit decimal fits int64
 _READ_BLOCK_BYTES = 1 << 22  # I/O block size; affects speed only
 _LEVEL = rb'\[\s*"[^"\\]*"\s*,\s*"[^"\\]*"\s*\]'  # ["price", "size"]
 _LEVELS = re.compile(rb"\[\s*(?:" + _LEVEL + rb"(?:\s*,\s*" + _LEVEL + rb")*)?\s*\]")
 _QUOTED = re.compile(rb'"([^"]*)"')
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class MarketDataError(ValueError):
@@ -66,10 +85,16 @@ class _Line(msgspec.Struct):
     asks: msgspec.Raw = msgspec.Raw(b"")
     E: int | None = None
     symbol: str | None = None
+    # a stream's payload recorded without the envelope (a single-stream connection, or SUBSCRIBE on /ws)
+    e: str | None = None
+    s: str | None = None
+    u: int | None = None
+    A: str | None = None
+    id: int | str | None = None  # the reply to a SUBSCRIBE request
 
 
 class _BookTicker(msgspec.Struct):
-    u: int
+    u: int  # the book's update id: increases from one message to the next
     b: str
     B: str
     a: str
@@ -91,6 +116,15 @@ class _Trade(msgspec.Struct):
     p: str
     q: str
     m: bool
+    t: int | None = None  # trade id: increases from one trade to the next
+
+
+class _AggTrade(msgspec.Struct):
+    E: int
+    p: str
+    q: str
+    m: bool
+    a: int | None = None  # aggregate trade id: increases from one to the next
 
 
 class _MarkPrice(msgspec.Struct):
@@ -115,6 +149,7 @@ class _ForceOrder(msgspec.Struct):
 
 _LINE = msgspec.json.Decoder(_Line)
 _MARK_PRICE = msgspec.json.Decoder(_MarkPrice)
+_AGG_TRADE = msgspec.json.Decoder(_AggTrade)
 _TIMED = msgspec.json.Decoder(_Timed)
 _FORCE_ORDER = msgspec.json.Decoder(_ForceOrder)
 _BOOK_TICKER = msgspec.json.Decoder(_BookTicker)
@@ -144,7 +179,7 @@ def discover(data_dir: Path) -> dict[str, list[Path]]:
     for path in data_dir.iterdir():
         match = _FILE_RE.match(path.name)
         if match and path.is_file():
-            key = f"{match['market']}_{match['symbol']}"
+            key = f"{match['market']}_{match['symbol']}".lower()
             found.setdefault(key, []).append((match["day"], path))
     return {key: [p for _, p in sorted(days)] for key, days in sorted(found.items())}
 
@@ -184,6 +219,7 @@ def read_binance(paths: Sequence[Path], *, symbol: str | None = None) -> LoadedR
     state = _LoadState(market=market, symbol=symbol.upper() if symbol else None, symbol_given=bool(symbol))
     for path in sorted((Path(p) for p in paths), key=_first_recv_ns):
         _read_file(path, state)
+    _check_files_do_not_overlap(state)
     return LoadedRecording(state.build(), state.summarise())
 
 
@@ -193,7 +229,26 @@ def _market_of(path: Path) -> str:
     if match is None:
         raise MarketDataError(
             f"{path}: file name does not match <usdm|spot|cm>_<symbol>_<YYYYMMDD>.jsonl[.gz]")
-    return match["market"]
+    return match["market"].lower()
+
+
+def _symbol_of(path: Path) -> str:
+    """The symbol a file's name says it holds, as the exchange spells it (``BTCUSDT``)."""
+    match = _FILE_RE.match(path.name)
+    return match["symbol"].upper() if match else ""
+
+
+def _check_files_do_not_overlap(state: _LoadState) -> None:
+    """Files read one after another must follow one another in time: two that overlap are the same hours recorded
+    twice (a day file beside its copy, a ``.jsonl`` beside its ``.jsonl.gz``), and reading both would replay
+    those hours twice over."""
+    for i in range(1, len(state.files)):
+        (_, prev_end), (start, _) = state.file_spans[i - 1], state.file_spans[i]
+        if start <= prev_end:
+            early_s = (prev_end - start) / 1e9
+            raise MarketDataError(
+                f"{state.files[i]} overlaps {state.files[i - 1].name} in time (it starts {early_s:.1f} s before "
+                "the other ends): the same hours recorded twice; keep one of them in the data directory")
 
 
 @contextmanager
@@ -208,14 +263,29 @@ def _damage_named(path: Path) -> Iterator[None]:
 
 def _first_recv_ns(path: Path) -> int:
     for lineno, line, _ in _lines(path, LoadSummary()):   # a cut is reported by the read itself
-        return _recv_ns(line.partition(b" ")[0], path, lineno)
-    raise MarketDataError(f"{path}: file is empty")
+        value = _recv_ns(line.partition(b" ")[0], path, lineno)
+        return value * _recv_unit(value, path, lineno)[0]
+    raise MarketDataError(f"{path}: file is empty: a recorder that never wrote; move it out of the data directory")
 
 
 def _recv_ns(raw: bytes, path: Path, lineno: int) -> int:
     if not raw.isdigit():
         raise MarketDataError(f"{path}:{lineno}: line must start with '<receive time ns> ', got {raw[:40]!r}")
     return int(raw)
+
+
+_RECV_UNITS = ((10**17, 1, "ns"), (10**14, 1_000, "us"), (10**11, 1_000_000, "ms"), (10**8, 1_000_000_000, "s"))
+"""Since the epoch, each unit's times from 1973 to 2255 have their own number of digits: a file's unit is read from
+its first line (other capture tools write ms or us)."""
+_MAX_NS = 9 * 10**18  # 2255: later times do not fit the tape's int64 nanoseconds
+
+
+def _recv_unit(value: int, path: Path, lineno: int) -> tuple[int, str, int, int]:
+    """(ns per unit, its name, and the range of values in it) of a receive time."""
+    for floor, scale, name in _RECV_UNITS:
+        if floor <= value < min(floor * 1000, _MAX_NS // scale):
+            return scale, name, floor, min(floor * 1000, _MAX_NS // scale)
+    raise MarketDataError(f"{path}:{lineno}: receive time {value} is not a time since the epoch in ns, us, ms or s")
 
 
 class BadDecimalError(ValueError):
@@ -284,6 +354,8 @@ class _LoadState:
     trade_px: list[str] = field(default_factory=list)
     trade_qty: list[str] = field(default_factory=list)
     trade_buyer_maker: list[bool] = field(default_factory=list)
+    agg_trades: list[tuple[int, _AggTrade, int]] = field(default_factory=list)  # (ts, aggTrade, loc): the trades
+    agg_offsets_ns: list[tuple[int, int]] = field(default_factory=list)   # this file's aggTrade (offset, loc)
     mark_loc: list[int] = field(default_factory=list)
     mark_ts_ns: list[int] = field(default_factory=list)
     mark_px: list[str] = field(default_factory=list)
@@ -295,6 +367,16 @@ class _LoadState:
     depth_last_id: int = -1
     depth_gap_ts_ns: list[int] = field(default_factory=list)
     file_quote_start: int = 0
+    file_symbol: str = ""  # the symbol the file being read is named for
+    file_spans: list[tuple[int, int]] = field(default_factory=list)  # per file: first and last receive time
+    last_id: dict[str, int] = field(default_factory=dict)  # per stream: the last update or trade id kept
+    last_event_ns: dict[str, int] = field(default_factory=dict)  # per stream: the latest event time kept
+    first_other: tuple[str, int] | None = None  # the first message of another symbol than the file's name says
+    anonymous_snapshots: int = 0  # REST snapshot lines without a symbol (they say nothing of whose book they are)
+    quote_last_id: int = -1   # last_id and last_event_ns of bookTicker and trade, read on every message
+    quote_latest_ns: int = 0
+    trade_last_id: int = -1
+    trade_latest_ns: int = 0
 
     def where(self, loc: int) -> str:
         return f"{self.files[loc >> 32]}:{loc & 0xFFFFFFFF}"
@@ -303,8 +385,15 @@ class _LoadState:
     def futures(self) -> bool:
         return self.market in _FUTURES_MARKETS
 
-    def check_symbol(self, sym: str) -> bool:
-        """True when the message belongs to the selected symbol (fixing it on first sight)."""
+    def check_symbol(self, sym: str, loc: int) -> bool:
+        """True when the message belongs to the selected symbol (fixing it on first sight): the one asked for, else
+        the one the file's name says (a capture of several symbols in one file is read for the symbol of its name,
+        the others counted)."""
+        if not self.symbol_given and sym != self.file_symbol:
+            self.summary.other_symbols += 1
+            if self.first_other is None:
+                self.first_other = (sym, loc)
+            return False
         if self.symbol is None:
             self.symbol = sym
         elif sym != self.symbol:
@@ -312,6 +401,21 @@ class _LoadState:
                 raise ValueError(f"several symbols ({self.symbol}, {sym}): pass symbol= to choose one")
             self.summary.other_symbols += 1
             return False
+        return True
+
+    def in_order(self, kind: str, msg_id: int | None, ts_ns: int | None) -> bool:
+        """False (counted as repeated) for a message whose id is not after its stream's last; ValueError when a
+        stream's event time goes back further than a clock's jitter, which the exchange's clock never does."""
+        if msg_id is not None:
+            if msg_id <= self.last_id.get(kind, -1):
+                self.summary.repeated[kind] += 1
+                return False
+            self.last_id[kind] = msg_id
+        if ts_ns is not None:
+            latest = self.last_event_ns.get(kind, ts_ns)
+            if ts_ns < latest - _MAX_TIME_BACK_NS:
+                raise _time_back(kind, ts_ns, latest)
+            self.last_event_ns[kind] = max(latest, ts_ns)
         return True
 
     def summarise(self) -> LoadSummary:
@@ -331,6 +435,8 @@ class _LoadState:
         elif (msg.prev_last_id if self.futures else msg.first_id - 1) == self.depth_last_id:
             self.depth_out.append(msg)
             self.depth_last_id = msg.last_id
+        elif msg.last_id <= self.depth_last_id:
+            self.summary.repeated["depth"] += 1   # already applied: a line recorded twice
         else:
             self._gap(msg)
 
@@ -363,13 +469,42 @@ class _LoadState:
         self.depth_synced, self.depth_awaiting_first = False, False
         self.depth_pending = [msg]
 
+    def trades_from_agg_trades(self) -> None:
+        """A capture of ``aggTrade`` without ``trade`` (as many tools record) has its trades in the aggregates: one
+        per taker order and price, which is what a resting order meets. Used only then."""
+        if self.trade_ts_ns or not self.agg_trades:
+            return
+        self.summary.read["aggTrade"] = self.summary.skipped.pop("aggTrade")
+        for ts, agg, loc in self.agg_trades:
+            if self.in_order("aggTrade", agg.a, ts):
+                self.trade_ts_ns.append(ts)
+                self.trade_loc.append(loc)
+                self.trade_px.append(agg.p)
+                self.trade_qty.append(agg.q)
+                self.trade_buyer_maker.append(agg.m)
+
     # build ------------------------------------------------------------------------------------------
     def build(self) -> MarketTape:
         if self.symbol is None:
+            if self.first_other is not None:
+                sym, loc = self.first_other
+                named = _symbol_of(self.files[loc >> 32])
+                raise MarketDataError(
+                    f"{self.where(loc)}: a {sym} message in a file named for {named}, and no {named} message in it: "
+                    f"a file holds the symbol its name says; rename it (<market>_{sym.lower()}_<YYYYMMDD>.jsonl.gz) "
+                    "or move it out of the data directory")
             raise MarketDataError("no market messages found in the given files")
+        self.trades_from_agg_trades()
         if not self.quote_ts_ns:
             raise MarketDataError(f"no bookTicker messages for {self.symbol} in {', '.join(map(str, self.files))}: "
                                   f"the simulator needs level-1 quotes ({self.summarise().describe()})")
+        if self.anonymous_snapshots and self.summary.other_symbols and self.depth_out:
+            # a capture of several symbols: a snapshot line without a symbol may be any of their books
+            self.summary.depth_unused = (f"{self.anonymous_snapshots} snapshot line(s) without a symbol in a capture "
+                                         "of several symbols, whose book they may be")
+            self.depth_out.clear()
+            self.depth_gap_ts_ns.clear()
+        self._mark_stale_depth(np.sort(np.array(self.quote_ts_ns, dtype=np.int64)))
         quote_px = self._parse(self.quote_px, lambda i: self.quote_loc[i // 2])
         quote_qty = self._parse(self.quote_qty, lambda i: self.quote_loc[i // 2])
         trade_px = self._parse(self.trade_px, lambda i: self.trade_loc[i])
@@ -389,6 +524,9 @@ class _LoadState:
         depth_qty = self._parse(strings[1::2], depth_loc)
         price_cols, price_scale, tick = rescale_decimals([quote_px, trade_px, depth_px], "price", self.symbol)
         qty_cols, qty_scale, _ = rescale_decimals([quote_qty, trade_qty, depth_qty], "size", self.symbol)
+        self._check_quotes(price_cols[0][0::2], price_cols[0][1::2], qty_cols[0][0::2], qty_cols[0][1::2])
+        self._check_prices(price_cols[1], "trade", lambda i: self.trade_loc[i])
+        self._check_prices(price_cols[2], "depth", depth_loc)
 
         quote_ts = np.array(self.quote_ts_ns, dtype=np.int64)
         q_order = np.argsort(quote_ts, kind="stable")
@@ -405,13 +543,81 @@ class _LoadState:
             trade_buyer_maker=np.array(self.trade_buyer_maker, dtype=np.bool_)[t_order],
             depth_ts_ns=d_ts, depth_side=d_side, depth_px=price_cols[2], depth_qty=qty_cols[2],
             depth_snapshot_idx=snap_idx,
-            depth_gap_ts_ns=np.array(self.depth_gap_ts_ns, dtype=np.int64),
+            depth_gap_ts_ns=np.sort(np.array(self.depth_gap_ts_ns, dtype=np.int64)),
             **self._marks(),
         )
         try:
             return tape.validate()
         except ValueError as exc:
             raise MarketDataError(f"loaded tape is invalid: {exc}") from exc
+
+    def _check_quotes(self, bid: np.ndarray, ask: np.ndarray, bid_qty: np.ndarray, ask_qty: np.ndarray) -> None:
+        """Quotes that no market shows, named by file and line: a side without price or size, a crossed or locked
+        touch, and a silence longer than any market's (replayed, it would be a frozen book that every order of those
+        hours meets)."""
+        empty = np.flatnonzero((bid == 0) | (ask == 0) | (bid_qty == 0) | (ask_qty == 0))
+        if len(empty):
+            i = int(empty[0])
+            raise MarketDataError(
+                f"{self.where(self.quote_loc[i])}: quote with an empty side, bid {self.quote_qty[2 * i]} at "
+                f"{self.quote_px[2 * i]}, ask {self.quote_qty[2 * i + 1]} at {self.quote_px[2 * i + 1]} ({len(empty)} "
+                "such quotes in all): there is no touch to trade at; cut that stretch out of the file or move the file "
+                "out of the data directory")
+        crossed = np.flatnonzero(bid >= ask)
+        if len(crossed):
+            i = int(crossed[0])
+            raise MarketDataError(
+                f"{self.where(self.quote_loc[i])}: crossed quote, bid {self.quote_px[2 * i]} >= ask "
+                f"{self.quote_px[2 * i + 1]} ({len(crossed)} such quotes in all): a book never crosses, the capture is "
+                "damaged there; cut the damaged stretch out of the file or move the file out of the data directory")
+        ts = np.array(self.quote_ts_ns, dtype=np.int64)
+        order = np.argsort(ts, kind="stable")
+        quiet = np.diff(ts[order])
+        if len(quiet) and int(quiet.max()) > _MAX_QUIET_NS:
+            k = int(np.argmax(quiet))
+            raise MarketDataError(
+                f"{self.where(self.quote_loc[int(order[k + 1])])}: no quote for {int(quiet[k]) / 6e10:.1f} min before "
+                f"this one (more than {_MAX_QUIET_NS // 60_000_000_000} min: the recorder stopped, or recordings of "
+                "different hours meet here); replayed, it would be a frozen market. Put the parts before and after "
+                "in two data directories and simulate each")
+
+    def _mark_stale_depth(self, quote_ts: np.ndarray) -> None:
+        """A depth book that stops while the quotes go on (a capture without the diff stream, only its snapshot, or
+        one whose depth subscription dropped) is unknown from the first quote it missed: every change of the touch
+        comes as a diff within a second, so a quote with no depth message in the next 5 s is one the book never
+        saw. Marked as gaps (the venue falls back to the quotes there) and counted; replayed, the book was frozen."""
+        if not self.depth_out:
+            return
+        msg_ts = np.sort(np.array([m.ts_ns for m in self.depth_out], dtype=np.int64))
+        after = quote_ts[quote_ts > msg_ts[0]]
+        nxt = np.searchsorted(msg_ts, after, side="left")
+        # past the last depth message, a quote is stale only when the tape goes on long enough for its diff to come
+        tail = np.where(quote_ts[-1] - after > _MAX_DEPTH_LAG_NS, np.iinfo(np.int64).max, after)
+        next_ts = np.where(nxt < len(msg_ts), msg_ts[np.minimum(nxt, len(msg_ts) - 1)], tail)
+        stale = (next_ts - after) > _MAX_DEPTH_LAG_NS
+        if self.depth_gap_ts_ns:   # inside a gap of the update ids the book is unknown already
+            gaps = np.sort(np.array(self.depth_gap_ts_ns, dtype=np.int64))
+            snaps = np.sort(np.array([m.ts_ns for m in self.depth_out if m.is_snapshot], dtype=np.int64))
+            last_gap = np.searchsorted(gaps, after, side="right") - 1
+            last_snap = np.searchsorted(snaps, after, side="right") - 1
+            snap_ts, gap_ts = snaps[np.maximum(last_snap, 0)], gaps[np.maximum(last_gap, 0)]
+            in_gap = (last_gap >= 0) & ((last_snap < 0) | (snap_ts < gap_ts))
+            stale &= ~in_gap
+        if stale.any() and all(m.is_snapshot for m in self.depth_out):
+            # snapshots and no diff on them: no depth stream to replay, the quotes alone are (as without depth)
+            self.summary.depth_unused = f"{len(self.depth_out)} snapshot(s) and no depth diff while the quotes went on"
+            self.depth_out.clear()
+            self.depth_gap_ts_ns.clear()
+        elif stale.any():
+            first = np.unique(nxt[stale], return_index=True)[1]   # the first stale quote of each depth silence
+            self.depth_gap_ts_ns.extend(int(t) for t in after[stale][first])
+            self.summary.depth_stale = len(first)
+
+    def _check_prices(self, px: np.ndarray, what: str, loc_of: Callable[[int], int]) -> None:
+        zero = np.flatnonzero(px == 0)
+        if len(zero):
+            raise MarketDataError(f"{self.where(loc_of(int(zero[0])))}: {what} at price 0 ({len(zero)} in all): no "
+                                  "market trades or quotes there; the capture is damaged")
 
     def _marks(self) -> dict[str, np.ndarray]:
         """Mark prices in time order, as floats in price units (exact digits checked, off-tick allowed)."""
@@ -485,7 +691,8 @@ def _lines(path: Path, summary: LoadSummary) -> Iterator[tuple[int, bytes, bool]
     """
     lineno, tail = 0, b""
     with _damage_named(path), open(path, "rb") as fh:
-        blocks = _gunzip(fh) if path.suffix == ".gz" else iter(lambda: fh.read(_READ_BLOCK_BYTES), b"")
+        gzipped = path.suffix.lower() == ".gz" or fh.peek(2)[:2] == _GZIP_MAGIC   # a .jsonl another tool gzipped
+        blocks = _gunzip(fh) if gzipped else iter(lambda: fh.read(_READ_BLOCK_BYTES), b"")
         try:
             for chunk in blocks:
                 lines = (tail + chunk).split(b"\n")
@@ -528,15 +735,29 @@ def _gunzip(fh: IO[bytes]) -> Iterator[bytes]:
 
 
 def _read_file(path: Path, state: _LoadState) -> None:
-    offsets_ns: list[int] = []
+    offsets_ns: list[tuple[int, int]] = []   # (exchange time - receive time, loc) of this file's timed messages
     local_snapshots: list[_DepthMsg] = []
     state.file_quote_start = len(state.quote_ts_ns)
+    state.file_symbol = _symbol_of(path)
+    state.agg_offsets_ns = []
     file_loc = len(state.files) << 32
     state.files.append(path)
+    first_recv_ns = last_recv_ns = -1
+    ns_per_unit, unit, low, high = 0, "", 0, 0
     for lineno, line, ended in _lines(path, state.summary):
         loc = file_loc | lineno
         raw_ts, _, payload = line.partition(b" ")
         recv_ns = _recv_ns(raw_ts, path, lineno)
+        if not low <= recv_ns < high:
+            if ns_per_unit:
+                raise MarketDataError(f"{path}:{lineno}: receive time {recv_ns} is not in {unit}, as the file's "
+                                      "first line: a file's receive times are in one unit")
+            ns_per_unit, unit, low, high = _recv_unit(recv_ns, path, lineno)
+            if unit != "ns":
+                state.summary.recv_units[path.name] = unit
+        recv_ns *= ns_per_unit
+        first_recv_ns = recv_ns if first_recv_ns < 0 else first_recv_ns
+        last_recv_ns = max(last_recv_ns, recv_ns)
         try:
             if not payload.isascii():
                 raise ValueError("non-ASCII bytes in line")
@@ -544,9 +765,10 @@ def _read_file(path: Path, state: _LoadState) -> None:
             if msg.stream is not None and len(msg.data):
                 _on_stream(msg.stream, msg.data, recv_ns, state, offsets_ns, loc)
             elif msg.lastUpdateId is not None and len(msg.bids) and len(msg.asks):
-                if msg.symbol is not None and not state.check_symbol(msg.symbol.upper()):
+                if msg.symbol is not None and not state.check_symbol(msg.symbol.upper(), loc):
                     continue
                 state.summary.read["snapshot"] += 1
+                state.anonymous_snapshots += msg.symbol is None
                 snap = _DepthMsg(
                     ts_ns=msg.E * 1_000_000 if msg.E is not None else recv_ns, first_id=msg.lastUpdateId,
                     last_id=msg.lastUpdateId, prev_last_id=None, bids=bytes(msg.bids), asks=bytes(msg.asks),
@@ -554,42 +776,99 @@ def _read_file(path: Path, state: _LoadState) -> None:
                 if msg.E is None:
                     local_snapshots.append(snap)
                 state.on_snapshot(snap)
+            elif (kind := _payload_kind(msg)) is not None:
+                stream = f"{msg.s.lower()}@{kind}" if msg.s else f"!{kind}@arr"
+                _on_stream(stream, msgspec.Raw(payload), recv_ns, state, offsets_ns, loc)
+            elif msg.id is not None:
+                state.summary.skipped["subscription reply"] += 1
             else:
-                raise ValueError("neither a combined-stream envelope nor a depth snapshot")
+                raise ValueError('neither a combined-stream envelope {"stream": ..., "data": ...}, a stream\'s '
+                                 'payload (with its "e" and "s") nor a depth snapshot')
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             if isinstance(exc, MarketDataError):
                 raise
             if not ended:   # the file's last line, cut short when its writer stopped: nothing after it to lose
                 state.summary.cut.append(f"{path.name}: last line {lineno} is incomplete, ignored")
                 continue
-            raise MarketDataError(f"{path}:{lineno}: {exc}") from exc
+            what = "not a JSON message" if isinstance(exc, msgspec.DecodeError) else "not as documented"
+            raise MarketDataError(f"{path}:{lineno}: {exc} ({what}: cut the line out, or move the file out of the "
+                                  "data directory)") from exc
+    state.file_spans.append((first_recv_ns, last_recv_ns))
     _apply_clock_offset(path, state, offsets_ns, local_snapshots)
 
 
-def _apply_clock_offset(path: Path, state: _LoadState, offsets_ns: list[int],
+_PAYLOAD_KINDS = {"bookTicker": "bookTicker", "depthUpdate": "depth", "trade": "trade", "aggTrade": "aggTrade",
+                  "markPriceUpdate": "markPrice", "forceOrder": "forceOrder"}
+"""A payload's event type ``e`` -> the name of its stream (``btcusdt@<name>``)."""
+
+
+def _payload_kind(msg: _Line) -> str | None:
+    """The stream of a payload recorded without the combined-stream envelope, or None when the line is not one: its
+    ``e`` names it (an unknown ``e`` is its own, unknown, stream); spot ``bookTicker`` has no ``e`` but its fields."""
+    if msg.e is not None:
+        return _PAYLOAD_KINDS.get(msg.e, msg.e)
+    if msg.s is not None and msg.u is not None and msg.A is not None:
+        return "bookTicker"
+    return None
+
+
+def _apply_clock_offset(path: Path, state: _LoadState, offsets_ns: list[tuple[int, int]],
                         local_snapshots: list[_DepthMsg]) -> None:
     """Time this file's local-clock messages on the exchange clock (see module docstring)."""
     local_quotes = [i for i in range(state.file_quote_start, len(state.quote_ts_ns))
                     if state.quote_ts_ns[i] < 0]
     if not local_quotes and not local_snapshots:
         return
+    offsets_ns = offsets_ns or state.agg_offsets_ns   # aggregate trades time the quotes only when nothing else can
     if not offsets_ns:
-        raise MarketDataError(f"{path}: no message with an exchange time to estimate the clock offset from")
-    offset_ns = int(np.median(np.array(offsets_ns, dtype=np.int64)))
+        raise MarketDataError(f"{path}: no message with an exchange time to estimate the clock offset from (spot "
+                              "bookTicker has none): record the trade or depth stream beside it")
+    offsets = np.array(offsets_ns, dtype=np.int64)
+    _check_local_clock(state, offsets)
+    offset_ns = int(np.median(offsets[:, 0]))
     for i in local_quotes:
         state.quote_ts_ns[i] = state.quote_recv_ns[i] + offset_ns
     for snap in local_snapshots:
         snap.ts_ns += offset_ns
 
 
+def _time_back(kind: str, ts_ns: int, latest_ns: int) -> ValueError:
+    """A stream's event time going back: the exchange's clock does not, a capture spliced out of order does."""
+    return ValueError(f"{kind} event time goes back {(latest_ns - ts_ns) / 1e9:.1f} s here (to E "
+                      f"{ts_ns // 1_000_000}): the exchange's clock never does, so lines were spliced out of "
+                      "order; cut the stretch out or split the file at this line")
+
+
+def _check_local_clock(state: _LoadState, offsets: np.ndarray) -> None:
+    """One offset per file times its local-clock messages: refused when the local clock jumps against the exchange's
+    within the file (a clock stepped by hand or by NTP), which would misplace the quotes on one side of the jump.
+    Compared over blocks of messages, whose medians ignore a message delivered late."""
+    blocks = np.array_split(offsets, max(1, len(offsets) // _CLOCK_BLOCK))
+    medians = np.array([np.median(block[:, 0]) for block in blocks])
+    moved = np.flatnonzero(np.abs(medians - medians[0]) > _MAX_CLOCK_STEP_NS)
+    if len(moved):
+        k = int(moved[0])
+        step_s = (medians[0] - medians[k]) / 1e9   # the offset is exchange minus local time
+        raise MarketDataError(
+            f"{state.where(int(blocks[k][0, 1]))}: the local receive clock moved {step_s:+.1f} s against the "
+            "exchange's around here; local-clock messages (spot bookTicker) are timed by one offset per "
+            "file and would be misplaced: split the file at the jump")
+
+
 def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
-               offsets_ns: list[int], loc: int) -> None:
+               offsets_ns: list[tuple[int, int]], loc: int) -> None:
     sym, _, kind_full = stream.partition("@")
     kind = kind_full.partition("@")[0]
     if sym.startswith("!"):
         _on_all_market(stream, sym[1:], data, state)
         return
-    if not state.check_symbol(sym.upper()):
+    if not state.check_symbol(sym.upper(), loc):
+        return
+    if kind == "aggTrade":   # skipped, unless the load has no trade stream (see _LoadState.trades_from_agg_trades)
+        agg = _AGG_TRADE.decode(data)
+        state.agg_trades.append((agg.E * 1_000_000, agg, loc))
+        state.agg_offsets_ns.append((agg.E * 1_000_000 - recv_ns, loc))
+        state.summary.skipped[kind] += 1
         return
     if kind in KNOWN_SKIPPED_STREAMS:
         (_FORCE_ORDER if kind == "forceOrder" else _TIMED).decode(data)
@@ -606,20 +885,37 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         state.mark_px.append(mark.p)
     elif kind == "bookTicker":
         bt = _BOOK_TICKER.decode(data)
+        if bt.u <= state.quote_last_id:   # state.in_order, written out: the loader's hottest line
+            state.summary.repeated[kind] += 1
+            return
+        state.quote_last_id = bt.u
         state.quote_loc.append(loc)
         state.quote_recv_ns.append(recv_ns)
         if bt.E is None:
             state.quote_ts_ns.append(-1)
         else:
             ts = bt.E * 1_000_000
-            offsets_ns.append(ts - recv_ns)
+            if ts > state.quote_latest_ns:
+                state.quote_latest_ns = ts
+            elif ts < state.quote_latest_ns - _MAX_TIME_BACK_NS:
+                raise _time_back(kind, ts, state.quote_latest_ns)
+            offsets_ns.append((ts - recv_ns, loc))
             state.quote_ts_ns.append(ts)
         state.quote_px += (bt.b, bt.a)
         state.quote_qty += (bt.B, bt.A)
     elif kind == "trade":
         tr = _TRADE.decode(data)
         ts = tr.E * 1_000_000
-        offsets_ns.append(ts - recv_ns)
+        if tr.t is not None:   # state.in_order, written out
+            if tr.t <= state.trade_last_id:
+                state.summary.repeated[kind] += 1
+                return
+            state.trade_last_id = tr.t
+        if ts > state.trade_latest_ns:
+            state.trade_latest_ns = ts
+        elif ts < state.trade_latest_ns - _MAX_TIME_BACK_NS:
+            raise _time_back(kind, ts, state.trade_latest_ns)
+        offsets_ns.append((ts - recv_ns, loc))
         state.trade_ts_ns.append(ts)
         state.trade_loc.append(loc)
         state.trade_px.append(tr.p)
@@ -630,7 +926,7 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         if state.futures and du.pu is None:
             raise ValueError("futures depthUpdate without 'pu'")
         ts = du.E * 1_000_000
-        offsets_ns.append(ts - recv_ns)
+        offsets_ns.append((ts - recv_ns, loc))
         state.on_diff(_DepthMsg(ts_ns=ts, first_id=du.U, last_id=du.u, prev_last_id=du.pu, bids=bytes(du.b),
                                 asks=bytes(du.a), is_snapshot=False, loc=loc))
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-USED_STREAMS = ("bookTicker", "depth", "snapshot", "trade", "markPrice")
-"""Streams the tape is built from (``snapshot`` is the REST depth snapshot line)."""
+USED_STREAMS = ("bookTicker", "depth", "snapshot", "trade", "aggTrade", "markPrice")
+"""Streams the tape is built from (``snapshot`` is the REST depth snapshot line; ``aggTrade`` only without
+``trade``)."""
 KNOWN_SKIPPED_STREAMS = ("aggTrade", "forceOrder")
 """Documented Binance streams the simulator does not need: counted and skipped, never an error."""
 
@@ -34,30 +35,50 @@ class LoadSummary:
     read: Counter[str] = field(default_factory=Counter)
     depth_applied: int = 0
     depth_gaps: int = 0
+    depth_stale: int = 0
+    depth_unused: str = ""
+    """Why the depth read was not replayed, when it was not (the quotes alone are, as for a capture without depth)."""
+    """Of ``depth_gaps``, the stretches where depth stopped while the quotes went on (the book unknown there)."""
     skipped: Counter[str] = field(default_factory=Counter)
     unknown: Counter[str] = field(default_factory=Counter)
     other_symbols: int = 0
+    repeated: Counter[str] = field(default_factory=Counter)
+    """Messages dropped because their update or trade id is not after the previous one of their stream: a line
+    recorded twice, or out of order (Binance numbers each stream's messages in order)."""
+    recv_units: dict[str, str] = field(default_factory=dict)
+    """Files whose receive times are not in ns (another capture tool's ms or us), by name: read in that unit."""
     cut: list[str] = field(default_factory=list)
     """Where a file's end was cut short (an incomplete last line, a gzip stream without its end): used up to there."""
 
     def describe(self) -> str:
         """One line: ``usdm BTCUSDT, 1 file: used bookTicker 66089, ...; skipped aggTrade 900``."""
         used = ", ".join(f"{name} {self.read[name]}" + (
-            f" ({self.depth_applied} applied, {self.depth_gaps} gaps)" if name == "depth" else "")
+            f" ({self.depth_applied} applied, {self.depth_gaps} gaps)" if name == "depth" else
+            " (as the trades: no trade stream)" if name == "aggTrade" else "")
             for name in USED_STREAMS if self.read[name])
         parts = [f"{self.market} {self.symbol}, {self.files} file{'s' if self.files != 1 else ''}: "
                  f"used {used or 'nothing'}"]
+        if self.depth_stale:
+            parts.append(f"DEPTH STOPPED while the quotes went on {self.depth_stale} time(s): book unknown from there "
+                         "until a snapshot (quotes alone are replayed)")
+        if self.depth_unused:
+            parts.append(f"DEPTH NOT REPLAYED: {self.depth_unused} (the quotes alone are)")
         if self.skipped:
             parts.append("skipped " + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items())))
         if self.unknown:
             parts.append("skipped unknown streams " + ", ".join(f"{k} {v}" for k, v in sorted(self.unknown.items())))
         if self.other_symbols:
             parts.append(f"skipped {self.other_symbols} messages of other symbols")
+        if self.repeated:
+            parts.append("DROPPED repeated or out-of-order messages (id not after the previous) "
+                         + ", ".join(f"{k} {v}" for k, v in sorted(self.repeated.items())))
+        parts.extend(f"receive times in {unit}: {name}" for name, unit in sorted(self.recv_units.items()))
         parts.extend(f"CUT SHORT: {where}" for where in self.cut)
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, object]:
         return {"symbol": self.symbol, "market": self.market, "files": self.files, "read": dict(self.read),
                 "depth_applied": self.depth_applied, "depth_gaps": self.depth_gaps,
+                "depth_stale": self.depth_stale, "depth_unused": self.depth_unused,
                 "skipped": dict(self.skipped), "unknown": dict(self.unknown), "other_symbols": self.other_symbols,
-                "cut": list(self.cut)}
+                "repeated": dict(self.repeated), "recv_units": dict(self.recv_units), "cut": list(self.cut)}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from experiments.bench.learner_eval import main
 from experiments.bench.learner_stress import main as stress_main
+from router_tuner.cli.main import main as cli_main
+from tests.conftest import edit_config
 
 
 @pytest.mark.parametrize(("argv", "line"), [
@@ -66,3 +70,40 @@ def test_the_recorded_regimes_last_a_third_each_at_any_active_speed(active_speed
     assert abs((half - 2 * quiet) / active_speed - regime) <= 0.001 * regime
     with pytest.raises(ValueError, match="active_speed"):
         recorded_regime_market(config, market, 0.0)
+
+
+def _solusdt(data: Path, *, crossed: bool = False) -> Path:
+    """A minute of usdm SOLUSDT quotes (crossed from the 600th on when asked)."""
+    from tests.market.test_market_binance import _snapshot, _ticker, _write
+
+    data.mkdir()
+    messages = [_snapshot(0, 100, [["20.00", "300"]], [["20.01", "400"]])]
+    messages += [_ticker("solusdt", 1 + 50 * k, "20.02" if crossed and k >= 600 else "20.00", "20.01")
+                 for k in range(1200)]
+    return _write(data / "usdm_solusdt_20240809.jsonl.gz", messages)
+
+
+def test_recordings_of_other_symbols_are_scored_with_data_and_config(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """learner_eval read only $ROUTER_TUNER_DATA with the embedded universe: another symbol's recording ended in a
+    traceback (ValueError: not in strategy_config.json's universe) and a damaged one in a MarketDataError
+    traceback."""
+    data = tmp_path / "data"
+    _solusdt(data)
+    argv = ["--data", str(data), "--no-regimes", "--orders", "5", "--learners", "structured", "--seeds", "1"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().startswith("learner_eval: recorded usdm SOLUSDT is not in")
+    config = tmp_path / "config"
+    assert cli_main(["config", "init", str(config)]) == 0
+    entry = {"venue_symbol": "SOLUSDT", "tier": "CORE", "quote": "USDT", "market": "usdm",
+             "contract_type": "linear", "contract_size": 1.0}
+    edit_config(config, "strategy_config.json", lambda d: d["universe"].update(SOLUSDT=entry))
+    assert main([*argv, "--config", str(config)]) == 0
+    assert "SOLUSDT/holdout/s1" in capsys.readouterr().out
+    damaged = tmp_path / "damaged"
+    path = _solusdt(damaged, crossed=True)
+    assert main([*argv, "--config", str(config), "--data", str(damaged)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"learner_eval: {path}:602: crossed quote, bid 20.02 >= ask 20.01 (600 such quotes in all): a book never "
+        "crosses, the capture is damaged there; cut the damaged stretch out of the file or move the file out of the "
+        "data directory")

@@ -1,0 +1,66 @@
+"""simulate on recordings it was not written against: each works, saying what it used, or ends in one line naming
+the file and line, exit 2 (the unseen-recordings pass; the loader's own cases are in
+tests/market/test_unseen_recordings.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from router_tuner.cli.main import BAD_INPUT, main
+from tests.cli.test_cli_failures import one_line_failure
+from tests.market.test_market_binance import _snapshot, _ticker, _trade, _write
+
+
+def _minute(data: Path, *, bid_qty: str = "1.000", bare: bool = False) -> Path:
+    """A minute of usdm BTCUSDT: quotes every 50 ms and a trade every second; ``bid_qty`` from the 600th quote."""
+    data.mkdir()
+    messages = [_snapshot(0, 100, [["60000.00", "3.000"]], [["60000.10", "4.000"]])]
+    for k in range(1200):
+        quote = _ticker("btcusdt", 1 + 50 * k, "60000.00", "60000.10")
+        if k >= 600:
+            quote["data"]["B"] = bid_qty   # type: ignore[index]
+        messages.append(quote)
+        if k % 20 == 10:
+            messages.append(_trade("btcusdt", 2 + 50 * k, "60000.10" if k % 40 else "60000.00", "0.010", k % 40 == 10))
+    if bare:   # payloads without the combined-stream envelope, as a single-stream connection records them
+        messages = [{"_recv_ms": m["_recv_ms"], **m["data"]} if "data" in m else m for m in messages]  # type: ignore[dict-item]
+    return _write(data / "usdm_btcusdt_20240809.jsonl.gz", messages)
+
+
+def _simulate(data: Path, tmp_path: Path) -> list[str]:
+    return ["simulate", "--symbols", "BTCUSDT", "--data", str(data), "--no-mlflow", "--workers", "1", "--learners",
+            "structured", "--orders", "5", "--shadow-symbols", "--out", str(tmp_path / "out"), "--json"]
+
+
+def test_a_touch_without_size_is_bad_input_naming_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bookTicker stretch with a bid size of 0 ended simulate in "unexpected ValueError: need size on both sides of
+    the touch" (exit 1)."""
+    path = _minute(tmp_path / "data", bid_qty="0.000")
+    line = one_line_failure(_simulate(tmp_path / "data", tmp_path), capsys, BAD_INPUT)
+    assert line.startswith(f"router-tuner simulate: --symbols/--data: {path}:")
+    assert "quote with an empty side, bid 0.000 at 60000.00, ask 2.000 at 60000.10 (600 such quotes in all)" in line
+
+
+def test_bare_payloads_simulate_like_the_combined_stream(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A single-stream capture was refused at its first line; it now replays to the same results."""
+    results = []
+    for name, bare in (("envelope", False), ("bare", True)):
+        _minute(tmp_path / name, bare=bare)
+        assert main(_simulate(tmp_path / name, tmp_path / name)) == 0
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        results.append(out["symbols"]["BTCUSDT"])
+    assert results[0]["policies"] == results[1]["policies"]
+    assert results[1]["data"]["read"] == {"bookTicker": 1200, "trade": 60, "snapshot": 1}
+
+
+def test_a_folder_of_misnamed_recordings_says_how_files_are_named(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """It said only "no recorded Binance files in DIR: check the path", of a folder full of them."""
+    path = _minute(tmp_path / "data")
+    path.rename(tmp_path / "data" / "usdm_btcusdt_2024-08-09.jsonl.gz")
+    line = one_line_failure(_simulate(tmp_path / "data", tmp_path), capsys, BAD_INPUT)
+    assert ("(named <usdm|spot|cm>_<symbol>_<YYYYMMDD>.jsonl[.gz], e.g. usdm_btcusdt_20240808.jsonl.gz; it holds 1 "
+            "other file(s), e.g. usdm_btcusdt_2024-08-09.jsonl.gz)") in line
