@@ -79,3 +79,27 @@ def write_bytes_atomic(target: str | os.PathLike[str], payload: bytes) -> None:
     """Replace ``target`` with ``payload`` atomically and durably."""
     with atomic_path(target) as temporary:
         temporary.write_bytes(payload)
+
+
+def create_bytes_atomic(target: str | os.PathLike[str], payload: bytes) -> None:
+    """Create ``target`` holding ``payload``, whole or not at all, never over an existing file.
+
+    The content is written and flushed under a temporary name, then hard-linked to ``target`` (which fails with
+    ``FileExistsError`` when the name exists, even if it appeared meanwhile): a process killed at any point leaves
+    either no ``target`` or the complete one, never a part of it in place.
+    """
+    final = Path(target)
+    temporary = _create_temporary(final)
+    try:
+        with open(temporary, "wb") as out:
+            out.write(payload)
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(temporary, final)
+    finally:
+        temporary.unlink(missing_ok=True)
+    folder = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
