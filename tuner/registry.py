@@ -46,6 +46,9 @@ CHAMPION_HISTORY_TAG = "champion_history"
 """Registered-model tag: the versions promotions replaced as champion, oldest first, comma-separated."""
 DEPLOYMENT_MODE_TAG = "deployment_mode"
 """Registered-model tag a person sets to ``live`` (``policy go-live``) to take a symbol out of shadow mode."""
+REGISTERING_TAG = "registering"
+"""Registered-model tag set while ``simulate`` registers a model's versions and removed after the last: a model
+that still holds it was left part-registered by a run that stopped (kill -9, a crash) and is listed as such."""
 DEFAULT_TRACKING_URI = "sqlite:///var/mlflow.db"
 POLICY_ARTIFACT = "policy.json"
 MODEL_ARTIFACT = "model"
@@ -311,6 +314,26 @@ class PolicyRegistry:
         except MlflowException as error:
             if not _is_missing(error):
                 raise
+
+    def begin_registering(self, symbol: str, run: str) -> None:
+        """Create ``symbol``'s model if needed and mark it part-registered (by ``run``) until
+        :meth:`end_registering`."""
+        name = self.model_name(symbol)
+        self._ensure_model(name)
+        self._client.set_registered_model_tag(name, REGISTERING_TAG, run)
+
+    def end_registering(self, symbol: str) -> None:
+        """``symbol``'s model holds every version its run meant to register."""
+        self._client.delete_registered_model_tag(self.model_name(symbol), REGISTERING_TAG)
+
+    def registering(self, model: str) -> str | None:
+        """The run that left model ``model`` part-registered (it stopped before its last version), else ``None``."""
+        try:
+            return self._client.get_registered_model(model).tags.get(REGISTERING_TAG)
+        except MlflowException as error:
+            if not _is_missing(error):
+                raise
+            return None
 
     def _ensure_model(self, name: str) -> None:
         try:

@@ -6,12 +6,16 @@ kills itself right after the Nth call of a function returns), so each case is de
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from router_tuner.config.loader import DEFAULTS_DIR, FILES
+from tests.conftest import edit_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,3 +48,42 @@ def test_config_init_killed_between_two_files_leaves_whole_files_and_the_same_co
     assert sorted(p.name for p in target.iterdir()) == sorted(FILES)  # no temporary left either
     assert all((target / name).read_bytes() == (DEFAULTS_DIR / name).read_bytes() for name in FILES)
     assert router_tuner("config", "check", str(target)).returncode == 0
+
+
+def _fast_publishing(tmp_path: Path) -> Path:
+    """The defaults with a tuner that publishes a version every 15 outcomes after 10 (as in
+    tests/simulation/test_simulate_mlflow.py), so 60 orders register two or more versions."""
+    config = tmp_path / "config"
+    shutil.copytree(DEFAULTS_DIR, config)
+    edit_config(config, "router.json", lambda d: d["static_policy"].update(maker_offset_bps=4.0))
+    edit_config(config, "tuner.json", lambda d: (d["learner_params"].update(burn_in_per_arm=1),
+                                                 d["guardrails"].update(min_outcomes_before_move=10),
+                                                 d["publish"].update(every_n_outcomes=15)))
+    return config
+
+
+def test_simulate_killed_while_registering_versions_is_listed_as_part_registered_and_the_rerun_completes(
+        tmp_path: Path) -> None:
+    """A simulate killed between two versions of a model left it holding the first ones, listed by `policy list
+    --simulation` like a finished simulation's; it is now marked part-registered until the last version is in."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    config = _fast_publishing(tmp_path)
+    argv = ["simulate", "--config", str(config), "--orders", "60", "--symbols", "BTCUSDT", "--learners", "structured",
+            "--workers", "1", "--shadow-symbols", "--out", str(tmp_path / "out"), "--json"]
+    if (data := ROOT.parent / "shared" / "data" / "binance").is_dir():
+        argv += ["--data", str(data)]
+    listing = ["policy", "list", "--simulation", "--json", "--config", str(config)]
+    killed = crash_at("router_tuner.tuner.registry:PolicyRegistry.publish", 1, *argv, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    left = router_tuner(*listing, env=env)
+    assert left.returncode == 0 and "PART-REGISTERED" in left.stderr
+    assert [v["part_registered"] for v in json.loads(left.stdout)] == [True]
+    rerun = router_tuner(*argv, env=env)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    registered = json.loads(rerun.stdout.strip().splitlines()[-1])["policy_versions"][0]["registered_versions"]
+    assert registered >= 2
+    listed = router_tuner(*listing, env=env)
+    assert listed.returncode == 0 and "PART-REGISTERED" not in listed.stderr
+    versions = json.loads(listed.stdout)
+    assert [v["version"] for v in versions] == list(range(registered, 0, -1))  # every version once, in order
+    assert not any(v["part_registered"] for v in versions)
