@@ -70,7 +70,7 @@ def _init(directory: Path) -> int:
     Each file appears whole or not at all (:func:`create_bytes_atomic`). Files identical to the defaults are what
     an init stopped midway (kill -9, a power cut) left: the same command then writes the rest instead of refusing.
     """
-    from router_tuner.router.atomic_file import create_bytes_atomic
+    from router_tuner.router.atomic_file import create_bytes_atomic, remove_stale_temporaries
 
     if directory.exists() and not directory.is_dir():
         raise BadInput(f"init: {directory} exists and is not a directory")
@@ -79,13 +79,11 @@ def _init(directory: Path) -> int:
         raise BadInput(f"init: {directory} already holds {', '.join(present)}: config init never overwrites; "
                        f"choose a new directory or check the one there with `router-tuner config check {directory}`")
     directory.mkdir(parents=True, exist_ok=True)
-    for name in FILES:  # an interrupted init's temporaries (hidden, never read by the loader)
-        for stale in directory.glob(f".{name}.*.tmp"):
-            stale.unlink(missing_ok=True)
     written: list[Path] = []
     try:
         for name in FILES:
             if name in present:
+                remove_stale_temporaries(directory / name)  # what a kill after its link left
                 continue
             create_bytes_atomic(directory / name, (DEFAULTS_DIR / name).read_bytes())  # never over a file
             written.append(directory / name)

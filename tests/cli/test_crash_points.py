@@ -6,15 +6,18 @@ kills itself right after the Nth call of a function returns), so each case is de
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 from router_tuner.config.loader import DEFAULTS_DIR, FILES
+from router_tuner.router.atomic_file import atomic_path, write_bytes_atomic
 from tests.conftest import edit_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,3 +90,56 @@ def test_simulate_killed_while_registering_versions_is_listed_as_part_registered
     versions = json.loads(listed.stdout)
     assert [v["version"] for v in versions] == list(range(registered, 0, -1))  # every version once, in order
     assert not any(v["part_registered"] for v in versions)
+
+
+def _simulate_argv(tmp_path: Path, *extra: str) -> list[str]:
+    argv = ["simulate", "--orders", "30", "--symbols", "BTCUSDT", "--learners", "structured", "--shadow-symbols",
+            "--out", str(tmp_path / "out"), "--json", *extra]
+    if (data := ROOT.parent / "shared" / "data" / "binance").is_dir():
+        argv += ["--data", str(data)]
+    return argv
+
+
+def _journal_rows(path: Path) -> tuple[dict[str, int], str]:
+    """Rows per kind and a digest of every row's kind, symbol, intent and payload, in order."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        counts = dict(db.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall())
+        digest = hashlib.sha256()
+        for row in db.execute("SELECT kind, symbol, intent_id, payload FROM events ORDER BY id"):
+            digest.update(repr(row).encode())
+        return counts, digest.hexdigest()
+    finally:
+        db.close()
+
+
+def test_simulate_killed_while_writing_its_journal_keeps_the_previous_one_and_the_rerun_clears_the_leftovers(
+        tmp_path: Path) -> None:
+    """The journal's temporary (with its -wal, -shm and .lock) stayed beside the journal after a kill -9, one set
+    per killed run, never deleted (a full run's journal is hundreds of MB): the next run now deletes it."""
+    argv = _simulate_argv(tmp_path, "--no-mlflow", "--workers", "1")
+    first = router_tuner(*argv)
+    assert first.returncode == 0, first.stderr[-500:]
+    journal = tmp_path / "out" / "simulation.sqlite"
+    before = _journal_rows(journal)
+    killed = crash_at("router_tuner.executor.journal:Journal.append_many", 1, *argv)
+    assert killed.returncode == -signal.SIGKILL
+    left = sorted(p.name for p in journal.parent.iterdir() if p.name.startswith(".simulation.sqlite."))
+    assert left and all(name.endswith((".tmp", ".tmp-wal", ".tmp-shm", ".tmp.lock")) for name in left)
+    assert _journal_rows(journal) == before  # the previous journal, whole
+    rerun = router_tuner(*argv)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    assert sorted(p.name for p in journal.parent.iterdir()) == ["report", "simulation.sqlite"]
+    assert _journal_rows(journal) == before
+    assert json.loads(rerun.stdout.splitlines()[-1])["symbols"] == json.loads(first.stdout.splitlines()[-1])["symbols"]
+
+
+def test_a_live_writers_temporary_is_never_taken_for_a_killed_ones(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    with atomic_path(target) as outer:
+        outer.write_bytes(b"outer")
+        write_bytes_atomic(target, b"inner")  # cleans up around it, but the outer writer holds its temporary
+        assert outer.read_bytes() == b"outer"
+    assert target.read_bytes() == b"outer"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
