@@ -108,7 +108,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         left = registry.champion_version(args.symbol)
         versions = [registry.rollback(args.symbol)]
-        print(f"policy rollback: {args.symbol} champion v{left} -> v{versions[0].version}", file=sys.stderr)
+        if left == versions[0].version:  # the alias had moved back already: a rollback killed before its history
+            print(f"policy rollback: {args.symbol} champion stays v{left}: an interrupted rollback had moved it "
+                  "there; completed", file=sys.stderr)
+        else:
+            print(f"policy rollback: {args.symbol} champion v{left} -> v{versions[0].version}", file=sys.stderr)
     if not versions:
         print(f"policy list: no policy versions named {registry.model_prefix}-* in {registry.tracking_uri} "
               f"(the simulation registers its learners' policies under "

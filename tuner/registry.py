@@ -191,6 +191,10 @@ class PolicyRegistry:
             raise RegistryError(f"{symbol}: no policy version {ref!r} in {self.tracking_uri}") from error
         return self._describe(symbol, model_version)
 
+    def challenger_version(self, symbol: str) -> int | None:
+        """The version the ``challenger`` alias names, ``None`` when there is none (or no model)."""
+        return self._alias_version(self.model_name(symbol), CHALLENGER)
+
     def champion_version(self, symbol: str) -> int | None:
         """The champion's version number only (one alias lookup, no artifact download)."""
         return self._alias_version(self.model_name(symbol), CHAMPION)
@@ -227,7 +231,8 @@ class PolicyRegistry:
             raise RegistryError(f"{symbol}: version {target} is already the champion")
         self.show(symbol, str(target))
         if current is not None:
-            self._set_history(name, [*self._history(name), current])
+            history = self._history(name)  # its last entry is current already after a promotion killed before
+            self._set_history(name, history if history[-1:] == [current] else [*history, current])  # the alias
         self._client.set_registered_model_alias(name, CHAMPION, str(target))
         return self.show(symbol, CHAMPION)
 
@@ -283,7 +288,8 @@ class PolicyRegistry:
     def request_go_live(self, symbol: str, *, who: str, why: str) -> None:
         """Ask the tuner to take ``symbol`` out of shadow mode; who and why are kept as model tags."""
         name = self.model_name(symbol)
-        for key, value in ((DEPLOYMENT_MODE_TAG, "live"), ("go_live_by", who), ("go_live_why", why)):
+        # who and why before the switch itself: a request killed midway is not taken as made without its record
+        for key, value in (("go_live_by", who), ("go_live_why", why), (DEPLOYMENT_MODE_TAG, "live")):
             try:
                 self._client.set_registered_model_tag(name, key, value)
             except MlflowException as error:

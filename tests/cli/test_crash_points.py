@@ -14,11 +14,18 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from router_tuner.config.loader import DEFAULTS_DIR, FILES
+import pytest
+from mlflow import MlflowClient
+
+from router_tuner.config.loader import DEFAULTS_DIR, FILES, load_config
 from router_tuner.router.atomic_file import atomic_path, write_bytes_atomic
-from tests.conftest import edit_config
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.tuner.gate_record import FORCED_BY_TAG, gate_problem
+from router_tuner.tuner.registry import CHAMPION_HISTORY_TAG, DEPLOYMENT_MODE_TAG, PREVIOUS_CHAMPION_TAG
+from tests.conftest import default_registry, edit_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -143,3 +150,51 @@ def test_a_live_writers_temporary_is_never_taken_for_a_killed_ones(tmp_path: Pat
         assert outer.read_bytes() == b"outer"
     assert target.read_bytes() == b"outer"
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    """Three BTCUSDT versions under tuner.json's model prefix: v1 champion (initial), v3 challenger."""
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    registry = default_registry(uri)
+    base = RouterPolicy.from_static("BTCUSDT", load_config().router, policy_id="tuner-BTCUSDT")
+    for n in (1, 2, 3):
+        registry.publish(replace(base, version=n, arm=f"o{n:.2f}_b0.00", maker_offset_bps=float(n)),
+                         params={"learner": "thompson"}, metrics={"cost_bps": 3.0 - n}, config_snapshot={})
+    return uri
+
+
+def _model(uri: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The model's tags and its aliases."""
+    model = MlflowClient(tracking_uri=uri).get_registered_model("router-policy-BTCUSDT")
+    return dict(model.tags), {alias: str(version) for alias, version in model.aliases.items()}
+
+
+@pytest.mark.parametrize("step", ["mlflow:MlflowClient.set_registered_model_alias",
+                                  "mlflow:MlflowClient.set_model_version_tag",
+                                  "mlflow:MlflowClient.set_registered_model_tag"])
+def test_promote_force_killed_between_its_steps_is_ended_by_the_same_command(store: str, step: str) -> None:
+    """Killed after moving the alias, before (all of) who and why: the champion had no gate record (not acted
+    on), and the same command failed ("version 3 is already the champion", exit 1). Killed after the history
+    tag, before the alias: the rerun listed the old champion twice (a later rollback moved nothing)."""
+    argv = ["policy", "promote", "--symbol", "BTCUSDT", "--force", "--who", "ops", "--why", "drill",
+            "--tracking-uri", store]
+    assert crash_at(step, 1, *argv).returncode == -signal.SIGKILL
+    rerun = router_tuner(*argv)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    tags, aliases = _model(store)
+    assert aliases == {"champion": "3", "challenger": "3"}
+    assert tags[CHAMPION_HISTORY_TAG] == "1" and tags[PREVIOUS_CHAMPION_TAG] == "1"
+    record = MlflowClient(tracking_uri=store).get_model_version("router-policy-BTCUSDT", "3").tags
+    assert gate_problem(record) is None and record[FORCED_BY_TAG] == "ops"
+
+
+def test_go_live_killed_after_its_first_tag_keeps_who_and_why(store: str) -> None:
+    """The mode tag was written first: killed after it, the symbol was live without who and why, and the rerun
+    said "already live; nothing changed"."""
+    argv = ["policy", "go-live", "--symbol", "BTCUSDT", "--who", "ops", "--why", "drill", "--tracking-uri", store]
+    assert crash_at("mlflow:MlflowClient.set_registered_model_tag", 1, *argv).returncode == -signal.SIGKILL
+    assert _model(store)[0].get(DEPLOYMENT_MODE_TAG) is None  # not live before its record is whole
+    assert router_tuner(*argv).returncode == 0
+    tags, _ = _model(store)
+    assert (tags[DEPLOYMENT_MODE_TAG], tags["go_live_by"], tags["go_live_why"]) == ("live", "ops", "drill")
