@@ -198,3 +198,32 @@ def test_go_live_killed_after_its_first_tag_keeps_who_and_why(store: str) -> Non
     assert router_tuner(*argv).returncode == 0
     tags, _ = _model(store)
     assert (tags[DEPLOYMENT_MODE_TAG], tags["go_live_by"], tags["go_live_why"]) == ("live", "ops", "drill")
+
+
+def test_journal_export_killed_before_its_rename_keeps_the_previous_file_and_the_rerun_clears_the_temporary(
+        journal_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "router.parquet"
+    argv = ["journal", "export", "--journal", str(journal_path), "--kind", "router", "--out", str(out)]
+    assert router_tuner(*argv).returncode == 0
+    previous = out.read_bytes()
+    assert crash_at("pyarrow.parquet:write_table", 1, *argv).returncode == -signal.SIGKILL
+    assert out.read_bytes() == previous and len(list(tmp_path.glob(".router.parquet.*.tmp"))) == 1
+    assert router_tuner(*argv).returncode == 0
+    assert out.read_bytes() == previous and not list(tmp_path.glob(".router.parquet.*"))
+
+
+def test_partitioned_export_killed_midway_leaves_no_dataset_and_the_rerun_clears_the_staging_folder(
+        journal_path: Path, tmp_path: Path) -> None:
+    """The hidden staging folder of a killed export (as large as the part written) stayed beside the dataset for
+    good, one per killed run; the next export to the same folder now deletes it."""
+    root = tmp_path / "dataset"
+    argv = ["journal", "export", "--journal", str(journal_path), "--kind", "router", "--partitioned", str(root),
+            "--json"]
+    assert crash_at("pyarrow.parquet:write_table", 1, *argv).returncode == -signal.SIGKILL
+    assert not root.exists() and len(list(tmp_path.glob(".dataset.*"))) == 1
+    scored = router_tuner("ope-dataset", "--dataset", str(root), "--candidate", "o1.00_b0.00")
+    assert scored.returncode == 2 and scored.stderr.strip() == f"router-tuner ope-dataset: no dataset folder at {root}"
+    rerun = router_tuner(*argv)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    assert json.loads(rerun.stdout)["rows"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".dataset", "dataset"))) == ["dataset"]
