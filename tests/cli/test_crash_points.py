@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -227,3 +228,52 @@ def test_partitioned_export_killed_midway_leaves_no_dataset_and_the_rerun_clears
     assert rerun.returncode == 0, rerun.stderr[-500:]
     assert json.loads(rerun.stdout)["rows"] == 3
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".dataset", "dataset"))) == ["dataset"]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_simulate_parent_killed_alone_while_its_workers_write_takes_the_workers_with_it(tmp_path: Path) -> None:
+    """kill -9 of simulate's own pid while its two forked writers (journal, report) worked left them waiting for
+    their next task for ever, holding its stdout and stderr (a caller reading them hung too)."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "router_tuner.cli", *_simulate_argv(tmp_path, "--no-mlflow",
+                                                                                       "--workers", "2")],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while not list(out.glob(".simulation.sqlite.*.tmp")):  # the journal's writer has started
+            assert proc.poll() is None and time.monotonic() < deadline, "simulate ended before writing its journal"
+            time.sleep(0.005)
+        workers = _children(proc.pid)
+        proc.kill()  # the parent alone
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    assert workers
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    orphans = [pid for pid in workers if _alive(pid)]
+    for pid in orphans:  # not left behind when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans
+    rerun = router_tuner(*_simulate_argv(tmp_path, "--no-mlflow", "--workers", "2"))
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    assert sorted(p.name for p in out.iterdir()) == ["report", "simulation.sqlite"]
