@@ -277,3 +277,23 @@ def test_simulate_parent_killed_alone_while_its_workers_write_takes_the_workers_
     rerun = router_tuner(*_simulate_argv(tmp_path, "--no-mlflow", "--workers", "2"))
     assert rerun.returncode == 0, rerun.stderr[-500:]
     assert sorted(p.name for p in out.iterdir()) == ["report", "simulation.sqlite"]
+
+
+def test_sweep_killed_while_logging_a_nested_run_logs_it_whole_on_the_rerun(tmp_path: Path) -> None:
+    """Killed after creating a row's nested run, before its params and metrics: the rerun took the row as logged
+    (its task id tag was there) and the run stayed empty and RUNNING for good."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    argv = ["sweep", "--learners", "structured", "--seeds", "1,2", "--symbols", "BTCUSDT", "--orders", "40",
+            "--out", str(tmp_path / "out")]
+    if (data := ROOT.parent / "shared" / "data" / "binance").is_dir():
+        argv += ["--data", str(data)]
+    killed = crash_at("mlflow:MlflowClient.create_run", 2, *argv, env=env)  # the parent, then the first row's
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    rerun = router_tuner(*argv, env=env)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("router-tuner").experiment_id])
+    rows = [r for r in runs if "task_id" in r.data.tags]
+    assert sorted(r.data.params["seed"] for r in rows) == ["1", "2"]  # each row once
+    assert all(r.info.status == "FINISHED" and "mean_cost_bps" in r.data.metrics for r in rows)
