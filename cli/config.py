@@ -65,24 +65,41 @@ def _refuse_what_live_refuses(bundle: ConfigBundle) -> None:
 
 
 def _init(directory: Path) -> int:
-    """Copy the defaults, all or nothing: a file of the same name already there is refused, never replaced."""
+    """Copy the defaults, all or nothing: a file of the same name already there is refused, never replaced.
+
+    Each file appears whole or not at all (:func:`create_bytes_atomic`). Files identical to the defaults are what
+    an init stopped midway (kill -9, a power cut) left: the same command then writes the rest instead of refusing.
+    """
+    from router_tuner.router.atomic_file import create_bytes_atomic, remove_stale_temporaries
+
     if directory.exists() and not directory.is_dir():
         raise BadInput(f"init: {directory} exists and is not a directory")
     present = [name for name in FILES if (directory / name).exists()]
-    if present:
+    if any(not _is_default(directory / name) for name in present):
         raise BadInput(f"init: {directory} already holds {', '.join(present)}: config init never overwrites; "
                        f"choose a new directory or check the one there with `router-tuner config check {directory}`")
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     try:
         for name in FILES:
-            with open(directory / name, "xb") as out:   # "x": a file that appeared meanwhile is not replaced
-                written.append(directory / name)
-                out.write((DEFAULTS_DIR / name).read_bytes())
-    except OSError:
+            if name in present:
+                remove_stale_temporaries(directory / name)  # what a kill after its link left
+                continue
+            create_bytes_atomic(directory / name, (DEFAULTS_DIR / name).read_bytes())  # never over a file
+            written.append(directory / name)
+    except BaseException:  # a full disk, Ctrl-C, SIGTERM's exit: none of this run's files stays
         for path in written:
             path.unlink(missing_ok=True)
         raise
-    print(f"config init: wrote {len(FILES)} files to {directory}; edit them, check with `router-tuner config check "
-          f"{directory}` and pass --config {directory} to the other commands")
+    kept = f" ({len(present)} already there as written by an interrupted init, kept)" if present else ""
+    print(f"config init: wrote {len(written)} files to {directory}{kept}; edit them, check with "
+          f"`router-tuner config check {directory}` and pass --config {directory} to the other commands")
     return 0
+
+
+def _is_default(path: Path) -> bool:
+    """``path`` is a regular file holding exactly the embedded default of its name."""
+    try:
+        return path.is_file() and path.read_bytes() == (DEFAULTS_DIR / path.name).read_bytes()
+    except OSError:
+        return False

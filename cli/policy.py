@@ -108,13 +108,23 @@ def run(args: argparse.Namespace) -> int:
     else:
         left = registry.champion_version(args.symbol)
         versions = [registry.rollback(args.symbol)]
-        print(f"policy rollback: {args.symbol} champion v{left} -> v{versions[0].version}", file=sys.stderr)
+        if left == versions[0].version:  # the alias had moved back already: a rollback killed before its history
+            print(f"policy rollback: {args.symbol} champion stays v{left}: an interrupted rollback had moved it "
+                  "there; completed", file=sys.stderr)
+        else:
+            print(f"policy rollback: {args.symbol} champion v{left} -> v{versions[0].version}", file=sys.stderr)
     if not versions:
         print(f"policy list: no policy versions named {registry.model_prefix}-* in {registry.tracking_uri} "
               f"(the simulation registers its learners' policies under "
               f"{bundle.router.simulation.registered_model_prefix}-*: add --simulation)", file=sys.stderr)
+    partial = {model: run for model in sorted({v.model for v in versions})
+               if (run := registry.registering(model)) is not None}
+    for model, run in partial.items():
+        print(f"policy {args.policy_command}: {model} is PART-REGISTERED: {run} stopped before registering its "
+              "last version; run that simulate again to replace it", file=sys.stderr)
     if args.json:
-        print(json.dumps([_as_dict(v) for v in versions], indent=2, sort_keys=True))
+        print(json.dumps([_as_dict(v) | {"part_registered": v.model in partial} for v in versions], indent=2,
+                         sort_keys=True))
     else:
         for version in versions:
             print(_as_text(version, detailed=args.policy_command != "list"))

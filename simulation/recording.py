@@ -91,8 +91,12 @@ def register_policy_versions(result: SimulationResult, config: ConfigBundle, tra
             publisher = MlflowPublisher(registry, config, parent_run_id=parent)
             registry.delete_model(symbol)
             records = run.publisher.records_of(symbol)
+            if records:  # marked part-registered until the last version is in (a run killed meanwhile says so)
+                registry.begin_registering(symbol, f"simulate run {parent or '?'}")
             for record in records:
                 publisher.publish(record)
+            if records:
+                registry.end_registering(symbol)
             final = records[-1].policy if records else None
             rows.append({"learner": run.learner, "symbol": symbol, "model": registry.model_name(symbol),
                          "policy_version": final.version if final else None, "arm": final.arm if final else None,

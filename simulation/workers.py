@@ -8,8 +8,11 @@ they are routed.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
+import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from multiprocessing.sharedctypes import Synchronized
@@ -18,6 +21,7 @@ from typing import Any, TypeVar
 _T = TypeVar("_T")
 _POLL_S = 0.2
 """How often the parent moves the progress bar (seconds); not a result-bearing setting."""
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 _counter: Synchronized | None = None  # set in each worker by _init_worker
 _task: Callable[[int, Callable[[int], None] | None], object] | None = None  # set by run_forked before the fork
@@ -46,7 +50,7 @@ def run_forked(task: Callable[[int, Callable[[int], None] | None], _T], count: i
 def _run_pool(context: multiprocessing.context.ForkContext, counter: Synchronized, count: int, workers: int,
               progress: Callable[[int], None] | None) -> list[Any]:
     with ProcessPoolExecutor(max_workers=min(workers, count), mp_context=context, initializer=_init_worker,
-                             initargs=(counter,)) as pool:
+                             initargs=(counter, os.getpid())) as pool:
         futures = [pool.submit(_run, i) for i in range(count)]
         reported = 0
         while True:
@@ -59,9 +63,23 @@ def _run_pool(context: multiprocessing.context.ForkContext, counter: Synchronize
         return [f.result() for f in futures]
 
 
-def _init_worker(counter: Synchronized) -> None:
+def _init_worker(counter: Synchronized, parent: int) -> None:
     global _counter
     _counter = counter
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this worker when ``parent`` dies (Linux). A parent killed on its own (kill -9 of its
+    pid, an OOM kill) left its workers waiting for their next task for ever, holding its stdout and stderr (a
+    caller reading them hung too); a worker killed midway leaves no more than the killed parent would."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl (not Linux): orphans are left as before
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def _add(n: int) -> None:

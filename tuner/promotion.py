@@ -149,13 +149,19 @@ def force_promote(registry: PolicyRegistry, symbol: str, *, who: str, why: str,
     """Promote without the gate; who and why are recorded as tags on the version and its run.
 
     ``version`` may be the champion already when it has no gate record (an alias moved in the MLflow UI):
-    the tags then accept it, and a router following the registry starts acting on it.
+    the tags then accept it, and a router following the registry starts acting on it. Without ``version``, a
+    challenger that is the champion already without a gate record is what a forced promotion killed between
+    moving the alias and recording who and why left: the same command records them.
     """
     from router_tuner.tuner.registry import RegistryError  # MLflow is loaded already: the caller holds a registry
 
     _require_text(who=who, why=why)
     tags = forced_tags(who=who, why=why)
-    if version is not None and version == registry.champion_version(symbol):
+    champion = registry.champion_version(symbol)
+    if version is None and champion is not None and champion == registry.challenger_version(symbol) \
+            and gate_problem(registry.version_tags(symbol, champion)) is not None:
+        version = champion  # a promotion killed after moving the alias, before its record: the same command ends it
+    if version is not None and version == champion:
         if gate_problem(registry.version_tags(symbol, version)) is None:
             raise RegistryError(f"{symbol}: version {version} is already the champion, with a gate record")
         registry.tag_version(symbol, version, tags)

@@ -46,6 +46,9 @@ CHAMPION_HISTORY_TAG = "champion_history"
 """Registered-model tag: the versions promotions replaced as champion, oldest first, comma-separated."""
 DEPLOYMENT_MODE_TAG = "deployment_mode"
 """Registered-model tag a person sets to ``live`` (``policy go-live``) to take a symbol out of shadow mode."""
+REGISTERING_TAG = "registering"
+"""Registered-model tag set while ``simulate`` registers a model's versions and removed after the last: a model
+that still holds it was left part-registered by a run that stopped (kill -9, a crash) and is listed as such."""
 DEFAULT_TRACKING_URI = "sqlite:///var/mlflow.db"
 POLICY_ARTIFACT = "policy.json"
 MODEL_ARTIFACT = "model"
@@ -188,6 +191,10 @@ class PolicyRegistry:
             raise RegistryError(f"{symbol}: no policy version {ref!r} in {self.tracking_uri}") from error
         return self._describe(symbol, model_version)
 
+    def challenger_version(self, symbol: str) -> int | None:
+        """The version the ``challenger`` alias names, ``None`` when there is none (or no model)."""
+        return self._alias_version(self.model_name(symbol), CHALLENGER)
+
     def champion_version(self, symbol: str) -> int | None:
         """The champion's version number only (one alias lookup, no artifact download)."""
         return self._alias_version(self.model_name(symbol), CHAMPION)
@@ -224,7 +231,8 @@ class PolicyRegistry:
             raise RegistryError(f"{symbol}: version {target} is already the champion")
         self.show(symbol, str(target))
         if current is not None:
-            self._set_history(name, [*self._history(name), current])
+            history = self._history(name)  # its last entry is current already after a promotion killed before
+            self._set_history(name, history if history[-1:] == [current] else [*history, current])  # the alias
         self._client.set_registered_model_alias(name, CHAMPION, str(target))
         return self.show(symbol, CHAMPION)
 
@@ -280,7 +288,8 @@ class PolicyRegistry:
     def request_go_live(self, symbol: str, *, who: str, why: str) -> None:
         """Ask the tuner to take ``symbol`` out of shadow mode; who and why are kept as model tags."""
         name = self.model_name(symbol)
-        for key, value in ((DEPLOYMENT_MODE_TAG, "live"), ("go_live_by", who), ("go_live_why", why)):
+        # who and why before the switch itself: a request killed midway is not taken as made without its record
+        for key, value in (("go_live_by", who), ("go_live_why", why), (DEPLOYMENT_MODE_TAG, "live")):
             try:
                 self._client.set_registered_model_tag(name, key, value)
             except MlflowException as error:
@@ -311,6 +320,26 @@ class PolicyRegistry:
         except MlflowException as error:
             if not _is_missing(error):
                 raise
+
+    def begin_registering(self, symbol: str, run: str) -> None:
+        """Create ``symbol``'s model if needed and mark it part-registered (by ``run``) until
+        :meth:`end_registering`."""
+        name = self.model_name(symbol)
+        self._ensure_model(name)
+        self._client.set_registered_model_tag(name, REGISTERING_TAG, run)
+
+    def end_registering(self, symbol: str) -> None:
+        """``symbol``'s model holds every version its run meant to register."""
+        self._client.delete_registered_model_tag(self.model_name(symbol), REGISTERING_TAG)
+
+    def registering(self, model: str) -> str | None:
+        """The run that left model ``model`` part-registered (it stopped before its last version), else ``None``."""
+        try:
+            return self._client.get_registered_model(model).tags.get(REGISTERING_TAG)
+        except MlflowException as error:
+            if not _is_missing(error):
+                raise
+            return None
 
     def _ensure_model(self, name: str) -> None:
         try:

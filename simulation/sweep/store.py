@@ -3,7 +3,9 @@
 ``OUT/tasks/<task_id>.json`` is written atomically (``router.atomic_file``) by the driver as each result
 arrives, and only then counted as done: a crash leaves every finished task on disk whole and none half.
 Task ids are content addresses of every input (:mod:`simulation.sweep.grid`), so a file is reused only by
-the very same task; a file that does not decode, or belongs to another task, is an error, not a skip.
+the very same task; a file that does not decode, or belongs to another task, is an error, not a skip. A file cut
+short (empty, or JSON that stops midway: a copy or a disk that failed mid-write, never this writer) is a task
+that has not finished: it runs again and its checkpoint is rewritten whole.
 """
 
 from __future__ import annotations
@@ -38,9 +40,12 @@ class CheckpointStore:
         path = self.path(task)
         if not path.is_file():
             return None
+        payload = path.read_bytes()
         try:
-            result = _DECODER.decode(path.read_bytes())
+            result = _DECODER.decode(payload)
         except msgspec.DecodeError as error:
+            if not payload.strip() or "truncated" in str(error):  # cut short: the task's result was never whole
+                return None
             raise CheckpointError(f"{path}: not a task result ({error}); delete it to rerun the task") from error
         if result.task_id != task.task_id:
             raise CheckpointError(f"{path}: holds the result of {result.task_id}, not {task.task_id}")

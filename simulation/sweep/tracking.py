@@ -3,7 +3,9 @@ run per row (its settings, learner, seed, symbol and data as params; cost, inter
 share as metrics), written by the driver after the tasks.
 
 Resumable like the tasks: the parent's id is kept in ``OUT/mlflow_run.json`` and a nested run carries its
-task id as a tag, so a rerun after a failure in the middle of logging adds only the rows not yet logged.
+task id as a tag, so a rerun after a failure in the middle of logging adds only the rows not yet logged. A row
+counts as logged once its run is ended (the last step): a run an attempt killed midway left (created, its params
+and metrics missing) is deleted and logged again.
 MLflow is imported here only: ``--no-mlflow`` never pays for it.
 """
 
@@ -42,8 +44,12 @@ def log_sweep(rows: Sequence[dict[str, Any]], grid_params: dict[str, str], confi
         parent = run.info.run_id
         client.log_batch(parent, params=[Param(k, v[:6000]) for k, v in grid_params.items()])
         write_bytes_atomic(state, json.dumps({"tracking_uri": uri, "parent_run_id": parent}).encode())
-    logged = {r.data.tags.get("task_id") for r in client.search_runs(
-        [experiment], filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent}'", max_results=50_000)}
+    children = client.search_runs([experiment], filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent}'",
+                                  max_results=50_000)
+    for child_run in children:  # created, never ended: an attempt killed while logging it; logged again below
+        if child_run.info.status != "FINISHED":
+            client.delete_run(child_run.info.run_id)
+    logged = {r.data.tags.get("task_id") for r in children if r.info.status == "FINISHED"}
     added = 0
     now_ms = int(time.time() * 1000)
     for row in rows:

@@ -171,7 +171,7 @@ def test_config_init_leaves_nothing_behind_when_a_write_fails(tmp_path: Path, mo
     target = tmp_path / "mine"
 
     def full_disk(file: object, mode: str = "r", *args: object, **kwargs: object) -> object:
-        if str(file).endswith("tuner.json") and "x" in mode:
+        if Path(str(file)).name.startswith((".tuner.json.", "tuner.json")) and "w" in mode:
             raise OSError(28, "No space left on device", str(file))
         return real_open(file, mode, *args, **kwargs)
 

@@ -211,3 +211,20 @@ def test_a_configuration_changed_after_planning_is_refused(config_dir: Path) -> 
     edit_config(config_dir, "tuner.json", lambda d: d["learner_params"].update(epsilon=0.3))
     with pytest.raises(GridError, match="changed since the sweep was planned"):
         run_sweep(grid, LocalRunner(), CheckpointStore(config_dir / "out"))
+
+
+def test_a_checkpoint_cut_short_is_a_task_that_runs_again(config: ConfigBundle, tmp_path: Path) -> None:
+    """A checkpoint cut short (empty, or stopping midway) stopped the resume ("not a task result ... delete it");
+    it is a task that never finished: it runs again, and its checkpoint is rewritten whole."""
+    grid = small_grid(config, learners=["ucb"], seeds=[1], axes=[])
+    store = CheckpointStore(tmp_path)
+    reference = run_sweep(grid, LocalRunner(), store)
+    baseline, _learner = grid.tasks
+    whole = store.path(baseline).read_bytes()
+    for cut in (b"", whole[: len(whole) // 2]):
+        store.path(baseline).write_bytes(cut)
+        assert store.load(baseline) is None
+        resumed = run_sweep(grid, LocalRunner(), store)
+        assert (resumed.resumed, resumed.ran) == (1, 1)
+        assert store.path(baseline).read_bytes() == whole
+        assert sweep_rows(grid, resumed.results) == sweep_rows(grid, reference.results)

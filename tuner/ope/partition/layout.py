@@ -12,6 +12,7 @@ and an existing ``ROOT`` is never written into (two exports mixed in one tree wo
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import re
 import shutil
@@ -63,15 +64,20 @@ def write_dataset(root: Path, tables: Iterable[tuple[str, str, pa.Table]]) -> di
     """Write one table per ``(day, symbol)`` under ``root`` (which must not exist); rows per partition.
 
     Everything is written into a hidden folder beside ``root`` and renamed to ``root`` only when every
-    file is complete, so an interrupted export leaves no dataset rather than part of one.
+    file is complete, so an interrupted export leaves no dataset rather than part of one. The writer holds an
+    ``flock`` on that folder until the rename, so the next export to ``root`` deletes the folders killed
+    writers left (kill -9 leaves one per run, as large as the part written) and never a live writer's.
     """
     root = Path(root)
     if root.exists():
         raise DatasetError(f"{root} already exists: choose a new folder (exports are never merged)")
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    held = os.open(staging, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new folder: nobody else holds it
     written: dict[tuple[str, str], int] = {}
     try:
+        _remove_stale_staging(root)
         for day, symbol, table in tables:
             if (day, symbol) in written:
                 raise DatasetError(f"partition day={day} symbol={symbol} given twice")
@@ -82,7 +88,31 @@ def write_dataset(root: Path, tables: Iterable[tuple[str, str, pa.Table]]) -> di
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        os.close(held)
     return written
+
+
+def _remove_stale_staging(root: Path) -> None:
+    """Delete the hidden ``.<root name>.<8 chars>`` folders of exports to ``root`` whose writer died (their
+    ``flock`` is free); a live writer's is held and stays."""
+    pattern = re.compile(re.escape(f".{root.name}.") + r"[a-z0-9_]{8}")
+    for candidate in root.parent.iterdir():
+        if not pattern.fullmatch(candidate.name) or candidate.is_symlink() or not candidate.is_dir():
+            continue
+        try:
+            fd = os.open(candidate, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a live export's
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(candidate, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 def write_router_events(root: Path, events: Sequence[RouterEvent]) -> dict[tuple[str, str], int]:

@@ -1,0 +1,299 @@
+"""Crash points: a real ``router-tuner`` process killed (SIGKILL) between two of its steps, then the same command
+run again. What was left must be the previous complete output or the new complete one, and the rerun must
+succeed with the result an uninterrupted run gives. The kill is placed by ``tests/cli/crash_at.py`` (the process
+kills itself right after the Nth call of a function returns), so each case is deterministic and takes seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from router_tuner.config.loader import DEFAULTS_DIR, FILES, load_config
+from router_tuner.router.atomic_file import atomic_path, write_bytes_atomic
+from router_tuner.router.policy import RouterPolicy
+from router_tuner.tuner.gate_record import FORCED_BY_TAG, gate_problem
+from router_tuner.tuner.registry import CHAMPION_HISTORY_TAG, DEPLOYMENT_MODE_TAG, PREVIOUS_CHAMPION_TAG
+from tests.conftest import default_registry, edit_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def crash_at(spec: str, after: int, *args: str, cwd: Path | None = None,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``router-tuner ARGS`` killed with SIGKILL right after the ``after``-th call of ``spec`` returns."""
+    return subprocess.run([sys.executable, "-m", "tests.cli.crash_at", spec, str(after), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def router_tuner(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "router_tuner.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def test_config_init_killed_between_two_files_leaves_whole_files_and_the_same_command_completes(
+        tmp_path: Path) -> None:
+    """Each file was opened in place and written: a kill left a half file there, and every later init refused
+    the folder ("already holds ...")."""
+    target = tmp_path / "config"
+    killed = crash_at("os:link", 2, "config", "init", str(target))
+    assert killed.returncode == -signal.SIGKILL
+    left = sorted(p.name for p in target.iterdir() if not p.name.startswith("."))
+    assert 1 <= len(left) < len(FILES)
+    assert all((target / name).read_bytes() == (DEFAULTS_DIR / name).read_bytes() for name in left)
+    rerun = router_tuner("config", "init", str(target))
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(left)} already there" in rerun.stdout
+    assert sorted(p.name for p in target.iterdir()) == sorted(FILES)  # no temporary left either
+    assert all((target / name).read_bytes() == (DEFAULTS_DIR / name).read_bytes() for name in FILES)
+    assert router_tuner("config", "check", str(target)).returncode == 0
+
+
+def _fast_publishing(tmp_path: Path) -> Path:
+    """The defaults with a tuner that publishes a version every 15 outcomes after 10 (as in
+    tests/simulation/test_simulate_mlflow.py), so 60 orders register two or more versions."""
+    config = tmp_path / "config"
+    shutil.copytree(DEFAULTS_DIR, config)
+    edit_config(config, "router.json", lambda d: d["static_policy"].update(maker_offset_bps=4.0))
+    edit_config(config, "tuner.json", lambda d: (d["learner_params"].update(burn_in_per_arm=1),
+                                                 d["guardrails"].update(min_outcomes_before_move=10),
+                                                 d["publish"].update(every_n_outcomes=15)))
+    return config
+
+
+def test_simulate_killed_while_registering_versions_is_listed_as_part_registered_and_the_rerun_completes(
+        tmp_path: Path) -> None:
+    """A simulate killed between two versions of a model left it holding the first ones, listed by `policy list
+    --simulation` like a finished simulation's; it is now marked part-registered until the last version is in."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    config = _fast_publishing(tmp_path)
+    argv = ["simulate", "--config", str(config), "--orders", "60", "--symbols", "BTCUSDT", "--learners", "structured",
+            "--workers", "1", "--shadow-symbols", "--out", str(tmp_path / "out"), "--json"]
+    if (data := ROOT.parent / "shared" / "data" / "binance").is_dir():
+        argv += ["--data", str(data)]
+    listing = ["policy", "list", "--simulation", "--json", "--config", str(config)]
+    killed = crash_at("router_tuner.tuner.registry:PolicyRegistry.publish", 1, *argv, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    left = router_tuner(*listing, env=env)
+    assert left.returncode == 0 and "PART-REGISTERED" in left.stderr
+    assert [v["part_registered"] for v in json.loads(left.stdout)] == [True]
+    rerun = router_tuner(*argv, env=env)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    registered = json.loads(rerun.stdout.strip().splitlines()[-1])["policy_versions"][0]["registered_versions"]
+    assert registered >= 2
+    listed = router_tuner(*listing, env=env)
+    assert listed.returncode == 0 and "PART-REGISTERED" not in listed.stderr
+    versions = json.loads(listed.stdout)
+    assert [v["version"] for v in versions] == list(range(registered, 0, -1))  # every version once, in order
+    assert not any(v["part_registered"] for v in versions)
+
+
+def _simulate_argv(tmp_path: Path, *extra: str) -> list[str]:
+    argv = ["simulate", "--orders", "30", "--symbols", "BTCUSDT", "--learners", "structured", "--shadow-symbols",
+            "--out", str(tmp_path / "out"), "--json", *extra]
+    if (data := ROOT.parent / "shared" / "data" / "binance").is_dir():
+        argv += ["--data", str(data)]
+    return argv
+
+
+def _journal_rows(path: Path) -> tuple[dict[str, int], str]:
+    """Rows per kind and a digest of every row's kind, symbol, intent and payload, in order."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        counts = dict(db.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall())
+        digest = hashlib.sha256()
+        for row in db.execute("SELECT kind, symbol, intent_id, payload FROM events ORDER BY id"):
+            digest.update(repr(row).encode())
+        return counts, digest.hexdigest()
+    finally:
+        db.close()
+
+
+def test_simulate_killed_while_writing_its_journal_keeps_the_previous_one_and_the_rerun_clears_the_leftovers(
+        tmp_path: Path) -> None:
+    """The journal's temporary (with its -wal, -shm and .lock) stayed beside the journal after a kill -9, one set
+    per killed run, never deleted (a full run's journal is hundreds of MB): the next run now deletes it."""
+    argv = _simulate_argv(tmp_path, "--no-mlflow", "--workers", "1")
+    first = router_tuner(*argv)
+    assert first.returncode == 0, first.stderr[-500:]
+    journal = tmp_path / "out" / "simulation.sqlite"
+    before = _journal_rows(journal)
+    killed = crash_at("router_tuner.executor.journal:Journal.append_many", 1, *argv)
+    assert killed.returncode == -signal.SIGKILL
+    left = sorted(p.name for p in journal.parent.iterdir() if p.name.startswith(".simulation.sqlite."))
+    assert left and all(name.endswith((".tmp", ".tmp-wal", ".tmp-shm", ".tmp.lock")) for name in left)
+    assert _journal_rows(journal) == before  # the previous journal, whole
+    rerun = router_tuner(*argv)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    assert sorted(p.name for p in journal.parent.iterdir()) == ["report", "simulation.sqlite"]
+    assert _journal_rows(journal) == before
+    assert json.loads(rerun.stdout.splitlines()[-1])["symbols"] == json.loads(first.stdout.splitlines()[-1])["symbols"]
+
+
+def test_a_live_writers_temporary_is_never_taken_for_a_killed_ones(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    with atomic_path(target) as outer:
+        outer.write_bytes(b"outer")
+        write_bytes_atomic(target, b"inner")  # cleans up around it, but the outer writer holds its temporary
+        assert outer.read_bytes() == b"outer"
+    assert target.read_bytes() == b"outer"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    """Three BTCUSDT versions under tuner.json's model prefix: v1 champion (initial), v3 challenger."""
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    registry = default_registry(uri)
+    base = RouterPolicy.from_static("BTCUSDT", load_config().router, policy_id="tuner-BTCUSDT")
+    for n in (1, 2, 3):
+        registry.publish(replace(base, version=n, arm=f"o{n:.2f}_b0.00", maker_offset_bps=float(n)),
+                         params={"learner": "thompson"}, metrics={"cost_bps": 3.0 - n}, config_snapshot={})
+    return uri
+
+
+def _model(uri: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The model's tags and its aliases."""
+    model = MlflowClient(tracking_uri=uri).get_registered_model("router-policy-BTCUSDT")
+    return dict(model.tags), {alias: str(version) for alias, version in model.aliases.items()}
+
+
+@pytest.mark.parametrize("step", ["mlflow:MlflowClient.set_registered_model_alias",
+                                  "mlflow:MlflowClient.set_model_version_tag",
+                                  "mlflow:MlflowClient.set_registered_model_tag"])
+def test_promote_force_killed_between_its_steps_is_ended_by_the_same_command(store: str, step: str) -> None:
+    """Killed after moving the alias, before (all of) who and why: the champion had no gate record (not acted
+    on), and the same command failed ("version 3 is already the champion", exit 1). Killed after the history
+    tag, before the alias: the rerun listed the old champion twice (a later rollback moved nothing)."""
+    argv = ["policy", "promote", "--symbol", "BTCUSDT", "--force", "--who", "ops", "--why", "drill",
+            "--tracking-uri", store]
+    assert crash_at(step, 1, *argv).returncode == -signal.SIGKILL
+    rerun = router_tuner(*argv)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    tags, aliases = _model(store)
+    assert aliases == {"champion": "3", "challenger": "3"}
+    assert tags[CHAMPION_HISTORY_TAG] == "1" and tags[PREVIOUS_CHAMPION_TAG] == "1"
+    record = MlflowClient(tracking_uri=store).get_model_version("router-policy-BTCUSDT", "3").tags
+    assert gate_problem(record) is None and record[FORCED_BY_TAG] == "ops"
+
+
+def test_go_live_killed_after_its_first_tag_keeps_who_and_why(store: str) -> None:
+    """The mode tag was written first: killed after it, the symbol was live without who and why, and the rerun
+    said "already live; nothing changed"."""
+    argv = ["policy", "go-live", "--symbol", "BTCUSDT", "--who", "ops", "--why", "drill", "--tracking-uri", store]
+    assert crash_at("mlflow:MlflowClient.set_registered_model_tag", 1, *argv).returncode == -signal.SIGKILL
+    assert _model(store)[0].get(DEPLOYMENT_MODE_TAG) is None  # not live before its record is whole
+    assert router_tuner(*argv).returncode == 0
+    tags, _ = _model(store)
+    assert (tags[DEPLOYMENT_MODE_TAG], tags["go_live_by"], tags["go_live_why"]) == ("live", "ops", "drill")
+
+
+def test_journal_export_killed_before_its_rename_keeps_the_previous_file_and_the_rerun_clears_the_temporary(
+        journal_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "router.parquet"
+    argv = ["journal", "export", "--journal", str(journal_path), "--kind", "router", "--out", str(out)]
+    assert router_tuner(*argv).returncode == 0
+    previous = out.read_bytes()
+    assert crash_at("pyarrow.parquet:write_table", 1, *argv).returncode == -signal.SIGKILL
+    assert out.read_bytes() == previous and len(list(tmp_path.glob(".router.parquet.*.tmp"))) == 1
+    assert router_tuner(*argv).returncode == 0
+    assert out.read_bytes() == previous and not list(tmp_path.glob(".router.parquet.*"))
+
+
+def test_partitioned_export_killed_midway_leaves_no_dataset_and_the_rerun_clears_the_staging_folder(
+        journal_path: Path, tmp_path: Path) -> None:
+    """The hidden staging folder of a killed export (as large as the part written) stayed beside the dataset for
+    good, one per killed run; the next export to the same folder now deletes it."""
+    root = tmp_path / "dataset"
+    argv = ["journal", "export", "--journal", str(journal_path), "--kind", "router", "--partitioned", str(root),
+            "--json"]
+    assert crash_at("pyarrow.parquet:write_table", 1, *argv).returncode == -signal.SIGKILL
+    assert not root.exists() and len(list(tmp_path.glob(".dataset.*"))) == 1
+    scored = router_tuner("ope-dataset", "--dataset", str(root), "--candidate", "o1.00_b0.00")
+    assert scored.returncode == 2 and scored.stderr.strip() == f"router-tuner ope-dataset: no dataset folder at {root}"
+    rerun = router_tuner(*argv)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    assert json.loads(rerun.stdout)["rows"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".dataset", "dataset"))) == ["dataset"]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_simulate_parent_killed_alone_while_its_workers_write_takes_the_workers_with_it(tmp_path: Path) -> None:
+    """kill -9 of simulate's own pid while its two forked writers (journal, report) worked left them waiting for
+    their next task for ever, holding its stdout and stderr (a caller reading them hung too)."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "router_tuner.cli", *_simulate_argv(tmp_path, "--no-mlflow",
+                                                                                       "--workers", "2")],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while not list(out.glob(".simulation.sqlite.*.tmp")):  # the journal's writer has started
+            assert proc.poll() is None and time.monotonic() < deadline, "simulate ended before writing its journal"
+            time.sleep(0.005)
+        workers = _children(proc.pid)
+        proc.kill()  # the parent alone
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    assert workers
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    orphans = [pid for pid in workers if _alive(pid)]
+    for pid in orphans:  # not left behind when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans
+    rerun = router_tuner(*_simulate_argv(tmp_path, "--no-mlflow", "--workers", "2"))
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    assert sorted(p.name for p in out.iterdir()) == ["report", "simulation.sqlite"]
+
+
+def test_sweep_killed_while_logging_a_nested_run_logs_it_whole_on_the_rerun(tmp_path: Path) -> None:
+    """Killed after creating a row's nested run, before its params and metrics: the rerun took the row as logged
+    (its task id tag was there) and the run stayed empty and RUNNING for good."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    argv = ["sweep", "--learners", "structured", "--seeds", "1,2", "--symbols", "BTCUSDT", "--orders", "40",
+            "--out", str(tmp_path / "out")]
+    if (data := ROOT.parent / "shared" / "data" / "binance").is_dir():
+        argv += ["--data", str(data)]
+    killed = crash_at("mlflow:MlflowClient.create_run", 2, *argv, env=env)  # the parent, then the first row's
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    rerun = router_tuner(*argv, env=env)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("router-tuner").experiment_id])
+    rows = [r for r in runs if "task_id" in r.data.tags]
+    assert sorted(r.data.params["seed"] for r in rows) == ["1", "2"]  # each row once
+    assert all(r.info.status == "FINISHED" and "mean_cost_bps" in r.data.metrics for r in rows)
