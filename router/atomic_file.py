@@ -89,8 +89,9 @@ def _create_temporary(final: Path) -> tuple[Path, int]:
 
 
 TEMPORARY_SUFFIX = ".tmp"
-STALE_SIDECARS = ("-wal", "-shm", ".lock")
-"""What SQLite and the journal's writer lock leave beside a journal written under a temporary name."""
+STALE_SIDECARS = ("-wal", "-shm", "-journal", ".lock")
+"""What SQLite (its WAL and shared memory, or the rollback journal it keeps while creating a new file) and the
+journal's writer lock leave beside a journal written under a temporary name."""
 
 
 def remove_stale_temporaries(final: Path) -> None:

@@ -66,3 +66,22 @@ def test_a_symlink_target_is_written_through(tmp_path: Path) -> None:
     link.symlink_to(real)
     write_bytes_atomic(link, b"new")
     assert link.is_symlink() and real.read_bytes() == b"new"
+
+
+def test_the_next_write_removes_what_a_killed_writer_left_but_never_a_live_writers_temporary(tmp_path: Path) -> None:
+    """A killed writer's temporary and every SQLite sidecar (a new database keeps a rollback ``-journal`` until WAL
+    mode is on) go at the next write of the same target; a temporary whose writer still holds it stays."""
+    target = tmp_path / "j.sqlite"
+    dead = tmp_path / ".j.sqlite.0123456789ab.tmp"
+    left = [dead, *(dead.with_name(dead.name + s) for s in ("-wal", "-shm", "-journal", ".lock"))]
+    for path in left:
+        path.write_bytes(b"x")
+    other = tmp_path / ".other.sqlite.0123456789ab.tmp"
+    other.write_bytes(b"y")
+    with atomic_path(target) as live, atomic_path(target) as second:
+        live.write_bytes(b"first")  # held while the second write runs: not stale
+        second.write_bytes(b"second")
+        assert live.exists()
+    assert target.read_bytes() == b"first"
+    assert not any(path.exists() for path in left)
+    assert other.exists(), "another target's temporary is not ours to judge"
