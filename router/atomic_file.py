@@ -46,11 +46,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
             raise
     finally:
         os.close(held)
-    folder = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    _fsync_folder(final.parent)
 
 
 def refuse_unreplaceable(target: str | os.PathLike[str]) -> Path:
@@ -102,21 +98,32 @@ def remove_stale_temporaries(final: Path) -> None:
     for candidate in final.parent.glob(f".{glob.escape(final.name)}.*{TEMPORARY_SUFFIX}"):
         if not pattern.fullmatch(candidate.name):
             continue
-        try:
-            fd = os.open(candidate, os.O_RDONLY)
-        except OSError:  # gone meanwhile, or unreadable: not ours to judge
-            continue
+        with abandoned(candidate) as dead:
+            if dead:
+                for sidecar in STALE_SIDECARS:
+                    candidate.with_name(candidate.name + sidecar).unlink(missing_ok=True)
+                candidate.unlink(missing_ok=True)
+
+
+@contextmanager
+def abandoned(path: Path) -> Iterator[bool]:
+    """Whether the writer of ``path`` (a temporary file or staging folder whose writer holds an exclusive ``flock``
+    on it while it works) is gone: the lock is free. True holds the lock for the block, so another process cannot
+    take the same path for its own meanwhile; False for a path held by a live writer, gone or unreadable."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # gone meanwhile, or unreadable: not ours to judge
+        yield False
+        return
+    try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # held: a live writer's
-            os.close(fd)
-            continue
-        try:
-            for sidecar in STALE_SIDECARS:
-                candidate.with_name(candidate.name + sidecar).unlink(missing_ok=True)
-            candidate.unlink(missing_ok=True)
-        finally:
-            os.close(fd)
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
 
 
 def write_bytes_atomic(target: str | os.PathLike[str], payload: bytes) -> None:
@@ -144,8 +151,13 @@ def create_bytes_atomic(target: str | os.PathLike[str], payload: bytes) -> None:
     finally:
         temporary.unlink(missing_ok=True)
         os.close(held)
-    folder = os.open(final.parent, os.O_RDONLY)
+    _fsync_folder(final.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename or link in ``folder`` durable (its entry, not only the file's data)."""
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        os.fsync(folder)
+        os.fsync(fd)
     finally:
-        os.close(folder)
+        os.close(fd)

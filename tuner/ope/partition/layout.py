@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from router_tuner.router.arrow_events import to_arrow
-from router_tuner.router.atomic_file import atomic_path
+from router_tuner.router.atomic_file import abandoned, atomic_path
 from router_tuner.router.events import RouterEvent
 
 OPE_COLUMNS = ("intent_id", "arm", "propensity", "cost_bps")
@@ -100,19 +100,9 @@ def _remove_stale_staging(root: Path) -> None:
     for candidate in root.parent.iterdir():
         if not pattern.fullmatch(candidate.name) or candidate.is_symlink() or not candidate.is_dir():
             continue
-        try:
-            fd = os.open(candidate, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held: a live export's
-            os.close(fd)
-            continue
-        try:
-            shutil.rmtree(candidate, ignore_errors=True)
-        finally:
-            os.close(fd)
+        with abandoned(candidate) as dead:  # a live export holds its folder's lock
+            if dead:
+                shutil.rmtree(candidate, ignore_errors=True)
 
 
 def write_router_events(root: Path, events: Sequence[RouterEvent]) -> dict[tuple[str, str], int]:
