@@ -276,7 +276,8 @@ def test_simulate_parent_killed_alone_while_its_workers_write_takes_the_workers_
     assert not orphans
     rerun = router_tuner(*_simulate_argv(tmp_path, "--no-mlflow", "--workers", "2"))
     assert rerun.returncode == 0, rerun.stderr[-500:]
-    assert sorted(p.name for p in out.iterdir()) == ["report", "simulation.sqlite"], sorted(p.name for p in out.iterdir())
+    left = sorted(p.name for p in out.iterdir())
+    assert left == ["report", "simulation.sqlite"], left
 
 
 def test_sweep_killed_while_logging_a_nested_run_logs_it_whole_on_the_rerun(tmp_path: Path) -> None:
