@@ -415,16 +415,13 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
                         bundle=config, publisher=wiring.publisher, champion=wiring.champion,
                         checkpoint=TunerCheckpoint(state_path), journal_router_events=journal.count("router"),
                         modes=wiring.modes)
-                except CheckpointAheadOfJournal as error:
-                    # a journal that lost records (its -wal cut or deleted after a kill) is the store's refusal to
-                    # make, naming the journal: blaming the tuner state sent the user to move a sound state away
-                    check_journal_covers_store(store.submissions(), journal.intent_ids("trade"),
-                                               max_in_flight=config.executor.engine.max_routes_in_flight,
-                                               journal=journal.path, store=store.path)
-                    raise BadInput(f"tuner state not restored: {error}; restore the files it was saved with, or "
-                                   "move them away: the tuner then learns this journal again from its start") \
-                        from error
                 except StateFileError as error:  # damaged, of another journal, or saved under another tuner.json
+                    if isinstance(error, CheckpointAheadOfJournal):
+                        # a journal that lost records (its -wal cut or deleted after a kill) is the store's refusal
+                        # to make, naming the journal: blaming the tuner state sent the user to move a sound state away
+                        check_journal_covers_store(store.submissions(), journal.intent_ids("trade"),
+                                                   max_in_flight=config.executor.engine.max_routes_in_flight,
+                                                   journal=journal.path, store=store.path)
                     raise BadInput(f"tuner state not restored: {error}; restore the files it was saved with, or "
                                    "move them away: the tuner then learns this journal again from its start") \
                         from error

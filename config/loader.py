@@ -320,6 +320,7 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
     issues.extend(_step_issues(bundle))
     issues.extend(_synthetic_size_issues(bundle))
     issues.extend(_synthetic_price_issues(bundle))
+    issues.extend(_synthetic_duration_issues(router))
     for file, attr in zip(FILES, _BUNDLE_FIELDS, strict=True):
         issues.extend(_repeated_values(file, getattr(bundle, attr), "$"))
     return issues
@@ -418,14 +419,7 @@ def _synthetic_price_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
     markets += [("router.json", f"$.simulation.synthetic_market.symbols.{symbol}", mid0, simulated.spread_ticks,
                  simulated.tick_size, "simulation.synthetic_market.tick_size")
                 for symbol, mid0 in simulated.symbols.items()]
-    intents = bundle.router.simulation.intents
     issues = []
-    if simulated.duration_s * 1000.0 <= intents.warmup_ms + intents.tail_ms:
-        # sweep --data synthetic generated it, then failed every task as a runtime failure (exit 1)
-        issues.append(ConfigIssue("router.json", "$.simulation.synthetic_market.duration_s",
-                                  f"{simulated.duration_s:g} s is no longer than simulation.intents warmup_ms "
-                                  f"{intents.warmup_ms:g} + tail_ms {intents.tail_ms:g}: the synthetic tape would "
-                                  "hold no intent; lengthen it or shorten those"))
     for file, path, mid0, spread_ticks, tick, tick_key in markets:
         ticks = mid0 / tick
         if round(ticks - spread_ticks / 2) < 1:
@@ -438,6 +432,18 @@ def _synthetic_price_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
                                                   "floating-point numbers (the bid would equal the ask); use a "
                                                   "coarser tick or a lower price"))
     return issues
+
+
+def _synthetic_duration_issues(router: RouterConfig) -> list[ConfigIssue]:
+    """The synthetic market must outlast the intents' warm-up and tail: ``sweep --data synthetic`` generated a
+    shorter one, then failed every task as a runtime failure (exit 1)."""
+    simulated, intents = router.simulation.synthetic_market, router.simulation.intents
+    if simulated.duration_s * 1000.0 > intents.warmup_ms + intents.tail_ms:
+        return []
+    return [ConfigIssue("router.json", "$.simulation.synthetic_market.duration_s",
+                        f"{simulated.duration_s:g} s is no longer than simulation.intents warmup_ms "
+                        f"{intents.warmup_ms:g} + tail_ms {intents.tail_ms:g}: the synthetic tape would hold no "
+                        "intent; lengthen it or shorten those")]
 
 
 def _ordered_pairs(bundle: ConfigBundle) -> list[tuple[str, str, str, float, str, float, bool]]:

@@ -93,9 +93,8 @@ def register_policy_versions(result: SimulationResult, config: ConfigBundle, tra
             records = run.publisher.records_of(symbol)
             if records:  # marked part-registered until the last version is in (a run killed meanwhile says so)
                 registry.begin_registering(symbol, f"simulate run {parent or '?'}")
-            for record in records:
-                publisher.publish(record)
-            if records:
+                for record in records:
+                    publisher.publish(record)
                 registry.end_registering(symbol)
             final = records[-1].policy if records else None
             rows.append({"learner": run.learner, "symbol": symbol, "model": registry.model_name(symbol),

@@ -500,10 +500,8 @@ class _LoadState:
                                   f"the simulator needs level-1 quotes ({self.summarise().describe()})")
         if self.anonymous_snapshots and self.summary.other_symbols and self.depth_out:
             # a capture of several symbols: a snapshot line without a symbol may be any of their books
-            self.summary.depth_unused = (f"{self.anonymous_snapshots} snapshot line(s) without a symbol in a capture "
-                                         "of several symbols, whose book they may be")
-            self.depth_out.clear()
-            self.depth_gap_ts_ns.clear()
+            self._drop_depth(f"{self.anonymous_snapshots} snapshot line(s) without a symbol in a capture of several "
+                             "symbols, whose book they may be")
         self._mark_stale_depth(np.sort(np.array(self.quote_ts_ns, dtype=np.int64)))
         quote_px = self._parse(self.quote_px, lambda i: self.quote_loc[i // 2])
         quote_qty = self._parse(self.quote_qty, lambda i: self.quote_loc[i // 2])
@@ -605,13 +603,17 @@ class _LoadState:
             stale &= ~in_gap
         if stale.any() and all(m.is_snapshot for m in self.depth_out):
             # snapshots and no diff on them: no depth stream to replay, the quotes alone are (as without depth)
-            self.summary.depth_unused = f"{len(self.depth_out)} snapshot(s) and no depth diff while the quotes went on"
-            self.depth_out.clear()
-            self.depth_gap_ts_ns.clear()
+            self._drop_depth(f"{len(self.depth_out)} snapshot(s) and no depth diff while the quotes went on")
         elif stale.any():
             first = np.unique(nxt[stale], return_index=True)[1]   # the first stale quote of each depth silence
             self.depth_gap_ts_ns.extend(int(t) for t in after[stale][first])
             self.summary.depth_stale = len(first)
+
+    def _drop_depth(self, why: str) -> None:
+        """Replay no depth book (the quotes alone, as a capture without depth), saying ``why`` in the summary."""
+        self.summary.depth_unused = why
+        self.depth_out.clear()
+        self.depth_gap_ts_ns.clear()
 
     def _check_prices(self, px: np.ndarray, what: str, loc_of: Callable[[int], int]) -> None:
         zero = np.flatnonzero(px == 0)
