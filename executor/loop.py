@@ -491,6 +491,11 @@ class Executor:
                 return None
             journaled, why = conflicting_duplicate(intent)
             return self._veto(journaled, (why,), {"stage": "executor"}, now_ns, 0.0)
+        if not intent.intent_id or not intent.intent_id.isprintable():  # a newline or NUL splits log lines naming it
+            return self._veto(intent, (reason("invalid_intent_id", "printable, non-empty", repr(intent.intent_id),
+                                              "an intent id names the intent in logs, journals and order ids: give "
+                                              "it one without control characters"),),
+                              {"stage": "executor"}, now_ns, 0.0)
         if intent.intent_id.startswith(RESERVED_ID_PREFIXES):  # a stop's own id: a restart would skip it as one
             return self._veto(intent, (reason("reserved_intent_id", "/".join(RESERVED_ID_PREFIXES), intent.intent_id,
                                               "ids starting psl- or ptp- name the executor's protective stops: "

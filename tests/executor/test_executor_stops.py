@@ -98,3 +98,13 @@ def test_an_intent_with_a_protective_stop_id_is_vetoed(setup, intent_id: str) ->
     (veto,) = executor.journal.read("veto")
     assert veto.reasons[0].observed == intent_id and veto.reasons[0].threshold == "psl-/ptp-"
     assert codes(executor.process(intent("psl", size_hint_usd=300.0))) == ()  # only the prefix with its dash
+
+
+@pytest.mark.parametrize("intent_id", ["", "a\nb", "x\x00y", "tab\there", "line\u2028sep"])
+def test_an_intent_id_that_is_empty_or_not_printable_is_vetoed(setup, intent_id: str) -> None:
+    """A newline or NUL in an id used to route: every log line naming the intent was split or cut there."""
+    _config, _venue, executor, _journal, _store = setup
+    assert codes(executor.process(intent(intent_id, size_hint_usd=300.0))) == ("invalid_intent_id",)
+    (veto,) = executor.journal.read("veto")
+    assert veto.reasons[0].observed == repr(intent_id)
+    assert codes(executor.process(intent("ordinary id/with spaces", size_hint_usd=300.0))) == ()
