@@ -236,3 +236,11 @@ def test_the_trapezoid_rules_top_bin_gives_a_hopeless_arm_half_a_level() -> None
     acting, propensity = thompson_kernel.choose(loc, scale, idx, np.array([60.0, 0.0, 0.0]), _STANDARD_QUANTILES)
     assert acting == 0 and propensity == 0.5 / (len(_STANDARD_QUANTILES) + 1)
     assert thompson_kernel.max_draw_probability(loc, scale, idx, 1, _STANDARD_QUANTILES) == pytest.approx(1.0)
+
+
+def test_the_quantile_levels_fit_the_trapezoid_rule_bound() -> None:
+    """The bound's proof splits the levels into _COARSE_BINS equal coarse bins and spends 1 / (2 M) of the bound on
+    the one-level bins: M must be a multiple of _COARSE_BINS and that share well inside the bound."""
+    levels = _STANDARD_QUANTILES.size + 1
+    assert levels % thompson_kernel._COARSE_BINS == 0
+    assert 0.5 / levels < PROPENSITY_ERROR_BOUND / 4
