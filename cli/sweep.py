@@ -27,7 +27,7 @@ from router_tuner.cli.main import (
     ray_address,
     whole_number,
 )
-from router_tuner.config.models import LearnerName
+from router_tuner.config.models import MAX_COUNT, LearnerName
 
 LEARNERS: tuple[str, ...] = get_args(LearnerName)
 
@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", default=None, type=path_text,
                         help="recorded data folders and/or 'synthetic' (default: $ROUTER_TUNER_DATA, then "
                              "../shared/data/binance, else synthetic)")
-    parser.add_argument("--orders", type=int, default=None,
+    parser.add_argument("--orders", type=whole_number(1, MAX_COUNT), default=None,
                         help="orders per task (default: router.json simulation.intents.orders_per_symbol)")
     parser.add_argument("--set", dest="axes", action="append", default=[], metavar="tuner.KEY=V1,V2",
                         help="a grid axis over one tuner.json key (repeat for more axes), e.g. "
