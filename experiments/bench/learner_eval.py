@@ -238,6 +238,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--no-recorded with --no-regimes leaves no market to score: drop one of them")
     if not (math.isfinite(args.active_speed) and args.active_speed > 0.0):
         parser.error(f"--active-speed {args.active_speed}: a speed-up factor, positive and finite")
+    if args.orders < 1:
+        parser.error(f"--orders {args.orders}: at least 1")
+    try:  # checked before any market loads: a bad seed used to end in a traceback after the loading
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError as error:
+        parser.error(f"--seeds {args.seeds}: {error}")
+    if any(seed < 0 for seed in seeds):
+        parser.error(f"--seeds {args.seeds}: seeds are at least 0")
     learners = parse_learners(args.learners)
     config = configured(args.set, args.config)
     if args.engine is not None:

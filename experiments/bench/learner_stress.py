@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError as error:
         parser.error(str(error))
+    if any(seed < 0 for seed in seeds):
+        parser.error(f"--seeds {args.seeds}: seeds are at least 0")
     unknown = [m for m in args.markets.split(",") if m not in SHAPES]
     if unknown:
         parser.error(f"unknown market(s) {unknown}; choose from {', '.join(SHAPES)}")

@@ -23,6 +23,9 @@ from tests.conftest import edit_config
     (["--informed", "1.0000001"], "learner_eval.py: error: --informed 1.0000001: a share, between 0 and 1"),
     (["--active-speed", "0"], "learner_eval.py: error: --active-speed 0.0: a speed-up factor, positive and finite"),
     (["--active-speed", "inf"], "learner_eval.py: error: --active-speed inf: a speed-up factor, positive and finite"),
+    (["--orders", "0"], "learner_eval.py: error: --orders 0: at least 1"),
+    (["--seeds", "3,x"], "learner_eval.py: error: --seeds 3,x: invalid literal for int() with base 10: 'x'"),
+    (["--seeds=-1"], "learner_eval.py: error: --seeds -1: seeds are at least 0"),
 ])
 def test_a_bad_flag_is_one_line_and_exit_2(argv: list[str], line: str, capsys: pytest.CaptureFixture[str],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,6 +43,7 @@ def test_a_bad_flag_is_one_line_and_exit_2(argv: list[str], line: str, capsys: p
      "thompson, ucb, epsilon_greedy, linucb, robbins_monro"),
     (["--orders", "0"], "learner_stress.py: error: --orders 0: at least 1"),
     (["--seeds", "4,x"], "learner_stress.py: error: invalid literal for int() with base 10: 'x'"),
+    (["--seeds=4,-1"], "learner_stress.py: error: --seeds 4,-1: seeds are at least 0"),
 ])
 def test_learner_stress_bad_flag_is_one_line_and_exit_2(argv: list[str], line: str,
                                                         capsys: pytest.CaptureFixture[str],
