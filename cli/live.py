@@ -92,6 +92,7 @@ from router_tuner.executor.store import DEFAULT_STORE, ExecutorStore
 from router_tuner.features.run_summary import RunSummary, summarize_run
 from router_tuner.risk.units import NS_PER_S
 from router_tuner.router.venue import VenueError
+from router_tuner.router.venues.ccxt.config import MissingCredentials
 from router_tuner.router.venues.ccxt.quirks import QUIRKS
 from router_tuner.router.venues.sim.venue import ReplayExhausted
 from router_tuner.tuner.policy_source import PolicySource, RegistryPolicySource, StaticPolicySource
@@ -368,6 +369,8 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
         routes, positions, on_idle, market_ended = _venue(args, config)
     except PaperAccountError as error:
         raise BadInput(f"paper account not restored: {error}") from error
+    except MissingCredentials as error:
+        raise BadInput(f"live trading not started: {error}") from error
     except (KeyError, ValueError, VenueError) as error:
         raise RunFailure(f"venue not started: {type(error).__name__}: {error}") from error
     try:

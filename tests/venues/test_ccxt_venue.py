@@ -32,7 +32,7 @@ from router_tuner.router.venue import (
     VenueError,
     VenueTimeout,
 )
-from router_tuner.router.venues.ccxt.config import ApiCredentials
+from router_tuner.router.venues.ccxt.config import ApiCredentials, MissingCredentials
 from router_tuner.router.venues.ccxt.core import logger as venue_logger
 from router_tuner.router.venues.ccxt.parse import contract_of_market, position_amounts, price_tick
 from router_tuner.router.venues.ccxt.quirks import quirks_for
@@ -405,7 +405,7 @@ def test_wrong_secret_fails_the_fakes_signature_check(connect: Connect) -> None:
 
 
 def test_credentials_come_only_from_named_environment_variables() -> None:
-    with pytest.raises(KeyError, match="ROUTER_TUNER_API_SECRET"):
+    with pytest.raises(MissingCredentials, match="ROUTER_TUNER_API_SECRET"):
         ApiCredentials.from_env(
             "ROUTER_TUNER_API_KEY", "ROUTER_TUNER_API_SECRET", {"ROUTER_TUNER_API_KEY": "k"}
         )

@@ -68,6 +68,10 @@ class CcxtVenueConfig:
             raise ValueError(f"order_book_depth must be > 0, got {self.order_book_depth}")
 
 
+class MissingCredentials(ValueError):
+    """An API key variable is not set: names the variable, never a value."""
+
+
 @dataclass(frozen=True, slots=True)
 class ApiCredentials:
     """An API key pair. ``repr`` never shows the values."""
@@ -85,7 +89,7 @@ class ApiCredentials:
         """Read both variables; a missing or empty one is an error that names the variable, not its value."""
         missing = [name for name in (key_env, secret_env) if not environ.get(name)]
         if missing:
-            raise KeyError(f"API credentials missing: set environment variable(s) {', '.join(missing)}")
+            raise MissingCredentials(f"API credentials missing: set environment variable(s) {', '.join(missing)}")
         return cls(api_key=environ[key_env], api_secret=environ[secret_env])
 
 
