@@ -170,7 +170,6 @@ class Learner(ABC):
         if not (math.isfinite(tick_bps) and tick_bps > 0.0):
             raise ValueError(f"tick_bps must be positive and finite, got {tick_bps!r}")
 
-
     def discount_evidence(self, keep_fraction: float) -> None:
         """Scale all accumulated evidence by ``keep_fraction`` in (0, 1]: widens exploration again."""
         if not (math.isfinite(keep_fraction) and 0.0 < keep_fraction <= 1.0):
