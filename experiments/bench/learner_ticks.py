@@ -29,6 +29,7 @@ from experiments.bench.learner_eval import configured, part_intents, print_score
 from router_tuner.config.models import ConfigBundle, FeeSchedule
 from router_tuner.router.market.binance import MarketDataError, resolve_data_dir
 from router_tuner.router.market.tape import MarketTape
+from router_tuner.simulation.intents import TapeTooShort
 from router_tuner.simulation.learners import parse_learners
 from router_tuner.simulation.markets import SimMarket, recorded_markets, synthetic_market_from_tape
 
@@ -155,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     scores = []
     for seed in seeds:
         for market, tick in named:
-            intents = part_intents(market, args.orders, config, seed, args.part)
+            try:
+                intents = part_intents(market, args.orders, config, seed, args.part)
+            except TapeTooShort as error:  # a recording too short to hold the intents: bad input, as in learner_eval
+                print(f"learner_ticks: {error}", file=sys.stderr)
+                return 2
             scores.append(score(market, intents, config, learners, seed, f"{market.symbol}@{tick:g}/s{seed}"))
             print(f"  done {scores[-1].label}", file=sys.stderr, flush=True)
     print_scores(scores, learners)

@@ -4,12 +4,15 @@ are kept; and the benchmark's bad flags end in one line, exit 2."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from experiments.bench.learner_ticks import coarsen_tick, main
 from router_tuner.router.market.synthetic import SyntheticMarketSpec, generate
 from router_tuner.router.market.tape import MarketTape
+from tests.market.test_market_binance import _snapshot, _ticker, _write
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +68,16 @@ def test_a_bad_flag_is_one_line_and_exit_2(argv: list[str], line: str, capsys: p
         code = stop.code
     assert code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == line
+
+
+def test_a_recording_too_short_for_the_intents_is_one_line_and_exit_2(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Five seconds of BTCUSDT: shorter than the intents' warm-up and tail (it would have been a traceback)."""
+    messages = [_snapshot(0, 100, [["60000.00", "3.000"]], [["60000.10", "4.000"]])]
+    messages += [_ticker("btcusdt", 1 + 50 * k, "60000.00", "60000.10") for k in range(100)]
+    data = tmp_path / "data"
+    data.mkdir()
+    _write(data / "usdm_btcusdt_20240809.jsonl.gz", messages)
+    assert main(["--data", str(data), "--symbols", "BTCUSDT", "--orders", "5", "--seeds", "3"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("learner_ticks: BTCUSDT: the tape (") and "\n" not in line
