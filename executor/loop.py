@@ -548,7 +548,8 @@ class Executor:
                 policy = self.policy_for(intent.symbol)
             else:
                 try:
-                    policy, decision = self.adaptive.decide(intent, book, order_qty=qty, now_ns=now_ns)
+                    policy, decision = self.adaptive.decide(intent, book, order_qty=qty,
+                                                            tick_size=instrument.tick_size, now_ns=now_ns)
                 except ValueError as exc:  # a touch without size on a side, or crossed: no context to decide in
                     return self._veto(intent, (reason("decision_context_unavailable", None, None, str(exc)),),
                                       {"stage": "tuner"}, now_ns, gross_usd)

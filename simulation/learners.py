@@ -64,13 +64,16 @@ class LearnerSource:
     When ``tuner.json`` adjusts the reward (markout charged, the mid's move to the route's end taken out), what the
     market did after each order's arrival is read from the replayed market and learned with it
     (:func:`~simulation.runner.market_after`). The learner sees a markout when the route ends rather than a
-    horizon later (a replay knows the future mid): a live learner would learn it with that delay.
+    horizon later (a replay knows the future mid): a live learner would learn it with that delay. The learner is told
+    the market's tick (:meth:`~tuner.learners.base.Learner.set_tick_bps`), so a structured model knows where each
+    offset rests.
     """
 
     def __init__(self, service: TunerService, market: SimMarket, tuner: TunerConfig) -> None:
         self._service = service
         self._market = market
         self._tuner = tuner
+        service.tuner(market.symbol).learner.set_tick_bps(market.tick_bps())
 
     def decide(self, context: Context) -> RouterPolicy:
         return self._service.decide(self._market.symbol, context)

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from router_tuner.router.routing.order import posted_offset_bps
+
 
 class ArmError(ValueError):
     """An arm or grid definition is invalid (non-finite, out of bounds, duplicate)."""
@@ -158,3 +160,27 @@ def _unique_finite(values: Iterable[float], name: str) -> list[float]:
     if len(set(ids)) != len(ids):
         raise ArmError(f"{name} contains duplicates (at two-decimal precision): {out}")
     return out
+
+
+def offsets_at_one_price(grid: ArmGrid, tick_bps: float) -> list[tuple[float, ...]]:
+    """The maker offsets of ``grid``'s arms that may post, grouped where two or more rest at one price on a tick of
+    ``tick_bps`` (:func:`~router.routing.order.posted_offset_bps`), nearest the touch first: on a coarse tick the
+    grid is smaller than it looks."""
+    by_distance: dict[float, list[float]] = {}
+    for offset in sorted({a.maker_offset_bps for a in grid if a.taker_bias < 1.0}):
+        by_distance.setdefault(posted_offset_bps(offset, tick_bps), []).append(offset)
+    return [tuple(group) for _, group in sorted(by_distance.items()) if len(group) > 1]
+
+
+def one_price_warning(symbol: str, grid: ArmGrid, tick_bps: float) -> str | None:
+    """One line saying which of ``grid``'s offsets post at one price on ``symbol``, whose tick is ``tick_bps`` of
+    its price, or ``None`` when every offset rests at its own price."""
+    groups = offsets_at_one_price(grid, tick_bps)
+    if not groups:
+        return None
+    listed = "; ".join(f"{', '.join(f'{d:g}' for d in group)} bps: "
+                       f"{round(posted_offset_bps(group[0], tick_bps) / tick_bps)} tick(s) behind the touch"
+                       for group in groups)
+    return (f"{symbol}: one tick is {tick_bps:.3g} bps of its price, so tuner.json arms.maker_offsets_bps post at one "
+            f"price ({listed}): those arms differ at most in where a re-price goes and split the learner's evidence; "
+            f"for this market keep one offset per tick (multiples of {tick_bps:.3g} bps)")

@@ -56,6 +56,7 @@ from router_tuner.features.context import decision_context
 from router_tuner.router.events import ArmSafetyEvent, Intent, RouterEvent, ShadowDecision
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.router.venue import TopOfBook
+from router_tuner.tuner.arms import one_price_warning
 from router_tuner.tuner.factory import live_tuner_issues
 from router_tuner.tuner.policy_source import PolicySource
 from router_tuner.tuner.reward_adjustment import MarketAfter, move_against_bps
@@ -64,6 +65,10 @@ from router_tuner.tuner.service.tuner_service import ModeSource, TunerService
 from router_tuner.tuner.state import StateFileError
 
 logger = logging.getLogger(__name__)
+
+TICK_REFRESH_CHANGE = 0.01
+"""The tuner is told a symbol's tick again once the price has moved its weight in bps by this share: often enough to
+follow a coin that halves, rare enough that a decision pays a division and a comparison."""
 
 
 class AdaptiveStateAhead(RuntimeError):
@@ -135,6 +140,7 @@ class AdaptiveRouting:
         self._modes = modes
         self._mids: dict[str, deque[float]] = {s: deque(maxlen=settings.context_mids) for s in service.symbols}
         self._last_arm: dict[str, str] = {}
+        self._tick_bps: dict[str, float] = {}
         self._pending: PendingLearn | None = None
         self._poisoned = False
         self.go_live_poll_errors = 0
@@ -178,9 +184,10 @@ class AdaptiveRouting:
         if mids is not None:
             mids.append(mid)
 
-    def decide(self, intent: Intent, book: TopOfBook, *, order_qty: float,
+    def decide(self, intent: Intent, book: TopOfBook, *, order_qty: float, tick_size: float,
                now_ns: int) -> tuple[RouterPolicy, DecisionRecord]:
-        """The policy to route ``intent`` with, and the record to store with its Submission.
+        """The policy to route ``intent`` with, and the record to store with its Submission; ``tick_size`` is the
+        instrument's (``executor.json`` ``instruments``), which the tuner needs in bps of the price.
 
         Raises ``ValueError`` when the touch cannot give a context (empty side, crossed book).
         """
@@ -190,6 +197,7 @@ class AdaptiveRouting:
         context = decision_context(bid=book.bid, ask=book.ask, bid_qty=book.bid_qty, ask_qty=book.ask_qty,
                                    recent_mids=np.fromiter(self._mids[symbol], dtype=np.float64),
                                    order_qty=order_qty, side=intent.side, ts_ns=now_ns)
+        self._follow_tick(symbol, tick_size / book.mid * 1e4)  # after the context: a touch it refuses has no mid
         mode = self.service.mode(symbol)
         shadow: ShadowDecision | None = None
         if mode == "shadow":
@@ -199,6 +207,19 @@ class AdaptiveRouting:
             policy = self.service.decide(symbol, context)
         return policy, DecisionRecord(intent_id=intent.intent_id, symbol=symbol, mode=mode, context=context,
                                       shadow=shadow)
+
+    def _follow_tick(self, symbol: str, tick_bps: float) -> None:
+        """Tell ``symbol``'s learner its tick in bps of the price (:meth:`~tuner.learners.base.Learner.set_tick_bps`)
+        at its first decision and when it moved by ``TICK_REFRESH_CHANGE``; the first time, warn in one line when the
+        grid's offsets post at one price on it."""
+        told = self._tick_bps.get(symbol)
+        if told is not None and abs(tick_bps - told) <= TICK_REFRESH_CHANGE * told:
+            return
+        learner = self.service.tuner(symbol).learner
+        learner.set_tick_bps(tick_bps)
+        self._tick_bps[symbol] = tick_bps
+        if told is None and (warning := one_price_warning(symbol, learner.grid, tick_bps)) is not None:
+            logger.warning("%s", warning)
 
     # --- learning ---------------------------------------------------------------------------------
 

@@ -14,17 +14,20 @@ from tests.cli.test_cli_failures import one_line_failure
 from tests.market.test_market_binance import _snapshot, _ticker, _trade, _write
 
 
-def _minute(data: Path, *, bid_qty: str = "1.000", bare: bool = False) -> Path:
-    """A minute of usdm BTCUSDT: quotes every 50 ms and a trade every second; ``bid_qty`` from the 600th quote."""
+def _minute(data: Path, *, bid_qty: str = "1.000", bare: bool = False, bid: str = "60000.00", ask: str = "60000.10",
+            size: str = "1.000") -> Path:
+    """A minute of usdm BTCUSDT: quotes every 50 ms and a trade every second; ``bid_qty`` from the 600th quote;
+    ``size`` the other touch sizes (the ask's doubled) and the snapshot's."""
     data.mkdir()
-    messages = [_snapshot(0, 100, [["60000.00", "3.000"]], [["60000.10", "4.000"]])]
+    messages = [_snapshot(0, 100, [[bid, f"{3 * float(size):.3f}"]], [[ask, f"{4 * float(size):.3f}"]])]
     for k in range(1200):
-        quote = _ticker("btcusdt", 1 + 50 * k, "60000.00", "60000.10")
+        quote = _ticker("btcusdt", 1 + 50 * k, bid, ask)
+        quote["data"]["B"], quote["data"]["A"] = size, f"{2 * float(size):.3f}"  # type: ignore[index]
         if k >= 600:
             quote["data"]["B"] = bid_qty   # type: ignore[index]
         messages.append(quote)
         if k % 20 == 10:
-            messages.append(_trade("btcusdt", 2 + 50 * k, "60000.10" if k % 40 else "60000.00", "0.010", k % 40 == 10))
+            messages.append(_trade("btcusdt", 2 + 50 * k, ask if k % 40 else bid, "0.010", k % 40 == 10))
     if bare:   # payloads without the combined-stream envelope, as a single-stream connection records them
         messages = [{"_recv_ms": m["_recv_ms"], **m["data"]} if "data" in m else m for m in messages]  # type: ignore[dict-item]
     return _write(data / "usdm_btcusdt_20240809.jsonl.gz", messages)
@@ -64,3 +67,22 @@ def test_a_folder_of_misnamed_recordings_says_how_files_are_named(tmp_path: Path
     line = one_line_failure(_simulate(tmp_path / "data", tmp_path), capsys, BAD_INPUT)
     assert ("(named <usdm|spot|cm>_<symbol>_<YYYYMMDD>.jsonl[.gz], e.g. usdm_btcusdt_20240808.jsonl.gz; it holds 1 "
             "other file(s), e.g. usdm_btcusdt_2024-08-09.jsonl.gz)") in line
+
+
+def test_a_coarse_tick_says_which_arms_post_at_one_price(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A coin at 0.05 quoted in 0.00001 (one tick is 2 bps): the default grid's 0.5 and 1 bp both rest one tick behind
+    the touch; the run works and says so in one line, naming the symbol, the key and what to do (it used to say
+    nothing while the learner offered both)."""
+    _minute(tmp_path / "data", bid="0.05000", ask="0.05001", bid_qty="50000.000", size="50000.000")
+    assert main(_simulate(tmp_path / "data", tmp_path)) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("WARNING: ")]
+    assert warnings == ["WARNING: BTCUSDT: one tick is 2 bps of its price, so tuner.json arms.maker_offsets_bps post "
+                        "at one price (0.5, 1 bps: 1 tick(s) behind the touch): those arms differ at most in where a "
+                        "re-price goes and split the learner's evidence; for this market keep one offset per tick "
+                        "(multiples of 2 bps)"]
+
+
+def test_a_fine_tick_warns_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _minute(tmp_path / "data")
+    assert main(_simulate(tmp_path / "data", tmp_path)) == 0
+    assert "WARNING" not in capsys.readouterr().err

@@ -37,6 +37,8 @@ CASES = [
      "learner:ucb: mean vs best fixed"),
     ("learner_stress", ["--orders", "40", "--seeds", "1", "--markets", "volatile,maker_rebate"], False,
      "learner:structured: mean gap to the best fixed arm over the markets"),
+    ("learner_ticks", ["--orders", "40", "--seeds", "3", "--symbols", "BTCUSDT", "--tick-bps", "5"], True,
+     "learner:structured: mean vs best fixed"),
     ("sim_engines", ["--orders", "30", "--symbols", "BTCUSDT", "--workers", "1"], False,
      "static routes working at once (concurrent)"),
     ("fill_detection", ["--fills", "2", "--poll-ms", "40"], False, "ratio polling/stream"),

@@ -11,6 +11,7 @@ import math
 
 import msgspec
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,8 +20,8 @@ from router_tuner.router.contract import Contract, ContractSpec
 from router_tuner.router.events import RouterEvent
 from router_tuner.router.market.synthetic import SyntheticMarketSpec, generate
 from router_tuner.router.policy import RouterPolicy
-from router_tuner.router.routing.machine import route
-from router_tuner.router.routing.order import RouteOrder, RouteSettings
+from router_tuner.router.routing.machine import maker_price, route
+from router_tuner.router.routing.order import RouteOrder, RouteSettings, posted_offset_bps
 from router_tuner.router.routing.scripted import Fault, Quote, ScriptedFill, ScriptedVenue
 from router_tuner.router.venue import (
     BelowMinNotional,
@@ -240,3 +241,23 @@ def _assert_complete(event: RouterEvent, order: RouteOrder, policy: RouterPolicy
                 policy.max_taker_slippage_bps + 1e-6)
     assert event.finished_ts_ns >= event.arrival_ts_ns
     assert all(r.qty > 0 and abs(r.qty / STEP - round(r.qty / STEP)) < 1e-6 for r in venue.requests)
+
+
+@settings(max_examples=300, deadline=None)
+@given(decimals=st.integers(1, 8), touch_ticks=st.integers(20, 2_000_000), offset_bps=st.floats(0.0, 30.0),
+       side=st.sampled_from(["buy", "sell"]))
+def test_posted_offset_is_where_maker_price_rests(decimals: int, touch_ticks: int, offset_bps: float,
+                                                  side: str) -> None:
+    """``posted_offset_bps`` (what a learner is told about a coarse tick) is the distance ``maker_price`` posts at,
+    on any tick: a coin at 0.05 on a 0.00001 tick (2 bps) as well as BTC on 0.1; the spread is wide enough that the
+    far-touch clamp does not bind."""
+    tick = 10.0 ** -decimals
+    touch = round(touch_ticks * tick, decimals)
+    far = round((touch_ticks + (1 if side == "buy" else -1) * (touch_ticks // 10 + 2)) * tick, decimals)
+    bid, ask = (touch, far) if side == "buy" else (far, touch)
+    order = RouteOrder(intent_id="i", symbol="X", side=side, qty=1.0, reduce_only=False, close_position=False,
+                       position_side="LONG" if side == "buy" else "SHORT", quote="USDT", tick_size=tick,
+                       qty_step=1.0)
+    price = maker_price(order, TopOfBook("X", bid, 1.0, ask, 1.0, 0), offset_bps)
+    rested_bps = abs(price - touch) / touch * 1e4
+    assert rested_bps == pytest.approx(posted_offset_bps(offset_bps, tick / touch * 1e4), rel=1e-6, abs=1e-9)

@@ -162,6 +162,14 @@ class Learner(ABC):
         ``None`` for a learner that does not model fills, or an order that started as taker."""
         return None
 
+    def set_tick_bps(self, tick_bps: float) -> None:
+        """Tell the learner that one price tick of its symbol is ``tick_bps`` of the touch. A learner whose model is
+        a function of the offset (the structured one) places each offset where its order really rests
+        (:func:`~router.routing.order.posted_offset_bps`); one that learns each arm on its own only checks it.
+        Raises ``ValueError`` on a tick that is not positive and finite."""
+        if not (math.isfinite(tick_bps) and tick_bps > 0.0):
+            raise ValueError(f"tick_bps must be positive and finite, got {tick_bps!r}")
+
     def discount_evidence(self, keep_fraction: float) -> None:
         """Scale all accumulated evidence by ``keep_fraction`` in (0, 1]: widens exploration again."""
         if not (math.isfinite(keep_fraction) and 0.0 < keep_fraction <= 1.0):

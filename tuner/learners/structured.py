@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from router_tuner.features.context import Context
+from router_tuner.router.routing.order import posted_offset_bps
 from router_tuner.tuner.arms import ArmGrid
 from router_tuner.tuner.learners import structured_layout
 from router_tuner.tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
@@ -201,6 +202,21 @@ class StructuredThompson(CompiledKernels, Learner):
         return float(self._fill_mean[matches[0]])
 
     # --- Learner hooks ---------------------------------------------------------------------------
+
+    def set_tick_bps(self, tick_bps: float) -> None:
+        """Fit the shared curves at the distances the grid's offsets really post at on a tick of ``tick_bps``.
+
+        On a coarse tick the nominal offsets are not where the orders rest: on a 5 bps tick, 0.5, 1, 2 and 4 bps all
+        post one tick (5 bps) behind the touch. Fitted at the nominal offsets, the fill curve spread the step
+        between the touch and one tick behind over 0-4 bps and priced the touch from the deeper offsets' fills
+        (recording BTCUSDT re-quoted on a 5 bps tick: 0.16 for the touch against 0.44 measured, most orders
+        routed one tick behind). Each offset keeps its own evidence (a re-price from 0.5 bps joins the touch,
+        from 1 bp it stays a tick behind); offsets that post at one price share the curves' value there.
+        """
+        posted = np.array([posted_offset_bps(d, tick_bps) for d in self._offsets.tolist()], dtype=float)
+        if not np.array_equal(posted, self._space.offsets):
+            self._space.offsets[:] = posted
+            self._refresh()
 
     def fill_residual(self, arm_id: str, outcome: RouteOutcome) -> float | None:
         if not outcome.started_maker:

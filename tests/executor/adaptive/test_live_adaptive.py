@@ -424,3 +424,30 @@ def test_a_route_end_tuner_learns_the_waiting_drift_live_and_a_failed_touch_read
     assert after.cost_sum_bps - before.cost_sum_bps == pytest.approx(last.cost_bps), "...at its journaled cost"
 
 
+
+
+def test_a_coarse_tick_is_told_to_the_learner_and_named_once(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A coin at 0.02 quoted in 0.00001 (one tick is 5 bps): live adaptive routing fitted the structured learner at the
+    grid's nominal offsets, four of which post one tick behind, and said nothing; now the learner is told the tick at
+    the first decision (again only when the price moves it by 1%) and the log says once which offsets share a price."""
+    base = adaptive_config()
+    ex = base.executor
+    coin = msgspec.structs.replace(ex.paper.synthetic[SYMBOL], mid0=0.02, mean_trade_qty=2500.0, touch_qty=1e5)
+    executor_section = msgspec.structs.replace(
+        ex, instruments={SYMBOL: msgspec.structs.replace(ex.instruments[SYMBOL], tick_size=0.00001)},
+        paper=msgspec.structs.replace(ex.paper, synthetic={SYMBOL: coin}))
+    config = msgspec.structs.replace(base, executor=executor_section)
+    executor, adaptive = adaptive_executor(config, make_paper_venue(config), tmp_path)
+    executor.start()
+    learner = adaptive.service.tuner(SYMBOL).learner
+    told: list[float] = []
+    tell = learner.set_tick_bps
+    monkeypatch.setattr(learner, "set_tick_bps", lambda tick_bps: (told.append(tick_bps), tell(tick_bps)))
+    with caplog.at_level("WARNING", logger="router_tuner.executor.adaptive.routing"):
+        run_intents(executor, range(6))
+    assert len(told) == 1 and told[0] == pytest.approx(5.0, rel=0.01)
+    warned = [r.getMessage() for r in caplog.records if "post at one price" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("BTCUSDT: one tick is 5 bps of its price")
+    routed = list(executor.journal.read("router"))
+    assert len(routed) == 6 and all(e.filled_qty > 0 for e in routed)

@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from router_tuner.tuner.arms import Arm, ArmError, ArmGrid, arm_id_of_policy
+from router_tuner.tuner.arms import (
+    Arm,
+    ArmError,
+    ArmGrid,
+    arm_id_of_policy,
+    offsets_at_one_price,
+    one_price_warning,
+)
 
 
 def test_arm_id_is_stable_and_rounded() -> None:
@@ -67,3 +74,24 @@ def test_arm_id_of_policy_reads_the_knobs_not_the_label() -> None:
         arm_id_of_policy({"maker_offset_bps": 1.5}, "v3")
     with pytest.raises(ArmError, match="v3: not a RouterPolicy document"):
         arm_id_of_policy({"maker_offset_bps": "wide", "taker_bias": 0.0}, "v3")
+
+
+GRID = ArmGrid.from_values([0.0, 0.5, 1.0, 2.0, 4.0], [0.0, 1.0], min_offset_bps=-1.0, max_offset_bps=10.0)
+
+
+@pytest.mark.parametrize(("tick_bps", "groups"), [
+    (0.02, []),                            # a BTC recording: every offset its own price
+    (2.5, [(0.5, 1.0, 2.0)]),              # 4 bps rests two ticks behind
+    (5.0, [(0.5, 1.0, 2.0, 4.0)]),
+])
+def test_offsets_at_one_price(tick_bps: float, groups: list[tuple[float, ...]]) -> None:
+    assert offsets_at_one_price(GRID, tick_bps) == groups
+
+
+def test_the_one_price_warning_is_one_line_naming_symbol_key_and_remedy() -> None:
+    assert one_price_warning("BTCUSDT", GRID, 0.02) is None
+    line = one_price_warning("DOGEUSDT", GRID, 2.5)
+    assert line is not None and "\n" not in line
+    assert line.startswith("DOGEUSDT: one tick is 2.5 bps of its price, so tuner.json arms.maker_offsets_bps post at "
+                           "one price (0.5, 1, 2 bps: 1 tick(s) behind the touch)")
+    assert line.endswith("for this market keep one offset per tick (multiples of 2.5 bps)")

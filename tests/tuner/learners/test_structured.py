@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from router_tuner.router.routing.order import posted_offset_bps
 from router_tuner.tuner.arms import Arm, ArmGrid
 from router_tuner.tuner.learners import RouteOutcome, StructuredThompson
 from router_tuner.tuner.learners.structured import (
@@ -290,3 +291,54 @@ def test_a_decision_after_an_update_uses_the_refitted_model_for_every_allowed_se
             assert choice.propensity == pytest.approx(expected[choice.arm.arm_id])
             cost, outcome = ACTIVE.route(choice.arm, rng)
             learner.update(choice.arm.arm_id, -cost, None, outcome)
+
+
+@dataclass(frozen=True)
+class CoarseTickMarket(KnownMarket):
+    """``KnownMarket`` quoted on a tick of ``tick_bps``: an order rests at its offset rounded up to whole ticks
+    (``posted_offset_bps``), so on a 5 bps tick every offset of the grid above zero rests one tick behind."""
+
+    tick_bps: float = 5.0
+    decay: float = 0.33  # the touch fills 45%, one tick behind 9%
+
+    def fill_probability(self, d: float) -> float:
+        return super().fill_probability(posted_offset_bps(d, self.tick_bps))
+
+    def route(self, arm: Arm, rng: np.random.Generator) -> tuple[float, RouteOutcome]:
+        rested = Arm(posted_offset_bps(arm.maker_offset_bps, self.tick_bps), arm.taker_bias)
+        return super().route(rested, rng)
+
+
+COARSE = CoarseTickMarket(rate=0.6)
+
+
+def test_on_a_coarse_tick_an_untried_offset_is_priced_where_it_rests() -> None:
+    """Taught at the touch and 4 bps (one 5 bps tick behind), the learner prices 1 bp, never tried, at one tick
+    behind once it knows the tick; at the nominal offsets it drew a line from the touch to 4 bps and put 1 bp a
+    quarter of the way down (recording BTCUSDT re-quoted on a 5 bps tick priced the touch at 0.16, measured 0.44)."""
+    truth = COARSE.fill_probability(1.0)
+    fills = {}
+    for tick in (None, COARSE.tick_bps):
+        estimates = []
+        for seed in range(4):
+            learner = make(window=math.inf, burn_in=5)
+            if tick is not None:
+                learner.set_tick_bps(tick)
+            drive(learner, COARSE, 800, np.random.default_rng(seed), allowed=["o0.00_b0.00", "o4.00_b0.00"])
+            estimates.append(learner.fill_probability(1.0))
+        fills[tick] = float(np.mean(estimates))
+    assert fills[COARSE.tick_bps] == pytest.approx(truth, abs=0.03)
+    assert fills[None] - truth > 0.1, "the defect this guards against: the nominal offset misplaces the order"
+
+
+def test_a_fine_tick_changes_nothing_and_a_bad_tick_is_refused() -> None:
+    """A BTC recording's tick (0.02 bps) leaves every grid offset where it is: the fit is the one without it."""
+    plain, told = make(), make()
+    told.set_tick_bps(0.02)
+    rng_a, rng_b = np.random.default_rng(2), np.random.default_rng(2)
+    drive(plain, ACTIVE, 200, rng_a)
+    drive(told, ACTIVE, 200, rng_b)
+    np.testing.assert_array_equal(plain.expected_costs_bps(), told.expected_costs_bps())
+    for bad in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="tick_bps must be positive and finite"):
+            told.set_tick_bps(bad)
