@@ -96,17 +96,6 @@ def test_a_bad_config_directory_is_one_line_and_exit_2(config_dir: Path, tmp_pat
     assert not (tmp_path / "journal.sqlite").exists()
 
 
-def test_live_trading_without_the_api_keys_is_one_line_naming_them_and_exit_2(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """It printed "KeyError: '...'" (the message quoted) and exited 1, as if the venue had failed."""
-    monkeypatch.delenv("BINANCE_API_KEY", raising=False)
-    monkeypatch.setenv("BINANCE_API_SECRET", "")
-    assert main(_args(tmp_path, "--live")) == 2
-    [line] = capsys.readouterr().err.strip().splitlines()
-    assert line == ("router-tuner live: live trading not started: API credentials missing: set environment "
-                    "variable(s) BINANCE_API_KEY, BINANCE_API_SECRET")
-
-
 def test_help_says_errors_stay_plain_under_json(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["live", "--help"])

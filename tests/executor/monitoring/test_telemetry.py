@@ -167,8 +167,10 @@ def test_live_cli_refuses_live_without_keys_and_runs_paper(tmp_path: Path, capsy
     monkeypatch.delenv("BINANCE_API_SECRET", raising=False)
     args = ["live", "--venue", "binanceusdm", "--config", str(config_dir), "--intents", str(intents),
             "--journal", str(tmp_path / "j.sqlite"), "--store", str(tmp_path / "s.sqlite")]
-    assert cli_main([*args, "--live"]) == 1
-    assert "BINANCE_API_KEY" in capsys.readouterr().err
+    assert cli_main([*args, "--live"]) == 2  # bad input, one line (it printed "KeyError: '...'" and exited 1)
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == ("router-tuner live: live trading not started: API credentials missing: set environment "
+                    "variable(s) BINANCE_API_KEY, BINANCE_API_SECRET")
     assert not (tmp_path / "j.sqlite").exists()  # nothing started
     assert cli_main(args) == 0  # paper: the simulated venue over the synthetic market
     out = capsys.readouterr().out
