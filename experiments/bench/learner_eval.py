@@ -211,19 +211,42 @@ def print_scores(scores: list[MarketScore], learners: tuple[str, ...]) -> None:
               + ", ".join(f"{s.label} {s.drifts[n]}" for s in scores if s.drifts[n]))
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, *, learners: str, seeds: str) -> None:
+    """The options every learner benchmark over markets shares: orders per run, learners, seeds, tuner overrides."""
+    parser.add_argument("--orders", type=int, default=800)
+    parser.add_argument("--learners", default=learners)
+    parser.add_argument("--seeds", default=seeds)
+    parser.add_argument("--set", action="append", default=[],
+                        help="tuner.json override, tuner.KEY=VALUE (e.g. tuner.learner_params.structured.shrinkage=3)")
+
+
+def run_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list[str], list[int]]:
+    """The learners and seeds of :func:`add_run_arguments`' options, each bad value refused by ``parser`` (one line,
+    exit 2) before any market loads: a bad seed used to end in a traceback after the loading."""
+    if args.orders < 1:
+        parser.error(f"--orders {args.orders}: at least 1")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError as error:
+        parser.error(f"--seeds {args.seeds}: {error}")
+    try:
+        learners = list(parse_learners(args.learners))
+    except ValueError as error:
+        parser.error(f"--learners {args.learners}: {error}")
+    if any(seed < 0 for seed in seeds):
+        parser.error(f"--seeds {args.seeds}: seeds are at least 0")
+    return learners, seeds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=PARTS, default="holdout")
-    parser.add_argument("--orders", type=int, default=800)
-    parser.add_argument("--learners", default="structured,thompson")
-    parser.add_argument("--seeds", default="7")
+    add_run_arguments(parser, learners="structured,thompson", seeds="7")
     parser.add_argument("--no-regimes", action="store_true", help="skip the regime-switching markets")
     parser.add_argument("--no-recorded", action="store_true", help="only the synthetic regime-switching market")
     parser.add_argument("--active-speed", type=float, default=1.0,
                         help="the recorded regime markets' active third played this many times faster (default 1: "
                              "at its own speed; 4 makes the quiet/active contrast 16x in trades per second)")
-    parser.add_argument("--set", action="append", default=[],
-                        help="tuner.json override, tuner.KEY=VALUE (e.g. tuner.learner_params.structured.shrinkage=3)")
     parser.add_argument("--engine", choices=get_args(SimulationEngine), default=None,
                         help="router.json simulation.engine for this run (default: the configured one)")
     parser.add_argument("--informed", type=float, default=None,
@@ -238,15 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--no-recorded with --no-regimes leaves no market to score: drop one of them")
     if not (math.isfinite(args.active_speed) and args.active_speed > 0.0):
         parser.error(f"--active-speed {args.active_speed}: a speed-up factor, positive and finite")
-    if args.orders < 1:
-        parser.error(f"--orders {args.orders}: at least 1")
-    try:  # checked before any market loads: a bad seed used to end in a traceback after the loading
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError as error:
-        parser.error(f"--seeds {args.seeds}: {error}")
-    if any(seed < 0 for seed in seeds):
-        parser.error(f"--seeds {args.seeds}: seeds are at least 0")
-    learners = parse_learners(args.learners)
+    learners, _ = run_arguments(parser, args)
     config = configured(args.set, args.config)
     if args.engine is not None:
         config = with_engine(config, args.engine)

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
-from experiments.bench.learner_eval import configured, part_intents, score
+from experiments.bench.learner_eval import add_run_arguments, configured, part_intents, run_arguments, score
 from router_tuner.config.models import ConfigBundle
 from router_tuner.router.market.synthetic import generate_regimes
-from router_tuner.simulation.learners import learner_policy_name, parse_learners
+from router_tuner.simulation.learners import learner_policy_name
 from router_tuner.simulation.markets import SimMarket, configured_synthetic_spec, synthetic_market_from_tape
 from router_tuner.simulation.policies import ALWAYS_TAKER, STATIC
 
@@ -84,25 +84,13 @@ def shaped_market(config: ConfigBundle, shape: Shape, seed: int) -> SimMarket:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", default="4,5,6")
-    parser.add_argument("--orders", type=int, default=800)
-    parser.add_argument("--learners", default="structured")
+    add_run_arguments(parser, learners="structured", seeds="4,5,6")
     parser.add_argument("--markets", default=",".join(SHAPES), help=f"any of {', '.join(SHAPES)}")
-    parser.add_argument("--set", action="append", default=[],
-                        help="tuner.json override, tuner.KEY=VALUE (e.g. tuner.learner_params.structured.shrinkage=3)")
     args = parser.parse_args(argv)
-    try:
-        learners = parse_learners(args.learners)
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError as error:
-        parser.error(str(error))
-    if any(seed < 0 for seed in seeds):
-        parser.error(f"--seeds {args.seeds}: seeds are at least 0")
+    learners, seeds = run_arguments(parser, args)
     unknown = [m for m in args.markets.split(",") if m not in SHAPES]
     if unknown:
         parser.error(f"unknown market(s) {unknown}; choose from {', '.join(SHAPES)}")
-    if args.orders < 1:
-        parser.error(f"--orders {args.orders}: at least 1")
     base = configured(args.set)
     names = [learner_policy_name(n) for n in learners]
     print(f"{'market':>20} {'taker':>6} {'static':>6} {'best':>6} " + " ".join(

@@ -25,12 +25,18 @@ import sys
 import msgspec
 import numpy as np
 
-from experiments.bench.learner_eval import configured, part_intents, print_scores, score
+from experiments.bench.learner_eval import (
+    add_run_arguments,
+    configured,
+    part_intents,
+    print_scores,
+    run_arguments,
+    score,
+)
 from router_tuner.config.models import ConfigBundle, FeeSchedule
 from router_tuner.router.market.binance import MarketDataError, resolve_data_dir
 from router_tuner.router.market.tape import MarketTape
 from router_tuner.simulation.intents import TapeTooShort
-from router_tuner.simulation.learners import parse_learners
 from router_tuner.simulation.markets import SimMarket, recorded_markets, synthetic_market_from_tape
 
 FEES: dict[str, FeeSchedule | None] = {
@@ -127,22 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tick-bps", default="2,5", help="coarse ticks to derive, bps of the median mid")
     parser.add_argument("--fees", choices=list(FEES), default="venue")
     parser.add_argument("--part", choices=("tune", "holdout", "all"), default="holdout")
-    parser.add_argument("--seeds", default="3,4,5")
-    parser.add_argument("--orders", type=int, default=800)
-    parser.add_argument("--learners", default="structured")
+    add_run_arguments(parser, learners="structured", seeds="3,4,5")
     parser.add_argument("--symbols", default=None, help="recorded symbols (our names; default: all six)")
     parser.add_argument("--data", default=None, help="recorded data directory (default: the bundled one)")
-    parser.add_argument("--set", action="append", default=[],
-                        help="tuner.json override, tuner.KEY=VALUE (e.g. tuner.learner_params.structured.shrinkage=3)")
     args = parser.parse_args(argv)
+    learners, seeds = run_arguments(parser, args)
     try:
-        learners = parse_learners(args.learners)
-        seeds = [int(s) for s in args.seeds.split(",")]
         ticks = [float(t) for t in args.tick_bps.split(",")]
     except ValueError as error:
-        parser.error(str(error))
-    if args.orders < 1:
-        parser.error(f"--orders {args.orders}: at least 1")
+        parser.error(f"--tick-bps {args.tick_bps}: {error}")
     config = with_fee_schedule(configured(args.set), FEES[args.fees])
     try:
         data_dir = resolve_data_dir(args.data)

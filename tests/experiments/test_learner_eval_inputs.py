@@ -26,6 +26,8 @@ from tests.conftest import edit_config
     (["--orders", "0"], "learner_eval.py: error: --orders 0: at least 1"),
     (["--seeds", "3,x"], "learner_eval.py: error: --seeds 3,x: invalid literal for int() with base 10: 'x'"),
     (["--seeds=-1"], "learner_eval.py: error: --seeds -1: seeds are at least 0"),
+    (["--learners", "greedy"], "learner_eval.py: error: --learners greedy: unknown learner(s) ['greedy']; choose "
+     "from structured, thompson, ucb, epsilon_greedy, linucb, robbins_monro"),  # was a ValueError traceback
 ])
 def test_a_bad_flag_is_one_line_and_exit_2(argv: list[str], line: str, capsys: pytest.CaptureFixture[str],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,10 +41,10 @@ def test_a_bad_flag_is_one_line_and_exit_2(argv: list[str], line: str, capsys: p
 @pytest.mark.parametrize(("argv", "line"), [
     (["--markets", "volatile,nope"], "learner_stress.py: error: unknown market(s) ['nope']; choose from configured, "
      "one_tick, wide_spread, busy, dead, volatile, calm, maker_rebate, flat_fees, busy_volatile_tight"),
-    (["--learners", "greedy"], "learner_stress.py: error: unknown learner(s) ['greedy']; choose from structured, "
-     "thompson, ucb, epsilon_greedy, linucb, robbins_monro"),
+    (["--learners", "greedy"], "learner_stress.py: error: --learners greedy: unknown learner(s) ['greedy']; choose "
+     "from structured, thompson, ucb, epsilon_greedy, linucb, robbins_monro"),
     (["--orders", "0"], "learner_stress.py: error: --orders 0: at least 1"),
-    (["--seeds", "4,x"], "learner_stress.py: error: invalid literal for int() with base 10: 'x'"),
+    (["--seeds", "4,x"], "learner_stress.py: error: --seeds 4,x: invalid literal for int() with base 10: 'x'"),
     (["--seeds=4,-1"], "learner_stress.py: error: --seeds 4,-1: seeds are at least 0"),
 ])
 def test_learner_stress_bad_flag_is_one_line_and_exit_2(argv: list[str], line: str,

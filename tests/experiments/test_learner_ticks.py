@@ -49,7 +49,7 @@ def test_a_tick_not_coarser_than_the_recording_is_refused(fine: MarketTape) -> N
 
 
 @pytest.mark.parametrize(("argv", "line"), [
-    (["--tick-bps", "two"], "learner_ticks.py: error: could not convert string to float: 'two'"),
+    (["--tick-bps", "two"], "learner_ticks.py: error: --tick-bps two: could not convert string to float: 'two'"),
     (["--orders", "0"], "learner_ticks.py: error: --orders 0: at least 1"),
     (["--tick-bps", "0.001", "--symbols", "BTCUSD_PERP", "--data", "{data}"],
      "learner_ticks: BTCUSD_PERP: a tick of 0.001 bps is 0 price units, not coarser than the recording's 1"),
