@@ -331,10 +331,12 @@ def test_on_a_coarse_tick_an_untried_offset_is_priced_where_it_rests() -> None:
     assert fills[None] - truth > 0.1, "the defect this guards against: the nominal offset misplaces the order"
 
 
-def test_a_fine_tick_changes_nothing_and_a_bad_tick_is_refused() -> None:
-    """A BTC recording's tick (0.02 bps) leaves every grid offset where it is: the fit is the one without it."""
+@pytest.mark.parametrize("tick_bps", [0.02, 0.037, 0.099])
+def test_a_fine_tick_changes_nothing_and_a_bad_tick_is_refused(tick_bps: float) -> None:
+    """A recording's fine tick (BTC's 0.02 bps, ETH's 0.04 which moves 1 bp to 1.02) leaves every grid offset where
+    it is: the fit is the one without it."""
     plain, told = make(), make()
-    told.set_tick_bps(0.02)
+    told.set_tick_bps(tick_bps)
     rng_a, rng_b = np.random.default_rng(2), np.random.default_rng(2)
     drive(plain, ACTIVE, 200, rng_a)
     drive(told, ACTIVE, 200, rng_b)
