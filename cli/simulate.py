@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from router_tuner.simulation.learners import parse_learners, refuse_unrunnable
     from router_tuner.simulation.recording import JOURNAL_NAME, json_line, log_to_mlflow
     from router_tuner.simulation.report.page import summary_dict, text_table
-    from router_tuner.tuner.arms import one_price_warning
+    from router_tuner.tuner.arms import offsets_at_one_price, one_price_warning
     from router_tuner.tuner.factory import build_grid
 
     try:
@@ -115,16 +115,19 @@ def run(args: argparse.Namespace) -> int:
         print("WARNING: no recorded market data found (--data, $ROUTER_TUNER_DATA, ../shared/data/binance): "
               "simulating the SYNTHETIC market of router.json simulation.synthetic_market", file=sys.stderr)
     grid = build_grid(config.tuner, config.router)
+    one_price = {market.symbol: offsets_at_one_price(grid, market.tick_bps()) for market in markets}
     for market in markets:
         if market.data_summary is not None:
             print(f"data: {market.data_summary.describe()}", file=sys.stderr)
-        if (one_price := one_price_warning(market.symbol, grid, market.tick_bps())) is not None:
-            print(f"WARNING: {one_price}", file=sys.stderr)
+        if (warning := one_price_warning(market.symbol, grid, market.tick_bps())) is not None:
+            print(f"WARNING: {warning}", file=sys.stderr)
     total = count_routes(markets, options, grid)
     with tqdm(total=total, desc="routing", unit="order", file=sys.stderr, mininterval=0.5) as bar:
         result = simulate(config, markets, options, grid, data_source=source, progress=bar.update)
     journal, report = _write_outputs(result, out, options.workers)
     summary = summary_dict(result)
+    for symbol, block in summary["symbols"].items():  # the warning above, for a reader of --json or MLflow's summary
+        block["offsets_at_one_price"] = [list(group) for group in one_price[symbol]]
     summary["journal"] = str(journal)
     summary["report"] = str(report.html)
     if not args.no_mlflow:

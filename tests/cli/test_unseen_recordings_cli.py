@@ -75,7 +75,10 @@ def test_a_coarse_tick_says_which_arms_post_at_one_price(tmp_path: Path, capsys:
     nothing while the learner offered both)."""
     _minute(tmp_path / "data", bid="0.05000", ask="0.05001", bid_qty="50000.000", size="50000.000")
     assert main(_simulate(tmp_path / "data", tmp_path)) == 0
-    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("WARNING: ")]
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["symbols"]["BTCUSDT"]["offsets_at_one_price"] == [
+        [0.5, 1.0]]
+    warnings = [line for line in captured.err.splitlines() if line.startswith("WARNING: ")]
     assert warnings == ["WARNING: BTCUSDT: one tick is 2 bps of its price, so tuner.json arms.maker_offsets_bps post "
                         "at one price (0.5, 1 bps: 1 tick(s) behind the touch): those arms differ at most in where a "
                         "re-price goes and split the learner's evidence; for this market keep one offset per tick "
@@ -85,4 +88,6 @@ def test_a_coarse_tick_says_which_arms_post_at_one_price(tmp_path: Path, capsys:
 def test_a_fine_tick_warns_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _minute(tmp_path / "data")
     assert main(_simulate(tmp_path / "data", tmp_path)) == 0
-    assert "WARNING" not in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "WARNING" not in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["symbols"]["BTCUSDT"]["offsets_at_one_price"] == []
