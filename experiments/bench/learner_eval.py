@@ -220,7 +220,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, learners: str, seeds: 
                         help="tuner.json override, tuner.KEY=VALUE (e.g. tuner.learner_params.structured.shrinkage=3)")
 
 
-def run_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list[str], list[int]]:
+def run_arguments(parser: argparse.ArgumentParser,
+                  args: argparse.Namespace) -> tuple[tuple[str, ...], list[int]]:
     """The learners and seeds of :func:`add_run_arguments`' options, each bad value refused by ``parser`` (one line,
     exit 2) before any market loads: a bad seed used to end in a traceback after the loading."""
     if args.orders < 1:
@@ -230,7 +231,7 @@ def run_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     except ValueError as error:
         parser.error(f"--seeds {args.seeds}: {error}")
     try:
-        learners = list(parse_learners(args.learners))
+        learners = parse_learners(args.learners)
     except ValueError as error:
         parser.error(f"--learners {args.learners}: {error}")
     if any(seed < 0 for seed in seeds):
