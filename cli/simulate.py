@@ -115,11 +115,13 @@ def run(args: argparse.Namespace) -> int:
         print("WARNING: no recorded market data found (--data, $ROUTER_TUNER_DATA, ../shared/data/binance): "
               "simulating the SYNTHETIC market of router.json simulation.synthetic_market", file=sys.stderr)
     grid = build_grid(config.tuner, config.router)
-    one_price = {market.symbol: offsets_at_one_price(grid, market.tick_bps()) for market in markets}
+    one_price: dict[str, list[tuple[float, ...]]] = {}
     for market in markets:
         if market.data_summary is not None:
             print(f"data: {market.data_summary.describe()}", file=sys.stderr)
-        if (warning := one_price_warning(market.symbol, grid, market.tick_bps())) is not None:
+        tick_bps = market.tick_bps()  # a median over the whole tape: once per market
+        one_price[market.symbol] = offsets_at_one_price(grid, tick_bps)
+        if (warning := one_price_warning(market.symbol, grid, tick_bps)) is not None:
             print(f"WARNING: {warning}", file=sys.stderr)
     total = count_routes(markets, options, grid)
     with tqdm(total=total, desc="routing", unit="order", file=sys.stderr, mininterval=0.5) as bar:

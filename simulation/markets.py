@@ -60,7 +60,7 @@ class SimMarket:
         """One price tick in bps of the tape's median mid (a BTC recording's is 0.02, a coin at 0.05 quoted in
         0.00001 has 2): how far apart the prices a post-only order can rest at are."""
         tape = self.tape
-        return tape.tick_size * tape.price_scale / float(np.median((tape.bid_px + tape.ask_px) / 2.0)) * 1e4
+        return tape.tick_size * tape.price_scale / tape.median_mid() * 1e4
 
     def mid_at(self, ts_ns: np.ndarray) -> np.ndarray:
         """Mid price of the last quote at or before each time (the first quote before the tape starts)."""

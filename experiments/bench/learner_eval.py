@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--no-recorded with --no-regimes leaves no market to score: drop one of them")
     if not (math.isfinite(args.active_speed) and args.active_speed > 0.0):
         parser.error(f"--active-speed {args.active_speed}: a speed-up factor, positive and finite")
-    learners, _ = run_arguments(parser, args)
+    learners, seeds = run_arguments(parser, args)
     config = configured(args.set, args.config)
     if args.engine is not None:
         config = with_engine(config, args.engine)
@@ -271,13 +271,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--informed {args.informed}: a share, between 0 and 1")
         config = with_informed_share(config, args.informed)
     try:
-        return evaluate(args, config, learners)
+        return evaluate(args, config, learners, seeds)
     except TapeTooShort as error:   # a recording too short to hold the intents: bad input, as in simulate
         print(f"learner_eval: {error}", file=sys.stderr)
         return 2
 
 
-def evaluate(args: argparse.Namespace, config: ConfigBundle, learners: tuple[str, ...]) -> int:
+def evaluate(args: argparse.Namespace, config: ConfigBundle, learners: tuple[str, ...], seeds: list[int]) -> int:
     """Score ``learners`` on the markets ``args`` asks for and print the table."""
     markets = []
     if not args.no_recorded:
@@ -295,7 +295,7 @@ def evaluate(args: argparse.Namespace, config: ConfigBundle, learners: tuple[str
         named += [(recorded_regime_market(config, market, args.active_speed), f"{market.symbol}~regimes")
                   for market in markets]
     scores = []
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seeds:
         for market, name in named:
             intents = part_intents(market, args.orders, config, seed, args.part)
             scores.append(score(market, intents, config, learners, seed, f"{name}/{args.part}/s{seed}"))

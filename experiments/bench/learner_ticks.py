@@ -36,6 +36,7 @@ from experiments.bench.learner_eval import (
 from router_tuner.config.models import ConfigBundle, FeeSchedule
 from router_tuner.router.market.binance import MarketDataError, resolve_data_dir
 from router_tuner.router.market.tape import MarketTape
+from router_tuner.router.routing.order import check_tick_bps
 from router_tuner.simulation.intents import TapeTooShort
 from router_tuner.simulation.markets import SimMarket, recorded_markets, synthetic_market_from_tape
 
@@ -53,12 +54,10 @@ def coarsen_tick(tape: MarketTape, tick_bps: float, price_divisor: int = 1) -> M
     """``tape`` re-quoted on a tick of ``tick_bps`` of its median mid, its prices divided by ``price_divisor`` (a
     positive integer; quantities are multiplied by it so notionals are kept; a COIN-M tape keeps its prices).
     Raises ``ValueError`` on a tick that is not positive and finite or not coarser than the recording's own."""
-    if not (np.isfinite(tick_bps) and tick_bps > 0.0):
-        raise ValueError(f"tick_bps must be positive and finite, got {tick_bps!r}")
+    check_tick_bps(tick_bps)
     if price_divisor < 1:
         raise ValueError(f"price_divisor must be a positive integer, got {price_divisor!r}")
-    mid = float(np.median((tape.bid_px + tape.ask_px) / 2.0))
-    tick = round(tick_bps * 1e-4 * mid)
+    tick = round(tick_bps * 1e-4 * tape.median_mid())
     fine_tick = round(tape.tick_size * tape.price_scale)
     if tick <= fine_tick:
         raise ValueError(f"{tape.symbol}: a tick of {tick_bps} bps is {tick} price units, not coarser than the "

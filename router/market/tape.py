@@ -70,6 +70,10 @@ class MarketTape:
         """Scaled integer size(s) to float size units (analytics only)."""
         return x / self.qty_scale
 
+    def median_mid(self) -> float:
+        """The median of the quotes' mids, in scaled integer price units: the tape's price level."""
+        return float(np.median((self.bid_px + self.ask_px) / 2.0))
+
     @property
     def start_ns(self) -> int:
         """Earliest event time over all streams; ValueError on an empty tape."""

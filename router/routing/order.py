@@ -189,14 +189,19 @@ def round_price(price: float, tick_size: float, *, up: bool) -> float:
     return round(whole * tick_size, _decimals(tick_size))
 
 
+def check_tick_bps(tick_bps: float) -> None:
+    """Raise ``ValueError`` unless ``tick_bps``, one price tick in bps of the price, is positive and finite."""
+    if not (math.isfinite(tick_bps) and tick_bps > 0.0):
+        raise ValueError(f"tick_bps must be positive and finite, got {tick_bps!r}")
+
+
 def posted_offset_bps(offset_bps: float, tick_bps: float) -> float:
     """How far behind our touch a post-only order at ``offset_bps`` rests when one tick is ``tick_bps`` of the
     touch: ``maker_price`` rounds the price away from crossing, so the offset becomes whole ticks, rounded up
     (0.5 bps on a 2 bps tick rests a full tick behind; offsets within one tick of each other post at one price).
     The far-touch clamp of a negative offset inside a narrow spread is not modelled. Raises ``ValueError`` on a
-    tick that is not positive and finite."""
-    if not (math.isfinite(tick_bps) and tick_bps > 0.0):
-        raise ValueError(f"tick_bps must be positive and finite, got {tick_bps!r}")
+    tick that is not positive and finite (:func:`check_tick_bps`)."""
+    check_tick_bps(tick_bps)
     return tick_bps * math.ceil(offset_bps / tick_bps - 1e-9)
 
 

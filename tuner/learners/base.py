@@ -19,6 +19,7 @@ import msgspec
 import numpy as np
 
 from router_tuner.features.context import Context
+from router_tuner.router.routing.order import check_tick_bps
 from router_tuner.tuner.arms import Arm, ArmGrid
 
 _ALLOWED_CACHE_SIZE = 256
@@ -167,8 +168,7 @@ class Learner(ABC):
         a function of the offset (the structured one) places each offset where its order really rests
         (:func:`~router.routing.order.posted_offset_bps`); one that learns each arm on its own only checks it.
         Raises ``ValueError`` on a tick that is not positive and finite."""
-        if not (math.isfinite(tick_bps) and tick_bps > 0.0):
-            raise ValueError(f"tick_bps must be positive and finite, got {tick_bps!r}")
+        check_tick_bps(tick_bps)
 
     def discount_evidence(self, keep_fraction: float) -> None:
         """Scale all accumulated evidence by ``keep_fraction`` in (0, 1]: widens exploration again."""
