@@ -68,6 +68,9 @@ class EpsilonGreedy(MomentsLearner):
         self._decay = float(decay)
         self._min_epsilon = float(min_epsilon)
         self._decay_steps = 0.0
+        # the decay steps from which epsilon is its floor: past them no exp is needed (7% of a pull+update)
+        self._floor_steps = (math.log(epsilon / min_epsilon) / decay if decay > 0.0 and min_epsilon > 0.0
+                             else math.inf)
 
     def params(self) -> dict[str, float]:
         return {
@@ -79,6 +82,8 @@ class EpsilonGreedy(MomentsLearner):
 
     @property
     def current_epsilon(self) -> float:
+        if self._decay_steps >= self._floor_steps:
+            return self._min_epsilon
         return max(self._min_epsilon, self._epsilon * math.exp(-self._decay * self._decay_steps))
 
     def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:

@@ -7,6 +7,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from router_tuner.tuner.arms import ArmGrid
 from router_tuner.tuner.learners import UCB, Context, ContextScales, EpsilonGreedy, Learner, LinUCB, NormalThompson
@@ -159,6 +161,18 @@ def test_epsilon_decays_to_its_floor_and_reopens_after_discount() -> None:
     assert learner.current_epsilon == pytest.approx(0.05)
     learner.discount_evidence(0.1)
     assert learner.current_epsilon == pytest.approx(0.5 * math.exp(-0.01 * 100))
+
+
+@given(epsilon=st.floats(0.0, 1.0), floor_share=st.floats(0.0, 1.0), decay=st.floats(0.0, 10.0),
+       steps=st.floats(0.0, 1e7))
+def test_epsilon_is_the_decay_formula_at_any_step_count(epsilon: float, floor_share: float, decay: float,
+                                                       steps: float) -> None:
+    """Past the floor the exp is skipped: the value must stay max(floor, epsilon * exp(-decay * steps))."""
+    min_epsilon = epsilon * floor_share
+    learner = EpsilonGreedy(GRID, epsilon=epsilon, decay=decay, min_epsilon=min_epsilon, burn_in=1, seed=5)
+    learner._decay_steps = steps
+    assert learner.current_epsilon == pytest.approx(max(min_epsilon, epsilon * math.exp(-decay * steps)),
+                                                    rel=1e-12, abs=1e-300)
 
 
 def test_thompson_propensity_matches_choice_frequencies() -> None:
