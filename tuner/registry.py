@@ -36,7 +36,7 @@ from mlflow.exceptions import MlflowException
 from router_tuner.config.redact import redact
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.tuner.flat_params import flatten_params
-from router_tuner.tuner.gate_record import initial_tags
+from router_tuner.tuner.gate_record import PROMOTION_TAG, initial_tags
 from router_tuner.tuner.pyfunc import save_policy_model
 from router_tuner.tuner.registry_aliases import CHALLENGER, CHAMPION
 
@@ -121,8 +121,9 @@ class PolicyRegistry:
 
         The registered version number is the policy version: MLflow numbers a model's versions 1, 2, … in
         order, so a version that would get another number is refused (:class:`RegistryError`) before
-        anything is written; a version the registry holds already with the same knobs is returned as it
-        is (adaptive routing publishes again what it published between its last checkpoint and a crash).
+        anything is written; a version the registry holds already with the same knobs is returned, its missing
+        aliases and gate record added first (adaptive routing publishes again what it published between its last
+        checkpoint and a crash, which may have landed before them).
         The first version of a symbol also becomes ``champion`` (gate record ``initial``,
         :mod:`tuner.gate_record`): something must act. The config snapshot is written through
         :func:`config.redact.redact`, whoever built it: a pasted key never reaches MLflow.
@@ -133,7 +134,7 @@ class PolicyRegistry:
         if 0 < policy.version < expected:
             registered = self.show(symbol, str(policy.version))
             if registered.policy == policy.as_params():  # published again after a crash (at-least-once)
-                return registered
+                return self._finish_version(symbol, policy.version) if self._unfinished(registered) else registered
         if policy.version != expected:
             raise RegistryError(
                 f"{symbol}: policy version {policy.version} would be registered as {name} version {expected}; "
@@ -159,9 +160,34 @@ class PolicyRegistry:
         if version != policy.version:  # another process published in between: take ours back
             self._client.delete_model_version(name, created.version)
             raise RegistryError(f"{symbol}: {name} version {policy.version} was published by someone else meanwhile")
-        self._client.set_registered_model_alias(name, CHALLENGER, str(version))
-        if self._alias_version(name, CHAMPION) is None:
+        return self._finish_version(symbol, version)
+
+    def _unfinished(self, registered: PolicyVersion) -> bool:
+        """Whether a registered version's publication stopped before its aliases and gate record (a kill between
+        its registration and the steps :meth:`_finish_version` takes): the challenger alias names an older version
+        or none, the model has no champion, or it is the initial champion without its gate record."""
+        name = self.model_name(registered.symbol)
+        challenger = self._alias_version(name, CHALLENGER)
+        if challenger is None or challenger < registered.version:
+            return True
+        champion = self._alias_version(name, CHAMPION)
+        return champion is None or (champion == registered.version and PROMOTION_TAG not in registered.tags
+                                    and not self._history(name))
+
+    def _finish_version(self, symbol: str, version: int) -> PolicyVersion:
+        """The steps of :meth:`publish` after the version is registered: it becomes ``challenger`` (unless a
+        newer version is), and ``champion`` with the ``initial`` gate record when the model has none. Each step is
+        taken only when still missing, so publishing again a version a killed process registered finishes it (its
+        rerun used to return it as it was: no champion, and the next version crowned ungated in its place)."""
+        name = self.model_name(symbol)
+        challenger = self._alias_version(name, CHALLENGER)
+        if challenger is None or challenger < version:
+            self._client.set_registered_model_alias(name, CHALLENGER, str(version))
+        champion = self._alias_version(name, CHAMPION)
+        if champion is None:
             self._client.set_registered_model_alias(name, CHAMPION, str(version))
+            champion = version
+        if champion == version and PROMOTION_TAG not in self.version_tags(symbol, version) and not self._history(name):
             self.tag_version(symbol, version, initial_tags())
         return self.show(symbol, str(version))
 

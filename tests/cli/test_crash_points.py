@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import msgspec
 import pytest
 from mlflow import MlflowClient
 
@@ -298,3 +299,50 @@ def test_sweep_killed_while_logging_a_nested_run_logs_it_whole_on_the_rerun(tmp_
     rows = [r for r in runs if "task_id" in r.data.tags]
     assert sorted(r.data.params["seed"] for r in rows) == ["1", "2"]  # each row once
     assert all(r.info.status == "FINISHED" and "mean_cost_bps" in r.data.metrics for r in rows)
+
+
+def _paper_tuner(tmp_path: Path, intents: int) -> tuple[list[str], dict[str, str]]:
+    """``live`` in paper mode with ``--policy-source tuner`` on ``intents`` round trips of BTCUSDT (the synthetic
+    market), publishing to a tmp MLflow store: v1 after 15 outcomes, v2 after 30."""
+    from tests.executor.adaptive.live_adaptive_support import round_trip
+    from tests.executor.test_executor_support import paper_config_dir
+
+    config = tmp_path / "config"
+    shutil.copytree(DEFAULTS_DIR, config)
+    paper_config_dir(config, "BTCUSDT")
+    edit_config(config, "tuner.json", lambda d: (d["learner_params"].update(burn_in_per_arm=1),
+                                                 d["guardrails"].update(min_outcomes_before_move=10),
+                                                 d["publish"].update(every_n_outcomes=15)))
+    lines = (msgspec.json.encode(round_trip(k)) + b"\n" for k in range(intents))
+    (tmp_path / "intents.jsonl").write_bytes(b"".join(lines))
+    argv = ["live", "--venue", "binanceusdm", "--config", str(config), "--intents", str(tmp_path / "intents.jsonl"),
+            "--journal", str(tmp_path / "journal.sqlite"), "--store", str(tmp_path / "executor.sqlite"),
+            "--idle-poll-s", "0.05", "--policy-source", "tuner", "--tuner-state", str(tmp_path / "tuner_state.json"),
+            "--seed", "5"]
+    return argv, {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+
+
+@pytest.mark.parametrize("step", [("mlflow:MlflowClient.create_model_version", 1),
+                                  ("mlflow:MlflowClient.set_registered_model_alias", 2)])
+def test_live_tuner_killed_while_publishing_its_first_version_finishes_it_on_the_restart(
+        tmp_path: Path, step: tuple[str, int]) -> None:
+    """Killed after registering v1, before its aliases (or after the champion alias, before its gate record): the
+    restart publishes v1 again (at-least-once) and took it as it was, so the model had no champion, v2 was crowned
+    in its place without a gate (`initial`) and v1 stayed without an alias (or the champion had no gate record)."""
+    from router_tuner.executor.journal import Journal
+
+    argv, env = _paper_tuner(tmp_path, 35)
+    killed = crash_at(*step, *argv, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    restarted = router_tuner(*argv, env=env)
+    assert restarted.returncode == 0, restarted.stderr[-500:]
+    assert "1 in-flight intents recovered" in restarted.stdout
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert _model(store)[1] == {"champion": "1", "challenger": "2"}  # as an uninterrupted run leaves them
+    client = MlflowClient(tracking_uri=store)
+    assert sorted(int(v.version) for v in client.search_model_versions("name='router-policy-BTCUSDT'")) == [1, 2]
+    assert gate_problem(client.get_model_version("router-policy-BTCUSDT", "1").tags) is None
+    assert client.get_model_version("router-policy-BTCUSDT", "2").tags.get("promotion") is None  # not crowned
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        ids = [e.intent_id for e in journal.read("router")]
+    assert sorted(ids) == sorted(f"i{k}" for k in range(35))  # every intent routed and journaled once
