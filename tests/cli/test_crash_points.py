@@ -317,7 +317,8 @@ def _paper_tuner(tmp_path: Path, intents: int) -> tuple[list[str], dict[str, str
     (tmp_path / "intents.jsonl").write_bytes(b"".join(lines))
     argv = ["live", "--venue", "binanceusdm", "--config", str(config), "--intents", str(tmp_path / "intents.jsonl"),
             "--journal", str(tmp_path / "journal.sqlite"), "--store", str(tmp_path / "executor.sqlite"),
-            "--idle-poll-s", "0.05", "--policy-source", "tuner", "--tuner-state", str(tmp_path / "tuner_state.json"),
+            "--idle-poll-s", "0.05", "--policy-source", "tuner", "--tuner-state",
+            str(tmp_path / "state" / "tuner_state.json"),
             "--seed", "5"]
     return argv, {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
 
@@ -346,3 +347,27 @@ def test_live_tuner_killed_while_publishing_its_first_version_finishes_it_on_the
     with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
         ids = [e.intent_id for e in journal.read("router")]
     assert sorted(ids) == sorted(f"i{k}" for k in range(35))  # every intent routed and journaled once
+
+
+def test_live_tuner_killed_between_a_checkpoints_manifest_and_its_cleanup_leaves_no_generation_for_good(
+        tmp_path: Path) -> None:
+    """Killed after the manifest named generation 2, before generation 1's files were deleted: the next checkpoint
+    deleted generation 2's only, so generation 1's stayed beside the state for good (one pair per such kill)."""
+    from router_tuner.executor.journal import Journal
+
+    argv, env = _paper_tuner(tmp_path, 35)
+    argv.append("--no-mlflow")
+    state = tmp_path / "state"
+    killed = crash_at("router_tuner.executor.adaptive.checkpoint:write_bytes_atomic", 2, *argv, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    assert json.loads((state / "tuner_state.json").read_bytes())["generation"] == 2
+    assert {"tuner_state.g1.json", "tuner_state.g2.json"} <= {p.name for p in state.iterdir()}
+    restarted = router_tuner(*argv, env=env)
+    assert restarted.returncode == 0, restarted.stderr[-500:]
+    manifest = json.loads((state / "tuner_state.json").read_bytes())
+    generation = manifest["generation"]
+    assert sorted(p.name for p in state.iterdir()) == sorted(
+        ["tuner_state.json", f"tuner_state.g{generation}.json", f"tuner_state.g{generation}.tuners.json"])
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        ids = [e.intent_id for e in journal.read("router")]
+    assert sorted(ids) == sorted(f"i{k}" for k in range(35)) and manifest["router_events_learned"] == 35
