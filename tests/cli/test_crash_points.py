@@ -371,3 +371,31 @@ def test_live_tuner_killed_between_a_checkpoints_manifest_and_its_cleanup_leaves
     with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
         ids = [e.intent_id for e in journal.read("router")]
     assert sorted(ids) == sorted(f"i{k}" for k in range(35)) and manifest["router_events_learned"] == 35
+
+
+@pytest.mark.parametrize("step", ["mlflow:MlflowClient.set_registered_model_alias",
+                                  "mlflow:MlflowClient.set_model_version_tag"])
+def test_gated_promote_killed_between_the_alias_and_its_gate_record_is_ended_by_the_same_command(
+        tmp_path: Path, step: str) -> None:
+    """The OPE-gated `policy promote` killed after moving the alias, before (all of) its gate record: the champion
+    was not acted on ("no gate record") and the same command refused, "version 2 is already the champion" (exit 1);
+    only `--force` ended it. It now records the gate the logs pass."""
+    from tests.tuner.test_promotion import CHALLENGER, CHAMPION, journal_with, logged, policy
+
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    registry = default_registry(uri)
+    for n, knobs in ((1, CHAMPION), (2, CHALLENGER)):
+        registry.publish(policy("BTCUSDT", n, knobs), params={"learner": "thompson"}, metrics={"cost_bps": 1.0},
+                         config_snapshot={})
+    journal = journal_with(tmp_path / "better.sqlite", logged("BTCUSDT", 600, 1.0, seed=4))
+    argv = ["policy", "promote", "--symbol", "BTCUSDT", "--journal", str(journal), "--tracking-uri", uri]
+    assert crash_at(step, 1, *argv).returncode == -signal.SIGKILL
+    assert _model(uri)[1]["champion"] == "2"
+    rerun = router_tuner(*argv)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    tags, aliases = _model(uri)
+    assert aliases == {"champion": "2", "challenger": "2"} and tags[CHAMPION_HISTORY_TAG] == "1"
+    record = MlflowClient(tracking_uri=uri).get_model_version("router-policy-BTCUSDT", "2").tags
+    assert gate_problem(record) is None and record["promotion"] == "ope_gate"
+    listed = router_tuner("policy", "list", "--tracking-uri", uri)
+    assert listed.returncode == 0 and "NOT ACTED ON" not in listed.stdout
