@@ -301,9 +301,10 @@ def test_sweep_killed_while_logging_a_nested_run_logs_it_whole_on_the_rerun(tmp_
     assert all(r.info.status == "FINISHED" and "mean_cost_bps" in r.data.metrics for r in rows)
 
 
-def _paper_tuner(tmp_path: Path, intents: int) -> tuple[list[str], dict[str, str]]:
+def _paper_tuner(tmp_path: Path, intents: int, *, rollback: bool = False) -> tuple[list[str], dict[str, str]]:
     """``live`` in paper mode with ``--policy-source tuner`` on ``intents`` round trips of BTCUSDT (the synthetic
-    market), publishing to a tmp MLflow store: v1 after 15 outcomes, v2 after 30."""
+    market), publishing to a tmp MLflow store: v1 after 15 outcomes, v2 after 30; with ``rollback`` a rollback
+    window of 5 outcomes and no margin, so v2 is the tuner's rollback to the static knobs."""
     from tests.executor.adaptive.live_adaptive_support import round_trip
     from tests.executor.test_executor_support import paper_config_dir
 
@@ -313,6 +314,9 @@ def _paper_tuner(tmp_path: Path, intents: int) -> tuple[list[str], dict[str, str
     edit_config(config, "tuner.json", lambda d: (d["learner_params"].update(burn_in_per_arm=1),
                                                  d["guardrails"].update(min_outcomes_before_move=10),
                                                  d["publish"].update(every_n_outcomes=15)))
+    if rollback:
+        edit_config(config, "tuner.json",
+                    lambda d: d["guardrails"].update(rollback_window=5, rollback_margin_bps=0.001))
     lines = (msgspec.json.encode(round_trip(k)) + b"\n" for k in range(intents))
     (tmp_path / "intents.jsonl").write_bytes(b"".join(lines))
     argv = ["live", "--venue", "binanceusdm", "--config", str(config), "--intents", str(tmp_path / "intents.jsonl"),
@@ -398,4 +402,25 @@ def test_gated_promote_killed_between_the_alias_and_its_gate_record_is_ended_by_
     record = MlflowClient(tracking_uri=uri).get_model_version("router-policy-BTCUSDT", "2").tags
     assert gate_problem(record) is None and record["promotion"] == "ope_gate"
     listed = router_tuner("policy", "list", "--tracking-uri", uri)
+    assert listed.returncode == 0 and "NOT ACTED ON" not in listed.stdout
+
+
+def test_live_tuner_killed_after_promoting_its_rollback_before_the_gate_record_records_it_on_the_restart(
+        tmp_path: Path) -> None:
+    """The tuner's rollback version is made champion at once with a `tuner_rollback` gate record; killed after the
+    alias moved, before the record: the restart published it again and, finding it champion, skipped the record,
+    so the champion stayed `NOT ACTED ON` (a router following the registry kept the degraded knobs)."""
+    argv, env = _paper_tuner(tmp_path, 30, rollback=True)
+    # aliases: v1 challenger, v1 champion, v2 challenger, v2 champion (the rollback's promotion)
+    killed = crash_at("mlflow:MlflowClient.set_registered_model_alias", 4, *argv, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert _model(store)[1]["champion"] == "2"
+    restarted = router_tuner(*argv, env=env)
+    assert restarted.returncode == 0, restarted.stderr[-500:]
+    tags, aliases = _model(store)
+    assert aliases["champion"] == "2" and tags[CHAMPION_HISTORY_TAG] == "1"
+    record = MlflowClient(tracking_uri=store).get_model_version("router-policy-BTCUSDT", "2").tags
+    assert gate_problem(record) is None and record["promotion"] == "tuner_rollback"
+    listed = router_tuner("policy", "list", "--tracking-uri", store, env=env)
     assert listed.returncode == 0 and "NOT ACTED ON" not in listed.stdout
