@@ -424,3 +424,29 @@ def test_live_tuner_killed_after_promoting_its_rollback_before_the_gate_record_r
     assert gate_problem(record) is None and record["promotion"] == "tuner_rollback"
     listed = router_tuner("policy", "list", "--tracking-uri", store, env=env)
     assert listed.returncode == 0 and "NOT ACTED ON" not in listed.stdout
+
+
+@pytest.mark.parametrize("step", [("mlflow:MlflowClient.create_run", 1), ("mlflow:MlflowClient.log_batch", 1)])
+def test_sweep_killed_before_recording_its_parent_run_leaves_one_parent_after_the_rerun(
+        tmp_path: Path, step: tuple[str, int]) -> None:
+    """Killed after creating the sweep's parent MLflow run, before writing OUT/mlflow_run.json: the rerun created
+    another parent and the first stayed empty and RUNNING for good (one per such kill)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    argv = ["sweep", "--learners", "structured", "--seeds", "1,2", "--symbols", "BTCUSDT", "--orders", "40",
+            "--out", str(tmp_path / "out")]
+    if (data := ROOT.parent / "shared" / "data" / "binance").is_dir():
+        argv += ["--data", str(data)]
+    killed = crash_at(*step, *argv, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    assert not (tmp_path / "out" / "mlflow_run.json").exists()
+    rerun = router_tuner(*argv, env=env)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("router-tuner").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("job") == "sweep"]
+    assert [(p.info.status, p.info.run_id) for p in parents] == [
+        ("FINISHED", json.loads((tmp_path / "out" / "mlflow_run.json").read_text())["parent_run_id"])]
+    rows = [r for r in runs if "task_id" in r.data.tags]
+    assert sorted(r.data.params["seed"] for r in rows) == ["1", "2"]
+    assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in rows)
