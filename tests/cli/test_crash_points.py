@@ -328,12 +328,14 @@ def _paper_tuner(tmp_path: Path, intents: int, *, rollback: bool = False) -> tup
 
 
 @pytest.mark.parametrize("step", [("mlflow:MlflowClient.create_model_version", 1),
-                                  ("mlflow:MlflowClient.set_registered_model_alias", 2)])
-def test_live_tuner_killed_while_publishing_its_first_version_finishes_it_on_the_restart(
+                                  ("mlflow:MlflowClient.set_registered_model_alias", 2),
+                                  ("mlflow:MlflowClient.create_model_version", 2)])
+def test_live_tuner_killed_while_publishing_a_version_finishes_it_on_the_restart(
         tmp_path: Path, step: tuple[str, int]) -> None:
     """Killed after registering v1, before its aliases (or after the champion alias, before its gate record): the
     restart publishes v1 again (at-least-once) and took it as it was, so the model had no champion, v2 was crowned
-    in its place without a gate (`initial`) and v1 stayed without an alias (or the champion had no gate record)."""
+    in its place without a gate (`initial`) and v1 stayed without an alias (or the champion had no gate record).
+    Killed after registering v2, before its alias: v1 stayed the challenger."""
     from router_tuner.executor.journal import Journal
 
     argv, env = _paper_tuner(tmp_path, 35)
