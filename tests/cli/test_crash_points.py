@@ -452,3 +452,29 @@ def test_sweep_killed_before_recording_its_parent_run_leaves_one_parent_after_th
     rows = [r for r in runs if "task_id" in r.data.tags]
     assert sorted(r.data.params["seed"] for r in rows) == ["1", "2"]
     assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in rows)
+
+
+def test_simulate_killed_after_deleting_the_previous_simulations_model_is_listed_with_what_to_do(
+        tmp_path: Path) -> None:
+    """Killed after deleting the previous simulation's model, before registering its own: `policy list
+    --simulation` found nothing and told the user to "add --simulation", which they had given."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    config = _fast_publishing(tmp_path)
+    argv = ["simulate", "--config", str(config), "--orders", "60", "--symbols", "BTCUSDT", "--learners", "structured",
+            "--workers", "1", "--out", str(tmp_path / "out"), "--json"]
+    if (data := ROOT.parent / "shared" / "data" / "binance").is_dir():
+        argv += ["--data", str(data)]
+    listing = ["policy", "list", "--simulation", "--json", "--config", str(config)]
+    assert router_tuner(*argv, env=env).returncode == 0
+    before = json.loads(router_tuner(*listing, env=env).stdout)
+    assert before
+    killed = crash_at("router_tuner.tuner.registry:PolicyRegistry.delete_model", 1, *argv, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    left = router_tuner(*listing, env=env)
+    assert left.returncode == 0 and json.loads(left.stdout) == []
+    assert "add --simulation" not in left.stderr
+    assert "a simulate stopped before registering; run it again" in left.stderr
+    assert router_tuner(*argv, env=env).returncode == 0
+    after = json.loads(router_tuner(*listing, env=env).stdout)
+    assert [(v["version"], v["aliases"], v["policy"]) for v in after] == [
+        (v["version"], v["aliases"], v["policy"]) for v in before]
