@@ -478,3 +478,40 @@ def test_simulate_killed_after_deleting_the_previous_simulations_model_is_listed
     after = json.loads(router_tuner(*listing, env=env).stdout)
     assert [(v["version"], v["aliases"], v["policy"]) for v in after] == [
         (v["version"], v["aliases"], v["policy"]) for v in before]
+
+
+def test_ope_killed_while_logging_to_the_versions_run_never_leaves_two_evaluations_mixed(tmp_path: Path) -> None:
+    """`ope --candidate SYMBOL/N` logs its estimates to the version's run: one request per metric, so a kill
+    between two left the run (and `policy show`) with some estimates of this evaluation and the rest of the one
+    before (snips cost 3.58 beside its diff from the earlier journal, -1.35). They now go in one batch."""
+    from tests.tuner.test_promotion import CHALLENGER, CHAMPION, journal_with, logged, policy
+
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    registry = default_registry(uri)
+    for n, knobs in ((1, CHAMPION), (2, CHALLENGER)):
+        registry.publish(policy("BTCUSDT", n, knobs), params={"learner": "thompson"}, metrics={"cost_bps": 1.0},
+                         config_snapshot={})
+    earlier = journal_with(tmp_path / "earlier.sqlite", logged("BTCUSDT", 600, 1.0, seed=4))
+    later = journal_with(tmp_path / "later.sqlite", logged("BTCUSDT", 600, 3.5, seed=4))
+    run_id = registry.show("BTCUSDT", "2").run_id
+    client = MlflowClient(tracking_uri=uri)
+
+    def ope_metrics() -> dict[str, float]:
+        return {k: v for k, v in client.get_run(run_id).data.metrics.items() if k.startswith("ope_")}
+
+    argv = ["ope", "--candidate", "BTCUSDT/2", "--tracking-uri", uri, "--journal"]
+    assert router_tuner(*argv, str(earlier)).returncode == 0
+    before = ope_metrics()
+    assert crash_at("mlflow:MlflowClient.log_batch", 1, *argv, str(later)).returncode == -signal.SIGKILL
+    left = ope_metrics()
+    rerun = router_tuner(*argv, str(later), "--json")
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    after = ope_metrics()
+    assert left == after and set(after) == set(before) and all(after[k] != before[k] for k in after)
+    assert after["ope_snips_cost_bps"] == pytest.approx(
+        json.loads(rerun.stdout)["results"][0]["candidate"]["estimates"]["snips"]["cost_bps"])
+    import mlflow
+
+    report = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="ope/ope_report.json",
+                                                      tracking_uri=uri, dst_path=str(tmp_path / "dl")))
+    assert json.loads(report.read_text())["results"] == json.loads(rerun.stdout)["results"]
