@@ -445,7 +445,30 @@ def open_client(tracking_uri: str) -> MlflowClient:
     refuse_file_store(tracking_uri)
     check_server_reachable(tracking_uri)
     with _store_creation_lock(tracking_uri):
+        _create_sqlite_store(tracking_uri)
         return MlflowClient(tracking_uri=tracking_uri)
+
+
+def _create_sqlite_store(tracking_uri: str) -> None:
+    """Create a new local SQLite store whole or not at all: under a temporary name beside it, renamed into place
+    once MLflow has created and migrated every table (:func:`router.atomic_file.atomic_path`).
+
+    MLflow creates a store in place over a few seconds, and its migrations are not transactional: a command
+    killed meanwhile (kill -9 of the first ``simulate``, ``live`` or ``policy list``) left a half-migrated file
+    that every later command refused ("MLflow store: table latest_metrics already exists"). An existing non-empty
+    store, and any other URI, is left to MLflow. The caller holds the store's creation lock.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    if database.is_file() and database.stat().st_size > 0:
+        return
+    from router_tuner.router.atomic_file import atomic_path
+
+    with atomic_path(database) as temporary:
+        client = MlflowClient(tracking_uri=f"sqlite:///{temporary}")
+        client.search_experiments(max_results=1)  # the tracking store: creates and migrates every table
+        client.search_registered_models(max_results=1)  # the registry store on the same file: checks them
 
 
 def refuse_file_store(tracking_uri: str) -> None:
