@@ -458,9 +458,10 @@ def _create_sqlite_store(tracking_uri: str) -> None:
     that every later command refused ("MLflow store: table latest_metrics already exists"). An existing non-empty
     store, and any other URI, is left to MLflow. The caller holds the store's creation lock.
     """
-    if not tracking_uri.startswith("sqlite:///"):
-        return
-    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    location = tracking_uri.removeprefix("sqlite:///")
+    if not tracking_uri.startswith("sqlite:///") or location in ("", ":memory:") or "?" in location:
+        return  # not a plain file path: left to MLflow
+    database = Path(location)
     if database.is_file() and database.stat().st_size > 0:
         return
     from router_tuner.router.atomic_file import atomic_path
