@@ -114,9 +114,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"policy rollback: {args.symbol} champion v{left} -> v{versions[0].version}", file=sys.stderr)
     if not versions:
-        print(f"policy list: no policy versions named {registry.model_prefix}-* in {registry.tracking_uri} "
-              f"(the simulation registers its learners' policies under "
-              f"{bundle.router.simulation.registered_model_prefix}-*: add --simulation)", file=sys.stderr)
+        simulation_prefix = bundle.router.simulation.registered_model_prefix
+        hint = (f"the simulation registers its learners' policies under {simulation_prefix}-*: add --simulation"
+                if registry.model_prefix != simulation_prefix else
+                "`router-tuner simulate` registers them at its end, replacing the previous simulation's: none "
+                "registered yet, or a simulate stopped before registering; run it again")
+        print(f"policy list: no policy versions named {registry.model_prefix}-* in {registry.tracking_uri} ({hint})",
+              file=sys.stderr)
     partial = {model: run for model in sorted({v.model for v in versions})
                if (run := registry.registering(model)) is not None}
     for model, run in partial.items():

@@ -132,13 +132,19 @@ def promote_if_better(registry: PolicyRegistry, symbol: str, events: Iterable[Ro
                       ) -> tuple[PromotionVerdict, PolicyVersion | None]:
     """Promote the challenger (or ``version``) when it clears the gate on ``events``; tags the decision.
 
-    Returns the verdict and the new champion, or ``None`` when refused (the registry is unchanged).
+    Returns the verdict and the new champion, or ``None`` when refused (the registry is unchanged). A target that
+    is the champion already without a gate record is what a promotion killed between moving the alias and
+    recording the gate left: when it passes, the same command records the gate (it used to refuse, "already the
+    champion", and the champion was not acted on).
     """
     target = registry.show(symbol, str(version) if version is not None else CHALLENGER)
     window = recent_events(events, symbol, rule.recent_window_s)
     decision = judge(window, candidate_arm_of(target), symbol, rule, ope, seed=seed)
     if not decision.passes:
         return decision, None
+    if target.version == registry.champion_version(symbol) and gate_problem(target.tags) is not None:
+        registry.tag_version(symbol, target.version, decision.tags())
+        return decision, registry.show(symbol, str(target.version))
     promoted = registry.promote(symbol, target.version)
     registry.tag_version(symbol, promoted.version, decision.tags())
     return decision, registry.show(symbol, str(promoted.version))  # with its gate record, as for force_promote

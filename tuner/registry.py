@@ -36,7 +36,7 @@ from mlflow.exceptions import MlflowException
 from router_tuner.config.redact import redact
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.tuner.flat_params import flatten_params
-from router_tuner.tuner.gate_record import initial_tags
+from router_tuner.tuner.gate_record import PROMOTION_TAG, initial_tags
 from router_tuner.tuner.pyfunc import save_policy_model
 from router_tuner.tuner.registry_aliases import CHALLENGER, CHAMPION
 
@@ -121,8 +121,9 @@ class PolicyRegistry:
 
         The registered version number is the policy version: MLflow numbers a model's versions 1, 2, … in
         order, so a version that would get another number is refused (:class:`RegistryError`) before
-        anything is written; a version the registry holds already with the same knobs is returned as it
-        is (adaptive routing publishes again what it published between its last checkpoint and a crash).
+        anything is written; a version the registry holds already with the same knobs is returned, its missing
+        aliases and gate record added first (adaptive routing publishes again what it published between its last
+        checkpoint and a crash, which may have landed before them).
         The first version of a symbol also becomes ``champion`` (gate record ``initial``,
         :mod:`tuner.gate_record`): something must act. The config snapshot is written through
         :func:`config.redact.redact`, whoever built it: a pasted key never reaches MLflow.
@@ -133,7 +134,7 @@ class PolicyRegistry:
         if 0 < policy.version < expected:
             registered = self.show(symbol, str(policy.version))
             if registered.policy == policy.as_params():  # published again after a crash (at-least-once)
-                return registered
+                return self._finish_version(symbol, policy.version) if self._unfinished(registered) else registered
         if policy.version != expected:
             raise RegistryError(
                 f"{symbol}: policy version {policy.version} would be registered as {name} version {expected}; "
@@ -159,9 +160,34 @@ class PolicyRegistry:
         if version != policy.version:  # another process published in between: take ours back
             self._client.delete_model_version(name, created.version)
             raise RegistryError(f"{symbol}: {name} version {policy.version} was published by someone else meanwhile")
-        self._client.set_registered_model_alias(name, CHALLENGER, str(version))
-        if self._alias_version(name, CHAMPION) is None:
+        return self._finish_version(symbol, version)
+
+    def _unfinished(self, registered: PolicyVersion) -> bool:
+        """Whether a registered version's publication stopped before its aliases and gate record (a kill between
+        its registration and the steps :meth:`_finish_version` takes): the challenger alias names an older version
+        or none, the model has no champion, or it is the initial champion without its gate record."""
+        name = self.model_name(registered.symbol)
+        challenger = self._alias_version(name, CHALLENGER)
+        if challenger is None or challenger < registered.version:
+            return True
+        champion = self._alias_version(name, CHAMPION)
+        return champion is None or (champion == registered.version and PROMOTION_TAG not in registered.tags
+                                    and not self._history(name))
+
+    def _finish_version(self, symbol: str, version: int) -> PolicyVersion:
+        """The steps of :meth:`publish` after the version is registered: it becomes ``challenger`` (unless a
+        newer version is), and ``champion`` with the ``initial`` gate record when the model has none. Each step is
+        taken only when still missing, so publishing again a version a killed process registered finishes it (its
+        rerun used to return it as it was: no champion, and the next version crowned ungated in its place)."""
+        name = self.model_name(symbol)
+        challenger = self._alias_version(name, CHALLENGER)
+        if challenger is None or challenger < version:
+            self._client.set_registered_model_alias(name, CHALLENGER, str(version))
+        champion = self._alias_version(name, CHAMPION)
+        if champion is None:
             self._client.set_registered_model_alias(name, CHAMPION, str(version))
+            champion = version
+        if champion == version and PROMOTION_TAG not in self.version_tags(symbol, version) and not self._history(name):
             self.tag_version(symbol, version, initial_tags())
         return self.show(symbol, str(version))
 
@@ -309,8 +335,7 @@ class PolicyRegistry:
     def log_to_run(self, run_id: str, *, metrics: Mapping[str, float], artifact: Mapping[str, Any],
                    artifact_file: str) -> None:
         """Attach evaluation results (e.g. OPE) to a policy version's run."""
-        for key, value in metrics.items():
-            self._client.log_metric(run_id, key, float(value))
+        log_flat(self._client, run_id, metrics=metrics)  # one request: a kill never leaves two evaluations mixed
         self._client.log_dict(run_id, dict(artifact), artifact_file)
 
     def delete_model(self, symbol: str) -> None:
@@ -420,7 +445,31 @@ def open_client(tracking_uri: str) -> MlflowClient:
     refuse_file_store(tracking_uri)
     check_server_reachable(tracking_uri)
     with _store_creation_lock(tracking_uri):
+        _create_sqlite_store(tracking_uri)
         return MlflowClient(tracking_uri=tracking_uri)
+
+
+def _create_sqlite_store(tracking_uri: str) -> None:
+    """Create a new local SQLite store whole or not at all: under a temporary name beside it, renamed into place
+    once MLflow has created and migrated every table (:func:`router.atomic_file.atomic_path`).
+
+    MLflow creates a store in place over a few seconds, and its migrations are not transactional: a command
+    killed meanwhile (kill -9 of the first ``simulate``, ``live`` or ``policy list``) left a half-migrated file
+    that every later command refused ("MLflow store: table latest_metrics already exists"). An existing non-empty
+    store, and any other URI, is left to MLflow. The caller holds the store's creation lock.
+    """
+    location = tracking_uri.removeprefix("sqlite:///")
+    if not tracking_uri.startswith("sqlite:///") or location in ("", ":memory:") or "?" in location:
+        return  # not a plain file path: left to MLflow
+    database = Path(location)
+    if database.is_file() and database.stat().st_size > 0:
+        return
+    from router_tuner.router.atomic_file import atomic_path
+
+    with atomic_path(database) as temporary:
+        client = MlflowClient(tracking_uri=f"sqlite:///{temporary}")
+        client.search_experiments(max_results=1)  # the tracking store: creates and migrates every table
+        client.search_registered_models(max_results=1)  # the registry store on the same file: checks them
 
 
 def refuse_file_store(tracking_uri: str) -> None:

@@ -6,12 +6,14 @@ third fact saved with them: how many journaled RouterEvents the saved state has 
 or a restart would learn an event twice or not at all. So each checkpoint is a new *generation*: the
 service's two files are written under ``<stem>.g<N>.json`` (and its ``.tuners.json`` neighbour), then
 the manifest at ``state_path`` is replaced atomically to name generation N and the journal position,
-and only then are generation N-1's files removed. A crash at any point leaves the manifest naming a
+and only then are the files of the generations before N removed. A crash at any point leaves the manifest naming a
 complete generation; orphan files of an unfinished generation are overwritten by the next save.
 """
 
 from __future__ import annotations
 
+import glob
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,11 +95,18 @@ class TunerCheckpoint:
                             router_events_learned=router_events_learned)
         write_bytes_atomic(self.path, msgspec.json.encode(manifest))
         self._manifest = manifest
-        if previous is not None:
-            old = self.generation_path(previous.generation)
-            for stale in (old, tuners_state_path(old)):
-                stale.unlink(missing_ok=True)
+        self._remove_older_generations(generation)
         return manifest
+
+    def _remove_older_generations(self, current: int) -> None:
+        """Delete the files of every generation before ``current``: the previous one's, and any a process killed
+        between its manifest and this step left (only the previous one's were deleted: those stayed for good)."""
+        pattern = re.compile(re.escape(self.path.stem) + r"\.g([0-9]+)(?:" + re.escape(self.path.suffix)
+                             + r"|\.tuners\.json)")
+        for candidate in self.path.parent.glob(f"{glob.escape(self.path.stem)}.g*"):
+            found = pattern.fullmatch(candidate.name)
+            if found is not None and int(found.group(1)) < current:
+                candidate.unlink(missing_ok=True)
 
     def _read_manifest(self) -> Manifest | None:
         if not self.path.exists():

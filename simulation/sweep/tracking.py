@@ -2,7 +2,8 @@
 run per row (its settings, learner, seed, symbol and data as params; cost, interval, regret and captured
 share as metrics), written by the driver after the tasks.
 
-Resumable like the tasks: the parent's id is kept in ``OUT/mlflow_run.json`` and a nested run carries its
+Resumable like the tasks: the parent's id is kept in ``OUT/mlflow_run.json`` (a parent an attempt killed before
+writing it left is found by its ``sweep_out`` tag, the out folder, and deleted) and a nested run carries its
 task id as a tag, so a rerun after a failure in the middle of logging adds only the rows not yet logged. A row
 counts as logged once its run is ended (the last step): a run an attempt killed midway left (created, its params
 and metrics missing) is deleted and logged again.
@@ -21,6 +22,7 @@ from router_tuner.config.models import ConfigBundle
 from router_tuner.router.atomic_file import write_bytes_atomic
 
 STATE_NAME = "mlflow_run.json"
+OUT_TAG = "sweep_out"
 _PARAMS = ("learner", "settings", "seed", "symbol", "data", "orders")
 _METRICS = ("mean_cost_bps", "cost_ci_low_bps", "cost_ci_high_bps", "taker_cost_bps", "best_fixed_cost_bps",
             "regret_bps", "captured_share", "maker_ratio", "fallback_ratio", "filled")
@@ -40,7 +42,13 @@ def log_sweep(rows: Sequence[dict[str, Any]], grid_params: dict[str, str], confi
     state = Path(out_dir) / STATE_NAME
     parent = _parent_id(state, uri)
     if parent is None:
-        run = client.create_run(experiment, run_name="sweep", tags={"job": "sweep"})
+        folder = str(Path(out_dir).resolve())
+        for stale in client.search_runs([experiment], filter_string="tags.job = 'sweep'", max_results=50_000):
+            # created by an attempt killed before it wrote the state file: never resumed, it stayed empty and
+            # RUNNING beside the parent logged again (one per such kill)
+            if stale.info.status == "RUNNING" and stale.data.tags.get(OUT_TAG) == folder:
+                client.delete_run(stale.info.run_id)
+        run = client.create_run(experiment, run_name="sweep", tags={"job": "sweep", OUT_TAG: folder})
         parent = run.info.run_id
         client.log_batch(parent, params=[Param(k, v[:6000]) for k, v in grid_params.items()])
         write_bytes_atomic(state, json.dumps({"tracking_uri": uri, "parent_run_id": parent}).encode())

@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import msgspec
 import pytest
 from mlflow import MlflowClient
 
@@ -298,3 +299,240 @@ def test_sweep_killed_while_logging_a_nested_run_logs_it_whole_on_the_rerun(tmp_
     rows = [r for r in runs if "task_id" in r.data.tags]
     assert sorted(r.data.params["seed"] for r in rows) == ["1", "2"]  # each row once
     assert all(r.info.status == "FINISHED" and "mean_cost_bps" in r.data.metrics for r in rows)
+
+
+def _paper_tuner(tmp_path: Path, intents: int, *, rollback: bool = False) -> tuple[list[str], dict[str, str]]:
+    """``live`` in paper mode with ``--policy-source tuner`` on ``intents`` round trips of BTCUSDT (the synthetic
+    market), publishing to a tmp MLflow store: v1 after 15 outcomes, v2 after 30; with ``rollback`` a rollback
+    window of 5 outcomes and no margin, so v2 is the tuner's rollback to the static knobs."""
+    from tests.executor.adaptive.live_adaptive_support import round_trip
+    from tests.executor.test_executor_support import paper_config_dir
+
+    config = tmp_path / "config"
+    shutil.copytree(DEFAULTS_DIR, config)
+    paper_config_dir(config, "BTCUSDT")
+    edit_config(config, "tuner.json", lambda d: (d["learner_params"].update(burn_in_per_arm=1),
+                                                 d["guardrails"].update(min_outcomes_before_move=10),
+                                                 d["publish"].update(every_n_outcomes=15)))
+    if rollback:
+        edit_config(config, "tuner.json",
+                    lambda d: d["guardrails"].update(rollback_window=5, rollback_margin_bps=0.001))
+    lines = (msgspec.json.encode(round_trip(k)) + b"\n" for k in range(intents))
+    (tmp_path / "intents.jsonl").write_bytes(b"".join(lines))
+    argv = ["live", "--venue", "binanceusdm", "--config", str(config), "--intents", str(tmp_path / "intents.jsonl"),
+            "--journal", str(tmp_path / "journal.sqlite"), "--store", str(tmp_path / "executor.sqlite"),
+            "--idle-poll-s", "0.05", "--policy-source", "tuner", "--tuner-state",
+            str(tmp_path / "state" / "tuner_state.json"),
+            "--seed", "5"]
+    return argv, {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+
+
+@pytest.mark.parametrize("step", [("mlflow:MlflowClient.create_model_version", 1),
+                                  ("mlflow:MlflowClient.set_registered_model_alias", 2),
+                                  ("mlflow:MlflowClient.create_model_version", 2)])
+def test_live_tuner_killed_while_publishing_a_version_finishes_it_on_the_restart(
+        tmp_path: Path, step: tuple[str, int]) -> None:
+    """Killed after registering v1, before its aliases (or after the champion alias, before its gate record): the
+    restart publishes v1 again (at-least-once) and took it as it was, so the model had no champion, v2 was crowned
+    in its place without a gate (`initial`) and v1 stayed without an alias (or the champion had no gate record).
+    Killed after registering v2, before its alias: v1 stayed the challenger."""
+    from router_tuner.executor.journal import Journal
+
+    argv, env = _paper_tuner(tmp_path, 35)
+    killed = crash_at(*step, *argv, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    restarted = router_tuner(*argv, env=env)
+    assert restarted.returncode == 0, restarted.stderr[-500:]
+    assert "1 in-flight intents recovered" in restarted.stdout
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert _model(store)[1] == {"champion": "1", "challenger": "2"}  # as an uninterrupted run leaves them
+    client = MlflowClient(tracking_uri=store)
+    assert sorted(int(v.version) for v in client.search_model_versions("name='router-policy-BTCUSDT'")) == [1, 2]
+    assert gate_problem(client.get_model_version("router-policy-BTCUSDT", "1").tags) is None
+    assert client.get_model_version("router-policy-BTCUSDT", "2").tags.get("promotion") is None  # not crowned
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        ids = [e.intent_id for e in journal.read("router")]
+    assert sorted(ids) == sorted(f"i{k}" for k in range(35))  # every intent routed and journaled once
+
+
+def test_live_tuner_killed_between_a_checkpoints_manifest_and_its_cleanup_leaves_no_generation_for_good(
+        tmp_path: Path) -> None:
+    """Killed after the manifest named generation 2, before generation 1's files were deleted: the next checkpoint
+    deleted generation 2's only, so generation 1's stayed beside the state for good (one pair per such kill)."""
+    from router_tuner.executor.journal import Journal
+
+    argv, env = _paper_tuner(tmp_path, 35)
+    argv.append("--no-mlflow")
+    state = tmp_path / "state"
+    killed = crash_at("router_tuner.executor.adaptive.checkpoint:write_bytes_atomic", 2, *argv, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    assert json.loads((state / "tuner_state.json").read_bytes())["generation"] == 2
+    assert {"tuner_state.g1.json", "tuner_state.g2.json"} <= {p.name for p in state.iterdir()}
+    restarted = router_tuner(*argv, env=env)
+    assert restarted.returncode == 0, restarted.stderr[-500:]
+    manifest = json.loads((state / "tuner_state.json").read_bytes())
+    generation = manifest["generation"]
+    assert sorted(p.name for p in state.iterdir()) == sorted(
+        ["tuner_state.json", f"tuner_state.g{generation}.json", f"tuner_state.g{generation}.tuners.json"])
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        ids = [e.intent_id for e in journal.read("router")]
+    assert sorted(ids) == sorted(f"i{k}" for k in range(35)) and manifest["router_events_learned"] == 35
+
+
+@pytest.mark.parametrize("step", ["mlflow:MlflowClient.set_registered_model_alias",
+                                  "mlflow:MlflowClient.set_model_version_tag"])
+def test_gated_promote_killed_between_the_alias_and_its_gate_record_is_ended_by_the_same_command(
+        tmp_path: Path, step: str) -> None:
+    """The OPE-gated `policy promote` killed after moving the alias, before (all of) its gate record: the champion
+    was not acted on ("no gate record") and the same command refused, "version 2 is already the champion" (exit 1);
+    only `--force` ended it. It now records the gate the logs pass."""
+    from tests.tuner.test_promotion import CHALLENGER, CHAMPION, journal_with, logged, policy
+
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    registry = default_registry(uri)
+    for n, knobs in ((1, CHAMPION), (2, CHALLENGER)):
+        registry.publish(policy("BTCUSDT", n, knobs), params={"learner": "thompson"}, metrics={"cost_bps": 1.0},
+                         config_snapshot={})
+    journal = journal_with(tmp_path / "better.sqlite", logged("BTCUSDT", 600, 1.0, seed=4))
+    argv = ["policy", "promote", "--symbol", "BTCUSDT", "--journal", str(journal), "--tracking-uri", uri]
+    assert crash_at(step, 1, *argv).returncode == -signal.SIGKILL
+    assert _model(uri)[1]["champion"] == "2"
+    rerun = router_tuner(*argv)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    tags, aliases = _model(uri)
+    assert aliases == {"champion": "2", "challenger": "2"} and tags[CHAMPION_HISTORY_TAG] == "1"
+    record = MlflowClient(tracking_uri=uri).get_model_version("router-policy-BTCUSDT", "2").tags
+    assert gate_problem(record) is None and record["promotion"] == "ope_gate"
+    listed = router_tuner("policy", "list", "--tracking-uri", uri)
+    assert listed.returncode == 0 and "NOT ACTED ON" not in listed.stdout
+
+
+def test_live_tuner_killed_after_promoting_its_rollback_before_the_gate_record_records_it_on_the_restart(
+        tmp_path: Path) -> None:
+    """The tuner's rollback version is made champion at once with a `tuner_rollback` gate record; killed after the
+    alias moved, before the record: the restart published it again and, finding it champion, skipped the record,
+    so the champion stayed `NOT ACTED ON` (a router following the registry kept the degraded knobs)."""
+    argv, env = _paper_tuner(tmp_path, 30, rollback=True)
+    # aliases: v1 challenger, v1 champion, v2 challenger, v2 champion (the rollback's promotion)
+    killed = crash_at("mlflow:MlflowClient.set_registered_model_alias", 4, *argv, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert _model(store)[1]["champion"] == "2"
+    restarted = router_tuner(*argv, env=env)
+    assert restarted.returncode == 0, restarted.stderr[-500:]
+    tags, aliases = _model(store)
+    assert aliases["champion"] == "2" and tags[CHAMPION_HISTORY_TAG] == "1"
+    record = MlflowClient(tracking_uri=store).get_model_version("router-policy-BTCUSDT", "2").tags
+    assert gate_problem(record) is None and record["promotion"] == "tuner_rollback"
+    listed = router_tuner("policy", "list", "--tracking-uri", store, env=env)
+    assert listed.returncode == 0 and "NOT ACTED ON" not in listed.stdout
+
+
+@pytest.mark.parametrize("step", [("mlflow:MlflowClient.create_run", 1), ("mlflow:MlflowClient.log_batch", 1)])
+def test_sweep_killed_before_recording_its_parent_run_leaves_one_parent_after_the_rerun(
+        tmp_path: Path, step: tuple[str, int]) -> None:
+    """Killed after creating the sweep's parent MLflow run, before writing OUT/mlflow_run.json: the rerun created
+    another parent and the first stayed empty and RUNNING for good (one per such kill)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    argv = ["sweep", "--learners", "structured", "--seeds", "1,2", "--symbols", "BTCUSDT", "--orders", "40",
+            "--out", str(tmp_path / "out")]
+    if (data := ROOT.parent / "shared" / "data" / "binance").is_dir():
+        argv += ["--data", str(data)]
+    killed = crash_at(*step, *argv, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    assert not (tmp_path / "out" / "mlflow_run.json").exists()
+    rerun = router_tuner(*argv, env=env)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("router-tuner").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("job") == "sweep"]
+    assert [(p.info.status, p.info.run_id) for p in parents] == [
+        ("FINISHED", json.loads((tmp_path / "out" / "mlflow_run.json").read_text())["parent_run_id"])]
+    rows = [r for r in runs if "task_id" in r.data.tags]
+    assert sorted(r.data.params["seed"] for r in rows) == ["1", "2"]
+    assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in rows)
+
+
+def test_simulate_killed_after_deleting_the_previous_simulations_model_is_listed_with_what_to_do(
+        tmp_path: Path) -> None:
+    """Killed after deleting the previous simulation's model, before registering its own: `policy list
+    --simulation` found nothing and told the user to "add --simulation", which they had given."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    config = _fast_publishing(tmp_path)
+    argv = ["simulate", "--config", str(config), "--orders", "60", "--symbols", "BTCUSDT", "--learners", "structured",
+            "--workers", "1", "--out", str(tmp_path / "out"), "--json"]
+    if (data := ROOT.parent / "shared" / "data" / "binance").is_dir():
+        argv += ["--data", str(data)]
+    listing = ["policy", "list", "--simulation", "--json", "--config", str(config)]
+    assert router_tuner(*argv, env=env).returncode == 0
+    before = json.loads(router_tuner(*listing, env=env).stdout)
+    assert before
+    killed = crash_at("router_tuner.tuner.registry:PolicyRegistry.delete_model", 1, *argv, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    left = router_tuner(*listing, env=env)
+    assert left.returncode == 0 and json.loads(left.stdout) == []
+    assert "add --simulation" not in left.stderr
+    assert "a simulate stopped before registering; run it again" in left.stderr
+    assert router_tuner(*argv, env=env).returncode == 0
+    after = json.loads(router_tuner(*listing, env=env).stdout)
+    assert [(v["version"], v["aliases"], v["policy"]) for v in after] == [
+        (v["version"], v["aliases"], v["policy"]) for v in before]
+
+
+def test_ope_killed_while_logging_to_the_versions_run_never_leaves_two_evaluations_mixed(tmp_path: Path) -> None:
+    """`ope --candidate SYMBOL/N` logs its estimates to the version's run: one request per metric, so a kill
+    between two left the run (and `policy show`) with some estimates of this evaluation and the rest of the one
+    before (snips cost 3.58 beside its diff from the earlier journal, -1.35). They now go in one batch."""
+    from tests.tuner.test_promotion import CHALLENGER, CHAMPION, journal_with, logged, policy
+
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    registry = default_registry(uri)
+    for n, knobs in ((1, CHAMPION), (2, CHALLENGER)):
+        registry.publish(policy("BTCUSDT", n, knobs), params={"learner": "thompson"}, metrics={"cost_bps": 1.0},
+                         config_snapshot={})
+    earlier = journal_with(tmp_path / "earlier.sqlite", logged("BTCUSDT", 600, 1.0, seed=4))
+    later = journal_with(tmp_path / "later.sqlite", logged("BTCUSDT", 600, 3.5, seed=4))
+    run_id = registry.show("BTCUSDT", "2").run_id
+    client = MlflowClient(tracking_uri=uri)
+
+    def ope_metrics() -> dict[str, float]:
+        return {k: v for k, v in client.get_run(run_id).data.metrics.items() if k.startswith("ope_")}
+
+    argv = ["ope", "--candidate", "BTCUSDT/2", "--tracking-uri", uri, "--journal"]
+    assert router_tuner(*argv, str(earlier)).returncode == 0
+    before = ope_metrics()
+    assert crash_at("mlflow:MlflowClient.log_batch", 1, *argv, str(later)).returncode == -signal.SIGKILL
+    left = ope_metrics()
+    rerun = router_tuner(*argv, str(later), "--json")
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    after = ope_metrics()
+    assert left == after and set(after) == set(before) and all(after[k] != before[k] for k in after)
+    assert after["ope_snips_cost_bps"] == pytest.approx(
+        json.loads(rerun.stdout)["results"][0]["candidate"]["estimates"]["snips"]["cost_bps"])
+    import mlflow
+
+    report = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="ope/ope_report.json",
+                                                      tracking_uri=uri, dst_path=str(tmp_path / "dl")))
+    assert json.loads(report.read_text())["results"] == json.loads(rerun.stdout)["results"]
+
+
+@pytest.mark.parametrize("statements", [30, 150])
+def test_a_command_killed_while_mlflow_creates_its_store_leaves_no_half_store(tmp_path: Path, statements: int) -> None:
+    """The first command on a new SQLite store (here `policy list`) killed while MLflow created and migrated it
+    (a few seconds; its migrations are not transactional): the half-migrated file stayed as the store and every
+    later command failed, "MLflow store: table latest_metrics already exists" (exit 1), until it was deleted by
+    hand. The store is now created under a temporary name and renamed into place whole."""
+    store = tmp_path / "store.db"
+    argv = ["policy", "list", "--tracking-uri", f"sqlite:///{store}"]
+    killed = crash_at("sqlalchemy.engine.base:Connection.execute", statements, *argv)  # mid-migration
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    assert not store.exists() and list(tmp_path.glob(".store.db.*.tmp"))
+    rerun = router_tuner(*argv)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    assert "no policy versions named router-policy-*" in rerun.stderr
+    assert not list(tmp_path.glob(".store.db.*"))  # the killed command's temporary deleted
+    registry = default_registry(f"sqlite:///{store}")
+    base = RouterPolicy.from_static("BTCUSDT", load_config().router, policy_id="tuner-BTCUSDT")
+    published = registry.publish(replace(base, version=1), params={}, metrics={}, config_snapshot={})
+    assert (published.version, published.aliases) == (1, ("challenger", "champion"))  # a whole store

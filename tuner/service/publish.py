@@ -19,7 +19,7 @@ from router_tuner.config.loader import snapshot
 from router_tuner.config.models import ConfigBundle
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.tuner.arms import ArmGrid
-from router_tuner.tuner.gate_record import tuner_rollback_tags
+from router_tuner.tuner.gate_record import gate_problem, tuner_rollback_tags
 from router_tuner.tuner.guardrails import Guardrails
 from router_tuner.tuner.registry_aliases import CHAMPION
 
@@ -166,6 +166,12 @@ class MlflowPublisher:
             policy, params=params, metrics=record.metrics.as_dict(),
             config_snapshot=self._snapshot, run_name=f"{policy.symbol}-v{policy.version}-{record.reason}",
             parent_run_id=self._parent_run_id)
-        if record.reason == "rollback" and CHAMPION not in published.aliases:
+        if record.reason != "rollback":
+            return
+        if CHAMPION not in published.aliases:
             self._registry.promote(policy.symbol, published.version)
-            self._registry.tag_version(policy.symbol, published.version, tuner_rollback_tags(record.previous_version))
+        elif gate_problem(published.tags) is None:
+            return
+        # promoted now, or by a process killed before its gate record (published again: the record is added, else
+        # the champion stayed one no router acts on)
+        self._registry.tag_version(policy.symbol, published.version, tuner_rollback_tags(record.previous_version))
