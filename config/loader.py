@@ -315,6 +315,7 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                                   f"{deployment.gate_estimator!r} is not among $.ope.estimators "
                                   f"{list(tuner.ope.estimators)}: the gates could not be computed"))
     issues.extend(_symbol_reference_issues(bundle))
+    issues.extend(model_prefix_issues(router, tuner))
     issues.extend(_order_issues(bundle))
     issues.extend(informed_horizon_issues(router))
     issues.extend(_step_issues(bundle))
@@ -342,6 +343,20 @@ def _repeated_values(file: str, node: Any, path: str) -> list[ConfigIssue]:
             seen.add(value)
         return issues
     return []
+
+
+def model_prefix_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:
+    """The simulation's models (``<simulation prefix>-<learner>-<SYMBOL>``) must stay apart from the live ones
+    (``<mlflow prefix>-<SYMBOL>``): with one prefix the start or extension of the other, a simulated version could
+    become a model a live router reads, or be listed as one. It used to be refused only after a whole `simulate`
+    run, as "unexpected ValueError", exit 1; a live prefix extending the simulation's was not refused at all."""
+    simulated, live = router.simulation.registered_model_prefix, tuner.mlflow.registered_model_prefix
+    if simulated != live and not simulated.startswith(f"{live}-") and not live.startswith(f"{simulated}-"):
+        return []
+    return [ConfigIssue("router.json", "$.simulation.registered_model_prefix",
+                        f"{simulated!r} would put simulated policy versions among the live models of tuner.json "
+                        f"mlflow.registered_model_prefix {live!r} (neither may be the other or start with it "
+                        "and a dash); choose another prefix")]
 
 
 def _symbol_references(bundle: ConfigBundle) -> list[tuple[str, str, Iterable[str]]]:

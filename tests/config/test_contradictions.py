@@ -189,3 +189,26 @@ def test_a_synthetic_market_too_big_to_generate_is_refused(config_dir: Path, fil
     at 0.1 ms the machine ran out of memory."""
     edit_config(config_dir, file, edit)
     assert config_issues(config_dir) == [expected]
+
+
+@pytest.mark.parametrize(("simulated", "live"), [
+    ("sim-router-policy", "sim-router-policy"),             # the simulation registered into the live models
+    ("router-policy-sim", "router-policy"),
+    ("sim-router-policy", "sim-router-policy-structured"),  # live BTCUSDT = the structured learner's simulated one
+])
+def test_simulated_and_live_model_prefixes_that_overlap_are_refused(config_dir: Path, simulated: str,
+                                                                    live: str) -> None:
+    """It was refused only after a whole `simulate` run ("unexpected ValueError", exit 1), and a live prefix
+    extending the simulation's not at all: `simulate` registered its structured versions as the live models."""
+    edit_config(config_dir, "router.json", lambda data: data["simulation"].update(registered_model_prefix=simulated))
+    edit_config(config_dir, "tuner.json", lambda data: data["mlflow"].update(registered_model_prefix=live))
+    assert config_issues(config_dir) == [
+        f"router.json: $.simulation.registered_model_prefix: {simulated!r} would put simulated policy versions among "
+        f"the live models of tuner.json mlflow.registered_model_prefix {live!r} (neither may be the other or start "
+        "with it and a dash); choose another prefix"]
+
+
+def test_model_prefixes_that_only_share_letters_load(config_dir: Path) -> None:
+    edit_config(config_dir, "tuner.json",
+                lambda data: data["mlflow"].update(registered_model_prefix="sim-router-policy2"))
+    load_config(config_dir)
