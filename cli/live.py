@@ -330,6 +330,9 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput("--no-mlflow and --tuner-state need --policy-source tuner")
     if args.live and args.paper_state is not None:
         raise BadInput("--paper-state is for paper mode; a live venue keeps its own account")
+    if args.live and args.tape:  # it was ignored: a run meant to replay a tape traded on the venue
+        raise BadInput("--tape replays a recording in paper mode, and --live trades on the venue's market: "
+                       "drop one of them")
     if args.policy_source == "tuner":
         try:
             refuse_unadaptable(config)

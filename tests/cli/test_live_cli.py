@@ -147,3 +147,17 @@ def test_a_wallet_too_small_for_any_order_over_the_floor_is_warned_at_start(
                and "every opening intent will be vetoed" in w for w in warnings)
     routed, vetoed = _journaled(tmp_path)
     assert not routed and len(vetoed) == 24  # as warned
+
+
+def test_a_tape_with_live_is_refused_before_anything_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """--tape was ignored under --live: a run meant to replay a recording would have traded on the venue."""
+    monkeypatch.setenv("BINANCE_API_KEY", "k")
+    monkeypatch.setenv("BINANCE_API_SECRET", "s")
+    tape = tmp_path / "btc.parquet"
+    tape.write_bytes(b"PAR1")
+    assert main(_args(tmp_path, "--live", "--tape", str(tape))) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == ("router-tuner live: --tape replays a recording in paper mode, and --live trades "
+                                    "on the venue's market: drop one of them")
+    assert captured.out == "" and not (tmp_path / "journal.sqlite").exists()
