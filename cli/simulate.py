@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     _check_symbols(args, config.strategy.universe)
     try:
-        refuse_unrunnable(config, learners)
+        refuse_unrunnable(config, learners, args.symbols)
     except ValueError as error:
         raise BadInput(f"--learners {error}") from None
     out = Path(args.out)

@@ -9,6 +9,7 @@ independently and a run is reproducible.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -114,6 +115,40 @@ def learner_issue(config: ConfigBundle) -> ConfigIssue | None:
                                                     f"{problem}: change $.arms or the learner")
 
 
+def structured_prior_issue(config: ConfigBundle, symbols: Iterable[str] | None = None) -> ConfigIssue | None:
+    """The structured learner's prior, before any evidence, on the market of each of ``symbols`` (default: the
+    instruments the executor trades; unknown names are skipped, refused elsewhere): a prior that prices
+    every maker arm above the taker arm makes every replica choose the taker, and the learner learns only the arms
+    it routes, so it never posts (``prior_fallback_drift_bps`` 100: the learner was always-taker, 5.00 bps against
+    3.79 with the defaults, and nothing said so). A burn-in tries every arm first, so it learns anyway."""
+    structured = config.tuner.learner_params.structured
+    if structured.burn_in_per_arm > 0:
+        return None
+    tuner = msgspec.structs.replace(config.tuner, learner="structured")
+    grid = build_grid(tuner, config.router)
+    if all(arm.taker_bias >= 1.0 for arm in grid.arms) or not any(arm.taker_bias >= 1.0 for arm in grid.arms):
+        return None  # nothing to post, or no taker arm to prefer
+    universe = config.strategy.universe
+    names = config.executor.instruments if symbols is None else symbols
+    markets = sorted({universe[name].market for name in names if name in universe} & set(config.router.sim_venue.fees))
+    stuck = []
+    for market in markets:
+        fees = config.router.sim_venue.fees[market]
+        learner = build_learner(tuner, grid, seed=0, fees=fees,
+                                static_offset_bps=config.router.static_policy.maker_offset_bps)
+        shares = learner.choice_probabilities()
+        if sum(share for arm_id, share in shares.items() if grid.get(arm_id).taker_bias < 1.0) == 0.0:
+            stuck.append(f"{market} (maker {fees.maker_fee_bps:g}, taker {fees.taker_fee_bps:g} bps)")
+    if not stuck:
+        return None
+    return ConfigIssue("tuner.json", "$.learner_params.structured.prior_fallback_drift_bps",
+                      f"{structured.prior_fallback_drift_bps:g} bps with prior_fill_probability "
+                      f"{structured.prior_fill_probability:g}: before any evidence the structured learner's prior "
+                      f"prices every maker arm above the taker arm on {', '.join(stuck)}, and it learns only the "
+                      "arms it routes, so it would never post; lower it, raise prior_fill_probability, or set "
+                      "structured.burn_in_per_arm to 1 or more")
+
+
 def live_tuner_issues(config: ConfigBundle) -> list[ConfigIssue]:
     """What ``live --policy-source tuner`` refuses in a configuration that loads: a reward charging markout
     (learning it live needs the mid a horizon after each fill, and live learns when the route ends; the
@@ -133,6 +168,8 @@ def live_tuner_issues(config: ConfigBundle) -> list[ConfigIssue]:
                                   "live adaptive routing"))
     if (learner := learner_issue(config)) is not None:
         issues.append(learner)
+    elif config.tuner.learner == "structured" and (prior := structured_prior_issue(config)) is not None:
+        issues.append(prior)
     return issues
 
 

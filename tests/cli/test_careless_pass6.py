@@ -133,6 +133,46 @@ def test_a_structured_memory_shorter_than_the_grid_is_refused_by_config_check(
             f"explore for ever; set it to at least {arms}") in capsys.readouterr().err
 
 
+_NEVER_POSTS = ("before any evidence the structured learner's prior prices every maker arm above the taker arm on {}, "
+                "and it learns only the arms it routes, so it would never post; lower it, raise "
+                "prior_fill_probability, or set structured.burn_in_per_arm to 1 or more")
+
+
+def test_a_structured_prior_that_never_posts_is_refused_by_config_check_and_simulate(
+        config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``prior_fallback_drift_bps`` 100 passed: every replica chose the taker arm, the learner learned only that arm,
+    and `simulate` reported an always-taker learner (5.00 bps against 3.79 with the defaults) without a word."""
+    edit_config(config_dir, "tuner.json",
+                lambda d: d["learner_params"]["structured"].update(prior_fallback_drift_bps=100.0))
+    assert main(["config", "check", str(config_dir)]) == BAD_INPUT
+    assert ("tuner.json: $.learner_params.structured.prior_fallback_drift_bps: 100 bps with prior_fill_probability "
+            "0.5: " + _NEVER_POSTS.format("usdm (maker 2, taker 5 bps)")) in capsys.readouterr().err
+    args = ["simulate", "--config", str(config_dir), "--symbols", "BTCUSDT", "--no-mlflow",
+            "--out", str(config_dir.parent / "out")]
+    assert main(args) == BAD_INPUT
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("router-tuner simulate: --learners structured: tuner.json: "
+                           "$.learner_params.structured.prior_fallback_drift_bps: 100 bps")
+    assert line.endswith("; or leave the learner out")
+    assert not (config_dir.parent / "out" / "simulation.sqlite").exists()
+
+
+def test_a_structured_prior_is_judged_on_the_markets_that_are_traded(config_dir: Path) -> None:
+    """5 bps never posts at spot's equal fees (10/10) but does on USD-M (2/5): the executor trades USD-M only."""
+    from router_tuner.simulation.learners import refuse_unrunnable
+
+    edit_config(config_dir, "tuner.json",
+                lambda d: d["learner_params"]["structured"].update(prior_fallback_drift_bps=5.0))
+    assert main(["config", "check", str(config_dir)]) == 0
+    bundle = load_config(config_dir)
+    refuse_unrunnable(bundle, ["structured"], ["BTCUSDT"])
+    with pytest.raises(ValueError, match=r"on spot \(maker 10, taker 10 bps\)"):
+        refuse_unrunnable(bundle, ["structured"], ["BTCUSDT_SPOT"])
+    refuse_unrunnable(bundle, ["thompson"], ["BTCUSDT_SPOT"])
+    edit_config(config_dir, "tuner.json", lambda d: d["learner_params"]["structured"].update(burn_in_per_arm=1))
+    refuse_unrunnable(load_config(config_dir), ["structured"], ["BTCUSDT_SPOT"])  # a burn-in tries every arm first
+
+
 def test_a_structured_memory_of_one_outcome_per_arm_loads(config_dir: Path) -> None:
     edit_config(config_dir, "tuner.json", lambda d: d["learner_params"]["structured"].update(forgetting_window=6.0))
     assert main(["config", "check", str(config_dir)]) == 0
