@@ -153,8 +153,9 @@ def live_tuner_issues(config: ConfigBundle) -> list[ConfigIssue]:
     """What ``live --policy-source tuner`` refuses in a configuration that loads: a reward charging markout
     (learning it live needs the mid a horizon after each fill, and live learns when the route ends; the
     simulation replays the future mid), a reward measured against the route-end mid that assumes intents know
-    nothing of the price (``reward_mid_drift_window`` 0: a strategy's intents do), and a learner the arm grid
-    cannot carry. One list, so ``config check`` refuses exactly what ``live`` does (it used to pass the markout
+    nothing of the price (``reward_mid_drift_window`` 0: a strategy's intents do), a shadow symbol the executor does
+    not trade (a typo left the symbol meant live), a learner the arm grid cannot carry and a structured prior that
+    never posts. One list, so ``config check`` refuses exactly what ``live`` does (it used to pass the markout
     setting live then refused)."""
     issues = []
     if config.tuner.reward_markout_horizon_ms > 0:
@@ -166,6 +167,12 @@ def live_tuner_issues(config: ConfigBundle) -> list[ConfigIssue]:
                                   "0 assumes intents that know nothing of the price, which would hide what waiting "
                                   "to post costs a strategy's orders; set it to a number of routes (e.g. 2000) for "
                                   "live adaptive routing"))
+    traded = config.executor.instruments
+    issues.extend(ConfigIssue("tuner.json", f"$.deployment.shadow_symbols[{index}]",
+                              f"{symbol} is not traded by the executor (executor.json instruments: "
+                              f"{' '.join(sorted(traded))}), so it would be in shadow mode for nothing, and the "
+                              "symbol meant (a typo?) would route live, its learner exploring; name a traded symbol")
+                  for index, symbol in enumerate(config.tuner.deployment.shadow_symbols) if symbol not in traded)
     if (learner := learner_issue(config)) is not None:
         issues.append(learner)
     elif config.tuner.learner == "structured" and (prior := structured_prior_issue(config)) is not None:
