@@ -31,7 +31,7 @@ from router_tuner.cli.main import (
     refuse_unknown_symbols,
     whole_number,
 )
-from router_tuner.config.models import MAX_COUNT, SEED_MAX, LearnerName
+from router_tuner.config.models import MAX_COUNT, MIN_SIMULATED_ORDERS, SEED_MAX, LearnerName
 
 if TYPE_CHECKING:
     from router_tuner.simulation.job import SimulationResult
@@ -43,8 +43,9 @@ LEARNERS: tuple[str, ...] = get_args(LearnerName)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--symbols", nargs="+", action=SymbolList, default=None,
                         help=f"our symbol names, {SYMBOLS_RULE}; default: every recorded market")
-    parser.add_argument("--orders", type=whole_number(1, MAX_COUNT), default=None,
-                        help="orders per symbol (default: router.json simulation.intents.orders_per_symbol)")
+    parser.add_argument("--orders", type=whole_number(MIN_SIMULATED_ORDERS, MAX_COUNT), default=None,
+                        help=f"orders per symbol, at least {MIN_SIMULATED_ORDERS} (the report reads each run by "
+                             "quarter; default: router.json simulation.intents.orders_per_symbol)")
     parser.add_argument("--seed", type=whole_number(0, SEED_MAX), default=None, help="seed (default: tuner.json seed)")
     parser.add_argument("--data", default=None, type=path_text,
                         help="recorded data directory (default: $ROUTER_TUNER_DATA, then ../shared/data/binance)")

@@ -283,6 +283,11 @@ class SimFillModel(Model):
     max_taker_walk_levels: PositiveInt
 
 
+MIN_SIMULATED_ORDERS = 4
+"""`simulate` reads each run's regret by quarter: 1 to 3 orders per symbol ended it, after the whole run, in
+"unexpected ValueError: need at least 4 orders for quarters"."""
+
+
 class IntentStream(Model):
     """The seeded stream of small, independent intents every simulated policy routes.
 
@@ -298,7 +303,7 @@ class IntentStream(Model):
     that too (0 makes every intent uninformed).
     """
 
-    orders_per_symbol: PositiveInt
+    orders_per_symbol: Annotated[int, msgspec.Meta(ge=MIN_SIMULATED_ORDERS, le=MAX_COUNT)]
     notional_min_usd: PositiveUsd
     notional_max_usd: PositiveUsd
     buy_share: Probability

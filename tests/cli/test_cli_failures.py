@@ -98,7 +98,8 @@ def _damaged(tmp_path: Path, journal_path: Path, kind: str) -> Path:
     (["simulate", "--symbols", "FOO", "--no-mlflow"], "--symbols FOO: not in strategy_config.json universe"),
     (["simulate", "--symbols", "BTCUSDT", "--shadow-symbols", "XRPUSDT"],
      "--shadow-symbols XRPUSDT: not in strategy_config.json universe"),
-    (["simulate", "--orders", "0"], "argument --orders: must be at least 1, got 0"),
+    (["simulate", "--orders", "0"], "argument --orders: must be at least 4, got 0"),
+    (["simulate", "--orders", "3"], "argument --orders: must be at least 4, got 3"),  # was "unexpected ValueError"
     (["simulate", "--orders", "many"], "argument --orders: 'many' is not a whole number"),
     (["simulate", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
     (["simulate", "--learners", "thompson,magic"], "--learners: unknown learner(s) ['magic']"),
