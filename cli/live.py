@@ -95,6 +95,7 @@ from router_tuner.router.venue import VenueError
 from router_tuner.router.venues.ccxt.config import MissingCredentials
 from router_tuner.router.venues.ccxt.quirks import QUIRKS
 from router_tuner.router.venues.sim.venue import ReplayExhausted
+from router_tuner.tuner.factory import frozen_budget_warning
 from router_tuner.tuner.policy_source import PolicySource, RegistryPolicySource, StaticPolicySource
 from router_tuner.tuner.service.publish import InMemoryPublisher, PolicyPublisher
 from router_tuner.tuner.service.tuner_service import ModeSource
@@ -447,6 +448,8 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
             _say(args, {"event": "started", **asdict(report)}, f"started: {describe_start(report)}")
             for warning in report.lot_warnings:
                 print(f"router-tuner live: warning: {warning}", file=sys.stderr)
+            if adaptive is not None and (frozen := frozen_budget_warning(config, [config.tuner.learner])) is not None:
+                print(f"router-tuner live: warning: {frozen}", file=sys.stderr)
             try:
                 executor.run(source, idle_poll_s=args.idle_poll_s,
                              should_stop=lambda: stopping["flag"] or market_ended(),

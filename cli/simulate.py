@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from router_tuner.simulation.recording import JOURNAL_NAME, json_line, log_to_mlflow
     from router_tuner.simulation.report.page import summary_dict, text_table
     from router_tuner.tuner.arms import offsets_at_one_price, one_price_warning
-    from router_tuner.tuner.factory import build_grid
+    from router_tuner.tuner.factory import build_grid, frozen_budget_warning
 
     try:
         learners = parse_learners(args.learners)
@@ -115,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
     if source == "synthetic":
         print("WARNING: no recorded market data found (--data, $ROUTER_TUNER_DATA, ../shared/data/binance): "
               "simulating the SYNTHETIC market of router.json simulation.synthetic_market", file=sys.stderr)
+    warnings = [] if (frozen := frozen_budget_warning(config, learners)) is None else [frozen]
+    for warning in warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
     grid = build_grid(config.tuner, config.router)
     one_price: dict[str, list[tuple[float, ...]]] = {}
     for market in markets:
@@ -131,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     summary = summary_dict(result)
     for symbol, block in summary["symbols"].items():  # the warning above, for a reader of --json or MLflow's summary
         block["offsets_at_one_price"] = [list(group) for group in one_price[symbol]]
+    summary["warnings"] = warnings  # the stderr WARNINGs above, for a reader of --json
     summary["journal"] = str(journal)
     summary["report"] = str(report.html)
     if not args.no_mlflow:

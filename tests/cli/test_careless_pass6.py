@@ -173,6 +173,45 @@ def test_a_structured_prior_is_judged_on_the_markets_that_are_traded(config_dir:
     refuse_unrunnable(load_config(config_dir), ["structured"], ["BTCUSDT_SPOT"])  # a burn-in tries every arm first
 
 
+_FROZEN = ("tuner.json deployment.budget.max_extra_cost_bps_per_order is 0: no exploration fits the budget, so the "
+           "learner(s) {} route only the arm they exploit (at first the static policy's) and never learn another; "
+           "raise it, or keep 0 only to freeze a tuner that has already learned")
+
+
+def test_a_zero_exploration_budget_is_warned_by_simulate_and_live(config_dir: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """It passed silently: every learner but structured routed the static arm for the whole run (3.92 bps each, the
+    static policy's). A warning, not a refusal: 0 is how a tuner that has learned is frozen."""
+    import json
+
+    from router_tuner.tuner.factory import frozen_budget_warning
+
+    edit_config(config_dir, "tuner.json", lambda d: (d["deployment"]["budget"].update(max_extra_cost_bps_per_order=0.0),
+                                                     d.update(learner="thompson")))
+    bundle = load_config(config_dir)
+    assert frozen_budget_warning(bundle, ["structured"]) is None  # its exploited arm follows its fitted curves
+    assert frozen_budget_warning(load_config(DEFAULTS_DIR), ["thompson"]) is None
+    assert main(["config", "check", str(config_dir)]) == 0
+    capsys.readouterr()
+    assert main(["simulate", "--config", str(config_dir), "--symbols", "BTCUSDT", "--orders", "4", "--learners",
+                 "thompson,structured", "--shadow-symbols", "--workers", "1", "--no-mlflow", "--json",
+                 "--out", str(tmp_path / "sim")]) == 0
+    captured = capsys.readouterr()
+    assert f"WARNING: {_FROZEN.format('thompson')}" in captured.err.splitlines()
+    assert json.loads(captured.out.splitlines()[-1])["warnings"] == [_FROZEN.format("thompson")]
+    now = 1_764_800_000_000_000_000
+    (tmp_path / "intents.jsonl").write_text(json.dumps(
+        {"intent_id": "i0", "symbol": "BTCUSDT", "side": "buy", "size_hint_usd": 300.0, "tier": "CORE", "strategy": "s",
+         "reduce_only": False, "close_position": False, "position_side": "LONG", "is_stop": False,
+         "ts_ns": now}) + "\n")
+    edit_config(config_dir, "executor.json", lambda d: d["prometheus"].update(enabled=False))  # no port to share
+    assert main(["live", "--venue", "binanceusdm", "--config", str(config_dir), "--intents",
+                 str(tmp_path / "intents.jsonl"), "--journal", str(tmp_path / "j.sqlite"), "--store",
+                 str(tmp_path / "s.sqlite"), "--policy-source", "tuner", "--no-mlflow", "--tuner-state",
+                 str(tmp_path / "tuner"), "--idle-poll-s", "0.05"]) == 0
+    assert f"router-tuner live: warning: {_FROZEN.format('thompson')}" in capsys.readouterr().err.splitlines()
+
+
 def test_a_structured_memory_of_one_outcome_per_arm_loads(config_dir: Path) -> None:
     edit_config(config_dir, "tuner.json", lambda d: d["learner_params"]["structured"].update(forgetting_window=6.0))
     assert main(["config", "check", str(config_dir)]) == 0
