@@ -318,6 +318,7 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
     issues.extend(model_prefix_issues(router, tuner))
     issues.extend(_order_issues(bundle))
     issues.extend(informed_horizon_issues(router))
+    issues.extend(_markout_horizon_issues(router, tuner))
     issues.extend(_step_issues(bundle))
     issues.extend(_synthetic_size_issues(bundle))
     issues.extend(_synthetic_price_issues(bundle))
@@ -507,6 +508,21 @@ def informed_horizon_issues(router: RouterConfig) -> list[ConfigIssue]:
     return [ConfigIssue("router.json", "$.simulation.intents.informed_horizon_ms",
                         f"{intents.informed_horizon_ms:g} ms is longer than tail_ms {intents.tail_ms:g} ms: the last "
                         "informed intents would look past the tape's end; lower it or raise tail_ms")]
+
+
+def _markout_horizon_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:
+    """A markout looked up after the tape's end is the last quote's: the last intents arrive ``tail_ms`` before the
+    end, so a longer horizon measured their adverse selection against the tape's end (an hour loaded and every
+    late order's markout, and with ``reward_markout_horizon_ms`` its learned cost, was the rest of the tape's
+    move, silently)."""
+    tail_ms = router.simulation.intents.tail_ms
+    return [ConfigIssue(file, path, f"{horizon:g} ms is longer than router.json simulation.intents.tail_ms "
+                                    f"{tail_ms:g} ms: the last orders' markout would look past the tape's end; lower "
+                                    "it or raise tail_ms")
+            for file, path, horizon in (
+                ("router.json", "$.simulation.markout_horizon_ms", router.simulation.markout_horizon_ms),
+                ("tuner.json", "$.reward_markout_horizon_ms", tuner.reward_markout_horizon_ms))
+            if horizon > tail_ms]
 
 
 def _band_pairs(quality: Any) -> list[tuple[str, float, str, float, bool]]:

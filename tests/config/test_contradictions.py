@@ -212,3 +212,19 @@ def test_model_prefixes_that_only_share_letters_load(config_dir: Path) -> None:
     edit_config(config_dir, "tuner.json",
                 lambda data: data["mlflow"].update(registered_model_prefix="sim-router-policy2"))
     load_config(config_dir)
+
+
+def test_a_markout_horizon_past_the_tape_end_is_refused(config_dir: Path) -> None:
+    """An hour loaded: the last orders' markout (and with reward_markout_horizon_ms their learned cost) was the
+    move to the tape's last quote, silently."""
+    edit_config(config_dir, "router.json", lambda data: data["simulation"].update(markout_horizon_ms=3_600_000.0))
+    edit_config(config_dir, "tuner.json", lambda data: data.update(reward_markout_horizon_ms=15_001.0))
+    assert config_issues(config_dir) == [
+        "router.json: $.simulation.markout_horizon_ms: 3.6e+06 ms is longer than router.json "
+        "simulation.intents.tail_ms 15000 ms: the last orders' markout would look past the tape's end; lower it or "
+        "raise tail_ms",
+        "tuner.json: $.reward_markout_horizon_ms: 15001 ms is longer than router.json simulation.intents.tail_ms "
+        "15000 ms: the last orders' markout would look past the tape's end; lower it or raise tail_ms"]
+    edit_config(config_dir, "router.json", lambda data: data["simulation"].update(markout_horizon_ms=15_000.0))
+    edit_config(config_dir, "tuner.json", lambda data: data.update(reward_markout_horizon_ms=15_000.0))
+    load_config(config_dir)
