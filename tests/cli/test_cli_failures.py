@@ -258,3 +258,11 @@ def test_every_listed_failure_names_a_class_that_exists() -> None:
     for name in FAILURES:
         module, _, qualname = name.rpartition(".")
         assert isinstance(getattr(importlib.import_module(module), qualname), type), name
+
+
+def test_health_without_a_store_is_one_line_even_when_the_path_holds_a_newline(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It printed its own message, so a --store with a newline came out on three lines."""
+    line = one_line_failure(["health", "--store", str(tmp_path / "s\nx.sqlite")], capsys, 1)
+    assert line == (f"router-tuner health: no executor store at {tmp_path}/s x.sqlite yet: run `router-tuner live "
+                    f"--store {tmp_path}/s x.sqlite` first, or point --store at its store")
