@@ -134,6 +134,9 @@ def structured_prior_issue(config: ConfigBundle, symbols: Iterable[str] | None =
     stuck = []
     for market in markets:
         fees = config.router.sim_venue.fees[market]
+        if not any(fees.maker_fee_bps - arm.maker_offset_bps < fees.taker_fee_bps
+                   for arm in grid.arms if arm.taker_bias < 1.0):
+            continue  # no post could beat the taker even when it fills: never posting is right, not the prior's doing
         learner = build_learner(tuner, grid, seed=0, fees=fees,
                                 static_offset_bps=config.router.static_policy.maker_offset_bps)
         shares = learner.choice_probabilities()

@@ -173,6 +173,14 @@ def test_a_structured_prior_is_judged_on_the_markets_that_are_traded(config_dir:
     refuse_unrunnable(load_config(config_dir), ["structured"], ["BTCUSDT_SPOT"])  # a burn-in tries every arm first
 
 
+def test_a_structured_prior_that_never_posts_where_no_fill_beats_the_taker_loads(config_dir: Path) -> None:
+    """A maker fee of 10 against a taker fee of 2: a fill at the 4 bps offset still costs 6, so never posting is the
+    fees' answer, not the prior's."""
+    edit_config(config_dir, "router.json",
+                lambda d: d["sim_venue"]["fees"]["usdm"].update(maker_fee_bps=10.0, taker_fee_bps=2.0))
+    assert main(["config", "check", str(config_dir)]) == 0
+
+
 _FROZEN = ("tuner.json deployment.budget.max_extra_cost_bps_per_order is 0: no exploration fits the budget, so the "
            "learner(s) {} route only the arm they exploit (at first the static policy's) and never learn another; "
            "raise it, or keep 0 only to freeze a tuner that has already learned")
