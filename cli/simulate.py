@@ -78,7 +78,12 @@ def run(args: argparse.Namespace) -> int:
     from router_tuner.simulation.recording import JOURNAL_NAME, json_line, log_to_mlflow
     from router_tuner.simulation.report.page import summary_dict, text_table
     from router_tuner.tuner.arms import offsets_at_one_price, one_price_warning
-    from router_tuner.tuner.factory import build_grid, frozen_budget_warning
+    from router_tuner.tuner.factory import (
+        build_grid,
+        frozen_budget_warning,
+        learner_problem,
+        structured_prior_issue,
+    )
 
     try:
         learners = parse_learners(args.learners)
@@ -90,6 +95,17 @@ def run(args: argparse.Namespace) -> int:
         refuse_unrunnable(config, learners, args.symbols)
     except ValueError as error:
         raise BadInput(f"--learners {error}") from None
+    shadow = (args.shadow_symbols if args.shadow_symbols is not None
+              else config.router.simulation.shadow_scenario.symbols)
+    if shadow and config.tuner.learner not in learners:  # the scenario runs tuner.json's learner, --learners or not
+        learner = config.tuner.learner
+        problem = learner_problem(config, learner)
+        if problem is None and learner == "structured":
+            prior = structured_prior_issue(config, args.symbols or config.strategy.universe)
+            problem = None if prior is None else str(prior)
+        if problem is not None:  # it used to end the run once the data had loaded: "unexpected ValueError"
+            raise BadInput(f"the shadow scenario runs tuner.json learner {learner}: {problem}; change tuner.json, or "
+                           "run no scenario (--shadow-symbols with no symbol after it)")
     out = Path(args.out)
     probe_writable(out / "report")  # before the long run, not after it: the folder, the report folder
     refuse_unreplaceable(out / JOURNAL_NAME)  # and the journal's place

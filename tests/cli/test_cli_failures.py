@@ -266,3 +266,18 @@ def test_health_without_a_store_is_one_line_even_when_the_path_holds_a_newline(
     line = one_line_failure(["health", "--store", str(tmp_path / "s\nx.sqlite")], capsys, 1)
     assert line == (f"router-tuner health: no executor store at {tmp_path}/s x.sqlite yet: run `router-tuner live "
                     f"--store {tmp_path}/s x.sqlite` first, or point --store at its store")
+
+
+def test_the_shadow_scenario_learner_is_checked_though_not_in_learners(config_dir: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The scenario runs tuner.json's learner whatever --learners says: robbins_monro on a one-offset grid ended
+    `simulate --learners thompson` once the data had loaded, in "unexpected ValueError", exit 1."""
+    edit_config(config_dir, "tuner.json", lambda d: (d.update(learner="robbins_monro"),
+                                                     d["arms"].update(maker_offsets_bps=[1.0])))
+    argv = ["simulate", "--config", str(config_dir), "--symbols", "BTCUSDT", "--learners", "thompson", "--no-mlflow",
+            "--out", str(tmp_path / "out")]
+    assert one_line_failure(argv, capsys, BAD_INPUT) == (
+        "router-tuner simulate: the shadow scenario runs tuner.json learner robbins_monro: robbins_monro needs at "
+        "least two maker offsets (taker bias 0) in the grid; change tuner.json, or run no scenario (--shadow-symbols "
+        "with no symbol after it)")
+    assert not (tmp_path / "out" / "simulation.sqlite").exists()
