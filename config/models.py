@@ -581,11 +581,16 @@ class PublishConfig(Model):
     min_improvement_bps: PositiveBps
 
 
+MAX_EXPERIMENT_NAME = 500
+"""MLflow's longest experiment name (``mlflow.utils.validation.MAX_EXPERIMENT_NAME_LENGTH``; not imported: loading a
+configuration does not load MLflow): a longer one failed `simulate` after the whole run, exit 1, blaming the store."""
+
+
 class MlflowConfig(Model):
     """Where policy versions are recorded; ``tracking_uri`` null means the local default store."""
 
     tracking_uri: Annotated[str, msgspec.Meta(min_length=1)] | None
-    experiment: Annotated[str, msgspec.Meta(pattern=r"\S")]
+    experiment: Annotated[str, msgspec.Meta(pattern=r"\S", max_length=MAX_EXPERIMENT_NAME)]
     registered_model_prefix: ModelPrefix
 
 
