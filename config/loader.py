@@ -642,6 +642,17 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
                                   "must be at least probe_gap_legs"))
     if executor.prometheus.host.split() != [executor.prometheus.host]:
         issues.append(ConfigIssue("executor.json", "$.prometheus.host", "must name an address to bind (no spaces)"))
+    take_profit = executor.protective_stops.take_profit_bps
+    if take_profit is not None:  # 0.01 bps loaded: every position closed at once, at a loss, then a cooldown
+        losing = sorted(f"{symbol} ({universe[symbol].market} taker fee {fees.taker_fee_bps:g} bps)"
+                        for symbol in executor.instruments if symbol in universe
+                        and (fees := bundle.router.sim_venue.fees.get(universe[symbol].market)) is not None
+                        and take_profit <= fees.taker_fee_bps)
+        if losing:
+            issues.append(ConfigIssue("executor.json", "$.protective_stops.take_profit_bps",
+                                      f"{take_profit:g} bps is no more than the taker fee of {', '.join(losing)} "
+                                      "(router.json sim_venue.fees): the take-profit closes with a market order, so "
+                                      "every one would close at a loss; set it above the fee, or null"))
     if executor.protective_stops.enabled:
         spot = sorted(s for s in executor.instruments if s in universe and universe[s].market == "spot")
         if spot:

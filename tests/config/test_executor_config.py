@@ -126,3 +126,16 @@ def test_the_streamed_touch_keys_are_validated(config_dir: Path) -> None:
     assert config_issues(config_dir) == ["executor.json: $.live.book_max_age_ms: Expected `float` <= 3600000.0"]
     edit_config(config_dir, "executor.json", lambda d: d["live"].pop("book_max_age_ms"))
     assert config_issues(config_dir) == ["executor.json: $.live: Object missing required field `book_max_age_ms`"]
+
+
+def test_a_take_profit_inside_the_taker_fee_is_refused(config_dir: Path) -> None:
+    """0.01 bps loaded: paper `live` closed every position at once, at a loss (the close is a market order), and the
+    stop cooldown then vetoed the symbol's next intents."""
+    edit_config(config_dir, "executor.json",
+                lambda d: d["protective_stops"].update(stop_loss_bps=50.0, take_profit_bps=5.0))
+    assert config_issues(config_dir) == [
+        "executor.json: $.protective_stops.take_profit_bps: 5 bps is no more than the taker fee of BTCUSDT (usdm taker "
+        "fee 5 bps), ETHUSDT (usdm taker fee 5 bps) (router.json sim_venue.fees): the take-profit closes with a market "
+        "order, so every one would close at a loss; set it above the fee, or null"]
+    edit_config(config_dir, "executor.json", lambda d: d["protective_stops"].update(take_profit_bps=5.5))
+    load_config(config_dir)
