@@ -599,6 +599,10 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
     """Instruments must be tradable symbols under their own venue name; probes must outrun route retries."""
     executor, universe = bundle.executor, bundle.strategy.universe
     issues: list[ConfigIssue] = []
+    if not executor.instruments:  # it loaded, and `live` stopped with "policy source not started: ValueError", exit 1
+        issues.append(ConfigIssue("executor.json", "$.instruments",
+                                  "lists no symbol, so the executor would trade nothing; list the universe symbols "
+                                  "to trade with their tick_size and qty_step"))
     for symbol in executor.instruments:
         entry = universe.get(symbol)
         if entry is None:

@@ -139,3 +139,12 @@ def test_a_take_profit_inside_the_taker_fee_is_refused(config_dir: Path) -> None
         "order, so every one would close at a loss; set it above the fee, or null"]
     edit_config(config_dir, "executor.json", lambda d: d["protective_stops"].update(take_profit_bps=5.5))
     load_config(config_dir)
+
+
+def test_no_instrument_at_all_is_refused(config_dir: Path) -> None:
+    """{} passed `config check`, and `live` stopped with "policy source not started: ValueError: a policy source needs
+    at least one symbol", exit 1."""
+    edit_config(config_dir, "executor.json", lambda d: (d.update(instruments={}), d["paper"].update(synthetic={})))
+    assert config_issues(config_dir) == [
+        "executor.json: $.instruments: lists no symbol, so the executor would trade nothing; list the universe "
+        "symbols to trade with their tick_size and qty_step"]
