@@ -368,7 +368,10 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
         else:
             policies = policy_source(args.policy_source, config)
     except (RuntimeError, ValueError) as error:  # RegistryError, PolicyError: no champion or an unusable one
-        raise RunFailure(f"policy source not started: {type(error).__name__}: {error}") from error
+        advice = ("; each executor.json instruments symbol needs a champion in that store (see `router-tuner "
+                  "policy list` and `policy promote`), or run with --policy-source static or tuner"
+                  if args.policy_source == "registry" else "")  # it said what failed, not what to do
+        raise RunFailure(f"policy source not started: {type(error).__name__}: {error}{advice}") from error
     try:
         routes, positions, on_idle, market_ended = _venue(args, config)
     except PaperAccountError as error:
