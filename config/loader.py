@@ -304,6 +304,13 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
         if entry.market not in router.sim_venue.fees:
             issues.append(ConfigIssue("router.json", "$.sim_venue.fees",
                                       f"no fee schedule for market {entry.market!r} of {symbol}"))
+    screener = strategy.screener
+    if screener.require_imbalance_alignment and screener.orderbook_imbalance_gate >= 1.0:
+        issues.append(ConfigIssue("strategy_config.json", "$.screener.orderbook_imbalance_gate",
+                                  f"{screener.orderbook_imbalance_gate:g}: a book leans 1 only with nothing on the "
+                                  "other side, so every opening intent would be vetoed "
+                                  "orderbook_imbalance_below_gate; set it below 1, or require_imbalance_alignment "
+                                  "false"))
     issues.extend(_policy_bound_issues(router))
     issues.extend(_arm_grid_issues(router, tuner))
     issues.extend(_prior_band_issues(tuner))

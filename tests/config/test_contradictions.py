@@ -228,3 +228,16 @@ def test_a_markout_horizon_past_the_tape_end_is_refused(config_dir: Path) -> Non
     edit_config(config_dir, "router.json", lambda data: data["simulation"].update(markout_horizon_ms=15_000.0))
     edit_config(config_dir, "tuner.json", lambda data: data.update(reward_markout_horizon_ms=15_000.0))
     load_config(config_dir)
+
+
+def test_an_imbalance_gate_no_book_can_meet_is_refused(config_dir: Path) -> None:
+    """1.0 loaded: a book leans 1 only with nothing on the other side, and paper `live` vetoed 30 of 30 intents
+    orderbook_imbalance_below_gate, with no word at start."""
+    edit_config(config_dir, "strategy_config.json", lambda data: data["screener"].update(orderbook_imbalance_gate=1.0))
+    assert config_issues(config_dir) == [
+        "strategy_config.json: $.screener.orderbook_imbalance_gate: 1: a book leans 1 only with nothing on the other "
+        "side, so every opening intent would be vetoed orderbook_imbalance_below_gate; set it below 1, or "
+        "require_imbalance_alignment false"]
+    edit_config(config_dir, "strategy_config.json", lambda data: data["screener"].update(
+        require_imbalance_alignment=False))
+    load_config(config_dir)
