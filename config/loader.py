@@ -648,6 +648,15 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
                                   f"{executor.alerts.min_orders} must be at most health.window_events "
                                   f"{executor.health.window_events}: the health window never holds more orders, so "
                                   "the fallback and slippage alerts could never fire"))
+    tolerance = reconcile.position_qty_tolerance
+    coarse = sorted((instrument.qty_step, symbol) for symbol, instrument in executor.instruments.items()
+                    if tolerance >= instrument.qty_step)
+    if coarse:  # 1.0 loaded: a restart took a position a whole BTC off the journal's as reconciled
+        step, symbol = coarse[0]
+        issues.append(ConfigIssue("executor.json", "$.reconcile.position_qty_tolerance",
+                                  f"{tolerance:g} is not under instruments.{symbol}.qty_step {step:g}: a position a "
+                                  "whole lot off the journal's (a fill never journaled, an order not ours) would pass "
+                                  "the restart's reconciliation unnoticed; keep it far below a lot (default 1e-9)"))
     if reconcile.max_legs_per_intent < reconcile.probe_gap_legs:
         issues.append(ConfigIssue("executor.json", "$.reconcile.max_legs_per_intent",
                                   "must be at least probe_gap_legs"))

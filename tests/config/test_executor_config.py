@@ -148,3 +148,15 @@ def test_no_instrument_at_all_is_refused(config_dir: Path) -> None:
     assert config_issues(config_dir) == [
         "executor.json: $.instruments: lists no symbol, so the executor would trade nothing; list the universe "
         "symbols to trade with their tick_size and qty_step"]
+
+
+def test_a_reconciliation_tolerance_of_a_lot_or_more_is_refused(config_dir: Path) -> None:
+    """1.0 loaded: a paper account 0.5 BTC long beyond its journal restarted as reconciled, where the default refuses
+    "positions differ from the journal: BTCUSDT LONG: venue 0.521, journal 0.021"."""
+    edit_config(config_dir, "executor.json", lambda d: d["reconcile"].update(position_qty_tolerance=1.0))
+    assert config_issues(config_dir) == [
+        "executor.json: $.reconcile.position_qty_tolerance: 1 is not under instruments.BTCUSDT.qty_step 0.001: a "
+        "position a whole lot off the journal's (a fill never journaled, an order not ours) would pass the restart's "
+        "reconciliation unnoticed; keep it far below a lot (default 1e-9)"]
+    edit_config(config_dir, "executor.json", lambda d: d["reconcile"].update(position_qty_tolerance=0.0009))
+    load_config(config_dir)
