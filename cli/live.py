@@ -331,6 +331,10 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput("--no-mlflow and --tuner-state need --policy-source tuner")
     if args.live and args.paper_state is not None:
         raise BadInput("--paper-state is for paper mode; a live venue keeps its own account")
+    if args.live and args.venue != config.executor.live.exchange_id:  # was exit 1, "venue not started: ValueError"
+        raise BadInput(f"--venue {args.venue} but executor.json live.exchange_id is "
+                       f"{config.executor.live.exchange_id}: they must name the same exchange; set it to "
+                       f"{args.venue} (venues with a live adapter: {', '.join(sorted(QUIRKS))})")
     if args.live and args.tape:  # it was ignored: a run meant to replay a tape traded on the venue
         raise BadInput("--tape replays a recording in paper mode, and --live trades on the venue's market: "
                        "drop one of them")
