@@ -657,13 +657,6 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
                                   f"{tolerance:g} is not under instruments.{symbol}.qty_step {step:g}: a position a "
                                   "whole lot off the journal's (a fill never journaled, an order not ours) would pass "
                                   "the restart's reconciliation unnoticed; keep it far below a lot (default 1e-9)"))
-    alerts, health = executor.alerts, executor.health
-    if alerts.veto_storm_window_s < health.interval_s:  # 10 s under a 60 s interval loaded: storms went unseen
-        issues.append(ConfigIssue("executor.json", "$.alerts.veto_storm_window_s",
-                                  f"{alerts.veto_storm_window_s:g} s is shorter than health.interval_s "
-                                  f"{health.interval_s:g} s: alerts are evaluated once an interval, over the last "
-                                  "window, so a veto storm in the rest of the interval would never alert; make it at "
-                                  "least health.interval_s"))
     if reconcile.max_legs_per_intent < reconcile.probe_gap_legs:
         issues.append(ConfigIssue("executor.json", "$.reconcile.max_legs_per_intent",
                                   "must be at least probe_gap_legs"))

@@ -161,14 +161,3 @@ def test_a_reconciliation_tolerance_of_a_lot_or_more_is_refused(config_dir: Path
     edit_config(config_dir, "executor.json", lambda d: d["reconcile"].update(position_qty_tolerance=0.0009))
     load_config(config_dir)
 
-
-def test_a_veto_storm_window_shorter_than_the_health_interval_is_refused(config_dir: Path) -> None:
-    """Alerts are evaluated at each publish, once a ``health.interval_s``, over the last ``veto_storm_window_s``: 10 s
-    under the 60 s interval loaded, and a storm in the other 50 s of each interval never alerted."""
-    edit_config(config_dir, "executor.json", lambda d: d["alerts"].update(veto_storm_window_s=10.0))
-    assert config_issues(config_dir) == [
-        "executor.json: $.alerts.veto_storm_window_s: 10 s is shorter than health.interval_s 60 s: alerts are "
-        "evaluated once an interval, over the last window, so a veto storm in the rest of the interval would never "
-        "alert; make it at least health.interval_s"]
-    edit_config(config_dir, "executor.json", lambda d: d["health"].update(interval_s=10.0))
-    load_config(config_dir)
