@@ -13,7 +13,7 @@ import sys
 
 import msgspec
 
-from router_tuner.cli.main import BadInput, finite_number, path_argument, reading
+from router_tuner.cli.main import BadInput, RunFailure, finite_number, path_argument, reading
 from router_tuner.executor.adaptive.health import render_tuner_health
 from router_tuner.executor.records import BookFeedHealth, HealthSnapshot, OrderFeedHealth
 from router_tuner.executor.store import DEFAULT_STORE, ExecutorStore
@@ -73,9 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if args.store.exists() and not args.store.is_file():
         raise BadInput(f"--store {args.store}: not a file (a directory?); point --store at the executor store")
     if not args.store.is_file():  # like an empty store: the executor has not published anything here yet
-        print(f"router-tuner health: no executor store at {args.store} yet: run `router-tuner live --store "
-              f"{args.store}` first, or point --store at its store", file=sys.stderr)
-        return 1
+        raise RunFailure(f"no executor store at {args.store} yet: run `router-tuner live --store {args.store}` "
+                         "first, or point --store at its store")  # one line, as every failure (a path with a newline)
     with reading("executor store", args.store), ExecutorStore(args.store, readonly=True) as store:
         try:
             health = store.latest_health()

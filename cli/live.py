@@ -95,6 +95,7 @@ from router_tuner.router.venue import VenueError
 from router_tuner.router.venues.ccxt.config import MissingCredentials
 from router_tuner.router.venues.ccxt.quirks import QUIRKS
 from router_tuner.router.venues.sim.venue import ReplayExhausted
+from router_tuner.tuner.factory import frozen_budget_warning
 from router_tuner.tuner.policy_source import PolicySource, RegistryPolicySource, StaticPolicySource
 from router_tuner.tuner.service.publish import InMemoryPublisher, PolicyPublisher
 from router_tuner.tuner.service.tuner_service import ModeSource
@@ -330,6 +331,13 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput("--no-mlflow and --tuner-state need --policy-source tuner")
     if args.live and args.paper_state is not None:
         raise BadInput("--paper-state is for paper mode; a live venue keeps its own account")
+    if args.live and args.venue != config.executor.live.exchange_id:  # was exit 1, "venue not started: ValueError"
+        raise BadInput(f"--venue {args.venue} but executor.json live.exchange_id is "
+                       f"{config.executor.live.exchange_id}: they must name the same exchange; set it to "
+                       f"{args.venue} (venues with a live adapter: {', '.join(sorted(QUIRKS))})")
+    if args.live and args.tape:  # it was ignored: a run meant to replay a tape traded on the venue
+        raise BadInput("--tape replays a recording in paper mode, and --live trades on the venue's market: "
+                       "drop one of them")
     if args.policy_source == "tuner":
         try:
             refuse_unadaptable(config)
@@ -364,7 +372,10 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
         else:
             policies = policy_source(args.policy_source, config)
     except (RuntimeError, ValueError) as error:  # RegistryError, PolicyError: no champion or an unusable one
-        raise RunFailure(f"policy source not started: {type(error).__name__}: {error}") from error
+        advice = ("; each executor.json instruments symbol needs a champion in that store (see `router-tuner "
+                  "policy list` and `policy promote`), or run with --policy-source static or tuner"
+                  if args.policy_source == "registry" else "")  # it said what failed, not what to do
+        raise RunFailure(f"policy source not started: {type(error).__name__}: {error}{advice}") from error
     try:
         routes, positions, on_idle, market_ended = _venue(args, config)
     except PaperAccountError as error:
@@ -444,6 +455,8 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
             _say(args, {"event": "started", **asdict(report)}, f"started: {describe_start(report)}")
             for warning in report.lot_warnings:
                 print(f"router-tuner live: warning: {warning}", file=sys.stderr)
+            if adaptive is not None and (frozen := frozen_budget_warning(config, [config.tuner.learner])) is not None:
+                print(f"router-tuner live: warning: {frozen}", file=sys.stderr)
             try:
                 executor.run(source, idle_poll_s=args.idle_poll_s,
                              should_stop=lambda: stopping["flag"] or market_ended(),

@@ -221,9 +221,13 @@ def _read_journal(path: Path, symbol: str | None) -> list[RouterEvent]:
 
 
 def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
+    from router_tuner.tuner.arms import loose_arm_problem
     from router_tuner.tuner.ope.compare import compare
 
     filters = _filters(args)
+    for flag, ref in (("--candidate", args.candidate), ("--baseline", args.baseline)):
+        if ref is not None and (problem := loose_arm_problem(ref)) is not None:
+            raise ValueError(f"{flag} {problem}")
     candidate = _resolve(args.candidate, registry)
     baseline = _resolve(args.baseline, registry) if args.baseline is not None else None
     refs = [("--candidate", candidate)] + ([("--baseline", baseline)] if baseline is not None else [])

@@ -19,6 +19,7 @@ from typing import Any
 
 from router_tuner.cli.main import (
     MAX_WORKERS,
+    BadInput,
     path_argument,
     path_text,
     ray_address,
@@ -49,9 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from router_tuner.config.loader import load_config
+    from router_tuner.tuner.arms import loose_arm_problem
     from router_tuner.tuner.ope.partition.layout import DatasetError, Partition, list_partitions
 
     config = load_config(args.config)
+    if (problem := loose_arm_problem(args.candidate)) is not None:
+        raise BadInput(f"--candidate {problem}")
     try:
         since, until = (_day(args.since_day, "--since-day"), _day(args.until_day, "--until-day"))
         partitions = [p for p in list_partitions(args.dataset)

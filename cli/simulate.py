@@ -31,7 +31,7 @@ from router_tuner.cli.main import (
     refuse_unknown_symbols,
     whole_number,
 )
-from router_tuner.config.models import MAX_COUNT, SEED_MAX, LearnerName
+from router_tuner.config.models import MAX_COUNT, MIN_SIMULATED_ORDERS, SEED_MAX, LearnerName
 
 if TYPE_CHECKING:
     from router_tuner.simulation.job import SimulationResult
@@ -43,8 +43,9 @@ LEARNERS: tuple[str, ...] = get_args(LearnerName)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--symbols", nargs="+", action=SymbolList, default=None,
                         help=f"our symbol names, {SYMBOLS_RULE}; default: every recorded market")
-    parser.add_argument("--orders", type=whole_number(1, MAX_COUNT), default=None,
-                        help="orders per symbol (default: router.json simulation.intents.orders_per_symbol)")
+    parser.add_argument("--orders", type=whole_number(MIN_SIMULATED_ORDERS, MAX_COUNT), default=None,
+                        help=f"orders per symbol, at least {MIN_SIMULATED_ORDERS} (the report reads each run by "
+                             "quarter; default: router.json simulation.intents.orders_per_symbol)")
     parser.add_argument("--seed", type=whole_number(0, SEED_MAX), default=None, help="seed (default: tuner.json seed)")
     parser.add_argument("--data", default=None, type=path_text,
                         help="recorded data directory (default: $ROUTER_TUNER_DATA, then ../shared/data/binance)")
@@ -77,7 +78,12 @@ def run(args: argparse.Namespace) -> int:
     from router_tuner.simulation.recording import JOURNAL_NAME, json_line, log_to_mlflow
     from router_tuner.simulation.report.page import summary_dict, text_table
     from router_tuner.tuner.arms import offsets_at_one_price, one_price_warning
-    from router_tuner.tuner.factory import build_grid
+    from router_tuner.tuner.factory import (
+        build_grid,
+        frozen_budget_warning,
+        learner_problem,
+        structured_prior_issue,
+    )
 
     try:
         learners = parse_learners(args.learners)
@@ -86,9 +92,20 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     _check_symbols(args, config.strategy.universe)
     try:
-        refuse_unrunnable(config, learners)
+        refuse_unrunnable(config, learners, args.symbols)
     except ValueError as error:
         raise BadInput(f"--learners {error}") from None
+    shadow = (args.shadow_symbols if args.shadow_symbols is not None
+              else config.router.simulation.shadow_scenario.symbols)
+    if shadow and config.tuner.learner not in learners:  # the scenario runs tuner.json's learner, --learners or not
+        learner = config.tuner.learner
+        problem = learner_problem(config, learner)
+        if problem is None and learner == "structured":
+            prior = structured_prior_issue(config, args.symbols or config.strategy.universe)
+            problem = None if prior is None else str(prior)
+        if problem is not None:  # it used to end the run once the data had loaded: "unexpected ValueError"
+            raise BadInput(f"the shadow scenario runs tuner.json learner {learner}: {problem}; change tuner.json, or "
+                           "run no scenario (--shadow-symbols with no symbol after it)")
     out = Path(args.out)
     probe_writable(out / "report")  # before the long run, not after it: the folder, the report folder
     refuse_unreplaceable(out / JOURNAL_NAME)  # and the journal's place
@@ -114,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
     if source == "synthetic":
         print("WARNING: no recorded market data found (--data, $ROUTER_TUNER_DATA, ../shared/data/binance): "
               "simulating the SYNTHETIC market of router.json simulation.synthetic_market", file=sys.stderr)
+    warnings = [] if (frozen := frozen_budget_warning(config, learners)) is None else [frozen]
+    for warning in warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
     grid = build_grid(config.tuner, config.router)
     one_price: dict[str, list[tuple[float, ...]]] = {}
     for market in markets:
@@ -130,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     summary = summary_dict(result)
     for symbol, block in summary["symbols"].items():  # the warning above, for a reader of --json or MLflow's summary
         block["offsets_at_one_price"] = [list(group) for group in one_price[symbol]]
+    summary["warnings"] = warnings  # the stderr WARNINGs above, for a reader of --json
     summary["journal"] = str(journal)
     summary["report"] = str(report.html)
     if not args.no_mlflow:

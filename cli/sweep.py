@@ -78,7 +78,7 @@ def _plan(args: argparse.Namespace, config: Any) -> tuple[Any, dict[str, str]]:
     from router_tuner.simulation.sweep.grid import SYNTHETIC, available_symbols, build_grid, parse_axis
 
     learners = parse_learners(args.learners)
-    refuse_unrunnable(config, learners)
+    refuse_unrunnable(config, learners, args.symbols)
     seeds = [config.tuner.seed] if args.seeds is None else [_int(s, "--seeds") for s in _split(args.seeds)]
     if args.data is None:
         default = resolve_data_dir(None)

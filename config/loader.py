@@ -304,6 +304,13 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
         if entry.market not in router.sim_venue.fees:
             issues.append(ConfigIssue("router.json", "$.sim_venue.fees",
                                       f"no fee schedule for market {entry.market!r} of {symbol}"))
+    screener = strategy.screener
+    if screener.require_imbalance_alignment and screener.orderbook_imbalance_gate >= 1.0:
+        issues.append(ConfigIssue("strategy_config.json", "$.screener.orderbook_imbalance_gate",
+                                  f"{screener.orderbook_imbalance_gate:g}: a book leans 1 only with nothing on the "
+                                  "other side, so every opening intent would be vetoed "
+                                  "orderbook_imbalance_below_gate; set it below 1, or require_imbalance_alignment "
+                                  "false"))
     issues.extend(_policy_bound_issues(router))
     issues.extend(_arm_grid_issues(router, tuner))
     issues.extend(_prior_band_issues(tuner))
@@ -315,8 +322,10 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                                   f"{deployment.gate_estimator!r} is not among $.ope.estimators "
                                   f"{list(tuner.ope.estimators)}: the gates could not be computed"))
     issues.extend(_symbol_reference_issues(bundle))
+    issues.extend(model_prefix_issues(router, tuner))
     issues.extend(_order_issues(bundle))
     issues.extend(informed_horizon_issues(router))
+    issues.extend(_markout_horizon_issues(router, tuner))
     issues.extend(_step_issues(bundle))
     issues.extend(_synthetic_size_issues(bundle))
     issues.extend(_synthetic_price_issues(bundle))
@@ -342,6 +351,20 @@ def _repeated_values(file: str, node: Any, path: str) -> list[ConfigIssue]:
             seen.add(value)
         return issues
     return []
+
+
+def model_prefix_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:
+    """The simulation's models (``<simulation prefix>-<learner>-<SYMBOL>``) must stay apart from the live ones
+    (``<mlflow prefix>-<SYMBOL>``): with one prefix the start or extension of the other, a simulated version could
+    become a model a live router reads, or be listed as one. It used to be refused only after a whole `simulate`
+    run, as "unexpected ValueError", exit 1; a live prefix extending the simulation's was not refused at all."""
+    simulated, live = router.simulation.registered_model_prefix, tuner.mlflow.registered_model_prefix
+    if simulated != live and not simulated.startswith(f"{live}-") and not live.startswith(f"{simulated}-"):
+        return []
+    return [ConfigIssue("router.json", "$.simulation.registered_model_prefix",
+                        f"{simulated!r} would put simulated policy versions among the live models of tuner.json "
+                        f"mlflow.registered_model_prefix {live!r} (neither may be the other or start with it "
+                        "and a dash); choose another prefix")]
 
 
 def _symbol_references(bundle: ConfigBundle) -> list[tuple[str, str, Iterable[str]]]:
@@ -494,6 +517,21 @@ def informed_horizon_issues(router: RouterConfig) -> list[ConfigIssue]:
                         "informed intents would look past the tape's end; lower it or raise tail_ms")]
 
 
+def _markout_horizon_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:
+    """A markout looked up after the tape's end is the last quote's: the last intents arrive ``tail_ms`` before the
+    end, so a longer horizon measured their adverse selection against the tape's end (an hour loaded and every
+    late order's markout, and with ``reward_markout_horizon_ms`` its learned cost, was the rest of the tape's
+    move, silently)."""
+    tail_ms = router.simulation.intents.tail_ms
+    return [ConfigIssue(file, path, f"{horizon:g} ms is longer than router.json simulation.intents.tail_ms "
+                                    f"{tail_ms:g} ms: the last orders' markout would look past the tape's end; lower "
+                                    "it or raise tail_ms")
+            for file, path, horizon in (
+                ("router.json", "$.simulation.markout_horizon_ms", router.simulation.markout_horizon_ms),
+                ("tuner.json", "$.reward_markout_horizon_ms", tuner.reward_markout_horizon_ms))
+            if horizon > tail_ms]
+
+
 def _band_pairs(quality: Any) -> list[tuple[str, float, str, float, bool]]:
     """Quality bands climb good -> degraded -> broken, in fallback ratio and in slippage (a broken band under the
     degraded one would call a symbol broken before it is degraded)."""
@@ -568,6 +606,10 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
     """Instruments must be tradable symbols under their own venue name; probes must outrun route retries."""
     executor, universe = bundle.executor, bundle.strategy.universe
     issues: list[ConfigIssue] = []
+    if not executor.instruments:  # it loaded, and `live` stopped with "policy source not started: ValueError", exit 1
+        issues.append(ConfigIssue("executor.json", "$.instruments",
+                                  "lists no symbol, so the executor would trade nothing; list the universe symbols "
+                                  "to trade with their tick_size and qty_step"))
     for symbol in executor.instruments:
         entry = universe.get(symbol)
         if entry is None:
@@ -606,11 +648,31 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
                                   f"{executor.alerts.min_orders} must be at most health.window_events "
                                   f"{executor.health.window_events}: the health window never holds more orders, so "
                                   "the fallback and slippage alerts could never fire"))
+    tolerance = reconcile.position_qty_tolerance
+    coarse = sorted((instrument.qty_step, symbol) for symbol, instrument in executor.instruments.items()
+                    if tolerance >= instrument.qty_step)
+    if coarse:  # 1.0 loaded: a restart took a position a whole BTC off the journal's as reconciled
+        step, symbol = coarse[0]
+        issues.append(ConfigIssue("executor.json", "$.reconcile.position_qty_tolerance",
+                                  f"{tolerance:g} is not under instruments.{symbol}.qty_step {step:g}: a position a "
+                                  "whole lot off the journal's (a fill never journaled, an order not ours) would pass "
+                                  "the restart's reconciliation unnoticed; keep it far below a lot (default 1e-9)"))
     if reconcile.max_legs_per_intent < reconcile.probe_gap_legs:
         issues.append(ConfigIssue("executor.json", "$.reconcile.max_legs_per_intent",
                                   "must be at least probe_gap_legs"))
     if executor.prometheus.host.split() != [executor.prometheus.host]:
         issues.append(ConfigIssue("executor.json", "$.prometheus.host", "must name an address to bind (no spaces)"))
+    take_profit = executor.protective_stops.take_profit_bps
+    if take_profit is not None:  # 0.01 bps loaded: every position closed at once, at a loss, then a cooldown
+        losing = sorted(f"{symbol} ({universe[symbol].market} taker fee {fees.taker_fee_bps:g} bps)"
+                        for symbol in executor.instruments if symbol in universe
+                        and (fees := bundle.router.sim_venue.fees.get(universe[symbol].market)) is not None
+                        and take_profit <= fees.taker_fee_bps)
+        if losing:
+            issues.append(ConfigIssue("executor.json", "$.protective_stops.take_profit_bps",
+                                      f"{take_profit:g} bps is no more than the taker fee of {', '.join(losing)} "
+                                      "(router.json sim_venue.fees): the take-profit closes with a market order, so "
+                                      "every one would close at a loss; set it above the fee, or null"))
     if executor.protective_stops.enabled:
         spot = sorted(s for s in executor.instruments if s in universe and universe[s].market == "spot")
         if spot:

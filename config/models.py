@@ -283,6 +283,11 @@ class SimFillModel(Model):
     max_taker_walk_levels: PositiveInt
 
 
+MIN_SIMULATED_ORDERS = 4
+"""`simulate` reads each run's regret by quarter: 1 to 3 orders per symbol ended it, after the whole run, in
+"unexpected ValueError: need at least 4 orders for quarters"."""
+
+
 class IntentStream(Model):
     """The seeded stream of small, independent intents every simulated policy routes.
 
@@ -298,7 +303,7 @@ class IntentStream(Model):
     that too (0 makes every intent uninformed).
     """
 
-    orders_per_symbol: PositiveInt
+    orders_per_symbol: Annotated[int, msgspec.Meta(ge=MIN_SIMULATED_ORDERS, le=MAX_COUNT)]
     notional_min_usd: PositiveUsd
     notional_max_usd: PositiveUsd
     buy_share: Probability
@@ -576,11 +581,16 @@ class PublishConfig(Model):
     min_improvement_bps: PositiveBps
 
 
+MAX_EXPERIMENT_NAME = 500
+"""MLflow's longest experiment name (``mlflow.utils.validation.MAX_EXPERIMENT_NAME_LENGTH``; not imported: loading a
+configuration does not load MLflow): a longer one failed `simulate` after the whole run, exit 1, blaming the store."""
+
+
 class MlflowConfig(Model):
     """Where policy versions are recorded; ``tracking_uri`` null means the local default store."""
 
     tracking_uri: Annotated[str, msgspec.Meta(min_length=1)] | None
-    experiment: Annotated[str, msgspec.Meta(pattern=r"\S")]
+    experiment: Annotated[str, msgspec.Meta(pattern=r"\S", max_length=MAX_EXPERIMENT_NAME)]
     registered_model_prefix: ModelPrefix
 
 

@@ -413,6 +413,11 @@ class Executor:
         return any((f.admission.working.symbol, f.admission.working.position_side) == leg
                    and (reducing or is_reducing(f.admission.submission.intent)) for f in self._flights.values())
 
+    def _leg_in_flight(self, symbol: str, position_side: PositionSide) -> bool:
+        """A route of the leg (symbol, position side) is working: its fills are not in the books yet."""
+        return any((f.admission.working.symbol, f.admission.working.position_side) == (symbol, position_side)
+                   for f in self._flights.values())
+
     def _drain(self) -> None:
         """Run every route in flight to its journaled end."""
         while self._flights:
@@ -630,6 +635,8 @@ class Executor:
             logger.warning("protective stops not polled: %s: %s", type(exc).__name__, exc)
             return
         for record, state in triggered:
+            if self._leg_in_flight(record.symbol, record.position_side):
+                continue  # journaled once the leg's routes have landed (see _sync_stops)
             self._journal_stop((record, state))
             self._sync_stops(record.symbol, record.position_side)
 
@@ -646,6 +653,12 @@ class Executor:
                                position_side, type(exc).__name__, exc)
                 return
             if not triggered:
+                return
+            if self._leg_in_flight(symbol, position_side):
+                # The stop closed the venue's whole leg, fills of the leg's routes in flight included, which the
+                # books apply only when each route lands: journaled now, it flipped the leg ("unexpected
+                # ValueError: fill ... would flip the LONG leg", the run stopped). The stop stays working in the
+                # store, so the sync after the leg's last route lands (or a poll) journals it.
                 return
             for stop in triggered:
                 self._journal_stop(stop)

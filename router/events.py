@@ -35,6 +35,7 @@ class Intent(_Record):
     is ``BOTH`` in one-way mode and ``LONG``/``SHORT`` in hedge mode. ``is_stop`` says the strategy's
     stop fired: the order takes exposure off, and once it fills the symbol accepts no new exposure for
     ``risk_limits.cooldowns.after_stop_s`` (always stated, so a stop cannot go unnoticed by default).
+    ``close_position`` closes the whole leg whatever ``size_hint_usd`` says (Binance's closePosition).
     """
 
     intent_id: str

@@ -22,7 +22,7 @@ from router_tuner.router.policy import RouterPolicy
 from router_tuner.simulation.markets import SimMarket
 from router_tuner.simulation.policies import LEARNER_PREFIX
 from router_tuner.simulation.runner import market_after
-from router_tuner.tuner.factory import learner_problem
+from router_tuner.tuner.factory import learner_problem, structured_prior_issue
 from router_tuner.tuner.learners import Context, Learner
 from router_tuner.tuner.service.publish import InMemoryPublisher
 from router_tuner.tuner.service.tuner_service import TunerService
@@ -44,13 +44,17 @@ def parse_learners(text: str) -> tuple[str, ...]:
     return names
 
 
-def refuse_unrunnable(config: ConfigBundle, learners: Sequence[str]) -> None:
+def refuse_unrunnable(config: ConfigBundle, learners: Sequence[str], symbols: Sequence[str] | None = None) -> None:
     """Raise ``ValueError`` naming each learner the configured arm grid cannot carry, before any market is loaded
-    (robbins_monro without two maker offsets at taker bias 0 used to stop the run at its first order)."""
+    (robbins_monro without two maker offsets at taker bias 0 used to stop the run at its first order), and a
+    structured prior that would never post on the markets of ``symbols`` (default: every universe symbol)."""
     problems = [f"{learner}: {problem}" for learner in learners
                 if (problem := learner_problem(config, learner)) is not None]
     if problems:
         raise ValueError(f"{'; '.join(problems)} (tuner.json arms): change the arms or leave the learner out")
+    if "structured" in learners and (prior := structured_prior_issue(
+            config, symbols or config.strategy.universe)) is not None:
+        raise ValueError(f"structured: {prior}; or leave the learner out")
 
 
 def learner_policy_name(learner: str) -> str:

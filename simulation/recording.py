@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from router_tuner.config.loader import snapshot
+from router_tuner.config.loader import model_prefix_issues, snapshot
 from router_tuner.config.models import ConfigBundle
 from router_tuner.config.redact import redact
 from router_tuner.executor.journal import Journal
@@ -78,10 +78,8 @@ def register_policy_versions(result: SimulationResult, config: ConfigBundle, tra
     from router_tuner.tuner.service.publish import MlflowPublisher
 
     prefix = config.router.simulation.registered_model_prefix
-    live_prefix = config.tuner.mlflow.registered_model_prefix
-    if prefix == live_prefix or prefix.startswith(f"{live_prefix}-"):
-        raise ValueError(f"router.json simulation.registered_model_prefix {prefix!r} would mix simulated versions "
-                         f"into the live models of tuner.json mlflow.registered_model_prefix {live_prefix!r}")
+    if clash := model_prefix_issues(config.router, config.tuner):  # refused at load; a bundle built in code too
+        raise ValueError(str(clash[0]))
     rows: list[dict[str, Any]] = []
     for run in result.learner_runs:
         registry = PolicyRegistry(tracking_uri, experiment=config.tuner.mlflow.experiment,

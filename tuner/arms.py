@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,20 @@ class ArmError(ValueError):
 def arm_id_of(maker_offset_bps: float, taker_bias: float) -> str:
     """The stable id of an arm: offset and bias rounded to two decimals."""
     return f"o{maker_offset_bps:.2f}_b{taker_bias:.2f}"
+
+
+_LOOSE_ARM = re.compile(r"^[oO](?P<offset>[-+]?\d+(?:\.\d*)?)_[bB](?P<bias>[-+]?\d+(?:\.\d*)?)$")
+"""An arm id however it is written (``o1_b0``, ``O1.0_B0``, with spaces around it)."""
+
+
+def loose_arm_problem(text: str) -> str | None:
+    """Why ``text``, an arm id written another way than the journal writes it (``o1_b0``, ``o1.00_b0.00 ``), names
+    no logged arm, or None: it was scored as an arm "never taken with a fill", beside the same arm in the log."""
+    loose = _LOOSE_ARM.match(text.strip())
+    if loose is None:
+        return None
+    canonical = arm_id_of(float(loose["offset"]), float(loose["bias"]))
+    return None if canonical == text else f"{text!r} is not an arm id as the journal writes them: write {canonical}"
 
 
 def arm_id_of_policy(document: Mapping[str, Any], where: str) -> str:

@@ -9,6 +9,7 @@ independently and a run is reproducible.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -114,12 +115,66 @@ def learner_issue(config: ConfigBundle) -> ConfigIssue | None:
                                                     f"{problem}: change $.arms or the learner")
 
 
+def structured_prior_issue(config: ConfigBundle, symbols: Iterable[str] | None = None) -> ConfigIssue | None:
+    """The structured learner's prior, before any evidence, on the market of each of ``symbols`` (default: the
+    instruments the executor trades; unknown names are skipped, refused elsewhere): a prior that prices
+    every maker arm above the taker arm makes every replica choose the taker, and the learner learns only the arms
+    it routes, so it never posts (``prior_fallback_drift_bps`` 100: the learner was always-taker, 5.00 bps against
+    3.79 with the defaults, and nothing said so). A burn-in tries every arm first, so it learns anyway."""
+    structured = config.tuner.learner_params.structured
+    if structured.burn_in_per_arm > 0:
+        return None
+    tuner = msgspec.structs.replace(config.tuner, learner="structured")
+    grid = build_grid(tuner, config.router)
+    if all(arm.taker_bias >= 1.0 for arm in grid.arms) or not any(arm.taker_bias >= 1.0 for arm in grid.arms):
+        return None  # nothing to post, or no taker arm to prefer
+    universe = config.strategy.universe
+    names = config.executor.instruments if symbols is None else symbols
+    markets = sorted({universe[name].market for name in names if name in universe} & set(config.router.sim_venue.fees))
+    stuck = []
+    for market in markets:
+        fees = config.router.sim_venue.fees[market]
+        if not any(fees.maker_fee_bps - arm.maker_offset_bps < fees.taker_fee_bps
+                   for arm in grid.arms if arm.taker_bias < 1.0):
+            continue  # no post could beat the taker even when it fills: never posting is right, not the prior's doing
+        learner = build_learner(tuner, grid, seed=0, fees=fees,
+                                static_offset_bps=config.router.static_policy.maker_offset_bps)
+        shares = learner.choice_probabilities()
+        if sum(share for arm_id, share in shares.items() if grid.get(arm_id).taker_bias < 1.0) == 0.0:
+            stuck.append(f"{market} (maker {fees.maker_fee_bps:g}, taker {fees.taker_fee_bps:g} bps)")
+    if not stuck:
+        return None
+    return ConfigIssue("tuner.json", "$.learner_params.structured.prior_fallback_drift_bps",
+                      f"{structured.prior_fallback_drift_bps:g} bps with prior_fill_probability "
+                      f"{structured.prior_fill_probability:g}: before any evidence the structured learner's prior "
+                      f"prices every maker arm above the taker arm on {', '.join(stuck)}, and it learns only the "
+                      "arms it routes, so it would never post; lower it, raise prior_fill_probability, or set "
+                      "structured.burn_in_per_arm to 1 or more")
+
+
+def frozen_budget_warning(config: ConfigBundle, learners: Iterable[str]) -> str | None:
+    """A zero exploration budget, with learners that explore to learn: no exploration fits it, so they route only
+    the arm they exploit (the static policy's at first, where they start) and never try another (every learner but
+    structured routed the static arm for a whole `simulate` run, 3.92 bps each, without a word). Legitimate to
+    freeze a tuner that has learned, so a warning, not a refusal."""
+    budget = config.tuner.deployment.budget
+    zero = [key for key, value in (("max_extra_cost_bps_per_order", budget.max_extra_cost_bps_per_order),
+                                   ("max_extra_cost_usd_per_day", budget.max_extra_cost_usd_per_day)) if value == 0]
+    frozen = [learner for learner in learners if learner != "structured"]  # its exploited arm follows its fit
+    if not zero or not frozen:
+        return None
+    return (f"tuner.json deployment.budget.{zero[0]} is 0: no exploration fits the budget, so the learner(s) "
+            f"{', '.join(frozen)} route only the arm they exploit (at first the static policy's) and never learn "
+            "another; raise it, or keep 0 only to freeze a tuner that has already learned")
+
+
 def live_tuner_issues(config: ConfigBundle) -> list[ConfigIssue]:
     """What ``live --policy-source tuner`` refuses in a configuration that loads: a reward charging markout
     (learning it live needs the mid a horizon after each fill, and live learns when the route ends; the
     simulation replays the future mid), a reward measured against the route-end mid that assumes intents know
-    nothing of the price (``reward_mid_drift_window`` 0: a strategy's intents do), and a learner the arm grid
-    cannot carry. One list, so ``config check`` refuses exactly what ``live`` does (it used to pass the markout
+    nothing of the price (``reward_mid_drift_window`` 0: a strategy's intents do), a shadow symbol the executor does
+    not trade (a typo left the symbol meant live), a learner the arm grid cannot carry and a structured prior that
+    never posts. One list, so ``config check`` refuses exactly what ``live`` does (it used to pass the markout
     setting live then refused)."""
     issues = []
     if config.tuner.reward_markout_horizon_ms > 0:
@@ -131,8 +186,16 @@ def live_tuner_issues(config: ConfigBundle) -> list[ConfigIssue]:
                                   "0 assumes intents that know nothing of the price, which would hide what waiting "
                                   "to post costs a strategy's orders; set it to a number of routes (e.g. 2000) for "
                                   "live adaptive routing"))
+    traded = config.executor.instruments
+    issues.extend(ConfigIssue("tuner.json", f"$.deployment.shadow_symbols[{index}]",
+                              f"{symbol} is not traded by the executor (executor.json instruments: "
+                              f"{' '.join(sorted(traded))}), so it would be in shadow mode for nothing, and the "
+                              "symbol meant (a typo?) would route live, its learner exploring; name a traded symbol")
+                  for index, symbol in enumerate(config.tuner.deployment.shadow_symbols) if symbol not in traded)
     if (learner := learner_issue(config)) is not None:
         issues.append(learner)
+    elif config.tuner.learner == "structured" and (prior := structured_prior_issue(config)) is not None:
+        issues.append(prior)
     return issues
 
 

@@ -61,6 +61,10 @@ class Telemetry:
         self._events: deque[RouterEvent] = deque(maxlen=config.health.window_events)
         self._closing: deque[RouterEvent] = deque(maxlen=config.health.sharpe_window)
         self._veto_ts_ns: deque[int] = deque()
+        self._storm_peak = 0
+        """The most vetoes in one ``alerts.veto_storm_window_s`` since the last publish: alerts are evaluated at a
+        publish, once a ``health.interval_s``, and a window shorter than that saw only the storms of its last
+        seconds (10 s under a 60 s interval missed one in the other 50 s)."""
         self._interval_ns = int(config.health.interval_s * NS_PER_S)
         self._next_publish_ns: int | None = None
         self._changed = True
@@ -106,6 +110,10 @@ class Telemetry:
     def observe_veto(self, veto: VetoEvent) -> None:
         self._changed = True
         self._veto_ts_ns.append(veto.ts_ns)
+        window_ns = int(self._config.alerts.veto_storm_window_s * NS_PER_S)
+        while self._veto_ts_ns[0] < veto.ts_ns - window_ns:
+            self._veto_ts_ns.popleft()
+        self._storm_peak = max(self._storm_peak, len(self._veto_ts_ns))
         self.metrics.observe_veto(veto)
 
     def refresh(self, now_ns: int, portfolio: PortfolioState, policies: Mapping[str, RouterPolicy]) -> None:
@@ -143,6 +151,9 @@ class Telemetry:
         """Compute health (plus the tuner block when given), store it, set the gauges, raise the alerts."""
         self.allocation.update()
         health = self._compute(now_ns, portfolio, policies)
+        if self._storm_peak > health.vetoes_in_storm_window:  # a storm earlier in the interval
+            health = msgspec.structs.replace(health, vetoes_in_storm_window=self._storm_peak)
+        self._storm_peak = 0
         if self._champion_gates is not None:
             health = msgspec.structs.replace(health, champion_gates=tuple(
                 ChampionGate(symbol=g.symbol, served_version=g.served_version, champion_version=g.champion_version,

@@ -38,9 +38,10 @@ def test_a_prior_too_weak_to_fit_is_refused_by_config_check(config_dir: Path, ca
                                               (MAX_PRIOR_STRENGTH, 1.0 - MIN_PRIOR_FILL_PROBABILITY)])
 def test_the_config_accepts_what_the_learner_accepts_at_its_bounds(config_dir: Path, strength: float,
                                                                    fill: float) -> None:
-    """The config model states the learner's bounds as literals (config does not import the tuner): they agree."""
+    """The config model states the learner's bounds as literals (config does not import the tuner): they agree. (A
+    burn-in: at the lowest fill probability the prior alone would never post, which `config check` refuses.)"""
     edit_config(config_dir, "tuner.json", lambda d: d["learner_params"]["structured"].update(
-        prior_strength=strength, prior_fill_probability=fill))
+        prior_strength=strength, prior_fill_probability=fill, burn_in_per_arm=1))
     assert main(["config", "check", str(config_dir)]) == 0
     bundle = load_config(config_dir)
     grid, fees = build_grid(bundle.tuner, bundle.router), bundle.router.sim_venue.fees["usdm"]

@@ -133,6 +133,93 @@ def test_a_structured_memory_shorter_than_the_grid_is_refused_by_config_check(
             f"explore for ever; set it to at least {arms}") in capsys.readouterr().err
 
 
+_NEVER_POSTS = ("before any evidence the structured learner's prior prices every maker arm above the taker arm on {}, "
+                "and it learns only the arms it routes, so it would never post; lower it, raise "
+                "prior_fill_probability, or set structured.burn_in_per_arm to 1 or more")
+
+
+def test_a_structured_prior_that_never_posts_is_refused_by_config_check_and_simulate(
+        config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``prior_fallback_drift_bps`` 100 passed: every replica chose the taker arm, the learner learned only that arm,
+    and `simulate` reported an always-taker learner (5.00 bps against 3.79 with the defaults) without a word."""
+    edit_config(config_dir, "tuner.json",
+                lambda d: d["learner_params"]["structured"].update(prior_fallback_drift_bps=100.0))
+    assert main(["config", "check", str(config_dir)]) == BAD_INPUT
+    assert ("tuner.json: $.learner_params.structured.prior_fallback_drift_bps: 100 bps with prior_fill_probability "
+            "0.5: " + _NEVER_POSTS.format("usdm (maker 2, taker 5 bps)")) in capsys.readouterr().err
+    args = ["simulate", "--config", str(config_dir), "--symbols", "BTCUSDT", "--no-mlflow",
+            "--out", str(config_dir.parent / "out")]
+    assert main(args) == BAD_INPUT
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("router-tuner simulate: --learners structured: tuner.json: "
+                           "$.learner_params.structured.prior_fallback_drift_bps: 100 bps")
+    assert line.endswith("; or leave the learner out")
+    assert not (config_dir.parent / "out" / "simulation.sqlite").exists()
+
+
+def test_a_structured_prior_is_judged_on_the_markets_that_are_traded(config_dir: Path) -> None:
+    """5 bps never posts at spot's equal fees (10/10) but does on USD-M (2/5): the executor trades USD-M only."""
+    from router_tuner.simulation.learners import refuse_unrunnable
+
+    edit_config(config_dir, "tuner.json",
+                lambda d: d["learner_params"]["structured"].update(prior_fallback_drift_bps=5.0))
+    assert main(["config", "check", str(config_dir)]) == 0
+    bundle = load_config(config_dir)
+    refuse_unrunnable(bundle, ["structured"], ["BTCUSDT"])
+    with pytest.raises(ValueError, match=r"on spot \(maker 10, taker 10 bps\)"):
+        refuse_unrunnable(bundle, ["structured"], ["BTCUSDT_SPOT"])
+    refuse_unrunnable(bundle, ["thompson"], ["BTCUSDT_SPOT"])
+    edit_config(config_dir, "tuner.json", lambda d: d["learner_params"]["structured"].update(burn_in_per_arm=1))
+    refuse_unrunnable(load_config(config_dir), ["structured"], ["BTCUSDT_SPOT"])  # a burn-in tries every arm first
+
+
+def test_a_structured_prior_that_never_posts_where_no_fill_beats_the_taker_loads(config_dir: Path) -> None:
+    """A maker fee of 10 against a taker fee of 2: a fill at the 4 bps offset still costs 6, so never posting is the
+    fees' answer, not the prior's."""
+    edit_config(config_dir, "router.json",
+                lambda d: d["sim_venue"]["fees"]["usdm"].update(maker_fee_bps=10.0, taker_fee_bps=2.0))
+    assert main(["config", "check", str(config_dir)]) == 0
+
+
+_FROZEN = ("tuner.json deployment.budget.max_extra_cost_bps_per_order is 0: no exploration fits the budget, so the "
+           "learner(s) {} route only the arm they exploit (at first the static policy's) and never learn another; "
+           "raise it, or keep 0 only to freeze a tuner that has already learned")
+
+
+def test_a_zero_exploration_budget_is_warned_by_simulate_and_live(config_dir: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """It passed silently: every learner but structured routed the static arm for the whole run (3.92 bps each, the
+    static policy's). A warning, not a refusal: 0 is how a tuner that has learned is frozen."""
+    import json
+
+    from router_tuner.tuner.factory import frozen_budget_warning
+
+    edit_config(config_dir, "tuner.json", lambda d: (d["deployment"]["budget"].update(max_extra_cost_bps_per_order=0.0),
+                                                     d.update(learner="thompson")))
+    bundle = load_config(config_dir)
+    assert frozen_budget_warning(bundle, ["structured"]) is None  # its exploited arm follows its fitted curves
+    assert frozen_budget_warning(load_config(DEFAULTS_DIR), ["thompson"]) is None
+    assert main(["config", "check", str(config_dir)]) == 0
+    capsys.readouterr()
+    assert main(["simulate", "--config", str(config_dir), "--symbols", "BTCUSDT", "--orders", "4", "--learners",
+                 "thompson,structured", "--shadow-symbols", "--workers", "1", "--no-mlflow", "--json",
+                 "--out", str(tmp_path / "sim")]) == 0
+    captured = capsys.readouterr()
+    assert f"WARNING: {_FROZEN.format('thompson')}" in captured.err.splitlines()
+    assert json.loads(captured.out.splitlines()[-1])["warnings"] == [_FROZEN.format("thompson")]
+    now = 1_764_800_000_000_000_000
+    (tmp_path / "intents.jsonl").write_text(json.dumps(
+        {"intent_id": "i0", "symbol": "BTCUSDT", "side": "buy", "size_hint_usd": 300.0, "tier": "CORE", "strategy": "s",
+         "reduce_only": False, "close_position": False, "position_side": "LONG", "is_stop": False,
+         "ts_ns": now}) + "\n")
+    edit_config(config_dir, "executor.json", lambda d: d["prometheus"].update(enabled=False))  # no port to share
+    assert main(["live", "--venue", "binanceusdm", "--config", str(config_dir), "--intents",
+                 str(tmp_path / "intents.jsonl"), "--journal", str(tmp_path / "j.sqlite"), "--store",
+                 str(tmp_path / "s.sqlite"), "--policy-source", "tuner", "--no-mlflow", "--tuner-state",
+                 str(tmp_path / "tuner"), "--idle-poll-s", "0.05"]) == 0
+    assert f"router-tuner live: warning: {_FROZEN.format('thompson')}" in capsys.readouterr().err.splitlines()
+
+
 def test_a_structured_memory_of_one_outcome_per_arm_loads(config_dir: Path) -> None:
     edit_config(config_dir, "tuner.json", lambda d: d["learner_params"]["structured"].update(forgetting_window=6.0))
     assert main(["config", "check", str(config_dir)]) == 0

@@ -98,7 +98,8 @@ def _damaged(tmp_path: Path, journal_path: Path, kind: str) -> Path:
     (["simulate", "--symbols", "FOO", "--no-mlflow"], "--symbols FOO: not in strategy_config.json universe"),
     (["simulate", "--symbols", "BTCUSDT", "--shadow-symbols", "XRPUSDT"],
      "--shadow-symbols XRPUSDT: not in strategy_config.json universe"),
-    (["simulate", "--orders", "0"], "argument --orders: must be at least 1, got 0"),
+    (["simulate", "--orders", "0"], "argument --orders: must be at least 4, got 0"),
+    (["simulate", "--orders", "3"], "argument --orders: must be at least 4, got 3"),  # was "unexpected ValueError"
     (["simulate", "--orders", "many"], "argument --orders: 'many' is not a whole number"),
     (["simulate", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
     (["simulate", "--learners", "thompson,magic"], "--learners: unknown learner(s) ['magic']"),
@@ -257,3 +258,26 @@ def test_every_listed_failure_names_a_class_that_exists() -> None:
     for name in FAILURES:
         module, _, qualname = name.rpartition(".")
         assert isinstance(getattr(importlib.import_module(module), qualname), type), name
+
+
+def test_health_without_a_store_is_one_line_even_when_the_path_holds_a_newline(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It printed its own message, so a --store with a newline came out on three lines."""
+    line = one_line_failure(["health", "--store", str(tmp_path / "s\nx.sqlite")], capsys, 1)
+    assert line == (f"router-tuner health: no executor store at {tmp_path}/s x.sqlite yet: run `router-tuner live "
+                    f"--store {tmp_path}/s x.sqlite` first, or point --store at its store")
+
+
+def test_the_shadow_scenario_learner_is_checked_though_not_in_learners(config_dir: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The scenario runs tuner.json's learner whatever --learners says: robbins_monro on a one-offset grid ended
+    `simulate --learners thompson` once the data had loaded, in "unexpected ValueError", exit 1."""
+    edit_config(config_dir, "tuner.json", lambda d: (d.update(learner="robbins_monro"),
+                                                     d["arms"].update(maker_offsets_bps=[1.0])))
+    argv = ["simulate", "--config", str(config_dir), "--symbols", "BTCUSDT", "--learners", "thompson", "--no-mlflow",
+            "--out", str(tmp_path / "out")]
+    assert one_line_failure(argv, capsys, BAD_INPUT) == (
+        "router-tuner simulate: the shadow scenario runs tuner.json learner robbins_monro: robbins_monro needs at "
+        "least two maker offsets (taker bias 0) in the grid; change tuner.json, or run no scenario (--shadow-symbols "
+        "with no symbol after it)")
+    assert not (tmp_path / "out" / "simulation.sqlite").exists()

@@ -147,3 +147,31 @@ def test_a_wallet_too_small_for_any_order_over_the_floor_is_warned_at_start(
                and "every opening intent will be vetoed" in w for w in warnings)
     routed, vetoed = _journaled(tmp_path)
     assert not routed and len(vetoed) == 24  # as warned
+
+
+def test_a_tape_with_live_is_refused_before_anything_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """--tape was ignored under --live: a run meant to replay a recording would have traded on the venue."""
+    monkeypatch.setenv("BINANCE_API_KEY", "k")
+    monkeypatch.setenv("BINANCE_API_SECRET", "s")
+    tape = tmp_path / "btc.parquet"
+    tape.write_bytes(b"PAR1")
+    assert main(_args(tmp_path, "--live", "--tape", str(tape))) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == ("router-tuner live: --tape replays a recording in paper mode, and --live trades "
+                                    "on the venue's market: drop one of them")
+    assert captured.out == "" and not (tmp_path / "journal.sqlite").exists()
+
+
+def test_a_live_venue_other_than_the_configured_exchange_is_bad_input(config_dir: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """It was exit 1, "venue not started: ValueError", after the metrics endpoint had started."""
+    monkeypatch.setenv("BINANCE_API_KEY", "k")
+    monkeypatch.setenv("BINANCE_API_SECRET", "s")
+    edit_config(config_dir, "executor.json", lambda d: d["live"].update(exchange_id="binance"))
+    assert main(_args(tmp_path, "--live", "--config", str(config_dir))) == 2
+    assert capsys.readouterr().err.strip() == (
+        "router-tuner live: --venue binanceusdm but executor.json live.exchange_id is binance: they must name the same "
+        "exchange; set it to binanceusdm (venues with a live adapter: binanceusdm)")
+    assert not (tmp_path / "journal.sqlite").exists()

@@ -129,6 +129,12 @@ def test_policy_file_candidate_and_unsupported_arm(journal_path: Path, tmp_path:
     assert "symbols disagree: --candidate is ETHUSDT, --symbol is BTCUSDT" in line
     line = _fails(capsys, "--journal", str(journal_path), "--candidate", "o4.00_b0.00")
     assert "nothing could be scored: BTCUSDT: candidate arm o4.00_b0.00 was never taken with a fill" in line
+    for flag, loose in (("--candidate", "o2_b0"), ("--candidate", "o2.00_b0.00 "), ("--baseline", "O2.0_B0")):
+        # each was "never taken with a fill" (a trailing space printed as nothing), beside o2.00_b0.00 in the log
+        args = {"--candidate": "o2.00_b0.00", flag: loose}
+        line = _fails(capsys, "--journal", str(journal_path), *[x for pair in args.items() for x in pair])
+        assert line == (f"router-tuner ope: {flag} {loose!r} is not an arm id as the journal writes them: write "
+                        "o2.00_b0.00")
     (tmp_path / "bad.json").write_text("{\n  oops")
     assert "bad.json:2: not JSON" in _fails(capsys, "--journal", str(journal_path), "--candidate",
                                             str(tmp_path / "bad.json"))

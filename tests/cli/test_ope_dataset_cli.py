@@ -51,6 +51,8 @@ def test_symbol_and_day_filters(dataset: Path, capsys: pytest.CaptureFixture[str
     (["--since-day", "2026-13-01"], "is not a YYYY-MM-DD day"),
     (["--symbol", "NOPE"], "no partition of"),
     (["--candidate", "o9.00_b0.00", "--symbol", "BTCUSDT"], "no support"),
+    (["--candidate", "o1_b0"],  # was scored as an arm never taken with a fill, beside o1.00_b0.00 in the log
+     "--candidate 'o1_b0' is not an arm id as the journal writes them: write o1.00_b0.00"),
     (["--config", "MISSING"], "1 configuration problem(s), first: "),
 ])
 def test_bad_input_is_one_line_and_exit_2(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -26,6 +26,21 @@ def test_an_empty_mlflow_name_is_refused(config_dir: Path, key: str, value: Any)
     assert issue.startswith(f"tuner.json: $.mlflow.{key}: Expected `str`")
 
 
+def test_an_experiment_name_longer_than_mlflow_takes_is_refused(config_dir: Path) -> None:
+    """501 characters loaded, and `simulate` failed after the whole run: "'name' exceeds the maximum length of 500
+    characters; check the MLflow store", exit 1."""
+    from mlflow.utils.validation import MAX_EXPERIMENT_NAME_LENGTH
+
+    from router_tuner.config.loader import load_config
+    from router_tuner.config.models import MAX_EXPERIMENT_NAME
+
+    assert MAX_EXPERIMENT_NAME == MAX_EXPERIMENT_NAME_LENGTH
+    edit_config(config_dir, "tuner.json", lambda d: d["mlflow"].update(experiment="x" * (MAX_EXPERIMENT_NAME + 1)))
+    assert config_issues(config_dir) == ["tuner.json: $.mlflow.experiment: Expected `str` of length <= 500"]
+    edit_config(config_dir, "tuner.json", lambda d: d["mlflow"].update(experiment="x" * MAX_EXPERIMENT_NAME))
+    load_config(config_dir)
+
+
 def _value_lists(node: Any, path: str) -> list[tuple[str, list[Any]]]:
     """(key path, list) of every non-empty list of plain values in a default file."""
     if isinstance(node, dict):

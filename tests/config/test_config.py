@@ -175,6 +175,22 @@ def test_gate_estimator_must_be_computed_and_shadow_symbols_traded(config_dir: P
         "tuner.json: $.deployment.shadow_symbols[1]: DOGEUSDT is not in strategy_config.json universe"]
 
 
+def test_a_shadow_symbol_the_executor_does_not_trade_is_refused_for_live_adaptive_routing(
+        config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """ETHUSDC (in the universe, not an executor instrument) passed: shadow mode held nothing back, and ETHUSDT, the
+    symbol meant, routed live with its learner exploring."""
+    from router_tuner.cli.main import main
+    from router_tuner.tuner.factory import live_tuner_issues
+
+    edit_config(config_dir, "tuner.json", lambda d: d["deployment"].update(shadow_symbols=["ETHUSDT", "ETHUSDC"]))
+    expected = ("tuner.json: $.deployment.shadow_symbols[1]: ETHUSDC is not traded by the executor (executor.json "
+                "instruments: BTCUSDT ETHUSDT), so it would be in shadow mode for nothing, and the symbol meant (a "
+                "typo?) would route live, its learner exploring; name a traded symbol")
+    assert [str(issue) for issue in live_tuner_issues(load_config(config_dir))] == [expected]
+    assert main(["config", "check", str(config_dir)]) == 2
+    assert expected in capsys.readouterr().err
+
+
 def test_universe_contract_spec_is_loaded() -> None:
     universe = load_config().strategy.universe
     assert (universe["BTCUSD_PERP"].contract_type, universe["BTCUSD_PERP"].contract_size) == ("inverse", 100.0)

@@ -189,3 +189,55 @@ def test_a_synthetic_market_too_big_to_generate_is_refused(config_dir: Path, fil
     at 0.1 ms the machine ran out of memory."""
     edit_config(config_dir, file, edit)
     assert config_issues(config_dir) == [expected]
+
+
+@pytest.mark.parametrize(("simulated", "live"), [
+    ("sim-router-policy", "sim-router-policy"),             # the simulation registered into the live models
+    ("router-policy-sim", "router-policy"),
+    ("sim-router-policy", "sim-router-policy-structured"),  # live BTCUSDT = the structured learner's simulated one
+])
+def test_simulated_and_live_model_prefixes_that_overlap_are_refused(config_dir: Path, simulated: str,
+                                                                    live: str) -> None:
+    """It was refused only after a whole `simulate` run ("unexpected ValueError", exit 1), and a live prefix
+    extending the simulation's not at all: `simulate` registered its structured versions as the live models."""
+    edit_config(config_dir, "router.json", lambda data: data["simulation"].update(registered_model_prefix=simulated))
+    edit_config(config_dir, "tuner.json", lambda data: data["mlflow"].update(registered_model_prefix=live))
+    assert config_issues(config_dir) == [
+        f"router.json: $.simulation.registered_model_prefix: {simulated!r} would put simulated policy versions among "
+        f"the live models of tuner.json mlflow.registered_model_prefix {live!r} (neither may be the other or start "
+        "with it and a dash); choose another prefix"]
+
+
+def test_model_prefixes_that_only_share_letters_load(config_dir: Path) -> None:
+    edit_config(config_dir, "tuner.json",
+                lambda data: data["mlflow"].update(registered_model_prefix="sim-router-policy2"))
+    load_config(config_dir)
+
+
+def test_a_markout_horizon_past_the_tape_end_is_refused(config_dir: Path) -> None:
+    """An hour loaded: the last orders' markout (and with reward_markout_horizon_ms their learned cost) was the
+    move to the tape's last quote, silently."""
+    edit_config(config_dir, "router.json", lambda data: data["simulation"].update(markout_horizon_ms=3_600_000.0))
+    edit_config(config_dir, "tuner.json", lambda data: data.update(reward_markout_horizon_ms=15_001.0))
+    assert config_issues(config_dir) == [
+        "router.json: $.simulation.markout_horizon_ms: 3.6e+06 ms is longer than router.json "
+        "simulation.intents.tail_ms 15000 ms: the last orders' markout would look past the tape's end; lower it or "
+        "raise tail_ms",
+        "tuner.json: $.reward_markout_horizon_ms: 15001 ms is longer than router.json simulation.intents.tail_ms "
+        "15000 ms: the last orders' markout would look past the tape's end; lower it or raise tail_ms"]
+    edit_config(config_dir, "router.json", lambda data: data["simulation"].update(markout_horizon_ms=15_000.0))
+    edit_config(config_dir, "tuner.json", lambda data: data.update(reward_markout_horizon_ms=15_000.0))
+    load_config(config_dir)
+
+
+def test_an_imbalance_gate_no_book_can_meet_is_refused(config_dir: Path) -> None:
+    """1.0 loaded: a book leans 1 only with nothing on the other side, and paper `live` vetoed 30 of 30 intents
+    orderbook_imbalance_below_gate, with no word at start."""
+    edit_config(config_dir, "strategy_config.json", lambda data: data["screener"].update(orderbook_imbalance_gate=1.0))
+    assert config_issues(config_dir) == [
+        "strategy_config.json: $.screener.orderbook_imbalance_gate: 1: a book leans 1 only with nothing on the other "
+        "side, so every opening intent would be vetoed orderbook_imbalance_below_gate; set it below 1, or "
+        "require_imbalance_alignment false"]
+    edit_config(config_dir, "strategy_config.json", lambda data: data["screener"].update(
+        require_imbalance_alignment=False))
+    load_config(config_dir)

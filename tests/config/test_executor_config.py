@@ -126,3 +126,38 @@ def test_the_streamed_touch_keys_are_validated(config_dir: Path) -> None:
     assert config_issues(config_dir) == ["executor.json: $.live.book_max_age_ms: Expected `float` <= 3600000.0"]
     edit_config(config_dir, "executor.json", lambda d: d["live"].pop("book_max_age_ms"))
     assert config_issues(config_dir) == ["executor.json: $.live: Object missing required field `book_max_age_ms`"]
+
+
+def test_a_take_profit_inside_the_taker_fee_is_refused(config_dir: Path) -> None:
+    """0.01 bps loaded: paper `live` closed every position at once, at a loss (the close is a market order), and the
+    stop cooldown then vetoed the symbol's next intents."""
+    edit_config(config_dir, "executor.json",
+                lambda d: d["protective_stops"].update(stop_loss_bps=50.0, take_profit_bps=5.0))
+    assert config_issues(config_dir) == [
+        "executor.json: $.protective_stops.take_profit_bps: 5 bps is no more than the taker fee of BTCUSDT (usdm taker "
+        "fee 5 bps), ETHUSDT (usdm taker fee 5 bps) (router.json sim_venue.fees): the take-profit closes with a market "
+        "order, so every one would close at a loss; set it above the fee, or null"]
+    edit_config(config_dir, "executor.json", lambda d: d["protective_stops"].update(take_profit_bps=5.5))
+    load_config(config_dir)
+
+
+def test_no_instrument_at_all_is_refused(config_dir: Path) -> None:
+    """{} passed `config check`, and `live` stopped with "policy source not started: ValueError: a policy source needs
+    at least one symbol", exit 1."""
+    edit_config(config_dir, "executor.json", lambda d: (d.update(instruments={}), d["paper"].update(synthetic={})))
+    assert config_issues(config_dir) == [
+        "executor.json: $.instruments: lists no symbol, so the executor would trade nothing; list the universe "
+        "symbols to trade with their tick_size and qty_step"]
+
+
+def test_a_reconciliation_tolerance_of_a_lot_or_more_is_refused(config_dir: Path) -> None:
+    """1.0 loaded: a paper account 0.5 BTC long beyond its journal restarted as reconciled, where the default refuses
+    "positions differ from the journal: BTCUSDT LONG: venue 0.521, journal 0.021"."""
+    edit_config(config_dir, "executor.json", lambda d: d["reconcile"].update(position_qty_tolerance=1.0))
+    assert config_issues(config_dir) == [
+        "executor.json: $.reconcile.position_qty_tolerance: 1 is not under instruments.BTCUSDT.qty_step 0.001: a "
+        "position a whole lot off the journal's (a fill never journaled, an order not ours) would pass the restart's "
+        "reconciliation unnoticed; keep it far below a lot (default 1e-9)"]
+    edit_config(config_dir, "executor.json", lambda d: d["reconcile"].update(position_qty_tolerance=0.0009))
+    load_config(config_dir)
+

@@ -16,7 +16,7 @@ import msgspec.inspect as mi
 import pytest
 
 from router_tuner.config.loader import DEFAULTS_DIR, FILES
-from tests.conftest import config_issues
+from tests.conftest import config_issues, edit_config
 
 NUMERIC = (mi.FloatType, mi.IntType)
 ADWIN = {"detector": "adwin", "delta": 0.002, "clock": 32, "grace_period": 10, "min_window_length": 5}
@@ -177,3 +177,11 @@ def test_the_absurd_values_of_the_issue_are_refused(config_dir: Path) -> None:
             ("executor.json", "$.instruments.BTCUSDT.tick_size"), ("tuner.json", "$.reward_band.min_cost_bps"),
             ("tuner.json", "$.deployment.safety.max_cost_bps")} <= paths
 
+
+
+def test_fewer_simulated_orders_than_the_report_has_quarters_are_refused(config_dir: Path) -> None:
+    """3 loaded, and `simulate` ended after the whole run in "unexpected ValueError: need at least 4 orders for
+    quarters" (the report reads each run's regret by quarter)."""
+    edit_config(config_dir, "router.json", lambda d: d["simulation"]["intents"].update(orders_per_symbol=3))
+    assert config_issues(config_dir) == [
+        "router.json: $.simulation.intents.orders_per_symbol: Expected `int` >= 4"]

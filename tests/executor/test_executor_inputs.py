@@ -156,3 +156,24 @@ def test_a_malformed_intent_line_stops_live_with_exit_2_naming_the_line(config_d
     assert "Traceback" not in err
     with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
         assert [t.intent_id for t in journal.read("trade")] == ["g1"]  # nothing past the bad line
+
+
+def test_a_close_takes_the_whole_leg_whatever_its_hint_and_a_reduction_of_nothing_is_vetoed(tmp_path: Path) -> None:
+    """close_position with a hint of 1e-300 closes the whole leg, as Binance's closePosition does; a reduce-only or
+    close with the opening side, or on a flat leg, is a journaled veto, never routed."""
+    config = executor_config()
+    venue = SpyVenue(make_paper_venue(config), {})
+    executor, journal, _store = build_executor(config, venue, tmp_path)
+    executor.start()
+    opened = executor.process(intent("o1", size_hint_usd=300.0))
+    assert opened is not None and opened.filled_qty > 0
+    executor.process(intent("r1", reduce_only=True))                        # a buy reduces no long
+    executor.process(intent("c1", close_position=True))                     # nor closes it
+    executor.process(intent("s1", side="sell", position_side="SHORT", reduce_only=True))  # no short to reduce
+    closed = executor.process(intent("c2", side="sell", close_position=True, size_hint_usd=1e-300))
+    assert closed is not None and closed.filled_qty == opened.filled_qty
+    [event] = [e for e in journal.read("router") if e.intent_id == "c2"]
+    assert event.close_position and event.qty == opened.filled_qty
+    executor.process(intent("c3", side="sell", close_position=True))       # the leg is flat now
+    assert _vetoes(journal) == {"r1": ["nothing_to_reduce"], "c1": ["nothing_to_reduce"],
+                                "s1": ["nothing_to_reduce"], "c3": ["nothing_to_reduce"]}

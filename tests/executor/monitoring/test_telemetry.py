@@ -99,6 +99,28 @@ def test_veto_storm_alert(tmp_path: Path) -> None:
     assert "veto_storm" in {a.code for a in store.alerts()}
 
 
+def test_a_veto_storm_early_in_a_long_health_interval_still_alerts(tmp_path: Path) -> None:
+    """Alerts are evaluated at a publish, once a ``health.interval_s``: with a 10 s storm window under a 60 s
+    interval, a storm 50 s before the publish was out of the window by then and never alerted."""
+    config = executor_config(veto_storm_count=5, health_interval_s=60.0)
+    alerts = msgspec.structs.replace(config.executor.alerts, veto_storm_window_s=10.0)
+    config = msgspec.structs.replace(config, executor=msgspec.structs.replace(config.executor, alerts=alerts))
+    venue = make_paper_venue(config)
+    executor, _, store = build_executor(config, venue, tmp_path)
+    executor.start()
+    for k in range(5):
+        executor.process(intent(f"v{k}", symbol="DOGEUSDT"))
+    venue.clock.sleep_until(venue.clock.now_ns() + 50 * NS_PER_S)
+    executor.process(intent("late", symbol="DOGEUSDT"))  # the window now holds this one only
+    venue.clock.sleep_until(venue.clock.now_ns() + 11 * NS_PER_S)
+    executor.publish_if_due()
+    [storm] = [a for a in store.alerts() if a.code == "veto_storm"]
+    assert storm.observed == 5.0
+    venue.clock.sleep_until(venue.clock.now_ns() + 61 * NS_PER_S)
+    executor.publish_if_due()
+    assert len([a for a in store.alerts() if a.code == "veto_storm"]) == 1  # counted for one publish only
+
+
 def test_prometheus_endpoint_serves_router_mirror_health_and_intel(tmp_path: Path) -> None:
     config = executor_config()
     executor, journal, _ = build_executor(config, make_paper_venue(config), tmp_path)

@@ -20,6 +20,7 @@ from router_tuner.risk.units import NS_PER_S
 from router_tuner.router.venues.sim.venue import SimVenue
 from tests.conftest import config_issues, edit_config
 from tests.executor.test_executor_support import (
+    T0_NS,
     build_executor,
     executor_config,
     intent,
@@ -231,3 +232,30 @@ def test_stops_on_a_spot_instrument_are_refused_at_load(config_dir: Path) -> Non
     assert config_issues(config_dir) == [
         "executor.json: $.protective_stops: closePosition stops exist on futures only, and XRPUSDT is spot: set "
         "both distances to null or trade futures"]
+
+
+def test_a_stop_that_closed_fills_of_routes_still_in_flight_waits_for_them(config_dir: Path, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A 1 bp stop closes the venue's whole leg, fills of the leg's routes still in flight included; journaled when
+    another route of the leg landed, before them, it flipped the leg in the books and paper `live` stopped in
+    "unexpected ValueError: fill … would flip the LONG leg of BTCUSDT", exit 1. It is journaled once they land."""
+    from router_tuner.cli.main import main
+
+    edit_config(config_dir, "strategy_config.json", lambda d: d["screener"].update(require_imbalance_alignment=False))
+    edit_config(config_dir, "executor.json", lambda d: (d["protective_stops"].update(stop_loss_bps=1.0),
+                                                        d["prometheus"].update(enabled=False)))
+    lines = []
+    for k in range(30):  # four routes a symbol at once, both legs of both symbols
+        side, leg = ("sell", "SHORT") if k % 2 else ("buy", "LONG")
+        lines.append(msgspec.json.encode(intent(f"k{k}", symbol="BTCUSDT" if k % 4 < 2 else "ETHUSDT", side=side,
+                                                position_side=leg, size_hint_usd=300.0, ts_ns=T0_NS + k * NS_PER_S)))
+    (tmp_path / "intents.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    (tmp_path / "none.jsonl").write_bytes(b"")
+    files = ["--journal", str(tmp_path / "j.sqlite"), "--store", str(tmp_path / "s.sqlite"), "--idle-poll-s", "0.05"]
+    for intents in ("intents.jsonl", "none.jsonl"):  # the restart reconciles the books with the paper account
+        assert main(["live", "--venue", "binanceusdm", "--config", str(config_dir), "--intents",
+                     str(tmp_path / intents), *files]) == 0, capsys.readouterr().err
+        assert "positions checked against the venue" in capsys.readouterr().out
+    with Journal(tmp_path / "j.sqlite", readonly=True) as journal:
+        stops = [e for e in journal.read("router") if e.intent_id.startswith("psl-")]
+    assert stops and all(e.close_position and e.filled_qty > 0 for e in stops)
