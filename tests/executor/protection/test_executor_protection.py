@@ -257,5 +257,17 @@ def test_a_stop_that_closed_fills_of_routes_still_in_flight_waits_for_them(confi
                      str(tmp_path / intents), *files]) == 0, capsys.readouterr().err
         assert "positions checked against the venue" in capsys.readouterr().out
     with Journal(tmp_path / "j.sqlite", readonly=True) as journal:
-        stops = [e for e in journal.read("router") if e.intent_id.startswith("psl-")]
+        routed = list(journal.read("router"))
+        vetoes = list(journal.read("veto"))
+    stops = [e for e in routed if e.intent_id.startswith("psl-")]
     assert stops and all(e.close_position and e.filled_qty > 0 for e in stops)
+    # no new exposure on a stopped symbol from its stop's fill until its cooldown ends, though the stop was journaled
+    # only once its leg's routes landed (opening intents admitted meanwhile were routed)
+    cooldown_ns = 900 * NS_PER_S
+    for stop in stops:
+        stopped_ns = max(f.ts_ns for f in stop.fills)
+        opened = [e.intent_id for e in routed if e.symbol == stop.symbol and not e.intent_id.startswith("p")
+                  and (e.side == "buy") == (e.position_side == "LONG")
+                  and stopped_ns < e.arrival_ts_ns < stopped_ns + cooldown_ns]
+        assert opened == [], f"{stop.intent_id} stopped {stop.symbol} at {stopped_ns}: then opened {opened}"
+    assert any(v.reasons[0].code == "cooldown_after_stop" for v in vetoes)
