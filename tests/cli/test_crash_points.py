@@ -26,7 +26,12 @@ from router_tuner.config.loader import DEFAULTS_DIR, FILES, load_config
 from router_tuner.router.atomic_file import atomic_path, write_bytes_atomic
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.tuner.gate_record import FORCED_BY_TAG, gate_problem
-from router_tuner.tuner.registry import CHAMPION_HISTORY_TAG, DEPLOYMENT_MODE_TAG, PREVIOUS_CHAMPION_TAG
+from router_tuner.tuner.registry import (
+    CHAMPION_HISTORY_TAG,
+    DEPLOYMENT_MODE_TAG,
+    PREVIOUS_CHAMPION_TAG,
+    PolicyRegistry,
+)
 from tests.conftest import default_registry, edit_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -379,6 +384,18 @@ def test_live_tuner_killed_between_a_checkpoints_manifest_and_its_cleanup_leaves
     assert sorted(ids) == sorted(f"i{k}" for k in range(35)) and manifest["router_events_learned"] == 35
 
 
+def _champion_and_challenger(tmp_path: Path) -> tuple[str, PolicyRegistry]:
+    """A store whose BTCUSDT model has version 1 as champion and version 2 as challenger."""
+    from tests.tuner.test_promotion import CHALLENGER, CHAMPION, policy
+
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    registry = default_registry(uri)
+    for n, knobs in ((1, CHAMPION), (2, CHALLENGER)):
+        registry.publish(policy("BTCUSDT", n, knobs), params={"learner": "thompson"}, metrics={"cost_bps": 1.0},
+                         config_snapshot={})
+    return uri, registry
+
+
 @pytest.mark.parametrize("step", ["mlflow:MlflowClient.set_registered_model_alias",
                                   "mlflow:MlflowClient.set_model_version_tag"])
 def test_gated_promote_killed_between_the_alias_and_its_gate_record_is_ended_by_the_same_command(
@@ -386,13 +403,9 @@ def test_gated_promote_killed_between_the_alias_and_its_gate_record_is_ended_by_
     """The OPE-gated `policy promote` killed after moving the alias, before (all of) its gate record: the champion
     was not acted on ("no gate record") and the same command refused, "version 2 is already the champion" (exit 1);
     only `--force` ended it. It now records the gate the logs pass."""
-    from tests.tuner.test_promotion import CHALLENGER, CHAMPION, journal_with, logged, policy
+    from tests.tuner.test_promotion import journal_with, logged
 
-    uri = f"sqlite:///{tmp_path / 'store.db'}"
-    registry = default_registry(uri)
-    for n, knobs in ((1, CHAMPION), (2, CHALLENGER)):
-        registry.publish(policy("BTCUSDT", n, knobs), params={"learner": "thompson"}, metrics={"cost_bps": 1.0},
-                         config_snapshot={})
+    uri, _ = _champion_and_challenger(tmp_path)
     journal = journal_with(tmp_path / "better.sqlite", logged("BTCUSDT", 600, 1.0, seed=4))
     argv = ["policy", "promote", "--symbol", "BTCUSDT", "--journal", str(journal), "--tracking-uri", uri]
     assert crash_at(step, 1, *argv).returncode == -signal.SIGKILL
@@ -484,13 +497,9 @@ def test_ope_killed_while_logging_to_the_versions_run_never_leaves_two_evaluatio
     """`ope --candidate SYMBOL/N` logs its estimates to the version's run: one request per metric, so a kill
     between two left the run (and `policy show`) with some estimates of this evaluation and the rest of the one
     before (snips cost 3.58 beside its diff from the earlier journal, -1.35). They now go in one batch."""
-    from tests.tuner.test_promotion import CHALLENGER, CHAMPION, journal_with, logged, policy
+    from tests.tuner.test_promotion import journal_with, logged
 
-    uri = f"sqlite:///{tmp_path / 'store.db'}"
-    registry = default_registry(uri)
-    for n, knobs in ((1, CHAMPION), (2, CHALLENGER)):
-        registry.publish(policy("BTCUSDT", n, knobs), params={"learner": "thompson"}, metrics={"cost_bps": 1.0},
-                         config_snapshot={})
+    uri, registry = _champion_and_challenger(tmp_path)
     earlier = journal_with(tmp_path / "earlier.sqlite", logged("BTCUSDT", 600, 1.0, seed=4))
     later = journal_with(tmp_path / "later.sqlite", logged("BTCUSDT", 600, 3.5, seed=4))
     run_id = registry.show("BTCUSDT", "2").run_id
