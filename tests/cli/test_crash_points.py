@@ -286,15 +286,21 @@ def test_simulate_parent_killed_alone_while_its_workers_write_takes_the_workers_
     assert left == ["report", "simulation.sqlite"], left
 
 
-def test_sweep_killed_while_logging_a_nested_run_logs_it_whole_on_the_rerun(tmp_path: Path) -> None:
-    """Killed after creating a row's nested run, before its params and metrics: the rerun took the row as logged
-    (its task id tag was there) and the run stayed empty and RUNNING for good."""
+def _small_sweep(tmp_path: Path) -> tuple[str, dict[str, str], list[str]]:
+    """A two-row sweep of BTCUSDT into tmp_path/out, logged to an MLflow store there: its URI, environment and argv."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     argv = ["sweep", "--learners", "structured", "--seeds", "1,2", "--symbols", "BTCUSDT", "--orders", "40",
             "--out", str(tmp_path / "out")]
     if (data := ROOT.parent / "shared" / "data" / "binance").is_dir():
         argv += ["--data", str(data)]
+    return uri, env, argv
+
+
+def test_sweep_killed_while_logging_a_nested_run_logs_it_whole_on_the_rerun(tmp_path: Path) -> None:
+    """Killed after creating a row's nested run, before its params and metrics: the rerun took the row as logged
+    (its task id tag was there) and the run stayed empty and RUNNING for good."""
+    uri, env, argv = _small_sweep(tmp_path)
     killed = crash_at("mlflow:MlflowClient.create_run", 2, *argv, env=env)  # the parent, then the first row's
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
     rerun = router_tuner(*argv, env=env)
@@ -446,12 +452,7 @@ def test_sweep_killed_before_recording_its_parent_run_leaves_one_parent_after_th
         tmp_path: Path, step: tuple[str, int]) -> None:
     """Killed after creating the sweep's parent MLflow run, before writing OUT/mlflow_run.json: the rerun created
     another parent and the first stayed empty and RUNNING for good (one per such kill)."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    argv = ["sweep", "--learners", "structured", "--seeds", "1,2", "--symbols", "BTCUSDT", "--orders", "40",
-            "--out", str(tmp_path / "out")]
-    if (data := ROOT.parent / "shared" / "data" / "binance").is_dir():
-        argv += ["--data", str(data)]
+    uri, env, argv = _small_sweep(tmp_path)
     killed = crash_at(*step, *argv, env=env)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
     assert not (tmp_path / "out" / "mlflow_run.json").exists()
