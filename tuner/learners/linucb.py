@@ -1,4 +1,4 @@
-"""Disjoint LinUCB on the market context: one ridge regression per arm, vectorised over arms in numpy."""
+"""Disjoint LinUCB on the market context: one ridge regression per arm, its arrays stacked over arms."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from router_tuner.features.context import Context
 from router_tuner.tuner.arms import ArmGrid
 from router_tuner.tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
 from router_tuner.tuner.learners.context import N_FEATURES, ContextScales
+from router_tuner.tuner.learners.kernels import CompiledKernels
 
 MIN_RIDGE = 1e-6
 """The smallest ridge penalty: A_a starts as ridge * I and its inverse as I / ridge, so 1e-300 made that inverse
@@ -22,7 +23,7 @@ class LinUCBState(LearnerState, frozen=True, tag="linucb"):
     b: tuple[tuple[float, ...], ...]
 
 
-class LinUCB(Learner):
+class LinUCB(CompiledKernels, Learner):
     """Disjoint LinUCB: per arm, reward ≈ x·theta_a; choose argmax x·theta_a + alpha sqrt(x' A_a^-1 x).
 
     The best maker offset depends on the market: wide spreads and high volatility change fill odds and
@@ -34,8 +35,9 @@ class LinUCB(Learner):
     dicts (about 6.6k pull+update/s with 8 arms, its own docstring calls it too slow), and its bound is
     mean + one predictive standard deviation, which includes the reward noise and so never shrinks.
     Here all arms' inverse Gram matrices sit in one (K, d, d) array and theta_a = A_a^-1 b_a is cached per
-    arm, so a decision is three small matrix products on a context encoded once (its update reuses the
-    encoding), an update is a rank-one Sherman-Morrison correction of one arm (no inversion), and the bonus is the
+    arm, so a decision is one compiled pass over the arms on a context encoded once (its update reuses the
+    encoding; :mod:`tuner.learners.linucb_kernel`), an update is a rank-one Sherman-Morrison correction of one arm
+    (no inversion), and the bonus is the
     parameter uncertainty only, scaled by ``alpha`` in reward units. The propensity is one-hot, or 1/k
     for a k-way tie broken at random.
 
@@ -83,6 +85,7 @@ class LinUCB(Learner):
     state_type = LinUCBState
     kind = "linucb"
     requires_context = True
+    _KERNELS = ("_scores", "_learn")
 
     def __init__(
         self,
@@ -112,6 +115,13 @@ class LinUCB(Learner):
         self._b = np.zeros((len(grid), N_FEATURES))
         self._theta = np.zeros((len(grid), N_FEATURES))
         self._encoded: tuple[Context | None, np.ndarray] = (None, np.zeros(N_FEATURES))
+        self._score_buffer = np.zeros(len(grid))
+        self._work = np.zeros(N_FEATURES)
+        self._bind_kernels()
+
+    def _bind_kernels(self) -> None:
+        from router_tuner.tuner.learners import linucb_kernel
+        self._scores, self._learn = linucb_kernel.scores, linucb_kernel.learn
 
     def params(self) -> dict[str, float]:
         return {
@@ -135,20 +145,14 @@ class LinUCB(Learner):
         return x
 
     def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
-        x = self._features(context)
-        bonus = self._alpha * np.sqrt(np.maximum((self._a_inv @ x) @ x, 0.0))
-        all_scores = (self._theta @ x + bonus).tolist()
+        self._scores(self._a_inv, self._theta, self._features(context), self._alpha, self._score_buffer)
+        all_scores = self._score_buffer.tolist()
         i, ties = self._argmax_ties(idx, [all_scores[i] for i in idx])
         return i, 1.0 / ties
 
     def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
-        x = self._features(context)
-        a_inv = self._a_inv[i]
-        a_inv_x = a_inv @ x
-        a_inv -= np.outer(a_inv_x, a_inv_x) / (1.0 + x @ a_inv_x)
-        self._a[i] += np.outer(x, x)
-        self._b[i] += (reward - self._prior_mean) * x
-        self._theta[i] = a_inv @ self._b[i]
+        self._learn(self._a_inv, self._a, self._b, self._theta, self._features(context), i,
+                    reward - self._prior_mean, self._work)
 
     def _expected_reward(self, i: int, context: Context | None) -> float | None:
         return float(self._features(context) @ self._theta[i]) + self._prior_mean
@@ -156,13 +160,13 @@ class LinUCB(Learner):
     def _discount(self, keep_fraction: float) -> None:
         prior = np.eye(N_FEATURES) * self._ridge
         self._a = prior + keep_fraction * (self._a - prior)
-        self._a_inv = np.linalg.inv(self._a)
+        self._a_inv = np.ascontiguousarray(np.linalg.inv(self._a))
         self._b *= keep_fraction
         self._refit()
 
     def _refit(self) -> None:
         """theta_a = A_a^-1 b_a for every arm, cached so a decision is two matrix products."""
-        self._theta = np.einsum("kij,kj->ki", self._a_inv, self._b)
+        self._theta = np.ascontiguousarray(np.einsum("kij,kj->ki", self._a_inv, self._b))
 
     def to_state(self) -> LinUCBState:
         return LinUCBState(

@@ -13,10 +13,14 @@ import pytest
 
 from router_tuner.tuner.arms import ArmGrid
 from router_tuner.tuner.learners import (
+    Context,
+    ContextScales,
     Learner,
+    LinUCB,
     NormalThompson,
     RouteOutcome,
     StructuredThompson,
+    linucb_kernel,
     structured_kernel,
     thompson_kernel,
 )
@@ -36,16 +40,23 @@ def thompson() -> NormalThompson:
                           prior_noise_pseudo_count=2.0, burn_in=2, seed=12)
 
 
+def linucb() -> LinUCB:
+    return LinUCB(GRID, scales=ContextScales(5.0, 10.0, 1.0), alpha=1.0, ridge=1.0, prior_mean_reward=-3.0, burn_in=2,
+                  seed=13)
+
+
 def drive(learner: Learner, steps: int, seed: int) -> list[tuple[str, float]]:
     """Choose and learn ``steps`` times from a seeded market; returns (arm, propensity) per decision."""
     rng = np.random.default_rng(seed)
     chosen = []
     for _ in range(steps):
-        choice = learner.choose()
+        context = Context(float(rng.uniform(0.5, 5.0)), float(rng.uniform(1.0, 30.0)), 0.0, 12.0, 0.5)
+        choice = learner.choose(context)
         maker = choice.arm.taker_bias < 1.0
         outcome = RouteOutcome(started_maker=maker,
                                maker_filled=maker and bool(rng.random() < 0.8 - 0.2 * choice.arm.maker_offset_bps))
-        learner.update(choice.arm.arm_id, -3.0 + choice.arm.maker_offset_bps + float(rng.normal()), outcome=outcome)
+        learner.update(choice.arm.arm_id, -3.0 + choice.arm.maker_offset_bps + float(rng.normal()), context,
+                       outcome=outcome)
         chosen.append((choice.arm.arm_id, choice.propensity))
     return chosen
 
@@ -55,6 +66,7 @@ def drive(learner: Learner, steps: int, seed: int) -> list[tuple[str, float]]:
                   "_add_slot": structured_kernel.add_slot}),
     (thompson, {"_kernel_choose": thompson_kernel.choose,
                 "_kernel_propensity": thompson_kernel.max_draw_probability}),
+    (linucb, {"_scores": linucb_kernel.scores, "_learn": linucb_kernel.learn}),
 ])
 def test_an_unpickled_learner_binds_the_module_kernels_and_continues_like_the_original(
         make: Callable[[], Learner], kernels: dict[str, object]) -> None:

@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router_tuner.tuner.arms import ArmGrid
@@ -268,3 +268,37 @@ def test_discount_scales_counts(kind: str) -> None:
     learner.discount_evidence(0.25)
     after = learner.counts()
     assert all(after[a] == pytest.approx(0.25 * before[a]) for a in before)
+
+
+contexts = st.builds(Context, st.floats(0.1, 10.0), st.floats(0.5, 40.0), st.floats(-1.0, 1.0),
+                     st.floats(0.0, 24.0, exclude_max=True),
+                     st.floats(0.0, 3.0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(st.tuples(st.integers(0, len(GRID) - 1), st.floats(-20.0, 20.0), contexts), max_size=40),
+       probe=contexts)
+def test_linucb_learns_and_scores_as_its_model_written_in_numpy(steps: list[tuple[int, float, Context]],
+                                                               probe: Context) -> None:
+    """The compiled kernels (linucb_kernel) against the ridge regressions written as numpy expressions: A_a = ridge I
+    + sum x x', b_a = sum (reward - prior mean) x, theta_a = A_a^-1 b_a, score x . theta_a + alpha sqrt(x' A_a^-1 x)."""
+    alpha, ridge, prior = 1.5, 2.0, -3.0
+    learner = LinUCB(GRID, scales=SCALES, alpha=alpha, ridge=ridge, prior_mean_reward=prior, burn_in=0, seed=1)
+    a = np.tile(np.eye(7) * ridge, (len(GRID), 1, 1))
+    b = np.zeros((len(GRID), 7))
+    for arm, reward, context in steps:
+        learner.update(GRID.arm_ids[arm], reward, context)
+        x = SCALES.encode(context)
+        a[arm] += np.outer(x, x)
+        b[arm] += (reward - prior) * x
+    state = learner.to_state()
+    np.testing.assert_allclose(np.array(state.a), a, rtol=1e-12)
+    np.testing.assert_allclose(np.array(state.a_inv), np.linalg.inv(a), rtol=1e-7, atol=1e-9)
+    x = SCALES.encode(probe)
+    theta = np.einsum("kij,kj->ki", np.linalg.inv(a), b)
+    for arm_id, expected in zip(GRID.arm_ids, theta @ x + prior, strict=True):
+        assert learner.expected_reward(arm_id, probe) == pytest.approx(expected, rel=1e-7, abs=1e-7)
+    scores = theta @ x + alpha * np.sqrt(np.einsum("i,kij,j->k", x, np.linalg.inv(a), x))
+    best = np.sort(scores)[::-1]
+    if best[0] - best[1] > 1e-6:  # a near tie may go either way by rounding
+        assert learner.choose(probe).arm.arm_id == GRID.arm_ids[int(np.argmax(scores))]
