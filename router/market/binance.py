@@ -117,6 +117,7 @@ class _Trade(msgspec.Struct):
     q: str
     m: bool
     t: int | None = None  # trade id: increases from one trade to the next
+    X: str | None = None  # futures: MARKET, or INSURANCE_FUND / ADL / NA, which no resting order meets
 
 
 class _AggTrade(msgspec.Struct):
@@ -495,6 +496,9 @@ class _LoadState:
                     "or move it out of the data directory")
             raise MarketDataError("no market messages found in the given files")
         self.trades_from_agg_trades()
+        if self.summary.read["depth"] and not self.summary.read["snapshot"]:
+            self.summary.depth_unused = (f"{self.summary.read['depth']} depth diffs and no REST snapshot line to start "
+                                         "the book from (record the snapshot beside the diffs)")
         if not self.quote_ts_ns:
             raise MarketDataError(f"no bookTicker messages for {self.symbol} in {', '.join(map(str, self.files))}: "
                                   f"the simulator needs level-1 quotes ({self.summarise().describe()})")
@@ -772,7 +776,7 @@ def _read_file(path: Path, state: _LoadState) -> None:
                 state.summary.read["snapshot"] += 1
                 state.anonymous_snapshots += msg.symbol is None
                 snap = _DepthMsg(
-                    ts_ns=msg.E * 1_000_000 if msg.E is not None else recv_ns, first_id=msg.lastUpdateId,
+                    ts_ns=_event_ns(msg.E, state) if msg.E is not None else recv_ns, first_id=msg.lastUpdateId,
                     last_id=msg.lastUpdateId, prev_last_id=None, bids=bytes(msg.bids), asks=bytes(msg.asks),
                     is_snapshot=True, loc=loc)
                 if msg.E is None:
@@ -792,7 +796,15 @@ def _read_file(path: Path, state: _LoadState) -> None:
             if not ended:   # the file's last line, cut short when its writer stopped: nothing after it to lose
                 state.summary.cut.append(f"{path.name}: last line {lineno} is incomplete, ignored")
                 continue
-            what = "not a JSON message" if isinstance(exc, msgspec.DecodeError) else "not as documented"
+            if isinstance(exc, msgspec.ValidationError) and re.search(r"Expected `str`, got `(int|float)`", str(exc)):
+                raise MarketDataError(
+                    f"{path}:{lineno}: {exc}: a price or size written as a JSON number, where Binance sends a string "
+                    "(\"61800.30\"); the tool that wrote the file converted them, and a number's decimals are not "
+                    "exact: record with a tool that keeps the strings, or move the file out of the data directory"
+                ) from exc
+            # a ValidationError is a DecodeError too: the JSON was read, its fields are not as documented
+            what = "not as documented" if isinstance(exc, msgspec.ValidationError) else (
+                "not a JSON message" if isinstance(exc, msgspec.DecodeError) else "not as documented")
             raise MarketDataError(f"{path}:{lineno}: {exc} ({what}: cut the line out, or move the file out of the "
                                   "data directory)") from exc
     state.file_spans.append((first_recv_ns, last_recv_ns))
@@ -834,6 +846,20 @@ def _apply_clock_offset(path: Path, state: _LoadState, offsets_ns: list[tuple[in
         snap.ts_ns += offset_ns
 
 
+_MS_LOW, _MS_HIGH = 10**11, 10**14   # exchange event times in ms (1973 to 5138); in us they have 3 digits more
+
+
+def _event_ns(e: int, state: _LoadState) -> int:
+    """An exchange event time ``E`` in ns: ms as Binance sends by default, or us (spot streams subscribed with
+    ``timeUnit=MICROSECOND``), told apart by their number of digits; the file's us are named in the summary."""
+    if _MS_LOW <= e < _MS_HIGH:
+        return e * 1_000_000
+    if _MS_HIGH <= e < _MS_HIGH * 1000:
+        state.summary.event_units.setdefault(state.files[-1].name, "us")
+        return e * 1_000
+    raise ValueError(f"event time E {e} is not a time since the epoch in ms or us")
+
+
 def _time_back(kind: str, ts_ns: int, latest_ns: int) -> ValueError:
     """A stream's event time going back: the exchange's clock does not, a capture spliced out of order does."""
     return ValueError(f"{kind} event time goes back {(latest_ns - ts_ns) / 1e9:.1f} s here (to E "
@@ -868,8 +894,9 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         return
     if kind == "aggTrade":   # skipped, unless the load has no trade stream (see _LoadState.trades_from_agg_trades)
         agg = _AGG_TRADE.decode(data)
-        state.agg_trades.append((agg.E * 1_000_000, agg, loc))
-        state.agg_offsets_ns.append((agg.E * 1_000_000 - recv_ns, loc))
+        ts = _event_ns(agg.E, state)
+        state.agg_trades.append((ts, agg, loc))
+        state.agg_offsets_ns.append((ts - recv_ns, loc))
         state.summary.skipped[kind] += 1
         return
     if kind in KNOWN_SKIPPED_STREAMS:
@@ -883,7 +910,7 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
     if kind == "markPrice":
         mark = _MARK_PRICE.decode(data)
         state.mark_loc.append(loc)
-        state.mark_ts_ns.append(mark.E * 1_000_000)
+        state.mark_ts_ns.append(_event_ns(mark.E, state))
         state.mark_px.append(mark.p)
     elif kind == "bookTicker":
         bt = _BOOK_TICKER.decode(data)
@@ -896,7 +923,7 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         if bt.E is None:
             state.quote_ts_ns.append(-1)
         else:
-            ts = bt.E * 1_000_000
+            ts = bt.E * 1_000_000 if _MS_LOW <= bt.E < _MS_HIGH else _event_ns(bt.E, state)
             if ts > state.quote_latest_ns:
                 state.quote_latest_ns = ts
             elif ts < state.quote_latest_ns - _MAX_TIME_BACK_NS:
@@ -907,7 +934,11 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         state.quote_qty += (bt.B, bt.A)
     elif kind == "trade":
         tr = _TRADE.decode(data)
-        ts = tr.E * 1_000_000
+        if tr.X is not None and tr.X != "MARKET":   # a liquidation or deleveraging fill, not a trade on the book
+            state.summary.read[kind] -= 1
+            state.summary.skipped[f"trade X={tr.X}"] += 1
+            return
+        ts = tr.E * 1_000_000 if _MS_LOW <= tr.E < _MS_HIGH else _event_ns(tr.E, state)
         if tr.t is not None:   # state.in_order, written out
             if tr.t <= state.trade_last_id:
                 state.summary.repeated[kind] += 1
@@ -927,7 +958,7 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         du = _DEPTH.decode(data)
         if state.futures and du.pu is None:
             raise ValueError("futures depthUpdate without 'pu'")
-        ts = du.E * 1_000_000
+        ts = _event_ns(du.E, state)
         offsets_ns.append((ts - recv_ns, loc))
         state.on_diff(_DepthMsg(ts_ns=ts, first_id=du.U, last_id=du.u, prev_last_id=du.pu, bids=bytes(du.b),
                                 asks=bytes(du.a), is_snapshot=False, loc=loc))

@@ -278,3 +278,64 @@ def test_an_empty_file_and_a_line_that_is_not_json_say_what_to_do(tmp_path: Path
         fh.write("\n".join([lines[0], lines[1][:60], *lines[2:]]) + "\n")
     with pytest.raises(MarketDataError, match=r":2: Input data was truncated \(not a JSON message: cut the line out"):
         load_binance([path])
+
+
+def test_futures_trades_that_are_not_market_trades_are_skipped_and_counted(tmp_path: Path) -> None:
+    """Insurance-fund, auto-deleveraging and "NA" fills (``X`` on the futures trade stream), at prices off the book,
+    were replayed as market trades: every resting order above such a price counted as filled."""
+    whole = load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", _futures_stream())])
+    msgs = _futures_stream()
+    for k, kind in enumerate(("INSURANCE_FUND", "ADL", "NA", "MARKET")):
+        extra = _trade("tstusdt", 8, "97.0", "1.000", True)
+        extra["data"].update(X=kind, t=9 + k)   # type: ignore[attr-defined]
+        msgs.append(extra)
+    (tmp_path / "x").mkdir()
+    loaded = read_binance([_write(tmp_path / "x" / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    assert loaded.tape.trade_px.tolist() == [*whole.trade_px.tolist(), 970]   # the MARKET one only
+    assert loaded.summary.read["trade"] == 2
+    assert dict(loaded.summary.skipped) == {"trade X=INSURANCE_FUND": 1, "trade X=ADL": 1, "trade X=NA": 1}
+    assert "skipped trade X=ADL 1, trade X=INSURANCE_FUND 1, trade X=NA 1" in loaded.summary.describe()
+
+
+def test_exchange_times_in_microseconds_are_read_in_their_unit(tmp_path: Path) -> None:
+    """Spot streams subscribed with ``timeUnit=MICROSECOND`` (E of 16 digits) ended in "unexpected OverflowError"."""
+    whole = load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", _futures_stream())])
+    msgs = _futures_stream()
+    for msg in msgs:
+        body = msg.get("data", msg)
+        for key in ("E", "T"):
+            if key in body:   # type: ignore[operator]
+                body[key] *= 1000   # type: ignore[index]
+    (tmp_path / "us").mkdir()
+    loaded = read_binance([_write(tmp_path / "us" / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    for name in ("quote_ts_ns", "trade_ts_ns", "depth_ts_ns", "depth_px"):
+        assert getattr(loaded.tape, name).tolist() == getattr(whole, name).tolist(), name
+    assert loaded.summary.event_units == {"usdm_tstusdt_20240101.jsonl.gz": "us"}
+    assert "event times in us: usdm_tstusdt_20240101.jsonl.gz" in loaded.summary.describe()
+    msgs[4]["data"]["E"] = 1_700_000_000   # type: ignore[index]  # seconds: no unit the exchange writes
+    with pytest.raises(MarketDataError, match=r":5: event time E 1700000000 is not a time since the epoch in ms or us"):
+        load_binance([_write(tmp_path / "us" / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+
+
+def test_prices_written_as_json_numbers_are_refused_saying_why(tmp_path: Path) -> None:
+    """A tool that converted the price strings to numbers got "not a JSON message: cut the line out" (every line
+    was one): a ValidationError is a DecodeError too, so every field error was called not JSON."""
+    msgs = _futures_stream()
+    msgs[4]["data"]["p"] = 100.2   # type: ignore[index]
+    with pytest.raises(MarketDataError, match=r":5: Expected `str`, got `float` - at `\$.p`: a price or size written "
+                                              "as a JSON number, where Binance sends a string .* record with a tool"):
+        load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    msgs = _futures_stream()
+    msgs[4]["data"]["m"] = "yes"   # type: ignore[index]
+    with pytest.raises(MarketDataError, match=r":5: Expected `bool`, got `str` - at `\$.m` \(not as documented"):
+        load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+
+
+def test_depth_diffs_without_a_snapshot_say_the_depth_is_not_replayed(tmp_path: Path) -> None:
+    """A capture without the REST snapshot line read "depth 4 (0 applied, 0 gaps)": the book not replayed, no word
+    of why."""
+    msgs = [m for m in _futures_stream() if "lastUpdateId" not in m]
+    loaded = read_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    assert len(loaded.tape.depth_ts_ns) == 0 and loaded.tape.bid_px.tolist() == [1001, 1001]
+    assert "DEPTH NOT REPLAYED: 4 depth diffs and no REST snapshot line to start the book from" in (
+        loaded.summary.describe())
