@@ -69,6 +69,9 @@ _READ_BLOCK_BYTES = 1 << 22  # I/O block size; affects speed only
 _LEVEL = rb'\[\s*"[^"\\]*"\s*,\s*"[^"\\]*"\s*\]'  # ["price", "size"]
 _LEVELS = re.compile(rb"\[\s*(?:" + _LEVEL + rb"(?:\s*,\s*" + _LEVEL + rb")*)?\s*\]")
 _QUOTED = re.compile(rb'"([^"]*)"')
+_ZERO_SIZE = re.compile(rb',\s*"0*(?:\.0*)?"\s*\]')   # a level's size of zero: the level removed
+_PARTIAL_DEPTHS = frozenset({5, 10, 20})   # levels a side of Binance's partial book streams (depth5/10/20)
+_MIN_PARTIAL_MESSAGES = 20   # depth messages of one shape, none removing a level: partial books, not diffs
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -378,6 +381,8 @@ class _LoadState:
     quote_latest_ns: int = 0
     trade_last_id: int = -1
     trade_latest_ns: int = 0
+    depth_shapes: set[tuple[int, int]] = field(default_factory=set)  # (bid levels, ask levels) of the depth messages
+    depth_zero_seen: bool = False  # a depth message removed a level (size 0), as diffs do and partial books never
 
     def where(self, loc: int) -> str:
         return f"{self.files[loc >> 32]}:{loc & 0xFFFFFFFF}"
@@ -496,7 +501,15 @@ class _LoadState:
                     "or move it out of the data directory")
             raise MarketDataError("no market messages found in the given files")
         self.trades_from_agg_trades()
-        if self.summary.read["depth"] and not self.summary.read["snapshot"]:
+        (shape, *more) = self.depth_shapes or {(0, 0)}
+        if (self.summary.read["depth"] >= _MIN_PARTIAL_MESSAGES and not more and not self.depth_zero_seen
+                and shape[0] == shape[1] and shape[0] in _PARTIAL_DEPTHS):
+            # bare futures partial-book payloads are "depthUpdate" events like the diffs; applied as diffs, the levels
+            # that leave the top N would stay in the book for good
+            self._drop_depth(f"{self.summary.read['depth']} depth messages of exactly {shape[0]} levels a side and "
+                             f"none removing a level: partial-book snapshots (depth{shape[0]}), not diffs; record "
+                             "the diff stream <symbol>@depth")
+        elif self.summary.read["depth"] and not self.summary.read["snapshot"]:
             self.summary.depth_unused = (f"{self.summary.read['depth']} depth diffs and no REST snapshot line to start "
                                          "the book from (record the snapshot beside the diffs)")
         if not self.quote_ts_ns:
@@ -959,9 +972,12 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         if state.futures and du.pu is None:
             raise ValueError("futures depthUpdate without 'pu'")
         ts = _event_ns(du.E, state)
+        bids, asks = bytes(du.b), bytes(du.a)
+        state.depth_shapes.add((bids.count(b'"') // 4, asks.count(b'"') // 4))
+        state.depth_zero_seen = state.depth_zero_seen or bool(_ZERO_SIZE.search(bids) or _ZERO_SIZE.search(asks))
         offsets_ns.append((ts - recv_ns, loc))
-        state.on_diff(_DepthMsg(ts_ns=ts, first_id=du.U, last_id=du.u, prev_last_id=du.pu, bids=bytes(du.b),
-                                asks=bytes(du.a), is_snapshot=False, loc=loc))
+        state.on_diff(_DepthMsg(ts_ns=ts, first_id=du.U, last_id=du.u, prev_last_id=du.pu, bids=bids, asks=asks,
+                                is_snapshot=False, loc=loc))
 
 
 _USED_KINDS = frozenset({"bookTicker", "trade", "depth", "markPrice"})

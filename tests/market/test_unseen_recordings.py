@@ -339,3 +339,26 @@ def test_depth_diffs_without_a_snapshot_say_the_depth_is_not_replayed(tmp_path: 
     assert len(loaded.tape.depth_ts_ns) == 0 and loaded.tape.bid_px.tolist() == [1001, 1001]
     assert "DEPTH NOT REPLAYED: 4 depth diffs and no REST snapshot line to start the book from" in (
         loaded.summary.describe())
+
+
+def test_bare_partial_book_payloads_are_not_replayed_as_diffs(tmp_path: Path) -> None:
+    """Futures ``depth5/10/20`` payloads recorded without the envelope are ``"e": "depthUpdate"`` events with chained
+    ids, like the diffs: applied as diffs, every level that left the top 5 stayed in the book for good (a book that
+    crossed the quotes as soon as the price moved), with "0 gaps"."""
+    def partial(k: int, top: float) -> dict[str, object]:
+        bids = [[f"{top - 0.1 * i:.1f}", "1.000"] for i in range(5)]
+        asks = [[f"{top + 0.1 * (i + 1):.1f}", "1.000"] for i in range(5)]
+        msg = _diff("tstusdt", 10 * k + 5, 100 + k, 101 + k, 100 + k, bids, asks)
+        return {"_recv_ms": msg["_recv_ms"], **msg["data"]}   # type: ignore[dict-item]
+    msgs: list[dict[str, object]] = [_snapshot(0, 100, [["100.0", "3.000"]], [["100.2", "4.000"]])]
+    msgs += [partial(k, 100.0 + 0.1 * k) for k in range(25)]
+    msgs += [_ticker("tstusdt", 10 * k + 6, f"{100.0 + 0.1 * k:.1f}", f"{100.1 + 0.1 * k:.1f}") for k in range(25)]
+    msgs.sort(key=lambda m: m["_recv_ms"])  # type: ignore[arg-type, return-value]
+    loaded = read_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    assert len(loaded.tape.depth_ts_ns) == 0 and loaded.tape.depth_gap_ts_ns.tolist() == []
+    assert ("DEPTH NOT REPLAYED: 25 depth messages of exactly 5 levels a side and none removing a level: partial-book "
+            "snapshots (depth5), not diffs") in loaded.summary.describe()
+    # the same with one level removed is a diff stream that happens to be regular: replayed
+    next(m for m in reversed(msgs) if "b" in m and "U" in m)["b"][0][1] = "0.000"   # type: ignore[index]
+    loaded = read_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    assert loaded.summary.depth_applied == 25 and loaded.summary.depth_unused == ""
