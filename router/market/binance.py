@@ -620,7 +620,11 @@ class _LoadState:
             stale &= ~in_gap
         if stale.any() and all(m.is_snapshot for m in self.depth_out):
             # snapshots and no diff on them: no depth stream to replay, the quotes alone are (as without depth)
-            self._drop_depth(f"{len(self.depth_out)} snapshot(s) and no depth diff while the quotes went on")
+            diffs = self.summary.read["depth"]
+            self._drop_depth(
+                f"{len(self.depth_out)} snapshot(s) and none of the {diffs} depth diffs continuing one (a snapshot "
+                "taken before the diffs began or after they ended, or another book's)" if diffs else
+                f"{len(self.depth_out)} snapshot(s) and no depth diff while the quotes went on")
         elif stale.any():
             first = np.unique(nxt[stale], return_index=True)[1]   # the first stale quote of each depth silence
             self.depth_gap_ts_ns.extend(int(t) for t in after[stale][first])

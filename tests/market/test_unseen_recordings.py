@@ -362,3 +362,15 @@ def test_bare_partial_book_payloads_are_not_replayed_as_diffs(tmp_path: Path) ->
     next(m for m in reversed(msgs) if "b" in m and "U" in m)["b"][0][1] = "0.000"   # type: ignore[index]
     loaded = read_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
     assert loaded.summary.depth_applied == 25 and loaded.summary.depth_unused == ""
+
+
+def test_a_snapshot_no_diff_continues_says_so(tmp_path: Path) -> None:
+    """A REST snapshot taken long before the diffs (its lastUpdateId far below their ids) read "depth 4 (0 applied,
+    0 gaps); DEPTH NOT REPLAYED: 1 snapshot(s) and no depth diff", though the diffs were there."""
+    msgs = _futures_stream()
+    msgs[3]["lastUpdateId"] = 10   # type: ignore[index]
+    loaded = read_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz",
+                                  [*msgs, *(_ticker("tstusdt", 1000 * k + 9, "100.1", "100.2") for k in range(10))])])
+    assert len(loaded.tape.depth_ts_ns) == 0
+    assert ("DEPTH NOT REPLAYED: 1 snapshot(s) and none of the 4 depth diffs continuing one (a snapshot taken before "
+            "the diffs began") in loaded.summary.describe()
