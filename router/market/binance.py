@@ -938,6 +938,8 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         state.quote_loc.append(loc)
         state.quote_recv_ns.append(recv_ns)
         if bt.E is None:
+            if state.futures:
+                raise _wrong_market(state, loc, "a bookTicker without an event time E", "spot")
             state.quote_ts_ns.append(-1)
         else:
             ts = bt.E * 1_000_000 if _MS_LOW <= bt.E < _MS_HIGH else _event_ns(bt.E, state)
@@ -951,6 +953,8 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         state.quote_qty += (bt.B, bt.A)
     elif kind == "trade":
         tr = _TRADE.decode(data)
+        if tr.X is not None and not state.futures:
+            raise _wrong_market(state, loc, "a trade with a trade type X", "futures")
         if tr.X is not None and tr.X != "MARKET":   # a liquidation or deleveraging fill, not a trade on the book
             state.summary.read[kind] -= 1
             state.summary.skipped[f"trade X={tr.X}"] += 1
@@ -974,7 +978,9 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
     elif kind == "depth":
         du = _DEPTH.decode(data)
         if state.futures and du.pu is None:
-            raise ValueError("futures depthUpdate without 'pu'")
+            raise _wrong_market(state, loc, "a depth diff without 'pu'", "spot")
+        if not state.futures and du.pu is not None:
+            raise _wrong_market(state, loc, "a depth diff with 'pu'", "futures")
         ts = _event_ns(du.E, state)
         bids, asks = bytes(du.b), bytes(du.a)
         state.depth_shapes.add((bids.count(b'"') // 4, asks.count(b'"') // 4))
@@ -982,6 +988,15 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         offsets_ns.append((ts - recv_ns, loc))
         state.on_diff(_DepthMsg(ts_ns=ts, first_id=du.U, last_id=du.u, prev_last_id=du.pu, bids=bids, asks=asks,
                                 is_snapshot=False, loc=loc))
+
+
+def _wrong_market(state: _LoadState, loc: int, what: str, sent_by: str) -> MarketDataError:
+    """A message of the other kind of market than the file's name says: replayed, it would take that market's fees,
+    contract and depth rules."""
+    name = ("spot_<symbol>_<YYYYMMDD>.jsonl.gz" if sent_by == "spot" else
+            "usdm_<symbol>_<YYYYMMDD>.jsonl.gz (cm_... for a COIN-M contract)")
+    return MarketDataError(f"{state.where(loc)}: {what}, as {sent_by} streams send it, in a file named {state.market}: "
+                           f"the file holds {sent_by} data; rename it {name}")
 
 
 _USED_KINDS = frozenset({"bookTicker", "trade", "depth", "markPrice"})

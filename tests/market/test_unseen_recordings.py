@@ -374,3 +374,23 @@ def test_a_snapshot_no_diff_continues_says_so(tmp_path: Path) -> None:
     assert len(loaded.tape.depth_ts_ns) == 0
     assert ("DEPTH NOT REPLAYED: 1 snapshot(s) and none of the 4 depth diffs continuing one (a snapshot taken before "
             "the diffs began") in loaded.summary.describe()
+
+
+def test_a_file_of_the_other_kind_of_market_is_refused_naming_file_and_line(tmp_path: Path) -> None:
+    """A spot capture saved under a usdm name (without depth) replayed as a perpetual, and a futures capture under a
+    spot name as spot (spot fees, its depth read by spot rules: "1 applied, 2 gaps"), both silently."""
+    spot = [_ticker("tstusdt", 1, "10.00", "10.01", exchange_time=False), _trade("tstusdt", 2, "10.01", "0.5", True)]
+    path = _write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", spot)
+    with pytest.raises(MarketDataError, match=r":1: a bookTicker without an event time E, as spot streams send it, in "
+                                              "a file named usdm: the file holds spot data; rename it spot_<symbol>_"):
+        load_binance([path])
+    path.unlink()
+    futures = _write(tmp_path / "spot_tstusdt_20240101.jsonl.gz", _futures_stream())
+    with pytest.raises(MarketDataError, match=r":1: a depth diff with 'pu', as futures streams send it, in a file "
+                                              r"named spot: the file holds futures data; rename it usdm_<symbol>_"):
+        load_binance([futures])
+    trade = _trade("tstusdt", 5, "100.2", "0.010", False)
+    trade["data"]["X"] = "MARKET"   # type: ignore[index]
+    futures = _write(futures, [_ticker("tstusdt", 1, "100.1", "100.2"), trade])
+    with pytest.raises(MarketDataError, match=r":2: a trade with a trade type X, as futures streams send it"):
+        load_binance([futures])
