@@ -243,13 +243,18 @@ def _symbol_of(path: Path) -> str:
 
 
 def _check_files_do_not_overlap(state: _LoadState) -> None:
-    """Files read one after another must follow one another in time: two that overlap are the same hours recorded
-    twice (a day file beside its copy, a ``.jsonl`` beside its ``.jsonl.gz``), and reading both would replay
-    those hours twice over."""
+    """Files read one after another must follow one another in time: two that overlap for most of either are the same
+    hours recorded twice (a day file beside its copy, a ``.jsonl`` beside its ``.jsonl.gz``), and are refused. A short
+    overlap (less than half of each file: two recorders handing over, each with its own connection) is read: the
+    messages recorded in both are dropped by their update or trade id (counted as repeated) and the summary says so."""
     for i in range(1, len(state.files)):
-        (_, prev_end), (start, _) = state.file_spans[i - 1], state.file_spans[i]
+        (prev_start, prev_end), (start, end) = state.file_spans[i - 1], state.file_spans[i]
         if start <= prev_end:
             early_s = (prev_end - start) / 1e9
+            if 2 * (prev_end - start) < min(prev_end - prev_start, end - start):
+                state.summary.overlaps.append(f"{state.files[i].name} starts {early_s:.1f} s before "
+                                              f"{state.files[i - 1].name} ends")
+                continue
             raise MarketDataError(
                 f"{state.files[i]} overlaps {state.files[i - 1].name} in time (it starts {early_s:.1f} s before "
                 "the other ends): the same hours recorded twice; keep one of them in the data directory")

@@ -49,6 +49,8 @@ class LoadSummary:
     """Files whose receive times are not in ns (another capture tool's ms or us), by name: read in that unit."""
     cut: list[str] = field(default_factory=list)
     """Where a file's end was cut short (an incomplete last line, a gzip stream without its end): used up to there."""
+    overlaps: list[str] = field(default_factory=list)
+    """Files of one symbol that overlap briefly in time (recorders handing over): read, the messages in both dropped."""
     event_units: dict[str, str] = field(default_factory=dict)
     """Files whose exchange event times ``E`` are not in ms (spot streams subscribed in us), by name: read in that
     unit."""
@@ -78,6 +80,7 @@ class LoadSummary:
         parts.extend(f"receive times in {unit}: {name}" for name, unit in sorted(self.recv_units.items()))
         parts.extend(f"event times in {unit}: {name}" for name, unit in sorted(self.event_units.items()))
         parts.extend(f"CUT SHORT: {where}" for where in self.cut)
+        parts.extend(f"OVERLAP: {where} (the messages recorded in both are read once)" for where in self.overlaps)
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, object]:
@@ -86,4 +89,4 @@ class LoadSummary:
                 "depth_stale": self.depth_stale, "depth_unused": self.depth_unused,
                 "skipped": dict(self.skipped), "unknown": dict(self.unknown), "other_symbols": self.other_symbols,
                 "repeated": dict(self.repeated), "recv_units": dict(self.recv_units), "cut": list(self.cut),
-                "event_units": dict(self.event_units)}
+                "event_units": dict(self.event_units), "overlaps": list(self.overlaps)}

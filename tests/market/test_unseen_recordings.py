@@ -394,3 +394,23 @@ def test_a_file_of_the_other_kind_of_market_is_refused_naming_file_and_line(tmp_
     futures = _write(futures, [_ticker("tstusdt", 1, "100.1", "100.2"), trade])
     with pytest.raises(MarketDataError, match=r":2: a trade with a trade type X, as futures streams send it"):
         load_binance([futures])
+
+
+def test_two_files_overlapping_briefly_are_read_once_through(tmp_path: Path) -> None:
+    """Two recorders handing over at midnight (the next day's file opened before the last one closed) were refused
+    as "the same hours recorded twice; keep one of them", which would lose half the capture."""
+    msgs: list[dict[str, object]] = [_snapshot(0, 100, [["100.0", "3.000"]], [["100.2", "4.000"]])]
+    for k in range(40):
+        msgs += [_ticker("tstusdt", 100 * k + 1, "100.0", "100.2"),
+                 _diff("tstusdt", 100 * k + 2, 100 + k, 101 + k, 100 + k, [["100.0", f"{k % 7 + 1}.000"]], []),
+                 _trade("tstusdt", 100 * k + 3, "100.2", "0.010", False)]
+    whole = load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    (tmp_path / "two").mkdir()
+    first = _write(tmp_path / "two" / "usdm_tstusdt_20240101.jsonl.gz", msgs[:64])
+    second = _write(tmp_path / "two" / "usdm_tstusdt_20240102.jsonl.gz", msgs[58:])
+    loaded = read_binance([second, first])
+    for name in ("quote_ts_ns", "bid_px", "trade_ts_ns", "depth_ts_ns", "depth_qty", "depth_gap_ts_ns"):
+        assert getattr(loaded.tape, name).tolist() == getattr(whole, name).tolist(), name
+    assert dict(loaded.summary.repeated) == {"bookTicker": 2, "depth": 2, "trade": 2}
+    assert ("OVERLAP: usdm_tstusdt_20240102.jsonl.gz starts 0.1 s before usdm_tstusdt_20240101.jsonl.gz ends (the "
+            "messages recorded in both are read once)") in loaded.summary.describe()
