@@ -142,6 +142,10 @@ class _Timed(msgspec.Struct):
     E: int
 
 
+class _Symbol(msgspec.Struct):
+    s: str
+
+
 class _ForceOrderDetail(msgspec.Struct):
     s: str
 
@@ -152,6 +156,7 @@ class _ForceOrder(msgspec.Struct):
 
 
 _LINE = msgspec.json.Decoder(_Line)
+_SYMBOL = msgspec.json.Decoder(_Symbol)
 _MARK_PRICE = msgspec.json.Decoder(_MarkPrice)
 _AGG_TRADE = msgspec.json.Decoder(_AggTrade)
 _TIMED = msgspec.json.Decoder(_Timed)
@@ -910,6 +915,9 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
     sym, _, kind_full = stream.partition("@")
     kind = kind_full.partition("@")[0]
     if sym.startswith("!"):
+        if sym == "!bookTicker":   # every symbol's quotes in one stream, each message naming its symbol
+            _on_stream(f"{_SYMBOL.decode(data).s.lower()}@bookTicker", data, recv_ns, state, offsets_ns, loc)
+            return
         _on_all_market(stream, sym[1:], data, state)
         return
     if not state.check_symbol(sym.upper(), loc):

@@ -414,3 +414,20 @@ def test_two_files_overlapping_briefly_are_read_once_through(tmp_path: Path) -> 
     assert dict(loaded.summary.repeated) == {"bookTicker": 2, "depth": 2, "trade": 2}
     assert ("OVERLAP: usdm_tstusdt_20240102.jsonl.gz starts 0.1 s before usdm_tstusdt_20240101.jsonl.gz ends (the "
             "messages recorded in both are read once)") in loaded.summary.describe()
+
+
+def test_the_all_market_book_ticker_stream_gives_the_quotes(tmp_path: Path) -> None:
+    """A capture of ``!bookTicker`` (every symbol's quotes in one stream) was refused as "no bookTicker messages",
+    its quotes skipped as an unknown stream."""
+    whole = load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", _futures_stream())])
+    msgs = _futures_stream()
+    for msg in msgs:
+        if str(msg.get("stream", "")).endswith("@bookTicker"):
+            msg["stream"] = "!bookTicker"
+    other = _ticker("othusdt", 3, "5.0", "5.1")
+    msgs.insert(3, {**other, "stream": "!bookTicker"})
+    (tmp_path / "all").mkdir()
+    loaded = read_binance([_write(tmp_path / "all" / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    assert loaded.tape.quote_ts_ns.tolist() == whole.quote_ts_ns.tolist()
+    assert loaded.tape.bid_px.tolist() == whole.bid_px.tolist() and loaded.summary.read["bookTicker"] == 2
+    assert loaded.summary.other_symbols == 1 and not loaded.summary.unknown
