@@ -628,6 +628,11 @@ class _LoadState:
             snap_ts, gap_ts = snaps[np.maximum(last_snap, 0)], gaps[np.maximum(last_gap, 0)]
             in_gap = (last_gap >= 0) & ((last_snap < 0) | (snap_ts < gap_ts))
             stale &= ~in_gap
+            # a diff that broke the chain is a depth message too: the book did not stop before it, it broke there
+            next_gap = np.searchsorted(gaps, after, side="left")
+            gap_after = np.where(next_gap < len(gaps), gaps[np.minimum(next_gap, len(gaps) - 1)],
+                                 np.iinfo(np.int64).max)
+            stale &= (gap_after - after) > _MAX_DEPTH_LAG_NS
         if stale.any() and all(m.is_snapshot for m in self.depth_out):
             # snapshots and no diff on them: no depth stream to replay, the quotes alone are (as without depth)
             diffs = self.summary.read["depth"]

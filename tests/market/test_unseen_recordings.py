@@ -431,3 +431,17 @@ def test_the_all_market_book_ticker_stream_gives_the_quotes(tmp_path: Path) -> N
     assert loaded.tape.quote_ts_ns.tolist() == whole.quote_ts_ns.tolist()
     assert loaded.tape.bid_px.tolist() == whole.bid_px.tolist() and loaded.summary.read["bookTicker"] == 2
     assert loaded.summary.other_symbols == 1 and not loaded.summary.unknown
+
+
+def test_a_break_in_the_depth_chain_is_one_gap_not_a_stop(tmp_path: Path) -> None:
+    """A lost diff (the chain broken, no snapshot after it) was counted twice: the gap, and a "DEPTH STOPPED while the
+    quotes went on" a few ms before it, though the diffs went on."""
+    msgs: list[dict[str, object]] = [_snapshot(0, 100, [["100.0", "3.000"]], [["100.2", "4.000"]])]
+    for k in range(300):
+        msgs.append(_ticker("tstusdt", 100 * k + 1, "100.0", "100.2"))
+        if k != 100:   # the 101st diff lost
+            msgs.append(_diff("tstusdt", 100 * k + 2, 100 + k, 101 + k, 100 + k, [["100.0", f"{k % 7 + 1}.000"]], []))
+    loaded = read_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    assert loaded.tape.depth_gap_ts_ns.tolist() == [(T0_MS + 100 * 101 + 2) * 1_000_000]
+    assert loaded.summary.depth_stale == 0 and loaded.summary.depth_applied == 100
+    assert "DEPTH STOPPED" not in loaded.summary.describe()
