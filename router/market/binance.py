@@ -73,6 +73,7 @@ _ZERO_SIZE = re.compile(rb',\s*"0*(?:\.0*)?"\s*\]')   # a level's size of zero: 
 _PARTIAL_DEPTHS = frozenset({5, 10, 20})   # levels a side of Binance's partial book streams (depth5/10/20)
 _MIN_PARTIAL_MESSAGES = 20   # depth messages of one shape, none removing a level: partial books, not diffs
 _GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
 
 
 class MarketDataError(ValueError):
@@ -682,8 +683,7 @@ class _LoadState:
                 if m.is_snapshot:
                     ts[i] = ts[i - 1]
                 else:
-                    raise MarketDataError(f"{self.where(m.loc)}: depth event time {ts[i]} precedes "
-                                          f"the previous depth event {ts[i - 1]}")
+                    raise MarketDataError(f"{self.where(m.loc)}: {_time_back('depth', ts[i], ts[i - 1])}")
         per_side = np.array([(m.bids.count(b'"') // 4, m.asks.count(b'"') // 4) for m in msgs],
                             dtype=np.int64).reshape(-1)
         side = np.repeat(np.tile(np.array([1, -1], dtype=np.int8), len(msgs)), per_side)
@@ -733,6 +733,8 @@ def _lines(path: Path, summary: LoadSummary) -> Iterator[tuple[int, bytes, bool]
         blocks = _gunzip(fh) if gzipped else iter(lambda: fh.read(_READ_BLOCK_BYTES), b"")
         try:
             for chunk in blocks:
+                if lineno == 0 and not tail and chunk.startswith(_BOM):   # an editor's UTF-8 byte order mark
+                    chunk = chunk[len(_BOM):]
                 lines = (tail + chunk).split(b"\n")
                 tail = lines.pop()
                 for line in lines:
@@ -742,7 +744,10 @@ def _lines(path: Path, summary: LoadSummary) -> Iterator[tuple[int, bytes, bool]
         except _StreamCut:   # the partial line before the cut is not a line
             summary.cut.append(f"{path.name}: gzip stream ends early, used its first {lineno} lines")
             return
-    if tail.strip():
+    if b"\x00" in tail and not tail.strip(b"\x00 \t\r"):   # space a filesystem gave a file whose writer then died
+        summary.cut.append(f"{path.name}: ends in {len(tail)} NUL bytes after line {lineno} (its writer stopped), "
+                           "ignored")
+    elif tail.strip():
         yield lineno + 1, tail, False
 
 

@@ -445,3 +445,30 @@ def test_a_break_in_the_depth_chain_is_one_gap_not_a_stop(tmp_path: Path) -> Non
     assert loaded.tape.depth_gap_ts_ns.tolist() == [(T0_MS + 100 * 101 + 2) * 1_000_000]
     assert loaded.summary.depth_stale == 0 and loaded.summary.depth_applied == 100
     assert "DEPTH STOPPED" not in loaded.summary.describe()
+
+
+def test_nul_padding_after_a_crash_and_a_byte_order_mark_load_like_the_original(tmp_path: Path) -> None:
+    """A plain ``.jsonl`` whose writer died leaving the filesystem's NUL bytes at its end, and one saved by an editor
+    with a UTF-8 byte order mark, were refused at that line ("line must start with '<receive time ns> ', got
+    b'\\x00\\x00..." / b'\\xef\\xbb\\xbf1700...')."""
+    whole = load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", _futures_stream())])
+    (tmp_path / "orig").mkdir()
+    text = _plain(tmp_path / "orig" / "usdm_tstusdt_20240101.jsonl", _futures_stream())
+    for name, raw in (("nul", text.read_bytes() + b"\0" * 5000), ("bom", b"\xef\xbb\xbf" + text.read_bytes())):
+        (tmp_path / name).mkdir()
+        path = tmp_path / name / "usdm_tstusdt_20240101.jsonl"
+        path.write_bytes(raw)
+        loaded = read_binance([path])
+        for field in ("quote_ts_ns", "bid_px", "trade_px", "depth_ts_ns", "depth_px"):
+            assert getattr(loaded.tape, field).tolist() == getattr(whole, field).tolist(), (name, field)
+        cut = ["usdm_tstusdt_20240101.jsonl: ends in 5000 NUL bytes after line 8 (its writer stopped), ignored"]
+        assert loaded.summary.cut == (cut if name == "nul" else [])
+
+
+def test_depth_event_time_going_back_says_what_to_do(tmp_path: Path) -> None:
+    """It read "depth event time 1700000000004000000 precedes the previous depth event 1700000000006000000": raw ns,
+    no cure."""
+    msgs = _futures_stream()
+    msgs[7]["data"]["E"] -= 3000   # type: ignore[index, operator]  # ids chained, its time 3 s back
+    with pytest.raises(MarketDataError, match=r":8: depth event time goes back 3.0 s here .* split the file at this"):
+        load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
