@@ -510,7 +510,11 @@ class _LoadState:
                     f"{self.where(loc)}: a {sym} message in a file named for {named}, and no {named} message in it: "
                     f"a file holds the symbol its name says; rename it (<market>_{sym.lower()}_<YYYYMMDD>.jsonl.gz) "
                     "or move it out of the data directory")
-            raise MarketDataError("no market messages found in the given files")
+            seen = dict(self.summary.read) | dict(self.summary.skipped) | dict(self.summary.unknown)
+            raise MarketDataError(
+                f"{', '.join(map(str, self.files))}: no market message of any symbol in it (only "
+                f"{', '.join(f'{k} {v}' for k, v in sorted(seen.items())) or 'nothing'}): a recorder that never "
+                "received a stream; move the file out of the data directory")
         self.trades_from_agg_trades()
         (shape, *more) = self.depth_shapes or {(0, 0)}
         if (self.summary.read["depth"] >= _MIN_PARTIAL_MESSAGES and not more and not self.depth_zero_seen

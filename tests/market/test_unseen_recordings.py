@@ -472,3 +472,12 @@ def test_depth_event_time_going_back_says_what_to_do(tmp_path: Path) -> None:
     msgs[7]["data"]["E"] -= 3000   # type: ignore[index, operator]  # ids chained, its time 3 s back
     with pytest.raises(MarketDataError, match=r":8: depth event time goes back 3.0 s here .* split the file at this"):
         load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+
+
+def test_a_file_of_only_a_subscription_reply_names_the_file(tmp_path: Path) -> None:
+    """A recorder that subscribed and then received nothing left a file refused as "no market messages found in the
+    given files", naming none."""
+    path = _write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", [{"_recv_ms": T0_MS, "result": None, "id": 1}])
+    with pytest.raises(MarketDataError, match=r"usdm_tstusdt_20240101.jsonl.gz: no market message of any symbol in "
+                                              r"it \(only subscription reply 1\): .* move the file out"):
+        load_binance([path])
