@@ -41,7 +41,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -380,6 +380,7 @@ class _LoadState:
     depth_synced: bool = False
     depth_awaiting_first: bool = False
     depth_last_id: int = -1
+    depth_spare: _DepthMsg | None = None  # the latest snapshot read while the diff chain held
     depth_gap_ts_ns: list[int] = field(default_factory=list)
     file_quote_start: int = 0
     file_symbol: str = ""  # the symbol the file being read is named for
@@ -459,7 +460,10 @@ class _LoadState:
 
     def on_snapshot(self, snap: _DepthMsg) -> None:
         if self.depth_synced:
-            return  # the diff chain is unbroken: the book is already exact, a snapshot adds nothing
+            # the diff chain is unbroken: the book is already exact; the snapshot is kept for a break after it (a
+            # recorder that reconnected, e.g. at midnight, took it for its new connection before its first diff)
+            self.depth_spare = snap
+            return
         self.depth_out.append(snap)
         self.depth_synced, self.depth_awaiting_first = True, True
         self.depth_last_id = snap.last_id
@@ -485,6 +489,11 @@ class _LoadState:
         self.depth_gap_ts_ns.append(msg.ts_ns)
         self.depth_synced, self.depth_awaiting_first = False, False
         self.depth_pending = [msg]
+        spare, self.depth_spare = self.depth_spare, None
+        if spare is not None and spare.last_id >= (msg.prev_last_id if self.futures else msg.first_id - 1):
+            # a snapshot read while the chain held and not older than the break: the book resumes from it there (stamped
+            # at the break, as a snapshot is stamped no later than the first diff applied on it)
+            self.on_snapshot(replace(spare, ts_ns=msg.ts_ns))
 
     def trades_from_agg_trades(self) -> None:
         """A capture of ``aggTrade`` without ``trade`` (as many tools record) has its trades in the aggregates: one

@@ -481,3 +481,25 @@ def test_a_file_of_only_a_subscription_reply_names_the_file(tmp_path: Path) -> N
     with pytest.raises(MarketDataError, match=r"usdm_tstusdt_20240101.jsonl.gz: no market message of any symbol in "
                                               r"it \(only subscription reply 1\): .* move the file out"):
         load_binance([path])
+
+
+def test_a_recorder_that_reconnects_resumes_the_book_from_its_new_snapshot(tmp_path: Path) -> None:
+    """A recorder that reconnected at midnight wrote the new connection's REST snapshot before its first diff; read
+    while the old chain still held, the snapshot was thrown away, and the book stayed unknown from the break to the
+    end of the capture (half the depth unused, one gap)."""
+    day1: list[dict[str, object]] = [_snapshot(0, 100, [["100.0", "3.000"]], [["100.2", "4.000"]])]
+    for k in range(20):
+        day1 += [_ticker("tstusdt", 100 * k + 1, "100.0", "100.2"),
+                 _diff("tstusdt", 100 * k + 2, 100 + k, 101 + k, 100 + k, [["100.0", f"{k % 7 + 1}.000"]], [])]
+    day2: list[dict[str, object]] = [_snapshot(2_010, 503, [["100.0", "9.000"]], [["100.2", "8.000"]])]
+    for k in range(25, 45):   # ids 125.. : the diffs between 120 and 125 were lost in the reconnection
+        day2 += [_ticker("tstusdt", 100 * k + 1, "100.0", "100.2"),
+                 _diff("tstusdt", 100 * k + 2, 475 + k, 476 + k, 475 + k, [["100.0", f"{k % 7 + 1}.000"]], [])]
+    loaded = read_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", day1),
+                           _write(tmp_path / "usdm_tstusdt_20240102.jsonl.gz", day2)])
+    break_ns = (T0_MS + 2_502) * 1_000_000   # the first diff of the new connection
+    assert loaded.tape.depth_gap_ts_ns.tolist() == [break_ns] and loaded.summary.depth_stale == 0
+    assert loaded.summary.depth_applied == 20 + 18   # the new connection's, from the one straddling 503 on
+    second = int(loaded.tape.depth_snapshot_idx[1])
+    assert int(loaded.tape.depth_ts_ns[second]) == break_ns
+    assert int(loaded.tape.depth_qty[second]) == 9 * loaded.tape.qty_scale   # the new snapshot's bid
