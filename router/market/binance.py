@@ -27,7 +27,16 @@ more than 15 minutes without a quote. A message whose update or trade id is not 
 (a line recorded twice) is dropped and counted. A depth book that stops while the quotes go on (a snapshot
 without its diff stream) is unknown from the first quote it missed: a gap, counted as such.
 
-Times: every stream is timed by the exchange event time ``E`` (ms). Spot bookTicker and the spot REST
+Also read as other tools and connections write them: the all-market ``!bookTicker`` (its messages of the file's
+symbol), a trailing run of NUL bytes (a writer that died: a cut), a UTF-8 byte order mark, two files that overlap
+briefly (recorders handing over: the messages in both read once), a reconnection's new REST snapshot recorded while
+the old diff chain still held (the book resumes from it at the break). Futures trades that are not market trades
+(``X`` ``INSURANCE_FUND``, ``ADL``, ``NA``) are skipped and counted; a depth stream of one fixed 5/10/20-level shape
+that never removes a level is partial books, not diffs, and is not replayed. Refused: a spot capture under a futures
+name or the reverse (told by ``E`` on bookTicker, ``pu`` on depth, ``X`` on trades), prices as JSON numbers.
+
+Times: every stream is timed by the exchange event time ``E`` (ms, or us as spot streams send them with
+``timeUnit=MICROSECOND``, told apart by their digits). Spot bookTicker and the spot REST
 snapshot carry no exchange time: they are timed by the local receive time plus the clock offset of that
 file, estimated as the median of ``E - local receive`` over the file's messages that have ``E``; a local
 clock that jumps within the file (the offset of a block of messages moving more than a second) is refused.
