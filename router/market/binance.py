@@ -27,7 +27,16 @@ more than 15 minutes without a quote. A message whose update or trade id is not 
 (a line recorded twice) is dropped and counted. A depth book that stops while the quotes go on (a snapshot
 without its diff stream) is unknown from the first quote it missed: a gap, counted as such.
 
-Times: every stream is timed by the exchange event time ``E`` (ms). Spot bookTicker and the spot REST
+Also read as other tools and connections write them: the all-market ``!bookTicker`` (its messages of the file's
+symbol), a trailing run of NUL bytes (a writer that died: a cut), a UTF-8 byte order mark, two files that overlap
+briefly (recorders handing over: the messages in both read once), a reconnection's new REST snapshot recorded while
+the old diff chain still held (the book resumes from it at the break). Futures trades that are not market trades
+(``X`` ``INSURANCE_FUND``, ``ADL``, ``NA``) are skipped and counted; a depth stream of one fixed 5/10/20-level shape
+that never removes a level is partial books, not diffs, and is not replayed. Refused: a spot capture under a futures
+name or the reverse (told by ``E`` on bookTicker, ``pu`` on depth, ``X`` on trades), prices as JSON numbers.
+
+Times: every stream is timed by the exchange event time ``E`` (ms, or us as spot streams send them with
+``timeUnit=MICROSECOND``, told apart by their digits). Spot bookTicker and the spot REST
 snapshot carry no exchange time: they are timed by the local receive time plus the clock offset of that
 file, estimated as the median of ``E - local receive`` over the file's messages that have ``E``; a local
 clock that jumps within the file (the offset of a block of messages moving more than a second) is refused.
@@ -41,7 +50,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -69,7 +78,11 @@ _READ_BLOCK_BYTES = 1 << 22  # I/O block size; affects speed only
 _LEVEL = rb'\[\s*"[^"\\]*"\s*,\s*"[^"\\]*"\s*\]'  # ["price", "size"]
 _LEVELS = re.compile(rb"\[\s*(?:" + _LEVEL + rb"(?:\s*,\s*" + _LEVEL + rb")*)?\s*\]")
 _QUOTED = re.compile(rb'"([^"]*)"')
+_ZERO_SIZE = re.compile(rb',\s*"0*(?:\.0*)?"\s*\]')   # a level's size of zero: the level removed
+_PARTIAL_DEPTHS = frozenset({5, 10, 20})   # levels a side of Binance's partial book streams (depth5/10/20)
+_MIN_PARTIAL_MESSAGES = 20   # depth messages of one shape, none removing a level: partial books, not diffs
 _GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
 
 
 class MarketDataError(ValueError):
@@ -117,6 +130,7 @@ class _Trade(msgspec.Struct):
     q: str
     m: bool
     t: int | None = None  # trade id: increases from one trade to the next
+    X: str | None = None  # futures: MARKET, or INSURANCE_FUND / ADL / NA, which no resting order meets
 
 
 class _AggTrade(msgspec.Struct):
@@ -138,6 +152,10 @@ class _Timed(msgspec.Struct):
     E: int
 
 
+class _Symbol(msgspec.Struct):
+    s: str
+
+
 class _ForceOrderDetail(msgspec.Struct):
     s: str
 
@@ -148,6 +166,7 @@ class _ForceOrder(msgspec.Struct):
 
 
 _LINE = msgspec.json.Decoder(_Line)
+_SYMBOL = msgspec.json.Decoder(_Symbol)
 _MARK_PRICE = msgspec.json.Decoder(_MarkPrice)
 _AGG_TRADE = msgspec.json.Decoder(_AggTrade)
 _TIMED = msgspec.json.Decoder(_Timed)
@@ -239,13 +258,18 @@ def _symbol_of(path: Path) -> str:
 
 
 def _check_files_do_not_overlap(state: _LoadState) -> None:
-    """Files read one after another must follow one another in time: two that overlap are the same hours recorded
-    twice (a day file beside its copy, a ``.jsonl`` beside its ``.jsonl.gz``), and reading both would replay
-    those hours twice over."""
+    """Files read one after another must follow one another in time: two that overlap for most of either are the same
+    hours recorded twice (a day file beside its copy, a ``.jsonl`` beside its ``.jsonl.gz``), and are refused. A short
+    overlap (less than half of each file: two recorders handing over, each with its own connection) is read: the
+    messages recorded in both are dropped by their update or trade id (counted as repeated) and the summary says so."""
     for i in range(1, len(state.files)):
-        (_, prev_end), (start, _) = state.file_spans[i - 1], state.file_spans[i]
+        (prev_start, prev_end), (start, end) = state.file_spans[i - 1], state.file_spans[i]
         if start <= prev_end:
             early_s = (prev_end - start) / 1e9
+            if 2 * (prev_end - start) < min(prev_end - prev_start, end - start):
+                state.summary.overlaps.append(f"{state.files[i].name} starts {early_s:.1f} s before "
+                                              f"{state.files[i - 1].name} ends")
+                continue
             raise MarketDataError(
                 f"{state.files[i]} overlaps {state.files[i - 1].name} in time (it starts {early_s:.1f} s before "
                 "the other ends): the same hours recorded twice; keep one of them in the data directory")
@@ -365,6 +389,7 @@ class _LoadState:
     depth_synced: bool = False
     depth_awaiting_first: bool = False
     depth_last_id: int = -1
+    depth_spare: _DepthMsg | None = None  # the latest snapshot read while the diff chain held
     depth_gap_ts_ns: list[int] = field(default_factory=list)
     file_quote_start: int = 0
     file_symbol: str = ""  # the symbol the file being read is named for
@@ -377,6 +402,8 @@ class _LoadState:
     quote_latest_ns: int = 0
     trade_last_id: int = -1
     trade_latest_ns: int = 0
+    depth_shapes: set[tuple[int, int]] = field(default_factory=set)  # (bid levels, ask levels) of the depth messages
+    depth_zero_seen: bool = False  # a depth message removed a level (size 0), as diffs do and partial books never
 
     def where(self, loc: int) -> str:
         return f"{self.files[loc >> 32]}:{loc & 0xFFFFFFFF}"
@@ -442,7 +469,10 @@ class _LoadState:
 
     def on_snapshot(self, snap: _DepthMsg) -> None:
         if self.depth_synced:
-            return  # the diff chain is unbroken: the book is already exact, a snapshot adds nothing
+            # the diff chain is unbroken: the book is already exact; the snapshot is kept for a break after it (a
+            # recorder that reconnected, e.g. at midnight, took it for its new connection before its first diff)
+            self.depth_spare = snap
+            return
         self.depth_out.append(snap)
         self.depth_synced, self.depth_awaiting_first = True, True
         self.depth_last_id = snap.last_id
@@ -468,6 +498,11 @@ class _LoadState:
         self.depth_gap_ts_ns.append(msg.ts_ns)
         self.depth_synced, self.depth_awaiting_first = False, False
         self.depth_pending = [msg]
+        spare, self.depth_spare = self.depth_spare, None
+        if spare is not None and spare.last_id >= (msg.prev_last_id if self.futures else msg.first_id - 1):
+            # a snapshot read while the chain held and not older than the break: the book resumes from it there (stamped
+            # at the break, as a snapshot is stamped no later than the first diff applied on it)
+            self.on_snapshot(replace(spare, ts_ns=msg.ts_ns))
 
     def trades_from_agg_trades(self) -> None:
         """A capture of ``aggTrade`` without ``trade`` (as many tools record) has its trades in the aggregates: one
@@ -493,8 +528,23 @@ class _LoadState:
                     f"{self.where(loc)}: a {sym} message in a file named for {named}, and no {named} message in it: "
                     f"a file holds the symbol its name says; rename it (<market>_{sym.lower()}_<YYYYMMDD>.jsonl.gz) "
                     "or move it out of the data directory")
-            raise MarketDataError("no market messages found in the given files")
+            seen = dict(self.summary.read) | dict(self.summary.skipped) | dict(self.summary.unknown)
+            raise MarketDataError(
+                f"{', '.join(map(str, self.files))}: no market message of any symbol in it (only "
+                f"{', '.join(f'{k} {v}' for k, v in sorted(seen.items())) or 'nothing'}): a recorder that never "
+                "received a stream; move the file out of the data directory")
         self.trades_from_agg_trades()
+        (shape, *more) = self.depth_shapes or {(0, 0)}
+        if (self.summary.read["depth"] >= _MIN_PARTIAL_MESSAGES and not more and not self.depth_zero_seen
+                and shape[0] == shape[1] and shape[0] in _PARTIAL_DEPTHS):
+            # bare futures partial-book payloads are "depthUpdate" events like the diffs; applied as diffs, the levels
+            # that leave the top N would stay in the book for good
+            self._drop_depth(f"{self.summary.read['depth']} depth messages of exactly {shape[0]} levels a side and "
+                             f"none removing a level: partial-book snapshots (depth{shape[0]}), not diffs; record "
+                             "the diff stream <symbol>@depth")
+        elif self.summary.read["depth"] and not self.summary.read["snapshot"]:
+            self.summary.depth_unused = (f"{self.summary.read['depth']} depth diffs and no REST snapshot line to start "
+                                         "the book from (record the snapshot beside the diffs)")
         if not self.quote_ts_ns:
             raise MarketDataError(f"no bookTicker messages for {self.symbol} in {', '.join(map(str, self.files))}: "
                                   f"the simulator needs level-1 quotes ({self.summarise().describe()})")
@@ -601,9 +651,18 @@ class _LoadState:
             snap_ts, gap_ts = snaps[np.maximum(last_snap, 0)], gaps[np.maximum(last_gap, 0)]
             in_gap = (last_gap >= 0) & ((last_snap < 0) | (snap_ts < gap_ts))
             stale &= ~in_gap
+            # a diff that broke the chain is a depth message too: the book did not stop before it, it broke there
+            next_gap = np.searchsorted(gaps, after, side="left")
+            gap_after = np.where(next_gap < len(gaps), gaps[np.minimum(next_gap, len(gaps) - 1)],
+                                 np.iinfo(np.int64).max)
+            stale &= (gap_after - after) > _MAX_DEPTH_LAG_NS
         if stale.any() and all(m.is_snapshot for m in self.depth_out):
             # snapshots and no diff on them: no depth stream to replay, the quotes alone are (as without depth)
-            self._drop_depth(f"{len(self.depth_out)} snapshot(s) and no depth diff while the quotes went on")
+            diffs = self.summary.read["depth"]
+            self._drop_depth(
+                f"{len(self.depth_out)} snapshot(s) and none of the {diffs} depth diffs continuing one (a snapshot "
+                "taken before the diffs began or after they ended, or another book's)" if diffs else
+                f"{len(self.depth_out)} snapshot(s) and no depth diff while the quotes went on")
         elif stale.any():
             first = np.unique(nxt[stale], return_index=True)[1]   # the first stale quote of each depth silence
             self.depth_gap_ts_ns.extend(int(t) for t in after[stale][first])
@@ -646,8 +705,7 @@ class _LoadState:
                 if m.is_snapshot:
                     ts[i] = ts[i - 1]
                 else:
-                    raise MarketDataError(f"{self.where(m.loc)}: depth event time {ts[i]} precedes "
-                                          f"the previous depth event {ts[i - 1]}")
+                    raise MarketDataError(f"{self.where(m.loc)}: {_time_back('depth', ts[i], ts[i - 1])}")
         per_side = np.array([(m.bids.count(b'"') // 4, m.asks.count(b'"') // 4) for m in msgs],
                             dtype=np.int64).reshape(-1)
         side = np.repeat(np.tile(np.array([1, -1], dtype=np.int8), len(msgs)), per_side)
@@ -697,6 +755,8 @@ def _lines(path: Path, summary: LoadSummary) -> Iterator[tuple[int, bytes, bool]
         blocks = _gunzip(fh) if gzipped else iter(lambda: fh.read(_READ_BLOCK_BYTES), b"")
         try:
             for chunk in blocks:
+                if lineno == 0 and not tail and chunk.startswith(_BOM):   # an editor's UTF-8 byte order mark
+                    chunk = chunk[len(_BOM):]
                 lines = (tail + chunk).split(b"\n")
                 tail = lines.pop()
                 for line in lines:
@@ -706,7 +766,10 @@ def _lines(path: Path, summary: LoadSummary) -> Iterator[tuple[int, bytes, bool]
         except _StreamCut:   # the partial line before the cut is not a line
             summary.cut.append(f"{path.name}: gzip stream ends early, used its first {lineno} lines")
             return
-    if tail.strip():
+    if b"\x00" in tail and not tail.strip(b"\x00 \t\r"):   # space a filesystem gave a file whose writer then died
+        summary.cut.append(f"{path.name}: ends in {len(tail)} NUL bytes after line {lineno} (its writer stopped), "
+                           "ignored")
+    elif tail.strip():
         yield lineno + 1, tail, False
 
 
@@ -772,7 +835,7 @@ def _read_file(path: Path, state: _LoadState) -> None:
                 state.summary.read["snapshot"] += 1
                 state.anonymous_snapshots += msg.symbol is None
                 snap = _DepthMsg(
-                    ts_ns=msg.E * 1_000_000 if msg.E is not None else recv_ns, first_id=msg.lastUpdateId,
+                    ts_ns=_event_ns(msg.E, state) if msg.E is not None else recv_ns, first_id=msg.lastUpdateId,
                     last_id=msg.lastUpdateId, prev_last_id=None, bids=bytes(msg.bids), asks=bytes(msg.asks),
                     is_snapshot=True, loc=loc)
                 if msg.E is None:
@@ -792,7 +855,15 @@ def _read_file(path: Path, state: _LoadState) -> None:
             if not ended:   # the file's last line, cut short when its writer stopped: nothing after it to lose
                 state.summary.cut.append(f"{path.name}: last line {lineno} is incomplete, ignored")
                 continue
-            what = "not a JSON message" if isinstance(exc, msgspec.DecodeError) else "not as documented"
+            if isinstance(exc, msgspec.ValidationError) and re.search(r"Expected `str`, got `(int|float)`", str(exc)):
+                raise MarketDataError(
+                    f"{path}:{lineno}: {exc}: a price or size written as a JSON number, where Binance sends a string "
+                    "(\"61800.30\"); the tool that wrote the file converted them, and a number's decimals are not "
+                    "exact: record with a tool that keeps the strings, or move the file out of the data directory"
+                ) from exc
+            # a ValidationError is a DecodeError too: the JSON was read, its fields are not as documented
+            what = "not as documented" if isinstance(exc, msgspec.ValidationError) else (
+                "not a JSON message" if isinstance(exc, msgspec.DecodeError) else "not as documented")
             raise MarketDataError(f"{path}:{lineno}: {exc} ({what}: cut the line out, or move the file out of the "
                                   "data directory)") from exc
     state.file_spans.append((first_recv_ns, last_recv_ns))
@@ -834,6 +905,20 @@ def _apply_clock_offset(path: Path, state: _LoadState, offsets_ns: list[tuple[in
         snap.ts_ns += offset_ns
 
 
+_MS_LOW, _MS_HIGH = 10**11, 10**14   # exchange event times in ms (1973 to 5138); in us they have 3 digits more
+
+
+def _event_ns(e: int, state: _LoadState) -> int:
+    """An exchange event time ``E`` in ns: ms as Binance sends by default, or us (spot streams subscribed with
+    ``timeUnit=MICROSECOND``), told apart by their number of digits; the file's us are named in the summary."""
+    if _MS_LOW <= e < _MS_HIGH:
+        return e * 1_000_000
+    if _MS_HIGH <= e < _MS_HIGH * 1000:
+        state.summary.event_units.setdefault(state.files[-1].name, "us")
+        return e * 1_000
+    raise ValueError(f"event time E {e} is not a time since the epoch in ms or us")
+
+
 def _time_back(kind: str, ts_ns: int, latest_ns: int) -> ValueError:
     """A stream's event time going back: the exchange's clock does not, a capture spliced out of order does."""
     return ValueError(f"{kind} event time goes back {(latest_ns - ts_ns) / 1e9:.1f} s here (to E "
@@ -862,14 +947,18 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
     sym, _, kind_full = stream.partition("@")
     kind = kind_full.partition("@")[0]
     if sym.startswith("!"):
+        if sym == "!bookTicker":   # every symbol's quotes in one stream, each message naming its symbol
+            _on_stream(f"{_SYMBOL.decode(data).s.lower()}@bookTicker", data, recv_ns, state, offsets_ns, loc)
+            return
         _on_all_market(stream, sym[1:], data, state)
         return
     if not state.check_symbol(sym.upper(), loc):
         return
     if kind == "aggTrade":   # skipped, unless the load has no trade stream (see _LoadState.trades_from_agg_trades)
         agg = _AGG_TRADE.decode(data)
-        state.agg_trades.append((agg.E * 1_000_000, agg, loc))
-        state.agg_offsets_ns.append((agg.E * 1_000_000 - recv_ns, loc))
+        ts = _event_ns(agg.E, state)
+        state.agg_trades.append((ts, agg, loc))
+        state.agg_offsets_ns.append((ts - recv_ns, loc))
         state.summary.skipped[kind] += 1
         return
     if kind in KNOWN_SKIPPED_STREAMS:
@@ -883,7 +972,7 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
     if kind == "markPrice":
         mark = _MARK_PRICE.decode(data)
         state.mark_loc.append(loc)
-        state.mark_ts_ns.append(mark.E * 1_000_000)
+        state.mark_ts_ns.append(_event_ns(mark.E, state))
         state.mark_px.append(mark.p)
     elif kind == "bookTicker":
         bt = _BOOK_TICKER.decode(data)
@@ -894,9 +983,11 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         state.quote_loc.append(loc)
         state.quote_recv_ns.append(recv_ns)
         if bt.E is None:
+            if state.futures:
+                raise _wrong_market(state, loc, "a bookTicker without an event time E", "spot")
             state.quote_ts_ns.append(-1)
         else:
-            ts = bt.E * 1_000_000
+            ts = bt.E * 1_000_000 if _MS_LOW <= bt.E < _MS_HIGH else _event_ns(bt.E, state)
             if ts > state.quote_latest_ns:
                 state.quote_latest_ns = ts
             elif ts < state.quote_latest_ns - _MAX_TIME_BACK_NS:
@@ -907,7 +998,13 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
         state.quote_qty += (bt.B, bt.A)
     elif kind == "trade":
         tr = _TRADE.decode(data)
-        ts = tr.E * 1_000_000
+        if tr.X is not None and not state.futures:
+            raise _wrong_market(state, loc, "a trade with a trade type X", "futures")
+        if tr.X is not None and tr.X != "MARKET":   # a liquidation or deleveraging fill, not a trade on the book
+            state.summary.read[kind] -= 1
+            state.summary.skipped[f"trade X={tr.X}"] += 1
+            return
+        ts = tr.E * 1_000_000 if _MS_LOW <= tr.E < _MS_HIGH else _event_ns(tr.E, state)
         if tr.t is not None:   # state.in_order, written out
             if tr.t <= state.trade_last_id:
                 state.summary.repeated[kind] += 1
@@ -926,11 +1023,25 @@ def _on_stream(stream: str, data: msgspec.Raw, recv_ns: int, state: _LoadState,
     elif kind == "depth":
         du = _DEPTH.decode(data)
         if state.futures and du.pu is None:
-            raise ValueError("futures depthUpdate without 'pu'")
-        ts = du.E * 1_000_000
+            raise _wrong_market(state, loc, "a depth diff without 'pu'", "spot")
+        if not state.futures and du.pu is not None:
+            raise _wrong_market(state, loc, "a depth diff with 'pu'", "futures")
+        ts = _event_ns(du.E, state)
+        bids, asks = bytes(du.b), bytes(du.a)
+        state.depth_shapes.add((bids.count(b'"') // 4, asks.count(b'"') // 4))
+        state.depth_zero_seen = state.depth_zero_seen or bool(_ZERO_SIZE.search(bids) or _ZERO_SIZE.search(asks))
         offsets_ns.append((ts - recv_ns, loc))
-        state.on_diff(_DepthMsg(ts_ns=ts, first_id=du.U, last_id=du.u, prev_last_id=du.pu, bids=bytes(du.b),
-                                asks=bytes(du.a), is_snapshot=False, loc=loc))
+        state.on_diff(_DepthMsg(ts_ns=ts, first_id=du.U, last_id=du.u, prev_last_id=du.pu, bids=bids, asks=asks,
+                                is_snapshot=False, loc=loc))
+
+
+def _wrong_market(state: _LoadState, loc: int, what: str, sent_by: str) -> MarketDataError:
+    """A message of the other kind of market than the file's name says: replayed, it would take that market's fees,
+    contract and depth rules."""
+    name = ("spot_<symbol>_<YYYYMMDD>.jsonl.gz" if sent_by == "spot" else
+            "usdm_<symbol>_<YYYYMMDD>.jsonl.gz (cm_... for a COIN-M contract)")
+    return MarketDataError(f"{state.where(loc)}: {what}, as {sent_by} streams send it, in a file named {state.market}: "
+                           f"the file holds {sent_by} data; rename it {name}")
 
 
 _USED_KINDS = frozenset({"bookTicker", "trade", "depth", "markPrice"})

@@ -49,6 +49,11 @@ class LoadSummary:
     """Files whose receive times are not in ns (another capture tool's ms or us), by name: read in that unit."""
     cut: list[str] = field(default_factory=list)
     """Where a file's end was cut short (an incomplete last line, a gzip stream without its end): used up to there."""
+    overlaps: list[str] = field(default_factory=list)
+    """Files of one symbol that overlap briefly in time (recorders handing over): read, the messages in both dropped."""
+    event_units: dict[str, str] = field(default_factory=dict)
+    """Files whose exchange event times ``E`` are not in ms (spot streams subscribed in us), by name: read in that
+    unit."""
 
     def describe(self) -> str:
         """One line: ``usdm BTCUSDT, 1 file: used bookTicker 66089, ...; skipped aggTrade 900``."""
@@ -73,7 +78,9 @@ class LoadSummary:
             parts.append("DROPPED repeated or out-of-order messages (id not after the previous) "
                          + ", ".join(f"{k} {v}" for k, v in sorted(self.repeated.items())))
         parts.extend(f"receive times in {unit}: {name}" for name, unit in sorted(self.recv_units.items()))
+        parts.extend(f"event times in {unit}: {name}" for name, unit in sorted(self.event_units.items()))
         parts.extend(f"CUT SHORT: {where}" for where in self.cut)
+        parts.extend(f"OVERLAP: {where} (the messages recorded in both are read once)" for where in self.overlaps)
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, object]:
@@ -81,4 +88,5 @@ class LoadSummary:
                 "depth_applied": self.depth_applied, "depth_gaps": self.depth_gaps,
                 "depth_stale": self.depth_stale, "depth_unused": self.depth_unused,
                 "skipped": dict(self.skipped), "unknown": dict(self.unknown), "other_symbols": self.other_symbols,
-                "repeated": dict(self.repeated), "recv_units": dict(self.recv_units), "cut": list(self.cut)}
+                "repeated": dict(self.repeated), "recv_units": dict(self.recv_units), "cut": list(self.cut),
+                "event_units": dict(self.event_units), "overlaps": list(self.overlaps)}

@@ -91,3 +91,51 @@ def test_a_fine_tick_warns_nothing(tmp_path: Path, capsys: pytest.CaptureFixture
     captured = capsys.readouterr()
     assert "WARNING" not in captured.err
     assert json.loads(captured.out.strip().splitlines()[-1])["symbols"]["BTCUSDT"]["offsets_at_one_price"] == []
+
+
+def _rewrite(path: Path, change: object) -> None:
+    """Each recorded message's payload passed through ``change`` (a callable editing the dict in place)."""
+    import gzip
+
+    with gzip.open(path, "rt") as fh:
+        lines = [line.split(" ", 1) for line in fh.read().splitlines()]
+    out = []
+    for ts, raw in lines:
+        msg = json.loads(raw)
+        change(msg.get("data", msg))  # type: ignore[operator]
+        out.append(f"{ts} {json.dumps(msg)}\n")
+    with gzip.open(path, "wt") as fh:
+        fh.write("".join(out))
+
+
+def test_exchange_times_in_us_simulate_like_ms(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Event times in µs (``timeUnit=MICROSECOND``) ended simulate in "unexpected OverflowError" (exit 1)."""
+    def to_us(body: dict[str, int]) -> None:
+        for key in ("E", "T"):
+            if key in body:
+                body[key] *= 1000
+
+    results = []
+    for name in ("ms", "us"):
+        path = _minute(tmp_path / name)
+        if name == "us":
+            _rewrite(path, to_us)
+        assert main(_simulate(tmp_path / name, tmp_path / name)) == 0
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        results.append(out["symbols"]["BTCUSDT"])
+    assert results[0]["policies"] == results[1]["policies"]
+    assert results[1]["data"]["event_units"] == {"usdm_btcusdt_20240809.jsonl.gz": "us"}
+
+
+def test_spot_quotes_under_a_futures_name_are_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Spot quotes (no E) in a usdm-named file replayed as a perpetual, silently."""
+    def as_spot(body: dict[str, object]) -> None:
+        if "u" in body and "b" in body and "U" not in body:
+            for key in ("e", "E", "T"):
+                body.pop(key, None)
+
+    path = _minute(tmp_path / "data")
+    _rewrite(path, as_spot)
+    line = one_line_failure(_simulate(tmp_path / "data", tmp_path), capsys, BAD_INPUT)
+    assert line.startswith(f"router-tuner simulate: --symbols/--data: {path}:2: a bookTicker without an event time E")
+    assert line.endswith("the file holds spot data; rename it spot_<symbol>_<YYYYMMDD>.jsonl.gz")

@@ -249,10 +249,11 @@ def test_symbol_selection(tmp_path: Path) -> None:
     (3, "1700000000000000000 {not json", "malformed|JSON"),
     (3, '1700000000000000000 {"stream":"tstusdt@aggTrade","data":{}}', "missing required field `E`"),
     (3, '1700000000000000000 {"stream":"tstusdt@forceOrder","data":{"E":1,"o":{}}}', "`s`"),
-    (3, '1700000000000000000 {"stream":"tstusdt@markPrice@1s","data":{"E":1,"p":"-1"}}', "not an unsigned"),
+    (3, '1700000000000000000 {"stream":"tstusdt@markPrice@1s","data":{"E":1700000000003,"p":"-1"}}', "not an unsigned"),
     (3, '1700000000000000000 {"foo":1}', "neither a combined-stream envelope .* nor a depth snapshot"),
     (3, '1700000000000000000 {"stream":"tstusdt@trade","data":{"E":1,"p":"1.0","m":true}}', "q"),
-    (3, '1700000000000000000 {"stream":"tstusdt@trade","data":{"E":1,"p":"1e5","q":"1","m":true}}',
+    (3, '1700000000000000000 {"stream":"tstusdt@trade","data":{"E":1700000000003,"p":"1e5","q":"1",'
+        '"m":true}}',
      "not an unsigned decimal"),
     (3, '1700000000000000000 {"stream":"tstusdt@bookTicker","data":{"u":3,"b":"-1.0","B":"1","a":"2",'
         '"A":"1","E":1700000000003}}', "not an unsigned decimal"),
@@ -261,7 +262,7 @@ def test_symbol_selection(tmp_path: Path) -> None:
     (9, '1700000000000000000 {"stream":"tstusdt@depth@0ms","data":{"E":1700000000009,"U":113,"u":113,'
         '"pu":112,"b":[["1.0"]],"a":[]}}', "depth levels are not"),
     (3, '1700000000000000000 {"stream":"tstusdt@depth@0ms","data":{"E":1,"U":1,"u":2,"b":[],"a":[]}}',
-     "without 'pu'"),
+     "a depth diff without 'pu', as spot streams send it, in a file named usdm"),
     (3, '1700000000000000000 {"stream":"tstusdt@trade","data":{"E":1,"p":"1.0","q":"1","m":true,'
         '"x":"\u00e9"}}',
      "non-ASCII|not an unsigned"),

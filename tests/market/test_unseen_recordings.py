@@ -278,3 +278,228 @@ def test_an_empty_file_and_a_line_that_is_not_json_say_what_to_do(tmp_path: Path
         fh.write("\n".join([lines[0], lines[1][:60], *lines[2:]]) + "\n")
     with pytest.raises(MarketDataError, match=r":2: Input data was truncated \(not a JSON message: cut the line out"):
         load_binance([path])
+
+
+def test_futures_trades_that_are_not_market_trades_are_skipped_and_counted(tmp_path: Path) -> None:
+    """Insurance-fund, auto-deleveraging and "NA" fills (``X`` on the futures trade stream), at prices off the book,
+    were replayed as market trades: every resting order above such a price counted as filled."""
+    whole = load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", _futures_stream())])
+    msgs = _futures_stream()
+    for k, kind in enumerate(("INSURANCE_FUND", "ADL", "NA", "MARKET")):
+        extra = _trade("tstusdt", 8, "97.0", "1.000", True)
+        extra["data"].update(X=kind, t=9 + k)   # type: ignore[attr-defined]
+        msgs.append(extra)
+    (tmp_path / "x").mkdir()
+    loaded = read_binance([_write(tmp_path / "x" / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    assert loaded.tape.trade_px.tolist() == [*whole.trade_px.tolist(), 970]   # the MARKET one only
+    assert loaded.summary.read["trade"] == 2
+    assert dict(loaded.summary.skipped) == {"trade X=INSURANCE_FUND": 1, "trade X=ADL": 1, "trade X=NA": 1}
+    assert "skipped trade X=ADL 1, trade X=INSURANCE_FUND 1, trade X=NA 1" in loaded.summary.describe()
+
+
+def test_exchange_times_in_microseconds_are_read_in_their_unit(tmp_path: Path) -> None:
+    """Spot streams subscribed with ``timeUnit=MICROSECOND`` (E of 16 digits) ended in "unexpected OverflowError"."""
+    whole = load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", _futures_stream())])
+    msgs = _futures_stream()
+    for msg in msgs:
+        body = msg.get("data", msg)
+        for key in ("E", "T"):
+            if key in body:   # type: ignore[operator]
+                body[key] *= 1000   # type: ignore[index]
+    (tmp_path / "us").mkdir()
+    loaded = read_binance([_write(tmp_path / "us" / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    for name in ("quote_ts_ns", "trade_ts_ns", "depth_ts_ns", "depth_px"):
+        assert getattr(loaded.tape, name).tolist() == getattr(whole, name).tolist(), name
+    assert loaded.summary.event_units == {"usdm_tstusdt_20240101.jsonl.gz": "us"}
+    assert "event times in us: usdm_tstusdt_20240101.jsonl.gz" in loaded.summary.describe()
+    msgs[4]["data"]["E"] = 1_700_000_000   # type: ignore[index]  # seconds: no unit the exchange writes
+    with pytest.raises(MarketDataError, match=r":5: event time E 1700000000 is not a time since the epoch in ms or us"):
+        load_binance([_write(tmp_path / "us" / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+
+
+def test_prices_written_as_json_numbers_are_refused_saying_why(tmp_path: Path) -> None:
+    """A tool that converted the price strings to numbers got "not a JSON message: cut the line out" (every line
+    was one): a ValidationError is a DecodeError too, so every field error was called not JSON."""
+    msgs = _futures_stream()
+    msgs[4]["data"]["p"] = 100.2   # type: ignore[index]
+    with pytest.raises(MarketDataError, match=r":5: Expected `str`, got `float` - at `\$.p`: a price or size written "
+                                              "as a JSON number, where Binance sends a string .* record with a tool"):
+        load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    msgs = _futures_stream()
+    msgs[4]["data"]["m"] = "yes"   # type: ignore[index]
+    with pytest.raises(MarketDataError, match=r":5: Expected `bool`, got `str` - at `\$.m` \(not as documented"):
+        load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+
+
+def test_depth_diffs_without_a_snapshot_say_the_depth_is_not_replayed(tmp_path: Path) -> None:
+    """A capture without the REST snapshot line read "depth 4 (0 applied, 0 gaps)": the book not replayed, no word
+    of why."""
+    msgs = [m for m in _futures_stream() if "lastUpdateId" not in m]
+    loaded = read_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    assert len(loaded.tape.depth_ts_ns) == 0 and loaded.tape.bid_px.tolist() == [1001, 1001]
+    assert "DEPTH NOT REPLAYED: 4 depth diffs and no REST snapshot line to start the book from" in (
+        loaded.summary.describe())
+
+
+def test_bare_partial_book_payloads_are_not_replayed_as_diffs(tmp_path: Path) -> None:
+    """Futures ``depth5/10/20`` payloads recorded without the envelope are ``"e": "depthUpdate"`` events with chained
+    ids, like the diffs: applied as diffs, every level that left the top 5 stayed in the book for good (a book that
+    crossed the quotes as soon as the price moved), with "0 gaps"."""
+    def partial(k: int, top: float) -> dict[str, object]:
+        bids = [[f"{top - 0.1 * i:.1f}", "1.000"] for i in range(5)]
+        asks = [[f"{top + 0.1 * (i + 1):.1f}", "1.000"] for i in range(5)]
+        msg = _diff("tstusdt", 10 * k + 5, 100 + k, 101 + k, 100 + k, bids, asks)
+        return {"_recv_ms": msg["_recv_ms"], **msg["data"]}   # type: ignore[dict-item]
+    msgs: list[dict[str, object]] = [_snapshot(0, 100, [["100.0", "3.000"]], [["100.2", "4.000"]])]
+    msgs += [partial(k, 100.0 + 0.1 * k) for k in range(25)]
+    msgs += [_ticker("tstusdt", 10 * k + 6, f"{100.0 + 0.1 * k:.1f}", f"{100.1 + 0.1 * k:.1f}") for k in range(25)]
+    msgs.sort(key=lambda m: m["_recv_ms"])  # type: ignore[arg-type, return-value]
+    loaded = read_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    assert len(loaded.tape.depth_ts_ns) == 0 and loaded.tape.depth_gap_ts_ns.tolist() == []
+    assert ("DEPTH NOT REPLAYED: 25 depth messages of exactly 5 levels a side and none removing a level: partial-book "
+            "snapshots (depth5), not diffs") in loaded.summary.describe()
+    # the same with one level removed is a diff stream that happens to be regular: replayed
+    next(m for m in reversed(msgs) if "b" in m and "U" in m)["b"][0][1] = "0.000"   # type: ignore[index]
+    loaded = read_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    assert loaded.summary.depth_applied == 25 and loaded.summary.depth_unused == ""
+
+
+def test_a_snapshot_no_diff_continues_says_so(tmp_path: Path) -> None:
+    """A REST snapshot taken long before the diffs (its lastUpdateId far below their ids) read "depth 4 (0 applied,
+    0 gaps); DEPTH NOT REPLAYED: 1 snapshot(s) and no depth diff", though the diffs were there."""
+    msgs = _futures_stream()
+    msgs[3]["lastUpdateId"] = 10   # type: ignore[index]
+    loaded = read_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz",
+                                  [*msgs, *(_ticker("tstusdt", 1000 * k + 9, "100.1", "100.2") for k in range(10))])])
+    assert len(loaded.tape.depth_ts_ns) == 0
+    assert ("DEPTH NOT REPLAYED: 1 snapshot(s) and none of the 4 depth diffs continuing one (a snapshot taken before "
+            "the diffs began") in loaded.summary.describe()
+
+
+def test_a_file_of_the_other_kind_of_market_is_refused_naming_file_and_line(tmp_path: Path) -> None:
+    """A spot capture saved under a usdm name (without depth) replayed as a perpetual, and a futures capture under a
+    spot name as spot (spot fees, its depth read by spot rules: "1 applied, 2 gaps"), both silently."""
+    spot = [_ticker("tstusdt", 1, "10.00", "10.01", exchange_time=False), _trade("tstusdt", 2, "10.01", "0.5", True)]
+    path = _write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", spot)
+    with pytest.raises(MarketDataError, match=r":1: a bookTicker without an event time E, as spot streams send it, in "
+                                              "a file named usdm: the file holds spot data; rename it spot_<symbol>_"):
+        load_binance([path])
+    path.unlink()
+    futures = _write(tmp_path / "spot_tstusdt_20240101.jsonl.gz", _futures_stream())
+    with pytest.raises(MarketDataError, match=r":1: a depth diff with 'pu', as futures streams send it, in a file "
+                                              r"named spot: the file holds futures data; rename it usdm_<symbol>_"):
+        load_binance([futures])
+    trade = _trade("tstusdt", 5, "100.2", "0.010", False)
+    trade["data"]["X"] = "MARKET"   # type: ignore[index]
+    futures = _write(futures, [_ticker("tstusdt", 1, "100.1", "100.2"), trade])
+    with pytest.raises(MarketDataError, match=r":2: a trade with a trade type X, as futures streams send it"):
+        load_binance([futures])
+
+
+def test_two_files_overlapping_briefly_are_read_once_through(tmp_path: Path) -> None:
+    """Two recorders handing over at midnight (the next day's file opened before the last one closed) were refused
+    as "the same hours recorded twice; keep one of them", which would lose half the capture."""
+    msgs: list[dict[str, object]] = [_snapshot(0, 100, [["100.0", "3.000"]], [["100.2", "4.000"]])]
+    for k in range(40):
+        msgs += [_ticker("tstusdt", 100 * k + 1, "100.0", "100.2"),
+                 _diff("tstusdt", 100 * k + 2, 100 + k, 101 + k, 100 + k, [["100.0", f"{k % 7 + 1}.000"]], []),
+                 _trade("tstusdt", 100 * k + 3, "100.2", "0.010", False)]
+    whole = load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    (tmp_path / "two").mkdir()
+    first = _write(tmp_path / "two" / "usdm_tstusdt_20240101.jsonl.gz", msgs[:64])
+    second = _write(tmp_path / "two" / "usdm_tstusdt_20240102.jsonl.gz", msgs[58:])
+    loaded = read_binance([second, first])
+    for name in ("quote_ts_ns", "bid_px", "trade_ts_ns", "depth_ts_ns", "depth_qty", "depth_gap_ts_ns"):
+        assert getattr(loaded.tape, name).tolist() == getattr(whole, name).tolist(), name
+    assert dict(loaded.summary.repeated) == {"bookTicker": 2, "depth": 2, "trade": 2}
+    assert ("OVERLAP: usdm_tstusdt_20240102.jsonl.gz starts 0.1 s before usdm_tstusdt_20240101.jsonl.gz ends (the "
+            "messages recorded in both are read once)") in loaded.summary.describe()
+
+
+def test_the_all_market_book_ticker_stream_gives_the_quotes(tmp_path: Path) -> None:
+    """A capture of ``!bookTicker`` (every symbol's quotes in one stream) was refused as "no bookTicker messages",
+    its quotes skipped as an unknown stream."""
+    whole = load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", _futures_stream())])
+    msgs = _futures_stream()
+    for msg in msgs:
+        if str(msg.get("stream", "")).endswith("@bookTicker"):
+            msg["stream"] = "!bookTicker"
+    other = _ticker("othusdt", 3, "5.0", "5.1")
+    msgs.insert(3, {**other, "stream": "!bookTicker"})
+    (tmp_path / "all").mkdir()
+    loaded = read_binance([_write(tmp_path / "all" / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    assert loaded.tape.quote_ts_ns.tolist() == whole.quote_ts_ns.tolist()
+    assert loaded.tape.bid_px.tolist() == whole.bid_px.tolist() and loaded.summary.read["bookTicker"] == 2
+    assert loaded.summary.other_symbols == 1 and not loaded.summary.unknown
+
+
+def test_a_break_in_the_depth_chain_is_one_gap_not_a_stop(tmp_path: Path) -> None:
+    """A lost diff (the chain broken, no snapshot after it) was counted twice: the gap, and a "DEPTH STOPPED while the
+    quotes went on" a few ms before it, though the diffs went on."""
+    msgs: list[dict[str, object]] = [_snapshot(0, 100, [["100.0", "3.000"]], [["100.2", "4.000"]])]
+    for k in range(300):
+        msgs.append(_ticker("tstusdt", 100 * k + 1, "100.0", "100.2"))
+        if k != 100:   # the 101st diff lost
+            msgs.append(_diff("tstusdt", 100 * k + 2, 100 + k, 101 + k, 100 + k, [["100.0", f"{k % 7 + 1}.000"]], []))
+    loaded = read_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+    assert loaded.tape.depth_gap_ts_ns.tolist() == [(T0_MS + 100 * 101 + 2) * 1_000_000]
+    assert loaded.summary.depth_stale == 0 and loaded.summary.depth_applied == 100
+    assert "DEPTH STOPPED" not in loaded.summary.describe()
+
+
+def test_nul_padding_after_a_crash_and_a_byte_order_mark_load_like_the_original(tmp_path: Path) -> None:
+    """A plain ``.jsonl`` whose writer died leaving the filesystem's NUL bytes at its end, and one saved by an editor
+    with a UTF-8 byte order mark, were refused at that line ("line must start with '<receive time ns> ', got
+    b'\\x00\\x00..." / b'\\xef\\xbb\\xbf1700...')."""
+    whole = load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", _futures_stream())])
+    (tmp_path / "orig").mkdir()
+    text = _plain(tmp_path / "orig" / "usdm_tstusdt_20240101.jsonl", _futures_stream())
+    for name, raw in (("nul", text.read_bytes() + b"\0" * 5000), ("bom", b"\xef\xbb\xbf" + text.read_bytes())):
+        (tmp_path / name).mkdir()
+        path = tmp_path / name / "usdm_tstusdt_20240101.jsonl"
+        path.write_bytes(raw)
+        loaded = read_binance([path])
+        for field in ("quote_ts_ns", "bid_px", "trade_px", "depth_ts_ns", "depth_px"):
+            assert getattr(loaded.tape, field).tolist() == getattr(whole, field).tolist(), (name, field)
+        cut = ["usdm_tstusdt_20240101.jsonl: ends in 5000 NUL bytes after line 8 (its writer stopped), ignored"]
+        assert loaded.summary.cut == (cut if name == "nul" else [])
+
+
+def test_depth_event_time_going_back_says_what_to_do(tmp_path: Path) -> None:
+    """It read "depth event time 1700000000004000000 precedes the previous depth event 1700000000006000000": raw ns,
+    no cure."""
+    msgs = _futures_stream()
+    msgs[7]["data"]["E"] -= 3000   # type: ignore[index, operator]  # ids chained, its time 3 s back
+    with pytest.raises(MarketDataError, match=r":8: depth event time goes back 3.0 s here .* split the file at this"):
+        load_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", msgs)])
+
+
+def test_a_file_of_only_a_subscription_reply_names_the_file(tmp_path: Path) -> None:
+    """A recorder that subscribed and then received nothing left a file refused as "no market messages found in the
+    given files", naming none."""
+    path = _write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", [{"_recv_ms": T0_MS, "result": None, "id": 1}])
+    with pytest.raises(MarketDataError, match=r"usdm_tstusdt_20240101.jsonl.gz: no market message of any symbol in "
+                                              r"it \(only subscription reply 1\): .* move the file out"):
+        load_binance([path])
+
+
+def test_a_recorder_that_reconnects_resumes_the_book_from_its_new_snapshot(tmp_path: Path) -> None:
+    """A recorder that reconnected at midnight wrote the new connection's REST snapshot before its first diff; read
+    while the old chain still held, the snapshot was thrown away, and the book stayed unknown from the break to the
+    end of the capture (half the depth unused, one gap)."""
+    day1: list[dict[str, object]] = [_snapshot(0, 100, [["100.0", "3.000"]], [["100.2", "4.000"]])]
+    for k in range(20):
+        day1 += [_ticker("tstusdt", 100 * k + 1, "100.0", "100.2"),
+                 _diff("tstusdt", 100 * k + 2, 100 + k, 101 + k, 100 + k, [["100.0", f"{k % 7 + 1}.000"]], [])]
+    day2: list[dict[str, object]] = [_snapshot(2_010, 503, [["100.0", "9.000"]], [["100.2", "8.000"]])]
+    for k in range(25, 45):   # ids 125.. : the diffs between 120 and 125 were lost in the reconnection
+        day2 += [_ticker("tstusdt", 100 * k + 1, "100.0", "100.2"),
+                 _diff("tstusdt", 100 * k + 2, 475 + k, 476 + k, 475 + k, [["100.0", f"{k % 7 + 1}.000"]], [])]
+    loaded = read_binance([_write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz", day1),
+                           _write(tmp_path / "usdm_tstusdt_20240102.jsonl.gz", day2)])
+    break_ns = (T0_MS + 2_502) * 1_000_000   # the first diff of the new connection
+    assert loaded.tape.depth_gap_ts_ns.tolist() == [break_ns] and loaded.summary.depth_stale == 0
+    assert loaded.summary.depth_applied == 20 + 18   # the new connection's, from the one straddling 503 on
+    second = int(loaded.tape.depth_snapshot_idx[1])
+    assert int(loaded.tape.depth_ts_ns[second]) == break_ns
+    assert int(loaded.tape.depth_qty[second]) == 9 * loaded.tape.qty_scale   # the new snapshot's bid
