@@ -87,7 +87,7 @@ class EpsilonGreedy(MomentsLearner):
         return max(self._min_epsilon, self._epsilon * math.exp(-self._decay * self._decay_steps))
 
     def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
-        eps = self.current_epsilon
+        eps = self._min_epsilon if self._decay_steps >= self._floor_steps else self.current_epsilon
         counts, means = self._counts, self._moments.means
         # one pass (an arm without rewards scores +inf, so it is greedy): half the cost of scoring, max and filter
         best, greedy = -math.inf, []
