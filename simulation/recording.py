@@ -16,12 +16,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from router_tuner.config.loader import model_prefix_issues, snapshot
 from router_tuner.config.models import ConfigBundle
 from router_tuner.config.redact import redact
 from router_tuner.executor.journal import Journal
 from router_tuner.router.atomic_file import atomic_path
-from router_tuner.simulation.job import SimulationResult
+from router_tuner.simulation.job import SimulationOptions, SimulationResult
 from router_tuner.simulation.learners import learner_policy_name
 from router_tuner.simulation.series import learner_series
 from router_tuner.tuner.flat_params import flatten_params
@@ -62,6 +64,19 @@ def metric_name(*parts: str) -> str:
     return "/".join(_METRIC_CHARS.sub("_", p) for p in parts)
 
 
+def run_config(config: ConfigBundle, options: SimulationOptions) -> ConfigBundle:
+    """The configuration the run ran under: ``config`` with the values the options replace (``--orders`` for
+    ``router.json`` ``simulation.intents.orders_per_symbol``, ``--seed`` for ``tuner.json`` ``seed``,
+    ``--shadow-symbols`` for ``simulation.shadow_scenario.symbols``), so the params and config snapshots MLflow
+    records say what ran, not the file's defaults."""
+    replace = msgspec.structs.replace
+    sim = config.router.simulation
+    sim = replace(sim, intents=replace(sim.intents, orders_per_symbol=options.orders_per_symbol),
+                  shadow_scenario=replace(sim.shadow_scenario, symbols=tuple(options.shadow_symbols)))
+    return replace(config, router=replace(config.router, simulation=sim),
+                   tuner=replace(config.tuner, seed=options.seed))
+
+
 def register_policy_versions(result: SimulationResult, config: ConfigBundle, tracking_uri: str, *,
                              parent_runs: Mapping[tuple[str, str], str] | None = None) -> list[dict[str, Any]]:
     """Register every version each learner published per symbol, in order, as MLflow model versions.
@@ -77,6 +92,7 @@ def register_policy_versions(result: SimulationResult, config: ConfigBundle, tra
     from router_tuner.tuner.registry import PolicyRegistry
     from router_tuner.tuner.service.publish import MlflowPublisher
 
+    config = run_config(config, result.options)
     prefix = config.router.simulation.registered_model_prefix
     if clash := model_prefix_issues(config.router, config.tuner):  # refused at load; a bundle built in code too
         raise ValueError(str(clash[0]))
@@ -86,7 +102,10 @@ def register_policy_versions(result: SimulationResult, config: ConfigBundle, tra
                                   model_prefix=f"{prefix}-{run.learner}")
         for symbol in result.symbols:
             parent = (parent_runs or {}).get((run.learner, symbol))
-            publisher = MlflowPublisher(registry, config, parent_run_id=parent)
+            # the learner's own tuner.json, as simulation.learners.learner_runs ran it
+            tuner = msgspec.structs.replace(config.tuner, learner=run.learner)
+            ran_under = msgspec.structs.replace(config, tuner=tuner)
+            publisher = MlflowPublisher(registry, ran_under, parent_run_id=parent)
             registry.delete_model(symbol)
             records = run.publisher.records_of(symbol)
             if records:  # marked part-registered until the last version is in (a run killed meanwhile says so)
@@ -143,6 +162,7 @@ def log_to_mlflow(result: SimulationResult, config: ConfigBundle, summary: dict[
     ensure_experiment(client, tracking_uri, config.tuner.mlflow.experiment)
     mlflow.set_experiment(config.tuner.mlflow.experiment)
     options = result.options
+    config = run_config(config, options)
     with mlflow.start_run(run_name=f"simulate-seed{options.seed}") as run:
         mlflow.set_tag("job", "simulate")
         options_params = {"seed": options.seed, "orders_per_symbol": options.orders_per_symbol,

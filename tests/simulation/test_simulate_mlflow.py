@@ -80,6 +80,16 @@ def test_simulate_logs_a_parent_run_and_registers_final_policies(
         assert [p.version for p in registry.list("BTCUSDT")] == list(range(v["policy_version"], 0, -1))
         assert v["model"] == f"{prefix}-{v['learner']}-BTCUSDT"
     assert run.data.params["router.static_policy.maker_ttl_ms"] and run.data.params["seed"] == "5"
+    # the config params say what ran (--orders 40, --seed 5), not router.json's 800 and tuner.json's 7 beside it
+    assert run.data.params["router.simulation.intents.orders_per_symbol"] == "40"
+    assert run.data.params["tuner.seed"] == "5"
+    for v in published:  # and so does each version's record of the configuration it ran under
+        version_run = client.get_run(client.get_model_version(v["model"], str(v["registered_version"])).run_id)
+        assert version_run.data.params["router.simulation.intents.orders_per_symbol"] == "40"
+        snap = json.loads(Path(client.download_artifacts(version_run.info.run_id, "config/config_snapshot.json",
+                                                         str(tmp_path))).read_text())
+        assert (snap["tuner"]["learner"], snap["tuner"]["seed"]) == (v["learner"], 5)
+        assert snap["router"]["simulation"]["intents"]["orders_per_symbol"] == 40
     assert max(len(value) for value in run.data.params.values()) <= 480, "flat params, no JSON blobs"
     experiment_id = run.info.experiment_id
 
