@@ -162,7 +162,7 @@ def _usage_error(args: argparse.Namespace) -> str | None:
 
 def _go_live(args: argparse.Namespace, registry: PolicyRegistry) -> PolicyVersion:
     """Request go-live unless the symbol is live already (then say so and change nothing); the champion."""
-    champion = registry.show(args.symbol, "champion")  # no registered policy: RegistryError, exit 1
+    champion = registry.show(args.symbol, "champion")  # no registered policy: NoSuchVersion, exit 2
     if registry.deployment_mode(args.symbol) == "live":
         print(f"policy go-live: {args.symbol} is already live; nothing changed", file=sys.stderr)
     else:

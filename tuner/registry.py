@@ -89,6 +89,11 @@ class RegistryError(RuntimeError):
     """A registry operation that cannot be carried out (unknown symbol, version or alias)."""
 
 
+class NoSuchVersion(RegistryError):
+    """A version or alias the registry does not hold for a symbol (a wrong ``--version``, ``--symbol`` or
+    ``--prefix``): bad input, not a store failure."""
+
+
 class TrackingUriError(ValueError):
     """A tracking URI MLflow will not open as given: a bare path or ``file:`` (MLflow's retired file store)."""
 
@@ -214,7 +219,7 @@ class PolicyRegistry:
         except MlflowException as error:
             if not _is_missing(error):
                 raise
-            raise RegistryError(f"{symbol}: no policy version {ref!r} in {self.tracking_uri}") from error
+            raise NoSuchVersion(f"{symbol}: no policy version {ref!r} in {self.tracking_uri}") from error
         return self._describe(symbol, model_version)
 
     def challenger_version(self, symbol: str) -> int | None:
@@ -274,7 +279,7 @@ class PolicyRegistry:
         except MlflowException as error:
             if not _is_missing(error):
                 raise
-            raise RegistryError(f"{symbol}: no registered policy") from error
+            raise NoSuchVersion(f"{symbol}: no registered policy in {self.tracking_uri}") from error
         if not history:
             raise RegistryError(f"{symbol}: no previous champion to roll back to")
         self._client.set_registered_model_alias(name, CHAMPION, str(history[-1]))
@@ -309,7 +314,7 @@ class PolicyRegistry:
         except MlflowException as error:
             if not _is_missing(error):
                 raise
-            raise RegistryError(f"{symbol}: no policy version {version}") from error
+            raise NoSuchVersion(f"{symbol}: no policy version {version}") from error
 
     def request_go_live(self, symbol: str, *, who: str, why: str) -> None:
         """Ask the tuner to take ``symbol`` out of shadow mode; who and why are kept as model tags."""

@@ -67,8 +67,16 @@ def test_list_show_promote_rollback(store: str, capsys: pytest.CaptureFixture[st
 
 
 def test_errors_exit_non_zero_with_the_reason(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["policy", "show", "--symbol", "ETHUSDT", "--tracking-uri", store]) == 1
-    assert "ETHUSDT: no policy version 'champion'" in capsys.readouterr().err
+    # a version, symbol or prefix the store does not hold is bad input pointing at `policy list`, not exit 1
+    # "check the MLflow store" (the store is fine)
+    assert main(["policy", "show", "--symbol", "ETHUSDT", "--tracking-uri", store]) == 2
+    err = capsys.readouterr().err
+    assert "ETHUSDT: no policy version 'champion'" in err and "policy list" in err and "check the" not in err
+    assert main(["policy", "show", "--symbol", "BTCUSDT", "--version", "7", "--tracking-uri", store]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "BTCUSDT: no policy version '7'" in err and "policy list" in err
+    assert main(["policy", "rollback", "--symbol", "ETHUSDT", "--tracking-uri", store]) == 2
+    assert "ETHUSDT: no registered policy" in capsys.readouterr().err
     assert main(["policy", "promote", "--symbol", "BTCUSDT", "--version", "1", "--tracking-uri", store,
                  "--force", "--who", "test", "--why", "already champion"]) == 1
     assert "already the champion" in capsys.readouterr().err
