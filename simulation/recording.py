@@ -146,17 +146,18 @@ def _metrics(result: SimulationResult, summary: dict[str, Any]) -> dict[str, flo
 
 
 def log_to_mlflow(result: SimulationResult, config: ConfigBundle, summary: dict[str, Any],
-                  artifacts: list[Path]) -> tuple[str, list[dict[str, Any]]]:
+                  artifacts: list[Path], *, tracking_uri: str | None = None) -> tuple[str, list[dict[str, Any]]]:
     """One parent run (options and the flattened, redacted config as params; the config snapshot, summary
     and report as artifacts; per-symbol/per-policy metrics), a child run per learner and under it one per
     symbol (named ``<learner> <SYMBOL>``) whose metrics are curves over the orders (:mod:`simulation.series`)
     and under which that learner's versions are registered (listed in the parent's ``policy_versions.json``).
+    ``tracking_uri`` (``simulate --tracking-uri``) wins over ``MLFLOW_TRACKING_URI`` and ``tuner.json``.
     Returns the parent run id and the registered versions."""
     import mlflow
 
     from router_tuner.tuner.registry import ensure_experiment, log_flat, open_client, resolve_tracking_uri
 
-    tracking_uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri)
+    tracking_uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri, override=tracking_uri)
     client = open_client(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     ensure_experiment(client, tracking_uri, config.tuner.mlflow.experiment)

@@ -117,6 +117,28 @@ def test_simulate_logs_a_parent_run_and_registers_final_policies(
     assert "no policy versions named router-policy-*" in capsys.readouterr().err
 
 
+def test_simulate_tracking_uri_wins_over_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys) -> None:
+    """``simulate --tracking-uri`` like ``policy``/``ope``: the run and its versions go to that store (simulate had
+    no such option, and its MLflow store did not follow ``--out`` either: ./var/mlflow.db of the current folder)."""
+    env_db, chosen_db = tmp_path / "env.db", tmp_path / "chosen.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{env_db}")
+    monkeypatch.setenv("ROUTER_TUNER_DATA", "")
+    monkeypatch.setattr("router_tuner.router.market.binance._DEFAULT_DATA_DIR", tmp_path / "none")
+    code = main(["simulate", "--orders", "8", "--symbols", "BTCUSDT", "--learners", "ucb", "--shadow-symbols",
+                 "--workers", "1", "--out", str(tmp_path / "out"), "--tracking-uri", f"sqlite:///{chosen_db}",
+                 "--json"])
+    assert code == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    run = MlflowClient(tracking_uri=f"sqlite:///{chosen_db}").get_run(line["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.params["orders_per_symbol"] == "8"
+    assert not env_db.exists(), "the environment's store is not touched"
+    with pytest.raises(SystemExit) as stopped:
+        main(["simulate", "--orders", "8", "--tracking-uri", ""])
+    assert stopped.value.code == 2
+    assert "argument --tracking-uri: empty" in capsys.readouterr().err
+
+
 def test_simulation_prefix_must_not_shadow_live_models(tmp_path: Path) -> None:
     config = load_config()
     clash = msgspec.structs.replace(config.router.simulation,
