@@ -85,6 +85,8 @@ def test_simulate_logs_a_parent_run_and_registers_final_policies(
     assert run.data.params["tuner.seed"] == "5"
     for v in published:  # and so does each version's record of the configuration it ran under
         version_run = client.get_run(client.get_model_version(v["model"], str(v["registered_version"])).run_id)
+        # the learner's reward-scale cost is not the journal's cost_bps the report averages: named apart from it
+        assert "learned_cost_bps" in version_run.data.metrics and "cost_bps" not in version_run.data.metrics
         assert version_run.data.params["router.simulation.intents.orders_per_symbol"] == "40"
         snap = json.loads(Path(client.download_artifacts(version_run.info.run_id, "config/config_snapshot.json",
                                                          str(tmp_path))).read_text())
@@ -180,7 +182,7 @@ def _record(config: ConfigBundle, version: int) -> PolicyRecord:
     base = RouterPolicy.from_static("BTCUSDT", config.router, policy_id="tuner-BTCUSDT")
     policy = base.with_arm(f"o{version:.2f}_b0.00", maker_offset_bps=float(version), taker_bias=0.0, propensity=0.5,
                            version=version)
-    metrics = VersionMetrics(outcomes=10, events=10, cost_bps=3.0, maker_ratio=0.5, fallback_ratio=0.1,
+    metrics = VersionMetrics(outcomes=10, events=10, learned_cost_bps=3.0, maker_ratio=0.5, fallback_ratio=0.1,
                              regret_bps=0.2, expected_cost_bps=2.9)
     return PolicyRecord(policy=policy, reason="schedule", previous_version=version - 1, learner="ucb",
                         learner_params={"delta": 1.0}, grid=build_grid(config.tuner, config.router),
