@@ -127,7 +127,7 @@ def _metrics(result: SimulationResult, summary: dict[str, Any]) -> dict[str, flo
     for symbol, sym in summary["symbols"].items():
         for policy, row in sym["policies"].items():
             for key in ("mean_cost_bps", "maker_ratio", "fallback_ratio", "mean_markout_bps",
-                        "regret_vs_best_fixed_bps"):
+                        "cumulative_regret_vs_best_fixed_bps"):
                 if row[key] is not None:
                     metrics[metric_name(key, symbol, policy)] = float(row[key])
     for comp in summary["ope"]:

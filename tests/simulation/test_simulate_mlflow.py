@@ -63,7 +63,7 @@ def test_simulate_logs_a_parent_run_and_registers_final_policies(
     assert run.data.tags["job"] == "simulate" and run.data.params["learners"] == "ucb,epsilon_greedy"
     metrics = run.data.metrics
     assert "mean_cost_bps/BTCUSDT/learner_ucb" in metrics and "mean_cost_bps/BTCUSDT/static" in metrics
-    assert "regret_vs_best_fixed_bps/BTCUSDT/learner_epsilon_greedy" in metrics
+    assert "cumulative_regret_vs_best_fixed_bps/BTCUSDT/learner_epsilon_greedy" in metrics
     assert "ope_cost_bps/BTCUSDT/learner_ucb/dr" in metrics and "ope_truth_cost_bps/BTCUSDT/learner_ucb" in metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert {"report/report.html", "report/report.md", "report/plotly.min.js"} <= artifacts  # the page opens as is
