@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, type=path_text, help="config directory (default: embedded defaults)")
     parser.add_argument("--tracking-uri", default=None, type=path_text,
                         help="MLflow tracking URI (overrides env and config)")
+    parser.add_argument("--prefix", default=None,
+                        help="registered model name prefix of SYMBOL@ALIAS and SYMBOL/N (default: tuner.json "
+                             "mlflow.registered_model_prefix; a simulated learner's models are <router.json "
+                             "simulation.registered_model_prefix>-<learner>, as `policy list --simulation` shows)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -195,7 +199,10 @@ def run(args: argparse.Namespace) -> int:
 
         mlflow_config = bundle.tuner.mlflow
         return PolicyRegistry(mlflow_config.tracking_uri, mlflow_config.experiment,
-                              mlflow_config.registered_model_prefix, override_uri=args.tracking_uri)
+                              args.prefix or mlflow_config.registered_model_prefix, override_uri=args.tracking_uri)
+
+    if args.prefix is not None and (not args.prefix.strip() or "'" in args.prefix):
+        raise BadInput(f"--prefix {args.prefix!r}: not a registered model name prefix")
 
     if not args.journal.is_file():
         raise BadInput(f"no journal at {args.journal}: pass the SQLite journal a run wrote "

@@ -251,6 +251,17 @@ def test_mlflow_candidate_is_scored_and_logged_to_its_run(journal_path: Path, tm
     assert logged["ope_dr_cost_bps"] == pytest.approx(only["candidate"]["estimates"]["dr"]["cost_bps"])
     assert logged["ope_dr_cost_bps"] > 0
     assert logged["ope_dr_diff_cost_bps"] == pytest.approx(only["difference"]["dr"]["cost_bps"])
+    # a simulated learner's version (policy list --simulation) is a candidate too, by its prefix
+    simulated = PolicyRegistry(None, "router-tuner", "sim-router-policy-ucb", override_uri=uri)
+    simulated.publish(_offset_one_policy(), params={}, metrics={}, config_snapshot={})
+    assert "no policy version 'champion'" in _fails(capsys, "--journal", str(journal_path), "--candidate",
+                                                    "BTCUSDT@champion", "--tracking-uri", f"sqlite:///{tmp_path}/x.db")
+    by_prefix = _run_json(capsys, "--journal", str(journal_path), "--candidate", "BTCUSDT@champion",
+                          "--tracking-uri", uri, "--prefix", "sim-router-policy-ucb")
+    assert by_prefix["results"][0]["candidate"]["candidate_arm"] == "o1.00_b0.00"
+    assert "ope_dr_cost_bps" in simulated.show("BTCUSDT", "1").metrics, "logged to the simulated version's run"
+    assert "--prefix ' ': not a registered model name prefix" in _fails(
+        capsys, "--journal", str(journal_path), "--candidate", "o1.00_b0.00", "--prefix", " ")
 
 
 def test_bad_config_directory_is_a_clean_error(journal_path: Path, tmp_path: Path,
