@@ -151,6 +151,12 @@ def test_list_finds_the_simulation_models_with_a_flag(store: str, capsys: pytest
     [found] = _json(capsys, ["policy", "list", "--simulation", "--tracking-uri", store, "--json"])
     assert (found["model"], found["symbol"], found["aliases"]) == (f"{prefix}-ucb-ETHUSDT", "ETHUSDT",
                                                                   ["challenger", "champion"])
+    # --symbol with --simulation: every learner's model of that symbol (it looked for <prefix>-ETHUSDT: none)
+    [by_symbol] = _json(capsys, ["policy", "list", "--simulation", "--symbol", "ETHUSDT", "--tracking-uri", store,
+                                 "--json"])
+    assert by_symbol["model"] == f"{prefix}-ucb-ETHUSDT"
+    assert main(["policy", "list", "--simulation", "--symbol", "BTCUSDT", "--tracking-uri", store]) == 0
+    assert "no policy versions of BTCUSDT named" in capsys.readouterr().err
     [same] = _json(capsys, ["policy", "list", "--prefix", f"{prefix}-ucb", "--tracking-uri", store, "--json"])
     assert same["model"] == found["model"]
     [shown] = _json(capsys, ["policy", "show", "--symbol", "ETHUSDT", "--prefix", f"{prefix}-ucb",
