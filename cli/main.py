@@ -276,6 +276,12 @@ FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
     "router_tuner.executor.journal.CorruptRow": _hint(BAD_INPUT, "the journal is damaged; restore it from a copy"),
     "router_tuner.executor.journal.JournalError": _hint(RUNTIME_FAILURE, ""),
     "router_tuner.tuner.ope.partition.layout.DatasetError": _hint(RUNTIME_FAILURE, ""),
+    "router_tuner.tuner.registry.NoSuchVersion": _hint(
+        BAD_INPUT, "`router-tuner policy list` shows the versions there (the same --prefix or --simulation, "
+                   "--tracking-uri)"),
+    "router_tuner.tuner.registry.ChampionStays": _hint(
+        RUNTIME_FAILURE, "the champion is unchanged (rollback steps back one promotion at a time, never forward); "
+                         "`router-tuner policy list` shows each version's aliases"),
     "router_tuner.tuner.registry.RegistryError": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
     "router_tuner.tuner.registry.TrackingUriError": _hint(BAD_INPUT, _MLFLOW_ADVICE),
     "mlflow.tracking.registry.UnsupportedModelRegistryStoreURIException": _hint(BAD_INPUT, _MLFLOW_ADVICE),

@@ -19,8 +19,10 @@ not take a partial answer for a whole one.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import functools
+import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -54,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, type=path_text, help="config directory (default: embedded defaults)")
     parser.add_argument("--tracking-uri", default=None, type=path_text,
                         help="MLflow tracking URI (overrides env and config)")
+    parser.add_argument("--prefix", default=None,
+                        help="registered model name prefix of SYMBOL@ALIAS and SYMBOL/N (default: tuner.json "
+                             "mlflow.registered_model_prefix; a simulated learner's models are <router.json "
+                             "simulation.registered_model_prefix>-<learner>, as `policy list --simulation` shows)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -193,7 +199,10 @@ def run(args: argparse.Namespace) -> int:
 
         mlflow_config = bundle.tuner.mlflow
         return PolicyRegistry(mlflow_config.tracking_uri, mlflow_config.experiment,
-                              mlflow_config.registered_model_prefix, override_uri=args.tracking_uri)
+                              args.prefix or mlflow_config.registered_model_prefix, override_uri=args.tracking_uri)
+
+    if args.prefix is not None and (not args.prefix.strip() or "'" in args.prefix):
+        raise BadInput(f"--prefix {args.prefix!r}: not a registered model name prefix")
 
     if not args.journal.is_file():
         raise BadInput(f"no journal at {args.journal}: pass the SQLite journal a run wrote "
@@ -220,6 +229,22 @@ def _read_journal(path: Path, symbol: str | None) -> list[RouterEvent]:
         raise ValueError(f"{path}: not a journal ({error})") from None
 
 
+def _concurrent_policies(events: Sequence[RouterEvent]) -> str | None:
+    """A warning when logging policies routed over the same time (a simulation's journal, where every policy
+    routes the same intents): on_policy is then their mixture and one intent counts once per policy. Policies
+    that took over from one another (static, then a tuner) are one log, as live writes it."""
+    spans: dict[str, list[int]] = {}
+    for event in events:
+        span = spans.setdefault(event.policy_id, [event.arrival_ts_ns, event.arrival_ts_ns])
+        span[0], span[1] = min(span[0], event.arrival_ts_ns), max(span[1], event.arrival_ts_ns)
+    ordered = sorted(spans.values())
+    if not any(later[0] <= earlier[1] for earlier, later in itertools.pairwise(ordered)):
+        return None
+    return (f"the log holds {len(spans)} logging policies routing over the same time (a simulation's journal "
+            "routes the same intents with every policy): on_policy is their mixture and each intent counts once per "
+            f"policy; --logging-policy ID scores one of them ({', '.join(sorted(spans))})")
+
+
 def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
     from router_tuner.tuner.arms import loose_arm_problem
     from router_tuner.tuner.ope.compare import compare
@@ -241,11 +266,15 @@ def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
     results, skipped = [], []
     for symbol in symbols:
         try:
-            results.append(compare(events, candidate.arm, baseline.arm if baseline else None, bundle.tuner.ope,
-                                   seed=bundle.tuner.seed, symbol=symbol,
-                                   min_effective_sample_size=bundle.tuner.deployment.promotion.min_effective_sample_size))
+            scored = compare(events, candidate.arm, baseline.arm if baseline else None, bundle.tuner.ope,
+                             seed=bundle.tuner.seed, symbol=symbol,
+                             min_effective_sample_size=bundle.tuner.deployment.promotion.min_effective_sample_size)
         except ValueError as error:
             skipped.append({"symbol": symbol, "reason": str(error)})
+            continue
+        if (mixed := _concurrent_policies([e for e in events if e.symbol == symbol])) is not None:
+            scored = dataclasses.replace(scored, warnings=(*scored.warnings, mixed))
+        results.append(scored)
     if not results:
         raise ValueError("nothing could be scored: " + "; ".join(f"{s['symbol']}: {s['reason']}" for s in skipped))
     output = {"cost_unit": "bps", "results": [r.to_dict() for r in results], "skipped": skipped,

@@ -98,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
     registry = PolicyRegistry(mlflow_config.tracking_uri, experiment=mlflow_config.experiment,
                               model_prefix=_model_prefix(args, bundle), override_uri=args.tracking_uri)
     if args.policy_command == "list":
-        versions = registry.list(args.symbol)
+        if getattr(args, "simulation", False) and args.symbol:  # <prefix>-<learner>-<SYMBOL>: one model per learner
+            versions = [v for v in registry.list() if v.symbol == args.symbol]
+        else:
+            versions = registry.list(args.symbol)
     elif args.policy_command == "show":
         versions = [registry.show(args.symbol, str(args.version) if args.version is not None else "champion")]
     elif args.policy_command == "promote":
@@ -119,8 +122,9 @@ def run(args: argparse.Namespace) -> int:
                 if registry.model_prefix != simulation_prefix else
                 "`router-tuner simulate` registers them at its end, replacing the previous simulation's: none "
                 "registered yet, or a simulate stopped before registering; run it again")
-        print(f"policy list: no policy versions named {registry.model_prefix}-* in {registry.tracking_uri} ({hint})",
-              file=sys.stderr)
+        of = f" of {args.symbol}" if args.symbol else ""
+        print(f"policy list: no policy versions{of} named {registry.model_prefix}-* in {registry.tracking_uri} "
+              f"({hint})", file=sys.stderr)
     partial = {model: run for model in sorted({v.model for v in versions})
                if (run := registry.registering(model)) is not None}
     for model, run in partial.items():
@@ -162,7 +166,7 @@ def _usage_error(args: argparse.Namespace) -> str | None:
 
 def _go_live(args: argparse.Namespace, registry: PolicyRegistry) -> PolicyVersion:
     """Request go-live unless the symbol is live already (then say so and change nothing); the champion."""
-    champion = registry.show(args.symbol, "champion")  # no registered policy: RegistryError, exit 1
+    champion = registry.show(args.symbol, "champion")  # no registered policy: NoSuchVersion, exit 2
     if registry.deployment_mode(args.symbol) == "live":
         print(f"policy go-live: {args.symbol} is already live; nothing changed", file=sys.stderr)
     else:

@@ -62,6 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="processes that share the symbols (default: the CPUs this process may use; the "
                              "results do not depend on it)")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
+    parser.add_argument("--tracking-uri", default=None, type=path_text,
+                        help="MLflow tracking URI (overrides env and config; default: MLFLOW_TRACKING_URI, then "
+                             "tuner.json mlflow.tracking_uri, then sqlite:///var/mlflow.db in the current folder, "
+                             "whatever --out says)")
     parser.add_argument("--json", action="store_true",
                         help="print the summary as one JSON line last on stdout (a failure is still one plain "
                              "line on stderr)")
@@ -113,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         from router_tuner.tuner.registry import open_client, resolve_tracking_uri
 
         # the first open of a new local store creates its schema: one process at a time (issue 13)
-        open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
+        open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri, override=args.tracking_uri))
     options = SimulationOptions(
         symbols=tuple(args.symbols) if args.symbols else None,
         orders_per_symbol=(args.orders if args.orders is not None
@@ -154,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
     summary["journal"] = str(journal)
     summary["report"] = str(report.html)
     if not args.no_mlflow:
-        run_id, versions = log_to_mlflow(result, config, summary, [report.html, report.markdown, *report.assets])
+        run_id, versions = log_to_mlflow(result, config, summary, [report.html, report.markdown, *report.assets],
+                                         tracking_uri=args.tracking_uri)
         summary["mlflow_run_id"] = run_id
         summary["policy_versions"] = versions
     print(f"mean cost per order (bps), {options.orders_per_symbol} orders per symbol, seed {options.seed}, "

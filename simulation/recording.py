@@ -16,12 +16,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from router_tuner.config.loader import model_prefix_issues, snapshot
 from router_tuner.config.models import ConfigBundle
 from router_tuner.config.redact import redact
 from router_tuner.executor.journal import Journal
 from router_tuner.router.atomic_file import atomic_path
-from router_tuner.simulation.job import SimulationResult
+from router_tuner.simulation.job import SimulationOptions, SimulationResult
 from router_tuner.simulation.learners import learner_policy_name
 from router_tuner.simulation.series import learner_series
 from router_tuner.tuner.flat_params import flatten_params
@@ -62,6 +64,19 @@ def metric_name(*parts: str) -> str:
     return "/".join(_METRIC_CHARS.sub("_", p) for p in parts)
 
 
+def run_config(config: ConfigBundle, options: SimulationOptions) -> ConfigBundle:
+    """The configuration the run ran under: ``config`` with the values the options replace (``--orders`` for
+    ``router.json`` ``simulation.intents.orders_per_symbol``, ``--seed`` for ``tuner.json`` ``seed``,
+    ``--shadow-symbols`` for ``simulation.shadow_scenario.symbols``), so the params and config snapshots MLflow
+    records say what ran, not the file's defaults."""
+    replace = msgspec.structs.replace
+    sim = config.router.simulation
+    sim = replace(sim, intents=replace(sim.intents, orders_per_symbol=options.orders_per_symbol),
+                  shadow_scenario=replace(sim.shadow_scenario, symbols=tuple(options.shadow_symbols)))
+    return replace(config, router=replace(config.router, simulation=sim),
+                   tuner=replace(config.tuner, seed=options.seed))
+
+
 def register_policy_versions(result: SimulationResult, config: ConfigBundle, tracking_uri: str, *,
                              parent_runs: Mapping[tuple[str, str], str] | None = None) -> list[dict[str, Any]]:
     """Register every version each learner published per symbol, in order, as MLflow model versions.
@@ -77,6 +92,7 @@ def register_policy_versions(result: SimulationResult, config: ConfigBundle, tra
     from router_tuner.tuner.registry import PolicyRegistry
     from router_tuner.tuner.service.publish import MlflowPublisher
 
+    config = run_config(config, result.options)
     prefix = config.router.simulation.registered_model_prefix
     if clash := model_prefix_issues(config.router, config.tuner):  # refused at load; a bundle built in code too
         raise ValueError(str(clash[0]))
@@ -86,7 +102,10 @@ def register_policy_versions(result: SimulationResult, config: ConfigBundle, tra
                                   model_prefix=f"{prefix}-{run.learner}")
         for symbol in result.symbols:
             parent = (parent_runs or {}).get((run.learner, symbol))
-            publisher = MlflowPublisher(registry, config, parent_run_id=parent)
+            # the learner's own tuner.json, as simulation.learners.learner_runs ran it
+            tuner = msgspec.structs.replace(config.tuner, learner=run.learner)
+            ran_under = msgspec.structs.replace(config, tuner=tuner)
+            publisher = MlflowPublisher(registry, ran_under, parent_run_id=parent)
             registry.delete_model(symbol)
             records = run.publisher.records_of(symbol)
             if records:  # marked part-registered until the last version is in (a run killed meanwhile says so)
@@ -108,7 +127,7 @@ def _metrics(result: SimulationResult, summary: dict[str, Any]) -> dict[str, flo
     for symbol, sym in summary["symbols"].items():
         for policy, row in sym["policies"].items():
             for key in ("mean_cost_bps", "maker_ratio", "fallback_ratio", "mean_markout_bps",
-                        "regret_vs_best_fixed_bps"):
+                        "cumulative_regret_vs_best_fixed_bps"):
                 if row[key] is not None:
                     metrics[metric_name(key, symbol, policy)] = float(row[key])
     for comp in summary["ope"]:
@@ -127,22 +146,24 @@ def _metrics(result: SimulationResult, summary: dict[str, Any]) -> dict[str, flo
 
 
 def log_to_mlflow(result: SimulationResult, config: ConfigBundle, summary: dict[str, Any],
-                  artifacts: list[Path]) -> tuple[str, list[dict[str, Any]]]:
+                  artifacts: list[Path], *, tracking_uri: str | None = None) -> tuple[str, list[dict[str, Any]]]:
     """One parent run (options and the flattened, redacted config as params; the config snapshot, summary
     and report as artifacts; per-symbol/per-policy metrics), a child run per learner and under it one per
     symbol (named ``<learner> <SYMBOL>``) whose metrics are curves over the orders (:mod:`simulation.series`)
     and under which that learner's versions are registered (listed in the parent's ``policy_versions.json``).
+    ``tracking_uri`` (``simulate --tracking-uri``) wins over ``MLFLOW_TRACKING_URI`` and ``tuner.json``.
     Returns the parent run id and the registered versions."""
     import mlflow
 
     from router_tuner.tuner.registry import ensure_experiment, log_flat, open_client, resolve_tracking_uri
 
-    tracking_uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri)
+    tracking_uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri, override=tracking_uri)
     client = open_client(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     ensure_experiment(client, tracking_uri, config.tuner.mlflow.experiment)
     mlflow.set_experiment(config.tuner.mlflow.experiment)
     options = result.options
+    config = run_config(config, options)
     with mlflow.start_run(run_name=f"simulate-seed{options.seed}") as run:
         mlflow.set_tag("job", "simulate")
         options_params = {"seed": options.seed, "orders_per_symbol": options.orders_per_symbol,

@@ -159,7 +159,7 @@ def force_promote(registry: PolicyRegistry, symbol: str, *, who: str, why: str,
     challenger that is the champion already without a gate record is what a forced promotion killed between
     moving the alias and recording who and why left: the same command records them.
     """
-    from router_tuner.tuner.registry import RegistryError  # MLflow is loaded already: the caller holds a registry
+    from router_tuner.tuner.registry import ChampionStays  # MLflow is loaded already: the caller holds a registry
 
     _require_text(who=who, why=why)
     tags = forced_tags(who=who, why=why)
@@ -169,7 +169,7 @@ def force_promote(registry: PolicyRegistry, symbol: str, *, who: str, why: str,
         version = champion  # a promotion killed after moving the alias, before its record: the same command ends it
     if version is not None and version == champion:
         if gate_problem(registry.version_tags(symbol, version)) is None:
-            raise RegistryError(f"{symbol}: version {version} is already the champion, with a gate record")
+            raise ChampionStays(f"{symbol}: version {version} is already the champion, with a gate record")
         registry.tag_version(symbol, version, tags)
         return registry.show(symbol, str(version))
     promoted = registry.promote(symbol, version)

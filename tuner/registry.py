@@ -89,6 +89,16 @@ class RegistryError(RuntimeError):
     """A registry operation that cannot be carried out (unknown symbol, version or alias)."""
 
 
+class NoSuchVersion(RegistryError):
+    """A version or alias the registry does not hold for a symbol (a wrong ``--version``, ``--symbol`` or
+    ``--prefix``): bad input, not a store failure."""
+
+
+class ChampionStays(RegistryError):
+    """A promote or rollback that cannot move the champion (no earlier champion left, no challenger, the version
+    is the champion already): the store is fine."""
+
+
 class TrackingUriError(ValueError):
     """A tracking URI MLflow will not open as given: a bare path or ``file:`` (MLflow's retired file store)."""
 
@@ -214,7 +224,7 @@ class PolicyRegistry:
         except MlflowException as error:
             if not _is_missing(error):
                 raise
-            raise RegistryError(f"{symbol}: no policy version {ref!r} in {self.tracking_uri}") from error
+            raise NoSuchVersion(f"{symbol}: no policy version {ref!r} in {self.tracking_uri}") from error
         return self._describe(symbol, model_version)
 
     def challenger_version(self, symbol: str) -> int | None:
@@ -251,10 +261,10 @@ class PolicyRegistry:
         name = self.model_name(symbol)
         target = version if version is not None else self._alias_version(name, CHALLENGER)
         if target is None:
-            raise RegistryError(f"{symbol}: no challenger to promote")
+            raise ChampionStays(f"{symbol}: no challenger to promote")
         current = self._alias_version(name, CHAMPION)
         if current == target:
-            raise RegistryError(f"{symbol}: version {target} is already the champion")
+            raise ChampionStays(f"{symbol}: version {target} is already the champion")
         self.show(symbol, str(target))
         if current is not None:
             history = self._history(name)  # its last entry is current already after a promotion killed before
@@ -274,9 +284,9 @@ class PolicyRegistry:
         except MlflowException as error:
             if not _is_missing(error):
                 raise
-            raise RegistryError(f"{symbol}: no registered policy") from error
+            raise NoSuchVersion(f"{symbol}: no registered policy in {self.tracking_uri}") from error
         if not history:
-            raise RegistryError(f"{symbol}: no previous champion to roll back to")
+            raise ChampionStays(f"{symbol}: no previous champion to roll back to")
         self._client.set_registered_model_alias(name, CHAMPION, str(history[-1]))
         self._set_history(name, history[:-1])
         return self.show(symbol, CHAMPION)
@@ -309,7 +319,7 @@ class PolicyRegistry:
         except MlflowException as error:
             if not _is_missing(error):
                 raise
-            raise RegistryError(f"{symbol}: no policy version {version}") from error
+            raise NoSuchVersion(f"{symbol}: no policy version {version}") from error
 
     def request_go_live(self, symbol: str, *, who: str, why: str) -> None:
         """Ask the tuner to take ``symbol`` out of shadow mode; who and why are kept as model tags."""

@@ -47,6 +47,10 @@ _SCRIPT = """
     drawn += 1;
   });
   document.body.dataset.chartsDrawn = String(drawn);
+  function number(text) {  // the number a cell starts with: 3.59, "[3.29, 3.91]", "+0.44 / -0.07", "86% / 84%"
+    var match = /^\\s*\\[?\\s*([-+]?\\d+(?:\\.\\d+)?(?:e[-+]?\\d+)?)/i.exec(text);
+    return match ? parseFloat(match[1]) : NaN;
+  }
   document.querySelectorAll("table.sortable th").forEach(function (th, column) {
     th.addEventListener("click", function () {
       var table = th.closest("table"), body = table.tBodies[0];
@@ -57,8 +61,9 @@ _SCRIPT = """
       var rows = Array.prototype.slice.call(body.rows);
       rows.sort(function (a, b) {
         var x = a.cells[index].textContent, y = b.cells[index].textContent;
-        var nx = parseFloat(x), ny = parseFloat(y);
-        var order = (isNaN(nx) || isNaN(ny)) ? x.localeCompare(y) : nx - ny;
+        var nx = number(x), ny = number(y);
+        if (isNaN(nx) !== isNaN(ny)) { return isNaN(nx) ? 1 : -1; }  // text (n/a) after the numbers, both ways
+        var order = isNaN(nx) ? x.localeCompare(y) : nx - ny;
         return ascending ? order : -order;
       });
       rows.forEach(function (row) { body.appendChild(row); });

@@ -48,7 +48,7 @@ def summary_dict(result: SimulationResult) -> dict[str, Any]:
         policies: dict[str, Any] = {}
         for name, s in sym.summaries.items():
             row = {k: v for k, v in s.to_dict().items() if k not in ("symbol", "policy")}
-            row["regret_vs_best_fixed_bps"] = float(cumulative_regret_bps(sym.runs[name], best)[-1])
+            row["cumulative_regret_vs_best_fixed_bps"] = float(cumulative_regret_bps(sym.runs[name], best)[-1])
             row["regret_per_order_by_quarter_bps"] = regret_by_quarter_bps(sym.runs[name], best)
             for key, reference in oracle.items():
                 row[f"captured_share_of_taker_to_{key}_gap"] = (

@@ -181,6 +181,28 @@ def test_table_shows_costs_differences_and_warnings(journal_path: Path, tmp_path
     assert "warning: low effective sample size for o1.00_b0.00" not in out  # ESS 150 >= 100
 
 
+def test_policies_routing_over_the_same_time_are_named_apart(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A simulation's journal routes the same intents with every policy: scored together, on_policy was their
+    mixture with no word of it (the fixture's pA then pB, one taking over from the other, stays unwarned)."""
+    path = tmp_path / "replays.sqlite"
+    events = []
+    for policy, arm, price in (("fixed-a", "o1.00_b0.00", 100.01), ("fixed-b", "o2.00_b0.00", 100.03)):
+        for i in range(150):
+            event = routed(intent_id=f"{policy}:{i}", arm=arm, arrival_ts_ns=T0_NS + i * 1_000_000_000,
+                           fills=(fill(price, 1.0, trade_id=f"{policy}{i}"),))
+            events.append(msgspec.structs.replace(event, policy_id=policy))
+    with Journal(path) as journal:
+        journal.append_many(events)
+    (mixed,) = _run_json(capsys, "--journal", str(path), "--candidate", "o1.00_b0.00")["results"]
+    assert any("2 logging policies routing over the same time" in w and "--logging-policy" in w
+               and "fixed-a, fixed-b" in w for w in mixed["warnings"]), mixed["warnings"]
+    (one,) = _run_json(capsys, "--journal", str(path), "--candidate", "o1.00_b0.00",
+                       "--logging-policy", "fixed-a")["results"]
+    assert not any("logging policies" in w for w in one["warnings"])
+    assert one["candidate"]["estimates"]["snips"]["cost_bps"] == pytest.approx(one["candidate"]["logging"]["cost_bps"])
+
+
 def test_bad_inputs_end_in_one_line_with_exit_2(journal_path: Path, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     assert "no journal at" in _fails(capsys, "--journal", str(tmp_path / "none.sqlite"), "--candidate", "x")
@@ -229,6 +251,17 @@ def test_mlflow_candidate_is_scored_and_logged_to_its_run(journal_path: Path, tm
     assert logged["ope_dr_cost_bps"] == pytest.approx(only["candidate"]["estimates"]["dr"]["cost_bps"])
     assert logged["ope_dr_cost_bps"] > 0
     assert logged["ope_dr_diff_cost_bps"] == pytest.approx(only["difference"]["dr"]["cost_bps"])
+    # a simulated learner's version (policy list --simulation) is a candidate too, by its prefix
+    simulated = PolicyRegistry(None, "router-tuner", "sim-router-policy-ucb", override_uri=uri)
+    simulated.publish(_offset_one_policy(), params={}, metrics={}, config_snapshot={})
+    assert "no policy version 'champion'" in _fails(capsys, "--journal", str(journal_path), "--candidate",
+                                                    "BTCUSDT@champion", "--tracking-uri", f"sqlite:///{tmp_path}/x.db")
+    by_prefix = _run_json(capsys, "--journal", str(journal_path), "--candidate", "BTCUSDT@champion",
+                          "--tracking-uri", uri, "--prefix", "sim-router-policy-ucb")
+    assert by_prefix["results"][0]["candidate"]["candidate_arm"] == "o1.00_b0.00"
+    assert "ope_dr_cost_bps" in simulated.show("BTCUSDT", "1").metrics, "logged to the simulated version's run"
+    assert "--prefix ' ': not a registered model name prefix" in _fails(
+        capsys, "--journal", str(journal_path), "--candidate", "o1.00_b0.00", "--prefix", " ")
 
 
 def test_bad_config_directory_is_a_clean_error(journal_path: Path, tmp_path: Path,

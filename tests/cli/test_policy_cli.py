@@ -67,11 +67,20 @@ def test_list_show_promote_rollback(store: str, capsys: pytest.CaptureFixture[st
 
 
 def test_errors_exit_non_zero_with_the_reason(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["policy", "show", "--symbol", "ETHUSDT", "--tracking-uri", store]) == 1
-    assert "ETHUSDT: no policy version 'champion'" in capsys.readouterr().err
+    # a version, symbol or prefix the store does not hold is bad input pointing at `policy list`, not exit 1
+    # "check the MLflow store" (the store is fine)
+    assert main(["policy", "show", "--symbol", "ETHUSDT", "--tracking-uri", store]) == 2
+    err = capsys.readouterr().err
+    assert "ETHUSDT: no policy version 'champion'" in err and "policy list" in err and "check the" not in err
+    assert main(["policy", "show", "--symbol", "BTCUSDT", "--version", "7", "--tracking-uri", store]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "BTCUSDT: no policy version '7'" in err and "policy list" in err
+    assert main(["policy", "rollback", "--symbol", "ETHUSDT", "--tracking-uri", store]) == 2
+    assert "ETHUSDT: no registered policy" in capsys.readouterr().err
     assert main(["policy", "promote", "--symbol", "BTCUSDT", "--version", "1", "--tracking-uri", store,
                  "--force", "--who", "test", "--why", "already champion"]) == 1
-    assert "already the champion" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "already the champion" in err and "check the MLflow store" not in err
     with pytest.raises(SystemExit):
         main(["policy", "show", "--tracking-uri", store])  # --symbol is required
     assert main(["policy", "list", "--config", "/nonexistent", "--tracking-uri", store]) == 2
@@ -106,8 +115,9 @@ def test_a_second_rollback_goes_further_back_never_forward(tmp_path: Path, capsy
     assert main(["policy", "rollback", *common, "--json"]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.strip().splitlines() == [
-        "router-tuner policy: ETHUSDT: no previous champion to roll back to; check the MLflow store "
-        "(--tracking-uri, MLFLOW_TRACKING_URI or tuner.json mlflow)"]
+        "router-tuner policy: ETHUSDT: no previous champion to roll back to; the champion is unchanged (rollback "
+        "steps back one promotion at a time, never forward); `router-tuner policy list` shows each version's "
+        "aliases"]  # it said "check the MLflow store": the store is fine
     assert registry.champion_version("ETHUSDT") == 1
 
 
@@ -143,6 +153,12 @@ def test_list_finds_the_simulation_models_with_a_flag(store: str, capsys: pytest
     [found] = _json(capsys, ["policy", "list", "--simulation", "--tracking-uri", store, "--json"])
     assert (found["model"], found["symbol"], found["aliases"]) == (f"{prefix}-ucb-ETHUSDT", "ETHUSDT",
                                                                   ["challenger", "champion"])
+    # --symbol with --simulation: every learner's model of that symbol (it looked for <prefix>-ETHUSDT: none)
+    [by_symbol] = _json(capsys, ["policy", "list", "--simulation", "--symbol", "ETHUSDT", "--tracking-uri", store,
+                                 "--json"])
+    assert by_symbol["model"] == f"{prefix}-ucb-ETHUSDT"
+    assert main(["policy", "list", "--simulation", "--symbol", "BTCUSDT", "--tracking-uri", store]) == 0
+    assert "no policy versions of BTCUSDT named" in capsys.readouterr().err
     [same] = _json(capsys, ["policy", "list", "--prefix", f"{prefix}-ucb", "--tracking-uri", store, "--json"])
     assert same["model"] == found["model"]
     [shown] = _json(capsys, ["policy", "show", "--symbol", "ETHUSDT", "--prefix", f"{prefix}-ucb",

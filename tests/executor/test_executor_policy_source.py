@@ -115,7 +115,7 @@ def test_live_cli_policy_source_flag(tmp_path: Path, monkeypatch: pytest.MonkeyP
     # ETHUSDT is traded too and has no champion: refused before any venue or journal exists
     assert cli_main([*args, "--policy-source", "registry"]) == 1
     err = capsys.readouterr().err
-    assert "RegistryError: ETHUSDT: no policy version 'champion'" in err
+    assert "NoSuchVersion: ETHUSDT: no policy version 'champion'" in err
     assert err.strip().endswith("; each executor.json instruments symbol needs a champion in that store (see "
                                 "`router-tuner policy list` and `policy promote`), or run with --policy-source static "
                                 "or tuner")  # it said what failed, not what to do

@@ -55,6 +55,32 @@ def test_the_report_draws_every_chart_without_a_console_message(tmp_path: Path) 
 
 
 @needs_browser
+def test_a_header_click_sorts_intervals_by_their_numbers_and_text_last(tmp_path: Path) -> None:
+    """The interval column ("[3.55, 4.33]") sorted as text, so a 10 bps spot interval came before a 3 bps one,
+    and a column mixing "n/a" with numbers had no consistent order; now by the number a cell starts with, text
+    after the numbers."""
+    from router_tuner.simulation.report.html_page import _SCRIPT
+
+    cells = ["[10.01, 10.05]", "n/a", "[3.55, 4.33]", "[-0.50, 0.20]", "+0.44 / -0.07", "9.5"]
+    rows = "".join(f"<tr><td>{cell}</td></tr>" for cell in cells)
+    page = tmp_path / "sort.html"
+    page.write_text(
+        "<!doctype html><html><body><div id='chart-free'></div>"
+        f"<table class='sortable'><thead><tr><th>95% CI</th></tr></thead><tbody>{rows}</tbody></table>"
+        "<script id='figures' type='application/json'>{}</script><script>var Plotly = {};</script>"
+        f"<script>{_SCRIPT}</script><script>var th = document.querySelector('th'); th.click();"
+        "document.body.dataset.ascending = Array.from(document.querySelectorAll('td')).map(td => td.textContent)"
+        ".join('|'); th.click(); document.body.dataset.descending = Array.from(document.querySelectorAll('td'))"
+        ".map(td => td.textContent).join('|');</script></body></html>")
+    rendered = render(page, tmp_path / "profile")
+    assert rendered.console == []
+    ascending = re.search(r'data-ascending="([^"]*)"', rendered.dom).group(1).split("|")
+    descending = re.search(r'data-descending="([^"]*)"', rendered.dom).group(1).split("|")
+    assert ascending == ["[-0.50, 0.20]", "+0.44 / -0.07", "[3.55, 4.33]", "9.5", "[10.01, 10.05]", "n/a"]
+    assert descending == ["[10.01, 10.05]", "9.5", "[3.55, 4.33]", "+0.44 / -0.07", "[-0.50, 0.20]", "n/a"]
+
+
+@needs_browser
 def test_the_check_sees_a_script_error(tmp_path: Path) -> None:
     page = tmp_path / "broken.html"
     page.write_text("<!doctype html><html><body><script>console.error('boom'); notDefined();</script></body></html>")

@@ -63,7 +63,7 @@ def test_simulate_logs_a_parent_run_and_registers_final_policies(
     assert run.data.tags["job"] == "simulate" and run.data.params["learners"] == "ucb,epsilon_greedy"
     metrics = run.data.metrics
     assert "mean_cost_bps/BTCUSDT/learner_ucb" in metrics and "mean_cost_bps/BTCUSDT/static" in metrics
-    assert "regret_vs_best_fixed_bps/BTCUSDT/learner_epsilon_greedy" in metrics
+    assert "cumulative_regret_vs_best_fixed_bps/BTCUSDT/learner_epsilon_greedy" in metrics
     assert "ope_cost_bps/BTCUSDT/learner_ucb/dr" in metrics and "ope_truth_cost_bps/BTCUSDT/learner_ucb" in metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert {"report/report.html", "report/report.md", "report/plotly.min.js"} <= artifacts  # the page opens as is
@@ -80,6 +80,18 @@ def test_simulate_logs_a_parent_run_and_registers_final_policies(
         assert [p.version for p in registry.list("BTCUSDT")] == list(range(v["policy_version"], 0, -1))
         assert v["model"] == f"{prefix}-{v['learner']}-BTCUSDT"
     assert run.data.params["router.static_policy.maker_ttl_ms"] and run.data.params["seed"] == "5"
+    # the config params say what ran (--orders 40, --seed 5), not router.json's 800 and tuner.json's 7 beside it
+    assert run.data.params["router.simulation.intents.orders_per_symbol"] == "40"
+    assert run.data.params["tuner.seed"] == "5"
+    for v in published:  # and so does each version's record of the configuration it ran under
+        version_run = client.get_run(client.get_model_version(v["model"], str(v["registered_version"])).run_id)
+        # the learner's reward-scale cost is not the journal's cost_bps the report averages: named apart from it
+        assert "learned_cost_bps" in version_run.data.metrics and "cost_bps" not in version_run.data.metrics
+        assert version_run.data.params["router.simulation.intents.orders_per_symbol"] == "40"
+        snap = json.loads(Path(client.download_artifacts(version_run.info.run_id, "config/config_snapshot.json",
+                                                         str(tmp_path))).read_text())
+        assert (snap["tuner"]["learner"], snap["tuner"]["seed"]) == (v["learner"], 5)
+        assert snap["router"]["simulation"]["intents"]["orders_per_symbol"] == 40
     assert max(len(value) for value in run.data.params.values()) <= 480, "flat params, no JSON blobs"
     experiment_id = run.info.experiment_id
 
@@ -105,6 +117,28 @@ def test_simulate_logs_a_parent_run_and_registers_final_policies(
     assert not (tmp_path / "cwd" / "mlruns").exists()
     assert main(["policy", "list", "--config", str(fast_publishing_config)]) == 0
     assert "no policy versions named router-policy-*" in capsys.readouterr().err
+
+
+def test_simulate_tracking_uri_wins_over_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys) -> None:
+    """``simulate --tracking-uri`` like ``policy``/``ope``: the run and its versions go to that store (simulate had
+    no such option, and its MLflow store did not follow ``--out`` either: ./var/mlflow.db of the current folder)."""
+    env_db, chosen_db = tmp_path / "env.db", tmp_path / "chosen.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{env_db}")
+    monkeypatch.setenv("ROUTER_TUNER_DATA", "")
+    monkeypatch.setattr("router_tuner.router.market.binance._DEFAULT_DATA_DIR", tmp_path / "none")
+    code = main(["simulate", "--orders", "8", "--symbols", "BTCUSDT", "--learners", "ucb", "--shadow-symbols",
+                 "--workers", "1", "--out", str(tmp_path / "out"), "--tracking-uri", f"sqlite:///{chosen_db}",
+                 "--json"])
+    assert code == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    run = MlflowClient(tracking_uri=f"sqlite:///{chosen_db}").get_run(line["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.params["orders_per_symbol"] == "8"
+    assert not env_db.exists(), "the environment's store is not touched"
+    with pytest.raises(SystemExit) as stopped:
+        main(["simulate", "--orders", "8", "--tracking-uri", ""])
+    assert stopped.value.code == 2
+    assert "argument --tracking-uri: empty" in capsys.readouterr().err
 
 
 def test_simulation_prefix_must_not_shadow_live_models(tmp_path: Path) -> None:
@@ -148,7 +182,7 @@ def _record(config: ConfigBundle, version: int) -> PolicyRecord:
     base = RouterPolicy.from_static("BTCUSDT", config.router, policy_id="tuner-BTCUSDT")
     policy = base.with_arm(f"o{version:.2f}_b0.00", maker_offset_bps=float(version), taker_bias=0.0, propensity=0.5,
                            version=version)
-    metrics = VersionMetrics(outcomes=10, events=10, cost_bps=3.0, maker_ratio=0.5, fallback_ratio=0.1,
+    metrics = VersionMetrics(outcomes=10, events=10, learned_cost_bps=3.0, maker_ratio=0.5, fallback_ratio=0.1,
                              regret_bps=0.2, expected_cost_bps=2.9)
     return PolicyRecord(policy=policy, reason="schedule", previous_version=version - 1, learner="ucb",
                         learner_params={"delta": 1.0}, grid=build_grid(config.tuner, config.router),

@@ -167,7 +167,7 @@ def test_rollback_to_the_static_knobs_when_live_cost_degrades() -> None:
     assert (rolled[0].maker_offset_bps, rolled[0].taker_bias) == (static.maker_offset_bps, static.taker_bias)
     assert rolled[0].arm == "static" and rolled[0].version == record.previous_version + 1
     assert publisher.champion(SYMBOL) == rolled[0]
-    assert record.metrics.cost_bps > publisher.records[0].metrics.cost_bps + 1.5
+    assert record.metrics.learned_cost_bps > publisher.records[0].metrics.learned_cost_bps + 1.5
 
 
 def test_rollback_from_a_restored_probation_state_returns_to_the_last_good_knobs() -> None:

@@ -71,7 +71,7 @@ def test_record_carries_learner_grid_guardrails_and_finite_metrics() -> None:
     assert len(params["arm_grid"]["arm_ids"]) == 6, "five maker offsets and one taker arm"
     assert params["guardrails"]["max_step_offset_bps"] == 2.0 and "drift" in params["guardrails"]
     metrics = record.metrics.as_dict()
-    assert set(metrics) == {"outcomes", "events", "cost_bps", "maker_ratio", "fallback_ratio", "regret_bps",
+    assert set(metrics) == {"outcomes", "events", "learned_cost_bps", "maker_ratio", "fallback_ratio", "regret_bps",
                             "expected_cost_bps"}
     assert all(math.isfinite(v) for v in metrics.values())
     assert metrics["regret_bps"] >= 0.0 and metrics["maker_ratio"] == 1.0 and metrics["fallback_ratio"] == 0.0

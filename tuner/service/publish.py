@@ -36,8 +36,10 @@ CONFIG_PARAM_SECTIONS = ("risk_limits", "router", "executor")
 class VersionMetrics:
     """What the period under the previous version showed, and what the learner expects of the new one.
 
-    ``cost_bps`` is the mean learned cost (reward-filtered) of the orders routed under the previous
-    version, exploration included; ``maker_ratio`` and ``fallback_ratio`` are shares of all its routed
+    ``learned_cost_bps`` is the mean learned cost (reward-filtered, against ``tuner.json`` ``reward_mid``: by
+    default the route-end mid with the waiting drift) of the orders routed under the previous version, exploration
+    included: not the journal's ``RouterEvent.cost_bps`` against the arrival mid, which the report averages, so it
+    is named apart from it; ``maker_ratio`` and ``fallback_ratio`` are shares of all its routed
     orders (unfilled and rejected included) that ended maker-only or used the fallback leg.
     ``regret_bps`` is a plug-in estimate of what that period's choices gave up per learned order:
     the mean over those orders of (best arm's estimated reward - the chosen arm's estimated reward),
@@ -49,7 +51,7 @@ class VersionMetrics:
 
     outcomes: int
     events: int
-    cost_bps: float
+    learned_cost_bps: float
     maker_ratio: float
     fallback_ratio: float
     regret_bps: float

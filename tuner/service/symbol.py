@@ -655,7 +655,7 @@ class SymbolTuner:
         expected = estimates.get(arm.arm_id)
         return VersionMetrics(
             outcomes=period.learned, events=period.events,
-            cost_bps=period.mean_cost_bps if period.mean_cost_bps is not None else math.nan,
+            learned_cost_bps=period.mean_cost_bps if period.mean_cost_bps is not None else math.nan,
             maker_ratio=period.maker_ratio, fallback_ratio=period.fallback_ratio, regret_bps=regret,
             expected_cost_bps=-expected if expected is not None else math.nan,
         )
