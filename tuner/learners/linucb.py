@@ -37,9 +37,8 @@ class LinUCB(CompiledKernels, Learner):
     Here all arms' inverse Gram matrices sit in one (K, d, d) array and theta_a = A_a^-1 b_a is cached per
     arm, so a decision is one compiled pass over the arms on a context encoded once (its update reuses the
     encoding; :mod:`tuner.learners.linucb_kernel`), an update is a rank-one Sherman-Morrison correction of one arm
-    (no inversion), and the bonus is the
-    parameter uncertainty only, scaled by ``alpha`` in reward units. The propensity is one-hot, or 1/k
-    for a k-way tie broken at random.
+    (no inversion), and the bonus is the parameter uncertainty only, scaled by ``alpha`` in reward units. The
+    propensity is one-hot, or 1/k for a k-way tie broken at random.
 
     Parameters
     ----------
