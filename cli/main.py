@@ -136,6 +136,14 @@ def finite_number(low: float, high: float, *, above_low: bool = False) -> Callab
     return parse
 
 
+def model_prefix_option(prefix: str) -> str:
+    """``--prefix``, a registered model name prefix, checked (``policy``, ``ope``); ``BadInput`` for a blank one or
+    one with a quote, which would break MLflow's model search filter."""
+    if not prefix.strip() or "'" in prefix:
+        raise BadInput(f"--prefix {prefix!r}: not a registered model name prefix")
+    return prefix
+
+
 def path_text(text: str) -> str:
     """An argparse type for a path kept as text: an empty one is refused, as ``Path("")`` is the current folder
     (``--out "$UNSET"`` would write there, ``--config ""`` read whatever config files it holds), and so is one

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from router_tuner.cli.main import BadInput, path_argument, path_text, refuse_partial, symbol_name
+from router_tuner.cli.main import BadInput, model_prefix_option, path_argument, path_text, refuse_partial, symbol_name
 
 if TYPE_CHECKING:
     from router_tuner.router.events import RouterEvent
@@ -201,8 +201,8 @@ def run(args: argparse.Namespace) -> int:
         return PolicyRegistry(mlflow_config.tracking_uri, mlflow_config.experiment,
                               args.prefix or mlflow_config.registered_model_prefix, override_uri=args.tracking_uri)
 
-    if args.prefix is not None and (not args.prefix.strip() or "'" in args.prefix):
-        raise BadInput(f"--prefix {args.prefix!r}: not a registered model name prefix")
+    if args.prefix is not None:
+        model_prefix_option(args.prefix)
 
     if not args.journal.is_file():
         raise BadInput(f"no journal at {args.journal}: pass the SQLite journal a run wrote "

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from router_tuner.cli.main import (
     BadInput,
     RunFailure,
+    model_prefix_option,
     path_text,
     reading,
     refuse_unknown_symbols,
@@ -142,9 +143,7 @@ def run(args: argparse.Namespace) -> int:
 def _model_prefix(args: argparse.Namespace, bundle: ConfigBundle) -> str:
     """``--prefix``, the simulation's prefix for ``list --simulation``, else ``tuner.json``'s."""
     if args.prefix is not None:
-        if not args.prefix.strip() or "'" in args.prefix:
-            raise BadInput(f"--prefix {args.prefix!r}: not a registered model name prefix")
-        return args.prefix
+        return model_prefix_option(args.prefix)
     if getattr(args, "simulation", False):
         return bundle.router.simulation.registered_model_prefix
     return bundle.tuner.mlflow.registered_model_prefix
