@@ -61,6 +61,7 @@ class Telemetry:
         self._events: deque[RouterEvent] = deque(maxlen=config.health.window_events)
         self._closing: deque[RouterEvent] = deque(maxlen=config.health.sharpe_window)
         self._veto_ts_ns: deque[int] = deque()
+        self._storm_window_ns = int(config.alerts.veto_storm_window_s * NS_PER_S)
         self._storm_peak = 0
         """The most vetoes in one ``alerts.veto_storm_window_s`` since the last publish: alerts are evaluated at a
         publish, once a ``health.interval_s``, and a window shorter than that saw only the storms of its last
@@ -110,9 +111,7 @@ class Telemetry:
     def observe_veto(self, veto: VetoEvent) -> None:
         self._changed = True
         self._veto_ts_ns.append(veto.ts_ns)
-        window_ns = int(self._config.alerts.veto_storm_window_s * NS_PER_S)
-        while self._veto_ts_ns[0] < veto.ts_ns - window_ns:
-            self._veto_ts_ns.popleft()
+        self._drop_vetoes_before(veto.ts_ns - self._storm_window_ns)
         self._storm_peak = max(self._storm_peak, len(self._veto_ts_ns))
         self.metrics.observe_veto(veto)
 
@@ -172,11 +171,14 @@ class Telemetry:
         self.last_tuner = tuner
         return health
 
+    def _drop_vetoes_before(self, ts_ns: int) -> None:
+        """Forget the vetoes older than ``ts_ns``: the storm window keeps only its own."""
+        while self._veto_ts_ns and self._veto_ts_ns[0] < ts_ns:
+            self._veto_ts_ns.popleft()
+
     def _compute(self, now_ns: int, portfolio: PortfolioState, policies: Mapping[str, RouterPolicy]) -> HealthSnapshot:
         self._changed = False
-        storm_window_ns = int(self._config.alerts.veto_storm_window_s * NS_PER_S)
-        while self._veto_ts_ns and self._veto_ts_ns[0] < now_ns - storm_window_ns:
-            self._veto_ts_ns.popleft()
+        self._drop_vetoes_before(now_ns - self._storm_window_ns)
         return compute_health(now_ns=now_ns, portfolio=portfolio, events=tuple(self._events),
                               closing_events=tuple(self._closing), veto_ts_ns=tuple(self._veto_ts_ns),
                               policies=policies, settings=self._config.health,
