@@ -144,7 +144,7 @@ class PolicyRegistry:
         if 0 < policy.version < expected:
             registered = self.show(symbol, str(policy.version))
             if registered.policy == policy.as_params():  # published again after a crash (at-least-once)
-                return self._finish_version(symbol, policy.version) if self._unfinished(registered) else registered
+                return self._finish_version(symbol, policy.version)
         if policy.version != expected:
             raise RegistryError(
                 f"{symbol}: policy version {policy.version} would be registered as {name} version {expected}; "
@@ -171,18 +171,6 @@ class PolicyRegistry:
             self._client.delete_model_version(name, created.version)
             raise RegistryError(f"{symbol}: {name} version {policy.version} was published by someone else meanwhile")
         return self._finish_version(symbol, version)
-
-    def _unfinished(self, registered: PolicyVersion) -> bool:
-        """Whether a registered version's publication stopped before its aliases and gate record (a kill between
-        its registration and the steps :meth:`_finish_version` takes): the challenger alias names an older version
-        or none, the model has no champion, or it is the initial champion without its gate record."""
-        name = self.model_name(registered.symbol)
-        challenger = self._alias_version(name, CHALLENGER)
-        if challenger is None or challenger < registered.version:
-            return True
-        champion = self._alias_version(name, CHAMPION)
-        return champion is None or (champion == registered.version and PROMOTION_TAG not in registered.tags
-                                    and not self._history(name))
 
     def _finish_version(self, symbol: str, version: int) -> PolicyVersion:
         """The steps of :meth:`publish` after the version is registered: it becomes ``challenger`` (unless a
