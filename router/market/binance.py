@@ -862,8 +862,8 @@ def _read_file(path: Path, state: _LoadState) -> None:
                     "exact: record with a tool that keeps the strings, or move the file out of the data directory"
                 ) from exc
             # a ValidationError is a DecodeError too: the JSON was read, its fields are not as documented
-            what = "not as documented" if isinstance(exc, msgspec.ValidationError) else (
-                "not a JSON message" if isinstance(exc, msgspec.DecodeError) else "not as documented")
+            unreadable = isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError)
+            what = "not a JSON message" if unreadable else "not as documented"
             raise MarketDataError(f"{path}:{lineno}: {exc} ({what}: cut the line out, or move the file out of the "
                                   "data directory)") from exc
     state.file_spans.append((first_recv_ns, last_recv_ns))
