@@ -25,6 +25,9 @@ and is not forever, because a quiet stretch that makes every maker arm fall back
 
 Each exclusion and re-opening is an :class:`~router.events.ArmSafetyChange` whose reason names the
 configured limit, for the journal and for health.
+
+The check runs after every outcome, so each window's totals are kept as it moves (:class:`_WindowTotals`)
+instead of being summed again over the whole window: judging an arm is O(1), not O(``window``).
 """
 
 from __future__ import annotations
@@ -109,6 +112,54 @@ class SafetyState(msgspec.Struct, forbid_unknown_fields=True):
         return cls(recent={}, excluded={})
 
 
+class _RunningMean:
+    """The mean of a window of floats kept as values enter and leave it, with Neumaier's compensated sum: its
+    error stays near one rounding of the sum however many values passed through, where a plain running sum's
+    grows with every addition and removal."""
+
+    __slots__ = ("_compensation", "_sum", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._sum = 0.0
+        self._compensation = 0.0
+
+    def add(self, value: float, sign: int) -> None:
+        """Add ``value`` (``sign`` 1) or remove it (``sign`` -1)."""
+        value *= sign
+        total = self._sum + value
+        if abs(self._sum) >= abs(value):
+            self._compensation += (self._sum - total) + value
+        else:
+            self._compensation += (value - total) + self._sum
+        self._sum = total
+        self.count += sign
+
+    def mean(self) -> float:
+        return (self._sum + self._compensation) / self.count
+
+
+class _WindowTotals:
+    """One arm's window as totals: fallbacks, and the slippage and cost of its filled orders."""
+
+    __slots__ = ("cost", "fallbacks", "slippage")
+
+    def __init__(self, outcomes: Iterable[ArmOutcome] = ()) -> None:
+        self.fallbacks = 0
+        self.slippage = _RunningMean()
+        self.cost = _RunningMean()
+        for outcome in outcomes:
+            self.add(outcome, 1)
+
+    def add(self, outcome: ArmOutcome, sign: int) -> None:
+        """Count ``outcome`` in (``sign`` 1) or out (``sign`` -1)."""
+        self.fallbacks += sign * outcome.used_fallback
+        if outcome.slippage_bps is not None:
+            self.slippage.add(outcome.slippage_bps, sign)
+        if outcome.cost_bps is not None:
+            self.cost.add(outcome.cost_bps, sign)
+
+
 class ArmSafety:
     """Watches each arm's recent outcomes against :class:`SafetyLimits`; see the module docstring.
 
@@ -131,6 +182,8 @@ class ArmSafety:
         self.limits = limits
         self._fallback_z = NormalDist().inv_cdf(limits.fallback_confidence)
         self._s = state if state is not None else SafetyState.empty()
+        self._totals = {arm: _WindowTotals(recent) for arm, recent in self._s.recent.items()}
+        self._maker_filled = sum(self._s.maker_fills)
 
     @property
     def state(self) -> SafetyState:
@@ -158,25 +211,33 @@ class ArmSafety:
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{name} must be finite or None, got {value!r}")
         self._s.outcomes += 1
+        window = self.limits.window
         if maker_filled is not None:
-            self._s.maker_fills.append(maker_filled)
-            del self._s.maker_fills[:-self.limits.window]
+            fills = self._s.maker_fills
+            fills.append(maker_filled)
+            self._maker_filled += maker_filled
+            while len(fills) > window:  # more than one only after a load under a smaller window
+                self._maker_filled -= fills.pop(0)
         recent = self._s.recent.setdefault(arm, [])
-        recent.append(ArmOutcome(used_fallback=used_fallback, slippage_bps=slippage_bps, cost_bps=cost_bps))
-        del recent[:-self.limits.window]
+        totals = self._totals.setdefault(arm, _WindowTotals())
+        outcome = ArmOutcome(used_fallback=used_fallback, slippage_bps=slippage_bps, cost_bps=cost_bps)
+        recent.append(outcome)
+        totals.add(outcome, 1)
+        while len(recent) > window:
+            totals.add(recent.pop(0), -1)
         on_trial = self._s.strikes.get(arm, 0) > 0
         needed = self.limits.reprobe_min_outcomes if on_trial else self.limits.min_outcomes
         if arm in self._s.excluded or len(recent) < needed:
             return None
-        change = self._breach(arm, recent, needed)
+        change = self._breach(arm, recent, totals, needed)
         if change is not None:
             self._exclude(arm, change)
         return change
 
     def maker_fill_rate(self) -> float | None:
         """Share of the symbol's last ``window`` maker-first orders that filled on the maker leg."""
-        fills = self._s.maker_fills
-        return sum(fills) / len(fills) if len(fills) >= self.limits.min_outcomes else None
+        count = len(self._s.maker_fills)
+        return self._maker_filled / count if count >= self.limits.min_outcomes else None
 
     def reopen_due(self) -> list[ArmSafetyChange]:
         """Re-open the arms whose exclusion expired (``reprobe``), or all of them when the regime changed."""
@@ -205,6 +266,7 @@ class ArmSafety:
         for arm in arms:
             del self._s.excluded[arm]
             self._s.recent.pop(arm, None)
+            self._totals.pop(arm, None)
             self._s.reopen_at.pop(arm, None)
             self._s.fill_rate_at_exclusion.pop(arm, None)
             if reason != "reprobe":
@@ -212,26 +274,36 @@ class ArmSafety:
         return [ArmSafetyChange(arm=arm, action="reopened", reason=reason, threshold=None, observed=None)
                 for arm in arms]
 
-    def _breach(self, arm: str, recent: list[ArmOutcome], needed: int) -> ArmSafetyChange | None:
+    def _breach(self, arm: str, recent: list[ArmOutcome], totals: _WindowTotals,
+                needed: int) -> ArmSafetyChange | None:
         limits = self.limits
-        fallbacks = sum(o.used_fallback for o in recent)
-        # (limit, value reported, value judged against the limit): the fallback ratio by its lower confidence bound
-        checks: list[tuple[str, float, float, float]] = [
-            ("fallback_ratio", fallbacks / len(recent), wilson_lower_bound(fallbacks, len(recent), self._fallback_z),
-             limits.max_fallback_ratio)]
-        slippages = [o.slippage_bps for o in recent if o.slippage_bps is not None]
-        costs = [o.cost_bps for o in recent if o.cost_bps is not None]
-        if len(slippages) >= needed:
-            mean = sum(slippages) / len(slippages)
-            checks.append(("slippage_bps", mean, mean, limits.max_slippage_bps))
-        if len(costs) >= needed:
-            mean = sum(costs) / len(costs)
-            checks.append(("cost_bps", mean, mean, limits.max_cost_bps))
-        for name, observed, judged, threshold in checks:
-            if judged > threshold:
-                return ArmSafetyChange(arm=arm, action="excluded", reason=f"{name}_gt({threshold:g})",
-                                       threshold=threshold, observed=observed)
+        n = len(recent)
+        fallbacks = totals.fallbacks
+        # the fallback ratio is judged by its lower confidence bound and reported as itself
+        if wilson_lower_bound(fallbacks, n, self._fallback_z) > limits.max_fallback_ratio:
+            return _excluded(arm, "fallback_ratio", limits.max_fallback_ratio, fallbacks / n)
+        for name, running, threshold in (("slippage_bps", totals.slippage, limits.max_slippage_bps),
+                                         ("cost_bps", totals.cost, limits.max_cost_bps)):
+            if running.count < needed:
+                continue
+            mean = running.mean()
+            if abs(mean - threshold) <= _NEAR * (1.0 + abs(threshold) + abs(mean)) or mean > threshold:
+                # the window's own mean, summed as it always was: decides a near tie and is the value reported
+                values = [v for o in recent if (v := getattr(o, name)) is not None]
+                mean = sum(values) / len(values)
+                if mean > threshold:
+                    return _excluded(arm, name, threshold, mean)
         return None
+
+
+_NEAR = 1e-9
+"""How close to its limit (relative) a running mean is summed again over its window before judging: far beyond
+the compensated sum's error, so the decision is always the one the window's plain sum gives."""
+
+
+def _excluded(arm: str, limit: str, threshold: float, observed: float) -> ArmSafetyChange:
+    return ArmSafetyChange(arm=arm, action="excluded", reason=f"{limit}_gt({threshold:g})", threshold=threshold,
+                           observed=observed)
 
 
 def wilson_lower_bound(successes: int, n: int, z: float) -> float:

@@ -6,6 +6,7 @@ import doctest
 import importlib
 import itertools
 from pathlib import Path
+from statistics import NormalDist
 
 import msgspec
 import numpy as np
@@ -226,3 +227,56 @@ def test_an_arm_filling_a_quarter_of_its_posts_is_excluded_by_noise_much_later_w
     point = np.median([first_exclusion(0.5, seed) for seed in range(20)])
     bounded = np.median([first_exclusion(0.95, seed) for seed in range(20)])
     assert point < 500 and bounded > 5 * point
+
+
+def _rescanned_breach(limits: SafetyLimits, recent: list[tuple[bool, float | None, float | None]],
+                      needed: int) -> tuple[str, float] | None:
+    """The first limit ``recent`` breaks, summed over the whole window: what the running totals must agree with."""
+    z = NormalDist().inv_cdf(limits.fallback_confidence)
+    fallbacks = sum(fallback for fallback, _, _ in recent)
+    if wilson_lower_bound(fallbacks, len(recent), z) > limits.max_fallback_ratio:
+        return f"fallback_ratio_gt({limits.max_fallback_ratio:g})", fallbacks / len(recent)
+    for index, name, threshold in ((1, "slippage_bps", limits.max_slippage_bps), (2, "cost_bps", limits.max_cost_bps)):
+        values = [o[index] for o in recent if o[index] is not None]
+        if len(values) >= needed and sum(values) / len(values) > threshold:
+            return f"{name}_gt({threshold:g})", sum(values) / len(values)
+    return None
+
+
+_OUTCOME = st.tuples(st.sampled_from(["a", "b"]), st.booleans(),
+                     st.one_of(st.none(), st.floats(-50.0, 50.0), st.sampled_from([0.1, 0.2, 0.3, 1.0 / 3.0])),
+                     st.one_of(st.none(), st.floats(-50.0, 50.0), st.sampled_from([0.1, 0.2, 0.3, 1.0 / 3.0])))
+
+
+@given(outcomes=st.lists(_OUTCOME, max_size=300), window=st.integers(1, 12), reload_at=st.integers(0, 300),
+       smaller_window=st.integers(1, 12))
+def test_the_running_window_totals_exclude_exactly_as_summing_the_window_again(
+        outcomes: list[tuple[str, bool, float | None, float | None]], window: int, reload_at: int,
+        smaller_window: int) -> None:
+    """Judged on totals kept as the window moves, with limits at values the outcomes' means hit exactly (0.2 as
+    the mean of 0.1 and 0.3), every exclusion, its reported value and every re-opening is the one a rescan of
+    the window gives, also across a reload of the state under a smaller window."""
+    def limits_of(w: int) -> SafetyLimits:
+        return SafetyLimits(window=w, min_outcomes=1, max_fallback_ratio=0.7, max_slippage_bps=0.2,
+                            max_cost_bps=1.0 / 3.0, reprobe_after_outcomes=2, max_reprobe_after_outcomes=8,
+                            reprobe_min_outcomes=1, regime_fill_rate_change=0.5, fallback_confidence=0.5)
+    limits = limits_of(window)
+    safety = ArmSafety(limits)
+    reference: dict[str, list[tuple[bool, float | None, float | None]]] = {}
+    for step, (arm, fallback, slippage, cost) in enumerate(outcomes):
+        if step == reload_at:
+            limits = limits_of(min(window, smaller_window))
+            safety = ArmSafety(limits, msgspec.convert(msgspec.to_builtins(safety.state), type(safety.state)))
+        change = safety.observe_outcome(arm, used_fallback=fallback, slippage_bps=slippage, cost_bps=cost,
+                                        maker_filled=not fallback)
+        window_now = reference.setdefault(arm, [])
+        window_now.append((fallback, slippage, cost))
+        del window_now[:-limits.window]
+        expected = None
+        on_trial = safety.state.strikes.get(arm, 0) > (1 if change is not None else 0)
+        needed = limits.reprobe_min_outcomes if on_trial else limits.min_outcomes
+        if arm not in safety.excluded or change is not None:
+            expected = _rescanned_breach(limits, window_now, needed)
+        assert (None if change is None else (change.reason, change.observed)) == expected
+        for reopened in safety.reopen_due():
+            reference.pop(reopened.arm, None)
