@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -157,6 +157,23 @@ class Learner(ABC):
         """The learner's current estimate of ``arm_id``'s reward, ``None`` before any evidence."""
         self._check_context(context)
         return self._expected_reward(self._grid.index(arm_id), context)
+
+    def expected_rewards(self, arm_ids: Iterable[str], context: Context | None = None, *,
+                         with_evidence: bool = False) -> dict[str, float]:
+        """:meth:`expected_reward` of each of ``arm_ids`` that has an estimate (only those with a learned reward when
+        ``with_evidence``), in one call: the tuner reads every arm's after each outcome."""
+        self._check_context(context)
+        positions, counts, out = self._positions, self._counts, {}
+        for arm_id in arm_ids:
+            i = positions.get(arm_id)
+            if i is None:
+                i = self._grid.index(arm_id)  # raises the grid's error naming the arm
+            if with_evidence and counts[i] <= 0:
+                continue
+            value = self._expected_reward(i, context)
+            if value is not None:
+                out[arm_id] = value
+        return out
 
     def fill_residual(self, arm_id: str, outcome: RouteOutcome) -> float | None:
         """Whether the post-only leg filled (1/0) minus the probability the learner predicted for it;

@@ -161,8 +161,8 @@ class StructuredThompson(CompiledKernels, Learner):
         self._prior_fill = float(prior_fill_probability)
         self._prior_strength = float(prior_strength)
         self._offsets = np.array(sorted({a.maker_offset_bps for a in grid if a.taker_bias < 1.0}), dtype=float)
-        column = {d: j for j, d in enumerate(self._offsets.tolist())}
-        self._arm_columns = [column.get(a.maker_offset_bps, 0) if a.taker_bias < 1.0 else 0 for a in grid]
+        self._column_of = {d: j for j, d in enumerate(self._offsets.tolist())}
+        self._arm_columns = [self._column_of.get(a.maker_offset_bps, 0) if a.taker_bias < 1.0 else 0 for a in grid]
         prior_logit = math.log(self._prior_fill / (1.0 - self._prior_fill))
         line_priors = np.array([[prior_logit, 0.0], [self._maker_fee, -1.0],
                                 [self._taker_fee + self._fallback_drift, 0.0]])
@@ -199,12 +199,12 @@ class StructuredThompson(CompiledKernels, Learner):
 
     def fill_probability(self, offset_bps: float) -> float:
         """The posterior mean probability that a post at ``offset_bps`` (a grid offset) fills in its TTL."""
-        matches = np.flatnonzero(self._offsets == offset_bps)
-        if matches.size == 0:
+        column = self._column_of.get(offset_bps)
+        if column is None:
             raise KeyError(f"{offset_bps} bps is not a maker offset of the grid {self._offsets.tolist()}")
         if self._fill_mean is None:
-            self._fill_mean = self._space.p_fill.sum(axis=0) / self._replicas
-        return float(self._fill_mean[matches[0]])
+            self._fill_mean = (self._space.p_fill.sum(axis=0) / self._replicas).tolist()
+        return self._fill_mean[column]
 
     # --- Learner hooks ---------------------------------------------------------------------------
 
@@ -375,7 +375,7 @@ class StructuredThompson(CompiledKernels, Learner):
         """
         self._refit(self._space.floats, self._space.ints, self._scale_factor)
         # read by expected_reward and fill_probability (the tuner's observe), computed there at most once per refit
-        self._fill_mean: np.ndarray | None = None
+        self._fill_mean: list[float] | None = None
         self._mean_costs: list[float] | None = None
 
 

@@ -579,14 +579,7 @@ class SymbolTuner:
         return {} if context is None else self._compute_estimates(context)
 
     def _compute_estimates(self, context: Context | None, *, require_evidence: bool = True) -> dict[str, float]:
-        counts = self._learner.counts()
-        out: dict[str, float] = {}
-        for arm_id in self._in_bounds:
-            if counts[arm_id] > 0 or not require_evidence:
-                value = self._learner.expected_reward(arm_id, context)
-                if value is not None:
-                    out[arm_id] = value
-        return out
+        return self._learner.expected_rewards(self._in_bounds, context, with_evidence=require_evidence)
 
     def _refresh_estimate(self, arm_id: str, drift: bool) -> None:
         if drift or self._learner.prices_untried_arms:

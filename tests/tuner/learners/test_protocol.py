@@ -91,6 +91,18 @@ def test_bad_inputs_are_refused(kind: str) -> None:
     assert sum(learner.counts().values()) == 0
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_expected_rewards_are_each_arms_expected_reward_with_or_without_evidence(kind: str) -> None:
+    learner = make(kind)
+    for arm_id in GRID.arm_ids[:3]:
+        learner.update(arm_id, -2.0, CTX)
+    each = {a: learner.expected_reward(a, CTX) for a in GRID.arm_ids}
+    assert learner.expected_rewards(GRID.arm_ids, CTX) == {a: v for a, v in each.items() if v is not None}
+    assert learner.expected_rewards(GRID.arm_ids, CTX, with_evidence=True) == {a: each[a] for a in GRID.arm_ids[:3]}
+    with pytest.raises(KeyError):
+        learner.expected_rewards(["o9.00_b0.00"], CTX)
+
+
 def test_linucb_needs_a_context() -> None:
     learner = make("linucb")
     with pytest.raises(ValueError, match="context"):
