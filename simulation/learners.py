@@ -122,7 +122,10 @@ def learner_runs(config: ConfigBundle, learners: Sequence[str], symbols: Sequenc
         tuner = msgspec.structs.replace(config.tuner, learner=learner, seed=seed)
         bundle = msgspec.structs.replace(config, tuner=tuner)
         publisher = InMemoryPublisher()
-        service = TunerService.from_config(bundle, symbols, publisher, state_path=None)
+        # its own policy id (learner-thompson-BTCUSDT, as fixed-o1.00_b0.00-BTCUSDT): the learners journaled side
+        # by side are scored apart with ope --logging-policy
+        service = TunerService.from_config(bundle, symbols, publisher, state_path=None,
+                                           policy_name=learner_policy_name(learner).replace(":", "-"))
         runs.append(LearnerRun(learner=learner, service=service, publisher=publisher))
     return runs
 

@@ -215,7 +215,8 @@ def run_shadow_scenario(market: SimMarket, intents: Sequence[SimIntent], config:
     tuner = msgspec.structs.replace(config.tuner, seed=seed)
     bundle = with_shadow_symbols(msgspec.structs.replace(config, tuner=tuner), (symbol,))
     publisher = InMemoryPublisher()
-    service = TunerService.from_config(bundle, [symbol], publisher, state_path=None)
+    service = TunerService.from_config(bundle, [symbol], publisher, state_path=None,
+                                       policy_name=f"{SHADOW_PREFIX}{tuner.learner}".replace(":", "-"))
     champion = champion_for(symbol, config, seed=seed)
     share = scenario.command_go_live_after_share
     driver = _Driver(market, service, champion, None if share is None else math.ceil(share * len(intents)),

@@ -79,6 +79,16 @@ def test_learners_route_with_logged_propensities(result) -> None:
         assert outcome.policy == f"learner:{name}" and outcome.final_version >= 0
 
 
+def test_every_policy_journals_its_own_policy_id(result) -> None:
+    """The learners route side by side in one journal: each under its own id (they all logged as tuner-BTCUSDT, so
+    ``ope --logging-policy`` could not score one of them), named as the fixed arms' are."""
+    runs = result.symbols["BTCUSDT"].runs
+    ids = {policy: {e.policy_id for e in run.events} for policy, run in runs.items()}
+    assert all(len(one) == 1 for one in ids.values()) and len({i for one in ids.values() for i in one}) == len(runs)
+    assert ids["learner:structured"] == {"learner-structured-BTCUSDT"}
+    assert ids["fixed:o1.00_b0.00"] == {"fixed-o1.00_b0.00-BTCUSDT"}
+
+
 def test_ope_scores_each_greedy_arm_beside_its_fixed_run(config, result) -> None:
     sym = result.symbols["BTCUSDT"]
     assert [c.learner for c in sym.ope] == [f"learner:{n}" for n in LEARNERS]

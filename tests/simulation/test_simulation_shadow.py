@@ -103,7 +103,7 @@ def test_switch_by_command_then_the_tuner_routes(config, scenario) -> None:
     assert all(isinstance(d, ShadowDecision) and d.symbol == SYMBOL for d in scenario.decisions)
     live = scenario.phase_events(scenario.run, live=True)
     assert len(live) == ORDERS - scenario.shadow_orders
-    assert all(e.policy_id == f"tuner-{SYMBOL}" for e in live)
+    assert all(e.policy_id == f"shadow-{scenario.learner}-{SYMBOL}" for e in live)
     assert all(e.policy_id == f"champion-{SYMBOL}" for e in scenario.phase_events(scenario.run, live=False))
 
 

@@ -110,8 +110,14 @@ class TunerService:
         symbols: Iterable[str],
         publisher: PolicyPublisher,
         state_path: Path | None = None,
+        *,
+        policy_name: str = "tuner",
     ) -> TunerService:
-        """Tuners for ``symbols`` (all in the universe), starting from the static policy or saved state."""
+        """Tuners for ``symbols`` (all in the universe), starting from the static policy or saved state.
+
+        Their events carry the policy id ``<policy_name>-<symbol>``: a simulation names each learner's own, so
+        the policies it journals side by side can be told apart (``ope --logging-policy``).
+        """
         wanted = list(symbols)
         unknown = sorted(set(wanted) - set(bundle.strategy.universe))
         if unknown:
@@ -134,7 +140,7 @@ class TunerService:
             seed = symbol_seed(tuner_config.seed, symbol)
             mode: TunerMode = "shadow" if symbol in deployment.shadow_symbols else "live"
             tuners[symbol] = SymbolTuner(
-                RouterPolicy.from_static(symbol, router, policy_id=f"tuner-{symbol}"),
+                RouterPolicy.from_static(symbol, router, policy_id=f"{policy_name}-{symbol}"),
                 bounds=router.policy_bounds,
                 learner=build_learner(tuner_config, grid, seed,
                                       router.sim_venue.fees[bundle.strategy.universe[symbol].market],
