@@ -47,8 +47,9 @@ CHAMPION_HISTORY_TAG = "champion_history"
 DEPLOYMENT_MODE_TAG = "deployment_mode"
 """Registered-model tag a person sets to ``live`` (``policy go-live``) to take a symbol out of shadow mode."""
 REGISTERING_TAG = "registering"
-"""Registered-model tag set while ``simulate`` registers a model's versions and removed after the last: a model
-that still holds it was left part-registered by a run that stopped (kill -9, a crash) and is listed as such."""
+"""Registered-model tag set while ``simulate`` registers a model's versions (under its staging name, since it puts
+the model in place whole) and removed after the last: a model that still holds it was left part-registered by a run
+that stopped (kill -9, a crash) and is listed as such."""
 DEFAULT_TRACKING_URI = "sqlite:///var/mlflow.db"
 POLICY_ARTIFACT = "policy.json"
 MODEL_ARTIFACT = "model"
@@ -343,6 +344,14 @@ class PolicyRegistry:
         except MlflowException as error:
             if not _is_missing(error):
                 raise
+
+    def replace_model(self, symbol: str, staged: str | None) -> None:
+        """Put the complete model ``staged`` in the place of ``symbol``'s model (deleted first, absent is fine;
+        ``None``: only delete it). Each step is one MLflow request (one transaction on a SQL store), and the
+        rename keeps the versions, aliases and tags: until the delete, the old model is whole where it was."""
+        self.delete_model(symbol)
+        if staged is not None:
+            self._client.rename_registered_model(staged, self.model_name(symbol))
 
     def begin_registering(self, symbol: str, run: str) -> None:
         """Create ``symbol``'s model if needed and mark it part-registered (by ``run``) until
