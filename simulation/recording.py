@@ -164,6 +164,7 @@ def log_to_mlflow(result: SimulationResult, config: ConfigBundle, summary: dict[
     import mlflow
 
     from router_tuner.tuner.registry import ensure_experiment, log_flat, open_client, resolve_tracking_uri
+    from router_tuner.tuner.run_owner import owner_tags
 
     tracking_uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri, override=tracking_uri)
     client = open_client(tracking_uri)
@@ -172,7 +173,7 @@ def log_to_mlflow(result: SimulationResult, config: ConfigBundle, summary: dict[
     mlflow.set_experiment(config.tuner.mlflow.experiment)
     options = result.options
     config = run_config(config, options)
-    with mlflow.start_run(run_name=f"simulate-seed{options.seed}") as run:
+    with mlflow.start_run(run_name=f"simulate-seed{options.seed}", tags=owner_tags()) as run:
         mlflow.set_tag("job", "simulate")
         options_params = {"seed": options.seed, "orders_per_symbol": options.orders_per_symbol,
                           "symbols": ",".join(result.symbols), "data_source": result.data_source[:480],
@@ -196,18 +197,19 @@ def _learner_runs(result: SimulationResult, client: Any) -> dict[tuple[str, str]
     import mlflow
 
     from router_tuner.tuner.registry import log_flat
+    from router_tuner.tuner.run_owner import owner_tags
 
     symbol_runs: dict[tuple[str, str], str] = {}
     for learner_run in result.learner_runs:
         learner = learner_run.learner
         policy = learner_policy_name(learner)
-        with mlflow.start_run(run_name=learner, nested=True, tags={"learner": learner}) as parent:
+        with mlflow.start_run(run_name=learner, nested=True, tags={"learner": learner, **owner_tags()}) as parent:
             finals = {metric_name("mean_cost_bps", symbol): sym.summaries[policy].mean_cost_bps
                       for symbol, sym in result.symbols.items() if sym.summaries[policy].mean_cost_bps is not None}
             log_flat(client, parent.info.run_id, params={"learner": learner}, metrics=finals)
             for symbol, sym in result.symbols.items():
                 with mlflow.start_run(run_name=f"{learner} {symbol}", nested=True,
-                                      tags={"learner": learner, "symbol": symbol}) as child:
+                                      tags={"learner": learner, "symbol": symbol, **owner_tags()}) as child:
                     series = learner_series(sym.runs[policy], sym.runs[sym.best_fixed], result.arm_ids)
                     log_flat(client, child.info.run_id,
                              params={"learner": learner, "symbol": symbol, "best_fixed": sym.best_fixed},

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import tempfile
 import time
@@ -39,6 +40,7 @@ from router_tuner.tuner.flat_params import flatten_params
 from router_tuner.tuner.gate_record import PROMOTION_TAG, initial_tags
 from router_tuner.tuner.pyfunc import save_policy_model
 from router_tuner.tuner.registry_aliases import CHALLENGER, CHAMPION
+from router_tuner.tuner.run_owner import end_orphaned_runs, owner_tags
 
 PREVIOUS_CHAMPION_TAG = "previous_champion_version"
 """The champion the last promotion replaced (stores written before ``champion_history`` hold only this)."""
@@ -55,6 +57,7 @@ POLICY_ARTIFACT = "policy.json"
 MODEL_ARTIFACT = "model"
 """Where a version's run keeps its pyfunc model; the registered version's source."""
 PARENT_RUN_TAG = "mlflow.parentRunId"
+logger = logging.getLogger(__name__)
 
 
 def resolve_tracking_uri(configured: str | None, *, override: str | None = None) -> str:
@@ -151,7 +154,7 @@ class PolicyRegistry:
                 f"{symbol}: policy version {policy.version} would be registered as {name} version {expected}; "
                 f"the registry version must be the policy version, so versions are published in order "
                 f"(restore the tuner's state, or publish under a new model prefix)")
-        tags = {"symbol": symbol, "kind": "policy_version", "policy_version": str(policy.version)}
+        tags = {"symbol": symbol, "kind": "policy_version", "policy_version": str(policy.version), **owner_tags()}
         if parent_run_id is not None:
             tags[PARENT_RUN_TAG] = parent_run_id
         run = self._client.create_run(self._experiment_id, run_name=run_name or f"{symbol}-v{policy.version}",
@@ -512,12 +515,17 @@ def ensure_experiment(client: MlflowClient, tracking_uri: str, name: str) -> str
     """The experiment's id, creating it with its artifacts beside a local SQLite store when it is new.
 
     Every writer of the project's experiment goes through here, so artifacts never land in whatever
-    directory the process happened to start in.
+    directory the process happened to start in. Its runs left ``RUNNING`` by a process that is gone (kill -9, a
+    crash) are marked ``KILLED`` here, with one warning line (:mod:`tuner.run_owner`).
     """
     found = client.get_experiment_by_name(name)
-    if found is not None:
-        return str(found.experiment_id)
-    return str(client.create_experiment(name, artifact_location=_artifact_root(tracking_uri)))
+    if found is None:
+        return str(client.create_experiment(name, artifact_location=_artifact_root(tracking_uri)))
+    experiment_id = str(found.experiment_id)
+    if orphans := end_orphaned_runs(client, experiment_id):
+        logger.warning("MLflow: marked %d run(s) of experiment %s KILLED: left RUNNING by a process of this host "
+                       "that is gone (killed or crashed): %s", len(orphans), name, " ".join(orphans))
+    return experiment_id
 
 
 def log_flat(client: MlflowClient, run_id: str, *, params: Mapping[str, str] | None = None,

@@ -95,6 +95,13 @@ def test_simulate_killed_while_registering_versions_leaves_nothing_part_register
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
     left = router_tuner(*listing, env=env)
     assert left.returncode == 0 and json.loads(left.stdout) == [] and "PART-REGISTERED" not in left.stderr
+    # the killed simulate's run stayed RUNNING for good: the listing, the next to open the experiment, ends it
+    said = [line for line in left.stderr.splitlines() if "KILLED" in line]
+    assert len(said) == 1 and "marked 1 run(s) of experiment router-tuner KILLED" in said[0], left.stderr[-500:]
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("router-tuner").experiment_id])
+    assert [r.info.status for r in runs if r.data.tags.get("job") == "simulate"] == ["KILLED"]
+    assert "RUNNING" not in {r.info.status for r in runs}
     rerun = router_tuner(*argv, env=env)
     assert rerun.returncode == 0, rerun.stderr[-500:]
     registered = json.loads(rerun.stdout.strip().splitlines()[-1])["policy_versions"][0]["registered_versions"]
