@@ -144,6 +144,14 @@ def model_prefix_option(prefix: str) -> str:
     return prefix
 
 
+def refuse_tracking_uri_without_mlflow(args: argparse.Namespace) -> None:
+    """``--tracking-uri`` with ``--no-mlflow`` (``simulate``, ``sweep``): the store it names would be ignored, and a
+    user who gave both expects one of them to act; ``BadInput`` names both and what to drop."""
+    if args.no_mlflow and args.tracking_uri is not None:
+        raise BadInput(f"--tracking-uri {args.tracking_uri} is ignored with --no-mlflow, which logs nothing to MLflow: "
+                       "drop --no-mlflow to log there, or drop --tracking-uri")
+
+
 def path_text(text: str) -> str:
     """An argparse type for a path kept as text: an empty one is refused, as ``Path("")`` is the current folder
     (``--out "$UNSET"`` would write there, ``--config ""`` read whatever config files it holds), and so is one

@@ -256,6 +256,11 @@ def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
     candidate = _resolve(args.candidate, registry)
     baseline = _resolve(args.baseline, registry) if args.baseline is not None else None
     refs = [("--candidate", candidate)] + ([("--baseline", baseline)] if baseline is not None else [])
+    unused = [flag for flag, value in (("--tracking-uri", args.tracking_uri), ("--prefix", args.prefix)) if value]
+    if unused and not any(ref.run_id is not None for _, ref in refs):
+        raise ValueError(f"{' and '.join(unused)}: only for an MLflow reference (SYMBOL@ALIAS, SYMBOL/N), and neither "
+                         f"--candidate nor --baseline is one, so it would be ignored: drop it, or name a registered "
+                         f"version")
     logged = _read_journal(args.journal, args.symbol or candidate.symbol)
     events = [e for e in logged if filters.keeps(e)]
     symbols = _symbols(args, refs, events)

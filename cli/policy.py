@@ -160,6 +160,9 @@ def _usage_error(args: argparse.Namespace) -> str | None:
         return "needs --journal PATH (the OPE gate scores the challenger on its recent orders) or --force"
     if args.policy_command == "promote" and args.force and args.journal is not None:
         return "--force skips the OPE gate that --journal is for: give --journal to gate, or --force without it"
+    if args.policy_command == "promote" and not args.force and (args.who is not None or args.why is not None):
+        return ("--who and --why are recorded only with --force (a gated promotion records its OPE verdict): drop "
+                "them, or add --force and drop --journal")
     return None
 
 

@@ -8,8 +8,8 @@ watches an exploring champion, goes live, then acts) on its symbols, journals ev
 MLflow run (and registers the learners' final policies) and writes the report. Prints the per-symbol
 table of mean cost; with ``--json`` the last stdout line is one JSON object with every number of the
 report.
-Bad arguments (an unknown symbol, ``--orders 0``, an unwritable ``--out``) end in one line and exit 2 before
-anything runs (``cli.main``).
+Bad arguments (an unknown symbol, ``--orders 0``, an unwritable ``--out``, ``--tracking-uri`` with
+``--no-mlflow``) end in one line and exit 2 before anything runs (``cli.main``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from router_tuner.cli.main import (
     SymbolList,
     path_text,
     probe_writable,
+    refuse_tracking_uri_without_mlflow,
     refuse_unknown_symbols,
     whole_number,
 )
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         structured_prior_issue,
     )
 
+    refuse_tracking_uri_without_mlflow(args)
     try:
         learners = parse_learners(args.learners)
     except ValueError as error:
