@@ -30,7 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from router_tuner.cli.main import BadInput, model_prefix_option, path_argument, path_text, refuse_partial, symbol_name
+from router_tuner.cli.main import (
+    BadInput,
+    add_tracking_uri,
+    model_prefix_option,
+    path_argument,
+    path_text,
+    refuse_partial,
+    symbol_name,
+)
 
 if TYPE_CHECKING:
     from router_tuner.router.events import RouterEvent
@@ -54,8 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--logging-policy", default=None, metavar="ID[:VERSION]",
                         help="only orders routed by this policy id (and version)")
     parser.add_argument("--config", default=None, type=path_text, help="config directory (default: embedded defaults)")
-    parser.add_argument("--tracking-uri", default=None, type=path_text,
-                        help="MLflow tracking URI (overrides env and config)")
+    add_tracking_uri(parser)
     parser.add_argument("--prefix", default=None,
                         help="registered model name prefix of SYMBOL@ALIAS and SYMBOL/N (default: tuner.json "
                              "mlflow.registered_model_prefix; a simulated learner's models are <router.json "

@@ -26,6 +26,7 @@ from router_tuner.cli.main import (
     SYMBOLS_RULE,
     BadInput,
     SymbolList,
+    add_tracking_uri,
     path_text,
     probe_writable,
     refuse_tracking_uri_without_mlflow,
@@ -63,10 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="processes that share the symbols (default: the CPUs this process may use; the "
                              "results do not depend on it)")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
-    parser.add_argument("--tracking-uri", default=None, type=path_text,
-                        help="MLflow tracking URI (overrides env and config; default: MLFLOW_TRACKING_URI, then "
-                             "tuner.json mlflow.tracking_uri, then sqlite:///var/mlflow.db in the current folder, "
-                             "whatever --out says)")
+    add_tracking_uri(parser)
     parser.add_argument("--json", action="store_true",
                         help="print the summary as one JSON line last on stdout (a failure is still one plain "
                              "line on stderr)")

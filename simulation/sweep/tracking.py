@@ -29,15 +29,16 @@ _METRICS = ("mean_cost_bps", "cost_ci_low_bps", "cost_ci_high_bps", "taker_cost_
 
 
 def log_sweep(rows: Sequence[dict[str, Any]], grid_params: dict[str, str], config: ConfigBundle, table: Path,
-              out_dir: Path) -> tuple[str, int]:
-    """Log the parent run and every row not yet logged as a nested run; returns (parent run id, rows logged)."""
+              out_dir: Path, *, tracking_uri: str | None = None) -> tuple[str, int]:
+    """Log the parent run and every row not yet logged as a nested run; returns (parent run id, rows logged).
+    ``tracking_uri`` (``sweep --tracking-uri``) wins over ``MLFLOW_TRACKING_URI`` and ``tuner.json``."""
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
     from router_tuner.tuner.registry import ensure_experiment, open_client, resolve_tracking_uri
     from router_tuner.tuner.run_owner import owner_tags
 
-    uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri)
+    uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri, override=tracking_uri)
     client = open_client(uri)
     experiment = ensure_experiment(client, uri, config.tuner.mlflow.experiment)
     state = Path(out_dir) / STATE_NAME
