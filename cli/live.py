@@ -254,6 +254,11 @@ def _refuse_unusable_files(args: argparse.Namespace, config: ConfigBundle) -> No
               else Path(config.executor.adaptive.tuner_state_path))
 
 
+def router_seed(args: argparse.Namespace, config: ConfigBundle) -> int:
+    """The seed of the router's random generator: ``--seed``, else ``executor.json`` ``paper.seed``."""
+    return int(args.seed if args.seed is not None else config.executor.paper.seed)
+
+
 def paper_state_path(args: argparse.Namespace) -> Path:
     """The paper account file: ``--paper-state``, else ``<store name>.paper.json`` beside the store."""
     if args.paper_state is not None:
@@ -301,13 +306,14 @@ class TunerWiring:
     modes: ModeSource | None
 
 
-def tuner_wiring(config: ConfigBundle, *, use_mlflow: bool) -> TunerWiring:
+def tuner_wiring(config: ConfigBundle, *, use_mlflow: bool, seed: int) -> TunerWiring:
     """Publisher and champion of adaptive routing.
 
-    With MLflow, versions go to the registry of ``tuner.json`` (``MLFLOW_TRACKING_URI`` wins), shadow
-    symbols act with their registry champion (``RegistryError`` when one has none) and go-live
-    requests are read from the registry. Without, versions stay in memory, shadow symbols act with the
-    static policy and only the automatic go-live gate moves a symbol live.
+    With MLflow, versions go to the registry of ``tuner.json`` (``MLFLOW_TRACKING_URI`` wins), each with the
+    router's ``seed`` as param ``router_seed`` (``--seed`` replaces ``paper.seed`` for the router only, so the
+    config snapshot cannot say it), shadow symbols act with their registry champion (``RegistryError`` when one
+    has none) and go-live requests are read from the registry. Without, versions stay in memory, shadow symbols act
+    with the static policy and only the automatic go-live gate moves a symbol live.
     """
     symbols = sorted(config.executor.instruments)
     shadow = [s for s in symbols if s in config.tuner.deployment.shadow_symbols]
@@ -320,7 +326,8 @@ def tuner_wiring(config: ConfigBundle, *, use_mlflow: bool) -> TunerWiring:
     champion: PolicySource = (RegistryPolicySource(registry, shadow, config.router.policy_bounds,
                                                    refresh_s=config.executor.policy_source.registry_refresh_s)
                               if shadow else StaticPolicySource(config.router, symbols))
-    return TunerWiring(publisher=MlflowPublisher(registry, config), champion=champion, modes=registry)
+    return TunerWiring(publisher=MlflowPublisher(registry, config, run_params={"router_seed": seed}), champion=champion,
+                       modes=registry)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -367,7 +374,7 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
     wiring: TunerWiring | None = None
     try:
         if args.policy_source == "tuner":
-            wiring = tuner_wiring(config, use_mlflow=not args.no_mlflow)
+            wiring = tuner_wiring(config, use_mlflow=not args.no_mlflow, seed=router_seed(args, config))
             policies: PolicySource = wiring.champion
         else:
             policies = policy_source(args.policy_source, config)
@@ -417,7 +424,7 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
         port, server = _serve_metrics(metrics, config)
         url = f"http://{config.executor.prometheus.host}:{port}/metrics"
         _say(args, {"event": "metrics", "url": url}, f"metrics: {url}")
-    seed = args.seed if args.seed is not None else config.executor.paper.seed
+    seed = router_seed(args, config)
     try:
         with _journal_and_store(args) as (journal, store):
             adaptive = None

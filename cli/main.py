@@ -144,6 +144,22 @@ def model_prefix_option(prefix: str) -> str:
     return prefix
 
 
+def add_tracking_uri(parser: argparse.ArgumentParser) -> None:
+    """``--tracking-uri``, the MLflow store of every command that opens one (``simulate``, ``sweep``, ``ope``,
+    ``policy``), resolved by :func:`tuner.registry.resolve_tracking_uri`."""
+    parser.add_argument("--tracking-uri", default=None, type=path_text,
+                        help="MLflow tracking URI (overrides MLFLOW_TRACKING_URI and tuner.json mlflow.tracking_uri; "
+                             "default: sqlite:///var/mlflow.db in the current folder)")
+
+
+def refuse_tracking_uri_without_mlflow(args: argparse.Namespace) -> None:
+    """``--tracking-uri`` with ``--no-mlflow`` (``simulate``, ``sweep``): the store it names would be ignored, and a
+    user who gave both expects one of them to act; ``BadInput`` names both and what to drop."""
+    if args.no_mlflow and args.tracking_uri is not None:
+        raise BadInput(f"--tracking-uri {args.tracking_uri} is ignored with --no-mlflow, which logs nothing to MLflow: "
+                       "drop --no-mlflow to log there, or drop --tracking-uri")
+
+
 def path_text(text: str) -> str:
     """An argparse type for a path kept as text: an empty one is refused, as ``Path("")`` is the current folder
     (``--out "$UNSET"`` would write there, ``--config ""`` read whatever config files it holds), and so is one

@@ -30,7 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from router_tuner.cli.main import BadInput, model_prefix_option, path_argument, path_text, refuse_partial, symbol_name
+from router_tuner.cli.main import (
+    BadInput,
+    add_tracking_uri,
+    model_prefix_option,
+    path_argument,
+    path_text,
+    refuse_partial,
+    symbol_name,
+)
 
 if TYPE_CHECKING:
     from router_tuner.router.events import RouterEvent
@@ -54,8 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--logging-policy", default=None, metavar="ID[:VERSION]",
                         help="only orders routed by this policy id (and version)")
     parser.add_argument("--config", default=None, type=path_text, help="config directory (default: embedded defaults)")
-    parser.add_argument("--tracking-uri", default=None, type=path_text,
-                        help="MLflow tracking URI (overrides env and config)")
+    add_tracking_uri(parser)
     parser.add_argument("--prefix", default=None,
                         help="registered model name prefix of SYMBOL@ALIAS and SYMBOL/N (default: tuner.json "
                              "mlflow.registered_model_prefix; a simulated learner's models are <router.json "
@@ -256,6 +263,11 @@ def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
     candidate = _resolve(args.candidate, registry)
     baseline = _resolve(args.baseline, registry) if args.baseline is not None else None
     refs = [("--candidate", candidate)] + ([("--baseline", baseline)] if baseline is not None else [])
+    unused = [flag for flag, value in (("--tracking-uri", args.tracking_uri), ("--prefix", args.prefix)) if value]
+    if unused and not any(ref.run_id is not None for _, ref in refs):
+        raise ValueError(f"{' and '.join(unused)}: only for an MLflow reference (SYMBOL@ALIAS, SYMBOL/N), and neither "
+                         f"--candidate nor --baseline is one, so it would be ignored: drop it, or name a registered "
+                         f"version")
     logged = _read_journal(args.journal, args.symbol or candidate.symbol)
     events = [e for e in logged if filters.keeps(e)]
     symbols = _symbols(args, refs, events)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from router_tuner.cli.main import (
     BadInput,
     RunFailure,
+    add_tracking_uri,
     model_prefix_option,
     path_text,
     reading,
@@ -82,8 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             sub.add_argument("--prefix", default=None, help=PREFIX_HELP)
         sub.add_argument("--json", action="store_true",
                          help="print JSON instead of text (a failure is still one plain line on stderr)")
-        sub.add_argument("--tracking-uri", default=None, type=path_text,
-                         help="MLflow tracking URI (overrides env and config)")
+        add_tracking_uri(sub)
         sub.add_argument("--config", default=None, type=path_text, help="config directory (default: embedded defaults)")
 
 
@@ -160,6 +160,9 @@ def _usage_error(args: argparse.Namespace) -> str | None:
         return "needs --journal PATH (the OPE gate scores the challenger on its recent orders) or --force"
     if args.policy_command == "promote" and args.force and args.journal is not None:
         return "--force skips the OPE gate that --journal is for: give --journal to gate, or --force without it"
+    if args.policy_command == "promote" and not args.force and (args.who is not None or args.why is not None):
+        return ("--who and --why are recorded only with --force (a gated promotion records its OPE verdict): drop "
+                "them, or add --force and drop --journal")
     return None
 
 

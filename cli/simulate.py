@@ -8,8 +8,8 @@ watches an exploring champion, goes live, then acts) on its symbols, journals ev
 MLflow run (and registers the learners' final policies) and writes the report. Prints the per-symbol
 table of mean cost; with ``--json`` the last stdout line is one JSON object with every number of the
 report.
-Bad arguments (an unknown symbol, ``--orders 0``, an unwritable ``--out``) end in one line and exit 2 before
-anything runs (``cli.main``).
+Bad arguments (an unknown symbol, ``--orders 0``, an unwritable ``--out``, ``--tracking-uri`` with
+``--no-mlflow``) end in one line and exit 2 before anything runs (``cli.main``).
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from router_tuner.cli.main import (
     SYMBOLS_RULE,
     BadInput,
     SymbolList,
+    add_tracking_uri,
     path_text,
     probe_writable,
+    refuse_tracking_uri_without_mlflow,
     refuse_unknown_symbols,
     whole_number,
 )
@@ -62,10 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="processes that share the symbols (default: the CPUs this process may use; the "
                              "results do not depend on it)")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
-    parser.add_argument("--tracking-uri", default=None, type=path_text,
-                        help="MLflow tracking URI (overrides env and config; default: MLFLOW_TRACKING_URI, then "
-                             "tuner.json mlflow.tracking_uri, then sqlite:///var/mlflow.db in the current folder, "
-                             "whatever --out says)")
+    add_tracking_uri(parser)
     parser.add_argument("--json", action="store_true",
                         help="print the summary as one JSON line last on stdout (a failure is still one plain "
                              "line on stderr)")
@@ -89,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         structured_prior_issue,
     )
 
+    refuse_tracking_uri_without_mlflow(args)
     try:
         learners = parse_learners(args.learners)
     except ValueError as error:

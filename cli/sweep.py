@@ -6,7 +6,8 @@ have the package installed and the data folders at the same paths). Each finishe
 ``OUT/tasks/``: run the same command again after an interruption and only the unfinished tasks run. The
 result is ``OUT/sweep.parquet``, one row per (settings, learner, seed, symbol, data) with the learner's
 cost and interval, regret against the best fixed arm and the captured share of the taker -> best fixed
-arm gap; and, unless ``--no-mlflow``, one MLflow parent run with a nested run per row.
+arm gap; and, unless ``--no-mlflow``, one MLflow parent run with a nested run per row (in ``--tracking-uri``, else
+``MLFLOW_TRACKING_URI``, else ``tuner.json`` ``mlflow.tracking_uri``, as in ``simulate``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from router_tuner.cli.main import (
     SYMBOLS_RULE,
     BadInput,
     SymbolList,
+    add_tracking_uri,
     path_text,
     probe_writable,
     ray_address,
+    refuse_tracking_uri_without_mlflow,
     whole_number,
 )
 from router_tuner.config.models import MAX_COUNT, LearnerName
@@ -57,12 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="var/sweep", type=path_text, help="output folder: checkpoints and the table "
                         "(default: var/sweep)")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the sweep to MLflow")
+    add_tracking_uri(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from router_tuner.config.loader import load_config
     from router_tuner.simulation.sweep.grid import GridError
 
+    refuse_tracking_uri_without_mlflow(args)
     config = load_config(args.config)
     try:
         grid, params = _plan(args, config)
@@ -113,7 +118,7 @@ def _execute(args: argparse.Namespace, config: Any, grid: Any, params: dict[str,
     if not args.no_mlflow:  # an MLflow store that cannot be opened or does not answer fails now, not after the sweep
         from router_tuner.tuner.registry import open_client, resolve_tracking_uri
 
-        open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
+        open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri, override=args.tracking_uri))
     runner = open_runner(args.workers, args.address)
     total = len(grid.tasks)
     done = 0
@@ -146,7 +151,7 @@ def _execute(args: argparse.Namespace, config: Any, grid: Any, params: dict[str,
         from router_tuner.simulation.sweep.tracking import log_sweep
 
         try:
-            parent, added = log_sweep(rows, params, config, table, out)
+            parent, added = log_sweep(rows, params, config, table, out, tracking_uri=args.tracking_uri)
         except Exception as error:  # the table is written; MLflow is the optional record
             print(f"router-tuner sweep: MLflow logging failed (the table is written; rerun to retry): "
                   f"{_one_line(error)}", file=sys.stderr)

@@ -29,6 +29,8 @@ from router_tuner.simulation.series import learner_series
 from router_tuner.tuner.flat_params import flatten_params
 
 JOURNAL_NAME = "simulation.sqlite"
+STAGING_MARK = "staged~"
+"""Prefix of the model a simulation registers its versions under before they replace the previous simulation's."""
 _METRIC_CHARS = re.compile(r"[^A-Za-z0-9_.\-/ ]")
 
 
@@ -84,10 +86,13 @@ def register_policy_versions(result: SimulationResult, config: ConfigBundle, tra
     Models are ``<simulation.registered_model_prefix>-<learner>-<SYMBOL>``, never the live models of
     ``tuner.json``, through the same :class:`MlflowPublisher` the live tuner uses (flattened params, metrics,
     the pyfunc model, the policy and config snapshot). Registered version N is policy version N, so a model
-    holds one simulation: the previous simulation's versions of it are deleted first (their runs stay in
-    the experiment, like the previous journal is replaced). ``parent_runs`` maps (learner, symbol) to the
-    run the versions' runs nest under. Each row names the final version; a symbol whose tuner never
-    published is listed with ``policy_version`` None.
+    holds one simulation: the versions are registered under a staging model (``staged~<model>``, which no
+    listing of the prefix shows) and, once the last is in, it takes the previous simulation's place
+    (:meth:`PolicyRegistry.replace_model`; their runs stay in the experiment, like the previous journal is
+    replaced). A run killed before that leaves the previous simulation's models as they were, and its staging
+    model is deleted by the next. ``parent_runs`` maps (learner, symbol) to the run the versions' runs nest under.
+    Each row names the final version; a symbol whose tuner never published is listed with ``policy_version``
+    None (and the previous simulation's model of it is deleted).
     """
     from router_tuner.tuner.registry import PolicyRegistry
     from router_tuner.tuner.service.publish import MlflowPublisher
@@ -100,19 +105,22 @@ def register_policy_versions(result: SimulationResult, config: ConfigBundle, tra
     for run in result.learner_runs:
         registry = PolicyRegistry(tracking_uri, experiment=config.tuner.mlflow.experiment,
                                   model_prefix=f"{prefix}-{run.learner}")
+        staging = PolicyRegistry(tracking_uri, experiment=config.tuner.mlflow.experiment,
+                                 model_prefix=f"{STAGING_MARK}{registry.model_prefix}")
         for symbol in result.symbols:
             parent = (parent_runs or {}).get((run.learner, symbol))
             # the learner's own tuner.json, as simulation.learners.learner_runs ran it
             tuner = msgspec.structs.replace(config.tuner, learner=run.learner)
             ran_under = msgspec.structs.replace(config, tuner=tuner)
-            publisher = MlflowPublisher(registry, ran_under, parent_run_id=parent)
-            registry.delete_model(symbol)
+            publisher = MlflowPublisher(staging, ran_under, parent_run_id=parent)
+            staging.delete_model(symbol)  # left by a run killed while registering
             records = run.publisher.records_of(symbol)
-            if records:  # marked part-registered until the last version is in (a run killed meanwhile says so)
-                registry.begin_registering(symbol, f"simulate run {parent or '?'}")
+            if records:  # a staging model a run killed meanwhile left is listed part-registered (--prefix staged~…)
+                staging.begin_registering(symbol, f"simulate run {parent or '?'}")
                 for record in records:
                     publisher.publish(record)
-                registry.end_registering(symbol)
+                staging.end_registering(symbol)
+            registry.replace_model(symbol, staging.model_name(symbol) if records else None)
             final = records[-1].policy if records else None
             rows.append({"learner": run.learner, "symbol": symbol, "model": registry.model_name(symbol),
                          "policy_version": final.version if final else None, "arm": final.arm if final else None,
@@ -156,6 +164,7 @@ def log_to_mlflow(result: SimulationResult, config: ConfigBundle, summary: dict[
     import mlflow
 
     from router_tuner.tuner.registry import ensure_experiment, log_flat, open_client, resolve_tracking_uri
+    from router_tuner.tuner.run_owner import owner_tags
 
     tracking_uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri, override=tracking_uri)
     client = open_client(tracking_uri)
@@ -164,7 +173,7 @@ def log_to_mlflow(result: SimulationResult, config: ConfigBundle, summary: dict[
     mlflow.set_experiment(config.tuner.mlflow.experiment)
     options = result.options
     config = run_config(config, options)
-    with mlflow.start_run(run_name=f"simulate-seed{options.seed}") as run:
+    with mlflow.start_run(run_name=f"simulate-seed{options.seed}", tags=owner_tags()) as run:
         mlflow.set_tag("job", "simulate")
         options_params = {"seed": options.seed, "orders_per_symbol": options.orders_per_symbol,
                           "symbols": ",".join(result.symbols), "data_source": result.data_source[:480],
@@ -188,18 +197,19 @@ def _learner_runs(result: SimulationResult, client: Any) -> dict[tuple[str, str]
     import mlflow
 
     from router_tuner.tuner.registry import log_flat
+    from router_tuner.tuner.run_owner import owner_tags
 
     symbol_runs: dict[tuple[str, str], str] = {}
     for learner_run in result.learner_runs:
         learner = learner_run.learner
         policy = learner_policy_name(learner)
-        with mlflow.start_run(run_name=learner, nested=True, tags={"learner": learner}) as parent:
+        with mlflow.start_run(run_name=learner, nested=True, tags={"learner": learner, **owner_tags()}) as parent:
             finals = {metric_name("mean_cost_bps", symbol): sym.summaries[policy].mean_cost_bps
                       for symbol, sym in result.symbols.items() if sym.summaries[policy].mean_cost_bps is not None}
             log_flat(client, parent.info.run_id, params={"learner": learner}, metrics=finals)
             for symbol, sym in result.symbols.items():
                 with mlflow.start_run(run_name=f"{learner} {symbol}", nested=True,
-                                      tags={"learner": learner, "symbol": symbol}) as child:
+                                      tags={"learner": learner, "symbol": symbol, **owner_tags()}) as child:
                     series = learner_series(sym.runs[policy], sym.runs[sym.best_fixed], result.arm_ids)
                     log_flat(client, child.info.run_id,
                              params={"learner": learner, "symbol": symbol, "best_fixed": sym.best_fixed},

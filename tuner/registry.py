@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import tempfile
 import time
@@ -39,6 +40,7 @@ from router_tuner.tuner.flat_params import flatten_params
 from router_tuner.tuner.gate_record import PROMOTION_TAG, initial_tags
 from router_tuner.tuner.pyfunc import save_policy_model
 from router_tuner.tuner.registry_aliases import CHALLENGER, CHAMPION
+from router_tuner.tuner.run_owner import end_orphaned_runs, owner_tags
 
 PREVIOUS_CHAMPION_TAG = "previous_champion_version"
 """The champion the last promotion replaced (stores written before ``champion_history`` hold only this)."""
@@ -47,13 +49,15 @@ CHAMPION_HISTORY_TAG = "champion_history"
 DEPLOYMENT_MODE_TAG = "deployment_mode"
 """Registered-model tag a person sets to ``live`` (``policy go-live``) to take a symbol out of shadow mode."""
 REGISTERING_TAG = "registering"
-"""Registered-model tag set while ``simulate`` registers a model's versions and removed after the last: a model
-that still holds it was left part-registered by a run that stopped (kill -9, a crash) and is listed as such."""
+"""Registered-model tag set while ``simulate`` registers a model's versions (under its staging name, since it puts
+the model in place whole) and removed after the last: a model that still holds it was left part-registered by a run
+that stopped (kill -9, a crash) and is listed as such."""
 DEFAULT_TRACKING_URI = "sqlite:///var/mlflow.db"
 POLICY_ARTIFACT = "policy.json"
 MODEL_ARTIFACT = "model"
 """Where a version's run keeps its pyfunc model; the registered version's source."""
 PARENT_RUN_TAG = "mlflow.parentRunId"
+logger = logging.getLogger(__name__)
 
 
 def resolve_tracking_uri(configured: str | None, *, override: str | None = None) -> str:
@@ -150,7 +154,7 @@ class PolicyRegistry:
                 f"{symbol}: policy version {policy.version} would be registered as {name} version {expected}; "
                 f"the registry version must be the policy version, so versions are published in order "
                 f"(restore the tuner's state, or publish under a new model prefix)")
-        tags = {"symbol": symbol, "kind": "policy_version", "policy_version": str(policy.version)}
+        tags = {"symbol": symbol, "kind": "policy_version", "policy_version": str(policy.version), **owner_tags()}
         if parent_run_id is not None:
             tags[PARENT_RUN_TAG] = parent_run_id
         run = self._client.create_run(self._experiment_id, run_name=run_name or f"{symbol}-v{policy.version}",
@@ -344,6 +348,14 @@ class PolicyRegistry:
             if not _is_missing(error):
                 raise
 
+    def replace_model(self, symbol: str, staged: str | None) -> None:
+        """Put the complete model ``staged`` in the place of ``symbol``'s model (deleted first, absent is fine;
+        ``None``: only delete it). Each step is one MLflow request (one transaction on a SQL store), and the
+        rename keeps the versions, aliases and tags: until the delete, the old model is whole where it was."""
+        self.delete_model(symbol)
+        if staged is not None:
+            self._client.rename_registered_model(staged, self.model_name(symbol))
+
     def begin_registering(self, symbol: str, run: str) -> None:
         """Create ``symbol``'s model if needed and mark it part-registered (by ``run``) until
         :meth:`end_registering`."""
@@ -503,12 +515,17 @@ def ensure_experiment(client: MlflowClient, tracking_uri: str, name: str) -> str
     """The experiment's id, creating it with its artifacts beside a local SQLite store when it is new.
 
     Every writer of the project's experiment goes through here, so artifacts never land in whatever
-    directory the process happened to start in.
+    directory the process happened to start in. Its runs left ``RUNNING`` by a process that is gone (kill -9, a
+    crash) are marked ``KILLED`` here, with one warning line (:mod:`tuner.run_owner`).
     """
     found = client.get_experiment_by_name(name)
-    if found is not None:
-        return str(found.experiment_id)
-    return str(client.create_experiment(name, artifact_location=_artifact_root(tracking_uri)))
+    if found is None:
+        return str(client.create_experiment(name, artifact_location=_artifact_root(tracking_uri)))
+    experiment_id = str(found.experiment_id)
+    if orphans := end_orphaned_runs(client, experiment_id):
+        logger.warning("MLflow: marked %d run(s) of experiment %s KILLED: left RUNNING by a process of this host "
+                       "that is gone (killed or crashed): %s", len(orphans), name, " ".join(orphans))
+    return experiment_id
 
 
 def log_flat(client: MlflowClient, run_id: str, *, params: Mapping[str, str] | None = None,

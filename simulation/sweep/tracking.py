@@ -29,14 +29,16 @@ _METRICS = ("mean_cost_bps", "cost_ci_low_bps", "cost_ci_high_bps", "taker_cost_
 
 
 def log_sweep(rows: Sequence[dict[str, Any]], grid_params: dict[str, str], config: ConfigBundle, table: Path,
-              out_dir: Path) -> tuple[str, int]:
-    """Log the parent run and every row not yet logged as a nested run; returns (parent run id, rows logged)."""
+              out_dir: Path, *, tracking_uri: str | None = None) -> tuple[str, int]:
+    """Log the parent run and every row not yet logged as a nested run; returns (parent run id, rows logged).
+    ``tracking_uri`` (``sweep --tracking-uri``) wins over ``MLFLOW_TRACKING_URI`` and ``tuner.json``."""
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
     from router_tuner.tuner.registry import ensure_experiment, open_client, resolve_tracking_uri
+    from router_tuner.tuner.run_owner import owner_tags
 
-    uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri)
+    uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri, override=tracking_uri)
     client = open_client(uri)
     experiment = ensure_experiment(client, uri, config.tuner.mlflow.experiment)
     state = Path(out_dir) / STATE_NAME
@@ -45,10 +47,10 @@ def log_sweep(rows: Sequence[dict[str, Any]], grid_params: dict[str, str], confi
         folder = str(Path(out_dir).resolve())
         for stale in client.search_runs([experiment], filter_string="tags.job = 'sweep'", max_results=50_000):
             # created by an attempt killed before it wrote the state file: never resumed, it stayed empty and
-            # RUNNING beside the parent logged again (one per such kill)
-            if stale.info.status == "RUNNING" and stale.data.tags.get(OUT_TAG) == folder:
+            # RUNNING (KILLED, once ensure_experiment saw its process gone) beside the parent logged again
+            if stale.info.status != "FINISHED" and stale.data.tags.get(OUT_TAG) == folder:
                 client.delete_run(stale.info.run_id)
-        run = client.create_run(experiment, run_name="sweep", tags={"job": "sweep", OUT_TAG: folder})
+        run = client.create_run(experiment, run_name="sweep", tags={"job": "sweep", OUT_TAG: folder, **owner_tags()})
         parent = run.info.run_id
         client.log_batch(parent, params=[Param(k, v[:6000]) for k, v in grid_params.items()])
         write_bytes_atomic(state, json.dumps({"tracking_uri": uri, "parent_run_id": parent}).encode())
@@ -65,7 +67,7 @@ def log_sweep(rows: Sequence[dict[str, Any]], grid_params: dict[str, str], confi
             continue
         name = f"{row['learner']}-{row['symbol']}-s{row['seed']}"
         child = client.create_run(experiment, tags={MLFLOW_PARENT_RUN_ID: parent, "task_id": row["task_id"],
-                                                    MLFLOW_RUN_NAME: name}).info.run_id
+                                                    MLFLOW_RUN_NAME: name, **owner_tags()}).info.run_id
         client.log_batch(child, params=[Param(k, str(row[k])[:6000]) for k in _PARAMS],
                          metrics=[Metric(k, float(row[k]), now_ms, 0) for k in _METRICS if row[k] is not None],
                          tags=[RunTag(k, str(row[k])) for k in ("best_fixed_arm", "greedy_arm") if row[k] is not None])

@@ -210,3 +210,27 @@ def test_a_simulate_output_taken_by_the_wrong_kind_of_entry_is_refused_before_th
     line = one_line_failure(["simulate", "--symbols", "BTCUSDT", "--orders", "20", "--no-mlflow",
                              "--out", str(out)], capsys, BAD_INPUT)
     assert message.format(out=out) in line
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["simulate", "--no-mlflow", "--tracking-uri", "STORE", "--out", "OUT"],
+     "--tracking-uri STORE is ignored with --no-mlflow, which logs nothing to MLflow: drop --no-mlflow to log there, "
+     "or drop --tracking-uri"),
+    (["ope", "--journal", "JOURNAL", "--candidate", "o1.00_b0.00", "--tracking-uri", "STORE", "--prefix", "sim"],
+     "--tracking-uri and --prefix: only for an MLflow reference (SYMBOL@ALIAS, SYMBOL/N), and neither --candidate nor "
+     "--baseline is one, so it would be ignored: drop it, or name a registered version"),
+    (["policy", "promote", "--symbol", "BTCUSDT", "--journal", "JOURNAL", "--who", "me", "--why", "x",
+      "--tracking-uri", "STORE"],
+     "promote --who and --why are recorded only with --force (a gated promotion records its OPE verdict): drop them, "
+     "or add --force and drop --journal"),
+])
+def test_an_option_another_one_makes_unused_is_refused_before_anything_runs(
+        argv: list[str], message: str, tmp_path: Path, journal_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Each was accepted and silently ignored (exit 0): a simulation meant for another store logged nowhere, an
+    ope scored without the registry the user named, a promotion recorded without the who and why given."""
+    store, out = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "out"
+    given = {"STORE": store, "OUT": str(out), "JOURNAL": str(journal_path)}
+    line = one_line_failure([given.get(arg, arg) for arg in argv], capsys, BAD_INPUT)
+    assert line == f"router-tuner {argv[0]}: {message.replace('STORE', store)}"
+    assert not (tmp_path / "mlflow.db").exists() and not out.exists()

@@ -230,3 +230,15 @@ def test_a_journal_that_fails_in_its_process_is_one_line_and_keeps_the_previous_
     assert lines[-1].startswith("router-tuner simulate: No space left on device")
     assert "Traceback" not in "\n".join(lines)
     assert _rows(out / recording.JOURNAL_NAME) == before
+
+
+@pytest.mark.parametrize("command", [["simulate"], ["sweep"], ["ope"], ["policy", "list"]])
+def test_every_command_that_logs_to_mlflow_takes_the_same_tracking_uri_option(
+        command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """sweep logged to MLflow without a --tracking-uri (only MLFLOW_TRACKING_URI or tuner.json could move it)."""
+    with pytest.raises(SystemExit) as stopped:
+        main([*command, "--help"])
+    assert stopped.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("--tracking-uri TRACKING_URI MLflow tracking URI (overrides MLFLOW_TRACKING_URI and tuner.json "
+            "mlflow.tracking_uri; default: sqlite:///var/mlflow.db in the current folder)") in text

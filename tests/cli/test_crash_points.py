@@ -79,10 +79,11 @@ def _fast_publishing(tmp_path: Path) -> Path:
     return config
 
 
-def test_simulate_killed_while_registering_versions_is_listed_as_part_registered_and_the_rerun_completes(
+def test_simulate_killed_while_registering_versions_leaves_nothing_part_registered_and_the_rerun_completes(
         tmp_path: Path) -> None:
     """A simulate killed between two versions of a model left it holding the first ones, listed by `policy list
-    --simulation` like a finished simulation's; it is now marked part-registered until the last version is in."""
+    --simulation` like a finished simulation's (later marked part-registered). The versions are now registered
+    under a staging model that no listing shows, and put in place only once whole."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     config = _fast_publishing(tmp_path)
     argv = ["simulate", "--config", str(config), "--orders", "60", "--symbols", "BTCUSDT", "--learners", "structured",
@@ -93,8 +94,14 @@ def test_simulate_killed_while_registering_versions_is_listed_as_part_registered
     killed = crash_at("router_tuner.tuner.registry:PolicyRegistry.publish", 1, *argv, env=env)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
     left = router_tuner(*listing, env=env)
-    assert left.returncode == 0 and "PART-REGISTERED" in left.stderr
-    assert [v["part_registered"] for v in json.loads(left.stdout)] == [True]
+    assert left.returncode == 0 and json.loads(left.stdout) == [] and "PART-REGISTERED" not in left.stderr
+    # the killed simulate's run stayed RUNNING for good: the listing, the next to open the experiment, ends it
+    said = [line for line in left.stderr.splitlines() if "KILLED" in line]
+    assert len(said) == 1 and "marked 1 run(s) of experiment router-tuner KILLED" in said[0], left.stderr[-500:]
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("router-tuner").experiment_id])
+    assert [r.info.status for r in runs if r.data.tags.get("job") == "simulate"] == ["KILLED"]
+    assert "RUNNING" not in {r.info.status for r in runs}
     rerun = router_tuner(*argv, env=env)
     assert rerun.returncode == 0, rerun.stderr[-500:]
     registered = json.loads(rerun.stdout.strip().splitlines()[-1])["policy_versions"][0]["registered_versions"]
@@ -104,6 +111,11 @@ def test_simulate_killed_while_registering_versions_is_listed_as_part_registered
     versions = json.loads(listed.stdout)
     assert [v["version"] for v in versions] == list(range(registered, 0, -1))  # every version once, in order
     assert not any(v["part_registered"] for v in versions)
+    assert _model_names(tmp_path / "mlflow.db") == ["sim-router-policy-structured-BTCUSDT"]  # no staging left
+
+
+def _model_names(store: Path) -> list[str]:
+    return sorted(m.name for m in MlflowClient(tracking_uri=f"sqlite:///{store}").search_registered_models())
 
 
 def _simulate_argv(tmp_path: Path, *extra: str) -> list[str]:
@@ -468,30 +480,37 @@ def test_sweep_killed_before_recording_its_parent_run_leaves_one_parent_after_th
     assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in rows)
 
 
-def test_simulate_killed_after_deleting_the_previous_simulations_model_is_listed_with_what_to_do(
-        tmp_path: Path) -> None:
-    """Killed after deleting the previous simulation's model, before registering its own: `policy list
-    --simulation` found nothing and told the user to "add --simulation", which they had given."""
+@pytest.mark.parametrize("step", ["PolicyRegistry.publish", "PolicyRegistry.end_registering"])
+def test_simulate_killed_while_registering_its_models_keeps_the_previous_simulations(tmp_path: Path,
+                                                                                     step: str) -> None:
+    """simulate deleted the previous simulation's models before registering its own: killed in between (or while
+    registering), neither was left and `policy list --simulation` found nothing. The new versions now go to a
+    staging model that replaces the previous one only once whole: killed before (mid-way, or with every version
+    in), the previous simulation's models are listed as they were; the rerun replaces them."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     config = _fast_publishing(tmp_path)
     argv = ["simulate", "--config", str(config), "--orders", "60", "--symbols", "BTCUSDT", "--learners", "structured",
-            "--workers", "1", "--out", str(tmp_path / "out"), "--json"]
+            "--workers", "1", "--shadow-symbols", "--out", str(tmp_path / "out"), "--json"]
     if (data := ROOT.parent / "shared" / "data" / "binance").is_dir():
         argv += ["--data", str(data)]
     listing = ["policy", "list", "--simulation", "--json", "--config", str(config)]
-    assert router_tuner(*argv, env=env).returncode == 0
-    before = json.loads(router_tuner(*listing, env=env).stdout)
-    assert before
-    killed = crash_at("router_tuner.tuner.registry:PolicyRegistry.delete_model", 1, *argv, env=env)
+
+    def listed() -> list[tuple[int, list[str], dict[str, object]]]:
+        shown = router_tuner(*listing, env=env)
+        assert shown.returncode == 0 and "PART-REGISTERED" not in shown.stderr, shown.stderr[-500:]
+        return [(v["version"], v["aliases"], v["policy"]) for v in json.loads(shown.stdout)]
+
+    assert router_tuner(*argv, "--seed", "3", env=env).returncode == 0
+    before = listed()
+    assert len(before) >= 2
+    killed = crash_at(f"router_tuner.tuner.registry:{step}", 1, *argv, env=env)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
-    left = router_tuner(*listing, env=env)
-    assert left.returncode == 0 and json.loads(left.stdout) == []
-    assert "add --simulation" not in left.stderr
-    assert "a simulate stopped before registering; run it again" in left.stderr
-    assert router_tuner(*argv, env=env).returncode == 0
-    after = json.loads(router_tuner(*listing, env=env).stdout)
-    assert [(v["version"], v["aliases"], v["policy"]) for v in after] == [
-        (v["version"], v["aliases"], v["policy"]) for v in before]
+    assert listed() == before
+    rerun = router_tuner(*argv, env=env)
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    after = listed()
+    assert after and after != before
+    assert _model_names(tmp_path / "mlflow.db") == ["sim-router-policy-structured-BTCUSDT"]
 
 
 def test_ope_killed_while_logging_to_the_versions_run_never_leaves_two_evaluations_mixed(tmp_path: Path) -> None:

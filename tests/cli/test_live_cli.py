@@ -175,3 +175,22 @@ def test_a_live_venue_other_than_the_configured_exchange_is_bad_input(config_dir
         "router-tuner live: --venue binanceusdm but executor.json live.exchange_id is binance: they must name the same "
         "exchange; set it to binanceusdm (venues with a live adapter: binanceusdm)")
     assert not (tmp_path / "journal.sqlite").exists()
+
+
+def test_live_seed_is_recorded_with_every_version_the_tuner_publishes(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The version runs recorded executor.json paper.seed (11) only, whatever --seed seeded the router with."""
+    from mlflow import MlflowClient
+
+    from tests.cli.test_crash_points import _paper_tuner
+
+    argv, env = _paper_tuner(tmp_path, 35)
+    argv[argv.index("--seed") + 1] = "123"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
+    edit_config(tmp_path / "config", "executor.json", lambda d: d["prometheus"].update(enabled=False))
+    assert main(argv) == 0
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("router-tuner").experiment_id])
+    versions = [r.data.params for r in runs if r.data.tags.get("kind") == "policy_version"]
+    assert len(versions) >= 2
+    assert {(p["router_seed"], p["executor.paper.seed"]) for p in versions} == {("123", "11")}

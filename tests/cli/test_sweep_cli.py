@@ -40,10 +40,10 @@ def test_sweep_logs_one_parent_and_a_nested_run_per_row(tmp_path: Path, monkeypa
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/elsewhere.db")  # --tracking-uri wins
     out = tmp_path / "sweep"
     argv = ["sweep", "--learners", "ucb", "--seeds", "1,2", "--symbols", "BTCUSDT", "--data", "synthetic",
-            "--orders", "20", "--out", str(out)]
+            "--orders", "20", "--out", str(out), "--tracking-uri", uri]
     assert main(argv) == 0
     assert "2 nested runs added" in capsys.readouterr().out
     client = MlflowClient(tracking_uri=uri)
@@ -55,6 +55,7 @@ def test_sweep_logs_one_parent_and_a_nested_run_per_row(tmp_path: Path, monkeypa
     assert parent.data.params["tasks"] == "4"  # two baselines, two learner runs
     assert main(argv) == 0  # a rerun logs into the same parent and adds no duplicate
     assert "parent run " + parent.info.run_id + ", 0 nested runs added" in capsys.readouterr().out
+    assert not (tmp_path / "elsewhere.db").exists()
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -65,6 +66,8 @@ def test_sweep_logs_one_parent_and_a_nested_run_per_row(tmp_path: Path, monkeypa
     (["--data", "/no/such/folder"], "no folder at"),
     (["--symbols", "NOPE"], "no market for ['NOPE']"),
     (["--config", "/no/such/config"], "1 configuration problem(s), first: "),
+    (["--tracking-uri", "sqlite:///m.db"], "--tracking-uri sqlite:///m.db is ignored with --no-mlflow, which logs "
+                                           "nothing to MLflow: drop --no-mlflow to log there, or drop --tracking-uri"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
                                           message: str) -> None:

@@ -150,6 +150,23 @@ def test_the_registered_version_is_the_policy_version(registry: PolicyRegistry) 
     registry.delete_model("EEEUSDT")  # absent is fine
 
 
+def test_replace_model_puts_a_staged_model_in_place_with_its_versions_and_aliases(registry: PolicyRegistry) -> None:
+    """simulate registers into a staging model and swaps it in: the old model stays whole until it is replaced."""
+    staging = PolicyRegistry(registry.tracking_uri, experiment="test", model_prefix="staged~policy")
+    for version in (1, 2):
+        registry.publish(policy("SWPUSDT", version, 1.0), params={}, metrics={}, config_snapshot={})
+        staging.publish(policy("SWPUSDT", version, 3.0), params={}, metrics={}, config_snapshot={})
+    staging.publish(policy("SWPUSDT", 3, 3.0), params={}, metrics={}, config_snapshot={})
+    assert [v.policy["maker_offset_bps"] for v in registry.list("SWPUSDT")] == [1.0, 1.0]
+    registry.replace_model("SWPUSDT", staging.model_name("SWPUSDT"))
+    listed = registry.list("SWPUSDT")
+    assert [(v.version, v.aliases, v.policy["maker_offset_bps"]) for v in listed] == [
+        (3, (CHALLENGER,), 3.0), (2, (), 3.0), (1, (CHAMPION,), 3.0)]
+    assert staging.list("SWPUSDT") == []
+    registry.replace_model("SWPUSDT", None)  # a simulation whose tuner never published: the old model goes
+    assert registry.list("SWPUSDT") == []
+
+
 def test_each_version_is_a_pyfunc_model_that_predicts_knobs_and_propensity(registry: PolicyRegistry,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow

@@ -80,11 +80,12 @@ def test_record_carries_learner_grid_guardrails_and_finite_metrics() -> None:
 def test_mlflow_publisher_sends_params_metrics_policy_and_config_snapshot() -> None:
     bundle = tuned_bundle(min_outcomes=30, every_n=30)
     registry = RecordingRegistry()
-    publisher = MlflowPublisher(registry, bundle)  # type: ignore[arg-type]
+    publisher = MlflowPublisher(registry, bundle, run_params={"router_seed": 123})  # type: ignore[arg-type]
     record = _first_record()
     publisher.publish(record)
     [call] = registry.published
     assert call["symbol"] == SYMBOL and call["policy"] == record.policy
+    assert call["params"]["router_seed"] == 123, "what the command ran with besides the configuration"
     for section in ("risk_limits", "router", "executor"):
         assert call["params"][section] == snapshot(bundle)[section]
     assert call["params"]["learner"] == "thompson" and "arm_grid" in call["params"]

@@ -141,11 +141,15 @@ class MlflowPublisher:
     gate (its gate record says so: ``tuner_rollback``). Other versions become ``challenger``.
     """
 
-    def __init__(self, registry: PolicyRegistry, bundle: ConfigBundle, *, parent_run_id: str | None = None) -> None:
-        """``parent_run_id`` nests every version's run under that run (the simulation's learner and symbol)."""
+    def __init__(self, registry: PolicyRegistry, bundle: ConfigBundle, *, parent_run_id: str | None = None,
+                 run_params: Mapping[str, Any] | None = None) -> None:
+        """``parent_run_id`` nests every version's run under that run (the simulation's learner and symbol);
+        ``run_params`` are logged with every version: what the publishing command ran with besides the
+        configuration (``live``'s router seed)."""
         self._registry = registry
         self._snapshot = snapshot(bundle)
         self._parent_run_id = parent_run_id
+        self._run_params = dict(run_params or {})
 
     @classmethod
     def from_config(cls, bundle: ConfigBundle, tracking_uri: str | None = None) -> MlflowPublisher:
@@ -163,7 +167,7 @@ class MlflowPublisher:
 
     def publish(self, record: PolicyRecord) -> None:
         policy = record.policy
-        params = {**record.params(), **{key: self._snapshot[key] for key in CONFIG_PARAM_SECTIONS}}
+        params = {**record.params(), **self._run_params, **{key: self._snapshot[key] for key in CONFIG_PARAM_SECTIONS}}
         published = self._registry.publish(
             policy, params=params, metrics=record.metrics.as_dict(),
             config_snapshot=self._snapshot, run_name=f"{policy.symbol}-v{policy.version}-{record.reason}",
