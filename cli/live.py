@@ -58,6 +58,7 @@ import numpy as np
 from router_tuner.cli.main import (
     BadInput,
     RunFailure,
+    add_tracking_uri,
     distinct_files,
     finite_number,
     path_argument,
@@ -139,6 +140,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-mlflow", action="store_true",
                         help="with --policy-source tuner: publish versions in memory only, shadow symbols act with "
                              "the static policy, no go-live requests are read")
+    add_tracking_uri(parser)
     parser.add_argument("--paper-state", type=path_argument, required=False,
                         help="paper mode: the paper account (positions, recent orders) kept across restarts "
                              "(default: beside --store, <store name>.paper.json)")
@@ -266,12 +268,14 @@ def paper_state_path(args: argparse.Namespace) -> Path:
     return args.store.with_name(args.store.stem + ".paper.json")
 
 
-def policy_source(choice: str, config: ConfigBundle, symbols: list[str] | None = None) -> PolicySource:
+def policy_source(choice: str, config: ConfigBundle, symbols: list[str] | None = None, *,
+                  tracking_uri: str | None = None) -> PolicySource:
     """The executor's policies: router.json's static policy, or the registry champions hot-swapped.
 
-    ``symbols`` defaults to every ``executor.instruments`` symbol. ``registry`` needs a reachable
-    store (else ``RegistryError``), a champion for every symbol (``RegistryError`` naming the first one
-    missing), and refuses a champion outside ``router.json`` ``policy_bounds`` or without a gate record
+    ``symbols`` defaults to every ``executor.instruments`` symbol. ``registry`` needs a reachable store
+    (``tracking_uri``, else as :func:`~tuner.registry.resolve_tracking_uri`; ``RegistryError`` when not), a
+    champion for every symbol (``RegistryError`` naming the first one missing), and refuses a champion outside
+    ``router.json`` ``policy_bounds`` or without a gate record
     (``PolicyError``, :mod:`tuner.gate_record`).
     """
     served = sorted(config.executor.instruments) if symbols is None else symbols
@@ -279,11 +283,11 @@ def policy_source(choice: str, config: ConfigBundle, symbols: list[str] | None =
         return StaticPolicySource(config.router, served)
     if choice != "registry":
         raise ValueError(f"policy source must be one of ('static', 'registry') (tuner: tuner_wiring), got {choice!r}")
-    return RegistryPolicySource(_registry(config), served, config.router.policy_bounds,
+    return RegistryPolicySource(_registry(config, tracking_uri), served, config.router.policy_bounds,
                                 refresh_s=config.executor.policy_source.registry_refresh_s)
 
 
-def _registry(config: ConfigBundle) -> PolicyRegistry:
+def _registry(config: ConfigBundle, tracking_uri: str | None) -> PolicyRegistry:
     """The policy registry of ``tuner.json`` (MLflow is imported here, only when a registry is asked for)."""
     from mlflow.exceptions import MlflowException  # MLflow costs about a second to import: only when asked for
 
@@ -292,7 +296,7 @@ def _registry(config: ConfigBundle) -> PolicyRegistry:
     mlflow_config = config.tuner.mlflow
     try:
         return PolicyRegistry(mlflow_config.tracking_uri, experiment=mlflow_config.experiment,
-                              model_prefix=mlflow_config.registered_model_prefix)
+                              model_prefix=mlflow_config.registered_model_prefix, override_uri=tracking_uri)
     except MlflowException as error:
         raise RegistryError(f"MLflow store unusable: {error}") from error
 
@@ -306,10 +310,11 @@ class TunerWiring:
     modes: ModeSource | None
 
 
-def tuner_wiring(config: ConfigBundle, *, use_mlflow: bool, seed: int) -> TunerWiring:
+def tuner_wiring(config: ConfigBundle, *, use_mlflow: bool, seed: int, tracking_uri: str | None = None) -> TunerWiring:
     """Publisher and champion of adaptive routing.
 
-    With MLflow, versions go to the registry of ``tuner.json`` (``MLFLOW_TRACKING_URI`` wins), each with the
+    With MLflow, versions go to the registry of ``tuner.json`` (``MLFLOW_TRACKING_URI`` wins, and ``tracking_uri``,
+    the command's ``--tracking-uri``, over both), each with the
     router's ``seed`` as param ``router_seed`` (``--seed`` replaces ``paper.seed`` for the router only, so the
     config snapshot cannot say it), shadow symbols act with their registry champion (``RegistryError`` when one
     has none) and go-live requests are read from the registry. Without, versions stay in memory, shadow symbols act
@@ -322,7 +327,7 @@ def tuner_wiring(config: ConfigBundle, *, use_mlflow: bool, seed: int) -> TunerW
                            modes=None)
     from router_tuner.tuner.service.publish import MlflowPublisher
 
-    registry = _registry(config)
+    registry = _registry(config, tracking_uri)
     champion: PolicySource = (RegistryPolicySource(registry, shadow, config.router.policy_bounds,
                                                    refresh_s=config.executor.policy_source.registry_refresh_s)
                               if shadow else StaticPolicySource(config.router, symbols))
@@ -355,7 +360,10 @@ def run(args: argparse.Namespace) -> int:
         # policy source that failed to start (exit 1)
         from router_tuner.tuner.registry import open_client, resolve_tracking_uri
 
-        open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri))
+        open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri, override=args.tracking_uri))
+    elif args.tracking_uri is not None:
+        raise BadInput(f"--tracking-uri {args.tracking_uri} is ignored: only --policy-source registry, or tuner "
+                       "without --no-mlflow, opens MLflow; drop --tracking-uri")
     # before anything touches the venue: a missing file must not surface after reconciliation
     with reading("intents", args.intents):
         source = JsonlIntentSource(args.intents, follow=args.follow)
@@ -374,10 +382,11 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
     wiring: TunerWiring | None = None
     try:
         if args.policy_source == "tuner":
-            wiring = tuner_wiring(config, use_mlflow=not args.no_mlflow, seed=router_seed(args, config))
+            wiring = tuner_wiring(config, use_mlflow=not args.no_mlflow, seed=router_seed(args, config),
+                                  tracking_uri=args.tracking_uri)
             policies: PolicySource = wiring.champion
         else:
-            policies = policy_source(args.policy_source, config)
+            policies = policy_source(args.policy_source, config, tracking_uri=args.tracking_uri)
     except (RuntimeError, ValueError) as error:  # RegistryError, PolicyError: no champion or an unusable one
         advice = ("; each executor.json instruments symbol needs a champion in that store (see `router-tuner "
                   "policy list` and `policy promote`), or run with --policy-source static or tuner"

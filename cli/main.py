@@ -146,7 +146,7 @@ def model_prefix_option(prefix: str) -> str:
 
 def add_tracking_uri(parser: argparse.ArgumentParser) -> None:
     """``--tracking-uri``, the MLflow store of every command that opens one (``simulate``, ``sweep``, ``ope``,
-    ``policy``), resolved by :func:`tuner.registry.resolve_tracking_uri`."""
+    ``policy``, ``live``), resolved by :func:`tuner.registry.resolve_tracking_uri`."""
     parser.add_argument("--tracking-uri", default=None, type=path_text,
                         help="MLflow tracking URI (overrides MLFLOW_TRACKING_URI and tuner.json mlflow.tracking_uri; "
                              "default: sqlite:///var/mlflow.db in the current folder)")

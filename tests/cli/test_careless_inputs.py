@@ -223,6 +223,9 @@ def test_a_simulate_output_taken_by_the_wrong_kind_of_entry_is_refused_before_th
       "--tracking-uri", "STORE"],
      "promote --who and --why are recorded only with --force (a gated promotion records its OPE verdict): drop them, "
      "or add --force and drop --journal"),
+    (["live", "--venue", "binanceusdm", "--intents", "JOURNAL", "--tracking-uri", "STORE", "--journal", "OUT"],
+     "--tracking-uri STORE is ignored: only --policy-source registry, or tuner without --no-mlflow, opens MLflow; drop "
+     "--tracking-uri"),
 ])
 def test_an_option_another_one_makes_unused_is_refused_before_anything_runs(
         argv: list[str], message: str, tmp_path: Path, journal_path: Path,

@@ -194,3 +194,22 @@ def test_live_seed_is_recorded_with_every_version_the_tuner_publishes(tmp_path: 
     versions = [r.data.params for r in runs if r.data.tags.get("kind") == "policy_version"]
     assert len(versions) >= 2
     assert {(p["router_seed"], p["executor.paper.seed"]) for p in versions} == {("123", "11")}
+
+
+def test_live_tracking_uri_names_the_store_the_tuner_publishes_to(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """live had no --tracking-uri (simulate, sweep, ope and policy have one): only MLFLOW_TRACKING_URI or tuner.json
+    chose the store. Given, it wins over the environment, as on the other commands."""
+    from mlflow import MlflowClient
+
+    from tests.cli.test_crash_points import _paper_tuner
+
+    argv, env = _paper_tuner(tmp_path, 35)
+    decoy = tmp_path / "decoy.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{decoy}")
+    edit_config(tmp_path / "config", "executor.json", lambda d: d["prometheus"].update(enabled=False))
+    assert main([*argv, "--tracking-uri", env["MLFLOW_TRACKING_URI"]]) == 0
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("router-tuner").experiment_id])
+    assert sum(r.data.tags.get("kind") == "policy_version" for r in runs) >= 2
+    assert not decoy.exists()
