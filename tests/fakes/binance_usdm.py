@@ -229,11 +229,14 @@ class FakeBinanceUsdm:
         with self.state.lock:
             self.state.faults.setdefault((method, path), deque()).append(fault)
 
-    def fill(self, client_order_id: str, qty: str) -> None:
-        """Fill part of a resting order as maker at its limit price (a trade against our quote)."""
+    def fill(self, client_order_id: str, qty: str, *, price: str | None = None, maker: bool = True) -> None:
+        """Fill part of a resting order as maker at its limit price (a trade against our quote).
+
+        ``price`` and ``maker`` report it otherwise, and a ``qty`` beyond what rests overfills the order: the fills
+        a venue's own rules rule out, as a misreporting venue would report them."""
         with self.state.lock:
             order = self.state.orders[client_order_id]
-            self._execute(order, Decimal(qty), order.price, maker=True)
+            self._execute(order, Decimal(qty), order.price if price is None else Decimal(price), maker=maker)
 
     def posts_for(self, client_order_id: str) -> int:
         with self.state.lock:
@@ -263,7 +266,7 @@ class FakeBinanceUsdm:
         spec = st.symbols[order.symbol]
         order.executed_qty += qty
         order.cum_quote += qty * price
-        order.status = "FILLED" if order.executed_qty == order.orig_qty else "PARTIALLY_FILLED"
+        order.status = "FILLED" if order.executed_qty >= order.orig_qty else "PARTIALLY_FILLED"
         order.update_ms = _now_ms()
         rate = st.maker_fee_rate if maker else st.taker_fee_rate
         commission = qty * price * rate
