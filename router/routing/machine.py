@@ -338,7 +338,8 @@ class _Route:
         except (InsufficientMargin, BelowMinNotional) as exc:
             raise _RouteAbort(f"{type(exc).__name__}: {exc}", rejected=True) from exc
         except RateLimited as exc:
-            raise _RouteAbort(f"RateLimited after {self.settings.max_venue_retries} retries: {exc}",
+            raise _RouteAbort(f"RateLimited, not retried further (at most {self.settings.max_venue_retries} retries, "
+                              f"waits up to max_retry_after_ms {self.settings.max_retry_after_ms:g}): {exc}",
                               rejected=False) from exc
         except VenueError as exc:
             raise _RouteAbort(f"{type(exc).__name__}: {exc}", rejected=True) from exc
