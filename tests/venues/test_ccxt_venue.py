@@ -549,6 +549,18 @@ def test_contradictory_time_in_force_is_refused_before_sending(
     assert fake.order_requests("POST") == []
 
 
+@pytest.mark.parametrize("fee_asset", [None, "BNB"])
+def test_a_maker_rebate_is_a_negative_fee_in_quote(fake: FakeBinanceUsdm, venue: LoopVenue,
+                                                   fee_asset: str | None) -> None:
+    fake.state.maker_fee_rate = Decimal("-0.0001")  # Binance reports a rebate as a negative commission
+    fake.state.fee_asset_override = fee_asset
+    venue.place_order(request("rebate-1"))
+    fake.fill("rebate-1", "0.002")
+    (fill,) = venue.fetch_order("BTCUSDT", "rebate-1").fills
+    # In BNB: charged at the BNB mid, reported back in USDT (to the fake's 8-decimal commission, 1e-8 BNB).
+    assert fill.liquidity == "maker" and fill.fee_usd == pytest.approx(-0.002 * 59999.9 * 0.0001, abs=1e-8 * 500.05)
+
+
 def test_router_taker_leg_is_one_ioc_without_a_cancel(fake: FakeBinanceUsdm, connect: Connect) -> None:
     """A route on the live engine's loop, awaiting the venue as every live route does."""
     live = connect()
