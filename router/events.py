@@ -23,6 +23,10 @@ Outcome = Literal["filled", "partial", "unfilled", "rejected"]
 SCHEMA_VERSION = 2
 """2: ``TradeRecord`` gained strategy, size hint and multiplier, binding limit and the lots it closed (issue 16)."""
 
+VENUE_ANOMALY = "venue_anomaly"
+"""Opens the part of ``RouterEvent.error`` that lists fills the venue's own rules rule out (``venue_anomaly(...)``,
+``router.routing.anomaly``): the fills count as reported, the tuner does not learn from the event."""
+
 
 class _Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base of every journaled type: immutable, keyword-only, unknown fields rejected."""

@@ -8,7 +8,10 @@ long time, so such values are rejected and counted by reason, never learned.
 Unfilled orders are rejected with reason ``unfilled``: their cost is the missed opportunity (the move of
 the market after we gave up), which the event does not measure and which is not comparable with the cost
 of a fill. Counting them keeps the unfilled rate visible without inventing a number for it. Orders the
-venue rejected (``outcome == "rejected"``) are counted as ``venue_rejected`` for the same reason.
+venue rejected (``outcome == "rejected"``) are counted as ``venue_rejected`` for the same reason. An event
+whose fills the venue's own rules rule out (``venue_anomaly`` in its error: a post-only fill reported as taker,
+a fill worse than its limit, an overfill) is counted as ``venue_anomaly``: its cost is real money but says
+nothing about the arm.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Literal
 
-from router_tuner.router.events import RouterEvent
+from router_tuner.router.events import VENUE_ANOMALY, RouterEvent
 
-RejectReason = Literal["unfilled", "venue_rejected", "non_finite", "below_min", "above_max"]
+RejectReason = Literal["unfilled", "venue_rejected", "venue_anomaly", "non_finite", "below_min", "above_max"]
 
 
 class RewardFilter:
@@ -73,9 +76,12 @@ class RewardFilter:
         return -float(cost_bps)
 
     def reward_from_event(self, event: RouterEvent) -> float | None:
-        """The reward of one routed order, or ``None`` for unfilled/rejected orders and bad costs."""
+        """The reward of one routed order, or ``None`` for unfilled/rejected orders, venue anomalies and bad costs."""
         if event.outcome == "rejected":
             self._rejections["venue_rejected"] += 1
+            return None
+        if event.error is not None and VENUE_ANOMALY in event.error:
+            self._rejections["venue_anomaly"] += 1
             return None
         if event.outcome == "unfilled" or event.cost_bps is None:
             self._rejections["unfilled"] += 1

@@ -2,19 +2,25 @@
 
 A venue may report the same fill in a poll, in the cancel's final state and again in a later poll;
 ``RouteLedger.observe`` keeps each ``trade_id`` once, so a fill that lands while a cancel is in flight is
-counted exactly once and the remainder is computed from what really filled.
+counted exactly once and the remainder is computed from what really filled. Fills the venue's own rules rule
+out for the order sent (``RouteLedger.expect``; ``router.routing.anomaly``) are counted as reported, logged once
+each, and listed in the event's ``error`` under ``venue_anomaly(...)``.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
 from router_tuner.router.contract import ContractSpec, check_spec, notional_usd
-from router_tuner.router.events import SCHEMA_VERSION, Fill, Outcome, RoutedAs, RouterEvent
+from router_tuner.router.events import SCHEMA_VERSION, VENUE_ANOMALY, Fill, Outcome, RoutedAs, RouterEvent
 from router_tuner.router.policy import RouterPolicy
+from router_tuner.router.routing.anomaly import fill_anomaly, overfill_anomaly
 from router_tuner.router.routing.order import RouteOrder, floor_qty
-from router_tuner.router.venue import OrderState, TopOfBook, VenueProtocolError
+from router_tuner.router.venue import OrderRequest, OrderState, TopOfBook, VenueProtocolError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -39,6 +45,8 @@ class RouteLedger:
     route_propensity: float = 1.0
     error: str | None = None
     rejected: bool = False
+    anomalies: list[str] = field(default_factory=list)
+    _requests: dict[str, OrderRequest] = field(default_factory=dict)
     _trade_ids: set[str] = field(default_factory=set)
     _filled_by_order: dict[str, float] = field(default_factory=dict)
     _whole_qty: float = field(init=False)
@@ -47,9 +55,16 @@ class RouteLedger:
         check_spec(self.contract, where=f"RouteLedger({self.order.symbol}).contract")
         self._whole_qty = floor_qty(self.order.qty, self.order.qty_step)
 
+    def expect(self, request: OrderRequest) -> None:
+        """Remember an order as sent (before sending it): its fills are checked against it as they arrive."""
+        self._requests[request.client_order_id] = request
+
     def observe(self, state: OrderState) -> None:
-        """Record an order state: new fills once each, and the order's filled quantity (never lowered)."""
+        """Record an order state: new fills once each, and the order's filled quantity (never lowered).
+
+        A fill or a filled quantity the sent order rules out is recorded as reported and flagged once."""
         client_id = state.client_order_id
+        sent = self._requests.get(client_id)
         known = self._filled_by_order.get(client_id, 0.0)
         new_qty = 0.0
         for fill in state.fills:
@@ -61,9 +76,20 @@ class RouteLedger:
             self._trade_ids.add(fill.trade_id)
             self.fills.append(fill)
             new_qty += fill.qty
+            if sent is not None:
+                self._flag(fill_anomaly(sent, fill))
         if new_qty or state.filled_qty > known:
             fill_sum = sum(f.qty for f in self.fills if f.client_order_id == client_id)
-            self._filled_by_order[client_id] = max(known, fill_sum, state.filled_qty)
+            filled = self._filled_by_order[client_id] = max(known, fill_sum, state.filled_qty)
+            if sent is not None and overfill_anomaly(sent, known) is None:  # flagged once, when it first overfills
+                self._flag(overfill_anomaly(sent, filled))
+
+    def _flag(self, anomaly: str | None) -> None:
+        if anomaly is None:
+            return
+        self.anomalies.append(anomaly)
+        logger.warning("%s %s: %s: %s; counted as reported, not learned", self.order.intent_id, self.order.symbol,
+                       VENUE_ANOMALY, anomaly)
 
     def remaining_qty(self) -> float:
         """What may still be ordered: the quantity less the most any order is known to have filled.
@@ -104,9 +130,16 @@ class RouteLedger:
             outcome=self._outcome(filled_qty), reprice_count=self.reprice_count, cancel_count=self.cancel_count,
             post_only_reject_count=self.post_only_reject_count, fills=fills, filled_qty=filled_qty,
             avg_price=avg_price, slippage_bps=slippage_bps, fees_bps=fees_bps, cost_bps=cost_bps,
-            time_to_fill_ms=time_to_fill_ms, realized_pnl_usd=None, error=self.error,
+            time_to_fill_ms=time_to_fill_ms, realized_pnl_usd=None, error=self._error(),
             finished_ts_ns=finished_ts_ns,
         )
+
+    def _error(self) -> str | None:
+        """The route's error, followed by the venue anomalies it saw (``venue_anomaly(a; b)``)."""
+        if not self.anomalies:
+            return self.error
+        flagged = f"{VENUE_ANOMALY}({'; '.join(self.anomalies)})"
+        return flagged if self.error is None else f"{self.error}; {flagged}"
 
     def _outcome(self, filled_qty: float) -> Outcome:
         if filled_qty <= 0.0:

@@ -30,6 +30,9 @@ touch, bounded) -> wait up to the TTL polling the order -> cancel and re-price t
   ``used_fallback`` is true when a fallback order was sent.
 - Partial fills: the remainder is the quantity less what every order is known to have filled (the cancel's
   final state included); fills are counted once by trade id, so the cancel/fill race never re-orders.
+  A fill the order rules out (a post-only one as taker, an IOC one as maker, a price worse than the limit, more
+  than the order's quantity) counts as reported and is listed in ``error`` as ``venue_anomaly(...)``
+  (``router.routing.anomaly``).
 - Venue errors: ``RateLimited`` backs off on the venue clock and retries the same request (bounded); reads
   also retry ``VenueTimeout``/``VenueUnavailable``. A new order that timed out (or lost its connection) is
   resolved by fetching its client order id before anything else; one the venue does not know is never sent
@@ -319,6 +322,7 @@ class _Route:
         client_id = client_order_id(self.order.intent_id, self.legs)
         req = request(self.order, client_id=client_id, qty=self.ledger.remaining_qty(), order_type=order_type,
                       price=price, time_in_force=time_in_force, post_only=post_only)
+        self.ledger.expect(req)
         try:
             state = yield from self._retrying(Place(req), idempotent=False)
         except (VenueTimeout, VenueUnavailable) as exc:
@@ -334,7 +338,8 @@ class _Route:
         except (InsufficientMargin, BelowMinNotional) as exc:
             raise _RouteAbort(f"{type(exc).__name__}: {exc}", rejected=True) from exc
         except RateLimited as exc:
-            raise _RouteAbort(f"RateLimited after {self.settings.max_venue_retries} retries: {exc}",
+            raise _RouteAbort(f"RateLimited, not retried further (at most {self.settings.max_venue_retries} retries, "
+                              f"waits up to max_retry_after_ms {self.settings.max_retry_after_ms:g}): {exc}",
                               rejected=False) from exc
         except VenueError as exc:
             raise _RouteAbort(f"{type(exc).__name__}: {exc}", rejected=True) from exc

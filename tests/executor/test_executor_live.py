@@ -18,7 +18,7 @@ from router_tuner.cli.main import main as cli_main
 from router_tuner.config.loader import DEFAULTS_DIR
 from router_tuner.executor.journal import Journal
 from tests.executor.test_executor_support import intent
-from tests.fakes.binance_usdm import ORDER_PATH, FakeBinanceUsdm, RateLimitReply
+from tests.fakes.binance_usdm import ORDER_PATH, Ban, FakeBinanceUsdm, RateLimitReply
 
 API_KEY = "PLANTEDkeyLive4Xq8Zt2Wm6Rp0Yv3Nb7Hc1Ds5Fg9"
 API_SECRET = "PLANTEDsecretLive2Kj6Lh0Mg4Nf8Pd2Qs6Rt0Uv4"
@@ -141,3 +141,39 @@ def test_a_retry_after_on_place_is_waited_out_and_the_order_sent_once(
     assert fake.posts_for("ra1-1") == 2  # the 429, then the order once
     with fake.state.lock:
         assert [o.client_order_id for o in fake.state.orders.values()] == ["ra1-1"]
+
+
+def _banned_run(tmp_path: Path, fake: FakeBinanceUsdm, method: str, path: str) -> tuple[int, list[str]]:
+    """``live`` with four intents, the venue banning the client (418 -1003, Retry-After 120 s) from the first
+    ``method path`` request on: the exit code and the requests that reached the venue from the ban on."""
+    intents = tmp_path / "intents.jsonl"
+    intents.write_bytes(b"".join(msgspec.json.encode(intent(f"ban{i}", size_hint_usd=300.0)) + b"\n"
+                                 for i in range(4)))
+    fake.fail_next(method, path, Ban(seconds=120))
+    code = cli_main(live_args(tmp_path, live_config_dir(tmp_path, fake.base_url), intents))
+    with fake.state.lock:
+        requests = [f"{m} {p}" for m, p, _ in fake.state.requests]
+    return code, requests[requests.index(f"{method} {path}"):]
+
+
+def test_a_ban_on_an_order_halts_with_one_line_and_sends_nothing_more(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, during_ban = _banned_run(tmp_path, fake, "POST", ORDER_PATH)
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("router-tuner live: stopped: ExecutorHalted: intent ban0 left unsettled after a route "
+                          "error (RateLimited, not retried further")
+    assert "IP banned until" in err and "not sent: the venue asked for no requests for" in err
+    # The settle's reads were not sent into the ban (4 were); other routes' touch reads may have been on their way
+    # before the ban's answer reached the client, none after it.
+    assert during_ban[0] == f"POST {ORDER_PATH}" and set(during_ban[1:]) <= {"GET /fapi/v1/depth"}
+    assert len(during_ban) <= 4, during_ban
+
+
+def test_a_ban_on_the_touch_vetoes_each_intent_without_a_request(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, during_ban = _banned_run(tmp_path, fake, "GET", "/fapi/v1/depth")
+    assert code == 0 and "vetoed 4 intents: book_unavailable 4" in capsys.readouterr().out
+    assert during_ban == ["GET /fapi/v1/depth"]  # one per intent before: each extends a ban (2 min up to 3 days)

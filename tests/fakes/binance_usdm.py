@@ -10,11 +10,12 @@ Binance does (takes the touch's displayed size
 up to the limit price, answers ``EXPIRED`` with the ``executedQty`` for the rest; the book is a snapshot the
 test sets, fills do not deplete it), and can be scripted to fail the next request on a path in the ways a live
 exchange does: an error code, a 429 with ``Retry-After``, a timeout or a dropped connection before/after the order
-exists; its order queries can lag its matching engine (``-2013`` for an order that exists, ``lag_queries``). A book
-side set to quantity 0 is empty: ``/depth`` lists no level on it and ``/ticker/bookTicker`` answers it as zeros, as
-Binance does. A fee asset other than the quote (``fee_asset_override``, the BNB discount) is charged at the mid of
-that asset's book against the quote, or against USDT when the fake has no such book.
-Bound to 127.0.0.1 on an ephemeral port; tests start it as a context manager.
+exists, an IP ban (``Ban``: every request answered 418 -1003 for a while); its order queries can lag its matching
+engine (``-2013`` for an order that exists, ``lag_queries``). A book side set to quantity 0 is empty: ``/depth``
+lists no level on it and ``/ticker/bookTicker`` answers it as zeros, as Binance does. ``fill`` can report a fill
+as a misreporting venue would (another price, taker, beyond the order's quantity). A fee asset other than the quote
+(``fee_asset_override``, the BNB discount) is charged at the mid of that asset's book against the quote, or against
+USDT when the fake has no such book. Bound to 127.0.0.1 on an ephemeral port; tests start it as a context manager.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import threading
 import time
 from collections import Counter, deque
@@ -89,7 +91,15 @@ class Drop:
     create_first: bool
 
 
-Fault = ErrorReply | RateLimitReply | Stall | Drop
+@dataclass(frozen=True)
+class Ban:
+    """Answer the next matching request, and every request to any path for ``seconds`` after it, HTTP 418 -1003
+    with a ``Retry-After`` of what is left of the ban (Binance's IP ban of a client that did not back off)."""
+
+    seconds: float
+
+
+Fault = ErrorReply | RateLimitReply | Stall | Drop | Ban
 
 
 @dataclass
@@ -149,6 +159,7 @@ class FakeState:
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     faults: dict[tuple[str, str], deque[Fault]] = field(default_factory=dict)
     fee_asset_override: str | None = None
+    banned_until: float = 0.0  # time.monotonic() until which every request is answered 418 (a ``Ban``)
     next_id: int = 1000
     # Hooks of the user-data stream (tests.fakes.binance_user_ws): told of every order change under ``lock``
     # as (order, Binance execution type, the trade of a TRADE), and answering the listen-key endpoints.
@@ -229,11 +240,14 @@ class FakeBinanceUsdm:
         with self.state.lock:
             self.state.faults.setdefault((method, path), deque()).append(fault)
 
-    def fill(self, client_order_id: str, qty: str) -> None:
-        """Fill part of a resting order as maker at its limit price (a trade against our quote)."""
+    def fill(self, client_order_id: str, qty: str, *, price: str | None = None, maker: bool = True) -> None:
+        """Fill part of a resting order as maker at its limit price (a trade against our quote).
+
+        ``price`` and ``maker`` report it otherwise, and a ``qty`` beyond what rests overfills the order: the fills
+        a venue's own rules rule out, as a misreporting venue would report them."""
         with self.state.lock:
             order = self.state.orders[client_order_id]
-            self._execute(order, Decimal(qty), order.price, maker=True)
+            self._execute(order, Decimal(qty), order.price if price is None else Decimal(price), maker=maker)
 
     def posts_for(self, client_order_id: str) -> int:
         with self.state.lock:
@@ -263,7 +277,7 @@ class FakeBinanceUsdm:
         spec = st.symbols[order.symbol]
         order.executed_qty += qty
         order.cum_quote += qty * price
-        order.status = "FILLED" if order.executed_qty == order.orig_qty else "PARTIALLY_FILLED"
+        order.status = "FILLED" if order.executed_qty >= order.orig_qty else "PARTIALLY_FILLED"
         order.update_ms = _now_ms()
         rate = st.maker_fee_rate if maker else st.taker_fee_rate
         commission = qty * price * rate
@@ -789,6 +803,16 @@ class FakeBinanceUsdm:
                     fault = queue.popleft() if queue else None
                     if method == "POST" and path == ORDER_PATH and "newClientOrderId" in params:
                         fake.state.order_posts[params["newClientOrderId"]] += 1
+                    if isinstance(fault, Ban):
+                        fake.state.banned_until = time.monotonic() + fault.seconds
+                    banned_s = fake.state.banned_until - time.monotonic()
+                if banned_s > 0:
+                    until_ms = _now_ms() + int(banned_s * 1000)
+                    self._reply(418, {"code": -1003, "msg": f"Way too much request weight used; IP banned until "
+                                                            f"{until_ms}. Please use WebSocket Streams for live "
+                                                            "updates to avoid bans."},
+                                {"Retry-After": str(math.ceil(banned_s))})
+                    return
                 try:
                     if "signature=" in payload:
                         fake._check_signature(self.headers, payload)

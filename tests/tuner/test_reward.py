@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import pytest
 
 from router_tuner.router.events import RouterEvent
@@ -45,6 +46,14 @@ def test_rejections_are_counted_by_reason() -> None:
     assert f.rejections == {"non_finite": 4, "below_min": 1, "above_max": 2, "unfilled": 1,
                             "venue_rejected": 1}
     assert f.accepted == 0
+
+
+def test_an_event_with_a_venue_anomaly_is_not_learned_whatever_its_cost() -> None:
+    f = RewardFilter(min_cost_bps=-10.0, max_cost_bps=30.0)
+    flagged = msgspec.structs.replace(_event("filled", 4.0), error="venue_anomaly(fill 7 of i1-1 reported as taker "
+                                                                 "on a post-only order)")
+    assert f.reward_from_event(flagged) is None
+    assert f.rejections == {"venue_anomaly": 1} and f.accepted == 0
 
 
 def test_rejections_view_is_a_copy() -> None:

@@ -11,14 +11,21 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import numpy as np
+
+from router_tuner.config.loader import load_config
 from router_tuner.executor.engine.live import LoopVenue
 from router_tuner.executor.engine.routes import RouteLoop, RouteVenues
+from router_tuner.router.events import RouterEvent
+from router_tuner.router.policy import RouterPolicy
 from router_tuner.router.routing.aio import PollingOrderUpdates
+from router_tuner.router.routing.machine import route_machine
+from router_tuner.router.routing.order import RouteOrder, RouteSettings
 from router_tuner.router.venue import OrderRequest
 from router_tuner.router.venues.ccxt.aio import AsyncCcxtVenue
 from router_tuner.router.venues.ccxt.config import ApiCredentials, CcxtVenueConfig
 from tests.fakes.binance_usdm import FakeBinanceUsdm
-from tests.venues.stream_support import API_KEY, API_SECRET, venue_config
+from tests.venues.stream_support import API_KEY, API_SECRET, DEADLINE_S, venue_config
 
 TIMEOUT_MS = 300
 STALL_S = 0.6  # a stall the fake holds a request for: twice the timeout
@@ -94,3 +101,26 @@ def request(cid: str, **kw: object) -> OrderRequest:
     fields.update(kw)
     fields.setdefault("time_in_force", "IOC" if fields["order_type"] == "market" else "GTC")
     return OrderRequest(**fields)  # type: ignore[arg-type]
+
+
+def buy_order(intent_id: str, qty: float) -> RouteOrder:
+    """A one-way BTCUSDT buy of ``qty`` to route on the fake (its tick and lot)."""
+    return RouteOrder(intent_id=intent_id, symbol="BTCUSDT", side="buy", qty=qty, reduce_only=False,
+                      close_position=False, position_side="BOTH", quote="USDT", tick_size=0.1, qty_step=0.001)
+
+
+def start_route(live: LiveVenue, order: RouteOrder, policy: RouterPolicy) -> None:
+    """Start a route on the live engine's loop, awaiting the venue as every live route does (a 10 ms poll)."""
+    router = load_config().router
+    settings = RouteSettings(position_mode="one_way", close_position_quotes=router.close_position_quotes,
+                             poll_interval_ms=10.0, max_venue_retries=2, rate_limit_backoff_ms=10.0,
+                             max_retry_after_ms=5000.0)
+    live.loop.start(order.intent_id, route_machine(order, policy, settings, rng=np.random.default_rng(0)))
+
+
+def route_event(live: LiveVenue) -> RouterEvent:
+    """The event of the one route started on ``live``, once it ends."""
+    live.loop.wait(DEADLINE_S)
+    (finished,) = live.loop.finished
+    assert finished.error is None and finished.result is not None, finished.error
+    return finished.result

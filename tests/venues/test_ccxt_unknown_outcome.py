@@ -1,22 +1,28 @@
-"""The double-order safety path of the live venue: a new order whose outcome is unknown (the reply timed out, or the
-connection dropped), before or after the fake's matching engine took it, with the fake's order query lagging behind
-it. Whatever happens, the fake creates at most one order per client order id, and what the venue answers is that
-order or an error saying the outcome is still unknown."""
+"""The double-order safety path of the live venue: a new order whose outcome is unknown (the reply timed out, the
+connection dropped, or a 5xx said the execution status is unknown), before or after the fake's matching engine took
+it, with the fake's order query lagging behind it. Whatever happens, the fake creates at most one order per client
+order id, and what the venue answers is that order or an error saying the outcome is still unknown. A cancel whose
+outcome is unknown while the order filled ends its route with the fill, and nothing more is sent."""
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from router_tuner.config.loader import load_config
 from router_tuner.executor.engine.live import LoopVenue
+from router_tuner.router.policy import RouterPolicy
 from router_tuner.router.venue import OrderNotFound, VenueTimeout
-from tests.fakes.binance_usdm import ORDER_PATH, Drop, FakeBinanceUsdm, Fault, Stall
-from tests.venues.ccxt_support import STALL_S, request
+from tests.fakes.binance_usdm import ORDER_PATH, BinanceUsdmError, Drop, ErrorReply, FakeBinanceUsdm, Fault, Stall
+from tests.venues.ccxt_support import STALL_S, Connect, buy_order, request, route_event, start_route
 
-LOST_BEFORE: tuple[Fault, ...] = (Stall(STALL_S, create_first=False), Drop(create_first=False))
+UNKNOWN_5XX = ErrorReply(-1000, "An unknown error occured while processing the request.", 500)
+LOST_BEFORE: tuple[Fault, ...] = (Stall(STALL_S, create_first=False), Drop(create_first=False), UNKNOWN_5XX)
 LOST_AFTER: tuple[Fault, ...] = (Stall(STALL_S, create_first=True), Drop(create_first=True))
 
 
@@ -149,3 +155,25 @@ def test_no_script_of_lost_replies_and_lagging_queries_makes_a_second_order(
                 venue.fetch_order("BTCUSDT", cid)
         else:
             assert venue.fetch_order("BTCUSDT", cid).client_order_id == cid
+
+
+@pytest.mark.parametrize(("code", "http_status"), [(-1000, 500), (-1001, 500), (-1007, 503)])
+def test_a_cancel_answered_5xx_while_the_order_filled_ends_the_route_with_the_fill_and_no_fallback(
+    fake: FakeBinanceUsdm, connect: Connect, code: int, http_status: int
+) -> None:
+    def fill_then_fail(params: dict[str, str], _api_key: str | None) -> Any:
+        fake.fill(params["origClientOrderId"], "0.005")  # the maker order filled as the cancel reached the venue
+        raise BinanceUsdmError(code, "execution status unknown", http_status)
+
+    live = connect()
+    with fake.state.lock:
+        fake.state.extra_routes[("DELETE", ORDER_PATH)] = fill_then_fail
+    policy = replace(RouterPolicy.from_static("BTCUSDT", load_config().router), taker_bias=0.0, maker_ttl_ms=50.0,
+                     reprice_attempts=0)
+    start_route(live, buy_order("c5", 0.005), policy)
+    event = route_event(live)
+    assert (event.outcome, event.routed_as, event.filled_qty, event.used_fallback, event.error) == (
+        "filled", "maker", 0.005, False, None)
+    calls = order_calls(fake, "c5-1")  # polls, the cancel, and the query that resolved it
+    assert calls.count("DELETE") == 1 and calls[-2:] == ["DELETE", "GET"]
+    assert len(fake.order_requests("POST")) == 1  # no taker fallback: no second position

@@ -36,7 +36,7 @@ from router_tuner.router.venues.ccxt.config import ApiCredentials, MissingCreden
 from router_tuner.router.venues.ccxt.core import logger as venue_logger
 from router_tuner.router.venues.ccxt.parse import contract_of_market, position_amounts, price_tick
 from router_tuner.router.venues.ccxt.quirks import quirks_for
-from tests.fakes.binance_usdm import ErrorReply, FakeBinanceUsdm, RateLimitReply, Stall
+from tests.fakes.binance_usdm import Ban, ErrorReply, FakeBinanceUsdm, RateLimitReply, Stall
 from tests.venues.ccxt_support import STALL_S, Connect, RecordedSleeps, request, rest_config
 from tests.venues.stream_support import API_KEY, API_SECRET, DEADLINE_S
 
@@ -160,6 +160,33 @@ def test_retry_after_beyond_the_configured_wait_is_raised_not_slept(
         venue.top_of_book("BTCUSDT")
     assert info.value.retry_after_s == 120.0
     assert sleeps.sleeps_s == []
+
+
+def test_a_ban_quiets_every_call_of_the_client_and_nothing_more_is_sent(
+    fake: FakeBinanceUsdm, venue: LoopVenue, sleeps: RecordedSleeps
+) -> None:
+    fake.fail_next("GET", "/fapi/v1/depth", Ban(seconds=120))
+    with pytest.raises(RateLimited, match="IP banned until"):
+        venue.top_of_book("BTCUSDT")
+    sent = len(fake.state.requests)
+    for call in (lambda: venue.place_order(request("ban-1")), lambda: venue.fetch_order("BTCUSDT", "ban-1")):
+        with pytest.raises(RateLimited, match=r"not sent: the venue asked for no requests for 1\d\d\.\d s more, "
+                                              "longer than retry_after_max_s 5 s") as info:
+            call()
+        assert info.value.retry_after_s is not None and 100 < info.value.retry_after_s <= 120
+    assert len(fake.state.requests) == sent and sleeps.sleeps_s == []  # the ban is not extended by our requests
+
+
+def test_a_rate_limit_that_outlasts_its_retries_makes_the_next_call_wait_out_the_rest(
+    fake: FakeBinanceUsdm, venue: LoopVenue, sleeps: RecordedSleeps
+) -> None:
+    for _ in range(4):
+        fake.fail_next("POST", ORDER, RateLimitReply(retry_after_s=1))
+    with pytest.raises(RateLimited):
+        venue.place_order(request("rl-3"))
+    assert sleeps.sleeps_s == [1.0, 1.0, 1.0]
+    assert venue.top_of_book("BTCUSDT").bid == 60000.0  # sent once the venue's last second is over
+    assert len(sleeps.sleeps_s) == 4 and 0.5 < sleeps.sleeps_s[3] <= 1.0
 
 
 # ----- timeouts and idempotency ----------------------------------------------------------------------
@@ -520,6 +547,18 @@ def test_contradictory_time_in_force_is_refused_before_sending(
     with pytest.raises(InvalidOrder, match=message):
         venue.place_order(request("tif-bad", **kw))
     assert fake.order_requests("POST") == []
+
+
+@pytest.mark.parametrize("fee_asset", [None, "BNB"])
+def test_a_maker_rebate_is_a_negative_fee_in_quote(fake: FakeBinanceUsdm, venue: LoopVenue,
+                                                   fee_asset: str | None) -> None:
+    fake.state.maker_fee_rate = Decimal("-0.0001")  # Binance reports a rebate as a negative commission
+    fake.state.fee_asset_override = fee_asset
+    venue.place_order(request("rebate-1"))
+    fake.fill("rebate-1", "0.002")
+    (fill,) = venue.fetch_order("BTCUSDT", "rebate-1").fills
+    # In BNB: charged at the BNB mid, reported back in USDT (to the fake's 8-decimal commission, 1e-8 BNB).
+    assert fill.liquidity == "maker" and fill.fee_usd == pytest.approx(-0.002 * 59999.9 * 0.0001, abs=1e-8 * 500.05)
 
 
 def test_router_taker_leg_is_one_ioc_without_a_cancel(fake: FakeBinanceUsdm, connect: Connect) -> None:

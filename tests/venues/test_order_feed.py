@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+import msgspec
 import pytest
 
 from router_tuner.router.venue import OrderState
@@ -273,3 +274,33 @@ def test_a_failed_re_read_while_polling_is_logged_and_the_next_poll_reads_the_or
         run_with_feed(fakes, body, poll_ms=20.0)
     failed = [r.getMessage() for r in caplog.records if "re-reading pollfail by REST failed" in r.getMessage()]
     assert len(failed) == 1 and "-1001" in failed[0]
+
+
+def test_a_report_of_another_programs_order_that_cannot_be_read_is_logged_and_the_stream_stays_up(
+    fakes: Fakes, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Another program on the account trades BTCUSDC, its fees paid in BNB: the venue lists no BNB/USDC market, so
+    # its fills cannot be stated in USDC. None of ours: that report must neither take the stream down nor count.
+    fakes.rest.set_book("BTCUSDC", "59990.0", "1", "59990.1", "1")
+    fakes.rest.set_book("BNBUSDT", "500.00", "10", "500.10", "10")
+
+    async def body(venue: AsyncCcxtVenue, feed: StreamOrderFeed) -> None:
+        feed.track("BTCUSDT", "ours")
+        await venue.place_order(resting_buy("ours"))
+        await venue.place_order(msgspec.structs.replace(resting_buy("theirs"), symbol="BTCUSDC"))
+        with fakes.rest.state.lock:
+            fakes.rest.state.fee_asset_override = "BNB"
+            fakes.rest.fill("theirs", "0.004")
+            fakes.rest.fill("ours", "0.004")
+        state = await until_state(feed, "ours", lambda s: s.filled_qty > 0)
+        (fill,) = state.fills
+        assert fill.client_order_id == "ours" and fill.fee_usd > 0  # its BNB fee priced at the BNB/USDT mid
+        assert (feed.status.mode, feed.status.reconnects, feed.status.last_error) == ("stream", 0, None)
+        theirs = feed.current("theirs")  # kept as first reported, if ccxt reported it apart from its fill: never filled
+        assert theirs is None or (theirs.filled_qty, theirs.fills) == (0.0, ())
+
+    with caplog.at_level("WARNING", logger="router_tuner.router.venues.ccxt.order_feed"):
+        run_with_feed(fakes, body)
+    lines = {r.getMessage() for r in caplog.records}  # once per report (ccxt may repeat an order in a later batch)
+    assert lines == {"ccxt.pro:binanceusdm: stream report of theirs not read (VenueError: BTCUSDC: cannot convert fee "
+                     "in BNB to USDC: no BNB/USDC market); not followed: skipped"}

@@ -22,7 +22,15 @@ import ccxt.pro
 from router_tuner.router.contract import ContractSpec
 from router_tuner.router.events import PositionSide
 from router_tuner.router.routing.aio import sleep_until_ns
-from router_tuner.router.venue import OrderRequest, OrderState, StopRequest, StopState, TopOfBook, VenueError
+from router_tuner.router.venue import (
+    OrderRequest,
+    OrderState,
+    RateLimited,
+    StopRequest,
+    StopState,
+    TopOfBook,
+    VenueError,
+)
 from router_tuner.router.venues.ccxt.book_feed import StreamedBook
 from router_tuner.router.venues.ccxt.config import ApiCredentials, CcxtVenueConfig
 from router_tuner.router.venues.ccxt.core import Steps, VenueCore, logger
@@ -68,7 +76,8 @@ class AsyncCcxtVenue:
     is how often ccxt.pro renews the user-data listen key (Binance expires it after 60 minutes). With ``book``
     set (a ``StreamedBook`` on this client), ``top_of_book`` answers from the stream while its touch is fresh.
     ``backoff_sleep`` waits out a rate limit (seconds): the event loop's sleep, or a recorder that lets a test
-    read the waits without taking them.
+    read the waits without taking them. A rate limit quiets every call of the client until the venue's wait is
+    over (``_call``).
     """
 
     def __init__(self, config: CcxtVenueConfig, credentials: ApiCredentials, ws_base_url: str | None,
@@ -80,6 +89,7 @@ class AsyncCcxtVenue:
         self.listen_key_refresh_ms = listen_key_refresh_ms
         self.book: StreamedBook | None = None
         self._backoff_sleep = backoff_sleep
+        self._quiet_until = 0.0  # time.monotonic() before which no request is sent (the venue's last wait)
         exchange_class = _stream_exchange_class(config.exchange_id, quirks.listen_key_expired_event)
         self.exchange: Any = exchange_class(
             {
@@ -191,12 +201,39 @@ class AsyncCcxtVenue:
                 error = exc
 
     async def _call(self, method: str, args: tuple[Any, ...]) -> Any:
-        """One ccxt call, waiting out rate limits with bounded back-off; every error mapped once."""
+        """One ccxt call, waiting out rate limits with bounded back-off; every error mapped once.
+
+        A rate-limit answer quiets the whole client, not only the call it answered (the venue counts every request
+        of the account and bans one that goes on, Binance's 418 -1003): each call first waits out what is left of
+        the venue's wait, and one that would wait longer than ``retry_after_max_s`` is refused unsent."""
         attempt = 0
         while True:
+            await self._wait_quiet()
             try:
                 return await getattr(self.exchange, method)(*args)
             except ccxt.BaseError as exc:
-                wait_s = self.core.retry_wait_s(exc, attempt)
-            await self._backoff_sleep(wait_s)
+                try:
+                    wait_s = self.core.retry_wait_s(exc, attempt)
+                except RateLimited as limited:
+                    self._quiet_until = max(self._quiet_until, time.monotonic() + (limited.retry_after_s or 0.0))
+                    raise
+            await self._sleep_quiet(wait_s)
             attempt += 1
+
+    async def _wait_quiet(self) -> None:
+        """Wait out the rest of the venue's last wait, or raise ``RateLimited`` (nothing sent) if it is too long."""
+        left_s = self._quiet_until - time.monotonic()
+        if left_s <= 0:
+            return
+        limit_s = self.core.config.retry_after_max_s
+        if left_s > limit_s:
+            raise RateLimited(f"{self.name}: not sent: the venue asked for no requests for {left_s:.1f} s more, "
+                              f"longer than retry_after_max_s {limit_s:g} s", retry_after_s=left_s)
+        await self._sleep_quiet(left_s)
+
+    async def _sleep_quiet(self, wait_s: float) -> None:
+        """Sleep ``wait_s``, every call of the client quiet meanwhile; served once slept, unless extended since."""
+        until = self._quiet_until = max(self._quiet_until, time.monotonic() + wait_s)
+        await self._backoff_sleep(wait_s)
+        if self._quiet_until == until:
+            self._quiet_until = 0.0

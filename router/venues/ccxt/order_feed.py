@@ -10,6 +10,8 @@ always safe to act on:
 - a report that breaks the venue's own rule (the fills reported for an order exceed its cumulative
   filled quantity: a fill reported under another order) is not believed: the order is re-read by REST and
   the violation counted; fills the stream owes (cumulative above the fills seen) are fetched by REST too;
+- a report that cannot be read (a fee no market prices in our quote, on another program's order) is logged and
+  skipped, and a followed order re-read by REST: it does not take the stream down;
 - after a (re)connect, working orders are re-read by REST (open orders, and each tracked order that is no
   longer open), so fills that landed while the stream was down count, once;
 - while the stream is down, tracked orders are polled by REST every ``poll_interval_ms``. ``status`` says
@@ -231,7 +233,7 @@ class StreamOrderFeed:
                     orders = await watch
                     watch = asyncio.ensure_future(self._venue.exchange.watch_orders())
                     for order in orders:
-                        await self._on_stream_order(order)
+                        await self._read_report(order)
             except (ccxt.BaseError, VenueError) as exc:
                 watch.cancel()
                 self._set_mode("polling", f"{type(exc).__name__}: {exc}")
@@ -264,6 +266,21 @@ class StreamOrderFeed:
                     tracked.merge(open_now[cid], from_rest=True)
                 else:
                     self._reread(cid)
+
+    async def _read_report(self, order: Mapping[str, Any]) -> None:
+        """One stream report. One that cannot be read (its fee in an asset no market prices in our quote, a status
+        the venue never sends) says nothing about the stream: logged on one line and skipped, a followed order re-read
+        by REST; it used to take the stream down, also for an order of another program on the account."""
+        try:
+            await self._on_stream_order(order)
+        except VenueError as exc:
+            cid = str(order.get("clientOrderId"))
+            tracked = self._orders.get(cid)
+            followed = tracked is not None and tracked.followed
+            logger.warning("%s: stream report of %s not read (%s: %s); %s", self._venue.name, cid, type(exc).__name__,
+                           exc, "re-reading it by REST" if followed else "not followed: skipped")
+            if followed:
+                self._reread(cid)
 
     async def _on_stream_order(self, order: Mapping[str, Any]) -> None:
         cid = order["clientOrderId"]  # Binance gives every order one (its own when none was sent)

@@ -22,6 +22,7 @@ from router_tuner.router.venue import (
     StopWouldTrigger,
     TimeInForce,
     VenueError,
+    VenueTimeout,
 )
 
 
@@ -90,6 +91,10 @@ BINANCE_USDM = ExchangeQuirks(
     stop_query_params=MappingProxyType({"trigger": True}),
     error_codes=MappingProxyType(
         {
+            # Binance: a 5xx "is NOT a failure operation; the execution status is UNKNOWN and could have been a
+            # success". ccxt maps these to OperationFailed (a plain error): resolve them by client order id instead.
+            "-1000": VenueTimeout,  # UNKNOWN: An unknown error occurred while processing the request
+            "-1001": VenueTimeout,  # DISCONNECTED: Internal error; unable to process your request
             "-2021": StopWouldTrigger,  # Order would immediately trigger
             "-4137": InvalidOrder,  # Quantity must be zero with closePosition equals true
             "-4138": InvalidOrder,  # Reduce only must be true with closePosition equals true
