@@ -113,7 +113,10 @@ class PortfolioState:
         self.marks.setdefault(symbol, fill.price)
         self._seen_trade_ids.add(fill.trade_id)
         self.fill_log.append(LoggedFill(fill.ts_ns, symbol, fill.client_order_id, fill.trade_id, net))
-        horizon_ns = fill.ts_ns - S_PER_WEEK * NS_PER_S
+        # A week by the executor's clock (the marks' last refresh), not by the fill's own stamp: one fill stamped far
+        # ahead (a venue's clock, a unit slip) would otherwise drop every fill before it, and with them the day's
+        # and week's realized losses the circuit breakers read.
+        horizon_ns = self.nav_ts_ns - S_PER_WEEK * NS_PER_S
         if self.fill_log[0].ts_ns < horizon_ns:
             # Trade ids are remembered as long as their fills are logged (a week), so the set stays bounded
             # on a long live run; a venue repeats a fill within seconds, never a week later.
@@ -152,7 +155,7 @@ class PortfolioState:
         return peak - cumulative
 
     def trades_in_last_hour(self, symbol: str, *, now_ns: int) -> int:
-        """Orders (distinct client order ids) of ``symbol`` with a fill in the hour up to ``now_ns``."""
+        """Orders (distinct client order ids) of ``symbol`` with a fill in the hour up to ``now_ns``; a fill stamped
+        after ``now_ns`` (a venue clock ahead of ours) counts as recent, not never."""
         since_ns = now_ns - S_PER_HOUR * NS_PER_S
-        return len({e.client_order_id for e in self.fill_log
-                    if e.symbol == symbol and since_ns < e.ts_ns <= now_ns})
+        return len({e.client_order_id for e in self.fill_log if e.symbol == symbol and since_ns < e.ts_ns})

@@ -164,6 +164,22 @@ def test_trade_ids_are_remembered_as_long_as_their_fills_are_logged() -> None:
     state.apply_fill(symbol="BTCUSDT", side="buy", position_side="LONG", fill=fill("old", 100.0, 1.0))
     assert state.apply_fill(symbol="BTCUSDT", side="buy", position_side="LONG", fill=fill("old", 100.0, 1.0)) is None
     later = NOW_NS + week_ns + 1
+    state.mark_to_market({}, later)  # the executor's clock, a week on
     state.apply_fill(symbol="BTCUSDT", side="buy", position_side="LONG", fill=fill("new", 100.0, 1.0, ts_ns=later))
     assert [entry.trade_id for entry in state.fill_log] == ["new"]
     assert state._seen_trade_ids == {"new"}, "ids leave with their week-old fills: the set stays bounded"
+
+
+def test_a_fill_stamped_far_ahead_of_the_clock_forgets_no_loss_and_counts_as_recent() -> None:
+    """The week was counted from the newest fill's own stamp: one fill stamped a year ahead (a venue clock, a unit
+    slip) dropped every fill before it, the day's realized loss with them, so the daily-loss breaker saw none; and a
+    fill after the clock's now never counted towards the trades of the last hour."""
+    p = state()
+    p.apply_fill(symbol="BTCUSDT", side="buy", position_side="BOTH", fill=fill("open", 100.0, 1.0, order="o-1"))
+    p.apply_fill(symbol="BTCUSDT", side="sell", position_side="BOTH", fill=fill("loss", 60.0, 1.0, order="o-2"))
+    year_ns = 365 * 24 * 3_600 * 1_000_000_000
+    p.apply_fill(symbol="BTCUSDT", side="buy", position_side="BOTH",
+                 fill=fill("ahead", 60.0, 1.0, ts_ns=NOW_NS + year_ns, order="o-3"))
+    assert [e.trade_id for e in p.fill_log] == ["open", "loss", "ahead"]
+    assert p.realized_loss_usd(since_ns=NOW_NS - 1) == pytest.approx(40.0)
+    assert p.trades_in_last_hour("BTCUSDT", now_ns=NOW_NS) == 3
