@@ -157,7 +157,7 @@ def test_no_script_of_lost_replies_and_lagging_queries_makes_a_second_order(
             assert venue.fetch_order("BTCUSDT", cid).client_order_id == cid
 
 
-@pytest.mark.parametrize(("code", "http_status"), [(-1000, 500), (-1001, 500), (-1007, 503)])
+@pytest.mark.parametrize(("code", "http_status"), [(-1000, 500), (-1001, 500), (-1006, 500), (-1007, 503)])
 def test_a_cancel_answered_5xx_while_the_order_filled_ends_the_route_with_the_fill_and_no_fallback(
     fake: FakeBinanceUsdm, connect: Connect, code: int, http_status: int
 ) -> None:

@@ -31,6 +31,7 @@ from router_tuner.router.venue import (
     ReduceOnlyRejected,
     VenueError,
     VenueTimeout,
+    VenueUnavailable,
 )
 from router_tuner.router.venues.ccxt.config import ApiCredentials, MissingCredentials
 from router_tuner.router.venues.ccxt.core import logger as venue_logger
@@ -99,6 +100,23 @@ def test_exchange_error_codes_are_mapped(
     fake.fail_next("POST", ORDER, reply)
     with pytest.raises(error, match=str(reply.code)):
         venue.place_order(request("err-1"))
+
+
+@pytest.mark.parametrize(("reply", "error"), [
+    (ErrorReply(-1006, "An unexpected response was received from the message bus. Execution status unknown.", 500),
+     VenueTimeout),
+    (ErrorReply(-1008, "Server is currently overloaded with other requests. Please try again in a few minutes.", 503),
+     VenueUnavailable),
+])
+def test_server_answers_of_unknown_outcome_or_overload_are_not_plain_errors(
+    fake: FakeBinanceUsdm, venue: LoopVenue, reply: ErrorReply, error: type[VenueError]
+) -> None:
+    """ccxt raises both as plain errors (BadResponse, OperationFailed), which ended a route at once: -1006 is an
+    outcome to look up by client order id (as -1000, -1001, -1007), -1008 a read to retry (bounded)."""
+    venue.place_order(request("busy-1"))
+    fake.fail_next("GET", ORDER, reply)
+    with pytest.raises(error, match=str(reply.code)):
+        venue.fetch_order("BTCUSDT", "busy-1")
 
 
 def test_min_notional_enforced_by_the_venue_is_mapped(venue: LoopVenue) -> None:

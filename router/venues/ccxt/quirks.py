@@ -23,6 +23,7 @@ from router_tuner.router.venue import (
     TimeInForce,
     VenueError,
     VenueTimeout,
+    VenueUnavailable,
 )
 
 
@@ -95,6 +96,10 @@ BINANCE_USDM = ExchangeQuirks(
             # success". ccxt maps these to OperationFailed (a plain error): resolve them by client order id instead.
             "-1000": VenueTimeout,  # UNKNOWN: An unknown error occurred while processing the request
             "-1001": VenueTimeout,  # DISCONNECTED: Internal error; unable to process your request
+            "-1006": VenueTimeout,  # UNEXPECTED_RESP: ... from the message bus. Execution status unknown
+            # SERVER_BUSY, "try again in a few minutes": ccxt's plain OperationFailed ended a read (a poll, a cancel)
+            # at once; as unavailable a read is retried (bounded) and a new order is looked up, never resent
+            "-1008": VenueUnavailable,
             "-2021": StopWouldTrigger,  # Order would immediately trigger
             "-4137": InvalidOrder,  # Quantity must be zero with closePosition equals true
             "-4138": InvalidOrder,  # Reduce only must be true with closePosition equals true
