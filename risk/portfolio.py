@@ -28,9 +28,14 @@ class Leg:
     entry_price: float
 
 
+_AHEAD_OF_CLOCK_NS = S_PER_HOUR * NS_PER_S
+"""How far ahead of the executor's clock a fill may be stamped and logged at its stamp: routes end seconds to minutes
+after the clock's last reading; a stamp beyond this is a venue clock or a unit slip, logged this far ahead."""
+
+
 @dataclass(frozen=True, slots=True)
 class LoggedFill:
-    """One applied fill, kept for a week for loss windows, drawdowns, trade counts and duplicate detection."""
+    """One applied fill, kept for a week for loss windows, drawdowns and trade counts."""
 
     ts_ns: int
     symbol: str
@@ -60,7 +65,10 @@ class PortfolioState:
         self.marks: dict[str, float] = {}
         self.last_stop_ns: dict[str, int] = {}
         self.fill_log: list[LoggedFill] = []
-        self._seen_trade_ids: set[str] = set()
+        self._oldest_logged_ns: int | None = None
+        # each applied trade id with the executor's clock when it was applied (in that order: the first is the
+        # oldest): duplicates are caught for a week by that clock, whatever the fill's own stamp says
+        self._seen_trade_ids: dict[str, int] = {}
 
     # --- inputs -----------------------------------------------------------------------------------
 
@@ -111,18 +119,29 @@ class PortfolioState:
         net = realized - fill.fee_usd
         self.wallet_balance_usd += net
         self.marks.setdefault(symbol, fill.price)
-        self._seen_trade_ids.add(fill.trade_id)
-        self.fill_log.append(LoggedFill(fill.ts_ns, symbol, fill.client_order_id, fill.trade_id, net))
-        # A week by the executor's clock (the marks' last refresh), not by the fill's own stamp: one fill stamped far
-        # ahead (a venue's clock, a unit slip) would otherwise drop every fill before it, and with them the day's
-        # and week's realized losses the circuit breakers read.
-        horizon_ns = self.nav_ts_ns - S_PER_WEEK * NS_PER_S
-        if self.fill_log[0].ts_ns < horizon_ns:
-            # Trade ids are remembered as long as their fills are logged (a week), so the set stays bounded
-            # on a long live run; a venue repeats a fill within seconds, never a week later.
-            self.fill_log = [entry for entry in self.fill_log if entry.ts_ns >= horizon_ns]
-            self._seen_trade_ids = {entry.trade_id for entry in self.fill_log}
+        self._seen_trade_ids[fill.trade_id] = self.nav_ts_ns
+        self._log(LoggedFill(min(fill.ts_ns, self.nav_ts_ns + _AHEAD_OF_CLOCK_NS), symbol, fill.client_order_id,
+                             fill.trade_id, net))
         return net
+
+    def _log(self, entry: LoggedFill) -> None:
+        """Log ``entry``, then forget what is a week old by the executor's clock (the marks' last refresh).
+
+        Not by the fills' own stamps: the week was counted from the newest fill's stamp, so one fill stamped far
+        ahead dropped every fill before it, and with them the day's and week's realized losses the circuit breakers
+        read; a fill stamped far ahead is logged an hour ahead of the clock at most (it counts, as recent, not for a
+        year). Trade ids are forgotten a week after they were applied (a venue repeats a fill within seconds, never a
+        week later), so the set stays bounded, and a fill stamped a week back is still caught when repeated.
+        """
+        self.fill_log.append(entry)
+        oldest = self._oldest_logged_ns
+        self._oldest_logged_ns = entry.ts_ns if oldest is None else min(oldest, entry.ts_ns)
+        horizon_ns = self.nav_ts_ns - S_PER_WEEK * NS_PER_S
+        if self._oldest_logged_ns < horizon_ns:
+            self.fill_log = [e for e in self.fill_log if e.ts_ns >= horizon_ns]
+            self._oldest_logged_ns = min((e.ts_ns for e in self.fill_log), default=None)
+        if next(iter(self._seen_trade_ids.values())) < horizon_ns:
+            self._seen_trade_ids = {t: at for t, at in self._seen_trade_ids.items() if at >= horizon_ns}
 
     # --- derived ----------------------------------------------------------------------------------
 
@@ -156,6 +175,6 @@ class PortfolioState:
 
     def trades_in_last_hour(self, symbol: str, *, now_ns: int) -> int:
         """Orders (distinct client order ids) of ``symbol`` with a fill in the hour up to ``now_ns``; a fill stamped
-        after ``now_ns`` (a venue clock ahead of ours) counts as recent, not never."""
+        after ``now_ns`` (logged at most an hour ahead of the clock) counts as recent, not never."""
         since_ns = now_ns - S_PER_HOUR * NS_PER_S
         return len({e.client_order_id for e in self.fill_log if e.symbol == symbol and since_ns < e.ts_ns})

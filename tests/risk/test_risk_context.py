@@ -167,7 +167,7 @@ def test_trade_ids_are_remembered_as_long_as_their_fills_are_logged() -> None:
     state.mark_to_market({}, later)  # the executor's clock, a week on
     state.apply_fill(symbol="BTCUSDT", side="buy", position_side="LONG", fill=fill("new", 100.0, 1.0, ts_ns=later))
     assert [entry.trade_id for entry in state.fill_log] == ["new"]
-    assert state._seen_trade_ids == {"new"}, "ids leave with their week-old fills: the set stays bounded"
+    assert list(state._seen_trade_ids) == ["new"], "ids leave a week after they were applied: the set stays bounded"
 
 
 def test_a_fill_stamped_far_ahead_of_the_clock_forgets_no_loss_and_counts_as_recent() -> None:
@@ -183,3 +183,32 @@ def test_a_fill_stamped_far_ahead_of_the_clock_forgets_no_loss_and_counts_as_rec
     assert [e.trade_id for e in p.fill_log] == ["open", "loss", "ahead"]
     assert p.realized_loss_usd(since_ns=NOW_NS - 1) == pytest.approx(40.0)
     assert p.trades_in_last_hour("BTCUSDT", now_ns=NOW_NS) == 3
+    hour_ns = 3_600 * 1_000_000_000
+    assert p.fill_log[-1].ts_ns == NOW_NS + hour_ns, "logged an hour ahead of the clock at most, not a year"
+    assert p.trades_in_last_hour("BTCUSDT", now_ns=NOW_NS + 2 * hour_ns + 1) == 0
+
+
+def test_a_fill_stamped_weeks_back_is_still_caught_when_the_venue_repeats_it() -> None:
+    """Pruned by the executor's clock, a fill stamped more than a week back (a unit slip) left the log at once with its
+    trade id, so the same fill reported again was applied twice: the leg doubled and the fee was charged twice."""
+    p = state(balance=1_000.0)
+    back = NOW_NS - 30 * 24 * 3_600 * 1_000_000_000
+    first = p.apply_fill(symbol="BTCUSDT", side="buy", position_side="BOTH", fill=fill("old", 100.0, 1.0, fee=0.1,
+                                                                                           ts_ns=back))
+    again = p.apply_fill(symbol="BTCUSDT", side="buy", position_side="BOTH", fill=fill("old", 100.0, 1.0, fee=0.1,
+                                                                                           ts_ns=back))
+    assert (first, again) == (pytest.approx(-0.1), None)
+    assert p.legs[("BTCUSDT", "BOTH")].qty == 1.0 and p.wallet_balance_usd == pytest.approx(999.9)
+
+
+def test_the_log_is_pruned_whatever_order_the_fills_were_stamped_in() -> None:
+    """Only the first entry was checked for age: one stamped ahead at the front kept the older ones behind it."""
+    p = state()
+    minute_ns = 60 * 1_000_000_000
+    p.apply_fill(symbol="BTCUSDT", side="buy", position_side="BOTH",
+                 fill=fill("ahead", 100.0, 1.0, ts_ns=NOW_NS + 30 * minute_ns))
+    p.apply_fill(symbol="BTCUSDT", side="buy", position_side="BOTH", fill=fill("now", 100.0, 1.0, ts_ns=NOW_NS))
+    later = NOW_NS + 7 * 24 * 60 * minute_ns + 20 * minute_ns  # a week and 20 minutes on: "now" is a week old
+    p.mark_to_market({}, later)
+    p.apply_fill(symbol="BTCUSDT", side="buy", position_side="BOTH", fill=fill("later", 100.0, 1.0, ts_ns=later))
+    assert [e.trade_id for e in p.fill_log] == ["ahead", "later"]
