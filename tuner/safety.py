@@ -33,6 +33,7 @@ instead of being summed again over the whole window: judging an arm is O(1), not
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -113,19 +114,25 @@ class SafetyState(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class _RunningMean:
-    """The mean of a window of floats kept as values enter and leave it, with Neumaier's compensated sum: its
-    error stays near one rounding of the sum however many values passed through, where a plain running sum's
-    grows with every addition and removal."""
+    """The mean of a window of floats kept as values enter and leave it, with Neumaier's compensated sum, and a bound
+    on how far it can be from the mean :func:`sum` gives over the window (the rescan it replaces).
 
-    __slots__ = ("_compensation", "_sum", "count")
+    The compensated sum is within about two roundings of the magnitude passed through (``_magnitude``: every value
+    added or removed since the totals were built) of the true sum; a plain left-to-right ``sum`` of ``n`` values is
+    within ``n - 1`` roundings of their magnitude. A running mean further than both from a limit is on the same side
+    of it as the rescan's."""
+
+    __slots__ = ("_compensation", "_magnitude", "_sum", "count")
 
     def __init__(self) -> None:
         self.count = 0
         self._sum = 0.0
         self._compensation = 0.0
+        self._magnitude = 0.0
 
     def add(self, value: float, sign: int) -> None:
         """Add ``value`` (``sign`` 1) or remove it (``sign`` -1)."""
+        self._magnitude += abs(value)
         value *= sign
         total = self._sum + value
         if abs(self._sum) >= abs(value):
@@ -138,21 +145,28 @@ class _RunningMean:
     def mean(self) -> float:
         return (self._sum + self._compensation) / self.count
 
+    def error_bound(self) -> float:
+        """How far :meth:`mean` may be from the window's plain ``sum`` over its count (see the class docstring)."""
+        return (self.count + 4) * _EPSILON * self._magnitude / self.count
+
 
 class _WindowTotals:
-    """One arm's window as totals: fallbacks, and the slippage and cost of its filled orders."""
+    """One arm's window as totals: fallbacks, and the slippage and cost of its filled orders. Built again from the
+    window after as many changes as it holds, so the error bound's magnitude covers at most two windows' values."""
 
-    __slots__ = ("cost", "fallbacks", "slippage")
+    __slots__ = ("changes", "cost", "fallbacks", "slippage")
 
     def __init__(self, outcomes: Iterable[ArmOutcome] = ()) -> None:
-        self.fallbacks = 0
+        self.fallbacks = self.changes = 0
         self.slippage = _RunningMean()
         self.cost = _RunningMean()
         for outcome in outcomes:
             self.add(outcome, 1)
+        self.changes = 0  # the values in the window when built count in the bound's magnitude, not as changes
 
     def add(self, outcome: ArmOutcome, sign: int) -> None:
         """Count ``outcome`` in (``sign`` 1) or out (``sign`` -1)."""
+        self.changes += 1
         self.fallbacks += sign * outcome.used_fallback
         if outcome.slippage_bps is not None:
             self.slippage.add(outcome.slippage_bps, sign)
@@ -225,6 +239,8 @@ class ArmSafety:
         totals.add(outcome, 1)
         while len(recent) > window:
             totals.add(recent.pop(0), -1)
+        if totals.changes > 2 * window:
+            totals = self._totals[arm] = _WindowTotals(recent)
         on_trial = self._s.strikes.get(arm, 0) > 0
         needed = self.limits.reprobe_min_outcomes if on_trial else self.limits.min_outcomes
         if arm in self._s.excluded or len(recent) < needed:
@@ -287,7 +303,7 @@ class ArmSafety:
             if running.count < needed:
                 continue
             mean = running.mean()
-            if abs(mean - threshold) <= _NEAR * (1.0 + abs(threshold) + abs(mean)) or mean > threshold:
+            if abs(mean - threshold) <= running.error_bound() + _NEAR * (1.0 + abs(threshold)) or mean > threshold:
                 # the window's own mean, summed as it always was: decides a near tie and is the value reported
                 values = [v for o in recent if (v := getattr(o, name)) is not None]
                 mean = sum(values) / len(values)
@@ -297,8 +313,9 @@ class ArmSafety:
 
 
 _NEAR = 1e-9
-"""How close to its limit (relative) a running mean is summed again over its window before judging: far beyond
-the compensated sum's error, so the decision is always the one the window's plain sum gives."""
+"""A margin (relative to the limit) beyond :meth:`_RunningMean.error_bound` within which a running mean is summed
+again over its window before judging: the decision is always the one the window's plain sum gives."""
+_EPSILON = sys.float_info.epsilon
 
 
 def _excluded(arm: str, limit: str, threshold: float, observed: float) -> ArmSafetyChange:

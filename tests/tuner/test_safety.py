@@ -11,7 +11,7 @@ from statistics import NormalDist
 import msgspec
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from router_tuner.config.models import ConfigBundle
@@ -243,19 +243,22 @@ def _rescanned_breach(limits: SafetyLimits, recent: list[tuple[bool, float | Non
     return None
 
 
-_OUTCOME = st.tuples(st.sampled_from(["a", "b"]), st.booleans(),
-                     st.one_of(st.none(), st.floats(-50.0, 50.0), st.sampled_from([0.1, 0.2, 0.3, 1.0 / 3.0])),
-                     st.one_of(st.none(), st.floats(-50.0, 50.0), st.sampled_from([0.1, 0.2, 0.3, 1.0 / 3.0])))
+_VALUE = st.one_of(st.none(), st.floats(-50.0, 50.0), st.sampled_from([0.1, 0.2, 0.3, 1.0 / 3.0]),
+                   st.sampled_from([1e17, -1e17, 1e25, -1e25]))  # the last cancel: a plain sum of them is far off
+_OUTCOME = st.tuples(st.sampled_from(["a", "b"]), st.booleans(), _VALUE, _VALUE)
 
 
 @given(outcomes=st.lists(_OUTCOME, max_size=300), window=st.integers(1, 12), reload_at=st.integers(0, 300),
        smaller_window=st.integers(1, 12))
+@example(outcomes=[("a", False, v, None) for v in (-1e17, 8.06, -7.57, 1e17)], window=4, reload_at=300,
+         smaller_window=4)  # the plain sum's mean 4.0 excludes (limit 0.2), the true mean 0.1225 would not
 def test_the_running_window_totals_exclude_exactly_as_summing_the_window_again(
         outcomes: list[tuple[str, bool, float | None, float | None]], window: int, reload_at: int,
         smaller_window: int) -> None:
     """Judged on totals kept as the window moves, with limits at values the outcomes' means hit exactly (0.2 as
-    the mean of 0.1 and 0.3), every exclusion, its reported value and every re-opening is the one a rescan of
-    the window gives, also across a reload of the state under a smaller window."""
+    the mean of 0.1 and 0.3) and values whose plain sum is far from the true one (1e17 beside 9.92), every
+    exclusion, its reported value and every re-opening is the one a rescan of the window gives, also across a reload
+    of the state under a smaller window."""
     def limits_of(w: int) -> SafetyLimits:
         return SafetyLimits(window=w, min_outcomes=1, max_fallback_ratio=0.7, max_slippage_bps=0.2,
                             max_cost_bps=1.0 / 3.0, reprobe_after_outcomes=2, max_reprobe_after_outcomes=8,
