@@ -11,33 +11,42 @@ container, of a live process or without these tags (another tool's) is left alon
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+logger = logging.getLogger(__name__)
+
 HOST_TAG = "router_tuner.host"
-"""``<host name>/<pid namespace>`` of the owning process (the namespace empty where ``/proc`` is not)."""
+"""``<host name>/<machine id>/<pid namespace>`` of the owning process (the machine id from ``/etc/machine-id``: the
+initial pid namespace has one inode on every Linux host, so two hosts of one name sharing a tracking server would
+otherwise judge each other's runs; each part empty where it cannot be read)."""
 PID_TAG = "router_tuner.pid"
 STARTED_TAG = "router_tuner.process_start"
 """``<boot id>/<start time in clock ticks since boot>`` of the owning process; empty where ``/proc`` is not."""
 
 
 def process_start(pid: int) -> str | None:
-    """``<boot id>/<start ticks>`` of process ``pid``, ``""`` without ``/proc``, ``None`` when no such process runs
-    (absent, or a zombie: killed, not yet reaped)."""
+    """``<boot id>/<start ticks>`` of process ``pid``, ``""`` when it runs but cannot be read (no ``/proc``, or another
+    user's process under ``/proc`` mounted ``hidepid``), ``None`` when no such process runs (absent, or a zombie:
+    killed, not yet reaped)."""
     try:
         os.kill(pid, 0)
+        ours = True
     except ProcessLookupError:
         return None
-    except PermissionError:  # another user's: it exists
-        pass
+    except PermissionError:  # another user's: it exists, and hidepid may hide its /proc entry
+        ours = False
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except FileNotFoundError:  # gone meanwhile, or a system without /proc
-        return None if Path("/proc/self/stat").exists() else ""
+    except FileNotFoundError:  # ours gone meanwhile, or a system without /proc
+        return None if ours and Path("/proc/self/stat").exists() else ""
+    except OSError:  # unreadable: it runs, and we cannot tell which process it is
+        return ""
     fields = stat[stat.rindex(")") + 2:].split()  # the name in parentheses may hold spaces
     if fields[0] in ("Z", "X"):
         return None
@@ -45,12 +54,16 @@ def process_start(pid: int) -> str | None:
 
 
 def _host() -> str:
-    """This host and pid namespace: where a recorded pid means the same process."""
+    """This host, machine and pid namespace: where a recorded pid means the same process."""
     try:
         namespace = os.readlink("/proc/self/ns/pid")
     except OSError:
         namespace = ""
-    return f"{socket.gethostname()}/{namespace}"
+    try:
+        machine = Path("/etc/machine-id").read_text().strip()
+    except OSError:
+        machine = ""
+    return f"{socket.gethostname()}/{machine}/{namespace}"
 
 
 def owner_tags() -> dict[str, str]:
@@ -70,11 +83,22 @@ def owner_gone(tags: Mapping[str, str]) -> bool:
 
 
 def end_orphaned_runs(client: Any, experiment_id: str) -> list[str]:
-    """Mark ``KILLED`` the experiment's ``RUNNING`` runs whose owning process is gone; returns their ids."""
+    """Mark ``KILLED`` the experiment's ``RUNNING`` runs whose owning process is gone; returns their ids.
+
+    Best effort: a run that cannot be marked (deleted meanwhile, a store refusing) is left as it is and logged; the
+    command that opened the experiment goes on."""
     running = client.search_runs([experiment_id], filter_string=f"attributes.status = 'RUNNING' and "
                                                                f"tags.`{HOST_TAG}` = '{_host()}'",
                                  max_results=50_000)
-    orphans = [run.info.run_id for run in running if owner_gone(run.data.tags)]
-    for run_id in orphans:
-        client.set_terminated(run_id, status="KILLED")
-    return orphans
+    ended = []
+    for run in running:
+        if not owner_gone(run.data.tags):
+            continue
+        try:
+            client.set_terminated(run.info.run_id, status="KILLED")
+        except Exception as error:  # any store error: the run stays RUNNING, nothing else depends on it
+            logger.warning("MLflow: run %s of a process that is gone left RUNNING (%s: %s)", run.info.run_id,
+                           type(error).__name__, error)
+            continue
+        ended.append(run.info.run_id)
+    return ended

@@ -6,16 +6,26 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from mlflow import MlflowClient
 
 from router_tuner.tuner.registry import PolicyRegistry, ensure_experiment, open_client
-from router_tuner.tuner.run_owner import HOST_TAG, PID_TAG, STARTED_TAG, owner_gone, owner_tags, process_start
+from router_tuner.tuner.run_owner import (
+    HOST_TAG,
+    PID_TAG,
+    STARTED_TAG,
+    end_orphaned_runs,
+    owner_gone,
+    owner_tags,
+    process_start,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 _KILLED_WHILE_RUNNING = """
@@ -83,3 +93,47 @@ def test_a_zombie_is_gone_and_a_process_start_tells_two_processes_apart() -> Non
     assert process_start(child.pid) is None
     assert not owner_gone(owner_tags())
     assert not owner_gone({**owner_tags(), PID_TAG: "not-a-pid"})
+
+
+@pytest.mark.parametrize("hidden", [FileNotFoundError, PermissionError])
+def test_another_users_process_hidden_by_hidepid_is_alive_not_gone(hidden: type[OSError],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under /proc mounted hidepid=2 another user's /proc entry is missing (it read as gone: its live run was marked
+    KILLED), under hidepid=1 unreadable (the PermissionError escaped every command that opened the experiment)."""
+    real_read = Path.read_text
+
+    def read_text(path: Path, *args: object, **kwargs: object) -> str:
+        if path.name == "stat" and path.parent.name == "4242":
+            raise hidden(str(path))
+        return real_read(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    def kill(pid: int, signal_number: int) -> None:
+        raise PermissionError(f"[Errno 1] Operation not permitted: {pid}")
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    monkeypatch.setattr(os, "kill", kill)
+    assert process_start(4242) == ""
+    assert not owner_gone({**owner_tags(), PID_TAG: "4242", STARTED_TAG: "boot/123"})
+
+
+def test_a_run_that_cannot_be_marked_is_logged_and_the_opening_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    run = SimpleNamespace(info=SimpleNamespace(run_id="r1"),  # the shape of an MLflow Run, of a pid that cannot run
+                          data=SimpleNamespace(tags={**owner_tags(), PID_TAG: "999999999"}))
+
+    class _Client:
+        def search_runs(self, *args: object, **kwargs: object) -> list[SimpleNamespace]:
+            return [run]
+
+        def set_terminated(self, run_id: str, status: str) -> None:
+            raise RuntimeError("RESOURCE_DOES_NOT_EXIST: run deleted meanwhile")
+
+    with caplog.at_level(logging.WARNING):
+        assert end_orphaned_runs(_Client(), "0") == []
+    assert "run r1 of a process that is gone left RUNNING (RuntimeError: RESOURCE_DOES_NOT_EXIST" in caplog.text
+
+
+def test_the_host_tag_names_the_machine_not_only_its_name() -> None:
+    """The initial pid namespace has one inode on every Linux host: two hosts of one name would have matched."""
+    name, machine, namespace = owner_tags()[HOST_TAG].split("/", 2)
+    expected = Path("/etc/machine-id").read_text().strip() if Path("/etc/machine-id").exists() else ""
+    assert (name, machine) == (socket.gethostname(), expected) and namespace.startswith(("pid:", ""))
