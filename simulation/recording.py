@@ -90,9 +90,10 @@ def register_policy_versions(result: SimulationResult, config: ConfigBundle, tra
     listing of the prefix shows) and, once the last is in, it takes the previous simulation's place
     (:meth:`PolicyRegistry.replace_model`; their runs stay in the experiment, like the previous journal is
     replaced). A run killed before that leaves the previous simulation's models as they were, and its staging
-    model is deleted by the next. ``parent_runs`` maps (learner, symbol) to the run the versions' runs nest under.
-    Each row names the final version; a symbol whose tuner never published is listed with ``policy_version``
-    None (and the previous simulation's model of it is deleted).
+    model is deleted by the next; one killed between the swap's two steps (delete, rename) leaves its complete staging
+    model, which the next run puts in place first. ``parent_runs`` maps (learner, symbol) to the run the versions'
+    runs nest under. Each row names the final version; a symbol whose tuner never published is listed with
+    ``policy_version`` None (and the previous simulation's model of it is deleted).
     """
     from router_tuner.tuner.registry import PolicyRegistry
     from router_tuner.tuner.service.publish import MlflowPublisher
@@ -113,6 +114,8 @@ def register_policy_versions(result: SimulationResult, config: ConfigBundle, tra
             tuner = msgspec.structs.replace(config.tuner, learner=run.learner)
             ran_under = msgspec.structs.replace(config, tuner=tuner)
             publisher = MlflowPublisher(staging, ran_under, parent_run_id=parent)
+            # a run killed between the swap's delete and its rename left its whole staging model and none in place
+            registry.finish_replacing(symbol, staging.model_name(symbol))
             staging.delete_model(symbol)  # left by a run killed while registering
             records = run.publisher.records_of(symbol)
             if records:  # a staging model a run killed meanwhile left is listed part-registered (--prefix staged~…)

@@ -356,6 +356,17 @@ class PolicyRegistry:
         if staged is not None:
             self._client.rename_registered_model(staged, self.model_name(symbol))
 
+    def finish_replacing(self, symbol: str, staged: str) -> bool:
+        """Finish a :meth:`replace_model` that a kill stopped between its delete and its rename: a complete ``staged``
+        model (not part-registered) with no model in ``symbol``'s place is renamed there. True when it was."""
+        if self._model(self.model_name(symbol)) is not None:
+            return False
+        found = self._model(staged)
+        if found is None or REGISTERING_TAG in found.tags:
+            return False
+        self._client.rename_registered_model(staged, self.model_name(symbol))
+        return True
+
     def begin_registering(self, symbol: str, run: str) -> None:
         """Create ``symbol``'s model if needed and mark it part-registered (by ``run``) until
         :meth:`end_registering`."""
@@ -369,8 +380,13 @@ class PolicyRegistry:
 
     def registering(self, model: str) -> str | None:
         """The run that left model ``model`` part-registered (it stopped before its last version), else ``None``."""
+        found = self._model(model)
+        return None if found is None else found.tags.get(REGISTERING_TAG)
+
+    def _model(self, name: str) -> Any | None:
+        """The registered model ``name``, ``None`` when absent (any other store failure raises)."""
         try:
-            return self._client.get_registered_model(model).tags.get(REGISTERING_TAG)
+            return self._client.get_registered_model(name)
         except MlflowException as error:
             if not _is_missing(error):
                 raise

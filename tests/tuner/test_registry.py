@@ -167,6 +167,23 @@ def test_replace_model_puts_a_staged_model_in_place_with_its_versions_and_aliase
     assert registry.list("SWPUSDT") == []
 
 
+def test_a_swap_killed_between_its_delete_and_its_rename_is_finished_by_the_next(registry: PolicyRegistry) -> None:
+    """The next simulate deleted the complete staging model it found: killed between the two steps, a run left
+    neither the previous versions nor its own."""
+    staging = PolicyRegistry(registry.tracking_uri, experiment="test", model_prefix="staged~policy")
+    staged = staging.model_name("KILUSDT")
+    assert not registry.finish_replacing("KILUSDT", staged)  # nothing staged
+    registry.publish(policy("KILUSDT", 1, 1.0), params={}, metrics={}, config_snapshot={})
+    staging.publish(policy("KILUSDT", 1, 3.0), params={}, metrics={}, config_snapshot={})
+    assert not registry.finish_replacing("KILUSDT", staged)  # a model in place: not a half-done swap
+    registry.delete_model("KILUSDT")  # the swap's first step, then the kill
+    staging.begin_registering("KILUSDT", "a run killed while registering")
+    assert not registry.finish_replacing("KILUSDT", staged)  # part-registered: never put in place
+    staging.end_registering("KILUSDT")
+    assert registry.finish_replacing("KILUSDT", staged)
+    assert [v.policy["maker_offset_bps"] for v in registry.list("KILUSDT")] == [3.0] and staging.list("KILUSDT") == []
+
+
 def test_each_version_is_a_pyfunc_model_that_predicts_knobs_and_propensity(registry: PolicyRegistry,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow
