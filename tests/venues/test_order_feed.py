@@ -18,7 +18,7 @@ from router_tuner.router.venue import OrderState
 from router_tuner.router.venues.ccxt.aio import AsyncCcxtVenue
 from router_tuner.router.venues.ccxt.config import ApiCredentials
 from router_tuner.router.venues.ccxt.order_feed import FeedSettings, StreamOrderFeed
-from tests.fakes.binance_usdm import ErrorReply, FakeBinanceUsdm
+from tests.fakes.binance_usdm import Ban, ErrorReply, FakeBinanceUsdm
 from tests.fakes.binance_user_ws import LISTEN_KEY_PATH
 from tests.venues.stream_support import (
     API_KEY,
@@ -61,6 +61,9 @@ def run_with_feed(fakes: Fakes, body: Callable[[AsyncCcxtVenue, StreamOrderFeed]
             await venue.close()
 
     asyncio.run(main())
+
+
+BOOK_TICKER = "/fapi/v1/ticker/bookTicker"
 
 
 def order_fetches(rest: FakeBinanceUsdm) -> int:
@@ -186,6 +189,28 @@ def test_the_listen_key_is_kept_alive_and_a_refused_keep_alive_reconnects(fakes:
         fakes.rest.fill("alive", "0.01")
         done = await until_state(feed, "alive", lambda s: s.is_terminal)
         assert len(done.fills) == 1
+
+    run_with_feed(fakes, body, listen_key_refresh_ms=40)
+
+
+def test_a_ban_holds_the_listen_key_keep_alive_until_it_is_over(fakes: Fakes) -> None:
+    """ccxt.pro's keep-alive and the stream's reconnects (a new listen key each) went out during a ban like any request
+    (Binance extends the ban of a client that keeps sending): they now wait out the venue's last wait as every REST
+    call does."""
+    async def body(venue: AsyncCcxtVenue, feed: StreamOrderFeed) -> None:
+        await eventually(lambda: fakes.stream.keepalive_puts >= 2, "ccxt.pro renews the listen key")
+        first = len(fakes.rest.state.requests)
+        fakes.rest.fail_next("GET", BOOK_TICKER, Ban(seconds=1.0))
+        await venue.top_of_book("BTCUSDT")  # banned, waits the ban out, then read
+        sent = [(method, path) for method, path, _ in fakes.rest.state.requests[first:]]
+        reads = [i for i, (_, path) in enumerate(sent) if path == BOOK_TICKER]
+        during = [r for r in sent[reads[0] + 1:reads[-1]] if r[1] == LISTEN_KEY_PATH]
+        # one keep-alive may have left as the ban began; before, a keep-alive refused by the ban took the stream down
+        # and every reconnect asked for a new key (POST) through the ban
+        assert len(reads) == 2 and len(during) <= 1, sent
+        await eventually(lambda: ("PUT", LISTEN_KEY_PATH) in [(m, p) for m, p, _ in
+                                                               fakes.rest.state.requests[first:][reads[-1]:]],
+                         "the keep-alive goes on once the ban is over")
 
     run_with_feed(fakes, body, listen_key_refresh_ms=40)
 

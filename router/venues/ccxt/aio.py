@@ -142,8 +142,16 @@ class AsyncCcxtVenue:
 
     async def renew_listen_key(self) -> None:
         """Extend the user-data listen key (ccxt's keep-alive: on a refusal it forgets the key and fails the
-        stream's watches, so the next watch starts on a new key)."""
+        stream's watches, so the next watch starts on a new key), once the venue's last rate-limit wait is over."""
+        await self.quiet()
         await self.exchange.keep_alive_listen_key()
+
+    async def quiet(self) -> None:
+        """Wait out the rest of the venue's last rate-limit wait, however long: for the user-data stream's own
+        requests (its listen key), which no caller waits on but which, sent during a ban, would extend it."""
+        left_s = self._quiet_until - time.monotonic()
+        if left_s > 0:
+            await self._sleep_quiet(left_s)
 
     def market(self, symbol: str) -> Mapping[str, Any]:
         return self.core.market(symbol)

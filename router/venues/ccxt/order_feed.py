@@ -222,6 +222,7 @@ class StreamOrderFeed:
     async def _stream_loop(self) -> None:
         delay_ms = self._settings.reconnect_initial_ms
         while True:
+            await self._venue.quiet()  # a (re)connect asks the venue for a listen key: not during a ban
             watch = asyncio.ensure_future(self._venue.exchange.watch_orders())
             try:
                 await self._until_connected(watch)
