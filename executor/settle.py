@@ -18,9 +18,10 @@ from router_tuner.router.contract import ContractSpec
 from router_tuner.router.events import RouterEvent
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.router.routing.ledger import RouteLedger
-from router_tuner.router.routing.order import RouteOrder, client_order_id
+from router_tuner.router.routing.order import RouteOrder, client_order_id, request
 from router_tuner.router.venue import (
     OrderNotFound,
+    OrderRequest,
     OrderState,
     RateLimited,
     TopOfBook,
@@ -133,7 +134,17 @@ def settled_event(*, order: RouteOrder, policy: RouterPolicy, arrival: TopOfBook
             ledger.observe(OrderState(client_order_id=fill.client_order_id, symbol=order.symbol,
                                       status="open", qty=order.qty, filled_qty=0.0, price=None, fills=(fill,)))
     for state in states:
+        ledger.expect(_as_stated(order, state))
         ledger.observe(state)
     previous = routed.error if routed is not None else None
     ledger.error = note if previous is None else f"{previous}; {note}"
     return ledger.to_event(policy, finished_ts_ns)
+
+
+def _as_stated(order: RouteOrder, state: OrderState) -> OrderRequest:
+    """A leg as the venue states it (its limit and quantity), for the ledger to check the fills it first shows here
+    against (``router.routing.anomaly``: none worse than the limit, none beyond the quantity). Whether the leg was
+    post-only or IOC is the route's to know: the route checked the fills it saw against that."""
+    return request(order, client_id=state.client_order_id, qty=state.qty,
+                   order_type="market" if state.price is None else "limit", price=state.price, time_in_force="GTC",
+                   post_only=False)
