@@ -36,7 +36,7 @@ from router_tuner.router.routing.order import posted_offset_bps
 from router_tuner.tuner.arms import ArmGrid
 from router_tuner.tuner.learners import structured_layout
 from router_tuner.tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
-from router_tuner.tuner.learners.kernels import CompiledKernels
+from router_tuner.tuner.learners.kernels import CompiledKernels, entry_point
 
 _MAKER_STATS = ("posted", "filled", "fill_cost", "fallback_cost")
 """Per replica and offset, the saved state's names: posts, fills, the total cost of the fills and of the fallbacks
@@ -184,8 +184,9 @@ class StructuredThompson(CompiledKernels, Learner):
 
     def _bind_kernels(self) -> None:
         from router_tuner.tuner.learners import structured_kernel
-        self._learn, self._refit, self._add_slot = structured_kernel.learn, structured_kernel.refresh, \
-            structured_kernel.add_slot
+        self._learn, self._refit, self._add_slot = (entry_point(structured_kernel.learn),
+                                                    entry_point(structured_kernel.refresh),
+                                                    entry_point(structured_kernel.add_slot))
 
     def params(self) -> dict[str, float]:
         return {"replicas": float(self._replicas), "forgetting_window": self._window, "shrinkage": self._shrinkage,

@@ -24,7 +24,7 @@ from router_tuner.tuner.learners import (
     structured_kernel,
     thompson_kernel,
 )
-from router_tuner.tuner.learners.kernels import CompiledKernels
+from router_tuner.tuner.learners.kernels import CompiledKernels, entry_point
 
 GRID = ArmGrid.from_values([0.0, 1.0, 2.0], [0.0, 1.0], min_offset_bps=0.0, max_offset_bps=5.0)
 
@@ -62,8 +62,8 @@ def drive(learner: Learner, steps: int, seed: int) -> list[tuple[str, float]]:
 
 
 @pytest.mark.parametrize("make, kernels", [
-    (structured, {"_learn": structured_kernel.learn, "_refit": structured_kernel.refresh,
-                  "_add_slot": structured_kernel.add_slot}),
+    (structured, {"_learn": entry_point(structured_kernel.learn), "_refit": entry_point(structured_kernel.refresh),
+                  "_add_slot": entry_point(structured_kernel.add_slot)}),  # called without numba's dispatch
     (thompson, {"_kernel_choose": thompson_kernel.choose,
                 "_kernel_propensity": thompson_kernel.max_draw_probability}),
     (linucb, {"_scores": linucb_kernel.scores, "_learn": linucb_kernel.learn}),
