@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml requirements-peer.txt | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/router-tuner simulate
 
-# The suite runs on two processes (pytest-xdist): 12-13 minutes on one core, 9.5 on the two CI has. The numba kernels
+# The suite runs on two processes (pytest-xdist): 12-13 minutes on one core, 7-9.5 on the two CI has. The numba kernels
 # are compiled and cached first, so the two processes do not both compile them into the same cache files.
 test: $(STAMP)
 	$(BIN)/python -m ruff check .
