@@ -159,7 +159,7 @@ class LinUCB(CompiledKernels, Learner):
     def _discount(self, keep_fraction: float) -> None:
         prior = np.eye(N_FEATURES) * self._ridge
         self._a = prior + keep_fraction * (self._a - prior)
-        self._a_inv = np.ascontiguousarray(np.linalg.inv(self._a))
+        self._a_inv = np.ascontiguousarray(_inverse(self._a))
         self._b *= keep_fraction
         self._refit()
 
@@ -190,3 +190,14 @@ class LinUCB(CompiledKernels, Learner):
 
 def _nested(m: np.ndarray) -> tuple[tuple[tuple[float, ...], ...], ...]:
     return tuple(tuple(tuple(row) for row in arm) for arm in m.tolist())
+
+
+def _inverse(a: np.ndarray) -> np.ndarray:
+    """Each arm's ``A^-1``; the pseudo-inverse where ``A`` is singular in floating point. At the config's smallest
+    ridge and feature scales one context can put entries of 1e20 beside a ridge of 1e-6, which float64 cannot hold
+    together: ``inv`` raised ``LinAlgError`` on a drift discount (a live run stopped). The rank-one updates never
+    invert ``A``; this keeps every choice defined where it must."""
+    try:
+        return np.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(a, hermitian=True)
