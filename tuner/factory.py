@@ -69,7 +69,8 @@ def build_learner(tuner: TunerConfig, grid: ArmGrid, seed: int, fees: FeeSchedul
         return StructuredThompson(grid, replicas=s.replicas, forgetting_window=s.forgetting_window,
                                   shrinkage=s.shrinkage, maker_fee_bps=fees.maker_fee_bps,
                                   taker_fee_bps=fees.taker_fee_bps, prior_fallback_drift_bps=s.prior_fallback_drift_bps,
-                                  prior_fill_probability=s.prior_fill_probability, prior_strength=s.prior_strength,
+                                  prior_fill_probability=s.prior_fill_probability,
+                                  prior_fill_logit_spread=s.prior_fill_logit_spread, prior_strength=s.prior_strength,
                                   burn_in=s.burn_in_per_arm, seed=seed)
     if tuner.learner == "robbins_monro":
         r = p.robbins_monro

@@ -23,7 +23,8 @@ from tests.tuner.test_service import SYMBOL, event_for, new_service, tuned_bundl
 
 BAD_ARM = "o2.00_b0.00"
 REPROBE = {"reprobe_after_outcomes": 1000, "max_reprobe_after_outcomes": 1000, "reprobe_min_outcomes": 1,
-           "regime_fill_rate_change": 1.0, "fallback_confidence": 0.5}
+           "regime_fill_rate_change": 1.0, "fallback_confidence": 0.5,
+           "spare_fallbacks_cheaper_than_crossing": False}
 """Re-probing and regime re-opening out of the way, and the fallback ratio judged as it is (no confidence bound),
 for tests of the limits themselves."""
 
@@ -79,6 +80,21 @@ def test_an_unsafe_arm_is_excluded_journaled_and_reopened_after_drift(tmp_path: 
         assert list(journal.read("arm_safety", symbol=SYMBOL)) == records
 
 
+@pytest.mark.parametrize(("cost_bps", "excluded"), [(5.0, False), (7.0, True)])
+def test_fallbacks_cheaper_than_crossing_are_spared_when_configured(cost_bps: float, excluded: bool) -> None:
+    """Every order falls back; crossing at arrival costs the taker fee (5 bps) and half the 2 bps spread, 6 bps. At 5
+    bps an order the arms still pay for themselves and stay; at 7 they are excluded for their fallbacks."""
+    bundle = safety_bundle(window=10, min_outcomes=5, max_fallback_ratio=0.5,
+                           spare_fallbacks_cheaper_than_crossing=True)
+    assert bundle.router.sim_venue.fees[bundle.strategy.universe[SYMBOL].market].taker_fee_bps == 5.0
+    service, _ = new_service(bundle)
+    tuner = service.tuner(SYMBOL)
+    for _ in range(200):
+        service.observe(event_for(service.decide(SYMBOL, None), cost_bps, maker=False), None)
+    assert bool(tuner.excluded_arms) == excluded
+    assert {c.reason for c in tuner.excluded_arms.values()} <= {"fallback_ratio_gt(0.5)"}
+
+
 def test_fallback_ratio_excludes_and_excluding_everything_falls_back_to_the_published_arm() -> None:
     service, _ = new_service(safety_bundle(window=10, min_outcomes=5, max_fallback_ratio=0.5))
     tuner = service.tuner(SYMBOL)
@@ -119,7 +135,8 @@ def test_bad_limits_and_values_are_refused() -> None:
 def test_an_exclusion_expires_and_doubles_when_the_arm_fails_its_reprobe() -> None:
     safety = ArmSafety(SafetyLimits(window=4, min_outcomes=2, max_fallback_ratio=0.5, max_slippage_bps=50.0,
                                     max_cost_bps=50.0, reprobe_after_outcomes=10, max_reprobe_after_outcomes=25,
-                                    reprobe_min_outcomes=1, regime_fill_rate_change=1.0, fallback_confidence=0.5))
+                                    reprobe_min_outcomes=1, regime_fill_rate_change=1.0, fallback_confidence=0.5,
+                                    spare_fallbacks_cheaper_than_crossing=False))
 
     def fail(arm: str) -> None:
         for _ in range(2):
@@ -145,7 +162,8 @@ def test_an_exclusion_expires_and_doubles_when_the_arm_fails_its_reprobe() -> No
 def test_a_change_of_the_maker_fill_rate_reopens_every_exclusion_without_a_drift_alarm() -> None:
     safety = ArmSafety(SafetyLimits(window=20, min_outcomes=5, max_fallback_ratio=0.8, max_slippage_bps=50.0,
                                     max_cost_bps=50.0, reprobe_after_outcomes=10_000, max_reprobe_after_outcomes=10_000,
-                                    reprobe_min_outcomes=5, regime_fill_rate_change=0.3, fallback_confidence=0.5))
+                                    reprobe_min_outcomes=5, regime_fill_rate_change=0.3, fallback_confidence=0.5,
+                                    spare_fallbacks_cheaper_than_crossing=False))
     for arm in ("deep", "touch"):  # a quiet market: every maker leg falls back
         for _ in range(5):
             safety.observe_outcome(arm, used_fallback=True, slippage_bps=1.0, cost_bps=5.0, maker_filled=False)
@@ -196,7 +214,8 @@ def test_the_fallback_ratio_excludes_an_arm_when_it_is_above_the_limit_with_conf
     def limits(confidence: float) -> SafetyLimits:
         return SafetyLimits(window=30, min_outcomes=5, max_fallback_ratio=0.8, max_slippage_bps=50.0,
                             max_cost_bps=50.0, reprobe_after_outcomes=1000, max_reprobe_after_outcomes=1000,
-                            reprobe_min_outcomes=5, regime_fill_rate_change=1.0, fallback_confidence=confidence)
+                            reprobe_min_outcomes=5, regime_fill_rate_change=1.0, fallback_confidence=confidence,
+                            spare_fallbacks_cheaper_than_crossing=False)
 
     assert wilson_lower_bound(5, 5, 1.6448536) == pytest.approx(5 / (5 + 1.6448536**2))  # n / (n + z^2) at 100%
     point, bounded = ArmSafety(limits(0.5)), ArmSafety(limits(0.95))
@@ -216,7 +235,8 @@ def test_an_arm_filling_a_quarter_of_its_posts_is_excluded_by_noise_much_later_w
         safety = ArmSafety(SafetyLimits(window=100, min_outcomes=30, max_fallback_ratio=0.8, max_slippage_bps=50.0,
                                         max_cost_bps=50.0, reprobe_after_outcomes=10_000,
                                         max_reprobe_after_outcomes=10_000, reprobe_min_outcomes=5,
-                                        regime_fill_rate_change=1.0, fallback_confidence=confidence))
+                                        regime_fill_rate_change=1.0, fallback_confidence=confidence,
+                                        spare_fallbacks_cheaper_than_crossing=False))
         rng = np.random.default_rng(seed)
         for post in range(5000):
             if safety.observe_outcome("a", used_fallback=bool(rng.random() < 0.75), slippage_bps=None,
@@ -229,12 +249,17 @@ def test_an_arm_filling_a_quarter_of_its_posts_is_excluded_by_noise_much_later_w
     assert point < 500 and bounded > 5 * point
 
 
-def _rescanned_breach(limits: SafetyLimits, recent: list[tuple[bool, float | None, float | None]],
-                      needed: int) -> tuple[str, float] | None:
+Window = list[tuple[bool, float | None, float | None, float | None]]
+"""An arm's window in a rescan: fallback used, slippage, cost, cost over crossing."""
+
+
+def _rescanned_breach(limits: SafetyLimits, recent: Window, needed: int) -> tuple[str, float] | None:
     """The first limit ``recent`` breaks, summed over the whole window: what the running totals must agree with."""
     z = NormalDist().inv_cdf(limits.fallback_confidence)
-    fallbacks = sum(fallback for fallback, _, _ in recent)
-    if wilson_lower_bound(fallbacks, len(recent), z) > limits.max_fallback_ratio:
+    fallbacks = sum(o[0] for o in recent)
+    over = [o[3] for o in recent if o[3] is not None]
+    spared = limits.spare_fallbacks_cheaper_than_crossing and len(over) >= needed and sum(over) / len(over) <= 0.0
+    if wilson_lower_bound(fallbacks, len(recent), z) > limits.max_fallback_ratio and not spared:
         return f"fallback_ratio_gt({limits.max_fallback_ratio:g})", fallbacks / len(recent)
     for index, name, threshold in ((1, "slippage_bps", limits.max_slippage_bps), (2, "cost_bps", limits.max_cost_bps)):
         values = [o[index] for o in recent if o[index] is not None]
@@ -245,35 +270,38 @@ def _rescanned_breach(limits: SafetyLimits, recent: list[tuple[bool, float | Non
 
 _VALUE = st.one_of(st.none(), st.floats(-50.0, 50.0), st.sampled_from([0.1, 0.2, 0.3, 1.0 / 3.0]),
                    st.sampled_from([1e17, -1e17, 1e25, -1e25]))  # the last cancel: a plain sum of them is far off
-_OUTCOME = st.tuples(st.sampled_from(["a", "b"]), st.booleans(), _VALUE, _VALUE)
+_OUTCOME = st.tuples(st.sampled_from(["a", "b"]), st.booleans(), _VALUE, _VALUE, _VALUE)
 
 
 @given(outcomes=st.lists(_OUTCOME, max_size=300), window=st.integers(1, 12), reload_at=st.integers(0, 300),
-       smaller_window=st.integers(1, 12))
-@example(outcomes=[("a", False, v, None) for v in (-1e17, 8.06, -7.57, 1e17)], window=4, reload_at=300,
-         smaller_window=4)  # the plain sum's mean 4.0 excludes (limit 0.2), the true mean 0.1225 would not
+       smaller_window=st.integers(1, 12), spare=st.booleans())
+@example(outcomes=[("a", False, v, None, None) for v in (-1e17, 8.06, -7.57, 1e17)], window=4, reload_at=300,
+         smaller_window=4, spare=False)  # the plain sum's mean 4.0 excludes (limit 0.2), the true mean 0.1225 would not
+@example(outcomes=[("a", True, None, c, 0.2) for c in (0.1, 0.3, 0.1, 0.3)], window=4, reload_at=300,
+         smaller_window=4, spare=True)  # every order fell back, at a mean within a rounding of crossing's cost
 def test_the_running_window_totals_exclude_exactly_as_summing_the_window_again(
-        outcomes: list[tuple[str, bool, float | None, float | None]], window: int, reload_at: int,
-        smaller_window: int) -> None:
+        outcomes: list[tuple[str, bool, float | None, float | None, float | None]], window: int, reload_at: int,
+        smaller_window: int, spare: bool) -> None:
     """Judged on totals kept as the window moves, with limits at values the outcomes' means hit exactly (0.2 as
     the mean of 0.1 and 0.3) and values whose plain sum is far from the true one (1e17 beside 9.92), every
     exclusion, its reported value and every re-opening is the one a rescan of the window gives, also across a reload
-    of the state under a smaller window."""
+    of the state under a smaller window, with and without the fallbacks of an arm cheaper than crossing spared."""
     def limits_of(w: int) -> SafetyLimits:
         return SafetyLimits(window=w, min_outcomes=1, max_fallback_ratio=0.7, max_slippage_bps=0.2,
                             max_cost_bps=1.0 / 3.0, reprobe_after_outcomes=2, max_reprobe_after_outcomes=8,
-                            reprobe_min_outcomes=1, regime_fill_rate_change=0.5, fallback_confidence=0.5)
+                            reprobe_min_outcomes=1, regime_fill_rate_change=0.5, fallback_confidence=0.5,
+                            spare_fallbacks_cheaper_than_crossing=spare)
     limits = limits_of(window)
     safety = ArmSafety(limits)
-    reference: dict[str, list[tuple[bool, float | None, float | None]]] = {}
-    for step, (arm, fallback, slippage, cost) in enumerate(outcomes):
+    reference: dict[str, Window] = {}
+    for step, (arm, fallback, slippage, cost, crossing) in enumerate(outcomes):
         if step == reload_at:
             limits = limits_of(min(window, smaller_window))
             safety = ArmSafety(limits, msgspec.convert(msgspec.to_builtins(safety.state), type(safety.state)))
         change = safety.observe_outcome(arm, used_fallback=fallback, slippage_bps=slippage, cost_bps=cost,
-                                        maker_filled=not fallback)
+                                        maker_filled=not fallback, crossing_cost_bps=crossing)
         window_now = reference.setdefault(arm, [])
-        window_now.append((fallback, slippage, cost))
+        window_now.append((fallback, slippage, cost, None if cost is None or crossing is None else cost - crossing))
         del window_now[:-limits.window]
         expected = None
         on_trial = safety.state.strikes.get(arm, 0) > (1 if change is not None else 0)

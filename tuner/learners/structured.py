@@ -12,7 +12,9 @@ follows its data; without, the curve speaks for it. Taker bias 1.0 is one arm wh
 Exploration is Thompson sampling by the online bootstrap (Eckles & Kaptein 2014): ``replicas`` copies
 of the statistics, each fed every outcome with a Poisson(1) weight. A decision picks one replica at
 random and routes the arm that replica expects to be cheapest, so the propensity is exact and cheap:
-the share of replicas whose cheapest allowed arm is the chosen one. Every statistic is discounted by
+the share of replicas whose cheapest allowed arm is the chosen one. Each replica has its own prior fill
+probability (randomized priors, Osband et al. 2018), so the replicas also disagree where no evidence has reached
+yet: the bootstrap alone resamples evidence only. Every statistic is discounted by
 ``1 - 1/forgetting_window`` per outcome, so a market that changes is followed and an arm that has not
 been tried for a while is tried again.
 
@@ -21,6 +23,7 @@ References
 Cont, R. & Kukanov, A. (2017). Optimal order placement in limit order markets. Quantitative Finance 17(1).
 Eckles, D. & Kaptein, M. (2014). Thompson sampling with the online bootstrap. arXiv:1410.4009.
 Garivier, A. & Moulines, E. (2011). On upper-confidence bound policies for switching bandit problems.
+Osband, I., Aslanides, J. & Cassirer, A. (2018). Randomized prior functions for deep reinforcement learning. NeurIPS.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ _MAKER_STATS = ("posted", "filled", "fill_cost", "fallback_cost")
 MIN_PRIOR_STRENGTH = 1e-6
 MAX_PRIOR_STRENGTH = 1e6
 MIN_PRIOR_FILL_PROBABILITY = 1e-6
+MAX_PRIOR_LOGIT_SPREAD = 10.0
 """Bounds of the priors' weight and fill probability: before any evidence a fitted line is its prior's alone, and
 its normal equations' determinant is the square of the prior's weight (``prior_strength`` times p (1 - p) for the
 fill probability); below these it underflows to zero and every expected cost turns NaN."""
@@ -94,6 +98,9 @@ class StructuredThompson(CompiledKernels, Learner):
         Prior adverse move of the market before a maker leg falls back (bps, >= 0).
     prior_fill_probability
         Prior fill probability of a post-only leg, worth ``prior_strength`` posts.
+    prior_fill_logit_spread
+        The replicas' prior fill probabilities are spread evenly over this many logit units either side of
+        ``prior_fill_probability``'s (0: one prior for all).
     prior_strength
         Weight of the priors, in observations (> 0).
     burn_in
@@ -110,7 +117,8 @@ class StructuredThompson(CompiledKernels, Learner):
     ('o0.00_b0.00', 'o0.00_b1.00', 'o2.00_b0.00')
     >>> learner = StructuredThompson(grid, replicas=16, forgetting_window=math.inf, shrinkage=5.0,
     ...                              maker_fee_bps=2.0, taker_fee_bps=5.0, prior_fallback_drift_bps=1.0,
-    ...                              prior_fill_probability=0.5, prior_strength=1.0, burn_in=2, seed=7)
+    ...                              prior_fill_probability=0.5, prior_fill_logit_spread=0.0, prior_strength=1.0,
+    ...                              burn_in=2, seed=7)
     >>> rng = np.random.default_rng(1)
     >>> for _ in range(300):
     ...     arm = learner.choose().arm
@@ -133,7 +141,8 @@ class StructuredThompson(CompiledKernels, Learner):
 
     def __init__(self, grid: ArmGrid, *, replicas: int, forgetting_window: float, shrinkage: float,
                  maker_fee_bps: float, taker_fee_bps: float, prior_fallback_drift_bps: float,
-                 prior_fill_probability: float, prior_strength: float, burn_in: int, seed: int) -> None:
+                 prior_fill_probability: float, prior_fill_logit_spread: float, prior_strength: float, burn_in: int,
+                 seed: int) -> None:
         super().__init__(grid, burn_in=burn_in, seed=seed)
         if replicas < 2:
             raise ValueError(f"replicas must be >= 2, got {replicas}")
@@ -149,6 +158,9 @@ class StructuredThompson(CompiledKernels, Learner):
         if not MIN_PRIOR_FILL_PROBABILITY <= prior_fill_probability <= 1.0 - MIN_PRIOR_FILL_PROBABILITY:
             raise ValueError(f"prior_fill_probability must be in [{MIN_PRIOR_FILL_PROBABILITY}, "
                              f"{1.0 - MIN_PRIOR_FILL_PROBABILITY}], got {prior_fill_probability!r}")
+        if not (math.isfinite(prior_fill_logit_spread) and 0.0 <= prior_fill_logit_spread <= MAX_PRIOR_LOGIT_SPREAD):
+            raise ValueError(f"prior_fill_logit_spread must be in [0, {MAX_PRIOR_LOGIT_SPREAD}], "
+                             f"got {prior_fill_logit_spread!r}")
         if not (math.isfinite(prior_strength) and MIN_PRIOR_STRENGTH <= prior_strength <= MAX_PRIOR_STRENGTH):
             raise ValueError(f"prior_strength must be in [{MIN_PRIOR_STRENGTH}, {MAX_PRIOR_STRENGTH}], "
                              f"got {prior_strength!r}")
@@ -163,14 +175,11 @@ class StructuredThompson(CompiledKernels, Learner):
         self._offsets = np.array(sorted({a.maker_offset_bps for a in grid if a.taker_bias < 1.0}), dtype=float)
         self._column_of = {d: j for j, d in enumerate(self._offsets.tolist())}
         self._arm_columns = [self._column_of.get(a.maker_offset_bps, 0) if a.taker_bias < 1.0 else 0 for a in grid]
-        prior_logit = math.log(self._prior_fill / (1.0 - self._prior_fill))
-        line_priors = np.array([[prior_logit, 0.0], [self._maker_fee, -1.0],
-                                [self._taker_fee + self._fallback_drift, 0.0]])
-        line_strengths = self._prior_strength * np.array([self._prior_fill * (1.0 - self._prior_fill), 1.0, 1.0])
+        self._prior_spread = float(prior_fill_logit_spread)
         self._space = structured_layout.workspace(
             replicas=replicas, offsets=self._offsets, arm_column=self._arm_columns,
             arm_bias=np.array([a.taker_bias for a in grid], dtype=float),
-            prior_rows=_prior_line_moments(line_priors, line_strengths), slots=_CHOICE_SLOTS,
+            prior_rows=self._prior_rows(), slots=_CHOICE_SLOTS,
             prior_strength=self._prior_strength, taker_fee=self._taker_fee, shrinkage=self._shrinkage,
             uniforms=replicas * _UPDATES_DRAWN_AHEAD)
         self._next_uniform = self._space.uniforms.size  # none drawn ahead yet
@@ -182,6 +191,25 @@ class StructuredThompson(CompiledKernels, Learner):
         self._bind_kernels()
         self._refresh()
 
+    def _prior_rows(self) -> np.ndarray:
+        """Each replica's prior lines as moments, shape (replicas, pieces, 5): the costs' priors are the fee
+        schedule's; the fill probability's intercept is spread evenly over ``prior_fill_logit_spread`` either side of
+        ``prior_fill_probability``'s logit (randomized prior functions, Osband et al. 2018). The bootstrap varies
+        only what evidence says; with one prior for all, evidence at one offset left every replica the same slope
+        through it (the prior's), so the offsets beside the one routed were never tried: synthetic flat fees (maker =
+        taker = 4 bps), every replica stayed 2 bps deeper than the best offset until the safety bounds excluded it."""
+        replicas = self._replicas
+        quantiles = (2.0 * np.arange(replicas) + 1.0) / replicas - 1.0  # evenly in (-1, 1), symmetric
+        fill_logits = math.log(self._prior_fill / (1.0 - self._prior_fill)) + self._prior_spread * quantiles
+        fill = 1.0 / (1.0 + np.exp(-fill_logits))
+        priors = np.zeros((replicas, structured_layout.PIECES, 2))
+        priors[:, 0, 0] = fill_logits
+        priors[:, 1] = self._maker_fee, -1.0
+        priors[:, 2] = self._taker_fee + self._fallback_drift, 0.0
+        strengths = self._prior_strength * np.ones((replicas, structured_layout.PIECES))
+        strengths[:, 0] *= fill * (1.0 - fill)
+        return _prior_line_moments(priors, strengths)
+
     def _bind_kernels(self) -> None:
         from router_tuner.tuner.learners import structured_kernel
         self._learn, self._refit, self._add_slot = (entry_point(structured_kernel.learn),
@@ -192,6 +220,7 @@ class StructuredThompson(CompiledKernels, Learner):
         return {"replicas": float(self._replicas), "forgetting_window": self._window, "shrinkage": self._shrinkage,
                 "maker_fee_bps": self._maker_fee, "taker_fee_bps": self._taker_fee,
                 "prior_fallback_drift_bps": self._fallback_drift, "prior_fill_probability": self._prior_fill,
+                "prior_fill_logit_spread": self._prior_spread,
                 "prior_strength": self._prior_strength, "burn_in": float(self._burn_in)}
 
     def expected_costs_bps(self) -> np.ndarray:
@@ -381,8 +410,8 @@ class StructuredThompson(CompiledKernels, Learner):
 
 
 def _prior_line_moments(priors: np.ndarray, strengths: np.ndarray) -> np.ndarray:
-    """What each piece's prior line adds to the moments of its least-squares fit: ``strengths``
-    pseudo-observations of the line (intercept, slope in ``priors``) at x = 0 and at x = 1, as
-    (sum w, sum w x, sum w x^2, sum w y, sum w x y), shape (pieces, 5)."""
-    a0, b0, k = priors[:, 0], priors[:, 1], strengths
-    return np.ascontiguousarray(np.stack((2.0 * k, k, k, k * (2.0 * a0 + b0), k * (a0 + b0)), axis=1))
+    """What each line's prior adds to the moments of its least-squares fit: ``strengths`` pseudo-observations of
+    the line (intercept, slope in ``priors[..., 0]`` and ``priors[..., 1]``) at x = 0 and at x = 1, as
+    (sum w, sum w x, sum w x^2, sum w y, sum w x y) in a last axis of 5."""
+    a0, b0, k = priors[..., 0], priors[..., 1], strengths
+    return np.ascontiguousarray(np.stack((2.0 * k, k, k, k * (2.0 * a0 + b0), k * (a0 + b0)), axis=-1))

@@ -32,7 +32,7 @@ _I8_1D = numba.int64[::1]
 _I8_2D = numba.int64[:, ::1]
 _BUFFERS = (_F8_1D, _I8_1D)
 
-_views = numba.njit(numba.types.Tuple((_F8_3D, _F8_2D, _F8_2D, _F8_2D, _F8_2D, _F8_1D, _F8_2D, _F8_1D, _F8_1D,
+_views = numba.njit(numba.types.Tuple((_F8_3D, _F8_2D, _F8_2D, _F8_2D, _F8_2D, _F8_1D, _F8_3D, _F8_1D, _F8_1D,
                                        _I8_1D, _I8_2D, _I8_1D, _I8_2D, _I8_2D))(*_BUFFERS),
                     cache=True, nogil=True, inline="always")(layout.buffer_views)
 
@@ -52,9 +52,9 @@ Moments = tuple[float, float, float, float, float]
 
 
 @numba.njit(inline="always")
-def _row(prior_rows: np.ndarray, piece: int) -> Moments:
-    """What ``piece``'s prior line adds to its normal equations."""
-    row = prior_rows[piece]
+def _row(prior_rows: np.ndarray, r: int, piece: int) -> Moments:
+    """What ``piece``'s prior line adds to replica ``r``'s normal equations."""
+    row = prior_rows[r, piece]
     return row[0], row[1], row[2], row[3], row[4]
 
 
@@ -84,7 +84,7 @@ def _refit_replica(r: int, scale: float, floats: np.ndarray, stats: np.ndarray, 
     taker = ((scale * taker_stats[1, r] + prior_strength * floats[layout.TAKER_FEE])
              / (scale * taker_stats[0, r] + prior_strength))
     # each piece's normal equations: its prior line's, then each offset's point (x, y) with weight w
-    fill, fill_cost, fallback = _row(prior_rows, 0), _row(prior_rows, 1), _row(prior_rows, 2)
+    fill, fill_cost, fallback = _row(prior_rows, r, 0), _row(prior_rows, r, 1), _row(prior_rows, r, 2)
     n_offsets = offsets.size
     for j in range(n_offsets):
         x = offsets[j]

@@ -39,9 +39,9 @@ class Workspace(NamedTuple):
     count and total cost per replica) are stored divided by the pending forgetting factor; ``costs`` (replicas,
     arms), ``p_fill`` (replicas, offsets) and ``maker_costs`` (replicas, offsets) are the refit's output;
     ``uniforms`` the learner's next uniform draws, drawn ahead in one call (an outcome's bootstrap weights read
-    ``replicas`` of them from a position the learner passes); ``prior_rows`` (pieces, moments) what each piece's
-    prior line adds to its normal equations. ``slot_*``: per allowed set the decisions use, its arms, its size, each
-    replica's cheapest arm and how many replicas pick each arm.
+    ``replicas`` of them from a position the learner passes); ``prior_rows`` (replicas, pieces, moments) what each
+    piece's prior line adds to a replica's normal equations. ``slot_*``: per allowed set the decisions use, its arms,
+    its size, each replica's cheapest arm and how many replicas pick each arm.
     """
 
     floats: np.ndarray
@@ -77,7 +77,7 @@ def workspace(*, replicas: int, offsets: np.ndarray, arm_column: Sequence[int], 
     n_offsets, n_arms = offsets.size, arm_bias.size
     stat_columns = max(1, n_offsets)
     float_sizes = (MAKER_STATS * replicas * stat_columns, 2 * replicas, replicas * n_arms, replicas * n_offsets,
-                   replicas * stat_columns, uniforms, PIECES * MOMENTS, n_offsets, n_arms)
+                   replicas * stat_columns, uniforms, replicas * PIECES * MOMENTS, n_offsets, n_arms)
     int_sizes = (n_arms, slots * n_arms, slots, slots * replicas, slots * n_arms)
     float_starts = np.cumsum((FLOAT_HEADER, *float_sizes))
     int_starts = np.cumsum((INT_HEADER, *int_sizes))
@@ -106,7 +106,7 @@ def buffer_views(floats: np.ndarray, ints: np.ndarray) -> tuple[np.ndarray, ...]
             floats[ints[f + 3]:ints[f + 4]].reshape((replicas, n_offsets)),
             floats[ints[f + 4]:ints[f + 5]].reshape((replicas, stat_columns)),
             floats[ints[f + 5]:ints[f + 6]],
-            floats[ints[f + 6]:ints[f + 7]].reshape((PIECES, MOMENTS)),
+            floats[ints[f + 6]:ints[f + 7]].reshape((replicas, PIECES, MOMENTS)),
             floats[ints[f + 7]:ints[f + 8]],
             floats[ints[f + 8]:ints[f + 9]],
             ints[ints[i]:ints[i + 1]],

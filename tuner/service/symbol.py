@@ -163,6 +163,9 @@ class SymbolTuner:
     contract
         The symbol's contract spec (its ``strategy_config.json`` universe entry): the budget charges each
         order its USD notional, which on inverse contracts is contracts x USD per contract, not qty x price.
+    taker_fee_bps
+        The symbol's taker fee (``router.json`` ``sim_venue.fees`` of its market): with half the arrival spread, what
+        crossing at an order's arrival costs, which the safety bounds weigh an arm's fallbacks against.
     reward_adjustment
         What is added to each cost before it is learned (markout charged, the mid's move to the route's end taken
         out and the waiting drift put back; ``tuner.json`` ``reward_markout_horizon_ms``, ``reward_mid``), or
@@ -184,6 +187,7 @@ class SymbolTuner:
         shadow: ShadowMonitor,
         mode: TunerMode,
         contract: ContractSpec,
+        taker_fee_bps: float,
         reward_adjustment: RewardAdjustment | None,
     ) -> None:
         if mode not in ("shadow", "live"):
@@ -194,6 +198,7 @@ class SymbolTuner:
         check_spec(contract, where=f"{policy.symbol} tuner")
         self.symbol = policy.symbol
         self._contract = contract
+        self._taker_fee_bps = taker_fee_bps
         self._adjustment = reward_adjustment
         self._kept_drift: WaitingDriftState | None = None  # loaded while the journaled cost is learned: saved again
         self._bounds = bounds
@@ -324,7 +329,8 @@ class SymbolTuner:
         outcome = route_outcome(event)
         excluded = self._safety.observe_outcome(arm_id, used_fallback=event.used_fallback, slippage_bps=slippage_bps,
                                                 cost_bps=-reward if reward is not None else None,
-                                                maker_filled=outcome.maker_filled if outcome.started_maker else None)
+                                                maker_filled=outcome.maker_filled if outcome.started_maker else None,
+                                                crossing_cost_bps=self._crossing_cost_bps(event))
         if excluded is not None:
             changes.append(excluded)
         changes.extend(self._safety.reopen_due())
@@ -348,6 +354,14 @@ class SymbolTuner:
                                  safety=safety, gate=None, went_live=False)
         return ObserveResult(learned=True, drift_detected=drift, rolled_back=False, published=self._maybe_publish(),
                              safety=safety, gate=None, went_live=False)
+
+    def _crossing_cost_bps(self, event: RouterEvent) -> float | None:
+        """What taking at the order's arrival would have cost: the taker fee and half the arrival spread (None when
+        the arrival book is not a two-sided one)."""
+        bid, ask, mid = event.arrival_bid, event.arrival_ask, event.arrival_mid
+        if not (0.0 < bid <= ask and mid > 0.0 and math.isfinite(ask)):
+            return None
+        return self._taker_fee_bps + (ask - bid) / (2.0 * mid) * 1e4
 
     # --- read-only views -------------------------------------------------------------------------
 

@@ -139,12 +139,11 @@ class TunerService:
             grid = build_grid(tuner_config, router)
             seed = symbol_seed(tuner_config.seed, symbol)
             mode: TunerMode = "shadow" if symbol in deployment.shadow_symbols else "live"
+            fees = router.sim_venue.fees[bundle.strategy.universe[symbol].market]
             tuners[symbol] = SymbolTuner(
                 RouterPolicy.from_static(symbol, router, policy_id=f"{policy_name}-{symbol}"),
                 bounds=router.policy_bounds,
-                learner=build_learner(tuner_config, grid, seed,
-                                      router.sim_venue.fees[bundle.strategy.universe[symbol].market],
-                                      router.static_policy.maker_offset_bps),
+                learner=build_learner(tuner_config, grid, seed, fees, router.static_policy.maker_offset_bps),
                 guardrails=build_guardrails(tuner_config, router),
                 reward_filter=build_reward_filter(tuner_config),
                 publish_rule=rule,
@@ -154,6 +153,7 @@ class TunerService:
                 shadow=ShadowMonitor(symbol, shadow_rule, tuner_config.ope, seed=seed),
                 mode=mode,
                 contract=bundle.strategy.universe[symbol],
+                taker_fee_bps=fees.taker_fee_bps,
                 reward_adjustment=build_reward_adjustment(tuner_config),
             )
         service = cls(tuners, state_path)

@@ -32,7 +32,7 @@ GRID = ArmGrid.from_values([0.0, 1.0, 2.0], [0.0, 1.0], min_offset_bps=0.0, max_
 def structured() -> StructuredThompson:
     return StructuredThompson(GRID, replicas=16, forgetting_window=300.0, shrinkage=5.0, maker_fee_bps=2.0,
                               taker_fee_bps=5.0, prior_fallback_drift_bps=1.0, prior_fill_probability=0.5,
-                              prior_strength=1.0, burn_in=2, seed=11)
+                              prior_fill_logit_spread=2.0, prior_strength=1.0, burn_in=2, seed=11)
 
 
 def thompson() -> NormalThompson:

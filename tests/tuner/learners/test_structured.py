@@ -15,6 +15,7 @@ from router_tuner.router.routing.order import posted_offset_bps
 from router_tuner.tuner.arms import Arm, ArmGrid
 from router_tuner.tuner.learners import RouteOutcome, StructuredThompson
 from router_tuner.tuner.learners.structured import (
+    MAX_PRIOR_LOGIT_SPREAD,
     MAX_PRIOR_STRENGTH,
     MIN_PRIOR_FILL_PROBABILITY,
     MIN_PRIOR_STRENGTH,
@@ -61,7 +62,7 @@ QUIET = KnownMarket(rate=0.05)   # almost nothing fills: every maker leg pays th
 
 
 PRIORS = {"maker_fee_bps": 2.0, "taker_fee_bps": 5.0, "prior_fallback_drift_bps": 1.0,
-          "prior_fill_probability": 0.5, "prior_strength": 1.0}
+          "prior_fill_probability": 0.5, "prior_fill_logit_spread": 0.0, "prior_strength": 1.0}
 
 
 def make(*, window: float = 600.0, seed: int = 3, burn_in: int = 3) -> StructuredThompson:
@@ -198,13 +199,15 @@ def test_bad_parameters_and_outcomes_are_refused() -> None:
 @settings(max_examples=60, deadline=None)
 @given(strength=st.sampled_from([MIN_PRIOR_STRENGTH, 1e-3, 0.05, 1.0, MAX_PRIOR_STRENGTH]),
        fill=st.sampled_from([MIN_PRIOR_FILL_PROBABILITY, 0.01, 0.5, 0.99, 1.0 - MIN_PRIOR_FILL_PROBABILITY]),
+       spread=st.sampled_from([0.0, 2.0, MAX_PRIOR_LOGIT_SPREAD]),
        steps=st.lists(st.tuples(st.integers(0, len(GRID) - 1), st.booleans(), st.floats(-20.0, 40.0)), max_size=30))
-def test_every_expected_cost_is_finite_at_the_priors_bounds(strength: float, fill: float,
+def test_every_expected_cost_is_finite_at_the_priors_bounds(strength: float, fill: float, spread: float,
                                                             steps: list[tuple[int, bool, float]]) -> None:
     """Before any evidence a line is its prior's alone; at 1e-200 the fit's determinant underflowed and every maker
     arm's expected cost was NaN (the learner then routed the first arm it met, logged with propensity 1)."""
     learner = StructuredThompson(GRID, replicas=8, forgetting_window=50.0, shrinkage=10.0, burn_in=0, seed=1,
-                                 **{**PRIORS, "prior_strength": strength, "prior_fill_probability": fill})
+                                 **{**PRIORS, "prior_strength": strength, "prior_fill_probability": fill,
+                                    "prior_fill_logit_spread": spread})
     for position, filled, cost in steps:
         arm = GRID.arms[position]
         taker = arm.taker_bias == 1.0
@@ -214,7 +217,9 @@ def test_every_expected_cost_is_finite_at_the_priors_bounds(strength: float, fil
 
 
 @pytest.mark.parametrize(("name", "value"), [("prior_strength", 1e-200), ("prior_strength", 1e7),
-                                             ("prior_fill_probability", 1e-300), ("prior_fill_probability", 1.0)])
+                                             ("prior_fill_probability", 1e-300), ("prior_fill_probability", 1.0),
+                                             ("prior_fill_logit_spread", -0.1), ("prior_fill_logit_spread", 10.5),
+                                             ("prior_fill_logit_spread", math.nan)])
 def test_priors_beyond_their_bounds_are_refused(name: str, value: float) -> None:
     with pytest.raises(ValueError, match=name):
         StructuredThompson(GRID, replicas=4, forgetting_window=10.0, shrinkage=1.0, burn_in=0, seed=1,

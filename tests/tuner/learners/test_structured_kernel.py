@@ -21,7 +21,7 @@ OFFSETS = [0.0, 0.5, 1.0, 2.0, 4.0]
 
 
 def reference_costs(learner: StructuredThompson, grid: ArmGrid, *, shrinkage: float, maker_fee: float,
-                    taker_fee: float, drift: float, prior_fill: float, strength: float) -> np.ndarray:
+                    taker_fee: float, drift: float, prior_fill: float, spread: float, strength: float) -> np.ndarray:
     """Every replica's expected cost of every arm, from the learner's saved statistics, in numpy."""
     state = learner.to_state()
     replicas = len(state.taker)
@@ -36,13 +36,15 @@ def reference_costs(learner: StructuredThompson, grid: ArmGrid, *, shrinkage: fl
     weight[0] = posted * p_hat * (1.0 - p_hat)
     weighted_y = totals.copy()
     weighted_y[0] = weight[0] * logit(p_hat)
-    prior_logit = math.log(prior_fill / (1.0 - prior_fill))
-    priors = [(prior_logit, 0.0), (maker_fee, -1.0), (taker_fee + drift, 0.0)]
-    strengths = [strength * prior_fill * (1.0 - prior_fill), strength, strength]
     pieces = np.empty((3, *shape))
-    for k, ((a0, b0), s) in enumerate(zip(priors, strengths, strict=True)):
-        x = np.concatenate((offsets, [0.0, 1.0]))   # the prior line as s pseudo-observations at 0 and 1
-        for r in range(replicas):
+    for r in range(replicas):
+        # replica r's prior fill logit: the r-th of evenly spaced points over the spread either side of the prior's
+        prior_logit = math.log(prior_fill / (1.0 - prior_fill)) + spread * ((2 * r + 1) / replicas - 1.0)
+        p0 = expit(prior_logit)
+        priors = [(prior_logit, 0.0), (maker_fee, -1.0), (taker_fee + drift, 0.0)]
+        strengths = [strength * p0 * (1.0 - p0), strength, strength]
+        for k, ((a0, b0), s) in enumerate(zip(priors, strengths, strict=True)):
+            x = np.concatenate((offsets, [0.0, 1.0]))   # the prior line as s pseudo-observations at 0 and 1
             w = np.concatenate((weight[k, r], [s, s]))
             y_w = np.concatenate((weighted_y[k, r], [s * a0, s * (a0 + b0)]))
             sw, sx, sxx, sy, sxy = w.sum(), (w * x).sum(), (w * x * x).sum(), y_w.sum(), (y_w * x).sum()
@@ -71,12 +73,13 @@ outcome_steps = st.lists(st.tuples(st.integers(0, len(OFFSETS)), st.booleans(), 
 
 @settings(max_examples=60, deadline=None)
 @given(steps=outcome_steps, shrinkage=st.sampled_from([0.0, 3.0, 10.0]), window=st.sampled_from([50.0, math.inf]),
-       strength=st.sampled_from([0.5, 1.0, 4.0]), seed=st.integers(0, 2**16))
+       strength=st.sampled_from([0.5, 1.0, 4.0]), spread=st.sampled_from([0.0, 2.0, 10.0]),
+       seed=st.integers(0, 2**16))
 def test_the_compiled_refit_equals_the_model_in_numpy(steps: list[tuple[int, bool, float]], shrinkage: float,
-                                                      window: float, strength: float, seed: int) -> None:
+                                                      window: float, strength: float, spread: float, seed: int) -> None:
     grid = ArmGrid.from_values(OFFSETS, [0.0, 0.5, 1.0], min_offset_bps=0.0, max_offset_bps=5.0)
     priors = {"maker_fee_bps": 2.0, "taker_fee_bps": 5.0, "prior_fallback_drift_bps": 1.0,
-              "prior_fill_probability": 0.4, "prior_strength": strength}
+              "prior_fill_probability": 0.4, "prior_fill_logit_spread": spread, "prior_strength": strength}
     learner = StructuredThompson(grid, replicas=8, forgetting_window=window, shrinkage=shrinkage, burn_in=0,
                                  seed=seed, **priors)
     maker_arms = [a.arm_id for a in grid if a.taker_bias == 0.0]
@@ -87,7 +90,7 @@ def test_the_compiled_refit_equals_the_model_in_numpy(steps: list[tuple[int, boo
         else:
             learner.update(maker_arms[which], -cost, outcome=RouteOutcome(started_maker=True, maker_filled=filled))
     expected = reference_costs(learner, grid, shrinkage=shrinkage, maker_fee=2.0, taker_fee=5.0, drift=1.0,
-                               prior_fill=0.4, strength=strength)
+                               prior_fill=0.4, spread=spread, strength=strength)
     np.testing.assert_allclose(learner.expected_costs_bps(), expected, rtol=1e-9, atol=1e-9)
 
 
