@@ -101,8 +101,9 @@ def test_opening_lots_match_the_leg_and_split_realized_pnl_exactly(orders: list[
     for k, (side, qty_lots, price) in enumerate(orders):
         fills = (_fill(k, qty_lots, price),)
         order = intent(f"i{k}", symbol="X", side=side, position_side="BOTH")
-        realized, closed_lots = apply_order(portfolio, lots, intent=order, fills=fills, qty_step=STEP)
-        assert apply_order(portfolio, lots, intent=order, fills=fills, qty_step=STEP) == (None, ()), "a repeat"
+        realized, closed_lots, past_flat = apply_order(portfolio, lots, intent=order, fills=fills, qty_step=STEP)
+        assert past_flat == ()  # one-way mode: a fill through zero opens the other direction
+        assert apply_order(portfolio, lots, intent=order, fills=fills, qty_step=STEP) == (None, (), ()), "a repeat"
         for lot in closed_lots:
             closed[lot.opening_intent_id] = closed.get(lot.opening_intent_id, 0.0) + lot.qty
         if closed_lots:
