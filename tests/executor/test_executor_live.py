@@ -258,3 +258,41 @@ def test_a_hedge_overfill_the_venues_leg_does_not_match_halts_once_and_the_resta
     assert err.strip() == ("router-tuner live: stopped: ReconcileError: positions differ from the journal: BTCUSDT "
                            "LONG: venue 0.001, journal 0.0")
     assert len(fake.order_requests("POST")) == posts
+
+
+def test_a_fill_whose_fee_no_market_prices_in_the_quote_counts_is_flagged_and_the_run_and_a_restart_go_on(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A BTCUSDC taker fill charged its fee in BNB (the BNB discount); the venue lists no BNB/USDC market nor a cross
+    to USDC. Reading the filled order raised "BTCUSDC: cannot convert fee in BNB to USDC: no BNB/USDC market": the run
+    halted ("stopped: ExecutorHalted: intent fee1 left unsettled after a route error (…)", exit 1) with the venue
+    holding the position, and every restart stopped the same way ("ReconcileError: fee1: leg fee1-1 unresolved").
+    The fill counts, its BNB fee is named on one line and in the event (``fee_unpriced``), not learned as zero."""
+    fake.set_book("BTCUSDC", "59990.0", "5", "59990.1", "5")
+    fake.set_book("BNBUSDT", "500.00", "10", "500.10", "10")
+    fake.state.fee_asset_override = "BNB"
+    cfg = live_config_dir(tmp_path, fake.base_url)
+    edit_json(cfg / "executor.json",
+              lambda d: d["instruments"].update({"BTCUSDC": {"tick_size": 0.1, "qty_step": 0.001}}))
+    intents = tmp_path / "intents.jsonl"
+    intents.write_bytes(msgspec.json.encode(intent("fee1", symbol="BTCUSDC", size_hint_usd=300.0)) + b"\n")
+    args = live_args(tmp_path, cfg, intents)
+    assert cli_main(args) == 0, capsys.readouterr().err
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        (event,) = journal.read("router")
+    with fake.state.lock:
+        (trade,) = fake.state.trades
+        assert fake.state.positions[("BTCUSDC", "LONG")] == Decimal(str(event.filled_qty))
+    (fill,) = event.fills
+    assert (event.outcome, fill.qty, fill.fee_usd, event.fees_bps) == ("filled", float(trade["qty"]), 0.0, 0.0)
+    unpriced = (f"fill {fill.trade_id} of fee1-1: fee {float(trade['commission']):.12g} BNB not priced in USDC (no "
+                "BNB/USDC market, nor a cross through an asset both are listed against), left out of fee_usd")
+    assert event.error is not None and event.error.startswith(f"fee_unpriced({unpriced})")
+    lines = [r.getMessage() for r in caplog.records if "fee_unpriced" in r.getMessage()]
+    assert lines == [f"fee1 BTCUSDC: fee_unpriced: {unpriced}; the fill counts, the event is not learned"]
+    reward = RewardFilter(min_cost_bps=-20.0, max_cost_bps=50.0)
+    assert reward.reward_from_event(event) is None and reward.rejections == {"fee_unpriced": 1}
+    # the restart finds fee1 journaled and the venue's position equal to the journal's
+    assert cli_main(args) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "positions checked against the venue" in out and "done: 0 new intents processed" in out
