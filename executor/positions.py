@@ -58,7 +58,7 @@ def _apply_fills(portfolio: PortfolioState, *, symbol: str, side: Side, position
         beyond = _past_flat(position_side, before, signed, qty_step)
         if beyond is not None:
             past_flat.append(f"fill {fill.trade_id} of {fill.client_order_id} {side}s {fill.qty:.12g} beyond the "
-                             f"{position_side} leg of {abs(before):.12g}: the leg closed, {beyond:.12g} past flat "
+                             f"{position_side} leg of {abs(before):.12g}: the leg is flat, {beyond:.12g} past flat "
                              "held by no position")
     return (realized if reduced else None), applied, past_flat
 

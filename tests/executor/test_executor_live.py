@@ -224,7 +224,7 @@ def test_a_hedge_reduce_only_overfill_closes_the_leg_is_flagged_and_the_run_and_
         opened, closed = journal.read("router")
     assert closed.filled_qty == pytest.approx(opened.filled_qty + 0.002)  # every fill counted as reported
     assert closed.error is not None and "venue_anomaly(" in closed.error
-    assert (f"beyond the LONG leg of {opened.filled_qty:.12g}: the leg closed, 0.002 past flat held by no position"
+    assert (f"beyond the LONG leg of {opened.filled_qty:.12g}: the leg is flat, 0.002 past flat held by no position"
             in closed.error)
     assert closed.realized_pnl_usd is not None
     lines = [r.getMessage() for r in caplog.records if "past flat" in r.getMessage()]
