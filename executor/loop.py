@@ -90,7 +90,16 @@ from router_tuner.risk.lot import fit_to_lot, unreachable_floor
 from router_tuner.risk.screener import MarketView, would_emit
 from router_tuner.risk.sizer import opening_unsizable
 from router_tuner.router.contract import ContractSpec, notional_usd, venue_contract
-from router_tuner.router.events import Event, Intent, PositionSide, RouterEvent, TradeRecord, VetoEvent, VetoReason
+from router_tuner.router.events import (
+    VENUE_ANOMALY,
+    Event,
+    Intent,
+    PositionSide,
+    RouterEvent,
+    TradeRecord,
+    VetoEvent,
+    VetoReason,
+)
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.router.routing.calls import Steps
 from router_tuner.router.routing.drive import Finished
@@ -744,10 +753,13 @@ class Executor:
         ``route_ended_now``: the touch now is the route's end (a route just finished); an intent recovered or a
         stop journaled on restart ended while the process was down, and the mid now would charge the downtime's
         move (on a paper venue, another run's market) as the route's: it is learned at its journaled cost."""
-        realized, closed_lots = apply_order(self.portfolio, self.lots, intent=intent, fills=event.fills,
-                                            qty_step=submission.qty_step)
+        realized, closed_lots, past_flat = apply_order(self.portfolio, self.lots, intent=intent, fills=event.fills,
+                                                       qty_step=submission.qty_step)
         record_stop_fills(self.portfolio, intent, event.fills)
         event = msgspec.structs.replace(event, realized_pnl_usd=realized)
+        leg_differs = None
+        if past_flat:
+            event, leg_differs = self._flag_past_flat(intent, event, past_flat)
         trade = routed_trade(intent, event, suggested_gross_usd=submission.suggested_gross_usd,
                              clamped_gross_usd=submission.clamped_gross_usd, binding=submission.binding_limit,
                              size_multiplier=submission.size_multiplier, closed_lots=closed_lots)
@@ -771,7 +783,43 @@ class Executor:
         self.telemetry.metrics.intents.labels("routed").inc()
         if self.on_outcome is not None:
             self.on_outcome(event)
+        if leg_differs is not None:
+            self._started = False
+            raise ExecutorHalted(leg_differs)
         return trade
+
+    def _flag_past_flat(self, intent: Intent, event: RouterEvent,
+                        past_flat: tuple[str, ...]) -> tuple[RouterEvent, str | None]:
+        """A hedge-mode leg the fills took past flat (``executor.positions.AppliedOrder``): the fills count as the
+        venue reported them and the leg closed; the event is flagged ``venue_anomaly`` (not learned) and the leg
+        checked against the venue's, all on one log line. Returns the flagged event and, when the venue holds
+        another leg (a position the journal cannot explain), the halt's message: the batch is journaled first,
+        so a restart does not recover the intent again; it refuses at the position check until the account is
+        reconciled (``executor.reconcile.check_positions``)."""
+        leg = f"{intent.symbol} {intent.position_side}"
+        flagged = f"{VENUE_ANOMALY}({'; '.join(past_flat)})"
+        event = msgspec.structs.replace(event, error=flagged if event.error is None else f"{event.error}; {flagged}")
+        ours = self.portfolio.legs.get((intent.symbol, intent.position_side))
+        our_qty = 0.0 if ours is None else ours.qty
+        halt = None
+        if self.venue_positions is None:
+            verdict = "the venue reports no positions: not checked"
+        else:
+            try:
+                venue_qty = self.venue_positions(intent.symbol).get(intent.position_side, 0.0)
+            except VenueError as exc:
+                verdict = f"the venue's leg not read ({type(exc).__name__}: {exc}): the restart checks it"
+            else:
+                if abs(venue_qty - our_qty) <= self.config.executor.reconcile.position_qty_tolerance:
+                    verdict = f"the venue's {intent.position_side} leg is {venue_qty:.12g}: the books agree"
+                else:
+                    verdict = (f"the venue's {intent.position_side} leg is {venue_qty:.12g}, the books' "
+                               f"{our_qty:.12g}: halting")
+                    halt = (f"{leg}: the venue holds {venue_qty:.12g}, the journal {our_qty:.12g} after intent "
+                            f"{intent.intent_id} filled past flat ({'; '.join(past_flat)}); reconcile the account "
+                            "with the journal, then restart")
+        logger.warning("%s %s: %s: %s; %s", intent.intent_id, leg, VENUE_ANOMALY, "; ".join(past_flat), verdict)
+        return event, halt
 
     def _journal_batch(self, records: tuple[Event, ...], consequence: str) -> None:
         """Append one intent's batch; a failed write halts, saying what becomes of the intent (``consequence``)."""

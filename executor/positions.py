@@ -6,7 +6,9 @@ a fill that adds to a leg moves its average entry price; a fill that reduces it 
 ``realized_pnl_usd`` is the sum over its fills of realized PnL net of each fill's fee, and is set only
 when at least one fill reduced exposure (an order that only opens has no realized PnL, its fees are in
 ``TradeRecord.fees_usd`` and the wallet). One-way mode: a fill through zero closes the old leg at its
-entry and opens the rest at the fill price.
+entry and opens the rest at the fill price. Hedge mode: a fill beyond its leg (a reducing order the venue
+overfilled, or filled after the leg closed) closes the leg, and the rest is held by no position
+(:class:`AppliedOrder` ``past_flat``).
 
 :class:`OpeningLots` links closes to their openings (``TradeRecord.closed_lots``): each leg is also kept as
 the opening trades it is made of, first in first out, and a reducing fill consumes the oldest. The order's
@@ -20,6 +22,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from router_tuner.risk.portfolio import PortfolioState
 from router_tuner.router.events import ClosedLot, Fill, Intent, PositionSide, Side
@@ -28,8 +31,9 @@ LegKey = tuple[str, PositionSide]
 
 
 def _apply_fills(portfolio: PortfolioState, *, symbol: str, side: Side, position_side: PositionSide,
-                 fills: Iterable[Fill], qty_step: float) -> tuple[float | None, list[Fill]]:
-    """Apply ``fills`` in order: (realized PnL net of fees if any fill reduced exposure else None, fills applied).
+                 fills: Iterable[Fill], qty_step: float) -> tuple[float | None, list[Fill], list[str]]:
+    """Apply ``fills`` in order: (realized PnL net of fees if any fill reduced exposure else None, fills applied,
+    what went past flat on a hedge-mode leg, one line per fill).
 
     A fill already applied (same ``trade_id``) is skipped, so re-applying an order's fills is harmless.
     After each fill the leg is snapped to the lot grid (``qty_step``), as the venue's position is: float
@@ -38,6 +42,7 @@ def _apply_fills(portfolio: PortfolioState, *, symbol: str, side: Side, position
     realized = 0.0
     reduced = False
     applied: list[Fill] = []
+    past_flat: list[str] = []
     for fill in fills:
         leg = portfolio.legs.get((symbol, position_side))
         before = 0.0 if leg is None else leg.qty
@@ -50,7 +55,22 @@ def _apply_fills(portfolio: PortfolioState, *, symbol: str, side: Side, position
         signed = fill.qty if side == "buy" else -fill.qty
         if before != 0.0 and (before > 0) != (signed > 0):
             reduced = True
-    return (realized if reduced else None), applied
+        beyond = _past_flat(position_side, before, signed, qty_step)
+        if beyond is not None:
+            past_flat.append(f"fill {fill.trade_id} of {fill.client_order_id} {side}s {fill.qty:.12g} beyond the "
+                             f"{position_side} leg of {abs(before):.12g}: the leg is flat, {beyond:.12g} past flat "
+                             "held by no position")
+    return (realized if reduced else None), applied, past_flat
+
+
+def _past_flat(position_side: PositionSide, before: float, signed: float, qty_step: float) -> float | None:
+    """How far a fill took a hedge-mode leg past flat (on the lot grid), if at least half a lot."""
+    after = before + signed
+    if (position_side == "LONG" and after < 0) or (position_side == "SHORT" and after > 0):
+        lots = round(abs(after) / qty_step)
+        if lots > 0:
+            return round(lots * qty_step, _decimals(qty_step))
+    return None
 
 
 def _snap_to_lot(portfolio: PortfolioState, key: tuple[str, PositionSide], qty_step: float) -> None:
@@ -121,23 +141,34 @@ class OpeningLots:
         self._lots.pop(key, None)
 
 
+class AppliedOrder(NamedTuple):
+    """What one order's fills did to the books (:func:`apply_order`)."""
+
+    realized_pnl_usd: float | None
+    closed_lots: tuple[ClosedLot, ...]
+    past_flat: tuple[str, ...]
+    """Fills that took a hedge-mode leg past flat, one line each (``PortfolioState.apply_fill``): the leg closed,
+    the rest is held by no position. The venue's own rules rule it out, so the loop flags the event."""
+
+
 def apply_order(portfolio: PortfolioState, lots: OpeningLots, *, intent: Intent, fills: Sequence[Fill],
-                qty_step: float) -> tuple[float | None, tuple[ClosedLot, ...]]:
-    """Apply one order's fills to the portfolio and the opening lots: (realized PnL, the lots it closed).
+                qty_step: float) -> AppliedOrder:
+    """Apply one order's fills to the portfolio and the opening lots: realized PnL, the lots it closed, and the
+    fills that went past flat on a hedge-mode leg.
 
     Realized PnL as the module docstring defines it (``None`` when no fill reduced exposure); fills the
     portfolio had already applied (same ``trade_id``) move no lot either.
     """
     key = (intent.symbol, intent.position_side)
-    realized, applied = _apply_fills(portfolio, symbol=intent.symbol, side=intent.side,
-                                     position_side=intent.position_side, fills=fills, qty_step=qty_step)
+    realized, applied, past_flat = _apply_fills(portfolio, symbol=intent.symbol, side=intent.side,
+                                                position_side=intent.position_side, fills=fills, qty_step=qty_step)
     closed = lots.apply(key, intent_id=intent.intent_id, strategy=intent.strategy, side=intent.side, fills=applied,
                         qty_step=qty_step)
     if key not in portfolio.legs:
         lots.forget(key)
     if realized is None or not closed:
-        return realized, ()
+        return AppliedOrder(realized, (), tuple(past_flat))
     total = sum(closed.values())
-    return realized, tuple(ClosedLot(opening_intent_id=opening, opening_strategy=strategy, qty=qty,
-                                     realized_pnl_usd=realized * qty / total)
-                           for (opening, strategy), qty in closed.items())
+    return AppliedOrder(realized, tuple(ClosedLot(opening_intent_id=opening, opening_strategy=strategy, qty=qty,
+                                                  realized_pnl_usd=realized * qty / total)
+                                        for (opening, strategy), qty in closed.items()), tuple(past_flat))

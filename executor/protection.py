@@ -148,7 +148,8 @@ class ProtectiveStops:
                             ask_qty=0.0, ts_ns=trigger_ns)
         ledger = RouteLedger(order=order, arrival=arrival, arrival_ts_ns=trigger_ns, contract=contract)
         ledger.observe(OrderState(client_order_id=record.client_order_id, symbol=record.symbol, status="filled",
-                                  qty=qty, filled_qty=qty, price=None, fills=state.fills))
+                                  qty=qty, filled_qty=qty, price=None, fills=state.fills,
+                                  unpriced_fees=state.unpriced_fees))
         event = ledger.to_event(policy, done_ns)
         notional = notional_usd(contract, avg, qty)
         submission = Submission(intent=intent, qty=qty, suggested_gross_usd=notional, clamped_gross_usd=notional,

@@ -87,8 +87,11 @@ class PortfolioState:
     def apply_fill(self, *, symbol: str, side: Side, position_side: PositionSide, fill: Fill) -> float | None:
         """Apply one fill; returns its realized PnL net of fee, or ``None`` if ``trade_id`` was seen.
 
-        A fill that would turn a hedge-mode leg to the other direction is refused (the venue cannot do
-        that, so it means the caller mixed up sides).
+        A fill that would take a hedge-mode leg past flat (a reducing order the venue overfilled, or whose fill
+        came after the leg closed) closes the leg: a hedge-mode venue holds no LONG leg below zero nor SHORT leg
+        above it, so the quantity past flat is held by no position. The part that closed realises its PnL and the
+        whole fee is charged; the caller flags the rest (``executor.positions``). It used to be refused with a
+        ValueError, which stopped the run and every restart that recovered the same intent.
         """
         if fill.trade_id in self._seen_trade_ids:
             return None
@@ -101,15 +104,17 @@ class PortfolioState:
         leg = self.legs.get(key, Leg(qty=0.0, entry_price=fill.price))
         new_qty = leg.qty + signed
         if (position_side == "LONG" and new_qty < 0) or (position_side == "SHORT" and new_qty > 0):
-            raise ValueError(f"fill {fill.trade_id} would flip the {position_side} leg of {symbol}")
+            new_qty = 0.0  # past flat: no position holds the rest
         realized = 0.0
-        if leg.qty == 0 or (leg.qty > 0) == (signed > 0):
+        if leg.qty == 0 and new_qty == 0:
+            pass  # a hedge-mode leg already flat: nothing to close, nothing opens
+        elif leg.qty == 0 or (leg.qty > 0) == (signed > 0):
             leg.entry_price = (leg.qty * leg.entry_price + signed * fill.price) / new_qty
         else:
             closed = min(abs(signed), abs(leg.qty))
             direction = 1.0 if leg.qty > 0 else -1.0
             realized = closed * (fill.price - leg.entry_price) * direction
-            if abs(signed) > abs(leg.qty):
+            if abs(signed) > abs(leg.qty) and new_qty != 0:
                 leg.entry_price = fill.price
         leg.qty = new_qty
         if new_qty == 0:

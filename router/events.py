@@ -28,6 +28,13 @@ VENUE_ANOMALY = "venue_anomaly"
 ``router.routing.anomaly``): the fills count as reported, the tuner does not learn from the event."""
 
 
+FEE_UNPRICED = "fee_unpriced"
+"""Opens the part of ``RouterEvent.error`` that lists fills whose fee the venue charged in an asset nothing it lists
+prices in the quote (``fee_unpriced(...)``, ``router.venue.UnpricedFee``; BNB on a USDC-quoted symbol): the fills
+count, their ``fee_usd`` leaves that fee out, so ``fees_bps`` and ``cost_bps`` understate the cost and the tuner does
+not learn from the event (``tuner.reward``)."""
+
+
 class _Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base of every journaled type: immutable, keyword-only, unknown fields rejected."""
 

@@ -83,8 +83,27 @@ def check_time_in_force(request: OrderRequest) -> None:
         raise InvalidOrder(f"{cid}: a post-only order rests as maker: time_in_force must be 'GTC', got {tif!r}")
 
 
+class UnpricedFee(msgspec.Struct, frozen=True):
+    """A fill's fee the venue charged in an asset nothing the venue lists prices in the market's quote (BNB on a
+    USDC-quoted symbol): the fill's ``fee_usd`` leaves it out, and whoever reads the fill flags it
+    (``router.events.FEE_UNPRICED``) instead of learning a cost without it."""
+
+    trade_id: str
+    amount: float
+    currency: str
+    quote: str
+    reason: str
+    """Why it could not be priced (``no BNB/USDC market``)."""
+
+    def describe(self, client_order_id: str) -> str:
+        """One line naming the fill, the fee and why it was not priced."""
+        return (f"fill {self.trade_id} of {client_order_id}: fee {self.amount:.12g} {self.currency} not priced in "
+                f"{self.quote} ({self.reason}), left out of fee_usd")
+
+
 class OrderState(msgspec.Struct, frozen=True):
-    """The venue's view of one order. ``fills`` is every fill so far (cumulative, each once)."""
+    """The venue's view of one order. ``fills`` is every fill so far (cumulative, each once); ``unpriced_fees`` the
+    fees of those fills that could not be stated in the quote (:class:`UnpricedFee`), by trade id."""
 
     client_order_id: str
     symbol: str
@@ -93,6 +112,7 @@ class OrderState(msgspec.Struct, frozen=True):
     filled_qty: float
     price: float | None
     fills: tuple[Fill, ...]
+    unpriced_fees: tuple[UnpricedFee, ...] = ()
 
     @property
     def is_terminal(self) -> bool:
@@ -198,6 +218,7 @@ class StopState:
     status: StopStatus
     triggered_ts_ns: int | None
     fills: tuple[Fill, ...]
+    unpriced_fees: tuple[UnpricedFee, ...] = ()
 
     @property
     def is_terminal(self) -> bool:

@@ -11,7 +11,9 @@ of a fill. Counting them keeps the unfilled rate visible without inventing a num
 venue rejected (``outcome == "rejected"``) are counted as ``venue_rejected`` for the same reason. An event
 whose fills the venue's own rules rule out (``venue_anomaly`` in its error: a post-only fill reported as taker,
 a fill worse than its limit, an overfill) is counted as ``venue_anomaly``: its cost is real money but says
-nothing about the arm.
+nothing about the arm. An event with a fee the venue charged in an asset nothing prices in the quote
+(``fee_unpriced`` in its error) is counted as ``fee_unpriced``: its cost leaves that fee out, and learning it would
+teach the arm a cost lower than it was.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Literal
 
-from router_tuner.router.events import VENUE_ANOMALY, RouterEvent
+from router_tuner.router.events import FEE_UNPRICED, VENUE_ANOMALY, RouterEvent
 
-RejectReason = Literal["unfilled", "venue_rejected", "venue_anomaly", "non_finite", "below_min", "above_max"]
+RejectReason = Literal["unfilled", "venue_rejected", "venue_anomaly", "fee_unpriced", "non_finite", "below_min",
+                       "above_max"]
 
 
 class RewardFilter:
@@ -76,12 +79,16 @@ class RewardFilter:
         return -float(cost_bps)
 
     def reward_from_event(self, event: RouterEvent) -> float | None:
-        """The reward of one routed order, or ``None`` for unfilled/rejected orders, venue anomalies and bad costs."""
+        """The reward of one routed order, or ``None`` for unfilled/rejected orders, venue anomalies, unpriced fees
+        and bad costs."""
         if event.outcome == "rejected":
             self._rejections["venue_rejected"] += 1
             return None
         if event.error is not None and VENUE_ANOMALY in event.error:
             self._rejections["venue_anomaly"] += 1
+            return None
+        if event.error is not None and FEE_UNPRICED in event.error:
+            self._rejections["fee_unpriced"] += 1
             return None
         if event.outcome == "unfilled" or event.cost_bps is None:
             self._rejections["unfilled"] += 1

@@ -4,7 +4,8 @@ A venue may report the same fill in a poll, in the cancel's final state and agai
 ``RouteLedger.observe`` keeps each ``trade_id`` once, so a fill that lands while a cancel is in flight is
 counted exactly once and the remainder is computed from what really filled. Fills the venue's own rules rule
 out for the order sent (``RouteLedger.expect``; ``router.routing.anomaly``) are counted as reported, logged once
-each, and listed in the event's ``error`` under ``venue_anomaly(...)``.
+each, and listed in the event's ``error`` under ``venue_anomaly(...)``; fills whose fee could not be priced in the
+quote (``OrderState.unpriced_fees``) count too, each logged once and listed under ``fee_unpriced(...)``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ import math
 from dataclasses import dataclass, field
 
 from router_tuner.router.contract import ContractSpec, check_spec, notional_usd
-from router_tuner.router.events import SCHEMA_VERSION, VENUE_ANOMALY, Fill, Outcome, RoutedAs, RouterEvent
+from router_tuner.router.events import (
+    FEE_UNPRICED,
+    SCHEMA_VERSION,
+    VENUE_ANOMALY,
+    Fill,
+    Outcome,
+    RoutedAs,
+    RouterEvent,
+)
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.router.routing.anomaly import fill_anomaly, overfill_anomaly
 from router_tuner.router.routing.order import RouteOrder, floor_qty
@@ -46,6 +55,7 @@ class RouteLedger:
     error: str | None = None
     rejected: bool = False
     anomalies: list[str] = field(default_factory=list)
+    unpriced_fees: list[str] = field(default_factory=list)
     _requests: dict[str, OrderRequest] = field(default_factory=dict)
     _trade_ids: set[str] = field(default_factory=set)
     _filled_by_order: dict[str, float] = field(default_factory=dict)
@@ -62,10 +72,12 @@ class RouteLedger:
     def observe(self, state: OrderState) -> None:
         """Record an order state: new fills once each, and the order's filled quantity (never lowered).
 
-        A fill or a filled quantity the sent order rules out is recorded as reported and flagged once."""
+        A fill or a filled quantity the sent order rules out is recorded as reported and flagged once, as is a fill
+        whose fee the venue could not price in the quote."""
         client_id = state.client_order_id
         sent = self._requests.get(client_id)
         known = self._filled_by_order.get(client_id, 0.0)
+        unpriced = {fee.trade_id: fee for fee in state.unpriced_fees}
         new_qty = 0.0
         for fill in state.fills:
             if fill.trade_id in self._trade_ids:
@@ -78,6 +90,8 @@ class RouteLedger:
             new_qty += fill.qty
             if sent is not None:
                 self._flag(fill_anomaly(sent, fill))
+            if fill.trade_id in unpriced:
+                self._flag_unpriced(unpriced[fill.trade_id].describe(client_id))
         if new_qty or state.filled_qty > known:
             fill_sum = sum(f.qty for f in self.fills if f.client_order_id == client_id)
             filled = self._filled_by_order[client_id] = max(known, fill_sum, state.filled_qty)
@@ -90,6 +104,11 @@ class RouteLedger:
         self.anomalies.append(anomaly)
         logger.warning("%s %s: %s: %s; counted as reported, not learned", self.order.intent_id, self.order.symbol,
                        VENUE_ANOMALY, anomaly)
+
+    def _flag_unpriced(self, what: str) -> None:
+        self.unpriced_fees.append(what)
+        logger.warning("%s %s: %s: %s; the fill counts, the event is not learned", self.order.intent_id,
+                       self.order.symbol, FEE_UNPRICED, what)
 
     def remaining_qty(self) -> float:
         """What may still be ordered: the quantity less the most any order is known to have filled.
@@ -135,11 +154,14 @@ class RouteLedger:
         )
 
     def _error(self) -> str | None:
-        """The route's error, followed by the venue anomalies it saw (``venue_anomaly(a; b)``)."""
-        if not self.anomalies:
-            return self.error
-        flagged = f"{VENUE_ANOMALY}({'; '.join(self.anomalies)})"
-        return flagged if self.error is None else f"{self.error}; {flagged}"
+        """The route's error, followed by the venue anomalies it saw (``venue_anomaly(a; b)``) and the fees it could
+        not price (``fee_unpriced(c)``)."""
+        parts = [] if self.error is None else [self.error]
+        if self.anomalies:
+            parts.append(f"{VENUE_ANOMALY}({'; '.join(self.anomalies)})")
+        if self.unpriced_fees:
+            parts.append(f"{FEE_UNPRICED}({'; '.join(self.unpriced_fees)})")
+        return "; ".join(parts) if parts else None
 
     def _outcome(self, filled_qty: float) -> Outcome:
         if filled_qty <= 0.0:

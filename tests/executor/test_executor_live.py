@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -17,6 +18,7 @@ import pytest
 from router_tuner.cli.main import main as cli_main
 from router_tuner.config.loader import DEFAULTS_DIR
 from router_tuner.executor.journal import Journal
+from router_tuner.tuner.reward import RewardFilter
 from tests.executor.test_executor_support import intent
 from tests.fakes.binance_usdm import ORDER_PATH, Ban, FakeBinanceUsdm, RateLimitReply
 
@@ -177,3 +179,120 @@ def test_a_ban_on_the_touch_vetoes_each_intent_without_a_request(
     code, during_ban = _banned_run(tmp_path, fake, "GET", "/fapi/v1/depth")
     assert code == 0 and "vetoed 4 intents: book_unavailable 4" in capsys.readouterr().out
     assert during_ban == ["GET /fapi/v1/depth"]  # one per intent before: each extends a ban (2 min up to 3 days)
+
+
+def _overfilled_reduce(tmp_path: Path, fake: FakeBinanceUsdm, *, venue_leg_after: str) -> tuple[int, list[str]]:
+    """Run ``live`` once to open a LONG leg (taker), then again with a reduce-only sell resting as maker that the venue
+    overfills by 0.002 (the venue's LONG leg is then ``venue_leg_after``): the second run's exit code and args."""
+    cfg = live_config_dir(tmp_path, fake.base_url)
+    intents = tmp_path / "intents.jsonl"
+    intents.write_bytes(msgspec.json.encode(intent("ov-open", size_hint_usd=300.0)) + b"\n")
+    args = live_args(tmp_path, cfg, intents)
+    assert cli_main(args) == 0
+    edit_json(cfg / "router.json", lambda d: d["static_policy"].update(taker_bias=0.0, maker_ttl_ms=30000.0,
+                                                                       reprice_attempts=0, fallback_mode="cancel"))
+    with intents.open("ab") as lines:
+        lines.write(msgspec.json.encode(intent("ov-close", side="sell", size_hint_usd=300.0, reduce_only=True)) + b"\n")
+
+    def overfill() -> None:
+        end = time.monotonic() + 20.0
+        while not fake.created_for("ov-close-1") and time.monotonic() < end:
+            time.sleep(0.005)
+        with fake.state.lock:
+            fake.fill("ov-close-1", str(fake.state.orders["ov-close-1"].orig_qty + Decimal("0.002")))
+            fake.state.positions[("BTCUSDT", "LONG")] = Decimal(venue_leg_after)
+
+    filler = threading.Thread(target=overfill)
+    filler.start()
+    try:
+        code = cli_main(args)
+    finally:
+        filler.join()
+    return code, args
+
+
+def test_a_hedge_reduce_only_overfill_closes_the_leg_is_flagged_and_the_run_and_a_restart_go_on(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The venue fills a reduce-only sell of the LONG leg beyond the leg (an overfill, or a fill after the leg closed):
+    the books refused the fill ("unexpected ValueError: fill … would flip the LONG leg", exit 1) and every restart
+    recovered the same intent into the same error. The leg closes flat (a hedge-mode venue holds no LONG leg below
+    zero), the event is flagged and not learned, the venue's leg agrees, and the run goes on."""
+    code, args = _overfilled_reduce(tmp_path, fake, venue_leg_after="0")
+    assert code == 0, capsys.readouterr().err
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        opened, closed = journal.read("router")
+    assert closed.filled_qty == pytest.approx(opened.filled_qty + 0.002)  # every fill counted as reported
+    assert closed.error is not None and "venue_anomaly(" in closed.error
+    assert (f"beyond the LONG leg of {opened.filled_qty:.12g}: the leg is flat, 0.002 past flat held by no position"
+            in closed.error)
+    assert closed.realized_pnl_usd is not None
+    lines = [r.getMessage() for r in caplog.records if "past flat" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("ov-close BTCUSDT LONG: venue_anomaly: ")
+    assert lines[0].endswith("; the venue's LONG leg is 0: the books agree"), lines[0]
+    assert RewardFilter(min_cost_bps=-20.0, max_cost_bps=50.0).reward_from_event(closed) is None
+    # the restart finds the intent journaled and the venue's positions equal to the journal's: nothing replays
+    assert cli_main(args) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "positions checked against the venue" in out and "done: 0 new intents processed" in out
+
+
+def test_a_hedge_overfill_the_venues_leg_does_not_match_halts_once_and_the_restart_refuses_without_replaying(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After the books closed the leg past flat, the venue still holds part of it: a position the journal cannot
+    explain. The event is journaled first, then the run halts with one line (exit 1); the restart does not recover
+    the intent again (it is journaled) and refuses at the position check, sending nothing, until the account is
+    reconciled."""
+    code, args = _overfilled_reduce(tmp_path, fake, venue_leg_after="0.001")
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("router-tuner live: stopped: ExecutorHalted: BTCUSDT LONG: the venue holds 0.001, the "
+                          "journal 0 after intent ov-close filled past flat (fill ")
+    assert err.rstrip().endswith("reconcile the account with the journal, then restart"), err
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        assert [e.intent_id for e in journal.read("router")] == ["ov-open", "ov-close"]
+    posts = len(fake.order_requests("POST"))
+    assert cli_main(args) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == ("router-tuner live: stopped: ReconcileError: positions differ from the journal: BTCUSDT "
+                           "LONG: venue 0.001, journal 0.0")
+    assert len(fake.order_requests("POST")) == posts
+
+
+def test_a_fill_whose_fee_no_market_prices_in_the_quote_counts_is_flagged_and_the_run_and_a_restart_go_on(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A BTCUSDC taker fill charged its fee in BNB (the BNB discount); the venue lists no BNB/USDC market nor a cross
+    to USDC. Reading the filled order raised "BTCUSDC: cannot convert fee in BNB to USDC: no BNB/USDC market": the run
+    halted ("stopped: ExecutorHalted: intent fee1 left unsettled after a route error (…)", exit 1) with the venue
+    holding the position, and every restart stopped the same way ("ReconcileError: fee1: leg fee1-1 unresolved").
+    The fill counts, its BNB fee is named on one line and in the event (``fee_unpriced``), not learned as zero."""
+    fake.set_book("BTCUSDC", "59990.0", "5", "59990.1", "5")
+    fake.set_book("BNBUSDT", "500.00", "10", "500.10", "10")
+    fake.state.fee_asset_override = "BNB"
+    cfg = live_config_dir(tmp_path, fake.base_url)
+    edit_json(cfg / "executor.json",
+              lambda d: d["instruments"].update({"BTCUSDC": {"tick_size": 0.1, "qty_step": 0.001}}))
+    intents = tmp_path / "intents.jsonl"
+    intents.write_bytes(msgspec.json.encode(intent("fee1", symbol="BTCUSDC", size_hint_usd=300.0)) + b"\n")
+    args = live_args(tmp_path, cfg, intents)
+    assert cli_main(args) == 0, capsys.readouterr().err
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        (event,) = journal.read("router")
+    with fake.state.lock:
+        (trade,) = fake.state.trades
+        assert fake.state.positions[("BTCUSDC", "LONG")] == Decimal(str(event.filled_qty))
+    (fill,) = event.fills
+    assert (event.outcome, fill.qty, fill.fee_usd, event.fees_bps) == ("filled", float(trade["qty"]), 0.0, 0.0)
+    unpriced = (f"fill {fill.trade_id} of fee1-1: fee {float(trade['commission']):.12g} BNB not priced in USDC (no "
+                "BNB/USDC market, nor a cross through an asset both are listed against), left out of fee_usd")
+    assert event.error is not None and event.error.startswith(f"fee_unpriced({unpriced})")
+    lines = [r.getMessage() for r in caplog.records if "fee_unpriced" in r.getMessage()]
+    assert lines == [f"fee1 BTCUSDC: fee_unpriced: {unpriced}; the fill counts, the event is not learned"]
+    reward = RewardFilter(min_cost_bps=-20.0, max_cost_bps=50.0)
+    assert reward.reward_from_event(event) is None and reward.rejections == {"fee_unpriced": 1}
+    # the restart finds fee1 journaled and the venue's position equal to the journal's
+    assert cli_main(args) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "positions checked against the venue" in out and "done: 0 new intents processed" in out

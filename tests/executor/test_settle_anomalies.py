@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from router_tuner.config.loader import load_config
 from router_tuner.executor.settle import settled_event
 from router_tuner.router.events import Fill
-from router_tuner.router.venue import OrderState, TopOfBook
+from router_tuner.router.venue import OrderState, TopOfBook, UnpricedFee
 from router_tuner.tuner.reward import RewardFilter
 from tests.router.test_route import LINEAR, order, policy
 
@@ -39,3 +41,19 @@ def test_a_fill_worse_than_its_legs_limit_or_beyond_its_quantity_found_at_settle
                           states=(_leg("s-2-1", qty=1.0, price=100.0, fills=(_fill("t3", "s-2-1", 99.9, 1.0),)),),
                           finished_ts_ns=2, note="settled on restart", routed=None, contract=LINEAR)
     assert clean.error == "settled on restart"
+
+
+def test_a_fill_whose_fee_was_not_priced_found_at_settlement_counts_and_is_flagged_not_learned() -> None:
+    """The venue charged the fee in an asset nothing prices in the quote (``OrderState.unpriced_fees``): settling on
+    restart counts the fill (positions and filled quantity) and flags the event, once per fill."""
+    config = load_config().router
+    fill = _fill("t9", "s-3-1", 99.9, 1.0)
+    fee = UnpricedFee(trade_id="t9", amount=0.0002, currency="BNB", quote="USDC", reason="no BNB/USDC market")
+    leg = msgspec.structs.replace(_leg("s-3-1", qty=1.0, price=100.0, fills=(fill,)), unpriced_fees=(fee,))
+    event = settled_event(order=order(intent_id="s-3"), policy=policy(config), arrival=ARRIVAL, arrival_ts_ns=0,
+                          states=(leg, leg), finished_ts_ns=2, note="settled on restart", routed=None, contract=LINEAR)
+    assert (event.filled_qty, event.fills, event.fees_bps) == (1.0, (fill,), 0.0)
+    assert event.error == ("settled on restart; fee_unpriced(fill t9 of s-3-1: fee 0.0002 BNB not priced in USDC (no "
+                           "BNB/USDC market), left out of fee_usd)")
+    reward = RewardFilter(min_cost_bps=-20.0, max_cost_bps=50.0)
+    assert reward.reward_from_event(event) is None and reward.rejections == {"fee_unpriced": 1}

@@ -101,8 +101,9 @@ def test_opening_lots_match_the_leg_and_split_realized_pnl_exactly(orders: list[
     for k, (side, qty_lots, price) in enumerate(orders):
         fills = (_fill(k, qty_lots, price),)
         order = intent(f"i{k}", symbol="X", side=side, position_side="BOTH")
-        realized, closed_lots = apply_order(portfolio, lots, intent=order, fills=fills, qty_step=STEP)
-        assert apply_order(portfolio, lots, intent=order, fills=fills, qty_step=STEP) == (None, ()), "a repeat"
+        realized, closed_lots, past_flat = apply_order(portfolio, lots, intent=order, fills=fills, qty_step=STEP)
+        assert past_flat == ()  # one-way mode: a fill through zero opens the other direction
+        assert apply_order(portfolio, lots, intent=order, fills=fills, qty_step=STEP) == (None, (), ()), "a repeat"
         for lot in closed_lots:
             closed[lot.opening_intent_id] = closed.get(lot.opening_intent_id, 0.0) + lot.qty
         if closed_lots:
@@ -113,3 +114,32 @@ def test_opening_lots_match_the_leg_and_split_realized_pnl_exactly(orders: list[
         assert held == pytest.approx(0.0 if leg is None else leg.qty, abs=STEP / 2)
         opened[f"i{k}"] = qty_lots * STEP - sum(lot.qty for lot in closed_lots)  # what it added to the leg
     assert all(qty <= opened[intent_id] + STEP / 2 for intent_id, qty in closed.items())
+
+
+def test_a_hedge_fill_beyond_its_leg_closes_the_leg_names_what_went_past_flat_and_replays_the_same() -> None:
+    """A reducing fill beyond the LONG leg (the venue overfilled a reduce-only order, or filled it after the leg closed)
+    closes the leg, realises PnL on the part that closed only, names the rest once, and leaves no lot open: the loop and
+    the journal replay apply it alike."""
+    opening = _as("momentum", intent("open", position_side="LONG"))
+    closing = intent("close", side="sell", position_side="LONG", reduce_only=True)
+    fills = (Fill(trade_id="t2", client_order_id="close-1", price=110.0, qty=0.005, fee_usd=0.01, liquidity="maker",
+                  ts_ns=2),
+             Fill(trade_id="t3", client_order_id="close-1", price=110.0, qty=0.002, fee_usd=0.01, liquidity="maker",
+                  ts_ns=3))
+    books = []
+    for _ in range(2):  # the run, then the replay of the same journal
+        portfolio, lots = PortfolioState(wallet_balance_usd=1_000.0, nav_ts_ns=0), OpeningLots()
+        apply_order(portfolio, lots, intent=opening, fills=(Fill(trade_id="t1", client_order_id="open-1", price=100.0,
+                                                                 qty=0.004, fee_usd=0.0, liquidity="maker", ts_ns=1),),
+                    qty_step=STEP)
+        applied = apply_order(portfolio, lots, intent=closing, fills=fills, qty_step=STEP)
+        books.append((portfolio.legs, portfolio.wallet_balance_usd, lots.lots(("BTCUSDT", "LONG")), applied))
+    assert books[0] == books[1]
+    legs, wallet, open_lots, (realized, closed_lots, past_flat) = books[0]
+    assert legs == {} and open_lots == ()
+    assert realized == pytest.approx(0.004 * 10.0 - 0.02) and wallet == pytest.approx(1_000.0 + realized)
+    assert [(lot.opening_intent_id, lot.qty) for lot in closed_lots] == [("open", pytest.approx(0.004))]
+    assert past_flat == ("fill t2 of close-1 sells 0.005 beyond the LONG leg of 0.004: the leg is flat, 0.001 past "
+                         "flat held by no position",
+                         "fill t3 of close-1 sells 0.002 beyond the LONG leg of 0: the leg is flat, 0.002 past flat "
+                         "held by no position")

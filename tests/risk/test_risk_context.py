@@ -48,11 +48,24 @@ def test_closing_a_leg_removes_it_and_duplicate_trade_ids_count_once() -> None:
     assert p.legs == {} and p.wallet_balance_usd == pytest.approx(100_002.0)
 
 
-def test_hedge_leg_cannot_flip_and_bad_fills_are_refused() -> None:
+def test_a_fill_beyond_a_hedge_leg_closes_it_and_opens_nothing_past_flat() -> None:
+    """A hedge-mode venue holds no LONG leg below zero (nor SHORT above): a reducing fill beyond the leg (an overfill,
+    a fill after the leg closed) closes it, realises PnL on what closed and charges its whole fee. It was a
+    ValueError, which stopped the run and every restart that recovered the intent."""
     p = state()
     p.apply_fill(symbol="ETHUSDT", side="buy", position_side="LONG", fill=fill("t1", 10.0, 1.0))
-    with pytest.raises(ValueError, match="flip the LONG leg"):
-        p.apply_fill(symbol="ETHUSDT", side="sell", position_side="LONG", fill=fill("t2", 10.0, 2.0))
+    net = p.apply_fill(symbol="ETHUSDT", side="sell", position_side="LONG", fill=fill("t2", 12.0, 2.0, fee=0.5))
+    assert net == pytest.approx(2.0 - 0.5) and p.legs == {}
+    late = fill("t3", 12.0, 1.0, fee=0.5)  # after the leg closed: only its fee
+    assert p.apply_fill(symbol="ETHUSDT", side="sell", position_side="LONG", fill=late) == -0.5
+    p.apply_fill(symbol="ETHUSDT", side="sell", position_side="SHORT", fill=fill("t4", 10.0, 1.0))
+    assert p.apply_fill(symbol="ETHUSDT", side="buy", position_side="SHORT", fill=fill("t5", 9.0, 3.0)) == 1.0
+    assert p.legs == {} and p.wallet_balance_usd == pytest.approx(100_000.0 + 1.5 - 0.5 + 1.0)
+
+
+def test_bad_fills_are_refused() -> None:
+    p = state()
+    p.apply_fill(symbol="ETHUSDT", side="buy", position_side="LONG", fill=fill("t1", 10.0, 1.0))
     with pytest.raises(ValueError, match="positive"):
         p.apply_fill(symbol="ETHUSDT", side="buy", position_side="LONG", fill=fill("t3", 0.0, 1.0))
     with pytest.raises(ValueError, match="finite"):

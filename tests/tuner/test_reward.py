@@ -56,6 +56,18 @@ def test_an_event_with_a_venue_anomaly_is_not_learned_whatever_its_cost() -> Non
     assert f.rejections == {"venue_anomaly": 1} and f.accepted == 0
 
 
+def test_an_event_with_a_fee_not_priced_in_the_quote_is_not_learned_at_its_understated_cost() -> None:
+    """Its cost leaves out a fee the venue charged in an asset nothing prices in the quote (BNB on a USDC symbol):
+    learned, it would teach the arm a cost lower than it was."""
+    f = RewardFilter(min_cost_bps=-10.0, max_cost_bps=30.0)
+    flagged = msgspec.structs.replace(_event("filled", 1.0), error="fee_unpriced(fill 7 of i1-1: fee 0.0002 BNB not "
+                                                                 "priced in USDC (no BNB/USDC market), left out of "
+                                                                 "fee_usd); settled: 1 orders found, 0 cancelled")
+    assert f.reward_from_event(flagged) is None
+    assert f.reward_from_event(_event("filled", 1.0)) == -1.0
+    assert f.rejections == {"fee_unpriced": 1} and f.accepted == 1
+
+
 def test_rejections_view_is_a_copy() -> None:
     f = RewardFilter(min_cost_bps=0.0, max_cost_bps=1.0)
     f.reward_from_cost(5.0)

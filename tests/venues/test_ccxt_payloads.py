@@ -27,9 +27,9 @@ from router_tuner.router.venues.ccxt.errors import map_ccxt_error, retry_after_s
 from router_tuner.router.venues.ccxt.parse import fill_from_trade, order_state, order_status
 from router_tuner.router.venues.ccxt.quirks import BINANCE_USDM
 from router_tuner.router.venues.ccxt.redact import SecretRedactor
-from tests.fakes.binance_usdm import FakeBinanceUsdm
-from tests.venues.ccxt_support import Connect, request
-from tests.venues.stream_support import API_SECRET
+from tests.fakes.binance_usdm import DEFAULT_SYMBOLS, FakeBinanceUsdm, SymbolSpec
+from tests.venues.ccxt_support import Connect, RecordedSleeps, open_live, request
+from tests.venues.stream_support import API_KEY, API_SECRET
 
 NOW_NS = 1_700_000_000_000_000_000
 
@@ -51,15 +51,50 @@ def test_an_empty_book_side_is_a_venue_error_naming_the_symbol(
 
 
 # ----- fees in another currency ----------------------------------------------------------------------
-def test_a_fee_in_a_currency_without_a_market_against_the_quote_is_one_venue_error(
+def test_a_fee_in_a_currency_nothing_prices_in_the_quote_leaves_the_fill_counted_and_the_fee_named(
     fake: FakeBinanceUsdm, venue: LoopVenue
 ) -> None:
-    # A BNB fee on a USDC-quoted perpetual: the venue lists no BNBUSDC, so the fee cannot be stated in USDC.
+    """A BNB fee on a USDC-quoted perpetual: the venue lists no BNB/USDC market nor a cross to USDC, so the fee cannot
+    be stated in USDC. The whole order was unreadable ("BTCUSDC: cannot convert fee in BNB to USDC: no BNB/USDC
+    market"), a filled order included: the settle halted the run, and every restart. The fill counts as reported,
+    its fee_usd leaves the BNB out, and the state names it."""
     venue.place_order(request("fee-usdc", symbol="BTCUSDC", price=59980.0))
     fake.state.fee_asset_override = "BNB"
     fake.fill("fee-usdc", "0.002")
-    with pytest.raises(VenueError, match="BTCUSDC: cannot convert fee in BNB to USDC: no BNB/USDC market"):
-        venue.fetch_order("BTCUSDC", "fee-usdc")
+    state = venue.fetch_order("BTCUSDC", "fee-usdc")
+    (fill,) = state.fills
+    assert (state.status, state.filled_qty, fill.qty, fill.fee_usd) == ("filled", 0.002, 0.002, 0.0)
+    (fee,) = state.unpriced_fees
+    assert (fee.trade_id, fee.currency, fee.quote) == (fill.trade_id, "BNB", "USDC")
+    assert fee.amount == pytest.approx(0.002 * 59980.0 * 0.0002 / 500.05, abs=1e-8)  # the fake's BNB at its BNBUSDT mid
+    assert fee.describe("fee-usdc") == (
+        f"fill {fill.trade_id} of fee-usdc: fee {fee.amount:.12g} BNB not priced in USDC (no BNB/USDC market, nor a "
+        "cross through an asset both are listed against), left out of fee_usd")
+
+
+def test_a_fee_in_a_currency_listed_against_another_quote_is_priced_through_the_cross(
+    sleeps: RecordedSleeps
+) -> None:
+    """With USDC/USDT listed beside BNB/USDT, a BNB fee on BTCUSDC is priced in USDC through USDT (BNB/USDT mid over
+    USDC/USDT mid), from markets and books the venue already has: nothing is left unpriced."""
+    usdc = SymbolSpec("USDCUSDT", "USDC", "USDT", "0.0001", "1", "5", 4, 0)
+    with FakeBinanceUsdm(API_KEY, API_SECRET, symbols=(*DEFAULT_SYMBOLS, usdc)) as fake:
+        fake.set_book("BTCUSDC", "59990.0", "1.0", "59990.1", "1.0")
+        fake.set_book("BNBUSDT", "500.00", "10", "500.10", "10")
+        fake.set_book("USDCUSDT", "0.9990", "1000", "0.9992", "1000")
+        live = open_live(fake, sleeps)
+        try:
+            live.venue.place_order(request("fee-cross", symbol="BTCUSDC", price=59980.0))
+            fake.state.fee_asset_override = "BNB"
+            fake.fill("fee-cross", "0.002")
+            state = live.venue.fetch_order("BTCUSDC", "fee-cross")
+            with fake.state.lock:
+                (trade,) = fake.state.trades
+        finally:
+            live.loop.close()
+    (fill,) = state.fills
+    assert state.unpriced_fees == ()
+    assert fill.fee_usd == pytest.approx(float(trade["commission"]) * 500.05 / 0.9991)
 
 
 def drive(steps: Steps[Any], answers: Mapping[str, Any]) -> tuple[Any, list[ExchangeCall]]:
@@ -103,8 +138,8 @@ def test_embedded_trades_that_add_up_to_filled_are_the_fills_without_a_call(
     fake: FakeBinanceUsdm, core: VenueCore
 ) -> None:
     order = ccxt_order(fake, core, "two-trades")
-    fills, calls = drive(core.fills(order, "two-trades", core.market("BTCUSDT"), NOW_NS), {})
-    assert calls == []
+    (fills, unpriced), calls = drive(core.fills(order, "two-trades", core.market("BTCUSDT"), NOW_NS), {})
+    assert calls == [] and unpriced == ()
     assert [(f.qty, f.price, f.liquidity) for f in fills] == [(0.002, 59999.9, "maker"), (0.003, 59999.9, "maker")]
     assert [f.fee_usd for f in fills] == pytest.approx([0.002 * 59999.9 * 0.0002, 0.003 * 59999.9 * 0.0002])
 
@@ -116,10 +151,10 @@ def test_embedded_trades_short_of_filled_are_replaced_by_the_accounts_trades(
     all_trades = order["trades"]
     order["trades"] = all_trades[:1]  # a reply that carried the first trade only
     other = ccxt_order(fake, core, "base-fee")["trades"]  # the venue's trade list holds other orders' too
-    fills, calls = drive(core.fills(order, "two-trades", core.market("BTCUSDT"), NOW_NS),
-                         {"fetch_my_trades": [*all_trades, *other]})
+    (fills, unpriced), calls = drive(core.fills(order, "two-trades", core.market("BTCUSDT"), NOW_NS),
+                                     {"fetch_my_trades": [*all_trades, *other]})
     assert calls == [ExchangeCall("fetch_my_trades", ("BTC/USDT:USDT", None, None, {"orderId": order["id"]}))]
-    assert [f.qty for f in fills] == [0.002, 0.003]
+    assert [f.qty for f in fills] == [0.002, 0.003] and unpriced == ()
     assert {f.client_order_id for f in fills} == {"two-trades"}
 
 
@@ -128,8 +163,8 @@ def test_a_fee_in_the_base_currency_is_valued_at_the_fills_own_price(fake: FakeB
     order = ccxt_order(fake, core, "base-fee")
     ((trade,),) = (order["trades"],)
     assert trade["fee"]["currency"] == "BTC"
-    fills, calls = drive(core.fills(order, "base-fee", core.market("BTCUSDT"), NOW_NS), {})
-    assert calls == []
+    (fills, unpriced), calls = drive(core.fills(order, "base-fee", core.market("BTCUSDT"), NOW_NS), {})
+    assert calls == [] and unpriced == ()
     assert fills[0].fee_usd == pytest.approx(trade["fee"]["cost"] * 59999.9)
 
 

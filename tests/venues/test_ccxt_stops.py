@@ -48,6 +48,21 @@ def test_a_stop_is_sent_as_a_close_all_algo_order_and_closes_the_leg_when_it_tri
     assert venue.cancel_stop(symbol, "sl-1").status == "triggered"  # a cancel after the trigger reports it
 
 
+def test_a_triggered_stop_whose_fee_nothing_prices_in_the_quote_keeps_its_fill_and_names_the_fee(
+        fake: FakeBinanceUsdm, venue: LoopVenue) -> None:
+    """The stop's close on BTCUSDC is charged in BNB, which no listed market prices in USDC: reading the triggered stop
+    raised "cannot convert fee in BNB to USDC", so a stop that closed the leg could not be journaled."""
+    fake.set_position("BTCUSDC", "BOTH", "0.004")
+    venue.place_stop(stop("sl-bnb", symbol="BTCUSDC"))
+    fake.state.fee_asset_override = "BNB"
+    fake.set_book("BTCUSDC", "58990.0", "1.0", "58990.1", "1.0")  # triggers
+    done = venue.fetch_stop("BTCUSDC", "sl-bnb")
+    (fill,) = done.fills
+    (fee,) = done.unpriced_fees
+    assert (done.status, fill.qty, fill.fee_usd) == ("triggered", 0.004, 0.0)
+    assert (fee.trade_id, fee.currency, fee.quote) == (fill.trade_id, "BNB", "USDC") and fee.amount > 0
+
+
 def test_hedge_mode_take_profit_names_the_leg_and_leaves_the_other(fake: FakeBinanceUsdm, connect: Connect) -> None:
     fake.state.hedge_mode = True
     fake.set_position("BTCUSDT", "SHORT", "-0.003")

@@ -23,7 +23,7 @@ import math
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 import ccxt
 
@@ -39,6 +39,7 @@ from router_tuner.router.venue import (
     StopRequest,
     StopState,
     TopOfBook,
+    UnpricedFee,
     VenueError,
     VenueTimeout,
     VenueUnavailable,
@@ -77,6 +78,26 @@ Steps: TypeAlias = Generator[ExchangeCall, Any, T]
 
 def call(method: str, *args: Any) -> ExchangeCall:
     return ExchangeCall(method, args)
+
+
+_TRANSIENT: tuple[type[VenueError], ...] = (VenueTimeout, VenueUnavailable, RateLimited)
+
+
+@dataclass(frozen=True, slots=True)
+class NoFeeRate:
+    """A fee asset nothing listed prices in the quote, and why (``VenueCore._fee_rate``)."""
+
+    reason: str
+
+
+class PricedFills(NamedTuple):
+    """An order's fills with their fees in the quote, and the fees that could not be (``UnpricedFee``)."""
+
+    fills: tuple[Fill, ...]
+    unpriced: tuple[UnpricedFee, ...]
+
+
+NO_FILLS = PricedFills((), ())
 
 
 class VenueCore:
@@ -260,8 +281,8 @@ class VenueCore:
     ) -> Steps[StopState]:
         """The stop under our id; a triggered one's fills are those of the market order it placed."""
         order_id = actual_order_id(info)
-        fills = (yield from self.trade_fills(order_id, cid, market, now_ns)) if order_id is not None else ()
-        return stop_state(info, symbol, cid, fills)
+        priced = (yield from self.trade_fills(order_id, cid, market, now_ns)) if order_id is not None else NO_FILLS
+        return stop_state(info, symbol, cid, priced.fills, priced.unpriced)
 
     # ----- idempotency -----------------------------------------------------------------------------
     def _resolve_unknown_outcome(
@@ -393,22 +414,22 @@ class VenueCore:
     def _state(
         self, order: Mapping[str, Any], symbol: str, cid: str, market: Mapping[str, Any], now_ns: int
     ) -> Steps[OrderState]:
-        fills = yield from self.fills(order, cid, market, now_ns)
-        return order_state(order, symbol, cid, fills)
+        priced = yield from self.fills(order, cid, market, now_ns)
+        return order_state(order, symbol, cid, priced.fills, priced.unpriced)
 
     def fills(
         self, order: Mapping[str, Any], cid: str, market: Mapping[str, Any], now_ns: int
-    ) -> Steps[tuple[Fill, ...]]:
+    ) -> Steps[PricedFills]:
         """The order's fills: its own ``trades`` when they add up to ``filled``, else the venue's trade list."""
         filled = order.get("filled") or 0.0
         if filled <= 0:
-            return ()
+            return NO_FILLS
         trades = order.get("trades") or []
         if not trades or not math.isclose(sum(t["amount"] for t in trades), filled):
             return (yield from self.trade_fills(str(order["id"]), cid, market, now_ns))
         return (yield from self.fills_of_trades(trades, cid, market, now_ns))
 
-    def trade_fills(self, order_id: str, cid: str, market: Mapping[str, Any], now_ns: int) -> Steps[tuple[Fill, ...]]:
+    def trade_fills(self, order_id: str, cid: str, market: Mapping[str, Any], now_ns: int) -> Steps[PricedFills]:
         """The fills of exchange order ``order_id``, read from the account's trades, under our id ``cid``."""
         params = {self.quirks.trades_order_id_param: order_id}
         trades = yield call("fetch_my_trades", market["symbol"], None, None, params)
@@ -417,10 +438,15 @@ class VenueCore:
 
     def fills_of_trades(
         self, trades: list[Mapping[str, Any]], cid: str, market: Mapping[str, Any], now_ns: int
-    ) -> Steps[tuple[Fill, ...]]:
-        """ccxt trades of one order as fills, in time order, fees in the market's quote currency."""
+    ) -> Steps[PricedFills]:
+        """ccxt trades of one order as fills, in time order, fees in the market's quote currency.
+
+        A fee in an asset nothing here prices in the quote (``_fee_rate``) does not make the fill unreadable: the
+        fill is real (the venue's position moved), so it is returned with that fee left out of ``fee_usd`` and
+        named in ``unpriced`` for the reader to flag (``OrderState.unpriced_fees``). It used to be a ``VenueError``
+        for the whole order, which left a filled order unreadable: the settle halted the run and every restart."""
         quote = market["quote"]
-        rates: dict[str, float | None] = {}
+        rates: dict[str, float | NoFeeRate | None] = {}
         for trade in trades:
             currency = (trade.get("fee") or {}).get("currency")
             if currency and currency not in rates:
@@ -428,22 +454,69 @@ class VenueCore:
 
         def fee_to_quote(currency: str, cost: float, price: float) -> float:
             rate = rates[currency]
+            if isinstance(rate, NoFeeRate):
+                return 0.0
             return cost * price if rate is None else cost * rate
 
-        return tuple(fill_from_trade(t, cid, fee_to_quote) for t in sorted(trades, key=lambda t: t["timestamp"]))
+        ordered = sorted(trades, key=lambda t: t["timestamp"])
+        fills = tuple(fill_from_trade(t, cid, fee_to_quote) for t in ordered)
+        unpriced = []
+        for trade in ordered:
+            fee = trade["fee"]
+            rate = rates[str(fee["currency"])]
+            if isinstance(rate, NoFeeRate) and float(fee["cost"]) != 0.0:
+                unpriced.append(UnpricedFee(trade_id=str(trade["id"]), amount=float(fee["cost"]),
+                                            currency=str(fee["currency"]), quote=quote, reason=rate.reason))
+        return PricedFills(fills, tuple(unpriced))
 
-    def _fee_rate(self, market: Mapping[str, Any], quote: str, currency: str, now_ns: int) -> Steps[float | None]:
-        """Quote per unit of ``currency``: 1 for the quote/settle asset, ``None`` for the base (each fill's
-        own price), else the mid of ``currency``'s own market against our quote (e.g. a BNB fee discount)."""
+    def _fee_rate(self, market: Mapping[str, Any], quote: str, currency: str,
+                  now_ns: int) -> Steps[float | NoFeeRate | None]:
+        """Quote per unit of ``currency``: 1 for the quote/settle asset, ``None`` for the base (each fill's own
+        price), else the mid of ``currency``'s own market against our quote (e.g. a BNB fee discount), else a cross
+        through one asset both are listed against (BNB/USDT with USDC/USDT or USDT/USDC, for a USDC quote).
+
+        ``NoFeeRate`` when no listed market gives it, or its book does not (an empty side, a mid that is not a
+        positive price); a transient venue error (timeout, disconnect, rate limit) is raised: the read is retried.
+        """
         if currency in (quote, market.get("settle")):
             return 1.0
         if currency == market["base"]:
             return None
-        for candidate in self.markets.values():
-            if candidate["base"] == currency and candidate["quote"] == quote:
-                book = yield from self.top_of_book(candidate["id"], now_ns)
-                return book.mid
-        raise VenueError(f"{market['id']}: cannot convert fee in {currency} to {quote}: no {currency}/{quote} market")
+        by_pair: dict[tuple[str, str], str] = {}  # one market per pair: a perpetual or spot before a dated future
+        for listed in sorted(self.markets.values(), key=lambda m: (m.get("expiry") is not None, m["id"])):
+            by_pair.setdefault((listed["base"], listed["quote"]), listed["id"])
+        if (currency, quote) in by_pair:
+            return (yield from self._mid_or_none(by_pair[(currency, quote)], now_ns))
+        for (base, via), fee_market in by_pair.items():
+            if base != currency:
+                continue
+            if (quote, via) in by_pair:  # quote per fee unit = (via per fee unit) / (via per quote unit)
+                legs: tuple[tuple[str, bool], ...] = ((fee_market, False), (by_pair[(quote, via)], True))
+            elif (via, quote) in by_pair:  # = (via per fee unit) * (quote per via unit)
+                legs = ((fee_market, False), (by_pair[(via, quote)], False))
+            else:
+                continue
+            rate = 1.0
+            for market_id, inverted in legs:
+                mid = yield from self._mid_or_none(market_id, now_ns)
+                if isinstance(mid, NoFeeRate):
+                    return mid
+                rate = rate / mid if inverted else rate * mid
+            return rate
+        return NoFeeRate(f"no {currency}/{quote} market, nor a cross through an asset both are listed against")
+
+    def _mid_or_none(self, market_id: str, now_ns: int) -> Steps[float | NoFeeRate]:
+        """The mid of ``market_id``'s book, or ``NoFeeRate`` saying why not (transient errors are raised)."""
+        try:
+            book = yield from self.top_of_book(market_id, now_ns)
+        except _TRANSIENT:
+            raise
+        except VenueError as exc:
+            return NoFeeRate(f"{market_id} book unreadable: {exc}")
+        mid = book.mid
+        if not (math.isfinite(mid) and mid > 0):
+            return NoFeeRate(f"{market_id} mid is {mid!r}")
+        return mid
 
     # ----- plumbing --------------------------------------------------------------------------------
     def market(self, symbol: str) -> Mapping[str, Any]:

@@ -10,8 +10,10 @@ always safe to act on:
 - a report that breaks the venue's own rule (the fills reported for an order exceed its cumulative
   filled quantity: a fill reported under another order) is not believed: the order is re-read by REST and
   the violation counted; fills the stream owes (cumulative above the fills seen) are fetched by REST too;
-- a report that cannot be read (a fee no market prices in our quote, on another program's order) is logged and
-  skipped, and a followed order re-read by REST: it does not take the stream down;
+- a report that cannot be read (a status the venue never sends, another program's order on a market we do not
+  know) is logged and skipped, and a followed order re-read by REST: it does not take the stream down. A fee in an
+  asset no market prices in our quote does not make a report unreadable: the fill counts, its fee named in the
+  state's ``unpriced_fees`` (``router.venue.UnpricedFee``) for the route to flag;
 - after a (re)connect, working orders are re-read by REST (open orders, and each tracked order that is no
   longer open), so fills that landed while the stream was down count, once;
 - while the stream is down, tracked orders are polled by REST every ``poll_interval_ms``. ``status`` says
@@ -31,7 +33,7 @@ from typing import Any, Literal
 import ccxt
 
 from router_tuner.router.events import Fill
-from router_tuner.router.venue import OrderState, OrderStatus, VenueError
+from router_tuner.router.venue import OrderState, OrderStatus, UnpricedFee, VenueError
 from router_tuner.router.venues.ccxt.aio import AsyncCcxtVenue
 from router_tuner.router.venues.ccxt.config import check_stream_settings
 from router_tuner.router.venues.ccxt.parse import order_state
@@ -75,6 +77,7 @@ class TrackedOrder:
     symbol: str
     state: OrderState | None = None
     fills: dict[str, Fill] = field(default_factory=dict)
+    unpriced: dict[str, UnpricedFee] = field(default_factory=dict)
     disbelieved: set[str] = field(default_factory=set)
     version: int = 0
     answered: int = 0
@@ -87,10 +90,14 @@ class TrackedOrder:
         referee: a fill it lists under the order is believed even if the stream's report of it was not."""
         if from_rest:
             self.disbelieved.difference_update(f.trade_id for f in incoming.fills)
+        unpriced = {fee.trade_id: fee for fee in incoming.unpriced_fees}
         for fill in incoming.fills:
             if fill.trade_id not in self.fills and fill.trade_id not in self.disbelieved:
-                self.fills[fill.trade_id] = fill
+                self.fills[fill.trade_id] = fill  # kept as first read, with its fee unpriced if it was then
+                if fill.trade_id in unpriced:
+                    self.unpriced[fill.trade_id] = unpriced[fill.trade_id]
         current = self.state
+        fills = tuple(sorted(self.fills.values(), key=lambda f: (f.ts_ns, f.trade_id)))
         merged = OrderState(
             client_order_id=incoming.client_order_id,
             symbol=incoming.symbol,
@@ -98,7 +105,8 @@ class TrackedOrder:
             qty=incoming.qty,
             filled_qty=max(incoming.filled_qty, current.filled_qty if current is not None else 0.0),
             price=incoming.price if incoming.price is not None or current is None else current.price,
-            fills=tuple(sorted(self.fills.values(), key=lambda f: (f.ts_ns, f.trade_id))),
+            fills=fills,
+            unpriced_fees=tuple(self.unpriced[f.trade_id] for f in fills if f.trade_id in self.unpriced),
         )
         if merged == current:
             return False
@@ -269,9 +277,10 @@ class StreamOrderFeed:
                     self._reread(cid)
 
     async def _read_report(self, order: Mapping[str, Any]) -> None:
-        """One stream report. One that cannot be read (its fee in an asset no market prices in our quote, a status
-        the venue never sends) says nothing about the stream: logged on one line and skipped, a followed order re-read
-        by REST; it used to take the stream down, also for an order of another program on the account."""
+        """One stream report. One that cannot be read (a status the venue never sends) says nothing about the stream:
+        logged on one line and skipped, a followed order re-read by REST; it used to take the stream down, also for an
+        order of another program on the account. A fee no market prices in our quote is no longer unreadable: the
+        fill counts and the fee is named (``VenueCore.fills_of_trades``)."""
         try:
             await self._on_stream_order(order)
         except VenueError as exc:
@@ -298,8 +307,8 @@ class StreamOrderFeed:
                            "it by REST", self._venue.name, [t["id"] for t in new], fills_qty, cid, filled)
             new = []
             self._reread(str(cid))
-        fills = await self._venue.run(self._venue.core.fills_of_trades(new, str(cid), market, time.time_ns()))
-        tracked.merge(order_state(order, tracked.symbol, str(cid), fills), from_rest=False)
+        priced = await self._venue.run(self._venue.core.fills_of_trades(new, str(cid), market, time.time_ns()))
+        tracked.merge(order_state(order, tracked.symbol, str(cid), priced.fills, priced.unpriced), from_rest=False)
         state = tracked.state
         if state is not None and math.fsum(f.qty for f in state.fills) < state.filled_qty * (1 - 1e-9):
             self._reread(str(cid))  # the stream owes fills (a conflated or misreported update): ask REST

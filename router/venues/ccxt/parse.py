@@ -15,7 +15,15 @@ import ccxt
 
 from router_tuner.router.contract import Contract
 from router_tuner.router.events import Fill, Liquidity, PositionSide
-from router_tuner.router.venue import OrderState, OrderStatus, StopKind, StopState, StopStatus, VenueError
+from router_tuner.router.venue import (
+    OrderState,
+    OrderStatus,
+    StopKind,
+    StopState,
+    StopStatus,
+    UnpricedFee,
+    VenueError,
+)
 
 _CCXT_STATUS: Mapping[str, OrderStatus] = {
     "closed": "filled",
@@ -25,7 +33,8 @@ _CCXT_STATUS: Mapping[str, OrderStatus] = {
 }
 
 FeeToQuote = Callable[[str, float, float], float]
-"""(fee currency, fee amount, fill price) -> fee in the market's quote currency."""
+"""(fee currency, fee amount, fill price) -> fee in the market's quote currency (0 for one that cannot be stated in
+it: the caller names it, ``router.venue.UnpricedFee``)."""
 
 
 def contract_of_market(market: Mapping[str, Any]) -> Contract:
@@ -105,9 +114,11 @@ def fill_from_trade(trade: Mapping[str, Any], client_order_id: str, fee_to_quote
 
 
 def order_state(
-    order: Mapping[str, Any], symbol: str, client_order_id: str, fills: tuple[Fill, ...]
+    order: Mapping[str, Any], symbol: str, client_order_id: str, fills: tuple[Fill, ...],
+    unpriced_fees: tuple[UnpricedFee, ...] = (),
 ) -> OrderState:
-    """The venue's view of one order under the router's symbol and id (checked against ccxt's)."""
+    """The venue's view of one order under the router's symbol and id (checked against ccxt's); ``unpriced_fees``
+    are the fees of ``fills`` not stated in the quote (``VenueCore.fills_of_trades``)."""
     reported_id = order.get("clientOrderId")
     if reported_id is not None and reported_id != client_order_id:
         raise VenueError(f"venue answered for client order id {reported_id!r}, asked {client_order_id!r}")
@@ -123,6 +134,7 @@ def order_state(
         filled_qty=float(order.get("filled") or 0.0),
         price=float(price) if order.get("type") == "limit" and price is not None else None,
         fills=fills,
+        unpriced_fees=unpriced_fees,
     )
 
 
@@ -182,7 +194,8 @@ def actual_order_id(info: Mapping[str, Any]) -> str | None:
     return str(order_id) if order_id not in (None, "", 0, "0") else None
 
 
-def stop_state(info: Mapping[str, Any], symbol: str, client_order_id: str, fills: tuple[Fill, ...]) -> StopState:
+def stop_state(info: Mapping[str, Any], symbol: str, client_order_id: str, fills: tuple[Fill, ...],
+               unpriced_fees: tuple[UnpricedFee, ...] = ()) -> StopState:
     """A Binance algo-service order (ccxt's raw ``info``) as a ``StopState`` under the router's id.
 
     ``triggered_ts_ns`` is the venue's ``triggerTime`` (0 until it triggers). An order type or status the
@@ -201,4 +214,5 @@ def stop_state(info: Mapping[str, Any], symbol: str, client_order_id: str, fills
     return StopState(client_order_id=client_order_id, symbol=symbol, kind=kind,
                      side="buy" if info.get("side") == "BUY" else "sell",
                      position_side=info.get("positionSide") or "BOTH", trigger_price=float(info["triggerPrice"]),
-                     status=status, triggered_ts_ns=trigger_ms * 1_000_000 if trigger_ms else None, fills=fills)
+                     status=status, triggered_ts_ns=trigger_ms * 1_000_000 if trigger_ms else None, fills=fills,
+                     unpriced_fees=unpriced_fees)

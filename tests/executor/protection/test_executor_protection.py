@@ -4,6 +4,7 @@ exactly once as its own intent with its realized PnL, and positions agree with t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 from pathlib import Path
@@ -17,6 +18,7 @@ from router_tuner.executor.protection import desired_triggers
 from router_tuner.executor.store import ExecutorStore
 from router_tuner.risk.portfolio import Leg
 from router_tuner.risk.units import NS_PER_S
+from router_tuner.router.venue import UnpricedFee
 from router_tuner.router.venues.sim.venue import SimVenue
 from tests.conftest import config_issues, edit_config
 from tests.executor.test_executor_support import (
@@ -155,6 +157,27 @@ def test_a_crash_between_the_stops_submission_and_its_journal_batch_is_finished_
     (stop_event,) = [e for e in journal.read("router") if e.intent_id == working.client_order_id]
     assert stop_event.error is None and stop_event.filled_qty > 0  # the stop's fills, not a "recovered" probe
     assert store.working_stops() == [] and executor.portfolio.legs == {}
+
+
+def test_a_triggered_stop_with_a_fee_not_priced_in_the_quote_is_journaled_flagged(tmp_path: Path) -> None:
+    """A stop's fill whose fee the venue could not price in the quote (``StopState.unpriced_fees``, the live venue's
+    BNB fee on a USDC symbol) counts, and the stop's event says so: the tuner does not learn it."""
+    config = protected_config(2.0, None)
+    venue = make_paper_venue(config)
+    executor, journal, store = start(config, venue, tmp_path)
+    executor.process(intent("open", size_hint_usd=300.0))
+    venue.clock.sleep_until(venue.clock.now_ns() + 300 * NS_PER_S)
+    (record,) = store.working_stops()
+    state = venue.fetch_stop("BTCUSDT", record.client_order_id)
+    (fill,) = state.fills
+    fee = UnpricedFee(trade_id=fill.trade_id, amount=0.0002, currency="BNB", quote="USDT", reason="test")
+    _, event, _ = executor.protection.outcome(record, dataclasses.replace(state, unpriced_fees=(fee,)),
+                                              policy=executor.policy_for("BTCUSDT"),
+                                              contract=venue.contract("BTCUSDT"), journal_intents=1)
+    assert event.fills == state.fills and event.filled_qty == fill.qty
+    assert event.error == f"fee_unpriced({fee.describe(record.client_order_id)})"
+    journal.close()
+    store.close()
 
 
 def test_stops_off_by_default_place_nothing(tmp_path: Path) -> None:
