@@ -34,6 +34,33 @@ prices in the quote (``fee_unpriced(...)``, ``router.venue.UnpricedFee``; BNB on
 count, their ``fee_usd`` leaves that fee out, so ``fees_bps`` and ``cost_bps`` understate the cost and the tuner does
 not learn from the event (``tuner.reward``)."""
 
+FLAGS = (VENUE_ANOMALY, FEE_UNPRICED)
+"""The flags an event's ``error`` may carry, in the order consumers rank them (an event with both counts as
+``venue_anomaly``: its cost is not the arm's whatever its fee)."""
+
+
+def error_flags(error: str | None) -> tuple[str, ...]:
+    """The flags (:data:`FLAGS`, in that order) ``error`` carries as the event's own markers.
+
+    A flag is a part of the error that opens with its name and a parenthesis, at the error's start or right after
+    the ``"; "`` that joins the parts (``router.routing.ledger.RouteLedger`` and the executor write them so:
+    ``"taker leg x rejected by the venue; venue_anomaly(fill T1 ...)"``). The name anywhere else is text, not the
+    flag: an exchange's message quoted in the error that happens to say ``venue_anomaly`` flags nothing.
+
+    >>> error_flags("settled on restart; venue_anomaly(fill T1 of o-1 at 101, worse than its buy limit 100)")
+    ('venue_anomaly',)
+    >>> error_flags("binance {'msg': 'venue_anomaly fee_unpriced(x)'}")
+    ()
+    """
+    if not error:
+        return ()
+    return tuple(flag for flag in FLAGS if error.startswith(f"{flag}(") or f"; {flag}(" in error)
+
+
+def event_flags(event: RouterEvent) -> tuple[str, ...]:
+    """The flags ``event`` carries (:func:`error_flags` of its ``error``)."""
+    return error_flags(event.error)
+
 
 class _Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base of every journaled type: immutable, keyword-only, unknown fields rejected."""
