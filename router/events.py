@@ -57,6 +57,38 @@ def error_flags(error: str | None) -> tuple[str, ...]:
     return tuple(flag for flag in FLAGS if error.startswith(f"{flag}(") or f"; {flag}(" in error)
 
 
+def unflagged_error(error: str | None) -> str | None:
+    """``error`` without its flags (:func:`error_flags`'s parts, each from its name to its closing parenthesis),
+    the other parts joined as they were; ``None`` when nothing else is left: what the route itself reported.
+
+    >>> unflagged_error("taker leg x-2 rejected by the venue; venue_anomaly(fill T1 of x-1 at 101 (limit 100); "
+    ...                 "fill T2 of x-1 at 102); settled: 2 orders found, 0 cancelled")
+    'taker leg x-2 rejected by the venue; settled: 2 orders found, 0 cancelled'
+    >>> unflagged_error("fee_unpriced(fill t9 of s-1: fee 0.1 BNB not priced in USDC (no BNB/USDC market))") is None
+    True
+    """
+    if not error:
+        return None
+    parts: list[str] = []
+    at = 0
+    while at < len(error):
+        flag = next((f for f in FLAGS if error.startswith(f"{f}(", at)), None)
+        if flag is None:
+            end = error.find("; ", at)
+            end = len(error) if end < 0 else end
+            parts.append(error[at:end])
+        else:
+            depth, end = 0, at + len(flag)
+            while end < len(error):
+                depth += {"(": 1, ")": -1}.get(error[end], 0)
+                end += 1
+                if depth == 0:
+                    break
+        at = end + 2 if error.startswith("; ", end) else end
+    rest = "; ".join(part for part in parts if part)
+    return rest or None
+
+
 def event_flags(event: RouterEvent) -> tuple[str, ...]:
     """The flags ``event`` carries (:func:`error_flags` of its ``error``)."""
     return error_flags(event.error)
