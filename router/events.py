@@ -57,6 +57,31 @@ def error_flags(error: str | None) -> tuple[str, ...]:
     return tuple(flag for flag in FLAGS if error.startswith(f"{flag}(") or f"; {flag}(" in error)
 
 
+def _parts(error: str) -> list[tuple[str | None, str]]:
+    """``error``'s parts in order: ``(flag, what is inside its parentheses)`` for a flag, ``(None, text)`` for the rest.
+
+    A flag part runs from its name to its closing parenthesis (counted, so a parenthesis inside it is kept); the
+    other parts are split at ``"; "``."""
+    parts: list[tuple[str | None, str]] = []
+    at = 0
+    while at < len(error):
+        flag = next((f for f in FLAGS if error.startswith(f"{f}(", at)), None)
+        if flag is None:
+            end = error.find("; ", at)
+            end = len(error) if end < 0 else end
+            parts.append((None, error[at:end]))
+        else:
+            depth, end = 0, at + len(flag)
+            while end < len(error):
+                depth += {"(": 1, ")": -1}.get(error[end], 0)
+                end += 1
+                if depth == 0:
+                    break
+            parts.append((flag, error[at + len(flag) + 1:end - 1 if error[end - 1] == ")" else end]))
+        at = end + 2 if error.startswith("; ", end) else end
+    return parts
+
+
 def unflagged_error(error: str | None) -> str | None:
     """``error`` without its flags (:func:`error_flags`'s parts, each from its name to its closing parenthesis),
     the other parts joined as they were; ``None`` when nothing else is left: what the route itself reported.
@@ -69,24 +94,30 @@ def unflagged_error(error: str | None) -> str | None:
     """
     if not error:
         return None
-    parts: list[str] = []
-    at = 0
-    while at < len(error):
-        flag = next((f for f in FLAGS if error.startswith(f"{f}(", at)), None)
-        if flag is None:
-            end = error.find("; ", at)
-            end = len(error) if end < 0 else end
-            parts.append(error[at:end])
-        else:
-            depth, end = 0, at + len(flag)
-            while end < len(error):
-                depth += {"(": 1, ")": -1}.get(error[end], 0)
-                end += 1
-                if depth == 0:
-                    break
-        at = end + 2 if error.startswith("; ", end) else end
-    rest = "; ".join(part for part in parts if part)
+    rest = "; ".join(text for flag, text in _parts(error) if flag is None and text)
     return rest or None
+
+
+def flag_items(error: str | None, flag: str) -> tuple[str, ...]:
+    """What ``error``'s ``flag`` parts list (each joined by ``"; "`` inside its parentheses), in order.
+
+    >>> flag_items("venue_anomaly(a (x; y); b); settled; venue_anomaly(c)", VENUE_ANOMALY)
+    ('a (x; y)', 'b', 'c')
+    """
+    if not error:
+        return ()
+    items: list[str] = []
+    for name, text in _parts(error):
+        if name != flag:
+            continue
+        depth, start = 0, 0
+        for i, char in enumerate(text):
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth == 0 and text.startswith("; ", i):
+                items.append(text[start:i])
+                start = i + 2
+        items.append(text[start:])
+    return tuple(item for item in items if item)
 
 
 def event_flags(event: RouterEvent) -> tuple[str, ...]:
