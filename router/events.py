@@ -10,6 +10,7 @@ epoch, ``_ms`` milliseconds. Costs are signed so that positive is worse for us.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import msgspec
@@ -54,7 +55,13 @@ def error_flags(error: str | None) -> tuple[str, ...]:
     """
     if not error:
         return ()
-    return tuple(flag for flag in FLAGS if error.startswith(f"{flag}(") or f"; {flag}(" in error)
+    return tuple(flag for flag in FLAGS if re.search(flag_pattern(flag), error))
+
+
+def flag_pattern(flag: str) -> str:
+    """The regular expression (Python's and RE2's, so Arrow's too) that finds ``flag`` as :func:`error_flags` reads
+    it: its name and a parenthesis at the error's start or after ``"; "``."""
+    return rf"(^|; ){re.escape(flag)}\("
 
 
 def _parts(error: str) -> list[tuple[str | None, str]]:
