@@ -26,7 +26,8 @@ endpoint whose URL is printed on stdout.
 The configuration is ``--config DIR``, else the embedded defaults, as in every other command.
 Output: a ``started:`` line saying what the reconciliation found, then, when the run ends (intents done, a
 signal, the paper market or a malformed intent line ending it), a summary of what this run did: intents
-processed, orders routed and filled, fills, mean cost in bps, vetoes by reason (``features.run_summary``).
+processed, orders routed and filled, fills, flagged orders per flag, mean cost in bps (fee_unpriced orders left out of
+it, and counted), vetoes by reason (``features.run_summary``).
 ``--json`` prints the same as one JSON object per line (``"event"``: ``metrics``, ``started``, ``done``);
 failures stay one plain line on stderr either way.
 Failures end in one line on stderr through ``cli.main``'s table (``router-tuner live: ...``): exit 1 when a

@@ -175,8 +175,10 @@ def _table(comparison: Comparison) -> str:
 
     cand, base = comparison.candidate, comparison.baseline
     against = f"baseline {base.candidate_arm}" if base is not None else "the logging policy (on_policy)"
+    flagged = sum(cand.skipped_flagged.values())
     lines = [f"{comparison.symbol}: candidate {cand.candidate_arm} vs {against} on {cand.n_events} filled "
-             f"events ({cand.skipped_unfilled} unfilled skipped); cost in bps, lower is better, "
+             f"events ({cand.skipped_unfilled} unfilled skipped, {flagged} flagged left out); cost in bps, lower is "
+             "better, "
              f"diff = candidate - baseline (paired)",
              f"  {'estimator':<16}{'cost_bps':>10}{'ci_low':>10}{'ci_high':>10}{'base_bps':>10}{'diff_bps':>10}"
              f"{'diff_low':>10}{'diff_high':>10}{'ess':>9}{'support_gap':>13}",
@@ -187,6 +189,7 @@ def _table(comparison: Comparison) -> str:
                           est.support_gap_share))
     lines.extend(f"  warning: {w}" for w in comparison.warnings)
     reports = [cand] if base is None else [cand, base]
+    lines.extend(f"  note: {note}" for note in cand.notes)
     lines.extend(f"  note: {note}" for note in sorted({n for r in reports for e in r.estimates.values()
                                                        for n in e.notes}))
     return "\n".join(lines)

@@ -110,6 +110,8 @@ def _print(symbol: str, report: dict[str, Any]) -> None:
     for name, est in report["estimates"].items():
         print(f"  {name:<12} {est['cost_bps']:8.3f} bps [{est['ci_low_bps']:.3f}, {est['ci_high_bps']:.3f}]  "
               f"ESS {est['ess']:,.0f}")
+    for note in report["notes"]:
+        print(f"  note: {note}")
 
 
 def _day(text: str | None, flag: str) -> str | None:

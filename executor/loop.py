@@ -66,7 +66,7 @@ from router_tuner.executor.journal import Journal
 from router_tuner.executor.monitoring.health import book_feed_health, order_feed_health
 from router_tuner.executor.monitoring.telemetry import Telemetry
 from router_tuner.executor.outcomes import binding_limit, reason, routed_trade, veto_outcome
-from router_tuner.executor.positions import apply_order
+from router_tuner.executor.positions import HELD_FLAT, apply_order, hold_flat
 from router_tuner.executor.protection import RESERVED_ID_PREFIXES, ProtectiveStops, TriggeredStop
 from router_tuner.executor.quarantine import quarantine_line
 from router_tuner.executor.reconcile import (
@@ -790,34 +790,45 @@ class Executor:
 
     def _flag_past_flat(self, intent: Intent, event: RouterEvent,
                         past_flat: tuple[str, ...]) -> tuple[RouterEvent, str | None]:
-        """A hedge-mode leg the fills took past flat (``executor.positions.AppliedOrder``): the fills count as the
-        venue reported them and the leg closed; the event is flagged ``venue_anomaly`` (not learned) and the leg
-        checked against the venue's, all on one log line. Returns the flagged event and, when the venue holds
-        another leg (a position the journal cannot explain), the halt's message: the batch is journaled first,
-        so a restart does not recover the intent again; it refuses at the position check until the account is
-        reconciled (``executor.reconcile.check_positions``)."""
+        """Fills that took a leg past flat (``executor.positions.AppliedOrder``): the fills count as the venue
+        reported them; the event is flagged ``venue_anomaly`` (not learned) and the books checked against the venue's
+        position, all on one log line. Hedge mode: the leg closed. One-way mode (a reduce-only order): the books
+        applied the flip the fills report; a venue that holds that flip agrees, a venue that is flat is followed (the
+        books hold flat, ``executor.positions.hold_flat``, and the flag says so, :data:`~executor.positions.HELD_FLAT`,
+        for the journal's replay). Returns the flagged event and, when the venue holds a position neither explains
+        (one the journal cannot explain), the halt's message: the batch is journaled first, so a restart does not
+        recover the intent again; it refuses at the position check until the account is reconciled
+        (``executor.reconcile.check_positions``)."""
+        key = (intent.symbol, intent.position_side)
         leg = f"{intent.symbol} {intent.position_side}"
-        flagged = f"{VENUE_ANOMALY}({'; '.join(past_flat)})"
-        event = msgspec.structs.replace(event, error=flagged if event.error is None else f"{event.error}; {flagged}")
-        ours = self.portfolio.legs.get((intent.symbol, intent.position_side))
+        what = "position" if intent.position_side == "BOTH" else "leg"
+        ours = self.portfolio.legs.get(key)
         our_qty = 0.0 if ours is None else ours.qty
         halt = None
+        items = list(past_flat)
+        tolerance = self.config.executor.reconcile.position_qty_tolerance
         if self.venue_positions is None:
             verdict = "the venue reports no positions: not checked"
         else:
             try:
                 venue_qty = self.venue_positions(intent.symbol).get(intent.position_side, 0.0)
             except VenueError as exc:
-                verdict = f"the venue's leg not read ({type(exc).__name__}: {exc}): the restart checks it"
+                verdict = f"the venue's {what} not read ({type(exc).__name__}: {exc}): the restart checks it"
             else:
-                if abs(venue_qty - our_qty) <= self.config.executor.reconcile.position_qty_tolerance:
-                    verdict = f"the venue's {intent.position_side} leg is {venue_qty:.12g}: the books agree"
+                if abs(venue_qty - our_qty) <= tolerance:
+                    verdict = f"the venue's {intent.position_side} {what} is {venue_qty:.12g}: the books agree"
+                elif intent.position_side == "BOTH" and abs(venue_qty) <= tolerance:
+                    hold_flat(self.portfolio, self.lots, key)
+                    verdict = HELD_FLAT
+                    items.append(HELD_FLAT)
                 else:
-                    verdict = (f"the venue's {intent.position_side} leg is {venue_qty:.12g}, the books' "
+                    verdict = (f"the venue's {intent.position_side} {what} is {venue_qty:.12g}, the books' "
                                f"{our_qty:.12g}: halting")
                     halt = (f"{leg}: the venue holds {venue_qty:.12g}, the journal {our_qty:.12g} after intent "
                             f"{intent.intent_id} filled past flat ({'; '.join(past_flat)}); reconcile the account "
                             "with the journal, then restart")
+        flagged = f"{VENUE_ANOMALY}({'; '.join(items)})"
+        event = msgspec.structs.replace(event, error=flagged if event.error is None else f"{event.error}; {flagged}")
         logger.warning("%s %s: %s: %s; %s", intent.intent_id, leg, VENUE_ANOMALY, "; ".join(past_flat), verdict)
         return event, halt
 

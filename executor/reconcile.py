@@ -23,7 +23,7 @@ from pathlib import Path
 
 from router_tuner.executor.duplicates import intent_digest
 from router_tuner.executor.outcomes import original_intent
-from router_tuner.executor.positions import OpeningLots, apply_order
+from router_tuner.executor.positions import OpeningLots, apply_order, held_flat, hold_flat
 from router_tuner.executor.records import Submission
 from router_tuner.risk.portfolio import PortfolioState
 from router_tuner.router.events import Fill, Intent, PositionSide, RouterEvent, TradeRecord, VetoEvent
@@ -130,6 +130,8 @@ def replay_journal(*, router_events: Iterable[RouterEvent], vetoes: Iterable[Vet
             raise JournalStoreMismatch(f"journaled router event {event.intent_id} has no submission record in "
                                        "the store, so its position side is unknown")
         apply_order(portfolio, lots, intent=submission.intent, fills=event.fills, qty_step=submission.qty_step)
+        if held_flat(event):  # the run followed a flat venue after a one-way reduce-only order's fills past flat
+            hold_flat(portfolio, lots, (event.symbol, submission.intent.position_side))
         record_stop_fills(portfolio, submission.intent, event.fills)
     digests = {intent_id: intent_digest(s.intent) for intent_id, s in submissions.items()}
     veto_ts_ns = []

@@ -10,6 +10,7 @@ epoch, ``_ms`` milliseconds. Costs are signed so that positive is worse for us.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import msgspec
@@ -33,6 +34,102 @@ FEE_UNPRICED = "fee_unpriced"
 prices in the quote (``fee_unpriced(...)``, ``router.venue.UnpricedFee``; BNB on a USDC-quoted symbol): the fills
 count, their ``fee_usd`` leaves that fee out, so ``fees_bps`` and ``cost_bps`` understate the cost and the tuner does
 not learn from the event (``tuner.reward``)."""
+
+FLAGS = (VENUE_ANOMALY, FEE_UNPRICED)
+"""The flags an event's ``error`` may carry, in the order consumers rank them (an event with both counts as
+``venue_anomaly``: its cost is not the arm's whatever its fee)."""
+
+
+def error_flags(error: str | None) -> tuple[str, ...]:
+    """The flags (:data:`FLAGS`, in that order) ``error`` carries as the event's own markers.
+
+    A flag is a part of the error that opens with its name and a parenthesis, at the error's start or right after
+    the ``"; "`` that joins the parts (``router.routing.ledger.RouteLedger`` and the executor write them so:
+    ``"taker leg x rejected by the venue; venue_anomaly(fill T1 ...)"``). The name anywhere else is text, not the
+    flag: an exchange's message quoted in the error that happens to say ``venue_anomaly`` flags nothing.
+
+    >>> error_flags("settled on restart; venue_anomaly(fill T1 of o-1 at 101, worse than its buy limit 100)")
+    ('venue_anomaly',)
+    >>> error_flags("binance {'msg': 'venue_anomaly fee_unpriced(x)'}")
+    ()
+    """
+    if not error:
+        return ()
+    return tuple(flag for flag in FLAGS if re.search(flag_pattern(flag), error))
+
+
+def flag_pattern(flag: str) -> str:
+    """The regular expression (Python's and RE2's, so Arrow's too) that finds ``flag`` as :func:`error_flags` reads
+    it: its name and a parenthesis at the error's start or after ``"; "``."""
+    return rf"(^|; ){re.escape(flag)}\("
+
+
+def _parts(error: str) -> list[tuple[str | None, str]]:
+    """``error``'s parts in order: ``(flag, what is inside its parentheses)`` for a flag, ``(None, text)`` for the rest.
+
+    A flag part runs from its name to its closing parenthesis (counted, so a parenthesis inside it is kept); the
+    other parts are split at ``"; "``."""
+    parts: list[tuple[str | None, str]] = []
+    at = 0
+    while at < len(error):
+        flag = next((f for f in FLAGS if error.startswith(f"{f}(", at)), None)
+        if flag is None:
+            end = error.find("; ", at)
+            end = len(error) if end < 0 else end
+            parts.append((None, error[at:end]))
+        else:
+            depth, end = 0, at + len(flag)
+            while end < len(error):
+                depth += {"(": 1, ")": -1}.get(error[end], 0)
+                end += 1
+                if depth == 0:
+                    break
+            parts.append((flag, error[at + len(flag) + 1:end - 1 if error[end - 1] == ")" else end]))
+        at = end + 2 if error.startswith("; ", end) else end
+    return parts
+
+
+def unflagged_error(error: str | None) -> str | None:
+    """``error`` without its flags (:func:`error_flags`'s parts, each from its name to its closing parenthesis),
+    the other parts joined as they were; ``None`` when nothing else is left: what the route itself reported.
+
+    >>> unflagged_error("taker leg x-2 rejected by the venue; venue_anomaly(fill T1 of x-1 at 101 (limit 100); "
+    ...                 "fill T2 of x-1 at 102); settled: 2 orders found, 0 cancelled")
+    'taker leg x-2 rejected by the venue; settled: 2 orders found, 0 cancelled'
+    >>> unflagged_error("fee_unpriced(fill t9 of s-1: fee 0.1 BNB not priced in USDC (no BNB/USDC market))") is None
+    True
+    """
+    if not error:
+        return None
+    rest = "; ".join(text for flag, text in _parts(error) if flag is None and text)
+    return rest or None
+
+
+def flag_items(error: str | None, flag: str) -> tuple[str, ...]:
+    """What ``error``'s ``flag`` parts list (each joined by ``"; "`` inside its parentheses), in order.
+
+    >>> flag_items("venue_anomaly(a (x; y); b); settled; venue_anomaly(c)", VENUE_ANOMALY)
+    ('a (x; y)', 'b', 'c')
+    """
+    if not error:
+        return ()
+    items: list[str] = []
+    for name, text in _parts(error):
+        if name != flag:
+            continue
+        depth, start = 0, 0
+        for i, char in enumerate(text):
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth == 0 and text.startswith("; ", i):
+                items.append(text[start:i])
+                start = i + 2
+        items.append(text[start:])
+    return tuple(item for item in items if item)
+
+
+def event_flags(event: RouterEvent) -> tuple[str, ...]:
+    """The flags ``event`` carries (:func:`error_flags` of its ``error``)."""
+    return error_flags(event.error)
 
 
 class _Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -9,10 +9,11 @@ Unfilled orders are rejected with reason ``unfilled``: their cost is the missed 
 the market after we gave up), which the event does not measure and which is not comparable with the cost
 of a fill. Counting them keeps the unfilled rate visible without inventing a number for it. Orders the
 venue rejected (``outcome == "rejected"``) are counted as ``venue_rejected`` for the same reason. An event
-whose fills the venue's own rules rule out (``venue_anomaly`` in its error: a post-only fill reported as taker,
+whose fills the venue's own rules rule out (the ``venue_anomaly(...)`` flag in its error, read by
+``router.events.event_flags``: a post-only fill reported as taker,
 a fill worse than its limit, an overfill) is counted as ``venue_anomaly``: its cost is real money but says
 nothing about the arm. An event with a fee the venue charged in an asset nothing prices in the quote
-(``fee_unpriced`` in its error) is counted as ``fee_unpriced``: its cost leaves that fee out, and learning it would
+(the ``fee_unpriced(...)`` flag) is counted as ``fee_unpriced``: its cost leaves that fee out, and learning it would
 teach the arm a cost lower than it was.
 """
 
@@ -23,7 +24,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Literal
 
-from router_tuner.router.events import FEE_UNPRICED, VENUE_ANOMALY, RouterEvent
+from router_tuner.router.events import FEE_UNPRICED, VENUE_ANOMALY, RouterEvent, event_flags
 
 RejectReason = Literal["unfilled", "venue_rejected", "venue_anomaly", "fee_unpriced", "non_finite", "below_min",
                        "above_max"]
@@ -84,10 +85,11 @@ class RewardFilter:
         if event.outcome == "rejected":
             self._rejections["venue_rejected"] += 1
             return None
-        if event.error is not None and VENUE_ANOMALY in event.error:
+        flags = event_flags(event)
+        if VENUE_ANOMALY in flags:
             self._rejections["venue_anomaly"] += 1
             return None
-        if event.error is not None and FEE_UNPRICED in event.error:
+        if FEE_UNPRICED in flags:
             self._rejections["fee_unpriced"] += 1
             return None
         if event.outcome == "unfilled" or event.cost_bps is None:

@@ -22,9 +22,10 @@ from router_tuner.executor.adaptive.metrics import TunerCollector
 from router_tuner.executor.adaptive.records import TunerHealth
 from router_tuner.executor.monitoring.series import GaugeSeries, LabelBudget
 from router_tuner.executor.records import Alert, BookFeedHealth, HealthSnapshot, OrderFeedHealth
+from router_tuner.features.run_summary import ended_in_error
 from router_tuner.risk.units import NS_PER_S
 from router_tuner.router.contract import ContractSpec, contract_of, notional_usd
-from router_tuner.router.events import RouterEvent, VetoEvent
+from router_tuner.router.events import FEE_UNPRICED, RouterEvent, VetoEvent, event_flags
 
 NAN = float("nan")
 QUARTILES: tuple[tuple[str, str], ...] = (("0.25", "slippage_p25_bps"), ("0.5", "slippage_p50_bps"),
@@ -91,10 +92,14 @@ class ExecutorMetrics:
         self.router_post_only_rejects = Counter("router_post_only_rejects", "post-only rejections", by_symbol,
                                                 registry=r)
         self.router_fallbacks = Counter("router_fallbacks", "orders that used the fallback", by_symbol, registry=r)
-        self.router_errors = Counter("router_errors", "router events that ended with an error", by_symbol,
-                                     registry=r)
+        self.router_errors = Counter("router_errors", "router events whose route reported an error of its own (a flag "
+                                     "alone is not one: router_flagged_orders)", by_symbol, registry=r)
+        self.router_flagged = Counter("router_flagged_orders", "routed orders carrying a flag (venue_anomaly, "
+                                      "fee_unpriced): their fills count, the tuner does not learn them",
+                                      ("symbol", "reason"), registry=r)
         routed = ("symbol", "routed_as")
-        self.router_cost = Histogram("router_cost_bps", "cost of filled orders vs the arrival mid, fees included",
+        self.router_cost = Histogram("router_cost_bps", "cost of filled orders vs the arrival mid, fees included "
+                                     "(fee_unpriced orders left out: their cost leaves a fee out)",
                                      routed, buckets=settings.cost_buckets_bps, registry=r)
         self.router_slippage = Histogram("router_slippage_bps", "slippage of filled orders vs the arrival mid",
                                          routed, buckets=settings.slippage_buckets_bps, registry=r)
@@ -164,9 +169,12 @@ class ExecutorMetrics:
         self.router_post_only_rejects.labels(s).inc(event.post_only_reject_count)
         if event.used_fallback:
             self.router_fallbacks.labels(s).inc()
-        if event.error is not None:
+        flags = event_flags(event)
+        if ended_in_error(event):
             self.router_errors.labels(s).inc()
-        if event.cost_bps is not None:
+        for flag in flags:
+            self.router_flagged.labels(s, flag).inc()
+        if event.cost_bps is not None and FEE_UNPRICED not in flags:
             self.router_cost.labels(s, event.routed_as).observe(event.cost_bps)
         if event.slippage_bps is not None:
             self.router_slippage.labels(s, event.routed_as).observe(event.slippage_bps)

@@ -3,6 +3,7 @@ summary of what it did (routed, fills, cost, vetoes by reason), readable or as J
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -10,11 +11,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from router_tuner.cli.live import RunMark, _say_done
 from router_tuner.cli.main import main
 from router_tuner.executor.journal import Journal
 from router_tuner.executor.monitoring.metrics import ExecutorMetrics
 from router_tuner.router.events import Intent, RouterEvent, VetoEvent
 from tests.conftest import edit_config
+from tests.factories import fill, routed
 
 
 @pytest.fixture(autouse=True)
@@ -83,6 +86,39 @@ def test_json_prints_one_object_per_line_and_a_rerun_counts_only_its_own_intents
     again = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert again[1]["done_intents"] == 24 and again[1]["replayed_router_events"] == len(routed)
     assert (again[-1]["processed"], again[-1]["routed"], again[-1]["mean_cost_bps"]) == (0, 0, None)
+
+
+def test_the_done_summary_counts_flagged_orders_per_flag_and_keeps_unpriced_fees_out_of_the_mean(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What ``live`` prints at the end of a run that journaled flagged orders, in text and in the ``done`` object: the
+    fills count, the flags are said per flag and not as errors, and the mean cost leaves out the fee_unpriced order
+    (its cost understates the fee) and says so. It used to say '2 ended in an error' and mean -5.333 bps."""
+    settled = "; settled: 1 orders found, 0 cancelled"
+    events = [msgspec.structs.replace(routed(intent_id="plain", fills=(fill(100.01, 1.0, trade_id="t1"),)),
+                                      error=None),
+              msgspec.structs.replace(routed(intent_id="anomaly", fills=(fill(100.03, 1.0, trade_id="t2"),)),
+                                      error="venue_anomaly(fill t2 of anomaly-1 reported as taker on a post-only "
+                                            "order)" + settled),
+              msgspec.structs.replace(routed(intent_id="unpriced", fills=(fill(99.8, 1.0, trade_id="t3"),)),
+                                      error="fee_unpriced(fill t3 of unpriced-1: fee 0.0002 BNB not priced in USDC)"
+                                            + settled)]
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        mark = RunMark.of(journal)
+        journal.append_many(events)
+        for as_json in (True, False):
+            _say_done(argparse.Namespace(json=as_json), journal, mark, ended="intents_done")
+    json_line, *text = capsys.readouterr().out.strip().splitlines()
+    done = json.loads(json_line)
+    assert (done["routed"], done["filled_orders"], done["fills"], done["errors"]) == (3, 3, 3, 0)
+    assert done["flagged"] == {"venue_anomaly": 1, "fee_unpriced": 1} and done["cost_orders"] == 2
+    assert done["mean_cost_bps"] == pytest.approx(2.0)
+    assert text == ["done: 3 new intents processed (intents done)",
+                    "  routed 3 orders: 3 filled with 3 fills (3 maker), 0 ended in an error",
+                    "  flagged 1 venue_anomaly (fills the venue's own rules rule out, counted as reported), "
+                    "1 fee_unpriced (a fee not priced in the quote)",
+                    "  mean cost 2.000 bps per filled order (vs arrival mid, fees included) over 2 orders; "
+                    "1 fee_unpriced orders left out (their cost leaves out a fee not priced in the quote)",
+                    "  vetoed 0 intents"]
 
 
 def test_a_bad_config_directory_is_one_line_and_exit_2(config_dir: Path, tmp_path: Path,

@@ -181,6 +181,44 @@ def test_table_shows_costs_differences_and_warnings(journal_path: Path, tmp_path
     assert "warning: low effective sample size for o1.00_b0.00" not in out  # ESS 150 >= 100
 
 
+def test_flagged_events_are_left_out_counted_and_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Events the tuner's reward filter refuses are not scored either: a venue_anomaly fill's cost is not the arm's,
+    a fee_unpriced one understates the fee. Scored, they made o1.00_b0.00 look 10 bps cheaper than it is."""
+    path = tmp_path / "flagged.sqlite"
+    anomaly = "venue_anomaly(fill x of y reported as taker on a post-only order)"
+    unpriced = "fee_unpriced(fill x of y: fee 0.0002 BNB not priced in USDT)"
+    events = []
+    for i in range(400):  # o1.00 costs 1 bps, o2.00 2 bps
+        arm, price = ("o1.00_b0.00", 100.01) if i % 2 else ("o2.00_b0.00", 100.02)
+        events.append(routed(intent_id=f"k{i}", arm=arm, propensity=0.5, arrival_ts_ns=T0_NS + i * 10**9,
+                             fills=(fill(price, 1.0, trade_id=f"k{i}"),)))
+    for i, (arm, price, error) in enumerate([("o1.00_b0.00", 99.5, anomaly)] * 50 + [("o1.00_b0.00", 99.9, unpriced)]
+                                            * 30 + [("o3.00_b0.00", 99.0, anomaly)] * 5):
+        event = routed(intent_id=f"f{i}", arm=arm, propensity=0.5, arrival_ts_ns=T0_NS + (400 + i) * 10**9,
+                       fills=(fill(price, 1.0, trade_id=f"f{i}"),))
+        events.append(msgspec.structs.replace(event, error=error))
+    mention = routed(intent_id="m", arm="o2.00_b0.00", propensity=0.5, arrival_ts_ns=T0_NS + 500 * 10**9,
+                     fills=(fill(100.02, 1.0, trade_id="m"),))
+    events.append(msgspec.structs.replace(mention, error="taker leg m-2 rejected by the venue: 'venue_anomaly'"))
+    with Journal(path) as journal:
+        journal.append_many(events)
+    (only,) = _run_json(capsys, "--journal", str(path), "--candidate", "o1.00_b0.00")["results"]
+    candidate = only["candidate"]
+    assert candidate["n_events"] == 401 and candidate["skipped_unfilled"] == 0
+    assert candidate["skipped_flagged"] == {"venue_anomaly": 55, "fee_unpriced": 30}
+    assert candidate["notes"] == ["85 filled events left out as the tuner's reward filter leaves them out "
+                                  "(55 venue_anomaly, 30 fee_unpriced): a venue_anomaly cost is not the arm's, a "
+                                  "fee_unpriced cost understates the fee"]
+    assert candidate["estimates"]["snips"]["cost_bps"] == pytest.approx(1.0, abs=1e-6)
+    assert candidate["arm_ids"] == ["o1.00_b0.00", "o2.00_b0.00"]
+    assert main(["ope", "--journal", str(path), "--candidate", "o1.00_b0.00"]) == 0
+    out = capsys.readouterr().out
+    assert "on 401 filled events (0 unfilled skipped, 85 flagged left out)" in out
+    assert "\n  note: 85 filled events left out as the tuner's reward filter leaves them out (55 venue_anomaly, " in out
+    line = _fails(capsys, "--journal", str(path), "--candidate", "o3.00_b0.00")
+    assert "never taken with a fill in this log (5 of its filled events are flagged venue_anomaly or " in line
+
+
 def test_policies_routing_over_the_same_time_are_named_apart(tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     """A simulation's journal routes the same intents with every policy: scored together, on_policy was their

@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from router_tuner.cli.main import main
 from router_tuner.config import load_config
 from router_tuner.tuner.cluster import LocalRunner
 from router_tuner.tuner.ope.partition.evaluate import evaluate_partitions
-from router_tuner.tuner.ope.partition.layout import list_partitions
+from router_tuner.tuner.ope.partition.layout import list_partitions, write_router_events
 from router_tuner.tuner.ope.partition.synthetic import SyntheticLog, write_synthetic_log
+from tests.factories import fill, routed
 
 SPEC = SyntheticLog(n_events=4_000, symbols=("BTCUSDT", "ETHUSDT"), days=3, seed=1)
 ARM = "o1.00_b0.00"
@@ -37,6 +39,23 @@ def test_each_symbol_is_scored_on_its_own_partitions(dataset: Path, capsys: pyte
     assert main(["ope-dataset", "--dataset", str(dataset), "--candidate", ARM]) == 0
     printed = capsys.readouterr().out
     assert "BTCUSDT: o1.00_b0.00 on" in printed and "snips" in printed and "ETHUSDT" in printed
+
+
+def test_flagged_events_are_left_out_and_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A dataset exported from a journal with flagged fills: they are not scored, and both outputs say how many."""
+    events = [msgspec.structs.replace(routed(arm=ARM, propensity=0.5, intent_id=f"e{i}", fills=(
+        fill(99.5 if i % 4 == 0 else 100.01, 1.0, trade_id=f"t{i}"),)),
+        error="venue_anomaly(fill x of y reported as taker on a post-only order)" if i % 4 == 0 else None)
+        for i in range(40)]
+    write_router_events(tmp_path / "ds", events)
+    assert main(["ope-dataset", "--dataset", str(tmp_path / "ds"), "--candidate", ARM, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)["symbols"]["BTCUSDT"]
+    assert (got["rows"], got["n_events"], got["skipped_unfilled"]) == (40, 30, 0)
+    assert got["skipped_flagged"] == {"venue_anomaly": 10, "fee_unpriced": 0}
+    assert got["estimates"]["snips"]["cost_bps"] == pytest.approx(1.0, abs=1e-6)
+    assert main(["ope-dataset", "--dataset", str(tmp_path / "ds"), "--candidate", ARM]) == 0
+    assert ("  note: 10 filled events left out as the tuner's reward filter leaves them out (10 venue_anomaly): "
+            in capsys.readouterr().out)
 
 
 def test_symbol_and_day_filters(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -181,18 +181,25 @@ def test_a_ban_on_the_touch_vetoes_each_intent_without_a_request(
     assert during_ban == ["GET /fapi/v1/depth"]  # one per intent before: each extends a ban (2 min up to 3 days)
 
 
-def _overfilled_reduce(tmp_path: Path, fake: FakeBinanceUsdm, *, venue_leg_after: str) -> tuple[int, list[str]]:
-    """Run ``live`` once to open a LONG leg (taker), then again with a reduce-only sell resting as maker that the venue
-    overfills by 0.002 (the venue's LONG leg is then ``venue_leg_after``): the second run's exit code and args."""
+def _overfilled_reduce(tmp_path: Path, fake: FakeBinanceUsdm, *, venue_leg_after: str,
+                       position_side: str = "LONG") -> tuple[int, list[str]]:
+    """Run ``live`` once to open a long (taker; hedge mode's LONG leg, or one-way mode's BOTH position), then again
+    with a reduce-only sell resting as maker that the venue overfills by 0.002 (the venue's leg is then
+    ``venue_leg_after``): the second run's exit code and args."""
+    fake.state.hedge_mode = position_side != "BOTH"
     cfg = live_config_dir(tmp_path, fake.base_url)
+    if position_side == "BOTH":
+        edit_json(cfg / "router.json", lambda d: d.update(position_mode="one_way"))
     intents = tmp_path / "intents.jsonl"
-    intents.write_bytes(msgspec.json.encode(intent("ov-open", size_hint_usd=300.0)) + b"\n")
+    intents.write_bytes(msgspec.json.encode(intent("ov-open", size_hint_usd=300.0, position_side=position_side))
+                        + b"\n")
     args = live_args(tmp_path, cfg, intents)
     assert cli_main(args) == 0
     edit_json(cfg / "router.json", lambda d: d["static_policy"].update(taker_bias=0.0, maker_ttl_ms=30000.0,
                                                                        reprice_attempts=0, fallback_mode="cancel"))
     with intents.open("ab") as lines:
-        lines.write(msgspec.json.encode(intent("ov-close", side="sell", size_hint_usd=300.0, reduce_only=True)) + b"\n")
+        lines.write(msgspec.json.encode(intent("ov-close", side="sell", size_hint_usd=300.0, reduce_only=True,
+                                               position_side=position_side)) + b"\n")
 
     def overfill() -> None:
         end = time.monotonic() + 20.0
@@ -200,7 +207,7 @@ def _overfilled_reduce(tmp_path: Path, fake: FakeBinanceUsdm, *, venue_leg_after
             time.sleep(0.005)
         with fake.state.lock:
             fake.fill("ov-close-1", str(fake.state.orders["ov-close-1"].orig_qty + Decimal("0.002")))
-            fake.state.positions[("BTCUSDT", "LONG")] = Decimal(venue_leg_after)
+            fake.state.positions[("BTCUSDT", position_side)] = Decimal(venue_leg_after)
 
     filler = threading.Thread(target=overfill)
     filler.start()
@@ -257,6 +264,59 @@ def test_a_hedge_overfill_the_venues_leg_does_not_match_halts_once_and_the_resta
     err = capsys.readouterr().err
     assert err.strip() == ("router-tuner live: stopped: ReconcileError: positions differ from the journal: BTCUSDT "
                            "LONG: venue 0.001, journal 0.0")
+    assert len(fake.order_requests("POST")) == posts
+
+
+@pytest.mark.parametrize(("venue_after", "verdict"), [
+    ("0", "the venue's BOTH position is flat: the books follow it"),
+    ("-0.002", "the venue's BOTH position is -0.002: the books agree"),
+])
+def test_a_one_way_reduce_only_overfill_is_flagged_and_the_books_follow_the_venue_in_the_run_and_the_restart(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    venue_after: str, verdict: str,
+) -> None:
+    """One-way mode: the venue fills a reduce-only sell of the long position beyond it. The books took the fills as
+    an ordinary flip to a short, without a word (only the restart's position check could notice). Now the event is
+    flagged venue_anomaly (not learned) with one line, and the books hold what the venue reports: flat when the
+    venue is flat, the short when the venue really flipped; the restart's replay of the journal agrees."""
+    code, args = _overfilled_reduce(tmp_path, fake, venue_leg_after=venue_after, position_side="BOTH")
+    assert code == 0, capsys.readouterr().err
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        opened, closed = journal.read("router")
+    assert closed.filled_qty == pytest.approx(opened.filled_qty + 0.002)  # every fill counted as reported
+    assert closed.error is not None and "venue_anomaly(fill " in closed.error
+    assert f"beyond the BOTH position of {opened.filled_qty:.12g}: 0.002 past flat" in closed.error
+    assert closed.realized_pnl_usd is not None
+    lines = [r.getMessage() for r in caplog.records if "past flat" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("ov-close BTCUSDT BOTH: venue_anomaly: ")
+    assert lines[0].endswith(f"; {verdict}"), lines[0]
+    assert closed.error.endswith("; the venue's BOTH position is flat: the books follow it)") == (venue_after == "0")
+    assert RewardFilter(min_cost_bps=-20.0, max_cost_bps=50.0).reward_from_event(closed) is None
+    assert "flagged 1 venue_anomaly" in capsys.readouterr().out
+    # the restart rebuilds the books from the journal and checks them against the venue's position: they agree
+    assert cli_main(args) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "positions checked against the venue" in out and "done: 0 new intents processed" in out
+
+
+def test_a_one_way_overfill_the_venues_position_does_not_explain_halts_once(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The venue holds neither the flip the fills report nor flat: a position the journal cannot explain. The event
+    is journaled first, then the run halts with one line (exit 1), and the restart refuses at the position check."""
+    code, args = _overfilled_reduce(tmp_path, fake, venue_leg_after="0.001", position_side="BOTH")
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("router-tuner live: stopped: ExecutorHalted: BTCUSDT BOTH: the venue holds 0.001, the "
+                          "journal -0.002 after intent ov-close filled past flat (fill ")
+    assert err.rstrip().endswith("reconcile the account with the journal, then restart"), err
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        assert [e.intent_id for e in journal.read("router")] == ["ov-open", "ov-close"]
+    posts = len(fake.order_requests("POST"))
+    assert cli_main(args) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == ("router-tuner live: stopped: ReconcileError: positions differ from the journal: BTCUSDT "
+                           "BOTH: venue 0.001, journal -0.002")
     assert len(fake.order_requests("POST")) == posts
 
 

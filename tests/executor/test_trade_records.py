@@ -13,11 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router_tuner.executor.positions import OpeningLots, apply_order
+from router_tuner.executor.positions import HELD_FLAT, OpeningLots, apply_order, held_flat, hold_flat
 from router_tuner.risk.portfolio import PortfolioState
 from router_tuner.router.arrow_events import from_arrow
 from router_tuner.router.events import Fill, Intent, TradeRecord
 from tests.executor.test_executor_support import build_executor, executor_config, intent, make_paper_venue
+from tests.factories import routed
 
 STEP = 0.001
 
@@ -143,3 +144,42 @@ def test_a_hedge_fill_beyond_its_leg_closes_the_leg_names_what_went_past_flat_an
                          "flat held by no position",
                          "fill t3 of close-1 sells 0.002 beyond the LONG leg of 0: the leg is flat, 0.002 past flat "
                          "held by no position")
+
+
+@pytest.mark.parametrize("venue_flat", [True, False])
+def test_a_one_way_reduce_only_fill_past_flat_is_named_and_the_replay_follows_what_the_run_held(
+        venue_flat: bool) -> None:
+    """One-way mode: a reduce-only sell the venue fills 0.007 against a long of 0.004 is applied as reported (a flip
+    to -0.003) and each fill past flat is named. When the venue's position is flat the run holds the books flat and
+    its flag says so (``HELD_FLAT``); the replay of the journaled event reads that and ends with the same books, PnL
+    realised on the 0.004 that closed only and both fees charged."""
+    opening = _as("momentum", intent("open", position_side="BOTH"))
+    closing = intent("close", side="sell", position_side="BOTH", reduce_only=True)
+    fills = (Fill(trade_id="t2", client_order_id="close-1", price=110.0, qty=0.005, fee_usd=0.01, liquidity="maker",
+                  ts_ns=2),
+             Fill(trade_id="t3", client_order_id="close-1", price=110.0, qty=0.002, fee_usd=0.01, liquidity="maker",
+                  ts_ns=3))
+    flag = "venue_anomaly(fill t2 of close-1 sells 0.005 beyond ...; " + (f"{HELD_FLAT})" if venue_flat else "x)")
+    event = msgspec.structs.replace(routed(intent_id="close", fills=fills), error=f"settled: 1 orders found; {flag}")
+    books = []
+    for run in (True, False):  # the run (which read the venue), then the replay of the same journal
+        portfolio, lots = PortfolioState(wallet_balance_usd=1_000.0, nav_ts_ns=0), OpeningLots()
+        apply_order(portfolio, lots, intent=opening, fills=(Fill(trade_id="t1", client_order_id="open-1", price=100.0,
+                                                                 qty=0.004, fee_usd=0.0, liquidity="maker", ts_ns=1),),
+                    qty_step=STEP)
+        applied = apply_order(portfolio, lots, intent=closing, fills=fills, qty_step=STEP)
+        if venue_flat if run else held_flat(event):
+            hold_flat(portfolio, lots, ("BTCUSDT", "BOTH"))
+        books.append(({k: leg.qty for k, leg in portfolio.legs.items()}, portfolio.wallet_balance_usd,
+                      [lot.qty for lot in lots.lots(("BTCUSDT", "BOTH"))], applied))
+    assert books[0] == books[1]
+    legs, wallet, open_lots, (realized, closed_lots, past_flat) = books[0]
+    assert (legs, open_lots) == (({}, []) if venue_flat else ({("BTCUSDT", "BOTH"): -0.003},
+                                                              [pytest.approx(-0.001), pytest.approx(-0.002)]))
+    assert realized == pytest.approx(0.004 * 10.0 - 0.02) and wallet == pytest.approx(1_000.0 + realized)
+    assert [(lot.opening_intent_id, lot.qty) for lot in closed_lots] == [("open", pytest.approx(0.004))]
+    assert past_flat == ("fill t2 of close-1 sells 0.005 beyond the BOTH position of 0.004: 0.001 past flat on a "
+                         "reduce-only order",
+                         "fill t3 of close-1 sells 0.002 beyond the BOTH position of 0.001: 0.002 past flat on a "
+                         "reduce-only order")
+    assert not held_flat(msgspec.structs.replace(event, error=f"binance: {HELD_FLAT}"))  # text, not our flag

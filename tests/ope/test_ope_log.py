@@ -72,6 +72,32 @@ def test_from_events_maps_arm_propensity_reward_and_skips_unfilled() -> None:
     assert log.time_slices is not None and log.time_slices.tolist() == [3_600_000_000_000, 7_200_000_000_000]
 
 
+def test_from_events_leaves_out_flagged_events_as_the_reward_filter_does_and_counts_them() -> None:
+    """A venue_anomaly cost is not the arm's and a fee_unpriced one understates the fee: neither is scored, each is
+    counted by flag (both flags: venue_anomaly, as tuner.reward ranks them); a message that merely names a flag is
+    not one."""
+    anomaly = "venue_anomaly(fill T1 of a-1 reported as taker on a post-only order)"
+    unpriced = "fee_unpriced(fill T2 of b-1: fee 0.0002 BNB not priced in USDC)"
+    events = [
+        router_event(intent_id="ok", arm=ARMS[0], cost_bps=1.0),
+        router_event(intent_id="a", arm=ARMS[1], cost_bps=-40.0, error=anomaly),
+        router_event(intent_id="b", arm=ARMS[1], cost_bps=-1.0, error=unpriced),
+        router_event(intent_id="ab", arm=ARMS[2], cost_bps=-9.0, error=f"settled on restart; {anomaly}; {unpriced}"),
+        router_event(intent_id="text", arm=ARMS[2], cost_bps=2.0, error="binance: venue_anomaly fee_unpriced text"),
+        router_event(intent_id="u", cost_bps=None, outcome="unfilled", routed_as="unfilled"),
+    ]
+    log = LoggedBandit.from_events(events, ARMS)
+    assert log.rewards.tolist() == [-1.0, -2.0] and log.actions.tolist() == [0, 2]
+    assert log.skipped_unfilled == 1
+    assert log.skipped_flagged == {"venue_anomaly": 2, "fee_unpriced": 1}
+    assert small_log().skipped_flagged == {"venue_anomaly": 0, "fee_unpriced": 0}
+    with pytest.raises(LogError, match=r"no filled events among 2 \(2 filled events left out .*1 venue_anomaly, "
+                                       r"1 fee_unpriced\)"):
+        LoggedBandit.from_events(events[1:3], ARMS)
+    with pytest.raises(LogError, match="skipped_flagged must count flags"):
+        small_log(skipped_flagged={"unfilled": 1})
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

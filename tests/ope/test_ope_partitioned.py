@@ -36,7 +36,7 @@ from router_tuner.tuner.ope.partition.layout import (
 from router_tuner.tuner.ope.partition.synthetic import SyntheticLog, partition_table, write_synthetic_log
 from router_tuner.tuner.ope.policy import fixed_arm_policy
 from router_tuner.tuner.ope.reward_model import PerArmMeanModel
-from router_tuner.tuner.ope.run import bootstrap_from_config, estimators_from_config
+from router_tuner.tuner.ope.run import bootstrap_from_config, estimators_from_config, evaluate_candidate
 from tests.factories import fill, routed
 
 CANDIDATE = "o1.00_b0.00"
@@ -157,6 +157,32 @@ def test_journal_events_round_trip_through_the_layout(tmp_path: Path) -> None:
     assert report.rows == 24 and report.n_events == 18
     assert report.estimates["snips"].value == pytest.approx(-np.mean([e.cost_bps for e in events if e.cost_bps
                                                                      is not None and e.arm == "maker"]), rel=1e-9)
+
+
+def test_flagged_events_are_left_out_and_counted_as_one_journals_ope_does(tmp_path: Path) -> None:
+    """A journal exported with venue_anomaly and fee_unpriced events: the partitioned estimate leaves them out and
+    equals the single-journal one (tuner.ope.run), with the same counts per flag; a message that merely names a flag
+    is not one. Scored, the flagged -50 bps fills made the maker arm look cheaper than it was."""
+    day_ns = 86_400 * 10**9
+    anomaly = "venue_anomaly(fill x of y reported as taker on a post-only order)"
+    unpriced = "fee_unpriced(fill x of y: fee 0.0002 BNB not priced in USDT)"
+    errors = [None, None, f"settled; {anomaly}", unpriced, f"{anomaly}; {unpriced}", "binance: venue_anomaly(?)"]
+    events = [msgspec.structs.replace(
+        routed(symbol="BTCUSDT", arm=arm, propensity=0.5, intent_id=f"e{i}", arrival_ts_ns=(i % 2) * day_ns,
+               fills=(fill(99.5 if errors[i % 6] in (errors[2], errors[3], errors[4]) else 100.0 + 0.01 * (i % 3),
+                           1.0, trade_id=f"t{i}"),)), error=errors[i % 6])
+        for i, arm in enumerate(["maker", "taker"] * 12)]
+    write_router_events(tmp_path / "ds", events)
+    report = evaluate_partitions(list_partitions(tmp_path / "ds"), "maker", _config(), seed=0, runner=LocalRunner())
+    single = evaluate_candidate(events, "maker", _config(), seed=0, symbol="BTCUSDT")
+    assert report.skipped_flagged == single.skipped_flagged == {"venue_anomaly": 8, "fee_unpriced": 4}
+    assert (report.rows, report.n_events, single.n_events) == (24, 12, 12)
+    assert report.estimates["snips"].value == pytest.approx(single.estimates["snips"].value, rel=1e-9)
+    assert report.estimates["snips"].value == pytest.approx(-np.mean(
+        [e.cost_bps for e in events if e.arm == "maker" and e.error in (None, errors[5])]), rel=1e-9)
+    as_dict = report.to_dict()
+    assert as_dict["skipped_unfilled"] == 0 and as_dict["skipped_flagged"] == {"venue_anomaly": 8, "fee_unpriced": 4}
+    assert as_dict["notes"] == list(single.notes) and "12 filled events left out" in as_dict["notes"][0]
 
 
 def test_existing_or_half_written_datasets_are_refused(tmp_path: Path) -> None:

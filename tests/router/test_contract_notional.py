@@ -210,6 +210,23 @@ def test_prometheus_filled_notional_counts_contract_usd() -> None:
         ExecutorMetrics({"BTCUSDT": universe["BTCUSDT"]}, settings).observe_router_event(_coin_m_event(1.0, 60_000.0))
 
 
+def test_prometheus_counts_flagged_orders_per_flag_apart_from_errors_and_keeps_unpriced_fees_out_of_cost() -> None:
+    """As the run's summary does: a flag (and the settlement note after it) is not an error; a fee_unpriced cost
+    understates the fee, so the cost histogram (the dashboard's mean cost) leaves it out."""
+    config = load_config()
+    metrics = ExecutorMetrics(config.strategy.universe, config.executor.prometheus)
+    anomaly = "venue_anomaly(fill t of o-1 reported as taker on a post-only order)"
+    for error in (None, f"{anomaly}; settled: 1 orders found, 0 cancelled", "fee_unpriced(fill t of o-1: fee 1 BNB)",
+                  f"taker leg o-2 rejected by the venue; {anomaly}"):
+        metrics.observe_router_event(msgspec.structs.replace(
+            routed(symbol="BTCUSDT", qty=0.01, mid=60_000.0, fills=(fill(60_006.0, 0.01),)), error=error))
+    sample = metrics.registry.get_sample_value
+    assert sample("router_errors_total", {"symbol": "BTCUSDT"}) == 1.0
+    assert sample("router_flagged_orders_total", {"symbol": "BTCUSDT", "reason": "venue_anomaly"}) == 2.0
+    assert sample("router_flagged_orders_total", {"symbol": "BTCUSDT", "reason": "fee_unpriced"}) == 1.0
+    assert sample("router_cost_bps_count", {"symbol": "BTCUSDT", "routed_as": "maker"}) == 3.0
+
+
 def test_executor_sizes_linear_through_the_spec_and_refuses_inverse(tmp_path: Path) -> None:
     """gross / USD per unit: a linear contract of 0.001 base units at 60,000 is 60 USD per unit."""
     config = executor_config()

@@ -68,6 +68,28 @@ def test_an_event_with_a_fee_not_priced_in_the_quote_is_not_learned_at_its_under
     assert f.rejections == {"fee_unpriced": 1} and f.accepted == 1
 
 
+@pytest.mark.parametrize("error", [
+    "taker_leg_unfilled_within_slippage_cap(5bps): binance {\"msg\": \"venue_anomaly check failed\"}",
+    "spread_too_wide(spread_bps=9 > max_spread_bps=8); exchange said: fee_unpriced asset",
+    "binance -2010: (venue_anomaly(x) is not ours); settled: 1 orders found, 0 cancelled",
+])
+def test_an_error_text_that_merely_names_a_flag_is_learned(error: str) -> None:
+    """The flag is the event's own marker (a part of the error opening with ``venue_anomaly(``), not the word: an
+    exchange's message quoted in the error that happens to say it does not hide a genuine cost from the learner."""
+    f = RewardFilter(min_cost_bps=-10.0, max_cost_bps=30.0)
+    assert f.reward_from_event(msgspec.structs.replace(_event("partial", 2.0), error=error)) == -2.0
+    assert f.rejections == {} and f.accepted == 1
+
+
+def test_a_flag_after_the_routes_own_error_is_read() -> None:
+    f = RewardFilter(min_cost_bps=-10.0, max_cost_bps=30.0)
+    flagged = msgspec.structs.replace(_event("partial", 2.0), error="taker leg i1-2 rejected by the venue; "
+                                      "venue_anomaly(fill 7 of i1-1 reported as taker on a post-only order); "
+                                      "fee_unpriced(fill 8 of i1-1: fee 0.1 BNB not priced in USDC)")
+    assert f.reward_from_event(flagged) is None
+    assert f.rejections == {"venue_anomaly": 1}
+
+
 def test_rejections_view_is_a_copy() -> None:
     f = RewardFilter(min_cost_bps=0.0, max_cost_bps=1.0)
     f.reward_from_cost(5.0)

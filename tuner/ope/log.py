@@ -2,24 +2,55 @@
 
 Built from :class:`router.events.RouterEvent` (arm, propensity, ``cost_bps``; reward = ``-cost_bps``).
 Columns are numpy arrays so every estimator is a handful of vector operations over the whole log.
+
+The events it leaves out are the ones the tuner's reward filter (:mod:`tuner.reward`) does not learn from, for
+the same reasons, and each is counted by reason (:func:`skip_reason`): unfilled (no cost), ``venue_anomaly``
+(fills the venue's own rules rule out: their cost is real money but not the arm's) and ``fee_unpriced`` (a fee
+nothing prices in the quote: the cost understates it). Scored, a flagged event would credit a candidate arm with
+a cost it did not cause or a fee it did not show.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
-from router_tuner.router.events import RouterEvent
+from router_tuner.router.events import FLAGS, RouterEvent, event_flags
 
 PROBABILITY_ROW_SUM_ATOL = 1e-6
 """How far a row of action probabilities may sum from 1 (float rounding, not a tunable)."""
 
 
+SkipReason = Literal["unfilled", "venue_anomaly", "fee_unpriced"]
+
+
 class LogError(ValueError):
     """The log cannot be evaluated: bad propensities, unknown arms, misaligned columns."""
+
+
+def skip_reason(event: RouterEvent) -> SkipReason | None:
+    """Why OPE leaves ``event`` out, or ``None`` when it is scored: ``unfilled`` (no cost), else its first flag
+    (``router.events.event_flags``: ``venue_anomaly`` before ``fee_unpriced``, as ``tuner.reward`` ranks them)."""
+    if event.cost_bps is None:
+        return "unfilled"
+    flags = event_flags(event)
+    if not flags:
+        return None
+    return "venue_anomaly" if flags[0] == "venue_anomaly" else "fee_unpriced"
+
+
+def flagged_note(skipped_flagged: Mapping[str, int]) -> str | None:
+    """One sentence on the flagged events left out (``None`` when there were none), for reports and tables."""
+    counts = {flag: skipped_flagged.get(flag, 0) for flag in FLAGS}
+    if not any(counts.values()):
+        return None
+    parts = ", ".join(f"{n} {flag}" for flag, n in counts.items() if n)
+    return (f"{sum(counts.values())} filled events left out as the tuner's reward filter leaves them out ({parts}): "
+            "a venue_anomaly cost is not the arm's, a fee_unpriced cost understates the fee")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -31,7 +62,8 @@ class LoggedBandit:
     models and candidate policies. ``logging_pi`` (n, K), when known, is the logging policy's full
     action distribution per event; it makes the support check per event instead of per log.
     ``symbols`` and ``time_slices`` (slice start in ns) are grouping keys. ``skipped_unfilled`` counts
-    events dropped by :meth:`from_events` because nothing filled (no cost, so no reward).
+    events dropped by :meth:`from_events` because nothing filled (no cost, so no reward); ``skipped_flagged``
+    those it dropped for a flag, by flag (:func:`skip_reason`).
 
     Examples
     --------
@@ -51,6 +83,7 @@ class LoggedBandit:
     symbols: np.ndarray | None = None
     time_slices: np.ndarray | None = None
     skipped_unfilled: int = 0
+    skipped_flagged: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.arm_ids) == 0:
@@ -93,6 +126,9 @@ class LoggedBandit:
                 raise LogError(f"{name} must have shape ({n},), got {np.shape(keys)}")
         if self.skipped_unfilled < 0:
             raise LogError(f"skipped_unfilled must be >= 0, got {self.skipped_unfilled}")
+        if any(flag not in FLAGS or count < 0 for flag, count in self.skipped_flagged.items()):
+            raise LogError(f"skipped_flagged must count flags of {FLAGS} (>= 0), got {dict(self.skipped_flagged)}")
+        object.__setattr__(self, "skipped_flagged", {flag: self.skipped_flagged.get(flag, 0) for flag in FLAGS})
 
     @property
     def n(self) -> int:
@@ -117,6 +153,7 @@ class LoggedBandit:
             symbols=None if self.symbols is None else self.symbols[mask],
             time_slices=None if self.time_slices is None else self.time_slices[mask],
             skipped_unfilled=0,
+            skipped_flagged={},
         )
 
     @classmethod
@@ -128,7 +165,8 @@ class LoggedBandit:
         contexts: np.ndarray | None = None,
         time_slice_ns: int | None = None,
     ) -> LoggedBandit:
-        """Columns from router events; events without a cost (nothing filled) are skipped and counted.
+        """Columns from router events; events without a cost (nothing filled) and flagged events (``venue_anomaly``,
+        ``fee_unpriced``: :func:`skip_reason`) are skipped and counted by reason.
 
         ``contexts``, when given, has one row per input event (skipped ones included) and is aligned
         by position. ``time_slice_ns`` buckets ``arrival_ts_ns`` into slices for per-slice reports.
@@ -143,20 +181,23 @@ class LoggedBandit:
         symbols: list[str] = []
         arrivals_ns: list[int] = []
         n_events = 0
+        skipped: dict[str, int] = dict.fromkeys(("unfilled", *FLAGS), 0)
         for row, event in enumerate(events):
             n_events += 1
-            if event.cost_bps is None:
+            reason, cost_bps = skip_reason(event), event.cost_bps
+            if reason is not None or cost_bps is None:
+                skipped[reason or "unfilled"] += 1
                 continue
             if event.arm not in index:
                 raise LogError(f"event {event.intent_id} has arm {event.arm!r}, not in arm_ids")
-            if not math.isfinite(event.cost_bps):
-                raise LogError(f"event {event.intent_id} has non-finite cost_bps {event.cost_bps!r}")
+            if not math.isfinite(cost_bps):
+                raise LogError(f"event {event.intent_id} has non-finite cost_bps {cost_bps!r}")
             if not (math.isfinite(event.propensity) and 0.0 < event.propensity <= 1.0):
                 raise LogError(f"event {event.intent_id} has propensity {event.propensity!r}, not in (0, 1]")
             kept_rows.append(row)
             actions.append(index[event.arm])
             propensities.append(event.propensity)
-            rewards.append(-event.cost_bps)
+            rewards.append(-cost_bps)
             symbols.append(event.symbol)
             arrivals_ns.append(event.arrival_ts_ns)
         kept_contexts = None
@@ -168,7 +209,9 @@ class LoggedBandit:
                 )
             kept_contexts = contexts[np.array(kept_rows, dtype=np.int64)]
         if not actions:
-            raise LogError(f"no filled events among {n_events}: nothing to evaluate")
+            flagged = flagged_note({flag: skipped[flag] for flag in FLAGS})
+            raise LogError(f"no filled events among {n_events}{f' ({flagged})' if flagged else ''}: "
+                           "nothing to evaluate")
         slices = None
         if time_slice_ns is not None:
             slices = np.array(arrivals_ns, dtype=np.int64) // time_slice_ns * time_slice_ns
@@ -180,7 +223,8 @@ class LoggedBandit:
             contexts=kept_contexts,
             symbols=np.array(symbols, dtype=object),
             time_slices=slices,
-            skipped_unfilled=n_events - len(actions),
+            skipped_unfilled=skipped["unfilled"],
+            skipped_flagged={flag: skipped[flag] for flag in FLAGS},
         )
 
     @staticmethod

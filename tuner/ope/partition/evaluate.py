@@ -29,6 +29,7 @@ from router_tuner.tuner.cluster import TaskRunner
 from router_tuner.tuner.ope.bootstrap import BlockBootstrap, Component, point_value
 from router_tuner.tuner.ope.cost import cost_view
 from router_tuner.tuner.ope.estimators import DirectMethod, OpeEstimate
+from router_tuner.tuner.ope.log import flagged_note
 from router_tuner.tuner.ope.partition.layout import Partition
 from router_tuner.tuner.ope.partition.sufficient import (
     ON_POLICY,
@@ -46,7 +47,8 @@ from router_tuner.tuner.ope.run import bootstrap_from_config, estimators_from_co
 @dataclass(frozen=True, slots=True)
 class PartitionedReport:
     """A candidate arm's estimates and the logging policy's value over every partition, and how many
-    partitions, rows and filled events they hold."""
+    partitions, rows and scored events they hold, and the filled events left out for a flag, by flag
+    (``tuner.ope.log.skip_reason``: as one journal's OPE leaves them out)."""
 
     candidate_arm: str
     n_partitions: int
@@ -56,11 +58,19 @@ class PartitionedReport:
     n_buckets: int
     logging: OpeEstimate
     estimates: dict[str, OpeEstimate]
+    skipped_flagged: dict[str, int]
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        note = flagged_note(self.skipped_flagged)
+        return () if note is None else (note,)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, in cost bps (lower is better)."""
+        flagged = sum(self.skipped_flagged.values())
         return {"candidate_arm": self.candidate_arm, "n_partitions": self.n_partitions, "rows": self.rows,
-                "n_events": self.n_events, "skipped_unfilled": self.rows - self.n_events,
+                "n_events": self.n_events, "skipped_unfilled": self.rows - self.n_events - flagged,
+                "skipped_flagged": dict(self.skipped_flagged), "notes": list(self.notes),
                 "arm_ids": list(self.arm_ids), "bootstrap_buckets": self.n_buckets,
                 "logging": cost_view(self.logging),
                 "estimates": {name: cost_view(est) for name, est in self.estimates.items()}}
@@ -79,8 +89,11 @@ def evaluate_partitions(partitions: Sequence[Partition], candidate_arm: str, con
     totals = combine_totals(runner.map(arm_totals, paths))
     arm_ids = totals.arm_ids
     if candidate_arm not in arm_ids:
-        raise ValueError(f"candidate arm {candidate_arm} was never taken with a fill in this dataset, so it has "
-                         f"no support and cannot be scored; arms logged: {', '.join(arm_ids) or 'none'}")
+        flagged = sum(totals.flagged.values())
+        left_out = (f" ({flagged} filled events of the dataset are flagged venue_anomaly or fee_unpriced and left "
+                    "out, as the tuner's reward filter leaves them out)" if flagged else "")
+        raise ValueError(f"candidate arm {candidate_arm} was never taken with a fill in this dataset{left_out}, so "
+                         f"it has no support and cannot be scored; arms logged: {', '.join(arm_ids) or 'none'}")
     means = np.array([totals.reward_sums[a] / totals.counts[a] for a in arm_ids])
     estimators = tuple(estimators_from_config(config))
     bootstrap = bootstrap_from_config(config, seed)
@@ -99,7 +112,7 @@ def evaluate_partitions(partitions: Sequence[Partition], candidate_arm: str, con
     logging = _estimate(ON_POLICY, tables, resampler, notes=(), reward_model=None)
     return PartitionedReport(candidate_arm=candidate_arm, n_partitions=len(partitions), rows=totals.rows,
                              n_events=tables.n, arm_ids=arm_ids, n_buckets=bootstrap.max_blocks,
-                             logging=logging, estimates=estimates)
+                             logging=logging, estimates=estimates, skipped_flagged=dict(totals.flagged))
 
 
 def table_components(table: np.ndarray) -> list[Component]:

@@ -30,9 +30,10 @@ from router_tuner.router.arrow_events import to_arrow
 from router_tuner.router.atomic_file import abandoned, atomic_path
 from router_tuner.router.events import RouterEvent
 
-OPE_COLUMNS = ("intent_id", "arm", "propensity", "cost_bps")
+OPE_COLUMNS = ("intent_id", "arm", "propensity", "cost_bps", "error")
 """What partitioned OPE reads from each file: the event id (bootstrap bucket), the logged arm and its
-propensity, and the cost (null when nothing filled)."""
+propensity, the cost (null when nothing filled) and the error, whose flags leave an event out as one journal's OPE
+leaves it out (``tuner.ope.log.skip_reason``)."""
 
 PART_FILE = "part-0.parquet"
 NS_PER_DAY = 86_400 * 10**9

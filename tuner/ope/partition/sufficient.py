@@ -16,13 +16,14 @@ bootstrap resamples, so point values and intervals do not depend on how the log 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from router_tuner.router.events import FLAGS, flag_pattern
 from router_tuner.tuner.ope.bootstrap import Component
 from router_tuner.tuner.ope.estimators import Estimator, OpeInputs, on_policy_components
 from router_tuner.tuner.ope.log import LoggedBandit
@@ -36,17 +37,20 @@ ON_POLICY = "on_policy"
 
 @dataclass(frozen=True, slots=True)
 class ArmTotals:
-    """Pass 1: per arm, filled events and their summed reward (``-cost_bps``); rows read, filled or not."""
+    """Pass 1: per arm, filled events and their summed reward (``-cost_bps``); rows read, filled or not; and the
+    filled rows left out for a flag, by flag (``tuner.ope.log.skip_reason``)."""
 
     counts: dict[str, int]
     reward_sums: dict[str, float]
     rows: int
+    flagged: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FLAGS, 0))
 
     def merge(self, other: ArmTotals) -> ArmTotals:
         arms = sorted(set(self.counts) | set(other.counts))
         return ArmTotals(counts={a: self.counts.get(a, 0) + other.counts.get(a, 0) for a in arms},
                          reward_sums={a: self.reward_sums.get(a, 0.0) + other.reward_sums.get(a, 0.0) for a in arms},
-                         rows=self.rows + other.rows)
+                         rows=self.rows + other.rows,
+                         flagged={f: self.flagged.get(f, 0) + other.flagged.get(f, 0) for f in FLAGS})
 
     @property
     def arm_ids(self) -> tuple[str, ...]:
@@ -79,9 +83,10 @@ class FilledEvents:
 
 
 def read_filled(path: Path) -> FilledEvents:
-    """One partition's filled events (a null ``cost_bps`` means nothing filled: no reward, skipped)."""
+    """One partition's filled events (a null ``cost_bps`` means nothing filled: no reward, skipped; a flagged one
+    is skipped too)."""
     table = read_ope_columns(path)
-    filled = _filled(table)
+    filled, _ = _filled(table)
     labels, codes = _arm_codes(filled)
     return FilledEvents(arm_labels=labels, arm_codes=codes,
                         propensities=filled.column("propensity").to_numpy().astype(float, copy=False),
@@ -90,18 +95,30 @@ def read_filled(path: Path) -> FilledEvents:
 
 
 def arm_totals(path: Path) -> ArmTotals:
-    """Pass 1 on one partition file (reads only the arm and cost columns)."""
-    table = read_ope_columns(path, ("arm", "cost_bps"))
-    filled = _filled(table)
+    """Pass 1 on one partition file (reads only the arm, cost and error columns)."""
+    table = read_ope_columns(path, ("arm", "cost_bps", "error"))
+    filled, flagged = _filled(table)
     labels, codes = _arm_codes(filled)
     counts = np.bincount(codes, minlength=len(labels))
     sums = np.bincount(codes, weights=-filled.column("cost_bps").to_numpy(), minlength=len(labels))
     return ArmTotals(counts={a: int(counts[i]) for i, a in enumerate(labels)},
-                     reward_sums={a: float(sums[i]) for i, a in enumerate(labels)}, rows=table.num_rows)
+                     reward_sums={a: float(sums[i]) for i, a in enumerate(labels)}, rows=table.num_rows,
+                     flagged=flagged)
 
 
-def _filled(table: pa.Table) -> pa.Table:
-    return table.filter(pc.is_valid(table.column("cost_bps")))
+def _filled(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+    """The rows with a cost and no flag, and the rows with a cost left out per flag (an error with both flags
+    counts as ``venue_anomaly``, as ``tuner.ope.log.skip_reason`` ranks them): the regular expressions are
+    ``router.events.flag_pattern``'s, the very test ``error_flags`` makes."""
+    with_cost = table.filter(pc.is_valid(table.column("cost_bps")))
+    error = with_cost.column("error")
+    left_out = pa.array(np.zeros(with_cost.num_rows, dtype=bool))
+    flagged: dict[str, int] = {}
+    for flag in FLAGS:
+        found = pc.and_(pc.fill_null(pc.match_substring_regex(error, flag_pattern(flag)), False), pc.invert(left_out))
+        flagged[flag] = pc.sum(found).as_py() or 0
+        left_out = pc.or_(left_out, found)
+    return with_cost.filter(pc.invert(left_out)), flagged
 
 
 def _arm_codes(table: pa.Table) -> tuple[tuple[str, ...], np.ndarray]:

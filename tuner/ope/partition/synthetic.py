@@ -56,7 +56,8 @@ class SyntheticLog:
 
 
 def partition_table(spec: SyntheticLog, day_index: int, symbol: str, n: int) -> pa.Table:
-    """One partition's events (``intent_id``, ``arm``, ``propensity``, ``cost_bps``, ``arrival_ts_ns``)."""
+    """One partition's events (``intent_id``, ``arm``, ``propensity``, ``cost_bps``, ``arrival_ts_ns``, ``error``:
+    none)."""
     rng = np.random.default_rng([spec.seed, day_index, zlib.crc32(symbol.encode())])
     arms = spec.arm_ids
     k = len(arms)
@@ -75,6 +76,7 @@ def partition_table(spec: SyntheticLog, day_index: int, symbol: str, n: int) -> 
         "propensity": propensity,
         "cost_bps": pa.array(cost, mask=~filled),
         "arrival_ts_ns": start_ns + np.sort(rng.integers(0, 86_400 * 10**9, size=n)),
+        "error": pa.nulls(n, pa.string()),
     })
 
 
