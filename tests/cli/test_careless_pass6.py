@@ -160,11 +160,12 @@ def test_a_structured_prior_that_never_posts_is_refused_by_config_check_and_simu
 
 
 def test_a_structured_prior_is_judged_on_the_markets_that_are_traded(config_dir: Path) -> None:
-    """5 bps never posts at spot's equal fees (10/10) but does on USD-M (2/5): the executor trades USD-M only."""
+    """A 35 bps drift never posts at spot's equal fees (10/10), not even for the replica whose prior fill probability is
+    the highest (0.87 at a spread of 2 logit units), but does on USD-M (2/5): the executor trades USD-M only."""
     from router_tuner.simulation.learners import refuse_unrunnable
 
     edit_config(config_dir, "tuner.json",
-                lambda d: d["learner_params"]["structured"].update(prior_fallback_drift_bps=5.0))
+                lambda d: d["learner_params"]["structured"].update(prior_fallback_drift_bps=35.0))
     assert main(["config", "check", str(config_dir)]) == 0
     bundle = load_config(config_dir)
     refuse_unrunnable(bundle, ["structured"], ["BTCUSDT"])

@@ -244,18 +244,19 @@ def test_a_hedge_reduce_only_overfill_closes_the_leg_is_flagged_and_the_run_and_
     assert "positions checked against the venue" in out and "done: 0 new intents processed" in out
 
 
-def test_a_hedge_overfill_the_venues_leg_does_not_match_halts_once_and_the_restart_refuses_without_replaying(
-    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(("position_side", "journal_qty"), [("LONG", "0"), ("BOTH", "-0.002")])
+def test_an_overfill_the_venues_position_does_not_explain_halts_once_and_the_restart_refuses_without_replaying(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str], position_side: str, journal_qty: str
 ) -> None:
-    """After the books closed the leg past flat, the venue still holds part of it: a position the journal cannot
-    explain. The event is journaled first, then the run halts with one line (exit 1); the restart does not recover
-    the intent again (it is journaled) and refuses at the position check, sending nothing, until the account is
-    reconciled."""
-    code, args = _overfilled_reduce(tmp_path, fake, venue_leg_after="0.001")
+    """After the books took the fills past flat (hedge mode: the leg closed; one-way: the position flipped), the venue
+    holds neither that nor flat: a position the journal cannot explain. The event is journaled first, then the run
+    halts with one line (exit 1); the restart does not recover the intent again (it is journaled) and refuses at the
+    position check, sending nothing, until the account is reconciled."""
+    code, args = _overfilled_reduce(tmp_path, fake, venue_leg_after="0.001", position_side=position_side)
     err = capsys.readouterr().err
     assert code == 1 and len(err.strip().splitlines()) == 1, err
-    assert err.startswith("router-tuner live: stopped: ExecutorHalted: BTCUSDT LONG: the venue holds 0.001, the "
-                          "journal 0 after intent ov-close filled past flat (fill ")
+    assert err.startswith(f"router-tuner live: stopped: ExecutorHalted: BTCUSDT {position_side}: the venue holds "
+                          f"0.001, the journal {journal_qty} after intent ov-close filled past flat (fill ")
     assert err.rstrip().endswith("reconcile the account with the journal, then restart"), err
     with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
         assert [e.intent_id for e in journal.read("router")] == ["ov-open", "ov-close"]
@@ -263,7 +264,7 @@ def test_a_hedge_overfill_the_venues_leg_does_not_match_halts_once_and_the_resta
     assert cli_main(args) == 1
     err = capsys.readouterr().err
     assert err.strip() == ("router-tuner live: stopped: ReconcileError: positions differ from the journal: BTCUSDT "
-                           "LONG: venue 0.001, journal 0.0")
+                           f"{position_side}: venue 0.001, journal {float(journal_qty)}")
     assert len(fake.order_requests("POST")) == posts
 
 
@@ -297,27 +298,6 @@ def test_a_one_way_reduce_only_overfill_is_flagged_and_the_books_follow_the_venu
     assert cli_main(args) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "positions checked against the venue" in out and "done: 0 new intents processed" in out
-
-
-def test_a_one_way_overfill_the_venues_position_does_not_explain_halts_once(
-    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The venue holds neither the flip the fills report nor flat: a position the journal cannot explain. The event
-    is journaled first, then the run halts with one line (exit 1), and the restart refuses at the position check."""
-    code, args = _overfilled_reduce(tmp_path, fake, venue_leg_after="0.001", position_side="BOTH")
-    err = capsys.readouterr().err
-    assert code == 1 and len(err.strip().splitlines()) == 1, err
-    assert err.startswith("router-tuner live: stopped: ExecutorHalted: BTCUSDT BOTH: the venue holds 0.001, the "
-                          "journal -0.002 after intent ov-close filled past flat (fill ")
-    assert err.rstrip().endswith("reconcile the account with the journal, then restart"), err
-    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
-        assert [e.intent_id for e in journal.read("router")] == ["ov-open", "ov-close"]
-    posts = len(fake.order_requests("POST"))
-    assert cli_main(args) == 1
-    err = capsys.readouterr().err
-    assert err.strip() == ("router-tuner live: stopped: ReconcileError: positions differ from the journal: BTCUSDT "
-                           "BOTH: venue 0.001, journal -0.002")
-    assert len(fake.order_requests("POST")) == posts
 
 
 def test_a_fill_whose_fee_no_market_prices_in_the_quote_counts_is_flagged_and_the_run_and_a_restart_go_on(

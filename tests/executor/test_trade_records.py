@@ -117,16 +117,20 @@ def test_opening_lots_match_the_leg_and_split_realized_pnl_exactly(orders: list[
     assert all(qty <= opened[intent_id] + STEP / 2 for intent_id, qty in closed.items())
 
 
+PAST_FLAT_FILLS = (Fill(trade_id="t2", client_order_id="close-1", price=110.0, qty=0.005, fee_usd=0.01,
+                        liquidity="maker", ts_ns=2),
+                   Fill(trade_id="t3", client_order_id="close-1", price=110.0, qty=0.002, fee_usd=0.01,
+                        liquidity="maker", ts_ns=3))
+"""A reduce-only sell of 0.007 at 110 against a long of 0.004 opened at 100: 0.001 then 0.002 past flat."""
+
+
 def test_a_hedge_fill_beyond_its_leg_closes_the_leg_names_what_went_past_flat_and_replays_the_same() -> None:
     """A reducing fill beyond the LONG leg (the venue overfilled a reduce-only order, or filled it after the leg closed)
     closes the leg, realises PnL on the part that closed only, names the rest once, and leaves no lot open: the loop and
     the journal replay apply it alike."""
     opening = _as("momentum", intent("open", position_side="LONG"))
     closing = intent("close", side="sell", position_side="LONG", reduce_only=True)
-    fills = (Fill(trade_id="t2", client_order_id="close-1", price=110.0, qty=0.005, fee_usd=0.01, liquidity="maker",
-                  ts_ns=2),
-             Fill(trade_id="t3", client_order_id="close-1", price=110.0, qty=0.002, fee_usd=0.01, liquidity="maker",
-                  ts_ns=3))
+    fills = PAST_FLAT_FILLS
     books = []
     for _ in range(2):  # the run, then the replay of the same journal
         portfolio, lots = PortfolioState(wallet_balance_usd=1_000.0, nav_ts_ns=0), OpeningLots()
@@ -155,10 +159,7 @@ def test_a_one_way_reduce_only_fill_past_flat_is_named_and_the_replay_follows_wh
     realised on the 0.004 that closed only and both fees charged."""
     opening = _as("momentum", intent("open", position_side="BOTH"))
     closing = intent("close", side="sell", position_side="BOTH", reduce_only=True)
-    fills = (Fill(trade_id="t2", client_order_id="close-1", price=110.0, qty=0.005, fee_usd=0.01, liquidity="maker",
-                  ts_ns=2),
-             Fill(trade_id="t3", client_order_id="close-1", price=110.0, qty=0.002, fee_usd=0.01, liquidity="maker",
-                  ts_ns=3))
+    fills = PAST_FLAT_FILLS
     flag = "venue_anomaly(fill t2 of close-1 sells 0.005 beyond ...; " + (f"{HELD_FLAT})" if venue_flat else "x)")
     event = msgspec.structs.replace(routed(intent_id="close", fills=fills), error=f"settled: 1 orders found; {flag}")
     books = []

@@ -101,8 +101,10 @@ class RobbinsMonro(Learner):
         self._delta = _clip(float(initial_offset_bps), self._offsets[0], self._offsets[-1])
         self._step, self._decay, self._exploration = float(step_bps), float(step_decay), float(exploration)
         self._window = float(baseline_window)
+        self._last = len(self._offsets) - 1
         self._steps = 0.0
         self._baseline: float | None = None
+        self._baseline_full = False  # the baseline's divisor has reached its window (until evidence is discounted)
         self._pending: tuple[int, int, float] | None = None  # neighbours and P(upper) of the last choice
 
     @property
@@ -115,12 +117,16 @@ class RobbinsMonro(Learner):
                 "exploration": self._exploration, "baseline_window": self._window, "burn_in": float(self._burn_in)}
 
     def _neighbours(self) -> tuple[int, int, float]:
-        """Grid positions (in ``_offsets``) around delta and the probability of the upper one."""
-        upper = min(max(bisect.bisect_right(self._offsets, self._delta), 1), len(self._offsets) - 1)
+        """Grid positions (in ``_offsets``) around delta and the probability of the upper one. Delta stays within
+        the offsets' range, so its position between the two is in [0, 1] (a bisect from 1 on; the last offset itself
+        is the top of the last interval)."""
+        offsets, delta = self._offsets, self._delta
+        upper = bisect.bisect_right(offsets, delta, 1)
+        if upper > self._last:
+            upper = self._last
         lower = upper - 1
-        towards_upper = (self._delta - self._offsets[lower]) / (self._offsets[upper] - self._offsets[lower])
         e = self._exploration
-        return lower, upper, e + (1.0 - 2.0 * e) * _clip(towards_upper, 0.0, 1.0)
+        return lower, upper, e + (1.0 - 2.0 * e) * (delta - offsets[lower]) / (offsets[upper] - offsets[lower])
 
     def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
         lower, upper, p_upper = self._neighbours()
@@ -139,7 +145,12 @@ class RobbinsMonro(Learner):
     def _update(self, i: int, reward: float, context: Context | None, outcome: RouteOutcome | None) -> None:
         cost = -reward
         baseline = cost if self._baseline is None else self._baseline
-        self._baseline = baseline + (cost - baseline) / min(self._window, sum(self._counts) + 1.0)
+        if self._baseline_full:  # the counts only grow until a discount: summed only until they reach the window
+            divisor = self._window
+        else:
+            divisor = min(self._window, sum(self._counts) + 1.0)
+            self._baseline_full = divisor == self._window
+        self._baseline = baseline + (cost - baseline) / divisor
         pending, self._pending = self._pending, None
         if pending is None:
             return
@@ -149,8 +160,9 @@ class RobbinsMonro(Learner):
         weight = 1.0 / p_upper if i == self._maker[upper] else -1.0 / (1.0 - p_upper)
         slope = (cost - baseline) * weight / (self._offsets[upper] - self._offsets[lower])
         self._steps += 1.0
-        gain = self._step / self._steps**self._decay
-        self._delta = _clip(self._delta - gain * slope, self._offsets[0], self._offsets[-1])
+        delta = self._delta - self._step / self._steps**self._decay * slope
+        offsets = self._offsets
+        self._delta = offsets[0] if delta < offsets[0] else offsets[-1] if delta > offsets[-1] else delta
 
     def _expected_reward(self, i: int, context: Context | None) -> float | None:
         """Minus the running cost baseline for the arms around delta (this learner keeps no per-arm values)."""
@@ -161,6 +173,7 @@ class RobbinsMonro(Learner):
 
     def _discount(self, keep_fraction: float) -> None:
         self._steps *= keep_fraction  # larger steps again: the distance moves faster after a drift
+        self._baseline_full = False
 
     def to_state(self) -> RobbinsMonroState:
         lower, upper, p_upper = self._pending if self._pending is not None else (-1, -1, -1.0)
@@ -175,6 +188,7 @@ class RobbinsMonro(Learner):
     def _apply_own_state(self, state: Any) -> None:
         self._delta, self._steps = state.delta_bps, state.steps
         self._baseline = state.baseline_cost_bps
+        self._baseline_full = False
         self._pending = (None if state.last_lower < 0
                          else (state.last_lower, state.last_upper, state.last_upper_probability))
 
