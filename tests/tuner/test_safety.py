@@ -18,7 +18,7 @@ from router_tuner.config.models import ConfigBundle
 from router_tuner.executor.journal import Journal
 from router_tuner.router.events import ArmSafetyEvent
 from router_tuner.tuner.arms import Arm
-from router_tuner.tuner.safety import ArmSafety, SafetyLimits, wilson_lower_bound
+from router_tuner.tuner.safety import ArmSafety, SafetyLimits, SafetyState, wilson_lower_bound
 from tests.tuner.test_service import SYMBOL, event_for, new_service, tuned_bundle
 
 BAD_ARM = "o2.00_b0.00"
@@ -93,6 +93,20 @@ def test_fallbacks_cheaper_than_crossing_are_spared_when_configured(cost_bps: fl
         service.observe(event_for(service.decide(SYMBOL, None), cost_bps, maker=False), None)
     assert bool(tuner.excluded_arms) == excluded
     assert {c.reason for c in tuner.excluded_arms.values()} <= {"fallback_ratio_gt(0.5)"}
+
+
+def test_a_state_saved_before_crossing_costs_were_kept_loads_and_spares_only_on_new_evidence() -> None:
+    """Windows saved as three-element outcomes (before the cost over crossing was kept) load; their orders count for
+    the fallback ratio, and an arm is spared only once ``min_outcomes`` of its window carry a crossing cost."""
+    saved = b'{"recent": {"a": [' + b", ".join([b"[true, null, 5.0]"] * 4) + b'], "b": []}, "excluded": {}}'
+    limits = SafetyLimits(window=10, min_outcomes=5, max_fallback_ratio=0.5, max_slippage_bps=50.0, max_cost_bps=50.0,
+                          **{**REPROBE, "spare_fallbacks_cheaper_than_crossing": True})
+    safety = ArmSafety(limits, msgspec.json.decode(saved, type=SafetyState))
+    for _ in range(5):  # cheaper than crossing (6 bps), every order a fallback
+        for arm in ("a", "b"):
+            safety.observe_outcome(arm, used_fallback=True, slippage_bps=None, cost_bps=5.0, crossing_cost_bps=6.0)
+    assert safety.excluded["a"].reason == "fallback_ratio_gt(0.5)", "judged at 5 outcomes, 1 with a crossing cost"
+    assert "b" not in safety.excluded, "5 outcomes, each with a crossing cost"
 
 
 def test_fallback_ratio_excludes_and_excluding_everything_falls_back_to_the_published_arm() -> None:
