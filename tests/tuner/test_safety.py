@@ -95,6 +95,20 @@ def test_fallbacks_cheaper_than_crossing_are_spared_when_configured(cost_bps: fl
     assert {c.reason for c in tuner.excluded_arms.values()} <= {"fallback_ratio_gt(0.5)"}
 
 
+@pytest.mark.parametrize(("bid", "ask", "mid"), [(0.0, 100.0, 50.0), (101.0, 99.0, 100.0), (1.0, 1e300, 1e-300)])
+def test_an_arrival_book_that_prices_no_crossing_leaves_the_order_unspared_without_raising(
+        bid: float, ask: float, mid: float) -> None:
+    """A one-sided or crossed arrival book, or one whose half spread over its mid is not a finite number of bps, gives
+    no crossing cost: the order counts for the fallback ratio and spares nothing (it raised on a non-finite one)."""
+    service, _ = new_service(safety_bundle(window=10, min_outcomes=5, max_fallback_ratio=0.5,
+                                           spare_fallbacks_cheaper_than_crossing=True))
+    for _ in range(20):
+        event = event_for(service.decide(SYMBOL, None), 1.0, maker=False)
+        service.observe(msgspec.structs.replace(event, arrival_bid=bid, arrival_ask=ask, arrival_mid=mid), None)
+    tuner = service.tuner(SYMBOL)
+    assert tuner.excluded_arms and {c.reason for c in tuner.excluded_arms.values()} == {"fallback_ratio_gt(0.5)"}
+
+
 def test_a_state_saved_before_crossing_costs_were_kept_loads_and_spares_only_on_new_evidence() -> None:
     """Windows saved as three-element outcomes (before the cost over crossing was kept) load; their orders count for
     the fallback ratio, and an arm is spared only once ``min_outcomes`` of its window carry a crossing cost."""

@@ -47,10 +47,12 @@ _MAKER_STATS = ("posted", "filled", "fill_cost", "fallback_cost")
 MIN_PRIOR_STRENGTH = 1e-6
 MAX_PRIOR_STRENGTH = 1e6
 MIN_PRIOR_FILL_PROBABILITY = 1e-6
-MAX_PRIOR_LOGIT_SPREAD = 10.0
 """Bounds of the priors' weight and fill probability: before any evidence a fitted line is its prior's alone, and
 its normal equations' determinant is the square of the prior's weight (``prior_strength`` times p (1 - p) for the
 fill probability); below these it underflows to zero and every expected cost turns NaN."""
+MAX_PRIOR_LOGIT_SPREAD = 10.0
+"""The widest spread of the replicas' prior fill logits either side of the prior's (a fill probability of 0.99995 or
+its complement at 0.5): the weights p (1 - p) stay far above where the prior line's fit would underflow."""
 _CHOICE_SLOTS = 4
 """Allowed sets whose per-replica choices a refit recomputes ahead of the next decision (the tuner reuses a few)."""
 _UPDATES_DRAWN_AHEAD = 64

@@ -361,7 +361,8 @@ class SymbolTuner:
         bid, ask, mid = event.arrival_bid, event.arrival_ask, event.arrival_mid
         if not (0.0 < bid <= ask and mid > 0.0 and math.isfinite(ask)):
             return None
-        return self._taker_fee_bps + (ask - bid) / (2.0 * mid) * 1e4
+        crossing = self._taker_fee_bps + (ask - bid) / (2.0 * mid) * 1e4
+        return crossing if math.isfinite(crossing) else None
 
     # --- read-only views -------------------------------------------------------------------------
 
