@@ -77,16 +77,11 @@ def run(args: argparse.Namespace) -> int:
     from router_tuner.router.atomic_file import refuse_unreplaceable
     from router_tuner.simulation.intents import intent_window
     from router_tuner.simulation.job import SimulationOptions, count_routes, load_markets, simulate
-    from router_tuner.simulation.learners import parse_learners, refuse_unrunnable
+    from router_tuner.simulation.learners import parse_learners, refuse_unrunnable, unrunnable_reason
     from router_tuner.simulation.recording import JOURNAL_NAME, json_line, log_to_mlflow
     from router_tuner.simulation.report.page import summary_dict, text_table
     from router_tuner.tuner.arms import offsets_at_one_price, one_price_warning
-    from router_tuner.tuner.factory import (
-        build_grid,
-        frozen_budget_warning,
-        learner_problem,
-        structured_prior_issue,
-    )
+    from router_tuner.tuner.factory import build_grid, frozen_budget_warning
 
     refuse_tracking_uri_without_mlflow(args)
     try:
@@ -103,10 +98,7 @@ def run(args: argparse.Namespace) -> int:
               else config.router.simulation.shadow_scenario.symbols)
     if shadow and config.tuner.learner not in learners:  # the scenario runs tuner.json's learner, --learners or not
         learner = config.tuner.learner
-        problem = learner_problem(config, learner)
-        if problem is None and learner == "structured":
-            prior = structured_prior_issue(config, args.symbols or config.strategy.universe)
-            problem = None if prior is None else str(prior)
+        problem = unrunnable_reason(config, learner, args.symbols)
         if problem is not None:  # it used to end the run once the data had loaded: "unexpected ValueError"
             raise BadInput(f"the shadow scenario runs tuner.json learner {learner}: {problem}; change tuner.json, or "
                            "run no scenario (--shadow-symbols with no symbol after it)")

@@ -57,6 +57,17 @@ def refuse_unrunnable(config: ConfigBundle, learners: Sequence[str], symbols: Se
         raise ValueError(f"structured: {prior}; or leave the learner out")
 
 
+def unrunnable_reason(config: ConfigBundle, learner: str, symbols: Sequence[str] | None = None) -> str | None:
+    """Why ``learner`` cannot run here, or None: the arm grid cannot carry it, or its structured prior would never
+    post on the markets of ``symbols`` (default: every universe symbol). One learner's view of
+    :func:`refuse_unrunnable`, for a run that uses a learner it was not asked for (the shadow scenario's)."""
+    problem = learner_problem(config, learner)
+    if problem is None and learner == "structured":
+        prior = structured_prior_issue(config, symbols or config.strategy.universe)
+        problem = None if prior is None else str(prior)
+    return problem
+
+
 def learner_policy_name(learner: str) -> str:
     """The report's name of a learner's policy (``learner:thompson``)."""
     return f"{LEARNER_PREFIX}{learner}"

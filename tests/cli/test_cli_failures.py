@@ -281,3 +281,17 @@ def test_the_shadow_scenario_learner_is_checked_though_not_in_learners(config_di
         "least two maker offsets (taker bias 0) in the grid; change tuner.json, or run no scenario (--shadow-symbols "
         "with no symbol after it)")
     assert not (tmp_path / "out" / "simulation.sqlite").exists()
+
+
+def test_the_shadow_scenario_structured_prior_is_checked_though_not_in_learners(
+        config_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same for tuner.json's structured learner with a prior that would never post on the symbol's market."""
+    edit_config(config_dir, "tuner.json",
+                lambda d: d["learner_params"]["structured"].update(prior_fallback_drift_bps=100.0))
+    argv = ["simulate", "--config", str(config_dir), "--symbols", "BTCUSDT", "--learners", "thompson", "--no-mlflow",
+            "--out", str(tmp_path / "out")]
+    line = one_line_failure(argv, capsys, BAD_INPUT)
+    assert line.startswith("router-tuner simulate: the shadow scenario runs tuner.json learner structured: tuner.json: "
+                           "$.learner_params.structured.prior_fallback_drift_bps: 100 bps"), line
+    assert line.endswith("change tuner.json, or run no scenario (--shadow-symbols with no symbol after it)"), line
+    assert not (tmp_path / "out" / "simulation.sqlite").exists()
