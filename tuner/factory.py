@@ -149,8 +149,8 @@ def structured_prior_issue(config: ConfigBundle, symbols: Iterable[str] | None =
                       f"{structured.prior_fallback_drift_bps:g} bps with prior_fill_probability "
                       f"{structured.prior_fill_probability:g}: before any evidence the structured learner's prior "
                       f"prices every maker arm above the taker arm on {', '.join(stuck)}, and it learns only the "
-                      "arms it routes, so it would never post; lower it, raise prior_fill_probability, or set "
-                      "structured.burn_in_per_arm to 1 or more")
+                      "arms it routes, so it would never post; lower it, raise prior_fill_probability or "
+                      "prior_fill_logit_spread, or set structured.burn_in_per_arm to 1 or more")
 
 
 def frozen_budget_warning(config: ConfigBundle, learners: Iterable[str]) -> str | None:

@@ -137,7 +137,7 @@ def test_a_structured_memory_shorter_than_the_grid_is_refused_by_config_check(
 
 _NEVER_POSTS = ("before any evidence the structured learner's prior prices every maker arm above the taker arm on {}, "
                 "and it learns only the arms it routes, so it would never post; lower it, raise "
-                "prior_fill_probability, or set structured.burn_in_per_arm to 1 or more")
+                "prior_fill_probability or prior_fill_logit_spread, or set structured.burn_in_per_arm to 1 or more")
 
 
 def test_a_structured_prior_that_never_posts_is_refused_by_config_check_and_simulate(
