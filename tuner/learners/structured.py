@@ -184,7 +184,8 @@ class StructuredThompson(CompiledKernels, Learner):
             prior_rows=self._prior_rows(), slots=_CHOICE_SLOTS,
             prior_strength=self._prior_strength, taker_fee=self._taker_fee, shrinkage=self._shrinkage,
             uniforms=replicas * _UPDATES_DRAWN_AHEAD)
-        self._next_uniform = self._space.uniforms.size  # none drawn ahead yet
+        self._uniform_count = self._space.uniforms.size
+        self._next_uniform = self._uniform_count  # none drawn ahead yet
         self._taker_only = [a.taker_bias >= 1.0 for a in grid]
         self._scale_factor = 1.0
         # The allowed sets decisions use, one row each, whose replica choices the kernels keep current: the tuner
@@ -271,9 +272,12 @@ class StructuredThompson(CompiledKernels, Learner):
         return {self._arms[i].arm_id: float(shares[i]) / self._replicas for i in idx}
 
     def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
-        slot = self._slot(idx)
-        acting = self._space.slot_best.item(slot, self._draw_index(self._replicas))  # item(): a Python int at once
-        return acting, self._space.slot_shares.item(slot, acting) / self._replicas
+        slot = self._slot_of.get(idx)
+        if slot is None:
+            slot = self._new_slot(idx)
+        space = self._space
+        acting = space.slot_best.item(slot, self._draw_index(self._replicas))  # item(): a Python int at once
+        return acting, space.slot_shares.item(slot, acting) / self._replicas
 
     def _slot(self, idx: tuple[int, ...]) -> int:
         """The row holding each replica's cheapest arm among ``idx`` and how many replicas pick each arm (indexed
@@ -299,10 +303,12 @@ class StructuredThompson(CompiledKernels, Learner):
         started_maker = outcome.started_maker
         if started_maker and self._taker_only[i]:
             raise ValueError(f"arm {self._arms[i].arm_id} is taker only: it cannot start as maker")
-        self._forget(self._keep)
+        scale = self._scale_factor = self._scale_factor * self._keep  # _forget, inline: on every outcome
+        if scale < _FOLD_SCALE_BELOW:
+            self._fold_forgetting()
         space = self._space
         first = self._next_uniform
-        if first + self._replicas > space.uniforms.size:
+        if first + self._replicas > self._uniform_count:
             self._draw_ahead()
             first = 0
         self._next_uniform = first + self._replicas
@@ -312,7 +318,7 @@ class StructuredThompson(CompiledKernels, Learner):
 
     def _draw_index(self, n: int) -> int:
         """A uniform draw from ``range(n)``, read from the draws made ahead (see :meth:`Learner._draw_index`)."""
-        if self._next_uniform >= self._space.uniforms.size:
+        if self._next_uniform >= self._uniform_count:
             self._draw_ahead()
         u = self._space.uniforms.item(self._next_uniform)
         self._next_uniform += 1
