@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router_tuner.executor.positions import HELD_FLAT, OpeningLots, apply_order, held_flat, hold_flat
+from router_tuner.executor.positions import HELD_FLAT, AppliedOrder, OpeningLots, apply_order, held_flat, hold_flat
 from router_tuner.risk.portfolio import PortfolioState
 from router_tuner.router.arrow_events import from_arrow
 from router_tuner.router.events import Fill, Intent, TradeRecord
@@ -124,20 +124,25 @@ PAST_FLAT_FILLS = (Fill(trade_id="t2", client_order_id="close-1", price=110.0, q
 """A reduce-only sell of 0.007 at 110 against a long of 0.004 opened at 100: 0.001 then 0.002 past flat."""
 
 
+def _open_then_close_past_flat(position_side: str) -> tuple[PortfolioState, OpeningLots, AppliedOrder]:
+    """Fresh books with a long of 0.004 opened at 100 on ``position_side``, then ``PAST_FLAT_FILLS`` applied by a
+    reduce-only sell: the books and what the close applied."""
+    portfolio, lots = PortfolioState(wallet_balance_usd=1_000.0, nav_ts_ns=0), OpeningLots()
+    opening = _as("momentum", intent("open", position_side=position_side))
+    apply_order(portfolio, lots, intent=opening, fills=(Fill(trade_id="t1", client_order_id="open-1", price=100.0,
+                                                             qty=0.004, fee_usd=0.0, liquidity="maker", ts_ns=1),),
+                qty_step=STEP)
+    closing = intent("close", side="sell", position_side=position_side, reduce_only=True)
+    return portfolio, lots, apply_order(portfolio, lots, intent=closing, fills=PAST_FLAT_FILLS, qty_step=STEP)
+
+
 def test_a_hedge_fill_beyond_its_leg_closes_the_leg_names_what_went_past_flat_and_replays_the_same() -> None:
     """A reducing fill beyond the LONG leg (the venue overfilled a reduce-only order, or filled it after the leg closed)
     closes the leg, realises PnL on the part that closed only, names the rest once, and leaves no lot open: the loop and
     the journal replay apply it alike."""
-    opening = _as("momentum", intent("open", position_side="LONG"))
-    closing = intent("close", side="sell", position_side="LONG", reduce_only=True)
-    fills = PAST_FLAT_FILLS
     books = []
     for _ in range(2):  # the run, then the replay of the same journal
-        portfolio, lots = PortfolioState(wallet_balance_usd=1_000.0, nav_ts_ns=0), OpeningLots()
-        apply_order(portfolio, lots, intent=opening, fills=(Fill(trade_id="t1", client_order_id="open-1", price=100.0,
-                                                                 qty=0.004, fee_usd=0.0, liquidity="maker", ts_ns=1),),
-                    qty_step=STEP)
-        applied = apply_order(portfolio, lots, intent=closing, fills=fills, qty_step=STEP)
+        portfolio, lots, applied = _open_then_close_past_flat("LONG")
         books.append((portfolio.legs, portfolio.wallet_balance_usd, lots.lots(("BTCUSDT", "LONG")), applied))
     assert books[0] == books[1]
     legs, wallet, open_lots, (realized, closed_lots, past_flat) = books[0]
@@ -157,18 +162,12 @@ def test_a_one_way_reduce_only_fill_past_flat_is_named_and_the_replay_follows_wh
     to -0.003) and each fill past flat is named. When the venue's position is flat the run holds the books flat and
     its flag says so (``HELD_FLAT``); the replay of the journaled event reads that and ends with the same books, PnL
     realised on the 0.004 that closed only and both fees charged."""
-    opening = _as("momentum", intent("open", position_side="BOTH"))
-    closing = intent("close", side="sell", position_side="BOTH", reduce_only=True)
-    fills = PAST_FLAT_FILLS
     flag = "venue_anomaly(fill t2 of close-1 sells 0.005 beyond ...; " + (f"{HELD_FLAT})" if venue_flat else "x)")
-    event = msgspec.structs.replace(routed(intent_id="close", fills=fills), error=f"settled: 1 orders found; {flag}")
+    event = msgspec.structs.replace(routed(intent_id="close", fills=PAST_FLAT_FILLS),
+                                    error=f"settled: 1 orders found; {flag}")
     books = []
     for run in (True, False):  # the run (which read the venue), then the replay of the same journal
-        portfolio, lots = PortfolioState(wallet_balance_usd=1_000.0, nav_ts_ns=0), OpeningLots()
-        apply_order(portfolio, lots, intent=opening, fills=(Fill(trade_id="t1", client_order_id="open-1", price=100.0,
-                                                                 qty=0.004, fee_usd=0.0, liquidity="maker", ts_ns=1),),
-                    qty_step=STEP)
-        applied = apply_order(portfolio, lots, intent=closing, fills=fills, qty_step=STEP)
+        portfolio, lots, applied = _open_then_close_past_flat("BOTH")
         if venue_flat if run else held_flat(event):
             hold_flat(portfolio, lots, ("BTCUSDT", "BOTH"))
         books.append(({k: leg.qty for k, leg in portfolio.legs.items()}, portfolio.wallet_balance_usd,
