@@ -99,6 +99,7 @@ from router_tuner.router.events import (
     TradeRecord,
     VetoEvent,
     VetoReason,
+    with_flag,
 )
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.router.routing.calls import Steps
@@ -827,8 +828,7 @@ class Executor:
                     halt = (f"{leg}: the venue holds {venue_qty:.12g}, the journal {our_qty:.12g} after intent "
                             f"{intent.intent_id} filled past flat ({'; '.join(past_flat)}); reconcile the account "
                             "with the journal, then restart")
-        flagged = f"{VENUE_ANOMALY}({'; '.join(items)})"
-        event = msgspec.structs.replace(event, error=flagged if event.error is None else f"{event.error}; {flagged}")
+        event = msgspec.structs.replace(event, error=with_flag(event.error, VENUE_ANOMALY, items))
         logger.warning("%s %s: %s: %s; %s", intent.intent_id, leg, VENUE_ANOMALY, "; ".join(past_flat), verdict)
         return event, halt
 

@@ -11,6 +11,7 @@ epoch, ``_ms`` milliseconds. Costs are signed so that positive is worse for us.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import msgspec
@@ -44,7 +45,7 @@ def error_flags(error: str | None) -> tuple[str, ...]:
     """The flags (:data:`FLAGS`, in that order) ``error`` carries as the event's own markers.
 
     A flag is a part of the error that opens with its name and a parenthesis, at the error's start or right after
-    the ``"; "`` that joins the parts (``router.routing.ledger.RouteLedger`` and the executor write them so:
+    the ``"; "`` that joins the parts (:func:`with_flag` writes them so, for the route ledger and the executor:
     ``"taker leg x rejected by the venue; venue_anomaly(fill T1 ...)"``). The name anywhere else is text, not the
     flag: an exchange's message quoted in the error that happens to say ``venue_anomaly`` flags nothing.
 
@@ -125,6 +126,16 @@ def flag_items(error: str | None, flag: str) -> tuple[str, ...]:
                 start = i + 2
         items.append(text[start:])
     return tuple(item for item in items if item)
+
+
+def with_flag(error: str | None, flag: str, items: Iterable[str]) -> str:
+    """``error`` followed by ``flag`` listing ``items``, written as :func:`error_flags` and :func:`flag_items` read it.
+
+    >>> with_flag("taker leg x rejected by the venue", VENUE_ANOMALY, ["fill T1 of x-1 at 101", "fill T2 of x-1"])
+    'taker leg x rejected by the venue; venue_anomaly(fill T1 of x-1 at 101; fill T2 of x-1)'
+    """
+    part = f"{flag}({'; '.join(items)})"
+    return part if error is None else f"{error}; {part}"
 
 
 def event_flags(event: RouterEvent) -> tuple[str, ...]:

@@ -23,6 +23,7 @@ from router_tuner.router.events import (
     Outcome,
     RoutedAs,
     RouterEvent,
+    with_flag,
 )
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.router.routing.anomaly import fill_anomaly, overfill_anomaly
@@ -156,12 +157,12 @@ class RouteLedger:
     def _error(self) -> str | None:
         """The route's error, followed by the venue anomalies it saw (``venue_anomaly(a; b)``) and the fees it could
         not price (``fee_unpriced(c)``)."""
-        parts = [] if self.error is None else [self.error]
+        error = self.error
         if self.anomalies:
-            parts.append(f"{VENUE_ANOMALY}({'; '.join(self.anomalies)})")
+            error = with_flag(error, VENUE_ANOMALY, self.anomalies)
         if self.unpriced_fees:
-            parts.append(f"{FEE_UNPRICED}({'; '.join(self.unpriced_fees)})")
-        return "; ".join(parts) if parts else None
+            error = with_flag(error, FEE_UNPRICED, self.unpriced_fees)
+        return error
 
     def _outcome(self, filled_qty: float) -> Outcome:
         if filled_qty <= 0.0:
