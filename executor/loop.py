@@ -99,6 +99,7 @@ from router_tuner.router.events import (
     TradeRecord,
     VetoEvent,
     VetoReason,
+    settled_note,
     with_flag,
 )
 from router_tuner.router.policy import RouterPolicy
@@ -729,7 +730,7 @@ class Executor:
         return settled_event(order=order, policy=policy, arrival=arrival, arrival_ts_ns=event.arrival_ts_ns,
                              states=settlement.states, finished_ts_ns=self.venue.clock.now_ns(), routed=event,
                              contract=venue_contract(self.venue, order.symbol),
-                             note=f"settled: {len(settlement.states)} orders found, {settlement.cancelled} cancelled")
+                             note=settled_note(len(settlement.states), settlement.cancelled))
 
     def _route_end_mid(self, symbol: str) -> float | None:
         """The mid now, for a tuner learning against the mid at the route's end (``None`` when it does not, or

@@ -11,17 +11,20 @@ priced in the quote, so it is left out of the mean cost, and the summary says ho
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from router_tuner.router.events import FEE_UNPRICED, FLAGS, RouterEvent, VetoEvent, event_flags, unflagged_error
-
-_SETTLED = re.compile(r"settled: \d+ orders found, \d+ cancelled")
-"""The note the executor adds when it settled a route whose event carried an error (``executor.loop``): after a
-flag alone, it is the executor re-reading the flagged orders, not an error of the route."""
+from router_tuner.router.events import (
+    FEE_UNPRICED,
+    FLAGS,
+    RouterEvent,
+    VetoEvent,
+    event_flags,
+    is_settled_note,
+    unflagged_error,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,7 @@ def ended_in_error(event: RouterEvent) -> bool:
     rest = unflagged_error(event.error)
     if rest is None:
         return False
-    return not (event_flags(event) and all(_SETTLED.fullmatch(part) for part in rest.split("; ")))
+    return not (event_flags(event) and all(is_settled_note(part) for part in rest.split("; ")))
 
 
 def summarize_run(events: Iterable[RouterEvent | VetoEvent]) -> RunSummary:

@@ -138,6 +138,24 @@ def with_flag(error: str | None, flag: str, items: Iterable[str]) -> str:
     return part if error is None else f"{error}; {part}"
 
 
+_SETTLED_NOTE = re.compile(r"settled: \d+ orders found, \d+ cancelled")
+
+
+def settled_note(found: int, cancelled: int) -> str:
+    """The note the executor adds to the error of a route it settled (re-read the venue for) after the route reported
+    an error or a flag: how many of the intent's orders it found and how many it cancelled."""
+    return f"settled: {found} orders found, {cancelled} cancelled"
+
+
+def is_settled_note(text: str) -> bool:
+    """Whether ``text`` (one ``"; "``-joined part of an error) is a :func:`settled_note`.
+
+    >>> is_settled_note(settled_note(2, 0)), is_settled_note("settled: two orders")
+    (True, False)
+    """
+    return _SETTLED_NOTE.fullmatch(text) is not None
+
+
 def event_flags(event: RouterEvent) -> tuple[str, ...]:
     """The flags ``event`` carries (:func:`error_flags` of its ``error``)."""
     return error_flags(event.error)
