@@ -188,7 +188,8 @@ class Learner(ABC):
         check_tick_bps(tick_bps)
 
     def discount_evidence(self, keep_fraction: float) -> None:
-        """Scale all accumulated evidence by ``keep_fraction`` in (0, 1]: widens exploration again."""
+        """Scale all accumulated evidence by ``keep_fraction`` in (0, 1]: widens exploration again (the structured
+        learner's bootstrap hardly: see its ``_discount``)."""
         if not (math.isfinite(keep_fraction) and 0.0 < keep_fraction <= 1.0):
             raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction!r}")
         self._counts = [c * keep_fraction for c in self._counts]

@@ -15,8 +15,9 @@ random and routes the arm that replica expects to be cheapest, so the propensity
 the share of replicas whose cheapest allowed arm is the chosen one. Each replica has its own prior fill
 probability (randomized priors, Osband et al. 2018), so the replicas also disagree where no evidence has reached
 yet: the bootstrap alone resamples evidence only. Every statistic is discounted by
-``1 - 1/forgetting_window`` per outcome, so a market that changes is followed and an arm that has not
-been tried for a while is tried again.
+``1 - 1/forgetting_window`` per outcome, so the arms in use follow a market that changes. An arm no longer routed
+is not tried again for that: its evidence shrinks, but the replicas' agreement about it does not (until the priors
+outweigh it).
 
 References
 ----------
@@ -346,6 +347,10 @@ class StructuredThompson(CompiledKernels, Learner):
         return -self._mean_costs[i]
 
     def _discount(self, keep_fraction: float) -> None:
+        """Every statistic times ``keep_fraction``. Unlike the other learners' discount this hardly widens
+        exploration: the replicas' spread is that of the evidence they resample, not of its weight, so only the weak
+        priors gain a share (widening the replicas about their mean on a drift alarm was measured worse: README, "The
+        tuner")."""
         self._forget(keep_fraction)
         self._refresh()
 
