@@ -33,6 +33,7 @@ from router_tuner.config.models import (
     is_unit_fraction,
 )
 from router_tuner.config.redact import find_secrets, redact
+from router_tuner.config.text import parse_float, text_problems, underflowed_numbers
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 FILES: dict[str, type[msgspec.Struct]] = {
@@ -73,7 +74,7 @@ class _Pairs(list[tuple[str, Any]]):
 
 
 def _parse_json(text: str) -> Any:
-    return json.loads(text, object_pairs_hook=_Pairs)
+    return json.loads(text, object_pairs_hook=_Pairs, parse_float=parse_float)
 
 
 def _find_duplicates(node: Any, path: str) -> list[str]:
@@ -810,11 +811,8 @@ def load_config(directory: Path | str | None = None) -> ConfigBundle:
                 ConfigIssue(file, key, f"concurrency is defined in one place only: "
                                        f"{CONCURRENCY_HOME[0]} $.{CONCURRENCY_HOME[1]}")
                 for key in _concurrency_keys(raw, "$"))
-        secrets = _secret_issues(file, raw)
-        value, decode_issues = _decode(file, raw, model)
-        issues.extend(secrets)  # a pasted key also breaks a name pattern: one issue per key path, the clearer one
-        issues.extend(issue for issue in decode_issues if issue.path not in {s.path for s in secrets})
-        decoded[file] = value
+        decoded[file], file_issues = _checked(file, raw, model)
+        issues.extend(file_issues)
     if issues:
         raise ConfigError(issues)
     bundle = ConfigBundle(risk=decoded["risk_limits.json"], strategy=decoded["strategy_config.json"],
@@ -824,6 +822,18 @@ def load_config(directory: Path | str | None = None) -> ConfigBundle:
     if cross_issues:
         raise ConfigError(cross_issues)
     return bundle
+
+
+def _checked(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, list[ConfigIssue]]:
+    """Decode one file; what the raw JSON shows is named instead of msgspec's message at the same key path (a pasted
+    key also breaks a name pattern, ``1e-400`` reads as 0 and breaks ``> 0``), and a hidden character or a stray
+    space where msgspec found nothing wrong (a path, a URL, a name without a pattern) is named too."""
+    first = _secret_issues(file, raw) + [ConfigIssue(file, path, message) for path, message in underflowed_numbers(raw)]
+    value, decode_issues = _decode(file, raw, model)
+    issues = first + [issue for issue in decode_issues if issue.path not in {f.path for f in first}]
+    taken = {issue.path for issue in issues}
+    issues += [ConfigIssue(file, path, message) for path, message in text_problems(raw) if path not in taken]
+    return (None if issues else value), issues
 
 
 def _secret_issues(file: str, raw: Any) -> list[ConfigIssue]:

@@ -81,6 +81,8 @@ def test_lists_of_every_file_are_covered() -> None:
     ("router.json", lambda d: d["close_position_quotes"].append(""),
      "router.json: $.close_position_quotes[3]: Expected `str` matching regex '^\\\\S+$'"),
     ("executor.json", lambda d: d["prometheus"].update(host="  "),
+     "executor.json: $.prometheus.host: is blank: write a value"),
+    ("executor.json", lambda d: d["prometheus"].update(host="local host"),
      "executor.json: $.prometheus.host: must name an address to bind (no spaces)"),
     ("executor.json", lambda d: d["adaptive"].update(tuner_state_path=""),
      "executor.json: $.adaptive.tuner_state_path: Expected `str` matching regex '\\\\S'"),
@@ -164,3 +166,68 @@ def test_a_route_poll_interval_under_a_millisecond_is_refused(config_dir: Path, 
     edit_config(config_dir, "executor.json", lambda data: data["route"].update(poll_interval_ms=poll_ms))
     assert config_issues(config_dir) == [
         "executor.json: $.route.poll_interval_ms: Expected `float` >= 1.0"]
+
+
+@pytest.mark.parametrize(("file", "edit", "issue"), [
+    ("executor.json", lambda d: d["adaptive"].update(tuner_state_path="var/a\x00b.json"),   # unexpected ValueError
+     "executor.json: $.adaptive.tuner_state_path: holds a control character (U+0000, character 6 of 12)"),
+    ("tuner.json", lambda d: d["mlflow"].update(tracking_uri="sqlite:///var/m\nl.db"),  # a store named over two lines
+     "tuner.json: $.mlflow.tracking_uri: holds a control character (U+000A, character 16 of 20)"),
+    ("executor.json", lambda d: d["push"].update(url="http://ho\tst/x"),                 # urllib dropped the tab
+     "executor.json: $.push.url: holds a control character (U+0009, character 10 of 14)"),
+    ("tuner.json", lambda d: d["mlflow"].update(experiment="router\u202etuner"),         # a right-to-left override
+     "tuner.json: $.mlflow.experiment: holds an invisible format character (U+202E, character 7 of 12)"),
+    ("tuner.json", lambda d: d["mlflow"].update(experiment="a\ud800b"),                  # not encodable as UTF-8
+     "tuner.json: $.mlflow.experiment: holds a lone UTF-16 surrogate (U+D800, character 2 of 3)"),
+    ("risk_limits.json", lambda d: d["tier_caps"].update({"C\x00": {"max_nav_pct": 0.5}}),
+     "risk_limits.json: $.tier_caps: key 'C\\x00': holds a control character (U+0000, character 2 of 2)"),
+])
+def test_a_character_that_does_not_show_is_refused_anywhere(config_dir: Path, file: str, edit: Any,
+                                                            issue: str) -> None:
+    """Each passed `config check`: a NUL stopped ``live --policy-source tuner`` and ``simulate`` with "unexpected
+    ValueError: embedded null byte" (exit 1), a newline in the tracking URI made a store file named over two lines."""
+    edit_config(config_dir, file, edit)
+    assert config_issues(config_dir) == [f"{issue} that does not show as written: retype the value as one line of "
+                                         "visible text"]
+
+
+@pytest.mark.parametrize(("file", "edit", "issue"), [
+    ("tuner.json", lambda d: d["mlflow"].update(experiment="router-tuner "),   # silently another experiment
+     "tuner.json: $.mlflow.experiment: starts or ends with whitespace, which would be kept as part of the value "
+     "(another file, URL or name): remove it"),
+    ("executor.json", lambda d: d["adaptive"].update(tuner_state_path=" var/state.json"),
+     "executor.json: $.adaptive.tuner_state_path: starts or ends with whitespace, which would be kept as part of the "
+     "value (another file, URL or name): remove it"),
+    ("tuner.json", lambda d: d["mlflow"].update(tracking_uri="  "),           # "' ' is a folder path" at run time
+     "tuner.json: $.mlflow.tracking_uri: is blank: write a value"),
+])
+def test_a_value_with_stray_whitespace_is_refused(config_dir: Path, file: str, edit: Any, issue: str) -> None:
+    """Strings without a pattern of their own (paths, URLs, the experiment) kept a stray space as part of the value."""
+    edit_config(config_dir, file, edit)
+    assert config_issues(config_dir) == [issue]
+
+
+UNDERFLOW = ("reads as 0: it is beyond the smallest floating-point number (about 1e-308); write 0 if 0 is meant, "
+             "else a value of at least 1e-300")
+
+
+@pytest.mark.parametrize(("old", "new", "issue"), [
+    ('"after_stop_s": 900.0', '"after_stop_s": 1e-400', f"$.cooldowns.after_stop_s: 1e-400 {UNDERFLOW}"),
+    ('"after_stop_s": 900.0', '"after_stop_s": 0.5E-999', f"$.cooldowns.after_stop_s: 0.5E-999 {UNDERFLOW}"),
+    ('"max_age_s": 30.0', '"max_age_s": 1e-999', f"$.nav.max_age_s: 1e-999 {UNDERFLOW}"),
+])
+def test_a_number_that_reads_as_zero_is_named(config_dir: Path, old: str, new: str, issue: str) -> None:
+    """``1e-400`` is positive as written and reads as 0.0: a cooldown of 0 loaded silently, and a setting that must be
+    positive was refused as "Expected `float` > 0.0", though it is written above 0."""
+    path = config_dir / "risk_limits.json"
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+    assert config_issues(config_dir) == [f"risk_limits.json: {issue}"]
+
+
+def test_a_zero_written_with_an_exponent_is_still_zero(config_dir: Path) -> None:
+    from router_tuner.config.loader import load_config
+
+    path = config_dir / "risk_limits.json"
+    path.write_text(path.read_text(encoding="utf-8").replace('"after_stop_s": 900.0', '"after_stop_s": 0e-400'),
+                    encoding="utf-8")
+    assert load_config(config_dir).risk.cooldowns.after_stop_s == 0.0
