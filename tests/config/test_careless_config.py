@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from router_tuner.config.loader import DEFAULTS_DIR
+from router_tuner.config.loader import DEFAULTS_DIR, load_config
 from tests.conftest import config_issues, edit_config
 
 
@@ -31,7 +31,6 @@ def test_an_experiment_name_longer_than_mlflow_takes_is_refused(config_dir: Path
     characters; check the MLflow store", exit 1."""
     from mlflow.utils.validation import MAX_EXPERIMENT_NAME_LENGTH
 
-    from router_tuner.config.loader import load_config
     from router_tuner.config.models import MAX_EXPERIMENT_NAME
 
     assert MAX_EXPERIMENT_NAME == MAX_EXPERIMENT_NAME_LENGTH
@@ -225,9 +224,32 @@ def test_a_number_that_reads_as_zero_is_named(config_dir: Path, old: str, new: s
 
 
 def test_a_zero_written_with_an_exponent_is_still_zero(config_dir: Path) -> None:
-    from router_tuner.config.loader import load_config
-
     path = config_dir / "risk_limits.json"
     path.write_text(path.read_text(encoding="utf-8").replace('"after_stop_s": 900.0', '"after_stop_s": 0e-400'),
                     encoding="utf-8")
     assert load_config(config_dir).risk.cooldowns.after_stop_s == 0.0
+
+
+@pytest.mark.parametrize(("file", "section", "path"), [
+    ("tuner.json", ("ope",), "$.ope.ci_level"),
+    ("router.json", ("simulation", "bootstrap"), "$.simulation.bootstrap.ci_level"),
+])
+def test_an_error_rate_written_as_a_confidence_level_is_refused(config_dir: Path, file: str,
+                                                                section: tuple[str, ...], path: str) -> None:
+    """0.05 (meant: 95 %) loaded: every interval shrank about its estimate (0.0001: ``ope`` printed SNIPS 3.897
+    [3.888, 3.888]) and the OPE gate, which needs the candidate's cost upper bound under the champion's, passed on
+    noise. 0.5 still loads."""
+    def set_level(level: float) -> None:
+        def edit(data: Any) -> None:
+            for key in section:
+                data = data[key]
+            data["ci_level"] = level
+        edit_config(config_dir, file, edit)
+
+    set_level(0.05)
+    assert config_issues(config_dir) == [
+        f"{file}: {path}: 0.05 is the confidence the intervals are drawn at (0.95 for 95 %), not their error rate: "
+        "under 0.5 an interval is narrower than the estimate's own noise (an OPE gate on its upper bound passes on "
+        "noise); write 0.95 if that is the level meant"]
+    set_level(0.5)
+    load_config(config_dir)
