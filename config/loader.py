@@ -713,7 +713,7 @@ def _arm_grid_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIss
                 issues.append(ConfigIssue(
                     "tuner.json", f"$.arms.{name}[{index}]",
                     f"{value} is outside router.json policy_bounds [{band.min}, {band.max}]"))
-    return issues + _first_step_issues(router, tuner) + _fee_band_issues(router, tuner)
+    return issues + _first_step_issues(router, tuner) + _fee_band_issues(router, tuner) + _round_trip_fee_issues(router)
 
 
 _STEP_TOLERANCE = 1e-9
@@ -777,6 +777,20 @@ def _fee_band_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIss
             for market, schedule in router.sim_venue.fees.items()
             for key, fee in (("maker_fee_bps", schedule.maker_fee_bps), ("taker_fee_bps", schedule.taker_fee_bps))
             if not band.min_cost_bps <= fee <= band.max_cost_bps]
+
+
+def _round_trip_fee_issues(router: RouterConfig) -> list[ConfigIssue]:
+    """A maker and a taker fee that add up below 0 pay for trading with ourselves: maker -40 and taker -10 loaded, and
+    `simulate` reported every policy earning (always taker -10 bps, best fixed arm -32), a run that measures nothing.
+    A maker rebate under a dearer taker fee (Binance: -0.5 and 5 bps) and an inverted schedule (maker 10, taker 2)
+    are schedules venues run, and load."""
+    return [ConfigIssue("router.json", f"$.sim_venue.fees.{market}",
+                        f"maker_fee_bps {schedule.maker_fee_bps:g} + taker_fee_bps {schedule.taker_fee_bps:g} is "
+                        f"{total:g} bps: a round trip (a maker fill, then a taker fill back at the same price) would "
+                        "earn money, which no venue pays; keep a maker rebate no larger than the taker fee (a sign "
+                        "slipped?)")
+            for market, schedule in router.sim_venue.fees.items()
+            if (total := schedule.maker_fee_bps + schedule.taker_fee_bps) < 0]
 
 
 def _prior_band_issues(tuner: TunerConfig) -> list[ConfigIssue]:

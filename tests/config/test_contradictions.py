@@ -140,6 +140,23 @@ def test_a_fee_outside_the_reward_band_is_refused(config_dir: Path, file: str, e
     assert config_issues(config_dir) == expected
 
 
+@pytest.mark.parametrize(("maker", "taker"), [(-40.0, -10.0), (2.0, -5.0), (-6.0, 5.0)])
+def test_fees_that_pay_for_a_round_trip_are_refused(config_dir: Path, maker: float, taker: float) -> None:
+    """Maker -40 and taker -10 loaded, and `simulate` reported every policy earning (always taker -10 bps, best fixed
+    arm -32): a run that measures nothing."""
+    edit_config(config_dir, "router.json", _fees("usdm", maker_fee_bps=maker, taker_fee_bps=taker))
+    assert config_issues(config_dir) == [
+        f"router.json: $.sim_venue.fees.usdm: maker_fee_bps {maker:g} + taker_fee_bps {taker:g} is {maker + taker:g} "
+        "bps: a round trip (a maker fill, then a taker fill back at the same price) would earn money, which no venue "
+        "pays; keep a maker rebate no larger than the taker fee (a sign slipped?)"]
+
+
+@pytest.mark.parametrize(("maker", "taker"), [(-0.5, 5.0), (-5.0, 5.0), (10.0, 2.0), (0.0, 0.0)])
+def test_a_rebate_or_an_inverted_schedule_loads(config_dir: Path, maker: float, taker: float) -> None:
+    edit_config(config_dir, "router.json", _fees("usdm", maker_fee_bps=maker, taker_fee_bps=taker))
+    assert load_config(config_dir).router.sim_venue.fees["usdm"].maker_fee_bps == maker
+
+
 def test_alerts_waiting_for_more_orders_than_the_health_window_holds_are_refused(config_dir: Path) -> None:
     """The ratio alerts wait for ``min_orders`` orders in a window of ``window_events``: above it they never fired,
     silently."""
