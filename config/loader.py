@@ -679,6 +679,11 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
     if reconcile.max_legs_per_intent < reconcile.probe_gap_legs:
         issues.append(ConfigIssue("executor.json", "$.reconcile.max_legs_per_intent",
                                   "must be at least probe_gap_legs"))
+    if executor.live.api_secret_env == executor.live.api_key_env:  # the key would be sent as the secret
+        issues.append(ConfigIssue("executor.json", "$.live.api_secret_env",
+                                  f"names {executor.live.api_key_env}, as api_key_env does: `live --live` would sign "
+                                  "every request with the API key as its secret, and the venue would refuse each one; "
+                                  "name the variable that holds the secret (default BINANCE_API_SECRET)"))
     if executor.prometheus.host.split() != [executor.prometheus.host]:
         issues.append(ConfigIssue("executor.json", "$.prometheus.host", "must name an address to bind (no spaces)"))
     take_profit = executor.protective_stops.take_profit_bps
