@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import msgspec.inspect
@@ -686,6 +687,7 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
                                   "name the variable that holds the secret (default BINANCE_API_SECRET)"))
     if executor.prometheus.host.split() != [executor.prometheus.host]:
         issues.append(ConfigIssue("executor.json", "$.prometheus.host", "must name an address to bind (no spaces)"))
+    issues.extend(_url_port_issues(executor))
     take_profit = executor.protective_stops.take_profit_bps
     if take_profit is not None:  # 0.01 bps loaded: every position closed at once, at a loss, then a cooldown
         losing = sorted(f"{symbol} ({universe[symbol].market} taker fee {fees.taker_fee_bps:g} bps)"
@@ -703,6 +705,23 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
             issues.append(ConfigIssue("executor.json", "$.protective_stops",
                                       f"closePosition stops exist on futures only, and {', '.join(spot)} "
                                       "is spot: set both distances to null or trade futures"))
+    return issues
+
+
+def _url_port_issues(executor: ExecutorConfig) -> list[ConfigIssue]:
+    """A URL's port must be one a socket can reach: ``push.url`` ``http://host:99999/x`` loaded, and every health
+    push failed as "Connection refused" (urllib wrapped the port) until the sink dropped them."""
+    issues = []
+    for path, url in (("$.live.api_base_url", executor.live.api_base_url),
+                      ("$.live.ws_base_url", executor.live.ws_base_url), ("$.push.url", executor.push.url)):
+        try:
+            port = urlsplit(url).port if url is not None else None
+        except ValueError:  # "Port out of range 0-65535", "Port could not be cast to integer value"
+            port = 0
+        if port == 0:
+            issues.append(ConfigIssue("executor.json", path, f"{url} has no port a connection can reach (1 to 65535 "
+                                                             "after the host's colon): fix the port, or leave it out "
+                                                             "for the scheme's own"))
     return issues
 
 

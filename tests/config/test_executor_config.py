@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from router_tuner.config import load_config, snapshot
 from tests.conftest import config_issues, edit_config
 
@@ -161,3 +163,19 @@ def test_a_reconciliation_tolerance_of_a_lot_or_more_is_refused(config_dir: Path
     edit_config(config_dir, "executor.json", lambda d: d["reconcile"].update(position_qty_tolerance=0.0009))
     load_config(config_dir)
 
+
+
+@pytest.mark.parametrize(("section", "key", "url"), [
+    ("push", "url", "http://127.0.0.1:99999/x"),     # every push "Connection refused" until dropped
+    ("push", "url", "http://127.0.0.1:0/x"),
+    ("live", "api_base_url", "https://host:abc/"),
+    ("live", "ws_base_url", "wss://host:70000/ws"),
+])
+def test_a_url_port_no_connection_can_reach_is_refused(config_dir: Path, section: str, key: str, url: str) -> None:
+    edit_config(config_dir, "executor.json", lambda d: d[section].update({key: url}))
+    assert config_issues(config_dir) == [
+        f"executor.json: $.{section}.{key}: {url} has no port a connection can reach (1 to 65535 after the host's "
+        "colon): fix the port, or leave it out for the scheme's own"]
+    edit_config(config_dir, "executor.json", lambda d: d[section].update({key: url.replace(url.split("/")[2],
+                                                                                           "host:8443")}))
+    load_config(config_dir)
