@@ -31,6 +31,7 @@ from router_tuner.config.models import (
     StaticPolicy,
     StrategyConfig,
     TunerConfig,
+    UniverseEntry,
     is_unit_fraction,
 )
 from router_tuner.config.redact import find_secrets, redact
@@ -650,6 +651,7 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
                                       "unit per contract, so every risk cap would see "
                                       f"{1 / entry.contract_size:g}x the true exposure; set it to 1 (a USDⓈ-M or "
                                       "spot quantity is in base units)"))
+    issues.extend(_one_market_issues(executor, universe))
     for symbol in executor.paper.synthetic:
         if symbol not in executor.instruments:
             issues.append(ConfigIssue("executor.json", f"$.paper.synthetic.{symbol}",
@@ -706,6 +708,22 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
                                       f"closePosition stops exist on futures only, and {', '.join(spot)} "
                                       "is spot: set both distances to null or trade futures"))
     return issues
+
+
+def _one_market_issues(executor: ExecutorConfig, universe: dict[str, UniverseEntry]) -> list[ConfigIssue]:
+    """One executor trades one venue, so one market: a spot instrument beside the perpetuals passed `config check`,
+    and `live` stopped with "venue not started: ValueError: paper venue needs tapes of one market", exit 1."""
+    markets: dict[str, list[str]] = {}
+    for symbol in executor.instruments:  # one refused on its own (outside the universe, inverse, ...) is left to that
+        entry = universe.get(symbol)
+        if entry is not None and entry.venue_symbol == symbol and entry.contract_type != "inverse":
+            markets.setdefault(entry.market, []).append(symbol)
+    if len(markets) < 2:
+        return []
+    held = "; ".join(f"{market}: {' '.join(symbols)}" for market, symbols in sorted(markets.items()))
+    return [ConfigIssue("executor.json", "$.instruments",
+                        f"lists instruments of {len(markets)} markets ({held}): one executor trades one venue, so "
+                        "one market; keep one market's symbols here and run the others from another config directory")]
 
 
 def _url_port_issues(executor: ExecutorConfig) -> list[ConfigIssue]:

@@ -179,3 +179,17 @@ def test_a_url_port_no_connection_can_reach_is_refused(config_dir: Path, section
     edit_config(config_dir, "executor.json", lambda d: d[section].update({key: url.replace(url.split("/")[2],
                                                                                            "host:8443")}))
     load_config(config_dir)
+
+
+def test_instruments_of_two_markets_are_refused(config_dir: Path) -> None:
+    """A spot instrument beside the perpetuals passed `config check`, and `live` stopped with "venue not started:
+    ValueError: paper venue needs tapes of one market in the universe", exit 1."""
+    spot = {"venue_symbol": "SOLUSDT", "tier": "SPOT", "quote": "USDT", "market": "spot", "contract_type": "spot",
+            "contract_size": 1.0}
+    edit_config(config_dir, "strategy_config.json", lambda d: d["universe"].update(SOLUSDT=spot))
+    edit_config(config_dir, "executor.json",
+                lambda d: d["instruments"].update(SOLUSDT={"tick_size": 0.01, "qty_step": 0.01}))
+    assert config_issues(config_dir) == [
+        "executor.json: $.instruments: lists instruments of 2 markets (spot: SOLUSDT; usdm: BTCUSDT ETHUSDT): one "
+        "executor trades one venue, so one market; keep one market's symbols here and run the others from another "
+        "config directory"]
