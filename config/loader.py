@@ -539,18 +539,27 @@ def informed_horizon_issues(router: RouterConfig) -> list[ConfigIssue]:
 
 
 def _markout_horizon_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:
-    """A markout looked up after the tape's end is the last quote's: the last intents arrive ``tail_ms`` before the
-    end, so a longer horizon measured their adverse selection against the tape's end (an hour loaded and every
-    late order's markout, and with ``reward_markout_horizon_ms`` its learned cost, was the rest of the tape's
-    move, silently)."""
-    tail_ms = router.simulation.intents.tail_ms
-    return [ConfigIssue(file, path, f"{horizon:g} ms is longer than router.json simulation.intents.tail_ms "
-                                    f"{tail_ms:g} ms: the last orders' markout would look past the tape's end; lower "
-                                    "it or raise tail_ms")
-            for file, path, horizon in (
-                ("router.json", "$.simulation.markout_horizon_ms", router.simulation.markout_horizon_ms),
-                ("tuner.json", "$.reward_markout_horizon_ms", tuner.reward_markout_horizon_ms))
-            if horizon > tail_ms]
+    """What a simulated order waits for must fall inside the tape: the last intents arrive ``tail_ms`` before its end.
+    A markout looked up after the end is the last quote's, so a longer horizon measured their adverse selection
+    against the tape's end (an hour loaded and every late order's markout, and with ``reward_markout_horizon_ms`` its
+    learned cost, was the rest of the tape's move, silently). A venue latency of an hour loaded too: with the entry
+    latency ``simulate`` refused "no order of any fixed arm filled … check that the data trades and router.json
+    static_policy", blaming the data; with the cancel latency it ran, static at 0.99 bps: makers that no cancel could
+    reach rested until they filled."""
+    tail_ms, sim = router.simulation.intents.tail_ms, router.sim_venue
+    jitter_ms = router.simulation.fill_model.latency_jitter_ms
+    jittered = f" plus simulation.fill_model.latency_jitter_ms {jitter_ms:g} ms"
+    waits = (("router.json", "$.simulation.markout_horizon_ms", router.simulation.markout_horizon_ms, 0.0, "",
+              "orders' markout would look past"),
+             ("tuner.json", "$.reward_markout_horizon_ms", tuner.reward_markout_horizon_ms, 0.0, "",
+              "orders' markout would look past"),
+             ("router.json", "$.sim_venue.order_entry_latency_ms", sim.order_entry_latency_ms, jitter_ms, jittered,
+              "orders would reach the venue after"),
+             ("router.json", "$.sim_venue.cancel_latency_ms", sim.cancel_latency_ms, jitter_ms, jittered,
+              "cancels would reach the venue after"))
+    return [ConfigIssue(file, path, f"{wait_ms:g} ms{label} is longer than router.json simulation.intents.tail_ms "
+                                    f"{tail_ms:g} ms: the last {what} the tape's end; lower it or raise tail_ms")
+            for file, path, wait_ms, extra_ms, label, what in waits if wait_ms + extra_ms > tail_ms]
 
 
 def _band_pairs(quality: Any) -> list[tuple[str, float, str, float, bool]]:

@@ -247,6 +247,20 @@ def test_a_markout_horizon_past_the_tape_end_is_refused(config_dir: Path) -> Non
     load_config(config_dir)
 
 
+@pytest.mark.parametrize(("key", "what"), [("order_entry_latency_ms", "orders"), ("cancel_latency_ms", "cancels")])
+def test_a_venue_latency_past_the_tape_end_is_refused(config_dir: Path, key: str, what: str) -> None:
+    """An hour loaded: with the entry latency `simulate` refused "no order of any fixed arm filled … check that the
+    data trades", blaming the data; with the cancel latency it ran, makers that no cancel could reach resting until
+    they filled. The fill model's jitter (5 ms) counts: 14995 ms still loads."""
+    edit_config(config_dir, "router.json", lambda data: data["sim_venue"].update({key: 3_600_000.0}))
+    assert config_issues(config_dir) == [
+        f"router.json: $.sim_venue.{key}: 3.6e+06 ms plus simulation.fill_model.latency_jitter_ms 5 ms is longer than "
+        f"router.json simulation.intents.tail_ms 15000 ms: the last {what} would reach the venue after the tape's end; "
+        "lower it or raise tail_ms"]
+    edit_config(config_dir, "router.json", lambda data: data["sim_venue"].update({key: 14_995.0}))
+    load_config(config_dir)
+
+
 def test_an_imbalance_gate_no_book_can_meet_is_refused(config_dir: Path) -> None:
     """1.0 loaded: a book leans 1 only with nothing on the other side, and paper `live` vetoed 30 of 30 intents
     orderbook_imbalance_below_gate, with no word at start."""
