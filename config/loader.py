@@ -698,7 +698,7 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
                                   "name the variable that holds the secret (default BINANCE_API_SECRET)"))
     if executor.prometheus.host.split() != [executor.prometheus.host]:
         issues.append(ConfigIssue("executor.json", "$.prometheus.host", "must name an address to bind (no spaces)"))
-    issues.extend(_url_port_issues(executor))
+    issues.extend(_url_issues(executor))
     take_profit = executor.protective_stops.take_profit_bps
     if take_profit is not None:  # 0.01 bps loaded: every position closed at once, at a loss, then a cooldown
         losing = sorted(f"{symbol} ({universe[symbol].market} taker fee {fees.taker_fee_bps:g} bps)"
@@ -735,21 +735,31 @@ def _one_market_issues(executor: ExecutorConfig, universe: dict[str, UniverseEnt
                         "one market; keep one market's symbols here and run the others from another config directory")]
 
 
-def _url_port_issues(executor: ExecutorConfig) -> list[ConfigIssue]:
-    """A URL's port must be one a socket can reach: ``push.url`` ``http://host:99999/x`` loaded, and every health
-    push failed as "Connection refused" (urllib wrapped the port) until the sink dropped them."""
-    issues = []
-    for path, url in (("$.live.api_base_url", executor.live.api_base_url),
-                      ("$.live.ws_base_url", executor.live.ws_base_url), ("$.push.url", executor.push.url)):
-        try:
-            port = urlsplit(url).port if url is not None else None
-        except ValueError:  # "Port out of range 0-65535", "Port could not be cast to integer value"
-            port = 0
-        if port == 0:
-            issues.append(ConfigIssue("executor.json", path, f"{url} has no port a connection can reach (1 to 65535 "
-                                                             "after the host's colon): fix the port, or leave it out "
-                                                             "for the scheme's own"))
-    return issues
+def _url_issues(executor: ExecutorConfig) -> list[ConfigIssue]:
+    """Each endpoint URL must name a host and a port a socket can reach: ``push.url`` ``http://127.0.0.1:99999/x``
+    loaded, and every health push failed as "Connection refused" (urllib wrapped the port) until the sink dropped it;
+    ``https:///`` (no host) loaded as the venue's REST base URL."""
+    urls = (("$.live.api_base_url", executor.live.api_base_url), ("$.live.ws_base_url", executor.live.ws_base_url),
+            ("$.push.url", executor.push.url))
+    return [ConfigIssue("executor.json", path, f"{url}: {problem}")
+            for path, url in urls if url is not None and (problem := _url_problem(url)) is not None]
+
+
+def _url_problem(url: str) -> str | None:
+    """Why ``url`` names no endpoint a connection can reach, or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:  # "Invalid IPv6 URL", "Port out of range 0-65535", "Port could not be cast ..."
+        if "Port" not in str(error):
+            return f"not a URL ({error}); write scheme://HOST[:PORT]/PATH"
+        port = 0
+    if not parts.hostname or url.split() != [url]:
+        return "names no host (or holds a space): write scheme://HOST[:PORT]/PATH"
+    if port == 0:
+        return ("has no port a connection can reach (1 to 65535 after the host's colon): fix the port, or leave it "
+                "out for the scheme's own")
+    return None
 
 
 def _arm_grid_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:

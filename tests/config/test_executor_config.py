@@ -174,7 +174,7 @@ def test_a_reconciliation_tolerance_of_a_lot_or_more_is_refused(config_dir: Path
 def test_a_url_port_no_connection_can_reach_is_refused(config_dir: Path, section: str, key: str, url: str) -> None:
     edit_config(config_dir, "executor.json", lambda d: d[section].update({key: url}))
     assert config_issues(config_dir) == [
-        f"executor.json: $.{section}.{key}: {url} has no port a connection can reach (1 to 65535 after the host's "
+        f"executor.json: $.{section}.{key}: {url}: has no port a connection can reach (1 to 65535 after the host's "
         "colon): fix the port, or leave it out for the scheme's own"]
     edit_config(config_dir, "executor.json", lambda d: d[section].update({key: url.replace(url.split("/")[2],
                                                                                            "host:8443")}))
@@ -193,3 +193,14 @@ def test_instruments_of_two_markets_are_refused(config_dir: Path) -> None:
         "executor.json: $.instruments: lists instruments of 2 markets (spot: SOLUSDT; usdm: BTCUSDT ETHUSDT): one "
         "executor trades one venue, so one market; keep one market's symbols here and run the others from another "
         "config directory"]
+
+
+@pytest.mark.parametrize(("key", "url", "problem"), [
+    ("api_base_url", "https:///", "names no host (or holds a space): write scheme://HOST[:PORT]/PATH"),
+    ("ws_base_url", "ws:///", "names no host (or holds a space): write scheme://HOST[:PORT]/PATH"),
+    ("api_base_url", "https://[::1", "not a URL (Invalid IPv6 URL); write scheme://HOST[:PORT]/PATH"),
+])
+def test_a_venue_url_without_a_host_is_refused(config_dir: Path, key: str, url: str, problem: str) -> None:
+    """``https:///`` loaded as the venue's REST base URL."""
+    edit_config(config_dir, "executor.json", lambda d: d["live"].update({key: url}))
+    assert config_issues(config_dir) == [f"executor.json: $.live.{key}: {url}: {problem}"]
