@@ -35,7 +35,7 @@ from router_tuner.config.models import (
     is_unit_fraction,
 )
 from router_tuner.config.redact import find_secrets, redact
-from router_tuner.config.text import parse_float, text_problems, underflowed_numbers
+from router_tuner.config.text import json_error_hint, parse_float, text_problems, underflowed_numbers
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 FILES: dict[str, type[msgspec.Struct]] = {
@@ -261,7 +261,9 @@ def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
         return None, [ConfigIssue(file, "$", f"cannot be read: {error.strerror or error}")]
     except RecursionError:
         return None, [ConfigIssue(file, "$", "not valid JSON: nested too deeply for a configuration file")]
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except json.JSONDecodeError as error:
+        return None, [ConfigIssue(file, "$", f"not valid JSON: {error}{json_error_hint(error)}")]
+    except UnicodeDecodeError as error:
         return None, [ConfigIssue(file, "$", f"not valid JSON: {error}")]
     except ValueError:  # Python refuses integer literals of more than 4300 digits
         return None, [ConfigIssue(file, "$", "not valid JSON: a number literal of thousands of digits")]

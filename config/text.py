@@ -11,6 +11,7 @@ tab or newline from ``push.url`` silently. And ``1e-400``, a positive number as 
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections.abc import Iterator
 from typing import Any
@@ -80,3 +81,28 @@ def text_problems(document: Any) -> list[tuple[str, str]]:
         if problem is not None:
             problems.append((path, f"key {value!r}: {problem}" if is_key else problem))
     return problems
+
+
+_TYPOGRAPHIC_QUOTES = "\u201c\u201d\u201e\u2018\u2019\u00ab\u00bb"
+"""Quotes word processors and smart-quote editors type for ``"``: JSON reads none of them."""
+
+
+def json_error_hint(error: json.JSONDecodeError) -> str:
+    """What the JSON error is in an editor's terms, where Python names what it expected instead: a trailing comma and
+    a smart quote both read "Expecting property name enclosed in double quotes", which a file with double quotes
+    everywhere else does not explain ("" when nothing typical shows at the error)."""
+    at, before = error.doc[error.pos:error.pos + 2], error.doc[:error.pos].rstrip()
+    first = at[:1] or "end"  # the error is at the end of the file: none of the characters below
+    if first in _TYPOGRAPHIC_QUOTES:
+        return f"; {first} is a typographic quote: JSON needs a plain double quote (\"), so turn smart quotes off"
+    if first == "'":
+        return "; JSON strings and keys take double quotes (\"), not single ones"
+    if at in ("//", "/*") or first == "#":
+        return "; JSON has no comments: delete it"
+    if first in ("}", "]", ",") and before.endswith(","):
+        return f"; JSON allows no comma before {first}: delete the extra comma"
+    if not error.doc[error.pos:].strip():
+        return "; the file ends before its JSON object is closed (cut short?): complete it"
+    if error.msg == "Extra data":
+        return "; the file goes on after its JSON object (a second object, a pasted fragment): keep the one object"
+    return ""

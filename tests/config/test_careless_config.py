@@ -253,3 +253,33 @@ def test_an_error_rate_written_as_a_confidence_level_is_refused(config_dir: Path
         "noise); write 0.95 if that is the level meant"]
     set_level(0.5)
     load_config(config_dir)
+
+
+@pytest.mark.parametrize(("old", "new", "hint"), [
+    ('"taker_biases": [0.0, 1.0]', '"taker_biases": [0.0, 1.0,]', "JSON allows no comma before ]: delete the extra "
+                                                                  "comma"),
+    ('"learner"', "\u201clearner\u201d", "\u201c is a typographic quote: JSON needs a plain double quote (\"), so turn "
+                                         "smart quotes off"),
+    ('"learner"', "'learner'", "JSON strings and keys take double quotes (\"), not single ones"),
+    ('"learner": "structured",', '"learner": "structured", // the default', "JSON has no comments: delete it"),
+    ('"seed": 7,', '"seed": 7,,', "JSON allows no comma before ,: delete the extra comma"),
+])
+def test_a_json_slip_is_named_in_an_editor_s_terms(config_dir: Path, old: str, new: str, hint: str) -> None:
+    """A trailing comma and a smart quote both read only "Expecting property name enclosed in double quotes", which a
+    file of double quotes does not explain."""
+    path = config_dir / "tuner.json"
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+    [issue] = config_issues(config_dir)
+    assert issue.startswith("tuner.json: $: not valid JSON: ") and issue.endswith(f"; {hint}"), issue
+
+
+@pytest.mark.parametrize(("edit", "hint"), [
+    (lambda text: text + text, "the file goes on after its JSON object (a second object, a pasted fragment): keep "
+                               "the one object"),
+    (lambda text: text[:len(text) // 2], "the file ends before its JSON object is closed (cut short?): complete it"),
+])
+def test_a_file_with_two_objects_or_cut_short_is_named_as_such(config_dir: Path, edit: Any, hint: str) -> None:
+    path = config_dir / "tuner.json"
+    path.write_text(edit(path.read_text(encoding="utf-8").rstrip()), encoding="utf-8")
+    [issue] = config_issues(config_dir)
+    assert issue.endswith(f"; {hint}"), issue
