@@ -95,6 +95,10 @@ def json_error_hint(error: json.JSONDecodeError) -> str:
     first = at[:1] or "end"  # the error is at the end of the file: none of the characters below
     if first in _TYPOGRAPHIC_QUOTES:
         return f"; {first} is a typographic quote: JSON needs a plain double quote (\"), so turn smart quotes off"
+    if len(first) == 1 and first not in " \t\r\n" and (first.isspace() or unicodedata.category(first) == "Cf"):
+        # a no-break or zero-width space pasted from a web page
+        return (f"; U+{ord(first):04X} ({unicodedata.name(first, 'an invisible character').lower()}) is not JSON "
+                "whitespace: retype it as a plain space, or delete it")
     if first == "'":
         return "; JSON strings and keys take double quotes (\"), not single ones"
     if at in ("//", "/*") or first == "#":

@@ -263,6 +263,8 @@ def test_an_error_rate_written_as_a_confidence_level_is_refused(config_dir: Path
     ('"learner"', "'learner'", "JSON strings and keys take double quotes (\"), not single ones"),
     ('"learner": "structured",', '"learner": "structured", // the default', "JSON has no comments: delete it"),
     ('"seed": 7,', '"seed": 7,,', "JSON allows no comma before ,: delete the extra comma"),
+    ('"seed": 7,', '"seed":\u00a07,', "U+00A0 (no-break space) is not JSON whitespace: retype it as a plain space, or "
+                                    "delete it"),
 ])
 def test_a_json_slip_is_named_in_an_editor_s_terms(config_dir: Path, old: str, new: str, hint: str) -> None:
     """A trailing comma and a smart quote both read only "Expecting property name enclosed in double quotes", which a
