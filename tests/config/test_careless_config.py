@@ -285,3 +285,27 @@ def test_a_file_with_two_objects_or_cut_short_is_named_as_such(config_dir: Path,
     path.write_text(edit(path.read_text(encoding="utf-8").rstrip()), encoding="utf-8")
     [issue] = config_issues(config_dir)
     assert issue.endswith(f"; {hint}"), issue
+
+
+@pytest.mark.parametrize(("file", "section", "key", "level", "resamples", "needed"), [
+    ("tuner.json", ("ope",), "bootstrap_resamples", 0.95, 2, 200),
+    ("tuner.json", ("ope",), "bootstrap_resamples", 0.99, 999, 1000),
+    ("router.json", ("simulation", "bootstrap"), "n_resamples", 0.95, 199, 200),
+])
+def test_too_few_resamples_for_the_interval_are_refused(config_dir: Path, file: str, section: tuple[str, ...],
+                                                        key: str, level: float, resamples: int, needed: int) -> None:
+    """2 loaded, and ``ope`` printed SNIPS 3.897 with the interval [4.021, 4.058], which does not hold it: an end
+    between a few draws. The defaults (1000 at 0.95, 400 at 0.95) load."""
+    def set_interval(count: int) -> None:
+        def edit(data: Any) -> None:
+            for part in section:
+                data = data[part]
+            data.update({"ci_level": level, key: count})
+        edit_config(config_dir, file, edit)
+
+    set_interval(resamples)
+    [issue] = config_issues(config_dir)
+    assert issue.startswith(f"{file}: $.{'.'.join(section)}.{key}: {resamples} resamples leave "), issue
+    assert issue.endswith(f"use at least {needed} (5 beyond each end), or lower ci_level"), issue
+    set_interval(needed)
+    load_config(config_dir)
