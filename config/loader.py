@@ -929,7 +929,7 @@ def load_config(directory: Path | str | None = None) -> ConfigBundle:
     bundle = ConfigBundle(risk=decoded["risk_limits.json"], strategy=decoded["strategy_config.json"],
                           router=decoded["router.json"], tuner=decoded["tuner.json"],
                           executor=decoded["executor.json"])
-    cross_issues = cross_check(bundle)
+    cross_issues = cross_check(bundle) + _state_path_issues(root, bundle.executor)
     if cross_issues:
         raise ConfigError(cross_issues)
     return bundle
@@ -945,6 +945,18 @@ def _checked(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, lis
     taken = {issue.path for issue in issues}
     issues += [ConfigIssue(file, path, message) for path, message in text_problems(raw) if path not in taken]
     return (None if issues else value), issues
+
+
+def _state_path_issues(root: Path, executor: ExecutorConfig) -> list[ConfigIssue]:
+    """The tuner's checkpoint manifest must be a file of its own: ``adaptive.tuner_state_path`` naming this directory's
+    ``tuner.json`` loaded, and `live --policy-source tuner` refused it as "not a tuner checkpoint manifest ... move
+    them away", advice that would have moved the configuration away."""
+    state = Path(executor.adaptive.tuner_state_path).resolve()
+    return [ConfigIssue("executor.json", "$.adaptive.tuner_state_path",
+                        f"{executor.adaptive.tuner_state_path} is this configuration's {file}: the tuner's "
+                        "checkpoint manifest cannot share a file with the configuration; give the tuner state a file "
+                        "of its own (default var/tuner_state.json)")
+            for file in FILES if state == (root / file).resolve()]
 
 
 def _secret_issues(file: str, raw: Any) -> list[ConfigIssue]:

@@ -204,3 +204,17 @@ def test_a_venue_url_without_a_host_is_refused(config_dir: Path, key: str, url: 
     """``https:///`` loaded as the venue's REST base URL."""
     edit_config(config_dir, "executor.json", lambda d: d["live"].update({key: url}))
     assert config_issues(config_dir) == [f"executor.json: $.live.{key}: {url}: {problem}"]
+
+
+def test_a_tuner_state_path_naming_a_config_file_is_refused(config_dir: Path) -> None:
+    """It loaded, and `live --policy-source tuner` refused tuner.json as "not a tuner checkpoint manifest … restore the
+    files it was saved with, or move them away": advice that moved the configuration away."""
+    state = config_dir / "tuner.json"
+    edit_config(config_dir, "executor.json", lambda d: d["adaptive"].update(tuner_state_path=str(state)))
+    assert config_issues(config_dir) == [
+        f"executor.json: $.adaptive.tuner_state_path: {state} is this configuration's tuner.json: the tuner's "
+        "checkpoint manifest cannot share a file with the configuration; give the tuner state a file of its own "
+        "(default var/tuner_state.json)"]
+    own = config_dir / "tuner_state.json"
+    edit_config(config_dir, "executor.json", lambda d: d["adaptive"].update(tuner_state_path=str(own)))
+    load_config(config_dir)
