@@ -301,6 +301,11 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                 "router.json", "$.close_position_quotes",
                 f"{symbol} is quoted in {entry.quote}, which is not listed: "
                 "its positions could not be closed"))
+        if not entry.venue_symbol.split("_")[0].endswith(entry.quote):  # BTCUSDT, BTCUSD_PERP: base then quote
+            issues.append(ConfigIssue(
+                "strategy_config.json", f"$.universe.{symbol}.quote",
+                f"{entry.quote} is not the quote venue symbol {entry.venue_symbol} ends with (Binance names a pair "
+                "base then quote): set the quote the venue trades it in"))
         if MARKET_CONTRACT_TYPE[entry.market] != entry.contract_type:
             issues.append(ConfigIssue(
                 "strategy_config.json", f"$.universe.{symbol}.contract_type",

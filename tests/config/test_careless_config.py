@@ -133,7 +133,8 @@ def test_a_byte_order_mark_is_named_as_such(config_dir: Path) -> None:
 
 def test_one_instrument_under_two_names_is_refused(config_dir: Path) -> None:
     """BTCUSDC pointing at usdm BTCUSDT loaded; simulate then refused the recording, and only when it had one."""
-    edit_config(config_dir, "strategy_config.json", lambda d: d["universe"]["BTCUSDC"].update(venue_symbol="BTCUSDT"))
+    edit_config(config_dir, "strategy_config.json",
+                lambda d: d["universe"]["BTCUSDC"].update(venue_symbol="BTCUSDT", quote="USDT"))
     assert config_issues(config_dir) == ["strategy_config.json: $.universe.BTCUSDC.venue_symbol: usdm BTCUSDT is "
                                          "already in the universe as BTCUSDT: give each instrument one entry"]
 
@@ -309,3 +310,14 @@ def test_too_few_resamples_for_the_interval_are_refused(config_dir: Path, file: 
     assert issue.endswith(f"use at least {needed} (5 beyond each end), or lower ci_level"), issue
     set_interval(needed)
     load_config(config_dir)
+
+
+@pytest.mark.parametrize(("symbol", "quote"), [("BTCUSDT", "USDC"), ("BTCUSD_PERP", "USDT"), ("ETHUSDT_SPOT", "USD")])
+def test_a_quote_the_venue_symbol_does_not_end_with_is_refused(config_dir: Path, symbol: str, quote: str) -> None:
+    """BTCUSDT quoted USDC loaded: its closes were allowed or refused by router.json close_position_quotes for a quote
+    the venue does not trade it in."""
+    edit_config(config_dir, "strategy_config.json", lambda d: d["universe"][symbol].update(quote=quote))
+    venue_symbol = json.loads((config_dir / "strategy_config.json").read_text())["universe"][symbol]["venue_symbol"]
+    assert config_issues(config_dir) == [
+        f"strategy_config.json: $.universe.{symbol}.quote: {quote} is not the quote venue symbol {venue_symbol} ends "
+        "with (Binance names a pair base then quote): set the quote the venue trades it in"]
