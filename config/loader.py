@@ -23,6 +23,7 @@ import msgspec.inspect
 
 from router_tuner.config.encoding import encoding_problem
 from router_tuner.config.models import (
+    EXCHANGE_MARKET,
     MARKET_CONTRACT_TYPE,
     ConfigBundle,
     ExecutorConfig,
@@ -744,12 +745,22 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
 
 def _one_market_issues(executor: ExecutorConfig, universe: dict[str, UniverseEntry]) -> list[ConfigIssue]:
     """One executor trades one venue, so one market: a spot instrument beside the perpetuals passed `config check`,
-    and `live` stopped with "venue not started: ValueError: paper venue needs tapes of one market", exit 1."""
+    and `live` stopped with "venue not started: ValueError: paper venue needs tapes of one market", exit 1. And the
+    venue's: spot instruments loaded with ``live.exchange_id`` binanceusdm, where ``live --live`` would have traded
+    the perpetual of each pair's name."""
     markets: dict[str, list[str]] = {}
     for symbol in executor.instruments:  # one refused on its own (outside the universe, inverse, ...) is left to that
         entry = universe.get(symbol)
         if entry is not None and entry.venue_symbol == symbol and entry.contract_type != "inverse":
             markets.setdefault(entry.market, []).append(symbol)
+    exchange = executor.live.exchange_id
+    if len(markets) == 1 and EXCHANGE_MARKET.get(exchange, next(iter(markets))) not in markets:
+        (market, symbols), = markets.items()
+        return [ConfigIssue("executor.json", "$.live.exchange_id",
+                            f"{exchange} trades the {EXCHANGE_MARKET[exchange]} market, and the instruments are "
+                            f"{market} ({' '.join(symbols)}): `live --live` would route each as the {exchange} "
+                            f"market of that name; set the exchange of the {market} market "
+                            f"({' or '.join(k for k, v in EXCHANGE_MARKET.items() if v == market)})")]
     if len(markets) < 2:
         return []
     held = "; ".join(f"{market}: {' '.join(symbols)}" for market, symbols in sorted(markets.items()))

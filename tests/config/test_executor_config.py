@@ -218,3 +218,19 @@ def test_a_tuner_state_path_naming_a_config_file_is_refused(config_dir: Path) ->
     own = config_dir / "tuner_state.json"
     edit_config(config_dir, "executor.json", lambda d: d["adaptive"].update(tuner_state_path=str(own)))
     load_config(config_dir)
+
+
+def test_instruments_of_another_market_than_the_exchange_are_refused(config_dir: Path) -> None:
+    """A spot pair alone loaded with exchange_id binanceusdm: `live --live` would have traded the perpetual of its
+    name, with the spot pair's caps and fees. On the spot exchange it loads."""
+    spot = {"venue_symbol": "SOLUSDT", "tier": "SPOT", "quote": "USDT", "market": "spot", "contract_type": "spot",
+            "contract_size": 1.0}
+    edit_config(config_dir, "strategy_config.json", lambda d: d["universe"].update(SOLUSDT=spot))
+    edit_config(config_dir, "executor.json", lambda d: (
+        d.update(instruments={"SOLUSDT": {"tick_size": 0.01, "qty_step": 0.01}}), d["paper"].update(synthetic={})))
+    assert config_issues(config_dir) == [
+        "executor.json: $.live.exchange_id: binanceusdm trades the usdm market, and the instruments are spot "
+        "(SOLUSDT): `live --live` would route each as the binanceusdm market of that name; set the exchange of the "
+        "spot market (binance)"]
+    edit_config(config_dir, "executor.json", lambda d: d["live"].update(exchange_id="binance"))
+    load_config(config_dir)
