@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from router_tuner.config.loader import load_config
+    from router_tuner.config.loader import ConfigError, load_config
     from router_tuner.router.atomic_file import refuse_unreplaceable
     from router_tuner.simulation.intents import intent_window
     from router_tuner.simulation.job import SimulationOptions, count_routes, load_markets, simulate
@@ -92,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     _check_symbols(args, config.strategy.universe)
     try:
         refuse_unrunnable(config, learners, args.symbols)
+    except ConfigError:
+        raise
     except ValueError as error:
         raise BadInput(f"--learners {error}") from None
     shadow = (args.shadow_symbols if args.shadow_symbols is not None

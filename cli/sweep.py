@@ -64,13 +64,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from router_tuner.config.loader import load_config
+    from router_tuner.config.loader import ConfigError, load_config
     from router_tuner.simulation.sweep.grid import GridError
 
     refuse_tracking_uri_without_mlflow(args)
     config = load_config(args.config)
     try:
         grid, params = _plan(args, config)
+    except ConfigError:  # one line naming the file and key, as a load's
+        raise
     except (GridError, ValueError, FileNotFoundError) as error:
         print(f"router-tuner sweep: {_one_line(error)}", file=sys.stderr)
         return 2

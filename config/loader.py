@@ -16,12 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import msgspec.inspect
 
 from router_tuner.config.encoding import encoding_problem
 from router_tuner.config.models import (
+    EXCHANGE_MARKET,
     MARKET_CONTRACT_TYPE,
     ConfigBundle,
     ExecutorConfig,
@@ -30,9 +32,11 @@ from router_tuner.config.models import (
     StaticPolicy,
     StrategyConfig,
     TunerConfig,
+    UniverseEntry,
     is_unit_fraction,
 )
 from router_tuner.config.redact import find_secrets, redact
+from router_tuner.config.text import json_error_hint, parse_float, text_problems, underflowed_numbers
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 FILES: dict[str, type[msgspec.Struct]] = {
@@ -73,7 +77,7 @@ class _Pairs(list[tuple[str, Any]]):
 
 
 def _parse_json(text: str) -> Any:
-    return json.loads(text, object_pairs_hook=_Pairs)
+    return json.loads(text, object_pairs_hook=_Pairs, parse_float=parse_float)
 
 
 def _find_duplicates(node: Any, path: str) -> list[str]:
@@ -258,7 +262,9 @@ def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
         return None, [ConfigIssue(file, "$", f"cannot be read: {error.strerror or error}")]
     except RecursionError:
         return None, [ConfigIssue(file, "$", "not valid JSON: nested too deeply for a configuration file")]
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except json.JSONDecodeError as error:
+        return None, [ConfigIssue(file, "$", f"not valid JSON: {error}{json_error_hint(error)}")]
+    except UnicodeDecodeError as error:
         return None, [ConfigIssue(file, "$", f"not valid JSON: {error}")]
     except ValueError:  # Python refuses integer literals of more than 4300 digits
         return None, [ConfigIssue(file, "$", "not valid JSON: a number literal of thousands of digits")]
@@ -296,6 +302,11 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                 "router.json", "$.close_position_quotes",
                 f"{symbol} is quoted in {entry.quote}, which is not listed: "
                 "its positions could not be closed"))
+        if not entry.venue_symbol.split("_")[0].endswith(entry.quote):  # BTCUSDT, BTCUSD_PERP: base then quote
+            issues.append(ConfigIssue(
+                "strategy_config.json", f"$.universe.{symbol}.quote",
+                f"{entry.quote} is not the quote venue symbol {entry.venue_symbol} ends with (Binance names a pair "
+                "base then quote): set the quote the venue trades it in"))
         if MARKET_CONTRACT_TYPE[entry.market] != entry.contract_type:
             issues.append(ConfigIssue(
                 "strategy_config.json", f"$.universe.{symbol}.contract_type",
@@ -330,8 +341,42 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
     issues.extend(_synthetic_size_issues(bundle))
     issues.extend(_synthetic_price_issues(bundle))
     issues.extend(_synthetic_duration_issues(router))
+    issues.extend(_interval_issues(router, tuner))
     for file, attr in zip(FILES, _BUNDLE_FIELDS, strict=True):
         issues.extend(_repeated_values(file, getattr(bundle, attr), "$"))
+    return issues
+
+
+MIN_CONFIDENCE_LEVEL = 0.5
+"""The lowest confidence an interval may be drawn at: below it the interval is narrower than the estimate's noise."""
+MIN_RESAMPLES_PER_TAIL = 5
+"""Bootstrap resamples beyond each end of an interval: with fewer, an end is an interpolation between a few draws."""
+
+
+def _interval_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:
+    """Bootstrap intervals that cannot mean what they say. A level under 0.5 is an error rate written as a level (0.05
+    for 95 %): it loaded, every interval shrank about the estimate (0.0001: ``ope`` printed SNIPS 3.897 [3.888, 3.888])
+    and the OPE gate of ``policy promote --journal``, which needs the candidate's cost upper bound under the champion's,
+    passed on noise. Too few resamples for the level put each end between a few draws: 2 loaded and ``ope`` printed
+    SNIPS 3.897 with the interval [4.021, 4.058], which does not hold it."""
+    intervals = (("tuner.json", "$.ope", tuner.ope.ci_level, "bootstrap_resamples", tuner.ope.bootstrap_resamples),
+                 ("router.json", "$.simulation.bootstrap", router.simulation.bootstrap.ci_level, "n_resamples",
+                  router.simulation.bootstrap.n_resamples))
+    issues = []
+    for file, section, level, key, resamples in intervals:
+        needed = math.ceil(2 * MIN_RESAMPLES_PER_TAIL / (1 - level) - 1e-9)
+        if level < MIN_CONFIDENCE_LEVEL:
+            issues.append(ConfigIssue(file, f"{section}.ci_level",
+                                      f"{level:g} is the confidence the intervals are drawn at (0.95 for 95 %), not "
+                                      f"their error rate: under {MIN_CONFIDENCE_LEVEL:g} an interval is narrower than "
+                                      "the estimate's own noise (an OPE gate on its upper bound passes on noise); "
+                                      f"write {1 - level:g} if that is the level meant"))
+        elif resamples < needed:
+            issues.append(ConfigIssue(file, f"{section}.{key}",
+                                      f"{resamples} resamples leave {resamples * (1 - level) / 2:.3g} beyond each end "
+                                      f"of the {level:g} interval, so its ends are interpolations between a few draws "
+                                      "(they need not even hold the estimate); use at least "
+                                      f"{needed} ({MIN_RESAMPLES_PER_TAIL} beyond each end), or lower ci_level"))
     return issues
 
 
@@ -518,18 +563,27 @@ def informed_horizon_issues(router: RouterConfig) -> list[ConfigIssue]:
 
 
 def _markout_horizon_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:
-    """A markout looked up after the tape's end is the last quote's: the last intents arrive ``tail_ms`` before the
-    end, so a longer horizon measured their adverse selection against the tape's end (an hour loaded and every
-    late order's markout, and with ``reward_markout_horizon_ms`` its learned cost, was the rest of the tape's
-    move, silently)."""
-    tail_ms = router.simulation.intents.tail_ms
-    return [ConfigIssue(file, path, f"{horizon:g} ms is longer than router.json simulation.intents.tail_ms "
-                                    f"{tail_ms:g} ms: the last orders' markout would look past the tape's end; lower "
-                                    "it or raise tail_ms")
-            for file, path, horizon in (
-                ("router.json", "$.simulation.markout_horizon_ms", router.simulation.markout_horizon_ms),
-                ("tuner.json", "$.reward_markout_horizon_ms", tuner.reward_markout_horizon_ms))
-            if horizon > tail_ms]
+    """What a simulated order waits for must fall inside the tape: the last intents arrive ``tail_ms`` before its end.
+    A markout looked up after the end is the last quote's, so a longer horizon measured their adverse selection
+    against the tape's end (an hour loaded and every late order's markout, and with ``reward_markout_horizon_ms`` its
+    learned cost, was the rest of the tape's move, silently). A venue latency of an hour loaded too: with the entry
+    latency ``simulate`` refused "no order of any fixed arm filled … check that the data trades and router.json
+    static_policy", blaming the data; with the cancel latency it ran, static at 0.99 bps: makers that no cancel could
+    reach rested until they filled."""
+    tail_ms, sim = router.simulation.intents.tail_ms, router.sim_venue
+    jitter_ms = router.simulation.fill_model.latency_jitter_ms
+    jittered = f" plus simulation.fill_model.latency_jitter_ms {jitter_ms:g} ms"
+    waits = (("router.json", "$.simulation.markout_horizon_ms", router.simulation.markout_horizon_ms, 0.0, "",
+              "orders' markout would look past"),
+             ("tuner.json", "$.reward_markout_horizon_ms", tuner.reward_markout_horizon_ms, 0.0, "",
+              "orders' markout would look past"),
+             ("router.json", "$.sim_venue.order_entry_latency_ms", sim.order_entry_latency_ms, jitter_ms, jittered,
+              "orders would reach the venue after"),
+             ("router.json", "$.sim_venue.cancel_latency_ms", sim.cancel_latency_ms, jitter_ms, jittered,
+              "cancels would reach the venue after"))
+    return [ConfigIssue(file, path, f"{wait_ms:g} ms{label} is longer than router.json simulation.intents.tail_ms "
+                                    f"{tail_ms:g} ms: the last {what} the tape's end; lower it or raise tail_ms")
+            for file, path, wait_ms, extra_ms, label, what in waits if wait_ms + extra_ms > tail_ms]
 
 
 def _band_pairs(quality: Any) -> list[tuple[str, float, str, float, bool]]:
@@ -630,6 +684,7 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
                                       "unit per contract, so every risk cap would see "
                                       f"{1 / entry.contract_size:g}x the true exposure; set it to 1 (a USDⓈ-M or "
                                       "spot quantity is in base units)"))
+    issues.extend(_one_market_issues(executor, universe))
     for symbol in executor.paper.synthetic:
         if symbol not in executor.instruments:
             issues.append(ConfigIssue("executor.json", f"$.paper.synthetic.{symbol}",
@@ -660,8 +715,14 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
     if reconcile.max_legs_per_intent < reconcile.probe_gap_legs:
         issues.append(ConfigIssue("executor.json", "$.reconcile.max_legs_per_intent",
                                   "must be at least probe_gap_legs"))
+    if executor.live.api_secret_env == executor.live.api_key_env:  # the key would be sent as the secret
+        issues.append(ConfigIssue("executor.json", "$.live.api_secret_env",
+                                  f"names {executor.live.api_key_env}, as api_key_env does: `live --live` would sign "
+                                  "every request with the API key as its secret, and the venue would refuse each one; "
+                                  "name the variable that holds the secret (default BINANCE_API_SECRET)"))
     if executor.prometheus.host.split() != [executor.prometheus.host]:
         issues.append(ConfigIssue("executor.json", "$.prometheus.host", "must name an address to bind (no spaces)"))
+    issues.extend(_url_issues(executor))
     take_profit = executor.protective_stops.take_profit_bps
     if take_profit is not None:  # 0.01 bps loaded: every position closed at once, at a loss, then a cooldown
         losing = sorted(f"{symbol} ({universe[symbol].market} taker fee {fees.taker_fee_bps:g} bps)"
@@ -682,6 +743,59 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
     return issues
 
 
+def _one_market_issues(executor: ExecutorConfig, universe: dict[str, UniverseEntry]) -> list[ConfigIssue]:
+    """One executor trades one venue, so one market: a spot instrument beside the perpetuals passed `config check`,
+    and `live` stopped with "venue not started: ValueError: paper venue needs tapes of one market", exit 1. And the
+    venue's: spot instruments loaded with ``live.exchange_id`` binanceusdm, where ``live --live`` would have traded
+    the perpetual of each pair's name."""
+    markets: dict[str, list[str]] = {}
+    for symbol in executor.instruments:  # one refused on its own (outside the universe, inverse, ...) is left to that
+        entry = universe.get(symbol)
+        if entry is not None and entry.venue_symbol == symbol and entry.contract_type != "inverse":
+            markets.setdefault(entry.market, []).append(symbol)
+    exchange = executor.live.exchange_id
+    if len(markets) == 1 and EXCHANGE_MARKET.get(exchange, next(iter(markets))) not in markets:
+        (market, symbols), = markets.items()
+        return [ConfigIssue("executor.json", "$.live.exchange_id",
+                            f"{exchange} trades the {EXCHANGE_MARKET[exchange]} market, and the instruments are "
+                            f"{market} ({' '.join(symbols)}): `live --live` would route each as the {exchange} "
+                            f"market of that name; set the exchange of the {market} market "
+                            f"({' or '.join(k for k, v in EXCHANGE_MARKET.items() if v == market)})")]
+    if len(markets) < 2:
+        return []
+    held = "; ".join(f"{market}: {' '.join(symbols)}" for market, symbols in sorted(markets.items()))
+    return [ConfigIssue("executor.json", "$.instruments",
+                        f"lists instruments of {len(markets)} markets ({held}): one executor trades one venue, so "
+                        "one market; keep one market's symbols here and run the others from another config directory")]
+
+
+def _url_issues(executor: ExecutorConfig) -> list[ConfigIssue]:
+    """Each endpoint URL must name a host and a port a socket can reach: ``push.url`` ``http://127.0.0.1:99999/x``
+    loaded, and every health push failed as "Connection refused" (urllib wrapped the port) until the sink dropped it;
+    ``https:///`` (no host) loaded as the venue's REST base URL."""
+    urls = (("$.live.api_base_url", executor.live.api_base_url), ("$.live.ws_base_url", executor.live.ws_base_url),
+            ("$.push.url", executor.push.url))
+    return [ConfigIssue("executor.json", path, f"{url}: {problem}")
+            for path, url in urls if url is not None and (problem := _url_problem(url)) is not None]
+
+
+def _url_problem(url: str) -> str | None:
+    """Why ``url`` names no endpoint a connection can reach, or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:  # "Invalid IPv6 URL", "Port out of range 0-65535", "Port could not be cast ..."
+        if "Port" not in str(error):
+            return f"not a URL ({error}); write scheme://HOST[:PORT]/PATH"
+        port = 0
+    if not parts.hostname or url.split() != [url]:
+        return "names no host (or holds a space): write scheme://HOST[:PORT]/PATH"
+    if port == 0:
+        return ("has no port a connection can reach (1 to 65535 after the host's colon): fix the port, or leave it "
+                "out for the scheme's own")
+    return None
+
+
 def _arm_grid_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:
     issues: list[ConfigIssue] = []
     offsets, biases = router.policy_bounds.maker_offset_bps, router.policy_bounds.taker_bias
@@ -694,7 +808,7 @@ def _arm_grid_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIss
                 issues.append(ConfigIssue(
                     "tuner.json", f"$.arms.{name}[{index}]",
                     f"{value} is outside router.json policy_bounds [{band.min}, {band.max}]"))
-    return issues + _first_step_issues(router, tuner) + _fee_band_issues(router, tuner)
+    return issues + _first_step_issues(router, tuner) + _fee_band_issues(router, tuner) + _round_trip_fee_issues(router)
 
 
 _STEP_TOLERANCE = 1e-9
@@ -760,6 +874,20 @@ def _fee_band_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIss
             if not band.min_cost_bps <= fee <= band.max_cost_bps]
 
 
+def _round_trip_fee_issues(router: RouterConfig) -> list[ConfigIssue]:
+    """A maker and a taker fee that add up below 0 pay for trading with ourselves: maker -40 and taker -10 loaded, and
+    `simulate` reported every policy earning (always taker -10 bps, best fixed arm -32), a run that measures nothing.
+    A maker rebate under a dearer taker fee (Binance: -0.5 and 5 bps) and an inverted schedule (maker 10, taker 2)
+    are schedules venues run, and load."""
+    return [ConfigIssue("router.json", f"$.sim_venue.fees.{market}",
+                        f"maker_fee_bps {schedule.maker_fee_bps:g} + taker_fee_bps {schedule.taker_fee_bps:g} is "
+                        f"{total:g} bps: a round trip (a maker fill, then a taker fill back at the same price) would "
+                        "earn money, which no venue pays; keep a maker rebate no larger than the taker fee (a sign "
+                        "slipped?)")
+            for market, schedule in router.sim_venue.fees.items()
+            if (total := schedule.maker_fee_bps + schedule.taker_fee_bps) < 0]
+
+
 def _prior_band_issues(tuner: TunerConfig) -> list[ConfigIssue]:
     """A learner's prior cost outside the reward band is a cost it would reject as absurd if it were observed: with
     -1000 or 1000 loaded, every learned outcome was a surprise of hundreds of bps, the drift detector fired again
@@ -810,20 +938,41 @@ def load_config(directory: Path | str | None = None) -> ConfigBundle:
                 ConfigIssue(file, key, f"concurrency is defined in one place only: "
                                        f"{CONCURRENCY_HOME[0]} $.{CONCURRENCY_HOME[1]}")
                 for key in _concurrency_keys(raw, "$"))
-        secrets = _secret_issues(file, raw)
-        value, decode_issues = _decode(file, raw, model)
-        issues.extend(secrets)  # a pasted key also breaks a name pattern: one issue per key path, the clearer one
-        issues.extend(issue for issue in decode_issues if issue.path not in {s.path for s in secrets})
-        decoded[file] = value
+        decoded[file], file_issues = _checked(file, raw, model)
+        issues.extend(file_issues)
     if issues:
         raise ConfigError(issues)
     bundle = ConfigBundle(risk=decoded["risk_limits.json"], strategy=decoded["strategy_config.json"],
                           router=decoded["router.json"], tuner=decoded["tuner.json"],
                           executor=decoded["executor.json"])
-    cross_issues = cross_check(bundle)
+    cross_issues = cross_check(bundle) + _state_path_issues(root, bundle.executor)
     if cross_issues:
         raise ConfigError(cross_issues)
     return bundle
+
+
+def _checked(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, list[ConfigIssue]]:
+    """Decode one file; what the raw JSON shows is named instead of msgspec's message at the same key path (a pasted
+    key also breaks a name pattern, ``1e-400`` reads as 0 and breaks ``> 0``), and a hidden character or a stray
+    space where msgspec found nothing wrong (a path, a URL, a name without a pattern) is named too."""
+    first = _secret_issues(file, raw) + [ConfigIssue(file, path, message) for path, message in underflowed_numbers(raw)]
+    value, decode_issues = _decode(file, raw, model)
+    issues = first + [issue for issue in decode_issues if issue.path not in {f.path for f in first}]
+    taken = {issue.path for issue in issues}
+    issues += [ConfigIssue(file, path, message) for path, message in text_problems(raw) if path not in taken]
+    return (None if issues else value), issues
+
+
+def _state_path_issues(root: Path, executor: ExecutorConfig) -> list[ConfigIssue]:
+    """The tuner's checkpoint manifest must be a file of its own: ``adaptive.tuner_state_path`` naming this directory's
+    ``tuner.json`` loaded, and `live --policy-source tuner` refused it as "not a tuner checkpoint manifest ... move
+    them away", advice that would have moved the configuration away."""
+    state = Path(executor.adaptive.tuner_state_path).resolve()
+    return [ConfigIssue("executor.json", "$.adaptive.tuner_state_path",
+                        f"{executor.adaptive.tuner_state_path} is this configuration's {file}: the tuner's "
+                        "checkpoint manifest cannot share a file with the configuration; give the tuner state a file "
+                        "of its own (default var/tuner_state.json)")
+            for file in FILES if state == (root / file).resolve()]
 
 
 def _secret_issues(file: str, raw: Any) -> list[ConfigIssue]:

@@ -167,6 +167,8 @@ ContractSize = Annotated[float, msgspec.Meta(gt=0.0, le=1e6)]
 
 MARKET_CONTRACT_TYPE: dict[str, ContractType] = {"usdm": "linear", "cm": "inverse", "spot": "spot"}
 """The contract type each market trades (checked at load): Binance COIN-M is inverse, USDⓈ-M linear."""
+EXCHANGE_MARKET: dict[str, Market] = {"binanceusdm": "usdm", "binance": "spot", "binancecoinm": "cm"}
+"""The market each Binance ccxt exchange id trades: a venue symbol names another market's pair on another one."""
 
 
 class UniverseEntry(Model):

@@ -16,13 +16,14 @@ from typing import get_args
 import msgspec
 import numpy as np
 
+from router_tuner.config.loader import ConfigError
 from router_tuner.config.models import ConfigBundle, LearnerName, TunerConfig
 from router_tuner.router.events import RouterEvent
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.simulation.markets import SimMarket
 from router_tuner.simulation.policies import LEARNER_PREFIX
 from router_tuner.simulation.runner import market_after
-from router_tuner.tuner.factory import learner_problem, structured_prior_issue
+from router_tuner.tuner.factory import grid_issue, learner_problem, structured_prior_issue
 from router_tuner.tuner.learners import Context, Learner
 from router_tuner.tuner.service.publish import InMemoryPublisher
 from router_tuner.tuner.service.tuner_service import TunerService
@@ -48,6 +49,8 @@ def refuse_unrunnable(config: ConfigBundle, learners: Sequence[str], symbols: Se
     """Raise ``ValueError`` naming each learner the configured arm grid cannot carry, before any market is loaded
     (robbins_monro without two maker offsets at taker bias 0 used to stop the run at its first order), and a
     structured prior that would never post on the markets of ``symbols`` (default: every universe symbol)."""
+    if (grid := grid_issue(config)) is not None:  # the configuration's fault, whichever learners run
+        raise ConfigError([grid])
     problems = [f"{learner}: {problem}" for learner in learners
                 if (problem := learner_problem(config, learner)) is not None]
     if problems:

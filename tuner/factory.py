@@ -24,7 +24,7 @@ from router_tuner.config.models import (
     RouterConfig,
     TunerConfig,
 )
-from router_tuner.tuner.arms import ArmGrid
+from router_tuner.tuner.arms import ArmError, ArmGrid
 from router_tuner.tuner.learners import (
     UCB,
     ContextScales,
@@ -94,6 +94,17 @@ def build_learner(tuner: TunerConfig, grid: ArmGrid, seed: int, fees: FeeSchedul
         return LinUCB(grid, scales=scales, alpha=p.linucb_alpha, ridge=p.linucb_ridge,
                       prior_mean_reward=-p.linucb_prior_mean_cost_bps, burn_in=burn_in, seed=seed)
     raise ValueError(f"unknown learner {tuner.learner!r}")
+
+
+def grid_issue(config: ConfigBundle) -> ConfigIssue | None:
+    """Arms the grid cannot tell apart, as a configuration problem, or None: an offset of 1e-300 beside 0 loaded, and
+    every learner was refused for it in turn, at ``$.learner`` ("change $.arms or the learner")."""
+    try:
+        build_grid(config.tuner, config.router)
+    except ArmError as error:
+        return ConfigIssue("tuner.json", "$.arms", f"{error}: arms are told apart to two decimals (o1.00_b0.00), so "
+                                                   "values less than 0.005 apart are one arm; keep one of them")
+    return None
 
 
 def learner_problem(config: ConfigBundle, learner: str) -> str | None:
@@ -193,7 +204,9 @@ def live_tuner_issues(config: ConfigBundle) -> list[ConfigIssue]:
                               f"{' '.join(sorted(traded))}), so it would be in shadow mode for nothing, and the "
                               "symbol meant (a typo?) would route live, its learner exploring; name a traded symbol")
                   for index, symbol in enumerate(config.tuner.deployment.shadow_symbols) if symbol not in traded)
-    if (learner := learner_issue(config)) is not None:
+    if (grid := grid_issue(config)) is not None:
+        issues.append(grid)
+    elif (learner := learner_issue(config)) is not None:
         issues.append(learner)
     elif config.tuner.learner == "structured" and (prior := structured_prior_issue(config)) is not None:
         issues.append(prior)

@@ -25,6 +25,7 @@ import msgspec
 
 from router_tuner.config.loader import cross_check, load_config, snapshot
 from router_tuner.config.models import MAX_COUNT, SEED_MAX, ConfigBundle, TunerConfig
+from router_tuner.config.text import parse_float, text_problems, underflowed_numbers
 from router_tuner.router.market.binance import discover
 
 Setting = tuple[str, Any]
@@ -63,7 +64,7 @@ def parse_axis(text: str) -> tuple[str, tuple[Any, ...]]:
 
 def _scalar(text: str) -> Any:
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_float=parse_float)  # 1e-400 stays recognisable as a literal read as 0
     except json.JSONDecodeError:
         return text
     return value if value is None or isinstance(value, bool | int | float | str) else text
@@ -94,6 +95,9 @@ def with_settings(config: ConfigBundle, settings: Sequence[Setting]) -> ConfigBu
         if isinstance(node[parts[-1]], dict | list):
             raise GridError(f"tuner.{path}: not a single value in tuner.json")
         node[parts[-1]] = value
+    problems = underflowed_numbers(raw) + text_problems(raw)  # as a loaded file's values are
+    if problems:
+        raise GridError(f"{_describe(settings)}: tuner.json {problems[0][0]}: {problems[0][1]}")
     try:
         tuner = msgspec.convert(raw, TunerConfig)
     except msgspec.ValidationError as error:

@@ -11,8 +11,9 @@ import socket
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -271,3 +272,21 @@ def test_an_mlflow_server_that_does_not_answer_fails_before_the_run(tmp_path: Pa
     assert line.startswith(f"router-tuner simulate: MLflow tracking server {uri} did not answer {uri}/health")
     assert "check the MLflow store" in line
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()], "nothing simulated, nothing written"
+
+
+@pytest.mark.parametrize(("file", "edit", "where"), [
+    ("executor.json", lambda d: d["adaptive"].update(tuner_state_path="var/a\x00b.json"),
+     "executor.json: $.adaptive.tuner_state_path: holds a control character (U+0000"),
+    ("tuner.json", lambda d: d["mlflow"].update(tracking_uri="sqlite:///m\x00l.db"),
+     "tuner.json: $.mlflow.tracking_uri: holds a control character (U+0000"),
+])
+def test_a_nul_in_a_config_path_is_bad_input_before_anything_opens(
+        tmp_path: Path, quiet_config: Path, file: str, edit: Callable[[Any], None], where: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Both passed `config check`; `live --policy-source tuner` ended in "unexpected ValueError: embedded null byte",
+    exit 1 (`simulate` too, with the tracking URI)."""
+    edit_config(quiet_config, file, edit)
+    line = one_line_failure(_live(tmp_path, quiet_config, "--policy-source", "tuner", "--no-mlflow"), capsys,
+                            BAD_INPUT)
+    assert where in line
+    assert not (tmp_path / "journal.sqlite").exists()

@@ -205,10 +205,10 @@ def test_a_live_venue_other_than_the_configured_exchange_is_bad_input(config_dir
     """It was exit 1, "venue not started: ValueError", after the metrics endpoint had started."""
     monkeypatch.setenv("BINANCE_API_KEY", "k")
     monkeypatch.setenv("BINANCE_API_SECRET", "s")
-    edit_config(config_dir, "executor.json", lambda d: d["live"].update(exchange_id="binance"))
+    edit_config(config_dir, "executor.json", lambda d: d["live"].update(exchange_id="bybit"))  # binance: a load error
     assert main(_args(tmp_path, "--live", "--config", str(config_dir))) == 2
     assert capsys.readouterr().err.strip() == (
-        "router-tuner live: --venue binanceusdm but executor.json live.exchange_id is binance: they must name the same "
+        "router-tuner live: --venue binanceusdm but executor.json live.exchange_id is bybit: they must name the same "
         "exchange; set it to binanceusdm (venues with a live adapter: binanceusdm)")
     assert not (tmp_path / "journal.sqlite").exists()
 

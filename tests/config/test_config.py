@@ -191,6 +191,23 @@ def test_a_shadow_symbol_the_executor_does_not_trade_is_refused_for_live_adaptiv
     assert expected in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["config", "check"], ["simulate", "--no-mlflow", "--orders", "8"],
+                                     ["sweep", "--no-mlflow", "--data", "synthetic", "--orders", "8"]])
+def test_offsets_the_arm_ids_cannot_tell_apart_are_one_configuration_problem(
+        config_dir: Path, tmp_path: Path, command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """0 beside 1e-300 (both o0.00) was refused at ``$.learner`` ("change $.arms or the learner"), and by `simulate`
+    once per learner asked for."""
+    from router_tuner.cli.main import main
+
+    edit_config(config_dir, "tuner.json", lambda d: d["arms"].update(maker_offsets_bps=[0.0, 0.5, 1.0, 2.0, 1e-300]))
+    argv = ([*command, str(config_dir)] if command[0] == "config"
+            else [*command, "--out", str(tmp_path / "out"), "--config", str(config_dir)])
+    assert main(argv) == 2
+    assert ("tuner.json: $.arms: offsets_bps contains duplicates (at two-decimal precision): [0.0, 0.5, 1.0, 2.0, "
+            "1e-300]: arms are told apart to two decimals (o1.00_b0.00), so values less than 0.005 apart are one arm; "
+            "keep one of them") in capsys.readouterr().err
+
+
 def test_universe_contract_spec_is_loaded() -> None:
     universe = load_config().strategy.universe
     assert (universe["BTCUSD_PERP"].contract_type, universe["BTCUSD_PERP"].contract_size) == ("inverse", 100.0)

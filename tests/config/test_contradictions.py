@@ -140,6 +140,23 @@ def test_a_fee_outside_the_reward_band_is_refused(config_dir: Path, file: str, e
     assert config_issues(config_dir) == expected
 
 
+@pytest.mark.parametrize(("maker", "taker"), [(-40.0, -10.0), (2.0, -5.0), (-6.0, 5.0)])
+def test_fees_that_pay_for_a_round_trip_are_refused(config_dir: Path, maker: float, taker: float) -> None:
+    """Maker -40 and taker -10 loaded, and `simulate` reported every policy earning (always taker -10 bps, best fixed
+    arm -32): a run that measures nothing."""
+    edit_config(config_dir, "router.json", _fees("usdm", maker_fee_bps=maker, taker_fee_bps=taker))
+    assert config_issues(config_dir) == [
+        f"router.json: $.sim_venue.fees.usdm: maker_fee_bps {maker:g} + taker_fee_bps {taker:g} is {maker + taker:g} "
+        "bps: a round trip (a maker fill, then a taker fill back at the same price) would earn money, which no venue "
+        "pays; keep a maker rebate no larger than the taker fee (a sign slipped?)"]
+
+
+@pytest.mark.parametrize(("maker", "taker"), [(-0.5, 5.0), (-5.0, 5.0), (10.0, 2.0), (0.0, 0.0)])
+def test_a_rebate_or_an_inverted_schedule_loads(config_dir: Path, maker: float, taker: float) -> None:
+    edit_config(config_dir, "router.json", _fees("usdm", maker_fee_bps=maker, taker_fee_bps=taker))
+    assert load_config(config_dir).router.sim_venue.fees["usdm"].maker_fee_bps == maker
+
+
 def test_alerts_waiting_for_more_orders_than_the_health_window_holds_are_refused(config_dir: Path) -> None:
     """The ratio alerts wait for ``min_orders`` orders in a window of ``window_events``: above it they never fired,
     silently."""
@@ -227,6 +244,20 @@ def test_a_markout_horizon_past_the_tape_end_is_refused(config_dir: Path) -> Non
         "15000 ms: the last orders' markout would look past the tape's end; lower it or raise tail_ms"]
     edit_config(config_dir, "router.json", lambda data: data["simulation"].update(markout_horizon_ms=15_000.0))
     edit_config(config_dir, "tuner.json", lambda data: data.update(reward_markout_horizon_ms=15_000.0))
+    load_config(config_dir)
+
+
+@pytest.mark.parametrize(("key", "what"), [("order_entry_latency_ms", "orders"), ("cancel_latency_ms", "cancels")])
+def test_a_venue_latency_past_the_tape_end_is_refused(config_dir: Path, key: str, what: str) -> None:
+    """An hour loaded: with the entry latency `simulate` refused "no order of any fixed arm filled … check that the
+    data trades", blaming the data; with the cancel latency it ran, makers that no cancel could reach resting until
+    they filled. The fill model's jitter (5 ms) counts: 14995 ms still loads."""
+    edit_config(config_dir, "router.json", lambda data: data["sim_venue"].update({key: 3_600_000.0}))
+    assert config_issues(config_dir) == [
+        f"router.json: $.sim_venue.{key}: 3.6e+06 ms plus simulation.fill_model.latency_jitter_ms 5 ms is longer than "
+        f"router.json simulation.intents.tail_ms 15000 ms: the last {what} would reach the venue after the tape's end; "
+        "lower it or raise tail_ms"]
+    edit_config(config_dir, "router.json", lambda data: data["sim_venue"].update({key: 14_995.0}))
     load_config(config_dir)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from router_tuner.config import load_config, snapshot
 from tests.conftest import config_issues, edit_config
 
@@ -161,3 +163,74 @@ def test_a_reconciliation_tolerance_of_a_lot_or_more_is_refused(config_dir: Path
     edit_config(config_dir, "executor.json", lambda d: d["reconcile"].update(position_qty_tolerance=0.0009))
     load_config(config_dir)
 
+
+
+@pytest.mark.parametrize(("section", "key", "url"), [
+    ("push", "url", "http://127.0.0.1:99999/x"),     # every push "Connection refused" until dropped
+    ("push", "url", "http://127.0.0.1:0/x"),
+    ("live", "api_base_url", "https://host:abc/"),
+    ("live", "ws_base_url", "wss://host:70000/ws"),
+])
+def test_a_url_port_no_connection_can_reach_is_refused(config_dir: Path, section: str, key: str, url: str) -> None:
+    edit_config(config_dir, "executor.json", lambda d: d[section].update({key: url}))
+    assert config_issues(config_dir) == [
+        f"executor.json: $.{section}.{key}: {url}: has no port a connection can reach (1 to 65535 after the host's "
+        "colon): fix the port, or leave it out for the scheme's own"]
+    edit_config(config_dir, "executor.json", lambda d: d[section].update({key: url.replace(url.split("/")[2],
+                                                                                           "host:8443")}))
+    load_config(config_dir)
+
+
+def test_instruments_of_two_markets_are_refused(config_dir: Path) -> None:
+    """A spot instrument beside the perpetuals passed `config check`, and `live` stopped with "venue not started:
+    ValueError: paper venue needs tapes of one market in the universe", exit 1."""
+    spot = {"venue_symbol": "SOLUSDT", "tier": "SPOT", "quote": "USDT", "market": "spot", "contract_type": "spot",
+            "contract_size": 1.0}
+    edit_config(config_dir, "strategy_config.json", lambda d: d["universe"].update(SOLUSDT=spot))
+    edit_config(config_dir, "executor.json",
+                lambda d: d["instruments"].update(SOLUSDT={"tick_size": 0.01, "qty_step": 0.01}))
+    assert config_issues(config_dir) == [
+        "executor.json: $.instruments: lists instruments of 2 markets (spot: SOLUSDT; usdm: BTCUSDT ETHUSDT): one "
+        "executor trades one venue, so one market; keep one market's symbols here and run the others from another "
+        "config directory"]
+
+
+@pytest.mark.parametrize(("key", "url", "problem"), [
+    ("api_base_url", "https:///", "names no host (or holds a space): write scheme://HOST[:PORT]/PATH"),
+    ("ws_base_url", "ws:///", "names no host (or holds a space): write scheme://HOST[:PORT]/PATH"),
+    ("api_base_url", "https://[::1", "not a URL (Invalid IPv6 URL); write scheme://HOST[:PORT]/PATH"),
+])
+def test_a_venue_url_without_a_host_is_refused(config_dir: Path, key: str, url: str, problem: str) -> None:
+    """``https:///`` loaded as the venue's REST base URL."""
+    edit_config(config_dir, "executor.json", lambda d: d["live"].update({key: url}))
+    assert config_issues(config_dir) == [f"executor.json: $.live.{key}: {url}: {problem}"]
+
+
+def test_a_tuner_state_path_naming_a_config_file_is_refused(config_dir: Path) -> None:
+    """It loaded, and `live --policy-source tuner` refused tuner.json as "not a tuner checkpoint manifest … restore the
+    files it was saved with, or move them away": advice that moved the configuration away."""
+    state = config_dir / "tuner.json"
+    edit_config(config_dir, "executor.json", lambda d: d["adaptive"].update(tuner_state_path=str(state)))
+    assert config_issues(config_dir) == [
+        f"executor.json: $.adaptive.tuner_state_path: {state} is this configuration's tuner.json: the tuner's "
+        "checkpoint manifest cannot share a file with the configuration; give the tuner state a file of its own "
+        "(default var/tuner_state.json)"]
+    own = config_dir / "tuner_state.json"
+    edit_config(config_dir, "executor.json", lambda d: d["adaptive"].update(tuner_state_path=str(own)))
+    load_config(config_dir)
+
+
+def test_instruments_of_another_market_than_the_exchange_are_refused(config_dir: Path) -> None:
+    """A spot pair alone loaded with exchange_id binanceusdm: `live --live` would have traded the perpetual of its
+    name, with the spot pair's caps and fees. On the spot exchange it loads."""
+    spot = {"venue_symbol": "SOLUSDT", "tier": "SPOT", "quote": "USDT", "market": "spot", "contract_type": "spot",
+            "contract_size": 1.0}
+    edit_config(config_dir, "strategy_config.json", lambda d: d["universe"].update(SOLUSDT=spot))
+    edit_config(config_dir, "executor.json", lambda d: (
+        d.update(instruments={"SOLUSDT": {"tick_size": 0.01, "qty_step": 0.01}}), d["paper"].update(synthetic={})))
+    assert config_issues(config_dir) == [
+        "executor.json: $.live.exchange_id: binanceusdm trades the usdm market, and the instruments are spot "
+        "(SOLUSDT): `live --live` would route each as the binanceusdm market of that name; set the exchange of the "
+        "spot market (binance)"]
+    edit_config(config_dir, "executor.json", lambda d: d["live"].update(exchange_id="binance"))
+    load_config(config_dir)

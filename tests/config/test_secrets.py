@@ -108,3 +108,12 @@ def test_the_registry_writes_a_redacted_config_snapshot(tmp_path: Path, monkeypa
                                                              str(tmp_path))
     written = Path(local).read_text()
     assert BINANCE_LIKE_KEY not in written and REDACTED in written
+
+
+def test_one_variable_for_the_key_and_the_secret_is_refused(config_dir: Path) -> None:
+    """It loaded: `live --live` would have signed every request with the API key as its secret."""
+    edit_config(config_dir, "executor.json", lambda d: d["live"].update(api_secret_env="BINANCE_API_KEY"))
+    assert config_issues(config_dir) == [
+        "executor.json: $.live.api_secret_env: names BINANCE_API_KEY, as api_key_env does: `live --live` would sign "
+        "every request with the API key as its secret, and the venue would refuse each one; name the variable that "
+        "holds the secret (default BINANCE_API_SECRET)"]

@@ -169,11 +169,18 @@ def test_bad_axes_are_refused(text: str, message: str) -> None:
         parse_axis(text)
 
 
+_UNDERFLOWED = parse_axis("tuner.deployment.budget.max_extra_cost_bps_per_order=1e-400")
+
+
 @pytest.mark.parametrize("setting, message", [
     (("learner_params.nope", 1), "no such key"),
     (("learner_params.structured", 1), "not a single value"),
     (("learner_params.epsilon", "high"), "Expected `float`"),
     (("publish.every_n_outcomes", -5), "tuner.publish.every_n_outcomes=-5"),
+    (("mlflow.experiment", "a\tb"), r"tuner.json \$.mlflow.experiment: holds a control character \(U\+0009"),
+    (("ope.ci_level", 0.05), "not their error rate"),
+    (("deployment.budget.max_extra_cost_bps_per_order", _UNDERFLOWED[1][0]),   # --set …=1e-400 read 0 silently
+     r"\$.deployment.budget.max_extra_cost_bps_per_order: 1e-400 reads as 0"),
 ])
 def test_settings_are_validated_like_a_loaded_file(config: ConfigBundle, setting: tuple[str, Any],
                                                    message: str) -> None:

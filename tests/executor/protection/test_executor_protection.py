@@ -246,8 +246,10 @@ def test_stops_on_a_spot_instrument_are_refused_at_load(config_dir: Path) -> Non
     def strategy(d: dict) -> None:
         d["universe"]["XRPUSDT"] = {**d["universe"]["BTCUSDT_SPOT"], "venue_symbol": "XRPUSDT"}
 
-    def executor_json(d: dict) -> None:
-        d["instruments"]["XRPUSDT"] = {"tick_size": 0.0001, "qty_step": 0.1}
+    def executor_json(d: dict) -> None:  # an executor trades one market: the spot pair alone, on the spot exchange
+        d["instruments"] = {"XRPUSDT": {"tick_size": 0.0001, "qty_step": 0.1}}
+        d["paper"]["synthetic"] = {}
+        d["live"]["exchange_id"] = "binance"
         d["protective_stops"]["stop_loss_bps"] = 50.0
 
     edit_config(config_dir, "strategy_config.json", strategy)
