@@ -97,8 +97,8 @@ class JsonlIntentSource:
     def next_intent(self, timeout_s: float) -> Intent | None:
         deadline = time.monotonic() + timeout_s
         while True:
-            if self.follow and not self._pending and not self._skipping:
-                self._reopen_if_replaced()  # before a new line: not half a line of new content at the old offset
+            if self.follow:
+                self._reopen_if_replaced()  # before reading on: not the rest of a line from new content
             chunk = self._handle.readline(MAX_LINE_BYTES + 1 - len(self._pending))
             if len(self._head) < _HEAD_BYTES:
                 self._head += chunk[:_HEAD_BYTES - len(self._head)]
@@ -150,15 +150,28 @@ class JsonlIntentSource:
         rewritten = os.pread(self._handle.fileno(), len(self._head), 0) != self._head
         if not replaced and not rewritten and current.st_size >= self._handle.tell():
             return
-        logger.warning("intents file %s was %s: reading it again from line 1", self.path,
-                       "replaced" if replaced else "rewritten")
+        how = "replaced" if replaced else "rewritten"
+        logger.warning("intents file %s was %s: reading it again from line 1", self.path, how)
+        unfinished, unfinished_no = self._pending, self._line_no + 1
         self._handle.close()
         self._handle = self.path.open("rb")
         self._line_no, self._pending, self._skipping, self._head = 0, b"", False, b""
+        if unfinished:
+            self._refuse_unfinished(unfinished, unfinished_no, how)
 
-    def _refuse(self, raw: bytes, reason: str) -> NoReturn:
-        malformed = MalformedLine(file=str(self.path.resolve()), line_no=self._line_no, raw=raw, reason=reason)
-        raise IntentFormatError(f"{self.path}:{self._line_no}: {reason}", malformed)
+    def _refuse_unfinished(self, raw: bytes, line_no: int, how: str) -> NoReturn:
+        """The start of a line its writer never ended, in a file since rewritten or replaced, is malformed (so
+        quarantined under ``--follow``), never glued to the bytes the new file holds at the old offset: that
+        splice decoded as an intent nobody wrote, and a replaced file was never read again."""
+        reason = (f"unfinished line ({len(raw)} bytes without a newline) when the file was {how}: its writer "
+                  "never ended it; resend the intent on a new line")
+        self._refuse(raw, reason, line_no)
+
+    def _refuse(self, raw: bytes, reason: str, line_no: int | None = None) -> NoReturn:
+        """Raise the malformed line (the one just read unless ``line_no`` says which), naming file and line."""
+        number = self._line_no if line_no is None else line_no
+        malformed = MalformedLine(file=str(self.path.resolve()), line_no=number, raw=raw, reason=reason)
+        raise IntentFormatError(f"{self.path}:{number}: {reason}", malformed)
 
     def close(self) -> None:
         self._handle.close()

@@ -151,6 +151,42 @@ def test_a_followed_file_replaced_by_rename_is_read_from_the_new_file(tmp_path: 
 
 
 
+@pytest.mark.parametrize("how", ["rewritten", "replaced"])
+def test_an_unfinished_line_of_a_followed_file_rewritten_or_replaced_is_malformed_never_spliced(
+        tmp_path: Path, how: str) -> None:
+    """A producer that died mid-line and restarted its file: the start of its unfinished line was glued to the
+    new file's bytes at the old offset and routed as an intent nobody wrote ("b" with "c"'s fields), and under a
+    rename the new file was never read (every later intent lost)."""
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(_line("a") + _line("b")[:40])
+    source = JsonlIntentSource(path, follow=True)
+    assert _next(source).intent_id == "a"  # type: ignore[union-attr]
+    assert source.next_intent(0.0) is None  # "b" is still being written
+    if how == "rewritten":
+        path.write_bytes(_line("a") + _line("c"))
+    else:
+        (tmp_path / "next.jsonl").write_bytes(_line("a") + _line("c"))
+        (tmp_path / "next.jsonl").replace(path)
+    with pytest.raises(IntentFormatError, match=f":2: unfinished line \\(40 bytes without a newline\\) when the "
+                                                f"file was {how}") as refused:
+        _next(source)
+    assert refused.value.line.raw == _line("b")[:40]
+    assert [_next(source).intent_id, _next(source).intent_id] == ["a", "c"]  # type: ignore[union-attr]
+    source.close()
+
+
+def test_an_unfinished_line_completed_in_place_is_one_intent(tmp_path: Path) -> None:
+    path = tmp_path / "intents.jsonl"
+    whole = _line("b")
+    path.write_bytes(whole[:40])
+    source = JsonlIntentSource(path, follow=True)
+    assert source.next_intent(0.0) is None
+    with path.open("ab") as handle:
+        handle.write(whole[40:])
+    assert _next(source).intent_id == "b"  # type: ignore[union-attr]
+    source.close()
+
+
 @pytest.mark.parametrize("poll_s", [0.0, -0.01, math.nan, math.inf])
 def test_a_follow_poll_interval_must_be_a_positive_number_of_seconds(tmp_path: Path, poll_s: float) -> None:
     path = tmp_path / "intents.jsonl"
