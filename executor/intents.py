@@ -122,7 +122,8 @@ class JsonlIntentSource:
                     return intent
                 except (msgspec.DecodeError, ValueError) as err:
                     self._refuse(line.rstrip(b"\r\n"),
-                                 encoding_problem(line) or _bare_cr(line) or _non_finite(line) or str(err))
+                                 encoding_problem(line) or _bare_cr(line) or _non_finite(line) or _cut_at_end(line, err)
+                                 or str(err))
             self._pending += chunk
             if not self.follow:
                 self._eof = True
@@ -184,6 +185,15 @@ def _bare_cr(line: bytes) -> str | None:
         return None
     return ("lines end in a bare CR (old Mac line endings), so several intents read as one: end each line with LF "
             "or CRLF")
+
+
+def _cut_at_end(line: bytes, error: Exception) -> str | None:
+    """The last line of a file still being written, read without ``--follow``: the decoder's own words were "Input
+    data was truncated", which reads like damage, not like a writer that had not finished the line."""
+    if line.endswith(b"\n") or "truncated" not in str(error):
+        return None
+    return ("the file ends inside this line (no newline after it): its writer had not finished it (--follow tails a "
+            "file being written)")
 
 
 def _non_finite(line: bytes) -> str | None:

@@ -175,6 +175,22 @@ def test_an_unfinished_line_of_a_followed_file_rewritten_or_replaced_is_malforme
     source.close()
 
 
+def test_a_last_line_still_being_written_says_so_without_follow(tmp_path: Path) -> None:
+    """Read without ``--follow`` while its writer is mid-line: "Input data was truncated" read like damage."""
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(_line("a") + _line("b")[:40])
+    source = JsonlIntentSource(path, follow=False)
+    assert _next(source).intent_id == "a"  # type: ignore[union-attr]
+    with pytest.raises(IntentFormatError, match=":2: the file ends inside this line \\(no newline after it\\): its "
+                                                "writer had not finished it \\(--follow tails a file being written\\)"):
+        source.next_intent(0.0)
+    source.close()
+    path.write_bytes(_line("a") + b'{"intent_id": "b"}')  # a whole line without a newline: its own error
+    whole = JsonlIntentSource(path, follow=False)
+    with pytest.raises(IntentFormatError, match="missing required field"):
+        _read_all(whole)
+    whole.close()
+
 def test_an_unfinished_line_completed_in_place_is_one_intent(tmp_path: Path) -> None:
     path = tmp_path / "intents.jsonl"
     whole = _line("b")
