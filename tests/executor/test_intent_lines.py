@@ -242,6 +242,20 @@ def test_a_file_saved_as_utf16_is_named_as_such_on_every_line(tmp_path: Path, fo
             source.next_intent(0.0)
 
 
+@pytest.mark.parametrize(("padding", "says"), [(b"\x00" * 100, "holds 100 NUL bytes before its text"),
+                                               (b"\x00" * 7 + b"\n", "holds 7 NUL bytes and no text")])
+def test_nul_padding_left_by_a_writer_that_died_is_not_called_utf16(tmp_path: Path, padding: bytes, says: str) -> None:
+    """A producer killed by a crash or power loss leaves NUL bytes where its last lines were, then appends after them
+    once restarted: it read "holds NUL bytes, as UTF-16 or UTF-32 text does: save it as UTF-8"."""
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(_line("a") + padding + _line("b"))
+    source = JsonlIntentSource(path, follow=True)
+    assert _next(source).intent_id == "a"  # type: ignore[union-attr]
+    with pytest.raises(IntentFormatError, match=f"intents.jsonl:2: {says}, as a file does whose writer died while "
+                                                "extending it \\(a crash, a power loss\\): delete the NUL bytes"):
+        source.next_intent(0.0)
+    source.close()
+
 def test_a_byte_order_mark_is_named_as_such(tmp_path: Path) -> None:
     """A file saved with a BOM used to be refused as ``JSON is malformed: invalid character (byte 0)``: nothing to
     see in an editor."""
