@@ -161,6 +161,20 @@ def test_simulate_killed_while_writing_its_journal_keeps_the_previous_one_and_th
     assert json.loads(rerun.stdout.splitlines()[-1])["symbols"] == json.loads(first.stdout.splitlines()[-1])["symbols"]
 
 
+def test_simulate_killed_between_its_report_documents_never_leaves_one_of_the_previous_run(tmp_path: Path) -> None:
+    """Killed after report.html, before report.md: this run's page and journal sat beside the previous run's
+    report.md (seed 1's numbers), every file whole and nothing saying so. Now the previous documents go first."""
+    argv = _simulate_argv(tmp_path, "--no-mlflow", "--workers", "1")
+    assert router_tuner(*argv, "--seed", "1").returncode == 0
+    report = tmp_path / "out" / "report"
+    killed = crash_at("router_tuner.simulation.report.page:write_bytes_atomic", 2, *argv, "--seed", "2")
+    assert killed.returncode == -signal.SIGKILL
+    assert "Seed 2," in (report / "report.html").read_text() and not (report / "report.md").exists()
+    rerun = router_tuner(*argv, "--seed", "2")
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    assert "Seed 2," in (report / "report.md").read_text()
+    assert sorted(p.name for p in report.iterdir()) == ["plotly.min.js", "report.html", "report.md"]
+
 def test_a_live_writers_temporary_is_never_taken_for_a_killed_ones(tmp_path: Path) -> None:
     target = tmp_path / "state.json"
     with atomic_path(target) as outer:
