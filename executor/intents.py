@@ -196,19 +196,33 @@ def _cut_at_end(line: bytes, error: Exception) -> str | None:
             "file being written)")
 
 
+class _Unfit(str):
+    """A number literal no 64-bit float holds finitely, as written (``NaN``, ``Infinity``, ``1e400``)."""
+
+
+def _unfit_float(literal: str) -> float | _Unfit:
+    value = float(literal)
+    return value if math.isfinite(value) else _Unfit(literal)
+
+
 def _non_finite(line: bytes) -> str | None:
     """Name the fields written ``NaN`` / ``Infinity`` (Python's ``json.dumps`` writes them; JSON has no such number):
-    the decoder's own words are 'invalid character (byte 227)'."""
+    the decoder's own words are 'invalid character (byte 227)'. A literal past the float range (``1e400``) is named
+    as such: it was called NaN or Infinity, which the line never held."""
     try:
-        fields = json.loads(line, object_pairs_hook=tuple)
+        fields = json.loads(line, object_pairs_hook=tuple, parse_constant=_Unfit, parse_float=_unfit_float)
     except ValueError:
         return None
     if not isinstance(fields, tuple):  # an array, a number or a string: not an object
         return None
-    keys = [key for key, value in fields if isinstance(value, float) and not math.isfinite(value)]
-    if not keys:
+    unfit = [(key, value) for key, value in fields if isinstance(value, _Unfit)]
+    if not unfit:
         return None
-    return f"{', '.join(keys)}: NaN and Infinity are not JSON numbers: write a finite number"
+    constants = [key for key, value in unfit if value in ("NaN", "Infinity", "-Infinity")]
+    if constants:
+        return f"{', '.join(constants)}: NaN and Infinity are not JSON numbers: write a finite number"
+    key, value = unfit[0]
+    return f"{key}: {value} is beyond the largest number a 64-bit float holds (1.8e308): write a finite number"
 
 
 def _refuse_duplicate_keys(line: bytes) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -225,6 +226,19 @@ def test_a_nan_or_infinite_size_written_by_python_names_the_field(tmp_path: Path
     with pytest.raises(IntentFormatError, match=r"intents.jsonl:2: Expected `object`, got `array`"):
         source.next_intent(0.0)  # not an object: msgspec's own words
 
+
+@pytest.mark.parametrize("literal", ["1e400", "-1E+309"])
+def test_a_size_past_the_float_range_is_named_as_such_not_as_nan(tmp_path: Path, literal: str) -> None:
+    """It read "size_hint_usd: NaN and Infinity are not JSON numbers", which the line never held."""
+    text = _line("a").decode().replace('"size_hint_usd":300.0', f'"size_hint_usd":{literal}')
+    path = tmp_path / "intents.jsonl"
+    path.write_text(text)
+    source = JsonlIntentSource(path, follow=False)
+    with pytest.raises(IntentFormatError, match=f"intents.jsonl:1: size_hint_usd: {re.escape(literal)} is beyond the "
+                                                "largest number a 64-bit float holds \\(1.8e308\\): write a finite "
+                                                "number"):
+        source.next_intent(0.0)
+    source.close()
 
 @pytest.mark.parametrize("follow", [False, True])
 def test_a_file_saved_as_utf16_is_named_as_such_on_every_line(tmp_path: Path, follow: bool) -> None:
