@@ -322,6 +322,8 @@ def describe_failure(error: BaseException) -> tuple[int, str]:
     """The exit code and the one line a failure ends in (notes from :func:`reading` name the file first)."""
     if isinstance(error, KeyboardInterrupt):
         return INTERRUPTED, "interrupted"
+    from router_tuner.config.encoding import escape_controls  # here: importing it costs every command's start
+
     describe = next((FAILURES[name] for cls in type(error).__mro__
                      if (name := f"{cls.__module__}.{cls.__qualname__}") in FAILURES), None)
     if describe is None:
@@ -331,7 +333,7 @@ def describe_failure(error: BaseException) -> tuple[int, str]:
         code, text = describe(error)
     notes = getattr(error, "__notes__", [])
     line = ": ".join([*notes, text])
-    return code, " ".join(line.split())
+    return code, escape_controls(" ".join(line.split()))  # one line, and no escape sequence reaches the terminal
 
 
 class _Parser(argparse.ArgumentParser):

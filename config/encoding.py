@@ -40,3 +40,12 @@ def _nul_problem(data: bytes) -> str:
     where = "and no text" if not inner else "before its text" if text.startswith(b"\x00") else "after its text"
     return (f"holds {len(text) - len(inner)} NUL bytes {where}, as a file does whose writer died while "
             "extending it (a crash, a power loss): delete the NUL bytes")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every character a terminal acts on instead of showing (ESC, BEL, backspace, NUL, a line or
+    paragraph separator) written as its escape: an intents line or file quoted in an error message could otherwise
+    clear the operator's screen or rewrite the line (``\\x1b[2J``) that says what went wrong."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)

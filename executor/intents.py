@@ -23,7 +23,7 @@ from typing import NoReturn, Protocol
 
 import msgspec
 
-from router_tuner.config.encoding import encoding_problem
+from router_tuner.config.encoding import encoding_problem, escape_controls
 from router_tuner.router.events import Intent
 
 _DECODER = msgspec.json.Decoder(Intent, strict=True)
@@ -171,6 +171,7 @@ class JsonlIntentSource:
     def _refuse(self, raw: bytes, reason: str, line_no: int | None = None) -> NoReturn:
         """Raise the malformed line (the one just read unless ``line_no`` says which), naming file and line."""
         number = self._line_no if line_no is None else line_no
+        reason = escape_controls(reason)  # it quotes the line: logged, alerted and shown by health as written
         malformed = MalformedLine(file=str(self.path.resolve()), line_no=number, raw=raw, reason=reason)
         raise IntentFormatError(f"{self.path}:{number}: {reason}", malformed)
 

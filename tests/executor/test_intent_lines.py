@@ -240,6 +240,17 @@ def test_a_size_past_the_float_range_is_named_as_such_not_as_nan(tmp_path: Path,
         source.next_intent(0.0)
     source.close()
 
+def test_a_malformed_lines_reason_shows_control_characters_as_escapes(tmp_path: Path) -> None:
+    """The reason quotes the line and is logged, alerted and shown by ``health`` under ``--follow``: an ESC sequence
+    in it reached the operator's terminal as written."""
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(b'{"intent_id": "a", "side\\u001b]0;owned\\u0007": 1}\n')
+    source = JsonlIntentSource(path, follow=True)
+    with pytest.raises(IntentFormatError) as refused:
+        source.next_intent(0.0)
+    assert "`side\\x1b]0;owned\\x07`" in refused.value.line.reason and refused.value.line.reason.isprintable()
+    source.close()
+
 @pytest.mark.parametrize("follow", [False, True])
 def test_a_file_saved_as_utf16_is_named_as_such_on_every_line(tmp_path: Path, follow: bool) -> None:
     """Windows PowerShell's ``>`` writes UTF-16: each line was ``JSON is malformed: invalid character (byte 0)``
