@@ -212,7 +212,7 @@ def _non_finite(line: bytes) -> str | None:
     as such: it was called NaN or Infinity, which the line never held."""
     try:
         fields = json.loads(line, object_pairs_hook=tuple, parse_constant=_Unfit, parse_float=_unfit_float)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past Python's stack: msgspec's own words say what is wrong
         return None
     if not isinstance(fields, tuple):  # an array, a number or a string: not an object
         return None

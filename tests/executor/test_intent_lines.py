@@ -251,6 +251,18 @@ def test_a_malformed_lines_reason_shows_control_characters_as_escapes(tmp_path: 
     assert "`side\\x1b]0;owned\\x07`" in refused.value.line.reason and refused.value.line.reason.isprintable()
     source.close()
 
+@pytest.mark.parametrize("nested", ["[" * 200_000 + "]" * 200_000, '{"a":' * 100_000 + "1" + "}" * 100_000])
+def test_a_line_nested_past_the_stack_is_a_malformed_line_and_the_next_is_read(tmp_path: Path, nested: str) -> None:
+    """Naming its fault parsed it again with ``json``, which raised RecursionError: "unexpected RecursionError",
+    exit 1, and under ``--follow`` one such line stopped the executor instead of being quarantined."""
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(b'{"intent_id": "a", "x": ' + nested.encode() + b"}\n" + _line("b"))
+    source = JsonlIntentSource(path, follow=True)
+    with pytest.raises(IntentFormatError, match=r"intents\.jsonl:1: Object contains unknown field `x`"):
+        source.next_intent(0.0)
+    assert _next(source).intent_id == "b"  # type: ignore[union-attr]
+    source.close()
+
 @pytest.mark.parametrize("follow", [False, True])
 def test_a_file_saved_as_utf16_is_named_as_such_on_every_line(tmp_path: Path, follow: bool) -> None:
     """Windows PowerShell's ``>`` writes UTF-16: each line was ``JSON is malformed: invalid character (byte 0)``
