@@ -121,6 +121,21 @@ def test_a_followed_file_truncated_and_rewritten_is_read_again_from_line_1(tmp_p
     source.close()
 
 
+@pytest.mark.parametrize("follow", [False, True])
+def test_a_file_rewritten_while_read_is_read_again_never_spliced(tmp_path: Path, follow: bool) -> None:
+    """Without ``--follow`` the reader went on at its old offset in the new content, after the 8 KiB it had
+    buffered of the old: `live` stopped at a line glued from both ("unknown field `position_sis_stop`", named by a
+    line number of neither file), and a splice at a field boundary would have been routed. (Followed, it was read
+    again already; now the check comes after each read, so a rewrite during one is caught too.)"""
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(b"".join(_line(f"old{k}") for k in range(200)))  # far more than one buffered read
+    source = JsonlIntentSource(path, follow=follow)
+    assert [_next(source).intent_id for _ in range(3)] == ["old0", "old1", "old2"]  # type: ignore[union-attr]
+    path.write_bytes(b"".join(_line(f"new{k}") for k in range(100)))
+    got = [item.intent_id for item in iter(lambda: source.next_intent(0.0), None)]
+    assert got == [f"new{k}" for k in range(100)]
+    source.close()
+
 def test_a_followed_file_rewritten_in_place_longer_than_before_is_read_again(tmp_path: Path) -> None:
     """Truncated and rewritten with as many bytes before the poll: the size alone cannot tell, the first
     bytes do."""
