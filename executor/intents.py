@@ -98,7 +98,7 @@ class JsonlIntentSource:
         deadline = time.monotonic() + timeout_s
         while True:
             chunk = self._handle.readline(MAX_LINE_BYTES + 1 - len(self._pending))
-            if self._read_again_if_changed():  # after the read: a line spliced from two contents is never decoded
+            if self._read_again_if_changed(chunk):  # after the read: a line spliced from two contents is never decoded
                 continue
             if len(self._head) < _HEAD_BYTES:
                 self._head += chunk[:_HEAD_BYTES - len(self._head)]
@@ -132,22 +132,27 @@ class JsonlIntentSource:
                 return None
             time.sleep(min(self.poll_s, max(0.0, deadline - time.monotonic())))
 
-    def _read_again_if_changed(self) -> bool:
+    def _read_again_if_changed(self, chunk: bytes) -> bool:
         """Like ``tail -F``: a file rewritten in place (a producer that restarts its file) or, followed, replaced
         (log rotation) is read again from its first line, instead of reading on at an offset of the old one: the
         rest of a line there glued to what was read of the old (a buffered read holds 8 KiB of it) decoded as an
-        intent nobody wrote, or as garbage named by a line number of neither file. Checked after each read, so a
-        line read while the file changed is dropped and read again from the new content. Returns whether it was.
+        intent nobody wrote, or as garbage named by a line number of neither file. Checked after each read (of
+        ``chunk``), so a line read while the file was rewritten is dropped and read again from the new content.
+        A replaced file is read to its end first: a rename leaves its lines as they were, and the ones not yet read
+        were dropped with it (a producer that rotates its own file lost every intent the executor had not reached).
+        Returns whether the file is read again.
 
         Intents read before are not routed twice (the executor skips an intent id it has journaled). A file
         rewritten in place is told by its first bytes (up to 4 KiB) no longer being the ones read; one rewritten
         with the same first bytes and longer than the old offset looks like one that grew.
         """
-        how = self._change()
+        how = self._change(chunk)
         if how is None:
             return False
         logger.warning("intents file %s was %s: reading it again from line 1", self.path, how)
-        unfinished, unfinished_no = self._pending, self._line_no + 1
+        # the rest of a replaced file is its own; what a rewritten one gave at the old offset belongs to no line
+        unfinished = self._pending + chunk if how == "replaced" else self._pending
+        unfinished_no = self._line_no + 1
         self._handle.close()
         self._handle = self.path.open("rb")
         self._line_no, self._pending, self._skipping, self._head = 0, b"", False, b""
@@ -155,22 +160,22 @@ class JsonlIntentSource:
             self._refuse_unfinished(unfinished, unfinished_no, how)
         return True
 
-    def _change(self) -> str | None:
-        """``replaced`` (followed only: without ``--follow`` the file opened is read to its end as it was, whatever a
-        rename put at the path) or ``rewritten`` (in place: cut below the offset read, or its first bytes changed)."""
+    def _change(self, chunk: bytes) -> str | None:
+        """``rewritten`` (in place: cut below the offset read, or its first bytes changed), or ``replaced`` (followed
+        only, once the file held is read to its end: without ``--follow`` the file opened is read to its end as it
+        was, whatever a rename put at the path)."""
         held = os.fstat(self._handle.fileno())
         if not stat.S_ISREG(held.st_mode):
             return None  # a FIFO has no offset to fall behind
-        if self.follow:
-            try:
-                current = os.stat(self.path)
-            except FileNotFoundError:
-                current = held  # between a rotation's unlink and create: the old file is still being held
-            if (current.st_ino, current.st_dev) != (held.st_ino, held.st_dev):
-                return "replaced"
         if held.st_size < self._handle.tell() or os.pread(self._handle.fileno(), len(self._head), 0) != self._head:
             return "rewritten"
-        return None
+        if not self.follow or chunk.endswith(b"\n") or held.st_size > self._handle.tell():
+            return None
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            return None  # between a rotation's unlink and create: the old file is still being held
+        return "replaced" if (current.st_ino, current.st_dev) != (held.st_ino, held.st_dev) else None
 
     def _refuse_unfinished(self, raw: bytes, line_no: int, how: str) -> NoReturn:
         """The start of a line its writer never ended, in a file since rewritten or replaced, is malformed (so

@@ -136,6 +136,19 @@ def test_a_file_rewritten_while_read_is_read_again_never_spliced(tmp_path: Path,
     assert got == [f"new{k}" for k in range(100)]
     source.close()
 
+def test_a_followed_file_replaced_by_rename_is_read_to_its_end_before_the_new_one(tmp_path: Path) -> None:
+    """A producer that rotates its own file (writes the next one, renames it over): the lines of the old file the
+    executor had not reached yet were dropped with it, every one an intent lost without a word."""
+    path = tmp_path / "intents.jsonl"
+    path.write_bytes(b"".join(_line(f"old{k}") for k in range(200)))
+    source = JsonlIntentSource(path, follow=True)
+    assert [_next(source).intent_id for _ in range(3)] == ["old0", "old1", "old2"]  # type: ignore[union-attr]
+    (tmp_path / "next.jsonl").write_bytes(b"".join(_line(f"new{k}") for k in range(50)))
+    (tmp_path / "next.jsonl").replace(path)
+    got = [item.intent_id for item in iter(lambda: source.next_intent(0.0), None)]
+    assert got == [f"old{k}" for k in range(3, 200)] + [f"new{k}" for k in range(50)]
+    source.close()
+
 def test_a_followed_file_rewritten_in_place_longer_than_before_is_read_again(tmp_path: Path) -> None:
     """Truncated and rewritten with as many bytes before the poll: the size alone cannot tell, the first
     bytes do."""
