@@ -292,6 +292,7 @@ FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
     "router_tuner.simulation.results.NothingFilled": _hint(
         BAD_INPUT, "check that the data trades and router.json static_policy (fallback_mode cancel with a short "
                    "maker_ttl_ms and no taker arm fills nothing)"),
+    "router_tuner.simulation.workers.WorkerKilled": _hint(RUNTIME_FAILURE, ""),
     "router_tuner.executor.journal.JournalLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
     "router_tuner.executor.store.StoreLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
     "router_tuner.executor.journal.JournalVersionError": _hint(BAD_INPUT, "point at a journal written by router-tuner"),
