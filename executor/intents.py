@@ -150,8 +150,9 @@ class JsonlIntentSource:
         if how is None:
             return False
         logger.warning("intents file %s was %s: reading it again from line 1", self.path, how)
-        # the rest of a replaced file is its own; what a rewritten one gave at the old offset belongs to no line
-        unfinished = self._pending + chunk if how == "replaced" else self._pending
+        # the rest of a replaced file is its own; what a rewritten one gave at the old offset belongs to no line;
+        # the rest of an over-long line was reported with its start
+        unfinished = b"" if self._skipping else self._pending + chunk if how == "replaced" else self._pending
         unfinished_no = self._line_no + 1
         self._handle.close()
         self._handle = self.path.open("rb")
