@@ -64,7 +64,7 @@ def parse_axis(text: str) -> tuple[str, tuple[Any, ...]]:
 def _scalar(text: str) -> Any:
     try:
         value = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # nested past the stack: a string, refused by its key's type
         return text
     return value if value is None or isinstance(value, bool | int | float | str) else text
 

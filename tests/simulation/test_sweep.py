@@ -154,6 +154,13 @@ def test_axis_values_parse_back(values: list[float]) -> None:
     assert key == "learner_params.epsilon" and list(parsed) == values
 
 
+def test_a_value_nested_past_the_stack_is_a_string_its_key_refuses(config: ConfigBundle) -> None:
+    """``--set tuner.learner_params.epsilon=[[[…]]]`` 3,000 deep ended in "unexpected RecursionError"."""
+    deep = "[" * 3000 + "]" * 3000
+    assert parse_axis(f"tuner.learner_params.epsilon={deep}") == ("learner_params.epsilon", (deep,))
+    with pytest.raises(GridError, match="Expected `float`, got `str`"):
+        with_settings(config, [("learner_params.epsilon", deep)])
+
 @pytest.mark.parametrize("text, message", [
     ("learner_params.epsilon=0.1", "expected tuner.KEY"),
     ("tuner.learner_params.epsilon", "expected tuner.KEY"),
