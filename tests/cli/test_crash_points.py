@@ -323,6 +323,26 @@ def _small_sweep(tmp_path: Path) -> tuple[str, dict[str, str], list[str]]:
     return uri, env, argv
 
 
+@pytest.mark.parametrize("step", [("router_tuner.simulation.sweep.store:CheckpointStore.save", 3),
+                                  ("router_tuner.simulation.sweep.table:write_table", 1)])
+def test_sweep_killed_between_tasks_or_after_its_table_resumes_to_the_uninterrupted_table(
+        tmp_path: Path, step: tuple[str, int]) -> None:
+    """The resume after a kill -9 (three checkpoints in, or once the table is written) gives the very table an
+    uninterrupted run gives, each task run or resumed once."""
+    import pandas as pd
+
+    argv = ["sweep", "--learners", "ucb,epsilon_greedy", "--seeds", "1,2", "--symbols", "BTCUSDT", "--data",
+            "synthetic", "--orders", "30", "--no-mlflow"]
+    whole = router_tuner(*argv, "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr[-500:]
+    assert crash_at(*step, *argv, "--out", str(tmp_path / "killed")).returncode == -signal.SIGKILL
+    resumed = router_tuner(*argv, "--out", str(tmp_path / "killed"))
+    assert resumed.returncode == 0, resumed.stderr[-500:]
+    done = 3 if step[1] == 3 and "save" in step[0] else 6
+    assert f"6 tasks ({6 - done} run now, {done} resumed from checkpoints)" in resumed.stdout
+    assert pd.read_parquet(tmp_path / "killed" / "sweep.parquet").equals(pd.read_parquet(tmp_path / "whole" /
+                                                                                         "sweep.parquet"))
+
 def test_sweep_killed_while_logging_a_nested_run_logs_it_whole_on_the_rerun(tmp_path: Path) -> None:
     """Killed after creating a row's nested run, before its params and metrics: the rerun took the row as logged
     (its task id tag was there) and the run stayed empty and RUNNING for good."""
