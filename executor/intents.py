@@ -89,6 +89,7 @@ class JsonlIntentSource:
         self._eof = False
         self._skipping = False  # the rest of an over-long line, already reported, is being read past
         self._head = b""  # the file's first bytes as read: a rewrite in place changes them
+        self._not_a_file: tuple[int, int] | None = None  # what replaced the file and was warned of: not a file
 
     @property
     def exhausted(self) -> bool:
@@ -176,7 +177,15 @@ class JsonlIntentSource:
             current = os.stat(self.path)
         except FileNotFoundError:
             return None  # between a rotation's unlink and create: the old file is still being held
-        return "replaced" if (current.st_ino, current.st_dev) != (held.st_ino, held.st_dev) else None
+        if (current.st_ino, current.st_dev) == (held.st_ino, held.st_dev):
+            return None
+        if not stat.S_ISREG(current.st_mode):  # opening a FIFO blocks the loop; a folder stopped the run, no summary
+            if self._not_a_file != (current.st_ino, current.st_dev):
+                logger.warning("intents file %s was replaced by something that is not a regular file (a folder, "
+                               "FIFO or device): not read; the old file is still followed", self.path)
+                self._not_a_file = (current.st_ino, current.st_dev)
+            return None
+        return "replaced"
 
     def _refuse_unfinished(self, raw: bytes, line_no: int, how: str) -> NoReturn:
         """The start of a line its writer never ended, in a file since rewritten or replaced, is malformed (so
