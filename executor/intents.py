@@ -89,7 +89,7 @@ class JsonlIntentSource:
         self._eof = False
         self._skipping = False  # the rest of an over-long line, already reported, is being read past
         self._head = b""  # the file's first bytes as read: a rewrite in place changes them
-        self._not_a_file: tuple[int, int] | None = None  # what replaced the file and was warned of: not a file
+        self._not_read: tuple[int, int] | None = None  # what replaced the file, was warned of and is not read
 
     @property
     def exhausted(self) -> bool:
@@ -150,13 +150,25 @@ class JsonlIntentSource:
         how = self._change(chunk)
         if how is None:
             return False
+        if how == "replaced":
+            try:
+                fresh = self.path.open("rb")
+            except OSError as error:  # unreadable (permissions): it stopped the run; the old file stays followed
+                self._warn_not_read(os.stat(self.path), f"{error.strerror or error}")
+                return False
+            self._handle.close()
+            self._handle = fresh
+        else:  # the file held is the one rewritten: read it again, whatever is at the path now, with an empty
+            # buffer (a seek within the buffer keeps the old bytes it holds)
+            fresh = open(os.dup(self._handle.fileno()), "rb")  # noqa: SIM115 - held until the next change or close
+            fresh.seek(0)
+            self._handle.close()
+            self._handle = fresh
         logger.warning("intents file %s was %s: reading it again from line 1", self.path, how)
         # the rest of a replaced file is its own; what a rewritten one gave at the old offset belongs to no line;
         # the rest of an over-long line was reported with its start
         unfinished = b"" if self._skipping else self._pending + chunk if how == "replaced" else self._pending
         unfinished_no = self._line_no + 1
-        self._handle.close()
-        self._handle = self.path.open("rb")
         self._line_no, self._pending, self._skipping, self._head = 0, b"", False, b""
         if unfinished:
             self._refuse_unfinished(unfinished, unfinished_no, how)
@@ -175,17 +187,21 @@ class JsonlIntentSource:
             return None
         try:
             current = os.stat(self.path)
-        except FileNotFoundError:
-            return None  # between a rotation's unlink and create: the old file is still being held
+        except OSError:  # gone between a rotation's unlink and create, a symlink loop: the old file is still held
+            return None
         if (current.st_ino, current.st_dev) == (held.st_ino, held.st_dev):
             return None
         if not stat.S_ISREG(current.st_mode):  # opening a FIFO blocks the loop; a folder stopped the run, no summary
-            if self._not_a_file != (current.st_ino, current.st_dev):
-                logger.warning("intents file %s was replaced by something that is not a regular file (a folder, "
-                               "FIFO or device): not read; the old file is still followed", self.path)
-                self._not_a_file = (current.st_ino, current.st_dev)
+            self._warn_not_read(current, "not a regular file (a folder, FIFO or device)")
             return None
         return "replaced"
+
+    def _warn_not_read(self, current: os.stat_result, why: str) -> None:
+        """Say once per file put at the path that it is not read, and why: the run goes on with the old file."""
+        if self._not_read != (current.st_ino, current.st_dev):
+            logger.warning("intents file %s was replaced by something not read (%s); the old file is still followed",
+                           self.path, why)
+            self._not_read = (current.st_ino, current.st_dev)
 
     def _refuse_unfinished(self, raw: bytes, line_no: int, how: str) -> NoReturn:
         """The start of a line its writer never ended, in a file since rewritten or replaced, is malformed (so

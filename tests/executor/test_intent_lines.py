@@ -152,7 +152,7 @@ def test_a_followed_file_replaced_by_rename_is_read_to_its_end_before_the_new_on
 def test_a_followed_file_replaced_by_a_folder_is_not_opened_and_the_next_file_is(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A folder put at the followed path stopped `live` with "Is a directory: …; choose a location that can be
-    written", without its summary (a FIFO would have blocked the loop in ``open``)."""
+    written", without its summary (a FIFO would have blocked the loop in ``open``); a symlink loop, with ELOOP."""
     path = tmp_path / "intents.jsonl"
     path.write_bytes(_line("a"))
     source = JsonlIntentSource(path, follow=True)
@@ -162,9 +162,12 @@ def test_a_followed_file_replaced_by_a_folder_is_not_opened_and_the_next_file_is
     with caplog.at_level("WARNING", logger="executor.intents"):
         assert source.next_intent(0.0) is None and source.next_intent(0.0) is None
     assert [r.getMessage() for r in caplog.records] == [
-        f"intents file {path} was replaced by something that is not a regular file (a folder, FIFO or device): not "
-        "read; the old file is still followed"]  # once
+        f"intents file {path} was replaced by something not read (not a regular file (a folder, FIFO or device)); "
+        "the old file is still followed"]  # once
     path.rmdir()
+    path.symlink_to(path)  # a loop: os.stat raised ELOOP out of the loop
+    assert source.next_intent(0.0) is None
+    path.unlink()
     path.write_bytes(_line("a") + _line("b"))
     assert [_next(source).intent_id, _next(source).intent_id] == ["a", "b"]  # type: ignore[union-attr]
     source.close()
