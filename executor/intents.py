@@ -9,6 +9,7 @@ source has moved past it, so the next call reads the line after.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -154,7 +155,8 @@ class JsonlIntentSource:
             try:
                 fresh = self.path.open("rb")
             except OSError as error:  # unreadable (permissions): it stopped the run; the old file stays followed
-                self._warn_not_read(os.stat(self.path), f"{error.strerror or error}")
+                with contextlib.suppress(OSError):  # gone again meanwhile: nothing to warn of
+                    self._warn_not_read(os.stat(self.path), f"{error.strerror or error}")
                 return False
             self._handle.close()
             self._handle = fresh
