@@ -14,6 +14,7 @@ import sys
 import msgspec
 
 from router_tuner.cli.main import BadInput, RunFailure, finite_number, path_argument, reading
+from router_tuner.config.encoding import escape_controls
 from router_tuner.executor.adaptive.health import render_tuner_health
 from router_tuner.executor.records import BookFeedHealth, HealthSnapshot, OrderFeedHealth
 from router_tuner.executor.store import DEFAULT_STORE, ExecutorStore
@@ -66,7 +67,7 @@ def render(health: HealthSnapshot) -> str:
                      f"v{fmt(gate.champion_version)}: {state}")
     for hour in health.expectancy:
         lines.append(f"expectancy hour {hour.hour:02d}         {hour.trades} trades, {hour.expectancy_bps:.3f} bps")
-    return "\n".join(lines)
+    return "\n".join(escape_controls(line) for line in lines)  # strategy names come from intents, errors from venues
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if tuner is not None:
         print(render_tuner_health(tuner))
     for alert in alerts:
-        print(f"ALERT {alert.code}: {alert.observed:.6g} vs {alert.threshold:.6g} ({alert.detail})")
+        print(escape_controls(f"ALERT {alert.code}: {alert.observed:.6g} vs {alert.threshold:.6g} ({alert.detail})"))
     return 0
 
 

@@ -292,6 +292,7 @@ FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
     "router_tuner.simulation.results.NothingFilled": _hint(
         BAD_INPUT, "check that the data trades and router.json static_policy (fallback_mode cancel with a short "
                    "maker_ttl_ms and no taker arm fills nothing)"),
+    "router_tuner.simulation.workers.WorkerKilled": _hint(RUNTIME_FAILURE, ""),
     "router_tuner.executor.journal.JournalLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
     "router_tuner.executor.store.StoreLocked": _hint(RUNTIME_FAILURE, "stop the process that writes it, or wait"),
     "router_tuner.executor.journal.JournalVersionError": _hint(BAD_INPUT, "point at a journal written by router-tuner"),
@@ -322,6 +323,8 @@ def describe_failure(error: BaseException) -> tuple[int, str]:
     """The exit code and the one line a failure ends in (notes from :func:`reading` name the file first)."""
     if isinstance(error, KeyboardInterrupt):
         return INTERRUPTED, "interrupted"
+    from router_tuner.config.encoding import escape_controls  # here: importing it costs every command's start
+
     describe = next((FAILURES[name] for cls in type(error).__mro__
                      if (name := f"{cls.__module__}.{cls.__qualname__}") in FAILURES), None)
     if describe is None:
@@ -331,7 +334,7 @@ def describe_failure(error: BaseException) -> tuple[int, str]:
         code, text = describe(error)
     notes = getattr(error, "__notes__", [])
     line = ": ".join([*notes, text])
-    return code, " ".join(line.split())
+    return code, escape_controls(" ".join(line.split()))  # one line, and no escape sequence reaches the terminal
 
 
 class _Parser(argparse.ArgumentParser):

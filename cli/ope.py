@@ -109,6 +109,8 @@ def _resolve(ref: str, registry_factory: Any) -> _Ref:
             raise ValueError(f"{ref}:{error.lineno}: not JSON ({error.msg})") from None
         except UnicodeDecodeError:
             raise ValueError(f"{ref}: not a RouterPolicy document (not UTF-8 text)") from None
+        except RecursionError:  # it was "unexpected RecursionError", exit 1
+            raise ValueError(f"{ref}: not a RouterPolicy document (nested too deeply)") from None
         if not isinstance(document, dict):
             raise ValueError(f"{ref}: not a RouterPolicy document (a JSON object)")
         symbol = document.get("symbol")

@@ -174,9 +174,10 @@ def _write_outputs(result: SimulationResult, out: Path, workers: int) -> tuple[P
     CPUs: each is a second or two of single-threaded work (SQLite writing, building the page) over the same
     finished result, and the one that fails is raised here as it would be in this process."""
     from router_tuner.simulation.recording import write_journal
-    from router_tuner.simulation.report.page import Report, write_report
+    from router_tuner.simulation.report.page import Report, retire_report, write_report
     from router_tuner.simulation.workers import run_forked
 
+    retire_report(out / "report")  # first: a kill from here on never leaves the previous report beside new outputs
     writers: tuple[Callable[[], Path | Report], ...] = (lambda: write_journal(result, out),
                                                        lambda: write_report(result, out / "report"))
     if workers == 1:

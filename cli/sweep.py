@@ -150,10 +150,12 @@ def _execute(args: argparse.Namespace, config: Any, grid: Any, params: dict[str,
           f"{len(rows)} rows in {table}")
     _print_summary(rows)
     if not args.no_mlflow:
-        from router_tuner.simulation.sweep.tracking import log_sweep
+        from router_tuner.simulation.sweep.tracking import SweepStateError, log_sweep
 
         try:
             parent, added = log_sweep(rows, params, config, table, out, tracking_uri=args.tracking_uri)
+        except SweepStateError as error:  # a rerun would fail the same way: the file is named, and what to do
+            raise BadInput(f"MLflow logging refused (the table is written): {error}") from error
         except Exception as error:  # the table is written; MLflow is the optional record
             print(f"router-tuner sweep: MLflow logging failed (the table is written; rerun to retry): "
                   f"{_one_line(error)}", file=sys.stderr)

@@ -21,9 +21,31 @@ def encoding_problem(data: bytes) -> str | None:
         if data.startswith(bom):
             return f"is {name} text (it starts with a {name} byte order mark): save it as UTF-8"
     if b"\x00" in data:
-        return "holds NUL bytes, as UTF-16 or UTF-32 text does: save it as UTF-8"
+        return _nul_problem(data)
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as error:  # the decoder of an intents line counted from its first string, not the line
         return f"byte {error.start} (0x{data[error.start]:02x}) is not UTF-8 text: save it as UTF-8"
     return None
+
+
+def _nul_problem(data: bytes) -> str:
+    """NUL bytes between the characters are UTF-16 or UTF-32 text; a run of them before or after text that holds
+    none is space a writer that died never filled (the filesystem had extended the file, a crash or power loss
+    lost the bytes): "save it as UTF-8" sent the user after an encoding that was never there."""
+    text = data.rstrip(b"\r\n")
+    inner = text.strip(b"\x00")
+    if b"\x00" in inner:
+        return "holds NUL bytes, as UTF-16 or UTF-32 text does: save it as UTF-8"
+    where = "and no text" if not inner else "before its text" if text.startswith(b"\x00") else "after its text"
+    return (f"holds {len(text) - len(inner)} NUL bytes {where}, as a file does whose writer died while "
+            "extending it (a crash, a power loss): delete the NUL bytes")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every character a terminal acts on instead of showing (ESC, BEL, backspace, NUL, a line or
+    paragraph separator) written as its escape: an intents line or file quoted in an error message could otherwise
+    clear the operator's screen or rewrite the line (``\\x1b[2J``) that says what went wrong."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)

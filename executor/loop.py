@@ -145,7 +145,10 @@ class Flight:
 
 @dataclass(frozen=True, slots=True)
 class StartReport:
-    """What ``Executor.start`` found: replayed events, recovered in-flight intents, foreign orders."""
+    """What ``Executor.start`` found: replayed events, recovered in-flight intents, foreign orders.
+
+    ``done_intents`` are the intents done before the recovery; ``recovered_intent_ids`` are not among them.
+    """
 
     replayed_router_events: int
     done_intents: int
@@ -300,7 +303,9 @@ class Executor:
         now_ns = self.venue.clock.now_ns()
         with self._halting(f"executor store {self.store.path}", "health not stored"):
             self.telemetry.maybe_publish(now_ns, self.portfolio, self.policies, self._tuner_health(now_ns))
-        return StartReport(replayed_router_events=len(replayed.router_events), done_intents=len(self._done),
+        # the recovered intents are counted apart: "48 intents already done, 2 in-flight intents recovered" counted 48
+        return StartReport(replayed_router_events=len(replayed.router_events),
+                           done_intents=len(self._done) - len(recovered),
                            recovered_intent_ids=tuple(recovered), cancelled_orders=cancelled,
                            foreign_open_orders=tuple(s.client_order_id for s in foreign),
                            positions_checked=self.venue_positions is not None, tuner_catch_up=catch_up,

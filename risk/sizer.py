@@ -9,7 +9,7 @@ they reduce (``close_position`` takes all of it) and have no venue floor (reduce
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from router_tuner.config.models import ConfigBundle
@@ -73,6 +73,14 @@ def suggest_gross_usd(intent: Intent, ctx: RiskContext, config: ConfigBundle) ->
     return SizeSuggestion("sized", largest, largest, binding, floor_usd, candidates)
 
 
+def _flat(ctx: RiskContext) -> RiskContext:
+    """``ctx`` without positions or working routes: whether the account's size or what it holds stops openings
+    (after a restart with positions at their caps, "raise starting_wallet_usd or that limit" was the wrong advice)."""
+    return replace(ctx, positions=(), open_positions_count=0, symbol_gross_notional_usd=0.0,
+                   current_tier_gross_notional=0.0, gross_exposure_usd=0.0, pending_gross_usd=0.0, working_routes=0,
+                   opening_legs=frozenset())
+
+
 def opening_unsizable(symbol: str, ctx: RiskContext, config: ConfigBundle) -> str | None:
     """Why no opening intent on ``symbol`` can be sized at ``ctx``'s NAV (every one would be vetoed), or None.
 
@@ -92,6 +100,13 @@ def opening_unsizable(symbol: str, ctx: RiskContext, config: ConfigBundle) -> st
         return None
     key = next((cap.threshold_path(probe, ctx, config.risk) for cap in SIZE_CAPS if cap.code == suggestion.binding),
                suggestion.binding)
+    flat = suggest_gross_usd(probe, _flat(ctx), config)
+    if flat.outcome == "sized":
+        return (f"{symbol}: with the positions held ({ctx.symbol_gross_notional_usd:.6g} USD of {symbol}, "
+                f"{ctx.gross_exposure_usd:.6g} USD gross) the largest opening order {key} allows is "
+                f"{suggestion.largest_allowed_usd:.6g} USD, under the {suggestion.min_notional_usd:g} USD floor: "
+                f"opening intents are vetoed until positions are reduced (with none held, up to "
+                f"{flat.largest_allowed_usd:.6g} USD)")
     return (f"{symbol}: at NAV {ctx.nav_usd:.6g} USD (executor.json starting_wallet_usd "
             f"{config.executor.starting_wallet_usd:g} plus the journal's PnL) the largest opening order {key} allows "
             f"is {suggestion.largest_allowed_usd:.6g} USD, under the {suggestion.min_notional_usd:g} USD floor: every "

@@ -15,6 +15,7 @@ import os
 import signal
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any, TypeVar
 
@@ -25,6 +26,10 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 _counter: Synchronized | None = None  # set in each worker by _init_worker
 _task: Callable[[int, Callable[[int], None] | None], object] | None = None  # set by run_forked before the fork
+
+
+class WorkerKilled(RuntimeError):
+    """A forked worker died without an exception of its own (SIGKILL: the OOM killer, an operator's kill -9)."""
 
 
 def run_forked(task: Callable[[int, Callable[[int], None] | None], _T], count: int, *, workers: int,
@@ -43,6 +48,10 @@ def run_forked(task: Callable[[int, Callable[[int], None] | None], _T], count: i
     gc.freeze()
     try:
         return _run_pool(context, counter, count, workers, progress)
+    except BrokenProcessPool as error:  # its own words ("terminated abruptly") read as a bug to report
+        raise WorkerKilled("a worker process was killed before its part of the run was done (out of memory? a kill "
+                           "-9?), so the run stopped; rerun the same command (with fewer --workers if memory ran "
+                           "out)") from error
     finally:
         gc.unfreeze()
 

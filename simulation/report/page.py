@@ -12,7 +12,7 @@ from typing import Any
 
 import plotly.offline
 
-from router_tuner.router.atomic_file import write_bytes_atomic
+from router_tuner.router.atomic_file import refuse_unreplaceable, write_bytes_atomic
 from router_tuner.simulation.job import SimulationResult
 from router_tuner.simulation.learners import NO_GREEDY_ARM
 from router_tuner.simulation.policies import ALWAYS_TAKER, FIXED_PREFIX
@@ -309,6 +309,18 @@ def _markdown(lead: Headline, arms: dict[str, str], notes: list[str], tables: li
     return "\n".join(md)
 
 
+REPORT_DOCUMENTS = ("report.md", "report.html")
+
+
+def retire_report(out_dir: Path) -> None:
+    """Delete the previous run's report documents before this run writes its outputs: each file is replaced
+    atomically, but not the set together, so a kill between two of them left this run's report.html (and journal)
+    beside the previous run's report.md (another seed, other numbers), all whole and nothing saying so. Now a kill
+    leaves a document missing, never one of another run."""
+    for name in REPORT_DOCUMENTS:
+        refuse_unreplaceable(out_dir / name).unlink(missing_ok=True)  # a folder there is refused, as writing it is
+
+
 def write_report(result: SimulationResult, out_dir: Path) -> Report:
     """Write ``report.html`` (with ``plotly.min.js`` beside it) and ``report.md`` into ``out_dir``; raises on a
     result without symbols."""
@@ -325,10 +337,9 @@ def write_report(result: SimulationResult, out_dir: Path) -> Report:
                for symbol in result.symbols]
     overview = [c for c in (charts.fixed_arm_chart(result), charts.learner_arms_chart(result)) if c is not None]
     page = render(lead, arms, symbols, overview, charts.savings_chart(result), notes, tables)
-    plotly_js = out_dir / PLOTLY_JS
+    retire_report(out_dir)  # a no-op after simulate's own call, which precedes the journal too
+    plotly_js, html_path, md_path = out_dir / PLOTLY_JS, out_dir / "report.html", out_dir / "report.md"
     write_bytes_atomic(plotly_js, plotly.offline.get_plotlyjs().encode())
-    html_path = out_dir / "report.html"
     write_bytes_atomic(html_path, page.encode())
-    md_path = out_dir / "report.md"
     write_bytes_atomic(md_path, _markdown(lead, arms, notes, tables).encode())
     return Report(html=html_path, markdown=md_path, assets=(plotly_js,))

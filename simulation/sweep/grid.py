@@ -65,7 +65,7 @@ def parse_axis(text: str) -> tuple[str, tuple[Any, ...]]:
 def _scalar(text: str) -> Any:
     try:
         value = json.loads(text, parse_float=parse_float)  # 1e-400 stays recognisable as a literal read as 0
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # nested past the stack: a string, refused by its key's type
         return text
     return value if value is None or isinstance(value, bool | int | float | str) else text
 

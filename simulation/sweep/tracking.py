@@ -78,9 +78,25 @@ def log_sweep(rows: Sequence[dict[str, Any]], grid_params: dict[str, str], confi
     return parent, added
 
 
+class SweepStateError(ValueError):
+    """``OUT/mlflow_run.json`` does not read as the record this module writes (a damaged copy, a hand edit)."""
+
+
 def _parent_id(state: Path, uri: str) -> str | None:
-    """The parent run of an earlier attempt of this sweep on the same tracking store, if any."""
+    """The parent run of an earlier attempt of this sweep on the same tracking store, if any.
+
+    A record that does not read is refused naming the file: "MLflow logging failed …; rerun to retry" quoted the
+    JSON decoder's words ("Unterminated string …") and failed again at every rerun; taken as absent it would log
+    every row again under a second parent beside the first."""
     if not state.is_file():
         return None
-    recorded = json.loads(state.read_text())
-    return recorded["parent_run_id"] if recorded.get("tracking_uri") == uri else None
+    try:
+        recorded = json.loads(state.read_text(encoding="utf-8"))
+        parent, recorded_uri = recorded["parent_run_id"], recorded["tracking_uri"]
+        if not (isinstance(parent, str) and isinstance(recorded_uri, str)):
+            raise TypeError("parent_run_id and tracking_uri must be strings")
+    except (ValueError, RecursionError, TypeError, KeyError) as error:
+        raise SweepStateError(
+            f"{state}: not this sweep's record of its MLflow parent run ({type(error).__name__}: {error}); delete it "
+            "to log the sweep under a new parent run (an earlier parent, if any, stays in MLflow)") from error
+    return parent if recorded_uri == uri else None

@@ -218,6 +218,19 @@ def test_a_malformed_intent_line_is_bad_input_naming_file_and_line(config_dir: P
     assert f"{intents}:2:" in line and "fix or remove that line" in line
 
 
+def test_a_malformed_intent_line_cannot_drive_the_terminal_it_is_reported_on(
+        quiet_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown key holding ESC [2J (clear the screen) and BEL reached stderr raw: a producer's line could wipe or
+    rewrite the very message naming it. Every failure line now shows such characters as escapes."""
+    intents = tmp_path / "intents.jsonl"
+    intents.write_text('{"intent_id": "x1", "x\\u001b[2J\\u0007": 1}\n')
+    argv = ["live", "--venue", "binanceusdm", "--config", str(quiet_config), "--intents", str(intents),
+            "--journal", str(tmp_path / "journal.sqlite"), "--store", str(tmp_path / "store.sqlite")]
+    assert main(argv) == BAD_INPUT
+    [line] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("router-tuner live:")]
+    assert "unknown field `x\\x1b[2J\\x07`" in line and line.isprintable()
+    assert describe_failure(ValueError("a\u2028b\x1b[0m\x00"))[1].startswith("unexpected ValueError: a b\\x1b[0m\\x00")
+
 def test_the_real_process_prints_one_line_and_debug_shows_the_traceback(tmp_path: Path) -> None:
     missing = tmp_path / "none.sqlite"
     plain = subprocess.run([sys.executable, "-m", "router_tuner.cli", "journal", "count", "--journal", str(missing)],

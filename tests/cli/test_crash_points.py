@@ -161,6 +161,20 @@ def test_simulate_killed_while_writing_its_journal_keeps_the_previous_one_and_th
     assert json.loads(rerun.stdout.splitlines()[-1])["symbols"] == json.loads(first.stdout.splitlines()[-1])["symbols"]
 
 
+def test_simulate_killed_between_its_report_documents_never_leaves_one_of_the_previous_run(tmp_path: Path) -> None:
+    """Killed after report.html, before report.md: this run's page and journal sat beside the previous run's
+    report.md (seed 1's numbers), every file whole and nothing saying so. Now the previous documents go first."""
+    argv = _simulate_argv(tmp_path, "--no-mlflow", "--workers", "1")
+    assert router_tuner(*argv, "--seed", "1").returncode == 0
+    report = tmp_path / "out" / "report"
+    killed = crash_at("router_tuner.simulation.report.page:write_bytes_atomic", 2, *argv, "--seed", "2")
+    assert killed.returncode == -signal.SIGKILL
+    assert "Seed 2," in (report / "report.html").read_text() and not (report / "report.md").exists()
+    rerun = router_tuner(*argv, "--seed", "2")
+    assert rerun.returncode == 0, rerun.stderr[-500:]
+    assert "Seed 2," in (report / "report.md").read_text()
+    assert sorted(p.name for p in report.iterdir()) == ["plotly.min.js", "report.html", "report.md"]
+
 def test_a_live_writers_temporary_is_never_taken_for_a_killed_ones(tmp_path: Path) -> None:
     target = tmp_path / "state.json"
     with atomic_path(target) as outer:
@@ -308,6 +322,26 @@ def _small_sweep(tmp_path: Path) -> tuple[str, dict[str, str], list[str]]:
         argv += ["--data", str(data)]
     return uri, env, argv
 
+
+@pytest.mark.parametrize("step", [("router_tuner.simulation.sweep.store:CheckpointStore.save", 3),
+                                  ("router_tuner.simulation.sweep.table:write_table", 1)])
+def test_sweep_killed_between_tasks_or_after_its_table_resumes_to_the_uninterrupted_table(
+        tmp_path: Path, step: tuple[str, int]) -> None:
+    """The resume after a kill -9 (three checkpoints in, or once the table is written) gives the very table an
+    uninterrupted run gives, each task run or resumed once."""
+    import pandas as pd
+
+    argv = ["sweep", "--learners", "ucb,epsilon_greedy", "--seeds", "1,2", "--symbols", "BTCUSDT", "--data",
+            "synthetic", "--orders", "30", "--no-mlflow"]
+    whole = router_tuner(*argv, "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr[-500:]
+    assert crash_at(*step, *argv, "--out", str(tmp_path / "killed")).returncode == -signal.SIGKILL
+    resumed = router_tuner(*argv, "--out", str(tmp_path / "killed"))
+    assert resumed.returncode == 0, resumed.stderr[-500:]
+    done = 3 if step[1] == 3 and "save" in step[0] else 6
+    assert f"6 tasks ({6 - done} run now, {done} resumed from checkpoints)" in resumed.stdout
+    assert pd.read_parquet(tmp_path / "killed" / "sweep.parquet").equals(pd.read_parquet(tmp_path / "whole" /
+                                                                                         "sweep.parquet"))
 
 def test_sweep_killed_while_logging_a_nested_run_logs_it_whole_on_the_rerun(tmp_path: Path) -> None:
     """Killed after creating a row's nested run, before its params and metrics: the rerun took the row as logged

@@ -148,6 +148,7 @@ def test_policy_file_candidate_and_unsupported_arm(journal_path: Path, tmp_path:
     (b'{"maker_offset_bps": 1e400, "taker_bias": 0.0}', "maker_offset_bps must be finite, got inf"),
     (b'{"maker_offset_bps": 1.0, "taker_bias": 5}', "taker_bias must be in [0, 1], got 5.0"),
     (b'\xff\xfe{"maker_offset_bps": 1.0}', "not UTF-8 text"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),  # it was "unexpected RecursionError", exit 1
 ])
 def test_a_policy_file_with_impossible_knobs_is_named(journal_path: Path, tmp_path: Path, content: bytes,
                                                       reason: str, capsys: pytest.CaptureFixture[str]) -> None:

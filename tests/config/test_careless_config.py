@@ -143,12 +143,15 @@ def test_one_instrument_under_two_names_is_refused(config_dir: Path) -> None:
     ("utf-16", "is UTF-16 text (it starts with a UTF-16 byte order mark): save it as UTF-8"),
     ("utf-32", "is UTF-32 text (it starts with a UTF-32 byte order mark): save it as UTF-8"),
     ("utf-16-le", "holds NUL bytes, as UTF-16 or UTF-32 text does: save it as UTF-8"),
+    ("utf-8+nul", "holds 512 NUL bytes after its text, as a file does whose writer died while extending it (a crash, "
+                  "a power loss): delete the NUL bytes"),
 ])
 def test_a_file_saved_as_utf16_is_named_as_such(config_dir: Path, encoding: str, issue: str) -> None:
     """Windows PowerShell's ``>`` writes UTF-16: it read ``not valid JSON: 'utf-8' codec can't decode byte 0xff in
     position 0: invalid start byte``."""
     path = config_dir / "router.json"
-    path.write_bytes(path.read_text(encoding="utf-8").encode(encoding))
+    text = path.read_text(encoding="utf-8")
+    path.write_bytes(text.encode() + b"\x00" * 512 if encoding == "utf-8+nul" else text.encode(encoding))
     assert config_issues(config_dir) == [f"router.json: $: {issue}"]
 
 

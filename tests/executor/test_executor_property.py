@@ -23,18 +23,23 @@ from tests.executor.test_executor_support import T0_NS, build_executor, executor
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "BTCUSDC", "BTCUSDT_SPOT", "BTCUSD_PERP", "DOGEUSDT"]
 IDS = ["a", "b", "c"]  # a few ids drawn often, so repeats (same or other content) happen
+# a traded symbol spelled as a careless producer does (case, spaces, a control character, a Cyrillic T)
+ODD_SYMBOLS = [" BTCUSDT", "btcusdt", "BTCUSDT\n", "BTCUSDT\x00", "BTCUSD\u0422", ""]
+# ids next to another id, a stop's reserved prefix, a duplicate's derived id, a client-id digest's shape
+ODD_IDS = ["a ", " a", "A", "psl-", "ptp-x", "a~dup-0", "h" + "0" * 24]
+LONG_TEXT = st.text(min_size=5_000, max_size=10_000)  # ids, tiers and strategies of 10k characters
 
 
 def arbitrary_intents() -> st.SearchStrategy[Intent]:
     """Any decodable intent (plus non-finite hints, which an in-process intent may carry)."""
     return st.builds(
         Intent,
-        intent_id=st.sampled_from(IDS) | st.text(max_size=80),
-        symbol=st.sampled_from(SYMBOLS) | st.text(max_size=12),
+        intent_id=st.sampled_from(IDS + ODD_IDS) | st.text(max_size=80) | LONG_TEXT,
+        symbol=st.sampled_from(SYMBOLS + ODD_SYMBOLS) | st.text(max_size=12),
         side=st.sampled_from(["buy", "sell"]),
         size_hint_usd=st.sampled_from([0.0, 99.9, 110.0, 300.0, 5_000.0]) | st.floats(allow_nan=True),
-        tier=st.sampled_from(["CORE", "SPOT"]) | st.text(max_size=8),
-        strategy=st.text(max_size=8),
+        tier=st.sampled_from(["CORE", "SPOT", "core", " CORE", ""]) | st.text(max_size=8) | LONG_TEXT,
+        strategy=st.text(max_size=8) | LONG_TEXT,
         reduce_only=st.booleans(),
         close_position=st.booleans(),
         position_side=st.sampled_from(["BOTH", "LONG", "SHORT"]),

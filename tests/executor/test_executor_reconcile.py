@@ -98,7 +98,9 @@ def test_the_one_intent_in_flight_at_a_crash_is_recovered(tmp_path: Path) -> Non
     executor.process(intent("a1", size_hint_usd=300.0))
     submit_unjournaled(executor, "a2")
     executor, journal, store = _restart(config, venue, tmp_path, journal, store)
-    assert executor.start().recovered_intent_ids == ("a2",)
+    report = executor.start()
+    assert report.recovered_intent_ids == ("a2",)
+    assert report.done_intents == 1  # a1 only: a2 was counted in both ("2 intents already done, 1 … recovered")
 
 
 def test_a_journal_older_than_the_store_is_refused_naming_both_files(tmp_path: Path) -> None:

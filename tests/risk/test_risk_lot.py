@@ -14,9 +14,10 @@ from router_tuner.config.models import RiskLimits
 from router_tuner.risk import RiskContext, check_order, suggest_gross_usd
 from router_tuner.risk.exposure import is_reducing
 from router_tuner.risk.lot import fit_to_lot, unreachable_floor
+from router_tuner.risk.sizer import opening_unsizable
 from router_tuner.router.events import Intent
 from tests.risk.test_risk_properties import PROPERTY, bundle_for, limits_st, scene_st
-from tests.risk.test_risk_support import BUNDLE, make_ctx, make_intent
+from tests.risk.test_risk_support import BUNDLE, leg, make_ctx, make_intent
 
 
 @PROPERTY
@@ -90,3 +91,18 @@ def test_the_start_up_lot_check_names_the_cap_that_leaves_no_room() -> None:
     assert message is not None
     assert "is 120 USD, over risk_limits.max_order_notional_usd 110 USD" in message
     assert unreachable_floor("BTCUSDT", unit_usd=50_000.0, qty_step=0.001, config=config) is None
+
+
+def test_the_start_up_sizing_check_blames_the_positions_held_when_they_fill_the_caps() -> None:
+    """A restart (after a kill) with positions at their caps warned "every opening intent will be vetoed; raise
+    executor.json starting_wallet_usd or that limit": advice to raise a risk limit, when reducing them is what frees
+    the room. The account's own size is still named when it is the cause."""
+    full = make_ctx((leg(gross_usd=1e9),))
+    message = opening_unsizable("BTCUSDT", full, BUNDLE)
+    assert message is not None and message.startswith("BTCUSDT: with the positions held (1e+09 USD of BTCUSDT, 1e+09 "
+                                                      "USD gross) the largest opening order ")
+    assert "opening intents are vetoed until positions are reduced (with none held, up to " in message
+    assert "starting_wallet_usd" not in message
+    assert opening_unsizable("BTCUSDT", make_ctx(), BUNDLE) is None
+    tiny = make_ctx((leg(gross_usd=1e9),), nav_usd=1.0, equity_usd=1.0)
+    assert "raise executor.json starting_wallet_usd or that limit" in (opening_unsizable("BTCUSDT", tiny, BUNDLE) or "")

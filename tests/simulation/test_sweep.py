@@ -154,6 +154,27 @@ def test_axis_values_parse_back(values: list[float]) -> None:
     assert key == "learner_params.epsilon" and list(parsed) == values
 
 
+def test_a_value_nested_past_the_stack_is_a_string_its_key_refuses(config: ConfigBundle) -> None:
+    """``--set tuner.learner_params.epsilon=[[[…]]]`` 3,000 deep ended in "unexpected RecursionError"."""
+    deep = "[" * 3000 + "]" * 3000
+    assert parse_axis(f"tuner.learner_params.epsilon={deep}") == ("learner_params.epsilon", (deep,))
+    with pytest.raises(GridError, match="Expected `float`, got `str`"):
+        with_settings(config, [("learner_params.epsilon", deep)])
+
+@pytest.mark.parametrize("content", [b'{"tracking_uri": "sql', b"[1]", b'{"tracking_uri": "u"}', b"[" * 3000])
+def test_a_damaged_record_of_the_sweeps_mlflow_parent_is_named(tmp_path: Path, content: bytes) -> None:
+    """``OUT/mlflow_run.json`` cut short or edited failed every rerun with the decoder's words ("MLflow logging failed
+    …; rerun to retry: Unterminated string …"; "'list' object has no attribute 'get'")."""
+    from router_tuner.simulation.sweep.tracking import STATE_NAME, SweepStateError, _parent_id
+
+    state = tmp_path / STATE_NAME
+    state.write_bytes(content)
+    with pytest.raises(SweepStateError, match=f"{STATE_NAME}: not this sweep's record of its MLflow parent run .*; "
+                                              "delete it to log the sweep under a new parent run"):
+        _parent_id(state, "u")
+    state.write_bytes(b'{"tracking_uri": "u", "parent_run_id": "r1"}')
+    assert _parent_id(state, "u") == "r1" and _parent_id(state, "other") is None
+
 @pytest.mark.parametrize("text, message", [
     ("learner_params.epsilon=0.1", "expected tuner.KEY"),
     ("tuner.learner_params.epsilon", "expected tuner.KEY"),

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 from collections.abc import Callable
 
 import pytest
 
+from router_tuner.cli.main import RUNTIME_FAILURE, describe_failure
 from router_tuner.config.loader import load_config
 from router_tuner.simulation.job import SimulationOptions, baseline_names, baseline_sources, simulate
 from router_tuner.simulation.markets import synthetic_markets
 from router_tuner.simulation.report.page import summary_dict
-from router_tuner.simulation.workers import run_forked
+from router_tuner.simulation.workers import WorkerKilled, run_forked
 from router_tuner.tuner.factory import build_grid
 
 
@@ -45,6 +47,19 @@ def test_a_failing_worker_raises_in_the_parent() -> None:
     with pytest.raises(ValueError, match="task 1 failed"):
         run_forked(_fails_on_one, 3, workers=2, progress=None)
 
+
+def test_a_worker_killed_is_named_as_such() -> None:
+    """A worker killed by the OOM killer or a kill -9 ended the run in "unexpected BrokenProcessPool: A process in
+    the process pool was terminated abruptly … (report it)"."""
+    def task(i: int, _progress: Callable[[int], None] | None) -> int:
+        if i == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return i
+
+    with pytest.raises(WorkerKilled, match=r"a worker process was killed before its part of the run was done \(out "
+                                           r"of memory\? a kill -9\?\), so the run stopped; rerun the same command"):
+        run_forked(task, 3, workers=2, progress=None)
+    assert describe_failure(WorkerKilled("w"))[0] == RUNTIME_FAILURE
 
 def test_workers_must_be_positive() -> None:
     with pytest.raises(ValueError, match="workers must be >= 1"):

@@ -15,6 +15,7 @@ from router_tuner.executor.monitoring.alerts import evaluate_alerts
 from router_tuner.executor.monitoring.health import book_feed_health
 from router_tuner.executor.monitoring.metrics import ExecutorMetrics
 from router_tuner.executor.records import BookFeedHealth
+from router_tuner.features.allocator import Proposal
 from router_tuner.risk.units import NS_PER_S
 from router_tuner.router.venues.ccxt.book_feed import BookMode, BookStatus
 from tests.executor.monitoring.test_telemetry import _health
@@ -71,3 +72,15 @@ def test_the_gauges_follow_the_mode_and_its_age() -> None:
     metrics.observe_book_feed(None, NOW_NS)
     streaming, age = sample("executor_book_feed_streaming"), sample("executor_book_feed_mode_age_seconds")
     assert streaming != streaming and age != age  # NaN: the touch is read by REST only
+
+
+def test_the_health_command_shows_control_characters_as_escapes() -> None:
+    """A strategy name comes from the intents file and a feed's last error from the venue: an ESC sequence in either
+    reached the operator's terminal as written (``\\x1b[2J`` clears it)."""
+    proposal = Proposal(scope="strategy", name="s\x1b[2J", lots=3, sharpe_per_trade=None, current=1.0,
+                        proposed=1.0, reason="too_few_lots")
+    feed = msgspec.structs.replace(book("rest"), last_error="NetworkError: \x07closed")  # type: ignore[type-var]
+    lines = render(_health(ts_ns=NOW_NS, allocations=(proposal,), book_feed=feed)).splitlines()
+    assert all(line.isprintable() for line in lines)
+    assert any("allocator strategy s\\x1b[2J" in line for line in lines)
+    assert any(line.endswith("last error: NetworkError: \\x07closed") for line in lines)
