@@ -113,7 +113,9 @@ def register_policy_versions(result: SimulationResult, config: ConfigBundle, tra
             # the learner's own tuner.json, as simulation.learners.learner_runs ran it
             tuner = msgspec.structs.replace(config.tuner, learner=run.learner)
             ran_under = msgspec.structs.replace(config, tuner=tuner)
-            publisher = MlflowPublisher(staging, ran_under, parent_run_id=parent)
+            # the parent run's ``seed`` on every version: tuner.seed is in the snapshot, not in the version's params
+            publisher = MlflowPublisher(staging, ran_under, parent_run_id=parent,
+                                        run_params={"seed": result.options.seed})
             # a run killed between the swap's delete and its rename left its whole staging model and none in place
             registry.finish_replacing(symbol, staging.model_name(symbol))
             staging.delete_model(symbol)  # left by a run killed while registering
