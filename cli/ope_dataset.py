@@ -5,7 +5,8 @@ Per symbol, never pooled, as ``router-tuner ope`` scores: each symbol's partitio
 days) are one log, evaluated as two rounds of one task per partition and combined exactly
 (:mod:`tuner.ope.partition.evaluate`). ``--workers N`` starts a local Ray for the command, ``--address`` joins
 a cluster (the dataset must be readable at the same path on every node); the numbers are the same either
-way. Every number printed is a cost in bps (lower is better). A symbol that cannot be scored (no support, a
+way. Every number printed is a cost in bps (lower is better); the low-ESS and IPS/SNIPS warnings are ``ope``'s
+(:func:`tuner.ope.compare.arm_warnings`). A symbol that cannot be scored (no support, a
 partition that does not read) makes the command exit 2, in one stderr line, after the others are printed.
 """
 
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace, config: Any, by_symbol: dict[str, list[Any]], seed: int) -> int:
     from router_tuner.tuner.cluster import ClusterError, TaskFailed, open_runner
+    from router_tuner.tuner.ope.compare import arm_warnings
     from router_tuner.tuner.ope.partition.evaluate import evaluate_partitions
     from router_tuner.tuner.ope.partition.layout import DatasetError
 
@@ -87,7 +89,8 @@ def _score(args: argparse.Namespace, config: Any, by_symbol: dict[str, list[Any]
                 except ValueError as error:  # no support for the candidate on this symbol's log
                     reports[symbol] = {"error": str(error)}
                     continue
-                reports[symbol] = report.to_dict() | {"days": [parts[0].day, parts[-1].day]}
+                warnings = arm_warnings(report, config.tuner.deployment.promotion.min_effective_sample_size)
+                reports[symbol] = report.to_dict() | {"days": [parts[0].day, parts[-1].day], "warnings": warnings}
     except (ClusterError, TaskFailed, DatasetError, OSError) as error:
         print(f"router-tuner ope-dataset: {error}", file=sys.stderr)
         return 1
@@ -110,6 +113,8 @@ def _print(symbol: str, report: dict[str, Any]) -> None:
     for name, est in report["estimates"].items():
         print(f"  {name:<12} {est['cost_bps']:8.3f} bps [{est['ci_low_bps']:.3f}, {est['ci_high_bps']:.3f}]  "
               f"ESS {est['ess']:,.0f}")
+    for warning in report["warnings"]:
+        print(f"  warning: {warning}")
     for note in report["notes"]:
         print(f"  note: {note}")
 

@@ -11,6 +11,7 @@ import pytest
 
 from router_tuner.cli.main import main
 from router_tuner.config import load_config
+from router_tuner.executor.journal import Journal
 from router_tuner.tuner.cluster import LocalRunner
 from router_tuner.tuner.ope.partition.evaluate import evaluate_partitions
 from router_tuner.tuner.ope.partition.layout import list_partitions, write_router_events
@@ -99,3 +100,23 @@ def test_a_partition_folder_that_is_not_the_layouts_is_refused(dataset: Path, tm
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert "not a day=YYYY-MM-DD/symbol=SYMBOL folder (a copy, or another tool's?): move it out of" in err
+
+
+def test_low_effective_sample_size_warns_as_ope_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A candidate the log rarely took: ``ope`` warned of its ESS on a journal, ``ope-dataset`` printed the same
+    numbers on the exported dataset without a word (a simulation's export: IPS 1.27 vs SNIPS 3.31 bps, silently)."""
+    events = [routed(arm=ARM if i % 10 == 0 else "o0.00_b0.00", propensity=0.1 if i % 10 == 0 else 0.9,
+                     intent_id=f"e{i}", arrival_ts_ns=i * 1_000_000_000, fills=(fill(100.01, 1.0, trade_id=f"t{i}"),))
+              for i in range(40)]
+    write_router_events(tmp_path / "ds", events)
+    expected = "low effective sample size for o1.00_b0.00: ESS 4.0 < 100"
+    assert main(["ope-dataset", "--dataset", str(tmp_path / "ds"), "--candidate", ARM, "--json"]) == 0
+    [warning] = json.loads(capsys.readouterr().out)["symbols"]["BTCUSDT"]["warnings"]
+    assert warning.startswith(expected)
+    assert main(["ope-dataset", "--dataset", str(tmp_path / "ds"), "--candidate", ARM]) == 0
+    assert f"  warning: {expected}" in capsys.readouterr().out
+    journal = tmp_path / "journal.sqlite"
+    with Journal(journal) as written:
+        written.append_many(events)
+    assert main(["ope", "--journal", str(journal), "--candidate", ARM]) == 0
+    assert f"  warning: {expected}" in capsys.readouterr().out, "the same warning as one journal's OPE"

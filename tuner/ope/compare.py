@@ -9,14 +9,14 @@ never explored, or IPS and SNIPS telling different stories. Everything here is i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from router_tuner.config.models import OpeConfig
 from router_tuner.router.events import RouterEvent
 from router_tuner.tuner.ope.cost import CostInterval
-from router_tuner.tuner.ope.estimators import paired_interval
+from router_tuner.tuner.ope.estimators import OpeEstimate, paired_interval
 from router_tuner.tuner.ope.run import CandidateReport, evaluate_candidate
 
 ON_POLICY = "on_policy"
@@ -77,8 +77,19 @@ def log_warnings(report: CandidateReport) -> list[str]:
             "an arm's estimates rest on the events that happened to choose it and their intervals are too narrow"]
 
 
-def arm_warnings(report: CandidateReport, min_effective_sample_size: float) -> list[str]:
-    """Why the numbers of ``report``'s arm may not mean what they say (empty when we see nothing wrong)."""
+class ScoredArm(Protocol):
+    """What :func:`arm_warnings` reads of a scored arm: one journal's report or a partitioned dataset's."""
+
+    @property
+    def candidate_arm(self) -> str: ...
+
+    @property
+    def estimates(self) -> Mapping[str, OpeEstimate]: ...
+
+
+def arm_warnings(report: ScoredArm, min_effective_sample_size: float) -> list[str]:
+    """Why the numbers of ``report``'s arm may not mean what they say (empty when we see nothing wrong); the
+    same for ``ope`` and ``ope-dataset``, so one log scored either way is trusted or doubted alike."""
     out = []
     ess = min(est.ess for est in report.estimates.values())
     if ess < min_effective_sample_size:
