@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import datetime as dt
 import functools
-import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -239,25 +238,9 @@ def _read_journal(path: Path, symbol: str | None) -> list[RouterEvent]:
         raise ValueError(f"{path}: not a journal ({error})") from None
 
 
-def _concurrent_policies(events: Sequence[RouterEvent]) -> str | None:
-    """A warning when logging policies routed over the same time (a simulation's journal, where every policy
-    routes the same intents): on_policy is then their mixture and one intent counts once per policy. Policies
-    that took over from one another (static, then a tuner) are one log, as live writes it."""
-    spans: dict[str, list[int]] = {}
-    for event in events:
-        span = spans.setdefault(event.policy_id, [event.arrival_ts_ns, event.arrival_ts_ns])
-        span[0], span[1] = min(span[0], event.arrival_ts_ns), max(span[1], event.arrival_ts_ns)
-    ordered = sorted(spans.values())
-    if not any(later[0] <= earlier[1] for earlier, later in itertools.pairwise(ordered)):
-        return None
-    return (f"the log holds {len(spans)} logging policies routing over the same time (a simulation's journal "
-            "routes the same intents with every policy): on_policy is their mixture and each intent counts once per "
-            f"policy; --logging-policy ID scores one of them ({', '.join(sorted(spans))})")
-
-
 def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
     from router_tuner.tuner.arms import loose_arm_problem
-    from router_tuner.tuner.ope.compare import compare
+    from router_tuner.tuner.ope.compare import compare, concurrent_policies_warning, policy_spans
 
     filters = _filters(args)
     for flag, ref in (("--candidate", args.candidate), ("--baseline", args.baseline)):
@@ -287,7 +270,8 @@ def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
         except ValueError as error:
             skipped.append({"symbol": symbol, "reason": str(error)})
             continue
-        if (mixed := _concurrent_policies([e for e in events if e.symbol == symbol])) is not None:
+        spans = policy_spans([e for e in events if e.symbol == symbol])
+        if (mixed := concurrent_policies_warning(spans, "--logging-policy ID scores one of them")) is not None:
             scored = dataclasses.replace(scored, warnings=(*scored.warnings, mixed))
         results.append(scored)
     if not results:

@@ -30,6 +30,8 @@ from router_tuner.cli.main import (
 )
 from router_tuner.config.models import SEED_MAX
 
+_ONE_POLICY = "the dataset has no filter by policy: score one of them with `ope --journal FILE --logging-policy ID`"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, type=path_argument,
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace, config: Any, by_symbol: dict[str, list[Any]], seed: int) -> int:
     from router_tuner.tuner.cluster import ClusterError, TaskFailed, open_runner
-    from router_tuner.tuner.ope.compare import arm_warnings
+    from router_tuner.tuner.ope.compare import arm_warnings, concurrent_policies_warning
     from router_tuner.tuner.ope.partition.evaluate import evaluate_partitions
     from router_tuner.tuner.ope.partition.layout import DatasetError
 
@@ -90,6 +92,8 @@ def _score(args: argparse.Namespace, config: Any, by_symbol: dict[str, list[Any]
                     reports[symbol] = {"error": str(error)}
                     continue
                 warnings = arm_warnings(report, config.tuner.deployment.promotion.min_effective_sample_size)
+                if (mixed := concurrent_policies_warning(report.policy_spans, _ONE_POLICY)) is not None:
+                    warnings.append(mixed)
                 reports[symbol] = report.to_dict() | {"days": [parts[0].day, parts[-1].day], "warnings": warnings}
     except (ClusterError, TaskFailed, DatasetError, OSError) as error:
         print(f"router-tuner ope-dataset: {error}", file=sys.stderr)

@@ -120,3 +120,28 @@ def test_low_effective_sample_size_warns_as_ope_warns(tmp_path: Path, capsys: py
         written.append_many(events)
     assert main(["ope", "--journal", str(journal), "--candidate", ARM]) == 0
     assert f"  warning: {expected}" in capsys.readouterr().out, "the same warning as one journal's OPE"
+
+
+@pytest.mark.parametrize("b_days, warned", [((0,), True), ((1,), False)])
+def test_policies_routing_over_the_same_time_warn_across_partitions(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], b_days: tuple[int, ...], warned: bool) -> None:
+    """A simulation's export holds every policy routing the same intents: ``ope`` warned that on_policy is their
+    mixture, ``ope-dataset`` pooled them silently. Policy A routes on both days; B beside it on day 0 (warned, the
+    spans of two partitions merged), or only after it on day 1 (a takeover, one log, as live writes it)."""
+    day_ns = 86_400 * 10**9
+    a = [(f"a{day}-{i}", "A", day * day_ns + i * 10**9) for day in (0, 1) for i in range(20)]
+    b = [(f"b{day}-{i}", "B", day * day_ns + (i + 30) * 10**9) for day in b_days for i in range(20)]
+    if not warned:
+        a = [row for row in a if row[2] < day_ns]
+    events = [msgspec.structs.replace(routed(arm=ARM if i % 2 else "o0.00_b0.00", propensity=0.5, intent_id=intent,
+                                             arrival_ts_ns=ts, fills=(fill(100.01, 1.0, trade_id=intent),)),
+                                      policy_id=policy)
+              for i, (intent, policy, ts) in enumerate(a + b)]
+    write_router_events(tmp_path / "ds", events)
+    assert main(["ope-dataset", "--dataset", str(tmp_path / "ds"), "--candidate", ARM, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)["symbols"]["BTCUSDT"]
+    assert got["logging_policies"] == ["A", "B"]
+    mixed = [w for w in got["warnings"] if "logging policies routing over the same time" in w]
+    assert bool(mixed) is warned
+    if warned:
+        assert mixed[0].endswith("score one of them with `ope --journal FILE --logging-policy ID` (A, B)")

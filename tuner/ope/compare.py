@@ -9,6 +9,7 @@ never explored, or IPS and SNIPS telling different stories. Everything here is i
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -103,3 +104,25 @@ def arm_warnings(report: ScoredArm, min_effective_sample_size: float) -> list[st
                    f"{a.cost_bps:.3f} [{a.ci_low_bps:.3f}, {a.ci_high_bps:.3f}] vs SNIPS {b.cost_bps:.3f} "
                    f"[{b.ci_low_bps:.3f}, {b.ci_high_bps:.3f}] bps: the importance weights are unstable")
     return out
+
+
+def policy_spans(events: Sequence[RouterEvent]) -> dict[str, tuple[int, int]]:
+    """Each logging policy's first and last arrival (ns) in ``events``."""
+    spans: dict[str, tuple[int, int]] = {}
+    for event in events:
+        low, high = spans.get(event.policy_id, (event.arrival_ts_ns, event.arrival_ts_ns))
+        spans[event.policy_id] = (min(low, event.arrival_ts_ns), max(high, event.arrival_ts_ns))
+    return spans
+
+
+def concurrent_policies_warning(spans: Mapping[str, tuple[int, int]], how_to_pick: str) -> str | None:
+    """A warning when logging policies routed over the same time (a simulation's journal, where every policy
+    routes the same intents): on_policy is then their mixture and one intent counts once per policy. Policies
+    that took over from one another (static, then a tuner) are one log, as live writes it. ``how_to_pick``
+    says how the command at hand scores one of them."""
+    ordered = sorted(spans.values())
+    if not any(later[0] <= earlier[1] for earlier, later in itertools.pairwise(ordered)):
+        return None
+    return (f"the log holds {len(spans)} logging policies routing over the same time (a simulation's journal "
+            "routes the same intents with every policy): on_policy is their mixture and each intent counts once per "
+            f"policy; {how_to_pick} ({', '.join(sorted(spans))})")
