@@ -238,6 +238,25 @@ def _read_journal(path: Path, symbol: str | None) -> list[RouterEvent]:
         raise ValueError(f"{path}: not a journal ({error})") from None
 
 
+def _policy_hint(logged: Sequence[RouterEvent], filters: _Filters) -> str:
+    """What the log holds when ``--logging-policy`` names nothing in it: the ids nearest the one asked for (a
+    simulation's journal holds a hundred), or the versions of that id; empty when the policy is not the reason."""
+    import difflib
+
+    if filters.policy_id is None:
+        return ""
+    versions = sorted({e.policy_version for e in logged if e.policy_id == filters.policy_id})
+    if versions:
+        return ("" if filters.policy_version is None or filters.policy_version in versions else
+                f"; {filters.policy_id} logged version(s) {', '.join(map(str, versions))}")
+    ids = sorted({e.policy_id for e in logged})
+    by_lower = {policy_id.lower(): policy_id for policy_id in ids}  # a wrong case is the likeliest slip
+    near = [by_lower[m] for m in difflib.get_close_matches(filters.policy_id.lower(), by_lower, n=3, cutoff=0.5)]
+    near = near or ids[:3]
+    return (f"; no policy {filters.policy_id} in the log, which holds {len(ids)} (e.g. {', '.join(near)}): "
+            "the ids are the journal's policy_id") if ids else ""
+
+
 def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
     from router_tuner.tuner.arms import loose_arm_problem
     from router_tuner.tuner.ope.compare import compare, concurrent_policies_warning, policy_spans
@@ -260,7 +279,7 @@ def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
     if not events or not symbols:
         where = f" for {symbols[0]}" if symbols else ""
         raise ValueError(f"no router events{where} in {args.journal} match the filters "
-                         f"({len(logged)} before --since/--until/--logging-policy)")
+                         f"({len(logged)} before --since/--until/--logging-policy){_policy_hint(logged, filters)}")
     results, skipped = [], []
     for symbol in symbols:
         try:

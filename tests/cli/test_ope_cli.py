@@ -112,6 +112,12 @@ def test_time_window_and_logging_policy_filters(journal_path: Path, capsys: pyte
     assert by_policy["results"][0]["candidate"]["n_events"] == N // 2
     assert _run_json(capsys, *base, "--logging-policy", "pA:1")["results"][0]["candidate"]["n_events"] == N // 2
     assert "no router events for BTCUSDT" in _fails(capsys, *base, "--logging-policy", "pA:2")
+    # the message names what the log holds (it said only "match the filters"; a simulation's journal holds 92 ids)
+    assert _fails(capsys, *base, "--logging-policy", "pA:2").endswith("; pA logged version(s) 1")
+    assert _fails(capsys, *base, "--logging-policy", "pa").endswith(
+        "; no policy pa in the log, which holds 2 (e.g. pA, pB): the ids are the journal's policy_id")
+    assert _fails(capsys, *base, "--since", "2030-01-01", "--logging-policy", "pA").endswith("before --since/--until/"
+                                                                                            "--logging-policy)")
     assert "match the filters (2000 before" in _fails(capsys, *base, "--since", "2030-01-01")
     assert "not an ISO-8601 time" in _fails(capsys, *base, "--since", "yesterday")
     assert "the window is empty" in _fails(capsys, *base, "--since", "2024-08-09T01:00", "--until", "2024-08-09")
