@@ -260,6 +260,7 @@ def _policy_hint(logged: Sequence[RouterEvent], filters: _Filters) -> str:
 def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
     from router_tuner.tuner.arms import loose_arm_problem
     from router_tuner.tuner.ope.compare import compare, concurrent_policies_warning, policy_spans
+    from router_tuner.tuner.ope.cost import cost_of_reward
 
     filters = _filters(args)
     for flag, ref in (("--candidate", args.candidate), ("--baseline", args.baseline)):
@@ -300,7 +301,7 @@ def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
                           "logging_policy": args.logging_policy}}
     if candidate.run_id is not None:
         (only,) = results
-        metrics = {f"ope_{name}_cost_bps": -est.value for name, est in only.candidate.estimates.items()}
+        metrics = {f"ope_{name}_cost_bps": cost_of_reward(est.value) for name, est in only.candidate.estimates.items()}
         metrics |= {f"ope_{name}_diff_cost_bps": diff.cost_bps for name, diff in only.differences.items()}
         registry().log_to_run(candidate.run_id, metrics=metrics, artifact=output, artifact_file="ope/ope_report.json")
     if args.json:
