@@ -182,7 +182,8 @@ def log_to_mlflow(result: SimulationResult, config: ConfigBundle, summary: dict[
         mlflow.set_tag("job", "simulate")
         options_params = {"seed": options.seed, "orders_per_symbol": options.orders_per_symbol,
                           "symbols": ",".join(result.symbols), "data_source": result.data_source[:480],
-                          "arms": len(result.arm_ids), "learners": ",".join(options.learners)}
+                          "arms": len(result.arm_ids), "learners": ",".join(options.learners),
+                          "default_learner": result.default_learner}  # named as in --json (tuner.learner beside it)
         log_flat(client, run.info.run_id, params=flatten_params({**options_params, **redact(snapshot(config))}),
                  metrics=_metrics(result, summary))
         mlflow.log_dict(snapshot(config), "config_snapshot.json")

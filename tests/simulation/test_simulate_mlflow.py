@@ -61,6 +61,8 @@ def test_simulate_logs_a_parent_run_and_registers_final_policies(
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(line["mlflow_run_id"])
     assert run.data.tags["job"] == "simulate" and run.data.params["learners"] == "ucb,epsilon_greedy"
+    # --json's default_learner under the same name (it was only tuner.learner), here one this run did not run
+    assert run.data.params["default_learner"] == line["default_learner"] == "structured"
     metrics = run.data.metrics
     assert "mean_cost_bps/BTCUSDT/learner_ucb" in metrics and "mean_cost_bps/BTCUSDT/static" in metrics
     assert "cumulative_regret_vs_best_fixed_bps/BTCUSDT/learner_epsilon_greedy" in metrics
