@@ -61,11 +61,15 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--candidate {problem}")
     try:
         since, until = (_day(args.since_day, "--since-day"), _day(args.until_day, "--until-day"))
-        partitions = [p for p in list_partitions(args.dataset)
+        if since is not None and until is not None and since > until:
+            raise ValueError(f"--since-day {since} is after --until-day {until}: the range is empty")
+        every = list_partitions(args.dataset)
+        partitions = [p for p in every
                       if (since is None or p.day >= since) and (until is None or p.day <= until)
                       and (args.symbol is None or p.symbol == args.symbol)]
         if not partitions:
-            raise DatasetError(f"no partition of {args.dataset} matches --symbol/--since-day/--until-day")
+            raise DatasetError(f"no partition of {args.dataset} matches --symbol/--since-day/--until-day; it holds "
+                               f"{_holdings(every)}")
     except (DatasetError, ValueError) as error:
         print(f"router-tuner ope-dataset: {error}", file=sys.stderr)
         return 2
@@ -121,6 +125,12 @@ def _print(symbol: str, report: dict[str, Any]) -> None:
         print(f"  warning: {warning}")
     for note in report["notes"]:
         print(f"  note: {note}")
+
+
+def _holdings(partitions: list[Any]) -> str:
+    """What a dataset holds, for a filter that matched none of it: its days and symbols."""
+    days = sorted({p.day for p in partitions})
+    return f"days {days[0]}..{days[-1]}, symbols {', '.join(sorted({p.symbol for p in partitions}))}"
 
 
 def _day(text: str | None, flag: str) -> str | None:

@@ -70,6 +70,10 @@ def test_symbol_and_day_filters(dataset: Path, capsys: pytest.CaptureFixture[str
     (["--dataset", "MISSING"], "no dataset folder"),
     (["--since-day", "2026-13-01"], "is not a YYYY-MM-DD day"),
     (["--symbol", "NOPE"], "no partition of"),
+    # both said only "no partition … matches"; now what the dataset holds, and an empty range as ope says it
+    (["--since-day", "2027-01-01"], "; it holds days 2026-01-01..2026-01-03, symbols BTCUSDT, ETHUSDT"),
+    (["--since-day", "2026-01-03", "--until-day", "2026-01-01"],
+     "--since-day 2026-01-03 is after --until-day 2026-01-01: the range is empty"),
     (["--candidate", "o9.00_b0.00", "--symbol", "BTCUSDT"], "no support"),
     (["--candidate", "o1_b0"],  # was scored as an arm never taken with a fill, beside o1.00_b0.00 in the log
      "--candidate 'o1_b0' is not an arm id as the journal writes them: write o1.00_b0.00"),
