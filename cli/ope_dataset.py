@@ -5,9 +5,10 @@ Per symbol, never pooled, as ``router-tuner ope`` scores: each symbol's partitio
 days) are one log, evaluated as two rounds of one task per partition and combined exactly
 (:mod:`tuner.ope.partition.evaluate`). ``--workers N`` starts a local Ray for the command, ``--address`` joins
 a cluster (the dataset must be readable at the same path on every node); the numbers are the same either
-way. Every number printed is a cost in bps (lower is better); the low-ESS and IPS/SNIPS warnings are ``ope``'s
-(:func:`tuner.ope.compare.arm_warnings`). A symbol that cannot be scored (no support, a
-partition that does not read) makes the command exit 2, in one stderr line, after the others are printed.
+way. Every number printed is a cost in bps (lower is better); the warnings are ``ope``'s (a low ESS, IPS and SNIPS
+disagreeing, logging policies that routed over the same time: :mod:`tuner.ope.compare`). A symbol that cannot
+be scored (no support, a partition that does not read) makes the command exit 2, in one stderr line, after the
+others are printed.
 """
 
 from __future__ import annotations
