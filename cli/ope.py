@@ -163,7 +163,7 @@ def _symbols(args: argparse.Namespace, refs: Sequence[tuple[str, _Ref]], events:
 
 def _row(name: str, cost: CostInterval, base: CostInterval | None, diff: CostInterval | None, ess: float,
          gap: float | None) -> str:
-    cells = [f"{v:>10.3f}" if v is not None else f"{'-':>10}" for v in (
+    cells = [f"{round(v, 3) + 0.0:>10.3f}" if v is not None else f"{'-':>10}" for v in (  # -1e-16 is 0.000, not -0.000
         cost.cost_bps, cost.ci_low_bps, cost.ci_high_bps, base.cost_bps if base is not None else None,
         *((diff.cost_bps, diff.ci_low_bps, diff.ci_high_bps) if diff is not None else (None, None, None)))]
     return f"  {name:<16}{''.join(cells)}{ess:>9.1f}{gap or 0.0:>13.3f}"

@@ -327,3 +327,17 @@ def _offset_one_policy() -> RouterPolicy:
     """BTCUSDT policy version 1 on the arm o1.00_b0.00 (maker offset 1 bp, never taker first)."""
     policy = RouterPolicy.from_static("BTCUSDT", load_config().router, policy_id="tuner-BTCUSDT")
     return replace(policy, version=1, arm="o1.00_b0.00", maker_offset_bps=1.0, taker_bias=0.0)
+
+
+def test_a_zero_difference_prints_as_zero_never_minus_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Scoring a fixed arm's own log: the paired difference is 0 up to float noise, and sndr printed
+    "0.000 [-0.000, -0.000]" (an interval below its point)."""
+    rng = np.random.default_rng(3)
+    path = tmp_path / "fixed.sqlite"
+    with Journal(path) as journal:
+        journal.append_many([routed(intent_id=f"f{i}", arm="o1.00_b0.00", arrival_ts_ns=T0_NS + i * 1_000_000_000,
+                                    fills=(fill(100.0 + float(rng.normal(0.01, 0.02)), 1.0, trade_id=f"t{i}"),))
+                             for i in range(200)])
+    assert main(["ope", "--journal", str(path), "--candidate", "o1.00_b0.00"]) == 0
+    table = capsys.readouterr().out
+    assert "sndr" in table and "-0.000" not in table
