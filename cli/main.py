@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import os
+import select
 import sys
 import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -30,6 +32,8 @@ from typing import NoReturn
 BAD_INPUT = 2
 RUNTIME_FAILURE = 1
 INTERRUPTED = 130
+READER_GONE = 141
+"""128 + SIGPIPE, as a shell reports a command whose stdout reader went away (``| head``, ``| true``)."""
 
 # command name -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -361,6 +365,30 @@ def build_parser(selected: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_reader_gone(error: BaseException) -> bool:
+    """Whether ``error`` (or what it wraps) is our stdout's reader gone: quiet, as for any shell command, where it
+    was reported as the command's failure ("journal F: Broken pipe"). Stdout is then pointed at /dev/null so that
+    the interpreter's own last flush does not report it again; a socket's broken pipe (a webhook, an MLflow
+    server) leaves stdout's pipe whole and stays a failure."""
+    chain: BaseException | None = error
+    while chain is not None and not isinstance(chain, BrokenPipeError):
+        chain = chain.__cause__ or chain.__context__
+    if chain is None or not _stdout_pipe_broken():
+        return False
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return True
+
+
+def _stdout_pipe_broken() -> bool:
+    """A pipe whose reader has closed polls as an error for its writer (what the failed write met)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll(), or a stdout without a descriptor (a test's capture)
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     selected = next((a for a in arguments if not a.startswith("-")), None)
@@ -377,6 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (Exception, KeyboardInterrupt) as error:
         if args.debug:
             raise
+        if _stdout_reader_gone(error):
+            return READER_GONE
         code, line = describe_failure(error)
         print(f"router-tuner {args.command}: {line}", file=sys.stderr)
         return code

@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import datetime as dt
 import functools
-import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -166,7 +165,7 @@ def _symbols(args: argparse.Namespace, refs: Sequence[tuple[str, _Ref]], events:
 
 def _row(name: str, cost: CostInterval, base: CostInterval | None, diff: CostInterval | None, ess: float,
          gap: float | None) -> str:
-    cells = [f"{v:>10.3f}" if v is not None else f"{'-':>10}" for v in (
+    cells = [f"{round(v, 3) + 0.0:>10.3f}" if v is not None else f"{'-':>10}" for v in (  # -1e-16 is 0.000, not -0.000
         cost.cost_bps, cost.ci_low_bps, cost.ci_high_bps, base.cost_bps if base is not None else None,
         *((diff.cost_bps, diff.ci_low_bps, diff.ci_high_bps) if diff is not None else (None, None, None)))]
     return f"  {name:<16}{''.join(cells)}{ess:>9.1f}{gap or 0.0:>13.3f}"
@@ -241,25 +240,29 @@ def _read_journal(path: Path, symbol: str | None) -> list[RouterEvent]:
         raise ValueError(f"{path}: not a journal ({error})") from None
 
 
-def _concurrent_policies(events: Sequence[RouterEvent]) -> str | None:
-    """A warning when logging policies routed over the same time (a simulation's journal, where every policy
-    routes the same intents): on_policy is then their mixture and one intent counts once per policy. Policies
-    that took over from one another (static, then a tuner) are one log, as live writes it."""
-    spans: dict[str, list[int]] = {}
-    for event in events:
-        span = spans.setdefault(event.policy_id, [event.arrival_ts_ns, event.arrival_ts_ns])
-        span[0], span[1] = min(span[0], event.arrival_ts_ns), max(span[1], event.arrival_ts_ns)
-    ordered = sorted(spans.values())
-    if not any(later[0] <= earlier[1] for earlier, later in itertools.pairwise(ordered)):
-        return None
-    return (f"the log holds {len(spans)} logging policies routing over the same time (a simulation's journal "
-            "routes the same intents with every policy): on_policy is their mixture and each intent counts once per "
-            f"policy; --logging-policy ID scores one of them ({', '.join(sorted(spans))})")
+def _policy_hint(logged: Sequence[RouterEvent], filters: _Filters) -> str:
+    """What the log holds when ``--logging-policy`` names nothing in it: the ids nearest the one asked for (a
+    simulation's journal holds a hundred), or the versions of that id; empty when the policy is not the reason."""
+    import difflib
+
+    if filters.policy_id is None:
+        return ""
+    versions = sorted({e.policy_version for e in logged if e.policy_id == filters.policy_id})
+    if versions:
+        return ("" if filters.policy_version is None or filters.policy_version in versions else
+                f"; {filters.policy_id} logged version(s) {', '.join(map(str, versions))}")
+    ids = sorted({e.policy_id for e in logged})
+    by_lower = {policy_id.lower(): policy_id for policy_id in ids}  # a wrong case is the likeliest slip
+    near = [by_lower[m] for m in difflib.get_close_matches(filters.policy_id.lower(), by_lower, n=3, cutoff=0.5)]
+    near = near or ids[:3]
+    return (f"; no policy {filters.policy_id} in the log, which holds {len(ids)} (e.g. {', '.join(near)}): "
+            "the ids are the journal's policy_id") if ids else ""
 
 
 def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
     from router_tuner.tuner.arms import loose_arm_problem
-    from router_tuner.tuner.ope.compare import compare
+    from router_tuner.tuner.ope.compare import compare, concurrent_policies_warning, policy_spans
+    from router_tuner.tuner.ope.cost import cost_of_reward
 
     filters = _filters(args)
     for flag, ref in (("--candidate", args.candidate), ("--baseline", args.baseline)):
@@ -279,7 +282,7 @@ def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
     if not events or not symbols:
         where = f" for {symbols[0]}" if symbols else ""
         raise ValueError(f"no router events{where} in {args.journal} match the filters "
-                         f"({len(logged)} before --since/--until/--logging-policy)")
+                         f"({len(logged)} before --since/--until/--logging-policy){_policy_hint(logged, filters)}")
     results, skipped = [], []
     for symbol in symbols:
         try:
@@ -289,7 +292,8 @@ def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
         except ValueError as error:
             skipped.append({"symbol": symbol, "reason": str(error)})
             continue
-        if (mixed := _concurrent_policies([e for e in events if e.symbol == symbol])) is not None:
+        spans = policy_spans([e for e in events if e.symbol == symbol])
+        if (mixed := concurrent_policies_warning(spans, "--logging-policy ID scores one of them")) is not None:
             scored = dataclasses.replace(scored, warnings=(*scored.warnings, mixed))
         results.append(scored)
     if not results:
@@ -299,7 +303,7 @@ def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
                           "logging_policy": args.logging_policy}}
     if candidate.run_id is not None:
         (only,) = results
-        metrics = {f"ope_{name}_cost_bps": -est.value for name, est in only.candidate.estimates.items()}
+        metrics = {f"ope_{name}_cost_bps": cost_of_reward(est.value) for name, est in only.candidate.estimates.items()}
         metrics |= {f"ope_{name}_diff_cost_bps": diff.cost_bps for name, diff in only.differences.items()}
         registry().log_to_run(candidate.run_id, metrics=metrics, artifact=output, artifact_file="ope/ope_report.json")
     if args.json:

@@ -5,8 +5,10 @@ Per symbol, never pooled, as ``router-tuner ope`` scores: each symbol's partitio
 days) are one log, evaluated as two rounds of one task per partition and combined exactly
 (:mod:`tuner.ope.partition.evaluate`). ``--workers N`` starts a local Ray for the command, ``--address`` joins
 a cluster (the dataset must be readable at the same path on every node); the numbers are the same either
-way. Every number printed is a cost in bps (lower is better). A symbol that cannot be scored (no support, a
-partition that does not read) makes the command exit 2, in one stderr line, after the others are printed.
+way. Every number printed is a cost in bps (lower is better); the warnings are ``ope``'s (a low ESS, IPS and SNIPS
+disagreeing, logging policies that routed over the same time: :mod:`tuner.ope.compare`). A symbol that cannot
+be scored (no support, a partition that does not read) makes the command exit 2, in one stderr line, after the
+others are printed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from router_tuner.cli.main import (
     whole_number,
 )
 from router_tuner.config.models import SEED_MAX
+
+_ONE_POLICY = "the dataset has no filter by policy: score one of them with `ope --journal FILE --logging-policy ID`"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,11 +62,15 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--candidate {problem}")
     try:
         since, until = (_day(args.since_day, "--since-day"), _day(args.until_day, "--until-day"))
-        partitions = [p for p in list_partitions(args.dataset)
+        if since is not None and until is not None and since > until:
+            raise ValueError(f"--since-day {since} is after --until-day {until}: the range is empty")
+        every = list_partitions(args.dataset)
+        partitions = [p for p in every
                       if (since is None or p.day >= since) and (until is None or p.day <= until)
                       and (args.symbol is None or p.symbol == args.symbol)]
         if not partitions:
-            raise DatasetError(f"no partition of {args.dataset} matches --symbol/--since-day/--until-day")
+            raise DatasetError(f"no partition of {args.dataset} matches --symbol/--since-day/--until-day; it holds "
+                               f"{_holdings(every)}")
     except (DatasetError, ValueError) as error:
         print(f"router-tuner ope-dataset: {error}", file=sys.stderr)
         return 2
@@ -75,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace, config: Any, by_symbol: dict[str, list[Any]], seed: int) -> int:
     from router_tuner.tuner.cluster import ClusterError, TaskFailed, open_runner
+    from router_tuner.tuner.ope.compare import arm_warnings, concurrent_policies_warning
     from router_tuner.tuner.ope.partition.evaluate import evaluate_partitions
     from router_tuner.tuner.ope.partition.layout import DatasetError
 
@@ -87,7 +96,10 @@ def _score(args: argparse.Namespace, config: Any, by_symbol: dict[str, list[Any]
                 except ValueError as error:  # no support for the candidate on this symbol's log
                     reports[symbol] = {"error": str(error)}
                     continue
-                reports[symbol] = report.to_dict() | {"days": [parts[0].day, parts[-1].day]}
+                warnings = arm_warnings(report, config.tuner.deployment.promotion.min_effective_sample_size)
+                if (mixed := concurrent_policies_warning(report.policy_spans, _ONE_POLICY)) is not None:
+                    warnings.append(mixed)
+                reports[symbol] = report.to_dict() | {"days": [parts[0].day, parts[-1].day], "warnings": warnings}
     except (ClusterError, TaskFailed, DatasetError, OSError) as error:
         print(f"router-tuner ope-dataset: {error}", file=sys.stderr)
         return 1
@@ -110,8 +122,16 @@ def _print(symbol: str, report: dict[str, Any]) -> None:
     for name, est in report["estimates"].items():
         print(f"  {name:<12} {est['cost_bps']:8.3f} bps [{est['ci_low_bps']:.3f}, {est['ci_high_bps']:.3f}]  "
               f"ESS {est['ess']:,.0f}")
+    for warning in report["warnings"]:
+        print(f"  warning: {warning}")
     for note in report["notes"]:
         print(f"  note: {note}")
+
+
+def _holdings(partitions: list[Any]) -> str:
+    """What a dataset holds, for a filter that matched none of it: its days and symbols."""
+    days = sorted({p.day for p in partitions})
+    return f"days {days[0]}..{days[-1]}, symbols {', '.join(sorted({p.symbol for p in partitions}))}"
 
 
 def _day(text: str | None, flag: str) -> str | None:

@@ -113,7 +113,9 @@ def register_policy_versions(result: SimulationResult, config: ConfigBundle, tra
             # the learner's own tuner.json, as simulation.learners.learner_runs ran it
             tuner = msgspec.structs.replace(config.tuner, learner=run.learner)
             ran_under = msgspec.structs.replace(config, tuner=tuner)
-            publisher = MlflowPublisher(staging, ran_under, parent_run_id=parent)
+            # the parent run's ``seed`` on every version: tuner.seed is in the snapshot, not in the version's params
+            publisher = MlflowPublisher(staging, ran_under, parent_run_id=parent,
+                                        run_params={"seed": result.options.seed})
             # a run killed between the swap's delete and its rename left its whole staging model and none in place
             registry.finish_replacing(symbol, staging.model_name(symbol))
             staging.delete_model(symbol)  # left by a run killed while registering
@@ -180,7 +182,8 @@ def log_to_mlflow(result: SimulationResult, config: ConfigBundle, summary: dict[
         mlflow.set_tag("job", "simulate")
         options_params = {"seed": options.seed, "orders_per_symbol": options.orders_per_symbol,
                           "symbols": ",".join(result.symbols), "data_source": result.data_source[:480],
-                          "arms": len(result.arm_ids), "learners": ",".join(options.learners)}
+                          "arms": len(result.arm_ids), "learners": ",".join(options.learners),
+                          "default_learner": result.default_learner}  # named as in --json (tuner.learner beside it)
         log_flat(client, run.info.run_id, params=flatten_params({**options_params, **redact(snapshot(config))}),
                  metrics=_metrics(result, summary))
         mlflow.log_dict(snapshot(config), "config_snapshot.json")

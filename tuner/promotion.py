@@ -112,7 +112,7 @@ def judge(events: Sequence[RouterEvent], candidate_arm: str, symbol: str, rule: 
     if estimate.ess < rule.min_effective_sample_size:
         return verdict(False, f"effective sample size {estimate.ess:.1f} < {rule.min_effective_sample_size:g}",
                        estimate, champion, n)
-    upper_bps, champion_bps = CostInterval.of(estimate).ci_high_bps, -champion.value
+    upper_bps, champion_bps = CostInterval.of(estimate).ci_high_bps, CostInterval.of(champion).cost_bps
     needed_bps = champion_bps - rule.margin_bps
     versus = (f"the champion's {champion_bps:.3f} bps - {rule.margin_bps:g} bps margin = {needed_bps:.3f} bps "
               f"(cost, lower is better)")

@@ -130,6 +130,7 @@ class PolicyRegistry:
         config_snapshot: Mapping[str, Any],
         run_name: str | None = None,
         parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> PolicyVersion:
         """Record a new version as an MLflow run with a pyfunc model, register it and make it ``challenger``.
 
@@ -141,7 +142,8 @@ class PolicyRegistry:
         The first version of a symbol also becomes ``champion`` (gate record ``initial``,
         :mod:`tuner.gate_record`): something must act. The config snapshot is written through
         :func:`config.redact.redact`, whoever built it: a pasted key never reaches MLflow.
-        ``parent_run_id`` nests the version's run under another (the simulation's).
+        ``parent_run_id`` nests the version's run under another (the simulation's); ``tags`` are added to the run's
+        own (the publisher's ``learner``, so a reviewer filtering runs by learner finds its versions too).
         """
         symbol, name = policy.symbol, self.model_name(policy.symbol)
         expected = self._next_version(name)
@@ -154,11 +156,12 @@ class PolicyRegistry:
                 f"{symbol}: policy version {policy.version} would be registered as {name} version {expected}; "
                 f"the registry version must be the policy version, so versions are published in order "
                 f"(restore the tuner's state, or publish under a new model prefix)")
-        tags = {"symbol": symbol, "kind": "policy_version", "policy_version": str(policy.version), **owner_tags()}
+        run_tags = {**(tags or {}), "symbol": symbol, "kind": "policy_version", "policy_version": str(policy.version),
+                    **owner_tags()}
         if parent_run_id is not None:
-            tags[PARENT_RUN_TAG] = parent_run_id
+            run_tags[PARENT_RUN_TAG] = parent_run_id
         run = self._client.create_run(self._experiment_id, run_name=run_name or f"{symbol}-v{policy.version}",
-                                      tags=tags)
+                                      tags=run_tags)
         run_id = run.info.run_id
         try:
             self._log_version(run_id, policy, params, metrics, config_snapshot)

@@ -179,7 +179,7 @@ class ShadowMonitor:
             return verdict(False, f"agreement window {window}/{self.rule.agreement_window} not full", estimate, acting)
         if agreement < self.rule.min_agreement:
             return verdict(False, f"agreement {agreement:.3f} < {self.rule.min_agreement:g}", estimate, acting)
-        upper_bps, acting_bps = CostInterval.of(estimate).ci_high_bps, -acting.value
+        upper_bps, acting_bps = CostInterval.of(estimate).ci_high_bps, CostInterval.of(acting).cost_bps
         ceiling_bps = acting_bps + self.rule.max_shortfall_bps
         versus = (f"the acting policy's {acting_bps:.3f} bps + {self.rule.max_shortfall_bps:g} bps allowed shortfall "
                   f"= {ceiling_bps:.3f} bps (cost, lower is better)")

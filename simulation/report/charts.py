@@ -224,19 +224,27 @@ def arm_choice_chart(result: SimulationResult, symbol: str) -> Chart | None:
     sym = result.symbols[symbol]
     arms = list(result.arm_ids)
     shares = breakdown.rolling_arm_shares(sym.runs[tuner].events, arms, ARM_CHOICE_WINDOW)
+    window = _window_words(shares.shape[0])
     x = np.arange(1, shares.shape[0] + 1)
     figure = _new_figure()
     for column, arm in enumerate(arms):
         figure.add_scatter(x=x, y=shares[:, column].astype(_DRAWN), mode="lines", stackgroup="arms", name=arm,
                            line={"width": 0.5, "color": _PALETTE[column % len(_PALETTE)]},
                            hovertemplate=f"{arm}: %{{y:.0%}} of the last orders up to %{{x}}<extra></extra>")
-    _layout(figure, x="orders routed (arrival order)", y=f"share of the last {ARM_CHOICE_WINDOW} orders")
+    _layout(figure, x="orders routed (arrival order)", y=f"share of {window}")
     figure.update_layout(yaxis={"range": [0, 1], "tickformat": ".0%"})
     outcome = sym.learners[tuner.removeprefix(LEARNER_PREFIX)]
     return Chart(f"{symbol}-arm-choice", f"Arm choice over time ({tuner})",
-                 f"Which arm the tuner routed with, as a share of its last {ARM_CHOICE_WINDOW} orders (exploration "
-                 f"included). Its final greedy arm is {outcome.greedy_arm or NO_GREEDY_ARM}; the best fixed arm in "
-                 f"hindsight is {sym.best_fixed.removeprefix(FIXED_PREFIX)}.", figure)
+                 f"Which arm the tuner routed with, as a share of {window} (exploration included). Its final "
+                 f"greedy arm is {outcome.greedy_arm or NO_GREEDY_ARM}; the best fixed arm in hindsight is "
+                 f"{sym.best_fixed.removeprefix(FIXED_PREFIX)}.", figure)
+
+
+def _window_words(orders: int) -> str:
+    """What a rolling arm share is over: a run shorter than the window never has "the last 50 orders"."""
+    if orders <= ARM_CHOICE_WINDOW:
+        return "the orders so far"
+    return f"the last {ARM_CHOICE_WINDOW} orders (the orders so far, before the {ARM_CHOICE_WINDOW}th)"
 
 
 def ope_chart(result: SimulationResult, symbol: str) -> Chart | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from router_tuner.cli.main import BAD_INPUT, INTERRUPTED, RUNTIME_FAILURE, describe_failure, main
+from router_tuner.cli.main import BAD_INPUT, INTERRUPTED, READER_GONE, RUNTIME_FAILURE, describe_failure, main
 from router_tuner.config import ConfigError, ConfigIssue
 from router_tuner.executor.journal import Journal
 from router_tuner.executor.store import ExecutorStore
@@ -242,6 +242,18 @@ def test_the_real_process_prints_one_line_and_debug_shows_the_traceback(tmp_path
                             str(missing)],
                            capture_output=True, text=True, check=False)
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "FileNotFoundError" in debug.stderr
+
+
+def test_a_reader_that_goes_away_is_quiet_as_for_any_shell_command(journal_path: Path) -> None:
+    """``router-tuner journal count … | head -1`` (or ``| true``) printed "router-tuner journal: journal F: Broken
+    pipe", blaming the journal, and exited 1: a script under ``pipefail`` took it for a failed command."""
+    for argv in (["journal", "count", "--journal", str(journal_path)], ["config", "check", "--json"]):
+        process = subprocess.Popen([sys.executable, "-m", "router_tuner.cli", *argv], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # the reader is gone before the command writes
+        err = process.stderr.read()
+        assert (process.wait(timeout=120), err) == (READER_GONE, b"")
 
 
 @pytest.mark.parametrize(("error", "code", "text"), [

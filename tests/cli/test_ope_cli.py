@@ -112,6 +112,12 @@ def test_time_window_and_logging_policy_filters(journal_path: Path, capsys: pyte
     assert by_policy["results"][0]["candidate"]["n_events"] == N // 2
     assert _run_json(capsys, *base, "--logging-policy", "pA:1")["results"][0]["candidate"]["n_events"] == N // 2
     assert "no router events for BTCUSDT" in _fails(capsys, *base, "--logging-policy", "pA:2")
+    # the message names what the log holds (it said only "match the filters"; a simulation's journal holds 92 ids)
+    assert _fails(capsys, *base, "--logging-policy", "pA:2").endswith("; pA logged version(s) 1")
+    assert _fails(capsys, *base, "--logging-policy", "pa").endswith(
+        "; no policy pa in the log, which holds 2 (e.g. pA, pB): the ids are the journal's policy_id")
+    assert _fails(capsys, *base, "--since", "2030-01-01", "--logging-policy", "pA").endswith("before --since/--until/"
+                                                                                            "--logging-policy)")
     assert "match the filters (2000 before" in _fails(capsys, *base, "--since", "2030-01-01")
     assert "not an ISO-8601 time" in _fails(capsys, *base, "--since", "yesterday")
     assert "the window is empty" in _fails(capsys, *base, "--since", "2024-08-09T01:00", "--until", "2024-08-09")
@@ -322,3 +328,17 @@ def _offset_one_policy() -> RouterPolicy:
     """BTCUSDT policy version 1 on the arm o1.00_b0.00 (maker offset 1 bp, never taker first)."""
     policy = RouterPolicy.from_static("BTCUSDT", load_config().router, policy_id="tuner-BTCUSDT")
     return replace(policy, version=1, arm="o1.00_b0.00", maker_offset_bps=1.0, taker_bias=0.0)
+
+
+def test_a_zero_difference_prints_as_zero_never_minus_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Scoring a fixed arm's own log: the paired difference is 0 up to float noise, and sndr printed
+    "0.000 [-0.000, -0.000]" (an interval below its point)."""
+    rng = np.random.default_rng(3)
+    path = tmp_path / "fixed.sqlite"
+    with Journal(path) as journal:
+        journal.append_many([routed(intent_id=f"f{i}", arm="o1.00_b0.00", arrival_ts_ns=T0_NS + i * 1_000_000_000,
+                                    fills=(fill(100.0 + float(rng.normal(0.01, 0.02)), 1.0, trade_id=f"t{i}"),))
+                             for i in range(200)])
+    assert main(["ope", "--journal", str(path), "--candidate", "o1.00_b0.00"]) == 0
+    table = capsys.readouterr().out
+    assert "sndr" in table and "-0.000" not in table

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import msgspec
 import numpy as np
 import pytest
@@ -53,6 +56,15 @@ def test_cost_view_negates_and_swaps_bounds() -> None:
     assert (view["ci_low_bps"], view["ci_high_bps"]) == (-est.ci_high, -est.ci_low)
     assert not {"value", "ci_low", "ci_high", "logging_value"} & set(view)
     assert view["ess"] == est.ess and view["notes"] == []
+
+
+def test_a_zero_reward_bound_is_a_plain_zero_cost_never_minus_zero() -> None:
+    """A 5-order simulation's IPS bound was a reward of 0.0 (no resample weighted an event): the report and
+    --json showed its cost as -0.00 / -0.0."""
+    interval = CostInterval.from_reward(-13.7, -33.2, 0.0)
+    assert math.copysign(1.0, interval.ci_low_bps) == 1.0 and f"{interval.ci_low_bps:.2f}" == "0.00"
+    assert CostInterval.from_reward(0.0, -1.0, 1.0).cost_bps == 0.0
+    assert json.dumps(CostInterval.from_reward(-0.0, 0.0, -0.0).to_dict()).count("-") == 0
 
 
 @settings(max_examples=30, deadline=None)

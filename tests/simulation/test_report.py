@@ -131,6 +131,17 @@ def test_report_refuses_an_empty_result(tmp_path: Path) -> None:
         write_report(empty, tmp_path)
 
 
+def test_the_arm_choice_chart_says_what_its_shares_are_over(learned: SimulationResult) -> None:
+    """A 30-order run was labelled "share of the last 50 orders" (a 5-order run too): the share is over the orders
+    so far until the window fills."""
+    chart = charts.arm_choice_chart(learned, SYMBOLS[0])
+    assert chart is not None and "as a share of the orders so far (exploration" in chart.caption
+    assert chart.figure.layout.yaxis.title.text == "share of the orders so far"
+    assert "last 50" not in chart.caption
+    longer = charts._window_words(charts.ARM_CHOICE_WINDOW + 1)
+    assert longer == "the last 50 orders (the orders so far, before the 50th)"
+
+
 def test_every_chart_is_what_plotly_validation_makes_of_it() -> None:
     """The charts are built without plotly's per-property validation: each figure built again through it (as the
     charts were before) is the same figure, field by field."""

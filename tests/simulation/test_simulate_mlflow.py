@@ -61,6 +61,8 @@ def test_simulate_logs_a_parent_run_and_registers_final_policies(
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(line["mlflow_run_id"])
     assert run.data.tags["job"] == "simulate" and run.data.params["learners"] == "ucb,epsilon_greedy"
+    # --json's default_learner under the same name (it was only tuner.learner), here one this run did not run
+    assert run.data.params["default_learner"] == line["default_learner"] == "structured"
     metrics = run.data.metrics
     assert "mean_cost_bps/BTCUSDT/learner_ucb" in metrics and "mean_cost_bps/BTCUSDT/static" in metrics
     assert "cumulative_regret_vs_best_fixed_bps/BTCUSDT/learner_epsilon_greedy" in metrics
@@ -88,6 +90,8 @@ def test_simulate_logs_a_parent_run_and_registers_final_policies(
         # the learner's reward-scale cost is not the journal's cost_bps the report averages: named apart from it
         assert "learned_cost_bps" in version_run.data.metrics and "cost_bps" not in version_run.data.metrics
         assert version_run.data.params["router.simulation.intents.orders_per_symbol"] == "40"
+        # a reviewer reads a version's seed and learner off the run itself, named as on the parent and learner runs
+        assert version_run.data.params["seed"] == "5" and version_run.data.tags["learner"] == v["learner"]
         snap = json.loads(Path(client.download_artifacts(version_run.info.run_id, "config/config_snapshot.json",
                                                          str(tmp_path))).read_text())
         assert (snap["tuner"]["learner"], snap["tuner"]["seed"]) == (v["learner"], 5)

@@ -35,10 +35,12 @@ class RecordingRegistry:
         self.tagged: list[tuple[str, int, dict[str, str]]] = []
 
     def publish(self, policy: RouterPolicy, *, params: Mapping[str, Any], metrics: Mapping[str, float],
-                config_snapshot: Mapping[str, Any], run_name: str, parent_run_id: str | None) -> PolicyVersion:
+                config_snapshot: Mapping[str, Any], run_name: str, parent_run_id: str | None,
+                tags: Mapping[str, str] | None = None) -> PolicyVersion:
         symbol = policy.symbol
         self.published.append({"symbol": symbol, "policy": policy, "params": dict(params),
-                               "metrics": dict(metrics), "config_snapshot": config_snapshot, "run_name": run_name})
+                               "metrics": dict(metrics), "config_snapshot": config_snapshot, "run_name": run_name,
+                               "tags": dict(tags or {})})
         version = len(self.published)
         aliases = ("challenger", "champion") if version == 1 else ("challenger",)
         return PolicyVersion(symbol, f"m-{symbol}", version, f"run{version}", aliases, policy.as_params(),
@@ -89,6 +91,7 @@ def test_mlflow_publisher_sends_params_metrics_policy_and_config_snapshot() -> N
     for section in ("risk_limits", "router", "executor"):
         assert call["params"][section] == snapshot(bundle)[section]
     assert call["params"]["learner"] == "thompson" and "arm_grid" in call["params"]
+    assert call["tags"] == {"learner": "thompson"}, "a version run is found by tags.learner, as the learner runs are"
     assert call["metrics"] == record.metrics.as_dict()
     assert call["config_snapshot"] == snapshot(bundle)
     assert registry.promoted == []

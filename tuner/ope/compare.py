@@ -9,14 +9,15 @@ never explored, or IPS and SNIPS telling different stories. Everything here is i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from router_tuner.config.models import OpeConfig
 from router_tuner.router.events import RouterEvent
 from router_tuner.tuner.ope.cost import CostInterval
-from router_tuner.tuner.ope.estimators import paired_interval
+from router_tuner.tuner.ope.estimators import OpeEstimate, paired_interval
 from router_tuner.tuner.ope.run import CandidateReport, evaluate_candidate
 
 ON_POLICY = "on_policy"
@@ -77,8 +78,19 @@ def log_warnings(report: CandidateReport) -> list[str]:
             "an arm's estimates rest on the events that happened to choose it and their intervals are too narrow"]
 
 
-def arm_warnings(report: CandidateReport, min_effective_sample_size: float) -> list[str]:
-    """Why the numbers of ``report``'s arm may not mean what they say (empty when we see nothing wrong)."""
+class ScoredArm(Protocol):
+    """What :func:`arm_warnings` reads of a scored arm: one journal's report or a partitioned dataset's."""
+
+    @property
+    def candidate_arm(self) -> str: ...
+
+    @property
+    def estimates(self) -> Mapping[str, OpeEstimate]: ...
+
+
+def arm_warnings(report: ScoredArm, min_effective_sample_size: float) -> list[str]:
+    """Why the numbers of ``report``'s arm may not mean what they say (empty when we see nothing wrong); the
+    same for ``ope`` and ``ope-dataset``, so one log scored either way is trusted or doubted alike."""
     out = []
     ess = min(est.ess for est in report.estimates.values())
     if ess < min_effective_sample_size:
@@ -92,3 +104,25 @@ def arm_warnings(report: CandidateReport, min_effective_sample_size: float) -> l
                    f"{a.cost_bps:.3f} [{a.ci_low_bps:.3f}, {a.ci_high_bps:.3f}] vs SNIPS {b.cost_bps:.3f} "
                    f"[{b.ci_low_bps:.3f}, {b.ci_high_bps:.3f}] bps: the importance weights are unstable")
     return out
+
+
+def policy_spans(events: Sequence[RouterEvent]) -> dict[str, tuple[int, int]]:
+    """Each logging policy's first and last arrival (ns) in ``events``."""
+    spans: dict[str, tuple[int, int]] = {}
+    for event in events:
+        low, high = spans.get(event.policy_id, (event.arrival_ts_ns, event.arrival_ts_ns))
+        spans[event.policy_id] = (min(low, event.arrival_ts_ns), max(high, event.arrival_ts_ns))
+    return spans
+
+
+def concurrent_policies_warning(spans: Mapping[str, tuple[int, int]], how_to_pick: str) -> str | None:
+    """A warning when logging policies routed over the same time (a simulation's journal, where every policy
+    routes the same intents): on_policy is then their mixture and one intent counts once per policy. Policies
+    that took over from one another (static, then a tuner) are one log, as live writes it. ``how_to_pick``
+    says how the command at hand scores one of them."""
+    ordered = sorted(spans.values())
+    if not any(later[0] <= earlier[1] for earlier, later in itertools.pairwise(ordered)):
+        return None
+    return (f"the log holds {len(spans)} logging policies routing over the same time (a simulation's journal "
+            "routes the same intents with every policy): on_policy is their mixture and each intent counts once per "
+            f"policy; {how_to_pick} ({', '.join(sorted(spans))})")

@@ -13,6 +13,12 @@ from typing import Any
 from router_tuner.tuner.ope.estimators import OpeEstimate
 
 
+def cost_of_reward(reward: float) -> float:
+    """``-reward`` as a cost, with a zero reward a plain ``0.0``: a bare negation would print ``-0.00`` (an IPS
+    bound where no resampled event carries weight)."""
+    return 0.0 - reward
+
+
 @dataclass(frozen=True, slots=True)
 class CostInterval:
     """A cost in bps with its interval; built from a reward and its interval (the bounds swap)."""
@@ -23,7 +29,8 @@ class CostInterval:
 
     @classmethod
     def from_reward(cls, value: float, ci_low: float, ci_high: float) -> CostInterval:
-        return cls(cost_bps=-value, ci_low_bps=-ci_high, ci_high_bps=-ci_low)
+        return cls(cost_bps=cost_of_reward(value), ci_low_bps=cost_of_reward(ci_high),
+                   ci_high_bps=cost_of_reward(ci_low))
 
     @classmethod
     def of(cls, estimate: OpeEstimate) -> CostInterval:
@@ -39,4 +46,4 @@ def cost_view(estimate: OpeEstimate) -> dict[str, Any]:
     out = estimate.to_dict()
     for reward_key in ("value", "ci_low", "ci_high", "logging_value"):
         del out[reward_key]
-    return out | CostInterval.of(estimate).to_dict() | {"logging_cost_bps": -estimate.logging_value}
+    return out | CostInterval.of(estimate).to_dict() | {"logging_cost_bps": cost_of_reward(estimate.logging_value)}

@@ -135,7 +135,8 @@ class MlflowPublisher:
     Params: the record's :meth:`PolicyRecord.params` plus the risk, router and executor configuration
     (:data:`CONFIG_PARAM_SECTIONS`), flattened by the registry to one key per setting
     (``router.static_policy.maker_ttl_ms``, ``risk_limits.symbol_caps.max_nav_pct``); metrics:
-    :class:`VersionMetrics`; artifacts: the policy document, the pyfunc model and the full config snapshot.
+    :class:`VersionMetrics`; tags: ``learner`` beside the registry's own (as the simulation's learner runs are
+    tagged); artifacts: the policy document, the pyfunc model and the full config snapshot.
     A ``rollback`` version is promoted to ``champion`` at once: it returns to knobs that already proved
     themselves, and the router must stop running the degraded ones without waiting for a person or an OPE
     gate (its gate record says so: ``tuner_rollback``). Other versions become ``challenger``.
@@ -171,7 +172,7 @@ class MlflowPublisher:
         published = self._registry.publish(
             policy, params=params, metrics=record.metrics.as_dict(),
             config_snapshot=self._snapshot, run_name=f"{policy.symbol}-v{policy.version}-{record.reason}",
-            parent_run_id=self._parent_run_id)
+            parent_run_id=self._parent_run_id, tags={"learner": record.learner})
         if record.reason != "rollback":
             return
         if CHAMPION not in published.aliases:

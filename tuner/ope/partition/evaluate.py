@@ -48,7 +48,8 @@ from router_tuner.tuner.ope.run import bootstrap_from_config, estimators_from_co
 class PartitionedReport:
     """A candidate arm's estimates and the logging policy's value over every partition, and how many
     partitions, rows and scored events they hold, and the filled events left out for a flag, by flag
-    (``tuner.ope.log.skip_reason``: as one journal's OPE leaves them out)."""
+    (``tuner.ope.log.skip_reason``: as one journal's OPE leaves them out); ``policy_spans``: each logging policy's
+    first and last arrival (ns), empty when the files do not name them."""
 
     candidate_arm: str
     n_partitions: int
@@ -59,6 +60,7 @@ class PartitionedReport:
     logging: OpeEstimate
     estimates: dict[str, OpeEstimate]
     skipped_flagged: dict[str, int]
+    policy_spans: dict[str, tuple[int, int]]
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -71,7 +73,8 @@ class PartitionedReport:
         return {"candidate_arm": self.candidate_arm, "n_partitions": self.n_partitions, "rows": self.rows,
                 "n_events": self.n_events, "skipped_unfilled": self.rows - self.n_events - flagged,
                 "skipped_flagged": dict(self.skipped_flagged), "notes": list(self.notes),
-                "arm_ids": list(self.arm_ids), "bootstrap_buckets": self.n_buckets,
+                "arm_ids": list(self.arm_ids), "logging_policies": sorted(self.policy_spans),
+                "bootstrap_buckets": self.n_buckets,
                 "logging": cost_view(self.logging),
                 "estimates": {name: cost_view(est) for name, est in self.estimates.items()}}
 
@@ -112,7 +115,8 @@ def evaluate_partitions(partitions: Sequence[Partition], candidate_arm: str, con
     logging = _estimate(ON_POLICY, tables, resampler, notes=(), reward_model=None)
     return PartitionedReport(candidate_arm=candidate_arm, n_partitions=len(partitions), rows=totals.rows,
                              n_events=tables.n, arm_ids=arm_ids, n_buckets=bootstrap.max_blocks,
-                             logging=logging, estimates=estimates, skipped_flagged=dict(totals.flagged))
+                             logging=logging, estimates=estimates, skipped_flagged=dict(totals.flagged),
+                             policy_spans=dict(totals.policy_spans))
 
 
 def table_components(table: np.ndarray) -> list[Component]:

@@ -146,8 +146,9 @@ def list_partitions(root: Path) -> list[Partition]:
     return sorted(found)
 
 
-def read_ope_columns(path: Path, columns: Sequence[str] = OPE_COLUMNS) -> pa.Table:
-    """``columns`` (of :data:`OPE_COLUMNS`) of one partition file, the arm dictionary-encoded (few arms)."""
+def read_ope_columns(path: Path, columns: Sequence[str] = OPE_COLUMNS, optional: Sequence[str] = ()) -> pa.Table:
+    """``columns`` (of :data:`OPE_COLUMNS`) of one partition file, the arm dictionary-encoded (few arms), and those
+    of ``optional`` the file has (what only a warning needs: a dataset written by other code may lack them)."""
     try:
         names = pq.read_schema(path).names
         if "symbol" in names:  # a partition's symbol is its folder's, never a column
@@ -155,7 +156,7 @@ def read_ope_columns(path: Path, columns: Sequence[str] = OPE_COLUMNS) -> pa.Tab
                                "--out` file copied in?); its rows would be scored as the folder's symbol: move it out")
         if missing := [c for c in columns if c not in names]:
             raise KeyError(f"no column {', '.join(missing)}")
-        table = pq.read_table(path, columns=list(columns), read_dictionary=["arm"])
+        table = pq.read_table(path, columns=[*columns, *(c for c in optional if c in names)], read_dictionary=["arm"])
     except (OSError, pa.ArrowInvalid, KeyError) as error:
         raise DatasetError(f"{path}: cannot read the OPE columns {tuple(columns)}: {error}") from error
     return table

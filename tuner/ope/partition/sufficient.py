@@ -15,7 +15,7 @@ bootstrap resamples, so point values and intervals do not depend on how the log 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,13 +44,16 @@ class ArmTotals:
     reward_sums: dict[str, float]
     rows: int
     flagged: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FLAGS, 0))
+    policy_spans: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Per logging policy, its first and last arrival (ns): policies that routed over the same time are a warning."""
 
     def merge(self, other: ArmTotals) -> ArmTotals:
         arms = sorted(set(self.counts) | set(other.counts))
         return ArmTotals(counts={a: self.counts.get(a, 0) + other.counts.get(a, 0) for a in arms},
                          reward_sums={a: self.reward_sums.get(a, 0.0) + other.reward_sums.get(a, 0.0) for a in arms},
                          rows=self.rows + other.rows,
-                         flagged={f: self.flagged.get(f, 0) + other.flagged.get(f, 0) for f in FLAGS})
+                         flagged={f: self.flagged.get(f, 0) + other.flagged.get(f, 0) for f in FLAGS},
+                         policy_spans=merge_spans(self.policy_spans, other.policy_spans))
 
     @property
     def arm_ids(self) -> tuple[str, ...]:
@@ -95,15 +98,38 @@ def read_filled(path: Path) -> FilledEvents:
 
 
 def arm_totals(path: Path) -> ArmTotals:
-    """Pass 1 on one partition file (reads only the arm, cost and error columns)."""
-    table = read_ope_columns(path, ("arm", "cost_bps", "error"))
+    """Pass 1 on one partition file (reads only the arm, cost and error columns, and the logging policy and arrival
+    time where the file has them)."""
+    table = read_ope_columns(path, ("arm", "cost_bps", "error"), optional=("policy_id", "arrival_ts_ns"))
     filled, flagged = _filled(table)
     labels, codes = _arm_codes(filled)
     counts = np.bincount(codes, minlength=len(labels))
     sums = np.bincount(codes, weights=-filled.column("cost_bps").to_numpy(), minlength=len(labels))
     return ArmTotals(counts={a: int(counts[i]) for i, a in enumerate(labels)},
                      reward_sums={a: float(sums[i]) for i, a in enumerate(labels)}, rows=table.num_rows,
-                     flagged=flagged)
+                     flagged=flagged, policy_spans=_policy_spans(table))
+
+
+def _policy_spans(table: pa.Table) -> dict[str, tuple[int, int]]:
+    """Each logging policy's first and last arrival in ``table`` (every row, filled or not, as ``ope`` counts
+    them); empty when the file has no such columns."""
+    if "policy_id" not in table.column_names or "arrival_ts_ns" not in table.column_names:
+        return {}
+    grouped = pa.table({"policy": table.column("policy_id"),
+                        "ts": pc.cast(table.column("arrival_ts_ns"), pa.int64())}).group_by("policy").aggregate(
+        [("ts", "min"), ("ts", "max")])
+    return {policy: (low, high) for policy, low, high in zip(grouped.column("policy").to_pylist(),
+                                                               grouped.column("ts_min").to_pylist(),
+                                                               grouped.column("ts_max").to_pylist(), strict=True)}
+
+
+def merge_spans(a: Mapping[str, tuple[int, int]], b: Mapping[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """Two maps of (first, last) times per key, combined: the earliest first and the latest last."""
+    out = dict(a)
+    for key, (low, high) in b.items():
+        known = out.get(key)
+        out[key] = (low, high) if known is None else (min(known[0], low), max(known[1], high))
+    return out
 
 
 def _filled(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
