@@ -50,8 +50,8 @@ from router_tuner.simulation.markets import (
     synthetic_market_from_tape,
 )
 from router_tuner.simulation.policies import ALWAYS_TAKER, FIXED_PREFIX, STATIC
+from router_tuner.simulation.results import captured_share, segment_oracle_cost_bps
 from router_tuner.simulation.results import costs as run_costs
-from router_tuner.simulation.results import segment_oracle_cost_bps
 from router_tuner.simulation.runner import run_policy, with_engine
 from router_tuner.simulation.sweep.grid import GridError, parse_axis, with_settings
 from router_tuner.tuner.factory import build_grid
@@ -81,10 +81,9 @@ class MarketScore:
         fixed = {k: v for k, v in self.costs.items() if k.startswith(FIXED_PREFIX)}
         return min(sorted(fixed), key=fixed.__getitem__)
 
-    def captured(self, policy: str) -> float:
+    def captured(self, policy: str) -> float | None:
         """Share of the always-taker -> best-fixed gap that ``policy`` captures (1.0 = as good as the best)."""
-        gap = self.costs[ALWAYS_TAKER] - self.costs[self.best_fixed]
-        return (self.costs[ALWAYS_TAKER] - self.costs[policy]) / gap if gap > 1e-9 else float("nan")
+        return captured_share(self.costs[policy], self.costs[ALWAYS_TAKER], self.costs[self.best_fixed])
 
 
 def part_intents(market: SimMarket, orders: int, config: ConfigBundle, seed: int, part: str) -> list[SimIntent]:
@@ -199,7 +198,7 @@ def print_scores(scores: list[MarketScore], learners: tuple[str, ...]) -> None:
         c = s.costs
         row = (f"{s.label:>26} {c[ALWAYS_TAKER]:6.2f} {c[STATIC]:6.2f} {s.oracle_cost:6.2f} {c[s.best_fixed]:6.2f} "
                f"{s.best_fixed[6:]:>12} ")
-        row += " ".join(f"{c[n]:10.2f} {c[n] - c[s.best_fixed]:+6.2f} {c[n] - c[STATIC]:+6.2f} {s.captured(n):5.0%}"
+        row += " ".join(f"{c[n]:10.2f} {c[n] - c[s.best_fixed]:+6.2f} {c[n] - c[STATIC]:+6.2f} {_share(s.captured(n))}"
                         for n in names)
         print(row)
     print_hindsight_optimism(scores)
@@ -209,6 +208,10 @@ def print_scores(scores: list[MarketScore], learners: tuple[str, ...]) -> None:
         print(f"{n}: mean vs best fixed {vs_best.mean():+.3f} bps (worst {vs_best.max():+.3f}); mean vs static "
               f"{vs_static.mean():+.3f} bps (worst {vs_static.max():+.3f}); drift alarms "
               + ", ".join(f"{s.label} {s.drifts[n]}" for s in scores if s.drifts[n]))
+
+
+def _share(share: float | None) -> str:
+    return "  n/a" if share is None else f"{share:5.0%}"
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, *, learners: str, seeds: str) -> None:
