@@ -164,6 +164,11 @@ def run(args: argparse.Namespace) -> int:
     if result.shadow_not_simulated:
         print(f"shadow scenario symbols not simulated: {', '.join(result.shadow_not_simulated)}")
     print(f"journal: {journal}\nreport: {report.html}")
+    if not args.no_mlflow:  # where a reviewer finds the run (the store may be a default they never named)
+        from router_tuner.tuner.registry import resolve_tracking_uri
+
+        print(f"mlflow: run {summary['mlflow_run_id']} in experiment {config.tuner.mlflow.experiment} at "
+              f"{resolve_tracking_uri(config.tuner.mlflow.tracking_uri, override=args.tracking_uri)}")
     if args.json:
         print(json_line(summary))
     return 0

@@ -135,9 +135,12 @@ def test_simulate_tracking_uri_wins_over_the_environment(tmp_path: Path, monkeyp
                  "--workers", "1", "--out", str(tmp_path / "out"), "--tracking-uri", f"sqlite:///{chosen_db}",
                  "--json"])
     assert code == 0
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    printed = capsys.readouterr().out.strip().splitlines()
+    line = json.loads(printed[-1])
     run = MlflowClient(tracking_uri=f"sqlite:///{chosen_db}").get_run(line["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.params["orders_per_symbol"] == "8"
+    assert printed[-2] == f"mlflow: run {line['mlflow_run_id']} in experiment router-tuner at sqlite:///{chosen_db}", \
+        "the text says where a reviewer finds the run, as --json does"
     assert not env_db.exists(), "the environment's store is not touched"
     with pytest.raises(SystemExit) as stopped:
         main(["simulate", "--orders", "8", "--tracking-uri", ""])
