@@ -302,7 +302,7 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                 "router.json", "$.close_position_quotes",
                 f"{symbol} is quoted in {entry.quote}, which is not listed: "
                 "its positions could not be closed"))
-        if not entry.venue_symbol.split("_")[0].endswith(entry.quote):  # BTCUSDT, BTCUSD_PERP: base then quote
+        if not entry.venue_symbol.split("_")[0].upper().endswith(entry.quote.upper()):  # BTCUSDT, BTCUSD_PERP
             issues.append(ConfigIssue(
                 "strategy_config.json", f"$.universe.{symbol}.quote",
                 f"{entry.quote} is not the quote venue symbol {entry.venue_symbol} ends with (Binance names a pair "
