@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 _HIDDEN = {"Cc": "a control character", "Cf": "an invisible format character", "Cs": "a lone UTF-16 surrogate",
@@ -110,3 +110,9 @@ def json_error_hint(error: json.JSONDecodeError) -> str:
     if error.msg == "Extra data":
         return "; the file goes on after its JSON object (a second object, a pasted fragment): keep the one object"
     return ""
+
+
+def repeated_keys(keys: Iterable[str]) -> list[str]:
+    """The keys given more than once, sorted: ``json`` keeps the last of them silently, so the document is ambiguous."""
+    listed = list(keys)
+    return sorted({key for key in listed if listed.count(key) > 1})

@@ -148,11 +148,18 @@ def test_policy_file_candidate_and_unsupported_arm(journal_path: Path, tmp_path:
     (b'{"maker_offset_bps": 1e400, "taker_bias": 0.0}', "maker_offset_bps must be finite, got inf"),
     (b'{"maker_offset_bps": 1.0, "taker_bias": 5}', "taker_bias must be in [0, 1], got 5.0"),
     (b'\xff\xfe{"maker_offset_bps": 1.0}', "not UTF-8 text"),
+    (b'{"maker_offset_bps": 1.0, "taker_bias": 0.0, "maker_offset_bps": 4.0}',   # scored as o4.00, the last one
+     "duplicate key(s) maker_offset_bps: give each once"),
+    (b'{"maker_offset_bps": true, "taker_bias": false}',                          # scored as o1.00_b0.00
+     "maker_offset_bps and taker_bias must be JSON numbers, got True and False"),
+    (b'{"maker_offset_bps": "4", "taker_bias": 0}',                               # scored as o4.00_b0.00
+     "maker_offset_bps and taker_bias must be JSON numbers, got '4' and 0"),
 ])
 def test_a_policy_file_with_impossible_knobs_is_named(journal_path: Path, tmp_path: Path, content: bytes,
                                                       reason: str, capsys: pytest.CaptureFixture[str]) -> None:
     """NaN used to be scored as the arm ``onan_b0.00`` ("never taken"), bytes that are not UTF-8 to read
-    ``'utf-8' codec can't decode …`` without the file's name."""
+    ``'utf-8' codec can't decode …`` without the file's name; a key given twice, a bool or a string knob were scored
+    silently (the last offset, ``true`` as 1, ``"4"`` as 4)."""
     policy = tmp_path / "policy.json"
     policy.write_bytes(content)
     line = _fails(capsys, "--journal", str(journal_path), "--candidate", str(policy))
