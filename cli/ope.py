@@ -39,6 +39,7 @@ from router_tuner.cli.main import (
     refuse_partial,
     symbol_name,
 )
+from router_tuner.config.encoding import encoding_problem
 from router_tuner.config.text import repeated_keys
 
 if TYPE_CHECKING:
@@ -111,12 +112,13 @@ def _resolve(ref: str, registry_factory: Any) -> _Ref:
     if path.suffix == ".json" or path.is_file():
         if not path.is_file():
             raise ValueError(f"{ref}: no such policy file")
+        data = path.read_bytes()
+        if (problem := encoding_problem(data)) is not None:  # a BOM read "decode using utf-8-sig": Python's advice
+            raise ValueError(f"{ref}: {problem}")
         try:
-            document = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_each_key_once)
+            document = json.loads(data.decode("utf-8"), object_pairs_hook=_each_key_once)
         except json.JSONDecodeError as error:
             raise ValueError(f"{ref}:{error.lineno}: not JSON ({error.msg})") from None
-        except UnicodeDecodeError:
-            raise ValueError(f"{ref}: not a RouterPolicy document (not UTF-8 text)") from None
         except ValueError as error:  # a key given twice
             raise ValueError(f"{ref}: {error}") from None
         if not isinstance(document, dict):

@@ -147,7 +147,11 @@ def test_policy_file_candidate_and_unsupported_arm(journal_path: Path, tmp_path:
     (b'{"maker_offset_bps": NaN, "taker_bias": 0.0}', "maker_offset_bps must be finite, got nan"),
     (b'{"maker_offset_bps": 1e400, "taker_bias": 0.0}', "maker_offset_bps must be finite, got inf"),
     (b'{"maker_offset_bps": 1.0, "taker_bias": 5}', "taker_bias must be in [0, 1], got 5.0"),
-    (b'\xff\xfe{"maker_offset_bps": 1.0}', "not UTF-8 text"),
+    (b'\xff\xfe{"maker_offset_bps": 1.0}',
+     "is UTF-16 text (it starts with a UTF-16 byte order mark): save it as UTF-8"),
+    (b'{"maker_offset_bps": 1.0, "taker_bias": 0.\xff}', "byte 42 (0xff) is not UTF-8 text: save it as UTF-8"),
+    (b'\xef\xbb\xbf{"maker_offset_bps": 1.0, "taker_bias": 0.0}',   # "Unexpected UTF-8 BOM (decode using utf-8-sig)"
+     "starts with a UTF-8 byte order mark (BOM), invisible in most editors: save it as UTF-8 without BOM"),
     (b'{"maker_offset_bps": 1.0, "taker_bias": 0.0, "maker_offset_bps": 4.0}',   # scored as o4.00, the last one
      "duplicate key(s) maker_offset_bps: give each once"),
     (b'{"maker_offset_bps": true, "taker_bias": false}',                          # scored as o1.00_b0.00
@@ -163,7 +167,7 @@ def test_a_policy_file_with_impossible_knobs_is_named(journal_path: Path, tmp_pa
     policy = tmp_path / "policy.json"
     policy.write_bytes(content)
     line = _fails(capsys, "--journal", str(journal_path), "--candidate", str(policy))
-    assert line.endswith(f"{policy}: not a RouterPolicy document ({reason})")
+    assert line.endswith(f"{policy}: not a RouterPolicy document ({reason})") or line.endswith(f"{policy}: {reason}")
 
 
 def test_table_shows_costs_differences_and_warnings(journal_path: Path, tmp_path: Path,
