@@ -40,7 +40,7 @@ from router_tuner.cli.main import (
     symbol_name,
 )
 from router_tuner.config.encoding import encoding_problem
-from router_tuner.config.text import repeated_keys
+from router_tuner.config.text import json_error_hint, repeated_keys
 
 if TYPE_CHECKING:
     from router_tuner.router.events import RouterEvent
@@ -118,7 +118,7 @@ def _resolve(ref: str, registry_factory: Any) -> _Ref:
         try:
             document = json.loads(data.decode("utf-8"), object_pairs_hook=_each_key_once)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{ref}:{error.lineno}: not JSON ({error.msg})") from None
+            raise ValueError(f"{ref}:{error.lineno}: not JSON ({error.msg}){json_error_hint(error)}") from None
         except ValueError as error:  # a key given twice
             raise ValueError(f"{ref}: {error}") from None
         if not isinstance(document, dict):

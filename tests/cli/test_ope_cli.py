@@ -138,6 +138,10 @@ def test_policy_file_candidate_and_unsupported_arm(journal_path: Path, tmp_path:
     (tmp_path / "bad.json").write_text("{\n  oops")
     assert "bad.json:2: not JSON" in _fails(capsys, "--journal", str(journal_path), "--candidate",
                                             str(tmp_path / "bad.json"))
+    (tmp_path / "comma.json").write_text('{"maker_offset_bps": 1.0, "taker_bias": 0.0,}')
+    assert _fails(capsys, "--journal", str(journal_path), "--candidate", str(tmp_path / "comma.json")).endswith(
+        "comma.json:1: not JSON (Expecting property name enclosed in double quotes); JSON allows no comma before }: "
+        "delete the extra comma")
     (tmp_path / "knobless.json").write_text("{}")
     assert "not a RouterPolicy document" in _fails(capsys, "--journal", str(journal_path), "--candidate",
                                                    str(tmp_path / "knobless.json"))
