@@ -754,10 +754,11 @@ def _one_market_issues(executor: ExecutorConfig, universe: dict[str, UniverseEnt
         if entry is not None and entry.venue_symbol == symbol and entry.contract_type != "inverse":
             markets.setdefault(entry.market, []).append(symbol)
     exchange = executor.live.exchange_id
-    if len(markets) == 1 and EXCHANGE_MARKET.get(exchange, next(iter(markets))) not in markets:
+    traded = EXCHANGE_MARKET.get(exchange)  # None: an exchange outside Binance's three, not ours to judge
+    if len(markets) == 1 and traded is not None and traded not in markets:
         (market, symbols), = markets.items()
         return [ConfigIssue("executor.json", "$.live.exchange_id",
-                            f"{exchange} trades the {EXCHANGE_MARKET[exchange]} market, and the instruments are "
+                            f"{exchange} trades the {traded} market, and the instruments are "
                             f"{market} ({' '.join(symbols)}): `live --live` would route each as the {exchange} "
                             f"market of that name; set the exchange of the {market} market "
                             f"({' or '.join(k for k, v in EXCHANGE_MARKET.items() if v == market)})")]
@@ -783,10 +784,11 @@ def _url_problem(url: str) -> str | None:
     """Why ``url`` names no endpoint a connection can reach, or None."""
     try:
         parts = urlsplit(url)
+    except ValueError as error:  # "Invalid IPv6 URL"
+        return f"not a URL ({error}); write scheme://HOST[:PORT]/PATH"
+    try:
         port = parts.port
-    except ValueError as error:  # "Invalid IPv6 URL", "Port out of range 0-65535", "Port could not be cast ..."
-        if "Port" not in str(error):
-            return f"not a URL ({error}); write scheme://HOST[:PORT]/PATH"
+    except ValueError:  # "Port out of range 0-65535", "Port could not be cast to integer value"
         port = 0
     if not parts.hostname or url.split() != [url]:
         return "names no host (or holds a space): write scheme://HOST[:PORT]/PATH"
