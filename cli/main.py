@@ -83,11 +83,21 @@ _SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 """The files SQLite keeps beside a database (``J-wal`` holds a WAL journal's committed pages until checkpointed)."""
 
 
+def resolved_path(flag: str, path: Path) -> Path:
+    """``path`` resolved; a symbolic link loop on its way is bad input naming the option (``Path.resolve`` raised
+    "RuntimeError: Symlink loop", which reached the user as an unexpected error, exit 1)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as error:
+        raise BadInput(f"{flag} {path}: a symbolic link on its way leads back to itself ({error}); give a path "
+                       "without the loop") from None
+
+
 def distinct_files(roles: Iterable[tuple[str, Path]]) -> None:
     """Refuse one file given for two roles (``--journal`` and ``--out``), or for one role's SQLite sidecar: the
     writer of one role would replace the other's file (a Parquet export written over its own journal, or over the
     journal's ``-wal`` file, loses records)."""
-    given = [(flag, path, path.resolve()) for flag, path in roles]
+    given = [(flag, path, resolved_path(flag, path)) for flag, path in roles]
     seen: dict[Path, str] = {}
     for flag, path, resolved in given:
         if resolved in seen:

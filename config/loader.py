@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -969,12 +970,12 @@ def _state_path_issues(root: Path, executor: ExecutorConfig) -> list[ConfigIssue
     """The tuner's checkpoint manifest must be a file of its own: ``adaptive.tuner_state_path`` naming this directory's
     ``tuner.json`` loaded, and `live --policy-source tuner` refused it as "not a tuner checkpoint manifest ... move
     them away", advice that would have moved the configuration away."""
-    state = Path(executor.adaptive.tuner_state_path).resolve()
+    state = os.path.realpath(executor.adaptive.tuner_state_path)  # Path.resolve raises on a symlink loop
     return [ConfigIssue("executor.json", "$.adaptive.tuner_state_path",
                         f"{executor.adaptive.tuner_state_path} is this configuration's {file}: the tuner's "
                         "checkpoint manifest cannot share a file with the configuration; give the tuner state a file "
                         "of its own (default var/tuner_state.json)")
-            for file in FILES if state == (root / file).resolve()]
+            for file in FILES if state == os.path.realpath(root / file)]
 
 
 def _secret_issues(file: str, raw: Any) -> list[ConfigIssue]:

@@ -290,3 +290,20 @@ def test_a_nul_in_a_config_path_is_bad_input_before_anything_opens(
                             BAD_INPUT)
     assert where in line
     assert not (tmp_path / "journal.sqlite").exists()
+
+
+@pytest.mark.parametrize("role", ["--journal", "tuner_state_path"])
+def test_a_path_through_a_symbolic_link_loop_is_bad_input(tmp_path: Path, quiet_config: Path, role: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`live` ended in "unexpected RuntimeError: Symlink loop from …", exit 1 (from `--journal`, or from executor.json
+    adaptive.tuner_state_path, which `config check` passed); `journal export --out` too."""
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    looped = tmp_path / "a" / "x.sqlite"
+    if role == "--journal":
+        argv = _live(tmp_path, quiet_config, journal=looped)
+    else:
+        edit_config(quiet_config, "executor.json", lambda d: d["adaptive"].update(tuner_state_path=str(looped)))
+        argv = _live(tmp_path, quiet_config, "--policy-source", "tuner", "--no-mlflow")
+    line = one_line_failure(argv, capsys, BAD_INPUT)
+    assert f"{looped}: a symbolic link on its way leads back to itself" in line
