@@ -244,6 +244,9 @@ def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
     path = directory / file
     if path.exists() and not path.is_file():
         return None, [ConfigIssue(file, "$", f"not a regular file (looked for {path}); put the JSON file there")]
+    if path.is_symlink() and not path.exists():  # it read "missing file" though the name is there
+        return None, [ConfigIssue(file, "$", f"{path} is a symbolic link to {os.readlink(path)}, which does not exist "
+                                             "(or links back to itself); point it at the JSON file")]
     if not path.is_file():
         return None, [ConfigIssue(file, "$", f"missing file (looked for {path})")]
     try:

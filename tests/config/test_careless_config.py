@@ -321,3 +321,13 @@ def test_a_quote_the_venue_symbol_does_not_end_with_is_refused(config_dir: Path,
     assert config_issues(config_dir) == [
         f"strategy_config.json: $.universe.{symbol}.quote: {quote} is not the quote venue symbol {venue_symbol} ends "
         "with (Binance names a pair base then quote): set the quote the venue trades it in"]
+
+
+@pytest.mark.parametrize("target", ["tuner.json", "/nonexistent/tuner.json"])
+def test_a_dangling_or_looping_symbolic_link_is_named_as_such(config_dir: Path, target: str) -> None:
+    """It read "missing file", though ``ls`` shows the name there."""
+    (config_dir / "tuner.json").unlink()
+    (config_dir / "tuner.json").symlink_to(target)
+    assert config_issues(config_dir) == [
+        f"tuner.json: $: {config_dir / 'tuner.json'} is a symbolic link to {target}, which does not exist (or links "
+        "back to itself); point it at the JSON file"]
