@@ -268,6 +268,8 @@ def _os(error: Exception) -> tuple[int, str]:
         return BAD_INPUT, f"{text}: choose a location that can be written (or read), or fix its permissions"
     if isinstance(error, FileNotFoundError):
         return BAD_INPUT, f"{text}: check the path"
+    if error.errno == errno.ENAMETOOLONG:  # a path's fault, not the run's (it was exit 1)
+        return BAD_INPUT, f"{text}: a file or folder name is longer than the file system takes; shorten it"
     if error.errno == errno.ENOSPC:
         return RUNTIME_FAILURE, f"{text}: the disk is full; free space and rerun"
     return RUNTIME_FAILURE, text

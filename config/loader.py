@@ -951,7 +951,8 @@ def load_config(directory: Path | str | None = None) -> ConfigBundle:
     bundle = ConfigBundle(risk=decoded["risk_limits.json"], strategy=decoded["strategy_config.json"],
                           router=decoded["router.json"], tuner=decoded["tuner.json"],
                           executor=decoded["executor.json"])
-    cross_issues = cross_check(bundle) + _state_path_issues(root, bundle.executor)
+    cross_issues = (cross_check(bundle) + _state_path_issues(root, bundle.executor)
+                    + _path_name_issues(bundle.tuner, bundle.executor))
     if cross_issues:
         raise ConfigError(cross_issues)
     return bundle
@@ -967,6 +968,24 @@ def _checked(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, lis
     taken = {issue.path for issue in issues}
     issues += [ConfigIssue(file, path, message) for path, message in text_problems(raw) if path not in taken]
     return (None if issues else value), issues
+
+
+MAX_NAME_BYTES = 255
+"""The longest file or folder name Linux file systems take (NAME_MAX)."""
+
+
+def _path_name_issues(tuner: TunerConfig, executor: ExecutorConfig) -> list[ConfigIssue]:
+    """A file path the configuration names must be one the file system takes: a 5,000-character name in
+    ``adaptive.tuner_state_path`` or a ``sqlite:///`` tracking URI passed `config check`, and `live` and `simulate`
+    stopped with "File name too long", exit 1, naming no key."""
+    uri = tuner.mlflow.tracking_uri or ""
+    store = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:") else ""
+    paths = (("executor.json", "$.adaptive.tuner_state_path", executor.adaptive.tuner_state_path),
+             ("tuner.json", "$.mlflow.tracking_uri", store))
+    return [ConfigIssue(file, key, f"names a file or folder of {longest} bytes, longer than the {MAX_NAME_BYTES} a "
+                                   "file system takes; shorten it")
+            for file, key, path in paths
+            if (longest := max((len(part.encode()) for part in Path(path).parts), default=0)) > MAX_NAME_BYTES]
 
 
 def _state_path_issues(root: Path, executor: ExecutorConfig) -> list[ConfigIssue]:

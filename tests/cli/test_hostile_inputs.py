@@ -307,3 +307,11 @@ def test_a_path_through_a_symbolic_link_loop_is_bad_input(tmp_path: Path, quiet_
         argv = _live(tmp_path, quiet_config, "--policy-source", "tuner", "--no-mlflow")
     line = one_line_failure(argv, capsys, BAD_INPUT)
     assert f"{looped}: a symbolic link on its way leads back to itself" in line
+
+
+def test_a_file_name_longer_than_the_file_system_takes_is_bad_input(tmp_path: Path, quiet_config: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """It was exit 1 ("File name too long"), a runtime failure, though the name was the problem."""
+    journal = tmp_path / ("j" * 300 + ".sqlite")
+    line = one_line_failure(_live(tmp_path, quiet_config, journal=journal), capsys, BAD_INPUT)
+    assert line.endswith(f"{journal}: a file or folder name is longer than the file system takes; shorten it")
