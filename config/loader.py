@@ -952,7 +952,7 @@ def load_config(directory: Path | str | None = None) -> ConfigBundle:
                           router=decoded["router.json"], tuner=decoded["tuner.json"],
                           executor=decoded["executor.json"])
     cross_issues = (cross_check(bundle) + _state_path_issues(root, bundle.executor)
-                    + _path_name_issues(bundle.tuner, bundle.executor))
+                    + _folder_state_path_issues(bundle.executor) + _path_name_issues(bundle.tuner, bundle.executor))
     if cross_issues:
         raise ConfigError(cross_issues)
     return bundle
@@ -986,6 +986,18 @@ def _path_name_issues(tuner: TunerConfig, executor: ExecutorConfig) -> list[Conf
                                    "file system takes; shorten it")
             for file, key, path in paths
             if (longest := max((len(part.encode()) for part in Path(path).parts), default=0)) > MAX_NAME_BYTES]
+
+
+def _folder_state_path_issues(executor: ExecutorConfig) -> list[ConfigIssue]:
+    """``adaptive.tuner_state_path`` ``var/`` (a folder meant) loaded: `live --policy-source tuner` opened the default
+    journal and store in ``var/``, then stopped with "Is a directory: var"; with a journal elsewhere it wrote its
+    manifest as a file named ``var``."""
+    path = executor.adaptive.tuner_state_path
+    if not path.endswith(("/", "/.", "/..")) and path not in (".", ".."):
+        return []
+    return [ConfigIssue("executor.json", "$.adaptive.tuner_state_path",
+                        f"{path} names a folder; give the checkpoint manifest's file in it (the default is "
+                        "var/tuner_state.json)")]
 
 
 def _state_path_issues(root: Path, executor: ExecutorConfig) -> list[ConfigIssue]:

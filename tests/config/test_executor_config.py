@@ -234,3 +234,13 @@ def test_instruments_of_another_market_than_the_exchange_are_refused(config_dir:
         "spot market (binance)"]
     edit_config(config_dir, "executor.json", lambda d: d["live"].update(exchange_id="binance"))
     load_config(config_dir)
+
+
+@pytest.mark.parametrize("path", ["var/", ".", "var/.."])
+def test_a_tuner_state_path_naming_a_folder_is_refused(config_dir: Path, path: str) -> None:
+    """``var/`` loaded: `live --policy-source tuner` opened the default journal and store in ``var/``, then stopped
+    with "Is a directory: var"; with a journal elsewhere it wrote its manifest as a file named ``var``."""
+    edit_config(config_dir, "executor.json", lambda d: d["adaptive"].update(tuner_state_path=path))
+    assert config_issues(config_dir) == [
+        f"executor.json: $.adaptive.tuner_state_path: {path} names a folder; give the checkpoint manifest's file in it "
+        "(the default is var/tuner_state.json)"]
