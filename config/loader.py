@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 import msgspec.inspect
@@ -37,7 +36,7 @@ from router_tuner.config.models import (
     is_unit_fraction,
 )
 from router_tuner.config.redact import find_secrets, redact
-from router_tuner.config.text import json_error_hint, parse_float, text_problems, underflowed_numbers
+from router_tuner.config.text import json_error_hint, parse_float, text_problems, underflowed_numbers, url_problem
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 FILES: dict[str, type[msgspec.Struct]] = {
@@ -345,6 +344,7 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
     issues.extend(_synthetic_size_issues(bundle))
     issues.extend(_synthetic_price_issues(bundle))
     issues.extend(_synthetic_duration_issues(router))
+    issues.extend(_url_issues(bundle))
     issues.extend(_interval_issues(router, tuner))
     for file, attr in zip(FILES, _BUNDLE_FIELDS, strict=True):
         issues.extend(_repeated_values(file, getattr(bundle, attr), "$"))
@@ -726,7 +726,6 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
                                   "name the variable that holds the secret (default BINANCE_API_SECRET)"))
     if executor.prometheus.host.split() != [executor.prometheus.host]:
         issues.append(ConfigIssue("executor.json", "$.prometheus.host", "must name an address to bind (no spaces)"))
-    issues.extend(_url_issues(executor))
     take_profit = executor.protective_stops.take_profit_bps
     if take_profit is not None:  # 0.01 bps loaded: every position closed at once, at a loss, then a cooldown
         losing = sorted(f"{symbol} ({universe[symbol].market} taker fee {fees.taker_fee_bps:g} bps)"
@@ -774,32 +773,19 @@ def _one_market_issues(executor: ExecutorConfig, universe: dict[str, UniverseEnt
                         "one market; keep one market's symbols here and run the others from another config directory")]
 
 
-def _url_issues(executor: ExecutorConfig) -> list[ConfigIssue]:
+def _url_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
     """Each endpoint URL must name a host and a port a socket can reach: ``push.url`` ``http://127.0.0.1:99999/x``
     loaded, and every health push failed as "Connection refused" (urllib wrapped the port) until the sink dropped it;
-    ``https:///`` (no host) loaded as the venue's REST base URL."""
-    urls = (("$.live.api_base_url", executor.live.api_base_url), ("$.live.ws_base_url", executor.live.ws_base_url),
-            ("$.push.url", executor.push.url))
-    return [ConfigIssue("executor.json", path, f"{url}: {problem}")
-            for path, url in urls if url is not None and (problem := _url_problem(url)) is not None]
-
-
-def _url_problem(url: str) -> str | None:
-    """Why ``url`` names no endpoint a connection can reach, or None."""
-    try:
-        parts = urlsplit(url)
-    except ValueError as error:  # "Invalid IPv6 URL"
-        return f"not a URL ({error}); write scheme://HOST[:PORT]/PATH"
-    try:
-        port = parts.port
-    except ValueError:  # "Port out of range 0-65535", "Port could not be cast to integer value"
-        port = 0
-    if not parts.hostname or url.split() != [url]:
-        return "names no host (or holds a space): write scheme://HOST[:PORT]/PATH"
-    if port == 0:
-        return ("has no port a connection can reach (1 to 65535 after the host's colon): fix the port, or leave it "
-                "out for the scheme's own")
-    return None
+    ``https:///`` (no host) loaded as the venue's REST base URL; a tracking server at port 99999 was "did not answer",
+    exit 1."""
+    executor, tracking_uri = bundle.executor, bundle.tuner.mlflow.tracking_uri or ""
+    urls = [("executor.json", "$.live.api_base_url", executor.live.api_base_url),
+            ("executor.json", "$.live.ws_base_url", executor.live.ws_base_url),
+            ("executor.json", "$.push.url", executor.push.url)]
+    if tracking_uri.startswith(("http://", "https://")):
+        urls.append(("tuner.json", "$.mlflow.tracking_uri", tracking_uri))
+    return [ConfigIssue(file, path, f"{url}: {problem}")
+            for file, path, url in urls if url is not None and (problem := url_problem(url)) is not None]
 
 
 def _arm_grid_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:

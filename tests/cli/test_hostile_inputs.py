@@ -315,3 +315,19 @@ def test_a_file_name_longer_than_the_file_system_takes_is_bad_input(tmp_path: Pa
     journal = tmp_path / ("j" * 300 + ".sqlite")
     line = one_line_failure(_live(tmp_path, quiet_config, journal=journal), capsys, BAD_INPUT)
     assert line.endswith(f"{journal}: a file or folder name is longer than the file system takes; shorten it")
+
+
+@pytest.mark.parametrize(("uri", "problem"), [
+    ("http://127.0.0.1:99999", "has no port a connection can reach (1 to 65535 after the host's colon)"),
+    ("http:///x", "names no host (or holds a space)"),
+])
+def test_an_mlflow_server_uri_no_socket_can_reach_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               uri: str, problem: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """It read "MLflow tracking server … did not answer … within 5 s", exit 1, as if a server were down."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    data = tmp_path / "data"
+    _recording(data, seconds=60.0)
+    argv = [a for a in _simulate(data, tmp_path) if a != "--no-mlflow"]
+    line = one_line_failure(argv, capsys, BAD_INPUT)
+    assert line.startswith(f"router-tuner simulate: MLflow tracking URI {uri}: {problem}")
