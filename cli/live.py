@@ -64,6 +64,7 @@ from router_tuner.cli.main import (
     finite_number,
     path_argument,
     reading,
+    resolved_path,
     whole_number,
 )
 from router_tuner.config.loader import DEFAULTS_DIR, ConfigError, load_config
@@ -239,7 +240,7 @@ def _refuse_unusable_files(args: argparse.Namespace, config: ConfigBundle) -> No
     def check(flag: str, path: Path) -> None:
         roles.append((flag, path))
         distinct_files(roles)
-        resolved = path.resolve()
+        resolved = resolved_path(flag, path)
         if resolved.exists() and not resolved.is_file():
             raise BadInput(f"{flag} {path}: not a regular file (a folder, FIFO or device); give a file path"
                            + (" (a FIFO or device would block the loop, deaf to Ctrl-C; --follow tails a file "

@@ -87,11 +87,21 @@ _SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 """The files SQLite keeps beside a database (``J-wal`` holds a WAL journal's committed pages until checkpointed)."""
 
 
+def resolved_path(flag: str, path: Path) -> Path:
+    """``path`` resolved; a symbolic link loop on its way is bad input naming the option (``Path.resolve`` raised
+    "RuntimeError: Symlink loop", which reached the user as an unexpected error, exit 1)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as error:
+        raise BadInput(f"{flag} {path}: a symbolic link on its way leads back to itself ({error}); give a path "
+                       "without the loop") from None
+
+
 def distinct_files(roles: Iterable[tuple[str, Path]]) -> None:
     """Refuse one file given for two roles (``--journal`` and ``--out``), or for one role's SQLite sidecar: the
     writer of one role would replace the other's file (a Parquet export written over its own journal, or over the
     journal's ``-wal`` file, loses records)."""
-    given = [(flag, path, path.resolve()) for flag, path in roles]
+    given = [(flag, path, resolved_path(flag, path)) for flag, path in roles]
     seen: dict[Path, str] = {}
     for flag, path, resolved in given:
         if resolved in seen:
@@ -262,6 +272,8 @@ def _os(error: Exception) -> tuple[int, str]:
         return BAD_INPUT, f"{text}: choose a location that can be written (or read), or fix its permissions"
     if isinstance(error, FileNotFoundError):
         return BAD_INPUT, f"{text}: check the path"
+    if error.errno == errno.ENAMETOOLONG:  # a path's fault, not the run's (it was exit 1)
+        return BAD_INPUT, f"{text}: a file or folder name is longer than the file system takes; shorten it"
     if error.errno == errno.ENOSPC:
         return RUNTIME_FAILURE, f"{text}: the disk is full; free space and rerun"
     return RUNTIME_FAILURE, text

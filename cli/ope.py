@@ -38,6 +38,8 @@ from router_tuner.cli.main import (
     refuse_partial,
     symbol_name,
 )
+from router_tuner.config.encoding import encoding_problem
+from router_tuner.config.text import json_error_hint, repeated_keys
 
 if TYPE_CHECKING:
     from router_tuner.router.events import RouterEvent
@@ -94,6 +96,13 @@ class _Filters:
                 and (self.policy_version is None or event.policy_version == self.policy_version))
 
 
+def _each_key_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A policy document's object; a key given twice is refused (``json`` scored the last offset silently)."""
+    if repeated := repeated_keys(key for key, _ in pairs):
+        raise ValueError(f"not a RouterPolicy document (duplicate key(s) {', '.join(repeated)}: give each once)")
+    return dict(pairs)
+
+
 def _resolve(ref: str, registry_factory: Any) -> _Ref:
     """The arm, symbol and MLflow run of a candidate reference; ValueError when it names nothing."""
     from router_tuner.tuner.arms import arm_id_of_policy
@@ -102,14 +111,19 @@ def _resolve(ref: str, registry_factory: Any) -> _Ref:
     if path.suffix == ".json" or path.is_file():
         if not path.is_file():
             raise ValueError(f"{ref}: no such policy file")
+        data = path.read_bytes()
+        if (problem := encoding_problem(data)) is not None:  # a BOM read "decode using utf-8-sig": Python's advice
+            raise ValueError(f"{ref}: {problem}")
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
+            document = json.loads(data.decode("utf-8"), object_pairs_hook=_each_key_once)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{ref}:{error.lineno}: not JSON ({error.msg})") from None
+            raise ValueError(f"{ref}:{error.lineno}: not JSON ({error.msg}){json_error_hint(error)}") from None
         except UnicodeDecodeError:
             raise ValueError(f"{ref}: not a RouterPolicy document (not UTF-8 text)") from None
         except RecursionError:  # it was "unexpected RecursionError", exit 1
             raise ValueError(f"{ref}: not a RouterPolicy document (nested too deeply)") from None
+        except ValueError as error:  # a key given twice
+            raise ValueError(f"{ref}: {error}") from None
         if not isinstance(document, dict):
             raise ValueError(f"{ref}: not a RouterPolicy document (a JSON object)")
         symbol = document.get("symbol")

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 import msgspec.inspect
@@ -36,7 +36,7 @@ from router_tuner.config.models import (
     is_unit_fraction,
 )
 from router_tuner.config.redact import find_secrets, redact
-from router_tuner.config.text import json_error_hint, parse_float, text_problems, underflowed_numbers
+from router_tuner.config.text import json_error_hint, parse_float, text_problems, underflowed_numbers, url_problem
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 FILES: dict[str, type[msgspec.Struct]] = {
@@ -243,6 +243,9 @@ def _read(directory: Path, file: str) -> tuple[Any, list[ConfigIssue]]:
     path = directory / file
     if path.exists() and not path.is_file():
         return None, [ConfigIssue(file, "$", f"not a regular file (looked for {path}); put the JSON file there")]
+    if path.is_symlink() and not path.exists():  # it read "missing file" though the name is there
+        return None, [ConfigIssue(file, "$", f"{path} is a symbolic link to {os.readlink(path)}, which does not exist "
+                                             "(or links back to itself); point it at the JSON file")]
     if not path.is_file():
         return None, [ConfigIssue(file, "$", f"missing file (looked for {path})")]
     try:
@@ -302,7 +305,7 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
                 "router.json", "$.close_position_quotes",
                 f"{symbol} is quoted in {entry.quote}, which is not listed: "
                 "its positions could not be closed"))
-        if not entry.venue_symbol.split("_")[0].endswith(entry.quote):  # BTCUSDT, BTCUSD_PERP: base then quote
+        if not entry.venue_symbol.split("_")[0].upper().endswith(entry.quote.upper()):  # BTCUSDT, BTCUSD_PERP
             issues.append(ConfigIssue(
                 "strategy_config.json", f"$.universe.{symbol}.quote",
                 f"{entry.quote} is not the quote venue symbol {entry.venue_symbol} ends with (Binance names a pair "
@@ -341,6 +344,7 @@ def cross_check(bundle: ConfigBundle) -> list[ConfigIssue]:
     issues.extend(_synthetic_size_issues(bundle))
     issues.extend(_synthetic_price_issues(bundle))
     issues.extend(_synthetic_duration_issues(router))
+    issues.extend(_url_issues(bundle))
     issues.extend(_interval_issues(router, tuner))
     for file, attr in zip(FILES, _BUNDLE_FIELDS, strict=True):
         issues.extend(_repeated_values(file, getattr(bundle, attr), "$"))
@@ -722,7 +726,6 @@ def _executor_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
                                   "name the variable that holds the secret (default BINANCE_API_SECRET)"))
     if executor.prometheus.host.split() != [executor.prometheus.host]:
         issues.append(ConfigIssue("executor.json", "$.prometheus.host", "must name an address to bind (no spaces)"))
-    issues.extend(_url_issues(executor))
     take_profit = executor.protective_stops.take_profit_bps
     if take_profit is not None:  # 0.01 bps loaded: every position closed at once, at a loss, then a cooldown
         losing = sorted(f"{symbol} ({universe[symbol].market} taker fee {fees.taker_fee_bps:g} bps)"
@@ -754,10 +757,11 @@ def _one_market_issues(executor: ExecutorConfig, universe: dict[str, UniverseEnt
         if entry is not None and entry.venue_symbol == symbol and entry.contract_type != "inverse":
             markets.setdefault(entry.market, []).append(symbol)
     exchange = executor.live.exchange_id
-    if len(markets) == 1 and EXCHANGE_MARKET.get(exchange, next(iter(markets))) not in markets:
+    traded = EXCHANGE_MARKET.get(exchange)  # None: an exchange outside Binance's three, not ours to judge
+    if len(markets) == 1 and traded is not None and traded not in markets:
         (market, symbols), = markets.items()
         return [ConfigIssue("executor.json", "$.live.exchange_id",
-                            f"{exchange} trades the {EXCHANGE_MARKET[exchange]} market, and the instruments are "
+                            f"{exchange} trades the {traded} market, and the instruments are "
                             f"{market} ({' '.join(symbols)}): `live --live` would route each as the {exchange} "
                             f"market of that name; set the exchange of the {market} market "
                             f"({' or '.join(k for k, v in EXCHANGE_MARKET.items() if v == market)})")]
@@ -769,31 +773,19 @@ def _one_market_issues(executor: ExecutorConfig, universe: dict[str, UniverseEnt
                         "one market; keep one market's symbols here and run the others from another config directory")]
 
 
-def _url_issues(executor: ExecutorConfig) -> list[ConfigIssue]:
+def _url_issues(bundle: ConfigBundle) -> list[ConfigIssue]:
     """Each endpoint URL must name a host and a port a socket can reach: ``push.url`` ``http://127.0.0.1:99999/x``
     loaded, and every health push failed as "Connection refused" (urllib wrapped the port) until the sink dropped it;
-    ``https:///`` (no host) loaded as the venue's REST base URL."""
-    urls = (("$.live.api_base_url", executor.live.api_base_url), ("$.live.ws_base_url", executor.live.ws_base_url),
-            ("$.push.url", executor.push.url))
-    return [ConfigIssue("executor.json", path, f"{url}: {problem}")
-            for path, url in urls if url is not None and (problem := _url_problem(url)) is not None]
-
-
-def _url_problem(url: str) -> str | None:
-    """Why ``url`` names no endpoint a connection can reach, or None."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as error:  # "Invalid IPv6 URL", "Port out of range 0-65535", "Port could not be cast ..."
-        if "Port" not in str(error):
-            return f"not a URL ({error}); write scheme://HOST[:PORT]/PATH"
-        port = 0
-    if not parts.hostname or url.split() != [url]:
-        return "names no host (or holds a space): write scheme://HOST[:PORT]/PATH"
-    if port == 0:
-        return ("has no port a connection can reach (1 to 65535 after the host's colon): fix the port, or leave it "
-                "out for the scheme's own")
-    return None
+    ``https:///`` (no host) loaded as the venue's REST base URL; a tracking server at port 99999 was "did not answer",
+    exit 1."""
+    executor, tracking_uri = bundle.executor, bundle.tuner.mlflow.tracking_uri or ""
+    urls = [("executor.json", "$.live.api_base_url", executor.live.api_base_url),
+            ("executor.json", "$.live.ws_base_url", executor.live.ws_base_url),
+            ("executor.json", "$.push.url", executor.push.url)]
+    if tracking_uri.startswith(("http://", "https://")):
+        urls.append(("tuner.json", "$.mlflow.tracking_uri", tracking_uri))
+    return [ConfigIssue(file, path, f"{url}: {problem}")
+            for file, path, url in urls if url is not None and (problem := url_problem(url)) is not None]
 
 
 def _arm_grid_issues(router: RouterConfig, tuner: TunerConfig) -> list[ConfigIssue]:
@@ -945,7 +937,8 @@ def load_config(directory: Path | str | None = None) -> ConfigBundle:
     bundle = ConfigBundle(risk=decoded["risk_limits.json"], strategy=decoded["strategy_config.json"],
                           router=decoded["router.json"], tuner=decoded["tuner.json"],
                           executor=decoded["executor.json"])
-    cross_issues = cross_check(bundle) + _state_path_issues(root, bundle.executor)
+    cross_issues = (cross_check(bundle) + _state_path_issues(root, bundle.executor)
+                    + _folder_state_path_issues(bundle.executor) + _path_name_issues(bundle.tuner, bundle.executor))
     if cross_issues:
         raise ConfigError(cross_issues)
     return bundle
@@ -963,16 +956,46 @@ def _checked(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, lis
     return (None if issues else value), issues
 
 
+MAX_NAME_BYTES = 255
+"""The longest file or folder name Linux file systems take (NAME_MAX)."""
+
+
+def _path_name_issues(tuner: TunerConfig, executor: ExecutorConfig) -> list[ConfigIssue]:
+    """A file path the configuration names must be one the file system takes: a 5,000-character name in
+    ``adaptive.tuner_state_path`` or a ``sqlite:///`` tracking URI passed `config check`, and `live` and `simulate`
+    stopped with "File name too long", exit 1, naming no key."""
+    uri = tuner.mlflow.tracking_uri or ""
+    store = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:") else ""
+    paths = (("executor.json", "$.adaptive.tuner_state_path", executor.adaptive.tuner_state_path),
+             ("tuner.json", "$.mlflow.tracking_uri", store))
+    return [ConfigIssue(file, key, f"names a file or folder of {longest} bytes, longer than the {MAX_NAME_BYTES} a "
+                                   "file system takes; shorten it")
+            for file, key, path in paths
+            if (longest := max((len(part.encode()) for part in Path(path).parts), default=0)) > MAX_NAME_BYTES]
+
+
+def _folder_state_path_issues(executor: ExecutorConfig) -> list[ConfigIssue]:
+    """``adaptive.tuner_state_path`` ``var/`` (a folder meant) loaded: `live --policy-source tuner` opened the default
+    journal and store in ``var/``, then stopped with "Is a directory: var"; with a journal elsewhere it wrote its
+    manifest as a file named ``var``."""
+    path = executor.adaptive.tuner_state_path
+    if not path.endswith(("/", "/.", "/..")) and path not in (".", ".."):
+        return []
+    return [ConfigIssue("executor.json", "$.adaptive.tuner_state_path",
+                        f"{path} names a folder; give the checkpoint manifest's file in it (the default is "
+                        "var/tuner_state.json)")]
+
+
 def _state_path_issues(root: Path, executor: ExecutorConfig) -> list[ConfigIssue]:
     """The tuner's checkpoint manifest must be a file of its own: ``adaptive.tuner_state_path`` naming this directory's
     ``tuner.json`` loaded, and `live --policy-source tuner` refused it as "not a tuner checkpoint manifest ... move
     them away", advice that would have moved the configuration away."""
-    state = Path(executor.adaptive.tuner_state_path).resolve()
+    state = os.path.realpath(executor.adaptive.tuner_state_path)  # Path.resolve raises on a symlink loop
     return [ConfigIssue("executor.json", "$.adaptive.tuner_state_path",
                         f"{executor.adaptive.tuner_state_path} is this configuration's {file}: the tuner's "
                         "checkpoint manifest cannot share a file with the configuration; give the tuner state a file "
                         "of its own (default var/tuner_state.json)")
-            for file in FILES if state == (root / file).resolve()]
+            for file in FILES if state == os.path.realpath(root / file)]
 
 
 def _secret_issues(file: str, raw: Any) -> list[ConfigIssue]:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 _HIDDEN = {"Cc": "a control character", "Cf": "an invisible format character", "Cs": "a lone UTF-16 surrogate",
            "Zl": "a line separator", "Zp": "a paragraph separator"}
@@ -110,3 +111,28 @@ def json_error_hint(error: json.JSONDecodeError) -> str:
     if error.msg == "Extra data":
         return "; the file goes on after its JSON object (a second object, a pasted fragment): keep the one object"
     return ""
+
+
+def repeated_keys(keys: Iterable[str]) -> list[str]:
+    """The keys given more than once, sorted: ``json`` keeps the last of them silently, so the document is ambiguous."""
+    listed = list(keys)
+    return sorted({key for key in listed if listed.count(key) > 1})
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` names no endpoint a connection can reach (no host, a space, a port outside 1-65535), or None: urllib
+    and MLflow took such URLs and failed only when they connected, as an unreachable server."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:  # "Invalid IPv6 URL"
+        return f"not a URL ({error}); write scheme://HOST[:PORT]/PATH"
+    try:
+        port = parts.port
+    except ValueError:  # "Port out of range 0-65535", "Port could not be cast to integer value"
+        port = 0
+    if not parts.hostname or url.split() != [url]:
+        return "names no host (or holds a space): write scheme://HOST[:PORT]/PATH"
+    if port == 0:
+        return ("has no port a connection can reach (1 to 65535 after the host's colon): fix the port, or leave it "
+                "out for the scheme's own")
+    return None

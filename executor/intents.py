@@ -25,6 +25,7 @@ from typing import NoReturn, Protocol
 import msgspec
 
 from router_tuner.config.encoding import encoding_problem, escape_controls
+from router_tuner.config.text import repeated_keys
 from router_tuner.router.events import Intent
 
 _DECODER = msgspec.json.Decoder(Intent, strict=True)
@@ -274,8 +275,7 @@ def _non_finite(line: bytes) -> str | None:
 def _refuse_duplicate_keys(line: bytes) -> None:
     """A key given twice is ambiguous (which size did the strategy mean?): the line is malformed, as a
     configuration file with a duplicate key is (msgspec alone would keep the last value silently)."""
-    keys = [key for key, _ in json.loads(line, object_pairs_hook=lambda pairs: pairs)]
-    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    repeated = repeated_keys(key for key, _ in json.loads(line, object_pairs_hook=lambda pairs: pairs))
     if repeated:
         raise ValueError(f"duplicate key(s) {', '.join(repeated)}: give each field once")
 

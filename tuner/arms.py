@@ -47,9 +47,13 @@ def arm_id_of_policy(document: Mapping[str, Any], where: str) -> str:
     missing, not a number or out of range (a NaN offset used to name the arm ``onan_b0.00``).
     """
     try:
-        offset, bias = float(document["maker_offset_bps"]), float(document["taker_bias"])
-    except (KeyError, TypeError, ValueError) as error:
+        knobs = document["maker_offset_bps"], document["taker_bias"]
+    except KeyError as error:
         raise ArmError(f"{where}: not a RouterPolicy document (needs maker_offset_bps and taker_bias)") from error
+    if any(isinstance(knob, bool) or not isinstance(knob, (int, float)) for knob in knobs):  # float("4"), float(True)
+        raise ArmError(f"{where}: not a RouterPolicy document (maker_offset_bps and taker_bias must be JSON numbers, "
+                       f"got {knobs[0]!r} and {knobs[1]!r})")
+    offset, bias = float(knobs[0]), float(knobs[1])
     try:
         return Arm(offset, bias).arm_id
     except ArmError as error:

@@ -35,6 +35,7 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 
 from router_tuner.config.redact import redact
+from router_tuner.config.text import url_problem
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.tuner.flat_params import flatten_params
 from router_tuner.tuner.gate_record import PROMOTION_TAG, initial_tags
@@ -518,6 +519,8 @@ def check_server_reachable(tracking_uri: str, timeout_s: float = SERVER_PROBE_TI
     about two minutes before it fails, so a run would end that long after its work with a stack of retries."""
     if not tracking_uri.startswith(("http://", "https://")):
         return
+    if (problem := url_problem(tracking_uri)) is not None:  # port 99999 or no host read "did not answer", exit 1
+        raise TrackingUriError(f"MLflow tracking URI {tracking_uri}: {problem}")
     probe = tracking_uri.rstrip("/") + "/health"
     try:
         with urllib.request.urlopen(probe, timeout=timeout_s):

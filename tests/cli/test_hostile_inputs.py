@@ -290,3 +290,44 @@ def test_a_nul_in_a_config_path_is_bad_input_before_anything_opens(
                             BAD_INPUT)
     assert where in line
     assert not (tmp_path / "journal.sqlite").exists()
+
+
+@pytest.mark.parametrize("role", ["--journal", "tuner_state_path"])
+def test_a_path_through_a_symbolic_link_loop_is_bad_input(tmp_path: Path, quiet_config: Path, role: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`live` ended in "unexpected RuntimeError: Symlink loop from …", exit 1 (from `--journal`, or from executor.json
+    adaptive.tuner_state_path, which `config check` passed); `journal export --out` too."""
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    looped = tmp_path / "a" / "x.sqlite"
+    if role == "--journal":
+        argv = _live(tmp_path, quiet_config, journal=looped)
+    else:
+        edit_config(quiet_config, "executor.json", lambda d: d["adaptive"].update(tuner_state_path=str(looped)))
+        argv = _live(tmp_path, quiet_config, "--policy-source", "tuner", "--no-mlflow")
+    line = one_line_failure(argv, capsys, BAD_INPUT)
+    assert f"{looped}: a symbolic link on its way leads back to itself" in line
+
+
+def test_a_file_name_longer_than_the_file_system_takes_is_bad_input(tmp_path: Path, quiet_config: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """It was exit 1 ("File name too long"), a runtime failure, though the name was the problem."""
+    journal = tmp_path / ("j" * 300 + ".sqlite")
+    line = one_line_failure(_live(tmp_path, quiet_config, journal=journal), capsys, BAD_INPUT)
+    assert line.endswith(f"{journal}: a file or folder name is longer than the file system takes; shorten it")
+
+
+@pytest.mark.parametrize(("uri", "problem"), [
+    ("http://127.0.0.1:99999", "has no port a connection can reach (1 to 65535 after the host's colon)"),
+    ("http:///x", "names no host (or holds a space)"),
+])
+def test_an_mlflow_server_uri_no_socket_can_reach_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               uri: str, problem: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """It read "MLflow tracking server … did not answer … within 5 s", exit 1, as if a server were down."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    data = tmp_path / "data"
+    _recording(data, seconds=60.0)
+    argv = [a for a in _simulate(data, tmp_path) if a != "--no-mlflow"]
+    line = one_line_failure(argv, capsys, BAD_INPUT)
+    assert line.startswith(f"router-tuner simulate: MLflow tracking URI {uri}: {problem}")

@@ -144,6 +144,10 @@ def test_policy_file_candidate_and_unsupported_arm(journal_path: Path, tmp_path:
     (tmp_path / "bad.json").write_text("{\n  oops")
     assert "bad.json:2: not JSON" in _fails(capsys, "--journal", str(journal_path), "--candidate",
                                             str(tmp_path / "bad.json"))
+    (tmp_path / "comma.json").write_text('{"maker_offset_bps": 1.0, "taker_bias": 0.0,}')
+    assert _fails(capsys, "--journal", str(journal_path), "--candidate", str(tmp_path / "comma.json")).endswith(
+        "comma.json:1: not JSON (Expecting property name enclosed in double quotes); JSON allows no comma before }: "
+        "delete the extra comma")
     (tmp_path / "knobless.json").write_text("{}")
     assert "not a RouterPolicy document" in _fails(capsys, "--journal", str(journal_path), "--candidate",
                                                    str(tmp_path / "knobless.json"))
@@ -153,17 +157,28 @@ def test_policy_file_candidate_and_unsupported_arm(journal_path: Path, tmp_path:
     (b'{"maker_offset_bps": NaN, "taker_bias": 0.0}', "maker_offset_bps must be finite, got nan"),
     (b'{"maker_offset_bps": 1e400, "taker_bias": 0.0}', "maker_offset_bps must be finite, got inf"),
     (b'{"maker_offset_bps": 1.0, "taker_bias": 5}', "taker_bias must be in [0, 1], got 5.0"),
-    (b'\xff\xfe{"maker_offset_bps": 1.0}', "not UTF-8 text"),
+    (b'\xff\xfe{"maker_offset_bps": 1.0}',
+     "is UTF-16 text (it starts with a UTF-16 byte order mark): save it as UTF-8"),
+    (b'{"maker_offset_bps": 1.0, "taker_bias": 0.\xff}', "byte 42 (0xff) is not UTF-8 text: save it as UTF-8"),
+    (b'\xef\xbb\xbf{"maker_offset_bps": 1.0, "taker_bias": 0.0}',   # "Unexpected UTF-8 BOM (decode using utf-8-sig)"
+     "starts with a UTF-8 byte order mark (BOM), invisible in most editors: save it as UTF-8 without BOM"),
+    (b'{"maker_offset_bps": 1.0, "taker_bias": 0.0, "maker_offset_bps": 4.0}',   # scored as o4.00, the last one
+     "duplicate key(s) maker_offset_bps: give each once"),
+    (b'{"maker_offset_bps": true, "taker_bias": false}',                          # scored as o1.00_b0.00
+     "maker_offset_bps and taker_bias must be JSON numbers, got True and False"),
+    (b'{"maker_offset_bps": "4", "taker_bias": 0}',                               # scored as o4.00_b0.00
+     "maker_offset_bps and taker_bias must be JSON numbers, got '4' and 0"),
     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),  # it was "unexpected RecursionError", exit 1
 ])
 def test_a_policy_file_with_impossible_knobs_is_named(journal_path: Path, tmp_path: Path, content: bytes,
                                                       reason: str, capsys: pytest.CaptureFixture[str]) -> None:
     """NaN used to be scored as the arm ``onan_b0.00`` ("never taken"), bytes that are not UTF-8 to read
-    ``'utf-8' codec can't decode …`` without the file's name."""
+    ``'utf-8' codec can't decode …`` without the file's name; a key given twice, a bool or a string knob were scored
+    silently (the last offset, ``true`` as 1, ``"4"`` as 4)."""
     policy = tmp_path / "policy.json"
     policy.write_bytes(content)
     line = _fails(capsys, "--journal", str(journal_path), "--candidate", str(policy))
-    assert line.endswith(f"{policy}: not a RouterPolicy document ({reason})")
+    assert line.endswith(f"{policy}: not a RouterPolicy document ({reason})") or line.endswith(f"{policy}: {reason}")
 
 
 def test_table_shows_costs_differences_and_warnings(journal_path: Path, tmp_path: Path,

@@ -324,3 +324,27 @@ def test_a_quote_the_venue_symbol_does_not_end_with_is_refused(config_dir: Path,
     assert config_issues(config_dir) == [
         f"strategy_config.json: $.universe.{symbol}.quote: {quote} is not the quote venue symbol {venue_symbol} ends "
         "with (Binance names a pair base then quote): set the quote the venue trades it in"]
+
+
+@pytest.mark.parametrize("target", ["tuner.json", "/nonexistent/tuner.json"])
+def test_a_dangling_or_looping_symbolic_link_is_named_as_such(config_dir: Path, target: str) -> None:
+    """It read "missing file", though ``ls`` shows the name there."""
+    (config_dir / "tuner.json").unlink()
+    (config_dir / "tuner.json").symlink_to(target)
+    assert config_issues(config_dir) == [
+        f"tuner.json: $: {config_dir / 'tuner.json'} is a symbolic link to {target}, which does not exist (or links "
+        "back to itself); point it at the JSON file"]
+
+
+@pytest.mark.parametrize(("file", "edit", "issue"), [
+    ("executor.json", lambda d: d["adaptive"].update(tuner_state_path="var/" + "x" * 300 + ".json"),
+     "executor.json: $.adaptive.tuner_state_path: names a file or folder of 305 bytes"),
+    ("tuner.json", lambda d: d["mlflow"].update(tracking_uri="sqlite:///var/" + "é" * 128 + ".db"),
+     "tuner.json: $.mlflow.tracking_uri: names a file or folder of 259 bytes"),
+])
+def test_a_file_name_longer_than_a_file_system_takes_is_refused(config_dir: Path, file: str, edit: Any,
+                                                                issue: str) -> None:
+    """Both passed `config check`; `live --policy-source tuner` and `simulate` stopped with "File name too long", exit
+    1, naming no key."""
+    edit_config(config_dir, file, edit)
+    assert config_issues(config_dir) == [f"{issue}, longer than the 255 a file system takes; shorten it"]

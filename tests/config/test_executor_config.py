@@ -234,3 +234,21 @@ def test_instruments_of_another_market_than_the_exchange_are_refused(config_dir:
         "spot market (binance)"]
     edit_config(config_dir, "executor.json", lambda d: d["live"].update(exchange_id="binance"))
     load_config(config_dir)
+
+
+@pytest.mark.parametrize("path", ["var/", ".", "var/.."])
+def test_a_tuner_state_path_naming_a_folder_is_refused(config_dir: Path, path: str) -> None:
+    """``var/`` loaded: `live --policy-source tuner` opened the default journal and store in ``var/``, then stopped
+    with "Is a directory: var"; with a journal elsewhere it wrote its manifest as a file named ``var``."""
+    edit_config(config_dir, "executor.json", lambda d: d["adaptive"].update(tuner_state_path=path))
+    assert config_issues(config_dir) == [
+        f"executor.json: $.adaptive.tuner_state_path: {path} names a folder; give the checkpoint manifest's file in it "
+        "(the default is var/tuner_state.json)"]
+
+
+def test_a_tracking_server_uri_no_socket_can_reach_is_refused_at_load(config_dir: Path) -> None:
+    """``http://127.0.0.1:99999`` loaded, and `simulate` stopped with "did not answer … within 5 s", exit 1."""
+    edit_config(config_dir, "tuner.json", lambda d: d["mlflow"].update(tracking_uri="http://127.0.0.1:99999"))
+    assert config_issues(config_dir) == [
+        "tuner.json: $.mlflow.tracking_uri: http://127.0.0.1:99999: has no port a connection can reach (1 to 65535 "
+        "after the host's colon): fix the port, or leave it out for the scheme's own"]
