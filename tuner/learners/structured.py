@@ -192,6 +192,7 @@ class StructuredThompson(CompiledKernels, Learner):
         # The allowed sets decisions use, one row each, whose replica choices the kernels keep current: the tuner
         # passes a few sets again and again, so a decision is one draw and two lookups.
         self._slot_of: dict[tuple[int, ...], int] = {}
+        self._last_slot: tuple[tuple[int, ...] | None, int] = (None, 0)  # the last set decided in and its row
         self._bind_kernels()
         self._refresh()
 
@@ -273,12 +274,19 @@ class StructuredThompson(CompiledKernels, Learner):
         return {self._arms[i].arm_id: float(shares[i]) / self._replicas for i in idx}
 
     def _choose(self, idx: tuple[int, ...], context: Context | None) -> tuple[int, float]:
-        slot = self._slot_of.get(idx)
-        if slot is None:
-            slot = self._new_slot(idx)
+        last, slot = self._last_slot
+        if idx is not last:  # the tuner passes the same tuple again and again: not hashed again
+            slot = self._slot(idx)
+            self._last_slot = (idx, slot)
         space = self._space
-        acting = space.slot_best.item(slot, self._draw_index(self._replicas))  # item(): a Python int at once
-        return acting, space.slot_shares.item(slot, acting) / self._replicas
+        drawn = self._next_uniform  # _draw_index, inline: one call less on every decision
+        if drawn >= self._uniform_count:
+            self._draw_ahead()
+            drawn = 0
+        self._next_uniform = drawn + 1
+        replicas = self._replicas
+        acting = space.slot_best.item(slot, int(space.uniforms.item(drawn) * replicas))  # item(): a Python int
+        return acting, space.slot_shares.item(slot, acting) / replicas
 
     def _slot(self, idx: tuple[int, ...]) -> int:
         """The row holding each replica's cheapest arm among ``idx`` and how many replicas pick each arm (indexed
@@ -292,6 +300,7 @@ class StructuredThompson(CompiledKernels, Learner):
             slot = len(self._slot_of)
         else:
             slot = self._slot_of.pop(next(iter(self._slot_of)))
+            self._last_slot = (None, 0)  # its row may be the one reused
         self._slot_of[idx] = slot
         space = self._space
         space.slot_arms[slot, :len(idx)] = idx
