@@ -260,14 +260,19 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _simulate_logging_to(uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A short simulate over a minute of recording, logging to MLflow at ``uri`` (``MLFLOW_TRACKING_URI``)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    data = tmp_path / "data"
+    _recording(data, seconds=60.0)
+    return [a for a in _simulate(data, tmp_path) if a != "--no-mlflow"]
+
+
 def test_an_mlflow_server_that_does_not_answer_fails_before_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """It used to fail only after the whole run, after MLflow's own retries (about two minutes)."""
     uri = f"http://127.0.0.1:{_closed_port()}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    data = tmp_path / "data"
-    _recording(data, seconds=60.0)
-    argv = [a for a in _simulate(data, tmp_path) if a != "--no-mlflow"]
+    argv = _simulate_logging_to(uri, tmp_path, monkeypatch)
     line = one_line_failure(argv, capsys, RUNTIME_FAILURE)
     assert line.startswith(f"router-tuner simulate: MLflow tracking server {uri} did not answer {uri}/health")
     assert "check the MLflow store" in line
@@ -325,9 +330,6 @@ def test_an_mlflow_server_uri_no_socket_can_reach_is_bad_input(tmp_path: Path, m
                                                                uri: str, problem: str,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     """It read "MLflow tracking server … did not answer … within 5 s", exit 1, as if a server were down."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    data = tmp_path / "data"
-    _recording(data, seconds=60.0)
-    argv = [a for a in _simulate(data, tmp_path) if a != "--no-mlflow"]
+    argv = _simulate_logging_to(uri, tmp_path, monkeypatch)
     line = one_line_failure(argv, capsys, BAD_INPUT)
     assert line.startswith(f"router-tuner simulate: MLflow tracking URI {uri}: {problem}")
