@@ -149,6 +149,10 @@ class RiskLimits(Model):
     cooldowns: Cooldowns
     max_trades_per_symbol_per_hour: PositiveInt
     restricted_symbols: tuple[Symbol, ...]
+    intent_max_age_s: Seconds | None
+    """An intent whose ``ts_ns`` is further than this from the executor's clock, behind or ahead, is vetoed: it was
+    decided on a market that has moved on (a backlog, a file pointed at a fresh journal) or on a clock that is off.
+    ``null`` routes intents however old (replays of historical intents on a clock of their own)."""
 
     def min_notional_usd(self, symbol: str) -> float:
         """The venue floor that applies to ``symbol``."""

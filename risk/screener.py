@@ -1,7 +1,8 @@
 """``would_emit``: should a strategy signal become an order? Gates in a fixed order, with full detail.
 
 Stages: ``intent`` (the intent itself is tradeable: a finite, non-negative size hint, a ``ts_ns`` in
-nanoseconds since the epoch of this century (``risk.units``), a position side of the account's position mode
+nanoseconds since the epoch of this century (``risk.units``) and, with ``risk_limits.intent_max_age_s``, within that
+many seconds of the executor's clock, a position side of the account's position mode
 on that symbol), ``listing`` (in the universe, the book is the universe's
 venue symbol, the venue lists it),
 ``imbalance`` (the top-of-book imbalance leans with the trade by at least the configured gate),
@@ -22,7 +23,7 @@ from router_tuner.risk.checks import check_order, max_concurrent_positions, not_
 from router_tuner.risk.context import RiskContext
 from router_tuner.risk.exposure import against_position_mode, has_valid_size_hint, has_valid_ts, is_reducing
 from router_tuner.risk.sizer import suggest_gross_usd
-from router_tuner.risk.units import EPOCH_2000_NS, EPOCH_2100_NS
+from router_tuner.risk.units import EPOCH_2000_NS, EPOCH_2100_NS, NS_PER_S
 from router_tuner.router.events import Intent, VetoReason
 from router_tuner.router.venue import TopOfBook
 
@@ -61,7 +62,7 @@ def book_lean(book: TopOfBook, intent: Intent) -> float | None:
     return imbalance if intent.side == "buy" else -imbalance
 
 
-def _intent_reasons(signal: Intent, ctx: RiskContext) -> tuple[VetoReason, ...]:
+def _intent_reasons(signal: Intent, ctx: RiskContext, max_age_s: float | None) -> tuple[VetoReason, ...]:
     """What makes a decodable intent untradeable before any limit is looked at: the sizer and
     ``check_order`` refuse such input by raising, so the screener turns it into a veto first."""
     reasons = []
@@ -73,11 +74,29 @@ def _intent_reasons(signal: Intent, ctx: RiskContext) -> tuple[VetoReason, ...]:
                                   observed=str(signal.ts_ns),
                                   detail="intent.ts_ns must be nanoseconds since the epoch, 2000-01-01 to "
                                          "2100-01-01 UTC (seconds or milliseconds are not)"))
+    elif (age := _age_reason(signal, ctx, max_age_s)) is not None:
+        reasons.append(age)
     if against_position_mode(signal, ctx):
         mode = "one-way (BOTH)" if signal.position_side != "BOTH" else "hedge (LONG/SHORT)"
         reasons.append(VetoReason(code="position_mode_mismatch", threshold=mode, observed=signal.position_side,
                                   detail=f"{ctx.symbol} is held in {mode} mode; intent.position_side must match"))
     return tuple(reasons)
+
+
+def _age_reason(signal: Intent, ctx: RiskContext, max_age_s: float | None) -> VetoReason | None:
+    """An intent decided longer ago than ``max_age_s`` by the executor's clock (``intent_stale``), or as far ahead of
+    it (``intent_from_future``: the strategy's clock or the executor's is off); observed in seconds."""
+    if max_age_s is None:
+        return None
+    age_s = (ctx.now_ns - signal.ts_ns) / NS_PER_S
+    if age_s > max_age_s:
+        return VetoReason(code="intent_stale", threshold=max_age_s, observed=age_s,
+                          detail=f"risk_limits.intent_max_age_s: decided {age_s:.3g} s before the executor's clock")
+    if -age_s > max_age_s:
+        return VetoReason(code="intent_from_future", threshold=max_age_s, observed=-age_s,
+                          detail=f"risk_limits.intent_max_age_s: ts_ns is {-age_s:.3g} s ahead of the executor's "
+                                 "clock: check the strategy's clock and the executor's")
+    return None
 
 
 def _listing_reasons(signal: Intent, market: MarketView, config: ConfigBundle) -> tuple[VetoReason, ...]:
@@ -116,7 +135,7 @@ def _imbalance_reasons(signal: Intent, market: MarketView, config: ConfigBundle,
 def would_emit(signal: Intent, market: MarketView, ctx: RiskContext, config: ConfigBundle) -> ScreenDecision:
     """Run the screener's stages on ``signal`` (an unsized intent) and say whether it becomes an order."""
     detail: dict[str, Any] = {"symbol": signal.symbol, "reducing": is_reducing(signal)}
-    reasons = _intent_reasons(signal, ctx)
+    reasons = _intent_reasons(signal, ctx, config.risk.intent_max_age_s)
     if reasons:
         return ScreenDecision(False, "intent", None, reasons, detail)
     reasons = _listing_reasons(signal, market, config)

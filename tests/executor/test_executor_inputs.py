@@ -82,6 +82,28 @@ def test_an_intent_time_that_is_not_epoch_nanoseconds_is_vetoed(tmp_path: Path, 
     assert veto.reasons[0].observed == str(ts_ns) and veto.context["stage"] == "intent"
 
 
+def test_an_intent_older_than_the_configured_age_is_a_journaled_veto_and_a_fresh_one_routes(tmp_path: Path) -> None:
+    """The executor's clock here is the paper venue's (the synthetic market starts at ``T0_NS``): with
+    ``intent_max_age_s`` 60 an intent decided an hour before it, or an hour ahead, is vetoed with its age; one
+    decided at the venue's time routes. A month-old intents file pointed at a fresh journal used to route line by
+    line."""
+    base = executor_config()
+    config = msgspec.structs.replace(base, risk=msgspec.structs.replace(base.risk, intent_max_age_s=60.0))
+    venue = SpyVenue(make_paper_venue(config), {})
+    executor, journal, _ = build_executor(config, venue, tmp_path)
+    executor.start()
+    now_ns = venue.clock.now_ns()
+    executor.process(intent("old", size_hint_usd=300.0, ts_ns=now_ns - 3_600 * 10**9))
+    executor.process(intent("ahead", size_hint_usd=300.0, ts_ns=now_ns + 3_600 * 10**9))
+    assert venue.placed == []
+    vetoes = {v.intent.intent_id: v for v in journal.read("veto")}
+    assert [r.code for r in vetoes["old"].reasons] == ["intent_stale"]
+    assert [r.code for r in vetoes["ahead"].reasons] == ["intent_from_future"]
+    assert vetoes["old"].reasons[0].threshold == 60.0 and vetoes["old"].reasons[0].observed >= 3_600.0
+    executor.process(intent("fresh", size_hint_usd=300.0, ts_ns=venue.clock.now_ns()))
+    assert len(venue.placed) >= 1 and journal.count("router") == 1
+
+
 def _run_file(tmp_path: Path, intents: list):
     """Route ``intents`` as a JSONL file through a started executor; returns its journal."""
     config = executor_config()

@@ -166,3 +166,23 @@ def test_a_position_side_of_the_other_position_mode_is_an_intent_veto(held: str,
     assert (decision.emit, decision.stage, [r.code for r in decision.reasons]) == (
         False, "intent", ["position_mode_mismatch"])
     assert decision.reasons[0].observed == asked
+
+
+@pytest.mark.parametrize(("ts_offset_s", "limit_s", "code"), [
+    (-61.0, 60.0, "intent_stale"), (61.0, 60.0, "intent_from_future"), (-59.0, 60.0, None), (59.0, 60.0, None),
+    (-30 * 86_400.0, None, None),  # null: a month-old intent is routed (replays on a clock of their own)
+])
+def test_an_intent_further_from_the_executors_clock_than_the_age_limit_is_an_intent_veto(
+        ts_offset_s: float, limit_s: float | None, code: str | None) -> None:
+    """A month-old intents file pointed at a fresh journal was routed line by line: with ``intent_max_age_s`` an
+    intent decided longer ago than the limit, or as far ahead of the executor's clock, is vetoed, opening or not."""
+    bundle = bundle_with(risk=limits_with(intent_max_age_s=limit_s))
+    for intent, ctx in ((make_intent(ts_ns=NOW_NS + int(ts_offset_s * 1e9)), make_ctx()),
+                        (make_intent(ts_ns=NOW_NS + int(ts_offset_s * 1e9), reduce_only=True, side="sell"),
+                         make_ctx((leg(gross_usd=500.0),)))):
+        decision = would_emit(intent, market(), ctx, bundle)
+        if code is None:
+            assert decision.emit, decision.reasons
+            continue
+        assert (decision.emit, decision.stage, [r.code for r in decision.reasons]) == (False, "intent", [code])
+        assert (decision.reasons[0].threshold, decision.reasons[0].observed) == (limit_s, pytest.approx(61.0))
