@@ -475,6 +475,10 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
                 print(f"router-tuner live: warning: {warning}", file=sys.stderr)
             if adaptive is not None and (frozen := frozen_budget_warning(config, [config.tuner.learner])) is not None:
                 print(f"router-tuner live: warning: {frozen}", file=sys.stderr)
+            if args.live and config.risk.intent_max_age_s is None:
+                print("router-tuner live: warning: risk_limits.json intent_max_age_s is null: intents are routed "
+                      "however old their ts_ns (a backlog, an old file); set it to the oldest decision worth "
+                      "trading, in seconds", file=sys.stderr)
             try:
                 executor.run(source, idle_poll_s=args.idle_poll_s,
                              should_stop=lambda: stopping["flag"] or market_ended(),

@@ -70,6 +70,13 @@ def live_args(tmp_path: Path, cfg: Path, intents: Path) -> list[str]:
             "--idle-poll-s", "0.05"]
 
 
+def failure_lines(err: str) -> str:
+    """stderr without its start-up warnings (the null intent age limit's, as these intents are stamped in 2023):
+    what a failure prints is the rest, one line."""
+    warning = "router-tuner live: warning: "
+    return "".join(line for line in err.splitlines(keepends=True) if not line.startswith(warning))
+
+
 def one_intent_args(tmp_path: Path, fake: FakeBinanceUsdm, intent_id: str) -> list[str]:
     """``live`` on the fake with an intents file of one 300 USD buy ``intent_id``."""
     intents = tmp_path / "intents.jsonl"
@@ -102,6 +109,29 @@ def test_live_restart_checks_venue_positions_against_the_journal(
     assert cli_main(args) == 1
     err = capsys.readouterr().err
     assert "ReconcileError: positions differ from the journal: BTCUSDT SHORT: venue -0.002, journal 0.0" in err
+    assert len(fake.order_requests("POST")) == posts_before
+
+
+def test_live_warns_that_intents_of_any_age_are_routed_and_vetoes_a_stale_one_once_limited(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Live, the executor's clock is the wall clock: with ``intent_max_age_s`` null (the embedded default) real-money
+    routing says at start that intents are routed however old; with 60 s, an intent stamped in 2023 is vetoed
+    ``intent_stale`` before any request, and the warning is gone."""
+    args = one_intent_args(tmp_path, fake, "age1")
+    assert cli_main(args) == 0
+    assert "risk_limits.json intent_max_age_s is null: intents are routed however old" in capsys.readouterr().err
+    cfg = Path(args[args.index("--config") + 1])
+    risk = json.loads((cfg / "risk_limits.json").read_text())
+    (cfg / "risk_limits.json").write_text(json.dumps({**risk, "intent_max_age_s": 60.0}))
+    intents = Path(args[args.index("--intents") + 1])
+    intents.write_bytes(msgspec.json.encode(intent("age2", size_hint_usd=300.0)) + b"\n")
+    posts_before = len(fake.order_requests("POST"))
+    assert cli_main(args) == 0
+    assert "intent_max_age_s" not in capsys.readouterr().err
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        (veto,) = journal.read("veto")
+    assert veto.intent.intent_id == "age2" and [r.code for r in veto.reasons] == ["intent_stale"]
     assert len(fake.order_requests("POST")) == posts_before
 
 
@@ -162,7 +192,7 @@ def test_a_ban_on_an_order_halts_with_one_line_and_sends_nothing_more(
     fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, during_ban = _banned_run(tmp_path, fake, "POST", ORDER_PATH)
-    err = capsys.readouterr().err
+    err = failure_lines(capsys.readouterr().err)
     assert code == 1 and len(err.strip().splitlines()) == 1, err
     assert err.startswith("router-tuner live: stopped: ExecutorHalted: intent ban0 left unsettled after a route "
                           "error (RateLimited, not retried further")
@@ -253,7 +283,7 @@ def test_an_overfill_the_venues_position_does_not_explain_halts_once_and_the_res
     halts with one line (exit 1); the restart does not recover the intent again (it is journaled) and refuses at the
     position check, sending nothing, until the account is reconciled."""
     code, args = _overfilled_reduce(tmp_path, fake, venue_leg_after="0.001", position_side=position_side)
-    err = capsys.readouterr().err
+    err = failure_lines(capsys.readouterr().err)
     assert code == 1 and len(err.strip().splitlines()) == 1, err
     assert err.startswith(f"router-tuner live: stopped: ExecutorHalted: BTCUSDT {position_side}: the venue holds "
                           f"0.001, the journal {journal_qty} after intent ov-close filled past flat (fill ")
