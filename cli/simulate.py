@@ -107,11 +107,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     probe_writable(out / "report")  # before the long run, not after it: the folder, the report folder
     refuse_unreplaceable(out / JOURNAL_NAME)  # and the journal's place
+    tracking_uri = None
     if not args.no_mlflow:  # likewise an MLflow store that cannot be opened or a server that does not answer
         from router_tuner.tuner.registry import open_client, resolve_tracking_uri
 
-        # the first open of a new local store creates its schema: one process at a time (issue 13)
-        open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri, override=args.tracking_uri))
+        tracking_uri = resolve_tracking_uri(config.tuner.mlflow.tracking_uri, override=args.tracking_uri)
+        open_client(tracking_uri)  # the first open of a new local store creates its schema: one process at a time
     options = SimulationOptions(
         symbols=tuple(args.symbols) if args.symbols else None,
         orders_per_symbol=(args.orders if args.orders is not None
@@ -151,9 +152,9 @@ def run(args: argparse.Namespace) -> int:
     summary["warnings"] = warnings  # the stderr WARNINGs above, for a reader of --json
     summary["journal"] = str(journal)
     summary["report"] = str(report.html)
-    if not args.no_mlflow:
+    if tracking_uri is not None:
         run_id, versions = log_to_mlflow(result, config, summary, [report.html, report.markdown, *report.assets],
-                                         tracking_uri=args.tracking_uri)
+                                         tracking_uri=tracking_uri)
         summary["mlflow_run_id"] = run_id
         summary["policy_versions"] = versions
     print(f"mean cost per order (bps), {options.orders_per_symbol} orders per symbol, seed {options.seed}, "
@@ -164,11 +165,9 @@ def run(args: argparse.Namespace) -> int:
     if result.shadow_not_simulated:
         print(f"shadow scenario symbols not simulated: {', '.join(result.shadow_not_simulated)}")
     print(f"journal: {journal}\nreport: {report.html}")
-    if not args.no_mlflow:  # where a reviewer finds the run (the store may be a default they never named)
-        from router_tuner.tuner.registry import resolve_tracking_uri
-
+    if tracking_uri is not None:  # where a reviewer finds the run (the store may be a default they never named)
         print(f"mlflow: run {summary['mlflow_run_id']} in experiment {config.tuner.mlflow.experiment} at "
-              f"{resolve_tracking_uri(config.tuner.mlflow.tracking_uri, override=args.tracking_uri)}")
+              f"{tracking_uri}")
     if args.json:
         print(json_line(summary))
     return 0
