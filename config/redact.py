@@ -21,6 +21,8 @@ from collections import Counter
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from router_tuner.config.text import leaves
+
 MIN_TOKEN_CHARS = 20
 MIN_TOKEN_ENTROPY_BITS = 3.0
 REDACTED = "<redacted: looks like a secret>"
@@ -57,16 +59,10 @@ def secret_reason(value: str) -> str | None:
     return None
 
 
-def find_secrets(node: Any, path: str = "$") -> list[tuple[str, str]]:
-    """(key path, reason) of every string in a parsed JSON document that looks like a secret."""
-    if isinstance(node, str):
-        reason = secret_reason(node)
-        return [] if reason is None else [(path, reason)]
-    if isinstance(node, dict):
-        return [found for key, value in node.items() for found in find_secrets(value, f"{path}.{key}")]
-    if isinstance(node, (list, tuple)):
-        return [found for index, value in enumerate(node) for found in find_secrets(value, f"{path}[{index}]")]
-    return []
+def find_secrets(node: Any) -> list[tuple[str, str]]:
+    """(key path, reason) of every string value in a parsed JSON document that looks like a secret."""
+    return [(path, reason) for path, value, is_key in leaves(node)
+            if not is_key and isinstance(value, str) and (reason := secret_reason(value)) is not None]
 
 
 def redact(node: Any) -> Any:

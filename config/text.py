@@ -39,15 +39,16 @@ def parse_float(literal: str) -> float:
     return marked
 
 
-def _leaves(node: Any, path: str) -> Iterator[tuple[str, Any, bool]]:
-    """(key path, value, is_key) of every string, number and map key under ``node``; a key at its map's path."""
+def leaves(node: Any, path: str = "$") -> Iterator[tuple[str, Any, bool]]:
+    """(key path, value, is_key) of every string, number and map key under ``node`` (parsed JSON: maps, lists or
+    tuples, scalars); a key at its map's path."""
     if isinstance(node, dict):
         for key, value in node.items():
             yield path, key, True
-            yield from _leaves(value, f"{path}.{key}")
-    elif isinstance(node, list):
+            yield from leaves(value, f"{path}.{key}")
+    elif isinstance(node, (list, tuple)):
         for index, item in enumerate(node):
-            yield from _leaves(item, f"{path}[{index}]")
+            yield from leaves(item, f"{path}[{index}]")
     else:
         yield path, node, False
 
@@ -56,7 +57,7 @@ def underflowed_numbers(document: Any) -> list[tuple[str, str]]:
     """(key path, message) of every number literal of ``document`` that reads as 0 though it is not written so."""
     return [(path, f"{value.literal} reads as 0: it is beyond the smallest floating-point number (about 1e-308); "
                    "write 0 if 0 is meant, else a value of at least 1e-300")
-            for path, value, _ in _leaves(document, "$") if isinstance(value, UnderflowedFloat)]
+            for path, value, _ in leaves(document) if isinstance(value, UnderflowedFloat)]
 
 
 def _text_problem(text: str) -> str | None:
@@ -77,7 +78,7 @@ def _text_problem(text: str) -> str | None:
 def text_problems(document: Any) -> list[tuple[str, str]]:
     """(key path, message) of every string or map key of ``document`` holding what does not show as written."""
     problems = []
-    for path, value, is_key in _leaves(document, "$"):
+    for path, value, is_key in leaves(document):
         problem = _text_problem(value) if isinstance(value, str) else None
         if problem is not None:
             problems.append((path, f"key {value!r}: {problem}" if is_key else problem))
