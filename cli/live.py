@@ -76,6 +76,7 @@ from router_tuner.executor.adaptive.routing import (
     CheckpointAheadOfJournal,
     refuse_unadaptable,
 )
+from router_tuner.executor.engine.collection import freeze_startup, thaw
 from router_tuner.executor.engine.routes import RouteLoop
 from router_tuner.executor.intents import IntentFormatError, JsonlIntentSource
 from router_tuner.executor.journal import DEFAULT_PATH as DEFAULT_JOURNAL
@@ -469,6 +470,7 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
                                                                     else None), push=push),
                                 adaptive=adaptive, routes=routes)
             report = executor.start()
+            freeze_startup()  # what start-up built is never scanned again: collections stay short, between orders
             mark = RunMark.of(journal)  # the summary counts what this run appends after it
             _say(args, {"event": "started", **asdict(report)}, f"started: {describe_start(report)}")
             for warning in report.lot_warnings:
@@ -512,6 +514,7 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
         paper = "" if args.live else f" (paper mode: the venue's account is {paper_state_path(args)})"
         raise RunFailure(f"stopped: {type(error).__name__}: {error}{paper}") from error
     finally:
+        thaw()
         if server is not None:
             server.shutdown()
         if push is not None:

@@ -8,7 +8,8 @@ measured in the same run, is pricing and building that first ``OrderRequest`` al
 ``request``), so the ratio shows what the state machine adds on top of the unavoidable work. The same
 latency with the tuner deciding (``TunerService.decide`` then ``route``, the tuner learning from every
 order off the clock, after a warm-up past its burn-in) is shown against the fixed-policy ``route()`` of the
-same run. Routes per
+same run. Both are measured twice: under CPython's automatic garbage collector, and as ``router-tuner live``
+runs (start-up frozen, the collector run between orders: ``executor.engine.collection``). Routes per
 second are whole routes end to end in three shapes: a maker fill found at the first poll, a TTL expiry
 with a taker fallback (every poll of the TTL included), and a straight taker; the baseline there is the
 same scripted venue driven through the same calls by hand, without the router.
@@ -26,6 +27,7 @@ import numpy as np
 
 from router_tuner.config.loader import load_config
 from router_tuner.config.models import ConfigBundle, LearnerName
+from router_tuner.executor.engine.collection import collect_if_due, freeze_startup, thaw
 from router_tuner.features.context import Context
 from router_tuner.router.contract import Contract
 from router_tuner.router.policy import RouterPolicy
@@ -67,7 +69,12 @@ def _pct(values_ns: list[int]) -> tuple[float, float]:
     return float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
 
 
-def _decision_latency(policy: RouterPolicy, settings: RouteSettings, n: int, seed: int) -> list[int]:
+def _no_collection() -> None:
+    """Between orders under CPython's automatic collector: nothing."""
+
+
+def _decision_latency(policy: RouterPolicy, settings: RouteSettings, n: int, seed: int,
+                      between: Callable[[], object] = _no_collection) -> list[int]:
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
@@ -76,6 +83,7 @@ def _decision_latency(policy: RouterPolicy, settings: RouteSettings, n: int, see
         route(_order(i), policy, venue, rng=rng, settings=settings)
         assert venue.first_request_ns is not None
         out.append(venue.first_request_ns - start)
+        between()
     return out
 
 
@@ -86,8 +94,10 @@ def _tuner(bundle: ConfigBundle, learner: str) -> TunerService:
     return TunerService.from_config(msgspec.structs.replace(bundle, tuner=tuner), ["BTCUSDT"], InMemoryPublisher())
 
 
-def _tuner_decision_latency(service: TunerService, settings: RouteSettings, n: int, seed: int) -> list[int]:
-    """Intent -> first order request with the tuner deciding; the outcome is learned after the clock stops."""
+def _tuner_decision_latency(service: TunerService, settings: RouteSettings, n: int, seed: int,
+                            between: Callable[[], object] = _no_collection) -> list[int]:
+    """Intent -> first order request with the tuner deciding; the outcome is learned after the clock stops, and
+    ``between`` runs after it, as the executor runs its garbage collection when a route has landed."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
@@ -103,6 +113,7 @@ def _tuner_decision_latency(service: TunerService, settings: RouteSettings, n: i
         end_mid = venue.top_of_book("BTCUSDT").mid   # what the executor reads when a route ends (reward_mid route_end)
         service.observe(event, context, MarketAfter(markout_bps=None, move_to_end_bps=move_against_bps(
             event.side, event.arrival_mid, end_mid)))
+        between()
     return out
 
 
@@ -163,20 +174,30 @@ def main(argv: list[str] | None = None) -> None:
     n = args.routes
 
     _decision_latency(maker_policy, settings, min(n, 500), args.seed)  # warm-up
-    decision = _pct(_decision_latency(maker_policy, settings, n, args.seed))
     baseline = _pct(_baseline_request(maker_policy, n))
-    print(f"routing decision latency, intent -> first order request, n={n} (scripted venue, wall clock)")
-    print(f"  route():               p50 {decision[0]:8.1f} us   p99 {decision[1]:8.1f} us")
-    print(f"  baseline (touch + price + OrderRequest only): p50 {baseline[0]:6.1f} us   p99 {baseline[1]:6.1f} us")
-    print(f"  ratio route/baseline:  p50 {decision[0] / baseline[0]:6.2f}x  p99 {decision[1] / baseline[1]:6.2f}x")
-
     learner = args.learner or bundle.tuner.learner
     service = _tuner(bundle, learner)
     _tuner_decision_latency(service, settings, min(n, 1000), args.seed + 1)  # warm-up past the burn-in
-    tuned = _pct(_tuner_decision_latency(service, settings, n, args.seed + 2))
-    print(f"  tuner deciding ({learner}), decide() + route(): p50 {tuned[0]:8.1f} us   p99 {tuned[1]:8.1f} us")
-    print(f"  ratio tuner deciding / fixed-policy route(): p50 {tuned[0] / decision[0]:6.2f}x  "
-          f"p99 {tuned[1] / decision[1]:6.2f}x")
+    print(f"routing decision latency, intent -> first order request, n={n} (scripted venue, wall clock)")
+    print(f"  baseline (touch + price + OrderRequest only): p50 {baseline[0]:6.1f} us   p99 {baseline[1]:6.1f} us")
+    fixed: dict[str, tuple[float, float]] = {}
+    tuned: dict[str, tuple[float, float]] = {}
+    for regime, between in (("CPython's automatic collector", _no_collection),
+                            ("start-up frozen, collected between orders (as `live` runs)", collect_if_due)):
+        if between is collect_if_due:
+            freeze_startup()
+        fixed[regime] = _pct(_decision_latency(maker_policy, settings, n, args.seed, between))
+        tuned[regime] = _pct(_tuner_decision_latency(service, settings, n, args.seed + 2, between))
+        print(f" {regime}:")
+        print(f"  route() of a fixed policy:  p50 {fixed[regime][0]:8.1f} us   p99 {fixed[regime][1]:8.1f} us   "
+              f"({fixed[regime][0] / baseline[0]:.2f}x / {fixed[regime][1] / baseline[1]:.2f}x the baseline)")
+        print(f"  tuner deciding ({learner}), decide() + route(): p50 {tuned[regime][0]:8.1f} us   "
+              f"p99 {tuned[regime][1]:8.1f} us   ({tuned[regime][0] / fixed[regime][0]:.2f}x / "
+              f"{tuned[regime][1] / fixed[regime][1]:.2f}x the fixed route)")
+    thaw()
+    automatic, paced = (tuned[regime] for regime in tuned)
+    print(f"  tuner deciding, paced collection / automatic: p50 {paced[0] / automatic[0]:5.2f}x  "
+          f"p99 {paced[1] / automatic[1]:5.2f}x")
 
     rng = np.random.default_rng(args.seed)
     shapes = {
