@@ -202,6 +202,22 @@ def _explain(work: Any, path: str, message: str) -> str:
     return message
 
 
+def _missing_hint(reference: Any, path: str, message: str) -> str:
+    """For a key the file lacks, the line that adds it with the embedded default's value (a file written before
+    the key existed read "Object missing required field" and left the user to find what to put)."""
+    if (missing := _MISSING.match(message)) is None:
+        return ""
+    try:
+        default = _lookup(reference, f"{path}.{missing['key']}")
+    except (KeyError, IndexError, TypeError):
+        return ""
+    shown = json.dumps(default)
+    if len(shown) > 60:  # a whole section: its text would drown the line
+        return f"; add it: `router-tuner config init DIR` writes the embedded default {path}.{missing['key']}"
+    return (f"; add it, e.g. {json.dumps(missing['key'])}: {shown} (the embedded default; README Configuration says "
+            "what it sets)")
+
+
 def _decode(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, list[ConfigIssue]]:
     """Decode strictly; on failure keep decoding a patched copy to report every problem in the file."""
     issues: list[ConfigIssue] = []
@@ -222,9 +238,10 @@ def _decode(file: str, raw: Any, model: type[msgspec.Struct]) -> tuple[Any, list
                     return None, issues
                 del _lookup(work, path)[key]
                 continue
-            issues.append(ConfigIssue(file, path, _explain(work, path, message)))
             if reference is None:  # the embedded default is read only when there is something to patch
                 reference = json.loads((DEFAULTS_DIR / file).read_text(encoding="utf-8"))
+            issues.append(ConfigIssue(file, path, _explain(work, path, message) + _missing_hint(reference, path,
+                                                                                                 message)))
             if len(issues) >= 50 or not isinstance(work, dict) or not _patch(work, reference, path, message):
                 return None, issues
 

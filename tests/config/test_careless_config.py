@@ -348,3 +348,14 @@ def test_a_file_name_longer_than_a_file_system_takes_is_refused(config_dir: Path
     1, naming no key."""
     edit_config(config_dir, file, edit)
     assert config_issues(config_dir) == [f"{issue}, longer than the 255 a file system takes; shorten it"]
+
+
+def test_a_file_written_before_a_key_existed_is_told_the_line_to_add(config_dir: Path) -> None:
+    edit_config(config_dir, "risk_limits.json", lambda d: d.pop("intent_max_age_s"))
+    edit_config(config_dir, "executor.json", lambda d: d.pop("paper"))
+    issues = config_issues(config_dir)
+    assert ("risk_limits.json: $: Object missing required field `intent_max_age_s`; add it, e.g. "
+            '"intent_max_age_s": null (the embedded default; README Configuration says what it sets)') in issues
+    # a whole section is not printed into the line: config init writes it
+    assert ("executor.json: $: Object missing required field `paper`; add it: `router-tuner config init DIR` "
+            "writes the embedded default $.paper") in issues

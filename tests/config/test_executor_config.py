@@ -127,7 +127,10 @@ def test_the_streamed_touch_keys_are_validated(config_dir: Path) -> None:
     edit_config(config_dir, "executor.json", lambda d: d["live"].update(book_updates="rest", book_max_age_ms=4e6))
     assert config_issues(config_dir) == ["executor.json: $.live.book_max_age_ms: Expected `float` <= 3600000.0"]
     edit_config(config_dir, "executor.json", lambda d: d["live"].pop("book_max_age_ms"))
-    assert config_issues(config_dir) == ["executor.json: $.live: Object missing required field `book_max_age_ms`"]
+    # a file written before the key existed is told the line to add (the embedded default's)
+    assert config_issues(config_dir) == ["executor.json: $.live: Object missing required field `book_max_age_ms`; add "
+                                         'it, e.g. "book_max_age_ms": 1000.0 (the embedded default; README '
+                                         "Configuration says what it sets)"]
 
 
 def test_a_take_profit_inside_the_taker_fee_is_refused(config_dir: Path) -> None:
