@@ -122,3 +122,26 @@ def test_two_workers_start_and_stop_a_local_ray_with_the_one_core_table(tmp_path
         assert "Traceback" not in done.stderr
     one = pd.read_parquet(tmp_path / "1" / "sweep.parquet")
     assert pd.read_parquet(tmp_path / "2" / "sweep.parquet").equals(one)
+
+
+def test_a_resume_after_the_recording_changed_runs_its_tasks_again(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The task ids held the data folder's path only: a recording replaced (here by a wider-spread minute) after a
+    sweep resumed every task from the old recording's checkpoints, and its rows stood for data no longer there."""
+    from tests.cli.test_unseen_recordings_cli import _minute
+
+    data, out = tmp_path / "data", tmp_path / "sweep"
+    argv = ["sweep", "--learners", "ucb", "--seeds", "1", "--symbols", "BTCUSDT", "--data", str(data), "--orders",
+            "20", "--out", str(out), "--no-mlflow"]
+    _minute(data)
+    assert main(argv) == 0
+    assert "2 tasks (2 run now, 0 resumed" in capsys.readouterr().out
+    assert main(argv) == 0  # the same bytes (a copy, a touch): resumed
+    assert "(0 run now, 2 resumed" in capsys.readouterr().out
+    first = pd.read_parquet(out / "sweep.parquet")
+    _minute(tmp_path / "wider", ask="60003.00")
+    (tmp_path / "wider" / "usdm_btcusdt_20240809.jsonl.gz").replace(data / "usdm_btcusdt_20240809.jsonl.gz")
+    assert main(argv) == 0
+    assert "2 tasks (2 run now, 0 resumed" in capsys.readouterr().out
+    second = pd.read_parquet(out / "sweep.parquet")
+    assert len(second) == 1 and set(second["task_id"]).isdisjoint(first["task_id"])
