@@ -74,6 +74,7 @@ def _base_url(*schemes: str) -> Callable[[str], str]:
 def run(args: argparse.Namespace) -> int:
     import ccxt.pro
 
+    from router_tuner.router.market.record.chunks import last_chunk
     from router_tuner.router.market.record.fields import record_fields_for
     from router_tuner.router.market.record.recorder import Recorder, RecorderConfig, RecordingError, RecordingSummary
     from router_tuner.router.venues.ccxt.quirks import quirks_for
@@ -98,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise BadInput(f"--out {out}: exists and is not a folder: name a folder (an existing one is resumed)")
     probe_writable(out)  # before connecting: a folder that cannot be written used to fail after the connection
+    for symbol in symbols:  # the chunk a resume continues after: damaged or foreign, refused before connecting
+        try:
+            last_chunk(out / symbol, symbol)
+        except RecordingError as error:
+            raise BadInput(f"--out {error}") from error
 
     async def main() -> RecordingSummary:
         stop = asyncio.Event()
