@@ -107,7 +107,7 @@ def _execute(args: argparse.Namespace, config: Any, grid: Any, params: dict[str,
     from tqdm import tqdm
 
     from router_tuner.simulation.sweep.run import run_sweep
-    from router_tuner.simulation.sweep.store import CheckpointError, CheckpointStore
+    from router_tuner.simulation.sweep.store import CheckpointError, CheckpointStore, DamagedCheckpoint
     from router_tuner.simulation.sweep.table import TABLE_NAME, sweep_rows, write_table
     from router_tuner.tuner.cluster import ClusterError, open_runner
 
@@ -121,6 +121,11 @@ def _execute(args: argparse.Namespace, config: Any, grid: Any, params: dict[str,
         from router_tuner.tuner.registry import open_client, resolve_tracking_uri
 
         open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri, override=args.tracking_uri))
+    try:  # before Ray and the progress bar: every rerun would stop at such a checkpoint until it is moved
+        for task in grid.tasks:
+            store.load(task)
+    except DamagedCheckpoint as error:
+        raise BadInput(_one_line(error)) from error
     runner = open_runner(args.workers, args.address)
     total = len(grid.tasks)
     done = 0
