@@ -116,7 +116,7 @@ class LoggedBandit:
         if (tiny := propensities < MIN_PROPENSITY).any():
             i = int(np.flatnonzero(tiny)[0])
             raise LogError(f"propensities under {MIN_PROPENSITY:g} make importance weights the estimators cannot sum: "
-                           f"{int(tiny.sum())} such, first at row {i}: {propensities[i]!r}")
+                           f"{int(tiny.sum())} such, first at row {i}: {float(propensities[i])!r}")
         rewards = self._float_column("rewards", self.rewards, n)
         object.__setattr__(self, "actions", actions.astype(np.int64, copy=False))
         object.__setattr__(self, "propensities", propensities)
