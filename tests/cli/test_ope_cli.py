@@ -169,6 +169,12 @@ def test_policy_file_candidate_and_unsupported_arm(journal_path: Path, tmp_path:
     (b'{"maker_offset_bps": "4", "taker_bias": 0}',                               # scored as o4.00_b0.00
      "maker_offset_bps and taker_bias must be JSON numbers, got '4' and 0"),
     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),  # it was "unexpected RecursionError", exit 1
+    (b'{"maker_offset_bps": 500, "taker_bias": 0}',   # "candidate arm o500.00_b0.00 was never taken with a fill"
+     "maker_offset_bps 500 is outside router.json policy_bounds [-1, 10]: no router routes such a policy; give a "
+     "value within the bounds"),
+    (b'{"maker_offset_bps": 1, "taker_bias": 0, "maker_ttl_ms": -1}',   # scored as o1.00_b0.00, the TTL unread
+     "maker_ttl_ms -1 is outside router.json policy_bounds [100, 30000]: no router routes such a policy; give a "
+     "value within the bounds"),
 ])
 def test_a_policy_file_with_impossible_knobs_is_named(journal_path: Path, tmp_path: Path, content: bytes,
                                                       reason: str, capsys: pytest.CaptureFixture[str]) -> None:
