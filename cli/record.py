@@ -100,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--out {out}: exists and is not a folder: name a folder (an existing one is resumed)")
     probe_writable(out)  # before connecting: a folder that cannot be written used to fail after the connection
     for symbol in symbols:  # the chunk a resume continues after: damaged or foreign, refused before connecting
+        folder = out / symbol
+        if folder.exists() and not folder.is_dir():  # it was "File exists: …" once the markets had loaded
+            raise BadInput(f"--out {folder}: exists and is not a folder: each symbol's chunks are written in a folder "
+                           "of its name; move that file away, or record into another --out")
         try:
             last_chunk(out / symbol, symbol)
         except RecordingError as error:

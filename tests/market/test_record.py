@@ -383,3 +383,19 @@ def test_cli_resume_over_a_damaged_last_chunk_is_bad_input_before_connecting(
     assert "or record into another --out" in err[0]
     assert ws.subscribe_requests == []
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_cli_a_file_where_the_symbol_folder_belongs_is_bad_input_before_connecting(
+        rest: FakeBinanceUsdm, ws: FakeBinanceWs, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`OUT/BTCUSDT` a file: it read "File exists: OUT/BTCUSDT: choose a location that can be written", once the
+    exchange's markets had loaded; it now names the file as what is in the way, before any request."""
+    from router_tuner.cli.main import main
+
+    (tmp_path / "BTCUSDT").write_text("notes\n")
+    code = main(["record", "--venue", "binanceusdm", "--symbols", "BTCUSDT", "--out", str(tmp_path), "--seconds",
+                 "0.5", "--api-url", rest.base_url, "--ws-url", ws.ws_url])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"router-tuner record: --out {tmp_path / 'BTCUSDT'}: exists and is not a folder: each "
+                                 "symbol's chunks are written in a folder of its name; move that file away, or record "
+                                 "into another --out"]
+    assert ws.subscribe_requests == [] and (tmp_path / "BTCUSDT").read_text() == "notes\n"
