@@ -146,7 +146,10 @@ def _resolve(ref: str, registry_factory: Any, bounds: Any) -> _Ref:
         arm = arm_id_of_policy(document, ref)
         if (problem := _outside_bounds(ref, document, bounds)) is not None:
             raise ValueError(problem)
-        return _Ref(arm, symbol if isinstance(symbol, str) else None, None)
+        if symbol is not None and (not isinstance(symbol, str) or not symbol.strip()):  # 7 or "" scored every symbol
+            raise ValueError(f"{ref}: not a RouterPolicy document (symbol must be a symbol name such as \"BTCUSDT\", "
+                             f"got {symbol!r}; leave the key out to score each symbol of the log)")
+        return _Ref(arm, symbol.strip().upper() if symbol is not None else None, None)  # case ignored, as --symbol
     match = _MLFLOW_REF.match(ref)
     if match is not None and ("@" in ref or "/" in ref):
         from router_tuner.tuner.registry import RegistryError

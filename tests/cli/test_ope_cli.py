@@ -169,6 +169,8 @@ def test_policy_file_candidate_and_unsupported_arm(journal_path: Path, tmp_path:
     (b'{"maker_offset_bps": "4", "taker_bias": 0}',                               # scored as o4.00_b0.00
      "maker_offset_bps and taker_bias must be JSON numbers, got '4' and 0"),
     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),  # it was "unexpected RecursionError", exit 1
+    (b'{"maker_offset_bps": 1, "taker_bias": 0, "symbol": 7}',   # every symbol scored, the key unread
+     "symbol must be a symbol name such as \"BTCUSDT\", got 7; leave the key out to score each symbol of the log"),
     (b'{"maker_offset_bps": 500, "taker_bias": 0}',   # "candidate arm o500.00_b0.00 was never taken with a fill"
      "maker_offset_bps 500 is outside router.json policy_bounds [-1, 10]: no router routes such a policy; give a "
      "value within the bounds"),
@@ -398,3 +400,12 @@ def test_a_propensity_too_small_to_weight_is_named(tmp_path: Path, capsys: pytes
                                     fills=(fill(100.01, 1.0, trade_id=f"t{i}"),)) for i in range(10)])
     line = _fails(capsys, "--journal", str(path), "--candidate", "o1.00_b0.00")
     assert "event p4 has propensity 1e-300, under 1e-150: its importance weight 1e+300 is beyond" in line
+
+
+def test_a_policy_file_symbol_ignores_case_as_the_symbol_flag_does(journal_path: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`"symbol": "ethusdt"` read "no router events for ethusdt in J", where `--symbol ethusdt` scores ETHUSDT."""
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"maker_offset_bps": 1.0, "taker_bias": 0.0, "symbol": "ethusdt"}')
+    result = _run_json(capsys, "--journal", str(journal_path), "--candidate", str(policy))
+    assert list(_by_symbol(result)) == ["ETHUSDT"]
