@@ -103,8 +103,24 @@ def _each_key_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def _resolve(ref: str, registry_factory: Any) -> _Ref:
-    """The arm, symbol and MLflow run of a candidate reference; ValueError when it names nothing."""
+def _outside_bounds(ref: str, document: dict[str, Any], bounds: Any) -> str | None:
+    """What of a policy file's bounded knobs lies outside ``router.json`` ``policy_bounds`` (None: all inside, or
+    not given). No router routes such a policy (``RouterPolicy.validate`` refuses it), so scoring it is refused
+    by name: a maker offset of 500 bps read only "candidate arm o500.00_b0.00 was never taken with a fill", and
+    a knob the arm does not show (``maker_ttl_ms`` -1) was not read at all."""
+    from router_tuner.router.policy import BOUNDED_KNOBS
+
+    for knob in BOUNDED_KNOBS:
+        value, band = document.get(knob), getattr(bounds, knob)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not band.min <= value <= band.max:
+            return (f"{ref}: {knob} {value:g} is outside router.json policy_bounds [{band.min:g}, {band.max:g}]: no "
+                    "router routes such a policy; give a value within the bounds")
+    return None
+
+
+def _resolve(ref: str, registry_factory: Any, bounds: Any) -> _Ref:
+    """The arm, symbol and MLflow run of a candidate reference; ValueError when it names nothing or names a
+    policy file outside ``bounds`` (``router.json`` ``policy_bounds``)."""
     from router_tuner.tuner.arms import arm_id_of_policy
 
     path = Path(ref)
@@ -127,7 +143,13 @@ def _resolve(ref: str, registry_factory: Any) -> _Ref:
         if not isinstance(document, dict):
             raise ValueError(f"{ref}: not a RouterPolicy document (a JSON object)")
         symbol = document.get("symbol")
-        return _Ref(arm_id_of_policy(document, ref), symbol if isinstance(symbol, str) else None, None)
+        arm = arm_id_of_policy(document, ref)
+        if (problem := _outside_bounds(ref, document, bounds)) is not None:
+            raise ValueError(problem)
+        if symbol is not None and (not isinstance(symbol, str) or not symbol.strip()):  # 7 or "" scored every symbol
+            raise ValueError(f"{ref}: not a RouterPolicy document (symbol must be a symbol name such as \"BTCUSDT\", "
+                             f"got {symbol!r}; leave the key out to score each symbol of the log)")
+        return _Ref(arm, symbol.strip().upper() if symbol is not None else None, None)  # case ignored, as --symbol
     match = _MLFLOW_REF.match(ref)
     if match is not None and ("@" in ref or "/" in ref):
         from router_tuner.tuner.registry import RegistryError
@@ -282,8 +304,9 @@ def _score(args: argparse.Namespace, bundle: Any, registry: Any) -> int:
     for flag, ref in (("--candidate", args.candidate), ("--baseline", args.baseline)):
         if ref is not None and (problem := loose_arm_problem(ref)) is not None:
             raise ValueError(f"{flag} {problem}")
-    candidate = _resolve(args.candidate, registry)
-    baseline = _resolve(args.baseline, registry) if args.baseline is not None else None
+    bounds = bundle.router.policy_bounds
+    candidate = _resolve(args.candidate, registry, bounds)
+    baseline = _resolve(args.baseline, registry, bounds) if args.baseline is not None else None
     refs = [("--candidate", candidate)] + ([("--baseline", baseline)] if baseline is not None else [])
     unused = [flag for flag, value in (("--tracking-uri", args.tracking_uri), ("--prefix", args.prefix)) if value]
     if unused and not any(ref.run_id is not None for _, ref in refs):

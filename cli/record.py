@@ -74,6 +74,7 @@ def _base_url(*schemes: str) -> Callable[[str], str]:
 def run(args: argparse.Namespace) -> int:
     import ccxt.pro
 
+    from router_tuner.router.market.record.chunks import last_chunk
     from router_tuner.router.market.record.fields import record_fields_for
     from router_tuner.router.market.record.recorder import Recorder, RecorderConfig, RecordingError, RecordingSummary
     from router_tuner.router.venues.ccxt.quirks import quirks_for
@@ -98,6 +99,15 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise BadInput(f"--out {out}: exists and is not a folder: name a folder (an existing one is resumed)")
     probe_writable(out)  # before connecting: a folder that cannot be written used to fail after the connection
+    for symbol in symbols:  # the chunk a resume continues after: damaged or foreign, refused before connecting
+        folder = out / symbol
+        if folder.exists() and not folder.is_dir():  # it was "File exists: …" once the markets had loaded
+            raise BadInput(f"--out {folder}: exists and is not a folder: each symbol's chunks are written in a folder "
+                           "of its name; move that file away, or record into another --out")
+        try:
+            last_chunk(out / symbol, symbol)
+        except RecordingError as error:
+            raise BadInput(f"--out {error}") from error
 
     async def main() -> RecordingSummary:
         stop = asyncio.Event()

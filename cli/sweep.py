@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace, config: Any) -> tuple[Any, dict[str, str]]:
     from router_tuner.router.market.binance import resolve_data_dir
     from router_tuner.simulation.learners import parse_learners, refuse_unrunnable
+    from router_tuner.simulation.markets import recorded_files
     from router_tuner.simulation.sweep.grid import SYNTHETIC, available_symbols, build_grid, parse_axis
 
     learners = parse_learners(args.learners)
@@ -92,7 +93,12 @@ def _plan(args: argparse.Namespace, config: Any) -> tuple[Any, dict[str, str]]:
         data = [SYNTHETIC if default is None else str(default.resolve())]
     else:
         data = [d if d == SYNTHETIC else str(_existing_dir(d)) for d in _split(" ".join(args.data))]
-    symbols = list(available_symbols(config, data[0])) if args.symbols is None else args.symbols
+    if args.symbols is None:  # every market of the first source: a recording outside the universe is refused, as
+        symbols = list(available_symbols(config, data[0]))  # `simulate` refuses it (it was passed over, unsaid)
+        if data[0] != SYNTHETIC:
+            recorded_files(config, Path(data[0]), None)
+    else:
+        symbols = args.symbols
     orders = args.orders if args.orders is not None else config.router.simulation.intents.orders_per_symbol
     axes = [parse_axis(text) for text in args.axes]
     grid = build_grid(config, config_dir=args.config, learners=learners, seeds=seeds, symbols=symbols, data=data,
@@ -107,7 +113,7 @@ def _execute(args: argparse.Namespace, config: Any, grid: Any, params: dict[str,
     from tqdm import tqdm
 
     from router_tuner.simulation.sweep.run import run_sweep
-    from router_tuner.simulation.sweep.store import CheckpointError, CheckpointStore
+    from router_tuner.simulation.sweep.store import CheckpointError, CheckpointStore, DamagedCheckpoint
     from router_tuner.simulation.sweep.table import TABLE_NAME, sweep_rows, write_table
     from router_tuner.tuner.cluster import ClusterError, open_runner
 
@@ -121,6 +127,11 @@ def _execute(args: argparse.Namespace, config: Any, grid: Any, params: dict[str,
         from router_tuner.tuner.registry import open_client, resolve_tracking_uri
 
         open_client(resolve_tracking_uri(config.tuner.mlflow.tracking_uri, override=args.tracking_uri))
+    try:  # before Ray and the progress bar: every rerun would stop at such a checkpoint until it is moved
+        for task in grid.tasks:
+            store.load(task)
+    except DamagedCheckpoint as error:
+        raise BadInput(_one_line(error)) from error
     runner = open_runner(args.workers, args.address)
     total = len(grid.tasks)
     done = 0

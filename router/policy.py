@@ -18,10 +18,11 @@ STATIC_ARM = "static"
 
 _FALLBACK_MODES: frozenset[str] = frozenset(get_args(FallbackMode))
 _SET = object.__setattr__  # how a frozen dataclass sets its own fields
-_BOUNDED_KNOBS: tuple[str, ...] = (
+BOUNDED_KNOBS: tuple[str, ...] = (
     "maker_offset_bps", "taker_bias", "maker_ttl_ms", "reprice_attempts", "reprice_step_bps",
     "max_taker_slippage_bps",
 )
+"""The knobs ``router.json`` ``policy_bounds`` bounds (``RouterPolicy.validate``; ``ope`` checks a policy file's)."""
 
 
 class PolicyError(ValueError):
@@ -156,7 +157,7 @@ class RouterPolicy:
 
     def validate(self, bounds: PolicyBounds) -> RouterPolicy:
         """Raise ``PolicyError`` naming the first knob outside ``bounds``; return ``self`` when inside."""
-        for knob in _BOUNDED_KNOBS:
+        for knob in BOUNDED_KNOBS:
             band = getattr(bounds, knob)
             value = getattr(self, knob)
             if not band.min <= value <= band.max:

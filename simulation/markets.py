@@ -110,6 +110,24 @@ def _market(config: ConfigBundle, symbol: str, tape: MarketTape, source: str,
 
 def recorded_markets(config: ConfigBundle, data_dir: Path, symbols: Sequence[str] | None) -> list[SimMarket]:
     """Every recorded market in ``data_dir`` (or the ``symbols`` asked for, by our names)."""
+    by_symbol = recorded_files(config, data_dir, symbols)
+    wanted = list(by_symbol) if symbols is None else list(symbols)
+    markets = []
+    for s in wanted:
+        loaded = read_binance(by_symbol[s])
+        markets.append(_market(config, s, loaded.tape, f"recorded:{by_symbol[s][0].name}", loaded.summary))
+    return markets
+
+
+def recorded_files(config: ConfigBundle, data_dir: Path, symbols: Sequence[str] | None) -> dict[str, list[Path]]:
+    """The recorded files of each market in ``data_dir`` by our symbol name (of the ``symbols`` asked for only).
+
+    Without ``symbols`` every recording is a market to simulate, so one of an instrument outside the universe is
+    refused, naming the entry to add. With ``symbols`` (universe names, checked by the commands) such a recording
+    cannot be one of them and is passed over: ``simulate --symbols BTCUSDT`` was refused for an XRPUSDT file beside
+    the BTCUSDT one, and every ``sweep`` task on that folder failed at run time ("a task failed", exit 1, again on
+    each rerun) though the sweep had planned BTCUSDT only.
+    """
     found = discover(data_dir)
     if not found:
         others = sorted(path.name for path in data_dir.iterdir())
@@ -120,16 +138,15 @@ def recorded_markets(config: ConfigBundle, data_dir: Path, symbols: Sequence[str
     by_symbol: dict[str, list[Path]] = {}
     for key, paths in found.items():
         market, venue_symbol = key.split("_", 1)
-        by_symbol[_our_symbol(config, venue_symbol.upper(), market)] = paths
-    wanted = list(by_symbol) if symbols is None else list(symbols)
-    unknown = sorted(set(wanted) - set(by_symbol))
+        try:
+            by_symbol[_our_symbol(config, venue_symbol.upper(), market)] = paths
+        except ValueError:
+            if symbols is None:
+                raise
+    unknown = sorted(set(symbols or ()) - set(by_symbol))
     if unknown:
         raise ValueError(f"no recorded data for {unknown} in {data_dir}; recorded: {sorted(by_symbol)}")
-    markets = []
-    for s in wanted:
-        loaded = read_binance(by_symbol[s])
-        markets.append(_market(config, s, loaded.tape, f"recorded:{by_symbol[s][0].name}", loaded.summary))
-    return markets
+    return by_symbol if symbols is None else {s: by_symbol[s] for s in symbols}
 
 
 def synthetic_markets(config: ConfigBundle, symbols: Sequence[str] | None, seed: int) -> list[SimMarket]:

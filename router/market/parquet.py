@@ -125,7 +125,12 @@ def _metadata(path: Path, schema: pa.Schema) -> dict[str, object]:
     raw = (schema.metadata or {}).get(METADATA_KEY)
     if raw is None:
         raise TapeFormatError(f"{path}: no {METADATA_KEY.decode()} metadata: not a MarketTape file")
-    meta = json.loads(raw)
+    try:  # damaged metadata is a damaged tape, said as one, not an "unexpected JSONDecodeError"
+        meta = json.loads(raw)
+    except ValueError as error:
+        raise TapeFormatError(f"{path}: {METADATA_KEY.decode()} metadata is not JSON ({error})") from None
+    if not isinstance(meta, dict):
+        raise TapeFormatError(f"{path}: {METADATA_KEY.decode()} metadata is not a JSON object")
     version = meta.get("format_version")
     if version not in _SCHEMA_BY_VERSION:
         raise TapeFormatError(f"{path}: format version {version!r}, this reader reads "

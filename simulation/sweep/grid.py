@@ -123,6 +123,23 @@ def available_symbols(config: ConfigBundle, data: str) -> tuple[str, ...]:
                  if f"{entry.market}_{entry.venue_symbol.lower()}" in recorded)
 
 
+def data_digest(config: ConfigBundle, data: str, symbol: str) -> str:
+    """A short digest of the bytes of ``symbol``'s recorded files in ``data`` (their names and contents; empty
+    for the synthetic market, which the seed and configuration pin). A task id holds it so a sweep resumed after
+    a recording was replaced, cut or added runs that symbol's tasks again: with only the folder's path in the id,
+    the checkpoints of the old recordings were reused and their rows mixed, unsaid, with rows of the new ones.
+    Contents, not modification times: a copy of the same folder on another node or disk is the same data."""
+    if data == SYNTHETIC:
+        return ""
+    entry = config.strategy.universe[symbol]
+    hasher = hashlib.sha256()
+    for path in discover(Path(data)).get(f"{entry.market}_{entry.venue_symbol.lower()}", []):
+        hasher.update(path.name.encode() + b"\0")
+        with path.open("rb") as file:
+            hasher.update(hashlib.file_digest(file, "sha256").digest())
+    return hasher.hexdigest()[:16]
+
+
 def config_digest(config: ConfigBundle) -> str:
     """A short digest of the whole configuration: a task run under another configuration is another task."""
     return hashlib.sha256(json.dumps(snapshot(config), sort_keys=True).encode()).hexdigest()[:12]
@@ -139,6 +156,8 @@ class Scenario:
     orders: int
     config_dir: str | None
     config_digest: str
+    data_digest: str
+    """:func:`data_digest` of ``symbol`` in ``data`` when the sweep was planned."""
 
     def config(self) -> ConfigBundle:
         return planned_config(self.config_dir, self.config_digest)
@@ -228,8 +247,10 @@ def build_grid(config: ConfigBundle, *, config_dir: str | None, learners: Sequen
     for combo in combos:
         with_settings(config, combo)
     digest = config_digest(config)
+    recorded = {(source, symbol): data_digest(config, source, symbol) for source in data for symbol in symbols}
     tasks = tuple(
         LearnerTask(Scenario(seed=seed, symbol=symbol, data=source, orders=orders, config_dir=config_dir,
-                             config_digest=digest), learner=learner, settings=combo)
+                             config_digest=digest, data_digest=recorded[source, symbol]),
+                    learner=learner, settings=combo)
         for source in data for symbol in symbols for seed in seeds for learner in learners for combo in combos)
     return SweepGrid(learner_tasks=tasks)

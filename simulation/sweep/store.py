@@ -26,6 +26,13 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is corrupt or does not match its task."""
 
 
+class DamagedCheckpoint(CheckpointError):
+    """What is at a task's checkpoint path stops every resume the same way until it is moved (a file that is not
+    a task result, another task's result, a folder): bad input, named before any task runs, not a failure of the
+    run (a folder there used to fail only when its task's result was saved, after the task had run, on every
+    rerun)."""
+
+
 class CheckpointStore:
     """The finished tasks of one sweep output folder."""
 
@@ -39,6 +46,9 @@ class CheckpointStore:
         """The task's recorded result, or ``None`` when it has not finished."""
         path = self.path(task)
         if not path.is_file():
+            if path.exists():
+                raise DamagedCheckpoint(f"{path}: exists and is not a file (a folder, FIFO or device): "
+                                        "move it away; the task's result is written there")
             return None
         payload = path.read_bytes()
         try:
@@ -46,9 +56,10 @@ class CheckpointStore:
         except msgspec.DecodeError as error:
             if not payload.strip() or "truncated" in str(error):  # cut short: the task's result was never whole
                 return None
-            raise CheckpointError(f"{path}: not a task result ({error}); delete it to rerun the task") from error
+            raise DamagedCheckpoint(f"{path}: not a task result ({error}); delete it to rerun the task") from error
         if result.task_id != task.task_id:
-            raise CheckpointError(f"{path}: holds the result of {result.task_id}, not {task.task_id}")
+            raise DamagedCheckpoint(f"{path}: holds the result of {result.task_id}, not {task.task_id}; delete it to "
+                                    "rerun the task")
         return result
 
     def save(self, task: Task, result: TaskResult) -> None:

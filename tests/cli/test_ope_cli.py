@@ -169,6 +169,14 @@ def test_policy_file_candidate_and_unsupported_arm(journal_path: Path, tmp_path:
     (b'{"maker_offset_bps": "4", "taker_bias": 0}',                               # scored as o4.00_b0.00
      "maker_offset_bps and taker_bias must be JSON numbers, got '4' and 0"),
     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),  # it was "unexpected RecursionError", exit 1
+    (b'{"maker_offset_bps": 1, "taker_bias": 0, "symbol": 7}',   # every symbol scored, the key unread
+     "symbol must be a symbol name such as \"BTCUSDT\", got 7; leave the key out to score each symbol of the log"),
+    (b'{"maker_offset_bps": 500, "taker_bias": 0}',   # "candidate arm o500.00_b0.00 was never taken with a fill"
+     "maker_offset_bps 500 is outside router.json policy_bounds [-1, 10]: no router routes such a policy; give a "
+     "value within the bounds"),
+    (b'{"maker_offset_bps": 1, "taker_bias": 0, "maker_ttl_ms": -1}',   # scored as o1.00_b0.00, the TTL unread
+     "maker_ttl_ms -1 is outside router.json policy_bounds [100, 30000]: no router routes such a policy; give a "
+     "value within the bounds"),
 ])
 def test_a_policy_file_with_impossible_knobs_is_named(journal_path: Path, tmp_path: Path, content: bytes,
                                                       reason: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -357,3 +365,47 @@ def test_a_zero_difference_prints_as_zero_never_minus_zero(tmp_path: Path, capsy
     assert main(["ope", "--journal", str(path), "--candidate", "o1.00_b0.00"]) == 0
     table = capsys.readouterr().out
     assert "sndr" in table and "-0.000" not in table
+
+
+@pytest.mark.parametrize("n_events, arms", [(1, ("o0.00_b0.00",)), (3, ("o0.00_b0.00", "o1.00_b0.00", "o2.00_b0.00"))])
+def test_estimates_resting_on_one_event_say_so(tmp_path: Path, capsys: pytest.CaptureFixture[str], n_events: int,
+                                               arms: tuple[str, ...]) -> None:
+    """A journal of one event (or one event of the candidate's arm) printed intervals of zero width, e.g. SNIPS
+    1.346 [1.346, 1.346], under only the low-ESS warning, and with one event IPS and SNIPS were said to "disagree
+    beyond their intervals" as if the weights were unstable; it now says the estimates rest on one event."""
+    path = tmp_path / "short.sqlite"
+    with Journal(path) as journal:
+        journal.append_many([routed(intent_id=f"s{i}", arm=arms[i], propensity=1 / 3,
+                                    arrival_ts_ns=T0_NS + i * 1_000_000_000,
+                                    fills=(fill(100.01 + 0.01 * i, 1.0, trade_id=f"t{i}"),)) for i in range(n_events)])
+    result = _run_json(capsys, "--journal", str(path), "--candidate", arms[-1])
+    (only,) = result["results"]
+    snips = only["candidate"]["estimates"]["snips"]
+    assert snips["ci_low_bps"] == snips["ci_high_bps"]
+    warnings = only["warnings"]
+    said = f"the estimates for {arms[-1]} rest on 1 logged event(s) carrying weight"
+    assert any(said in w for w in warnings), warnings
+    assert not any("IPS and SNIPS disagree" in w for w in warnings), warnings
+    assert main(["ope", "--journal", str(path), "--candidate", arms[-1]]) == 0
+    assert "[x, x], the cost is not known exactly); score a longer log" in capsys.readouterr().out
+
+
+def test_a_propensity_too_small_to_weight_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A logged propensity of 1e-300 (in (0, 1], so it passed) ended `ope` in "unexpected OverflowError" under a numpy
+    RuntimeWarning, exit 1; it is now the symbol's one-line error, exit 2."""
+    path = tmp_path / "tiny.sqlite"
+    with Journal(path) as journal:
+        journal.append_many([routed(intent_id=f"p{i}", arm="o1.00_b0.00", propensity=1e-300 if i == 4 else 0.5,
+                                    arrival_ts_ns=T0_NS + i * 1_000_000_000,
+                                    fills=(fill(100.01, 1.0, trade_id=f"t{i}"),)) for i in range(10)])
+    line = _fails(capsys, "--journal", str(path), "--candidate", "o1.00_b0.00")
+    assert "event p4 has propensity 1e-300, under 1e-150: its importance weight 1e+300 is beyond" in line
+
+
+def test_a_policy_file_symbol_ignores_case_as_the_symbol_flag_does(journal_path: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`"symbol": "ethusdt"` read "no router events for ethusdt in J", where `--symbol ethusdt` scores ETHUSDT."""
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"maker_offset_bps": 1.0, "taker_bias": 0.0, "symbol": "ethusdt"}')
+    result = _run_json(capsys, "--journal", str(journal_path), "--candidate", str(policy))
+    assert list(_by_symbol(result)) == ["ETHUSDT"]

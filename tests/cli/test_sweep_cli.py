@@ -122,3 +122,56 @@ def test_two_workers_start_and_stop_a_local_ray_with_the_one_core_table(tmp_path
         assert "Traceback" not in done.stderr
     one = pd.read_parquet(tmp_path / "1" / "sweep.parquet")
     assert pd.read_parquet(tmp_path / "2" / "sweep.parquet").equals(one)
+
+
+def test_a_resume_after_the_recording_changed_runs_its_tasks_again(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The task ids held the data folder's path only: a recording replaced (here by a wider-spread minute) after a
+    sweep resumed every task from the old recording's checkpoints, and its rows stood for data no longer there."""
+    from tests.cli.test_unseen_recordings_cli import _minute
+
+    data, out = tmp_path / "data", tmp_path / "sweep"
+    argv = ["sweep", "--learners", "ucb", "--seeds", "1", "--symbols", "BTCUSDT", "--data", str(data), "--orders",
+            "20", "--out", str(out), "--no-mlflow"]
+    _minute(data)
+    assert main(argv) == 0
+    assert "2 tasks (2 run now, 0 resumed" in capsys.readouterr().out
+    assert main(argv) == 0  # the same bytes (a copy, a touch): resumed
+    assert "(0 run now, 2 resumed" in capsys.readouterr().out
+    first = pd.read_parquet(out / "sweep.parquet")
+    _minute(tmp_path / "wider", ask="60003.00")
+    (tmp_path / "wider" / "usdm_btcusdt_20240809.jsonl.gz").replace(data / "usdm_btcusdt_20240809.jsonl.gz")
+    assert main(argv) == 0
+    assert "2 tasks (2 run now, 0 resumed" in capsys.readouterr().out
+    second = pd.read_parquet(out / "sweep.parquet")
+    assert len(second) == 1 and set(second["task_id"]).isdisjoint(first["task_id"])
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("garbage", "not a task result (Object missing required field `type`); delete it to rerun the task"),
+    ("another task's", "holds the result of baseline-BTCUSDT-s1-"),
+    ("folder", "exists and is not a file (a folder, FIFO or device): move it away"),
+])
+def test_a_damaged_checkpoint_is_bad_input_before_any_task(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           damage: str, message: str) -> None:
+    """Every rerun stops at such a checkpoint until it is moved: it is exit 2, named, before any task runs (a
+    damaged file was exit 1 as a run failure; a folder failed only once its task had run again, "a task failed
+    ... rerun to resume", on every rerun)."""
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--learners", "ucb", "--seeds", "1", "--symbols", "BTCUSDT", "--data", "synthetic", "--orders",
+            "20", "--out", str(out), "--no-mlflow"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    (baseline,) = (out / "tasks").glob("baseline-*.json")
+    (learner,) = (out / "tasks").glob("ucb-*.json")
+    if damage == "garbage":
+        learner.write_text('{"garbage": 1}')
+    elif damage == "another task's":
+        learner.write_bytes(baseline.read_bytes())
+    else:
+        learner.unlink()
+        learner.mkdir()
+    table = (out / "sweep.parquet").read_bytes()
+    line = one_line_failure(argv, capsys, BAD_INPUT)
+    assert line.startswith(f"router-tuner sweep: {learner}: ") and message in line
+    assert (out / "sweep.parquet").read_bytes() == table

@@ -139,3 +139,26 @@ def test_spot_quotes_under_a_futures_name_are_bad_input(tmp_path: Path, capsys: 
     line = one_line_failure(_simulate(tmp_path / "data", tmp_path), capsys, BAD_INPUT)
     assert line.startswith(f"router-tuner simulate: --symbols/--data: {path}:2: a bookTicker without an event time E")
     assert line.endswith("the file holds spot data; rename it spot_<symbol>_<YYYYMMDD>.jsonl.gz")
+
+
+def test_a_recording_outside_the_universe_beside_the_asked_symbol(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """An XRPUSDT recording (not in the universe) beside BTCUSDT's: `simulate --symbols BTCUSDT` was refused for the
+    XRPUSDT file, and `sweep` (with or without --symbols BTCUSDT) planned BTCUSDT, then failed every task at run
+    time, "a task failed (0 of 2 recorded, rerun to resume)", exit 1, on every rerun. Asked symbols now simulate;
+    every recorded market (no --symbols) is refused naming the entry to add, by both commands, before any task."""
+    import gzip
+
+    data = tmp_path / "data"
+    btc = _minute(data)
+    text = gzip.decompress(btc.read_bytes()).decode().replace("btcusdt", "xrpusdt").replace("BTCUSDT", "XRPUSDT")
+    (data / "usdm_xrpusdt_20240809.jsonl.gz").write_bytes(gzip.compress(text.encode()))
+    assert main(_simulate(data, tmp_path)) == 0
+    assert list(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["symbols"]) == ["BTCUSDT"]
+    sweep = ["sweep", "--learners", "ucb", "--seeds", "1", "--orders", "5", "--data", str(data), "--no-mlflow"]
+    assert main([*sweep, "--symbols", "BTCUSDT", "--out", str(tmp_path / "named")]) == 0
+    assert "2 tasks (2 run now, 0 resumed from checkpoints), 1 rows" in capsys.readouterr().out
+    for argv in (["simulate", *_simulate(data, tmp_path)[3:]], [*sweep, "--out", str(tmp_path / "every")]):
+        line = one_line_failure(argv, capsys, BAD_INPUT)
+        assert 'recorded usdm XRPUSDT is not in strategy_config.json\'s universe: add "XRPUSDT": ' in line
+    assert not (tmp_path / "every").exists()

@@ -109,6 +109,9 @@ def test_foreign_or_damaged_files_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(TapeFormatError, match="'qty_scale' missing"):
         read_tape(_rewrite(tmp_path / "noscale.parquet",
                            table.replace_schema_metadata({METADATA_KEY: json.dumps(no_scale)})))
+    for name, raw in (("cutmeta", json.dumps(meta)[:40]), ("listmeta", "[1, 2]")):  # "unexpected" errors before
+        with pytest.raises(TapeFormatError, match=r"router_tuner\.market_tape metadata is not (JSON|a JSON object)"):
+            read_tape(_rewrite(tmp_path / f"{name}.parquet", table.replace_schema_metadata({METADATA_KEY: raw})))
     with pytest.raises(TapeFormatError, match="do not match format"):
         read_tape(_rewrite(tmp_path / "dropcol.parquet", table.drop_columns(["depth_qty"])))
     nulls = table.set_column(table.schema.get_field_index("bid_px"), "bid_px",

@@ -8,6 +8,7 @@ fakes, as a live exchange would.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import os
@@ -345,3 +346,56 @@ def test_quote_burst_is_conflated_to_real_quotes_in_order(rest: FakeBinanceUsdm,
     stored = [by_ts[int(ts)] for ts in tape.quote_ts_ns]  # every stored quote is one that was sent
     assert stored == sorted(stored, key=lambda m: m["E"]) and stored[-1] is burst[-1]
     _assert_quotes(tape, stored)
+
+
+@pytest.mark.parametrize("damage", ["empty", "text", "foreign parquet", "another symbol's chunk"])
+def test_cli_resume_over_a_damaged_last_chunk_is_bad_input_before_connecting(
+        rest: FakeBinanceUsdm, ws: FakeBinanceWs, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        damage: str) -> None:
+    """A resumed recording reads its folder's last chunk once connected: a damaged or foreign one ended `record` in
+    "unexpected TapeFormatError" (exit 1) after loading the markets; it is now one line naming the file, exit 2,
+    before any request, and the chunks already there are left as they were."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from router_tuner.cli.main import main
+    from router_tuner.router.market.parquet import write_tape
+    from tests.market.test_market_parquet import _small_tape
+
+    folder = tmp_path / "BTCUSDT"
+    folder.mkdir()
+    write_tape(dataclasses.replace(_small_tape(), symbol="BTCUSDT"), folder / "chunk-000000.parquet")
+    last = folder / "chunk-000001.parquet"
+    if damage == "empty":
+        last.write_bytes(b"")
+    elif damage == "text":
+        last.write_text("not a tape\n")
+    elif damage == "foreign parquet":
+        pq.write_table(pa.table({"a": [1, 2]}), last)
+    else:
+        write_tape(dataclasses.replace(_small_tape(), symbol="ETHUSDT"), last)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    code = main(["record", "--venue", "binanceusdm", "--symbols", "BTCUSDT", "--out", str(tmp_path), "--seconds",
+                 "0.5", "--api-url", rest.base_url, "--ws-url", ws.ws_url])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "unexpected" not in err[0], err
+    assert err[0].startswith(f"router-tuner record: --out {last}: ")
+    assert "or record into another --out" in err[0]
+    assert ws.subscribe_requests == []
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_cli_a_file_where_the_symbol_folder_belongs_is_bad_input_before_connecting(
+        rest: FakeBinanceUsdm, ws: FakeBinanceWs, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`OUT/BTCUSDT` a file: it read "File exists: OUT/BTCUSDT: choose a location that can be written", once the
+    exchange's markets had loaded; it now names the file as what is in the way, before any request."""
+    from router_tuner.cli.main import main
+
+    (tmp_path / "BTCUSDT").write_text("notes\n")
+    code = main(["record", "--venue", "binanceusdm", "--symbols", "BTCUSDT", "--out", str(tmp_path), "--seconds",
+                 "0.5", "--api-url", rest.base_url, "--ws-url", ws.ws_url])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"router-tuner record: --out {tmp_path / 'BTCUSDT'}: exists and is not a folder: each "
+                                 "symbol's chunks are written in a folder of its name; move that file away, or record "
+                                 "into another --out"]
+    assert ws.subscribe_requests == [] and (tmp_path / "BTCUSDT").read_text() == "notes\n"

@@ -105,6 +105,8 @@ def test_from_events_leaves_out_flagged_events_as_the_reward_filter_does_and_cou
         ({"propensity": 0.0}, r"not in \(0, 1\]"),
         ({"propensity": 1.5}, r"not in \(0, 1\]"),
         ({"propensity": math.nan}, r"not in \(0, 1\]"),
+        ({"propensity": 1e-300}, r"propensity 1e-300, under 1e-150: its importance weight 1e\+300 is beyond"),
+        ({"propensity": 5e-324}, r"propensity 5e-324, under 1e-150: its importance weight inf"),
         ({"cost_bps": math.inf}, "non-finite cost_bps"),
     ],
 )
@@ -127,6 +129,8 @@ def test_from_events_rejects_all_unfilled_and_misaligned_contexts() -> None:
     [
         ({"propensities": np.array([0.5, 0.0, 0.25, 0.25])}, r"in \(0, 1\]: 1 bad, first at row 1"),
         ({"propensities": np.array([0.5, np.nan, 0.25, 0.25])}, "non-finite"),
+        ({"propensities": np.array([0.5, 1e-300, 0.25, 0.25])}, "under 1e-150 make importance weights the "
+                                                                 "estimators cannot sum: 1 such, first at row 1"),
         ({"rewards": np.array([-1.0, np.inf, 0.0, 0.0])}, "rewards contain 1 non-finite"),
         ({"rewards": np.zeros(3)}, r"shape \(4,\)"),
         ({"actions": np.array([0, 1, 1, 3])}, "must index arm_ids"),

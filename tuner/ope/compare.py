@@ -97,8 +97,14 @@ def arm_warnings(report: ScoredArm, min_effective_sample_size: float) -> list[st
         out.append(f"low effective sample size for {report.candidate_arm}: ESS {ess:.1f} < "
                    f"{min_effective_sample_size:g} (tuner.json deployment.promotion.min_effective_sample_size); "
                    "few logged events look like this candidate's choices")
+    carrying = min(est.n_nonzero_weight for est in report.estimates.values())
+    if carrying < 2:  # a journal of one event printed [x, x] intervals, as if the cost were known exactly
+        out.append(f"the estimates for {report.candidate_arm} rest on {carrying} logged event(s) carrying weight: "
+                   "bootstrap intervals cannot measure the uncertainty of a single event (where they have zero width, "
+                   "[x, x], the cost is not known exactly); score a longer log")
     ips, snips = report.estimates.get("ips"), report.estimates.get("snips")
-    if ips is not None and snips is not None and (ips.ci_high < snips.ci_low or snips.ci_high < ips.ci_low):
+    if carrying >= 2 and ips is not None and snips is not None and (  # with one event they differ by its weight
+            ips.ci_high < snips.ci_low or snips.ci_high < ips.ci_low):
         a, b = CostInterval.of(ips), CostInterval.of(snips)
         out.append(f"IPS and SNIPS disagree beyond their intervals for {report.candidate_arm}: IPS "
                    f"{a.cost_bps:.3f} [{a.ci_low_bps:.3f}, {a.ci_high_bps:.3f}] vs SNIPS {b.cost_bps:.3f} "

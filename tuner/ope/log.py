@@ -24,6 +24,12 @@ from router_tuner.router.events import FLAGS, RouterEvent, event_flags
 PROBABILITY_ROW_SUM_ATOL = 1e-6
 """How far a row of action probabilities may sum from 1 (float rounding, not a tunable)."""
 
+MIN_PROPENSITY = 1e-150
+"""The smallest logged propensity the estimators take: its importance weight 1/p, squared (the effective sample
+size, the shrinkage of DR-OS) and summed over a log of up to 1e8 events, stays a finite float. A journal row with
+1e-300 ended ``ope`` in "unexpected OverflowError", and one just above would print a 300-digit IPS cost; no logging
+policy of this project posts such a probability in practice, so the event is named instead."""
+
 
 SkipReason = Literal["unfilled", "venue_anomaly", "fee_unpriced"]
 
@@ -107,6 +113,10 @@ class LoggedBandit:
             raise LogError(
                 f"propensities must be in (0, 1]: {int(bad.sum())} bad, first at row {i}: {propensities[i]!r}"
             )
+        if (tiny := propensities < MIN_PROPENSITY).any():
+            i = int(np.flatnonzero(tiny)[0])
+            raise LogError(f"propensities under {MIN_PROPENSITY:g} make importance weights the estimators cannot sum: "
+                           f"{int(tiny.sum())} such, first at row {i}: {float(propensities[i])!r}")
         rewards = self._float_column("rewards", self.rewards, n)
         object.__setattr__(self, "actions", actions.astype(np.int64, copy=False))
         object.__setattr__(self, "propensities", propensities)
@@ -194,6 +204,11 @@ class LoggedBandit:
                 raise LogError(f"event {event.intent_id} has non-finite cost_bps {cost_bps!r}")
             if not (math.isfinite(event.propensity) and 0.0 < event.propensity <= 1.0):
                 raise LogError(f"event {event.intent_id} has propensity {event.propensity!r}, not in (0, 1]")
+            if event.propensity < MIN_PROPENSITY:
+                weight = 1 / event.propensity
+                raise LogError(f"event {event.intent_id} has propensity {event.propensity!r}, under "
+                               f"{MIN_PROPENSITY:g}: its importance weight {weight:.3g} is beyond what the "
+                               "estimators can sum; check that journal row and the policy that logged it")
             kept_rows.append(row)
             actions.append(index[event.arm])
             propensities.append(event.propensity)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from router_tuner.router.market.parquet import read_tape, write_tape
+from router_tuner.router.market.parquet import TapeFormatError, read_tape, write_tape
 from router_tuner.router.market.record.buffer import RecordingError
 from router_tuner.router.market.tape import MarketTape
 
@@ -51,6 +51,27 @@ class ChunkWriter:
         write_tape(tape, path)
         self._next += 1
         return path
+
+
+def last_chunk(symbol_dir: Path, symbol: str) -> MarketTape | None:
+    """The last chunk of ``symbol``'s folder, which a resumed recording continues after (None: no chunk yet).
+
+    RecordingError naming the file when it is not a tape of ``symbol`` (empty, another tool's Parquet, a tape of
+    another symbol copied in): a resume read it only once connected, and the damage ended ``record`` as an
+    "unexpected TapeFormatError", exit 1; the recording command checks it first, as bad input.
+    """
+    paths = chunk_paths(symbol_dir)
+    if not paths:
+        return None
+    try:
+        tape = read_tape(paths[-1])
+    except TapeFormatError as error:
+        raise RecordingError(f"{error}; a recording resumes after the last chunk of its folder: move this file "
+                             "out of the folder, or record into another --out") from error
+    if tape.symbol != symbol:
+        raise RecordingError(f"{paths[-1]}: a chunk of {tape.market}/{tape.symbol} in the folder of {symbol}: move "
+                             "it to its own symbol's folder, or record into another --out")
+    return tape
 
 
 def read_recording(out_dir: Path, symbol: str) -> MarketTape:

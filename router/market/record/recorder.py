@@ -34,9 +34,8 @@ from typing import Any, Literal, TextIO
 import ccxt
 import ccxt.pro
 
-from router_tuner.router.market.parquet import read_tape
 from router_tuner.router.market.record.buffer import RecordingError, SymbolBuffer
-from router_tuner.router.market.record.chunks import ChunkWriter, chunk_paths
+from router_tuner.router.market.record.chunks import ChunkWriter, last_chunk
 from router_tuner.router.market.record.fields import RecordFields, record_fields_for
 from router_tuner.router.venue import VenueError
 from router_tuner.router.venues.ccxt.parse import price_tick
@@ -306,7 +305,9 @@ def _tick_size(exchange: ccxt.pro.Exchange, market: Mapping[str, Any]) -> float:
 
 def _last_recorded_ns(symbol_dir: Path) -> int | None:
     """Exchange time of the last event (or gap) in the folder's last chunk; None when it holds neither."""
-    last = read_tape(chunk_paths(symbol_dir)[-1])
+    last = last_chunk(symbol_dir, symbol_dir.name)
+    if last is None:
+        return None
     times = [last.end_ns] if last.n_events else []
     times += last.depth_gap_ts_ns.tolist()[-1:]
     return max(times, default=None)
