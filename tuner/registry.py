@@ -475,8 +475,48 @@ def open_client(tracking_uri: str) -> MlflowClient:
     refuse_file_store(tracking_uri)
     check_server_reachable(tracking_uri)
     with _store_creation_lock(tracking_uri):
+        refuse_foreign_sqlite(tracking_uri)
         _create_sqlite_store(tracking_uri)
         return MlflowClient(tracking_uri=tracking_uri)
+
+
+MLFLOW_SCHEMA_TABLE = "alembic_version"
+"""The table MLflow's SQL store keeps its schema revision in: every MLflow SQLite store has it."""
+
+
+def refuse_foreign_sqlite(tracking_uri: str) -> None:
+    """Raise :class:`TrackingUriError` when a ``sqlite:///`` URI names an existing file that is not an MLflow store:
+    a SQLite database holding tables but not MLflow's (a journal, an executor store, another program's file), or a
+    file that is not SQLite at all. Why: MLflow "migrates" any SQLite file it is pointed at, so
+    ``policy list --tracking-uri sqlite:///var/journal.sqlite`` wrote MLflow's thirty tables into the journal and
+    listed "no policy versions"; a text file failed as "file is not a database", exit 1, blaming the store. The file is
+    opened read-only here and left as it is; an empty file, a new path, a folder or device (MLflow's own error) pass.
+    """
+    location = tracking_uri.removeprefix("sqlite:///")
+    if not tracking_uri.startswith("sqlite:///") or location in ("", ":memory:") or "?" in location:
+        return
+    database = Path(location)
+    if not database.is_file() or database.stat().st_size == 0:
+        return
+    import sqlite3
+
+    try:
+        connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = [name for (name,) in connection.execute(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")]
+        finally:
+            connection.close()
+    except sqlite3.OperationalError:
+        return  # locked, unreadable: MLflow's own error says so (exit 1, as a store that is busy)
+    except sqlite3.DatabaseError as error:  # not a database, malformed
+        raise TrackingUriError(f"MLflow tracking URI {tracking_uri}: {database} is not a readable SQLite database "
+                               f"({error}): restore it from a copy, or point at the MLflow store") from None
+    if tables and MLFLOW_SCHEMA_TABLE not in tables:
+        shown = ", ".join(tables[:4]) + (", …" if len(tables) > 4 else "")
+        raise TrackingUriError(f"MLflow tracking URI {tracking_uri}: {database} holds tables ({shown}) but not "
+                               f"MLflow's ({MLFLOW_SCHEMA_TABLE}): not an MLflow store (a journal or executor "
+                               "store?), left untouched; point at the MLflow store (default sqlite:///var/mlflow.db)")
 
 
 def _create_sqlite_store(tracking_uri: str) -> None:

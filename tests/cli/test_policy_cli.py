@@ -203,3 +203,29 @@ def test_symbol_names_are_read_like_symbols_everywhere(store: str, capsys: pytes
         capsys, ["policy", "show", "--symbol", "BTCUSDT", *common])
     line = one_line_failure(["policy", "show", "--symbol", "BTCUSDT,ETHUSDT", *common], capsys, BAD_INPUT)
     assert "argument --symbol: one symbol name, e.g. BTCUSDT, got 'BTCUSDT,ETHUSDT'" in line
+
+
+def test_a_tracking_uri_naming_a_journal_or_a_text_file_is_refused_and_left_untouched(
+        journal_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--tracking-uri sqlite:///JOURNAL`` (a journal, an executor store, another program's SQLite file): MLflow
+    "migrated" it, writing its thirty tables into the journal, and `policy list` said "no policy versions", exit 0;
+    a text file failed as "file is not a database", exit 1, as if the store were down."""
+    import sqlite3
+
+    def tables(path: Path) -> list[str]:
+        with sqlite3.connect(path) as connection:
+            return sorted(name for (name,) in connection.execute("SELECT name FROM sqlite_schema WHERE type='table'"))
+
+    before, data = tables(journal_path), journal_path.read_bytes()
+    line = one_line_failure(["policy", "list", "--tracking-uri", f"sqlite:///{journal_path}", "--json"], capsys,
+                            BAD_INPUT)
+    assert line.startswith(f"router-tuner policy: MLflow tracking URI sqlite:///{journal_path}: {journal_path} holds "
+                           "tables (dead_letters, events, journal_schema) but not MLflow's (alembic_version): not an "
+                           "MLflow store")
+    assert tables(journal_path) == before and journal_path.read_bytes() == data, "the journal is not written into"
+    notes = tmp_path / "notes.db"
+    notes.write_text("my notes\n")
+    line = one_line_failure(["policy", "show", "--symbol", "BTCUSDT", "--tracking-uri", f"sqlite:///{notes}"],
+                            capsys, BAD_INPUT)
+    assert f"{notes} is not a readable SQLite database (file is not a database)" in line
+    assert notes.read_text() == "my notes\n"
