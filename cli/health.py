@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -22,6 +24,9 @@ from router_tuner.risk.units import NS_PER_S
 
 MAX_ALERTS_SINCE_S = 10 * 365 * 86_400.0
 """Ten years: an alert older than the store is not worth a larger number."""
+DEFAULT_STALE_AFTER_S = 300.0
+"""Five times ``executor.json`` ``health.interval_s``'s default 60 s: a running executor publishes at least that
+often, so an older latest snapshot means it stopped (or cannot write its store)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"executor store (default {DEFAULT_STORE})")
     parser.add_argument("--alerts-since-s", type=finite_number(0.0, MAX_ALERTS_SINCE_S), default=86_400.0,
                         help=f"show alerts raised this many seconds before the snapshot (0 to {MAX_ALERTS_SINCE_S:g})")
+    parser.add_argument("--stale-after-s", type=finite_number(0.0, MAX_ALERTS_SINCE_S),
+                        default=DEFAULT_STALE_AFTER_S,
+                        help="warn (stderr) when the latest snapshot is older than this, or this far ahead of this "
+                             f"machine's clock (default {DEFAULT_STALE_AFTER_S:g}; a running executor publishes "
+                             "every executor.json health.interval_s)")
     parser.add_argument("--json", action="store_true",
                         help="print the snapshot as JSON (a failure is still one plain line on stderr)")
 
@@ -87,15 +97,41 @@ def run(args: argparse.Namespace) -> int:
         except msgspec.DecodeError as error:  # a row edited by hand, or written by another version
             raise BadInput(f"its latest health snapshot or an alert does not read ({error}): the store is damaged "
                            "or of another router-tuner version; restore it from a copy") from error
+    age_s = (time.time_ns() - health.ts_ns) / NS_PER_S
+    stale = abs(age_s) > args.stale_after_s
+    if stale:
+        problem = snapshot_age_problem(args.store, health.ts_ns, age_s, args.stale_after_s)
+        print(escape_controls(f"router-tuner health: warning: {problem}; every figure is as of then"), file=sys.stderr)
     if args.json:
-        print(msgspec.json.encode({"health": health, "tuner": tuner, "alerts": alerts}).decode())
+        print(msgspec.json.encode({"health": health, "tuner": tuner, "alerts": alerts, "snapshot_age_s": age_s,
+                                   "stale": stale}).decode())
         return 0
+    print(f"{'snapshot_age_s':<26}{age_s:.6g} (taken {_utc(health.ts_ns)}{', STALE' if stale else ''})")
     print(render(health))
     if tuner is not None:
         print(render_tuner_health(tuner))
     for alert in alerts:
         print(escape_controls(f"ALERT {alert.code}: {alert.observed:.6g} vs {alert.threshold:.6g} ({alert.detail})"))
     return 0
+
+
+def snapshot_age_problem(store: object, ts_ns: int, age_s: float, limit_s: float) -> str:
+    """What is wrong with a snapshot taken ``age_s`` before now (negative: after). Why: ``health`` printed a
+    snapshot of an executor stopped days ago as the current health (its ``nav_age_s`` is the NAV's age at the
+    snapshot, not the snapshot's), and one stamped in the future alike, with no word of either."""
+    if age_s >= 0:
+        return (f"the latest snapshot in {store} was taken {age_s:.6g} s ago ({_utc(ts_ns)}), more than "
+                f"--stale-after-s {limit_s:g}: the executor writing it has stopped, or cannot publish")
+    return (f"the latest snapshot in {store} is stamped {-age_s:.6g} s ahead of this machine's clock ({_utc(ts_ns)}): "
+            "the clocks of this machine and the executor's disagree, or the store was written on another one")
+
+
+def _utc(ts_ns: int) -> str:
+    """``ts_ns`` as an ISO UTC time to the second (a time beyond the calendar's range as the raw number)."""
+    try:
+        return datetime.fromtimestamp(ts_ns / NS_PER_S, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"ts_ns {ts_ns}"
 
 
 def _stream_line(name: str, stream: OrderFeedHealth | BookFeedHealth, ts_ns: int, counters: str) -> str:
