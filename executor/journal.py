@@ -348,6 +348,12 @@ class Journal:
         rows = self._connection.execute("SELECT file, line_no, raw, error, ts_ns FROM dead_letters ORDER BY id")
         return [DeadLetter(*row) for row in rows.fetchall()]
 
+    def dead_letter_count(self) -> int:
+        """How many intent lines are quarantined (0 for a journal written before the dead-letter table)."""
+        if not self._has_table(self._connection, "dead_letters"):
+            return 0
+        return int(self._connection.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
+
     def read(self, kind: str, *, symbol: str | None = None, since_ns: int | None = None,
              after_row: int | None = None) -> Iterator[Event]:
         """Events of ``kind`` in insertion order, optionally of one symbol, with ``ts_ns >= since_ns`` and

@@ -97,3 +97,23 @@ def test_export_needs_exactly_one_target(journal_path: Path, tmp_path: Path) -> 
         main(["journal", "export", "--journal", str(journal_path), "--kind", "router", "--out", "a",
               "--partitioned", str(tmp_path / "b")])
     assert exited.value.code == 2
+
+
+def test_count_says_how_many_intent_lines_were_quarantined(journal_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Malformed intents lines `live --follow` quarantined (the journal's dead_letters) were in none of the counts and
+    named nowhere: 3 router events read as everything the journal saw. Now a note on stderr; stdout keeps the counts
+    (one JSON object under --json)."""
+    from router_tuner.executor.intents import MalformedLine
+
+    with Journal(journal_path) as journal:
+        for n in (4, 7):
+            journal.quarantine(MalformedLine("/in/intents.jsonl", n, b"{not json", "bad line"), ts_ns=n)
+    assert main(["journal", "count", "--journal", str(journal_path), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["router"] == 3
+    assert captured.err == (f"router-tuner journal: note: {journal_path} also holds 2 quarantined intent line(s), not "
+                            "counted above: malformed lines `live --follow` set aside (its dead_letters table), never "
+                            "routed\n")
+    assert main(["journal", "count", "--journal", str(journal_path)]) == 0
+    assert "router               3" in capsys.readouterr().out
