@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from router_tuner.cli.main import BadInput, RunFailure, finite_number, path_argument, reading
+from router_tuner.cli.main import BadInput, RunFailure, finite_number, path_argument, print_result, reading
 from router_tuner.config.encoding import escape_controls
 from router_tuner.executor.adaptive.health import render_tuner_health
 from router_tuner.executor.records import BookFeedHealth, HealthSnapshot, OrderFeedHealth
@@ -103,15 +103,16 @@ def run(args: argparse.Namespace) -> int:
         problem = snapshot_age_problem(args.store, health.ts_ns, age_s, args.stale_after_s)
         print(escape_controls(f"router-tuner health: warning: {problem}; every figure is as of then"), file=sys.stderr)
     if args.json:
-        print(msgspec.json.encode({"health": health, "tuner": tuner, "alerts": alerts, "snapshot_age_s": age_s,
-                                   "stale": stale}).decode())
+        print_result(msgspec.json.encode({"health": health, "tuner": tuner, "alerts": alerts,
+                                          "snapshot_age_s": age_s, "stale": stale}).decode())
         return 0
-    print(f"{'snapshot_age_s':<26}{age_s:.6g} (taken {_utc(health.ts_ns)}{', STALE' if stale else ''})")
-    print(render(health))
+    print_result(f"{'snapshot_age_s':<26}{age_s:.6g} (taken {_utc(health.ts_ns)}{', STALE' if stale else ''})")
+    print_result(render(health))
     if tuner is not None:
-        print(render_tuner_health(tuner))
+        print_result(render_tuner_health(tuner))
     for alert in alerts:
-        print(escape_controls(f"ALERT {alert.code}: {alert.observed:.6g} vs {alert.threshold:.6g} ({alert.detail})"))
+        print_result(escape_controls(f"ALERT {alert.code}: {alert.observed:.6g} vs {alert.threshold:.6g} "
+                                     f"({alert.detail})"))
     return 0
 
 

@@ -18,7 +18,14 @@ import json
 import sys
 from pathlib import Path
 
-from router_tuner.cli.main import BadInput, distinct_files, path_argument, probe_writable, reading
+from router_tuner.cli.main import (
+    BadInput,
+    distinct_files,
+    path_argument,
+    print_result,
+    probe_writable,
+    reading,
+)
 from router_tuner.config.encoding import escape_controls
 from router_tuner.router.events import EVENT_TYPES, RouterEvent
 
@@ -59,17 +66,20 @@ def run(args: argparse.Namespace) -> int:
     with reading("journal", args.journal), Journal(args.journal, readonly=True) as journal:
         if args.journal_command == "count":
             counts = {kind: journal.count(kind) for kind in sorted(EVENT_TYPES)}
-            print(json.dumps(counts) if args.json else "\n".join(f"{k:<12}{n:>10}" for k, n in counts.items()))
-            _note_quarantined(args.journal, journal.dead_letter_count())
-            return 0
-        if partitioned is not None:
+            quarantined = journal.dead_letter_count()
+        elif partitioned is not None:
             return _export_partitioned([e for e in journal.read("router") if isinstance(e, RouterEvent)],
                                        partitioned, as_json=args.json)
-        rows = journal.export_parquet(args.kind, args.out)
+        else:
+            rows = journal.export_parquet(args.kind, args.out)
+    if args.journal_command == "count":  # printed outside the journal's reading(): a stdout failure is not its
+        print_result(json.dumps(counts) if args.json else "\n".join(f"{k:<12}{n:>10}" for k, n in counts.items()))
+        _note_quarantined(args.journal, quarantined)
+        return 0
     if args.json:
-        print(json.dumps({"kind": args.kind, "rows": rows, "out": str(args.out)}))
+        print_result(json.dumps({"kind": args.kind, "rows": rows, "out": str(args.out)}))
     else:
-        print(f"journal: wrote {rows} {args.kind} records to {args.out}")
+        print_result(f"journal: wrote {rows} {args.kind} records to {args.out}")
     return 0
 
 
@@ -106,10 +116,10 @@ def _export_partitioned(events: list[RouterEvent], root: Path, *, as_json: bool)
         raise BadInput("the journal holds no router events to export")
     written = write_router_events(root, events)
     if as_json:
-        print(json.dumps({"kind": "router", "rows": sum(written.values()), "out": str(root),
+        print_result(json.dumps({"kind": "router", "rows": sum(written.values()), "out": str(root),
                           "partitions": [{"day": d, "symbol": s, "rows": n} for (d, s), n in sorted(written.items())]}))
         return 0
-    print(f"journal: wrote {sum(written.values())} router records to {root} in {len(written)} partitions "
+    print_result(f"journal: wrote {sum(written.values())} router records to {root} in {len(written)} partitions "
           f"(days {min(d for d, _ in written)}..{max(d for d, _ in written)}, "
           f"{len({s for _, s in written})} symbols)")
     return 0

@@ -75,6 +75,18 @@ def reading(what: str, path: object) -> Iterator[None]:
         raise
 
 
+def print_result(text: str) -> None:
+    """Print a command's result on stdout; a failure to write it (``> /dev/full``, a full disk) names standard
+    output. Why: ``journal count`` printed inside the journal's :func:`reading`, so ``journal count J > /dev/full``
+    ended "journal J: No space left on device", blaming the journal (and its disk) for stdout's device. A reader
+    gone (``| head``) stays quiet (``main`` sees the BrokenPipeError whatever its notes)."""
+    try:
+        print(text)
+    except OSError as error:
+        error.add_note("standard output")
+        raise
+
+
 def probe_writable(directory: Path) -> None:
     """Create ``directory`` and write a scratch file in it, so an unwritable output fails before the work."""
     with reading("output directory", directory):

@@ -32,6 +32,7 @@ from router_tuner.cli.main import (
     add_tracking_uri,
     model_prefix_option,
     path_text,
+    print_result,
     reading,
     refuse_unknown_symbols,
     symbol_name,
@@ -132,11 +133,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"policy {args.policy_command}: {model} is PART-REGISTERED: {run} stopped before registering its "
               "last version; run that simulate again to replace it", file=sys.stderr)
     if args.json:
-        print(json.dumps([_as_dict(v) | {"part_registered": v.model in partial} for v in versions], indent=2,
-                         sort_keys=True))
+        print_result(json.dumps([_as_dict(v) | {"part_registered": v.model in partial} for v in versions],
+                                indent=2, sort_keys=True))
     else:
         for version in versions:
-            print(_as_text(version, detailed=args.policy_command != "list"))
+            print_result(_as_text(version, detailed=args.policy_command != "list"))
     return 0
 
 

@@ -117,3 +117,23 @@ def test_count_says_how_many_intent_lines_were_quarantined(journal_path: Path,
                             "routed\n")
     assert main(["journal", "count", "--journal", str(journal_path)]) == 0
     assert "router               3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_count_onto_a_full_device_names_standard_output_not_the_journal(
+        journal_path: Path, extra: list[str], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`journal count J > /dev/full` ended "journal J: No space left on device", exit 1: the counts were printed
+    inside the journal's reading, so stdout's failure blamed the journal (and its disk)."""
+    import contextlib
+    import sys
+
+    full = open("/dev/full", "w", buffering=1)  # noqa: SIM115  line-buffered: the print's newline writes to it
+    monkeypatch.setattr(sys, "stdout", full)
+    code = main(["journal", "count", "--journal", str(journal_path), *extra])
+    monkeypatch.undo()
+    with contextlib.suppress(OSError):  # the unwritten counts are still in its buffer
+        full.close()
+    assert code == 1
+    assert capsys.readouterr().err == ("router-tuner journal: standard output: No space left on device: the disk is "
+                                       "full; free space and rerun\n")
