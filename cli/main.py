@@ -52,6 +52,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+RESULT_COMMANDS = frozenset({"policy", "journal", "health"})
+"""Commands whose work is the result they print: started with stdout closed (``>&-``, where Python's ``sys.stdout`` is
+``None`` and ``print`` drops everything silently) they are refused before they open anything, exit 2, where they
+printed nothing and exited 0 (``policy promote`` moved the champion with no word)."""
+
+
 class BadInput(Exception):
     """Input a command refuses (an argument, a file's content): exit 2 with this message."""
 
@@ -424,6 +430,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(" ".join(["router-tuner", *([selected] if selected in COMMANDS else [])]) + ": interrupted",
               file=sys.stderr)
         return INTERRUPTED
+    if sys.stdout is None and args.command in RESULT_COMMANDS:  # started with `>&-`: print() dropped every result
+        print(f"router-tuner {args.command}: standard output is closed (started with >&-), so no result could be "
+              "shown; give it somewhere to write (> /dev/null to discard it)", file=sys.stderr)
+        return BAD_INPUT
     try:
         return int(args.run(args))
     except (Exception, KeyboardInterrupt) as error:

@@ -229,3 +229,28 @@ def test_a_tracking_uri_naming_a_journal_or_a_text_file_is_refused_and_left_unto
                             capsys, BAD_INPUT)
     assert f"{notes} is not a readable SQLite database (file is not a database)" in line
     assert notes.read_text() == "my notes\n"
+
+
+def test_policy_and_journal_refuse_a_closed_stdout_before_they_change_anything(
+        tmp_path: Path, journal_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started with stdout closed (`>&-`: Python's sys.stdout is None), `policy promote --force` moved the champion
+    and `journal count` counted, each printing nothing and exiting 0."""
+    import sys
+
+    uri = f"sqlite:///{tmp_path}/store.db"
+    registry = default_registry(uri)
+    base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
+    for n in (1, 2):
+        registry.publish(replace(base, version=n), params={}, metrics={}, config_snapshot={})
+    capsys.readouterr()  # MLflow's lines creating the store
+    monkeypatch.setattr(sys, "stdout", None)
+    for argv, command in ((["policy", "promote", "--symbol", "BTCUSDT", "--force", "--who", "ops", "--why", "x",
+                            "--tracking-uri", uri], "policy"),
+                          (["journal", "count", "--journal", str(journal_path)], "journal")):
+        assert main(argv) == BAD_INPUT
+        assert capsys.readouterr().err == (f"router-tuner {command}: standard output is closed (started with >&-), "
+                                           "so no result could be shown; give it somewhere to write (> /dev/null "
+                                           "to discard it)\n")
+    monkeypatch.undo()
+    assert registry.champion_version("BTCUSDT") == 1, "the champion did not move"
