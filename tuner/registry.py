@@ -61,18 +61,32 @@ PARENT_RUN_TAG = "mlflow.parentRunId"
 logger = logging.getLogger(__name__)
 
 
-def resolve_tracking_uri(configured: str | None, *, override: str | None = None) -> str:
+def choose_tracking_uri(configured: str | None, *, override: str | None = None) -> str:
     """``override`` (a command's ``--tracking-uri``) wins, then ``MLFLOW_TRACKING_URI``, then the configured
-    URI, then a local SQLite file under ``./var``."""
+    URI, then a local SQLite file under ``./var``; nothing is created (see :func:`resolve_tracking_uri`)."""
     if override:
         return override
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    uri = configured or DEFAULT_TRACKING_URI
-    if uri.startswith("sqlite:///"):
+    return os.environ.get("MLFLOW_TRACKING_URI") or configured or DEFAULT_TRACKING_URI
+
+
+def resolve_tracking_uri(configured: str | None, *, override: str | None = None) -> str:
+    """:func:`choose_tracking_uri`, with the folder of a configured (or the default) SQLite store created."""
+    uri = choose_tracking_uri(configured, override=override)
+    if not override and not os.environ.get("MLFLOW_TRACKING_URI") and uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return uri
+
+
+def missing_sqlite_store(tracking_uri: str) -> Path | None:
+    """The file a ``sqlite:///`` URI names when it does not exist yet or is empty (opening it would create a new,
+    empty store), else ``None`` (a store there, a server, an in-memory or parameterised URI)."""
+    location = tracking_uri.removeprefix("sqlite:///")
+    if not tracking_uri.startswith("sqlite:///") or location in ("", ":memory:") or "?" in location:
+        return None
+    database = Path(location)
+    if database.exists() and not (database.is_file() and database.stat().st_size == 0):
+        return None
+    return database
 
 
 @dataclass(frozen=True, slots=True)

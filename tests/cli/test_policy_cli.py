@@ -254,3 +254,25 @@ def test_policy_and_journal_refuse_a_closed_stdout_before_they_change_anything(
                                            "to discard it)\n")
     monkeypatch.undo()
     assert registry.champion_version("BTCUSDT") == 1, "the champion did not move"
+
+
+@pytest.mark.parametrize("argv", [["list"], ["show", "--symbol", "BTCUSDT"], ["rollback", "--symbol", "BTCUSDT"],
+                                  ["go-live", "--symbol", "BTCUSDT", "--who", "ops", "--why", "x"]])
+def test_a_store_that_does_not_exist_is_refused_and_not_created(
+        argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo in --tracking-uri, or the default store from the wrong folder: each policy action created a new
+    empty store there (folders too), then `list` said "no policy versions … add --simulation", exit 0, and the
+    others "no policy version", the new store left behind."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    typo = tmp_path / "tpyo" / "store.db"
+    line = one_line_failure(["policy", *argv, "--tracking-uri", f"sqlite:///{typo}", "--json"], capsys, BAD_INPUT)
+    assert line.startswith(f"router-tuner policy: MLflow store sqlite:///{typo}: {typo} does not exist, so no policy "
+                           "was ever registered there (nothing was created); point --tracking-uri")
+    line = one_line_failure(["policy", *argv], capsys, BAD_INPUT)  # the default, from a folder without one
+    assert "MLflow store sqlite:///var/mlflow.db: var/mlflow.db does not exist" in line
+    (tmp_path / "empty.db").touch()
+    line = one_line_failure(["policy", *argv, "--tracking-uri", f"sqlite:///{tmp_path}/empty.db"], capsys, BAD_INPUT)
+    assert "empty.db is empty, so no policy was ever registered there" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"], "nothing is created"
+    assert (tmp_path / "empty.db").stat().st_size == 0
