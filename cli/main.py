@@ -173,6 +173,10 @@ def model_prefix_option(prefix: str) -> str:
     one with a quote, which would break MLflow's model search filter."""
     if not prefix.strip() or "'" in prefix:
         raise BadInput(f"--prefix {prefix!r}: not a registered model name prefix")
+    from router_tuner.config.text import visible_text_problem
+
+    if (problem := visible_text_problem(prefix)) is not None:  # a newline split the "no policy versions" line in two,
+        raise BadInput(f"--prefix {prefix!r}: {problem}")  # a leading space named models nobody registered, unseen
     return prefix
 
 

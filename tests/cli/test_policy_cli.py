@@ -276,3 +276,17 @@ def test_a_store_that_does_not_exist_is_refused_and_not_created(
     assert "empty.db is empty, so no policy was ever registered there" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"], "nothing is created"
     assert (tmp_path / "empty.db").stat().st_size == 0
+
+
+@pytest.mark.parametrize(("prefix", "says"), [
+    ("router-policy\n", "holds a control character (U+000A, character 14 of 14) that does not show as written"),
+    (" router-policy", "starts or ends with whitespace, which would be kept as part of the value"),
+    ("router-policy\u200b", "holds an invisible format character (U+200B, character 14 of 14)"),
+])
+def test_a_prefix_with_a_hidden_character_is_refused(store: str, prefix: str, says: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`--prefix $'router-policy\\n'` listed "no policy versions named router-policy" and "-* in …" on two stderr
+    lines, exit 0; a leading space or a zero-width space named models nobody registered, and did not show."""
+    line = one_line_failure(["policy", "list", "--prefix", prefix, "--tracking-uri", store, "--json"], capsys,
+                            BAD_INPUT)
+    assert line.startswith(f"router-tuner policy: --prefix {prefix!r}: {says}")
