@@ -51,6 +51,12 @@ PREFIX_HELP = ("registered model name prefix (default: tuner.json mlflow.registe
                "learner's models are <router.json simulation.registered_model_prefix>-<learner>)")
 
 
+MAX_RECORD_CHARS = 8000
+"""MLflow's limit on a run tag's value (``mlflow.utils.validation.MAX_TAG_VAL_LENGTH``): a forced promotion's who
+and why are tagged on the version's run too, and MLflow kept a longer why's first 8000 characters with a log
+warning, the command saying it was recorded."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     specs = {
@@ -174,6 +180,9 @@ def _usage_error(args: argparse.Namespace) -> str | None:
         return "needs --who NAME and --why TEXT (recorded in MLflow)"
     if needs_person and any(not c.isprintable() for c in args.who + args.why):
         return "--who and --why: one line of printable text each (a newline or control character would forge lines)"
+    if needs_person and max(len(args.who), len(args.why)) > MAX_RECORD_CHARS:  # kept whole or refused, never cut
+        return (f"--who and --why: at most {MAX_RECORD_CHARS} characters each (got {len(args.who)} and "
+                f"{len(args.why)}): MLflow cuts a longer run tag short; write a shorter reason (link to a longer one)")
     if args.policy_command == "promote" and not args.force and args.journal is None:
         return "needs --journal PATH (the OPE gate scores the challenger on its recent orders) or --force"
     if args.policy_command == "promote" and args.force and args.journal is not None:

@@ -290,3 +290,25 @@ def test_a_prefix_with_a_hidden_character_is_refused(store: str, prefix: str, sa
     line = one_line_failure(["policy", "list", "--prefix", prefix, "--tracking-uri", store, "--json"], capsys,
                             BAD_INPUT)
     assert line.startswith(f"router-tuner policy: --prefix {prefix!r}: {says}")
+
+
+def test_a_forced_reason_longer_than_mlflow_keeps_is_refused_before_anything_moves(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`promote --force --why <10,000 characters>` moved the champion and said "gate record forced", while MLflow
+    kept only the first 8000 characters of the run's tag (a log WARNING in the middle of the output)."""
+    uri = f"sqlite:///{tmp_path}/store.db"
+    registry = default_registry(uri)
+    base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
+    for n in (1, 2):
+        registry.publish(replace(base, version=n), params={}, metrics={}, config_snapshot={})
+    capsys.readouterr()
+    line = one_line_failure(["policy", "promote", "--symbol", "BTCUSDT", "--force", "--who", "ops", "--why", "x" * 8001,
+                             "--tracking-uri", uri], capsys, BAD_INPUT)
+    assert line == ("router-tuner policy: promote --who and --why: at most 8000 characters each (got 3 and 8001): "
+                    "MLflow cuts a longer run tag short; write a shorter reason (link to a longer one)")
+    assert registry.champion_version("BTCUSDT") == 1
+    assert main(["policy", "promote", "--symbol", "BTCUSDT", "--force", "--who", "ops", "--why", "x" * 8000,
+                 "--tracking-uri", uri, "--json"]) == 0
+    assert registry.champion_version("BTCUSDT") == 2
+    run_id = registry.show("BTCUSDT", "2").run_id
+    assert registry._client.get_run(run_id).data.tags["promotion_forced_why"] == "x" * 8000
