@@ -316,8 +316,14 @@ _MLFLOW_ADVICE = "check the MLflow store (--tracking-uri, MLFLOW_TRACKING_URI or
 
 
 def _mlflow_database(error: Exception) -> tuple[int, str]:
-    """MLflow's SQL store failing (a tracking URI naming a folder or a device): the driver's words, no SQL."""
-    return RUNTIME_FAILURE, f"MLflow store: {getattr(error, 'orig', None) or error}; {_MLFLOW_ADVICE}"
+    """MLflow's SQL store failing (a tracking URI naming a folder or a device): the driver's words, no SQL. A store
+    another process holds (SQLite's "database is locked" after MLflow's wait) says so and to retry, as a locked
+    journal does: "check the MLflow store" sent the user looking for a fault in a sound store."""
+    text = str(getattr(error, "orig", None) or error)
+    if "locked" in text or "busy" in text:
+        return RUNTIME_FAILURE, (f"MLflow store: {text}: another process is writing it (a simulate or sweep "
+                                 "registering, a live tuner publishing); retry when it is done")
+    return RUNTIME_FAILURE, f"MLflow store: {text}; {_MLFLOW_ADVICE}"
 
 
 FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {

@@ -312,3 +312,21 @@ def test_a_forced_reason_longer_than_mlflow_keeps_is_refused_before_anything_mov
     assert registry.champion_version("BTCUSDT") == 2
     run_id = registry.show("BTCUSDT", "2").run_id
     assert registry._client.get_run(run_id).data.tags["promotion_forced_why"] == "x" * 8000
+
+
+def test_a_locked_mlflow_store_says_to_retry() -> None:
+    """A SQLite MLflow store another process held (`BEGIN EXCLUSIVE` while `policy list` ran: MLflow waits, then
+    SQLAlchemy raises) ended "MLflow store: database is locked; check the MLflow store", exit 1, sending the user
+    to look for a fault in a sound store; a locked journal says to retry."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from router_tuner.cli.main import describe_failure
+
+    locked = OperationalError("SELECT 1", {}, sqlite3.OperationalError("database is locked"))
+    assert describe_failure(locked) == (1, "MLflow store: database is locked: another process is writing it (a "
+                                           "simulate or sweep registering, a live tuner publishing); retry when it "
+                                           "is done")
+    damaged = OperationalError("SELECT 1", {}, sqlite3.OperationalError("disk I/O error"))
+    assert describe_failure(damaged)[1].startswith("MLflow store: disk I/O error; check the MLflow store")
