@@ -297,6 +297,15 @@ class PolicyRegistry:
             raise NoSuchVersion(f"{symbol}: no registered policy in {self.tracking_uri}") from error
         if not history:
             raise ChampionStays(f"{symbol}: no previous champion to roll back to")
+        try:
+            self._client.get_model_version(name, str(history[-1]))
+        except MlflowException as error:  # deleted in the MLflow UI: MLflow's "Model Version … not found" said only
+            if not _is_missing(error):  # that, and "check the MLflow store"
+                raise
+            raise ChampionStays(f"{symbol}: v{history[-1]}, the champion before v{self._alias_version(name, CHAMPION)} "
+                                f"(model tag {CHAMPION_HISTORY_TAG} of {name}), is no longer registered (deleted in "
+                                "MLflow?), so there is nothing to roll back to; to act with another version, "
+                                "`policy promote --version N --force --who … --why …`") from error
         self._client.set_registered_model_alias(name, CHAMPION, str(history[-1]))
         self._set_history(name, history[:-1])
         return self.show(symbol, CHAMPION)
@@ -304,10 +313,13 @@ class PolicyRegistry:
     def _history(self, name: str) -> list[int]:
         """The champions promotions replaced, oldest first (``MlflowException`` when there is no model)."""
         tags = self._client.get_registered_model(name).tags
-        if CHAMPION_HISTORY_TAG in tags:
-            return [int(v) for v in tags[CHAMPION_HISTORY_TAG].split(",") if v]
-        previous = tags.get(PREVIOUS_CHAMPION_TAG)
-        return [int(previous)] if previous else []
+        key = CHAMPION_HISTORY_TAG if CHAMPION_HISTORY_TAG in tags else PREVIOUS_CHAMPION_TAG
+        entries = [v.strip() for v in tags.get(key, "").split(",") if v.strip()]
+        if not all(v.isascii() and v.isdigit() and int(v) > 0 for v in entries):  # a tag edited in the MLflow UI
+            raise RegistryError(f"{name}: model tag {key} {tags[key]!r} is not a comma-separated list of version "
+                                "numbers (edited by hand?), so no earlier champion can be told: set it right in "
+                                "MLflow, or choose the version with `policy promote --version N --force`")
+        return [int(v) for v in entries]
 
     def _set_history(self, name: str, history: list[int]) -> None:
         """Store the history and, for readers of the older tag, its last entry (empty when none is left)."""

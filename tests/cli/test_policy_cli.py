@@ -330,3 +330,30 @@ def test_a_locked_mlflow_store_says_to_retry() -> None:
                                            "is done")
     damaged = OperationalError("SELECT 1", {}, sqlite3.OperationalError("disk I/O error"))
     assert describe_failure(damaged)[1].startswith("MLflow store: disk I/O error; check the MLflow store")
+
+
+def test_rollback_to_a_deleted_version_or_through_a_hand_edited_history_says_what_is_wrong(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The version a rollback returns to deleted in the MLflow UI: MLflow's "Model Version (…, version=1) not
+    found; check the MLflow store", exit 1. The model's champion_history tag edited to `x`: "unexpected
+    ValueError: invalid literal for int()", for rollback and promote alike."""
+    uri = f"sqlite:///{tmp_path}/store.db"
+    registry = default_registry(uri)
+    base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
+    for n in (1, 2, 3):
+        registry.publish(replace(base, version=n), params={}, metrics={}, config_snapshot={})
+    common = ["--symbol", "BTCUSDT", "--tracking-uri", uri]
+    assert main(["policy", "promote", *common, "--version", "2", "--force", "--who", "t", "--why", "x"]) == 0
+    registry._client.delete_model_version("router-policy-BTCUSDT", "1")
+    capsys.readouterr()
+    line = one_line_failure(["policy", "rollback", *common, "--json"], capsys, 1)
+    assert line.startswith("router-tuner policy: BTCUSDT: v1, the champion before v2 (model tag champion_history of "
+                           "router-policy-BTCUSDT), is no longer registered (deleted in MLflow?), so there is nothing "
+                           "to roll back to")
+    assert registry.champion_version("BTCUSDT") == 2
+    registry._client.set_registered_model_tag("router-policy-BTCUSDT", "champion_history", "x")
+    for argv in (["rollback"], ["promote", "--version", "3", "--force", "--who", "t", "--why", "x"]):
+        line = one_line_failure(["policy", *argv, *common], capsys, 1)
+        assert line.startswith("router-tuner policy: router-policy-BTCUSDT: model tag champion_history 'x' is not a "
+                               "comma-separated list of version numbers (edited by hand?)")
+    assert registry.champion_version("BTCUSDT") == 2
