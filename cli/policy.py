@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
               "last version; run that simulate again to replace it", file=sys.stderr)
     if args.json:
         print_result(json.dumps([_as_dict(v) | {"part_registered": v.model in partial} for v in versions],
-                                indent=2, sort_keys=True))
+                                indent=2, sort_keys=True, allow_nan=False))
     else:
         for version in versions:
             print_result(_as_text(version, detailed=args.policy_command != "list"))
@@ -224,9 +225,23 @@ def _promote(args: argparse.Namespace, registry: PolicyRegistry, bundle: ConfigB
     return promoted
 
 
+def _metric(value: float) -> float:
+    """A version's metric as logged: MLflow's SQL store saves ±infinity as ±the largest float, shown as ±inf (not
+    as a cost of 1.8e308 bps)."""
+    return math.copysign(math.inf, value) if abs(value) == sys.float_info.max else value
+
+
+def _json_metric(value: float) -> float | None:
+    """A metric for ``--json``: ``null`` when not finite (NaN, ±inf). Why: ``json.dumps`` wrote ``NaN`` and a
+    learner's NaN estimate made ``policy show --json`` invalid JSON for jq and every strict parser."""
+    value = _metric(value)
+    return value if math.isfinite(value) else None
+
+
 def _as_dict(version: PolicyVersion) -> dict[str, Any]:
+    metrics = {key: _json_metric(value) for key, value in version.metrics.items()}
     return {"symbol": version.symbol, "model": version.model, "version": version.version, "run_id": version.run_id,
-            "aliases": list(version.aliases), "policy": version.policy, "metrics": version.metrics,
+            "aliases": list(version.aliases), "policy": version.policy, "metrics": metrics,
             "gate": {"record": version.tags.get(PROMOTION_TAG), "problem": gate_problem(version.tags)}}
 
 
@@ -240,6 +255,6 @@ def _as_text(version: PolicyVersion, *, detailed: bool) -> str:
     if not detailed:
         acting = problem is None or "champion" not in version.aliases
         return f"{head} model {version.model}" + ("" if acting else f" (champion NOT ACTED ON: {problem})")
-    metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(version.metrics.items()))
+    metrics = " ".join(f"{k}={_metric(v):.4g}" for k, v in sorted(version.metrics.items()))
     gate = f"record {version.tags[PROMOTION_TAG]}" if problem is None else f"none that entitles it to act: {problem}"
     return f"{head}\n  run {version.run_id}\n  metrics {metrics or '-'}\n  gate {gate}"

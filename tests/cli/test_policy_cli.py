@@ -357,3 +357,25 @@ def test_rollback_to_a_deleted_version_or_through_a_hand_edited_history_says_wha
         assert line.startswith("router-tuner policy: router-policy-BTCUSDT: model tag champion_history 'x' is not a "
                                "comma-separated list of version numbers (edited by hand?)")
     assert registry.champion_version("BTCUSDT") == 2
+
+
+def test_json_stays_valid_json_with_a_nan_or_infinite_metric(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A version logged with a NaN metric (a learner's estimate with no data): `policy show --json` printed
+    `"cost_bps": NaN`, which jq and every strict JSON parser refuse; ±inf came back from MLflow's SQL store as
+    ±1.8e308 and was shown as a cost of that many bps."""
+    uri = f"sqlite:///{tmp_path}/store.db"
+    registry = default_registry(uri)
+    base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
+    registry.publish(replace(base, version=1), params={}, config_snapshot={},
+                     metrics={"cost_bps": float("nan"), "hi": float("inf"), "lo": -float("inf"), "ok": 1.5})
+    capsys.readouterr()
+    assert main(["policy", "show", "--symbol", "BTCUSDT", "--tracking-uri", uri, "--json"]) == 0
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    [shown] = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert shown["metrics"] == {"cost_bps": None, "hi": None, "lo": None, "ok": 1.5}
+    assert main(["policy", "show", "--symbol", "BTCUSDT", "--tracking-uri", uri]) == 0
+    assert "metrics cost_bps=nan hi=inf lo=-inf ok=1.5" in capsys.readouterr().out
