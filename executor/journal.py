@@ -232,6 +232,9 @@ class Journal:
         return conn
 
     def _open_reader(self, busy_timeout_ms: int) -> sqlite3.Connection:
+        if self.path.exists() and not self.path.is_file():  # "no journal at DIR: check the path" named no cause
+            kind = "a folder" if self.path.is_dir() else "a FIFO or device"
+            raise JournalVersionError(f"{self.path} is {kind}, not a journal file")
         if not self.path.is_file():
             raise FileNotFoundError(f"no journal at {self.path}")
         conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)

@@ -137,3 +137,23 @@ def test_count_onto_a_full_device_names_standard_output_not_the_journal(
     assert code == 1
     assert capsys.readouterr().err == ("router-tuner journal: standard output: No space left on device: the disk is "
                                        "full; free space and rerun\n")
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_folder_or_fifo_given_as_the_journal_is_named_as_such(tmp_path: Path, kind: str,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`journal count --journal DIR` said "no journal at DIR: check the path", though DIR exists: the line named
+    no cause (a folder where the journal file belongs)."""
+    import os
+
+    path = tmp_path / "var"
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    said = "a folder" if kind == "folder" else "a FIFO or device"
+    out = str(tmp_path / "o.parquet")
+    for argv in (["journal", "count", "--journal", str(path), "--json"],
+                 ["journal", "export", "--journal", str(path), "--kind", "router", "--out", out]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err == (
+            f"router-tuner journal: journal {path}: {path} is {said}, not a journal file; point at a journal written "
+            "by router-tuner\n")
