@@ -39,6 +39,7 @@ from router_tuner.cli.main import (
     symbol_name,
     whole_number,
 )
+from router_tuner.config.encoding import escape_controls
 from router_tuner.config.loader import DEFAULTS_DIR, load_config
 from router_tuner.config.models import MAX_COUNT, ConfigBundle
 from router_tuner.router.events import RouterEvent
@@ -246,6 +247,13 @@ def _as_dict(version: PolicyVersion) -> dict[str, Any]:
 
 
 def _as_text(version: PolicyVersion, *, detailed: bool) -> str:
+    """The version as one line (``list``) or four (``show``), each line's control characters escaped: tags and
+    aliases are anyone's to edit in the MLflow UI, and a symbol tag holding ``\\x1b[2J`` or a newline cleared the
+    operator's screen or forged a listed version (``FAKE v9 [champion]``)."""
+    return "\n".join(escape_controls(line) for line in _text_lines(version, detailed=detailed))
+
+
+def _text_lines(version: PolicyVersion, *, detailed: bool) -> list[str]:
     policy = version.policy
     aliases = ",".join(version.aliases) or "-"
     head = (f"{version.symbol} v{version.version} [{aliases}] policy {policy.get('policy_id')} "
@@ -254,7 +262,7 @@ def _as_text(version: PolicyVersion, *, detailed: bool) -> str:
     problem = gate_problem(version.tags)
     if not detailed:
         acting = problem is None or "champion" not in version.aliases
-        return f"{head} model {version.model}" + ("" if acting else f" (champion NOT ACTED ON: {problem})")
+        return [f"{head} model {version.model}" + ("" if acting else f" (champion NOT ACTED ON: {problem})")]
     metrics = " ".join(f"{k}={_metric(v):.4g}" for k, v in sorted(version.metrics.items()))
     gate = f"record {version.tags[PROMOTION_TAG]}" if problem is None else f"none that entitles it to act: {problem}"
-    return f"{head}\n  run {version.run_id}\n  metrics {metrics or '-'}\n  gate {gate}"
+    return [head, f"  run {version.run_id}", f"  metrics {metrics or '-'}", f"  gate {gate}"]

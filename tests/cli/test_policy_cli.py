@@ -379,3 +379,21 @@ def test_json_stays_valid_json_with_a_nan_or_infinite_metric(tmp_path: Path,
     assert shown["metrics"] == {"cost_bps": None, "hi": None, "lo": None, "ok": 1.5}
     assert main(["policy", "show", "--symbol", "BTCUSDT", "--tracking-uri", uri]) == 0
     assert "metrics cost_bps=nan hi=inf lo=-inf ok=1.5" in capsys.readouterr().out
+
+
+def test_tags_edited_in_the_mlflow_ui_cannot_write_control_characters_to_the_terminal(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A version's symbol tag set in the MLflow UI to `BTC\\x1b[2J\\nFAKE v9 [champion]`: `policy list` cleared the
+    screen and listed a forged version on a line of its own."""
+    uri = f"sqlite:///{tmp_path}/store.db"
+    registry = default_registry(uri)
+    base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
+    registry.publish(replace(base, version=1), params={}, metrics={}, config_snapshot={})
+    registry._client.set_model_version_tag("router-policy-BTCUSDT", "1", "symbol", "BTC\x1b[2J\nFAKE v9 [champion]")
+    capsys.readouterr()
+    assert main(["policy", "list", "--tracking-uri", uri]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith("BTC\\x1b[2J\\nFAKE v9 [champion] v1 [challenger,champion] policy tuner-BTCUSDT")
+    assert main(["policy", "show", "--symbol", "BTCUSDT", "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and len(out.splitlines()) == 4
