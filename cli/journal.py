@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -57,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--partitioned exports router events only, not {args.kind}")
     if partitioned is not None and partitioned.exists():
         raise BadInput(f"{partitioned} already exists: choose a new folder (exports are never merged)")
+    if partitioned is not None and partitioned.is_symlink():  # exists() is False for a link to nothing: the export
+        # went on and ended "journal J: Not a directory: .LINK.tmp", blaming the journal
+        raise BadInput(f"--partitioned {partitioned}: is a symbolic link (to {os.readlink(partitioned)}, which does "
+                       "not exist): choose a new folder (a dataset is written as a new folder, not through a link)")
     if args.journal_command == "export":
         target = args.out if partitioned is None else partitioned
         distinct_files([("--journal", args.journal), ("--out" if partitioned is None else "--partitioned", target)])
@@ -114,7 +119,8 @@ def _export_partitioned(events: list[RouterEvent], root: Path, *, as_json: bool)
 
     if not events:
         raise BadInput("the journal holds no router events to export")
-    written = write_router_events(root, events)
+    with reading("--partitioned", root):  # a failure writing the dataset names it, not the journal being read
+        written = write_router_events(root, events)
     if as_json:
         print_result(json.dumps({"kind": "router", "rows": sum(written.values()), "out": str(root),
                           "partitions": [{"day": d, "symbol": s, "rows": n} for (d, s), n in sorted(written.items())]}))

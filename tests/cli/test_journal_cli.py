@@ -157,3 +157,18 @@ def test_a_folder_or_fifo_given_as_the_journal_is_named_as_such(tmp_path: Path, 
         assert captured.out == "" and captured.err == (
             f"router-tuner journal: journal {path}: {path} is {said}, not a journal file; point at a journal written "
             "by router-tuner\n")
+
+
+def test_partitioned_export_onto_a_dangling_link_is_refused_naming_the_link(
+        journal_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--partitioned LINK` (a symbolic link to nothing: `exists()` is False) ended "journal J: Not a directory:
+    .LINK.x.tmp: choose a location that can be written", blaming the journal being read."""
+    link = tmp_path / "dataset"
+    link.symlink_to(tmp_path / "gone")
+    assert main(["journal", "export", "--journal", str(journal_path), "--kind", "router", "--partitioned",
+                 str(link)]) == 2
+    assert capsys.readouterr().err == (
+        f"router-tuner journal: --partitioned {link}: is a symbolic link (to {tmp_path / 'gone'}, which does not "
+        "exist): choose a new folder (a dataset is written as a new folder, not through a link)\n")
+    assert link.is_symlink() and not (tmp_path / "gone").exists()
+    assert not [p.name for p in tmp_path.iterdir() if not p.name.startswith("journal.sqlite") and p != link]
