@@ -211,14 +211,16 @@ def _promote(args: argparse.Namespace, registry: PolicyRegistry, bundle: ConfigB
     """Forced, or gated on the journal's recent events; :class:`RunFailure` (exit 1, the reason in the usual
     one line) when the gate refuses."""
     from router_tuner.executor.journal import Journal
-    from router_tuner.tuner.promotion import PromotionRule, force_promote, promote_if_better
+    from router_tuner.tuner.promotion import PromotionRule, force_promote, promote_if_better, recent_events
 
     if args.force:
         return force_promote(registry, args.symbol, who=args.who, why=args.why, version=args.version)
     with reading("journal", args.journal), Journal(Path(args.journal), readonly=True) as journal:
         events = [e for e in journal.read("router", symbol=args.symbol) if isinstance(e, RouterEvent)]
     tuner = bundle.tuner
-    verdict, promoted = promote_if_better(registry, args.symbol, events, PromotionRule.from_config(tuner.deployment),
+    rule = PromotionRule.from_config(tuner.deployment)
+    _refuse_mixed_log(args.journal, args.symbol, recent_events(events, args.symbol, rule.recent_window_s))
+    verdict, promoted = promote_if_better(registry, args.symbol, events, rule,
                                           tuner.ope, seed=tuner.seed, version=args.version)
     if promoted is None:
         raise RunFailure(f"promote refused: {verdict.reason} (the OPE gate)")
@@ -237,6 +239,21 @@ def _json_metric(value: float) -> float | None:
     learner's NaN estimate made ``policy show --json`` invalid JSON for jq and every strict parser."""
     value = _metric(value)
     return value if math.isfinite(value) else None
+
+
+def _refuse_mixed_log(journal: str, symbol: str, window: list[RouterEvent]) -> None:
+    """``BadInput`` when the gate's window was logged by several policies routing over the same time: a simulation's
+    journal, where every policy (always-taker, each fixed arm, each learner) routes the same intents. Why: the gate
+    scored the challenger against their pooled mixture as if it were the champion's own log, each intent counted once
+    per policy, and could promote on it; ``ope`` warns of such a log, the gate said nothing."""
+    from router_tuner.tuner.ope.compare import concurrent_policies_warning, policy_spans
+
+    spans = policy_spans(window)
+    if concurrent_policies_warning(spans, "") is not None:
+        shown = ", ".join(sorted(spans)[:3]) + (", …" if len(spans) > 3 else "")
+        raise BadInput(f"promote --journal {journal}: its recent {symbol} router events were logged by {len(spans)} "
+                       f"policies routing over the same time ({shown}), as a simulation's journal is: the gate judges "
+                       "the challenger on the champion's own log; give the journal `live` wrote under the champion")
 
 
 def _as_dict(version: PolicyVersion) -> dict[str, Any]:
