@@ -80,8 +80,8 @@ def resolve_tracking_uri(configured: str | None, *, override: str | None = None)
 def missing_sqlite_store(tracking_uri: str) -> Path | None:
     """The file a ``sqlite:///`` URI names when it does not exist yet or is empty (opening it would create a new,
     empty store), else ``None`` (a store there, a server, an in-memory or parameterised URI)."""
-    location = tracking_uri.removeprefix("sqlite:///")
-    if not tracking_uri.startswith("sqlite:///") or location in ("", ":memory:") or "?" in location:
+    location = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]  # ?mode=ro… opens (creates) the same file
+    if not tracking_uri.startswith("sqlite:///") or location in ("", ":memory:"):
         return None
     database = Path(location)
     if database.exists() and not (database.is_file() and database.stat().st_size == 0):
@@ -499,11 +499,32 @@ def open_client(tracking_uri: str) -> MlflowClient:
     A tracking server (http, https) is probed first: raises :class:`RegistryError` when it does not answer.
     """
     refuse_file_store(tracking_uri)
+    refuse_memory_store(tracking_uri)
     check_server_reachable(tracking_uri)
-    with _store_creation_lock(tracking_uri):
-        refuse_foreign_sqlite(tracking_uri)
-        _create_sqlite_store(tracking_uri)
-        return MlflowClient(tracking_uri=tracking_uri)
+    try:
+        with _store_creation_lock(tracking_uri):
+            refuse_foreign_sqlite(tracking_uri)
+            _create_sqlite_store(tracking_uri)
+            return MlflowClient(tracking_uri=tracking_uri)
+    except ModuleNotFoundError as error:  # postgresql:// or mysql:// without its driver: "unexpected", exit 1
+        scheme = tracking_uri.split(":", 1)[0]
+        raise TrackingUriError(f"MLflow tracking URI {tracking_uri}: MLflow's {scheme} store needs the Python module "
+                               f"{error.name}, which is not installed here: install it, or give sqlite:///PATH.db or "
+                               "http(s)://HOST:PORT") from None
+
+
+def refuse_memory_store(tracking_uri: str) -> None:
+    """Raise :class:`TrackingUriError` for a ``sqlite:`` URI naming no file (``sqlite://``, ``sqlite:///``,
+    ``sqlite:///:memory:``). Why: an in-memory store vanishes when the command ends, so ``simulate`` "logged" its
+    runs and versions nowhere and ``policy list`` reported "no policy versions" of a store that never existed (and
+    left a ``:memory:.create.lock`` file in the working folder); ``sqlite:///`` ended in "unexpected ValueError:
+    PosixPath('.') has an empty name"."""
+    if not tracking_uri.startswith("sqlite:"):
+        return
+    location = tracking_uri.removeprefix("sqlite:").split("?", 1)[0]
+    if location in ("", "//", "///", "///:memory:", "//:memory:"):
+        raise TrackingUriError(f"MLflow tracking URI {tracking_uri}: names no SQLite file (an in-memory database, "
+                               "gone when the command ends): give sqlite:///PATH.db")
 
 
 MLFLOW_SCHEMA_TABLE = "alembic_version"

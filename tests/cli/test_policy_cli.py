@@ -397,3 +397,25 @@ def test_tags_edited_in_the_mlflow_ui_cannot_write_control_characters_to_the_ter
     assert main(["policy", "show", "--symbol", "BTCUSDT", "--tracking-uri", uri]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and len(out.splitlines()) == 4
+
+
+@pytest.mark.parametrize(("uri", "says"), [
+    ("sqlite:///", "names no SQLite file (an in-memory database, gone when the command ends): give sqlite:///PATH.db"),
+    ("sqlite://", "names no SQLite file"),
+    ("sqlite:///:memory:", "names no SQLite file"),
+    ("postgresql://127.0.0.1:1/x", "MLflow's postgresql store needs the Python module psycopg, which is not installed"),
+])
+def test_a_tracking_uri_naming_no_file_or_a_missing_driver_is_one_line(
+        uri: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sqlite:///` ended "unexpected ValueError: PosixPath('.') has an empty name"; `sqlite://` and `:memory:`
+    listed "no policy versions" of an in-memory store gone at exit (and left `:memory:.create.lock` in the working
+    folder); postgresql:// without psycopg was "unexpected ModuleNotFoundError", exit 1."""
+    import importlib.util
+
+    if uri.startswith("postgresql") and importlib.util.find_spec("psycopg") is not None:
+        pytest.skip("psycopg is installed here")
+    monkeypatch.chdir(tmp_path)
+    line = one_line_failure(["policy", "list", "--tracking-uri", uri, "--json"], capsys, BAD_INPUT)
+    assert line.startswith(f"router-tuner policy: MLflow tracking URI {uri}: {says}")
+    assert not any(tmp_path.iterdir()), "nothing is created"
