@@ -1,7 +1,9 @@
 """``router-tuner health``: print the latest health snapshot and recent alerts from the executor store.
 
 Reads the store read-only, so it runs while the executor writes. ``--json`` prints the snapshot as JSON
-(for scripts); the default is one aligned line per figure. Exit 1 when no snapshot was published yet (no
+(for scripts); the default is one aligned line per figure, after the snapshot's age (``snapshot_age_s``; a
+warning on stderr when it is older than ``--stale-after-s``, or that far ahead of this clock: a stopped executor's
+last snapshot is not its current health). Exit 1 when no snapshot was published yet (no
 store, or an empty one) or the store is locked, 2 when it is not an executor store or a snapshot in it does
 not read (one line, ``cli.main``).
 """

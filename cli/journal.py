@@ -5,7 +5,8 @@ Parquet (:mod:`router.arrow_events`: nested fields as Arrow structs and lists, t
 timestamps) for analysis in pandas, pyarrow or elsewhere, either
 as one file (``--out``) or, for router events, as a dataset partitioned by UTC day and symbol
 (``--partitioned DIR``, the layout partitioned OPE reads: :mod:`tuner.ope.partition.layout`). ``--json`` prints
-the counts, or what an export wrote, as one JSON object on stdout.
+the counts, or what an export wrote, as one JSON object on stdout. ``count`` says on stderr how many intent lines
+``live --follow`` quarantined (the journal's dead letters), which no count includes.
 Failures end in one line naming the journal (``cli.main``): exit 2 for a missing, foreign, corrupt or
 truncated file, an unwritable ``--out``, an ``--out`` that exists and is not a Parquet file (it is kept) or an
 existing ``--partitioned`` folder, 1 for a journal locked by another process.
@@ -123,9 +124,10 @@ def _export_partitioned(events: list[RouterEvent], root: Path, *, as_json: bool)
         written = write_router_events(root, events)
     if as_json:
         print_result(json.dumps({"kind": "router", "rows": sum(written.values()), "out": str(root),
-                          "partitions": [{"day": d, "symbol": s, "rows": n} for (d, s), n in sorted(written.items())]}))
+                                 "partitions": [{"day": d, "symbol": s, "rows": n}
+                                                for (d, s), n in sorted(written.items())]}))
         return 0
     print_result(f"journal: wrote {sum(written.values())} router records to {root} in {len(written)} partitions "
-          f"(days {min(d for d, _ in written)}..{max(d for d, _ in written)}, "
-          f"{len({s for _, s in written})} symbols)")
+                 f"(days {min(d for d, _ in written)}..{max(d for d, _ in written)}, "
+                 f"{len({s for _, s in written})} symbols)")
     return 0

@@ -1,7 +1,8 @@
 """``router-tuner policy list|show|promote|rollback|go-live``: the policy versions in the MLflow registry.
 
 The tracking URI is ``--tracking-uri`` when given, else ``MLFLOW_TRACKING_URI``, else ``tuner.json``'s
-``mlflow.tracking_uri``, else the local SQLite default (see :func:`tuner.registry.resolve_tracking_uri`).
+``mlflow.tracking_uri``, else the local SQLite default (see :func:`tuner.registry.resolve_tracking_uri`). A SQLite
+store that does not exist is refused, never created: every action reads what a run registered there.
 
 ``promote`` moves the challenger (or ``--version``) to champion only when it clears the OPE gate of
 :mod:`tuner.promotion` on the recent router events of ``--journal`` (exit 1 with the reason when it does
