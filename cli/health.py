@@ -1,7 +1,9 @@
 """``router-tuner health``: print the latest health snapshot and recent alerts from the executor store.
 
 Reads the store read-only, so it runs while the executor writes. ``--json`` prints the snapshot as JSON
-(for scripts); the default is one aligned line per figure. Exit 1 when no snapshot was published yet (no
+(for scripts); the default is one aligned line per figure, after the snapshot's age (``snapshot_age_s``; a
+warning on stderr when it is older than ``--stale-after-s``, or that far ahead of this clock: a stopped executor's
+last snapshot is not its current health). Exit 1 when no snapshot was published yet (no
 store, or an empty one) or the store is locked, 2 when it is not an executor store or a snapshot in it does
 not read (one line, ``cli.main``).
 """
@@ -10,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from datetime import UTC, datetime
 
 import msgspec
 
-from router_tuner.cli.main import BadInput, RunFailure, finite_number, path_argument, reading
+from router_tuner.cli.main import BadInput, RunFailure, finite_number, path_argument, print_result, reading
 from router_tuner.config.encoding import escape_controls
 from router_tuner.executor.adaptive.health import render_tuner_health
 from router_tuner.executor.records import BookFeedHealth, HealthSnapshot, OrderFeedHealth
@@ -22,6 +26,9 @@ from router_tuner.risk.units import NS_PER_S
 
 MAX_ALERTS_SINCE_S = 10 * 365 * 86_400.0
 """Ten years: an alert older than the store is not worth a larger number."""
+DEFAULT_STALE_AFTER_S = 300.0
+"""Five times ``executor.json`` ``health.interval_s``'s default 60 s: a running executor publishes at least that
+often, so an older latest snapshot means it stopped (or cannot write its store)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"executor store (default {DEFAULT_STORE})")
     parser.add_argument("--alerts-since-s", type=finite_number(0.0, MAX_ALERTS_SINCE_S), default=86_400.0,
                         help=f"show alerts raised this many seconds before the snapshot (0 to {MAX_ALERTS_SINCE_S:g})")
+    parser.add_argument("--stale-after-s", type=finite_number(0.0, MAX_ALERTS_SINCE_S),
+                        default=DEFAULT_STALE_AFTER_S,
+                        help="warn (stderr) when the latest snapshot is older than this, or this far ahead of this "
+                             f"machine's clock (default {DEFAULT_STALE_AFTER_S:g}; a running executor publishes "
+                             "every executor.json health.interval_s)")
     parser.add_argument("--json", action="store_true",
                         help="print the snapshot as JSON (a failure is still one plain line on stderr)")
 
@@ -87,15 +99,42 @@ def run(args: argparse.Namespace) -> int:
         except msgspec.DecodeError as error:  # a row edited by hand, or written by another version
             raise BadInput(f"its latest health snapshot or an alert does not read ({error}): the store is damaged "
                            "or of another router-tuner version; restore it from a copy") from error
+    age_s = (time.time_ns() - health.ts_ns) / NS_PER_S
+    stale = abs(age_s) > args.stale_after_s
+    if stale:
+        problem = snapshot_age_problem(args.store, health.ts_ns, age_s, args.stale_after_s)
+        print(escape_controls(f"router-tuner health: warning: {problem}; every figure is as of then"), file=sys.stderr)
     if args.json:
-        print(msgspec.json.encode({"health": health, "tuner": tuner, "alerts": alerts}).decode())
+        print_result(msgspec.json.encode({"health": health, "tuner": tuner, "alerts": alerts,
+                                          "snapshot_age_s": age_s, "stale": stale}).decode())
         return 0
-    print(render(health))
+    print_result(f"{'snapshot_age_s':<26}{age_s:.6g} (taken {_utc(health.ts_ns)}{', STALE' if stale else ''})")
+    print_result(render(health))
     if tuner is not None:
-        print(render_tuner_health(tuner))
+        print_result(render_tuner_health(tuner))
     for alert in alerts:
-        print(escape_controls(f"ALERT {alert.code}: {alert.observed:.6g} vs {alert.threshold:.6g} ({alert.detail})"))
+        print_result(escape_controls(f"ALERT {alert.code}: {alert.observed:.6g} vs {alert.threshold:.6g} "
+                                     f"({alert.detail})"))
     return 0
+
+
+def snapshot_age_problem(store: object, ts_ns: int, age_s: float, limit_s: float) -> str:
+    """What is wrong with a snapshot taken ``age_s`` before now (negative: after). Why: ``health`` printed a
+    snapshot of an executor stopped days ago as the current health (its ``nav_age_s`` is the NAV's age at the
+    snapshot, not the snapshot's), and one stamped in the future alike, with no word of either."""
+    if age_s >= 0:
+        return (f"the latest snapshot in {store} was taken {age_s:.6g} s ago ({_utc(ts_ns)}), more than "
+                f"--stale-after-s {limit_s:g}: the executor writing it has stopped, or cannot publish")
+    return (f"the latest snapshot in {store} is stamped {-age_s:.6g} s ahead of this machine's clock ({_utc(ts_ns)}): "
+            "the clocks of this machine and the executor's disagree, or the store was written on another one")
+
+
+def _utc(ts_ns: int) -> str:
+    """``ts_ns`` as an ISO UTC time to the second (a time beyond the calendar's range as the raw number)."""
+    try:
+        return datetime.fromtimestamp(ts_ns / NS_PER_S, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"ts_ns {ts_ns}"
 
 
 def _stream_line(name: str, stream: OrderFeedHealth | BookFeedHealth, ts_ns: int, counters: str) -> str:

@@ -52,6 +52,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+RESULT_COMMANDS = frozenset({"policy", "journal", "health"})
+"""Commands whose work is the result they print: started with stdout closed (``>&-``, where Python's ``sys.stdout`` is
+``None`` and ``print`` drops everything silently) they are refused before they open anything, exit 2, where they
+printed nothing and exited 0 (``policy promote`` moved the champion with no word)."""
+
+
 class BadInput(Exception):
     """Input a command refuses (an argument, a file's content): exit 2 with this message."""
 
@@ -72,6 +78,18 @@ def reading(what: str, path: object) -> Iterator[None]:
     except Exception as error:
         if not getattr(error, "__notes__", None):
             error.add_note(f"{what} {path}")
+        raise
+
+
+def print_result(text: str) -> None:
+    """Print a command's result on stdout; a failure to write it (``> /dev/full``, a full disk) names standard
+    output. Why: ``journal count`` printed inside the journal's :func:`reading`, so ``journal count J > /dev/full``
+    ended "journal J: No space left on device", blaming the journal (and its disk) for stdout's device. A reader
+    gone (``| head``) stays quiet (``main`` sees the BrokenPipeError whatever its notes)."""
+    try:
+        print(text)
+    except OSError as error:
+        error.add_note("standard output")
         raise
 
 
@@ -155,6 +173,10 @@ def model_prefix_option(prefix: str) -> str:
     one with a quote, which would break MLflow's model search filter."""
     if not prefix.strip() or "'" in prefix:
         raise BadInput(f"--prefix {prefix!r}: not a registered model name prefix")
+    from router_tuner.config.text import visible_text_problem
+
+    if (problem := visible_text_problem(prefix)) is not None:  # a newline split the "no policy versions" line in two,
+        raise BadInput(f"--prefix {prefix!r}: {problem}")  # a leading space named models nobody registered, unseen
     return prefix
 
 
@@ -294,8 +316,14 @@ _MLFLOW_ADVICE = "check the MLflow store (--tracking-uri, MLFLOW_TRACKING_URI or
 
 
 def _mlflow_database(error: Exception) -> tuple[int, str]:
-    """MLflow's SQL store failing (a tracking URI naming a folder or a device): the driver's words, no SQL."""
-    return RUNTIME_FAILURE, f"MLflow store: {getattr(error, 'orig', None) or error}; {_MLFLOW_ADVICE}"
+    """MLflow's SQL store failing (a tracking URI naming a folder or a device): the driver's words, no SQL. A store
+    another process holds (SQLite's "database is locked" after MLflow's wait) says so and to retry, as a locked
+    journal does: "check the MLflow store" sent the user looking for a fault in a sound store."""
+    text = str(getattr(error, "orig", None) or error)
+    if "locked" in text or "busy" in text:
+        return RUNTIME_FAILURE, (f"MLflow store: {text}: another process is writing it (a simulate or sweep "
+                                 "registering, a live tuner publishing); retry when it is done")
+    return RUNTIME_FAILURE, f"MLflow store: {text}; {_MLFLOW_ADVICE}"
 
 
 FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
@@ -412,6 +440,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(" ".join(["router-tuner", *([selected] if selected in COMMANDS else [])]) + ": interrupted",
               file=sys.stderr)
         return INTERRUPTED
+    if sys.stdout is None and args.command in RESULT_COMMANDS:  # started with `>&-`: print() dropped every result
+        print(f"router-tuner {args.command}: standard output is closed (started with >&-), so no result could be "
+              "shown; give it somewhere to write (> /dev/null to discard it)", file=sys.stderr)
+        return BAD_INPUT
     try:
         return int(args.run(args))
     except (Exception, KeyboardInterrupt) as error:

@@ -1,7 +1,8 @@
 """``router-tuner policy list|show|promote|rollback|go-live``: the policy versions in the MLflow registry.
 
 The tracking URI is ``--tracking-uri`` when given, else ``MLFLOW_TRACKING_URI``, else ``tuner.json``'s
-``mlflow.tracking_uri``, else the local SQLite default (see :func:`tuner.registry.resolve_tracking_uri`).
+``mlflow.tracking_uri``, else the local SQLite default (see :func:`tuner.registry.resolve_tracking_uri`). A SQLite
+store that does not exist is refused, never created: every action reads what a run registered there.
 
 ``promote`` moves the challenger (or ``--version``) to champion only when it clears the OPE gate of
 :mod:`tuner.promotion` on the recent router events of ``--journal`` (exit 1 with the reason when it does
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,11 +34,13 @@ from router_tuner.cli.main import (
     add_tracking_uri,
     model_prefix_option,
     path_text,
+    print_result,
     reading,
     refuse_unknown_symbols,
     symbol_name,
     whole_number,
 )
+from router_tuner.config.encoding import escape_controls
 from router_tuner.config.loader import DEFAULTS_DIR, load_config
 from router_tuner.config.models import MAX_COUNT, ConfigBundle
 from router_tuner.router.events import RouterEvent
@@ -48,6 +52,12 @@ if TYPE_CHECKING:
 
 PREFIX_HELP = ("registered model name prefix (default: tuner.json mlflow.registered_model_prefix; a simulated "
                "learner's models are <router.json simulation.registered_model_prefix>-<learner>)")
+
+
+MAX_RECORD_CHARS = 8000
+"""MLflow's limit on a run tag's value (``mlflow.utils.validation.MAX_TAG_VAL_LENGTH``): a forced promotion's who
+and why are tagged on the version's run too, and MLflow kept a longer why's first 8000 characters with a log
+warning, the command saying it was recorded."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from router_tuner.tuner.registry import PolicyRegistry
 
     mlflow_config = bundle.tuner.mlflow
+    _refuse_missing_store(mlflow_config.tracking_uri, args.tracking_uri)
     registry = PolicyRegistry(mlflow_config.tracking_uri, experiment=mlflow_config.experiment,
                               model_prefix=_model_prefix(args, bundle), override_uri=args.tracking_uri)
     if args.policy_command == "list":
@@ -132,12 +143,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"policy {args.policy_command}: {model} is PART-REGISTERED: {run} stopped before registering its "
               "last version; run that simulate again to replace it", file=sys.stderr)
     if args.json:
-        print(json.dumps([_as_dict(v) | {"part_registered": v.model in partial} for v in versions], indent=2,
-                         sort_keys=True))
+        print_result(json.dumps([_as_dict(v) | {"part_registered": v.model in partial} for v in versions],
+                                indent=2, sort_keys=True, allow_nan=False))
     else:
         for version in versions:
-            print(_as_text(version, detailed=args.policy_command != "list"))
+            print_result(_as_text(version, detailed=args.policy_command != "list"))
     return 0
+
+
+def _refuse_missing_store(configured: str | None, override: str | None) -> None:
+    """``BadInput`` when the store's URI names a SQLite file that does not exist (or is empty), before anything is
+    created. Why: every policy action reads versions that some run registered, and opening the URI created a new
+    empty store (and its folders) wherever a typo or the wrong working folder pointed: `policy list` then said "no
+    policy versions … add --simulation", exit 0, and show/promote/rollback "no policy version", leaving the store."""
+    from router_tuner.tuner.registry import choose_tracking_uri, missing_sqlite_store
+
+    uri = choose_tracking_uri(configured, override=override)
+    if (database := missing_sqlite_store(uri)) is not None:
+        state = "is empty" if database.exists() else "does not exist"
+        raise BadInput(f"MLflow store {uri}: {database} {state}, so no policy was ever registered there (nothing was "
+                       "created); point --tracking-uri, MLFLOW_TRACKING_URI or tuner.json mlflow.tracking_uri at the "
+                       "store `simulate` or `live --policy-source tuner` registered into (default "
+                       "sqlite:///var/mlflow.db in the folder they ran in)")
 
 
 def _model_prefix(args: argparse.Namespace, bundle: ConfigBundle) -> str:
@@ -156,6 +183,9 @@ def _usage_error(args: argparse.Namespace) -> str | None:
         return "needs --who NAME and --why TEXT (recorded in MLflow)"
     if needs_person and any(not c.isprintable() for c in args.who + args.why):
         return "--who and --why: one line of printable text each (a newline or control character would forge lines)"
+    if needs_person and max(len(args.who), len(args.why)) > MAX_RECORD_CHARS:  # kept whole or refused, never cut
+        return (f"--who and --why: at most {MAX_RECORD_CHARS} characters each (got {len(args.who)} and "
+                f"{len(args.why)}): MLflow cuts a longer run tag short; write a shorter reason (link to a longer one)")
     if args.policy_command == "promote" and not args.force and args.journal is None:
         return "needs --journal PATH (the OPE gate scores the challenger on its recent orders) or --force"
     if args.policy_command == "promote" and args.force and args.journal is not None:
@@ -182,14 +212,16 @@ def _promote(args: argparse.Namespace, registry: PolicyRegistry, bundle: ConfigB
     """Forced, or gated on the journal's recent events; :class:`RunFailure` (exit 1, the reason in the usual
     one line) when the gate refuses."""
     from router_tuner.executor.journal import Journal
-    from router_tuner.tuner.promotion import PromotionRule, force_promote, promote_if_better
+    from router_tuner.tuner.promotion import PromotionRule, force_promote, promote_if_better, recent_events
 
     if args.force:
         return force_promote(registry, args.symbol, who=args.who, why=args.why, version=args.version)
     with reading("journal", args.journal), Journal(Path(args.journal), readonly=True) as journal:
         events = [e for e in journal.read("router", symbol=args.symbol) if isinstance(e, RouterEvent)]
     tuner = bundle.tuner
-    verdict, promoted = promote_if_better(registry, args.symbol, events, PromotionRule.from_config(tuner.deployment),
+    rule = PromotionRule.from_config(tuner.deployment)
+    _refuse_mixed_log(args.journal, args.symbol, recent_events(events, args.symbol, rule.recent_window_s))
+    verdict, promoted = promote_if_better(registry, args.symbol, events, rule,
                                           tuner.ope, seed=tuner.seed, version=args.version)
     if promoted is None:
         raise RunFailure(f"promote refused: {verdict.reason} (the OPE gate)")
@@ -197,13 +229,49 @@ def _promote(args: argparse.Namespace, registry: PolicyRegistry, bundle: ConfigB
     return promoted
 
 
+def _metric(value: float) -> float:
+    """A version's metric as logged: MLflow's SQL store saves ±infinity as ±the largest float, shown as ±inf (not
+    as a cost of 1.8e308 bps)."""
+    return math.copysign(math.inf, value) if abs(value) == sys.float_info.max else value
+
+
+def _json_metric(value: float) -> float | None:
+    """A metric for ``--json``: ``null`` when not finite (NaN, ±inf). Why: ``json.dumps`` wrote ``NaN`` and a
+    learner's NaN estimate made ``policy show --json`` invalid JSON for jq and every strict parser."""
+    value = _metric(value)
+    return value if math.isfinite(value) else None
+
+
+def _refuse_mixed_log(journal: str, symbol: str, window: list[RouterEvent]) -> None:
+    """``BadInput`` when the gate's window was logged by several policies routing over the same time: a simulation's
+    journal, where every policy (always-taker, each fixed arm, each learner) routes the same intents. Why: the gate
+    scored the challenger against their pooled mixture as if it were the champion's own log, each intent counted once
+    per policy, and could promote on it; ``ope`` warns of such a log, the gate said nothing."""
+    from router_tuner.tuner.ope.compare import concurrent_policies_warning, policy_spans
+
+    spans = policy_spans(window)
+    if concurrent_policies_warning(spans, "") is not None:
+        shown = ", ".join(sorted(spans)[:3]) + (", …" if len(spans) > 3 else "")
+        raise BadInput(f"promote --journal {journal}: its recent {symbol} router events were logged by {len(spans)} "
+                       f"policies routing over the same time ({shown}), as a simulation's journal is: the gate judges "
+                       "the challenger on the champion's own log; give the journal `live` wrote under the champion")
+
+
 def _as_dict(version: PolicyVersion) -> dict[str, Any]:
+    metrics = {key: _json_metric(value) for key, value in version.metrics.items()}
     return {"symbol": version.symbol, "model": version.model, "version": version.version, "run_id": version.run_id,
-            "aliases": list(version.aliases), "policy": version.policy, "metrics": version.metrics,
+            "aliases": list(version.aliases), "policy": version.policy, "metrics": metrics,
             "gate": {"record": version.tags.get(PROMOTION_TAG), "problem": gate_problem(version.tags)}}
 
 
 def _as_text(version: PolicyVersion, *, detailed: bool) -> str:
+    """The version as one line (``list``) or four (``show``), each line's control characters escaped: tags and
+    aliases are anyone's to edit in the MLflow UI, and a symbol tag holding ``\\x1b[2J`` or a newline cleared the
+    operator's screen or forged a listed version (``FAKE v9 [champion]``)."""
+    return "\n".join(escape_controls(line) for line in _text_lines(version, detailed=detailed))
+
+
+def _text_lines(version: PolicyVersion, *, detailed: bool) -> list[str]:
     policy = version.policy
     aliases = ",".join(version.aliases) or "-"
     head = (f"{version.symbol} v{version.version} [{aliases}] policy {policy.get('policy_id')} "
@@ -212,7 +280,7 @@ def _as_text(version: PolicyVersion, *, detailed: bool) -> str:
     problem = gate_problem(version.tags)
     if not detailed:
         acting = problem is None or "champion" not in version.aliases
-        return f"{head} model {version.model}" + ("" if acting else f" (champion NOT ACTED ON: {problem})")
-    metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(version.metrics.items()))
+        return [f"{head} model {version.model}" + ("" if acting else f" (champion NOT ACTED ON: {problem})")]
+    metrics = " ".join(f"{k}={_metric(v):.4g}" for k, v in sorted(version.metrics.items()))
     gate = f"record {version.tags[PROMOTION_TAG]}" if problem is None else f"none that entitles it to act: {problem}"
-    return f"{head}\n  run {version.run_id}\n  metrics {metrics or '-'}\n  gate {gate}"
+    return [head, f"  run {version.run_id}", f"  metrics {metrics or '-'}", f"  gate {gate}"]

@@ -75,6 +75,12 @@ def _text_problem(text: str) -> str | None:
     return None
 
 
+def visible_text_problem(text: str) -> str | None:
+    """What makes a command-line value other than one line of visible text (a control or invisible character,
+    whitespace at either end), or None: the check a configuration string gets (``text_problems``)."""
+    return _text_problem(text)
+
+
 def text_problems(document: Any) -> list[tuple[str, str]]:
     """(key path, message) of every string or map key of ``document`` holding what does not show as written."""
     problems = []

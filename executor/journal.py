@@ -232,6 +232,9 @@ class Journal:
         return conn
 
     def _open_reader(self, busy_timeout_ms: int) -> sqlite3.Connection:
+        if self.path.exists() and not self.path.is_file():  # "no journal at DIR: check the path" named no cause
+            kind = "a folder" if self.path.is_dir() else "a FIFO or device"
+            raise JournalVersionError(f"{self.path} is {kind}, not a journal file")
         if not self.path.is_file():
             raise FileNotFoundError(f"no journal at {self.path}")
         conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
@@ -347,6 +350,12 @@ class Journal:
             return []
         rows = self._connection.execute("SELECT file, line_no, raw, error, ts_ns FROM dead_letters ORDER BY id")
         return [DeadLetter(*row) for row in rows.fetchall()]
+
+    def dead_letter_count(self) -> int:
+        """How many intent lines are quarantined (0 for a journal written before the dead-letter table)."""
+        if not self._has_table(self._connection, "dead_letters"):
+            return 0
+        return int(self._connection.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
 
     def read(self, kind: str, *, symbol: str | None = None, since_ns: int | None = None,
              after_row: int | None = None) -> Iterator[Event]:

@@ -61,18 +61,32 @@ PARENT_RUN_TAG = "mlflow.parentRunId"
 logger = logging.getLogger(__name__)
 
 
-def resolve_tracking_uri(configured: str | None, *, override: str | None = None) -> str:
+def choose_tracking_uri(configured: str | None, *, override: str | None = None) -> str:
     """``override`` (a command's ``--tracking-uri``) wins, then ``MLFLOW_TRACKING_URI``, then the configured
-    URI, then a local SQLite file under ``./var``."""
+    URI, then a local SQLite file under ``./var``; nothing is created (see :func:`resolve_tracking_uri`)."""
     if override:
         return override
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    uri = configured or DEFAULT_TRACKING_URI
-    if uri.startswith("sqlite:///"):
+    return os.environ.get("MLFLOW_TRACKING_URI") or configured or DEFAULT_TRACKING_URI
+
+
+def resolve_tracking_uri(configured: str | None, *, override: str | None = None) -> str:
+    """:func:`choose_tracking_uri`, with the folder of a configured (or the default) SQLite store created."""
+    uri = choose_tracking_uri(configured, override=override)
+    if not override and not os.environ.get("MLFLOW_TRACKING_URI") and uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return uri
+
+
+def missing_sqlite_store(tracking_uri: str) -> Path | None:
+    """The file a ``sqlite:///`` URI names when it does not exist yet or is empty (opening it would create a new,
+    empty store), else ``None`` (a store there, a server, an in-memory or parameterised URI)."""
+    location = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]  # ?mode=ro… opens (creates) the same file
+    if not tracking_uri.startswith("sqlite:///") or location in ("", ":memory:"):
+        return None
+    database = Path(location)
+    if database.exists() and not (database.is_file() and database.stat().st_size == 0):
+        return None
+    return database
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +297,15 @@ class PolicyRegistry:
             raise NoSuchVersion(f"{symbol}: no registered policy in {self.tracking_uri}") from error
         if not history:
             raise ChampionStays(f"{symbol}: no previous champion to roll back to")
+        try:
+            self._client.get_model_version(name, str(history[-1]))
+        except MlflowException as error:  # deleted in the MLflow UI: MLflow's "Model Version … not found" said only
+            if not _is_missing(error):  # that, and "check the MLflow store"
+                raise
+            raise ChampionStays(f"{symbol}: v{history[-1]}, the champion before v{self._alias_version(name, CHAMPION)} "
+                                f"(model tag {CHAMPION_HISTORY_TAG} of {name}), is no longer registered (deleted in "
+                                "MLflow?), so there is nothing to roll back to; to act with another version, "
+                                "`policy promote --version N --force --who … --why …`") from error
         self._client.set_registered_model_alias(name, CHAMPION, str(history[-1]))
         self._set_history(name, history[:-1])
         return self.show(symbol, CHAMPION)
@@ -290,10 +313,13 @@ class PolicyRegistry:
     def _history(self, name: str) -> list[int]:
         """The champions promotions replaced, oldest first (``MlflowException`` when there is no model)."""
         tags = self._client.get_registered_model(name).tags
-        if CHAMPION_HISTORY_TAG in tags:
-            return [int(v) for v in tags[CHAMPION_HISTORY_TAG].split(",") if v]
-        previous = tags.get(PREVIOUS_CHAMPION_TAG)
-        return [int(previous)] if previous else []
+        key = CHAMPION_HISTORY_TAG if CHAMPION_HISTORY_TAG in tags else PREVIOUS_CHAMPION_TAG
+        entries = [v.strip() for v in tags.get(key, "").split(",") if v.strip()]
+        if not all(v.isascii() and v.isdigit() and int(v) > 0 for v in entries):  # a tag edited in the MLflow UI
+            raise RegistryError(f"{name}: model tag {key} {tags[key]!r} is not a comma-separated list of version "
+                                "numbers (edited by hand?), so no earlier champion can be told: set it right in "
+                                "MLflow, or choose the version with `policy promote --version N --force`")
+        return [int(v) for v in entries]
 
     def _set_history(self, name: str, history: list[int]) -> None:
         """Store the history and, for readers of the older tag, its last entry (empty when none is left)."""
@@ -473,10 +499,71 @@ def open_client(tracking_uri: str) -> MlflowClient:
     A tracking server (http, https) is probed first: raises :class:`RegistryError` when it does not answer.
     """
     refuse_file_store(tracking_uri)
+    refuse_memory_store(tracking_uri)
     check_server_reachable(tracking_uri)
-    with _store_creation_lock(tracking_uri):
-        _create_sqlite_store(tracking_uri)
-        return MlflowClient(tracking_uri=tracking_uri)
+    try:
+        with _store_creation_lock(tracking_uri):
+            refuse_foreign_sqlite(tracking_uri)
+            _create_sqlite_store(tracking_uri)
+            return MlflowClient(tracking_uri=tracking_uri)
+    except ModuleNotFoundError as error:  # postgresql:// or mysql:// without its driver: "unexpected", exit 1
+        scheme = tracking_uri.split(":", 1)[0]
+        raise TrackingUriError(f"MLflow tracking URI {tracking_uri}: MLflow's {scheme} store needs the Python module "
+                               f"{error.name}, which is not installed here: install it, or give sqlite:///PATH.db or "
+                               "http(s)://HOST:PORT") from None
+
+
+def refuse_memory_store(tracking_uri: str) -> None:
+    """Raise :class:`TrackingUriError` for a ``sqlite:`` URI naming no file (``sqlite://``, ``sqlite:///``,
+    ``sqlite:///:memory:``). Why: an in-memory store vanishes when the command ends, so ``simulate`` "logged" its
+    runs and versions nowhere and ``policy list`` reported "no policy versions" of a store that never existed (and
+    left a ``:memory:.create.lock`` file in the working folder); ``sqlite:///`` ended in "unexpected ValueError:
+    PosixPath('.') has an empty name"."""
+    if not tracking_uri.startswith("sqlite:"):
+        return
+    location = tracking_uri.removeprefix("sqlite:").split("?", 1)[0]
+    if location in ("", "//", "///", "///:memory:", "//:memory:"):
+        raise TrackingUriError(f"MLflow tracking URI {tracking_uri}: names no SQLite file (an in-memory database, "
+                               "gone when the command ends): give sqlite:///PATH.db")
+
+
+MLFLOW_SCHEMA_TABLE = "alembic_version"
+"""The table MLflow's SQL store keeps its schema revision in: every MLflow SQLite store has it."""
+
+
+def refuse_foreign_sqlite(tracking_uri: str) -> None:
+    """Raise :class:`TrackingUriError` when a ``sqlite:///`` URI names an existing file that is not an MLflow store:
+    a SQLite database holding tables but not MLflow's (a journal, an executor store, another program's file), or a
+    file that is not SQLite at all. Why: MLflow "migrates" any SQLite file it is pointed at, so
+    ``policy list --tracking-uri sqlite:///var/journal.sqlite`` wrote MLflow's thirty tables into the journal and
+    listed "no policy versions"; a text file failed as "file is not a database", exit 1, blaming the store. The file is
+    opened read-only here and left as it is; an empty file, a new path, a folder or device (MLflow's own error) pass.
+    """
+    location = tracking_uri.removeprefix("sqlite:///")
+    if not tracking_uri.startswith("sqlite:///") or location in ("", ":memory:") or "?" in location:
+        return
+    database = Path(location)
+    if not database.is_file() or database.stat().st_size == 0:
+        return
+    import sqlite3
+
+    try:
+        connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = [name for (name,) in connection.execute(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")]
+        finally:
+            connection.close()
+    except sqlite3.OperationalError:
+        return  # locked, unreadable: MLflow's own error says so (exit 1, as a store that is busy)
+    except sqlite3.DatabaseError as error:  # not a database, malformed
+        raise TrackingUriError(f"MLflow tracking URI {tracking_uri}: {database} is not a readable SQLite database "
+                               f"({error}): restore it from a copy, or point at the MLflow store") from None
+    if tables and MLFLOW_SCHEMA_TABLE not in tables:
+        shown = ", ".join(tables[:4]) + (", …" if len(tables) > 4 else "")
+        raise TrackingUriError(f"MLflow tracking URI {tracking_uri}: {database} holds tables ({shown}) but not "
+                               f"MLflow's ({MLFLOW_SCHEMA_TABLE}): not an MLflow store (a journal or executor "
+                               "store?), left untouched; point at the MLflow store (default sqlite:///var/mlflow.db)")
 
 
 def _create_sqlite_store(tracking_uri: str) -> None:

@@ -153,6 +153,48 @@ def test_health_names_a_damaged_snapshot(tmp_path: Path, payload: str, capsys: p
                            "does not read (") and line.endswith("restore it from a copy")
 
 
+@pytest.mark.parametrize(("offset_s", "says"), [
+    (-3 * 86_400, "was taken 259200 s ago (2026-"),
+    (400 * 86_400, "is stamped 3.456e+07 s ahead of this machine's clock")])
+def test_health_says_when_its_latest_snapshot_is_stale_or_from_the_future(
+        tmp_path: Path, offset_s: int, says: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An executor stopped three days ago: `health` printed its last snapshot as the current health, exit 0, with
+    nothing but a raw ts_ns to tell (its nav_age_s is the NAV's age at the snapshot); a snapshot stamped a year ahead
+    alike. Now a `snapshot_age_s` line (STALE), `snapshot_age_s`/`stale` in --json and a warning on stderr."""
+    import time
+
+    from router_tuner.executor.records import HealthSnapshot
+    from router_tuner.executor.store import ExecutorStore
+
+    now_ns = 1_796_428_800_000_000_000  # 2026-12-05T00:00:00Z
+    monkeypatch.setattr(time, "time_ns", lambda: now_ns)
+    snapshot = HealthSnapshot(
+        ts_ns=now_ns + offset_s * 1_000_000_000, nav_usd=1e4, wallet_balance_usd=1e4, nav_age_s=1.0,
+        open_positions=0, gross_exposure_usd=0.0, orders_in_window=0, maker_ratio=None, fallback_ratio=None,
+        reprice_loop_ratio=None, slippage_p25_bps=None, slippage_p50_bps=None, slippage_p75_bps=None,
+        fee_drag_bps=None, rolling_sharpe=None, window_realized_pnl_usd=0.0, vetoes_in_storm_window=0, symbols=(),
+        expectancy=(), allocations=(), allocator_applied=False)
+    store = tmp_path / "executor.sqlite"
+    with ExecutorStore(store) as opened:
+        opened.append_health(snapshot, (), None)
+    assert main(["health", "--store", str(store)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"snapshot_age_s            {-offset_s:.6g} (taken ") and "STALE)" in \
+        captured.out.splitlines()[0]
+    [warning] = captured.err.splitlines()
+    assert warning.startswith(f"router-tuner health: warning: the latest snapshot in {store} {says}")
+    assert warning.endswith("every figure is as of then")
+    assert main(["health", "--store", str(store), "--json"]) == 0
+    captured = capsys.readouterr()
+    decoded = json.loads(captured.out)
+    assert decoded["stale"] is True and decoded["snapshot_age_s"] == pytest.approx(-offset_s)
+    assert len(captured.err.splitlines()) == 1
+    assert main(["health", "--store", str(store), "--json", "--stale-after-s", str(abs(offset_s) + 1)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["stale"] is False and captured.err == ""
+
+
 def test_journal_export_keeps_a_file_that_is_not_an_earlier_export(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     journal = _journal(tmp_path / "journal.sqlite", _events("BTCUSDT", ARMS, n=10))

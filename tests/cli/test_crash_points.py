@@ -582,18 +582,21 @@ def test_ope_killed_while_logging_to_the_versions_run_never_leaves_two_evaluatio
 
 @pytest.mark.parametrize("statements", [30, 150])
 def test_a_command_killed_while_mlflow_creates_its_store_leaves_no_half_store(tmp_path: Path, statements: int) -> None:
-    """The first command on a new SQLite store (here `policy list`) killed while MLflow created and migrated it
-    (a few seconds; its migrations are not transactional): the half-migrated file stayed as the store and every
-    later command failed, "MLflow store: table latest_metrics already exists" (exit 1), until it was deleted by
-    hand. The store is now created under a temporary name and renamed into place whole."""
+    """The first command on a new SQLite store (here a small `sweep`; `policy` refuses a store that does not exist)
+    killed while MLflow created and migrated it (a few seconds; its migrations are not transactional): the
+    half-migrated file stayed as the store and every later command failed, "MLflow store: table latest_metrics
+    already exists" (exit 1), until it was deleted by hand. The store is now created under a temporary name and
+    renamed into place whole."""
     store = tmp_path / "store.db"
-    argv = ["policy", "list", "--tracking-uri", f"sqlite:///{store}"]
+    argv = ["sweep", "--learners", "thompson", "--seeds", "1", "--symbols", "BTCUSDT", "--data", "synthetic",
+            "--orders", "20", "--out", str(tmp_path / "sweep"), "--tracking-uri", f"sqlite:///{store}"]
     killed = crash_at("sqlalchemy.engine.base:Connection.execute", statements, *argv)  # mid-migration
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
     assert not store.exists() and list(tmp_path.glob(".store.db.*.tmp"))
     rerun = router_tuner(*argv)
     assert rerun.returncode == 0, rerun.stderr[-500:]
-    assert "no policy versions named router-policy-*" in rerun.stderr
+    listed = router_tuner("policy", "list", "--tracking-uri", f"sqlite:///{store}")
+    assert listed.returncode == 0 and "no policy versions named router-policy-*" in listed.stderr
     assert not list(tmp_path.glob(".store.db.*"))  # the killed command's temporary deleted
     registry = default_registry(f"sqlite:///{store}")
     base = RouterPolicy.from_static("BTCUSDT", load_config().router, policy_id="tuner-BTCUSDT")

@@ -97,3 +97,78 @@ def test_export_needs_exactly_one_target(journal_path: Path, tmp_path: Path) -> 
         main(["journal", "export", "--journal", str(journal_path), "--kind", "router", "--out", "a",
               "--partitioned", str(tmp_path / "b")])
     assert exited.value.code == 2
+
+
+def test_count_says_how_many_intent_lines_were_quarantined(journal_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Malformed intents lines `live --follow` quarantined (the journal's dead_letters) were in none of the counts and
+    named nowhere: 3 router events read as everything the journal saw. Now a note on stderr; stdout keeps the counts
+    (one JSON object under --json)."""
+    from router_tuner.executor.intents import MalformedLine
+
+    with Journal(journal_path) as journal:
+        for n in (4, 7):
+            journal.quarantine(MalformedLine("/in/intents.jsonl", n, b"{not json", "bad line"), ts_ns=n)
+    assert main(["journal", "count", "--journal", str(journal_path), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["router"] == 3
+    assert captured.err == (f"router-tuner journal: note: {journal_path} also holds 2 quarantined intent line(s), not "
+                            "counted above: malformed lines `live --follow` set aside (its dead_letters table), never "
+                            "routed\n")
+    assert main(["journal", "count", "--journal", str(journal_path)]) == 0
+    assert "router               3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_count_onto_a_full_device_names_standard_output_not_the_journal(
+        journal_path: Path, extra: list[str], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`journal count J > /dev/full` ended "journal J: No space left on device", exit 1: the counts were printed
+    inside the journal's reading, so stdout's failure blamed the journal (and its disk)."""
+    import contextlib
+    import sys
+
+    full = open("/dev/full", "w", buffering=1)  # noqa: SIM115  line-buffered: the print's newline writes to it
+    monkeypatch.setattr(sys, "stdout", full)
+    code = main(["journal", "count", "--journal", str(journal_path), *extra])
+    monkeypatch.undo()
+    with contextlib.suppress(OSError):  # the unwritten counts are still in its buffer
+        full.close()
+    assert code == 1
+    assert capsys.readouterr().err == ("router-tuner journal: standard output: No space left on device: the disk is "
+                                       "full; free space and rerun\n")
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_folder_or_fifo_given_as_the_journal_is_named_as_such(tmp_path: Path, kind: str,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`journal count --journal DIR` said "no journal at DIR: check the path", though DIR exists: the line named
+    no cause (a folder where the journal file belongs)."""
+    import os
+
+    path = tmp_path / "var"
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    said = "a folder" if kind == "folder" else "a FIFO or device"
+    out = str(tmp_path / "o.parquet")
+    for argv in (["journal", "count", "--journal", str(path), "--json"],
+                 ["journal", "export", "--journal", str(path), "--kind", "router", "--out", out]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err == (
+            f"router-tuner journal: journal {path}: {path} is {said}, not a journal file; point at a journal written "
+            "by router-tuner\n")
+
+
+def test_partitioned_export_onto_a_dangling_link_is_refused_naming_the_link(
+        journal_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--partitioned LINK` (a symbolic link to nothing: `exists()` is False) ended "journal J: Not a directory:
+    .LINK.x.tmp: choose a location that can be written", blaming the journal being read."""
+    link = tmp_path / "dataset"
+    link.symlink_to(tmp_path / "gone")
+    assert main(["journal", "export", "--journal", str(journal_path), "--kind", "router", "--partitioned",
+                 str(link)]) == 2
+    assert capsys.readouterr().err == (
+        f"router-tuner journal: --partitioned {link}: is a symbolic link (to {tmp_path / 'gone'}, which does not "
+        "exist): choose a new folder (a dataset is written as a new folder, not through a link)\n")
+    assert link.is_symlink() and not (tmp_path / "gone").exists()
+    assert not [p.name for p in tmp_path.iterdir() if not p.name.startswith("journal.sqlite") and p != link]

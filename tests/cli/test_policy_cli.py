@@ -203,3 +203,219 @@ def test_symbol_names_are_read_like_symbols_everywhere(store: str, capsys: pytes
         capsys, ["policy", "show", "--symbol", "BTCUSDT", *common])
     line = one_line_failure(["policy", "show", "--symbol", "BTCUSDT,ETHUSDT", *common], capsys, BAD_INPUT)
     assert "argument --symbol: one symbol name, e.g. BTCUSDT, got 'BTCUSDT,ETHUSDT'" in line
+
+
+def test_a_tracking_uri_naming_a_journal_or_a_text_file_is_refused_and_left_untouched(
+        journal_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--tracking-uri sqlite:///JOURNAL`` (a journal, an executor store, another program's SQLite file): MLflow
+    "migrated" it, writing its thirty tables into the journal, and `policy list` said "no policy versions", exit 0;
+    a text file failed as "file is not a database", exit 1, as if the store were down."""
+    import sqlite3
+
+    def tables(path: Path) -> list[str]:
+        with sqlite3.connect(path) as connection:
+            return sorted(name for (name,) in connection.execute("SELECT name FROM sqlite_schema WHERE type='table'"))
+
+    before, data = tables(journal_path), journal_path.read_bytes()
+    line = one_line_failure(["policy", "list", "--tracking-uri", f"sqlite:///{journal_path}", "--json"], capsys,
+                            BAD_INPUT)
+    assert line.startswith(f"router-tuner policy: MLflow tracking URI sqlite:///{journal_path}: {journal_path} holds "
+                           "tables (dead_letters, events, journal_schema) but not MLflow's (alembic_version): not an "
+                           "MLflow store")
+    assert tables(journal_path) == before and journal_path.read_bytes() == data, "the journal is not written into"
+    notes = tmp_path / "notes.db"
+    notes.write_text("my notes\n")
+    line = one_line_failure(["policy", "show", "--symbol", "BTCUSDT", "--tracking-uri", f"sqlite:///{notes}"],
+                            capsys, BAD_INPUT)
+    assert f"{notes} is not a readable SQLite database (file is not a database)" in line
+    assert notes.read_text() == "my notes\n"
+
+
+def test_policy_and_journal_refuse_a_closed_stdout_before_they_change_anything(
+        tmp_path: Path, journal_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started with stdout closed (`>&-`: Python's sys.stdout is None), `policy promote --force` moved the champion
+    and `journal count` counted, each printing nothing and exiting 0."""
+    import sys
+
+    uri = f"sqlite:///{tmp_path}/store.db"
+    registry = default_registry(uri)
+    base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
+    for n in (1, 2):
+        registry.publish(replace(base, version=n), params={}, metrics={}, config_snapshot={})
+    capsys.readouterr()  # MLflow's lines creating the store
+    monkeypatch.setattr(sys, "stdout", None)
+    for argv, command in ((["policy", "promote", "--symbol", "BTCUSDT", "--force", "--who", "ops", "--why", "x",
+                            "--tracking-uri", uri], "policy"),
+                          (["journal", "count", "--journal", str(journal_path)], "journal")):
+        assert main(argv) == BAD_INPUT
+        assert capsys.readouterr().err == (f"router-tuner {command}: standard output is closed (started with >&-), "
+                                           "so no result could be shown; give it somewhere to write (> /dev/null "
+                                           "to discard it)\n")
+    monkeypatch.undo()
+    assert registry.champion_version("BTCUSDT") == 1, "the champion did not move"
+
+
+@pytest.mark.parametrize("argv", [["list"], ["show", "--symbol", "BTCUSDT"], ["rollback", "--symbol", "BTCUSDT"],
+                                  ["go-live", "--symbol", "BTCUSDT", "--who", "ops", "--why", "x"]])
+def test_a_store_that_does_not_exist_is_refused_and_not_created(
+        argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo in --tracking-uri, or the default store from the wrong folder: each policy action created a new
+    empty store there (folders too), then `list` said "no policy versions … add --simulation", exit 0, and the
+    others "no policy version", the new store left behind."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    typo = tmp_path / "tpyo" / "store.db"
+    line = one_line_failure(["policy", *argv, "--tracking-uri", f"sqlite:///{typo}", "--json"], capsys, BAD_INPUT)
+    assert line.startswith(f"router-tuner policy: MLflow store sqlite:///{typo}: {typo} does not exist, so no policy "
+                           "was ever registered there (nothing was created); point --tracking-uri")
+    line = one_line_failure(["policy", *argv], capsys, BAD_INPUT)  # the default, from a folder without one
+    assert "MLflow store sqlite:///var/mlflow.db: var/mlflow.db does not exist" in line
+    (tmp_path / "empty.db").touch()
+    line = one_line_failure(["policy", *argv, "--tracking-uri", f"sqlite:///{tmp_path}/empty.db"], capsys, BAD_INPUT)
+    assert "empty.db is empty, so no policy was ever registered there" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"], "nothing is created"
+    assert (tmp_path / "empty.db").stat().st_size == 0
+
+
+@pytest.mark.parametrize(("prefix", "says"), [
+    ("router-policy\n", "holds a control character (U+000A, character 14 of 14) that does not show as written"),
+    (" router-policy", "starts or ends with whitespace, which would be kept as part of the value"),
+    ("router-policy\u200b", "holds an invisible format character (U+200B, character 14 of 14)"),
+])
+def test_a_prefix_with_a_hidden_character_is_refused(store: str, prefix: str, says: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`--prefix $'router-policy\\n'` listed "no policy versions named router-policy" and "-* in …" on two stderr
+    lines, exit 0; a leading space or a zero-width space named models nobody registered, and did not show."""
+    line = one_line_failure(["policy", "list", "--prefix", prefix, "--tracking-uri", store, "--json"], capsys,
+                            BAD_INPUT)
+    assert line.startswith(f"router-tuner policy: --prefix {prefix!r}: {says}")
+
+
+def test_a_forced_reason_longer_than_mlflow_keeps_is_refused_before_anything_moves(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`promote --force --why <10,000 characters>` moved the champion and said "gate record forced", while MLflow
+    kept only the first 8000 characters of the run's tag (a log WARNING in the middle of the output)."""
+    uri = f"sqlite:///{tmp_path}/store.db"
+    registry = default_registry(uri)
+    base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
+    for n in (1, 2):
+        registry.publish(replace(base, version=n), params={}, metrics={}, config_snapshot={})
+    capsys.readouterr()
+    line = one_line_failure(["policy", "promote", "--symbol", "BTCUSDT", "--force", "--who", "ops", "--why", "x" * 8001,
+                             "--tracking-uri", uri], capsys, BAD_INPUT)
+    assert line == ("router-tuner policy: promote --who and --why: at most 8000 characters each (got 3 and 8001): "
+                    "MLflow cuts a longer run tag short; write a shorter reason (link to a longer one)")
+    assert registry.champion_version("BTCUSDT") == 1
+    assert main(["policy", "promote", "--symbol", "BTCUSDT", "--force", "--who", "ops", "--why", "x" * 8000,
+                 "--tracking-uri", uri, "--json"]) == 0
+    assert registry.champion_version("BTCUSDT") == 2
+    run_id = registry.show("BTCUSDT", "2").run_id
+    assert registry._client.get_run(run_id).data.tags["promotion_forced_why"] == "x" * 8000
+
+
+def test_a_locked_mlflow_store_says_to_retry() -> None:
+    """A SQLite MLflow store another process held (`BEGIN EXCLUSIVE` while `policy list` ran: MLflow waits, then
+    SQLAlchemy raises) ended "MLflow store: database is locked; check the MLflow store", exit 1, sending the user
+    to look for a fault in a sound store; a locked journal says to retry."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from router_tuner.cli.main import describe_failure
+
+    locked = OperationalError("SELECT 1", {}, sqlite3.OperationalError("database is locked"))
+    assert describe_failure(locked) == (1, "MLflow store: database is locked: another process is writing it (a "
+                                           "simulate or sweep registering, a live tuner publishing); retry when it "
+                                           "is done")
+    damaged = OperationalError("SELECT 1", {}, sqlite3.OperationalError("disk I/O error"))
+    assert describe_failure(damaged)[1].startswith("MLflow store: disk I/O error; check the MLflow store")
+
+
+def test_rollback_to_a_deleted_version_or_through_a_hand_edited_history_says_what_is_wrong(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The version a rollback returns to deleted in the MLflow UI: MLflow's "Model Version (…, version=1) not
+    found; check the MLflow store", exit 1. The model's champion_history tag edited to `x`: "unexpected
+    ValueError: invalid literal for int()", for rollback and promote alike."""
+    uri = f"sqlite:///{tmp_path}/store.db"
+    registry = default_registry(uri)
+    base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
+    for n in (1, 2, 3):
+        registry.publish(replace(base, version=n), params={}, metrics={}, config_snapshot={})
+    common = ["--symbol", "BTCUSDT", "--tracking-uri", uri]
+    assert main(["policy", "promote", *common, "--version", "2", "--force", "--who", "t", "--why", "x"]) == 0
+    registry._client.delete_model_version("router-policy-BTCUSDT", "1")
+    capsys.readouterr()
+    line = one_line_failure(["policy", "rollback", *common, "--json"], capsys, 1)
+    assert line.startswith("router-tuner policy: BTCUSDT: v1, the champion before v2 (model tag champion_history of "
+                           "router-policy-BTCUSDT), is no longer registered (deleted in MLflow?), so there is nothing "
+                           "to roll back to")
+    assert registry.champion_version("BTCUSDT") == 2
+    registry._client.set_registered_model_tag("router-policy-BTCUSDT", "champion_history", "x")
+    for argv in (["rollback"], ["promote", "--version", "3", "--force", "--who", "t", "--why", "x"]):
+        line = one_line_failure(["policy", *argv, *common], capsys, 1)
+        assert line.startswith("router-tuner policy: router-policy-BTCUSDT: model tag champion_history 'x' is not a "
+                               "comma-separated list of version numbers (edited by hand?)")
+    assert registry.champion_version("BTCUSDT") == 2
+
+
+def test_json_stays_valid_json_with_a_nan_or_infinite_metric(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A version logged with a NaN metric (a learner's estimate with no data): `policy show --json` printed
+    `"cost_bps": NaN`, which jq and every strict JSON parser refuse; ±inf came back from MLflow's SQL store as
+    ±1.8e308 and was shown as a cost of that many bps."""
+    uri = f"sqlite:///{tmp_path}/store.db"
+    registry = default_registry(uri)
+    base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
+    registry.publish(replace(base, version=1), params={}, config_snapshot={},
+                     metrics={"cost_bps": float("nan"), "hi": float("inf"), "lo": -float("inf"), "ok": 1.5})
+    capsys.readouterr()
+    assert main(["policy", "show", "--symbol", "BTCUSDT", "--tracking-uri", uri, "--json"]) == 0
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    [shown] = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert shown["metrics"] == {"cost_bps": None, "hi": None, "lo": None, "ok": 1.5}
+    assert main(["policy", "show", "--symbol", "BTCUSDT", "--tracking-uri", uri]) == 0
+    assert "metrics cost_bps=nan hi=inf lo=-inf ok=1.5" in capsys.readouterr().out
+
+
+def test_tags_edited_in_the_mlflow_ui_cannot_write_control_characters_to_the_terminal(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A version's symbol tag set in the MLflow UI to `BTC\\x1b[2J\\nFAKE v9 [champion]`: `policy list` cleared the
+    screen and listed a forged version on a line of its own."""
+    uri = f"sqlite:///{tmp_path}/store.db"
+    registry = default_registry(uri)
+    base = RouterPolicy.from_static("BTCUSDT", BUNDLE.router, policy_id="tuner-BTCUSDT")
+    registry.publish(replace(base, version=1), params={}, metrics={}, config_snapshot={})
+    registry._client.set_model_version_tag("router-policy-BTCUSDT", "1", "symbol", "BTC\x1b[2J\nFAKE v9 [champion]")
+    capsys.readouterr()
+    assert main(["policy", "list", "--tracking-uri", uri]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith("BTC\\x1b[2J\\nFAKE v9 [champion] v1 [challenger,champion] policy tuner-BTCUSDT")
+    assert main(["policy", "show", "--symbol", "BTCUSDT", "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and len(out.splitlines()) == 4
+
+
+@pytest.mark.parametrize(("uri", "says"), [
+    ("sqlite:///", "names no SQLite file (an in-memory database, gone when the command ends): give sqlite:///PATH.db"),
+    ("sqlite://", "names no SQLite file"),
+    ("sqlite:///:memory:", "names no SQLite file"),
+    ("postgresql://127.0.0.1:1/x", "MLflow's postgresql store needs the Python module psycopg, which is not installed"),
+])
+def test_a_tracking_uri_naming_no_file_or_a_missing_driver_is_one_line(
+        uri: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sqlite:///` ended "unexpected ValueError: PosixPath('.') has an empty name"; `sqlite://` and `:memory:`
+    listed "no policy versions" of an in-memory store gone at exit (and left `:memory:.create.lock` in the working
+    folder); postgresql:// without psycopg was "unexpected ModuleNotFoundError", exit 1."""
+    import importlib.util
+
+    if uri.startswith("postgresql") and importlib.util.find_spec("psycopg") is not None:
+        pytest.skip("psycopg is installed here")
+    monkeypatch.chdir(tmp_path)
+    line = one_line_failure(["policy", "list", "--tracking-uri", uri, "--json"], capsys, BAD_INPUT)
+    assert line.startswith(f"router-tuner policy: MLflow tracking URI {uri}: {says}")
+    assert not any(tmp_path.iterdir()), "nothing is created"

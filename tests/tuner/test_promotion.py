@@ -181,3 +181,31 @@ def test_go_live_command_takes_a_shadow_symbol_live(store: str, capsys: pytest.C
     assert main(["policy", "go-live", "--symbol", "SOLUSDT", "--tracking-uri", store, "--who", "bob",
                  "--why", "x"]) == 2  # not in the universe: bad input, before MLflow is asked
     assert "--symbol SOLUSDT: not in strategy_config.json universe" in capsys.readouterr().err
+
+
+def test_promote_refuses_a_journal_where_several_policies_routed_the_same_intents(
+        store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A simulation's journal (every policy routes the same intents) given to `policy promote --journal`: the gate
+    pooled every policy's events as the champion's own log, each intent once per policy, and promoted on that
+    mixture without a word (`ope` warns of such a log)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    champion_log = [msgspec.structs.replace(e, arrival_ts_ns=e.finished_ts_ns)
+                    for e in logged("ETHUSDT", 600, 1.0, seed=4)]
+    other_policy = [msgspec.structs.replace(e, policy_id="fixed-o2.00_b0.00-ETHUSDT", intent_id=f"{e.intent_id}~f")
+                    for e in champion_log]
+    mixed = journal_with(tmp_path / "simulated.sqlite", champion_log + other_policy)
+    argv = ["policy", "promote", "--symbol", "ETHUSDT", "--tracking-uri", store, "--journal", str(mixed)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"router-tuner policy: promote --journal {mixed}: its recent ETHUSDT router events were logged by 2 policies "
+        "routing over the same time (fixed-o2.00_b0.00-ETHUSDT, tuner-ETHUSDT), as a simulation's journal is: the "
+        "gate judges the challenger on the champion's own log; give the journal `live` wrote under the champion\n")
+    assert default_registry(store).champion_version("ETHUSDT") == 1, "nothing moved"
+    # a live journal where the static policy handed over to the tuner (one after the other) is one log
+    handed_over = [msgspec.structs.replace(e, policy_id="static-ETHUSDT", intent_id=f"{e.intent_id}~s",
+                                           arrival_ts_ns=e.arrival_ts_ns - 700 * NS,
+                                           finished_ts_ns=e.finished_ts_ns - 700 * NS) for e in champion_log[:5]]
+    sequential = journal_with(tmp_path / "live.sqlite", handed_over + champion_log)
+    assert main(["policy", "promote", "--symbol", "ETHUSDT", "--tracking-uri", store, "--journal",
+                 str(sequential), "--json"]) == 0, capsys.readouterr().err
+    assert default_registry(store).champion_version("ETHUSDT") == 2
