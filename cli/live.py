@@ -470,7 +470,7 @@ def _run_executor(args: argparse.Namespace, config: ConfigBundle, source: JsonlI
                                                                     else None), push=push),
                                 adaptive=adaptive, routes=routes)
             report = executor.start()
-            freeze_startup()  # what start-up built is never scanned again: collections stay short, between orders
+            freeze_startup()  # a full collection no longer scans what start-up built (executor.engine.collection)
             mark = RunMark.of(journal)  # the summary counts what this run appends after it
             _say(args, {"event": "started", **asdict(report)}, f"started: {describe_start(report)}")
             for warning in report.lot_warnings:

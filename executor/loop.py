@@ -59,7 +59,6 @@ from router_tuner.config.models import ConfigBundle, ContractType
 from router_tuner.executor.adaptive.records import DecisionRecord, TunerHealth
 from router_tuner.executor.adaptive.routing import AdaptiveRouting, CatchUp
 from router_tuner.executor.duplicates import conflict_id, conflicting_duplicate, intent_digest
-from router_tuner.executor.engine.collection import collect_if_due
 from router_tuner.executor.engine.routes import RouteLoop
 from router_tuner.executor.halt import ExecutorHalted, halt_on_write_failure
 from router_tuner.executor.intents import FOLLOW_POLL_S, IntentFormatError, IntentSource, MalformedLine
@@ -614,13 +613,9 @@ class Executor:
         self._land()
 
     def _land(self) -> None:
-        """Finish every route that ended: settle, positions, learn, one journal batch each; then run the garbage
-        collector if it is due (``executor.engine.collection``), before the next admission rather than inside it."""
-        landed = bool(self._routes.finished)
+        """Finish every route that ended: settle, positions, learn, one journal batch each."""
         while self._routes.finished:
             self._finish(self._routes.finished.popleft())
-        if landed:
-            collect_if_due()
 
     def _finish(self, finished: Finished[str, RouterEvent]) -> None:
         flight = self._flights.pop(finished.key)

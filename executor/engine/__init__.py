@@ -1,2 +1,2 @@
 """The executor's route engine: route machines as asyncio tasks on one event loop, beside the executor's thread,
-and the garbage collector run between orders rather than inside a decision."""
+and what start-up built kept out of the garbage collector's full passes while they run."""

@@ -8,8 +8,8 @@ measured in the same run, is pricing and building that first ``OrderRequest`` al
 ``request``), so the ratio shows what the state machine adds on top of the unavoidable work. The same
 latency with the tuner deciding (``TunerService.decide`` then ``route``, the tuner learning from every
 order off the clock, after a warm-up past its burn-in) is shown against the fixed-policy ``route()`` of the
-same run. Both are measured twice: under CPython's automatic garbage collector, and as ``router-tuner live``
-runs (start-up frozen, the collector run between orders: ``executor.engine.collection``). Routes per
+same run, and again with the garbage collector off. A full collection's time with ``live``'s modules loaded is
+shown before and after ``executor.engine.collection.freeze_startup``. Routes per
 second are whole routes end to end in three shapes: a maker fill found at the first poll, a TTL expiry
 with a taker fallback (every poll of the TTL included), and a straight taker; the baseline there is the
 same scripted venue driven through the same calls by hand, without the router.
@@ -18,6 +18,8 @@ same scripted venue driven through the same calls by hand, without the router.
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib
 import time
 from collections.abc import Callable
 from typing import get_args
@@ -27,7 +29,7 @@ import numpy as np
 
 from router_tuner.config.loader import load_config
 from router_tuner.config.models import ConfigBundle, LearnerName
-from router_tuner.executor.engine.collection import collect_if_due, freeze_startup, thaw
+from router_tuner.executor.engine.collection import freeze_startup, thaw
 from router_tuner.features.context import Context
 from router_tuner.router.contract import Contract
 from router_tuner.router.policy import RouterPolicy
@@ -69,12 +71,7 @@ def _pct(values_ns: list[int]) -> tuple[float, float]:
     return float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
 
 
-def _no_collection() -> None:
-    """Between orders under CPython's automatic collector: nothing."""
-
-
-def _decision_latency(policy: RouterPolicy, settings: RouteSettings, n: int, seed: int,
-                      between: Callable[[], object] = _no_collection) -> list[int]:
+def _decision_latency(policy: RouterPolicy, settings: RouteSettings, n: int, seed: int) -> list[int]:
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
@@ -83,7 +80,6 @@ def _decision_latency(policy: RouterPolicy, settings: RouteSettings, n: int, see
         route(_order(i), policy, venue, rng=rng, settings=settings)
         assert venue.first_request_ns is not None
         out.append(venue.first_request_ns - start)
-        between()
     return out
 
 
@@ -94,10 +90,8 @@ def _tuner(bundle: ConfigBundle, learner: str) -> TunerService:
     return TunerService.from_config(msgspec.structs.replace(bundle, tuner=tuner), ["BTCUSDT"], InMemoryPublisher())
 
 
-def _tuner_decision_latency(service: TunerService, settings: RouteSettings, n: int, seed: int,
-                            between: Callable[[], object] = _no_collection) -> list[int]:
-    """Intent -> first order request with the tuner deciding; the outcome is learned after the clock stops, and
-    ``between`` runs after it, as the executor runs its garbage collection when a route has landed."""
+def _tuner_decision_latency(service: TunerService, settings: RouteSettings, n: int, seed: int) -> list[int]:
+    """Intent -> first order request with the tuner deciding; the outcome is learned after the clock stops."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
@@ -113,7 +107,6 @@ def _tuner_decision_latency(service: TunerService, settings: RouteSettings, n: i
         end_mid = venue.top_of_book("BTCUSDT").mid   # what the executor reads when a route ends (reward_mid route_end)
         service.observe(event, context, MarketAfter(markout_bps=None, move_to_end_bps=move_against_bps(
             event.side, event.arrival_mid, end_mid)))
-        between()
     return out
 
 
@@ -156,6 +149,30 @@ def _by_hand_taker_fallback(policy: RouterPolicy, settings: RouteSettings, index
     venue.place_order(taker)
 
 
+def _full_collections(repeats: int = 3) -> None:
+    """A full garbage collection's time with ``live``'s modules loaded, then after ``freeze_startup`` (as ``live``
+    runs): CPython starts one by itself, inside whatever runs, whenever long-lived objects have grown by a quarter."""
+    importlib.import_module("router_tuner.cli.live")  # ccxt, MLflow, pandas: what a live process holds
+
+    def median_ms() -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            gc.collect()
+            times.append((time.perf_counter() - start) * 1e3)
+        return float(np.median(times))
+
+    tracked = len(gc.get_objects())
+    unfrozen = median_ms()
+    freeze_startup()
+    try:
+        frozen = median_ms()
+    finally:
+        thaw()
+    print(f"\nfull garbage collection with live's modules loaded ({tracked} tracked objects), median of {repeats}: "
+          f"{unfrozen:.1f} ms; after freeze_startup (as `live` runs): {frozen:.3f} ms")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--routes", type=int, default=5000, help="routes per measurement")
@@ -174,30 +191,28 @@ def main(argv: list[str] | None = None) -> None:
     n = args.routes
 
     _decision_latency(maker_policy, settings, min(n, 500), args.seed)  # warm-up
+    decision = _pct(_decision_latency(maker_policy, settings, n, args.seed))
     baseline = _pct(_baseline_request(maker_policy, n))
+    print(f"routing decision latency, intent -> first order request, n={n} (scripted venue, wall clock)")
+    print(f"  route():               p50 {decision[0]:8.1f} us   p99 {decision[1]:8.1f} us")
+    print(f"  baseline (touch + price + OrderRequest only): p50 {baseline[0]:6.1f} us   p99 {baseline[1]:6.1f} us")
+    print(f"  ratio route/baseline:  p50 {decision[0] / baseline[0]:6.2f}x  p99 {decision[1] / baseline[1]:6.2f}x")
+
     learner = args.learner or bundle.tuner.learner
     service = _tuner(bundle, learner)
     _tuner_decision_latency(service, settings, min(n, 1000), args.seed + 1)  # warm-up past the burn-in
-    print(f"routing decision latency, intent -> first order request, n={n} (scripted venue, wall clock)")
-    print(f"  baseline (touch + price + OrderRequest only): p50 {baseline[0]:6.1f} us   p99 {baseline[1]:6.1f} us")
-    fixed: dict[str, tuple[float, float]] = {}
-    tuned: dict[str, tuple[float, float]] = {}
-    for regime, between in (("CPython's automatic collector", _no_collection),
-                            ("start-up frozen, collected between orders (as `live` runs)", collect_if_due)):
-        if between is collect_if_due:
-            freeze_startup()
-        fixed[regime] = _pct(_decision_latency(maker_policy, settings, n, args.seed, between))
-        tuned[regime] = _pct(_tuner_decision_latency(service, settings, n, args.seed + 2, between))
-        print(f" {regime}:")
-        print(f"  route() of a fixed policy:  p50 {fixed[regime][0]:8.1f} us   p99 {fixed[regime][1]:8.1f} us   "
-              f"({fixed[regime][0] / baseline[0]:.2f}x / {fixed[regime][1] / baseline[1]:.2f}x the baseline)")
-        print(f"  tuner deciding ({learner}), decide() + route(): p50 {tuned[regime][0]:8.1f} us   "
-              f"p99 {tuned[regime][1]:8.1f} us   ({tuned[regime][0] / fixed[regime][0]:.2f}x / "
-              f"{tuned[regime][1] / fixed[regime][1]:.2f}x the fixed route)")
-    thaw()
-    automatic, paced = (tuned[regime] for regime in tuned)
-    print(f"  tuner deciding, paced collection / automatic: p50 {paced[0] / automatic[0]:5.2f}x  "
-          f"p99 {paced[1] / automatic[1]:5.2f}x")
+    tuned = _pct(_tuner_decision_latency(service, settings, n, args.seed + 2))
+    print(f"  tuner deciding ({learner}), decide() + route(): p50 {tuned[0]:8.1f} us   p99 {tuned[1]:8.1f} us")
+    print(f"  ratio tuner deciding / fixed-policy route(): p50 {tuned[0] / decision[0]:6.2f}x  "
+          f"p99 {tuned[1] / decision[1]:6.2f}x")
+    gc.disable()
+    try:
+        untouched = _pct(_tuner_decision_latency(service, settings, n, args.seed + 3))
+    finally:
+        gc.enable()
+    print(f"  the same with the garbage collector off: p50 {untouched[0]:8.1f} us   p99 {untouched[1]:8.1f} us "
+          f"(collector on / off: p50 {tuned[0] / untouched[0]:.2f}x, p99 {tuned[1] / untouched[1]:.2f}x)")
+    _full_collections()
 
     rng = np.random.default_rng(args.seed)
     shapes = {

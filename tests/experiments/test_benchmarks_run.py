@@ -17,7 +17,7 @@ HAS_DATA = resolve_data_dir(None) is not None
 
 # (benchmark, tiny arguments, needs the recorded data, a line its ratio report must contain)
 CASES = [
-    ("route", ["--routes", "200"], False, "tuner deciding, paced collection / automatic"),
+    ("route", ["--routes", "200"], False, "full garbage collection with live's modules loaded"),
     ("journal_encode", ["--events", "50", "--repeats", "1"], False, "ratio to_json / encode"),
     ("learners", ["--decisions", "200", "--warmup", "50"], False, "x rate = our pull+update/s over river's"),
     ("ope", ["--events", "20000", "--resamples", "50", "--max-blocks", "100", "--repeats", "1"], False,
