@@ -188,6 +188,23 @@ def add_tracking_uri(parser: argparse.ArgumentParser) -> None:
                              "default: sqlite:///var/mlflow.db in the current folder)")
 
 
+def refuse_missing_store(configured: str | None, override: str | None) -> None:
+    """``BadInput`` when the store's URI names a SQLite file that does not exist (or is empty), before anything is
+    created (``policy``, and ``ope`` given an MLflow reference). Why: both read versions that some run registered, and
+    opening the URI created a new empty store (and its folders) wherever a typo or the wrong working folder pointed:
+    `policy list` then said "no policy versions … add --simulation", exit 0, show/promote/rollback "no policy
+    version", and `ope --candidate BTCUSDT@champion` "no policy version", each leaving the new store behind."""
+    from router_tuner.tuner.registry import choose_tracking_uri, missing_sqlite_store
+
+    uri = choose_tracking_uri(configured, override=override)
+    if (database := missing_sqlite_store(uri)) is not None:
+        state = "is empty" if database.exists() else "does not exist"
+        raise BadInput(f"MLflow store {uri}: {database} {state}, so no policy was ever registered there (nothing was "
+                       "created); point --tracking-uri, MLFLOW_TRACKING_URI or tuner.json mlflow.tracking_uri at the "
+                       "store `simulate` or `live --policy-source tuner` registered into (default "
+                       "sqlite:///var/mlflow.db in the folder they ran in)")
+
+
 def refuse_tracking_uri_without_mlflow(args: argparse.Namespace) -> None:
     """``--tracking-uri`` with ``--no-mlflow`` (``simulate``, ``sweep``): the store it names would be ignored, and a
     user who gave both expects one of them to act; ``BadInput`` names both and what to drop."""

@@ -35,6 +35,7 @@ from router_tuner.cli.main import (
     model_prefix_option,
     path_argument,
     path_text,
+    refuse_missing_store,
     refuse_partial,
     symbol_name,
 )
@@ -245,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
         from router_tuner.tuner.registry import PolicyRegistry
 
         mlflow_config = bundle.tuner.mlflow
+        refuse_missing_store(mlflow_config.tracking_uri, args.tracking_uri)
         return PolicyRegistry(mlflow_config.tracking_uri, mlflow_config.experiment,
                               args.prefix or mlflow_config.registered_model_prefix, override_uri=args.tracking_uri)
 

@@ -36,6 +36,7 @@ from router_tuner.cli.main import (
     path_text,
     print_result,
     reading,
+    refuse_missing_store,
     refuse_unknown_symbols,
     symbol_name,
     whole_number,
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from router_tuner.tuner.registry import PolicyRegistry
 
     mlflow_config = bundle.tuner.mlflow
-    _refuse_missing_store(mlflow_config.tracking_uri, args.tracking_uri)
+    refuse_missing_store(mlflow_config.tracking_uri, args.tracking_uri)
     registry = PolicyRegistry(mlflow_config.tracking_uri, experiment=mlflow_config.experiment,
                               model_prefix=_model_prefix(args, bundle), override_uri=args.tracking_uri)
     if args.policy_command == "list":
@@ -149,22 +150,6 @@ def run(args: argparse.Namespace) -> int:
         for version in versions:
             print_result(_as_text(version, detailed=args.policy_command != "list"))
     return 0
-
-
-def _refuse_missing_store(configured: str | None, override: str | None) -> None:
-    """``BadInput`` when the store's URI names a SQLite file that does not exist (or is empty), before anything is
-    created. Why: every policy action reads versions that some run registered, and opening the URI created a new
-    empty store (and its folders) wherever a typo or the wrong working folder pointed: `policy list` then said "no
-    policy versions … add --simulation", exit 0, and show/promote/rollback "no policy version", leaving the store."""
-    from router_tuner.tuner.registry import choose_tracking_uri, missing_sqlite_store
-
-    uri = choose_tracking_uri(configured, override=override)
-    if (database := missing_sqlite_store(uri)) is not None:
-        state = "is empty" if database.exists() else "does not exist"
-        raise BadInput(f"MLflow store {uri}: {database} {state}, so no policy was ever registered there (nothing was "
-                       "created); point --tracking-uri, MLFLOW_TRACKING_URI or tuner.json mlflow.tracking_uri at the "
-                       "store `simulate` or `live --policy-source tuner` registered into (default "
-                       "sqlite:///var/mlflow.db in the folder they ran in)")
 
 
 def _model_prefix(args: argparse.Namespace, bundle: ConfigBundle) -> str:

@@ -322,8 +322,11 @@ def test_mlflow_candidate_is_scored_and_logged_to_its_run(journal_path: Path, tm
     # a simulated learner's version (policy list --simulation) is a candidate too, by its prefix
     simulated = PolicyRegistry(None, "router-tuner", "sim-router-policy-ucb", override_uri=uri)
     simulated.publish(_offset_one_policy(), params={}, metrics={}, config_snapshot={})
-    assert "no policy version 'champion'" in _fails(capsys, "--journal", str(journal_path), "--candidate",
-                                                    "BTCUSDT@champion", "--tracking-uri", f"sqlite:///{tmp_path}/x.db")
+    # a store that does not exist is named, and not created (it was, and the line said "no policy version")
+    line = _fails(capsys, "--journal", str(journal_path), "--candidate", "BTCUSDT@champion", "--tracking-uri",
+                  f"sqlite:///{tmp_path}/typo/x.db")
+    assert f"{tmp_path}/typo/x.db does not exist, so no policy was ever registered there (nothing was created)" in line
+    assert not (tmp_path / "typo").exists()
     by_prefix = _run_json(capsys, "--journal", str(journal_path), "--candidate", "BTCUSDT@champion",
                           "--tracking-uri", uri, "--prefix", "sim-router-policy-ucb")
     assert by_prefix["results"][0]["candidate"]["candidate_arm"] == "o1.00_b0.00"
