@@ -20,14 +20,18 @@ from router_tuner.config.models import ConfigBundle
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="config_command", required=True, metavar="ACTION")
-    check = actions.add_parser("check", help="validate a config directory; exit 2 on any problem")
+    check_help = "validate a config directory; exit 2 on any problem"
+    check = actions.add_parser("check", help=check_help, description=check_help)
     check.add_argument("dir", nargs="?", default=None, type=path_text,
                        help="config directory (default: embedded defaults)")
     check.add_argument("--json", action="store_true",
                        help="also print the verdict as one JSON object on stdout (the problems stay listed on "
                             "stderr; a failure is still one plain line on stderr)")
-    init = actions.add_parser("init", help="write the embedded default files into DIR to edit (never overwrites)")
-    init.add_argument("dir", type=path_text, help="directory to create or fill (it must not hold any of the files yet)")
+    init_help = "write the embedded default files into DIR to edit (never overwrites)"
+    init = actions.add_parser("init", help=init_help, description=init_help)
+    init.add_argument("dir", type=path_text, help="directory to create or fill (a file of ours already there must "
+                                                  "still equal the default, as an interrupted init leaves it: it is "
+                                                  "kept; an edited one is refused)")
 
 
 def run(args: argparse.Namespace) -> int:

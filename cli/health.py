@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", type=path_argument, default=DEFAULT_STORE,
                         help=f"executor store (default {DEFAULT_STORE})")
     parser.add_argument("--alerts-since-s", type=finite_number(0.0, MAX_ALERTS_SINCE_S), default=86_400.0,
-                        help=f"show alerts raised this many seconds before the snapshot (0 to {MAX_ALERTS_SINCE_S:g})")
+                        help=f"show alerts raised this many seconds before the snapshot (0 to {MAX_ALERTS_SINCE_S:g}; "
+                             "default 86400, a day)")
     parser.add_argument("--stale-after-s", type=finite_number(0.0, MAX_ALERTS_SINCE_S),
                         default=DEFAULT_STALE_AFTER_S,
                         help="warn (stderr) when the latest snapshot is older than this, or this far ahead of this "

@@ -34,10 +34,11 @@ from router_tuner.router.events import EVENT_TYPES, RouterEvent
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
-    count = actions.add_parser("count", help="records per kind")
+    count = actions.add_parser("count", help="records per kind", description="records per kind")
     count.add_argument("--journal", required=True, type=path_argument, help="journal SQLite file")
     count.add_argument("--json", action="store_true", help="print {kind: records} as one JSON object on stdout")
-    export = actions.add_parser("export", help="write one kind of record to a Parquet file or partitioned dataset")
+    export_help = "write one kind of record to a Parquet file or partitioned dataset"
+    export = actions.add_parser("export", help=export_help, description=export_help)
     export.add_argument("--journal", required=True, type=path_argument, help="journal SQLite file")
     export.add_argument("--kind", required=True, choices=sorted(EVENT_TYPES), help="which records")
     target = export.add_mutually_exclusive_group(required=True)

@@ -133,7 +133,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=whole_number(0, SEED_MAX), required=False,
                         help="router rng seed (default: executor.paper.seed)")
     parser.add_argument("--idle-poll-s", type=finite_number(0.0, MAX_IDLE_POLL_S, above_low=True), default=1.0,
-                        help=f"wait per poll for a new intent, seconds (0 < s <= {MAX_IDLE_POLL_S:g})")
+                        help=f"wait per poll for a new intent, seconds (0 < s <= {MAX_IDLE_POLL_S:g}; default 1)")
     parser.add_argument("--policy-source", choices=POLICY_SOURCES, default="static",
                         help="where each symbol's RouterPolicy comes from (default: static): 'static' is router.json "
                              "static_policy; 'registry' is the MLflow champion of every executor.instruments "
@@ -146,7 +146,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_tracking_uri(parser)
     parser.add_argument("--paper-state", type=path_argument, required=False,
                         help="paper mode: the paper account (positions, recent orders) kept across restarts "
-                             "(default: beside --store, <store name>.paper.json)")
+                             "(default: beside --store, its name with .paper.json for its suffix: "
+                             "var/executor.paper.json)")
     parser.add_argument("--tuner-state", type=path_argument, required=False,
                         help="with --policy-source tuner: checkpoint manifest of the tuner state "
                              "(default: executor.json adaptive.tuner_state_path)")
@@ -265,7 +266,7 @@ def router_seed(args: argparse.Namespace, config: ConfigBundle) -> int:
 
 
 def paper_state_path(args: argparse.Namespace) -> Path:
-    """The paper account file: ``--paper-state``, else ``<store name>.paper.json`` beside the store."""
+    """The paper account file: ``--paper-state``, else ``<store stem>.paper.json`` beside the store."""
     if args.paper_state is not None:
         return Path(args.paper_state)
     return args.store.with_name(args.store.stem + ".paper.json")

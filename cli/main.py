@@ -9,10 +9,11 @@ Failures are handled here, once: whatever a command raises ends in one line on s
 ``router-tuner COMMAND: [what PATH: ]problem; what to do``, and an exit code — ``2`` for bad input (an
 argument, a configuration, an intents line, a file that is not what it should be, a place that cannot be
 written), ``1`` for a runtime failure (a lock held by another process, a full disk, a venue or MLflow
-refusing), ``130`` for Ctrl-C. ``--debug`` (before the command) re-raises instead, with the traceback.
-Commands raise :class:`BadInput` for input they refuse and :class:`RunFailure` for a run that cannot go on,
-and wrap file access in :func:`reading` so the line names the file (SQLite errors do not). Under a
-command's ``--json`` a failure is still this one plain line on stderr: stdout carries only results.
+refusing), ``130`` for Ctrl-C, ``141`` (quietly) when stdout's reader went away. ``--debug`` (before the
+command) re-raises instead, with the traceback. Commands raise :class:`BadInput` for input they refuse and
+:class:`RunFailure` for a run that cannot go on, and wrap file access in :func:`reading` so the line names the
+file (SQLite errors do not). Under a command's ``--json`` a failure is still this one plain line on stderr:
+stdout carries only results.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ READER_GONE = 141
 
 # command name -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "config": ("cli.config", "configuration tools: `config check [DIR]`"),
+    "config": ("cli.config", "configuration tools: `config check [DIR]`, `config init DIR`"),
     "policy": ("cli.policy",
                "policy versions in MLflow: `policy list|show|promote|rollback|go-live` (promote is OPE-gated)"),
     "record": ("cli.record", "record live quotes and trades into Parquet tapes (ccxt.pro)"),
@@ -408,8 +409,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(selected: str | None) -> argparse.ArgumentParser:
     """The parser, with the arguments of the ``selected`` command only (``None``: the overview)."""
     parser = _Parser(prog="router-tuner", description="Adaptive maker/taker order router with an online tuner.",
-                     epilog="Exit codes: 0 done, 1 runtime failure, 2 bad input, 130 interrupted. A failure is one "
-                            "line on stderr, also under a command's --json (stdout then carries only results); "
+                     epilog="Exit codes: 0 done, 1 runtime failure, 2 bad input, 130 interrupted, 141 stdout's "
+                            "reader gone (| head). A failure is one line on stderr, also under a command's --json "
+                            "(stdout then carries only results); "
                             "--debug shows the traceback instead. --symbols lists are " + SYMBOLS_RULE + ".")
     parser.add_argument("--debug", action="store_true", help="show the traceback of a failure instead of one line")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

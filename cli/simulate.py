@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "quarter; default: router.json simulation.intents.orders_per_symbol)")
     parser.add_argument("--seed", type=whole_number(0, SEED_MAX), default=None, help="seed (default: tuner.json seed)")
     parser.add_argument("--data", default=None, type=path_text,
-                        help="recorded data directory (default: $ROUTER_TUNER_DATA, then ../shared/data/binance)")
+                        help="recorded data directory (default: $ROUTER_TUNER_DATA, then ../shared/data/binance beside "
+                             "the repository, whatever the current folder)")
     parser.add_argument("--out", default="var", type=path_text,
                         help="output directory for journal and report (default: var)")
     parser.add_argument("--config", default=None, type=path_text,

@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"our symbol names, {SYMBOLS_RULE} (default: every market of the first --data source)")
     parser.add_argument("--data", nargs="+", default=None, type=path_text,
                         help="recorded data folders and/or 'synthetic' (default: $ROUTER_TUNER_DATA, then "
-                             "../shared/data/binance, else synthetic)")
+                             "../shared/data/binance beside the repository, else synthetic)")
     parser.add_argument("--orders", type=whole_number(1, MAX_COUNT), default=None,
                         help="orders per task (default: router.json simulation.intents.orders_per_symbol)")
     parser.add_argument("--set", dest="axes", action="append", default=[], metavar="tuner.KEY=V1,V2",
