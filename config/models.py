@@ -522,6 +522,9 @@ class StructuredParams(Model):
     side of ``prior_fill_probability``'s (randomized priors): the bootstrap varies only what evidence says, so with one
     prior for all, evidence at one offset gave every replica the same slope through it and its neighbours were never
     tried (equal maker and taker fees: 4 bps routed for 200+ orders while 2 bps cost 0.6 bps less).
+    ``fill_speed_window`` (outcomes; 0: off) is the short memory of how fast posts fill, against the
+    ``forgetting_window`` one: a market whose posts fill faster lately than the learner remembers raises the fill
+    probability its curve gives the offsets it has not posted at lately (``tuner.learners.fill_speed``).
     """
 
     burn_in_per_arm: NonNegativeInt
@@ -534,6 +537,12 @@ class StructuredParams(Model):
     prior_fill_probability: Annotated[float, msgspec.Meta(ge=1e-6, le=0.999999)]
     prior_fill_logit_spread: Annotated[float, msgspec.Meta(ge=0.0, le=10.0)]
     prior_strength: Annotated[float, msgspec.Meta(ge=1e-6, le=1e6)]
+    fill_speed_window: Annotated[float, msgspec.Meta(ge=0.0, le=1e9)]
+
+    def __post_init__(self) -> None:
+        if self.fill_speed_window != 0.0 and not 1.0 < self.fill_speed_window < self.forgetting_window:
+            raise ValueError(f"fill_speed_window {self.fill_speed_window:g} must be 0 (off), or above 1 and under "
+                             f"forgetting_window {self.forgetting_window:g}")
 
 
 class RobbinsMonroParams(Model):

@@ -71,7 +71,8 @@ def build_learner(tuner: TunerConfig, grid: ArmGrid, seed: int, fees: FeeSchedul
                                   taker_fee_bps=fees.taker_fee_bps, prior_fallback_drift_bps=s.prior_fallback_drift_bps,
                                   prior_fill_probability=s.prior_fill_probability,
                                   prior_fill_logit_spread=s.prior_fill_logit_spread, prior_strength=s.prior_strength,
-                                  burn_in=s.burn_in_per_arm, seed=seed)
+                                  burn_in=s.burn_in_per_arm, seed=seed,
+                                  fill_speed_window=s.fill_speed_window if s.fill_speed_window > 0.0 else None)
     if tuner.learner == "robbins_monro":
         r = p.robbins_monro
         return RobbinsMonro(grid, initial_offset_bps=static_offset_bps, step_bps=r.step_bps, step_decay=r.step_decay,

@@ -127,7 +127,9 @@ def test_a_prior_cost_at_the_reward_bands_ends_loads(config_dir: Path, value: fl
 def test_a_structured_memory_shorter_than_the_grid_is_refused_by_config_check(
         config_dir: Path, capsys: pytest.CaptureFixture[str], window: float, arms: int, biases: list[float]) -> None:
     """1.0000001 loaded: every outcome erased all the evidence before it and the learner explored for ever."""
-    edit_config(config_dir, "tuner.json", lambda d: (d["learner_params"]["structured"].update(forgetting_window=window),
+    # fill speed off: its short memory must be shorter than this one (a check of its own)
+    edit_config(config_dir, "tuner.json", lambda d: (d["learner_params"]["structured"].update(forgetting_window=window,
+                                                                                              fill_speed_window=0),
                                                      d["arms"].update(taker_biases=biases)))
     assert main(["config", "check", str(config_dir)]) == BAD_INPUT
     assert (f"tuner.json: $.learner_params.structured.forgetting_window: {window:.10g} outcomes is shorter than the "
@@ -224,7 +226,8 @@ def test_a_zero_exploration_budget_is_warned_by_simulate_and_live(config_dir: Pa
 
 
 def test_a_structured_memory_of_one_outcome_per_arm_loads(config_dir: Path) -> None:
-    edit_config(config_dir, "tuner.json", lambda d: d["learner_params"]["structured"].update(forgetting_window=6.0))
+    edit_config(config_dir, "tuner.json", lambda d: d["learner_params"]["structured"].update(forgetting_window=6.0,
+                                                                                             fill_speed_window=3.0))
     assert main(["config", "check", str(config_dir)]) == 0
     bundle = load_config(config_dir)
     assert len(build_grid(bundle.tuner, bundle.router)) == 6

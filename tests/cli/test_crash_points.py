@@ -73,7 +73,11 @@ def _fast_publishing(tmp_path: Path) -> Path:
     config = tmp_path / "config"
     shutil.copytree(DEFAULTS_DIR, config)
     edit_config(config, "router.json", lambda d: d["static_policy"].update(maker_offset_bps=4.0))
+    # fill speed off: the rollback test needs the restarted tuner to publish the killed run's version 2 again, knob
+    # for knob, and with fill speed the outcome the restart recovers no longer re-triggers that rollback (the registry
+    # then refuses the restart's different version 2: README, "Bad input and failures")
     edit_config(config, "tuner.json", lambda d: (d["learner_params"].update(burn_in_per_arm=1),
+                                                 d["learner_params"]["structured"].update(fill_speed_window=0),
                                                  d["guardrails"].update(min_outcomes_before_move=10),
                                                  d["publish"].update(every_n_outcomes=15)))
     return config
@@ -368,7 +372,11 @@ def _paper_tuner(tmp_path: Path, intents: int, *, rollback: bool = False) -> tup
     config = tmp_path / "config"
     shutil.copytree(DEFAULTS_DIR, config)
     paper_config_dir(config, "BTCUSDT")
+    # fill speed off: the rollback test needs the restarted tuner to publish the killed run's version 2 again, knob
+    # for knob, and with fill speed the outcome the restart recovers no longer re-triggers that rollback (the registry
+    # then refuses the restart's different version 2: README, "Bad input and failures")
     edit_config(config, "tuner.json", lambda d: (d["learner_params"].update(burn_in_per_arm=1),
+                                                 d["learner_params"]["structured"].update(fill_speed_window=0),
                                                  d["guardrails"].update(min_outcomes_before_move=10),
                                                  d["publish"].update(every_n_outcomes=15)))
     if rollback:

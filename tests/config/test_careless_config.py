@@ -359,3 +359,16 @@ def test_a_file_written_before_a_key_existed_is_told_the_line_to_add(config_dir:
     # a whole section is not printed into the line: config init writes it
     assert ("executor.json: $: Object missing required field `paper`; add it: `router-tuner config init DIR` "
             "writes the embedded default $.paper") in issues
+
+
+@pytest.mark.parametrize("window", [1.0, 200.0, 500.0])
+def test_a_fill_speed_memory_not_shorter_than_the_learner_s_is_refused(config_dir: Path, window: float) -> None:
+    edit_config(config_dir, "tuner.json", lambda d: d["learner_params"]["structured"].update(fill_speed_window=window))
+    issues = config_issues(config_dir)
+    assert len(issues) == 1 and f"fill_speed_window {window:g} must be 0 (off), or above 1 and under " \
+                                 "forgetting_window 200" in issues[0]
+
+
+def test_a_fill_speed_window_of_0_turns_it_off(config_dir: Path) -> None:
+    edit_config(config_dir, "tuner.json", lambda d: d["learner_params"]["structured"].update(fill_speed_window=0))
+    assert load_config(config_dir).tuner.learner_params.structured.fill_speed_window == 0.0

@@ -35,15 +35,21 @@ class RouteOutcome:
     """How a routed order ended, beyond its cost: what a structured learner splits the cost by.
 
     ``started_maker``: the order began with a post-only leg (not straight taker);
-    ``maker_filled``: that leg filled the whole order, so no taker fallback was needed.
+    ``maker_filled``: that leg filled the whole order, so no taker fallback was needed;
+    ``fill_wait_share``: how much of its TTL the first post waited before it filled the whole order (its time to fill
+    over the TTL, in [0, 1]); ``None`` when the first post did not fill it (or the TTL is not known).
     """
 
     started_maker: bool
     maker_filled: bool
+    fill_wait_share: float | None = None
 
     def __post_init__(self) -> None:
         if self.maker_filled and not self.started_maker:
             raise ValueError("an order that started as taker cannot have filled on a maker leg")
+        if self.fill_wait_share is not None and not (self.maker_filled and 0.0 <= self.fill_wait_share <= 1.0):
+            raise ValueError(f"fill_wait_share {self.fill_wait_share!r}: a share of the TTL in [0, 1], of a post that "
+                             "filled the order")
 
 
 class Choice(NamedTuple):

@@ -17,7 +17,9 @@ probability (randomized priors, Osband et al. 2018), so the replicas also disagr
 yet: the bootstrap alone resamples evidence only. Every statistic is discounted by
 ``1 - 1/forgetting_window`` per outcome, so the arms in use follow a market that changes. An arm no longer routed
 is not tried again for that: its evidence shrinks, but the replicas' agreement about it does not (until the priors
-outweigh it).
+outweigh it). With ``fill_speed_window``, how fast posts fill lately against the learner's memory scales the fill
+hazard the curve gives every offset (:mod:`tuner.learners.fill_speed`): a market turning busy shows in fill times
+long before the posts deeper than the one routed are tried again, and their curve then says they fill more.
 
 References
 ----------
@@ -40,6 +42,7 @@ from router_tuner.router.routing.order import posted_offset_bps
 from router_tuner.tuner.arms import ArmGrid
 from router_tuner.tuner.learners import structured_layout
 from router_tuner.tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
+from router_tuner.tuner.learners.fill_speed import FillSpeed
 from router_tuner.tuner.learners.kernels import CompiledKernels, entry_point
 
 _MAKER_STATS = ("posted", "filled", "fill_cost", "fallback_cost")
@@ -77,6 +80,9 @@ class StructuredState(LearnerState, frozen=True, tag="structured"):
     fallback_cost: tuple[float, ...]
     taker: tuple[float, ...]
     taker_cost: tuple[float, ...]
+    fill_speed: tuple[float, ...] = ()
+    """:class:`~tuner.learners.fill_speed.FillSpeed`'s tallies, row-major (empty when the learner does not track
+    fill speed)."""
 
 
 class StructuredThompson(CompiledKernels, Learner):
@@ -145,7 +151,7 @@ class StructuredThompson(CompiledKernels, Learner):
     def __init__(self, grid: ArmGrid, *, replicas: int, forgetting_window: float, shrinkage: float,
                  maker_fee_bps: float, taker_fee_bps: float, prior_fallback_drift_bps: float,
                  prior_fill_probability: float, prior_fill_logit_spread: float, prior_strength: float, burn_in: int,
-                 seed: int) -> None:
+                 seed: int, fill_speed_window: float | None = None) -> None:
         super().__init__(grid, burn_in=burn_in, seed=seed)
         if replicas < 2:
             raise ValueError(f"replicas must be >= 2, got {replicas}")
@@ -164,6 +170,9 @@ class StructuredThompson(CompiledKernels, Learner):
         if not (math.isfinite(prior_fill_logit_spread) and 0.0 <= prior_fill_logit_spread <= MAX_PRIOR_LOGIT_SPREAD):
             raise ValueError(f"prior_fill_logit_spread must be in [0, {MAX_PRIOR_LOGIT_SPREAD}], "
                              f"got {prior_fill_logit_spread!r}")
+        if fill_speed_window is not None and not 1.0 < fill_speed_window < forgetting_window:
+            raise ValueError(f"fill_speed_window must be > 1 and shorter than forgetting_window "
+                             f"({forgetting_window!r}), got {fill_speed_window!r}")
         if not (math.isfinite(prior_strength) and MIN_PRIOR_STRENGTH <= prior_strength <= MAX_PRIOR_STRENGTH):
             raise ValueError(f"prior_strength must be in [{MIN_PRIOR_STRENGTH}, {MAX_PRIOR_STRENGTH}], "
                              f"got {prior_strength!r}")
@@ -193,6 +202,8 @@ class StructuredThompson(CompiledKernels, Learner):
         # passes a few sets again and again, so a decision is one draw and two lookups.
         self._slot_of: dict[tuple[int, ...], int] = {}
         self._last_slot: tuple[tuple[int, ...] | None, int] = (None, 0)  # the last set decided in and its row
+        self._speed = None if fill_speed_window is None else FillSpeed(
+            self._space.stats.shape[2], slow_window=self._window, fast_window=fill_speed_window)
         self._bind_kernels()
         self._refresh()
 
@@ -226,7 +237,8 @@ class StructuredThompson(CompiledKernels, Learner):
                 "maker_fee_bps": self._maker_fee, "taker_fee_bps": self._taker_fee,
                 "prior_fallback_drift_bps": self._fallback_drift, "prior_fill_probability": self._prior_fill,
                 "prior_fill_logit_spread": self._prior_spread,
-                "prior_strength": self._prior_strength, "burn_in": float(self._burn_in)}
+                "prior_strength": self._prior_strength, "burn_in": float(self._burn_in),
+                "fill_speed_window": 0.0 if self._speed is None else self._speed.fast_window}
 
     def expected_costs_bps(self) -> np.ndarray:
         """Each replica's expected cost of each arm, shape (replicas, arms): the posterior sample."""
@@ -322,6 +334,9 @@ class StructuredThompson(CompiledKernels, Learner):
             self._draw_ahead()
             first = 0
         self._next_uniform = first + self._replicas
+        if started_maker and self._speed is not None:
+            self._space.floats[structured_layout.FILL_LEVEL] = self._speed.observe(self._arm_columns[i],
+                                                                                  outcome.fill_wait_share)
         self._learn(space.floats, space.ints, self._scale_factor, self._arm_columns[i], started_maker,
                     outcome.maker_filled, -reward, first)
         self._fill_mean = self._mean_costs = None
@@ -368,19 +383,26 @@ class StructuredThompson(CompiledKernels, Learner):
         self._fold_forgetting()  # the saved numbers, all replicas refitted, are the ones this learner goes on with:
         # a restore is exact
         stats = {name: tuple(values.ravel().tolist()) for name, values in self._true_stats().items()}
-        return StructuredState(**self._base_state(), **stats)
+        speed = () if self._speed is None else tuple(self._speed.tallies.ravel().tolist())
+        return StructuredState(**self._base_state(), **stats, fill_speed=speed)
 
     def _check_own_state(self, state: Any) -> None:
         for name, values in self._true_stats().items():
             if len(getattr(state, name)) != values.size:
                 raise StateMismatchError(f"saved {name} has {len(getattr(state, name))} values, "
                                          f"expected {values.size}")
+        expected = 0 if self._speed is None else self._speed.tallies.size
+        if len(state.fill_speed) != expected:
+            raise StateMismatchError(f"saved fill_speed has {len(state.fill_speed)} values, expected {expected}")
 
     def _apply_own_state(self, state: Any) -> None:
         stats = self._space.stats
         for row, name in enumerate(_MAKER_STATS):
             stats[row] = np.array(getattr(state, name), dtype=float).reshape(stats.shape[1:])
         self._space.taker_stats[:] = (state.taker, state.taker_cost)
+        if self._speed is not None:
+            tallies = np.array(state.fill_speed, dtype=float).reshape(self._speed.tallies.shape)
+            self._space.floats[structured_layout.FILL_LEVEL] = self._speed.restore(tallies)
         self._next_uniform = self._space.uniforms.size  # the generator was just set: nothing is drawn ahead
         self._scale_factor = 1.0
         self._refresh()

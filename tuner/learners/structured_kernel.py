@@ -81,6 +81,7 @@ def _refit_replica(r: int, scale: float, floats: np.ndarray, stats: np.ndarray, 
     pending forgetting factor ``scale``)."""
     prior_strength = floats[layout.PRIOR_STRENGTH]
     shrinkage = floats[layout.SHRINKAGE]
+    level = floats[layout.FILL_LEVEL]
     taker = ((scale * taker_stats[1, r] + prior_strength * floats[layout.TAKER_FEE])
              / (scale * taker_stats[0, r] + prior_strength))
     # each piece's normal equations: its prior line's, then each offset's point (x, y) with weight w
@@ -101,7 +102,10 @@ def _refit_replica(r: int, scale: float, floats: np.ndarray, stats: np.ndarray, 
     for j in range(n_offsets):
         x = offsets[j]
         posted, filled = scale * stats[0, r, j], scale * stats[1, r, j]
-        fill = _shrunk(filled, posted, 1.0 / (1.0 + math.exp(-(fill_at + fill_slope * x))), shrinkage)
+        curve = 1.0 / (1.0 + math.exp(-(fill_at + fill_slope * x)))
+        if level != 1.0:  # the curve under a fill hazard ``level`` times its own (tuner.learners.fill_speed)
+            curve = 1.0 - (1.0 - curve) ** level
+        fill = _shrunk(filled, posted, curve, shrinkage)
         fill_cost = _shrunk(scale * stats[2, r, j], filled, fill_cost_at + fill_cost_slope * x, shrinkage)
         fallback_cost = _shrunk(scale * stats[3, r, j], posted - filled, fallback_at + fallback_slope * x, shrinkage)
         p_fill[r, j] = fill

@@ -22,9 +22,10 @@ MOMENTS = 5
 MAKER_STATS = 4
 """Per replica and offset: posts, fills, the total cost of the fills and of the fallbacks."""
 
-# The float buffer starts with the learner's constants; the integer buffer with the sizes, the number of allowed
+# The float buffer starts with the learner's constants and the fill level (1: the curve as fitted; written by the
+# learner, see tuner.learners.fill_speed); the integer buffer with the sizes, the number of allowed
 # sets in use, then where each float array starts (and the last ends), then the same for the integer arrays.
-PRIOR_STRENGTH, TAKER_FEE, SHRINKAGE, FLOAT_HEADER = range(4)
+PRIOR_STRENGTH, TAKER_FEE, SHRINKAGE, FILL_LEVEL, FLOAT_HEADER = range(5)
 REPLICAS, STAT_COLUMNS, OFFSETS, ARMS, SLOTS, SLOTS_USED, FLOAT_STARTS = range(7)
 _FLOAT_ARRAYS = 9
 INT_STARTS = FLOAT_STARTS + _FLOAT_ARRAYS + 1
@@ -86,7 +87,7 @@ def workspace(*, replicas: int, offsets: np.ndarray, arm_column: Sequence[int], 
     ints[:FLOAT_STARTS] = replicas, stat_columns, n_offsets, n_arms, slots, 0
     ints[FLOAT_STARTS:INT_STARTS] = float_starts
     ints[INT_STARTS:INT_HEADER] = int_starts
-    floats[:FLOAT_HEADER] = prior_strength, taker_fee, shrinkage
+    floats[:FLOAT_HEADER] = prior_strength, taker_fee, shrinkage, 1.0
     space = _rebuild(floats, ints)
     space.prior_rows[:] = prior_rows
     space.offsets[:] = offsets

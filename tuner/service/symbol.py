@@ -326,7 +326,7 @@ class SymbolTuner:
         if reward is not None and adjustment_bps is not None:
             reward -= adjustment_bps
         slippage_bps = event.slippage_bps if reward is not None and event.slippage_bps is not None else None
-        outcome = route_outcome(event)
+        outcome = route_outcome(event, self._policy.maker_ttl_ms)
         excluded = self._safety.observe_outcome(arm_id, used_fallback=event.used_fallback, slippage_bps=slippage_bps,
                                                 cost_bps=-reward if reward is not None else None,
                                                 maker_filled=outcome.maker_filled if outcome.started_maker else None,
@@ -679,11 +679,15 @@ def _copy(state: msgspec.Struct, kind: type[_S]) -> _S:
     return msgspec.json.decode(msgspec.json.encode(state), type=kind)
 
 
-def route_outcome(event: RouterEvent) -> RouteOutcome:
-    """How ``event``'s order ended, for a learner that splits cost by it: a maker start, and whether the
-    post-only leg filled it all (no taker fallback)."""
-    return RouteOutcome(started_maker=event.started_maker,
-                        maker_filled=event.started_maker and event.is_maker_final and not event.used_fallback)
+def route_outcome(event: RouterEvent, ttl_ms: float) -> RouteOutcome:
+    """How ``event``'s order ended, for a learner that splits cost by it: a maker start, whether the post-only leg
+    filled it all (no taker fallback), and when the first post (no re-price) did, the share of the ``ttl_ms`` it
+    waited (a fill stamped before the arrival, the venue's clock ahead of ours, counts as waiting 0)."""
+    maker_filled = event.started_maker and event.is_maker_final and not event.used_fallback
+    wait = None
+    if maker_filled and event.reprice_count == 0 and event.time_to_fill_ms is not None and ttl_ms > 0.0:
+        wait = min(max(event.time_to_fill_ms / ttl_ms, 0.0), 1.0)
+    return RouteOutcome(started_maker=event.started_maker, maker_filled=maker_filled, fill_wait_share=wait)
 
 
 def _distance(arm: Arm, target: Arm) -> tuple[float, float, float]:
