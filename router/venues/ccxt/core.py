@@ -420,14 +420,26 @@ class VenueCore:
     def fills(
         self, order: Mapping[str, Any], cid: str, market: Mapping[str, Any], now_ns: int
     ) -> Steps[PricedFills]:
-        """The order's fills: its own ``trades`` when they add up to ``filled``, else the venue's trade list."""
+        """The order's fills: its own ``trades`` when they add up to ``filled``, else the venue's trade list.
+
+        Raises ``VenueTimeout`` when the trade list accounts for less than ``filled``: Binance's account trade list
+        can lag its order status by a moment, so an order answered filled may have no trade listed yet. Its state
+        would then say filled with fewer fills, and the route journaled what the fills add up to (an IOC order the
+        venue filled as "unfilled", without an error): the venue held a position the books did not. A timeout is
+        what it is, an answer not complete yet, so the reader asks again (a route's read retries on its back-off,
+        a place resolves the order by its client id, the settle retries and otherwise halts for the restart)."""
         filled = order.get("filled") or 0.0
         if filled <= 0:
             return NO_FILLS
         trades = order.get("trades") or []
-        if not trades or not math.isclose(sum(t["amount"] for t in trades), filled):
-            return (yield from self.trade_fills(str(order["id"]), cid, market, now_ns))
-        return (yield from self.fills_of_trades(trades, cid, market, now_ns))
+        if trades and math.isclose(sum(t["amount"] for t in trades), filled):
+            return (yield from self.fills_of_trades(trades, cid, market, now_ns))
+        priced = yield from self.trade_fills(str(order["id"]), cid, market, now_ns)
+        listed = math.fsum(f.qty for f in priced.fills)
+        if listed < filled and not math.isclose(listed, filled, rel_tol=1e-9, abs_tol=1e-12):
+            raise VenueTimeout(f"{cid}: the venue reports {filled:.12g} filled but lists trades for {listed:.12g} "
+                               "(its trade list lags its order status): read the order again")
+        return priced
 
     def trade_fills(self, order_id: str, cid: str, market: Mapping[str, Any], now_ns: int) -> Steps[PricedFills]:
         """The fills of exchange order ``order_id``, read from the account's trades, under our id ``cid``."""
