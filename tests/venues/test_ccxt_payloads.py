@@ -50,6 +50,29 @@ def test_an_empty_book_side_is_a_venue_error_naming_the_symbol(
     assert venue.top_of_book("BTCUSDT").mid == pytest.approx(60000.05)
 
 
+@pytest.mark.parametrize("qty", [None, "0.000", "-1"])
+@pytest.mark.parametrize("side", ["bidQty", "askQty"])
+def test_a_book_ticker_with_a_price_but_no_size_on_a_side_is_a_venue_error_naming_the_symbol(
+    fake: FakeBinanceUsdm, connect: Connect, qty: str | None, side: str
+) -> None:
+    """A /ticker/bookTicker answer with a price on a side and its size null, zero or negative (an instrument halted or
+    settling; ccxt reads null as None, zero as 0.0): the touch is not usable, as the book stream does not use such a
+    ticker (``StreamedBook``), so it is a ``VenueError`` (the intent is vetoed ``book_unavailable``). A null size was
+    ``float(None)``: ``live`` stopped with "unexpected TypeError", exit 1; a zero size was routed on as a touch."""
+    venue = connect(top_of_book_source="bids_asks").venue
+    fake.set_book("BTCUSDT", "60000.0", "1.5", "60000.1", "2.0")
+
+    def book_ticker(params: dict[str, str], _key: str | None) -> Any:
+        answer = fake._route("GET", "/fapi/v1/ticker/bookTicker", params)
+        return {**answer, side: qty}
+
+    fake.state.extra_routes[("GET", "/fapi/v1/ticker/bookTicker")] = book_ticker
+    with pytest.raises(VenueError, match="BTCUSDT: touch not usable"):
+        venue.top_of_book("BTCUSDT")
+    del fake.state.extra_routes[("GET", "/fapi/v1/ticker/bookTicker")]
+    assert venue.top_of_book("BTCUSDT").mid == pytest.approx(60000.05)
+
+
 # ----- fees in another currency ----------------------------------------------------------------------
 def test_a_fee_in_a_currency_nothing_prices_in_the_quote_leaves_the_fill_counted_and_the_fee_named(
     fake: FakeBinanceUsdm, venue: LoopVenue

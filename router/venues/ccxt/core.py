@@ -166,6 +166,7 @@ class VenueCore:
             if bid is None or ask is None:
                 raise VenueError(f"{symbol}: empty book side")
             timestamp_ms = ticker.get("timestamp")
+        check_touch(symbol, bid, bid_qty, ask, ask_qty)
         # The exchange's own time when it gives one; otherwise the moment we received the answer.
         ts_ns = int(timestamp_ms) * 1_000_000 if timestamp_ms is not None else now_ns
         return TopOfBook(symbol, float(bid), float(bid_qty), float(ask), float(ask_qty), ts_ns)
@@ -536,6 +537,20 @@ class VenueCore:
             return self.markets[symbol]
         except KeyError:
             raise ValueError(f"{self.name}: unknown symbol {symbol!r}") from None
+
+
+def check_touch(symbol: str, bid: Any, bid_qty: Any, ask: Any, ask_qty: Any) -> None:
+    """Refuse a REST touch without a positive finite price and size on each side (``VenueError``).
+
+    Why: an instrument halted or settling can answer its book ticker with a price and a null or zero size. A null
+    size was ``float(None)``, a TypeError that stopped ``live`` ("unexpected TypeError", exit 1), and a zero size was
+    routed on as a touch; the book stream already does not use such a ticker (``StreamedBook``), so the REST read
+    now says the same: the intent is vetoed ``book_unavailable``. A crossed REST touch is still returned: the route
+    journals it as ``crossed_or_locked_book``."""
+    values = (bid, bid_qty, ask, ask_qty)
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in values):
+        raise VenueError(f"{symbol}: touch not usable: bid {bid} x {bid_qty}, ask {ask} x {ask_qty} (a side without "
+                         "a positive price and size)")
 
 
 def index_markets(markets: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
