@@ -389,3 +389,21 @@ def test_an_order_reported_filled_before_its_trade_is_listed_is_journaled_with_i
     capsys.readouterr()
     assert cli_main(args) == 0, capsys.readouterr().err  # the restart's position check agrees
     assert "positions checked against the venue" in capsys.readouterr().out
+
+
+def test_an_instrument_the_venue_does_not_list_stops_the_start_in_one_line_with_the_touch_read_by_rest(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``executor.json`` ``instruments`` naming a symbol the venue does not list (delisted, or another market's name)
+    with ``live.book_updates`` ``rest``: refused at the venue's start as with the book stream, before any order.
+    It was "unexpected ValueError: ccxt.pro:binanceusdm: unknown symbol 'ETHUSDT' (… report it)" from the
+    reconciliation's position read."""
+    args = one_intent_args(tmp_path, fake, "dl1")
+    cfg = Path(args[args.index("--config") + 1])
+    edit_json(cfg / "executor.json",
+              lambda d: d["instruments"].update(ETHUSDT={"tick_size": 0.01, "qty_step": 0.001}))
+    assert cli_main(args) == 1
+    err = failure_lines(capsys.readouterr().err)
+    assert err == ("router-tuner live: venue not started: VenueError: executor.json instruments: "
+                   "ccxt.pro:binanceusdm: unknown symbol 'ETHUSDT'\n")
+    assert not fake.order_requests("POST") and not fake.order_requests("DELETE")
