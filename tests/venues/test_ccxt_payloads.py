@@ -7,11 +7,14 @@ its steps here with answers parsed by ccxt's own Binance parser from the fake's 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import ccxt
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from router_tuner.executor.engine.live import LoopVenue
 from router_tuner.router.venue import (
@@ -189,6 +192,32 @@ def test_a_fee_in_the_base_currency_is_valued_at_the_fills_own_price(fake: FakeB
     (fills, unpriced), calls = drive(core.fills(order, "base-fee", core.market("BTCUSDT"), NOW_NS), {})
     assert calls == [] and unpriced == ()
     assert fills[0].fee_usd == pytest.approx(trade["fee"]["cost"] * 59999.9)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lots=st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=8), data=st.data())
+def test_fills_read_from_a_lagging_or_repeating_trade_list_add_up_to_filled_or_are_asked_again(
+    core: VenueCore, lots: list[int], data: st.DataObject
+) -> None:
+    """An order filled in several trades, read while the account's trade list lags (its latest trades not listed
+    yet) and repeats some (a trade listed twice): the fills returned always account for the whole filled quantity,
+    each trade once after the route's ledger, else the read raises ``VenueTimeout`` to be asked again. It used to
+    return the trades listed, so an order the venue reported filled was journaled with less (or nothing) filled."""
+    trades = [{**TRADE, "id": f"t{i}", "order": "42", "amount": lot / 1000, "timestamp": TRADE["timestamp"] + i}
+              for i, lot in enumerate(lots)]
+    filled = math.fsum(t["amount"] for t in trades)
+    shown = data.draw(st.integers(min_value=0, max_value=len(trades)), label="trades listed")
+    repeats = data.draw(st.lists(st.sampled_from(trades[:shown]), max_size=3) if shown else st.just([]),
+                        label="trades listed twice")
+    order = {"id": "42", "clientOrderId": "lag", "filled": filled, "trades": []}
+    steps = core.fills(order, "lag", core.market("BTCUSDT"), NOW_NS)
+    if shown < len(trades):
+        with pytest.raises(VenueTimeout, match="lists trades for"):
+            drive(steps, {"fetch_my_trades": [*trades[:shown], *repeats]})
+        return
+    (fills, _unpriced), _calls = drive(steps, {"fetch_my_trades": [*trades, *repeats]})
+    once = {f.trade_id: f.qty for f in fills}
+    assert set(once) == {t["id"] for t in trades} and math.isclose(math.fsum(once.values()), filled)
 
 
 # ----- payloads missing what a fill or an order needs ------------------------------------------------

@@ -428,7 +428,8 @@ class VenueCore:
         would then say filled with fewer fills, and the route journaled what the fills add up to (an IOC order the
         venue filled as "unfilled", without an error): the venue held a position the books did not. A timeout is
         what it is, an answer not complete yet, so the reader asks again (a route's read retries on its back-off,
-        a place resolves the order by its client id, the settle retries and otherwise halts for the restart)."""
+        a place resolves the order by its client id, the settle retries and otherwise halts for the restart). A trade
+        the list repeats counts once, as the route's ledger counts it."""
         filled = order.get("filled") or 0.0
         if filled <= 0:
             return NO_FILLS
@@ -436,7 +437,7 @@ class VenueCore:
         if trades and math.isclose(sum(t["amount"] for t in trades), filled):
             return (yield from self.fills_of_trades(trades, cid, market, now_ns))
         priced = yield from self.trade_fills(str(order["id"]), cid, market, now_ns)
-        listed = math.fsum(f.qty for f in priced.fills)
+        listed = math.fsum({f.trade_id: f.qty for f in priced.fills}.values())  # a trade listed twice counts once
         if listed < filled and not math.isclose(listed, filled, rel_tol=1e-9, abs_tol=1e-12):
             raise VenueTimeout(f"{cid}: the venue reports {filled:.12g} filled but lists trades for {listed:.12g} "
                                "(its trade list lags its order status): read the order again")
