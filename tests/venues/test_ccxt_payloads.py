@@ -220,6 +220,23 @@ def test_fills_read_from_a_lagging_or_repeating_trade_list_add_up_to_filled_or_a
     assert set(once) == {t["id"] for t in trades} and math.isclose(math.fsum(once.values()), filled)
 
 
+def test_an_order_whose_trade_is_not_listed_yet_is_read_again_but_still_listed_among_the_open_orders(
+    fake: FakeBinanceUsdm, venue: LoopVenue
+) -> None:
+    """A resting order filled in part while the account's trade list lags: reading it raises ``VenueTimeout`` (ask
+    again) instead of a state with the fill missing; the open-order listing (start-up reconciliation: ids and status)
+    still lists it, as before, rather than refusing the start; once the trade is listed the read has the fill."""
+    venue.place_order(request("lagged", price=59980.0, qty=0.003))
+    fake.fill("lagged", "0.001")
+    fake.lag_trades(2)
+    with pytest.raises(VenueTimeout, match=r"lagged: the venue reports 0\.001 filled but lists trades for 0 "):
+        venue.fetch_order("BTCUSDT", "lagged")
+    (listed,) = venue.open_orders("BTCUSDT")
+    assert (listed.client_order_id, listed.status, listed.filled_qty) == ("lagged", "partially_filled", 0.001)
+    state = venue.fetch_order("BTCUSDT", "lagged")
+    assert [f.qty for f in state.fills] == [0.001] and state.filled_qty == 0.001
+
+
 # ----- payloads missing what a fill or an order needs ------------------------------------------------
 TRADE = {"id": "t1", "price": 60000.0, "amount": 0.002, "timestamp": 1_700_000_000_000, "takerOrMaker": "maker",
          "fee": {"cost": 0.024, "currency": "USDT"}}

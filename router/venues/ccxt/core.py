@@ -215,7 +215,11 @@ class VenueCore:
         states = []
         for order in orders:
             market = self.exchange.market(order["symbol"])
-            states.append((yield from self._state(order, market["id"], str(order["clientOrderId"]), market, now_ns)))
+            # complete=False: this listing is for ids and status (start-up reconciliation, the orders not ours), and
+            # each order of ours is settled by ``fetch_order``, which waits for its trades; a partly filled order whose
+            # trades lag used to refuse the whole start ("open orders unavailable")
+            states.append((yield from self._state(order, market["id"], str(order["clientOrderId"]), market, now_ns,
+                                                  complete=False)))
         return tuple(states)
 
     # ----- protective orders -----------------------------------------------------------------------
@@ -413,13 +417,14 @@ class VenueCore:
 
     # ----- parsing ---------------------------------------------------------------------------------
     def _state(
-        self, order: Mapping[str, Any], symbol: str, cid: str, market: Mapping[str, Any], now_ns: int
+        self, order: Mapping[str, Any], symbol: str, cid: str, market: Mapping[str, Any], now_ns: int, *,
+        complete: bool = True
     ) -> Steps[OrderState]:
-        priced = yield from self.fills(order, cid, market, now_ns)
+        priced = yield from self.fills(order, cid, market, now_ns, complete=complete)
         return order_state(order, symbol, cid, priced.fills, priced.unpriced)
 
     def fills(
-        self, order: Mapping[str, Any], cid: str, market: Mapping[str, Any], now_ns: int
+        self, order: Mapping[str, Any], cid: str, market: Mapping[str, Any], now_ns: int, *, complete: bool = True
     ) -> Steps[PricedFills]:
         """The order's fills: its own ``trades`` when they add up to ``filled``, else the venue's trade list.
 
@@ -429,7 +434,7 @@ class VenueCore:
         venue filled as "unfilled", without an error): the venue held a position the books did not. A timeout is
         what it is, an answer not complete yet, so the reader asks again (a route's read retries on its back-off,
         a place resolves the order by its client id, the settle retries and otherwise halts for the restart). A trade
-        the list repeats counts once, as the route's ledger counts it."""
+        the list repeats counts once, as the route's ledger counts it. ``complete`` False returns what is listed."""
         filled = order.get("filled") or 0.0
         if filled <= 0:
             return NO_FILLS
@@ -438,7 +443,7 @@ class VenueCore:
             return (yield from self.fills_of_trades(trades, cid, market, now_ns))
         priced = yield from self.trade_fills(str(order["id"]), cid, market, now_ns)
         listed = math.fsum({f.trade_id: f.qty for f in priced.fills}.values())  # a trade listed twice counts once
-        if listed < filled and not math.isclose(listed, filled, rel_tol=1e-9, abs_tol=1e-12):
+        if complete and listed < filled and not math.isclose(listed, filled, rel_tol=1e-9, abs_tol=1e-12):
             raise VenueTimeout(f"{cid}: the venue reports {filled:.12g} filled but lists trades for {listed:.12g} "
                                "(its trade list lags its order status): read the order again")
         return priced
