@@ -340,6 +340,20 @@ def tuner_wiring(config: ConfigBundle, *, use_mlflow: bool, seed: int, tracking_
 
 
 def run(args: argparse.Namespace) -> int:
+    """``live``; the SIGTERM and SIGINT handlers in place when it is called are restored when it returns.
+
+    Until the executor installs its graceful stop (``_run_executor``), SIGTERM stops the start-up as Ctrl-C does
+    (``cli.main`` takes it so from before this module loads): ``interrupted``, exit 130. The graceful stop's handlers
+    stayed installed after the run (in a process that calls ``cli.main.main`` again, Ctrl-C then did nothing)."""
+    previous = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _run(args)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(args.config if args.config is not None else DEFAULTS_DIR)  # bad: exit 2 (cli.main)
     _refuse_unusable_files(args, config)

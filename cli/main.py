@@ -23,8 +23,10 @@ import errno
 import importlib
 import os
 import select
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -448,9 +450,29 @@ def _stdout_pipe_broken() -> bool:
         return False
 
 
+def _sigterm_as_ctrl_c(_signum: int, _frame: object) -> None:
+    """``live``'s SIGTERM until its executor runs: the start-up stops as on Ctrl-C (``interrupted``, exit 130)."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit code.
+
+    For ``live``, SIGTERM is taken as Ctrl-C from here, before its modules load, until the executor installs its
+    graceful stop (``cli.live``): it killed the process during start-up without a word (exit 143), where ``live``
+    documents SIGTERM as a stop like Ctrl-C. The handler in place before is restored on return."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     selected = next((a for a in arguments if not a.startswith("-")), None)
+    if selected != "live" or threading.current_thread() is not threading.main_thread():
+        return _main(arguments, selected)
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+    try:
+        return _main(arguments, selected)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(arguments: list[str], selected: str | None) -> int:
     try:  # the command's module is imported here (seconds for MLflow or Ray): Ctrl-C may land in it
         args = build_parser(selected if selected in COMMANDS else None).parse_args(arguments)
     except KeyboardInterrupt:

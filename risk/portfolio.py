@@ -66,9 +66,10 @@ class PortfolioState:
         self.last_stop_ns: dict[str, int] = {}
         self.fill_log: list[LoggedFill] = []
         self._oldest_logged_ns: int | None = None
-        # each applied trade id with the executor's clock when it was applied (in that order: the first is the
-        # oldest): duplicates are caught for a week by that clock, whatever the fill's own stamp says
-        self._seen_trade_ids: dict[str, int] = {}
+        # each applied (symbol, trade id) with the executor's clock when it was applied (in that order: the first is
+        # the oldest): duplicates are caught for a week by that clock, whatever the fill's own stamp says. Keyed by
+        # symbol too: a venue numbers trades per symbol (Binance USDⓈ-M), so two symbols' fills may share an id
+        self._seen_trade_ids: dict[tuple[str, str], int] = {}
 
     # --- inputs -----------------------------------------------------------------------------------
 
@@ -85,7 +86,7 @@ class PortfolioState:
         self.last_stop_ns[symbol] = max(ts_ns, self.last_stop_ns.get(symbol, ts_ns))
 
     def apply_fill(self, *, symbol: str, side: Side, position_side: PositionSide, fill: Fill) -> float | None:
-        """Apply one fill; returns its realized PnL net of fee, or ``None`` if ``trade_id`` was seen.
+        """Apply one fill; returns its realized PnL net of fee, or ``None`` if ``symbol``'s ``trade_id`` was seen.
 
         A fill that would take a hedge-mode leg past flat (a reducing order the venue overfilled, or whose fill
         came after the leg closed) closes the leg: a hedge-mode venue holds no LONG leg below zero nor SHORT leg
@@ -93,7 +94,8 @@ class PortfolioState:
         whole fee is charged; the caller flags the rest (``executor.positions``). It used to be refused with a
         ValueError, which stopped the run and every restart that recovered the same intent.
         """
-        if fill.trade_id in self._seen_trade_ids:
+        seen_key = (symbol, fill.trade_id)
+        if seen_key in self._seen_trade_ids:
             return None
         for name, value in (("price", fill.price), ("qty", fill.qty), ("fee_usd", fill.fee_usd)):
             _require_finite(name, value)
@@ -124,7 +126,7 @@ class PortfolioState:
         net = realized - fill.fee_usd
         self.wallet_balance_usd += net
         self.marks.setdefault(symbol, fill.price)
-        self._seen_trade_ids[fill.trade_id] = self.nav_ts_ns
+        self._seen_trade_ids[seen_key] = self.nav_ts_ns
         self._log(LoggedFill(min(fill.ts_ns, self.nav_ts_ns + _AHEAD_OF_CLOCK_NS), symbol, fill.client_order_id,
                              fill.trade_id, net))
         return net

@@ -64,6 +64,7 @@ def live_routes(config: ConfigBundle, environ: Mapping[str, str] = os.environ) -
         venue = await AsyncCcxtVenue.connect(venue_config, credentials, live.ws_base_url, live.listen_key_refresh_ms)
         bridged = LoopVenue(venue, asyncio.get_running_loop())
         try:
+            listed_instruments(venue, config)
             book = await stream_book(venue, config)
         except BaseException:
             await venue.close()
@@ -100,16 +101,25 @@ def live_routes(config: ConfigBundle, environ: Mapping[str, str] = os.environ) -
     return RouteLoop(open_venues)
 
 
+def listed_instruments(venue: AsyncCcxtVenue, config: ConfigBundle) -> dict[str, str]:
+    """Each ``executor.json`` instrument's unified ccxt symbol on ``venue``; one the exchange does not list (delisted,
+    another market's name) is a ``VenueError``, so the venue does not start.
+
+    Why here, for every ``live.book_updates``: only the book stream's start checked it, so with the touch read by
+    REST the first position read of the reconciliation failed with "unexpected ValueError: … unknown symbol"."""
+    try:
+        return {symbol: venue.market(symbol)["symbol"] for symbol in config.executor.instruments}
+    except ValueError as exc:
+        raise VenueError(f"executor.json instruments: {exc}") from None
+
+
 async def stream_book(venue: AsyncCcxtVenue, config: ConfigBundle) -> StreamedBook | None:
     """Start the streamed touch of the instruments on ``venue`` when configured and the exchange can watch bids
     and asks (``None``: every touch is read by REST); an instrument the exchange does not list is a VenueError."""
     live = config.executor.live
     if live.book_updates == "rest" or not venue.exchange.has.get("watchBidsAsks"):
         return None
-    try:
-        symbols = {symbol: venue.market(symbol)["symbol"] for symbol in config.executor.instruments}
-    except ValueError as exc:
-        raise VenueError(f"executor.json instruments: {exc}") from None
+    symbols = listed_instruments(venue, config)
     book = StreamedBook(venue.exchange, symbols, BookSettings(max_age_ms=live.book_max_age_ms,
                                                               reconnect_initial_ms=live.stream_reconnect_initial_ms,
                                                               reconnect_max_ms=live.stream_reconnect_max_ms),

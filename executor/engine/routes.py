@@ -17,6 +17,8 @@ runs to its first wait before ``start`` returns, so a replay routes the same way
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import threading
 import weakref
 from collections import deque
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
     from router_tuner.router.venues.ccxt.order_feed import FeedStatus
 
 T = TypeVar("T")
+ABANDON_WAIT_S = 5.0
+"""How long an interrupted venue opening may take to cancel and close its client (``RouteLoop._abandon``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +72,11 @@ class RouteLoop:
         # an engine dropped without close() (a test, an embedder) still stops its thread and frees its loop
         self._stop_loop = weakref.finalize(self, _stop_loop, self._loop, self._thread)
         self._closed = False
+        opening = asyncio.run_coroutine_threadsafe(open_venues(), self._loop)
         try:
-            self.venues = self.call(open_venues())
+            self.venues = opening.result()
         except BaseException:
+            self._abandon(opening)
             self._stop_loop()
             raise
         self.finished: deque[Finished[str, RouterEvent]] = deque()
@@ -116,6 +122,20 @@ class RouteLoop:
         clock this is when time passes."""
         if not self.finished:
             self.call(self._wait(timeout_s))
+
+    def _abandon(self, opening: concurrent.futures.Future[RouteVenues]) -> None:
+        """Cancel an opening this thread stopped waiting for, and give its tasks ``ABANDON_WAIT_S`` to clean up.
+
+        Why: Ctrl-C while the live venue connects interrupts this thread's wait, not the connection on the loop.
+        Stopping the loop under it left its tasks pending and its HTTP session open: the one line "interrupted" was
+        followed by asyncio's "Task was destroyed but it is pending!", "Exception ignored … Traceback … Event loop is
+        closed" and "Unclosed client session". Cancelled, the connection closes its client itself
+        (``AsyncCcxtVenue.connect``)."""
+        if opening.done():
+            return
+        opening.cancel()
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(_settle_tasks(ABANDON_WAIT_S), self._loop).result(ABANDON_WAIT_S + 1.0)
 
     def close(self) -> None:
         """Cancel routes still working (the executor finishes its routes before), release the venues, stop."""
@@ -182,6 +202,13 @@ class RouteLoop:
         if self._wake is None:
             self._wake = asyncio.Event()
         return self._wake
+
+
+async def _settle_tasks(timeout_s: float) -> None:
+    """Wait up to ``timeout_s`` for the loop's other tasks to end (cancelled ones included)."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    if others:
+        await asyncio.wait(others, timeout=timeout_s)
 
 
 def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:

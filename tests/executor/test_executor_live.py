@@ -366,3 +366,44 @@ def test_a_fill_whose_fee_no_market_prices_in_the_quote_counts_is_flagged_and_th
     assert cli_main(args) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "positions checked against the venue" in out and "done: 0 new intents processed" in out
+
+
+def test_an_order_reported_filled_before_its_trade_is_listed_is_journaled_with_its_fill_and_a_restart_agrees(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Binance's account trade list can lag its order status: the IOC answer says filled while the trade read
+    right after lists nothing yet. The fill is waited for (the order read again) and journaled: it was journaled as
+    an unfilled order without an error, exit 0, the venue holding a position the books did not (caps counted
+    without it), and the restart refused at the position check."""
+    args = one_intent_args(tmp_path, fake, "tl1")
+    fake.lag_trades(1)
+    assert cli_main(args) == 0, capsys.readouterr().err
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        (event,) = journal.read("router")
+    with fake.state.lock:
+        venue_qty = fake.state.positions[("BTCUSDT", "LONG")]
+        assert fake.state.trades_lag == 0  # the lagging read did happen
+    assert venue_qty > 0 and Decimal(str(event.filled_qty)) == venue_qty
+    assert [f.qty for f in event.fills] == [event.filled_qty] and event.routed_as == "taker"
+    assert fake.created_for("tl1-1") == 1 and len(fake.order_requests("POST")) == 1  # nothing sent twice
+    capsys.readouterr()
+    assert cli_main(args) == 0, capsys.readouterr().err  # the restart's position check agrees
+    assert "positions checked against the venue" in capsys.readouterr().out
+
+
+def test_an_instrument_the_venue_does_not_list_stops_the_start_in_one_line_with_the_touch_read_by_rest(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``executor.json`` ``instruments`` naming a symbol the venue does not list (delisted, or another market's name)
+    with ``live.book_updates`` ``rest``: refused at the venue's start as with the book stream, before any order.
+    It was "unexpected ValueError: ccxt.pro:binanceusdm: unknown symbol 'ETHUSDT' (… report it)" from the
+    reconciliation's position read."""
+    args = one_intent_args(tmp_path, fake, "dl1")
+    cfg = Path(args[args.index("--config") + 1])
+    edit_json(cfg / "executor.json",
+              lambda d: d["instruments"].update(ETHUSDT={"tick_size": 0.01, "qty_step": 0.001}))
+    assert cli_main(args) == 1
+    err = failure_lines(capsys.readouterr().err)
+    assert err == ("router-tuner live: venue not started: VenueError: executor.json instruments: "
+                   "ccxt.pro:binanceusdm: unknown symbol 'ETHUSDT'\n")
+    assert not fake.order_requests("POST") and not fake.order_requests("DELETE")

@@ -425,3 +425,31 @@ def test_sigkill_during_restart_reconciliation_then_restart_recovers_once(tmp_pa
         assert events[intent_id].filled_qty == pytest.approx(filled)
     assert len(events["r0"].fills) == 1
     assert float(long_position) == pytest.approx(sum(f.qty for e in events.values() for f in e.fills))
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_while_the_live_venue_connects_ends_in_one_line(tmp_path: Path,
+                                                                          stop_signal: signal.Signals) -> None:
+    """Ctrl-C while ``live --live`` loads the venue's markets: exit 130 and the one line "interrupted". The wait was
+    interrupted but the connection went on under a loop then stopped: asyncio's "Task was destroyed but it is
+    pending!", a traceback ending "RuntimeError: Event loop is closed" and "Unclosed client session" followed the
+    line. The opening is now cancelled and closes its client. SIGTERM before the executor runs is taken as Ctrl-C
+    is (it killed the process silently, exit 143: no line said why it ended)."""
+    with FakeBinanceUsdm(API_KEY, API_SECRET) as fake:
+        config_dir = _config_dir(tmp_path, fake.base_url)
+        (tmp_path / "intents.jsonl").write_bytes(msgspec.json.encode(intent("c1", size_hint_usd=300.0)) + b"\n")
+        fake.fail_next("GET", "/fapi/v1/exchangeInfo", Stall(seconds=4.0, create_first=False))
+        proc, _out, err = start_live(tmp_path, config_dir, 1, "--live", env=ENV)
+        try:
+            def markets_asked() -> bool:
+                with fake.state.lock:
+                    return any(path == "/fapi/v1/exchangeInfo" for _, path, _ in fake.state.requests)
+
+            wait_for("the venue's markets to be asked", markets_asked, proc)
+            time.sleep(0.2)
+            proc.send_signal(stop_signal)
+            assert proc.wait(timeout=30) == 130
+        finally:
+            kill9(proc)
+        assert err.read_text() == "router-tuner live: interrupted\n"
+        assert not fake.order_requests("POST")

@@ -156,6 +156,7 @@ class FakeState:
     order_posts: Counter[str] = field(default_factory=Counter)
     orders_created: Counter[str] = field(default_factory=Counter)  # orders the matching engine took, by client id
     query_lag: Counter[str] = field(default_factory=Counter)  # queries still to answer -2013 for, by client id
+    trades_lag: int = 0  # account trade-list reads still to answer without the latest trade (``lag_trades``)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     faults: dict[tuple[str, str], deque[Fault]] = field(default_factory=dict)
     fee_asset_override: str | None = None
@@ -262,6 +263,12 @@ class FakeBinanceUsdm:
         """Answer the next ``queries`` GETs of this order -2013, whether or not it exists (a lagging query)."""
         with self.state.lock:
             self.state.query_lag[client_order_id] = queries
+
+    def lag_trades(self, reads: int) -> None:
+        """Answer the next ``reads`` account trade-list reads (``userTrades``) without the latest trade, as Binance's
+        trade list can lag its order status: an order already reported filled whose trade is not listed yet."""
+        with self.state.lock:
+            self.state.trades_lag = reads
 
     def order_requests(self, method: str) -> list[dict[str, str]]:
         with self.state.lock:
@@ -754,9 +761,13 @@ class FakeBinanceUsdm:
                 if o.status in ("NEW", "PARTIALLY_FILLED") and p.get("symbol") in (None, o.symbol)
             ]
         if (method, path) == ("GET", "/fapi/v1/userTrades"):
+            listed = st.trades
+            if st.trades_lag > 0:
+                st.trades_lag -= 1
+                listed = st.trades[:-1]
             return [
                 t
-                for t in st.trades
+                for t in listed
                 if t["symbol"] == p["symbol"] and ("orderId" not in p or str(t["orderId"]) == p["orderId"])
             ]
         raise BinanceUsdmError(-1000, f"fake has no route for {method} {path}", 404)

@@ -180,7 +180,22 @@ def test_trade_ids_are_remembered_as_long_as_their_fills_are_logged() -> None:
     state.mark_to_market({}, later)  # the executor's clock, a week on
     state.apply_fill(symbol="BTCUSDT", side="buy", position_side="LONG", fill=fill("new", 100.0, 1.0, ts_ns=later))
     assert [entry.trade_id for entry in state.fill_log] == ["new"]
-    assert list(state._seen_trade_ids) == ["new"], "ids leave a week after they were applied: the set stays bounded"
+    assert list(state._seen_trade_ids) == [("BTCUSDT", "new")], \
+        "ids leave a week after they were applied: the set stays bounded"
+
+
+def test_two_symbols_fills_under_one_trade_id_both_count() -> None:
+    """A venue numbers trades per symbol (Binance's USDⓈ-M trade ids are each symbol's own sequence, as ``fromId``
+    reads them), so a BTCUSDT fill and an ETHUSDT fill may carry the same id: both are fills, each counts. The id
+    alone was the key, so the second symbol's fill was taken for a repeat and dropped: its leg stayed flat while the
+    venue held it (caps counted without it, the restart refused at the position check). A repeat of one symbol's
+    fill is still a no-op."""
+    p = state()
+    assert p.apply_fill(symbol="BTCUSDT", side="buy", position_side="LONG", fill=fill("7", 100.0, 1.0)) is not None
+    assert p.apply_fill(symbol="ETHUSDT", side="sell", position_side="SHORT", fill=fill("7", 50.0, 2.0)) is not None
+    assert p.legs[("BTCUSDT", "LONG")].qty == 1.0 and p.legs[("ETHUSDT", "SHORT")].qty == -2.0
+    assert p.apply_fill(symbol="ETHUSDT", side="sell", position_side="SHORT", fill=fill("7", 50.0, 2.0)) is None
+    assert p.legs[("ETHUSDT", "SHORT")].qty == -2.0 and len(p.fill_log) == 2
 
 
 def test_a_fill_stamped_far_ahead_of_the_clock_forgets_no_loss_and_counts_as_recent() -> None:

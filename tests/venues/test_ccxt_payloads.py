@@ -7,11 +7,14 @@ its steps here with answers parsed by ccxt's own Binance parser from the fake's 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import ccxt
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from router_tuner.executor.engine.live import LoopVenue
 from router_tuner.router.venue import (
@@ -47,6 +50,29 @@ def test_an_empty_book_side_is_a_venue_error_naming_the_symbol(
     with pytest.raises(VenueError, match="BTCUSDT: empty book side"):
         venue.top_of_book("BTCUSDT")
     fake.set_book("BTCUSDT", "60000.0", "1.5", "60000.1", "2.0")
+    assert venue.top_of_book("BTCUSDT").mid == pytest.approx(60000.05)
+
+
+@pytest.mark.parametrize("qty", [None, "0.000", "-1"])
+@pytest.mark.parametrize("side", ["bidQty", "askQty"])
+def test_a_book_ticker_with_a_price_but_no_size_on_a_side_is_a_venue_error_naming_the_symbol(
+    fake: FakeBinanceUsdm, connect: Connect, qty: str | None, side: str
+) -> None:
+    """A /ticker/bookTicker answer with a price on a side and its size null, zero or negative (an instrument halted or
+    settling; ccxt reads null as None, zero as 0.0): the touch is not usable, as the book stream does not use such a
+    ticker (``StreamedBook``), so it is a ``VenueError`` (the intent is vetoed ``book_unavailable``). A null size was
+    ``float(None)``: ``live`` stopped with "unexpected TypeError", exit 1; a zero size was routed on as a touch."""
+    venue = connect(top_of_book_source="bids_asks").venue
+    fake.set_book("BTCUSDT", "60000.0", "1.5", "60000.1", "2.0")
+
+    def book_ticker(params: dict[str, str], _key: str | None) -> Any:
+        answer = fake._route("GET", "/fapi/v1/ticker/bookTicker", params)
+        return {**answer, side: qty}
+
+    fake.state.extra_routes[("GET", "/fapi/v1/ticker/bookTicker")] = book_ticker
+    with pytest.raises(VenueError, match="BTCUSDT: touch not usable"):
+        venue.top_of_book("BTCUSDT")
+    del fake.state.extra_routes[("GET", "/fapi/v1/ticker/bookTicker")]
     assert venue.top_of_book("BTCUSDT").mid == pytest.approx(60000.05)
 
 
@@ -166,6 +192,49 @@ def test_a_fee_in_the_base_currency_is_valued_at_the_fills_own_price(fake: FakeB
     (fills, unpriced), calls = drive(core.fills(order, "base-fee", core.market("BTCUSDT"), NOW_NS), {})
     assert calls == [] and unpriced == ()
     assert fills[0].fee_usd == pytest.approx(trade["fee"]["cost"] * 59999.9)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lots=st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=8), data=st.data())
+def test_fills_read_from_a_lagging_or_repeating_trade_list_add_up_to_filled_or_are_asked_again(
+    core: VenueCore, lots: list[int], data: st.DataObject
+) -> None:
+    """An order filled in several trades, read while the account's trade list lags (its latest trades not listed
+    yet) and repeats some (a trade listed twice): the fills returned always account for the whole filled quantity,
+    each trade once after the route's ledger, else the read raises ``VenueTimeout`` to be asked again. It used to
+    return the trades listed, so an order the venue reported filled was journaled with less (or nothing) filled."""
+    trades = [{**TRADE, "id": f"t{i}", "order": "42", "amount": lot / 1000, "timestamp": TRADE["timestamp"] + i}
+              for i, lot in enumerate(lots)]
+    filled = math.fsum(t["amount"] for t in trades)
+    shown = data.draw(st.integers(min_value=0, max_value=len(trades)), label="trades listed")
+    repeats = data.draw(st.lists(st.sampled_from(trades[:shown]), max_size=3) if shown else st.just([]),
+                        label="trades listed twice")
+    order = {"id": "42", "clientOrderId": "lag", "filled": filled, "trades": []}
+    steps = core.fills(order, "lag", core.market("BTCUSDT"), NOW_NS)
+    if shown < len(trades):
+        with pytest.raises(VenueTimeout, match="lists trades for"):
+            drive(steps, {"fetch_my_trades": [*trades[:shown], *repeats]})
+        return
+    (fills, _unpriced), _calls = drive(steps, {"fetch_my_trades": [*trades, *repeats]})
+    once = {f.trade_id: f.qty for f in fills}
+    assert set(once) == {t["id"] for t in trades} and math.isclose(math.fsum(once.values()), filled)
+
+
+def test_an_order_whose_trade_is_not_listed_yet_is_read_again_but_still_listed_among_the_open_orders(
+    fake: FakeBinanceUsdm, venue: LoopVenue
+) -> None:
+    """A resting order filled in part while the account's trade list lags: reading it raises ``VenueTimeout`` (ask
+    again) instead of a state with the fill missing; the open-order listing (start-up reconciliation: ids and status)
+    still lists it, as before, rather than refusing the start; once the trade is listed the read has the fill."""
+    venue.place_order(request("lagged", price=59980.0, qty=0.003))
+    fake.fill("lagged", "0.001")
+    fake.lag_trades(2)
+    with pytest.raises(VenueTimeout, match=r"lagged: the venue reports 0\.001 filled but lists trades for 0 "):
+        venue.fetch_order("BTCUSDT", "lagged")
+    (listed,) = venue.open_orders("BTCUSDT")
+    assert (listed.client_order_id, listed.status, listed.filled_qty) == ("lagged", "partially_filled", 0.001)
+    state = venue.fetch_order("BTCUSDT", "lagged")
+    assert [f.qty for f in state.fills] == [0.001] and state.filled_qty == 0.001
 
 
 # ----- payloads missing what a fill or an order needs ------------------------------------------------

@@ -166,6 +166,7 @@ class VenueCore:
             if bid is None or ask is None:
                 raise VenueError(f"{symbol}: empty book side")
             timestamp_ms = ticker.get("timestamp")
+        check_touch(symbol, bid, bid_qty, ask, ask_qty)
         # The exchange's own time when it gives one; otherwise the moment we received the answer.
         ts_ns = int(timestamp_ms) * 1_000_000 if timestamp_ms is not None else now_ns
         return TopOfBook(symbol, float(bid), float(bid_qty), float(ask), float(ask_qty), ts_ns)
@@ -214,7 +215,11 @@ class VenueCore:
         states = []
         for order in orders:
             market = self.exchange.market(order["symbol"])
-            states.append((yield from self._state(order, market["id"], str(order["clientOrderId"]), market, now_ns)))
+            # complete=False: this listing is for ids and status (start-up reconciliation, the orders not ours), and
+            # each order of ours is settled by ``fetch_order``, which waits for its trades; a partly filled order whose
+            # trades lag used to refuse the whole start ("open orders unavailable")
+            states.append((yield from self._state(order, market["id"], str(order["clientOrderId"]), market, now_ns,
+                                                  complete=False)))
         return tuple(states)
 
     # ----- protective orders -----------------------------------------------------------------------
@@ -412,22 +417,36 @@ class VenueCore:
 
     # ----- parsing ---------------------------------------------------------------------------------
     def _state(
-        self, order: Mapping[str, Any], symbol: str, cid: str, market: Mapping[str, Any], now_ns: int
+        self, order: Mapping[str, Any], symbol: str, cid: str, market: Mapping[str, Any], now_ns: int, *,
+        complete: bool = True
     ) -> Steps[OrderState]:
-        priced = yield from self.fills(order, cid, market, now_ns)
+        priced = yield from self.fills(order, cid, market, now_ns, complete=complete)
         return order_state(order, symbol, cid, priced.fills, priced.unpriced)
 
     def fills(
-        self, order: Mapping[str, Any], cid: str, market: Mapping[str, Any], now_ns: int
+        self, order: Mapping[str, Any], cid: str, market: Mapping[str, Any], now_ns: int, *, complete: bool = True
     ) -> Steps[PricedFills]:
-        """The order's fills: its own ``trades`` when they add up to ``filled``, else the venue's trade list."""
+        """The order's fills: its own ``trades`` when they add up to ``filled``, else the venue's trade list.
+
+        Raises ``VenueTimeout`` when the trade list accounts for less than ``filled``: Binance's account trade list
+        can lag its order status by a moment, so an order answered filled may have no trade listed yet. Its state
+        would then say filled with fewer fills, and the route journaled what the fills add up to (an IOC order the
+        venue filled as "unfilled", without an error): the venue held a position the books did not. A timeout is
+        what it is, an answer not complete yet, so the reader asks again (a route's read retries on its back-off,
+        a place resolves the order by its client id, the settle retries and otherwise halts for the restart). A trade
+        the list repeats counts once, as the route's ledger counts it. ``complete`` False returns what is listed."""
         filled = order.get("filled") or 0.0
         if filled <= 0:
             return NO_FILLS
         trades = order.get("trades") or []
-        if not trades or not math.isclose(sum(t["amount"] for t in trades), filled):
-            return (yield from self.trade_fills(str(order["id"]), cid, market, now_ns))
-        return (yield from self.fills_of_trades(trades, cid, market, now_ns))
+        if trades and math.isclose(sum(t["amount"] for t in trades), filled):
+            return (yield from self.fills_of_trades(trades, cid, market, now_ns))
+        priced = yield from self.trade_fills(str(order["id"]), cid, market, now_ns)
+        listed = math.fsum({f.trade_id: f.qty for f in priced.fills}.values())  # a trade listed twice counts once
+        if complete and listed < filled and not math.isclose(listed, filled, rel_tol=1e-9, abs_tol=1e-12):
+            raise VenueTimeout(f"{cid}: the venue reports {filled:.12g} filled but lists trades for {listed:.12g} "
+                               "(its trade list lags its order status): read the order again")
+        return priced
 
     def trade_fills(self, order_id: str, cid: str, market: Mapping[str, Any], now_ns: int) -> Steps[PricedFills]:
         """The fills of exchange order ``order_id``, read from the account's trades, under our id ``cid``."""
@@ -524,6 +543,20 @@ class VenueCore:
             return self.markets[symbol]
         except KeyError:
             raise ValueError(f"{self.name}: unknown symbol {symbol!r}") from None
+
+
+def check_touch(symbol: str, bid: Any, bid_qty: Any, ask: Any, ask_qty: Any) -> None:
+    """Refuse a REST touch without a positive finite price and size on each side (``VenueError``).
+
+    Why: an instrument halted or settling can answer its book ticker with a price and a null or zero size. A null
+    size was ``float(None)``, a TypeError that stopped ``live`` ("unexpected TypeError", exit 1), and a zero size was
+    routed on as a touch; the book stream already does not use such a ticker (``StreamedBook``), so the REST read
+    now says the same: the intent is vetoed ``book_unavailable``. A crossed REST touch is still returned: the route
+    journals it as ``crossed_or_locked_book``."""
+    values = (bid, bid_qty, ask, ask_qty)
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in values):
+        raise VenueError(f"{symbol}: touch not usable: bid {bid} x {bid_qty}, ask {ask} x {ask_qty} (a side without "
+                         "a positive price and size)")
 
 
 def index_markets(markets: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
