@@ -9,8 +9,9 @@ learner stayed near the touch through the busy stretch in most runs.
 Model: posts at offset d fill at the hazard ``level(t) * h(d)`` (proportional hazards: activity multiplies the
 fill rate at every distance while the shape across distances changes slowly). Per offset two discounted tallies
 are kept of first-post fills and exposure (the share of the TTL each post waited: its fill time over the TTL, 1
-when the first post did not fill), one with the learner's memory (``slow_window``), one short (``fast_window``).
-The level is the ratio of the recent fills to those the long-memory hazards expect over the recent exposure,
+when the first post did not fill), one with the learner's memory (``slow_window``), one short (``fast_window``),
+both aged by every outcome, taker legs included. The level is the ratio of the recent fills to those the
+long-memory hazards expect over the recent exposure,
 ``(observed + 1) / (expected + 1)`` (one pseudo-fill each way, so a few outcomes cannot swing it), kept within
 ``exp(±MAX_LOG_LEVEL)``. A fill probability p of the fitted curve then becomes ``1 - (1 - p) ** level``: the
 probability under a hazard ``level`` times as high. Offsets routed lately carry their own fresh evidence;
@@ -27,7 +28,9 @@ MAX_LOG_LEVEL = 3.0
 """The level stays within e^-3 .. e^3 (a twentyfold change of the fill rate either way)."""
 _PSEUDO_FILLS = 1.0
 _PRIOR_EXPOSURE = 0.5
-"""An offset without long-memory evidence is expected to fill at one per TTL (half a fill over half a TTL)."""
+"""An offset without long-memory evidence is expected to fill at one per TTL (half a fill over half a TTL). Tried and
+not kept (tune split): shrinking each offset's rate towards all offsets' pooled rate instead (+0.043/+0.054 bps behind
+the best fixed arm on seeds 3-5/6-8 against +0.032/+0.047, the synthetic regime market no longer followed on 6-8)."""
 
 
 class FillSpeed:
@@ -45,15 +48,17 @@ class FillSpeed:
         """Rows: long-memory fills and exposure, short-memory fills and exposure; one column per offset."""
         self.level = 1.0
 
-    def observe(self, column: int, wait_share: float | None) -> float:
-        """Add one post at ``column`` (``wait_share``: its fill time over the TTL, ``None`` when the first post did
-        not fill); returns the new level."""
-        exposure, filled = (1.0, 0.0) if wait_share is None else (wait_share, 1.0)
+    def observe(self, column: int | None, wait_share: float | None) -> float:
+        """Add one outcome: a post at ``column`` (``wait_share``: its fill time over the TTL, ``None`` when the first
+        post did not fill), or with ``column`` ``None`` a taker leg, which only ages both memories (a learner that
+        stopped posting sees its level return to 1 instead of keeping the last one for good); returns the level."""
         tallies = self.tallies
         tallies[0:2] *= self._keep_slow
         tallies[2:4] *= self._keep_fast
-        tallies[0::2, column] += filled
-        tallies[1::2, column] += exposure
+        if column is not None:
+            exposure, filled = (1.0, 0.0) if wait_share is None else (wait_share, 1.0)
+            tallies[0::2, column] += filled
+            tallies[1::2, column] += exposure
         return self._refresh()
 
     def restore(self, tallies: np.ndarray) -> float:

@@ -334,9 +334,9 @@ class StructuredThompson(CompiledKernels, Learner):
             self._draw_ahead()
             first = 0
         self._next_uniform = first + self._replicas
-        if started_maker and self._speed is not None:
-            self._space.floats[structured_layout.FILL_LEVEL] = self._speed.observe(self._arm_columns[i],
-                                                                                  outcome.fill_wait_share)
+        if self._speed is not None:
+            self._space.floats[structured_layout.FILL_LEVEL] = self._speed.observe(
+                self._arm_columns[i] if started_maker else None, outcome.fill_wait_share)
         self._learn(space.floats, space.ints, self._scale_factor, self._arm_columns[i], started_maker,
                     outcome.maker_filled, -reward, first)
         self._fill_mean = self._mean_costs = None
