@@ -73,9 +73,11 @@ def make_stream(grid: ArmGrid, scales: ContextScales, n: int, seed: int) -> Stre
                         float(rng.uniform(0, 24)), float(rng.uniform(0, 2))) for _ in range(n)]
     maker = rng.random((n, len(grid))) >= np.array([a.taker_bias for a in grid])
     filled = rng.random((n, len(grid))) < 0.5
-    outcomes = [[RouteOutcome(started_maker=bool(m), maker_filled=bool(m and f)) for m, f in zip(row_m, row_f,
-                                                                                                  strict=True)]
-                for row_m, row_f in zip(maker, filled, strict=True)]
+    waits = rng.random((n, len(grid)))  # a fill's wait, a share of the TTL (the structured learner's fill speed)
+    outcomes = [[RouteOutcome(started_maker=bool(m), maker_filled=bool(m and f),
+                              fill_wait_share=float(w) if m and f else None)
+                 for m, f, w in zip(row_m, row_f, row_w, strict=True)]
+                for row_m, row_f, row_w in zip(maker, filled, waits, strict=True)]
     features = [dict(enumerate(scales.encode(c).tolist())) for c in contexts]
     return Stream(rewards, contexts, features, outcomes)
 
@@ -164,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
                         prior_noise_pseudo_count=2.0, burn_in=5, seed=seed), "NormalThompson", river_ts),
         (StructuredThompson(grid, replicas=32, forgetting_window=200.0, shrinkage=10.0, maker_fee_bps=2.0,
                             taker_fee_bps=5.0, prior_fallback_drift_bps=1.0, prior_fill_probability=0.5,
-                            prior_fill_logit_spread=2.0, prior_strength=1.0, burn_in=5, seed=seed),
+                            prior_fill_logit_spread=2.0, prior_strength=1.0, burn_in=5, seed=seed,
+                            fill_speed_window=30.0),
          "Structured (default, 32 replicas)", river_ts),
         (RobbinsMonro(grid, initial_offset_bps=1.0, step_bps=0.3, step_decay=0.7, exploration=0.1,
                       baseline_window=100.0, burn_in=5, seed=seed), "RobbinsMonro", river_eg),

@@ -20,21 +20,24 @@ the level moves what the curve says of the others.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 
 import numpy as np
 
 MAX_LOG_LEVEL = 3.0
 """The level stays within e^-3 .. e^3 (a twentyfold change of the fill rate either way)."""
-_PSEUDO_FILLS = 1.0
-_PRIOR_EXPOSURE = 0.5
+PSEUDO_FILLS = 1.0
+PRIOR_EXPOSURE = 0.5
 """An offset without long-memory evidence is expected to fill at one per TTL (half a fill over half a TTL). Tried and
 not kept (tune split): shrinking each offset's rate towards all offsets' pooled rate instead (+0.043/+0.054 bps behind
 the best fixed arm on seeds 3-5/6-8 against +0.032/+0.047, the synthetic regime market no longer followed on 6-8)."""
 
 
 class FillSpeed:
-    """The activity level of one learner's market from its posts' fill times (see the module docstring)."""
+    """The tallies and level of one learner's market (see the module docstring); the arithmetic of an outcome is
+    the compiled ``structured_kernel.fill_level`` (in plain Python it cost the structured learner a third of its
+    updates per second), passed in as ``kernel`` by the learner that binds it.
+    """
 
     def __init__(self, columns: int, *, slow_window: float, fast_window: float) -> None:
         if not fast_window > 1.0:
@@ -48,29 +51,19 @@ class FillSpeed:
         """Rows: long-memory fills and exposure, short-memory fills and exposure; one column per offset."""
         self.level = 1.0
 
-    def observe(self, column: int | None, wait_share: float | None) -> float:
+    def observe(self, kernel: Callable[..., float], column: int | None, wait_share: float | None) -> float:
         """Add one outcome: a post at ``column`` (``wait_share``: its fill time over the TTL, ``None`` when the first
         post did not fill), or with ``column`` ``None`` a taker leg, which only ages both memories (a learner that
         stopped posting sees its level return to 1 instead of keeping the last one for good); returns the level."""
-        tallies = self.tallies
-        tallies[0:2] *= self._keep_slow
-        tallies[2:4] *= self._keep_fast
-        if column is not None:
-            exposure, filled = (1.0, 0.0) if wait_share is None else (wait_share, 1.0)
-            tallies[0::2, column] += filled
-            tallies[1::2, column] += exposure
-        return self._refresh()
+        exposure, filled = (1.0, 0.0) if wait_share is None else (wait_share, 1.0)
+        self.level = kernel(self.tallies, self._keep_slow, self._keep_fast, -1 if column is None else column, filled,
+                            exposure)
+        return self.level
 
-    def restore(self, tallies: np.ndarray) -> float:
+    def restore(self, kernel: Callable[..., float], tallies: np.ndarray) -> float:
         """Continue from saved tallies (shape ``(4, columns)``); returns the level they give."""
         if tallies.shape != self.tallies.shape:
             raise ValueError(f"fill-speed tallies of shape {tallies.shape}, expected {self.tallies.shape}")
         self.tallies[:] = tallies
-        return self._refresh()
-
-    def _refresh(self) -> float:
-        slow_fills, slow_exposure, fast_fills, fast_exposure = self.tallies
-        expected = float(fast_exposure @ ((slow_fills + _PRIOR_EXPOSURE) / (slow_exposure + _PRIOR_EXPOSURE)))
-        log_level = math.log((float(fast_fills.sum()) + _PSEUDO_FILLS) / (expected + _PSEUDO_FILLS))
-        self.level = math.exp(min(max(log_level, -MAX_LOG_LEVEL), MAX_LOG_LEVEL))
+        self.level = kernel(self.tallies, 1.0, 1.0, -1, 0.0, 0.0)
         return self.level

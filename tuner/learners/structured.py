@@ -144,7 +144,7 @@ class StructuredThompson(CompiledKernels, Learner):
 
     kind = "structured"
     state_type = StructuredState
-    _KERNELS = ("_learn", "_refit", "_add_slot")
+    _KERNELS = ("_learn", "_refit", "_add_slot", "_fill_level")
     needs_outcome = True
     prices_untried_arms = True
 
@@ -228,9 +228,10 @@ class StructuredThompson(CompiledKernels, Learner):
 
     def _bind_kernels(self) -> None:
         from router_tuner.tuner.learners import structured_kernel
-        self._learn, self._refit, self._add_slot = (entry_point(structured_kernel.learn),
-                                                    entry_point(structured_kernel.refresh),
-                                                    entry_point(structured_kernel.add_slot))
+        self._learn, self._refit, self._add_slot, self._fill_level = (entry_point(structured_kernel.learn),
+                                                                      entry_point(structured_kernel.refresh),
+                                                                      entry_point(structured_kernel.add_slot),
+                                                                      entry_point(structured_kernel.fill_level))
 
     def params(self) -> dict[str, float]:
         return {"replicas": float(self._replicas), "forgetting_window": self._window, "shrinkage": self._shrinkage,
@@ -336,7 +337,7 @@ class StructuredThompson(CompiledKernels, Learner):
         self._next_uniform = first + self._replicas
         if self._speed is not None:
             self._space.floats[structured_layout.FILL_LEVEL] = self._speed.observe(
-                self._arm_columns[i] if started_maker else None, outcome.fill_wait_share)
+                self._fill_level, self._arm_columns[i] if started_maker else None, outcome.fill_wait_share)
         self._learn(space.floats, space.ints, self._scale_factor, self._arm_columns[i], started_maker,
                     outcome.maker_filled, -reward, first)
         self._fill_mean = self._mean_costs = None
@@ -402,7 +403,7 @@ class StructuredThompson(CompiledKernels, Learner):
         self._space.taker_stats[:] = (state.taker, state.taker_cost)
         if self._speed is not None:
             tallies = np.array(state.fill_speed, dtype=float).reshape(self._speed.tallies.shape)
-            self._space.floats[structured_layout.FILL_LEVEL] = self._speed.restore(tallies)
+            self._space.floats[structured_layout.FILL_LEVEL] = self._speed.restore(self._fill_level, tallies)
         self._next_uniform = self._space.uniforms.size  # the generator was just set: nothing is drawn ahead
         self._scale_factor = 1.0
         self._refresh()

@@ -17,6 +17,7 @@ import math
 import numba
 import numpy as np
 
+from router_tuner.tuner.learners import fill_speed
 from router_tuner.tuner.learners import structured_layout as layout
 
 _EMPIRICAL_LOGIT_HALF = 0.5
@@ -209,3 +210,29 @@ def add_slot(floats: np.ndarray, ints: np.ndarray, slot: int) -> None:
     _, _, costs, _, _, _, _, _, _, _, slot_arms, slot_sizes, best, shares = _views(floats, ints)
     _choose_all(slot, costs, slot_arms, slot_sizes, best, shares)
     ints[layout.SLOTS_USED] = max(ints[layout.SLOTS_USED], slot + 1)
+
+
+@numba.njit(numba.float64(_F8_2D, numba.float64, numba.float64, numba.int64, numba.float64, numba.float64),
+            cache=True, nogil=True, error_model="numpy")
+def fill_level(tallies: np.ndarray, keep_slow: float, keep_fast: float, column: int, filled: float,
+               exposure: float) -> float:
+    """Age the fill-speed ``tallies`` (rows: long-memory fills and exposure, short-memory fills and exposure) by
+    ``keep_slow`` and ``keep_fast``, add a post at ``column`` (-1: none, a taker leg) and return the level
+    (:mod:`tuner.learners.fill_speed`, whose model this evaluates; it runs on every outcome, so it is compiled)."""
+    observed = 0.0
+    expected = 0.0
+    for j in range(tallies.shape[1]):
+        tallies[0, j] *= keep_slow
+        tallies[1, j] *= keep_slow
+        tallies[2, j] *= keep_fast
+        tallies[3, j] *= keep_fast
+        if j == column:
+            tallies[0, j] += filled
+            tallies[1, j] += exposure
+            tallies[2, j] += filled
+            tallies[3, j] += exposure
+        observed += tallies[2, j]
+        expected += tallies[3, j] * (tallies[0, j] + fill_speed.PRIOR_EXPOSURE) / (tallies[1, j]
+                                                                                 + fill_speed.PRIOR_EXPOSURE)
+    log_level = math.log((observed + fill_speed.PSEUDO_FILLS) / (expected + fill_speed.PSEUDO_FILLS))
+    return math.exp(min(max(log_level, -fill_speed.MAX_LOG_LEVEL), fill_speed.MAX_LOG_LEVEL))

@@ -11,17 +11,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router_tuner.tuner.learners import RouteOutcome, StructuredThompson
+from router_tuner.tuner.learners import RouteOutcome, StructuredThompson, structured_kernel
 from router_tuner.tuner.learners.fill_speed import MAX_LOG_LEVEL, FillSpeed
+from router_tuner.tuner.learners.kernels import entry_point
 from router_tuner.tuner.service.symbol import route_outcome
 from tests.factories import fill, routed
 from tests.tuner.learners.test_structured import GRID, PRIORS, KnownMarket
+
+KERNEL = entry_point(structured_kernel.fill_level)
 
 
 def _feed(speed: FillSpeed, column: int, waits: list[float | None]) -> float:
     level = speed.level
     for wait in waits:
-        level = speed.observe(column, wait)
+        level = speed.observe(KERNEL, column, wait)
     return level
 
 
@@ -29,7 +32,7 @@ def test_the_level_stays_near_1_while_posts_fill_as_fast_as_remembered() -> None
     speed = FillSpeed(3, slow_window=200.0, fast_window=30.0)
     rng = np.random.default_rng(1)
     waits = [float(t) if t < 1.0 else None for t in rng.exponential(0.5, 2000)]  # a hazard of 2 per TTL throughout
-    levels = [speed.observe(0, wait) for wait in waits][500:]
+    levels = [speed.observe(KERNEL, 0, wait) for wait in waits][500:]
     assert 0.6 < float(np.median(levels)) < 1.4
 
 
@@ -50,7 +53,7 @@ def test_posts_filling_faster_raise_the_level_and_slower_lower_it() -> None:
 def test_the_level_is_finite_and_within_its_bounds(posts: list[tuple[int, float | None]]) -> None:
     speed = FillSpeed(3, slow_window=50.0, fast_window=5.0)
     for column, wait in posts:
-        level = speed.observe(column, wait)
+        level = speed.observe(KERNEL, column, wait)
         assert math.exp(-MAX_LOG_LEVEL) - 1e-12 <= level <= math.exp(MAX_LOG_LEVEL) + 1e-9
 
 
@@ -58,9 +61,9 @@ def test_restored_tallies_give_the_same_level_and_a_wrong_shape_is_refused() -> 
     speed = FillSpeed(2, slow_window=100.0, fast_window=10.0)
     _feed(speed, 0, [0.1, None, 0.05, 0.2])
     copy = FillSpeed(2, slow_window=100.0, fast_window=10.0)
-    assert copy.restore(speed.tallies.copy()) == speed.level
+    assert copy.restore(KERNEL, speed.tallies.copy()) == speed.level
     with pytest.raises(ValueError, match="shape"):
-        copy.restore(np.zeros((4, 3)))
+        copy.restore(KERNEL, np.zeros((4, 3)))
     with pytest.raises(ValueError, match="fast_window"):
         FillSpeed(2, slow_window=100.0, fast_window=1.0)
     with pytest.raises(ValueError, match="longer than fast_window"):
@@ -147,5 +150,5 @@ def test_taker_legs_age_the_level_back_to_1() -> None:
     _feed(speed, 0, [0.5] * 300)
     slowed = _feed(speed, 0, [None] * 30)
     assert slowed < 0.5
-    levels = [speed.observe(None, None) for _ in range(300)]  # ten short memories of taker legs
+    levels = [speed.observe(KERNEL, None, None) for _ in range(300)]  # ten short memories of taker legs
     assert levels[0] < levels[100] < levels[-1] and 0.95 < levels[-1] <= 1.0 + 1e-9

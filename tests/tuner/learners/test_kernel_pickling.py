@@ -32,7 +32,8 @@ GRID = ArmGrid.from_values([0.0, 1.0, 2.0], [0.0, 1.0], min_offset_bps=0.0, max_
 def structured() -> StructuredThompson:
     return StructuredThompson(GRID, replicas=16, forgetting_window=300.0, shrinkage=5.0, maker_fee_bps=2.0,
                               taker_fee_bps=5.0, prior_fallback_drift_bps=1.0, prior_fill_probability=0.5,
-                              prior_fill_logit_spread=2.0, prior_strength=1.0, burn_in=2, seed=11)
+                              prior_fill_logit_spread=2.0, prior_strength=1.0, burn_in=2, seed=11,
+                              fill_speed_window=20.0)
 
 
 def thompson() -> NormalThompson:
@@ -53,8 +54,9 @@ def drive(learner: Learner, steps: int, seed: int) -> list[tuple[str, float]]:
         context = Context(float(rng.uniform(0.5, 5.0)), float(rng.uniform(1.0, 30.0)), 0.0, 12.0, 0.5)
         choice = learner.choose(context)
         maker = choice.arm.taker_bias < 1.0
-        outcome = RouteOutcome(started_maker=maker,
-                               maker_filled=maker and bool(rng.random() < 0.8 - 0.2 * choice.arm.maker_offset_bps))
+        filled = maker and bool(rng.random() < 0.8 - 0.2 * choice.arm.maker_offset_bps)
+        outcome = RouteOutcome(started_maker=maker, maker_filled=filled,
+                               fill_wait_share=float(rng.random()) if filled else None)  # the structured fill speed
         learner.update(choice.arm.arm_id, -3.0 + choice.arm.maker_offset_bps + float(rng.normal()), context,
                        outcome=outcome)
         chosen.append((choice.arm.arm_id, choice.propensity))
@@ -63,7 +65,8 @@ def drive(learner: Learner, steps: int, seed: int) -> list[tuple[str, float]]:
 
 @pytest.mark.parametrize("make, kernels", [
     (structured, {"_learn": entry_point(structured_kernel.learn), "_refit": entry_point(structured_kernel.refresh),
-                  "_add_slot": entry_point(structured_kernel.add_slot)}),  # called without numba's dispatch
+                  "_add_slot": entry_point(structured_kernel.add_slot),
+                  "_fill_level": entry_point(structured_kernel.fill_level)}),  # called without numba's dispatch
     (thompson, {"_kernel_choose": thompson_kernel.choose,
                 "_kernel_propensity": thompson_kernel.max_draw_probability}),
     (linucb, {"_scores": linucb_kernel.scores, "_learn": linucb_kernel.learn}),
