@@ -116,6 +116,9 @@ class StructuredThompson(CompiledKernels, Learner):
         Outcomes per arm before sampling starts (arms below are tried first).
     seed
         Seed of the learner's one random generator.
+    fill_speed_window
+        The short memory, in outcomes, of how fast first posts fill (:mod:`tuner.learners.fill_speed`); ``None``:
+        the fill curve is used as fitted.
 
     Examples
     --------
