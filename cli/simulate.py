@@ -208,8 +208,9 @@ def _shadow_line(block: dict[str, Any]) -> str:
     if block["went_live_by"] is None:
         return f"never went live ({block['shadow_orders']} orders in shadow)"
     at = block["at_go_live"]
-    est = at["estimate"]
-    ope = "n/a" if est is None else f"{est['cost_bps']:.2f} [{est['ci_low_bps']:.2f}, {est['ci_high_bps']:.2f}]"
+    from router_tuner.simulation.report.page import ope_estimate_text
+
+    ope = ope_estimate_text(at["estimate"])
     costs = block["costs"]
     live, champ = costs["learner_live"], costs["champion_same_orders"]
     return (f"live after {block['went_live_after_orders']} orders by {block['went_live_by']} "

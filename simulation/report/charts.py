@@ -323,7 +323,10 @@ def shadow_cost_chart(outcome: ShadowOutcome) -> Chart:
     rows: list[tuple[str, dict[str, Any] | None, str]] = []
     at = block["at_go_live"]
     if at is not None:
-        rows.append((f"OPE at go-live ({s.gate_estimator}, {at['candidate_arm']})", at["estimate"], "cost_bps"))
+        est = at["estimate"]
+        single = est is not None and est.get("n_nonzero_weight") is not None and est["n_nonzero_weight"] < 2
+        note = f" ({est['n_nonzero_weight']} event carrying weight: no interval)" if single else ""
+        rows.append((f"OPE at go-live ({s.gate_estimator}, {at['candidate_arm']}){note}", est, "cost_bps"))
         rows.append(("champion in OPE window (on-policy)", at["acting"], "cost_bps"))
     for name, label in ((LIVE_PHASE, "learner live"), (CHAMPION_SAME_ORDERS, "champion, same orders"),
                         (STATIC_SAME_ORDERS, "static, same orders"), (CHAMPION_ALL_ORDERS, "champion, all orders")):

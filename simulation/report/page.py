@@ -6,6 +6,7 @@ the tables of both documents and the printed table all read it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from router_tuner.simulation.report import breakdown, charts
 from router_tuner.simulation.report.headline import Headline, headline
 from router_tuner.simulation.report.html_page import PLOTLY_JS, SymbolSection, TableSection, render
 from router_tuner.simulation.results import (
+    MIN_CAPTURE_GAP_BPS,
     captured_share,
     cumulative_regret_bps,
     regret_by_quarter_bps,
@@ -177,6 +179,18 @@ def _ci(value: float | None, low: float | None, high: float | None) -> str:
     return f"{_fmt(value)} [{_fmt(low)}, {_fmt(high)}]"
 
 
+def ope_estimate_text(est: Mapping[str, Any] | None) -> str:
+    """An OPE estimate (a cost in bps) with its interval, as the shadow scenario's line and table show it. One
+    that rests on a single logged event carrying weight has no interval: its bootstrap is that event alone, so
+    it printed [x, x], as if the cost were known exactly (``router-tuner ope`` warns of the same)."""
+    if est is None:
+        return "n/a"
+    carrying = est.get("n_nonzero_weight")
+    if carrying is not None and carrying < 2:
+        return f"{_fmt(est['cost_bps'])} [no interval: {carrying} logged event carrying weight]"
+    return _ci(est["cost_bps"], est["ci_low_bps"], est["ci_high_bps"])
+
+
 def _shadow_rows(result: SimulationResult) -> list[list[str]]:
     """Per scenario symbol: how and when it went live, the OPE value then, and the live costs beside it."""
     rows = []
@@ -194,7 +208,7 @@ def _shadow_rows(result: SimulationResult) -> list[list[str]]:
 
         rows.append([symbol, block["learner"], block["went_live_by"] or "never", str(block["went_live_after_orders"]),
                      _fmt(at.get("agreement"), 3), at.get("candidate_arm", "n/a"),
-                     "n/a" if est is None else _ci(est["cost_bps"], est["ci_low_bps"], est["ci_high_bps"]),
+                     ope_estimate_text(est),
                      "n/a" if acting is None else _ci(acting["cost_bps"], acting["ci_low_bps"], acting["ci_high_bps"]),
                      cost(LIVE_PHASE), cost(CHAMPION_SAME_ORDERS), cost(STATIC_SAME_ORDERS),
                      "yes" if block["shadow_phase_matches_champion"] else "NO",
@@ -255,6 +269,27 @@ def _notes(result: SimulationResult) -> list[str]:
         "missed intervals are a finding about the log, not a rounding error.",
         "Inverse (COIN-M) contracts are simulated in contract counts; USD amounts use each contract's USD value.",
     ]
+
+
+def _capture_notes(result: SimulationResult) -> list[str]:
+    """Why the learners table's captured share reads n/a where it does (``null`` in ``--json``): the reference is
+    not cheaper than always-taker by ``MIN_CAPTURE_GAP_BPS``, so there is no gap to take a share of. The cell
+    said n/a without a word, as if the share were missing."""
+    if not any(sym.learners for sym in result.symbols.values()):
+        return []
+    names = {"best_fixed": "best fixed arm", "segment_oracle": "segment oracle"}
+    out = []
+    for symbol, sym in result.symbols.items():
+        taker = sym.summaries[ALWAYS_TAKER].mean_cost_bps
+        for key, reference in oracle_costs(result, symbol).items():
+            if taker is None or reference is None:
+                out.append(f"{symbol}: captured share of the taker -> {names[key]} gap is n/a: "
+                           f"{'always-taker' if taker is None else 'the ' + names[key]} filled no order.")
+            elif taker - reference < MIN_CAPTURE_GAP_BPS:
+                out.append(f"{symbol}: captured share of the taker -> {names[key]} gap is n/a: the {names[key]} "
+                           f"({reference:.2f} bps) is not cheaper than always-taker ({taker:.2f} bps) by "
+                           f"{MIN_CAPTURE_GAP_BPS:g} bps, so a share of the gap would measure noise.")
+    return out
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -331,7 +366,7 @@ def write_report(result: SimulationResult, out_dir: Path) -> Report:
     arms = {arm: breakdown.describe_arm(arm) for arm in result.arm_ids}
     coverage = ", ".join(f"{name} {hit}/{total}" for name, (hit, total) in ope_coverage(result).items())
     notes = [*_notes(result), *([f"OPE intervals covering the truth: {coverage}."] if coverage else []),
-             *_shadow_notes(result)]
+             *_capture_notes(result), *_shadow_notes(result)]
     tables = _tables(result)
     symbols = [SymbolSection(symbol, _symbol_summary(result, symbol), charts.symbol_charts(result, symbol))
                for symbol in result.symbols]

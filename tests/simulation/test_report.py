@@ -3,6 +3,7 @@ absolute path, tables last and sortable, plotly.js beside the page; the Markdown
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from router_tuner.config.loader import load_config
 from router_tuner.simulation.job import SimulationOptions, SimulationResult, simulate
 from router_tuner.simulation.markets import synthetic_markets
+from router_tuner.simulation.policies import ALWAYS_TAKER
 from router_tuner.simulation.report import charts
 from router_tuner.simulation.report.page import ope_coverage, text_table, write_report
 from router_tuner.tuner.factory import build_grid
@@ -166,3 +168,22 @@ def test_the_validation_comparison_sees_what_plotly_would_change() -> None:
     named = go.Figure(_validate=False).update_layout(template="plotly_white")
     assert json.loads(named.to_json())["layout"]["template"] == "plotly_white"
     assert json.loads(go.Figure(named.to_dict()).to_json()) != json.loads(named.to_json())
+
+
+def test_a_captured_share_left_out_says_why(learned: SimulationResult, tmp_path: Path) -> None:
+    """Where always-taker costs what the best fixed arm costs (spot), the learners table's captured share is n/a
+    (``null`` in ``--json``): the report says why. It said n/a without a word, as if the share were missing."""
+    sym = learned.symbols["BTCUSDT"]
+    best = sym.summaries[sym.best_fixed]
+    taker = dataclasses.replace(sym.summaries[ALWAYS_TAKER], mean_cost_bps=best.mean_cost_bps + 0.05)
+    symbols = {**learned.symbols, "BTCUSDT": dataclasses.replace(sym, summaries={**sym.summaries,
+                                                                                 ALWAYS_TAKER: taker})}
+    report = write_report(dataclasses.replace(learned, symbols=symbols), tmp_path)
+    markdown = report.markdown.read_text()
+    learner_rows = [line for line in markdown.splitlines() if line.startswith("| BTCUSDT | structured |")]
+    assert learner_rows and learner_rows[0].rstrip(" |").split("| ")[-1].startswith("n/a /")
+    assert ("BTCUSDT: captured share of the taker -> best fixed arm gap is n/a: the best fixed arm "
+            f"({best.mean_cost_bps:.2f} bps) is not cheaper than always-taker ({taker.mean_cost_bps:.2f} bps) by "
+            "0.1 bps, so a share of the gap would measure noise.") in markdown
+    assert "ETHUSDT: captured share" not in markdown  # a symbol with a gap to share gets no note
+    assert "captured share of the taker -&gt; best fixed arm gap is n/a" in report.html.read_text()

@@ -227,3 +227,21 @@ def test_report_without_scenario_says_so(config, tmp_path: Path) -> None:
     text = report.markdown.read_text()
     assert "No shadow scenario ran" in text and "not simulated in this run: BTCUSD_PERP" in text
     assert summary_dict(result)["shadow"] == {"symbols": {}, "not_simulated": ["BTCUSD_PERP"]}
+
+
+def test_an_ope_value_on_one_event_is_shown_without_an_interval() -> None:
+    """The gate's OPE value at go-live resting on a single logged event carrying weight (a short run: 40 orders,
+    ESS 1) was printed, and tabled in the report, as `0.18 [0.18, 0.18]`, as if the cost were known exactly."""
+    from router_tuner.cli.simulate import _shadow_line
+    from router_tuner.simulation.report.page import ope_estimate_text
+
+    one = {"cost_bps": 0.1805, "ci_low_bps": 0.1805, "ci_high_bps": 0.1805, "ess": 1.0, "n_nonzero_weight": 1}
+    many = {**one, "ci_low_bps": 0.1, "ci_high_bps": 0.3, "ess": 19.0, "n_nonzero_weight": 19}
+    assert ope_estimate_text(one) == "0.18 [no interval: 1 logged event carrying weight]"
+    assert ope_estimate_text(many) == "0.18 [0.10, 0.30]" and ope_estimate_text(None) == "n/a"
+    cost = {"orders": 20, "mean_cost_bps": 3.0}
+    block = {"went_live_by": "command", "went_live_after_orders": 20, "shadow_orders": 20,
+             "at_go_live": {"candidate_arm": "o2.00_b0.00", "agreement": 0.25, "estimate": one},
+             "costs": {LIVE_PHASE: cost, CHAMPION_SAME_ORDERS: cost}}
+    assert "OPE of o2.00_b0.00 then 0.18 [no interval: 1 logged event carrying weight] bps" in _shadow_line(block)
+    assert "[0.18, 0.18]" not in _shadow_line(block)
