@@ -163,8 +163,9 @@ def _ope_rows(result: SimulationResult) -> list[list[str]]:
         for c in sym.ope:
             truth = f"{c.truth_cost_bps:.2f} [{c.truth_ci_low_bps:.2f}, {c.truth_ci_high_bps:.2f}]"
             for name, est in c.estimates_bps().items():
+                interval = ope_estimate_text(est).removeprefix(_fmt(est["cost_bps"])).strip()
                 rows.append([c.symbol, c.learner, c.arm, str(c.report.n_events), truth, name, _fmt(est["cost_bps"]),
-                             f"[{_fmt(est['ci_low_bps'])}, {_fmt(est['ci_high_bps'])}]",
+                             interval,
                              "yes" if est["covers_truth"] else "no", _fmt(est["ess"], 1)])
     return rows
 

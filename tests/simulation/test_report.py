@@ -187,3 +187,21 @@ def test_a_captured_share_left_out_says_why(learned: SimulationResult, tmp_path:
             "0.1 bps, so a share of the gap would measure noise.") in markdown
     assert "ETHUSDT: captured share" not in markdown  # a symbol with a gap to share gets no note
     assert "captured share of the taker -&gt; best fixed arm gap is n/a" in report.html.read_text()
+
+
+def test_an_ope_estimate_on_one_event_is_tabled_without_an_interval(learned: SimulationResult,
+                                                                      tmp_path: Path) -> None:
+    """An OPE row whose estimate rests on one logged event carrying weight (a learner that explored its greedy arm
+    once in a short run) read `3.57 | [3.57, 3.57]`, a zero-width interval, as if the cost were known exactly."""
+    from router_tuner.simulation.report.page import _ope_rows
+
+    rows = _ope_rows(learned)
+    assert rows and all(r[7].startswith("[") and r[7].endswith("]") for r in rows)
+    comp = learned.symbols["BTCUSDT"].ope[0]
+    name, est = next(iter(comp.report.estimates.items()))
+    one = dataclasses.replace(est, n_nonzero_weight=1, ci_low=est.value, ci_high=est.value)
+    lone = dataclasses.replace(comp, report=dataclasses.replace(comp.report, estimates={name: one}))
+    sym = learned.symbols["BTCUSDT"]
+    symbols = {"BTCUSDT": dataclasses.replace(sym, ope=[lone])}
+    (row,) = _ope_rows(dataclasses.replace(learned, symbols=symbols))
+    assert row[7] == "[no interval: 1 logged event carrying weight]"
