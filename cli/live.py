@@ -32,7 +32,8 @@ it, and counted), vetoes by reason (``features.run_summary``).
 failures stay one plain line on stderr either way.
 Failures end in one line on stderr through ``cli.main``'s table (``router-tuner live: ...``): exit 1 when a
 venue, the registry or the tuner state refuses, the reconciliation does not match or the run halted; 2 for
-bad input (a bad configuration, an unreadable intents file or a malformed line in it (with ``--follow``
+bad input (a bad configuration, ``risk_limits.json`` ``min_notional`` under the live venue's own minimum for a
+traded symbol (``executor.engine.live``), an unreadable intents file or a malformed line in it (with ``--follow``
 the line is quarantined instead and the run goes on, ``executor.quarantine``), a venue without a live
 adapter, a journal and executor store that are not each other's (``executor.reconcile``), an unreadable
 paper account file or ``--tape``, one file given for two roles, a folder, FIFO or device where a file belongs,
@@ -94,6 +95,7 @@ from router_tuner.executor.reconcile import (
 )
 from router_tuner.executor.store import DEFAULT_STORE, ExecutorStore
 from router_tuner.features.run_summary import RunSummary, summarize_run
+from router_tuner.risk.lot import FloorUnderVenueMinimum
 from router_tuner.risk.units import NS_PER_S
 from router_tuner.router.venue import VenueError
 from router_tuner.router.venues.ccxt.config import MissingCredentials
@@ -416,6 +418,8 @@ def _serve(args: argparse.Namespace, config: ConfigBundle, source: JsonlIntentSo
         raise BadInput(f"paper account not restored: {error}") from error
     except MissingCredentials as error:
         raise BadInput(f"live trading not started: {error}") from error
+    except FloorUnderVenueMinimum as error:  # a ValueError: bad configuration, not a venue that failed (exit 1)
+        raise BadInput(str(error)) from error
     except (KeyError, ValueError, VenueError) as error:
         raise RunFailure(f"venue not started: {type(error).__name__}: {error}") from error
     try:

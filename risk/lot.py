@@ -12,6 +12,12 @@ size hint and the sizing target by less than one lot; it never exceeds a cap.
 that clears the floor is already over the per-order cap or the tier's bucket cap, every opening intent on the
 symbol will be vetoed, and the operator is told so before the first intent.
 
+``floor_under_venue`` compares the floor with the venue's own minimum notional (Binance's ``MIN_NOTIONAL`` /
+``NOTIONAL`` filter, ccxt's ``limits.cost.min``): a floor under it sizes orders the venue rejects (USDⓈ-M -4164),
+each a wasted round trip and a reject counted against the account, so ``live`` refuses to start on a live venue
+(``executor.engine.live``) with one line naming the key and the value needed. Only opening orders are concerned:
+the floor never applies to reducing ones, and the venue exempts reduce-only orders from its minimum.
+
 Notionals are measured at the mid, as everywhere in the risk core. Reducing orders are exempt from the
 floor (reduce-only is at the venue): they are rounded down and never exceed the leg they reduce
 (``close_position`` takes the whole leg).
@@ -99,3 +105,46 @@ def unreachable_floor(symbol: str, *, unit_usd: float, qty_step: float, config: 
             f"{floor_usd:g} USD floor ({min_notional_path(config.risk, symbol)}) is {smallest_usd:.6g} USD, over "
             f"{named}: every opening intent will be vetoed (lot_rounding_below_min_notional); raise the cap or "
             f"drop the symbol")
+
+
+class FloorUnderVenueMinimum(ValueError):
+    """``risk_limits.json`` ``min_notional`` under the venue's own minimum for at least one traded symbol: bad
+    configuration (``live`` exits 2), found when the venue's markets are loaded, before anything is sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class VenueMinimum:
+    """A venue's own minimum notional for one symbol's opening orders, as its market lists it.
+
+    ``notional`` is in the market's ``quote`` (``None``: the venue publishes none, e.g. Binance COIN-M);
+    ``rejected_as`` is the venue's error code for an order under it (``""`` when unknown).
+    """
+
+    venue: str
+    market: str
+    quote: str
+    notional: float | None
+    rejected_as: str = ""
+
+
+def floor_under_venue(symbol: str, minimum: VenueMinimum, config: ConfigBundle) -> str | None:
+    """Why ``symbol``'s ``min_notional`` floor is under the venue's minimum, or ``None`` when it is not (or the venue
+    has none).
+
+    The floor is in USD and the venue's minimum in the quote: the risk core measures a linear or spot notional as
+    quantity x price in the quote (``router.contract.notional_usd``), so the two are compared as they are. The line
+    names the key that sets the floor: the symbol's own entry, else ``default_usd``, where the fix is an entry for
+    the symbol (raising the default would raise every other symbol's floor too).
+    """
+    needed = minimum.notional
+    floor_usd = config.risk.min_notional_usd(symbol)
+    if needed is None or floor_usd >= needed:
+        return None
+    key = min_notional_path(config.risk, symbol).removeprefix("risk_limits.")
+    own = symbol in config.risk.min_notional.per_symbol_usd
+    fix = (f"set it to at least {needed:.15g}" if own  # every digit: a rounded "at least" could be under it
+           else f"add min_notional.per_symbol_usd.{symbol} of at least {needed:.15g} (or raise default_usd)")
+    code = f", {minimum.rejected_as}" if minimum.rejected_as else ""
+    return (f"risk_limits.json {key} is {floor_usd:.15g} USD{'' if own else f' for {symbol}'}, under "
+            f"{minimum.venue}'s minimum notional {needed:.15g} {minimum.quote} for {minimum.market}: {fix} (opening "
+            f"orders under it are rejected by the venue{code})")

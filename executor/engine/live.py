@@ -8,6 +8,9 @@ client through ``LoopVenue`` (each call run on the loop, blocking the executor's
 of routes, the feed and the executor share one connection pool and one rate limiter. With ``live.book_updates``
 ``stream`` (and an exchange whose ccxt.pro class watches bids and asks) the touch of every instrument is
 streamed on the same client (``StreamedBook``) and read by REST only when it is missing or stale.
+Once the markets are loaded, every instrument must be listed (``listed_instruments``) and its ``risk_limits.json``
+``min_notional`` floor must not be under the venue's own minimum (``refuse_floors_under_venue``), or the venue
+does not start.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from typing import Any, TypeVar
 
 from router_tuner.config.models import ConfigBundle
 from router_tuner.executor.engine.routes import RouteLoop, RouteVenues
+from router_tuner.risk.lot import FloorUnderVenueMinimum, VenueMinimum, floor_under_venue
 from router_tuner.router.contract import ContractSpec
 from router_tuner.router.events import PositionSide
 from router_tuner.router.routing.aio import PollingOrderUpdates
 from router_tuner.router.venue import (
+    BelowMinNotional,
     Clock,
     OrderRequest,
     OrderState,
@@ -36,6 +41,7 @@ from router_tuner.router.venues.ccxt.aio import AsyncCcxtVenue
 from router_tuner.router.venues.ccxt.book_feed import BookSettings, StreamedBook
 from router_tuner.router.venues.ccxt.config import ApiCredentials, CcxtVenueConfig
 from router_tuner.router.venues.ccxt.order_feed import FeedSettings, StreamOrderFeed
+from router_tuner.router.venues.ccxt.parse import min_notional_of_market
 
 T = TypeVar("T")
 
@@ -65,6 +71,7 @@ def live_routes(config: ConfigBundle, environ: Mapping[str, str] = os.environ) -
         bridged = LoopVenue(venue, asyncio.get_running_loop())
         try:
             listed_instruments(venue, config)
+            refuse_floors_under_venue(venue, config)
             book = await stream_book(venue, config)
         except BaseException:
             await venue.close()
@@ -111,6 +118,34 @@ def listed_instruments(venue: AsyncCcxtVenue, config: ConfigBundle) -> dict[str,
         return {symbol: venue.market(symbol)["symbol"] for symbol in config.executor.instruments}
     except ValueError as exc:
         raise VenueError(f"executor.json instruments: {exc}") from None
+
+
+def venue_minimums(venue: AsyncCcxtVenue, config: ConfigBundle) -> dict[str, VenueMinimum]:
+    """Each ``executor.json`` instrument's minimum notional on ``venue``, from the markets loaded at connection
+    (``router.venues.ccxt.parse.min_notional_of_market``; no call is made)."""
+    codes = [code for code, error in venue.core.quirks.error_codes.items() if error is BelowMinNotional]
+    minimums = {}
+    for symbol in config.executor.instruments:
+        market = venue.market(symbol)
+        minimums[symbol] = VenueMinimum(venue=venue.core.config.exchange_id, market=market["symbol"],
+                                        quote=str(market.get("quote")), notional=min_notional_of_market(market),
+                                        rejected_as=" / ".join(codes))
+    return minimums
+
+
+def refuse_floors_under_venue(venue: AsyncCcxtVenue, config: ConfigBundle) -> None:
+    """Refuse (``FloorUnderVenueMinimum``, one line naming every symbol concerned) a ``risk_limits.json``
+    ``min_notional`` floor under the venue's own minimum (``risk.lot.floor_under_venue``).
+
+    Why refuse rather than warn or raise the floor silently: every opening order the risk layer sizes between the
+    two is sent and rejected (-4164 on USDⓈ-M), a wasted round trip and a reject counted against the account on
+    each intent, while the floor is the operator's risk decision to change. It is checked here, as the markets are
+    loaded and before the reconciliation, so nothing reaches the account first; reducing orders are not concerned
+    (the floor does not apply to them and the venue exempts reduce-only), so the fix never blocks a close."""
+    problems = [problem for symbol, minimum in sorted(venue_minimums(venue, config).items())
+                if (problem := floor_under_venue(symbol, minimum, config)) is not None]
+    if problems:
+        raise FloorUnderVenueMinimum("; ".join(problems))
 
 
 async def stream_book(venue: AsyncCcxtVenue, config: ConfigBundle) -> StreamedBook | None:

@@ -407,3 +407,45 @@ def test_an_instrument_the_venue_does_not_list_stops_the_start_in_one_line_with_
     assert err == ("router-tuner live: venue not started: VenueError: executor.json instruments: "
                    "ccxt.pro:binanceusdm: unknown symbol 'ETHUSDT'\n")
     assert not fake.order_requests("POST") and not fake.order_requests("DELETE")
+
+
+def test_a_min_notional_floor_under_the_venues_refuses_the_start_and_one_at_it_opens_and_closes_under_it(
+    fake: FakeBinanceUsdm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``risk_limits.json`` ``min_notional`` for BTCUSDT at 20 USD where the venue's ``MIN_NOTIONAL`` filter is 100
+    (the fake serves Binance's exchangeInfo, ccxt parses it): every opening order sized between the two would be sent
+    and rejected -4164, so ``live --live`` refuses at connection with one line naming the key and the value needed,
+    exit 2 (bad configuration), before the reconciliation reads the account and before the journal is made. At 100
+    it starts; a reduce-only order under 100 (one-way mode, sent ``reduceOnly``) is not concerned and closes."""
+    fake.state.hedge_mode = False
+    cfg = live_config_dir(tmp_path, fake.base_url)
+    edit_json(cfg / "router.json", lambda d: d.update(position_mode="one_way"))
+    edit_json(cfg / "risk_limits.json", lambda d: d["min_notional"]["per_symbol_usd"].update(BTCUSDT=20.0))
+    intents = tmp_path / "intents.jsonl"
+    intents.write_bytes(msgspec.json.encode(intent("mn-open", size_hint_usd=300.0, position_side="BOTH")) + b"\n")
+    args = live_args(tmp_path, cfg, intents)
+
+    assert cli_main(args) == 2
+    assert failure_lines(capsys.readouterr().err) == (
+        "router-tuner live: risk_limits.json min_notional.per_symbol_usd.BTCUSDT is 20 USD, under binanceusdm's "
+        "minimum notional 100 USDT for BTC/USDT:USDT: set it to at least 100 (opening orders under it are rejected "
+        "by the venue, -4164)\n")
+    with fake.state.lock:
+        paths = {path for _, path, _ in fake.state.requests}
+    assert "/fapi/v1/exchangeInfo" in paths and not {"/fapi/v1/openOrders", ORDER_PATH} & paths, paths
+    assert not (tmp_path / "journal.sqlite").exists()
+
+    edit_json(cfg / "risk_limits.json", lambda d: d["min_notional"]["per_symbol_usd"].update(BTCUSDT=100.0))
+    assert cli_main(args) == 0, capsys.readouterr().err
+    assert "positions checked against the venue" in capsys.readouterr().out
+    with intents.open("ab") as lines:  # rounded down to one lot, 0.001 BTC at 60,000: 60 USD, under both floors
+        lines.write(msgspec.json.encode(intent("mn-close", side="sell", size_hint_usd=61.0, reduce_only=True,
+                                               position_side="BOTH")) + b"\n")
+    assert cli_main(args) == 0, capsys.readouterr().err
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        opened, closed = journal.read("router")
+        assert list(journal.read("veto")) == []
+    assert opened.filled_qty * 60_000.0 >= 100.0 and closed.error is None
+    assert closed.filled_qty == pytest.approx(0.001)
+    (close_post,) = [p for p in fake.order_requests("POST") if p["newClientOrderId"].startswith("mn-close")]
+    assert close_post["reduceOnly"] == "true"

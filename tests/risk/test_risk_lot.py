@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from router_tuner.config.models import RiskLimits
 from router_tuner.risk import RiskContext, check_order, suggest_gross_usd
 from router_tuner.risk.exposure import is_reducing
-from router_tuner.risk.lot import fit_to_lot, unreachable_floor
+from router_tuner.risk.lot import VenueMinimum, fit_to_lot, floor_under_venue, unreachable_floor
 from router_tuner.risk.sizer import opening_unsizable
 from router_tuner.router.events import Intent
 from tests.risk.test_risk_properties import PROPERTY, bundle_for, limits_st, scene_st
@@ -106,3 +106,51 @@ def test_the_start_up_sizing_check_blames_the_positions_held_when_they_fill_the_
     assert opening_unsizable("BTCUSDT", make_ctx(), BUNDLE) is None
     tiny = make_ctx((leg(gross_usd=1e9),), nav_usd=1.0, equity_usd=1.0)
     assert "raise executor.json starting_wallet_usd or that limit" in (opening_unsizable("BTCUSDT", tiny, BUNDLE) or "")
+
+
+def _usdm(notional: float | None, rejected_as: str = "-4164") -> VenueMinimum:
+    return VenueMinimum(venue="binanceusdm", market="BTC/USDT:USDT", quote="USDT", notional=notional,
+                        rejected_as=rejected_as)
+
+
+def _floors(default_usd: float, **per_symbol_usd: float) -> RiskLimits:
+    return msgspec.structs.replace(BUNDLE.risk, min_notional=msgspec.structs.replace(
+        BUNDLE.risk.min_notional, default_usd=default_usd, per_symbol_usd=per_symbol_usd))
+
+
+def test_a_floor_under_the_venues_minimum_names_its_own_key_and_the_value_needed() -> None:
+    config = bundle_for(_floors(5.0, BTCUSDT=20.0))
+    assert floor_under_venue("BTCUSDT", _usdm(100.0), config) == (
+        "risk_limits.json min_notional.per_symbol_usd.BTCUSDT is 20 USD, under binanceusdm's minimum notional 100 USDT "
+        "for BTC/USDT:USDT: set it to at least 100 (opening orders under it are rejected by the venue, -4164)")
+    # at or above the venue's minimum: nothing to say (the floor is the operator's, above is stricter)
+    assert floor_under_venue("BTCUSDT", _usdm(20.0), config) is None
+    assert floor_under_venue("BTCUSDT", _usdm(5.0), config) is None
+
+
+def test_a_default_floor_under_the_venues_minimum_asks_for_the_symbols_own_entry() -> None:
+    """Raising ``default_usd`` would raise every other symbol's floor: the fix named is an entry for the symbol."""
+    config = bundle_for(_floors(5.0))
+    assert floor_under_venue("BTCUSDT", _usdm(100.0), config) == (
+        "risk_limits.json min_notional.default_usd is 5 USD for BTCUSDT, under binanceusdm's minimum notional 100 USDT "
+        "for BTC/USDT:USDT: add min_notional.per_symbol_usd.BTCUSDT of at least 100 (or raise default_usd) (opening "
+        "orders under it are rejected by the venue, -4164)")
+    assert floor_under_venue("BTCUSDT", _usdm(5.0), config) is None
+    # the symbol's own entry wins over the default, both ways
+    assert floor_under_venue("BTCUSDT", _usdm(100.0), bundle_for(_floors(500.0, BTCUSDT=100.0))) is None
+    message = floor_under_venue("BTCUSDT", _usdm(100.0), bundle_for(_floors(500.0, BTCUSDT=99.5)))
+    assert message is not None
+    assert message.startswith("risk_limits.json min_notional.per_symbol_usd.BTCUSDT is 99.5 USD")
+
+
+def test_a_venue_without_a_minimum_or_an_unknown_reject_code_is_handled() -> None:
+    """COIN-M publishes no minimum notional (ccxt's ``limits.cost.min`` is None): there is nothing to compare with.
+    A venue whose reject code for it is not mapped is named without one."""
+    config = bundle_for(_floors(5.0, BTCUSDT=1.0))
+    assert floor_under_venue("BTCUSDT", _usdm(None), config) is None
+    message = floor_under_venue("BTCUSDT", _usdm(5.0, rejected_as=""), config)
+    assert message is not None and message.endswith("set it to at least 5 (opening orders under it are rejected by "
+                                                    "the venue)")
+    message = floor_under_venue("BTCUSDT", _usdm(1234564.5), config)  # every digit of "at least": none rounded down
+    assert message is not None and "minimum notional 1234564.5 USDT" in message
+    assert "set it to at least 1234564.5 (" in message

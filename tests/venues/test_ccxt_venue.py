@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from router_tuner.config.loader import load_config
-from router_tuner.executor.engine.live import LoopVenue
+from router_tuner.config.models import Instrument
+from router_tuner.executor.engine.live import LoopVenue, refuse_floors_under_venue, venue_minimums
+from router_tuner.risk.lot import FloorUnderVenueMinimum
 from router_tuner.router.contract import Contract, notional_usd, venue_contract
 from router_tuner.router.policy import RouterPolicy
 from router_tuner.router.routing.machine import route_machine
@@ -35,7 +37,12 @@ from router_tuner.router.venue import (
 )
 from router_tuner.router.venues.ccxt.config import ApiCredentials, MissingCredentials
 from router_tuner.router.venues.ccxt.core import logger as venue_logger
-from router_tuner.router.venues.ccxt.parse import contract_of_market, position_amounts, price_tick
+from router_tuner.router.venues.ccxt.parse import (
+    contract_of_market,
+    min_notional_of_market,
+    position_amounts,
+    price_tick,
+)
 from router_tuner.router.venues.ccxt.quirks import quirks_for
 from tests.fakes.binance_usdm import Ban, ErrorReply, FakeBinanceUsdm, RateLimitReply, Stall
 from tests.venues.ccxt_support import STALL_S, Connect, RecordedSleeps, request, rest_config
@@ -700,6 +707,65 @@ def test_spot_market_parsed_by_ccxt_is_spot_of_one_base_unit() -> None:
                                   "baseAssetPrecision": 8, "quotePrecision": 8, "filters": [], "permissions": [],
                                   "permissionSets": [["SPOT"]], "isMarginTradingAllowed": False})
     assert contract_of_market(market) == Contract("spot", 1.0)
+
+
+# ----- the venue's own minimum notional --------------------------------------------------------------
+def _spot_market(filters: list[dict[str, object]]) -> dict[str, object]:
+    client = ccxt.binance()
+    client.options.update(crossMarginPairsData=[], isolatedMarginPairsData=[])
+    return client.parse_market({"symbol": "BTCUSDT", "status": "TRADING", "baseAsset": "BTC", "quoteAsset": "USDT",
+                                "baseAssetPrecision": 8, "quotePrecision": 8, "filters": filters, "permissions": [],
+                                "permissionSets": [["SPOT"]], "isMarginTradingAllowed": False})
+
+
+def test_the_venues_minimum_notional_is_ccxts_parse_of_each_binance_markets_filter(fake: FakeBinanceUsdm) -> None:
+    """ccxt 4.5.90 fills ``limits.cost.min`` from USDⓈ-M's ``MIN_NOTIONAL`` (``notional``) and spot's ``NOTIONAL`` or
+    older ``MIN_NOTIONAL`` (``minNotional``); COIN-M's exchangeInfo has no such filter (contracts are USD-sized), so
+    it is None there, as in a market without ``limits`` or with a zero."""
+    usdm = {s["symbol"]: s for s in fake._exchange_info()["symbols"]}
+    assert min_notional_of_market(ccxt.binanceusdm().parse_market(usdm["BTCUSDT"])) == 100.0
+    assert min_notional_of_market(ccxt.binanceusdm().parse_market(usdm["BNBUSDT"])) == 5.0
+    coin_m = _coin_m_entry(fake)
+    coin_m["filters"] = [f for f in coin_m["filters"] if f["filterType"] != "MIN_NOTIONAL"]  # type: ignore[attr-defined]
+    market = ccxt.binancecoinm().parse_market(coin_m)
+    assert market["limits"]["cost"]["min"] is None and min_notional_of_market(market) is None
+    notional = {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True,
+                "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5}
+    assert min_notional_of_market(_spot_market([notional])) == 5.0
+    assert min_notional_of_market(_spot_market([{"filterType": "MIN_NOTIONAL", "minNotional": "10.00000000",
+                                                 "applyToMarket": True, "avgPriceMins": 5}])) == 10.0
+    assert min_notional_of_market(_spot_market([])) is None
+    assert min_notional_of_market({"id": "X"}) is None
+    assert min_notional_of_market({"limits": {"cost": {"min": 0.0}}}) is None
+
+
+def test_floors_under_the_venues_minimums_are_refused_in_one_line_naming_each_symbol(connect: Connect) -> None:
+    """The start-up check of the live engine on the venue's loaded markets: BTCUSDT's own floor 20 under 100, and the
+    default 2 under BNBUSDT's 5, in one line; BTCUSDC's own 100 over its 5 is not named."""
+    client = connect().client
+    bundle = load_config()
+    spec = Instrument(tick_size=0.1, qty_step=0.001)
+    traded = {symbol: spec for symbol in ("BTCUSDT", "BTCUSDC", "BNBUSDT")}
+    executor = msgspec.structs.replace(bundle.executor, instruments=traded)
+    floors = msgspec.structs.replace(bundle.risk.min_notional, default_usd=2.0,
+                                     per_symbol_usd={"BTCUSDT": 20.0, "BTCUSDC": 100.0})
+    config = msgspec.structs.replace(bundle, executor=executor,
+                                     risk=msgspec.structs.replace(bundle.risk, min_notional=floors))
+    minimums = venue_minimums(client, config)
+    assert {s: (m.market, m.quote, m.notional, m.rejected_as) for s, m in minimums.items()} == {
+        "BTCUSDT": ("BTC/USDT:USDT", "USDT", 100.0, "-4164"), "BTCUSDC": ("BTC/USDC:USDC", "USDC", 5.0, "-4164"),
+        "BNBUSDT": ("BNB/USDT:USDT", "USDT", 5.0, "-4164")}
+    with pytest.raises(FloorUnderVenueMinimum) as refused:
+        refuse_floors_under_venue(client, config)
+    assert str(refused.value) == (
+        "risk_limits.json min_notional.default_usd is 2 USD for BNBUSDT, under binanceusdm's minimum notional 5 USDT "
+        "for BNB/USDT:USDT: add min_notional.per_symbol_usd.BNBUSDT of at least 5 (or raise default_usd) (opening "
+        "orders under it are rejected by the venue, -4164); risk_limits.json min_notional.per_symbol_usd.BTCUSDT is "
+        "20 USD, under binanceusdm's minimum notional 100 USDT for BTC/USDT:USDT: set it to at least 100 (opening "
+        "orders under it are rejected by the venue, -4164)")
+    floors = msgspec.structs.replace(floors, default_usd=5.0, per_symbol_usd={"BTCUSDT": 100.0})
+    refuse_floors_under_venue(client, msgspec.structs.replace(config, risk=msgspec.structs.replace(
+        bundle.risk, min_notional=floors)))  # at the venue's minimums: nothing refused
 
 
 @pytest.mark.parametrize(

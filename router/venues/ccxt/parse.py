@@ -7,6 +7,7 @@ Pure functions: the venue fetches, these translate. Anything the router relies o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -59,6 +60,22 @@ def contract_of_market(market: Mapping[str, Any]) -> Contract:
         return Contract("inverse", float(size))
     raise VenueError(f"{market_id}: contract settles in {market.get('settle')!r}, neither its quote "
                      f"{market.get('quote')!r} (linear) nor its base {market.get('base')!r} (inverse)")
+
+
+def min_notional_of_market(market: Mapping[str, Any]) -> float | None:
+    """The venue's own minimum notional of an opening order on ``market``, in its quote: ccxt's ``limits.cost.min``.
+
+    ccxt's Binance parser fills it from the exchangeInfo filters: USDⓈ-M's ``MIN_NOTIONAL`` (``notional``, e.g.
+    100 on BTCUSDT, 5 on most), spot's ``NOTIONAL`` or ``MIN_NOTIONAL`` (``minNotional``). COIN-M contracts are
+    sized in USD per contract and publish no such filter: ``None`` then, as for a missing, zero or non-finite
+    value (no minimum to compare with; ``limits`` itself may be absent from a hand-built market).
+    """
+    limits = market.get("limits") or {}
+    cost = limits.get("cost") or {}
+    value = cost.get("min")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        return None
+    return float(value)
 
 
 def price_tick(market: Mapping[str, Any], precision_mode: int) -> Decimal:
