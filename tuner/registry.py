@@ -113,6 +113,18 @@ class NoSuchVersion(RegistryError):
     ``--prefix``): bad input, not a store failure."""
 
 
+class VersionTaken(RegistryError):
+    """The policy version is the model's newest registered version already, with other knobs: ``registered``.
+
+    Raised instead of the plain :class:`RegistryError` so a publisher that can explain it (a run killed after
+    registering the version and before saving its state, :class:`tuner.service.publish.MlflowPublisher`) may adopt
+    the registered version; anyone else gets the same refusal."""
+
+    def __init__(self, message: str, registered: PolicyVersion) -> None:
+        super().__init__(message)
+        self.registered = registered
+
+
 class ChampionStays(RegistryError):
     """A promote or rollback that cannot move the champion (no earlier champion left, no challenger, the version
     is the champion already): the store is fine."""
@@ -153,7 +165,8 @@ class PolicyRegistry:
         order, so a version that would get another number is refused (:class:`RegistryError`) before
         anything is written; a version the registry holds already with the same knobs is returned, its missing
         aliases and gate record added first (adaptive routing publishes again what it published between its last
-        checkpoint and a crash, which may have landed before them).
+        checkpoint and a crash, which may have landed before them); the model's newest version with other knobs is
+        refused as :class:`VersionTaken`, which carries it (the publisher of a restarted tuner may adopt it).
         The first version of a symbol also becomes ``champion`` (gate record ``initial``,
         :mod:`tuner.gate_record`): something must act. The config snapshot is written through
         :func:`config.redact.redact`, whoever built it: a pasted key never reaches MLflow.
@@ -162,15 +175,17 @@ class PolicyRegistry:
         """
         symbol, name = policy.symbol, self.model_name(policy.symbol)
         expected = self._next_version(name)
+        refusal = (f"{symbol}: policy version {policy.version} would be registered as {name} version {expected}; "
+                   f"the registry version must be the policy version, so versions are published in order "
+                   f"(restore the tuner's state, or publish under a new model prefix)")
         if 0 < policy.version < expected:
             registered = self.show(symbol, str(policy.version))
             if registered.policy == policy.as_params():  # published again after a crash (at-least-once)
-                return self._finish_version(symbol, policy.version)
+                return self.finish_version(symbol, policy.version)
+            if policy.version == expected - 1:  # the newest version, with other knobs: the caller may adopt it
+                raise VersionTaken(refusal, registered)
         if policy.version != expected:
-            raise RegistryError(
-                f"{symbol}: policy version {policy.version} would be registered as {name} version {expected}; "
-                f"the registry version must be the policy version, so versions are published in order "
-                f"(restore the tuner's state, or publish under a new model prefix)")
+            raise RegistryError(refusal)
         run_tags = {**(tags or {}), "symbol": symbol, "kind": "policy_version", "policy_version": str(policy.version),
                     **owner_tags()}
         if parent_run_id is not None:
@@ -192,9 +207,9 @@ class PolicyRegistry:
         if version != policy.version:  # another process published in between: take ours back
             self._client.delete_model_version(name, created.version)
             raise RegistryError(f"{symbol}: {name} version {policy.version} was published by someone else meanwhile")
-        return self._finish_version(symbol, version)
+        return self.finish_version(symbol, version)
 
-    def _finish_version(self, symbol: str, version: int) -> PolicyVersion:
+    def finish_version(self, symbol: str, version: int) -> PolicyVersion:
         """The steps of :meth:`publish` after the version is registered: it becomes ``challenger`` (unless a
         newer version is), and ``champion`` with the ``initial`` gate record when the model has none. Each step is
         taken only when still missing, so publishing again a version a killed process registered finishes it (its
@@ -224,6 +239,11 @@ class PolicyRegistry:
             self._client.log_artifact(run_id, str(config_path), artifact_path="config")
             model_dir = save_policy_model(policy, Path(scratch) / MODEL_ARTIFACT)
             self._client.log_artifacts(run_id, str(model_dir), artifact_path=MODEL_ARTIFACT)
+
+    def version_run(self, version: PolicyVersion) -> tuple[dict[str, str], dict[str, str]]:
+        """The params and tags of the run that registered ``version`` (flattened, as :meth:`publish` logged them)."""
+        run = self._client.get_run(version.run_id)
+        return dict(run.data.params), dict(run.data.tags)
 
     def show(self, symbol: str, ref: str = CHAMPION) -> PolicyVersion:
         """One version by number or alias (``champion``/``challenger``)."""

@@ -35,7 +35,8 @@ What is not exactly replayed: shadow agreement and the learners' random draws of
 the last checkpoint (the proposals are in the journal, the agreement window misses them); the mid at each route's
 end (``reward_mid`` ``route_end``: read when the route ends, not journaled, so an event learned again is learned at
 its journaled cost, which has the same mean); a version published between the last checkpoint and a crash is
-published again on catch-up (at-least-once).
+published again on catch-up (at-least-once), or adopted as registered when the restarted tuner derives another in its
+place (an outcome recovered after the crash led it elsewhere: :meth:`tuner.service.publish.MlflowPublisher._adopt`).
 """
 
 from __future__ import annotations

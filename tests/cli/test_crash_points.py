@@ -73,11 +73,7 @@ def _fast_publishing(tmp_path: Path) -> Path:
     config = tmp_path / "config"
     shutil.copytree(DEFAULTS_DIR, config)
     edit_config(config, "router.json", lambda d: d["static_policy"].update(maker_offset_bps=4.0))
-    # fill speed off: the rollback test needs the restarted tuner to publish the killed run's version 2 again, knob
-    # for knob, and with fill speed the outcome the restart recovers no longer re-triggers that rollback (the registry
-    # then refuses the restart's different version 2: README, "Bad input and failures")
     edit_config(config, "tuner.json", lambda d: (d["learner_params"].update(burn_in_per_arm=1),
-                                                 d["learner_params"]["structured"].update(fill_speed_window=0),
                                                  d["guardrails"].update(min_outcomes_before_move=10),
                                                  d["publish"].update(every_n_outcomes=15)))
     return config
@@ -372,11 +368,7 @@ def _paper_tuner(tmp_path: Path, intents: int, *, rollback: bool = False) -> tup
     config = tmp_path / "config"
     shutil.copytree(DEFAULTS_DIR, config)
     paper_config_dir(config, "BTCUSDT")
-    # fill speed off: the rollback test needs the restarted tuner to publish the killed run's version 2 again, knob
-    # for knob, and with fill speed the outcome the restart recovers no longer re-triggers that rollback (the registry
-    # then refuses the restart's different version 2: README, "Bad input and failures")
     edit_config(config, "tuner.json", lambda d: (d["learner_params"].update(burn_in_per_arm=1),
-                                                 d["learner_params"]["structured"].update(fill_speed_window=0),
                                                  d["guardrails"].update(min_outcomes_before_move=10),
                                                  d["publish"].update(every_n_outcomes=15)))
     if rollback:
@@ -484,7 +476,8 @@ def test_live_tuner_killed_after_promoting_its_rollback_before_the_gate_record_r
         tmp_path: Path) -> None:
     """The tuner's rollback version is made champion at once with a `tuner_rollback` gate record; killed after the
     alias moved, before the record: the restart published it again and, finding it champion, skipped the record,
-    so the champion stayed `NOT ACTED ON` (a router following the registry kept the degraded knobs)."""
+    so the champion stayed `NOT ACTED ON` (a router following the registry kept the degraded knobs). With fill speed
+    the restart derives another v2 in its place, and adopts the registered one: the same finish."""
     argv, env = _paper_tuner(tmp_path, 30, rollback=True)
     # aliases: v1 challenger, v1 champion, v2 challenger, v2 champion (the rollback's promotion)
     killed = crash_at("mlflow:MlflowClient.set_registered_model_alias", 4, *argv, env=env)
@@ -499,6 +492,43 @@ def test_live_tuner_killed_after_promoting_its_rollback_before_the_gate_record_r
     assert gate_problem(record) is None and record["promotion"] == "tuner_rollback"
     listed = router_tuner("policy", "list", "--tracking-uri", store, env=env)
     assert listed.returncode == 0 and "NOT ACTED ON" not in listed.stdout
+
+
+def test_live_tuner_killed_after_registering_a_version_adopts_it_when_the_restart_derives_another(
+        tmp_path: Path) -> None:
+    """Killed after registering v2 (the tuner's rollback to the static knobs), before its aliases and checkpoint: the
+    restart re-learns the journal with the in-flight order's recovered outcome, which leads it to another v2 (a
+    scheduled one); the registry refused it ("policy version 2 would be registered as router-policy-BTCUSDT version
+    3"), nothing routed, exit 1. The registered v2 is now adopted (finished as its publish would have: promoted, with
+    its gate record), one warning line says so, and the tuner goes on to v3."""
+    from router_tuner.executor.journal import Journal
+
+    argv, env = _paper_tuner(tmp_path, 50, rollback=True)
+    killed = crash_at("mlflow:MlflowClient.create_model_version", 2, *argv, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store)
+    assert client.get_model_version("router-policy-BTCUSDT", "2").aliases == []
+    restarted = router_tuner(*argv, env=env)
+    assert restarted.returncode == 0, restarted.stderr[-500:]
+    assert "1 in-flight intents recovered" in restarted.stdout
+    [warning] = [line for line in restarted.stderr.splitlines() if " WARNING " in line]
+    assert warning.split(" WARNING router_tuner.tuner.service.publish: ")[1] == (
+        "BTCUSDT: adopted router-policy-BTCUSDT version 2, registered by a run killed before it saved its state (arm "
+        "static, rollback), in place of the version 2 the restarted tuner derived (arm o4.00_b0.00, schedule): "
+        "maker_offset_bps 1.0 registered, 4.0 derived; the tuner goes on from version 2, its next version is 3")
+    versions = {int(v.version): v for v in client.search_model_versions("name='router-policy-BTCUSDT'")}
+    assert {1, 2, 3} <= set(versions)
+    second = client.get_model_version("router-policy-BTCUSDT", "2")
+    assert second.tags["arm"] == "static" and second.tags["promotion"] == "tuner_rollback"
+    assert gate_problem(second.tags) is None
+    assert _model(store)[0][CHAMPION_HISTORY_TAG].split(",")[:2] == ["1", "2"], "v2 acted, as the killed run meant"
+    assert client.get_run(versions[3].run_id).data.params["previous_version"] == "2"
+    listed = router_tuner("policy", "list", "--tracking-uri", store, env=env)
+    assert listed.returncode == 0 and "NOT ACTED ON" not in listed.stdout
+    with Journal(tmp_path / "journal.sqlite", readonly=True) as journal:
+        ids = [e.intent_id for e in journal.read("router")]
+    assert sorted(ids) == sorted(f"i{k}" for k in range(50))  # every intent routed and journaled once
 
 
 @pytest.mark.parametrize("step", [("mlflow:MlflowClient.create_run", 1), ("mlflow:MlflowClient.log_batch", 1)])

@@ -1,14 +1,17 @@
 """Publishing: each record carries the full params and metrics; the MLflow publisher adds the config snapshot.
 
-The MLflow publisher is tested against a recording registry here (no store, no MLflow import); the real
-registry round trip is in ``test_policy_source``.
+The MLflow publisher is tested against a recording registry here (no store), and against a real local store where a
+restarted tuner meets a version a killed run registered; the real registry round trip is in ``test_policy_source``.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -16,14 +19,16 @@ import numpy as np
 import pytest
 
 from router_tuner.config.loader import snapshot
-from router_tuner.config.models import AdwinDrift
+from router_tuner.config.models import AdwinDrift, ConfigBundle
 from router_tuner.router.policy import RouterPolicy
+from router_tuner.tuner.arms import Arm
 from router_tuner.tuner.factory import build_grid, build_guardrails, build_learner, build_reward_filter, symbol_seed
 from router_tuner.tuner.guardrails import AdwinParams, PageHinkleyParams
 from router_tuner.tuner.learners import UCB, EpsilonGreedy, LinUCB, NormalThompson
-from router_tuner.tuner.registry import PolicyVersion
+from router_tuner.tuner.registry import PolicyRegistry, PolicyVersion, RegistryError
 from router_tuner.tuner.service.publish import MlflowPublisher, PolicyRecord
-from tests.tuner.test_service import SYMBOL, drive, model_cost, new_service, tuned_bundle
+from router_tuner.tuner.service.tuner_service import TunerService
+from tests.tuner.test_service import SYMBOL, CostFn, drive, model_cost, new_service, tuned_bundle
 
 
 class RecordingRegistry:
@@ -136,3 +141,78 @@ def test_factory_guardrails_take_bounds_from_router_and_drift_from_tuner() -> No
     assert symbol_seed(7, "BTCUSDT") == symbol_seed(7, "BTCUSDT") != symbol_seed(7, "ETHUSDT")
     with pytest.raises(ValueError, match="non-empty"):
         symbol_seed(7, "")
+
+
+def _low_offsets(arm: Arm, rng: np.random.Generator) -> float:
+    return 2.0 + arm.maker_offset_bps + 4.0 * arm.taker_bias + rng.normal(0.0, 0.1)
+
+
+def _high_offsets(arm: Arm, rng: np.random.Generator) -> float:
+    return 8.0 - arm.maker_offset_bps + 4.0 * arm.taker_bias + rng.normal(0.0, 0.1)
+
+
+def _run_to_version(service: TunerService, version: int, cost: CostFn, seed: int) -> RouterPolicy:
+    """Drive ``service`` until its tuner has published ``version``; returns that version."""
+    rng = np.random.default_rng(seed)
+    for _ in range(500):
+        if service.tuner(SYMBOL).policy.version == version:
+            return service.tuner(SYMBOL).policy
+        drive(service, 1, cost, rng)
+    raise AssertionError(f"no version {version} after 500 orders")
+
+
+def _store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[PolicyRegistry, ConfigBundle]:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return (PolicyRegistry(f"sqlite:///{tmp_path}/store.db", experiment="test", model_prefix="policy"),
+            tuned_bundle(min_outcomes=30, every_n=30))
+
+
+def test_a_restarted_tuner_adopts_the_version_a_killed_run_registered_with_other_knobs_and_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A run killed after registering version 1 and before saving its state: the restart (from the state before it)
+    derived another version 1, which the registry refused ("would be registered as ... version 2"), nothing routed.
+    The registered version 1 is now adopted as the tuner's own (knobs, counter) and the tuner's next version is 2."""
+    registry, bundle = _store(tmp_path, monkeypatch)
+    killed = TunerService.from_config(bundle, [SYMBOL], MlflowPublisher(registry, bundle))
+    registered = _run_to_version(killed, 1, _low_offsets, seed=1)
+    restarted = TunerService.from_config(bundle, [SYMBOL], MlflowPublisher(registry, bundle))
+    with caplog.at_level(logging.WARNING, logger="router_tuner.tuner.service.publish"):
+        adopted = _run_to_version(restarted, 1, _high_offsets, seed=2)
+    assert adopted == registered, "the registered knobs, not the ones the restart derived"
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    derived = 2.0  # one step up from the static 1.0 towards the high offsets the restart learned to prefer
+    assert warning == (f"{SYMBOL}: adopted policy-{SYMBOL} version 1, registered by a run killed before it saved its "
+                       f"state (arm {registered.arm}, schedule), in place of the version 1 the restarted tuner derived "
+                       f"(arm o{derived:.2f}_b0.00, schedule): maker_offset_bps {registered.maker_offset_bps} "
+                       f"registered, {derived} derived; the tuner goes on from version 1, its next version is 2")
+    assert [v.version for v in registry.list(SYMBOL)] == [1], "nothing registered in its place"
+    first = registry.show(SYMBOL, "1")
+    assert set(first.aliases) == {"champion", "challenger"} and first.tags["promotion"] == "initial"
+    second = _run_to_version(restarted, 2, _high_offsets, seed=3)
+    shown = registry.show(SYMBOL, "2")
+    assert shown.policy == second.as_params() and shown.aliases == ("challenger",)
+    assert registry.version_run(shown)[0]["previous_version"] == "1"
+
+
+def test_a_registry_ahead_by_two_versions_or_with_another_history_is_still_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the newest version, on top of the tuner's own history, is explained by a killed publish."""
+    registry, bundle = _store(tmp_path, monkeypatch)
+    other = TunerService.from_config(bundle, [SYMBOL], MlflowPublisher(registry, bundle))
+    first = _run_to_version(other, 1, _low_offsets, seed=1)
+    _run_to_version(other, 2, _high_offsets, seed=2)
+    behind = TunerService.from_config(bundle, [SYMBOL], MlflowPublisher(registry, bundle))
+    with pytest.raises(RegistryError, match=rf"^{SYMBOL}: policy version 1 would be registered as policy-{SYMBOL} "
+                                            r"version 3; the registry version must be the policy version, so versions "
+                                            r"are published in order \(restore the tuner's state, or publish under a "
+                                            r"new model prefix\)$"):
+        _run_to_version(behind, 1, _high_offsets, seed=3)
+    assert behind.tuner(SYMBOL).policy.version == 0, "the tuner keeps its version"
+    elsewhere = TunerService.from_config(bundle, [SYMBOL], MlflowPublisher(registry, bundle))
+    ours = replace(first, maker_offset_bps=2.0, arm="o2.00_b0.00")  # another version 1 than the registry's
+    elsewhere.tuner(SYMBOL).load_state(msgspec.structs.replace(elsewhere.tuner(SYMBOL).to_state(), policy=ours))
+    with pytest.raises(RegistryError, match=rf"version 3; .* not adopted as a version a killed run of this tuner "
+                                            rf"registered: the registry's version 1 \(arm {first.arm}\) is not the "
+                                            r"tuner's \(arm o2.00_b0.00\)$"):
+        _run_to_version(elsewhere, 2, _low_offsets, seed=4)
+    assert elsewhere.tuner(SYMBOL).policy == ours and [v.version for v in registry.list(SYMBOL)] == [2, 1]

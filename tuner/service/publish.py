@@ -11,9 +11,10 @@ decision path.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from router_tuner.config.loader import snapshot
 from router_tuner.config.models import ConfigBundle
@@ -24,9 +25,11 @@ from router_tuner.tuner.guardrails import Guardrails
 from router_tuner.tuner.registry_aliases import CHAMPION
 
 if TYPE_CHECKING:
-    from router_tuner.tuner.registry import PolicyRegistry
+    from router_tuner.tuner.registry import PolicyRegistry, PolicyVersion, VersionTaken
 
 PublishReason = Literal["schedule", "significant_change", "rollback"]
+
+logger = logging.getLogger(__name__)
 
 CONFIG_PARAM_SECTIONS = ("risk_limits", "router", "executor")
 """Config sections logged as params of every version: what the policy's costs depend on."""
@@ -73,6 +76,9 @@ class PolicyRecord:
     grid: ArmGrid
     guardrails: Guardrails
     metrics: VersionMetrics
+    previous: RouterPolicy | None = None
+    """The version it follows (``previous_version``; the static policy as version 0), when the publisher knows it: a
+    version the registry holds in its place is adopted only on top of the same history (:class:`MlflowPublisher`)."""
 
     def params(self) -> dict[str, Any]:
         """Plain-data parameters: learner, hyper-parameters, arm grid, guardrails, version lineage."""
@@ -94,10 +100,22 @@ class PolicyRecord:
         }
 
 
-class PolicyPublisher(Protocol):
-    """Records a new policy version; raises when it could not (the tuner then keeps its old version)."""
+@dataclass(frozen=True, slots=True)
+class Adopted:
+    """What a publisher found registered under the record's version instead of it: the version a run killed after
+    registering it (and before saving its state) published, which stands; the tuner takes it as its own version."""
 
-    def publish(self, record: PolicyRecord) -> None: ...
+    policy: RouterPolicy
+    reason: PublishReason
+
+
+class PolicyPublisher(Protocol):
+    """Records a new policy version; raises when it could not (the tuner then keeps its old version).
+
+    Returns ``None`` when the record's version is published, or :class:`Adopted` when the registry held that version
+    already with other knobs, published by a killed run of the same tuner (only :class:`MlflowPublisher` does)."""
+
+    def publish(self, record: PolicyRecord) -> Adopted | None: ...
 
 
 class InMemoryPublisher:
@@ -166,19 +184,91 @@ class MlflowPublisher:
     def registry(self) -> PolicyRegistry:
         return self._registry
 
-    def publish(self, record: PolicyRecord) -> None:
+    def publish(self, record: PolicyRecord) -> Adopted | None:
+        """Publish ``record``'s version; :class:`Adopted` when a killed run of this tuner registered that version with
+        other knobs (see :meth:`_adopt`)."""
+        from router_tuner.tuner.registry import VersionTaken
+
         policy = record.policy
         params = {**record.params(), **self._run_params, **{key: self._snapshot[key] for key in CONFIG_PARAM_SECTIONS}}
-        published = self._registry.publish(
-            policy, params=params, metrics=record.metrics.as_dict(),
-            config_snapshot=self._snapshot, run_name=f"{policy.symbol}-v{policy.version}-{record.reason}",
-            parent_run_id=self._parent_run_id, tags={"learner": record.learner})
-        if record.reason != "rollback":
+        try:
+            published = self._registry.publish(
+                policy, params=params, metrics=record.metrics.as_dict(),
+                config_snapshot=self._snapshot, run_name=f"{policy.symbol}-v{policy.version}-{record.reason}",
+                parent_run_id=self._parent_run_id, tags={"learner": record.learner})
+        except VersionTaken as taken:
+            return self._adopt(record, taken)
+        self._finish_rollback(published, record.reason, record.previous_version)
+        return None
+
+    def _finish_rollback(self, published: PolicyVersion, reason: str, previous_version: int) -> None:
+        """A ``rollback`` version acts at once: champion, with its ``tuner_rollback`` gate record."""
+        if reason != "rollback":
             return
         if CHAMPION not in published.aliases:
-            self._registry.promote(policy.symbol, published.version)
+            self._registry.promote(published.symbol, published.version)
         elif gate_problem(published.tags) is None:
             return
         # promoted now, or by a process killed before its gate record (published again: the record is added, else
         # the champion stayed one no router acts on)
-        self._registry.tag_version(policy.symbol, published.version, tuner_rollback_tags(record.previous_version))
+        self._registry.tag_version(published.symbol, published.version, tuner_rollback_tags(previous_version))
+
+    def _history_problem(self, record: PolicyRecord) -> str | None:
+        """Why the registry's version ``previous_version`` is not the one ``record`` follows (``None`` when it is, or
+        when there is nothing to compare: version 0, or a record without its previous version)."""
+        from router_tuner.tuner.registry import NoSuchVersion
+
+        if record.previous is None or record.previous_version == 0:
+            return None
+        try:
+            held = self._registry.show(record.policy.symbol, str(record.previous_version)).policy
+        except NoSuchVersion:
+            return f"the registry holds no version {record.previous_version} before it"
+        ours = record.previous.as_params()
+        if {k: v for k, v in held.items() if k != "propensity"} != {k: v for k, v in ours.items() if k != "propensity"}:
+            return (f"the registry's version {record.previous_version} (arm {held.get('arm')}) is not the tuner's "
+                    f"(arm {record.previous.arm})")
+        return None
+
+    def _adopt(self, record: PolicyRecord, taken: VersionTaken) -> Adopted:
+        """Adopt the registry's newest version N, registered with other knobs than ``record``'s version N, when a run
+        of this tuner that was killed after registering it and before saving its state explains it: same policy id,
+        learner and previous version (the registry's holding the tuner's knobs), the same knobs but the arm's. It is
+        finished as its own publish would have (aliases, gate record; a rollback promoted) and logged in one warning
+        line; anything else is refused as the registry refused it, with why. A restart re-derives version N from the
+        journal, and an outcome recovered after the kill (or a learner's random draw) may lead it elsewhere: version N
+        was published all the same, and may act (a person may have reviewed it)."""
+        from router_tuner.tuner.registry import RegistryError
+
+        registered, policy = taken.registered, record.policy
+        params, tags = self._registry.version_run(registered)
+        reason = params.get("reason")
+        differing = sorted(k for k, v in policy.as_params().items()
+                           if registered.policy.get(k) != v and k not in ("arm", "propensity"))
+        problem = None
+        if registered.policy.get("policy_id") != policy.policy_id:
+            problem = f"its policy id is {registered.policy.get('policy_id')!r}, the tuner's {policy.policy_id!r}"
+        elif tags.get("learner") != record.learner:
+            problem = f"its learner is {tags.get('learner')!r}, the tuner's {record.learner!r}"
+        elif params.get("previous_version") != str(record.previous_version):
+            problem = (f"it follows version {params.get('previous_version')}, the tuner's follows version "
+                       f"{record.previous_version}")
+        elif reason not in ("schedule", "significant_change", "rollback"):
+            problem = f"its run records no publish reason ({reason!r})"
+        elif set(differing) - {"maker_offset_bps", "taker_bias"}:
+            problem = f"it differs in {', '.join(k for k in differing if k not in ('maker_offset_bps', 'taker_bias'))}"
+        else:
+            problem = self._history_problem(record)
+        if problem is not None:
+            raise RegistryError(f"{taken}; not adopted as a version a killed run of this tuner registered: "
+                                f"{problem}") from taken
+        adopted = RouterPolicy(**{**registered.policy, "propensity": 1.0})
+        finished = self._registry.finish_version(policy.symbol, registered.version)
+        self._finish_rollback(finished, reason, record.previous_version)
+        knobs = ", ".join(f"{k} {registered.policy[k]} registered, {getattr(policy, k)} derived" for k in differing)
+        logger.warning("%s: adopted %s version %d, registered by a run killed before it saved its state (arm %s, %s), "
+                       "in place of the version %d the restarted tuner derived (arm %s, %s): %s; the tuner goes on "
+                       "from version %d, its next version is %d", policy.symbol, registered.model, registered.version,
+                       adopted.arm, reason, policy.version, policy.arm, record.reason, knobs or "the same knobs",
+                       registered.version, registered.version + 1)
+        return Adopted(policy=adopted, reason=cast(PublishReason, reason))  # one of the three, checked above

@@ -638,12 +638,16 @@ class SymbolTuner:
                                     propensity=1.0, version=self._policy.version + 1).validate(self._bounds)
         record = PolicyRecord(policy=new, reason=reason, previous_version=self._policy.version,
                               learner=self._learner.kind, learner_params=self._learner.params(), grid=self._grid,
-                              guardrails=self._guardrails, metrics=self._metrics(arm, estimates))
-        self._publisher.publish(record)
+                              guardrails=self._guardrails, metrics=self._metrics(arm, estimates), previous=self._policy)
+        rolling_back = reason == "rollback"
+        adopted = self._publisher.publish(record)
+        if adopted is not None:  # the registry's version, published by a killed run of this tuner, stands
+            new, reason = self._adopted(adopted.policy, new), adopted.reason
         if reason == "rollback":
             self._last_good, self._last_good_cost_bps, self._rollback = None, None, None
         else:
-            if self._rollback is None or self._rollback.live_mean_cost_bps is not None:
+            # the outgoing version is not a good one to return to when this tuner was rolling back from it
+            if not rolling_back and (self._rollback is None or self._rollback.live_mean_cost_bps is not None):
                 # the outgoing version proved itself (initial, restored by a rollback, or a full clean window)
                 self._last_good, self._last_good_cost_bps = self._policy, self._period.mean_cost_bps
             if self._last_good_cost_bps is not None:
@@ -653,6 +657,15 @@ class SymbolTuner:
         self._outcomes_since_review = 0
         self._period = PeriodStats.empty()
         return new
+
+    def _adopted(self, registered: RouterPolicy, derived: RouterPolicy) -> RouterPolicy:
+        """``registered``, the version the publisher adopted in place of ``derived``, checked to be one this tuner
+        could have published: its symbol and number, inside the bounds. The rollback monitor then watches it as the
+        version that acts (:meth:`_publish`), and the next version is its number + 1."""
+        if (registered.symbol, registered.version) != (self.symbol, derived.version):
+            raise ValueError(f"{self.symbol}: the publisher adopted {registered.symbol} version {registered.version} "
+                             f"in place of version {derived.version}")
+        return dataclasses.replace(registered, propensity=1.0).validate(self._bounds)
 
     def _metrics(self, arm: Arm, estimates: dict[str, float]) -> VersionMetrics:
         period = self._period
