@@ -20,6 +20,17 @@ import numpy as np
 from router_tuner.tuner.learners import fill_speed
 from router_tuner.tuner.learners import structured_layout as layout
 
+COMPILED_IN = ("fill_speed.py", "structured_layout.py")
+"""The modules of this folder compiled into these kernels: ``fill_speed``'s constants, ``structured_layout``'s
+``buffer_views``."""
+COMPILED_IN_SHA256 = "a22014c254d37a6238662e13448f179f78d0fabf3bc88e9a0b334ff2de83722a"
+"""sha256 of the ``COMPILED_IN`` files' bytes, one after the other. numba's disk cache keys a kernel on the content
+of this file alone (numba 0.68 hashes the source file; touching it changes nothing), so after an edit of a module
+compiled in, the stale kernel was loaded: a ``PSEUDO_FILLS`` changed in fill_speed.py kept the old value, and a
+``buffer_views`` changed would read the buffers with the old layout. Their digest written here makes every such
+edit change this file too, which recompiles the kernels; tests/tuner/learners/test_structured_kernel.py checks it
+(and prints the new value when it is stale)."""
+
 _EMPIRICAL_LOGIT_HALF = 0.5
 """Haldane's correction: the empirical logit of f fills in n posts is log((f + 1/2) / (n - f + 1/2))."""
 _EXP_MINUS_ONE = math.exp(-1.0)

@@ -4,8 +4,8 @@ Why: the learner's compiled update reads and writes about fifteen arrays, and a 
 array passed (0.8 us of a 7 us update); two buffers cost two. The integer buffer starts with a header holding the
 sizes and where each array starts, so :func:`buffer_views` rebuilds every view from the two buffers alone. It is
 plain numpy, called here when a workspace is built or unpickled (a process that only reads a learner never imports
-numba), and the kernels compile this same function (:mod:`tuner.learners.structured_kernel`). numba's disk cache
-keys a kernel on its own file only: after editing :func:`buffer_views`, touch structured_kernel.py too.
+numba), and the kernels compile this same function (:mod:`tuner.learners.structured_kernel`; an edit of this file
+must update that module's ``COMPILED_IN_SHA256``, so the kernels compiled from the old one are not loaded again).
 """
 
 from __future__ import annotations

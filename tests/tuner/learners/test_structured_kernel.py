@@ -7,7 +7,10 @@ probability in the empirical logit with a non-positive slope), and the arms' cos
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import math
+from pathlib import Path
 
 import numpy as np
 from hypothesis import given, settings
@@ -15,7 +18,7 @@ from hypothesis import strategies as st
 from scipy.special import expit, logit
 
 from router_tuner.tuner.arms import ArmGrid
-from router_tuner.tuner.learners import RouteOutcome, StructuredThompson
+from router_tuner.tuner.learners import RouteOutcome, StructuredThompson, structured_kernel
 
 OFFSETS = [0.0, 0.5, 1.0, 2.0, 4.0]
 
@@ -104,3 +107,18 @@ def test_the_bootstrap_weight_from_one_uniform_is_poisson_1() -> None:
     pmf = np.array([math.exp(-1.0) / math.factorial(k) for k in range(counts.size)])
     assert np.abs(counts / n - pmf).max() < 2.0 / n
     assert poisson_one(np.nextafter(1.0, 0.0)) <= 30
+
+
+def test_the_kernels_are_recompiled_when_a_module_compiled_into_them_changes() -> None:
+    """numba's disk cache keys a kernel on its own file's content only: the digest of the modules compiled in, written
+    in that file, is what makes an edit of them recompile (a stale kernel kept an old fill-speed constant)."""
+    folder = Path(structured_kernel.__file__).parent
+    digest = hashlib.sha256(b"".join((folder / name).read_bytes() for name in structured_kernel.COMPILED_IN))
+    assert digest.hexdigest() == structured_kernel.COMPILED_IN_SHA256, (
+        f"{', '.join(structured_kernel.COMPILED_IN)} changed: set structured_kernel.COMPILED_IN_SHA256 to "
+        f"{digest.hexdigest()!r}")
+    compiled_in = {name.removesuffix(".py") for name in structured_kernel.COMPILED_IN}
+    imported = {alias.name for node in ast.parse(Path(structured_kernel.__file__).read_text()).body
+                if isinstance(node, ast.ImportFrom) and node.module == "router_tuner.tuner.learners"
+                for alias in node.names}
+    assert imported == compiled_in  # every module of the project the kernels import is in the digest
