@@ -22,6 +22,7 @@ import argparse
 import errno
 import importlib
 import os
+import re
 import select
 import signal
 import sys
@@ -335,6 +336,23 @@ def _hint(code: int, advice: str) -> Callable[[Exception], tuple[int, str]]:
 _MLFLOW_ADVICE = "check the MLflow store (--tracking-uri, MLFLOW_TRACKING_URI or tuner.json mlflow)"
 
 
+_RESPONSE_BODY = re.compile(r"Response body: '(?P<body>.*)'", re.DOTALL)
+_BODY_SHOWN = 300
+"""The characters of a server's answer an MLflow failure keeps in its line."""
+
+
+def _mlflow(error: Exception) -> tuple[int, str]:
+    """MLflow's client failing: its words, but a server's answer quoted in them cut to what helps: an HTML page (a
+    proxy's or another server's error page) is named, not pasted into the one line, and a long body is cut."""
+    def shorten(match: re.Match[str]) -> str:
+        body = match["body"].strip()
+        if body.startswith("<"):
+            return "Response body: an HTML page, not MLflow's JSON"
+        return f"Response body: '{body[:_BODY_SHOWN]}{'…' if len(body) > _BODY_SHOWN else ''}'"
+
+    return RUNTIME_FAILURE, f"{_RESPONSE_BODY.sub(shorten, str(error))}; {_MLFLOW_ADVICE}"
+
+
 def _mlflow_database(error: Exception) -> tuple[int, str]:
     """MLflow's SQL store failing (a tracking URI naming a folder or a device): the driver's words, no SQL. A store
     another process holds (SQLite's "database is locked" after MLflow's wait) says so and to retry, as a locked
@@ -374,7 +392,7 @@ FAILURES: dict[str, Callable[[Exception], tuple[int, str]]] = {
     "router_tuner.tuner.registry.RegistryError": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
     "router_tuner.tuner.registry.TrackingUriError": _hint(BAD_INPUT, _MLFLOW_ADVICE),
     "mlflow.tracking.registry.UnsupportedModelRegistryStoreURIException": _hint(BAD_INPUT, _MLFLOW_ADVICE),
-    "mlflow.exceptions.MlflowException": _hint(RUNTIME_FAILURE, _MLFLOW_ADVICE),
+    "mlflow.exceptions.MlflowException": _mlflow,
     "sqlalchemy.exc.SQLAlchemyError": _mlflow_database,
     "router_tuner.router.venue.VenueError": _hint(RUNTIME_FAILURE, "the venue refused or did not answer; retry later"),
     "sqlite3.DatabaseError": _sqlite,

@@ -622,8 +622,9 @@ def refuse_file_store(tracking_uri: str) -> None:
 
 def check_server_reachable(tracking_uri: str, timeout_s: float = SERVER_PROBE_TIMEOUT_S) -> None:
     """Raise :class:`RegistryError` when ``tracking_uri`` is an MLflow server that does not answer its ``/health``
-    within ``timeout_s``; other stores pass. Why: MLflow's client retries a refused connection with back-off for
-    about two minutes before it fails, so a run would end that long after its work with a stack of retries."""
+    within ``timeout_s``, :class:`TrackingUriError` when what answers is not MLflow; other stores pass. Why: MLflow's
+    client retries a refused connection with back-off for about two minutes before it fails, so a run would end
+    that long after its work with a stack of retries."""
     if not tracking_uri.startswith(("http://", "https://")):
         return
     if (problem := url_problem(tracking_uri)) is not None:  # port 99999 or no host read "did not answer", exit 1
@@ -632,12 +633,43 @@ def check_server_reachable(tracking_uri: str, timeout_s: float = SERVER_PROBE_TI
     try:
         with urllib.request.urlopen(probe, timeout=timeout_s):
             return
-    except urllib.error.HTTPError:
-        return  # it answered: a proxy without /health, or auth, is MLflow's to report
+    except urllib.error.HTTPError as error:
+        if error.code == 404:  # a proxy in front of MLflow without /health, or no MLflow at all: its API tells
+            _refuse_without_mlflow_api(tracking_uri, timeout_s)
+        return  # it answered (auth, a proxy's refusal): MLflow's client reports what it then gets
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise RegistryError(f"MLflow tracking server {tracking_uri} did not answer {probe} within {timeout_s:g} s "
                             f"({reason})") from error
+
+
+_API_PROBE = "/api/2.0/mlflow/experiments/get-by-name?experiment_name=router-tuner-probe"
+"""An MLflow server answers it in JSON, found or not (``RESOURCE_DOES_NOT_EXIST``)."""
+
+
+def _refuse_without_mlflow_api(tracking_uri: str, timeout_s: float) -> None:
+    """Raise :class:`TrackingUriError` when ``tracking_uri``'s MLflow API answers with something other than JSON (an
+    HTML "not found" page: another web server on that port, or a path that is not MLflow's). Why: such a server
+    passed the probe, ``simulate`` ran its whole job and then failed with the page's HTML in its one line, exit 1."""
+    probe = tracking_uri.rstrip("/") + _API_PROBE
+    try:
+        with urllib.request.urlopen(probe, timeout=timeout_s) as answer:
+            status, body = answer.status, answer.read(65536)
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read(65536)
+    except (urllib.error.URLError, OSError):
+        return  # it answered /health a moment ago: MLflow's client reports what follows
+    if status in (401, 403):
+        return  # behind authentication: MLflow's client sends the credentials
+    try:
+        is_json = isinstance(json.loads(body), dict)
+    except ValueError:
+        is_json = False
+    if not is_json:
+        raise TrackingUriError(f"MLflow tracking URI {tracking_uri}: the server there is not MLflow (HTTP 404 on "
+                               f"/health, HTTP {status} without MLflow's JSON on {_API_PROBE.split('?')[0]}): give "
+                               "the address of an MLflow tracking server (`mlflow server`), with its path if it "
+                               "serves under one")
 
 
 def ensure_experiment(client: MlflowClient, tracking_uri: str, name: str) -> str:

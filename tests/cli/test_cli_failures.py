@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mlflow.exceptions import MlflowException
 
 from router_tuner.cli.main import BAD_INPUT, INTERRUPTED, READER_GONE, RUNTIME_FAILURE, describe_failure, main
 from router_tuner.config import ConfigError, ConfigIssue
@@ -268,6 +269,13 @@ def test_a_reader_that_goes_away_is_quiet_as_for_any_shell_command(journal_path:
      "database or disk is full: the disk is full; free space and rerun"),
     (ZeroDivisionError("division by zero"), RUNTIME_FAILURE,
      "unexpected ZeroDivisionError: division by zero (rerun with --debug for the traceback, and report it)"),
+    # a proxy's error page pasted whole into the line (seen: a web server on the tracking URI's port)
+    (MlflowException("API request to endpoint /api/2.0/mlflow/runs/create failed with error code 502 != 200. "
+                     "Response body: '<!DOCTYPE HTML>\n<html><body><h1>Bad Gateway</h1></body></html>\n'"),
+     RUNTIME_FAILURE, "API request to endpoint /api/2.0/mlflow/runs/create failed with error code 502 != 200. "
+                      "Response body: an HTML page, not MLflow's JSON; check the MLflow store (--tracking-uri, "),
+    (MlflowException(f"API request failed with error code 500 != 200. Response body: '{'x' * 5000}'"),
+     RUNTIME_FAILURE, f"API request failed with error code 500 != 200. Response body: '{'x' * 300}…'; check the"),
 ])
 def test_each_kind_of_failure_has_its_code_and_one_line(error: BaseException, code: int, text: str) -> None:
     got_code, line = describe_failure(error)

@@ -24,6 +24,7 @@ from router_tuner.router.events import Intent
 from tests.cli.test_cli_failures import one_line_failure
 from tests.conftest import edit_config
 from tests.market.test_market_binance import _snapshot, _ticker, _write
+from tests.tuner.test_registry import _NOT_FOUND_PAGE, _serving
 
 
 def _intents(path: Path) -> Path:
@@ -276,6 +277,19 @@ def test_an_mlflow_server_that_does_not_answer_fails_before_the_run(tmp_path: Pa
     line = one_line_failure(argv, capsys, RUNTIME_FAILURE)
     assert line.startswith(f"router-tuner simulate: MLflow tracking server {uri} did not answer {uri}/health")
     assert "check the MLflow store" in line
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()], "nothing simulated, nothing written"
+
+
+def test_a_web_server_that_is_not_mlflow_is_bad_input_before_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """It answered the probe, so the whole run was made, then failed with the server's HTML page in its line, exit 1
+    (README, "Bad input and failures")."""
+    with _serving(lambda path: _NOT_FOUND_PAGE) as url:
+        line = one_line_failure(_simulate_logging_to(url, tmp_path, monkeypatch), capsys, BAD_INPUT)
+    assert line.startswith(f"router-tuner simulate: MLflow tracking URI {url}: the server there is not MLflow "
+                           "(HTTP 404 on /health, HTTP 404 without MLflow's JSON on "
+                           "/api/2.0/mlflow/experiments/get-by-name)")
+    assert "<" not in line
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()], "nothing simulated, nothing written"
 
 

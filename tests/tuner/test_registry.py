@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from router_tuner.tuner.registry import (
     PREVIOUS_CHAMPION_TAG,
     PolicyRegistry,
     RegistryError,
+    TrackingUriError,
     check_server_reachable,
     resolve_tracking_uri,
 )
@@ -208,22 +211,53 @@ def test_each_version_is_a_pyfunc_model_that_predicts_knobs_and_propensity(regis
         model.predict(contexts.drop(columns=["hour"]))
 
 
-def test_a_tracking_server_is_probed_and_one_that_answers_anything_passes() -> None:
-    """MLflow's client retries a refused connection for about two minutes; the probe says so at once."""
-    class NotFound(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # a proxy in front of MLflow without /health: it answered, so it is reachable
-            self.send_error(404)
+@contextmanager
+def _serving(answer: Callable[[str], tuple[int, bytes]]) -> Iterator[str]:
+    """A local HTTP server whose every GET is ``answer(path)`` (status, body); yields its URL."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = answer(self.path)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        check_server_reachable(f"http://127.0.0.1:{server.server_address[1]}/")
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
     finally:
         server.shutdown()
         server.server_close()
+
+
+_NOT_FOUND_PAGE = (404, b"<!DOCTYPE HTML><html><body><h1>Error response</h1><p>Error code: 404</p></body></html>")
+
+
+@pytest.mark.parametrize("answer", [
+    lambda path: (404, b"") if path == "/health" else (404, b'{"error_code": "RESOURCE_DOES_NOT_EXIST"}'),
+    lambda path: (401, b"<html>log in</html>"),  # behind authentication: MLflow's client sends the credentials
+], ids=["proxy-without-health", "authentication"])
+def test_a_tracking_server_that_answers_as_mlflow_or_asks_for_credentials_passes_the_probe(
+        answer: Callable[[str], tuple[int, bytes]]) -> None:
+    with _serving(answer) as url:
+        check_server_reachable(url)
+
+
+def test_a_web_server_that_is_not_mlflow_is_refused_at_once() -> None:
+    """It passed the probe (it answered), so `simulate` ran its whole job, then failed with the server's HTML page
+    pasted into its one line, exit 1."""
+    refused = (r"the server there is not MLflow \(HTTP 404 on /health, HTTP 404 without MLflow's JSON on "
+               r"/api/2.0/mlflow/experiments/get-by-name\): give the address of an MLflow tracking server")
+    with _serving(lambda path: _NOT_FOUND_PAGE) as url, pytest.raises(TrackingUriError, match=refused):
+        check_server_reachable(url)
+
+
+def test_a_tracking_server_is_probed_at_once() -> None:
+    """MLflow's client retries a refused connection for about two minutes; the probe says so at once."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
