@@ -130,7 +130,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", type=path_argument, default=DEFAULT_STORE,
                         help=f"executor store (default {DEFAULT_STORE})")
     parser.add_argument("--tape", type=path_argument, action="append", default=[],
-                        help="paper mode: a recorded Parquet tape (repeat per symbol); default synthetic market")
+                        help="paper mode: a recorded Parquet tape, a symbol's chunk folder (OUT/SYMBOL, merged) or "
+                             "a `record --out` folder (every symbol in it); repeatable; default synthetic market")
     parser.add_argument("--live", action="store_true", help="trade on the live venue (needs API keys in env)")
     parser.add_argument("--seed", type=whole_number(0, SEED_MAX), required=False,
                         help="router rng seed (default: executor.paper.seed)")
@@ -176,14 +177,18 @@ def _venue(args: argparse.Namespace,
                              f"{config.router.position_mode}")
         return routes, routes.venue.positions, None, lambda: False  # type: ignore[attr-defined]
     from router_tuner.executor.venues import paper_account, synthetic_tapes
-    from router_tuner.router.market.parquet import TapeFormatError, read_tape
+    from router_tuner.router.market.parquet import TapeFormatError
+    from router_tuner.router.market.record.buffer import RecordingError
+    from router_tuner.router.market.record.chunks import recorded_tapes
 
     run_started_ns = time.time_ns()
     try:
-        tapes = ([read_tape(path) for path in args.tape] if args.tape
+        tapes = ([tape for path in args.tape for tape in recorded_tapes(path)] if args.tape
                  else synthetic_tapes(config, start_ns=run_started_ns))
     except TapeFormatError as error:
         raise BadInput(f"--tape {error}; give a Parquet tape written by `router-tuner record`") from error
+    except RecordingError as error:
+        raise BadInput(f"--tape {error}") from error
     _check_paper_symbols("--tape" if args.tape else "executor.json paper.synthetic",
                          [tape.symbol for tape in tapes], sorted(config.executor.instruments))
     # The run's start time is in the venue name because the paper venue numbers its fills from 1 in every
@@ -210,7 +215,8 @@ def _check_paper_symbols(source: str, symbols: list[str], instruments: list[str]
     missing tape used to stop the run at its start as a reconciliation failure (exit 1)."""
     repeated = sorted({symbol for symbol in symbols if symbols.count(symbol) > 1})
     if repeated:
-        raise BadInput(f"{source}: two tapes for {' '.join(repeated)}: give one per symbol")
+        raise BadInput(f"{source}: two tapes for {' '.join(repeated)}: give one per symbol (a recording's chunks: "
+                       "give their folder, OUT/SYMBOL, and they are replayed as one)")
     missing = [symbol for symbol in instruments if symbol not in symbols]
     foreign = [symbol for symbol in symbols if symbol not in instruments]
     if missing or foreign:

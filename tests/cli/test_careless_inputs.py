@@ -5,16 +5,21 @@ Each ends in one stderr line (``one_line_failure``) and the documented exit code
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from router_tuner.cli.main import BAD_INPUT, INTERRUPTED, main
 from router_tuner.config.loader import load_config
 from router_tuner.executor.journal import Journal
 from router_tuner.executor.venues import synthetic_tapes
-from router_tuner.router.market.parquet import write_tape
+from router_tuner.router.market.parquet import read_tape, write_tape
+from router_tuner.router.market.record.chunks import ChunkWriter, recorded_tapes
+from router_tuner.router.market.tape import MarketTape
 from tests.cli.test_cli_failures import one_line_failure
 from tests.cli.test_hostile_inputs import _live
 from tests.conftest import edit_config
@@ -133,6 +138,52 @@ def test_an_interrupted_sweep_exits_130(tmp_path: Path, capsys: pytest.CaptureFi
     assert "run the same command again to resume" in capsys.readouterr().err
 
 
+def _recorded_in_chunks(tape: MarketTape, out: Path, chunks: int) -> list[Path]:
+    """``tape``'s quotes and trades as ``record --out OUT`` leaves a recording of ``chunks`` flushes (no depth)."""
+    edges = np.linspace(tape.start_ns, tape.end_ns + 1, chunks + 1).astype(np.int64)
+    writer = ChunkWriter(out, tape.symbol)
+    paths = []
+    for start, end in itertools.pairwise(edges):
+        quotes = (tape.quote_ts_ns >= start) & (tape.quote_ts_ns < end)
+        trades = (tape.trade_ts_ns >= start) & (tape.trade_ts_ns < end)
+        empty = np.empty(0, dtype=np.int64)
+        paths.append(writer.write(dataclasses.replace(
+            tape, quote_ts_ns=tape.quote_ts_ns[quotes], bid_px=tape.bid_px[quotes], bid_qty=tape.bid_qty[quotes],
+            ask_px=tape.ask_px[quotes], ask_qty=tape.ask_qty[quotes], trade_ts_ns=tape.trade_ts_ns[trades],
+            trade_px=tape.trade_px[trades], trade_qty=tape.trade_qty[trades],
+            trade_buyer_maker=tape.trade_buyer_maker[trades], depth_ts_ns=empty, depth_side=np.empty(0, np.int8),
+            depth_px=empty, depth_qty=empty, depth_snapshot_idx=empty, depth_gap_ts_ns=empty,
+            mark_ts_ns=empty, mark_px=np.empty(0))))
+    return paths
+
+
+def test_a_recording_of_several_chunks_replays_through_its_folder(
+        tmp_path: Path, quiet_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A recording longer than one flush is several chunks of one symbol: `--tape` refused them as two tapes of
+    one symbol, so only its first flush could be replayed. A symbol's chunk folder, or `record`'s --out folder, is
+    now merged into one tape per symbol."""
+    out = tmp_path / "recording"
+    chunks = {tape.symbol: _recorded_in_chunks(tape, out, 3)
+              for tape in synthetic_tapes(load_config(quiet_config), start_ns=time.time_ns())}
+    line = one_line_failure(_live(tmp_path, quiet_config, "--tape", str(chunks["ETHUSDT"][0]), "--tape",
+                                  str(chunks["ETHUSDT"][1])), capsys, BAD_INPUT)
+    assert line.endswith("--tape: two tapes for ETHUSDT: give one per symbol (a recording's chunks: give their "
+                         "folder, OUT/SYMBOL, and they are replayed as one)")
+    (tmp_path / "empty").mkdir()
+    line = one_line_failure(_live(tmp_path, quiet_config, "--tape", str(tmp_path / "empty")), capsys, BAD_INPUT)
+    assert line.endswith(f"--tape {tmp_path / 'empty'}: a folder without recorded chunks (chunk-NNNNNN.parquet) nor "
+                         "symbol folders holding them: give a Parquet tape, a symbol's chunk folder (OUT/SYMBOL) or "
+                         "the --out folder of `router-tuner record`")
+    assert not (tmp_path / "journal.sqlite").exists()
+    assert main(_live(tmp_path, quiet_config, "--tape", str(out / "BTCUSDT"), "--tape", str(out / "ETHUSDT"))) == 0
+    capsys.readouterr()
+    rerun = tmp_path / "rerun"
+    rerun.mkdir()
+    assert main(_live(rerun, quiet_config, "--tape", str(out))) == 0  # every symbol of the --out folder
+    merged = recorded_tapes(out / "BTCUSDT")[0]
+    assert merged.quote_ts_ns.size == sum(read_tape(p).quote_ts_ns.size for p in chunks["BTCUSDT"])
+
+
 def test_paper_mode_without_a_tape_for_every_instrument_is_bad_input(
         tmp_path: Path, quiet_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """One ``--tape`` of two instruments used to start, then stop as a reconciliation failure (exit 1:
@@ -148,7 +199,8 @@ def test_paper_mode_without_a_tape_for_every_instrument_is_bad_input(
                          "(BTCUSDT ETHUSDT)")
     line = one_line_failure(_live(tmp_path, quiet_config, "--tape", str(paths["ETHUSDT"]),
                                   "--tape", str(paths["ETHUSDT"])), capsys, BAD_INPUT)
-    assert line.endswith("--tape: two tapes for ETHUSDT: give one per symbol")
+    assert line.endswith("--tape: two tapes for ETHUSDT: give one per symbol (a recording's chunks: give their "
+                         "folder, OUT/SYMBOL, and they are replayed as one)")
     assert not (tmp_path / "journal.sqlite").exists()
     assert main(_live(tmp_path, quiet_config, "--tape", str(paths["ETHUSDT"]), "--tape", str(paths["BTCUSDT"]))) == 0
 

@@ -4,7 +4,8 @@ Layout: ``<out>/<SYMBOL>/chunk-<NNNNNN>.parquet``, numbered in flush order, each
 project's format (``router.market.parquet``) written atomically (temp file + rename). A crash therefore
 loses only what was not yet flushed, at most one flush interval; a half-written temp file (``.chunk-*``)
 is never read. ``read_recording`` merges a symbol's chunks: one integer scale (the finest of the chunks),
-each stream sorted by exchange time, gap markers kept.
+each stream sorted by exchange time, gap markers kept; ``recorded_tapes`` reads a tape file or a recording's
+folder (what paper ``live --tape`` replays).
 """
 
 from __future__ import annotations
@@ -113,6 +114,27 @@ def read_recording(out_dir: Path, symbol: str) -> MarketTape:
         depth_gap_ts_ns=np.sort(np.concatenate([t.depth_gap_ts_ns for t in tapes])),
         **merged,
     ).validate()
+
+
+def recorded_tapes(path: Path) -> list[MarketTape]:
+    """The tapes at ``path``: a Parquet tape file; a symbol's chunk folder (``OUT/SYMBOL``), its chunks merged
+    (:func:`read_recording`); or a ``record --out`` folder, each symbol's chunks merged.
+
+    Why folders: a recording longer than one flush is several chunks of one symbol, which paper ``live --tape``
+    refused chunk by chunk as two tapes of one symbol, so only a recording's first flush could be replayed.
+    RecordingError when a folder holds no chunk; TapeFormatError or RecordingError for a damaged chunk.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return [read_tape(path)]
+    if chunk_paths(path):
+        return [read_recording(path.parent, path.name)]
+    symbols = sorted(sub.name for sub in path.iterdir() if sub.is_dir() and chunk_paths(sub))
+    if not symbols:
+        raise RecordingError(f"{path}: a folder without recorded chunks (chunk-NNNNNN.parquet) nor symbol folders "
+                             "holding them: give a Parquet tape, a symbol's chunk folder (OUT/SYMBOL) or the --out "
+                             "folder of `router-tuner record`")
+    return [read_recording(path, symbol) for symbol in symbols]
 
 
 def _rescaled(tape: MarketTape, col: str, price_scale: int, qty_scale: int) -> np.ndarray:
