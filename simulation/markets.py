@@ -19,7 +19,7 @@ import numpy as np
 
 from router_tuner.config.models import ConfigBundle, Market, SimFillModel, SimulationConfig
 from router_tuner.router.contract import ContractSpec
-from router_tuner.router.market.binance import discover, read_binance
+from router_tuner.router.market.recordings import LAYOUTS, discover_recordings, read_recorded
 from router_tuner.router.market.summary import LoadSummary
 from router_tuner.router.market.synthetic import SyntheticMarketSpec, generate
 from router_tuner.router.market.tape import MarketTape
@@ -114,7 +114,7 @@ def recorded_markets(config: ConfigBundle, data_dir: Path, symbols: Sequence[str
     wanted = list(by_symbol) if symbols is None else list(symbols)
     markets = []
     for s in wanted:
-        loaded = read_binance(by_symbol[s])
+        loaded = read_recorded(by_symbol[s])
         markets.append(_market(config, s, loaded.tape, f"recorded:{by_symbol[s][0].name}", loaded.summary))
     return markets
 
@@ -128,13 +128,11 @@ def recorded_files(config: ConfigBundle, data_dir: Path, symbols: Sequence[str] 
     the BTCUSDT one, and every ``sweep`` task on that folder failed at run time ("a task failed", exit 1, again on
     each rerun) though the sweep had planned BTCUSDT only.
     """
-    found = discover(data_dir)
+    found = discover_recordings(data_dir)
     if not found:
         others = sorted(path.name for path in data_dir.iterdir())
         seen = f"; it holds {len(others)} other file(s), e.g. {others[0]}" if others else ""
-        raise FileNotFoundError(f"no recorded Binance files in {data_dir} (named "
-                                f"<usdm|spot|cm>_<symbol>_<YYYYMMDD>.jsonl[.gz], e.g. usdm_btcusdt_20240808.jsonl.gz"
-                                f"{seen})")
+        raise FileNotFoundError(f"no recordings in {data_dir} ({LAYOUTS}{seen})")
     by_symbol: dict[str, list[Path]] = {}
     for key, paths in found.items():
         market, venue_symbol = key.split("_", 1)

@@ -26,7 +26,7 @@ import msgspec
 from router_tuner.config.loader import cross_check, load_config, snapshot
 from router_tuner.config.models import MAX_COUNT, SEED_MAX, ConfigBundle, TunerConfig
 from router_tuner.config.text import parse_float, text_problems, underflowed_numbers
-from router_tuner.router.market.binance import discover
+from router_tuner.router.market.recordings import discover_recordings
 
 Setting = tuple[str, Any]
 """One setting of a learner task: a ``tuner.json`` key path (``learner_params.epsilon``) and its value."""
@@ -118,7 +118,7 @@ def available_symbols(config: ConfigBundle, data: str) -> tuple[str, ...]:
     whose (market, venue symbol) a recorded folder holds files for (no tape is read)."""
     if data == SYNTHETIC:
         return tuple(config.router.simulation.synthetic_market.symbols)
-    recorded = set(discover(Path(data)))
+    recorded = set(discover_recordings(Path(data)))
     return tuple(name for name, entry in config.strategy.universe.items()
                  if f"{entry.market}_{entry.venue_symbol.lower()}" in recorded)
 
@@ -133,7 +133,7 @@ def data_digest(config: ConfigBundle, data: str, symbol: str) -> str:
         return ""
     entry = config.strategy.universe[symbol]
     hasher = hashlib.sha256()
-    for path in discover(Path(data)).get(f"{entry.market}_{entry.venue_symbol.lower()}", []):
+    for path in discover_recordings(Path(data)).get(f"{entry.market}_{entry.venue_symbol.lower()}", []):
         hasher.update(path.name.encode() + b"\0")
         with path.open("rb") as file:
             hasher.update(hashlib.file_digest(file, "sha256").digest())

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -17,11 +19,13 @@ from router_tuner.cli.main import BAD_INPUT, INTERRUPTED, main
 from router_tuner.config.loader import load_config
 from router_tuner.executor.journal import Journal
 from router_tuner.executor.venues import synthetic_tapes
+from router_tuner.router.market.binance import read_binance
 from router_tuner.router.market.parquet import read_tape, write_tape
 from router_tuner.router.market.record.chunks import ChunkWriter, recorded_tapes
 from router_tuner.router.market.tape import MarketTape
 from tests.cli.test_cli_failures import one_line_failure
-from tests.cli.test_hostile_inputs import _live
+from tests.cli.test_hostile_inputs import _live, _simulate
+from tests.cli.test_unseen_recordings_cli import _minute
 from tests.conftest import edit_config
 
 
@@ -182,6 +186,24 @@ def test_a_recording_of_several_chunks_replays_through_its_folder(
     assert main(_live(rerun, quiet_config, "--tape", str(out))) == 0  # every symbol of the --out folder
     merged = recorded_tapes(out / "BTCUSDT")[0]
     assert merged.quote_ts_ns.size == sum(read_tape(p).quote_ts_ns.size for p in chunks["BTCUSDT"])
+
+
+def test_the_main_job_replays_a_folder_written_by_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`simulate --data D` on `record --out D` said "no recorded Binance files in D": a market recorded with the
+    product could only be replayed through paper `live`. Its chunks are now a market like a capture's days."""
+    capture = read_binance([_minute(tmp_path / "capture")]).tape
+    recorded = tmp_path / "recorded"
+    _recorded_in_chunks(dataclasses.replace(capture, market="binanceusdm"), recorded, 3)
+    assert main(_simulate(recorded, tmp_path, "--json")) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out.strip().splitlines()[-1])["symbols"]["BTCUSDT"]["data"]
+    assert (data["files"], data["read"]) == (3, {"bookTicker": capture.quote_ts_ns.size,
+                                                 "trade": capture.trade_ts_ns.size})
+    assert "data: usdm BTCUSDT, 3 files: used bookTicker 1200, trade 60" in captured.err
+    shutil.copy(next((tmp_path / "capture").iterdir()), recorded)  # the same market as a capture beside it
+    line = one_line_failure(_simulate(recorded, tmp_path), capsys, BAD_INPUT)
+    assert line.endswith(f"{recorded} holds usdm BTCUSDT twice, as Binance captures and as the recorded folder "
+                         f"{recorded / 'BTCUSDT'}: keep one of them in the folder")
 
 
 def test_paper_mode_without_a_tape_for_every_instrument_is_bad_input(

@@ -118,7 +118,7 @@ def test_a_data_directory_without_recordings_is_bad_input(tmp_path: Path,
     data.mkdir()
     line = one_line_failure(["simulate", "--symbols", "BTCUSDC", "--data", str(data), "--no-mlflow",
                              "--out", str(tmp_path / "out")], capsys, BAD_INPUT)
-    assert f"no recorded Binance files in {data}" in line
+    assert f"no recordings in {data} (Binance captures named" in line
 
 
 def test_a_bad_config_is_one_line_naming_the_first_problem(config_dir: Path,

@@ -65,8 +65,9 @@ def test_a_folder_of_misnamed_recordings_says_how_files_are_named(tmp_path: Path
     path = _minute(tmp_path / "data")
     path.rename(tmp_path / "data" / "usdm_btcusdt_2024-08-09.jsonl.gz")
     line = one_line_failure(_simulate(tmp_path / "data", tmp_path), capsys, BAD_INPUT)
-    assert ("(named <usdm|spot|cm>_<symbol>_<YYYYMMDD>.jsonl[.gz], e.g. usdm_btcusdt_20240808.jsonl.gz; it holds 1 "
-            "other file(s), e.g. usdm_btcusdt_2024-08-09.jsonl.gz)") in line
+    assert ("(Binance captures named <usdm|spot|cm>_<symbol>_<YYYYMMDD>.jsonl[.gz], e.g. "
+            "usdm_btcusdt_20240808.jsonl.gz, or `router-tuner record` folders <SYMBOL>/chunk-NNNNNN.parquet; it "
+            "holds 1 other file(s), e.g. usdm_btcusdt_2024-08-09.jsonl.gz)") in line
 
 
 def test_a_coarse_tick_says_which_arms_post_at_one_price(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
