@@ -42,7 +42,6 @@ from router_tuner.router.routing.order import posted_offset_bps
 from router_tuner.tuner.arms import ArmGrid
 from router_tuner.tuner.learners import structured_layout
 from router_tuner.tuner.learners.base import Learner, LearnerState, RouteOutcome, StateMismatchError
-from router_tuner.tuner.learners.fill_speed import FillSpeed
 from router_tuner.tuner.learners.kernels import CompiledKernels, entry_point
 
 _MAKER_STATS = ("posted", "filled", "fill_cost", "fallback_cost")
@@ -81,7 +80,7 @@ class StructuredState(LearnerState, frozen=True, tag="structured"):
     taker: tuple[float, ...]
     taker_cost: tuple[float, ...]
     fill_speed: tuple[float, ...] = ()
-    """:class:`~tuner.learners.fill_speed.FillSpeed`'s tallies, row-major (empty when the learner does not track
+    """The fill-speed tallies (:mod:`tuner.learners.fill_speed`), row-major (empty when the learner does not track
     fill speed)."""
 
 
@@ -147,7 +146,7 @@ class StructuredThompson(CompiledKernels, Learner):
 
     kind = "structured"
     state_type = StructuredState
-    _KERNELS = ("_learn", "_refit", "_add_slot", "_fill_level")
+    _KERNELS = ("_learn", "_refit", "_add_slot")
     needs_outcome = True
     prices_untried_arms = True
 
@@ -191,12 +190,15 @@ class StructuredThompson(CompiledKernels, Learner):
         self._column_of = {d: j for j, d in enumerate(self._offsets.tolist())}
         self._arm_columns = [self._column_of.get(a.maker_offset_bps, 0) if a.taker_bias < 1.0 else 0 for a in grid]
         self._prior_spread = float(prior_fill_logit_spread)
+        self._fill_speed_window = fill_speed_window
+        keeps = ({} if fill_speed_window is None  # the fill-speed memories' keep factors (tuner.learners.fill_speed)
+                 else {"keep_slow": self._keep, "keep_fast": 1.0 - 1.0 / fill_speed_window})
         self._space = structured_layout.workspace(
             replicas=replicas, offsets=self._offsets, arm_column=self._arm_columns,
             arm_bias=np.array([a.taker_bias for a in grid], dtype=float),
             prior_rows=self._prior_rows(), slots=_CHOICE_SLOTS,
             prior_strength=self._prior_strength, taker_fee=self._taker_fee, shrinkage=self._shrinkage,
-            uniforms=replicas * _UPDATES_DRAWN_AHEAD)
+            uniforms=replicas * _UPDATES_DRAWN_AHEAD, **keeps)
         self._uniform_count = self._space.uniforms.size
         self._next_uniform = self._uniform_count  # none drawn ahead yet
         self._taker_only = [a.taker_bias >= 1.0 for a in grid]
@@ -205,8 +207,6 @@ class StructuredThompson(CompiledKernels, Learner):
         # passes a few sets again and again, so a decision is one draw and two lookups.
         self._slot_of: dict[tuple[int, ...], int] = {}
         self._last_slot: tuple[tuple[int, ...] | None, int] = (None, 0)  # the last set decided in and its row
-        self._speed = None if fill_speed_window is None else FillSpeed(
-            self._space.stats.shape[2], slow_window=self._window, fast_window=fill_speed_window)
         self._bind_kernels()
         self._refresh()
 
@@ -231,10 +231,9 @@ class StructuredThompson(CompiledKernels, Learner):
 
     def _bind_kernels(self) -> None:
         from router_tuner.tuner.learners import structured_kernel
-        self._learn, self._refit, self._add_slot, self._fill_level = (entry_point(structured_kernel.learn),
-                                                                      entry_point(structured_kernel.refresh),
-                                                                      entry_point(structured_kernel.add_slot),
-                                                                      entry_point(structured_kernel.fill_level))
+        self._learn, self._refit, self._add_slot = (entry_point(structured_kernel.learn),
+                                                    entry_point(structured_kernel.refresh),
+                                                    entry_point(structured_kernel.add_slot))
 
     def params(self) -> dict[str, float]:
         return {"replicas": float(self._replicas), "forgetting_window": self._window, "shrinkage": self._shrinkage,
@@ -242,11 +241,17 @@ class StructuredThompson(CompiledKernels, Learner):
                 "prior_fallback_drift_bps": self._fallback_drift, "prior_fill_probability": self._prior_fill,
                 "prior_fill_logit_spread": self._prior_spread,
                 "prior_strength": self._prior_strength, "burn_in": float(self._burn_in),
-                "fill_speed_window": 0.0 if self._speed is None else self._speed.fast_window}
+                "fill_speed_window": 0.0 if self._fill_speed_window is None else float(self._fill_speed_window)}
 
     def expected_costs_bps(self) -> np.ndarray:
         """Each replica's expected cost of each arm, shape (replicas, arms): the posterior sample."""
         return self._space.costs.copy()
+
+    @property
+    def fill_level(self) -> float:
+        """How many times faster than the learner's memory says posts fill lately (1: as remembered, and always
+        without fill speed; :mod:`tuner.learners.fill_speed`)."""
+        return float(self._space.floats[structured_layout.FILL_LEVEL])
 
     def fill_probability(self, offset_bps: float) -> float:
         """The posterior mean probability that a post at ``offset_bps`` (a grid offset) fills in its TTL."""
@@ -338,11 +343,9 @@ class StructuredThompson(CompiledKernels, Learner):
             self._draw_ahead()
             first = 0
         self._next_uniform = first + self._replicas
-        if self._speed is not None:
-            self._space.floats[structured_layout.FILL_LEVEL] = self._speed.observe(
-                self._fill_level, self._arm_columns[i] if started_maker else None, outcome.fill_wait_share)
+        wait = outcome.fill_wait_share
         self._learn(space.floats, space.ints, self._scale_factor, self._arm_columns[i], started_maker,
-                    outcome.maker_filled, -reward, first)
+                    outcome.maker_filled, -reward, first, -1.0 if wait is None else wait)
         self._fill_mean = self._mean_costs = None
 
     def _draw_index(self, n: int) -> int:
@@ -387,7 +390,7 @@ class StructuredThompson(CompiledKernels, Learner):
         self._fold_forgetting()  # the saved numbers, all replicas refitted, are the ones this learner goes on with:
         # a restore is exact
         stats = {name: tuple(values.ravel().tolist()) for name, values in self._true_stats().items()}
-        speed = () if self._speed is None else tuple(self._speed.tallies.ravel().tolist())
+        speed = () if self._fill_speed_window is None else tuple(self._space.fill_speed.ravel().tolist())
         return StructuredState(**self._base_state(), **stats, fill_speed=speed)
 
     def _check_own_state(self, state: Any) -> None:
@@ -395,7 +398,7 @@ class StructuredThompson(CompiledKernels, Learner):
             if len(getattr(state, name)) != values.size:
                 raise StateMismatchError(f"saved {name} has {len(getattr(state, name))} values, "
                                          f"expected {values.size}")
-        expected = 0 if self._speed is None else self._speed.tallies.size
+        expected = 0 if self._fill_speed_window is None else self._space.fill_speed.size
         if len(state.fill_speed) != expected:
             raise StateMismatchError(f"saved fill_speed has {len(state.fill_speed)} values, expected {expected}")
 
@@ -404,9 +407,8 @@ class StructuredThompson(CompiledKernels, Learner):
         for row, name in enumerate(_MAKER_STATS):
             stats[row] = np.array(getattr(state, name), dtype=float).reshape(stats.shape[1:])
         self._space.taker_stats[:] = (state.taker, state.taker_cost)
-        if self._speed is not None:
-            tallies = np.array(state.fill_speed, dtype=float).reshape(self._speed.tallies.shape)
-            self._space.floats[structured_layout.FILL_LEVEL] = self._speed.restore(self._fill_level, tallies)
+        if self._fill_speed_window is not None:  # the level follows from them in the refresh below
+            self._space.fill_speed[:] = np.array(state.fill_speed, dtype=float).reshape(self._space.fill_speed.shape)
         self._next_uniform = self._space.uniforms.size  # the generator was just set: nothing is drawn ahead
         self._scale_factor = 1.0
         self._refresh()

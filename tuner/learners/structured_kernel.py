@@ -23,7 +23,7 @@ from router_tuner.tuner.learners import structured_layout as layout
 COMPILED_IN = ("fill_speed.py", "structured_layout.py")
 """The modules of this folder compiled into these kernels: ``fill_speed``'s constants, ``structured_layout``'s
 ``buffer_views``."""
-COMPILED_IN_SHA256 = "a22014c254d37a6238662e13448f179f78d0fabf3bc88e9a0b334ff2de83722a"
+COMPILED_IN_SHA256 = "3c5612ea179b19adf0e90041a1b4c9cd32540adc5b1bf7176f444680026b7416"
 """sha256 of the ``COMPILED_IN`` files' bytes, one after the other. numba's disk cache keys a kernel on the content
 of this file alone (numba 0.68 hashes the source file; touching it changes nothing), so after an edit of a module
 compiled in, the stale kernel was loaded: a ``PSEUDO_FILLS`` changed in fill_speed.py kept the old value, and a
@@ -45,7 +45,7 @@ _I8_2D = numba.int64[:, ::1]
 _BUFFERS = (_F8_1D, _I8_1D)
 
 _views = numba.njit(numba.types.Tuple((_F8_3D, _F8_2D, _F8_2D, _F8_2D, _F8_2D, _F8_1D, _F8_3D, _F8_1D, _F8_1D,
-                                       _I8_1D, _I8_2D, _I8_1D, _I8_2D, _I8_2D))(*_BUFFERS),
+                                       _F8_2D, _I8_1D, _I8_2D, _I8_1D, _I8_2D, _I8_2D))(*_BUFFERS),
                     cache=True, nogil=True, inline="always")(layout.buffer_views)
 
 
@@ -154,12 +154,39 @@ def _choose_all(slot: int, costs: np.ndarray, slot_arms: np.ndarray, slot_sizes:
         shares[slot, choice] += 1
 
 
+@numba.njit(inline="always", error_model="numpy")
+def _fill_level(tallies: np.ndarray, keep_slow: float, keep_fast: float, column: int, filled: float,
+                exposure: float) -> float:
+    """Age the fill-speed ``tallies`` (rows: long-memory fills and exposure, short-memory fills and exposure) by
+    ``keep_slow`` and ``keep_fast``, add a post at ``column`` (-1: none, a taker leg) and return the level
+    (:mod:`tuner.learners.fill_speed`, whose model this evaluates)."""
+    observed = 0.0
+    expected = 0.0
+    for j in range(tallies.shape[1]):
+        tallies[0, j] *= keep_slow
+        tallies[1, j] *= keep_slow
+        tallies[2, j] *= keep_fast
+        tallies[3, j] *= keep_fast
+        if j == column:
+            tallies[0, j] += filled
+            tallies[1, j] += exposure
+            tallies[2, j] += filled
+            tallies[3, j] += exposure
+        observed += tallies[2, j]
+        expected += tallies[3, j] * (tallies[0, j] + fill_speed.PRIOR_EXPOSURE) / (tallies[1, j]
+                                                                                 + fill_speed.PRIOR_EXPOSURE)
+    log_level = math.log((observed + fill_speed.PSEUDO_FILLS) / (expected + fill_speed.PSEUDO_FILLS))
+    return math.exp(min(max(log_level, -fill_speed.MAX_LOG_LEVEL), fill_speed.MAX_LOG_LEVEL))
+
+
 @numba.njit(numba.void(*_BUFFERS, numba.float64), cache=True, nogil=True, error_model="numpy")
 def refresh(floats: np.ndarray, ints: np.ndarray, scale: float) -> None:
     """Refit every replica, then every replica's choice in every allowed set in use: after a load, a discount or a
     fold of the forgetting factor ``scale`` (the statistics are stored divided by it)."""
-    (stats, taker_stats, costs, p_fill, maker_costs, _, prior_rows, offsets, arm_bias, arm_column, slot_arms,
+    (stats, taker_stats, costs, p_fill, maker_costs, _, prior_rows, offsets, arm_bias, speed, arm_column, slot_arms,
      slot_sizes, best, shares) = _views(floats, ints)
+    if floats[layout.KEEP_FAST] > 0.0:  # the level of the tallies as they are (restored, say)
+        floats[layout.FILL_LEVEL] = _fill_level(speed, 1.0, 1.0, -1, 0.0, 0.0)
     for r in range(costs.shape[0]):
         _refit_replica(r, scale, floats, stats, taker_stats, costs, p_fill, maker_costs, prior_rows, offsets,
                        arm_bias, arm_column)
@@ -181,15 +208,21 @@ def poisson_one(u: float) -> int:
 
 
 @numba.njit(numba.void(*_BUFFERS, numba.float64, numba.int64, numba.boolean, numba.boolean, numba.float64,
-                       numba.int64), cache=True, nogil=True, error_model="numpy")
+                       numba.int64, numba.float64), cache=True, nogil=True, error_model="numpy")
 def learn(floats: np.ndarray, ints: np.ndarray, scale: float, column: int, started_maker: bool, filled: bool,
-          cost: float, first_uniform: int) -> None:
-    """Add one outcome: a taker leg, or a post at offset ``column`` that filled or fell back. Replica r counts it
-    ``poisson_one(uniforms[first_uniform + r])`` times (the online bootstrap), divided by the pending forgetting
-    factor ``scale``; each replica that counts it is refitted and its choice in every allowed set in use moved (the
-    others' fits and choices stand: their statistics only shrank by the forgetting factor)."""
-    (stats, taker_stats, costs, p_fill, maker_costs, uniforms, prior_rows, offsets, arm_bias, arm_column, slot_arms,
-     slot_sizes, best, shares) = _views(floats, ints)
+          cost: float, first_uniform: int, wait_share: float) -> None:
+    """Add one outcome: a taker leg, or a post at offset ``column`` that filled or fell back (``wait_share``: the
+    first post's fill time over the TTL, -1 when it did not fill). With fill speed the tallies are aged and the level
+    set first (:func:`_fill_level`). Replica r counts the outcome ``poisson_one(uniforms[first_uniform + r])`` times
+    (the online bootstrap), divided by the pending forgetting factor ``scale``; each replica that counts it is
+    refitted and its choice in every allowed set in use moved (the others' fits and choices stand: their statistics
+    only shrank by the forgetting factor)."""
+    (stats, taker_stats, costs, p_fill, maker_costs, uniforms, prior_rows, offsets, arm_bias, speed, arm_column,
+     slot_arms, slot_sizes, best, shares) = _views(floats, ints)
+    if floats[layout.KEEP_FAST] > 0.0:
+        exposure, first_filled = (wait_share, 1.0) if wait_share >= 0.0 else (1.0, 0.0)
+        floats[layout.FILL_LEVEL] = _fill_level(speed, floats[layout.KEEP_SLOW], floats[layout.KEEP_FAST],
+                                                column if started_maker else -1, first_filled, exposure)
     inverse_scale = 1.0 / scale
     for r in range(ints[layout.REPLICAS]):
         w = poisson_one(uniforms[first_uniform + r]) * inverse_scale
@@ -218,32 +251,6 @@ def learn(floats: np.ndarray, ints: np.ndarray, scale: float, column: int, start
 def add_slot(floats: np.ndarray, ints: np.ndarray, slot: int) -> None:
     """Every replica's choice in the allowed set in row ``slot`` (its arms and size written there already), which
     :func:`learn` and :func:`refresh` then keep current."""
-    _, _, costs, _, _, _, _, _, _, _, slot_arms, slot_sizes, best, shares = _views(floats, ints)
+    _, _, costs, _, _, _, _, _, _, _, _, slot_arms, slot_sizes, best, shares = _views(floats, ints)
     _choose_all(slot, costs, slot_arms, slot_sizes, best, shares)
     ints[layout.SLOTS_USED] = max(ints[layout.SLOTS_USED], slot + 1)
-
-
-@numba.njit(numba.float64(_F8_2D, numba.float64, numba.float64, numba.int64, numba.float64, numba.float64),
-            cache=True, nogil=True, error_model="numpy")
-def fill_level(tallies: np.ndarray, keep_slow: float, keep_fast: float, column: int, filled: float,
-               exposure: float) -> float:
-    """Age the fill-speed ``tallies`` (rows: long-memory fills and exposure, short-memory fills and exposure) by
-    ``keep_slow`` and ``keep_fast``, add a post at ``column`` (-1: none, a taker leg) and return the level
-    (:mod:`tuner.learners.fill_speed`, whose model this evaluates; it runs on every outcome, so it is compiled)."""
-    observed = 0.0
-    expected = 0.0
-    for j in range(tallies.shape[1]):
-        tallies[0, j] *= keep_slow
-        tallies[1, j] *= keep_slow
-        tallies[2, j] *= keep_fast
-        tallies[3, j] *= keep_fast
-        if j == column:
-            tallies[0, j] += filled
-            tallies[1, j] += exposure
-            tallies[2, j] += filled
-            tallies[3, j] += exposure
-        observed += tallies[2, j]
-        expected += tallies[3, j] * (tallies[0, j] + fill_speed.PRIOR_EXPOSURE) / (tallies[1, j]
-                                                                                 + fill_speed.PRIOR_EXPOSURE)
-    log_level = math.log((observed + fill_speed.PSEUDO_FILLS) / (expected + fill_speed.PSEUDO_FILLS))
-    return math.exp(min(max(log_level, -fill_speed.MAX_LOG_LEVEL), fill_speed.MAX_LOG_LEVEL))

@@ -21,13 +21,16 @@ MOMENTS = 5
 """A weighted least-squares line's normal equations: sum w, sum w x, sum w x^2, sum w y, sum w x y."""
 MAKER_STATS = 4
 """Per replica and offset: posts, fills, the total cost of the fills and of the fallbacks."""
+FILL_SPEED_ROWS = 4
+"""Per offset: first-post fills and exposure in the long memory, then in the short one."""
 
-# The float buffer starts with the learner's constants and the fill level (1: the curve as fitted; written by the
-# learner, see tuner.learners.fill_speed); the integer buffer with the sizes, the number of allowed
-# sets in use, then where each float array starts (and the last ends), then the same for the integer arrays.
-PRIOR_STRENGTH, TAKER_FEE, SHRINKAGE, FILL_LEVEL, FLOAT_HEADER = range(5)
+# The float buffer starts with the learner's constants, the fill-speed memories' keep factors per outcome (0: no
+# fill speed) and the fill level (1: the curve as fitted; see tuner.learners.fill_speed); the integer buffer with
+# the sizes, the number of allowed sets in use, then where each float array starts (and the last ends), then the
+# same for the integer arrays.
+PRIOR_STRENGTH, TAKER_FEE, SHRINKAGE, KEEP_SLOW, KEEP_FAST, FILL_LEVEL, FLOAT_HEADER = range(7)
 REPLICAS, STAT_COLUMNS, OFFSETS, ARMS, SLOTS, SLOTS_USED, FLOAT_STARTS = range(7)
-_FLOAT_ARRAYS = 9
+_FLOAT_ARRAYS = 10
 INT_STARTS = FLOAT_STARTS + _FLOAT_ARRAYS + 1
 _INT_ARRAYS = 5
 INT_HEADER = INT_STARTS + _INT_ARRAYS + 1
@@ -41,8 +44,9 @@ class Workspace(NamedTuple):
     arms), ``p_fill`` (replicas, offsets) and ``maker_costs`` (replicas, offsets) are the refit's output;
     ``uniforms`` the learner's next uniform draws, drawn ahead in one call (an outcome's bootstrap weights read
     ``replicas`` of them from a position the learner passes); ``prior_rows`` (replicas, pieces, moments) what each
-    piece's prior line adds to a replica's normal equations. ``slot_*``: per allowed set the decisions use, its arms,
-    its size, each replica's cheapest arm and how many replicas pick each arm.
+    piece's prior line adds to a replica's normal equations; ``fill_speed`` the fill-speed tallies (rows: long-memory
+    fills and exposure, short-memory fills and exposure; one column per offset). ``slot_*``: per allowed set the
+    decisions use, its arms, its size, each replica's cheapest arm and how many replicas pick each arm.
     """
 
     floats: np.ndarray
@@ -56,6 +60,7 @@ class Workspace(NamedTuple):
     prior_rows: np.ndarray
     offsets: np.ndarray
     arm_bias: np.ndarray
+    fill_speed: np.ndarray
     arm_column: np.ndarray
     slot_arms: np.ndarray
     slot_sizes: np.ndarray
@@ -73,12 +78,14 @@ def _rebuild(floats: np.ndarray, ints: np.ndarray) -> Workspace:
 
 def workspace(*, replicas: int, offsets: np.ndarray, arm_column: Sequence[int], arm_bias: np.ndarray,
               prior_rows: np.ndarray, slots: int, prior_strength: float, taker_fee: float,
-              shrinkage: float, uniforms: int) -> Workspace:
-    """The buffers for a learner of this shape: its constants written in, every statistic zero, no allowed set."""
+              shrinkage: float, uniforms: int, keep_slow: float = 0.0, keep_fast: float = 0.0) -> Workspace:
+    """The buffers for a learner of this shape: its constants written in, every statistic zero, no allowed set
+    (``keep_slow``, ``keep_fast``: the fill-speed memories' keep factors, 0 without fill speed)."""
     n_offsets, n_arms = offsets.size, arm_bias.size
     stat_columns = max(1, n_offsets)
     float_sizes = (MAKER_STATS * replicas * stat_columns, 2 * replicas, replicas * n_arms, replicas * n_offsets,
-                   replicas * stat_columns, uniforms, replicas * PIECES * MOMENTS, n_offsets, n_arms)
+                   replicas * stat_columns, uniforms, replicas * PIECES * MOMENTS, n_offsets, n_arms,
+                   FILL_SPEED_ROWS * stat_columns)
     int_sizes = (n_arms, slots * n_arms, slots, slots * replicas, slots * n_arms)
     float_starts = np.cumsum((FLOAT_HEADER, *float_sizes))
     int_starts = np.cumsum((INT_HEADER, *int_sizes))
@@ -87,7 +94,7 @@ def workspace(*, replicas: int, offsets: np.ndarray, arm_column: Sequence[int], 
     ints[:FLOAT_STARTS] = replicas, stat_columns, n_offsets, n_arms, slots, 0
     ints[FLOAT_STARTS:INT_STARTS] = float_starts
     ints[INT_STARTS:INT_HEADER] = int_starts
-    floats[:FLOAT_HEADER] = prior_strength, taker_fee, shrinkage, 1.0
+    floats[:FLOAT_HEADER] = prior_strength, taker_fee, shrinkage, keep_slow, keep_fast, 1.0
     space = _rebuild(floats, ints)
     space.prior_rows[:] = prior_rows
     space.offsets[:] = offsets
@@ -110,6 +117,7 @@ def buffer_views(floats: np.ndarray, ints: np.ndarray) -> tuple[np.ndarray, ...]
             floats[ints[f + 6]:ints[f + 7]].reshape((replicas, PIECES, MOMENTS)),
             floats[ints[f + 7]:ints[f + 8]],
             floats[ints[f + 8]:ints[f + 9]],
+            floats[ints[f + 9]:ints[f + 10]].reshape((FILL_SPEED_ROWS, stat_columns)),
             ints[ints[i]:ints[i + 1]],
             ints[ints[i + 1]:ints[i + 2]].reshape((slots, n_arms)),
             ints[ints[i + 2]:ints[i + 3]],

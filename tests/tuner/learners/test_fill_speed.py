@@ -6,68 +6,78 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router_tuner.tuner.learners import RouteOutcome, StructuredThompson, structured_kernel
-from router_tuner.tuner.learners.fill_speed import MAX_LOG_LEVEL, FillSpeed
-from router_tuner.tuner.learners.kernels import entry_point
+from router_tuner.tuner.learners import RouteOutcome, StructuredThompson
+from router_tuner.tuner.learners.base import StateMismatchError
+from router_tuner.tuner.learners.fill_speed import MAX_LOG_LEVEL
 from router_tuner.tuner.service.symbol import route_outcome
 from tests.factories import fill, routed
 from tests.tuner.learners.test_structured import GRID, PRIORS, KnownMarket
 
-KERNEL = entry_point(structured_kernel.fill_level)
+TAKER = RouteOutcome(started_maker=False, maker_filled=False)
 
 
-def _feed(speed: FillSpeed, column: int, waits: list[float | None]) -> float:
-    level = speed.level
+def _speed(*, slow_window: float = 200.0, fast_window: float = 30.0, seed: int = 1) -> StructuredThompson:
+    """A learner whose memory is ``slow_window`` outcomes and fill-speed memory ``fast_window``."""
+    return StructuredThompson(GRID, replicas=4, forgetting_window=slow_window, shrinkage=10.0, burn_in=0, seed=seed,
+                              fill_speed_window=fast_window, **PRIORS)
+
+
+def _feed(learner: StructuredThompson, offset: float, waits: list[float | None]) -> list[float]:
+    """Posts at ``offset`` whose first post filled after ``wait`` TTLs (``None``: did not fill); the level after
+    each."""
+    arm = f"o{offset:.2f}_b0.00"
+    levels = []
     for wait in waits:
-        level = speed.observe(KERNEL, column, wait)
-    return level
+        learner.update(arm, -2.0, None, RouteOutcome(started_maker=True, maker_filled=wait is not None,
+                                                      fill_wait_share=wait))
+        levels.append(learner.fill_level)
+    return levels
 
 
 def test_the_level_stays_near_1_while_posts_fill_as_fast_as_remembered() -> None:
-    speed = FillSpeed(3, slow_window=200.0, fast_window=30.0)
+    learner = _speed()
     rng = np.random.default_rng(1)
     waits = [float(t) if t < 1.0 else None for t in rng.exponential(0.5, 2000)]  # a hazard of 2 per TTL throughout
-    levels = [speed.observe(KERNEL, 0, wait) for wait in waits][500:]
-    assert 0.6 < float(np.median(levels)) < 1.4
+    assert 0.6 < float(np.median(_feed(learner, 0.0, waits)[500:])) < 1.4
 
 
 def test_posts_filling_faster_raise_the_level_and_slower_lower_it() -> None:
     rng = np.random.default_rng(2)
-    speed = FillSpeed(3, slow_window=200.0, fast_window=30.0)
-    _feed(speed, 1, [float(t) if t < 1.0 else None for t in rng.exponential(1.0, 600)])  # one fill per TTL
-    faster = _feed(speed, 1, [float(t) for t in rng.exponential(0.05, 40)])  # twenty per TTL
+    learner = _speed()
+    _feed(learner, 0.5, [float(t) if t < 1.0 else None for t in rng.exponential(1.0, 600)])  # one fill per TTL
+    faster = _feed(learner, 0.5, [float(t) for t in rng.exponential(0.05, 40)])[-1]  # twenty per TTL
     assert faster > 2.0  # the long memory takes in the same fills: the level is the gap between the two memories
-    speed = FillSpeed(3, slow_window=200.0, fast_window=30.0)
-    _feed(speed, 1, [float(t) if t < 1.0 else None for t in rng.exponential(0.2, 600)])
-    assert _feed(speed, 1, [None] * 40) < 0.2  # nothing fills lately
+    learner = _speed()
+    _feed(learner, 0.5, [float(t) if t < 1.0 else None for t in rng.exponential(0.2, 600)])
+    assert _feed(learner, 0.5, [None] * 40)[-1] < 0.2  # nothing fills lately
 
 
 @settings(max_examples=60, deadline=None)
-@given(posts=st.lists(st.tuples(st.integers(0, 2), st.one_of(st.none(), st.floats(0.0, 1.0))), min_size=1,
-                      max_size=300))
-def test_the_level_is_finite_and_within_its_bounds(posts: list[tuple[int, float | None]]) -> None:
-    speed = FillSpeed(3, slow_window=50.0, fast_window=5.0)
-    for column, wait in posts:
-        level = speed.observe(KERNEL, column, wait)
+@given(posts=st.lists(st.tuples(st.sampled_from([0.0, 0.5, 1.0]), st.one_of(st.none(), st.floats(0.0, 1.0))),
+                      min_size=1, max_size=300))
+def test_the_level_is_finite_and_within_its_bounds(posts: list[tuple[float, float | None]]) -> None:
+    learner = _speed(slow_window=50.0, fast_window=5.0)
+    for offset, wait in posts:
+        level = _feed(learner, offset, [wait])[0]
         assert math.exp(-MAX_LOG_LEVEL) - 1e-12 <= level <= math.exp(MAX_LOG_LEVEL) + 1e-9
 
 
-def test_restored_tallies_give_the_same_level_and_a_wrong_shape_is_refused() -> None:
-    speed = FillSpeed(2, slow_window=100.0, fast_window=10.0)
-    _feed(speed, 0, [0.1, None, 0.05, 0.2])
-    copy = FillSpeed(2, slow_window=100.0, fast_window=10.0)
-    assert copy.restore(KERNEL, speed.tallies.copy()) == speed.level
-    with pytest.raises(ValueError, match="shape"):
-        copy.restore(KERNEL, np.zeros((4, 3)))
-    with pytest.raises(ValueError, match="fast_window"):
-        FillSpeed(2, slow_window=100.0, fast_window=1.0)
-    with pytest.raises(ValueError, match="longer than fast_window"):
-        FillSpeed(2, slow_window=10.0, fast_window=10.0)
+def test_a_restored_learner_has_the_same_level_and_tallies_of_another_shape_are_refused() -> None:
+    learner = _speed(slow_window=100.0, fast_window=10.0)
+    level = _feed(learner, 0.0, [0.1, None, 0.05, 0.2])[-1]
+    assert level != 1.0
+    state = learner.to_state()
+    copy = _speed(slow_window=100.0, fast_window=10.0, seed=2)
+    copy.load_state(state)
+    assert copy.fill_level == level
+    with pytest.raises(StateMismatchError, match="saved fill_speed has 12 values, expected 20"):
+        copy.load_state(msgspec.structs.replace(state, fill_speed=state.fill_speed[:12]))
 
 
 def _route_with_fill_time(market: KnownMarket, arm_offset: float, taker_bias: float,
@@ -146,9 +156,12 @@ def test_the_outcome_carries_the_first_post_s_wait_as_a_share_of_the_ttl() -> No
 def test_taker_legs_age_the_level_back_to_1() -> None:
     """A learner that stopped posting must not keep the last level for good: it held a low one while routing taker
     legs only (ETHUSD_PERP holdout seed 6: 0.84 bps worse than static), so no post ever came to correct it."""
-    speed = FillSpeed(2, slow_window=200.0, fast_window=30.0)
-    _feed(speed, 0, [0.5] * 300)
-    slowed = _feed(speed, 0, [None] * 30)
+    learner = _speed()
+    _feed(learner, 0.0, [0.5] * 300)
+    slowed = _feed(learner, 0.0, [None] * 30)[-1]
     assert slowed < 0.5
-    levels = [speed.observe(KERNEL, None, None) for _ in range(300)]  # ten short memories of taker legs
+    levels = []
+    for _ in range(300):  # ten short memories of taker legs
+        learner.update("o0.00_b1.00", -5.0, None, TAKER)
+        levels.append(learner.fill_level)
     assert levels[0] < levels[100] < levels[-1] and 0.95 < levels[-1] <= 1.0 + 1e-9

@@ -65,8 +65,7 @@ def drive(learner: Learner, steps: int, seed: int) -> list[tuple[str, float]]:
 
 @pytest.mark.parametrize("make, kernels", [
     (structured, {"_learn": entry_point(structured_kernel.learn), "_refit": entry_point(structured_kernel.refresh),
-                  "_add_slot": entry_point(structured_kernel.add_slot),
-                  "_fill_level": entry_point(structured_kernel.fill_level)}),  # called without numba's dispatch
+                  "_add_slot": entry_point(structured_kernel.add_slot)}),  # called without numba's dispatch
     (thompson, {"_kernel_choose": thompson_kernel.choose,
                 "_kernel_propensity": thompson_kernel.max_draw_probability}),
     (linucb, {"_scores": linucb_kernel.scores, "_learn": linucb_kernel.learn}),
