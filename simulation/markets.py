@@ -69,7 +69,8 @@ class SimMarket:
         return (tape.bid_px[i] + tape.ask_px[i]) / (2.0 * tape.price_scale)
 
 
-_QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "BTC", "ETH", "BNB")
+_QUOTES = ("FDUSD", "USDT", "USDC", "TUSD", "USDP", "BUSD", "DAI", "AEUR", "EURI", "EUR", "TRY", "BRL", "JPY", "BTC",
+           "ETH", "BNB")
 """Quote assets a venue symbol may end with, the longest first where one ends another."""
 
 
@@ -87,7 +88,7 @@ def _our_symbol(config: ConfigBundle, venue_symbol: str, market: str) -> str:
 def universe_entry_hint(venue_symbol: str, market: str) -> str:
     """A universe entry for a recorded market the configuration lacks, as JSON to paste (a COIN-M contract's USD
     size is Binance's usual one and named as such: the recording does not carry it)."""
-    quote = next((q for q in _QUOTES if venue_symbol.endswith(q) and venue_symbol != q), "USDT")
+    quote = next((q for q in _QUOTES if venue_symbol.endswith(q) and venue_symbol != q), None)
     if market == "cm":
         size = 100.0 if venue_symbol.startswith("BTC") else 10.0
         entry = {"venue_symbol": venue_symbol, "tier": "CORE", "quote": "USD", "market": "cm",
@@ -95,9 +96,10 @@ def universe_entry_hint(venue_symbol: str, market: str) -> str:
         return (f"\"{venue_symbol}\": {json.dumps(entry)} (check contract_size: USD per contract, 100 for BTC and "
                 f"10 for the others on Binance COIN-M)")
     spot = market == "spot"
-    entry = {"venue_symbol": venue_symbol, "tier": "SPOT" if spot else "CORE", "quote": quote, "market": market,
-             "contract_type": "spot" if spot else "linear", "contract_size": 1.0}
-    return f"\"{venue_symbol}{'_SPOT' if spot else ''}\": {json.dumps(entry)}"
+    entry = {"venue_symbol": venue_symbol, "tier": "SPOT" if spot else "CORE", "quote": quote or "QUOTE",
+             "market": market, "contract_type": "spot" if spot else "linear", "contract_size": 1.0}
+    check = "" if quote else f" (check quote: set the asset {venue_symbol} is quoted in, the end of its name)"
+    return f"\"{venue_symbol}{'_SPOT' if spot else ''}\": {json.dumps(entry)}{check}"
 
 
 def _market(config: ConfigBundle, symbol: str, tape: MarketTape, source: str,

@@ -162,3 +162,25 @@ def test_a_recording_outside_the_universe_beside_the_asked_symbol(tmp_path: Path
         line = one_line_failure(argv, capsys, BAD_INPUT)
         assert 'recorded usdm XRPUSDT is not in strategy_config.json\'s universe: add "XRPUSDT": ' in line
     assert not (tmp_path / "every").exists()
+
+
+def test_a_recording_much_shorter_than_the_orders_asked_says_so(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A 20 s recording took 300 orders inside its 46 ms intent window, each on its own replay of the same instant,
+    and said nothing; now one WARNING line (and ``warnings`` in --json) names the symbol, the window and what to do.
+    The minute tape leaves 40 s, under 10 route spans of 6 s: 20 orders are warned of, 5 are not."""
+    _minute(tmp_path / "data")
+    args = _simulate(tmp_path / "data", tmp_path)
+    args[args.index("--orders") + 1] = "20"
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    warning = ("BTCUSDT: the recording (60.0 s) leaves 39.95 s for the 20 orders to arrive in (after router.json "
+               "simulation.intents warmup_ms 5000, before tail_ms 15000), under 10 routes' span (lane_min_gap_ms "
+               "6000): they are routed on 5 replays of that stretch, so the costs describe it, not the market; use a "
+               "longer recording or fewer --orders")
+    assert f"WARNING: {warning}\n" in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["warnings"] == [warning]
+    assert main(_simulate(tmp_path / "data", tmp_path)) == 0
+    captured = capsys.readouterr()
+    assert "WARNING" not in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["warnings"] == []
