@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     from router_tuner.config.loader import ConfigError, load_config
     from router_tuner.router.atomic_file import refuse_unreplaceable
-    from router_tuner.simulation.intents import crowded_window_warning, intent_window
+    from router_tuner.simulation.intents import crowded_window_warning, intent_window, lot_warning
     from router_tuner.simulation.job import SimulationOptions, count_routes, load_markets, simulate
     from router_tuner.simulation.learners import parse_learners, refuse_unrunnable, unrunnable_reason
     from router_tuner.simulation.recording import JOURNAL_NAME, json_line, log_to_mlflow
@@ -139,10 +139,11 @@ def run(args: argparse.Namespace) -> int:
     for market in markets:
         if market.data_summary is not None:
             print(f"data: {market.data_summary.describe()}", file=sys.stderr)
-        if (crowded := crowded_window_warning(market, options.orders_per_symbol,
-                                              config.router.simulation.intents)) is not None:
-            warnings.append(crowded)
-            print(f"WARNING: {crowded}", file=sys.stderr)
+        for warning in (crowded_window_warning(market, options.orders_per_symbol, config.router.simulation.intents),
+                        lot_warning(market, config.router.simulation.intents)):
+            if warning is not None:
+                warnings.append(warning)
+                print(f"WARNING: {warning}", file=sys.stderr)
         tick_bps = market.tick_bps()  # a median over the whole tape: once per market
         one_price[market.symbol] = offsets_at_one_price(grid, tick_bps)
         if (warning := one_price_warning(market.symbol, grid, tick_bps)) is not None:

@@ -87,6 +87,24 @@ def crowded_window_warning(market: SimMarket, n_orders: int, stream: IntentStrea
             "fewer --orders")
 
 
+def lot_warning(market: SimMarket, stream: IntentStream) -> str | None:
+    """An order of one lot (one contract on COIN-M) worth more than the intents' largest notional, in one line.
+
+    Each intent's quantity is its notional in whole lots, at least one, so on a coarse lot at a high price (0.001 of a
+    coin at 3,090,470 USD) every order was one lot of 3090 USD where ``notional_max_usd`` asks 400, unsaid."""
+    mid = market.tape.median_mid() / market.tape.price_scale
+    value = market.contract_value_usd
+    lot = f"one contract ({value:g} USD, strategy_config.json contract_size)" if value is not None else ""
+    if value is None:
+        value = market.qty_step * mid
+        lot = f"one lot ({market.qty_step:g} at {mid:.10g}, the recording's median mid, {value:.6g} USD)"
+    if value <= stream.notional_max_usd:
+        return None
+    return (f"{market.symbol}: {lot} is over router.json simulation.intents notional_max_usd "
+            f"{stream.notional_max_usd:g}: every order is one lot, {value / stream.notional_max_usd:.3g} times the "
+            "largest asked; raise notional_min_usd and notional_max_usd to a few lots")
+
+
 def intent_stream(market: SimMarket, n_orders: int, stream: IntentStream, *, seed: int) -> list[SimIntent]:
     """``n_orders`` intents over ``market``'s tape, deterministic for ``seed``; raises if the tape is too short."""
     if n_orders < 1:

@@ -184,3 +184,17 @@ def test_a_recording_much_shorter_than_the_orders_asked_says_so(tmp_path: Path,
     captured = capsys.readouterr()
     assert "WARNING" not in captured.err
     assert json.loads(captured.out.strip().splitlines()[-1])["warnings"] == []
+
+
+def test_a_lot_worth_more_than_the_largest_order_asked_says_so(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A coin at 6,000,000 USD recorded in lots of 0.01: every order was one lot of 60000 USD where router.json asks
+    100 to 400, unsaid; now one WARNING line (and ``warnings`` in --json) says so and what to change."""
+    _minute(tmp_path / "data", bid="6000000.00", ask="6000000.10")
+    assert main(_simulate(tmp_path / "data", tmp_path)) == 0
+    captured = capsys.readouterr()
+    warning = ("BTCUSDT: one lot (0.01 at 6000000.05, the recording's median mid, 60000 USD) is over router.json "
+               "simulation.intents notional_max_usd 400: every order is one lot, 150 times the largest asked; raise "
+               "notional_min_usd and notional_max_usd to a few lots")
+    assert f"WARNING: {warning}\n" in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["warnings"] == [warning]
