@@ -179,6 +179,11 @@ def _venue(args: argparse.Namespace,
     from router_tuner.router.market.parquet import TapeFormatError, read_tape
 
     run_started_ns = time.time_ns()
+    for path in args.tape or ():
+        if Path(path).name.endswith((".jsonl", ".jsonl.gz")):  # it said "not a readable Parquet file: … magic bytes"
+            raise BadInput(f"--tape {path}: a JSONL recording, which `simulate --data` replays; --tape takes the "
+                           "Parquet tapes `router-tuner record` writes: simulate this one with `router-tuner simulate "
+                           f"--data {Path(path).parent}`, or record the market with `router-tuner record`")
     try:
         tapes = ([read_tape(path) for path in args.tape] if args.tape
                  else synthetic_tapes(config, start_ns=run_started_ns))

@@ -16,8 +16,8 @@ from tests.market.test_market_binance import _snapshot, _ticker, _trade, _write
 
 def _minute(data: Path, *, bid_qty: str = "1.000", bare: bool = False, bid: str = "60000.00", ask: str = "60000.10",
             size: str = "1.000") -> Path:
-    """A minute of usdm BTCUSDT: quotes every 50 ms and a trade every second; ``bid_qty`` from the 600th quote;
-    ``size`` the other touch sizes (the ask's doubled) and the snapshot's."""
+    """A minute of usdm BTCUSDT (lot 0.001): quotes every 50 ms and a trade every second; ``bid_qty`` from the 600th
+    quote; ``size`` the other touch sizes (the ask's doubled) and the snapshot's."""
     data.mkdir()
     messages = [_snapshot(0, 100, [[bid, f"{3 * float(size):.3f}"]], [[ask, f"{4 * float(size):.3f}"]])]
     for k in range(1200):
@@ -27,7 +27,7 @@ def _minute(data: Path, *, bid_qty: str = "1.000", bare: bool = False, bid: str 
             quote["data"]["B"] = bid_qty   # type: ignore[index]
         messages.append(quote)
         if k % 20 == 10:
-            messages.append(_trade("btcusdt", 2 + 50 * k, ask if k % 40 else bid, "0.010", k % 40 == 10))
+            messages.append(_trade("btcusdt", 2 + 50 * k, ask if k % 40 else bid, "0.001", k % 40 == 10))
     if bare:   # payloads without the combined-stream envelope, as a single-stream connection records them
         messages = [{"_recv_ms": m["_recv_ms"], **m["data"]} if "data" in m else m for m in messages]  # type: ignore[dict-item]
     return _write(data / "usdm_btcusdt_20240809.jsonl.gz", messages)
@@ -188,13 +188,13 @@ def test_a_recording_much_shorter_than_the_orders_asked_says_so(tmp_path: Path,
 
 def test_a_lot_worth_more_than_the_largest_order_asked_says_so(tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    """A coin at 6,000,000 USD recorded in lots of 0.01: every order was one lot of 60000 USD where router.json asks
+    """A coin at 6,000,000 USD recorded in lots of 0.001: every order was one lot of 6000 USD where router.json asks
     100 to 400, unsaid; now one WARNING line (and ``warnings`` in --json) says so and what to change."""
     _minute(tmp_path / "data", bid="6000000.00", ask="6000000.10")
     assert main(_simulate(tmp_path / "data", tmp_path)) == 0
     captured = capsys.readouterr()
-    warning = ("BTCUSDT: one lot (0.01 at 6000000.05, the recording's median mid, 60000 USD) is over router.json "
-               "simulation.intents notional_max_usd 400: every order is one lot, 150 times the largest asked; raise "
+    warning = ("BTCUSDT: one lot (0.001 at 6000000.05, the recording's median mid, 6000 USD) is over router.json "
+               "simulation.intents notional_max_usd 400: every order is one lot, 15 times the largest asked; raise "
                "notional_min_usd and notional_max_usd to a few lots")
     assert f"WARNING: {warning}\n" in captured.err
     assert json.loads(captured.out.strip().splitlines()[-1])["warnings"] == [warning]
