@@ -202,7 +202,7 @@ def _write_outputs(result: SimulationResult, out: Path, workers: int) -> tuple[P
 def _check_symbols(args: argparse.Namespace, universe: Mapping[str, object]) -> None:
     """Symbols named on the command line must be ours, each once: a typo is refused before anything runs."""
     for flag, symbols in (("--symbols", args.symbols), ("--shadow-symbols", args.shadow_symbols)):
-        refuse_unknown_symbols(flag, symbols or (), universe)
+        refuse_unknown_symbols(flag, symbols or (), universe, embedded=args.config is None)
         repeated = sorted({symbol for symbol in symbols or () if list(symbols).count(symbol) > 1})
         if repeated:
             raise BadInput(f"{flag} {' '.join(repeated)}: named twice (case is ignored); name each symbol once")
