@@ -74,6 +74,22 @@ _QUOTES = ("FDUSD", "USDT", "USDC", "TUSD", "USDP", "BUSD", "DAI", "AEUR", "EURI
 """Quote assets a venue symbol may end with, the longest first where one ends another."""
 
 
+_USD_QUOTES = frozenset({"USD", "USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USDP", "DAI"})
+"""Quotes the main job takes at one USD: its intents' ``notional_*_usd`` and every USD figure are amounts of them."""
+
+
+def refuse_non_usd_quote(config: ConfigBundle, symbol: str) -> None:
+    """A market quoted in another asset (ETHBTC in BTC) cannot be simulated: its orders of 100 to 400 "USD" were
+    100 to 400 BTC (8178 ETH, hundreds of times the touch), replayed walking the book, unsaid."""
+    quote = config.strategy.universe[symbol].quote
+    if quote not in _USD_QUOTES:
+        raise ValueError(f"{symbol} is quoted in {quote} (strategy_config.json $.universe.{symbol}.quote): the "
+                         f"simulation sizes orders in USD (router.json simulation.intents notional_min_usd/"
+                         f"notional_max_usd) and has no {quote} price to convert them, so they would be that many "
+                         f"{quote}; simulate pairs quoted in USD or a USD stablecoin "
+                         f"({', '.join(sorted(_USD_QUOTES))}), or move its recording out of the data directory")
+
+
 def _our_symbol(config: ConfigBundle, venue_symbol: str, market: str) -> str:
     """Our name of a recorded instrument (the loader refuses two universe entries of one instrument)."""
     matches = [name for name, entry in config.strategy.universe.items()
@@ -148,7 +164,10 @@ def recorded_files(config: ConfigBundle, data_dir: Path, symbols: Sequence[str] 
     unknown = sorted(set(symbols or ()) - set(by_symbol))
     if unknown:
         raise ValueError(f"no recorded data for {unknown} in {data_dir}; recorded: {sorted(by_symbol)}")
-    return by_symbol if symbols is None else {s: by_symbol[s] for s in symbols}
+    chosen = by_symbol if symbols is None else {s: by_symbol[s] for s in symbols}
+    for symbol in chosen:
+        refuse_non_usd_quote(config, symbol)
+    return chosen
 
 
 def synthetic_markets(config: ConfigBundle, symbols: Sequence[str] | None, seed: int) -> list[SimMarket]:
