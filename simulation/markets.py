@@ -83,17 +83,22 @@ def refuse_non_usd_quote(config: ConfigBundle, symbol: str) -> None:
     100 to 400 BTC (8178 ETH, hundreds of times the touch), replayed walking the book, unsaid."""
     quote = config.strategy.universe[symbol].quote
     if quote not in _USD_QUOTES:
-        raise ValueError(f"{symbol} is quoted in {quote} (strategy_config.json $.universe.{symbol}.quote): the "
-                         f"simulation sizes orders in USD (router.json simulation.intents notional_min_usd/"
-                         f"notional_max_usd) and has no {quote} price to convert them, so they would be that many "
-                         f"{quote}; simulate pairs quoted in USD or a USD stablecoin "
-                         f"({', '.join(sorted(_USD_QUOTES))}), or move its recording out of the data directory")
+        raise ValueError(f"{symbol} is quoted in {quote} (strategy_config.json $.universe.{symbol}.quote): "
+                         f"{_NOT_USD.format(quote=quote)}")
+
+
+_NOT_USD = ("the simulation sizes orders in USD (router.json simulation.intents notional_min_usd/notional_max_usd) "
+            "and has no {quote} price to convert them, so they would be that many {quote}; simulate pairs quoted in "
+            f"USD or a USD stablecoin ({', '.join(sorted(_USD_QUOTES))}), or move its recording out of the data "
+            "directory")
 
 
 def _our_symbol(config: ConfigBundle, venue_symbol: str, market: str) -> str:
     """Our name of a recorded instrument (the loader refuses two universe entries of one instrument)."""
     matches = [name for name, entry in config.strategy.universe.items()
                if entry.venue_symbol == venue_symbol and entry.market == market]
+    if not matches and (quote := _quote_of(venue_symbol, market)) not in (*_USD_QUOTES, None):
+        raise ValueError(f"recorded {market} {venue_symbol} is quoted in {quote}: {_NOT_USD.format(quote=quote)}")
     if not matches:
         raise ValueError(f"recorded {market} {venue_symbol} is not in strategy_config.json's universe: add "
                          f"{universe_entry_hint(venue_symbol, market)} to its \"universe\" in a config directory "
@@ -101,10 +106,17 @@ def _our_symbol(config: ConfigBundle, venue_symbol: str, market: str) -> str:
     return matches[0]
 
 
+def _quote_of(venue_symbol: str, market: str) -> str | None:
+    """The quote asset a venue symbol ends with (USD on COIN-M), ``None`` for one not in ``_QUOTES``."""
+    if market == "cm":
+        return "USD"
+    return next((q for q in _QUOTES if venue_symbol.endswith(q) and venue_symbol != q), None)
+
+
 def universe_entry_hint(venue_symbol: str, market: str) -> str:
     """A universe entry for a recorded market the configuration lacks, as JSON to paste (a COIN-M contract's USD
     size is Binance's usual one and named as such: the recording does not carry it)."""
-    quote = next((q for q in _QUOTES if venue_symbol.endswith(q) and venue_symbol != q), None)
+    quote = _quote_of(venue_symbol, market)
     if market == "cm":
         size = 100.0 if venue_symbol.startswith("BTC") else 10.0
         entry = {"venue_symbol": venue_symbol, "tier": "CORE", "quote": "USD", "market": "cm",

@@ -227,3 +227,7 @@ def test_a_pair_quoted_in_btc_is_refused_naming_the_quote(tmp_path: Path, config
         "(router.json simulation.intents notional_min_usd/notional_max_usd) and has no BTC price to convert them, so "
         "they would be that many BTC; simulate pairs quoted in USD or a USD stablecoin (BUSD, DAI, FDUSD, TUSD, USD, "
         "USDC, USDP, USDT), or move its recording out of the data directory")
+    line = one_line_failure(["simulate", "--data", str(tmp_path / "data"), "--no-mlflow", "--orders", "5", "--out",
+                             str(tmp_path / "out")], capsys, BAD_INPUT)   # the embedded universe lacks it
+    assert line.startswith("router-tuner simulate: --symbols/--data: recorded usdm ETHBTC is quoted in BTC: the "
+                           "simulation sizes orders in USD")   # it said to add it to the universe, quoted BTC
