@@ -182,6 +182,11 @@ def _venue(args: argparse.Namespace,
     from router_tuner.router.market.record.chunks import recorded_tapes
 
     run_started_ns = time.time_ns()
+    for path in args.tape or ():
+        if Path(path).name.endswith((".jsonl", ".jsonl.gz")):  # it said "not a readable Parquet file: … magic bytes"
+            raise BadInput(f"--tape {path}: a JSONL recording, which `simulate --data` replays; --tape takes the "
+                           "Parquet tapes `router-tuner record` writes: simulate this one with `router-tuner simulate "
+                           f"--data {Path(path).parent}`, or record the market with `router-tuner record`")
     try:
         tapes = ([tape for path in args.tape for tape in recorded_tapes(path)] if args.tape
                  else synthetic_tapes(config, start_ns=run_started_ns))

@@ -256,11 +256,16 @@ class SymbolList(argparse.Action):
         setattr(namespace, self.dest, names)
 
 
-def refuse_unknown_symbols(flag: str, symbols: Iterable[str], universe: Collection[str]) -> None:
-    """Symbols named on the command line must be ours: a typo is refused, not looked up and found missing."""
+def refuse_unknown_symbols(flag: str, symbols: Iterable[str], universe: Collection[str], *,
+                           embedded: bool = False) -> None:
+    """Symbols named on the command line must be ours: a typo is refused, not looked up and found missing.
+    ``embedded``: the universe is the embedded defaults' (no ``--config``), where a symbol added to a config
+    directory for a new market is not, so the line says to pass it."""
     unknown = [symbol for symbol in symbols if symbol not in universe]
     if unknown:
-        raise BadInput(f"{flag} {' '.join(unknown)}: not in strategy_config.json universe; "
+        where = (" (the embedded defaults': pass --config DIR if you added it to the universe of yours)"
+                 if embedded else "")
+        raise BadInput(f"{flag} {' '.join(unknown)}: not in strategy_config.json universe{where}; "
                        f"choose from {' '.join(sorted(universe))}")
 
 

@@ -100,7 +100,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     bundle = load_config(args.config if args.config is not None else DEFAULTS_DIR)
-    refuse_unknown_symbols("--symbol", [args.symbol] if args.symbol else [], bundle.strategy.universe)
+    refuse_unknown_symbols("--symbol", [args.symbol] if args.symbol else [], bundle.strategy.universe,
+                           embedded=args.config is None)
     usage = _usage_error(args)
     if usage is not None:
         raise BadInput(f"{args.policy_command} {usage}")

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     from router_tuner.config.loader import ConfigError, load_config
     from router_tuner.router.atomic_file import refuse_unreplaceable
-    from router_tuner.simulation.intents import intent_window
+    from router_tuner.simulation.intents import crowded_window_warning, intent_window, lot_warning
     from router_tuner.simulation.job import SimulationOptions, count_routes, load_markets, simulate
     from router_tuner.simulation.learners import parse_learners, refuse_unrunnable, unrunnable_reason
     from router_tuner.simulation.recording import JOURNAL_NAME, json_line, log_to_mlflow
@@ -139,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
     for market in markets:
         if market.data_summary is not None:
             print(f"data: {market.data_summary.describe()}", file=sys.stderr)
+        for warning in (crowded_window_warning(market, options.orders_per_symbol, config.router.simulation.intents),
+                        lot_warning(market, config.router.simulation.intents)):
+            if warning is not None:
+                warnings.append(warning)
+                print(f"WARNING: {warning}", file=sys.stderr)
         tick_bps = market.tick_bps()  # a median over the whole tape: once per market
         one_price[market.symbol] = offsets_at_one_price(grid, tick_bps)
         if (warning := one_price_warning(market.symbol, grid, tick_bps)) is not None:
@@ -197,7 +202,7 @@ def _write_outputs(result: SimulationResult, out: Path, workers: int) -> tuple[P
 def _check_symbols(args: argparse.Namespace, universe: Mapping[str, object]) -> None:
     """Symbols named on the command line must be ours, each once: a typo is refused before anything runs."""
     for flag, symbols in (("--symbols", args.symbols), ("--shadow-symbols", args.shadow_symbols)):
-        refuse_unknown_symbols(flag, symbols or (), universe)
+        refuse_unknown_symbols(flag, symbols or (), universe, embedded=args.config is None)
         repeated = sorted({symbol for symbol in symbols or () if list(symbols).count(symbol) > 1})
         if repeated:
             raise BadInput(f"{flag} {' '.join(repeated)}: named twice (case is ignored); name each symbol once")

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace, config: Any) -> tuple[Any, dict[str, str]]:
     from router_tuner.router.market.binance import resolve_data_dir
     from router_tuner.simulation.learners import parse_learners, refuse_unrunnable
-    from router_tuner.simulation.markets import recorded_files
+    from router_tuner.simulation.markets import recorded_files, refuse_non_usd_quote
     from router_tuner.simulation.sweep.grid import SYNTHETIC, available_symbols, build_grid, parse_axis
 
     learners = parse_learners(args.learners)
@@ -99,6 +99,9 @@ def _plan(args: argparse.Namespace, config: Any) -> tuple[Any, dict[str, str]]:
             recorded_files(config, Path(data[0]), None)
     else:
         symbols = args.symbols
+        if any(d != SYNTHETIC for d in data):  # a task failed on it at run time (exit 1), on every rerun
+            for symbol in symbols:
+                refuse_non_usd_quote(config, symbol)
     orders = args.orders if args.orders is not None else config.router.simulation.intents.orders_per_symbol
     axes = [parse_axis(text) for text in args.axes]
     grid = build_grid(config, config_dir=args.config, learners=learners, seeds=seeds, symbols=symbols, data=data,

@@ -62,6 +62,49 @@ def intent_window(market: SimMarket, stream: IntentStream) -> tuple[int, int]:
     return first_ns, last_ns
 
 
+MIN_WINDOW_ROUTES = 10
+"""Route spans (``lane_min_gap_ms``) the intents' window should hold before it holds fewer than the orders."""
+
+
+def crowded_window_warning(market: SimMarket, n_orders: int, stream: IntentStream) -> str | None:
+    """A recording much shorter than the orders asked of it, in one line; ``None`` when it holds them.
+
+    The intents are spread over the window between the warm-up and the tail and dealt to as many venue replays
+    (lanes) as keep each lane's orders ``lane_min_gap_ms`` apart, so a recording of 20 s took 300 orders within its
+    46 ms window, on 300 replays of the same instant, and every figure was that instant's, silently. Said when the
+    window holds fewer than ``MIN_WINDOW_ROUTES`` route spans and fewer than the orders."""
+    first_ns, last_ns = intent_window(market, stream)
+    spans = (last_ns - first_ns) / (stream.lane_min_gap_ms * NS_PER_MS)
+    if spans >= MIN_WINDOW_ROUTES or spans >= n_orders:
+        return None
+    tape = market.tape
+    lanes = min(n_orders, lane_count(n_orders, last_ns - first_ns, stream.lane_min_gap_ms))
+    return (f"{market.symbol}: the recording ({(tape.end_ns - tape.start_ns) / 1e9:.1f} s) leaves "
+            f"{(last_ns - first_ns) / 1e9:.2f} s for the {n_orders} orders to arrive in (after router.json "
+            f"simulation.intents warmup_ms {stream.warmup_ms:g}, before tail_ms {stream.tail_ms:g}), under "
+            f"{MIN_WINDOW_ROUTES} routes' span (lane_min_gap_ms {stream.lane_min_gap_ms:g}): they are routed on "
+            f"{lanes} replays of that stretch, so the costs describe it, not the market; use a longer recording or "
+            "fewer --orders")
+
+
+def lot_warning(market: SimMarket, stream: IntentStream) -> str | None:
+    """An order of one lot (one contract on COIN-M) worth more than the intents' largest notional, in one line.
+
+    Each intent's quantity is its notional in whole lots, at least one, so on a coarse lot at a high price (0.001 of a
+    coin at 3,090,470 USD) every order was one lot of 3090 USD where ``notional_max_usd`` asks 400, unsaid."""
+    mid = market.tape.median_mid() / market.tape.price_scale
+    value = market.contract_value_usd
+    lot = f"one contract ({value:g} USD, strategy_config.json contract_size)" if value is not None else ""
+    if value is None:
+        value = market.qty_step * mid
+        lot = f"one lot ({market.qty_step:g} at {mid:.10g}, the recording's median mid, {value:.6g} USD)"
+    if value <= stream.notional_max_usd:
+        return None
+    return (f"{market.symbol}: {lot} is over router.json simulation.intents notional_max_usd "
+            f"{stream.notional_max_usd:g}: every order is one lot, {value / stream.notional_max_usd:.3g} times the "
+            "largest asked; raise notional_min_usd and notional_max_usd to a few lots")
+
+
 def intent_stream(market: SimMarket, n_orders: int, stream: IntentStream, *, seed: int) -> list[SimIntent]:
     """``n_orders`` intents over ``market``'s tape, deterministic for ``seed``; raises if the tape is too short."""
     if n_orders < 1:

@@ -69,14 +69,36 @@ class SimMarket:
         return (tape.bid_px[i] + tape.ask_px[i]) / (2.0 * tape.price_scale)
 
 
-_QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "BTC", "ETH", "BNB")
+_QUOTES = ("FDUSD", "USDT", "USDC", "TUSD", "USDP", "BUSD", "DAI", "AEUR", "EURI", "EUR", "TRY", "BRL", "JPY", "BTC",
+           "ETH", "BNB")
 """Quote assets a venue symbol may end with, the longest first where one ends another."""
+
+
+_USD_QUOTES = frozenset({"USD", "USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USDP", "DAI"})
+"""Quotes the main job takes at one USD: its intents' ``notional_*_usd`` and every USD figure are amounts of them."""
+
+
+def refuse_non_usd_quote(config: ConfigBundle, symbol: str) -> None:
+    """A market quoted in another asset (ETHBTC in BTC) cannot be simulated: its orders of 100 to 400 "USD" were
+    100 to 400 BTC (8178 ETH, hundreds of times the touch), replayed walking the book, unsaid."""
+    quote = config.strategy.universe[symbol].quote
+    if quote not in _USD_QUOTES:
+        raise ValueError(f"{symbol} is quoted in {quote} (strategy_config.json $.universe.{symbol}.quote): "
+                         f"{_NOT_USD.format(quote=quote)}")
+
+
+_NOT_USD = ("the simulation sizes orders in USD (router.json simulation.intents notional_min_usd/notional_max_usd) "
+            "and has no {quote} price to convert them, so they would be that many {quote}; simulate pairs quoted in "
+            f"USD or a USD stablecoin ({', '.join(sorted(_USD_QUOTES))}), or move its recording out of the data "
+            "directory")
 
 
 def _our_symbol(config: ConfigBundle, venue_symbol: str, market: str) -> str:
     """Our name of a recorded instrument (the loader refuses two universe entries of one instrument)."""
     matches = [name for name, entry in config.strategy.universe.items()
                if entry.venue_symbol == venue_symbol and entry.market == market]
+    if not matches and (quote := _quote_of(venue_symbol, market)) not in (*_USD_QUOTES, None):
+        raise ValueError(f"recorded {market} {venue_symbol} is quoted in {quote}: {_NOT_USD.format(quote=quote)}")
     if not matches:
         raise ValueError(f"recorded {market} {venue_symbol} is not in strategy_config.json's universe: add "
                          f"{universe_entry_hint(venue_symbol, market)} to its \"universe\" in a config directory "
@@ -84,10 +106,17 @@ def _our_symbol(config: ConfigBundle, venue_symbol: str, market: str) -> str:
     return matches[0]
 
 
+def _quote_of(venue_symbol: str, market: str) -> str | None:
+    """The quote asset a venue symbol ends with (USD on COIN-M), ``None`` for one not in ``_QUOTES``."""
+    if market == "cm":
+        return "USD"
+    return next((q for q in _QUOTES if venue_symbol.endswith(q) and venue_symbol != q), None)
+
+
 def universe_entry_hint(venue_symbol: str, market: str) -> str:
     """A universe entry for a recorded market the configuration lacks, as JSON to paste (a COIN-M contract's USD
     size is Binance's usual one and named as such: the recording does not carry it)."""
-    quote = next((q for q in _QUOTES if venue_symbol.endswith(q) and venue_symbol != q), "USDT")
+    quote = _quote_of(venue_symbol, market)
     if market == "cm":
         size = 100.0 if venue_symbol.startswith("BTC") else 10.0
         entry = {"venue_symbol": venue_symbol, "tier": "CORE", "quote": "USD", "market": "cm",
@@ -95,9 +124,10 @@ def universe_entry_hint(venue_symbol: str, market: str) -> str:
         return (f"\"{venue_symbol}\": {json.dumps(entry)} (check contract_size: USD per contract, 100 for BTC and "
                 f"10 for the others on Binance COIN-M)")
     spot = market == "spot"
-    entry = {"venue_symbol": venue_symbol, "tier": "SPOT" if spot else "CORE", "quote": quote, "market": market,
-             "contract_type": "spot" if spot else "linear", "contract_size": 1.0}
-    return f"\"{venue_symbol}{'_SPOT' if spot else ''}\": {json.dumps(entry)}"
+    entry = {"venue_symbol": venue_symbol, "tier": "SPOT" if spot else "CORE", "quote": quote or "QUOTE",
+             "market": market, "contract_type": "spot" if spot else "linear", "contract_size": 1.0}
+    check = "" if quote else f" (check quote: set the asset {venue_symbol} is quoted in, the end of its name)"
+    return f"\"{venue_symbol}{'_SPOT' if spot else ''}\": {json.dumps(entry)}{check}"
 
 
 def _market(config: ConfigBundle, symbol: str, tape: MarketTape, source: str,
@@ -144,7 +174,10 @@ def recorded_files(config: ConfigBundle, data_dir: Path, symbols: Sequence[str] 
     unknown = sorted(set(symbols or ()) - set(by_symbol))
     if unknown:
         raise ValueError(f"no recorded data for {unknown} in {data_dir}; recorded: {sorted(by_symbol)}")
-    return by_symbol if symbols is None else {s: by_symbol[s] for s in symbols}
+    chosen = by_symbol if symbols is None else {s: by_symbol[s] for s in symbols}
+    for symbol in chosen:
+        refuse_non_usd_quote(config, symbol)
+    return chosen
 
 
 def synthetic_markets(config: ConfigBundle, symbols: Sequence[str] | None, seed: int) -> list[SimMarket]:

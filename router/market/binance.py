@@ -69,6 +69,7 @@ _FILE_RE = re.compile(r"^(?P<market>usdm|spot|cm)_(?P<symbol>[a-z0-9_]+?)_(?P<da
                       re.IGNORECASE)  # USDM_BTCUSDT_20240808.JSONL.GZ is the same file to a person
 _FUTURES_MARKETS = frozenset({"usdm", "cm"})
 _MAX_QUIET_NS = 15 * 60 * 1_000_000_000  # no quote for longer: the recorder stopped, it is no market's quiet spell
+_LONG_QUIET_NS = 60 * 1_000_000_000  # no quote for longer (and up to _MAX_QUIET_NS): replayed, said in the data line
 _MAX_CLOCK_STEP_NS = 1_000_000_000  # the local clock moving further against the exchange's within a file: a jump
 _CLOCK_BLOCK = 500  # messages whose median offset is compared with the first block's
 _MAX_DEPTH_LAG_NS = 5_000_000_000  # a quote with no depth message this long after it: the depth book stopped
@@ -621,6 +622,9 @@ class _LoadState:
         ts = np.array(self.quote_ts_ns, dtype=np.int64)
         order = np.argsort(ts, kind="stable")
         quiet = np.diff(ts[order])
+        for k in np.flatnonzero(quiet > _LONG_QUIET_NS)[:3]:  # a recorder's outage or a dead market: said, not hidden
+            self.summary.quiet.append(f"{self.where(self.quote_loc[int(order[k + 1])])}: no quote for "
+                                      f"{int(quiet[k]) / 1e9:.1f} s before this one")
         if len(quiet) and int(quiet.max()) > _MAX_QUIET_NS:
             k = int(np.argmax(quiet))
             raise MarketDataError(

@@ -54,6 +54,8 @@ class LoadSummary:
     event_units: dict[str, str] = field(default_factory=dict)
     """Files whose exchange event times ``E`` are not in ms (spot streams subscribed in us), by name: read in that
     unit."""
+    quiet: list[str] = field(default_factory=list)
+    """Where the quotes stopped for over a minute (the first three): replayed, a frozen book there."""
 
     def describe(self) -> str:
         """One line: ``usdm BTCUSDT, 1 file: used bookTicker 66089, ...; skipped aggTrade 900``."""
@@ -81,6 +83,7 @@ class LoadSummary:
         parts.extend(f"event times in {unit}: {name}" for name, unit in sorted(self.event_units.items()))
         parts.extend(f"CUT SHORT: {where}" for where in self.cut)
         parts.extend(f"OVERLAP: {where} (the messages recorded in both are read once)" for where in self.overlaps)
+        parts.extend(f"QUIET: {where} (replayed as a frozen book)" for where in self.quiet)
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, object]:
@@ -89,4 +92,5 @@ class LoadSummary:
                 "depth_stale": self.depth_stale, "depth_unused": self.depth_unused,
                 "skipped": dict(self.skipped), "unknown": dict(self.unknown), "other_symbols": self.other_symbols,
                 "repeated": dict(self.repeated), "recv_units": dict(self.recv_units), "cut": list(self.cut),
-                "event_units": dict(self.event_units), "overlaps": list(self.overlaps)}
+                "event_units": dict(self.event_units), "overlaps": list(self.overlaps),
+                "quiet": list(self.quiet)}

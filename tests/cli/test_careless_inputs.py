@@ -237,7 +237,8 @@ def test_paper_mode_with_an_empty_synthetic_market_is_bad_input(
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["show", "--symbol", "DOGEUSDT"], "--symbol DOGEUSDT: not in strategy_config.json universe; choose from "),
+    (["show", "--symbol", "DOGEUSDT"], "--symbol DOGEUSDT: not in strategy_config.json universe (the embedded "
+     "defaults': pass --config DIR if you added it to the universe of yours); choose from "),
     (["go-live", "--symbol", "BTCUSD", "--who", "me", "--why", "test"], "--symbol BTCUSD: not in strategy_config"),
     (["show", "--symbol", "BTCUSDT", "--version", "0"], "argument --version: must be at least 1, got 0"),
     (["promote", "--symbol", "BTCUSDT", "--version", "-3", "--force"], "argument --version: must be at least 1"),
@@ -248,6 +249,17 @@ def test_policy_refuses_an_unknown_symbol_or_version_before_mlflow(
     store = tmp_path / "mlflow.db"
     line = one_line_failure(["policy", *argv, "--tracking-uri", f"sqlite:///{store}"], capsys, BAD_INPUT)
     assert message in line and not store.exists()
+
+
+def test_a_symbol_outside_a_given_configs_universe_is_not_sent_to_pass_it(
+        tmp_path: Path, quiet_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --config the line says the universe is the embedded one (a user who added DOGEUSDT to a config
+    directory for `simulate --config DIR` and then ran `policy show --symbol DOGEUSDT` was told only "not in
+    strategy_config.json universe"); with --config it names no other."""
+    store = tmp_path / "mlflow.db"
+    line = one_line_failure(["policy", "show", "--symbol", "DOGEUSDT", "--config", str(quiet_config),
+                             "--tracking-uri", f"sqlite:///{store}"], capsys, BAD_INPUT)
+    assert "--symbol DOGEUSDT: not in strategy_config.json universe; choose from " in line and not store.exists()
 
 
 def test_a_path_whose_bytes_are_not_utf8_is_refused(tmp_path: Path, journal_path: Path,

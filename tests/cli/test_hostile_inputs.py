@@ -104,6 +104,19 @@ def test_a_tape_that_is_not_parquet_is_bad_input(tmp_path: Path, quiet_config: P
     assert not (tmp_path / "journal.sqlite").exists()
 
 
+def test_a_jsonl_recording_given_as_tape_says_where_it_replays(tmp_path: Path, quiet_config: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A Binance recording of the kind `simulate --data` reads, given to paper `live --tape`, said "not a readable
+    Parquet file: … Parquet magic bytes not found in footer …"."""
+    (tmp_path / "data").mkdir()
+    tape = _write(tmp_path / "data" / "usdm_btcusdt_20240809.jsonl.gz", [_ticker("btcusdt", 1, "60000.00", "60000.10")])
+    line = one_line_failure(_live(tmp_path, quiet_config, "--tape", str(tape)), capsys, BAD_INPUT)
+    assert line == (f"router-tuner live: --tape {tape}: a JSONL recording, which `simulate --data` replays; --tape "
+                    "takes the Parquet tapes `router-tuner record` writes: simulate this one with `router-tuner "
+                    f"simulate --data {tmp_path / 'data'}`, or record the market with `router-tuner record`")
+    assert not (tmp_path / "journal.sqlite").exists()
+
+
 @pytest.mark.parametrize("kind", ["fifo", "device"])
 def test_intents_that_would_block_the_loop_are_bad_input(tmp_path: Path, quiet_config: Path, kind: str,
                                                          capsys: pytest.CaptureFixture[str]) -> None:

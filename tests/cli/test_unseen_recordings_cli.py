@@ -11,13 +11,14 @@ import pytest
 
 from router_tuner.cli.main import BAD_INPUT, main
 from tests.cli.test_cli_failures import one_line_failure
+from tests.conftest import edit_config
 from tests.market.test_market_binance import _snapshot, _ticker, _trade, _write
 
 
 def _minute(data: Path, *, bid_qty: str = "1.000", bare: bool = False, bid: str = "60000.00", ask: str = "60000.10",
             size: str = "1.000") -> Path:
-    """A minute of usdm BTCUSDT: quotes every 50 ms and a trade every second; ``bid_qty`` from the 600th quote;
-    ``size`` the other touch sizes (the ask's doubled) and the snapshot's."""
+    """A minute of usdm BTCUSDT (lot 0.001): quotes every 50 ms and a trade every second; ``bid_qty`` from the 600th
+    quote; ``size`` the other touch sizes (the ask's doubled) and the snapshot's."""
     data.mkdir()
     messages = [_snapshot(0, 100, [[bid, f"{3 * float(size):.3f}"]], [[ask, f"{4 * float(size):.3f}"]])]
     for k in range(1200):
@@ -27,7 +28,7 @@ def _minute(data: Path, *, bid_qty: str = "1.000", bare: bool = False, bid: str 
             quote["data"]["B"] = bid_qty   # type: ignore[index]
         messages.append(quote)
         if k % 20 == 10:
-            messages.append(_trade("btcusdt", 2 + 50 * k, ask if k % 40 else bid, "0.010", k % 40 == 10))
+            messages.append(_trade("btcusdt", 2 + 50 * k, ask if k % 40 else bid, "0.001", k % 40 == 10))
     if bare:   # payloads without the combined-stream envelope, as a single-stream connection records them
         messages = [{"_recv_ms": m["_recv_ms"], **m["data"]} if "data" in m else m for m in messages]  # type: ignore[dict-item]
     return _write(data / "usdm_btcusdt_20240809.jsonl.gz", messages)
@@ -163,3 +164,71 @@ def test_a_recording_outside_the_universe_beside_the_asked_symbol(tmp_path: Path
         line = one_line_failure(argv, capsys, BAD_INPUT)
         assert 'recorded usdm XRPUSDT is not in strategy_config.json\'s universe: add "XRPUSDT": ' in line
     assert not (tmp_path / "every").exists()
+
+
+def test_a_recording_much_shorter_than_the_orders_asked_says_so(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A 20 s recording took 300 orders inside its 46 ms intent window, each on its own replay of the same instant,
+    and said nothing; now one WARNING line (and ``warnings`` in --json) names the symbol, the window and what to do.
+    The minute tape leaves 40 s, under 10 route spans of 6 s: 20 orders are warned of, 5 are not."""
+    _minute(tmp_path / "data")
+    args = _simulate(tmp_path / "data", tmp_path)
+    args[args.index("--orders") + 1] = "20"
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    warning = ("BTCUSDT: the recording (60.0 s) leaves 39.95 s for the 20 orders to arrive in (after router.json "
+               "simulation.intents warmup_ms 5000, before tail_ms 15000), under 10 routes' span (lane_min_gap_ms "
+               "6000): they are routed on 5 replays of that stretch, so the costs describe it, not the market; use a "
+               "longer recording or fewer --orders")
+    assert f"WARNING: {warning}\n" in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["warnings"] == [warning]
+    assert main(_simulate(tmp_path / "data", tmp_path)) == 0
+    captured = capsys.readouterr()
+    assert "WARNING" not in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["warnings"] == []
+
+
+def test_a_lot_worth_more_than_the_largest_order_asked_says_so(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A coin at 6,000,000 USD recorded in lots of 0.001: every order was one lot of 6000 USD where router.json asks
+    100 to 400, unsaid; now one WARNING line (and ``warnings`` in --json) says so and what to change."""
+    _minute(tmp_path / "data", bid="6000000.00", ask="6000000.10")
+    assert main(_simulate(tmp_path / "data", tmp_path)) == 0
+    captured = capsys.readouterr()
+    warning = ("BTCUSDT: one lot (0.001 at 6000000.05, the recording's median mid, 6000 USD) is over router.json "
+               "simulation.intents notional_max_usd 400: every order is one lot, 15 times the largest asked; raise "
+               "notional_min_usd and notional_max_usd to a few lots")
+    assert f"WARNING: {warning}\n" in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["warnings"] == [warning]
+
+
+@pytest.mark.parametrize("command", ["simulate", "sweep"])
+def test_a_pair_quoted_in_btc_is_refused_naming_the_quote(tmp_path: Path, config_dir: Path, command: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """ETHBTC (quote BTC, as the universe hint suggests) simulated its orders of 100 to 400 "USD" as 100 to 400 BTC:
+    8178 ETH an order, walking the book (always-taker 19.65 bps where 11 was the fee and half spread), unsaid; a
+    sweep with --symbols failed each task at run time (exit 1). Both refuse it before any work, one line, exit 2."""
+    import gzip
+
+    source = _minute(tmp_path / "minute")
+    (tmp_path / "data").mkdir()
+    with gzip.open(source, "rt") as fh, gzip.open(tmp_path / "data" / "usdm_ethbtc_20240809.jsonl.gz", "wt") as out:
+        out.write(fh.read().replace("btcusdt", "ethbtc").replace("BTCUSDT", "ETHBTC"))
+    edit_config(config_dir, "strategy_config.json", lambda d: d["universe"].update(ETHBTC={
+        "venue_symbol": "ETHBTC", "tier": "CORE", "quote": "BTC", "market": "usdm", "contract_type": "linear",
+        "contract_size": 1.0}))
+    edit_config(config_dir, "router.json", lambda d: d["close_position_quotes"].append("BTC"))
+    args = {"simulate": ["simulate", "--shadow-symbols"],
+            "sweep": ["sweep", "--symbols", "ETHBTC", "--seeds", "1"]}[command]
+    line = one_line_failure([*args, "--config", str(config_dir), "--data", str(tmp_path / "data"), "--no-mlflow",
+                             "--workers", "1", "--learners", "structured", "--orders", "5", "--out",
+                             str(tmp_path / "out")], capsys, BAD_INPUT)
+    assert line.endswith(
+        "ETHBTC is quoted in BTC (strategy_config.json $.universe.ETHBTC.quote): the simulation sizes orders in USD "
+        "(router.json simulation.intents notional_min_usd/notional_max_usd) and has no BTC price to convert them, so "
+        "they would be that many BTC; simulate pairs quoted in USD or a USD stablecoin (BUSD, DAI, FDUSD, TUSD, USD, "
+        "USDC, USDP, USDT), or move its recording out of the data directory")
+    line = one_line_failure(["simulate", "--data", str(tmp_path / "data"), "--no-mlflow", "--orders", "5", "--out",
+                             str(tmp_path / "out")], capsys, BAD_INPUT)   # the embedded universe lacks it
+    assert line.startswith("router-tuner simulate: --symbols/--data: recorded usdm ETHBTC is quoted in BTC: the "
+                           "simulation sizes orders in USD")   # it said to add it to the universe, quoted BTC

@@ -133,6 +133,20 @@ def test_hours_without_a_quote_are_refused_naming_where_the_recording_resumes(tm
     assert int(ok.quote_ts_ns[-1]) == (T0_MS + 20 + 600_000) * 1_000_000   # ten quiet minutes are a market's
 
 
+def test_minutes_without_a_quote_are_replayed_and_said_in_the_data_line(tmp_path: Path) -> None:
+    """Two minutes cut out of ETHUSDT (a recorder's outage, under the 15 minutes refused) replayed as a frozen book
+    with nothing said; the data line now names where the quotes resume and how long they were quiet."""
+    path = _write(tmp_path / "usdm_tstusdt_20240101.jsonl.gz",
+                  [*_futures_stream(), _ticker("tstusdt", 20 + 120_000, "100.1", "100.2")])
+    summary = read_binance([path]).summary
+    assert summary.quiet == [f"{path}:9: no quote for 120.0 s before this one"]
+    assert summary.describe().endswith(f"; QUIET: {path}:9: no quote for 120.0 s before this one (replayed as a "
+                                       "frozen book)")
+    assert summary.to_dict()["quiet"] == summary.quiet
+    short = read_binance([_write(path, [*_futures_stream(), _ticker("tstusdt", 20 + 50_000, "100.1", "100.2")])])
+    assert short.summary.quiet == [] and "QUIET" not in short.summary.describe()
+
+
 def test_payloads_recorded_without_the_envelope_load_like_the_combined_stream(tmp_path: Path) -> None:
     """A capture from a single-stream connection (or SUBSCRIBE on /ws) holds each payload bare, plus the reply to the
     subscription; it was refused at line 1 ("neither a combined-stream envelope nor a depth snapshot")."""

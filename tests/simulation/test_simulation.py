@@ -327,6 +327,9 @@ def replace_tuner(config, **fields):
     ("SOLUSDC", "usdm", "SOLUSDC", {"quote": "USDC", "contract_type": "linear", "contract_size": 1.0, "tier": "CORE"}),
     ("BNBFDUSD", "spot", "BNBFDUSD_SPOT", {"quote": "FDUSD", "contract_type": "spot", "tier": "SPOT"}),
     ("ETHBTC", "spot", "ETHBTC_SPOT", {"quote": "BTC", "contract_type": "spot"}),
+    ("BTCTUSD", "spot", "BTCTUSD_SPOT", {"quote": "TUSD"}),   # it said "USDT", which config check refuses
+    ("BTCEUR", "spot", "BTCEUR_SPOT", {"quote": "EUR"}),
+    ("ETHAEUR", "spot", "ETHAEUR_SPOT", {"quote": "AEUR"}),
     ("BTCUSD_PERP", "cm", "BTCUSD_PERP", {"quote": "USD", "contract_type": "inverse", "contract_size": 100.0}),
     ("SOLUSD_PERP", "cm", "SOLUSD_PERP", {"quote": "USD", "contract_type": "inverse", "contract_size": 10.0}),
 ])
@@ -338,6 +341,14 @@ def test_the_universe_entry_suggested_for_an_unknown_recording_is_valid_config(
     assert json.loads(name) == key and entry["venue_symbol"] == venue_symbol and entry["market"] == market
     assert fields.items() <= entry.items()
     msgspec.convert(entry, UniverseEntry)   # the strict loader's own type accepts it
+    assert entry["venue_symbol"].split("_")[0].endswith(entry["quote"])   # as config check requires
+
+
+def test_the_universe_entry_suggested_for_an_unknown_quote_says_to_set_it() -> None:
+    """A pair quoted in an asset the hint does not know was given quote "USDT", an entry config check refuses."""
+    assert universe_entry_hint("BTCXYZ", "spot").endswith(
+        '"quote": "QUOTE", "market": "spot", "contract_type": "spot", "contract_size": 1.0} (check quote: set the '
+        'asset BTCXYZ is quoted in, the end of its name)')
 
 
 def test_a_learner_without_evidence_has_no_greedy_arm_no_ope_and_a_report_row(config, result) -> None:
