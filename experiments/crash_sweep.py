@@ -5,9 +5,9 @@
 
 For each mode (``live --policy-source tuner`` publishing to a fresh SQLite MLflow store, v1 after 15 outcomes and
 v2 after 30; ``rollback``, the same with a rollback window so v2 is the tuner's rollback, made champion at once;
-``--policy-source static``) one uninterrupted run counts the calls of every function that persists something
-(``SITES``: journal and executor-store transactions, the paper account file, the tuner checkpoint's files, MLflow
-client writes and the SQLAlchemy commits under them).
+``--policy-source static``; ``stops``, static with a protective stop-loss and take-profit) one uninterrupted run
+counts the calls of every function that persists something (``SITES``: journal and executor-store transactions,
+the paper account file, the tuner checkpoint's files, MLflow client writes and the SQLAlchemy commits under them).
 Then, for each site and N in {1, 2, the middle call, the last call}, the same command on fresh files is killed
 with SIGKILL right after the Nth call returns (as ``tests/cli/crash_at.py`` does), restarted once armed at the
 same site's first call (a kill during recovery) and, if that one died too, restarted again to completion. After
@@ -24,10 +24,10 @@ the completed restart it checks:
   a gate record, no run left ``RUNNING``.
 
 Prints one row per (site, N): ``ok`` (with the registry's versions and aliases when they differ from the
-uninterrupted run's: an intent cut off before its order went out ends unfilled, at most once, and a recovered
-route's outcome is not learned, so the tuner may publish fewer versions), the violated invariant(s), or
-``refused: <line>``. Scratch goes under
-``--out`` (default ``/tmp/crash_sweep``), one folder per point, deleted when the point is ok.
+uninterrupted run's: an intent cut off before its order went out ends unfilled, at most once, and a route cut
+off mid-way ends at recovery with the fills it had, so the tuner learns other outcomes and may publish other
+versions), the violated invariant(s), or ``refused: <line>``. Scratch goes under ``--out`` (default
+``/tmp/crash_sweep``), one folder per point, deleted when the point is ok.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SYMBOL = "BTCUSDT"
 MODEL = "router-policy-BTCUSDT"
+STOP_BPS = 8.0  # the stops mode's stop-loss and take-profit distance (above the 5 bps taker fee): some trigger
 
 # every function of the live path that persists something (a kill right after one returns is a crash point)
 SITES = (
@@ -144,11 +145,16 @@ class Mode:
     name: str
     intents: int
 
+    @property
+    def tuned(self) -> bool:
+        """Routing with the tuner (publishing to MLflow), not the static knobs."""
+        return self.name in ("tuner", "rollback")
+
     def argv(self, run: Path) -> list[str]:
         argv = ["live", "--venue", "binanceusdm", "--config", str(run / "config"), "--intents",
                 str(run / "intents.jsonl"), "--journal", str(run / "journal.sqlite"), "--store",
                 str(run / "executor.sqlite"), "--idle-poll-s", "0.02", "--seed", "5"]
-        if self.name == "static":
+        if not self.tuned:
             return [*argv, "--policy-source", "static"]
         return [*argv, "--policy-source", "tuner", "--tuner-state", str(run / "state" / "tuner_state.json")]
 
@@ -180,7 +186,10 @@ def _prepare(base: Path, mode: Mode) -> None:
     if mode.name == "rollback":  # v2 is the tuner's rollback to the static knobs, made champion at once
         edit_config(config, "tuner.json", lambda d: d["guardrails"].update(rollback_window=5,
                                                                             rollback_margin_bps=0.001))
-    if mode.name != "static":
+    if mode.name == "stops":  # static, with a protective stop-loss and take-profit on every position
+        edit_config(config, "executor.json", lambda d: d["protective_stops"].update(stop_loss_bps=STOP_BPS,
+                                                                                    take_profit_bps=STOP_BPS))
+    if mode.tuned:
         MlflowClient(tracking_uri=f"sqlite:///{base / 'mlflow.db'}").search_experiments()
 
 
@@ -244,7 +253,7 @@ def check(run: Path, mode: Mode) -> list[str]:
              if abs(qty) > 1e-12}
     if ours != venue:
         problems.append(f"positions: journal {ours}, paper account {venue}")
-    if mode.name == "static":
+    if not mode.tuned:
         return problems
     config = load_config(run / "config")
     checkpoint = TunerCheckpoint(run / "state" / "tuner_state.json")
@@ -337,9 +346,9 @@ def run_point(base: Path, out: Path, point: Point, *, baseline: str) -> Point:
             except Exception as error:  # a check that cannot read the files is a finding too
                 problems = [f"check failed: {type(error).__name__}: {error}"]
             point.outcome = "ok" if not problems else "VIOLATED: " + "; ".join(problems)
-            if point.mode.name != "static" and not problems and (summary := _mlflow_summary(run)) != baseline:
-                # not a violation: an intent cut off before its order went out ends unfilled (at most once), and a
-                # recovered route's outcome is not learned, so the tuner may publish fewer versions
+            if point.mode.tuned and not problems and (summary := _mlflow_summary(run)) != baseline:
+                # not a violation: an intent cut off before its order went out ends unfilled (at most once), a route
+                # cut off ends with the fills it had: other outcomes, so maybe other versions
                 point.outcome = f"ok (registry: {summary}; uninterrupted: {baseline})"
     point.runs = ",".join(str(code) for code in runs)
     point.seconds = time.monotonic() - started
@@ -369,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.crash_sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--intents", type=int, default=30, help="intents (round trips of BTCUSDT) per run")
     parser.add_argument("--modes", default="tuner,rollback,static",
-                        help="comma-separated: tuner, rollback (the tuner rolling back to the static knobs), static")
+                        help="comma-separated: tuner, rollback (the tuner rolling back to the static knobs), static, "
+                        "stops (static with protective stops)")
     parser.add_argument("--jobs", type=int, default=2, help="points run at once")
     parser.add_argument("--out", type=Path, default=Path("/tmp/crash_sweep"), help="scratch folder")
     parser.add_argument("--sites", default="", help="comma-separated substrings: only the sites matching one")
@@ -390,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if problems := check(whole, mode):
             print(f"{name}: the uninterrupted run already violates: {problems}")
-        baseline = _mlflow_summary(whole) if name != "static" else ""
+        baseline = _mlflow_summary(whole) if mode.tuned else ""
         counts = json.loads(counts_file.read_text())
         print(f"{name}: uninterrupted run: {baseline or 'no MLflow'}; calls per site: "
               + ", ".join(f"{label(site)}={n}" for site, n in counts.items()), flush=True)
