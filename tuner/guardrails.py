@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -226,6 +227,17 @@ class RollbackMonitor:
         if live is not None and live > self._baseline_cost_bps + self._margin_bps:
             self._triggered = True
         return self._triggered
+
+    @property
+    def costs(self) -> tuple[float, ...]:
+        """The window's costs, oldest first (saved with the tuner's state)."""
+        return tuple(self._costs)
+
+    def restore(self, costs: Sequence[float]) -> None:
+        """Refill the window with saved ``costs`` (the last ``window`` kept); the next :meth:`observe` judges it."""
+        if not all(math.isfinite(cost) for cost in costs):
+            raise ValueError(f"saved rollback window costs must be finite, got {list(costs)!r}")
+        self._costs.extend(costs)
 
     def rebase(self, baseline_cost_bps: float) -> None:
         """Start over against a new baseline: clears the window and the latch."""

@@ -531,6 +531,25 @@ def test_live_tuner_killed_after_registering_a_version_adopts_it_when_the_restar
     assert sorted(ids) == sorted(f"i{k}" for k in range(50))  # every intent routed and journaled once
 
 
+def test_live_tuner_killed_twice_while_publishing_its_rollback_rolls_back_on_the_second_restart(
+        tmp_path: Path) -> None:
+    """The rollback window (the costs of the version on probation) was not in the checkpoint: killed while
+    publishing the rollback (MLflow run created, no version yet), the restart learned the outcome that had triggered
+    it into an empty window and rolled back only once the window was full again (here 4 outcomes later: 200 with the
+    defaults); killed there too, the second restart never rolled back (v2 a scheduled version, the degraded v1 still
+    champion). Found by `python -m experiments.crash_sweep`."""
+    argv, env = _paper_tuner(tmp_path, 30, rollback=True)
+    # runs: v1's, then v2's (the rollback's); the first restart's first run is the rollback published again
+    assert crash_at("mlflow:MlflowClient.create_run", 2, *argv, env=env).returncode == -signal.SIGKILL
+    assert crash_at("mlflow:MlflowClient.create_run", 1, *argv, env=env).returncode == -signal.SIGKILL
+    restarted = router_tuner(*argv, env=env)
+    assert restarted.returncode == 0, restarted.stderr[-500:]
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert _model(store)[1] == {"champion": "2", "challenger": "2"}  # as an uninterrupted run leaves them
+    record = MlflowClient(tracking_uri=store).get_model_version("router-policy-BTCUSDT", "2").tags
+    assert gate_problem(record) is None and record["promotion"] == "tuner_rollback"
+
+
 @pytest.mark.parametrize("step", [("mlflow:MlflowClient.create_run", 1), ("mlflow:MlflowClient.log_batch", 1)])
 def test_sweep_killed_before_recording_its_parent_run_leaves_one_parent_after_the_rerun(
         tmp_path: Path, step: tuple[str, int]) -> None:

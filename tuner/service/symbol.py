@@ -92,7 +92,9 @@ class ObserveResult:
 class SymbolTunerState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A tuner's own state (the learner's is saved by ``tuner.state``): versions, counters, baselines, and the
     waiting drift of a tuner learning against the route-end mid (``None`` in states saved before it was kept: it
-    then starts at zero; a tuner learning the journaled cost keeps the one it loaded, for a return to route_end)."""
+    then starts at zero; a tuner learning the journaled cost keeps the one it loaded, for a return to route_end),
+    and the costs in the rollback window of a version on probation (``None`` in states saved before it was kept:
+    the window then starts empty; a restart used to, so a rollback a kill cut off waited for a whole window)."""
 
     policy: RouterPolicy
     last_good: RouterPolicy | None
@@ -107,6 +109,7 @@ class SymbolTunerState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     budget: BudgetState
     safety: SafetyState
     waiting_drift: WaitingDriftState | None = None
+    rollback_costs: list[float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,7 +447,8 @@ class SymbolTuner:
     # --- persistence -----------------------------------------------------------------------------
 
     def to_state(self) -> SymbolTunerState:
-        """The tuner's own state; the rollback and drift windows are not kept (they warm up again)."""
+        """The tuner's own state, with its rollback window's costs; the drift windows are not kept (they warm up
+        again)."""
         return SymbolTunerState(
             policy=self._policy, last_good=self._last_good, last_good_cost_bps=self._last_good_cost_bps,
             on_probation=self._rollback is not None,
@@ -457,6 +461,7 @@ class SymbolTuner:
             budget=_copy(self._budget.state, BudgetState),
             safety=_copy(self._safety.state, SafetyState),
             waiting_drift=self._kept_drift if self._adjustment is None else self._adjustment.drift.state,
+            rollback_costs=None if self._rollback is None else list(self._rollback.costs),
         )
 
     def load_state(self, state: SymbolTunerState) -> None:
@@ -475,6 +480,8 @@ class SymbolTuner:
         self._last_good_cost_bps = state.last_good_cost_bps
         self._rollback = (RollbackMonitor.from_guardrails(self._guardrails, state.last_good_cost_bps)
                           if state.on_probation and state.last_good_cost_bps is not None else None)
+        if self._rollback is not None and state.rollback_costs:
+            self._rollback.restore(state.rollback_costs)
         self._outcomes_since_publish = state.outcomes_since_publish
         self._outcomes_since_review = state.outcomes_since_review
         self._period = msgspec.structs.replace(state.period, pulls=dict(state.period.pulls),
