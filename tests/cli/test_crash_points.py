@@ -496,16 +496,18 @@ def test_live_tuner_killed_after_promoting_its_rollback_before_the_gate_record_r
 
 def test_live_tuner_killed_after_registering_a_version_adopts_it_when_the_restart_derives_another(
         tmp_path: Path) -> None:
-    """Killed after registering v2 (the tuner's rollback to the static knobs), before its aliases and checkpoint: the
-    restart re-learns the journal with the in-flight order's recovered outcome, which leads it to another v2 (a
-    scheduled one); the registry refused it ("policy version 2 would be registered as router-policy-BTCUSDT version
-    3"), nothing routed, exit 1. The registered v2 is now adopted (finished as its publish would have: promoted, with
-    its gate record), one warning line says so, and the tuner goes on to v3."""
+    """Killed after registering v2 (the tuner's rollback to the static knobs), before its aliases and checkpoint, then
+    restarted by an operator who widened the rollback margin meanwhile: the restarted tuner derives another v2 (a
+    scheduled one). The registry refused it ("policy version 2 would be registered as router-policy-BTCUSDT version
+    3"), nothing routed, exit 1; the registered v2 is now adopted (finished as its publish would have: promoted, with
+    its gate record), one warning line says so, and the tuner goes on to v3. (The kill alone used to diverge, before
+    the rollback window was kept in the checkpoint: the restart then missed the rollback.)"""
     from router_tuner.executor.journal import Journal
 
     argv, env = _paper_tuner(tmp_path, 50, rollback=True)
     killed = crash_at("mlflow:MlflowClient.create_model_version", 2, *argv, env=env)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    edit_config(tmp_path / "config", "tuner.json", lambda d: d["guardrails"].update(rollback_margin_bps=100.0))
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=store)
     assert client.get_model_version("router-policy-BTCUSDT", "2").aliases == []
@@ -522,7 +524,8 @@ def test_live_tuner_killed_after_registering_a_version_adopts_it_when_the_restar
     second = client.get_model_version("router-policy-BTCUSDT", "2")
     assert second.tags["arm"] == "static" and second.tags["promotion"] == "tuner_rollback"
     assert gate_problem(second.tags) is None
-    assert _model(store)[0][CHAMPION_HISTORY_TAG].split(",")[:2] == ["1", "2"], "v2 acted, as the killed run meant"
+    tags, aliases = _model(store)
+    assert (aliases["champion"], tags[CHAMPION_HISTORY_TAG]) == ("2", "1"), "v2 acted after v1, as the killed run meant"
     assert client.get_run(versions[3].run_id).data.params["previous_version"] == "2"
     listed = router_tuner("policy", "list", "--tracking-uri", store, env=env)
     assert listed.returncode == 0 and "NOT ACTED ON" not in listed.stdout
