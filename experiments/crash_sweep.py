@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import functools
-import importlib
 import json
 import os
 import shutil
@@ -46,7 +45,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from tests.cli.crash_at import wrap_after
 
 ROOT = Path(__file__).resolve().parents[1]
 SYMBOL = "BTCUSDT"
@@ -90,23 +90,6 @@ SENT_SITE = "router_tuner.executor.paper_account:PaperAccount.place_order"
 
 # --- the child: router-tuner with counted (and maybe armed) sites ----------------------------------------------
 
-def _wrap(spec: str, after_call: Any) -> None:
-    module_name, _, qualname = spec.partition(":")
-    owner: Any = importlib.import_module(module_name)
-    *path, name = qualname.split(".")
-    for part in path:
-        owner = getattr(owner, part)
-    real = getattr(owner, name)
-
-    @functools.wraps(real)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        result = real(*args, **kwargs)
-        after_call(args, kwargs)
-        return result
-
-    setattr(owner, name, wrapped)
-
-
 def _child(argv: list[str]) -> int:
     """``_child SENT_LOG COUNTS_OUT|- SPEC|- N -- ARGS``: run router-tuner ARGS, logging every order sent."""
     sent_log, counts_out, spec, after, _, *args = argv
@@ -115,11 +98,11 @@ def _child(argv: list[str]) -> int:
     def log_sent(call_args: tuple, _kwargs: dict) -> None:
         os.write(sent, (call_args[1].client_order_id + "\n").encode())  # in the kernel before any kill
 
-    _wrap(SENT_SITE, log_sent)
+    wrap_after(SENT_SITE, log_sent)
     counts: Counter[str] = Counter()
     if counts_out != "-":
         for site in SITES:
-            _wrap(site, lambda _a, _k, site=site: counts.update([site]))
+            wrap_after(site, lambda _a, _k, site=site: counts.update([site]))
     if spec != "-":
         armed = {"calls": 0}
 
@@ -128,7 +111,7 @@ def _child(argv: list[str]) -> int:
             if armed["calls"] >= int(after):
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        _wrap(spec, maybe_kill)
+        wrap_after(spec, maybe_kill)
     from router_tuner.cli.main import main
 
     try:

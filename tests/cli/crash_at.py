@@ -12,28 +12,39 @@ import importlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 
-def _arm(spec: str, after: int) -> None:
+def wrap_after(spec: str, after_call: Callable[[tuple[Any, ...], dict[str, Any]], None]) -> None:
+    """Replace the function ``MODULE:QUALNAME`` in this process by one that calls ``after_call(args, kwargs)`` each
+    time the real one returns (also used by ``experiments.crash_sweep``)."""
     module_name, _, qualname = spec.partition(":")
     owner: Any = importlib.import_module(module_name)
     *path, name = qualname.split(".")
     for part in path:
         owner = getattr(owner, part)
     real = getattr(owner, name)
-    calls = 0
 
     @functools.wraps(real)
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
         result = real(*args, **kwargs)
+        after_call(args, kwargs)
+        return result
+
+    setattr(owner, name, wrapped)
+
+
+def _arm(spec: str, after: int) -> None:
+    calls = 0
+
+    def counted(_args: tuple[Any, ...], _kwargs: dict[str, Any]) -> None:
+        nonlocal calls
         calls += 1
         if calls >= after:
             os.kill(os.getpid(), signal.SIGKILL)
-        return result
 
-    setattr(owner, name, counted)
+    wrap_after(spec, counted)
 
 
 if __name__ == "__main__":
