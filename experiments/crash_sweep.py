@@ -46,7 +46,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.cli.crash_at import wrap_after
+from tests.cli.crash_at import kill_after, wrap_after
 
 ROOT = Path(__file__).resolve().parents[1]
 SYMBOL = "BTCUSDT"
@@ -104,14 +104,7 @@ def _child(argv: list[str]) -> int:
         for site in SITES:
             wrap_after(site, lambda _a, _k, site=site: counts.update([site]))
     if spec != "-":
-        armed = {"calls": 0}
-
-        def maybe_kill(_a: tuple, _k: dict) -> None:
-            armed["calls"] += 1
-            if armed["calls"] >= int(after):
-                os.kill(os.getpid(), signal.SIGKILL)
-
-        wrap_after(spec, maybe_kill)
+        kill_after(spec, int(after))
     from router_tuner.cli.main import main
 
     try:
@@ -144,28 +137,14 @@ class Mode:
 
 def _prepare(base: Path, mode: Mode) -> None:
     """Config, intents and an empty migrated MLflow store, copied into every point's folder."""
-    import msgspec
     from mlflow import MlflowClient
 
-    from router_tuner.config.loader import DEFAULTS_DIR
     from tests.conftest import edit_config
-    from tests.executor.adaptive.live_adaptive_support import round_trip
-    from tests.executor.test_executor_support import paper_config_dir
+    from tests.executor.adaptive.live_adaptive_support import paper_tuner_files
 
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
-    config = base / "config"
-    shutil.copytree(DEFAULTS_DIR, config)
-    paper_config_dir(config, SYMBOL)
-    # as tests/cli/test_crash_points.py's _paper_tuner: versions after 15 and 30 outcomes
-    edit_config(config, "tuner.json", lambda d: (d["learner_params"].update(burn_in_per_arm=1),
-                                                 d["guardrails"].update(min_outcomes_before_move=10),
-                                                 d["publish"].update(every_n_outcomes=15)))
-    (base / "intents.jsonl").write_bytes(b"".join(msgspec.json.encode(round_trip(k)) + b"\n"
-                                                  for k in range(mode.intents)))
-    if mode.name == "rollback":  # v2 is the tuner's rollback to the static knobs, made champion at once
-        edit_config(config, "tuner.json", lambda d: d["guardrails"].update(rollback_window=5,
-                                                                            rollback_margin_bps=0.001))
+    config = paper_tuner_files(base, mode.intents, rollback=mode.name == "rollback")
     if mode.name == "stops":  # static, with a protective stop-loss and take-profit on every position
         edit_config(config, "executor.json", lambda d: d["protective_stops"].update(stop_loss_bps=STOP_BPS,
                                                                                     take_profit_bps=STOP_BPS))

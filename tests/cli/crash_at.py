@@ -35,7 +35,9 @@ def wrap_after(spec: str, after_call: Callable[[tuple[Any, ...], dict[str, Any]]
     setattr(owner, name, wrapped)
 
 
-def _arm(spec: str, after: int) -> None:
+def kill_after(spec: str, after: int) -> None:
+    """SIGKILL this process right after the ``after``-th call of ``MODULE:QUALNAME`` returns (also used by
+    ``experiments.crash_sweep``)."""
     calls = 0
 
     def counted(_args: tuple[Any, ...], _kwargs: dict[str, Any]) -> None:
@@ -48,7 +50,7 @@ def _arm(spec: str, after: int) -> None:
 
 
 if __name__ == "__main__":
-    _arm(sys.argv[1], int(sys.argv[2]))
+    kill_after(sys.argv[1], int(sys.argv[2]))
     from router_tuner.cli.main import main
 
     sys.exit(main(sys.argv[3:]))

@@ -18,7 +18,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import msgspec
 import pytest
 from mlflow import MlflowClient
 
@@ -362,20 +361,9 @@ def _paper_tuner(tmp_path: Path, intents: int, *, rollback: bool = False) -> tup
     """``live`` in paper mode with ``--policy-source tuner`` on ``intents`` round trips of BTCUSDT (the synthetic
     market), publishing to a tmp MLflow store: v1 after 15 outcomes, v2 after 30; with ``rollback`` a rollback
     window of 5 outcomes and no margin, so v2 is the tuner's rollback to the static knobs."""
-    from tests.executor.adaptive.live_adaptive_support import round_trip
-    from tests.executor.test_executor_support import paper_config_dir
+    from tests.executor.adaptive.live_adaptive_support import paper_tuner_files
 
-    config = tmp_path / "config"
-    shutil.copytree(DEFAULTS_DIR, config)
-    paper_config_dir(config, "BTCUSDT")
-    edit_config(config, "tuner.json", lambda d: (d["learner_params"].update(burn_in_per_arm=1),
-                                                 d["guardrails"].update(min_outcomes_before_move=10),
-                                                 d["publish"].update(every_n_outcomes=15)))
-    if rollback:
-        edit_config(config, "tuner.json",
-                    lambda d: d["guardrails"].update(rollback_window=5, rollback_margin_bps=0.001))
-    lines = (msgspec.json.encode(round_trip(k)) + b"\n" for k in range(intents))
-    (tmp_path / "intents.jsonl").write_bytes(b"".join(lines))
+    config = paper_tuner_files(tmp_path, intents, rollback=rollback)
     argv = ["live", "--venue", "binanceusdm", "--config", str(config), "--intents", str(tmp_path / "intents.jsonl"),
             "--journal", str(tmp_path / "journal.sqlite"), "--store", str(tmp_path / "executor.sqlite"),
             "--idle-poll-s", "0.05", "--policy-source", "tuner", "--tuner-state",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from router_tuner.router.events import Intent
 from router_tuner.tuner.policy_source import PolicySource, StaticPolicySource
 from router_tuner.tuner.service.publish import InMemoryPublisher, PolicyPublisher
 from router_tuner.tuner.shadow import with_shadow_symbols
-from tests.executor.test_executor_support import build_executor, executor_config, intent
+from tests.executor.test_executor_support import build_executor, executor_config, intent, paper_config_dir
 
 SYMBOL = "BTCUSDT"
 STEP_NS = 2_000_000_000  # paper time between two intents
@@ -55,6 +56,27 @@ def round_trip(k: int) -> Intent:
     if k % 2 == 0:
         return intent(f"i{k}", size_hint_usd=300.0)
     return intent(f"i{k}", side="sell", close_position=True, size_hint_usd=300.0)
+
+
+def paper_tuner_files(folder: Path, intents: int, *, rollback: bool = False) -> Path:
+    """In ``folder``, the config directory (returned) and ``intents.jsonl`` of a paper ``live --policy-source tuner``
+    run on ``intents`` round trips of BTCUSDT (the synthetic market): the tuner publishes v1 after 15 outcomes and v2
+    after 30; with ``rollback`` a rollback window of 5 outcomes and no margin, so v2 is its rollback to the static
+    knobs (``tests/cli/test_crash_points.py`` and ``experiments.crash_sweep`` kill such runs)."""
+    from router_tuner.config.loader import DEFAULTS_DIR
+    from tests.conftest import edit_config
+
+    config = folder / "config"
+    shutil.copytree(DEFAULTS_DIR, config)
+    paper_config_dir(config, "BTCUSDT")
+    edit_config(config, "tuner.json", lambda d: (d["learner_params"].update(burn_in_per_arm=1),
+                                                 d["guardrails"].update(min_outcomes_before_move=10),
+                                                 d["publish"].update(every_n_outcomes=15)))
+    if rollback:
+        edit_config(config, "tuner.json",
+                    lambda d: d["guardrails"].update(rollback_window=5, rollback_margin_bps=0.001))
+    (folder / "intents.jsonl").write_bytes(b"".join(msgspec.json.encode(round_trip(k)) + b"\n" for k in range(intents)))
+    return config
 
 
 def run_intents(executor: Executor, ks: range) -> None:
