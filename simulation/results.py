@@ -24,7 +24,7 @@ from router_tuner.simulation.policies import FIXED_PREFIX
 from router_tuner.simulation.runner import PolicyRun
 from router_tuner.tuner.ope.bootstrap import BlockBootstrap, BootstrapConfig
 from router_tuner.tuner.ope.cost import CostInterval
-from router_tuner.tuner.ope.estimators import OpeEstimate
+from router_tuner.tuner.ope.estimators import MIN_WEIGHTED_EVENTS_FOR_INTERVAL, OpeEstimate
 from router_tuner.tuner.ope.run import CandidateReport, evaluate_candidate
 
 
@@ -192,6 +192,14 @@ def as_cost(estimate: OpeEstimate) -> dict[str, Any]:
     """An estimate as a cost in bps (``tuner.ope.cost``'s one sign convention), with its diagnostics."""
     return CostInterval.of(estimate).to_dict() | {"ess": estimate.ess, "n_nonzero_weight": estimate.n_nonzero_weight,
                                                   "support_gap_share": estimate.support_gap_share}
+
+
+def events_without_interval(cost: Mapping[str, Any] | None) -> int | None:
+    """The logged events carrying weight of an estimate in :func:`as_cost`'s form when they are too few for its
+    interval to mean anything (``MIN_WEIGHTED_EVENTS_FOR_INTERVAL``), else ``None``: the report then shows no
+    interval instead of a zero-width one."""
+    carrying = None if cost is None else cost.get("n_nonzero_weight")
+    return carrying if carrying is not None and carrying < MIN_WEIGHTED_EVENTS_FOR_INTERVAL else None
 
 
 def ope_vs_truth(learner_run: PolicyRun, arm: str, truth: PolicySummary, config: OpeConfig, *,

@@ -21,7 +21,7 @@ from router_tuner.simulation.job import SimulationResult, SymbolResult
 from router_tuner.simulation.learners import NO_GREEDY_ARM
 from router_tuner.simulation.policies import FIXED_PREFIX, LEARNER_PREFIX
 from router_tuner.simulation.report import breakdown
-from router_tuner.simulation.results import costs
+from router_tuner.simulation.results import costs, events_without_interval
 from router_tuner.simulation.shadow import (
     CHAMPION_ALL_ORDERS,
     CHAMPION_SAME_ORDERS,
@@ -324,8 +324,8 @@ def shadow_cost_chart(outcome: ShadowOutcome) -> Chart:
     at = block["at_go_live"]
     if at is not None:
         est = at["estimate"]
-        single = est is not None and est.get("n_nonzero_weight") is not None and est["n_nonzero_weight"] < 2
-        note = f" ({est['n_nonzero_weight']} event carrying weight: no interval)" if single else ""
+        carrying = events_without_interval(est)
+        note = "" if carrying is None else f" ({carrying} event carrying weight: no interval)"
         rows.append((f"OPE at go-live ({s.gate_estimator}, {at['candidate_arm']}){note}", est, "cost_bps"))
         rows.append(("champion in OPE window (on-policy)", at["acting"], "cost_bps"))
     for name, label in ((LIVE_PHASE, "learner live"), (CHAMPION_SAME_ORDERS, "champion, same orders"),

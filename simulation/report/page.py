@@ -24,6 +24,7 @@ from router_tuner.simulation.results import (
     MIN_CAPTURE_GAP_BPS,
     captured_share,
     cumulative_regret_bps,
+    events_without_interval,
     regret_by_quarter_bps,
     segment_oracle_cost_bps,
 )
@@ -163,9 +164,8 @@ def _ope_rows(result: SimulationResult) -> list[list[str]]:
         for c in sym.ope:
             truth = f"{c.truth_cost_bps:.2f} [{c.truth_ci_low_bps:.2f}, {c.truth_ci_high_bps:.2f}]"
             for name, est in c.estimates_bps().items():
-                interval = ope_estimate_text(est).removeprefix(_fmt(est["cost_bps"])).strip()
                 rows.append([c.symbol, c.learner, c.arm, str(c.report.n_events), truth, name, _fmt(est["cost_bps"]),
-                             interval,
+                             _interval_text(est),
                              "yes" if est["covers_truth"] else "no", _fmt(est["ess"], 1)])
     return rows
 
@@ -181,15 +181,17 @@ def _ci(value: float | None, low: float | None, high: float | None) -> str:
 
 
 def ope_estimate_text(est: Mapping[str, Any] | None) -> str:
-    """An OPE estimate (a cost in bps) with its interval, as the shadow scenario's line and table show it. One
-    that rests on a single logged event carrying weight has no interval: its bootstrap is that event alone, so
-    it printed [x, x], as if the cost were known exactly (``router-tuner ope`` warns of the same)."""
-    if est is None:
-        return "n/a"
-    carrying = est.get("n_nonzero_weight")
-    if carrying is not None and carrying < 2:
-        return f"{_fmt(est['cost_bps'])} [no interval: {carrying} logged event carrying weight]"
-    return _ci(est["cost_bps"], est["ci_low_bps"], est["ci_high_bps"])
+    """An OPE estimate (a cost in bps) with its interval, as the shadow scenario's line and table show it."""
+    return "n/a" if est is None else f"{_fmt(est['cost_bps'])} {_interval_text(est)}"
+
+
+def _interval_text(est: Mapping[str, Any]) -> str:
+    """An OPE estimate's interval; none for one that rests on a single logged event carrying weight: its bootstrap
+    is that event alone, so it printed [x, x], as if the cost were known exactly (``router-tuner ope`` warns of the
+    same, ``simulation.results.events_without_interval``)."""
+    if (carrying := events_without_interval(est)) is not None:
+        return f"[no interval: {carrying} logged event carrying weight]"
+    return f"[{_fmt(est['ci_low_bps'])}, {_fmt(est['ci_high_bps'])}]"
 
 
 def _shadow_rows(result: SimulationResult) -> list[list[str]]:

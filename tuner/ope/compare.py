@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from router_tuner.config.models import OpeConfig
 from router_tuner.router.events import RouterEvent
 from router_tuner.tuner.ope.cost import CostInterval
-from router_tuner.tuner.ope.estimators import OpeEstimate, paired_interval
+from router_tuner.tuner.ope.estimators import MIN_WEIGHTED_EVENTS_FOR_INTERVAL, OpeEstimate, paired_interval
 from router_tuner.tuner.ope.run import CandidateReport, evaluate_candidate
 
 ON_POLICY = "on_policy"
@@ -98,13 +98,13 @@ def arm_warnings(report: ScoredArm, min_effective_sample_size: float) -> list[st
                    f"{min_effective_sample_size:g} (tuner.json deployment.promotion.min_effective_sample_size); "
                    "few logged events look like this candidate's choices")
     carrying = min(est.n_nonzero_weight for est in report.estimates.values())
-    if carrying < 2:  # a journal of one event printed [x, x] intervals, as if the cost were known exactly
+    if carrying < MIN_WEIGHTED_EVENTS_FOR_INTERVAL:  # a journal of one event printed [x, x] intervals
         out.append(f"the estimates for {report.candidate_arm} rest on {carrying} logged event(s) carrying weight: "
                    "bootstrap intervals cannot measure the uncertainty of a single event (where they have zero width, "
                    "[x, x], the cost is not known exactly); score a longer log")
     ips, snips = report.estimates.get("ips"), report.estimates.get("snips")
-    if carrying >= 2 and ips is not None and snips is not None and (  # with one event they differ by its weight
-            ips.ci_high < snips.ci_low or snips.ci_high < ips.ci_low):
+    if (carrying >= MIN_WEIGHTED_EVENTS_FOR_INTERVAL  # with one event they differ by its weight
+            and ips is not None and snips is not None and (ips.ci_high < snips.ci_low or snips.ci_high < ips.ci_low)):
         a, b = CostInterval.of(ips), CostInterval.of(snips)
         out.append(f"IPS and SNIPS disagree beyond their intervals for {report.candidate_arm}: IPS "
                    f"{a.cost_bps:.3f} [{a.ci_low_bps:.3f}, {a.ci_high_bps:.3f}] vs SNIPS {b.cost_bps:.3f} "

@@ -33,6 +33,10 @@ from router_tuner.tuner.ope.log import LoggedBandit
 from router_tuner.tuner.ope.policy import check_policy
 from router_tuner.tuner.ope.reward_model import RewardModel, RewardPrediction
 
+MIN_WEIGHTED_EVENTS_FOR_INTERVAL = 2
+"""Logged events carrying weight an estimate needs for its bootstrap interval to mean anything: resampling one event
+gives it zero width, [x, x], as if the cost were known exactly."""
+
 
 @dataclass(frozen=True, slots=True)
 class OpeEstimate:

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, get_args
 
 from router_tuner.config.loader import snapshot
 from router_tuner.config.models import ConfigBundle
@@ -253,7 +253,7 @@ class MlflowPublisher:
         elif params.get("previous_version") != str(record.previous_version):
             problem = (f"it follows version {params.get('previous_version')}, the tuner's follows version "
                        f"{record.previous_version}")
-        elif reason not in ("schedule", "significant_change", "rollback"):
+        elif reason not in get_args(PublishReason):
             problem = f"its run records no publish reason ({reason!r})"
         elif set(differing) - {"maker_offset_bps", "taker_bias"}:
             problem = f"it differs in {', '.join(k for k in differing if k not in ('maker_offset_bps', 'taker_bias'))}"
@@ -271,4 +271,4 @@ class MlflowPublisher:
                        "from version %d, its next version is %d", policy.symbol, registered.model, registered.version,
                        adopted.arm, reason, policy.version, policy.arm, record.reason, knobs or "the same knobs",
                        registered.version, registered.version + 1)
-        return Adopted(policy=adopted, reason=cast(PublishReason, reason))  # one of the three, checked above
+        return Adopted(policy=adopted, reason=cast(PublishReason, reason))  # one of them, checked above
