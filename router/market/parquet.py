@@ -121,6 +121,18 @@ def read_tape(path: Path) -> MarketTape:
         raise TapeFormatError(f"{path}: stored tape is invalid: {exc}") from exc
 
 
+def tape_market(path: Path) -> tuple[str, str]:
+    """The (symbol, market) a tape file holds, from its metadata alone (the rows are not read); TapeFormatError on a
+    foreign or damaged file."""
+    path = Path(path)
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise TapeFormatError(f"{path}: not a readable Parquet file: {exc}") from exc
+    meta = _metadata(path, schema)
+    return str(meta["symbol"]), str(meta["market"])
+
+
 def _metadata(path: Path, schema: pa.Schema) -> dict[str, object]:
     raw = (schema.metadata or {}).get(METADATA_KEY)
     if raw is None:

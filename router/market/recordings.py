@@ -15,7 +15,7 @@ from pathlib import Path
 
 from router_tuner.config.models import EXCHANGE_MARKET
 from router_tuner.router.market.binance import LoadedRecording, discover, read_binance
-from router_tuner.router.market.parquet import read_tape
+from router_tuner.router.market.parquet import tape_market
 from router_tuner.router.market.record.buffer import RecordingError
 from router_tuner.router.market.record.chunks import chunk_paths, read_recording
 from router_tuner.router.market.summary import LoadSummary
@@ -32,10 +32,10 @@ def discover_recordings(data_dir: Path) -> dict[str, list[Path]]:
         chunks = chunk_paths(folder)
         if not chunks:
             continue
-        first = read_tape(chunks[0])
-        market = EXCHANGE_MARKET.get(first.market)
+        _, exchange = tape_market(chunks[0])
+        market = EXCHANGE_MARKET.get(exchange)
         if market is None:
-            raise RecordingError(f"{chunks[0]}: recorded on {first.market!r}, which the simulation does not know "
+            raise RecordingError(f"{chunks[0]}: recorded on {exchange!r}, which the simulation does not know "
                                  f"(it replays {', '.join(sorted(EXCHANGE_MARKET))})")
         key = f"{market}_{folder.name.lower()}"
         if key in found:
